@@ -1,0 +1,1 @@
+Console.WriteLine("GlobalNtk benchmarks: see bench/README (to be filled by the kernel work).");

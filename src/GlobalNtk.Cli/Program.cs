@@ -1,0 +1,1 @@
+return GlobalNtk.Cli.CliApp.Run(args);

@@ -1,0 +1,99 @@
+using GlobalNtk.Dense;
+
+namespace GlobalNtk.Models;
+
+/// <summary>
+/// A chain model z_k = f_k(z_{k-1}, x_k; θ) linearised on one batch (MATH.md §1–2): the forward
+/// trajectory plus everything needed to apply, matrix-free and for blocks of vectors,
+/// the step Jacobians A_k = ∂f_k/∂z_{k-1} (JVP/VJP), the immediate parameter Jacobian J_θ
+/// (JVP/VJP) and the weight sites of the Kronecker core (MATH.md §3).
+/// </summary>
+/// <remarks>
+/// State layout: <see cref="StateShape"/> is <c>[trial, step, unit axes…]</c>, row-major, with
+/// <c>StateSize</c> scalars per (trial, step). Recurrent nets have step = time and shared θ;
+/// depth chains (MLP, transformer) have step = layer and per-step weights. Steps are 0-based:
+/// state k is f_k(state k−1) and state −1 is the fixed initial state z_0, so A_0 does not exist.
+/// A block of <c>count</c> state vectors is vector-major: <c>[count, trial, step, …]</c>.
+/// Nothing of size B·T·S² is stored: implementations keep state-sized caches only.
+/// </remarks>
+public abstract class ChainLinearization
+{
+    /// <summary>Named axes of the whole state, e.g. (trial, time, unit).</summary>
+    public abstract AxisShape StateShape { get; }
+    /// <summary>Number of trials B (leading axis).</summary>
+    public int Trials => StateShape.Sizes[0];
+    /// <summary>Number of steps T (second axis).</summary>
+    public int Steps => StateShape.Sizes[1];
+    /// <summary>Scalars per (trial, step).</summary>
+    public int StateSize => StateShape.Size / Math.Max(1, Trials * Steps);
+    /// <summary>Parameters θ the Jacobians are taken with respect to (same order as δθ).</summary>
+    public abstract ParameterSet Parameters { get; }
+    /// <summary>The forward trajectory z, laid out as <see cref="StateShape"/>.</summary>
+    public abstract ReadOnlyMemory<double> States { get; }
+
+    /// <summary>
+    /// dst[j, b, step, :] += alpha · A_step · src[j, b, step−1, :] for j &lt; count, all trials
+    /// (1 ≤ step &lt; Steps). src and dst are full-state blocks and may be the same buffer.
+    /// </summary>
+    public abstract void StateJvpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0);
+
+    /// <summary>
+    /// dst[j, b, step−1, :] += alpha · A_stepᵀ · src[j, b, step, :] for j &lt; count, all trials
+    /// (1 ≤ step &lt; Steps). src and dst are full-state blocks and may be the same buffer.
+    /// </summary>
+    public abstract void StateVjpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0);
+
+    /// <summary>
+    /// result[j] = J_θ · dTheta[j]: the immediate state change at every step with z_{k−1}
+    /// held fixed (MATH.md §2). dTheta is [count, m]; result [count, state] is overwritten.
+    /// </summary>
+    public abstract void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count);
+
+    /// <summary>
+    /// dTheta[j] = J_θ* · q[j] = Σ_k (∂f_k/∂θ)ᵀ q_k summed over trials (MATH.md §2).
+    /// q is [count, state]; dTheta [count, m] is overwritten.
+    /// </summary>
+    public abstract void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count);
+
+    /// <summary>The affine weight sites a_s = W_s u_s + b_s of the Kronecker core (MATH.md §3).</summary>
+    public abstract IReadOnlyList<WeightSite> Sites { get; }
+}
+
+/// <summary>
+/// One weight site s of a weight-based model (MATH.md §3): a_s = W_s u_s + b_s evaluated at
+/// <see cref="Rows"/> rows (e.g. every (trial, time) pair of an RNN, or every (sequence, token)
+/// of one transformer layer). Exposes the site-variable matrix Û = [U, 1] and the maps D_s
+/// (pre-activation → state) and D_s*, so that K_s = D_s (Û Ûᵀ ⊗ I) D_s*.
+/// </summary>
+public abstract class WeightSite
+{
+    /// <summary>Display name, e.g. <c>hh</c> or <c>layers.0.self_attn.in_proj</c>.</summary>
+    public abstract string Name { get; }
+    /// <summary>Name of the weight parameter W_s [OutDim, Width] in the model's parameter set.</summary>
+    public abstract string WeightParameter { get; }
+    /// <summary>Name of the bias parameter b_s [OutDim], or null.</summary>
+    public abstract string? BiasParameter { get; }
+    /// <summary>Number of rows N_s at which the site is evaluated.</summary>
+    public abstract int Rows { get; }
+    /// <summary>Site width d_s (columns of U, without the bias column).</summary>
+    public abstract int Width { get; }
+    /// <summary>Output size m_s (rows of W_s).</summary>
+    public abstract int OutDim { get; }
+    /// <summary>Whether Û has the trailing bias column of ones.</summary>
+    public bool HasBias => BiasParameter is not null;
+    /// <summary>Columns of Û: Width + 1 with a bias, else Width.</summary>
+    public int AugmentedWidth => Width + (HasBias ? 1 : 0);
+    /// <summary>
+    /// Û as a row-major [Rows, AugmentedWidth] matrix (trailing column of ones when
+    /// <see cref="HasBias"/>). Row order is documented by each model (RNN: row = b·T + k).
+    /// </summary>
+    public abstract ReadOnlyMemory<double> Variables { get; }
+    /// <summary>Axis names of the rows (e.g. trial, time), for reporting activity modes.</summary>
+    public abstract AxisShape RowShape { get; }
+
+    /// <summary>dst[j] += D_s · a[j], a is [count, Rows, OutDim], dst a full-state block.</summary>
+    public abstract void ApplyDAdd(ReadOnlySpan<double> a, Span<double> dst, int count);
+
+    /// <summary>a[j] = D_s* · q[j] (overwrite), q a full-state block, a is [count, Rows, OutDim].</summary>
+    public abstract void ApplyDAdjoint(ReadOnlySpan<double> q, Span<double> a, int count);
+}
