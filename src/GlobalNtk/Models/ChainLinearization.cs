@@ -62,33 +62,38 @@ public abstract class ChainLinearization
 /// <summary>
 /// One weight site s of a weight-based model (MATH.md §3): a_s = W_s u_s + b_s evaluated at
 /// <see cref="Rows"/> rows (e.g. every (trial, time) pair of an RNN, or every (sequence, token)
-/// of one transformer layer). Exposes the site-variable matrix Û = [U, 1] and the maps D_s
-/// (pre-activation → state) and D_s*, so that K_s = D_s (Û Ûᵀ ⊗ I) D_s*.
+/// of one transformer layer). Exposes the site-variable matrix Û = [U, 1…] and the maps D_s
+/// (pre-activation → state) and D_s*, so that K_s = D_s (Û Ûᵀ ⊗ I_{m_s}) D_s*.
 /// </summary>
+/// <remarks>
+/// W_s may be stored as several parameter tensors that feed the same pre-activation (e.g.
+/// nn.RNN's <c>weight_hh_l0</c> and <c>weight_ih_l0</c>: W_s = [W_hh, W_ih], u = [h; x]); their
+/// column blocks appear in U in the order of <see cref="WeightParameters"/>. Each bias
+/// parameter (b_ih and b_hh both add to a) contributes one column of ones to Û, in the order of
+/// <see cref="BiasParameters"/>; Û Ûᵀ then counts each bias once, exactly as J_θ J_θ* does.
+/// </remarks>
 public abstract class WeightSite
 {
     /// <summary>Display name, e.g. <c>hh</c> or <c>layers.0.self_attn.in_proj</c>.</summary>
     public abstract string Name { get; }
-    /// <summary>Name of the weight parameter W_s [OutDim, Width] in the model's parameter set.</summary>
-    public abstract string WeightParameter { get; }
-    /// <summary>Name of the bias parameter b_s [OutDim], or null.</summary>
-    public abstract string? BiasParameter { get; }
+    /// <summary>Weight parameters [OutDim, width_i] whose column blocks form W_s, in U's column order.</summary>
+    public abstract IReadOnlyList<string> WeightParameters { get; }
+    /// <summary>Bias parameters [OutDim] adding to a_s (each a ones column of Û); may be empty.</summary>
+    public abstract IReadOnlyList<string> BiasParameters { get; }
     /// <summary>Number of rows N_s at which the site is evaluated.</summary>
     public abstract int Rows { get; }
-    /// <summary>Site width d_s (columns of U, without the bias column).</summary>
+    /// <summary>Site width d_s (columns of U, without the bias columns).</summary>
     public abstract int Width { get; }
     /// <summary>Output size m_s (rows of W_s).</summary>
     public abstract int OutDim { get; }
-    /// <summary>Whether Û has the trailing bias column of ones.</summary>
-    public bool HasBias => BiasParameter is not null;
-    /// <summary>Columns of Û: Width + 1 with a bias, else Width.</summary>
-    public int AugmentedWidth => Width + (HasBias ? 1 : 0);
+    /// <summary>Columns of Û: Width plus one per bias parameter.</summary>
+    public int AugmentedWidth => Width + BiasParameters.Count;
     /// <summary>
-    /// Û as a row-major [Rows, AugmentedWidth] matrix (trailing column of ones when
-    /// <see cref="HasBias"/>). Row order is documented by each model (RNN: row = b·T + k).
+    /// Û as a row-major [Rows, AugmentedWidth] matrix (trailing columns of ones for the
+    /// biases). Row order follows <see cref="RowShape"/> (RNN: row = b·T + k).
     /// </summary>
     public abstract ReadOnlyMemory<double> Variables { get; }
-    /// <summary>Axis names of the rows (e.g. trial, time), for reporting activity modes.</summary>
+    /// <summary>Named axes of the rows, e.g. (trial, time) or (sequence, token).</summary>
     public abstract AxisShape RowShape { get; }
 
     /// <summary>dst[j] += D_s · a[j], a is [count, Rows, OutDim], dst a full-state block.</summary>
