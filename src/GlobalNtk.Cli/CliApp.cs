@@ -14,7 +14,7 @@ namespace GlobalNtk.Cli;
 /// Conventions for command authors: derive from <see cref="CliCommand{TSettings}"/> with settings
 /// derived from <see cref="CommonSettings"/>; report bad input by throwing
 /// <see cref="CliInputException"/> (or let the library's exceptions through); write outputs via
-/// <see cref="AtomicOutput"/>; show long work with <see cref="CliProgress"/>; register the
+/// <see cref="AtomicFolder"/> (folders) or GlobalNtk.IO's atomic writers (files); show long work with <see cref="CliProgress"/>; register the
 /// command below with a description and at least one example.
 /// </remarks>
 public static class CliApp

@@ -9,21 +9,8 @@ namespace GlobalNtk.Tests;
 /// <summary>SRB(r) and task-mode learnability against dense computations written independently here.</summary>
 public class AnalysisDenseTests
 {
-    private sealed class DenseMatrixOperator(Matrix<double> m, AxisShape shape) : LinearOperator(shape, shape)
-    {
-        protected override void ApplyBlockCore(ReadOnlySpan<double> x, Span<double> y, int count)
-        {
-            int n = Domain.Size;
-            for (int j = 0; j < count; j++)
-                m.Multiply(Vector<double>.Build.DenseOfArray(x.Slice(j * n, n).ToArray())).ToArray().CopyTo(y.Slice(j * n, n));
-        }
-        protected override void ApplyAdjointBlockCore(ReadOnlySpan<double> x, Span<double> y, int count)
-        {
-            int n = Domain.Size;
-            for (int j = 0; j < count; j++)
-                m.TransposeThisAndMultiply(Vector<double>.Build.DenseOfArray(x.Slice(j * n, n).ToArray())).ToArray().CopyTo(y.Slice(j * n, n));
-        }
-    }
+    private static DenseOperator Dense(Matrix<double> m, AxisShape shape) =>
+        new(Enumerable.Range(0, m.RowCount * m.ColumnCount).Select(k => m[k / m.ColumnCount, k % m.ColumnCount]).ToArray(), shape, shape);
 
     private static Matrix<double> RandomPsd(int n, int rank, Random rng)
     {
@@ -45,7 +32,7 @@ public class AnalysisDenseTests
         var ntk = RandomPsd(n, 9, rng);
         var e = RandomVector(n, rng);
         int[] ranks = [1, 2, 3, 5];
-        var res = SelfReferentialBias.Compute(new DenseMatrixOperator(ntk, shape), states, e, ranks, "test");
+        var res = SelfReferentialBias.Compute(Dense(ntk, shape), states, e, ranks, "test");
 
         // dense reference: PCA by SVD of the centred activity, Π_r = I ⊗ V_r V_rᵀ as an n×n matrix
         var z = Matrix<double>.Build.Dense(b * t, s, (i, j) => states[i * s + j]);
@@ -66,7 +53,7 @@ public class AnalysisDenseTests
         }
         Assert.Equal("unit", res.VectorAxis);
         // full rank captures everything
-        var full = SelfReferentialBias.Compute(new DenseMatrixOperator(ntk, shape), states, e, [s], "test");
+        var full = SelfReferentialBias.Compute(Dense(ntk, shape), states, e, [s], "test");
         Assert.Equal(1.0, full.Index[0], 12);
     }
 
@@ -74,7 +61,7 @@ public class AnalysisDenseTests
     public void SrbRejectsWrongErrorLength()
     {
         var shape = new AxisShape(("trial", 2), ("time", 2), ("unit", 2));
-        var op = new DenseMatrixOperator(Matrix<double>.Build.DenseIdentity(8), shape);
+        var op = Dense(Matrix<double>.Build.DenseIdentity(8), shape);
         var ex = Assert.Throws<ShapeMismatchException>(() => SelfReferentialBias.Compute(op, new double[8], new double[7], [1], "x"));
         Assert.Contains("error has 7 values", ex.Message);
     }
@@ -88,7 +75,7 @@ public class AnalysisDenseTests
         var theta = RandomPsd(n, 20, rng);
         var shape = new AxisShape(("row", rows), ("output", outs));
         var modes = TaskModes.Of(y, outs);
-        var rho = modes.Learnability(new DenseMatrixOperator(theta, shape));
+        var rho = modes.Learnability(Dense(theta, shape));
         var yhat = RandomVector(n, rng);
         var learned = modes.LearnedFractions(yhat);
 

@@ -21,7 +21,7 @@ public static class SelfReferentialBias
         IReadOnlyList<int> ranks, string errorSource)
     {
         var shape = ntk.Domain;
-        if (!ntk.IsSquareShape())
+        if (!ntk.IsSquare)
             throw new ShapeMismatchException($"SRB: NTK_S must map a state space to itself, got {ntk.Domain} -> {ntk.Range}.");
         if (states.Length != shape.Size)
             throw new ShapeMismatchException($"SRB: states have {states.Length} values, NTK_S's state space is {shape}.");
@@ -52,8 +52,6 @@ public static class SelfReferentialBias
         for (int i = 0; i < v.Length; i++) { acc += v[i]; c[i] = total > 0 ? acc / total : double.NaN; }
         return c;
     }
-
-    private static bool IsSquareShape(this LinearOperator a) => a.Domain.Equals(a.Range);
 }
 
 /// <summary>SRB(r) and its two ingredients at each rank r (MATH.md §6).</summary>
