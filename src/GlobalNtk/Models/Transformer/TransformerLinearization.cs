@@ -10,9 +10,6 @@ namespace GlobalNtk.Models.Transformer;
 /// </summary>
 internal sealed class TransformerLinearization : ChainLinearization
 {
-    /// <summary>Rows (sequence·token pairs) per chunk: bounds the workspace memory.</summary>
-    private const int ChunkRows = 4096;
-
     private readonly TransformerModel _model;
     private readonly TransformerConfig _c;
     private readonly int _s, _n, _d, _steps;
@@ -30,7 +27,7 @@ internal sealed class TransformerLinearization : ChainLinearization
         _s = inputs.Shape.Sizes[0]; _n = inputs.Shape.Sizes[1]; _d = _c.Model; _steps = _c.Layers + 1;
         StateShape = new AxisShape(("sequence", _s), ("layer", _steps), ("token", _n), ("feature", _d));
         _z = new double[StateShape.Size];
-        _chunkSeq = Math.Clamp(ChunkRows / _n, 1, _s);
+        _chunkSeq = Math.Clamp(model.ChunkRows / _n, 1, _s);
         var ps = model.Parameters;
         int rows = _s * _n, d = _d;
 
@@ -94,8 +91,6 @@ internal sealed class TransformerLinearization : ChainLinearization
     public override ReadOnlyMemory<double> States => _z;
     public override IReadOnlyList<WeightSite> Sites => _sites;
 
-    private int SeqStride => _steps * _n * _d;
-
     /// <summary>Offset in a full-state block of (vector j, sequence s, layer k, token 0).</summary>
     private int Offset(int j, int s, int k) => ((j * _s + s) * _steps + k) * _n * _d;
 
@@ -120,13 +115,6 @@ internal sealed class TransformerLinearization : ChainLinearization
 
     private BlockTangent Rent() => _pool.TryTake(out var ws) ? ws : new BlockTangent(_blocks[0], _chunkSeq);
     private void Return(BlockTangent ws) => _pool.Add(ws);
-
-    /// <summary>Runs body(j, s0, ns) over every chunk of every vector.</summary>
-    private void ForChunks(int count, Action<int, int, int> body)
-    {
-        for (int j = 0; j < count; j++)
-            for (int s0 = 0; s0 < _s; s0 += _chunkSeq) body(j, s0, Math.Min(_chunkSeq, _s - s0));
-    }
 
     private void CheckStep(int step)
     {

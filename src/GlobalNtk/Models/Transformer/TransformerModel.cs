@@ -140,6 +140,8 @@ public sealed class TransformerModel : IChainModel
     public TransformerConfig Config { get; }
     /// <inheritdoc/>
     public ParameterSet Parameters { get; }
+    /// <summary>(sequence, token) rows per chunk of the derivative maps: bounds their workspace (tests lower it to exercise chunking).</summary>
+    internal int ChunkRows { get; set; } = 4096;
 
     /// <summary>
     /// Runs the forward pass and linearises it. Inputs: (sequence, token, input) = [S, N, N_in]
