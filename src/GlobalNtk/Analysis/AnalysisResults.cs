@@ -40,12 +40,18 @@ public sealed record RankResult(string Operator, int Dimension, double Trace, do
 /// <summary>PR of the partial trace that keeps only <paramref name="Axis"/> (MATH.md §5).</summary>
 public sealed record PartialRankResult(string Axis, int Size, double Value, double StandardError, int Probes);
 
-/// <summary>Kronecker-core summary (MATH.md §3, §6): the rank bound Σ_s rank(Ĝ_s)·m_s and every site.</summary>
-public sealed record KroneckerResult(long RankBound, int StateDimension, IReadOnlyList<SiteResult> Sites);
+/// <summary>
+/// Kronecker-core summary (MATH.md §3, §6): the rank bound Σ_s rank(Ĝ_s)·m_s (plus one per θ
+/// scalar outside every site), exact tr K, the model-level mode capture c(r) = tr K_r / tr K
+/// (every Ĝ_s truncated to its top r modes; r = 1..ModeCapture.Length) and every site.
+/// </summary>
+public sealed record KroneckerResult(long RankBound, int StateDimension, double TraceK, double[] ModeCapture,
+    IReadOnlyList<SiteResult> Sites);
 
 /// <summary>
-/// One weight site: Û's singular values σ_i (Ĝ_s's spectrum is σ_i²), rank, PR(Ĝ_s), the site's
-/// rank bound rank(Ĝ_s)·m_s, and mode capture c(r) = tr K_r / tr K for r = 1..ModeCapture.Length.
+/// One weight site: Û's singular values σ_i (Ĝ_s's spectrum is σ_i²), numerical rank, PR(Ĝ_s),
+/// the site's rank bound rank(Ĝ_s)·m_s, and the site's own mode capture c_s(r) = tr K_{s,r} / tr K_s
+/// for r = 1..ModeCapture.Length.
 /// </summary>
 public sealed record SiteResult(string Name, int Rows, int Width, int OutDim, int GramRank, long RankBound,
     double GramParticipationRatio, double[] SingularValues, double[] ModeCapture);
