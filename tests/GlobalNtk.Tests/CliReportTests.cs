@@ -28,7 +28,7 @@ public class CliReportTests
     {
         string dir = Directory.CreateTempSubdirectory("gntk-report").FullName;
         var cps = new[] { Synthetic("init", 0, 1), Synthetic("ckpt-000050", 50, 1.5), Synthetic("ckpt-000100", 100, 2) };
-        var curve = new TrainingCurve([0, 10, 20, 100], [1, 0.5, 0.2, 0.01], [0.3, 0.5, 0.7, 0.95]);
+        var curve = new TrainingCurve([1, 10, 20, 100], [1, 0.5, 0.2, 0.01], [0, 50, 100], [1.1, 0.3, 0.02], [0.3, 0.7, 0.95]);
         var report = new AnalysisReport("Test report", "Synthetic numbers.", cps, curve, new AnalysisOptions());
         var figs = AnalysisReportWriter.Write(dir, report);
         foreach (var f in figs) Assert.True(new FileInfo(Path.Combine(dir, f)).Length > 5000, f);

@@ -5,8 +5,20 @@ using GlobalNtk.Cli.Common;
 
 namespace GlobalNtk.Cli.Reports;
 
-/// <summary>A training curve: loss (and optionally accuracy) at each logged step.</summary>
-public sealed record TrainingCurve(int[] Steps, double[] Loss, double[]? Accuracy = null, string LossDefinition = "MSE");
+/// <summary>A training curve: the training-batch loss at each step and the evaluation-set loss and accuracy where evaluated.</summary>
+public sealed record TrainingCurve(int[] Steps, double[] Loss, int[] EvalSteps, double[] EvalLoss, double[] EvalAccuracy,
+    string LossDefinition = "MSE = mean (ŷ − y*)²")
+{
+    /// <summary>From the trainer's log rows (rows without a value are skipped in each series).</summary>
+    public static TrainingCurve FromLog(IEnumerable<GlobalNtk.Training.TrainingLogRow> rows)
+    {
+        var r = rows.ToArray();
+        var train = r.Where(x => x.Loss is not null).ToArray();
+        var ev = r.Where(x => x.EvalLoss is not null).ToArray();
+        return new TrainingCurve(train.Select(x => x.Step).ToArray(), train.Select(x => x.Loss!.Value).ToArray(),
+            ev.Select(x => x.Step).ToArray(), ev.Select(x => x.EvalLoss!.Value).ToArray(), ev.Select(x => x.EvalAccuracy ?? double.NaN).ToArray());
+    }
+}
 
 /// <summary>What a report folder is made from.</summary>
 /// <param name="Title">Report title.</param>
@@ -50,15 +62,24 @@ public static class AnalysisReportWriter
         }
 
         // Loss curve
-        if (report.Training is { } tr && tr.Steps.Length > 0)
+        if (report.Training is { } tr && (tr.Steps.Length > 0 || tr.EvalSteps.Length > 0))
         {
-            var csv = new Csv("step", "loss", "accuracy");
-            for (int i = 0; i < tr.Steps.Length; i++) csv.Row(tr.Steps[i], tr.Loss[i], tr.Accuracy is null ? null : tr.Accuracy[i]);
+            var csv = new Csv("step", "series", "value");
+            for (int i = 0; i < tr.Steps.Length; i++) csv.Row(tr.Steps[i], "train_loss", tr.Loss[i]);
+            for (int i = 0; i < tr.EvalSteps.Length; i++) csv.Row(tr.EvalSteps[i], "eval_loss", tr.EvalLoss[i]);
+            for (int i = 0; i < tr.EvalSteps.Length; i++) csv.Row(tr.EvalSteps[i], "eval_accuracy", tr.EvalAccuracy[i]);
             csv.Save(Path.Combine(dir, "loss.csv"));
-            var series = new List<Series> { new("training loss", tr.Steps.Select(s => (double)s).ToArray(), tr.Loss, Markers: false) };
-            Plots.Lines(Path.Combine(dir, "loss.png"), "Training loss", "training step", $"loss ({tr.LossDefinition})", series, logY: true);
-            string acc = tr.Accuracy is { Length: > 0 } a ? $"; task accuracy {F(a[0])} → {F(a[^1])}" : "";
-            Figure("loss.png", $"Training loss ({tr.LossDefinition}) against step, log scale: {F(tr.Loss[0])} at step {tr.Steps[0]} → {F(tr.Loss[^1])} at step {tr.Steps[^1]}{acc}. Data: `loss.csv`.");
+            var series = new List<Series>
+            {
+                new("training batch loss", tr.Steps.Select(s => (double)s).ToArray(), tr.Loss, Markers: false),
+                new("evaluation-set loss", tr.EvalSteps.Select(s => (double)s).ToArray(), tr.EvalLoss),
+            };
+            Plots.Lines(Path.Combine(dir, "loss.png"), "Training loss", "training step", "loss (MSE)", series, logY: true);
+            string evalText = tr.EvalSteps.Length > 0
+                ? $" Evaluation-set loss {F(tr.EvalLoss[0])} at step {tr.EvalSteps[0]} → {F(tr.EvalLoss[^1])} at step {tr.EvalSteps[^1]}; task accuracy {F(tr.EvalAccuracy[0])} → {F(tr.EvalAccuracy[^1])}."
+                : "";
+            string trainText = tr.Steps.Length > 0 ? $" Training-batch loss {F(tr.Loss[0])} → {F(tr.Loss[^1])}." : "";
+            Figure("loss.png", $"Loss ({tr.LossDefinition}) against training step, log scale.{trainText}{evalText} Data: `loss.csv`.");
         }
 
         // Spectra

@@ -18,11 +18,12 @@ namespace GlobalNtk.Analysis;
 /// <param name="Srb">Self-referential bias index SRB(r).</param>
 /// <param name="TaskModes">Task-mode learnability (null without targets).</param>
 /// <param name="AlignmentWithPrevious">NTK_S alignment with the previous checkpoint (null for the first).</param>
+/// <param name="StageSeconds">Wall-clock seconds of each analysis stage.</param>
 public sealed record ModelAnalysis(
     string Label, int? Step, string Arch, IReadOnlyList<AxisSize> StateAxes, int ParameterCount, double? Loss,
     SpectrumResult NtkSpectrum, SpectrumResult KSpectrum, SpectrumResult PropagationSpectrum,
     RankResult NtkRank, RankResult KRank, KroneckerResult Kronecker, SrbResult Srb,
-    LearnabilityResult? TaskModes, AlignmentResult? AlignmentWithPrevious);
+    LearnabilityResult? TaskModes, AlignmentResult? AlignmentWithPrevious, IReadOnlyDictionary<string, double>? StageSeconds = null);
 
 /// <summary>One named axis and its size.</summary>
 public sealed record AxisSize(string Name, int Size);
