@@ -41,4 +41,11 @@ public readonly struct Dual(double value, double tangent) : IRefScalar<Dual>
     public static Dual Sigmoid(Dual a) { double s = 1.0 / (1.0 + Math.Exp(-a.Value)); return new(s, s * (1 - s) * a.Tangent); }
     public static Dual Relu(Dual a) => a.Value > 0 ? a : new(0, 0);
     public static Dual Exp(Dual a) { double e = Math.Exp(a.Value); return new(e, e * a.Tangent); }
+    // Extensions for the depth-chain references (LayerNorm, softmax, exact GELU).
+    public static implicit operator Dual(double value) => new(value, 0);
+    public static Dual operator -(Dual a) => new(-a.Value, -a.Tangent);
+    public static Dual operator /(Dual a, Dual b) => new(a.Value / b.Value, (a.Tangent * b.Value - a.Value * b.Tangent) / (b.Value * b.Value));
+    public static Dual Sqrt(Dual a) { double s = Math.Sqrt(a.Value); return new(s, a.Tangent / (2 * s)); }
+    /// <summary>erf, with derivative 2/√π·exp(−a²).</summary>
+    public static Dual Erf(Dual a) => new(MathNet.Numerics.SpecialFunctions.Erf(a.Value), 2.0 / Math.Sqrt(Math.PI) * Math.Exp(-a.Value * a.Value) * a.Tangent);
 }
