@@ -46,7 +46,7 @@ public class MlpTests
         var lin = model.Linearize(x);
         Assert.Equal(new AxisShape(("sample", B), ("layer", L), ("unit", H)), lin.StateShape);
         var reference = ReferenceDepthModels.Mlp(Nin, H, L, act, DepthChecks.Values(model.Parameters), x.Span.ToArray(), B);
-        Assert.True(DepthChecks.RelErr(lin.States.Span, reference.Select(v => v.Value).ToArray()) < 1e-14);
+        Assert.True(DepthChecks.RelErr(lin.States.Span, reference.Select(v => v.V).ToArray()) < 1e-14);
     }
 
     [Theory]

@@ -73,7 +73,7 @@ public class TransformerTests
         var c = model.Config;
         Assert.Equal(new AxisShape(("sequence", S), ("layer", c.Layers + 1), ("token", N), ("feature", c.Model)), lin.StateShape);
         var reference = ReferenceDepthModels.Transformer(c, DepthChecks.Values(model.Parameters), x.Span.ToArray(), S, N);
-        Assert.True(DepthChecks.RelErr(lin.States.Span, reference.Select(v => v.Value).ToArray()) < 1e-13);
+        Assert.True(DepthChecks.RelErr(lin.States.Span, reference.Select(v => v.V).ToArray()) < 1e-13);
     }
 
     [Theory]

@@ -134,7 +134,7 @@ public static class DepthChecks
                 for (int j = 0; j < p.Size; j++) a[j] = new Dual(p.Data[j], off + j == i ? 1.0 : 0.0);
                 return a;
             });
-            rows[i] = z.Select(v => v.Tangent).ToArray();
+            rows[i] = z.Select(v => v.D).ToArray();
         });
         return rows;
     }
@@ -149,5 +149,5 @@ public static class DepthChecks
 
     /// <summary>Reference values with zero tangents.</summary>
     public static ReferenceDepthModels.ParameterSource Values(ParameterSet ps) =>
-        name => ps[name].Data.Select(v => Dual.Const(v)).ToArray();
+        name => ps[name].Data.Select(v => new Dual(v)).ToArray();
 }

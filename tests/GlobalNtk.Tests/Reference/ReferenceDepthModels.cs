@@ -97,7 +97,7 @@ public static class ReferenceDepthModels
                             Dual a = 0.0;
                             for (int e = 0; e < dh; e++) a += qkv[t][hd * dh + e] * qkv[u][d + hd * dh + e];
                             sc[u] = a / Math.Sqrt(dh);
-                            max = Math.Max(max, sc[u].Value);
+                            max = Math.Max(max, sc[u].V);
                         }
                         Dual sum = 0.0;
                         for (int u = 0; u < allowed; u++) { sc[u] = Dual.Exp(sc[u] - max); sum += sc[u]; }
