@@ -14,6 +14,7 @@ public static class CliApp
         {
             c.SetApplicationName("globalntk");
             c.AddCommand<VersionCommand>("version").WithDescription("Print the version.");
+            c.AddCommand<Commands.SelfCheckCommand>("selfcheck").WithDescription("Run the randomised estimators against exact values on random operators with known spectra.");
         });
         return app.Run(args);
     }
