@@ -14,8 +14,11 @@ namespace GlobalNtk.Models.Mlp;
 /// </remarks>
 public sealed class MlpModel : IChainModel
 {
-    /// <summary>Wraps existing parameters (validated against the sizes).</summary>
-    public MlpModel(int inputs, int hidden, int layers, Activation activation, ParameterSet parameters)
+    /// <summary>
+    /// Wraps existing parameters (validated against the sizes). Without a <paramref name="readout"/>
+    /// a scalar readout on the last layer is drawn (nn.Linear init, seed 0).
+    /// </summary>
+    public MlpModel(int inputs, int hidden, int layers, Activation activation, ParameterSet parameters, Readout? readout = null)
     {
         if (inputs < 1 || hidden < 1 || layers < 1)
             throw new ArgumentException($"MLP: inputs ({inputs}), hidden ({hidden}) and layers ({layers}) must all be ≥ 1.");
@@ -28,6 +31,10 @@ public sealed class MlpModel : IChainModel
         if (parameters.Count != 2 * layers)
             throw new ArgumentException($"MLP: expected {2 * layers} parameter tensors, got {parameters.Count} ({string.Join(", ", parameters.Select(p => p.Name))}).");
         Parameters = parameters;
+        Readout = readout ?? Readout.Initialize(hidden, 1, new Random(0), lastStepOnly: true);
+        if (Readout.InputSize != hidden || !Readout.LastStepOnly)
+            throw new ArgumentException($"MLP: readout '{Readout.Weight.Name}' {Readout.Weight.ShapeText} must read the last layer's {hidden} units.");
+        AllParameters = new ParameterSet(Parameters.Concat(Readout.Parameters));
     }
 
     /// <summary>A freshly initialised MLP (PyTorch nn.Linear default: uniform ±1/√fan_in), seeded.</summary>
@@ -62,6 +69,19 @@ public sealed class MlpModel : IChainModel
     public Activation Activation { get; }
     /// <inheritdoc/>
     public ParameterSet Parameters { get; }
+    /// <inheritdoc/>
+    public Readout Readout { get; }
+    /// <inheritdoc/>
+    public ParameterSet AllParameters { get; }
+    /// <inheritdoc/>
+    public IReadOnlyDictionary<string, string> Metadata => new Dictionary<string, string>
+    {
+        ["family"] = "mlp", ["arch"] = Arch, ["input_size"] = Inputs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["hidden_size"] = Hidden.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["layers"] = Layers.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["output_size"] = Readout.OutputSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["activation"] = Activation.ToString().ToLowerInvariant(),
+    };
 
     /// <summary>Runs the forward pass on inputs (sample, input) = [B, N_in] and linearises it.</summary>
     public ChainLinearization Linearize(Tensor inputs)

@@ -59,8 +59,11 @@ public sealed class TransformerModel : IChainModel
     /// <summary>LayerNorm epsilon (PyTorch's default).</summary>
     public const double LayerNormEps = 1e-5;
 
-    /// <summary>Wraps existing parameters (validated against the config).</summary>
-    public TransformerModel(TransformerConfig config, ParameterSet parameters)
+    /// <summary>
+    /// Wraps existing parameters (validated against the config). Without a <paramref name="readout"/>
+    /// a scalar readout on every token of the last layer is drawn (nn.Linear init, seed 0).
+    /// </summary>
+    public TransformerModel(TransformerConfig config, ParameterSet parameters, Readout? readout = null)
     {
         config.Validate();
         Config = config;
@@ -75,6 +78,10 @@ public sealed class TransformerModel : IChainModel
         if (parameters.Count != expected.Count)
             throw new ArgumentException($"Transformer: expected {expected.Count} parameter tensors, got {parameters.Count}.");
         Parameters = parameters;
+        Readout = readout ?? Readout.Initialize(config.Model, 1, new Random(0), lastStepOnly: true);
+        if (Readout.InputSize != config.Model || !Readout.LastStepOnly)
+            throw new ArgumentException($"Transformer: readout '{Readout.Weight.Name}' {Readout.Weight.ShapeText} must read the last layer's {config.Model} features.");
+        AllParameters = new ParameterSet(Parameters.Concat(Readout.Parameters));
     }
 
     /// <summary>Parameter names and shapes in θ order (PyTorch state_dict order within a block).</summary>
@@ -140,6 +147,16 @@ public sealed class TransformerModel : IChainModel
     public TransformerConfig Config { get; }
     /// <inheritdoc/>
     public ParameterSet Parameters { get; }
+    /// <inheritdoc/>
+    public Readout Readout { get; }
+    /// <inheritdoc/>
+    public ParameterSet AllParameters { get; }
+    /// <inheritdoc/>
+    public IReadOnlyDictionary<string, string> Metadata => new Dictionary<string, string>
+    {
+        ["family"] = "transformer", ["arch"] = Arch, ["config"] = Config.ToString(),
+        ["output_size"] = Readout.OutputSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
     /// <summary>(sequence, token) rows per chunk of the derivative maps: bounds their workspace (tests lower it to exercise chunking).</summary>
     internal int ChunkRows { get; set; } = 4096;
 
