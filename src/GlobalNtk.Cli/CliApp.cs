@@ -76,6 +76,7 @@ public static class CliApp
             .WithDescription("Train at each initial recurrent gain and relate NTK_S's effective rank at init to what gets learned.")
             .WithExample("sweep", "--task", "flip-flop", "--arch", "gru", "--gains", "0,0.5,1,1.5,2", "--out", "sweep");
         c.AddCommand<VersionCommand>("version").WithDescription("Print the version.").WithExample("version");
+        c.AddCommand<Commands.SelfCheckCommand>("selfcheck").WithDescription("Run the randomised estimators against exact values on random operators with known spectra.").WithExample("selfcheck", "--seed", "1");
     }
 }
 
