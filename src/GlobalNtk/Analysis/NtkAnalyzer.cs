@@ -117,7 +117,7 @@ public sealed class NtkAnalyzer
         if (_targets is not null)
         {
             var modes = TaskModes.Of(_targets.Span, readout.OutputSize);
-            var theta = OutputNtk(ops, readout, lin);
+            var theta = ops.OutputNtk(readout); // Θ_y = C NTK_S C* + (Z Zᵀ + 1 1ᵀ) ⊗ I (MATH.md §2)
             tm = new LearnabilityResult(modes.SingularValues,
                 Enumerable.Range(0, modes.Count).Select(i => modes.Right(i).ToArray()).ToArray(),
                 modes.Learnability(theta), modes.LearnedFractions(yhat.Span));
@@ -136,17 +136,6 @@ public sealed class NtkAnalyzer
         return new ModelAnalysis(label, step, model.Arch,
             shape.Names.Zip(shape.Sizes, (n, s) => new AxisSize(n, s)).ToArray(), lin.Parameters.TotalSize, loss,
             ntkSpec, kSpec, pSpec, ntkRank, kRank, kron, srb, tm, align, timings);
-    }
-
-    /// <summary>
-    /// The output NTK Θ_y = C NTK_S C* + Θ_readout with Θ_readout = (Z Zᵀ + 1 1ᵀ) ⊗ I_out (MATH.md §2).
-    /// </summary>
-    public static LinearOperator OutputNtk(NtkOperators ops, Readout readout, ChainLinearization lin)
-    {
-        var c = readout.AsOperator(lin.StateShape);
-        var chain = c * ops.NtkS * c.Adjoint;
-        var z = readout.Features(lin.States.Span, lin.StateShape);
-        return chain + new ReadoutKernelOperator(z, readout.InputSize, c.Range);
     }
 
     private SpectrumResult Spectrum(LinearOperator op, string name, int seed)
@@ -200,42 +189,5 @@ public sealed class NtkAnalyzer
             v[i] = Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
         }
         return v;
-    }
-
-    /// <summary>The readout's own NTK term (Z Zᵀ + 1 1ᵀ) ⊗ I_out on outputs laid out [N, out] (MATH.md §2).</summary>
-    private sealed class ReadoutKernelOperator : LinearOperator
-    {
-        private readonly double[] _z;  // [N, width]
-        private readonly int _n, _width, _out;
-
-        public ReadoutKernelOperator(double[] z, int width, AxisShape outputs) : base(outputs, outputs)
-        {
-            _z = z; _width = width; _out = outputs.Sizes[^1]; _n = outputs.Size / _out;
-            if ((long)_n * width != z.Length)
-                throw new ShapeMismatchException($"readout kernel: features have {z.Length} values, expected {_n} rows × {width}.");
-        }
-
-        public override string Name => "Θ_readout";
-        public override bool IsSelfAdjoint => true;
-
-        protected override void ApplyBlockCore(ReadOnlySpan<double> x, Span<double> y, int count)
-        {
-            int size = _n * _out;
-            var t = new double[_width * _out];
-            var ones = new double[_out];
-            for (int j = 0; j < count; j++)
-            {
-                var xj = x.Slice(j * size, size); var yj = y.Slice(j * size, size);
-                // Zᵀ X  [width, out], then Z (Zᵀ X) [N, out]
-                Gemm.Multiply(Trans.Yes, Trans.No, _width, _out, _n, 1.0, _z, _width, xj, _out, 0.0, t, _out);
-                Gemm.Multiply(Trans.No, Trans.No, _n, _out, _width, 1.0, _z, _width, t, _out, 0.0, yj, _out);
-                // + 1 (1ᵀ X)
-                Array.Clear(ones);
-                for (int r = 0; r < _n; r++) Numerics.Axpy(1.0, xj.Slice(r * _out, _out), ones);
-                for (int r = 0; r < _n; r++) Numerics.Axpy(1.0, ones, yj.Slice(r * _out, _out));
-            }
-        }
-
-        protected override void ApplyAdjointBlockCore(ReadOnlySpan<double> x, Span<double> y, int count) => ApplyBlockCore(x, y, count);
     }
 }
