@@ -40,6 +40,7 @@ public static class CliApp
             }));
             c.PropagateExceptions();
             c.CaseSensitivity(CaseSensitivity.None);
+            c.UseStrictParsing();
             Configure(c);
         });
         try
@@ -61,7 +62,7 @@ public static class CliApp
             .WithExample("demo")
             .WithExample("demo", "--out", "my-demo", "--quiet");
         c.AddCommand<ForwardCommand>("forward")
-            .WithDescription("Run a model on inputs [B,T,N_in] and write its states [B,T,S] as .npy.")
+            .WithDescription("Run a model on inputs [[B,T,N_in]] and write its states [[B,T,S]] as .npy.")
             .WithExample("forward", "--model", "run/ckpt-000500.safetensors", "--inputs", "X.npy", "--out", "Z.npy");
         c.AddCommand<ApplyCommand>("apply")
             .WithDescription("Apply P, P*, P⁻¹, K or NTK_S (matrix-free) to a state-shaped vector and write the result as .npy.")

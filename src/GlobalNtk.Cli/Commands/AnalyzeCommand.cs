@@ -37,7 +37,7 @@ public sealed class AnalyzeSettings : AnalysisSettings
 
     /// <summary>Inputs file.</summary>
     [CommandOption("-i|--inputs <FILE>")]
-    [Description("Analyse on these inputs .npy [trials, steps, inputs] instead of a task.")]
+    [Description("Analyse on these inputs .npy [[trials, steps, inputs]] instead of a task.")]
     public string? Inputs { get; init; }
 
     /// <summary>Targets file.</summary>

@@ -23,7 +23,7 @@ public sealed class ApplySettings : CommonSettings
 
     /// <summary>Inputs file.</summary>
     [CommandOption("-i|--inputs <FILE>")]
-    [Description("Inputs .npy [trials, steps, inputs]: the trajectory the operators are linearised on.")]
+    [Description("Inputs .npy [[trials, steps, inputs]]: the trajectory the operators are linearised on.")]
     public string? Inputs { get; init; }
 
     /// <summary>Operator name.</summary>

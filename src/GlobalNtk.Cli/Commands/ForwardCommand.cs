@@ -21,12 +21,12 @@ public sealed class ForwardSettings : CommonSettings
 
     /// <summary>Inputs file.</summary>
     [CommandOption("-i|--inputs <FILE>")]
-    [Description("Inputs .npy [trials, steps, inputs] (float32/float64, C order).")]
+    [Description("Inputs .npy [[trials, steps, inputs]] (float32/float64, C order).")]
     public string? Inputs { get; init; }
 
     /// <summary>Output file.</summary>
     [CommandOption("-o|--out <FILE>")]
-    [Description("Where to write the states .npy (float64; [B, T, S], LSTM S = 2H as [h, c]).")]
+    [Description("Where to write the states .npy (float64; [[B, T, S]], LSTM S = 2H as [[h, c]]).")]
     public string? Out { get; init; }
 }
 
