@@ -12,7 +12,8 @@ public enum Trans { No, Yes }
 /// </summary>
 /// <remarks>
 /// Implementation: packed A/B panels, cache blocking and a register-blocked FMA microkernel
-/// (AVX-512 8×24, else AVX2 6×8, else scalar 4×4; see <c>GemmKernels.cs</c>). Products with at
+/// (AVX-512 8×24, else AVX2 6×8, else scalar 4×4; see <c>GemmKernels.cs</c>); m = 1 or n = 1
+/// runs as dot products / axpys instead. Products with at
 /// least <see cref="ParallelThreshold"/> multiply-adds are split into column (or row) panels run on
 /// up to <see cref="MaxDegreeOfParallelism"/> threads; smaller ones run on the calling thread and
 /// allocate nothing once the thread's packing buffers exist. C must not overlap A or B.
@@ -130,13 +131,14 @@ public static partial class Gemm
     private static void CheckOperand(string who, string name, Trans t, int rows, int cols, long length, int ld)
     {
         (int sr, int sc) = t == Trans.No ? (rows, cols) : (cols, rows); // stored shape
-        string shape = t == Trans.No ? $"{sr}×{sc}" : $"{sr}×{sc} (transposed)";
         if (sr > 1 && ld < sc)
-            throw new ArgumentException($"{who}: {name} is stored {shape} but its row stride ld = {ld} is less than its width {sc}.");
+            throw new ArgumentException($"{who}: {name} is stored {Stored(sr, sc, t)} but its row stride ld = {ld} is less than its width {sc}.");
         long need = Footprint(sr, sc, ld);
         if (length < need)
-            throw new ArgumentException($"{who}: {name} is stored {shape} with row stride {ld}, needing {need} elements, but its span has {Math.Max(length, 0)}.");
+            throw new ArgumentException($"{who}: {name} is stored {Stored(sr, sc, t)} with row stride {ld}, needing {need} elements, but its span has {Math.Max(length, 0)}.");
     }
+
+    private static string Stored(int rows, int cols, Trans t) => t == Trans.No ? $"{rows}×{cols}" : $"{rows}×{cols} (transposed)";
 
     /// <summary>Dispatch on pointers (arguments already validated, m, n ≥ 1).</summary>
     private static unsafe void Run(KernelKind kind, Trans ta, Trans tb, int m, int n, int k, double alpha,
@@ -145,6 +147,16 @@ public static partial class Gemm
         if (k == 0 || alpha == 0)
         {
             ScaleC(m, n, beta, c, ldc);
+            return;
+        }
+        if (n == 1)
+        {
+            GemmVector.ColumnResult(ta, tb, m, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
+        if (m == 1)
+        {
+            GemmVector.RowResult(ta, tb, n, k, alpha, a, lda, b, ldb, beta, c);
             return;
         }
         switch (kind)
