@@ -1,0 +1,229 @@
+using System.Buffers.Binary;
+using System.Text;
+using System.Text.Json;
+using GlobalNtk.Dense;
+using GlobalNtk.Models;
+
+namespace GlobalNtk.IO;
+
+/// <summary>
+/// The contents of a safetensors file: named tensors (as float64 <see cref="Parameter"/>s, in
+/// file order) and the <c>__metadata__</c> string map.
+/// </summary>
+/// <remarks>
+/// Format (huggingface/safetensors): an 8-byte little-endian header length N, N bytes of UTF-8
+/// JSON mapping each tensor name to <c>{"dtype", "shape", "data_offsets": [begin, end]}</c>
+/// (offsets relative to the byte buffer that follows the header) plus an optional
+/// <c>"__metadata__"</c> object of strings, then the little-endian tensor bytes.
+/// F32 and F64 are read (F32 widened exactly); files are written as F64.
+/// </remarks>
+public sealed class SafetensorsFile
+{
+    /// <summary>Largest header accepted (the format's own limit is 100 MB).</summary>
+    public const long MaxHeaderBytes = 100_000_000;
+
+    /// <summary>Creates the in-memory contents; tensor names must be unique.</summary>
+    public SafetensorsFile(IEnumerable<Parameter> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        Tensors = new ParameterSet(tensors);
+        Metadata = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>(), StringComparer.Ordinal);
+    }
+
+    /// <summary>The tensors, in file order.</summary>
+    public ParameterSet Tensors { get; }
+
+    /// <summary>The <c>__metadata__</c> map (empty when the file has none).</summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+
+    /// <summary>
+    /// Reads and validates a safetensors file. Every problem (missing file, truncated or
+    /// malformed header, unsupported dtype, offsets outside the data, shape not matching its
+    /// byte range, overlapping tensors, NaN/Inf unless <paramref name="allowNonFinite"/>) throws
+    /// a <see cref="DataFileException"/> naming the file and the tensor.
+    /// </summary>
+    public static SafetensorsFile Read(string path, bool allowNonFinite = false)
+    {
+        byte[] bytes = FileBytes.ReadAll(path);
+        if (bytes.Length < 8)
+            throw new DataFileException(path, $"not a safetensors file: {bytes.Length} bytes, too short for the 8-byte header length.");
+        ulong headerLen = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        if (headerLen > MaxHeaderBytes || (long)headerLen > bytes.Length - 8)
+            throw new DataFileException(path, $"safetensors header length {headerLen} exceeds the file size {bytes.Length} (truncated or not a safetensors file).");
+        int hl = (int)headerLen;
+        var dataStart = 8 + hl;
+        long dataLen = bytes.Length - dataStart;
+
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(bytes.AsMemory(8, hl)); }
+        catch (JsonException ex) { throw new DataFileException(path, $"safetensors header is not valid JSON ({OneLine(ex.Message)})."); }
+
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new DataFileException(path, $"safetensors header must be a JSON object, got {doc.RootElement.ValueKind}.");
+            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+            var entries = new List<(string Name, string Dtype, int[] Shape, long Begin, long End)>();
+            foreach (var prop in doc.RootElement.EnumerateObject())
+            {
+                if (prop.Name == "__metadata__")
+                {
+                    if (prop.Value.ValueKind != JsonValueKind.Object)
+                        throw new DataFileException(path, "safetensors __metadata__ must be an object of strings.");
+                    foreach (var m in prop.Value.EnumerateObject())
+                    {
+                        if (m.Value.ValueKind != JsonValueKind.String)
+                            throw new DataFileException(path, $"safetensors __metadata__ value for '{m.Name}' is {m.Value.ValueKind}, expected a string.");
+                        metadata[m.Name] = m.Value.GetString()!;
+                    }
+                    continue;
+                }
+                entries.Add(ParseEntry(path, prop));
+            }
+
+            var tensors = new List<Parameter>(entries.Count);
+            foreach (var e in entries.OrderBy(e => e.Begin).ThenBy(e => e.End))
+            {
+                int elem = e.Dtype == "F64" ? 8 : 4;
+                long count = 1;
+                foreach (var s in e.Shape)
+                {
+                    count *= s;
+                    if (count > Array.MaxLength)
+                        throw new DataFileException(path, $"tensor '{e.Name}': shape {ShapeText(e.Shape)} is too large.");
+                }
+                if (e.End < e.Begin)
+                    throw new DataFileException(path, $"tensor '{e.Name}': data_offsets [{e.Begin}, {e.End}] are reversed.");
+                if (e.End > dataLen)
+                    throw new DataFileException(path, $"tensor '{e.Name}': data_offsets [{e.Begin}, {e.End}] run past the end of the data ({dataLen} bytes; file truncated?).");
+                if (e.End - e.Begin != count * elem)
+                    throw new DataFileException(path, $"tensor '{e.Name}': shape {ShapeText(e.Shape)} of {e.Dtype} needs {count * elem} bytes but data_offsets [{e.Begin}, {e.End}] span {e.End - e.Begin}.");
+                var data = new double[count];
+                var src = bytes.AsSpan(dataStart + (int)e.Begin, (int)(e.End - e.Begin));
+                if (elem == 8)
+                    for (int i = 0; i < data.Length; i++) data[i] = BinaryPrimitives.ReadDoubleLittleEndian(src[(8 * i)..]);
+                else
+                    for (int i = 0; i < data.Length; i++) data[i] = BinaryPrimitives.ReadSingleLittleEndian(src[(4 * i)..]);
+                if (!allowNonFinite)
+                {
+                    try { Numerics.EnsureFinite(data, $"tensor '{e.Name}' {ShapeText(e.Shape)}"); }
+                    catch (NonFiniteException ex) { throw new DataFileException(path, ex.Message, ex); }
+                }
+                tensors.Add(new Parameter(e.Name, e.Shape, data));
+            }
+            // Tensors sorted by offset must not share bytes.
+            var sorted = entries.OrderBy(e => e.Begin).ThenBy(e => e.End).ToList();
+            for (int i = 1; i < sorted.Count; i++)
+                if (sorted[i].Begin < sorted[i - 1].End)
+                    throw new DataFileException(path, $"tensors '{sorted[i - 1].Name}' and '{sorted[i].Name}' overlap (data_offsets [{sorted[i - 1].Begin}, {sorted[i - 1].End}] and [{sorted[i].Begin}, {sorted[i].End}]).");
+            return new SafetensorsFile(tensors, metadata);
+        }
+    }
+
+    /// <summary>Writes the tensors as F64 (with the metadata) to <paramref name="path"/>, atomically.</summary>
+    public void Write(string path)
+    {
+        foreach (var t in Tensors)
+            if (t.Name == "__metadata__") throw new ArgumentException($"{path}: '__metadata__' is reserved and cannot name a tensor.");
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms))
+        {
+            w.WriteStartObject();
+            if (Metadata.Count > 0)
+            {
+                w.WriteStartObject("__metadata__");
+                foreach (var kv in Metadata) w.WriteString(kv.Key, kv.Value);
+                w.WriteEndObject();
+            }
+            long offset = 0;
+            foreach (var t in Tensors)
+            {
+                w.WriteStartObject(t.Name);
+                w.WriteString("dtype", "F64");
+                w.WriteStartArray("shape");
+                foreach (var s in t.Shape) w.WriteNumberValue(s);
+                w.WriteEndArray();
+                w.WriteStartArray("data_offsets");
+                w.WriteNumberValue(offset);
+                w.WriteNumberValue(offset + 8L * t.Size);
+                w.WriteEndArray();
+                w.WriteEndObject();
+                offset += 8L * t.Size;
+            }
+            w.WriteEndObject();
+        }
+        // Pad the header with spaces to a multiple of 8 so the data is 8-byte aligned.
+        int pad = (int)((8 - ms.Length % 8) % 8);
+        for (int i = 0; i < pad; i++) ms.WriteByte((byte)' ');
+        var header = ms.ToArray();
+
+        AtomicFile.Write(path, s =>
+        {
+            Span<byte> len = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)header.Length);
+            s.Write(len);
+            s.Write(header);
+            var buf = new byte[1 << 16];
+            foreach (var t in Tensors)
+            {
+                int n = 0;
+                foreach (var v in t.Data)
+                {
+                    BinaryPrimitives.WriteDoubleLittleEndian(buf.AsSpan(n), v);
+                    n += 8;
+                    if (n == buf.Length) { s.Write(buf, 0, n); n = 0; }
+                }
+                s.Write(buf, 0, n);
+            }
+        });
+    }
+
+    private static (string, string, int[], long, long) ParseEntry(string path, JsonProperty prop)
+    {
+        string name = prop.Name;
+        var v = prop.Value;
+        if (v.ValueKind != JsonValueKind.Object)
+            throw new DataFileException(path, $"tensor '{name}': header entry must be an object, got {v.ValueKind}.");
+        if (!v.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String)
+            throw new DataFileException(path, $"tensor '{name}': header entry has no string 'dtype'.");
+        string dtype = dt.GetString()!;
+        if (dtype != "F32" && dtype != "F64")
+            throw new DataFileException(path, $"tensor '{name}': dtype {dtype} is not supported (F32, F64).");
+        if (!v.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array)
+            throw new DataFileException(path, $"tensor '{name}': header entry has no 'shape' array.");
+        var shape = new List<int>();
+        foreach (var d in sh.EnumerateArray())
+        {
+            if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt32(out int di) || di < 0)
+                throw new DataFileException(path, $"tensor '{name}': shape entry {d.GetRawText()} is not a non-negative integer.");
+            shape.Add(di);
+        }
+        if (!v.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
+            throw new DataFileException(path, $"tensor '{name}': header entry needs 'data_offsets' [begin, end].");
+        long[] o = new long[2];
+        int k = 0;
+        foreach (var d in off.EnumerateArray())
+        {
+            if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out o[k]) || o[k] < 0)
+                throw new DataFileException(path, $"tensor '{name}': data_offsets entry {d.GetRawText()} is not a non-negative integer.");
+            k++;
+        }
+        return (name, dtype, shape.ToArray(), o[0], o[1]);
+    }
+
+    internal static string ShapeText(IEnumerable<int> shape) => "[" + string.Join(", ", shape) + "]";
+
+    internal static string OneLine(string s) => s.ReplaceLineEndings(" ");
+}
+
+/// <summary>Reads whole files with one-line errors naming the file.</summary>
+internal static class FileBytes
+{
+    public static byte[] ReadAll(string path)
+    {
+        try { return File.ReadAllBytes(path); }
+        catch (FileNotFoundException) { throw new DataFileException(path, "file not found."); }
+        catch (DirectoryNotFoundException) { throw new DataFileException(path, "file not found (no such directory)."); }
+        catch (UnauthorizedAccessException) { throw new DataFileException(path, "permission denied."); }
+        catch (IOException ex) when (ex is not DataFileException) { throw new DataFileException(path, $"cannot read ({SafetensorsFile.OneLine(ex.Message)})."); }
+    }
+}
