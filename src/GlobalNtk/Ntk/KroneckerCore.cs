@@ -1,6 +1,8 @@
 using GlobalNtk.Dense;
 using GlobalNtk.Models;
 
+using GlobalNtk.Operators;
+
 namespace GlobalNtk.Ntk;
 
 /// <summary>
@@ -99,8 +101,8 @@ public sealed class KroneckerCore
         bool viaAdjoint = s <= m;   // fewer applications: one per state unit, or one per site output
         int basis = viaAdjoint ? s : m;
         int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + siteLen), 1, Math.Max(1, basis));
-        using var qBuf = Scratch.Rent((long)chunk * stateLen);
-        using var aBuf = Scratch.Rent(chunk * siteLen);
+        using var qBuf = new BlockBuffer((long)chunk * stateLen);
+        using var aBuf = new BlockBuffer(chunk * siteLen);
         for (int b0 = 0; b0 < basis; b0 += chunk)
         {
             int cs = Math.Min(chunk, basis - b0);
@@ -177,8 +179,8 @@ public sealed class KroneckerCore
         int m = ps.TotalSize, stateLen = lin.StateShape.Size;
         var indices = map.Rest.SelectMany(i => Enumerable.Range(ps.OffsetOf(i), ps[i].Size)).ToArray();
         int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + m), 1, Math.Max(1, indices.Length));
-        using var eBuf = Scratch.Rent((long)chunk * m);
-        using var yBuf = Scratch.Rent((long)chunk * stateLen);
+        using var eBuf = new BlockBuffer((long)chunk * m);
+        using var yBuf = new BlockBuffer((long)chunk * stateLen);
         double total = 0;
         for (int p0 = 0; p0 < indices.Length; p0 += chunk)
         {

@@ -1,6 +1,8 @@
 using GlobalNtk.Dense;
 using GlobalNtk.Models;
 
+using GlobalNtk.Operators;
+
 namespace GlobalNtk.Ntk;
 
 /// <summary>
@@ -24,12 +26,14 @@ public sealed class KroneckerKernelOperator : CheckedOperator
 
     /// <inheritdoc/>
     public override string Name => "K (Kronecker core)";
+    /// <inheritdoc/>
+    public override bool IsSelfAdjoint => true;
 
     /// <summary>Number of θ scalars handled by the generic J_rest J_rest* term.</summary>
     public int RestParameterCount => _map.RestSize;
 
     /// <inheritdoc/>
-    protected override void Forward(ReadOnlySpan<double> x, Span<double> y, int count)
+    protected override void ForwardBlock(ReadOnlySpan<double> x, Span<double> y, int count)
     {
         y.Clear();
         foreach (var site in _lin.Sites) AddSiteTerm(site, x, y, count);
@@ -37,37 +41,42 @@ public sealed class KroneckerKernelOperator : CheckedOperator
     }
 
     /// <inheritdoc/>
-    protected override void Adjoint(ReadOnlySpan<double> x, Span<double> y, int count) => Forward(x, y, count);
+    protected override void AdjointBlock(ReadOnlySpan<double> x, Span<double> y, int count) => ForwardBlock(x, y, count);
 
-    /// <summary>y += D_s (Û Ûᵀ ⊗ I) D_s* x.</summary>
+    /// <summary>Doubles per site-sized temporary block (64 MiB): a block of vectors is done in chunks that fit.</summary>
+    internal static long SiteBlockBudget { get; set; } = 1L << 23;
+
+    /// <summary>y += D_s (Û Ûᵀ ⊗ I) D_s* x, in chunks of vectors (memory bounded, not O(count·N·m_s)).</summary>
     private static void AddSiteTerm(WeightSite site, ReadOnlySpan<double> x, Span<double> y, int count)
     {
-        int n = site.Rows, d = site.AugmentedWidth, m = site.OutDim;
-        if (n == 0 || m == 0 || d == 0) return;
+        int n = site.Rows, d = site.AugmentedWidth, m = site.OutDim, s = x.Length / Math.Max(1, count);
+        if (n == 0 || m == 0 || d == 0 || count == 0) return;
         int blockSize = n * m;
-        using var aBuf = Scratch.Rent((long)count * blockSize);
-        site.ApplyDAdjoint(x, aBuf.Span, count);
-        var a = aBuf.Buffer;
-        var u = site.Variables;
-        // Vectors of a block are independent: split them over cores (each with its own [d, m] core block).
-        Parallel.For(0, count, () => new double[(long)d * m], (j, _, c) =>
+        int chunk = (int)Math.Clamp(SiteBlockBudget / blockSize, 1, count);
+        using var aBuf = new BlockBuffer((long)chunk * blockSize);
+        using var cBuf = new BlockBuffer((long)chunk * d * m);
+        var u = site.Variables.Span;
+        for (int j0 = 0; j0 < count; j0 += chunk)
         {
-            var aj = a.AsSpan(j * blockSize, blockSize);
-            Gemm.Multiply(Trans.Yes, Trans.No, d, m, n, 1.0, u.Span, d, aj, m, 0.0, c, m);   // C = Ûᵀ A_j   [d, m]
-            Gemm.Multiply(Trans.No, Trans.No, n, m, d, 1.0, u.Span, d, c, m, 0.0, aj, m);    // A_j = Û C    [n, m]
-            return c;
-        }, _ => { });
-        site.ApplyDAdd(aBuf.Span, y, count);
+            int cs = Math.Min(chunk, count - j0);
+            var a = aBuf.Span[..(cs * blockSize)];
+            var c = cBuf.Span[..(cs * d * m)];
+            site.ApplyDAdjoint(x.Slice(j0 * s, cs * s), a, cs);
+            // C_j = Ûᵀ A_j [d, m], then A_j = Û C_j [n, m]: Û shared across the batch (stride 0).
+            Gemm.MultiplyBatched(Trans.Yes, Trans.No, cs, d, m, n, 1.0, u, d, 0, a, m, blockSize, 0.0, c, m, d * m);
+            Gemm.MultiplyBatched(Trans.No, Trans.No, cs, n, m, d, 1.0, u, d, 0, c, m, d * m, 0.0, a, m, blockSize);
+            site.ApplyDAdd(a, y.Slice(j0 * s, cs * s), cs);
+        }
     }
 
     /// <summary>y += J_rest J_rest* x (θ entries outside every site).</summary>
     private void AddRestTerm(ReadOnlySpan<double> x, Span<double> y, int count)
     {
         var ps = _lin.Parameters;
-        using var g = Scratch.Rent((long)count * ps.TotalSize);
+        using var g = new BlockBuffer((long)count * ps.TotalSize);
         _lin.ParamVjp(x, g.Span, count);
         _map.KeepRest(ps, g.Span, count);
-        using var t = Scratch.Rent((long)count * Domain.Size);
+        using var t = new BlockBuffer((long)count * Domain.Size);
         _lin.ParamJvp(g.Span, t.Span, count);
         Numerics.Axpy(1.0, t.Span, y);
     }

@@ -26,9 +26,9 @@ public sealed class NtkOperators
         PAdjoint = new PropagationOperator(linearization, adjoint: true);
         PInverse = new PropagationInverseOperator(linearization);
         Jtheta = new ParameterJacobianOperator(linearization);
-        K = new GramOperator(Jtheta, "K (generic J_θ J_θ*)");
+        K = Jtheta.Gram();
         WholeModelJacobian = new WholeModelJacobianOperator(linearization);
-        WholeModelNtk = new GramOperator(WholeModelJacobian, "whole-model NTK (dz/dθ)(dz/dθ)*");
+        WholeModelNtk = WholeModelJacobian.Gram();
         _kKron = new(() => new KroneckerKernelOperator(linearization));
         _ntkS = new(() => new StateNtkOperator(linearization, KKronecker));
         _core = new(() => new KroneckerCore(linearization));

@@ -1,6 +1,8 @@
 using GlobalNtk.Dense;
 using GlobalNtk.Models;
 
+using GlobalNtk.Operators;
+
 namespace GlobalNtk.Ntk;
 
 /// <summary>
@@ -17,9 +19,9 @@ public sealed class ParameterJacobianOperator : CheckedOperator
     /// <inheritdoc/>
     public override string Name => "J_θ";
     /// <inheritdoc/>
-    protected override void Forward(ReadOnlySpan<double> x, Span<double> y, int count) => _lin.ParamJvp(x, y, count);
+    protected override void ForwardBlock(ReadOnlySpan<double> x, Span<double> y, int count) => _lin.ParamJvp(x, y, count);
     /// <inheritdoc/>
-    protected override void Adjoint(ReadOnlySpan<double> x, Span<double> y, int count) => _lin.ParamVjp(x, y, count);
+    protected override void AdjointBlock(ReadOnlySpan<double> x, Span<double> y, int count) => _lin.ParamVjp(x, y, count);
 }
 
 /// <summary>
@@ -38,51 +40,20 @@ public sealed class WholeModelJacobianOperator : CheckedOperator
     public override string Name => "dz/dθ";
 
     /// <inheritdoc/>
-    protected override void Forward(ReadOnlySpan<double> x, Span<double> y, int count)
+    protected override void ForwardBlock(ReadOnlySpan<double> x, Span<double> y, int count)
     {
         _lin.ParamJvp(x, y, count);
         Sweeps.Propagate(_lin, y, count);
     }
 
     /// <inheritdoc/>
-    protected override void Adjoint(ReadOnlySpan<double> x, Span<double> y, int count)
+    protected override void AdjointBlock(ReadOnlySpan<double> x, Span<double> y, int count)
     {
-        using var w = Scratch.Rent((long)count * Range.Size);
+        using var w = new BlockBuffer((long)count * Range.Size);
         x.CopyTo(w.Span);
         Sweeps.PropagateAdjoint(_lin, w.Span, count);
         _lin.ParamVjp(w.Span, y, count);
     }
-}
-
-/// <summary>
-/// A Gram operator G G* of an operator G (self-adjoint, on G's range), applied as G (G* X) with
-/// one domain-sized scratch block. Used for K = J_θ J_θ* (generic form) and the whole-model NTK.
-/// </summary>
-public sealed class GramOperator : CheckedOperator
-{
-    private readonly Operators.LinearOperator _g;
-    private readonly string _name;
-
-    /// <summary>G G* with a display name.</summary>
-    public GramOperator(Operators.LinearOperator g, string name) : base(g.Range, g.Range)
-    {
-        _g = g;
-        _name = name;
-    }
-
-    /// <inheritdoc/>
-    public override string Name => _name;
-
-    /// <inheritdoc/>
-    protected override void Forward(ReadOnlySpan<double> x, Span<double> y, int count)
-    {
-        using var t = Scratch.Rent((long)count * _g.Domain.Size);
-        _g.ApplyAdjointBlock(x, t.Span, count);
-        _g.ApplyBlock(t.Span, y, count);
-    }
-
-    /// <inheritdoc/>
-    protected override void Adjoint(ReadOnlySpan<double> x, Span<double> y, int count) => Forward(x, y, count);
 }
 
 /// <summary>
@@ -105,11 +76,13 @@ public sealed class StateNtkOperator : CheckedOperator
 
     /// <inheritdoc/>
     public override string Name => "NTK_S";
+    /// <inheritdoc/>
+    public override bool IsSelfAdjoint => true;
 
     /// <inheritdoc/>
-    protected override void Forward(ReadOnlySpan<double> x, Span<double> y, int count)
+    protected override void ForwardBlock(ReadOnlySpan<double> x, Span<double> y, int count)
     {
-        using var w = Scratch.Rent((long)count * Domain.Size);
+        using var w = new BlockBuffer((long)count * Domain.Size);
         x.CopyTo(w.Span);
         Sweeps.PropagateAdjoint(_lin, w.Span, count);
         _k.ApplyBlock(w.Span, y, count);
@@ -117,5 +90,5 @@ public sealed class StateNtkOperator : CheckedOperator
     }
 
     /// <inheritdoc/>
-    protected override void Adjoint(ReadOnlySpan<double> x, Span<double> y, int count) => Forward(x, y, count);
+    protected override void AdjointBlock(ReadOnlySpan<double> x, Span<double> y, int count) => ForwardBlock(x, y, count);
 }

@@ -23,9 +23,9 @@ public sealed class PropagationOperator : CheckedOperator
     public override string Name => _adjoint ? "P*" : "P";
 
     /// <inheritdoc/>
-    protected override void Forward(ReadOnlySpan<double> x, Span<double> y, int count) => Sweep(x, y, count, _adjoint);
+    protected override void ForwardBlock(ReadOnlySpan<double> x, Span<double> y, int count) => Sweep(x, y, count, _adjoint);
     /// <inheritdoc/>
-    protected override void Adjoint(ReadOnlySpan<double> x, Span<double> y, int count) => Sweep(x, y, count, !_adjoint);
+    protected override void AdjointBlock(ReadOnlySpan<double> x, Span<double> y, int count) => Sweep(x, y, count, !_adjoint);
 
     private void Sweep(ReadOnlySpan<double> x, Span<double> y, int count, bool backward)
     {
@@ -46,7 +46,7 @@ public sealed class PropagationInverseOperator : CheckedOperator
     /// <inheritdoc/>
     public override string Name => "P⁻¹";
     /// <inheritdoc/>
-    protected override void Forward(ReadOnlySpan<double> x, Span<double> y, int count) => Sweeps.Inverse(_lin, x, y, count);
+    protected override void ForwardBlock(ReadOnlySpan<double> x, Span<double> y, int count) => Sweeps.Inverse(_lin, x, y, count);
     /// <inheritdoc/>
-    protected override void Adjoint(ReadOnlySpan<double> x, Span<double> y, int count) => Sweeps.InverseAdjoint(_lin, x, y, count);
+    protected override void AdjointBlock(ReadOnlySpan<double> x, Span<double> y, int count) => Sweeps.InverseAdjoint(_lin, x, y, count);
 }
