@@ -31,6 +31,8 @@ internal sealed class NtkTinyRnn : IChainModel
             list.Add(g);
         }
         Parameters = new ParameterSet(list);
+        Readout = Readout.Initialize(hidden, 2, rng);
+        AllParameters = new ParameterSet(list.Concat(Readout.Parameters));
         H0 = Enumerable.Range(0, H).Select(_ => 0.3 * (2 * rng.NextDouble() - 1)).ToArray();
     }
 
@@ -42,6 +44,9 @@ internal sealed class NtkTinyRnn : IChainModel
     public double[] H0 { get; }
     public string Arch => "tiny-rnn";
     public ParameterSet Parameters { get; }
+    public Readout Readout { get; }
+    public ParameterSet AllParameters { get; }
+    public IReadOnlyDictionary<string, string> Metadata => new Dictionary<string, string> { ["family"] = "test", ["arch"] = Arch };
     public double Gain(int i) => Parameters.Contains("gain") ? Parameters["gain"].Data[i] : 1.0;
 
     public ChainLinearization Linearize(Tensor inputs) => new Lin(this, inputs);

@@ -27,10 +27,37 @@ public static class FirstOrderIdentity
     /// <paramref name="model"/> along −(dz/dθ)* e, re-runs the forward pass, restores θ, and
     /// returns actual vs predicted state change.
     /// </summary>
-    public static FirstOrderResult Check(IChainModel model, Tensor inputs, ReadOnlySpan<double> stateError, double eta)
+    public static FirstOrderResult Check(IChainModel model, Tensor inputs, ReadOnlySpan<double> stateError, double eta) =>
+        Check(model, inputs, model.Linearize(inputs), stateError, eta);
+
+    /// <summary>
+    /// The same on the MSE of the model's own readout against <paramref name="targets"/> (shape
+    /// <c>Readout.OutputShape(state shape)</c>): e = Cᵀ(y − y*) for L = ½ Σ ‖y − y*‖².
+    /// </summary>
+    public static FirstOrderResult Check(IChainModel model, Tensor inputs, Tensor targets, double eta)
+    {
+        var lin0 = model.Linearize(inputs);
+        var e = MseStateError(model.Readout, lin0.States.Span, lin0.StateShape, targets.Span);
+        return Check(model, inputs, lin0, e, eta);
+    }
+
+    /// <summary>
+    /// ∂L/∂z = Cᵀ(y − y*) for L = ½ Σ ‖y − y*‖² (summed, no mean) with y = C z + b the readout.
+    /// </summary>
+    public static double[] MseStateError(Readout readout, ReadOnlySpan<double> states, AxisShape stateShape, ReadOnlySpan<double> targets)
+    {
+        var y = readout.Forward(states, stateShape);
+        if (targets.Length != y.Length)
+            throw new Operators.ShapeMismatchException($"MSE error: targets have length {targets.Length}, expected the readout's output shape {y.Shape}.");
+        Numerics.EnsureFinite(targets, "MSE targets");
+        var r = y.Span;
+        for (int i = 0; i < r.Length; i++) r[i] -= targets[i];
+        return readout.AsOperator(stateShape).ApplyAdjoint(r);
+    }
+
+    private static FirstOrderResult Check(IChainModel model, Tensor inputs, ChainLinearization lin0, ReadOnlySpan<double> stateError, double eta)
     {
         if (!(eta > 0) || !double.IsFinite(eta)) throw new ArgumentOutOfRangeException(nameof(eta), $"First-order check: η = {eta} must be positive and finite.");
-        var lin0 = model.Linearize(inputs);
         if (stateError.Length != lin0.StateShape.Size)
             throw new Operators.ShapeMismatchException($"First-order check: error e has length {stateError.Length}, expected the state shape {lin0.StateShape}.");
         var ops = new NtkOperators(lin0);

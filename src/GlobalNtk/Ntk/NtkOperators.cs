@@ -60,6 +60,13 @@ public sealed class NtkOperators
     public LinearOperator WholeModelJacobian { get; }
     /// <summary>(dz/dθ)(dz/dθ)*: the NTK of the unrolled model (the check of NTK_S).</summary>
     public LinearOperator WholeModelNtk { get; }
+    /// <summary>
+    /// The output NTK Θ_y = C NTK_S Cᵀ + (Z Zᵀ + 1 1ᵀ) ⊗ I_out of a readout on these states
+    /// (MATH.md §2), using the Kronecker-core NTK_S.
+    /// </summary>
+    public LinearOperator OutputNtk(Readout readout) =>
+        new OutputNtkOperator(NtkS, readout ?? throw new ArgumentNullException(nameof(readout)), Linearization.States.Span, Linearization.StateShape);
+
     /// <summary>Per-site Kronecker cores (Û, spectra, modes) and the model-level summary (built once, on first use).</summary>
     public KroneckerCore KroneckerCore => _core.Value;
 }
