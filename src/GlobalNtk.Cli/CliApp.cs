@@ -56,6 +56,7 @@ public static class CliApp
     private static void Configure(IConfigurator c)
     {
         c.AddCommand<VersionCommand>("version").WithDescription("Print the version.").WithExample("version");
+        c.AddCommand<Commands.SelfCheckCommand>("selfcheck").WithDescription("Run the randomised estimators against exact values on random operators with known spectra.").WithExample("selfcheck", "--seed", "1");
     }
 }
 

@@ -12,7 +12,7 @@ public class MlpTests
 
     private static (MlpModel Model, Tensor X) Setup(Activation act, int seed = 1)
     {
-        var model = MlpModel.Create(Nin, H, L, act, seed);
+        var model = MlpModel.Create(Nin, H, L, 2, act, seed);
         var rng = new Random(seed + 100);
         // Larger weights than the default init so that every nonlinearity is exercised.
         foreach (var p in model.Parameters) for (int i = 0; i < p.Size; i++) p.Data[i] *= 2.0;
@@ -171,7 +171,7 @@ public class MlpTests
         x.Span[1] = double.NaN;
         Assert.Throws<NonFiniteException>(() => model.Linearize(x));
         var bad = new ParameterSet(model.Parameters.Select(p => p.Name == "layers.1.weight" ? new Parameter(p.Name, [H, H + 1]) : p.Clone()));
-        var e2 = Assert.Throws<ArgumentException>(() => new MlpModel(Nin, H, L, Activation.Tanh, bad));
+        var e2 = Assert.Throws<ArgumentException>(() => new MlpModel(Nin, H, L, Activation.Tanh, bad, model.Readout));
         Assert.Contains("layers.1.weight", e2.Message);
     }
 

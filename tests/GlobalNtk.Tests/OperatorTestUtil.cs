@@ -95,3 +95,26 @@ internal static class OperatorTestUtil
         return a;
     }
 }
+
+/// <summary>Operators with known spectra for estimator tests.</summary>
+internal static class KnownSpectra
+{
+    public static double[] LowRank(int n, int rank) => Enumerable.Range(0, n).Select(i => i < rank ? 1.0 + 0.5 * i : 0.0).ToArray();
+    public static double[] Flat(int n) => Enumerable.Range(0, n).Select(i => 1.0 + (double)i / n).ToArray();
+    public static double[] PowerLaw(int n, double exponent = 1.0) => Enumerable.Range(1, n).Select(i => Math.Pow(i, -exponent)).ToArray();
+
+    /// <summary>Matrix-free H₃H₂H₁ diag(λ) H₁H₂H₃ with random Householder reflections (spectrum exactly λ).</summary>
+    public static LinearOperator Rotated(AxisShape shape, double[] lambda, int seed)
+    {
+        var rng = new Random(seed);
+        var d = new DiagonalOperator(shape, lambda);
+        LinearOperator h = LinearOperator.Identity(shape);
+        for (int r = 0; r < 3; r++)
+            h = (LinearOperator.Identity(shape) - 2.0 * RankOneOperator.Projector(OperatorTestUtil.RandomArray(rng, shape.Size), shape)) * h;
+        return h.Adjoint * d * h;
+    }
+
+    /// <summary>Dense symmetric matrix with spectrum λ (random orthogonal eigenvectors).</summary>
+    public static DenseOperator Dense(double[] lambda, int seed) =>
+        new(OperatorTestUtil.SymmetricWithSpectrum(new Random(seed), lambda), lambda.Length, lambda.Length);
+}

@@ -26,7 +26,7 @@ public class TransformerTests
     public static (TransformerModel Model, Tensor X) Setup(string name, int seed = 1, int chunkRows = 4096)
     {
         var c = Config(name);
-        var model = TransformerModel.Create(c, seed);
+        var model = TransformerModel.Create(c, 2, seed);
         model.ChunkRows = chunkRows;
         var rng = new Random(seed + 50);
         foreach (var p in model.Parameters)
@@ -125,7 +125,7 @@ public class TransformerTests
             ps.Assign(theta.Zip(dTheta, (t, d) => t + sign * eps * d).ToArray());
             var y = new double[z.Length];
             // Step 0 depends on the input only; block l on the unperturbed z_l (MATH.md §2).
-            SetLayer(y, c, 0, Layer(new TransformerModel(c, ps).Linearize(x).States.Span, c, 0));
+            SetLayer(y, c, 0, Layer(new TransformerModel(c, ps, model.Readout).Linearize(x).States.Span, c, 0));
             for (int l = 0; l < c.Layers; l++) SetLayer(y, c, l + 1, Block(c, ps, l, Layer(z, c, l)));
             return y;
         }
@@ -228,9 +228,9 @@ public class TransformerTests
         var (emb, _) = Setup("embedding");
         var ids = new Tensor(new double[] { 0, 1, 5, 2 }, new AxisShape(("sequence", 1), ("token", 4)));
         Assert.Contains("token id 5", Assert.Throws<ArgumentException>(() => emb.Linearize(ids)).Message);
-        Assert.Contains("divisible", Assert.Throws<ArgumentException>(() => TransformerModel.Create(Config("relu") with { Heads = 3 }, 1)).Message);
+        Assert.Contains("divisible", Assert.Throws<ArgumentException>(() => TransformerModel.Create(Config("relu") with { Heads = 3 }, 2, 1)).Message);
         var missing = new ParameterSet(model.Parameters.Where(p => p.Name != "layers.1.norm2.bias").Select(p => p.Clone()));
-        Assert.Contains("layers.1.norm2.bias", Assert.Throws<ArgumentException>(() => new TransformerModel(model.Config, missing)).Message);
+        Assert.Contains("layers.1.norm2.bias", Assert.Throws<ArgumentException>(() => new TransformerModel(model.Config, missing, model.Readout)).Message);
         x.Span[2] = double.PositiveInfinity;
         Assert.Throws<NonFiniteException>(() => model.Linearize(x));
     }
@@ -238,7 +238,7 @@ public class TransformerTests
     [Fact]
     public void ParameterNamesAreThoseOfPyTorchEncoderLayers()
     {
-        var model = TransformerModel.Create(Config("gelu-causal"), 1);
+        var model = TransformerModel.Create(Config("gelu-causal"), 2, 1);
         Assert.Equal(["input_proj.weight", "input_proj.bias",
             "layers.0.self_attn.in_proj_weight", "layers.0.self_attn.in_proj_bias",
             "layers.0.self_attn.out_proj.weight", "layers.0.self_attn.out_proj.bias",

@@ -14,8 +14,8 @@ namespace GlobalNtk.Models.Mlp;
 /// </remarks>
 public sealed class MlpModel : IChainModel
 {
-    /// <summary>Wraps existing parameters (validated against the sizes).</summary>
-    public MlpModel(int inputs, int hidden, int layers, Activation activation, ParameterSet parameters)
+    /// <summary>Wraps existing tensors (validated against the sizes); the readout reads the last layer [O, H].</summary>
+    public MlpModel(int inputs, int hidden, int layers, Activation activation, ParameterSet parameters, Readout readout)
     {
         if (inputs < 1 || hidden < 1 || layers < 1)
             throw new ArgumentException($"MLP: inputs ({inputs}), hidden ({hidden}) and layers ({layers}) must all be ≥ 1.");
@@ -27,11 +27,18 @@ public sealed class MlpModel : IChainModel
         }
         if (parameters.Count != 2 * layers)
             throw new ArgumentException($"MLP: expected {2 * layers} parameter tensors, got {parameters.Count} ({string.Join(", ", parameters.Select(p => p.Name))}).");
+        if (readout.InputSize != hidden || readout.FeatureOffset != 0 || !readout.LastStepOnly)
+            throw new ArgumentException($"MLP: the readout must read the {hidden} units of the last layer, got '{readout.Weight.Name}' {readout.Weight.ShapeText}.");
         Parameters = parameters;
+        Readout = readout;
+        AllParameters = new ParameterSet(parameters.Concat(readout.Parameters));
     }
 
-    /// <summary>A freshly initialised MLP (PyTorch nn.Linear default: uniform ±1/√fan_in), seeded.</summary>
-    public static MlpModel Create(int inputs, int hidden, int layers, Activation activation, int seed)
+    /// <summary>
+    /// A freshly initialised MLP with an <paramref name="outputs"/>-wide readout on the last layer
+    /// (PyTorch nn.Linear default for every layer and the readout: uniform ±1/√fan_in), seeded.
+    /// </summary>
+    public static MlpModel Create(int inputs, int hidden, int layers, int outputs, Activation activation, int seed)
     {
         var rng = new Random(seed);
         var ps = new List<Parameter>();
@@ -42,7 +49,8 @@ public sealed class MlpModel : IChainModel
             ps.Add(new Parameter(WeightName(k), [hidden, fanIn], Uniform(rng, hidden * fanIn, bound)));
             ps.Add(new Parameter(BiasName(k), [hidden], Uniform(rng, hidden, bound)));
         }
-        return new MlpModel(inputs, hidden, layers, activation, new ParameterSet(ps));
+        var readout = Readout.Initialize(hidden, outputs, rng, lastStepOnly: true);
+        return new MlpModel(inputs, hidden, layers, activation, new ParameterSet(ps), readout);
     }
 
     /// <summary>Name of layer k's weight (0-based), e.g. <c>layers.0.weight</c>.</summary>
@@ -62,6 +70,20 @@ public sealed class MlpModel : IChainModel
     public Activation Activation { get; }
     /// <inheritdoc/>
     public ParameterSet Parameters { get; }
+    /// <summary>The readout y = W z_L + b on the last layer (outputs (sample, output)).</summary>
+    public Readout Readout { get; }
+    /// <inheritdoc/>
+    public ParameterSet AllParameters { get; }
+    /// <summary>Keys <c>family, arch, input_size, hidden_size, output_size, layers, activation</c>.</summary>
+    public IReadOnlyDictionary<string, string> Metadata => new Dictionary<string, string>
+    {
+        ["family"] = "mlp", ["arch"] = Arch,
+        ["input_size"] = Inputs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["hidden_size"] = Hidden.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["output_size"] = Readout.OutputSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["layers"] = Layers.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["activation"] = Activation.Name(),
+    };
 
     /// <summary>Runs the forward pass on inputs (sample, input) = [B, N_in] and linearises it.</summary>
     public ChainLinearization Linearize(Tensor inputs)

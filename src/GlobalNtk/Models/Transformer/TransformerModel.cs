@@ -59,8 +59,8 @@ public sealed class TransformerModel : IChainModel
     /// <summary>LayerNorm epsilon (PyTorch's default).</summary>
     public const double LayerNormEps = 1e-5;
 
-    /// <summary>Wraps existing parameters (validated against the config).</summary>
-    public TransformerModel(TransformerConfig config, ParameterSet parameters)
+    /// <summary>Wraps existing tensors (validated against the config); the readout reads every token of the last layer [O, d].</summary>
+    public TransformerModel(TransformerConfig config, ParameterSet parameters, Readout readout)
     {
         config.Validate();
         Config = config;
@@ -74,7 +74,11 @@ public sealed class TransformerModel : IChainModel
         }
         if (parameters.Count != expected.Count)
             throw new ArgumentException($"Transformer: expected {expected.Count} parameter tensors, got {parameters.Count}.");
+        if (readout.InputSize != config.Model || readout.FeatureOffset != 0 || !readout.LastStepOnly)
+            throw new ArgumentException($"Transformer: the readout must read the d = {config.Model} features of the last layer, got '{readout.Weight.Name}' {readout.Weight.ShapeText}.");
         Parameters = parameters;
+        Readout = readout;
+        AllParameters = new ParameterSet(parameters.Concat(readout.Parameters));
     }
 
     /// <summary>Parameter names and shapes in θ order (PyTorch state_dict order within a block).</summary>
@@ -100,9 +104,10 @@ public sealed class TransformerModel : IChainModel
     /// <summary>
     /// A freshly initialised transformer, seeded, as PyTorch initialises it: Linear layers
     /// uniform ±1/√fan_in (weights and biases), in_proj_weight Xavier-uniform with zero
-    /// in_proj_bias and out_proj.bias, LayerNorm gain 1 and bias 0, embedding N(0, 1).
+    /// in_proj_bias and out_proj.bias, LayerNorm gain 1 and bias 0, embedding N(0, 1); then an
+    /// <paramref name="outputs"/>-wide readout on every token of the last layer (nn.Linear init).
     /// </summary>
-    public static TransformerModel Create(TransformerConfig config, int seed)
+    public static TransformerModel Create(TransformerConfig config, int outputs, int seed)
     {
         config.Validate();
         var rng = new Random(seed);
@@ -124,7 +129,8 @@ public sealed class TransformerModel : IChainModel
             }
             ps.Add(new Parameter(name, shape, data));
         }
-        return new TransformerModel(config, new ParameterSet(ps));
+        var readout = Readout.Initialize(d, outputs, rng, lastStepOnly: true);
+        return new TransformerModel(config, new ParameterSet(ps), readout);
     }
 
     /// <summary><c>input_proj.weight</c>.</summary>
@@ -140,6 +146,31 @@ public sealed class TransformerModel : IChainModel
     public TransformerConfig Config { get; }
     /// <inheritdoc/>
     public ParameterSet Parameters { get; }
+    /// <summary>The readout y = W z_L + b on every token of the last layer (outputs (sequence, token, output)).</summary>
+    public Readout Readout { get; }
+    /// <inheritdoc/>
+    public ParameterSet AllParameters { get; }
+    /// <summary>
+    /// Keys <c>family, arch, input, input_size, hidden_size</c> (d), <c>output_size, layers, heads,
+    /// dim_feedforward, activation, causal, positional</c>: enough to rebuild the model.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> Metadata
+    {
+        get
+        {
+            var ci = System.Globalization.CultureInfo.InvariantCulture;
+            return new Dictionary<string, string>
+            {
+                ["family"] = "transformer", ["arch"] = Arch,
+                ["input"] = Config.Input == TransformerInput.Linear ? "linear" : "embedding",
+                ["input_size"] = Config.Inputs.ToString(ci), ["hidden_size"] = Config.Model.ToString(ci),
+                ["output_size"] = Readout.OutputSize.ToString(ci), ["layers"] = Config.Layers.ToString(ci),
+                ["heads"] = Config.Heads.ToString(ci), ["dim_feedforward"] = Config.FeedForward.ToString(ci),
+                ["activation"] = Config.Activation.Name(), ["causal"] = Config.Causal ? "true" : "false",
+                ["norm_first"] = "true", ["positional"] = "sinusoidal",
+            };
+        }
+    }
     /// <summary>(sequence, token) rows per chunk of the derivative maps: bounds their workspace (tests lower it to exercise chunking).</summary>
     internal int ChunkRows { get; set; } = 4096;
 
