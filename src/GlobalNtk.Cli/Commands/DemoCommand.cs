@@ -85,7 +85,8 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         {
             // Training is about a third of the work at the defaults.
             var train = CliProgress.Sub(p, 0, 0.35, "training");
-            trained = trainer.Run(runDir, tp => train($"step {tp.Step}/{tp.TotalSteps}, loss {AnalysisReportWriter.F(tp.Loss)}", (double)tp.Step / Math.Max(1, tp.TotalSteps)), ct);
+            trained = trainer.Run(runDir, tp => train(double.IsFinite(tp.Loss) ? $"step {tp.Step}/{tp.TotalSteps}, loss {AnalysisReportWriter.F(tp.Loss)}" : $"step {tp.Step}/{tp.TotalSteps}",
+                (double)tp.Step / Math.Max(1, tp.TotalSteps)), ct);
             trainSeconds = clock.Elapsed.TotalSeconds;
             var sources = AnalysisPipeline.RunFolder(runDir, null, s.Checkpoints);
             analyses = AnalysisPipeline.Run(sources, ev.Inputs, ev.Targets, options, CliProgress.Sub(p, 0.35, 1.0, "analysis"), ct);
@@ -94,7 +95,7 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         var last = analyses[^1];
         string setup = $"**Setup.** A GRU with {s.Hidden} hidden units (PyTorch equations and initialisation, gain 1, seed {seed}) trained on 3-bit flip-flop " +
             $"(trials of {DemoDefaults.TrialSteps} steps) with Adam (learning rate {DemoDefaults.LearningRate}, batch {DemoDefaults.Batch}, gradient clipping 1) for {trained!.Steps} steps in {trainSeconds:F0} s. " +
-            $"Every analysis uses the task's fixed evaluation set ({ev.Inputs.Shape}) and its targets; {analyses.Count} checkpoints from initialisation to the end are analysed. " +
+            $"Every analysis uses the task's fixed evaluation set of shape {ev.Inputs.Shape} and its targets; {analyses.Count} checkpoints from initialisation to the end are analysed. " +
             $"Estimators (MATH.md §5): top-{options.TopK} eigenpairs by block Krylov, effective ranks from {options.Probes} Rademacher probes (partial ranks {options.PartialProbes}), seed {options.Seed}; ± is one standard error. " +
             $"The checkpoints are in `run/` (safetensors, PyTorch names) with the training log `run/log.csv`.";
         var report = new AnalysisReport("GlobalNtk demo: the global NTK of a GRU learning flip-flop", setup, analyses,

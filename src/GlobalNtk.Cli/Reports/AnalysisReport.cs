@@ -95,7 +95,7 @@ public static class AnalysisReportWriter
             string change = trained
                 ? $" After training ({last.Label}) λ₁ = {F(last.NtkSpectrum.Eigenvalues.FirstOrDefault())}; the ratio λ₁/λ_{last.NtkSpectrum.Eigenvalues.Length} goes from {F(Decay(first.NtkSpectrum))} to {F(Decay(last.NtkSpectrum))}."
                 : "";
-            Figure("ntk_spectrum.png", $"Top {first.NtkSpectrum.Eigenvalues.Length} eigenvalues of the global NTK NTK_S (Lanczos; largest residual {F(MaxRes(cps))}), log scale, of a {first.NtkSpectrum.Dimension}-dimensional state space. At {first.Label} λ₁ = {F(first.NtkSpectrum.Eigenvalues.FirstOrDefault())}.{change} Data: `spectra.csv`.");
+            Figure("ntk_spectrum.png", $"Top {first.NtkSpectrum.Eigenvalues.Length} eigenvalues of the global NTK NTK_S (block Krylov; largest residual ‖A v − λ v‖ = {F(MaxRes(cps))}), log scale, of a {first.NtkSpectrum.Dimension}-dimensional state space. At {first.Label} λ₁ = {F(first.NtkSpectrum.Eigenvalues.FirstOrDefault())}.{change} Data: `spectra.csv`.");
 
             var s3 = new List<Series> { SpectrumSeries(last.NtkSpectrum, "NTK_S = P K P*"), SpectrumSeries(last.KSpectrum, "K = J_θ J_θ*"), SpectrumSeries(last.PropagationSpectrum, "P P*") };
             Plots.Lines(Path.Combine(dir, "factor_spectra.png"), $"Spectra of NTK_S and its factors ({last.Label})", "eigenvalue index i", "eigenvalue λ_i", s3, logY: true, integerX: true);
@@ -212,6 +212,7 @@ public static class AnalysisReportWriter
     /// <summary>Formats a number with 3 significant digits (invariant culture).</summary>
     public static string F(double v) => !double.IsFinite(v) ? v.ToString(CultureInfo.InvariantCulture)
         : Math.Abs(v) >= 1e5 || (Math.Abs(v) < 1e-3 && v != 0) ? v.ToString("0.00e0", CultureInfo.InvariantCulture)
+        : Math.Abs(v) >= 100 ? Math.Round(v).ToString("0", CultureInfo.InvariantCulture)
         : v.ToString("G3", CultureInfo.InvariantCulture);
 
     private static string Headline(ModelAnalysis first, ModelAnalysis last, bool trained)
