@@ -129,6 +129,8 @@ public static class AnalysisReportWriter
         {
             var csv = new Csv("checkpoint", "step", "site", "index", "singular_value", "gram_eigenvalue", "mode_capture_c_r");
             foreach (var c in cps)
+                for (int i = 0; i < c.Kronecker.ModeCapture.Length; i++) csv.Row(c.Label, c.Step, "(all sites)", i + 1, null, null, c.Kronecker.ModeCapture[i]);
+            foreach (var c in cps)
                 foreach (var s in c.Kronecker.Sites)
                     for (int i = 0; i < Math.Max(s.SingularValues.Length, s.ModeCapture.Length); i++)
                     {
@@ -139,17 +141,21 @@ public static class AnalysisReportWriter
             var spec = new List<Series>();
             var cap = new List<Series>();
             foreach (var (c, dashed) in trained ? new[] { (first, false), (last, true) } : new[] { (last, false) })
+                cap.Add(new($"c(r) model, {c.Label}", Index1(c.Kronecker.ModeCapture.Length), c.Kronecker.ModeCapture, Markers: c.Kronecker.ModeCapture.Length <= 80, Dashed: dashed));
+            foreach (var (c, dashed) in trained ? new[] { (first, false), (last, true) } : new[] { (last, false) })
                 foreach (var s in c.Kronecker.Sites)
                 {
                     spec.Add(new($"Ĝ[{s.Name}] {c.Label}", Index1(s.SingularValues.Length), s.SingularValues.Select(v => v * v).ToArray(), Markers: s.SingularValues.Length <= 80, Dashed: dashed));
-                    cap.Add(new($"c(r) [{s.Name}] {c.Label}", Index1(s.ModeCapture.Length), s.ModeCapture, Markers: s.ModeCapture.Length <= 80, Dashed: dashed));
+                    cap.Add(new($"c_s(r) site {s.Name}, {c.Label}", Index1(s.ModeCapture.Length), s.ModeCapture, Markers: s.ModeCapture.Length <= 80, Dashed: dashed));
                 }
             Plots.Lines(Path.Combine(dir, "site_spectra.png"), "Kronecker core: spectrum of each site's Gram Ĝ_s", "activity mode i", "eigenvalue σ_i² of Ĝ_s", spec, logY: true, integerX: true);
             string sites = string.Join("; ", last.Kronecker.Sites.Select(s => $"{s.Name}: {s.Rows} rows × width {s.Width}, rank {s.GramRank}, PR(Ĝ) = {F(s.GramParticipationRatio)}, m_s = {s.OutDim}"));
             Figure("site_spectra.png", $"Eigenvalues of the Gram matrix Ĝ_s = Û Ûᵀ of each weight site's variables (squared singular values of Û), log scale{(trained ? $", at {first.Label} (solid) and {last.Label} (dashed)" : "")}. At {last.Label}: {sites}. Rank bound rank K ≤ Σ_s rank(Ĝ_s)·m_s = {last.Kronecker.RankBound} of {last.Kronecker.StateDimension} state dimensions. Data: `kronecker_core.csv`.");
             Plots.Lines(Path.Combine(dir, "mode_capture.png"), "Mode capture c(r) = tr K_r / tr K", "activity modes kept per site r", "c(r)", cap, horizontalLine: 0.9, horizontalLineLabel: "90%", integerX: true);
             string r90 = string.Join("; ", last.Kronecker.Sites.Select(s => $"{s.Name}: r = {Reach(s.ModeCapture, 0.9)} of {s.ModeCapture.Length}"));
-            Figure("mode_capture.png", $"Mode capture c(r): the fraction of tr K kept when each site's Gram Ĝ_s is truncated to its top r activity modes (exact). Modes needed for 90% at {last.Label}: {r90}. Data: `kronecker_core.csv`.");
+            var mc = last.Kronecker.ModeCapture;
+            string model = mc.Length == 0 ? "" : $"For the whole model at {last.Label}: c(1) = {F(mc[0])}{(mc.Length > 1 ? $", c(2) = {F(mc[1])}" : "")}, 90% reached at r = {Reach(mc, 0.9)}. ";
+            Figure("mode_capture.png", $"Mode capture c(r) = tr K_r / tr K: the fraction of tr K (exact, tr K = {F(last.Kronecker.TraceK)}) kept when every site's Gram Ĝ_s is truncated to its top r activity modes (the whole model), and each site's own share c_s(r). {model}Per site, modes needed for 90%: {r90}. Data: `kronecker_core.csv`.");
         }
 
         // SRB
