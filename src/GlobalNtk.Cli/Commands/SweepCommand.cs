@@ -168,7 +168,7 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
         Plots.Lines(Path.Combine(dir, "loss_vs_gain.png"), "What gets learned: final loss", "initial recurrent gain g", "evaluation loss (MSE)",
             [new("after training", g, loss), new("at initialisation", g, points.Select(p => p.InitialEvalLoss).ToArray(), Dashed: true)], logY: true);
         var lf = Enumerable.Range(0, modes).Select(i => new Series($"task mode {i + 1}", g, points.Select(p => p.FinalLearnedFraction[i]).ToArray())).ToList();
-        Plots.Lines(Path.Combine(dir, "learned_fraction_vs_gain.png"), "Learned fraction of each task mode after training", "initial recurrent gain g", "‖a_iᵀ Ŷ‖ / σ_i", lf, horizontalLine: 1, horizontalLineLabel: "fully learned");
+        Plots.Lines(Path.Combine(dir, "learned_fraction_vs_gain.png"), "Learned fraction of each task mode after training", "initial recurrent gain g", "‖a_i^T Ŷ‖ / σ_i", lf, horizontalLine: 1, horizontalLineLabel: "fully learned");
         var order = Enumerable.Range(0, pr.Length).OrderBy(i => pr[i]).ToArray();
         Plots.Lines(Path.Combine(dir, "loss_vs_rank.png"), "Final loss against the effective rank at initialisation", "PR(NTK_S) at initialisation", "final evaluation loss (MSE)",
             [new("one gain per point", order.Select(i => pr[i]).ToArray(), order.Select(i => loss[i]).ToArray())], logY: true);

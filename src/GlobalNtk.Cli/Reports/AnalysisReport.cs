@@ -191,7 +191,7 @@ public static class AnalysisReportWriter
             Plots.Lines(Path.Combine(dir, "task_learnability.png"), "Task-mode learnability ρ_i (output NTK)", xLabel, "ρ_i = ⟨M_i, Θ_y M_i⟩", rho, logY: true);
             string rhoText = string.Join(", ", first.TaskModes.Learnability.Select((r, i) => $"ρ_{i + 1} = {F(r)}"));
             Figure("task_learnability.png", $"Learnability of each task mode M_i = a_i b_iᵀ of the target matrix Y = Σ σ_i a_i b_iᵀ: the output-NTK Rayleigh quotient ρ_i, log scale. At {first.Label}: {rhoText}. Modes with small ρ_i at initialisation are learned slowly. Data: `task_modes.csv`.");
-            Plots.Lines(Path.Combine(dir, "learned_fraction.png"), "Learned fraction of each task mode", xLabel, "‖a_iᵀ Ŷ‖ / σ_i", learned, horizontalLine: 1.0, horizontalLineLabel: "fully learned");
+            Plots.Lines(Path.Combine(dir, "learned_fraction.png"), "Learned fraction of each task mode", xLabel, "‖a_i^T Ŷ‖ / σ_i", learned, horizontalLine: 1.0, horizontalLineLabel: "fully learned");
             string lf = string.Join(", ", last.TaskModes!.LearnedFraction.Select((f, i) => $"mode {i + 1}: {F(f)}"));
             Figure("learned_fraction.png", $"Learned fraction ‖a_iᵀ Ŷ‖/σ_i of each task mode in the model's outputs Ŷ{(trained ? " across checkpoints" : "")}. At {last.Label}: {lf}. Data: `task_modes.csv`.");
         }
