@@ -1,0 +1,205 @@
+using System.Numerics.Tensors;
+using GlobalNtk.Dense;
+using GlobalNtk.Operators;
+using Tensor = GlobalNtk.Dense.Tensor;
+
+namespace GlobalNtk.Models;
+
+/// <summary>
+/// Linear readout y = W z_f + b (PyTorch nn.Linear; MATH.md §1, §4) applied to a feature slice
+/// z_f = z[FeatureOffset .. FeatureOffset + InputSize) of every row of the state's last axis.
+/// </summary>
+/// <remarks>
+/// The state is [lead, step, …, feature]. With <see cref="LastStepOnly"/> false the readout acts at
+/// every step (RNN: every time step, on h, the first H of [h; c] for the LSTM); with it true only
+/// the last step is read (transformer: every token of the last layer). The output shape is the
+/// state shape with the feature axis replaced by <c>output</c> (and the step axis dropped when
+/// only the last step is read).
+/// </remarks>
+public sealed class Readout
+{
+    /// <summary>PyTorch name of W [O, In].</summary>
+    public const string WeightName = "readout.weight";
+    /// <summary>PyTorch name of b [O].</summary>
+    public const string BiasName = "readout.bias";
+
+    /// <summary>Wraps given tensors (validated: weight [O, In], bias [O], finite).</summary>
+    public Readout(Parameter weight, Parameter bias, int featureOffset = 0, bool lastStepOnly = false)
+    {
+        if (weight.Shape.Length != 2 || weight.Shape[0] <= 0 || weight.Shape[1] <= 0)
+            throw new ArgumentException($"Tensor '{weight.Name}' has shape {weight.ShapeText}, expected [output, input] with both positive.");
+        if (bias.Shape.Length != 1 || bias.Shape[0] != weight.Shape[0])
+            throw new ArgumentException($"Tensor '{bias.Name}' has shape {bias.ShapeText}, expected [{weight.Shape[0]}] (rows of '{weight.Name}' {weight.ShapeText}).");
+        if (featureOffset < 0) throw new ArgumentException($"Readout: negative feature offset {featureOffset}.");
+        Numerics.EnsureFinite(weight.Data, $"parameter '{weight.Name}' {weight.ShapeText}");
+        Numerics.EnsureFinite(bias.Data, $"parameter '{bias.Name}' {bias.ShapeText}");
+        Weight = weight; Bias = bias; FeatureOffset = featureOffset; LastStepOnly = lastStepOnly;
+        Parameters = new ParameterSet([weight, bias]);
+    }
+
+    /// <summary>PyTorch nn.Linear initialisation: W and b uniform in ±1/√In, drawn from <paramref name="rng"/> (W first).</summary>
+    public static Readout Initialize(int inputSize, int outputSize, Random rng, int featureOffset = 0, bool lastStepOnly = false)
+    {
+        if (inputSize <= 0 || outputSize <= 0) throw new ArgumentException($"Readout: sizes must be positive, got input {inputSize}, output {outputSize}.");
+        double bound = 1.0 / Math.Sqrt(inputSize);
+        var w = new Parameter(WeightName, [outputSize, inputSize]);
+        var b = new Parameter(BiasName, [outputSize]);
+        for (int i = 0; i < w.Size; i++) w.Data[i] = (2 * rng.NextDouble() - 1) * bound;
+        for (int i = 0; i < b.Size; i++) b.Data[i] = (2 * rng.NextDouble() - 1) * bound;
+        return new Readout(w, b, featureOffset, lastStepOnly);
+    }
+
+    /// <summary>W [O, In] (live).</summary>
+    public Parameter Weight { get; }
+    /// <summary>b [O] (live).</summary>
+    public Parameter Bias { get; }
+    /// <summary>[W, b] in this order.</summary>
+    public ParameterSet Parameters { get; }
+    /// <summary>In: the width of the feature slice read.</summary>
+    public int InputSize => Weight.Shape[1];
+    /// <summary>O.</summary>
+    public int OutputSize => Weight.Shape[0];
+    /// <summary>First feature read in each row of the state's last axis.</summary>
+    public int FeatureOffset { get; }
+    /// <summary>Whether only the last step (axis 1) is read.</summary>
+    public bool LastStepOnly { get; }
+
+    /// <summary>Shape of y for states of <paramref name="stateShape"/>; throws if the feature slice does not fit.</summary>
+    public AxisShape OutputShape(AxisShape stateShape)
+    {
+        Layout(stateShape);
+        var names = stateShape.Names.ToList(); var sizes = stateShape.Sizes.ToList();
+        names[^1] = "output"; sizes[^1] = OutputSize;
+        if (LastStepOnly) { names.RemoveAt(1); sizes.RemoveAt(1); }
+        return new AxisShape(names, sizes);
+    }
+
+    /// <summary>Number of rows read (N = rows of the feature matrix Z).</summary>
+    public int Rows(AxisShape stateShape) => Layout(stateShape).Sum(g => g.Rows);
+
+    /// <summary>y = W z_f + b for every row read.</summary>
+    public Tensor Forward(ReadOnlySpan<double> states, AxisShape stateShape)
+    {
+        var y = new Tensor(OutputShape(stateShape));
+        ApplyLinear(states, stateShape, y.Span);
+        var d = y.Span;
+        for (int r = 0; r < d.Length; r += OutputSize) TensorPrimitives.Add(d.Slice(r, OutputSize), Bias.Data, d.Slice(r, OutputSize));
+        return y;
+    }
+
+    /// <summary>The readout's input rows Z [N, In] (for the readout's own NTK term (Z Zᵀ + 1 1ᵀ) ⊗ I, MATH.md §2).</summary>
+    public double[] Features(ReadOnlySpan<double> states, AxisShape stateShape)
+    {
+        int f = stateShape.Sizes[^1], n = InputSize, r0 = 0;
+        var groups = Layout(stateShape);
+        CheckLength(states.Length, stateShape.Size, "states");
+        var z = new double[checked(groups.Sum(g => g.Rows) * n)];
+        foreach (var (offset, rows) in groups)
+        {
+            for (int r = 0; r < rows; r++) states.Slice(offset + r * f + FeatureOffset, n).CopyTo(z.AsSpan((r0 + r) * n, n));
+            r0 += rows;
+        }
+        return z;
+    }
+
+    /// <summary>The linear part C: state → output (no bias), with its adjoint (MATH.md §2).</summary>
+    public LinearOperator AsOperator(AxisShape stateShape) => new ReadoutOperator(this, stateShape);
+
+    /// <summary>
+    /// Gradients of ⟨dOutput, y⟩: dWeight = Σ_rows dy z_fᵀ [O, In], dBias = Σ_rows dy [O] (both overwritten).
+    /// </summary>
+    public void ParameterVjp(ReadOnlySpan<double> states, AxisShape stateShape, ReadOnlySpan<double> dOutput, Span<double> dWeight, Span<double> dBias)
+    {
+        int f = stateShape.Sizes[^1], o = OutputSize, n = InputSize;
+        var groups = Layout(stateShape);
+        CheckLength(states.Length, stateShape.Size, "states");
+        CheckLength(dOutput.Length, OutputShape(stateShape).Size, "output gradient");
+        CheckLength(dWeight.Length, Weight.Size, $"gradient of '{Weight.Name}'");
+        CheckLength(dBias.Length, Bias.Size, $"gradient of '{Bias.Name}'");
+        dWeight.Clear(); dBias.Clear();
+        int r0 = 0;
+        foreach (var (offset, rows) in groups)
+        {
+            Gemm.Multiply(Trans.Yes, Trans.No, o, n, rows, 1.0, dOutput[(r0 * o)..], o, states[(offset + FeatureOffset)..], f, 1.0, dWeight, n);
+            r0 += rows;
+        }
+        for (int r = 0; r < r0; r++) TensorPrimitives.Add(dBias, dOutput.Slice(r * o, o), dBias);
+    }
+
+    private void ApplyLinear(ReadOnlySpan<double> states, AxisShape stateShape, Span<double> y)
+    {
+        int f = stateShape.Sizes[^1], r0 = 0;
+        foreach (var (offset, rows) in Layout(stateShape))
+        {
+            Gemm.Multiply(Trans.No, Trans.Yes, rows, OutputSize, InputSize, 1.0, states[(offset + FeatureOffset)..], f,
+                Weight.Data, InputSize, 0.0, y[(r0 * OutputSize)..], OutputSize);
+            r0 += rows;
+        }
+    }
+
+    private void ApplyLinearAdjoint(ReadOnlySpan<double> y, AxisShape stateShape, Span<double> states)
+    {
+        int f = stateShape.Sizes[^1], r0 = 0;
+        states.Clear();
+        foreach (var (offset, rows) in Layout(stateShape))
+        {
+            Gemm.Multiply(Trans.No, Trans.No, rows, InputSize, OutputSize, 1.0, y[(r0 * OutputSize)..], OutputSize,
+                Weight.Data, InputSize, 0.0, states[(offset + FeatureOffset)..], f);
+            r0 += rows;
+        }
+    }
+
+    /// <summary>Groups of contiguous-stride rows read: (offset of the first row, row count), row stride = feature axis size.</summary>
+    private (int Offset, int Rows)[] Layout(AxisShape stateShape)
+    {
+        if (stateShape.Rank < 2 || (LastStepOnly && stateShape.Rank < 3))
+            throw new ShapeMismatchException($"Readout: state shape {stateShape} needs [lead, step, …, feature] axes.");
+        int f = stateShape.Sizes[^1];
+        if (FeatureOffset + InputSize > f)
+            throw new ShapeMismatchException($"Readout: reads features [{FeatureOffset}, {FeatureOffset + InputSize}) but state shape {stateShape} has {f} per row ('{Weight.Name}' is {Weight.ShapeText}).");
+        if (!LastStepOnly) return [(0, stateShape.Size / f)];
+        int lead = stateShape.Sizes[0], steps = stateShape.Sizes[1], block = stateShape.Size / Math.Max(1, lead * steps);
+        var groups = new (int, int)[lead];
+        for (int b = 0; b < lead; b++) groups[b] = ((b * steps + steps - 1) * block, block / f);
+        return groups;
+    }
+
+    private static void CheckLength(int length, int expected, string what)
+    {
+        if (length != expected) throw new ShapeMismatchException($"Readout: {what} has length {length}, expected {expected}.");
+    }
+
+    private sealed class ReadoutOperator(Readout readout, AxisShape stateShape)
+        : LinearOperator(stateShape, readout.OutputShape(stateShape))
+    {
+        public override string Name => $"Readout C ({readout.Weight.ShapeText})";
+
+        protected override void ApplyBlockCore(ReadOnlySpan<double> x, Span<double> y, int count)
+        {
+            if (!readout.LastStepOnly)
+            {
+                // Every row is read: the whole block is one [count·rows, feature] matrix, one GEMM.
+                int f = Domain.Sizes[^1];
+                Gemm.Multiply(Trans.No, Trans.Yes, count * (Domain.Size / f), readout.OutputSize, readout.InputSize, 1.0,
+                    x[readout.FeatureOffset..], f, readout.Weight.Data, readout.InputSize, 0.0, y, readout.OutputSize);
+                return;
+            }
+            for (int j = 0; j < count; j++)
+                readout.ApplyLinear(x.Slice(j * Domain.Size, Domain.Size), Domain, y.Slice(j * Range.Size, Range.Size));
+        }
+
+        protected override void ApplyAdjointBlockCore(ReadOnlySpan<double> x, Span<double> y, int count)
+        {
+            if (!readout.LastStepOnly)
+            {
+                int f = Domain.Sizes[^1];
+                y.Clear();
+                Gemm.Multiply(Trans.No, Trans.No, count * (Domain.Size / f), readout.InputSize, readout.OutputSize, 1.0,
+                    x, readout.OutputSize, readout.Weight.Data, readout.InputSize, 0.0, y[readout.FeatureOffset..], f);
+                return;
+            }
+            for (int j = 0; j < count; j++)
+                readout.ApplyLinearAdjoint(x.Slice(j * Range.Size, Range.Size), Domain, y.Slice(j * Domain.Size, Domain.Size));
+        }
+    }
+}

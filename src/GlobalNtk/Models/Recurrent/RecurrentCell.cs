@@ -1,0 +1,152 @@
+namespace GlobalNtk.Models.Recurrent;
+
+/// <summary>
+/// One recurrent cell with PyTorch's equations and parameter names (MATH.md §4). A step is
+/// written as z' = g(a, z) with the affine pre-activations a = [W_ih x + b_ih, W_hh v(h) + b_hh]
+/// (v = h, or φ(h) for the leaky RNN); the cell supplies g, its derivative D = ∂g/∂a and the
+/// direct state derivative E = ∂g/∂z, from which <see cref="RecurrentLinearization"/> builds
+/// A_k = E + D_hh W_hh diag(v'), J_θ and the weight sites (MATH.md §2–3).
+/// </summary>
+/// <remarks>
+/// Pre-activation row layout (width <see cref="PreWidth"/>): when ih and hh enter g only through
+/// their sum (nn.RNN, LSTM, leaky RNN) both are accumulated in one G·H block, so D_ih = D_hh = D;
+/// otherwise (GRU, where r multiplies the hh n-part) the ih block comes first, then the hh block.
+/// </remarks>
+public abstract class RecurrentCell
+{
+    /// <summary>PyTorch name of W_ih [G·H, N_in].</summary>
+    public const string WeightIhName = "rnn.weight_ih_l0";
+    /// <summary>PyTorch name of W_hh [G·H, H].</summary>
+    public const string WeightHhName = "rnn.weight_hh_l0";
+    /// <summary>PyTorch name of b_ih [G·H].</summary>
+    public const string BiasIhName = "rnn.bias_ih_l0";
+    /// <summary>PyTorch name of b_hh [G·H].</summary>
+    public const string BiasHhName = "rnn.bias_hh_l0";
+
+    private protected RecurrentCell(RecurrentConfig config, ParameterSet parameters, bool hasBiasIh, bool splitPreActivation)
+    {
+        Config = config;
+        HasBiasIh = hasBiasIh;
+        SplitPreActivation = splitPreActivation;
+        ValidateParameters(parameters);
+        Parameters = parameters;
+    }
+
+    /// <summary>Architecture and sizes.</summary>
+    public RecurrentConfig Config { get; }
+    /// <summary>Architecture name (lower case).</summary>
+    public string Arch => Config.NormalizedArch;
+    /// <summary>N_in.</summary>
+    public int InputSize => Config.InputSize;
+    /// <summary>H.</summary>
+    public int HiddenSize => Config.HiddenSize;
+    /// <summary>G.</summary>
+    public int GateCount => Config.GateCount;
+    /// <summary>S (2H for the LSTM).</summary>
+    public int StateSize => Config.StateSize;
+    /// <summary>The cell's parameters in PyTorch order (weight_ih, weight_hh, bias_ih, bias_hh), live.</summary>
+    public ParameterSet Parameters { get; }
+    /// <summary>Whether the cell has <c>bias_ih_l0</c> (the leaky RNN has only one bias).</summary>
+    public bool HasBiasIh { get; }
+    /// <summary>Whether ih and hh pre-activations are kept apart (GRU): two weight sites instead of one.</summary>
+    public bool SplitPreActivation { get; }
+
+    internal int GateWidth => GateCount * HiddenSize;
+    internal int PreWidth => SplitPreActivation ? 2 * GateWidth : GateWidth;
+    internal int HhOffset => SplitPreActivation ? GateWidth : 0;
+
+    /// <summary>Expected (name, shape) of every parameter, in θ order.</summary>
+    public static IReadOnlyList<(string Name, int[] Shape)> ExpectedShapes(RecurrentConfig config)
+    {
+        int gh = config.GateCount * config.HiddenSize, h = config.HiddenSize;
+        var list = new List<(string, int[])> { (WeightIhName, [gh, config.InputSize]), (WeightHhName, [gh, h]) };
+        if (config.NormalizedArch != "leaky-rnn") list.Add((BiasIhName, [gh]));
+        list.Add((BiasHhName, [gh]));
+        return list;
+    }
+
+    /// <summary>Creates the cell of <paramref name="config"/>'s arch over the given (validated) parameters.</summary>
+    public static RecurrentCell Create(RecurrentConfig config, ParameterSet parameters)
+    {
+        config.Validate();
+        return config.NormalizedArch switch
+        {
+            "rnn-tanh" => new ElmanCell(config, parameters, Activation.Tanh),
+            "rnn-relu" => new ElmanCell(config, parameters, Activation.Relu),
+            "gru" => new GruCell(config, parameters),
+            "lstm" => new LstmCell(config, parameters),
+            "leaky-rnn" => new LeakyRnnCell(config, parameters),
+            _ => throw new ArgumentException($"Unknown recurrent arch '{config.Arch}' (valid: {string.Join(", ", RecurrentConfig.Architectures)})."),
+        };
+    }
+
+    /// <summary>
+    /// PyTorch default initialisation: every tensor uniform in ±1/√H, drawn in θ order from
+    /// <paramref name="rng"/>; then W_hh is multiplied by the gain g.
+    /// </summary>
+    public static ParameterSet Initialize(RecurrentConfig config, Random rng)
+    {
+        config.Validate();
+        double bound = 1.0 / Math.Sqrt(config.HiddenSize);
+        var ps = ExpectedShapes(config).Select(e => new Parameter(e.Name, e.Shape)).ToArray();
+        foreach (var p in ps)
+            for (int i = 0; i < p.Data.Length; i++) p.Data[i] = (2 * rng.NextDouble() - 1) * bound;
+        foreach (var p in ps)
+            if (p.Name == WeightHhName)
+                for (int i = 0; i < p.Data.Length; i++) p.Data[i] *= config.Gain;
+        return new ParameterSet(ps);
+    }
+
+    private void ValidateParameters(ParameterSet parameters)
+    {
+        var expected = ExpectedShapes(Config);
+        string context = $"arch {Arch}, input {InputSize}, hidden {HiddenSize}";
+        foreach (var (name, shape) in expected)
+        {
+            if (!parameters.Contains(name))
+                throw new ArgumentException($"Missing tensor '{name}' (expected shape [{string.Join(", ", shape)}] for {context}).");
+            var p = parameters[name];
+            if (!p.Shape.SequenceEqual(shape))
+                throw new ArgumentException($"Tensor '{name}' has shape {p.ShapeText}, expected [{string.Join(", ", shape)}] ({context}).");
+        }
+        foreach (var p in parameters)
+            if (!expected.Any(e => e.Name == p.Name))
+                throw new ArgumentException($"Unexpected tensor '{p.Name}' {p.ShapeText} for {context} (expected: {string.Join(", ", expected.Select(e => e.Name))}).");
+        for (int i = 0; i < expected.Count; i++)
+            if (parameters[i].Name != expected[i].Name)
+                throw new ArgumentException($"Parameters out of order: position {i} holds '{parameters[i].Name}', expected '{expected[i].Name}'.");
+        parameters.EnsureFinite();
+    }
+
+    // ---- cell math hooks, all per (trial, step) row; spans of width H, S, PreWidth as named ----
+
+    /// <summary>Scalars cached per (trial, step) by <see cref="ForwardRow"/> (gate activations; state-sized).</summary>
+    internal abstract int CacheWidth { get; }
+    /// <summary>Scratch needed by the hooks, per thread.</summary>
+    internal abstract int WorkWidth { get; }
+    /// <summary>Whether the recurrent site variable v is h itself (true) or φ(h) (leaky RNN).</summary>
+    internal virtual bool RecurrentVariableIsState => true;
+    /// <summary>v = v(h).</summary>
+    internal virtual void RecurrentVariable(ReadOnlySpan<double> h, Span<double> v) => h.CopyTo(v);
+    /// <summary>d = v'(h) computed from v.</summary>
+    internal virtual void RecurrentDerivative(ReadOnlySpan<double> v, Span<double> d) => d.Fill(1.0);
+
+    /// <summary>z = g(a, zPrev) with a = pre (biases included); fills the row's cache.</summary>
+    internal abstract void ForwardRow(ReadOnlySpan<double> pre, ReadOnlySpan<double> zPrev, Span<double> z, Span<double> cache);
+    /// <summary>dz = D·da (overwrite), da of width PreWidth.</summary>
+    internal abstract void ApplyD(in StepRow row, ReadOnlySpan<double> da, Span<double> dz, Span<double> work);
+    /// <summary>g = Dᵀ·q (overwrite), g of width PreWidth.</summary>
+    internal abstract void ApplyDTranspose(in StepRow row, ReadOnlySpan<double> q, Span<double> g, Span<double> work);
+    /// <summary>dst += alpha·E·src (E = ∂g/∂z with a held fixed).</summary>
+    internal abstract void ApplyEAdd(in StepRow row, ReadOnlySpan<double> src, Span<double> dst, double alpha, Span<double> work);
+    /// <summary>dst += alpha·Eᵀ·q.</summary>
+    internal abstract void ApplyETransposeAdd(in StepRow row, ReadOnlySpan<double> q, Span<double> dst, double alpha, Span<double> work);
+}
+
+/// <summary>What the derivative hooks see of one (trial, step): its cache, previous and current state.</summary>
+internal readonly ref struct StepRow(ReadOnlySpan<double> cache, ReadOnlySpan<double> zPrev, ReadOnlySpan<double> z)
+{
+    public ReadOnlySpan<double> Cache { get; } = cache;
+    public ReadOnlySpan<double> ZPrev { get; } = zPrev;
+    public ReadOnlySpan<double> Z { get; } = z;
+}
