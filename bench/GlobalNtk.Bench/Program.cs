@@ -1,1 +1,15 @@
-Console.WriteLine("GlobalNtk benchmarks: see bench/README (to be filled by the kernel work).");
+using GlobalNtk.Bench;
+
+// Dispatcher only: each benchmark lives in its own file and registers one line here.
+var benches = new Dictionary<string, (string Help, Func<string[], int> Run)>
+{
+    ["gemm"] = ("dense dgemm: managed kernel vs OpenBLAS (if installed) in GFLOP/s", GemmBench.Run),
+};
+
+if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))
+{
+    Console.WriteLine("usage: dotnet run --project bench/GlobalNtk.Bench -c Release -- <name> [options]");
+    foreach (var (name, b) in benches) Console.WriteLine($"  {name,-12} {b.Help}");
+    return args.Length == 0 ? 0 : 2;
+}
+return bench.Run(args[1..]);

@@ -141,7 +141,7 @@ public class TasksTests
     public void RegistryListsValidNamesOnUnknownTaskAndRejectsBadOptions()
     {
         var ex = Assert.Throws<ArgumentException>(() => TaskRegistry.Create("flipflop"));
-        Assert.Equal("Unknown task 'flipflop' (valid: flip-flop, integration, memory-pro, sine).", ex.Message);
+        Assert.Equal("Unknown task 'flipflop' (valid: flip-flop, integration, memory-pro, n-back, regression, sine).", ex.Message);
         Assert.Throws<ArgumentException>(() => TaskRegistry.Create("sine", new TaskOptions { Steps = 0 }));
         Assert.Throws<ArgumentException>(() => TaskRegistry.Create("sine", new TaskOptions { InputNoise = double.NaN }));
         Assert.Throws<ArgumentException>(() => TaskRegistry.Create("sine").TrainBatch(0, 0));

@@ -80,6 +80,81 @@ public abstract class LinearOperator
         return y;
     }
 
+    // ---- Algebra (fluent helpers; the concrete operators live in their own files) ----
+
+    /// <summary>
+    /// Whether the operator is self-adjoint by construction (identity, Gram, symmetric part,
+    /// real diagonal, symmetric dense…). Estimators may use it to save applications; <c>false</c>
+    /// means "not known", not "not symmetric".
+    /// </summary>
+    public virtual bool IsSelfAdjoint => false;
+
+    /// <summary>Whether <see cref="Domain"/> equals <see cref="Range"/> (names and sizes).</summary>
+    public bool IsSquare => Domain.Equals(Range);
+
+    /// <summary>The adjoint A* as a view (no copy); the adjoint of the adjoint is the original.</summary>
+    public virtual LinearOperator Adjoint => IsSelfAdjoint ? this : new AdjointOperator(this);
+
+    /// <summary><paramref name="next"/> ∘ this: apply this operator, then <paramref name="next"/>.</summary>
+    public LinearOperator Then(LinearOperator next) => ComposedOperator.Of(next, this);
+
+    /// <summary>The Gram operator A A* on <see cref="Range"/> (self-adjoint, PSD).</summary>
+    public LinearOperator Gram() => new GramOperator(this);
+
+    /// <summary>The symmetric part (A + A*)/2 of a square operator.</summary>
+    public LinearOperator SymmetricPart()
+    {
+        RequireSquare("SymmetricPart");
+        if (IsSelfAdjoint) return this;
+        return new SumOperator([(0.5, this), (0.5, Adjoint)], selfAdjoint: true);
+    }
+
+    /// <summary>The Kronecker product this ⊗ <paramref name="other"/> on concatenated axes.</summary>
+    public LinearOperator Kron(LinearOperator other) => new KroneckerOperator(this, other);
+
+    /// <summary>The same operator seen between two other shapes of the same sizes (no copy).</summary>
+    public LinearOperator View(AxisShape domain, AxisShape range) => new ViewOperator(this, domain, range);
+
+    /// <summary>The dense matrix (rows = Range, columns = Domain) of a small operator.</summary>
+    /// <exception cref="OperatorTooLargeException">Either side exceeds <paramref name="maxSize"/>.</exception>
+    public DenseOperator Materialize(int maxSize = DenseOperator.DefaultMaxSize) => DenseOperator.Materialize(this, maxSize);
+
+    /// <summary>a ∘ b: apply <paramref name="b"/> first (matrix-product order).</summary>
+    public static LinearOperator operator *(LinearOperator a, LinearOperator b) => ComposedOperator.Of(a, b);
+    /// <summary>a + b.</summary>
+    public static LinearOperator operator +(LinearOperator a, LinearOperator b) => SumOperator.Of((1.0, a), (1.0, b));
+    /// <summary>a − b.</summary>
+    public static LinearOperator operator -(LinearOperator a, LinearOperator b) => SumOperator.Of((1.0, a), (-1.0, b));
+    /// <summary>−a.</summary>
+    public static LinearOperator operator -(LinearOperator a) => ScaledOperator.Of(a, -1.0);
+    /// <summary>alpha·a.</summary>
+    public static LinearOperator operator *(LinearOperator a, double alpha) => ScaledOperator.Of(a, alpha);
+    /// <summary>alpha·a.</summary>
+    public static LinearOperator operator *(double alpha, LinearOperator a) => ScaledOperator.Of(a, alpha);
+
+    /// <summary>The identity on <paramref name="shape"/>.</summary>
+    public static LinearOperator Identity(AxisShape shape) => new IdentityOperator(shape);
+
+    /// <summary>The relabelling x ↦ x from <paramref name="from"/> to <paramref name="to"/> (same size, other axes).</summary>
+    public static LinearOperator Reshape(AxisShape from, AxisShape to) => new IdentityOperator(from).View(from, to);
+
+    /// <summary>Σᵢ coefficientᵢ·operatorᵢ (all with the same Domain and Range).</summary>
+    public static LinearOperator Sum(params (double Coefficient, LinearOperator Operator)[] terms) => SumOperator.Of(terms);
+
+    /// <summary>Throws <see cref="ShapeMismatchException"/> unless Domain equals Range.</summary>
+    public void RequireSquare(string what)
+    {
+        if (!IsSquare)
+            throw new ShapeMismatchException($"{what}: {Name} must map a shape to itself, but its domain is {Domain} and its range is {Range}.");
+    }
+
+    /// <summary>Throws <see cref="ShapeMismatchException"/> naming both shapes unless they are equal.</summary>
+    public static void RequireSameShape(AxisShape expected, AxisShape actual, string what)
+    {
+        if (!expected.Equals(actual))
+            throw new ShapeMismatchException($"{what}: shape {actual} does not match {expected}.");
+    }
+
     private void CheckBlock(int length, AxisShape shape, int count, string what)
     {
         if (count < 0 || (long)shape.Size * count != length)

@@ -13,6 +13,8 @@ public static class TaskRegistry
         ["memory-pro"] = ("memory-guided response: report a remembered direction after a delay", o => new MemoryProTask(o)),
         ["integration"] = ("integrate a noisy scalar input (line attractor)", o => new IntegrationTask(o)),
         ["sine"] = ("generate a sine wave whose frequency is given by a constant cue", o => new SineTask(o)),
+        ["n-back"] = ("n-back recall (n = 2): output the ±1 inputs seen 2 tokens earlier (a causal-transformer sequence task)", o => new NBackTask(o)),
+        ["regression"] = ("MLP regression: fit a fixed teacher y = sin(A x + c), inputs (sample, input)", o => new RegressionTask(o)),
     };
 
     /// <summary>Registered task names, sorted.</summary>

@@ -1,0 +1,102 @@
+using System.Diagnostics;
+using GlobalNtk.Dense;
+
+namespace GlobalNtk.Bench;
+
+/// <summary>
+/// <c>gemm</c>: GFLOP/s of <see cref="Gemm.Multiply"/> against OpenBLAS in the same process, best of
+/// several timed repetitions after a warm-up (the machine is shared, so the best rep is the least
+/// disturbed one). Options: <c>--reps N</c>, <c>--all</c> (all transpose pairs and NTK shapes),
+/// <c>--kc/--mc/--nc</c> (AVX-512 blocking, for tuning), <c>--threads N</c>.
+/// </summary>
+internal static class GemmBench
+{
+    private sealed record Shape(string Name, Trans Ta, Trans Tb, int M, int N, int K);
+
+    public static int Run(string[] args)
+    {
+        int reps = 7;
+        bool all = false;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--reps": reps = int.Parse(args[++i]); break;
+                case "--all": all = true; break;
+                case "--kc": GemmTuning.KC512 = int.Parse(args[++i]); break;
+                case "--mc": GemmTuning.MC512 = int.Parse(args[++i]); break;
+                case "--nc": GemmTuning.NC512 = int.Parse(args[++i]); break;
+                case "--threads": Gemm.MaxDegreeOfParallelism = int.Parse(args[++i]); break;
+                default: Console.Error.WriteLine($"gemm: unknown option '{args[i]}'"); return 2;
+            }
+        }
+
+        var shapes = new List<Shape>
+        {
+            new("square n=1000 A·B", Trans.No, Trans.No, 1000, 1000, 1000),
+            new("[2880×260]ᵀ·[2880×768] Aᵀ·B", Trans.Yes, Trans.No, 260, 768, 2880),
+        };
+        if (all)
+        {
+            shapes.Add(new("square n=1000 Aᵀ·B", Trans.Yes, Trans.No, 1000, 1000, 1000));
+            shapes.Add(new("square n=1000 A·Bᵀ", Trans.No, Trans.Yes, 1000, 1000, 1000));
+            shapes.Add(new("square n=1000 Aᵀ·Bᵀ", Trans.Yes, Trans.Yes, 1000, 1000, 1000));
+            shapes.Add(new("NTK step [32×256]·[768×256]ᵀ", Trans.No, Trans.Yes, 32, 768, 256));
+            shapes.Add(new("NTK step [32×768]·[768×256]", Trans.No, Trans.No, 32, 256, 768));
+            shapes.Add(new("small 64×64×64", Trans.No, Trans.No, 64, 64, 64));
+        }
+
+        var blas = OpenBlas.TryLoad();
+        Console.WriteLine($"kernel: {Gemm.SelectedKernel}, blocking KC={GemmTuning.KC512} MC={GemmTuning.MC512} NC={GemmTuning.NC512}, " +
+                          $"threads ≤ {Gemm.MaxDegreeOfParallelism}, {Environment.ProcessorCount} processors");
+        Console.WriteLine(blas is null ? "OpenBLAS: not found (install e.g. libopenblas0-pthread to compare)" : $"OpenBLAS: {blas.Description}");
+        Console.WriteLine($"{"shape",-34} {"managed GF/s",13} {"OpenBLAS GF/s",14} {"ratio",7} {"max rel diff",13}");
+        foreach (var s in shapes)
+        {
+            var rng = new Random(1);
+            int aRows = s.Ta == Trans.No ? s.M : s.K, aCols = s.Ta == Trans.No ? s.K : s.M;
+            int bRows = s.Tb == Trans.No ? s.K : s.N, bCols = s.Tb == Trans.No ? s.N : s.K;
+            double[] a = Random(rng, aRows * aCols), b = Random(rng, bRows * bCols);
+            double[] c1 = new double[s.M * s.N], c2 = new double[s.M * s.N];
+            double flops = 2.0 * s.M * s.N * s.K;
+            // Enough repetitions for ≥ ~0.3 s per contender on the small shapes.
+            int r = Math.Max(reps, (int)Math.Min(2000, 3e8 / flops));
+            double managed = Best(r, () => Gemm.Multiply(s.Ta, s.Tb, s.M, s.N, s.K, 1.0, a, aCols, b, bCols, 0.0, c1, s.N));
+            string blasCol = "-", ratioCol = "-", diffCol = "-";
+            if (blas is not null)
+            {
+                double t = Best(r, () => blas.Dgemm(s.Ta == Trans.Yes, s.Tb == Trans.Yes, s.M, s.N, s.K, 1.0, a, aCols, b, bCols, 0.0, c2, s.N));
+                blasCol = $"{flops / t / 1e9:F2}";
+                ratioCol = $"{t / managed:P0}";
+                double maxRel = 0;
+                for (int i = 0; i < c1.Length; i++)
+                    maxRel = Math.Max(maxRel, Math.Abs(c1[i] - c2[i]) / Math.Max(1e-300, Math.Abs(c2[i]) + 1e-3));
+                diffCol = $"{maxRel:E1}";
+            }
+            Console.WriteLine($"{s.Name,-34} {flops / managed / 1e9,13:F2} {blasCol,14} {ratioCol,7} {diffCol,13}");
+        }
+        return 0;
+    }
+
+    private static double[] Random(Random rng, int count)
+    {
+        var x = new double[count];
+        for (int i = 0; i < x.Length; i++) x[i] = rng.NextDouble() * 2 - 1;
+        return x;
+    }
+
+    /// <summary>Best wall time (s) of <paramref name="reps"/> runs after two warm-up runs.</summary>
+    private static double Best(int reps, Action f)
+    {
+        f(); f();
+        double best = double.MaxValue;
+        var sw = new Stopwatch();
+        for (int i = 0; i < reps; i++)
+        {
+            sw.Restart();
+            f();
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+        return best;
+    }
+}

@@ -1,0 +1,55 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Spectre.Console;
+
+namespace GlobalNtk.Cli.Common;
+
+/// <summary>
+/// Where a command writes: results (and <c>--json</c>) to <see cref="Out"/>, progress and errors
+/// to <see cref="Err"/>. Held per logical call (AsyncLocal) so tests can run the CLI in-process
+/// with their own writers, in parallel.
+/// </summary>
+public sealed class CliIO
+{
+    private static readonly AsyncLocal<CliIO?> CurrentSlot = new();
+
+    /// <summary>Creates an I/O pair.</summary>
+    public CliIO(TextWriter @out, TextWriter err) { Out = @out; Err = err; }
+
+    /// <summary>Standard output: the command's results.</summary>
+    public TextWriter Out { get; }
+    /// <summary>Standard error: progress and the one-line error message.</summary>
+    public TextWriter Err { get; }
+
+    /// <summary>The I/O of the running CLI call (the process console when none was set).</summary>
+    public static CliIO Current
+    {
+        get => CurrentSlot.Value ?? new CliIO(Console.Out, Console.Error);
+        internal set => CurrentSlot.Value = value;
+    }
+
+    /// <summary>A Spectre console on <see cref="Err"/> (progress bars never pollute stdout/JSON).</summary>
+    public IAnsiConsole ErrConsole() => AnsiConsole.Create(new AnsiConsoleSettings
+    {
+        Out = new AnsiConsoleOutput(Err),
+        Ansi = ReferenceEquals(Err, Console.Error) && !Console.IsErrorRedirected ? AnsiSupport.Detect : AnsiSupport.No,
+        Interactive = ReferenceEquals(Err, Console.Error) && !Console.IsErrorRedirected ? InteractionSupport.Detect : InteractionSupport.No,
+    });
+}
+
+/// <summary>The JSON conventions of every command's <c>--json</c> output and of <c>results.json</c>.</summary>
+public static class CliJson
+{
+    /// <summary>camelCase, indented, NaN/Infinity written as strings (never silently dropped).</summary>
+    public static readonly JsonSerializerOptions Options = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        WriteIndented = true,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+    };
+
+    /// <summary>Serialises <paramref name="value"/> with <see cref="Options"/>.</summary>
+    public static string Serialize<T>(T value) => JsonSerializer.Serialize(value, Options);
+}

@@ -1,0 +1,239 @@
+using System.Globalization;
+using System.Text;
+using GlobalNtk.Analysis;
+using GlobalNtk.Cli.Common;
+
+namespace GlobalNtk.Cli.Reports;
+
+/// <summary>A training curve: loss (and optionally accuracy) at each logged step.</summary>
+public sealed record TrainingCurve(int[] Steps, double[] Loss, double[]? Accuracy = null, string LossDefinition = "MSE");
+
+/// <summary>What a report folder is made from.</summary>
+/// <param name="Title">Report title.</param>
+/// <param name="Setup">One markdown paragraph describing model, data and budgets.</param>
+/// <param name="Checkpoints">Analyses in training order (first = initialisation when trained).</param>
+/// <param name="Training">The training curve, if the model was trained.</param>
+/// <param name="Options">The analysis options used.</param>
+/// <param name="Extra">Further facts for results.json (command, runtime…).</param>
+public sealed record AnalysisReport(string Title, string Setup, IReadOnlyList<ModelAnalysis> Checkpoints,
+    TrainingCurve? Training, AnalysisOptions Options, IReadOnlyDictionary<string, object>? Extra = null);
+
+/// <summary>
+/// Writes a report folder: <c>report.md</c> (a short figure set with captions that state the key
+/// numbers), one PNG per figure, a CSV with every plotted number, and <c>results.json</c>.
+/// </summary>
+public static class AnalysisReportWriter
+{
+    /// <summary>Writes the report into <paramref name="dir"/> (which must exist); returns the figure file names.</summary>
+    public static IReadOnlyList<string> Write(string dir, AnalysisReport report)
+    {
+        if (report.Checkpoints.Count == 0) throw new ArgumentException("A report needs at least one analysed checkpoint.");
+        var md = new StringBuilder();
+        var figures = new List<string>();
+        var cps = report.Checkpoints;
+        var first = cps[0];
+        var last = cps[^1];
+        bool trained = cps.Count > 1;
+        double[] xs = CheckpointX(cps, out string xLabel);
+
+        md.AppendLine($"# {report.Title}").AppendLine();
+        md.AppendLine(report.Setup).AppendLine();
+        md.AppendLine(Headline(first, last, trained)).AppendLine();
+        int fig = 0;
+
+        void Figure(string file, string caption)
+        {
+            figures.Add(file);
+            fig++;
+            md.AppendLine($"![Figure {fig}]({file})").AppendLine();
+            md.AppendLine($"**Figure {fig}.** {caption}").AppendLine();
+        }
+
+        // Loss curve
+        if (report.Training is { } tr && tr.Steps.Length > 0)
+        {
+            var csv = new Csv("step", "loss", "accuracy");
+            for (int i = 0; i < tr.Steps.Length; i++) csv.Row(tr.Steps[i], tr.Loss[i], tr.Accuracy is null ? null : tr.Accuracy[i]);
+            csv.Save(Path.Combine(dir, "loss.csv"));
+            var series = new List<Series> { new("training loss", tr.Steps.Select(s => (double)s).ToArray(), tr.Loss, Markers: false) };
+            Plots.Lines(Path.Combine(dir, "loss.png"), "Training loss", "training step", $"loss ({tr.LossDefinition})", series, logY: true);
+            string acc = tr.Accuracy is { Length: > 0 } a ? $"; task accuracy {F(a[0])} → {F(a[^1])}" : "";
+            Figure("loss.png", $"Training loss ({tr.LossDefinition}) against step, log scale: {F(tr.Loss[0])} at step {tr.Steps[0]} → {F(tr.Loss[^1])} at step {tr.Steps[^1]}{acc}. Data: `loss.csv`.");
+        }
+
+        // Spectra
+        {
+            var csv = new Csv("checkpoint", "step", "operator", "index", "eigenvalue", "residual");
+            foreach (var c in cps)
+                foreach (var s in new[] { c.NtkSpectrum, c.KSpectrum, c.PropagationSpectrum })
+                    for (int i = 0; i < s.Eigenvalues.Length; i++) csv.Row(c.Label, c.Step, s.Operator, i + 1, s.Eigenvalues[i], s.Residuals[i]);
+            csv.Save(Path.Combine(dir, "spectra.csv"));
+            var series = new List<Series> { SpectrumSeries(first.NtkSpectrum, $"NTK_S at {first.Label}") };
+            if (trained) series.Add(SpectrumSeries(last.NtkSpectrum, $"NTK_S at {last.Label}", dashed: true));
+            Plots.Lines(Path.Combine(dir, "ntk_spectrum.png"), "Top eigenvalues of NTK_S = P K P*", "eigenvalue index i", "eigenvalue λ_i", series, logY: true, integerX: true);
+            string change = trained
+                ? $" After training ({last.Label}) λ₁ = {F(last.NtkSpectrum.Eigenvalues.FirstOrDefault())}; the ratio λ₁/λ_{last.NtkSpectrum.Eigenvalues.Length} goes from {F(Decay(first.NtkSpectrum))} to {F(Decay(last.NtkSpectrum))}."
+                : "";
+            Figure("ntk_spectrum.png", $"Top {first.NtkSpectrum.Eigenvalues.Length} eigenvalues of the global NTK NTK_S (Lanczos; largest residual {F(MaxRes(cps))}), log scale, of a {first.NtkSpectrum.Dimension}-dimensional state space. At {first.Label} λ₁ = {F(first.NtkSpectrum.Eigenvalues.FirstOrDefault())}.{change} Data: `spectra.csv`.");
+
+            var s3 = new List<Series> { SpectrumSeries(last.NtkSpectrum, "NTK_S = P K P*"), SpectrumSeries(last.KSpectrum, "K = J_θ J_θ*"), SpectrumSeries(last.PropagationSpectrum, "P P*") };
+            Plots.Lines(Path.Combine(dir, "factor_spectra.png"), $"Spectra of NTK_S and its factors ({last.Label})", "eigenvalue index i", "eigenvalue λ_i", s3, logY: true, integerX: true);
+            Figure("factor_spectra.png", $"The factorisation NTK_S = P K P* at {last.Label}: top eigenvalues of NTK_S (λ₁ = {F(last.NtkSpectrum.Eigenvalues.FirstOrDefault())}), of the immediate kernel K (λ₁ = {F(last.KSpectrum.Eigenvalues.FirstOrDefault())}) and of the propagation Gram P P* (λ₁ = {F(last.PropagationSpectrum.Eigenvalues.FirstOrDefault())}). Data: `spectra.csv`.");
+        }
+
+        // Effective ranks
+        {
+            var csv = new Csv("checkpoint", "step", "operator", "axis", "axis_size", "effective_rank", "standard_error", "probes");
+            foreach (var c in cps)
+                foreach (var r in new[] { c.NtkRank, c.KRank })
+                {
+                    csv.Row(c.Label, c.Step, r.Operator, "full", r.Dimension, r.Value, r.StandardError, r.Probes);
+                    foreach (var p in r.Partial) csv.Row(c.Label, c.Step, r.Operator, p.Axis, p.Size, p.Value, p.StandardError, p.Probes);
+                }
+            csv.Save(Path.Combine(dir, "effective_ranks.csv"));
+            var series = new List<Series>
+            {
+                new("PR(NTK_S) full", xs, cps.Select(c => c.NtkRank.Value).ToArray()),
+                new("PR(K) full", xs, cps.Select(c => c.KRank.Value).ToArray(), Dashed: true),
+            };
+            foreach (var p in first.NtkRank.Partial)
+                series.Add(new($"PR(NTK_S) {p.Axis}", xs, cps.Select(c => c.NtkRank.Partial.FirstOrDefault(q => q.Axis == p.Axis)?.Value ?? double.NaN).ToArray()));
+            Plots.Lines(Path.Combine(dir, "effective_ranks.png"), "Effective ranks (participation ratio)", xLabel, "effective rank PR", series, logY: true);
+            string parts = string.Join(", ", last.NtkRank.Partial.Select(p => $"{p.Axis} {F(p.Value)} of {p.Size}"));
+            string init = trained ? $" (at {first.Label}: {F(first.NtkRank.Value)} ± {F(first.NtkRank.StandardError)})" : "";
+            Figure("effective_ranks.png", $"Participation-ratio effective rank PR = (tr A)²/tr(A²) of NTK_S (full state space and partial traces keeping one axis) and of K, {(trained ? "across checkpoints" : "for this model")}, log scale. At {last.Label}: PR(NTK_S) = {F(last.NtkRank.Value)} ± {F(last.NtkRank.StandardError)}{init} out of {last.NtkRank.Dimension} dimensions; partial ranks: {parts}; PR(K) = {F(last.KRank.Value)} ± {F(last.KRank.StandardError)}. Hutch++ / Hutchinson with {last.NtkRank.Probes} probes; ± is one standard error. Data: `effective_ranks.csv`.");
+        }
+
+        // Kronecker core: site spectra and mode capture
+        {
+            var csv = new Csv("checkpoint", "step", "site", "index", "singular_value", "gram_eigenvalue", "mode_capture_c_r");
+            foreach (var c in cps)
+                foreach (var s in c.Kronecker.Sites)
+                    for (int i = 0; i < Math.Max(s.SingularValues.Length, s.ModeCapture.Length); i++)
+                    {
+                        double? sv = i < s.SingularValues.Length ? s.SingularValues[i] : null;
+                        csv.Row(c.Label, c.Step, s.Name, i + 1, sv, sv * sv, i < s.ModeCapture.Length ? s.ModeCapture[i] : null);
+                    }
+            csv.Save(Path.Combine(dir, "kronecker_core.csv"));
+            var spec = new List<Series>();
+            var cap = new List<Series>();
+            foreach (var (c, dashed) in trained ? new[] { (first, false), (last, true) } : new[] { (last, false) })
+                foreach (var s in c.Kronecker.Sites)
+                {
+                    spec.Add(new($"Ĝ[{s.Name}] {c.Label}", Index1(s.SingularValues.Length), s.SingularValues.Select(v => v * v).ToArray(), Markers: s.SingularValues.Length <= 80, Dashed: dashed));
+                    cap.Add(new($"c(r) [{s.Name}] {c.Label}", Index1(s.ModeCapture.Length), s.ModeCapture, Markers: s.ModeCapture.Length <= 80, Dashed: dashed));
+                }
+            Plots.Lines(Path.Combine(dir, "site_spectra.png"), "Kronecker core: spectrum of each site's Gram Ĝ_s", "activity mode i", "eigenvalue σ_i² of Ĝ_s", spec, logY: true, integerX: true);
+            string sites = string.Join("; ", last.Kronecker.Sites.Select(s => $"{s.Name}: {s.Rows} rows × width {s.Width}, rank {s.GramRank}, PR(Ĝ) = {F(s.GramParticipationRatio)}, m_s = {s.OutDim}"));
+            Figure("site_spectra.png", $"Eigenvalues of the Gram matrix Ĝ_s = Û Ûᵀ of each weight site's variables (squared singular values of Û), log scale{(trained ? $", at {first.Label} (solid) and {last.Label} (dashed)" : "")}. At {last.Label}: {sites}. Rank bound rank K ≤ Σ_s rank(Ĝ_s)·m_s = {last.Kronecker.RankBound} of {last.Kronecker.StateDimension} state dimensions. Data: `kronecker_core.csv`.");
+            Plots.Lines(Path.Combine(dir, "mode_capture.png"), "Mode capture c(r) = tr K_r / tr K", "activity modes kept per site r", "c(r)", cap, horizontalLine: 0.9, horizontalLineLabel: "90%", integerX: true);
+            string r90 = string.Join("; ", last.Kronecker.Sites.Select(s => $"{s.Name}: r = {Reach(s.ModeCapture, 0.9)} of {s.ModeCapture.Length}"));
+            Figure("mode_capture.png", $"Mode capture c(r): the fraction of tr K kept when each site's Gram Ĝ_s is truncated to its top r activity modes (exact). Modes needed for 90% at {last.Label}: {r90}. Data: `kronecker_core.csv`.");
+        }
+
+        // SRB
+        {
+            var csv = new Csv("checkpoint", "step", "r", "srb", "update_fraction", "error_fraction", "activity_variance_fraction");
+            foreach (var c in cps)
+                for (int i = 0; i < c.Srb.Ranks.Length; i++)
+                    csv.Row(c.Label, c.Step, c.Srb.Ranks[i], c.Srb.Index[i], c.Srb.UpdateFraction[i], c.Srb.ErrorFraction[i], c.Srb.ActivityVarianceFraction[i]);
+            csv.Save(Path.Combine(dir, "srb.csv"));
+            var series = new List<Series> { new($"SRB(r) at {first.Label}", first.Srb.Ranks.Select(r => (double)r).ToArray(), first.Srb.Index) };
+            if (trained) series.Add(new($"SRB(r) at {last.Label}", last.Srb.Ranks.Select(r => (double)r).ToArray(), last.Srb.Index, Dashed: true));
+            Plots.Lines(Path.Combine(dir, "srb.png"), "Self-referential bias index SRB(r)", $"principal directions of the activity kept r ({last.Srb.VectorAxis} axis)", "SRB(r)", series, horizontalLine: 1.0, horizontalLineLabel: "no bias (SRB = 1)", integerX: true);
+            Figure("srb.png", $"SRB(r) = (‖Π_r Δz‖²/‖Δz‖²)/(‖Π_r e‖²/‖e‖²) with Δz = −NTK_S e and Π_r the projection onto the top-r principal directions of the model's own activity; SRB > 1 means gradient descent moves the state preferentially inside the modes the model already uses. Error e: {last.Srb.ErrorSource}. {SrbSummary(first)}{(trained ? " " + SrbSummary(last) : "")} Data: `srb.csv`.");
+        }
+
+        // Task modes
+        if (cps.All(c => c.TaskModes is not null) && first.TaskModes!.SingularValues.Length > 0)
+        {
+            int modes = first.TaskModes.SingularValues.Length;
+            var csv = new Csv("checkpoint", "step", "mode", "sigma", "rho", "learned_fraction");
+            foreach (var c in cps)
+                for (int i = 0; i < c.TaskModes!.SingularValues.Length; i++)
+                    csv.Row(c.Label, c.Step, i + 1, c.TaskModes.SingularValues[i], c.TaskModes.Learnability[i], c.TaskModes.LearnedFraction[i]);
+            csv.Save(Path.Combine(dir, "task_modes.csv"));
+            var rho = new List<Series>();
+            var learned = new List<Series>();
+            for (int i = 0; i < modes; i++)
+            {
+                int k = i;
+                rho.Add(new($"mode {i + 1} (σ = {F(first.TaskModes.SingularValues[i])})", xs, cps.Select(c => k < c.TaskModes!.Learnability.Length ? c.TaskModes.Learnability[k] : double.NaN).ToArray()));
+                learned.Add(new($"mode {i + 1} (ρ at {first.Label} = {F(first.TaskModes.Learnability[i])})", xs, cps.Select(c => k < c.TaskModes!.LearnedFraction.Length ? c.TaskModes.LearnedFraction[k] : double.NaN).ToArray()));
+            }
+            Plots.Lines(Path.Combine(dir, "task_learnability.png"), "Task-mode learnability ρ_i (output NTK)", xLabel, "ρ_i = ⟨M_i, Θ_y M_i⟩", rho, logY: true);
+            string rhoText = string.Join(", ", first.TaskModes.Learnability.Select((r, i) => $"ρ_{i + 1} = {F(r)}"));
+            Figure("task_learnability.png", $"Learnability of each task mode M_i = a_i b_iᵀ of the target matrix Y = Σ σ_i a_i b_iᵀ: the output-NTK Rayleigh quotient ρ_i, log scale. At {first.Label}: {rhoText}. Modes with small ρ_i at initialisation are learned slowly. Data: `task_modes.csv`.");
+            Plots.Lines(Path.Combine(dir, "learned_fraction.png"), "Learned fraction of each task mode", xLabel, "‖a_iᵀ Ŷ‖ / σ_i", learned, horizontalLine: 1.0, horizontalLineLabel: "fully learned");
+            string lf = string.Join(", ", last.TaskModes!.LearnedFraction.Select((f, i) => $"mode {i + 1}: {F(f)}"));
+            Figure("learned_fraction.png", $"Learned fraction ‖a_iᵀ Ŷ‖/σ_i of each task mode in the model's outputs Ŷ{(trained ? " across checkpoints" : "")}. At {last.Label}: {lf}. Data: `task_modes.csv`.");
+        }
+
+        // Alignment between consecutive checkpoints
+        if (cps.Skip(1).Any(c => c.AlignmentWithPrevious is not null))
+        {
+            var csv = new Csv("checkpoint", "step", "previous", "alignment", "standard_error", "probes");
+            foreach (var c in cps.Skip(1))
+                if (c.AlignmentWithPrevious is { } a) csv.Row(c.Label, c.Step, a.With, a.Value, a.StandardError, a.Probes);
+            csv.Save(Path.Combine(dir, "alignment.csv"));
+            var al = cps.Skip(1).Select(c => c.AlignmentWithPrevious?.Value ?? double.NaN).ToArray();
+            Plots.Lines(Path.Combine(dir, "alignment.png"), "NTK_S alignment between consecutive checkpoints", xLabel, "alignment ⟨A,B⟩_F / (‖A‖_F ‖B‖_F)", [new("alignment with previous checkpoint", xs.Skip(1).ToArray(), al)]);
+            var valid = al.Where(double.IsFinite).ToArray();
+            Figure("alignment.png", $"Kernel alignment of NTK_S between each checkpoint and the previous one (1 = the kernel did not change direction): minimum {F(valid.DefaultIfEmpty(double.NaN).Min())}, last {F(valid.DefaultIfEmpty(double.NaN).Last())}. Data: `alignment.csv`.");
+        }
+
+        md.AppendLine("All numbers are in `results.json`; every plotted number is in the CSV named in its caption.");
+        File.WriteAllText(Path.Combine(dir, "report.md"), md.ToString());
+        File.WriteAllText(Path.Combine(dir, "results.json"), CliJson.Serialize(report));
+        return figures;
+    }
+
+    /// <summary>Formats a number with 3 significant digits (invariant culture).</summary>
+    public static string F(double v) => !double.IsFinite(v) ? v.ToString(CultureInfo.InvariantCulture)
+        : Math.Abs(v) >= 1e5 || (Math.Abs(v) < 1e-3 && v != 0) ? v.ToString("0.00e0", CultureInfo.InvariantCulture)
+        : v.ToString("G3", CultureInfo.InvariantCulture);
+
+    private static string Headline(ModelAnalysis first, ModelAnalysis last, bool trained)
+    {
+        string axes = string.Join(" × ", last.StateAxes.Select(a => $"{a.Size} {a.Name}"));
+        var sb = new StringBuilder($"**Key numbers.** State space {axes} = {last.NtkRank.Dimension} dimensions, {last.ParameterCount} chain parameters. ");
+        sb.Append(trained
+            ? $"Effective rank of NTK_S: {F(first.NtkRank.Value)} at {first.Label} → {F(last.NtkRank.Value)} at {last.Label}. "
+            : $"Effective rank of NTK_S: {F(last.NtkRank.Value)} ± {F(last.NtkRank.StandardError)}. ");
+        sb.Append($"Kronecker rank bound on K: {last.Kronecker.RankBound}. ");
+        if (first.Loss is double l0 && last.Loss is double l1) sb.Append(trained ? $"Loss on the analysis batch: {F(l0)} → {F(l1)}. " : $"Loss on the analysis batch: {F(l1)}. ");
+        int i1 = Array.IndexOf(last.Srb.Ranks, 1);
+        if (i1 >= 0) sb.Append($"SRB(1) = {F(last.Srb.Index[i1])}.");
+        return sb.ToString().TrimEnd();
+    }
+
+    private static string SrbSummary(ModelAnalysis c)
+    {
+        if (c.Srb.Index.Length == 0) return "";
+        int best = Array.IndexOf(c.Srb.Index, c.Srb.Index.Where(double.IsFinite).DefaultIfEmpty(double.NaN).Max());
+        string peak = best >= 0 ? $"peak {F(c.Srb.Index[best])} at r = {c.Srb.Ranks[best]}" : "undefined";
+        return $"At {c.Label}: SRB(1) = {F(c.Srb.Index[0])}, {peak}.";
+    }
+
+    private static double[] CheckpointX(IReadOnlyList<ModelAnalysis> cps, out string label)
+    {
+        if (cps.All(c => c.Step is not null)) { label = "training step"; return cps.Select(c => (double)c.Step!.Value).ToArray(); }
+        label = "checkpoint index";
+        return Enumerable.Range(0, cps.Count).Select(i => (double)i).ToArray();
+    }
+
+    private static Series SpectrumSeries(SpectrumResult s, string label, bool dashed = false) =>
+        new(label, Index1(s.Eigenvalues.Length), s.Eigenvalues, Dashed: dashed);
+
+    private static double[] Index1(int n) => Enumerable.Range(1, n).Select(i => (double)i).ToArray();
+
+    private static double Decay(SpectrumResult s) => s.Eigenvalues.Length == 0 ? double.NaN : s.Eigenvalues[0] / s.Eigenvalues[^1];
+
+    private static double MaxRes(IEnumerable<ModelAnalysis> cps) => cps.SelectMany(c => c.NtkSpectrum.Residuals).DefaultIfEmpty(0).Max();
+
+    private static int Reach(double[] c, double level)
+    {
+        for (int i = 0; i < c.Length; i++) if (c[i] >= level) return i + 1;
+        return c.Length;
+    }
+}

@@ -1,0 +1,54 @@
+namespace GlobalNtk.Analysis;
+
+// Plain result records (MATH.md §6), serialisable to JSON as they are.
+
+/// <summary>Everything the analysis reports for one model on one batch (one checkpoint).</summary>
+/// <param name="Label">Checkpoint label, e.g. <c>init</c> or <c>ckpt-000500</c>.</param>
+/// <param name="Step">Training step of the checkpoint, when known.</param>
+/// <param name="Arch">Model architecture.</param>
+/// <param name="StateAxes">Named state axes and sizes, e.g. trial=32, time=100, unit=64.</param>
+/// <param name="ParameterCount">Number of chain parameters m (readout excluded).</param>
+/// <param name="Loss">MSE loss ½·mean over (positions, channels) of (ŷ − y*)² on the batch, when targets were given.</param>
+/// <param name="NtkSpectrum">Top eigenvalues of NTK_S = P K P*.</param>
+/// <param name="KSpectrum">Top eigenvalues of K = J_θ J_θ*.</param>
+/// <param name="PropagationSpectrum">Top eigenvalues of P P*.</param>
+/// <param name="NtkRank">Effective rank of NTK_S with its partial ranks.</param>
+/// <param name="KRank">Effective rank of K with its partial ranks.</param>
+/// <param name="Kronecker">Per-site Kronecker-core quantities.</param>
+/// <param name="Srb">Self-referential bias index SRB(r).</param>
+/// <param name="TaskModes">Task-mode learnability (null without targets).</param>
+/// <param name="AlignmentWithPrevious">NTK_S alignment with the previous checkpoint (null for the first).</param>
+public sealed record ModelAnalysis(
+    string Label, int? Step, string Arch, IReadOnlyList<AxisSize> StateAxes, int ParameterCount, double? Loss,
+    SpectrumResult NtkSpectrum, SpectrumResult KSpectrum, SpectrumResult PropagationSpectrum,
+    RankResult NtkRank, RankResult KRank, KroneckerResult Kronecker, SrbResult Srb,
+    LearnabilityResult? TaskModes, AlignmentResult? AlignmentWithPrevious);
+
+/// <summary>One named axis and its size.</summary>
+public sealed record AxisSize(string Name, int Size);
+
+/// <summary>Top eigenvalues of a symmetric PSD operator with their residual norms ‖A v − λ v‖.</summary>
+public sealed record SpectrumResult(string Operator, int Dimension, double[] Eigenvalues, double[] Residuals);
+
+/// <summary>
+/// Participation-ratio effective rank PR = (tr A)² / tr(A²) (MATH.md §5) with its standard error,
+/// the trace, and partial effective ranks along every non-trivial state axis.
+/// </summary>
+public sealed record RankResult(string Operator, int Dimension, double Trace, double TraceStandardError,
+    double Value, double StandardError, int Probes, IReadOnlyList<PartialRankResult> Partial);
+
+/// <summary>PR of the partial trace that keeps only <paramref name="Axis"/> (MATH.md §5).</summary>
+public sealed record PartialRankResult(string Axis, int Size, double Value, double StandardError, int Probes);
+
+/// <summary>Kronecker-core summary (MATH.md §3, §6): the rank bound Σ_s rank(Ĝ_s)·m_s and every site.</summary>
+public sealed record KroneckerResult(long RankBound, int StateDimension, IReadOnlyList<SiteResult> Sites);
+
+/// <summary>
+/// One weight site: Û's singular values σ_i (Ĝ_s's spectrum is σ_i²), rank, PR(Ĝ_s), the site's
+/// rank bound rank(Ĝ_s)·m_s, and mode capture c(r) = tr K_r / tr K for r = 1..ModeCapture.Length.
+/// </summary>
+public sealed record SiteResult(string Name, int Rows, int Width, int OutDim, int GramRank, long RankBound,
+    double GramParticipationRatio, double[] SingularValues, double[] ModeCapture);
+
+/// <summary>Alignment ⟨A,B⟩_F/(‖A‖_F‖B‖_F) of two operators, with its standard error.</summary>
+public sealed record AlignmentResult(string With, double Value, double StandardError, int Probes);

@@ -1,0 +1,73 @@
+using GlobalNtk.Dense;
+
+namespace GlobalNtk.Analysis;
+
+/// <summary>
+/// Principal directions of a set of row vectors (the model's own hidden activity): eigenvectors
+/// of the centred scatter matrix (Z − z̄)ᵀ(Z − z̄), sorted by decreasing variance.
+/// </summary>
+public sealed class PrincipalDirections
+{
+    private readonly double[] _vectors; // [dim, dim] row-major: row i = i-th direction
+
+    private PrincipalDirections(int dim, double[] variances, double[] vectors)
+    {
+        Dimension = dim; Variances = variances; _vectors = vectors;
+    }
+
+    /// <summary>Length of each row vector.</summary>
+    public int Dimension { get; }
+    /// <summary>Variance captured by each direction (eigenvalues of the scatter matrix / rows), decreasing.</summary>
+    public double[] Variances { get; }
+
+    /// <summary>Direction <paramref name="i"/> (unit norm).</summary>
+    public ReadOnlySpan<double> Direction(int i) => _vectors.AsSpan(i * Dimension, Dimension);
+
+    /// <summary>PCA of <paramref name="rows"/> (row-major [count, dim]).</summary>
+    public static PrincipalDirections Of(ReadOnlySpan<double> rows, int dim)
+    {
+        if (dim <= 0 || rows.Length % dim != 0)
+            throw new ArgumentException($"PrincipalDirections: {rows.Length} values are not rows of width {dim}.");
+        int n = rows.Length / dim;
+        if (n == 0) throw new ArgumentException("PrincipalDirections: no rows.");
+        var mean = new double[dim];
+        for (int i = 0; i < n; i++) Numerics.Axpy(1.0, rows.Slice(i * dim, dim), mean);
+        Numerics.Scale(mean, 1.0 / n);
+        var centred = rows.ToArray();
+        for (int i = 0; i < n; i++) Numerics.Axpy(-1.0, mean, centred.AsSpan(i * dim, dim));
+        var scatter = new double[dim * dim];
+        Gemm.Multiply(Trans.Yes, Trans.No, dim, dim, n, 1.0, centred, dim, centred, dim, 0.0, scatter, dim);
+        var m = MathNet.Numerics.LinearAlgebra.Matrix<double>.Build.Dense(dim, dim, (i, j) => 0.5 * (scatter[i * dim + j] + scatter[j * dim + i]));
+        var evd = m.Evd(MathNet.Numerics.LinearAlgebra.Symmetricity.Symmetric);
+        var order = Enumerable.Range(0, dim).OrderByDescending(i => evd.EigenValues[i].Real).ToArray();
+        var variances = order.Select(i => Math.Max(0, evd.EigenValues[i].Real) / n).ToArray();
+        var vectors = new double[dim * dim];
+        for (int r = 0; r < dim; r++)
+            for (int j = 0; j < dim; j++) vectors[r * dim + j] = evd.EigenVectors[j, order[r]];
+        return new PrincipalDirections(dim, variances, vectors);
+    }
+
+    /// <summary>
+    /// For each rank r in <paramref name="ranks"/>: ‖Π_r X‖² / ‖X‖², where Π_r projects every row of
+    /// X (row-major [count, dim]) onto the top-r directions. Returns NaN when X = 0.
+    /// </summary>
+    public double[] CapturedFractions(ReadOnlySpan<double> x, IReadOnlyList<int> ranks)
+    {
+        if (x.Length % Dimension != 0)
+            throw new ArgumentException($"PrincipalDirections: {x.Length} values are not rows of width {Dimension}.");
+        int n = x.Length / Dimension;
+        int rMax = ranks.Count == 0 ? 0 : ranks.Max();
+        if (rMax > Dimension || (ranks.Count > 0 && ranks.Min() < 0))
+            throw new ArgumentOutOfRangeException(nameof(ranks), $"ranks must lie in [0, {Dimension}], got up to {rMax}.");
+        // coefficients C = X V_rᵀ ([n, rMax]); energy in the top-r directions is the sum of the first r squared columns
+        var coef = new double[Math.Max(1, n * rMax)];
+        if (rMax > 0) Gemm.Multiply(Trans.No, Trans.Yes, n, rMax, Dimension, 1.0, x, Dimension, _vectors, Dimension, 0.0, coef, rMax);
+        var perDirection = new double[rMax];
+        for (int i = 0; i < n; i++)
+            for (int r = 0; r < rMax; r++) { double c = coef[i * rMax + r]; perDirection[r] += c * c; }
+        double total = Numerics.Dot(x, x);
+        var cumulative = new double[rMax + 1];
+        for (int r = 0; r < rMax; r++) cumulative[r + 1] = cumulative[r] + perDirection[r];
+        return ranks.Select(r => total > 0 ? cumulative[r] / total : double.NaN).ToArray();
+    }
+}

@@ -1,0 +1,66 @@
+using GlobalNtk.Dense;
+using GlobalNtk.Operators;
+
+namespace GlobalNtk.Analysis;
+
+/// <summary>
+/// The self-referential bias index (MATH.md §6):
+/// <c>SRB(r) = (‖Π_r Δz‖² / ‖Δz‖²) / (‖Π_r e‖² / ‖e‖²)</c> with <c>Δz = −NTK_S e</c> and Π_r the
+/// projection of every state vector (last state axis) onto the top-r principal directions of the
+/// model's own activity. SRB &gt; 1: gradient descent moves the state preferentially inside the
+/// modes the model already uses.
+/// </summary>
+public static class SelfReferentialBias
+{
+    /// <summary>
+    /// Computes SRB(r) for each r in <paramref name="ranks"/>. <paramref name="states"/> and
+    /// <paramref name="error"/> are laid out as <paramref name="ntk"/>'s domain, whose last axis is
+    /// the per-vector (unit/feature) axis.
+    /// </summary>
+    public static SrbResult Compute(LinearOperator ntk, ReadOnlySpan<double> states, ReadOnlySpan<double> error,
+        IReadOnlyList<int> ranks, string errorSource)
+    {
+        var shape = ntk.Domain;
+        if (!ntk.IsSquare)
+            throw new ShapeMismatchException($"SRB: NTK_S must map a state space to itself, got {ntk.Domain} -> {ntk.Range}.");
+        if (states.Length != shape.Size)
+            throw new ShapeMismatchException($"SRB: states have {states.Length} values, NTK_S's state space is {shape}.");
+        if (error.Length != shape.Size)
+            throw new ShapeMismatchException($"SRB: error has {error.Length} values, NTK_S's state space is {shape}.");
+        Numerics.EnsureFinite(error, "SRB error vector e");
+        int dim = shape.Sizes[^1];
+        var pcs = PrincipalDirections.Of(states, dim);
+        var dz = ntk.Apply(error);
+        Numerics.Scale(dz, -1.0);
+        Numerics.EnsureFinite(dz, "SRB update Δz = −NTK_S e");
+        var fz = pcs.CapturedFractions(dz, ranks);
+        var fe = pcs.CapturedFractions(error, ranks);
+        var index = fz.Zip(fe, (a, b) => b > 0 ? a / b : double.NaN).ToArray();
+        var explained = Cumulative(pcs.Variances);
+        return new SrbResult(shape.Names[^1], ranks.ToArray(), index, fz, fe,
+            ranks.Select(r => r == 0 ? 0.0 : explained[r - 1]).ToArray(), errorSource);
+    }
+
+    /// <summary>Default rank grid: 1..min(dim, maxRank).</summary>
+    public static int[] DefaultRanks(int dim, int maxRank = 64) => Enumerable.Range(1, Math.Min(dim, maxRank)).ToArray();
+
+    private static double[] Cumulative(double[] v)
+    {
+        double total = v.Sum();
+        var c = new double[v.Length];
+        double acc = 0;
+        for (int i = 0; i < v.Length; i++) { acc += v[i]; c[i] = total > 0 ? acc / total : double.NaN; }
+        return c;
+    }
+}
+
+/// <summary>SRB(r) and its two ingredients at each rank r (MATH.md §6).</summary>
+/// <param name="VectorAxis">State axis whose vectors are projected (e.g. <c>unit</c>, <c>feature</c>).</param>
+/// <param name="Ranks">The ranks r.</param>
+/// <param name="Index">SRB(r).</param>
+/// <param name="UpdateFraction">‖Π_r Δz‖² / ‖Δz‖².</param>
+/// <param name="ErrorFraction">‖Π_r e‖² / ‖e‖².</param>
+/// <param name="ActivityVarianceFraction">Fraction of the activity's variance in the top-r directions.</param>
+/// <param name="ErrorSource">How e was obtained (MSE gradient on targets, or the documented default).</param>
+public sealed record SrbResult(string VectorAxis, int[] Ranks, double[] Index, double[] UpdateFraction,
+    double[] ErrorFraction, double[] ActivityVarianceFraction, string ErrorSource);

@@ -1,0 +1,238 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace GlobalNtk.Dense;
+
+/// <summary>
+/// Goto/BLIS-style blocked GEMM on raw pointers, generic over the microkernel so that MR/NR are
+/// JIT-time constants. Loop nest: NC column panels of B → KC slices of k (B̄ packed once per slice)
+/// → MC row blocks of A (Ā packed) → NR × MR microkernel tiles. Edge tiles run the same kernel into
+/// a scratch tile (packing pads with zeros) and are copied out.
+/// </summary>
+internal static unsafe class GemmDriver<K> where K : struct, IGemmKernel
+{
+    /// <summary>C[0:m,0:n] = alpha·op(A)·op(B) + beta·C on one thread; m, n, k ≥ 1.</summary>
+    public static void Serial(Trans ta, Trans tb, int m, int n, int k, double alpha,
+        double* a, nint lda, double* b, nint ldb, double beta, double* c, nint ldc)
+    {
+        int mr = K.MR, nr = K.NR;
+        // Even splits (rounded to the tile) avoid a thin last block that would waste a whole pass.
+        int kBlocks = DivUp(k, K.KC), kcMax = DivUp(k, kBlocks);
+        int mBlocks = DivUp(m, K.MC), mcMax = RoundUp(DivUp(m, mBlocks), mr);
+        int nBlocks = DivUp(n, K.NC), ncMax = RoundUp(DivUp(n, nBlocks), nr);
+
+        var buffers = GemmBuffers.Rent();
+        try
+        {
+            double* pa = buffers.PackA(mcMax * kcMax);
+            double* pb = buffers.PackB(ncMax * kcMax);
+            double* tile = buffers.Tile(mr * nr);
+            for (int jc = 0; jc < n; jc += ncMax)
+            {
+                int nc = Math.Min(ncMax, n - jc);
+                for (int pc = 0; pc < k; pc += kcMax)
+                {
+                    int kc = Math.Min(kcMax, k - pc);
+                    double betaBlock = pc == 0 ? beta : 1.0; // later k-slices accumulate
+                    PackB(tb, b, ldb, pc, jc, kc, nc, pb);
+                    for (int ic = 0; ic < m; ic += mcMax)
+                    {
+                        int mc = Math.Min(mcMax, m - ic);
+                        PackA(ta, a, lda, ic, pc, mc, kc, pa);
+                        Macro(mc, nc, kc, alpha, pa, pb, betaBlock, c + ic * ldc + jc, ldc, tile);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            GemmBuffers.Return(buffers);
+        }
+    }
+
+    private static void Macro(int mc, int nc, int kc, double alpha, double* pa, double* pb,
+        double beta, double* c, nint ldc, double* tile)
+    {
+        int mr = K.MR, nr = K.NR;
+        for (int jr = 0; jr < nc; jr += nr)
+        {
+            int nrEff = Math.Min(nr, nc - jr);
+            double* bp = pb + (nint)jr * kc;
+            for (int ir = 0; ir < mc; ir += mr)
+            {
+                int mrEff = Math.Min(mr, mc - ir);
+                double* ap = pa + (nint)ir * kc;
+                double* cp = c + ir * ldc + jr;
+                if (mrEff == mr && nrEff == nr)
+                {
+                    K.Compute(kc, ap, bp, cp, ldc, alpha, beta);
+                }
+                else
+                {
+                    K.Compute(kc, ap, bp, tile, nr, 1.0, 0.0);
+                    for (int r = 0; r < mrEff; r++)
+                    {
+                        double* crow = cp + r * ldc;
+                        double* trow = tile + r * nr;
+                        if (beta == 0)
+                            for (int j = 0; j < nrEff; j++) crow[j] = alpha * trow[j];
+                        else
+                            for (int j = 0; j < nrEff; j++) crow[j] = alpha * trow[j] + beta * crow[j];
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs op(A)[ic:ic+mc, pc:pc+kc] into MR-row micro-panels (element (r, p) of panel q at
+    /// q·MR·kc + p·MR + r), zero-padding the last panel.
+    /// </summary>
+    private static void PackA(Trans ta, double* a, nint lda, int ic, int pc, int mc, int kc, double* dst)
+    {
+        int mr = K.MR;
+        for (int i0 = 0; i0 < mc; i0 += mr, dst += (nint)mr * kc)
+        {
+            int rows = Math.Min(mr, mc - i0);
+            if (ta == Trans.No)
+            {
+                // op(A)(i, p) = a[i·lda + p]: rows are contiguous in p; transpose into the panel.
+                double* src = a + (ic + i0) * lda + pc;
+                int p = 0;
+                if (mr == 8 && rows == 8 && Avx512F.IsSupported)
+                    for (; p + 8 <= kc; p += 8) Transpose8x8(src + p, lda, dst + p * 8, 8);
+                for (int r = 0; r < rows; r++)
+                {
+                    double* s = src + r * lda;
+                    for (int q = p; q < kc; q++) dst[q * mr + r] = s[q];
+                }
+                for (int r = rows; r < mr; r++)
+                    for (int q = p; q < kc; q++) dst[q * mr + r] = 0;
+            }
+            else
+            {
+                // op(A)(i, p) = a[p·lda + i]: each k-step is a contiguous run of MR values.
+                double* src = a + (nint)pc * lda + ic + i0;
+                for (int p = 0; p < kc; p++)
+                    CopyPadded(src + p * lda, dst + p * mr, rows, mr);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs op(B)[pc:pc+kc, jc:jc+nc] into NR-column micro-panels (element (p, j) of panel q at
+    /// q·NR·kc + p·NR + j), zero-padding the last panel.
+    /// </summary>
+    private static void PackB(Trans tb, double* b, nint ldb, int pc, int jc, int kc, int nc, double* dst)
+    {
+        int nr = K.NR;
+        for (int j0 = 0; j0 < nc; j0 += nr, dst += (nint)nr * kc)
+        {
+            int cols = Math.Min(nr, nc - j0);
+            if (tb == Trans.No)
+            {
+                // op(B)(p, j) = b[p·ldb + j]: each k-step is a contiguous run of NR values.
+                double* src = b + (nint)pc * ldb + jc + j0;
+                for (int p = 0; p < kc; p++)
+                    CopyPadded(src + p * ldb, dst + p * nr, cols, nr);
+            }
+            else
+            {
+                // op(B)(p, j) = b[j·ldb + p]: rows of b are contiguous in p; transpose 8 columns at a time.
+                double* src = b + (jc + j0) * ldb + pc;
+                int p = 0;
+                if (nr % 8 == 0 && cols == nr && Avx512F.IsSupported)
+                {
+                    for (; p + 8 <= kc; p += 8)
+                        for (int g = 0; g < nr; g += 8)
+                            Transpose8x8(src + g * ldb + p, ldb, dst + p * nr + g, nr);
+                }
+                for (int j = 0; j < cols; j++)
+                {
+                    double* s = src + j * ldb;
+                    for (int q = p; q < kc; q++) dst[q * nr + j] = s[q];
+                }
+                for (int j = cols; j < nr; j++)
+                    for (int q = p; q < kc; q++) dst[q * nr + j] = 0;
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyPadded(double* src, double* dst, int count, int width)
+    {
+        int j = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; j + 8 <= count; j += 8) Vector512.Store(Vector512.Load(src + j), dst + j);
+        else if (Vector256.IsHardwareAccelerated)
+            for (; j + 4 <= count; j += 4) Vector256.Store(Vector256.Load(src + j), dst + j);
+        for (; j < count; j++) dst[j] = src[j];
+        for (; j < width; j++) dst[j] = 0;
+    }
+
+    /// <summary>dst[q·ldd + r] = src[r·lds + q] for an 8 × 8 block (three shuffle stages on zmm).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(double* src, nint lds, double* dst, nint ldd)
+    {
+        Vector512<double> r0 = Vector512.Load(src), r1 = Vector512.Load(src + lds),
+            r2 = Vector512.Load(src + 2 * lds), r3 = Vector512.Load(src + 3 * lds),
+            r4 = Vector512.Load(src + 4 * lds), r5 = Vector512.Load(src + 5 * lds),
+            r6 = Vector512.Load(src + 6 * lds), r7 = Vector512.Load(src + 7 * lds);
+        // t: pairs (rX[c], rY[c]) in each 128-bit lane, even c in lo, odd c in hi.
+        Vector512<double> t0 = Avx512F.UnpackLow(r0, r1), t1 = Avx512F.UnpackHigh(r0, r1);
+        Vector512<double> t2 = Avx512F.UnpackLow(r2, r3), t3 = Avx512F.UnpackHigh(r2, r3);
+        Vector512<double> t4 = Avx512F.UnpackLow(r4, r5), t5 = Avx512F.UnpackHigh(r4, r5);
+        Vector512<double> t6 = Avx512F.UnpackLow(r6, r7), t7 = Avx512F.UnpackHigh(r6, r7);
+        // u: lanes {c, c+4} of rows 0-3 (or 4-7).
+        Vector512<double> u0 = Avx512F.Shuffle4x128(t0, t2, 0x88), u1 = Avx512F.Shuffle4x128(t0, t2, 0xDD);
+        Vector512<double> u2 = Avx512F.Shuffle4x128(t1, t3, 0x88), u3 = Avx512F.Shuffle4x128(t1, t3, 0xDD);
+        Vector512<double> u4 = Avx512F.Shuffle4x128(t4, t6, 0x88), u5 = Avx512F.Shuffle4x128(t4, t6, 0xDD);
+        Vector512<double> u6 = Avx512F.Shuffle4x128(t5, t7, 0x88), u7 = Avx512F.Shuffle4x128(t5, t7, 0xDD);
+        Vector512.Store(Avx512F.Shuffle4x128(u0, u4, 0x88), dst);
+        Vector512.Store(Avx512F.Shuffle4x128(u2, u6, 0x88), dst + ldd);
+        Vector512.Store(Avx512F.Shuffle4x128(u1, u5, 0x88), dst + 2 * ldd);
+        Vector512.Store(Avx512F.Shuffle4x128(u3, u7, 0x88), dst + 3 * ldd);
+        Vector512.Store(Avx512F.Shuffle4x128(u0, u4, 0xDD), dst + 4 * ldd);
+        Vector512.Store(Avx512F.Shuffle4x128(u2, u6, 0xDD), dst + 5 * ldd);
+        Vector512.Store(Avx512F.Shuffle4x128(u1, u5, 0xDD), dst + 6 * ldd);
+        Vector512.Store(Avx512F.Shuffle4x128(u3, u7, 0xDD), dst + 7 * ldd);
+    }
+
+    private static int DivUp(int x, int y) => (x + y - 1) / y;
+    private static int RoundUp(int x, int y) => DivUp(x, y) * y;
+}
+
+/// <summary>
+/// Per-thread packing buffers (pinned, 64-byte aligned, grown on demand and kept), so a GEMM call
+/// allocates nothing once its thread has warmed up. Rent/Return hands the set out exclusively, so
+/// a re-entrant call on the same thread gets a fresh set instead of clobbering one in use.
+/// </summary>
+internal sealed unsafe class GemmBuffers
+{
+    [ThreadStatic] private static GemmBuffers? t_cached;
+
+    private double[] _a = [], _b = [], _tile = [];
+
+    public static GemmBuffers Rent()
+    {
+        var set = t_cached ?? new GemmBuffers();
+        t_cached = null;
+        return set;
+    }
+
+    public static void Return(GemmBuffers set) => t_cached = set;
+
+    public double* PackA(int length) => Aligned(ref _a, length);
+    public double* PackB(int length) => Aligned(ref _b, length);
+    public double* Tile(int length) => Aligned(ref _tile, length);
+
+    private static double* Aligned(ref double[] array, int length)
+    {
+        if (array.Length < length + 8)
+            array = GC.AllocateUninitializedArray<double>(length + 8, pinned: true);
+        nint p = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
+        return (double*)((p + 63) & ~(nint)63);
+    }
+}

@@ -1,0 +1,284 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace GlobalNtk.Dense;
+
+/// <summary>
+/// A register-blocked GEMM microkernel: <c>C[0:MR, 0:NR] = alpha·Ā·B̄ + beta·C</c> where Ā is a packed
+/// MR-row micro-panel (<c>kc</c> groups of MR values, one per k) and B̄ a packed NR-column micro-panel
+/// (<c>kc</c> groups of NR values). beta == 0 overwrites C without reading it (NaN in C is ignored).
+/// The blocking sizes travel with the kernel because they depend on its register footprint.
+/// </summary>
+internal unsafe interface IGemmKernel
+{
+    /// <summary>Rows of C per microkernel call (broadcast dimension).</summary>
+    static abstract int MR { get; }
+    /// <summary>Columns of C per microkernel call (vector dimension).</summary>
+    static abstract int NR { get; }
+    /// <summary>Depth of a packed panel pair (B̄ micro-panel KC·NR should sit in L1).</summary>
+    static abstract int KC { get; }
+    /// <summary>Rows of the packed A block (MC·KC should sit in L2).</summary>
+    static abstract int MC { get; }
+    /// <summary>Columns of the packed B panel (KC·NC sits in L3).</summary>
+    static abstract int NC { get; }
+    static abstract void Compute(int kc, double* a, double* b, double* c, nint ldc, double alpha, double beta);
+}
+
+/// <summary>AVX-512 kernel: 8 rows × 24 columns = 24 zmm accumulators + 3 B vectors + 1 broadcast (of 32 registers).</summary>
+internal unsafe struct Avx512Kernel : IGemmKernel
+{
+    public static int MR => 8;
+    public static int NR => 24;
+    public static int KC => GemmTuning.KC512;
+    public static int MC => GemmTuning.MC512;
+    public static int NC => GemmTuning.NC512;
+
+    public static void Compute(int kc, double* a, double* b, double* c, nint ldc, double alpha, double beta)
+    {
+        Vector512<double> c00 = Vector512<double>.Zero;
+        Vector512<double> c01 = Vector512<double>.Zero;
+        Vector512<double> c02 = Vector512<double>.Zero;
+        Vector512<double> c10 = Vector512<double>.Zero;
+        Vector512<double> c11 = Vector512<double>.Zero;
+        Vector512<double> c12 = Vector512<double>.Zero;
+        Vector512<double> c20 = Vector512<double>.Zero;
+        Vector512<double> c21 = Vector512<double>.Zero;
+        Vector512<double> c22 = Vector512<double>.Zero;
+        Vector512<double> c30 = Vector512<double>.Zero;
+        Vector512<double> c31 = Vector512<double>.Zero;
+        Vector512<double> c32 = Vector512<double>.Zero;
+        Vector512<double> c40 = Vector512<double>.Zero;
+        Vector512<double> c41 = Vector512<double>.Zero;
+        Vector512<double> c42 = Vector512<double>.Zero;
+        Vector512<double> c50 = Vector512<double>.Zero;
+        Vector512<double> c51 = Vector512<double>.Zero;
+        Vector512<double> c52 = Vector512<double>.Zero;
+        Vector512<double> c60 = Vector512<double>.Zero;
+        Vector512<double> c61 = Vector512<double>.Zero;
+        Vector512<double> c62 = Vector512<double>.Zero;
+        Vector512<double> c70 = Vector512<double>.Zero;
+        Vector512<double> c71 = Vector512<double>.Zero;
+        Vector512<double> c72 = Vector512<double>.Zero;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<double> b0 = Vector512.Load(b + 0);
+            Vector512<double> b1 = Vector512.Load(b + 8);
+            Vector512<double> b2 = Vector512.Load(b + 16);
+            Vector512<double> a0 = Vector512.Create(a[0]);
+            c00 = Avx512F.FusedMultiplyAdd(a0, b0, c00);
+            c01 = Avx512F.FusedMultiplyAdd(a0, b1, c01);
+            c02 = Avx512F.FusedMultiplyAdd(a0, b2, c02);
+            Vector512<double> a1 = Vector512.Create(a[1]);
+            c10 = Avx512F.FusedMultiplyAdd(a1, b0, c10);
+            c11 = Avx512F.FusedMultiplyAdd(a1, b1, c11);
+            c12 = Avx512F.FusedMultiplyAdd(a1, b2, c12);
+            Vector512<double> a2 = Vector512.Create(a[2]);
+            c20 = Avx512F.FusedMultiplyAdd(a2, b0, c20);
+            c21 = Avx512F.FusedMultiplyAdd(a2, b1, c21);
+            c22 = Avx512F.FusedMultiplyAdd(a2, b2, c22);
+            Vector512<double> a3 = Vector512.Create(a[3]);
+            c30 = Avx512F.FusedMultiplyAdd(a3, b0, c30);
+            c31 = Avx512F.FusedMultiplyAdd(a3, b1, c31);
+            c32 = Avx512F.FusedMultiplyAdd(a3, b2, c32);
+            Vector512<double> a4 = Vector512.Create(a[4]);
+            c40 = Avx512F.FusedMultiplyAdd(a4, b0, c40);
+            c41 = Avx512F.FusedMultiplyAdd(a4, b1, c41);
+            c42 = Avx512F.FusedMultiplyAdd(a4, b2, c42);
+            Vector512<double> a5 = Vector512.Create(a[5]);
+            c50 = Avx512F.FusedMultiplyAdd(a5, b0, c50);
+            c51 = Avx512F.FusedMultiplyAdd(a5, b1, c51);
+            c52 = Avx512F.FusedMultiplyAdd(a5, b2, c52);
+            Vector512<double> a6 = Vector512.Create(a[6]);
+            c60 = Avx512F.FusedMultiplyAdd(a6, b0, c60);
+            c61 = Avx512F.FusedMultiplyAdd(a6, b1, c61);
+            c62 = Avx512F.FusedMultiplyAdd(a6, b2, c62);
+            Vector512<double> a7 = Vector512.Create(a[7]);
+            c70 = Avx512F.FusedMultiplyAdd(a7, b0, c70);
+            c71 = Avx512F.FusedMultiplyAdd(a7, b1, c71);
+            c72 = Avx512F.FusedMultiplyAdd(a7, b2, c72);
+            a += 8; b += 24;
+        }
+        Vector512<double> va = Vector512.Create(alpha);
+        if (beta == 0)
+        {
+            Vector512.Store(va * c00, c + 0 * ldc + 0);
+            Vector512.Store(va * c01, c + 0 * ldc + 8);
+            Vector512.Store(va * c02, c + 0 * ldc + 16);
+            Vector512.Store(va * c10, c + 1 * ldc + 0);
+            Vector512.Store(va * c11, c + 1 * ldc + 8);
+            Vector512.Store(va * c12, c + 1 * ldc + 16);
+            Vector512.Store(va * c20, c + 2 * ldc + 0);
+            Vector512.Store(va * c21, c + 2 * ldc + 8);
+            Vector512.Store(va * c22, c + 2 * ldc + 16);
+            Vector512.Store(va * c30, c + 3 * ldc + 0);
+            Vector512.Store(va * c31, c + 3 * ldc + 8);
+            Vector512.Store(va * c32, c + 3 * ldc + 16);
+            Vector512.Store(va * c40, c + 4 * ldc + 0);
+            Vector512.Store(va * c41, c + 4 * ldc + 8);
+            Vector512.Store(va * c42, c + 4 * ldc + 16);
+            Vector512.Store(va * c50, c + 5 * ldc + 0);
+            Vector512.Store(va * c51, c + 5 * ldc + 8);
+            Vector512.Store(va * c52, c + 5 * ldc + 16);
+            Vector512.Store(va * c60, c + 6 * ldc + 0);
+            Vector512.Store(va * c61, c + 6 * ldc + 8);
+            Vector512.Store(va * c62, c + 6 * ldc + 16);
+            Vector512.Store(va * c70, c + 7 * ldc + 0);
+            Vector512.Store(va * c71, c + 7 * ldc + 8);
+            Vector512.Store(va * c72, c + 7 * ldc + 16);
+        }
+        else
+        {
+            Vector512<double> vb = Vector512.Create(beta);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c00, vb * Vector512.Load(c + 0 * ldc + 0)), c + 0 * ldc + 0);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c01, vb * Vector512.Load(c + 0 * ldc + 8)), c + 0 * ldc + 8);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c02, vb * Vector512.Load(c + 0 * ldc + 16)), c + 0 * ldc + 16);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c10, vb * Vector512.Load(c + 1 * ldc + 0)), c + 1 * ldc + 0);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c11, vb * Vector512.Load(c + 1 * ldc + 8)), c + 1 * ldc + 8);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c12, vb * Vector512.Load(c + 1 * ldc + 16)), c + 1 * ldc + 16);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c20, vb * Vector512.Load(c + 2 * ldc + 0)), c + 2 * ldc + 0);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c21, vb * Vector512.Load(c + 2 * ldc + 8)), c + 2 * ldc + 8);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c22, vb * Vector512.Load(c + 2 * ldc + 16)), c + 2 * ldc + 16);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c30, vb * Vector512.Load(c + 3 * ldc + 0)), c + 3 * ldc + 0);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c31, vb * Vector512.Load(c + 3 * ldc + 8)), c + 3 * ldc + 8);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c32, vb * Vector512.Load(c + 3 * ldc + 16)), c + 3 * ldc + 16);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c40, vb * Vector512.Load(c + 4 * ldc + 0)), c + 4 * ldc + 0);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c41, vb * Vector512.Load(c + 4 * ldc + 8)), c + 4 * ldc + 8);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c42, vb * Vector512.Load(c + 4 * ldc + 16)), c + 4 * ldc + 16);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c50, vb * Vector512.Load(c + 5 * ldc + 0)), c + 5 * ldc + 0);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c51, vb * Vector512.Load(c + 5 * ldc + 8)), c + 5 * ldc + 8);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c52, vb * Vector512.Load(c + 5 * ldc + 16)), c + 5 * ldc + 16);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c60, vb * Vector512.Load(c + 6 * ldc + 0)), c + 6 * ldc + 0);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c61, vb * Vector512.Load(c + 6 * ldc + 8)), c + 6 * ldc + 8);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c62, vb * Vector512.Load(c + 6 * ldc + 16)), c + 6 * ldc + 16);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c70, vb * Vector512.Load(c + 7 * ldc + 0)), c + 7 * ldc + 0);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c71, vb * Vector512.Load(c + 7 * ldc + 8)), c + 7 * ldc + 8);
+            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c72, vb * Vector512.Load(c + 7 * ldc + 16)), c + 7 * ldc + 16);
+        }
+    }
+}
+
+/// <summary>AVX2/FMA kernel: 6 rows × 8 columns = 12 ymm accumulators + 2 B vectors + 1 broadcast (of 16 registers).</summary>
+internal unsafe struct Avx2Kernel : IGemmKernel
+{
+    public static int MR => 6;
+    public static int NR => 8;
+    public static int KC => 256;
+    public static int MC => 96;
+    public static int NC => 2048;
+
+    public static void Compute(int kc, double* a, double* b, double* c, nint ldc, double alpha, double beta)
+    {
+        Vector256<double> c00 = Vector256<double>.Zero;
+        Vector256<double> c01 = Vector256<double>.Zero;
+        Vector256<double> c10 = Vector256<double>.Zero;
+        Vector256<double> c11 = Vector256<double>.Zero;
+        Vector256<double> c20 = Vector256<double>.Zero;
+        Vector256<double> c21 = Vector256<double>.Zero;
+        Vector256<double> c30 = Vector256<double>.Zero;
+        Vector256<double> c31 = Vector256<double>.Zero;
+        Vector256<double> c40 = Vector256<double>.Zero;
+        Vector256<double> c41 = Vector256<double>.Zero;
+        Vector256<double> c50 = Vector256<double>.Zero;
+        Vector256<double> c51 = Vector256<double>.Zero;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector256<double> b0 = Vector256.Load(b + 0);
+            Vector256<double> b1 = Vector256.Load(b + 4);
+            Vector256<double> a0 = Vector256.Create(a[0]);
+            c00 = Fma.MultiplyAdd(a0, b0, c00);
+            c01 = Fma.MultiplyAdd(a0, b1, c01);
+            Vector256<double> a1 = Vector256.Create(a[1]);
+            c10 = Fma.MultiplyAdd(a1, b0, c10);
+            c11 = Fma.MultiplyAdd(a1, b1, c11);
+            Vector256<double> a2 = Vector256.Create(a[2]);
+            c20 = Fma.MultiplyAdd(a2, b0, c20);
+            c21 = Fma.MultiplyAdd(a2, b1, c21);
+            Vector256<double> a3 = Vector256.Create(a[3]);
+            c30 = Fma.MultiplyAdd(a3, b0, c30);
+            c31 = Fma.MultiplyAdd(a3, b1, c31);
+            Vector256<double> a4 = Vector256.Create(a[4]);
+            c40 = Fma.MultiplyAdd(a4, b0, c40);
+            c41 = Fma.MultiplyAdd(a4, b1, c41);
+            Vector256<double> a5 = Vector256.Create(a[5]);
+            c50 = Fma.MultiplyAdd(a5, b0, c50);
+            c51 = Fma.MultiplyAdd(a5, b1, c51);
+            a += 6; b += 8;
+        }
+        Vector256<double> va = Vector256.Create(alpha);
+        if (beta == 0)
+        {
+            Vector256.Store(va * c00, c + 0 * ldc + 0);
+            Vector256.Store(va * c01, c + 0 * ldc + 4);
+            Vector256.Store(va * c10, c + 1 * ldc + 0);
+            Vector256.Store(va * c11, c + 1 * ldc + 4);
+            Vector256.Store(va * c20, c + 2 * ldc + 0);
+            Vector256.Store(va * c21, c + 2 * ldc + 4);
+            Vector256.Store(va * c30, c + 3 * ldc + 0);
+            Vector256.Store(va * c31, c + 3 * ldc + 4);
+            Vector256.Store(va * c40, c + 4 * ldc + 0);
+            Vector256.Store(va * c41, c + 4 * ldc + 4);
+            Vector256.Store(va * c50, c + 5 * ldc + 0);
+            Vector256.Store(va * c51, c + 5 * ldc + 4);
+        }
+        else
+        {
+            Vector256<double> vb = Vector256.Create(beta);
+            Vector256.Store(Fma.MultiplyAdd(va, c00, vb * Vector256.Load(c + 0 * ldc + 0)), c + 0 * ldc + 0);
+            Vector256.Store(Fma.MultiplyAdd(va, c01, vb * Vector256.Load(c + 0 * ldc + 4)), c + 0 * ldc + 4);
+            Vector256.Store(Fma.MultiplyAdd(va, c10, vb * Vector256.Load(c + 1 * ldc + 0)), c + 1 * ldc + 0);
+            Vector256.Store(Fma.MultiplyAdd(va, c11, vb * Vector256.Load(c + 1 * ldc + 4)), c + 1 * ldc + 4);
+            Vector256.Store(Fma.MultiplyAdd(va, c20, vb * Vector256.Load(c + 2 * ldc + 0)), c + 2 * ldc + 0);
+            Vector256.Store(Fma.MultiplyAdd(va, c21, vb * Vector256.Load(c + 2 * ldc + 4)), c + 2 * ldc + 4);
+            Vector256.Store(Fma.MultiplyAdd(va, c30, vb * Vector256.Load(c + 3 * ldc + 0)), c + 3 * ldc + 0);
+            Vector256.Store(Fma.MultiplyAdd(va, c31, vb * Vector256.Load(c + 3 * ldc + 4)), c + 3 * ldc + 4);
+            Vector256.Store(Fma.MultiplyAdd(va, c40, vb * Vector256.Load(c + 4 * ldc + 0)), c + 4 * ldc + 0);
+            Vector256.Store(Fma.MultiplyAdd(va, c41, vb * Vector256.Load(c + 4 * ldc + 4)), c + 4 * ldc + 4);
+            Vector256.Store(Fma.MultiplyAdd(va, c50, vb * Vector256.Load(c + 5 * ldc + 0)), c + 5 * ldc + 0);
+            Vector256.Store(Fma.MultiplyAdd(va, c51, vb * Vector256.Load(c + 5 * ldc + 4)), c + 5 * ldc + 4);
+        }
+    }
+}
+
+/// <summary>Portable scalar kernel (4 × 4) for CPUs without FMA vectors; same packing contract.</summary>
+internal unsafe struct ScalarKernel : IGemmKernel
+{
+    public static int MR => 4;
+    public static int NR => 4;
+    public static int KC => 256;
+    public static int MC => 64;
+    public static int NC => 1024;
+
+    public static void Compute(int kc, double* a, double* b, double* c, nint ldc, double alpha, double beta)
+    {
+        double* acc = stackalloc double[16];
+        for (int q = 0; q < 16; q++) acc[q] = 0;
+        for (int p = 0; p < kc; p++)
+        {
+            for (int r = 0; r < 4; r++)
+            {
+                double ar = a[r];
+                acc[r * 4 + 0] += ar * b[0];
+                acc[r * 4 + 1] += ar * b[1];
+                acc[r * 4 + 2] += ar * b[2];
+                acc[r * 4 + 3] += ar * b[3];
+            }
+            a += 4; b += 4;
+        }
+        for (int r = 0; r < 4; r++)
+            for (int j = 0; j < 4; j++)
+            {
+                double* cij = c + r * ldc + j;
+                *cij = beta == 0 ? alpha * acc[r * 4 + j] : alpha * acc[r * 4 + j] + beta * *cij;
+            }
+    }
+}
+
+/// <summary>Blocking sizes of the AVX-512 path (mutable only so the benchmark can tune them).</summary>
+internal static class GemmTuning
+{
+    // Zen 5: 48 KiB L1d, 1 MiB L2 per core, 32 MiB L3. B̄ micro-panel = KC·24·8 B = 48 KiB at KC=256 is
+    // streamed from L2 as well; the packed A block MC·KC·8 B = 384 KiB at MC=192 stays in L2.
+    internal static int KC512 = 256;
+    internal static int MC512 = 192;
+    internal static int NC512 = 2400;
+}

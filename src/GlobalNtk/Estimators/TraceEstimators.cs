@@ -1,0 +1,109 @@
+using GlobalNtk.Dense;
+using GlobalNtk.Operators;
+
+namespace GlobalNtk.Estimators;
+
+/// <summary>
+/// Randomised trace estimators (MATH.md §5). Each takes a probe budget and a seed (same seed →
+/// same answer), applies the operator to blocks of probes, and is exact (standard error 0)
+/// when the budget reaches the dimension, by using unit vectors instead of random probes.
+/// </summary>
+public static class TraceEstimators
+{
+    /// <summary>Hutchinson: tr A ≈ (1/m) Σ ωᵢᵀ A ωᵢ with Rademacher ω; one application per probe.</summary>
+    public static Estimate Hutchinson(LinearOperator op, int probes, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(op);
+        op.RequireSquare("Hutchinson trace");
+        int n = op.Domain.Size;
+        int m = ProbeRunner.Count(n, probes, out bool exact);
+        var samples = new double[m];
+        ProbeRunner.Run(n, m, exact, seed, (x, first, c) =>
+        {
+            var y = op.ApplyBlock(x.AsSpan(0, c * n), c);
+            for (int j = 0; j < c; j++) samples[first + j] = Numerics.Dot(x.AsSpan(j * n, n), y.AsSpan(j * n, n));
+        });
+        return ProbeRunner.MeanEstimate(samples, exact);
+    }
+
+    /// <summary>
+    /// Hutch++: sketch Q = orth(A S) with ⌊m/3⌋ Rademacher columns, the exact trace of QᵀAQ, plus
+    /// Hutchinson with the remaining probes on the deflated (I−QQᵀ)A(I−QQᵀ). At most m
+    /// applications; O(1/m) error for PSD A, exact when rank A ≤ m/3. The standard error is the
+    /// Hutchinson part's.
+    /// </summary>
+    public static Estimate HutchPlusPlus(LinearOperator op, int probes, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(op);
+        op.RequireSquare("Hutch++ trace");
+        int n = op.Domain.Size;
+        if (n <= probes) return Hutchinson(op, probes, seed);
+        if (probes < 3) throw new ArgumentOutOfRangeException(nameof(probes), $"Hutch++ needs at least 3 probes, got {probes}.");
+        var rng = new Random(seed);
+        int k = probes / 3;
+
+        // Sketch: Q = orth(A S).
+        var s = new double[(long)k * n];
+        RandomProbes.Rademacher(rng, s);
+        var q = op.ApplyBlock(s, k);
+        int r = Orthonormalizer.Orthonormalize(q, k, n, ReadOnlySpan<double>.Empty, 0, rng: null);
+
+        // Exact trace on span(Q): Σ qᵢᵀ A qᵢ.
+        double top = 0;
+        if (r > 0)
+        {
+            var aq = op.ApplyBlock(q.AsSpan(0, r * n), r);
+            for (int j = 0; j < r; j++) top += Numerics.Dot(q.AsSpan(j * n, n), aq.AsSpan(j * n, n));
+        }
+
+        // Hutchinson on the deflated operator with the rest of the budget.
+        int g = probes - k - r;
+        var gBlock = new double[(long)g * n];
+        RandomProbes.Rademacher(rng, gBlock);
+        Orthonormalizer.ProjectOut(q.AsSpan(0, r * n), r, n, gBlock, g);
+        var ag = op.ApplyBlock(gBlock, g);
+        Orthonormalizer.ProjectOut(q.AsSpan(0, r * n), r, n, ag, g);
+        var samples = new double[g];
+        for (int j = 0; j < g; j++) samples[j] = Numerics.Dot(gBlock.AsSpan(j * n, n), ag.AsSpan(j * n, n));
+        var rest = ProbeRunner.MeanEstimate(samples, exact: false);
+        return new Estimate(top + rest.Value, rest.StandardError, probes);
+    }
+
+    /// <summary>‖A‖_F² = tr(A*A) ≈ (1/m) Σ ‖A ωᵢ‖² (any shapes); one application per probe.</summary>
+    public static Estimate FrobeniusNormSquared(LinearOperator op, int probes, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(op);
+        int n = op.Domain.Size, rows = op.Range.Size;
+        int m = ProbeRunner.Count(n, probes, out bool exact);
+        var samples = new double[m];
+        ProbeRunner.Run(n, m, exact, seed, (x, first, c) =>
+        {
+            var y = op.ApplyBlock(x.AsSpan(0, c * n), c);
+            for (int j = 0; j < c; j++) { var yj = y.AsSpan(j * rows, rows); samples[first + j] = Numerics.Dot(yj, yj); }
+        }, rows);
+        return ProbeRunner.MeanEstimate(samples, exact);
+    }
+
+    /// <summary>
+    /// Unbiased tr(A²) ≈ (1/m) Σ ωᵢᵀ A (A ωᵢ) for any square A (two applications per probe); for
+    /// operators flagged <see cref="LinearOperator.IsSelfAdjoint"/>, or when
+    /// <paramref name="assumeSelfAdjoint"/> is set, tr(A²) = ‖A‖_F² is estimated as (1/m) Σ ‖A ωᵢ‖²
+    /// (one application per probe).
+    /// </summary>
+    public static Estimate TraceOfSquare(LinearOperator op, int probes, int seed, bool assumeSelfAdjoint = false)
+    {
+        ArgumentNullException.ThrowIfNull(op);
+        op.RequireSquare("tr(A²)");
+        if (op.IsSelfAdjoint || assumeSelfAdjoint) return FrobeniusNormSquared(op, probes, seed);
+        int n = op.Domain.Size;
+        int m = ProbeRunner.Count(n, probes, out bool exact);
+        var samples = new double[m];
+        ProbeRunner.Run(n, m, exact, seed, (x, first, c) =>
+        {
+            var y = op.ApplyBlock(x.AsSpan(0, c * n), c);
+            var z = op.ApplyBlock(y, c);
+            for (int j = 0; j < c; j++) samples[first + j] = Numerics.Dot(x.AsSpan(j * n, n), z.AsSpan(j * n, n));
+        });
+        return ProbeRunner.MeanEstimate(samples, exact);
+    }
+}

@@ -1,0 +1,62 @@
+namespace GlobalNtk.Models.Mlp;
+
+/// <summary>Pointwise nonlinearity of a depth-chain layer (MLP hidden layer, transformer MLP).</summary>
+public enum Activation
+{
+    /// <summary>tanh.</summary>
+    Tanh,
+    /// <summary>max(0, x); derivative 0 at 0, as PyTorch.</summary>
+    Relu,
+    /// <summary>Exact GELU x·Φ(x) = ½x(1 + erf(x/√2)) (PyTorch's default, not the tanh approximation).</summary>
+    Gelu,
+}
+
+/// <summary>Values and derivatives of <see cref="Activation"/>s, in float64.</summary>
+public static class ActivationFunctions
+{
+    private const double InvSqrt2 = 0.70710678118654752440;
+    private const double InvSqrt2Pi = 0.39894228040143267794;
+
+    /// <summary>Parses <c>tanh</c>, <c>relu</c>, <c>gelu</c> (case-insensitive).</summary>
+    public static Activation Parse(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "tanh" => Activation.Tanh,
+        "relu" => Activation.Relu,
+        "gelu" => Activation.Gelu,
+        _ => throw new ArgumentException($"Unknown activation '{name}' (expected tanh, relu or gelu)."),
+    };
+
+    /// <summary>Lower-case name as accepted by <see cref="Parse"/>.</summary>
+    public static string Name(this Activation a) => a.ToString().ToLowerInvariant();
+
+    /// <summary>φ(x).</summary>
+    public static double Value(this Activation a, double x) => a switch
+    {
+        Activation.Tanh => Math.Tanh(x),
+        Activation.Relu => x > 0 ? x : 0.0,
+        _ => 0.5 * x * (1.0 + MathNet.Numerics.SpecialFunctions.Erf(x * InvSqrt2)),
+    };
+
+    /// <summary>φ'(x).</summary>
+    public static double Derivative(this Activation a, double x)
+    {
+        switch (a)
+        {
+            case Activation.Tanh: { double t = Math.Tanh(x); return 1.0 - t * t; }
+            case Activation.Relu: return x > 0 ? 1.0 : 0.0;
+            default:
+                // d/dx xΦ(x) = Φ(x) + x·pdf(x)
+                return 0.5 * (1.0 + MathNet.Numerics.SpecialFunctions.Erf(x * InvSqrt2)) + x * InvSqrt2Pi * Math.Exp(-0.5 * x * x);
+        }
+    }
+
+    /// <summary>value[i] = φ(pre[i]) and deriv[i] = φ'(pre[i]).</summary>
+    public static void Evaluate(this Activation a, ReadOnlySpan<double> pre, Span<double> value, Span<double> deriv)
+    {
+        for (int i = 0; i < pre.Length; i++)
+        {
+            value[i] = a.Value(pre[i]);
+            deriv[i] = a.Derivative(pre[i]);
+        }
+    }
+}

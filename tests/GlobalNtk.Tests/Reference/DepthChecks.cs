@@ -1,0 +1,153 @@
+using GlobalNtk.Dense;
+using GlobalNtk.Models;
+using Xunit;
+
+namespace GlobalNtk.Tests.Reference;
+
+/// <summary>Model-independent checks of a <see cref="ChainLinearization"/>'s derivative maps.</summary>
+public static class DepthChecks
+{
+    public static double[] Gaussian(int n, Random rng)
+    {
+        var a = new double[n];
+        for (int i = 0; i < n; i++) a[i] = Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
+        return a;
+    }
+
+    public static double RelErr(ReadOnlySpan<double> actual, ReadOnlySpan<double> expected)
+    {
+        double num = 0, den = 0;
+        for (int i = 0; i < actual.Length; i++) { double e = actual[i] - expected[i]; num += e * e; den += expected[i] * expected[i]; }
+        return Math.Sqrt(num) / Math.Max(Math.Sqrt(den), 1e-300);
+    }
+
+    private static void AssertAdjoint(double lhs, double rhs, double tol, string what)
+    {
+        double rel = Math.Abs(lhs - rhs) / Math.Max(Math.Abs(lhs), Math.Abs(rhs));
+        Assert.True(rel <= tol, $"{what}: ⟨Ax,y⟩ = {lhs}, ⟨x,A*y⟩ = {rhs}, relative gap {rel:E2} > {tol:E0}.");
+    }
+
+    /// <summary>⟨A_k x, y⟩ = ⟨x, A_kᵀ y⟩ for every step, on blocks of <paramref name="count"/> vectors.</summary>
+    public static void StateAdjoint(ChainLinearization lin, int count, int seed, double tol = 1e-12)
+    {
+        var rng = new Random(seed); int n = lin.StateShape.Size * count;
+        for (int k = 1; k < lin.Steps; k++)
+        {
+            var x = Gaussian(n, rng); var y = Gaussian(n, rng);
+            var ax = new double[n]; var aty = new double[n];
+            lin.StateJvpAdd(k, x, ax, count, 0.7);
+            lin.StateVjpAdd(k, y, aty, count, 0.7);
+            AssertAdjoint(Numerics.Dot(ax, y), Numerics.Dot(x, aty), tol, $"A_{k}");
+        }
+    }
+
+    /// <summary>⟨J_θ x, y⟩ = ⟨x, J_θ* y⟩.</summary>
+    public static void ParamAdjoint(ChainLinearization lin, int count, int seed, double tol = 1e-12)
+    {
+        var rng = new Random(seed); int m = lin.Parameters.TotalSize, n = lin.StateShape.Size;
+        var x = Gaussian(m * count, rng); var y = Gaussian(n * count, rng);
+        var jx = new double[n * count]; var jty = new double[m * count];
+        lin.ParamJvp(x, jx, count);
+        lin.ParamVjp(y, jty, count);
+        AssertAdjoint(Numerics.Dot(jx, y), Numerics.Dot(x, jty), tol, "J_θ");
+    }
+
+    /// <summary>⟨D_s a, q⟩ = ⟨a, D_s* q⟩ for every site.</summary>
+    public static void SiteAdjoint(ChainLinearization lin, int count, int seed, double tol = 1e-12)
+    {
+        var rng = new Random(seed); int n = lin.StateShape.Size;
+        foreach (var site in lin.Sites)
+        {
+            int na = site.Rows * site.OutDim * count;
+            var a = Gaussian(na, rng); var q = Gaussian(n * count, rng);
+            var da = new double[n * count]; var dq = new double[na];
+            site.ApplyDAdd(a, da, count);
+            site.ApplyDAdjoint(q, dq, count);
+            AssertAdjoint(Numerics.Dot(da, q), Numerics.Dot(a, dq), tol, $"D of site {site.Name}");
+        }
+    }
+
+    /// <summary>
+    /// MATH.md §3: Σ_s D_s (δW_s û_s) + J_rest δθ_rest = J_θ δθ, where J_rest is J_θ restricted to
+    /// the parameters that belong to no site. Returns the relative error.
+    /// </summary>
+    public static double SiteFormError(ChainLinearization lin, int seed)
+    {
+        var rng = new Random(seed); var ps = lin.Parameters; int m = ps.TotalSize, n = lin.StateShape.Size;
+        var dTheta = Gaussian(m, rng);
+        var expected = new double[n];
+        lin.ParamJvp(dTheta, expected, 1);
+
+        var rest = (double[])dTheta.Clone();
+        var sum = new double[n];
+        foreach (var site in lin.Sites)
+        {
+            // [δW_1 … δW_w, δb_1 … δb_nb] as [OutDim, AugmentedWidth], matching Û's columns.
+            int aw = site.AugmentedWidth, od = site.OutDim;
+            var dw = new double[od * aw];
+            int col = 0;
+            foreach (var name in site.WeightParameters)
+            {
+                var p = ps[name]; int w = p.Shape[1], off = ps.OffsetOf(name);
+                for (int o = 0; o < od; o++) for (int c = 0; c < w; c++) dw[o * aw + col + c] = dTheta[off + o * w + c];
+                Array.Clear(rest, off, p.Size);
+                col += w;
+            }
+            foreach (var name in site.BiasParameters)
+            {
+                int off = ps.OffsetOf(name);
+                for (int o = 0; o < od; o++) dw[o * aw + col] = dTheta[off + o];
+                Array.Clear(rest, off, od);
+                col++;
+            }
+            Assert.Equal(aw, col);
+            var a = new double[site.Rows * od];
+            Gemm.Multiply(Trans.No, Trans.Yes, site.Rows, od, aw, 1.0, site.Variables.Span, aw, dw, aw, 0.0, a, od);
+            site.ApplyDAdd(a, sum, 1);
+        }
+        var jrest = new double[n];
+        lin.ParamJvp(rest, jrest, 1);
+        Numerics.Axpy(1.0, jrest, sum);
+        return RelErr(sum, expected);
+    }
+
+    /// <summary>v = P J_θ δθ by the recursion v_k = (J_θ δθ)_k + A_k v_{k−1} (MATH.md §2): dz/dθ · δθ.</summary>
+    public static double[] TotalTangent(ChainLinearization lin, double[] dTheta)
+    {
+        var v = new double[lin.StateShape.Size];
+        lin.ParamJvp(dTheta, v, 1);
+        for (int k = 1; k < lin.Steps; k++) lin.StateJvpAdd(k, v, v, 1);
+        return v;
+    }
+
+    /// <summary>The whole-model Jacobian dz/dθ as [m, state] rows (row i = ∂z/∂θ_i), by forward-mode AD of a reference model.</summary>
+    public static double[][] WholeModelJacobian(ParameterSet ps, Func<ReferenceDepthModels.ParameterSource, Dual[]> model)
+    {
+        int m = ps.TotalSize;
+        var rows = new double[m][];
+        Parallel.For(0, m, i =>
+        {
+            var z = model(name =>
+            {
+                var p = ps[name]; int off = ps.OffsetOf(name);
+                var a = new Dual[p.Size];
+                for (int j = 0; j < p.Size; j++) a[j] = new Dual(p.Data[j], off + j == i ? 1.0 : 0.0);
+                return a;
+            });
+            rows[i] = z.Select(v => v.D).ToArray();
+        });
+        return rows;
+    }
+
+    /// <summary>(dz/dθ)(dz/dθ)ᵀ q from the rows of <see cref="WholeModelJacobian"/>.</summary>
+    public static double[] WholeModelNtk(double[][] jac, double[] q)
+    {
+        var y = new double[q.Length];
+        foreach (var row in jac) Numerics.Axpy(Numerics.Dot(row, q), row, y);
+        return y;
+    }
+
+    /// <summary>Reference values with zero tangents.</summary>
+    public static ReferenceDepthModels.ParameterSource Values(ParameterSet ps) =>
+        name => ps[name].Data.Select(v => new Dual(v)).ToArray();
+}
