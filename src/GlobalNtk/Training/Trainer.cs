@@ -211,14 +211,15 @@ public sealed class Trainer
         static double? N(double v) => double.IsFinite(v) ? v : null;
         var summary = new Dictionary<string, object?>
         {
-            ["arch"] = Model.Arch, ["task"] = Task.Name, ["steps"] = r.Steps, ["start_step"] = r.StartStep,
-            ["final_loss"] = N(r.FinalLoss), ["eval_loss"] = N(r.EvalLoss), ["eval_accuracy"] = N(r.EvalAccuracy),
-            ["initial_eval_loss"] = N(r.InitialEvalLoss), ["stopped_early"] = r.StoppedEarly,
-            ["last_checkpoint"] = r.LastCheckpoint is null ? null : Path.GetFileName(r.LastCheckpoint),
-            ["seconds"] = r.Seconds, ["accuracy_definition"] = Task.AccuracyDefinition,
+            ["arch"] = Model.Arch, ["task"] = Task.Name, ["steps"] = r.Steps, ["startStep"] = r.StartStep,
+            ["finalLoss"] = N(r.FinalLoss), ["evalLoss"] = N(r.EvalLoss), ["evalAccuracy"] = N(r.EvalAccuracy),
+            ["initialEvalLoss"] = N(r.InitialEvalLoss), ["stoppedEarly"] = r.StoppedEarly,
+            ["lastCheckpoint"] = r.LastCheckpoint is null ? null : Path.GetFileName(r.LastCheckpoint),
+            ["seconds"] = r.Seconds, ["accuracyDefinition"] = Task.AccuracyDefinition,
             ["metadata"] = CheckpointMetadata().Concat(Model.Metadata).GroupBy(kv => kv.Key).ToDictionary(g => g.Key, g => g.Last().Value),
         };
-        AtomicFile.WriteAllText(Path.Combine(dir, Checkpoints.SummaryFile), JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true }));
+        var json = new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+        AtomicFile.WriteAllText(Path.Combine(dir, Checkpoints.SummaryFile), JsonSerializer.Serialize(summary, json) + "\n");
     }
 
     private static TaskOptions TaskOptionsFromMetadata(IReadOnlyDictionary<string, string> md, int seed)
