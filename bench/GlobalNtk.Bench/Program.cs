@@ -4,6 +4,7 @@ using GlobalNtk.Bench;
 var benches = new Dictionary<string, (string Help, Func<string[], int> Run)>
 {
     ["gemm"] = ("dense dgemm: managed kernel vs OpenBLAS (if installed) in GFLOP/s", GemmBench.Run),
+    ["cells"] = ("recurrent cells: forward, state JVP/VJP sweeps, J_θ, J_θ* (args: arch B T H N block)", CellsBench.Run),
 };
 
 if (args.Length == 0 || !benches.TryGetValue(args[0], out var bench))

@@ -78,3 +78,33 @@ public class EstimatorRankTests
         Assert.Throws<ShapeMismatchException>(() => OperatorComparison.Alignment(a, RandomDense(new Random(1), AxisShape.Vector(n), AxisShape.Vector(n, "j")), 10, 0));
     }
 }
+
+public class EstimatorPairedRankTests
+{
+    [Theory]
+    [InlineData("time")]
+    [InlineData("unit")]
+    public void PairedPartialRankMatchesDensePartialTraceWithinStandardErrors(string kept)
+    {
+        var shape = new AxisShape(("trial", 4), ("time", 6), ("unit", 12));
+        var a = KnownSpectra.Rotated(shape, KnownSpectra.PowerLaw(shape.Size, 0.8), 9);
+        var traced = shape.Names.Where(n => n != kept).ToArray();
+        double exact = EffectiveRank.OfMatrix(Reductions.PartialTrace(a.Materialize(), traced));
+        var est = EffectiveRank.PartialPaired(a, [kept], 300, seed: 2);
+        Assert.True(est.StandardError > 0);
+        Assert.True(Math.Abs(est.Value - exact) <= 4 * est.StandardError, $"{kept}: {est.Value} vs {exact} ± {est.StandardError}");
+        Assert.Equal(est, EffectiveRank.PartialPaired(a, [kept], 300, seed: 2));
+    }
+
+    [Fact]
+    public void PairedPartialRankOfKroneckerCore()
+    {
+        // tr_unit(G ⊗ I_H) = H·G: PR_time = PR(G).
+        var lambda = KnownSpectra.PowerLaw(20, 0.7);
+        var g = KnownSpectra.Dense(lambda, 2).View(new AxisShape(("time", 20)), new AxisShape(("time", 20)));
+        var k = g.Kron(LinearOperator.Identity(new AxisShape(("unit", 8))));
+        double exact = EffectiveRank.OfSpectrum(lambda);
+        var est = EffectiveRank.PartialPaired(k, ["time"], 200, seed: 1);
+        Assert.True(Math.Abs(est.Value - exact) <= 4 * est.StandardError, $"{est.Value} vs {exact} ± {est.StandardError}");
+    }
+}

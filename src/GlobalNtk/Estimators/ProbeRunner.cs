@@ -26,7 +26,7 @@ internal static class ProbeRunner
     public static void Run(int dimension, int probes, bool exact, int seed, Action<double[], int, int> onBlock, int extraVectorSize = 0)
     {
         var rng = new Random(seed);
-        int chunk = BlockBuffer.VectorsPerBlock(Math.Max(dimension, extraVectorSize), probes);
+        int chunk = BlockBuffer.VectorsPerBlock(Math.Max(dimension, extraVectorSize), probes, EffectiveRank.ProbeBlockElements);
         var x = new double[(long)chunk * dimension];
         for (int first = 0; first < probes; first += chunk)
         {

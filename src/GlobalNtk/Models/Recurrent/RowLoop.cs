@@ -7,7 +7,7 @@ internal static class RowLoop
     public delegate void Body(int row, Span<double> work);
 
     /// <summary>Below this many scalar operations the loop stays on one thread (thread start-up dominates).</summary>
-    private const long ParallelThreshold = 1 << 16;
+    private const long ParallelThreshold = 1 << 20;
 
     /// <summary>Calls <paramref name="body"/> for rows 0..rows−1; <paramref name="costPerRow"/> ≈ scalar operations per row.</summary>
     public static void For(int rows, long costPerRow, int workSize, Body body)
