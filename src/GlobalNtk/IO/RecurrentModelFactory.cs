@@ -25,7 +25,7 @@ public sealed class RecurrentModelFactory : IModelFactory
             config = config with
             {
                 Alpha = spec.Real("alpha", config.Alpha),
-                Activation = spec.Options.TryGetValue("activation", out var act) ? Pointwise.Parse(act) : config.Activation,
+                Activation = spec.Options.TryGetValue("activation", out var act) ? GlobalNtk.Models.Mlp.ActivationFunctions.Parse(act) : config.Activation,
             };
         return RecurrentModel.Create(config);
     }
