@@ -61,6 +61,9 @@ public static class CliApp
             .WithDescription("The main job: train a small GRU on flip-flop, analyse its global NTK at init and after training, write a report folder.")
             .WithExample("demo")
             .WithExample("demo", "--out", "my-demo", "--quiet");
+        c.AddCommand<Commands.TrainCommand>("train").WithDescription("Train a model on a generated task; checkpoints (safetensors, PyTorch names), log.csv and summary.json go to --out.")
+            .WithExample("train", "--task", "flip-flop", "--arch", "gru", "--hidden", "64", "--steps", "2000", "--lr", "0.001", "--optimizer", "adam", "--gain", "1.5", "--seed", "1", "--out", "runs/gru-ff")
+            .WithExample("train", "--resume", "--out", "runs/gru-ff", "--steps", "4000");
         c.AddCommand<ForwardCommand>("forward")
             .WithDescription("Run a model on inputs [[B,T,N_in]] and write its states [[B,T,S]] as .npy.")
             .WithExample("forward", "--model", "run/ckpt-000500.safetensors", "--inputs", "X.npy", "--out", "Z.npy");
