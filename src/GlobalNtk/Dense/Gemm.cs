@@ -12,7 +12,8 @@ public enum Trans { No, Yes }
 /// </summary>
 /// <remarks>
 /// Implementation: packed A/B panels, cache blocking and a register-blocked FMA microkernel
-/// (AVX-512 8×24, else AVX2 6×8, else scalar 4×4; see <c>GemmKernels.cs</c>). Products with at
+/// (AVX-512 8×24, else AVX2 6×8, else scalar 4×4; see <c>GemmKernels.cs</c>); m = 1 or n = 1
+/// runs as dot products / axpys instead, and tiny products (m·n·k ≤ 128) as plain loops. Products with at
 /// least <see cref="ParallelThreshold"/> multiply-adds are split into column (or row) panels run on
 /// up to <see cref="MaxDegreeOfParallelism"/> threads; smaller ones run on the calling thread and
 /// allocate nothing once the thread's packing buffers exist. C must not overlap A or B.
@@ -32,7 +33,14 @@ public static partial class Gemm
     internal enum KernelKind { Auto, Avx512, Avx2, Scalar }
 
     /// <summary>Per calling thread, so a test forcing a kernel does not slow down concurrent tests.</summary>
-    [ThreadStatic] internal static KernelKind ForcedKernel;
+    internal static KernelKind ForcedKernel
+    {
+        get => s_anyForced ? t_forced : KernelKind.Auto; // skip the thread-static read in production
+        set { s_anyForced = true; t_forced = value; }
+    }
+
+    [ThreadStatic] private static KernelKind t_forced;
+    private static volatile bool s_anyForced;
 
     internal static KernelKind SelectedKernel =>
         ForcedKernel != KernelKind.Auto ? ForcedKernel
@@ -130,13 +138,14 @@ public static partial class Gemm
     private static void CheckOperand(string who, string name, Trans t, int rows, int cols, long length, int ld)
     {
         (int sr, int sc) = t == Trans.No ? (rows, cols) : (cols, rows); // stored shape
-        string shape = t == Trans.No ? $"{sr}×{sc}" : $"{sr}×{sc} (transposed)";
         if (sr > 1 && ld < sc)
-            throw new ArgumentException($"{who}: {name} is stored {shape} but its row stride ld = {ld} is less than its width {sc}.");
+            throw new ArgumentException($"{who}: {name} is stored {Stored(sr, sc, t)} but its row stride ld = {ld} is less than its width {sc}.");
         long need = Footprint(sr, sc, ld);
         if (length < need)
-            throw new ArgumentException($"{who}: {name} is stored {shape} with row stride {ld}, needing {need} elements, but its span has {Math.Max(length, 0)}.");
+            throw new ArgumentException($"{who}: {name} is stored {Stored(sr, sc, t)} with row stride {ld}, needing {need} elements, but its span has {Math.Max(length, 0)}.");
     }
+
+    private static string Stored(int rows, int cols, Trans t) => t == Trans.No ? $"{rows}×{cols}" : $"{rows}×{cols} (transposed)";
 
     /// <summary>Dispatch on pointers (arguments already validated, m, n ≥ 1).</summary>
     private static unsafe void Run(KernelKind kind, Trans ta, Trans tb, int m, int n, int k, double alpha,
@@ -145,6 +154,21 @@ public static partial class Gemm
         if (k == 0 || alpha == 0)
         {
             ScaleC(m, n, beta, c, ldc);
+            return;
+        }
+        if ((long)m * n * k <= TinyProduct)
+        {
+            Tiny(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
+        if (n == 1)
+        {
+            GemmVector.ColumnResult(ta, tb, m, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
+        if (m == 1)
+        {
+            GemmVector.RowResult(ta, tb, n, k, alpha, a, lda, b, ldb, beta, c);
             return;
         }
         switch (kind)
@@ -156,27 +180,29 @@ public static partial class Gemm
     }
 
     /// <summary>
-    /// Splits C into independent panels along the longer of m and n (each thread then re-packs only
-    /// the smaller operand) and runs the serial blocked algorithm on each.
+    /// Below <see cref="ParallelThreshold"/> (or with one thread) runs serially; otherwise splits C
+    /// into one panel per thread along the longer of m and n and runs the serial blocked algorithm on
+    /// each. Each thread then re-packs only the shorter operand, which costs ~(threads−1)/max(m, n)
+    /// of the work, and the single fork/join keeps medium products (the NTK's per-step shapes) cheap;
+    /// finer, dynamically scheduled tiles measured slower on those shapes here.
     /// </summary>
     private static unsafe void Split<K>(Trans ta, Trans tb, int m, int n, int k, double alpha,
         double* a, nint lda, double* b, nint ldb, double beta, double* c, nint ldc, int maxThreads)
         where K : struct, IGemmKernel
     {
         bool splitN = n >= m;
-        int tiles = splitN ? (n + K.NR - 1) / K.NR : (m + K.MR - 1) / K.MR;
-        int parts = Math.Min(maxThreads, tiles);
+        int unit = splitN ? K.NR : K.MR, length = splitN ? n : m, tiles = (length + unit - 1) / unit;
+        int parts = Math.Min(Math.Min(maxThreads, Environment.ProcessorCount), tiles);
         if (parts <= 1 || (long)m * n * k < ParallelThreshold)
         {
             GemmDriver<K>.Serial(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
         }
-        int unit = splitN ? K.NR : K.MR;
         nint ia = (nint)a, ib = (nint)b, ic = (nint)c;
         Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
         {
             int lo = (int)((long)tiles * part / parts) * unit;
-            int hi = Math.Min(splitN ? n : m, (int)((long)tiles * (part + 1) / parts) * unit);
+            int hi = Math.Min(length, (int)((long)tiles * (part + 1) / parts) * unit);
             double* pa = (double*)ia, pb = (double*)ib, pc = (double*)ic;
             if (splitN)
                 GemmDriver<K>.Serial(ta, tb, m, hi - lo, k, alpha, pa, lda,
@@ -185,6 +211,25 @@ public static partial class Gemm
                 GemmDriver<K>.Serial(ta, tb, hi - lo, n, k, alpha, ta == Trans.No ? pa + lo * lda : pa + lo, lda,
                     pb, ldb, beta, pc + lo * ldc, ldc);
         });
+    }
+
+    /// <summary>Products this small (≈ 5×5×5) finish before packing would have started: plain dot products.</summary>
+    private const long TinyProduct = 128;
+
+    private static unsafe void Tiny(Trans ta, Trans tb, int m, int n, int k, double alpha,
+        double* a, nint lda, double* b, nint ldb, double beta, double* c, nint ldc)
+    {
+        // op(A)(i, p) = a[i·sai + p·sap], op(B)(p, j) = b[p·sbp + j·sbj].
+        nint sai = ta == Trans.No ? lda : 1, sap = ta == Trans.No ? 1 : lda;
+        nint sbp = tb == Trans.No ? ldb : 1, sbj = tb == Trans.No ? 1 : ldb;
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = 0;
+                for (int p = 0; p < k; p++) s += a[i * sai + p * sap] * b[p * sbp + j * sbj];
+                double* cij = c + i * ldc + j;
+                *cij = beta == 0 ? alpha * s : alpha * s + beta * *cij;
+            }
     }
 
     private static unsafe void ScaleC(int m, int n, double beta, double* c, nint ldc)

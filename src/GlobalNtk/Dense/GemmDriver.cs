@@ -28,7 +28,6 @@ internal static unsafe class GemmDriver<K> where K : struct, IGemmKernel
         {
             double* pa = buffers.PackA(mcMax * kcMax);
             double* pb = buffers.PackB(ncMax * kcMax);
-            double* tile = buffers.Tile(mr * nr);
             for (int jc = 0; jc < n; jc += ncMax)
             {
                 int nc = Math.Min(ncMax, n - jc);
@@ -41,7 +40,7 @@ internal static unsafe class GemmDriver<K> where K : struct, IGemmKernel
                     {
                         int mc = Math.Min(mcMax, m - ic);
                         PackA(ta, a, lda, ic, pc, mc, kc, pa);
-                        Macro(mc, nc, kc, alpha, pa, pb, betaBlock, c + ic * ldc + jc, ldc, tile);
+                        Macro(mc, nc, kc, alpha, pa, pb, betaBlock, c + ic * ldc + jc, ldc);
                     }
                 }
             }
@@ -52,10 +51,12 @@ internal static unsafe class GemmDriver<K> where K : struct, IGemmKernel
         }
     }
 
+    [SkipLocalsInit]
     private static void Macro(int mc, int nc, int kc, double alpha, double* pa, double* pb,
-        double beta, double* c, nint ldc, double* tile)
+        double beta, double* c, nint ldc)
     {
         int mr = K.MR, nr = K.NR;
+        double* tile = stackalloc double[K.MR * K.NR]; // edge tiles land here first
         for (int jr = 0; jr < nc; jr += nr)
         {
             int nrEff = Math.Min(nr, nc - jr);
@@ -213,20 +214,22 @@ internal sealed unsafe class GemmBuffers
 {
     [ThreadStatic] private static GemmBuffers? t_cached;
 
-    private double[] _a = [], _b = [], _tile = [];
+    private double[] _a = [], _b = [];
+
+    private bool _inUse;
 
     public static GemmBuffers Rent()
     {
-        var set = t_cached ?? new GemmBuffers();
-        t_cached = null;
+        var set = t_cached ??= new GemmBuffers();
+        if (set._inUse) return new GemmBuffers { _inUse = true }; // re-entrant call: a private set
+        set._inUse = true;
         return set;
     }
 
-    public static void Return(GemmBuffers set) => t_cached = set;
+    public static void Return(GemmBuffers set) => set._inUse = false;
 
     public double* PackA(int length) => Aligned(ref _a, length);
     public double* PackB(int length) => Aligned(ref _b, length);
-    public double* Tile(int length) => Aligned(ref _tile, length);
 
     private static double* Aligned(ref double[] array, int length)
     {
