@@ -12,7 +12,7 @@ public class RecurrentCellDerivativeTests
     private const double Eps = 1e-5;
 
     [Theory]
-    [InlineData("rnn-tanh")][InlineData("rnn-relu")][InlineData("gru")][InlineData("lstm")][InlineData("leaky-rnn")]
+    [InlineData("rnn-tanh")][InlineData("rnn-relu")][InlineData("gru")][InlineData("lstm")][InlineData("leaky-rnn")][InlineData("leaky-rnn/relu")]
     public void ForwardMatchesScalarReference(string arch)
     {
         var model = Model(arch);
@@ -28,7 +28,7 @@ public class RecurrentCellDerivativeTests
     }
 
     [Theory]
-    [InlineData("rnn-tanh")][InlineData("rnn-relu")][InlineData("gru")][InlineData("lstm")][InlineData("leaky-rnn")]
+    [InlineData("rnn-tanh")][InlineData("rnn-relu")][InlineData("gru")][InlineData("lstm")][InlineData("leaky-rnn")][InlineData("leaky-rnn/relu")]
     public void StateJvpMatchesFiniteDifferences(string arch)
     {
         var model = Model(arch);
@@ -72,7 +72,7 @@ public class RecurrentCellDerivativeTests
     }
 
     [Theory]
-    [InlineData("rnn-tanh")][InlineData("rnn-relu")][InlineData("gru")][InlineData("lstm")][InlineData("leaky-rnn")]
+    [InlineData("rnn-tanh")][InlineData("rnn-relu")][InlineData("gru")][InlineData("lstm")][InlineData("leaky-rnn")][InlineData("leaky-rnn/relu")]
     public void StateVjpMatchesFiniteDifferenceGradient(string arch)
     {
         var model = Model(arch);
@@ -103,7 +103,7 @@ public class RecurrentCellDerivativeTests
     }
 
     [Theory]
-    [InlineData("rnn-tanh")][InlineData("rnn-relu")][InlineData("gru")][InlineData("lstm")][InlineData("leaky-rnn")]
+    [InlineData("rnn-tanh")][InlineData("rnn-relu")][InlineData("gru")][InlineData("lstm")][InlineData("leaky-rnn")][InlineData("leaky-rnn/relu")]
     public void ParamJvpMatchesFiniteDifferences(string arch)
     {
         var model = Model(arch);
@@ -128,7 +128,7 @@ public class RecurrentCellDerivativeTests
     }
 
     [Theory]
-    [InlineData("rnn-tanh")][InlineData("rnn-relu")][InlineData("gru")][InlineData("lstm")][InlineData("leaky-rnn")]
+    [InlineData("rnn-tanh")][InlineData("rnn-relu")][InlineData("gru")][InlineData("lstm")][InlineData("leaky-rnn")][InlineData("leaky-rnn/relu")]
     public void ParamVjpMatchesFiniteDifferenceGradient(string arch)
     {
         var model = Model(arch);
@@ -154,7 +154,7 @@ public class RecurrentCellDerivativeTests
     }
 
     [Theory]
-    [InlineData("rnn-tanh")][InlineData("rnn-relu")][InlineData("gru")][InlineData("lstm")][InlineData("leaky-rnn")]
+    [InlineData("rnn-tanh")][InlineData("rnn-relu")][InlineData("gru")][InlineData("lstm")][InlineData("leaky-rnn")][InlineData("leaky-rnn/relu")]
     public void VjpsAreExactAdjointsOfJvps(string arch)
     {
         var model = Model(arch);
@@ -186,7 +186,7 @@ public class RecurrentCellDerivativeTests
     }
 
     [Theory]
-    [InlineData("rnn-tanh")][InlineData("rnn-relu")][InlineData("gru")][InlineData("lstm")][InlineData("leaky-rnn")]
+    [InlineData("rnn-tanh")][InlineData("rnn-relu")][InlineData("gru")][InlineData("lstm")][InlineData("leaky-rnn")][InlineData("leaky-rnn/relu")]
     public void BlockOperationsAccumulateScaleAndAllowAliasing(string arch)
     {
         var model = Model(arch);
@@ -221,7 +221,7 @@ public class RecurrentCellDerivativeTests
     }
 
     [Theory]
-    [InlineData("rnn-tanh", 1)][InlineData("rnn-relu", 1)][InlineData("gru", 2)][InlineData("lstm", 1)][InlineData("leaky-rnn", 1)]
+    [InlineData("rnn-tanh", 1)][InlineData("rnn-relu", 1)][InlineData("gru", 2)][InlineData("lstm", 1)][InlineData("leaky-rnn", 1)][InlineData("leaky-rnn/relu", 1)]
     public void SiteFormEqualsParamJvp(string arch, int siteCount)
     {
         var model = Model(arch);
@@ -275,7 +275,7 @@ public class RecurrentCellDerivativeTests
     }
 
     [Theory]
-    [InlineData("rnn-tanh")][InlineData("rnn-relu")][InlineData("gru")][InlineData("lstm")][InlineData("leaky-rnn")]
+    [InlineData("rnn-tanh")][InlineData("rnn-relu")][InlineData("gru")][InlineData("lstm")][InlineData("leaky-rnn")][InlineData("leaky-rnn/relu")]
     public void PropagatedParamJvpEqualsWholeModelJacobian(string arch)
     {
         // dz/dθ = P J_θ (MATH.md §2): v_k = (J_θ δθ)_k + A_k v_{k−1}, in place, against forward-mode AD of the unrolled reference.
@@ -296,7 +296,7 @@ public class RecurrentCellDerivativeTests
     }
 
     [Theory]
-    [InlineData("gru")][InlineData("leaky-rnn")]
+    [InlineData("gru")][InlineData("leaky-rnn")][InlineData("leaky-rnn/relu")]
     public void WholeModelJacobianMatchesFiniteDifferences(string arch)
     {
         var model = Model(arch);

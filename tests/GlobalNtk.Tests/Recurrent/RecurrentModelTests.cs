@@ -1,3 +1,4 @@
+using GlobalNtk.Models.Mlp;
 using GlobalNtk.Dense;
 using GlobalNtk.Models;
 using GlobalNtk.Models.Recurrent;
@@ -166,6 +167,8 @@ public class RecurrentModelTests
     public void InvalidConfigValuesAreRejected()
     {
         Assert.Contains("alpha", Assert.Throws<ArgumentException>(() => RecurrentModel.Create(new RecurrentConfig("leaky-rnn", 2, 4, 1) { Alpha = 1.5 })).Message);
+        Assert.Contains("activation must be tanh or relu, got gelu", Assert.Throws<ArgumentException>(() =>
+            RecurrentModel.Create(new RecurrentConfig("leaky-rnn", 2, 4, 1) { Activation = Activation.Gelu })).Message);
         Assert.Contains("hidden size", Assert.Throws<ArgumentException>(() => RecurrentModel.Create("gru", 2, 0, 1)).Message);
         Assert.Contains("missing key 'hidden_size'", Assert.Throws<ArgumentException>(() =>
             RecurrentConfig.FromMetadata(new Dictionary<string, string> { ["arch"] = "gru", ["input_size"] = "2", ["output_size"] = "1" })).Message);

@@ -1,3 +1,4 @@
+using GlobalNtk.Models.Mlp;
 using GlobalNtk.Dense;
 using GlobalNtk.Models;
 using GlobalNtk.Models.Recurrent;
@@ -9,8 +10,13 @@ internal static class RecurrentTestKit
 {
     public const int B = 3, T = 5, N = 2, H = 4, O = 3;
 
-    public static RecurrentModel Model(string arch, int seed = 7) =>
-        RecurrentModel.Create(new RecurrentConfig(arch, N, H, O) { Seed = seed, Gain = 1.3, Alpha = 0.3 });
+    /// <summary>A small model; <c>leaky-rnn/relu</c> is the leaky RNN with φ = relu.</summary>
+    public static RecurrentModel Model(string arch, int seed = 7)
+    {
+        var parts = arch.Split('/');
+        var act = parts.Length > 1 ? ActivationFunctions.Parse(parts[1]) : Activation.Tanh;
+        return RecurrentModel.Create(new RecurrentConfig(parts[0], N, H, O) { Seed = seed, Gain = 1.3, Alpha = 0.3, Activation = act });
+    }
 
     public static double[] Random(int n, int seed, double scale = 1.0)
     {

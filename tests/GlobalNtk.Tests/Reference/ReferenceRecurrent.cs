@@ -1,3 +1,4 @@
+using GlobalNtk.Models.Mlp;
 using GlobalNtk.Dense;
 using GlobalNtk.Models;
 using GlobalNtk.Models.Recurrent;

@@ -1,3 +1,4 @@
+using GlobalNtk.Models.Mlp;
 using System.Numerics.Tensors;
 
 namespace GlobalNtk.Models.Recurrent;

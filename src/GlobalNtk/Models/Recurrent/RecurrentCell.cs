@@ -1,3 +1,5 @@
+using GlobalNtk.Models.Mlp;
+
 namespace GlobalNtk.Models.Recurrent;
 
 /// <summary>

@@ -1,4 +1,5 @@
 using System.Globalization;
+using GlobalNtk.Models.Mlp;
 
 namespace GlobalNtk.Models.Recurrent;
 
@@ -42,6 +43,8 @@ public sealed record RecurrentConfig(string Arch, int InputSize, int HiddenSize,
         if (!double.IsFinite(Gain)) throw new ArgumentException($"Recurrent model: gain must be finite, got {Gain}.");
         if (NormalizedArch == "leaky-rnn" && !(Alpha > 0 && Alpha <= 1))
             throw new ArgumentException($"leaky-rnn: alpha must be in (0, 1], got {Alpha}.");
+        if (NormalizedArch == "leaky-rnn" && Activation is not (Activation.Tanh or Activation.Relu))
+            throw new ArgumentException($"leaky-rnn: activation must be tanh or relu, got {Activation.Name()}.");
     }
 
     /// <summary>Metadata strings: family, arch, input_size, hidden_size, output_size, gain, seed (+ alpha, activation for leaky-rnn).</summary>
@@ -61,7 +64,7 @@ public sealed record RecurrentConfig(string Arch, int InputSize, int HiddenSize,
         if (NormalizedArch == "leaky-rnn")
         {
             md["alpha"] = Alpha.ToString("R", c);
-            md["activation"] = Pointwise.Name(Activation);
+            md["activation"] = Activation.Name();
         }
         return md;
     }
@@ -83,7 +86,7 @@ public sealed record RecurrentConfig(string Arch, int InputSize, int HiddenSize,
         {
             Gain = Real("gain", 1.0),
             Alpha = Real("alpha", 0.1),
-            Activation = metadata.TryGetValue("activation", out var a) ? Pointwise.Parse(a) : Activation.Tanh,
+            Activation = metadata.TryGetValue("activation", out var a) ? ActivationFunctions.Parse(a) : Activation.Tanh,
             Seed = metadata.ContainsKey("seed") ? Int("seed") : 0,
         };
         config.Validate();
