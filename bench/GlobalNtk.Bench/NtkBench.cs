@@ -1,0 +1,166 @@
+using System.Diagnostics;
+using GlobalNtk.Dense;
+using GlobalNtk.Models.Recurrent;
+using GlobalNtk.Ntk;
+using GlobalNtk.Operators;
+
+namespace GlobalNtk.Bench;
+
+/// <summary>
+/// <c>ntk</c>: the NTK operators on a recurrent model (issue 3's benchmark; default GRU, B=32,
+/// T=90, H=256, N_in=3, float64): setup time from a fresh forward pass, one NTK_S / K / P
+/// application and a block of vectors, achieved GFLOP/s from the operation count next to the
+/// GEMM throughput of the K-shaped product in the same run, and peak memory. Best of
+/// <c>--reps</c> timed runs after a warm-up (the machine is shared). Options: <c>--arch</c>,
+/// <c>--trials</c>, <c>--steps</c>, <c>--hidden</c>, <c>--inputs</c>, <c>--block</c>, <c>--reps</c>.
+/// </summary>
+internal static class NtkBench
+{
+    public static int Run(string[] args)
+    {
+        string arch = "gru";
+        int b = 32, t = 90, h = 256, nIn = 3, block = 30, reps = 3;
+        bool detail = false;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--arch": arch = args[++i]; break;
+                case "--trials": b = int.Parse(args[++i]); break;
+                case "--steps": t = int.Parse(args[++i]); break;
+                case "--hidden": h = int.Parse(args[++i]); break;
+                case "--inputs": nIn = int.Parse(args[++i]); break;
+                case "--block": block = int.Parse(args[++i]); break;
+                case "--reps": reps = int.Parse(args[++i]); break;
+                case "--detail": detail = true; break;
+                default: Console.Error.WriteLine($"ntk: unknown option '{args[i]}'"); return 2;
+            }
+        }
+
+        Console.WriteLine($"ntk: {arch} B={b} T={t} H={h} N_in={nIn}, float64, {Environment.ProcessorCount} processors, GEMM kernel {Gemm.SelectedKernel}, best of {reps}");
+        var model = RecurrentModel.Create(arch, nIn, h, 3, seed: 1);
+        var rng = new Random(2);
+        var x = new Tensor(model.InputShape(b, t));
+        for (int i = 0; i < x.Length; i++) x.Span[i] = 2 * rng.NextDouble() - 1;
+
+        // Setup: a fresh forward pass plus everything NTK_S needs (sites validated, operators built).
+        // The first (cold, JIT) build is reported separately from the best warm one.
+        NtkOperators ops = null!;
+        double setupCold = Time(() => { ops = new NtkOperators(model.Linearize(x)); _ = ops.NtkS; });
+        double setup = Best(reps, () => { ops = new NtkOperators(model.Linearize(x)); _ = ops.NtkS; });
+        var lin = ops.Linearization;
+        int s = lin.StateShape.Size;
+        Console.WriteLine($"state {lin.StateShape} = {s} scalars, θ has {lin.Parameters.TotalSize} scalars, sites: " +
+                          string.Join(", ", lin.Sites.Select(site => $"{site.Name} [{site.Rows}×{site.AugmentedWidth}]→{site.OutDim}")));
+        Console.WriteLine($"setup (forward + operators): {setup:F3} s (first, incl. JIT: {setupCold:F3} s)");
+
+        // Operation counts (multiply-adds ×2): P and P* are one A_k product per step on B vectors;
+        // K is Ûᵀ A and Û C per site.
+        double pFlop = 2.0 * b * (t - 1) * model.Config.GateCount * h * (double)h;
+        double kFlop = lin.Sites.Sum(site => 4.0 * site.Rows * site.AugmentedWidth * site.OutDim);
+        double ntkFlop = 2 * pFlop + kFlop;
+
+        if (detail) Components(lin, reps);
+
+        var q = Random(s, 3);
+        var y = new double[s];
+        ops.NtkS.ApplyBlock(q, y, 1);   // warm-up (JIT)
+        double tNtk = Best(reps, () => ops.NtkS.ApplyBlock(q, y, 1));
+        double tK = Best(reps, () => ops.KKronecker.ApplyBlock(q, y, 1));
+        double tKg = Best(reps, () => ops.K.ApplyBlock(q, y, 1));
+        double tP = Best(reps, () => ops.P.ApplyBlock(q, y, 1));
+        double tPs = Best(reps, () => ops.PAdjoint.ApplyBlock(q, y, 1));
+        long peakSingle = Process.GetCurrentProcess().PeakWorkingSet64;
+
+        var qb = Random(block * s, 4);
+        var yb = new double[block * s];
+        double tNtkB = Best(Math.Min(reps, 2), () => ops.NtkS.ApplyBlock(qb, yb, block));
+        double tKB = Best(Math.Min(reps, 2), () => ops.KKronecker.ApplyBlock(qb, yb, block));
+        double tPB = Best(Math.Min(reps, 2), () => ops.P.ApplyBlock(qb, yb, block));
+        long peakBlock = Process.GetCurrentProcess().PeakWorkingSet64;
+
+        double tCore = Time(() => _ = new KroneckerCore(lin));
+
+        // GEMM throughput of the K-shaped product (Ûᵀ A: [N×d̂]ᵀ·[N×m]) and a square one, same run.
+        var big = lin.Sites.OrderByDescending(site => site.AugmentedWidth).First();
+        double gemmK = GemmRate(big.AugmentedWidth, big.OutDim, big.Rows, Trans.Yes, reps);
+        double gemmSq = GemmRate(1000, 1000, 1000, Trans.No, reps);
+
+        Console.WriteLine();
+        Console.WriteLine($"{"operation",-28} {"time (s)",10} {"GFLOP",8} {"GFLOP/s",9}");
+        Row("NTK_S (1 vector)", tNtk, ntkFlop);
+        Row("K Kronecker (1 vector)", tK, kFlop);
+        Row("K generic J J* (1 vector)", tKg, double.NaN);
+        Row("P (1 vector)", tP, pFlop);
+        Row("P* (1 vector)", tPs, pFlop);
+        Row($"NTK_S (block of {block})", tNtkB, ntkFlop * block);
+        Row($"K Kronecker (block of {block})", tKB, kFlop * block);
+        Row($"P (block of {block})", tPB, pFlop * block);
+        Console.WriteLine($"{"per vector in the block:",-28} NTK_S {tNtkB / block:F4} s, K {tKB / block:F4} s, P {tPB / block:F4} s");
+        Console.WriteLine($"Kronecker core (SVD of every site, exact tr K, c(r)): {tCore:F3} s");
+        Console.WriteLine($"GEMM in this run: K-shaped [{big.Rows}×{big.AugmentedWidth}]ᵀ·[{big.Rows}×{big.OutDim}] {gemmK:F1} GFLOP/s, square n=1000 {gemmSq:F1} GFLOP/s");
+        Console.WriteLine($"peak working set: {peakSingle / 1e6:F0} MB after setup + single-vector applications, {peakBlock / 1e6:F0} MB after the block of {block} " +
+                          $"(one state block of {block} = {8.0 * s * block / 1e6:F0} MB); GC heap now {GC.GetTotalMemory(false) / 1e6:F0} MB");
+        return 0;
+    }
+
+    /// <summary>Times the pieces the operators are made of (the cells' maps and the K GEMMs), per vector.</summary>
+    private static void Components(GlobalNtk.Models.ChainLinearization lin, int reps)
+    {
+        int s = lin.StateShape.Size;
+        var q = Random(s, 8);
+        var y = new double[s];
+        lin.StateJvpAdd(1, q, y, 1);
+        Console.WriteLine($"  one step A_k JVP {Best(reps, () => lin.StateJvpAdd(1, q, y, 1)) * 1e3:F2} ms, VJP {Best(reps, () => lin.StateVjpAdd(1, q, y, 1)) * 1e3:F2} ms (×{lin.Steps - 1} steps)");
+        var th = new double[lin.Parameters.TotalSize];
+        Console.WriteLine($"  J_θ JVP {Best(reps, () => lin.ParamJvp(th, y, 1)) * 1e3:F1} ms, VJP {Best(reps, () => lin.ParamVjp(q, th, 1)) * 1e3:F1} ms");
+        foreach (var site in lin.Sites)
+        {
+            int n = site.Rows, d = site.AugmentedWidth, m = site.OutDim;
+            var a = new double[n * m];
+            var c = new double[d * m];
+            var u = site.Variables;
+            double tDs = Best(reps, () => site.ApplyDAdjoint(q, a, 1));
+            double tD = Best(reps, () => site.ApplyDAdd(a, y, 1));
+            double tG1 = Best(reps, () => Gemm.Multiply(Trans.Yes, Trans.No, d, m, n, 1.0, u.Span, d, a, m, 0.0, c, m));
+            double tG2 = Best(reps, () => Gemm.Multiply(Trans.No, Trans.No, n, m, d, 1.0, u.Span, d, c, m, 0.0, a, m));
+            Console.WriteLine($"  site {site.Name}: D* {tDs * 1e3:F1} ms, D {tD * 1e3:F1} ms, Ûᵀ·A {tG1 * 1e3:F1} ms, Û·C {tG2 * 1e3:F1} ms");
+        }
+    }
+
+    private static void Row(string name, double seconds, double flop) =>
+        Console.WriteLine($"{name,-28} {seconds,10:F4} {(double.IsNaN(flop) ? "-" : (flop / 1e9).ToString("F2")),8} {(double.IsNaN(flop) ? "-" : (flop / 1e9 / seconds).ToString("F1")),9}");
+
+    private static double GemmRate(int m, int n, int k, Trans ta, int reps)
+    {
+        var a = Random(m * k, 6);
+        var bm = Random(k * n, 7);
+        var c = new double[m * n];
+        int lda = ta == Trans.No ? k : m;
+        Gemm.Multiply(ta, Trans.No, m, n, k, 1.0, a, lda, bm, n, 0.0, c, n);
+        double sec = Best(reps, () => Gemm.Multiply(ta, Trans.No, m, n, k, 1.0, a, lda, bm, n, 0.0, c, n));
+        return 2.0 * m * n * k / sec / 1e9;
+    }
+
+    private static double[] Random(int n, int seed)
+    {
+        var rng = new Random(seed);
+        var v = new double[n];
+        for (int i = 0; i < n; i++) v[i] = 2 * rng.NextDouble() - 1;
+        return v;
+    }
+
+    private static double Time(Action a)
+    {
+        var sw = Stopwatch.StartNew();
+        a();
+        return sw.Elapsed.TotalSeconds;
+    }
+
+    private static double Best(int reps, Action a)
+    {
+        double best = double.MaxValue;
+        for (int r = 0; r < Math.Max(1, reps); r++) best = Math.Min(best, Time(a));
+        return best;
+    }
+}

@@ -1,0 +1,83 @@
+using GlobalNtk.Dense;
+using GlobalNtk.Models;
+
+using GlobalNtk.Operators;
+
+namespace GlobalNtk.Ntk;
+
+/// <summary>
+/// K in Kronecker-core form (MATH.md §3): K = Σ_s D_s (Ĝ_s ⊗ I_{m_s}) D_s* + J_rest J_rest*.
+/// The Gram Ĝ_s = Û Ûᵀ is applied as Û (Ûᵀ A) with two GEMMs per vector ([N, m_s] blocks),
+/// never as an N × N matrix; parameters not covered by any site (LayerNorm gains, …) go
+/// through the generic parameter JVP/VJP restricted to them. Self-adjoint.
+/// </summary>
+public sealed class KroneckerKernelOperator : CheckedOperator
+{
+    private readonly ChainLinearization _lin;
+    private readonly SiteParameterMap _map;
+
+    /// <summary>Kronecker-core K of a linearised chain (validates the sites).</summary>
+    public KroneckerKernelOperator(ChainLinearization lin) : base(lin.StateShape, lin.StateShape)
+    {
+        _lin = lin;
+        _map = new SiteParameterMap(lin);
+        foreach (var site in lin.Sites) Numerics.EnsureFinite(site.Variables.Span, $"site '{site.Name}' variables Û");
+    }
+
+    /// <inheritdoc/>
+    public override string Name => "K (Kronecker core)";
+    /// <inheritdoc/>
+    public override bool IsSelfAdjoint => true;
+
+    /// <summary>Number of θ scalars handled by the generic J_rest J_rest* term.</summary>
+    public int RestParameterCount => _map.RestSize;
+
+    /// <inheritdoc/>
+    protected override void ForwardBlock(ReadOnlySpan<double> x, Span<double> y, int count)
+    {
+        y.Clear();
+        foreach (var site in _lin.Sites) AddSiteTerm(site, x, y, count);
+        if (_map.RestSize > 0) AddRestTerm(x, y, count);
+    }
+
+    /// <inheritdoc/>
+    protected override void AdjointBlock(ReadOnlySpan<double> x, Span<double> y, int count) => ForwardBlock(x, y, count);
+
+    /// <summary>Doubles per site-sized temporary block (64 MiB): a block of vectors is done in chunks that fit.</summary>
+    internal static long SiteBlockBudget { get; set; } = 1L << 23;
+
+    /// <summary>y += D_s (Û Ûᵀ ⊗ I) D_s* x, in chunks of vectors (memory bounded, not O(count·N·m_s)).</summary>
+    private static void AddSiteTerm(WeightSite site, ReadOnlySpan<double> x, Span<double> y, int count)
+    {
+        int n = site.Rows, d = site.AugmentedWidth, m = site.OutDim, s = x.Length / Math.Max(1, count);
+        if (n == 0 || m == 0 || d == 0 || count == 0) return;
+        int blockSize = n * m;
+        int chunk = (int)Math.Clamp(SiteBlockBudget / blockSize, 1, count);
+        using var aBuf = new BlockBuffer((long)chunk * blockSize);
+        using var cBuf = new BlockBuffer((long)chunk * d * m);
+        var u = site.Variables.Span;
+        for (int j0 = 0; j0 < count; j0 += chunk)
+        {
+            int cs = Math.Min(chunk, count - j0);
+            var a = aBuf.Span[..(cs * blockSize)];
+            var c = cBuf.Span[..(cs * d * m)];
+            site.ApplyDAdjoint(x.Slice(j0 * s, cs * s), a, cs);
+            // C_j = Ûᵀ A_j [d, m], then A_j = Û C_j [n, m]: Û shared across the batch (stride 0).
+            Gemm.MultiplyBatched(Trans.Yes, Trans.No, cs, d, m, n, 1.0, u, d, 0, a, m, blockSize, 0.0, c, m, d * m);
+            Gemm.MultiplyBatched(Trans.No, Trans.No, cs, n, m, d, 1.0, u, d, 0, c, m, d * m, 0.0, a, m, blockSize);
+            site.ApplyDAdd(a, y.Slice(j0 * s, cs * s), cs);
+        }
+    }
+
+    /// <summary>y += J_rest J_rest* x (θ entries outside every site).</summary>
+    private void AddRestTerm(ReadOnlySpan<double> x, Span<double> y, int count)
+    {
+        var ps = _lin.Parameters;
+        using var g = new BlockBuffer((long)count * ps.TotalSize);
+        _lin.ParamVjp(x, g.Span, count);
+        _map.KeepRest(ps, g.Span, count);
+        using var t = new BlockBuffer((long)count * Domain.Size);
+        _lin.ParamJvp(g.Span, t.Span, count);
+        Numerics.Axpy(1.0, t.Span, y);
+    }
+}

@@ -1,0 +1,72 @@
+using GlobalNtk.Dense;
+using GlobalNtk.Models;
+using GlobalNtk.Operators;
+
+namespace GlobalNtk.Ntk;
+
+/// <summary>
+/// The global empirical NTK operators of one linearised chain model (MATH.md §2–3), all
+/// matrix-free, with adjoints and block applies. Built only from the
+/// <see cref="ChainLinearization"/> contract, so recurrent cells, MLPs and transformers share
+/// them. Construction is cheap (no forward pass, no matrices); each operator keeps nothing
+/// but references, and an application allocates at most a few blocks of its own size.
+/// </summary>
+public sealed class NtkOperators
+{
+    private readonly Lazy<KroneckerKernelOperator> _kKron;
+    private readonly Lazy<StateNtkOperator> _ntkS;
+    private readonly Lazy<KroneckerCore> _core;
+
+    /// <summary>Operators of <paramref name="linearization"/> (sites are validated on first use of the Kronecker form).</summary>
+    public NtkOperators(ChainLinearization linearization)
+    {
+        Linearization = linearization ?? throw new ArgumentNullException(nameof(linearization));
+        Numerics.EnsureFinite(linearization.States.Span, "chain states z");
+        P = new PropagationOperator(linearization);
+        PAdjoint = new PropagationOperator(linearization, adjoint: true);
+        PInverse = new PropagationInverseOperator(linearization);
+        Jtheta = new ParameterJacobianOperator(linearization);
+        K = Jtheta.Gram();
+        WholeModelJacobian = new WholeModelJacobianOperator(linearization);
+        WholeModelNtk = WholeModelJacobian.Gram();
+        _kKron = new(() => new KroneckerKernelOperator(linearization));
+        _ntkS = new(() => new StateNtkOperator(linearization, KKronecker));
+        _core = new(() => new KroneckerCore(linearization));
+    }
+
+    /// <summary>The linearisation the operators act on.</summary>
+    public ChainLinearization Linearization { get; }
+
+    /// <summary>The θ-space shape <c>(parameter = m)</c> of a linearisation.</summary>
+    public static AxisShape ParameterShape(ChainLinearization lin) => AxisShape.Vector(lin.Parameters.TotalSize, "parameter");
+
+    /// <summary>P: v_k = q_k + A_k v_{k−1} (MATH.md §2).</summary>
+    public LinearOperator P { get; }
+    /// <summary>P*: back-propagation through time, w_k = q_k + A_{k+1}ᵀ w_{k+1}.</summary>
+    public LinearOperator PAdjoint { get; }
+    /// <summary>P⁻¹ = ∂F/∂z: (P⁻¹q)_k = q_k − A_k q_{k−1}.</summary>
+    public LinearOperator PInverse { get; }
+    /// <summary>J_θ: θ (parameter = m) → state; its adjoint is J_θ*.</summary>
+    public LinearOperator Jtheta { get; }
+    /// <summary>K = J_θ J_θ* through the generic parameter JVP/VJP.</summary>
+    public LinearOperator K { get; }
+    /// <summary>K = Σ_s D_s (Ĝ_s ⊗ I) D_s* + J_rest J_rest* (Kronecker core, MATH.md §3).</summary>
+    public LinearOperator KKronecker => _kKron.Value;
+    /// <summary>NTK_S = P K P* with the Kronecker-core K.</summary>
+    public LinearOperator NtkS => _ntkS.Value;
+    /// <summary>NTK_S = P K P* for a given K on the state space (e.g. the generic <see cref="K"/>).</summary>
+    public LinearOperator NtkSWith(LinearOperator k) => new StateNtkOperator(Linearization, k);
+    /// <summary>dz/dθ = P J_θ as one fused tangent sweep; adjoint J_θ* P*.</summary>
+    public LinearOperator WholeModelJacobian { get; }
+    /// <summary>(dz/dθ)(dz/dθ)*: the NTK of the unrolled model (the check of NTK_S).</summary>
+    public LinearOperator WholeModelNtk { get; }
+    /// <summary>
+    /// The output NTK Θ_y = C NTK_S Cᵀ + (Z Zᵀ + 1 1ᵀ) ⊗ I_out of a readout on these states
+    /// (MATH.md §2), using the Kronecker-core NTK_S.
+    /// </summary>
+    public LinearOperator OutputNtk(Readout readout) =>
+        new OutputNtkOperator(NtkS, readout ?? throw new ArgumentNullException(nameof(readout)), Linearization.States.Span, Linearization.StateShape);
+
+    /// <summary>Per-site Kronecker cores (Û, spectra, modes) and the model-level summary (built once, on first use).</summary>
+    public KroneckerCore KroneckerCore => _core.Value;
+}

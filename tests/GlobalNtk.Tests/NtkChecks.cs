@@ -1,0 +1,98 @@
+using GlobalNtk.Dense;
+using GlobalNtk.Models;
+using GlobalNtk.Ntk;
+using GlobalNtk.Operators;
+using Xunit;
+
+namespace GlobalNtk.Tests;
+
+/// <summary>Model-independent checks of the NTK operators, shared by every model's tests.</summary>
+internal static class NtkChecks
+{
+    public static double[] Random(int n, int seed)
+    {
+        var rng = new Random(seed);
+        var v = new double[n];
+        for (int i = 0; i < n; i++) v[i] = 2 * rng.NextDouble() - 1;
+        return v;
+    }
+
+    public static double RelDiff(ReadOnlySpan<double> a, ReadOnlySpan<double> b)
+    {
+        double num = 0, den = 0;
+        for (int i = 0; i < a.Length; i++) { num += (a[i] - b[i]) * (a[i] - b[i]); den += b[i] * b[i]; }
+        return Math.Sqrt(num / Math.Max(den, 1e-300));
+    }
+
+    /// <summary>|⟨AX, Y⟩ − ⟨X, A*Y⟩| / (‖AX‖‖Y‖) on a block of 3, and block = vector-by-vector.</summary>
+    public static void Adjoint(LinearOperator op, int seed, double tol = 1e-12)
+    {
+        const int count = 3;
+        var x = Random(count * op.Domain.Size, seed);
+        var y = Random(count * op.Range.Size, seed + 1);
+        var ax = op.ApplyBlock(x, count);
+        var aty = op.ApplyAdjointBlock(y, count);
+        double lhs = Numerics.Dot(ax, y), rhs = Numerics.Dot(x, aty);
+        double scale = Numerics.Norm(ax) * Numerics.Norm(y) + Numerics.Norm(x) * Numerics.Norm(aty);
+        Assert.True(Math.Abs(lhs - rhs) <= tol * scale, $"{op.Name}: adjoint identity off by {Math.Abs(lhs - rhs) / scale:E2}");
+        // A block is exactly the vectors applied one by one.
+        for (int j = 0; j < count; j++)
+        {
+            var single = op.Apply(x.AsSpan(j * op.Domain.Size, op.Domain.Size));
+            Assert.True(RelDiff(single, ax.AsSpan(j * op.Range.Size, op.Range.Size)) <= 1e-13, $"{op.Name}: block vector {j} differs from a single apply");
+        }
+    }
+
+    /// <summary>All operator identities of MATH.md §2–3 on one linearisation; dense dz/dθ [state, m] optional.</summary>
+    public static void All(ChainLinearization lin, double[]? denseJacobian, int seed)
+    {
+        var ops = new NtkOperators(lin);
+        int s = lin.StateShape.Size, m = lin.Parameters.TotalSize;
+        foreach (var op in new[] { ops.P, ops.PAdjoint, ops.PInverse, ops.Jtheta, ops.K, ops.KKronecker, ops.NtkS, ops.WholeModelJacobian, ops.WholeModelNtk })
+            Adjoint(op, seed);
+
+        const int count = 4;
+        var q = Random(count * s, seed + 7);
+        // P P⁻¹ = P⁻¹ P = I, and P* is the adjoint of P.
+        Assert.True(RelDiff(ops.P.ApplyBlock(ops.PInverse.ApplyBlock(q, count), count), q) <= 1e-12, "P P⁻¹ ≠ I");
+        Assert.True(RelDiff(ops.PInverse.ApplyBlock(ops.P.ApplyBlock(q, count), count), q) <= 1e-12, "P⁻¹ P ≠ I");
+        Assert.True(RelDiff(ops.PAdjoint.ApplyBlock(q, count), ops.P.ApplyAdjointBlock(q, count)) <= 1e-14, "P* ≠ adjoint of P");
+
+        // Generic and Kronecker-core K agree.
+        var kg = ops.K.ApplyBlock(q, count);
+        var kk = ops.KKronecker.ApplyBlock(q, count);
+        Assert.True(RelDiff(kk, kg) <= 1e-12, $"Kronecker K vs generic K: {RelDiff(kk, kg):E2}");
+
+        // P K P* = whole-model NTK (fused sweep) = dense dual-number (dz/dθ)(dz/dθ)ᵀ.
+        var ntk = ops.NtkS.ApplyBlock(q, count);
+        var whole = ops.WholeModelNtk.ApplyBlock(q, count);
+        Assert.True(RelDiff(ntk, whole) <= 1e-10, $"NTK_S vs fused whole-model NTK: {RelDiff(ntk, whole):E2}");
+        Assert.True(RelDiff(ops.NtkSWith(ops.K).ApplyBlock(q, count), whole) <= 1e-10, "P K_generic P* vs whole-model NTK");
+        if (denseJacobian is not null)
+        {
+            var jtq = new double[count * m];
+            var dense = new double[count * s];
+            Gemm.Multiply(Trans.No, Trans.No, count, m, s, 1.0, q, s, denseJacobian, m, 0.0, jtq, m);           // (Jᵀq)ᵀ
+            Gemm.Multiply(Trans.No, Trans.Yes, count, s, m, 1.0, jtq, m, denseJacobian, m, 0.0, dense, s);      // J Jᵀ q
+            Assert.True(RelDiff(ntk, dense) <= 1e-10, $"NTK_S vs dense dual-number NTK: {RelDiff(ntk, dense):E2}");
+            var dth = Random(count * m, seed + 9);
+            var jd = ops.WholeModelJacobian.ApplyBlock(dth, count);
+            var jdDense = new double[count * s];
+            Gemm.Multiply(Trans.No, Trans.Yes, count, s, m, 1.0, dth, m, denseJacobian, m, 0.0, jdDense, s);
+            Assert.True(RelDiff(jd, jdDense) <= 1e-10, $"fused dz/dθ vs dense dual-number: {RelDiff(jd, jdDense):E2}");
+        }
+    }
+
+    /// <summary>Dense matrix of an operator (columns = images of unit vectors), row-major [range, domain].</summary>
+    public static double[] Dense(LinearOperator op)
+    {
+        int n = op.Domain.Size, r = op.Range.Size;
+        var eye = new double[n * n];
+        for (int i = 0; i < n; i++) eye[i * n + i] = 1;
+        var cols = op.ApplyBlock(eye, n);   // [n, r]: row i = A e_i
+        var a = new double[r * n];
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < r; k++) a[k * n + i] = cols[i * r + k];
+        return a;
+    }
+}
