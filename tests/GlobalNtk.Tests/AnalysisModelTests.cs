@@ -120,5 +120,12 @@ public class AnalysisModelTests
         Assert.Equal("feature", res.Srb.VectorAxis);
         Assert.True(res.Kronecker.RankBound > 0);
         Assert.Null(res.TaskModes);
+
+        // the report folder works for depth chains too (issue 5)
+        using var dir = new TempDir();
+        var figs = GlobalNtk.Cli.Reports.AnalysisReportWriter.Write(dir.Path,
+            new GlobalNtk.Cli.Reports.AnalysisReport("transformer", "tiny", [res], null, new AnalysisOptions()));
+        Assert.Contains("effective_ranks.png", figs);
+        Assert.Contains("feature", File.ReadAllText(dir.File("effective_ranks.csv")));
     }
 }
