@@ -116,7 +116,7 @@ public class CliCommandTests
     {
         using var f = new CliFixture();
         string outDir = f.Dir.File("demo");
-        var r = CliTestHost.Run(["demo", "--out", outDir, "--steps", "4", "--hidden", "3", "--checkpoints", "2", .. CliFixture.FastAnalysis]);
+        var r = CliTestHost.Run(["demo", "--out", outDir, "--steps", "4", "--hidden", "3", "--checkpoints", "2", "--trial-steps", "10", "--trials", "2", .. CliFixture.FastAnalysis]);
         Assert.True(r.Exit == 0, r.Err);
         Assert.Contains(Path.Combine(Path.GetFullPath(outDir), "report.md"), r.Out);
         foreach (var name in new[] { "report.md", "results.json", "loss.png", "ntk_spectrum.png", "factor_spectra.png", "effective_ranks.png", "site_spectra.png",

@@ -27,6 +27,16 @@ public sealed class DemoSettings : AnalysisSettings
     [Description("GRU hidden units (default 32).")]
     public int Hidden { get; init; } = DemoDefaults.Hidden;
 
+    /// <summary>Trial length.</summary>
+    [CommandOption("--trial-steps <T>")]
+    [Description("Steps per flip-flop trial (default 60).")]
+    public int TrialSteps { get; init; } = DemoDefaults.TrialSteps;
+
+    /// <summary>Evaluation trials.</summary>
+    [CommandOption("--trials <N>")]
+    [Description("Trials of the fixed evaluation batch that every analysis uses (default 12).")]
+    public int Trials { get; init; } = DemoDefaults.EvalTrials;
+
     /// <summary>Checkpoints analysed.</summary>
     [CommandOption("--checkpoints <N>")]
     [Description("Checkpoints to analyse, evenly spaced from initialisation to the end (default 6).")]
@@ -64,6 +74,8 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         CliInputs.AtLeast(s.Steps, 1, "--steps");
         CliInputs.AtLeast(s.Hidden, 1, "--hidden");
         CliInputs.AtLeast(s.Checkpoints, 2, "--checkpoints");
+        CliInputs.AtLeast(s.TrialSteps, 2, "--trial-steps");
+        CliInputs.AtLeast(s.Trials, 1, "--trials");
         var options = s.ToOptions();
         int seed = s.Seed ?? 1;
         var clock = Stopwatch.StartNew();
@@ -74,7 +86,7 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
             Steps = s.Steps, BatchSize = DemoDefaults.Batch, LearningRate = DemoDefaults.LearningRate, Optimizer = "adam",
             CheckpointEvery = Math.Max(1, s.Steps / (s.Checkpoints - 1)), Seed = seed,
         };
-        var taskOptions = new TaskOptions { Steps = DemoDefaults.TrialSteps, EvaluationTrials = DemoDefaults.EvalTrials };
+        var taskOptions = new TaskOptions { Steps = s.TrialSteps, EvaluationTrials = s.Trials };
         var trainer = Trainer.Create("gru", s.Hidden, "flip-flop", trainOptions, gain: 1.0, taskOptions: taskOptions);
         var ev = trainer.Task.EvaluationSet;
 
@@ -94,7 +106,7 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         var first = analyses![0];
         var last = analyses[^1];
         string setup = $"**Setup.** A GRU with {s.Hidden} hidden units (PyTorch equations and initialisation, gain 1, seed {seed}) trained on 3-bit flip-flop " +
-            $"(trials of {DemoDefaults.TrialSteps} steps) with Adam (learning rate {DemoDefaults.LearningRate}, batch {DemoDefaults.Batch}, gradient clipping 1) for {trained!.Steps} steps in {trainSeconds:F0} s. " +
+            $"(trials of {s.TrialSteps} steps) with Adam (learning rate {DemoDefaults.LearningRate}, batch {DemoDefaults.Batch}, gradient clipping 1) for {trained!.Steps} steps in {trainSeconds:F0} s. " +
             $"Every analysis uses the task's fixed evaluation set of shape {ev.Inputs.Shape} and its targets; {analyses.Count} checkpoints from initialisation to the end are analysed. " +
             $"Estimators (MATH.md §5): top-{options.TopK} eigenpairs by block Krylov, effective ranks from {options.Probes} Rademacher probes (partial ranks {options.PartialProbes}), seed {options.Seed}; ± is one standard error. " +
             $"The checkpoints are in `run/` (safetensors, PyTorch names) with the training log `run/log.csv`.";
