@@ -79,7 +79,7 @@ internal static class NtkBench
         double tPB = Best(Math.Min(reps, 2), () => ops.P.ApplyBlock(qb, yb, block));
         long peakBlock = Process.GetCurrentProcess().PeakWorkingSet64;
 
-        double tCore = Time(() => _ = new KroneckerCore(lin));
+        double tCore = Time(() => _ = new KroneckerCore(lin).ModeCaptureCurve());
 
         // GEMM throughput of the K-shaped product (Ûᵀ A: [N×d̂]ᵀ·[N×m]) and a square one, same run.
         var big = lin.Sites.OrderByDescending(site => site.AugmentedWidth).First();
