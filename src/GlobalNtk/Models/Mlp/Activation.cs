@@ -53,6 +53,17 @@ public static class ActivationFunctions
     /// <summary>value[i] = φ(pre[i]) and deriv[i] = φ'(pre[i]).</summary>
     public static void Evaluate(this Activation a, ReadOnlySpan<double> pre, Span<double> value, Span<double> deriv)
     {
+        if (a == Activation.Gelu)
+        {
+            // One erf per element: φ = xΦ(x), φ' = Φ(x) + x·pdf(x).
+            for (int i = 0; i < pre.Length; i++)
+            {
+                double x = pre[i], cdf = 0.5 * (1.0 + MathNet.Numerics.SpecialFunctions.Erf(x * InvSqrt2));
+                value[i] = x * cdf;
+                deriv[i] = cdf + x * InvSqrt2Pi * Math.Exp(-0.5 * x * x);
+            }
+            return;
+        }
         for (int i = 0; i < pre.Length; i++)
         {
             value[i] = a.Value(pre[i]);
