@@ -55,6 +55,9 @@ public static class CliApp
 
     private static void Configure(IConfigurator c)
     {
+        c.AddCommand<Commands.TrainCommand>("train").WithDescription("Train a model on a generated task; checkpoints (safetensors, PyTorch names), log.csv and summary.json go to --out.")
+            .WithExample("train", "--task", "flip-flop", "--arch", "gru", "--hidden", "64", "--steps", "2000", "--lr", "0.001", "--optimizer", "adam", "--gain", "1.5", "--seed", "1", "--out", "runs/gru-ff")
+            .WithExample("train", "--resume", "--out", "runs/gru-ff", "--steps", "4000");
         c.AddCommand<VersionCommand>("version").WithDescription("Print the version.").WithExample("version");
         c.AddCommand<Commands.SelfCheckCommand>("selfcheck").WithDescription("Run the randomised estimators against exact values on random operators with known spectra.").WithExample("selfcheck", "--seed", "1");
     }

@@ -276,8 +276,10 @@ internal unsafe struct ScalarKernel : IGemmKernel
 /// <summary>Blocking sizes of the AVX-512 path (mutable only so the benchmark can tune them).</summary>
 internal static class GemmTuning
 {
-    // Zen 5: 48 KiB L1d, 1 MiB L2 per core, 32 MiB L3. B̄ micro-panel = KC·24·8 B = 48 KiB at KC=256 is
-    // streamed from L2 as well; the packed A block MC·KC·8 B = 384 KiB at MC=192 stays in L2.
+    // From the Zen 5 caches (48 KiB L1d, 1 MiB L2 per core, 32 MiB L3): the B̄ micro-panel KC·24·8 B =
+    // 48 KiB is L1-sized, the packed A block MC·KC·8 B = 384 KiB sits in L2, the packed B panel
+    // NC·KC·8 B ≈ 4.7 MiB in L3. A sweep of KC ∈ {128…384} × MC ∈ {96…384} on the shared build
+    // machine (load average ≈ 40) was all noise, so these stay at the cache-derived values.
     internal static int KC512 = 256;
     internal static int MC512 = 192;
     internal static int NC512 = 2400;

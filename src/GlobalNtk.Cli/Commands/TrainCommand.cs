@@ -1,0 +1,194 @@
+using System.ComponentModel;
+using System.Globalization;
+using GlobalNtk.Cli.Common;
+using GlobalNtk.IO;
+using GlobalNtk.Tasks;
+using GlobalNtk.Training;
+using Spectre.Console.Cli;
+
+namespace GlobalNtk.Cli.Commands;
+
+/// <summary>
+/// <c>globalntk train</c>: trains a model on a generated task, writing checkpoints
+/// (<c>ckpt-NNNNNN.safetensors</c>, PyTorch names), <c>log.csv</c> and <c>summary.json</c> to
+/// <c>--out</c>; <c>--resume</c> continues the run in <c>--out</c> from its last checkpoint.
+/// </summary>
+public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
+{
+    /// <summary>Options of <c>train</c> (null = default, so <c>--resume</c> can tell what was given).</summary>
+    public sealed class Settings : CommonSettings
+    {
+        /// <summary>Task name.</summary>
+        [CommandOption("--task <NAME>")]
+        [Description("Task: flip-flop, memory-pro, integration, sine (or another registered one). Required unless --resume.")]
+        public string? Task { get; init; }
+
+        /// <summary>Architecture.</summary>
+        [CommandOption("--arch <ARCH>")]
+        [Description("Architecture: rnn-tanh, rnn-relu, gru, lstm, leaky-rnn (or another registered one). Default gru.")]
+        public string? Arch { get; init; }
+
+        /// <summary>Hidden width.</summary>
+        [CommandOption("--hidden <H>")]
+        [Description("Hidden units H. Default 64.")]
+        public int? Hidden { get; init; }
+
+        /// <summary>Total updates.</summary>
+        [CommandOption("--steps <N>")]
+        [Description("Total number of updates (with --resume: the new total). Default 1000.")]
+        public int? Steps { get; init; }
+
+        /// <summary>Learning rate.</summary>
+        [CommandOption("--lr <RATE>")]
+        [Description("Learning rate. Default 0.001.")]
+        public double? LearningRate { get; init; }
+
+        /// <summary>Optimizer.</summary>
+        [CommandOption("--optimizer <NAME>")]
+        [Description("sgd or adam. Default adam.")]
+        public string? Optimizer { get; init; }
+
+        /// <summary>Initial recurrent gain.</summary>
+        [CommandOption("--gain <G>")]
+        [Description("Initial gain g on the recurrent weights. Default 1.")]
+        public double? Gain { get; init; }
+
+        /// <summary>Seed.</summary>
+        [CommandOption("--seed <SEED>")]
+        [Description("Seed of the initialisation and the training batches (same seed, same run). Default 0.")]
+        public int? Seed { get; init; }
+
+        /// <summary>Output folder.</summary>
+        [CommandOption("--out <DIR>")]
+        [Description("Run folder for checkpoints, log.csv and summary.json (required).")]
+        public string? Out { get; init; }
+
+        /// <summary>Continue from the last checkpoint in --out.</summary>
+        [CommandOption("--resume")]
+        [Description("Continue the run in --out from its last checkpoint (model and optimizer state); only --steps may change.")]
+        public bool Resume { get; init; }
+
+        /// <summary>Batch size.</summary>
+        [CommandOption("--batch <B>")]
+        [Description("Trials per training batch. Default 32.")]
+        public int? Batch { get; init; }
+
+        /// <summary>Checkpoint interval.</summary>
+        [CommandOption("--checkpoint-every <N>")]
+        [Description("Checkpoint and evaluate every N updates (0: only at the start and the end). Default 100.")]
+        public int? CheckpointEvery { get; init; }
+
+        /// <summary>Gradient clipping.</summary>
+        [CommandOption("--clip <NORM>")]
+        [Description("Clip the global gradient norm to this (0: off). Default 1.")]
+        public double? Clip { get; init; }
+
+        /// <summary>Early stop.</summary>
+        [CommandOption("--loss-tolerance <L>")]
+        [Description("Stop once a training batch's MSE is at most L (0: never). Default 0.")]
+        public double? LossTolerance { get; init; }
+
+        /// <summary>Trial length.</summary>
+        [CommandOption("--task-steps <T>")]
+        [Description("Trial length T in steps (default: the task's own).")]
+        public int? TaskSteps { get; init; }
+
+        /// <summary>Input noise.</summary>
+        [CommandOption("--noise <SIGMA>")]
+        [Description("Gaussian input noise on training batches, in units of the task's input scale. Default 0.")]
+        public double? Noise { get; init; }
+
+        /// <summary>Model options.</summary>
+        [CommandOption("--option <KEY=VALUE>")]
+        [Description("Architecture option, repeatable (e.g. alpha=0.2 for leaky-rnn, layers=2 for depth models).")]
+        public string[]? ModelOptions { get; init; }
+    }
+
+    /// <inheritdoc/>
+    protected override CommandOutcome Run(Settings s, CliProgress progress, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(s.Out)) throw new CliInputException("train: --out DIR is required.");
+        string dir = Path.GetFullPath(s.Out);
+        Trainer trainer;
+        bool existed = Directory.Exists(dir);
+        if (s.Resume)
+        {
+            var given = new (string Name, object? Value)[]
+            {
+                ("--task", s.Task), ("--arch", s.Arch), ("--hidden", s.Hidden), ("--lr", s.LearningRate), ("--optimizer", s.Optimizer),
+                ("--gain", s.Gain), ("--seed", s.Seed), ("--batch", s.Batch), ("--checkpoint-every", s.CheckpointEvery), ("--clip", s.Clip),
+                ("--loss-tolerance", s.LossTolerance), ("--task-steps", s.TaskSteps), ("--noise", s.Noise), ("--option", s.ModelOptions),
+            }.Where(g => g.Value is not null).Select(g => g.Name).ToList();
+            if (given.Count > 0)
+                throw new CliInputException($"train --resume continues with the checkpoint's settings; only --steps may change (got {string.Join(", ", given)}).");
+            if (!existed) throw new CliInputException($"train --resume: run folder '{s.Out}' does not exist.");
+            trainer = Trainer.Resume(dir, s.Steps);
+        }
+        else
+        {
+            if (string.IsNullOrWhiteSpace(s.Task))
+                throw new CliInputException($"train: --task is required (valid: {string.Join(", ", TaskRegistry.Names)}).");
+            if (File.Exists(dir)) throw new CliInputException($"train: --out '{s.Out}' is a file, expected a folder.");
+            if (Checkpoints.List(dir).Count > 0)
+                throw new CliInputException($"train: '{s.Out}' already holds checkpoints; add --resume to continue it or choose another --out.");
+            var options = new TrainingOptions
+            {
+                Steps = s.Steps ?? 1000, BatchSize = s.Batch ?? 32, LearningRate = s.LearningRate ?? 1e-3, Optimizer = s.Optimizer ?? "adam",
+                ClipNorm = s.Clip ?? 1.0, LossTolerance = s.LossTolerance ?? 0, CheckpointEvery = s.CheckpointEvery ?? 100, Seed = s.Seed ?? 0,
+            };
+            int hidden = s.Hidden ?? 64;
+            if (hidden < 1) throw new CliInputException($"train: --hidden must be ≥ 1, got {hidden}.");
+            trainer = Trainer.Create(s.Arch ?? "gru", hidden, s.Task, options, s.Gain ?? 1.0,
+                new TaskOptions { Steps = s.TaskSteps, InputNoise = s.Noise ?? 0 }, ParseOptions(s.ModelOptions));
+        }
+
+        TrainingResult result;
+        try
+        {
+            var t = trainer;
+            result = progress.Run($"train {t.Model.Arch} on {t.Task.Name}", report =>
+                t.Run(dir, p => report(Stage(p), p.TotalSteps == 0 ? 1 : (double)p.Step / p.TotalSteps), cancellationToken));
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException && !existed && !s.Resume)
+        {
+            // A fresh run that failed leaves nothing behind (an interrupted one keeps its checkpoints).
+            try { if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); } catch (IOException) { }
+            throw;
+        }
+
+        var c = CultureInfo.InvariantCulture;
+        var data = new
+        {
+            Out = dir, Arch = trainer.Model.Arch, Task = trainer.Task.Name, Steps = result.Steps, StartStep = result.StartStep,
+            Resumed = s.Resume, FinalLoss = Finite(result.FinalLoss), EvalLoss = result.EvalLoss, EvalAccuracy = result.EvalAccuracy,
+            InitialEvalLoss = result.InitialEvalLoss, StoppedEarly = result.StoppedEarly, LastCheckpoint = result.LastCheckpoint,
+            Log = Path.Combine(dir, Checkpoints.LogFile), Seconds = result.Seconds, AccuracyDefinition = trainer.Task.AccuracyDefinition,
+        };
+        var lines = new List<string>
+        {
+            $"Trained {trainer.Model.Arch} on {trainer.Task.Name}: steps {result.StartStep} → {result.Steps}{(result.StoppedEarly ? " (stopped early: loss tolerance reached)" : "")} in {result.Seconds.ToString("F1", c)} s.",
+            $"Eval MSE {result.InitialEvalLoss.ToString("G4", c)} → {result.EvalLoss.ToString("G4", c)}; accuracy {result.EvalAccuracy.ToString("F3", c)} ({trainer.Task.AccuracyDefinition}).",
+            $"Last checkpoint: {result.LastCheckpoint}",
+            $"Log: {Path.Combine(dir, Checkpoints.LogFile)}",
+        };
+        return new CommandOutcome(data, lines);
+    }
+
+    private static string Stage(TrainingProgress p) =>
+        double.IsNaN(p.Loss) ? $"step {p.Step}/{p.TotalSteps}"
+            : $"step {p.Step}/{p.TotalSteps}, loss {p.Loss.ToString("G3", CultureInfo.InvariantCulture)}";
+
+    private static double? Finite(double v) => double.IsFinite(v) ? v : null;
+
+    private static Dictionary<string, string> ParseOptions(string[]? options)
+    {
+        var d = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var o in options ?? [])
+        {
+            int eq = o.IndexOf('=');
+            if (eq <= 0 || eq == o.Length - 1) throw new CliInputException($"train: --option '{o}' must look like KEY=VALUE.");
+            d[o[..eq].Trim()] = o[(eq + 1)..].Trim();
+        }
+        return d;
+    }
+}

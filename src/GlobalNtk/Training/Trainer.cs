@@ -1,0 +1,236 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using GlobalNtk.Dense;
+using GlobalNtk.IO;
+using GlobalNtk.Models;
+using GlobalNtk.Tasks;
+
+namespace GlobalNtk.Training;
+
+/// <summary>
+/// Trains any <see cref="IChainModel"/> (with its readout) on a task with the MSE loss, the
+/// gradient coming from the NTK operators (<see cref="ModelGradient"/>). Deterministic: batch i
+/// depends only on (seed, i), so the same seed gives a bit-identical run, and a run resumed from
+/// a checkpoint (parameters and optimizer state) continues exactly as an uninterrupted one.
+/// </summary>
+public sealed class Trainer
+{
+    private readonly List<TrainingLogRow> _log;
+
+    /// <summary>A trainer at step 0 for an existing model and task.</summary>
+    public Trainer(IChainModel model, ITask task, TrainingOptions options)
+        : this(model, task, options, Training.Optimizer.Create(options.Optimizer, options.LearningRate), 0, [], resumed: false) { }
+
+    private Trainer(IChainModel model, ITask task, TrainingOptions options, Optimizer optimizer, int step, List<TrainingLogRow> log, bool resumed)
+    {
+        options.Validate();
+        Model = model; Task = task; Options = options; Optimizer = optimizer; Step = step; _log = log; Resumed = resumed;
+        if (task.OutputSize != model.Readout.OutputSize)
+            throw new ArgumentException($"Task '{task.Name}' has {task.OutputSize} outputs but the {model.Arch} model's readout has {model.Readout.OutputSize}.");
+    }
+
+    /// <summary>
+    /// A fresh model of <paramref name="arch"/> (hidden width <paramref name="hidden"/>, initial
+    /// gain <paramref name="gain"/>, seed <see cref="TrainingOptions.Seed"/>) sized for the named
+    /// task, whose training batches use the same seed.
+    /// </summary>
+    public static Trainer Create(string arch, int hidden, string task, TrainingOptions options, double gain = 1.0,
+        TaskOptions? taskOptions = null, IReadOnlyDictionary<string, string>? modelOptions = null)
+    {
+        options.Validate();
+        var t = TaskRegistry.Create(task, (taskOptions ?? new TaskOptions()) with { Seed = options.Seed });
+        var model = ModelRegistry.Create(new ModelSpec(arch, t.InputSize, hidden, t.OutputSize)
+        {
+            Seed = options.Seed, Gain = gain, Options = modelOptions ?? new Dictionary<string, string>(),
+        });
+        return new Trainer(model, t, options);
+    }
+
+    /// <summary>
+    /// Continues the run in <paramref name="dir"/> from its last checkpoint (model, optimizer state,
+    /// log). <paramref name="steps"/> replaces the planned total when given.
+    /// </summary>
+    public static Trainer Resume(string dir, int? steps = null)
+    {
+        var ckpts = Checkpoints.List(dir);
+        if (ckpts.Count == 0)
+            throw new DataFileException(dir, "no checkpoint (ckpt-NNNNNN.safetensors) to resume from.");
+        var (step, path) = ckpts[^1];
+        var loaded = ModelFile.Load(path);
+        var md = loaded.Metadata;
+        TrainingOptions options;
+        ITask task;
+        try
+        {
+            options = TrainingOptions.FromMetadata(md);
+            if (steps is int s) options = options with { Steps = s };
+            options.Validate();
+            if (!md.TryGetValue("task", out var taskName)) throw new ArgumentException("checkpoint metadata has no 'task'.");
+            task = TaskRegistry.Create(taskName, TaskOptionsFromMetadata(md, options.Seed));
+            if (md.TryGetValue("step", out var st) && st != step.ToString(CultureInfo.InvariantCulture))
+                throw new ArgumentException($"metadata step {st} does not match the file name (step {step}).");
+        }
+        catch (ArgumentException ex) { throw new DataFileException(path, ex.Message); }
+
+        var optimizer = Training.Optimizer.Create(options.Optimizer, options.LearningRate);
+        string optPath = Checkpoints.OptimizerPath(dir, step);
+        var optFile = SafetensorsFile.Read(optPath);
+        optimizer.LoadState(new TensorLookup(optPath, optFile), loaded.Model.AllParameters, step);
+        var log = Checkpoints.ReadLog(dir).Where(r => r.Step <= step).ToList();
+        return new Trainer(loaded.Model, task, options, optimizer, step, log, resumed: true);
+    }
+
+    /// <summary>The model being trained (updated in place).</summary>
+    public IChainModel Model { get; }
+    /// <summary>The task.</summary>
+    public ITask Task { get; }
+    /// <summary>Hyper-parameters.</summary>
+    public TrainingOptions Options { get; }
+    /// <summary>The optimizer (with its state).</summary>
+    public Optimizer Optimizer { get; }
+    /// <summary>Updates done so far.</summary>
+    public int Step { get; private set; }
+    /// <summary>Whether this trainer continues a run from a checkpoint.</summary>
+    public bool Resumed { get; }
+    /// <summary>Log rows so far.</summary>
+    public IReadOnlyList<TrainingLogRow> Log => _log;
+
+    /// <summary>MSE and task accuracy on the task's fixed evaluation set.</summary>
+    public (double Loss, double Accuracy) Evaluate()
+    {
+        var ev = Task.EvaluationSet;
+        var y = ModelGradient.Predict(Model, ev.Inputs);
+        ModelGradient.CheckTargets(y, ev.Targets);
+        return (ModelGradient.MeanSquaredError(y.Span, ev.Targets.Span, default), Task.Accuracy(ev, y));
+    }
+
+    /// <summary>
+    /// Trains up to <see cref="TrainingOptions.Steps"/> updates. With <paramref name="dir"/>, writes
+    /// checkpoints (step 0, every <see cref="TrainingOptions.CheckpointEvery"/>, and the last),
+    /// <c>log.csv</c> and <c>summary.json</c>, all atomically. A fresh run refuses a folder that
+    /// already holds checkpoints. Cancellation stops between updates (the last checkpoint stays
+    /// resumable).
+    /// </summary>
+    public TrainingResult Run(string? dir = null, Action<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var clock = Stopwatch.StartNew();
+        if (dir != null)
+        {
+            if (!Resumed && Checkpoints.List(dir).Count > 0)
+                throw new ArgumentException($"{dir}: already holds checkpoints; resume it or choose another output folder.");
+            Directory.CreateDirectory(dir);
+        }
+        int start = Step;
+        var all = Model.AllParameters;
+        var grad = new double[all.TotalSize];
+        double loss = double.NaN;
+        bool stoppedEarly = false;
+        double evalLoss, evalAcc, initialEval;
+        string? last = null;
+
+        (evalLoss, evalAcc) = Evaluate();
+        initialEval = evalLoss;
+        if (start == 0)
+        {
+            _log.Clear();
+            _log.Add(new TrainingLogRow(0, null, null, evalLoss, evalAcc));
+            if (dir != null) last = SaveCheckpoint(dir);
+        }
+        progress?.Invoke(new TrainingProgress(Step, Options.Steps, loss, evalLoss, evalAcc));
+
+        while (Step < Options.Steps && !stoppedEarly)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var batch = Task.TrainBatch(Step, Options.BatchSize);
+            (loss, _) = ModelGradient.Compute(Model, batch.Inputs, batch.Targets, grad);
+            double norm = Numerics.Norm(grad);
+            Numerics.EnsureFinite([norm], $"gradient at step {Step + 1}");
+            // torch.nn.utils.clip_grad_norm_: scale by max/(‖g‖ + 1e-6) when that is < 1.
+            if (Options.ClipNorm > 0)
+            {
+                double coef = Options.ClipNorm / (norm + 1e-6);
+                if (coef < 1) Numerics.Scale(grad, coef);
+            }
+            Optimizer.Step(all, grad);
+            Step++;
+            stoppedEarly = Options.LossTolerance > 0 && loss <= Options.LossTolerance;
+            bool checkpoint = Step == Options.Steps || stoppedEarly || (Options.CheckpointEvery > 0 && Step % Options.CheckpointEvery == 0);
+            double? el = null, ea = null;
+            if (checkpoint)
+            {
+                (evalLoss, evalAcc) = Evaluate();
+                el = evalLoss; ea = evalAcc;
+            }
+            _log.Add(new TrainingLogRow(Step, loss, norm, el, ea));
+            if (checkpoint && dir != null) last = SaveCheckpoint(dir);
+            progress?.Invoke(new TrainingProgress(Step, Options.Steps, loss, el, ea));
+        }
+        if (dir != null && last == null) last = Checkpoints.ModelPath(dir, Step); // resumed at or past the end
+
+        var result = new TrainingResult
+        {
+            Directory = dir, Steps = Step, StartStep = start, FinalLoss = loss, EvalLoss = evalLoss, EvalAccuracy = evalAcc,
+            InitialEvalLoss = initialEval, StoppedEarly = stoppedEarly, LastCheckpoint = last, Seconds = clock.Elapsed.TotalSeconds,
+            Log = _log.ToList(),
+        };
+        if (dir != null) WriteSummary(dir, result);
+        return result;
+    }
+
+    /// <summary>Metadata of a checkpoint at the current step: training options, task and step (the model adds its own).</summary>
+    public IReadOnlyDictionary<string, string> CheckpointMetadata()
+    {
+        var c = CultureInfo.InvariantCulture;
+        var md = new Dictionary<string, string>(Options.ToMetadata())
+        {
+            ["format"] = "pt",
+            ["task"] = Task.Name,
+            ["task_steps"] = Task.Steps.ToString(c),
+            ["eval_trials"] = Task.EvaluationSet.Trials.ToString(c),
+            ["step"] = Step.ToString(c),
+        };
+        if (Task is TrialTask tt) md["input_noise"] = tt.Options.InputNoise.ToString("R", c);
+        if (Optimizer is Adam adam) foreach (var kv in adam.Hyperparameters()) md[kv.Key] = kv.Value;
+        return md;
+    }
+
+    private string SaveCheckpoint(string dir)
+    {
+        var md = CheckpointMetadata();
+        // Optimizer state first: a model checkpoint on disk always has its optimizer state.
+        new SafetensorsFile(Optimizer.StateTensors(Model.AllParameters), md).Write(Checkpoints.OptimizerPath(dir, Step));
+        string path = Checkpoints.ModelPath(dir, Step);
+        ModelFile.Save(path, Model, md);
+        Checkpoints.WriteLog(dir, _log);
+        return path;
+    }
+
+    private void WriteSummary(string dir, TrainingResult r)
+    {
+        static double? N(double v) => double.IsFinite(v) ? v : null;
+        var summary = new Dictionary<string, object?>
+        {
+            ["arch"] = Model.Arch, ["task"] = Task.Name, ["steps"] = r.Steps, ["startStep"] = r.StartStep,
+            ["finalLoss"] = N(r.FinalLoss), ["evalLoss"] = N(r.EvalLoss), ["evalAccuracy"] = N(r.EvalAccuracy),
+            ["initialEvalLoss"] = N(r.InitialEvalLoss), ["stoppedEarly"] = r.StoppedEarly,
+            ["lastCheckpoint"] = r.LastCheckpoint is null ? null : Path.GetFileName(r.LastCheckpoint),
+            ["seconds"] = r.Seconds, ["accuracyDefinition"] = Task.AccuracyDefinition,
+            ["metadata"] = CheckpointMetadata().Concat(Model.Metadata).GroupBy(kv => kv.Key).ToDictionary(g => g.Key, g => g.Last().Value),
+        };
+        var json = new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+        AtomicFile.WriteAllText(Path.Combine(dir, Checkpoints.SummaryFile), JsonSerializer.Serialize(summary, json) + "\n");
+    }
+
+    private static TaskOptions TaskOptionsFromMetadata(IReadOnlyDictionary<string, string> md, int seed)
+    {
+        var c = CultureInfo.InvariantCulture;
+        int? Int(string key) => md.TryGetValue(key, out var s)
+            ? int.TryParse(s, NumberStyles.Integer, c, out int v) ? v : throw new ArgumentException($"checkpoint metadata '{key}' = '{s}' is not an integer.")
+            : null;
+        double noise = md.TryGetValue("input_noise", out var n)
+            ? double.TryParse(n, NumberStyles.Float, c, out double d) ? d : throw new ArgumentException($"checkpoint metadata 'input_noise' = '{n}' is not a number.")
+            : 0;
+        return new TaskOptions { Seed = seed, Steps = Int("task_steps"), EvaluationTrials = Int("eval_trials"), InputNoise = noise };
+    }
+}

@@ -1,0 +1,157 @@
+using System.Text;
+using GlobalNtk.Dense;
+using GlobalNtk.IO;
+using GlobalNtk.Models;
+using GlobalNtk.Models.Recurrent;
+using Xunit;
+
+namespace GlobalNtk.Tests;
+
+public class IOModelFileTests
+{
+    /// <summary>An F32 safetensors file as PyTorch writes it, from (name, shape, values) in this order.</summary>
+    internal static byte[] PyTorchFile(IReadOnlyDictionary<string, string>? metadata, params (string Name, int[] Shape, double[] Values)[] tensors)
+    {
+        var json = new StringBuilder("{");
+        if (metadata != null)
+            json.Append("\"__metadata__\":{").Append(string.Join(",", metadata.Select(kv => $"\"{kv.Key}\":\"{kv.Value}\""))).Append("},");
+        long off = 0;
+        var data = new List<float>();
+        foreach (var (name, shape, values) in tensors)
+        {
+            json.Append($"\"{name}\":{{\"dtype\":\"F32\",\"shape\":[{string.Join(",", shape)}],\"data_offsets\":[{off},{off + 4 * values.Length}]}},");
+            off += 4 * values.Length;
+            data.AddRange(values.Select(v => (float)v));
+        }
+        json.Length--; json.Append('}');
+        return IOSafetensorsTests.HandBuiltF32(json.ToString(), data.ToArray());
+    }
+
+    private static double[] Rand(Random rng, int n) => Enumerable.Range(0, n).Select(_ => (double)(float)(rng.NextDouble() - 0.5)).ToArray();
+
+    private static Tensor Inputs(int trials, int steps, int nIn, int seed)
+    {
+        var rng = new Random(seed);
+        return new Tensor(Rand(rng, trials * steps * nIn), new AxisShape(("trial", trials), ("time", steps), ("input", nIn)));
+    }
+
+    [Theory]
+    [InlineData("rnn-tanh")]
+    [InlineData("rnn-relu")]
+    [InlineData("gru")]
+    [InlineData("lstm")]
+    [InlineData("leaky-rnn")]
+    public void SavedAndReloadedModelGivesIdenticalStates(string arch)
+    {
+        using var dir = new TempDir();
+        var model = (RecurrentModel)ModelRegistry.Create(new ModelSpec(arch, 2, 5, 3) { Seed = 4, Gain = 1.3, Options = new Dictionary<string, string> { ["alpha"] = "0.25" } });
+        string path = dir.File("m.safetensors");
+        ModelFile.Save(path, model, new Dictionary<string, string> { ["step"] = "7", ["arch"] = "ignored" });
+        var loaded = ModelFile.Load(path);
+        Assert.True(loaded.HasReadout);
+        Assert.Equal("7", loaded.Metadata["step"]);
+        Assert.Equal(arch, loaded.Metadata["arch"]);
+        var back = Assert.IsType<RecurrentModel>(loaded.Model);
+        Assert.Equal(model.Config, back.Config);
+        Assert.Equal(model.AllParameters.Select(p => p.Name), back.AllParameters.Select(p => p.Name));
+        Assert.Equal(model.AllParameters.Flatten(), back.AllParameters.Flatten());
+        var x = Inputs(3, 6, 2, 1);
+        Assert.Equal(model.Forward(x).Span.ToArray(), back.Forward(x).Span.ToArray());
+        Assert.Equal(model.Predict(x).Span.ToArray(), back.Predict(x).Span.ToArray());
+    }
+
+    [Fact]
+    public void ReadsPyTorchStateDictWithPrefixesAndF32()
+    {
+        using var dir = new TempDir();
+        var rng = new Random(3);
+        int h = 4, nIn = 3, o = 2;
+        var wih = Rand(rng, 3 * h * nIn); var whh = Rand(rng, 3 * h * h); var bih = Rand(rng, 3 * h); var bhh = Rand(rng, 3 * h);
+        var wo = Rand(rng, o * h); var bo = Rand(rng, o);
+        string path = dir.File("torch.safetensors");
+        File.WriteAllBytes(path, PyTorchFile(new Dictionary<string, string> { ["format"] = "pt", ["arch"] = "gru" },
+            ("model.readout.bias", [o], bo), ("model.gru.weight_ih_l0", [3 * h, nIn], wih), ("model.gru.weight_hh_l0", [3 * h, h], whh),
+            ("model.gru.bias_ih_l0", [3 * h], bih), ("model.gru.bias_hh_l0", [3 * h], bhh), ("model.readout.weight", [o, h], wo)));
+        var loaded = ModelFile.Load(path);
+        var expected = RecurrentModel.FromParameters(new RecurrentConfig("gru", nIn, h, o), [
+            new Parameter("rnn.weight_ih_l0", [3 * h, nIn], wih), new Parameter("rnn.weight_hh_l0", [3 * h, h], whh),
+            new Parameter("rnn.bias_ih_l0", [3 * h], bih), new Parameter("rnn.bias_hh_l0", [3 * h], bhh),
+            new Parameter("readout.weight", [o, h], wo), new Parameter("readout.bias", [o], bo)]);
+        var x = Inputs(2, 5, nIn, 2);
+        var m = Assert.IsType<RecurrentModel>(loaded.Model);
+        Assert.Equal(expected.Predict(x).Span.ToArray(), m.Predict(x).Span.ToArray());
+        Assert.Equal("rnn.weight_ih_l0", m.Parameters[0].Name);
+
+        // The same file without metadata needs the arch explicitly; without a readout it still loads.
+        string bare = dir.File("bare.safetensors");
+        File.WriteAllBytes(bare, PyTorchFile(null, ("rnn.weight_ih_l0", [h, nIn], wih[..(h * nIn)]), ("rnn.weight_hh_l0", [h, h], whh[..(h * h)]),
+            ("rnn.bias_ih_l0", [h], bih[..h]), ("rnn.bias_hh_l0", [h], bhh[..h])));
+        var ex = Assert.Throws<DataFileException>(() => ModelFile.Load(bare));
+        Assert.Equal($"{bare}: no 'arch' in the metadata; give the architecture explicitly (valid: gru, leaky-rnn, lstm, rnn-relu, rnn-tanh).", ex.Message);
+        var noReadout = ModelFile.Load(bare, arch: "rnn-tanh");
+        Assert.False(noReadout.HasReadout);
+        Assert.Equal(new[] { 1, h }, noReadout.Model.Readout.Weight.Shape);
+    }
+
+    public static TheoryData<string, string> BadModels() => new()
+    {
+        { "missing", "missing tensor '*bias_hh_l0' ([12] for gru: 3 gates × hidden 4); the file has: " },
+        { "hh-shape", "tensor 'rnn.weight_hh_l0' has shape [12, 5], expected [15, 5] (gru: 3 gates × hidden 5)" },
+        { "ih-shape", "tensor 'rnn.weight_ih_l0' has shape [8, 3], expected [12, N_in] (gru: 3 gates × hidden 4)" },
+        { "bias-shape", "tensor 'rnn.bias_ih_l0' has shape [4], expected [12] (gru: 3 gates × hidden 4)" },
+        { "readout-shape", "readout 'head.weight' has shape [2, 3], expected [O, 4] (output × hidden 4)" },
+        { "readout-bias", "readout 'head.bias' has shape [3], expected [2] (rows of 'head.weight' [2, 4])" },
+        { "lone-weight", "readout weight 'head.weight' [2, 4] has no matching bias 'head.bias'" },
+        { "two-layers", "tensor 'rnn.weight_ih_l1' belongs to a second layer" },
+        { "extra", "unexpected tensor for a gru model (hidden 4, input 3): embedding [10]" },
+        { "unknown-arch", "metadata Unknown arch 'transformerz' (valid: gru, leaky-rnn, lstm, rnn-relu, rnn-tanh)" },
+        { "nan", "tensor 'rnn.weight_hh_l0' [12, 4]: element 5 of 48 is NaN" },
+        { "bad-meta", "Recurrent model metadata: 'gain' = 'big' is not a number" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadModels))]
+    public void BadModelFilesNameFileTensorAndShapes(string label, string expected)
+    {
+        using var dir = new TempDir();
+        int h = 4, nIn = 3;
+        var ts = new List<(string, int[], double[])>
+        {
+            ("rnn.weight_ih_l0", [3 * h, nIn], new double[3 * h * nIn]),
+            ("rnn.weight_hh_l0", [3 * h, h], new double[3 * h * h]),
+            ("rnn.bias_ih_l0", [3 * h], new double[3 * h]),
+            ("rnn.bias_hh_l0", [3 * h], new double[3 * h]),
+            ("head.weight", [2, h], new double[2 * h]),
+            ("head.bias", [2], new double[2]),
+        };
+        var md = new Dictionary<string, string> { ["arch"] = "gru" };
+        switch (label)
+        {
+            case "missing": ts.RemoveAt(3); break;
+            case "hh-shape": ts[1] = ("rnn.weight_hh_l0", [12, 5], new double[60]); break;
+            case "ih-shape": ts[0] = ("rnn.weight_ih_l0", [8, 3], new double[24]); break;
+            case "bias-shape": ts[2] = ("rnn.bias_ih_l0", [4], new double[4]); break;
+            case "readout-shape": ts[4] = ("head.weight", [2, 3], new double[6]); break;
+            case "readout-bias": ts[5] = ("head.bias", [3], new double[3]); break;
+            case "lone-weight": ts.RemoveAt(5); break;
+            case "two-layers": ts.Add(("rnn.weight_ih_l1", [3 * h, h], new double[3 * h * h])); break;
+            case "extra": ts.Add(("embedding", [10], new double[10])); break;
+            case "unknown-arch": md["arch"] = "transformerz"; break;
+            case "nan": ts[1].Item3[5] = double.NaN; break;
+            case "bad-meta": md["gain"] = "big"; break;
+        }
+        string path = dir.File(label + ".safetensors");
+        File.WriteAllBytes(path, PyTorchFile(md, ts.ToArray()));
+        var ex = Assert.Throws<DataFileException>(() => ModelFile.Load(path));
+        Assert.StartsWith(path + ": ", ex.Message);
+        Assert.Contains(expected, ex.Message);
+        Assert.DoesNotContain('\n', ex.Message);
+    }
+
+    [Fact]
+    public void UnknownArchOverrideListsValidOnes()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => ModelRegistry.Get("tranformer"));
+        Assert.StartsWith("Unknown arch 'tranformer' (valid: ", ex.Message);
+    }
+}
