@@ -24,6 +24,14 @@ public sealed class SiteCore
     private readonly double[] _rightModes;   // [d̂, d̂], row i = w_i (descending σ_i)
     private readonly Lazy<(double[] Contributions, double Trace)> _traces;
 
+    /// <summary>
+    /// The spectral part only (Gram, spectrum, modes, rank): <see cref="TraceK"/> and
+    /// <see cref="ModeContributions"/> need the linearisation's D_s and come from
+    /// <see cref="KroneckerCore"/>'s sites instead.
+    /// </summary>
+    internal SiteCore(WeightSite site) : this(site, _ => throw new InvalidOperationException(
+        $"Site '{site.Name}': this core was built without its linearisation; take trace contributions from KroneckerCore.Sites.")) { }
+
     internal SiteCore(WeightSite site, Func<SiteCore, (double[], double)> traces)
     {
         _traces = new(() => traces(this));
