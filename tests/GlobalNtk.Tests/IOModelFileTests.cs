@@ -87,7 +87,7 @@ public class IOModelFileTests
         File.WriteAllBytes(bare, PyTorchFile(null, ("rnn.weight_ih_l0", [h, nIn], wih[..(h * nIn)]), ("rnn.weight_hh_l0", [h, h], whh[..(h * h)]),
             ("rnn.bias_ih_l0", [h], bih[..h]), ("rnn.bias_hh_l0", [h], bhh[..h])));
         var ex = Assert.Throws<DataFileException>(() => ModelFile.Load(bare));
-        Assert.Equal($"{bare}: no 'arch' in the metadata; give the architecture explicitly (valid: gru, leaky-rnn, lstm, rnn-relu, rnn-tanh).", ex.Message);
+        Assert.Equal($"{bare}: no 'arch' in the metadata; give the architecture explicitly (valid: gru, leaky-rnn, lstm, mlp, rnn-relu, rnn-tanh, transformer).", ex.Message);
         var noReadout = ModelFile.Load(bare, arch: "rnn-tanh");
         Assert.False(noReadout.HasReadout);
         Assert.Equal(new[] { 1, h }, noReadout.Model.Readout.Weight.Shape);
@@ -104,7 +104,7 @@ public class IOModelFileTests
         { "lone-weight", "readout weight 'head.weight' [2, 4] has no matching bias 'head.bias'" },
         { "two-layers", "tensor 'rnn.weight_ih_l1' belongs to a second layer" },
         { "extra", "unexpected tensor for a gru model (hidden 4, input 3): embedding [10]" },
-        { "unknown-arch", "metadata Unknown arch 'transformerz' (valid: gru, leaky-rnn, lstm, rnn-relu, rnn-tanh)" },
+        { "unknown-arch", "metadata Unknown arch 'transformerz' (valid: gru, leaky-rnn, lstm, mlp, rnn-relu, rnn-tanh, transformer)" },
         { "nan", "tensor 'rnn.weight_hh_l0' [12, 4]: element 5 of 48 is NaN" },
         { "bad-meta", "Recurrent model metadata: 'gain' = 'big' is not a number" },
     };

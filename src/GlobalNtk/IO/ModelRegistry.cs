@@ -57,6 +57,8 @@ public static class ModelRegistry
     static ModelRegistry()
     {
         foreach (var arch in Models.Recurrent.RecurrentConfig.Architectures) Entries[arch] = RecurrentModelFactory.Instance;
+        Entries["mlp"] = MlpModelFactory.Instance;
+        Entries["transformer"] = TransformerModelFactory.Instance;
     }
 
     /// <summary>Registered architecture names, sorted.</summary>
