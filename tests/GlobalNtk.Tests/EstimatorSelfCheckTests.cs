@@ -1,3 +1,5 @@
+using System.Text.Json;
+using GlobalNtk.Cli;
 using GlobalNtk.Estimators;
 using Xunit;
 
@@ -17,5 +19,22 @@ public class EstimatorSelfCheckTests
             Assert.True(Math.Abs(r.Estimate - r.Exact) <= 4 * r.StandardError + 1e-8 * Math.Abs(r.Exact),
                 $"{r.Name}: {r.Estimate} vs {r.Exact} ± {r.StandardError}");
         }
+    }
+
+    [Fact]
+    public void SelfCheckCommandPrintsTableAndJson()
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        Assert.Equal(0, CliApp.Run(["selfcheck", "--seed", "3", "--json"], output, error));
+        using var doc = JsonDocument.Parse(output.ToString());
+        var rows = doc.RootElement.EnumerateArray().ToArray();
+        Assert.Equal(SelfCheck.Run(3).Count, rows.Length);
+        Assert.Contains(rows, r => r.GetProperty("name").GetString()!.StartsWith("λ_1"));
+
+        output = new StringWriter();
+        Assert.Equal(0, CliApp.Run(["selfcheck"], output, error));
+        Assert.Contains("Hutch++", output.ToString());
+        Assert.Contains("exact", output.ToString());
     }
 }

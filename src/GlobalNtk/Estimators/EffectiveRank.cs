@@ -19,19 +19,9 @@ public static class EffectiveRank
     {
         ArgumentNullException.ThrowIfNull(op);
         op.RequireSquare("ParticipationRatio");
-        int n = op.Domain.Size;
-        int m = ProbeRunner.Count(n, probes, out bool exact);
-        if (!exact && m < 3) throw new ArgumentOutOfRangeException(nameof(probes), $"ParticipationRatio needs at least 3 probes, got {probes}.");
-        var samples = new double[m][];
-        ProbeRunner.Run(n, m, exact, seed, (x, first, c) =>
-        {
-            var y = op.ApplyBlock(x.AsSpan(0, c * n), c);
-            for (int j = 0; j < c; j++)
-            {
-                var yj = y.AsSpan(j * n, n);
-                samples[first + j] = [Numerics.Dot(x.AsSpan(j * n, n), yj), Numerics.Dot(yj, yj)];
-            }
-        });
+        if (op.Domain.Size > probes && probes < 3) throw new ArgumentOutOfRangeException(nameof(probes), $"ParticipationRatio needs at least 3 probes, got {probes}.");
+        var (samples, exact) = ProbeRunner.Collect(op, probes, seed, (x, y) => new[] { Numerics.Dot(x, y), Numerics.Dot(y, y) });
+        int m = samples.Length;
         if (exact)
         {
             double tr = samples.Sum(s => s[0]), tr2 = samples.Sum(s => s[1]);

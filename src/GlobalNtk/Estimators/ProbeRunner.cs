@@ -42,6 +42,26 @@ internal static class ProbeRunner
         }
     }
 
+    /// <summary>A per-probe statistic of a probe ω and its image Aω.</summary>
+    public delegate T ProbeStatistic<T>(ReadOnlySpan<double> probe, ReadOnlySpan<double> image);
+
+    /// <summary>
+    /// Applies <paramref name="op"/> to <paramref name="probes"/> probes on its Domain, in blocks,
+    /// and returns one statistic per probe (and whether the probes were the exact unit basis).
+    /// </summary>
+    public static (T[] Samples, bool Exact) Collect<T>(LinearOperator op, int probes, int seed, ProbeStatistic<T> stat)
+    {
+        int n = op.Domain.Size, r = op.Range.Size;
+        int m = Count(n, probes, out bool exact);
+        var samples = new T[m];
+        Run(n, m, exact, seed, (x, first, c) =>
+        {
+            var y = op.ApplyBlock(x.AsSpan(0, c * n), c);
+            for (int j = 0; j < c; j++) samples[first + j] = stat(x.AsSpan(j * n, n), y.AsSpan(j * r, r));
+        }, r);
+        return (samples, exact);
+    }
+
     /// <summary>Mean and standard error of the mean of per-probe samples (SE 0 when exact: the mean is then a sum·1/n of exact terms).</summary>
     public static Estimate MeanEstimate(double[] samples, bool exact, double scale = 1.0)
     {

@@ -15,14 +15,7 @@ public static class TraceEstimators
     {
         ArgumentNullException.ThrowIfNull(op);
         op.RequireSquare("Hutchinson trace");
-        int n = op.Domain.Size;
-        int m = ProbeRunner.Count(n, probes, out bool exact);
-        var samples = new double[m];
-        ProbeRunner.Run(n, m, exact, seed, (x, first, c) =>
-        {
-            var y = op.ApplyBlock(x.AsSpan(0, c * n), c);
-            for (int j = 0; j < c; j++) samples[first + j] = Numerics.Dot(x.AsSpan(j * n, n), y.AsSpan(j * n, n));
-        });
+        var (samples, exact) = ProbeRunner.Collect(op, probes, seed, (x, y) => Numerics.Dot(x, y));
         return ProbeRunner.MeanEstimate(samples, exact);
     }
 
@@ -73,14 +66,7 @@ public static class TraceEstimators
     public static Estimate FrobeniusNormSquared(LinearOperator op, int probes, int seed)
     {
         ArgumentNullException.ThrowIfNull(op);
-        int n = op.Domain.Size, rows = op.Range.Size;
-        int m = ProbeRunner.Count(n, probes, out bool exact);
-        var samples = new double[m];
-        ProbeRunner.Run(n, m, exact, seed, (x, first, c) =>
-        {
-            var y = op.ApplyBlock(x.AsSpan(0, c * n), c);
-            for (int j = 0; j < c; j++) { var yj = y.AsSpan(j * rows, rows); samples[first + j] = Numerics.Dot(yj, yj); }
-        }, rows);
+        var (samples, exact) = ProbeRunner.Collect(op, probes, seed, (_, y) => Numerics.Dot(y, y));
         return ProbeRunner.MeanEstimate(samples, exact);
     }
 
@@ -95,15 +81,6 @@ public static class TraceEstimators
         ArgumentNullException.ThrowIfNull(op);
         op.RequireSquare("tr(A²)");
         if (op.IsSelfAdjoint || assumeSelfAdjoint) return FrobeniusNormSquared(op, probes, seed);
-        int n = op.Domain.Size;
-        int m = ProbeRunner.Count(n, probes, out bool exact);
-        var samples = new double[m];
-        ProbeRunner.Run(n, m, exact, seed, (x, first, c) =>
-        {
-            var y = op.ApplyBlock(x.AsSpan(0, c * n), c);
-            var z = op.ApplyBlock(y, c);
-            for (int j = 0; j < c; j++) samples[first + j] = Numerics.Dot(x.AsSpan(j * n, n), z.AsSpan(j * n, n));
-        });
-        return ProbeRunner.MeanEstimate(samples, exact);
+        return Hutchinson(op * op, probes, seed); // ωᵀA(Aω), each probe's two applications in one block pass
     }
 }
