@@ -35,4 +35,12 @@ internal static class Pointwise
         TensorPrimitives.Subtract(1.0, y, d);
         TensorPrimitives.Multiply(y, d, d);
     }
+
+    /// <summary>Parses a recurrent nonlinearity: <c>tanh</c> or <c>relu</c> (GELU is for depth chains only).</summary>
+    public static Activation Parse(string name)
+    {
+        var act = ActivationFunctions.Parse(name);
+        return act is Activation.Tanh or Activation.Relu ? act
+            : throw new ArgumentException($"Unknown recurrent activation '{name}' (valid: tanh, relu).");
+    }
 }

@@ -86,7 +86,7 @@ public sealed record RecurrentConfig(string Arch, int InputSize, int HiddenSize,
         {
             Gain = Real("gain", 1.0),
             Alpha = Real("alpha", 0.1),
-            Activation = metadata.TryGetValue("activation", out var a) ? ActivationFunctions.Parse(a) : Activation.Tanh,
+            Activation = metadata.TryGetValue("activation", out var a) ? Pointwise.Parse(a) : Activation.Tanh,
             Seed = metadata.ContainsKey("seed") ? Int("seed") : 0,
         };
         config.Validate();

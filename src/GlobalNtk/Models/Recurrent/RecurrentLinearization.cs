@@ -35,7 +35,7 @@ public sealed unsafe class RecurrentLinearization : ChainLinearization
         _initial = initialState.ToArray();
         _states = new double[checked(_b * _t * _s)];
         _v = new double[checked(_b * _t * _h)];
-        _cache = new double[checked((long)_b * _t * _c) <= int.MaxValue ? _b * _t * _c : throw new ArgumentException("RecurrentLinearization: cache too large.")];
+        _cache = new double[checked(_b * _t * _c)];
         _whh = (double[])cell.Parameters[RecurrentCell.WeightHhName].Data.Clone();
         var ps = cell.Parameters;
         _offWih = ps.OffsetOf(RecurrentCell.WeightIhName);
