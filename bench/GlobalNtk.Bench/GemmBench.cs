@@ -7,7 +7,7 @@ namespace GlobalNtk.Bench;
 /// <c>gemm</c>: GFLOP/s of <see cref="Gemm.Multiply"/> against OpenBLAS in the same process, best of
 /// several timed repetitions after a warm-up (the machine is shared, so the best rep is the least
 /// disturbed one). Options: <c>--reps N</c>, <c>--all</c> (all transpose pairs and NTK shapes),
-/// <c>--kc/--mc/--nc</c> (AVX-512 blocking, for tuning), <c>--threads N</c>.
+/// <c>--kc/--mc/--nc</c> (AVX-512 blocking, for tuning), <c>--threads N</c>, <c>--kernel avx512|avx2|scalar</c>.
 /// </summary>
 internal static class GemmBench
 {
@@ -26,6 +26,7 @@ internal static class GemmBench
                 case "--kc": GemmTuning.KC512 = int.Parse(args[++i]); break;
                 case "--mc": GemmTuning.MC512 = int.Parse(args[++i]); break;
                 case "--nc": GemmTuning.NC512 = int.Parse(args[++i]); break;
+                case "--kernel": Gemm.ForcedKernel = Enum.Parse<Gemm.KernelKind>(args[++i], ignoreCase: true); break;
                 case "--threads": Gemm.MaxDegreeOfParallelism = int.Parse(args[++i]); break;
                 default: Console.Error.WriteLine($"gemm: unknown option '{args[i]}'"); return 2;
             }

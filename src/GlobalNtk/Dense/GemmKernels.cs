@@ -250,26 +250,39 @@ internal unsafe struct ScalarKernel : IGemmKernel
 
     public static void Compute(int kc, double* a, double* b, double* c, nint ldc, double alpha, double beta)
     {
-        double* acc = stackalloc double[16];
-        for (int q = 0; q < 16; q++) acc[q] = 0;
+        // 16 named accumulators (not an array) so the JIT keeps them in registers.
+        double c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+        double c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
         for (int p = 0; p < kc; p++)
         {
-            for (int r = 0; r < 4; r++)
-            {
-                double ar = a[r];
-                acc[r * 4 + 0] += ar * b[0];
-                acc[r * 4 + 1] += ar * b[1];
-                acc[r * 4 + 2] += ar * b[2];
-                acc[r * 4 + 3] += ar * b[3];
-            }
+            double b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];
+            double a0 = a[0];
+            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            double a1 = a[1];
+            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            double a2 = a[2];
+            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            double a3 = a[3];
+            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
             a += 4; b += 4;
         }
-        for (int r = 0; r < 4; r++)
-            for (int j = 0; j < 4; j++)
-            {
-                double* cij = c + r * ldc + j;
-                *cij = beta == 0 ? alpha * acc[r * 4 + j] : alpha * acc[r * 4 + j] + beta * *cij;
-            }
+        Store(c + 0 * ldc, c00, c01, c02, c03, alpha, beta);
+        Store(c + 1 * ldc, c10, c11, c12, c13, alpha, beta);
+        Store(c + 2 * ldc, c20, c21, c22, c23, alpha, beta);
+        Store(c + 3 * ldc, c30, c31, c32, c33, alpha, beta);
+    }
+
+    private static void Store(double* c, double x0, double x1, double x2, double x3, double alpha, double beta)
+    {
+        if (beta == 0)
+        {
+            c[0] = alpha * x0; c[1] = alpha * x1; c[2] = alpha * x2; c[3] = alpha * x3;
+        }
+        else
+        {
+            c[0] = alpha * x0 + beta * c[0]; c[1] = alpha * x1 + beta * c[1];
+            c[2] = alpha * x2 + beta * c[2]; c[3] = alpha * x3 + beta * c[3];
+        }
     }
 }
 

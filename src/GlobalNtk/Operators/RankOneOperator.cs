@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using GlobalNtk.Dense;
 
 namespace GlobalNtk.Operators;
@@ -46,12 +47,15 @@ public sealed class RankOneOperator : LinearOperator
     /// <inheritdoc/>
     protected override void ApplyAdjointBlockCore(ReadOnlySpan<double> x, Span<double> y, int count) => Run(_v, _u, x, y, count);
 
-    // coef = scale·X·w ([count]), then Y = coef·outᵀ ([count, |out|]), both as GEMMs.
+    // Per vector: y_c = (scale·⟨in, x_c⟩)·out. Memory-bound, so SIMD dot/scale beat a degenerate
+    // (count×1×n) GEMM, which would pack panels for a single column.
     private void Run(double[] outVec, double[] inVec, ReadOnlySpan<double> x, Span<double> y, int count)
     {
         int n = inVec.Length, m = outVec.Length;
-        Span<double> coef = count <= 256 ? stackalloc double[count] : new double[count];
-        Gemm.Multiply(Trans.No, Trans.No, count, 1, n, Scale, x, n, inVec, 1, 0.0, coef, 1);
-        Gemm.Multiply(Trans.No, Trans.No, count, m, 1, 1.0, coef, 1, outVec, m, 0.0, y, m);
+        for (int c = 0; c < count; c++)
+        {
+            double coef = Scale * TensorPrimitives.Dot(x.Slice(c * n, n), inVec);
+            TensorPrimitives.Multiply(outVec, coef, y.Slice(c * m, m));
+        }
     }
 }
