@@ -1,4 +1,5 @@
 using System.Reflection;
+using GlobalNtk.Cli.Commands;
 using GlobalNtk.Cli.Common;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -39,6 +40,7 @@ public static class CliApp
             }));
             c.PropagateExceptions();
             c.CaseSensitivity(CaseSensitivity.None);
+            c.UseStrictParsing();
             Configure(c);
         });
         try
@@ -55,9 +57,28 @@ public static class CliApp
 
     private static void Configure(IConfigurator c)
     {
+        c.AddCommand<DemoCommand>("demo")
+            .WithDescription("The main job: train a small GRU on flip-flop, analyse its global NTK at init and after training, write a report folder.")
+            .WithExample("demo")
+            .WithExample("demo", "--out", "my-demo", "--quiet");
         c.AddCommand<Commands.TrainCommand>("train").WithDescription("Train a model on a generated task; checkpoints (safetensors, PyTorch names), log.csv and summary.json go to --out.")
             .WithExample("train", "--task", "flip-flop", "--arch", "gru", "--hidden", "64", "--steps", "2000", "--lr", "0.001", "--optimizer", "adam", "--gain", "1.5", "--seed", "1", "--out", "runs/gru-ff")
             .WithExample("train", "--resume", "--out", "runs/gru-ff", "--steps", "4000");
+        c.AddCommand<ForwardCommand>("forward")
+            .WithDescription("Run a model on inputs [[B,T,N_in]] and write its states [[B,T,S]] as .npy.")
+            .WithExample("forward", "--model", "run/ckpt-000500.safetensors", "--inputs", "X.npy", "--out", "Z.npy");
+        c.AddCommand<ApplyCommand>("apply")
+            .WithDescription("Apply P, P*, P⁻¹, K or NTK_S (matrix-free) to a state-shaped vector and write the result as .npy.")
+            .WithExample("apply", "--model", "M.safetensors", "--inputs", "X.npy", "--operator", "NTK", "--vector", "Q.npy", "--out", "Y.npy")
+            .WithExample("apply", "--model", "M.safetensors", "--inputs", "X.npy", "--operator", "Pstar", "--vector", "Q.npy", "--out", "W.npy", "--json");
+        c.AddCommand<AnalyzeCommand>("analyze")
+            .WithDescription("Spectra, effective ranks, Kronecker core, SRB(r) and task-mode learnability of a model or of every checkpoint of a run folder; writes a report folder.")
+            .WithExample("analyze", "--model", "M.safetensors", "--task", "flip-flop", "--out", "report")
+            .WithExample("analyze", "--model", "M.safetensors", "--inputs", "X.npy", "--targets", "Y.npy", "--out", "report", "--json")
+            .WithExample("analyze", "--model", "runs/gru-ff", "--task", "flip-flop", "--out", "report");
+        c.AddCommand<SweepCommand>("sweep")
+            .WithDescription("Train at each initial recurrent gain and relate NTK_S's effective rank at init to what gets learned.")
+            .WithExample("sweep", "--task", "flip-flop", "--arch", "gru", "--gains", "0,0.5,1,1.5,2", "--out", "sweep");
         c.AddCommand<VersionCommand>("version").WithDescription("Print the version.").WithExample("version");
         c.AddCommand<Commands.SelfCheckCommand>("selfcheck").WithDescription("Run the randomised estimators against exact values on random operators with known spectra.").WithExample("selfcheck", "--seed", "1");
     }

@@ -19,7 +19,7 @@ public class CliReportTests
         var tm = new LearnabilityResult([3, 2, 1], [[1, 0, 0], [0, 1, 0], [0, 0, 1]], [5 * scale, 2 * scale, 0.3 * scale], [0.1 * step / 100.0, 0.05 * step / 100.0, 0.01 * step / 100]);
         return new ModelAnalysis(label, step, "gru", [new("trial", 2), new("time", 6), new("unit", 8)], 300, 0.5 / scale, spec,
             spec with { Operator = "K", Eigenvalues = ev.Select(v => v / 2).ToArray() }, spec with { Operator = "P P*", Eigenvalues = ev.Select(v => v / 3 + 1).ToArray() },
-            rank, rank with { Operator = "K" }, new KroneckerResult(216, 96, [site, site with { Name = "ih", Width = 3 }]), srb, tm,
+            rank, rank with { Operator = "K" }, new KroneckerResult(216, 96, 10, Enumerable.Range(1, 9).Select(i => 1 - Math.Pow(0.6, i)).ToArray(), [site, site with { Name = "ih", Width = 3 }]), srb, tm,
             step == 0 ? null : new AlignmentResult("prev", 0.9, 0.01, 60));
     }
 
@@ -28,7 +28,7 @@ public class CliReportTests
     {
         string dir = Directory.CreateTempSubdirectory("gntk-report").FullName;
         var cps = new[] { Synthetic("init", 0, 1), Synthetic("ckpt-000050", 50, 1.5), Synthetic("ckpt-000100", 100, 2) };
-        var curve = new TrainingCurve([0, 10, 20, 100], [1, 0.5, 0.2, 0.01], [0.3, 0.5, 0.7, 0.95]);
+        var curve = new TrainingCurve([1, 10, 20, 100], [1, 0.5, 0.2, 0.01], [0, 50, 100], [1.1, 0.3, 0.02], [0.3, 0.7, 0.95]);
         var report = new AnalysisReport("Test report", "Synthetic numbers.", cps, curve, new AnalysisOptions());
         var figs = AnalysisReportWriter.Write(dir, report);
         foreach (var f in figs) Assert.True(new FileInfo(Path.Combine(dir, f)).Length > 5000, f);

@@ -5,8 +5,20 @@ using GlobalNtk.Cli.Common;
 
 namespace GlobalNtk.Cli.Reports;
 
-/// <summary>A training curve: loss (and optionally accuracy) at each logged step.</summary>
-public sealed record TrainingCurve(int[] Steps, double[] Loss, double[]? Accuracy = null, string LossDefinition = "MSE");
+/// <summary>A training curve: the training-batch loss at each step and the evaluation-set loss and accuracy where evaluated.</summary>
+public sealed record TrainingCurve(int[] Steps, double[] Loss, int[] EvalSteps, double[] EvalLoss, double[] EvalAccuracy,
+    string LossDefinition = "MSE = mean (ŷ − y*)²")
+{
+    /// <summary>From the trainer's log rows (rows without a value are skipped in each series).</summary>
+    public static TrainingCurve FromLog(IEnumerable<GlobalNtk.Training.TrainingLogRow> rows)
+    {
+        var r = rows.ToArray();
+        var train = r.Where(x => x.Loss is not null).ToArray();
+        var ev = r.Where(x => x.EvalLoss is not null).ToArray();
+        return new TrainingCurve(train.Select(x => x.Step).ToArray(), train.Select(x => x.Loss!.Value).ToArray(),
+            ev.Select(x => x.Step).ToArray(), ev.Select(x => x.EvalLoss!.Value).ToArray(), ev.Select(x => x.EvalAccuracy ?? double.NaN).ToArray());
+    }
+}
 
 /// <summary>What a report folder is made from.</summary>
 /// <param name="Title">Report title.</param>
@@ -50,15 +62,24 @@ public static class AnalysisReportWriter
         }
 
         // Loss curve
-        if (report.Training is { } tr && tr.Steps.Length > 0)
+        if (report.Training is { } tr && (tr.Steps.Length > 0 || tr.EvalSteps.Length > 0))
         {
-            var csv = new Csv("step", "loss", "accuracy");
-            for (int i = 0; i < tr.Steps.Length; i++) csv.Row(tr.Steps[i], tr.Loss[i], tr.Accuracy is null ? null : tr.Accuracy[i]);
+            var csv = new Csv("step", "series", "value");
+            for (int i = 0; i < tr.Steps.Length; i++) csv.Row(tr.Steps[i], "train_loss", tr.Loss[i]);
+            for (int i = 0; i < tr.EvalSteps.Length; i++) csv.Row(tr.EvalSteps[i], "eval_loss", tr.EvalLoss[i]);
+            for (int i = 0; i < tr.EvalSteps.Length; i++) csv.Row(tr.EvalSteps[i], "eval_accuracy", tr.EvalAccuracy[i]);
             csv.Save(Path.Combine(dir, "loss.csv"));
-            var series = new List<Series> { new("training loss", tr.Steps.Select(s => (double)s).ToArray(), tr.Loss, Markers: false) };
-            Plots.Lines(Path.Combine(dir, "loss.png"), "Training loss", "training step", $"loss ({tr.LossDefinition})", series, logY: true);
-            string acc = tr.Accuracy is { Length: > 0 } a ? $"; task accuracy {F(a[0])} → {F(a[^1])}" : "";
-            Figure("loss.png", $"Training loss ({tr.LossDefinition}) against step, log scale: {F(tr.Loss[0])} at step {tr.Steps[0]} → {F(tr.Loss[^1])} at step {tr.Steps[^1]}{acc}. Data: `loss.csv`.");
+            var series = new List<Series>
+            {
+                new("training batch loss", tr.Steps.Select(s => (double)s).ToArray(), tr.Loss, Markers: false),
+                new("evaluation-set loss", tr.EvalSteps.Select(s => (double)s).ToArray(), tr.EvalLoss),
+            };
+            Plots.Lines(Path.Combine(dir, "loss.png"), "Training loss", "training step", "loss (MSE)", series, logY: true);
+            string evalText = tr.EvalSteps.Length > 0
+                ? $" Evaluation-set loss {F(tr.EvalLoss[0])} at step {tr.EvalSteps[0]} → {F(tr.EvalLoss[^1])} at step {tr.EvalSteps[^1]}; task accuracy {F(tr.EvalAccuracy[0])} → {F(tr.EvalAccuracy[^1])}."
+                : "";
+            string trainText = tr.Steps.Length > 0 ? $" Training-batch loss {F(tr.Loss[0])} → {F(tr.Loss[^1])}." : "";
+            Figure("loss.png", $"Loss ({tr.LossDefinition}) against training step, log scale.{trainText}{evalText} Data: `loss.csv`.");
         }
 
         // Spectra
@@ -74,7 +95,7 @@ public static class AnalysisReportWriter
             string change = trained
                 ? $" After training ({last.Label}) λ₁ = {F(last.NtkSpectrum.Eigenvalues.FirstOrDefault())}; the ratio λ₁/λ_{last.NtkSpectrum.Eigenvalues.Length} goes from {F(Decay(first.NtkSpectrum))} to {F(Decay(last.NtkSpectrum))}."
                 : "";
-            Figure("ntk_spectrum.png", $"Top {first.NtkSpectrum.Eigenvalues.Length} eigenvalues of the global NTK NTK_S (Lanczos; largest residual {F(MaxRes(cps))}), log scale, of a {first.NtkSpectrum.Dimension}-dimensional state space. At {first.Label} λ₁ = {F(first.NtkSpectrum.Eigenvalues.FirstOrDefault())}.{change} Data: `spectra.csv`.");
+            Figure("ntk_spectrum.png", $"Top {first.NtkSpectrum.Eigenvalues.Length} eigenvalues of the global NTK NTK_S (block Krylov; largest residual ‖A v − λ v‖ = {F(MaxRes(cps))}), log scale, of a {first.NtkSpectrum.Dimension}-dimensional state space. At {first.Label} λ₁ = {F(first.NtkSpectrum.Eigenvalues.FirstOrDefault())}.{change} Data: `spectra.csv`.");
 
             var s3 = new List<Series> { SpectrumSeries(last.NtkSpectrum, "NTK_S = P K P*"), SpectrumSeries(last.KSpectrum, "K = J_θ J_θ*"), SpectrumSeries(last.PropagationSpectrum, "P P*") };
             Plots.Lines(Path.Combine(dir, "factor_spectra.png"), $"Spectra of NTK_S and its factors ({last.Label})", "eigenvalue index i", "eigenvalue λ_i", s3, logY: true, integerX: true);
@@ -108,6 +129,8 @@ public static class AnalysisReportWriter
         {
             var csv = new Csv("checkpoint", "step", "site", "index", "singular_value", "gram_eigenvalue", "mode_capture_c_r");
             foreach (var c in cps)
+                for (int i = 0; i < c.Kronecker.ModeCapture.Length; i++) csv.Row(c.Label, c.Step, "(all sites)", i + 1, null, null, c.Kronecker.ModeCapture[i]);
+            foreach (var c in cps)
                 foreach (var s in c.Kronecker.Sites)
                     for (int i = 0; i < Math.Max(s.SingularValues.Length, s.ModeCapture.Length); i++)
                     {
@@ -118,17 +141,21 @@ public static class AnalysisReportWriter
             var spec = new List<Series>();
             var cap = new List<Series>();
             foreach (var (c, dashed) in trained ? new[] { (first, false), (last, true) } : new[] { (last, false) })
+                cap.Add(new($"c(r) model, {c.Label}", Index1(c.Kronecker.ModeCapture.Length), c.Kronecker.ModeCapture, Markers: c.Kronecker.ModeCapture.Length <= 80, Dashed: dashed));
+            foreach (var (c, dashed) in trained ? new[] { (first, false), (last, true) } : new[] { (last, false) })
                 foreach (var s in c.Kronecker.Sites)
                 {
                     spec.Add(new($"Ĝ[{s.Name}] {c.Label}", Index1(s.SingularValues.Length), s.SingularValues.Select(v => v * v).ToArray(), Markers: s.SingularValues.Length <= 80, Dashed: dashed));
-                    cap.Add(new($"c(r) [{s.Name}] {c.Label}", Index1(s.ModeCapture.Length), s.ModeCapture, Markers: s.ModeCapture.Length <= 80, Dashed: dashed));
+                    cap.Add(new($"c_s(r) site {s.Name}, {c.Label}", Index1(s.ModeCapture.Length), s.ModeCapture, Markers: s.ModeCapture.Length <= 80, Dashed: dashed));
                 }
             Plots.Lines(Path.Combine(dir, "site_spectra.png"), "Kronecker core: spectrum of each site's Gram Ĝ_s", "activity mode i", "eigenvalue σ_i² of Ĝ_s", spec, logY: true, integerX: true);
             string sites = string.Join("; ", last.Kronecker.Sites.Select(s => $"{s.Name}: {s.Rows} rows × width {s.Width}, rank {s.GramRank}, PR(Ĝ) = {F(s.GramParticipationRatio)}, m_s = {s.OutDim}"));
             Figure("site_spectra.png", $"Eigenvalues of the Gram matrix Ĝ_s = Û Ûᵀ of each weight site's variables (squared singular values of Û), log scale{(trained ? $", at {first.Label} (solid) and {last.Label} (dashed)" : "")}. At {last.Label}: {sites}. Rank bound rank K ≤ Σ_s rank(Ĝ_s)·m_s = {last.Kronecker.RankBound} of {last.Kronecker.StateDimension} state dimensions. Data: `kronecker_core.csv`.");
             Plots.Lines(Path.Combine(dir, "mode_capture.png"), "Mode capture c(r) = tr K_r / tr K", "activity modes kept per site r", "c(r)", cap, horizontalLine: 0.9, horizontalLineLabel: "90%", integerX: true);
             string r90 = string.Join("; ", last.Kronecker.Sites.Select(s => $"{s.Name}: r = {Reach(s.ModeCapture, 0.9)} of {s.ModeCapture.Length}"));
-            Figure("mode_capture.png", $"Mode capture c(r): the fraction of tr K kept when each site's Gram Ĝ_s is truncated to its top r activity modes (exact). Modes needed for 90% at {last.Label}: {r90}. Data: `kronecker_core.csv`.");
+            var mc = last.Kronecker.ModeCapture;
+            string model = mc.Length == 0 ? "" : $"For the whole model at {last.Label}: c(1) = {F(mc[0])}{(mc.Length > 1 ? $", c(2) = {F(mc[1])}" : "")}, 90% reached at r = {Reach(mc, 0.9)}. ";
+            Figure("mode_capture.png", $"Mode capture c(r) = tr K_r / tr K: the fraction of tr K (exact, tr K = {F(last.Kronecker.TraceK)}) kept when every site's Gram Ĝ_s is truncated to its top r activity modes (the whole model), and each site's own share c_s(r). {model}Per site, modes needed for 90%: {r90}. Data: `kronecker_core.csv`.");
         }
 
         // SRB
@@ -164,7 +191,7 @@ public static class AnalysisReportWriter
             Plots.Lines(Path.Combine(dir, "task_learnability.png"), "Task-mode learnability ρ_i (output NTK)", xLabel, "ρ_i = ⟨M_i, Θ_y M_i⟩", rho, logY: true);
             string rhoText = string.Join(", ", first.TaskModes.Learnability.Select((r, i) => $"ρ_{i + 1} = {F(r)}"));
             Figure("task_learnability.png", $"Learnability of each task mode M_i = a_i b_iᵀ of the target matrix Y = Σ σ_i a_i b_iᵀ: the output-NTK Rayleigh quotient ρ_i, log scale. At {first.Label}: {rhoText}. Modes with small ρ_i at initialisation are learned slowly. Data: `task_modes.csv`.");
-            Plots.Lines(Path.Combine(dir, "learned_fraction.png"), "Learned fraction of each task mode", xLabel, "‖a_iᵀ Ŷ‖ / σ_i", learned, horizontalLine: 1.0, horizontalLineLabel: "fully learned");
+            Plots.Lines(Path.Combine(dir, "learned_fraction.png"), "Learned fraction of each task mode", xLabel, "‖a_i^T Ŷ‖ / σ_i", learned, horizontalLine: 1.0, horizontalLineLabel: "fully learned");
             string lf = string.Join(", ", last.TaskModes!.LearnedFraction.Select((f, i) => $"mode {i + 1}: {F(f)}"));
             Figure("learned_fraction.png", $"Learned fraction ‖a_iᵀ Ŷ‖/σ_i of each task mode in the model's outputs Ŷ{(trained ? " across checkpoints" : "")}. At {last.Label}: {lf}. Data: `task_modes.csv`.");
         }
@@ -191,6 +218,7 @@ public static class AnalysisReportWriter
     /// <summary>Formats a number with 3 significant digits (invariant culture).</summary>
     public static string F(double v) => !double.IsFinite(v) ? v.ToString(CultureInfo.InvariantCulture)
         : Math.Abs(v) >= 1e5 || (Math.Abs(v) < 1e-3 && v != 0) ? v.ToString("0.00e0", CultureInfo.InvariantCulture)
+        : Math.Abs(v) >= 100 ? Math.Round(v).ToString("0", CultureInfo.InvariantCulture)
         : v.ToString("G3", CultureInfo.InvariantCulture);
 
     private static string Headline(ModelAnalysis first, ModelAnalysis last, bool trained)

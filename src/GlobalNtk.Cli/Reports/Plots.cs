@@ -85,7 +85,8 @@ public static class Plots
     {
         var gen = new ScottPlot.TickGenerators.NumericManual();
         double span = hi - lo;
-        double[] mantissas = span >= 3 ? [1] : span >= 1 ? [1, 2, 5] : [1, 2, 3, 4, 5, 6, 7, 8, 9];
+        double[] mantissas = span >= 3 ? [1] : span >= 1 ? [1, 2, 5] : span >= 0.4 ? [1, 2, 3, 4, 5, 6, 7, 8, 9]
+            : Enumerable.Range(0, 19).Select(i => 1 + 0.5 * i).ToArray();
         int step = span >= 12 ? (int)Math.Ceiling(span / 8) : 1;
         int count = 0;
         for (int k = (int)Math.Floor(lo) - 1; k <= (int)Math.Ceiling(hi) + 1; k++)

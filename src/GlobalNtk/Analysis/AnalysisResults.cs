@@ -18,11 +18,12 @@ namespace GlobalNtk.Analysis;
 /// <param name="Srb">Self-referential bias index SRB(r).</param>
 /// <param name="TaskModes">Task-mode learnability (null without targets).</param>
 /// <param name="AlignmentWithPrevious">NTK_S alignment with the previous checkpoint (null for the first).</param>
+/// <param name="StageSeconds">Wall-clock seconds of each analysis stage.</param>
 public sealed record ModelAnalysis(
     string Label, int? Step, string Arch, IReadOnlyList<AxisSize> StateAxes, int ParameterCount, double? Loss,
     SpectrumResult NtkSpectrum, SpectrumResult KSpectrum, SpectrumResult PropagationSpectrum,
     RankResult NtkRank, RankResult KRank, KroneckerResult Kronecker, SrbResult Srb,
-    LearnabilityResult? TaskModes, AlignmentResult? AlignmentWithPrevious);
+    LearnabilityResult? TaskModes, AlignmentResult? AlignmentWithPrevious, IReadOnlyDictionary<string, double>? StageSeconds = null);
 
 /// <summary>One named axis and its size.</summary>
 public sealed record AxisSize(string Name, int Size);
@@ -40,12 +41,18 @@ public sealed record RankResult(string Operator, int Dimension, double Trace, do
 /// <summary>PR of the partial trace that keeps only <paramref name="Axis"/> (MATH.md §5).</summary>
 public sealed record PartialRankResult(string Axis, int Size, double Value, double StandardError, int Probes);
 
-/// <summary>Kronecker-core summary (MATH.md §3, §6): the rank bound Σ_s rank(Ĝ_s)·m_s and every site.</summary>
-public sealed record KroneckerResult(long RankBound, int StateDimension, IReadOnlyList<SiteResult> Sites);
+/// <summary>
+/// Kronecker-core summary (MATH.md §3, §6): the rank bound Σ_s rank(Ĝ_s)·m_s (plus one per θ
+/// scalar outside every site), exact tr K, the model-level mode capture c(r) = tr K_r / tr K
+/// (every Ĝ_s truncated to its top r modes; r = 1..ModeCapture.Length) and every site.
+/// </summary>
+public sealed record KroneckerResult(long RankBound, int StateDimension, double TraceK, double[] ModeCapture,
+    IReadOnlyList<SiteResult> Sites);
 
 /// <summary>
-/// One weight site: Û's singular values σ_i (Ĝ_s's spectrum is σ_i²), rank, PR(Ĝ_s), the site's
-/// rank bound rank(Ĝ_s)·m_s, and mode capture c(r) = tr K_r / tr K for r = 1..ModeCapture.Length.
+/// One weight site: Û's singular values σ_i (Ĝ_s's spectrum is σ_i²), numerical rank, PR(Ĝ_s),
+/// the site's rank bound rank(Ĝ_s)·m_s, and the site's own mode capture c_s(r) = tr K_{s,r} / tr K_s
+/// for r = 1..ModeCapture.Length.
 /// </summary>
 public sealed record SiteResult(string Name, int Rows, int Width, int OutDim, int GramRank, long RankBound,
     double GramParticipationRatio, double[] SingularValues, double[] ModeCapture);

@@ -1,0 +1,86 @@
+using System.ComponentModel;
+using GlobalNtk.Cli.Common;
+using GlobalNtk.Dense;
+using GlobalNtk.IO;
+using GlobalNtk.Ntk;
+using GlobalNtk.Operators;
+using Spectre.Console.Cli;
+
+namespace GlobalNtk.Cli.Commands;
+
+/// <summary>Options of <c>apply</c>.</summary>
+public sealed class ApplySettings : CommonSettings
+{
+    /// <summary>Model file.</summary>
+    [CommandOption("-m|--model <FILE>")]
+    [Description("Model weights (.safetensors).")]
+    public string? Model { get; init; }
+
+    /// <summary>Architecture override.</summary>
+    [CommandOption("--arch <ARCH>")]
+    [Description("Architecture when the file's metadata has none.")]
+    public string? Arch { get; init; }
+
+    /// <summary>Inputs file.</summary>
+    [CommandOption("-i|--inputs <FILE>")]
+    [Description("Inputs .npy [[trials, steps, inputs]]: the trajectory the operators are linearised on.")]
+    public string? Inputs { get; init; }
+
+    /// <summary>Operator name.</summary>
+    [CommandOption("--operator <OP>")]
+    [Description("P (propagation), Pstar (P*, BPTT), Pinv (P⁻¹), K (J_θ J_θ*), NTK (NTK_S = P K P*).")]
+    public string? Operator { get; init; }
+
+    /// <summary>Vector file.</summary>
+    [CommandOption("--vector <FILE>")]
+    [Description("State-shaped vector .npy (the shape `forward` writes).")]
+    public string? Vector { get; init; }
+
+    /// <summary>Output file.</summary>
+    [CommandOption("-o|--out <FILE>")]
+    [Description("Where to write the result .npy (float64, state-shaped).")]
+    public string? Out { get; init; }
+}
+
+/// <summary><c>globalntk apply</c>: one matrix-free operator applied to one vector.</summary>
+public sealed class ApplyCommand : CliCommand<ApplySettings>
+{
+    /// <summary>Valid operator names (case-insensitive) and what they are.</summary>
+    public static readonly IReadOnlyDictionary<string, string> Operators = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["P"] = "P", ["Pstar"] = "P*", ["Pinv"] = "P⁻¹", ["K"] = "K", ["NTK"] = "NTK_S",
+    };
+
+    /// <summary>The named operator of <paramref name="ops"/>.</summary>
+    public static LinearOperator Select(NtkOperators ops, string name) => name.ToLowerInvariant() switch
+    {
+        "p" => ops.P,
+        "pstar" => ops.PAdjoint,
+        "pinv" => ops.PInverse,
+        "k" => ops.KKronecker,
+        "ntk" => ops.NtkS,
+        _ => throw new CliInputException($"unknown operator '{name}' (valid: {string.Join(", ", Operators.Keys)})."),
+    };
+
+    /// <inheritdoc/>
+    protected override CommandOutcome Run(ApplySettings s, CliProgress progress, CancellationToken ct)
+    {
+        string opName = CliInputs.Required(s.Operator, "--operator");
+        if (!Operators.ContainsKey(opName))
+            throw new CliInputException($"unknown operator '{opName}' (valid: {string.Join(", ", Operators.Keys)}).");
+        string outPath = CliInputs.Required(s.Out, "--out");
+        CliInputs.ExistingFile(s.Vector, "--vector");
+        var loaded = CliInputs.Model(s.Model, s.Arch);
+        var inputs = CliInputs.Inputs(s.Inputs);
+        var lin = CliInputs.Linearize(loaded.Model, inputs, s.Inputs!);
+        var q = CliInputs.Matching(s.Vector, lin.StateShape, "--vector", "states");
+        var op = Select(new NtkOperators(lin), opName);
+        var y = op.Apply(q.Span);
+        Numerics.EnsureFinite(y, $"{Operators[opName]} applied to --vector '{s.Vector}'");
+        Npy.Write(outPath, new Tensor(y, lin.StateShape));
+        return new CommandOutcome(
+            new { command = "apply", @operator = Operators[opName], model = s.Model, inputs = s.Inputs, vector = s.Vector, @out = outPath,
+                  stateAxes = lin.StateShape.Names, stateShape = lin.StateShape.Sizes, inputNorm = Numerics.Norm(q.Span), outputNorm = Numerics.Norm(y) },
+            [$"wrote {Operators[opName]}·q {lin.StateShape} to {outPath} (‖q‖ = {Numerics.Norm(q.Span):G6}, ‖{Operators[opName]}·q‖ = {Numerics.Norm(y):G6})"]);
+    }
+}

@@ -1,0 +1,51 @@
+using System.ComponentModel;
+using GlobalNtk.Cli.Common;
+using GlobalNtk.Dense;
+using GlobalNtk.IO;
+using Spectre.Console.Cli;
+
+namespace GlobalNtk.Cli.Commands;
+
+/// <summary>Options of <c>forward</c>.</summary>
+public sealed class ForwardSettings : CommonSettings
+{
+    /// <summary>Model file.</summary>
+    [CommandOption("-m|--model <FILE>")]
+    [Description("Model weights (.safetensors, PyTorch names; arch from metadata or --arch).")]
+    public string? Model { get; init; }
+
+    /// <summary>Architecture override.</summary>
+    [CommandOption("--arch <ARCH>")]
+    [Description("Architecture when the file's metadata has none (e.g. gru, lstm, rnn-tanh).")]
+    public string? Arch { get; init; }
+
+    /// <summary>Inputs file.</summary>
+    [CommandOption("-i|--inputs <FILE>")]
+    [Description("Inputs .npy [[trials, steps, inputs]] (float32/float64, C order).")]
+    public string? Inputs { get; init; }
+
+    /// <summary>Output file.</summary>
+    [CommandOption("-o|--out <FILE>")]
+    [Description("Where to write the states .npy (float64; [[B, T, S]], LSTM S = 2H as [[h, c]]).")]
+    public string? Out { get; init; }
+}
+
+/// <summary><c>globalntk forward</c>: the model's states on given inputs.</summary>
+public sealed class ForwardCommand : CliCommand<ForwardSettings>
+{
+    /// <inheritdoc/>
+    protected override CommandOutcome Run(ForwardSettings s, CliProgress progress, CancellationToken ct)
+    {
+        string outPath = CliInputs.Required(s.Out, "--out");
+        var loaded = CliInputs.Model(s.Model, s.Arch);
+        var inputs = CliInputs.Inputs(s.Inputs);
+        var lin = CliInputs.Linearize(loaded.Model, inputs, s.Inputs!);
+        var states = new Tensor(lin.States.ToArray(), lin.StateShape);
+        Npy.Write(outPath, states);
+        var shape = lin.StateShape;
+        return new CommandOutcome(
+            new { command = "forward", model = s.Model, arch = loaded.Model.Arch, inputs = s.Inputs, @out = outPath,
+                  stateAxes = shape.Names, stateShape = shape.Sizes },
+            [$"wrote states {shape} to {outPath}"]);
+    }
+}

@@ -1,0 +1,95 @@
+using System.Globalization;
+using GlobalNtk.Dense;
+using GlobalNtk.IO;
+using GlobalNtk.Models;
+using GlobalNtk.Operators;
+using GlobalNtk.Tasks;
+
+namespace GlobalNtk.Cli.Common;
+
+/// <summary>
+/// Reads and checks what commands are given (models, arrays, tasks, lists), so every bad input
+/// becomes one clear message naming the option, the file and the shapes at fault.
+/// </summary>
+public static class CliInputs
+{
+    /// <summary>An option that must be given.</summary>
+    public static string Required(string? value, string option) =>
+        string.IsNullOrWhiteSpace(value) ? throw new CliInputException($"missing required option {option}.") : value;
+
+    /// <summary>A file that must exist (not a folder).</summary>
+    public static string ExistingFile(string? path, string option)
+    {
+        Required(path, option);
+        if (Directory.Exists(path)) throw new CliInputException($"{option} '{path}' is a folder, expected a file.");
+        if (!File.Exists(path)) throw new CliInputException($"{option} '{path}': file not found.");
+        return path!;
+    }
+
+    /// <summary>Loads a model file (safetensors) given by <paramref name="option"/>.</summary>
+    public static LoadedModel Model(string? path, string? arch, string option = "--model")
+    {
+        ExistingFile(path, option);
+        return ModelFile.Load(path!, string.IsNullOrWhiteSpace(arch) ? null : arch);
+    }
+
+    /// <summary>
+    /// Reads a float .npy array as model inputs: [trial, time, input] (rank 3) or [sample, input]
+    /// (rank 2); the model checks the sizes. NaN/Inf are rejected with the file named.
+    /// </summary>
+    public static Tensor Inputs(string? path, string option = "--inputs")
+    {
+        ExistingFile(path, option);
+        var a = Npy.Read(path!);
+        Numerics.EnsureFinite(a.Data, $"{option} '{path}'");
+        return a.Shape.Length switch
+        {
+            3 => a.ToTensor($"{option} '{path}'", "trial", "time", "input"),
+            2 => a.ToTensor($"{option} '{path}'", "sample", "input"),
+            _ => throw new CliInputException($"{option} '{path}' has shape {a.ShapeText}; expected [trials, steps, inputs] (or [samples, inputs])."),
+        };
+    }
+
+    /// <summary>Reads an array that must have exactly <paramref name="expected"/>'s sizes (targets, vectors).</summary>
+    public static Tensor Matching(string? path, AxisShape expected, string option, string what)
+    {
+        ExistingFile(path, option);
+        var a = Npy.Read(path!);
+        Numerics.EnsureFinite(a.Data, $"{option} '{path}'");
+        if (!a.Shape.SequenceEqual(expected.Sizes))
+            throw new ShapeMismatchException($"{option} '{path}' has shape {a.ShapeText} but the model's {what} are [{string.Join(", ", expected.Sizes)}] {expected}.");
+        return new Tensor(a.Data, expected);
+    }
+
+    /// <summary>Linearises <paramref name="model"/> on <paramref name="inputs"/>, naming the inputs file when the shapes do not fit.</summary>
+    public static ChainLinearization Linearize(IChainModel model, Tensor inputs, string inputsPath)
+    {
+        try { return model.Linearize(inputs); }
+        catch (ArgumentException ex) when (ex is not ShapeMismatchException)
+        {
+            throw new ShapeMismatchException($"--inputs '{inputsPath}' {inputs.Shape}: {ex.Message}");
+        }
+    }
+
+    /// <summary>Creates a task by name (unknown names list the valid ones).</summary>
+    public static ITask Task(string name, TaskOptions options)
+    {
+        if (!TaskRegistry.Names.Contains(name.Trim().ToLowerInvariant()) && !TaskRegistry.Names.Contains(name))
+            throw new CliInputException($"unknown task '{name}' (valid: {string.Join(", ", TaskRegistry.Names)}).");
+        return TaskRegistry.Create(name, options);
+    }
+
+    /// <summary>Parses a comma-separated list of numbers (e.g. <c>--gains 0,0.5,1</c>).</summary>
+    public static double[] Numbers(string? list, string option)
+    {
+        Required(list, option);
+        var parts = list!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length == 0) throw new CliInputException($"{option} '{list}' holds no numbers.");
+        return parts.Select(p => double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && double.IsFinite(v)
+            ? v : throw new CliInputException($"{option}: '{p}' is not a finite number (in '{list}').")).ToArray();
+    }
+
+    /// <summary>Throws unless <paramref name="value"/> ≥ <paramref name="min"/>.</summary>
+    public static int AtLeast(int value, int min, string option) =>
+        value >= min ? value : throw new CliInputException($"{option} must be ≥ {min}, got {value}.");
+}
