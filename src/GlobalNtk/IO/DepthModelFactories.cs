@@ -6,9 +6,10 @@ using GlobalNtk.Models.Transformer;
 namespace GlobalNtk.IO;
 
 /// <summary>
-/// Creates and loads <see cref="MlpModel"/>s (arch <c>mlp</c>). Options/metadata: <c>layers</c>
-/// (default 2), <c>activation</c> (tanh | relu | gelu, default tanh). Loading finds
-/// <c>layers.{k}.weight/bias</c> under any prefix (sizes from their shapes) and the readout pair.
+/// Creates and loads <see cref="MlpModel"/>s (arch <c>mlp</c>). Options: <c>layers</c> (default 2),
+/// <c>activation</c> (tanh | relu | gelu, default tanh). Loading finds <c>layers.{k}.weight/bias</c>
+/// under any prefix (sizes from their shapes), the readout as the one other weight/bias pair
+/// [O, H], [O] (optional), and the activation from the metadata.
 /// </summary>
 public sealed class MlpModelFactory : IModelFactory
 {
@@ -18,53 +19,56 @@ public sealed class MlpModelFactory : IModelFactory
     /// <inheritdoc/>
     public IChainModel Create(ModelSpec spec) =>
         MlpModel.Create(spec.InputSize, spec.HiddenSize, spec.Integer("layers", 2), spec.OutputSize,
-            spec.Options.TryGetValue("activation", out var a) ? ActivationFunctions.Parse(a) : Activation.Tanh, spec.Seed);
+            ActivationFunctions.Parse(spec.Options.TryGetValue("activation", out var a) ? a : "tanh"), spec.Seed);
 
     /// <inheritdoc/>
     public LoadedModel Load(TensorLookup t, string arch)
     {
-        var first = t.Find(MlpModel.WeightName(0), "[H, N_in] of the first layer");
-        if (first.Shape.Length != 2) throw t.Error($"tensor '{first.Name}' has shape {first.ShapeText}, expected [H, N_in].");
-        int h = first.Shape[0], nIn = first.Shape[1];
-        var ps = new List<Parameter>();
+        var w0 = t.Find(MlpModel.WeightName(0), "[H, N_in], the first layer of an MLP");
+        if (w0.Shape.Length != 2 || w0.Shape[0] < 1 || w0.Shape[1] < 1)
+            throw t.Error($"tensor '{w0.Name}' has shape {w0.ShapeText}, expected [H, N_in].");
+        int h = w0.Shape[0], nIn = w0.Shape[1];
+        var ps = new List<Parameter> { new(MlpModel.WeightName(0), w0.Shape, w0.Data) };
         for (int k = 0; ; k++)
         {
-            var w = k == 0 ? first : t.TryFind(MlpModel.WeightName(k));
-            if (w is null) break;
-            t.RequireShape(w, [h, k == 0 ? nIn : h], $"layer {k} of an MLP with hidden {h}");
-            var b = t.Find(MlpModel.BiasName(k), $"[{h}]");
-            t.RequireShape(b, [h], $"layer {k} of an MLP with hidden {h}");
-            ps.Add(new Parameter(MlpModel.WeightName(k), w.Shape, w.Data));
+            if (k > 0)
+            {
+                var w = t.TryFind(MlpModel.WeightName(k));
+                if (w is null) break;
+                t.RequireShape(w, [h, h], $"hidden layer {k} of width {h}");
+                ps.Add(new Parameter(MlpModel.WeightName(k), w.Shape, w.Data));
+            }
+            var b = t.Find(MlpModel.BiasName(k), $"[{h}] for layer {k}");
+            t.RequireShape(b, [h], $"layer {k} of width {h}");
             ps.Add(new Parameter(MlpModel.BiasName(k), b.Shape, b.Data));
         }
+        int layers = ps.Count / 2;
         var readout = t.TryFindReadout(h);
-        t.RequireAllClaimed($"mlp (hidden {h}, input {nIn}, {ps.Count / 2} layers)");
-        return Build(t, readout, h, r =>
-            new MlpModel(nIn, h, ps.Count / 2, t.Metadata.TryGetValue("activation", out var a) ? ActivationFunctions.Parse(a) : Activation.Tanh,
-                new ParameterSet(ps), r));
-    }
-
-    /// <summary>Builds the model over the found readout (or a zero one), turning model errors into file errors.</summary>
-    internal static LoadedModel Build(TensorLookup t, (Parameter Weight, Parameter Bias)? readout, int width, Func<Readout, IChainModel> make)
-    {
+        t.RequireAllClaimed($"MLP (input {nIn}, hidden {h}, {layers} layers)");
         try
         {
-            int o = readout?.Weight.Shape[0] ?? 1;
-            var r = new Readout(new Parameter(Readout.WeightName, [o, width], readout?.Weight.Data),
-                new Parameter(Readout.BiasName, [o], readout?.Bias.Data), lastStepOnly: true);
-            return new LoadedModel(make(r), readout is not null, t.Metadata, t.Path);
+            var act = ActivationFunctions.Parse(t.Metadata.TryGetValue("activation", out var a) ? a : "tanh");
+            int outputs = readout?.Weight.Shape[0] ?? 1;
+            var r = new Readout(new Parameter(Readout.WeightName, [outputs, h], readout?.Weight.Data),
+                new Parameter(Readout.BiasName, [outputs], readout?.Bias.Data), lastStepOnly: true);
+            var model = new MlpModel(nIn, h, layers, act, new ParameterSet(ps), r);
+            model.Parameters.EnsureFinite();
+            return new LoadedModel(model, readout is not null, t.Metadata, t.Path);
         }
-        catch (ArgumentException ex) { throw t.Error(ex.Message); }
+        catch (Exception ex) when (ex is ArgumentException or Dense.NonFiniteException)
+        {
+            throw t.Error(ex.Message);
+        }
     }
 }
 
 /// <summary>
-/// Creates and loads <see cref="TransformerModel"/>s (arch <c>transformer</c>). Options/metadata:
-/// <c>layers</c> (default 2), <c>heads</c> (default 4; required when loading), <c>dim_feedforward</c>
-/// (default 4d), <c>activation</c> (gelu | relu; default gelu when creating, relu — PyTorch's default —
-/// when a file does not say), <c>causal</c> (true | false, default false). Created models use a
-/// linear input projection of the task's inputs; loading accepts <c>input_proj</c> or
-/// <c>embedding</c> and finds every tensor by its PyTorch name under any prefix.
+/// Creates and loads <see cref="TransformerModel"/>s (arch <c>transformer</c>). Options (and
+/// metadata keys): <c>layers</c> (default 2), <c>heads</c> (default 4), <c>dim_feedforward</c>
+/// (default 4d), <c>activation</c> (gelu | relu; creation default gelu, loading default relu as
+/// PyTorch's), <c>causal</c> (true | false; creation default true, loading default false),
+/// <c>input</c> (linear | embedding; with an embedding the input size is the vocabulary).
+/// Loading finds PyTorch's <c>nn.TransformerEncoderLayer</c> names under any prefix.
 /// </summary>
 public sealed class TransformerModelFactory : IModelFactory
 {
@@ -75,10 +79,11 @@ public sealed class TransformerModelFactory : IModelFactory
     public IChainModel Create(ModelSpec spec)
     {
         int d = spec.HiddenSize;
-        var config = new TransformerConfig(TransformerInput.Linear, spec.InputSize, d, spec.Integer("heads", 4), spec.Integer("layers", 2),
-            spec.Integer("dim_feedforward", 4 * d),
-            spec.Options.TryGetValue("activation", out var a) ? ActivationFunctions.Parse(a) : Activation.Gelu,
-            ParseBool(spec.Options, "causal", "model option"));
+        var config = new TransformerConfig(
+            Flag(spec.Options, "input", "linear", "embedding") ? TransformerInput.Embedding : TransformerInput.Linear,
+            spec.InputSize, d, spec.Integer("heads", 4), spec.Integer("layers", 2), spec.Integer("dim_feedforward", 4 * d),
+            ActivationFunctions.Parse(spec.Options.TryGetValue("activation", out var a) ? a : "gelu"),
+            !Flag(spec.Options, "causal", "true", "false"));
         return TransformerModel.Create(config, spec.OutputSize, spec.Seed);
     }
 
@@ -86,24 +91,25 @@ public sealed class TransformerModelFactory : IModelFactory
     public LoadedModel Load(TensorLookup t, string arch)
     {
         var md = t.Metadata;
-        var inProj = t.TryFind(TransformerModel.InputWeight);
-        var embedding = inProj is null ? t.Find(TransformerModel.EmbeddingWeight, "input_proj.weight [d, N_in] or embedding.weight [V, d]") : null;
-        var input = (inProj ?? embedding)!;
-        if (input.Shape.Length != 2) throw t.Error($"tensor '{input.Name}' has shape {input.ShapeText}, expected a matrix.");
-        int d = inProj is null ? input.Shape[1] : input.Shape[0];
-        int inputs = inProj is null ? input.Shape[0] : input.Shape[1];
+        Parameter? proj = t.TryFind(TransformerModel.InputWeight);
+        Parameter? emb = proj is null ? t.Find(TransformerModel.EmbeddingWeight, $"[V, d] or '{TransformerModel.InputWeight}' [d, N_in]") : null;
+        var first = proj ?? emb!;
+        if (first.Shape.Length != 2 || first.Shape[0] < 1 || first.Shape[1] < 1)
+            throw t.Error($"tensor '{first.Name}' has shape {first.ShapeText}, expected a matrix.");
+        int d = proj is not null ? proj.Shape[0] : emb!.Shape[1];
+        int inputs = proj is not null ? proj.Shape[1] : emb!.Shape[0];
         int layers = 0;
-        while (t.File.Tensors.Any(p => p.Name == $"layers.{layers}.self_attn.in_proj_weight" || p.Name.EndsWith($".layers.{layers}.self_attn.in_proj_weight", StringComparison.Ordinal))) layers++;
-        if (layers == 0) throw t.Error("missing tensor '*layers.0.self_attn.in_proj_weight' (no encoder block found).");
-        var ff = t.File.Tensors.FirstOrDefault(p => p.Name.EndsWith("layers.0.linear1.weight", StringComparison.Ordinal));
-        if (ff is null || ff.Shape.Length != 2) throw t.Error("missing tensor '*layers.0.linear1.weight' [d_ff, d].");
+        while (t.TryFind(new BlockNames(layers).InProjWeight) is not null) layers++;
+        if (layers == 0) throw t.Error($"missing tensor '*{new BlockNames(0).InProjWeight}' [{3 * d}, {d}]: no encoder layer found.");
+        var ff = t.Find(new BlockNames(0).Linear1Weight, $"[d_ff, {d}]");
+        int f = ff.Shape.Length == 2 && ff.Shape[0] > 0 ? ff.Shape[0] : throw t.Error($"tensor '{ff.Name}' has shape {ff.ShapeText}, expected [d_ff, {d}].");
         if (!md.TryGetValue("heads", out var hs) || !int.TryParse(hs, NumberStyles.Integer, CultureInfo.InvariantCulture, out int heads))
-            throw t.Error("metadata has no integer 'heads' (needed to split attention heads).");
+            throw t.Error("metadata key 'heads' (number of attention heads) is missing or not an integer; the tensors do not determine it.");
         TransformerConfig config;
         try
         {
-            config = new TransformerConfig(inProj is null ? TransformerInput.Embedding : TransformerInput.Linear, inputs, d, heads, layers, ff.Shape[0],
-                md.TryGetValue("activation", out var a) ? ActivationFunctions.Parse(a) : Activation.Relu, ParseBool(md, "causal", "metadata"));
+            config = new TransformerConfig(proj is not null ? TransformerInput.Linear : TransformerInput.Embedding, inputs, d, heads, layers, f,
+                ActivationFunctions.Parse(md.TryGetValue("activation", out var a) ? a : "relu"), Flag(md, "causal", "false", "true"));
             config.Validate();
         }
         catch (ArgumentException ex) { throw t.Error(ex.Message); }
@@ -111,21 +117,32 @@ public sealed class TransformerModelFactory : IModelFactory
         var ps = new List<Parameter>();
         foreach (var (name, shape) in TransformerModel.Layout(config))
         {
-            var p = t.Find(name, SafetensorsFile.ShapeText(shape));
-            t.RequireShape(p, shape, $"transformer d {d}, d_ff {ff.Shape[0]}, {layers} layers");
-            ps.Add(new Parameter(name, p.Shape, p.Data));
+            var p = t.Find(name, $"[{string.Join(", ", shape)}]");
+            t.RequireShape(p, shape, $"transformer d = {d}, d_ff = {f}");
+            ps.Add(new Parameter(name, shape, p.Data));
         }
         var readout = t.TryFindReadout(d);
         t.RequireAllClaimed($"transformer (d {d}, {layers} layers)");
-        return MlpModelFactory.Build(t, readout, d, r => new TransformerModel(config, new ParameterSet(ps), r));
+        try
+        {
+            int outputs = readout?.Weight.Shape[0] ?? 1;
+            var r = new Readout(new Parameter(Readout.WeightName, [outputs, d], readout?.Weight.Data),
+                new Parameter(Readout.BiasName, [outputs], readout?.Bias.Data), lastStepOnly: true);
+            var model = new TransformerModel(config, new ParameterSet(ps), r);
+            model.Parameters.EnsureFinite();
+            return new LoadedModel(model, readout is not null, md, t.Path);
+        }
+        catch (Exception ex) when (ex is ArgumentException or Dense.NonFiniteException)
+        {
+            throw t.Error(ex.Message);
+        }
     }
 
-    private static bool ParseBool(IReadOnlyDictionary<string, string> d, string key, string what) =>
-        !d.TryGetValue(key, out var s) ? false
-        : s.Trim().ToLowerInvariant() switch
-        {
-            "true" or "1" or "yes" => true,
-            "false" or "0" or "no" => false,
-            _ => throw new ArgumentException($"{what} '{key}' = '{s}' is not true or false."),
-        };
+    /// <summary>Whether options[key] equals <paramref name="other"/> (else <paramref name="fallback"/>, which must be one of the two).</summary>
+    private static bool Flag(IReadOnlyDictionary<string, string> options, string key, string fallback, string other)
+    {
+        string v = options.TryGetValue(key, out var s) ? s.Trim().ToLowerInvariant() : fallback;
+        if (v != fallback && v != other) throw new ArgumentException($"Model option '{key}' = '{s}' must be {fallback} or {other}.");
+        return v == other;
+    }
 }
