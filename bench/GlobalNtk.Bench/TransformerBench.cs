@@ -16,7 +16,7 @@ namespace GlobalNtk.Bench;
 /// process CPU time: the machine may be shared), peak memory; then issue 5's finding — the
 /// Kronecker-core rank bound against the state dimension, per-site numerical ranks and PR(Ĝ_s),
 /// and PR(K), PR(NTK_S) from Rademacher probes. Options: <c>--d --heads --layers --ff --seqs
-/// --tokens --block --probes --reps --no-finding</c>.
+/// --tokens --block (0: skip the block timing) --probes --reps --no-finding</c>.
 /// </summary>
 internal static class TransformerBench
 {
@@ -65,14 +65,18 @@ internal static class TransformerBench
         var tP = Best(reps, () => ops.P.ApplyBlock(q, y, 1));
         var tPs = Best(reps, () => ops.PAdjoint.ApplyBlock(q, y, 1));
         long peakSingle = Process.GetCurrentProcess().PeakWorkingSet64;
-        var qb = Random(block * s, 4);
-        var yb = new double[block * s];
-        var tNtkB = Best(1, () => ops.NtkS.ApplyBlock(qb, yb, block));
+        Timing tNtkB = default;
+        if (block > 0)
+        {
+            var qb = Random(block * s, 4);
+            var yb = new double[block * s];
+            tNtkB = Best(1, () => ops.NtkS.ApplyBlock(qb, yb, block));
+        }
         long peakBlock = Process.GetCurrentProcess().PeakWorkingSet64;
         Console.WriteLine($"NTK_S (1 vector): {tNtk}");
         Console.WriteLine($"K Kronecker (1 vector): {tK}");
         Console.WriteLine($"P (1 vector): {tP}   P* (1 vector): {tPs}");
-        Console.WriteLine($"NTK_S (block of {block}): {tNtkB}   per vector {tNtkB.Wall / block:F3} s wall");
+        if (block > 0) Console.WriteLine($"NTK_S (block of {block}): {tNtkB}   per vector {tNtkB.Wall / block:F3} s wall");
         Console.WriteLine($"peak working set: {peakSingle / 1e6:F0} MB after setup + single applications, {peakBlock / 1e6:F0} MB after the block of {block} " +
                           $"(one state vector = {8.0 * s / 1e6:F1} MB, the block = {8.0 * s * block / 1e6:F0} MB)");
         if (!finding) return 0;
@@ -81,6 +85,7 @@ internal static class TransformerBench
         Console.WriteLine();
         Console.WriteLine($"{"site",-28} {"rows",6} {"d̂",5} {"m",5} {"rank Ĝ",7} {"PR(Ĝ)",8} {"rank bound",11}");
         long bound = 0;
+        double prCore = 0;
         // K is block-diagonal across layers (MATH.md §8): layer k's block has rank ≤ min(S·N·d, its sites' bound + its LayerNorm scalars).
         var perLayer = new long[lin.Steps];
         foreach (var site in lin.Sites)
@@ -88,6 +93,7 @@ internal static class TransformerBench
             var core = new SiteCore(site);
             bound += core.RankBound;
             perLayer[LayerOf(site.Name)] += core.RankBound;
+            prCore += core.ParticipationRatio * site.OutDim;
             Console.WriteLine($"{site.Name,-28} {site.Rows,6} {site.AugmentedWidth,5} {site.OutDim,5} {core.NumericalRank,7} {core.ParticipationRatio,8:F1} {core.RankBound,11}");
         }
         var kk = (KroneckerKernelOperator)ops.KKronecker;
@@ -97,6 +103,8 @@ internal static class TransformerBench
         long blockBound = 0;
         for (int k = 0; k < lin.Steps; k++) blockBound += Math.Min(layerDim, perLayer[k] + (k == 0 ? 0 : 4 * d));
         Console.WriteLine($"per-layer bound Σ_k min(S·N·d, layer k's sites + LayerNorm) = {blockBound} of {s} ({100.0 * blockBound / s:F1}%)");
+        // PR(Ĝ ⊗ I_m) = m·PR(Ĝ) (MATH.md §5): the effective size of each site's Kronecker core.
+        Console.WriteLine($"Kronecker-core effective size Σ_s m_s·PR(Ĝ_s) = {prCore:F0} ({prCore / s:E2} of the dimension)");
         Estimate? eK = null, eN = null;
         var prK = Measure(() => eK = EffectiveRank.ParticipationRatio(ops.KKronecker, probes, 5));
         var prN = Measure(() => eN = EffectiveRank.ParticipationRatio(ops.NtkS, probes, 6));
