@@ -47,12 +47,20 @@ internal static class NtkBench
         // The first (cold, JIT) build is reported separately from the best warm one.
         NtkOperators ops = null!;
         double setupCold = Time(() => { ops = new NtkOperators(model.Linearize(x)); _ = ops.NtkS; });
-        double setup = Best(reps, () => { ops = new NtkOperators(model.Linearize(x)); _ = ops.NtkS; });
+        double setup = double.MaxValue, setupCpu = 0;
+        for (int r = 0; r < reps; r++)
+        {
+            ops = null!;
+            GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();   // earlier builds are garbage, not part of the peak
+            double w = Time(() => { ops = new NtkOperators(model.Linearize(x)); _ = ops.NtkS; });
+            if (w < setup) { setup = w; setupCpu = LastCpu; }
+        }
+        long liveSetup = GC.GetTotalMemory(true);
         var lin = ops.Linearization;
         int s = lin.StateShape.Size;
         Console.WriteLine($"state {lin.StateShape} = {s} scalars, θ has {lin.Parameters.TotalSize} scalars, sites: " +
                           string.Join(", ", lin.Sites.Select(site => $"{site.Name} [{site.Rows}×{site.AugmentedWidth}]→{site.OutDim}")));
-        Console.WriteLine($"setup (forward + operators): {setup:F3} s (first, incl. JIT: {setupCold:F3} s)");
+        Console.WriteLine($"setup (forward + operators): {setup:F3} s wall, {setupCpu:F3} s CPU (first, incl. JIT: {setupCold:F3} s)");
 
         // Operation counts (multiply-adds ×2): P and P* are one A_k product per step on B vectors;
         // K is Ûᵀ A and Û C per site.
@@ -65,21 +73,22 @@ internal static class NtkBench
         var q = Random(s, 3);
         var y = new double[s];
         ops.NtkS.ApplyBlock(q, y, 1);   // warm-up (JIT)
-        double tNtk = Best(reps, () => ops.NtkS.ApplyBlock(q, y, 1));
-        double tK = Best(reps, () => ops.KKronecker.ApplyBlock(q, y, 1));
-        double tKg = Best(reps, () => ops.K.ApplyBlock(q, y, 1));
-        double tP = Best(reps, () => ops.P.ApplyBlock(q, y, 1));
-        double tPs = Best(reps, () => ops.PAdjoint.ApplyBlock(q, y, 1));
+        double tNtk = Best(reps, () => ops.NtkS.ApplyBlock(q, y, 1)); double NtkCpu = LastCpu;
+        double tK = Best(reps, () => ops.KKronecker.ApplyBlock(q, y, 1)); double KCpu = LastCpu;
+        double tKg = Best(reps, () => ops.K.ApplyBlock(q, y, 1)); double KgCpu = LastCpu;
+        double tP = Best(reps, () => ops.P.ApplyBlock(q, y, 1)); double PCpu = LastCpu;
+        double tPs = Best(reps, () => ops.PAdjoint.ApplyBlock(q, y, 1)); double PsCpu = LastCpu;
         long peakSingle = Process.GetCurrentProcess().PeakWorkingSet64;
+        long liveSingle = GC.GetTotalMemory(true);
 
         var qb = Random(block * s, 4);
         var yb = new double[block * s];
-        double tNtkB = Best(Math.Min(reps, 2), () => ops.NtkS.ApplyBlock(qb, yb, block));
-        double tKB = Best(Math.Min(reps, 2), () => ops.KKronecker.ApplyBlock(qb, yb, block));
-        double tPB = Best(Math.Min(reps, 2), () => ops.P.ApplyBlock(qb, yb, block));
+        double tNtkB = Best(Math.Min(reps, 2), () => ops.NtkS.ApplyBlock(qb, yb, block)); double NtkBCpu = LastCpu;
+        double tKB = Best(Math.Min(reps, 2), () => ops.KKronecker.ApplyBlock(qb, yb, block)); double KBCpu = LastCpu;
+        double tPB = Best(Math.Min(reps, 2), () => ops.P.ApplyBlock(qb, yb, block)); double PBCpu = LastCpu;
         long peakBlock = Process.GetCurrentProcess().PeakWorkingSet64;
 
-        double tCore = Time(() => _ = new KroneckerCore(lin));
+        double tCore = Time(() => _ = new KroneckerCore(lin).ModeCaptureCurve()); double coreCpu = LastCpu;
 
         // GEMM throughput of the K-shaped product (Ûᵀ A: [N×d̂]ᵀ·[N×m]) and a square one, same run.
         var big = lin.Sites.OrderByDescending(site => site.AugmentedWidth).First();
@@ -87,18 +96,19 @@ internal static class NtkBench
         double gemmSq = GemmRate(1000, 1000, 1000, Trans.No, reps);
 
         Console.WriteLine();
-        Console.WriteLine($"{"operation",-28} {"time (s)",10} {"GFLOP",8} {"GFLOP/s",9}");
-        Row("NTK_S (1 vector)", tNtk, ntkFlop);
-        Row("K Kronecker (1 vector)", tK, kFlop);
-        Row("K generic J J* (1 vector)", tKg, double.NaN);
-        Row("P (1 vector)", tP, pFlop);
-        Row("P* (1 vector)", tPs, pFlop);
-        Row($"NTK_S (block of {block})", tNtkB, ntkFlop * block);
-        Row($"K Kronecker (block of {block})", tKB, kFlop * block);
-        Row($"P (block of {block})", tPB, pFlop * block);
+        Console.WriteLine($"{"operation",-28} {"wall (s)",10} {"CPU (s)",9} {"GFLOP",8} {"GFLOP/s",9}");
+        Row("NTK_S (1 vector)", tNtk, NtkCpu, ntkFlop);
+        Row("K Kronecker (1 vector)", tK, KCpu, kFlop);
+        Row("K generic J J* (1 vector)", tKg, KgCpu, double.NaN);
+        Row("P (1 vector)", tP, PCpu, pFlop);
+        Row("P* (1 vector)", tPs, PsCpu, pFlop);
+        Row($"NTK_S (block of {block})", tNtkB, NtkBCpu, ntkFlop * block);
+        Row($"K Kronecker (block of {block})", tKB, KBCpu, kFlop * block);
+        Row($"P (block of {block})", tPB, PBCpu, pFlop * block);
         Console.WriteLine($"{"per vector in the block:",-28} NTK_S {tNtkB / block:F4} s, K {tKB / block:F4} s, P {tPB / block:F4} s");
-        Console.WriteLine($"Kronecker core (SVD of every site, exact tr K, c(r)): {tCore:F3} s");
+        Console.WriteLine($"Kronecker core (SVD of every site, exact tr K, c(r)): {tCore:F3} s wall, {coreCpu:F3} s CPU");
         Console.WriteLine($"GEMM in this run: K-shaped [{big.Rows}×{big.AugmentedWidth}]ᵀ·[{big.Rows}×{big.OutDim}] {gemmK:F1} GFLOP/s, square n=1000 {gemmSq:F1} GFLOP/s");
+        Console.WriteLine($"live GC heap: {liveSetup / 1e6:F0} MB after setup (model, inputs, linearisation, operators), {liveSingle / 1e6:F0} MB after the single-vector applications (incl. pooled scratch)");
         Console.WriteLine($"peak working set: {peakSingle / 1e6:F0} MB after setup + single-vector applications, {peakBlock / 1e6:F0} MB after the block of {block} " +
                           $"(one state block of {block} = {8.0 * s * block / 1e6:F0} MB); GC heap now {GC.GetTotalMemory(false) / 1e6:F0} MB");
         return 0;
@@ -128,8 +138,8 @@ internal static class NtkBench
         }
     }
 
-    private static void Row(string name, double seconds, double flop) =>
-        Console.WriteLine($"{name,-28} {seconds,10:F4} {(double.IsNaN(flop) ? "-" : (flop / 1e9).ToString("F2")),8} {(double.IsNaN(flop) ? "-" : (flop / 1e9 / seconds).ToString("F1")),9}");
+    private static void Row(string name, double seconds, double cpu, double flop) =>
+        Console.WriteLine($"{name,-28} {seconds,10:F4} {cpu,9:F3} {(double.IsNaN(flop) ? "-" : (flop / 1e9).ToString("F2")),8} {(double.IsNaN(flop) ? "-" : (flop / 1e9 / seconds).ToString("F1")),9}");
 
     private static double GemmRate(int m, int n, int k, Trans ta, int reps)
     {
@@ -152,15 +162,29 @@ internal static class NtkBench
 
     private static double Time(Action a)
     {
+        var proc = Process.GetCurrentProcess();
+        var cpu0 = proc.TotalProcessorTime;
         var sw = Stopwatch.StartNew();
         a();
-        return sw.Elapsed.TotalSeconds;
+        double wall = sw.Elapsed.TotalSeconds;
+        proc.Refresh();
+        LastCpu = (proc.TotalProcessorTime - cpu0).TotalSeconds;
+        return wall;
     }
 
+    /// <summary>Process CPU seconds of the last timed run (robust to other processes on a shared machine).</summary>
+    private static double LastCpu;
+
+    /// <summary>Best wall time of <paramref name="reps"/> runs; <see cref="LastCpu"/> is set to that run's CPU time.</summary>
     private static double Best(int reps, Action a)
     {
-        double best = double.MaxValue;
-        for (int r = 0; r < Math.Max(1, reps); r++) best = Math.Min(best, Time(a));
+        double best = double.MaxValue, bestCpu = 0;
+        for (int r = 0; r < Math.Max(1, reps); r++)
+        {
+            double w = Time(a);
+            if (w < best) { best = w; bestCpu = LastCpu; }
+        }
+        LastCpu = bestCpu;
         return best;
     }
 }

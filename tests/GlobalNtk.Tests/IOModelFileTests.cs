@@ -87,7 +87,7 @@ public class IOModelFileTests
         File.WriteAllBytes(bare, PyTorchFile(null, ("rnn.weight_ih_l0", [h, nIn], wih[..(h * nIn)]), ("rnn.weight_hh_l0", [h, h], whh[..(h * h)]),
             ("rnn.bias_ih_l0", [h], bih[..h]), ("rnn.bias_hh_l0", [h], bhh[..h])));
         var ex = Assert.Throws<DataFileException>(() => ModelFile.Load(bare));
-        Assert.Equal($"{bare}: no 'arch' in the metadata; give the architecture explicitly (valid: gru, leaky-rnn, lstm, rnn-relu, rnn-tanh).", ex.Message);
+        Assert.Equal($"{bare}: no 'arch' in the metadata; give the architecture explicitly (valid: gru, leaky-rnn, lstm, mlp, rnn-relu, rnn-tanh, transformer).", ex.Message);
         var noReadout = ModelFile.Load(bare, arch: "rnn-tanh");
         Assert.False(noReadout.HasReadout);
         Assert.Equal(new[] { 1, h }, noReadout.Model.Readout.Weight.Shape);
@@ -104,7 +104,7 @@ public class IOModelFileTests
         { "lone-weight", "readout weight 'head.weight' [2, 4] has no matching bias 'head.bias'" },
         { "two-layers", "tensor 'rnn.weight_ih_l1' belongs to a second layer" },
         { "extra", "unexpected tensor for a gru model (hidden 4, input 3): embedding [10]" },
-        { "unknown-arch", "metadata Unknown arch 'transformerz' (valid: gru, leaky-rnn, lstm, rnn-relu, rnn-tanh)" },
+        { "unknown-arch", "metadata Unknown arch 'transformerz' (valid: gru, leaky-rnn, lstm, mlp, rnn-relu, rnn-tanh, transformer)" },
         { "nan", "tensor 'rnn.weight_hh_l0' [12, 4]: element 5 of 48 is NaN" },
         { "bad-meta", "Recurrent model metadata: 'gain' = 'big' is not a number" },
     };
@@ -153,5 +153,49 @@ public class IOModelFileTests
     {
         var ex = Assert.Throws<ArgumentException>(() => ModelRegistry.Get("tranformer"));
         Assert.StartsWith("Unknown arch 'tranformer' (valid: ", ex.Message);
+    }
+}
+
+public class IODepthModelFileTests
+{
+    [Theory]
+    [InlineData("mlp", "regression")]
+    [InlineData("transformer", "n-back")]
+    public void DepthModelsSaveReloadAndTrainThroughTheRegistry(string arch, string task)
+    {
+        using var dir = new TempDir();
+        string run = dir.File("run");
+        var opts = new Dictionary<string, string> { ["layers"] = "2", ["heads"] = "2", ["causal"] = "true" };
+        var trainer = GlobalNtk.Training.Trainer.Create(arch, 8, task,
+            new GlobalNtk.Training.TrainingOptions { Steps = 2, BatchSize = 3, LearningRate = 0.01, CheckpointEvery = 0, Seed = 3 },
+            taskOptions: new GlobalNtk.Tasks.TaskOptions { Steps = task == "n-back" ? 6 : null, EvaluationTrials = 4 }, modelOptions: opts);
+        var r = trainer.Run(run);
+        var loaded = ModelFile.Load(r.LastCheckpoint!);
+        Assert.True(loaded.HasReadout);
+        Assert.Equal(arch, loaded.Model.Arch);
+        Assert.Equal(trainer.Model.AllParameters.Select(p => p.Name), loaded.Model.AllParameters.Select(p => p.Name));
+        Assert.Equal(trainer.Model.AllParameters.Flatten(), loaded.Model.AllParameters.Flatten());
+        var x = trainer.Task.EvaluationSet.Inputs;
+        Assert.Equal(GlobalNtk.Training.ModelGradient.Predict(trainer.Model, x).Span.ToArray(), GlobalNtk.Training.ModelGradient.Predict(loaded.Model, x).Span.ToArray());
+        if (arch == "transformer")
+        {
+            var names = SafetensorsFile.Read(r.LastCheckpoint!).Tensors.Select(t => t.Name).ToList();
+            Assert.Contains("layers.1.self_attn.in_proj_weight", names);
+            Assert.Contains("layers.0.linear2.bias", names);
+            Assert.Contains("readout.weight", names);
+            Assert.Equal("true", loaded.Metadata["causal"]);
+        }
+    }
+
+    [Fact]
+    public void TransformerFileWithoutHeadsIsNamed()
+    {
+        using var dir = new TempDir();
+        var model = ModelRegistry.Create(new ModelSpec("transformer", 3, 4, 2) { Options = new Dictionary<string, string> { ["heads"] = "2", ["layers"] = "1" } });
+        var file = new SafetensorsFile(model.AllParameters, new Dictionary<string, string> { ["arch"] = "transformer" });
+        string path = dir.File("t.safetensors");
+        file.Write(path);
+        var ex = Assert.Throws<DataFileException>(() => ModelFile.Load(path));
+        Assert.Equal($"{path}: metadata key 'heads' (number of attention heads) is missing or not an integer; the tensors do not determine it.", ex.Message);
     }
 }

@@ -46,7 +46,7 @@ public interface IModelFactory
 
 /// <summary>
 /// Model architectures by name: creation for training and loading from safetensors dispatch here.
-/// Built-in: the recurrent cells (MATH.md §4). Other families register theirs in
+/// Built-in: the recurrent cells (MATH.md §4), <c>mlp</c> and <c>transformer</c>. Other families register theirs in
 /// <see cref="ModelRegistry"/>'s static list or with <see cref="Register"/>.
 /// </summary>
 public static class ModelRegistry
@@ -57,6 +57,8 @@ public static class ModelRegistry
     static ModelRegistry()
     {
         foreach (var arch in Models.Recurrent.RecurrentConfig.Architectures) Entries[arch] = RecurrentModelFactory.Instance;
+        Entries["mlp"] = MlpModelFactory.Instance;
+        Entries["transformer"] = TransformerModelFactory.Instance;
     }
 
     /// <summary>Registered architecture names, sorted.</summary>

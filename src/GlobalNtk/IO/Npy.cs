@@ -101,10 +101,7 @@ public static class Npy
             throw new DataFileException(path, $".npy data truncated: shape {SafetensorsFile.ShapeText(shape)} of {descr} needs {need} bytes, file has {have}.");
         if (have > need)
             throw new DataFileException(path, $".npy has {have - need} trailing bytes after the data of shape {SafetensorsFile.ShapeText(shape)} (corrupt file?).");
-        var data = new double[count];
-        var src = b.AsSpan(dataStart);
-        if (elem == 8) for (int i = 0; i < data.Length; i++) data[i] = BinaryPrimitives.ReadDoubleLittleEndian(src[(8 * i)..]);
-        else for (int i = 0; i < data.Length; i++) data[i] = BinaryPrimitives.ReadSingleLittleEndian(src[(4 * i)..]);
+        var data = FileBytes.ReadFloats(b.AsSpan(dataStart), (int)count, elem);
         if (!allowNonFinite)
         {
             try { Numerics.EnsureFinite(data, $"array {SafetensorsFile.ShapeText(shape)}"); }
@@ -137,15 +134,7 @@ public static class Npy
             else BinaryPrimitives.WriteUInt32LittleEndian(pre.AsSpan(8), (uint)header.Length);
             s.Write(pre);
             s.Write(Encoding.Latin1.GetBytes(header));
-            var buf = new byte[1 << 16];
-            int n = 0;
-            foreach (var v in array.Data)
-            {
-                BinaryPrimitives.WriteDoubleLittleEndian(buf.AsSpan(n), v);
-                n += 8;
-                if (n == buf.Length) { s.Write(buf, 0, n); n = 0; }
-            }
-            s.Write(buf, 0, n);
+            FileBytes.WriteFloat64(s, array.Data);
         });
     }
 

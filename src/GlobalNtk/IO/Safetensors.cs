@@ -97,12 +97,7 @@ public sealed class SafetensorsFile
                     throw new DataFileException(path, $"tensor '{e.Name}': data_offsets [{e.Begin}, {e.End}] run past the end of the data ({dataLen} bytes; file truncated?).");
                 if (e.End - e.Begin != count * elem)
                     throw new DataFileException(path, $"tensor '{e.Name}': shape {ShapeText(e.Shape)} of {e.Dtype} needs {count * elem} bytes but data_offsets [{e.Begin}, {e.End}] span {e.End - e.Begin}.");
-                var data = new double[count];
-                var src = bytes.AsSpan(dataStart + (int)e.Begin, (int)(e.End - e.Begin));
-                if (elem == 8)
-                    for (int i = 0; i < data.Length; i++) data[i] = BinaryPrimitives.ReadDoubleLittleEndian(src[(8 * i)..]);
-                else
-                    for (int i = 0; i < data.Length; i++) data[i] = BinaryPrimitives.ReadSingleLittleEndian(src[(4 * i)..]);
+                var data = FileBytes.ReadFloats(bytes.AsSpan(dataStart + (int)e.Begin, (int)(e.End - e.Begin)), (int)count, elem);
                 if (!allowNonFinite)
                 {
                     try { Numerics.EnsureFinite(data, $"tensor '{e.Name}' {ShapeText(e.Shape)}"); }
@@ -162,18 +157,7 @@ public sealed class SafetensorsFile
             BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)header.Length);
             s.Write(len);
             s.Write(header);
-            var buf = new byte[1 << 16];
-            foreach (var t in Tensors)
-            {
-                int n = 0;
-                foreach (var v in t.Data)
-                {
-                    BinaryPrimitives.WriteDoubleLittleEndian(buf.AsSpan(n), v);
-                    n += 8;
-                    if (n == buf.Length) { s.Write(buf, 0, n); n = 0; }
-                }
-                s.Write(buf, 0, n);
-            }
+            foreach (var t in Tensors) FileBytes.WriteFloat64(s, t.Data);
         });
     }
 
@@ -215,9 +199,32 @@ public sealed class SafetensorsFile
     internal static string OneLine(string s) => s.ReplaceLineEndings(" ");
 }
 
-/// <summary>Reads whole files with one-line errors naming the file.</summary>
+/// <summary>Whole-file reads with one-line errors naming the file, and little-endian float (de)coding.</summary>
 internal static class FileBytes
 {
+    /// <summary>Decodes <paramref name="count"/> little-endian floats of <paramref name="size"/> bytes (4 or 8) to float64.</summary>
+    public static double[] ReadFloats(ReadOnlySpan<byte> src, int count, int size)
+    {
+        var data = new double[count];
+        if (size == 8) for (int i = 0; i < count; i++) data[i] = BinaryPrimitives.ReadDoubleLittleEndian(src[(8 * i)..]);
+        else for (int i = 0; i < count; i++) data[i] = BinaryPrimitives.ReadSingleLittleEndian(src[(4 * i)..]);
+        return data;
+    }
+
+    /// <summary>Writes values as little-endian float64 through a 64 KiB buffer.</summary>
+    public static void WriteFloat64(Stream s, ReadOnlySpan<double> values)
+    {
+        var buf = new byte[1 << 16];
+        int n = 0;
+        foreach (var v in values)
+        {
+            BinaryPrimitives.WriteDoubleLittleEndian(buf.AsSpan(n), v);
+            n += 8;
+            if (n == buf.Length) { s.Write(buf, 0, n); n = 0; }
+        }
+        s.Write(buf, 0, n);
+    }
+
     public static byte[] ReadAll(string path)
     {
         try { return File.ReadAllBytes(path); }

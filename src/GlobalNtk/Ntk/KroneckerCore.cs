@@ -18,30 +18,25 @@ namespace GlobalNtk.Ntk;
 /// so D_s*D_s is block-diagonal over rows and tr K_{s,r} = Σ_n Ĝ_r[n,n]·‖D_{s,n}‖_F², with the
 /// row norms ‖D_{s,n}‖_F² from min(S, m_s) applications of D_s or D_s* to constant unit blocks.
 /// Other sites (a transformer token reaches every token of its layer through attention) apply
-/// D_s to each mode ⊗ each unit: d̂·m_s applications of D_s, in blocks.
+/// D_s to each mode ⊗ each unit: d̂·m_s applications of D_s, in blocks — exact but costly for big
+/// attention sites, which is why traces are computed lazily, per site, on first use.
 /// </remarks>
 public sealed class KroneckerCore
 {
     private const long BlockBudget = 1L << 23;   // doubles per temporary block (64 MiB)
 
-    /// <summary>Builds every site's core and the exact trace contributions.</summary>
+    /// <summary>
+    /// Builds every site's core (Gram, spectrum, modes: cheap). The exact traces and mode
+    /// contributions are computed per site on first use.
+    /// </summary>
     public KroneckerCore(ChainLinearization lin)
     {
         var map = new SiteParameterMap(lin);
         StateDimension = lin.StateShape.Size;
-        var sites = new List<SiteCore>();
-        foreach (var site in lin.Sites)
-        {
-            var core = new SiteCore(site);
-            if (IsRowLocal(lin, site)) FillRowLocal(lin, core);
-            else FillGeneral(lin, core);
-            sites.Add(core);
-        }
-        Sites = sites;
+        Sites = lin.Sites.Select(site => new SiteCore(site, IsRowLocal(lin, site) ? c => RowLocalTraces(lin, c) : c => GeneralTraces(lin, c))).ToArray();
         RestParameterCount = map.RestSize;
-        RestTrace = map.RestSize > 0 ? RestTraceOf(lin, map) : 0.0;
-        TraceK = sites.Sum(s => s.TraceK) + RestTrace;
-        RankBound = sites.Sum(s => s.RankBound) + map.RestSize;
+        _restTrace = new(() => map.RestSize > 0 ? RestTraceOf(lin, map) : 0.0);
+        RankBound = Sites.Sum(s => s.RankBound) + map.RestSize;
     }
 
     /// <summary>Per-site cores, in the linearisation's site order.</summary>
@@ -55,10 +50,11 @@ public sealed class KroneckerCore
     public long RankBound { get; }
     /// <summary>θ scalars handled by the generic J_rest J_rest* term.</summary>
     public int RestParameterCount { get; }
-    /// <summary>tr(J_rest J_rest*) (0 when every parameter belongs to a site).</summary>
-    public double RestTrace { get; }
-    /// <summary>Exact tr K.</summary>
-    public double TraceK { get; }
+    /// <summary>tr(J_rest J_rest*) (0 when every parameter belongs to a site; computed on first use).</summary>
+    public double RestTrace => _restTrace.Value;
+    /// <summary>Exact tr K (computed on first use).</summary>
+    public double TraceK => Sites.Sum(s => s.TraceK) + RestTrace;
+    private readonly Lazy<double> _restTrace;
     /// <summary>Largest d̂ over the sites: c(r) = 1 for r ≥ this.</summary>
     public int MaxRank => Sites.Count == 0 ? 0 : Sites.Max(s => s.AugmentedWidth);
 
@@ -66,11 +62,12 @@ public sealed class KroneckerCore
     public double ModeCapture(int r)
     {
         if (r < 0) throw new ArgumentOutOfRangeException(nameof(r), $"Mode capture: r = {r} must be ≥ 0.");
-        if (TraceK <= 0) return 0.0;
+        double total = TraceK;
+        if (total <= 0) return 0.0;
         double t = RestTrace;
         foreach (var s in Sites)
             for (int i = 0; i < Math.Min(r, s.Contributions.Length); i++) t += s.Contributions[i];
-        return t / TraceK;
+        return t / total;
     }
 
     /// <summary>c(1), …, c(<paramref name="maxRank"/>) (default: up to <see cref="MaxRank"/>).</summary>
@@ -91,7 +88,7 @@ public sealed class KroneckerCore
     }
 
     /// <summary>Row-local site: ‖D_n‖_F² per row, then Σ_n Ĝ[n,n]‖D_n‖² and per-mode Σ_n (Ûw_i)[n]²‖D_n‖².</summary>
-    private static void FillRowLocal(ChainLinearization lin, SiteCore core)
+    private static (double[], double) RowLocalTraces(ChainLinearization lin, SiteCore core)
     {
         var site = core.Site;
         int n = site.Rows, m = site.OutDim, s = lin.StateSize, d = site.AugmentedWidth;
@@ -136,12 +133,11 @@ public sealed class KroneckerCore
         var contrib = new double[d];
         for (int r = 0; r < n; r++)
             for (int i = 0; i < d; i++) { double x = uw[r * d + i]; contrib[i] += x * x * rowNorm[r]; }
-        core.Contributions = contrib;
-        core.TraceK = trace;
+        return (contrib, trace);
     }
 
     /// <summary>General site: contribution_i = Σ_c ‖D((Ûw_i) ⊗ e_c)‖², in blocks of unit vectors e_c.</summary>
-    private static void FillGeneral(ChainLinearization lin, SiteCore core)
+    private static (double[], double) GeneralTraces(ChainLinearization lin, SiteCore core)
     {
         var site = core.Site;
         int n = site.Rows, m = site.OutDim, d = site.AugmentedWidth;
@@ -168,8 +164,7 @@ public sealed class KroneckerCore
             contrib[i] = acc;
             return buf;
         }, _ => { });
-        core.Contributions = contrib;
-        core.TraceK = contrib.Sum();   // Σ over a complete orthonormal basis W: exactly ‖D(Û ⊗ I)‖_F²
+        return (contrib, contrib.Sum());   // Σ over a complete orthonormal basis W: exactly ‖D(Û ⊗ I)‖_F²
     }
 
     /// <summary>tr(J_rest J_rest*) = Σ_{p outside sites} ‖J_θ e_p‖², in blocks of unit vectors.</summary>

@@ -22,10 +22,19 @@ namespace GlobalNtk.Ntk;
 public sealed class SiteCore
 {
     private readonly double[] _rightModes;   // [d̂, d̂], row i = w_i (descending σ_i)
-    internal double[] Contributions = [];    // σ_i² ‖D(v_i ⊗ I)‖_F², set by KroneckerCore
+    private readonly Lazy<(double[] Contributions, double Trace)> _traces;
 
-    internal SiteCore(WeightSite site)
+    /// <summary>
+    /// The spectral part only (Gram, spectrum, modes, rank): <see cref="TraceK"/> and
+    /// <see cref="ModeContributions"/> need the linearisation's D_s and come from
+    /// <see cref="KroneckerCore"/>'s sites instead.
+    /// </summary>
+    internal SiteCore(WeightSite site) : this(site, _ => throw new InvalidOperationException(
+        $"Site '{site.Name}': this core was built without its linearisation; take trace contributions from KroneckerCore.Sites.")) { }
+
+    internal SiteCore(WeightSite site, Func<SiteCore, (double[], double)> traces)
     {
+        _traces = new(() => traces(this));
         Site = site;
         int n = site.Rows, d = site.AugmentedWidth;
         var u = site.Variables.Span;
@@ -121,8 +130,12 @@ public sealed class SiteCore
         return g;
     }
 
-    /// <summary>Exact tr K_s = tr(D_s(Ĝ_s ⊗ I)D_s*) (set by <see cref="KroneckerCore"/>).</summary>
-    public double TraceK { get; internal set; }
-    /// <summary>Per-mode contributions σ_i² ‖D_s(v_i ⊗ I)‖_F² to tr K_s, descending σ (length d̂).</summary>
-    public IReadOnlyList<double> ModeContributions => Contributions;
+    /// <summary>Exact tr K_s = tr(D_s(Ĝ_s ⊗ I)D_s*) (computed on first use, with the contributions).</summary>
+    public double TraceK => _traces.Value.Trace;
+    /// <summary>
+    /// Per-mode contributions σ_i² ‖D_s(v_i ⊗ I)‖_F² to tr K_s, descending σ (length d̂); computed
+    /// on first use (cost: see <see cref="KroneckerCore"/>).
+    /// </summary>
+    public IReadOnlyList<double> ModeContributions => _traces.Value.Contributions;
+    internal double[] Contributions => _traces.Value.Contributions;
 }

@@ -316,3 +316,38 @@ public class RecurrentCellDerivativeTests
         Assert.True(RelErr(fd, jv) < 1e-6, $"{arch}: dz/dθ δθ rel err {RelErr(fd, jv):E2}");
     }
 }
+
+/// <summary>The multi-threaded row loops give exactly the single-threaded results.</summary>
+public class RecurrentParallelTests
+{
+    [Theory]
+    [InlineData("gru")][InlineData("lstm")][InlineData("leaky-rnn")]
+    public void ParallelRowLoopsMatchSequential(string arch)
+    {
+        double[][] Run()
+        {
+            var model = Model(arch);
+            var lin = model.Linearize(Inputs(model), InitialState(model));
+            int size = lin.StateShape.Size, m = lin.Parameters.TotalSize, count = 3;
+            var v = Random(count * size, 5);
+            var jv = (double[])v.Clone(); var vj = (double[])v.Clone();
+            for (int k = 1; k < T; k++) lin.StateJvpAdd(k, jv, jv, count, 0.9);
+            for (int k = T - 1; k >= 1; k--) lin.StateVjpAdd(k, vj, vj, count, 0.9);
+            var th = new double[count * m]; lin.ParamVjp(v, th, count);
+            var pj = new double[count * size]; lin.ParamJvp(Random(count * m, 6), pj, count);
+            var site = lin.Sites[^1];
+            var da = new double[count * size]; site.ApplyDAdd(Random(count * site.Rows * site.OutDim, 7), da, count);
+            var dt = new double[count * site.Rows * site.OutDim]; site.ApplyDAdjoint(v, dt, count);
+            return [lin.States.ToArray(), jv, vj, th, pj, da, dt];
+        }
+        var sequential = Run();
+        long saved = RowLoop.ParallelThreshold;
+        RowLoop.ParallelThreshold = 0;
+        try
+        {
+            var parallel = Run();
+            for (int i = 0; i < sequential.Length; i++) Assert.Equal(sequential[i], parallel[i]);
+        }
+        finally { RowLoop.ParallelThreshold = saved; }
+    }
+}

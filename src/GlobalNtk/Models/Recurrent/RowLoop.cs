@@ -6,8 +6,8 @@ internal static class RowLoop
     /// <summary>Per-row work; <paramref name="work"/> is a scratch buffer owned by the calling thread.</summary>
     public delegate void Body(int row, Span<double> work);
 
-    /// <summary>Below this many scalar operations the loop stays on one thread (thread start-up dominates).</summary>
-    private const long ParallelThreshold = 1 << 20;
+    /// <summary>Below this many scalar operations the loop stays on one thread (thread start-up dominates); tests lower it.</summary>
+    internal static long ParallelThreshold { get; set; } = 1 << 20;
 
     /// <summary>Calls <paramref name="body"/> for rows 0..rows−1; <paramref name="costPerRow"/> ≈ scalar operations per row.</summary>
     public static void For(int rows, long costPerRow, int workSize, Body body)

@@ -1,0 +1,158 @@
+using System.Diagnostics;
+using GlobalNtk.Dense;
+using GlobalNtk.Estimators;
+using GlobalNtk.Models;
+using GlobalNtk.Models.Mlp;
+using GlobalNtk.Models.Transformer;
+using GlobalNtk.Ntk;
+using GlobalNtk.Operators;
+
+namespace GlobalNtk.Bench;
+
+/// <summary>
+/// <c>transformer</c>: the shared NTK operators on a pre-LN transformer (issue 5's benchmark;
+/// default d=128, heads=4, L=4, d_ff=4d, causal, GELU, 32 sequences × 64 tokens, N_in=3, float64):
+/// setup time (forward + operators), one NTK_S application and a block of vectors (wall and
+/// process CPU time: the machine may be shared), peak memory; then issue 5's finding — the
+/// Kronecker-core rank bound against the state dimension, per-site numerical ranks and PR(Ĝ_s),
+/// and PR(K), PR(NTK_S) from Rademacher probes. Options: <c>--d --heads --layers --ff --seqs
+/// --tokens --block (0: skip the block timing) --probes --reps --no-finding</c>.
+/// </summary>
+internal static class TransformerBench
+{
+    public static int Run(string[] args)
+    {
+        int d = 128, heads = 4, layers = 4, ff = 0, seqs = 32, tokens = 64, block = 30, probes = 30, reps = 1;
+        bool finding = true;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--d": d = int.Parse(args[++i]); break;
+                case "--heads": heads = int.Parse(args[++i]); break;
+                case "--layers": layers = int.Parse(args[++i]); break;
+                case "--ff": ff = int.Parse(args[++i]); break;
+                case "--seqs": seqs = int.Parse(args[++i]); break;
+                case "--tokens": tokens = int.Parse(args[++i]); break;
+                case "--block": block = int.Parse(args[++i]); break;
+                case "--probes": probes = int.Parse(args[++i]); break;
+                case "--reps": reps = int.Parse(args[++i]); break;
+                case "--no-finding": finding = false; break;
+                default: Console.Error.WriteLine($"transformer: unknown option '{args[i]}'"); return 2;
+            }
+        }
+        if (ff == 0) ff = 4 * d;
+        var config = new TransformerConfig(TransformerInput.Linear, 3, d, heads, layers, ff, Activation.Gelu, Causal: true);
+        Console.WriteLine($"transformer: d={d} heads={heads} L={layers} d_ff={ff} causal GELU, {seqs} sequences × {tokens} tokens, N_in=3, float64; " +
+                          $"{Environment.ProcessorCount} processors, GEMM kernel {Gemm.SelectedKernel}, load average {LoadAverage()}");
+        var model = TransformerModel.Create(config, 3, seed: 1);
+        var rng = new Random(2);
+        var x = new Tensor(new AxisShape(("sequence", seqs), ("token", tokens), ("input", 3)));
+        for (int i = 0; i < x.Length; i++) x.Span[i] = 2 * rng.NextDouble() - 1;
+
+        NtkOperators ops = null!;
+        var setupCold = Measure(() => { ops = new NtkOperators(model.Linearize(x)); _ = ops.NtkS; });
+        var setup = Best(reps, () => { ops = new NtkOperators(model.Linearize(x)); _ = ops.NtkS; });
+        var lin = ops.Linearization;
+        int s = lin.StateShape.Size;
+        Console.WriteLine($"state {lin.StateShape} = {s} scalars, θ = {lin.Parameters.TotalSize} scalars, {lin.Sites.Count} sites");
+        Console.WriteLine($"setup (forward + operators): {setup}   (first, incl. JIT: {setupCold})");
+
+        var q = Random(s, 3);
+        var y = new double[s];
+        var tNtk = Best(reps, () => ops.NtkS.ApplyBlock(q, y, 1));
+        var tK = Best(reps, () => ops.KKronecker.ApplyBlock(q, y, 1));
+        var tP = Best(reps, () => ops.P.ApplyBlock(q, y, 1));
+        var tPs = Best(reps, () => ops.PAdjoint.ApplyBlock(q, y, 1));
+        long peakSingle = Process.GetCurrentProcess().PeakWorkingSet64;
+        Timing tNtkB = default;
+        if (block > 0)
+        {
+            var qb = Random(block * s, 4);
+            var yb = new double[block * s];
+            tNtkB = Best(1, () => ops.NtkS.ApplyBlock(qb, yb, block));
+        }
+        long peakBlock = Process.GetCurrentProcess().PeakWorkingSet64;
+        Console.WriteLine($"NTK_S (1 vector): {tNtk}");
+        Console.WriteLine($"K Kronecker (1 vector): {tK}");
+        Console.WriteLine($"P (1 vector): {tP}   P* (1 vector): {tPs}");
+        if (block > 0) Console.WriteLine($"NTK_S (block of {block}): {tNtkB}   per vector {tNtkB.Wall / block:F3} s wall");
+        Console.WriteLine($"peak working set: {peakSingle / 1e6:F0} MB after setup + single applications, {peakBlock / 1e6:F0} MB after the block of {block} " +
+                          $"(one state vector = {8.0 * s / 1e6:F1} MB, the block = {8.0 * s * block / 1e6:F0} MB)");
+        if (!finding) return 0;
+
+        // Issue 5's finding: K (hence NTK_S = P K P*) is low-rank relative to its dimension, bounded by the Kronecker core.
+        Console.WriteLine();
+        Console.WriteLine($"{"site",-28} {"rows",6} {"d̂",5} {"m",5} {"rank Ĝ",7} {"PR(Ĝ)",8} {"rank bound",11}");
+        long bound = 0;
+        double prCore = 0;
+        // K is block-diagonal across layers (MATH.md §8): layer k's block has rank ≤ min(S·N·d, its sites' bound + its LayerNorm scalars).
+        var perLayer = new long[lin.Steps];
+        foreach (var site in lin.Sites)
+        {
+            var core = new SiteCore(site);
+            bound += core.RankBound;
+            perLayer[LayerOf(site.Name)] += core.RankBound;
+            prCore += core.ParticipationRatio * site.OutDim;
+            Console.WriteLine($"{site.Name,-28} {site.Rows,6} {site.AugmentedWidth,5} {site.OutDim,5} {core.NumericalRank,7} {core.ParticipationRatio,8:F1} {core.RankBound,11}");
+        }
+        var kk = (KroneckerKernelOperator)ops.KKronecker;
+        bound += kk.RestParameterCount;
+        Console.WriteLine($"rank bound Σ rank(Ĝ_s)·m_s + {kk.RestParameterCount} LayerNorm scalars = {bound} of dimension {s} ({100.0 * bound / s:F1}%)");
+        int layerDim = s / lin.Steps;
+        long blockBound = 0;
+        for (int k = 0; k < lin.Steps; k++) blockBound += Math.Min(layerDim, perLayer[k] + (k == 0 ? 0 : 4 * d));
+        Console.WriteLine($"per-layer bound Σ_k min(S·N·d, layer k's sites + LayerNorm) = {blockBound} of {s} ({100.0 * blockBound / s:F1}%)");
+        // PR(Ĝ ⊗ I_m) = m·PR(Ĝ) (MATH.md §5): the effective size of each site's Kronecker core.
+        Console.WriteLine($"Kronecker-core effective size Σ_s m_s·PR(Ĝ_s) = {prCore:F0} ({prCore / s:E2} of the dimension)");
+        Estimate? eK = null, eN = null;
+        var prK = Measure(() => eK = EffectiveRank.ParticipationRatio(ops.KKronecker, probes, 5));
+        var prN = Measure(() => eN = EffectiveRank.ParticipationRatio(ops.NtkS, probes, 6));
+        Console.WriteLine($"PR(K)     = {eK!.Value:F1} ± {eK.StandardError:F1}  ({eK.Value / s:E2} of the dimension; {probes} probes, {prK})");
+        Console.WriteLine($"PR(NTK_S) = {eN!.Value:F1} ± {eN.StandardError:F1}  ({eN.Value / s:E2} of the dimension; {probes} probes, {prN})");
+        return 0;
+    }
+
+    /// <summary>State layer a site feeds: 0 for the input projection, l+1 for block l's sites (<c>layers.{l}.…</c>).</summary>
+    private static int LayerOf(string site) => site.StartsWith("layers.") ? int.Parse(site.Split('.')[1]) + 1 : 0;
+
+    private readonly record struct Timing(double Wall, double Cpu)
+    {
+        public override string ToString() => $"{Wall:F3} s wall, {Cpu:F3} s CPU";
+    }
+
+    private static Timing Measure(Action a)
+    {
+        var p = Process.GetCurrentProcess();
+        var cpu0 = p.TotalProcessorTime;
+        var sw = Stopwatch.StartNew();
+        a();
+        sw.Stop();
+        p.Refresh();
+        return new Timing(sw.Elapsed.TotalSeconds, (p.TotalProcessorTime - cpu0).TotalSeconds);
+    }
+
+    private static Timing Best(int reps, Action a)
+    {
+        var best = new Timing(double.PositiveInfinity, double.PositiveInfinity);
+        for (int r = 0; r < Math.Max(1, reps); r++)
+        {
+            var t = Measure(a);
+            if (t.Wall < best.Wall) best = t;
+        }
+        return best;
+    }
+
+    private static string LoadAverage()
+    {
+        try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; } catch (IOException) { return "?"; }
+    }
+
+    private static double[] Random(int n, int seed)
+    {
+        var rng = new Random(seed);
+        var v = new double[n];
+        for (int i = 0; i < n; i++) v[i] = 2 * rng.NextDouble() - 1;
+        return v;
+    }
+}
