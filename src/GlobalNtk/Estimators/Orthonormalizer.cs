@@ -36,6 +36,12 @@ internal static class Orthonormalizer
     /// <paramref name="rng"/> is given (to keep a Krylov block full). The kept vectors are
     /// compacted to the front; returns how many.
     /// </summary>
+    /// <param name="w">Vector-major block of <paramref name="count"/> vectors of length <paramref name="n"/>.</param>
+    /// <param name="count">Number of vectors in <paramref name="w"/>.</param>
+    /// <param name="n">Length of each vector.</param>
+    /// <param name="q">Orthonormal basis to project out, vector-major.</param>
+    /// <param name="basisCount">Number of vectors in <paramref name="q"/>.</param>
+    /// <param name="rng">Source of replacement directions, or null to drop dependent vectors.</param>
     /// <param name="alreadyProjected">W was already projected against Q (skip that step).</param>
     /// <param name="scale">Norm scale for the dependence test (default: the largest input norm).</param>
     public static int Orthonormalize(Span<double> w, int count, int n, ReadOnlySpan<double> q, int basisCount, Random? rng,
