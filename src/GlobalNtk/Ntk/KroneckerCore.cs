@@ -217,7 +217,7 @@ public sealed class KroneckerCore
     }
 
     /// <summary>General site: contribution_i = Σ_c ‖D((Ûw_i) ⊗ e_c)‖², in blocks of unit vectors e_c.</summary>
-    private static SiteTraces GeneralTraces(ChainLinearization lin, SiteCore core)
+    internal static SiteTraces GeneralTraces(ChainLinearization lin, SiteCore core)
     {
         var site = core.Site;
         int n = site.Rows, m = site.OutDim, d = site.AugmentedWidth;
