@@ -16,13 +16,14 @@ namespace GlobalNtk.Bench;
 /// process CPU time: the machine may be shared), peak memory; then issue 5's finding — the
 /// Kronecker-core rank bound against the state dimension, per-site numerical ranks and PR(Ĝ_s),
 /// and PR(K), PR(NTK_S) from Rademacher probes. Options: <c>--d --heads --layers --ff --seqs
-/// --tokens --block (0: skip the block timing) --probes --reps --no-finding</c>.
+/// --tokens --block (0: skip the block timing) --probes --reps --no-finding --mode-capture</c>.
 /// </summary>
 internal static class TransformerBench
 {
     public static int Run(string[] args)
     {
         int d = 128, heads = 4, layers = 4, ff = 0, seqs = 32, tokens = 64, block = 30, probes = 30, reps = 1;
+        bool modeCapture = false;
         bool finding = true;
         for (int i = 0; i < args.Length; i++)
         {
@@ -38,6 +39,7 @@ internal static class TransformerBench
                 case "--probes": probes = int.Parse(args[++i]); break;
                 case "--reps": reps = int.Parse(args[++i]); break;
                 case "--no-finding": finding = false; break;
+                case "--mode-capture": modeCapture = true; break;
                 default: Console.Error.WriteLine($"transformer: unknown option '{args[i]}'"); return 2;
             }
         }
@@ -79,6 +81,7 @@ internal static class TransformerBench
         if (block > 0) Console.WriteLine($"NTK_S (block of {block}): {tNtkB}   per vector {tNtkB.Wall / block:F3} s wall");
         Console.WriteLine($"peak working set: {peakSingle / 1e6:F0} MB after setup + single applications, {peakBlock / 1e6:F0} MB after the block of {block} " +
                           $"(one state vector = {8.0 * s / 1e6:F1} MB, the block = {8.0 * s * block / 1e6:F0} MB)");
+        if (modeCapture) ModeCapture(ops);
         if (!finding) return 0;
 
         // Issue 5's finding: K (hence NTK_S = P K P*) is low-rank relative to its dimension, bounded by the Kronecker core.
@@ -111,6 +114,34 @@ internal static class TransformerBench
         Console.WriteLine($"PR(K)     = {eK!.Value:F1} ± {eK.StandardError:F1}  ({eK.Value / s:E2} of the dimension; {probes} probes, {prK})");
         Console.WriteLine($"PR(NTK_S) = {eN!.Value:F1} ± {eN.StandardError:F1}  ({eN.Value / s:E2} of the dimension; {probes} probes, {prN})");
         return 0;
+    }
+
+    /// <summary>
+    /// Times the Kronecker core's per-site traces (mode capture c(r), MATH.md §6): row-local sites
+    /// exactly, attention sites by Hutchinson probes; compares with the exact general path's cost,
+    /// extrapolated from one timed block of D_s applications (d̂·m_s applications per site).
+    /// </summary>
+    private static void ModeCapture(NtkOperators ops)
+    {
+        var lin = ops.Linearization;
+        var core = ops.KroneckerCore;
+        Console.WriteLine();
+        Console.WriteLine($"{"site",-28} {"method",-11} {"tr K_s",12} {"± SE",10} {"time",22} {"exact general (extrap.)",24}");
+        double generalTotal = 0;
+        foreach (var sc in core.Sites)
+        {
+            var t = Measure(() => _ = sc.TraceK);
+            var site = sc.Site;
+            const int cs = 8;
+            var a = Random(cs * site.Rows * site.OutDim, 9);
+            var q = new double[cs * lin.StateShape.Size];
+            var tApply = Measure(() => site.ApplyDAdd(a, q, cs));
+            double general = tApply.Wall / cs * site.AugmentedWidth * site.OutDim;
+            generalTotal += general;
+            Console.WriteLine($"{sc.Name,-28} {sc.Method,-11} {sc.TraceK,12:E4} {sc.TraceStandardError,10:E2} {t,22} {general,20:F0} s");
+        }
+        Console.WriteLine($"tr K = {core.TraceK:E6} ± {core.TraceKStandardError:E2}; c(1) = {core.ModeCapture(1):F4}, c(8) = {core.ModeCapture(8):F4}, c(32) = {core.ModeCapture(32):F4}; " +
+                          $"rank bound {core.RankBound} of {core.StateDimension}; exact general path for every site ≈ {generalTotal:F0} s wall (extrapolated)");
     }
 
     /// <summary>State layer a site feeds: 0 for the input projection, l+1 for block l's sites (<c>layers.{l}.…</c>).</summary>

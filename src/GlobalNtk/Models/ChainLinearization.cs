@@ -101,4 +101,26 @@ public abstract class WeightSite
 
     /// <summary>a[j] = D_s* · q[j] (overwrite), q a full-state block, a is [count, Rows, OutDim].</summary>
     public abstract void ApplyDAdjoint(ReadOnlySpan<double> q, Span<double> a, int count);
+
+    /// <summary>
+    /// Declares row-locality: true when D_s maps row <paramref name="row"/>'s pre-activation only
+    /// into the contiguous state slice [offset, offset + length) of one state vector, and the
+    /// slices of different rows are disjoint (e.g. an MLP layer's row b → state (b, layer, :), a
+    /// transformer's token-local site at (sequence, token) → state (sequence, layer, token, :)).
+    /// Then D_s*D_s is block-diagonal over rows and tr K_s = Σ_n Ĝ[n,n]‖D_{s,n}‖_F² (MATH.md §6).
+    /// Default: not declared (false); the Kronecker core still detects sites whose rows are the
+    /// state's own (trial, step) grid.
+    /// </summary>
+    public virtual bool TryGetRowSlice(int row, out int offset, out int length)
+    {
+        offset = 0; length = 0;
+        return false;
+    }
+
+    /// <summary>
+    /// The one step (layer) of the state that D_s maps into, for depth chains with per-layer
+    /// weights (MATH.md §8: K is then block-diagonal across layers, so the sites of one step add at
+    /// most that step's state size to rank K); null (default) when D_s reaches several steps.
+    /// </summary>
+    public virtual int? StateStep => null;
 }

@@ -17,9 +17,13 @@ namespace GlobalNtk.Ntk;
 /// row-local — by the chain structure, its pre-activation at (b, k) enters only f_k of trial b —
 /// so D_s*D_s is block-diagonal over rows and tr K_{s,r} = Σ_n Ĝ_r[n,n]·‖D_{s,n}‖_F², with the
 /// row norms ‖D_{s,n}‖_F² from min(S, m_s) applications of D_s or D_s* to constant unit blocks.
-/// Other sites (a transformer token reaches every token of its layer through attention) apply
-/// D_s to each mode ⊗ each unit: d̂·m_s applications of D_s, in blocks — exact but costly for big
-/// attention sites, which is why traces are computed lazily, per site, on first use.
+/// Sites also declare row-locality themselves (<see cref="WeightSite.TryGetRowSlice"/>: an MLP
+/// layer, a transformer's token-local out_proj/linear1/linear2/input_proj), with each row's own
+/// state slice. Other sites (Q, K, V reach every token of their layer through attention) apply
+/// D_s to each mode ⊗ each unit: d̂·m_s applications of D_s, in blocks — exact but costly, so above
+/// a cost threshold (d̂·m_s &gt; exactApplicationLimit) their traces are Hutchinson estimates,
+/// seeded, with standard errors (<see cref="SiteCore.Method"/>, <see cref="TraceKStandardError"/>).
+/// Traces are computed lazily, per site, on first use.
 /// </remarks>
 public sealed class KroneckerCore
 {
@@ -29,15 +33,39 @@ public sealed class KroneckerCore
     /// Builds every site's core (Gram, spectrum, modes: cheap). The exact traces and mode
     /// contributions are computed per site on first use.
     /// </summary>
-    public KroneckerCore(ChainLinearization lin)
+    /// <param name="lin">The linearisation.</param>
+    /// <param name="exactApplicationLimit">
+    /// A non-row-local site whose exact traces would cost more than this many applications of D_s
+    /// (d̂·m_s) is estimated with Hutchinson probes instead (default <see cref="DefaultExactApplicationLimit"/>).
+    /// </param>
+    /// <param name="probes">Hutchinson probes per estimated site (≥ 2; default <see cref="DefaultProbes"/>).</param>
+    /// <param name="seed">Seed of the Rademacher probes (reproducible estimates).</param>
+    public KroneckerCore(ChainLinearization lin, long exactApplicationLimit = DefaultExactApplicationLimit, int probes = DefaultProbes, int seed = 20251)
     {
+        if (probes < 2) throw new ArgumentOutOfRangeException(nameof(probes), $"Kronecker core: {probes} Hutchinson probes; need at least 2 for a standard error.");
         var map = new SiteParameterMap(lin);
         StateDimension = lin.StateShape.Size;
-        Sites = lin.Sites.Select(site => new SiteCore(site, IsRowLocal(lin, site) ? c => RowLocalTraces(lin, c) : c => GeneralTraces(lin, c))).ToArray();
+        Sites = lin.Sites.Select((site, idx) =>
+        {
+            var slices = RowSlices(lin, site);
+            if (slices is { } sl) return new SiteCore(site, TraceMethod.RowLocal, c => RowLocalTraces(lin, c, sl.Offsets, sl.Lengths));
+            bool exact = (long)site.AugmentedWidth * site.OutDim <= exactApplicationLimit;
+            return exact
+                ? new SiteCore(site, TraceMethod.Exact, c => GeneralTraces(lin, c))
+                : new SiteCore(site, TraceMethod.Hutchinson, c => HutchinsonTraces(lin, c, probes, seed + 7919 * idx));
+        }).ToArray();
         RestParameterCount = map.RestSize;
         _restTrace = new(() => map.RestSize > 0 ? RestTraceOf(lin, map) : 0.0);
-        RankBound = Sites.Sum(s => s.RankBound) + map.RestSize;
+        RankBound = RankBoundOf(lin, Sites, map.RestSize);
     }
+
+    /// <summary>
+    /// Default cost threshold (applications of D_s, = d̂·m_s) above which a non-row-local site's
+    /// traces are estimated: exact up to e.g. a 64-wide attention site (65·192 = 12 480).
+    /// </summary>
+    public const long DefaultExactApplicationLimit = 16_384;
+    /// <summary>Default Hutchinson probes per estimated site.</summary>
+    public const int DefaultProbes = 64;
 
     /// <summary>Per-site cores, in the linearisation's site order.</summary>
     public IReadOnlyList<SiteCore> Sites { get; }
@@ -45,9 +73,18 @@ public sealed class KroneckerCore
     public int StateDimension { get; }
     /// <summary>
     /// rank K ≤ Σ_s rank(Ĝ_s)·m_s (+ the number of θ scalars outside every site, each adding at most
-    /// one rank), with numerical ranks of Ĝ_s; compare with <see cref="StateDimension"/>.
+    /// one rank), with numerical ranks of Ĝ_s, sharpened by the range of D_s: the sites that declare
+    /// one state step (<see cref="WeightSite.StateStep"/>, depth chains: K is block-diagonal across
+    /// layers, MATH.md §8) add min(that step's state size, their summed bounds), and the total is
+    /// clamped at <see cref="StateDimension"/>.
     /// </summary>
     public long RankBound { get; }
+    /// <summary>True when some site's traces are Hutchinson estimates (then <see cref="TraceK"/> and c(r) are estimates).</summary>
+    public bool IsEstimated => Sites.Any(s => s.Method == TraceMethod.Hutchinson);
+    /// <summary>Standard error of <see cref="TraceK"/> (0 when every trace is exact).</summary>
+    public double TraceKStandardError => Math.Sqrt(Sites.Sum(s => s.TraceStandardError * s.TraceStandardError));
+    /// <summary>Standard error of tr K_r (sites are probed independently; 0 when exact).</summary>
+    public double TruncatedTraceStandardError(int r) => Math.Sqrt(Sites.Sum(s => { double e = s.CumulativeStandardError(r); return e * e; }));
     /// <summary>θ scalars handled by the generic J_rest J_rest* term.</summary>
     public int RestParameterCount { get; }
     /// <summary>tr(J_rest J_rest*) (0 when every parameter belongs to a site; computed on first use).</summary>
@@ -77,25 +114,68 @@ public sealed class KroneckerCore
         return Enumerable.Range(1, rMax).Select(ModeCapture).ToArray();
     }
 
-    /// <summary>Rows are the state's (trial, step) grid in the same order: D_s is row-local.</summary>
-    internal static bool IsRowLocal(ChainLinearization lin, WeightSite site)
+    /// <summary>D_s is row-local: declared by the site (<see cref="WeightSite.TryGetRowSlice"/>) or rows are the state's (trial, step) grid.</summary>
+    internal static bool IsRowLocal(ChainLinearization lin, WeightSite site) => RowSlices(lin, site) is not null;
+
+    /// <summary>
+    /// The state slice of every row when D_s is row-local with disjoint slices inside the state:
+    /// declared by the site, else detected when the rows are the state's own (trial, step) grid
+    /// (by the chain structure, the pre-activation at (b, k) enters only f_k of trial b); null otherwise.
+    /// </summary>
+    private static (int[] Offsets, int[] Lengths)? RowSlices(ChainLinearization lin, WeightSite site)
     {
-        var rs = site.RowShape;
-        var st = lin.StateShape;
-        return rs.Rank == 2 && st.Rank >= 2 && site.Rows == lin.Trials * lin.Steps
-            && rs.Names[0] == st.Names[0] && rs.Names[1] == st.Names[1]
-            && rs.Sizes[0] == st.Sizes[0] && rs.Sizes[1] == st.Sizes[1];
+        int n = site.Rows, stateLen = lin.StateShape.Size;
+        var off = new int[n]; var len = new int[n];
+        bool declared = n > 0 && site.TryGetRowSlice(0, out off[0], out len[0]);
+        if (declared)
+        {
+            for (int r = 1; r < n; r++)
+                if (!site.TryGetRowSlice(r, out off[r], out len[r]))
+                    throw new InvalidOperationException($"Site '{site.Name}': row 0 declares a state slice but row {r} does not.");
+        }
+        else
+        {
+            var rs = site.RowShape; var st = lin.StateShape;
+            bool grid = rs.Rank == 2 && st.Rank >= 2 && n == lin.Trials * lin.Steps
+                && rs.Names[0] == st.Names[0] && rs.Names[1] == st.Names[1]
+                && rs.Sizes[0] == st.Sizes[0] && rs.Sizes[1] == st.Sizes[1];
+            if (!grid) return null;
+            for (int r = 0; r < n; r++) { off[r] = r * lin.StateSize; len[r] = lin.StateSize; }
+        }
+        var order = Enumerable.Range(0, n).OrderBy(r => off[r]).ToArray();
+        for (int i = 0; i < n; i++)
+        {
+            int r = order[i];
+            bool ok = off[r] >= 0 && len[r] > 0 && (long)off[r] + len[r] <= stateLen
+                && (i + 1 == n || off[r] + len[r] <= off[order[i + 1]]);
+            if (!ok) throw new InvalidOperationException(
+                $"Site '{site.Name}': row {r}'s state slice [{off[r]}, {(long)off[r] + len[r]}) is empty, outside the state ({stateLen}) or overlaps another row's.");
+        }
+        return (off, len);
+    }
+
+    /// <summary>MATH.md §3, §8: sites of one state step add at most that step's size; total ≤ state dimension.</summary>
+    private static long RankBoundOf(ChainLinearization lin, IReadOnlyList<SiteCore> sites, int restSize)
+    {
+        long stepSize = (long)lin.Trials * lin.StateSize;
+        long bound = restSize;
+        foreach (var g in sites.GroupBy(s => s.Site.StateStep))
+        {
+            long sum = g.Sum(s => s.RankBound);
+            bound += g.Key is null ? sum : Math.Min(stepSize, sum);
+        }
+        return Math.Min(bound, lin.StateShape.Size);
     }
 
     /// <summary>Row-local site: ‖D_n‖_F² per row, then Σ_n Ĝ[n,n]‖D_n‖² and per-mode Σ_n (Ûw_i)[n]²‖D_n‖².</summary>
-    private static (double[], double) RowLocalTraces(ChainLinearization lin, SiteCore core)
+    private static SiteTraces RowLocalTraces(ChainLinearization lin, SiteCore core, int[] off, int[] len)
     {
         var site = core.Site;
-        int n = site.Rows, m = site.OutDim, s = lin.StateSize, d = site.AugmentedWidth;
+        int n = site.Rows, m = site.OutDim, s = len.Max(), d = site.AugmentedWidth;
         int stateLen = lin.StateShape.Size;
         long siteLen = (long)n * m;
         var rowNorm = new double[n];
-        bool viaAdjoint = s <= m;   // fewer applications: one per state unit, or one per site output
+        bool viaAdjoint = s <= m;   // fewer applications: one per slice unit, or one per site output
         int basis = viaAdjoint ? s : m;
         int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + siteLen), 1, Math.Max(1, basis));
         using var qBuf = new BlockBuffer((long)chunk * stateLen);
@@ -107,10 +187,10 @@ public sealed class KroneckerCore
             var a = aBuf.Span[..(int)(cs * siteLen)];
             if (viaAdjoint)
             {
-                // q_t = e_{b0+t} at every row; (D* q_t)_n = D_nᵀ e_{b0+t} since D is row-local.
+                // q_t = e_{b0+t} in every row's slice; (D* q_t)_n = D_nᵀ e_{b0+t} since D is row-local.
                 q.Clear();
                 for (int t = 0; t < cs; t++)
-                    for (int r = 0; r < n; r++) q[t * stateLen + r * s + b0 + t] = 1.0;
+                    for (int r = 0; r < n; r++) if (b0 + t < len[r]) q[t * stateLen + off[r] + b0 + t] = 1.0;
                 site.ApplyDAdjoint(q, a, cs);
                 for (int t = 0; t < cs; t++)
                     for (int r = 0; r < n; r++) { var row = a.Slice((int)(t * siteLen) + r * m, m); rowNorm[r] += Numerics.Dot(row, row); }
@@ -123,7 +203,7 @@ public sealed class KroneckerCore
                 q.Clear();
                 site.ApplyDAdd(a, q, cs);
                 for (int t = 0; t < cs; t++)
-                    for (int r = 0; r < n; r++) { var row = q.Slice(t * stateLen + r * s, s); rowNorm[r] += Numerics.Dot(row, row); }
+                    for (int r = 0; r < n; r++) { var row = q.Slice(t * stateLen + off[r], len[r]); rowNorm[r] += Numerics.Dot(row, row); }
             }
         }
         var u = site.Variables.Span;
@@ -133,11 +213,11 @@ public sealed class KroneckerCore
         var contrib = new double[d];
         for (int r = 0; r < n; r++)
             for (int i = 0; i < d; i++) { double x = uw[r * d + i]; contrib[i] += x * x * rowNorm[r]; }
-        return (contrib, trace);
+        return (contrib, trace, null);
     }
 
     /// <summary>General site: contribution_i = Σ_c ‖D((Ûw_i) ⊗ e_c)‖², in blocks of unit vectors e_c.</summary>
-    private static (double[], double) GeneralTraces(ChainLinearization lin, SiteCore core)
+    internal static SiteTraces GeneralTraces(ChainLinearization lin, SiteCore core)
     {
         var site = core.Site;
         int n = site.Rows, m = site.OutDim, d = site.AugmentedWidth;
@@ -164,7 +244,56 @@ public sealed class KroneckerCore
             contrib[i] = acc;
             return buf;
         }, _ => { });
-        return (contrib, contrib.Sum());   // Σ over a complete orthonormal basis W: exactly ‖D(Û ⊗ I)‖_F²
+        return (contrib, contrib.Sum(), null);   // Σ over a complete orthonormal basis W: exactly ‖D(Û ⊗ I)‖_F²
+    }
+
+    /// <summary>
+    /// Hutchinson estimate of every mode's contribution ‖D((Ûw_i) ⊗ I)‖_F² = E‖((Ûw_i)ᵀ ⊗ I) D* q‖²
+    /// over Rademacher q (E qqᵀ = I): one D* application per probe serves all d̂ modes. Returns the
+    /// probe means and, per r, the standard error of Σ_{i≤r} (sample deviation of the per-probe
+    /// partial sums / √probes).
+    /// </summary>
+    private static SiteTraces HutchinsonTraces(ChainLinearization lin, SiteCore core, int probes, int seed)
+    {
+        var site = core.Site;
+        int n = site.Rows, m = site.OutDim, d = site.AugmentedWidth;
+        int stateLen = lin.StateShape.Size;
+        long siteLen = (long)n * m;
+        var uw = core.UnnormalisedLeftModes(d);   // [N, d̂]
+        var perProbe = new double[(long)probes * d];
+        int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + siteLen), 1, probes);
+        var rng = new Random(seed);
+        using var qBuf = new BlockBuffer((long)chunk * stateLen);
+        using var aBuf = new BlockBuffer(chunk * siteLen);
+        var proj = new double[(long)d * m];
+        for (int p0 = 0; p0 < probes; p0 += chunk)
+        {
+            int cs = Math.Min(chunk, probes - p0);
+            var q = qBuf.Span[..(cs * stateLen)];
+            for (int i = 0; i < q.Length; i++) q[i] = rng.Next(2) == 0 ? -1.0 : 1.0;
+            var a = aBuf.Span[..(int)(cs * siteLen)];
+            site.ApplyDAdjoint(q, a, cs);
+            for (int t = 0; t < cs; t++)
+            {
+                // proj = (Û W)ᵀ A_t: row i = ((Ûw_i)ᵀ ⊗ I) D* q_t.
+                Gemm.Multiply(Trans.Yes, Trans.No, d, m, n, 1.0, uw, d, a.Slice((int)(t * siteLen), (int)siteLen), m, 0.0, proj, m);
+                for (int i = 0; i < d; i++) { var row = proj.AsSpan(i * m, m); perProbe[(long)(p0 + t) * d + i] = Numerics.Dot(row, row); }
+            }
+        }
+        var contrib = new double[d];
+        for (int p = 0; p < probes; p++) for (int i = 0; i < d; i++) contrib[i] += perProbe[(long)p * d + i] / probes;
+        var se = new double[d];
+        var partial = new double[probes];
+        for (int i = 0; i < d; i++)
+        {
+            double mean = 0;
+            for (int p = 0; p < probes; p++) { partial[p] += perProbe[(long)p * d + i]; mean += partial[p]; }
+            mean /= probes;
+            double v = 0;
+            for (int p = 0; p < probes; p++) v += (partial[p] - mean) * (partial[p] - mean);
+            se[i] = Math.Sqrt(v / (probes - 1) / probes);
+        }
+        return (contrib, contrib.Sum(), se);
     }
 
     /// <summary>tr(J_rest J_rest*) = Σ_{p outside sites} ‖J_θ e_p‖², in blocks of unit vectors.</summary>

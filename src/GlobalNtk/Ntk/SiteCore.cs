@@ -22,19 +22,20 @@ namespace GlobalNtk.Ntk;
 public sealed class SiteCore
 {
     private readonly double[] _rightModes;   // [d̂, d̂], row i = w_i (descending σ_i)
-    private readonly Lazy<(double[] Contributions, double Trace)> _traces;
+    private readonly Lazy<SiteTraces> _traces;
 
     /// <summary>
     /// The spectral part only (Gram, spectrum, modes, rank): <see cref="TraceK"/> and
     /// <see cref="ModeContributions"/> need the linearisation's D_s and come from
     /// <see cref="KroneckerCore"/>'s sites instead.
     /// </summary>
-    internal SiteCore(WeightSite site) : this(site, _ => throw new InvalidOperationException(
+    internal SiteCore(WeightSite site) : this(site, TraceMethod.Exact, _ => throw new InvalidOperationException(
         $"Site '{site.Name}': this core was built without its linearisation; take trace contributions from KroneckerCore.Sites.")) { }
 
-    internal SiteCore(WeightSite site, Func<SiteCore, (double[], double)> traces)
+    internal SiteCore(WeightSite site, TraceMethod method, Func<SiteCore, SiteTraces> traces)
     {
         _traces = new(() => traces(this));
+        Method = method;
         Site = site;
         int n = site.Rows, d = site.AugmentedWidth;
         var u = site.Variables.Span;
@@ -138,4 +139,32 @@ public sealed class SiteCore
     /// </summary>
     public IReadOnlyList<double> ModeContributions => _traces.Value.Contributions;
     internal double[] Contributions => _traces.Value.Contributions;
+    /// <summary>How <see cref="TraceK"/> and the contributions are computed.</summary>
+    public TraceMethod Method { get; }
+    /// <summary>Standard error of <see cref="TraceK"/> (0 unless <see cref="Method"/> is Hutchinson).</summary>
+    public double TraceStandardError => CumulativeStandardError(AugmentedWidth);
+    /// <summary>Standard error of Σ_{i&lt;r} contributions (tr K_{s,r}); 0 for exact methods.</summary>
+    public double CumulativeStandardError(int r)
+    {
+        var se = _traces.Value.StandardErrors;
+        int k = Math.Min(r, AugmentedWidth);
+        return se is null || k <= 0 ? 0.0 : se[k - 1];
+    }
+}
+
+/// <summary>How a site's tr K_s and mode contributions are computed (MATH.md §6).</summary>
+public enum TraceMethod
+{
+    /// <summary>Exact, row-local: Σ_n Ĝ[n,n]‖D_n‖_F² with row norms from the row's state slice.</summary>
+    RowLocal,
+    /// <summary>Exact, general: d̂·m_s applications of D_s.</summary>
+    Exact,
+    /// <summary>Hutchinson estimate with Rademacher state probes (seeded), with standard errors.</summary>
+    Hutchinson,
+}
+
+/// <summary>Per-mode contributions, their sum, and (estimates only) the standard error of each cumulative sum.</summary>
+internal readonly record struct SiteTraces(double[] Contributions, double Trace, double[]? StandardErrors)
+{
+    public static implicit operator SiteTraces((double[] c, double t, double[]? se) x) => new(x.c, x.t, x.se);
 }

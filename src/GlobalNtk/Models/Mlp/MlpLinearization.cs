@@ -177,5 +177,14 @@ internal sealed class MlpLinearization : ChainLinearization
         }
 
         public override void ApplyDAdjoint(ReadOnlySpan<double> q, Span<double> a, int count) => lin.GatherScaled(k, q, a, count);
+
+        /// <summary>D = diag(φ'(a)) is per sample: row b lands in state (b, k, :) only.</summary>
+        public override bool TryGetRowSlice(int row, out int offset, out int length)
+        {
+            offset = (row * lin._l + k) * lin._h; length = lin._h;
+            return true;
+        }
+
+        public override int? StateStep => k;
     }
 }

@@ -312,6 +312,9 @@ internal sealed class TransformerLinearization : ChainLinearization
             int blk = Rows * OutDim;
             for (int j = 0; j < count; j++) lin.GatherLayer(q, j, 0, lin._s, 0, a.Slice(j * blk, blk));
         }
+
+        public override bool TryGetRowSlice(int row, out int offset, out int length) => lin.TokenSlice(row, 0, out offset, out length);
+        public override int? StateStep => 0;
     }
 
     /// <summary>
@@ -360,5 +363,25 @@ internal sealed class TransformerLinearization : ChainLinearization
                 }
             lin.Return(ws);
         }
+
+        /// <summary>
+        /// Every stage after attention (out_proj, linear1, linear2) acts per token — residual,
+        /// LayerNorm and MLP are token-wise — so row (sequence, token) reaches only that token's
+        /// slice of layer l+1; Q, K, V reach every token of the sequence through attention.
+        /// </summary>
+        public override bool TryGetRowSlice(int row, out int offset, out int length)
+        {
+            if (stage == BlockStage.Qkv) { offset = 0; length = 0; return false; }
+            return lin.TokenSlice(row, layer + 1, out offset, out length);
+        }
+
+        public override int? StateStep => layer + 1;
+    }
+
+    /// <summary>State slice (sequence, step, token, :) of site row = sequence·N + token.</summary>
+    private bool TokenSlice(int row, int step, out int offset, out int length)
+    {
+        offset = Offset(0, row / _n, step) + (row % _n) * _d; length = _d;
+        return true;
     }
 }
