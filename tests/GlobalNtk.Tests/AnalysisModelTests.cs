@@ -93,6 +93,9 @@ public class AnalysisModelTests
         // Kronecker core: the rank bound bounds the dense rank of K
         Assert.True(k.Rank() <= res.Kronecker.RankBound);
         Assert.Equal(k.Trace(), res.Kronecker.TraceK, 1e-9 * k.Trace());
+        // The recurrent sites are row-local, so tr K is exact (no standard error).
+        Assert.All(res.Kronecker.Sites, s => Assert.Equal("RowLocal", s.TraceMethod));
+        Assert.Equal(0.0, res.Kronecker.TraceKStandardError);
     }
 
     [Fact]

@@ -47,7 +47,11 @@ public sealed record PartialRankResult(string Axis, int Size, double Value, doub
 /// (every Ĝ_s truncated to its top r modes; r = 1..ModeCapture.Length) and every site.
 /// </summary>
 public sealed record KroneckerResult(long RankBound, int StateDimension, double TraceK, double[] ModeCapture,
-    IReadOnlyList<SiteResult> Sites);
+    IReadOnlyList<SiteResult> Sites)
+{
+    /// <summary>Standard error of <see cref="TraceK"/>: 0 when every site's trace is exact, else from the Hutchinson-estimated sites.</summary>
+    public double TraceKStandardError { get; init; }
+}
 
 /// <summary>
 /// One weight site: Û's singular values σ_i (Ĝ_s's spectrum is σ_i²), numerical rank, PR(Ĝ_s),
@@ -55,7 +59,13 @@ public sealed record KroneckerResult(long RankBound, int StateDimension, double 
 /// for r = 1..ModeCapture.Length.
 /// </summary>
 public sealed record SiteResult(string Name, int Rows, int Width, int OutDim, int GramRank, long RankBound,
-    double GramParticipationRatio, double[] SingularValues, double[] ModeCapture);
+    double GramParticipationRatio, double[] SingularValues, double[] ModeCapture)
+{
+    /// <summary>How tr K_s and its mode contributions were computed: RowLocal or Exact (exact), or Hutchinson (estimated).</summary>
+    public string TraceMethod { get; init; } = "Exact";
+    /// <summary>Standard error of the site's tr K_s (0 when exact).</summary>
+    public double TraceStandardError { get; init; }
+}
 
 /// <summary>Alignment ⟨A,B⟩_F/(‖A‖_F‖B‖_F) of two operators, with its standard error.</summary>
 public sealed record AlignmentResult(string With, double Value, double StandardError, int Probes);

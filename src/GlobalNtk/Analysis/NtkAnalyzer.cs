@@ -173,9 +173,11 @@ public sealed class NtkAnalyzer
             double acc = 0;
             for (int i = 0; i < rs; i++) { acc += contrib[i]; capture[i] = s.TraceK > 0 ? acc / s.TraceK : 0; }
             return new SiteResult(s.Name, s.Rows, s.Site.Width, s.OutDim, s.NumericalRank, s.RankBound,
-                s.ParticipationRatio, s.SingularValues(), capture);
+                s.ParticipationRatio, s.SingularValues(), capture)
+            { TraceMethod = s.Method.ToString(), TraceStandardError = s.TraceStandardError };
         }).ToArray();
-        return new KroneckerResult(core.RankBound, core.StateDimension, core.TraceK, core.ModeCaptureCurve(rMax), sites);
+        return new KroneckerResult(core.RankBound, core.StateDimension, core.TraceK, core.ModeCaptureCurve(rMax), sites)
+            { TraceKStandardError = core.TraceKStandardError };
     }
 
     private static double[] Gaussian(int n, int seed)
