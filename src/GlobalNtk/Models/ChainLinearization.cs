@@ -57,6 +57,72 @@ public abstract class ChainLinearization
 
     /// <summary>The affine weight sites a_s = W_s u_s + b_s of the Kronecker core (MATH.md §3).</summary>
     public abstract IReadOnlyList<WeightSite> Sites { get; }
+
+    /// <summary>
+    /// result[j] = J_θ · E dThetaSubset[j] (MATH.md §2), where E embeds a compact δθ over only the
+    /// parameter tensors <paramref name="parameterIndices"/> into θ with zeros elsewhere. The compact
+    /// layout is those tensors concatenated in the order listed (<see cref="SubsetLayout"/>);
+    /// dThetaSubset is [count, subset size]; result [count, state] is overwritten.
+    /// </summary>
+    /// <remarks>
+    /// Used by the Kronecker core's J_rest J_rest* term (MATH.md §3) for the few parameters no weight
+    /// site covers. The default scatters into a full δθ and calls <see cref="ParamJvp"/>; models
+    /// override it when the restricted Jacobian is cheaper (e.g. LayerNorm gains only).
+    /// </remarks>
+    public virtual void ParamJvpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<double> dThetaSubset, Span<double> result, int count)
+    {
+        var offsets = SubsetLayout(parameterIndices, out int k);
+        var ps = Parameters; int m = ps.TotalSize;
+        using var full = new Operators.BlockBuffer((long)count * m);
+        var f = full.Span;
+        f.Clear();
+        for (int j = 0; j < count; j++)
+            for (int i = 0; i < ps.Count; i++)
+                if (offsets[i] >= 0) dThetaSubset.Slice(j * k + offsets[i], ps[i].Size).CopyTo(f.Slice(j * m + ps.OffsetOf(i), ps[i].Size));
+        ParamJvp(f, result, count);
+    }
+
+    /// <summary>
+    /// dThetaSubset[j] = Eᵀ J_θ* q[j]: the parameter VJP (MATH.md §2) kept only for the tensors
+    /// <paramref name="parameterIndices"/>, in the compact layout of <see cref="ParamJvpSubset"/>
+    /// (its exact adjoint). q is [count, state]; dThetaSubset [count, subset size] is overwritten.
+    /// The default runs the full <see cref="ParamVjp"/> and gathers.
+    /// </summary>
+    public virtual void ParamVjpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<double> q, Span<double> dThetaSubset, int count)
+    {
+        var offsets = SubsetLayout(parameterIndices, out int k);
+        var ps = Parameters; int m = ps.TotalSize;
+        using var full = new Operators.BlockBuffer((long)count * m);
+        var f = full.Span;
+        ParamVjp(q, f, count);
+        for (int j = 0; j < count; j++)
+            for (int i = 0; i < ps.Count; i++)
+                if (offsets[i] >= 0) f.Slice(j * m + ps.OffsetOf(i), ps[i].Size).CopyTo(dThetaSubset.Slice(j * k + offsets[i], ps[i].Size));
+    }
+
+    /// <summary>
+    /// The compact layout of a parameter subset: for every tensor of <see cref="Parameters"/> its
+    /// offset in the compact δθ (−1 when not in the subset), and the compact size. Throws on an
+    /// index out of range or listed twice.
+    /// </summary>
+    public int[] SubsetLayout(IReadOnlyList<int> parameterIndices, out int subsetSize)
+    {
+        var ps = Parameters;
+        var offsets = new int[ps.Count];
+        Array.Fill(offsets, -1);
+        subsetSize = 0;
+        foreach (int i in parameterIndices)
+        {
+            if ((uint)i >= (uint)ps.Count)
+                throw new ArgumentOutOfRangeException(nameof(parameterIndices), $"Parameter index {i} is outside 0..{ps.Count - 1}.");
+            if (offsets[i] >= 0)
+                throw new ArgumentException($"Parameter '{ps[i].Name}' is listed twice in the subset.", nameof(parameterIndices));
+            offsets[i] = subsetSize;
+            subsetSize += ps[i].Size;
+        }
+        return offsets;
+    }
+
 }
 
 /// <summary>

@@ -296,24 +296,22 @@ public sealed class KroneckerCore
         return (contrib, contrib.Sum(), se);
     }
 
-    /// <summary>tr(J_rest J_rest*) = Σ_{p outside sites} ‖J_θ e_p‖², in blocks of unit vectors.</summary>
+    /// <summary>tr(J_rest J_rest*) = Σ_{p outside sites} ‖J_θ e_p‖², in blocks of unit vectors of the compact rest layout.</summary>
     private static double RestTraceOf(ChainLinearization lin, SiteParameterMap map)
     {
-        var ps = lin.Parameters;
-        int m = ps.TotalSize, stateLen = lin.StateShape.Size;
-        var indices = map.Rest.SelectMany(i => Enumerable.Range(ps.OffsetOf(i), ps[i].Size)).ToArray();
-        int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + m), 1, Math.Max(1, indices.Length));
-        using var eBuf = new BlockBuffer((long)chunk * m);
+        int k = map.RestSize, stateLen = lin.StateShape.Size;
+        int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + k), 1, Math.Max(1, k));
+        using var eBuf = new BlockBuffer((long)chunk * k);
         using var yBuf = new BlockBuffer((long)chunk * stateLen);
         double total = 0;
-        for (int p0 = 0; p0 < indices.Length; p0 += chunk)
+        for (int p0 = 0; p0 < k; p0 += chunk)
         {
-            int cs = Math.Min(chunk, indices.Length - p0);
-            var e = eBuf.Span[..(cs * m)];
+            int cs = Math.Min(chunk, k - p0);
+            var e = eBuf.Span[..(cs * k)];
             e.Clear();
-            for (int t = 0; t < cs; t++) e[t * m + indices[p0 + t]] = 1.0;
+            for (int t = 0; t < cs; t++) e[t * k + p0 + t] = 1.0;
             var y = yBuf.Span[..(cs * stateLen)];
-            lin.ParamJvp(e, y, cs);
+            lin.ParamJvpSubset(map.Rest, e, y, cs);
             total += Numerics.Dot(y, y);
         }
         return total;

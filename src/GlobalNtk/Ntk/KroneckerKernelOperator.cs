@@ -69,15 +69,13 @@ public sealed class KroneckerKernelOperator : CheckedOperator
         }
     }
 
-    /// <summary>y += J_rest J_rest* x (θ entries outside every site).</summary>
+    /// <summary>y += J_rest J_rest* x (θ entries outside every site), through the model's restricted parameter JVP/VJP.</summary>
     private void AddRestTerm(ReadOnlySpan<double> x, Span<double> y, int count)
     {
-        var ps = _lin.Parameters;
-        using var g = new BlockBuffer((long)count * ps.TotalSize);
-        _lin.ParamVjp(x, g.Span, count);
-        _map.KeepRest(ps, g.Span, count);
+        using var g = new BlockBuffer((long)count * _map.RestSize);
+        _lin.ParamVjpSubset(_map.Rest, x, g.Span, count);
         using var t = new BlockBuffer((long)count * Domain.Size);
-        _lin.ParamJvp(g.Span, t.Span, count);
+        _lin.ParamJvpSubset(_map.Rest, g.Span, t.Span, count);
         Numerics.Axpy(1.0, t.Span, y);
     }
 }

@@ -61,22 +61,4 @@ internal sealed class SiteParameterMap
         owner[i] = site.Name;
         return ps[i];
     }
-
-    /// <summary>Zeroes every covered entry of each θ vector of a block, keeping the rest.</summary>
-    public void KeepRest(ParameterSet ps, Span<double> dTheta, int count)
-    {
-        int m = ps.TotalSize;
-        for (int j = 0; j < count; j++)
-        {
-            var v = dTheta.Slice(j * m, m);
-            int next = 0;
-            foreach (int i in Rest)
-            {
-                int off = ps.OffsetOf(i);
-                v[next..off].Clear();
-                next = off + ps[i].Size;
-            }
-            v[next..].Clear();
-        }
-    }
 }

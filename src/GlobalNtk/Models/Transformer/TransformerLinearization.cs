@@ -155,9 +155,58 @@ internal sealed class TransformerLinearization : ChainLinearization
         Return(ws);
     }
 
-    public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count)
+    public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count) =>
+        ParamJvpCore(FullLayout(), Parameters.TotalSize, dTheta, result, count);
+
+    public override void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count) =>
+        ParamVjpCore(FullLayout(), Parameters.TotalSize, q, dTheta, count);
+
+    /// <summary>
+    /// Only the listed tensors' immediate effects are injected (e.g. just γ ⊙ x̂ + β for the
+    /// LayerNorm rest term of the Kronecker core): the weight-site GEMMs δW û are skipped and blocks
+    /// without a listed tensor are not propagated at all.
+    /// </summary>
+    public override void ParamJvpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<double> dThetaSubset, Span<double> result, int count) =>
+        ParamJvpCore(SubsetLayout(parameterIndices, out int k), k, dThetaSubset, result, count);
+
+    /// <inheritdoc/>
+    public override void ParamVjpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<double> q, Span<double> dThetaSubset, int count) =>
+        ParamVjpCore(SubsetLayout(parameterIndices, out int k), k, q, dThetaSubset, count);
+
+    /// <summary>Offsets of every parameter tensor in the full θ (the identity layout).</summary>
+    private int[] FullLayout()
     {
-        var ps = Parameters; int m = ps.TotalSize, size = StateShape.Size, d = _d, f = _c.FeedForward, rows = _s * _n;
+        var ps = Parameters;
+        return _fullLayout ??= Enumerable.Range(0, ps.Count).Select(ps.OffsetOf).ToArray();
+    }
+    private int[]? _fullLayout;
+
+    /// <summary>The slice of one δθ vector (laid out by <paramref name="layout"/>) holding parameter <paramref name="name"/>; empty when not in the layout.</summary>
+    private ReadOnlySpan<double> Part(ReadOnlySpan<double> dt, int[] layout, string name)
+    {
+        int i = Parameters.IndexOf(name), off = layout[i];
+        return off < 0 ? default : dt.Slice(off, Parameters[i].Size);
+    }
+
+    private Span<double> Part(Span<double> dt, int[] layout, string name)
+    {
+        int i = Parameters.IndexOf(name), off = layout[i];
+        return off < 0 ? default : dt.Slice(off, Parameters[i].Size);
+    }
+
+    /// <summary>Whether any tensor of block <paramref name="nm"/> is in the layout (else its J_θ part is zero).</summary>
+    private bool Touches(int[] layout, BlockNames nm)
+    {
+        foreach (var name in (ReadOnlySpan<string>)[nm.Norm1Weight, nm.Norm1Bias, nm.InProjWeight, nm.InProjBias, nm.OutProjWeight, nm.OutProjBias,
+                                                     nm.Norm2Weight, nm.Norm2Bias, nm.Linear1Weight, nm.Linear1Bias, nm.Linear2Weight, nm.Linear2Bias])
+            if (layout[Parameters.IndexOf(name)] >= 0) return true;
+        return false;
+    }
+
+    /// <summary>J_θ over a δθ laid out by <paramref name="layout"/> (tensor offsets, −1 = absent; <paramref name="m"/> scalars per vector).</summary>
+    private void ParamJvpCore(int[] layout, int m, ReadOnlySpan<double> dTheta, Span<double> result, int count)
+    {
+        int size = StateShape.Size, d = _d, f = _c.FeedForward, rows = _s * _n;
         result.Slice(0, count * size).Clear();
         var ws = Rent();
         var tmp = new double[rows * d];
@@ -168,32 +217,33 @@ internal sealed class TransformerLinearization : ChainLinearization
             if (_c.Input == TransformerInput.Linear)
             {
                 int nin = _c.Inputs;
-                Gemm.Multiply(Trans.No, Trans.Yes, rows, d, nin, 1.0, _xAug, nin + 1, dt.Slice(ps.OffsetOf(TransformerModel.InputWeight), d * nin), nin, 0.0, tmp, d);
-                AddRows(tmp, dt.Slice(ps.OffsetOf(TransformerModel.InputBias), d), rows);
+                Array.Clear(tmp);
+                SiteJvp(_xAug!, 0, nin, rows, d, Part(dt, layout, TransformerModel.InputWeight), Part(dt, layout, TransformerModel.InputBias), tmp);
             }
             else
             {
-                var dE = dt.Slice(ps.OffsetOf(TransformerModel.EmbeddingWeight), _c.Inputs * d);
-                for (int r = 0; r < rows; r++) dE.Slice(_ids![r] * d, d).CopyTo(tmp.AsSpan(r * d, d));
+                var dE = Part(dt, layout, TransformerModel.EmbeddingWeight);
+                if (dE.IsEmpty) Array.Clear(tmp);
+                else for (int r = 0; r < rows; r++) dE.Slice(_ids![r] * d, d).CopyTo(tmp.AsSpan(r * d, d));
             }
             ScatterLayer(tmp, result, j, 0, _s, 0, 1.0, overwrite: true);
 
             for (int l = 0; l < _blocks.Length; l++)
             {
                 var b = _blocks[l]; var nm = b.Names;
+                if (!Touches(layout, nm)) continue; // result is already zero at this layer
                 for (int s0 = 0; s0 < _s; s0 += _chunkSeq)
                 {
                     int ns = Math.Min(_chunkSeq, _s - s0);
                     ws.Begin(b, s0, ns, BlockStage.Norm1);
                     int rr = ws.Rows, c0 = ws.CacheRow0;
-                    // Inject every parameter's immediate effect at its stage (MATH.md §3: δW û + δb at each site).
-                    var dh1 = ws.Buffer(BlockStage.Norm1);
-                    LayerNormParamJvp(b.Xhat1, c0, rr, dt.Slice(ps.OffsetOf(nm.Norm1Weight), d), dt.Slice(ps.OffsetOf(nm.Norm1Bias), d), dh1);
-                    SiteJvp(b.H1, c0, d, rr, dt.Slice(ps.OffsetOf(nm.InProjWeight), 3 * d * d), dt.Slice(ps.OffsetOf(nm.InProjBias), 3 * d), ws.Buffer(BlockStage.Qkv));
-                    SiteJvp(b.O, c0, d, rr, dt.Slice(ps.OffsetOf(nm.OutProjWeight), d * d), dt.Slice(ps.OffsetOf(nm.OutProjBias), d), ws.Buffer(BlockStage.Attn));
-                    LayerNormParamJvp(b.Xhat2, c0, rr, dt.Slice(ps.OffsetOf(nm.Norm2Weight), d), dt.Slice(ps.OffsetOf(nm.Norm2Bias), d), ws.Buffer(BlockStage.Norm2));
-                    SiteJvp(b.H2, c0, d, rr, dt.Slice(ps.OffsetOf(nm.Linear1Weight), f * d), dt.Slice(ps.OffsetOf(nm.Linear1Bias), f), ws.Buffer(BlockStage.Hidden));
-                    SiteJvp(b.M, c0, f, rr, dt.Slice(ps.OffsetOf(nm.Linear2Weight), d * f), dt.Slice(ps.OffsetOf(nm.Linear2Bias), d), ws.Buffer(BlockStage.Out));
+                    // Inject every listed parameter's immediate effect at its stage (MATH.md §3: δW û + δb at each site).
+                    LayerNormParamJvp(b.Xhat1, c0, rr, Part(dt, layout, nm.Norm1Weight), Part(dt, layout, nm.Norm1Bias), ws.Buffer(BlockStage.Norm1));
+                    SiteJvp(b.H1, c0, d, rr, 3 * d, Part(dt, layout, nm.InProjWeight), Part(dt, layout, nm.InProjBias), ws.Buffer(BlockStage.Qkv));
+                    SiteJvp(b.O, c0, d, rr, d, Part(dt, layout, nm.OutProjWeight), Part(dt, layout, nm.OutProjBias), ws.Buffer(BlockStage.Attn));
+                    LayerNormParamJvp(b.Xhat2, c0, rr, Part(dt, layout, nm.Norm2Weight), Part(dt, layout, nm.Norm2Bias), ws.Buffer(BlockStage.Norm2));
+                    SiteJvp(b.H2, c0, d, rr, f, Part(dt, layout, nm.Linear1Weight), Part(dt, layout, nm.Linear1Bias), ws.Buffer(BlockStage.Hidden));
+                    SiteJvp(b.M, c0, f, rr, d, Part(dt, layout, nm.Linear2Weight), Part(dt, layout, nm.Linear2Bias), ws.Buffer(BlockStage.Out));
                     ws.Forward(BlockStage.Norm1);
                     ScatterLayer(ws.Buffer(BlockStage.Out), result, j, s0, ns, l + 1, 1.0, overwrite: true);
                 }
@@ -202,9 +252,10 @@ internal sealed class TransformerLinearization : ChainLinearization
         Return(ws);
     }
 
-    public override void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count)
+    /// <summary>J_θ* into a δθ laid out by <paramref name="layout"/> (the exact adjoint of <see cref="ParamJvpCore"/>).</summary>
+    private void ParamVjpCore(int[] layout, int m, ReadOnlySpan<double> q, Span<double> dTheta, int count)
     {
-        var ps = Parameters; int m = ps.TotalSize, size = StateShape.Size, d = _d, f = _c.FeedForward, rows = _s * _n;
+        int d = _d, f = _c.FeedForward, rows = _s * _n;
         dTheta.Slice(0, count * m).Clear();
         var ws = Rent();
         var tmp = new double[rows * d];
@@ -213,19 +264,18 @@ internal sealed class TransformerLinearization : ChainLinearization
             var dt = dTheta.Slice(j * m, m);
             GatherLayer(q, j, 0, _s, 0, tmp);
             if (_c.Input == TransformerInput.Linear)
-            {
-                int nin = _c.Inputs;
-                SiteVjp(tmp, rows, d, _xAug!, 0, nin, dt.Slice(ps.OffsetOf(TransformerModel.InputWeight), d * nin), dt.Slice(ps.OffsetOf(TransformerModel.InputBias), d));
-            }
+                SiteVjp(tmp, rows, d, _xAug!, 0, _c.Inputs, Part(dt, layout, TransformerModel.InputWeight), Part(dt, layout, TransformerModel.InputBias));
             else
             {
-                var dE = dt.Slice(ps.OffsetOf(TransformerModel.EmbeddingWeight), _c.Inputs * d);
-                for (int r = 0; r < rows; r++) Numerics.Axpy(1.0, tmp.AsSpan(r * d, d), dE.Slice(_ids![r] * d, d));
+                var dE = Part(dt, layout, TransformerModel.EmbeddingWeight);
+                if (!dE.IsEmpty)
+                    for (int r = 0; r < rows; r++) Numerics.Axpy(1.0, tmp.AsSpan(r * d, d), dE.Slice(_ids![r] * d, d));
             }
 
             for (int l = 0; l < _blocks.Length; l++)
             {
                 var b = _blocks[l]; var nm = b.Names;
+                if (!Touches(layout, nm)) continue;
                 for (int s0 = 0; s0 < _s; s0 += _chunkSeq)
                 {
                     int ns = Math.Min(_chunkSeq, _s - s0);
@@ -234,52 +284,53 @@ internal sealed class TransformerLinearization : ChainLinearization
                     ws.Backward(BlockStage.Norm1);
                     int rr = ws.Rows, c0 = ws.CacheRow0;
                     // J_θ* q = Σ D_sᵀ q ûᵀ per site (MATH.md §3), and Σ ḡ ⊙ x̂ for the LayerNorm gains.
-                    SiteVjp(ws.Buffer(BlockStage.Qkv), rr, 3 * d, b.H1, c0, d, dt.Slice(ps.OffsetOf(nm.InProjWeight), 3 * d * d), dt.Slice(ps.OffsetOf(nm.InProjBias), 3 * d));
-                    SiteVjp(ws.Buffer(BlockStage.Attn), rr, d, b.O, c0, d, dt.Slice(ps.OffsetOf(nm.OutProjWeight), d * d), dt.Slice(ps.OffsetOf(nm.OutProjBias), d));
-                    SiteVjp(ws.Buffer(BlockStage.Hidden), rr, f, b.H2, c0, d, dt.Slice(ps.OffsetOf(nm.Linear1Weight), f * d), dt.Slice(ps.OffsetOf(nm.Linear1Bias), f));
-                    SiteVjp(ws.Buffer(BlockStage.Out), rr, d, b.M, c0, f, dt.Slice(ps.OffsetOf(nm.Linear2Weight), d * f), dt.Slice(ps.OffsetOf(nm.Linear2Bias), d));
-                    LayerNormParamVjp(ws.Buffer(BlockStage.Norm1), b.Xhat1, c0, rr, dt.Slice(ps.OffsetOf(nm.Norm1Weight), d), dt.Slice(ps.OffsetOf(nm.Norm1Bias), d));
-                    LayerNormParamVjp(ws.Buffer(BlockStage.Norm2), b.Xhat2, c0, rr, dt.Slice(ps.OffsetOf(nm.Norm2Weight), d), dt.Slice(ps.OffsetOf(nm.Norm2Bias), d));
+                    SiteVjp(ws.Buffer(BlockStage.Qkv), rr, 3 * d, b.H1, c0, d, Part(dt, layout, nm.InProjWeight), Part(dt, layout, nm.InProjBias));
+                    SiteVjp(ws.Buffer(BlockStage.Attn), rr, d, b.O, c0, d, Part(dt, layout, nm.OutProjWeight), Part(dt, layout, nm.OutProjBias));
+                    SiteVjp(ws.Buffer(BlockStage.Hidden), rr, f, b.H2, c0, d, Part(dt, layout, nm.Linear1Weight), Part(dt, layout, nm.Linear1Bias));
+                    SiteVjp(ws.Buffer(BlockStage.Out), rr, d, b.M, c0, f, Part(dt, layout, nm.Linear2Weight), Part(dt, layout, nm.Linear2Bias));
+                    LayerNormParamVjp(ws.Buffer(BlockStage.Norm1), b.Xhat1, c0, rr, Part(dt, layout, nm.Norm1Weight), Part(dt, layout, nm.Norm1Bias));
+                    LayerNormParamVjp(ws.Buffer(BlockStage.Norm2), b.Xhat2, c0, rr, Part(dt, layout, nm.Norm2Weight), Part(dt, layout, nm.Norm2Bias));
                 }
             }
         }
         Return(ws);
     }
 
-    /// <summary>dst[r] += Û[c0 + r] [δW, δb]ᵀ for rows r &lt; rows (Û augmented with width + 1 columns).</summary>
-    private static void SiteJvp(double[] uAug, int c0, int width, int rows, ReadOnlySpan<double> dW, ReadOnlySpan<double> db, Span<double> dst)
+    /// <summary>dst[r] += Û[c0 + r] [δW, δb]ᵀ for rows r &lt; rows (Û augmented with width + 1 columns); an empty δW or δb is absent.</summary>
+    private static void SiteJvp(double[] uAug, int c0, int width, int rows, int outDim, ReadOnlySpan<double> dW, ReadOnlySpan<double> db, Span<double> dst)
     {
-        int outDim = db.Length;
-        Gemm.Multiply(Trans.No, Trans.Yes, rows, outDim, width, 1.0, uAug.AsSpan(c0 * (width + 1)), width + 1, dW, width, 1.0, dst, outDim);
-        AddRows(dst, db, rows);
+        if (!dW.IsEmpty) Gemm.Multiply(Trans.No, Trans.Yes, rows, outDim, width, 1.0, uAug.AsSpan(c0 * (width + 1)), width + 1, dW, width, 1.0, dst, outDim);
+        if (!db.IsEmpty) AddRows(dst, db, rows);
     }
 
-    /// <summary>δW += gᵀ U, δb += Σ_r g[r] for rows r (g is [rows, outDim]).</summary>
+    /// <summary>δW += gᵀ U, δb += Σ_r g[r] for rows r (g is [rows, outDim]); an empty δW or δb is skipped.</summary>
     private static void SiteVjp(ReadOnlySpan<double> g, int rows, int outDim, double[] uAug, int c0, int width, Span<double> dW, Span<double> db)
     {
-        Gemm.Multiply(Trans.Yes, Trans.No, outDim, width, rows, 1.0, g, outDim, uAug.AsSpan(c0 * (width + 1)), width + 1, 1.0, dW, width);
-        for (int r = 0; r < rows; r++) Numerics.Axpy(1.0, g.Slice(r * outDim, outDim), db);
+        if (!dW.IsEmpty) Gemm.Multiply(Trans.Yes, Trans.No, outDim, width, rows, 1.0, g, outDim, uAug.AsSpan(c0 * (width + 1)), width + 1, 1.0, dW, width);
+        if (!db.IsEmpty) for (int r = 0; r < rows; r++) Numerics.Axpy(1.0, g.Slice(r * outDim, outDim), db);
     }
 
-    /// <summary>dst[r] += x̂[c0 + r] ⊙ δγ + δβ (LayerNorm output h = x̂ ⊙ γ + β).</summary>
+    /// <summary>dst[r] += x̂[c0 + r] ⊙ δγ + δβ (LayerNorm output h = x̂ ⊙ γ + β); an empty δγ or δβ is absent.</summary>
     private void LayerNormParamJvp(double[] xhat, int c0, int rows, ReadOnlySpan<double> dGain, ReadOnlySpan<double> dBias, Span<double> dst)
     {
         int d = _d;
         for (int r = 0; r < rows; r++)
         {
             var x = xhat.AsSpan((c0 + r) * d, d); var o = dst.Slice(r * d, d);
-            for (int i = 0; i < d; i++) o[i] += x[i] * dGain[i] + dBias[i];
+            if (!dGain.IsEmpty) for (int i = 0; i < d; i++) o[i] += x[i] * dGain[i];
+            if (!dBias.IsEmpty) Numerics.Axpy(1.0, dBias, o);
         }
     }
 
-    /// <summary>δγ += Σ_r g[r] ⊙ x̂[c0 + r], δβ += Σ_r g[r].</summary>
+    /// <summary>δγ += Σ_r g[r] ⊙ x̂[c0 + r], δβ += Σ_r g[r]; an empty δγ or δβ is skipped.</summary>
     private void LayerNormParamVjp(ReadOnlySpan<double> g, double[] xhat, int c0, int rows, Span<double> dGain, Span<double> dBias)
     {
         int d = _d;
         for (int r = 0; r < rows; r++)
         {
             var x = xhat.AsSpan((c0 + r) * d, d); var gr = g.Slice(r * d, d);
-            for (int i = 0; i < d; i++) { dGain[i] += gr[i] * x[i]; dBias[i] += gr[i]; }
+            if (!dGain.IsEmpty) for (int i = 0; i < d; i++) dGain[i] += gr[i] * x[i];
+            if (!dBias.IsEmpty) Numerics.Axpy(1.0, gr, dBias);
         }
     }
 
