@@ -48,18 +48,18 @@ public class TrainingTests
     }
 
     [Theory]
-    [InlineData("flip-flop", 20, 0.7)]
-    [InlineData("memory-pro", 15, 0.7)]
-    [InlineData("integration", 20, 0.7)]
-    [InlineData("sine", 20, 0.85)] // needs an oscillator: 40 steps only leave the mean-output plateau
-    public void TrainingReducesTheLossOnEveryTask(string task, int steps, double ratio)
+    [InlineData("flip-flop", 20, 40, 0.7)]
+    [InlineData("memory-pro", 15, 40, 0.7)]
+    [InlineData("integration", 20, 40, 0.7)]
+    [InlineData("sine", 20, 200, 0.05)] // needs an oscillator: it first sits on the mean-output plateau, so train longer
+    public void TrainingReducesTheLossOnEveryTask(string task, int steps, int trainingSteps, double ratio)
     {
-        var trainer = Trainer.Create("gru", 10, task, new TrainingOptions { Steps = 40, BatchSize = 8, LearningRate = 0.03, CheckpointEvery = 0, Seed = 1 },
+        var trainer = Trainer.Create("gru", 10, task, new TrainingOptions { Steps = trainingSteps, BatchSize = 8, LearningRate = 0.03, CheckpointEvery = 0, Seed = 1 },
             taskOptions: new TaskOptions { Steps = steps, EvaluationTrials = 16 });
         var r = trainer.Run();
-        Assert.Equal(40, r.Steps);
+        Assert.Equal(trainingSteps, r.Steps);
         Assert.True(r.EvalLoss < ratio * r.InitialEvalLoss, $"{task}: eval loss {r.InitialEvalLoss:G4} → {r.EvalLoss:G4}");
-        Assert.Equal(41, r.Log.Count);
+        Assert.Equal(trainingSteps + 1, r.Log.Count);
         Assert.InRange(r.EvalAccuracy, 0, 1);
     }
 
