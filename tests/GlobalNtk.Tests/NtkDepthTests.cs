@@ -14,15 +14,6 @@ namespace GlobalNtk.Tests;
 /// </summary>
 public class NtkDepthTests
 {
-    private static double[] RowMajor(double[][] columns, int stateSize)
-    {
-        int m = columns.Length;
-        var jac = new double[stateSize * m];
-        for (int p = 0; p < m; p++)
-            for (int r = 0; r < stateSize; r++) jac[r * m + p] = columns[p][r];
-        return jac;
-    }
-
     private static void CheckCore(NtkOperators ops, Readout readout)
     {
         var core = ops.KroneckerCore;
@@ -45,7 +36,7 @@ public class NtkDepthTests
         var x = new Tensor(DepthChecks.Gaussian(b * nIn, new Random(101)), new AxisShape(("sample", b), ("input", nIn)));
         var lin = model.Linearize(x);
         var jac = DepthChecks.WholeModelJacobian(model.Parameters, src => ReferenceDepthModels.Mlp(nIn, h, l, act, src, x.Span.ToArray(), b));
-        NtkChecks.All(lin, RowMajor(jac, lin.StateShape.Size), seed: 71);
+        NtkChecks.All(lin, TransformerNtkTests.DenseJacobian(jac, lin.StateShape.Size), seed: 71);
         CheckCore(new NtkOperators(lin), model.Readout);
     }
 
@@ -57,7 +48,7 @@ public class NtkDepthTests
         var lin = model.Linearize(x);
         var jac = DepthChecks.WholeModelJacobian(model.Parameters,
             src => ReferenceDepthModels.Transformer(model.Config, src, x.Span.ToArray(), x.Shape.Sizes[0], x.Shape.Sizes[1]));
-        NtkChecks.All(lin, RowMajor(jac, lin.StateShape.Size), seed: 81);
+        NtkChecks.All(lin, TransformerNtkTests.DenseJacobian(jac, lin.StateShape.Size), seed: 81);
         var ops = new NtkOperators(lin);
         Assert.Contains(lin.Sites, s => !KroneckerCore.IsRowLocal(lin, s));
         Assert.True(ops.KroneckerCore.RestParameterCount > 0);   // LayerNorm gains and biases
