@@ -38,14 +38,16 @@ public static class ModelFile
 
     /// <summary>
     /// Reads a model. The architecture is <paramref name="arch"/> when given, else the file's
-    /// <c>arch</c> metadata; missing, mis-shaped or unexpected tensors throw a one-line
+    /// <c>arch</c> metadata, else (a bare PyTorch state dict) inferred from a recurrent net's gate
+    /// rows where that is unambiguous; missing, mis-shaped or unexpected tensors throw a one-line
     /// <see cref="DataFileException"/> naming the file, the tensor and the shapes.
     /// </summary>
     public static LoadedModel Load(string path, string? arch = null)
     {
         var file = SafetensorsFile.Read(path);
         string chosen = arch ?? (file.Metadata.TryGetValue(ArchKey, out var a) ? a
-            : throw new DataFileException(path, $"no '{ArchKey}' in the metadata; give the architecture explicitly (valid: {string.Join(", ", ModelRegistry.Architectures)})."));
+            : RecurrentModelFactory.InferArch(path, file)
+            ?? throw new DataFileException(path, $"no '{ArchKey}' in the metadata; give the architecture explicitly (valid: {string.Join(", ", ModelRegistry.Architectures)})."));
         IModelFactory factory;
         try { factory = ModelRegistry.Get(chosen); }
         catch (ArgumentException ex) when (arch is null) { throw new DataFileException(path, $"metadata {ex.Message}"); }

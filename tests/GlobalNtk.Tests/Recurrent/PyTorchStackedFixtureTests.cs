@@ -4,6 +4,7 @@ using GlobalNtk.Models;
 using GlobalNtk.Models.Recurrent;
 using GlobalNtk.Ntk;
 using GlobalNtk.Tests.Reference;
+using GlobalNtk.Tests;
 using Xunit;
 
 namespace GlobalNtk.Tests.Recurrent;
@@ -133,5 +134,56 @@ public class PyTorchStackedFixtureTests
         int off = model.AllParameters.OffsetOf("h0");
         Assert.Contains(grad.AsSpan(off, 2 * h).ToArray(), g => Math.Abs(g) > 1e-6);
         Assert.NotSame(model.Parameters["h0"], lin.Parameters["h0"]);
+    }
+}
+
+/// <summary>The fixtures' state dicts as a user saves them: loaded by <see cref="ModelFile"/> with nothing but the tensors.</summary>
+public class PyTorchStackedLoadingTests
+{
+    [Theory]
+    [InlineData("gru_l2", null)]
+    [InlineData("lstm_l2_nobias", null)]
+    [InlineData("rnn_relu_l2_nobias", "rnn-relu")]
+    [InlineData("lstm_l2_h0", null)]
+    [InlineData("rnn_tanh_l2_nobias_h0", "rnn-tanh")]
+    public void StateDictLoadsUnchangedUnderAnyPrefix(string name, string? arch)
+    {
+        var (_, f) = PyTorchStackedFixtureTests.Load(name);
+        var order = f.Metadata["order"].Split(',');
+        int h = f.Tensors["rnn.weight_hh_l0"].Shape[1];
+        var rng = new Random(2);
+        var head = DepthChecks.Gaussian(3 * h, rng);
+        // "net.rnn.*" and "net.h0" as a module with an nn.GRU called rnn registers them; a bias-free nn.Linear head.
+        var tensors = order.Select(n => ("net." + n, f.Tensors[n].Shape, f.Tensors[n].Data))
+            .Append(("net.head.weight", new[] { 3, h }, head)).ToArray();
+        using var dir = new TempDir();
+        string path = dir.File(name + ".safetensors");
+        File.WriteAllBytes(path, IOModelFileTests.PyTorchFile(null, tensors));
+        var loaded = ModelFile.Load(path, arch);
+        Assert.True(loaded.HasReadout);
+        var model = Assert.IsType<RecurrentModel>(loaded.Model);
+        Assert.Equal(f.Metadata["arch"], model.Arch);
+        Assert.Equal(int.Parse(f.Metadata["layers"]), model.Layers);
+        Assert.Equal(f.Metadata["bias"] == "true", model.Config.Bias);
+        Assert.Equal(f.Metadata["h0"] == "true", model.Config.LearnInitialState);
+        var x = f.Tensors["x"];
+        var inputs = new Tensor(x.Data, model.InputShape(x.Shape[0], x.Shape[1]));
+        // The hand-built file stores float32 (as most checkpoints): agreement to float32 rounding.
+        var states = model.Forward(inputs).Span.ToArray();
+        Assert.True(DepthChecks.RelErr(states, f.Tensors["z"].Data) < 1e-5);
+        // The bias-free head: y = W h_top at (trial 0, time 0).
+        var y = model.Predict(inputs);
+        int top = RecurrentModel.TopOffset(model.Config);
+        for (int o = 0; o < 3; o++)
+        {
+            double expect = 0;
+            for (int i = 0; i < h; i++) expect += (double)(float)head[o * h + i] * states[top + i];
+            Assert.Equal(expect, y.Span[o], 12);
+        }
+        // Saved and read back, it is the same model (layers, bias, h0 in the metadata).
+        string again = dir.File("again.safetensors");
+        ModelFile.Save(again, model);
+        var back = Assert.IsType<RecurrentModel>(ModelFile.Load(again).Model);
+        Assert.Equal(model.Forward(inputs).Span.ToArray(), back.Forward(inputs).Span.ToArray());
     }
 }
