@@ -24,6 +24,11 @@ public sealed class ForwardSettings : CommonSettings
     [Description("Inputs .npy [[trials, steps, inputs]] (float32/float64, C order).")]
     public string? Inputs { get; init; }
 
+    /// <summary>Inputs are [time, trial, input].</summary>
+    [CommandOption("--time-major")]
+    [Description("The inputs .npy is [[steps, trials, inputs]] (PyTorch's batch_first=False) instead of [[trials, steps, inputs]].")]
+    public bool TimeMajor { get; init; }
+
     /// <summary>Output file.</summary>
     [CommandOption("-o|--out <FILE>")]
     [Description("Where to write the states .npy (float64; [[B, T, S]], LSTM S = 2H as [[h, c]]).")]
@@ -38,7 +43,7 @@ public sealed class ForwardCommand : CliCommand<ForwardSettings>
     {
         string outPath = CliInputs.Required(s.Out, "--out");
         var loaded = CliInputs.Model(s.Model, s.Arch);
-        var inputs = CliInputs.Inputs(s.Inputs);
+        var inputs = CliInputs.Inputs(s.Inputs, timeMajor: s.TimeMajor);
         var lin = CliInputs.Linearize(loaded.Model, inputs, s.Inputs!);
         var states = new Tensor(lin.States.ToArray(), lin.StateShape);
         Npy.Write(outPath, states);
