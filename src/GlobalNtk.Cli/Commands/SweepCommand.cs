@@ -17,53 +17,59 @@ public sealed class SweepSettings : AnalysisSettings
 {
     /// <summary>Task.</summary>
     [CommandOption("--task <NAME>")]
-    [Description("Task to train on (flip-flop, memory-pro, integration, sine, …).")]
+    [TaskListDescription("Task to train on.")]
     public string? Task { get; init; }
 
     /// <summary>Architecture.</summary>
     [CommandOption("--arch <ARCH>")]
-    [Description("Architecture (gru, lstm, rnn-tanh, rnn-relu, leaky-rnn, …).")]
+    [ArchListDescription("Architecture.")]
     public string? Arch { get; init; }
 
     /// <summary>Gains.</summary>
     [CommandOption("--gains <LIST>")]
-    [Description("Comma-separated initial recurrent gains g (default 0,0.5,1,1.5,2).")]
-    public string Gains { get; init; } = "0,0.5,1,1.5,2";
+    [Description("Comma-separated initial recurrent gains g.")]
+    [DefaultValue(CliDefaults.SweepGains)]
+    public string Gains { get; init; } = CliDefaults.SweepGains;
 
     /// <summary>Output folder.</summary>
     [CommandOption("-o|--out <DIR>")]
-    [Description("Report folder (sweep.md, PNGs, sweep.csv, results.json, one run folder per gain); replaced if it exists.")]
+    [Description("Report folder (sweep.md, figures as PNG and SVG, sweep.csv, results.json, one run folder per gain); replaced if it exists.")]
     public string? Out { get; init; }
 
     /// <summary>Hidden units.</summary>
     [CommandOption("--hidden <H>")]
-    [Description("Hidden units (default 32).")]
-    public int Hidden { get; init; } = 32;
+    [Description("Hidden units.")]
+    [DefaultValue(CliDefaults.SweepHidden)]
+    public int Hidden { get; init; } = CliDefaults.SweepHidden;
 
     /// <summary>Training steps.</summary>
     [CommandOption("--steps <N>")]
-    [Description("Training steps per gain (default 300).")]
-    public int Steps { get; init; } = 300;
+    [Description("Training steps per gain.")]
+    [DefaultValue(CliDefaults.SweepSteps)]
+    public int Steps { get; init; } = CliDefaults.SweepSteps;
 
     /// <summary>Learning rate.</summary>
     [CommandOption("--lr <RATE>")]
-    [Description("Adam learning rate (default 0.01).")]
-    public double LearningRate { get; init; } = 0.01;
+    [Description("Adam learning rate.")]
+    [DefaultValue(CliDefaults.SweepLearningRate)]
+    public double LearningRate { get; init; } = CliDefaults.SweepLearningRate;
 
     /// <summary>Batch size.</summary>
     [CommandOption("--batch <N>")]
-    [Description("Training batch size (default 16).")]
-    public int Batch { get; init; } = 16;
+    [Description("Training batch size.")]
+    [DefaultValue(CliDefaults.SweepBatch)]
+    public int Batch { get; init; } = CliDefaults.SweepBatch;
 
     /// <summary>Trial length.</summary>
     [CommandOption("--trial-steps <T>")]
-    [Description("Steps per trial (default: the task's own).")]
+    [Description("Trial length T in steps (omitted: the task's own).")]
     public int? TrialSteps { get; init; }
 
     /// <summary>Evaluation trials.</summary>
     [CommandOption("--trials <N>")]
-    [Description("Trials of the fixed evaluation / analysis batch (default 12).")]
-    public int Trials { get; init; } = 12;
+    [Description("Trials of the fixed evaluation / analysis batch.")]
+    [DefaultValue(CliDefaults.SweepTrials)]
+    public int Trials { get; init; } = CliDefaults.SweepTrials;
 }
 
 /// <summary>One gain's outcome.</summary>
@@ -91,7 +97,7 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
         CliInputs.AtLeast(s.Trials, 1, "--trials");
         if (!(s.LearningRate > 0) || !double.IsFinite(s.LearningRate)) throw new CliInputException($"--lr must be a finite number > 0, got {s.LearningRate}.");
         var options = s.ToOptions();
-        int seed = s.Seed ?? 1;
+        int seed = s.SeedOrDefault;
         var taskOptions = new TaskOptions { Steps = s.TrialSteps, EvaluationTrials = s.Trials };
         CliInputs.Task(taskName, taskOptions with { Seed = seed }); // unknown task → one line before any work
         var clock = Stopwatch.StartNew();
@@ -129,7 +135,7 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
             $"learned fractions [{string.Join(", ", pt.FinalLearnedFraction.Select(AnalysisReportWriter.F))}]").ToList();
         lines.Add($"Spearman correlation of PR(NTK_S) at init with final loss: {AnalysisReportWriter.F(summary.RankLossCorrelation)}");
         lines.Add($"report: {Path.Combine(Path.GetFullPath(outDir), "sweep.md")}");
-        return new CommandOutcome(new { command = "sweep", reportFolder = Path.GetFullPath(outDir), summary }, lines);
+        return new CommandOutcome(new { reportFolder = Path.GetFullPath(outDir), summary }, lines);
     }
 
     /// <summary>What the sweep report states (also results.json).</summary>
@@ -191,7 +197,7 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
         md.AppendLine($"**Figure 4.** Final evaluation loss against PR(NTK_S) at initialisation, one point per gain (Spearman ρ = {F(rho)}). Data: `sweep.csv`.").AppendLine();
         md.AppendLine("Each gain's run (checkpoints at start and end, `log.csv`) is in its `run-g…` folder; all numbers are in `results.json`.");
         File.WriteAllText(Path.Combine(dir, "sweep.md"), md.ToString());
-        File.WriteAllText(Path.Combine(dir, "results.json"), CliJson.Serialize(summary));
+        File.WriteAllText(Path.Combine(dir, "results.json"), CliJson.Document("sweep", summary));
         return summary;
     }
 

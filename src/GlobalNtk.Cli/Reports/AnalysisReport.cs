@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json.Serialization;
 using GlobalNtk.Analysis;
 using GlobalNtk.Cli.Common;
 
@@ -27,8 +28,13 @@ public sealed record TrainingCurve(int[] Steps, double[] Loss, int[] EvalSteps, 
 /// <param name="Training">The training curve, if the model was trained.</param>
 /// <param name="Options">The analysis options used.</param>
 /// <param name="Extra">Further facts for results.json (command, runtime…).</param>
-public sealed record AnalysisReport(string Title, string Setup, IReadOnlyList<ModelAnalysis> Checkpoints,
-    TrainingCurve? Training, AnalysisOptions Options, IReadOnlyDictionary<string, object>? Extra = null);
+public sealed record AnalysisReport(string Title, [property: JsonIgnore] string Setup, IReadOnlyList<ModelAnalysis> Checkpoints,
+    TrainingCurve? Training, AnalysisOptions Options, IReadOnlyDictionary<string, object>? Extra = null)
+{
+    /// <summary>The setup paragraph as plain text (JSON holds no Markdown).</summary>
+    [JsonPropertyName("setup")]
+    public string SetupText => CliText.PlainFromMarkdown(Setup);
+}
 
 /// <summary>
 /// Writes a report folder: <c>report.md</c> (a short figure set with captions that state the key
@@ -211,7 +217,8 @@ public static class AnalysisReportWriter
 
         md.AppendLine("All numbers are in `results.json`; every plotted number is in the CSV named in its caption.");
         File.WriteAllText(Path.Combine(dir, "report.md"), md.ToString());
-        File.WriteAllText(Path.Combine(dir, "results.json"), CliJson.Serialize(report));
+        string command = report.Extra is not null && report.Extra.TryGetValue("command", out var cmd) ? cmd.ToString() ?? "analyze" : "analyze";
+        File.WriteAllText(Path.Combine(dir, "results.json"), CliJson.Document(command, report));
         return figures;
     }
 
