@@ -167,9 +167,13 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
         }
         csv.Save(Path.Combine(dir, "sweep.csv"));
 
-        var rankSeries = new List<Series> { new("PR(NTK_S) full", g, pr) };
-        foreach (var a in axes) rankSeries.Add(new($"PR(NTK_S) {a}", g, points.Select(p => p.Init.NtkRank.Partial.FirstOrDefault(q => q.Axis == a)?.Value ?? double.NaN).ToArray()));
-        rankSeries.Add(new("PR(K) full", g, points.Select(p => p.Init.KRank.Value).ToArray(), Dashed: true));
+        var rankSeries = new List<Series> { new("PR(NTK_S) full", g, pr, Error: points.Select(p => p.Init.NtkRank.StandardError).ToArray()) };
+        foreach (var a in axes)
+        {
+            var at = points.Select(p => p.Init.NtkRank.Partial.FirstOrDefault(q => q.Axis == a)).ToArray();
+            rankSeries.Add(new($"PR(NTK_S) {a}", g, at.Select(q => q?.Value ?? double.NaN).ToArray(), Error: at.Select(q => q?.StandardError ?? double.NaN).ToArray()));
+        }
+        rankSeries.Add(new("PR(K) full", g, points.Select(p => p.Init.KRank.Value).ToArray(), Dashed: true, Error: points.Select(p => p.Init.KRank.StandardError).ToArray()));
         Plots.Lines(Path.Combine(dir, "rank_vs_gain.png"), "Effective rank of NTK_S at initialisation", "initial recurrent gain g", "effective rank PR", rankSeries, logY: true);
         Plots.Lines(Path.Combine(dir, "loss_vs_gain.png"), "What gets learned: final loss", "initial recurrent gain g", "evaluation loss (MSE)",
             [new("after training", g, loss), new("at initialisation", g, points.Select(p => p.InitialEvalLoss).ToArray(), Dashed: true)], logY: true);
@@ -188,7 +192,7 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
         md.AppendLine($"**Key numbers.** Spearman rank correlation between PR(NTK_S) at initialisation and the final evaluation loss: {F(rho)} over {points.Count} gains. " +
             string.Join("; ", points.Select(p => $"g = {p.Gain.ToString(CultureInfo.InvariantCulture)}: PR {F(p.Init.NtkRank.Value)}, final loss {F(p.FinalEvalLoss)}")) + ".").AppendLine();
         md.AppendLine("![Figure 1](rank_vs_gain.png)").AppendLine();
-        md.AppendLine($"**Figure 1.** Participation-ratio effective rank of NTK_S (full and partial along each state axis) and of K at initialisation, against the initial gain g, log scale. PR(NTK_S) ranges from {F(pr.Min())} to {F(pr.Max())}. Data: `sweep.csv`.").AppendLine();
+        md.AppendLine($"**Figure 1.** Participation-ratio effective rank of NTK_S (full and partial along each state axis) and of K at initialisation, against the initial gain g, log scale; error bars: one standard error. PR(NTK_S) ranges from {F(pr.Min())} to {F(pr.Max())}. Data: `sweep.csv`.").AppendLine();
         md.AppendLine("![Figure 2](loss_vs_gain.png)").AppendLine();
         md.AppendLine($"**Figure 2.** Evaluation loss at initialisation (dashed) and after {s.Steps} training steps (solid) against g, log scale. Lowest final loss {F(loss.Min())} at g = {g[Array.IndexOf(loss, loss.Min())].ToString(CultureInfo.InvariantCulture)}. Data: `sweep.csv`.").AppendLine();
         md.AppendLine("![Figure 3](learned_fraction_vs_gain.png)").AppendLine();
