@@ -63,6 +63,14 @@ public static class CliApp
         }
     }
 
+    /// <summary>The registered commands and their options (what help and did-you-mean use).</summary>
+    public static CliCatalog Catalog()
+    {
+        var catalog = new CliCatalog();
+        new CommandApp().Configure(c => Configure(catalog.Recording(c)));
+        return catalog;
+    }
+
     /// <summary>The tool's version (the package version, without build metadata).</summary>
     public static string Version { get; } =
         (typeof(CliApp).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0").Split('+')[0];
