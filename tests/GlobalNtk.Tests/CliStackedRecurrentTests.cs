@@ -17,7 +17,7 @@ public class CliStackedRecurrentTests
         using var dir = new TempDir();
         string run = dir.File("run");
         var r = CliTestHost.Run("train", "--task", "sine", "--arch", "gru", "--hidden", "3", "--layers", "2", "--no-bias", "--steps", "2",
-            "--checkpoint-every", "2", "--batch", "2", "--task-steps", "6", "--seed", "1", "--out", run, "--quiet");
+            "--checkpoint-every", "2", "--batch", "2", "--trial-steps", "6", "--seed", "1", "--out", run, "--quiet");
         Assert.True(r.Exit == 0, r.Err);
         var last = Checkpoints.List(run).Last();
         var model = Assert.IsType<RecurrentModel>(ModelFile.Load(last.Path).Model);
