@@ -67,7 +67,7 @@ public class ReadmeTourTests
         Assert.Equal(new AxisShape(("sequence", 4), ("layer", 3), ("token", 6), ("feature", 8)), lin.StateShape);
         var e = ops.NtkS.Apply(lin.States.Span);
         Assert.True(Numerics.Dot(e, lin.States.Span) > 0);
-        Assert.Equal(6, lin.Sites.Count);                        // embed, and fc1/fc2 of both layers
+        Assert.Equal(5, lin.Sites.Count);                        // embed, and fc1/fc2 of both layers
         Assert.Equal(new[] { 2, 16 }, stacked.Parameters["h0"].Shape);
     }
 }

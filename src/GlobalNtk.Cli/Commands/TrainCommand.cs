@@ -112,7 +112,7 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
 
         /// <summary>Stacked layers.</summary>
         [CommandOption("--layers <L>")]
-        [Description("Number of stacked layers (recurrent: num_layers as in nn.GRU; depth models: their layers). Default 1 for recurrent nets.")]
+        [Description("Number of stacked layers (recurrent: num_layers as in nn.GRU; depth models: their layers).")]
         public int? Layers { get; init; }
 
         /// <summary>Bias-free recurrent layers.</summary>

@@ -272,7 +272,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                     InitialTangent(th, k, dz0);
                     var dh = new double[_b * _h];
                     for (int b = 0; b < _b; b++) dz0.AsSpan(0, _h).CopyTo(dh.AsSpan(b * _h, _h));
-                    HhJvp(k, _b, dh, _h, b => b * _t, pre.AsSpan(_hho), _t * _p, 1.0);
+                    HhJvpStrided(k, _b, dh, _h, b => b * _t, pre.AsSpan(_hho), _t * _p, 1.0);
                 }
                 for (int row = 0; row < _r; row++)
                 {
@@ -289,7 +289,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         }
     }
 
-    private void HhJvp(int k, int rows, ReadOnlySpan<double> dh, int ld, Func<int, int> vRow, Span<double> preHh, int preLd, double beta)
+    private void HhJvpStrided(int k, int rows, ReadOnlySpan<double> dh, int ld, Func<int, int> vRow, Span<double> preHh, int preLd, double beta)
     {
         // Variant writing rows with a custom stride (t = 0 rows of [B·T, P]).
         var tmp = new double[rows * _p];
