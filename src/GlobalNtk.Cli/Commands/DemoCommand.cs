@@ -14,8 +14,13 @@ public sealed class DemoSettings : AnalysisSettings
 {
     /// <summary>Report folder.</summary>
     [CommandOption("-o|--out <DIR>")]
-    [Description("Report folder to write (default ./globalntk-demo); replaced if it exists.")]
+    [Description("Report folder to write (default ./globalntk-demo): a new or empty folder, or with --force an earlier demo.")]
     public string Out { get; init; } = "globalntk-demo";
+
+    /// <summary>Replace an earlier globalntk output.</summary>
+    [CommandOption("--force")]
+    [Description(OutputTarget.ForceDescription)]
+    public bool Force { get; init; }
 
     /// <summary>Training steps.</summary>
     [CommandOption("--steps <N>")]
@@ -79,7 +84,7 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         var options = s.ToOptions();
         int seed = s.Seed ?? 1;
         var clock = Stopwatch.StartNew();
-        using var folder = AtomicFolder.Create(s.Out);
+        using var folder = OutputFolder.Create(new OutputRequest(s.Out, "demo", s.Force, []), OutputMarker.ReportKind);
         string runDir = folder.PathOf("run");
         var trainOptions = new TrainingOptions
         {
@@ -113,9 +118,9 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         var report = new AnalysisReport("GlobalNtk demo: the global NTK of a GRU learning flip-flop", setup, analyses,
             TrainingCurve.FromLog(trained.Log), options,
             new Dictionary<string, object> { ["command"] = "demo", ["trainingSeconds"] = trainSeconds, ["totalSeconds"] = clock.Elapsed.TotalSeconds });
-        AnalysisReportWriter.Write(folder.TempPath, report);
+        AnalysisReportWriter.Write(folder.WritePath, report);
         folder.Commit();
-        string where = Path.Combine(Path.GetFullPath(s.Out), "report.md");
+        string where = Path.Combine(folder.Display, "report.md");
         var lines = new List<string>
         {
             $"trained gru (H={s.Hidden}) on flip-flop: {trained.Steps} steps in {trainSeconds:F1} s, eval loss {AnalysisReportWriter.F(trained.InitialEvalLoss)} → {AnalysisReportWriter.F(trained.EvalLoss)}, accuracy {AnalysisReportWriter.F(trained.EvalAccuracy)}",
@@ -123,7 +128,7 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         lines.AddRange(AnalysisPipeline.Summary(analyses));
         lines.Add($"total {clock.Elapsed.TotalSeconds:F1} s");
         lines.Add($"report: {where}");
-        return new CommandOutcome(new { command = "demo", reportFolder = Path.GetFullPath(s.Out), report = where, seconds = clock.Elapsed.TotalSeconds,
+        return new CommandOutcome(new { command = "demo", reportFolder = folder.Display, report = where, seconds = clock.Elapsed.TotalSeconds,
             training = new { trained.Steps, trained.InitialEvalLoss, trained.EvalLoss, trained.EvalAccuracy, seconds = trainSeconds },
             firstCheckpoint = first, lastCheckpoint = last }, lines);
     }
