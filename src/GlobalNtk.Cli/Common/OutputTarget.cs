@@ -66,7 +66,7 @@ public static class OutputTarget
             {
                 var final = info.ResolveLinkTarget(returnFinalTarget: true);
                 // A dangling link is itself the thing at this path.
-                next = final is null || !final.Exists ? next : Canonical(final.FullName, depth + 1);
+                next = final is null || !(File.Exists(final.FullName) || Directory.Exists(final.FullName)) ? next : Canonical(final.FullName, depth + 1);
             }
             else if (!info.Exists && !Directory.Exists(next))
                 return Path.Combine([current, .. parts[i..]]);
