@@ -226,6 +226,52 @@ public class CliOutputSafetyTests
         Assert.Equal(before, Snapshot(f.Dir.Path));
     }
 
+    [Theory]
+    [MemberData(nameof(FolderCommands))]
+    public void AFolderHeldByAnotherWriterIsRefused(string command)
+    {
+        using var f = new CliFixture();
+        string rep = f.Dir.File("rep");
+        Succeeds(Args(command, f, rep));
+        string before = Snapshot(f.Dir.Path);
+        using (new FileStream(Path.Combine(rep, OutputMarker.FileName), FileMode.Open, FileAccess.Read, FileShare.None))
+            Refused(Args(command, f, rep, "--force"), "'" + rep + "'", "another globalntk process", "--force");
+        Assert.Equal(before, Snapshot(f.Dir.Path));
+        Succeeds(Args(command, f, rep, "--force"));
+    }
+
+    [Theory]
+    [InlineData("new")]
+    [InlineData("empty")]
+    [InlineData("replace")]
+    public void AnOutputFolderNotCommittedLeavesNothing(string where)
+    {
+        // What every command relies on when it fails after starting its output (demo, whose
+        // failures cannot be provoked from the command line, included).
+        using var f = new CliFixture();
+        string target = where == "new" ? Path.Combine(f.Dir.Path, "x", "y", "rep") : f.Dir.File("rep");
+        if (where == "empty") Directory.CreateDirectory(target);
+        if (where == "replace") Succeeds(Args("analyze", f, target));
+        string before = Snapshot(f.Dir.Path);
+        using (var folder = OutputFolder.Create(new OutputRequest(target, "demo", Force: true, []), OutputMarker.ReportKind))
+        {
+            Directory.CreateDirectory(folder.PathOf("run"));
+            File.WriteAllText(folder.PathOf("run/log.csv"), "step\n");
+            File.WriteAllText(folder.PathOf("report.md"), "new");
+        }
+        Assert.Equal(before, Snapshot(f.Dir.Path));
+        // A training run placed at once (not over a report: see ForceNeverTurnsATrainingRunIntoAReport), undone after writing in place.
+        if (where == "replace") return;
+        using (var folder = OutputFolder.Create(new OutputRequest(target, "train", Force: true, []), OutputMarker.RunKind, new Dictionary<string, string> { ["seed"] = "1" }))
+        {
+            if (!folder.Replacing) folder.Place();
+            string ckpt = Path.Combine(folder.WritePath, "ckpt-000000.safetensors");
+            folder.Journal.BeforeWrite(ckpt);
+            File.WriteAllText(ckpt, "x");
+        }
+        Assert.Equal(before, Snapshot(f.Dir.Path));
+    }
+
     [Fact]
     public void ALockedFolderIsRefusedAndItsLockIsTheOsLock()
     {
