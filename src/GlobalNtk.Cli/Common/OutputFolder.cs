@@ -66,13 +66,11 @@ public sealed class OutputFolder : IDisposable
             throw new CliInputException($"{what} is a file, expected a folder (--force never replaces a file with a folder); choose another {r.Option}.");
         string anchor = OutputTarget.ExistingAncestor(r, given, target);
         string name = Path.GetFileName(target);
-        RemoveLeftovers(anchor, name);
-        if (Directory.Exists(target)) RemoveLeftovers(target, name);
 
         OutputFolder o;
         OutputMarker? old = null;
         if (!Directory.Exists(target)) o = new OutputFolder(r, given, target, anchor, Mode.Create);
-        else if (!Directory.EnumerateFileSystemEntries(target).Any()) o = new OutputFolder(r, given, target, target, Mode.IntoEmpty);
+        else if (Directory.EnumerateFileSystemEntries(target).All(e => IsLeftover(e, name))) o = new OutputFolder(r, given, target, target, Mode.IntoEmpty);
         else
         {
             var state = OutputMarker.TryAcquire(target, out old);
@@ -83,6 +81,9 @@ public sealed class OutputFolder : IDisposable
             catch { old?.Dispose(); throw; }
             o = new OutputFolder(r, given, target, anchor, Mode.Replace) { _old = old };
         }
+        // This run owns the place now: remove what killed runs left there.
+        RemoveLeftovers(anchor, name);
+        if (Directory.Exists(target)) RemoveLeftovers(target, name);
         try
         {
             o.Stage(OutputMarker.New(r.Command, kind, run));
@@ -98,8 +99,8 @@ public sealed class OutputFolder : IDisposable
 
     /// <summary>
     /// Opens an existing training run folder to continue it (<c>train --resume</c>): locks it,
-    /// adds a marker to a run folder from an older globalntk (removed again if the command fails),
-    /// and removes temporary files left by a killed run.
+    /// and adds a marker to a run folder from an older globalntk (removed again if the command
+    /// fails); <see cref="CheckRun"/> then checks the run and removes what a killed writer left.
     /// </summary>
     public static OutputFolder Resume(OutputRequest r)
     {
@@ -128,8 +129,6 @@ public sealed class OutputFolder : IDisposable
                     o._markerCreated = true;
                     break;
             }
-            foreach (var f in Directory.EnumerateFiles(target))
-                if (AtomicFile.IsTemporaryName(Path.GetFileName(f)) && !IsLockedFile(f)) OutputTarget.DeleteOurs(f);
         }
         catch { o.Dispose(); throw; }
         return o;
@@ -138,6 +137,7 @@ public sealed class OutputFolder : IDisposable
     /// <summary>
     /// Checks a resumed run against its marker: <paramref name="identity"/> (from its checkpoints)
     /// must be the identity the run was started with; an older run folder's marker gets it now.
+    /// Then removes the temporary files a killed writer left in the folder (not held by a live one).
     /// </summary>
     public void CheckRun(IReadOnlyDictionary<string, string> identity)
     {
@@ -148,6 +148,9 @@ public sealed class OutputFolder : IDisposable
                 throw new CliInputException($"{_request.Option} '{_given}' holds checkpoints of another run than the one started there ({diff}, started with {Trainer.Difference(identity, stored)}); resume only a folder written by one run.");
         }
         else _marker.Write(OutputMarker.New("train", OutputMarker.RunKind, identity));
+        // The run is ours and checked: remove the temporary files a killed writer left in it.
+        foreach (var f in Directory.EnumerateFiles(Target))
+            if (AtomicFile.IsTemporaryName(Path.GetFileName(f)) && !IsLockedFile(f)) OutputTarget.DeleteOurs(f);
     }
 
     /// <summary>Puts the folder in place now (a run that is written in place); a replacement waits for <see cref="Commit"/>.</summary>
@@ -338,9 +341,12 @@ public sealed class OutputFolder : IDisposable
         try { candidates = Directory.EnumerateDirectories(dir, $".{name}.tmp-*").ToList(); }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return; }
         foreach (var d in candidates)
-            if (IsTempName(Path.GetFileName(d), name) && new DirectoryInfo(d).LinkTarget is null && OutputMarker.IsAbandoned(d))
-                OutputTarget.DeleteOurs(d);
+            if (IsLeftover(d, name)) OutputTarget.DeleteOurs(d);
     }
+
+    /// <summary>Whether <paramref name="path"/> is a temporary folder for <paramref name="name"/> that a killed run left (ours, unlocked).</summary>
+    private static bool IsLeftover(string path, string name) =>
+        IsTempName(Path.GetFileName(path), name) && Directory.Exists(path) && new DirectoryInfo(path).LinkTarget is null && OutputMarker.IsAbandoned(path);
 
     private static string TempName(string name) => $".{name}.tmp-{Guid.NewGuid():N}";
 
