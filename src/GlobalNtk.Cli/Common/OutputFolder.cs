@@ -290,14 +290,14 @@ public sealed class OutputFolder : IDisposable
                 throw new CliInputException($"{what} already exists and is not empty; globalntk writes only into a new or empty folder, and --force replaces only a folder an earlier globalntk run wrote{hint}; choose another {r.Option}.");
         }
         var info = old!.Info!;
+        if (info.Kind != kind)
+            throw new CliInputException(info.Kind == OutputMarker.RunKind
+                ? $"{what} is a globalntk training run folder; --force replaces only a report folder here, never a run's checkpoints; choose another {r.Option}."
+                : $"{what} is a globalntk {info.Command} report folder, not a training run; --force replaces only a training run folder here; choose another {r.Option}.");
         if (!r.Force)
             throw info.Kind == OutputMarker.RunKind && kind == OutputMarker.RunKind
                 ? new CliInputException($"{what} holds an earlier globalntk training run; add --resume to continue it, --force to replace it, or choose another {r.Option}.")
                 : new CliInputException($"{what} holds an earlier globalntk {info.Command} output; add --force to replace it, or choose another {r.Option}.");
-        if (info.Kind != kind)
-            throw new CliInputException(info.Kind == OutputMarker.RunKind
-                ? $"{what} is a globalntk training run folder; --force replaces only a {r.Command} output folder, never checkpoints; choose another {r.Option}."
-                : $"{what} is a globalntk {info.Command} report folder, not a training run; --force replaces only a training run folder here; choose another {r.Option}.");
         var ours = new HashSet<string>(info.Files ?? [], StringComparer.Ordinal) { OutputMarker.FileName };
         foreach (var f in FilesOf(target))
         {
