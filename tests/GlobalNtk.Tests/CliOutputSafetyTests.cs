@@ -273,6 +273,36 @@ public class CliOutputSafetyTests
     }
 
     [Fact]
+    public void TwoWritersOfOneNewPlaceTheSecondIsRefusedAtCommit()
+    {
+        using var f = new CliFixture();
+        string target = Path.Combine(f.Dir.Path, "p", "rep");
+        var request = new OutputRequest(target, "analyze", Force: true, []);
+        using var a = OutputFolder.Create(request, OutputMarker.ReportKind);
+        using var b = OutputFolder.Create(request, OutputMarker.ReportKind);
+        File.WriteAllText(a.PathOf("report.md"), "a");
+        File.WriteAllText(b.PathOf("report.md"), "b");
+        a.Commit();
+        var ex = Assert.Throws<CliInputException>(b.Commit);
+        Assert.Contains("created by another process meanwhile", ex.Message);
+        b.Dispose();
+        Assert.Equal("a", File.ReadAllText(Path.Combine(target, "report.md")));
+        Assert.Empty(HiddenTemps(Path.Combine(f.Dir.Path, "p")));
+
+        // The same for a single file without --force: the rename refuses to replace.
+        string z = f.Dir.File("z.txt");
+        using var x = OutputFile.Create(new OutputRequest(z, "forward", false, []));
+        using var y = OutputFile.Create(new OutputRequest(z, "forward", false, []));
+        File.WriteAllText(x.TempPath, "x");
+        File.WriteAllText(y.TempPath, "y");
+        x.Commit();
+        Assert.Contains("created by another process meanwhile", Assert.Throws<CliInputException>(y.Commit).Message);
+        y.Dispose();
+        Assert.Equal("x", File.ReadAllText(z));
+        Assert.Empty(HiddenTemps(f.Dir.Path));
+    }
+
+    [Fact]
     public void ALockedFolderIsRefusedAndItsLockIsTheOsLock()
     {
         using var f = new CliFixture();
