@@ -25,7 +25,7 @@ public class CliOutputSafetyTests
         "sweep" => ["sweep", "--task", "flip-flop", "--arch", "gru", "--gains", "1", "--hidden", "2", "--steps", "1", "--trials", "2", "--trial-steps", "4",
             "--out", @out, .. CliFixture.FastAnalysis, .. extra],
         "demo" => ["demo", "--out", @out, "--steps", "2", "--hidden", "2", "--checkpoints", "2", "--trial-steps", "4", "--trials", "2", .. CliFixture.FastAnalysis, .. extra],
-        "train" => ["train", "--task", "sine", "--steps", "2", "--hidden", "3", "--batch", "2", "--task-steps", "5", "--checkpoint-every", "1", "--quiet", "--out", @out, .. extra],
+        "train" => ["train", "--task", "sine", "--steps", "2", "--hidden", "3", "--batch", "2", "--trial-steps", "5", "--checkpoint-every", "1", "--quiet", "--out", @out, .. extra],
         "forward" => ["forward", "--model", f.ModelPath, "--inputs", f.X, "--out", @out, .. extra],
         "apply" => ["apply", "--model", f.ModelPath, "--inputs", f.X, "--operator", "K", "--vector", f.Q, "--out", @out, .. extra],
         _ => throw new ArgumentException(command),
@@ -92,7 +92,7 @@ public class CliOutputSafetyTests
         {
             Assert.Equal(OutputMarker.RunKind, m.Kind);
             Assert.Equal("sine", m.Run!["task"]);
-            Assert.Equal("0", m.Run!["train_seed"]);
+            Assert.Equal(CliDefaults.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture), m.Run!["train_seed"]);
         }
         else
         {
@@ -389,7 +389,7 @@ public class CliOutputSafetyTests
         string before = Snapshot(f.Dir.Path);
         // A diverging training run into a/b/c/run: no run folder, no empty parents.
         string[] diverge = ["train", "--task", "integration", "--arch", "rnn-relu", "--gain", "1e200", "--steps", "3", "--hidden", "3", "--batch", "2",
-            "--task-steps", "5", "--checkpoint-every", "1", "--quiet", "--out"];
+            "--trial-steps", "5", "--checkpoint-every", "1", "--quiet", "--out"];
         Refused([.. diverge, Path.Combine(f.Dir.Path, "a", "b", "c", "run")], "rnn-relu");
         Assert.Equal(before, Snapshot(f.Dir.Path));
         // Into an existing empty folder: it stays empty.

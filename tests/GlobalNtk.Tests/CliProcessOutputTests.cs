@@ -61,7 +61,7 @@ public class CliProcessOutputTests
     {
         using var f = new CliFixture();
         string run = f.Dir.File("run");
-        using var p = Process.Start(Cli(f.Dir.Path, "train", "--task", "sine", "--steps", "100000000", "--hidden", "3", "--batch", "2", "--task-steps", "5",
+        using var p = Process.Start(Cli(f.Dir.Path, "train", "--task", "sine", "--steps", "100000000", "--hidden", "3", "--batch", "2", "--trial-steps", "5",
             "--checkpoint-every", "1", "--quiet", "--out", "run"))!;
         try
         {
