@@ -66,7 +66,7 @@ public class NtkDepthTests
             var lin = model.Linearize(x);
             var targets = new Tensor(model.Readout.OutputShape(lin.StateShape));
             NtkChecks.Random(targets.Length, 91).CopyTo(targets.Span);
-            var e = FirstOrderIdentity.MseStateError(model.Readout, lin.States.Span, lin.StateShape, targets.Span);
+            var e = MseLoss.StateError(model.Readout, lin.States.Span, lin.StateShape, targets.Span).StateError;
             double scale = Numerics.Norm(e) / Numerics.Norm(new NtkOperators(lin).NtkS.Apply(e));
             var big = FirstOrderIdentity.Check(model, x, targets, 1e-2 * scale);
             var small = FirstOrderIdentity.Check(model, x, targets, 1e-3 * scale);

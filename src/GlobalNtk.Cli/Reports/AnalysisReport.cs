@@ -7,7 +7,7 @@ namespace GlobalNtk.Cli.Reports;
 
 /// <summary>A training curve: the training-batch loss at each step and the evaluation-set loss and accuracy where evaluated.</summary>
 public sealed record TrainingCurve(int[] Steps, double[] Loss, int[] EvalSteps, double[] EvalLoss, double[] EvalAccuracy,
-    string LossDefinition = "MSE = mean (ŷ − y*)²")
+    string LossDefinition = GlobalNtk.Models.MseLoss.Definition)
 {
     /// <summary>From the trainer's log rows (rows without a value are skipped in each series).</summary>
     public static TrainingCurve FromLog(IEnumerable<GlobalNtk.Training.TrainingLogRow> rows)

@@ -8,7 +8,7 @@ namespace GlobalNtk.Analysis;
 /// <param name="Arch">Model architecture.</param>
 /// <param name="StateAxes">Named state axes and sizes, e.g. trial=32, time=100, unit=64.</param>
 /// <param name="ParameterCount">Number of chain parameters m (readout excluded).</param>
-/// <param name="Loss">MSE loss ½·mean over (positions, channels) of (ŷ − y*)² on the batch, when targets were given.</param>
+/// <param name="Loss">The loss L = (1/N) Σ (ŷ − y*)² on the batch, the mean over all N output entries (<see cref="Models.MseLoss"/>, docs/math.md#loss), when targets were given.</param>
 /// <param name="NtkSpectrum">Top eigenvalues of NTK_S = P K P*.</param>
 /// <param name="KSpectrum">Top eigenvalues of K = J_θ J_θ*.</param>
 /// <param name="PropagationSpectrum">Top eigenvalues of P P*.</param>

@@ -33,7 +33,7 @@ public static class EffectiveRank
         var full = new double[3];
         foreach (var s in stats) for (int i = 0; i < 3; i++) full[i] += s[i] / m;
         double value = Pr(full, m);
-        double se = ProbeRunner.JackknifeError(stats, mean => Pr(mean, m - 1));
+        double se = SampleStatistics.JackknifeError(stats, mean => Pr(mean, m - 1));
         return new Estimate(value, se, m);
     }
 
@@ -57,25 +57,11 @@ public static class EffectiveRank
         var pt = Reductions.PartialTraceWithError(op, traced, probes, seed);
         double value = OfMatrix(pt.Value);
         if (pt.Exact) return new Estimate(value, 0, pt.Probes);
-        var groups = pt.GroupMeans;
-        int g = groups.Length;
-        double se = double.NaN;
-        if (g >= 2)
-        {
-            // Delete-a-group jackknife over the group means (groups have equal size up to one probe).
-            var sum = new double[groups[0].Length];
-            foreach (var grp in groups) Numerics.Axpy(1.0, grp, sum);
-            var loo = new double[g];
-            var tmp = new double[sum.Length];
-            for (int i = 0; i < g; i++)
-            {
-                for (int j = 0; j < tmp.Length; j++) tmp[j] = (sum[j] - groups[i][j]) / (g - 1);
-                loo[i] = OfMatrix(new DenseOperator(tmp, pt.Value.Domain, pt.Value.Range));
-            }
-            double avg = loo.Average();
-            se = Math.Sqrt((g - 1.0) / g * loo.Sum(v => (v - avg) * (v - avg)));
-        }
+        // Delete-a-group jackknife over the group means (groups have equal size up to one probe).
+        double se = SampleStatistics.JackknifeError(pt.GroupMeans,
+            mean => OfMatrix(new DenseOperator(mean, pt.Value.Domain, pt.Value.Range)));
         return new Estimate(value, se, pt.Probes);
+
     }
 
     /// <summary>
@@ -100,7 +86,7 @@ public static class EffectiveRank
         var split = new AxisSplit(op.Domain, traced, "PartialPaired");
         int nk = split.Kept, nt = split.Reduced, n = op.Domain.Size, m = probes;
         var full = split.Full;
-        var rng = new Random(seed);
+        var rng = RngKey.FromSeed(seed).CreateRandom();
         var psi = new double[(long)m * nk];
         var omega1 = new double[(long)m * nt];
         var omega2 = new double[(long)m * nt];
@@ -148,7 +134,7 @@ public static class EffectiveRank
         double Pr(double[] mean, int count) => Ratio((count * mean[0] * mean[0] - mean[1]) / (count - 1), mean[2], op);
         var avg = new double[3];
         foreach (var st in stats) for (int i = 0; i < 3; i++) avg[i] += st[i] / m;
-        return new Estimate(Pr(avg, m), ProbeRunner.JackknifeError(stats, mean => Pr(mean, m - 1)), m);
+        return new Estimate(Pr(avg, m), SampleStatistics.JackknifeError(stats, mean => Pr(mean, m - 1)), m);
     }
 
     /// <summary>Doubles per probe block (128 MiB): big blocks keep operator applications matrix-matrix.</summary>

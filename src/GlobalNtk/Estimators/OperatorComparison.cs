@@ -72,6 +72,6 @@ public static class OperatorComparison
         foreach (var s in stats) for (int i = 0; i < d; i++) mean[i] += s[i] / m;
         double value = f(mean);
         Numerics.EnsureFinite([value], "operator comparison");
-        return new Estimate(value, exact ? 0 : ProbeRunner.JackknifeError(stats, f), m);
+        return new Estimate(value, exact ? 0 : SampleStatistics.JackknifeError(stats, f), m);
     }
 }

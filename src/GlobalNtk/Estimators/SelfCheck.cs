@@ -19,7 +19,7 @@ public static class SelfCheck
     /// <summary>Runs the self-check with the given seed (same seed → same rows).</summary>
     public static IReadOnlyList<SelfCheckRow> Run(int seed = 0)
     {
-        var rng = new Random(seed);
+        var rng = RngKey.FromSeed(seed).CreateRandom();
         var shape = new AxisShape(("trial", 4), ("time", 10), ("unit", 10)); // n = 400
         int n = shape.Size;
         var rows = new List<SelfCheckRow>();

@@ -32,7 +32,7 @@ public static class TraceEstimators
         int n = op.Domain.Size;
         if (n <= probes) return Hutchinson(op, probes, seed);
         if (probes < 3) throw new ArgumentOutOfRangeException(nameof(probes), $"Hutch++ needs at least 3 probes, got {probes}.");
-        var rng = new Random(seed);
+        var rng = RngKey.FromSeed(seed).CreateRandom();
         int k = probes / 3;
 
         // Sketch: Q = orth(A S).

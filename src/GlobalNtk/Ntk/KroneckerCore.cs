@@ -39,12 +39,16 @@ public sealed class KroneckerCore
     /// (d̂·m_s) is estimated with Hutchinson probes instead (default <see cref="DefaultExactApplicationLimit"/>).
     /// </param>
     /// <param name="probes">Hutchinson probes per estimated site (≥ 2; default <see cref="DefaultProbes"/>).</param>
-    /// <param name="seed">Seed of the Rademacher probes (reproducible estimates).</param>
-    public KroneckerCore(ChainLinearization lin, long exactApplicationLimit = DefaultExactApplicationLimit, int probes = DefaultProbes, int seed = 20251)
+    /// <param name="seed">
+    /// Seed of the Rademacher probes (reproducible estimates): site s draws from the key
+    /// <c>RngKey.FromSeed(seed).Fold("site").Fold(s)</c>. The analysis passes a key split from the user's seed.
+    /// </param>
+    public KroneckerCore(ChainLinearization lin, long exactApplicationLimit = DefaultExactApplicationLimit, int probes = DefaultProbes, int seed = 0)
     {
         if (probes < 2) throw new ArgumentOutOfRangeException(nameof(probes), $"Kronecker core: {probes} Hutchinson probes; need at least 2 for a standard error.");
         var map = new SiteParameterMap(lin);
         StateDimension = lin.StateShape.Size;
+        var siteKeys = RngKey.FromSeed(seed).Fold("site");
         Sites = lin.Sites.Select((site, idx) =>
         {
             var slices = RowSlices(lin, site);
@@ -52,7 +56,7 @@ public sealed class KroneckerCore
             bool exact = (long)site.AugmentedWidth * site.OutDim <= exactApplicationLimit;
             return exact
                 ? new SiteCore(site, TraceMethod.Exact, c => GeneralTraces(lin, c))
-                : new SiteCore(site, TraceMethod.Hutchinson, c => HutchinsonTraces(lin, c, probes, seed + 7919 * idx));
+                : new SiteCore(site, TraceMethod.Hutchinson, c => HutchinsonTraces(lin, c, probes, siteKeys.Fold(idx)));
         }).ToArray();
         RestParameterCount = map.RestSize;
         _restTrace = new(() => map.RestSize > 0 ? RestTraceOf(lin, map) : 0.0);
@@ -253,7 +257,7 @@ public sealed class KroneckerCore
     /// probe means and, per r, the standard error of Σ_{i≤r} (sample deviation of the per-probe
     /// partial sums / √probes).
     /// </summary>
-    private static SiteTraces HutchinsonTraces(ChainLinearization lin, SiteCore core, int probes, int seed)
+    private static SiteTraces HutchinsonTraces(ChainLinearization lin, SiteCore core, int probes, RngKey key)
     {
         var site = core.Site;
         int n = site.Rows, m = site.OutDim, d = site.AugmentedWidth;
@@ -262,7 +266,8 @@ public sealed class KroneckerCore
         var uw = core.UnnormalisedLeftModes(d);   // [N, d̂]
         var perProbe = new double[(long)probes * d];
         int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + siteLen), 1, probes);
-        var rng = new Random(seed);
+        var rng = key.CreateRandom();
+
         using var qBuf = new BlockBuffer((long)chunk * stateLen);
         using var aBuf = new BlockBuffer(chunk * siteLen);
         var proj = new double[(long)d * m];
@@ -270,7 +275,7 @@ public sealed class KroneckerCore
         {
             int cs = Math.Min(chunk, probes - p0);
             var q = qBuf.Span[..(cs * stateLen)];
-            for (int i = 0; i < q.Length; i++) q[i] = rng.Next(2) == 0 ? -1.0 : 1.0;
+            RandomProbes.Rademacher(rng, q);
             var a = aBuf.Span[..(int)(cs * siteLen)];
             site.ApplyDAdjoint(q, a, cs);
             for (int t = 0; t < cs; t++)
@@ -286,12 +291,9 @@ public sealed class KroneckerCore
         var partial = new double[probes];
         for (int i = 0; i < d; i++)
         {
-            double mean = 0;
-            for (int p = 0; p < probes; p++) { partial[p] += perProbe[(long)p * d + i]; mean += partial[p]; }
-            mean /= probes;
-            double v = 0;
-            for (int p = 0; p < probes; p++) v += (partial[p] - mean) * (partial[p] - mean);
-            se[i] = Math.Sqrt(v / (probes - 1) / probes);
+            for (int p = 0; p < probes; p++) partial[p] += perProbe[(long)p * d + i];
+            se[i] = SampleStatistics.MeanWithError(partial).StandardError;
+
         }
         return (contrib, contrib.Sum(), se);
     }

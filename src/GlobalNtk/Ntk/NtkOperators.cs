@@ -18,7 +18,12 @@ public sealed class NtkOperators
     private readonly Lazy<KroneckerCore> _core;
 
     /// <summary>Operators of <paramref name="linearization"/> (sites are validated on first use of the Kronecker form).</summary>
-    public NtkOperators(ChainLinearization linearization)
+    /// <param name="linearization">The linearised model on one batch.</param>
+    /// <param name="seed">
+    /// Seed of the only randomised part, the <see cref="KroneckerCore"/>'s Hutchinson traces of
+    /// costly sites (every operator is exact); callers split it from the user's seed with <see cref="RngKey"/>.
+    /// </param>
+    public NtkOperators(ChainLinearization linearization, int seed = 0)
     {
         Linearization = linearization ?? throw new ArgumentNullException(nameof(linearization));
         Numerics.EnsureFinite(linearization.States.Span, "chain states z");
@@ -31,7 +36,8 @@ public sealed class NtkOperators
         WholeModelNtk = WholeModelJacobian.Gram();
         _kKron = new(() => new KroneckerKernelOperator(linearization));
         _ntkS = new(() => new StateNtkOperator(linearization, KKronecker));
-        _core = new(() => new KroneckerCore(linearization));
+        _core = new(() => new KroneckerCore(linearization, seed: seed));
+
     }
 
     /// <summary>The linearisation the operators act on.</summary>

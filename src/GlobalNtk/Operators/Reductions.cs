@@ -65,7 +65,7 @@ public static class Reductions
         // Probe p on the traced axes: unit vector e_p (exact) or Rademacher ω_p.
         var omega = new double[(long)m * nt];
         if (exact) for (int p = 0; p < m; p++) omega[(long)p * nt + p] = 1.0;
-        else RandomProbes.Rademacher(new Random(seed), omega);
+        else RandomProbes.Rademacher(RngKey.FromSeed(seed).CreateRandom(), omega);
 
         int groups = exact ? 0 : Math.Min(m, 10);
         var groupSums = Enumerable.Range(0, groups).Select(_ => new double[result.Length]).ToArray();
@@ -123,9 +123,9 @@ public static class Reductions
             for (long i = 0; i < result.Length; i++)
             {
                 double mean = result[i] / m;
-                double var = m > 1 ? Math.Max(0, (sumSq[i] - m * mean * mean) / (m - 1)) : double.NaN;
-                se[i] = Math.Sqrt(var / m);
+                se[i] = SampleStatistics.StandardError(Math.Max(0, sumSq[i] - m * mean * mean), m);
                 result[i] = mean;
+
             }
             for (int g = 0; g < groups; g++) Numerics.Scale(groupSums[g], 1.0 / groupCounts[g]);
         }

@@ -1,3 +1,4 @@
+using GlobalNtk.Operators;
 using GlobalNtk.Dense;
 
 namespace GlobalNtk.Tasks;
@@ -30,7 +31,7 @@ public sealed class IntegrationTask(TaskOptions options) : TrialTask(options, de
         double sum = 0;
         for (int t = 0; t < Steps; t++)
         {
-            x[t] = (mu + Gaussian(rng)) / Steps;
+            x[t] = (mu + RandomProbes.Gaussian(rng)) / Steps;
             sum += x[t];
             y[t] = sum;
         }

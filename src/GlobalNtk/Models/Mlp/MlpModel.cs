@@ -1,4 +1,5 @@
 using GlobalNtk.Dense;
+using GlobalNtk.Operators;
 
 namespace GlobalNtk.Models.Mlp;
 
@@ -36,11 +37,12 @@ public sealed class MlpModel : IChainModel
 
     /// <summary>
     /// A freshly initialised MLP with an <paramref name="outputs"/>-wide readout on the last layer
-    /// (PyTorch nn.Linear default for every layer and the readout: uniform ±1/√fan_in), seeded.
+    /// (PyTorch nn.Linear default for every layer and the readout: uniform ±1/√fan_in), from the
+    /// key <c>RngKey.FromSeed(seed).Fold("init")</c>.
     /// </summary>
     public static MlpModel Create(int inputs, int hidden, int layers, int outputs, Activation activation, int seed)
     {
-        var rng = new Random(seed);
+        var rng = RngKey.FromSeed(seed).Fold("init").CreateRandom();
         var ps = new List<Parameter>();
         for (int k = 0; k < layers; k++)
         {
@@ -98,8 +100,9 @@ public sealed class MlpModel : IChainModel
     internal static double[] Uniform(Random rng, int n, double bound)
     {
         var a = new double[n];
-        for (int i = 0; i < n; i++) a[i] = (2 * rng.NextDouble() - 1) * bound;
+        RandomProbes.Uniform(rng, a, bound);
         return a;
+
     }
 
     private static void Expect(ParameterSet ps, string name, int[] shape)

@@ -1,4 +1,5 @@
 using GlobalNtk.Dense;
+using GlobalNtk.Operators;
 using Tensor = GlobalNtk.Dense.Tensor;
 
 namespace GlobalNtk.Models.Recurrent;
@@ -20,12 +21,13 @@ public sealed class RecurrentModel : IChainModel
 
     /// <summary>
     /// A freshly initialised model (PyTorch defaults, MATH.md §4): cell tensors uniform ±1/√H then
-    /// readout as nn.Linear (±1/√H), all from <c>new Random(config.Seed)</c>; W_hh × gain.
+    /// readout as nn.Linear (±1/√H), all from the key <c>RngKey.FromSeed(config.Seed).Fold("init")</c>; W_hh × gain.
     /// </summary>
     public static RecurrentModel Create(RecurrentConfig config)
     {
         config.Validate();
-        var rng = new Random(config.Seed);
+        var rng = RngKey.FromSeed(config.Seed).Fold("init").CreateRandom();
+
         var cell = RecurrentCell.Create(config, RecurrentCell.Initialize(config, rng));
         return new RecurrentModel(config, cell, Readout.Initialize(config.HiddenSize, config.OutputSize, rng));
     }
