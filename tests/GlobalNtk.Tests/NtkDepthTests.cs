@@ -8,7 +8,7 @@ using Xunit;
 namespace GlobalNtk.Tests;
 
 /// <summary>
-/// The same NTK operator code on depth chains (MATH.md §8): MLP (row-local per-layer sites) and
+/// The same NTK operator code on depth chains (docs/math.md#transformers): MLP (row-local per-layer sites) and
 /// transformers (attention makes the sites non-row-local; LayerNorm parameters and embeddings
 /// go through the generic rest term), against forward-mode AD of the reference models.
 /// </summary>

@@ -8,7 +8,7 @@ using Xunit;
 
 namespace GlobalNtk.Tests;
 
-/// <summary>The NTK operators on every recurrent cell (MATH.md §2–4, §6), against dual-number references.</summary>
+/// <summary>The NTK operators on every recurrent cell (docs/math.md#global-ntk), against dual-number references.</summary>
 public class NtkRecurrentTests
 {
     public static TheoryData<string> Cells => new(RecurrentConfig.Architectures);

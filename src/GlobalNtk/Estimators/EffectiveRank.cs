@@ -4,7 +4,7 @@ using GlobalNtk.Operators;
 namespace GlobalNtk.Estimators;
 
 /// <summary>
-/// Participation-ratio effective rank PR(A) = (tr A)² / tr(A²) of a PSD operator (MATH.md §5),
+/// Participation-ratio effective rank PR(A) = (tr A)² / tr(A²) of a PSD operator (docs/math.md#effective-rank),
 /// between 1 and the dimension; PR(G ⊗ I_H) = H·PR(G).
 /// </summary>
 public static class EffectiveRank
@@ -39,7 +39,7 @@ public static class EffectiveRank
 
     /// <summary>
     /// Partial effective rank along <paramref name="keptAxes"/>: the PR of the partial trace over
-    /// all the other axes (MATH.md §5), e.g. kept = ["time"] gives PR_time = PR(tr_{trial,unit} A).
+    /// all the other axes (docs/math.md#partial-effective-rank), e.g. kept = ["time"] gives PR_time = PR(tr_{trial,unit} A).
     /// The partial trace is exact for dense operators or when the traced size is at most
     /// <paramref name="probes"/>; otherwise it uses <paramref name="probes"/> Rademacher probes on
     /// the traced axes (each costing one application per kept index) and the standard error is a

@@ -3,7 +3,7 @@ using GlobalNtk.Operators;
 
 namespace GlobalNtk.Estimators;
 
-/// <summary>Comparisons of two operators with the same Domain and Range from shared probes (MATH.md §5).</summary>
+/// <summary>Comparisons of two operators with the same Domain and Range from shared probes (docs/math.md#alignment).</summary>
 public static class OperatorComparison
 {
     /// <summary>

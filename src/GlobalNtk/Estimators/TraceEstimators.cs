@@ -4,7 +4,7 @@ using GlobalNtk.Operators;
 namespace GlobalNtk.Estimators;
 
 /// <summary>
-/// Randomised trace estimators (MATH.md §5). Each takes a probe budget and a seed (same seed →
+/// Randomised trace estimators (docs/math.md#estimators). Each takes a probe budget and a seed (same seed →
 /// same answer), applies the operator to blocks of probes, and is exact (standard error 0)
 /// when the budget reaches the dimension, by using unit vectors instead of random probes.
 /// </summary>

@@ -6,7 +6,7 @@ using GlobalNtk.Operators;
 namespace GlobalNtk.Ntk;
 
 /// <summary>
-/// The model-level Kronecker core (MATH.md §3, §6): every site's <see cref="SiteCore"/>, the rank
+/// The model-level Kronecker core (docs/math.md#kronecker-core): every site's <see cref="SiteCore"/>, the rank
 /// bound rank K ≤ Σ_s rank(Ĝ_s)·m_s, the exact tr K and the mode capture c(r) = tr K_r / tr K,
 /// where K_r truncates every Ĝ_s to its top r activity modes (the generic term of parameters
 /// outside every site is kept whole in K_r: it has no activity modes).
@@ -79,7 +79,7 @@ public sealed class KroneckerCore
     /// rank K ≤ Σ_s rank(Ĝ_s)·m_s (+ the number of θ scalars outside every site, each adding at most
     /// one rank), with numerical ranks of Ĝ_s, sharpened by the range of D_s: the sites that declare
     /// one state step (<see cref="WeightSite.StateStep"/>, depth chains: K is block-diagonal across
-    /// layers, MATH.md §8) add min(that step's state size, their summed bounds), and the total is
+    /// layers, docs/math.md#transformers) add min(that step's state size, their summed bounds), and the total is
     /// clamped at <see cref="StateDimension"/>.
     /// </summary>
     public long RankBound { get; }
@@ -99,7 +99,7 @@ public sealed class KroneckerCore
     /// <summary>Largest d̂ over the sites: c(r) = 1 for r ≥ this.</summary>
     public int MaxRank => Sites.Count == 0 ? 0 : Sites.Max(s => s.AugmentedWidth);
 
-    /// <summary>Mode capture c(r) = tr K_r / tr K (MATH.md §6); r ≥ 0.</summary>
+    /// <summary>Mode capture c(r) = tr K_r / tr K (docs/math.md#mode-capture); r ≥ 0.</summary>
     public double ModeCapture(int r)
     {
         if (r < 0) throw new ArgumentOutOfRangeException(nameof(r), $"Mode capture: r = {r} must be ≥ 0.");
@@ -158,7 +158,7 @@ public sealed class KroneckerCore
         return (off, len);
     }
 
-    /// <summary>MATH.md §3, §8: sites of one state step add at most that step's size; total ≤ state dimension.</summary>
+    /// <summary>docs/math.md#kronecker-core: sites of one state step add at most that step's size; total ≤ state dimension.</summary>
     private static long RankBoundOf(ChainLinearization lin, IReadOnlyList<SiteCore> sites, int restSize)
     {
         long stepSize = (long)lin.Trials * lin.StateSize;

@@ -28,7 +28,7 @@ public sealed record TaskOptions
 }
 
 /// <summary>
-/// A generated, seeded task (MATH.md §7): random training batches, a fixed evaluation set and a
+/// A generated, seeded task (docs/math.md#tasks): random training batches, a fixed evaluation set and a
 /// task accuracy measure.
 /// </summary>
 public interface ITask

@@ -4,7 +4,7 @@ using GlobalNtk.Operators;
 namespace GlobalNtk.Models.Mlp;
 
 /// <summary>
-/// A multilayer perceptron as a depth chain (MATH.md §1): z_l = φ(W_l z_{l−1} + b_l), l = 1..L,
+/// A multilayer perceptron as a depth chain (docs/math.md#models-as-chains): z_l = φ(W_l z_{l−1} + b_l), l = 1..L,
 /// equal hidden widths H, z_0 = the input x (so layer 1's weight is [H, N_in]). The state is
 /// every layer's activity, axes (sample, layer, unit); chain step k (0-based) is layer k+1.
 /// </summary>

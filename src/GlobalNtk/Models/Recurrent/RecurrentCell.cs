@@ -3,11 +3,11 @@ using GlobalNtk.Models.Mlp;
 namespace GlobalNtk.Models.Recurrent;
 
 /// <summary>
-/// One recurrent cell with PyTorch's equations and parameter names (MATH.md §4). A step is
+/// One recurrent cell with PyTorch's equations and parameter names (docs/math.md#cells). A step is
 /// written as z' = g(a, z) with the affine pre-activations a = [W_ih x + b_ih, W_hh v(h) + b_hh]
 /// (v = h, or φ(h) for the leaky RNN); the cell supplies g, its derivative D = ∂g/∂a and the
 /// direct state derivative E = ∂g/∂z, from which <see cref="RecurrentLinearization"/> builds
-/// A_k = E + D_hh W_hh diag(v'), J_θ and the weight sites (MATH.md §2–3).
+/// A_k = E + D_hh W_hh diag(v'), J_θ and the weight sites (docs/math.md#global-ntk).
 /// </summary>
 /// <remarks>
 /// Pre-activation row layout (width <see cref="PreWidth"/>): when ih and hh enter g only through

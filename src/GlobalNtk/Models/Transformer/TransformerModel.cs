@@ -40,7 +40,7 @@ public sealed record TransformerConfig(TransformerInput Input, int Inputs, int M
 }
 
 /// <summary>
-/// A pre-LayerNorm transformer encoder as a depth chain (MATH.md §1, §8), with PyTorch's
+/// A pre-LayerNorm transformer encoder as a depth chain (docs/math.md#transformers), with PyTorch's
 /// <c>nn.TransformerEncoderLayer(norm_first=True, batch_first=True, dropout=0)</c> equations and
 /// names. Step 0 is the embedding z₀ = input_proj(x) + PE (or embedding[x] + PE, PE the fixed
 /// sinusoidal positional encoding); step l+1 is block l:
