@@ -90,16 +90,8 @@ public class NtkRecurrentTests
     public void FirstOrderIdentityOnReadoutMse(string arch)
     {
         var model = RecurrentTestKit.Model(arch);
-        var x = RecurrentTestKit.Inputs(model);
-        var lin = model.Linearize(x);
-        var targets = new Tensor(model.Readout.OutputShape(lin.StateShape));
-        NtkChecks.Random(targets.Length, 61).CopyTo(targets.Span);
-        var e = MseLoss.StateError(model.Readout, lin.States.Span, lin.StateShape, targets.Span).StateError;
-        double scale = Numerics.Norm(e) / Numerics.Norm(new NtkOperators(lin).NtkS.Apply(e));
-        var big = FirstOrderIdentity.Check(model, x, targets, 1e-2 * scale);
-        var small = FirstOrderIdentity.Check(model, x, targets, 1e-3 * scale);
-        Assert.True(big.RelativeError < 0.05, $"{arch}: relative error {big.RelativeError:E2}");
-        Assert.InRange(small.RelativeError / big.RelativeError, 0.07, 0.13);
+        NtkChecks.FirstOrderOnReadoutLoss(model, RecurrentTestKit.Inputs(model), 61);
+
     }
 
     /// <summary>The same linearisation with its sites' row axes renamed: forces the Kronecker core's general path.</summary>

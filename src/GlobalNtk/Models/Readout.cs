@@ -44,8 +44,9 @@ public sealed class Readout
         double bound = 1.0 / Math.Sqrt(inputSize);
         var w = new Parameter(WeightName, [outputSize, inputSize]);
         var b = new Parameter(BiasName, [outputSize]);
-        for (int i = 0; i < w.Size; i++) w.Data[i] = (2 * rng.NextDouble() - 1) * bound;
-        for (int i = 0; i < b.Size; i++) b.Data[i] = (2 * rng.NextDouble() - 1) * bound;
+        RandomProbes.Uniform(rng, w.Data, bound);
+        RandomProbes.Uniform(rng, b.Data, bound);
+
         return new Readout(w, b, featureOffset, lastStepOnly);
     }
 

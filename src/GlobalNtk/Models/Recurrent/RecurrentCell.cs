@@ -1,3 +1,4 @@
+using GlobalNtk.Operators;
 using GlobalNtk.Models.Mlp;
 
 namespace GlobalNtk.Models.Recurrent;
@@ -92,7 +93,7 @@ public abstract class RecurrentCell
         double bound = 1.0 / Math.Sqrt(config.HiddenSize);
         var ps = ExpectedShapes(config).Select(e => new Parameter(e.Name, e.Shape)).ToArray();
         foreach (var p in ps)
-            for (int i = 0; i < p.Data.Length; i++) p.Data[i] = (2 * rng.NextDouble() - 1) * bound;
+            RandomProbes.Uniform(rng, p.Data, bound);
         foreach (var p in ps)
             if (p.Name == WeightHhName)
                 for (int i = 0; i < p.Data.Length; i++) p.Data[i] *= config.Gain;
