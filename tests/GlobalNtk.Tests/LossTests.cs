@@ -81,10 +81,7 @@ public class LossTests
     [Fact]
     public void TrainingGradientIsTheGradientOfTheSameLoss()
     {
-        var model = RecurrentModel.Create("gru", 2, 3, 2, seed: 9);
-        var x = TestMath.Uniform(new Random(10), model.InputShape(2, 4));
-        var lin = model.Linearize(x);
-        var y = new Tensor(TestMath.Uniform(new Random(11), model.Readout.OutputShape(lin.StateShape).Size), model.Readout.OutputShape(lin.StateShape));
+        var (model, x, lin, y) = Setup("gru", steps: 4, seed: 9);
         var grad = new double[model.AllParameters.TotalSize];
         var (loss, _) = ModelGradient.Compute(model, x, y, grad);
         Assert.Equal(MseLoss.StateError(model.Readout, lin.States.Span, lin.StateShape, y.Span).Loss, loss);
@@ -107,14 +104,22 @@ public class LossTests
     [Fact]
     public void FirstOrderCheckOnTargetsUsesTheLossStateError()
     {
-        var model = RecurrentModel.Create("rnn-tanh", 2, 3, 2, seed: 13);
-        var x = TestMath.Uniform(new Random(14), model.InputShape(2, 3));
-        var lin = model.Linearize(x);
-        var targets = new Tensor(TestMath.Uniform(new Random(15), model.Readout.OutputShape(lin.StateShape).Size), model.Readout.OutputShape(lin.StateShape));
+        var (model, x, lin, targets) = Setup("rnn-tanh", steps: 3, seed: 13);
         var e = MseLoss.StateError(model.Readout, lin.States.Span, lin.StateShape, targets.Span).StateError;
         var viaTargets = FirstOrderIdentity.Check(model, x, targets, 1e-3);
         var viaError = FirstOrderIdentity.Check(model, x, e, 1e-3);
         Assert.Equal(viaError.Predicted, viaTargets.Predicted);
         Assert.Equal(viaError.Actual, viaTargets.Actual);
+    }
+
+    /// <summary>A small recurrent model (2 trials, 2 inputs, 3 units, 2 outputs), its inputs, linearisation and random targets.</summary>
+    private static (RecurrentModel Model, Tensor Inputs, ChainLinearization Lin, Tensor Targets) Setup(string arch, int steps, int seed)
+    {
+        var model = RecurrentModel.Create(arch, 2, 3, 2, seed: seed);
+        var rng = new Random(seed);   // inputs, then targets, from one stream
+        var x = TestMath.Uniform(rng, model.InputShape(2, steps));
+        var lin = model.Linearize(x);
+        return (model, x, lin, TestMath.Uniform(rng, model.Readout.OutputShape(lin.StateShape)));
+
     }
 }
