@@ -14,9 +14,14 @@ public sealed class DemoSettings : AnalysisSettings
 {
     /// <summary>Report folder.</summary>
     [CommandOption("-o|--out <DIR>")]
-    [Description("Report folder to write (report.md, figures as PNG and SVG, CSVs, results.json, the training run); replaced if it exists.")]
+    [Description("Report folder to write (report.md, figures as PNG and SVG, CSVs, results.json, the training run): a new or empty folder, or with --force an earlier demo.")]
     [DefaultValue(CliDefaults.DemoOut)]
     public string Out { get; init; } = CliDefaults.DemoOut;
+
+    /// <summary>Replace an earlier globalntk output.</summary>
+    [CommandOption("--force")]
+    [Description(OutputTarget.ForceDescription)]
+    public bool Force { get; init; }
 
     /// <summary>Training steps.</summary>
     [CommandOption("--steps <N>")]
@@ -85,7 +90,7 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         var options = s.ToOptions();
         int seed = s.SeedOrDefault;
         var clock = Stopwatch.StartNew();
-        using var folder = AtomicFolder.Create(s.Out);
+        using var folder = OutputFolder.Create(new OutputRequest(s.Out, "demo", s.Force, []), OutputMarker.ReportKind);
         string runDir = folder.PathOf("run");
         var trainOptions = new TrainingOptions
         {
@@ -114,14 +119,14 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         string setup = $"**Setup.** A GRU with {s.Hidden} hidden units (PyTorch equations and initialisation, gain 1, seed {seed}) trained on 3-bit flip-flop " +
             $"(trials of {s.TrialSteps} steps) with Adam (learning rate {DemoDefaults.LearningRate}, batch {DemoDefaults.Batch}, gradient clipping 1) for {trained!.Steps} steps in {trainSeconds:F0} s. " +
             $"Every analysis uses the task's fixed evaluation set of shape {ev.Inputs.Shape} and its targets; {analyses.Count} checkpoints from initialisation to the end are analysed. " +
-            $"Estimators (MATH.md §5): top-{options.TopK} eigenpairs by block Krylov, effective ranks from {options.Probes} Rademacher probes (partial ranks {options.PartialProbes}), seed {options.Seed}; ± is one standard error. " +
+            $"Estimators (docs/math.md#estimators): top-{options.TopK} eigenpairs by block Krylov, effective ranks from {options.Probes} Rademacher probes (partial ranks {options.PartialProbes}), seed {options.Seed}; ± is one standard error. " +
             $"The checkpoints are in `run/` (safetensors, PyTorch names) with the training log `run/log.csv`.";
         var report = new AnalysisReport("GlobalNtk demo: the global NTK of a GRU learning flip-flop", setup, analyses,
             TrainingCurve.FromLog(trained.Log), options,
             new Dictionary<string, object> { ["command"] = "demo", ["trainingSeconds"] = trainSeconds, ["totalSeconds"] = clock.Elapsed.TotalSeconds });
-        AnalysisReportWriter.Write(folder.TempPath, report);
+        AnalysisReportWriter.Write(folder.WritePath, report);
         folder.Commit();
-        string where = Path.Combine(Path.GetFullPath(s.Out), "report.md");
+        string where = Path.Combine(folder.Display, "report.md");
         var lines = new List<string>
         {
             $"trained gru (H={s.Hidden}) on flip-flop: {trained.Steps} steps in {trainSeconds:F1} s, eval loss {AnalysisReportWriter.F(trained.InitialEvalLoss)} → {AnalysisReportWriter.F(trained.EvalLoss)}, accuracy {AnalysisReportWriter.F(trained.EvalAccuracy)}",
@@ -129,7 +134,7 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         lines.AddRange(AnalysisPipeline.Summary(analyses));
         lines.Add($"total {clock.Elapsed.TotalSeconds:F1} s");
         lines.Add($"report: {where}");
-        return new CommandOutcome(new { reportFolder = Path.GetFullPath(s.Out), report = where, seconds = clock.Elapsed.TotalSeconds,
+        return new CommandOutcome(new { reportFolder = folder.Display, report = where, seconds = clock.Elapsed.TotalSeconds,
             training = new { trained.Steps, trained.InitialEvalLoss, trained.EvalLoss, trained.EvalAccuracy, seconds = trainSeconds },
             firstCheckpoint = first, lastCheckpoint = last }, lines);
     }

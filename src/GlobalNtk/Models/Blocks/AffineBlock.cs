@@ -5,7 +5,7 @@ namespace GlobalNtk.Models.Blocks;
 
 /// <summary>
 /// nn.Linear: y = W u + b with W [Out, In] and an optional bias b [Out]; a weight site
-/// (MATH.md §3) with Û = [u, 1] (or [u] without bias) and D = identity.
+/// (docs/math.md#kronecker-core) with Û = [u, 1] (or [u] without bias) and D = identity.
 /// </summary>
 public sealed class AffineBlock : StepBlock
 {
@@ -73,7 +73,7 @@ public sealed class AffineBlock : StepBlock
             {
                 var dt = dTheta.Slice(j * size, size);
                 var o = dOut.Slice(j * Rows * _m, Rows * _m);
-                // δa = U δWᵀ + δb (MATH.md §3)
+                // δa = U δWᵀ + δb (docs/math.md#kronecker-core)
                 Gemm.Multiply(Trans.No, Trans.Yes, Rows, _m, _n, 1.0, u, aw, dt[..wn], _n, 0.0, o, _m);
                 if (_bias) for (int r = 0; r < Rows; r++) TensorPrimitives.Add(o.Slice(r * _m, _m), dt.Slice(wn, _m), o.Slice(r * _m, _m));
             }

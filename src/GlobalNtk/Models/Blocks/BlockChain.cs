@@ -4,7 +4,7 @@ using GlobalNtk.Operators;
 namespace GlobalNtk.Models.Blocks;
 
 /// <summary>
-/// A depth chain composed of step blocks (MATH.md §1): z_0 = f_0(x), z_k = f_k(z_{k−1}), one
+/// A depth chain composed of step blocks (docs/math.md#models-as-chains): z_0 = f_0(x), z_k = f_k(z_{k−1}), one
 /// <see cref="StepBlock"/> per step, each with its own weights. Every step maps rows of the same
 /// width, so the state is [trial, layer, (row axes…), unit]. <see cref="Linearize"/> derives the
 /// whole <see cref="ChainLinearization"/> (A_k, J_θ, J_θ*, the weight sites and, through the

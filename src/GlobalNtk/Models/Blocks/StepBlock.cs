@@ -10,7 +10,7 @@ public sealed record ParameterSpec(string Name, int[] Shape)
 }
 
 /// <summary>
-/// One small piece of a chain step (MATH.md §1–3): a map y = f(u; θ_block) applied to a batch of
+/// One small piece of a chain step (docs/math.md#models-as-chains, #kronecker-core): a map y = f(u; θ_block) applied to a batch of
 /// <c>rows</c> rows of width <see cref="InputWidth"/> (e.g. every sample of an MLP layer, or every
 /// (sequence, token) of a transformer layer), giving rows of width <see cref="OutputWidth"/>.
 /// Blocks compose (<see cref="SequentialBlock"/>, <see cref="ResidualBlock"/>) into a chain step;
@@ -92,7 +92,7 @@ public abstract class BlockTrace
 }
 
 /// <summary>
-/// An affine weight site a = W u + b (MATH.md §3) as seen from the output of the block that holds
+/// An affine weight site a = W u + b (docs/math.md#kronecker-core) as seen from the output of the block that holds
 /// it: the site variables Û = [U, 1] and the map D from a to that block's output rows.
 /// </summary>
 /// <param name="Name">Display name (the weight's module path).</param>

@@ -6,7 +6,7 @@ namespace GlobalNtk.Models.Recurrent;
 
 /// <summary>
 /// A stack of L recurrent layers, exactly as PyTorch's nn.RNN / nn.GRU / nn.LSTM with
-/// <c>num_layers = L</c> build it, run over a batch and linearised (MATH.md §2–4): at every time
+/// <c>num_layers = L</c> build it, run over a batch and linearised (docs/math.md#global-ntk, #cells): at every time
 /// step layer k reads the new h of layer k−1 (layer 0 reads x), biases are optional, and the
 /// initial state may be a learnable parameter h0.
 /// </summary>
