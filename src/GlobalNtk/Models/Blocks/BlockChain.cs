@@ -53,12 +53,12 @@ public sealed class BlockChain
     public IReadOnlyList<ParameterSpec> ParameterSpecs => _steps.SelectMany(s => s.ParameterSpecs).ToArray();
 
     /// <summary>
-    /// Fresh parameters, seeded: weights and biases uniform ±1/√fan_in (nn.Linear), LayerNorm
-    /// γ = 1, β = 0 (nn.LayerNorm).
+    /// Fresh parameters from the key <c>RngKey.FromSeed(seed).Fold("init")</c>: weights and biases
+    /// uniform ±1/√fan_in (nn.Linear), LayerNorm γ = 1, β = 0 (nn.LayerNorm).
     /// </summary>
     public ParameterSet Initialize(int seed)
     {
-        var rng = new Random(seed);
+        var rng = RngKey.FromSeed(seed).Fold("init").CreateRandom();
         var ps = new List<Parameter>();
         foreach (var spec in ParameterSpecs)
         {
