@@ -26,7 +26,8 @@ public sealed class RecurrentStack
         Cells = Enumerable.Range(0, config.Layers).Select(k =>
         {
             var c = config with { InputSize = k == 0 ? config.InputSize : config.HiddenSize, Layers = 1, Bias = true, LearnInitialState = false };
-            return RecurrentCell.Create(c, RecurrentCell.Initialize(c, new Random(0)));
+            // The cell supplies only its math here; its own (zero) tensors are never read.
+            return RecurrentCell.Create(c, new ParameterSet(RecurrentCell.ExpectedShapes(c).Select(e => new Parameter(e.Name, e.Shape))));
         }).ToArray();
     }
 
