@@ -25,6 +25,11 @@ public sealed class AnalyzeSettings : AnalysisSettings
     [Description("Architecture when the file's metadata has none.")]
     public string? Arch { get; init; }
 
+    /// <summary>Model settings overriding the file's metadata.</summary>
+    [CommandOption("--option <KEY=VALUE>")]
+    [Description("Model setting, repeatable; overrides the file's metadata (e.g. norm_first=false, layer_norm_eps=1e-6). 'globalntk inspect' lists what a file needs.")]
+    public string[]? Options { get; init; }
+
     /// <summary>Task for the analysis batch.</summary>
     [CommandOption("--task <NAME>")]
     [Description("Analyse on this task's fixed evaluation set (inputs and targets). A run folder defaults to its own task.")]
@@ -76,6 +81,8 @@ public sealed class AnalyzeCommand : CliCommand<AnalyzeSettings>
         IChainModel first;
         if (isRun)
         {
+            if (s.Options is { Length: > 0 })
+                throw new CliInputException($"--option applies to a single model file; the checkpoints of run folder '{modelPath}' carry their settings in their metadata.");
             sources = AnalysisPipeline.RunFolder(modelPath, s.Arch, s.MaxCheckpoints);
             var firstPath = Checkpoints.List(modelPath)[0].Path;
             var loaded = ModelFile.Load(firstPath, string.IsNullOrWhiteSpace(s.Arch) ? null : s.Arch);
@@ -83,7 +90,7 @@ public sealed class AnalyzeCommand : CliCommand<AnalyzeSettings>
         }
         else
         {
-            var loaded = CliInputs.Model(modelPath, s.Arch);
+            var loaded = CliInputs.Model(modelPath, s.Arch, settings: s.Options);
             first = loaded.Model; metadata = loaded.Metadata;
             sources = [new CheckpointSource(Path.GetFileNameWithoutExtension(modelPath), StepOf(metadata), () => loaded.Model)];
         }

@@ -21,6 +21,11 @@ public sealed class ApplySettings : CommonSettings
     [Description("Architecture when the file's metadata has none.")]
     public string? Arch { get; init; }
 
+    /// <summary>Model settings overriding the file's metadata.</summary>
+    [CommandOption("--option <KEY=VALUE>")]
+    [Description("Model setting, repeatable; overrides the file's metadata (e.g. norm_first=false, layer_norm_eps=1e-6). 'globalntk inspect' lists what a file needs.")]
+    public string[]? Options { get; init; }
+
     /// <summary>Inputs file.</summary>
     [CommandOption("-i|--inputs <FILE>")]
     [Description("Inputs .npy [[trials, steps, inputs]]: the trajectory the operators are linearised on.")]
@@ -70,7 +75,7 @@ public sealed class ApplyCommand : CliCommand<ApplySettings>
             throw new CliInputException($"unknown operator '{opName}' (valid: {string.Join(", ", Operators.Keys)}).");
         string outPath = CliInputs.Required(s.Out, "--out");
         CliInputs.ExistingFile(s.Vector, "--vector");
-        var loaded = CliInputs.Model(s.Model, s.Arch);
+        var loaded = CliInputs.Model(s.Model, s.Arch, settings: s.Options);
         var inputs = CliInputs.Inputs(s.Inputs);
         var lin = CliInputs.Linearize(loaded.Model, inputs, s.Inputs!);
         var q = CliInputs.Matching(s.Vector, lin.StateShape, "--vector", "states");

@@ -19,6 +19,11 @@ public sealed class ForwardSettings : CommonSettings
     [Description("Architecture when the file's metadata has none (e.g. gru, lstm, rnn-tanh).")]
     public string? Arch { get; init; }
 
+    /// <summary>Model settings overriding the file's metadata.</summary>
+    [CommandOption("--option <KEY=VALUE>")]
+    [Description("Model setting, repeatable; overrides the file's metadata (e.g. norm_first=false, layer_norm_eps=1e-6). 'globalntk inspect' lists what a file needs.")]
+    public string[]? Options { get; init; }
+
     /// <summary>Inputs file.</summary>
     [CommandOption("-i|--inputs <FILE>")]
     [Description("Inputs .npy [[trials, steps, inputs]] (float32/float64, C order).")]
@@ -37,7 +42,7 @@ public sealed class ForwardCommand : CliCommand<ForwardSettings>
     protected override CommandOutcome Run(ForwardSettings s, CliProgress progress, CancellationToken ct)
     {
         string outPath = CliInputs.Required(s.Out, "--out");
-        var loaded = CliInputs.Model(s.Model, s.Arch);
+        var loaded = CliInputs.Model(s.Model, s.Arch, settings: s.Options);
         var inputs = CliInputs.Inputs(s.Inputs);
         var lin = CliInputs.Linearize(loaded.Model, inputs, s.Inputs!);
         var states = new Tensor(lin.States.ToArray(), lin.StateShape);
