@@ -162,7 +162,8 @@ public sealed class TransformerModelFactory : IModelFactory
         int d = proj is not null ? proj.Shape[0] : emb!.Shape[1];
         int inputs = proj is not null ? proj.Shape[1] : emb!.Shape[0];
         int layers = 0;
-        while (t.TryFind(new BlockNames(layers).InProjWeight) is not null) layers++;
+        var inProjs = new List<string>();
+        while (t.TryFind(new BlockNames(layers).InProjWeight) is { } ip) { inProjs.Add(ip.Name); layers++; }
         if (layers == 0) throw t.Error($"missing tensor '*{new BlockNames(0).InProjWeight}' [{3 * d}, {d}]: no encoder layer found.");
         var ff = t.Find(new BlockNames(0).Linear1Weight, $"[d_ff, {d}]");
         int f = ff.Shape.Length == 2 && ff.Shape[0] > 0 ? ff.Shape[0] : throw t.Error($"tensor '{ff.Name}' has shape {ff.ShapeText}, expected [d_ff, {d}].");
@@ -180,7 +181,7 @@ public sealed class TransformerModelFactory : IModelFactory
         const string Bool = "true | false";
         var input = st.Inferred("input", proj is not null ? TransformerInput.Linear : TransformerInput.Embedding, proj is not null ? "linear" : "embedding",
             $"'{first.Name}' {first.ShapeText}", "linear | embedding", s => s switch { "linear" => TransformerInput.Linear, "embedding" => TransformerInput.Embedding, _ => throw new FormatException() });
-        st.Inferred("layers", layers, layers.ToString(CultureInfo.InvariantCulture), $"'{new BlockNames(0).InProjWeight}' … '{new BlockNames(layers - 1).InProjWeight}'", "a positive integer", ModelSettings.ParsePositiveInt);
+        st.Inferred("layers", layers, layers.ToString(CultureInfo.InvariantCulture), layers == 1 ? $"'{inProjs[0]}'" : $"'{inProjs[0]}' … '{inProjs[^1]}'", "a positive integer", ModelSettings.ParsePositiveInt);
         st.Inferred("dim_feedforward", f, f.ToString(CultureInfo.InvariantCulture), $"'{ff.Name}' {ff.ShapeText}", "a positive integer", ModelSettings.ParsePositiveInt);
         int heads = st.Require("heads", "number of attention heads, dividing d", "attention heads (nhead)", ModelSettings.ParsePositiveInt, 1);
         var act = st.Require("activation", "relu | gelu", "feed-forward nonlinearity", s => s.ToLowerInvariant() switch
