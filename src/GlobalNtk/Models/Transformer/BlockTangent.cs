@@ -45,14 +45,15 @@ internal sealed class BlockTangent
     private readonly double[] _scratchD, _scratchF;
     private int _s0, _ns;
 
-    /// <summary>A workspace for chunks of up to <paramref name="maxSequences"/> sequences of blocks shaped like <paramref name="block"/>.</summary>
-    public BlockTangent(EncoderBlock block, int maxSequences)
+    /// <summary>A workspace for chunks of up to <paramref name="maxSequences"/> sequences of blocks shaped like <paramref name="block"/> (<paramref name="finalNorm"/>: one of them carries the final norm).</summary>
+    public BlockTangent(EncoderBlock block, int maxSequences, bool finalNorm)
     {
         _b = block;
         _capacity = maxSequences;
         int rows = maxSequences * block.N;
         _buf = new double[Stages][];
-        for (int i = 0; i < Stages; i++) _buf[i] = new double[rows * Width((BlockStage)i)];
+        // The Final buffer exists only where the encoder has a final norm.
+        for (int i = 0; i < Stages; i++) _buf[i] = new double[(BlockStage)i == BlockStage.Final && !finalNorm ? 0 : rows * Width((BlockStage)i)];
         _scratchD = new double[rows * block.D];
         _scratchF = new double[rows * block.F];
     }
@@ -80,7 +81,8 @@ internal sealed class BlockTangent
         if (ns < 1 || ns > _capacity) throw new ArgumentOutOfRangeException(nameof(ns));
         _b = block; _s0 = s0; _ns = ns;
         int from = block.Rank(clearFrom);
-        for (int i = 0; i < Stages; i++) if (block.Rank((BlockStage)i) >= from) Buffer((BlockStage)i).Clear();
+        for (int i = 0; i < Stages; i++)
+            if (block.Rank((BlockStage)i) >= from && ((BlockStage)i != BlockStage.Final || block.HasFinal)) Buffer((BlockStage)i).Clear();
     }
 
     /// <summary>

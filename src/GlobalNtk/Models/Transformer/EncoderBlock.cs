@@ -109,8 +109,12 @@ internal sealed class EncoderBlock
         // r₂ = z' + m W₂ᵀ + b₂; pre-LN: z'' = r₂; post-LN: z'' = LN₂(r₂)
         Gemm.Multiply(Trans.No, Trans.Yes, r, d, F, 1.0, M, F + 1, W2, F, 1.0, output, d);
         AddBiasRows(output, B2, r);
-        if (!NormFirst) LayerNormForward(output, G2, Be2, Eps, Xhat2, Rstd2, output, d);
-        if (HasFinal) LayerNormForward(output, G3, Be3, FinalEps, Xhat3, Rstd3, output, d);
+        if (!NormFirst || HasFinal)
+        {
+            var y = new double[r * d];
+            if (!NormFirst) { LayerNormForward(output, G2, Be2, Eps, Xhat2, Rstd2, y, d); y.CopyTo(output); }
+            if (HasFinal) { LayerNormForward(output, G3, Be3, FinalEps, Xhat3, Rstd3, y, d); y.CopyTo(output); }
+        }
     }
 
     private void AttentionForward(int s, int h)
@@ -138,12 +142,11 @@ internal sealed class EncoderBlock
         if (h == 0) for (int t = 0; t < n; t++) O[(s * n + t) * (D + 1) + D] = 1.0;
     }
 
-    /// <summary>h = LN(x) row by row, written with leading dimension <paramref name="ld"/> (d + 1 adds the ones column); h may alias x.</summary>
-    private void LayerNormForward(ReadOnlySpan<double> x, double[] g, double[] beta, double eps, double[] xhat, double[] rstd, Span<double> h, int ld)
+    /// <summary>h = LN(x) row by row, written with leading dimension <paramref name="ld"/> (d + 1 adds the ones column).</summary>
+    private void LayerNormForward(ReadOnlySpan<double> x, double[] g, double[] beta, double eps, double[] xhat, double[] rstd, double[] hs, int ld)
     {
         int d = D;
         var xs = x.Slice(0, S * N * d).ToArray();
-        var hs = new double[S * N * ld];
         Parallel.For(0, S * N, row =>
         {
             var xr = xs.AsSpan(row * d, d);
@@ -163,7 +166,6 @@ internal sealed class EncoderBlock
             }
             if (ld > d) hs[row * ld + d] = 1.0;
         });
-        hs.CopyTo(h);
     }
 
     private static void AddBiasRows(Span<double> a, double[] bias, int rows)

@@ -120,7 +120,7 @@ internal sealed class TransformerLinearization : ChainLinearization
         }
     }
 
-    private BlockTangent Rent() => _pool.TryTake(out var ws) ? ws : new BlockTangent(_blocks[0], _chunkSeq);
+    private BlockTangent Rent() => _pool.TryTake(out var ws) ? ws : new BlockTangent(_blocks[0], _chunkSeq, _c.FinalNorm);
     private void Return(BlockTangent ws) => _pool.Add(ws);
 
     private void CheckStep(int step)
