@@ -207,3 +207,39 @@ public class LoadingSettingsTests
         Assert.Contains("layers.1.weight [5, 5]  ← net.2.weight", mlp.Out);
     }
 }
+
+/// <summary>How an MLP's numbered Linear modules are read: ModuleList vs nn.Sequential, and what is refused.</summary>
+public class MlpSequentialLoadingTests
+{
+    private static Parameter P(string name, params int[] shape) => new(name, shape, Enumerable.Range(0, shape.Aggregate(1, (a, b) => a * b)).Select(i => Math.Sin(i + name.Length)).ToArray());
+
+    private static DataFileException Refused(TempDir d, params Parameter[] tensors)
+    {
+        new SafetensorsFile(tensors, new Dictionary<string, string> { ["arch"] = "mlp", ["activation"] = "tanh" }).Write(d.File("m.safetensors"));
+        return Assert.Throws<DataFileException>(() => ModelFile.Load(d.File("m.safetensors")));
+    }
+
+    [Fact]
+    public void SequentialWithASeparateHeadKeepsEveryLinearAsAHiddenLayer()
+    {
+        using var d = new TempDir();
+        new SafetensorsFile([P("body.0.weight", 4, 2), P("body.0.bias", 4), P("body.2.weight", 4, 4), P("body.2.bias", 4), P("head.weight", 1, 4), P("head.bias", 1)],
+            new Dictionary<string, string> { ["arch"] = "mlp", ["activation"] = "relu" }).Write(d.File("m.safetensors"));
+        var loaded = ModelFile.Load(d.File("m.safetensors"));
+        var m = (MlpModel)loaded.Model;
+        Assert.Equal((2, 4, 2), (m.Inputs, m.Hidden, m.Layers));
+        var inspection = ModelInspection.Of(loaded);
+        Assert.Equal("head.weight", inspection.Tensors.Single(t => t.Name == "readout.weight").FileTensor);
+        Assert.Equal("body.2.weight", inspection.Tensors.Single(t => t.Name == "layers.1.weight").FileTensor);
+    }
+
+    [Fact]
+    public void LinearsWithNoActivationBetweenOrASingleLinearAreRefused()
+    {
+        using var d = new TempDir();
+        Assert.Contains("no activation between", Refused(d, P("0.weight", 4, 2), P("0.bias", 4), P("1.weight", 4, 4), P("1.bias", 4), P("3.weight", 1, 4), P("3.bias", 1)).Message);
+        Assert.Contains("missing tensor '*0.bias'", Refused(d, P("0.weight", 4, 2), P("2.weight", 1, 4), P("2.bias", 1)).Message);
+        Assert.Contains("hidden layer 1 of width 4", Refused(d, P("0.weight", 4, 2), P("0.bias", 4), P("2.weight", 3, 4), P("2.bias", 3), P("4.weight", 1, 3), P("4.bias", 1)).Message);
+        Assert.Contains("several groups of numbered layers", Refused(d, P("a.0.weight", 4, 2), P("a.0.bias", 4), P("b.0.weight", 4, 2), P("b.0.bias", 4)).Message);
+    }
+}

@@ -26,7 +26,7 @@ public sealed class ForwardSettings : CommonSettings
 
     /// <summary>Inputs file.</summary>
     [CommandOption("-i|--inputs <FILE>")]
-    [Description("Inputs .npy [[trials, steps, inputs]] (float32/float64, C order).")]
+    [Description("Inputs .npy [[trials, steps, inputs]] (float or integer, C order; a transformer with an embedding takes integer token ids [[sequences, tokens]]).")]
     public string? Inputs { get; init; }
 
     /// <summary>Output file.</summary>
