@@ -41,6 +41,14 @@ public class LoadingSettingsTests
         Assert.True(ok.Exit == 0, ok.Err);
         Assert.Contains("norm_first = false", ok.Out);
         Assert.Contains("[command line]", ok.Out);
+        // forward takes the same options and then matches PyTorch.
+        var reference = SafetensorsFile.Read(PyTorchDepthFixtureTests.Fixture("tf_post_relu.ref.safetensors")).Tensors;
+        Npy.Write(d.File("x.npy"), new NdArray(reference["inputs"].Shape, reference["inputs"].Data));
+        var fw = CliTestHost.Run("forward", "--model", d.File("m.safetensors"), "--inputs", d.File("x.npy"), "--out", d.File("z.npy"),
+            "--option", "activation=relu", "--option", "causal=false", "--option", "norm_first=false", "--option", "layer_norm_eps=1e-5",
+            "--option", "positional=sinusoidal", "--option", "scale_embedding=false");
+        Assert.True(fw.Exit == 0, fw.Err);
+        Assert.True(DepthChecks.RelErr(Npy.Read(d.File("z.npy")).Data, reference["states"].Data) < 1e-9);
     }
 
     [Fact]
@@ -176,6 +184,20 @@ public class LoadingSettingsTests
         var f = CliTestHost.Run("forward", "--model", d.File(name), "--inputs", d.File(name), "--out", d.File("z.npy"));
         CliTestHost.AssertOneLineError(f, "torch.save");
         Assert.False(File.Exists(d.File("z.npy")));
+    }
+
+    [Fact]
+    public void InspectWorksForRecurrentFilesAndUnusedOptionsAreRefused()
+    {
+        using var d = new TempDir();
+        ModelFile.Save(d.File("g.safetensors"), ModelRegistry.Create(new ModelSpec("gru", 3, 4, 2) { Seed = 1 }));
+        var r = CliTestHost.Run("inspect", d.File("g.safetensors"), "--json");
+        Assert.True(r.Exit == 0, r.Err);
+        var j = JsonDocument.Parse(r.Out).RootElement;
+        Assert.Equal(["trial", "time", "unit"], j.GetProperty("stateAxes").EnumerateArray().Select(e => e.GetString()));
+        Assert.All(j.GetProperty("tensors").EnumerateArray(), t => Assert.Equal(t.GetProperty("name").GetString(), t.GetProperty("fileTensor").GetString()));
+        Assert.Equal(4 * 3 * (3 + 4 + 2), j.GetProperty("chainParameters").GetInt32());
+        CliTestHost.AssertOneLineError(CliTestHost.Run("inspect", d.File("g.safetensors"), "--option", "alpha=0.3"), "alpha given but not used by a gru model");
     }
 
     [Fact]
