@@ -21,7 +21,7 @@ public sealed record LoadedModel(IChainModel Model, bool HasReadout, IReadOnlyDi
 }
 
 /// <summary>
-/// Saves and loads models as safetensors with PyTorch parameter names (MATH.md §4). Loading
+/// Saves and loads models as safetensors with PyTorch parameter names (docs/math.md#cells). Loading
 /// dispatches on the architecture (metadata key <c>arch</c>, or an explicit override) through
 /// <see cref="ModelRegistry"/>.
 /// </summary>
