@@ -115,6 +115,22 @@ public class LoadingSettingsTests
     }
 
     [Fact]
+    public void FilesFromAnEarlierGlobalNtkNameTheSettingsItUsedToFix()
+    {
+        using var d = new TempDir();
+        var model = TransformerModel.Create(new TransformerConfig(TransformerInput.Linear, 3, 4, 2, 1, 6, Activation.Gelu, Causal: true), 2, seed: 5);
+        ModelFile.Save(d.File("new.safetensors"), model);
+        // The keys the earlier version wrote: no layer_norm_eps, gelu_approximate, scale_embedding, final_norm.
+        Rewrite(d.File("new.safetensors"), d.File("old.safetensors"), md => md.Where(kv => kv.Key is not ("layer_norm_eps" or "gelu_approximate" or "scale_embedding" or "final_norm"))
+            .ToDictionary(kv => kv.Key, kv => kv.Value));
+        var e = Assert.Throws<DataFileException>(() => ModelFile.Load(d.File("old.safetensors")));
+        Assert.Contains("gelu_approximate (none | tanh), layer_norm_eps", e.Message);
+        Assert.Contains("written by an earlier GlobalNtk, which always computed layer_norm_eps=1e-5", e.Message);
+        var given = new Dictionary<string, string> { ["layer_norm_eps"] = "1e-5", ["gelu_approximate"] = "none", ["scale_embedding"] = "false" };
+        Assert.Equal(model.Config, ((TransformerModel)ModelFile.Load(d.File("old.safetensors"), settings: given).Model).Config);
+    }
+
+    [Fact]
     public void HalfAndBFloat16TensorsAreWidenedExactly()
     {
         using var d = new TempDir();

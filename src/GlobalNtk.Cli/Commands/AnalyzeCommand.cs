@@ -82,11 +82,11 @@ public sealed class AnalyzeCommand : CliCommand<AnalyzeSettings>
         IChainModel first;
         if (isRun)
         {
-            if (s.Options is { Length: > 0 })
-                throw new CliInputException($"--option applies to a single model file; the checkpoints of run folder '{modelPath}' carry their settings in their metadata.");
-            sources = AnalysisPipeline.RunFolder(modelPath, s.Arch, s.MaxCheckpoints);
+            // --option applies to every checkpoint (e.g. settings an older file lacks).
+            var given = CliInputs.KeyValues(s.Options, "--option");
+            sources = AnalysisPipeline.RunFolder(modelPath, s.Arch, s.MaxCheckpoints, given);
             var firstPath = Checkpoints.List(modelPath)[0].Path;
-            var loaded = ModelFile.Load(firstPath, string.IsNullOrWhiteSpace(s.Arch) ? null : s.Arch);
+            var loaded = ModelFile.Load(firstPath, string.IsNullOrWhiteSpace(s.Arch) ? null : s.Arch, given);
             first = loaded.Model; metadata = loaded.Metadata;
         }
         else

@@ -217,7 +217,10 @@ public sealed class TransformerModelFactory : IModelFactory
         bool finalNorm = st.Inferred("final_norm", finalW is not null, finalW is not null ? "true" : "false",
             finalW is not null ? $"'{finalW.Name}' {finalW.ShapeText}" : "no '*norm.weight' tensor", Bool, ModelSettings.ParseBool);
         double finalEps = finalNorm ? st.Require("final_norm_eps", "a positive number, nn.LayerNorm's default 1e-5", "the final encoder norm's eps", ModelSettings.ParsePositive, 1e-5) : 1e-5;
-        st.ThrowIfMissing($"transformer (d {d}, {layers} layers)");
+        // A file written by GlobalNtk before these keys existed was computed with them fixed: say so (still no default).
+        st.ThrowIfMissing($"transformer (d {d}, {layers} layers)", t.Metadata.TryGetValue("family", out var fam) && fam == "transformer" && !t.Metadata.ContainsKey("layer_norm_eps")
+            ? "this file was written by an earlier GlobalNtk, which always computed layer_norm_eps=1e-5, gelu_approximate=none, scale_embedding=false"
+            : null);
 
         TransformerConfig config;
         try

@@ -94,13 +94,14 @@ public sealed class ModelSettings
         return value;
     }
 
-    /// <summary>Throws one error naming every missing setting, its allowed values, and how to give it.</summary>
-    public void ThrowIfMissing(string model)
+    /// <summary>Throws one error naming every missing setting, its allowed values, and how to give it (plus an optional <paramref name="hint"/>).</summary>
+    public void ThrowIfMissing(string model, string? hint = null)
     {
         if (_missing.Count == 0) return;
         throw new FormatException(
             $"missing setting{(_missing.Count > 1 ? "s" : "")} for a {model}: {string.Join(", ", _missing.Select(m => $"{m.Key} ({m.Allowed})"))}; " +
-            "they change the mathematics and have no default: put them in the file's metadata or give them as --option KEY=VALUE.");
+            "they change the mathematics and have no default: put them in the file's metadata or give them as --option KEY=VALUE" +
+            (hint is null ? "." : $" ({hint})."));
     }
 
     /// <summary>Parses <c>true</c>/<c>false</c> (also 1/0, yes/no).</summary>
