@@ -112,8 +112,10 @@ public sealed record ModelInspection(
             _ => [1, 1, nIn],
         };
         var names = shape.Length == 2 ? new[] { "a", "b" } : new[] { "a", "b", "c" };
-        var lin = m.Linearize(new Tensor(new double[shape.Aggregate(1, (x, y) => x * y)], new AxisShape(names, shape)));
-        var st = lin.StateShape;
+        AxisShape st;
+        try { st = m.Linearize(new Tensor(new double[shape.Aggregate(1, (x, y) => x * y)], new AxisShape(names, shape))).StateShape; }
+        catch (ArgumentException) { return (["?"], ["?"]); } // a family whose inputs this probe does not know
+
         var axes = st.Names.ToArray();
         var sizes = new string[axes.Length];
         for (int k = 0; k < axes.Length; k++)
