@@ -22,7 +22,7 @@ public class StudyClaimsTests
             double jitter = 1 + 0.01 * (noise.NextDouble() - 0.5);
             if (u.Kind == UnitKind.Exactness)
             {
-                list.Add(new UnitResult(u, "units/" + u.Id, new ExactnessResult(10, 20, exact * jitter, exact * jitter), null, null, null, null));
+                list.Add(new UnitResult(u, "units/" + u.Id, new ExactnessResult(10, 20, exact * jitter, exact * jitter, 1e4 * exact * jitter), null, null, null, null));
                 continue;
             }
             int dim = 100 * u.Hidden;

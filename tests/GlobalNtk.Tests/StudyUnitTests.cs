@@ -36,6 +36,22 @@ public class StudyUnitTests
         // rounding of a few sweeps in double precision; the pre-registered C1 threshold is 1e-10
         Assert.InRange(r.KRelativeDifference, 0, 1e-12);
         Assert.InRange(r.NtkRelativeDifference, 0, 1e-12);
+        Assert.InRange(r.FiniteDifferenceRelativeDifference, 1e-14, 1e-7); // central differences: nonzero truncation error, far below 1e-6
+    }
+
+    [Fact]
+    public void FiniteDifferenceReferenceDetectsAWrongKernel()
+    {
+        // the reference must be able to fail: NTK_S scaled by 1.01 is 1 % off in Frobenius norm
+        var task = TaskRegistry.Create("flip-flop", new TaskOptions { Seed = 1, Steps = 3, EvaluationTrials = 2 });
+        var model = ModelRegistry.Create(new ModelSpec("gru", task.InputSize, 3, task.OutputSize) { Seed = 1 });
+        var theta = model.Parameters.Flatten();
+        var ops = new NtkOperators(model.Linearize(task.EvaluationSet.Inputs));
+        double good = StudyUnitRunner.FiniteDifferenceDifference(model, task.EvaluationSet.Inputs, ops.NtkS);
+        Assert.Equal(theta, model.Parameters.Flatten()); // θ restored bit for bit
+        double wrong = StudyUnitRunner.FiniteDifferenceDifference(model, task.EvaluationSet.Inputs, 1.01 * ops.NtkS);
+        Assert.True(good < 1e-7, $"{good}");
+        Assert.InRange(wrong, 0.0099, 0.0101);
     }
 
     [Fact]

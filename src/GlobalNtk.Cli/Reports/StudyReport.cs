@@ -80,15 +80,15 @@ public static class StudyReport
         var archs = StudyScale.ExactnessArchitectures.Select(a => a.Label).ToArray();
         var ex = StudyClaims.ExactnessUnits(r).ToArray();
         double[] MaxOf(Func<ExactnessResult, double> f) => archs.Select(a => ex.Where(u => u.Unit.Label == a).Select(u => f(u.Exactness!)).DefaultIfEmpty(double.NaN).Max()).ToArray();
-        var kd = MaxOf(e => e.KRelativeDifference); var nd = MaxOf(e => e.NtkRelativeDifference);
+        var kd = MaxOf(e => e.KRelativeDifference); var nd = MaxOf(e => e.NtkRelativeDifference); var fd = MaxOf(e => e.FiniteDifferenceRelativeDifference);
         var idx = archs.Select((_, i) => (double)i).ToArray();
         // exact zeros cannot go on a log axis: plot them at the smallest double ratio, 1e-17, and say so
         static double[] Floor(double[] v) => v.Select(x => x == 0 ? 1e-17 : x).ToArray();
         StudyFigures.Save(dir, "fig1_exactness", "C1: Kronecker core vs generic forms (worst seed)", "architecture", "relative Frobenius difference",
-            [new("K: Kronecker vs generic", idx, Floor(kd), Line: false), new("P K P* vs whole-model NTK", idx, Floor(nd), Line: false)],
+            [new("K: Kronecker vs generic", idx, Floor(kd), Line: false), new("P K P* vs whole-model NTK", idx, Floor(nd), Line: false), new("P K P* vs finite-difference NTK", idx, Floor(fd), Line: false)],
             logY: true, reference: StudyClaims.ExactnessThreshold, referenceLabel: "criterion", xTickLabels: archs);
         figure("fig1_exactness", $"C1. Worst relative difference over {scale.Seeds.Length} seeds for each architecture, computed exactly on small models " +
-            $"(exact zeros drawn at 1e-17): K {string.Join(", ", archs.Select((a, i) => $"{a} {F(kd[i])}"))}; NTK {string.Join(", ", archs.Select((a, i) => $"{a} {F(nd[i])}"))}. Grey line: the criterion {F(StudyClaims.ExactnessThreshold)}. Data: `c1_exactness.csv`.");
+            $"(exact zeros drawn at 1e-17): K {string.Join(", ", archs.Select((a, i) => $"{a} {F(kd[i])}"))}; NTK {string.Join(", ", archs.Select((a, i) => $"{a} {F(nd[i])}"))}; finite-difference NTK {string.Join(", ", archs.Select((a, i) => $"{a} {F(fd[i])}"))}. Grey line: the criterion {F(StudyClaims.ExactnessThreshold)} of the exact forms (the finite-difference one is {F(StudyClaims.FiniteDifferenceThreshold)}). Data: `c1_exactness.csv`.");
 
         // C2
         var hs = scale.HiddenSizes.Select(h => (double)h).ToArray();
@@ -172,9 +172,9 @@ public static class StudyReport
                 v.Row(c.Id, s.Name, s.Estimate.Value, s.Estimate.Low, s.Estimate.High, s.Threshold, s.PredictBelow ? "below" : "above", Label(c.Verdict));
         v.Save(Path.Combine(dir, "verdicts.csv"));
 
-        var c1 = new Csv("unit", "folder", "arch", "seed", "dimension", "parameters", "k_relative_difference", "ntk_relative_difference");
+        var c1 = new Csv("unit", "folder", "arch", "seed", "dimension", "parameters", "k_relative_difference", "ntk_relative_difference", "fd_ntk_relative_difference");
         foreach (var u in StudyClaims.ExactnessUnits(r))
-            c1.Row(u.Unit.Id, u.Folder, u.Unit.Label, u.Unit.Seed, u.Exactness!.Dimension, u.Exactness.Parameters, u.Exactness.KRelativeDifference, u.Exactness.NtkRelativeDifference);
+            c1.Row(u.Unit.Id, u.Folder, u.Unit.Label, u.Unit.Seed, u.Exactness!.Dimension, u.Exactness.Parameters, u.Exactness.KRelativeDifference, u.Exactness.NtkRelativeDifference, u.Exactness.FiniteDifferenceRelativeDifference);
         c1.Save(Path.Combine(dir, "c1_exactness.csv"));
 
         string[] snapHeader = ["unit", "folder", "arch", "task", "hidden", "gain", "seed", "when", "step", "loss", "dimension", "pr_ntk", "pr_ntk_se", "pr_k", "pr_k_se", "kronecker_bound", "misdirection"];

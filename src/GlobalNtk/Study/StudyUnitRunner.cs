@@ -1,10 +1,10 @@
-using System.Diagnostics;
 using GlobalNtk.Analysis;
 using GlobalNtk.Dense;
 using GlobalNtk.Estimators;
 using GlobalNtk.IO;
 using GlobalNtk.Models;
 using GlobalNtk.Ntk;
+using GlobalNtk.Operators;
 using GlobalNtk.Tasks;
 using GlobalNtk.Training;
 
@@ -14,8 +14,14 @@ namespace GlobalNtk.Study;
 /// <param name="Dimension">State dimension.</param>
 /// <param name="Parameters">Chain parameters m.</param>
 /// <param name="KRelativeDifference">‖K_Kronecker − K_generic‖_F / ‖K_generic‖_F.</param>
-/// <param name="NtkRelativeDifference">‖P K P* − (dz/dθ)(dz/dθ)*‖_F / ‖(dz/dθ)(dz/dθ)*‖_F.</param>
-public sealed record ExactnessResult(int Dimension, int Parameters, double KRelativeDifference, double NtkRelativeDifference);
+/// <param name="NtkRelativeDifference">‖P K P* − (dz/dθ)(dz/dθ)*‖_F / ‖(dz/dθ)(dz/dθ)*‖_F, dz/dθ by the fused tangent sweep.</param>
+/// <param name="FiniteDifferenceRelativeDifference">
+/// ‖P K P* − J_fd J_fdᵀ‖_F / ‖J_fd J_fdᵀ‖_F with J_fd the Jacobian of the unrolled forward pass by
+/// central finite differences (step <see cref="StudyUnitRunner.FiniteDifferenceStep"/>): a reference
+/// that shares no code with the operators.
+/// </param>
+public sealed record ExactnessResult(int Dimension, int Parameters, double KRelativeDifference, double NtkRelativeDifference,
+    double FiniteDifferenceRelativeDifference);
 
 /// <summary>The study's quantities of one model on its task's evaluation set (MATH.md §5–6).</summary>
 /// <param name="Step">Training step.</param>
@@ -83,7 +89,49 @@ public static class StudyUnitRunner
         // probes = dimension: the estimator probes every basis vector, so the difference is exact.
         var k = OperatorComparison.RelativeDifference(ops.KKronecker, ops.K, dim, unit.Seed);
         var ntk = OperatorComparison.RelativeDifference(ops.NtkS, ops.WholeModelNtk, dim, unit.Seed + 1);
-        return new ExactnessResult(dim, lin.Parameters.TotalSize, k.Value, ntk.Value);
+        double fd = FiniteDifferenceDifference(model, task.EvaluationSet.Inputs, ops.NtkS);
+        return new ExactnessResult(dim, lin.Parameters.TotalSize, k.Value, ntk.Value, fd);
+    }
+
+    /// <summary>Central-difference step on θ of C1's finite-difference reference (truncation and rounding both ~1e-11 relative).</summary>
+    public const double FiniteDifferenceStep = 1e-5;
+
+    /// <summary>
+    /// ‖<paramref name="ntk"/> − J_fd J_fdᵀ‖_F / ‖J_fd J_fdᵀ‖_F, J_fd[:, j] = (z(θ + h e_j) − z(θ − h e_j)) / 2h from
+    /// the model's own forward pass (dense: for small models only). Restores θ.
+    /// </summary>
+    public static double FiniteDifferenceDifference(IChainModel model, Tensor inputs, LinearOperator ntk)
+    {
+        var ps = model.Parameters;
+        var theta = ps.Flatten();
+        int m = theta.Length, n = ntk.Domain.Size;
+        var jac = new double[m * n]; // row j = column j of J_fd
+        try
+        {
+            for (int j = 0; j < m; j++)
+            {
+                double t = theta[j];
+                theta[j] = t + FiniteDifferenceStep; ps.Assign(theta);
+                var plus = model.Linearize(inputs).States.Span.ToArray();
+                theta[j] = t - FiniteDifferenceStep; ps.Assign(theta);
+                var minus = model.Linearize(inputs).States.Span;
+                theta[j] = t;
+                var row = jac.AsSpan(j * n, n);
+                for (int i = 0; i < n; i++) row[i] = (plus[i] - minus[i]) / (2 * FiniteDifferenceStep);
+            }
+        }
+        finally { ps.Assign(theta); }
+        var reference = new double[n * n];
+        Gemm.Multiply(Trans.Yes, Trans.No, n, n, m, 1.0, jac, n, jac, n, 0.0, reference, n);
+        double diff = 0, norm = 0;
+        var e = new double[n];
+        for (int c = 0; c < n; c++)
+        {
+            Array.Clear(e); e[c] = 1;
+            var col = ntk.Apply(e);
+            for (int r = 0; r < n; r++) { double d = col[r] - reference[r * n + c]; diff += d * d; norm += reference[r * n + c] * reference[r * n + c]; }
+        }
+        return Math.Sqrt(diff / norm);
     }
 
     private static UnitResult Train(StudyUnit unit, StudyScale scale, string unitDir, string folder, Action<string, double>? progress, CancellationToken ct)
