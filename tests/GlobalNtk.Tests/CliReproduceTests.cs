@@ -85,3 +85,42 @@ public class CliReproduceTests
         Assert.False(Directory.Exists(tmp.File("x")));
     }
 }
+
+/// <summary><c>sweep --shard/--merge</c>: the merged report equals the unsharded one apart from timings.</summary>
+public class CliSweepShardTests
+{
+    private static JsonNode WithoutTimings(string path)
+    {
+        var node = JsonNode.Parse(File.ReadAllText(path))!;
+        Strip(node);
+        return node;
+        static void Strip(JsonNode? n)
+        {
+            if (n is JsonObject o)
+            {
+                foreach (var key in o.Select(kv => kv.Key).Where(k => k is "seconds" or "stageSeconds").ToArray()) o.Remove(key);
+                foreach (var kv in o) Strip(kv.Value);
+            }
+            else if (n is JsonArray a) foreach (var x in a) Strip(x);
+        }
+    }
+
+    [Fact]
+    public void ShardedSweepMergesToTheUnshardedResult()
+    {
+        using var tmp = new TempDir();
+        string[] common = ["sweep", "--task", "flip-flop", "--arch", "gru", "--gains", "0.5,1,1.5", "--hidden", "4", "--steps", "3", "--batch", "2",
+            "--trial-steps", "6", "--trials", "2", "--probes", "6", "--partial-probes", "2", "--top-k", "2", "--quiet"];
+        Assert.Equal(0, CliTestHost.Run([.. common, "-o", tmp.File("whole")]).Exit);
+        Assert.Equal(0, CliTestHost.Run([.. common, "--shard", "0/2", "-o", tmp.File("s0")]).Exit);
+        Assert.Equal(0, CliTestHost.Run([.. common, "--shard", "1/2", "-o", tmp.File("s1")]).Exit);
+        var merged = CliTestHost.Run("sweep", "--merge", tmp.File("s1"), tmp.File("s0"), "-o", tmp.File("merged"), "--quiet");
+        Assert.True(merged.Exit == 0, merged.Err);
+        Assert.Equal(WithoutTimings(tmp.File("whole/results.json")).ToJsonString(), WithoutTimings(tmp.File("merged/results.json")).ToJsonString());
+        Assert.True(File.Exists(tmp.File("merged/sweep.md")));
+        Assert.True(Directory.Exists(tmp.File("merged/run-g1.5")));
+        var missing = CliTestHost.Run("sweep", "--merge", tmp.File("s0"), "-o", tmp.File("partial"));
+        CliTestHost.AssertOneLineError(missing, "gain 1");
+        Assert.False(Directory.Exists(tmp.File("partial")));
+    }
+}
