@@ -12,9 +12,9 @@ public sealed record IntervalSeries(string Label, double[] X, double[] Y, double
 /// </summary>
 public static class StudyFigures
 {
-    /// <summary>Renders <paramref name="series"/> to <c>name.png</c> and <c>name.svg</c> in <paramref name="dir"/>.</summary>
+    /// <summary>Renders <paramref name="series"/> to <c>name.png</c> and <c>name.svg</c> in <paramref name="dir"/>; <paramref name="xTicks"/> labels the x axis at those values.</summary>
     public static void Save(string dir, string name, string title, string xLabel, string yLabel, IReadOnlyList<IntervalSeries> series,
-        bool logX = false, bool logY = false, double? reference = null, string? referenceLabel = null, string[]? xTickLabels = null)
+        bool logX = false, bool logY = false, double? reference = null, string? referenceLabel = null, string[]? xTickLabels = null, double[]? xTicks = null)
     {
         var plt = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
@@ -55,10 +55,12 @@ public static class StudyFigures
         }
         if (!any) plt.Add.Text("no data", 0, 0).LabelFontSize = 18;
         plt.Title(title, 16);
-        plt.XLabel(logX ? $"log₁₀ {xLabel}" : xLabel, 14);
+        plt.XLabel(logX ? $"{xLabel} (log scale)" : xLabel, 14);
         plt.YLabel(logY ? $"log₁₀ {yLabel}" : yLabel, 14);
         if (xTickLabels is not null)
             plt.Axes.Bottom.SetTicks(Enumerable.Range(0, xTickLabels.Length).Select(i => (double)i).ToArray(), xTickLabels);
+        else if (xTicks is not null) // labelled at the data's own x values (e.g. the hidden sizes on a log axis)
+            plt.Axes.Bottom.SetTicks(xTicks.Select(x => T(x, logX)).ToArray(), xTicks.Select(x => x.ToString("G4", System.Globalization.CultureInfo.InvariantCulture)).ToArray());
         plt.ShowLegend(Edge.Right);
         plt.Legend.FontSize = 12;
         plt.Axes.Margins(0.06, 0.1);

@@ -99,14 +99,14 @@ public static class StudyReport
         var dim = scale.HiddenSizes.Select(h => StudyClaims.Bottleneck(r, h).Select(u => (double)u.Init!.Dimension).DefaultIfEmpty(double.NaN).First()).ToArray();
         StudyFigures.Save(dir, "fig2_rank_vs_hidden", "C2: effective rank against hidden size (GRU, flip-flop)", "hidden units H", "participation ratio",
             [Curve("PR(NTK_S) init", hs, prInit, true), Curve("PR(NTK_S) trained", hs, prTr), Curve("PR(K) init", hs, kInit, true), Curve("PR(K) trained", hs, kTr),
-             Curve("Σ m_s·PR(Ĝ_s) trained", hs, bound), new("state dimension", hs, dim)], logX: true, logY: true);
+             Curve("Σ m_s·PR(Ĝ_s) trained", hs, bound), new("state dimension", hs, dim)], logX: true, logY: true, xTicks: hs);
         var c2 = claims.Single(c => c.Id == "C2");
         figure("fig2_rank_vs_hidden", $"C2. Mean over seeds with 95 % bootstrap bars. PR(NTK_S) after training {string.Join(", ", scale.HiddenSizes.Select((h, i) => $"H={h}: {F(prTr[i].Value)}"))} while the dimension grows {F(dim.FirstOrDefault())} → {F(dim.LastOrDefault())}; " +
             $"slope of log PR against log H {CI(c2.Statistics[1].Estimate)} (init {CI(c2.Statistics[0].Estimate)}). Data: `c2_bottleneck.csv`.");
         var fracInit = ByH(u => u.Init!.PrNtk / u.Init.Dimension, 6); var fracTr = ByH(u => u.Trained!.PrNtk / u.Trained.Dimension, 7);
         var ratio = ByH(u => u.Trained!.PrNtk / u.Trained.KroneckerBound, 8);
         StudyFigures.Save(dir, "fig3_rank_fraction", "C2: PR(NTK_S) as a fraction of the dimension and of the Kronecker bound", "hidden units H", "ratio",
-            [Curve("PR(NTK_S)/dimension init", hs, fracInit, true), Curve("PR(NTK_S)/dimension trained", hs, fracTr), Curve("PR(NTK_S)/Σ m_s·PR(Ĝ_s) trained", hs, ratio)], logX: true, logY: true);
+            [Curve("PR(NTK_S)/dimension init", hs, fracInit, true), Curve("PR(NTK_S)/dimension trained", hs, fracTr), Curve("PR(NTK_S)/Σ m_s·PR(Ĝ_s) trained", hs, ratio)], logX: true, logY: true, xTicks: hs);
         figure("fig3_rank_fraction", $"C2. PR(NTK_S)/dimension after training falls from {F(fracTr.First().Value)} (H={scale.HiddenSizes[0]}) to {F(fracTr.Last().Value)} (H={scale.HiddenSizes[^1]}); " +
             $"PR(NTK_S) over the Kronecker bound Σ m_s·PR(Ĝ_s): {string.Join(", ", ratio.Select(i => F(i.Value)))}. Data: `c2_bottleneck.csv`.");
 
@@ -130,11 +130,11 @@ public static class StudyReport
             if (cos.Length > 0) cosText.Add($"{name} {F(cos[0].Value)} → {F(cos[^1].Value)}");
         }
         StudyFigures.Save(dir, "fig4_srb", "C3: self-referential bias SRB(r)", "r (top principal directions of the activity)", "SRB(r)", srbSeries,
-            logY: true, reference: 1, referenceLabel: "no bias (SRB = 1)");
+            logY: true, xTicks: rs, reference: 1, referenceLabel: "no bias (SRB = 1)");
         var c3 = claims.Single(c => c.Id == "C3");
         figure("fig4_srb", $"C3. SRB(r) at initialisation (open markers) and after training (filled), mean over seeds with 95 % bootstrap bars: {string.Join("; ", srbText)}. " +
             $"Geometric mean over r and cells: init {CI(c3.Statistics[0].Estimate)}, trained {CI(c3.Statistics[1].Estimate)}. Data: `c3_srb.csv`.");
-        StudyFigures.Save(dir, "fig5_mode_capture", "C3: mode capture c(r) = tr K_r / tr K", "r (activity modes kept per site)", "c(r)", capSeries);
+        StudyFigures.Save(dir, "fig5_mode_capture", "C3: mode capture c(r) = tr K_r / tr K", "r (activity modes kept per site)", "c(r)", capSeries, xTicks: rs);
         figure("fig5_mode_capture", "C3. Fraction of tr K carried by the top r activity modes of every site, init (open markers) and trained (filled). Data: `c3_srb.csv`.");
         StudyFigures.Save(dir, "fig6_misdirection", "C3: cos(Δz, −e) over training", "training step", "cos(−NTK_S e, −e)", cosSeries, reference: 1, referenceLabel: "functional gradient descent");
         figure("fig6_misdirection", $"C3. How far gradient descent's state update turns away from the error (1 = along −e), at each checkpoint: {string.Join("; ", cosText)}. Data: `c3_misdirection.csv`.");
@@ -143,10 +143,10 @@ public static class StudyReport
         var gs = scale.Gains;
         Interval[] ByG(Func<UnitResult, double> f, int seed) => gs.Select((g, i) => Mean(StudyClaims.GainSweep(r, scale).Where(u => u.Unit.Gain == g).Select(f), seed + i)).ToArray();
         var prG = ByG(u => u.Init!.PrNtk, 21); var lossG = ByG(u => u.Trained!.Loss, 22); var loss0 = ByG(u => u.Init!.Loss, 23);
-        StudyFigures.Save(dir, "fig7_rank_vs_gain", "C4: PR(NTK_S) at initialisation against the initial gain", "initial gain g", "PR(NTK_S) at init", [Curve("GRU, flip-flop", gs, prG)], logY: true);
+        StudyFigures.Save(dir, "fig7_rank_vs_gain", "C4: PR(NTK_S) at initialisation against the initial gain", "initial gain g", "PR(NTK_S) at init", [Curve("GRU, flip-flop", gs, prG)], logY: true, xTicks: gs);
         figure("fig7_rank_vs_gain", $"C4. PR(NTK_S) at initialisation, mean over seeds with 95 % bootstrap bars: {string.Join(", ", gs.Select((g, i) => $"g={F(g)}: {F(prG[i].Value)}"))}. Data: `c4_gain.csv`.");
         StudyFigures.Save(dir, "fig8_loss_vs_gain", "C4: evaluation loss against the initial gain", "initial gain g", "evaluation MSE",
-            [Curve("at initialisation", gs, loss0, true), Curve($"after {scale.Steps} steps", gs, lossG)], logY: true);
+            [Curve("at initialisation", gs, loss0, true), Curve($"after {scale.Steps} steps", gs, lossG)], logY: true, xTicks: gs);
         var c4 = claims.Single(c => c.Id == "C4");
         figure("fig8_loss_vs_gain", $"C4. Final loss {string.Join(", ", gs.Select((g, i) => $"g={F(g)}: {F(lossG[i].Value)}"))}; Spearman ρ(PR at init, final loss) {CI(c4.Statistics[0].Estimate)}. Data: `c4_gain.csv`.");
         var pts = StudyClaims.GainPoints(r, scale).SelectMany(p => p.RhoLearned).ToArray();
