@@ -14,7 +14,7 @@ public sealed class ReproduceSettings : CommonSettings
 {
     /// <summary>Study size.</summary>
     [CommandOption("--scale <SCALE>")]
-    [Description("quick (default; 3 seeds, H up to 128, 200 steps: about " + ReproduceCommand.QuickCost + ") or paper (5 seeds per cell, 1500 steps, wider cells: " + ReproduceCommand.PaperCost + "; shard it with --shard).")]
+    [Description("quick (default; 3 seeds, H up to 128, 200 steps, 54 units: " + ReproduceCommand.QuickCost + ") or paper (5 seeds per cell, 1500 steps, H = 64 for C3/C4, 5 C3 cells, 7 gains: " + ReproduceCommand.PaperCost + "; shard it with --shard).")]
     public string Scale { get; init; } = "quick";
 
     /// <summary>Output folder.</summary>
@@ -45,9 +45,9 @@ public sealed class ReproduceSettings : CommonSettings
 public sealed class ReproduceCommand : CliCommand<ReproduceSettings>
 {
     /// <summary>Measured cost of the quick scale (see the README).</summary>
-    public const string QuickCost = "8 min wall on 2 cores";
+    public const string QuickCost = "1 CPU-minute (measured: 52 s CPU; 8.4 min wall on a 2-core machine shared with other heavy jobs)";
     /// <summary>Estimated cost of the paper scale, from the quick scale's measured unit timings.</summary>
-    public const string PaperCost = "about 4 CPU-hours, i.e. about 2 h on 2 cores or 10 min as a 24-task array";
+    public const string PaperCost = "110 units, about 25 CPU-minutes, estimated from measured paper-size units (GRU H=128: 41 s, H=64: 15 s, transformer d=32: 25 s CPU each), i.e. 15–25 min wall on 2 free cores";
     /// <summary>Seed of every bootstrap of the study.</summary>
     public const int StudySeed = 2026;
     private const string ShardFile = "shard.json";
