@@ -14,13 +14,15 @@ public sealed class ReproduceSettings : CommonSettings
 {
     /// <summary>Study size.</summary>
     [CommandOption("--scale <SCALE>")]
-    [Description("quick (default; 3 seeds, H up to 128, 200 steps, 54 units: " + ReproduceCommand.QuickCost + ") or paper (5 seeds per cell, 1500 steps, H = 64 for C3/C4, 5 C3 cells, 7 gains: " + ReproduceCommand.PaperCost + "; shard it with --shard).")]
-    public string Scale { get; init; } = "quick";
+    [DefaultValue(ReproduceCommand.DefaultScale)]
+    [Description("quick (3 seeds, H up to 128, 200 steps, 54 units: " + ReproduceCommand.QuickCost + ") or paper (5 seeds per cell, 1500 steps, H = 64 for C3/C4, 5 C3 cells, 7 gains: " + ReproduceCommand.PaperCost + "; shard it with --shard).")]
+    public string Scale { get; init; } = ReproduceCommand.DefaultScale;
 
     /// <summary>Output folder.</summary>
     [CommandOption("-o|--out <DIR>")]
-    [Description("Study folder to write (default ./globalntk-study): report.md, figures (PNG+SVG), CSVs, results.json, units/. With --shard: the shard's folder.")]
-    public string Out { get; init; } = "globalntk-study";
+    [DefaultValue(ReproduceCommand.DefaultOut)]
+    [Description("Study folder to write: report.md, figures (PNG+SVG), CSVs, results.json, units/. With --shard: the shard's folder.")]
+    public string Out { get; init; } = ReproduceCommand.DefaultOut;
 
     /// <summary>Shard i/N.</summary>
     [CommandOption("--shard <I/N>")]
@@ -44,6 +46,10 @@ public sealed class ReproduceSettings : CommonSettings
 /// </summary>
 public sealed class ReproduceCommand : CliCommand<ReproduceSettings>
 {
+    /// <summary>Scale run when none is given.</summary>
+    public const string DefaultScale = "quick";
+    /// <summary>Study folder written when none is given.</summary>
+    public const string DefaultOut = "globalntk-study";
     /// <summary>Measured cost of the quick scale (see the README).</summary>
     public const string QuickCost = "1 CPU-minute (measured: 52 s CPU; 8.4 min wall on a 2-core machine shared with other heavy jobs)";
     /// <summary>Estimated cost of the paper scale, from the quick scale's measured unit timings.</summary>
