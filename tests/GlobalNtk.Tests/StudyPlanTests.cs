@@ -44,6 +44,16 @@ public class StudyPlanTests
     }
 
     [Fact]
+    public void UnitCountsMatchWhatHelpStates()
+    {
+        // reproduce --help quotes 54 quick units and 110 paper units (shared runs counted once)
+        Assert.Equal(54, StudyPlan.Of(StudyScale.Quick).Units.Count);
+        Assert.Equal(110, StudyPlan.Of(StudyScale.Paper).Units.Count);
+        Assert.Contains("54 units", GlobalNtk.Cli.Commands.ReproduceCommand.ScaleHelp);
+        Assert.Contains("110 units", GlobalNtk.Cli.Commands.ReproduceCommand.ScaleHelp);
+    }
+
+    [Fact]
     public void BadShardsAndScalesAreRejected()
     {
         var plan = StudyPlan.Of(StudyScale.Test);
