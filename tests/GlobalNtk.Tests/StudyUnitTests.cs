@@ -75,7 +75,7 @@ public class StudyUnitTests
         // cos(Δz, −e) with e = Cᵀ ∂L/∂y built by hand
         var y = model.Readout.Forward(lin.States.Span, lin.StateShape);
         var dy = new double[y.Length];
-        double loss = GlobalNtk.Training.ModelGradient.MeanSquaredError(y.Span, batch.Targets.Span, dy);
+        double loss = GlobalNtk.Models.MseLoss.Evaluate(y.Span, batch.Targets.Span, dy);
         Assert.Equal(loss, snap.Loss, 14);
         var e = model.Readout.AsOperator(lin.StateShape).ApplyAdjoint(dy);
         var ae = new double[n];

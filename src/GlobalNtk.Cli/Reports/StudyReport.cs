@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using GlobalNtk.Cli.Common;
+using GlobalNtk.Operators;
 using GlobalNtk.Study;
 
 namespace GlobalNtk.Cli.Reports;
@@ -64,18 +65,19 @@ public static class StudyReport
             md.AppendLine($"![Figure {fig}]({name}.png)").AppendLine();
             md.AppendLine($"**Figure {fig}.** {caption} (also `{name}.svg`)").AppendLine();
         }
-        Figures(dir, scale, ordered, claims, Figure);
+        Figures(dir, scale, ordered, claims, Figure, RngKey.FromSeed(studySeed).Fold("figures"));
         File.WriteAllText(Path.Combine(dir, "report.md"), md.ToString());
         return results;
     }
 
-    private static Interval Mean(IEnumerable<double> v, int seed) => StudyStatistics.MeanInterval(v.Where(double.IsFinite).ToArray(), seed);
 
     private static IntervalSeries Curve(string label, double[] x, Interval[] iv, bool dashed = false, bool line = true) =>
         new(label, x, iv.Select(i => i.Value).ToArray(), iv.Select(i => i.Low).ToArray(), iv.Select(i => i.High).ToArray(), dashed, line);
 
-    private static void Figures(string dir, StudyScale scale, UnitResult[] r, IReadOnlyList<ClaimVerdict> claims, Action<string, string> figure)
+    private static void Figures(string dir, StudyScale scale, UnitResult[] r, IReadOnlyList<ClaimVerdict> claims, Action<string, string> figure, RngKey key)
     {
+        // Interval bars: bootstrap over seeds, one stream per bar (index folded into the figures' key).
+        Interval Mean(IEnumerable<double> v, int index) => StudyStatistics.MeanInterval(v.Where(double.IsFinite).ToArray(), key.Fold(index).Seed);
         // C1
         var archs = StudyScale.ExactnessArchitectures.Select(a => a.Label).ToArray();
         var ex = StudyClaims.ExactnessUnits(r).ToArray();
@@ -92,7 +94,7 @@ public static class StudyReport
 
         // C2
         var hs = scale.HiddenSizes.Select(h => (double)h).ToArray();
-        Interval[] ByH(Func<UnitResult, double> f, int seed) => scale.HiddenSizes.Select(h => Mean(StudyClaims.Bottleneck(r, h).Select(f), seed + h)).ToArray();
+        Interval[] ByH(Func<UnitResult, double> f, int seed) => scale.HiddenSizes.Select(h => Mean(StudyClaims.Bottleneck(r, h).Select(f), 1000 * seed + h)).ToArray();
         var prInit = ByH(u => u.Init!.PrNtk, 1); var prTr = ByH(u => u.Trained!.PrNtk, 2);
         var kInit = ByH(u => u.Init!.PrK, 3); var kTr = ByH(u => u.Trained!.PrK, 4);
         var bound = ByH(u => u.Trained!.KroneckerBound, 5);
@@ -113,7 +115,7 @@ public static class StudyReport
         // C3
         var rs = Enumerable.Range(1, StudyScale.MaxRank).Select(i => (double)i).ToArray();
         Interval[] ByR(IEnumerable<UnitResult> us, Func<UnitResult, double[]> f, int seed) =>
-            Enumerable.Range(0, StudyScale.MaxRank).Select(i => Mean(us.Select(u => { var a = f(u); return i < a.Length ? a[i] : double.NaN; }), seed + i)).ToArray();
+            Enumerable.Range(0, StudyScale.MaxRank).Select(i => Mean(us.Select(u => { var a = f(u); return i < a.Length ? a[i] : double.NaN; }), 1000 * seed + i)).ToArray();
         var srbSeries = new List<IntervalSeries>(); var capSeries = new List<IntervalSeries>(); var cosSeries = new List<IntervalSeries>();
         var srbText = new List<string>(); var cosText = new List<string>();
         foreach (var cell in scale.SrbCells)
@@ -125,7 +127,7 @@ public static class StudyReport
             capSeries.Add(Curve($"{name} init", rs, ByR(us, u => u.Init!.ModeCapture, 13), true)); capSeries.Add(Curve($"{name} trained", rs, ByR(us, u => u.Trained!.ModeCapture, 14)));
             srbText.Add($"{name} SRB(1) {F(si[0].Value)} → {F(st[0].Value)}, SRB(8) {F(si[^1].Value)} → {F(st[^1].Value)}");
             var steps = us.FirstOrDefault()?.Trajectory?.Select(p => (double)p.Step).ToArray() ?? [];
-            var cos = steps.Select((s, i) => Mean(us.Select(u => u.Trajectory![i].Misdirection), 15 + i)).ToArray();
+            var cos = steps.Select((s, i) => Mean(us.Select(u => u.Trajectory![i].Misdirection), 15000 + i)).ToArray();
             cosSeries.Add(Curve(name, steps, cos));
             if (cos.Length > 0) cosText.Add($"{name} {F(cos[0].Value)} → {F(cos[^1].Value)}");
         }
@@ -141,7 +143,7 @@ public static class StudyReport
 
         // C4
         var gs = scale.Gains;
-        Interval[] ByG(Func<UnitResult, double> f, int seed) => gs.Select((g, i) => Mean(StudyClaims.GainSweep(r, scale).Where(u => u.Unit.Gain == g).Select(f), seed + i)).ToArray();
+        Interval[] ByG(Func<UnitResult, double> f, int seed) => gs.Select((g, i) => Mean(StudyClaims.GainSweep(r, scale).Where(u => u.Unit.Gain == g).Select(f), 1000 * seed + i)).ToArray();
         var prG = ByG(u => u.Init!.PrNtk, 21); var lossG = ByG(u => u.Trained!.Loss, 22); var loss0 = ByG(u => u.Init!.Loss, 23);
         StudyFigures.Save(dir, "fig7_rank_vs_gain", "C4: PR(NTK_S) at initialisation against the initial gain", "initial gain g", "PR(NTK_S) at init", [Curve("GRU, flip-flop", gs, prG)], logY: true, xTicks: gs);
         figure("fig7_rank_vs_gain", $"C4. PR(NTK_S) at initialisation, mean over seeds with 95 % bootstrap bars: {string.Join(", ", gs.Select((g, i) => $"g={F(g)}: {F(prG[i].Value)}"))}. Data: `c4_gain.csv`.");

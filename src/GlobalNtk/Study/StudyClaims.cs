@@ -55,8 +55,9 @@ public static class StudyClaims
     public static IReadOnlyList<ClaimVerdict> Evaluate(StudyScale scale, IReadOnlyList<UnitResult> results, int studySeed)
     {
         var r = results.OrderBy(x => x.Unit.Id, StringComparer.Ordinal).ToArray();
-        int Seed(int claim, int stat) => unchecked(studySeed * 1000 + claim * 10 + stat);
-        return [C1(r, Seed(1, 0)), C2(scale, r, Seed(2, 0)), C3(scale, r, Seed(3, 0)), C4(scale, r, Seed(4, 0)), C5(scale, r, Seed(5, 0))];
+        var key = Operators.RngKey.FromSeed(studySeed).Fold("claims");
+        Func<int, int> Seeds(string claim) => stat => key.Fold(claim).Fold(stat).Seed; // one bootstrap stream per statistic
+        return [C1(r, Seeds("C1")), C2(scale, r, Seeds("C2")), C3(scale, r, Seeds("C3")), C4(scale, r, Seeds("C4")), C5(scale, r, Seeds("C5"))];
     }
 
     private static string F(double v) => double.IsFinite(v) ? v.ToString(Math.Abs(v) is >= 1e-3 and < 1e5 or 0 ? "G4" : "0.##e+0", CultureInfo.InvariantCulture) : "n/a";
@@ -90,7 +91,7 @@ public static class StudyClaims
         return ok.Length == 0 ? double.NaN : Math.Exp(ok.Average(Math.Log));
     }
 
-    private static ClaimVerdict C1(UnitResult[] r, int seed)
+    private static ClaimVerdict C1(UnitResult[] r, Func<int, int> seed)
     {
         var units = ExactnessUnits(r).ToArray();
         var perSeed = units.GroupBy(u => u.Unit.Seed).OrderBy(g => g.Key)
@@ -99,11 +100,11 @@ public static class StudyClaims
         var stats = new List<ClaimStatistic>
         {
             new("max over architectures of ‖K_Kron − K_generic‖_F/‖K_generic‖_F (mean over seeds)",
-                StudyStatistics.MeanInterval(perSeed.Select(p => p.K).ToArray(), seed), ExactnessThreshold, true),
+                StudyStatistics.MeanInterval(perSeed.Select(p => p.K).ToArray(), seed(0)), ExactnessThreshold, true),
             new("max over architectures of ‖P K P* − NTK_whole‖_F/‖NTK_whole‖_F (mean over seeds)",
-                StudyStatistics.MeanInterval(perSeed.Select(p => p.N).ToArray(), seed + 1), ExactnessThreshold, true),
+                StudyStatistics.MeanInterval(perSeed.Select(p => p.N).ToArray(), seed(1)), ExactnessThreshold, true),
             new("max over architectures of ‖P K P* − J_fd J_fdᵀ‖_F/‖J_fd J_fdᵀ‖_F, J_fd by central differences of the forward pass (mean over seeds)",
-                StudyStatistics.MeanInterval(perSeed.Select(p => p.Fd).ToArray(), seed + 2), FiniteDifferenceThreshold, true),
+                StudyStatistics.MeanInterval(perSeed.Select(p => p.Fd).ToArray(), seed(2)), FiniteDifferenceThreshold, true),
         };
         var archs = units.GroupBy(u => u.Unit.Label).Select(g => $"{g.Key} {F(g.Max(u => Math.Max(u.Exactness!.KRelativeDifference, u.Exactness.NtkRelativeDifference)))} (finite differences {F(g.Max(u => u.Exactness!.FiniteDifferenceRelativeDifference))})");
         return new ClaimVerdict("C1", "Exactness of the Kronecker core",
@@ -111,7 +112,7 @@ public static class StudyClaims
             stats, Decide(stats), $"{units.Length} checks; worst relative difference per architecture (exact forms, then finite differences): {string.Join(", ", archs)}.");
     }
 
-    private static ClaimVerdict C2(StudyScale scale, UnitResult[] r, int seed)
+    private static ClaimVerdict C2(StudyScale scale, UnitResult[] r, Func<int, int> seed)
     {
         double SlopeOf(int s, Func<UnitResult, Snapshot> pick)
         {
@@ -122,8 +123,8 @@ public static class StudyClaims
         var seeds = scale.Seeds;
         var stats = new List<ClaimStatistic>
         {
-            new("slope of log PR(NTK_S) against log H at initialisation", StudyStatistics.MeanInterval(seeds.Select(s => SlopeOf(s, u => u.Init!)).ToArray(), seed), BottleneckSlope, true),
-            new("slope of log PR(NTK_S) against log H after training", StudyStatistics.MeanInterval(seeds.Select(s => SlopeOf(s, u => u.Trained!)).ToArray(), seed + 1), BottleneckSlope, true),
+            new("slope of log PR(NTK_S) against log H at initialisation", StudyStatistics.MeanInterval(seeds.Select(s => SlopeOf(s, u => u.Init!)).ToArray(), seed(0)), BottleneckSlope, true),
+            new("slope of log PR(NTK_S) against log H after training", StudyStatistics.MeanInterval(seeds.Select(s => SlopeOf(s, u => u.Trained!)).ToArray(), seed(1)), BottleneckSlope, true),
         };
         var rows = scale.HiddenSizes.Select(h =>
         {
@@ -137,14 +138,14 @@ public static class StudyClaims
             stats, Decide(stats), string.Join("; ", rows) + ".");
     }
 
-    private static ClaimVerdict C3(StudyScale scale, UnitResult[] r, int seed)
+    private static ClaimVerdict C3(StudyScale scale, UnitResult[] r, Func<int, int> seed)
     {
         double PerSeed(int s, Func<UnitResult, Snapshot> pick) =>
             GeometricMean(scale.SrbCells.SelectMany(c => SrbCell(r, scale, c).Where(u => u.Unit.Seed == s)).SelectMany(u => pick(u).Srb));
         var stats = new List<ClaimStatistic>
         {
-            new("geometric mean of SRB(r), r = 1..8, over cells, at initialisation", StudyStatistics.MeanInterval(scale.Seeds.Select(s => PerSeed(s, u => u.Init!)).ToArray(), seed), SrbThreshold, false),
-            new("geometric mean of SRB(r), r = 1..8, over cells, after training", StudyStatistics.MeanInterval(scale.Seeds.Select(s => PerSeed(s, u => u.Trained!)).ToArray(), seed + 1), SrbThreshold, false),
+            new("geometric mean of SRB(r), r = 1..8, over cells, at initialisation", StudyStatistics.MeanInterval(scale.Seeds.Select(s => PerSeed(s, u => u.Init!)).ToArray(), seed(0)), SrbThreshold, false),
+            new("geometric mean of SRB(r), r = 1..8, over cells, after training", StudyStatistics.MeanInterval(scale.Seeds.Select(s => PerSeed(s, u => u.Trained!)).ToArray(), seed(1)), SrbThreshold, false),
         };
         var rows = scale.SrbCells.Select(c =>
         {
@@ -168,16 +169,16 @@ public static class StudyClaims
             return (rl, rf);
         }).ToArray();
 
-    private static ClaimVerdict C4(StudyScale scale, UnitResult[] r, int seed)
+    private static ClaimVerdict C4(StudyScale scale, UnitResult[] r, Func<int, int> seed)
     {
         var pts = GainPoints(r, scale);
         var stats = new List<ClaimStatistic>
         {
-            new("Spearman ρ(PR(NTK_S) at init, final loss), pooled over gains and seeds", StudyStatistics.SpearmanInterval(pts.Select(p => p.RankLoss).ToArray(), seed), 0, true),
-            new("Spearman ρ(task-mode ρ_i at init, learned fraction after training), pooled over modes, gains and seeds", StudyStatistics.SpearmanInterval(pts.Select(p => p.RhoLearned).ToArray(), seed + 1), 0, false),
+            new("Spearman ρ(PR(NTK_S) at init, final loss), pooled over gains and seeds", StudyStatistics.SpearmanInterval(pts.Select(p => p.RankLoss).ToArray(), seed(0)), 0, true),
+            new("Spearman ρ(task-mode ρ_i at init, learned fraction after training), pooled over modes, gains and seeds", StudyStatistics.SpearmanInterval(pts.Select(p => p.RhoLearned).ToArray(), seed(1)), 0, false),
         };
         var gainVsRank = StudyStatistics.SpearmanInterval(scale.Seeds.Select(s =>
-            GainSweep(r, scale).Where(x => x.Unit.Seed == s).Select(x => (x.Unit.Gain, x.Init!.PrNtk)).ToArray()).ToArray(), seed + 2);
+            GainSweep(r, scale).Where(x => x.Unit.Seed == s).Select(x => (x.Unit.Gain, x.Init!.PrNtk)).ToArray()).ToArray(), seed(2));
         var rows = scale.Gains.Select(g =>
         {
             var u = GainSweep(r, scale).Where(x => x.Unit.Gain == g).ToArray();
@@ -188,13 +189,13 @@ public static class StudyClaims
             stats, Decide(stats), $"Spearman ρ(g, PR(NTK_S) at init) = {F(gainVsRank.Value)} [{F(gainVsRank.Low)}, {F(gainVsRank.High)}]; " + string.Join("; ", rows) + ".");
     }
 
-    private static ClaimVerdict C5(StudyScale scale, UnitResult[] r, int seed)
+    private static ClaimVerdict C5(StudyScale scale, UnitResult[] r, Func<int, int> seed)
     {
         var u = Transformer(r).OrderBy(x => x.Unit.Seed).ToArray();
         var stats = new List<ClaimStatistic>
         {
-            new("PR(NTK_S) / dimension at initialisation", StudyStatistics.MeanInterval(u.Select(x => x.Init!.PrNtk / x.Init.Dimension).ToArray(), seed), TransformerFraction, true),
-            new("PR(NTK_S) / dimension after training", StudyStatistics.MeanInterval(u.Select(x => x.Trained!.PrNtk / x.Trained.Dimension).ToArray(), seed + 1), TransformerFraction, true),
+            new("PR(NTK_S) / dimension at initialisation", StudyStatistics.MeanInterval(u.Select(x => x.Init!.PrNtk / x.Init.Dimension).ToArray(), seed(0)), TransformerFraction, true),
+            new("PR(NTK_S) / dimension after training", StudyStatistics.MeanInterval(u.Select(x => x.Trained!.PrNtk / x.Trained.Dimension).ToArray(), seed(1)), TransformerFraction, true),
         };
         string data = u.Length == 0 ? "no runs." :
             $"dimension {u[0].Init!.Dimension}; PR(NTK_S) {F(u.Average(x => x.Init!.PrNtk))} → {F(u.Average(x => x.Trained!.PrNtk))}, PR(K) {F(u.Average(x => x.Init!.PrK))} → {F(u.Average(x => x.Trained!.PrK))} " +

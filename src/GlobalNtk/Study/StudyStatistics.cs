@@ -29,7 +29,7 @@ public static class StudyStatistics
         ArgumentNullException.ThrowIfNull(clusters);
         if (clusters.Count == 0) return new Interval(double.NaN, double.NaN, double.NaN, 0);
         double value = statistic(clusters);
-        var rng = new Random(seed);
+        var rng = Operators.RngKey.FromSeed(seed).CreateRandom();
         var draws = new List<double>(Resamples);
         var sample = new T[clusters.Count];
         for (int b = 0; b < Resamples; b++)

@@ -23,7 +23,7 @@ namespace GlobalNtk.Study;
 public sealed record ExactnessResult(int Dimension, int Parameters, double KRelativeDifference, double NtkRelativeDifference,
     double FiniteDifferenceRelativeDifference);
 
-/// <summary>The study's quantities of one model on its task's evaluation set (MATH.md §5–6).</summary>
+/// <summary>The study's quantities of one model on its task's evaluation set (docs/math.md §5–6).</summary>
 /// <param name="Step">Training step.</param>
 /// <param name="Loss">Evaluation MSE.</param>
 /// <param name="Dimension">State dimension (trials × steps × units, or the transformer's).</param>
@@ -87,8 +87,9 @@ public static class StudyUnitRunner
         var ops = new NtkOperators(lin);
         int dim = lin.StateShape.Size;
         // probes = dimension: the estimator probes every basis vector, so the difference is exact.
-        var k = OperatorComparison.RelativeDifference(ops.KKronecker, ops.K, dim, unit.Seed);
-        var ntk = OperatorComparison.RelativeDifference(ops.NtkS, ops.WholeModelNtk, dim, unit.Seed + 1);
+        var key = RngKey.FromSeed(unit.Seed).Fold("study exactness"); // probes = dimension: exact, the seed only orders the basis
+        var k = OperatorComparison.RelativeDifference(ops.KKronecker, ops.K, dim, key.Fold("K").Seed);
+        var ntk = OperatorComparison.RelativeDifference(ops.NtkS, ops.WholeModelNtk, dim, key.Fold("NTK").Seed);
         double fd = FiniteDifferenceDifference(model, task.EvaluationSet.Inputs, ops.NtkS);
         return new ExactnessResult(dim, lin.Parameters.TotalSize, k.Value, ntk.Value, fd);
     }
@@ -172,8 +173,9 @@ public static class StudyUnitRunner
         var shape = lin.StateShape;
         var (loss, yhat, e) = ErrorOnState(model, lin, batch);
         double cos = Misdirection(ops, e);
-        var prN = EffectiveRank.ParticipationRatio(ops.NtkS, probes, seed * 7919 + 1);
-        var prK = EffectiveRank.ParticipationRatio(ops.KKronecker, probes, seed * 7919 + 2);
+        var key = RngKey.FromSeed(seed).Fold("study measurement");
+        var prN = EffectiveRank.ParticipationRatio(ops.NtkS, probes, key.Fold("PR(NTK_S)").Seed);
+        var prK = EffectiveRank.ParticipationRatio(ops.KKronecker, probes, key.Fold("PR(K)").Seed);
         var core = ops.KroneckerCore;
         double bound = core.Sites.Sum(s => (double)s.OutDim * s.ParticipationRatio);
         var capture = Enumerable.Range(1, StudyScale.MaxRank).Select(core.ModeCapture).ToArray();
@@ -198,7 +200,7 @@ public static class StudyUnitRunner
         return (loss, Misdirection(new NtkOperators(lin), e));
     }
 
-    /// <summary>cos(Δz, −e) = ⟨NTK_S e, e⟩ / (‖NTK_S e‖ ‖e‖) (MATH.md §6); NaN when e or NTK_S e vanishes.</summary>
+    /// <summary>cos(Δz, −e) = ⟨NTK_S e, e⟩ / (‖NTK_S e‖ ‖e‖) (docs/math.md §6); NaN when e or NTK_S e vanishes.</summary>
     public static double Misdirection(NtkOperators ops, ReadOnlySpan<double> e)
     {
         var ke = ops.NtkS.Apply(e);
@@ -208,12 +210,7 @@ public static class StudyUnitRunner
 
     private static (double Loss, Tensor Outputs, double[] Error) ErrorOnState(IChainModel model, ChainLinearization lin, TaskBatch batch)
     {
-        var shape = lin.StateShape;
-        var yhat = model.Readout.Forward(lin.States.Span, shape);
-        var dy = new double[yhat.Length];
-        double loss = ModelGradient.MeanSquaredError(yhat.Span, batch.Targets.Span, dy);
-        // e = ∂L/∂z = Cᵀ ∂L/∂y (MATH.md §2)
-        var e = model.Readout.AsOperator(shape).ApplyAdjoint(dy);
-        return (loss, yhat, e);
+        var (loss, e, _) = MseLoss.StateError(model.Readout, lin.States.Span, lin.StateShape, batch.Targets.Span);
+        return (loss, model.Readout.Forward(lin.States.Span, lin.StateShape), e);
     }
 }
