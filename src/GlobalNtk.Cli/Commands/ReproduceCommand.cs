@@ -51,7 +51,7 @@ public sealed class ReproduceCommand : CliCommand<ReproduceSettings>
     /// <summary>Study folder written when none is given.</summary>
     public const string DefaultOut = "globalntk-study";
     /// <summary>Measured cost of the quick scale (see the README).</summary>
-    public const string QuickCost = "1 CPU-minute (measured: 52 s CPU; 8.4 min wall on a 2-core machine shared with other heavy jobs)";
+    public const string QuickCost = "under a CPU-minute (measured: 44–52 s CPU, 3.3–8.4 min wall on a 2-core machine shared with other heavy jobs)";
     /// <summary>Estimated cost of the paper scale, from the quick scale's measured unit timings.</summary>
     public const string PaperCost = "110 units, about 25 CPU-minutes, estimated from measured paper-size units (GRU H=128: 41 s, H=64: 15 s, transformer d=32: 25 s CPU each), i.e. 15–25 min wall on 2 free cores";
     /// <summary>The --scale help: what each scale runs and what it costs.</summary>
