@@ -21,8 +21,13 @@ public sealed class ReproduceSettings : CommonSettings
     /// <summary>Output folder.</summary>
     [CommandOption("-o|--out <DIR>")]
     [DefaultValue(ReproduceCommand.DefaultOut)]
-    [Description("Study folder to write: report.md, figures (PNG+SVG), CSVs, results.json, units/. With --shard: the shard's folder.")]
+    [Description("Study folder to write: report.md, figures (PNG+SVG), CSVs, results.json, units/. With --shard: the shard's folder. A new or empty folder, or with --force an earlier study.")]
     public string Out { get; init; } = ReproduceCommand.DefaultOut;
+
+    /// <summary>Replace an earlier globalntk output.</summary>
+    [CommandOption("--force")]
+    [Description(OutputTarget.ForceDescription)]
+    public bool Force { get; init; }
 
     /// <summary>Shard i/N.</summary>
     [CommandOption("--shard <I/N>")]
@@ -80,7 +85,7 @@ public sealed class ReproduceCommand : CliCommand<ReproduceSettings>
         if (s.Merge) return MergeShards(s, plan, clock);
         var (index, count) = s.Shard is null ? (0, 1) : ParseShard(s.Shard);
         var units = plan.Shard(index, count);
-        using var folder = AtomicFolder.Create(s.Out, s.Shard is null ? "study folder" : "shard folder");
+        using var folder = OutputFolder.Create(new OutputRequest(s.Out, "reproduce", s.Force, []), OutputMarker.ReportKind);
         var results = new List<UnitResult>();
         var seconds = new Dictionary<string, double>();
         progress.Run(s.Shard is null ? $"Study ({scale.Name})" : $"Shard {index}/{count} ({scale.Name})", p =>
@@ -107,7 +112,7 @@ public sealed class ReproduceCommand : CliCommand<ReproduceSettings>
                  $"shard folder: {Path.GetFullPath(s.Out)} (assemble with: globalntk reproduce --scale {scale.Name} --merge DIR… -o OUT)"]);
         }
         var timings = new StudyTimings(clock.Elapsed.TotalSeconds, Cpu(), 1, seconds);
-        var study = StudyReport.Write(folder.TempPath, plan, StudySeed, results, timings);
+        var study = StudyReport.Write(folder.WritePath, plan, StudySeed, results, timings);
         folder.Commit();
         return Outcome(study, s.Out, timings);
     }
@@ -156,11 +161,11 @@ public sealed class ReproduceCommand : CliCommand<ReproduceSettings>
         var missing = plan.Units.Where(u => !byId.ContainsKey(u.Id)).ToArray();
         if (missing.Length > 0)
             throw new CliInputException($"--merge: {missing.Length} of {plan.Units.Count} units are missing (first: {missing[0].Id}); merge every shard of the study.");
-        using var folder = AtomicFolder.Create(s.Out, "study folder");
+        using var folder = OutputFolder.Create(new OutputRequest(s.Out, "reproduce", s.Force, s.Dirs.Select(d => new CommandInput("--merge", d)).ToArray()), OutputMarker.ReportKind);
         foreach (var u in plan.Units)
             CopyDirectory(Path.Combine(byId[u.Id].Dir, StudyUnitRunner.FolderOf(u)), folder.PathOf(StudyUnitRunner.FolderOf(u)));
         var timings = new StudyTimings(wall + clock.Elapsed.TotalSeconds, cpu, s.Dirs.Length, seconds);
-        var study = StudyReport.Write(folder.TempPath, plan, StudySeed, plan.Units.Select(u => byId[u.Id].Result).ToArray(), timings);
+        var study = StudyReport.Write(folder.WritePath, plan, StudySeed, plan.Units.Select(u => byId[u.Id].Result).ToArray(), timings);
         folder.Commit();
         return Outcome(study, s.Out, timings);
     }

@@ -18,13 +18,13 @@ public static class SweepShards
     public sealed record SweepShardInfo(SweepSettings Settings, int Index, int Count, string[] RunFolders, double Seconds);
 
     /// <summary>Writes shard.json, commits the shard folder and describes it.</summary>
-    public static CommandOutcome Finish(AtomicFolder folder, SweepSettings s, int index, int count, IReadOnlyList<SweepPoint> points, double seconds)
+    public static CommandOutcome Finish(OutputFolder folder, SweepSettings s, int index, int count, IReadOnlyList<SweepPoint> points, double seconds)
     {
         var info = new SweepShardInfo(s, index, count, points.Select(p => p.RunFolder).ToArray(), seconds);
         File.WriteAllText(folder.PathOf(ShardFile), CliJson.Serialize(info) + "\n");
         folder.Commit();
-        return new CommandOutcome(new { command = "sweep", shard = info, folder = folder.Target },
-            [$"sweep shard {index}/{count}: {points.Count} gains in {seconds:F1} s", $"shard folder: {folder.Target} (assemble with: globalntk sweep --merge DIR… -o OUT)"]);
+        return new CommandOutcome(new { command = "sweep", shard = info, folder = folder.Display },
+            [$"sweep shard {index}/{count}: {points.Count} gains in {seconds:F1} s", $"shard folder: {folder.Display} (assemble with: globalntk sweep --merge DIR… -o OUT)"]);
     }
 
     /// <summary>Merges shard folders (same settings, every gain exactly once) into the sweep report at --out.</summary>
@@ -58,9 +58,9 @@ public static class SweepShards
             ordered.Add(match[0]);
         }
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        using var folder = AtomicFolder.Create(outDir);
+        using var folder = OutputFolder.Create(new OutputRequest(outDir, "sweep", s.Force, s.Dirs.Select(d => new CommandInput("--merge", d)).ToArray()), OutputMarker.ReportKind);
         foreach (var (p, dir) in ordered) Copy(Path.Combine(dir, p.RunFolder), folder.PathOf(p.RunFolder));
-        var summary = SweepCommand.Write(folder.TempPath, settings, settings.Arch!, settings.Task!, ordered.Select(p => p.Point).ToList(),
+        var summary = SweepCommand.Write(folder.WritePath, settings, settings.Arch!, settings.Task!, ordered.Select(p => p.Point).ToList(),
             settings.ToOptions(), seconds + clock.Elapsed.TotalSeconds);
         folder.Commit();
         return new CommandOutcome(new { command = "sweep", reportFolder = Path.GetFullPath(outDir), summary },
