@@ -135,6 +135,12 @@ public class BiasFreeReadoutTests
         var x = new Tensor(DepthChecks.Gaussian(2 * 3 * task.InputSize, new Random(4)), last.InputShape(2, 3));
         Assert.Equal(model.Predict(x).Span.ToArray(), last.Predict(x).Span.ToArray());
 
+        // inspect says so.
+        var r = CliTestHost.Run("inspect", ckpts[^1].Path);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains($"readout: nn.Linear(3, {task.OutputSize}, bias=False)", r.Out);
+        Assert.DoesNotContain("readout.bias", r.Out);
+
         // Resuming keeps it bias-free (the optimizer state has no bias slot either).
         var resumed = Trainer.Resume(run, steps: 6);
         Assert.False(resumed.Model.Readout.HasBias);
