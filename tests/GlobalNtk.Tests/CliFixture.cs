@@ -33,7 +33,7 @@ internal sealed class CliFixture : IDisposable
     public string Q => Dir.File("q.npy");
 
     /// <summary>Small estimator budgets so the analysis runs in well under a second.</summary>
-    public static readonly string[] FastAnalysis = ["--top-k", "3", "--probes", "6", "--partial-probes", "2", "--quiet"];
+    public static readonly string[] FastAnalysis = ["--top-k", "3", "--probes", "6", "--partial-budget", "6", "--quiet"];
 
     public static Tensor Random(Random rng, params (string, int)[] axes)
     {

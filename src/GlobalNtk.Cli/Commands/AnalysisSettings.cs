@@ -1,45 +1,89 @@
 using System.ComponentModel;
+using System.Globalization;
 using GlobalNtk.Analysis;
 using GlobalNtk.Cli.Common;
 using Spectre.Console.Cli;
 
 namespace GlobalNtk.Cli.Commands;
 
-/// <summary>Probe budgets and seed shared by the commands that analyse (MATH.md §5).</summary>
+/// <summary>Budgets and seed shared by the commands that analyse (analyze, demo, sweep).</summary>
 public class AnalysisSettings : CommonSettings
 {
+    /// <summary>Preset of budgets.</summary>
+    [CommandOption("--budget <PRESET>")]
+    [Description("quick|default|thorough: probes, tolerances and budgets together. Cost in operator applications per checkpoint " +
+                 "(a 3-axis state; each application costs about one NTK_S matrix-vector product): " +
+                 "quick ~260 (top-10, spectra ≤ 40 applications to 1e-2, 12 probes, 16 per partial rank; SEs ~2× default), " +
+                 "default ~970 (top-20, ≤ 150 to 1e-3, 40 probes, 60 per partial rank), " +
+                 "thorough ~3900 (top-20, ≤ 600 to 1e-5, 160 probes, 240 per partial rank; SEs ~½ default). " +
+                 "Options below override the preset.")]
+    public string? Budget { get; init; }
+
     /// <summary>Top-k eigenvalues.</summary>
     [CommandOption("--top-k <K>")]
-    [Description("Top eigenvalues of NTK_S, K and P P* to compute (default 20).")]
+    [Description("Top eigenvalues of NTK_S, K and P P* to compute (preset: 10/20/20).")]
     public int? TopK { get; init; }
 
     /// <summary>Probes for traces / effective ranks / alignment.</summary>
     [CommandOption("--probes <N>")]
-    [Description("Random probes for traces, effective ranks and alignment (default 60).")]
+    [Description("Random probes (one application each) for traces, effective ranks and alignment (preset: 12/40/160).")]
     public int? Probes { get; init; }
 
-    /// <summary>Probes per partial effective rank.</summary>
-    [CommandOption("--partial-probes <N>")]
-    [Description("Probes per partial effective rank (each costs one application per kept index; default 10).")]
-    public int? PartialProbes { get; init; }
+    /// <summary>Applications per partial effective rank.</summary>
+    [CommandOption("--partial-budget <N>")]
+    [Description("Operator applications per partial effective rank, at least 6; the estimator is chosen to fit (preset: 16/60/240).")]
+    public int? PartialBudget { get; init; }
+
+    /// <summary>Applications per spectrum.</summary>
+    [CommandOption("--spectrum-budget <N>")]
+    [Description("Most operator applications per top-k spectrum, never exceeded (preset: 40/150/600).")]
+    public int? SpectrumBudget { get; init; }
+
+    /// <summary>Relative eigenvalue tolerance.</summary>
+    [CommandOption("--tolerance <TOL>")]
+    [Description("Relative eigenvalue tolerance of the spectra: stop when every eigenvalue's error bound is below TOL·λ₁ (preset: 1e-2/1e-3/1e-5).")]
+    public string? Tolerance { get; init; }
 
     /// <summary>Seed.</summary>
     [CommandOption("--seed <SEED>")]
     [Description("Seed of every random draw (default 1).")]
     public int? Seed { get; init; }
 
-    /// <summary>The options (defaults for whatever was not given).</summary>
-    public AnalysisOptions ToOptions(AnalysisOptions? defaults = null)
+    /// <summary>The preset named by <c>--budget</c> (default when not given).</summary>
+    public AnalysisBudget Preset() => Budget?.Trim().ToLowerInvariant() switch
     {
-        var d = defaults ?? new AnalysisOptions { PartialProbes = 10 };
+        null or "default" => AnalysisBudget.Default,
+        "quick" => AnalysisBudget.Quick,
+        "thorough" => AnalysisBudget.Thorough,
+        _ => throw new CliInputException($"--budget must be quick, default or thorough, got '{Budget}'."),
+    };
+
+    /// <summary>The options: the preset, then whatever was given explicitly.</summary>
+    public AnalysisOptions ToOptions()
+    {
+        var d = AnalysisOptions.ForBudget(Preset());
+        double tolerance = d.SpectrumTolerance;
+        if (Tolerance is not null)
+        {
+            if (!double.TryParse(Tolerance, NumberStyles.Float, CultureInfo.InvariantCulture, out tolerance) || !(tolerance > 0 && tolerance < 1))
+                throw new CliInputException($"--tolerance must be a number in (0, 1), got '{Tolerance}'.");
+        }
         var o = d with
         {
             TopK = CliInputs.AtLeast(TopK ?? d.TopK, 1, "--top-k"),
             Probes = CliInputs.AtLeast(Probes ?? d.Probes, 3, "--probes"),
-            PartialProbes = CliInputs.AtLeast(PartialProbes ?? d.PartialProbes, 2, "--partial-probes"),
+            PartialBudget = CliInputs.AtLeast(PartialBudget ?? d.PartialBudget, 6, "--partial-budget"),
+            SpectrumBudget = CliInputs.AtLeast(SpectrumBudget ?? d.SpectrumBudget, 2, "--spectrum-budget"),
+            SpectrumTolerance = tolerance,
             Seed = Seed ?? d.Seed,
         };
         o.Validate();
         return o;
     }
+
+    /// <summary>One sentence describing the estimators and budgets of <paramref name="o"/> for report setups.</summary>
+    public static string Describe(AnalysisOptions o) =>
+        $"Estimators (budget preset `{o.Budget}`): top-{o.TopK} eigenpairs by block Krylov within {o.SpectrumBudget} operator applications per spectrum " +
+        $"(relative eigenvalue tolerance {o.SpectrumTolerance:G2}); tr A, tr A² and PR = (tr A)²/tr A² from {o.Probes} Rademacher probes deflated by the top eigenvectors; " +
+        $"partial ranks within {o.PartialBudget} applications each (exact, per-index or Kronecker probes, whichever fits); seed {o.Seed}. ± values are one standard error.";
 }

@@ -97,8 +97,164 @@ public static class EffectiveRank
             if (!op.Domain.Contains(a)) throw new ShapeMismatchException($"Partial effective rank: axis '{a}' is not in shape {op.Domain}.");
         var traced = op.Domain.Names.Where(a => !keptAxes.Contains(a)).ToArray();
         if (traced.Length == 0) return ParticipationRatio(op, probes, seed);
-        var split = new AxisSplit(op.Domain, traced, "PartialPaired");
-        int nk = split.Kept, nt = split.Reduced, n = op.Domain.Size, m = probes;
+        var stats = PairedSamples(op, traced, probes, seed, out int m);
+        double Pr(double[] mean, int count) => Ratio((count * mean[0] * mean[0] - mean[1]) / (count - 1), mean[2], op);
+        var avg = new double[3];
+        foreach (var st in stats) for (int i = 0; i < 3; i++) avg[i] += st[i] / m;
+        return new Estimate(Pr(avg, m), ProbeRunner.JackknifeError(stats, mean => Pr(mean, m - 1)), m);
+    }
+
+    /// <summary>
+    /// tr A, tr A² and PR = (tr A)²/tr A² of a self-adjoint PSD operator from one pass of
+    /// <paramref name="probes"/> Rademacher probes (one application each): tᵢ = ω̃ᵢᵀAω̃ᵢ and
+    /// sᵢ = ‖Aω̃ᵢ‖² with ω̃ = (I−VVᵀ)ω, plus the exact contributions tr(VᵀAV) and ‖AV‖_F² of the
+    /// optional <paramref name="deflation"/> (e.g. the top eigenvectors already computed for the
+    /// spectrum, which carry most of both traces and so most of the variance). Unbiased for tr A and
+    /// tr A²; PR's numerator from independent probe pairs, jackknife standard error. Exact (without
+    /// deflation) when the budget reaches the dimension.
+    /// </summary>
+    public static RankMoments Moments(LinearOperator op, int probes, int seed, Deflation? deflation = null)
+    {
+        ArgumentNullException.ThrowIfNull(op);
+        op.RequireSquare("Effective rank");
+        int n = op.Domain.Size;
+        int m = ProbeRunner.Count(n, probes, out bool exact);
+        if (!exact && m < 3) throw new ArgumentOutOfRangeException(nameof(probes), $"Effective rank needs at least 3 probes, got {probes}.");
+        if (deflation is not null && deflation.Dimension != n)
+            throw new ShapeMismatchException($"Effective rank: deflation vectors have length {deflation.Dimension}, but {op.Name} acts on {op.Domain}.");
+        int r = exact || deflation is null ? 0 : deflation.Count;
+        double ct = 0, cs = 0;
+        for (int i = 0; i < r; i++)
+        {
+            var v = deflation!.Vectors[i];
+            var av = deflation.Images.AsSpan((int)((long)i * n), n);
+            ct += Numerics.Dot(v, av);
+            cs += Numerics.Dot(av, av);
+        }
+        var t = new double[m];
+        var s = new double[m];
+        ProbeRunner.Run(n, m, exact, seed, (x, first, c) =>
+        {
+            var xs = x.AsSpan(0, c * n);
+            for (int j = 0; j < c && r > 0; j++)
+            {
+                var xj = xs.Slice(j * n, n);
+                foreach (var v in deflation!.Vectors) Numerics.Axpy(-Numerics.Dot(v, xj), v, xj);
+            }
+            var y = op.ApplyBlock(xs, c);
+            for (int j = 0; j < c; j++)
+            {
+                var yj = y.AsSpan(j * n, n);
+                t[first + j] = ct + Numerics.Dot(xs.Slice(j * n, n), yj);
+                s[first + j] = cs + Numerics.Dot(yj, yj);
+            }
+        });
+        var trace = ProbeRunner.MeanEstimate(t, exact);
+        var square = ProbeRunner.MeanEstimate(s, exact);
+        if (exact) return new RankMoments(trace, square, new Estimate(Ratio(trace.Value * trace.Value, square.Value, op), 0, m), m, 0);
+        var stats = new double[m][];
+        for (int i = 0; i < m; i++) stats[i] = [t[i], t[i] * t[i], s[i]];
+        double Pr(double[] mean, int count) => Ratio((count * mean[0] * mean[0] - mean[1]) / (count - 1), mean[2], op);
+        var avg = new double[3];
+        foreach (var st in stats) for (int i = 0; i < 3; i++) avg[i] += st[i] / m;
+        var pr = new Estimate(Pr(avg, m), ProbeRunner.JackknifeError(stats, mean => Pr(mean, m - 1)), m);
+        return new RankMoments(trace, square, pr, m, r);
+    }
+
+    /// <summary>
+    /// Partial effective rank along <paramref name="keptAxes"/> within a budget of
+    /// <paramref name="budget"/> operator applications: PR(M) with M = tr_other(A), and unbiased
+    /// estimates of tr M and ‖M‖_F² with standard errors. <see cref="PartialRankPlan.Choose"/>
+    /// picks the exact partial trace, the per-index path (short kept axes; ‖M‖_F² and (tr M)² from
+    /// distinct independent probe groups, so unbiased) or Kronecker probes (cost independent of
+    /// the kept size). Dense operators are always exact.
+    /// </summary>
+    public static PartialRankEstimate PartialWithin(LinearOperator op, IReadOnlyCollection<string> keptAxes, int budget, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(op);
+        ArgumentNullException.ThrowIfNull(keptAxes);
+        op.RequireSquare("Partial effective rank");
+        foreach (var a in keptAxes)
+            if (!op.Domain.Contains(a)) throw new ShapeMismatchException($"Partial effective rank: axis '{a}' is not in shape {op.Domain}.");
+        var traced = op.Domain.Names.Where(a => !keptAxes.Contains(a)).ToArray();
+        if (traced.Length == 0)
+        {
+            var mo = Moments(op, budget, seed);
+            var kind = mo.ParticipationRatio.Exact ? PartialRankMethod.Exact : PartialRankMethod.PerIndex;
+            return new PartialRankEstimate(mo.ParticipationRatio, mo.Trace, mo.TraceOfSquare, new PartialRankPlan(kind, mo.Applications, mo.Applications));
+        }
+        var split = new AxisSplit(op.Domain, traced, "Partial effective rank");
+        var plan = op is DenseOperator
+            ? new PartialRankPlan(PartialRankMethod.Exact, split.Reduced, 0)
+            : PartialRankPlan.Choose(split.Kept, split.Reduced, budget);
+        if (plan.Method == PartialRankMethod.Kronecker)
+        {
+            var stats = PairedSamples(op, traced, plan.Probes, seed, out int m);
+            double Pr(double[] mean, int count) => Ratio((count * mean[0] * mean[0] - mean[1]) / (count - 1), mean[2], op);
+            var avg = new double[3];
+            foreach (var st in stats) for (int i = 0; i < 3; i++) avg[i] += st[i] / m;
+            var pr = new Estimate(Pr(avg, m), ProbeRunner.JackknifeError(stats, mean => Pr(mean, m - 1)), m);
+            return new PartialRankEstimate(pr, ProbeRunner.MeanEstimate(stats.Select(x => x[0]).ToArray(), false),
+                ProbeRunner.MeanEstimate(stats.Select(x => x[2]).ToArray(), false), plan);
+        }
+
+        var pt = Reductions.PartialTraceWithError(op, traced, plan.Probes, seed);
+        if (pt.Exact)
+        {
+            double tr = pt.Value.Trace(), f2 = TraceOfProduct(pt.Value.Matrix, pt.Value.Matrix, split.Kept);
+            return new PartialRankEstimate(new Estimate(Ratio(tr * tr, f2, op), 0, pt.Probes), new Estimate(tr, 0, pt.Probes), new Estimate(f2, 0, pt.Probes), plan);
+        }
+        // Independent probe groups M_g (each unbiased for M): U-statistics over distinct pairs
+        // g ≠ h give unbiased (tr M)² and tr M² = ‖M‖_F²; delete-a-group jackknife for their SEs.
+        var groups = pt.GroupMeans;
+        int g = groups.Length, nk = split.Kept;
+        var tau = groups.Select(x => Trace(x, nk)).ToArray();
+        var cross = new double[g, g];
+        for (int i = 0; i < g; i++) for (int j = i + 1; j < g; j++) cross[i, j] = cross[j, i] = TraceOfProduct(groups[i], groups[j], nk);
+        (double Num, double Den) U(int skip)
+        {
+            double num = 0, den = 0; int count = 0;
+            for (int i = 0; i < g; i++) for (int j = 0; j < g; j++)
+                if (i != j && i != skip && j != skip) { num += tau[i] * tau[j]; den += cross[i, j]; count++; }
+            return (num / count, den / count);
+        }
+        var (num0, den0) = U(-1);
+        var loo = Enumerable.Range(0, g).Select(U).ToArray();
+        double Jack(Func<(double Num, double Den), double> f)
+        {
+            var v = loo.Select(f).ToArray();
+            double mean = v.Average();
+            return Math.Sqrt((g - 1.0) / g * v.Sum(x => (x - mean) * (x - mean)));
+        }
+        double trM = pt.Value.Trace();
+        double tauMean = tau.Average();
+        double trSe = Math.Sqrt(tau.Sum(x => (x - tauMean) * (x - tauMean)) / (g - 1) / g);
+        var prEst = new Estimate(Ratio(num0, den0, op), Jack(u => Ratio(u.Num, u.Den, op)), pt.Probes);
+        return new PartialRankEstimate(prEst, new Estimate(trM, trSe, pt.Probes), new Estimate(den0, Jack(u => u.Den), pt.Probes), plan);
+    }
+
+    private static double Trace(double[] a, int n)
+    {
+        double s = 0;
+        for (int i = 0; i < n; i++) s += a[(long)i * n + i];
+        return s;
+    }
+
+    // tr(AB) = Σ_ij A_ij B_ji of two row-major n×n matrices.
+    private static double TraceOfProduct(double[] a, double[] b, int n)
+    {
+        double s = 0;
+        for (int i = 0; i < n; i++) for (int j = 0; j < n; j++) s += a[(long)i * n + j] * b[(long)j * n + i];
+        return s;
+    }
+
+    // Per Kronecker probe: [t, t², s] with t = (ψ⊗ω)ᵀA(ψ⊗ω) (unbiased for tr M = tr A) and
+    // s = ψᵀ M_ω′ M_ω ψ (unbiased for tr M², ω and ω′ independent). Two applications per probe.
+    private static double[][] PairedSamples(LinearOperator op, string[] traced, int probes, int seed, out int m)
+    {
+        var split = new AxisSplit(op.Domain, traced, "Partial effective rank");
+        int nk = split.Kept, nt = split.Reduced, n = op.Domain.Size;
+        m = probes;
         var full = split.Full;
         var rng = new Random(seed);
         var psi = new double[(long)m * nk];
@@ -145,10 +301,7 @@ public static class EffectiveRank
                 stats[first + j] = [t[j], t[j] * t[j], s2];
             }
         }
-        double Pr(double[] mean, int count) => Ratio((count * mean[0] * mean[0] - mean[1]) / (count - 1), mean[2], op);
-        var avg = new double[3];
-        foreach (var st in stats) for (int i = 0; i < 3; i++) avg[i] += st[i] / m;
-        return new Estimate(Pr(avg, m), ProbeRunner.JackknifeError(stats, mean => Pr(mean, m - 1)), m);
+        return stats;
     }
 
     /// <summary>Doubles per probe block (128 MiB): big blocks keep operator applications matrix-matrix.</summary>
