@@ -95,6 +95,44 @@ public class EstimatorBudgetTests
         Assert.InRange(rF2, 0.7, 1.3);
     }
 
+    [Theory]
+    [InlineData("three", "unit")]
+    [InlineData("four", "feature")]
+    [InlineData("four", "token")]
+    public void DeflatedKroneckerPartialRankMatchesDenseAndShrinksItsError(string which, string kept)
+    {
+        var shape = which == "three" ? Three : Four;
+        var a = KnownSpectra.Rotated(shape, KnownSpectra.PowerLaw(shape.Size, 1.2), 5); // steep: the top carries most mass
+        var (tr, f2, pr) = ExactPartial(a, kept);
+        var eig = Spectral.TopEigenpairs(a, 8, seed: 1, new SpectrumBudget(100, 1e-4));
+        var d = Deflation.FromEigenpairs(eig);
+        int budget = 2 * shape.Sizes[shape.IndexOf(kept)] - 2; // below 3 probes per index: Kronecker
+        var plain = EffectiveRank.PartialWithin(a, [kept], budget, seed: 7);
+        var defl = EffectiveRank.PartialWithin(a, [kept], budget, seed: 7, d);
+        Assert.Equal(PartialRankMethod.Kronecker, defl.Plan.Method);
+        Within(pr, defl.ParticipationRatio, 4, $"{kept} deflated PR");
+        Within(tr, defl.Trace, 4, $"{kept} deflated tr M");
+        Within(f2, defl.FrobeniusSquared, 4, $"{kept} deflated ‖M‖²");
+        Assert.True(defl.FrobeniusSquared.StandardError < 0.5 * plain.FrobeniusSquared.StandardError,
+            $"deflated SE {defl.FrobeniusSquared.StandardError} vs plain {plain.FrobeniusSquared.StandardError}");
+    }
+
+    [Fact]
+    public void DeflatedKroneckerMomentsAreUnbiasedOverSeeds()
+    {
+        var a = KnownSpectra.Rotated(Three, KnownSpectra.PowerLaw(Three.Size, 1.0), 6);
+        var (tr, f2, _) = ExactPartial(a, "unit");
+        var d = Deflation.FromEigenpairs(Spectral.TopEigenpairs(a, 5, seed: 1, new SpectrumBudget(40, 1e-2)));
+        const int seeds = 200;
+        var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithin(a, ["unit"], 20, 500 + s, d)).ToArray();
+        static double Sd(double[] x) { double m = x.Average(); return Math.Sqrt(x.Sum(v => (v - m) * (v - m)) / (x.Length - 1)); }
+        var t = ests.Select(e => e.Trace.Value).ToArray();
+        var f = ests.Select(e => e.FrobeniusSquared.Value).ToArray();
+        Assert.True(Math.Abs(t.Average() - tr) <= 4 * Sd(t) / Math.Sqrt(seeds), $"tr M {t.Average()} vs {tr}");
+        Assert.True(Math.Abs(f.Average() - f2) <= 4 * Sd(f) / Math.Sqrt(seeds), $"‖M‖² {f.Average()} vs {f2}");
+        Assert.InRange(ests.Average(e => e.FrobeniusSquared.StandardError) / Sd(f), 0.75, 1.25);
+    }
+
     [Fact]
     public void PartialRankPlanChoosesTheCheapestMethodThatFits()
     {

@@ -160,7 +160,8 @@ public sealed class NtkAnalyzer
     {
         var o = Options;
         // Deflate by the spectrum's top eigenvectors: their exact share of tr A and tr A² is reused.
-        var mo = EffectiveRank.Moments(op, o.Probes, seed, Deflation.FromEigenpairs(top));
+        var deflation = Deflation.FromEigenpairs(top);
+        var mo = EffectiveRank.Moments(op, o.Probes, seed, deflation);
         var partial = new List<PartialRankResult>();
         int i = 0;
         foreach (var (axis, size) in op.Domain.Names.Zip(op.Domain.Sizes))
@@ -168,7 +169,7 @@ public sealed class NtkAnalyzer
             i++;
             if (size <= 1) continue;
             long before = meter.Applications;
-            var p = EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, seed + 1 + i);
+            var p = EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, seed + 1 + i, deflation);
             partial.Add(new PartialRankResult(axis, size, p.ParticipationRatio.Value, p.ParticipationRatio.StandardError, p.ParticipationRatio.Probes)
             {
                 Method = p.Plan.Method.ToString(), Applications = meter.Applications - before,

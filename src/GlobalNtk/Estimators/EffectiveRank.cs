@@ -169,7 +169,17 @@ public static class EffectiveRank
     /// distinct independent probe groups, so unbiased) or Kronecker probes (cost independent of
     /// the kept size). Dense operators are always exact.
     /// </summary>
-    public static PartialRankEstimate PartialWithin(LinearOperator op, IReadOnlyCollection<string> keptAxes, int budget, int seed)
+    /// <param name="op">A self-adjoint PSD operator.</param>
+    /// <param name="keptAxes">Axes M keeps.</param>
+    /// <param name="budget">Operator applications allowed.</param>
+    /// <param name="seed">Seed of the probes.</param>
+    /// <param name="deflation">
+    /// Optional top eigenvectors of A with their images (from the spectrum): the Kronecker path then
+    /// probes only (I−VVᵀ)A(I−VVᵀ) and adds the exact partial trace of the low-rank rest, which
+    /// removes most of its variance when the spectrum is steep.
+    /// </param>
+    public static PartialRankEstimate PartialWithin(LinearOperator op, IReadOnlyCollection<string> keptAxes, int budget, int seed,
+        Deflation? deflation = null)
     {
         ArgumentNullException.ThrowIfNull(op);
         ArgumentNullException.ThrowIfNull(keptAxes);
@@ -189,7 +199,17 @@ public static class EffectiveRank
             : PartialRankPlan.Choose(split.Kept, split.Reduced, budget);
         if (plan.Method == PartialRankMethod.Kronecker)
         {
-            var stats = PairedSamples(op, traced, plan.Probes, seed, out int m);
+            double[][] stats;
+            int m;
+            if (deflation is not null && deflation.Count > 0)
+            {
+                if (deflation.Dimension != op.Domain.Size)
+                    throw new ShapeMismatchException($"Partial effective rank: deflation vectors have length {deflation.Dimension}, but {op.Name} acts on {op.Domain}.");
+                var ml = LowRankPartialTrace(deflation, split);
+                stats = PairedSamples(new DeflatedOperator(op, deflation), traced, plan.Probes, seed, out m,
+                    (ml, Trace(ml, split.Kept), TraceOfProduct(ml, ml, split.Kept)));
+            }
+            else stats = PairedSamples(op, traced, plan.Probes, seed, out m);
             double Pr(double[] mean, int count) => Ratio((count * mean[0] * mean[0] - mean[1]) / (count - 1), mean[2], op);
             var avg = new double[3];
             foreach (var st in stats) for (int i = 0; i < 3; i++) avg[i] += st[i] / m;
@@ -233,6 +253,39 @@ public static class EffectiveRank
         return new PartialRankEstimate(prEst, new Estimate(trM, trSe, pt.Probes), new Estimate(den0, Jack(u => u.Den), pt.Probes), plan);
     }
 
+    // uᵀ M v for a row-major n×n M.
+    private static double QuadraticForm(ReadOnlySpan<double> u, double[] m, ReadOnlySpan<double> v, int n)
+    {
+        double s = 0;
+        for (int i = 0; i < n; i++) s += u[i] * Numerics.Dot(m.AsSpan(i * n, n), v);
+        return s;
+    }
+
+    // M_L = tr_other(L) for the low-rank L = A − (I−VVᵀ)A(I−VVᵀ) = W Vᵀ + V Wᵀ with W = AV − ½V(VᵀAV):
+    // M_L = G + Gᵀ, G = Σ_i W_i V_iᵀ with each vector reshaped to (kept × traced), one GEMM per vector.
+    private static double[] LowRankPartialTrace(Deflation d, AxisSplit split)
+    {
+        int nk = split.Kept, nt = split.Reduced, k = d.Count, n = d.Dimension;
+        var full = split.Full;
+        var tm = new double[k * k];
+        for (int i = 0; i < k; i++) for (int j = 0; j < k; j++) tm[i * k + j] = Numerics.Dot(d.Vectors[i], d.Images.AsSpan((int)((long)j * n), n));
+        var g = new double[nk * nk];
+        var w = new double[n];
+        var wm = new double[(long)nk * nt];
+        var vm = new double[(long)nk * nt];
+        for (int i = 0; i < k; i++)
+        {
+            d.Images.AsSpan((int)((long)i * n), n).CopyTo(w);
+            for (int j = 0; j < k; j++) Numerics.Axpy(-0.25 * (tm[j * k + i] + tm[i * k + j]), d.Vectors[j], w);
+            var v = d.Vectors[i];
+            for (int q = 0; q < wm.Length; q++) { wm[q] = w[full[q]]; vm[q] = v[full[q]]; }
+            Gemm.Multiply(Trans.No, Trans.Yes, nk, nk, nt, 1.0, wm, nt, vm, nt, 1.0, g, nk);
+        }
+        var ml = new double[nk * nk];
+        for (int a = 0; a < nk; a++) for (int b = 0; b < nk; b++) ml[a * nk + b] = g[a * nk + b] + g[b * nk + a];
+        return ml;
+    }
+
     private static double Trace(double[] a, int n)
     {
         double s = 0;
@@ -250,7 +303,11 @@ public static class EffectiveRank
 
     // Per Kronecker probe: [t, t², s] with t = (ψ⊗ω)ᵀA(ψ⊗ω) (unbiased for tr M = tr A) and
     // s = ψᵀ M_ω′ M_ω ψ (unbiased for tr M², ω and ω′ independent). Two applications per probe.
-    private static double[][] PairedSamples(LinearOperator op, string[] traced, int probes, int seed, out int m)
+    // With a deflation, op is the deflated A_D and lowRank = (M_L, tr M_L, ‖M_L‖²) the exact partial
+    // trace of the known low-rank rest: t += tr M_L and s += ‖M_L‖² + 2ψᵀM_L M_D,ω ψ (unbiased for
+    // 2 tr(M_L M_D)), so that the probes only carry the deflated part's variance.
+    private static double[][] PairedSamples(LinearOperator op, string[] traced, int probes, int seed, out int m,
+        (double[] Matrix, double Trace, double Frobenius2)? lowRank = null)
     {
         var split = new AxisSplit(op.Domain, traced, "Partial effective rank");
         int nk = split.Kept, nt = split.Reduced, n = op.Domain.Size;
@@ -287,10 +344,12 @@ public static class EffectiveRank
                 Embed(psi.AsSpan((first + j) * nk, nk), omega1.AsSpan((first + j) * nt, nt), xs.Slice(j * n, n));
             var y = op.ApplyBlock(xs, c);
             var t = new double[c];
+            var cross = new double[c];
             for (int j = 0; j < c; j++)
             {
                 t[j] = Numerics.Dot(xs.Slice(j * n, n), y.AsSpan(j * n, n));
                 Contract(y.AsSpan(j * n, n), omega1.AsSpan((first + j) * nt, nt), z);       // M_ω′ ψ
+                if (lowRank is { } lr) cross[j] = QuadraticForm(psi.AsSpan((first + j) * nk, nk), lr.Matrix, z, nk);
                 Embed(z, omega2.AsSpan((first + j) * nt, nt), xs.Slice(j * n, n));
             }
             op.ApplyBlock(xs, y, c);
@@ -298,7 +357,13 @@ public static class EffectiveRank
             {
                 Contract(y.AsSpan(j * n, n), omega2.AsSpan((first + j) * nt, nt), w);       // M_ω M_ω′ ψ
                 double s2 = Numerics.Dot(psi.AsSpan((first + j) * nk, nk), w);
-                stats[first + j] = [t[j], t[j] * t[j], s2];
+                double tj = t[j];
+                if (lowRank is { } lr)
+                {
+                    tj += lr.Trace;
+                    s2 += lr.Frobenius2 + 2 * cross[j];
+                }
+                stats[first + j] = [tj, tj * tj, s2];
             }
         }
         return stats;

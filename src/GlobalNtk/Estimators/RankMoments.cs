@@ -1,3 +1,6 @@
+using GlobalNtk.Dense;
+using GlobalNtk.Operators;
+
 namespace GlobalNtk.Estimators;
 
 /// <summary>
@@ -25,6 +28,43 @@ public sealed class Deflation
         ArgumentNullException.ThrowIfNull(eig);
         if (eig.Images is null || eig.Vectors.Length == 0) throw new ArgumentException("Deflation needs the images A·v of a budgeted top-eigenpair solve.", nameof(eig));
         return new Deflation(eig.Vectors, eig.Images, eig.Vectors.Length, eig.Vectors[0].Length);
+    }
+}
+
+/// <summary>
+/// (I−VVᵀ) A (I−VVᵀ) for a deflation V of A: the part of A the probes still have to estimate once
+/// the low-rank rest A − (I−VVᵀ)A(I−VVᵀ) = AVVᵀ + VVᵀA − VVᵀAVVᵀ is known exactly.
+/// </summary>
+internal sealed class DeflatedOperator(LinearOperator inner, Deflation deflation) : LinearOperator(inner.Domain, inner.Range)
+{
+    public override string Name => $"deflated {inner.Name}";
+    public override bool IsSelfAdjoint => inner.IsSelfAdjoint;
+
+    protected override void ApplyBlockCore(ReadOnlySpan<double> x, Span<double> y, int count)
+    {
+        int n = Domain.Size;
+        var xt = x.ToArray();
+        Project(xt, count, n);
+        inner.ApplyBlock(xt, y, count);
+        Project(y, count, n);
+    }
+
+    protected override void ApplyAdjointBlockCore(ReadOnlySpan<double> x, Span<double> y, int count)
+    {
+        int n = Domain.Size;
+        var xt = x.ToArray();
+        Project(xt, count, n);
+        inner.ApplyAdjointBlock(xt, y, count);
+        Project(y, count, n);
+    }
+
+    private void Project(Span<double> block, int count, int n)
+    {
+        for (int j = 0; j < count; j++)
+        {
+            var xj = block.Slice(j * n, n);
+            foreach (var v in deflation.Vectors) Numerics.Axpy(-Numerics.Dot(v, xj), v, xj);
+        }
     }
 }
 
