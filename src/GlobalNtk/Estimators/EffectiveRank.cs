@@ -174,9 +174,9 @@ public static class EffectiveRank
     /// <param name="budget">Operator applications allowed.</param>
     /// <param name="seed">Seed of the probes.</param>
     /// <param name="deflation">
-    /// Optional top eigenvectors of A with their images (from the spectrum): the Kronecker path then
-    /// probes only (I−VVᵀ)A(I−VVᵀ) and adds the exact partial trace of the low-rank rest, which
-    /// removes most of its variance when the spectrum is steep.
+    /// Optional top eigenvectors of A with their images (from the spectrum): the probed paths then
+    /// probe only (I−VVᵀ)A(I−VVᵀ) and add the exact partial trace of the low-rank rest, which
+    /// removes most of their variance when the spectrum is steep.
     /// </param>
     public static PartialRankEstimate PartialWithin(LinearOperator op, IReadOnlyCollection<string> keptAxes, int budget, int seed,
         Deflation? deflation = null)
@@ -218,7 +218,17 @@ public static class EffectiveRank
                 ProbeRunner.MeanEstimate(stats.Select(x => x[2]).ToArray(), false), plan);
         }
 
-        var pt = Reductions.PartialTraceWithError(op, traced, plan.Probes, seed);
+        // Deflated per-index path: probe A_D and add the exact M_L to every group (still unbiased).
+        bool deflate = plan.Method == PartialRankMethod.PerIndex && deflation is not null && deflation.Count > 0;
+        if (deflate && deflation!.Dimension != op.Domain.Size)
+            throw new ShapeMismatchException($"Partial effective rank: deflation vectors have length {deflation.Dimension}, but {op.Name} acts on {op.Domain}.");
+        var pt = Reductions.PartialTraceWithError(deflate ? new DeflatedOperator(op, deflation!) : op, traced, plan.Probes, seed);
+        if (deflate)
+        {
+            var ml = LowRankPartialTrace(deflation!, split);
+            foreach (var grp in pt.GroupMeans) Numerics.Axpy(1.0, ml, grp);
+            Numerics.Axpy(1.0, ml, pt.Value.Matrix);
+        }
         if (pt.Exact)
         {
             double tr = pt.Value.Trace(), f2 = TraceOfProduct(pt.Value.Matrix, pt.Value.Matrix, split.Kept);
