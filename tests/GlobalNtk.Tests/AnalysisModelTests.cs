@@ -33,7 +33,7 @@ public class AnalysisModelTests
         var y = CliFixture.Random(rng, ("trial", B), ("time", T), ("output", O));
         int n = B * T * H;
         // budgets at or above every dimension: the estimators are exact
-        var options = new AnalysisOptions { TopK = 4, Probes = n, PartialBudget = n, SpectrumBudget = n, Seed = 9 };
+        var options = new AnalysisOptions { TopK = 4, Probes = n, PartialBudget = n, SpectrumBudget = 4 * n, SpectrumTolerance = 1e-12, Seed = 9 };
         var res = new NtkAnalyzer(x, y, options).Analyze(model, "m");
 
         var lin = model.Linearize(x);
