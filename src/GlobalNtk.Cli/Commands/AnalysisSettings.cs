@@ -14,7 +14,7 @@ public class AnalysisSettings : CommonSettings
     [Description("quick|default|thorough: probes, tolerances and budgets together. Cost in operator applications per checkpoint " +
                  "(a 3-axis state; each application costs about one NTK_S matrix-vector product): " +
                  "quick ~260 (top-10, spectra ≤ 40 applications to 1e-2, 12 probes, 16 per partial rank; SEs ~2× default), " +
-                 "default ~970 (top-20, ≤ 150 to 1e-3, 40 probes, 60 per partial rank), " +
+                 "default ~720 (top-20, ≤ 120 to 1e-3, 30 probes, 40 per partial rank), " +
                  "thorough ~3900 (top-20, ≤ 600 to 1e-5, 160 probes, 240 per partial rank; SEs ~½ default). " +
                  "Options below override the preset.")]
     public string? Budget { get; init; }
@@ -26,17 +26,17 @@ public class AnalysisSettings : CommonSettings
 
     /// <summary>Probes for traces / effective ranks / alignment.</summary>
     [CommandOption("--probes <N>")]
-    [Description("Random probes (one application each) for traces, effective ranks and alignment (preset: 12/40/160).")]
+    [Description("Random probes (one application each) for traces, effective ranks and alignment (preset: 12/30/160).")]
     public int? Probes { get; init; }
 
     /// <summary>Applications per partial effective rank.</summary>
     [CommandOption("--partial-budget <N>")]
-    [Description("Operator applications per partial effective rank, at least 6; the estimator is chosen to fit (preset: 16/60/240).")]
+    [Description("Operator applications per partial effective rank, at least 6; the estimator is chosen to fit (preset: 16/40/240).")]
     public int? PartialBudget { get; init; }
 
     /// <summary>Applications per spectrum.</summary>
     [CommandOption("--spectrum-budget <N>")]
-    [Description("Most operator applications per top-k spectrum, never exceeded (preset: 40/150/600).")]
+    [Description("Most operator applications per top-k spectrum, never exceeded (preset: 40/120/600).")]
     public int? SpectrumBudget { get; init; }
 
     /// <summary>Relative eigenvalue tolerance.</summary>

@@ -22,13 +22,13 @@ public sealed record AnalysisOptions
     /// <summary>Number of top eigenvalues of NTK_S, K and P P* (lowered when the Krylov memory cap or the spectrum budget cannot hold them).</summary>
     public int TopK { get; init; } = 20;
     /// <summary>Most operator applications per spectrum (the final residual block included); never exceeded.</summary>
-    public int SpectrumBudget { get; init; } = 150;
+    public int SpectrumBudget { get; init; } = 120;
     /// <summary>Relative eigenvalue tolerance: a spectrum stops when every eigenvalue's error bound is below this times λ₁.</summary>
     public double SpectrumTolerance { get; init; } = 1e-3;
     /// <summary>Probes (one application each) for tr A, tr A² and PR of NTK_S and K (deflated by their top eigenvectors), and for the alignment.</summary>
-    public int Probes { get; init; } = 40;
+    public int Probes { get; init; } = 30;
     /// <summary>Operator applications per partial effective rank (the method is chosen to fit; see PartialRankPlan).</summary>
-    public int PartialBudget { get; init; } = 60;
+    public int PartialBudget { get; init; } = 40;
     /// <summary>Memory for a spectrum's Krylov basis in bytes; top-k is lowered for states too large to hold 2k basis vectors.</summary>
     public long KrylovMemoryBytes { get; init; } = 512L << 20;
     /// <summary>Seed of every random draw (same seed → same numbers).</summary>

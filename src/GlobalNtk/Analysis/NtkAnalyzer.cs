@@ -66,19 +66,21 @@ public sealed class NtkAnalyzer
 
         var ntkS = meter.Wrap(ops.NtkS);
         var kOp = meter.Wrap(ops.KKronecker);
+        // Each operator's rank right after its spectrum, which it deflates: one set of top
+        // eigenvectors alive at a time (they are state-sized; this bounds memory on large states).
+        long rankPlan = o.Probes + (long)partialAxes * o.PartialBudget;
         meter.Begin("NTK_S spectrum", o.SpectrumBudget);
-        var (ntkSpec, ntkEig) = Spectrum(ntkS, "NTK_S", "block Krylov on NTK_S = P K P*", o.Seed + 1);
+        var (ntkSpec, ntkEigResult) = Spectrum(ntkS, "NTK_S", "block Krylov on NTK_S = P K P*", o.Seed + 1);
+        meter.Begin("effective rank of NTK_S", rankPlan);
+        var ntkRank = Rank(ntkS, "NTK_S", o.Seed + 10, ntkEigResult, meter);
         meter.Begin("K spectrum", o.SpectrumBudget);
-        var (kSpec, kEig) = Spectrum(kOp, "K", "block Krylov on the Kronecker-core K", o.Seed + 2);
+        var (kSpec, kEigResult) = Spectrum(kOp, "K", "block Krylov on the Kronecker-core K", o.Seed + 2);
+        meter.Begin("effective rank of K", rankPlan);
+        var kRank = Rank(kOp, "K", o.Seed + 20, kEigResult, meter);
         meter.Begin("P P* spectrum", o.SpectrumBudget);
         // The top of P P* is the top of P's singular values squared: block Krylov on the Gram P P*
         // (one application = P* then P), the same cost as the singular-value route for a square P.
         var (pSpec, _) = Spectrum(meter.Wrap(ops.P.Gram()), "P P*", "block Krylov on the Gram P P* (σ² of P)", o.Seed + 3);
-        long rankPlan = o.Probes + (long)partialAxes * o.PartialBudget;
-        meter.Begin("effective rank of NTK_S", rankPlan);
-        var ntkRank = Rank(ntkS, "NTK_S", o.Seed + 10, ntkEig, meter);
-        meter.Begin("effective rank of K", rankPlan);
-        var kRank = Rank(kOp, "K", o.Seed + 20, kEig, meter);
         meter.Begin("Kronecker core", 0);
         var kron = Kronecker(ops.KroneckerCore);
 
