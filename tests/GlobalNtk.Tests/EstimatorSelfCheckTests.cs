@@ -28,7 +28,8 @@ public class EstimatorSelfCheckTests
         var error = new StringWriter();
         Assert.Equal(0, CliApp.Run(["selfcheck", "--seed", "3", "--json"], output, error));
         using var doc = JsonDocument.Parse(output.ToString());
-        var rows = doc.RootElement.EnumerateArray().ToArray();
+        Assert.Equal("selfcheck", doc.RootElement.GetProperty("command").GetString());
+        var rows = doc.RootElement.GetProperty("rows").EnumerateArray().ToArray();
         Assert.Equal(SelfCheck.Run(3).Count, rows.Length);
         Assert.Contains(rows, r => r.GetProperty("name").GetString()!.StartsWith("λ_1"));
 

@@ -6,11 +6,12 @@ using Spectre.Console.Cli;
 
 namespace GlobalNtk.Cli.Commands;
 
-/// <summary>Budgets and seed shared by the commands that analyse (analyze, demo, sweep).</summary>
+/// <summary>Budgets and seed shared by the commands that analyse (analyze, demo, sweep; docs/math.md#estimators).</summary>
 public class AnalysisSettings : CommonSettings
 {
-    /// <summary>Preset of budgets.</summary>
+    /// <summary>Preset of budgets (null: not given).</summary>
     [CommandOption("--budget <PRESET>")]
+    [DefaultValue(CliDefaults.Budget), NullWhenOmitted]
     [Description("quick|default|thorough: probes, tolerances and budgets together. Cost in operator applications per checkpoint " +
                  "(a 3-axis state; each application costs about one NTK_S matrix-vector product): " +
                  "quick ~260 (top-10, spectra ≤ 40 applications to 1e-2, 12 probes, 16 per partial rank; SEs ~2× default), " +
@@ -24,7 +25,7 @@ public class AnalysisSettings : CommonSettings
     [Description("Top eigenvalues of NTK_S, K and P P* to compute (preset: 10/20/20).")]
     public int? TopK { get; init; }
 
-    /// <summary>Probes for traces / effective ranks / alignment.</summary>
+    /// <summary>Probes for traces / effective ranks / alignment (null: not given).</summary>
     [CommandOption("--probes <N>")]
     [Description("Random probes (one application each) for traces, effective ranks and alignment (preset: 12/30/160).")]
     public int? Probes { get; init; }
@@ -44,10 +45,14 @@ public class AnalysisSettings : CommonSettings
     [Description("Relative eigenvalue tolerance of the spectra: stop when every eigenvalue's error bound is below TOL·λ₁ (preset: 1e-2/1e-3/1e-5).")]
     public string? Tolerance { get; init; }
 
-    /// <summary>Seed.</summary>
+    /// <summary>Seed (null: not given).</summary>
     [CommandOption("--seed <SEED>")]
-    [Description("Seed of every random draw (default 1).")]
+    [Description("Seed of every random draw (same seed, same numbers).")]
+    [DefaultValue(CliDefaults.Seed), NullWhenOmitted]
     public int? Seed { get; init; }
+
+    /// <summary>The seed in effect.</summary>
+    public int SeedOrDefault => Seed ?? CliDefaults.Seed;
 
     /// <summary>The preset named by <c>--budget</c> (default when not given).</summary>
     public AnalysisBudget Preset() => Budget?.Trim().ToLowerInvariant() switch
@@ -61,7 +66,7 @@ public class AnalysisSettings : CommonSettings
     /// <summary>The options: the preset, then whatever was given explicitly.</summary>
     public AnalysisOptions ToOptions()
     {
-        var d = AnalysisOptions.ForBudget(Preset());
+        var d = AnalysisOptions.ForBudget(Preset()) with { Seed = CliDefaults.Seed };
         double tolerance = d.SpectrumTolerance;
         if (Tolerance is not null)
         {

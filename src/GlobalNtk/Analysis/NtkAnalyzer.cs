@@ -3,12 +3,11 @@ using GlobalNtk.Estimators;
 using GlobalNtk.Models;
 using GlobalNtk.Ntk;
 using GlobalNtk.Operators;
-using GlobalNtk.Training;
 
 namespace GlobalNtk.Analysis;
 
 /// <summary>
-/// The analysis of MATH.md §6 on one batch, for one model or a sequence of checkpoints (same
+/// The analysis of docs/math.md#reported-quantities on one batch, for one model or a sequence of checkpoints (same
 /// batch): spectra of NTK_S, K and P P*; effective ranks with partial ranks along every
 /// non-trivial state axis; the Kronecker core; SRB(r); task-mode learnability when targets are
 /// given; and the NTK_S alignment with the previously analysed checkpoint.
@@ -16,7 +15,9 @@ namespace GlobalNtk.Analysis;
 /// <remarks>
 /// Keeps the previous checkpoint's linearisation (state-sized memory) for the alignment. Models
 /// passed to <see cref="Analyze"/> must not be mutated afterwards (load each checkpoint afresh).
-/// Every random draw derives from <see cref="AnalysisOptions.Seed"/>, so a rerun is identical.
+/// Every random draw derives from <see cref="AnalysisOptions.Seed"/> through one <see cref="RngKey"/>,
+/// folded with the name of each consumer (e.g. "NTK_S spectrum"), so a rerun is identical and no
+/// two estimates share probes.
 /// </remarks>
 public sealed class NtkAnalyzer
 {
@@ -24,7 +25,7 @@ public sealed class NtkAnalyzer
     public const string DefaultErrorSource =
         "isotropic Gaussian e (no targets; seeded): SRB then measures NTK_S's own bias towards the activity modes";
     /// <summary>How SRB's error is chosen with targets.</summary>
-    public const string TargetErrorSource = "e = ∂L/∂z = Cᵀ ∂L/∂y, the MSE-loss gradient on the targets";
+    public const string TargetErrorSource = "e = ∂L/∂z = Cᵀ ∂L/∂y, the gradient of the loss " + MseLoss.Definition + " on the targets";
 
     private readonly Tensor _inputs;
     private readonly Tensor? _targets;
@@ -51,11 +52,12 @@ public sealed class NtkAnalyzer
     public ModelAnalysis Analyze(IChainModel model, string label, int? step = null, Action<string, double>? progress = null)
     {
         var o = Options;
+        var key = RngKey.FromSeed(o.Seed);
         var meter = new StageMeter(progress);
 
         meter.Begin("forward pass", 0);
         var lin = model.Linearize(_inputs);
-        var ops = new NtkOperators(lin);
+        var ops = new NtkOperators(lin, key.Fold("Kronecker core").Seed);
         var shape = lin.StateShape;
         var readout = model.Readout;
         var outShape = readout.OutputShape(shape);
@@ -70,17 +72,17 @@ public sealed class NtkAnalyzer
         // eigenvectors alive at a time (they are state-sized; this bounds memory on large states).
         long rankPlan = o.Probes + (long)partialAxes * o.PartialBudget;
         meter.Begin("NTK_S spectrum", o.SpectrumBudget);
-        var (ntkSpec, ntkEigResult) = Spectrum(ntkS, "NTK_S", "block Krylov on NTK_S = P K P*", o.Seed + 1);
+        var (ntkSpec, ntkEigResult) = Spectrum(ntkS, "NTK_S", "block Krylov on NTK_S = P K P*", key.Fold("NTK_S spectrum"));
         meter.Begin("effective rank of NTK_S", rankPlan);
-        var ntkRank = Rank(ntkS, "NTK_S", o.Seed + 10, ntkEigResult, meter);
+        var ntkRank = Rank(ntkS, "NTK_S", key.Fold("NTK_S rank"), ntkEigResult, meter);
         meter.Begin("K spectrum", o.SpectrumBudget);
-        var (kSpec, kEigResult) = Spectrum(kOp, "K", "block Krylov on the Kronecker-core K", o.Seed + 2);
+        var (kSpec, kEigResult) = Spectrum(kOp, "K", "block Krylov on the Kronecker-core K", key.Fold("K spectrum"));
         meter.Begin("effective rank of K", rankPlan);
-        var kRank = Rank(kOp, "K", o.Seed + 20, kEigResult, meter);
+        var kRank = Rank(kOp, "K", key.Fold("K rank"), kEigResult, meter);
         meter.Begin("P P* spectrum", o.SpectrumBudget);
         // The top of P P* is the top of P's singular values squared: block Krylov on the Gram P P*
         // (one application = P* then P), the same cost as the singular-value route for a square P.
-        var (pSpec, _) = Spectrum(meter.Wrap(ops.P.Gram()), "P P*", "block Krylov on the Gram P P* (σ² of P)", o.Seed + 3);
+        var (pSpec, _) = Spectrum(meter.Wrap(ops.P.Gram()), "P P*", "block Krylov on the Gram P P* (σ² of P)", key.Fold("P P* spectrum"));
         meter.Begin("Kronecker core", 0);
         var kron = Kronecker(ops.KroneckerCore);
 
@@ -92,20 +94,18 @@ public sealed class NtkAnalyzer
         var yhat = readout.Forward(states, shape);
         if (_targets is not null)
         {
-            var dy = new double[yhat.Length];
-            loss = ModelGradient.MeanSquaredError(yhat.Span, _targets.Span, dy);
-            e = readout.AsOperator(shape).ApplyAdjoint(dy);
+            (loss, e, _) = MseLoss.StateError(readout, states, shape, _targets.Span);
             source = TargetErrorSource;
         }
         else
         {
-            e = Gaussian(shape.Size, o.Seed + 30);
+            e = RandomProbes.Gaussian(key.Fold("SRB error").CreateRandom(), shape.Size);
             source = DefaultErrorSource;
         }
         if (Numerics.Norm(e) == 0)
         {
             // Perfect fit: the task error vanishes, fall back to the documented default.
-            e = Gaussian(shape.Size, o.Seed + 30);
+            e = RandomProbes.Gaussian(key.Fold("SRB error").CreateRandom(), shape.Size);
             source = DefaultErrorSource + " (the task error is exactly zero)";
         }
         var srb = SelfReferentialBias.Compute(ntkS, states, e,
@@ -115,7 +115,7 @@ public sealed class NtkAnalyzer
         if (_targets is not null)
         {
             var modes = TaskModes.Of(_targets.Span, readout.OutputSize);
-            var theta = meter.Wrap(ops.OutputNtk(readout)); // Θ_y = C NTK_S C* + (Z Zᵀ + 1 1ᵀ) ⊗ I (MATH.md §2)
+            var theta = meter.Wrap(ops.OutputNtk(readout)); // Θ_y = C NTK_S C* + (Z Zᵀ + 1 1ᵀ) ⊗ I (docs/math.md#output-ntk)
             tm = new LearnabilityResult(modes.SingularValues,
                 Enumerable.Range(0, modes.Count).Select(i => modes.Right(i).ToArray()).ToArray(),
                 modes.Learnability(theta), modes.LearnedFractions(yhat.Span));
@@ -126,7 +126,7 @@ public sealed class NtkAnalyzer
         {
             meter.Begin("alignment with the previous checkpoint", 2L * o.Probes);
             long before = meter.Applications;
-            var a = OperatorComparison.Alignment(meter.Wrap(prev.Ops.NtkS), ntkS, o.Probes, o.Seed + 40);
+            var a = OperatorComparison.Alignment(meter.Wrap(prev.Ops.NtkS), ntkS, o.Probes, key.Fold("alignment").Seed);
             align = new AlignmentResult(prev.Label, a.Value, a.StandardError, a.Probes) { Applications = (int)(meter.Applications - before) };
         }
         _previous = (label, ops);
@@ -137,14 +137,14 @@ public sealed class NtkAnalyzer
             ntkSpec, kSpec, pSpec, ntkRank, kRank, kron, srb, tm, align, timings);
     }
 
-    private (SpectrumResult Result, EigenResult Eig) Spectrum(LinearOperator op, string name, string method, int seed)
+    private (SpectrumResult Result, EigenResult Eig) Spectrum(LinearOperator op, string name, string method, RngKey key)
     {
         var o = Options;
         int n = op.Domain.Size;
         // Memory cap: the basis holds at least 2k vectors, so k shrinks for very large states.
         int maxBasis = (int)Math.Clamp(o.KrylovMemoryBytes / (8L * n), 2, Math.Max(2, Math.Min(n, o.SpectrumBudget)));
         int k = Math.Max(1, Math.Min(Math.Min(o.TopK, n), maxBasis / 2));
-        var r = Spectral.TopEigenpairs(op, k, seed, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance), maxBasis);
+        var r = Spectral.TopEigenpairs(op, k, key.Seed, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance), maxBasis);
         string status = r.Status switch
         {
             EigenStatus.Converged => "converged",
@@ -158,20 +158,18 @@ public sealed class NtkAnalyzer
         }, r);
     }
 
-    private RankResult Rank(LinearOperator op, string name, int seed, EigenResult top, StageMeter meter)
+    private RankResult Rank(LinearOperator op, string name, RngKey key, EigenResult top, StageMeter meter)
     {
         var o = Options;
         // Deflate by the spectrum's top eigenvectors: their exact share of tr A and tr A² is reused.
         var deflation = Deflation.FromEigenpairs(top);
-        var mo = EffectiveRank.Moments(op, o.Probes, seed, deflation);
+        var mo = EffectiveRank.Moments(op, o.Probes, key.Fold("moments").Seed, deflation);
         var partial = new List<PartialRankResult>();
-        int i = 0;
         foreach (var (axis, size) in op.Domain.Names.Zip(op.Domain.Sizes))
         {
-            i++;
             if (size <= 1) continue;
             long before = meter.Applications;
-            var p = EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, seed + 1 + i, deflation);
+            var p = EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, key.Fold("partial").Fold(axis).Seed, deflation);
             partial.Add(new PartialRankResult(axis, size, p.ParticipationRatio.Value, p.ParticipationRatio.StandardError, p.ParticipationRatio.Probes)
             {
                 Method = p.Plan.Method.ToString(), Applications = meter.Applications - before,
@@ -270,18 +268,5 @@ public sealed class NtkAnalyzer
 
         private static string FormatSeconds(double s) =>
             s < 60 ? $"{Math.Ceiling(s):F0} s" : $"{(int)(s / 60)} min {(int)Math.Ceiling(s % 60):D2} s";
-    }
-
-    private static double[] Gaussian(int n, int seed)
-    {
-        var rng = new Random(seed);
-        var v = new double[n];
-        for (int i = 0; i < n; i++)
-        {
-            // Box–Muller
-            double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
-            v[i] = Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
-        }
-        return v;
     }
 }

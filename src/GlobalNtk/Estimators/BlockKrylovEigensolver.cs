@@ -54,7 +54,7 @@ internal sealed class BlockKrylovEigensolver
         _tolerance = tolerance;
         _eigenvalueTolerance = eigenvalueTolerance;
         _order = order;
-        _rng = new Random(seed);
+        _rng = RngKey.FromSeed(seed).CreateRandom();
     }
 
     public EigenResult Solve()
