@@ -14,9 +14,9 @@ public class AnalysisSettings : CommonSettings
     [DefaultValue(CliDefaults.Budget), NullWhenOmitted]
     [Description("quick|default|thorough: probes, tolerances and budgets together. Cost in operator applications per checkpoint " +
                  "(a 3-axis state; each application costs about one NTK_S matrix-vector product): " +
-                 "quick ~260 (top-10, spectra ≤ 40 applications to 1e-2, 12 probes, 16 per partial rank; SEs ~2× default), " +
+                 "quick ~260 (top-10, spectra ≤ 40 applications to 1e-2, 12 probes, 16 per partial rank; SEs about twice as large), " +
                  "default ~720 (top-20, ≤ 120 to 1e-3, 30 probes, 40 per partial rank), " +
-                 "thorough ~3900 (top-20, ≤ 600 to 1e-5, 160 probes, 240 per partial rank; SEs ~½ default). " +
+                 "thorough ~3900 (top-20, ≤ 600 to 1e-5, 160 probes, 240 per partial rank; SEs about half). " +
                  "Options below override the preset.")]
     public string? Budget { get; init; }
 
