@@ -170,10 +170,8 @@ public class GemmTests
 
     private static void RunForced(string kernel, Action action)
     {
-        var saved = Gemm.ForcedKernel;
-        Gemm.ForcedKernel = Enum.Parse<Gemm.KernelKind>(kernel);
-        try { action(); }
-        finally { Gemm.ForcedKernel = saved; }
+        using (Gemm.ForcedKernel.Override(Enum.Parse<Gemm.KernelKind>(kernel)))
+            action();
     }
 
     private static double[] Naive(Trans ta, Trans tb, int m, int n, int k, double alpha, double[] a, int lda,
