@@ -23,10 +23,13 @@ public static class CliApp
     /// <summary>Runs the CLI on the process console; returns the exit code.</summary>
     public static int Run(string[] args) => Run(args, Console.Out, Console.Error);
 
-    /// <summary>Runs the CLI in-process with the given writers (used by the tests); returns the exit code.</summary>
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    /// <summary>Runs the CLI in-process with the given writers; returns the exit code.</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr) => Run(args, new CliIO(stdout, stderr));
+
+    /// <summary>Runs the CLI in-process with the given I/O (writers and crash-log folder; used by the tests); returns the exit code.</summary>
+    public static int Run(string[] args, CliIO io)
     {
-        var io = new CliIO(stdout, stderr);
+        var (stdout, stderr) = (io.Out, io.Err);
         CliIO.Current = io;
         var app = new CommandApp();
         app.Configure(c =>
@@ -49,9 +52,7 @@ public static class CliApp
         }
         catch (Exception ex)
         {
-            stderr.WriteLine(CliErrors.OneLine(ex));
-            stderr.Flush();
-            return CliErrors.ExitCode(ex);
+            return CliErrors.Report(ex, args, io);
         }
     }
 

@@ -90,9 +90,12 @@ public sealed class AnalyzeCommand : CliCommand<AnalyzeSettings>
 
         var (inputs, targets, batchText) = Batch(s, first, metadata, isRun);
         // fail fast (one line) if the batch does not fit the model
-        try { first.Linearize(inputs); }
+        ChainLinearization lin;
+        try { lin = first.Linearize(inputs); }
         catch (ArgumentException ex) when (ex is not GlobalNtk.Operators.ShapeMismatchException)
         { throw new GlobalNtk.Operators.ShapeMismatchException($"analysis batch ({batchText}): {ex.Message}"); }
+        CliInputs.RequireMemory(AnalysisMemory.Estimate(lin.StateShape.Size, options),
+            $"analyze on {batchText} with --top-k {options.TopK} and --probes {options.Probes}");
 
         using var folder = AtomicFolder.Create(outDir);
         var analyses = progress.Run("Analysing", p => AnalysisPipeline.Run(sources, inputs, targets, options, p, ct));

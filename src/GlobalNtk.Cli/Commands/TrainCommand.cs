@@ -138,8 +138,8 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
             };
             int hidden = s.Hidden ?? 64;
             if (hidden < 1) throw new CliInputException($"train: --hidden must be ≥ 1, got {hidden}.");
-            trainer = Trainer.Create(s.Arch ?? "gru", hidden, s.Task, options, s.Gain ?? 1.0,
-                new TaskOptions { Steps = s.TaskSteps, InputNoise = s.Noise ?? 0 }, ParseOptions(s.ModelOptions));
+            trainer = CliInputs.WithinMemory($"--hidden {hidden}", () => Trainer.Create(s.Arch ?? "gru", hidden, s.Task, options, s.Gain ?? 1.0,
+                new TaskOptions { Steps = s.TaskSteps, InputNoise = s.Noise ?? 0 }, ParseOptions(s.ModelOptions)));
         }
 
         TrainingResult result;
