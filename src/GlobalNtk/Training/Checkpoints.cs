@@ -53,7 +53,7 @@ public static class Checkpoints
     {
         string path = Path.Combine(dir, LogFile);
         if (!File.Exists(path)) return [];
-        var lines = File.ReadAllLines(path);
+        var lines = Encoding.UTF8.GetString(RegularFile.ReadAll(path)).Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
         if (lines.Length == 0 || lines[0] != LogHeader) throw new DataFileException(path, $"not a training log (expected header '{LogHeader}').");
         var rows = new List<TrainingLogRow>();
         for (int i = 1; i < lines.Length; i++)
