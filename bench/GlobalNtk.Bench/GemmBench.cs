@@ -7,7 +7,8 @@ namespace GlobalNtk.Bench;
 /// <c>gemm</c>: GFLOP/s of <see cref="Gemm.Multiply"/> against OpenBLAS in the same process, best of
 /// several timed repetitions after a warm-up (the machine is shared, so the best rep is the least
 /// disturbed one). Options: <c>--reps N</c>, <c>--all</c> (all transpose pairs and NTK shapes),
-/// <c>--kc/--mc/--nc</c> (AVX-512 blocking, for tuning), <c>--threads N</c>, <c>--kernel avx512|avx2|scalar</c>.
+/// <c>--kc/--mc/--nc</c> (AVX-512 blocking, for tuning), <c>--threads N</c>, <c>--kernel avx512|avx2|scalar</c>,
+/// <c>--precision f64|f32|both</c> (f32 is compared with OpenBLAS sgemm; default both).
 /// </summary>
 internal static class GemmBench
 {
@@ -17,12 +18,14 @@ internal static class GemmBench
     {
         int reps = 7;
         bool all = false;
+        string precision = "both";
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
             {
                 case "--reps": reps = int.Parse(args[++i]); break;
                 case "--all": all = true; break;
+                case "--precision": precision = args[++i]; break;
                 case "--kc": GemmTuning.KC512 = int.Parse(args[++i]); break;
                 case "--mc": GemmTuning.MC512 = int.Parse(args[++i]); break;
                 case "--nc": GemmTuning.NC512 = int.Parse(args[++i]); break;
@@ -55,35 +58,76 @@ internal static class GemmBench
         Console.WriteLine($"kernel: {Gemm.SelectedKernel}, blocking KC={GemmTuning.KC512} MC={GemmTuning.MC512} NC={GemmTuning.NC512}, " +
                           $"threads ≤ {Gemm.MaxDegreeOfParallelism}, {Environment.ProcessorCount} processors");
         Console.WriteLine(blas is null ? "OpenBLAS: not found (install e.g. libopenblas0-pthread to compare)" : $"OpenBLAS: {blas.Description}");
-        Console.WriteLine($"{"shape",-34} {"managed GF/s",13} {"OpenBLAS GF/s",14} {"ratio",7} {"max rel diff",13}");
+        if (precision is not ("f64" or "f32" or "both")) { Console.Error.WriteLine($"gemm: --precision must be f64, f32 or both, not '{precision}'"); return 2; }
+        Console.WriteLine($"{"shape",-34} {"prec",4} {"managed GF/s",13} {"OpenBLAS GF/s",14} {"ratio",7} {"max rel diff",13}");
         foreach (var s in shapes)
         {
-            var rng = new Random(1);
-            int aRows = s.Ta == Trans.No ? s.M : s.K, aCols = s.Ta == Trans.No ? s.K : s.M;
-            int bRows = s.Tb == Trans.No ? s.K : s.N, bCols = s.Tb == Trans.No ? s.N : s.K;
-            double[] a = Random(rng, aRows * aCols), b = Random(rng, bRows * bCols);
-            double[] c1 = new double[s.M * s.N], c2 = new double[s.M * s.N];
-            double flops = 2.0 * s.M * s.N * s.K;
-            // Enough repetitions for ≥ ~0.3 s per contender on the small shapes.
-            int r = Math.Max(reps, (int)Math.Min(20000, 3e8 / flops));
-            double managed = Best(r, () => Gemm.Multiply(s.Ta, s.Tb, s.M, s.N, s.K, 1.0, a, aCols, b, bCols, 0.0, c1, s.N));
-            string blasCol = "-", ratioCol = "-", diffCol = "-";
-            if (blas is not null)
-            {
-                double t = Best(r, () => blas.Dgemm(s.Ta == Trans.Yes, s.Tb == Trans.Yes, s.M, s.N, s.K, 1.0, a, aCols, b, bCols, 0.0, c2, s.N));
-                blasCol = $"{flops / t / 1e9:F2}";
-                ratioCol = $"{t / managed:P0}";
-                double maxDiff = 0, maxAbs = 0; // normwise: max |Δ| / max |C|
-                for (int i = 0; i < c1.Length; i++)
-                {
-                    maxDiff = Math.Max(maxDiff, Math.Abs(c1[i] - c2[i]));
-                    maxAbs = Math.Max(maxAbs, Math.Abs(c2[i]));
-                }
-                diffCol = $"{maxDiff / maxAbs:E1}";
-            }
-            Console.WriteLine($"{s.Name,-34} {flops / managed / 1e9,13:F2} {blasCol,14} {ratioCol,7} {diffCol,13}");
+            if (precision != "f32") RunF64(s, reps, blas);
+            if (precision != "f64") RunF32(s, reps, blas);
         }
         return 0;
+    }
+
+    private static void RunF64(Shape s, int reps, OpenBlas? blas)
+    {
+        var rng = new Random(1);
+        int aRows = s.Ta == Trans.No ? s.M : s.K, aCols = s.Ta == Trans.No ? s.K : s.M;
+        int bRows = s.Tb == Trans.No ? s.K : s.N, bCols = s.Tb == Trans.No ? s.N : s.K;
+        double[] a = Random(rng, aRows * aCols), b = Random(rng, bRows * bCols);
+        double[] c1 = new double[s.M * s.N], c2 = new double[s.M * s.N];
+        double flops = 2.0 * s.M * s.N * s.K;
+        // Enough repetitions for ≥ ~0.3 s per contender on the small shapes.
+        int r = Math.Max(reps, (int)Math.Min(20000, 3e8 / flops));
+        double managed = Best(r, () => Gemm.Multiply(s.Ta, s.Tb, s.M, s.N, s.K, 1.0, a, aCols, b, bCols, 0.0, c1, s.N));
+        string blasCol = "-", ratioCol = "-", diffCol = "-";
+        if (blas is not null)
+        {
+            double t = Best(r, () => blas.Dgemm(s.Ta == Trans.Yes, s.Tb == Trans.Yes, s.M, s.N, s.K, 1.0, a, aCols, b, bCols, 0.0, c2, s.N));
+            blasCol = $"{flops / t / 1e9:F2}";
+            ratioCol = $"{t / managed:P0}";
+            double maxDiff = 0, maxAbs = 0; // normwise: max |Δ| / max |C|
+            for (int i = 0; i < c1.Length; i++)
+            {
+                maxDiff = Math.Max(maxDiff, Math.Abs(c1[i] - c2[i]));
+                maxAbs = Math.Max(maxAbs, Math.Abs(c2[i]));
+            }
+            diffCol = $"{maxDiff / maxAbs:E1}";
+        }
+        Console.WriteLine($"{s.Name,-34} {"f64",4} {flops / managed / 1e9,13:F2} {blasCol,14} {ratioCol,7} {diffCol,13}");
+    }
+
+    private static void RunF32(Shape s, int reps, OpenBlas? blas)
+    {
+        var rng = new Random(1);
+        int aRows = s.Ta == Trans.No ? s.M : s.K, aCols = s.Ta == Trans.No ? s.K : s.M;
+        int bRows = s.Tb == Trans.No ? s.K : s.N, bCols = s.Tb == Trans.No ? s.N : s.K;
+        float[] a = RandomF32(rng, aRows * aCols), b = RandomF32(rng, bRows * bCols);
+        float[] c1 = new float[s.M * s.N], c2 = new float[s.M * s.N];
+        double flops = 2.0 * s.M * s.N * s.K;
+        int r = Math.Max(reps, (int)Math.Min(20000, 3e8 / flops));
+        double managed = Best(r, () => Gemm.Multiply(s.Ta, s.Tb, s.M, s.N, s.K, 1f, a, aCols, b, bCols, 0f, c1, s.N));
+        string blasCol = "-", ratioCol = "-", diffCol = "-";
+        if (blas is not null)
+        {
+            double t = Best(r, () => blas.Sgemm(s.Ta == Trans.Yes, s.Tb == Trans.Yes, s.M, s.N, s.K, 1f, a, aCols, b, bCols, 0f, c2, s.N));
+            blasCol = $"{flops / t / 1e9:F2}";
+            ratioCol = $"{t / managed:P0}";
+            double maxDiff = 0, maxAbs = 0;
+            for (int i = 0; i < c1.Length; i++)
+            {
+                maxDiff = Math.Max(maxDiff, Math.Abs(c1[i] - c2[i]));
+                maxAbs = Math.Max(maxAbs, Math.Abs(c2[i]));
+            }
+            diffCol = $"{maxDiff / maxAbs:E1}";
+        }
+        Console.WriteLine($"{s.Name,-34} {"f32",4} {flops / managed / 1e9,13:F2} {blasCol,14} {ratioCol,7} {diffCol,13}");
+    }
+
+    private static float[] RandomF32(Random rng, int count)
+    {
+        var x = new float[count];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+        return x;
     }
 
     private static double[] Random(Random rng, int count)

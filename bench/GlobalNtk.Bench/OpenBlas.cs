@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace GlobalNtk.Bench;
 
 /// <summary>
-/// Optional OpenBLAS <c>cblas_dgemm</c>, found at run time (comparison only: never a dependency of
+/// Optional OpenBLAS <c>cblas_dgemm</c> / <c>cblas_sgemm</c>, found at run time (comparison only: never a dependency of
 /// the library or the tests). <see cref="TryLoad"/> returns null when no OpenBLAS is installed.
 /// </summary>
 internal sealed unsafe class OpenBlas
@@ -18,12 +18,15 @@ internal sealed unsafe class OpenBlas
     ];
 
     private readonly delegate* unmanaged[Cdecl]<int, int, int, int, int, int, double, double*, int, double*, int, double, double*, int, void> _dgemm;
+    private readonly delegate* unmanaged[Cdecl]<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void> _sgemm;
 
     /// <summary>The library path that loaded and what OpenBLAS says about its build/core.</summary>
     public string Description { get; }
 
     private OpenBlas(nint lib, nint dgemm, string path)
     {
+        if (NativeLibrary.TryGetExport(lib, "cblas_sgemm", out nint sgemm))
+            _sgemm = (delegate* unmanaged[Cdecl]<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void>)sgemm;
         _dgemm = (delegate* unmanaged[Cdecl]<int, int, int, int, int, int, double, double*, int, double*, int, double, double*, int, void>)dgemm;
         string info = path;
         if (NativeLibrary.TryGetExport(lib, "openblas_get_config", out nint cfg))
@@ -53,5 +56,15 @@ internal sealed unsafe class OpenBlas
         const int RowMajor = 101, NoTrans = 111, Transp = 112;
         fixed (double* pa = a, pb = b, pc = c)
             _dgemm(RowMajor, ta ? Transp : NoTrans, tb ? Transp : NoTrans, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
+    }
+
+    /// <summary>Row-major cblas_sgemm with the same argument meaning as Gemm.Multiply.</summary>
+    public void Sgemm(bool ta, bool tb, int m, int n, int k, float alpha, float[] a, int lda,
+        float[] b, int ldb, float beta, float[] c, int ldc)
+    {
+        const int RowMajor = 101, NoTrans = 111, Transp = 112;
+        if (_sgemm == null) throw new InvalidOperationException("this OpenBLAS has no cblas_sgemm");
+        fixed (float* pa = a, pb = b, pc = c)
+            _sgemm(RowMajor, ta ? Transp : NoTrans, tb ? Transp : NoTrans, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
     }
 }

@@ -1,3 +1,5 @@
+using System.Numerics;
+using System.Numerics.Tensors;
 using System.Runtime.Intrinsics.X86;
 
 namespace GlobalNtk.Dense;
@@ -6,13 +8,14 @@ namespace GlobalNtk.Dense;
 public enum Trans { No, Yes }
 
 /// <summary>
-/// Row-major float64 matrix multiply: <c>C = alpha·op(A)·op(B) + beta·C</c>, with op(A) m×k,
+/// Row-major float64 and float32 matrix multiply: <c>C = alpha·op(A)·op(B) + beta·C</c>, with op(A) m×k,
 /// op(B) k×n, C m×n; <c>lda/ldb/ldc</c> are row strides in elements (so strided row sets,
 /// e.g. one time step of a [trial, time, unit] array, are operands without copies).
 /// </summary>
 /// <remarks>
 /// Implementation: packed A/B panels, cache blocking and a register-blocked FMA microkernel
-/// (AVX-512 8×24, else AVX2 6×8, else scalar 4×4; see <c>GemmKernels.cs</c>); m = 1 or n = 1
+/// (float64: AVX-512 8×24, else AVX2 6×8; float32: AVX-512 8×48, else AVX2 6×16; else scalar 4×4;
+/// see <c>GemmKernels.cs</c> and <c>GemmKernelsF32.cs</c>); one generic driver serves both precisions; m = 1 or n = 1
 /// runs as dot products / axpys instead, and tiny products (m·n·k ≤ 128) as plain loops. Products with at
 /// least <see cref="ParallelThreshold"/> multiply-adds are split into column (or row) panels run on
 /// up to <see cref="MaxDegreeOfParallelism"/> threads; smaller ones run on the calling thread and
@@ -46,12 +49,24 @@ public static partial class Gemm
     /// <exception cref="ArgumentException">A size or stride is negative or too small, or a span is too short.</exception>
     public static void Multiply(Trans ta, Trans tb, int m, int n, int k, double alpha,
         ReadOnlySpan<double> a, int lda, ReadOnlySpan<double> b, int ldb, double beta, Span<double> c, int ldc)
+        => Multiply<double>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+
+    /// <summary>C = alpha·op(A)·op(B) + beta·C in float32 (row-major, strided rows; float32 accumulation, as in sgemm).</summary>
+    /// <remarks>beta == 0 overwrites C (whatever it holds, NaN included); alpha == 0 or k == 0 only scales C.</remarks>
+    /// <exception cref="ArgumentException">A size or stride is negative or too small, or a span is too short.</exception>
+    public static void Multiply(Trans ta, Trans tb, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
+        => Multiply<float>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+
+    private static void Multiply<T>(Trans ta, Trans tb, int m, int n, int k, T alpha,
+        ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb, T beta, Span<T> c, int ldc)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         Validate("Gemm.Multiply", ta, tb, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
         if (m == 0 || n == 0) return;
         unsafe
         {
-            fixed (double* pa = a, pb = b, pc = c)
+            fixed (T* pa = a, pb = b, pc = c)
                 Run(SelectedKernel, ta, tb, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, MaxDegreeOfParallelism);
         }
     }
@@ -67,6 +82,19 @@ public static partial class Gemm
     public static void MultiplyBatched(Trans ta, Trans tb, int batch, int m, int n, int k, double alpha,
         ReadOnlySpan<double> a, int lda, int strideA, ReadOnlySpan<double> b, int ldb, int strideB,
         double beta, Span<double> c, int ldc, int strideC)
+        => MultiplyBatched<double>(ta, tb, batch, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC);
+
+    /// <summary>The float32 batch of equally shaped products; see the float64 overload.</summary>
+    /// <exception cref="ArgumentException">A size, stride or span length is inconsistent, or the C blocks overlap.</exception>
+    public static void MultiplyBatched(Trans ta, Trans tb, int batch, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, int strideA, ReadOnlySpan<float> b, int ldb, int strideB,
+        float beta, Span<float> c, int ldc, int strideC)
+        => MultiplyBatched<float>(ta, tb, batch, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC);
+
+    private static void MultiplyBatched<T>(Trans ta, Trans tb, int batch, int m, int n, int k, T alpha,
+        ReadOnlySpan<T> a, int lda, int strideA, ReadOnlySpan<T> b, int ldb, int strideB,
+        T beta, Span<T> c, int ldc, int strideC)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         const string who = "Gemm.MultiplyBatched";
         if (batch < 0) throw new ArgumentException($"{who}: batch = {batch} is negative.");
@@ -90,7 +118,7 @@ public static partial class Gemm
         KernelKind kind = SelectedKernel;
         unsafe
         {
-            fixed (double* pa = a, pb = b, pc = c)
+            fixed (T* pa = a, pb = b, pc = c)
             {
                 if (threads <= 1 || work * batch < ParallelThreshold || work >= ParallelThreshold * 4)
                 {
@@ -105,8 +133,8 @@ public static partial class Gemm
                 {
                     int t0 = (int)((long)batch * part / threads), t1 = (int)((long)batch * (part + 1) / threads);
                     for (int t = t0; t < t1; t++)
-                        Run(kind, ta, tb, m, n, k, alpha, (double*)ia + (nint)t * strideA, lda, (double*)ib + (nint)t * strideB,
-                            ldb, beta, (double*)ic + (nint)t * strideC, ldc, 1);
+                        Run(kind, ta, tb, m, n, k, alpha, (T*)ia + (nint)t * strideA, lda, (T*)ib + (nint)t * strideB,
+                            ldb, beta, (T*)ic + (nint)t * strideC, ldc, 1);
                 });
             }
         }
@@ -141,10 +169,11 @@ public static partial class Gemm
     private static string Stored(int rows, int cols, Trans t) => t == Trans.No ? $"{rows}×{cols}" : $"{rows}×{cols} (transposed)";
 
     /// <summary>Dispatch on pointers (arguments already validated, m, n ≥ 1).</summary>
-    private static unsafe void Run(KernelKind kind, Trans ta, Trans tb, int m, int n, int k, double alpha,
-        double* a, nint lda, double* b, nint ldb, double beta, double* c, nint ldc, int maxThreads)
+    private static unsafe void Run<T>(KernelKind kind, Trans ta, Trans tb, int m, int n, int k, T alpha,
+        T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc, int maxThreads)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (k == 0 || alpha == 0)
+        if (k == 0 || alpha == T.Zero)
         {
             ScaleC(m, n, beta, c, ldc);
             return;
@@ -164,11 +193,32 @@ public static partial class Gemm
             GemmVector.RowResult(ta, tb, n, k, alpha, a, lda, b, ldb, beta, c);
             return;
         }
-        switch (kind)
+        // typeof(T) tests are JIT-time constants: each instantiation keeps only its own branch.
+        if (typeof(T) == typeof(double))
         {
-            case KernelKind.Avx512: Split<Avx512Kernel>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, maxThreads); break;
-            case KernelKind.Avx2: Split<Avx2Kernel>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, maxThreads); break;
-            default: Split<ScalarKernel>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, maxThreads); break;
+            double* da = (double*)a, db = (double*)b, dc = (double*)c;
+            double dAlpha = double.CreateTruncating(alpha), dBeta = double.CreateTruncating(beta);
+            switch (kind)
+            {
+                case KernelKind.Avx512: Split<double, Avx512Kernel>(ta, tb, m, n, k, dAlpha, da, lda, db, ldb, dBeta, dc, ldc, maxThreads); break;
+                case KernelKind.Avx2: Split<double, Avx2Kernel>(ta, tb, m, n, k, dAlpha, da, lda, db, ldb, dBeta, dc, ldc, maxThreads); break;
+                default: Split<double, ScalarKernel<double>>(ta, tb, m, n, k, dAlpha, da, lda, db, ldb, dBeta, dc, ldc, maxThreads); break;
+            }
+        }
+        else if (typeof(T) == typeof(float))
+        {
+            float* fa = (float*)a, fb = (float*)b, fc = (float*)c;
+            float fAlpha = float.CreateTruncating(alpha), fBeta = float.CreateTruncating(beta);
+            switch (kind)
+            {
+                case KernelKind.Avx512: Split<float, Avx512KernelF32>(ta, tb, m, n, k, fAlpha, fa, lda, fb, ldb, fBeta, fc, ldc, maxThreads); break;
+                case KernelKind.Avx2: Split<float, Avx2KernelF32>(ta, tb, m, n, k, fAlpha, fa, lda, fb, ldb, fBeta, fc, ldc, maxThreads); break;
+                default: Split<float, ScalarKernel<float>>(ta, tb, m, n, k, fAlpha, fa, lda, fb, ldb, fBeta, fc, ldc, maxThreads); break;
+            }
+        }
+        else
+        {
+            Split<T, ScalarKernel<T>>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, maxThreads);
         }
     }
 
@@ -179,16 +229,17 @@ public static partial class Gemm
     /// of the work, and the single fork/join keeps medium products (the NTK's per-step shapes) cheap;
     /// finer, dynamically scheduled tiles measured slower on those shapes here.
     /// </summary>
-    private static unsafe void Split<K>(Trans ta, Trans tb, int m, int n, int k, double alpha,
-        double* a, nint lda, double* b, nint ldb, double beta, double* c, nint ldc, int maxThreads)
-        where K : struct, IGemmKernel
+    private static unsafe void Split<T, K>(Trans ta, Trans tb, int m, int n, int k, T alpha,
+        T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc, int maxThreads)
+        where T : unmanaged, IFloatingPointIeee754<T>
+        where K : struct, IGemmKernel<T>
     {
         bool splitN = n >= m;
         int unit = splitN ? K.NR : K.MR, length = splitN ? n : m, tiles = (length + unit - 1) / unit;
         int parts = Math.Min(Math.Min(maxThreads, Environment.ProcessorCount), tiles);
         if (parts <= 1 || (long)m * n * k < ParallelThreshold)
         {
-            GemmDriver<K>.Serial(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            GemmDriver<T, K>.Serial(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
         }
         nint ia = (nint)a, ib = (nint)b, ic = (nint)c;
@@ -196,12 +247,12 @@ public static partial class Gemm
         {
             int lo = (int)((long)tiles * part / parts) * unit;
             int hi = Math.Min(length, (int)((long)tiles * (part + 1) / parts) * unit);
-            double* pa = (double*)ia, pb = (double*)ib, pc = (double*)ic;
+            T* pa = (T*)ia, pb = (T*)ib, pc = (T*)ic;
             if (splitN)
-                GemmDriver<K>.Serial(ta, tb, m, hi - lo, k, alpha, pa, lda,
+                GemmDriver<T, K>.Serial(ta, tb, m, hi - lo, k, alpha, pa, lda,
                     tb == Trans.No ? pb + lo : pb + lo * ldb, ldb, beta, pc + lo, ldc);
             else
-                GemmDriver<K>.Serial(ta, tb, hi - lo, n, k, alpha, ta == Trans.No ? pa + lo * lda : pa + lo, lda,
+                GemmDriver<T, K>.Serial(ta, tb, hi - lo, n, k, alpha, ta == Trans.No ? pa + lo * lda : pa + lo, lda,
                     pb, ldb, beta, pc + lo * ldc, ldc);
         });
     }
@@ -209,8 +260,9 @@ public static partial class Gemm
     /// <summary>Products this small (≈ 5×5×5) finish before packing would have started: plain dot products.</summary>
     private const long TinyProduct = 128;
 
-    private static unsafe void Tiny(Trans ta, Trans tb, int m, int n, int k, double alpha,
-        double* a, nint lda, double* b, nint ldb, double beta, double* c, nint ldc)
+    private static unsafe void Tiny<T>(Trans ta, Trans tb, int m, int n, int k, T alpha,
+        T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         // op(A)(i, p) = a[i·sai + p·sap], op(B)(p, j) = b[p·sbp + j·sbj].
         nint sai = ta == Trans.No ? lda : 1, sap = ta == Trans.No ? 1 : lda;
@@ -218,20 +270,21 @@ public static partial class Gemm
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
             {
-                double s = 0;
+                T s = T.Zero;
                 for (int p = 0; p < k; p++) s += a[i * sai + p * sap] * b[p * sbp + j * sbj];
-                double* cij = c + i * ldc + j;
-                *cij = beta == 0 ? alpha * s : alpha * s + beta * *cij;
+                T* cij = c + i * ldc + j;
+                *cij = beta == T.Zero ? alpha * s : alpha * s + beta * *cij;
             }
     }
 
-    private static unsafe void ScaleC(int m, int n, double beta, double* c, nint ldc)
+    private static unsafe void ScaleC<T>(int m, int n, T beta, T* c, nint ldc)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         for (int i = 0; i < m; i++)
         {
-            var row = new Span<double>(c + i * ldc, n);
-            if (beta == 0) row.Clear();
-            else if (beta != 1) Numerics.Scale(row, beta);
+            var row = new Span<T>(c + i * ldc, n);
+            if (beta == T.Zero) row.Clear();
+            else if (beta != T.One) TensorPrimitives.Multiply(row, beta, row);
         }
     }
 }

@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -11,11 +12,17 @@ namespace GlobalNtk.Dense;
 /// → MC row blocks of A (Ā packed) → NR × MR microkernel tiles. Edge tiles run the same kernel into
 /// a scratch tile (packing pads with zeros) and are copied out.
 /// </summary>
-internal static unsafe class GemmDriver<K> where K : struct, IGemmKernel
+/// <remarks>
+/// Generic over the element type as well (<c>double</c> or <c>float</c>): the JIT specialises each
+/// (T, K) pair, so the float64 path compiles to the same code as a hand-written one.
+/// </remarks>
+internal static unsafe class GemmDriver<T, K>
+    where T : unmanaged, IFloatingPointIeee754<T>
+    where K : struct, IGemmKernel<T>
 {
     /// <summary>C[0:m,0:n] = alpha·op(A)·op(B) + beta·C on one thread; m, n, k ≥ 1.</summary>
-    public static void Serial(Trans ta, Trans tb, int m, int n, int k, double alpha,
-        double* a, nint lda, double* b, nint ldb, double beta, double* c, nint ldc)
+    public static void Serial(Trans ta, Trans tb, int m, int n, int k, T alpha,
+        T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
     {
         int mr = K.MR, nr = K.NR;
         // Even splits (rounded to the tile) avoid a thin last block that would waste a whole pass.
@@ -23,18 +30,18 @@ internal static unsafe class GemmDriver<K> where K : struct, IGemmKernel
         int mBlocks = DivUp(m, K.MC), mcMax = RoundUp(DivUp(m, mBlocks), mr);
         int nBlocks = DivUp(n, K.NC), ncMax = RoundUp(DivUp(n, nBlocks), nr);
 
-        var buffers = GemmBuffers.Rent();
+        var buffers = GemmBuffers<T>.Rent();
         try
         {
-            double* pa = buffers.PackA(mcMax * kcMax);
-            double* pb = buffers.PackB(ncMax * kcMax);
+            T* pa = buffers.PackA(mcMax * kcMax);
+            T* pb = buffers.PackB(ncMax * kcMax);
             for (int jc = 0; jc < n; jc += ncMax)
             {
                 int nc = Math.Min(ncMax, n - jc);
                 for (int pc = 0; pc < k; pc += kcMax)
                 {
                     int kc = Math.Min(kcMax, k - pc);
-                    double betaBlock = pc == 0 ? beta : 1.0; // later k-slices accumulate
+                    T betaBlock = pc == 0 ? beta : T.One; // later k-slices accumulate
                     PackB(tb, b, ldb, pc, jc, kc, nc, pb);
                     for (int ic = 0; ic < m; ic += mcMax)
                     {
@@ -47,37 +54,37 @@ internal static unsafe class GemmDriver<K> where K : struct, IGemmKernel
         }
         finally
         {
-            GemmBuffers.Return(buffers);
+            GemmBuffers<T>.Return(buffers);
         }
     }
 
     [SkipLocalsInit]
-    private static void Macro(int mc, int nc, int kc, double alpha, double* pa, double* pb,
-        double beta, double* c, nint ldc)
+    private static void Macro(int mc, int nc, int kc, T alpha, T* pa, T* pb,
+        T beta, T* c, nint ldc)
     {
         int mr = K.MR, nr = K.NR;
-        double* tile = stackalloc double[K.MR * K.NR]; // edge tiles land here first
+        T* tile = stackalloc T[K.MR * K.NR]; // edge tiles land here first
         for (int jr = 0; jr < nc; jr += nr)
         {
             int nrEff = Math.Min(nr, nc - jr);
-            double* bp = pb + (nint)jr * kc;
+            T* bp = pb + (nint)jr * kc;
             for (int ir = 0; ir < mc; ir += mr)
             {
                 int mrEff = Math.Min(mr, mc - ir);
-                double* ap = pa + (nint)ir * kc;
-                double* cp = c + ir * ldc + jr;
+                T* ap = pa + (nint)ir * kc;
+                T* cp = c + ir * ldc + jr;
                 if (mrEff == mr && nrEff == nr)
                 {
                     K.Compute(kc, ap, bp, cp, ldc, alpha, beta);
                 }
                 else
                 {
-                    K.Compute(kc, ap, bp, tile, nr, 1.0, 0.0);
+                    K.Compute(kc, ap, bp, tile, nr, T.One, T.Zero);
                     for (int r = 0; r < mrEff; r++)
                     {
-                        double* crow = cp + r * ldc;
-                        double* trow = tile + r * nr;
-                        if (beta == 0)
+                        T* crow = cp + r * ldc;
+                        T* trow = tile + r * nr;
+                        if (beta == T.Zero)
                             for (int j = 0; j < nrEff; j++) crow[j] = alpha * trow[j];
                         else
                             for (int j = 0; j < nrEff; j++) crow[j] = alpha * trow[j] + beta * crow[j];
@@ -91,7 +98,7 @@ internal static unsafe class GemmDriver<K> where K : struct, IGemmKernel
     /// Packs op(A)[ic:ic+mc, pc:pc+kc] into MR-row micro-panels (element (r, p) of panel q at
     /// q·MR·kc + p·MR + r), zero-padding the last panel.
     /// </summary>
-    private static void PackA(Trans ta, double* a, nint lda, int ic, int pc, int mc, int kc, double* dst)
+    private static void PackA(Trans ta, T* a, nint lda, int ic, int pc, int mc, int kc, T* dst)
     {
         int mr = K.MR;
         for (int i0 = 0; i0 < mc; i0 += mr, dst += (nint)mr * kc)
@@ -100,22 +107,22 @@ internal static unsafe class GemmDriver<K> where K : struct, IGemmKernel
             if (ta == Trans.No)
             {
                 // op(A)(i, p) = a[i·lda + p]: rows are contiguous in p; transpose into the panel.
-                double* src = a + (ic + i0) * lda + pc;
+                T* src = a + (ic + i0) * lda + pc;
                 int p = 0;
-                if (mr == 8 && rows == 8 && Avx512F.IsSupported)
-                    for (; p + 8 <= kc; p += 8) Transpose8x8(src + p, lda, dst + p * 8, 8);
+                if (typeof(T) == typeof(double) && mr == 8 && rows == 8 && Avx512F.IsSupported)
+                    for (; p + 8 <= kc; p += 8) Transpose8x8((double*)(src + p), lda, (double*)(dst + p * 8), 8);
                 for (int r = 0; r < rows; r++)
                 {
-                    double* s = src + r * lda;
+                    T* s = src + r * lda;
                     for (int q = p; q < kc; q++) dst[q * mr + r] = s[q];
                 }
                 for (int r = rows; r < mr; r++)
-                    for (int q = p; q < kc; q++) dst[q * mr + r] = 0;
+                    for (int q = p; q < kc; q++) dst[q * mr + r] = T.Zero;
             }
             else
             {
                 // op(A)(i, p) = a[p·lda + i]: each k-step is a contiguous run of MR values.
-                double* src = a + (nint)pc * lda + ic + i0;
+                T* src = a + (nint)pc * lda + ic + i0;
                 for (int p = 0; p < kc; p++)
                     CopyPadded(src + p * lda, dst + p * mr, rows, mr);
             }
@@ -126,7 +133,7 @@ internal static unsafe class GemmDriver<K> where K : struct, IGemmKernel
     /// Packs op(B)[pc:pc+kc, jc:jc+nc] into NR-column micro-panels (element (p, j) of panel q at
     /// q·NR·kc + p·NR + j), zero-padding the last panel.
     /// </summary>
-    private static void PackB(Trans tb, double* b, nint ldb, int pc, int jc, int kc, int nc, double* dst)
+    private static void PackB(Trans tb, T* b, nint ldb, int pc, int jc, int kc, int nc, T* dst)
     {
         int nr = K.NR;
         for (int j0 = 0; j0 < nc; j0 += nr, dst += (nint)nr * kc)
@@ -135,42 +142,42 @@ internal static unsafe class GemmDriver<K> where K : struct, IGemmKernel
             if (tb == Trans.No)
             {
                 // op(B)(p, j) = b[p·ldb + j]: each k-step is a contiguous run of NR values.
-                double* src = b + (nint)pc * ldb + jc + j0;
+                T* src = b + (nint)pc * ldb + jc + j0;
                 for (int p = 0; p < kc; p++)
                     CopyPadded(src + p * ldb, dst + p * nr, cols, nr);
             }
             else
             {
                 // op(B)(p, j) = b[j·ldb + p]: rows of b are contiguous in p; transpose 8 columns at a time.
-                double* src = b + (jc + j0) * ldb + pc;
+                T* src = b + (jc + j0) * ldb + pc;
                 int p = 0;
-                if (nr % 8 == 0 && cols == nr && Avx512F.IsSupported)
+                if (typeof(T) == typeof(double) && nr % 8 == 0 && cols == nr && Avx512F.IsSupported)
                 {
                     for (; p + 8 <= kc; p += 8)
                         for (int g = 0; g < nr; g += 8)
-                            Transpose8x8(src + g * ldb + p, ldb, dst + p * nr + g, nr);
+                            Transpose8x8((double*)(src + g * ldb + p), ldb, (double*)(dst + p * nr + g), nr);
                 }
                 for (int j = 0; j < cols; j++)
                 {
-                    double* s = src + j * ldb;
+                    T* s = src + j * ldb;
                     for (int q = p; q < kc; q++) dst[q * nr + j] = s[q];
                 }
                 for (int j = cols; j < nr; j++)
-                    for (int q = p; q < kc; q++) dst[q * nr + j] = 0;
+                    for (int q = p; q < kc; q++) dst[q * nr + j] = T.Zero;
             }
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CopyPadded(double* src, double* dst, int count, int width)
+    private static void CopyPadded(T* src, T* dst, int count, int width)
     {
         int j = 0;
         if (Vector512.IsHardwareAccelerated)
-            for (; j + 8 <= count; j += 8) Vector512.Store(Vector512.Load(src + j), dst + j);
+            for (; j + Vector512<T>.Count <= count; j += Vector512<T>.Count) Vector512.Store(Vector512.Load(src + j), dst + j);
         else if (Vector256.IsHardwareAccelerated)
-            for (; j + 4 <= count; j += 4) Vector256.Store(Vector256.Load(src + j), dst + j);
+            for (; j + Vector256<T>.Count <= count; j += Vector256<T>.Count) Vector256.Store(Vector256.Load(src + j), dst + j);
         for (; j < count; j++) dst[j] = src[j];
-        for (; j < width; j++) dst[j] = 0;
+        for (; j < width; j++) dst[j] = T.Zero;
     }
 
     /// <summary>dst[q·ldd + r] = src[r·lds + q] for an 8 × 8 block (three shuffle stages on zmm).</summary>
@@ -210,32 +217,33 @@ internal static unsafe class GemmDriver<K> where K : struct, IGemmKernel
 /// allocates nothing once its thread has warmed up. Rent/Return hands the set out exclusively, so
 /// a re-entrant call on the same thread gets a fresh set instead of clobbering one in use.
 /// </summary>
-internal sealed unsafe class GemmBuffers
+internal sealed unsafe class GemmBuffers<T> where T : unmanaged
 {
-    [ThreadStatic] private static GemmBuffers? t_cached;
+    [ThreadStatic] private static GemmBuffers<T>? t_cached;
 
-    private double[] _a = [], _b = [];
+    private T[] _a = [], _b = [];
 
     private bool _inUse;
 
-    public static GemmBuffers Rent()
+    public static GemmBuffers<T> Rent()
     {
-        var set = t_cached ??= new GemmBuffers();
-        if (set._inUse) return new GemmBuffers { _inUse = true }; // re-entrant call: a private set
+        var set = t_cached ??= new GemmBuffers<T>();
+        if (set._inUse) return new GemmBuffers<T> { _inUse = true }; // re-entrant call: a private set
         set._inUse = true;
         return set;
     }
 
-    public static void Return(GemmBuffers set) => set._inUse = false;
+    public static void Return(GemmBuffers<T> set) => set._inUse = false;
 
-    public double* PackA(int length) => Aligned(ref _a, length);
-    public double* PackB(int length) => Aligned(ref _b, length);
+    public T* PackA(int length) => Aligned(ref _a, length);
+    public T* PackB(int length) => Aligned(ref _b, length);
 
-    private static double* Aligned(ref double[] array, int length)
+    private static T* Aligned(ref T[] array, int length)
     {
-        if (array.Length < length + 8)
-            array = GC.AllocateUninitializedArray<double>(length + 8, pinned: true);
+        int pad = 64 / sizeof(T); // room to round the start up to a 64-byte boundary
+        if (array.Length < length + pad)
+            array = GC.AllocateUninitializedArray<T>(length + pad, pinned: true);
         nint p = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
-        return (double*)((p + 63) & ~(nint)63);
+        return (T*)((p + 63) & ~(nint)63);
     }
 }

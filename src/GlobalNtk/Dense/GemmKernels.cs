@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -9,7 +10,7 @@ namespace GlobalNtk.Dense;
 /// (<c>kc</c> groups of NR values). beta == 0 overwrites C without reading it (NaN in C is ignored).
 /// The blocking sizes travel with the kernel because they depend on its register footprint.
 /// </summary>
-internal unsafe interface IGemmKernel
+internal unsafe interface IGemmKernel<T> where T : unmanaged
 {
     /// <summary>Rows of C per microkernel call (broadcast dimension).</summary>
     static abstract int MR { get; }
@@ -21,11 +22,11 @@ internal unsafe interface IGemmKernel
     static abstract int MC { get; }
     /// <summary>Columns of the packed B panel (KC·NC sits in L3).</summary>
     static abstract int NC { get; }
-    static abstract void Compute(int kc, double* a, double* b, double* c, nint ldc, double alpha, double beta);
+    static abstract void Compute(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta);
 }
 
 /// <summary>AVX-512 kernel: 8 rows × 24 columns = 24 zmm accumulators + 3 B vectors + 1 broadcast (of 32 registers).</summary>
-internal unsafe struct Avx512Kernel : IGemmKernel
+internal unsafe struct Avx512Kernel : IGemmKernel<double>
 {
     public static int MR => 8;
     public static int NR => 24;
@@ -158,7 +159,7 @@ internal unsafe struct Avx512Kernel : IGemmKernel
 }
 
 /// <summary>AVX2/FMA kernel: 6 rows × 8 columns = 12 ymm accumulators + 2 B vectors + 1 broadcast (of 16 registers).</summary>
-internal unsafe struct Avx2Kernel : IGemmKernel
+internal unsafe struct Avx2Kernel : IGemmKernel<double>
 {
     public static int MR => 6;
     public static int NR => 8;
@@ -239,8 +240,8 @@ internal unsafe struct Avx2Kernel : IGemmKernel
     }
 }
 
-/// <summary>Portable scalar kernel (4 × 4) for CPUs without FMA vectors; same packing contract.</summary>
-internal unsafe struct ScalarKernel : IGemmKernel
+/// <summary>Portable scalar kernel (4 × 4) for CPUs without FMA vectors; same packing contract, either precision.</summary>
+internal unsafe struct ScalarKernel<T> : IGemmKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     public static int MR => 4;
     public static int NR => 4;
@@ -248,21 +249,21 @@ internal unsafe struct ScalarKernel : IGemmKernel
     public static int MC => 64;
     public static int NC => 1024;
 
-    public static void Compute(int kc, double* a, double* b, double* c, nint ldc, double alpha, double beta)
+    public static void Compute(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta)
     {
         // 16 named accumulators (not an array) so the JIT keeps them in registers.
-        double c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
-        double c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+        T c00 = T.Zero, c01 = T.Zero, c02 = T.Zero, c03 = T.Zero, c10 = T.Zero, c11 = T.Zero, c12 = T.Zero, c13 = T.Zero;
+        T c20 = T.Zero, c21 = T.Zero, c22 = T.Zero, c23 = T.Zero, c30 = T.Zero, c31 = T.Zero, c32 = T.Zero, c33 = T.Zero;
         for (int p = 0; p < kc; p++)
         {
-            double b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];
-            double a0 = a[0];
+            T b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];
+            T a0 = a[0];
             c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
-            double a1 = a[1];
+            T a1 = a[1];
             c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
-            double a2 = a[2];
+            T a2 = a[2];
             c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
-            double a3 = a[3];
+            T a3 = a[3];
             c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
             a += 4; b += 4;
         }
@@ -272,9 +273,9 @@ internal unsafe struct ScalarKernel : IGemmKernel
         Store(c + 3 * ldc, c30, c31, c32, c33, alpha, beta);
     }
 
-    private static void Store(double* c, double x0, double x1, double x2, double x3, double alpha, double beta)
+    private static void Store(T* c, T x0, T x1, T x2, T x3, T alpha, T beta)
     {
-        if (beta == 0)
+        if (beta == T.Zero)
         {
             c[0] = alpha * x0; c[1] = alpha * x1; c[2] = alpha * x2; c[3] = alpha * x3;
         }
@@ -296,4 +297,10 @@ internal static class GemmTuning
     internal static int KC512 = 256;
     internal static int MC512 = 192;
     internal static int NC512 = 2400;
+
+    // Float32: the same byte footprints hold twice the elements along the vector (NR = 48) and
+    // the A block (MC); B̄ micro-panel KC·48·4 B = 48 KiB, A block MC·KC·4 B = 384 KiB.
+    internal static int KC512F32 = 256;
+    internal static int MC512F32 = 384;
+    internal static int NC512F32 = 4800;
 }

@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Numerics.Tensors;
 
 namespace GlobalNtk.Dense;
@@ -9,10 +10,11 @@ namespace GlobalNtk.Dense;
 internal static unsafe class GemmVector
 {
     /// <summary>n = 1: c[i·ldc] = alpha·Σ_p op(A)(i, p)·op(B)(p, 0) + beta·c[i·ldc].</summary>
-    public static void ColumnResult(Trans ta, Trans tb, int m, int k, double alpha,
-        double* a, nint lda, double* b, nint ldb, double beta, double* c, nint ldc)
+    public static void ColumnResult<T>(Trans ta, Trans tb, int m, int k, T alpha,
+        T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var buffers = GemmBuffers.Rent();
+        var buffers = GemmBuffers<T>.Rent();
         try
         {
             // op(B)(p, 0) is b[p·ldb] (No) or b[p] (Yes).
@@ -20,27 +22,28 @@ internal static unsafe class GemmVector
             if (ta == Trans.No)
             {
                 for (int i = 0; i < m; i++)
-                    Store(ref c[i * ldc], alpha * TensorPrimitives.Dot(new ReadOnlySpan<double>(a + i * lda, k), x), beta);
+                    Store(ref c[i * ldc], alpha * TensorPrimitives.Dot(new ReadOnlySpan<T>(a + i * lda, k), x), beta);
             }
             else
             {
                 // op(A)(i, p) = a[p·lda + i]: accumulate rows of the stored A scaled by x[p].
-                var y = new Span<double>(buffers.PackA(m), m);
+                var y = new Span<T>(buffers.PackA(m), m);
                 AccumulateRows(a, lda, k, m, x, y);
                 for (int i = 0; i < m; i++) Store(ref c[i * ldc], alpha * y[i], beta);
             }
         }
         finally
         {
-            GemmBuffers.Return(buffers);
+            GemmBuffers<T>.Return(buffers);
         }
     }
 
     /// <summary>m = 1: c[j] = alpha·Σ_p op(A)(0, p)·op(B)(p, j) + beta·c[j].</summary>
-    public static void RowResult(Trans ta, Trans tb, int n, int k, double alpha,
-        double* a, nint lda, double* b, nint ldb, double beta, double* c)
+    public static void RowResult<T>(Trans ta, Trans tb, int n, int k, T alpha,
+        T* a, nint lda, T* b, nint ldb, T beta, T* c)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var buffers = GemmBuffers.Rent();
+        var buffers = GemmBuffers<T>.Rent();
         try
         {
             // op(A)(0, p) is a[p] (No) or a[p·lda] (Yes).
@@ -48,36 +51,38 @@ internal static unsafe class GemmVector
             if (tb == Trans.Yes)
             {
                 for (int j = 0; j < n; j++)
-                    Store(ref c[j], alpha * TensorPrimitives.Dot(x, new ReadOnlySpan<double>(b + j * ldb, k)), beta);
+                    Store(ref c[j], alpha * TensorPrimitives.Dot(x, new ReadOnlySpan<T>(b + j * ldb, k)), beta);
             }
             else
             {
-                var y = new Span<double>(buffers.PackB(n), n);
+                var y = new Span<T>(buffers.PackB(n), n);
                 AccumulateRows(b, ldb, k, n, x, y);
                 for (int j = 0; j < n; j++) Store(ref c[j], alpha * y[j], beta);
             }
         }
         finally
         {
-            GemmBuffers.Return(buffers);
+            GemmBuffers<T>.Return(buffers);
         }
     }
 
     /// <summary>y = Σ_p x[p]·row_p, row_p = s[p·lds .. p·lds + width).</summary>
-    private static void AccumulateRows(double* s, nint lds, int rows, int width, ReadOnlySpan<double> x, Span<double> y)
+    private static void AccumulateRows<T>(T* s, nint lds, int rows, int width, ReadOnlySpan<T> x, Span<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         y.Clear();
         for (int p = 0; p < rows; p++)
-            TensorPrimitives.MultiplyAdd(new ReadOnlySpan<double>(s + p * lds, width), x[p], y, y);
+            TensorPrimitives.MultiplyAdd(new ReadOnlySpan<T>(s + p * lds, width), x[p], y, y);
     }
 
     /// <summary>The strided vector v[p·stride] as a contiguous span (copied into scratch unless stride is 1).</summary>
-    private static ReadOnlySpan<double> Contiguous(double* v, nint stride, int length, double* scratch)
+    private static ReadOnlySpan<T> Contiguous<T>(T* v, nint stride, int length, T* scratch) where T : unmanaged
     {
-        if (stride == 1) return new ReadOnlySpan<double>(v, length);
+        if (stride == 1) return new ReadOnlySpan<T>(v, length);
         for (int p = 0; p < length; p++) scratch[p] = v[p * stride];
-        return new ReadOnlySpan<double>(scratch, length);
+        return new ReadOnlySpan<T>(scratch, length);
     }
 
-    private static void Store(ref double c, double value, double beta) => c = beta == 0 ? value : value + beta * c;
+    private static void Store<T>(ref T c, T value, T beta) where T : unmanaged, IFloatingPointIeee754<T>
+        => c = beta == T.Zero ? value : value + beta * c;
 }
