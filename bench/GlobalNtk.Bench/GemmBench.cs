@@ -29,7 +29,7 @@ internal static class GemmBench
                 case "--kc": GemmTuning.KC512 = int.Parse(args[++i]); break;
                 case "--mc": GemmTuning.MC512 = int.Parse(args[++i]); break;
                 case "--nc": GemmTuning.NC512 = int.Parse(args[++i]); break;
-                case "--kernel": Gemm.ForcedKernel.Override(Enum.Parse<Gemm.KernelKind>(args[++i], ignoreCase: true)); break; // for the rest of the run
+                case "--kernel": Gemm.ForcedKernel = Enum.Parse<Gemm.KernelKind>(args[++i], ignoreCase: true); break;
                 case "--threads": Gemm.MaxDegreeOfParallelism = int.Parse(args[++i]); break;
                 default: Console.Error.WriteLine($"gemm: unknown option '{args[i]}'"); return 2;
             }

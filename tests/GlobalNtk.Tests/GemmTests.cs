@@ -170,8 +170,10 @@ public class GemmTests
 
     private static void RunForced(string kernel, Action action)
     {
-        using (Gemm.ForcedKernel.Override(Enum.Parse<Gemm.KernelKind>(kernel)))
-            action();
+        var saved = Gemm.ForcedKernel;
+        Gemm.ForcedKernel = Enum.Parse<Gemm.KernelKind>(kernel);
+        try { action(); }
+        finally { Gemm.ForcedKernel = saved; }
     }
 
     private static double[] Naive(Trans ta, Trans tb, int m, int n, int k, double alpha, double[] a, int lda,

@@ -35,11 +35,18 @@ public static partial class Gemm
     /// <summary>Which microkernel to use; tests force each one that the CPU supports.</summary>
     internal enum KernelKind { Auto, Avx512, Avx2, Scalar }
 
-    /// <summary>Scoped to the calling logical call, so a test forcing a kernel does not slow down concurrent tests.</summary>
-    internal static readonly ScopedSetting<KernelKind> ForcedKernel = new(KernelKind.Auto);
+    /// <summary>Per calling thread, so a test forcing a kernel does not slow down concurrent tests.</summary>
+    internal static KernelKind ForcedKernel
+    {
+        get => s_anyForced ? t_forced : KernelKind.Auto; // skip the thread-static read in production
+        set { s_anyForced = true; t_forced = value; }
+    }
+
+    [ThreadStatic] private static KernelKind t_forced;
+    private static volatile bool s_anyForced;
 
     internal static KernelKind SelectedKernel =>
-        ForcedKernel.Value is var forced && forced != KernelKind.Auto ? forced
+        ForcedKernel != KernelKind.Auto ? ForcedKernel
         : Avx512F.IsSupported ? KernelKind.Avx512
         : Fma.IsSupported && Avx2.IsSupported ? KernelKind.Avx2
         : KernelKind.Scalar;
