@@ -138,7 +138,7 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
             };
             int hidden = s.Hidden ?? 64;
             if (hidden < 1) throw new CliInputException($"train: --hidden must be ≥ 1, got {hidden}.");
-            trainer = CliInputs.WithinMemory($"--hidden {hidden}", () => Trainer.Create(s.Arch ?? "gru", hidden, s.Task, options, s.Gain ?? 1.0,
+            trainer = CliInputs.WithinMemory($"--hidden {hidden}, --batch {options.BatchSize}", () => Trainer.Create(s.Arch ?? "gru", hidden, s.Task, options, s.Gain ?? 1.0,
                 new TaskOptions { Steps = s.TaskSteps, InputNoise = s.Noise ?? 0 }, ParseOptions(s.ModelOptions)));
         }
 

@@ -47,7 +47,7 @@ public sealed class Trainer
         };
         // Refuse what cannot fit before allocating any of it (it would end in OutOfMemory midway).
         if (TrainingMemory.Estimate(spec, t, options) is { } memory)
-            MemoryBudget.Require(memory, $"training {arch} with hidden width {hidden}");
+            MemoryBudget.Require(memory, $"training {arch} (hidden width {hidden}, batches of {options.BatchSize} trials × {t.Steps} steps)");
         var model = ModelRegistry.Create(spec);
         return new Trainer(model, t, options);
     }
