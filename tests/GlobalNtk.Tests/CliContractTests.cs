@@ -142,7 +142,7 @@ public class CliContractTests
         // Read only (no environment change): the documented default, unless overridden.
         string dir = CliIO.DefaultLogDirectory();
         if (Environment.GetEnvironmentVariable(CliIO.LogDirectoryVariable) is { Length: > 0 } set) Assert.Equal(set, dir);
-        else Assert.EndsWith(Path.Combine("globalntk", "logs"), dir);
+        else Assert.True(dir.EndsWith(Path.Combine("globalntk", "logs")) || dir.EndsWith("globalntk-logs"), dir); // no home folder: the temp folder
     }
 
     private static void ThrowABug() => throw new InvalidOperationException("state went bad.");
