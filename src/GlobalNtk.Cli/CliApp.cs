@@ -31,6 +31,7 @@ public static class CliApp
     {
         var (stdout, stderr) = (io.Out, io.Err);
         CliIO.Current = io;
+        var catalog = new CliCatalog();
         var app = new CommandApp();
         app.Configure(c =>
         {
@@ -44,16 +45,50 @@ public static class CliApp
             c.PropagateExceptions();
             c.CaseSensitivity(CaseSensitivity.None);
             c.UseStrictParsing();
-            Configure(c);
+            Configure(catalog.Recording(c));
         });
         try
         {
-            return app.Run(args);
+            if (args is ["--version"])
+            {
+                stdout.WriteLine($"globalntk {Version}");
+                return 0;
+            }
+            return app.Run(HelpAsOption(args, catalog));
         }
         catch (Exception ex)
         {
+            // A misspelt command or option: name it and suggest the closest known one.
+            string? unknown = ex is CommandParseException or CommandRuntimeException ? CliSuggest.Explain(args, catalog) : null;
+            if (unknown is not null)
+            {
+                stderr.WriteLine("error: " + unknown);
+                stderr.Flush();
+                return CliErrors.BadInput;
+            }
             return CliErrors.Report(ex, args, io);
         }
+    }
+
+    /// <summary>The registered commands and their options (what help and did-you-mean use).</summary>
+    public static CliCatalog Catalog()
+    {
+        var catalog = new CliCatalog();
+        new CommandApp().Configure(c => Configure(catalog.Recording(c)));
+        return catalog;
+    }
+
+    /// <summary>The tool's version (the package version, without build metadata).</summary>
+    public static string Version { get; } =
+        (typeof(CliApp).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0").Split('+')[0];
+
+    // "help" → "--help"; "help CMD" → "CMD --help" (an unknown CMD gets the did-you-mean error).
+    private static string[] HelpAsOption(string[] args, CliCatalog catalog)
+    {
+        if (args.Length == 0 || !string.Equals(args[0], "help", StringComparison.OrdinalIgnoreCase) || catalog.Find("help") is not null) return args;
+        if (args.Length == 1) return ["--help"];
+        if (catalog.Find(args[1]) is null) throw new CliInputException(CliSuggest.Explain(args[1..], catalog) ?? $"unknown command '{args[1]}'.");
+        return [args[1], "--help"];
     }
 
     private static void Configure(IConfigurator c)
@@ -80,19 +115,15 @@ public static class CliApp
         c.AddCommand<SweepCommand>("sweep")
             .WithDescription("Train at each initial recurrent gain and relate NTK_S's effective rank at init to what gets learned.")
             .WithExample("sweep", "--task", "flip-flop", "--arch", "gru", "--gains", "0,0.5,1,1.5,2", "--out", "sweep");
-        c.AddCommand<VersionCommand>("version").WithDescription("Print the version.").WithExample("version");
+        c.AddCommand<VersionCommand>("version").WithDescription("Print the version (also: globalntk --version).").WithExample("version");
         c.AddCommand<Commands.SelfCheckCommand>("selfcheck").WithDescription("Run the randomised estimators against exact values on random operators with known spectra.").WithExample("selfcheck", "--seed", "1");
     }
 }
 
-/// <summary><c>globalntk version</c>.</summary>
-public sealed class VersionCommand : Command
+/// <summary><c>globalntk version</c>: "globalntk X.Y.Z" (with <c>--json</c>: the command and version only).</summary>
+public sealed class VersionCommand : CliCommand<CommonSettings>
 {
     /// <inheritdoc/>
-    public override int Execute(CommandContext context, CancellationToken cancellationToken)
-    {
-        var v = typeof(VersionCommand).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
-        CliIO.Current.Out.WriteLine($"globalntk {v.Split('+')[0]}");
-        return 0;
-    }
+    protected override CommandOutcome Run(CommonSettings settings, CliProgress progress, CancellationToken cancellationToken) =>
+        new(new { }, [$"globalntk {CliApp.Version}"]);
 }

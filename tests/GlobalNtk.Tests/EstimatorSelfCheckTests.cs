@@ -27,7 +27,8 @@ public class EstimatorSelfCheckTests
         var r = CliTestHost.Run("selfcheck", "--seed", "3", "--json");
         Assert.Equal(0, r.Exit);
         using var doc = JsonDocument.Parse(r.Out);
-        var rows = doc.RootElement.EnumerateArray().ToArray();
+        Assert.Equal("selfcheck", doc.RootElement.GetProperty("command").GetString());
+        var rows = doc.RootElement.GetProperty("rows").EnumerateArray().ToArray();
         Assert.Equal(SelfCheck.Run(3).Count, rows.Length);
         Assert.Contains(rows, r => r.GetProperty("name").GetString()!.StartsWith("λ_1"));
 

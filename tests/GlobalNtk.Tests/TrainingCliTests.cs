@@ -7,7 +7,7 @@ namespace GlobalNtk.Tests;
 
 public class TrainingCliTests
 {
-    private static readonly string[] Tiny = ["--hidden", "6", "--batch", "4", "--task-steps", "10", "--checkpoint-every", "2", "--lr", "0.01", "--quiet"];
+    private static readonly string[] Tiny = ["--hidden", "6", "--batch", "4", "--trial-steps", "10", "--checkpoint-every", "2", "--lr", "0.01", "--quiet"];
 
     [Fact]
     public void TrainsResumesAndReportsJson()

@@ -8,30 +8,37 @@ namespace GlobalNtk.Cli.Commands;
 /// <summary>Probe budgets and seed shared by the commands that analyse (MATH.md §5).</summary>
 public class AnalysisSettings : CommonSettings
 {
-    /// <summary>Top-k eigenvalues.</summary>
+    /// <summary>Top-k eigenvalues (null: not given).</summary>
     [CommandOption("--top-k <K>")]
-    [Description("Top eigenvalues of NTK_S, K and P P* to compute (default 20).")]
+    [Description("Top eigenvalues of NTK_S, K and P P* to compute.")]
+    [DefaultValue(CliDefaults.TopK), NullWhenOmitted]
     public int? TopK { get; init; }
 
-    /// <summary>Probes for traces / effective ranks / alignment.</summary>
+    /// <summary>Probes for traces / effective ranks / alignment (null: not given).</summary>
     [CommandOption("--probes <N>")]
-    [Description("Random probes for traces, effective ranks and alignment (default 60).")]
+    [Description("Random probes for traces, effective ranks and alignment.")]
+    [DefaultValue(CliDefaults.Probes), NullWhenOmitted]
     public int? Probes { get; init; }
 
-    /// <summary>Probes per partial effective rank.</summary>
+    /// <summary>Probes per partial effective rank (null: not given).</summary>
     [CommandOption("--partial-probes <N>")]
-    [Description("Probes per partial effective rank (each costs one application per kept index; default 10).")]
+    [Description("Probes per partial effective rank (each costs one application per kept index).")]
+    [DefaultValue(CliDefaults.PartialProbes), NullWhenOmitted]
     public int? PartialProbes { get; init; }
 
-    /// <summary>Seed.</summary>
+    /// <summary>Seed (null: not given).</summary>
     [CommandOption("--seed <SEED>")]
-    [Description("Seed of every random draw (default 1).")]
+    [Description("Seed of every random draw (same seed, same numbers).")]
+    [DefaultValue(CliDefaults.Seed), NullWhenOmitted]
     public int? Seed { get; init; }
 
-    /// <summary>The options (defaults for whatever was not given).</summary>
+    /// <summary>The seed in effect.</summary>
+    public int SeedOrDefault => Seed ?? CliDefaults.Seed;
+
+    /// <summary>The options (the CLI's defaults for whatever was not given).</summary>
     public AnalysisOptions ToOptions(AnalysisOptions? defaults = null)
     {
-        var d = defaults ?? new AnalysisOptions { PartialProbes = 10 };
+        var d = defaults ?? new AnalysisOptions { TopK = CliDefaults.TopK, Probes = CliDefaults.Probes, PartialProbes = CliDefaults.PartialProbes, Seed = CliDefaults.Seed };
         var o = d with
         {
             TopK = CliInputs.AtLeast(TopK ?? d.TopK, 1, "--top-k"),

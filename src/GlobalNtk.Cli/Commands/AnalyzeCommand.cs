@@ -22,17 +22,17 @@ public sealed class AnalyzeSettings : AnalysisSettings
 
     /// <summary>Architecture override.</summary>
     [CommandOption("--arch <ARCH>")]
-    [Description("Architecture when the file's metadata has none.")]
+    [ArchListDescription("Architecture when the file's metadata has none.")]
     public string? Arch { get; init; }
 
     /// <summary>Task for the analysis batch.</summary>
     [CommandOption("--task <NAME>")]
-    [Description("Analyse on this task's fixed evaluation set (inputs and targets). A run folder defaults to its own task.")]
+    [TaskListDescription("Analyse on this task's fixed evaluation set (inputs and targets). A run folder defaults to its own task.")]
     public string? Task { get; init; }
 
     /// <summary>Trials of the task batch.</summary>
     [CommandOption("--trials <N>")]
-    [Description("Trials in the task's evaluation batch (default: the task's own).")]
+    [Description("Trials in the task's evaluation batch (omitted: the task's own).")]
     public int? Trials { get; init; }
 
     /// <summary>Inputs file.</summary>
@@ -47,12 +47,13 @@ public sealed class AnalyzeSettings : AnalysisSettings
 
     /// <summary>Output folder.</summary>
     [CommandOption("-o|--out <DIR>")]
-    [Description("Report folder to write (report.md, PNGs, CSVs, results.json); replaced if it exists.")]
+    [Description("Report folder to write (report.md, figures as PNG and SVG, CSVs, results.json); replaced if it exists.")]
     public string? Out { get; init; }
 
     /// <summary>Checkpoint cap.</summary>
     [CommandOption("--max-checkpoints <N>")]
-    [Description("Analyse at most N evenly spaced checkpoints of a run folder (first and last kept; default 0 = all).")]
+    [Description("Analyse at most N evenly spaced checkpoints of a run folder (first and last kept; 0: all).")]
+    [DefaultValue(0)]
     public int MaxCheckpoints { get; init; }
 }
 
@@ -109,7 +110,7 @@ public sealed class AnalyzeCommand : CliCommand<AnalyzeSettings>
         AnalysisReportWriter.Write(folder.TempPath, report);
         folder.Commit();
         var lines = AnalysisPipeline.Summary(analyses).Append($"report written to {Path.GetFullPath(outDir)}/report.md").ToList();
-        return new CommandOutcome(new { command = "analyze", reportFolder = Path.GetFullPath(outDir), report }, lines);
+        return new CommandOutcome(new { reportFolder = Path.GetFullPath(outDir), report }, lines);
     }
 
     private static (Tensor Inputs, Tensor? Targets, string Text) Batch(AnalyzeSettings s, IChainModel model, IReadOnlyDictionary<string, string> md, bool isRun)
@@ -127,7 +128,7 @@ public sealed class AnalyzeCommand : CliCommand<AnalyzeSettings>
         }
         string? taskName = s.Task ?? (isRun && md.TryGetValue("task", out var tn) ? tn : null);
         if (taskName is null) throw new CliInputException("give --task NAME or --inputs X.npy (a single model file has no default batch).");
-        var options = new TaskOptions { Seed = s.Seed ?? 1, EvaluationTrials = s.Trials };
+        var options = new TaskOptions { Seed = s.SeedOrDefault, EvaluationTrials = s.Trials };
         // Same task as the model was trained on: use its trial length.
         if (md.TryGetValue("task", out var trained) && string.Equals(trained, taskName, StringComparison.OrdinalIgnoreCase)
             && md.TryGetValue("task_steps", out var ts) && int.TryParse(ts, NumberStyles.Integer, CultureInfo.InvariantCulture, out int steps))

@@ -18,7 +18,7 @@ public sealed class ApplySettings : CommonSettings
 
     /// <summary>Architecture override.</summary>
     [CommandOption("--arch <ARCH>")]
-    [Description("Architecture when the file's metadata has none.")]
+    [ArchListDescription("Architecture when the file's metadata has none.")]
     public string? Arch { get; init; }
 
     /// <summary>Inputs file.</summary>
@@ -79,7 +79,7 @@ public sealed class ApplyCommand : CliCommand<ApplySettings>
         Numerics.EnsureFinite(y, $"{Operators[opName]} applied to --vector '{s.Vector}'");
         Npy.Write(outPath, new Tensor(y, lin.StateShape));
         return new CommandOutcome(
-            new { command = "apply", @operator = Operators[opName], model = s.Model, inputs = s.Inputs, vector = s.Vector, @out = outPath,
+            new { @operator = Operators[opName], model = s.Model, inputs = s.Inputs, vector = s.Vector, @out = outPath,
                   stateAxes = lin.StateShape.Names, stateShape = lin.StateShape.Sizes, inputNorm = Numerics.Norm(q.Span), outputNorm = Numerics.Norm(y) },
             [$"wrote {Operators[opName]}·q {lin.StateShape} to {outPath} (‖q‖ = {Numerics.Norm(q.Span):G6}, ‖{Operators[opName]}·q‖ = {Numerics.Norm(y):G6})"]);
     }

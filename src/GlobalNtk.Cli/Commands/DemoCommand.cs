@@ -14,32 +14,38 @@ public sealed class DemoSettings : AnalysisSettings
 {
     /// <summary>Report folder.</summary>
     [CommandOption("-o|--out <DIR>")]
-    [Description("Report folder to write (default ./globalntk-demo); replaced if it exists.")]
-    public string Out { get; init; } = "globalntk-demo";
+    [Description("Report folder to write (report.md, figures as PNG and SVG, CSVs, results.json, the training run); replaced if it exists.")]
+    [DefaultValue(CliDefaults.DemoOut)]
+    public string Out { get; init; } = CliDefaults.DemoOut;
 
     /// <summary>Training steps.</summary>
     [CommandOption("--steps <N>")]
-    [Description("Training steps (default 600).")]
+    [Description("Training steps.")]
+    [DefaultValue(DemoDefaults.Steps)]
     public int Steps { get; init; } = DemoDefaults.Steps;
 
     /// <summary>Hidden units.</summary>
     [CommandOption("--hidden <H>")]
-    [Description("GRU hidden units (default 32).")]
+    [Description("GRU hidden units.")]
+    [DefaultValue(DemoDefaults.Hidden)]
     public int Hidden { get; init; } = DemoDefaults.Hidden;
 
     /// <summary>Trial length.</summary>
     [CommandOption("--trial-steps <T>")]
-    [Description("Steps per flip-flop trial (default 60).")]
+    [Description("Trial length T in steps.")]
+    [DefaultValue(DemoDefaults.TrialSteps)]
     public int TrialSteps { get; init; } = DemoDefaults.TrialSteps;
 
     /// <summary>Evaluation trials.</summary>
     [CommandOption("--trials <N>")]
-    [Description("Trials of the fixed evaluation batch that every analysis uses (default 12).")]
+    [Description("Trials of the fixed evaluation batch that every analysis uses.")]
+    [DefaultValue(DemoDefaults.EvalTrials)]
     public int Trials { get; init; } = DemoDefaults.EvalTrials;
 
     /// <summary>Checkpoints analysed.</summary>
     [CommandOption("--checkpoints <N>")]
-    [Description("Checkpoints to analyse, evenly spaced from initialisation to the end (default 6).")]
+    [Description("Checkpoints to analyse, evenly spaced from initialisation to the end.")]
+    [DefaultValue(DemoDefaults.Checkpoints)]
     public int Checkpoints { get; init; } = DemoDefaults.Checkpoints;
 }
 
@@ -77,7 +83,7 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         CliInputs.AtLeast(s.TrialSteps, 2, "--trial-steps");
         CliInputs.AtLeast(s.Trials, 1, "--trials");
         var options = s.ToOptions();
-        int seed = s.Seed ?? 1;
+        int seed = s.SeedOrDefault;
         var clock = Stopwatch.StartNew();
         using var folder = AtomicFolder.Create(s.Out);
         string runDir = folder.PathOf("run");
@@ -123,7 +129,7 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         lines.AddRange(AnalysisPipeline.Summary(analyses));
         lines.Add($"total {clock.Elapsed.TotalSeconds:F1} s");
         lines.Add($"report: {where}");
-        return new CommandOutcome(new { command = "demo", reportFolder = Path.GetFullPath(s.Out), report = where, seconds = clock.Elapsed.TotalSeconds,
+        return new CommandOutcome(new { reportFolder = Path.GetFullPath(s.Out), report = where, seconds = clock.Elapsed.TotalSeconds,
             training = new { trained.Steps, trained.InitialEvalLoss, trained.EvalLoss, trained.EvalAccuracy, seconds = trainSeconds },
             firstCheckpoint = first, lastCheckpoint = last }, lines);
     }

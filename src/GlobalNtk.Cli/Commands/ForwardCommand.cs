@@ -16,7 +16,7 @@ public sealed class ForwardSettings : CommonSettings
 
     /// <summary>Architecture override.</summary>
     [CommandOption("--arch <ARCH>")]
-    [Description("Architecture when the file's metadata has none (e.g. gru, lstm, rnn-tanh).")]
+    [ArchListDescription("Architecture when the file's metadata has none.")]
     public string? Arch { get; init; }
 
     /// <summary>Inputs file.</summary>
@@ -44,7 +44,7 @@ public sealed class ForwardCommand : CliCommand<ForwardSettings>
         Npy.Write(outPath, states);
         var shape = lin.StateShape;
         return new CommandOutcome(
-            new { command = "forward", model = s.Model, arch = loaded.Model.Arch, inputs = s.Inputs, @out = outPath,
+            new { model = s.Model, arch = loaded.Model.Arch, inputs = s.Inputs, @out = outPath,
                   stateAxes = shape.Names, stateShape = shape.Sizes },
             [$"wrote states {shape} to {outPath}"]);
     }

@@ -19,8 +19,8 @@ public sealed class SelfCheckCommand : CliCommand<SelfCheckCommand.Settings>
         /// <summary>Random seed (same seed → same table).</summary>
         [CommandOption("--seed <SEED>")]
         [Description("Random seed (same seed gives the same table).")]
-        [DefaultValue(0)]
-        public int Seed { get; init; }
+        [DefaultValue(CliDefaults.Seed)]
+        public int Seed { get; init; } = CliDefaults.Seed;
     }
 
     /// <inheritdoc/>
@@ -45,7 +45,7 @@ public sealed class SelfCheckCommand : CliCommand<SelfCheckCommand.Settings>
         console.Write(table);
         var lines = text.ToString().TrimEnd().Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
         var data = rows.Select(r => new { r.Name, r.Estimate, r.Exact, r.StandardError, RelativeError = RelativeError(r) }).ToArray();
-        return new CommandOutcome(data, lines);
+        return new CommandOutcome(new { seed = settings.Seed, rows = data }, lines);
     }
 
     private static double RelativeError(SelfCheckRow r) => Math.Abs(r.Estimate - r.Exact) / Math.Max(Math.Abs(r.Exact), double.Epsilon);

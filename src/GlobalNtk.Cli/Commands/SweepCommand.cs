@@ -17,53 +17,59 @@ public sealed class SweepSettings : AnalysisSettings
 {
     /// <summary>Task.</summary>
     [CommandOption("--task <NAME>")]
-    [Description("Task to train on (flip-flop, memory-pro, integration, sine, …).")]
+    [TaskListDescription("Task to train on.")]
     public string? Task { get; init; }
 
     /// <summary>Architecture.</summary>
     [CommandOption("--arch <ARCH>")]
-    [Description("Architecture (gru, lstm, rnn-tanh, rnn-relu, leaky-rnn, …).")]
+    [ArchListDescription("Architecture.")]
     public string? Arch { get; init; }
 
     /// <summary>Gains.</summary>
     [CommandOption("--gains <LIST>")]
-    [Description("Comma-separated initial recurrent gains g (default 0,0.5,1,1.5,2).")]
-    public string Gains { get; init; } = "0,0.5,1,1.5,2";
+    [Description("Comma-separated initial recurrent gains g.")]
+    [DefaultValue(CliDefaults.SweepGains)]
+    public string Gains { get; init; } = CliDefaults.SweepGains;
 
     /// <summary>Output folder.</summary>
     [CommandOption("-o|--out <DIR>")]
-    [Description("Report folder (sweep.md, PNGs, sweep.csv, results.json, one run folder per gain); replaced if it exists.")]
+    [Description("Report folder (sweep.md, figures as PNG and SVG, sweep.csv, results.json, one run folder per gain); replaced if it exists.")]
     public string? Out { get; init; }
 
     /// <summary>Hidden units.</summary>
     [CommandOption("--hidden <H>")]
-    [Description("Hidden units (default 32).")]
-    public int Hidden { get; init; } = 32;
+    [Description("Hidden units.")]
+    [DefaultValue(CliDefaults.SweepHidden)]
+    public int Hidden { get; init; } = CliDefaults.SweepHidden;
 
     /// <summary>Training steps.</summary>
     [CommandOption("--steps <N>")]
-    [Description("Training steps per gain (default 300).")]
-    public int Steps { get; init; } = 300;
+    [Description("Training steps per gain.")]
+    [DefaultValue(CliDefaults.SweepSteps)]
+    public int Steps { get; init; } = CliDefaults.SweepSteps;
 
     /// <summary>Learning rate.</summary>
     [CommandOption("--lr <RATE>")]
-    [Description("Adam learning rate (default 0.01).")]
-    public double LearningRate { get; init; } = 0.01;
+    [Description("Adam learning rate.")]
+    [DefaultValue(CliDefaults.SweepLearningRate)]
+    public double LearningRate { get; init; } = CliDefaults.SweepLearningRate;
 
     /// <summary>Batch size.</summary>
     [CommandOption("--batch <N>")]
-    [Description("Training batch size (default 16).")]
-    public int Batch { get; init; } = 16;
+    [Description("Training batch size.")]
+    [DefaultValue(CliDefaults.SweepBatch)]
+    public int Batch { get; init; } = CliDefaults.SweepBatch;
 
     /// <summary>Trial length.</summary>
     [CommandOption("--trial-steps <T>")]
-    [Description("Steps per trial (default: the task's own).")]
+    [Description("Trial length T in steps (omitted: the task's own).")]
     public int? TrialSteps { get; init; }
 
     /// <summary>Evaluation trials.</summary>
     [CommandOption("--trials <N>")]
-    [Description("Trials of the fixed evaluation / analysis batch (default 12).")]
-    public int Trials { get; init; } = 12;
+    [Description("Trials of the fixed evaluation / analysis batch.")]
+    [DefaultValue(CliDefaults.SweepTrials)]
+    public int Trials { get; init; } = CliDefaults.SweepTrials;
 }
 
 /// <summary>One gain's outcome.</summary>
@@ -91,7 +97,7 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
         CliInputs.AtLeast(s.Trials, 1, "--trials");
         if (!(s.LearningRate > 0) || !double.IsFinite(s.LearningRate)) throw new CliInputException($"--lr must be a finite number > 0, got {s.LearningRate}.");
         var options = s.ToOptions();
-        int seed = s.Seed ?? 1;
+        int seed = s.SeedOrDefault;
         var taskOptions = new TaskOptions { Steps = s.TrialSteps, EvaluationTrials = s.Trials };
         CliInputs.Task(taskName, taskOptions with { Seed = seed }); // unknown task → one line before any work
         var clock = Stopwatch.StartNew();
@@ -129,7 +135,7 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
             $"learned fractions [{string.Join(", ", pt.FinalLearnedFraction.Select(AnalysisReportWriter.F))}]").ToList();
         lines.Add($"Spearman correlation of PR(NTK_S) at init with final loss: {AnalysisReportWriter.F(summary.RankLossCorrelation)}");
         lines.Add($"report: {Path.Combine(Path.GetFullPath(outDir), "sweep.md")}");
-        return new CommandOutcome(new { command = "sweep", reportFolder = Path.GetFullPath(outDir), summary }, lines);
+        return new CommandOutcome(new { reportFolder = Path.GetFullPath(outDir), summary }, lines);
     }
 
     /// <summary>What the sweep report states (also results.json).</summary>
@@ -161,9 +167,13 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
         }
         csv.Save(Path.Combine(dir, "sweep.csv"));
 
-        var rankSeries = new List<Series> { new("PR(NTK_S) full", g, pr) };
-        foreach (var a in axes) rankSeries.Add(new($"PR(NTK_S) {a}", g, points.Select(p => p.Init.NtkRank.Partial.FirstOrDefault(q => q.Axis == a)?.Value ?? double.NaN).ToArray()));
-        rankSeries.Add(new("PR(K) full", g, points.Select(p => p.Init.KRank.Value).ToArray(), Dashed: true));
+        var rankSeries = new List<Series> { new("PR(NTK_S) full", g, pr, Error: points.Select(p => p.Init.NtkRank.StandardError).ToArray()) };
+        foreach (var a in axes)
+        {
+            var at = points.Select(p => p.Init.NtkRank.Partial.FirstOrDefault(q => q.Axis == a)).ToArray();
+            rankSeries.Add(new($"PR(NTK_S) {a}", g, at.Select(q => q?.Value ?? double.NaN).ToArray(), Error: at.Select(q => q?.StandardError ?? double.NaN).ToArray()));
+        }
+        rankSeries.Add(new("PR(K) full", g, points.Select(p => p.Init.KRank.Value).ToArray(), Dashed: true, Error: points.Select(p => p.Init.KRank.StandardError).ToArray()));
         Plots.Lines(Path.Combine(dir, "rank_vs_gain.png"), "Effective rank of NTK_S at initialisation", "initial recurrent gain g", "effective rank PR", rankSeries, logY: true);
         Plots.Lines(Path.Combine(dir, "loss_vs_gain.png"), "What gets learned: final loss", "initial recurrent gain g", "evaluation loss (MSE)",
             [new("after training", g, loss), new("at initialisation", g, points.Select(p => p.InitialEvalLoss).ToArray(), Dashed: true)], logY: true);
@@ -182,7 +192,7 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
         md.AppendLine($"**Key numbers.** Spearman rank correlation between PR(NTK_S) at initialisation and the final evaluation loss: {F(rho)} over {points.Count} gains. " +
             string.Join("; ", points.Select(p => $"g = {p.Gain.ToString(CultureInfo.InvariantCulture)}: PR {F(p.Init.NtkRank.Value)}, final loss {F(p.FinalEvalLoss)}")) + ".").AppendLine();
         md.AppendLine("![Figure 1](rank_vs_gain.png)").AppendLine();
-        md.AppendLine($"**Figure 1.** Participation-ratio effective rank of NTK_S (full and partial along each state axis) and of K at initialisation, against the initial gain g, log scale. PR(NTK_S) ranges from {F(pr.Min())} to {F(pr.Max())}. Data: `sweep.csv`.").AppendLine();
+        md.AppendLine($"**Figure 1.** Participation-ratio effective rank of NTK_S (full and partial along each state axis) and of K at initialisation, against the initial gain g, log scale; error bars: one standard error. PR(NTK_S) ranges from {F(pr.Min())} to {F(pr.Max())}. Data: `sweep.csv`.").AppendLine();
         md.AppendLine("![Figure 2](loss_vs_gain.png)").AppendLine();
         md.AppendLine($"**Figure 2.** Evaluation loss at initialisation (dashed) and after {s.Steps} training steps (solid) against g, log scale. Lowest final loss {F(loss.Min())} at g = {g[Array.IndexOf(loss, loss.Min())].ToString(CultureInfo.InvariantCulture)}. Data: `sweep.csv`.").AppendLine();
         md.AppendLine("![Figure 3](learned_fraction_vs_gain.png)").AppendLine();
@@ -191,7 +201,7 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
         md.AppendLine($"**Figure 4.** Final evaluation loss against PR(NTK_S) at initialisation, one point per gain (Spearman ρ = {F(rho)}). Data: `sweep.csv`.").AppendLine();
         md.AppendLine("Each gain's run (checkpoints at start and end, `log.csv`) is in its `run-g…` folder; all numbers are in `results.json`.");
         File.WriteAllText(Path.Combine(dir, "sweep.md"), md.ToString());
-        File.WriteAllText(Path.Combine(dir, "results.json"), CliJson.Serialize(summary));
+        File.WriteAllText(Path.Combine(dir, "results.json"), CliJson.Document("sweep", summary));
         return summary;
     }
 

@@ -20,46 +20,53 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
     {
         /// <summary>Task name.</summary>
         [CommandOption("--task <NAME>")]
-        [Description("Task: flip-flop, memory-pro, integration, sine (or another registered one). Required unless --resume.")]
+        [TaskListDescription("Task to train on. Required unless --resume.")]
         public string? Task { get; init; }
 
         /// <summary>Architecture.</summary>
         [CommandOption("--arch <ARCH>")]
-        [Description("Architecture: rnn-tanh, rnn-relu, gru, lstm, leaky-rnn (or another registered one). Default gru.")]
+        [ArchListDescription("Architecture.")]
+        [DefaultValue(CliDefaults.Arch), NullWhenOmitted]
         public string? Arch { get; init; }
 
         /// <summary>Hidden width.</summary>
         [CommandOption("--hidden <H>")]
-        [Description("Hidden units H. Default 64.")]
+        [Description("Hidden units H.")]
+        [DefaultValue(CliDefaults.Hidden), NullWhenOmitted]
         public int? Hidden { get; init; }
 
         /// <summary>Total updates.</summary>
         [CommandOption("--steps <N>")]
-        [Description("Total number of updates (with --resume: the new total). Default 1000.")]
+        [Description("Total number of updates (with --resume: the new total; omitted: the run's own).")]
+        [DefaultValue(CliDefaults.Steps), NullWhenOmitted]
         public int? Steps { get; init; }
 
         /// <summary>Learning rate.</summary>
         [CommandOption("--lr <RATE>")]
-        [Description("Learning rate. Default 0.001.")]
+        [Description("Learning rate.")]
+        [DefaultValue(CliDefaults.LearningRate), NullWhenOmitted]
         public double? LearningRate { get; init; }
 
         /// <summary>Optimizer.</summary>
         [CommandOption("--optimizer <NAME>")]
-        [Description("sgd or adam. Default adam.")]
+        [Description("sgd or adam.")]
+        [DefaultValue(CliDefaults.Optimizer), NullWhenOmitted]
         public string? Optimizer { get; init; }
 
         /// <summary>Initial recurrent gain.</summary>
         [CommandOption("--gain <G>")]
-        [Description("Initial gain g on the recurrent weights. Default 1.")]
+        [Description("Initial gain g on the recurrent weights.")]
+        [DefaultValue(CliDefaults.Gain), NullWhenOmitted]
         public double? Gain { get; init; }
 
         /// <summary>Seed.</summary>
         [CommandOption("--seed <SEED>")]
-        [Description("Seed of the initialisation and the training batches (same seed, same run). Default 0.")]
+        [Description("Seed of the initialisation and the training batches (same seed, same run).")]
+        [DefaultValue(CliDefaults.Seed), NullWhenOmitted]
         public int? Seed { get; init; }
 
         /// <summary>Output folder.</summary>
-        [CommandOption("--out <DIR>")]
+        [CommandOption("-o|--out <DIR>")]
         [Description("Run folder for checkpoints, log.csv and summary.json (required).")]
         public string? Out { get; init; }
 
@@ -70,32 +77,37 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
 
         /// <summary>Batch size.</summary>
         [CommandOption("--batch <B>")]
-        [Description("Trials per training batch. Default 32.")]
+        [Description("Trials per training batch.")]
+        [DefaultValue(CliDefaults.Batch), NullWhenOmitted]
         public int? Batch { get; init; }
 
         /// <summary>Checkpoint interval.</summary>
         [CommandOption("--checkpoint-every <N>")]
-        [Description("Checkpoint and evaluate every N updates (0: only at the start and the end). Default 100.")]
+        [Description("Checkpoint and evaluate every N updates (0: only at the start and the end).")]
+        [DefaultValue(CliDefaults.CheckpointEvery), NullWhenOmitted]
         public int? CheckpointEvery { get; init; }
 
         /// <summary>Gradient clipping.</summary>
         [CommandOption("--clip <NORM>")]
-        [Description("Clip the global gradient norm to this (0: off). Default 1.")]
+        [Description("Clip the global gradient norm to this (0: off).")]
+        [DefaultValue(CliDefaults.Clip), NullWhenOmitted]
         public double? Clip { get; init; }
 
         /// <summary>Early stop.</summary>
         [CommandOption("--loss-tolerance <L>")]
-        [Description("Stop once a training batch's MSE is at most L (0: never). Default 0.")]
+        [Description("Stop once a training batch's MSE is at most L (0: never).")]
+        [DefaultValue(CliDefaults.LossTolerance), NullWhenOmitted]
         public double? LossTolerance { get; init; }
 
         /// <summary>Trial length.</summary>
-        [CommandOption("--task-steps <T>")]
-        [Description("Trial length T in steps (default: the task's own).")]
-        public int? TaskSteps { get; init; }
+        [CommandOption("--trial-steps <T>")]
+        [Description("Trial length T in steps (omitted: the task's own).")]
+        public int? TrialSteps { get; init; }
 
         /// <summary>Input noise.</summary>
         [CommandOption("--noise <SIGMA>")]
-        [Description("Gaussian input noise on training batches, in units of the task's input scale. Default 0.")]
+        [Description("Gaussian input noise on training batches, in units of the task's input scale.")]
+        [DefaultValue(CliDefaults.Noise), NullWhenOmitted]
         public double? Noise { get; init; }
 
         /// <summary>Model options.</summary>
@@ -117,7 +129,7 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
             {
                 ("--task", s.Task), ("--arch", s.Arch), ("--hidden", s.Hidden), ("--lr", s.LearningRate), ("--optimizer", s.Optimizer),
                 ("--gain", s.Gain), ("--seed", s.Seed), ("--batch", s.Batch), ("--checkpoint-every", s.CheckpointEvery), ("--clip", s.Clip),
-                ("--loss-tolerance", s.LossTolerance), ("--task-steps", s.TaskSteps), ("--noise", s.Noise), ("--option", s.ModelOptions),
+                ("--loss-tolerance", s.LossTolerance), ("--trial-steps", s.TrialSteps), ("--noise", s.Noise), ("--option", s.ModelOptions),
             }.Where(g => g.Value is not null).Select(g => g.Name).ToList();
             if (given.Count > 0)
                 throw new CliInputException($"train --resume continues with the checkpoint's settings; only --steps may change (got {string.Join(", ", given)}).");
@@ -133,13 +145,14 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
                 throw new CliInputException($"train: '{s.Out}' already holds checkpoints; add --resume to continue it or choose another --out.");
             var options = new TrainingOptions
             {
-                Steps = s.Steps ?? 1000, BatchSize = s.Batch ?? 32, LearningRate = s.LearningRate ?? 1e-3, Optimizer = s.Optimizer ?? "adam",
-                ClipNorm = s.Clip ?? 1.0, LossTolerance = s.LossTolerance ?? 0, CheckpointEvery = s.CheckpointEvery ?? 100, Seed = s.Seed ?? 0,
+                Steps = s.Steps ?? CliDefaults.Steps, BatchSize = s.Batch ?? CliDefaults.Batch, LearningRate = s.LearningRate ?? CliDefaults.LearningRate,
+                Optimizer = s.Optimizer ?? CliDefaults.Optimizer, ClipNorm = s.Clip ?? CliDefaults.Clip, LossTolerance = s.LossTolerance ?? CliDefaults.LossTolerance,
+                CheckpointEvery = s.CheckpointEvery ?? CliDefaults.CheckpointEvery, Seed = s.Seed ?? CliDefaults.Seed,
             };
-            int hidden = s.Hidden ?? 64;
+            int hidden = s.Hidden ?? CliDefaults.Hidden;
             if (hidden < 1) throw new CliInputException($"train: --hidden must be ≥ 1, got {hidden}.");
-            trainer = CliInputs.WithinMemory($"--hidden {hidden}, --batch {options.BatchSize}", () => Trainer.Create(s.Arch ?? "gru", hidden, s.Task, options, s.Gain ?? 1.0,
-                new TaskOptions { Steps = s.TaskSteps, InputNoise = s.Noise ?? 0 }, ParseOptions(s.ModelOptions)));
+            trainer = CliInputs.WithinMemory($"--hidden {hidden}, --batch {options.BatchSize}", () => Trainer.Create(s.Arch ?? CliDefaults.Arch, hidden, s.Task, options, s.Gain ?? CliDefaults.Gain,
+                new TaskOptions { Steps = s.TrialSteps, InputNoise = s.Noise ?? CliDefaults.Noise }, ParseOptions(s.ModelOptions)));
         }
 
         TrainingResult result;

@@ -34,7 +34,7 @@ public abstract class CliCommand<TSettings> : Command<TSettings> where TSettings
     {
         var io = CliIO.Current;
         var outcome = Run(settings, new CliProgress(io, settings.Quiet), cancellationToken);
-        if (settings.Json) io.Out.WriteLine(CliJson.Serialize(outcome.Data));
+        if (settings.Json) io.Out.WriteLine(CliJson.Document(context.Name, outcome.Data));
         else foreach (var line in outcome.Lines) io.Out.WriteLine(line);
         io.Out.Flush();
         return 0;

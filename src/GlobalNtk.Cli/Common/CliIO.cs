@@ -1,4 +1,6 @@
+using System.Text.Encodings.Web;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Spectre.Console;
 
@@ -67,16 +69,41 @@ public sealed class CliIO
 /// <summary>The JSON conventions of every command's <c>--json</c> output and of <c>results.json</c>.</summary>
 public static class CliJson
 {
-    /// <summary>camelCase, indented, NaN/Infinity written as strings (never silently dropped).</summary>
+    /// <summary>
+    /// camelCase, indented, NaN/Infinity written as strings (never silently dropped), and text as
+    /// written: "λ₁ → 3" stays readable instead of "\u03BB\u2081 \u2192 3" (the output is a file or a
+    /// pipe, never HTML, so HTML-safe escaping would only hide the text).
+    /// </summary>
     public static readonly JsonSerializerOptions Options = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         WriteIndented = true,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
     };
 
     /// <summary>Serialises <paramref name="value"/> with <see cref="Options"/>.</summary>
     public static string Serialize<T>(T value) => JsonSerializer.Serialize(value, Options);
+
+    /// <summary>
+    /// A JSON document of <paramref name="command"/>: <c>command</c> and <c>version</c> first, then
+    /// the properties of <paramref name="data"/> (a value that is not an object goes under <c>result</c>).
+    /// </summary>
+    public static string Document(string command, object? data)
+    {
+        var doc = new JsonObject { ["command"] = command, ["version"] = CliApp.Version };
+        var node = JsonSerializer.SerializeToNode(data, Options);
+        if (node is JsonObject fields)
+        {
+            foreach (var (key, value) in fields.ToArray())
+            {
+                fields.Remove(key);
+                if (key is not ("command" or "version")) doc[key] = value;
+            }
+        }
+        else if (node is not null) doc["result"] = node;
+        return doc.ToJsonString(Options);
+    }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json.Serialization;
 using GlobalNtk.Analysis;
 using GlobalNtk.Cli.Common;
 
@@ -27,8 +28,13 @@ public sealed record TrainingCurve(int[] Steps, double[] Loss, int[] EvalSteps, 
 /// <param name="Training">The training curve, if the model was trained.</param>
 /// <param name="Options">The analysis options used.</param>
 /// <param name="Extra">Further facts for results.json (command, runtime…).</param>
-public sealed record AnalysisReport(string Title, string Setup, IReadOnlyList<ModelAnalysis> Checkpoints,
-    TrainingCurve? Training, AnalysisOptions Options, IReadOnlyDictionary<string, object>? Extra = null);
+public sealed record AnalysisReport(string Title, [property: JsonIgnore] string Setup, IReadOnlyList<ModelAnalysis> Checkpoints,
+    TrainingCurve? Training, AnalysisOptions Options, IReadOnlyDictionary<string, object>? Extra = null)
+{
+    /// <summary>The setup paragraph as plain text (JSON holds no Markdown).</summary>
+    [JsonPropertyName("setup")]
+    public string SetupText => CliText.PlainFromMarkdown(Setup);
+}
 
 /// <summary>
 /// Writes a report folder: <c>report.md</c> (a short figure set with captions that state the key
@@ -114,15 +120,18 @@ public static class AnalysisReportWriter
             csv.Save(Path.Combine(dir, "effective_ranks.csv"));
             var series = new List<Series>
             {
-                new("PR(NTK_S) full", xs, cps.Select(c => c.NtkRank.Value).ToArray()),
-                new("PR(K) full", xs, cps.Select(c => c.KRank.Value).ToArray(), Dashed: true),
+                new("PR(NTK_S) full", xs, cps.Select(c => c.NtkRank.Value).ToArray(), Error: cps.Select(c => c.NtkRank.StandardError).ToArray()),
+                new("PR(K) full", xs, cps.Select(c => c.KRank.Value).ToArray(), Dashed: true, Error: cps.Select(c => c.KRank.StandardError).ToArray()),
             };
             foreach (var p in first.NtkRank.Partial)
-                series.Add(new($"PR(NTK_S) {p.Axis}", xs, cps.Select(c => c.NtkRank.Partial.FirstOrDefault(q => q.Axis == p.Axis)?.Value ?? double.NaN).ToArray()));
+            {
+                var at = cps.Select(c => c.NtkRank.Partial.FirstOrDefault(q => q.Axis == p.Axis)).ToArray();
+                series.Add(new($"PR(NTK_S) {p.Axis}", xs, at.Select(q => q?.Value ?? double.NaN).ToArray(), Error: at.Select(q => q?.StandardError ?? double.NaN).ToArray()));
+            }
             Plots.Lines(Path.Combine(dir, "effective_ranks.png"), "Effective ranks (participation ratio)", xLabel, "effective rank PR", series, logY: true);
             string parts = string.Join(", ", last.NtkRank.Partial.Select(p => $"{p.Axis} {F(p.Value)} of {p.Size}"));
             string init = trained ? $" (at {first.Label}: {F(first.NtkRank.Value)} ± {F(first.NtkRank.StandardError)})" : "";
-            Figure("effective_ranks.png", $"Participation-ratio effective rank PR = (tr A)²/tr(A²) of NTK_S (full state space and partial traces keeping one axis) and of K, {(trained ? "across checkpoints" : "for this model")}, log scale. At {last.Label}: PR(NTK_S) = {F(last.NtkRank.Value)} ± {F(last.NtkRank.StandardError)}{init} out of {last.NtkRank.Dimension} dimensions; partial ranks: {parts}; PR(K) = {F(last.KRank.Value)} ± {F(last.KRank.StandardError)}. Hutch++ / Hutchinson with {last.NtkRank.Probes} probes; ± is one standard error. Data: `effective_ranks.csv`.");
+            Figure("effective_ranks.png", $"Participation-ratio effective rank PR = (tr A)²/tr(A²) of NTK_S (full state space and partial traces keeping one axis) and of K, {(trained ? "across checkpoints" : "for this model")}, log scale. At {last.Label}: PR(NTK_S) = {F(last.NtkRank.Value)} ± {F(last.NtkRank.StandardError)}{init} out of {last.NtkRank.Dimension} dimensions; partial ranks: {parts}; PR(K) = {F(last.KRank.Value)} ± {F(last.KRank.StandardError)}. Hutch++ / Hutchinson with {last.NtkRank.Probes} probes; ± and the error bars are one standard error. Data: `effective_ranks.csv`.");
         }
 
         // Kronecker core: site spectra and mode capture
@@ -142,15 +151,21 @@ public static class AnalysisReportWriter
             var cap = new List<Series>();
             foreach (var (c, dashed) in trained ? new[] { (first, false), (last, true) } : new[] { (last, false) })
                 cap.Add(new($"c(r) model, {c.Label}", Index1(c.Kronecker.ModeCapture.Length), c.Kronecker.ModeCapture, Markers: c.Kronecker.ModeCapture.Length <= 80, Dashed: dashed));
-            foreach (var (c, dashed) in trained ? new[] { (first, false), (last, true) } : new[] { (last, false) })
+            // Each site's curve at the first checkpoint, then at the last: one colour per curve, solid
+            // with filled circles at the first, dashed with open squares at the last; a curve that lies
+            // on another (an input site's Gram does not change in training) is marked in the legend.
+            var pairs = trained ? new[] { (first, false), (last, true) } : new[] { (last, false) };
+            foreach (var s in last.Kronecker.Sites)
+                foreach (var (c, dashed) in pairs)
+                    if (c.Kronecker.Sites.FirstOrDefault(x => x.Name == s.Name) is { } site)
+                        spec.Add(new($"Ĝ[{site.Name}] {c.Label}", Index1(site.SingularValues.Length), site.SingularValues.Select(v => v * v).ToArray(), Markers: site.SingularValues.Length <= 80, Dashed: dashed));
+            foreach (var (c, dashed) in pairs)
                 foreach (var s in c.Kronecker.Sites)
-                {
-                    spec.Add(new($"Ĝ[{s.Name}] {c.Label}", Index1(s.SingularValues.Length), s.SingularValues.Select(v => v * v).ToArray(), Markers: s.SingularValues.Length <= 80, Dashed: dashed));
                     cap.Add(new($"c_s(r) site {s.Name}, {c.Label}", Index1(s.ModeCapture.Length), s.ModeCapture, Markers: s.ModeCapture.Length <= 80, Dashed: dashed));
-                }
-            Plots.Lines(Path.Combine(dir, "site_spectra.png"), "Kronecker core: spectrum of each site's Gram Ĝ_s", "activity mode i", "eigenvalue σ_i² of Ĝ_s", spec, logY: true, integerX: true);
+            int zeroModes = Plots.Lines(Path.Combine(dir, "site_spectra.png"), "Kronecker core: spectrum of each site's Gram Ĝ_s", "activity mode i", "eigenvalue σ_i² of Ĝ_s", spec, logY: true, integerX: true);
             string sites = string.Join("; ", last.Kronecker.Sites.Select(s => $"{s.Name}: {s.Rows} rows × width {s.Width}, rank {s.GramRank}, PR(Ĝ) = {F(s.GramParticipationRatio)}, m_s = {s.OutDim}"));
-            Figure("site_spectra.png", $"Eigenvalues of the Gram matrix Ĝ_s = Û Ûᵀ of each weight site's variables (squared singular values of Û), log scale{(trained ? $", at {first.Label} (solid) and {last.Label} (dashed)" : "")}. At {last.Label}: {sites}. Rank bound rank K ≤ Σ_s rank(Ĝ_s)·m_s (plus parameters outside every site; for depth chains each layer's share capped at that layer's state size, MATH.md §3, §8) = {last.Kronecker.RankBound} of {last.Kronecker.StateDimension} state dimensions. Data: `kronecker_core.csv`.");
+            string zeros = zeroModes > 0 ? $" {zeroModes} eigenvalue(s) ≤ 0 (beyond a site's rank) cannot be drawn on the log scale and are left out." : "";
+            Figure("site_spectra.png", $"Eigenvalues of the Gram matrix Ĝ_s = Û Ûᵀ of each weight site's variables (squared singular values of Û), log scale{(trained ? $", at {first.Label} (solid lines, filled circles) and {last.Label} (dashed lines, open squares); a curve that did not change lies on the earlier one and its legend entry says so" : "")}.{zeros} At {last.Label}: {sites}. Rank bound rank K ≤ Σ_s rank(Ĝ_s)·m_s (plus parameters outside every site; for depth chains each layer's share capped at that layer's state size, MATH.md §3, §8) = {last.Kronecker.RankBound} of {last.Kronecker.StateDimension} state dimensions. Data: `kronecker_core.csv`.");
             Plots.Lines(Path.Combine(dir, "mode_capture.png"), "Mode capture c(r) = tr K_r / tr K", "activity modes kept per site r", "c(r)", cap, horizontalLine: 0.9, horizontalLineLabel: "90%", integerX: true);
             string r90 = string.Join("; ", last.Kronecker.Sites.Select(s => $"{s.Name}: r = {Reach(s.ModeCapture, 0.9)} of {s.ModeCapture.Length}"));
             var mc = last.Kronecker.ModeCapture;
@@ -209,9 +224,10 @@ public static class AnalysisReportWriter
             Figure("alignment.png", $"Kernel alignment of NTK_S between each checkpoint and the previous one (1 = the kernel did not change direction): minimum {F(valid.DefaultIfEmpty(double.NaN).Min())}, last {F(valid.DefaultIfEmpty(double.NaN).Last())}. Data: `alignment.csv`.");
         }
 
-        md.AppendLine("All numbers are in `results.json`; every plotted number is in the CSV named in its caption.");
+        md.AppendLine("All numbers are in `results.json`; every plotted number is in the CSV named in its caption. Every figure is also written as SVG beside its PNG (same name, `.svg`).");
         File.WriteAllText(Path.Combine(dir, "report.md"), md.ToString());
-        File.WriteAllText(Path.Combine(dir, "results.json"), CliJson.Serialize(report));
+        string command = report.Extra is not null && report.Extra.TryGetValue("command", out var cmd) ? cmd.ToString() ?? "analyze" : "analyze";
+        File.WriteAllText(Path.Combine(dir, "results.json"), CliJson.Document(command, report));
         return figures;
     }
 
