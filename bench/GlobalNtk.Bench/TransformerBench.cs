@@ -89,7 +89,7 @@ internal static class TransformerBench
         Console.WriteLine($"{"site",-28} {"rows",6} {"d̂",5} {"m",5} {"rank Ĝ",7} {"PR(Ĝ)",8} {"rank bound",11}");
         long bound = 0;
         double prCore = 0;
-        // K is block-diagonal across layers (MATH.md §8): layer k's block has rank ≤ min(S·N·d, its sites' bound + its LayerNorm scalars).
+        // K is block-diagonal across layers (docs/math.md#transformers): layer k's block has rank ≤ min(S·N·d, its sites' bound + its LayerNorm scalars).
         var perLayer = new long[lin.Steps];
         foreach (var site in lin.Sites)
         {
@@ -106,7 +106,7 @@ internal static class TransformerBench
         long blockBound = 0;
         for (int k = 0; k < lin.Steps; k++) blockBound += Math.Min(layerDim, perLayer[k] + (k == 0 ? 0 : 4 * d));
         Console.WriteLine($"per-layer bound Σ_k min(S·N·d, layer k's sites + LayerNorm) = {blockBound} of {s} ({100.0 * blockBound / s:F1}%)");
-        // PR(Ĝ ⊗ I_m) = m·PR(Ĝ) (MATH.md §5): the effective size of each site's Kronecker core.
+        // PR(Ĝ ⊗ I_m) = m·PR(Ĝ) (docs/math.md#effective-rank): the effective size of each site's Kronecker core.
         Console.WriteLine($"Kronecker-core effective size Σ_s m_s·PR(Ĝ_s) = {prCore:F0} ({prCore / s:E2} of the dimension)");
         Estimate? eK = null, eN = null;
         var prK = Measure(() => eK = EffectiveRank.ParticipationRatio(ops.KKronecker, probes, 5));
@@ -117,7 +117,7 @@ internal static class TransformerBench
     }
 
     /// <summary>
-    /// Times the Kronecker core's per-site traces (mode capture c(r), MATH.md §6): row-local sites
+    /// Times the Kronecker core's per-site traces (mode capture c(r), docs/math.md#mode-capture): row-local sites
     /// exactly, attention sites by Hutchinson probes; compares with the exact general path's cost,
     /// extrapolated from one timed block of D_s applications (d̂·m_s applications per site).
     /// </summary>

@@ -18,7 +18,6 @@ public class AnalysisDenseTests
         return g * g.Transpose();
     }
 
-    private static double[] RandomVector(int n, Random rng) => Enumerable.Range(0, n).Select(_ => rng.NextDouble() * 2 - 1).ToArray();
 
     [Fact]
     public void SrbMatchesDenseProjection()
@@ -27,10 +26,10 @@ public class AnalysisDenseTests
         int b = 3, t = 4, s = 5, n = b * t * s;
         var shape = new AxisShape(("trial", b), ("time", t), ("unit", s));
         // activity with a dominant direction so the PCA is well separated
-        var states = RandomVector(n, rng);
+        var states = TestMath.Uniform(rng, n);
         for (int i = 0; i < b * t; i++) states[i * s] += 3 * (i % 3 - 1);
         var ntk = RandomPsd(n, 9, rng);
-        var e = RandomVector(n, rng);
+        var e = TestMath.Uniform(rng, n);
         int[] ranks = [1, 2, 3, 5];
         var res = SelfReferentialBias.Compute(Dense(ntk, shape), states, e, ranks, "test");
 
@@ -71,12 +70,12 @@ public class AnalysisDenseTests
     {
         var rng = new Random(11);
         int rows = 12, outs = 3, n = rows * outs;
-        var y = RandomVector(n, rng);
+        var y = TestMath.Uniform(rng, n);
         var theta = RandomPsd(n, 20, rng);
         var shape = new AxisShape(("row", rows), ("output", outs));
         var modes = TaskModes.Of(y, outs);
         var rho = modes.Learnability(Dense(theta, shape));
-        var yhat = RandomVector(n, rng);
+        var yhat = TestMath.Uniform(rng, n);
         var learned = modes.LearnedFractions(yhat);
 
         var ym = Matrix<double>.Build.Dense(rows, outs, (i, j) => y[i * outs + j]);

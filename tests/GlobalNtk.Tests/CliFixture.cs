@@ -35,12 +35,8 @@ internal sealed class CliFixture : IDisposable
     /// <summary>Small estimator budgets so the analysis runs in well under a second.</summary>
     public static readonly string[] FastAnalysis = ["--top-k", "3", "--probes", "6", "--partial-probes", "2", "--quiet"];
 
-    public static Tensor Random(Random rng, params (string, int)[] axes)
-    {
-        var t = new Tensor(new AxisShape(axes));
-        for (int i = 0; i < t.Length; i++) t.Span[i] = 2 * rng.NextDouble() - 1;
-        return t;
-    }
+    /// <summary>A tensor with entries uniform in [−1, 1) (<see cref="TestMath.Uniform(Random, AxisShape)"/>).</summary>
+    public static Tensor Random(Random rng, params (string, int)[] axes) => TestMath.Uniform(rng, new AxisShape(axes));
 
     /// <summary>Files and folders in the fixture folder other than the given ones (to prove nothing partial was left).</summary>
     public string[] Extra(params string[] allowed) =>

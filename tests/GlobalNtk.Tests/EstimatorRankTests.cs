@@ -29,7 +29,7 @@ public class EstimatorRankTests
     [Fact]
     public void KroneckerWithIdentityMultipliesPrByH()
     {
-        // PR(G ⊗ I_H) = H·PR(G) (MATH.md §5), exact with a full probe budget.
+        // PR(G ⊗ I_H) = H·PR(G) (docs/math.md#effective-rank), exact with a full probe budget.
         var g = KnownSpectra.Dense(KnownSpectra.PowerLaw(20, 0.7), 2).View(new AxisShape(("time", 20)), new AxisShape(("time", 20)));
         var k = g.Kron(LinearOperator.Identity(new AxisShape(("unit", 5))));
         double prG = Pr(KnownSpectra.PowerLaw(20, 0.7));

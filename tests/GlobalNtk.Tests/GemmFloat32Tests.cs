@@ -156,10 +156,6 @@ public class GemmFloat32Tests
         finally { Gemm.ForcedKernel = saved; }
     }
 
-    private static float[] RandomArray(Random rng, int count)
-    {
-        var x = new float[count];
-        for (int i = 0; i < count; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
-        return x;
-    }
+    private static float[] RandomArray(Random rng, int count) => Array.ConvertAll(TestMath.Uniform(rng, count), v => (float)v);
+
 }

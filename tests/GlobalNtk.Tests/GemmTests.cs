@@ -54,7 +54,7 @@ public class GemmTests
         foreach (var (m, n, k) in new[] { (9, 25, 30), (16, 48, 8), (3, 2, 300) })
         {
             int ldc = n + 2;
-            double[] a = RandomArray(rng, m * k), b = RandomArray(rng, k * n);
+            double[] a = TestMath.Uniform(rng, m * k), b = TestMath.Uniform(rng, k * n);
             double[] c = Enumerable.Repeat(double.NaN, m * ldc).ToArray();
             RunForced(kernel, () => Gemm.Multiply(Trans.No, Trans.No, m, n, k, 1.5, a, k, b, n, 0.0, c, ldc));
             double[] expected = Naive(Trans.No, Trans.No, m, n, k, 1.5, a, k, b, n, 0.0, new double[m * ldc], ldc);
@@ -102,8 +102,8 @@ public class GemmTests
         {
             int lda = k + 1, ldb = n, ldc = n + 2;
             int strideA = m * lda + 3, strideC = m * ldc + 1;
-            double[] a = RandomArray(rng, batch * strideA), b = RandomArray(rng, k * ldb); // B shared: strideB = 0
-            double[] c = RandomArray(rng, batch * strideC), expected = (double[])c.Clone();
+            double[] a = TestMath.Uniform(rng, batch * strideA), b = TestMath.Uniform(rng, k * ldb); // B shared: strideB = 0
+            double[] c = TestMath.Uniform(rng, batch * strideC), expected = (double[])c.Clone();
             Gemm.MultiplyBatched(Trans.No, Trans.No, batch, m, n, k, 0.9, a, lda, strideA, b, ldb, 0, -0.5, c, ldc, strideC);
             for (int t = 0; t < batch; t++)
             {
@@ -146,9 +146,9 @@ public class GemmTests
         int aRows = ta == Trans.No ? m : k, aCols = ta == Trans.No ? k : m;
         int bRows = tb == Trans.No ? k : n, bCols = tb == Trans.No ? n : k;
         int lda = aCols + pad, ldb = bCols + pad, ldc = n + pad;
-        double[] a = RandomArray(rng, Math.Max(0, (aRows - 1) * lda + aCols));
-        double[] b = RandomArray(rng, Math.Max(0, (bRows - 1) * ldb + bCols));
-        double[] c = RandomArray(rng, (m - 1) * ldc + n);
+        double[] a = TestMath.Uniform(rng, Math.Max(0, (aRows - 1) * lda + aCols));
+        double[] b = TestMath.Uniform(rng, Math.Max(0, (bRows - 1) * ldb + bCols));
+        double[] c = TestMath.Uniform(rng, (m - 1) * ldc + n);
         double[] c0 = (double[])c.Clone();
         RunForced(kernel, () => Gemm.Multiply(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
         double[] expected = Naive(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, (double[])c0.Clone(), ldc);
@@ -188,12 +188,5 @@ public class GemmTests
                 c[i * ldc + j] = beta == 0 ? alpha * s : alpha * s + beta * c[i * ldc + j];
             }
         return c;
-    }
-
-    private static double[] RandomArray(Random rng, int count)
-    {
-        var x = new double[count];
-        for (int i = 0; i < count; i++) x[i] = rng.NextDouble() * 2 - 1;
-        return x;
     }
 }

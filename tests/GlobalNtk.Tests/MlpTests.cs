@@ -105,7 +105,7 @@ public class MlpTests
             for (int b = 0; b < B; b++)
                 for (int k = 0; k < L; k++)
                 {
-                    // z_{k−1} held at the unperturbed trajectory (the immediate Jacobian, MATH.md §2).
+                    // z_{k−1} held at the unperturbed trajectory (the immediate Jacobian, docs/math.md#global-ntk).
                     var prev = k == 0 ? x.Span.Slice(b * Nin, Nin).ToArray() : Row(z, b, k - 1);
                     Layer(ps, act, k, prev).CopyTo(y, (b * L + k) * H);
                 }

@@ -9,32 +9,20 @@ namespace GlobalNtk.Tests;
 /// <summary>Model-independent checks of the NTK operators, shared by every model's tests.</summary>
 internal static class NtkChecks
 {
-    public static double[] Random(int n, int seed)
-    {
-        var rng = new Random(seed);
-        var v = new double[n];
-        for (int i = 0; i < n; i++) v[i] = 2 * rng.NextDouble() - 1;
-        return v;
-    }
+    /// <summary>Entries uniform in [−1, 1) (<see cref="TestMath.Uniform(int, int, double)"/>).</summary>
+    public static double[] Random(int n, int seed) => TestMath.Uniform(n, seed);
 
-    public static double RelDiff(ReadOnlySpan<double> a, ReadOnlySpan<double> b)
-    {
-        double num = 0, den = 0;
-        for (int i = 0; i < a.Length; i++) { num += (a[i] - b[i]) * (a[i] - b[i]); den += b[i] * b[i]; }
-        return Math.Sqrt(num / Math.Max(den, 1e-300));
-    }
+    /// <summary><see cref="TestMath.RelativeError"/>.</summary>
+    public static double RelDiff(ReadOnlySpan<double> a, ReadOnlySpan<double> b) => TestMath.RelativeError(a, b);
 
-    /// <summary>|⟨AX, Y⟩ − ⟨X, A*Y⟩| / (‖AX‖‖Y‖) on a block of 3, and block = vector-by-vector.</summary>
+    /// <summary>The adjoint identity (<see cref="TestMath.AdjointError"/>) on a block of 3, and block = vector-by-vector.</summary>
     public static void Adjoint(LinearOperator op, int seed, double tol = 1e-12)
     {
         const int count = 3;
-        var x = Random(count * op.Domain.Size, seed);
-        var y = Random(count * op.Range.Size, seed + 1);
+        double gap = TestMath.AdjointError(op, new Random(seed), count);
+        Assert.True(gap <= tol, $"{op.Name}: adjoint identity off by {gap:E2}");
+        var x = Random(count * op.Domain.Size, seed + 1);
         var ax = op.ApplyBlock(x, count);
-        var aty = op.ApplyAdjointBlock(y, count);
-        double lhs = Numerics.Dot(ax, y), rhs = Numerics.Dot(x, aty);
-        double scale = Numerics.Norm(ax) * Numerics.Norm(y) + Numerics.Norm(x) * Numerics.Norm(aty);
-        Assert.True(Math.Abs(lhs - rhs) <= tol * scale, $"{op.Name}: adjoint identity off by {Math.Abs(lhs - rhs) / scale:E2}");
         // A block is exactly the vectors applied one by one.
         for (int j = 0; j < count; j++)
         {
@@ -43,7 +31,7 @@ internal static class NtkChecks
         }
     }
 
-    /// <summary>All operator identities of MATH.md §2–3 on one linearisation; dense dz/dθ [state, m] optional.</summary>
+    /// <summary>All operator identities of docs/math.md#global-ntk on one linearisation; dense dz/dθ [state, m] optional.</summary>
     public static void All(ChainLinearization lin, double[]? denseJacobian, int seed)
     {
         var ops = new NtkOperators(lin);
@@ -94,5 +82,23 @@ internal static class NtkChecks
         for (int i = 0; i < n; i++)
             for (int k = 0; k < r; k++) a[k * n + i] = cols[i * r + k];
         return a;
+    }
+
+    /// <summary>
+    /// The first-order identity on the loss of the model's own readout against random targets:
+    /// Δz = −η NTK_S e + O(η²), with η in units of ‖e‖/‖NTK_S e‖ so both steps are small; the
+    /// relative error is below 5% and shrinks tenfold with a tenfold smaller step (O(η)).
+    /// </summary>
+    public static void FirstOrderOnReadoutLoss(IChainModel model, Tensor x, int targetSeed)
+    {
+        var lin = model.Linearize(x);
+        var targets = new Tensor(model.Readout.OutputShape(lin.StateShape));
+        Random(targets.Length, targetSeed).CopyTo(targets.Span);
+        var e = MseLoss.StateError(model.Readout, lin.States.Span, lin.StateShape, targets.Span).StateError;
+        double scale = Numerics.Norm(e) / Numerics.Norm(new NtkOperators(lin).NtkS.Apply(e));
+        var big = FirstOrderIdentity.Check(model, x, targets, 1e-2 * scale);
+        var small = FirstOrderIdentity.Check(model, x, targets, 1e-3 * scale);
+        Assert.True(big.RelativeError < 0.05, $"{model.Arch}: relative error {big.RelativeError:E2}");
+        Assert.InRange(small.RelativeError / big.RelativeError, 0.07, 0.13);
     }
 }

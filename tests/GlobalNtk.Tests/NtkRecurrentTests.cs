@@ -8,7 +8,7 @@ using Xunit;
 
 namespace GlobalNtk.Tests;
 
-/// <summary>The NTK operators on every recurrent cell (MATH.md §2–4, §6), against dual-number references.</summary>
+/// <summary>The NTK operators on every recurrent cell (docs/math.md#global-ntk), against dual-number references.</summary>
 public class NtkRecurrentTests
 {
     public static TheoryData<string> Cells => new(RecurrentConfig.Architectures);
@@ -90,16 +90,8 @@ public class NtkRecurrentTests
     public void FirstOrderIdentityOnReadoutMse(string arch)
     {
         var model = RecurrentTestKit.Model(arch);
-        var x = RecurrentTestKit.Inputs(model);
-        var lin = model.Linearize(x);
-        var targets = new Tensor(model.Readout.OutputShape(lin.StateShape));
-        NtkChecks.Random(targets.Length, 61).CopyTo(targets.Span);
-        var e = FirstOrderIdentity.MseStateError(model.Readout, lin.States.Span, lin.StateShape, targets.Span);
-        double scale = Numerics.Norm(e) / Numerics.Norm(new NtkOperators(lin).NtkS.Apply(e));
-        var big = FirstOrderIdentity.Check(model, x, targets, 1e-2 * scale);
-        var small = FirstOrderIdentity.Check(model, x, targets, 1e-3 * scale);
-        Assert.True(big.RelativeError < 0.05, $"{arch}: relative error {big.RelativeError:E2}");
-        Assert.InRange(small.RelativeError / big.RelativeError, 0.07, 0.13);
+        NtkChecks.FirstOrderOnReadoutLoss(model, RecurrentTestKit.Inputs(model), 61);
+
     }
 
     /// <summary>The same linearisation with its sites' row axes renamed: forces the Kronecker core's general path.</summary>

@@ -9,7 +9,7 @@ namespace GlobalNtk.Tests;
 
 /// <summary>
 /// Declared row-locality of depth-chain sites (MLP layers, token-local transformer sites), the
-/// Hutchinson path for costly non-row-local sites, and the per-layer rank bound (MATH.md §3, §6, §8).
+/// Hutchinson path for costly non-row-local sites, and the per-layer rank bound (docs/math.md#kronecker-core).
 /// </summary>
 public class NtkRowLocalityTests
 {
@@ -20,7 +20,7 @@ public class NtkRowLocalityTests
         return model.Linearize(x);
     }
 
-    private static ChainLinearization Transformer(string name)
+    internal static ChainLinearization Transformer(string name)
     {
         var (model, x) = TransformerTests.Setup(name);
         return model.Linearize(x);

@@ -53,10 +53,7 @@ internal sealed class NtkTinyRnn : IChainModel
 
     public static Tensor RandomInputs(int b, int t, int n, int seed)
     {
-        var rng = new Random(seed);
-        var x = new Tensor(new AxisShape(("trial", b), ("time", t), ("input", n)));
-        for (int i = 0; i < x.Length; i++) x.Span[i] = 2 * rng.NextDouble() - 1;
-        return x;
+        return TestMath.Uniform(new Random(seed), new AxisShape(("trial", b), ("time", t), ("input", n)));
     }
 
     private sealed class Lin : ChainLinearization

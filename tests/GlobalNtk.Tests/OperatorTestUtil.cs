@@ -6,12 +6,8 @@ namespace GlobalNtk.Tests;
 /// <summary>Reference dense linear algebra (naive loops) for checking operators and estimators.</summary>
 internal static class OperatorTestUtil
 {
-    public static double[] RandomArray(Random rng, int n)
-    {
-        var a = new double[n];
-        for (int i = 0; i < n; i++) a[i] = 2 * rng.NextDouble() - 1;
-        return a;
-    }
+    /// <summary>Entries uniform in [−1, 1) (<see cref="TestMath.Uniform(Random, int, double)"/>).</summary>
+    public static double[] RandomArray(Random rng, int n) => TestMath.Uniform(rng, n);
 
     public static DenseOperator RandomDense(Random rng, AxisShape domain, AxisShape range) =>
         new(RandomArray(rng, domain.Size * range.Size), domain, range);
@@ -52,18 +48,8 @@ internal static class OperatorTestUtil
     }
 
     /// <summary>Relative error of the adjoint identity ⟨A X, Y⟩ = ⟨X, A* Y⟩ on a random block of 3.</summary>
-    public static double AdjointError(LinearOperator op, int seed)
-    {
-        var rng = new Random(seed);
-        const int count = 3;
-        var x = RandomArray(rng, op.Domain.Size * count);
-        var y = RandomArray(rng, op.Range.Size * count);
-        var ax = op.ApplyBlock(x, count);
-        var aty = op.ApplyAdjointBlock(y, count);
-        double lhs = Numerics.Dot(ax, y), rhs = Numerics.Dot(x, aty);
-        double scale = Numerics.Norm(ax) * Numerics.Norm(y) + Numerics.Norm(x) * Numerics.Norm(aty);
-        return Math.Abs(lhs - rhs) / scale;
-    }
+    public static double AdjointError(LinearOperator op, int seed) => TestMath.AdjointError(op, new Random(seed));
+
 
     /// <summary>Symmetric matrix Q diag(λ) Qᵀ with a random orthogonal Q (Gram–Schmidt of a random matrix).</summary>
     public static double[] SymmetricWithSpectrum(Random rng, double[] lambda)

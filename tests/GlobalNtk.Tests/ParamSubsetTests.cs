@@ -9,7 +9,7 @@ namespace GlobalNtk.Tests;
 
 /// <summary>
 /// ChainLinearization.ParamJvpSubset / ParamVjpSubset (the J_rest term of the Kronecker core,
-/// MATH.md §3): equal to the full J_θ / J_θ* with the δθ scattered / gathered by hand, and an
+/// docs/math.md#kronecker-core): equal to the full J_θ / J_θ* with the δθ scattered / gathered by hand, and an
 /// adjoint pair — for the transformer's own restricted path and the base-class default (MLP).
 /// </summary>
 public class ParamSubsetTests

@@ -31,7 +31,7 @@ public class TrainingTests
         var all = model.AllParameters;
         var grad = new double[all.TotalSize];
         ModelGradient.Compute(model, x, y, grad);
-        double Loss() => ModelGradient.MeanSquaredError(ModelGradient.Predict(model, x).Span, y.Span, default);
+        double Loss() => MseLoss.Value(ModelGradient.Predict(model, x).Span, y.Span);
         var theta = all.Flatten();
         var fd = new double[theta.Length];
         const double h = 1e-5;
@@ -190,9 +190,9 @@ public class TrainingDepthModelTests
         {
             double t0 = theta[i];
             theta[i] = t0 + 1e-5; all.Assign(theta);
-            double lp = ModelGradient.MeanSquaredError(ModelGradient.Predict(mlp, batch.Inputs).Span, batch.Targets.Span, default);
+            double lp = MseLoss.Value(ModelGradient.Predict(mlp, batch.Inputs).Span, batch.Targets.Span);
             theta[i] = t0 - 1e-5; all.Assign(theta);
-            double lm = ModelGradient.MeanSquaredError(ModelGradient.Predict(mlp, batch.Inputs).Span, batch.Targets.Span, default);
+            double lm = MseLoss.Value(ModelGradient.Predict(mlp, batch.Inputs).Span, batch.Targets.Span);
             theta[i] = t0; all.Assign(theta);
             maxErr = Math.Max(maxErr, Math.Abs((lp - lm) / 2e-5 - grad[i]));
         }

@@ -9,7 +9,7 @@ namespace GlobalNtk.Tests;
 
 /// <summary>
 /// The shared NTK operators (P, P*, P⁻¹, J_θ, K generic and Kronecker, NTK_S, output NTK) on depth
-/// chains (step = layer): every identity of MATH.md §2–3 against dz/dθ from forward-mode AD of
+/// chains (step = layer): every identity of docs/math.md#global-ntk against dz/dθ from forward-mode AD of
 /// the independent loop implementations.
 /// </summary>
 public class TransformerNtkTests

@@ -124,7 +124,7 @@ public class TransformerTests
             var ps = model.Parameters.Clone();
             ps.Assign(theta.Zip(dTheta, (t, d) => t + sign * eps * d).ToArray());
             var y = new double[z.Length];
-            // Step 0 depends on the input only; block l on the unperturbed z_l (MATH.md §2).
+            // Step 0 depends on the input only; block l on the unperturbed z_l (docs/math.md#global-ntk).
             SetLayer(y, c, 0, Layer(new TransformerModel(c, ps, model.Readout).Linearize(x).States.Span, c, 0));
             for (int l = 0; l < c.Layers; l++) SetLayer(y, c, l + 1, Block(c, ps, l, Layer(z, c, l)));
             return y;

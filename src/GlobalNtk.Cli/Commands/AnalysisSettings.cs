@@ -5,7 +5,7 @@ using Spectre.Console.Cli;
 
 namespace GlobalNtk.Cli.Commands;
 
-/// <summary>Probe budgets and seed shared by the commands that analyse (MATH.md §5).</summary>
+/// <summary>Probe budgets and seed shared by the commands that analyse (docs/math.md#estimators).</summary>
 public class AnalysisSettings : CommonSettings
 {
     /// <summary>Top-k eigenvalues (null: not given).</summary>

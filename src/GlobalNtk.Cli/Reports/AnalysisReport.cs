@@ -8,7 +8,7 @@ namespace GlobalNtk.Cli.Reports;
 
 /// <summary>A training curve: the training-batch loss at each step and the evaluation-set loss and accuracy where evaluated.</summary>
 public sealed record TrainingCurve(int[] Steps, double[] Loss, int[] EvalSteps, double[] EvalLoss, double[] EvalAccuracy,
-    string LossDefinition = "MSE = mean (ŷ − y*)²")
+    string LossDefinition = GlobalNtk.Models.MseLoss.Definition)
 {
     /// <summary>From the trainer's log rows (rows without a value are skipped in each series).</summary>
     public static TrainingCurve FromLog(IEnumerable<GlobalNtk.Training.TrainingLogRow> rows)
@@ -165,7 +165,7 @@ public static class AnalysisReportWriter
             int zeroModes = Plots.Lines(Path.Combine(dir, "site_spectra.png"), "Kronecker core: spectrum of each site's Gram Ĝ_s", "activity mode i", "eigenvalue σ_i² of Ĝ_s", spec, logY: true, integerX: true);
             string sites = string.Join("; ", last.Kronecker.Sites.Select(s => $"{s.Name}: {s.Rows} rows × width {s.Width}, rank {s.GramRank}, PR(Ĝ) = {F(s.GramParticipationRatio)}, m_s = {s.OutDim}"));
             string zeros = zeroModes > 0 ? $" {zeroModes} eigenvalue(s) ≤ 0 (beyond a site's rank) cannot be drawn on the log scale and are left out." : "";
-            Figure("site_spectra.png", $"Eigenvalues of the Gram matrix Ĝ_s = Û Ûᵀ of each weight site's variables (squared singular values of Û), log scale{(trained ? $", at {first.Label} (solid lines, filled circles) and {last.Label} (dashed lines, open squares); a curve that did not change lies on the earlier one and its legend entry says so" : "")}.{zeros} At {last.Label}: {sites}. Rank bound rank K ≤ Σ_s rank(Ĝ_s)·m_s (plus parameters outside every site; for depth chains each layer's share capped at that layer's state size, MATH.md §3, §8) = {last.Kronecker.RankBound} of {last.Kronecker.StateDimension} state dimensions. Data: `kronecker_core.csv`.");
+            Figure("site_spectra.png", $"Eigenvalues of the Gram matrix Ĝ_s = Û Ûᵀ of each weight site's variables (squared singular values of Û), log scale{(trained ? $", at {first.Label} (solid lines, filled circles) and {last.Label} (dashed lines, open squares); a curve that did not change lies on the earlier one and its legend entry says so" : "")}.{zeros} At {last.Label}: {sites}. Rank bound rank K ≤ Σ_s rank(Ĝ_s)·m_s (plus parameters outside every site; for depth chains each layer's share capped at that layer's state size, docs/math.md#kronecker-core) = {last.Kronecker.RankBound} of {last.Kronecker.StateDimension} state dimensions. Data: `kronecker_core.csv`.");
             Plots.Lines(Path.Combine(dir, "mode_capture.png"), "Mode capture c(r) = tr K_r / tr K", "activity modes kept per site r", "c(r)", cap, horizontalLine: 0.9, horizontalLineLabel: "90%", integerX: true);
             string r90 = string.Join("; ", last.Kronecker.Sites.Select(s => $"{s.Name}: r = {Reach(s.ModeCapture, 0.9)} of {s.ModeCapture.Length}"));
             var mc = last.Kronecker.ModeCapture;

@@ -1,6 +1,6 @@
 namespace GlobalNtk.Analysis;
 
-/// <summary>Budgets and seeds of one analysis (MATH.md §5: every estimator takes a probe budget and a seed).</summary>
+/// <summary>Budgets and seeds of one analysis (docs/math.md#estimators: every estimator takes a probe budget and a seed).</summary>
 public sealed record AnalysisOptions
 {
     /// <summary>Number of top eigenvalues of NTK_S, K and P P*.</summary>

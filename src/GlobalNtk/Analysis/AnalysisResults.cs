@@ -1,6 +1,6 @@
 namespace GlobalNtk.Analysis;
 
-// Plain result records (MATH.md §6), serialisable to JSON as they are.
+// Plain result records (docs/math.md#reported-quantities), serialisable to JSON as they are.
 
 /// <summary>Everything the analysis reports for one model on one batch (one checkpoint).</summary>
 /// <param name="Label">Checkpoint label, e.g. <c>init</c> or <c>ckpt-000500</c>.</param>
@@ -8,7 +8,7 @@ namespace GlobalNtk.Analysis;
 /// <param name="Arch">Model architecture.</param>
 /// <param name="StateAxes">Named state axes and sizes, e.g. trial=32, time=100, unit=64.</param>
 /// <param name="ParameterCount">Number of chain parameters m (readout excluded).</param>
-/// <param name="Loss">MSE loss ½·mean over (positions, channels) of (ŷ − y*)² on the batch, when targets were given.</param>
+/// <param name="Loss">The loss L = (1/N) Σ (ŷ − y*)² on the batch, the mean over all N output entries (<see cref="Models.MseLoss"/>, docs/math.md#loss), when targets were given.</param>
 /// <param name="NtkSpectrum">Top eigenvalues of NTK_S = P K P*.</param>
 /// <param name="KSpectrum">Top eigenvalues of K = J_θ J_θ*.</param>
 /// <param name="PropagationSpectrum">Top eigenvalues of P P*.</param>
@@ -32,17 +32,17 @@ public sealed record AxisSize(string Name, int Size);
 public sealed record SpectrumResult(string Operator, int Dimension, double[] Eigenvalues, double[] Residuals);
 
 /// <summary>
-/// Participation-ratio effective rank PR = (tr A)² / tr(A²) (MATH.md §5) with its standard error,
+/// Participation-ratio effective rank PR = (tr A)² / tr(A²) (docs/math.md#effective-rank) with its standard error,
 /// the trace, and partial effective ranks along every non-trivial state axis.
 /// </summary>
 public sealed record RankResult(string Operator, int Dimension, double Trace, double TraceStandardError,
     double Value, double StandardError, int Probes, IReadOnlyList<PartialRankResult> Partial);
 
-/// <summary>PR of the partial trace that keeps only <paramref name="Axis"/> (MATH.md §5).</summary>
+/// <summary>PR of the partial trace that keeps only <paramref name="Axis"/> (docs/math.md#partial-effective-rank).</summary>
 public sealed record PartialRankResult(string Axis, int Size, double Value, double StandardError, int Probes);
 
 /// <summary>
-/// Kronecker-core summary (MATH.md §3, §6): the rank bound Σ_s rank(Ĝ_s)·m_s (plus one per θ
+/// Kronecker-core summary (docs/math.md#kronecker-core): the rank bound Σ_s rank(Ĝ_s)·m_s (plus one per θ
 /// scalar outside every site), exact tr K, the model-level mode capture c(r) = tr K_r / tr K
 /// (every Ĝ_s truncated to its top r modes; r = 1..ModeCapture.Length) and every site.
 /// </summary>

@@ -3,12 +3,11 @@ using GlobalNtk.Estimators;
 using GlobalNtk.Models;
 using GlobalNtk.Ntk;
 using GlobalNtk.Operators;
-using GlobalNtk.Training;
 
 namespace GlobalNtk.Analysis;
 
 /// <summary>
-/// The analysis of MATH.md §6 on one batch, for one model or a sequence of checkpoints (same
+/// The analysis of docs/math.md#reported-quantities on one batch, for one model or a sequence of checkpoints (same
 /// batch): spectra of NTK_S, K and P P*; effective ranks with partial ranks along every
 /// non-trivial state axis; the Kronecker core; SRB(r); task-mode learnability when targets are
 /// given; and the NTK_S alignment with the previously analysed checkpoint.
@@ -16,7 +15,9 @@ namespace GlobalNtk.Analysis;
 /// <remarks>
 /// Keeps the previous checkpoint's linearisation (state-sized memory) for the alignment. Models
 /// passed to <see cref="Analyze"/> must not be mutated afterwards (load each checkpoint afresh).
-/// Every random draw derives from <see cref="AnalysisOptions.Seed"/>, so a rerun is identical.
+/// Every random draw derives from <see cref="AnalysisOptions.Seed"/> through one <see cref="RngKey"/>,
+/// folded with the name of each consumer (e.g. "NTK_S spectrum"), so a rerun is identical and no
+/// two estimates share probes.
 /// </remarks>
 public sealed class NtkAnalyzer
 {
@@ -24,7 +25,7 @@ public sealed class NtkAnalyzer
     public const string DefaultErrorSource =
         "isotropic Gaussian e (no targets; seeded): SRB then measures NTK_S's own bias towards the activity modes";
     /// <summary>How SRB's error is chosen with targets.</summary>
-    public const string TargetErrorSource = "e = ∂L/∂z = Cᵀ ∂L/∂y, the MSE-loss gradient on the targets";
+    public const string TargetErrorSource = "e = ∂L/∂z = Cᵀ ∂L/∂y, the gradient of the loss " + MseLoss.Definition + " on the targets";
 
     private readonly Tensor _inputs;
     private readonly Tensor? _targets;
@@ -52,6 +53,7 @@ public sealed class NtkAnalyzer
     public ModelAnalysis Analyze(IChainModel model, string label, int? step = null, Action<string, double>? progress = null)
     {
         var o = Options;
+        var key = RngKey.FromSeed(o.Seed);
         int stage = 0;
         var timings = new Dictionary<string, double>();
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -66,7 +68,7 @@ public sealed class NtkAnalyzer
 
         Report("forward pass");
         var lin = model.Linearize(_inputs);
-        var ops = new NtkOperators(lin);
+        var ops = new NtkOperators(lin, key.Fold("Kronecker core").Seed);
         var shape = lin.StateShape;
         var readout = model.Readout;
         var outShape = readout.OutputShape(shape);
@@ -74,15 +76,15 @@ public sealed class NtkAnalyzer
             throw new ShapeMismatchException($"targets have shape {_targets.Shape} ({_targets.Length} values) but the model's outputs are {outShape}.");
 
         Report("NTK_S spectrum");
-        var ntkSpec = Spectrum(ops.NtkS, "NTK_S", o.Seed + 1);
+        var ntkSpec = Spectrum(ops.NtkS, "NTK_S", key.Fold("NTK_S spectrum"));
         Report("K spectrum");
-        var kSpec = Spectrum(ops.KKronecker, "K", o.Seed + 2);
+        var kSpec = Spectrum(ops.KKronecker, "K", key.Fold("K spectrum"));
         Report("P P* spectrum");
-        var pSpec = Spectrum(ops.P.Gram(), "P P*", o.Seed + 3);
+        var pSpec = Spectrum(ops.P.Gram(), "P P*", key.Fold("P P* spectrum"));
         Report("effective rank of NTK_S");
-        var ntkRank = Rank(ops.NtkS, "NTK_S", o.Seed + 10);
+        var ntkRank = Rank(ops.NtkS, "NTK_S", key.Fold("NTK_S rank"));
         Report("effective rank of K");
-        var kRank = Rank(ops.KKronecker, "K", o.Seed + 20);
+        var kRank = Rank(ops.KKronecker, "K", key.Fold("K rank"));
         Report("Kronecker core");
         var kron = Kronecker(ops.KroneckerCore);
 
@@ -94,20 +96,18 @@ public sealed class NtkAnalyzer
         var yhat = readout.Forward(states, shape);
         if (_targets is not null)
         {
-            var dy = new double[yhat.Length];
-            loss = ModelGradient.MeanSquaredError(yhat.Span, _targets.Span, dy);
-            e = readout.AsOperator(shape).ApplyAdjoint(dy);
+            (loss, e, _) = MseLoss.StateError(readout, states, shape, _targets.Span);
             source = TargetErrorSource;
         }
         else
         {
-            e = Gaussian(shape.Size, o.Seed + 30);
+            e = RandomProbes.Gaussian(key.Fold("SRB error").CreateRandom(), shape.Size);
             source = DefaultErrorSource;
         }
         if (Numerics.Norm(e) == 0)
         {
             // Perfect fit: the task error vanishes, fall back to the documented default.
-            e = Gaussian(shape.Size, o.Seed + 30);
+            e = RandomProbes.Gaussian(key.Fold("SRB error").CreateRandom(), shape.Size);
             source = DefaultErrorSource + " (the task error is exactly zero)";
         }
         var srb = SelfReferentialBias.Compute(ops.NtkS, states, e,
@@ -117,7 +117,7 @@ public sealed class NtkAnalyzer
         if (_targets is not null)
         {
             var modes = TaskModes.Of(_targets.Span, readout.OutputSize);
-            var theta = ops.OutputNtk(readout); // Θ_y = C NTK_S C* + (Z Zᵀ + 1 1ᵀ) ⊗ I (MATH.md §2)
+            var theta = ops.OutputNtk(readout); // Θ_y = C NTK_S C* + (Z Zᵀ + 1 1ᵀ) ⊗ I (docs/math.md#output-ntk)
             tm = new LearnabilityResult(modes.SingularValues,
                 Enumerable.Range(0, modes.Count).Select(i => modes.Right(i).ToArray()).ToArray(),
                 modes.Learnability(theta), modes.LearnedFractions(yhat.Span));
@@ -127,7 +127,7 @@ public sealed class NtkAnalyzer
         AlignmentResult? align = null;
         if (_previous is { } prev)
         {
-            var a = OperatorComparison.Alignment(prev.Ops.NtkS, ops.NtkS, o.Probes, o.Seed + 40);
+            var a = OperatorComparison.Alignment(prev.Ops.NtkS, ops.NtkS, o.Probes, key.Fold("alignment").Seed);
             align = new AlignmentResult(prev.Label, a.Value, a.StandardError, a.Probes);
         }
         _previous = (label, ops);
@@ -138,25 +138,24 @@ public sealed class NtkAnalyzer
             ntkSpec, kSpec, pSpec, ntkRank, kRank, kron, srb, tm, align, timings);
     }
 
-    private SpectrumResult Spectrum(LinearOperator op, string name, int seed)
+    private SpectrumResult Spectrum(LinearOperator op, string name, RngKey key)
     {
         int k = Math.Min(Options.TopK, op.Domain.Size);
-        var r = Spectral.TopEigenpairs(op, k, seed, tolerance: 1e-6); // residual 1e-6·λ₁ ⇒ eigenvalue error ~1e-12·λ₁²/gap
+        var r = Spectral.TopEigenpairs(op, k, key.Seed, tolerance: 1e-6); // residual 1e-6·λ₁ ⇒ eigenvalue error ~1e-12·λ₁²/gap
         return new SpectrumResult(name, op.Domain.Size, r.Values, r.Residuals);
     }
 
-    private RankResult Rank(LinearOperator op, string name, int seed)
+    private RankResult Rank(LinearOperator op, string name, RngKey key)
     {
         var o = Options;
-        var trace = TraceEstimators.HutchPlusPlus(op, o.Probes, seed);
-        var pr = EffectiveRank.ParticipationRatio(op, o.Probes, seed + 1);
+        var trace = TraceEstimators.HutchPlusPlus(op, o.Probes, key.Fold("trace").Seed);
+        var pr = EffectiveRank.ParticipationRatio(op, o.Probes, key.Fold("participation ratio").Seed);
         var partial = new List<PartialRankResult>();
-        int i = 0;
         foreach (var (axis, size) in op.Domain.Names.Zip(op.Domain.Sizes))
         {
-            i++;
             if (size <= 1) continue;
-            var p = EffectiveRank.Partial(op, [axis], o.PartialProbes, seed + 1 + i);
+            var p = EffectiveRank.Partial(op, [axis], o.PartialProbes, key.Fold("partial").Fold(axis).Seed);
+
             partial.Add(new PartialRankResult(axis, size, p.Value, p.StandardError, p.Probes));
         }
         return new RankResult(name, op.Domain.Size, trace.Value, trace.StandardError, pr.Value, pr.StandardError, pr.Probes, partial);
@@ -178,18 +177,5 @@ public sealed class NtkAnalyzer
         }).ToArray();
         return new KroneckerResult(core.RankBound, core.StateDimension, core.TraceK, core.ModeCaptureCurve(rMax), sites)
             { TraceKStandardError = core.TraceKStandardError };
-    }
-
-    private static double[] Gaussian(int n, int seed)
-    {
-        var rng = new Random(seed);
-        var v = new double[n];
-        for (int i = 0; i < n; i++)
-        {
-            // Box–Muller
-            double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
-            v[i] = Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
-        }
-        return v;
     }
 }

@@ -4,7 +4,7 @@ using GlobalNtk.Operators;
 namespace GlobalNtk.Analysis;
 
 /// <summary>
-/// The self-referential bias index (MATH.md §6):
+/// The self-referential bias index (docs/math.md#self-referential-bias):
 /// <c>SRB(r) = (‖Π_r Δz‖² / ‖Δz‖²) / (‖Π_r e‖² / ‖e‖²)</c> with <c>Δz = −NTK_S e</c> and Π_r the
 /// projection of every state vector (last state axis) onto the top-r principal directions of the
 /// model's own activity. SRB &gt; 1: gradient descent moves the state preferentially inside the
@@ -54,7 +54,7 @@ public static class SelfReferentialBias
     }
 }
 
-/// <summary>SRB(r) and its two ingredients at each rank r (MATH.md §6).</summary>
+/// <summary>SRB(r) and its two ingredients at each rank r (docs/math.md#self-referential-bias).</summary>
 /// <param name="VectorAxis">State axis whose vectors are projected (e.g. <c>unit</c>, <c>feature</c>).</param>
 /// <param name="Ranks">The ranks r.</param>
 /// <param name="Index">SRB(r).</param>

@@ -4,7 +4,7 @@ using GlobalNtk.Operators;
 namespace GlobalNtk.Analysis;
 
 /// <summary>
-/// Task-mode learnability (MATH.md §6): the SVD of the target matrix <c>Y = Σ σ_i a_i b_iᵀ</c>
+/// Task-mode learnability (docs/math.md#task-mode-learnability): the SVD of the target matrix <c>Y = Σ σ_i a_i b_iᵀ</c>
 /// (rows = every output position, e.g. trial×step; columns = output channels), the output-NTK
 /// Rayleigh quotient <c>ρ_i = ⟨M_i, Θ_y M_i⟩ / ⟨M_i, M_i⟩</c> of each mode <c>M_i = a_i b_iᵀ</c>, and
 /// the learned fraction <c>‖a_iᵀ Ŷ‖ / σ_i</c> of the model's outputs Ŷ.
@@ -111,7 +111,7 @@ public sealed class TaskModes
     }
 }
 
-/// <summary>Task-mode learnability at one checkpoint (MATH.md §6).</summary>
+/// <summary>Task-mode learnability at one checkpoint (docs/math.md#task-mode-learnability).</summary>
 /// <param name="SingularValues">σ_i of the target matrix.</param>
 /// <param name="OutputDirections">b_i: each mode's direction over output channels.</param>
 /// <param name="Learnability">ρ_i = ⟨M_i, Θ_y M_i⟩ / ⟨M_i, M_i⟩.</param>

@@ -35,7 +35,7 @@ internal sealed class BlockKrylovEigensolver
         _maxApplications = maxApplications > 0 ? maxApplications : Math.Max(50 * _capacity, 2000);
         _tolerance = tolerance;
         _order = order;
-        _rng = new Random(seed);
+        _rng = RngKey.FromSeed(seed).CreateRandom();
     }
 
     public EigenResult Solve()

@@ -4,7 +4,7 @@ using GlobalNtk.Operators;
 namespace GlobalNtk.Estimators;
 
 /// <summary>
-/// Participation-ratio effective rank PR(A) = (tr A)² / tr(A²) of a PSD operator (MATH.md §5),
+/// Participation-ratio effective rank PR(A) = (tr A)² / tr(A²) of a PSD operator (docs/math.md#effective-rank),
 /// between 1 and the dimension; PR(G ⊗ I_H) = H·PR(G).
 /// </summary>
 public static class EffectiveRank
@@ -33,13 +33,13 @@ public static class EffectiveRank
         var full = new double[3];
         foreach (var s in stats) for (int i = 0; i < 3; i++) full[i] += s[i] / m;
         double value = Pr(full, m);
-        double se = ProbeRunner.JackknifeError(stats, mean => Pr(mean, m - 1));
+        double se = SampleStatistics.JackknifeError(stats, mean => Pr(mean, m - 1));
         return new Estimate(value, se, m);
     }
 
     /// <summary>
     /// Partial effective rank along <paramref name="keptAxes"/>: the PR of the partial trace over
-    /// all the other axes (MATH.md §5), e.g. kept = ["time"] gives PR_time = PR(tr_{trial,unit} A).
+    /// all the other axes (docs/math.md#partial-effective-rank), e.g. kept = ["time"] gives PR_time = PR(tr_{trial,unit} A).
     /// The partial trace is exact for dense operators or when the traced size is at most
     /// <paramref name="probes"/>; otherwise it uses <paramref name="probes"/> Rademacher probes on
     /// the traced axes (each costing one application per kept index) and the standard error is a
@@ -57,25 +57,11 @@ public static class EffectiveRank
         var pt = Reductions.PartialTraceWithError(op, traced, probes, seed);
         double value = OfMatrix(pt.Value);
         if (pt.Exact) return new Estimate(value, 0, pt.Probes);
-        var groups = pt.GroupMeans;
-        int g = groups.Length;
-        double se = double.NaN;
-        if (g >= 2)
-        {
-            // Delete-a-group jackknife over the group means (groups have equal size up to one probe).
-            var sum = new double[groups[0].Length];
-            foreach (var grp in groups) Numerics.Axpy(1.0, grp, sum);
-            var loo = new double[g];
-            var tmp = new double[sum.Length];
-            for (int i = 0; i < g; i++)
-            {
-                for (int j = 0; j < tmp.Length; j++) tmp[j] = (sum[j] - groups[i][j]) / (g - 1);
-                loo[i] = OfMatrix(new DenseOperator(tmp, pt.Value.Domain, pt.Value.Range));
-            }
-            double avg = loo.Average();
-            se = Math.Sqrt((g - 1.0) / g * loo.Sum(v => (v - avg) * (v - avg)));
-        }
+        // Delete-a-group jackknife over the group means (groups have equal size up to one probe).
+        double se = SampleStatistics.JackknifeError(pt.GroupMeans,
+            mean => OfMatrix(new DenseOperator(mean, pt.Value.Domain, pt.Value.Range)));
         return new Estimate(value, se, pt.Probes);
+
     }
 
     /// <summary>
@@ -100,7 +86,7 @@ public static class EffectiveRank
         var split = new AxisSplit(op.Domain, traced, "PartialPaired");
         int nk = split.Kept, nt = split.Reduced, n = op.Domain.Size, m = probes;
         var full = split.Full;
-        var rng = new Random(seed);
+        var rng = RngKey.FromSeed(seed).CreateRandom();
         var psi = new double[(long)m * nk];
         var omega1 = new double[(long)m * nt];
         var omega2 = new double[(long)m * nt];
@@ -148,7 +134,7 @@ public static class EffectiveRank
         double Pr(double[] mean, int count) => Ratio((count * mean[0] * mean[0] - mean[1]) / (count - 1), mean[2], op);
         var avg = new double[3];
         foreach (var st in stats) for (int i = 0; i < 3; i++) avg[i] += st[i] / m;
-        return new Estimate(Pr(avg, m), ProbeRunner.JackknifeError(stats, mean => Pr(mean, m - 1)), m);
+        return new Estimate(Pr(avg, m), SampleStatistics.JackknifeError(stats, mean => Pr(mean, m - 1)), m);
     }
 
     /// <summary>Doubles per probe block (128 MiB): big blocks keep operator applications matrix-matrix.</summary>

@@ -3,7 +3,7 @@ using GlobalNtk.Operators;
 
 namespace GlobalNtk.Estimators;
 
-/// <summary>Comparisons of two operators with the same Domain and Range from shared probes (MATH.md §5).</summary>
+/// <summary>Comparisons of two operators with the same Domain and Range from shared probes (docs/math.md#alignment).</summary>
 public static class OperatorComparison
 {
     /// <summary>
@@ -72,6 +72,6 @@ public static class OperatorComparison
         foreach (var s in stats) for (int i = 0; i < d; i++) mean[i] += s[i] / m;
         double value = f(mean);
         Numerics.EnsureFinite([value], "operator comparison");
-        return new Estimate(value, exact ? 0 : ProbeRunner.JackknifeError(stats, f), m);
+        return new Estimate(value, exact ? 0 : SampleStatistics.JackknifeError(stats, f), m);
     }
 }

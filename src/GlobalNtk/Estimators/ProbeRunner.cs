@@ -25,7 +25,7 @@ internal static class ProbeRunner
     /// </summary>
     public static void Run(int dimension, int probes, bool exact, int seed, Action<double[], int, int> onBlock, int extraVectorSize = 0)
     {
-        var rng = new Random(seed);
+        var rng = RngKey.FromSeed(seed).CreateRandom();
         int chunk = BlockBuffer.VectorsPerBlock(Math.Max(dimension, extraVectorSize), probes, EffectiveRank.ProbeBlockElements);
         var x = new double[(long)chunk * dimension];
         for (int first = 0; first < probes; first += chunk)
@@ -66,36 +66,11 @@ internal static class ProbeRunner
     public static Estimate MeanEstimate(double[] samples, bool exact, double scale = 1.0)
     {
         int m = samples.Length;
-        double mean = samples.Average();
         if (exact) return new Estimate(scale * samples.Sum(), 0, m);
-        double var = 0;
-        foreach (var s in samples) var += (s - mean) * (s - mean);
-        double se = m > 1 ? Math.Sqrt(var / (m - 1) / m) : double.NaN;
+        var (mean, se) = SampleStatistics.MeanWithError(samples);
         var est = new Estimate(scale * mean, scale * se, m);
         Numerics.EnsureFinite([est.Value], "estimate");
         return est;
     }
 
-    /// <summary>
-    /// Delete-one jackknife standard error of a smooth function of the means of per-probe sample
-    /// vectors (samples[p] has one entry per averaged quantity).
-    /// </summary>
-    public static double JackknifeError(double[][] samples, Func<double[], double> f)
-    {
-        int m = samples.Length;
-        if (m < 2) return double.NaN;
-        int d = samples[0].Length;
-        var sum = new double[d];
-        foreach (var s in samples) for (int i = 0; i < d; i++) sum[i] += s[i];
-        var loo = new double[m];
-        var mean = new double[d];
-        for (int p = 0; p < m; p++)
-        {
-            for (int i = 0; i < d; i++) mean[i] = (sum[i] - samples[p][i]) / (m - 1);
-            loo[p] = f(mean);
-        }
-        double avg = loo.Average(), acc = 0;
-        foreach (var v in loo) acc += (v - avg) * (v - avg);
-        return Math.Sqrt((m - 1.0) / m * acc);
-    }
 }

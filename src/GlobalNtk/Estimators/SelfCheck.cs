@@ -19,7 +19,11 @@ public static class SelfCheck
     /// <summary>Runs the self-check with the given seed (same seed → same rows).</summary>
     public static IReadOnlyList<SelfCheckRow> Run(int seed = 0)
     {
-        var rng = new Random(seed);
+        // The operators and every estimator draw from their own keys, so no estimator's probes
+        // replay the draws that built the operator it is checked on.
+        var key = RngKey.FromSeed(seed);
+        var rng = key.Fold("operators").CreateRandom();
+        int Seed(string estimator) => key.Fold(estimator).Seed;
         var shape = new AxisShape(("trial", 4), ("time", 10), ("unit", 10)); // n = 400
         int n = shape.Size;
         var rows = new List<SelfCheckRow>();
@@ -28,26 +32,26 @@ public static class SelfCheck
         var powerLaw = Enumerable.Range(1, n).Select(i => 1.0 / i).ToArray();
         var a = WithSpectrum(shape, powerLaw, rng);
         double tr = powerLaw.Sum(), tr2 = powerLaw.Sum(l => l * l);
-        var h = TraceEstimators.Hutchinson(a, 100, seed);
+        var h = TraceEstimators.Hutchinson(a, 100, Seed("Hutchinson"));
         rows.Add(new("trace, Hutchinson (100 probes), power law", h.Value, tr, h.StandardError));
-        var hpp = TraceEstimators.HutchPlusPlus(a, 99, seed);
+        var hpp = TraceEstimators.HutchPlusPlus(a, 99, Seed("Hutch++"));
         rows.Add(new("trace, Hutch++ (99 probes), power law", hpp.Value, tr, hpp.StandardError));
 
         // Rank-10 PSD: Hutch++ with 30 probes is exact up to rounding.
         var lowRank = WithSpectrum(shape, Enumerable.Range(0, n).Select(i => i < 10 ? 1.0 + i : 0.0).ToArray(), rng);
-        var hlr = TraceEstimators.HutchPlusPlus(lowRank, 30, seed);
+        var hlr = TraceEstimators.HutchPlusPlus(lowRank, 30, Seed("Hutch++ low rank"));
         rows.Add(new("trace, Hutch++ (30 probes), rank 10", hlr.Value, 55, hlr.StandardError));
 
-        var fro = TraceEstimators.FrobeniusNormSquared(a, 100, seed);
+        var fro = TraceEstimators.FrobeniusNormSquared(a, 100, Seed("Frobenius"));
         rows.Add(new("‖A‖_F², 100 probes", fro.Value, tr2, fro.StandardError));
-        var sq = TraceEstimators.TraceOfSquare(a, 100, seed);
+        var sq = TraceEstimators.TraceOfSquare(a, 100, Seed("tr(A²)"));
         rows.Add(new("tr(A²), 100 probes", sq.Value, tr2, sq.StandardError));
-        var pr = EffectiveRank.ParticipationRatio(a, 100, seed);
+        var pr = EffectiveRank.ParticipationRatio(a, 100, Seed("PR"));
         rows.Add(new("effective rank PR, 100 probes", pr.Value, tr * tr / tr2, pr.StandardError));
 
         // Partial effective rank along time (traced size 40 > 20 probes: probe-estimated).
         var dense = a.Materialize();
-        var prTime = EffectiveRank.Partial(a, ["time"], 20, seed);
+        var prTime = EffectiveRank.Partial(a, ["time"], 20, Seed("PR_time"));
         rows.Add(new("PR_time = PR(tr_{trial,unit} A), 20 probes", prTime.Value,
             EffectiveRank.OfMatrix(Reductions.PartialTrace(dense, ["trial", "unit"])), prTime.StandardError));
 
@@ -56,16 +60,16 @@ public static class SelfCheck
         var b = a + noise;
         var bd = b.Materialize();
         double ab = Numerics.Dot(dense.Matrix, bd.Matrix), aa = Numerics.Dot(dense.Matrix, dense.Matrix), bb = Numerics.Dot(bd.Matrix, bd.Matrix);
-        var al = OperatorComparison.Alignment(a, b, 100, seed);
+        var al = OperatorComparison.Alignment(a, b, 100, Seed("alignment"));
         rows.Add(new("alignment(A, A + N), 100 probes", al.Value, ab / Math.Sqrt(aa * bb), al.StandardError));
-        var rd = OperatorComparison.RelativeDifference(b, a, 100, seed);
+        var rd = OperatorComparison.RelativeDifference(b, a, 100, Seed("relative difference"));
         rows.Add(new("‖(A + N) − A‖_F/‖A‖_F, 100 probes", rd.Value, Math.Sqrt(Numerics.Dot(noise.Matrix, noise.Matrix) / aa), rd.StandardError));
 
         // Top eigenvalues and the operator norm.
-        var eig = Spectral.TopEigenpairs(a, 5, seed);
+        var eig = Spectral.TopEigenpairs(a, 5, Seed("eigenpairs"));
         for (int i = 0; i < 3; i++) rows.Add(new($"λ_{i + 1} (block Krylov, k = 5)", eig.Values[i], powerLaw[i], eig.Residuals[i]));
         var rect = a.Then(new DenseOperator(RandomArray(rng, 50 * n), shape, AxisShape.Vector(50, "out")));
-        var norm = Spectral.OperatorNorm(rect, seed);
+        var norm = Spectral.OperatorNorm(rect, Seed("operator norm"));
         var svdExact = MathNet.Numerics.LinearAlgebra.Matrix<double>.Build.DenseOfRowMajor(50, n, rect.Materialize().Matrix).Svd(false);
         rows.Add(new("‖B A‖₂ (50 × 400)", norm.Value, svdExact.S[0], norm.Residual));
         return rows;

@@ -34,7 +34,7 @@ public sealed record SingularResult(double[] Values, double[][] Left, double[][]
 public sealed record NormResult(double Value, double Residual, int Applications, bool Converged);
 
 /// <summary>
-/// Matrix-free spectral solvers (MATH.md §5): block Krylov (block Lanczos with full
+/// Matrix-free spectral solvers (docs/math.md#spectra): block Krylov (block Lanczos with full
 /// re-orthogonalisation and restarts) for eigenpairs, and singular triplets through it.
 /// </summary>
 public static class Spectral

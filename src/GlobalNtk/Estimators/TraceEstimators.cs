@@ -4,7 +4,7 @@ using GlobalNtk.Operators;
 namespace GlobalNtk.Estimators;
 
 /// <summary>
-/// Randomised trace estimators (MATH.md §5). Each takes a probe budget and a seed (same seed →
+/// Randomised trace estimators (docs/math.md#estimators). Each takes a probe budget and a seed (same seed →
 /// same answer), applies the operator to blocks of probes, and is exact (standard error 0)
 /// when the budget reaches the dimension, by using unit vectors instead of random probes.
 /// </summary>
@@ -32,7 +32,7 @@ public static class TraceEstimators
         int n = op.Domain.Size;
         if (n <= probes) return Hutchinson(op, probes, seed);
         if (probes < 3) throw new ArgumentOutOfRangeException(nameof(probes), $"Hutch++ needs at least 3 probes, got {probes}.");
-        var rng = new Random(seed);
+        var rng = RngKey.FromSeed(seed).CreateRandom();
         int k = probes / 3;
 
         // Sketch: Q = orth(A S).

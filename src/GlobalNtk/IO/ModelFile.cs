@@ -13,7 +13,7 @@ namespace GlobalNtk.IO;
 public sealed record LoadedModel(IChainModel Model, bool HasReadout, IReadOnlyDictionary<string, string> Metadata, string Path);
 
 /// <summary>
-/// Saves and loads models as safetensors with PyTorch parameter names (MATH.md §4). Loading
+/// Saves and loads models as safetensors with PyTorch parameter names (docs/math.md#cells). Loading
 /// dispatches on the architecture (metadata key <c>arch</c>, or an explicit override) through
 /// <see cref="ModelRegistry"/>.
 /// </summary>

@@ -12,7 +12,7 @@ public sealed record ModelSpec(string Arch, int InputSize, int HiddenSize, int O
 {
     /// <summary>Initialisation seed.</summary>
     public int Seed { get; init; }
-    /// <summary>Initial gain g on the recurrent weights (MATH.md §4).</summary>
+    /// <summary>Initial gain g on the recurrent weights (docs/math.md#cells).</summary>
     public double Gain { get; init; } = 1.0;
     /// <summary>Architecture-specific options as strings (e.g. <c>alpha</c>, <c>layers</c>, <c>heads</c>).</summary>
     public IReadOnlyDictionary<string, string> Options { get; init; } = new Dictionary<string, string>();
@@ -46,7 +46,7 @@ public interface IModelFactory
 
 /// <summary>
 /// Model architectures by name: creation for training and loading from safetensors dispatch here.
-/// Built-in: the recurrent cells (MATH.md §4), <c>mlp</c> and <c>transformer</c>. Other families register theirs in
+/// Built-in: the recurrent cells (docs/math.md#cells), <c>mlp</c> and <c>transformer</c>. Other families register theirs in
 /// <see cref="ModelRegistry"/>'s static list or with <see cref="Register"/>.
 /// </summary>
 public static class ModelRegistry

@@ -3,10 +3,10 @@ using GlobalNtk.Dense;
 namespace GlobalNtk.Models;
 
 /// <summary>
-/// A chain model z_k = f_k(z_{k-1}, x_k; θ) linearised on one batch (MATH.md §1–2): the forward
+/// A chain model z_k = f_k(z_{k-1}, x_k; θ) linearised on one batch (docs/math.md#models-as-chains): the forward
 /// trajectory plus everything needed to apply, matrix-free and for blocks of vectors,
 /// the step Jacobians A_k = ∂f_k/∂z_{k-1} (JVP/VJP), the immediate parameter Jacobian J_θ
-/// (JVP/VJP) and the weight sites of the Kronecker core (MATH.md §3).
+/// (JVP/VJP) and the weight sites of the Kronecker core (docs/math.md#kronecker-core).
 /// </summary>
 /// <remarks>
 /// State layout: <see cref="StateShape"/> is <c>[trial, step, unit axes…]</c>, row-major, with
@@ -45,27 +45,27 @@ public abstract class ChainLinearization
 
     /// <summary>
     /// result[j] = J_θ · dTheta[j]: the immediate state change at every step with z_{k−1}
-    /// held fixed (MATH.md §2). dTheta is [count, m]; result [count, state] is overwritten.
+    /// held fixed (docs/math.md#global-ntk). dTheta is [count, m]; result [count, state] is overwritten.
     /// </summary>
     public abstract void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count);
 
     /// <summary>
-    /// dTheta[j] = J_θ* · q[j] = Σ_k (∂f_k/∂θ)ᵀ q_k summed over trials (MATH.md §2).
+    /// dTheta[j] = J_θ* · q[j] = Σ_k (∂f_k/∂θ)ᵀ q_k summed over trials (docs/math.md#global-ntk).
     /// q is [count, state]; dTheta [count, m] is overwritten.
     /// </summary>
     public abstract void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count);
 
-    /// <summary>The affine weight sites a_s = W_s u_s + b_s of the Kronecker core (MATH.md §3).</summary>
+    /// <summary>The affine weight sites a_s = W_s u_s + b_s of the Kronecker core (docs/math.md#kronecker-core).</summary>
     public abstract IReadOnlyList<WeightSite> Sites { get; }
 
     /// <summary>
-    /// result[j] = J_θ · E dThetaSubset[j] (MATH.md §2), where E embeds a compact δθ over only the
+    /// result[j] = J_θ · E dThetaSubset[j] (docs/math.md#global-ntk), where E embeds a compact δθ over only the
     /// parameter tensors <paramref name="parameterIndices"/> into θ with zeros elsewhere. The compact
     /// layout is those tensors concatenated in the order listed (<see cref="SubsetLayout"/>);
     /// dThetaSubset is [count, subset size]; result [count, state] is overwritten.
     /// </summary>
     /// <remarks>
-    /// Used by the Kronecker core's J_rest J_rest* term (MATH.md §3) for the few parameters no weight
+    /// Used by the Kronecker core's J_rest J_rest* term (docs/math.md#kronecker-core) for the few parameters no weight
     /// site covers. The default scatters into a full δθ and calls <see cref="ParamJvp"/>; models
     /// override it when the restricted Jacobian is cheaper (e.g. LayerNorm gains only).
     /// </remarks>
@@ -83,7 +83,7 @@ public abstract class ChainLinearization
     }
 
     /// <summary>
-    /// dThetaSubset[j] = Eᵀ J_θ* q[j]: the parameter VJP (MATH.md §2) kept only for the tensors
+    /// dThetaSubset[j] = Eᵀ J_θ* q[j]: the parameter VJP (docs/math.md#global-ntk) kept only for the tensors
     /// <paramref name="parameterIndices"/>, in the compact layout of <see cref="ParamJvpSubset"/>
     /// (its exact adjoint). q is [count, state]; dThetaSubset [count, subset size] is overwritten.
     /// The default runs the full <see cref="ParamVjp"/> and gathers.
@@ -126,7 +126,7 @@ public abstract class ChainLinearization
 }
 
 /// <summary>
-/// One weight site s of a weight-based model (MATH.md §3): a_s = W_s u_s + b_s evaluated at
+/// One weight site s of a weight-based model (docs/math.md#kronecker-core): a_s = W_s u_s + b_s evaluated at
 /// <see cref="Rows"/> rows (e.g. every (trial, time) pair of an RNN, or every (sequence, token)
 /// of one transformer layer). Exposes the site-variable matrix Û = [U, 1…] and the maps D_s
 /// (pre-activation → state) and D_s*, so that K_s = D_s (Û Ûᵀ ⊗ I_{m_s}) D_s*.
@@ -173,7 +173,7 @@ public abstract class WeightSite
     /// into the contiguous state slice [offset, offset + length) of one state vector, and the
     /// slices of different rows are disjoint (e.g. an MLP layer's row b → state (b, layer, :), a
     /// transformer's token-local site at (sequence, token) → state (sequence, layer, token, :)).
-    /// Then D_s*D_s is block-diagonal over rows and tr K_s = Σ_n Ĝ[n,n]‖D_{s,n}‖_F² (MATH.md §6).
+    /// Then D_s*D_s is block-diagonal over rows and tr K_s = Σ_n Ĝ[n,n]‖D_{s,n}‖_F² (docs/math.md#mode-capture).
     /// Default: not declared (false); the Kronecker core still detects sites whose rows are the
     /// state's own (trial, step) grid.
     /// </summary>
@@ -185,7 +185,7 @@ public abstract class WeightSite
 
     /// <summary>
     /// The one step (layer) of the state that D_s maps into, for depth chains with per-layer
-    /// weights (MATH.md §8: K is then block-diagonal across layers, so the sites of one step add at
+    /// weights (docs/math.md#transformers: K is then block-diagonal across layers, so the sites of one step add at
     /// most that step's state size to rank K); null (default) when D_s reaches several steps.
     /// </summary>
     public virtual int? StateStep => null;

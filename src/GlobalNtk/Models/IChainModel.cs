@@ -3,7 +3,7 @@ using GlobalNtk.Dense;
 namespace GlobalNtk.Models;
 
 /// <summary>
-/// A model that is a chain of steps (MATH.md §1): recurrent cells (step = time, shared weights)
+/// A model that is a chain of steps (docs/math.md#models-as-chains): recurrent cells (step = time, shared weights)
 /// and depth chains (MLP, transformer: step = layer), plus a linear readout. P, K and NTK_S are
 /// built from the <see cref="ChainLinearization"/> it returns, so they serve every model family
 /// unchanged; training, checkpoint IO and the CLI use only the members here.

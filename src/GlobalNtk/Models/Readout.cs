@@ -6,7 +6,7 @@ using Tensor = GlobalNtk.Dense.Tensor;
 namespace GlobalNtk.Models;
 
 /// <summary>
-/// Linear readout y = W z_f + b (PyTorch nn.Linear; MATH.md §1, §4) applied to a feature slice
+/// Linear readout y = W z_f + b (PyTorch nn.Linear; docs/math.md#models-as-chains) applied to a feature slice
 /// z_f = z[FeatureOffset .. FeatureOffset + InputSize) of every row of the state's last axis.
 /// </summary>
 /// <remarks>
@@ -44,8 +44,9 @@ public sealed class Readout
         double bound = 1.0 / Math.Sqrt(inputSize);
         var w = new Parameter(WeightName, [outputSize, inputSize]);
         var b = new Parameter(BiasName, [outputSize]);
-        for (int i = 0; i < w.Size; i++) w.Data[i] = (2 * rng.NextDouble() - 1) * bound;
-        for (int i = 0; i < b.Size; i++) b.Data[i] = (2 * rng.NextDouble() - 1) * bound;
+        RandomProbes.Uniform(rng, w.Data, bound);
+        RandomProbes.Uniform(rng, b.Data, bound);
+
         return new Readout(w, b, featureOffset, lastStepOnly);
     }
 
@@ -87,7 +88,7 @@ public sealed class Readout
         return y;
     }
 
-    /// <summary>The readout's input rows Z [N, In] (for the readout's own NTK term (Z Zᵀ + 1 1ᵀ) ⊗ I, MATH.md §2).</summary>
+    /// <summary>The readout's input rows Z [N, In] (for the readout's own NTK term (Z Zᵀ + 1 1ᵀ) ⊗ I, docs/math.md#output-ntk).</summary>
     public double[] Features(ReadOnlySpan<double> states, AxisShape stateShape)
     {
         int f = stateShape.Sizes[^1], n = InputSize, r0 = 0;
@@ -102,7 +103,7 @@ public sealed class Readout
         return z;
     }
 
-    /// <summary>The linear part C: state → output (no bias), with its adjoint (MATH.md §2).</summary>
+    /// <summary>The linear part C: state → output (no bias), with its adjoint (docs/math.md#global-ntk).</summary>
     public LinearOperator AsOperator(AxisShape stateShape) => new ReadoutOperator(this, stateShape);
 
     /// <summary>

@@ -6,19 +6,20 @@ namespace GlobalNtk.Ntk;
 /// <summary>The outcome of one gradient step compared with its first-order prediction.</summary>
 /// <param name="Eta">Step size η.</param>
 /// <param name="Actual">Δz = z(θ − η∇_θL) − z(θ), actual change of the state.</param>
-/// <param name="Predicted">−η NTK_S e, the first-order prediction (MATH.md §2, §6).</param>
+/// <param name="Predicted">−η NTK_S e, the first-order prediction (docs/math.md#first-order-check).</param>
 /// <param name="RelativeError">‖Δz − pred‖ / ‖pred‖: O(η) when the identity holds.</param>
 public sealed record FirstOrderResult(double Eta, double[] Actual, double[] Predicted, double RelativeError);
 
 /// <summary>
-/// The first-order identity (MATH.md §6): after one gradient-descent step θ ← θ − η ∇_θL, the
-/// state moves by Δz = −η NTK_S e + O(η²), with e = ∂L/∂z the explicit error on the state.
+/// The first-order identity (docs/math.md#first-order-check): after one gradient-descent step
+/// θ ← θ − η ∇_θL, the state moves by Δz = −η NTK_S e + O(η²), with e = ∂L/∂z the explicit error
+/// on the state.
 /// </summary>
 /// <remarks>
-/// Scale convention: L is the MSE summed over every trial, step and output, L = ½ Σ ‖y − y*‖²
-/// (no mean), so with a readout y = C z + c the error is e = Cᵀ(y − y*) and ∇_θL = (dz/dθ)* e
-/// exactly (no 1/N factor anywhere). Any other loss works too: pass its ∂L/∂z as e. Only the
-/// chain's θ moves; the readout is held fixed (it does not change z).
+/// ∇_θL = (dz/dθ)* e holds for any loss whose gradient on the state is e; the targets overload
+/// uses the one loss of the library, <see cref="MseLoss"/> (the mean over all output entries), so
+/// its e is the same vector training back-propagates. Only the chain's θ moves; the readout is
+/// held fixed (it does not change z).
 /// </remarks>
 public static class FirstOrderIdentity
 {
@@ -31,29 +32,16 @@ public static class FirstOrderIdentity
         Check(model, inputs, model.Linearize(inputs), stateError, eta);
 
     /// <summary>
-    /// The same on the MSE of the model's own readout against <paramref name="targets"/> (shape
-    /// <c>Readout.OutputShape(state shape)</c>): e = Cᵀ(y − y*) for L = ½ Σ ‖y − y*‖².
+    /// The same on the loss (<see cref="MseLoss"/>) of the model's own readout against
+    /// <paramref name="targets"/> (shape <c>Readout.OutputShape(state shape)</c>): e = Cᵀ ∂L/∂y.
     /// </summary>
     public static FirstOrderResult Check(IChainModel model, Tensor inputs, Tensor targets, double eta)
     {
         var lin0 = model.Linearize(inputs);
-        var e = MseStateError(model.Readout, lin0.States.Span, lin0.StateShape, targets.Span);
+        var e = MseLoss.StateError(model.Readout, lin0.States.Span, lin0.StateShape, targets.Span).StateError;
         return Check(model, inputs, lin0, e, eta);
     }
 
-    /// <summary>
-    /// ∂L/∂z = Cᵀ(y − y*) for L = ½ Σ ‖y − y*‖² (summed, no mean) with y = C z + b the readout.
-    /// </summary>
-    public static double[] MseStateError(Readout readout, ReadOnlySpan<double> states, AxisShape stateShape, ReadOnlySpan<double> targets)
-    {
-        var y = readout.Forward(states, stateShape);
-        if (targets.Length != y.Length)
-            throw new Operators.ShapeMismatchException($"MSE error: targets have length {targets.Length}, expected the readout's output shape {y.Shape}.");
-        Numerics.EnsureFinite(targets, "MSE targets");
-        var r = y.Span;
-        for (int i = 0; i < r.Length; i++) r[i] -= targets[i];
-        return readout.AsOperator(stateShape).ApplyAdjoint(r);
-    }
 
     private static FirstOrderResult Check(IChainModel model, Tensor inputs, ChainLinearization lin0, ReadOnlySpan<double> stateError, double eta)
     {

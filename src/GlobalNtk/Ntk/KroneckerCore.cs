@@ -6,7 +6,7 @@ using GlobalNtk.Operators;
 namespace GlobalNtk.Ntk;
 
 /// <summary>
-/// The model-level Kronecker core (MATH.md §3, §6): every site's <see cref="SiteCore"/>, the rank
+/// The model-level Kronecker core (docs/math.md#kronecker-core): every site's <see cref="SiteCore"/>, the rank
 /// bound rank K ≤ Σ_s rank(Ĝ_s)·m_s, the exact tr K and the mode capture c(r) = tr K_r / tr K,
 /// where K_r truncates every Ĝ_s to its top r activity modes (the generic term of parameters
 /// outside every site is kept whole in K_r: it has no activity modes).
@@ -39,12 +39,16 @@ public sealed class KroneckerCore
     /// (d̂·m_s) is estimated with Hutchinson probes instead (default <see cref="DefaultExactApplicationLimit"/>).
     /// </param>
     /// <param name="probes">Hutchinson probes per estimated site (≥ 2; default <see cref="DefaultProbes"/>).</param>
-    /// <param name="seed">Seed of the Rademacher probes (reproducible estimates).</param>
-    public KroneckerCore(ChainLinearization lin, long exactApplicationLimit = DefaultExactApplicationLimit, int probes = DefaultProbes, int seed = 20251)
+    /// <param name="seed">
+    /// Seed of the Rademacher probes (reproducible estimates): site s draws from the key
+    /// <c>RngKey.FromSeed(seed).Fold("site").Fold(s)</c>. The analysis passes a key split from the user's seed.
+    /// </param>
+    public KroneckerCore(ChainLinearization lin, long exactApplicationLimit = DefaultExactApplicationLimit, int probes = DefaultProbes, int seed = 0)
     {
         if (probes < 2) throw new ArgumentOutOfRangeException(nameof(probes), $"Kronecker core: {probes} Hutchinson probes; need at least 2 for a standard error.");
         var map = new SiteParameterMap(lin);
         StateDimension = lin.StateShape.Size;
+        var siteKeys = RngKey.FromSeed(seed).Fold("site");
         Sites = lin.Sites.Select((site, idx) =>
         {
             var slices = RowSlices(lin, site);
@@ -52,7 +56,7 @@ public sealed class KroneckerCore
             bool exact = (long)site.AugmentedWidth * site.OutDim <= exactApplicationLimit;
             return exact
                 ? new SiteCore(site, TraceMethod.Exact, c => GeneralTraces(lin, c))
-                : new SiteCore(site, TraceMethod.Hutchinson, c => HutchinsonTraces(lin, c, probes, seed + 7919 * idx));
+                : new SiteCore(site, TraceMethod.Hutchinson, c => HutchinsonTraces(lin, c, probes, siteKeys.Fold(idx)));
         }).ToArray();
         RestParameterCount = map.RestSize;
         _restTrace = new(() => map.RestSize > 0 ? RestTraceOf(lin, map) : 0.0);
@@ -75,7 +79,7 @@ public sealed class KroneckerCore
     /// rank K ≤ Σ_s rank(Ĝ_s)·m_s (+ the number of θ scalars outside every site, each adding at most
     /// one rank), with numerical ranks of Ĝ_s, sharpened by the range of D_s: the sites that declare
     /// one state step (<see cref="WeightSite.StateStep"/>, depth chains: K is block-diagonal across
-    /// layers, MATH.md §8) add min(that step's state size, their summed bounds), and the total is
+    /// layers, docs/math.md#transformers) add min(that step's state size, their summed bounds), and the total is
     /// clamped at <see cref="StateDimension"/>.
     /// </summary>
     public long RankBound { get; }
@@ -95,7 +99,7 @@ public sealed class KroneckerCore
     /// <summary>Largest d̂ over the sites: c(r) = 1 for r ≥ this.</summary>
     public int MaxRank => Sites.Count == 0 ? 0 : Sites.Max(s => s.AugmentedWidth);
 
-    /// <summary>Mode capture c(r) = tr K_r / tr K (MATH.md §6); r ≥ 0.</summary>
+    /// <summary>Mode capture c(r) = tr K_r / tr K (docs/math.md#mode-capture); r ≥ 0.</summary>
     public double ModeCapture(int r)
     {
         if (r < 0) throw new ArgumentOutOfRangeException(nameof(r), $"Mode capture: r = {r} must be ≥ 0.");
@@ -154,7 +158,7 @@ public sealed class KroneckerCore
         return (off, len);
     }
 
-    /// <summary>MATH.md §3, §8: sites of one state step add at most that step's size; total ≤ state dimension.</summary>
+    /// <summary>docs/math.md#kronecker-core: sites of one state step add at most that step's size; total ≤ state dimension.</summary>
     private static long RankBoundOf(ChainLinearization lin, IReadOnlyList<SiteCore> sites, int restSize)
     {
         long stepSize = (long)lin.Trials * lin.StateSize;
@@ -253,7 +257,7 @@ public sealed class KroneckerCore
     /// probe means and, per r, the standard error of Σ_{i≤r} (sample deviation of the per-probe
     /// partial sums / √probes).
     /// </summary>
-    private static SiteTraces HutchinsonTraces(ChainLinearization lin, SiteCore core, int probes, int seed)
+    private static SiteTraces HutchinsonTraces(ChainLinearization lin, SiteCore core, int probes, RngKey key)
     {
         var site = core.Site;
         int n = site.Rows, m = site.OutDim, d = site.AugmentedWidth;
@@ -262,7 +266,8 @@ public sealed class KroneckerCore
         var uw = core.UnnormalisedLeftModes(d);   // [N, d̂]
         var perProbe = new double[(long)probes * d];
         int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + siteLen), 1, probes);
-        var rng = new Random(seed);
+        var rng = key.CreateRandom();
+
         using var qBuf = new BlockBuffer((long)chunk * stateLen);
         using var aBuf = new BlockBuffer(chunk * siteLen);
         var proj = new double[(long)d * m];
@@ -270,7 +275,7 @@ public sealed class KroneckerCore
         {
             int cs = Math.Min(chunk, probes - p0);
             var q = qBuf.Span[..(cs * stateLen)];
-            for (int i = 0; i < q.Length; i++) q[i] = rng.Next(2) == 0 ? -1.0 : 1.0;
+            RandomProbes.Rademacher(rng, q);
             var a = aBuf.Span[..(int)(cs * siteLen)];
             site.ApplyDAdjoint(q, a, cs);
             for (int t = 0; t < cs; t++)
@@ -286,12 +291,9 @@ public sealed class KroneckerCore
         var partial = new double[probes];
         for (int i = 0; i < d; i++)
         {
-            double mean = 0;
-            for (int p = 0; p < probes; p++) { partial[p] += perProbe[(long)p * d + i]; mean += partial[p]; }
-            mean /= probes;
-            double v = 0;
-            for (int p = 0; p < probes; p++) v += (partial[p] - mean) * (partial[p] - mean);
-            se[i] = Math.Sqrt(v / (probes - 1) / probes);
+            for (int p = 0; p < probes; p++) partial[p] += perProbe[(long)p * d + i];
+            se[i] = SampleStatistics.MeanWithError(partial).StandardError;
+
         }
         return (contrib, contrib.Sum(), se);
     }

@@ -6,7 +6,7 @@ using GlobalNtk.Operators;
 namespace GlobalNtk.Ntk;
 
 /// <summary>
-/// K in Kronecker-core form (MATH.md §3): K = Σ_s D_s (Ĝ_s ⊗ I_{m_s}) D_s* + J_rest J_rest*.
+/// K in Kronecker-core form (docs/math.md#kronecker-core): K = Σ_s D_s (Ĝ_s ⊗ I_{m_s}) D_s* + J_rest J_rest*.
 /// The Gram Ĝ_s = Û Ûᵀ is applied as Û (Ûᵀ A) with two GEMMs per vector ([N, m_s] blocks),
 /// never as an N × N matrix; parameters not covered by any site (LayerNorm gains, …) go
 /// through the generic parameter JVP/VJP restricted to them. Self-adjoint.

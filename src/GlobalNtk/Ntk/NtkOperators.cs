@@ -5,7 +5,7 @@ using GlobalNtk.Operators;
 namespace GlobalNtk.Ntk;
 
 /// <summary>
-/// The global empirical NTK operators of one linearised chain model (MATH.md §2–3), all
+/// The global empirical NTK operators of one linearised chain model (docs/math.md#global-ntk), all
 /// matrix-free, with adjoints and block applies. Built only from the
 /// <see cref="ChainLinearization"/> contract, so recurrent cells, MLPs and transformers share
 /// them. Construction is cheap (no forward pass, no matrices); each operator keeps nothing
@@ -18,7 +18,12 @@ public sealed class NtkOperators
     private readonly Lazy<KroneckerCore> _core;
 
     /// <summary>Operators of <paramref name="linearization"/> (sites are validated on first use of the Kronecker form).</summary>
-    public NtkOperators(ChainLinearization linearization)
+    /// <param name="linearization">The linearised model on one batch.</param>
+    /// <param name="seed">
+    /// Seed of the only randomised part, the <see cref="KroneckerCore"/>'s Hutchinson traces of
+    /// costly sites (every operator is exact); callers split it from the user's seed with <see cref="RngKey"/>.
+    /// </param>
+    public NtkOperators(ChainLinearization linearization, int seed = 0)
     {
         Linearization = linearization ?? throw new ArgumentNullException(nameof(linearization));
         Numerics.EnsureFinite(linearization.States.Span, "chain states z");
@@ -31,7 +36,8 @@ public sealed class NtkOperators
         WholeModelNtk = WholeModelJacobian.Gram();
         _kKron = new(() => new KroneckerKernelOperator(linearization));
         _ntkS = new(() => new StateNtkOperator(linearization, KKronecker));
-        _core = new(() => new KroneckerCore(linearization));
+        _core = new(() => new KroneckerCore(linearization, seed: seed));
+
     }
 
     /// <summary>The linearisation the operators act on.</summary>
@@ -40,7 +46,7 @@ public sealed class NtkOperators
     /// <summary>The θ-space shape <c>(parameter = m)</c> of a linearisation.</summary>
     public static AxisShape ParameterShape(ChainLinearization lin) => AxisShape.Vector(lin.Parameters.TotalSize, "parameter");
 
-    /// <summary>P: v_k = q_k + A_k v_{k−1} (MATH.md §2).</summary>
+    /// <summary>P: v_k = q_k + A_k v_{k−1} (docs/math.md#global-ntk).</summary>
     public LinearOperator P { get; }
     /// <summary>P*: back-propagation through time, w_k = q_k + A_{k+1}ᵀ w_{k+1}.</summary>
     public LinearOperator PAdjoint { get; }
@@ -50,7 +56,7 @@ public sealed class NtkOperators
     public LinearOperator Jtheta { get; }
     /// <summary>K = J_θ J_θ* through the generic parameter JVP/VJP.</summary>
     public LinearOperator K { get; }
-    /// <summary>K = Σ_s D_s (Ĝ_s ⊗ I) D_s* + J_rest J_rest* (Kronecker core, MATH.md §3).</summary>
+    /// <summary>K = Σ_s D_s (Ĝ_s ⊗ I) D_s* + J_rest J_rest* (Kronecker core, docs/math.md#kronecker-core).</summary>
     public LinearOperator KKronecker => _kKron.Value;
     /// <summary>NTK_S = P K P* with the Kronecker-core K.</summary>
     public LinearOperator NtkS => _ntkS.Value;
@@ -62,7 +68,7 @@ public sealed class NtkOperators
     public LinearOperator WholeModelNtk { get; }
     /// <summary>
     /// The output NTK Θ_y = C NTK_S Cᵀ + (Z Zᵀ + 1 1ᵀ) ⊗ I_out of a readout on these states
-    /// (MATH.md §2), using the Kronecker-core NTK_S.
+    /// (docs/math.md#global-ntk), using the Kronecker-core NTK_S.
     /// </summary>
     public LinearOperator OutputNtk(Readout readout) =>
         new OutputNtkOperator(NtkS, readout ?? throw new ArgumentNullException(nameof(readout)), Linearization.States.Span, Linearization.StateShape);

@@ -5,7 +5,7 @@ using GlobalNtk.Operators;
 namespace GlobalNtk.Ntk;
 
 /// <summary>
-/// The output NTK (MATH.md §2): Θ_y = C NTK_S Cᵀ + Θ_readout, Θ_readout = (Z Zᵀ + 1 1ᵀ) ⊗ I_out,
+/// The output NTK (docs/math.md#output-ntk): Θ_y = C NTK_S Cᵀ + Θ_readout, Θ_readout = (Z Zᵀ + 1 1ᵀ) ⊗ I_out,
 /// with C the readout's linear part and Z [N, In] the state features it reads (rows in output
 /// order). Z Zᵀ is applied as Z (Zᵀ Y), never formed. Self-adjoint, on the output shape.
 /// </summary>

@@ -6,7 +6,7 @@ using GlobalNtk.Operators;
 namespace GlobalNtk.Ntk;
 
 /// <summary>
-/// The immediate parameter Jacobian J_θ (MATH.md §2): θ-space (axis <c>parameter</c>, size m) →
+/// The immediate parameter Jacobian J_θ (docs/math.md#global-ntk): θ-space (axis <c>parameter</c>, size m) →
 /// state, with z_{k−1} held fixed; its adjoint J_θ* is the weight gradient of a per-step error.
 /// </summary>
 public sealed class ParameterJacobianOperator : CheckedOperator
@@ -25,7 +25,7 @@ public sealed class ParameterJacobianOperator : CheckedOperator
 }
 
 /// <summary>
-/// The whole-model Jacobian dz/dθ = P J_θ (MATH.md §2) as one fused tangent sweep,
+/// The whole-model Jacobian dz/dθ = P J_θ (docs/math.md#global-ntk) as one fused tangent sweep,
 /// δz_k = A_k δz_{k−1} + (J_θ δθ)_k, and its adjoint J_θ* P* (one BPTT sweep then the weight
 /// gradient): what differentiating the unrolled model end to end gives.
 /// </summary>
@@ -57,7 +57,7 @@ public sealed class WholeModelJacobianOperator : CheckedOperator
 }
 
 /// <summary>
-/// NTK_S = P K P* (MATH.md §2) for any kernel K on the state space: one BPTT sweep, K, one
+/// NTK_S = P K P* (docs/math.md#global-ntk) for any kernel K on the state space: one BPTT sweep, K, one
 /// forward sweep, in place on one scratch block. Self-adjoint.
 /// </summary>
 public sealed class StateNtkOperator : CheckedOperator

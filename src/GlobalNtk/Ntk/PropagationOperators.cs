@@ -3,7 +3,7 @@ using GlobalNtk.Models;
 namespace GlobalNtk.Ntk;
 
 /// <summary>
-/// The propagation operator P = (∂F/∂z)⁻¹ (MATH.md §2): v = P q solves v_k = q_k + A_k v_{k−1},
+/// The propagation operator P = (∂F/∂z)⁻¹ (docs/math.md#global-ntk): v = P q solves v_k = q_k + A_k v_{k−1},
 /// v_{−1} = 0. Its adjoint is back-propagation through time. With <c>adjoint: true</c> the
 /// operator is P* itself (its adjoint is then P).
 /// </summary>
@@ -35,7 +35,7 @@ public sealed class PropagationOperator : CheckedOperator
     }
 }
 
-/// <summary>P⁻¹ = ∂F/∂z (MATH.md §2): (P⁻¹ q)_k = q_k − A_k q_{k−1}; adjoint (P⁻*q)_{k−1} = q_{k−1} − A_kᵀ q_k.</summary>
+/// <summary>P⁻¹ = ∂F/∂z (docs/math.md#global-ntk): (P⁻¹ q)_k = q_k − A_k q_{k−1}; adjoint (P⁻*q)_{k−1} = q_{k−1} − A_kᵀ q_k.</summary>
 public sealed class PropagationInverseOperator : CheckedOperator
 {
     private readonly ChainLinearization _lin;

@@ -6,7 +6,7 @@ using MathNet.Numerics.LinearAlgebra.Factorization;
 namespace GlobalNtk.Ntk;
 
 /// <summary>
-/// The Kronecker core of one weight site (MATH.md §3, §6): the site-variable matrix Û
+/// The Kronecker core of one weight site (docs/math.md#kronecker-core): the site-variable matrix Û
 /// (Rows × d̂), the spectrum σ_i² of its Gram Ĝ = Û Ûᵀ, its activity modes, PR(Ĝ) and its
 /// numerical rank; plus, once the model-level <see cref="KroneckerCore"/> has computed them,
 /// the exact per-mode contributions σ_i² ‖D_s(v_i ⊗ I)‖_F² to tr K.
@@ -75,7 +75,7 @@ public sealed class SiteCore
     public double[] SingularValues() => Spectrum.Select(Math.Sqrt).ToArray();
     /// <summary>tr Ĝ = ‖Û‖_F².</summary>
     public double Trace { get; }
-    /// <summary>PR(Ĝ) = (Σσ²)² / Σσ⁴ (MATH.md §5).</summary>
+    /// <summary>PR(Ĝ) = (Σσ²)² / Σσ⁴ (docs/math.md#effective-rank).</summary>
     public double ParticipationRatio { get; }
     /// <summary>Numerical rank: #σ_i² &gt; max(N, d̂)·ε·σ₁² (the rounding level of the Gram eigenvalues).</summary>
     public int NumericalRank { get; }
@@ -152,7 +152,7 @@ public sealed class SiteCore
     }
 }
 
-/// <summary>How a site's tr K_s and mode contributions are computed (MATH.md §6).</summary>
+/// <summary>How a site's tr K_s and mode contributions are computed (docs/math.md#mode-capture).</summary>
 public enum TraceMethod
 {
     /// <summary>Exact, row-local: Σ_n Ĝ[n,n]‖D_n‖_F² with row norms from the row's state slice.</summary>

@@ -3,7 +3,7 @@ using GlobalNtk.Models;
 namespace GlobalNtk.Ntk;
 
 /// <summary>
-/// Which parameters of θ the weight sites cover (MATH.md §3) and which are left to the generic
+/// Which parameters of θ the weight sites cover (docs/math.md#kronecker-core) and which are left to the generic
 /// J_θ J_θ* form (LayerNorm gains, embeddings…). Validates each site against the parameter set:
 /// weights [OutDim, width_i] with Σ width_i = Width, biases [OutDim], Û of Rows × AugmentedWidth,
 /// and no parameter claimed by two sites.

@@ -3,7 +3,7 @@ using GlobalNtk.Models;
 namespace GlobalNtk.Ntk;
 
 /// <summary>
-/// The in-place recurrences behind P and P* (MATH.md §2), on blocks of state vectors. They
+/// The in-place recurrences behind P and P* (docs/math.md#global-ntk), on blocks of state vectors. They
 /// touch only the block itself: no per-step buffers.
 /// </summary>
 internal static class Sweeps

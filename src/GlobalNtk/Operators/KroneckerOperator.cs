@@ -7,7 +7,7 @@ namespace GlobalNtk.Operators;
 /// axes), Range likewise, A's axes outermost (row-major). For one vector X viewed as a
 /// [A.Domain, B.Domain] matrix, (A ⊗ B)X = A X Bᵀ. Applied as B on every row block, a transpose,
 /// then A on every column block, so each factor sees one big block (matrix-matrix). An identity
-/// factor is skipped (e.g. Ĝ ⊗ I_H of MATH.md §3).
+/// factor is skipped (e.g. Ĝ ⊗ I_H of docs/math.md#kronecker-core).
 /// </summary>
 public sealed class KroneckerOperator : LinearOperator
 {

@@ -18,7 +18,7 @@ public sealed record PartialTraceEstimate(DenseOperator Value, double[] Standard
 
 /// <summary>
 /// Reductions of a square operator on a multi-axis shape to a small dense operator on the remaining
-/// axes (MATH.md §5). <see cref="PartialTrace"/> sums the diagonal over the traced axes;
+/// axes (docs/math.md#partial-effective-rank). <see cref="PartialTrace"/> sums the diagonal over the traced axes;
 /// <see cref="AxisAverage"/> restricts to inputs constant along the averaged axes and averages
 /// the outputs. They agree only for Kronecker products.
 /// </summary>
@@ -26,7 +26,7 @@ public static class Reductions
 {
     /// <summary>
     /// The partial trace over <paramref name="tracedAxes"/>:
-    /// [tr_S A]_{k,k'} = Σ_t A[(k,t),(k',t)] (MATH.md §5), an operator on the other axes.
+    /// [tr_S A]_{k,k'} = Σ_t A[(k,t),(k',t)] (docs/math.md#partial-effective-rank), an operator on the other axes.
     /// Exact for <see cref="DenseOperator"/>s and whenever the traced size is at most
     /// <paramref name="probes"/> (unit vectors on the traced axes); otherwise estimated with
     /// <paramref name="probes"/> Rademacher probes on the traced axes, each costing one
@@ -65,7 +65,7 @@ public static class Reductions
         // Probe p on the traced axes: unit vector e_p (exact) or Rademacher ω_p.
         var omega = new double[(long)m * nt];
         if (exact) for (int p = 0; p < m; p++) omega[(long)p * nt + p] = 1.0;
-        else RandomProbes.Rademacher(new Random(seed), omega);
+        else RandomProbes.Rademacher(RngKey.FromSeed(seed).CreateRandom(), omega);
 
         int groups = exact ? 0 : Math.Min(m, 10);
         var groupSums = Enumerable.Range(0, groups).Select(_ => new double[result.Length]).ToArray();
@@ -123,9 +123,9 @@ public static class Reductions
             for (long i = 0; i < result.Length; i++)
             {
                 double mean = result[i] / m;
-                double var = m > 1 ? Math.Max(0, (sumSq[i] - m * mean * mean) / (m - 1)) : double.NaN;
-                se[i] = Math.Sqrt(var / m);
+                se[i] = SampleStatistics.StandardError(Math.Max(0, sumSq[i] - m * mean * mean), m);
                 result[i] = mean;
+
             }
             for (int g = 0; g < groups; g++) Numerics.Scale(groupSums[g], 1.0 / groupCounts[g]);
         }
@@ -136,7 +136,7 @@ public static class Reductions
     /// <summary>
     /// The axis average over <paramref name="averagedAxes"/>: (Eᵀ A E)/n with E = ones ⊗ I the map
     /// that copies a kept-axes vector along the averaged axes and n their total size, i.e.
-    /// [avg A]_{k,k'} = (1/n) Σ_{t,t'} A[(k,t),(k',t')] (MATH.md §5). Exact; costs one
+    /// [avg A]_{k,k'} = (1/n) Σ_{t,t'} A[(k,t),(k',t')] (docs/math.md#axis-average). Exact; costs one
     /// application per kept index.
     /// </summary>
     public static DenseOperator AxisAverage(LinearOperator op, IEnumerable<string> averagedAxes)

@@ -3,7 +3,7 @@ using GlobalNtk.Dense;
 namespace GlobalNtk.Tasks;
 
 /// <summary>
-/// 3-bit flip-flop (MATH.md §7). Each of 3 input channels receives ±1 pulses at Poisson times
+/// 3-bit flip-flop (docs/math.md#tasks). Each of 3 input channels receives ±1 pulses at Poisson times
 /// (probability 1/20 per step, so about T/20 pulses per channel); target channel c holds the sign
 /// of the last pulse on input c, and is 0 before its first pulse. Default T = 100.
 /// </summary>

@@ -1,9 +1,10 @@
+using GlobalNtk.Operators;
 using GlobalNtk.Dense;
 
 namespace GlobalNtk.Tasks;
 
 /// <summary>
-/// Integration of a noisy scalar (line attractor, MATH.md §7). Each trial draws a drift
+/// Integration of a noisy scalar (line attractor, docs/math.md#tasks). Each trial draws a drift
 /// μ ~ U(−1, 1); the input is x_t = (μ + ε_t)/T with ε_t ~ N(0, 1), and the target is the running
 /// sum y_t = Σ_{s ≤ t} x_s (so y_T ≈ μ, of order 1). Default T = 50. The signal noise ε is part
 /// of the task (the target integrates it); optional input noise is added on top, in units of 1/T.
@@ -30,7 +31,7 @@ public sealed class IntegrationTask(TaskOptions options) : TrialTask(options, de
         double sum = 0;
         for (int t = 0; t < Steps; t++)
         {
-            x[t] = (mu + Gaussian(rng)) / Steps;
+            x[t] = (mu + RandomProbes.Gaussian(rng)) / Steps;
             sum += x[t];
             y[t] = sum;
         }

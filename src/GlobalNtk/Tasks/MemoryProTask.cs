@@ -3,7 +3,7 @@ using GlobalNtk.Dense;
 namespace GlobalNtk.Tasks;
 
 /// <summary>
-/// Memory-guided response (MATH.md §7). Inputs [fixation, cos θ, sin θ]: fixation is 1 during the
+/// Memory-guided response (docs/math.md#tasks). Inputs [fixation, cos θ, sin θ]: fixation is 1 during the
 /// stimulus and delay periods and 0 in the response period; (cos θ, sin θ) is shown during the
 /// stimulus period only. Targets [fixation, cos θ, sin θ]: the fixation output copies the fixation
 /// input; the direction outputs are 0 until the response period, then (cos θ, sin θ).

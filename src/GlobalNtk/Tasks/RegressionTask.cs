@@ -1,4 +1,5 @@
 using GlobalNtk.Dense;
+using GlobalNtk.Operators;
 
 namespace GlobalNtk.Tasks;
 
@@ -25,9 +26,9 @@ public sealed class RegressionTask : ITask
         EvaluationTrials = options.EvaluationTrials ?? 256;
         if (EvaluationTrials < 1) throw new ArgumentException($"Task: evaluation trials must be ≥ 1, got {EvaluationTrials}.");
         _options = options;
-        var rng = new Random(TeacherSeed);
-        _a = Enumerable.Range(0, OutputSize * InputSize).Select(_ => 1.5 * TrialTask.Gaussian(rng)).ToArray();
-        _c = Enumerable.Range(0, OutputSize).Select(_ => TrialTask.Gaussian(rng)).ToArray();
+        var rng = RngKey.FromSeed(TeacherSeed).Fold("teacher").CreateRandom();
+        _a = Enumerable.Range(0, OutputSize * InputSize).Select(_ => 1.5 * RandomProbes.Gaussian(rng)).ToArray();
+        _c = Enumerable.Range(0, OutputSize).Select(_ => RandomProbes.Gaussian(rng)).ToArray();
     }
 
     /// <summary>Samples in the evaluation set.</summary>
@@ -50,20 +51,21 @@ public sealed class RegressionTask : ITask
     {
         if (trials < 1) throw new ArgumentException($"Task 'regression': batch size must be ≥ 1, got {trials}.");
         if (index < 0) throw new ArgumentException($"Task 'regression': batch index must be ≥ 0, got {index}.");
-        var rng = TrialTask.Seeded(_options.Seed, index);
+        var rng = TrialTask.TrainingBatchRandom(_options.Seed, index);
         var batch = Make(rng, trials);
         double std = _options.InputNoise * NoiseScale;
         if (std > 0)
         {
             // Noise on the observed inputs only: the targets stay the teacher's clean answer.
             var x = batch.Inputs.Span;
-            for (int i = 0; i < x.Length; i++) x[i] += std * TrialTask.Gaussian(rng);
+            for (int i = 0; i < x.Length; i++) x[i] += std * RandomProbes.Gaussian(rng);
         }
         return batch;
     }
 
     /// <inheritdoc/>
-    public TaskBatch EvaluationSet => _eval ??= Make(TrialTask.Seeded(EvaluationSeed, 0), EvaluationTrials);
+    public TaskBatch EvaluationSet => _eval ??= Make(TrialTask.EvaluationRandom(EvaluationSeed), EvaluationTrials);
+
 
     /// <inheritdoc/>
     public double Accuracy(TaskBatch batch, Tensor outputs)

@@ -3,7 +3,7 @@ using GlobalNtk.Dense;
 namespace GlobalNtk.Tasks;
 
 /// <summary>
-/// Sine-wave generation from a frequency cue (MATH.md §7). Each trial has a frequency ω in
+/// Sine-wave generation from a frequency cue (docs/math.md#tasks). Each trial has a frequency ω in
 /// [1, 3] cycles per trial; the input is the constant cue ω/3 (never 0, so the cue always drives
 /// the network), and the target is y_t = sin(2π ω (t+1)/T), t = 0..T−1. Default T = 50. Training
 /// frequencies are uniform in [1, 3]; evaluation frequencies are evenly spaced over [1, 3].

@@ -2,7 +2,7 @@ namespace GlobalNtk.Tasks;
 
 /// <summary>
 /// Tasks by name. Built-in: <c>flip-flop</c>, <c>memory-pro</c>, <c>integration</c>, <c>sine</c>
-/// (MATH.md §7); other model families add theirs with <see cref="Register"/>.
+/// (docs/math.md#tasks); other model families add theirs with <see cref="Register"/>.
 /// </summary>
 public static class TaskRegistry
 {

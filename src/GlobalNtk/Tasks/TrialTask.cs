@@ -1,4 +1,5 @@
 using GlobalNtk.Dense;
+using GlobalNtk.Operators;
 
 namespace GlobalNtk.Tasks;
 
@@ -27,7 +28,7 @@ public sealed record TaskOptions
 }
 
 /// <summary>
-/// A generated, seeded task (MATH.md §7): random training batches, a fixed evaluation set and a
+/// A generated, seeded task (docs/math.md#tasks): random training batches, a fixed evaluation set and a
 /// task accuracy measure.
 /// </summary>
 public interface ITask
@@ -96,14 +97,14 @@ public abstract class TrialTask : ITask
     {
         if (trials < 1) throw new ArgumentException($"Task '{Name}': batch size must be ≥ 1, got {trials}.");
         if (index < 0) throw new ArgumentException($"Task '{Name}': batch index must be ≥ 0, got {index}.");
-        var rng = Seeded(Options.Seed, index);
+        var rng = TrainingBatchRandom(Options.Seed, index);
         var batch = Allocate(trials);
         for (int b = 0; b < trials; b++) FillTrial(rng, b, trials, training: true, batch.Inputs.Slice(b), batch.Targets.Slice(b));
         double std = Options.InputNoise * NoiseScale;
         if (std > 0)
         {
             var x = batch.Inputs.Span;
-            for (int i = 0; i < x.Length; i++) x[i] += std * Gaussian(rng);
+            for (int i = 0; i < x.Length; i++) x[i] += std * RandomProbes.Gaussian(rng);
         }
         return batch;
     }
@@ -123,7 +124,7 @@ public abstract class TrialTask : ITask
 
     private TaskBatch MakeEvaluationSet()
     {
-        var rng = Seeded(EvaluationSeed, 0);
+        var rng = EvaluationRandom(EvaluationSeed);
         var batch = Allocate(EvaluationTrials);
         for (int b = 0; b < EvaluationTrials; b++) FillTrial(rng, b, EvaluationTrials, training: false, batch.Inputs.Slice(b), batch.Targets.Slice(b));
         return batch;
@@ -150,21 +151,18 @@ public abstract class TrialTask : ITask
         return y.Length == 0 ? 1.0 : (double)ok / y.Length;
     }
 
-    /// <summary>A generator determined by (seed, stream) alone (SplitMix64 mixing of both).</summary>
-    public static Random Seeded(int seed, int stream)
-    {
-        ulong z = ((ulong)(uint)seed << 32 | (uint)stream) + 0x9E3779B97F4A7C15UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        z ^= z >> 31;
-        return new Random((int)(z & 0x7FFFFFFF));
-    }
+    /// <summary>
+    /// The generator of training batch <paramref name="index"/> for the user's <paramref name="seed"/>:
+    /// the key <c>RngKey.FromSeed(seed).Fold("task batch").Fold(index)</c>, so batch i depends only on (seed, i).
+    /// </summary>
+    public static Random TrainingBatchRandom(int seed, int index) =>
+        RngKey.FromSeed(seed).Fold("task batch").Fold(index).CreateRandom();
 
-    /// <summary>A standard normal sample (Box–Muller).</summary>
-    public static double Gaussian(Random rng)
-    {
-        double u1 = 1.0 - rng.NextDouble(); // (0, 1]: log is finite
-        double u2 = rng.NextDouble();
-        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
-    }
+    /// <summary>
+    /// The generator of a task's fixed evaluation set: a constant key of the task (not the user's
+    /// seed), so every training seed is evaluated on the same trials.
+    /// </summary>
+    public static Random EvaluationRandom(int taskConstant) =>
+        RngKey.FromSeed(taskConstant).Fold("evaluation set").CreateRandom();
+
 }

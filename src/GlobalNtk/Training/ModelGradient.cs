@@ -5,32 +5,13 @@ using GlobalNtk.Ntk;
 namespace GlobalNtk.Training;
 
 /// <summary>
-/// The MSE loss of a chain model on a batch and its gradient with respect to every trainable
-/// tensor, computed through the NTK operators so that training and the NTK share one code path
-/// (MATH.md §1–2): e = ∂L/∂z = Cᵀ ∂L/∂y, g_θ = J_θ* P* e, plus the readout's own gradient.
+/// The loss (<see cref="MseLoss"/>) of a chain model on a batch and its gradient with respect to
+/// every trainable tensor, computed through the NTK operators so that training and the NTK share
+/// one code path (docs/math.md#global-ntk): e = ∂L/∂z = Cᵀ ∂L/∂y, g_θ = J_θ* P* e, plus the
+/// readout's own gradient.
 /// </summary>
-/// <remarks>
-/// Loss normalisation (PyTorch nn.MSELoss default): L = (1/N) Σ (y − y*)², the mean over all N =
-/// trials·steps·outputs entries, so ∂L/∂y = 2 (y − y*) / N.
-/// </remarks>
 public static class ModelGradient
 {
-    /// <summary>L = mean((y − y*)²); writes ∂L/∂y into <paramref name="dOutputs"/> when non-empty.</summary>
-    public static double MeanSquaredError(ReadOnlySpan<double> outputs, ReadOnlySpan<double> targets, Span<double> dOutputs)
-    {
-        if (outputs.Length != targets.Length)
-            throw new ArgumentException($"MSE: outputs have {outputs.Length} entries, targets {targets.Length}.");
-        int n = outputs.Length;
-        double sum = 0;
-        for (int i = 0; i < n; i++)
-        {
-            double r = outputs[i] - targets[i];
-            sum += r * r;
-            if (!dOutputs.IsEmpty) dOutputs[i] = 2 * r / n;
-        }
-        return n == 0 ? 0 : sum / n;
-    }
-
     /// <summary>
     /// Runs <paramref name="model"/> on <paramref name="inputs"/>, returns the loss against
     /// <paramref name="targets"/> and the outputs, and writes ∂L/∂θ (flat, in
@@ -47,12 +28,13 @@ public static class ModelGradient
         var y = readout.Forward(states, lin.StateShape);
         CheckTargets(y, targets);
         var dy = new double[y.Length];
-        double loss = MeanSquaredError(y.Span, targets.Span, dy);
+        double loss = MseLoss.Evaluate(y.Span, targets.Span, dy);
         Numerics.EnsureFinite([loss], $"{model.Arch} training loss (diverged? lower the learning rate)");
 
-        // e = Cᵀ ∂L/∂y (explicit error on the state), then g_θ = J_θ* P* e (MATH.md §2).
+        // e = Cᵀ ∂L/∂y (explicit error on the state), then g_θ = J_θ* P* e (docs/math.md#global-ntk).
         var ops = new NtkOperators(lin);
         var e = readout.AsOperator(lin.StateShape).ApplyAdjoint(dy);
+
         var w = ops.PAdjoint.Apply(e);
         var gTheta = ops.Jtheta.ApplyAdjoint(w);
         var chain = lin.Parameters;

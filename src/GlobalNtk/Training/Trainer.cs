@@ -107,7 +107,7 @@ public sealed class Trainer
         var ev = Task.EvaluationSet;
         var y = ModelGradient.Predict(Model, ev.Inputs);
         ModelGradient.CheckTargets(y, ev.Targets);
-        return (ModelGradient.MeanSquaredError(y.Span, ev.Targets.Span, default), Task.Accuracy(ev, y));
+        return (MseLoss.Value(y.Span, ev.Targets.Span), Task.Accuracy(ev, y));
     }
 
     /// <summary>

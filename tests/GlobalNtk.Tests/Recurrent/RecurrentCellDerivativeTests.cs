@@ -239,7 +239,7 @@ public class RecurrentCellDerivativeTests
             var a = new double[count * rows * od];
             for (int j = 0; j < count; j++)
             {
-                // Ŵ_s = [δW_1 … δW_p, δb_1 … δb_q] from δθ, then a = Û Ŵᵀ (MATH.md §3), by loops.
+                // Ŵ_s = [δW_1 … δW_p, δb_1 … δb_q] from δθ, then a = Û Ŵᵀ (docs/math.md#kronecker-core), by loops.
                 var what = new double[od * w];
                 int col = 0;
                 foreach (var name in site.WeightParameters)
@@ -278,7 +278,7 @@ public class RecurrentCellDerivativeTests
     [InlineData("rnn-tanh")][InlineData("rnn-relu")][InlineData("gru")][InlineData("lstm")][InlineData("leaky-rnn")][InlineData("leaky-rnn/relu")]
     public void PropagatedParamJvpEqualsWholeModelJacobian(string arch)
     {
-        // dz/dθ = P J_θ (MATH.md §2): v_k = (J_θ δθ)_k + A_k v_{k−1}, in place, against forward-mode AD of the unrolled reference.
+        // dz/dθ = P J_θ (docs/math.md#global-ntk): v_k = (J_θ δθ)_k + A_k v_{k−1}, in place, against forward-mode AD of the unrolled reference.
         var model = Model(arch);
         var x = Inputs(model);
         var z0 = InitialState(model);

@@ -18,13 +18,8 @@ internal static class RecurrentTestKit
         return RecurrentModel.Create(new RecurrentConfig(parts[0], N, H, O) { Seed = seed, Gain = 1.3, Alpha = 0.3, Activation = act });
     }
 
-    public static double[] Random(int n, int seed, double scale = 1.0)
-    {
-        var rng = new Random(seed);
-        var v = new double[n];
-        for (int i = 0; i < n; i++) v[i] = (2 * rng.NextDouble() - 1) * scale;
-        return v;
-    }
+    /// <summary>Entries uniform in ±<paramref name="scale"/> (<see cref="TestMath.Uniform(int, int, double)"/>).</summary>
+    public static double[] Random(int n, int seed, double scale = 1.0) => TestMath.Uniform(n, seed, scale);
 
     public static Tensor Inputs(RecurrentModel model, int trials = B, int steps = T, int seed = 11) =>
         new(Random(trials * steps * model.InputSize, seed), model.InputShape(trials, steps));
@@ -65,16 +60,13 @@ internal static class RecurrentTestKit
         return prev;
     }
 
-    public static double RelErr(ReadOnlySpan<double> a, ReadOnlySpan<double> b)
-    {
-        double num = 0, den = 0;
-        for (int i = 0; i < a.Length; i++) { num += (a[i] - b[i]) * (a[i] - b[i]); den += b[i] * b[i]; }
-        return Math.Sqrt(num) / Math.Max(Math.Sqrt(den), 1e-300);
-    }
+    /// <summary><see cref="TestMath.RelativeError"/>.</summary>
+    public static double RelErr(ReadOnlySpan<double> a, ReadOnlySpan<double> b) => TestMath.RelativeError(a, b);
 
     public static double Dot(ReadOnlySpan<double> a, ReadOnlySpan<double> b) => Numerics.Dot(a, b);
 
-    /// <summary>|a − b| / max(|a|, |b|).</summary>
-    public static double RelDiff(double a, double b) => Math.Abs(a - b) / Math.Max(Math.Max(Math.Abs(a), Math.Abs(b)), 1e-300);
+    /// <summary><see cref="TestMath.RelativeDifference"/>.</summary>
+    public static double RelDiff(double a, double b) => TestMath.RelativeDifference(a, b);
+
 
 }

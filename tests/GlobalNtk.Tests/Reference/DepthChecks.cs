@@ -7,23 +7,16 @@ namespace GlobalNtk.Tests.Reference;
 /// <summary>Model-independent checks of a <see cref="ChainLinearization"/>'s derivative maps.</summary>
 public static class DepthChecks
 {
-    public static double[] Gaussian(int n, Random rng)
-    {
-        var a = new double[n];
-        for (int i = 0; i < n; i++) a[i] = Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
-        return a;
-    }
+    /// <summary>Standard normal entries (<see cref="TestMath.Gaussian"/>).</summary>
+    public static double[] Gaussian(int n, Random rng) => TestMath.Gaussian(rng, n);
 
-    public static double RelErr(ReadOnlySpan<double> actual, ReadOnlySpan<double> expected)
-    {
-        double num = 0, den = 0;
-        for (int i = 0; i < actual.Length; i++) { double e = actual[i] - expected[i]; num += e * e; den += expected[i] * expected[i]; }
-        return Math.Sqrt(num) / Math.Max(Math.Sqrt(den), 1e-300);
-    }
+    /// <summary><see cref="TestMath.RelativeError"/>.</summary>
+    public static double RelErr(ReadOnlySpan<double> actual, ReadOnlySpan<double> expected) => TestMath.RelativeError(actual, expected);
 
     private static void AssertAdjoint(double lhs, double rhs, double tol, string what)
     {
-        double rel = Math.Abs(lhs - rhs) / Math.Max(Math.Abs(lhs), Math.Abs(rhs));
+        double rel = TestMath.RelativeDifference(lhs, rhs);
+
         Assert.True(rel <= tol, $"{what}: ⟨Ax,y⟩ = {lhs}, ⟨x,A*y⟩ = {rhs}, relative gap {rel:E2} > {tol:E0}.");
     }
 
@@ -68,7 +61,7 @@ public static class DepthChecks
     }
 
     /// <summary>
-    /// MATH.md §3: Σ_s D_s (δW_s û_s) + J_rest δθ_rest = J_θ δθ, where J_rest is J_θ restricted to
+    /// docs/math.md#kronecker-core: Σ_s D_s (δW_s û_s) + J_rest δθ_rest = J_θ δθ, where J_rest is J_θ restricted to
     /// the parameters that belong to no site. Returns the relative error.
     /// </summary>
     public static double SiteFormError(ChainLinearization lin, int seed)
@@ -111,7 +104,7 @@ public static class DepthChecks
         return RelErr(sum, expected);
     }
 
-    /// <summary>v = P J_θ δθ by the recursion v_k = (J_θ δθ)_k + A_k v_{k−1} (MATH.md §2): dz/dθ · δθ.</summary>
+    /// <summary>v = P J_θ δθ by the recursion v_k = (J_θ δθ)_k + A_k v_{k−1} (docs/math.md#global-ntk): dz/dθ · δθ.</summary>
     public static double[] TotalTangent(ChainLinearization lin, double[] dTheta)
     {
         var v = new double[lin.StateShape.Size];

@@ -6,7 +6,7 @@ using GlobalNtk.Models.Recurrent;
 namespace GlobalNtk.Tests.Reference;
 
 /// <summary>
-/// Straightforward scalar loops of PyTorch's recurrent equations (MATH.md §4), written
+/// Straightforward scalar loops of PyTorch's recurrent equations (docs/math.md#cells), written
 /// independently of the library's cells, over <see cref="Dual"/> numbers: with zero tangents it
 /// is a plain float64 forward pass; seeding one parameter's tangent differentiates the whole
 /// unrolled model end to end (one column of dz/dθ).

@@ -4,7 +4,7 @@ namespace GlobalNtk.Models.Mlp;
 
 /// <summary>
 /// An <see cref="MlpModel"/> linearised on one batch. Caches only state-sized arrays: the layer
-/// activities z, φ'(a) per layer, and each layer's site matrix Û = [z_{l−1}, 1] (MATH.md §3).
+/// activities z, φ'(a) per layer, and each layer's site matrix Û = [z_{l−1}, 1] (docs/math.md#kronecker-core).
 /// </summary>
 internal sealed class MlpLinearization : ChainLinearization
 {
@@ -123,7 +123,7 @@ internal sealed class MlpLinearization : ChainLinearization
             for (int k = 0; k < _l; k++)
             {
                 int n = _in[k];
-                // δa = Û [δW, δb]ᵀ (MATH.md §3), then D = diag(φ').
+                // δa = Û [δW, δb]ᵀ (docs/math.md#kronecker-core), then D = diag(φ').
                 Gemm.Multiply(Trans.No, Trans.Yes, _b, _h, n, 1.0, _u[k], n + 1, dt.Slice(_wOff[k], _h * n), n, 0.0, tmp, _h);
                 var db = dt.Slice(_bOff[k], _h);
                 for (int b = 0; b < _b; b++) Numerics.Axpy(1.0, db, tmp.AsSpan(b * _h, _h));
@@ -158,7 +158,7 @@ internal sealed class MlpLinearization : ChainLinearization
         if (step < 1 || step >= _l) throw new ArgumentOutOfRangeException(nameof(step), $"MLP: step {step} outside 1..{_l - 1} (layer 0 depends on the input only).");
     }
 
-    /// <summary>Layer k's site: a = W_k z_{k−1} + b_k with D = diag(φ'(a)) (MATH.md §3).</summary>
+    /// <summary>Layer k's site: a = W_k z_{k−1} + b_k with D = diag(φ'(a)) (docs/math.md#kronecker-core).</summary>
     private sealed class MlpSite(MlpLinearization lin, int k) : WeightSite
     {
         public override string Name => $"layers.{k}";

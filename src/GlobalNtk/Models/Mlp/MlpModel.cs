@@ -1,9 +1,10 @@
 using GlobalNtk.Dense;
+using GlobalNtk.Operators;
 
 namespace GlobalNtk.Models.Mlp;
 
 /// <summary>
-/// A multilayer perceptron as a depth chain (MATH.md §1): z_l = φ(W_l z_{l−1} + b_l), l = 1..L,
+/// A multilayer perceptron as a depth chain (docs/math.md#models-as-chains): z_l = φ(W_l z_{l−1} + b_l), l = 1..L,
 /// equal hidden widths H, z_0 = the input x (so layer 1's weight is [H, N_in]). The state is
 /// every layer's activity, axes (sample, layer, unit); chain step k (0-based) is layer k+1.
 /// </summary>
@@ -36,11 +37,12 @@ public sealed class MlpModel : IChainModel
 
     /// <summary>
     /// A freshly initialised MLP with an <paramref name="outputs"/>-wide readout on the last layer
-    /// (PyTorch nn.Linear default for every layer and the readout: uniform ±1/√fan_in), seeded.
+    /// (PyTorch nn.Linear default for every layer and the readout: uniform ±1/√fan_in), from the
+    /// key <c>RngKey.FromSeed(seed).Fold("init")</c>.
     /// </summary>
     public static MlpModel Create(int inputs, int hidden, int layers, int outputs, Activation activation, int seed)
     {
-        var rng = new Random(seed);
+        var rng = RngKey.FromSeed(seed).Fold("init").CreateRandom();
         var ps = new List<Parameter>();
         for (int k = 0; k < layers; k++)
         {
@@ -98,8 +100,9 @@ public sealed class MlpModel : IChainModel
     internal static double[] Uniform(Random rng, int n, double bound)
     {
         var a = new double[n];
-        for (int i = 0; i < n; i++) a[i] = (2 * rng.NextDouble() - 1) * bound;
+        RandomProbes.Uniform(rng, a, bound);
         return a;
+
     }
 
     private static void Expect(ParameterSet ps, string name, int[] shape)

@@ -3,7 +3,7 @@ using System.Numerics.Tensors;
 
 namespace GlobalNtk.Models.Recurrent;
 
-/// <summary>nn.RNN (<c>rnn-tanh</c>, <c>rnn-relu</c>): h' = φ(W_ih x + b_ih + W_hh h + b_hh) (MATH.md §4).</summary>
+/// <summary>nn.RNN (<c>rnn-tanh</c>, <c>rnn-relu</c>): h' = φ(W_ih x + b_ih + W_hh h + b_hh) (docs/math.md#cells).</summary>
 /// <remarks>D = diag(φ'(a)), cached per row; E = 0 (h enters only through W_hh).</remarks>
 public sealed class ElmanCell : RecurrentCell
 {
@@ -34,7 +34,7 @@ public sealed class ElmanCell : RecurrentCell
 }
 
 /// <summary>
-/// Leaky (rate) RNN <c>leaky-rnn</c>: h' = (1 − α) h + α (W φ(h) + U x + b) (MATH.md §3–4), with
+/// Leaky (rate) RNN <c>leaky-rnn</c>: h' = (1 − α) h + α (W φ(h) + U x + b) (docs/math.md#kronecker-core), with
 /// W = <c>weight_hh_l0</c>, U = <c>weight_ih_l0</c>, b = <c>bias_hh_l0</c>.
 /// </summary>
 /// <remarks>Site variable v = φ(h); D = α I; E = (1 − α) I.</remarks>

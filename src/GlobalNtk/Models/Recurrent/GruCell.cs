@@ -3,12 +3,12 @@ using System.Numerics.Tensors;
 namespace GlobalNtk.Models.Recurrent;
 
 /// <summary>
-/// nn.GRU (gates r, z, n; MATH.md §4): r = σ(a_ir + a_hr), u = σ(a_iz + a_hz),
+/// nn.GRU (gates r, z, n; docs/math.md#cells): r = σ(a_ir + a_hr), u = σ(a_iz + a_hz),
 /// n = tanh(a_in + r ⊙ a_hn), h' = (1 − u) ⊙ n + u ⊙ h, with a_i· = W_i· x + b_i·, a_h· = W_h· h + b_h·.
 /// </summary>
 /// <remarks>
 /// Because r multiplies a_hn, the ih and hh pre-activations enter differently: two weight sites
-/// [x; 1] and [h; 1] (MATH.md §3). Cache per row: r, u, n, a_hn.
+/// [x; 1] and [h; 1] (docs/math.md#kronecker-core). Cache per row: r, u, n, a_hn.
 /// </remarks>
 public sealed class GruCell : RecurrentCell
 {

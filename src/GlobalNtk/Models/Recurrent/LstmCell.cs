@@ -3,7 +3,7 @@ using System.Numerics.Tensors;
 namespace GlobalNtk.Models.Recurrent;
 
 /// <summary>
-/// nn.LSTM (gates i, f, g, o; MATH.md §4): c' = f ⊙ c + i ⊙ g, h' = o ⊙ tanh(c'), with all gates
+/// nn.LSTM (gates i, f, g, o; docs/math.md#cells): c' = f ⊙ c + i ⊙ g, h' = o ⊙ tanh(c'), with all gates
 /// from a = W_ih x + b_ih + W_hh h + b_hh. State z = [h; c] (size 2H, h first).
 /// </summary>
 /// <remarks>Cache per row: i, f, g, o, tanh(c'). E acts through c only: dc' = f dc, dh' = o(1 − tanh²c') f dc.</remarks>

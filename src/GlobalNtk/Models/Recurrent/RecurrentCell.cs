@@ -1,13 +1,14 @@
+using GlobalNtk.Operators;
 using GlobalNtk.Models.Mlp;
 
 namespace GlobalNtk.Models.Recurrent;
 
 /// <summary>
-/// One recurrent cell with PyTorch's equations and parameter names (MATH.md §4). A step is
+/// One recurrent cell with PyTorch's equations and parameter names (docs/math.md#cells). A step is
 /// written as z' = g(a, z) with the affine pre-activations a = [W_ih x + b_ih, W_hh v(h) + b_hh]
 /// (v = h, or φ(h) for the leaky RNN); the cell supplies g, its derivative D = ∂g/∂a and the
 /// direct state derivative E = ∂g/∂z, from which <see cref="RecurrentLinearization"/> builds
-/// A_k = E + D_hh W_hh diag(v'), J_θ and the weight sites (MATH.md §2–3).
+/// A_k = E + D_hh W_hh diag(v'), J_θ and the weight sites (docs/math.md#global-ntk).
 /// </summary>
 /// <remarks>
 /// Pre-activation row layout (width <see cref="PreWidth"/>): when ih and hh enter g only through
@@ -92,7 +93,7 @@ public abstract class RecurrentCell
         double bound = 1.0 / Math.Sqrt(config.HiddenSize);
         var ps = ExpectedShapes(config).Select(e => new Parameter(e.Name, e.Shape)).ToArray();
         foreach (var p in ps)
-            for (int i = 0; i < p.Data.Length; i++) p.Data[i] = (2 * rng.NextDouble() - 1) * bound;
+            RandomProbes.Uniform(rng, p.Data, bound);
         foreach (var p in ps)
             if (p.Name == WeightHhName)
                 for (int i = 0; i < p.Data.Length; i++) p.Data[i] *= config.Gain;

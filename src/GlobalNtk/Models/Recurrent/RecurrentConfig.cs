@@ -4,7 +4,7 @@ using GlobalNtk.Models.Mlp;
 namespace GlobalNtk.Models.Recurrent;
 
 /// <summary>
-/// Architecture and hyper-parameters of a <see cref="RecurrentModel"/> (MATH.md §4); round-trips
+/// Architecture and hyper-parameters of a <see cref="RecurrentModel"/> (docs/math.md#cells); round-trips
 /// through string metadata (safetensors <c>__metadata__</c>).
 /// </summary>
 /// <param name="Arch">One of <see cref="Architectures"/>.</param>

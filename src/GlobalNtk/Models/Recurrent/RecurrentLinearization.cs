@@ -7,7 +7,7 @@ namespace GlobalNtk.Models.Recurrent;
 
 /// <summary>
 /// A recurrent cell run forward over a batch [trial, time, input] and linearised on that
-/// trajectory (MATH.md §2–3): A_k = E_k + D_hh,k W_hh diag(v'(h_{k−1})), J_θ through the
+/// trajectory (docs/math.md#global-ntk): A_k = E_k + D_hh,k W_hh diag(v'(h_{k−1})), J_θ through the
 /// pre-activations a_ih = W_ih x + b_ih and a_hh = W_hh v(h) + b_hh, and the weight sites.
 /// </summary>
 /// <remarks>
@@ -88,7 +88,7 @@ public sealed unsafe class RecurrentLinearization : ChainLinearization
         var pre = ArrayPool<double>.Shared.Rent(rows * _p);
         try
         {
-            // a_ih for every (b, k) at once; MATH.md §4.
+            // a_ih for every (b, k) at once; docs/math.md#cells.
             Gemm.Multiply(Trans.No, Trans.Yes, rows, _gh, _n, 1.0, _x, _n, wih, _n, 0.0, pre, _p);
             for (int b = 0; b < _b; b++) _cell.RecurrentVariable(_initial.AsSpan(b * _s, _h), _v.AsSpan(b * _t * _h, _h));
             for (int k = 0; k < _t; k++)
@@ -238,7 +238,7 @@ public sealed unsafe class RecurrentLinearization : ChainLinearization
                 for (int j = 0; j < count; j++)
                 {
                     var th = dTheta.Slice(j * m, m);
-                    // δa_ih = δW_ih x + δb_ih and δa_hh = δW_hh v + δb_hh at every (b, k); MATH.md §2.
+                    // δa_ih = δW_ih x + δb_ih and δa_hh = δW_hh v + δb_hh at every (b, k); docs/math.md#global-ntk.
                     Gemm.Multiply(Trans.No, Trans.Yes, rows, _gh, _n, 1.0, _x, _n, th[_offWih..], _n, 0.0, pre, _p);
                     Gemm.Multiply(Trans.No, Trans.Yes, rows, _gh, _h, 1.0, _v, _h, th[_offWhh..], _h,
                         _cell.SplitPreActivation ? 0.0 : 1.0, pre.AsSpan(hho), _p);
@@ -275,7 +275,7 @@ public sealed unsafe class RecurrentLinearization : ChainLinearization
                     long jOff = (long)j * size;
                     RowLoop.For(rows, 12L * _p, _cell.WorkWidth, (row, work) =>
                         _cell.ApplyDTranspose(Row(row / _t, row % _t), new ReadOnlySpan<double>((double*)iq + jOff + (long)row * _s, _s), g.AsSpan(row * _p, _p), work));
-                    // δW = Σ_(b,k) g uᵀ, δb = Σ_(b,k) g; MATH.md §3.
+                    // δW = Σ_(b,k) g uᵀ, δb = Σ_(b,k) g; docs/math.md#kronecker-core.
                     var th = dTheta.Slice(j * m, m);
                     Gemm.Multiply(Trans.Yes, Trans.No, _gh, _n, rows, 1.0, g, _p, _x, _n, 0.0, th[_offWih..], _n);
                     Gemm.Multiply(Trans.Yes, Trans.No, _gh, _h, rows, 1.0, g.AsSpan(hho), _p, _v, _h, 0.0, th[_offWhh..], _h);

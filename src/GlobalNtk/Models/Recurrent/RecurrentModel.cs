@@ -1,10 +1,11 @@
 using GlobalNtk.Dense;
+using GlobalNtk.Operators;
 using Tensor = GlobalNtk.Dense.Tensor;
 
 namespace GlobalNtk.Models.Recurrent;
 
 /// <summary>
-/// A recurrent network: one cell (<c>rnn-tanh | rnn-relu | gru | lstm | leaky-rnn</c>, MATH.md §4)
+/// A recurrent network: one cell (<c>rnn-tanh | rnn-relu | gru | lstm | leaky-rnn</c>, docs/math.md#cells)
 /// unrolled over time, plus a readout y = W_out h + b_out at every time step (on h only for the
 /// LSTM), from an initial state that is zero or given.
 /// </summary>
@@ -19,13 +20,14 @@ public sealed class RecurrentModel : IChainModel
     }
 
     /// <summary>
-    /// A freshly initialised model (PyTorch defaults, MATH.md §4): cell tensors uniform ±1/√H then
-    /// readout as nn.Linear (±1/√H), all from <c>new Random(config.Seed)</c>; W_hh × gain.
+    /// A freshly initialised model (PyTorch defaults, docs/math.md#cells): cell tensors uniform ±1/√H then
+    /// readout as nn.Linear (±1/√H), all from the key <c>RngKey.FromSeed(config.Seed).Fold("init")</c>; W_hh × gain.
     /// </summary>
     public static RecurrentModel Create(RecurrentConfig config)
     {
         config.Validate();
-        var rng = new Random(config.Seed);
+        var rng = RngKey.FromSeed(config.Seed).Fold("init").CreateRandom();
+
         var cell = RecurrentCell.Create(config, RecurrentCell.Initialize(config, rng));
         return new RecurrentModel(config, cell, Readout.Initialize(config.HiddenSize, config.OutputSize, rng));
     }

@@ -3,7 +3,7 @@ using GlobalNtk.Dense;
 namespace GlobalNtk.Models.Recurrent;
 
 /// <summary>
-/// A weight site of a recurrent cell (MATH.md §3): the weight tensors feeding one pre-activation
+/// A weight site of a recurrent cell (docs/math.md#kronecker-core): the weight tensors feeding one pre-activation
 /// block of width G·H, evaluated at every (trial, time) row b·T + k. Û = [v(h_{k−1}) and/or x_k, 1…].
 /// D_s is the cell's ∂g/∂a restricted to the block at <c>preOffset</c>.
 /// </summary>

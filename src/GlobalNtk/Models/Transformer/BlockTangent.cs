@@ -25,7 +25,7 @@ internal enum BlockStage
 /// Tangent (forward-mode) and cotangent (reverse-mode) propagation through one linearised
 /// encoder block, for a chunk of (vector, sequence) rows. Every derivative map of the block —
 /// A_k, J_θ and each site's D_s — is this one propagation started (or stopped) at a different
-/// <see cref="BlockStage"/>, with the perturbation injected there (MATH.md §3, §8).
+/// <see cref="BlockStage"/>, with the perturbation injected there (docs/math.md#transformers).
 /// </summary>
 /// <remarks>
 /// Buffers hold one row per (sequence, token) of the chunk: row r ↔ cache row s₀·N + r, where the

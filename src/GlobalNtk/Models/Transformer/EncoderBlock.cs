@@ -4,7 +4,7 @@ using GlobalNtk.Models.Mlp;
 namespace GlobalNtk.Models.Transformer;
 
 /// <summary>
-/// One pre-LN encoder block evaluated on a batch (MATH.md §8): its weights and the forward
+/// One pre-LN encoder block evaluated on a batch (docs/math.md#transformers): its weights and the forward
 /// caches that its derivatives need. Rows c = s·N + t run over (sequence, token). Memory is
 /// O(S·N·(d + d_ff) + S·heads·N²): LayerNorm'd tokens, q/k/v, attention probabilities, head
 /// outputs, MLP activity and φ'. The site matrices Û (h₁, o, h₂, m with a ones column) are

@@ -4,7 +4,7 @@ using GlobalNtk.Dense;
 namespace GlobalNtk.Models.Transformer;
 
 /// <summary>
-/// A <see cref="TransformerModel"/> linearised on one batch (MATH.md §1–3, §8). State
+/// A <see cref="TransformerModel"/> linearised on one batch (docs/math.md#transformers). State
 /// [S, L+1, N, d]: step 0 is the embedding, step l+1 block l. Every derivative map runs through
 /// <see cref="BlockTangent"/> on chunks of whole sequences of one vector.
 /// </summary>
@@ -237,7 +237,7 @@ internal sealed class TransformerLinearization : ChainLinearization
                     int ns = Math.Min(_chunkSeq, _s - s0);
                     ws.Begin(b, s0, ns, BlockStage.Norm1);
                     int rr = ws.Rows, c0 = ws.CacheRow0;
-                    // Inject every listed parameter's immediate effect at its stage (MATH.md §3: δW û + δb at each site).
+                    // Inject every listed parameter's immediate effect at its stage (docs/math.md#kronecker-core: δW û + δb at each site).
                     LayerNormParamJvp(b.Xhat1, c0, rr, Part(dt, layout, nm.Norm1Weight), Part(dt, layout, nm.Norm1Bias), ws.Buffer(BlockStage.Norm1));
                     SiteJvp(b.H1, c0, d, rr, 3 * d, Part(dt, layout, nm.InProjWeight), Part(dt, layout, nm.InProjBias), ws.Buffer(BlockStage.Qkv));
                     SiteJvp(b.O, c0, d, rr, d, Part(dt, layout, nm.OutProjWeight), Part(dt, layout, nm.OutProjBias), ws.Buffer(BlockStage.Attn));
@@ -283,7 +283,7 @@ internal sealed class TransformerLinearization : ChainLinearization
                     GatherLayer(q, j, s0, ns, l + 1, ws.Buffer(BlockStage.Out));
                     ws.Backward(BlockStage.Norm1);
                     int rr = ws.Rows, c0 = ws.CacheRow0;
-                    // J_θ* q = Σ D_sᵀ q ûᵀ per site (MATH.md §3), and Σ ḡ ⊙ x̂ for the LayerNorm gains.
+                    // J_θ* q = Σ D_sᵀ q ûᵀ per site (docs/math.md#kronecker-core), and Σ ḡ ⊙ x̂ for the LayerNorm gains.
                     SiteVjp(ws.Buffer(BlockStage.Qkv), rr, 3 * d, b.H1, c0, d, Part(dt, layout, nm.InProjWeight), Part(dt, layout, nm.InProjBias));
                     SiteVjp(ws.Buffer(BlockStage.Attn), rr, d, b.O, c0, d, Part(dt, layout, nm.OutProjWeight), Part(dt, layout, nm.OutProjBias));
                     SiteVjp(ws.Buffer(BlockStage.Hidden), rr, f, b.H2, c0, d, Part(dt, layout, nm.Linear1Weight), Part(dt, layout, nm.Linear1Bias));
@@ -369,7 +369,7 @@ internal sealed class TransformerLinearization : ChainLinearization
     }
 
     /// <summary>
-    /// A site inside block l (MATH.md §8): the pre-activation at <paramref name="stage"/>; D_s
+    /// A site inside block l (docs/math.md#transformers): the pre-activation at <paramref name="stage"/>; D_s
     /// propagates a perturbation injected there to the block output, D_s* the reverse.
     /// </summary>
     private sealed class BlockSite(TransformerLinearization lin, int layer, BlockStage stage, string name,

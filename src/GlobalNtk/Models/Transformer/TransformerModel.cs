@@ -1,4 +1,5 @@
 using GlobalNtk.Dense;
+using GlobalNtk.Operators;
 using GlobalNtk.Models.Mlp;
 
 namespace GlobalNtk.Models.Transformer;
@@ -39,7 +40,7 @@ public sealed record TransformerConfig(TransformerInput Input, int Inputs, int M
 }
 
 /// <summary>
-/// A pre-LayerNorm transformer encoder as a depth chain (MATH.md §1, §8), with PyTorch's
+/// A pre-LayerNorm transformer encoder as a depth chain (docs/math.md#transformers), with PyTorch's
 /// <c>nn.TransformerEncoderLayer(norm_first=True, batch_first=True, dropout=0)</c> equations and
 /// names. Step 0 is the embedding z₀ = input_proj(x) + PE (or embedding[x] + PE, PE the fixed
 /// sinusoidal positional encoding); step l+1 is block l:
@@ -110,14 +111,14 @@ public sealed class TransformerModel : IChainModel
     public static TransformerModel Create(TransformerConfig config, int outputs, int seed)
     {
         config.Validate();
-        var rng = new Random(seed);
+        var rng = RngKey.FromSeed(seed).Fold("init").CreateRandom();
         int d = config.Model, f = config.FeedForward;
         var ps = new List<Parameter>();
         foreach (var (name, shape) in Layout(config))
         {
             int size = shape.Aggregate(1, (a, b) => a * b);
             double[] data;
-            if (name == EmbeddingWeight) data = Normal(rng, size);
+            if (name == EmbeddingWeight) data = RandomProbes.Gaussian(rng, size);
             else if (name.EndsWith("in_proj_weight")) data = MlpModel.Uniform(rng, size, Math.Sqrt(6.0 / (d + 3 * d)));
             else if (name.EndsWith("in_proj_bias") || name.EndsWith("out_proj.bias") || name.Contains(".norm") && name.EndsWith(".bias")) data = new double[size];
             else if (name.Contains(".norm")) data = Enumerable.Repeat(1.0, size).ToArray();
@@ -215,13 +216,7 @@ public sealed class TransformerModel : IChainModel
         return pe;
     }
 
-    private static double[] Normal(Random rng, int n)
-    {
-        var a = new double[n];
-        for (int i = 0; i < n; i++)
-            a[i] = Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
-        return a;
-    }
+
 }
 
 /// <summary>PyTorch names of encoder block l's parameters.</summary>
