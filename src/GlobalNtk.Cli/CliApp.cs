@@ -14,8 +14,9 @@ namespace GlobalNtk.Cli;
 /// <remarks>
 /// Conventions for command authors: derive from <see cref="CliCommand{TSettings}"/> with settings
 /// derived from <see cref="CommonSettings"/>; report bad input by throwing
-/// <see cref="CliInputException"/> (or let the library's exceptions through); write outputs via
-/// <see cref="AtomicFolder"/> (folders) or GlobalNtk.IO's atomic writers (files); show long work with <see cref="CliProgress"/>; register the
+/// <see cref="CliInputException"/> (or let the library's exceptions through); write outputs only via
+/// <see cref="OutputFolder"/> (folders) or <see cref="OutputFile"/> (files), which apply the output policy
+/// of <see cref="OutputTarget"/> (never replace what globalntk did not write; <c>--force</c>); show long work with <see cref="CliProgress"/>; register the
 /// command below with a description and at least one example.
 /// </remarks>
 public static class CliApp

@@ -131,27 +131,28 @@ public class CliBadInputTests
     }
 
     [Fact]
-    public void OutputFolderWithMissingParent()
+    public void OutputFolderWithAParentThatIsAFile()
     {
         using var f = new CliFixture();
-        Fails(f, ["analyze", "--model", f.ModelPath, "--inputs", f.X, "--out", f.Dir.File("no/such/dir"), "--quiet"], "does not exist");
+        Fails(f, ["analyze", "--model", f.ModelPath, "--inputs", f.X, "--out", Path.Combine(f.ModelPath, "rep"), "--quiet"], "m.safetensors", "is a file");
     }
 
     [Fact]
     public void FailureMidAnalysisLeavesNoPartialFolderAndKeepsTheOldOne()
     {
         using var f = new CliFixture();
-        // A previous report stays untouched when a new run fails (here: a run folder whose checkpoint is corrupt).
+        // A previous report (replaced only with --force) stays untouched when the new run fails
+        // (here: a run folder whose checkpoint is corrupt).
         string rep = f.Dir.File("rep");
-        Directory.CreateDirectory(rep);
-        File.WriteAllText(Path.Combine(rep, "report.md"), "old");
+        Assert.Equal(0, CliTestHost.Run(["analyze", "--model", f.ModelPath, "--inputs", f.X, "--out", rep, .. CliFixture.FastAnalysis]).Exit);
+        string old = CliOutputSafetyTests.Snapshot(rep);
         string run = f.Dir.File("run");
         Directory.CreateDirectory(run);
         File.Copy(f.ModelPath, Path.Combine(run, "ckpt-000000.safetensors"));
         File.WriteAllBytes(Path.Combine(run, "ckpt-000010.safetensors"), [9, 9, 9]);
-        var r = CliTestHost.Run("analyze", "--model", run, "--inputs", f.X, "--out", rep, "--quiet", "--top-k", "2", "--probes", "4", "--partial-probes", "2");
+        var r = CliTestHost.Run("analyze", "--model", run, "--inputs", f.X, "--out", rep, "--force", "--quiet", "--top-k", "2", "--probes", "4", "--partial-probes", "2");
         CliTestHost.AssertOneLineError(r, "ckpt-000010");
-        Assert.Equal("old", File.ReadAllText(Path.Combine(rep, "report.md")));
+        Assert.Equal(old, CliOutputSafetyTests.Snapshot(rep));
         Assert.Empty(f.Extra("rep", "run"));
     }
 }

@@ -271,3 +271,28 @@ public class HostileInputTests
         Assert.Contains("several tensors end with 'c'", Assert.Throws<DataFileException>(() => t.TryFind("c")).Message);
     }
 }
+
+/// <summary>--out never replaces something that is not a regular file, even with --force.</summary>
+public class HostileOutputTests
+{
+    [Fact]
+    public void ForceNeverReplacesAFifoOrAnEmptyFile()
+    {
+        using var f = new CliFixture();
+        var targets = new List<string> { f.Dir.File("empty.npy") };
+        File.WriteAllBytes(targets[0], []);
+        if (!OperatingSystem.IsWindows() && new[] { "/usr/bin/mkfifo", "/bin/mkfifo" }.FirstOrDefault(File.Exists) is string mkfifo)
+        {
+            using var p = System.Diagnostics.Process.Start(mkfifo, [f.Dir.File("fifo.npy")]);
+            p.WaitForExit();
+            if (p.ExitCode == 0) targets.Add(f.Dir.File("fifo.npy"));
+        }
+        foreach (var target in targets)
+        {
+            var r = CliTestHost.Run("forward", "--model", f.ModelPath, "--inputs", f.X, "--out", target, "--force");
+            CliTestHost.AssertOneLineError(r, "--out", Path.GetFileName(target), "not a regular file");
+            Assert.Equal(0, new FileInfo(target).Length); // still the FIFO / the empty file, not replaced
+            Assert.Empty(f.Extra("empty.npy", "fifo.npy"));
+        }
+    }
+}

@@ -63,7 +63,7 @@ public class TrainingCliTests
         Assert.False(Directory.Exists(run));
 
         Assert.Equal(0, CliTestHost.Run(["train", "--task", "sine", "--steps", "1", "--out", run, .. Tiny]).Exit);
-        CliTestHost.AssertOneLineError(CliTestHost.Run("train", "--task", "sine", "--out", run), "already holds checkpoints", "--resume");
+        CliTestHost.AssertOneLineError(CliTestHost.Run("train", "--task", "sine", "--out", run), "earlier globalntk training run", "--resume", "--force");
         CliTestHost.AssertOneLineError(CliTestHost.Run("train", "--resume", "--lr", "0.1", "--out", run), "only --steps may change", "--lr");
         string empty = dir.File("empty");
         Directory.CreateDirectory(empty);

@@ -47,8 +47,13 @@ public sealed class AnalyzeSettings : AnalysisSettings
 
     /// <summary>Output folder.</summary>
     [CommandOption("-o|--out <DIR>")]
-    [Description("Report folder to write (report.md, figures as PNG and SVG, CSVs, results.json); replaced if it exists.")]
+    [Description("Report folder to write (report.md, figures as PNG and SVG, CSVs, results.json): a new or empty folder, or with --force an earlier report.")]
     public string? Out { get; init; }
+
+    /// <summary>Replace an earlier globalntk output.</summary>
+    [CommandOption("--force")]
+    [Description(OutputTarget.ForceDescription)]
+    public bool Force { get; init; }
 
     /// <summary>Checkpoint cap.</summary>
     [CommandOption("--max-checkpoints <N>")]
@@ -98,7 +103,8 @@ public sealed class AnalyzeCommand : CliCommand<AnalyzeSettings>
         CliInputs.RequireMemory(AnalysisMemory.Estimate(lin.StateShape.Size, options),
             $"analyze on {batchText} with --top-k {options.TopK} and --probes {options.Probes}");
 
-        using var folder = AtomicFolder.Create(outDir);
+        using var folder = OutputFolder.Create(new OutputRequest(outDir, "analyze", s.Force,
+            [new("--model", modelPath), new("--inputs", s.Inputs), new("--targets", s.Targets)]), OutputMarker.ReportKind);
         var analyses = progress.Run("Analysing", p => AnalysisPipeline.Run(sources, inputs, targets, options, p, ct));
         TrainingCurve? curve = null;
         if (isRun && File.Exists(Path.Combine(modelPath, Checkpoints.LogFile)))
@@ -107,10 +113,10 @@ public sealed class AnalyzeCommand : CliCommand<AnalyzeSettings>
             $"Global NTK analysis of {first.Arch} {(isRun ? $"run '{Path.GetFileName(Path.GetFullPath(modelPath).TrimEnd('/'))}'" : $"model '{Path.GetFileName(modelPath)}'")}",
             Setup(first, batchText, options, analyses.Count), analyses, curve, options,
             new Dictionary<string, object> { ["command"] = "analyze", ["model"] = modelPath });
-        AnalysisReportWriter.Write(folder.TempPath, report);
+        AnalysisReportWriter.Write(folder.WritePath, report);
         folder.Commit();
-        var lines = AnalysisPipeline.Summary(analyses).Append($"report written to {Path.GetFullPath(outDir)}/report.md").ToList();
-        return new CommandOutcome(new { reportFolder = Path.GetFullPath(outDir), report }, lines);
+        var lines = AnalysisPipeline.Summary(analyses).Append($"report written to {folder.Display}/report.md").ToList();
+        return new CommandOutcome(new { reportFolder = folder.Display, report }, lines);
     }
 
     private static (Tensor Inputs, Tensor? Targets, string Text) Batch(AnalyzeSettings s, IChainModel model, IReadOnlyDictionary<string, string> md, bool isRun)

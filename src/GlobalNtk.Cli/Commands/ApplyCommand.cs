@@ -38,8 +38,13 @@ public sealed class ApplySettings : CommonSettings
 
     /// <summary>Output file.</summary>
     [CommandOption("-o|--out <FILE>")]
-    [Description("Where to write the result .npy (float64, state-shaped).")]
+    [Description("Where to write the result .npy (float64, state-shaped); an existing file only with --force.")]
     public string? Out { get; init; }
+
+    /// <summary>Replace an earlier globalntk output.</summary>
+    [CommandOption("--force")]
+    [Description(OutputTarget.ForceDescription)]
+    public bool Force { get; init; }
 }
 
 /// <summary><c>globalntk apply</c>: one matrix-free operator applied to one vector.</summary>
@@ -70,6 +75,8 @@ public sealed class ApplyCommand : CliCommand<ApplySettings>
             throw new CliInputException($"unknown operator '{opName}' (valid: {string.Join(", ", Operators.Keys)}).");
         string outPath = CliInputs.Required(s.Out, "--out");
         CliInputs.ExistingFile(s.Vector, "--vector");
+        using var output = OutputFile.Create(new OutputRequest(outPath, "apply", s.Force,
+            [new("--model", s.Model), new("--inputs", s.Inputs), new("--vector", s.Vector)]));
         var loaded = CliInputs.Model(s.Model, s.Arch);
         var inputs = CliInputs.Inputs(s.Inputs);
         var lin = CliInputs.Linearize(loaded.Model, inputs, s.Inputs!);
@@ -77,7 +84,8 @@ public sealed class ApplyCommand : CliCommand<ApplySettings>
         var op = Select(new NtkOperators(lin), opName);
         var y = op.Apply(q.Span);
         Numerics.EnsureFinite(y, $"{Operators[opName]} applied to --vector '{s.Vector}'");
-        Npy.Write(outPath, new Tensor(y, lin.StateShape));
+        Npy.Write(output.TempPath, new Tensor(y, lin.StateShape));
+        output.Commit();
         return new CommandOutcome(
             new { @operator = Operators[opName], model = s.Model, inputs = s.Inputs, vector = s.Vector, @out = outPath,
                   stateAxes = lin.StateShape.Names, stateShape = lin.StateShape.Sizes, inputNorm = Numerics.Norm(q.Span), outputNorm = Numerics.Norm(y) },

@@ -14,9 +14,14 @@ public sealed class DemoSettings : AnalysisSettings
 {
     /// <summary>Report folder.</summary>
     [CommandOption("-o|--out <DIR>")]
-    [Description("Report folder to write (report.md, figures as PNG and SVG, CSVs, results.json, the training run); replaced if it exists.")]
+    [Description("Report folder to write (report.md, figures as PNG and SVG, CSVs, results.json, the training run): a new or empty folder, or with --force an earlier demo.")]
     [DefaultValue(CliDefaults.DemoOut)]
     public string Out { get; init; } = CliDefaults.DemoOut;
+
+    /// <summary>Replace an earlier globalntk output.</summary>
+    [CommandOption("--force")]
+    [Description(OutputTarget.ForceDescription)]
+    public bool Force { get; init; }
 
     /// <summary>Training steps.</summary>
     [CommandOption("--steps <N>")]
@@ -85,7 +90,7 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         var options = s.ToOptions();
         int seed = s.SeedOrDefault;
         var clock = Stopwatch.StartNew();
-        using var folder = AtomicFolder.Create(s.Out);
+        using var folder = OutputFolder.Create(new OutputRequest(s.Out, "demo", s.Force, []), OutputMarker.ReportKind);
         string runDir = folder.PathOf("run");
         var trainOptions = new TrainingOptions
         {
@@ -119,9 +124,9 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         var report = new AnalysisReport("GlobalNtk demo: the global NTK of a GRU learning flip-flop", setup, analyses,
             TrainingCurve.FromLog(trained.Log), options,
             new Dictionary<string, object> { ["command"] = "demo", ["trainingSeconds"] = trainSeconds, ["totalSeconds"] = clock.Elapsed.TotalSeconds });
-        AnalysisReportWriter.Write(folder.TempPath, report);
+        AnalysisReportWriter.Write(folder.WritePath, report);
         folder.Commit();
-        string where = Path.Combine(Path.GetFullPath(s.Out), "report.md");
+        string where = Path.Combine(folder.Display, "report.md");
         var lines = new List<string>
         {
             $"trained gru (H={s.Hidden}) on flip-flop: {trained.Steps} steps in {trainSeconds:F1} s, eval loss {AnalysisReportWriter.F(trained.InitialEvalLoss)} → {AnalysisReportWriter.F(trained.EvalLoss)}, accuracy {AnalysisReportWriter.F(trained.EvalAccuracy)}",
@@ -129,7 +134,7 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         lines.AddRange(AnalysisPipeline.Summary(analyses));
         lines.Add($"total {clock.Elapsed.TotalSeconds:F1} s");
         lines.Add($"report: {where}");
-        return new CommandOutcome(new { reportFolder = Path.GetFullPath(s.Out), report = where, seconds = clock.Elapsed.TotalSeconds,
+        return new CommandOutcome(new { reportFolder = folder.Display, report = where, seconds = clock.Elapsed.TotalSeconds,
             training = new { trained.Steps, trained.InitialEvalLoss, trained.EvalLoss, trained.EvalAccuracy, seconds = trainSeconds },
             firstCheckpoint = first, lastCheckpoint = last }, lines);
     }

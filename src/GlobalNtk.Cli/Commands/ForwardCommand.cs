@@ -26,8 +26,13 @@ public sealed class ForwardSettings : CommonSettings
 
     /// <summary>Output file.</summary>
     [CommandOption("-o|--out <FILE>")]
-    [Description("Where to write the states .npy (float64; [[B, T, S]], LSTM S = 2H as [[h, c]]).")]
+    [Description("Where to write the states .npy (float64; [[B, T, S]], LSTM S = 2H as [[h, c]]); an existing file only with --force.")]
     public string? Out { get; init; }
+
+    /// <summary>Replace an earlier globalntk output.</summary>
+    [CommandOption("--force")]
+    [Description(OutputTarget.ForceDescription)]
+    public bool Force { get; init; }
 }
 
 /// <summary><c>globalntk forward</c>: the model's states on given inputs.</summary>
@@ -37,11 +42,13 @@ public sealed class ForwardCommand : CliCommand<ForwardSettings>
     protected override CommandOutcome Run(ForwardSettings s, CliProgress progress, CancellationToken ct)
     {
         string outPath = CliInputs.Required(s.Out, "--out");
+        using var output = OutputFile.Create(new OutputRequest(outPath, "forward", s.Force, [new("--model", s.Model), new("--inputs", s.Inputs)]));
         var loaded = CliInputs.Model(s.Model, s.Arch);
         var inputs = CliInputs.Inputs(s.Inputs);
         var lin = CliInputs.Linearize(loaded.Model, inputs, s.Inputs!);
         var states = new Tensor(lin.States.ToArray(), lin.StateShape);
-        Npy.Write(outPath, states);
+        Npy.Write(output.TempPath, states);
+        output.Commit();
         var shape = lin.StateShape;
         return new CommandOutcome(
             new { model = s.Model, arch = loaded.Model.Arch, inputs = s.Inputs, @out = outPath,

@@ -33,8 +33,13 @@ public sealed class SweepSettings : AnalysisSettings
 
     /// <summary>Output folder.</summary>
     [CommandOption("-o|--out <DIR>")]
-    [Description("Report folder (sweep.md, figures as PNG and SVG, sweep.csv, results.json, one run folder per gain); replaced if it exists.")]
+    [Description("Report folder (sweep.md, figures as PNG and SVG, sweep.csv, results.json, one run folder per gain): a new or empty folder, or with --force an earlier sweep.")]
     public string? Out { get; init; }
+
+    /// <summary>Replace an earlier globalntk output.</summary>
+    [CommandOption("--force")]
+    [Description(OutputTarget.ForceDescription)]
+    public bool Force { get; init; }
 
     /// <summary>Hidden units.</summary>
     [CommandOption("--hidden <H>")]
@@ -102,7 +107,7 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
         CliInputs.Task(taskName, taskOptions with { Seed = seed }); // unknown task → one line before any work
         var clock = Stopwatch.StartNew();
 
-        using var folder = AtomicFolder.Create(outDir);
+        using var folder = OutputFolder.Create(new OutputRequest(outDir, "sweep", s.Force, []), OutputMarker.ReportKind);
         var points = new List<SweepPoint>();
         progress.Run("Sweep", p =>
         {
@@ -127,15 +132,15 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
                 points.Add(new SweepPoint(g, init, result.InitialEvalLoss, result.EvalLoss, result.EvalAccuracy, learned, Path.GetFileName(runDir)));
             }
         });
-        var summary = Write(folder.TempPath, s, arch, taskName, points, options, clock.Elapsed.TotalSeconds);
+        var summary = Write(folder.WritePath, s, arch, taskName, points, options, clock.Elapsed.TotalSeconds);
         folder.Commit();
         var lines = points.Select(pt =>
             $"g = {pt.Gain.ToString(CultureInfo.InvariantCulture)}: PR(NTK_S) at init {AnalysisReportWriter.F(pt.Init.NtkRank.Value)} ± {AnalysisReportWriter.F(pt.Init.NtkRank.StandardError)}, " +
             $"eval loss {AnalysisReportWriter.F(pt.InitialEvalLoss)} → {AnalysisReportWriter.F(pt.FinalEvalLoss)}, accuracy {AnalysisReportWriter.F(pt.FinalAccuracy)}, " +
             $"learned fractions [{string.Join(", ", pt.FinalLearnedFraction.Select(AnalysisReportWriter.F))}]").ToList();
         lines.Add($"Spearman correlation of PR(NTK_S) at init with final loss: {AnalysisReportWriter.F(summary.RankLossCorrelation)}");
-        lines.Add($"report: {Path.Combine(Path.GetFullPath(outDir), "sweep.md")}");
-        return new CommandOutcome(new { reportFolder = Path.GetFullPath(outDir), summary }, lines);
+        lines.Add($"report: {Path.Combine(folder.Display, "sweep.md")}");
+        return new CommandOutcome(new { reportFolder = folder.Display, summary }, lines);
     }
 
     /// <summary>What the sweep report states (also results.json).</summary>

@@ -67,8 +67,13 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
 
         /// <summary>Output folder.</summary>
         [CommandOption("-o|--out <DIR>")]
-        [Description("Run folder for checkpoints, log.csv and summary.json (required).")]
+        [Description("Run folder for checkpoints, log.csv and summary.json (required): a new or empty folder, or with --force an earlier run.")]
         public string? Out { get; init; }
+
+        /// <summary>Replace an earlier run.</summary>
+        [CommandOption("--force")]
+        [Description(OutputTarget.ForceDescription)]
+        public bool Force { get; init; }
 
         /// <summary>Continue from the last checkpoint in --out.</summary>
         [CommandOption("--resume")]
@@ -120,9 +125,9 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
     protected override CommandOutcome Run(Settings s, CliProgress progress, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(s.Out)) throw new CliInputException("train: --out DIR is required.");
-        string dir = Path.GetFullPath(s.Out);
+        var request = new OutputRequest(s.Out, "train", s.Force, []);
         Trainer trainer;
-        bool existed = Directory.Exists(dir);
+        OutputFolder folder;
         if (s.Resume)
         {
             var given = new (string Name, object? Value)[]
@@ -133,16 +138,19 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
             }.Where(g => g.Value is not null).Select(g => g.Name).ToList();
             if (given.Count > 0)
                 throw new CliInputException($"train --resume continues with the checkpoint's settings; only --steps may change (got {string.Join(", ", given)}).");
-            if (!existed) throw new CliInputException($"train --resume: run folder '{s.Out}' does not exist.");
-            trainer = Trainer.Resume(dir, s.Steps);
+            if (s.Force) throw new CliInputException("train: give either --resume (continue the run in --out) or --force (replace it), not both.");
+            folder = OutputFolder.Resume(request);
+            try
+            {
+                trainer = Trainer.Resume(folder.Target, s.Steps);
+                folder.CheckRun(Trainer.RunIdentity(Checkpoints.ReadMetadata(Checkpoints.List(folder.Target)[^1].Path)));
+            }
+            catch { folder.Dispose(); throw; }
         }
         else
         {
             if (string.IsNullOrWhiteSpace(s.Task))
                 throw new CliInputException($"train: --task is required (valid: {string.Join(", ", TaskRegistry.Names)}).");
-            if (File.Exists(dir)) throw new CliInputException($"train: --out '{s.Out}' is a file, expected a folder.");
-            if (Checkpoints.List(dir).Count > 0)
-                throw new CliInputException($"train: '{s.Out}' already holds checkpoints; add --resume to continue it or choose another --out.");
             var options = new TrainingOptions
             {
                 Steps = s.Steps ?? CliDefaults.Steps, BatchSize = s.Batch ?? CliDefaults.Batch, LearningRate = s.LearningRate ?? CliDefaults.LearningRate,
@@ -153,21 +161,35 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
             if (hidden < 1) throw new CliInputException($"train: --hidden must be ≥ 1, got {hidden}.");
             trainer = CliInputs.WithinMemory($"--hidden {hidden}, --batch {options.BatchSize}", () => Trainer.Create(s.Arch ?? CliDefaults.Arch, hidden, s.Task, options, s.Gain ?? CliDefaults.Gain,
                 new TaskOptions { Steps = s.TrialSteps, InputNoise = s.Noise ?? CliDefaults.Noise }, ParseOptions(s.ModelOptions)));
+            folder = OutputFolder.Create(request, OutputMarker.RunKind, trainer.RunIdentity());
+            // A new run is written in place (an interrupted one stays resumable); a replacement
+            // (--force) is built aside and swapped in only when it has finished.
+            if (!folder.Replacing)
+            {
+                try { folder.Place(); }
+                catch { folder.Dispose(); throw; }
+            }
         }
 
         TrainingResult result;
-        try
+        string dir = folder.Display;
+        using (folder)
         {
             var t = trainer;
-            result = progress.Run($"train {t.Model.Arch} on {t.Task.Name}", report =>
-                t.Run(dir, p => report(Stage(p), p.TotalSteps == 0 ? 1 : (double)p.Step / p.TotalSteps), cancellationToken));
+            try
+            {
+                result = progress.Run($"train {t.Model.Arch} on {t.Task.Name}", report =>
+                    t.Run(folder.WritePath, p => report(Stage(p), p.TotalSteps == 0 ? 1 : (double)p.Step / p.TotalSteps), cancellationToken, folder.Journal));
+            }
+            catch (OperationCanceledException) when (!folder.Replacing)
+            {
+                folder.Commit(); // interrupted, not failed: the checkpoints so far stay resumable
+                throw;
+            }
+            // Any other failure: disposing without Commit undoes every file this run wrote.
+            folder.Commit();
         }
-        catch (Exception ex) when (ex is not OperationCanceledException && !existed && !s.Resume)
-        {
-            // A fresh run that failed leaves nothing behind (an interrupted one keeps its checkpoints).
-            try { if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); } catch (IOException) { }
-            throw;
-        }
+        if (result.LastCheckpoint is not null) result = result with { LastCheckpoint = Path.Combine(dir, Path.GetFileName(result.LastCheckpoint)), Directory = dir };
 
         var c = CultureInfo.InvariantCulture;
         var data = new

@@ -37,6 +37,47 @@ public static class Checkpoints
         return list.OrderBy(x => x.Item1).ToList();
     }
 
+    /// <summary>
+    /// Whether <paramref name="fileName"/> is a file a training run writes into its folder
+    /// (checkpoint, optimizer state, log, summary, or a temporary left by a killed writer).
+    /// </summary>
+    public static bool IsRunFile(string fileName) =>
+        fileName is LogFile or SummaryFile || AtomicFile.IsTemporaryName(fileName) || StepOf(fileName, "ckpt-") is not null || StepOf(fileName, "optim-") is not null;
+
+    private static int? StepOf(string fileName, string prefix) =>
+        fileName.StartsWith(prefix, StringComparison.Ordinal) && fileName.EndsWith(".safetensors", StringComparison.Ordinal)
+        && int.TryParse(fileName.AsSpan(prefix.Length, fileName.Length - prefix.Length - ".safetensors".Length), NumberStyles.None, CultureInfo.InvariantCulture, out int step)
+            ? step : null;
+
+    /// <summary>
+    /// The <c>__metadata__</c> of a checkpoint, reading only its header (a run's checkpoints can be
+    /// large and many).
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> ReadMetadata(string path)
+    {
+        RegularFile.Size(path); // a FIFO or device named like a checkpoint is refused before it is opened
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        Span<byte> len = stackalloc byte[8];
+        if (fs.Length < 8 || fs.ReadAtLeast(len, 8, throwOnEndOfStream: false) < 8)
+            throw new DataFileException(path, "not a safetensors file (too short for its header length).");
+        ulong n = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(len);
+        if (n > (ulong)(fs.Length - 8) || n > 100_000_000)
+            throw new DataFileException(path, $"safetensors header length {n} exceeds the file size {fs.Length}.");
+        var header = new byte[(int)n];
+        fs.ReadExactly(header);
+        var md = new Dictionary<string, string>(StringComparer.Ordinal);
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(header);
+            if (doc.RootElement.TryGetProperty("__metadata__", out var m) && m.ValueKind == System.Text.Json.JsonValueKind.Object)
+                foreach (var p in m.EnumerateObject())
+                    if (p.Value.ValueKind == System.Text.Json.JsonValueKind.String) md[p.Name] = p.Value.GetString()!;
+        }
+        catch (System.Text.Json.JsonException) { throw new DataFileException(path, "safetensors header is not valid JSON."); }
+        catch (InvalidOperationException) { throw new DataFileException(path, "safetensors header is not valid UTF-8."); }
+        return md;
+    }
+
     /// <summary>Writes the log atomically.</summary>
     public static void WriteLog(string dir, IEnumerable<TrainingLogRow> rows)
     {

@@ -17,6 +17,7 @@ namespace GlobalNtk.Training;
 public sealed class Trainer
 {
     private readonly List<TrainingLogRow> _log;
+    private FileJournal? _journal;
 
     /// <summary>A trainer at step 0 for an existing model and task.</summary>
     public Trainer(IChainModel model, ITask task, TrainingOptions options)
@@ -62,6 +63,11 @@ public sealed class Trainer
         if (ckpts.Count == 0)
             throw new DataFileException(dir, "no checkpoint (ckpt-NNNNNN.safetensors) to resume from.");
         var (step, path) = ckpts[^1];
+        var identity = RunIdentity(Checkpoints.ReadMetadata(path));
+        // One folder, one run: every checkpoint must come from the same seed and configuration.
+        foreach (var (_, other) in ckpts)
+            if (Difference(identity, RunIdentity(Checkpoints.ReadMetadata(other))) is { } diff)
+                throw new DataFileException(dir, $"holds checkpoints of different runs: {Path.GetFileName(other)} has {diff} but {Path.GetFileName(path)} has {Value(identity, diff)}; resume only a folder written by one run.");
         var loaded = ModelFile.Load(path);
         var md = loaded.Metadata;
         TrainingOptions options;
@@ -81,6 +87,10 @@ public sealed class Trainer
         var optimizer = Training.Optimizer.Create(options.Optimizer, options.LearningRate);
         string optPath = Checkpoints.OptimizerPath(dir, step);
         var optFile = SafetensorsFile.Read(optPath);
+        // The optimizer file carries the training keys (not the model's): each must match the checkpoint's.
+        foreach (var kv in RunIdentity(optFile.Metadata))
+            if (!identity.TryGetValue(kv.Key, out var v) || v != kv.Value)
+                throw new DataFileException(optPath, $"optimizer state of a different run ({kv.Key} = {kv.Value}, checkpoint {Path.GetFileName(path)} has {v ?? "(none)"}); resume only a folder written by one run.");
         optimizer.LoadState(new TensorLookup(optPath, optFile), loaded.Model.AllParameters, step);
         var log = Checkpoints.ReadLog(dir).Where(r => r.Step <= step).ToList();
         return new Trainer(loaded.Model, task, options, optimizer, step, log, resumed: true);
@@ -117,8 +127,14 @@ public sealed class Trainer
     /// already holds checkpoints. Cancellation stops between updates (the last checkpoint stays
     /// resumable).
     /// </summary>
-    public TrainingResult Run(string? dir = null, Action<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    /// <param name="dir">Run folder (null: no files).</param>
+    /// <param name="progress">Called after every update.</param>
+    /// <param name="cancellationToken">Stops between updates.</param>
+    /// <param name="journal">Records every file written, so that a caller can undo a failed run.</param>
+    public TrainingResult Run(string? dir = null, Action<TrainingProgress>? progress = null, CancellationToken cancellationToken = default,
+        FileJournal? journal = null)
     {
+        _journal = journal;
         var clock = Stopwatch.StartNew();
         if (dir != null)
         {
@@ -200,13 +216,53 @@ public sealed class Trainer
         return md;
     }
 
+    /// <summary>
+    /// What makes this run this run: the metadata every checkpoint file carries (training options,
+    /// task, seed, model configuration) without what changes along the run (the step, and the total
+    /// that <c>--resume</c> may extend). Two checkpoints belong to one run only if these are equal.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> RunIdentity()
+    {
+        // As ModelFile.Save merges them: training metadata, then the model's own keys, then arch.
+        var md = new Dictionary<string, string>(CheckpointMetadata(), StringComparer.Ordinal);
+        foreach (var kv in Model.Metadata) md[kv.Key] = kv.Value;
+        md[ModelFile.ArchKey] = Model.Arch;
+        return RunIdentity(md);
+    }
+
+    /// <summary>The run identity (see <see cref="RunIdentity()"/>) in a checkpoint's metadata.</summary>
+    public static IReadOnlyDictionary<string, string> RunIdentity(IReadOnlyDictionary<string, string> checkpointMetadata) =>
+        checkpointMetadata.Where(kv => kv.Key is not ("step" or "steps")).OrderBy(kv => kv.Key, StringComparer.Ordinal)
+            .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+
+    /// <summary>The first key where two run identities differ, as "key = value" of <paramref name="b"/>; null when equal.</summary>
+    public static string? Difference(IReadOnlyDictionary<string, string> a, IReadOnlyDictionary<string, string> b)
+    {
+        foreach (var key in a.Keys.Union(b.Keys).Order(StringComparer.Ordinal))
+        {
+            a.TryGetValue(key, out var va); b.TryGetValue(key, out var vb);
+            if (va != vb) return $"{key} = {vb ?? "(none)"}";
+        }
+        return null;
+    }
+
+    private static string Value(IReadOnlyDictionary<string, string> identity, string diff)
+    {
+        string key = diff[..diff.IndexOf(" = ", StringComparison.Ordinal)];
+        return $"{key} = {(identity.TryGetValue(key, out var v) ? v : "(none)")}";
+    }
+
     private string SaveCheckpoint(string dir)
     {
         var md = CheckpointMetadata();
         // Optimizer state first: a model checkpoint on disk always has its optimizer state.
-        new SafetensorsFile(Optimizer.StateTensors(Model.AllParameters), md).Write(Checkpoints.OptimizerPath(dir, Step));
+        string optPath = Checkpoints.OptimizerPath(dir, Step);
+        _journal?.BeforeWrite(optPath);
+        new SafetensorsFile(Optimizer.StateTensors(Model.AllParameters), md).Write(optPath);
         string path = Checkpoints.ModelPath(dir, Step);
+        _journal?.BeforeWrite(path);
         ModelFile.Save(path, Model, md);
+        _journal?.BeforeWrite(Path.Combine(dir, Checkpoints.LogFile));
         Checkpoints.WriteLog(dir, _log);
         return path;
     }
@@ -224,6 +280,7 @@ public sealed class Trainer
             ["metadata"] = CheckpointMetadata().Concat(Model.Metadata).GroupBy(kv => kv.Key).ToDictionary(g => g.Key, g => g.Last().Value),
         };
         var json = new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+        _journal?.BeforeWrite(Path.Combine(dir, Checkpoints.SummaryFile));
         AtomicFile.WriteAllText(Path.Combine(dir, Checkpoints.SummaryFile), JsonSerializer.Serialize(summary, json) + "\n");
     }
 
