@@ -16,7 +16,8 @@ namespace GlobalNtk.Bench;
 /// process CPU time: the machine may be shared), peak memory; then issue 5's finding — the
 /// Kronecker-core rank bound against the state dimension, per-site numerical ranks and PR(Ĝ_s),
 /// and PR(K), PR(NTK_S) from Rademacher probes. Options: <c>--d --heads --layers --ff --seqs
-/// --tokens --block (0: skip the block timing) --probes --reps --no-finding --mode-capture</c>.
+/// --tokens --block (0: skip the block timing) --probes --reps --no-finding --mode-capture
+/// --post-ln (norm_first=False blocks) --final-norm (nn.TransformerEncoder(norm=…))</c>.
 /// </summary>
 internal static class TransformerBench
 {
@@ -24,7 +25,7 @@ internal static class TransformerBench
     {
         int d = 128, heads = 4, layers = 4, ff = 0, seqs = 32, tokens = 64, block = 30, probes = 30, reps = 1;
         bool modeCapture = false;
-        bool finding = true;
+        bool finding = true, postLn = false, finalNorm = false;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -40,12 +41,15 @@ internal static class TransformerBench
                 case "--reps": reps = int.Parse(args[++i]); break;
                 case "--no-finding": finding = false; break;
                 case "--mode-capture": modeCapture = true; break;
+                case "--post-ln": postLn = true; break;
+                case "--final-norm": finalNorm = true; break;
                 default: Console.Error.WriteLine($"transformer: unknown option '{args[i]}'"); return 2;
             }
         }
         if (ff == 0) ff = 4 * d;
-        var config = new TransformerConfig(TransformerInput.Linear, 3, d, heads, layers, ff, Activation.Gelu, Causal: true);
-        Console.WriteLine($"transformer: d={d} heads={heads} L={layers} d_ff={ff} causal GELU, {seqs} sequences × {tokens} tokens, N_in=3, float64; " +
+        var config = new TransformerConfig(TransformerInput.Linear, 3, d, heads, layers, ff, Activation.Gelu, Causal: true)
+            { NormFirst = !postLn, FinalNorm = finalNorm };
+        Console.WriteLine($"transformer: d={d} heads={heads} L={layers} d_ff={ff} causal GELU {(postLn ? "post-LN" : "pre-LN")}{(finalNorm ? " + final norm" : "")}, {seqs} sequences × {tokens} tokens, N_in=3, float64; " +
                           $"{Environment.ProcessorCount} processors, GEMM kernel {Gemm.SelectedKernel}, load average {LoadAverage()}");
         var model = TransformerModel.Create(config, 3, seed: 1);
         var rng = new Random(2);

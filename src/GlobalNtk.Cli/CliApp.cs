@@ -104,6 +104,10 @@ public static class CliApp
         c.AddCommand<ForwardCommand>("forward")
             .WithDescription("Run a model on inputs [[B,T,N_in]] and write its states [[B,T,S]] as .npy.")
             .WithExample("forward", "--model", "run/ckpt-000500.safetensors", "--inputs", "X.npy", "--out", "Z.npy");
+        c.AddCommand<InspectCommand>("inspect")
+            .WithDescription("Show how a model file will be read, before anything runs: family, sizes, which tensor feeds which block, readout, ignored tensors, parameter count, and each setting with its source.")
+            .WithExample("inspect", "model.safetensors")
+            .WithExample("inspect", "model.safetensors", "--option", "norm_first=false", "--json");
         c.AddCommand<ApplyCommand>("apply")
             .WithDescription("Apply P, P*, P⁻¹, K or NTK_S (matrix-free) to a state-shaped vector and write the result as .npy.")
             .WithExample("apply", "--model", "M.safetensors", "--inputs", "X.npy", "--operator", "NTK", "--vector", "Q.npy", "--out", "Y.npy")

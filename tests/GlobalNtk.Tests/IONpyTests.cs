@@ -86,7 +86,7 @@ public class IONpyTests
         { "bad shape", NpyBytes("{'descr': '<f8', 'fortran_order': False, 'shape': (2, x), }", F64(1, 2)), "corrupt .npy header: expected a non-negative integer dimension" },
         { "header past end", NpyBytes("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", [])[..40], "header length 118 runs past the end of the file (40 bytes)" },
         { "fortran", NpyBytes("{'descr': '<f8', 'fortran_order': True, 'shape': (2, 2), }", F64(1, 2, 3, 4)), "Fortran order (fortran_order: True); only C order is supported" },
-        { "int dtype", NpyBytes("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", F64(1, 2)), ".npy dtype '<i8' is not supported" },
+        { "complex dtype", NpyBytes("{'descr': '<c16', 'fortran_order': False, 'shape': (1,), }", F64(1, 2)), ".npy dtype '<c16' is not supported" },
         { "big endian", NpyBytes("{'descr': '>f8', 'fortran_order': False, 'shape': (2,), }", F64(1, 2)), ".npy dtype '>f8' is not supported" },
         { "truncated", NpyBytes("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", F64(1, 2, 3)), ".npy data truncated: shape [2, 3] of <f8 needs 48 bytes, file has 24" },
         { "version", NpyBytes("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }", F64(1), major: 4), ".npy format version 4.0 is not supported" },

@@ -11,16 +11,26 @@ public class TransformerTests
 {
     private const int S = 3, N = 4;
 
-    /// <summary>Named test configurations: linear input + GELU + causal, linear + ReLU, embedding + GELU + causal.</summary>
+    /// <summary>
+    /// Named test configurations: linear input + GELU + causal, linear + ReLU, embedding + GELU +
+    /// causal (pre-LN, sinusoid); post-LN + ReLU + eps 1e-3 without positions; post-LN + tanh-GELU
+    /// + learned positions + final norm + causal; pre-LN embedding with √d scale, final norm, eps 1e-6.
+    /// </summary>
     public static TransformerConfig Config(string name) => name switch
     {
         "gelu-causal" => new TransformerConfig(TransformerInput.Linear, 3, 4, 2, 2, 6, Activation.Gelu, Causal: true),
         "relu" => new TransformerConfig(TransformerInput.Linear, 3, 4, 2, 2, 6, Activation.Relu, Causal: false),
         "embedding" => new TransformerConfig(TransformerInput.Embedding, 5, 4, 2, 2, 6, Activation.Gelu, Causal: true),
+        "post-ln" => new TransformerConfig(TransformerInput.Linear, 3, 4, 2, 2, 6, Activation.Relu, Causal: false)
+            { NormFirst = false, LayerNormEps = 1e-3, Positional = TransformerPositional.None },
+        "post-ln-final-learned" => new TransformerConfig(TransformerInput.Linear, 3, 4, 2, 2, 6, Activation.GeluTanh, Causal: true)
+            { NormFirst = false, FinalNorm = true, FinalNormEps = 1e-4, Positional = TransformerPositional.Learned, MaxPositions = N + 1 },
+        "pre-scaled-final" => new TransformerConfig(TransformerInput.Embedding, 5, 4, 2, 2, 6, Activation.GeluTanh, Causal: false)
+            { FinalNorm = true, LayerNormEps = 1e-6, ScaleEmbedding = true },
         _ => throw new ArgumentException(name),
     };
 
-    public static TheoryData<string> Configs => new() { "gelu-causal", "relu", "embedding" };
+    public static TheoryData<string> Configs => new() { "gelu-causal", "relu", "embedding", "post-ln", "post-ln-final-learned", "pre-scaled-final" };
 
     /// <summary>A model with every parameter perturbed (non-unit LayerNorm gains, non-zero biases) and inputs.</summary>
     public static (TransformerModel Model, Tensor X) Setup(string name, int seed = 1, int chunkRows = 4096)
@@ -144,6 +154,9 @@ public class TransformerTests
     [InlineData("gelu-causal", N, 3)]
     [InlineData("relu", 2 * N, 2)]
     [InlineData("embedding", N, 2)]
+    [InlineData("post-ln", N, 2)]
+    [InlineData("post-ln-final-learned", 2 * N, 3)]
+    [InlineData("pre-scaled-final", 4096, 2)]
     public void AdjointIdentitiesHold(string name, int chunkRows, int count)
     {
         var (model, x) = Setup(name, chunkRows: chunkRows);

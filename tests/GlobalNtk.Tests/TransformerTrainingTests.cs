@@ -79,10 +79,19 @@ public class TransformerTrainingTests
         var model = TransformerModel.Create(config, 2, 3);
         // As torch.save(state_dict) of a module holding `encoder = nn.TransformerEncoder(...)`, no readout, no arch metadata.
         var prefixed = model.Parameters.Select(p => new Parameter(p.Name.StartsWith("layers.") ? "encoder." + p.Name : p.Name, p.Shape, p.Data));
-        new SafetensorsFile(prefixed, new Dictionary<string, string> { ["heads"] = "2" }).Write(dir.File("pt.safetensors"));
+        // Only heads in the metadata: the settings that change the mathematics are named, never defaulted.
+        new SafetensorsFile(prefixed, new Dictionary<string, string> { ["heads"] = "2" }).Write(dir.File("heads-only.safetensors"));
+        var missing = Assert.Throws<DataFileException>(() => ModelFile.Load(dir.File("heads-only.safetensors"), "transformer"));
+        foreach (var key in new[] { "activation", "causal", "norm_first", "layer_norm_eps", "positional", "scale_embedding" }) Assert.Contains(key, missing.Message);
+        var settings = new Dictionary<string, string>
+        {
+            ["heads"] = "2", ["activation"] = "relu", ["causal"] = "false", ["norm_first"] = "true", ["layer_norm_eps"] = "1e-5",
+            ["positional"] = "sinusoidal", ["scale_embedding"] = "false",
+        };
+        new SafetensorsFile(prefixed, settings).Write(dir.File("pt.safetensors"));
         var loaded = ModelFile.Load(dir.File("pt.safetensors"), "transformer");
         Assert.False(loaded.HasReadout);
-        Assert.Equal(config, ((TransformerModel)loaded.Model).Config); // PyTorch defaults: relu, no mask
+        Assert.Equal(config, ((TransformerModel)loaded.Model).Config);
         var x = new Tensor(new double[2 * 5 * 3].Select((_, i) => Math.Sin(i)).ToArray(), new AxisShape(("sequence", 2), ("token", 5), ("input", 3)));
         Assert.Equal(model.Linearize(x).States.ToArray(), loaded.Model.Linearize(x).States.ToArray());
 
@@ -90,7 +99,7 @@ public class TransformerTrainingTests
         var e = Assert.Throws<DataFileException>(() => ModelFile.Load(dir.File("noheads.safetensors"), "transformer"));
         Assert.Contains("heads", e.Message);
         var bad = model.Parameters.Select(p => p.Name == "layers.0.linear2.weight" ? new Parameter(p.Name, [4, 5]) : p);
-        new SafetensorsFile(bad, new Dictionary<string, string> { ["heads"] = "2" }).Write(dir.File("bad.safetensors"));
+        new SafetensorsFile(bad, settings).Write(dir.File("bad.safetensors"));
         e = Assert.Throws<DataFileException>(() => ModelFile.Load(dir.File("bad.safetensors"), "transformer"));
         Assert.Contains("layers.0.linear2.weight", e.Message);
     }

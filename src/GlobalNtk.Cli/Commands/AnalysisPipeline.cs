@@ -32,13 +32,13 @@ public static class AnalysisPipeline
     }
 
     /// <summary>Checkpoints of a run folder in training order, thinned to at most <paramref name="max"/> (first and last kept; 0 = all).</summary>
-    public static IReadOnlyList<CheckpointSource> RunFolder(string dir, string? arch, int max)
+    public static IReadOnlyList<CheckpointSource> RunFolder(string dir, string? arch, int max, IReadOnlyDictionary<string, string>? settings = null)
     {
         var list = GlobalNtk.Training.Checkpoints.List(dir);
         if (list.Count == 0) throw new CliInputException($"--model '{dir}' is a folder without checkpoints (ckpt-NNNNNN.safetensors).");
         var chosen = Thin(list.Count, max).Select(i => list[i]).ToArray();
         return chosen.Select(c => new CheckpointSource(Path.GetFileNameWithoutExtension(c.Path), c.Step,
-            () => ModelFile.Load(c.Path, string.IsNullOrWhiteSpace(arch) ? null : arch).Model)).ToArray();
+            () => ModelFile.Load(c.Path, string.IsNullOrWhiteSpace(arch) ? null : arch, settings).Model)).ToArray();
     }
 
     /// <summary>Indices 0..count−1 thinned to at most max evenly spaced ones (first and last kept).</summary>

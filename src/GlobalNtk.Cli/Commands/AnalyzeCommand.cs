@@ -25,6 +25,11 @@ public sealed class AnalyzeSettings : AnalysisSettings
     [ArchListDescription("Architecture when the file's metadata has none.")]
     public string? Arch { get; init; }
 
+    /// <summary>Model settings overriding the file's metadata.</summary>
+    [CommandOption("--option <KEY=VALUE>")]
+    [Description("Model setting, repeatable; overrides the file's metadata (e.g. norm_first=false, layer_norm_eps=1e-6). 'globalntk inspect' lists what a file needs.")]
+    public string[]? Options { get; init; }
+
     /// <summary>Task for the analysis batch.</summary>
     [CommandOption("--task <NAME>")]
     [TaskListDescription("Analyse on this task's fixed evaluation set (inputs and targets). A run folder defaults to its own task.")]
@@ -82,14 +87,16 @@ public sealed class AnalyzeCommand : CliCommand<AnalyzeSettings>
         IChainModel first;
         if (isRun)
         {
-            sources = AnalysisPipeline.RunFolder(modelPath, s.Arch, s.MaxCheckpoints);
+            // --option applies to every checkpoint (e.g. settings an older file lacks).
+            var given = CliInputs.KeyValues(s.Options, "--option");
+            sources = AnalysisPipeline.RunFolder(modelPath, s.Arch, s.MaxCheckpoints, given);
             var firstPath = Checkpoints.List(modelPath)[0].Path;
-            var loaded = ModelFile.Load(firstPath, string.IsNullOrWhiteSpace(s.Arch) ? null : s.Arch);
+            var loaded = ModelFile.Load(firstPath, string.IsNullOrWhiteSpace(s.Arch) ? null : s.Arch, given);
             first = loaded.Model; metadata = loaded.Metadata;
         }
         else
         {
-            var loaded = CliInputs.Model(modelPath, s.Arch);
+            var loaded = CliInputs.Model(modelPath, s.Arch, settings: s.Options);
             first = loaded.Model; metadata = loaded.Metadata;
             sources = [new CheckpointSource(Path.GetFileNameWithoutExtension(modelPath), StepOf(metadata), () => loaded.Model)];
         }

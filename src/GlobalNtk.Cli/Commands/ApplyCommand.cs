@@ -21,6 +21,11 @@ public sealed class ApplySettings : CommonSettings
     [ArchListDescription("Architecture when the file's metadata has none.")]
     public string? Arch { get; init; }
 
+    /// <summary>Model settings overriding the file's metadata.</summary>
+    [CommandOption("--option <KEY=VALUE>")]
+    [Description("Model setting, repeatable; overrides the file's metadata (e.g. norm_first=false, layer_norm_eps=1e-6). 'globalntk inspect' lists what a file needs.")]
+    public string[]? Options { get; init; }
+
     /// <summary>Inputs file.</summary>
     [CommandOption("-i|--inputs <FILE>")]
     [Description("Inputs .npy [[trials, steps, inputs]]: the trajectory the operators are linearised on.")]
@@ -77,7 +82,7 @@ public sealed class ApplyCommand : CliCommand<ApplySettings>
         CliInputs.ExistingFile(s.Vector, "--vector");
         using var output = OutputFile.Create(new OutputRequest(outPath, "apply", s.Force,
             [new("--model", s.Model), new("--inputs", s.Inputs), new("--vector", s.Vector)]));
-        var loaded = CliInputs.Model(s.Model, s.Arch);
+        var loaded = CliInputs.Model(s.Model, s.Arch, settings: s.Options);
         var inputs = CliInputs.Inputs(s.Inputs);
         var lin = CliInputs.Linearize(loaded.Model, inputs, s.Inputs!);
         var q = CliInputs.Matching(s.Vector, lin.StateShape, "--vector", "states");

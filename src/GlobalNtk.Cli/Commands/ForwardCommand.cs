@@ -19,9 +19,14 @@ public sealed class ForwardSettings : CommonSettings
     [ArchListDescription("Architecture when the file's metadata has none.")]
     public string? Arch { get; init; }
 
+    /// <summary>Model settings overriding the file's metadata.</summary>
+    [CommandOption("--option <KEY=VALUE>")]
+    [Description("Model setting, repeatable; overrides the file's metadata (e.g. norm_first=false, layer_norm_eps=1e-6). 'globalntk inspect' lists what a file needs.")]
+    public string[]? Options { get; init; }
+
     /// <summary>Inputs file.</summary>
     [CommandOption("-i|--inputs <FILE>")]
-    [Description("Inputs .npy [[trials, steps, inputs]] (float32/float64, C order).")]
+    [Description("Inputs .npy [[trials, steps, inputs]] (float or integer, C order; a transformer with an embedding takes integer token ids [[sequences, tokens]]).")]
     public string? Inputs { get; init; }
 
     /// <summary>Output file.</summary>
@@ -43,7 +48,7 @@ public sealed class ForwardCommand : CliCommand<ForwardSettings>
     {
         string outPath = CliInputs.Required(s.Out, "--out");
         using var output = OutputFile.Create(new OutputRequest(outPath, "forward", s.Force, [new("--model", s.Model), new("--inputs", s.Inputs)]));
-        var loaded = CliInputs.Model(s.Model, s.Arch);
+        var loaded = CliInputs.Model(s.Model, s.Arch, settings: s.Options);
         var inputs = CliInputs.Inputs(s.Inputs);
         var lin = CliInputs.Linearize(loaded.Model, inputs, s.Inputs!);
         var states = new Tensor(lin.States.ToArray(), lin.StateShape);

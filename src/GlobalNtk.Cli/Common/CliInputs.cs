@@ -31,11 +31,27 @@ public static class CliInputs
         return path!;
     }
 
-    /// <summary>Loads a model file (safetensors) given by <paramref name="option"/>.</summary>
-    public static LoadedModel Model(string? path, string? arch, string option = "--model")
+    /// <summary>
+    /// Loads a model file (safetensors) given by <paramref name="option"/>; <paramref name="settings"/>
+    /// are <c>--option KEY=VALUE</c> model settings that override the file's metadata.
+    /// </summary>
+    public static LoadedModel Model(string? path, string? arch, string option = "--model", string[]? settings = null)
     {
         ExistingFile(path, option);
-        return ModelFile.Load(path!, string.IsNullOrWhiteSpace(arch) ? null : arch);
+        return ModelFile.Load(path!, string.IsNullOrWhiteSpace(arch) ? null : arch, KeyValues(settings, "--option"));
+    }
+
+    /// <summary>Parses repeated <c>KEY=VALUE</c> options (a repeated key keeps the last value).</summary>
+    public static Dictionary<string, string> KeyValues(string[]? values, string option)
+    {
+        var d = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var o in values ?? [])
+        {
+            int eq = o.IndexOf('=');
+            if (eq <= 0 || eq == o.Length - 1) throw new CliInputException($"{option} '{o}' must look like KEY=VALUE.");
+            d[o[..eq].Trim().ToLowerInvariant()] = o[(eq + 1)..].Trim();
+        }
+        return d;
     }
 
     /// <summary>

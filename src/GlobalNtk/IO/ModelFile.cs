@@ -10,7 +10,15 @@ namespace GlobalNtk.IO;
 /// </param>
 /// <param name="Metadata">The file's <c>__metadata__</c> (training hyper-parameters, step, …).</param>
 /// <param name="Path">The file.</param>
-public sealed record LoadedModel(IChainModel Model, bool HasReadout, IReadOnlyDictionary<string, string> Metadata, string Path);
+public sealed record LoadedModel(IChainModel Model, bool HasReadout, IReadOnlyDictionary<string, string> Metadata, string Path)
+{
+    /// <summary>The settings the loader used, each with its source (metadata, command line, inferred from tensors).</summary>
+    public IReadOnlyList<ModelSetting> Settings { get; init; } = [];
+    /// <summary>File tensors recognised but not used by the model, with the reason.</summary>
+    public IReadOnlyList<(Parameter Tensor, string Why)> Ignored { get; init; } = [];
+    /// <summary>Every tensor of the file, in file order (for <c>inspect</c>).</summary>
+    public ParameterSet FileTensors { get; init; } = new([]);
+}
 
 /// <summary>
 /// Saves and loads models as safetensors with PyTorch parameter names (docs/math.md#cells). Loading
@@ -38,17 +46,35 @@ public static class ModelFile
 
     /// <summary>
     /// Reads a model. The architecture is <paramref name="arch"/> when given, else the file's
-    /// <c>arch</c> metadata; missing, mis-shaped or unexpected tensors throw a one-line
-    /// <see cref="DataFileException"/> naming the file, the tensor and the shapes.
+    /// <c>arch</c> metadata; <paramref name="settings"/> (e.g. from <c>--option KEY=VALUE</c>)
+    /// override the metadata. Missing, mis-shaped or unexpected tensors, missing settings and
+    /// given settings the architecture does not use throw a one-line
+    /// <see cref="DataFileException"/> naming the file, the tensor or setting and the shapes.
+    /// A PyTorch pickle (<c>.pt</c>, <c>.pth</c>) is recognised and the message shows how to
+    /// save safetensors instead.
     /// </summary>
-    public static LoadedModel Load(string path, string? arch = null)
+    public static LoadedModel Load(string path, string? arch = null, IReadOnlyDictionary<string, string>? settings = null)
     {
+        PyTorchPickle.ThrowIfPickle(path);
         var file = SafetensorsFile.Read(path);
         string chosen = arch ?? (file.Metadata.TryGetValue(ArchKey, out var a) ? a
             : throw new DataFileException(path, $"no '{ArchKey}' in the metadata; give the architecture explicitly (valid: {string.Join(", ", ModelRegistry.Architectures)})."));
         IModelFactory factory;
         try { factory = ModelRegistry.Get(chosen); }
         catch (ArgumentException ex) when (arch is null) { throw new DataFileException(path, $"metadata {ex.Message}"); }
-        return factory.Load(new TensorLookup(path, file), chosen.Trim().ToLowerInvariant());
+        var lookup = new TensorLookup(path, file, settings);
+        LoadedModel loaded;
+        try { loaded = factory.Load(lookup, chosen.Trim().ToLowerInvariant()); }
+        catch (FormatException ex) { throw new DataFileException(path, ex.Message, ex); }
+        var unused = lookup.Settings.UnusedGiven.ToList();
+        if (unused.Count > 0)
+            throw new DataFileException(path, $"option{(unused.Count > 1 ? "s" : "")} {string.Join(", ", unused)} given but not used by a {loaded.Model.Arch} model" +
+                (lookup.Settings.Used.Count > 0 ? $" (it reads: {string.Join(", ", lookup.Settings.Used.Select(u => u.Key))})." : "."));
+        var used = new List<ModelSetting>
+        {
+            new(ArchKey, chosen.Trim().ToLowerInvariant(), arch is null ? SettingSource.Metadata : SettingSource.CommandLine, "architecture"),
+        };
+        used.AddRange(lookup.Settings.Used);
+        return loaded with { Settings = used, Ignored = lookup.Ignored, FileTensors = file.Tensors };
     }
 }

@@ -45,8 +45,8 @@ public sealed class NdArray
 }
 
 /// <summary>
-/// NumPy <c>.npy</c> files (format versions 1.0, 2.0 and 3.0): little-endian float32
-/// (<c>&lt;f4</c>) or float64 (<c>&lt;f8</c>), C order only. Writes float64, version 1.0
+/// NumPy <c>.npy</c> files (format versions 1.0, 2.0 and 3.0): little-endian float64, float32,
+/// float16 or integer arrays (integer token ids, e.g. <c>&lt;i8</c>), read as float64, C order only. Writes float64, version 1.0
 /// (2.0 when the header needs it), atomically.
 /// </summary>
 public static class Npy
@@ -91,12 +91,11 @@ public static class Npy
         var (descr, fortran, shape) = ParseHeader(path, header);
         if (fortran)
             throw new DataFileException(path, ".npy array is in Fortran order (fortran_order: True); only C order is supported (use np.ascontiguousarray).");
-        int elem = descr switch
-        {
-            "<f8" => 8,
-            "<f4" => 4,
-            _ => throw new DataFileException(path, $".npy dtype '{descr}' is not supported (float32 '<f4' or float64 '<f8', little-endian)."),
-        };
+        // '=' and '<' both mean little-endian here (the only byte order .NET's readers decode).
+        if (descr.Length == 3 && descr[0] == '=') descr = (descr[1] is 'i' or 'u' && descr[2] == '1' ? "|" : "<") + descr[1..];
+        int elem = descr.StartsWith('>') ? 0 : FileBytes.ElementSize(descr);
+        if (elem == 0)
+            throw new DataFileException(path, $".npy dtype '{descr}' is not supported (little-endian float '<f8', '<f4', '<f2' or integer '<i8', '<i4', '<i2', '|i1', '|u1', '<u2', '<u4').");
         long count = 1;
         foreach (var s in shape)
         {
@@ -109,7 +108,11 @@ public static class Npy
             throw new DataFileException(path, $".npy data truncated: shape {SafetensorsFile.ShapeText(shape)} of {descr} needs {need} bytes, file has {have}.");
         if (have > need)
             throw new DataFileException(path, $".npy has {have - need} trailing bytes after the data of shape {SafetensorsFile.ShapeText(shape)} (corrupt file?).");
-        var data = FileBytes.ReadFloats(b.AsSpan(dataStart), (int)count, elem);
+        var data = FileBytes.ReadElements(b.AsSpan(dataStart), (int)count, descr);
+        if (descr == "<i8")
+            for (int i = 0; i < data.Length; i++)
+                if (Math.Abs(data[i]) > 9007199254740992.0)
+                    throw new DataFileException(path, $".npy int64 value {BinaryPrimitives.ReadInt64LittleEndian(b.AsSpan(dataStart + 8 * i))} at position {i} exceeds 2^53 and cannot be held exactly as float64.");
         if (!allowNonFinite)
         {
             try { Numerics.EnsureFinite(data, $"array {SafetensorsFile.ShapeText(shape)}"); }

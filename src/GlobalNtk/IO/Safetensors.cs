@@ -15,7 +15,8 @@ namespace GlobalNtk.IO;
 /// JSON mapping each tensor name to <c>{"dtype", "shape", "data_offsets": [begin, end]}</c>
 /// (offsets relative to the byte buffer that follows the header) plus an optional
 /// <c>"__metadata__"</c> object of strings, then the little-endian tensor bytes.
-/// F32 and F64 are read (F32 widened exactly); files are written as F64.
+/// F64, F32, F16 and BF16 are read (the narrower ones widened exactly to float64); files are
+/// written as F64.
 /// </remarks>
 public sealed class SafetensorsFile
 {
@@ -99,7 +100,7 @@ public sealed class SafetensorsFile
             string? previous = null;
             foreach (var e in sorted)
             {
-                int elem = e.Dtype == "F64" ? 8 : 4;
+                int elem = FileBytes.ElementSize(e.Dtype);
                 long count = 1;
                 foreach (var d in e.Shape)
                 {
@@ -126,8 +127,8 @@ public sealed class SafetensorsFile
             var tensors = new List<Parameter>(entries.Count);
             foreach (var e in sorted)
             {
-                int elem = e.Dtype == "F64" ? 8 : 4;
-                var data = FileBytes.ReadFloats(bytes.AsSpan(dataStart + (int)e.Begin, (int)(e.End - e.Begin)), (int)((e.End - e.Begin) / elem), elem);
+                int elem = FileBytes.ElementSize(e.Dtype);
+                var data = FileBytes.ReadElements(bytes.AsSpan(dataStart + (int)e.Begin, (int)(e.End - e.Begin)), (int)((e.End - e.Begin) / elem), e.Dtype);
                 if (!allowNonFinite)
                 {
                     try { Numerics.EnsureFinite(data, $"tensor '{e.Name}' {ShapeText(e.Shape)}"); }
@@ -202,8 +203,8 @@ public sealed class SafetensorsFile
         if (!v.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String)
             throw new DataFileException(path, $"tensor '{name}': header entry has no string 'dtype'.");
         string dtype = dt.GetString()!;
-        if (dtype != "F32" && dtype != "F64")
-            throw new DataFileException(path, $"tensor '{name}': dtype {dtype} is not supported (F32, F64).");
+        if (dtype is not ("F64" or "F32" or "F16" or "BF16"))
+            throw new DataFileException(path, $"tensor '{name}': dtype {dtype} is not supported (F64, F32, F16, BF16; they are read as float64).");
         if (!v.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array)
             throw new DataFileException(path, $"tensor '{name}': header entry has no 'shape' array.");
         var shape = new List<int>();
@@ -234,12 +235,45 @@ public sealed class SafetensorsFile
 /// <summary>Whole-file reads with one-line errors naming the file, and little-endian float (de)coding.</summary>
 internal static class FileBytes
 {
-    /// <summary>Decodes <paramref name="count"/> little-endian floats of <paramref name="size"/> bytes (4 or 8) to float64.</summary>
-    public static double[] ReadFloats(ReadOnlySpan<byte> src, int count, int size)
+    /// <summary>
+    /// Bytes per element of a little-endian element type: safetensors' F64, F32, F16, BF16, or
+    /// NumPy's <c>&lt;f8 &lt;f4 &lt;f2 &lt;i8 &lt;i4 &lt;i2 |i1 |u1 &lt;u2 &lt;u4</c>; 0 when unknown.
+    /// </summary>
+    public static int ElementSize(string type) => type switch
+    {
+        "F64" or "<f8" or "<i8" => 8,
+        "F32" or "<f4" or "<i4" or "<u4" => 4,
+        "F16" or "BF16" or "<f2" or "<i2" or "<u2" => 2,
+        "|i1" or "|u1" => 1,
+        _ => 0,
+    };
+
+    /// <summary>
+    /// Decodes <paramref name="count"/> little-endian elements of <paramref name="type"/> (see
+    /// <see cref="ElementSize"/>) to float64. Every float type widens exactly (a bfloat16 is the
+    /// high half of a float32); integers are exact up to 2⁵³ in magnitude.
+    /// </summary>
+    public static double[] ReadElements(ReadOnlySpan<byte> src, int count, string type)
     {
         var data = new double[count];
-        if (size == 8) for (int i = 0; i < count; i++) data[i] = BinaryPrimitives.ReadDoubleLittleEndian(src[(8 * i)..]);
-        else for (int i = 0; i < count; i++) data[i] = BinaryPrimitives.ReadSingleLittleEndian(src[(4 * i)..]);
+        switch (type)
+        {
+            case "F64" or "<f8": for (int i = 0; i < count; i++) data[i] = BinaryPrimitives.ReadDoubleLittleEndian(src[(8 * i)..]); break;
+            case "F32" or "<f4": for (int i = 0; i < count; i++) data[i] = BinaryPrimitives.ReadSingleLittleEndian(src[(4 * i)..]); break;
+            case "F16" or "<f2": for (int i = 0; i < count; i++) data[i] = (double)BinaryPrimitives.ReadHalfLittleEndian(src[(2 * i)..]); break;
+            case "BF16":
+                for (int i = 0; i < count; i++)
+                    data[i] = BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(src[(2 * i)..]) << 16);
+                break;
+            case "<i8": for (int i = 0; i < count; i++) data[i] = BinaryPrimitives.ReadInt64LittleEndian(src[(8 * i)..]); break;
+            case "<i4": for (int i = 0; i < count; i++) data[i] = BinaryPrimitives.ReadInt32LittleEndian(src[(4 * i)..]); break;
+            case "<u4": for (int i = 0; i < count; i++) data[i] = BinaryPrimitives.ReadUInt32LittleEndian(src[(4 * i)..]); break;
+            case "<i2": for (int i = 0; i < count; i++) data[i] = BinaryPrimitives.ReadInt16LittleEndian(src[(2 * i)..]); break;
+            case "<u2": for (int i = 0; i < count; i++) data[i] = BinaryPrimitives.ReadUInt16LittleEndian(src[(2 * i)..]); break;
+            case "|i1": for (int i = 0; i < count; i++) data[i] = (sbyte)src[i]; break;
+            case "|u1": for (int i = 0; i < count; i++) data[i] = src[i]; break;
+            default: throw new ArgumentException($"element type '{type}' is not supported.");
+        }
         return data;
     }
 

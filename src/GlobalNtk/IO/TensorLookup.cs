@@ -11,10 +11,26 @@ public sealed class TensorLookup
 {
     private readonly HashSet<string> _claimed = new(StringComparer.Ordinal);
 
-    /// <summary>Wraps a file's contents.</summary>
-    public TensorLookup(string path, SafetensorsFile file)
+    private readonly List<(Parameter Tensor, string Why)> _ignored = [];
+
+    /// <summary>Wraps a file's contents; <paramref name="given"/> are settings from the caller that override the metadata.</summary>
+    public TensorLookup(string path, SafetensorsFile file, IReadOnlyDictionary<string, string>? given = null)
     {
         Path = path; File = file;
+        Settings = new ModelSettings(file.Metadata, given);
+    }
+
+    /// <summary>The settings the loader reads (metadata overridden by the caller's), with their provenance.</summary>
+    public ModelSettings Settings { get; }
+
+    /// <summary>Tensors the loader recognised but does not use (e.g. a fixed positional buffer), with the reason.</summary>
+    public IReadOnlyList<(Parameter Tensor, string Why)> Ignored => _ignored;
+
+    /// <summary>Marks <paramref name="p"/> as recognised but not part of the model.</summary>
+    public void Ignore(Parameter p, string why)
+    {
+        _claimed.Add(p.Name);
+        _ignored.Add((p, why));
     }
 
     /// <summary>The file the tensors came from (used in messages).</summary>

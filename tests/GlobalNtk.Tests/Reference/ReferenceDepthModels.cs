@@ -4,9 +4,10 @@ using GlobalNtk.Models.Transformer;
 namespace GlobalNtk.Tests.Reference;
 
 /// <summary>
-/// Straightforward scalar-loop implementations of the MLP and of the pre-LN transformer encoder
-/// (PyTorch's equations, loops over heads and tokens), independent of the library's GEMM-based
-/// code, over <see cref="Dual"/> numbers so that forward-mode AD gives the whole-model dz/dθ.
+/// Straightforward scalar-loop implementations of the MLP and of the transformer encoder
+/// (PyTorch's equations, loops over heads and tokens; pre-LN or post-LN, final norm, positional
+/// none / sinusoid / learned, √d scale), independent of the library's GEMM-based code, over
+/// <see cref="Dual"/> numbers so that forward-mode AD gives the whole-model dz/dθ.
 /// </summary>
 public static class ReferenceDepthModels
 {
@@ -55,8 +56,14 @@ public static class ReferenceDepthModels
                         for (int k = 0; k < c.Inputs; k++) v += w[i * c.Inputs + k] * x[(s * n + t) * c.Inputs + k];
                     }
                     else v = p("embedding.weight")[(int)x[s * n + t] * d + i];
+                    if (c.ScaleEmbedding) v = v * Math.Sqrt(d);
                     double angle = t / Math.Pow(10000.0, 2 * (i / 2) / (double)d);
-                    z[Z(s, 0, t, i)] = v + (i % 2 == 0 ? Math.Sin(angle) : Math.Cos(angle));
+                    z[Z(s, 0, t, i)] = c.Positional switch
+                    {
+                        TransformerPositional.Sinusoidal => v + (i % 2 == 0 ? Math.Sin(angle) : Math.Cos(angle)),
+                        TransformerPositional.Learned => v + p("pos_embedding")[t * d + i],
+                        _ => v,
+                    };
                 }
 
         for (int l = 0; l < L; l++)
@@ -75,7 +82,7 @@ public static class ReferenceDepthModels
                 {
                     cur[t] = new Dual[d];
                     for (int i = 0; i < d; i++) cur[t][i] = z[Z(s, l, t, i)];
-                    var h = LayerNorm(cur[t], g1, be1);
+                    var h = c.NormFirst ? LayerNorm(cur[t], g1, be1, c.LayerNormEps) : cur[t];
                     qkv[t] = new Dual[3 * d];
                     for (int r = 0; r < 3 * d; r++)
                     {
@@ -117,7 +124,8 @@ public static class ReferenceDepthModels
                         for (int j = 0; j < d; j++) a += wo[i * d + j] * o[t][j];
                         z1[i] = cur[t][i] + a;
                     }
-                    var h2 = LayerNorm(z1, g2, be2);
+                    if (!c.NormFirst) z1 = LayerNorm(z1, g1, be1, c.LayerNormEps);
+                    var h2 = c.NormFirst ? LayerNorm(z1, g2, be2, c.LayerNormEps) : z1;
                     var m = new Dual[f];
                     for (int r = 0; r < f; r++)
                     {
@@ -125,19 +133,23 @@ public static class ReferenceDepthModels
                         for (int i = 0; i < d; i++) a += w1[r * d + i] * h2[i];
                         m[r] = Phi(c.Activation, a);
                     }
+                    var y = new Dual[d];
                     for (int i = 0; i < d; i++)
                     {
                         Dual a = b2[i];
                         for (int r = 0; r < f; r++) a += w2[i * f + r] * m[r];
-                        z[Z(s, l + 1, t, i)] = z1[i] + a;
+                        y[i] = z1[i] + a;
                     }
+                    if (!c.NormFirst) y = LayerNorm(y, g2, be2, c.LayerNormEps);
+                    if (c.FinalNorm && l == L - 1) y = LayerNorm(y, p("norm.weight"), p("norm.bias"), c.FinalNormEps);
+                    for (int i = 0; i < d; i++) z[Z(s, l + 1, t, i)] = y[i];
                 }
             }
         }
         return z;
     }
 
-    private static Dual[] LayerNorm(Dual[] x, Dual[] g, Dual[] b)
+    private static Dual[] LayerNorm(Dual[] x, Dual[] g, Dual[] b, double eps)
     {
         int d = x.Length;
         Dual mean = 0.0;
@@ -146,7 +158,7 @@ public static class ReferenceDepthModels
         Dual var = 0.0;
         foreach (var v in x) var += (v - mean) * (v - mean);
         var = var / d;
-        var inv = 1.0 / Dual.Sqrt(var + 1e-5);
+        var inv = 1.0 / Dual.Sqrt(var + eps);
         var y = new Dual[d];
         for (int i = 0; i < d; i++) y[i] = (x[i] - mean) * inv * g[i] + b[i];
         return y;
@@ -156,6 +168,7 @@ public static class ReferenceDepthModels
     {
         Activation.Tanh => Dual.Tanh(a),
         Activation.Relu => Dual.Relu(a),
+        Activation.GeluTanh => 0.5 * a * (1.0 + Dual.Tanh(Math.Sqrt(2.0 / Math.PI) * (a + 0.044715 * a * a * a))),
         _ => 0.5 * a * (1.0 + Dual.Erf(a / Math.Sqrt(2.0))),
     };
 }

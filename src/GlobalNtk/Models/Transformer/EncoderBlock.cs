@@ -4,30 +4,37 @@ using GlobalNtk.Models.Mlp;
 namespace GlobalNtk.Models.Transformer;
 
 /// <summary>
-/// One pre-LN encoder block evaluated on a batch (docs/math.md#transformers): its weights and the forward
-/// caches that its derivatives need. Rows c = s·N + t run over (sequence, token). Memory is
+/// One encoder block evaluated on a batch (docs/math.md#transformers): its weights and the forward caches that
+/// its derivatives need. Rows c = s·N + t run over (sequence, token). Memory is
 /// O(S·N·(d + d_ff) + S·heads·N²): LayerNorm'd tokens, q/k/v, attention probabilities, head
-/// outputs, MLP activity and φ'. The site matrices Û (h₁, o, h₂, m with a ones column) are
-/// stored augmented so that they serve both the forward products and the Kronecker core.
+/// outputs, MLP activity and φ'. The site matrices Û (the inputs of in_proj, out_proj, linear1,
+/// linear2 with a ones column) are stored augmented so that they serve both the forward products
+/// and the Kronecker core. Pre-LN (norm_first) or post-LN; the last block may carry the encoder's
+/// final norm.
 /// </summary>
 internal sealed class EncoderBlock
 {
     public readonly int S, N, D, Heads, Dh, F;
-    public readonly bool Causal;
+    public readonly bool Causal, NormFirst, HasFinal;
+    public readonly double Eps, FinalEps;
     public readonly Activation Act;
     public readonly double Scale;
     public readonly BlockNames Names;
     public readonly double[] Win, Bin, Wo, Bo, W1, B1, W2, B2, G1, Be1, G2, Be2;
-    /// <summary>LN₁: x̂ [S·N, d], 1/σ [S·N]; h₁ = LN₁(z) augmented [S·N, d+1].</summary>
-    public readonly double[] Xhat1, Rstd1, H1;
+    /// <summary>The final norm's gain and bias (empty without one).</summary>
+    public readonly double[] G3, Be3;
+    /// <summary>LN₁, LN₂ and the final norm: x̂ [S·N, d] and 1/σ [S·N].</summary>
+    public readonly double[] Xhat1, Rstd1, Xhat2, Rstd2, Xhat3, Rstd3;
+    /// <summary>in_proj's input, augmented [S·N, d+1]: LN₁(z) pre-LN, z post-LN.</summary>
+    public readonly double[] QkvIn;
     /// <summary>Packed q, k, v [S·N, 3d].</summary>
     public readonly double[] Qkv;
     /// <summary>Attention probabilities [S, heads, N, N] (zero where masked).</summary>
     public readonly double[] Prob;
     /// <summary>Concatenated head outputs, augmented [S·N, d+1].</summary>
     public readonly double[] O;
-    /// <summary>LN₂: x̂ [S·N, d], 1/σ [S·N]; h₂ augmented [S·N, d+1].</summary>
-    public readonly double[] Xhat2, Rstd2, H2;
+    /// <summary>linear1's input, augmented [S·N, d+1]: LN₂(z') pre-LN, z' = LN₁(z + attn) post-LN.</summary>
+    public readonly double[] FfIn;
     /// <summary>φ'(a₁) [S·N, d_ff] and m = φ(a₁) augmented [S·N, d_ff+1].</summary>
     public readonly double[] Dphi, M;
 
@@ -35,6 +42,8 @@ internal sealed class EncoderBlock
     {
         S = sequences; N = tokens; D = c.Model; Heads = c.Heads; Dh = c.HeadDim; F = c.FeedForward;
         Causal = c.Causal; Act = c.Activation; Scale = 1.0 / Math.Sqrt(Dh);
+        NormFirst = c.NormFirst; Eps = c.LayerNormEps;
+        HasFinal = c.FinalNorm && layer == c.Layers - 1; FinalEps = c.FinalNormEps;
         Names = new BlockNames(layer);
         Win = ps[Names.InProjWeight].Data; Bin = ps[Names.InProjBias].Data;
         Wo = ps[Names.OutProjWeight].Data; Bo = ps[Names.OutProjBias].Data;
@@ -42,29 +51,54 @@ internal sealed class EncoderBlock
         W2 = ps[Names.Linear2Weight].Data; B2 = ps[Names.Linear2Bias].Data;
         G1 = ps[Names.Norm1Weight].Data; Be1 = ps[Names.Norm1Bias].Data;
         G2 = ps[Names.Norm2Weight].Data; Be2 = ps[Names.Norm2Bias].Data;
+        G3 = HasFinal ? ps[TransformerModel.FinalNormWeight].Data : []; Be3 = HasFinal ? ps[TransformerModel.FinalNormBias].Data : [];
         int r = S * N;
-        Xhat1 = new double[r * D]; Rstd1 = new double[r]; H1 = new double[r * (D + 1)];
+        Xhat1 = new double[r * D]; Rstd1 = new double[r]; Xhat2 = new double[r * D]; Rstd2 = new double[r];
+        Xhat3 = HasFinal ? new double[r * D] : []; Rstd3 = HasFinal ? new double[r] : [];
+        QkvIn = new double[r * (D + 1)];
         Qkv = new double[r * 3 * D]; Prob = new double[S * Heads * N * N]; O = new double[r * (D + 1)];
-        Xhat2 = new double[r * D]; Rstd2 = new double[r]; H2 = new double[r * (D + 1)];
+        FfIn = new double[r * (D + 1)];
         Dphi = new double[r * F]; M = new double[r * (F + 1)];
     }
 
-    /// <summary>Runs the block on z [S·N, d] (rows s·N + t), filling the caches; writes z'' to output.</summary>
+    /// <summary>Position of a stage in this block's evaluation order (see <see cref="BlockStage"/>).</summary>
+    public int Rank(BlockStage s) => NormFirst || s is BlockStage.Input or BlockStage.Final ? (int)s : s switch
+    {
+        BlockStage.Qkv => 1, BlockStage.Attn => 2, BlockStage.Norm1 => 3, BlockStage.Hidden => 4, BlockStage.Out => 5, _ => 6, // Norm2
+    };
+
+    /// <summary>The stage whose value is the block's output (the next state).</summary>
+    public BlockStage OutputStage => HasFinal ? BlockStage.Final : NormFirst ? BlockStage.Out : BlockStage.Norm2;
+
+    /// <summary>The first stage after the input (where parameter perturbations can enter).</summary>
+    public BlockStage FirstStage => NormFirst ? BlockStage.Norm1 : BlockStage.Qkv;
+
+    /// <summary>Runs the block on z [S·N, d] (rows s·N + t), filling the caches; writes the block output to output.</summary>
     public void Forward(ReadOnlySpan<double> z, Span<double> output)
     {
         int r = S * N, d = D;
-        LayerNormForward(z, G1, Be1, Xhat1, Rstd1, H1);
-        // qkv = h₁ W_inᵀ + b_in
-        Gemm.Multiply(Trans.No, Trans.Yes, r, 3 * d, d, 1.0, H1, d + 1, Win, d, 0.0, Qkv, 3 * d);
+        if (NormFirst) LayerNormForward(z, G1, Be1, Eps, Xhat1, Rstd1, QkvIn, d + 1);
+        else
+        {
+            var zz = z.Slice(0, r * d).ToArray(); var qin = QkvIn;
+            Parallel.For(0, r, row => { zz.AsSpan(row * d, d).CopyTo(qin.AsSpan(row * (d + 1), d)); qin[row * (d + 1) + d] = 1.0; });
+        }
+        // qkv = u W_inᵀ + b_in
+        Gemm.Multiply(Trans.No, Trans.Yes, r, 3 * d, d, 1.0, QkvIn, d + 1, Win, d, 0.0, Qkv, 3 * d);
         AddBiasRows(Qkv, Bin, r);
         Parallel.For(0, S * Heads, sh => AttentionForward(sh / Heads, sh % Heads));
-        // z' = z + o W_oᵀ + b_o (kept in output)
+        // r₁ = z + o W_oᵀ + b_o (kept in output); pre-LN: z' = r₁; post-LN: z' = LN₁(r₁)
         z.Slice(0, r * d).CopyTo(output);
         Gemm.Multiply(Trans.No, Trans.Yes, r, d, d, 1.0, O, d + 1, Wo, d, 1.0, output, d);
         AddBiasRows(output, Bo, r);
-        LayerNormForward(output, G2, Be2, Xhat2, Rstd2, H2);
+        if (NormFirst) LayerNormForward(output, G2, Be2, Eps, Xhat2, Rstd2, FfIn, d + 1);
+        else
+        {
+            LayerNormForward(output, G1, Be1, Eps, Xhat1, Rstd1, FfIn, d + 1);
+            for (int row = 0; row < r; row++) FfIn.AsSpan(row * (d + 1), d).CopyTo(output.Slice(row * d, d));
+        }
         var a1 = new double[r * F];
-        Gemm.Multiply(Trans.No, Trans.Yes, r, F, d, 1.0, H2, d + 1, W1, d, 0.0, a1, F);
+        Gemm.Multiply(Trans.No, Trans.Yes, r, F, d, 1.0, FfIn, d + 1, W1, d, 0.0, a1, F);
         AddBiasRows(a1, B1, r);
         var m = M; var dphi = Dphi; var act = Act; int f = F;
         Parallel.For(0, r, row =>
@@ -72,9 +106,15 @@ internal sealed class EncoderBlock
             act.Evaluate(a1.AsSpan(row * f, f), m.AsSpan(row * (f + 1), f), dphi.AsSpan(row * f, f));
             m[row * (f + 1) + f] = 1.0;
         });
-        // z'' = z' + m W₂ᵀ + b₂
+        // r₂ = z' + m W₂ᵀ + b₂; pre-LN: z'' = r₂; post-LN: z'' = LN₂(r₂)
         Gemm.Multiply(Trans.No, Trans.Yes, r, d, F, 1.0, M, F + 1, W2, F, 1.0, output, d);
         AddBiasRows(output, B2, r);
+        if (!NormFirst || HasFinal)
+        {
+            var y = new double[r * d];
+            if (!NormFirst) { LayerNormForward(output, G2, Be2, Eps, Xhat2, Rstd2, y, d); y.CopyTo(output); }
+            if (HasFinal) { LayerNormForward(output, G3, Be3, FinalEps, Xhat3, Rstd3, y, d); y.CopyTo(output); }
+        }
     }
 
     private void AttentionForward(int s, int h)
@@ -102,7 +142,8 @@ internal sealed class EncoderBlock
         if (h == 0) for (int t = 0; t < n; t++) O[(s * n + t) * (D + 1) + D] = 1.0;
     }
 
-    private void LayerNormForward(ReadOnlySpan<double> x, double[] g, double[] beta, double[] xhat, double[] rstd, double[] hAug)
+    /// <summary>h = LN(x) row by row, written with leading dimension <paramref name="ld"/> (d + 1 adds the ones column).</summary>
+    private void LayerNormForward(ReadOnlySpan<double> x, double[] g, double[] beta, double eps, double[] xhat, double[] rstd, double[] hs, int ld)
     {
         int d = D;
         var xs = x.Slice(0, S * N * d).ToArray();
@@ -115,15 +156,15 @@ internal sealed class EncoderBlock
             double var = 0;
             for (int i = 0; i < d; i++) { double c = xr[i] - mean; var += c * c; }
             var /= d;
-            double rs = 1.0 / Math.Sqrt(var + TransformerModel.LayerNormEps);
+            double rs = 1.0 / Math.Sqrt(var + eps);
             rstd[row] = rs;
             for (int i = 0; i < d; i++)
             {
                 double xh = (xr[i] - mean) * rs;
                 xhat[row * d + i] = xh;
-                hAug[row * (d + 1) + i] = xh * g[i] + beta[i];
+                hs[row * ld + i] = xh * g[i] + beta[i];
             }
-            hAug[row * (d + 1) + d] = 1.0;
+            if (ld > d) hs[row * ld + d] = 1.0;
         });
     }
 

@@ -31,9 +31,9 @@ internal sealed class TransformerLinearization : ChainLinearization
         var ps = model.Parameters;
         int rows = _s * _n, d = _d;
 
-        // Step 0: z₀ = input_proj(x) + PE, or embedding[x] + PE.
+        // Step 0: z₀ = c·input_proj(x) + PE, or c·embedding[x] + PE.
         var z0 = new double[rows * d];
-        var pe = TransformerModel.PositionalEncoding(_n, d);
+        double c = _c.EmbeddingScale;
         if (_c.Input == TransformerInput.Linear)
         {
             int nin = _c.Inputs;
@@ -59,7 +59,14 @@ internal sealed class TransformerLinearization : ChainLinearization
                 table.AsSpan(_ids[r] * d, d).CopyTo(z0.AsSpan(r * d, d));
             }
         }
-        for (int r = 0; r < rows; r++) Numerics.Axpy(1.0, pe.AsSpan((r % _n) * d, d), z0.AsSpan(r * d, d));
+        if (c != 1.0) Numerics.Scale(z0, c);
+        double[]? pe = _c.Positional switch
+        {
+            TransformerPositional.Sinusoidal => TransformerModel.PositionalEncoding(_n, d),
+            TransformerPositional.Learned => ps[TransformerModel.PositionalWeight].Data,
+            _ => null,
+        };
+        if (pe is not null) for (int r = 0; r < rows; r++) Numerics.Axpy(1.0, pe.AsSpan((r % _n) * d, d), z0.AsSpan(r * d, d));
         ScatterLayer(z0, _z, 0, 0, _s, 0, 1.0, overwrite: true);
 
         _blocks = new EncoderBlock[_c.Layers];
@@ -78,9 +85,9 @@ internal sealed class TransformerLinearization : ChainLinearization
         foreach (var b in _blocks)
         {
             var nm = b.Names; int l = Array.IndexOf(_blocks, b);
-            sites.Add(new BlockSite(this, l, BlockStage.Qkv, $"layers.{l}.self_attn.in_proj", nm.InProjWeight, nm.InProjBias, d, 3 * d, b.H1));
+            sites.Add(new BlockSite(this, l, BlockStage.Qkv, $"layers.{l}.self_attn.in_proj", nm.InProjWeight, nm.InProjBias, d, 3 * d, b.QkvIn));
             sites.Add(new BlockSite(this, l, BlockStage.Attn, $"layers.{l}.self_attn.out_proj", nm.OutProjWeight, nm.OutProjBias, d, d, b.O));
-            sites.Add(new BlockSite(this, l, BlockStage.Hidden, $"layers.{l}.linear1", nm.Linear1Weight, nm.Linear1Bias, d, _c.FeedForward, b.H2));
+            sites.Add(new BlockSite(this, l, BlockStage.Hidden, $"layers.{l}.linear1", nm.Linear1Weight, nm.Linear1Bias, d, _c.FeedForward, b.FfIn));
             sites.Add(new BlockSite(this, l, BlockStage.Out, $"layers.{l}.linear2", nm.Linear2Weight, nm.Linear2Bias, _c.FeedForward, d, b.M));
         }
         _sites = sites.ToArray();
@@ -113,7 +120,7 @@ internal sealed class TransformerLinearization : ChainLinearization
         }
     }
 
-    private BlockTangent Rent() => _pool.TryTake(out var ws) ? ws : new BlockTangent(_blocks[0], _chunkSeq);
+    private BlockTangent Rent() => _pool.TryTake(out var ws) ? ws : new BlockTangent(_blocks[0], _chunkSeq, _c.FinalNorm);
     private void Return(BlockTangent ws) => _pool.Add(ws);
 
     private void CheckStep(int step)
@@ -133,7 +140,7 @@ internal sealed class TransformerLinearization : ChainLinearization
                 ws.Begin(blk, s0, ns, BlockStage.Input);
                 GatherLayer(src, j, s0, ns, step - 1, ws.Buffer(BlockStage.Input));
                 ws.Forward(BlockStage.Input);
-                ScatterLayer(ws.Buffer(BlockStage.Out), dst, j, s0, ns, step, alpha);
+                ScatterLayer(ws.Buffer(blk.OutputStage), dst, j, s0, ns, step, alpha);
             }
         Return(ws);
     }
@@ -147,8 +154,8 @@ internal sealed class TransformerLinearization : ChainLinearization
             for (int s0 = 0; s0 < _s; s0 += _chunkSeq)
             {
                 int ns = Math.Min(_chunkSeq, _s - s0);
-                ws.Begin(blk, s0, ns, BlockStage.Out);
-                GatherLayer(src, j, s0, ns, step, ws.Buffer(BlockStage.Out));
+                ws.Begin(blk, s0, ns, blk.OutputStage);
+                GatherLayer(src, j, s0, ns, step, ws.Buffer(blk.OutputStage));
                 ws.Backward(BlockStage.Input);
                 ScatterLayer(ws.Buffer(BlockStage.Input), dst, j, s0, ns, step - 1, alpha);
             }
@@ -200,7 +207,8 @@ internal sealed class TransformerLinearization : ChainLinearization
         foreach (var name in (ReadOnlySpan<string>)[nm.Norm1Weight, nm.Norm1Bias, nm.InProjWeight, nm.InProjBias, nm.OutProjWeight, nm.OutProjBias,
                                                      nm.Norm2Weight, nm.Norm2Bias, nm.Linear1Weight, nm.Linear1Bias, nm.Linear2Weight, nm.Linear2Bias])
             if (layout[Parameters.IndexOf(name)] >= 0) return true;
-        return false;
+        return _blocks[nm.Layer].HasFinal
+            && (layout[Parameters.IndexOf(TransformerModel.FinalNormWeight)] >= 0 || layout[Parameters.IndexOf(TransformerModel.FinalNormBias)] >= 0);
     }
 
     /// <summary>J_θ over a δθ laid out by <paramref name="layout"/> (tensor offsets, −1 = absent; <paramref name="m"/> scalars per vector).</summary>
@@ -213,7 +221,7 @@ internal sealed class TransformerLinearization : ChainLinearization
         for (int j = 0; j < count; j++)
         {
             var dt = dTheta.Slice(j * m, m);
-            // Step 0: δz₀ = δW_in x + δb_in, or δE[id].
+            // Step 0: δz₀ = c(δW_in x + δb_in) + δP[t], or c·δE[id] + δP[t].
             if (_c.Input == TransformerInput.Linear)
             {
                 int nin = _c.Inputs;
@@ -226,6 +234,12 @@ internal sealed class TransformerLinearization : ChainLinearization
                 if (dE.IsEmpty) Array.Clear(tmp);
                 else for (int r = 0; r < rows; r++) dE.Slice(_ids![r] * d, d).CopyTo(tmp.AsSpan(r * d, d));
             }
+            if (_c.EmbeddingScale != 1.0) Numerics.Scale(tmp, _c.EmbeddingScale);
+            if (_c.Positional == TransformerPositional.Learned)
+            {
+                var dP = Part(dt, layout, TransformerModel.PositionalWeight);
+                if (!dP.IsEmpty) for (int r = 0; r < rows; r++) Numerics.Axpy(1.0, dP.Slice((r % _n) * d, d), tmp.AsSpan(r * d, d));
+            }
             ScatterLayer(tmp, result, j, 0, _s, 0, 1.0, overwrite: true);
 
             for (int l = 0; l < _blocks.Length; l++)
@@ -235,17 +249,19 @@ internal sealed class TransformerLinearization : ChainLinearization
                 for (int s0 = 0; s0 < _s; s0 += _chunkSeq)
                 {
                     int ns = Math.Min(_chunkSeq, _s - s0);
-                    ws.Begin(b, s0, ns, BlockStage.Norm1);
+                    ws.Begin(b, s0, ns, b.FirstStage);
                     int rr = ws.Rows, c0 = ws.CacheRow0;
                     // Inject every listed parameter's immediate effect at its stage (docs/math.md#kronecker-core: δW û + δb at each site).
                     LayerNormParamJvp(b.Xhat1, c0, rr, Part(dt, layout, nm.Norm1Weight), Part(dt, layout, nm.Norm1Bias), ws.Buffer(BlockStage.Norm1));
-                    SiteJvp(b.H1, c0, d, rr, 3 * d, Part(dt, layout, nm.InProjWeight), Part(dt, layout, nm.InProjBias), ws.Buffer(BlockStage.Qkv));
+                    SiteJvp(b.QkvIn, c0, d, rr, 3 * d, Part(dt, layout, nm.InProjWeight), Part(dt, layout, nm.InProjBias), ws.Buffer(BlockStage.Qkv));
                     SiteJvp(b.O, c0, d, rr, d, Part(dt, layout, nm.OutProjWeight), Part(dt, layout, nm.OutProjBias), ws.Buffer(BlockStage.Attn));
                     LayerNormParamJvp(b.Xhat2, c0, rr, Part(dt, layout, nm.Norm2Weight), Part(dt, layout, nm.Norm2Bias), ws.Buffer(BlockStage.Norm2));
-                    SiteJvp(b.H2, c0, d, rr, f, Part(dt, layout, nm.Linear1Weight), Part(dt, layout, nm.Linear1Bias), ws.Buffer(BlockStage.Hidden));
+                    SiteJvp(b.FfIn, c0, d, rr, f, Part(dt, layout, nm.Linear1Weight), Part(dt, layout, nm.Linear1Bias), ws.Buffer(BlockStage.Hidden));
                     SiteJvp(b.M, c0, f, rr, d, Part(dt, layout, nm.Linear2Weight), Part(dt, layout, nm.Linear2Bias), ws.Buffer(BlockStage.Out));
-                    ws.Forward(BlockStage.Norm1);
-                    ScatterLayer(ws.Buffer(BlockStage.Out), result, j, s0, ns, l + 1, 1.0, overwrite: true);
+                    if (b.HasFinal)
+                        LayerNormParamJvp(b.Xhat3, c0, rr, Part(dt, layout, TransformerModel.FinalNormWeight), Part(dt, layout, TransformerModel.FinalNormBias), ws.Buffer(BlockStage.Final));
+                    ws.Forward(b.FirstStage);
+                    ScatterLayer(ws.Buffer(b.OutputStage), result, j, s0, ns, l + 1, 1.0, overwrite: true);
                 }
             }
         }
@@ -263,6 +279,12 @@ internal sealed class TransformerLinearization : ChainLinearization
         {
             var dt = dTheta.Slice(j * m, m);
             GatherLayer(q, j, 0, _s, 0, tmp);
+            if (_c.Positional == TransformerPositional.Learned)
+            {
+                var dP = Part(dt, layout, TransformerModel.PositionalWeight);
+                if (!dP.IsEmpty) for (int r = 0; r < rows; r++) Numerics.Axpy(1.0, tmp.AsSpan(r * d, d), dP.Slice((r % _n) * d, d));
+            }
+            if (_c.EmbeddingScale != 1.0) Numerics.Scale(tmp, _c.EmbeddingScale);
             if (_c.Input == TransformerInput.Linear)
                 SiteVjp(tmp, rows, d, _xAug!, 0, _c.Inputs, Part(dt, layout, TransformerModel.InputWeight), Part(dt, layout, TransformerModel.InputBias));
             else
@@ -279,17 +301,19 @@ internal sealed class TransformerLinearization : ChainLinearization
                 for (int s0 = 0; s0 < _s; s0 += _chunkSeq)
                 {
                     int ns = Math.Min(_chunkSeq, _s - s0);
-                    ws.Begin(b, s0, ns, BlockStage.Out);
-                    GatherLayer(q, j, s0, ns, l + 1, ws.Buffer(BlockStage.Out));
-                    ws.Backward(BlockStage.Norm1);
+                    ws.Begin(b, s0, ns, b.OutputStage);
+                    GatherLayer(q, j, s0, ns, l + 1, ws.Buffer(b.OutputStage));
+                    ws.Backward(b.FirstStage);
                     int rr = ws.Rows, c0 = ws.CacheRow0;
                     // J_θ* q = Σ D_sᵀ q ûᵀ per site (docs/math.md#kronecker-core), and Σ ḡ ⊙ x̂ for the LayerNorm gains.
-                    SiteVjp(ws.Buffer(BlockStage.Qkv), rr, 3 * d, b.H1, c0, d, Part(dt, layout, nm.InProjWeight), Part(dt, layout, nm.InProjBias));
+                    SiteVjp(ws.Buffer(BlockStage.Qkv), rr, 3 * d, b.QkvIn, c0, d, Part(dt, layout, nm.InProjWeight), Part(dt, layout, nm.InProjBias));
                     SiteVjp(ws.Buffer(BlockStage.Attn), rr, d, b.O, c0, d, Part(dt, layout, nm.OutProjWeight), Part(dt, layout, nm.OutProjBias));
-                    SiteVjp(ws.Buffer(BlockStage.Hidden), rr, f, b.H2, c0, d, Part(dt, layout, nm.Linear1Weight), Part(dt, layout, nm.Linear1Bias));
+                    SiteVjp(ws.Buffer(BlockStage.Hidden), rr, f, b.FfIn, c0, d, Part(dt, layout, nm.Linear1Weight), Part(dt, layout, nm.Linear1Bias));
                     SiteVjp(ws.Buffer(BlockStage.Out), rr, d, b.M, c0, f, Part(dt, layout, nm.Linear2Weight), Part(dt, layout, nm.Linear2Bias));
                     LayerNormParamVjp(ws.Buffer(BlockStage.Norm1), b.Xhat1, c0, rr, Part(dt, layout, nm.Norm1Weight), Part(dt, layout, nm.Norm1Bias));
                     LayerNormParamVjp(ws.Buffer(BlockStage.Norm2), b.Xhat2, c0, rr, Part(dt, layout, nm.Norm2Weight), Part(dt, layout, nm.Norm2Bias));
+                    if (b.HasFinal)
+                        LayerNormParamVjp(ws.Buffer(BlockStage.Final), b.Xhat3, c0, rr, Part(dt, layout, TransformerModel.FinalNormWeight), Part(dt, layout, TransformerModel.FinalNormBias));
                 }
             }
         }
@@ -340,7 +364,7 @@ internal sealed class TransformerLinearization : ChainLinearization
         for (int r = 0; r < rows; r++) Numerics.Axpy(1.0, v, a.Slice(r * w, w));
     }
 
-    /// <summary>The input projection's site: a = W_in x + b_in at every (sequence, token), D = identity onto step 0.</summary>
+    /// <summary>The input projection's site: a = W_in x + b_in at every (sequence, token), D = c·identity onto step 0 (c the embedding scale).</summary>
     private sealed class InputSite(TransformerLinearization lin) : WeightSite
     {
         public override string Name => "input_proj";
@@ -355,13 +379,14 @@ internal sealed class TransformerLinearization : ChainLinearization
         public override void ApplyDAdd(ReadOnlySpan<double> a, Span<double> dst, int count)
         {
             int blk = Rows * OutDim;
-            for (int j = 0; j < count; j++) lin.ScatterLayer(a.Slice(j * blk, blk), dst, j, 0, lin._s, 0, 1.0);
+            for (int j = 0; j < count; j++) lin.ScatterLayer(a.Slice(j * blk, blk), dst, j, 0, lin._s, 0, lin._c.EmbeddingScale);
         }
 
         public override void ApplyDAdjoint(ReadOnlySpan<double> q, Span<double> a, int count)
         {
             int blk = Rows * OutDim;
             for (int j = 0; j < count; j++) lin.GatherLayer(q, j, 0, lin._s, 0, a.Slice(j * blk, blk));
+            if (lin._c.EmbeddingScale != 1.0) Numerics.Scale(a.Slice(0, count * blk), lin._c.EmbeddingScale);
         }
 
         public override bool TryGetRowSlice(int row, out int offset, out int length) => lin.TokenSlice(row, 0, out offset, out length);
@@ -395,7 +420,7 @@ internal sealed class TransformerLinearization : ChainLinearization
                     int len = ns * lin._n * outDim;
                     a.Slice((j * Rows + s0 * lin._n) * outDim, len).CopyTo(ws.Buffer(stage));
                     ws.Forward(stage);
-                    lin.ScatterLayer(ws.Buffer(BlockStage.Out), dst, j, s0, ns, layer + 1, 1.0);
+                    lin.ScatterLayer(ws.Buffer(blk.OutputStage), dst, j, s0, ns, layer + 1, 1.0);
                 }
             lin.Return(ws);
         }
@@ -407,8 +432,8 @@ internal sealed class TransformerLinearization : ChainLinearization
                 for (int s0 = 0; s0 < lin._s; s0 += lin._chunkSeq)
                 {
                     int ns = Math.Min(lin._chunkSeq, lin._s - s0);
-                    ws.Begin(blk, s0, ns, BlockStage.Out);
-                    lin.GatherLayer(q, j, s0, ns, layer + 1, ws.Buffer(BlockStage.Out));
+                    ws.Begin(blk, s0, ns, blk.OutputStage);
+                    lin.GatherLayer(q, j, s0, ns, layer + 1, ws.Buffer(blk.OutputStage));
                     ws.Backward(stage);
                     ws.Buffer(stage).CopyTo(a.Slice((j * Rows + s0 * lin._n) * outDim, ns * lin._n * outDim));
                 }

@@ -13,6 +13,17 @@ public enum TransformerInput
     Embedding,
 }
 
+/// <summary>The positional encoding added to the embedding (step 0).</summary>
+public enum TransformerPositional
+{
+    /// <summary>None: z₀ = c·embed(x).</summary>
+    None,
+    /// <summary>The fixed sinusoid PE[t, 2i] = sin(t/10000^{2i/d}), PE[t, 2i+1] = cos(…) (Vaswani et al.).</summary>
+    Sinusoidal,
+    /// <summary>A learned table <c>pos_embedding</c> [max_positions, d], a parameter like any other.</summary>
+    Learned,
+}
+
 /// <summary>Sizes and options of a <see cref="TransformerModel"/>.</summary>
 /// <param name="Input">Linear projection or embedding table.</param>
 /// <param name="Inputs">N_in for <see cref="TransformerInput.Linear"/>, the vocabulary size V for an embedding.</param>
@@ -20,13 +31,31 @@ public enum TransformerInput
 /// <param name="Heads">Attention heads (must divide d).</param>
 /// <param name="Layers">Number of encoder blocks L.</param>
 /// <param name="FeedForward">MLP width d_ff (PyTorch's dim_feedforward).</param>
-/// <param name="Activation">MLP nonlinearity: GELU (exact) or ReLU.</param>
+/// <param name="Activation">MLP nonlinearity: GELU (exact or tanh-approximated) or ReLU.</param>
 /// <param name="Causal">Whether token t attends only to tokens ≤ t.</param>
 public sealed record TransformerConfig(TransformerInput Input, int Inputs, int Model, int Heads, int Layers, int FeedForward,
     Activation Activation = Activation.Gelu, bool Causal = false)
 {
+    /// <summary>PyTorch's <c>norm_first</c>: pre-LN blocks (true) or post-LN blocks (false, PyTorch's default).</summary>
+    public bool NormFirst { get; init; } = true;
+    /// <summary>The blocks' LayerNorm epsilon (PyTorch's <c>layer_norm_eps</c>).</summary>
+    public double LayerNormEps { get; init; } = 1e-5;
+    /// <summary>Whether a final LayerNorm <c>norm</c> follows the last block (<c>nn.TransformerEncoder(norm=…)</c>).</summary>
+    public bool FinalNorm { get; init; }
+    /// <summary>The final LayerNorm's epsilon (used when <see cref="FinalNorm"/>).</summary>
+    public double FinalNormEps { get; init; } = 1e-5;
+    /// <summary>The positional encoding added at step 0.</summary>
+    public TransformerPositional Positional { get; init; } = TransformerPositional.Sinusoidal;
+    /// <summary>Rows of the learned positional table (the longest sequence); used when <see cref="Positional"/> is learned.</summary>
+    public int MaxPositions { get; init; }
+    /// <summary>Whether the embedding is multiplied by √d before the positional encoding is added.</summary>
+    public bool ScaleEmbedding { get; init; }
+
     /// <summary>Head width d / heads.</summary>
     public int HeadDim => Model / Heads;
+
+    /// <summary>The factor c in z₀ = c·embed(x) + PE: √d or 1.</summary>
+    public double EmbeddingScale => ScaleEmbedding ? Math.Sqrt(Model) : 1.0;
 
     /// <summary>Throws naming the first inconsistent size.</summary>
     public void Validate()
@@ -36,30 +65,34 @@ public sealed record TransformerConfig(TransformerInput Input, int Inputs, int M
             throw new ArgumentException($"Transformer: d ({Model}), heads ({Heads}), layers ({Layers}) and d_ff ({FeedForward}) must all be ≥ 1.");
         if (Model % Heads != 0) throw new ArgumentException($"Transformer: d = {Model} is not divisible by heads = {Heads}.");
         if (Activation == Activation.Tanh) throw new ArgumentException("Transformer: activation must be gelu or relu (as nn.TransformerEncoderLayer).");
+        if (!(LayerNormEps > 0) || !(FinalNormEps > 0) || double.IsInfinity(LayerNormEps) || double.IsInfinity(FinalNormEps))
+            throw new ArgumentException($"Transformer: LayerNorm eps must be positive and finite, got {LayerNormEps} (blocks) and {FinalNormEps} (final norm).");
+        if (Positional == TransformerPositional.Learned && MaxPositions < 1)
+            throw new ArgumentException($"Transformer: a learned positional table needs max_positions ≥ 1, got {MaxPositions}.");
     }
 }
 
 /// <summary>
-/// A pre-LayerNorm transformer encoder as a depth chain (docs/math.md#transformers), with PyTorch's
-/// <c>nn.TransformerEncoderLayer(norm_first=True, batch_first=True, dropout=0)</c> equations and
-/// names. Step 0 is the embedding z₀ = input_proj(x) + PE (or embedding[x] + PE, PE the fixed
-/// sinusoidal positional encoding); step l+1 is block l:
-/// z' = z + out_proj(MHA(LN₁(z))), z'' = z' + linear2(φ(linear1(LN₂(z')))).
-/// State axes (sequence, layer, token, feature) = [S, L+1, N, d].
+/// A transformer encoder as a depth chain (docs/math.md#transformers), with PyTorch's
+/// <c>nn.TransformerEncoderLayer(batch_first=True, dropout=0)</c> equations and names. Step 0 is
+/// the embedding z₀ = c·input_proj(x) + PE (or c·embedding[x] + PE; c = √d or 1; PE none, the
+/// fixed sinusoid or a learned table); step l+1 is block l, pre-LN (<c>norm_first=True</c>):
+/// z' = z + out_proj(MHA(LN₁(z))), z'' = z' + linear2(φ(linear1(LN₂(z')))), or post-LN
+/// (<c>norm_first=False</c>): z' = LN₁(z + out_proj(MHA(z))), z'' = LN₂(z' + linear2(φ(linear1(z')))).
+/// With a final encoder norm the last step is norm(z''). State axes (sequence, layer, token,
+/// feature) = [S, L+1, N, d].
 /// </summary>
 /// <remarks>
 /// Parameter names: <c>input_proj.weight</c> [d, N_in], <c>input_proj.bias</c> [d] (or
 /// <c>embedding.weight</c> [V, d]); per block l: <c>layers.{l}.self_attn.in_proj_weight</c> [3d, d],
 /// <c>.in_proj_bias</c> [3d], <c>.self_attn.out_proj.weight</c> [d, d], <c>.bias</c> [d],
 /// <c>.linear1.weight</c> [d_ff, d], <c>.bias</c> [d_ff], <c>.linear2.weight</c> [d, d_ff], <c>.bias</c> [d],
-/// <c>.norm1.weight/.bias</c>, <c>.norm2.weight/.bias</c> [d] (LayerNorm eps 1e-5). The readout on
-/// every token of the last layer is separate.
+/// <c>.norm1.weight/.bias</c>, <c>.norm2.weight/.bias</c> [d]; optionally <c>pos_embedding</c>
+/// [max_positions, d] and the final <c>norm.weight/.bias</c> [d]. The readout on every token of
+/// the last layer is separate.
 /// </remarks>
 public sealed class TransformerModel : IChainModel
 {
-    /// <summary>LayerNorm epsilon (PyTorch's default).</summary>
-    public const double LayerNormEps = 1e-5;
-
     /// <summary>Wraps existing tensors (validated against the config); the readout reads every token of the last layer [O, d].</summary>
     public TransformerModel(TransformerConfig config, ParameterSet parameters, Readout readout)
     {
@@ -89,6 +122,7 @@ public sealed class TransformerModel : IChainModel
         var list = new List<(string, int[])>();
         if (c.Input == TransformerInput.Linear) { list.Add((InputWeight, [d, c.Inputs])); list.Add((InputBias, [d])); }
         else list.Add((EmbeddingWeight, [c.Inputs, d]));
+        if (c.Positional == TransformerPositional.Learned) list.Add((PositionalWeight, [c.MaxPositions, d]));
         for (int l = 0; l < c.Layers; l++)
         {
             var n = new BlockNames(l);
@@ -99,6 +133,7 @@ public sealed class TransformerModel : IChainModel
             list.Add((n.Norm1Weight, [d])); list.Add((n.Norm1Bias, [d]));
             list.Add((n.Norm2Weight, [d])); list.Add((n.Norm2Bias, [d]));
         }
+        if (c.FinalNorm) { list.Add((FinalNormWeight, [d])); list.Add((FinalNormBias, [d])); }
         return list;
     }
 
@@ -118,10 +153,10 @@ public sealed class TransformerModel : IChainModel
         {
             int size = shape.Aggregate(1, (a, b) => a * b);
             double[] data;
-            if (name == EmbeddingWeight) data = RandomProbes.Gaussian(rng, size);
+            if (name is EmbeddingWeight or PositionalWeight) data = RandomProbes.Gaussian(rng, size);
             else if (name.EndsWith("in_proj_weight")) data = MlpModel.Uniform(rng, size, Math.Sqrt(6.0 / (d + 3 * d)));
-            else if (name.EndsWith("in_proj_bias") || name.EndsWith("out_proj.bias") || name.Contains(".norm") && name.EndsWith(".bias")) data = new double[size];
-            else if (name.Contains(".norm")) data = Enumerable.Repeat(1.0, size).ToArray();
+            else if (name.EndsWith("in_proj_bias") || name.EndsWith("out_proj.bias") || name.Contains("norm") && name.EndsWith(".bias")) data = new double[size];
+            else if (name.Contains("norm")) data = Enumerable.Repeat(1.0, size).ToArray();
             else
             {
                 // nn.Linear: weight [out, in] and bias both uniform ±1/√in.
@@ -140,6 +175,12 @@ public sealed class TransformerModel : IChainModel
     public const string InputBias = "input_proj.bias";
     /// <summary><c>embedding.weight</c>.</summary>
     public const string EmbeddingWeight = "embedding.weight";
+    /// <summary><c>pos_embedding</c>: the learned positional table [max_positions, d].</summary>
+    public const string PositionalWeight = "pos_embedding";
+    /// <summary><c>norm.weight</c>: the final encoder norm's gain.</summary>
+    public const string FinalNormWeight = "norm.weight";
+    /// <summary><c>norm.bias</c>: the final encoder norm's bias.</summary>
+    public const string FinalNormBias = "norm.bias";
 
     /// <inheritdoc/>
     public string Arch => "transformer";
@@ -153,25 +194,39 @@ public sealed class TransformerModel : IChainModel
     public ParameterSet AllParameters { get; }
     /// <summary>
     /// Keys <c>family, arch, input, input_size, hidden_size</c> (d), <c>output_size, layers, heads,
-    /// dim_feedforward, activation, causal, positional</c>: enough to rebuild the model.
+    /// dim_feedforward, activation, gelu_approximate, causal, norm_first, layer_norm_eps,
+    /// positional, max_positions, scale_embedding, final_norm, final_norm_eps</c>: every setting
+    /// that changes the mathematics, so that the file loads without guessing.
     /// </summary>
     public IReadOnlyDictionary<string, string> Metadata
     {
         get
         {
             var ci = System.Globalization.CultureInfo.InvariantCulture;
-            return new Dictionary<string, string>
+            var md = new Dictionary<string, string>
             {
                 ["family"] = "transformer", ["arch"] = Arch,
                 ["input"] = Config.Input == TransformerInput.Linear ? "linear" : "embedding",
                 ["input_size"] = Config.Inputs.ToString(ci), ["hidden_size"] = Config.Model.ToString(ci),
                 ["output_size"] = Readout.OutputSize.ToString(ci), ["layers"] = Config.Layers.ToString(ci),
                 ["heads"] = Config.Heads.ToString(ci), ["dim_feedforward"] = Config.FeedForward.ToString(ci),
-                ["activation"] = Config.Activation.Name(), ["causal"] = Config.Causal ? "true" : "false",
-                ["norm_first"] = "true", ["positional"] = "sinusoidal",
+                ["activation"] = Config.Activation == Activation.Relu ? "relu" : "gelu",
+                ["causal"] = Config.Causal ? "true" : "false",
+                ["norm_first"] = Config.NormFirst ? "true" : "false",
+                ["layer_norm_eps"] = Config.LayerNormEps.ToString("R", ci),
+                ["positional"] = PositionalName(Config.Positional),
+                ["scale_embedding"] = Config.ScaleEmbedding ? "true" : "false",
+                ["final_norm"] = Config.FinalNorm ? "true" : "false",
             };
+            if (Config.Activation != Activation.Relu) md["gelu_approximate"] = Config.Activation == Activation.GeluTanh ? "tanh" : "none";
+            if (Config.Positional == TransformerPositional.Learned) md["max_positions"] = Config.MaxPositions.ToString(ci);
+            if (Config.FinalNorm) md["final_norm_eps"] = Config.FinalNormEps.ToString("R", ci);
+            return md;
         }
     }
+    /// <summary>The metadata / command-line spelling of a positional encoding: none, sinusoidal, learned.</summary>
+    public static string PositionalName(TransformerPositional p) => p.ToString().ToLowerInvariant();
+
     /// <summary>(sequence, token) rows per chunk of the derivative maps: bounds their workspace (tests lower it to exercise chunking).</summary>
     internal int ChunkRows { get; set; } = 4096;
 
@@ -198,6 +253,8 @@ public sealed class TransformerModel : IChainModel
                     throw new ArgumentException($"Transformer: token id {span[i]} at position {i} is not an integer in [0, {Config.Inputs}).");
         }
         if (s.Sizes[0] < 1 || s.Sizes[1] < 1) throw new ArgumentException($"Transformer: inputs {s} are empty.");
+        if (Config.Positional == TransformerPositional.Learned && s.Sizes[1] > Config.MaxPositions)
+            throw new ArgumentException($"Transformer: {s.Sizes[1]} tokens per sequence but the learned positional table '{PositionalWeight}' has {Config.MaxPositions} rows.");
         inputs.EnsureFinite("transformer inputs");
         Parameters.EnsureFinite();
         return new TransformerLinearization(this, inputs);
