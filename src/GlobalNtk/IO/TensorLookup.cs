@@ -145,7 +145,7 @@ public sealed class TensorLookup
     public DataFileException Error(string message) => new(Path, message);
 
     /// <summary>Up to ten items, comma-separated, then how many there are in all (a hostile file may hold millions).</summary>
-    private static string Listing(IEnumerable<string> items)
+    internal static string Listing(IEnumerable<string> items)
     {
         const int shown = 10;
         var list = items.Take(shown + 1).ToList();
