@@ -75,6 +75,21 @@ public sealed class SweepSettings : AnalysisSettings
     [Description("Trials of the fixed evaluation / analysis batch.")]
     [DefaultValue(CliDefaults.SweepTrials)]
     public int Trials { get; init; } = CliDefaults.SweepTrials;
+
+    /// <summary>Shard i/N.</summary>
+    [CommandOption("--shard <I/N>")]
+    [Description("Run only the gains of shard I of N (0-based; gain k belongs to shard k mod N); assemble the report with --merge.")]
+    public string? Shard { get; init; }
+
+    /// <summary>Merge shard folders.</summary>
+    [CommandOption("--merge")]
+    [Description("Assemble the report from the shard folders given as arguments (their settings are used) instead of training.")]
+    public bool Merge { get; init; }
+
+    /// <summary>Shard folders to merge.</summary>
+    [CommandArgument(0, "[SHARD_DIRS]")]
+    [Description("With --merge: the shard folders written by --shard.")]
+    public string[] Dirs { get; init; } = [];
 }
 
 /// <summary>One gain's outcome.</summary>
@@ -90,6 +105,9 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
     /// <inheritdoc/>
     protected override CommandOutcome Run(SweepSettings s, CliProgress progress, CancellationToken ct)
     {
+        if (s.Merge) return SweepShards.Merge(s);
+        if (s.Dirs.Length > 0) throw new CliInputException($"unexpected argument '{s.Dirs[0]}' (folders are only taken with --merge).");
+        var (shardIndex, shardCount) = s.Shard is null ? (0, 1) : ReproduceCommand.ParseShard(s.Shard);
         string taskName = CliInputs.Required(s.Task, "--task");
         string arch = CliInputs.Required(s.Arch, "--arch");
         string outDir = CliInputs.Required(s.Out, "--out");
@@ -113,6 +131,7 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
         {
             for (int gi = 0; gi < gains.Length; gi++)
             {
+                if (gi % shardCount != shardIndex) continue;
                 double g = gains[gi];
                 var sub = CliProgress.Sub(p, (double)gi / gains.Length, (gi + 1.0) / gains.Length, $"gain {g.ToString(CultureInfo.InvariantCulture)}");
                 var trainOptions = new TrainingOptions
@@ -129,9 +148,12 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
                 var result = trainer.Run(runDir, tp => sub($"training step {tp.Step}/{tp.TotalSteps}", 0.5 + 0.5 * tp.Step / Math.Max(1, tp.TotalSteps)), ct);
                 var yhat = ModelGradient.Predict(trainer.Model, ev.Inputs);
                 var learned = TaskModes.Of(ev.Targets.Span, trainer.Task.OutputSize).LearnedFractions(yhat.Span);
-                points.Add(new SweepPoint(g, init, result.InitialEvalLoss, result.EvalLoss, result.EvalAccuracy, learned, Path.GetFileName(runDir)));
+                var point = new SweepPoint(g, init, result.InitialEvalLoss, result.EvalLoss, result.EvalAccuracy, learned, Path.GetFileName(runDir));
+                File.WriteAllText(Path.Combine(runDir, SweepShards.PointFile), CliJson.Serialize(point) + "\n");
+                points.Add(point);
             }
         });
+        if (s.Shard is not null) return SweepShards.Finish(folder, s, shardIndex, shardCount, points, clock.Elapsed.TotalSeconds);
         var summary = Write(folder.WritePath, s, arch, taskName, points, options, clock.Elapsed.TotalSeconds);
         folder.Commit();
         var lines = points.Select(pt =>
@@ -147,7 +169,7 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
     public sealed record SweepSummary(string Task, string Arch, int Hidden, int Steps, double LearningRate, AnalysisOptions Options,
         IReadOnlyList<SweepPoint> Points, double RankLossCorrelation, double Seconds);
 
-    private static SweepSummary Write(string dir, SweepSettings s, string arch, string task, List<SweepPoint> points, AnalysisOptions options, double seconds)
+    internal static SweepSummary Write(string dir, SweepSettings s, string arch, string task, List<SweepPoint> points, AnalysisOptions options, double seconds)
     {
         double[] g = points.Select(p => p.Gain).ToArray();
         double[] pr = points.Select(p => p.Init.NtkRank.Value).ToArray();
@@ -211,26 +233,5 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
     }
 
     /// <summary>Spearman rank correlation (average ranks for ties); NaN for fewer than 3 points or a constant series.</summary>
-    public static double Spearman(double[] x, double[] y)
-    {
-        if (x.Length != y.Length || x.Length < 3) return double.NaN;
-        double[] rx = Ranks(x), ry = Ranks(y);
-        double mx = rx.Average(), my = ry.Average(), sxy = 0, sxx = 0, syy = 0;
-        for (int i = 0; i < x.Length; i++) { sxy += (rx[i] - mx) * (ry[i] - my); sxx += (rx[i] - mx) * (rx[i] - mx); syy += (ry[i] - my) * (ry[i] - my); }
-        return sxx > 0 && syy > 0 ? sxy / Math.Sqrt(sxx * syy) : double.NaN;
-    }
-
-    private static double[] Ranks(double[] v)
-    {
-        var order = Enumerable.Range(0, v.Length).OrderBy(i => v[i]).ToArray();
-        var r = new double[v.Length];
-        for (int i = 0; i < order.Length;)
-        {
-            int j = i;
-            while (j + 1 < order.Length && v[order[j + 1]] == v[order[i]]) j++;
-            for (int k = i; k <= j; k++) r[order[k]] = (i + j) / 2.0 + 1;
-            i = j + 1;
-        }
-        return r;
-    }
+    public static double Spearman(double[] x, double[] y) => x.Length != y.Length ? double.NaN : GlobalNtk.Study.StudyStatistics.Spearman(x, y);
 }
