@@ -36,7 +36,7 @@ internal static class CellsBench
             return s;
         }
 
-        RecurrentLinearization lin = model.Linearize(x);
+        Models.ChainLinearization lin = model.Linearize(x);
         Time("forward + linearise", () => lin = model.Linearize(x));
         Time("site variables (fresh)", () => { var l = model.Linearize(x); foreach (var s in l.Sites) _ = s.Variables; });
         int size = lin.StateShape.Size, m = lin.Parameters.TotalSize;

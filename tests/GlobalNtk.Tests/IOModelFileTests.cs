@@ -82,12 +82,12 @@ public class IOModelFileTests
         Assert.Equal(expected.Predict(x).Span.ToArray(), m.Predict(x).Span.ToArray());
         Assert.Equal("rnn.weight_ih_l0", m.Parameters[0].Name);
 
-        // The same file without metadata needs the arch explicitly; without a readout it still loads.
+        // The same one-gate file without metadata needs the arch explicitly; without a readout it still loads.
         string bare = dir.File("bare.safetensors");
         File.WriteAllBytes(bare, PyTorchFile(null, ("rnn.weight_ih_l0", [h, nIn], wih[..(h * nIn)]), ("rnn.weight_hh_l0", [h, h], whh[..(h * h)]),
             ("rnn.bias_ih_l0", [h], bih[..h]), ("rnn.bias_hh_l0", [h], bhh[..h])));
         var ex = Assert.Throws<DataFileException>(() => ModelFile.Load(bare));
-        Assert.Equal($"{bare}: no 'arch' in the metadata; give the architecture explicitly (valid: gru, leaky-rnn, lstm, mlp, rnn-relu, rnn-tanh, transformer).", ex.Message);
+        Assert.Equal($"{bare}: 'rnn.weight_hh_l0' [4, 4] has one gate, which nn.RNN (tanh or relu) and the leaky RNN share; give --arch (valid: rnn-tanh, rnn-relu, leaky-rnn).", ex.Message);
         var noReadout = ModelFile.Load(bare, arch: "rnn-tanh");
         Assert.False(noReadout.HasReadout);
         Assert.Equal(new[] { 1, h }, noReadout.Model.Readout.Weight.Shape);
@@ -95,15 +95,18 @@ public class IOModelFileTests
 
     public static TheoryData<string, string> BadModels() => new()
     {
-        { "missing", "missing tensor '*bias_hh_l0' ([12] for gru: 3 gates × hidden 4); the file has: " },
+        { "missing", "missing tensor 'rnn.bias_hh_l0' ([12] for gru: 3 gates × hidden 4); the file has: " },
         { "hh-shape", "tensor 'rnn.weight_hh_l0' has shape [12, 5], expected [15, 5] (gru: 3 gates × hidden 5)" },
-        { "ih-shape", "tensor 'rnn.weight_ih_l0' has shape [8, 3], expected [12, N_in] (gru: 3 gates × hidden 4)" },
-        { "bias-shape", "tensor 'rnn.bias_ih_l0' has shape [4], expected [12] (gru: 3 gates × hidden 4)" },
+        { "ih-shape", "tensor 'rnn.weight_ih_l0' has shape [8, 3], expected [12, N_in] (gru: 3 gates × hidden 4, layer 0)" },
+        { "bias-shape", "tensor 'rnn.bias_ih_l0' has shape [4], expected [12] (gru: 3 gates × hidden 4, layer 0)" },
         { "readout-shape", "readout 'head.weight' has shape [2, 3], expected [O, 4] (output × hidden 4)" },
         { "readout-bias", "readout 'head.bias' has shape [3], expected [2] (rows of 'head.weight' [2, 4])" },
-        { "lone-weight", "readout weight 'head.weight' [2, 4] has no matching bias 'head.bias'" },
-        { "two-layers", "tensor 'rnn.weight_ih_l1' belongs to a second layer" },
-        { "extra", "unexpected tensor for a gru model (hidden 4, input 3): embedding [10]" },
+        { "lone-bias", "readout bias 'head.bias' [2] has no matching weight 'head.weight'" },
+        { "half-layer", "unexpected tensor for a gru model (1 layer, hidden 4, input 3, with bias): rnn.weight_ih_l1 [12, 4]" },
+        { "layer-shape", "tensor 'rnn.weight_ih_l1' has shape [12, 3], expected [12, 4] (gru: 3 gates × hidden 4, layer 1)" },
+        { "h0-shape", "initial state 'h0' has shape [2, 4], expected [1, 4] or [4] (layers × hidden)" },
+        { "one-gate", "'rnn.weight_hh_l0' [4, 4] has one gate, which nn.RNN (tanh or relu) and the leaky RNN share; give --arch (valid: rnn-tanh, rnn-relu, leaky-rnn)" },
+        { "extra", "unexpected tensor for a gru model (1 layer, hidden 4, input 3, with bias): embedding [10]" },
         { "unknown-arch", "metadata Unknown arch 'transformerz' (valid: gru, leaky-rnn, lstm, mlp, rnn-relu, rnn-tanh, transformer)" },
         { "nan", "tensor 'rnn.weight_hh_l0' [12, 4]: element 5 of 48 is NaN" },
         { "bad-meta", "Recurrent model metadata: 'gain' = 'big' is not a number" },
@@ -133,8 +136,18 @@ public class IOModelFileTests
             case "bias-shape": ts[2] = ("rnn.bias_ih_l0", [4], new double[4]); break;
             case "readout-shape": ts[4] = ("head.weight", [2, 3], new double[6]); break;
             case "readout-bias": ts[5] = ("head.bias", [3], new double[3]); break;
-            case "lone-weight": ts.RemoveAt(5); break;
-            case "two-layers": ts.Add(("rnn.weight_ih_l1", [3 * h, h], new double[3 * h * h])); break;
+            case "lone-bias": ts.RemoveAt(4); break;
+            case "half-layer": ts.Add(("rnn.weight_ih_l1", [3 * h, h], new double[3 * h * h])); break;
+            case "layer-shape":
+                ts.Add(("rnn.weight_ih_l1", [3 * h, nIn], new double[3 * h * nIn])); ts.Add(("rnn.weight_hh_l1", [3 * h, h], new double[3 * h * h]));
+                ts.Add(("rnn.bias_ih_l1", [3 * h], new double[3 * h])); ts.Add(("rnn.bias_hh_l1", [3 * h], new double[3 * h]));
+                break;
+            case "h0-shape": ts.Add(("h0", [2, h], new double[2 * h])); break;
+            case "one-gate":
+                md.Remove("arch");
+                ts[0] = ("rnn.weight_ih_l0", [h, nIn], new double[h * nIn]); ts[1] = ("rnn.weight_hh_l0", [h, h], new double[h * h]);
+                ts[2] = ("rnn.bias_ih_l0", [h], new double[h]); ts[3] = ("rnn.bias_hh_l0", [h], new double[h]);
+                break;
             case "extra": ts.Add(("embedding", [10], new double[10])); break;
             case "unknown-arch": md["arch"] = "transformerz"; break;
             case "nan": ts[1].Item3[5] = double.NaN; break;

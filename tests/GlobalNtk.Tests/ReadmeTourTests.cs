@@ -1,4 +1,7 @@
+using GlobalNtk.Dense;
 using GlobalNtk.Estimators;
+using GlobalNtk.Models.Blocks;
+using GlobalNtk.Models.Mlp;
 using GlobalNtk.Models.Recurrent;
 using GlobalNtk.Ntk;
 using GlobalNtk.Tasks;
@@ -40,5 +43,31 @@ public class ReadmeTourTests
         // ⟨e, NTK_S e⟩ ≤ λ₁‖e‖² (PSD operator, Rayleigh quotient bounded by the top eigenvalue).
         double q = GlobalNtk.Dense.Numerics.Dot(e, dz) / GlobalNtk.Dense.Numerics.Dot(e, e);
         Assert.InRange(q, 0, top.Values[0] * (1 + 1e-6));
+    }
+
+    [Fact]
+    public void CompositionTourRuns()
+    {
+        var x = new Tensor(new double[4 * 6 * 3], new AxisShape(("sequence", 4), ("token", 6), ("input", 3)));
+        for (int i = 0; i < x.Length; i++) x.Span[i] = Math.Cos(i);
+        // --- README composition snippet begins ---
+        // Each step is a block; blocks compose. Step 0 embeds, steps 1–2 are pre-LN residual MLPs.
+        StepBlock Residual(string p, int d) => new ResidualBlock(new SequentialBlock(
+            new LayerNormBlock($"{p}.norm", d), AffineBlock.Linear($"{p}.fc1", d, 4 * d),
+            new ActivationBlock(4 * d, Activation.Gelu), AffineBlock.Linear($"{p}.fc2", 4 * d, d, bias: false)));
+        var chain = new BlockChain(inputWidth: 3,
+            new SequentialBlock(AffineBlock.Linear("embed", 3, 8), new ActivationBlock(8, Activation.Tanh)),
+            Residual("layers.0", 8), Residual("layers.1", 8));
+        var theta = chain.Initialize(seed: 1);                   // PyTorch names and default init
+        var lin = chain.Linearize(theta, x);                     // state (sequence, layer, token, feature)
+        var ops = new NtkOperators(lin);                         // the same P, K, NTK_S as every model
+        var stacked = RecurrentModel.Create(new RecurrentConfig("lstm", 3, 16, 2) { Layers = 2, Bias = false, LearnInitialState = true });
+        // --- README composition snippet ends ---
+
+        Assert.Equal(new AxisShape(("sequence", 4), ("layer", 3), ("token", 6), ("feature", 8)), lin.StateShape);
+        var e = ops.NtkS.Apply(lin.States.Span);
+        Assert.True(Numerics.Dot(e, lin.States.Span) > 0);
+        Assert.Equal(5, lin.Sites.Count);                        // embed, and fc1/fc2 of both layers
+        Assert.Equal(new[] { 2, 16 }, stacked.Parameters["h0"].Shape);
     }
 }

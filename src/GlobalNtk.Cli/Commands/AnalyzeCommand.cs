@@ -45,6 +45,11 @@ public sealed class AnalyzeSettings : AnalysisSettings
     [Description("Analyse on these inputs .npy [[trials, steps, inputs]] instead of a task.")]
     public string? Inputs { get; init; }
 
+    /// <summary>Inputs are [time, trial, input].</summary>
+    [CommandOption("--time-major")]
+    [Description("The inputs .npy is [[steps, trials, inputs]] (PyTorch's batch_first=False) instead of [[trials, steps, inputs]].")]
+    public bool TimeMajor { get; init; }
+
     /// <summary>Targets file.</summary>
     [CommandOption("--targets <FILE>")]
     [Description("Targets .npy in the outputs' shape (with --inputs): enables loss, SRB on the task error and task-mode learnability.")]
@@ -130,7 +135,7 @@ public sealed class AnalyzeCommand : CliCommand<AnalyzeSettings>
     {
         if (s.Inputs is not null)
         {
-            var inputs = CliInputs.Inputs(s.Inputs);
+            var inputs = CliInputs.Inputs(s.Inputs, timeMajor: s.TimeMajor);
             Tensor? targets = null;
             if (s.Targets is not null)
             {

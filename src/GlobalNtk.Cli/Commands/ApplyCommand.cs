@@ -31,6 +31,11 @@ public sealed class ApplySettings : CommonSettings
     [Description("Inputs .npy [[trials, steps, inputs]]: the trajectory the operators are linearised on.")]
     public string? Inputs { get; init; }
 
+    /// <summary>Inputs are [time, trial, input].</summary>
+    [CommandOption("--time-major")]
+    [Description("The inputs .npy is [[steps, trials, inputs]] (PyTorch's batch_first=False) instead of [[trials, steps, inputs]].")]
+    public bool TimeMajor { get; init; }
+
     /// <summary>Operator name.</summary>
     [CommandOption("--operator <OP>")]
     [Description("P (propagation), Pstar (P*, BPTT), Pinv (P⁻¹), K (J_θ J_θ*), NTK (NTK_S = P K P*).")]
@@ -83,7 +88,7 @@ public sealed class ApplyCommand : CliCommand<ApplySettings>
         using var output = OutputFile.Create(new OutputRequest(outPath, "apply", s.Force,
             [new("--model", s.Model), new("--inputs", s.Inputs), new("--vector", s.Vector)]));
         var loaded = CliInputs.Model(s.Model, s.Arch, settings: s.Options);
-        var inputs = CliInputs.Inputs(s.Inputs);
+        var inputs = CliInputs.Inputs(s.Inputs, timeMajor: s.TimeMajor);
         var lin = CliInputs.Linearize(loaded.Model, inputs, s.Inputs!);
         var q = CliInputs.Matching(s.Vector, lin.StateShape, "--vector", "states");
         var op = Select(new NtkOperators(lin), opName);

@@ -29,6 +29,11 @@ public sealed class ForwardSettings : CommonSettings
     [Description("Inputs .npy [[trials, steps, inputs]] (float or integer, C order; a transformer with an embedding takes integer token ids [[sequences, tokens]]).")]
     public string? Inputs { get; init; }
 
+    /// <summary>Inputs are [time, trial, input].</summary>
+    [CommandOption("--time-major")]
+    [Description("The inputs .npy is [[steps, trials, inputs]] (PyTorch's batch_first=False) instead of [[trials, steps, inputs]].")]
+    public bool TimeMajor { get; init; }
+
     /// <summary>Output file.</summary>
     [CommandOption("-o|--out <FILE>")]
     [Description("Where to write the states .npy (float64; [[B, T, S]], LSTM S = 2H as [[h, c]]); an existing file only with --force.")]
@@ -49,7 +54,7 @@ public sealed class ForwardCommand : CliCommand<ForwardSettings>
         string outPath = CliInputs.Required(s.Out, "--out");
         using var output = OutputFile.Create(new OutputRequest(outPath, "forward", s.Force, [new("--model", s.Model), new("--inputs", s.Inputs)]));
         var loaded = CliInputs.Model(s.Model, s.Arch, settings: s.Options);
-        var inputs = CliInputs.Inputs(s.Inputs);
+        var inputs = CliInputs.Inputs(s.Inputs, timeMajor: s.TimeMajor);
         var lin = CliInputs.Linearize(loaded.Model, inputs, s.Inputs!);
         var states = new Tensor(lin.States.ToArray(), lin.StateShape);
         Npy.Write(output.TempPath, states);

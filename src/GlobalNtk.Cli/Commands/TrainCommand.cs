@@ -115,6 +115,16 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
         [DefaultValue(CliDefaults.Noise), NullWhenOmitted]
         public double? Noise { get; init; }
 
+        /// <summary>Stacked layers.</summary>
+        [CommandOption("--layers <L>")]
+        [Description("Number of stacked layers (recurrent: num_layers as in nn.GRU; depth models: their layers).")]
+        public int? Layers { get; init; }
+
+        /// <summary>Bias-free recurrent layers.</summary>
+        [CommandOption("--no-bias")]
+        [Description("Recurrent layers without bias_ih/bias_hh (nn.GRU(bias=False)).")]
+        public bool? NoBias { get; init; }
+
         /// <summary>Model options.</summary>
         [CommandOption("--option <KEY=VALUE>")]
         [Description("Architecture option, repeatable (e.g. alpha=0.2 for leaky-rnn, layers=2 for depth models).")]
@@ -135,6 +145,7 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
                 ("--task", s.Task), ("--arch", s.Arch), ("--hidden", s.Hidden), ("--lr", s.LearningRate), ("--optimizer", s.Optimizer),
                 ("--gain", s.Gain), ("--seed", s.Seed), ("--batch", s.Batch), ("--checkpoint-every", s.CheckpointEvery), ("--clip", s.Clip),
                 ("--loss-tolerance", s.LossTolerance), ("--trial-steps", s.TrialSteps), ("--noise", s.Noise), ("--option", s.ModelOptions),
+                ("--layers", s.Layers), ("--no-bias", s.NoBias),
             }.Where(g => g.Value is not null).Select(g => g.Name).ToList();
             if (given.Count > 0)
                 throw new CliInputException($"train --resume continues with the checkpoint's settings; only --steps may change (got {string.Join(", ", given)}).");
@@ -159,8 +170,21 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
             };
             int hidden = s.Hidden ?? CliDefaults.Hidden;
             if (hidden < 1) throw new CliInputException($"train: --hidden must be ≥ 1, got {hidden}.");
+            var modelOptions = ParseOptions(s.ModelOptions);
+            if (s.Layers is int layers)
+            {
+                if (layers < 1) throw new CliInputException($"train: --layers must be ≥ 1, got {layers}.");
+                modelOptions["layers"] = layers.ToString(CultureInfo.InvariantCulture);
+            }
+            if (s.NoBias == true)
+            {
+                string arch = (s.Arch ?? CliDefaults.Arch).Trim().ToLowerInvariant();
+                if (!Models.Recurrent.RecurrentConfig.Architectures.Contains(arch))
+                    throw new CliInputException($"train: --no-bias applies to recurrent nets ({string.Join(", ", Models.Recurrent.RecurrentConfig.Architectures)}), not '{arch}'.");
+                modelOptions["bias"] = "false";
+            }
             trainer = CliInputs.WithinMemory($"--hidden {hidden}, --batch {options.BatchSize}", () => Trainer.Create(s.Arch ?? CliDefaults.Arch, hidden, s.Task, options, s.Gain ?? CliDefaults.Gain,
-                new TaskOptions { Steps = s.TrialSteps, InputNoise = s.Noise ?? CliDefaults.Noise }, ParseOptions(s.ModelOptions)));
+                new TaskOptions { Steps = s.TrialSteps, InputNoise = s.Noise ?? CliDefaults.Noise }, modelOptions));
             folder = OutputFolder.Create(request, OutputMarker.RunKind, trainer.RunIdentity());
             // A new run is written in place (an interrupted one stays resumable); a replacement
             // (--force) is built aside and swapped in only when it has finished.

@@ -56,13 +56,24 @@ public static class CliInputs
 
     /// <summary>
     /// Reads a float .npy array as model inputs: [trial, time, input] (rank 3) or [sample, input]
-    /// (rank 2); the model checks the sizes. NaN/Inf are rejected with the file named.
+    /// (rank 2); the model checks the sizes. With <paramref name="timeMajor"/> a rank-3 array is
+    /// [time, trial, input] and is transposed. NaN/Inf are rejected with the file named.
     /// </summary>
-    public static Tensor Inputs(string? path, string option = "--inputs")
+    public static Tensor Inputs(string? path, string option = "--inputs", bool timeMajor = false)
     {
         ExistingFile(path, option);
         var a = Npy.Read(path!);
         Numerics.EnsureFinite(a.Data, $"{option} '{path}'");
+        if (timeMajor)
+        {
+            if (a.Shape.Length != 3)
+                throw new CliInputException($"{option} '{path}' has shape {a.ShapeText}; --time-major expects [steps, trials, inputs].");
+            int t = a.Shape[0], b = a.Shape[1], n = a.Shape[2];
+            var x = new double[a.Data.Length];
+            for (int k = 0; k < t; k++)
+                for (int i = 0; i < b; i++) a.Data.AsSpan((k * b + i) * n, n).CopyTo(x.AsSpan((i * t + k) * n, n));
+            return new Tensor(x, new AxisShape(("trial", b), ("time", t), ("input", n)));
+        }
         return a.Shape.Length switch
         {
             3 => a.ToTensor($"{option} '{path}'", "trial", "time", "input"),

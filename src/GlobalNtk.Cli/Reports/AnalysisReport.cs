@@ -117,6 +117,10 @@ public static class AnalysisReportWriter
                     csv.Row(c.Label, c.Step, r.Operator, "full", r.Dimension, r.Value, r.StandardError, r.Probes);
                     foreach (var p in r.Partial) csv.Row(c.Label, c.Step, r.Operator, p.Axis, p.Size, p.Value, p.StandardError, p.Probes);
                 }
+            // Stacked recurrent nets: NTK_S restricted to each layer's units ("axis" layer_k).
+            foreach (var c in cps)
+                foreach (var l in c.LayerRanks ?? [])
+                    csv.Row(c.Label, c.Step, "NTK_S", $"layer_{l.Layer}", l.Units, l.Value, l.StandardError, l.Probes);
             csv.Save(Path.Combine(dir, "effective_ranks.csv"));
             var series = new List<Series>
             {
@@ -130,6 +134,8 @@ public static class AnalysisReportWriter
             }
             Plots.Lines(Path.Combine(dir, "effective_ranks.png"), "Effective ranks (participation ratio)", xLabel, "effective rank PR", series, logY: true);
             string parts = string.Join(", ", last.NtkRank.Partial.Select(p => $"{p.Axis} {F(p.Value)} of {p.Size}"));
+            if (last.LayerRanks is { } lr)
+                parts += "; per layer (NTK_S on one layer's units): " + string.Join(", ", lr.Select(l => $"layer {l.Layer} {F(l.Value)} ± {F(l.StandardError)}"));
             string init = trained ? $" (at {first.Label}: {F(first.NtkRank.Value)} ± {F(first.NtkRank.StandardError)})" : "";
             Figure("effective_ranks.png", $"Participation-ratio effective rank PR = (tr A)²/tr(A²) of NTK_S (full state space and partial traces keeping one axis) and of K, {(trained ? "across checkpoints" : "for this model")}, log scale. At {last.Label}: PR(NTK_S) = {F(last.NtkRank.Value)} ± {F(last.NtkRank.StandardError)}{init} out of {last.NtkRank.Dimension} dimensions; partial ranks: {parts}; PR(K) = {F(last.KRank.Value)} ± {F(last.KRank.StandardError)}. Hutch++ / Hutchinson with {last.NtkRank.Probes} probes; ± and the error bars are one standard error. Data: `effective_ranks.csv`.");
         }

@@ -23,7 +23,14 @@ public sealed record ModelAnalysis(
     string Label, int? Step, string Arch, IReadOnlyList<AxisSize> StateAxes, int ParameterCount, double? Loss,
     SpectrumResult NtkSpectrum, SpectrumResult KSpectrum, SpectrumResult PropagationSpectrum,
     RankResult NtkRank, RankResult KRank, KroneckerResult Kronecker, SrbResult Srb,
-    LearnabilityResult? TaskModes, AlignmentResult? AlignmentWithPrevious, IReadOnlyDictionary<string, double>? StageSeconds = null);
+    LearnabilityResult? TaskModes, AlignmentResult? AlignmentWithPrevious, IReadOnlyDictionary<string, double>? StageSeconds = null)
+{
+    /// <summary>Effective rank of NTK_S restricted to each layer's units (stacked recurrent nets, L &gt; 1); null otherwise.</summary>
+    public IReadOnlyList<LayerRankResult>? LayerRanks { get; init; }
+}
+
+/// <summary>PR of NTK_S restricted to layer <paramref name="Layer"/>'s <paramref name="Units"/> state units (every trial and step).</summary>
+public sealed record LayerRankResult(int Layer, int Units, double Value, double StandardError, int Probes);
 
 /// <summary>One named axis and its size.</summary>
 public sealed record AxisSize(string Name, int Size);

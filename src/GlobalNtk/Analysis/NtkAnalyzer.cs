@@ -87,6 +87,7 @@ public sealed class NtkAnalyzer
         var kRank = Rank(ops.KKronecker, "K", key.Fold("K rank"));
         Report("Kronecker core");
         var kron = Kronecker(ops.KroneckerCore);
+        var layerRanks = LayerRanks(model, ops.NtkS, o.Seed + 50);
 
         Report("SRB and task modes");
         var states = lin.States.Span;
@@ -135,7 +136,29 @@ public sealed class NtkAnalyzer
 
         return new ModelAnalysis(label, step, model.Arch,
             shape.Names.Zip(shape.Sizes, (n, s) => new AxisSize(n, s)).ToArray(), lin.Parameters.TotalSize, loss,
-            ntkSpec, kSpec, pSpec, ntkRank, kRank, kron, srb, tm, align, timings);
+            ntkSpec, kSpec, pSpec, ntkRank, kRank, kron, srb, tm, align, timings) { LayerRanks = layerRanks };
+    }
+
+    /// <summary>
+    /// For a stacked recurrent net (L &gt; 1): the effective rank of NTK_S restricted to each layer's
+    /// units, M_k NTK_S M_k with M_k the 0/1 mask of layer k's state slice (all trials and steps);
+    /// the zero rows and columns change neither tr A nor tr A². Null for other models.
+    /// </summary>
+    private IReadOnlyList<LayerRankResult>? LayerRanks(IChainModel model, LinearOperator ntk, int seed)
+    {
+        if (model is not Models.Recurrent.RecurrentModel { Layers: > 1 } rm) return null;
+        var shape = ntk.Domain;
+        int s = rm.StateSize, sc = rm.Config.LayerStateSize;
+        var list = new List<LayerRankResult>();
+        for (int k = 0; k < rm.Layers; k++)
+        {
+            var mask = new double[shape.Size];
+            for (int row = 0; row < shape.Size / s; row++) Array.Fill(mask, 1.0, row * s + k * sc, sc);
+            var m = new DiagonalOperator(shape, mask);
+            var pr = EffectiveRank.ParticipationRatio(m.Then(ntk).Then(m), Options.Probes, seed + k);
+            list.Add(new LayerRankResult(k, sc, pr.Value, pr.StandardError, pr.Probes));
+        }
+        return list;
     }
 
     private SpectrumResult Spectrum(LinearOperator op, string name, RngKey key)

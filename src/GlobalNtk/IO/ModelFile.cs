@@ -46,7 +46,8 @@ public static class ModelFile
 
     /// <summary>
     /// Reads a model. The architecture is <paramref name="arch"/> when given, else the file's
-    /// <c>arch</c> metadata; <paramref name="settings"/> (e.g. from <c>--option KEY=VALUE</c>)
+    /// <c>arch</c> metadata, else (a bare PyTorch state dict) inferred from a recurrent net's gate
+    /// rows where that is unambiguous; <paramref name="settings"/> (e.g. from <c>--option KEY=VALUE</c>)
     /// override the metadata. Missing, mis-shaped or unexpected tensors, missing settings and
     /// given settings the architecture does not use throw a one-line
     /// <see cref="DataFileException"/> naming the file, the tensor or setting and the shapes.
@@ -57,8 +58,10 @@ public static class ModelFile
     {
         PyTorchPickle.ThrowIfPickle(path);
         var file = SafetensorsFile.Read(path);
+        bool inMetadata = file.Metadata.ContainsKey(ArchKey);
         string chosen = arch ?? (file.Metadata.TryGetValue(ArchKey, out var a) ? a
-            : throw new DataFileException(path, $"no '{ArchKey}' in the metadata; give the architecture explicitly (valid: {string.Join(", ", ModelRegistry.Architectures)})."));
+            : RecurrentModelFactory.InferArch(path, file)
+            ?? throw new DataFileException(path, $"no '{ArchKey}' in the metadata; give the architecture explicitly (valid: {string.Join(", ", ModelRegistry.Architectures)})."));
         IModelFactory factory;
         try { factory = ModelRegistry.Get(chosen); }
         catch (ArgumentException ex) when (arch is null) { throw new DataFileException(path, $"metadata {ex.Message}"); }
@@ -72,7 +75,9 @@ public static class ModelFile
                 (lookup.Settings.Used.Count > 0 ? $" (it reads: {string.Join(", ", lookup.Settings.Used.Select(u => u.Key))})." : "."));
         var used = new List<ModelSetting>
         {
-            new(ArchKey, chosen.Trim().ToLowerInvariant(), arch is null ? SettingSource.Metadata : SettingSource.CommandLine, "architecture"),
+            new(ArchKey, chosen.Trim().ToLowerInvariant(),
+                arch is not null ? SettingSource.CommandLine : inMetadata ? SettingSource.Metadata : SettingSource.Tensors,
+                inMetadata || arch is not null ? "architecture" : "architecture (from the gate rows of weight_hh_l0)"),
         };
         used.AddRange(lookup.Settings.Used);
         return loaded with { Settings = used, Ignored = lookup.Ignored, FileTensors = file.Tensors };

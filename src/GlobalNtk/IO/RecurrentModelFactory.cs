@@ -5,21 +5,31 @@ using GlobalNtk.Models.Recurrent;
 namespace GlobalNtk.IO;
 
 /// <summary>
-/// Creates and loads <see cref="RecurrentModel"/>s. Loading accepts PyTorch state dicts: the
-/// cell's tensors are found by their endings (<c>weight_ih_l0</c>, <c>weight_hh_l0</c>,
-/// <c>bias_ih_l0</c>, <c>bias_hh_l0</c>) under any prefix, sizes come from their shapes, the
-/// readout is the one other <c>weight</c>/<c>bias</c> pair [O, H], [O] (optional), and
-/// gain/alpha/activation/seed come from the metadata when present.
+/// Creates and loads <see cref="RecurrentModel"/>s. Loading accepts PyTorch state dicts of
+/// nn.RNN / nn.GRU / nn.LSTM unchanged: <c>weight_ih_l{k}</c>, <c>weight_hh_l{k}</c> and, with
+/// bias, <c>bias_ih_l{k}</c>, <c>bias_hh_l{k}</c> under any prefix; the number of layers, the bias
+/// and the sizes come from the tensors; a learnable initial state <c>h0</c> ([L, H] or [H]) is a
+/// parameter; the readout is the one other <c>weight</c> [O, H] (with or without its
+/// <c>bias</c> [O]; optional); gain/alpha/activation/seed come from the metadata when present.
 /// </summary>
 public sealed class RecurrentModelFactory : IModelFactory
 {
     /// <summary>The shared instance (stateless).</summary>
     public static RecurrentModelFactory Instance { get; } = new();
 
+    /// <summary>The arch names that share one gate (nn.RNN's two, and the leaky RNN).</summary>
+    private static readonly string[] SingleGate = ["rnn-tanh", "rnn-relu", "leaky-rnn"];
+
     /// <inheritdoc/>
     public IChainModel Create(ModelSpec spec)
     {
-        var config = new RecurrentConfig(spec.Arch, spec.InputSize, spec.HiddenSize, spec.OutputSize) { Seed = spec.Seed, Gain = spec.Gain };
+        var config = new RecurrentConfig(spec.Arch, spec.InputSize, spec.HiddenSize, spec.OutputSize)
+        {
+            Seed = spec.Seed, Gain = spec.Gain,
+            Layers = spec.Integer("layers", 1),
+            Bias = !spec.Options.TryGetValue("bias", out var bias) || ParseFlag("bias", bias),
+            LearnInitialState = spec.Options.TryGetValue("h0", out var h0) && ParseFlag("h0", h0),
+        };
         // alpha and activation exist only for the rate model; other cells keep the defaults.
         if (config.NormalizedArch == "leaky-rnn")
             config = config with
@@ -28,6 +38,31 @@ public sealed class RecurrentModelFactory : IModelFactory
                 Activation = spec.Options.TryGetValue("activation", out var act) ? GlobalNtk.Models.Mlp.ActivationFunctions.Parse(act) : config.Activation,
             };
         return RecurrentModel.Create(config);
+    }
+
+    private static bool ParseFlag(string key, string v) => v.Trim().ToLowerInvariant() switch
+    {
+        "true" or "1" or "yes" => true,
+        "false" or "0" or "no" => false,
+        _ => throw new ArgumentException($"Model option '{key}' = '{v}' is not true or false."),
+    };
+
+    /// <summary>
+    /// The recurrent arch of a state dict without <c>arch</c> metadata, from the gate rows of
+    /// <c>weight_hh_l0</c> (3H: gru, 4H: lstm); null when the file has no such tensor. One gate
+    /// (nn.RNN tanh or relu, or the leaky RNN) cannot be told apart: that throws naming
+    /// <c>--arch</c> and the valid values.
+    /// </summary>
+    public static string? InferArch(string path, SafetensorsFile file)
+    {
+        var hh = file.Tensors.Where(t => t.Name == "weight_hh_l0" || t.Name.EndsWith(".weight_hh_l0", StringComparison.Ordinal)).ToList();
+        if (hh.Count != 1 || hh[0].Shape.Length != 2 || hh[0].Shape[1] < 1) return null;
+        int rows = hh[0].Shape[0], h = hh[0].Shape[1];
+        if (rows == 3 * h) return "gru";
+        if (rows == 4 * h) return "lstm";
+        if (rows == h)
+            throw new DataFileException(path, $"'{hh[0].Name}' {hh[0].ShapeText} has one gate, which nn.RNN (tanh or relu) and the leaky RNN share; give --arch (valid: {string.Join(", ", SingleGate)}).");
+        throw new DataFileException(path, $"'{hh[0].Name}' {hh[0].ShapeText}: {rows} rows is not 1, 3 or 4 gates × hidden {h}; give --arch (valid: {string.Join(", ", RecurrentConfig.Architectures)}).");
     }
 
     /// <inheritdoc/>
@@ -42,45 +77,69 @@ public sealed class RecurrentModelFactory : IModelFactory
         if (hh.Shape.Length != 2 || hh.Shape[1] < 1)
             throw t.Error($"tensor '{hh.Name}' has shape {hh.ShapeText}, expected [{g}·H, H] ({gates} H).");
         int h = hh.Shape[1], gh = g * h;
-        t.RequireShape(hh, [gh, h], $"{gates} {h}");
-        var ih = t.Find("weight_ih_l0", $"[{gh}, N_in] for {gates} {h}");
-        if (ih.Shape.Length != 2 || ih.Shape[0] != gh || ih.Shape[1] < 1)
-            throw t.Error($"tensor '{ih.Name}' has shape {ih.ShapeText}, expected [{gh}, N_in] ({gates} {h}).");
-        int nIn = ih.Shape[1];
-
-        var found = new Dictionary<string, Parameter>
+        if (hh.Shape[0] != gh)
         {
-            [RecurrentCell.WeightHhName] = hh,
-            [RecurrentCell.WeightIhName] = ih,
-        };
-        foreach (var (canonical, ending) in new[] { (RecurrentCell.BiasIhName, "bias_ih_l0"), (RecurrentCell.BiasHhName, "bias_hh_l0") })
-        {
-            bool wanted = RecurrentCell.ExpectedShapes(probe).Any(e => e.Name == canonical);
-            if (!wanted) continue; // leaky-rnn has one bias; a stray bias_ih_l0 is reported as unexpected below
-            var b = t.Find(ending, $"[{gh}] for {gates} {h}");
-            t.RequireShape(b, [gh], $"{gates} {h}");
-            found[canonical] = b;
+            string hint = hh.Shape[0] == 3 * h ? " (3 gates: gru)" : hh.Shape[0] == 4 * h ? " (4 gates: lstm)" : hh.Shape[0] == h ? $" (1 gate: {string.Join(", ", SingleGate)})" : "";
+            throw t.Error($"tensor '{hh.Name}' has shape {hh.ShapeText}, expected [{gh}, {h}] ({gates} {h}){hint}; check --arch or the file's 'arch' metadata.");
         }
-        foreach (var deeper in new[] { "weight_ih_l1", "weight_hh_l1" })
-            if (t.TryFind(deeper) is { } p)
-                throw t.Error($"tensor '{p.Name}' belongs to a second layer; only single-layer recurrent models are supported.");
+        string prefix = hh.Name[..^"weight_hh_l0".Length];
+        // Bias is all or nothing (nn.RNN's bias flag): either bias tensor of layer 0 declares it.
+        bool bias = t.File.Tensors.Contains(prefix + "bias_hh_l0") || t.File.Tensors.Contains(prefix + "bias_ih_l0");
+        bool hasBiasIh = bias && probe.NormalizedArch != "leaky-rnn";
+        int layers = 0;
+        while (t.File.Tensors.Contains($"{prefix}weight_hh_l{layers}")) layers++;
 
-        var readout = t.TryFindReadout(h);
-        t.RequireAllClaimed($"{probe.NormalizedArch} model (hidden {h}, input {nIn})");
+        var ps = new List<Parameter>();
+        int nIn = 0;
+        string canon = RecurrentStack.DefaultPrefix;
+        for (int k = 0; k < layers; k++)
+        {
+            var wih = Take(t, $"{prefix}weight_ih_l{k}", k == 0 ? $"[{gh}, N_in] for {gates} {h}" : $"[{gh}, {h}] for {gates} {h}");
+            if (wih.Shape.Length != 2 || wih.Shape[0] != gh || wih.Shape[1] < 1 || (k > 0 && wih.Shape[1] != h))
+                throw t.Error($"tensor '{wih.Name}' has shape {wih.ShapeText}, expected [{gh}, {(k == 0 ? "N_in" : h.ToString(System.Globalization.CultureInfo.InvariantCulture))}] ({gates} {h}, layer {k}).");
+            if (k == 0) nIn = wih.Shape[1];
+            var whh = Take(t, $"{prefix}weight_hh_l{k}", $"[{gh}, {h}] for {gates} {h}");
+            t.RequireShape(whh, [gh, h], $"{gates} {h}, layer {k}");
+            ps.Add(new Parameter($"{canon}weight_ih_l{k}", wih.Shape, wih.Data));
+            ps.Add(new Parameter($"{canon}weight_hh_l{k}", whh.Shape, whh.Data));
+            foreach (var (leaf, wanted) in new[] { ("bias_ih", hasBiasIh), ("bias_hh", bias) })
+            {
+                string name = $"{prefix}{leaf}_l{k}";
+                if (!wanted) continue; // a stray bias (leaky-rnn's bias_ih, or a partial bias) is reported as unexpected below
+                var b = Take(t, name, $"[{gh}] for {gates} {h}");
+                t.RequireShape(b, [gh], $"{gates} {h}, layer {k}");
+                ps.Add(new Parameter($"{canon}{leaf}_l{k}", b.Shape, b.Data));
+            }
+        }
+        // A learnable initial state, as users register it: h0 [L, H] (or [H] for one layer).
+        var h0 = t.TryFind("h0");
+        if (h0 != null)
+        {
+            bool fits = h0.Shape.SequenceEqual(new[] { layers, h }) || (layers == 1 && h0.Shape.SequenceEqual(new[] { h }));
+            if (!fits) throw t.Error($"initial state '{h0.Name}' has shape {h0.ShapeText}, expected [{layers}, {h}]{(layers == 1 ? $" or [{h}]" : "")} (layers × hidden).");
+            ps.Add(new Parameter(RecurrentStack.DefaultInitialStateName, h0.Shape, h0.Data));
+        }
+
+        var readout = t.TryFindReadout(h, allowBiasFree: true);
+        t.RequireAllClaimed($"{probe.NormalizedArch} model ({layers} layer{(layers > 1 ? "s" : "")}, hidden {h}, input {nIn}, {(bias ? "with" : "no")} bias)");
         int outputs = readout?.Weight.Shape[0] ?? 1;
 
+        var c = System.Globalization.CultureInfo.InvariantCulture;
         var md = new Dictionary<string, string>(t.Metadata, StringComparer.Ordinal)
         {
             ["arch"] = probe.NormalizedArch,
-            ["input_size"] = nIn.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["hidden_size"] = h.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["output_size"] = outputs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["input_size"] = nIn.ToString(c),
+            ["hidden_size"] = h.ToString(c),
+            ["output_size"] = outputs.ToString(c),
+            // Layers, bias and h0 come from the tensors, whatever the metadata says.
+            ["layers"] = layers.ToString(c),
+            ["bias"] = bias ? "true" : "false",
+            ["h0"] = h0 != null ? "true" : "false",
         };
         try
         {
             var config = RecurrentConfig.FromMetadata(md);
             // Canonical PyTorch names; data shared with the file's tensors (no copy).
-            var ps = found.Select(kv => new Parameter(kv.Key, kv.Value.Shape, kv.Value.Data)).ToList();
             ps.Add(new Parameter(Readout.WeightName, [outputs, h], readout?.Weight.Data));
             ps.Add(new Parameter(Readout.BiasName, [outputs], readout?.Bias.Data));
             var model = RecurrentModel.FromParameters(config, ps);
@@ -90,5 +149,12 @@ public sealed class RecurrentModelFactory : IModelFactory
         {
             throw t.Error(ex.Message);
         }
+    }
+
+    private static Parameter Take(TensorLookup t, string name, string expected)
+    {
+        var p = t.TryFind(name);
+        if (p == null || p.Name != name) throw t.Error($"missing tensor '{name}' ({expected}); the file has: {string.Join(", ", t.File.Tensors.Select(x => $"{x.Name} {x.ShapeText}"))}.");
+        return p;
     }
 }

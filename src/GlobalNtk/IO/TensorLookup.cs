@@ -98,9 +98,11 @@ public sealed class TensorLookup
     /// <summary>
     /// The readout: among the unclaimed tensors, a pair <c>X.weight</c> [O, width] and <c>X.bias</c>
     /// [O] (any prefix X, or bare <c>weight</c>/<c>bias</c>). Null when there is none; a pair of
-    /// the wrong shape, several pairs, or a lone weight/bias throw.
+    /// the wrong shape, several pairs, or a lone weight/bias throw. With
+    /// <paramref name="allowBiasFree"/>, a lone weight is an <c>nn.Linear(bias=False)</c> and comes
+    /// back with a new zero bias (not in the file).
     /// </summary>
-    public (Parameter Weight, Parameter Bias)? TryFindReadout(int width)
+    public (Parameter Weight, Parameter Bias)? TryFindReadout(int width, bool allowBiasFree = false)
     {
         // One pass over the unclaimed tensors, pairing X.weight with X.bias by their stem X.
         static string? Stem(string name, string leaf) =>
@@ -116,7 +118,9 @@ public sealed class TensorLookup
         var pairs = new List<(Parameter W, Parameter B)>();
         foreach (var (stem, w) in weights)
         {
-            if (!biases.TryGetValue(stem, out var b)) throw Error($"readout weight '{w.Name}' {w.ShapeText} has no matching bias '{Prefixed(stem, "bias")}'.");
+            if (!biases.TryGetValue(stem, out var b) && allowBiasFree && w.Shape.Length == 2)
+                b = new Parameter(Prefixed(stem, "bias"), [w.Shape[0]]);
+            if (b is null) throw Error($"readout weight '{w.Name}' {w.ShapeText} has no matching bias '{Prefixed(stem, "bias")}'.");
             pairs.Add((w, b));
         }
         foreach (var (stem, b) in biases)
@@ -129,7 +133,8 @@ public sealed class TensorLookup
             throw Error($"readout '{W.Name}' has shape {W.ShapeText}, expected [O, {width}] (output × hidden {width}).");
         if (B.Shape.Length != 1 || B.Shape[0] != W.Shape[0])
             throw Error($"readout '{B.Name}' has shape {B.ShapeText}, expected [{W.Shape[0]}] (rows of '{W.Name}' {W.ShapeText}).");
-        _claimed.Add(W.Name); _claimed.Add(B.Name);
+        _claimed.Add(W.Name);
+        if (File.Tensors.Contains(B.Name)) _claimed.Add(B.Name);
         return (W, B);
     }
 

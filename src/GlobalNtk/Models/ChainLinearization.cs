@@ -26,7 +26,11 @@ public abstract class ChainLinearization
     public int Steps => StateShape.Sizes[1];
     /// <summary>Scalars per (trial, step).</summary>
     public int StateSize => StateShape.Size / Math.Max(1, Trials * Steps);
-    /// <summary>Parameters θ the Jacobians are taken with respect to (same order as δθ).</summary>
+    /// <summary>
+    /// Parameters θ the Jacobians are taken with respect to (same order as δθ): a snapshot taken
+    /// when the model was linearised, never the model's live tensors, so training the model
+    /// afterwards does not change this linearisation. Treat it as read-only.
+    /// </summary>
     public abstract ParameterSet Parameters { get; }
     /// <summary>The forward trajectory z, laid out as <see cref="StateShape"/>.</summary>
     public abstract ReadOnlyMemory<double> States { get; }

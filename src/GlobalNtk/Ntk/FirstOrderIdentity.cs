@@ -49,8 +49,6 @@ public static class FirstOrderIdentity
         if (stateError.Length != lin0.StateShape.Size)
             throw new Operators.ShapeMismatchException($"First-order check: error e has length {stateError.Length}, expected the state shape {lin0.StateShape}.");
         var ops = new NtkOperators(lin0);
-        // Everything from the linearisation at θ is computed before θ moves: a linearisation may
-        // read the model's weights lazily.
         var z0 = lin0.States.ToArray();
         var grad = ops.WholeModelJacobian.ApplyAdjoint(stateError);           // ∇_θL = (dz/dθ)* e
         var predicted = ops.NtkS.Apply(stateError);                            // NTK_S e

@@ -88,10 +88,10 @@ public class RecurrentModelTests
         var x = Inputs(model);
         var z0 = Random(model.StateSize, 3);
         model.InitialState = z0;
-        var lin = model.Linearize(x);
+        var lin = (RecurrentLinearization)model.Linearize(x);
         for (int b = 0; b < B; b++) Assert.Equal(z0, lin.InitialState.Span.Slice(b * model.StateSize, model.StateSize).ToArray());
         model.InitialState = null;
-        Assert.All(model.Linearize(x).InitialState.ToArray(), v => Assert.Equal(0.0, v));
+        Assert.All(((RecurrentLinearization)model.Linearize(x)).InitialState.ToArray(), v => Assert.Equal(0.0, v));
         Assert.Contains("expected state size 4", Assert.Throws<ArgumentException>(() => model.InitialState = new double[3]).Message);
     }
 

@@ -49,8 +49,9 @@ internal static class RecurrentTestKit
     }
 
     /// <summary>z_{k−1} for every (b, k): the trajectory shifted by one step, z_0 first.</summary>
-    public static double[] PreviousStates(RecurrentLinearization lin)
+    public static double[] PreviousStates(ChainLinearization chain)
     {
+        var lin = (RecurrentLinearization)chain;
         int b = lin.Trials, t = lin.Steps, s = lin.StateSize;
         var prev = new double[b * t * s];
         var z = lin.States.Span; var z0 = lin.InitialState.Span;

@@ -9,6 +9,7 @@ namespace GlobalNtk.Models.Mlp;
 internal sealed class MlpLinearization : ChainLinearization
 {
     private readonly MlpModel _model;
+    private readonly ParameterSet _params; // snapshot: later training does not change this linearisation
     private readonly int _b, _l, _h;
     private readonly double[] _z, _dphi;
     private readonly double[][] _u;      // per layer [B, in_k + 1]
@@ -27,7 +28,7 @@ internal sealed class MlpLinearization : ChainLinearization
         _dphi = new double[_b * stride];
         _u = new double[_l][]; _in = new int[_l]; _w = new double[_l][];
         _wOff = new int[_l]; _bOff = new int[_l];
-        var ps = model.Parameters;
+        var ps = _params = model.Parameters.Clone();
         var pre = new double[_b * _h];
         for (int k = 0; k < _l; k++)
         {
@@ -60,7 +61,7 @@ internal sealed class MlpLinearization : ChainLinearization
     }
 
     public override AxisShape StateShape { get; }
-    public override ParameterSet Parameters => _model.Parameters;
+    public override ParameterSet Parameters => _params;
     public override ReadOnlyMemory<double> States => _z;
     public override IReadOnlyList<WeightSite> Sites => _sites;
 

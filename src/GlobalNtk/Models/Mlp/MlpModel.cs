@@ -1,4 +1,5 @@
 using GlobalNtk.Dense;
+using GlobalNtk.Models.Blocks;
 using GlobalNtk.Operators;
 
 namespace GlobalNtk.Models.Mlp;
@@ -32,6 +33,9 @@ public sealed class MlpModel : IChainModel
             throw new ArgumentException($"MLP: the readout must read the {hidden} units of the last layer, got '{readout.Weight.Name}' {readout.Weight.ShapeText}.");
         Parameters = parameters;
         Readout = readout;
+        Chain = new BlockChain(inputs, Enumerable.Range(0, layers).Select(k => (StepBlock)new SequentialBlock(
+            new AffineBlock($"layers.{k}", k == 0 ? inputs : hidden, hidden, WeightName(k), BiasName(k)),
+            new ActivationBlock(hidden, activation))).ToArray());
         AllParameters = new ParameterSet(parameters.Concat(readout.Parameters));
     }
 
@@ -62,6 +66,8 @@ public sealed class MlpModel : IChainModel
 
     /// <inheritdoc/>
     public string Arch => "mlp";
+    /// <summary>The MLP as a chain of blocks: step k = nn.Linear then φ.</summary>
+    public BlockChain Chain { get; }
     /// <summary>Input width N_in.</summary>
     public int Inputs { get; }
     /// <summary>Hidden width H (every layer).</summary>
@@ -92,6 +98,13 @@ public sealed class MlpModel : IChainModel
     {
         if (inputs.Shape.Rank != 2 || inputs.Shape.Sizes[1] != Inputs)
             throw new ArgumentException($"MLP: inputs must be (sample, input) with input = {Inputs}, got {inputs.Shape}.");
+        inputs.EnsureFinite("MLP inputs");
+        return Chain.Linearize(Parameters, inputs);
+    }
+
+    /// <summary>The hand-fused linearisation (kept to measure the generic block path against).</summary>
+    internal ChainLinearization LinearizeFused(Tensor inputs)
+    {
         inputs.EnsureFinite("MLP inputs");
         Parameters.EnsureFinite();
         return new MlpLinearization(this, inputs);

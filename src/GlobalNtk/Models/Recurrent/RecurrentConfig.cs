@@ -24,11 +24,21 @@ public sealed record RecurrentConfig(string Arch, int InputSize, int HiddenSize,
     public Activation Activation { get; init; } = Activation.Tanh;
     /// <summary>Seed of the initialisation RNG.</summary>
     public int Seed { get; init; }
+    /// <summary>Number of stacked layers L (PyTorch <c>num_layers</c>).</summary>
+    public int Layers { get; init; } = 1;
+    /// <summary>Whether the layers have biases (PyTorch <c>bias</c>).</summary>
+    public bool Bias { get; init; } = true;
+    /// <summary>Whether the initial state h0 is a learnable parameter (else z_0 is zero or given).</summary>
+    public bool LearnInitialState { get; init; }
 
     /// <summary>Number of stacked gates G (rows of weight_ih_l0 are G·H).</summary>
     public int GateCount => NormalizedArch switch { "gru" => 3, "lstm" => 4, _ => 1 };
-    /// <summary>State size S per (trial, step): 2H for the LSTM ([h; c]), H otherwise.</summary>
-    public int StateSize => NormalizedArch == "lstm" ? 2 * HiddenSize : HiddenSize;
+    /// <summary>State size per layer: 2H for the LSTM ([h; c]), H otherwise.</summary>
+    public int LayerStateSize => NormalizedArch == "lstm" ? 2 * HiddenSize : HiddenSize;
+    /// <summary>State size S per (trial, step): every layer's state, L · <see cref="LayerStateSize"/>.</summary>
+    public int StateSize => Layers * LayerStateSize;
+    /// <summary>Whether this is the single-layer, biased, fixed-z_0 net that the fused cell path serves.</summary>
+    internal bool IsPlainSingleLayer => Layers == 1 && Bias && !LearnInitialState;
     /// <summary><see cref="Arch"/> lower-cased and trimmed.</summary>
     public string NormalizedArch => (Arch ?? "").Trim().ToLowerInvariant();
 
@@ -40,6 +50,7 @@ public sealed record RecurrentConfig(string Arch, int InputSize, int HiddenSize,
         if (InputSize <= 0) throw new ArgumentException($"Recurrent model: input size must be positive, got {InputSize}.");
         if (HiddenSize <= 0) throw new ArgumentException($"Recurrent model: hidden size must be positive, got {HiddenSize}.");
         if (OutputSize <= 0) throw new ArgumentException($"Recurrent model: output size must be positive, got {OutputSize}.");
+        if (Layers < 1) throw new ArgumentException($"Recurrent model: layers must be ≥ 1, got {Layers}.");
         if (!double.IsFinite(Gain)) throw new ArgumentException($"Recurrent model: gain must be finite, got {Gain}.");
         if (NormalizedArch == "leaky-rnn" && !(Alpha > 0 && Alpha <= 1))
             throw new ArgumentException($"leaky-rnn: alpha must be in (0, 1], got {Alpha}.");
@@ -47,7 +58,7 @@ public sealed record RecurrentConfig(string Arch, int InputSize, int HiddenSize,
             throw new ArgumentException($"leaky-rnn: activation must be tanh or relu, got {Activation.Name()}.");
     }
 
-    /// <summary>Metadata strings: family, arch, input_size, hidden_size, output_size, gain, seed (+ alpha, activation for leaky-rnn).</summary>
+    /// <summary>Metadata strings: family, arch, input_size, hidden_size, output_size, gain, seed (+ layers, bias, h0 when not the defaults 1, true, false; alpha, activation for leaky-rnn).</summary>
     public IReadOnlyDictionary<string, string> ToMetadata()
     {
         var c = CultureInfo.InvariantCulture;
@@ -61,6 +72,9 @@ public sealed record RecurrentConfig(string Arch, int InputSize, int HiddenSize,
             ["gain"] = Gain.ToString("R", c),
             ["seed"] = Seed.ToString(c),
         };
+        if (Layers != 1) md["layers"] = Layers.ToString(c);
+        if (!Bias) md["bias"] = "false";
+        if (LearnInitialState) md["h0"] = "true";
         if (NormalizedArch == "leaky-rnn")
         {
             md["alpha"] = Alpha.ToString("R", c);
@@ -82,12 +96,21 @@ public sealed record RecurrentConfig(string Arch, int InputSize, int HiddenSize,
         double Real(string key, double fallback) => !metadata.ContainsKey(key) ? fallback
             : double.TryParse(metadata[key], NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v
             : throw new ArgumentException($"Recurrent model metadata: '{key}' = '{metadata[key]}' is not a number.");
+        static bool Flag(string key, string v) => v.Trim().ToLowerInvariant() switch
+        {
+            "true" or "1" => true,
+            "false" or "0" => false,
+            _ => throw new ArgumentException($"Recurrent model metadata: '{key}' = '{v}' is not true or false."),
+        };
         var config = new RecurrentConfig(Get("arch"), Int("input_size"), Int("hidden_size"), Int("output_size"))
         {
             Gain = Real("gain", 1.0),
             Alpha = Real("alpha", 0.1),
             Activation = metadata.TryGetValue("activation", out var a) ? Pointwise.Parse(a) : Activation.Tanh,
             Seed = metadata.ContainsKey("seed") ? Int("seed") : 0,
+            Layers = metadata.ContainsKey("layers") ? Int("layers") : 1,
+            Bias = !metadata.TryGetValue("bias", out var bias) || Flag("bias", bias),
+            LearnInitialState = metadata.TryGetValue("h0", out var h0) && Flag("h0", h0),
         };
         config.Validate();
         return config;

@@ -12,14 +12,15 @@ namespace GlobalNtk.Models.Recurrent;
 /// </summary>
 /// <remarks>
 /// Stores only state-sized arrays: the states [B, T, S], the site variables v(h_{k−1}) [B·T, H],
-/// the cell's gate cache [B·T, cache], a copy of the inputs, and a copy of W_hh (so later
-/// parameter updates do not change this linearisation). Row (b, k) of every per-row array is
+/// the cell's gate cache [B·T, cache], a copy of the inputs, and a snapshot of the parameters (so
+/// later parameter updates do not change this linearisation). Row (b, k) of every per-row array is
 /// b·T + k. Block operations treat the rows of one step of a [count, B, T, S] block as
 /// count·B rows with stride T·S, so each step is one GEMM per weight matrix.
 /// </remarks>
 public sealed unsafe class RecurrentLinearization : ChainLinearization
 {
     private readonly RecurrentCell _cell;
+    private readonly ParameterSet _params; // snapshot: later training does not change this linearisation
     private readonly int _b, _t, _s, _h, _n, _gh, _p, _c;
     private readonly double[] _x, _states, _initial, _v, _cache, _whh;
     private readonly int _offWih, _offWhh, _offBih, _offBhh;
@@ -36,8 +37,8 @@ public sealed unsafe class RecurrentLinearization : ChainLinearization
         _states = new double[checked(_b * _t * _s)];
         _v = new double[checked(_b * _t * _h)];
         _cache = new double[checked(_b * _t * _c)];
-        _whh = (double[])cell.Parameters[RecurrentCell.WeightHhName].Data.Clone();
-        var ps = cell.Parameters;
+        var ps = _params = cell.Parameters.Clone();
+        _whh = ps[RecurrentCell.WeightHhName].Data;
         _offWih = ps.OffsetOf(RecurrentCell.WeightIhName);
         _offWhh = ps.OffsetOf(RecurrentCell.WeightHhName);
         _offBih = cell.HasBiasIh ? ps.OffsetOf(RecurrentCell.BiasIhName) : -1;
@@ -50,7 +51,7 @@ public sealed unsafe class RecurrentLinearization : ChainLinearization
     /// <inheritdoc/>
     public override AxisShape StateShape { get; }
     /// <inheritdoc/>
-    public override ParameterSet Parameters => _cell.Parameters;
+    public override ParameterSet Parameters => _params;
     /// <inheritdoc/>
     public override ReadOnlyMemory<double> States => _states;
     /// <summary>The states as a (trial, time, unit) tensor (a view of <see cref="States"/>; do not modify).</summary>
@@ -80,7 +81,7 @@ public sealed unsafe class RecurrentLinearization : ChainLinearization
 
     private void Forward()
     {
-        var ps = _cell.Parameters;
+        var ps = _params;
         var wih = ps[RecurrentCell.WeightIhName].Data;
         var bih = _cell.HasBiasIh ? ps[RecurrentCell.BiasIhName].Data : null;
         var bhh = ps[RecurrentCell.BiasHhName].Data;

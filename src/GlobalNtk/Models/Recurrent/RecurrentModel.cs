@@ -13,47 +13,64 @@ public sealed class RecurrentModel : IChainModel
 {
     private double[]? _initialState;
 
-    private RecurrentModel(RecurrentConfig config, RecurrentCell cell, Readout readout)
+    private RecurrentModel(RecurrentConfig config, RecurrentStack stack, ParameterSet parameters, RecurrentCell? cell, Readout readout)
     {
-        Config = config; Cell = cell; Readout = readout;
-        AllParameters = new ParameterSet(cell.Parameters.Concat(readout.Parameters));
+        Config = config; Stack = stack; Parameters = parameters; _cell = cell; Readout = readout;
+        AllParameters = new ParameterSet(parameters.Concat(readout.Parameters));
     }
+
+    private readonly RecurrentCell? _cell;
 
     /// <summary>
     /// A freshly initialised model (PyTorch defaults, docs/math.md#cells): cell tensors uniform ±1/√H then
-    /// readout as nn.Linear (±1/√H), all from the key <c>RngKey.FromSeed(config.Seed).Fold("init")</c>; W_hh × gain.
+    /// readout as nn.Linear (±1/√H) on the top layer's h, all from the key
+    /// <c>RngKey.FromSeed(config.Seed).Fold("init")</c>; every W_hh × gain; a learnable h0 starts at zero.
     /// </summary>
     public static RecurrentModel Create(RecurrentConfig config)
     {
         config.Validate();
         var rng = RngKey.FromSeed(config.Seed).Fold("init").CreateRandom();
-
-        var cell = RecurrentCell.Create(config, RecurrentCell.Initialize(config, rng));
-        return new RecurrentModel(config, cell, Readout.Initialize(config.HiddenSize, config.OutputSize, rng));
+        var stack = new RecurrentStack(config);
+        var ps = stack.Initialize(rng);
+        var readout = Readout.Initialize(config.HiddenSize, config.OutputSize, rng, featureOffset: TopOffset(config));
+        return new RecurrentModel(config, stack, ps, config.IsPlainSingleLayer ? RecurrentCell.Create(config, ps) : null, readout);
     }
 
     /// <summary>Shorthand for <see cref="Create(RecurrentConfig)"/>.</summary>
     public static RecurrentModel Create(string arch, int inputSize, int hiddenSize, int outputSize, int seed = 0, double gain = 1.0) =>
         Create(new RecurrentConfig(arch, inputSize, hiddenSize, outputSize) { Seed = seed, Gain = gain });
 
+    /// <summary>Offset of the top layer's h in the chain state (the readout's input).</summary>
+    public static int TopOffset(RecurrentConfig config) => (config.Layers - 1) * config.LayerStateSize;
+
     /// <summary>
-    /// A model over given tensors (e.g. from a checkpoint), in any order: the cell's
-    /// (<c>rnn.weight_ih_l0</c>, …, see <see cref="RecurrentCell.ExpectedShapes"/>) and
+    /// A model over given tensors (e.g. from a checkpoint), in any order: the stack's
+    /// (<c>rnn.weight_ih_l0</c>, …, see <see cref="RecurrentStack.ExpectedShapes"/>) and
     /// <c>readout.weight</c> [O, H], <c>readout.bias</c> [O]. Every shape is checked against the
     /// config; a missing, extra or mis-shaped tensor throws a one-line error naming it and the
     /// expected shape; NaN/Inf throws <see cref="NonFiniteException"/> naming the tensor.
     /// The tensors are owned by the model (not copied).
     /// </summary>
-    public static RecurrentModel FromParameters(RecurrentConfig config, IEnumerable<Parameter> parameters)
+    public static RecurrentModel FromParameters(RecurrentConfig config, IEnumerable<Parameter> parameters) =>
+        FromParameters(config, parameters, RecurrentStack.DefaultPrefix, RecurrentStack.DefaultInitialStateName);
+
+    /// <summary>
+    /// As <see cref="FromParameters(RecurrentConfig, IEnumerable{Parameter})"/>, with the stack's
+    /// tensors named under <paramref name="prefix"/> and a learnable h0 named
+    /// <paramref name="initialStateName"/> (shape [L, H] or [H]).
+    /// </summary>
+    public static RecurrentModel FromParameters(RecurrentConfig config, IEnumerable<Parameter> parameters, string prefix, string? initialStateName)
     {
         config.Validate();
         var given = new Dictionary<string, Parameter>();
         foreach (var p in parameters)
             if (!given.TryAdd(p.Name, p)) throw new ArgumentException($"Tensor '{p.Name}' given twice.");
-        var expected = RecurrentCell.ExpectedShapes(config).ToList();
+        int[]? h0Shape = initialStateName != null && given.TryGetValue(initialStateName, out var h0p) ? h0p.Shape : null;
+        var stack = new RecurrentStack(config, prefix, initialStateName, h0Shape);
+        var expected = stack.ExpectedShapes().ToList();
         expected.Add((Readout.WeightName, [config.OutputSize, config.HiddenSize]));
         expected.Add((Readout.BiasName, [config.OutputSize]));
-        string context = $"arch {config.NormalizedArch}, input {config.InputSize}, hidden {config.HiddenSize}, output {config.OutputSize}";
+        string context = $"arch {config.NormalizedArch}, layers {config.Layers}, input {config.InputSize}, hidden {config.HiddenSize}, output {config.OutputSize}";
         foreach (var name in given.Keys)
             if (!expected.Any(e => e.Name == name))
                 throw new ArgumentException($"Unexpected tensor '{name}' {given[name].ShapeText} for {context} (expected: {string.Join(", ", expected.Select(e => e.Name))}).");
@@ -65,21 +82,29 @@ public sealed class RecurrentModel : IChainModel
                 throw new ArgumentException($"Tensor '{name}' has shape {p.ShapeText}, expected [{string.Join(", ", shape)}] ({context}).");
             Numerics.EnsureFinite(p.Data, $"tensor '{name}' {p.ShapeText}");
         }
-        var cellParams = new ParameterSet(RecurrentCell.ExpectedShapes(config).Select(e => given[e.Name]));
-        var cell = RecurrentCell.Create(config, cellParams);
-        return new RecurrentModel(config, cell, new Readout(given[Readout.WeightName], given[Readout.BiasName]));
+        var ps = new ParameterSet(stack.ExpectedShapes().Select(e => given[e.Name]));
+        bool plain = config.IsPlainSingleLayer && prefix == RecurrentStack.DefaultPrefix;
+        var readout = new Readout(given[Readout.WeightName], given[Readout.BiasName], TopOffset(config));
+        return new RecurrentModel(config, stack, ps, plain ? RecurrentCell.Create(config, ps) : null, readout);
     }
 
     /// <summary>Architecture and hyper-parameters.</summary>
     public RecurrentConfig Config { get; }
-    /// <summary>The cell (its math and parameters).</summary>
-    public RecurrentCell Cell { get; }
+    /// <summary>The layer layout and names (PyTorch's state-dict names).</summary>
+    public RecurrentStack Stack { get; }
+    /// <summary>
+    /// The fused single-layer cell (its math and parameters) when the net is one biased layer
+    /// with a fixed z_0; null otherwise (the stacked path serves it).
+    /// </summary>
+    public RecurrentCell? Cell => _cell;
+    /// <summary>L.</summary>
+    public int Layers => Config.Layers;
     /// <inheritdoc/>
     public Readout Readout { get; }
     /// <inheritdoc/>
     public string Arch => Config.NormalizedArch;
     /// <inheritdoc/>
-    public ParameterSet Parameters => Cell.Parameters;
+    public ParameterSet Parameters { get; }
     /// <inheritdoc/>
     public ParameterSet AllParameters { get; }
     /// <inheritdoc/>
@@ -88,12 +113,15 @@ public sealed class RecurrentModel : IChainModel
     public int InputSize => Config.InputSize;
     /// <summary>H.</summary>
     public int HiddenSize => Config.HiddenSize;
-    /// <summary>S per (trial, time): 2H for the LSTM.</summary>
+    /// <summary>S per (trial, time): every layer's state (2H per layer for the LSTM).</summary>
     public int StateSize => Config.StateSize;
     /// <summary>O.</summary>
     public int OutputSize => Config.OutputSize;
 
-    /// <summary>Initial state z_0 [S] shared by every trial (LSTM: [h; c]); null means zero.</summary>
+    /// <summary>
+    /// Fixed initial state z_0 [S] shared by every trial (layer-major; LSTM: [h; c] per layer);
+    /// null means zero. Not available when h0 is a learnable parameter.
+    /// </summary>
     public double[]? InitialState
     {
         get => _initialState;
@@ -101,6 +129,8 @@ public sealed class RecurrentModel : IChainModel
         {
             if (value != null)
             {
+                if (Config.LearnInitialState)
+                    throw new ArgumentException($"This {Arch} model learns its initial state '{Stack.InitialStateName}'; set that parameter instead.");
                 if (value.Length != StateSize)
                     throw new ArgumentException($"Initial state has length {value.Length}, expected state size {StateSize} ({Arch}, hidden {HiddenSize}).");
                 Numerics.EnsureFinite(value, "initial state");
@@ -115,22 +145,25 @@ public sealed class RecurrentModel : IChainModel
     /// <inheritdoc/>
     ChainLinearization IChainModel.Linearize(Tensor inputs) => Linearize(inputs);
 
-    /// <summary>Runs the cell over inputs [trial, time, input] from <see cref="InitialState"/> and linearises it.</summary>
-    public RecurrentLinearization Linearize(Tensor inputs) => Linearize(inputs, null);
+    /// <summary>Runs the net over inputs [trial, time, input] from its initial state and linearises it.</summary>
+    public ChainLinearization Linearize(Tensor inputs) => Linearize(inputs, null);
 
     /// <summary>
-    /// Runs the cell over inputs [trial, time, input] from a per-trial initial state
-    /// [trial, unit] (null: <see cref="InitialState"/>, or zero), and linearises it.
+    /// Runs the net over inputs [trial, time, input] from a per-trial initial state
+    /// [trial, unit] (null: the learnable h0, <see cref="InitialState"/>, or zero), and linearises
+    /// it. The linearisation holds a snapshot of the parameters.
     /// </summary>
-    public RecurrentLinearization Linearize(Tensor inputs, Tensor? initialState)
+    public ChainLinearization Linearize(Tensor inputs, Tensor? initialState)
     {
         var shape = inputs.Shape;
         if (shape.Rank != 3 || shape.Sizes[2] != InputSize || shape.Sizes[0] < 1 || shape.Sizes[1] < 1)
             throw new ArgumentException($"Inputs {shape} do not fit the {Arch} model: expected (trial, time, input={InputSize}) with trial, time ≥ 1.");
         inputs.EnsureFinite($"inputs {shape}");
-        Cell.Parameters.EnsureFinite();
+        Parameters.EnsureFinite();
         int b = shape.Sizes[0];
         var z0 = new double[checked(b * StateSize)];
+        if (initialState != null && Config.LearnInitialState)
+            throw new ArgumentException($"This {Arch} model learns its initial state '{Stack.InitialStateName}'; it takes no initial-state input.");
         if (initialState != null)
         {
             if (initialState.Length != z0.Length)
@@ -140,11 +173,32 @@ public sealed class RecurrentModel : IChainModel
         }
         else if (_initialState != null)
             for (int i = 0; i < b; i++) _initialState.CopyTo(z0, i * StateSize);
-        return new RecurrentLinearization(Cell, inputs, z0);
+        else if (Config.LearnInitialState)
+        {
+            // z_0 = [h0_l0; (c = 0); h0_l1; …] for every trial.
+            var h0 = Parameters[Stack.InitialStateName!].Data;
+            int h = HiddenSize, sc = Config.LayerStateSize;
+            for (int i = 0; i < b; i++)
+                for (int k = 0; k < Layers; k++) h0.AsSpan(k * h, h).CopyTo(z0.AsSpan(i * StateSize + k * sc, h));
+        }
+        if (_cell != null) return new RecurrentLinearization(_cell, inputs, z0);
+        return new StackedRecurrentLinearization(Stack, Parameters.Clone(), inputs, z0);
+    }
+
+    /// <summary>The stacked (generic) linearisation even for a plain single-layer net (to compare with the fused path).</summary>
+    internal ChainLinearization LinearizeStacked(Tensor inputs)
+    {
+        var z0 = new double[inputs.Shape.Sizes[0] * StateSize];
+        if (_initialState != null) for (int i = 0; i < inputs.Shape.Sizes[0]; i++) _initialState.CopyTo(z0, i * StateSize);
+        return new StackedRecurrentLinearization(Stack, Parameters.Clone(), inputs, z0);
     }
 
     /// <summary>The states (trial, time, unit) for inputs [trial, time, input].</summary>
-    public Tensor Forward(Tensor inputs) => Linearize(inputs).StatesTensor;
+    public Tensor Forward(Tensor inputs)
+    {
+        var lin = Linearize(inputs);
+        return new Tensor(lin.States.ToArray(), lin.StateShape);
+    }
 
     /// <summary>The outputs (trial, time, output) for inputs [trial, time, input].</summary>
     public Tensor Predict(Tensor inputs)

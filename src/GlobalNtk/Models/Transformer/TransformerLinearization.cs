@@ -11,6 +11,7 @@ namespace GlobalNtk.Models.Transformer;
 internal sealed class TransformerLinearization : ChainLinearization
 {
     private readonly TransformerModel _model;
+    private readonly ParameterSet _params; // snapshot: later training does not change this linearisation
     private readonly TransformerConfig _c;
     private readonly int _s, _n, _d, _steps;
     private readonly double[] _z;
@@ -28,7 +29,7 @@ internal sealed class TransformerLinearization : ChainLinearization
         StateShape = new AxisShape(("sequence", _s), ("layer", _steps), ("token", _n), ("feature", _d));
         _z = new double[StateShape.Size];
         _chunkSeq = Math.Clamp(model.ChunkRows / _n, 1, _s);
-        var ps = model.Parameters;
+        var ps = _params = model.Parameters.Clone();
         int rows = _s * _n, d = _d;
 
         // Step 0: z₀ = c·input_proj(x) + PE, or c·embedding[x] + PE.
@@ -94,7 +95,7 @@ internal sealed class TransformerLinearization : ChainLinearization
     }
 
     public override AxisShape StateShape { get; }
-    public override ParameterSet Parameters => _model.Parameters;
+    public override ParameterSet Parameters => _params;
     public override ReadOnlyMemory<double> States => _z;
     public override IReadOnlyList<WeightSite> Sites => _sites;
 

@@ -1,0 +1,35 @@
+using System.Numerics.Tensors;
+using GlobalNtk.Models.Mlp;
+
+namespace GlobalNtk.Models.Blocks;
+
+/// <summary>A pointwise nonlinearity y = φ(u); its Jacobian is diag(φ'(u)).</summary>
+public sealed class ActivationBlock(int width, Activation activation) : StepBlock
+{
+    /// <inheritdoc/>
+    public override int InputWidth => width;
+    /// <inheritdoc/>
+    public override int OutputWidth => width;
+    /// <summary>φ.</summary>
+    public Activation Activation => activation;
+
+    /// <inheritdoc/>
+    public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output)
+    {
+        var d = new double[checked(rows * width)];
+        activation.Evaluate(input[..d.Length], output[..d.Length], d);
+        return new DiagonalTrace(this, rows, d);
+    }
+}
+
+/// <summary>A trace whose input Jacobian is diag(d) per row (d [Rows, width]); no parameters.</summary>
+internal sealed class DiagonalTrace(StepBlock block, int rows, double[] d) : BlockTrace(block, rows)
+{
+    public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count)
+    {
+        for (int j = 0; j < count; j++)
+            TensorPrimitives.Multiply(dIn.Slice(j * d.Length, d.Length), d, dOut.Slice(j * d.Length, d.Length));
+    }
+
+    public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count) => Jvp(dOut, dIn, count);
+}

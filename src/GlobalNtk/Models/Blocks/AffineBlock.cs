@@ -1,0 +1,107 @@
+using GlobalNtk.Dense;
+using System.Numerics.Tensors;
+
+namespace GlobalNtk.Models.Blocks;
+
+/// <summary>
+/// nn.Linear: y = W u + b with W [Out, In] and an optional bias b [Out]; a weight site
+/// (docs/math.md#kronecker-core) with Û = [u, 1] (or [u] without bias) and D = identity.
+/// </summary>
+public sealed class AffineBlock : StepBlock
+{
+    /// <summary>An affine map named <paramref name="weight"/> (and <paramref name="bias"/> when not null).</summary>
+    public AffineBlock(string name, int inputs, int outputs, string weight, string? bias)
+    {
+        if (inputs < 1 || outputs < 1) throw new ArgumentException($"Affine block '{name}': sizes {inputs} → {outputs} must be ≥ 1.");
+        Name = name; InputWidth = inputs; OutputWidth = outputs;
+        WeightSpec = new ParameterSpec(weight, [outputs, inputs]);
+        BiasSpec = bias == null ? null : new ParameterSpec(bias, [outputs]);
+        ParameterSpecs = BiasSpec == null ? [WeightSpec] : [WeightSpec, BiasSpec];
+    }
+
+    /// <summary>nn.Linear under a module prefix: <c>{prefix}.weight</c>, <c>{prefix}.bias</c>.</summary>
+    public static AffineBlock Linear(string prefix, int inputs, int outputs, bool bias = true) =>
+        new(prefix, inputs, outputs, prefix + ".weight", bias ? prefix + ".bias" : null);
+
+    /// <summary>Display name of the site.</summary>
+    public string Name { get; }
+    /// <inheritdoc/>
+    public override int InputWidth { get; }
+    /// <inheritdoc/>
+    public override int OutputWidth { get; }
+    /// <summary>W [Out, In].</summary>
+    public ParameterSpec WeightSpec { get; }
+    /// <summary>b [Out], or null.</summary>
+    public ParameterSpec? BiasSpec { get; }
+    /// <inheritdoc/>
+    public override IReadOnlyList<ParameterSpec> ParameterSpecs { get; }
+
+    /// <inheritdoc/>
+    public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output)
+    {
+        var w = Read(parameters, WeightSpec);
+        var b = BiasSpec == null ? null : Read(parameters, BiasSpec);
+        int n = InputWidth, m = OutputWidth, aw = n + (b == null ? 0 : 1);
+        // Û = [u, 1]: serves the forward product and the Kronecker core alike.
+        var u = new double[checked(rows * aw)];
+        for (int r = 0; r < rows; r++)
+        {
+            input.Slice(r * n, n).CopyTo(u.AsSpan(r * aw, n));
+            if (b != null) u[r * aw + n] = 1.0;
+        }
+        Gemm.Multiply(Trans.No, Trans.Yes, rows, m, n, 1.0, u, aw, w, n, 0.0, output, m);
+        if (b != null) for (int r = 0; r < rows; r++) TensorPrimitives.Add(output.Slice(r * m, m), b, output.Slice(r * m, m));
+        return new Trace(this, rows, w, u, aw);
+    }
+
+    private sealed class Trace(AffineBlock blk, int rows, double[] w, double[] u, int aw) : BlockTrace(blk, rows)
+    {
+        private readonly int _n = blk.InputWidth, _m = blk.OutputWidth;
+        private readonly bool _bias = blk.BiasSpec != null;
+
+        // All count·Rows rows at once: one GEMM.
+        public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count) =>
+            Gemm.Multiply(Trans.No, Trans.Yes, count * Rows, _m, _n, 1.0, dIn, _n, w, _n, 0.0, dOut, _m);
+
+        public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count) =>
+            Gemm.Multiply(Trans.No, Trans.No, count * Rows, _n, _m, 1.0, dOut, _m, w, _n, 0.0, dIn, _n);
+
+        public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> dOut, int count)
+        {
+            int size = blk.ParameterSize, wn = _m * _n;
+            for (int j = 0; j < count; j++)
+            {
+                var dt = dTheta.Slice(j * size, size);
+                var o = dOut.Slice(j * Rows * _m, Rows * _m);
+                // δa = U δWᵀ + δb (docs/math.md#kronecker-core)
+                Gemm.Multiply(Trans.No, Trans.Yes, Rows, _m, _n, 1.0, u, aw, dt[..wn], _n, 0.0, o, _m);
+                if (_bias) for (int r = 0; r < Rows; r++) TensorPrimitives.Add(o.Slice(r * _m, _m), dt.Slice(wn, _m), o.Slice(r * _m, _m));
+            }
+        }
+
+        public override void ParamVjp(ReadOnlySpan<double> dOut, Span<double> dTheta, int count)
+        {
+            int size = blk.ParameterSize, wn = _m * _n;
+            for (int j = 0; j < count; j++)
+            {
+                var dt = dTheta.Slice(j * size, size);
+                var g = dOut.Slice(j * Rows * _m, Rows * _m);
+                // [δW, δb] = gᵀ Û: δW = gᵀ U, δb = Σ_rows g.
+                Gemm.Multiply(Trans.Yes, Trans.No, _m, _n, Rows, 1.0, g, _m, u, aw, 0.0, dt[..wn], _n);
+                if (_bias)
+                {
+                    var db = dt.Slice(wn, _m);
+                    db.Clear();
+                    for (int r = 0; r < Rows; r++) TensorPrimitives.Add(db, g.Slice(r * _m, _m), db);
+                }
+            }
+        }
+
+        public override IReadOnlyList<LocalSite> Sites =>
+        [
+            new LocalSite(blk.Name, blk.WeightSpec.Name, blk.BiasSpec?.Name, _n, _m, u, RowLocal: true,
+                (src, dst, count) => src[..(count * Rows * _m)].CopyTo(dst),
+                (src, dst, count) => src[..(count * Rows * _m)].CopyTo(dst)),
+        ];
+    }
+}

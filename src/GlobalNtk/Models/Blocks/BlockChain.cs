@@ -1,0 +1,288 @@
+using GlobalNtk.Dense;
+using GlobalNtk.Operators;
+
+namespace GlobalNtk.Models.Blocks;
+
+/// <summary>
+/// A depth chain composed of step blocks (docs/math.md#models-as-chains): z_0 = f_0(x), z_k = f_k(z_{k−1}), one
+/// <see cref="StepBlock"/> per step, each with its own weights. Every step maps rows of the same
+/// width, so the state is [trial, layer, (row axes…), unit]. <see cref="Linearize"/> derives the
+/// whole <see cref="ChainLinearization"/> (A_k, J_θ, J_θ*, the weight sites and, through the
+/// base class, the J_rest term) from the blocks.
+/// </summary>
+/// <example>
+/// A two-layer tanh MLP with a bias-free second layer:
+/// <code>
+/// var chain = new BlockChain(inputWidth: 2,
+///     new SequentialBlock(AffineBlock.Linear("layers.0", 2, 8), new ActivationBlock(8, Activation.Tanh)),
+///     new SequentialBlock(AffineBlock.Linear("layers.1", 8, 8, bias: false), new ActivationBlock(8, Activation.Tanh)));
+/// var lin = chain.Linearize(chain.Initialize(seed: 1), x);
+/// </code>
+/// </example>
+public sealed class BlockChain
+{
+    private readonly StepBlock[] _steps;
+
+    /// <summary>A chain of <paramref name="steps"/> on inputs of width <paramref name="inputWidth"/>.</summary>
+    public BlockChain(int inputWidth, params StepBlock[] steps)
+    {
+        if (steps.Length == 0) throw new ArgumentException("A block chain needs at least one step.");
+        if (steps[0].InputWidth != inputWidth)
+            throw new ArgumentException($"Block chain: step 0 takes width {steps[0].InputWidth}, but the input width is {inputWidth}.");
+        for (int k = 1; k < steps.Length; k++)
+        {
+            if (steps[k].InputWidth != steps[k - 1].OutputWidth)
+                throw new ArgumentException($"Block chain: step {k} takes width {steps[k].InputWidth}, but step {k - 1} gives {steps[k - 1].OutputWidth}.");
+            if (steps[k].OutputWidth != steps[0].OutputWidth)
+                throw new ArgumentException($"Block chain: every step must give the same state width; step {k} gives {steps[k].OutputWidth}, step 0 {steps[0].OutputWidth}.");
+        }
+        var names = new HashSet<string>();
+        foreach (var p in steps.SelectMany(s => s.ParameterSpecs))
+            if (!names.Add(p.Name)) throw new ArgumentException($"Block chain: parameter '{p.Name}' is declared by two blocks (steps have their own weights).");
+        InputWidth = inputWidth;
+        _steps = steps;
+    }
+
+    /// <summary>Width of each input row.</summary>
+    public int InputWidth { get; }
+    /// <summary>Width of each state row.</summary>
+    public int Width => _steps[0].OutputWidth;
+    /// <summary>The step blocks.</summary>
+    public IReadOnlyList<StepBlock> Steps => _steps;
+    /// <summary>Every parameter of the chain, step by step.</summary>
+    public IReadOnlyList<ParameterSpec> ParameterSpecs => _steps.SelectMany(s => s.ParameterSpecs).ToArray();
+
+    /// <summary>
+    /// Fresh parameters from the key <c>RngKey.FromSeed(seed).Fold("init")</c>: weights and biases
+    /// uniform ±1/√fan_in (nn.Linear), LayerNorm γ = 1, β = 0 (nn.LayerNorm).
+    /// </summary>
+    public ParameterSet Initialize(int seed)
+    {
+        var rng = RngKey.FromSeed(seed).Fold("init").CreateRandom();
+        var ps = new List<Parameter>();
+        foreach (var spec in ParameterSpecs)
+        {
+            var data = new double[spec.Size];
+            bool ln = spec.Shape.Length == 1 && _steps.Any(s => Find<LayerNormBlock>(s).Any(b => b.ParameterSpecs.Contains(spec)));
+            if (ln) { if (spec.Name.EndsWith(".weight", StringComparison.Ordinal)) Array.Fill(data, 1.0); }
+            else
+            {
+                var owner = _steps.SelectMany(Find<AffineBlock>).First(a => a.ParameterSpecs.Contains(spec));
+                double bound = 1.0 / Math.Sqrt(owner.InputWidth);
+                for (int i = 0; i < data.Length; i++) data[i] = (2 * rng.NextDouble() - 1) * bound;
+            }
+            ps.Add(new Parameter(spec.Name, spec.Shape, data));
+        }
+        return new ParameterSet(ps);
+    }
+
+    private static IEnumerable<T> Find<T>(StepBlock b) where T : StepBlock => b switch
+    {
+        T t => [t],
+        SequentialBlock s => s.Children.SelectMany(Find<T>),
+        ResidualBlock r => Find<T>(r.Inner),
+        _ => [],
+    };
+
+    /// <summary>
+    /// Runs the chain on <paramref name="inputs"/> — (trial, input) or (trial, row axes…, input),
+    /// e.g. (sequence, token, input) — with a snapshot of <paramref name="parameters"/>, and
+    /// linearises it. The state is (trial, layer, row axes…, unit).
+    /// </summary>
+    public ChainLinearization Linearize(ParameterSet parameters, Tensor inputs)
+    {
+        var shape = inputs.Shape;
+        if (shape.Rank < 2 || shape.Sizes[^1] != InputWidth)
+            throw new ArgumentException($"Block chain: inputs must be (trial, …, input) with input = {InputWidth}, got {shape}.");
+        inputs.EnsureFinite($"inputs {shape}");
+        parameters.EnsureFinite();
+        return new BlockChainLinearization(this, parameters.Clone(), inputs);
+    }
+}
+
+/// <summary>
+/// A <see cref="BlockChain"/> linearised on one batch: the traces of every step, and the
+/// state-space maps derived from them. A step's rows are the (trial, row) pairs; in a block of
+/// vectors the rows of one step are gathered into [count·B·R, width], so each block map runs once
+/// per step on the whole block (one GEMM for an affine block).
+/// </summary>
+internal sealed class BlockChainLinearization : ChainLinearization
+{
+    private readonly BlockChain _chain;
+    private readonly ParameterSet _params;
+    private readonly int _b, _r, _t, _w;
+    private readonly double[] _z;
+    private readonly BlockTrace[] _traces;
+    private readonly int[][] _paramIndex; // per step: indices in _params of its ParameterSpecs
+    private readonly Lazy<WeightSite[]> _sites;
+    private readonly AxisShape _rowShape;
+
+    public BlockChainLinearization(BlockChain chain, ParameterSet snapshot, Tensor inputs)
+    {
+        _chain = chain; _params = snapshot;
+        var shape = inputs.Shape;
+        _b = shape.Sizes[0]; _t = chain.Steps.Count; _w = chain.Width;
+        _r = 1;
+        for (int i = 1; i < shape.Rank - 1; i++) _r = checked(_r * shape.Sizes[i]);
+        var axes = new List<(string, int)> { (shape.Names[0], _b), ("layer", _t) };
+        for (int i = 1; i < shape.Rank - 1; i++) axes.Add((shape.Names[i], shape.Sizes[i]));
+        axes.Add((shape.Rank > 2 ? "feature" : "unit", _w));
+        StateShape = new AxisShape(axes.ToArray());
+        _rowShape = new AxisShape(axes.Where((_, i) => i != 1 && i != axes.Count - 1).ToArray());
+        _z = new double[StateShape.Size];
+        _traces = new BlockTrace[_t];
+        _paramIndex = chain.Steps.Select(s => s.ParameterSpecs.Select(p => snapshot.IndexOf(p.Name)).ToArray()).ToArray();
+        int rows = _b * _r;
+        double[] x = inputs.Span.ToArray(), y = new double[checked(rows * _w)];
+        for (int k = 0; k < _t; k++)
+        {
+            _traces[k] = chain.Steps[k].Forward(snapshot, x, rows, y);
+            Scatter(y, _z, k, 1, 1.0, overwrite: true);
+            (x, y) = (y, k == 0 ? new double[rows * _w] : x);
+        }
+        Numerics.EnsureFinite(_z, $"block-chain states {StateShape} (forward pass overflowed)");
+        _sites = new Lazy<WeightSite[]>(BuildSites);
+    }
+
+    public override AxisShape StateShape { get; }
+    public override ParameterSet Parameters => _params;
+    public override ReadOnlyMemory<double> States => _z;
+    public override IReadOnlyList<WeightSite> Sites => _sites.Value;
+
+    private int Group => _r * _w; // scalars of one (vector, trial) at one step
+
+    /// <summary>rows[j, b, :] = block[j, b, step, :] for j &lt; count.</summary>
+    private void Gather(ReadOnlySpan<double> block, int step, int count, Span<double> rows)
+    {
+        int g = Group;
+        for (int jb = 0; jb < count * _b; jb++) block.Slice((jb * _t + step) * g, g).CopyTo(rows.Slice(jb * g, g));
+    }
+
+    /// <summary>block[j, b, step, :] (+)= alpha · rows[j, b, :].</summary>
+    private void Scatter(ReadOnlySpan<double> rows, Span<double> block, int step, int count, double alpha, bool overwrite = false)
+    {
+        int g = Group;
+        for (int jb = 0; jb < count * _b; jb++)
+        {
+            var d = block.Slice((jb * _t + step) * g, g);
+            var s = rows.Slice(jb * g, g);
+            if (overwrite) s.CopyTo(d);
+            else System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(s, alpha, d, d);
+        }
+    }
+
+    private void CheckStep(int step, string what)
+    {
+        if (step < 1 || step >= _t) throw new ArgumentOutOfRangeException(nameof(step), $"{what}: step {step} outside 1..{_t - 1} (step 0 depends on the input only).");
+    }
+
+    public override void StateJvpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
+    {
+        CheckStep(step, "StateJvpAdd");
+        long n = (long)count * _b * Group;
+        using var a = new BlockBuffer(n); using var b = new BlockBuffer(n);
+        Gather(src, step - 1, count, a.Span);
+        _traces[step].Jvp(a.Span, b.Span, count);
+        Scatter(b.Span, dst, step, count, alpha);
+    }
+
+    public override void StateVjpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
+    {
+        CheckStep(step, "StateVjpAdd");
+        long n = (long)count * _b * Group;
+        using var a = new BlockBuffer(n); using var b = new BlockBuffer(n);
+        Gather(src, step, count, a.Span);
+        _traces[step].Vjp(a.Span, b.Span, count);
+        Scatter(b.Span, dst, step - 1, count, alpha);
+    }
+
+    public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count)
+    {
+        int m = _params.TotalSize, size = StateShape.Size;
+        result[..(count * size)].Clear();
+        using var rows = new BlockBuffer((long)count * _b * Group);
+        for (int k = 0; k < _t; k++)
+        {
+            int mk = _chain.Steps[k].ParameterSize;
+            if (mk == 0) continue;
+            using var dk = new BlockBuffer((long)count * mk);
+            for (int j = 0; j < count; j++)
+            {
+                int o = 0;
+                foreach (int i in _paramIndex[k])
+                {
+                    dTheta.Slice(j * m + _params.OffsetOf(i), _params[i].Size).CopyTo(dk.Span.Slice(j * mk + o));
+                    o += _params[i].Size;
+                }
+            }
+            _traces[k].ParamJvp(dk.Span, rows.Span, count);
+            Scatter(rows.Span, result, k, count, 1.0, overwrite: true);
+        }
+    }
+
+    public override void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count)
+    {
+        int m = _params.TotalSize;
+        dTheta[..(count * m)].Clear();
+        using var rows = new BlockBuffer((long)count * _b * Group);
+        for (int k = 0; k < _t; k++)
+        {
+            int mk = _chain.Steps[k].ParameterSize;
+            if (mk == 0) continue;
+            using var dk = new BlockBuffer((long)count * mk);
+            Gather(q, k, count, rows.Span);
+            _traces[k].ParamVjp(rows.Span, dk.Span, count);
+            for (int j = 0; j < count; j++)
+            {
+                int o = 0;
+                foreach (int i in _paramIndex[k])
+                {
+                    var d = dTheta.Slice(j * m + _params.OffsetOf(i), _params[i].Size);
+                    System.Numerics.Tensors.TensorPrimitives.Add(d, dk.Span.Slice(j * mk + o, d.Length), d);
+                    o += d.Length;
+                }
+            }
+        }
+    }
+
+    private WeightSite[] BuildSites() =>
+        Enumerable.Range(0, _t).SelectMany(k => _traces[k].Sites.Select(s => (WeightSite)new Site(this, k, s))).ToArray();
+
+    /// <summary>A block's local site placed at step k of the state.</summary>
+    private sealed class Site(BlockChainLinearization lin, int k, LocalSite s) : WeightSite
+    {
+        public override string Name => s.Name;
+        public override IReadOnlyList<string> WeightParameters { get; } = [s.Weight];
+        public override IReadOnlyList<string> BiasParameters { get; } = s.Bias == null ? [] : [s.Bias];
+        public override int Rows => lin._b * lin._r;
+        public override int Width => s.Width;
+        public override int OutDim => s.OutDim;
+        public override ReadOnlyMemory<double> Variables => s.Variables;
+        public override AxisShape RowShape => lin._rowShape;
+        public override int? StateStep => k;
+
+        public override void ApplyDAdd(ReadOnlySpan<double> a, Span<double> dst, int count)
+        {
+            using var t = new BlockBuffer((long)count * lin._b * lin.Group);
+            s.ApplyD(a, t.Span, count);
+            lin.Scatter(t.Span, dst, k, count, 1.0);
+        }
+
+        public override void ApplyDAdjoint(ReadOnlySpan<double> q, Span<double> a, int count)
+        {
+            using var t = new BlockBuffer((long)count * lin._b * lin.Group);
+            lin.Gather(q, k, count, t.Span);
+            s.ApplyDAdjoint(t.Span, a, count);
+        }
+
+        /// <summary>Row n = b·R + r lands in state (b, k, r, :) when D is row-local.</summary>
+        public override bool TryGetRowSlice(int row, out int offset, out int length)
+        {
+            offset = 0; length = 0;
+            if (!s.RowLocal) return false;
+            int b = row / lin._r, r = row % lin._r;
+            offset = (b * lin._t + k) * lin.Group + r * lin._w; length = lin._w;
+            return true;
+        }
+    }
+}
