@@ -33,7 +33,7 @@ public class AnalysisModelTests
         var y = CliFixture.Random(rng, ("trial", B), ("time", T), ("output", O));
         int n = B * T * H;
         // budgets at or above every dimension: the estimators are exact
-        var options = new AnalysisOptions { TopK = 4, Probes = n, PartialProbes = n, Seed = 9 };
+        var options = new AnalysisOptions { TopK = 4, Probes = n, PartialBudget = n, SpectrumBudget = 4 * n, SpectrumTolerance = 1e-12, Seed = 9 };
         var res = new NtkAnalyzer(x, y, options).Analyze(model, "m");
 
         var lin = model.Linearize(x);
@@ -104,7 +104,7 @@ public class AnalysisModelTests
         var model = MlpModel.Create(inputs: 2, hidden: 4, layers: 3, outputs: 1, Activation.Tanh, seed: 1);
         var x = CliFixture.Random(new Random(2), ("sample", 5), ("input", 2));
         var y = CliFixture.Random(new Random(3), ("sample", 5), ("output", 1));
-        var res = new NtkAnalyzer(x, y, new AnalysisOptions { TopK = 3, Probes = 8, PartialProbes = 4 }).Analyze(model, "mlp");
+        var res = new NtkAnalyzer(x, y, new AnalysisOptions { TopK = 3, Probes = 8, PartialBudget = 8 }).Analyze(model, "mlp");
         var axes = model.Linearize(x).StateShape.Names.Skip(0).ToArray();
         Assert.Equal(axes.Where((a, i) => model.Linearize(x).StateShape.Sizes[i] > 1), res.NtkRank.Partial.Select(p => p.Axis));
         Assert.Contains(res.NtkRank.Partial, p => p.Axis == "layer");
@@ -118,7 +118,7 @@ public class AnalysisModelTests
         var config = new TransformerConfig(TransformerInput.Linear, Inputs: 2, Model: 4, Heads: 2, Layers: 2, FeedForward: 6, Causal: true);
         var model = TransformerModel.Create(config, outputs: 2, seed: 1);
         var x = CliFixture.Random(new Random(2), ("sequence", 2), ("token", 3), ("input", 2));
-        var res = new NtkAnalyzer(x, null, new AnalysisOptions { TopK = 3, Probes = 8, PartialProbes = 4 }).Analyze(model, "tf");
+        var res = new NtkAnalyzer(x, null, new AnalysisOptions { TopK = 3, Probes = 8, PartialBudget = 8 }).Analyze(model, "tf");
         Assert.Equal(new[] { "sequence", "layer", "token", "feature" }, res.NtkRank.Partial.Select(p => p.Axis));
         Assert.Equal("feature", res.Srb.VectorAxis);
         Assert.True(res.Kronecker.RankBound > 0);

@@ -150,7 +150,7 @@ public class CliBadInputTests
         Directory.CreateDirectory(run);
         File.Copy(f.ModelPath, Path.Combine(run, "ckpt-000000.safetensors"));
         File.WriteAllBytes(Path.Combine(run, "ckpt-000010.safetensors"), [9, 9, 9]);
-        var r = CliTestHost.Run("analyze", "--model", run, "--inputs", f.X, "--out", rep, "--force", "--quiet", "--top-k", "2", "--probes", "4", "--partial-probes", "2");
+        var r = CliTestHost.Run("analyze", "--model", run, "--inputs", f.X, "--out", rep, "--force", "--quiet", "--top-k", "2", "--probes", "4", "--partial-budget", "6");
         CliTestHost.AssertOneLineError(r, "ckpt-000010");
         Assert.Equal(old, CliOutputSafetyTests.Snapshot(rep));
         Assert.Empty(f.Extra("rep", "run"));

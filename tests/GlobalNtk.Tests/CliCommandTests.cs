@@ -50,7 +50,7 @@ public class CliCommandTests
         foreach (var name in new[] { "report.md", "results.json", "ntk_spectrum.png", "effective_ranks.png", "srb.png", "task_learnability.png", "spectra.csv", "srb.csv" })
             Assert.True(File.Exists(Path.Combine(outDir, name)), name);
 
-        var options = new AnalysisOptions { TopK = 3, Probes = 6, PartialProbes = 2, Seed = 4 };
+        var options = new AnalysisOptions { TopK = 3, Probes = 6, PartialBudget = 6, Seed = 4 };
         var api = new NtkAnalyzer(f.Inputs, f.Targets, options).Analyze(f.Model, "m");
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "results.json")));
         var cp = doc.RootElement.GetProperty("checkpoints")[0];

@@ -33,7 +33,7 @@ internal sealed class CliFixture : IDisposable
     public string Q => Dir.File("q.npy");
 
     /// <summary>Small estimator budgets so the analysis runs in well under a second.</summary>
-    public static readonly string[] FastAnalysis = ["--top-k", "3", "--probes", "6", "--partial-probes", "2", "--quiet"];
+    public static readonly string[] FastAnalysis = ["--top-k", "3", "--probes", "6", "--partial-budget", "6", "--quiet"];
 
     /// <summary>A tensor with entries uniform in [−1, 1) (<see cref="TestMath.Uniform(Random, AxisShape)"/>).</summary>
     public static Tensor Random(Random rng, params (string, int)[] axes) => TestMath.Uniform(rng, new AxisShape(axes));

@@ -1,30 +1,49 @@
 using System.ComponentModel;
+using System.Globalization;
 using GlobalNtk.Analysis;
 using GlobalNtk.Cli.Common;
 using Spectre.Console.Cli;
 
 namespace GlobalNtk.Cli.Commands;
 
-/// <summary>Probe budgets and seed shared by the commands that analyse (docs/math.md#estimators).</summary>
+/// <summary>Budgets and seed shared by the commands that analyse (analyze, demo, sweep; docs/math.md#estimators).</summary>
 public class AnalysisSettings : CommonSettings
 {
-    /// <summary>Top-k eigenvalues (null: not given).</summary>
+    /// <summary>Preset of budgets (null: not given).</summary>
+    [CommandOption("--budget <PRESET>")]
+    [DefaultValue(CliDefaults.Budget), NullWhenOmitted]
+    [Description("quick|default|thorough: probes, tolerances and budgets together. Cost in operator applications per checkpoint " +
+                 "(a 3-axis state; each application costs about one NTK_S matrix-vector product): " +
+                 "quick ~260 (top-10, spectra ≤ 40 applications to 1e-2, 12 probes, 16 per partial rank; SEs about twice as large), " +
+                 "default ~720 (top-20, ≤ 120 to 1e-3, 30 probes, 40 per partial rank), " +
+                 "thorough ~3900 (top-20, ≤ 600 to 1e-5, 160 probes, 240 per partial rank; SEs about half). " +
+                 "Options below override the preset.")]
+    public string? Budget { get; init; }
+
+    /// <summary>Top-k eigenvalues.</summary>
     [CommandOption("--top-k <K>")]
-    [Description("Top eigenvalues of NTK_S, K and P P* to compute.")]
-    [DefaultValue(CliDefaults.TopK), NullWhenOmitted]
+    [Description("Top eigenvalues of NTK_S, K and P P* to compute (preset: 10/20/20).")]
     public int? TopK { get; init; }
 
     /// <summary>Probes for traces / effective ranks / alignment (null: not given).</summary>
     [CommandOption("--probes <N>")]
-    [Description("Random probes for traces, effective ranks and alignment.")]
-    [DefaultValue(CliDefaults.Probes), NullWhenOmitted]
+    [Description("Random probes (one application each) for traces, effective ranks and alignment (preset: 12/30/160).")]
     public int? Probes { get; init; }
 
-    /// <summary>Probes per partial effective rank (null: not given).</summary>
-    [CommandOption("--partial-probes <N>")]
-    [Description("Probes per partial effective rank (each costs one application per kept index).")]
-    [DefaultValue(CliDefaults.PartialProbes), NullWhenOmitted]
-    public int? PartialProbes { get; init; }
+    /// <summary>Applications per partial effective rank.</summary>
+    [CommandOption("--partial-budget <N>")]
+    [Description("Operator applications per partial effective rank, at least 6; the estimator is chosen to fit (preset: 16/40/240).")]
+    public int? PartialBudget { get; init; }
+
+    /// <summary>Applications per spectrum.</summary>
+    [CommandOption("--spectrum-budget <N>")]
+    [Description("Most operator applications per top-k spectrum, never exceeded (preset: 40/120/600).")]
+    public int? SpectrumBudget { get; init; }
+
+    /// <summary>Relative eigenvalue tolerance.</summary>
+    [CommandOption("--tolerance <TOL>")]
+    [Description("Relative eigenvalue tolerance of the spectra: stop when every eigenvalue's error bound is below TOL·λ₁ (preset: 1e-2/1e-3/1e-5).")]
+    public string? Tolerance { get; init; }
 
     /// <summary>Seed (null: not given).</summary>
     [CommandOption("--seed <SEED>")]
@@ -35,18 +54,41 @@ public class AnalysisSettings : CommonSettings
     /// <summary>The seed in effect.</summary>
     public int SeedOrDefault => Seed ?? CliDefaults.Seed;
 
-    /// <summary>The options (the CLI's defaults for whatever was not given).</summary>
-    public AnalysisOptions ToOptions(AnalysisOptions? defaults = null)
+    /// <summary>The preset named by <c>--budget</c> (default when not given).</summary>
+    public AnalysisBudget Preset() => Budget?.Trim().ToLowerInvariant() switch
     {
-        var d = defaults ?? new AnalysisOptions { TopK = CliDefaults.TopK, Probes = CliDefaults.Probes, PartialProbes = CliDefaults.PartialProbes, Seed = CliDefaults.Seed };
+        null or "default" => AnalysisBudget.Default,
+        "quick" => AnalysisBudget.Quick,
+        "thorough" => AnalysisBudget.Thorough,
+        _ => throw new CliInputException($"--budget must be quick, default or thorough, got '{Budget}'."),
+    };
+
+    /// <summary>The options: the preset, then whatever was given explicitly.</summary>
+    public AnalysisOptions ToOptions()
+    {
+        var d = AnalysisOptions.ForBudget(Preset()) with { Seed = CliDefaults.Seed };
+        double tolerance = d.SpectrumTolerance;
+        if (Tolerance is not null)
+        {
+            if (!double.TryParse(Tolerance, NumberStyles.Float, CultureInfo.InvariantCulture, out tolerance) || !(tolerance > 0 && tolerance < 1))
+                throw new CliInputException($"--tolerance must be a number in (0, 1), got '{Tolerance}'.");
+        }
         var o = d with
         {
             TopK = CliInputs.AtLeast(TopK ?? d.TopK, 1, "--top-k"),
             Probes = CliInputs.AtLeast(Probes ?? d.Probes, 3, "--probes"),
-            PartialProbes = CliInputs.AtLeast(PartialProbes ?? d.PartialProbes, 2, "--partial-probes"),
+            PartialBudget = CliInputs.AtLeast(PartialBudget ?? d.PartialBudget, 6, "--partial-budget"),
+            SpectrumBudget = CliInputs.AtLeast(SpectrumBudget ?? d.SpectrumBudget, 2, "--spectrum-budget"),
+            SpectrumTolerance = tolerance,
             Seed = Seed ?? d.Seed,
         };
         o.Validate();
         return o;
     }
+
+    /// <summary>One sentence describing the estimators and budgets of <paramref name="o"/> for report setups.</summary>
+    public static string Describe(AnalysisOptions o) =>
+        $"Estimators (budget preset `{o.Budget}`): top-{o.TopK} eigenpairs by block Krylov within {o.SpectrumBudget} operator applications per spectrum " +
+        $"(relative eigenvalue tolerance {o.SpectrumTolerance:G2}); tr A, tr A² and PR = (tr A)²/tr A² from {o.Probes} Rademacher probes deflated by the top eigenvectors; " +
+        $"partial ranks within {o.PartialBudget} applications each (exact, per-index or Kronecker probes, whichever fits); seed {o.Seed}. ± values are one standard error.";
 }

@@ -164,8 +164,6 @@ public sealed class AnalyzeCommand : CliCommand<AnalyzeSettings>
         string md = string.Join(", ", model.Metadata.Where(kv => kv.Key is "arch" or "hidden_size" or "input_size" or "output_size" or "gain" or "layers" or "heads" or "d_model")
             .Select(kv => $"{kv.Key} = {kv.Value}"));
         return $"**Setup.** Model: {model.Arch} ({md}; {model.Parameters.TotalSize} chain parameters + readout). " +
-               $"Batch: {batch}. {checkpoints} checkpoint(s) analysed. Estimators (docs/math.md#estimators): top-{o.TopK} eigenpairs by block Krylov; " +
-               $"effective ranks PR = (tr A)²/tr(A²) from {o.Probes} Rademacher probes, partial ranks from {o.PartialProbes} probes each; " +
-               $"seed {o.Seed}. ± values are one standard error.";
+               $"Batch: {batch}. {checkpoints} checkpoint(s) analysed. " + AnalysisSettings.Describe(o);
     }
 }

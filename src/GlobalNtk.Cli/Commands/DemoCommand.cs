@@ -119,7 +119,7 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         string setup = $"**Setup.** A GRU with {s.Hidden} hidden units (PyTorch equations and initialisation, gain 1, seed {seed}) trained on 3-bit flip-flop " +
             $"(trials of {s.TrialSteps} steps) with Adam (learning rate {DemoDefaults.LearningRate}, batch {DemoDefaults.Batch}, gradient clipping 1) for {trained!.Steps} steps in {trainSeconds:F0} s. " +
             $"Every analysis uses the task's fixed evaluation set of shape {ev.Inputs.Shape} and its targets; {analyses.Count} checkpoints from initialisation to the end are analysed. " +
-            $"Estimators (docs/math.md#estimators): top-{options.TopK} eigenpairs by block Krylov, effective ranks from {options.Probes} Rademacher probes (partial ranks {options.PartialProbes}), seed {options.Seed}; ± is one standard error. " +
+            AnalysisSettings.Describe(options) + " " +
             $"The checkpoints are in `run/` (safetensors, PyTorch names) with the training log `run/log.csv`.";
         var report = new AnalysisReport("GlobalNtk demo: the global NTK of a GRU learning flip-flop", setup, analyses,
             TrainingCurve.FromLog(trained.Log), options,

@@ -215,7 +215,7 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
         md.AppendLine($"# Initial-gain sweep: {arch} on {task}").AppendLine();
         md.AppendLine($"**Setup.** {arch} with {s.Hidden} hidden units, PyTorch initialisation with the recurrent weights scaled by g ∈ {{{string.Join(", ", g.Select(x => x.ToString(CultureInfo.InvariantCulture)))}}}; " +
             $"each trained with Adam (learning rate {s.LearningRate.ToString(CultureInfo.InvariantCulture)}, batch {s.Batch}) for {s.Steps} steps, same seed. NTK_S is analysed at initialisation on the task's fixed evaluation set " +
-            $"({points[0].Init.NtkRank.Dimension} state dimensions; {options.Probes} probes, partial ranks {options.PartialProbes}). Total {seconds:F0} s.").AppendLine();
+            $"({points[0].Init.NtkRank.Dimension} state dimensions; budget preset `{options.Budget}`: {options.Probes} probes, {options.PartialBudget} applications per partial rank, spectra ≤ {options.SpectrumBudget} applications). Total {seconds:F0} s.").AppendLine();
         md.AppendLine($"**Key numbers.** Spearman rank correlation between PR(NTK_S) at initialisation and the final evaluation loss: {F(rho)} over {points.Count} gains. " +
             string.Join("; ", points.Select(p => $"g = {p.Gain.ToString(CultureInfo.InvariantCulture)}: PR {F(p.Init.NtkRank.Value)}, final loss {F(p.FinalEvalLoss)}")) + ".").AppendLine();
         md.AppendLine("![Figure 1](rank_vs_gain.png)").AppendLine();

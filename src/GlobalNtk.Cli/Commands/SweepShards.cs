@@ -70,7 +70,7 @@ public static class SweepShards
 
     // Settings that must agree between shards (not where they wrote or how they printed).
     private static string Signature(SweepSettings s) =>
-        CliJson.Serialize(new { s.Task, s.Arch, s.Gains, s.Hidden, s.Steps, s.LearningRate, s.Batch, s.TrialSteps, s.Trials, s.TopK, s.Probes, s.PartialProbes, s.Seed });
+        CliJson.Serialize(new { s.Task, s.Arch, s.Gains, s.Hidden, s.Steps, s.LearningRate, s.Batch, s.TrialSteps, s.Trials, s.Budget, s.TopK, s.Probes, s.PartialBudget, s.SpectrumBudget, s.Tolerance, s.Seed });
 
     private static T Read<T>(string path)
     {

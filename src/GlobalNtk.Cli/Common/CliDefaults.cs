@@ -9,12 +9,8 @@ public static class CliDefaults
     /// <summary>Seed of every command that draws random numbers (training, analysis, self-check).</summary>
     public const int Seed = 1;
 
-    /// <summary>Top eigenvalues of NTK_S, K and P P* per analysis.</summary>
-    public const int TopK = 20;
-    /// <summary>Probes for traces, effective ranks and alignment.</summary>
-    public const int Probes = 60;
-    /// <summary>Probes per partial effective rank.</summary>
-    public const int PartialProbes = 10;
+    /// <summary>Analysis budget preset (the presets' numbers live in AnalysisOptions.ForBudget).</summary>
+    public const string Budget = "default";
 
     /// <summary><c>train</c>: architecture.</summary>
     public const string Arch = "gru";

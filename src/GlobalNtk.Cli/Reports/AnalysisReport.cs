@@ -137,7 +137,7 @@ public static class AnalysisReportWriter
             if (last.LayerRanks is { } lr)
                 parts += "; per layer (NTK_S on one layer's units): " + string.Join(", ", lr.Select(l => $"layer {l.Layer} {F(l.Value)} ± {F(l.StandardError)}"));
             string init = trained ? $" (at {first.Label}: {F(first.NtkRank.Value)} ± {F(first.NtkRank.StandardError)})" : "";
-            Figure("effective_ranks.png", $"Participation-ratio effective rank PR = (tr A)²/tr(A²) of NTK_S (full state space and partial traces keeping one axis) and of K, {(trained ? "across checkpoints" : "for this model")}, log scale. At {last.Label}: PR(NTK_S) = {F(last.NtkRank.Value)} ± {F(last.NtkRank.StandardError)}{init} out of {last.NtkRank.Dimension} dimensions; partial ranks: {parts}; PR(K) = {F(last.KRank.Value)} ± {F(last.KRank.StandardError)}. Hutch++ / Hutchinson with {last.NtkRank.Probes} probes; ± and the error bars are one standard error. Data: `effective_ranks.csv`.");
+            Figure("effective_ranks.png", $"Participation-ratio effective rank PR = (tr A)²/tr(A²) of NTK_S (full state space and partial traces keeping one axis) and of K, {(trained ? "across checkpoints" : "for this model")}, log scale. At {last.Label}: PR(NTK_S) = {F(last.NtkRank.Value)} ± {F(last.NtkRank.StandardError)}{init} out of {last.NtkRank.Dimension} dimensions; partial ranks: {parts}; PR(K) = {F(last.KRank.Value)} ± {F(last.KRank.StandardError)}. {last.NtkRank.Method} ({last.NtkRank.Probes} probes); partial ranks by {string.Join(", ", last.NtkRank.Partial.Select(p => $"{p.Axis}: {p.Method}"))}; ± and the error bars are one standard error. Data: `effective_ranks.csv`.");
         }
 
         // Kronecker core: site spectra and mode capture
@@ -230,11 +230,49 @@ public static class AnalysisReportWriter
             Figure("alignment.png", $"Kernel alignment of NTK_S between each checkpoint and the previous one (1 = the kernel did not change direction): minimum {F(valid.DefaultIfEmpty(double.NaN).Min())}, last {F(valid.DefaultIfEmpty(double.NaN).Last())}. Data: `alignment.csv`.");
         }
 
+        EstimatorTable(md, dir, cps);
         md.AppendLine("All numbers are in `results.json`; every plotted number is in the CSV named in its caption. Every figure is also written as SVG beside its PNG (same name, `.svg`).");
         File.WriteAllText(Path.Combine(dir, "report.md"), md.ToString());
         string command = report.Extra is not null && report.Extra.TryGetValue("command", out var cmd) ? cmd.ToString() ?? "analyze" : "analyze";
         File.WriteAllText(Path.Combine(dir, "results.json"), CliJson.Document(command, report));
         return figures;
+    }
+
+    // Every estimate's method, probes, budget used and standard error: estimators.csv for all
+    // checkpoints, a table for the last one in the report.
+    private static void EstimatorTable(StringBuilder md, string dir, IReadOnlyList<ModelAnalysis> cps)
+    {
+        var csv = new Csv("checkpoint", "step", "estimate", "value", "standard_error", "method", "status", "probes", "applications", "budget");
+        var rows = new List<(string Label, List<string[]> Rows)>();
+        foreach (var c in cps)
+        {
+            var list = new List<string[]>();
+            void Row(string what, double value, double se, string method, string status, int probes, long apps, long budget)
+            {
+                csv.Row(c.Label, c.Step, what, value, se, method, status, probes, apps, budget);
+                list.Add([what, F(value), se > 0 ? F(se) : "exact", method, status, probes > 0 ? probes.ToString(CultureInfo.InvariantCulture) : "–",
+                    apps.ToString(CultureInfo.InvariantCulture), budget > 0 ? budget.ToString(CultureInfo.InvariantCulture) : "–"]);
+            }
+            foreach (var sp in new[] { c.NtkSpectrum, c.KSpectrum, c.PropagationSpectrum })
+                Row($"λ₁({sp.Operator})", sp.Eigenvalues.FirstOrDefault(), sp.ErrorBounds.FirstOrDefault(), $"{sp.Method}, top-{sp.Eigenvalues.Length}, tolerance {sp.Tolerance:G2}",
+                    sp.Status, 0, sp.Applications, sp.Budget);
+            foreach (var r in new[] { c.NtkRank, c.KRank })
+            {
+                Row($"tr {r.Operator}", r.Trace, r.TraceStandardError, r.Method, "", r.Probes, r.Applications, r.Applications);
+                Row($"PR({r.Operator})", r.Value, r.StandardError, r.Method, "", r.Probes, r.Applications, r.Applications);
+                foreach (var p in r.Partial)
+                    Row($"PR({r.Operator}) {p.Axis}", p.Value, p.StandardError, $"{p.Method} partial trace", "", p.Probes, p.Applications, 0);
+            }
+            if (c.AlignmentWithPrevious is { } a) Row($"alignment with {a.With}", a.Value, a.StandardError, a.Method, "", a.Probes, a.Applications, 0);
+            rows.Add((c.Label, list));
+        }
+        csv.Save(Path.Combine(dir, "estimators.csv"));
+        var last = rows[^1];
+        md.AppendLine($"**Estimators at {last.Label}.** Every estimate with its method, probes and operator applications used; ± for λ₁ is its error bound min(r, r²/gap), for the rest one standard error. All checkpoints: `estimators.csv`.").AppendLine();
+        md.AppendLine("| estimate | value | ± | method | status | probes | applications | budget |");
+        md.AppendLine("|---|---|---|---|---|---|---|---|");
+        foreach (var r in last.Rows) md.AppendLine("| " + string.Join(" | ", r) + " |");
+        md.AppendLine();
     }
 
     /// <summary>Formats a number with 3 significant digits (invariant culture).</summary>

@@ -1,16 +1,36 @@
 namespace GlobalNtk.Analysis;
 
-/// <summary>Budgets and seeds of one analysis (docs/math.md#estimators: every estimator takes a probe budget and a seed).</summary>
+/// <summary>Named sets of analysis budgets (see <see cref="AnalysisOptions.ForBudget"/>).</summary>
+public enum AnalysisBudget
+{
+    /// <summary>A first look: ~¼ of the default cost, standard errors about twice as large.</summary>
+    Quick,
+    /// <summary>The default: spectra to 1e-3 relative, effective ranks to a few per cent.</summary>
+    Default,
+    /// <summary>~4× the default cost for tighter spectra and standard errors about half as large.</summary>
+    Thorough,
+}
+
+/// <summary>
+/// Budgets and seeds of one analysis (every estimator takes a budget of operator applications and
+/// a seed). <see cref="ForBudget"/> is the one place where the presets are defined.
+/// </summary>
 public sealed record AnalysisOptions
 {
-    /// <summary>Number of top eigenvalues of NTK_S, K and P P*.</summary>
+    /// <summary>Name of the preset these options started from (reported with the results).</summary>
+    public string Budget { get; init; } = "default";
+    /// <summary>Number of top eigenvalues of NTK_S, K and P P* (lowered when the Krylov memory cap or the spectrum budget cannot hold them).</summary>
     public int TopK { get; init; } = 20;
-    /// <summary>Probes for traces, effective ranks and alignment (Hutch++ splits them into sketch and rest).</summary>
-    public int Probes { get; init; } = 60;
-    /// <summary>Probes for each partial effective rank.</summary>
-    public int PartialProbes { get; init; } = 30;
-    /// <summary>Lanczos iterations are TopK + this many extra (more converges the top eigenvalues further).</summary>
-    public int LanczosExtra { get; init; } = 20;
+    /// <summary>Most operator applications per spectrum (the final residual block included); never exceeded.</summary>
+    public int SpectrumBudget { get; init; } = 120;
+    /// <summary>Relative eigenvalue tolerance: a spectrum stops when every eigenvalue's error bound is below this times λ₁.</summary>
+    public double SpectrumTolerance { get; init; } = 1e-3;
+    /// <summary>Probes (one application each) for tr A, tr A² and PR of NTK_S and K (deflated by their top eigenvectors), and for the alignment.</summary>
+    public int Probes { get; init; } = 30;
+    /// <summary>Operator applications per partial effective rank (the method is chosen to fit; see PartialRankPlan).</summary>
+    public int PartialBudget { get; init; } = 40;
+    /// <summary>Memory for a spectrum's Krylov basis in bytes; top-k is lowered for states too large to hold 2k basis vectors.</summary>
+    public long KrylovMemoryBytes { get; init; } = 512L << 20;
     /// <summary>Seed of every random draw (same seed → same numbers).</summary>
     public int Seed { get; init; } = 1;
     /// <summary>Largest r of SRB(r) (r = 1..min(this, state vector length)).</summary>
@@ -18,13 +38,36 @@ public sealed record AnalysisOptions
     /// <summary>Largest r of the mode-capture curve c(r) per site.</summary>
     public int MaxCaptureRank { get; init; } = 64;
 
+    /// <summary>
+    /// The options of a preset (cost in operator applications per checkpoint, for a state with a
+    /// axes of size > 1: 3·SpectrumBudget + 2·(Probes + a·PartialBudget) + 2·Probes for the alignment).
+    /// </summary>
+    public static AnalysisOptions ForBudget(AnalysisBudget budget) => budget switch
+    {
+        AnalysisBudget.Quick => new AnalysisOptions
+        {
+            Budget = "quick", TopK = 10, SpectrumBudget = 40, SpectrumTolerance = 1e-2, Probes = 12, PartialBudget = 16,
+        },
+        AnalysisBudget.Default => new AnalysisOptions(),
+        AnalysisBudget.Thorough => new AnalysisOptions
+        {
+            Budget = "thorough", TopK = 20, SpectrumBudget = 600, SpectrumTolerance = 1e-5, Probes = 160, PartialBudget = 240,
+        },
+        _ => throw new ArgumentOutOfRangeException(nameof(budget), budget, "unknown analysis budget"),
+    };
+
+    /// <summary>Operator applications planned per checkpoint for a state with <paramref name="partialAxes"/> axes of size > 1 (an upper bound).</summary>
+    public long PlannedApplications(int partialAxes) => 3L * SpectrumBudget + 2L * (Probes + (long)partialAxes * PartialBudget) + 2L * Probes;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public void Validate()
     {
         if (TopK < 1) throw new ArgumentException($"analysis option TopK must be ≥ 1, got {TopK}.");
+        if (SpectrumBudget < 2) throw new ArgumentException($"analysis option SpectrumBudget must be ≥ 2, got {SpectrumBudget}.");
+        if (!(SpectrumTolerance > 0 && SpectrumTolerance < 1)) throw new ArgumentException($"analysis option SpectrumTolerance must be in (0, 1), got {SpectrumTolerance}.");
         if (Probes < 3) throw new ArgumentException($"analysis option Probes must be ≥ 3, got {Probes}.");
-        if (PartialProbes < 2) throw new ArgumentException($"analysis option PartialProbes must be ≥ 2, got {PartialProbes}.");
-        if (LanczosExtra < 0) throw new ArgumentException($"analysis option LanczosExtra must be ≥ 0, got {LanczosExtra}.");
+        if (PartialBudget < 6) throw new ArgumentException($"analysis option PartialBudget must be ≥ 6, got {PartialBudget}.");
+        if (KrylovMemoryBytes < 1 << 20) throw new ArgumentException($"analysis option KrylovMemoryBytes must be ≥ 1 MiB, got {KrylovMemoryBytes}.");
         if (MaxSrbRank < 1) throw new ArgumentException($"analysis option MaxSrbRank must be ≥ 1, got {MaxSrbRank}.");
         if (MaxCaptureRank < 1) throw new ArgumentException($"analysis option MaxCaptureRank must be ≥ 1, got {MaxCaptureRank}.");
     }

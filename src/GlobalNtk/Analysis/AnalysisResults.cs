@@ -36,17 +36,57 @@ public sealed record LayerRankResult(int Layer, int Units, double Value, double 
 public sealed record AxisSize(string Name, int Size);
 
 /// <summary>Top eigenvalues of a symmetric PSD operator with their residual norms ‖A v − λ v‖.</summary>
-public sealed record SpectrumResult(string Operator, int Dimension, double[] Eigenvalues, double[] Residuals);
+public sealed record SpectrumResult(string Operator, int Dimension, double[] Eigenvalues, double[] Residuals)
+{
+    /// <summary>How the spectrum was computed.</summary>
+    public string Method { get; init; } = "block Krylov";
+    /// <summary>Why the solve stopped: converged, invariant subspace (exact) or budget exhausted.</summary>
+    public string Status { get; init; } = "converged";
+    /// <summary>Operator applications used.</summary>
+    public int Applications { get; init; }
+    /// <summary>The budget of applications (never exceeded; 0 when none was set).</summary>
+    public int Budget { get; init; }
+    /// <summary>Relative eigenvalue tolerance the solve aimed at.</summary>
+    public double Tolerance { get; init; }
+    /// <summary>Eigenvalue error bounds min(r, r²/gap) at the last convergence check.</summary>
+    public double[] ErrorBounds { get; init; } = [];
+}
 
 /// <summary>
 /// Participation-ratio effective rank PR = (tr A)² / tr(A²) (docs/math.md#effective-rank) with its standard error,
 /// the trace, and partial effective ranks along every non-trivial state axis.
 /// </summary>
 public sealed record RankResult(string Operator, int Dimension, double Trace, double TraceStandardError,
-    double Value, double StandardError, int Probes, IReadOnlyList<PartialRankResult> Partial);
+    double Value, double StandardError, int Probes, IReadOnlyList<PartialRankResult> Partial)
+{
+    /// <summary>How tr A, tr A² and PR were estimated.</summary>
+    public string Method { get; init; } = "Rademacher probes";
+    /// <summary>tr A² = ‖A‖_F².</summary>
+    public double TraceOfSquare { get; init; }
+    /// <summary>Standard error of <see cref="TraceOfSquare"/>.</summary>
+    public double TraceOfSquareStandardError { get; init; }
+    /// <summary>Top eigenvectors whose exact contribution was added (reused from the spectrum).</summary>
+    public int Deflated { get; init; }
+    /// <summary>Operator applications used by tr A, tr A² and PR (partial ranks count their own).</summary>
+    public int Applications { get; init; }
+}
 
 /// <summary>PR of the partial trace that keeps only <paramref name="Axis"/> (docs/math.md#partial-effective-rank).</summary>
-public sealed record PartialRankResult(string Axis, int Size, double Value, double StandardError, int Probes);
+public sealed record PartialRankResult(string Axis, int Size, double Value, double StandardError, int Probes)
+{
+    /// <summary>Exact, PerIndex or Kronecker (see PartialRankPlan).</summary>
+    public string Method { get; init; } = "PerIndex";
+    /// <summary>Operator applications used.</summary>
+    public long Applications { get; init; }
+    /// <summary>tr M of the partial trace M.</summary>
+    public double Trace { get; init; }
+    /// <summary>Standard error of <see cref="Trace"/>.</summary>
+    public double TraceStandardError { get; init; }
+    /// <summary>‖M‖_F² (unbiased estimate).</summary>
+    public double FrobeniusSquared { get; init; }
+    /// <summary>Standard error of <see cref="FrobeniusSquared"/>.</summary>
+    public double FrobeniusSquaredStandardError { get; init; }
+}
 
 /// <summary>
 /// Kronecker-core summary (docs/math.md#kronecker-core): the rank bound Σ_s rank(Ĝ_s)·m_s (plus one per θ
@@ -75,4 +115,10 @@ public sealed record SiteResult(string Name, int Rows, int Width, int OutDim, in
 }
 
 /// <summary>Alignment ⟨A,B⟩_F/(‖A‖_F‖B‖_F) of two operators, with its standard error.</summary>
-public sealed record AlignmentResult(string With, double Value, double StandardError, int Probes);
+public sealed record AlignmentResult(string With, double Value, double StandardError, int Probes)
+{
+    /// <summary>How it was estimated.</summary>
+    public string Method { get; init; } = "shared Rademacher probes, jackknife";
+    /// <summary>Operator applications used (both operators).</summary>
+    public int Applications { get; init; }
+}

@@ -44,29 +44,18 @@ public sealed class NtkAnalyzer
     /// <summary>Budgets and seed.</summary>
     public AnalysisOptions Options { get; }
 
-    /// <summary>Number of progress stages reported by <see cref="Analyze"/>.</summary>
-    private const int Stages = 10;
-
     /// <summary>
-    /// Analyses <paramref name="model"/>; <paramref name="progress"/> receives (stage, fraction of this model).
+    /// Analyses <paramref name="model"/>; <paramref name="progress"/> receives (stage, fraction of
+    /// this model). Inside each stage the stage text counts operator applications done / planned
+    /// with an ETA, updated about every second.
     /// </summary>
     public ModelAnalysis Analyze(IChainModel model, string label, int? step = null, Action<string, double>? progress = null)
     {
         var o = Options;
         var key = RngKey.FromSeed(o.Seed);
-        int stage = 0;
-        var timings = new Dictionary<string, double>();
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        string? current = null;
-        void Report(string what)
-        {
-            if (current is not null) timings[current] = clock.Elapsed.TotalSeconds;
-            clock.Restart();
-            current = what;
-            progress?.Invoke(what, (double)stage++ / Stages);
-        }
+        var meter = new StageMeter(progress);
 
-        Report("forward pass");
+        meter.Begin("forward pass", 0);
         var lin = model.Linearize(_inputs);
         var ops = new NtkOperators(lin, key.Fold("Kronecker core").Seed);
         var shape = lin.StateShape;
@@ -74,22 +63,31 @@ public sealed class NtkAnalyzer
         var outShape = readout.OutputShape(shape);
         if (_targets is not null && _targets.Length != outShape.Size)
             throw new ShapeMismatchException($"targets have shape {_targets.Shape} ({_targets.Length} values) but the model's outputs are {outShape}.");
+        int partialAxes = shape.Sizes.Count(size => size > 1);
+        meter.Planned = o.PlannedApplications(partialAxes) + 1 + readout.OutputSize;
 
-        Report("NTK_S spectrum");
-        var ntkSpec = Spectrum(ops.NtkS, "NTK_S", key.Fold("NTK_S spectrum"));
-        Report("K spectrum");
-        var kSpec = Spectrum(ops.KKronecker, "K", key.Fold("K spectrum"));
-        Report("P P* spectrum");
-        var pSpec = Spectrum(ops.P.Gram(), "P P*", key.Fold("P P* spectrum"));
-        Report("effective rank of NTK_S");
-        var ntkRank = Rank(ops.NtkS, "NTK_S", key.Fold("NTK_S rank"));
-        Report("effective rank of K");
-        var kRank = Rank(ops.KKronecker, "K", key.Fold("K rank"));
-        Report("Kronecker core");
+        var ntkS = meter.Wrap(ops.NtkS);
+        var kOp = meter.Wrap(ops.KKronecker);
+        // Each operator's rank right after its spectrum, which it deflates: one set of top
+        // eigenvectors alive at a time (they are state-sized; this bounds memory on large states).
+        long rankPlan = o.Probes + (long)partialAxes * o.PartialBudget;
+        meter.Begin("NTK_S spectrum", o.SpectrumBudget);
+        var (ntkSpec, ntkEigResult) = Spectrum(ntkS, "NTK_S", "block Krylov on NTK_S = P K P*", key.Fold("NTK_S spectrum"));
+        meter.Begin("effective rank of NTK_S", rankPlan);
+        var ntkRank = Rank(ntkS, "NTK_S", key.Fold("NTK_S rank"), ntkEigResult, meter);
+        meter.Begin("K spectrum", o.SpectrumBudget);
+        var (kSpec, kEigResult) = Spectrum(kOp, "K", "block Krylov on the Kronecker-core K", key.Fold("K spectrum"));
+        meter.Begin("effective rank of K", rankPlan);
+        var kRank = Rank(kOp, "K", key.Fold("K rank"), kEigResult, meter);
+        meter.Begin("P P* spectrum", o.SpectrumBudget);
+        // The top of P P* is the top of P's singular values squared: block Krylov on the Gram P P*
+        // (one application = P* then P), the same cost as the singular-value route for a square P.
+        var (pSpec, _) = Spectrum(meter.Wrap(ops.P.Gram()), "P P*", "block Krylov on the Gram P P* (σ² of P)", key.Fold("P P* spectrum"));
+        meter.Begin("Kronecker core", 0);
         var kron = Kronecker(ops.KroneckerCore);
         var layerRanks = LayerRanks(model, ops.NtkS, o.Seed + 50);
 
-        Report("SRB and task modes");
+        meter.Begin("SRB and task modes", 1 + readout.OutputSize);
         var states = lin.States.Span;
         double? loss = null;
         double[] e;
@@ -111,28 +109,29 @@ public sealed class NtkAnalyzer
             e = RandomProbes.Gaussian(key.Fold("SRB error").CreateRandom(), shape.Size);
             source = DefaultErrorSource + " (the task error is exactly zero)";
         }
-        var srb = SelfReferentialBias.Compute(ops.NtkS, states, e,
+        var srb = SelfReferentialBias.Compute(ntkS, states, e,
             SelfReferentialBias.DefaultRanks(shape.Sizes[^1], o.MaxSrbRank), source);
 
         LearnabilityResult? tm = null;
         if (_targets is not null)
         {
             var modes = TaskModes.Of(_targets.Span, readout.OutputSize);
-            var theta = ops.OutputNtk(readout); // Θ_y = C NTK_S C* + (Z Zᵀ + 1 1ᵀ) ⊗ I (docs/math.md#output-ntk)
+            var theta = meter.Wrap(ops.OutputNtk(readout)); // Θ_y = C NTK_S C* + (Z Zᵀ + 1 1ᵀ) ⊗ I (docs/math.md#output-ntk)
             tm = new LearnabilityResult(modes.SingularValues,
                 Enumerable.Range(0, modes.Count).Select(i => modes.Right(i).ToArray()).ToArray(),
                 modes.Learnability(theta), modes.LearnedFractions(yhat.Span));
         }
 
-        Report("alignment with the previous checkpoint");
         AlignmentResult? align = null;
         if (_previous is { } prev)
         {
-            var a = OperatorComparison.Alignment(prev.Ops.NtkS, ops.NtkS, o.Probes, key.Fold("alignment").Seed);
-            align = new AlignmentResult(prev.Label, a.Value, a.StandardError, a.Probes);
+            meter.Begin("alignment with the previous checkpoint", 2L * o.Probes);
+            long before = meter.Applications;
+            var a = OperatorComparison.Alignment(meter.Wrap(prev.Ops.NtkS), ntkS, o.Probes, key.Fold("alignment").Seed);
+            align = new AlignmentResult(prev.Label, a.Value, a.StandardError, a.Probes) { Applications = (int)(meter.Applications - before) };
         }
         _previous = (label, ops);
-        Report("done");
+        var timings = meter.Finish();
 
         return new ModelAnalysis(label, step, model.Arch,
             shape.Names.Zip(shape.Sizes, (n, s) => new AxisSize(n, s)).ToArray(), lin.Parameters.TotalSize, loss,
@@ -161,27 +160,54 @@ public sealed class NtkAnalyzer
         return list;
     }
 
-    private SpectrumResult Spectrum(LinearOperator op, string name, RngKey key)
-    {
-        int k = Math.Min(Options.TopK, op.Domain.Size);
-        var r = Spectral.TopEigenpairs(op, k, key.Seed, tolerance: 1e-6); // residual 1e-6·λ₁ ⇒ eigenvalue error ~1e-12·λ₁²/gap
-        return new SpectrumResult(name, op.Domain.Size, r.Values, r.Residuals);
-    }
-
-    private RankResult Rank(LinearOperator op, string name, RngKey key)
+    private (SpectrumResult Result, EigenResult Eig) Spectrum(LinearOperator op, string name, string method, RngKey key)
     {
         var o = Options;
-        var trace = TraceEstimators.HutchPlusPlus(op, o.Probes, key.Fold("trace").Seed);
-        var pr = EffectiveRank.ParticipationRatio(op, o.Probes, key.Fold("participation ratio").Seed);
+        int n = op.Domain.Size;
+        // Memory cap: the basis holds at least 2k vectors, so k shrinks for very large states.
+        int maxBasis = (int)Math.Clamp(o.KrylovMemoryBytes / (8L * n), 2, Math.Max(2, Math.Min(n, o.SpectrumBudget)));
+        int k = Math.Max(1, Math.Min(Math.Min(o.TopK, n), maxBasis / 2));
+        var r = Spectral.TopEigenpairs(op, k, key.Seed, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance), maxBasis);
+        string status = r.Status switch
+        {
+            EigenStatus.Converged => "converged",
+            EigenStatus.InvariantSubspace => "exact (invariant subspace)",
+            _ => "budget exhausted",
+        };
+        return (new SpectrumResult(name, n, r.Values, r.Residuals)
+        {
+            Method = method, Status = status, Applications = r.Applications, Budget = r.Budget,
+            Tolerance = o.SpectrumTolerance, ErrorBounds = r.ErrorBounds,
+        }, r);
+    }
+
+    private RankResult Rank(LinearOperator op, string name, RngKey key, EigenResult top, StageMeter meter)
+    {
+        var o = Options;
+        // Deflate by the spectrum's top eigenvectors: their exact share of tr A and tr A² is reused.
+        var deflation = Deflation.FromEigenpairs(top);
+        var mo = EffectiveRank.Moments(op, o.Probes, key.Fold("moments").Seed, deflation);
         var partial = new List<PartialRankResult>();
         foreach (var (axis, size) in op.Domain.Names.Zip(op.Domain.Sizes))
         {
             if (size <= 1) continue;
-            var p = EffectiveRank.Partial(op, [axis], o.PartialProbes, key.Fold("partial").Fold(axis).Seed);
-
-            partial.Add(new PartialRankResult(axis, size, p.Value, p.StandardError, p.Probes));
+            long before = meter.Applications;
+            var p = EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, key.Fold("partial").Fold(axis).Seed, deflation);
+            partial.Add(new PartialRankResult(axis, size, p.ParticipationRatio.Value, p.ParticipationRatio.StandardError, p.ParticipationRatio.Probes)
+            {
+                Method = p.Plan.Method.ToString(), Applications = meter.Applications - before,
+                Trace = p.Trace.Value, TraceStandardError = p.Trace.StandardError,
+                FrobeniusSquared = p.FrobeniusSquared.Value, FrobeniusSquaredStandardError = p.FrobeniusSquared.StandardError,
+            });
         }
-        return new RankResult(name, op.Domain.Size, trace.Value, trace.StandardError, pr.Value, pr.StandardError, pr.Probes, partial);
+        string method = mo.ParticipationRatio.Exact ? "exact (unit vectors)"
+            : $"Rademacher probes deflated by the top {mo.Deflated} eigenvectors; pair estimate of (tr A)², jackknife SE";
+        return new RankResult(name, op.Domain.Size, mo.Trace.Value, mo.Trace.StandardError, mo.ParticipationRatio.Value,
+            mo.ParticipationRatio.StandardError, mo.ParticipationRatio.Probes, partial)
+        {
+            Method = method, TraceOfSquare = mo.TraceOfSquare.Value, TraceOfSquareStandardError = mo.TraceOfSquare.StandardError,
+            Deflated = mo.Deflated, Applications = mo.Applications,
+        };
     }
 
     private KroneckerResult Kronecker(KroneckerCore core)
@@ -200,5 +226,70 @@ public sealed class NtkAnalyzer
         }).ToArray();
         return new KroneckerResult(core.RankBound, core.StateDimension, core.TraceK, core.ModeCaptureCurve(rMax), sites)
             { TraceKStandardError = core.TraceKStandardError };
+    }
+
+    /// <summary>
+    /// Stage timings and progress: counts operator applications of the wrapped operators and
+    /// reports "stage: done/planned applications, ETA" with the fraction of the checkpoint done.
+    /// </summary>
+    private sealed class StageMeter(Action<string, double>? progress)
+    {
+        private readonly Dictionary<string, double> _timings = [];
+        private readonly System.Diagnostics.Stopwatch _clock = new();
+        private string? _stage;
+        private long _stagePlanned, _stageStart, _completedPlanned;
+
+        public long Planned { get; set; } = 1;
+        public long Applications { get; private set; }
+
+        public LinearOperator Wrap(LinearOperator op)
+        {
+            long last = 0;
+            return new MeteredOperator(op, total => { Applications += total - last; last = total; Report(); });
+        }
+
+        public void Begin(string stage, long planned)
+        {
+            Close();
+            _stage = stage; _stagePlanned = planned; _stageStart = Applications;
+            _clock.Restart();
+            Report();
+        }
+
+        public Dictionary<string, double> Finish()
+        {
+            Close();
+            _stage = null;
+            progress?.Invoke("done", 1.0);
+            return _timings;
+        }
+
+        private void Close()
+        {
+            if (_stage is null) return;
+            _timings[_stage] = _clock.Elapsed.TotalSeconds;
+            _completedPlanned += Math.Max(_stagePlanned, Applications - _stageStart);
+        }
+
+        private void Report()
+        {
+            if (progress is null || _stage is null) return;
+            long done = Applications - _stageStart;
+            string text = _stage;
+            if (_stagePlanned > 0)
+            {
+                text += $": {done}/{_stagePlanned} applications";
+                if (done > 0 && done < _stagePlanned)
+                {
+                    double eta = _clock.Elapsed.TotalSeconds / done * (_stagePlanned - done);
+                    text += $", ETA ≤ {FormatSeconds(eta)}";
+                }
+            }
+            double fraction = (_completedPlanned + Math.Min(done, _stagePlanned)) / (double)Math.Max(1, Planned);
+            progress(text, Math.Clamp(fraction, 0, 0.999));
+        }
+
+        private static string FormatSeconds(double s) =>
+            s < 60 ? $"{Math.Ceiling(s):F0} s" : $"{(int)(s / 60)} min {(int)Math.Ceiling(s % 60):D2} s";
     }
 }

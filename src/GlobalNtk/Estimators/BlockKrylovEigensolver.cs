@@ -16,10 +16,21 @@ internal sealed class BlockKrylovEigensolver
     private readonly LinearOperator _op;
     private readonly int _n, _k, _block, _capacity, _maxApplications;
     private readonly double _tolerance;
+    private readonly bool _eigenvalueTolerance;
     private readonly EigenOrder _order;
     private readonly Random _rng;
+    private readonly bool _strictBudget;
 
-    public BlockKrylovEigensolver(LinearOperator op, int k, int seed, double tolerance, int blockSize, int maxBasis, int maxApplications, EigenOrder order)
+    /// <param name="eigenvalueTolerance">
+    /// Converge on the eigenvalue error bound min(r, r²/gap) ≤ tolerance·max|θ| (r the residual
+    /// estimate, gap the distance to the nearest other Ritz value) instead of r ≤ tolerance·max|θ|.
+    /// </param>
+    /// <param name="maxApplications">
+    /// Budget of operator applications including the final residual block; never exceeded when
+    /// positive (0: a generous default that may be passed by the last block).
+    /// </param>
+    public BlockKrylovEigensolver(LinearOperator op, int k, int seed, double tolerance, int blockSize, int maxBasis, int maxApplications, EigenOrder order,
+        bool eigenvalueTolerance = false)
     {
         _op = op;
         _n = op.Domain.Size;
@@ -27,13 +38,21 @@ internal sealed class BlockKrylovEigensolver
         if (!(tolerance > 0)) throw new ArgumentOutOfRangeException(nameof(tolerance), $"Eigenpairs: tolerance must be positive, got {tolerance}.");
         _k = k;
         _block = Math.Min(_n, blockSize > 0 ? blockSize : k + Math.Max(3, k / 2));
+        if (maxApplications > 0)
+        {
+            // A strict budget must hold one block and the final residual block of k.
+            if (maxApplications < 2 * k) throw new ArgumentOutOfRangeException(nameof(maxApplications), $"Eigenpairs: a budget of {maxApplications} applications cannot hold the first block and the final residuals of k = {k} (needs at least {2 * k}).");
+            if (blockSize <= 0) _block = Math.Min(_block, maxApplications - k);
+            _strictBudget = true;
+        }
         if (_block < k) throw new ArgumentOutOfRangeException(nameof(blockSize), $"Eigenpairs: block size {blockSize} is smaller than k = {k}.");
         // Default basis: room for many blocks, but at most ~1 GiB of basis vectors.
-        int memoryCap = (int)Math.Clamp((1L << 27) / _n, 3L * _block, int.MaxValue);
+        int memoryCap = (int)Math.Clamp((1L << 27) / _n, Math.Min(_n, 2L * _block), int.MaxValue);
         _capacity = Math.Min(_n, maxBasis > 0 ? maxBasis : Math.Min(memoryCap, Math.Max(20 * _block, 4 * k + 100)));
         if (_capacity < Math.Min(_n, 2 * _block)) throw new ArgumentOutOfRangeException(nameof(maxBasis), $"Eigenpairs: basis size {maxBasis} must be at least two blocks ({2 * _block}).");
         _maxApplications = maxApplications > 0 ? maxApplications : Math.Max(50 * _capacity, 2000);
         _tolerance = tolerance;
+        _eigenvalueTolerance = eigenvalueTolerance;
         _order = order;
         _rng = RngKey.FromSeed(seed).CreateRandom();
     }
@@ -70,16 +89,20 @@ internal sealed class BlockKrylovEigensolver
             var pick = Select(theta, Math.Min(_k, e));
             var residual = EstimateResiduals(y, e, s, bs, wb, pick);
             double norm = theta.Max(Math.Abs);
-            bool converged = pick.Length == _k && pick.All(i => residual[i] <= _tolerance * Math.Max(norm, double.Epsilon));
+            var bound = _eigenvalueTolerance ? ErrorBounds(theta, residual, pick) : residual;
+            bool converged = pick.Length == _k && pick.All(i => bound[i] <= _tolerance * Math.Max(norm, double.Epsilon));
 
             // The whole space spanned: Ritz pairs are exact.
-            if (converged || e >= n) return Finish(q, y, theta, pick, e, applications, restarts, true);
-            if (applications >= _maxApplications) return Finish(q, y, theta, pick, e, applications, restarts, false);
+            if (converged || e >= n) return Finish(q, y, theta, pick, e, applications, restarts, EigenStatus.Converged, bound);
+            // Stop when the next block and the final residual block would not fit the budget.
+            // (The next expansion applies at most one block.)
+            if (_strictBudget ? applications + _block + _k > _maxApplications : applications >= _maxApplications)
+                return Finish(q, y, theta, pick, e, applications, restarts, EigenStatus.BudgetExhausted, bound);
             if (e + bs <= cap)
             {
                 // Orthonormalise the new block (random directions replace dependent vectors).
                 int added = Orthonormalizer.Orthonormalize(wb, bs, n, q.AsSpan(0, e * n), e, _rng, alreadyProjected: true, scale: scale);
-                if (added == 0) return Finish(q, y, theta, pick, e, applications, restarts, true); // invariant subspace
+                if (added == 0) return Finish(q, y, theta, pick, e, applications, restarts, EigenStatus.InvariantSubspace, bound);
                 wb.Slice(0, added * n).CopyTo(q.AsSpan(e * n, added * n));
                 previous = s; s = e; e += added;
             }
@@ -156,7 +179,22 @@ internal sealed class BlockKrylovEigensolver
         return v;
     }
 
-    private EigenResult Finish(double[] q, double[] y, double[] theta, int[] pick, int e, int applications, int restarts, bool converged)
+    // Eigenvalue error bounds of the picked Ritz values: |λ − θ| ≤ r always, and ≤ r²/gap when the
+    // gap to the rest of the spectrum is approximated by the nearest other Ritz value.
+    private static double[] ErrorBounds(double[] theta, double[] residual, int[] pick)
+    {
+        var bound = new double[theta.Length];
+        foreach (int i in pick)
+        {
+            double gap = double.PositiveInfinity;
+            for (int j = 0; j < theta.Length; j++) if (j != i) gap = Math.Min(gap, Math.Abs(theta[i] - theta[j]));
+            double r = residual[i];
+            bound[i] = gap > 0 && double.IsFinite(gap) ? Math.Min(r, r * r / gap) : r;
+        }
+        return bound;
+    }
+
+    private EigenResult Finish(double[] q, double[] y, double[] theta, int[] pick, int e, int applications, int restarts, EigenStatus status, double[] bound)
     {
         int n = _n, k = pick.Length;
         // Report in descending order of value (by magnitude for LargestMagnitude).
@@ -177,6 +215,12 @@ internal sealed class BlockKrylovEigensolver
             residuals[p] = Numerics.Norm(r);
         }
         Numerics.EnsureFinite(values, $"Eigenvalues of {_op.Name}");
-        return new EigenResult(values, vectors, residuals, applications, converged, restarts);
+        return new EigenResult(values, vectors, residuals, applications, status != EigenStatus.BudgetExhausted, restarts)
+        {
+            Status = status,
+            Budget = _strictBudget ? _maxApplications : 0,
+            ErrorBounds = pick.Select(i => bound[i]).ToArray(),
+            Images = av,
+        };
     }
 }

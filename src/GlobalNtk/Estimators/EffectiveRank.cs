@@ -83,8 +83,231 @@ public static class EffectiveRank
             if (!op.Domain.Contains(a)) throw new ShapeMismatchException($"Partial effective rank: axis '{a}' is not in shape {op.Domain}.");
         var traced = op.Domain.Names.Where(a => !keptAxes.Contains(a)).ToArray();
         if (traced.Length == 0) return ParticipationRatio(op, probes, seed);
-        var split = new AxisSplit(op.Domain, traced, "PartialPaired");
-        int nk = split.Kept, nt = split.Reduced, n = op.Domain.Size, m = probes;
+        var stats = PairedSamples(op, traced, probes, seed, out int m);
+        double Pr(double[] mean, int count) => Ratio((count * mean[0] * mean[0] - mean[1]) / (count - 1), mean[2], op);
+        var avg = new double[3];
+        foreach (var st in stats) for (int i = 0; i < 3; i++) avg[i] += st[i] / m;
+        return new Estimate(Pr(avg, m), SampleStatistics.JackknifeError(stats, mean => Pr(mean, m - 1)), m);
+    }
+
+    /// <summary>
+    /// tr A, tr A² and PR = (tr A)²/tr A² of a self-adjoint PSD operator from one pass of
+    /// <paramref name="probes"/> Rademacher probes (one application each): tᵢ = ω̃ᵢᵀAω̃ᵢ and
+    /// sᵢ = ‖Aω̃ᵢ‖² with ω̃ = (I−VVᵀ)ω, plus the exact contributions tr(VᵀAV) and ‖AV‖_F² of the
+    /// optional <paramref name="deflation"/> (e.g. the top eigenvectors already computed for the
+    /// spectrum, which carry most of both traces and so most of the variance). Unbiased for tr A and
+    /// tr A²; PR's numerator from independent probe pairs, jackknife standard error. Exact (without
+    /// deflation) when the budget reaches the dimension.
+    /// </summary>
+    public static RankMoments Moments(LinearOperator op, int probes, int seed, Deflation? deflation = null)
+    {
+        ArgumentNullException.ThrowIfNull(op);
+        op.RequireSquare("Effective rank");
+        int n = op.Domain.Size;
+        int m = ProbeRunner.Count(n, probes, out bool exact);
+        if (!exact && m < 3) throw new ArgumentOutOfRangeException(nameof(probes), $"Effective rank needs at least 3 probes, got {probes}.");
+        if (deflation is not null && deflation.Dimension != n)
+            throw new ShapeMismatchException($"Effective rank: deflation vectors have length {deflation.Dimension}, but {op.Name} acts on {op.Domain}.");
+        int r = exact || deflation is null ? 0 : deflation.Count;
+        double ct = 0, cs = 0;
+        for (int i = 0; i < r; i++)
+        {
+            var v = deflation!.Vectors[i];
+            var av = deflation.Images.AsSpan((int)((long)i * n), n);
+            ct += Numerics.Dot(v, av);
+            cs += Numerics.Dot(av, av);
+        }
+        var t = new double[m];
+        var s = new double[m];
+        ProbeRunner.Run(n, m, exact, seed, (x, first, c) =>
+        {
+            var xs = x.AsSpan(0, c * n);
+            for (int j = 0; j < c && r > 0; j++)
+            {
+                var xj = xs.Slice(j * n, n);
+                foreach (var v in deflation!.Vectors) Numerics.Axpy(-Numerics.Dot(v, xj), v, xj);
+            }
+            var y = op.ApplyBlock(xs, c);
+            for (int j = 0; j < c; j++)
+            {
+                var yj = y.AsSpan(j * n, n);
+                t[first + j] = ct + Numerics.Dot(xs.Slice(j * n, n), yj);
+                s[first + j] = cs + Numerics.Dot(yj, yj);
+            }
+        });
+        var trace = ProbeRunner.MeanEstimate(t, exact);
+        var square = ProbeRunner.MeanEstimate(s, exact);
+        if (exact) return new RankMoments(trace, square, new Estimate(Ratio(trace.Value * trace.Value, square.Value, op), 0, m), m, 0);
+        var stats = new double[m][];
+        for (int i = 0; i < m; i++) stats[i] = [t[i], t[i] * t[i], s[i]];
+        double Pr(double[] mean, int count) => Ratio((count * mean[0] * mean[0] - mean[1]) / (count - 1), mean[2], op);
+        var avg = new double[3];
+        foreach (var st in stats) for (int i = 0; i < 3; i++) avg[i] += st[i] / m;
+        var pr = new Estimate(Pr(avg, m), SampleStatistics.JackknifeError(stats, mean => Pr(mean, m - 1)), m);
+        return new RankMoments(trace, square, pr, m, r);
+    }
+
+    /// <summary>
+    /// Partial effective rank along <paramref name="keptAxes"/> within a budget of
+    /// <paramref name="budget"/> operator applications: PR(M) with M = tr_other(A), and unbiased
+    /// estimates of tr M and ‖M‖_F² with standard errors. <see cref="PartialRankPlan.Choose"/>
+    /// picks the exact partial trace, the per-index path (short kept axes; ‖M‖_F² and (tr M)² from
+    /// distinct independent probe groups, so unbiased) or Kronecker probes (cost independent of
+    /// the kept size). Dense operators are always exact.
+    /// </summary>
+    /// <param name="op">A self-adjoint PSD operator.</param>
+    /// <param name="keptAxes">Axes M keeps.</param>
+    /// <param name="budget">Operator applications allowed.</param>
+    /// <param name="seed">Seed of the probes.</param>
+    /// <param name="deflation">
+    /// Optional top eigenvectors of A with their images (from the spectrum): the probed paths then
+    /// probe only (I−VVᵀ)A(I−VVᵀ) and add the exact partial trace of the low-rank rest, which
+    /// removes most of their variance when the spectrum is steep.
+    /// </param>
+    public static PartialRankEstimate PartialWithin(LinearOperator op, IReadOnlyCollection<string> keptAxes, int budget, int seed,
+        Deflation? deflation = null)
+    {
+        ArgumentNullException.ThrowIfNull(op);
+        ArgumentNullException.ThrowIfNull(keptAxes);
+        op.RequireSquare("Partial effective rank");
+        foreach (var a in keptAxes)
+            if (!op.Domain.Contains(a)) throw new ShapeMismatchException($"Partial effective rank: axis '{a}' is not in shape {op.Domain}.");
+        var traced = op.Domain.Names.Where(a => !keptAxes.Contains(a)).ToArray();
+        if (traced.Length == 0)
+        {
+            var mo = Moments(op, budget, seed);
+            var kind = mo.ParticipationRatio.Exact ? PartialRankMethod.Exact : PartialRankMethod.PerIndex;
+            return new PartialRankEstimate(mo.ParticipationRatio, mo.Trace, mo.TraceOfSquare, new PartialRankPlan(kind, mo.Applications, mo.Applications));
+        }
+        var split = new AxisSplit(op.Domain, traced, "Partial effective rank");
+        var plan = op is DenseOperator
+            ? new PartialRankPlan(PartialRankMethod.Exact, split.Reduced, 0)
+            : PartialRankPlan.Choose(split.Kept, split.Reduced, budget);
+        if (plan.Method == PartialRankMethod.Kronecker)
+        {
+            double[][] stats;
+            int m;
+            if (deflation is not null && deflation.Count > 0)
+            {
+                if (deflation.Dimension != op.Domain.Size)
+                    throw new ShapeMismatchException($"Partial effective rank: deflation vectors have length {deflation.Dimension}, but {op.Name} acts on {op.Domain}.");
+                var ml = LowRankPartialTrace(deflation, split);
+                stats = PairedSamples(new DeflatedOperator(op, deflation), traced, plan.Probes, seed, out m,
+                    (ml, Trace(ml, split.Kept), TraceOfProduct(ml, ml, split.Kept)));
+            }
+            else stats = PairedSamples(op, traced, plan.Probes, seed, out m);
+            double Pr(double[] mean, int count) => Ratio((count * mean[0] * mean[0] - mean[1]) / (count - 1), mean[2], op);
+            var avg = new double[3];
+            foreach (var st in stats) for (int i = 0; i < 3; i++) avg[i] += st[i] / m;
+            var pr = new Estimate(Pr(avg, m), SampleStatistics.JackknifeError(stats, mean => Pr(mean, m - 1)), m);
+            return new PartialRankEstimate(pr, ProbeRunner.MeanEstimate(stats.Select(x => x[0]).ToArray(), false),
+                ProbeRunner.MeanEstimate(stats.Select(x => x[2]).ToArray(), false), plan);
+        }
+
+        // Deflated per-index path: probe A_D and add the exact M_L to every group (still unbiased).
+        bool deflate = plan.Method == PartialRankMethod.PerIndex && deflation is not null && deflation.Count > 0;
+        if (deflate && deflation!.Dimension != op.Domain.Size)
+            throw new ShapeMismatchException($"Partial effective rank: deflation vectors have length {deflation.Dimension}, but {op.Name} acts on {op.Domain}.");
+        var pt = Reductions.PartialTraceWithError(deflate ? new DeflatedOperator(op, deflation!) : op, traced, plan.Probes, seed);
+        if (deflate)
+        {
+            var ml = LowRankPartialTrace(deflation!, split);
+            foreach (var grp in pt.GroupMeans) Numerics.Axpy(1.0, ml, grp);
+            Numerics.Axpy(1.0, ml, pt.Value.Matrix);
+        }
+        if (pt.Exact)
+        {
+            double tr = pt.Value.Trace(), f2 = TraceOfProduct(pt.Value.Matrix, pt.Value.Matrix, split.Kept);
+            return new PartialRankEstimate(new Estimate(Ratio(tr * tr, f2, op), 0, pt.Probes), new Estimate(tr, 0, pt.Probes), new Estimate(f2, 0, pt.Probes), plan);
+        }
+        // Independent probe groups M_g (each unbiased for M): U-statistics over distinct pairs
+        // g ≠ h give unbiased (tr M)² and tr M² = ‖M‖_F²; delete-a-group jackknife for their SEs.
+        var groups = pt.GroupMeans;
+        int g = groups.Length, nk = split.Kept;
+        var tau = groups.Select(x => Trace(x, nk)).ToArray();
+        var cross = new double[g, g];
+        for (int i = 0; i < g; i++) for (int j = i + 1; j < g; j++) cross[i, j] = cross[j, i] = TraceOfProduct(groups[i], groups[j], nk);
+        (double Num, double Den) U(int skip)
+        {
+            double num = 0, den = 0; int count = 0;
+            for (int i = 0; i < g; i++) for (int j = 0; j < g; j++)
+                if (i != j && i != skip && j != skip) { num += tau[i] * tau[j]; den += cross[i, j]; count++; }
+            return (num / count, den / count);
+        }
+        var (num0, den0) = U(-1);
+        var loo = Enumerable.Range(0, g).Select(U).ToArray();
+        double Jack(Func<(double Num, double Den), double> f)
+        {
+            var v = loo.Select(f).ToArray();
+            double mean = v.Average();
+            return Math.Sqrt((g - 1.0) / g * v.Sum(x => (x - mean) * (x - mean)));
+        }
+        double trM = pt.Value.Trace();
+        double tauMean = tau.Average();
+        double trSe = Math.Sqrt(tau.Sum(x => (x - tauMean) * (x - tauMean)) / (g - 1) / g);
+        var prEst = new Estimate(Ratio(num0, den0, op), Jack(u => Ratio(u.Num, u.Den, op)), pt.Probes);
+        return new PartialRankEstimate(prEst, new Estimate(trM, trSe, pt.Probes), new Estimate(den0, Jack(u => u.Den), pt.Probes), plan);
+    }
+
+    // uᵀ M v for a row-major n×n M.
+    private static double QuadraticForm(ReadOnlySpan<double> u, double[] m, ReadOnlySpan<double> v, int n)
+    {
+        double s = 0;
+        for (int i = 0; i < n; i++) s += u[i] * Numerics.Dot(m.AsSpan(i * n, n), v);
+        return s;
+    }
+
+    // M_L = tr_other(L) for the low-rank L = A − (I−VVᵀ)A(I−VVᵀ) = W Vᵀ + V Wᵀ with W = AV − ½V(VᵀAV):
+    // M_L = G + Gᵀ, G = Σ_i W_i V_iᵀ with each vector reshaped to (kept × traced), one GEMM per vector.
+    private static double[] LowRankPartialTrace(Deflation d, AxisSplit split)
+    {
+        int nk = split.Kept, nt = split.Reduced, k = d.Count, n = d.Dimension;
+        var full = split.Full;
+        var tm = new double[k * k];
+        for (int i = 0; i < k; i++) for (int j = 0; j < k; j++) tm[i * k + j] = Numerics.Dot(d.Vectors[i], d.Images.AsSpan((int)((long)j * n), n));
+        var g = new double[nk * nk];
+        var w = new double[n];
+        var wm = new double[(long)nk * nt];
+        var vm = new double[(long)nk * nt];
+        for (int i = 0; i < k; i++)
+        {
+            d.Images.AsSpan((int)((long)i * n), n).CopyTo(w);
+            for (int j = 0; j < k; j++) Numerics.Axpy(-0.25 * (tm[j * k + i] + tm[i * k + j]), d.Vectors[j], w);
+            var v = d.Vectors[i];
+            for (int q = 0; q < wm.Length; q++) { wm[q] = w[full[q]]; vm[q] = v[full[q]]; }
+            Gemm.Multiply(Trans.No, Trans.Yes, nk, nk, nt, 1.0, wm, nt, vm, nt, 1.0, g, nk);
+        }
+        var ml = new double[nk * nk];
+        for (int a = 0; a < nk; a++) for (int b = 0; b < nk; b++) ml[a * nk + b] = g[a * nk + b] + g[b * nk + a];
+        return ml;
+    }
+
+    private static double Trace(double[] a, int n)
+    {
+        double s = 0;
+        for (int i = 0; i < n; i++) s += a[(long)i * n + i];
+        return s;
+    }
+
+    // tr(AB) = Σ_ij A_ij B_ji of two row-major n×n matrices.
+    private static double TraceOfProduct(double[] a, double[] b, int n)
+    {
+        double s = 0;
+        for (int i = 0; i < n; i++) for (int j = 0; j < n; j++) s += a[(long)i * n + j] * b[(long)j * n + i];
+        return s;
+    }
+
+    // Per Kronecker probe: [t, t², s] with t = (ψ⊗ω)ᵀA(ψ⊗ω) (unbiased for tr M = tr A) and
+    // s = ψᵀ M_ω′ M_ω ψ (unbiased for tr M², ω and ω′ independent). Two applications per probe.
+    // With a deflation, op is the deflated A_D and lowRank = (M_L, tr M_L, ‖M_L‖²) the exact partial
+    // trace of the known low-rank rest: t += tr M_L and s += ‖M_L‖² + 2ψᵀM_L M_D,ω ψ (unbiased for
+    // 2 tr(M_L M_D)), so that the probes only carry the deflated part's variance.
+    private static double[][] PairedSamples(LinearOperator op, string[] traced, int probes, int seed, out int m,
+        (double[] Matrix, double Trace, double Frobenius2)? lowRank = null)
+    {
+        var split = new AxisSplit(op.Domain, traced, "Partial effective rank");
+        int nk = split.Kept, nt = split.Reduced, n = op.Domain.Size;
+        m = probes;
         var full = split.Full;
         var rng = RngKey.FromSeed(seed).CreateRandom();
         var psi = new double[(long)m * nk];
@@ -117,10 +340,12 @@ public static class EffectiveRank
                 Embed(psi.AsSpan((first + j) * nk, nk), omega1.AsSpan((first + j) * nt, nt), xs.Slice(j * n, n));
             var y = op.ApplyBlock(xs, c);
             var t = new double[c];
+            var cross = new double[c];
             for (int j = 0; j < c; j++)
             {
                 t[j] = Numerics.Dot(xs.Slice(j * n, n), y.AsSpan(j * n, n));
                 Contract(y.AsSpan(j * n, n), omega1.AsSpan((first + j) * nt, nt), z);       // M_ω′ ψ
+                if (lowRank is { } lr) cross[j] = QuadraticForm(psi.AsSpan((first + j) * nk, nk), lr.Matrix, z, nk);
                 Embed(z, omega2.AsSpan((first + j) * nt, nt), xs.Slice(j * n, n));
             }
             op.ApplyBlock(xs, y, c);
@@ -128,13 +353,16 @@ public static class EffectiveRank
             {
                 Contract(y.AsSpan(j * n, n), omega2.AsSpan((first + j) * nt, nt), w);       // M_ω M_ω′ ψ
                 double s2 = Numerics.Dot(psi.AsSpan((first + j) * nk, nk), w);
-                stats[first + j] = [t[j], t[j] * t[j], s2];
+                double tj = t[j];
+                if (lowRank is { } lr)
+                {
+                    tj += lr.Trace;
+                    s2 += lr.Frobenius2 + 2 * cross[j];
+                }
+                stats[first + j] = [tj, tj * tj, s2];
             }
         }
-        double Pr(double[] mean, int count) => Ratio((count * mean[0] * mean[0] - mean[1]) / (count - 1), mean[2], op);
-        var avg = new double[3];
-        foreach (var st in stats) for (int i = 0; i < 3; i++) avg[i] += st[i] / m;
-        return new Estimate(Pr(avg, m), SampleStatistics.JackknifeError(stats, mean => Pr(mean, m - 1)), m);
+        return stats;
     }
 
     /// <summary>Doubles per probe block (128 MiB): big blocks keep operator applications matrix-matrix.</summary>

@@ -19,7 +19,47 @@ public enum EigenOrder
 /// <param name="Applications">Operator applications (vectors) used.</param>
 /// <param name="Converged">Whether every estimated residual reached the tolerance (or the space was exhausted).</param>
 /// <param name="Restarts">Basis restarts performed.</param>
-public sealed record EigenResult(double[] Values, double[][] Vectors, double[] Residuals, int Applications, bool Converged, int Restarts);
+public sealed record EigenResult(double[] Values, double[][] Vectors, double[] Residuals, int Applications, bool Converged, int Restarts)
+{
+    /// <summary>Why the solver stopped.</summary>
+    public EigenStatus Status { get; init; } = EigenStatus.Converged;
+    /// <summary>The strict budget of applications the solve ran under (0 when none was given).</summary>
+    public int Budget { get; init; }
+    /// <summary>
+    /// Error bounds on the eigenvalues at the last convergence check: min(r, r²/gap) with the
+    /// estimated residual r and the gap to the nearest other Ritz value (plain residuals when the
+    /// solve used a residual tolerance).
+    /// </summary>
+    public double[] ErrorBounds { get; init; } = [];
+    /// <summary>A·vᵢ for the returned vectors, vector-major (the final residual block, kept for deflation).</summary>
+    internal double[]? Images { get; init; }
+}
+
+/// <summary>Why a top-eigenpair solve stopped.</summary>
+public enum EigenStatus
+{
+    /// <summary>Every requested pair met the tolerance.</summary>
+    Converged,
+    /// <summary>The Krylov space became invariant (the Ritz pairs are then exact).</summary>
+    InvariantSubspace,
+    /// <summary>The budget of applications ran out first; the pairs are the best found.</summary>
+    BudgetExhausted,
+}
+
+/// <summary>
+/// A budget for a top-eigenpair solve: at most <paramref name="MaxApplications"/> operator
+/// applications (the final residual block included), stopping earlier when every eigenvalue's
+/// error bound min(r, r²/gap) is at most <paramref name="RelativeTolerance"/>·max|λ|.
+/// </summary>
+public sealed record SpectrumBudget(int MaxApplications, double RelativeTolerance = 1e-3)
+{
+    /// <summary>Throws unless the budget is usable.</summary>
+    public void Validate()
+    {
+        if (MaxApplications < 2) throw new ArgumentOutOfRangeException(nameof(MaxApplications), $"Spectrum budget must allow at least 2 applications, got {MaxApplications}.");
+        if (!(RelativeTolerance > 0 && RelativeTolerance < 1)) throw new ArgumentOutOfRangeException(nameof(RelativeTolerance), $"Spectrum tolerance must be in (0, 1), got {RelativeTolerance}.");
+    }
+}
 
 /// <summary>Top singular triplets A vᵢ = σᵢ uᵢ, A* uᵢ = σᵢ vᵢ.</summary>
 /// <param name="Values">Singular values, descending.</param>
@@ -59,6 +99,29 @@ public static class Spectral
         ArgumentNullException.ThrowIfNull(op);
         op.RequireSquare("TopEigenpairs");
         return new BlockKrylovEigensolver(op, k, seed, tolerance, blockSize, maxBasis, maxApplications, order).Solve();
+    }
+
+    /// <summary>
+    /// The top-<paramref name="k"/> eigenpairs of a self-adjoint operator within
+    /// <paramref name="budget"/>: stops when every eigenvalue's error bound is below the relative
+    /// tolerance (<see cref="EigenStatus.Converged"/>) or when the next block would not fit
+    /// (<see cref="EigenStatus.BudgetExhausted"/>); never applies the operator more than
+    /// <see cref="SpectrumBudget.MaxApplications"/> times. k is lowered to half the budget when the
+    /// budget is smaller than 2k, and to half of <paramref name="maxBasis"/> (the memory cap in basis vectors; 0 = default).
+    /// </summary>
+    public static EigenResult TopEigenpairs(LinearOperator op, int k, int seed, SpectrumBudget budget, int maxBasis = 0,
+        EigenOrder order = EigenOrder.LargestAlgebraic)
+    {
+        ArgumentNullException.ThrowIfNull(op);
+        ArgumentNullException.ThrowIfNull(budget);
+        op.RequireSquare("TopEigenpairs");
+        budget.Validate();
+        k = Math.Min(k, budget.MaxApplications / 2);
+        if (maxBasis > 0) k = Math.Min(k, Math.Max(1, maxBasis / 2));
+        int block = 0;
+        if (maxBasis > 0) block = Math.Max(k, Math.Min(k + Math.Max(3, k / 2), maxBasis / 2));
+        return new BlockKrylovEigensolver(op, k, seed, budget.RelativeTolerance, block, maxBasis, budget.MaxApplications, order,
+            eigenvalueTolerance: true).Solve();
     }
 
     /// <summary>
