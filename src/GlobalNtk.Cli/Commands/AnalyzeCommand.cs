@@ -113,7 +113,7 @@ public sealed class AnalyzeCommand : CliCommand<AnalyzeSettings>
         catch (ArgumentException ex) when (ex is not GlobalNtk.Operators.ShapeMismatchException)
         { throw new GlobalNtk.Operators.ShapeMismatchException($"analysis batch ({batchText}): {ex.Message}"); }
         CliInputs.RequireMemory(AnalysisMemory.Estimate(lin.StateShape.Size, options),
-            $"analyze on {batchText} with --top-k {options.TopK} and --probes {options.Probes}");
+            $"analyze on {batchText} (--trials or --inputs)");
 
         using var folder = OutputFolder.Create(new OutputRequest(outDir, "analyze", s.Force,
             [new("--model", modelPath), new("--inputs", s.Inputs), new("--targets", s.Targets)]), OutputMarker.ReportKind);

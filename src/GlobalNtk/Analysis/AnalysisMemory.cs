@@ -7,10 +7,11 @@ public static class AnalysisMemory
 {
     /// <summary>
     /// A lower bound for one checkpoint's analysis on states of <paramref name="stateLength"/>
-    /// values: the block Krylov basis of the top eigenpairs (TopK + LanczosExtra state vectors)
-    /// and one block of probes with its image (2 × Probes state vectors).
+    /// values: a spectrum's Krylov basis (2·TopK state vectors, capped at
+    /// <see cref="AnalysisOptions.KrylovMemoryBytes"/>, where top-k is lowered instead) and a few
+    /// state vectors for the probes and their images.
     /// </summary>
     public static MemoryEstimate Estimate(long stateLength, AnalysisOptions options) => new MemoryEstimate()
-        .AddDoubles("Krylov basis", (double)(options.TopK + options.LanczosExtra) * stateLength)
-        .AddDoubles("probe blocks", 2.0 * options.Probes * stateLength);
+        .AddBytes("Krylov basis", Math.Min(8.0 * 2 * options.TopK * stateLength, options.KrylovMemoryBytes))
+        .AddDoubles("probe vectors", 4.0 * stateLength);
 }
