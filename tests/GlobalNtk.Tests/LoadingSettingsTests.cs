@@ -272,6 +272,27 @@ public class MlpSequentialLoadingTests
     }
 
     [Fact]
+    public void ABiasFreeHeadLoadsWithoutABias()
+    {
+        using var d = new TempDir();
+        Parameter[] body = [P("body.0.weight", 4, 2), P("body.0.bias", 4), P("body.2.weight", 4, 4), P("body.2.bias", 4)];
+        var md = new Dictionary<string, string> { ["arch"] = "mlp", ["activation"] = "tanh" };
+        new SafetensorsFile([.. body, P("head.weight", 1, 4)], md).Write(d.File("free.safetensors"));
+        new SafetensorsFile([.. body, P("head.weight", 1, 4), new Parameter("head.bias", [1])], md).Write(d.File("zero.safetensors"));
+        var loaded = ModelFile.Load(d.File("free.safetensors"));
+        var free = (MlpModel)loaded.Model;
+        var zero = (MlpModel)ModelFile.Load(d.File("zero.safetensors")).Model;
+        Assert.False(free.Readout.HasBias);
+        Assert.True(zero.Readout.HasBias);
+        Assert.Equal(zero.AllParameters.TotalSize - 1, free.AllParameters.TotalSize);
+        // y = W h: the same outputs as the head with a zero bias.
+        var x = new GlobalNtk.Dense.Tensor(Enumerable.Range(0, 6).Select(i => Math.Cos(i)).ToArray(), new GlobalNtk.Dense.AxisShape(("sample", 3), ("input", 2)));
+        Assert.Equal(GlobalNtk.Training.ModelGradient.Predict(zero, x).Span.ToArray(), GlobalNtk.Training.ModelGradient.Predict(free, x).Span.ToArray());
+        Assert.Contains("  readout: nn.Linear(4, 1, bias=False)", ModelInspection.Of(loaded).Lines());
+        Assert.DoesNotContain(ModelInspection.Of(loaded).Tensors, t => t.Name == "readout.bias");
+    }
+
+    [Fact]
     public void LinearsWithNoActivationBetweenOrASingleLinearAreRefused()
     {
         using var d = new TempDir();

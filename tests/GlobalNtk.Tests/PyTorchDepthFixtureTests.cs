@@ -28,6 +28,30 @@ public class PyTorchDepthFixtureTests
     internal static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", "Depth", name);
 
     [Theory]
+    [InlineData("tf_post_relu")]
+    [InlineData("tf_pre_relu_nopos")]
+    public void ABiasFreeHeadLoadsWithoutABiasAndMatchesPyTorchLessTheBias(string name)
+    {
+        var full = ModelFile.Load(Fixture(name + ".safetensors"));
+        var bias = full.Model.Readout.Bias!.Data;
+        // The file with its head's bias removed (loaders share the file's arrays): the head is read as nn.Linear(bias=False).
+        string biasName = full.FileTensors.Single(t => ReferenceEquals(t.Data, bias)).Name;
+        using var d = new TempDir();
+        string path = d.File("free.safetensors");
+        new SafetensorsFile(full.FileTensors.Where(t => t.Name != biasName), full.Metadata).Write(path);
+        var loaded = ModelFile.Load(path);
+        Assert.False(loaded.Model.Readout.HasBias);
+        Assert.DoesNotContain(loaded.Model.AllParameters, p => p.Name == Readout.BiasName);
+        var reference = SafetensorsFile.Read(Fixture(name + ".ref.safetensors")).Tensors;
+        var xRef = reference["inputs"];
+        var x = new Tensor(xRef.Data, new AxisShape(xRef.Shape.Select((_, i) => "a" + i).ToArray(), xRef.Shape));
+        var lin = loaded.Model.Linearize(x);
+        var y = loaded.Model.Readout.Forward(lin.States.Span, lin.StateShape).Span.ToArray();
+        var expected = reference["outputs"].Data.Select((v, i) => v - bias[i % bias.Length]).ToArray();
+        Assert.True(DepthChecks.RelErr(y, expected) < Tol, $"{name}: bias-free outputs");
+    }
+
+    [Theory]
     [MemberData(nameof(Cases))]
     public void StatesOutputsJvpAndVjpMatchPyTorch(string name)
     {

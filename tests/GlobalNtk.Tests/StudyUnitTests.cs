@@ -25,11 +25,12 @@ public class StudyUnitTests
     [Theory]
     [InlineData("gru")]
     [InlineData("lstm")]
+    [InlineData("stacked gru")]
     [InlineData("transformer")]
     [InlineData("mlp")]
-    public void ExactnessUnitsFindTheKroneckerCoreExact(string arch)
+    public void ExactnessUnitsFindTheKroneckerCoreExact(string label)
     {
-        var a = StudyScale.ExactnessArchitectures.Single(x => x.Arch == arch);
+        var a = StudyScale.ExactnessArchitectures.Single(x => x.Label == label);
         var unit = new StudyUnit("t", UnitKind.Exactness, a.Arch, a.Task, 4, 1.0, 3, a.Label) { ModelOptions = a.Options };
         var r = StudyUnitRunner.Exactness(unit, StudyScale.Test);
         Assert.True(r.Dimension > 0 && r.Parameters > 0);

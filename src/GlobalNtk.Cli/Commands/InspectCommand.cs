@@ -42,6 +42,7 @@ public sealed class InspectCommand : CliCommand<InspectSettings>
             command = "inspect", model = inspection.Path, family = inspection.Family, arch = inspection.Arch,
             stateAxes = inspection.StateAxes, stateSizes = inspection.StateSizes,
             chainParameters = inspection.ChainParameters, readoutParameters = inspection.ReadoutParameters, hasReadout = inspection.HasReadout,
+            readout = inspection.ReadoutText, readoutBias = inspection.ReadoutHasBias,
             tensors = inspection.Tensors.Select(t => new { block = t.Block, name = t.Name, shape = t.Shape, fileTensor = t.FileTensor }),
             ignored = inspection.Ignored.Select(i => new { name = i.Name, shape = i.Shape, why = i.Why }),
             settings = inspection.Settings.Select(x => new { key = x.Key, value = x.Value, source = x.SourceText, meaning = x.Meaning }),

@@ -58,9 +58,9 @@ public sealed class ReproduceCommand : CliCommand<ReproduceSettings>
     /// <summary>Measured cost of the quick scale (see the README).</summary>
     public const string QuickCost = "under a CPU-minute (measured: 44–52 s CPU, 3.3–8.4 min wall on a 2-core machine shared with other heavy jobs)";
     /// <summary>Estimated cost of the paper scale, from the quick scale's measured unit timings.</summary>
-    public const string PaperCost = "110 units, about 25 CPU-minutes, estimated from measured paper-size units (GRU H=128: 41 s, H=64: 15 s, transformer d=32: 25 s CPU each), i.e. 15–25 min wall on 2 free cores";
+    public const string PaperCost = "115 units, about 25 CPU-minutes, estimated from measured paper-size units (GRU H=128: 41 s, H=64: 15 s, transformer d=32: 25 s CPU each), i.e. 15–25 min wall on 2 free cores";
     /// <summary>The --scale help: what each scale runs and what it costs.</summary>
-    public const string ScaleHelp = "quick (3 seeds, H up to 128, 200 steps, 54 units: " + QuickCost + ") or paper (5 seeds per cell, 1500 steps, H = 64 for C3/C4, 5 C3 cells, 7 gains, " + PaperCost + "; shard it with --shard).";
+    public const string ScaleHelp = "quick (3 seeds, H up to 128, 200 steps, 57 units: " + QuickCost + ") or paper (5 seeds per cell, 1500 steps, H = 64 for C3/C4, 5 C3 cells, 7 gains, " + PaperCost + "; shard it with --shard).";
     /// <summary>Seed of every bootstrap of the study.</summary>
     public const int StudySeed = 2026;
     private const string ShardFile = "shard.json";

@@ -116,7 +116,7 @@ public sealed class NtkAnalyzer
         if (_targets is not null)
         {
             var modes = TaskModes.Of(_targets.Span, readout.OutputSize);
-            var theta = meter.Wrap(ops.OutputNtk(readout)); // Θ_y = C NTK_S C* + (Z Zᵀ + 1 1ᵀ) ⊗ I (docs/math.md#output-ntk)
+            var theta = meter.Wrap(ops.OutputNtk(readout)); // Θ_y = C NTK_S C* + (Z Zᵀ [+ 1 1ᵀ with a bias]) ⊗ I (docs/math.md#output-ntk)
             tm = new LearnabilityResult(modes.SingularValues,
                 Enumerable.Range(0, modes.Count).Select(i => modes.Right(i).ToArray()).ToArray(),
                 modes.Learnability(theta), modes.LearnedFractions(yhat.Span));

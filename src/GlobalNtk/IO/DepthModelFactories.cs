@@ -55,8 +55,8 @@ public sealed class MlpModelFactory : IModelFactory
             throw t.Error($"Linear modules '{prefix}{indices.Zip(indices.Skip(1)).First(p => p.Second - p.First == 1).First}' and the next follow each other with no activation between; not an MLP of this form.");
         if (indices[0] != 0) throw t.Error($"the first numbered layer is '{prefix}{indices[0]}.weight'; expected '{prefix}0.weight'.");
 
-        (Parameter Weight, Parameter Bias)? readout = t.TryFindReadout(linears[^1].W.Shape[0]);
-        string readoutFrom = readout is null ? "" : "a separate weight/bias pair";
+        (Parameter Weight, Parameter? Bias)? readout = t.TryFindReadout(linears[^1].W.Shape[0], allowBiasFree: true);
+        string readoutFrom = readout is null ? "" : readout.Value.Bias is null ? "a separate bias-free weight" : "a separate weight/bias pair";
         if (readout is null && sequential)
         {
             readout = (linears[^1].W, linears[^1].B);
@@ -77,8 +77,8 @@ public sealed class MlpModelFactory : IModelFactory
         if (readout is { } ro && readoutFrom.StartsWith("the Sequential", StringComparison.Ordinal))
         {
             if (ro.Weight.Shape[1] != h) throw t.Error($"readout '{ro.Weight.Name}' has shape {ro.Weight.ShapeText}, expected [O, {h}].");
-            if (ro.Bias.Shape.Length != 1 || ro.Bias.Shape[0] != ro.Weight.Shape[0])
-                throw t.Error($"readout '{ro.Bias.Name}' has shape {ro.Bias.ShapeText}, expected [{ro.Weight.Shape[0]}].");
+            if (ro.Bias is { } rb && (rb.Shape.Length != 1 || rb.Shape[0] != ro.Weight.Shape[0]))
+                throw t.Error($"readout '{rb.Name}' has shape {rb.ShapeText}, expected [{ro.Weight.Shape[0]}].");
         }
         int layers = linears.Count;
         t.RequireAllClaimed($"MLP (input {nIn}, hidden {h}, {layers} layers)");
@@ -90,7 +90,7 @@ public sealed class MlpModelFactory : IModelFactory
         {
             int outputs = readout?.Weight.Shape[0] ?? 1;
             var r = new Readout(new Parameter(Readout.WeightName, [outputs, h], readout?.Weight.Data),
-                new Parameter(Readout.BiasName, [outputs], readout?.Bias.Data), lastStepOnly: true);
+                TensorLookup.CanonicalReadoutBias(readout, outputs), lastStepOnly: true);
             var model = new MlpModel(nIn, h, layers, act, new ParameterSet(ps), r);
             model.Parameters.EnsureFinite();
             return new LoadedModel(model, readout is not null, t.Metadata, t.Path);
@@ -247,13 +247,13 @@ public sealed class TransformerModelFactory : IModelFactory
             if (name != TransformerModel.PositionalWeight) t.RequireShape(p, shape, $"transformer d = {d}, d_ff = {f}");
             ps.Add(new Parameter(name, shape, p.Data));
         }
-        var readout = t.TryFindReadout(d);
+        var readout = t.TryFindReadout(d, allowBiasFree: true);
         t.RequireAllClaimed($"transformer (d {d}, {layers} layers)");
         try
         {
             int outputs = readout?.Weight.Shape[0] ?? 1;
             var r = new Readout(new Parameter(Readout.WeightName, [outputs, d], readout?.Weight.Data),
-                new Parameter(Readout.BiasName, [outputs], readout?.Bias.Data), lastStepOnly: true);
+                TensorLookup.CanonicalReadoutBias(readout, outputs), lastStepOnly: true);
             var model = new TransformerModel(config, new ParameterSet(ps), r);
             model.Parameters.EnsureFinite();
             return new LoadedModel(model, readout is not null, t.Metadata, t.Path);

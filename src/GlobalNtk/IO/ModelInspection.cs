@@ -25,6 +25,14 @@ public sealed record ModelInspection(
     int ChainParameters, int ReadoutParameters, bool HasReadout,
     IReadOnlyList<InspectedTensor> Tensors, IReadOnlyList<IgnoredTensor> Ignored, IReadOnlyList<ModelSetting> Settings)
 {
+    /// <summary>Whether the readout has a bias (false: nn.Linear(bias=False)).</summary>
+    public bool ReadoutHasBias { get; init; } = true;
+    /// <summary>Readout inputs and outputs (In, O).</summary>
+    public (int Inputs, int Outputs) ReadoutSize { get; init; }
+
+    /// <summary>The readout as PyTorch writes it, e.g. <c>nn.Linear(16, 2, bias=False)</c>.</summary>
+    public string ReadoutText => $"nn.Linear({ReadoutSize.Inputs}, {ReadoutSize.Outputs}{(ReadoutHasBias ? "" : ", bias=False")})";
+
     /// <summary>Describes a loaded model (see <see cref="ModelFile.Load"/>).</summary>
     public static ModelInspection Of(LoadedModel loaded)
     {
@@ -56,7 +64,8 @@ public sealed record ModelInspection(
         var (axes, sizes) = StateLayout(m, md, family);
         int readout = m.Readout.Parameters.Sum(p => p.Size);
         return new ModelInspection(loaded.Path, family, m.Arch, axes, sizes, m.Parameters.TotalSize, readout, loaded.HasReadout,
-            tensors, ignored, settings);
+            tensors, ignored, settings)
+        { ReadoutHasBias = m.Readout.HasBias, ReadoutSize = (m.Readout.InputSize, m.Readout.OutputSize) };
     }
 
     /// <summary>Human-readable lines (what <c>globalntk inspect</c> prints).</summary>
@@ -67,6 +76,7 @@ public sealed record ModelInspection(
         yield return $"  state axes ({string.Join(", ", StateAxes)}) = [{string.Join(", ", StateSizes)}]";
         yield return $"  parameters: {ChainParameters.ToString("N0", ci)} in the chain + {ReadoutParameters.ToString("N0", ci)} readout" +
                      (HasReadout ? "" : " (the file has no readout: zeros, outputs are meaningless)");
+        yield return $"  readout: {ReadoutText}";
         yield return "  tensors (block: model name shape ← file tensor):";
         int w = Tensors.Max(t => t.Block.Length), n = Tensors.Max(t => t.Name.Length + ShapeText(t.Shape).Length + 1);
         foreach (var t in Tensors)

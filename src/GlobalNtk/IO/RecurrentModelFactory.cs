@@ -141,7 +141,8 @@ public sealed class RecurrentModelFactory : IModelFactory
             var config = RecurrentConfig.FromMetadata(md);
             // Canonical PyTorch names; data shared with the file's tensors (no copy).
             ps.Add(new Parameter(Readout.WeightName, [outputs, h], readout?.Weight.Data));
-            ps.Add(new Parameter(Readout.BiasName, [outputs], readout?.Bias.Data));
+            // nn.Linear(bias=False) has no bias: none is invented (it would be trained and saved).
+            if (TensorLookup.CanonicalReadoutBias(readout, outputs) is { } rb) ps.Add(rb);
             var model = RecurrentModel.FromParameters(config, ps);
             return new LoadedModel(model, readout is not null, t.Metadata, t.Path);
         }

@@ -100,9 +100,9 @@ public sealed class TensorLookup
     /// [O] (any prefix X, or bare <c>weight</c>/<c>bias</c>). Null when there is none; a pair of
     /// the wrong shape, several pairs, or a lone weight/bias throw. With
     /// <paramref name="allowBiasFree"/>, a lone weight is an <c>nn.Linear(bias=False)</c> and comes
-    /// back with a new zero bias (not in the file).
+    /// back with a null bias.
     /// </summary>
-    public (Parameter Weight, Parameter Bias)? TryFindReadout(int width, bool allowBiasFree = false)
+    public (Parameter Weight, Parameter? Bias)? TryFindReadout(int width, bool allowBiasFree = false)
     {
         // One pass over the unclaimed tensors, pairing X.weight with X.bias by their stem X.
         static string? Stem(string name, string leaf) =>
@@ -115,12 +115,13 @@ public sealed class TensorLookup
             if (Stem(t.Name, "weight") is string ws) weights[ws] = t;
             else if (Stem(t.Name, "bias") is string bs) biases[bs] = t;
         }
-        var pairs = new List<(Parameter W, Parameter B)>();
+        var pairs = new List<(Parameter W, Parameter? B)>();
         foreach (var (stem, w) in weights)
         {
-            if (!biases.TryGetValue(stem, out var b) && allowBiasFree && w.Shape.Length == 2)
-                b = new Parameter(Prefixed(stem, "bias"), [w.Shape[0]]);
-            if (b is null) throw Error($"readout weight '{w.Name}' {w.ShapeText} has no matching bias '{Prefixed(stem, "bias")}'.");
+            // With allowBiasFree a lone weight is nn.Linear(bias=False): its bias stays null.
+            biases.TryGetValue(stem, out var b);
+            if (b is null && !(allowBiasFree && w.Shape.Length == 2))
+                throw Error($"readout weight '{w.Name}' {w.ShapeText} has no matching bias '{Prefixed(stem, "bias")}'.");
             pairs.Add((w, b));
         }
         foreach (var (stem, b) in biases)
@@ -131,12 +132,19 @@ public sealed class TensorLookup
         var (W, B) = pairs[0];
         if (W.Shape.Length != 2 || W.Shape[1] != width || W.Shape[0] < 1)
             throw Error($"readout '{W.Name}' has shape {W.ShapeText}, expected [O, {width}] (output × hidden {width}).");
-        if (B.Shape.Length != 1 || B.Shape[0] != W.Shape[0])
+        if (B != null && (B.Shape.Length != 1 || B.Shape[0] != W.Shape[0]))
             throw Error($"readout '{B.Name}' has shape {B.ShapeText}, expected [{W.Shape[0]}] (rows of '{W.Name}' {W.ShapeText}).");
         _claimed.Add(W.Name);
-        if (File.Tensors.Contains(B.Name)) _claimed.Add(B.Name);
+        if (B != null) _claimed.Add(B.Name);
         return (W, B);
     }
+
+    /// <summary>
+    /// The readout bias under its canonical name: the file's, none for a bias-free readout
+    /// (nn.Linear(bias=False)), a zero one when the file has no readout at all.
+    /// </summary>
+    internal static Parameter? CanonicalReadoutBias((Parameter Weight, Parameter? Bias)? readout, int outputs) =>
+        readout is { Bias: null } ? null : new Parameter(Readout.BiasName, [outputs], readout?.Bias?.Data);
 
     /// <summary>Throws if a tensor was left unclaimed (an unexpected tensor means a different model).</summary>
     public void RequireAllClaimed(string model)

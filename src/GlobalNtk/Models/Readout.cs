@@ -6,7 +6,8 @@ using Tensor = GlobalNtk.Dense.Tensor;
 namespace GlobalNtk.Models;
 
 /// <summary>
-/// Linear readout y = W z_f + b (PyTorch nn.Linear; docs/math.md#models-as-chains) applied to a feature slice
+/// Linear readout y = W z_f + b, or y = W z_f without a bias (PyTorch nn.Linear, nn.Linear(bias=False);
+/// docs/math.md#models-as-chains) applied to a feature slice
 /// z_f = z[FeatureOffset .. FeatureOffset + InputSize) of every row of the state's last axis.
 /// </summary>
 /// <remarks>
@@ -23,38 +24,48 @@ public sealed class Readout
     /// <summary>PyTorch name of b [O].</summary>
     public const string BiasName = "readout.bias";
 
-    /// <summary>Wraps given tensors (validated: weight [O, In], bias [O], finite).</summary>
-    public Readout(Parameter weight, Parameter bias, int featureOffset = 0, bool lastStepOnly = false)
+    /// <summary>
+    /// Wraps given tensors (validated: weight [O, In], bias [O] or null for nn.Linear(bias=False), finite).
+    /// </summary>
+    public Readout(Parameter weight, Parameter? bias, int featureOffset = 0, bool lastStepOnly = false)
     {
         if (weight.Shape.Length != 2 || weight.Shape[0] <= 0 || weight.Shape[1] <= 0)
             throw new ArgumentException($"Tensor '{weight.Name}' has shape {weight.ShapeText}, expected [output, input] with both positive.");
-        if (bias.Shape.Length != 1 || bias.Shape[0] != weight.Shape[0])
+        if (bias != null && (bias.Shape.Length != 1 || bias.Shape[0] != weight.Shape[0]))
             throw new ArgumentException($"Tensor '{bias.Name}' has shape {bias.ShapeText}, expected [{weight.Shape[0]}] (rows of '{weight.Name}' {weight.ShapeText}).");
         if (featureOffset < 0) throw new ArgumentException($"Readout: negative feature offset {featureOffset}.");
         Numerics.EnsureFinite(weight.Data, $"parameter '{weight.Name}' {weight.ShapeText}");
-        Numerics.EnsureFinite(bias.Data, $"parameter '{bias.Name}' {bias.ShapeText}");
+        if (bias != null) Numerics.EnsureFinite(bias.Data, $"parameter '{bias.Name}' {bias.ShapeText}");
         Weight = weight; Bias = bias; FeatureOffset = featureOffset; LastStepOnly = lastStepOnly;
-        Parameters = new ParameterSet([weight, bias]);
+        Parameters = new ParameterSet(bias != null ? [weight, bias] : [weight]);
     }
 
-    /// <summary>PyTorch nn.Linear initialisation: W and b uniform in ±1/√In, drawn from <paramref name="rng"/> (W first).</summary>
-    public static Readout Initialize(int inputSize, int outputSize, Random rng, int featureOffset = 0, bool lastStepOnly = false)
+    /// <summary>
+    /// PyTorch nn.Linear initialisation: W (and b when <paramref name="bias"/>) uniform in ±1/√In,
+    /// drawn from <paramref name="rng"/> (W first).
+    /// </summary>
+    public static Readout Initialize(int inputSize, int outputSize, Random rng, int featureOffset = 0, bool lastStepOnly = false, bool bias = true)
     {
         if (inputSize <= 0 || outputSize <= 0) throw new ArgumentException($"Readout: sizes must be positive, got input {inputSize}, output {outputSize}.");
         double bound = 1.0 / Math.Sqrt(inputSize);
         var w = new Parameter(WeightName, [outputSize, inputSize]);
-        var b = new Parameter(BiasName, [outputSize]);
         RandomProbes.Uniform(rng, w.Data, bound);
-        RandomProbes.Uniform(rng, b.Data, bound);
-
+        Parameter? b = null;
+        if (bias)
+        {
+            b = new Parameter(BiasName, [outputSize]);
+            RandomProbes.Uniform(rng, b.Data, bound);
+        }
         return new Readout(w, b, featureOffset, lastStepOnly);
     }
 
     /// <summary>W [O, In] (live).</summary>
     public Parameter Weight { get; }
-    /// <summary>b [O] (live).</summary>
-    public Parameter Bias { get; }
-    /// <summary>[W, b] in this order.</summary>
+    /// <summary>b [O] (live); null for a bias-free readout (nn.Linear(bias=False)).</summary>
+    public Parameter? Bias { get; }
+    /// <summary>Whether the readout has a bias b.</summary>
+    public bool HasBias => Bias != null;
+    /// <summary>[W, b] in this order, or [W] without a bias.</summary>
     public ParameterSet Parameters { get; }
     /// <summary>In: the width of the feature slice read.</summary>
     public int InputSize => Weight.Shape[1];
@@ -78,17 +89,18 @@ public sealed class Readout
     /// <summary>Number of rows read (N = rows of the feature matrix Z).</summary>
     public int Rows(AxisShape stateShape) => Layout(stateShape).Sum(g => g.Rows);
 
-    /// <summary>y = W z_f + b for every row read.</summary>
+    /// <summary>y = W z_f + b (no b when bias-free) for every row read.</summary>
     public Tensor Forward(ReadOnlySpan<double> states, AxisShape stateShape)
     {
         var y = new Tensor(OutputShape(stateShape));
         ApplyLinear(states, stateShape, y.Span);
+        if (Bias is null) return y;
         var d = y.Span;
         for (int r = 0; r < d.Length; r += OutputSize) TensorPrimitives.Add(d.Slice(r, OutputSize), Bias.Data, d.Slice(r, OutputSize));
         return y;
     }
 
-    /// <summary>The readout's input rows Z [N, In] (for the readout's own NTK term (Z Zᵀ + 1 1ᵀ) ⊗ I, docs/math.md#output-ntk).</summary>
+    /// <summary>The readout's input rows Z [N, In] (for the readout's own NTK term (Z Zᵀ + 1 1ᵀ) ⊗ I, Z Zᵀ ⊗ I without a bias, docs/math.md#output-ntk).</summary>
     public double[] Features(ReadOnlySpan<double> states, AxisShape stateShape)
     {
         int f = stateShape.Sizes[^1], n = InputSize, r0 = 0;
@@ -108,6 +120,7 @@ public sealed class Readout
 
     /// <summary>
     /// Gradients of ⟨dOutput, y⟩: dWeight = Σ_rows dy z_fᵀ [O, In], dBias = Σ_rows dy [O] (both overwritten).
+    /// A bias-free readout takes an empty <paramref name="dBias"/>.
     /// </summary>
     public void ParameterVjp(ReadOnlySpan<double> states, AxisShape stateShape, ReadOnlySpan<double> dOutput, Span<double> dWeight, Span<double> dBias)
     {
@@ -116,7 +129,7 @@ public sealed class Readout
         CheckLength(states.Length, stateShape.Size, "states");
         CheckLength(dOutput.Length, OutputShape(stateShape).Size, "output gradient");
         CheckLength(dWeight.Length, Weight.Size, $"gradient of '{Weight.Name}'");
-        CheckLength(dBias.Length, Bias.Size, $"gradient of '{Bias.Name}'");
+        CheckLength(dBias.Length, Bias?.Size ?? 0, Bias is null ? "bias gradient of a bias-free readout" : $"gradient of '{Bias.Name}'");
         dWeight.Clear(); dBias.Clear();
         int r0 = 0;
         foreach (var (offset, rows) in groups)
@@ -124,6 +137,7 @@ public sealed class Readout
             Gemm.Multiply(Trans.Yes, Trans.No, o, n, rows, 1.0, dOutput[(r0 * o)..], o, states[(offset + FeatureOffset)..], f, 1.0, dWeight, n);
             r0 += rows;
         }
+        if (Bias is null) return;
         for (int r = 0; r < r0; r++) TensorPrimitives.Add(dBias, dOutput.Slice(r * o, o), dBias);
     }
 

@@ -67,7 +67,7 @@ public sealed class NtkOperators
     /// <summary>(dz/dθ)(dz/dθ)*: the NTK of the unrolled model (the check of NTK_S).</summary>
     public LinearOperator WholeModelNtk { get; }
     /// <summary>
-    /// The output NTK Θ_y = C NTK_S Cᵀ + (Z Zᵀ + 1 1ᵀ) ⊗ I_out of a readout on these states
+    /// The output NTK Θ_y = C NTK_S Cᵀ + (Z Zᵀ + 1 1ᵀ) ⊗ I_out (no 1 1ᵀ without a readout bias) of a readout on these states
     /// (docs/math.md#global-ntk), using the Kronecker-core NTK_S.
     /// </summary>
     public LinearOperator OutputNtk(Readout readout) =>

@@ -5,8 +5,8 @@ using GlobalNtk.Operators;
 namespace GlobalNtk.Ntk;
 
 /// <summary>
-/// The output NTK (docs/math.md#output-ntk): Θ_y = C NTK_S Cᵀ + Θ_readout, Θ_readout = (Z Zᵀ + 1 1ᵀ) ⊗ I_out,
-/// with C the readout's linear part and Z [N, In] the state features it reads (rows in output
+/// The output NTK (docs/math.md#output-ntk): Θ_y = C NTK_S Cᵀ + Θ_readout, Θ_readout = (Z Zᵀ + 1 1ᵀ) ⊗ I_out
+/// (Z Zᵀ ⊗ I_out for a bias-free readout), with C the readout's linear part and Z [N, In] the state features it reads (rows in output
 /// order). Z Zᵀ is applied as Z (Zᵀ Y), never formed. Self-adjoint, on the output shape.
 /// </summary>
 public sealed class OutputNtkOperator : CheckedOperator
@@ -15,6 +15,7 @@ public sealed class OutputNtkOperator : CheckedOperator
     private readonly LinearOperator _ntkS;
     private readonly double[] _z;
     private readonly int _rows, _in, _out;
+    private readonly bool _bias;
 
     /// <summary>Θ_y for a state NTK <paramref name="ntkS"/> and a readout on states <paramref name="states"/> of <paramref name="stateShape"/>.</summary>
     public OutputNtkOperator(LinearOperator ntkS, Readout readout, ReadOnlySpan<double> states, AxisShape stateShape)
@@ -27,6 +28,7 @@ public sealed class OutputNtkOperator : CheckedOperator
         _rows = readout.Rows(stateShape);
         _in = readout.InputSize;
         _out = readout.OutputSize;
+        _bias = readout.HasBias;
     }
 
     /// <inheritdoc/>
@@ -45,10 +47,11 @@ public sealed class OutputNtkOperator : CheckedOperator
             _ntkS.ApplyBlock(t.Span, u.Span, count);
             _c.ApplyBlock(u.Span, y, count);
         }
-        // Θ_readout: Y_j [N, O] ↦ Z (Zᵀ Y_j) + 1 (1ᵀ Y_j), added.
+        // Θ_readout: Y_j [N, O] ↦ Z (Zᵀ Y_j) + 1 (1ᵀ Y_j), added; the 1 1ᵀ term is the bias's.
         using var zt = new BlockBuffer((long)count * _in * _out);
         Gemm.MultiplyBatched(Trans.Yes, Trans.No, count, _in, _out, _rows, 1.0, _z, _in, 0, x, _out, o, 0.0, zt.Span, _out, _in * _out);
         Gemm.MultiplyBatched(Trans.No, Trans.No, count, _rows, _out, _in, 1.0, _z, _in, 0, zt.Span, _out, _in * _out, 1.0, y, _out, o);
+        if (!_bias) return;
         var colSum = new double[_out];
         for (int j = 0; j < count; j++)
         {

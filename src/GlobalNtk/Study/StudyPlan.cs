@@ -92,6 +92,7 @@ public sealed record StudyScale
         new("leaky-rnn", "leaky-rnn", "flip-flop", NoOptions),
         new("gru", "gru", "flip-flop", NoOptions),
         new("lstm", "lstm", "flip-flop", NoOptions),
+        new("stacked gru", "gru", "flip-flop", new Dictionary<string, string> { ["layers"] = "2" }),
         new("mlp", "mlp", "regression", NoOptions),
         new("transformer", "transformer", "n-back", new Dictionary<string, string> { ["layers"] = "2", ["heads"] = "2" }),
     ];

@@ -42,7 +42,7 @@ public static class ModelGradient
             gTheta.AsSpan(chain.OffsetOf(i), chain[i].Size).CopyTo(gradient.Slice(all.OffsetOf(chain[i].Name), chain[i].Size));
         readout.ParameterVjp(states, lin.StateShape, dy,
             gradient.Slice(all.OffsetOf(readout.Weight.Name), readout.Weight.Size),
-            gradient.Slice(all.OffsetOf(readout.Bias.Name), readout.Bias.Size));
+            readout.Bias is { } bias ? gradient.Slice(all.OffsetOf(bias.Name), bias.Size) : []);
         return (loss, y);
     }
 

@@ -118,7 +118,7 @@ public class PyTorchStackedFixtureTests
         var lin = model.Linearize(x);
         var z = f.Tensors["z"].Data; int h = model.HiddenSize, s = model.StateSize;
         var y = model.Predict(x);
-        var w = model.Readout.Weight.Data; var bias = model.Readout.Bias.Data;
+        var w = model.Readout.Weight.Data; var bias = model.Readout.Bias!.Data;
         // y = W h_top + b at (trial 1, time 2).
         int row = 1 * 3 + 2;
         for (int o = 0; o < 2; o++)
@@ -162,6 +162,9 @@ public class PyTorchStackedLoadingTests
         var loaded = ModelFile.Load(path, arch);
         Assert.True(loaded.HasReadout);
         var model = Assert.IsType<RecurrentModel>(loaded.Model);
+        // nn.Linear(bias=False): no bias is invented.
+        Assert.False(model.Readout.HasBias);
+        Assert.DoesNotContain(model.AllParameters, p => p.Name == Readout.BiasName);
         Assert.Equal(f.Metadata["arch"], model.Arch);
         Assert.Equal(int.Parse(f.Metadata["layers"]), model.Layers);
         Assert.Equal(f.Metadata["bias"] == "true", model.Config.Bias);
@@ -183,7 +186,10 @@ public class PyTorchStackedLoadingTests
         // Saved and read back, it is the same model (layers, bias, h0 in the metadata).
         string again = dir.File("again.safetensors");
         ModelFile.Save(again, model);
+        Assert.False(SafetensorsFile.Read(again).Tensors.Contains(Readout.BiasName));
         var back = Assert.IsType<RecurrentModel>(ModelFile.Load(again).Model);
+        Assert.False(back.Readout.HasBias);
+        Assert.Equal(back.Predict(inputs).Span.ToArray(), y.Span.ToArray());
         Assert.Equal(model.Forward(inputs).Span.ToArray(), back.Forward(inputs).Span.ToArray());
     }
 }

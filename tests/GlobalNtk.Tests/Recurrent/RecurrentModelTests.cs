@@ -70,7 +70,7 @@ public class RecurrentModelTests
         var lin = model.Linearize(x);
         var y = model.Predict(x);
         Assert.Equal(new AxisShape(("trial", B), ("time", T), ("output", O)), y.Shape);
-        var z = lin.States.Span; var w = model.Readout.Weight.Data; var bias = model.Readout.Bias.Data;
+        var z = lin.States.Span; var w = model.Readout.Weight.Data; var bias = model.Readout.Bias!.Data;
         int s = model.StateSize;
         for (int r = 0; r < B * T; r++)
             for (int o = 0; o < O; o++)

@@ -22,7 +22,7 @@ public class RecurrentReadoutTests
             ? new AxisShape(("sequence", 2), ("token", 4), ("output", 2))
             : new AxisShape(("sequence", 2), ("layer", 3), ("token", 4), ("output", 2));
         Assert.Equal(expectedShape, y.Shape);
-        var w = readout.Weight.Data; var bias = readout.Bias.Data;
+        var w = readout.Weight.Data; var bias = readout.Bias!.Data;
         var dy = Random(y.Length, 3);
         var dW = new double[6]; var dB = new double[2];
         int r = 0;

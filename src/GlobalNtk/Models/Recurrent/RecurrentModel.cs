@@ -46,7 +46,7 @@ public sealed class RecurrentModel : IChainModel
     /// <summary>
     /// A model over given tensors (e.g. from a checkpoint), in any order: the stack's
     /// (<c>rnn.weight_ih_l0</c>, …, see <see cref="RecurrentStack.ExpectedShapes"/>) and
-    /// <c>readout.weight</c> [O, H], <c>readout.bias</c> [O]. Every shape is checked against the
+    /// <c>readout.weight</c> [O, H], <c>readout.bias</c> [O] (optional: absent for nn.Linear(bias=False)). Every shape is checked against the
     /// config; a missing, extra or mis-shaped tensor throws a one-line error naming it and the
     /// expected shape; NaN/Inf throws <see cref="NonFiniteException"/> naming the tensor.
     /// The tensors are owned by the model (not copied).
@@ -69,7 +69,9 @@ public sealed class RecurrentModel : IChainModel
         var stack = new RecurrentStack(config, prefix, initialStateName, h0Shape);
         var expected = stack.ExpectedShapes().ToList();
         expected.Add((Readout.WeightName, [config.OutputSize, config.HiddenSize]));
-        expected.Add((Readout.BiasName, [config.OutputSize]));
+        // The readout bias is optional: without it the readout is nn.Linear(bias=False).
+        bool readoutBias = given.ContainsKey(Readout.BiasName);
+        if (readoutBias) expected.Add((Readout.BiasName, [config.OutputSize]));
         string context = $"arch {config.NormalizedArch}, layers {config.Layers}, input {config.InputSize}, hidden {config.HiddenSize}, output {config.OutputSize}";
         foreach (var name in given.Keys)
             if (!expected.Any(e => e.Name == name))
@@ -84,7 +86,7 @@ public sealed class RecurrentModel : IChainModel
         }
         var ps = new ParameterSet(stack.ExpectedShapes().Select(e => given[e.Name]));
         bool plain = config.IsPlainSingleLayer && prefix == RecurrentStack.DefaultPrefix;
-        var readout = new Readout(given[Readout.WeightName], given[Readout.BiasName], TopOffset(config));
+        var readout = new Readout(given[Readout.WeightName], readoutBias ? given[Readout.BiasName] : null, TopOffset(config));
         return new RecurrentModel(config, stack, ps, plain ? RecurrentCell.Create(config, ps) : null, readout);
     }
 
