@@ -110,7 +110,7 @@ public class CliSweepShardTests
     {
         using var tmp = new TempDir();
         string[] common = ["sweep", "--task", "flip-flop", "--arch", "gru", "--gains", "0.5,1,1.5", "--hidden", "4", "--steps", "3", "--batch", "2",
-            "--trial-steps", "6", "--trials", "2", "--probes", "6", "--partial-probes", "2", "--top-k", "2", "--quiet"];
+            "--trial-steps", "6", "--trials", "2", "--probes", "6", "--partial-budget", "12", "--top-k", "2", "--quiet"];
         Assert.Equal(0, CliTestHost.Run([.. common, "-o", tmp.File("whole")]).Exit);
         Assert.Equal(0, CliTestHost.Run([.. common, "--shard", "0/2", "-o", tmp.File("s0")]).Exit);
         Assert.Equal(0, CliTestHost.Run([.. common, "--shard", "1/2", "-o", tmp.File("s1")]).Exit);
