@@ -24,10 +24,13 @@ public static class CliApp
     /// <summary>Runs the CLI on the process console; returns the exit code.</summary>
     public static int Run(string[] args) => Run(args, Console.Out, Console.Error);
 
-    /// <summary>Runs the CLI in-process with the given writers (used by the tests); returns the exit code.</summary>
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    /// <summary>Runs the CLI in-process with the given writers; returns the exit code.</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr) => Run(args, new CliIO(stdout, stderr));
+
+    /// <summary>Runs the CLI in-process with the given I/O (writers and crash-log folder; used by the tests); returns the exit code.</summary>
+    public static int Run(string[] args, CliIO io)
     {
-        var io = new CliIO(stdout, stderr);
+        var (stdout, stderr) = (io.Out, io.Err);
         CliIO.Current = io;
         var catalog = new CliCatalog();
         var app = new CommandApp();
@@ -58,9 +61,13 @@ public static class CliApp
         {
             // A misspelt command or option: name it and suggest the closest known one.
             string? unknown = ex is CommandParseException or CommandRuntimeException ? CliSuggest.Explain(args, catalog) : null;
-            stderr.WriteLine(unknown is null ? CliErrors.OneLine(ex) : "error: " + unknown);
-            stderr.Flush();
-            return unknown is null ? CliErrors.ExitCode(ex) : CliErrors.BadInput;
+            if (unknown is not null)
+            {
+                stderr.WriteLine("error: " + unknown);
+                stderr.Flush();
+                return CliErrors.BadInput;
+            }
+            return CliErrors.Report(ex, args, io);
         }
     }
 

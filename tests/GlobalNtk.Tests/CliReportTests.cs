@@ -26,7 +26,8 @@ public class CliReportTests
     [Fact]
     public void WritesEveryFigureCsvAndJson()
     {
-        string dir = Directory.CreateTempSubdirectory("gntk-report").FullName;
+        using var tmp = new TempDir();
+        string dir = tmp.Path;
         var cps = new[] { Synthetic("init", 0, 1), Synthetic("ckpt-000050", 50, 1.5), Synthetic("ckpt-000100", 100, 2) };
         var curve = new TrainingCurve([1, 10, 20, 100], [1, 0.5, 0.2, 0.01], [0, 50, 100], [1.1, 0.3, 0.02], [0.3, 0.7, 0.95]);
         var report = new AnalysisReport("Test report", "Synthetic numbers.", cps, curve, new AnalysisOptions());
@@ -38,8 +39,5 @@ public class CliReportTests
         foreach (var f in figs) Assert.Contains($"({f})", md);
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "results.json")));
         Assert.Equal(9.5 / 2, doc.RootElement.GetProperty("checkpoints")[2].GetProperty("ntkRank").GetProperty("value").GetDouble());
-        var keep = Environment.GetEnvironmentVariable("GNTK_KEEP_REPORT");
-        if (keep is not null) { Directory.CreateDirectory(keep); foreach (var f in Directory.GetFiles(dir)) File.Copy(f, Path.Combine(keep, Path.GetFileName(f)), true); }
-        Directory.Delete(dir, true);
     }
 }

@@ -24,18 +24,17 @@ public class EstimatorSelfCheckTests
     [Fact]
     public void SelfCheckCommandPrintsTableAndJson()
     {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        Assert.Equal(0, CliApp.Run(["selfcheck", "--seed", "3", "--json"], output, error));
-        using var doc = JsonDocument.Parse(output.ToString());
+        var r = CliTestHost.Run("selfcheck", "--seed", "3", "--json");
+        Assert.Equal(0, r.Exit);
+        using var doc = JsonDocument.Parse(r.Out);
         Assert.Equal("selfcheck", doc.RootElement.GetProperty("command").GetString());
         var rows = doc.RootElement.GetProperty("rows").EnumerateArray().ToArray();
         Assert.Equal(SelfCheck.Run(3).Count, rows.Length);
         Assert.Contains(rows, r => r.GetProperty("name").GetString()!.StartsWith("λ_1"));
 
-        output = new StringWriter();
-        Assert.Equal(0, CliApp.Run(["selfcheck"], output, error));
-        Assert.Contains("Hutch++", output.ToString());
-        Assert.Contains("exact", output.ToString());
+        r = CliTestHost.Run("selfcheck");
+        Assert.Equal(0, r.Exit);
+        Assert.Contains("Hutch++", r.Out);
+        Assert.Contains("exact", r.Out);
     }
 }

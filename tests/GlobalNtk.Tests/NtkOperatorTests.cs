@@ -57,12 +57,7 @@ public class NtkKroneckerChunkingTests
         var ops = new NtkOperators(model.Linearize(NtkTinyRnn.RandomInputs(2, 4, 2, 9)));
         int s = ops.K.Domain.Size;
         var q = NtkChecks.Random(5 * s, 10);
-        long saved = KroneckerKernelOperator.SiteBlockBudget;
-        try
-        {
-            KroneckerKernelOperator.SiteBlockBudget = 2L * 8 * 4;   // two vectors of an [8 rows, 4] site per chunk
+        using (KroneckerKernelOperator.SiteBlockBudget.Override(2L * 8 * 4))   // two vectors of an [8 rows, 4] site per chunk
             Assert.True(NtkChecks.RelDiff(ops.KKronecker.ApplyBlock(q, 5), ops.K.ApplyBlock(q, 5)) <= 1e-12);
-        }
-        finally { KroneckerKernelOperator.SiteBlockBudget = saved; }
     }
 }

@@ -108,9 +108,12 @@ public sealed class AnalyzeCommand : CliCommand<AnalyzeSettings>
 
         var (inputs, targets, batchText) = Batch(s, first, metadata, isRun);
         // fail fast (one line) if the batch does not fit the model
-        try { first.Linearize(inputs); }
+        ChainLinearization lin;
+        try { lin = first.Linearize(inputs); }
         catch (ArgumentException ex) when (ex is not GlobalNtk.Operators.ShapeMismatchException)
         { throw new GlobalNtk.Operators.ShapeMismatchException($"analysis batch ({batchText}): {ex.Message}"); }
+        CliInputs.RequireMemory(AnalysisMemory.Estimate(lin.StateShape.Size, options),
+            $"analyze on {batchText} (--trials or --inputs)");
 
         using var folder = OutputFolder.Create(new OutputRequest(outDir, "analyze", s.Force,
             [new("--model", modelPath), new("--inputs", s.Inputs), new("--targets", s.Targets)]), OutputMarker.ReportKind);

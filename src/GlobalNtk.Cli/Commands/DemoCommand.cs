@@ -98,7 +98,7 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
             CheckpointEvery = Math.Max(1, s.Steps / (s.Checkpoints - 1)), Seed = seed,
         };
         var taskOptions = new TaskOptions { Steps = s.TrialSteps, EvaluationTrials = s.Trials };
-        var trainer = Trainer.Create("gru", s.Hidden, "flip-flop", trainOptions, gain: 1.0, taskOptions: taskOptions);
+        var trainer = CliInputs.WithinMemory($"--hidden {s.Hidden}", () => Trainer.Create("gru", s.Hidden, "flip-flop", trainOptions, gain: 1.0, taskOptions: taskOptions));
         var ev = trainer.Task.EvaluationSet;
 
         TrainingResult? trained = null;

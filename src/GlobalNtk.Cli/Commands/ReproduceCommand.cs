@@ -172,7 +172,7 @@ public sealed class ReproduceCommand : CliCommand<ReproduceSettings>
 
     private static T Read<T>(string path)
     {
-        try { return JsonSerializer.Deserialize<T>(File.ReadAllText(path), CliJson.Options) ?? throw new InvalidDataException($"{path}: empty JSON."); }
+        try { return JsonSerializer.Deserialize<T>(GlobalNtk.IO.RegularFile.ReadAll(path), CliJson.Options) ?? throw new InvalidDataException($"{path}: empty JSON."); }
         catch (JsonException ex) { throw new InvalidDataException($"{path}: not a valid study file ({ex.Message})."); }
     }
 

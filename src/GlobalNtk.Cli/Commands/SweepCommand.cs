@@ -139,7 +139,7 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
                     Steps = s.Steps, BatchSize = s.Batch, LearningRate = s.LearningRate, Optimizer = "adam",
                     CheckpointEvery = 0, Seed = seed,
                 };
-                var trainer = Trainer.Create(arch, s.Hidden, taskName, trainOptions, gain: g, taskOptions: taskOptions);
+                var trainer = CliInputs.WithinMemory($"--hidden {s.Hidden}, --batch {s.Batch}", () => Trainer.Create(arch, s.Hidden, taskName, trainOptions, gain: g, taskOptions: taskOptions));
                 var ev = trainer.Task.EvaluationSet;
                 // Analyse at initialisation before training touches the (live) weights.
                 var init = new NtkAnalyzer(ev.Inputs, ev.Targets, options)

@@ -74,7 +74,7 @@ public static class SweepShards
 
     private static T Read<T>(string path)
     {
-        try { return JsonSerializer.Deserialize<T>(File.ReadAllText(path), CliJson.Options) ?? throw new InvalidDataException($"{path}: empty JSON."); }
+        try { return JsonSerializer.Deserialize<T>(GlobalNtk.IO.RegularFile.ReadAll(path), CliJson.Options) ?? throw new InvalidDataException($"{path}: empty JSON."); }
         catch (JsonException ex) { throw new InvalidDataException($"{path}: not a valid sweep file ({ex.Message})."); }
     }
 

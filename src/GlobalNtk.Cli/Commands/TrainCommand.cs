@@ -183,8 +183,8 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
                     throw new CliInputException($"train: --no-bias applies to recurrent nets ({string.Join(", ", Models.Recurrent.RecurrentConfig.Architectures)}), not '{arch}'.");
                 modelOptions["bias"] = "false";
             }
-            trainer = Trainer.Create(s.Arch ?? CliDefaults.Arch, hidden, s.Task, options, s.Gain ?? CliDefaults.Gain,
-                new TaskOptions { Steps = s.TrialSteps, InputNoise = s.Noise ?? CliDefaults.Noise }, modelOptions);
+            trainer = CliInputs.WithinMemory($"--hidden {hidden}, --batch {options.BatchSize}", () => Trainer.Create(s.Arch ?? CliDefaults.Arch, hidden, s.Task, options, s.Gain ?? CliDefaults.Gain,
+                new TaskOptions { Steps = s.TrialSteps, InputNoise = s.Noise ?? CliDefaults.Noise }, modelOptions));
             folder = OutputFolder.Create(request, OutputMarker.RunKind, trainer.RunIdentity());
             // A new run is written in place (an interrupted one stays resumable); a replacement
             // (--force) is built aside and swapped in only when it has finished.

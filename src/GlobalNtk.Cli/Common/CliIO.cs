@@ -23,6 +23,33 @@ public sealed class CliIO
     /// <summary>Standard error: progress and the one-line error message.</summary>
     public TextWriter Err { get; }
 
+    /// <summary>
+    /// Where crash logs (stack traces of internal errors) go; null: <see cref="DefaultLogDirectory"/>.
+    /// Tests set it per call, so parallel tests need no process-wide environment variable.
+    /// </summary>
+    public string? LogDirectory { get; init; }
+
+    /// <summary>Environment variable that overrides the crash-log folder.</summary>
+    public const string LogDirectoryVariable = "GLOBALNTK_LOG_DIR";
+
+    /// <summary>
+    /// The crash-log folder when none is set: <c>$GLOBALNTK_LOG_DIR</c>, else
+    /// <c>$XDG_CACHE_HOME/globalntk/logs</c> (default <c>~/.cache/globalntk/logs</c>), else
+    /// <c>globalntk-logs</c> in the temp folder when there is no home folder.
+    /// </summary>
+    public static string DefaultLogDirectory()
+    {
+        var dir = Environment.GetEnvironmentVariable(LogDirectoryVariable);
+        if (!string.IsNullOrWhiteSpace(dir)) return dir;
+        var cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        if (string.IsNullOrWhiteSpace(cache) || !Path.IsPathRooted(cache))
+        {
+            var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+            cache = string.IsNullOrWhiteSpace(home) ? null : Path.Combine(home, ".cache");
+        }
+        return cache is null ? Path.Combine(Path.GetTempPath(), "globalntk-logs") : Path.Combine(cache, "globalntk", "logs");
+    }
+
     /// <summary>The I/O of the running CLI call (the process console when none was set).</summary>
     public static CliIO Current
     {

@@ -17,12 +17,17 @@ public static class CliInputs
     public static string Required(string? value, string option) =>
         string.IsNullOrWhiteSpace(value) ? throw new CliInputException($"missing required option {option}.") : value;
 
-    /// <summary>A file that must exist (not a folder).</summary>
+    /// <summary>
+    /// A regular file that must exist and hold data: folders, FIFOs, sockets and devices are
+    /// refused before anything opens them (a FIFO would block, <c>/dev/zero</c> never ends).
+    /// </summary>
     public static string ExistingFile(string? path, string option)
     {
         Required(path, option);
         if (Directory.Exists(path)) throw new CliInputException($"{option} '{path}' is a folder, expected a file.");
         if (!File.Exists(path)) throw new CliInputException($"{option} '{path}': file not found.");
+        try { RegularFile.Size(path!); }
+        catch (DataFileException ex) { throw new CliInputException($"{option} {ex.Message}"); }
         return path!;
     }
 
@@ -88,14 +93,36 @@ public static class CliInputs
         return new Tensor(a.Data, expected);
     }
 
-    /// <summary>Linearises <paramref name="model"/> on <paramref name="inputs"/>, naming the inputs file when the shapes do not fit.</summary>
+    /// <summary>
+    /// Linearises <paramref name="model"/> on <paramref name="inputs"/>, naming the inputs file when
+    /// the shapes do not fit, or when the states alone could not fit in memory (checked first).
+    /// </summary>
     public static ChainLinearization Linearize(IChainModel model, Tensor inputs, string inputsPath)
     {
+        var sizes = inputs.Shape.Sizes;
+        double rows = sizes.Count >= 3 ? (double)sizes[0] * sizes[1] : sizes.Count > 0 ? sizes[0] : 1;
+        // A lower bound: the states and one more state-sized array (the cells keep more).
+        var memory = new MemoryEstimate().AddDoubles("states and linearisation", 2 * rows * model.Readout.InputSize);
+        RequireMemory(memory, $"--inputs '{inputsPath}' {inputs.Shape}");
         try { return model.Linearize(inputs); }
         catch (ArgumentException ex) when (ex is not ShapeMismatchException)
         {
             throw new ShapeMismatchException($"--inputs '{inputsPath}' {inputs.Shape}: {ex.Message}");
         }
+    }
+
+    /// <summary>Refuses work whose <paramref name="estimate"/> cannot fit in memory; the one-line error starts with <paramref name="what"/> (the option at fault).</summary>
+    public static void RequireMemory(MemoryEstimate estimate, string what)
+    {
+        try { MemoryBudget.Require(estimate, what); }
+        catch (MemoryBudgetException ex) { throw new CliInputException(ex.Message); }
+    }
+
+    /// <summary>Runs <paramref name="create"/>; when the library refuses it for memory, the error names <paramref name="option"/> (e.g. <c>--hidden 20000</c>).</summary>
+    public static T WithinMemory<T>(string option, Func<T> create)
+    {
+        try { return create(); }
+        catch (MemoryBudgetException ex) { throw new CliInputException($"{option}: {ex.Message}"); }
     }
 
     /// <summary>Creates a task by name (unknown names list the valid ones).</summary>

@@ -39,6 +39,16 @@ public sealed class OutputFile : IDisposable
             throw new CliInputException($"{what} is a folder, expected a file name (--force never replaces a folder); choose another {r.Option}.");
         if (!r.Force && (File.Exists(target) || new FileInfo(target).LinkTarget is not null))
             throw new CliInputException($"{what} already exists; add --force to replace it, or choose another {r.Option}.");
+        // Even with --force, only a regular file is ever replaced: renaming over /dev/zero (as
+        // root) or a FIFO would destroy something that is not an earlier output.
+        if (File.Exists(target))
+        {
+            try { RegularFile.Size(target); }
+            catch (DataFileException)
+            {
+                throw new CliInputException($"{what} exists and is not a regular file with data (a device, FIFO, socket or empty file); globalntk replaces only regular files, even with --force; choose another {r.Option}.");
+            }
+        }
         string anchor = OutputTarget.ExistingAncestor(r, given, target);
         string name = Path.GetFileName(target);
         string? parent = Path.GetDirectoryName(target);

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using GlobalNtk.IO;
 
 namespace GlobalNtk.Cli.Common;
 
@@ -71,6 +72,7 @@ public sealed class OutputMarker : IDisposable
         marker = null;
         string path = Path.Combine(dir, FileName);
         if (!File.Exists(path)) return State.None;
+        try { RegularFile.Size(path); } catch (DataFileException) { return State.Foreign; } // never open a FIFO or device
         FileStream fs;
         try { fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, Exclusive); }
         catch (FileNotFoundException) { return State.None; }

@@ -34,9 +34,9 @@ public sealed class MlpModelFactory : IModelFactory
         var numbered = t.File.Tensors.Select(p => (P: p, M: Numbered.Match(p.Name))).Where(x => x.M.Success).ToList();
         var prefixes = numbered.Select(x => x.M.Groups["prefix"].Value).Distinct().ToList();
         if (prefixes.Count == 0)
-            throw t.Error($"no MLP layers: expected '*{MlpModel.WeightName(0)}' [H, N_in] (nn.ModuleList 'layers') or an nn.Sequential's '0.weight'; the file has: {string.Join(", ", t.File.Tensors.Select(x => $"{x.Name} {x.ShapeText}"))}.");
+            throw t.Error($"no MLP layers: expected '*{MlpModel.WeightName(0)}' [H, N_in] (nn.ModuleList 'layers') or an nn.Sequential's '0.weight'; the file has: {TensorLookup.Listing(t.File.Tensors.Select(x => $"{x.Name} {x.ShapeText}"))}.");
         if (prefixes.Count > 1)
-            throw t.Error($"several groups of numbered layers ({string.Join(", ", prefixes.Select(p => $"'{p}0.weight'"))}); cannot tell which is the MLP.");
+            throw t.Error($"several groups of numbered layers ({TensorLookup.Listing(prefixes.Select(p => $"'{p}0.weight'"))}); cannot tell which is the MLP.");
         string prefix = prefixes[0];
         var indices = numbered.Select(x => int.Parse(x.M.Groups["i"].Value, CultureInfo.InvariantCulture)).Distinct().Order().ToList();
         var linears = new List<(int Index, Parameter W, Parameter B)>();

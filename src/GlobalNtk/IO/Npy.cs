@@ -54,10 +54,14 @@ public static class Npy
     // "\x93NUMPY" as raw bytes (a C# u8 literal would UTF-8-encode U+0093 as two bytes).
     private static readonly byte[] Magic = [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
 
+    /// <summary>Version 3.0 headers are UTF-8; invalid bytes are an error, not U+FFFD.</summary>
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     /// <summary>
-    /// Reads a .npy file. Corrupt headers, Fortran order, unsupported dtypes, truncated data and
-    /// (unless <paramref name="allowNonFinite"/>) NaN/Inf throw a <see cref="DataFileException"/>
-    /// naming the file.
+    /// Reads a .npy file. Anything but a regular file, corrupt headers, Fortran order,
+    /// unsupported dtypes, truncated data, trailing bytes after the data and (unless
+    /// <paramref name="allowNonFinite"/>) NaN/Inf throw a <see cref="DataFileException"/> naming
+    /// the file. Reads are bounded by the file's size.
     /// </summary>
     public static NdArray Read(string path, bool allowNonFinite = false)
     {
@@ -78,8 +82,12 @@ public static class Npy
         if ((long)headerStart + headerLen > b.Length)
             throw new DataFileException(path, $".npy header length {headerLen} runs past the end of the file ({b.Length} bytes).");
 
-        var enc = major == 3 ? Encoding.UTF8 : Encoding.Latin1;
-        string header = enc.GetString(b, headerStart, headerLen);
+        string header;
+        try { header = (major == 3 ? StrictUtf8 : Encoding.Latin1).GetString(b, headerStart, headerLen); }
+        catch (DecoderFallbackException ex)
+        {
+            throw new DataFileException(path, $".npy header is not valid UTF-8 (bad byte at offset {headerStart + Math.Max(0, ex.Index)}).");
+        }
         var (descr, fortran, shape) = ParseHeader(path, header);
         if (fortran)
             throw new DataFileException(path, ".npy array is in Fortran order (fortran_order: True); only C order is supported (use np.ascontiguousarray).");

@@ -22,6 +22,7 @@ public static class PyTorchPickle
     /// <summary>Throws a one-line <see cref="DataFileException"/> with <see cref="SaveHint"/> when <paramref name="path"/> is a PyTorch pickle.</summary>
     public static void ThrowIfPickle(string path)
     {
+        RegularFile.Size(path); // a FIFO or device is refused before it is opened
         Span<byte> head = stackalloc byte[4];
         int n;
         try

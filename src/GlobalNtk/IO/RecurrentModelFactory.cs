@@ -154,7 +154,7 @@ public sealed class RecurrentModelFactory : IModelFactory
     private static Parameter Take(TensorLookup t, string name, string expected)
     {
         var p = t.TryFind(name);
-        if (p == null || p.Name != name) throw t.Error($"missing tensor '{name}' ({expected}); the file has: {string.Join(", ", t.File.Tensors.Select(x => $"{x.Name} {x.ShapeText}"))}.");
+        if (p == null || p.Name != name) throw t.Error($"missing tensor '{name}' ({expected}); the file has: {TensorLookup.Listing(t.File.Tensors.Select(x => $"{x.Name} {x.ShapeText}"))}.");
         return p;
     }
 }

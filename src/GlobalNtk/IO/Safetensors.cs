@@ -37,10 +37,12 @@ public sealed class SafetensorsFile
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
     /// <summary>
-    /// Reads and validates a safetensors file. Every problem (missing file, truncated or
-    /// malformed header, unsupported dtype, offsets outside the data, shape not matching its
-    /// byte range, overlapping tensors, NaN/Inf unless <paramref name="allowNonFinite"/>) throws
-    /// a <see cref="DataFileException"/> naming the file and the tensor.
+    /// Reads and validates a safetensors file. Every problem (missing file, not a regular file,
+    /// truncated or malformed header, header not UTF-8, duplicate keys, unsupported dtype,
+    /// offsets outside the data, shape not matching its byte range, overlapping tensors, holes
+    /// or trailing bytes in the data, NaN/Inf unless <paramref name="allowNonFinite"/>) throws a
+    /// <see cref="DataFileException"/> naming the file and the tensor. Reads are bounded by the
+    /// file's size.
     /// </summary>
     public static SafetensorsFile Read(string path, bool allowNonFinite = false)
     {
@@ -54,6 +56,12 @@ public sealed class SafetensorsFile
         var dataStart = 8 + hl;
         long dataLen = bytes.Length - dataStart;
 
+        // System.Text.Json would only fail on invalid UTF-8 later, inside a name; check it here.
+        try { StrictUtf8.GetCharCount(bytes, 8, hl); }
+        catch (DecoderFallbackException ex)
+        {
+            throw new DataFileException(path, $"safetensors header is not valid UTF-8 (bad byte at offset {8 + Math.Max(0, ex.Index)}).");
+        }
         JsonDocument doc;
         try { doc = JsonDocument.Parse(bytes.AsMemory(8, hl)); }
         catch (JsonException ex) { throw new DataFileException(path, $"safetensors header is not valid JSON ({OneLine(ex.Message)})."); }
@@ -64,8 +72,11 @@ public sealed class SafetensorsFile
                 throw new DataFileException(path, $"safetensors header must be a JSON object, got {doc.RootElement.ValueKind}.");
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
             var entries = new List<(string Name, string Dtype, int[] Shape, long Begin, long End)>();
+            var names = new HashSet<string>(StringComparer.Ordinal);
             foreach (var prop in doc.RootElement.EnumerateObject())
             {
+                if (!names.Add(prop.Name))
+                    throw new DataFileException(path, $"safetensors header names '{prop.Name}' twice (duplicate key).");
                 if (prop.Name == "__metadata__")
                 {
                     if (prop.Value.ValueKind != JsonValueKind.Object)
@@ -74,21 +85,26 @@ public sealed class SafetensorsFile
                     {
                         if (m.Value.ValueKind != JsonValueKind.String)
                             throw new DataFileException(path, $"safetensors __metadata__ value for '{m.Name}' is {m.Value.ValueKind}, expected a string.");
-                        metadata[m.Name] = m.Value.GetString()!;
+                        if (!metadata.TryAdd(m.Name, m.Value.GetString()!))
+                            throw new DataFileException(path, $"safetensors __metadata__ names '{m.Name}' twice (duplicate key).");
                     }
                     continue;
                 }
                 entries.Add(ParseEntry(path, prop));
             }
 
-            var tensors = new List<Parameter>(entries.Count);
-            foreach (var e in entries.OrderBy(e => e.Begin).ThenBy(e => e.End))
+            // Like the reference implementation: the tensors, sorted by offset, tile the data
+            // section exactly (no overlap, no hole, nothing after the last one).
+            var sorted = entries.OrderBy(e => e.Begin).ThenBy(e => e.End).ToList();
+            long expectedBegin = 0;
+            string? previous = null;
+            foreach (var e in sorted)
             {
                 int elem = FileBytes.ElementSize(e.Dtype);
                 long count = 1;
-                foreach (var s in e.Shape)
+                foreach (var d in e.Shape)
                 {
-                    count *= s;
+                    count *= d;
                     if (count > Array.MaxLength)
                         throw new DataFileException(path, $"tensor '{e.Name}': shape {ShapeText(e.Shape)} is too large.");
                 }
@@ -98,7 +114,21 @@ public sealed class SafetensorsFile
                     throw new DataFileException(path, $"tensor '{e.Name}': data_offsets [{e.Begin}, {e.End}] run past the end of the data ({dataLen} bytes; file truncated?).");
                 if (e.End - e.Begin != count * elem)
                     throw new DataFileException(path, $"tensor '{e.Name}': shape {ShapeText(e.Shape)} of {e.Dtype} needs {count * elem} bytes but data_offsets [{e.Begin}, {e.End}] span {e.End - e.Begin}.");
-                var data = FileBytes.ReadElements(bytes.AsSpan(dataStart + (int)e.Begin, (int)(e.End - e.Begin)), (int)count, e.Dtype);
+                if (e.Begin < expectedBegin)
+                    throw new DataFileException(path, $"tensors '{previous}' and '{e.Name}' overlap (data_offsets of '{e.Name}' [{e.Begin}, {e.End}] start before byte {expectedBegin}).");
+                if (e.Begin > expectedBegin)
+                    throw new DataFileException(path, $"tensor '{e.Name}': data_offsets [{e.Begin}, {e.End}] leave a hole of {e.Begin - expectedBegin} bytes after {(previous is null ? "the header" : $"'{previous}'")}.");
+                expectedBegin = e.End;
+                previous = e.Name;
+            }
+            if (expectedBegin != dataLen)
+                throw new DataFileException(path, $"{dataLen - expectedBegin} trailing bytes after the last tensor's data (the data section is {dataLen} bytes, the tensors end at {expectedBegin}).");
+
+            var tensors = new List<Parameter>(entries.Count);
+            foreach (var e in sorted)
+            {
+                int elem = FileBytes.ElementSize(e.Dtype);
+                var data = FileBytes.ReadElements(bytes.AsSpan(dataStart + (int)e.Begin, (int)(e.End - e.Begin)), (int)((e.End - e.Begin) / elem), e.Dtype);
                 if (!allowNonFinite)
                 {
                     try { Numerics.EnsureFinite(data, $"tensor '{e.Name}' {ShapeText(e.Shape)}"); }
@@ -106,14 +136,12 @@ public sealed class SafetensorsFile
                 }
                 tensors.Add(new Parameter(e.Name, e.Shape, data));
             }
-            // Tensors sorted by offset must not share bytes.
-            var sorted = entries.OrderBy(e => e.Begin).ThenBy(e => e.End).ToList();
-            for (int i = 1; i < sorted.Count; i++)
-                if (sorted[i].Begin < sorted[i - 1].End)
-                    throw new DataFileException(path, $"tensors '{sorted[i - 1].Name}' and '{sorted[i].Name}' overlap (data_offsets [{sorted[i - 1].Begin}, {sorted[i - 1].End}] and [{sorted[i].Begin}, {sorted[i].End}]).");
             return new SafetensorsFile(tensors, metadata);
         }
     }
+
+    /// <summary>UTF-8 that throws on invalid bytes (the header must be valid UTF-8).</summary>
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>Writes the tensors as F64 (with the metadata) to <paramref name="path"/>, atomically.</summary>
     public void Write(string path)
@@ -168,6 +196,10 @@ public sealed class SafetensorsFile
         var v = prop.Value;
         if (v.ValueKind != JsonValueKind.Object)
             throw new DataFileException(path, $"tensor '{name}': header entry must be an object, got {v.ValueKind}.");
+        var keys = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var field in v.EnumerateObject())
+            if (!keys.Add(field.Name))
+                throw new DataFileException(path, $"tensor '{name}': header entry names '{field.Name}' twice (duplicate key).");
         if (!v.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String)
             throw new DataFileException(path, $"tensor '{name}': header entry has no string 'dtype'.");
         string dtype = dt.GetString()!;
@@ -259,12 +291,6 @@ internal static class FileBytes
         s.Write(buf, 0, n);
     }
 
-    public static byte[] ReadAll(string path)
-    {
-        try { return File.ReadAllBytes(path); }
-        catch (FileNotFoundException) { throw new DataFileException(path, "file not found."); }
-        catch (DirectoryNotFoundException) { throw new DataFileException(path, "file not found (no such directory)."); }
-        catch (UnauthorizedAccessException) { throw new DataFileException(path, "permission denied."); }
-        catch (IOException ex) when (ex is not DataFileException) { throw new DataFileException(path, $"cannot read ({SafetensorsFile.OneLine(ex.Message)})."); }
-    }
+    /// <summary>The whole regular file, read no further than its size (<see cref="RegularFile.ReadAll"/>).</summary>
+    public static byte[] ReadAll(string path) => RegularFile.ReadAll(path);
 }

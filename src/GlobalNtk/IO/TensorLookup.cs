@@ -44,19 +44,49 @@ public sealed class TensorLookup
     /// The tensor named <paramref name="ending"/> or ending in <c>.ending</c>, or null if none;
     /// several candidates throw. A found tensor is marked as claimed.
     /// </summary>
+    /// <remarks>
+    /// Looked up in an index of the names' last k dot-separated parts (k = the parts of
+    /// <paramref name="ending"/>), built once per k in time linear in the header, so a file with
+    /// many tensors costs O(tensors) rather than O(tensors) per lookup.
+    /// </remarks>
     public Parameter? TryFind(string ending)
     {
-        var hits = File.Tensors.Where(t => t.Name == ending || t.Name.EndsWith("." + ending, StringComparison.Ordinal)).ToList();
+        if (!SuffixIndex(PartCount(ending)).TryGetValue(ending, out var hits)) return null;
         if (hits.Count > 1)
-            throw Error($"several tensors end with '{ending}' ({string.Join(", ", hits.Select(h => h.Name))}); cannot tell which belongs to the model.");
-        if (hits.Count == 0) return null;
+            throw Error($"several tensors end with '{ending}' ({Listing(hits.Select(h => h.Name))}); cannot tell which belongs to the model.");
         _claimed.Add(hits[0].Name);
         return hits[0];
     }
 
+    private readonly Dictionary<int, Dictionary<string, List<Parameter>>> _suffixIndex = new();
+
+    /// <summary>Tensors by their last <paramref name="parts"/> dot-separated name parts (names with fewer parts by their whole name).</summary>
+    private Dictionary<string, List<Parameter>> SuffixIndex(int parts)
+    {
+        if (_suffixIndex.TryGetValue(parts, out var index)) return index;
+        index = new Dictionary<string, List<Parameter>>(StringComparer.Ordinal);
+        foreach (var t in File.Tensors)
+        {
+            // pos: the dot before the name's last `parts` parts, or −1 when it has no more parts than that.
+            int pos = t.Name.Length;
+            for (int k = 0; k < parts; k++)
+            {
+                pos = pos > 0 ? t.Name.LastIndexOf('.', pos - 1) : -1;
+                if (pos < 0) break;
+            }
+            string key = pos < 0 ? t.Name : t.Name[(pos + 1)..];
+            if (!index.TryGetValue(key, out var list)) index[key] = list = new List<Parameter>(1);
+            list.Add(t);
+        }
+        _suffixIndex[parts] = index;
+        return index;
+    }
+
+    private static int PartCount(string name) => name.Count(c => c == '.') + 1;
+
     /// <summary>Like <see cref="TryFind"/> but a missing tensor throws, naming <paramref name="expected"/> (e.g. a shape).</summary>
     public Parameter Find(string ending, string expected) =>
-        TryFind(ending) ?? throw Error($"missing tensor '*{ending}' ({expected}); the file has: {string.Join(", ", File.Tensors.Select(t => $"{t.Name} {t.ShapeText}"))}.");
+        TryFind(ending) ?? throw Error($"missing tensor '*{ending}' ({expected}); the file has: {Listing(File.Tensors.Select(t => $"{t.Name} {t.ShapeText}"))}.");
 
     /// <summary>Throws unless <paramref name="p"/> has exactly <paramref name="shape"/>; <paramref name="why"/> explains the expectation.</summary>
     public void RequireShape(Parameter p, int[] shape, string why)
@@ -74,24 +104,29 @@ public sealed class TensorLookup
     /// </summary>
     public (Parameter Weight, Parameter Bias)? TryFindReadout(int width, bool allowBiasFree = false)
     {
-        var free = File.Tensors.Where(t => !_claimed.Contains(t.Name)).ToList();
-        static string Stem(string name, string leaf) =>
-            name == leaf ? "" : name.EndsWith("." + leaf, StringComparison.Ordinal) ? name[..^(leaf.Length + 1)] : "\0";
-        var weights = free.Where(t => Stem(t.Name, "weight") != "\0").ToList();
-        var biases = free.Where(t => Stem(t.Name, "bias") != "\0").ToList();
-        var pairs = new List<(Parameter W, Parameter B)>();
-        foreach (var w in weights)
+        // One pass over the unclaimed tensors, pairing X.weight with X.bias by their stem X.
+        static string? Stem(string name, string leaf) =>
+            name == leaf ? "" : name.EndsWith("." + leaf, StringComparison.Ordinal) ? name[..^(leaf.Length + 1)] : null;
+        var weights = new Dictionary<string, Parameter>(StringComparer.Ordinal);
+        var biases = new Dictionary<string, Parameter>(StringComparer.Ordinal);
+        foreach (var t in File.Tensors)
         {
-            var b = biases.FirstOrDefault(x => Stem(x.Name, "bias") == Stem(w.Name, "weight"));
-            if (b is null && allowBiasFree && w.Shape.Length == 2)
-                b = new Parameter(Prefixed(Stem(w.Name, "weight"), "bias"), [w.Shape[0]]);
-            if (b is null) throw Error($"readout weight '{w.Name}' {w.ShapeText} has no matching bias '{Prefixed(Stem(w.Name, "weight"), "bias")}'.");
+            if (_claimed.Contains(t.Name)) continue;
+            if (Stem(t.Name, "weight") is string ws) weights[ws] = t;
+            else if (Stem(t.Name, "bias") is string bs) biases[bs] = t;
+        }
+        var pairs = new List<(Parameter W, Parameter B)>();
+        foreach (var (stem, w) in weights)
+        {
+            if (!biases.TryGetValue(stem, out var b) && allowBiasFree && w.Shape.Length == 2)
+                b = new Parameter(Prefixed(stem, "bias"), [w.Shape[0]]);
+            if (b is null) throw Error($"readout weight '{w.Name}' {w.ShapeText} has no matching bias '{Prefixed(stem, "bias")}'.");
             pairs.Add((w, b));
         }
-        foreach (var b in biases)
-            if (!pairs.Any(p => p.B == b)) throw Error($"readout bias '{b.Name}' {b.ShapeText} has no matching weight '{Prefixed(Stem(b.Name, "bias"), "weight")}'.");
+        foreach (var (stem, b) in biases)
+            if (!weights.ContainsKey(stem)) throw Error($"readout bias '{b.Name}' {b.ShapeText} has no matching weight '{Prefixed(stem, "weight")}'.");
         if (pairs.Count > 1)
-            throw Error($"several readout candidates ({string.Join(", ", pairs.Select(p => p.W.Name))}); keep one weight/bias pair.");
+            throw Error($"several readout candidates ({Listing(pairs.Select(p => p.W.Name))}); keep one weight/bias pair.");
         if (pairs.Count == 0) return null;
         var (W, B) = pairs[0];
         if (W.Shape.Length != 2 || W.Shape[1] != width || W.Shape[0] < 1)
@@ -108,11 +143,20 @@ public sealed class TensorLookup
     {
         var rest = File.Tensors.Where(t => !_claimed.Contains(t.Name)).ToList();
         if (rest.Count > 0)
-            throw Error($"unexpected tensor{(rest.Count > 1 ? "s" : "")} for a {model}: {string.Join(", ", rest.Select(t => $"{t.Name} {t.ShapeText}"))}.");
+            throw Error($"unexpected tensor{(rest.Count > 1 ? "s" : "")} for a {model}: {Listing(rest.Select(t => $"{t.Name} {t.ShapeText}"))}.");
     }
 
     /// <summary>A one-line error about this file.</summary>
     public DataFileException Error(string message) => new(Path, message);
+
+    /// <summary>Up to ten items, comma-separated, then how many there are in all (a hostile file may hold millions).</summary>
+    internal static string Listing(IEnumerable<string> items)
+    {
+        const int shown = 10;
+        var list = items.Take(shown + 1).ToList();
+        if (list.Count <= shown) return string.Join(", ", list);
+        return string.Join(", ", list.Take(shown)) + $", … ({items.Count()} in all)";
+    }
 
     private static string Prefixed(string stem, string leaf) => stem.Length == 0 ? leaf : stem + "." + leaf;
 }

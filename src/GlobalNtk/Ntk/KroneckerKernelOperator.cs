@@ -43,8 +43,11 @@ public sealed class KroneckerKernelOperator : CheckedOperator
     /// <inheritdoc/>
     protected override void AdjointBlock(ReadOnlySpan<double> x, Span<double> y, int count) => ForwardBlock(x, y, count);
 
-    /// <summary>Doubles per site-sized temporary block (64 MiB): a block of vectors is done in chunks that fit.</summary>
-    internal static long SiteBlockBudget { get; set; } = 1L << 23;
+    /// <summary>
+    /// Doubles per site-sized temporary block (64 MiB): a block of vectors is done in chunks that
+    /// fit. Tests shrink it for their own call only, through <see cref="ScopedSetting{T}.Override"/>.
+    /// </summary>
+    internal static readonly ScopedSetting<long> SiteBlockBudget = new(1L << 23);
 
     /// <summary>y += D_s (Û Ûᵀ ⊗ I) D_s* x, in chunks of vectors (memory bounded, not O(count·N·m_s)).</summary>
     private static void AddSiteTerm(WeightSite site, ReadOnlySpan<double> x, Span<double> y, int count)
@@ -52,7 +55,7 @@ public sealed class KroneckerKernelOperator : CheckedOperator
         int n = site.Rows, d = site.AugmentedWidth, m = site.OutDim, s = x.Length / Math.Max(1, count);
         if (n == 0 || m == 0 || d == 0 || count == 0) return;
         int blockSize = n * m;
-        int chunk = (int)Math.Clamp(SiteBlockBudget / blockSize, 1, count);
+        int chunk = (int)Math.Clamp(SiteBlockBudget.Value / blockSize, 1, count);
         using var aBuf = new BlockBuffer((long)chunk * blockSize);
         using var cBuf = new BlockBuffer((long)chunk * d * m);
         var u = site.Variables.Span;

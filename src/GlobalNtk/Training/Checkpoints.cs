@@ -55,6 +55,7 @@ public static class Checkpoints
     /// </summary>
     public static IReadOnlyDictionary<string, string> ReadMetadata(string path)
     {
+        RegularFile.Size(path); // a FIFO or device named like a checkpoint is refused before it is opened
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         Span<byte> len = stackalloc byte[8];
         if (fs.Length < 8 || fs.ReadAtLeast(len, 8, throwOnEndOfStream: false) < 8)
@@ -73,6 +74,7 @@ public static class Checkpoints
                     if (p.Value.ValueKind == System.Text.Json.JsonValueKind.String) md[p.Name] = p.Value.GetString()!;
         }
         catch (System.Text.Json.JsonException) { throw new DataFileException(path, "safetensors header is not valid JSON."); }
+        catch (InvalidOperationException) { throw new DataFileException(path, "safetensors header is not valid UTF-8."); }
         return md;
     }
 
@@ -92,7 +94,7 @@ public static class Checkpoints
     {
         string path = Path.Combine(dir, LogFile);
         if (!File.Exists(path)) return [];
-        var lines = File.ReadAllLines(path);
+        var lines = Encoding.UTF8.GetString(RegularFile.ReadAll(path)).Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
         if (lines.Length == 0 || lines[0] != LogHeader) throw new DataFileException(path, $"not a training log (expected header '{LogHeader}').");
         var rows = new List<TrainingLogRow>();
         for (int i = 1; i < lines.Length; i++)

@@ -34,17 +34,22 @@ public sealed class Trainer
     /// <summary>
     /// A fresh model of <paramref name="arch"/> (hidden width <paramref name="hidden"/>, initial
     /// gain <paramref name="gain"/>, seed <see cref="TrainingOptions.Seed"/>) sized for the named
-    /// task, whose training batches use the same seed.
+    /// task, whose training batches use the same seed. Throws <see cref="MemoryBudgetException"/>
+    /// (with the estimate) before allocating anything when the run cannot fit in memory.
     /// </summary>
     public static Trainer Create(string arch, int hidden, string task, TrainingOptions options, double gain = 1.0,
         TaskOptions? taskOptions = null, IReadOnlyDictionary<string, string>? modelOptions = null)
     {
         options.Validate();
         var t = TaskRegistry.Create(task, (taskOptions ?? new TaskOptions()) with { Seed = options.Seed });
-        var model = ModelRegistry.Create(new ModelSpec(arch, t.InputSize, hidden, t.OutputSize)
+        var spec = new ModelSpec(arch, t.InputSize, hidden, t.OutputSize)
         {
             Seed = options.Seed, Gain = gain, Options = modelOptions ?? new Dictionary<string, string>(),
-        });
+        };
+        // Refuse what cannot fit before allocating any of it (it would end in OutOfMemory midway).
+        if (TrainingMemory.Estimate(spec, t, options) is { } memory)
+            MemoryBudget.Require(memory, $"training {arch} (hidden width {hidden}, batches of {options.BatchSize} trials × {t.Steps} steps)");
+        var model = ModelRegistry.Create(spec);
         return new Trainer(model, t, options);
     }
 

@@ -341,13 +341,10 @@ public class RecurrentParallelTests
             return [lin.States.ToArray(), jv, vj, th, pj, da, dt];
         }
         var sequential = Run();
-        long saved = RowLoop.ParallelThreshold;
-        RowLoop.ParallelThreshold = 0;
-        try
+        using (RowLoop.ParallelThreshold.Override(0))
         {
             var parallel = Run();
             for (int i = 0; i < sequential.Length; i++) Assert.Equal(sequential[i], parallel[i]);
         }
-        finally { RowLoop.ParallelThreshold = saved; }
     }
 }

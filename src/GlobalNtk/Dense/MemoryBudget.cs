@@ -1,0 +1,73 @@
+using System.Globalization;
+
+namespace GlobalNtk.Dense;
+
+/// <summary>
+/// What a piece of work will allocate, by part (e.g. "parameters", "optimizer state"), in bytes.
+/// Doubles, so that absurd sizes (a width of 10⁶) are estimated without overflow.
+/// </summary>
+public sealed class MemoryEstimate
+{
+    private readonly List<(string Part, double Bytes)> _parts = [];
+
+    /// <summary>The parts added so far.</summary>
+    public IReadOnlyList<(string Part, double Bytes)> Parts => _parts;
+
+    /// <summary>Sum of the parts, in bytes.</summary>
+    public double TotalBytes => _parts.Sum(p => p.Bytes);
+
+    /// <summary>Adds <paramref name="doubles"/> float64 values (8 bytes each) under <paramref name="part"/>; returns this.</summary>
+    public MemoryEstimate AddDoubles(string part, double doubles) => AddBytes(part, 8 * doubles);
+
+    /// <summary>Adds <paramref name="bytes"/> under <paramref name="part"/>; returns this.</summary>
+    public MemoryEstimate AddBytes(string part, double bytes)
+    {
+        if (!(bytes >= 0)) throw new ArgumentOutOfRangeException(nameof(bytes), $"memory estimate part '{part}' is {bytes} bytes.");
+        _parts.Add((part, bytes));
+        return this;
+    }
+
+    /// <summary>"2.4 GB (parameters 1.2 GB, gradient 1.2 GB)".</summary>
+    public override string ToString() =>
+        $"{MemoryBudget.Format(TotalBytes)} ({string.Join(", ", _parts.Where(p => p.Bytes > 0).Select(p => $"{p.Part} {MemoryBudget.Format(p.Bytes)}"))})";
+}
+
+/// <summary>
+/// The one place that decides whether large state fits in memory: commands estimate what they
+/// will allocate (<see cref="MemoryEstimate"/>) and call <see cref="Require"/> before allocating,
+/// so an impossible request is refused up front with the estimate instead of running out of
+/// memory midway.
+/// </summary>
+public static class MemoryBudget
+{
+    /// <summary>
+    /// Memory this process may use, in bytes: the machine's physical memory or the container's
+    /// or GC's limit, whichever is smaller (<see cref="GC.GetGCMemoryInfo()"/>).
+    /// </summary>
+    public static long AvailableBytes => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+
+    /// <summary>
+    /// Throws <see cref="MemoryBudgetException"/> when <paramref name="estimate"/> exceeds
+    /// <paramref name="availableBytes"/> (default: <see cref="AvailableBytes"/>). The one-line
+    /// message starts with <paramref name="what"/> (e.g. the option at fault) and gives the
+    /// estimate by part and the memory available.
+    /// </summary>
+    public static void Require(MemoryEstimate estimate, string what, long? availableBytes = null)
+    {
+        long available = availableBytes ?? AvailableBytes;
+        if (estimate.TotalBytes > available)
+            throw new MemoryBudgetException($"{what} needs at least {estimate} but {Format(available)} of memory is available.");
+    }
+
+    /// <summary>Bytes in decimal units: "512 B", "3.2 MB", "38.4 GB".</summary>
+    public static string Format(double bytes)
+    {
+        string[] units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+        int u = 0;
+        while (bytes >= 1000 && u < units.Length - 1) { bytes /= 1000; u++; }
+        return (u == 0 ? bytes.ToString("F0", CultureInfo.InvariantCulture) : bytes.ToString("0.0", CultureInfo.InvariantCulture)) + " " + units[u];
+    }
+}
+
+/// <summary>A request that cannot fit in memory (bad input: the message names what to make smaller).</summary>
+public sealed class MemoryBudgetException(string message) : Exception(message);
