@@ -25,6 +25,7 @@ internal static class AnalysisBench
         string? model = null, task = null, compare = "partial";
         int? steps = null, trials = null;
         int oldProbes = 10;
+        long exactLimit = KroneckerCore.DefaultExactApplicationLimit;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -35,6 +36,7 @@ internal static class AnalysisBench
                 case "--trials": trials = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--old-probes": oldProbes = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--compare": compare = args[++i]; break;
+                case "--exact-limit": exactLimit = long.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
             }
         }
@@ -44,10 +46,37 @@ internal static class AnalysisBench
         if (steps is null && loaded.Metadata.TryGetValue("task_steps", out var ts)) steps = int.Parse(ts, CultureInfo.InvariantCulture);
         var ev = TaskRegistry.Create(task, new TaskOptions { Steps = steps, EvaluationTrials = trials }).EvaluationSet;
         Console.WriteLine($"model {Path.GetFileName(model)} ({loaded.Model.Arch}), task {task}, batch {ev.Inputs.Shape}");
-        return compare == "presets" ? Presets(loaded.Model, ev) : Partial(loaded.Model, ev, oldProbes);
+        return compare switch
+        {
+            "presets" => Presets(loaded.Model, ev),
+            "kronecker" => Kronecker(loaded.Model, ev, exactLimit),
+            _ => Partial(loaded.Model, ev, oldProbes),
+        };
     }
 
     private static double Cpu() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+
+    /// <summary>The Kronecker core's per-site traces: method, cost (CPU s), tr K_s ± SE; then the rest term.</summary>
+    private static int Kronecker(GlobalNtk.Models.IChainModel model, TaskBatch ev, long exactLimit)
+    {
+        var lin = model.Linearize(ev.Inputs);
+        double c0 = Cpu();
+        var core = new KroneckerCore(lin, exactLimit, seed: 3);
+        Console.WriteLine($"state {lin.StateShape}, exact limit {exactLimit}: setup (Grams, modes) {Cpu() - c0:F1} s CPU");
+        Console.WriteLine("| site | rows | d̂ | m | method | tr K_s ± SE | CPU s |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        foreach (var s in core.Sites)
+        {
+            c0 = Cpu();
+            double tr = s.TraceK;
+            Console.WriteLine($"| {s.Name} | {s.Rows} | {s.AugmentedWidth} | {s.OutDim} | {s.Method} | {tr:G6} ± {s.TraceStandardError:G2} | {Cpu() - c0:F2} |");
+        }
+        c0 = Cpu();
+        double rest = core.RestTrace;
+        Console.WriteLine($"| rest ({core.RestParameterCount} θ) | | | | exact | {rest:G6} | {Cpu() - c0:F2} |");
+        Console.WriteLine($"tr K = {core.TraceK:G6} ± {core.TraceKStandardError:G2}; c(1..4) = {string.Join(", ", core.ModeCaptureCurve(4).Select(c => c.ToString("G4", CultureInfo.InvariantCulture)))}");
+        return 0;
+    }
 
     private static int Partial(GlobalNtk.Models.IChainModel model, TaskBatch ev, int oldProbes)
     {

@@ -31,6 +31,15 @@ public sealed record AnalysisOptions
     public int PartialBudget { get; init; } = 40;
     /// <summary>Memory for a spectrum's Krylov basis in bytes; top-k is lowered for states too large to hold 2k basis vectors.</summary>
     public long KrylovMemoryBytes { get; init; } = 512L << 20;
+    /// <summary>
+    /// Kronecker core: a site that is not row-local (attention's in_proj) gets exact traces only when
+    /// they cost at most this many applications of D_s (d̂·m_s); above it, Hutchinson estimates with
+    /// <see cref="KroneckerProbes"/> probes and standard errors (a 64-wide attention site costs 65·192 = 12 480
+    /// applications exactly, minutes on a 614k state, against 64 for the estimate).
+    /// </summary>
+    public long KroneckerExactLimit { get; init; } = 1024;
+    /// <summary>Hutchinson probes (one application of D_s* each) per Kronecker-core site above <see cref="KroneckerExactLimit"/>.</summary>
+    public int KroneckerProbes { get; init; } = 64;
     /// <summary>Seed of every random draw (same seed → same numbers).</summary>
     public int Seed { get; init; } = 1;
     /// <summary>Largest r of SRB(r) (r = 1..min(this, state vector length)).</summary>
@@ -47,11 +56,13 @@ public sealed record AnalysisOptions
         AnalysisBudget.Quick => new AnalysisOptions
         {
             Budget = "quick", TopK = 10, SpectrumBudget = 40, SpectrumTolerance = 1e-2, Probes = 12, PartialBudget = 16,
+            KroneckerProbes = 16,
         },
         AnalysisBudget.Default => new AnalysisOptions(),
         AnalysisBudget.Thorough => new AnalysisOptions
         {
             Budget = "thorough", TopK = 20, SpectrumBudget = 600, SpectrumTolerance = 1e-5, Probes = 160, PartialBudget = 240,
+            KroneckerExactLimit = 16_384, KroneckerProbes = 256,
         },
         _ => throw new ArgumentOutOfRangeException(nameof(budget), budget, "unknown analysis budget"),
     };
@@ -68,6 +79,8 @@ public sealed record AnalysisOptions
         if (Probes < 3) throw new ArgumentException($"analysis option Probes must be ≥ 3, got {Probes}.");
         if (PartialBudget < 6) throw new ArgumentException($"analysis option PartialBudget must be ≥ 6, got {PartialBudget}.");
         if (KrylovMemoryBytes < 1 << 20) throw new ArgumentException($"analysis option KrylovMemoryBytes must be ≥ 1 MiB, got {KrylovMemoryBytes}.");
+        if (KroneckerExactLimit < 0) throw new ArgumentException($"analysis option KroneckerExactLimit must be ≥ 0, got {KroneckerExactLimit}.");
+        if (KroneckerProbes < 2) throw new ArgumentException($"analysis option KroneckerProbes must be ≥ 2, got {KroneckerProbes}.");
         if (MaxSrbRank < 1) throw new ArgumentException($"analysis option MaxSrbRank must be ≥ 1, got {MaxSrbRank}.");
         if (MaxCaptureRank < 1) throw new ArgumentException($"analysis option MaxCaptureRank must be ≥ 1, got {MaxCaptureRank}.");
     }

@@ -57,7 +57,7 @@ public sealed class NtkAnalyzer
 
         meter.Begin("forward pass", 0);
         var lin = model.Linearize(_inputs);
-        var ops = new NtkOperators(lin, key.Fold("Kronecker core").Seed);
+        var ops = new NtkOperators(lin, key.Fold("Kronecker core").Seed, o.KroneckerExactLimit, o.KroneckerProbes);
         var shape = lin.StateShape;
         var readout = model.Readout;
         var outShape = readout.OutputShape(shape);
@@ -84,7 +84,7 @@ public sealed class NtkAnalyzer
         // (one application = P* then P), the same cost as the singular-value route for a square P.
         var (pSpec, _) = Spectrum(meter.Wrap(ops.P.Gram()), "P P*", "block Krylov on the Gram P P* (σ² of P)", key.Fold("P P* spectrum"));
         meter.Begin("Kronecker core", 0);
-        var kron = Kronecker(ops.KroneckerCore);
+        var kron = Kronecker(ops.KroneckerCore, meter);
         var layerRanks = LayerRanks(model, ops.NtkS, o.Seed + 50);
 
         meter.Begin("SRB and task modes", 1 + readout.OutputSize);
@@ -210,11 +210,14 @@ public sealed class NtkAnalyzer
         };
     }
 
-    private KroneckerResult Kronecker(KroneckerCore core)
+    private KroneckerResult Kronecker(KroneckerCore core, StageMeter meter)
     {
         int rMax = Math.Min(Options.MaxCaptureRank, Math.Max(1, core.MaxRank));
-        var sites = core.Sites.Select(s =>
+        int count = core.Sites.Count;
+        var sites = core.Sites.Select((s, idx) =>
         {
+            // Each site's traces are computed on first use: report which one is running.
+            meter.Detail($"site {idx + 1}/{count} {s.Name} ({s.Method})", (double)idx / (count + 1));
             var contrib = s.ModeContributions;
             int rs = Math.Min(Options.MaxCaptureRank, contrib.Count);
             var capture = new double[rs];
@@ -224,6 +227,8 @@ public sealed class NtkAnalyzer
                 s.ParticipationRatio, s.SingularValues(), capture)
             { TraceMethod = s.Method.ToString(), TraceStandardError = s.TraceStandardError };
         }).ToArray();
+        if (core.RestParameterCount > 0) meter.Detail($"parameters outside every site ({core.RestParameterCount})", count / (double)(count + 1));
+        _ = core.RestTrace;
         return new KroneckerResult(core.RankBound, core.StateDimension, core.TraceK, core.ModeCaptureCurve(rMax), sites)
             { TraceKStandardError = core.TraceKStandardError };
     }
@@ -254,6 +259,14 @@ public sealed class NtkAnalyzer
             _stage = stage; _stagePlanned = planned; _stageStart = Applications;
             _clock.Restart();
             Report();
+        }
+
+        /// <summary>Progress inside a stage that applies no metered operator: "stage: detail", at this fraction of the stage.</summary>
+        public void Detail(string detail, double stageFraction)
+        {
+            if (progress is null || _stage is null) return;
+            double fraction = (_completedPlanned + Math.Clamp(stageFraction, 0, 1) * _stagePlanned) / (double)Math.Max(1, Planned);
+            progress($"{_stage}: {detail}", Math.Clamp(fraction, 0, 0.999));
         }
 
         public Dictionary<string, double> Finish()

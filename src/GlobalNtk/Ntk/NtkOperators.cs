@@ -23,7 +23,13 @@ public sealed class NtkOperators
     /// Seed of the only randomised part, the <see cref="KroneckerCore"/>'s Hutchinson traces of
     /// costly sites (every operator is exact); callers split it from the user's seed with <see cref="RngKey"/>.
     /// </param>
-    public NtkOperators(ChainLinearization linearization, int seed = 0)
+    /// <param name="kroneckerExactLimit">
+    /// Passed to <see cref="KroneckerCore"/>: a non-row-local site whose exact traces would cost more than
+    /// this many applications of D_s is estimated with Hutchinson probes.
+    /// </param>
+    /// <param name="kroneckerProbes">Passed to <see cref="KroneckerCore"/>: Hutchinson probes per estimated site.</param>
+    public NtkOperators(ChainLinearization linearization, int seed = 0,
+        long kroneckerExactLimit = KroneckerCore.DefaultExactApplicationLimit, int kroneckerProbes = KroneckerCore.DefaultProbes)
     {
         Linearization = linearization ?? throw new ArgumentNullException(nameof(linearization));
         Numerics.EnsureFinite(linearization.States.Span, "chain states z");
@@ -36,7 +42,7 @@ public sealed class NtkOperators
         WholeModelNtk = WholeModelJacobian.Gram();
         _kKron = new(() => new KroneckerKernelOperator(linearization));
         _ntkS = new(() => new StateNtkOperator(linearization, KKronecker));
-        _core = new(() => new KroneckerCore(linearization, seed: seed));
+        _core = new(() => new KroneckerCore(linearization, kroneckerExactLimit, kroneckerProbes, seed));
 
     }
 
