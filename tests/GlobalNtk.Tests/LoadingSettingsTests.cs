@@ -202,6 +202,33 @@ public class LoadingSettingsTests
         Assert.False(File.Exists(d.File("z.npy")));
     }
 
+    [Theory]
+    [InlineData(0x280)]
+    [InlineData(0x380)]
+    [InlineData(0x480)]
+    [InlineData(0x580)]
+    public void SafetensorsWhoseHeaderLengthSpellsAPickleOpcodeStillLoad(int headerLength)
+    {
+        // The 8-byte header length 0x0380 starts with the bytes 0x80 0x03, a pickle protocol-3
+        // opcode; the file is still safetensors (its ninth byte opens the JSON header).
+        using var d = new TempDir();
+        ModelFile.Save(d.File("g.safetensors"), ModelRegistry.Create(new ModelSpec("gru", 3, 4, 2) { Seed = 1 }));
+        byte[] bytes = File.ReadAllBytes(d.File("g.safetensors"));
+        int oldLength = (int)BitConverter.ToInt64(bytes, 0);
+        Assert.True(oldLength <= headerLength, $"header {oldLength} bytes is longer than {headerLength}");
+        var padded = new byte[8 + headerLength + bytes.Length - 8 - oldLength];
+        BitConverter.GetBytes((long)headerLength).CopyTo(padded, 0);
+        bytes.AsSpan(8, oldLength).CopyTo(padded.AsSpan(8));
+        padded.AsSpan(8 + oldLength, headerLength - oldLength).Fill((byte)' '); // JSON allows trailing spaces
+        bytes.AsSpan(8 + oldLength).CopyTo(padded.AsSpan(8 + headerLength));
+        Assert.Equal(0x80, padded[0]);
+        File.WriteAllBytes(d.File("p.safetensors"), padded);
+        var r = CliTestHost.Run("inspect", d.File("p.safetensors"), "--json");
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.False(PyTorchPickle.LooksLikePickle(padded.AsSpan(0, 9)));
+        Assert.True(PyTorchPickle.LooksLikePickle(new byte[] { 0x80, 0x03, 0x8a, 0x0a, 0, 0, 0, 0, 0x6c }));
+    }
+
     [Fact]
     public void InspectWorksForRecurrentFilesAndUnusedOptionsAreRefused()
     {

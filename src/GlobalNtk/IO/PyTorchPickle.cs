@@ -14,16 +14,24 @@ public static class PyTorchPickle
         "metadata={'arch': 'transformer', 'heads': '4', 'activation': 'gelu', 'gelu_approximate': 'none', 'causal': 'false', " +
         "'norm_first': 'false', 'layer_norm_eps': '1e-5', 'positional': 'none', 'scale_embedding': 'false'})";
 
-    /// <summary>Whether the first bytes are a zip local header (<c>PK\x03\x04</c>) or a pickle protocol 2–5 opcode.</summary>
-    public static bool LooksLikePickle(ReadOnlySpan<byte> head) =>
-        head.Length >= 4 && head[0] == (byte)'P' && head[1] == (byte)'K' && head[2] == 3 && head[3] == 4
-        || head.Length >= 2 && head[0] == 0x80 && head[1] is >= 2 and <= 5;
+    /// <summary>
+    /// Whether the first bytes are a zip local header (<c>PK\x03\x04</c>) or a pickle protocol 2–5
+    /// opcode, and not a safetensors header. A safetensors file starts with its 8-byte little-endian
+    /// header length, whose first two bytes can spell 0x80 0x02…0x05 (header lengths 640, 896, 1152,
+    /// 1408 bytes), so a file whose ninth byte opens a JSON object (<c>{</c>) is safetensors.
+    /// </summary>
+    public static bool LooksLikePickle(ReadOnlySpan<byte> head)
+    {
+        if (head.Length >= 9 && head[8] == (byte)'{') return false;
+        return head.Length >= 4 && head[0] == (byte)'P' && head[1] == (byte)'K' && head[2] == 3 && head[3] == 4
+            || head.Length >= 2 && head[0] == 0x80 && head[1] is >= 2 and <= 5;
+    }
 
     /// <summary>Throws a one-line <see cref="DataFileException"/> with <see cref="SaveHint"/> when <paramref name="path"/> is a PyTorch pickle.</summary>
     public static void ThrowIfPickle(string path)
     {
         RegularFile.Size(path); // a FIFO or device is refused before it is opened
-        Span<byte> head = stackalloc byte[4];
+        Span<byte> head = stackalloc byte[9];
         int n;
         try
         {
