@@ -55,6 +55,7 @@ public class CliHabitsTests
     [InlineData(new[] { "analyze", "--prboes", "3" }, "unknown option '--prboes' for 'analyze'", "did you mean '--probes'?")]
     [InlineData(new[] { "sweep", "--gain=1" }, "unknown option '--gain' for 'sweep'", "did you mean '--gains'?")]
     [InlineData(new[] { "train", "--task-steps", "10" }, "unknown option '--task-steps' for 'train'", "it is now '--trial-steps'")]
+    [InlineData(new[] { "analyze", "--model", "m.safetensors", "--partial-probes", "4" }, "unknown option '--partial-probes' for 'analyze'", "it is now '--partial-budget'")]
     public void MisspeltCommandOrOptionGetsOneLineWithASuggestion(string[] args, string what, string suggestion)
     {
         var r = CliTestHost.Run(args);

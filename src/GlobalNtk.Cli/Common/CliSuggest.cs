@@ -10,6 +10,7 @@ public static class CliSuggest
     public static readonly IReadOnlyDictionary<string, string> Renamed = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase)
     {
         ["--task-steps"] = "--trial-steps",
+        ["--partial-probes"] = "--partial-budget", // probes per kept index became one budget of applications
     };
 
     /// <summary>Case-insensitive Levenshtein edit distance (insert, delete, substitute each cost 1).</summary>
