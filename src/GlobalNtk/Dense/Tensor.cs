@@ -42,7 +42,7 @@ public sealed class Tensor
         for (int i = 0; i < index.Length; i++)
         {
             if ((uint)index[i] >= (uint)Shape.Sizes[i])
-                throw new IndexOutOfRangeException($"Tensor: index {index[i]} out of range for axis '{Shape.Names[i]}' of {Shape}.");
+                throw new ArgumentOutOfRangeException(nameof(index), $"Tensor: index {index[i]} out of range for axis '{Shape.Names[i]}' of {Shape}.");
             flat = flat * Shape.Sizes[i] + index[i];
         }
         return flat;
@@ -59,7 +59,7 @@ public sealed class Tensor
     public Tensor Slice(int i)
     {
         if (Shape.Rank == 0) throw new InvalidOperationException("Tensor.Slice on a scalar.");
-        if ((uint)i >= (uint)Shape.Sizes[0]) throw new IndexOutOfRangeException($"Tensor.Slice: {i} out of range for axis '{Shape.Names[0]}' of {Shape}.");
+        if ((uint)i >= (uint)Shape.Sizes[0]) throw new ArgumentOutOfRangeException(nameof(i), $"Tensor.Slice: {i} out of range for axis '{Shape.Names[0]}' of {Shape}.");
         var rest = new AxisShape(Shape.Names.Skip(1).ToArray(), Shape.Sizes.Skip(1).ToArray());
         return new Tensor(Data, Offset + i * rest.Size, rest);
     }

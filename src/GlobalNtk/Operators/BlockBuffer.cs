@@ -6,21 +6,31 @@ namespace GlobalNtk.Operators;
 /// A pooled scratch block (vector-major) for operators that need intermediates, e.g. the middle
 /// of a composition. Dispose returns it to the pool; the span is exactly the requested length.
 /// </summary>
-internal readonly struct BlockBuffer : IDisposable
+/// <remarks>
+/// A class, not a struct: a copied struct could return the same array to the pool twice, and two
+/// later renters would then share it. Dispose is idempotent.
+/// </remarks>
+internal sealed class BlockBuffer : IDisposable
 {
-    private readonly double[] _array;
+    private double[]? _array;
     private readonly int _length;
 
+    /// <exception cref="GlobalNtk.Dense.MemoryBudgetException">The block exceeds the largest array .NET can allocate.</exception>
     public BlockBuffer(long length)
     {
-        if (length > Array.MaxLength) throw new OutOfMemoryException($"Scratch block of {length} doubles exceeds the largest array.");
+        if (length > Array.MaxLength)
+            throw new GlobalNtk.Dense.MemoryBudgetException($"A scratch block of {length} doubles exceeds the largest array ({Array.MaxLength} elements); use fewer vectors per block.");
         _length = (int)length;
         _array = ArrayPool<double>.Shared.Rent(Math.Max(1, _length));
     }
 
-    public Span<double> Span => _array.AsSpan(0, _length);
+    public Span<double> Span => (_array ?? throw new ObjectDisposedException(nameof(BlockBuffer))).AsSpan(0, _length);
 
-    public void Dispose() => ArrayPool<double>.Shared.Return(_array);
+    public void Dispose()
+    {
+        var array = Interlocked.Exchange(ref _array, null);
+        if (array is not null) ArrayPool<double>.Shared.Return(array);
+    }
 
     /// <summary>
     /// How many vectors of <paramref name="vectorSize"/> fit in one scratch block of about
