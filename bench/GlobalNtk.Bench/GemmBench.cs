@@ -71,56 +71,56 @@ internal static class GemmBench
     private static void RunF64(Shape s, int reps, OpenBlas? blas)
     {
         var rng = new Random(1);
-        int aRows = s.Ta == Trans.No ? s.M : s.K, aCols = s.Ta == Trans.No ? s.K : s.M;
-        int bRows = s.Tb == Trans.No ? s.K : s.N, bCols = s.Tb == Trans.No ? s.N : s.K;
-        double[] a = Random(rng, aRows * aCols), b = Random(rng, bRows * bCols);
+        var (aCols, bCols, aLength, bLength) = Operands(s);
+        double[] a = Random(rng, aLength), b = Random(rng, bLength);
         double[] c1 = new double[s.M * s.N], c2 = new double[s.M * s.N];
-        double flops = 2.0 * s.M * s.N * s.K;
-        // Enough repetitions for ≥ ~0.3 s per contender on the small shapes.
-        int r = Math.Max(reps, (int)Math.Min(20000, 3e8 / flops));
-        double managed = Best(r, () => Gemm.Multiply(s.Ta, s.Tb, s.M, s.N, s.K, 1.0, a, aCols, b, bCols, 0.0, c1, s.N));
-        string blasCol = "-", ratioCol = "-", diffCol = "-";
-        if (blas is not null)
-        {
-            double t = Best(r, () => blas.Dgemm(s.Ta == Trans.Yes, s.Tb == Trans.Yes, s.M, s.N, s.K, 1.0, a, aCols, b, bCols, 0.0, c2, s.N));
-            blasCol = $"{flops / t / 1e9:F2}";
-            ratioCol = $"{t / managed:P0}";
-            double maxDiff = 0, maxAbs = 0; // normwise: max |Δ| / max |C|
-            for (int i = 0; i < c1.Length; i++)
-            {
-                maxDiff = Math.Max(maxDiff, Math.Abs(c1[i] - c2[i]));
-                maxAbs = Math.Max(maxAbs, Math.Abs(c2[i]));
-            }
-            diffCol = $"{maxDiff / maxAbs:E1}";
-        }
-        Console.WriteLine($"{s.Name,-34} {"f64",4} {flops / managed / 1e9,13:F2} {blasCol,14} {ratioCol,7} {diffCol,13}");
+        Report(s, "f64", reps, () => Gemm.Multiply(s.Ta, s.Tb, s.M, s.N, s.K, 1.0, a, aCols, b, bCols, 0.0, c1, s.N),
+            blas is null ? null : () => blas.Dgemm(s.Ta == Trans.Yes, s.Tb == Trans.Yes, s.M, s.N, s.K, 1.0, a, aCols, b, bCols, 0.0, c2, s.N),
+            c1.Length, i => c1[i], i => c2[i]);
     }
 
     private static void RunF32(Shape s, int reps, OpenBlas? blas)
     {
         var rng = new Random(1);
+        var (aCols, bCols, aLength, bLength) = Operands(s);
+        float[] a = RandomF32(rng, aLength), b = RandomF32(rng, bLength);
+        float[] c1 = new float[s.M * s.N], c2 = new float[s.M * s.N];
+        Report(s, "f32", reps, () => Gemm.Multiply(s.Ta, s.Tb, s.M, s.N, s.K, 1f, a, aCols, b, bCols, 0f, c1, s.N),
+            blas is null ? null : () => blas.Sgemm(s.Ta == Trans.Yes, s.Tb == Trans.Yes, s.M, s.N, s.K, 1f, a, aCols, b, bCols, 0f, c2, s.N),
+            c1.Length, i => c1[i], i => c2[i]);
+    }
+
+    /// <summary>Row strides and lengths of the stored A and B of a shape.</summary>
+    private static (int ACols, int BCols, int ALength, int BLength) Operands(Shape s)
+    {
         int aRows = s.Ta == Trans.No ? s.M : s.K, aCols = s.Ta == Trans.No ? s.K : s.M;
         int bRows = s.Tb == Trans.No ? s.K : s.N, bCols = s.Tb == Trans.No ? s.N : s.K;
-        float[] a = RandomF32(rng, aRows * aCols), b = RandomF32(rng, bRows * bCols);
-        float[] c1 = new float[s.M * s.N], c2 = new float[s.M * s.N];
+        return (aCols, bCols, aRows * aCols, bRows * bCols);
+    }
+
+    /// <summary>Times both contenders and prints one row (C of the managed and the OpenBLAS run read through c1/c2).</summary>
+    private static void Report(Shape s, string precision, int reps, Action managedRun, Action? blasRun,
+        int length, Func<int, double> c1, Func<int, double> c2)
+    {
         double flops = 2.0 * s.M * s.N * s.K;
+        // Enough repetitions for ≥ ~0.3 s per contender on the small shapes.
         int r = Math.Max(reps, (int)Math.Min(20000, 3e8 / flops));
-        double managed = Best(r, () => Gemm.Multiply(s.Ta, s.Tb, s.M, s.N, s.K, 1f, a, aCols, b, bCols, 0f, c1, s.N));
+        double managed = Best(r, managedRun);
         string blasCol = "-", ratioCol = "-", diffCol = "-";
-        if (blas is not null)
+        if (blasRun is not null)
         {
-            double t = Best(r, () => blas.Sgemm(s.Ta == Trans.Yes, s.Tb == Trans.Yes, s.M, s.N, s.K, 1f, a, aCols, b, bCols, 0f, c2, s.N));
+            double t = Best(r, blasRun);
             blasCol = $"{flops / t / 1e9:F2}";
             ratioCol = $"{t / managed:P0}";
-            double maxDiff = 0, maxAbs = 0;
-            for (int i = 0; i < c1.Length; i++)
+            double maxDiff = 0, maxAbs = 0; // normwise: max |Δ| / max |C|
+            for (int i = 0; i < length; i++)
             {
-                maxDiff = Math.Max(maxDiff, Math.Abs(c1[i] - c2[i]));
-                maxAbs = Math.Max(maxAbs, Math.Abs(c2[i]));
+                maxDiff = Math.Max(maxDiff, Math.Abs(c1(i) - c2(i)));
+                maxAbs = Math.Max(maxAbs, Math.Abs(c2(i)));
             }
             diffCol = $"{maxDiff / maxAbs:E1}";
         }
-        Console.WriteLine($"{s.Name,-34} {"f32",4} {flops / managed / 1e9,13:F2} {blasCol,14} {ratioCol,7} {diffCol,13}");
+        Console.WriteLine($"{s.Name,-34} {precision,4} {flops / managed / 1e9,13:F2} {blasCol,14} {ratioCol,7} {diffCol,13}");
     }
 
     private static float[] RandomF32(Random rng, int count)

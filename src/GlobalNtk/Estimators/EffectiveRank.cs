@@ -37,6 +37,17 @@ public static class EffectiveRank
         return new Estimate(value, se, m);
     }
 
+    /// <summary>Checks a square operator and its kept axes; returns the other (traced) axes.</summary>
+    private static string[] TracedAxes(LinearOperator op, IReadOnlyCollection<string> keptAxes)
+    {
+        ArgumentNullException.ThrowIfNull(op);
+        ArgumentNullException.ThrowIfNull(keptAxes);
+        op.RequireSquare("Partial effective rank");
+        foreach (var a in keptAxes)
+            if (!op.Domain.Contains(a)) throw new ShapeMismatchException($"Partial effective rank: axis '{a}' is not in shape {op.Domain}.");
+        return op.Domain.Names.Where(a => !keptAxes.Contains(a)).ToArray();
+    }
+
     /// <summary>
     /// Partial effective rank along <paramref name="keptAxes"/>: the PR of the partial trace over
     /// all the other axes (docs/math.md#partial-effective-rank), e.g. kept = ["time"] gives PR_time = PR(tr_{trial,unit} A).
@@ -47,12 +58,7 @@ public static class EffectiveRank
     /// </summary>
     public static Estimate Partial(LinearOperator op, IReadOnlyCollection<string> keptAxes, int probes, int seed)
     {
-        ArgumentNullException.ThrowIfNull(op);
-        ArgumentNullException.ThrowIfNull(keptAxes);
-        op.RequireSquare("Partial effective rank");
-        foreach (var a in keptAxes)
-            if (!op.Domain.Contains(a)) throw new ShapeMismatchException($"Partial effective rank: axis '{a}' is not in shape {op.Domain}.");
-        var traced = op.Domain.Names.Where(a => !keptAxes.Contains(a)).ToArray();
+        var traced = TracedAxes(op, keptAxes);
         if (traced.Length == 0) return ParticipationRatio(op, probes, seed);
         var pt = Reductions.PartialTraceWithError(op, traced, probes, seed);
         double value = OfMatrix(pt.Value);
@@ -167,12 +173,7 @@ public static class EffectiveRank
     public static PartialRankEstimate PartialWithin(LinearOperator op, IReadOnlyCollection<string> keptAxes, int budget, int seed,
         Deflation? deflation = null)
     {
-        ArgumentNullException.ThrowIfNull(op);
-        ArgumentNullException.ThrowIfNull(keptAxes);
-        op.RequireSquare("Partial effective rank");
-        foreach (var a in keptAxes)
-            if (!op.Domain.Contains(a)) throw new ShapeMismatchException($"Partial effective rank: axis '{a}' is not in shape {op.Domain}.");
-        var traced = op.Domain.Names.Where(a => !keptAxes.Contains(a)).ToArray();
+        var traced = TracedAxes(op, keptAxes);
         if (traced.Length == 0)
         {
             var mo = Moments(op, budget, seed);
