@@ -32,6 +32,8 @@ public abstract class ChainLinearization
     /// afterwards does not change this linearisation. Treat it as read-only.
     /// </summary>
     public abstract ParameterSet Parameters { get; }
+    /// <summary>The precision the derivative maps compute in (their vectors are float64 either way).</summary>
+    public virtual Precision Precision => Precision.F64;
     /// <summary>The forward trajectory z, laid out as <see cref="StateShape"/>.</summary>
     public abstract ReadOnlyMemory<double> States { get; }
 

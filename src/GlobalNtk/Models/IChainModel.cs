@@ -28,4 +28,12 @@ public interface IChainModel
     IReadOnlyDictionary<string, string> Metadata { get; }
     /// <summary>Runs the forward pass on a batch of inputs and returns its linearisation.</summary>
     ChainLinearization Linearize(Tensor inputs);
+    /// <summary>
+    /// Runs the forward pass and returns a linearisation that computes in
+    /// <paramref name="precision"/>. Families without a float32 path refuse <see cref="Precision.F32"/>
+    /// with a <see cref="NotSupportedException"/> naming the architecture.
+    /// </summary>
+    ChainLinearization Linearize(Tensor inputs, Precision precision) =>
+        precision == Precision.F64 ? Linearize(inputs)
+        : throw new NotSupportedException($"--precision {precision.Name()} is not available for the '{Arch}' architecture yet; use f64.");
 }
