@@ -2,6 +2,7 @@ using GlobalNtk.Dense;
 using GlobalNtk.Models;
 using GlobalNtk.Models.Blocks;
 using GlobalNtk.Models.Mlp;
+using GlobalNtk.Models.Recurrent;
 using GlobalNtk.Ntk;
 using GlobalNtk.Tests.Reference;
 using Xunit;
@@ -20,6 +21,7 @@ public class BlockTests
     public static TheoryData<string> Blocks => new()
     {
         "affine", "affine-nobias", "tanh", "relu", "gelu", "layernorm", "layernorm-plain", "residual", "sequential",
+        "cell-rnn-tanh", "cell-rnn-relu-nobias", "cell-leaky-rnn", "cell-gru", "cell-gru-nobias", "cell-lstm", "cell-lstm-nobias",
     };
 
     private static StepBlock Make(string name) => name switch
@@ -33,6 +35,14 @@ public class BlockTests
         "layernorm-plain" => new LayerNormBlock("norm", 4, epsilon: 1e-3, elementwiseAffine: false),
         "residual" => new ResidualBlock(new SequentialBlock(new LayerNormBlock("norm", 4), AffineBlock.Linear("fc", 4, 4), new ActivationBlock(4, Activation.Tanh))),
         "sequential" => new SequentialBlock(AffineBlock.Linear("fc1", 4, 5), new ActivationBlock(5, Activation.Gelu), AffineBlock.Linear("fc2", 5, 3, bias: false), new ActivationBlock(3, Activation.Tanh)),
+        // Recurrent cells: rows [z_prev, x] → z (docs/math.md#cells), 2 inputs, 3 hidden units, layer 1's names.
+        "cell-rnn-tanh" => CellBlock.Create("rnn-tanh", 2, 3, layer: 1),
+        "cell-rnn-relu-nobias" => CellBlock.Create("rnn-relu", 2, 3, bias: false),
+        "cell-leaky-rnn" => CellBlock.Create(new RecurrentConfig("leaky-rnn", 2, 3, 1) { Alpha = 0.3, Activation = Activation.Tanh }),
+        "cell-gru" => CellBlock.Create("gru", 2, 3),
+        "cell-gru-nobias" => CellBlock.Create("gru", 2, 3, bias: false),
+        "cell-lstm" => CellBlock.Create("lstm", 2, 3),
+        "cell-lstm-nobias" => CellBlock.Create(new RecurrentConfig("lstm", 2, 3, 1) { Layers = 2, Bias = false }, layer: 1),
         _ => throw new ArgumentException(name),
     };
 
@@ -97,19 +107,29 @@ public class BlockTests
         trace.ParamVjp(w, jtq, Count);
         AssertClose(Numerics.Dot(jt, w), Numerics.Dot(dt, jtq), $"{name}: ⟨J_θ δθ, w⟩ vs ⟨δθ, J_θ* w⟩");
 
+        // A cell's sites cover all of its parameters (it has no J_rest term).
+        if (name.StartsWith("cell", StringComparison.Ordinal))
+            Assert.Equal(block.ParameterSpecs.Select(p => p.Name).Order(), trace.Sites.SelectMany(st => st.Weights.Concat(st.Biases)).Order());
         // Sites: J_θ restricted to a site's W, b equals D(Û [δW, δb]ᵀ); D* is D's adjoint.
         foreach (var site in trace.Sites)
         {
+            // [δW_1 … δW_w, δb_1 … δb_nb] as [OutDim, aw], in Û's column order.
             var only = new double[m];
-            int off = 0, aw = site.Width + (site.Bias == null ? 0 : 1);
+            int off = 0, aw = site.Width + site.Biases.Count;
             var dw = new double[site.OutDim * aw];
+            Assert.Equal(site.Weight, site.Weights[0]);
+            Assert.Equal(site.Width, site.Weights.Sum(wn => block.ParameterSpecs.First(p => p.Name == wn).Shape[1]));
             foreach (var spec in block.ParameterSpecs)
             {
-                if (spec.Name == site.Weight)
+                int wi = site.Weights.ToList().IndexOf(spec.Name), bi = site.Biases.ToList().IndexOf(spec.Name);
+                if (wi >= 0)
+                {
+                    int col = site.Weights.Take(wi).Sum(wn => block.ParameterSpecs.First(p => p.Name == wn).Shape[1]), width = spec.Shape[1];
                     for (int o = 0; o < site.OutDim; o++)
-                        for (int c = 0; c < site.Width; c++) only[off + o * site.Width + c] = dw[o * aw + c] = rng.NextDouble() - 0.5;
-                if (spec.Name == site.Bias)
-                    for (int o = 0; o < site.OutDim; o++) only[off + o] = dw[o * aw + site.Width] = rng.NextDouble() - 0.5;
+                        for (int c = 0; c < width; c++) only[off + o * width + c] = dw[o * aw + col + c] = rng.NextDouble() - 0.5;
+                }
+                if (bi >= 0)
+                    for (int o = 0; o < site.OutDim; o++) only[off + o] = dw[o * aw + site.Width + bi] = rng.NextDouble() - 0.5;
                 off += spec.Size;
             }
             var expected = new double[nOut];

@@ -252,8 +252,8 @@ internal sealed class BlockChainLinearization : ChainLinearization
     private sealed class Site(BlockChainLinearization lin, int k, LocalSite s) : WeightSite
     {
         public override string Name => s.Name;
-        public override IReadOnlyList<string> WeightParameters { get; } = [s.Weight];
-        public override IReadOnlyList<string> BiasParameters { get; } = s.Bias == null ? [] : [s.Bias];
+        public override IReadOnlyList<string> WeightParameters => s.Weights;
+        public override IReadOnlyList<string> BiasParameters => s.Biases;
         public override int Rows => lin._b * lin._r;
         public override int Width => s.Width;
         public override int OutDim => s.OutDim;

@@ -100,12 +100,24 @@ public abstract class BlockTrace
 /// <param name="Bias">Name of b [OutDim], or null.</param>
 /// <param name="Width">d: columns of U.</param>
 /// <param name="OutDim">m: rows of W.</param>
-/// <param name="Variables">Û [Rows, Width (+1 with a bias)], row-major.</param>
+/// <param name="Variables">Û [Rows, Width + one column per bias], row-major.</param>
 /// <param name="RowLocal">Whether D maps row n of a into row n of the output only.</param>
 /// <param name="ApplyD">out = D a (overwrite): a [count·Rows, OutDim] → [count·Rows, Out]; the last argument is count.</param>
 /// <param name="ApplyDAdjoint">a = D* q (overwrite).</param>
 public sealed record LocalSite(string Name, string Weight, string? Bias, int Width, int OutDim, double[] Variables, bool RowLocal,
-    SpanMap ApplyD, SpanMap ApplyDAdjoint);
+    SpanMap ApplyD, SpanMap ApplyDAdjoint)
+{
+    /// <summary>
+    /// Every weight tensor whose column blocks form W, in U's column order (default: just
+    /// <see cref="Weight"/>). A recurrent cell's site has W = [W_hh, W_ih] with u = [v(h); x].
+    /// </summary>
+    public IReadOnlyList<string> Weights { get; init; } = [Weight];
+    /// <summary>
+    /// Every bias tensor adding to a, each one a ones column of Û in this order (default:
+    /// <see cref="Bias"/> when not null). nn.RNN's b_ih and b_hh both add to a.
+    /// </summary>
+    public IReadOnlyList<string> Biases { get; init; } = Bias == null ? [] : [Bias];
+}
 
 /// <summary>A linear map between two row blocks of <c>count</c> vectors.</summary>
 public delegate void SpanMap(ReadOnlySpan<double> src, Span<double> dst, int count);

@@ -195,6 +195,32 @@ public sealed class RecurrentModel : IChainModel
         return new StackedRecurrentLinearization(Stack, Parameters.Clone(), inputs, z0);
     }
 
+    /// <summary>
+    /// The same net as a generic <see cref="Blocks.RecurrentBlockChain"/> of <see cref="Blocks.CellBlock"/>s:
+    /// the same tensor names, θ order and learnable h0.
+    /// </summary>
+    public Blocks.RecurrentBlockChain BlockChain => _blockChain ??= Blocks.RecurrentBlockChain.FromStack(Stack);
+    private Blocks.RecurrentBlockChain? _blockChain;
+
+    /// <summary>
+    /// As <see cref="Linearize(Tensor, Tensor?)"/>, on the generic block path: every derivative map
+    /// derived from the cell blocks' traces (docs/math.md#models-as-chains). Equal to the default
+    /// (fused) linearisation to rounding; the fused paths stay the default because they were
+    /// measured faster (<c>bench blocks rnn</c>).
+    /// </summary>
+    public ChainLinearization LinearizeBlocks(Tensor inputs, Tensor? initialState = null)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        if (initialState == null && _initialState != null && inputs.Shape.Rank == 3)
+        {
+            int b = inputs.Shape.Sizes[0];
+            var z0 = new double[checked(b * StateSize)];
+            for (int i = 0; i < b; i++) _initialState.CopyTo(z0, i * StateSize);
+            initialState = new Tensor(z0, new AxisShape(("trial", b), ("unit", StateSize)));
+        }
+        return BlockChain.Linearize(Parameters, inputs, initialState);
+    }
+
     /// <summary>The states (trial, time, unit) for inputs [trial, time, input].</summary>
     public Tensor Forward(Tensor inputs)
     {
