@@ -12,7 +12,8 @@ namespace GlobalNtk.Bench;
 /// application and a block of vectors, achieved GFLOP/s from the operation count next to the
 /// GEMM throughput of the K-shaped product in the same run, and peak memory. Best of
 /// <c>--reps</c> timed runs after a warm-up (the machine is shared). Options: <c>--arch</c>,
-/// <c>--trials</c>, <c>--steps</c>, <c>--hidden</c>, <c>--inputs</c>, <c>--block</c>, <c>--reps</c>.
+/// <c>--trials</c>, <c>--steps</c>, <c>--hidden</c>, <c>--inputs</c>, <c>--block</c>, <c>--reps</c>,
+/// <c>--layers</c>, <c>--path fused|blocks</c> (the default linearisation, or the generic block chain).
 /// </summary>
 internal static class NtkBench
 {
@@ -21,6 +22,8 @@ internal static class NtkBench
         string arch = "gru";
         int b = 32, t = 90, h = 256, nIn = 3, block = 30, reps = 3;
         bool detail = false;
+        int layers = 1;
+        string path = "fused";
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -33,12 +36,16 @@ internal static class NtkBench
                 case "--block": block = int.Parse(args[++i]); break;
                 case "--reps": reps = int.Parse(args[++i]); break;
                 case "--detail": detail = true; break;
+                case "--layers": layers = int.Parse(args[++i]); break;
+                case "--path" when i + 1 < args.Length && args[i + 1] is "fused" or "blocks": path = args[++i]; break;
                 default: Console.Error.WriteLine($"ntk: unknown option '{args[i]}'"); return 2;
             }
         }
 
         Console.WriteLine($"ntk: {arch} B={b} T={t} H={h} N_in={nIn}, float64, {Environment.ProcessorCount} processors, GEMM kernel {Gemm.SelectedKernel}, best of {reps}");
-        var model = RecurrentModel.Create(arch, nIn, h, 3, seed: 1);
+        var model = RecurrentModel.Create(new RecurrentConfig(arch, nIn, h, 3) { Seed = 1, Layers = layers });
+        Func<Tensor, GlobalNtk.Models.ChainLinearization> linearize = path == "blocks" ? xs => model.LinearizeBlocks(xs) : xs => model.Linearize(xs);
+        Console.WriteLine($"path: {path} (L={layers})");
         var rng = new Random(2);
         var x = new Tensor(model.InputShape(b, t));
         for (int i = 0; i < x.Length; i++) x.Span[i] = 2 * rng.NextDouble() - 1;
@@ -46,13 +53,13 @@ internal static class NtkBench
         // Setup: a fresh forward pass plus everything NTK_S needs (sites validated, operators built).
         // The first (cold, JIT) build is reported separately from the best warm one.
         NtkOperators ops = null!;
-        double setupCold = Time(() => { ops = new NtkOperators(model.Linearize(x)); _ = ops.NtkS; });
+        double setupCold = Time(() => { ops = new NtkOperators(linearize(x)); _ = ops.NtkS; });
         double setup = double.MaxValue, setupCpu = 0;
         for (int r = 0; r < reps; r++)
         {
             ops = null!;
             GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();   // earlier builds are garbage, not part of the peak
-            double w = Time(() => { ops = new NtkOperators(model.Linearize(x)); _ = ops.NtkS; });
+            double w = Time(() => { ops = new NtkOperators(linearize(x)); _ = ops.NtkS; });
             if (w < setup) { setup = w; setupCpu = LastCpu; }
         }
         long liveSetup = GC.GetTotalMemory(true);

@@ -93,6 +93,24 @@ public class BlockTests
         trace.Vjp(w, jtw, Count);
         AssertClose(Numerics.Dot(jv, w), Numerics.Dot(v, jtw), $"{name}: ⟨J v, w⟩ vs ⟨v, Jᵀ w⟩");
 
+        // The JVP/VJP of a part of the input row equal the full maps on the embedded part (a cell's state
+        // part and input part take their own fast path; other blocks the default).
+        var parts = block is CellBlock cb ? new[] { (0, cb.StateWidth), (cb.StateWidth, cb.InputSize) } : [(1, block.InputWidth - 1)];
+        foreach (var (off, wd) in parts)
+        {
+            var vp = DepthChecks.Gaussian(Count * Rows * wd, rng);
+            var full = new double[Count * nIn];
+            for (int r = 0; r < Count * Rows; r++) vp.AsSpan(r * wd, wd).CopyTo(full.AsSpan(r * block.InputWidth + off, wd));
+            var expectJ = new double[Count * nOut]; var gotJ = new double[Count * nOut];
+            trace.Jvp(full, expectJ, Count);
+            trace.JvpPart(off, wd, vp, gotJ, Count);
+            Assert.True(DepthChecks.RelErr(gotJ, expectJ) < 1e-14, $"{name}: JvpPart({off}, {wd})");
+            var gotV = new double[Count * Rows * wd];
+            trace.VjpPart(off, wd, w, gotV, Count);
+            var expectV = Enumerable.Range(0, Count * Rows).SelectMany(r => jtw.AsSpan(r * block.InputWidth + off, wd).ToArray()).ToArray();
+            Assert.True(DepthChecks.RelErr(gotV, expectV) < 1e-14, $"{name}: VjpPart({off}, {wd})");
+        }
+
         if (m == 0) return;
         var dt = DepthChecks.Gaussian(Count * m, rng);
         var jt = new double[Count * nOut];

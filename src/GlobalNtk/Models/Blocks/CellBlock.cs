@@ -222,25 +222,57 @@ public sealed class CellBlock : StepBlock
             }
         }
 
-        public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count)
+        public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count) =>
+            JvpCore(dIn, _in, true, dIn[_s..], _in, true, dOut, count);
+
+        public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count) =>
+            VjpCore(dOut, dIn, _in, true, dIn[_s..], _in, true, count);
+
+        /// <summary>The state part [z_prev] or the input part [x] alone skips the other weight's GEMM.</summary>
+        public override void JvpPart(int offset, int width, ReadOnlySpan<double> dIn, Span<double> dOut, int count)
+        {
+            if (offset == 0 && width == _s) JvpCore(dIn, _s, true, default, 0, false, dOut, count);
+            else if (offset == _s && width == _n) JvpCore(default, 0, false, dIn, _n, true, dOut, count);
+            else base.JvpPart(offset, width, dIn, dOut, count);
+        }
+
+        /// <inheritdoc/>
+        public override void VjpPart(int offset, int width, ReadOnlySpan<double> dOut, Span<double> dIn, int count)
+        {
+            if (offset == 0 && width == _s) VjpCore(dOut, dIn, _s, true, default, 0, false, count);
+            else if (offset == _s && width == _n) VjpCore(dOut, default, 0, false, dIn, _n, true, count);
+            else base.VjpPart(offset, width, dOut, dIn, count);
+        }
+
+        /// <summary>
+        /// dOut = D (δa_ih + δa_hh) + E δz_prev with δa_ih = δx W_ihᵀ and δa_hh = (v' ⊙ δh) W_hhᵀ for all
+        /// count·Rows rows at once (one GEMM per weight); a part that is absent is zero.
+        /// </summary>
+        private void JvpCore(ReadOnlySpan<double> dz, int ldz, bool hasState, ReadOnlySpan<double> dx, int ldx, bool hasInput, Span<double> dOut, int count)
         {
             int n = count * Rows;
             using var preb = new BlockBuffer((long)n * _p);
             var pre = preb.Span;
-            // δa_ih = δx W_ihᵀ and δa_hh = (v' ⊙ δh) W_hhᵀ for all count·Rows rows at once.
-            Gemm.Multiply(Trans.No, Trans.Yes, n, _gh, _n, 1.0, dIn[_s..], _in, _wih, _n, 0.0, pre, _p);
-            HhJvp(dIn, _in, n, pre, _split ? 0.0 : 1.0);
+            if (hasInput) Gemm.Multiply(Trans.No, Trans.Yes, n, _gh, _n, 1.0, dx, ldx, _wih, _n, 0.0, pre, _p);
+            if (hasState) HhJvp(dz, ldz, n, pre, _split || !hasInput ? 0.0 : 1.0);
+            if (_split && hasInput != hasState)
+            {
+                int zero = hasInput ? _hho : 0;   // the block no GEMM wrote
+                for (int r = 0; r < n; r++) pre.Slice(r * _p + zero, _gh).Clear();
+            }
+            else if (!hasInput && !hasState) pre.Clear();
             var work = Work();
             for (int r = 0; r < n; r++)
             {
                 var row = Row(r % Rows);
                 var o = dOut.Slice(r * _s, _s);
                 _cell.ApplyD(row, pre.Slice(r * _p, _p), o, work);
-                _cell.ApplyEAdd(row, dIn.Slice(r * _in, _s), o, 1.0, work);
+                if (hasState) _cell.ApplyEAdd(row, dz.Slice(r * ldz, _s), o, 1.0, work);
             }
         }
 
-        public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count)
+        /// <summary>The adjoint of <see cref="JvpCore"/>: δz_prev (row stride ldz) and/or δx (ldx), overwritten.</summary>
+        private void VjpCore(ReadOnlySpan<double> q, Span<double> dz, int ldz, bool wantState, Span<double> dx, int ldx, bool wantInput, int count)
         {
             int n = count * Rows;
             using var gb = new BlockBuffer((long)n * _p);
@@ -249,14 +281,15 @@ public sealed class CellBlock : StepBlock
             for (int r = 0; r < n; r++)
             {
                 var row = Row(r % Rows);
-                var q = dOut.Slice(r * _s, _s);
-                _cell.ApplyDTranspose(row, q, g.Slice(r * _p, _p), work);
-                var d = dIn.Slice(r * _in, _s);
+                var qr = q.Slice(r * _s, _s);
+                _cell.ApplyDTranspose(row, qr, g.Slice(r * _p, _p), work);
+                if (!wantState) continue;
+                var d = dz.Slice(r * ldz, _s);
                 d.Clear();
-                _cell.ApplyETransposeAdd(row, q, d, 1.0, work);
+                _cell.ApplyETransposeAdd(row, qr, d, 1.0, work);
             }
-            Gemm.Multiply(Trans.No, Trans.No, n, _n, _gh, 1.0, g, _p, _wih, _n, 0.0, dIn[_s..], _in);
-            HhVjpAdd(g, n, dIn, _in);
+            if (wantInput) Gemm.Multiply(Trans.No, Trans.No, n, _n, _gh, 1.0, g, _p, _wih, _n, 0.0, dx, ldx);
+            if (wantState) HhVjpAdd(g, n, dz, ldz);
         }
 
         // Compact δθ of the block: W_ih, W_hh, then b_ih, b_hh where present.

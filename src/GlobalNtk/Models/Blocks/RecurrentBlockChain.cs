@@ -252,16 +252,12 @@ internal sealed class RecurrentBlockChainLinearization : ChainLinearization
         int rows = count * _b;
         for (int k = from + 1; k < _l; k++)
         {
-            using var inb = new BlockBuffer((long)rows * _win[k]);
+            int w = _hw[k - 1];
+            using var inb = new BlockBuffer((long)rows * w);
             using var outb = new BlockBuffer((long)rows * _sc[k]);
             var input = inb.Span;
-            for (int r = 0; r < rows; r++)
-            {
-                var d = input.Slice(r * _win[k], _win[k]);
-                d[.._sc[k]].Clear();
-                y.Slice(r * _s + _off[k - 1], _hw[k - 1]).CopyTo(d[_sc[k]..]);
-            }
-            _traces[t][k].Jvp(input, outb.Span, count);
+            for (int r = 0; r < rows; r++) y.Slice(r * _s + _off[k - 1], w).CopyTo(input.Slice(r * w, w));
+            _traces[t][k].JvpPart(_sc[k], w, input, outb.Span, count);
             for (int r = 0; r < rows; r++) outb.Span.Slice(r * _sc[k], _sc[k]).CopyTo(y.Slice(r * _s + _off[k], _sc[k]));
         }
     }
@@ -287,10 +283,7 @@ internal sealed class RecurrentBlockChainLinearization : ChainLinearization
                 if (k < _l - 1) TensorPrimitives.Add(d[.._hw[k]], carry.Slice(r * _hw[k], _hw[k]), d[.._hw[k]]);
             }
             if (k == to) return;
-            using var dinb = new BlockBuffer((long)rows * _win[k]);
-            _traces[t][k].Vjp(qq, dinb.Span, count);
-            int w = _hw[k - 1];
-            for (int r = 0; r < rows; r++) dinb.Span.Slice(r * _win[k] + _sc[k], w).CopyTo(carry.Slice(r * w, w));
+            _traces[t][k].VjpPart(_sc[k], _hw[k - 1], qq, carry, count);
         }
     }
 
@@ -304,17 +297,18 @@ internal sealed class RecurrentBlockChainLinearization : ChainLinearization
         var y = yb.Span;
         for (int k = 0; k < _l; k++)
         {
-            using var inb = new BlockBuffer((long)rows * _win[k]);
+            int w = k == 0 ? _sc[0] : _win[k];   // x is fixed: layer 0 sees its state part only
+            using var inb = new BlockBuffer((long)rows * w);
             using var outb = new BlockBuffer((long)rows * _sc[k]);
             var input = inb.Span;
             for (int r = 0; r < rows; r++)
             {
-                var d = input.Slice(r * _win[k], _win[k]);
+                var d = input.Slice(r * w, w);
                 src.Slice(At(r, t - 1) + _off[k], _sc[k]).CopyTo(d);
-                if (k == 0) d[_sc[0]..].Clear();   // x is fixed
-                else y.Slice(r * _s + _off[k - 1], _hw[k - 1]).CopyTo(d[_sc[k]..]);
+                if (k > 0) y.Slice(r * _s + _off[k - 1], _hw[k - 1]).CopyTo(d[_sc[k]..]);
             }
-            _traces[t][k].Jvp(input, outb.Span, count);
+            if (k == 0) _traces[t][0].JvpPart(0, w, input, outb.Span, count);
+            else _traces[t][k].Jvp(input, outb.Span, count);
             for (int r = 0; r < rows; r++) outb.Span.Slice(r * _sc[k], _sc[k]).CopyTo(y.Slice(r * _s + _off[k], _sc[k]));
         }
         for (int r = 0; r < rows; r++)
@@ -335,8 +329,9 @@ internal sealed class RecurrentBlockChainLinearization : ChainLinearization
         var o = ob.Span; var carry = carryb.Span;
         for (int k = _l - 1; k >= 0; k--)
         {
+            int w = k == 0 ? _sc[0] : _win[k];   // layer 0's x part is not wanted
             using var qb = new BlockBuffer((long)rows * _sc[k]);
-            using var dinb = new BlockBuffer((long)rows * _win[k]);
+            using var dinb = new BlockBuffer((long)rows * w);
             var q = qb.Span; var din = dinb.Span;
             for (int r = 0; r < rows; r++)
             {
@@ -344,11 +339,12 @@ internal sealed class RecurrentBlockChainLinearization : ChainLinearization
                 src.Slice(At(r, t) + _off[k], _sc[k]).CopyTo(d);
                 if (k < _l - 1) TensorPrimitives.Add(d[.._hw[k]], carry.Slice(r * _hw[k], _hw[k]), d[.._hw[k]]);
             }
-            _traces[t][k].Vjp(q, din, count);
+            if (k == 0) _traces[t][0].VjpPart(0, w, q, din, count);
+            else _traces[t][k].Vjp(q, din, count);
             for (int r = 0; r < rows; r++)
             {
-                din.Slice(r * _win[k], _sc[k]).CopyTo(o.Slice(r * _s + _off[k], _sc[k]));
-                if (k > 0) din.Slice(r * _win[k] + _sc[k], _hw[k - 1]).CopyTo(carry.Slice(r * _hw[k - 1], _hw[k - 1]));
+                din.Slice(r * w, _sc[k]).CopyTo(o.Slice(r * _s + _off[k], _sc[k]));
+                if (k > 0) din.Slice(r * w + _sc[k], _hw[k - 1]).CopyTo(carry.Slice(r * _hw[k - 1], _hw[k - 1]));
             }
         }
         for (int r = 0; r < rows; r++)
@@ -433,17 +429,20 @@ internal sealed class RecurrentBlockChainLinearization : ChainLinearization
                 else o.Clear();
                 if (init || below)
                 {
-                    using var inb = new BlockBuffer((long)rows * _win[k]);
+                    // The row [δz_prev, δx]: δz_prev = [δh0; 0] at step 0, δx = the new δh below.
+                    int from = init ? 0 : _sc[k], w = (below ? _win[k] : _sc[k]) - from;
+                    using var inb = new BlockBuffer((long)rows * w);
                     using var tb = new BlockBuffer((long)rows * _sc[k]);
                     var input = inb.Span;
                     input.Clear();
                     for (int r = 0; r < rows; r++)
                     {
-                        var d = input.Slice(r * _win[k], _win[k]);
+                        var d = input.Slice(r * w, w);
                         if (init) dTheta.Slice((r / _b) * m + _params.OffsetOf(_h0Index) + H0Offset(k), _hw[k]).CopyTo(d);
-                        if (below) y.Slice(r * _s + _off[k - 1], _hw[k - 1]).CopyTo(d[_sc[k]..]);
+                        if (below) y.Slice(r * _s + _off[k - 1], _hw[k - 1]).CopyTo(d[(_sc[k] - from)..]);
                     }
-                    _traces[t][k].Jvp(input, tb.Span, count);
+                    if (init && below) _traces[t][k].Jvp(input, tb.Span, count);
+                    else _traces[t][k].JvpPart(from, w, input, tb.Span, count);
                     TensorPrimitives.Add(o, tb.Span, o);
                 }
                 for (int r = 0; r < rows; r++) o.Slice(r * _sc[k], _sc[k]).CopyTo(y.Slice(r * _s + _off[k], _sc[k]));
@@ -486,7 +485,8 @@ internal sealed class RecurrentBlockChainLinearization : ChainLinearization
                     _traces[t][k].ParamVjp(qk, dk.Span, count);
                     Expand(dk.Span, k, count, dTheta);
                 }
-                if (k > bottom || init)
+                if (k > bottom && !init) _traces[t][k].VjpPart(_sc[k], _hw[k - 1], qk, carry, count);   // only the carry down
+                else if (init)
                 {
                     using var dinb = new BlockBuffer((long)rows * _win[k]);
                     var din = dinb.Span;

@@ -79,6 +79,32 @@ public abstract class BlockTrace
     public abstract void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count);
 
     /// <summary>
+    /// dOut = J_u E dIn (overwrite), where E places dIn [count·Rows, width] at the input columns
+    /// [offset, offset + width) with zeros elsewhere: the JVP of a part of the input row, e.g. only
+    /// the x of a recurrent cell's [z_prev, x]. Default: embeds and calls <see cref="Jvp"/>; a
+    /// block overrides it where the part is cheaper.
+    /// </summary>
+    public virtual void JvpPart(int offset, int width, ReadOnlySpan<double> dIn, Span<double> dOut, int count)
+    {
+        int n = Block.InputWidth, rows = count * Rows;
+        using var full = new Operators.BlockBuffer((long)rows * n);
+        var f = full.Span;
+        f.Clear();
+        for (int r = 0; r < rows; r++) dIn.Slice(r * width, width).CopyTo(f.Slice(r * n + offset, width));
+        Jvp(f, dOut, count);
+    }
+
+    /// <summary>dIn = Eᵀ J_uᵀ dOut (overwrite): input columns [offset, offset + width) of the VJP, [count·Rows, width]; the adjoint of <see cref="JvpPart"/>.</summary>
+    public virtual void VjpPart(int offset, int width, ReadOnlySpan<double> dOut, Span<double> dIn, int count)
+    {
+        int n = Block.InputWidth, rows = count * Rows;
+        using var full = new Operators.BlockBuffer((long)rows * n);
+        var f = full.Span;
+        Vjp(dOut, f, count);
+        for (int r = 0; r < rows; r++) f.Slice(r * n + offset, width).CopyTo(dIn.Slice(r * width, width));
+    }
+
+    /// <summary>
     /// dOut = J_θ dθ (overwrite) with dθ [count, ParameterSize] in the block's compact order.
     /// Default: the block has no parameters, dOut = 0.
     /// </summary>
