@@ -9,10 +9,10 @@ namespace GlobalNtk.Bench;
 /// <summary>
 /// Generic paths against hand-fused ones, in the same run: setup, NTK_S on one vector and on a
 /// block. <c>blocks [B=256] [H=256] [L=8] [N=16] [block=30]</c>: the MLP on the block chain vs the
-/// fused MLP linearisation. <c>blocks rnn [arch=gru] [B=32] [T=90] [H=256] [N=3] [block=30] [L=1]</c>:
+/// fused MLP linearisation. <c>blocks rnn [arch=gru] [B=32] [T=90] [H=256] [N=3] [block=30] [L=1] [h0=0]</c>:
 /// a recurrent net on the generic block chain (<c>RecurrentModel.LinearizeBlocks</c>: cell blocks
 /// over time and layers) vs the default path (the fused cell path for one biased layer, else the
-/// fused stacked path), and for one layer also the stacked path. Setup = forward, linearisation,
+/// fused stacked path), and for one layer also the stacked path; <c>h0=1</c> learns the initial state. Setup = forward, linearisation,
 /// operators and every site's Û. Wall and process-CPU milliseconds, mean of 3 after a warm-up.
 /// </summary>
 internal static class BlocksBench
@@ -34,13 +34,13 @@ internal static class BlocksBench
     {
         string arch = args.Length > 0 ? args[0] : "gru";
         int Arg(int i, int d) => args.Length > i ? int.Parse(args[i]) : d;
-        int b = Arg(1, 32), t = Arg(2, 90), h = Arg(3, 256), n = Arg(4, 3), block = Arg(5, 30), layers = Arg(6, 1);
-        var model = Models.Recurrent.RecurrentModel.Create(new Models.Recurrent.RecurrentConfig(arch, n, h, 3) { Seed = 1, Layers = layers });
+        int b = Arg(1, 32), t = Arg(2, 90), h = Arg(3, 256), n = Arg(4, 3), block = Arg(5, 30), layers = Arg(6, 1), h0 = Arg(7, 0);
+        var model = Models.Recurrent.RecurrentModel.Create(new Models.Recurrent.RecurrentConfig(arch, n, h, 3) { Seed = 1, Layers = layers, LearnInitialState = h0 != 0 });
         var rng = new Random(2);
         var x = new Tensor(Enumerable.Range(0, b * t * n).Select(_ => rng.NextDouble() * 2 - 1).ToArray(), model.InputShape(b, t));
-        Console.WriteLine($"{arch} B={b} T={t} H={h} N_in={n} L={layers} m={model.Parameters.TotalSize} cores={Environment.ProcessorCount}");
-        var paths = new List<(string, Func<ChainLinearization>)> { ("blocks", () => model.LinearizeBlocks(x)), (layers == 1 ? "fused" : "fused stacked", () => model.Linearize(x)) };
-        if (layers == 1) paths.Add(("stacked", () => model.LinearizeStacked(x)));
+        Console.WriteLine($"{arch} B={b} T={t} H={h} N_in={n} L={layers} h0={h0 != 0} m={model.Parameters.TotalSize} cores={Environment.ProcessorCount}");
+        var paths = new List<(string, Func<ChainLinearization>)> { ("blocks", () => model.LinearizeBlocks(x)), (model.Cell != null ? "fused" : "fused stacked", () => model.Linearize(x)) };
+        if (model.Cell != null) paths.Add(("stacked", () => model.LinearizeStacked(x)));
         return Compare(block, [.. paths]);
     }
 
