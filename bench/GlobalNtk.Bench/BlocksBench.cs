@@ -9,11 +9,11 @@ namespace GlobalNtk.Bench;
 /// <summary>
 /// Generic paths against hand-fused ones, in the same run: setup, NTK_S on one vector and on a
 /// block. <c>blocks [B=256] [H=256] [L=8] [N=16] [block=30]</c>: the MLP on the block chain vs the
-/// fused MLP linearisation. <c>blocks rnn [arch=gru] [B=32] [T=90] [H=256] [N=3] [block=30] [L=1] [h0=0]</c>:
+/// fused MLP linearisation. <c>blocks rnn [arch=gru] [B=32] [T=90] [H=256] [N=3] [block=30] [L=1] [h0=0] [stacked=0]</c>:
 /// a recurrent net on the generic block chain (<c>RecurrentModel.LinearizeBlocks</c>: cell blocks
 /// over time and layers) vs the default path (the fused cell path for one biased layer, else the
-/// fused stacked path), and for one layer also the stacked path; <c>h0=1</c> learns the initial state. Setup = forward, linearisation,
-/// operators and every site's Û. Wall and process-CPU milliseconds, mean of 3 after a warm-up.
+/// fused stacked path), and with <c>stacked=1</c> for one layer also the stacked path; <c>h0=1</c> learns the initial state. Setup = forward, linearisation,
+/// operators and every site's Û. Process-CPU and wall milliseconds of interleaved rounds.
 /// </summary>
 internal static class BlocksBench
 {
@@ -40,7 +40,7 @@ internal static class BlocksBench
         var x = new Tensor(Enumerable.Range(0, b * t * n).Select(_ => rng.NextDouble() * 2 - 1).ToArray(), model.InputShape(b, t));
         Console.WriteLine($"{arch} B={b} T={t} H={h} N_in={n} L={layers} h0={h0 != 0} m={model.Parameters.TotalSize} cores={Environment.ProcessorCount}");
         var paths = new List<(string, Func<ChainLinearization>)> { ("blocks", () => model.LinearizeBlocks(x)), (model.Cell != null ? "fused" : "fused stacked", () => model.Linearize(x)) };
-        if (model.Cell != null) paths.Add(("stacked", () => model.LinearizeStacked(x)));
+        if (model.Cell != null && Arg(8, 0) != 0) paths.Add(("stacked", () => model.LinearizeStacked(x)));
         return Compare(block, [.. paths]);
     }
 
@@ -48,39 +48,50 @@ internal static class BlocksBench
 
     private static int Compare(int block, params (string Name, Func<ChainLinearization> Make)[] paths)
     {
-        var rng = new Random(3);
-        static double Time(string what, Action run, int reps = 3)
+        // The paths run interleaved, round by round (the order rotating), so that a shared machine's
+        // load drifts over all of them alike; each figure is the min and median over the rounds.
+        const int rounds = 3;
+        int np = paths.Length;
+        var ops = new NtkOperators[np];
+        NtkOperators Setup(int i)
         {
-            run();
-            var proc = Process.GetCurrentProcess();
-            var cpu0 = proc.TotalProcessorTime;
-            var sw = Stopwatch.StartNew();
-            for (int i = 0; i < reps; i++) run();
-            double s = sw.Elapsed.TotalSeconds / reps;
-            proc.Refresh();
-            double cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds / reps;
-            Console.WriteLine($"  {what,-40} wall {s * 1e3,9:F1} ms   cpu {cpu * 1e3,9:F1} ms");
-            return s;
+            var lin = paths[i].Make();
+            var o = new NtkOperators(lin);
+            _ = o.NtkS;
+            foreach (var site in lin.Sites) _ = site.Variables;
+            return o;
         }
-
-        foreach (var (name, make) in paths)
+        for (int i = 0; i < np; i++) ops[i] = Setup(i);   // warm-up (JIT)
+        var rng = new Random(3);
+        int size = ops[0].Linearization.StateShape.Size;
+        var rows = new List<(string What, bool Warm, Func<int, Action> Run)> { ("setup (forward, linearise, Û)", false, i => () => ops[i] = Setup(i)) };
+        foreach (int count in new[] { 1, block })
         {
-            ChainLinearization lin = null!;
-            NtkOperators ops = null!;
-            void Setup()
+            var v = Enumerable.Range(0, count * size).Select(_ => rng.NextDouble() - 0.5).ToArray();
+            rows.Add(($"NTK_S, {count} vec", count == 1, i => () => ops[i].NtkS.ApplyBlock(v, count)));
+        }
+        Console.WriteLine($"  ms, min / median of {rounds} interleaved rounds");
+        foreach (var (what, warm, run) in rows)
+        {
+            if (warm) for (int i = 0; i < np; i++) run(i)();
+            var cpu = new double[np][]; var wall = new double[np][];
+            for (int i = 0; i < np; i++) { cpu[i] = new double[rounds]; wall[i] = new double[rounds]; }
+            for (int r = 0; r < rounds; r++)
+                for (int o = 0; o < np; o++)
+                {
+                    int i = (o + r) % np;
+                    var proc = Process.GetCurrentProcess();
+                    var cpu0 = proc.TotalProcessorTime;
+                    var sw = Stopwatch.StartNew();
+                    run(i)();
+                    wall[i][r] = sw.Elapsed.TotalMilliseconds;
+                    proc.Refresh();
+                    cpu[i][r] = (proc.TotalProcessorTime - cpu0).TotalMilliseconds;
+                }
+            for (int i = 0; i < np; i++)
             {
-                lin = make();
-                ops = new NtkOperators(lin);
-                _ = ops.NtkS;
-                foreach (var site in lin.Sites) _ = site.Variables;
-            }
-            Setup();
-            Time($"{name}: setup (forward, linearise, Û)", Setup);
-            int size = lin.StateShape.Size;
-            foreach (int count in new[] { 1, block })
-            {
-                var v = Enumerable.Range(0, count * size).Select(_ => rng.NextDouble() - 0.5).ToArray();
-                Time($"{name}: NTK_S, {count} vec", () => ops.NtkS.ApplyBlock(v, count));
+                static double Median(double[] a) { var s = a.Order().ToArray(); return s[s.Length / 2]; }
+                Console.WriteLine($"  {paths[i].Name + ": " + what,-44} cpu {cpu[i].Min(),9:F1} / {Median(cpu[i]),9:F1}   wall {wall[i].Min(),9:F1} / {Median(wall[i]),9:F1}");
             }
         }
         return 0;
