@@ -177,6 +177,7 @@ internal sealed class RecurrentBlockChainLinearization : ChainLinearization
     private readonly int[][] _paramIndex;          // per layer: indices in _params of its ParameterSpecs
     private readonly int _h0Index;                 // index of h0 in _params, or −1
     private readonly Lazy<WeightSite[]> _sites;
+    private readonly Lazy<(int[] Covered, bool[] RestLayers, bool RestH0)> _split;
 
     public RecurrentBlockChainLinearization(RecurrentBlockChain chain, ParameterSet snapshot, Tensor inputs, double[] z0)
     {
@@ -221,6 +222,7 @@ internal sealed class RecurrentBlockChainLinearization : ChainLinearization
         }
         Numerics.EnsureFinite(_z, $"recurrent block-chain states {StateShape} (forward pass overflowed)");
         _sites = new Lazy<WeightSite[]>(BuildSites);
+        _split = new(SplitParameters);
     }
 
     public override AxisShape StateShape { get; }
@@ -354,11 +356,84 @@ internal sealed class RecurrentBlockChainLinearization : ChainLinearization
         }
     }
 
+    /// <summary>J_θ δθ step by step: each layer's own ∂f/∂θ, carried up through the layers above (see <see cref="ParamJvpCore"/>).</summary>
     public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count) =>
         ParamJvpCore(dTheta, result, count, Enumerable.Repeat(true, _l).ToArray(), _h0Index >= 0);
 
-    public override void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count) =>
-        ParamVjpCore(q, dTheta, count, Enumerable.Repeat(true, _l).ToArray(), _h0Index >= 0);
+    /// <summary>
+    /// J_θ* q = Σ_s (D_s* q)ᵀ Û_s + J_rest* q (docs/math.md#kronecker-core): a site's gradient is one
+    /// GEMM over all B·T rows (not T GEMMs over B rows); only the tensors in no site (h0, or e.g. a
+    /// LayerNorm inside a layer) go step by step.
+    /// </summary>
+    public override void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count)
+    {
+        int m = _params.TotalSize, size = StateShape.Size;
+        if (q.Length < (long)count * size || dTheta.Length < (long)count * m)
+            throw new ArgumentException($"ParamVjp: blocks of length {q.Length}/{dTheta.Length} cannot hold {count} × {StateShape} / {count} × (m={m}).");
+        var (covered, restLayers, restH0) = _split.Value;
+        // Step by step for the rest only; the covered tensors are then replaced by their site gradients.
+        ParamVjpCore(q, dTheta, count, restLayers, restH0);
+        for (int j = 0; j < count; j++)
+            foreach (int i in covered) dTheta.Slice(j * m + _params.OffsetOf(i), _params[i].Size).Clear();
+        foreach (var site in Sites) SiteVjpAdd(site, q, dTheta, count);
+    }
+
+    /// <summary>The tensors some site covers, and which layers (and h0) own a tensor no site covers.</summary>
+    private (int[] Covered, bool[] RestLayers, bool RestH0) SplitParameters()
+    {
+        var covered = Sites.SelectMany(st => st.WeightParameters.Concat(st.BiasParameters)).Select(_params.IndexOf).Distinct().ToArray();
+        var rest = Enumerable.Range(0, _params.Count).Except(covered).ToArray();
+        var (layers, h0) = Active(rest);
+        return (covered, layers, h0);
+    }
+
+    /// <summary>Vectors of a site-sized block [count, rows, OutDim] done at once (64 MiB of scratch at most).</summary>
+    private static int SiteChunk(WeightSite site, int count) =>
+        (int)Math.Clamp((1L << 23) / Math.Max(1L, (long)site.Rows * site.OutDim), 1, Math.Max(1, count));
+
+    /// <summary>
+    /// Visits Ŵ_s = [W_1 … W_w, b_1 … b_nb] of a site as (θ offset, columns, column in Û): a weight
+    /// tensor [OutDim, w] is a column block, a bias one column.
+    /// </summary>
+    private IEnumerable<(int Offset, int Columns, int Column)> SiteBlocks(WeightSite site)
+    {
+        int col = 0;
+        foreach (var w in site.WeightParameters)
+        {
+            int i = _params.IndexOf(w), cols = _params[i].Shape[1];
+            yield return (_params.OffsetOf(i), cols, col);
+            col += cols;
+        }
+        foreach (var b in site.BiasParameters) yield return (_params.OffsetOf(_params.IndexOf(b)), 1, col++);
+    }
+
+    /// <summary>dθ += (D_s* q)ᵀ Û scattered into the site's tensors, for every vector.</summary>
+    private void SiteVjpAdd(WeightSite site, ReadOnlySpan<double> q, Span<double> dTheta, int count)
+    {
+        int m = _params.TotalSize, size = StateShape.Size, n = site.Rows, od = site.OutDim, aw = site.AugmentedWidth;
+        int chunk = SiteChunk(site, count);
+        using var wb = new BlockBuffer((long)od * aw);
+        using var ab = new BlockBuffer((long)chunk * n * od);
+        var w = wb.Span; var a = ab.Span;
+        var u = site.Variables.Span;
+        var blocks = SiteBlocks(site).ToArray();
+        for (int j0 = 0; j0 < count; j0 += chunk)
+        {
+            int cs = Math.Min(chunk, count - j0);
+            site.ApplyDAdjoint(q.Slice(j0 * size, cs * size), a[..(cs * n * od)], cs);
+            for (int j = 0; j < cs; j++)
+            {
+                Gemm.Multiply(Trans.Yes, Trans.No, od, aw, n, 1.0, a.Slice(j * n * od, n * od), od, u, aw, 0.0, w, aw);
+                var th = dTheta.Slice((j0 + j) * m, m);
+                foreach (var (off, cols, col) in blocks)
+                    for (int o = 0; o < od; o++)
+                    {
+                        var d = th.Slice(off + o * cols, cols);
+                        TensorPrimitives.Add(d, w.Slice(o * aw + col, cols), d);
+                    }
+            }
+        }
+    }
 
     /// <summary>Which layers (and h0) own a tensor of the subset: only those contribute to J_θ E.</summary>
     private (bool[] Layers, bool H0) Active(IReadOnlyList<int> parameterIndices)
