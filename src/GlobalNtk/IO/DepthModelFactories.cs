@@ -71,8 +71,8 @@ public sealed class MlpModelFactory : IModelFactory
             var (_, w, b) = linears[k];
             if (k > 0) t.RequireShape(w, [h, h], $"hidden layer {k} of width {h}");
             t.RequireShape(b, [h], $"layer {k} of width {h}");
-            ps.Add(new Parameter(MlpModel.WeightName(k), w.Shape, w.Data));
-            ps.Add(new Parameter(MlpModel.BiasName(k), b.Shape, b.Data));
+            ps.Add(Parameter.Own(MlpModel.WeightName(k), w.Shape, w.Data));
+            ps.Add(Parameter.Own(MlpModel.BiasName(k), b.Shape, b.Data));
         }
         if (readout is { } ro && readoutFrom.StartsWith("the Sequential", StringComparison.Ordinal))
         {
@@ -89,7 +89,7 @@ public sealed class MlpModelFactory : IModelFactory
         try
         {
             int outputs = readout?.Weight.Shape[0] ?? 1;
-            var r = new Readout(new Parameter(Readout.WeightName, [outputs, h], readout?.Weight.Data),
+            var r = new Readout(Parameter.Own(Readout.WeightName, [outputs, h], readout?.Weight.Data),
                 TensorLookup.CanonicalReadoutBias(readout, outputs), lastStepOnly: true);
             var model = new MlpModel(nIn, h, layers, act, new ParameterSet(ps), r);
             model.Parameters.EnsureFinite();
@@ -245,14 +245,14 @@ public sealed class TransformerModelFactory : IModelFactory
                 _ => t.Find(name, $"[{string.Join(", ", shape)}]"),
             };
             if (name != TransformerModel.PositionalWeight) t.RequireShape(p, shape, $"transformer d = {d}, d_ff = {f}");
-            ps.Add(new Parameter(name, shape, p.Data));
+            ps.Add(Parameter.Own(name, shape, p.Data));
         }
         var readout = t.TryFindReadout(d, allowBiasFree: true);
         t.RequireAllClaimed($"transformer (d {d}, {layers} layers)");
         try
         {
             int outputs = readout?.Weight.Shape[0] ?? 1;
-            var r = new Readout(new Parameter(Readout.WeightName, [outputs, d], readout?.Weight.Data),
+            var r = new Readout(Parameter.Own(Readout.WeightName, [outputs, d], readout?.Weight.Data),
                 TensorLookup.CanonicalReadoutBias(readout, outputs), lastStepOnly: true);
             var model = new TransformerModel(config, new ParameterSet(ps), r);
             model.Parameters.EnsureFinite();

@@ -100,15 +100,15 @@ public sealed class RecurrentModelFactory : IModelFactory
             if (k == 0) nIn = wih.Shape[1];
             var whh = Take(t, $"{prefix}weight_hh_l{k}", $"[{gh}, {h}] for {gates} {h}");
             t.RequireShape(whh, [gh, h], $"{gates} {h}, layer {k}");
-            ps.Add(new Parameter($"{canon}weight_ih_l{k}", wih.Shape, wih.Data));
-            ps.Add(new Parameter($"{canon}weight_hh_l{k}", whh.Shape, whh.Data));
+            ps.Add(Parameter.Own($"{canon}weight_ih_l{k}", wih.Shape, wih.Data));
+            ps.Add(Parameter.Own($"{canon}weight_hh_l{k}", whh.Shape, whh.Data));
             foreach (var (leaf, wanted) in new[] { ("bias_ih", hasBiasIh), ("bias_hh", bias) })
             {
                 string name = $"{prefix}{leaf}_l{k}";
                 if (!wanted) continue; // a stray bias (leaky-rnn's bias_ih, or a partial bias) is reported as unexpected below
                 var b = Take(t, name, $"[{gh}] for {gates} {h}");
                 t.RequireShape(b, [gh], $"{gates} {h}, layer {k}");
-                ps.Add(new Parameter($"{canon}{leaf}_l{k}", b.Shape, b.Data));
+                ps.Add(Parameter.Own($"{canon}{leaf}_l{k}", b.Shape, b.Data));
             }
         }
         // A learnable initial state, as users register it: h0 [L, H] (or [H] for one layer).
@@ -117,7 +117,7 @@ public sealed class RecurrentModelFactory : IModelFactory
         {
             bool fits = h0.Shape.SequenceEqual(new[] { layers, h }) || (layers == 1 && h0.Shape.SequenceEqual(new[] { h }));
             if (!fits) throw t.Error($"initial state '{h0.Name}' has shape {h0.ShapeText}, expected [{layers}, {h}]{(layers == 1 ? $" or [{h}]" : "")} (layers × hidden).");
-            ps.Add(new Parameter(RecurrentStack.DefaultInitialStateName, h0.Shape, h0.Data));
+            ps.Add(Parameter.Own(RecurrentStack.DefaultInitialStateName, h0.Shape, h0.Data));
         }
 
         var readout = t.TryFindReadout(h, allowBiasFree: true);
@@ -140,7 +140,7 @@ public sealed class RecurrentModelFactory : IModelFactory
         {
             var config = RecurrentConfig.FromMetadata(md);
             // Canonical PyTorch names; data shared with the file's tensors (no copy).
-            ps.Add(new Parameter(Readout.WeightName, [outputs, h], readout?.Weight.Data));
+            ps.Add(Parameter.Own(Readout.WeightName, [outputs, h], readout?.Weight.Data));
             // nn.Linear(bias=False) has no bias: none is invented (it would be trained and saved).
             if (TensorLookup.CanonicalReadoutBias(readout, outputs) is { } rb) ps.Add(rb);
             var model = RecurrentModel.FromParameters(config, ps);

@@ -98,7 +98,7 @@ public class PyTorchStackedFixtureTests
     public void GenericStackedPathEqualsFusedSingleLayerPath(string arch)
     {
         var model = RecurrentModel.Create(new RecurrentConfig(arch, 2, 4, 2) { Seed = 3, Gain = 1.5 });
-        model.InitialState = DepthChecks.Gaussian(model.StateSize, new Random(4));
+        model = model.WithInitialState(DepthChecks.Gaussian(model.StateSize, new Random(4)));
         var x = new Tensor(DepthChecks.Gaussian(3 * 5 * 2, new Random(5)), model.InputShape(3, 5));
         var fused = model.Linearize(x);
         var generic = model.LinearizeStacked(x);

@@ -91,12 +91,15 @@ public abstract class RecurrentCell
     {
         config.Validate();
         double bound = 1.0 / Math.Sqrt(config.HiddenSize);
-        var ps = ExpectedShapes(config).Select(e => new Parameter(e.Name, e.Shape)).ToArray();
-        foreach (var p in ps)
-            RandomProbes.Uniform(rng, p.Data, bound);
-        foreach (var p in ps)
-            if (p.Name == WeightHhName)
-                for (int i = 0; i < p.Data.Length; i++) p.Data[i] *= config.Gain;
+        var ps = new List<Parameter>();
+        foreach (var (name, shape) in ExpectedShapes(config))
+        {
+            var data = new double[shape.Aggregate(1, (a, b) => a * b)];
+            RandomProbes.Uniform(rng, data, bound);
+            if (name == WeightHhName)
+                for (int i = 0; i < data.Length; i++) data[i] *= config.Gain;
+            ps.Add(Parameter.Own(name, shape, data));
+        }
         return new ParameterSet(ps);
     }
 
