@@ -134,7 +134,7 @@ public class BiasFreeReadoutTests
         }
         var last = Assert.IsType<RecurrentModel>(ModelFile.Load(ckpts[^1].Path).Model);
         var x = new Tensor(DepthChecks.Gaussian(2 * 3 * task.InputSize, new Random(4)), last.InputShape(2, 3));
-        Assert.Equal(model.Predict(x).Span.ToArray(), last.Predict(x).Span.ToArray());
+        Assert.Equal(((RecurrentModel)trainer.Model).Predict(x).Span.ToArray(), last.Predict(x).Span.ToArray());
 
         // inspect says so.
         var r = CliTestHost.Run("inspect", ckpts[^1].Path);
