@@ -71,9 +71,9 @@ public sealed class Readout
         return new Readout(w, b, featureOffset, lastStepOnly);
     }
 
-    /// <summary>W [O, In] (live).</summary>
+    /// <summary>W [O, In].</summary>
     public Parameter Weight { get; }
-    /// <summary>b [O] (live); null for a bias-free readout (nn.Linear(bias=False)).</summary>
+    /// <summary>b [O]; null for a bias-free readout (nn.Linear(bias=False)).</summary>
     public Parameter? Bias { get; }
     /// <summary>Whether the readout has a bias b.</summary>
     public bool HasBias => Bias != null;

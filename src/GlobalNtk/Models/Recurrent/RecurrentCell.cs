@@ -47,7 +47,7 @@ public abstract class RecurrentCell
     public int GateCount => Config.GateCount;
     /// <summary>S (2H for the LSTM).</summary>
     public int StateSize => Config.StateSize;
-    /// <summary>The cell's parameters in PyTorch order (weight_ih, weight_hh, bias_ih, bias_hh), live.</summary>
+    /// <summary>The cell's parameters in PyTorch order (weight_ih, weight_hh, bias_ih, bias_hh).</summary>
     public ParameterSet Parameters { get; }
     /// <summary>Whether the cell has <c>bias_ih_l0</c> (the leaky RNN has only one bias).</summary>
     public bool HasBiasIh { get; }

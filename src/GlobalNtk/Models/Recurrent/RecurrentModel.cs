@@ -49,7 +49,7 @@ public sealed class RecurrentModel : IChainModel
     /// <c>readout.weight</c> [O, H], <c>readout.bias</c> [O] (optional: absent for nn.Linear(bias=False)). Every shape is checked against the
     /// config; a missing, extra or mis-shaped tensor throws a one-line error naming it and the
     /// expected shape; NaN/Inf throws <see cref="NonFiniteException"/> naming the tensor.
-    /// The tensors are owned by the model (not copied).
+    /// The tensors are shared, not copied (they are immutable values).
     /// </summary>
     public static RecurrentModel FromParameters(RecurrentConfig config, IEnumerable<Parameter> parameters) =>
         FromParameters(config, parameters, RecurrentStack.DefaultPrefix, RecurrentStack.DefaultInitialStateName);
