@@ -203,7 +203,7 @@ public sealed class RecurrentModel : IChainModel
                 for (int k = 0; k < Layers; k++) h0.AsSpan(k * h, h).CopyTo(z0.AsSpan(i * StateSize + k * sc, h));
         }
         if (_cell != null) return new RecurrentLinearization(_cell, inputs, z0);
-        return new StackedRecurrentLinearization(Stack, Parameters.Clone(), inputs, z0);
+        return new StackedRecurrentLinearization(Stack, Parameters, inputs, z0);  // immutable: the set is the snapshot
     }
 
     /// <summary>The stacked (generic) linearisation even for a plain single-layer net (to compare with the fused path).</summary>
@@ -211,7 +211,7 @@ public sealed class RecurrentModel : IChainModel
     {
         var z0 = new double[inputs.Shape.Sizes[0] * StateSize];
         if (_initialState != null) for (int i = 0; i < inputs.Shape.Sizes[0]; i++) _initialState.CopyTo(z0, i * StateSize);
-        return new StackedRecurrentLinearization(Stack, Parameters.Clone(), inputs, z0);
+        return new StackedRecurrentLinearization(Stack, Parameters, inputs, z0);  // immutable: the set is the snapshot
     }
 
     /// <summary>The states (trial, time, unit) for inputs [trial, time, input].</summary>
