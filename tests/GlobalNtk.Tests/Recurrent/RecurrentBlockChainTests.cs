@@ -62,7 +62,7 @@ public class RecurrentBlockChainTests
     public void GenericChainEqualsTheFusedSingleLayerPath(string arch)
     {
         var model = RecurrentModel.Create(new RecurrentConfig(arch, 2, 4, 2) { Seed = 3, Gain = 1.5, Alpha = 0.3 });
-        model.InitialState = DepthChecks.Gaussian(model.StateSize, new Random(4));
+        model = model.WithInitialState(DepthChecks.Gaussian(model.StateSize, new Random(4)));
         var x = new Tensor(DepthChecks.Gaussian(3 * 5 * 2, new Random(5)), model.InputShape(3, 5));
         var fused = model.Linearize(x);
         Assert.IsType<RecurrentLinearization>(fused);
@@ -131,7 +131,7 @@ public class RecurrentBlockChainTests
         Assert.Equal(new[] { 2, 3 }, cells.InitialState!.Shape);
         var pc = cells.Initialize(seed: 2);
         var rng = new Random(3);
-        DepthChecks.Gaussian(2 * h, rng).CopyTo(pc["h0"].Data, 0);
+        pc = new ParameterSet(pc.Select(p => p.Name == "h0" ? new Parameter("h0", p.Shape, DepthChecks.Gaussian(2 * h, rng)) : p));
         var pg = new ParameterSet(Enumerable.Range(0, 2).Select(k =>
         {
             var ih = pc[$"rnn.weight_ih_l{k}"]; var hh = pc[$"rnn.weight_hh_l{k}"];

@@ -155,7 +155,7 @@ public sealed class RecurrentBlockChain
             initialState.EnsureFinite($"initial state {initialState.Shape}");
             initialState.Span.CopyTo(z0);
         }
-        return new RecurrentBlockChainLinearization(this, parameters.Clone(), inputs, z0);
+        return new RecurrentBlockChainLinearization(this, parameters, inputs, z0);  // immutable: the set is the snapshot
     }
 }
 
