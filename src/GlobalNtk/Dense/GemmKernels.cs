@@ -300,7 +300,7 @@ internal static class GemmTuning
 
     // Float32: the same byte footprints hold twice the elements along the vector (NR = 48) and
     // the A block (MC); B̄ micro-panel KC·48·4 B = 48 KiB, A block MC·KC·4 B = 384 KiB.
-    internal static int KC512F32 = 256;
+    internal static int KC512F32 = 384;
     internal static int MC512F32 = 384;
     internal static int NC512F32 = 4800;
 }

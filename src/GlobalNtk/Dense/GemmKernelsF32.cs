@@ -43,6 +43,13 @@ internal unsafe struct Avx512KernelF32 : IGemmKernel<float>
         Vector512<float> c70 = Vector512<float>.Zero;
         Vector512<float> c71 = Vector512<float>.Zero;
         Vector512<float> c72 = Vector512<float>.Zero;
+        // Fetch the C tile while the k-loop runs: C rarely sits in L1/L2 (it outgrows L2 on large
+        // products), and its 24 lines would otherwise stall the store phase.
+        for (int r = 0; r < 8; r++)
+        {
+            float* cr = c + r * ldc;
+            Sse.Prefetch0(cr); Sse.Prefetch0(cr + 16); Sse.Prefetch0(cr + 32);
+        }
         for (int p = 0; p < kc; p++)
         {
             Vector512<float> b0 = Vector512.Load(b + 0);
