@@ -78,6 +78,9 @@ internal static unsafe class GemmDriver<T, K>
                 {
                     K.Compute(kc, ap, bp, cp, ldc, alpha, beta);
                 }
+                else if (mrEff == mr && K.TryComputeColumnEdge(kc, ap, bp, cp, ldc, alpha, beta, nrEff))
+                {
+                }
                 else
                 {
                     // The kernel fetches a full tile's C lines itself; an edge tile's are fetched here,
