@@ -81,10 +81,9 @@ public sealed class LayerNormBlock : StepBlock
         }
 
         /// <summary>dx̂ = (v − mean v − x̂ mean(x̂ ⊙ v)) / σ for one row: the Jacobian of x̂, which is symmetric.</summary>
-        private void Normalize(int r, ReadOnlySpan<double> v, Span<double> dst)
+        private void Normalize(int r, ReadOnlySpan<double> v, Span<double> dst, Span<double> scratch)
         {
             int d = blk.Width;
-            Span<double> scratch = xhat != null ? default : d <= 512 ? stackalloc double[d] : new double[d];
             var xr = XHat(r, scratch);
             double mv = TensorPrimitives.Sum(v) / d, mxv = TensorPrimitives.Dot(xr, v) / d;
             for (int i = 0; i < d; i++) dst[i] = (v[i] - mv - xr[i] * mxv) * rstd[r];
@@ -93,10 +92,11 @@ public sealed class LayerNormBlock : StepBlock
         public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count)
         {
             int d = blk.Width;
+            Span<double> scratch = xhat != null ? default : d <= 512 ? stackalloc double[d] : new double[d];
             for (int jr = 0; jr < count * Rows; jr++)
             {
                 var o = dOut.Slice(jr * d, d);
-                Normalize(jr % Rows, dIn.Slice(jr * d, d), o);
+                Normalize(jr % Rows, dIn.Slice(jr * d, d), o, scratch);
                 if (g != null) TensorPrimitives.Multiply(o, g, o);
             }
         }
@@ -105,11 +105,12 @@ public sealed class LayerNormBlock : StepBlock
         {
             int d = blk.Width;
             Span<double> t = d <= 512 ? stackalloc double[d] : new double[d];
+            Span<double> scratch = xhat != null ? default : d <= 512 ? stackalloc double[d] : new double[d];
             for (int jr = 0; jr < count * Rows; jr++)
             {
                 var q = dOut.Slice(jr * d, d);
-                if (g != null) { TensorPrimitives.Multiply(q, g, t); Normalize(jr % Rows, t, dIn.Slice(jr * d, d)); }
-                else Normalize(jr % Rows, q, dIn.Slice(jr * d, d));
+                if (g != null) { TensorPrimitives.Multiply(q, g, t); Normalize(jr % Rows, t, dIn.Slice(jr * d, d), scratch); }
+                else Normalize(jr % Rows, q, dIn.Slice(jr * d, d), scratch);
             }
         }
 
