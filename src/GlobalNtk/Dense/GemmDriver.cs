@@ -9,8 +9,9 @@ namespace GlobalNtk.Dense;
 /// <summary>
 /// Goto/BLIS-style blocked GEMM on raw pointers, generic over the microkernel so that MR/NR are
 /// JIT-time constants. Loop nest: NC column panels of B → KC slices of k (B̄ packed once per slice)
-/// → MC row blocks of A (Ā packed) → NR × MR microkernel tiles. Edge tiles run the same kernel into
-/// a scratch tile (packing pads with zeros) and are copied out.
+/// → MC row blocks of A (Ā packed) → NR × MR microkernel tiles. A full-height tile cut by the right
+/// edge of C goes to the kernel's masked path when it has one (<see cref="IGemmKernel{T}.TryComputeColumnEdge"/>);
+/// other edge tiles run the same kernel into a scratch tile (packing pads with zeros) and are copied out.
 /// </summary>
 /// <remarks>
 /// Generic over the element type as well (<c>double</c> or <c>float</c>): the JIT specialises each
@@ -75,18 +76,10 @@ internal static unsafe class GemmDriver<T, K>
                 T* ap = pa + (nint)ir * kc;
                 T* cp = c + ir * ldc + jr;
                 if (mrEff == mr && nrEff == nr)
-                {
                     K.Compute(kc, ap, bp, cp, ldc, alpha, beta);
-                }
-                else if (mrEff == mr && K.TryComputeColumnEdge(kc, ap, bp, cp, ldc, alpha, beta, nrEff))
+                else if (mrEff < mr || !K.TryComputeColumnEdge(kc, ap, bp, cp, ldc, alpha, beta, nrEff))
                 {
-                }
-                else
-                {
-                    // The kernel fetches a full tile's C lines itself; an edge tile's are fetched here,
-                    // so the copy-out below does not stall on them (C is usually out of cache).
-                    for (int r = 0; r < mrEff; r++)
-                        for (nint off = 0; off < nrEff * sizeof(T); off += 64) Sse.Prefetch0((byte*)(cp + r * ldc) + off);
+                    // Scratch tile (packing padded A and B with zeros), then copy out the part inside C.
                     K.Compute(kc, ap, bp, tile, nr, T.One, T.Zero);
                     for (int r = 0; r < mrEff; r++)
                     {
@@ -165,32 +158,30 @@ internal static unsafe class GemmDriver<T, K>
         for (int j0 = 0; j0 < nc; j0 += nr, dst += (nint)nr * kc)
         {
             int cols = Math.Min(nr, nc - j0);
+            // op(B)(p, j) = b[j·ldb + p]: rows of b are contiguous in p; transpose 8 columns at a time.
+            T* src = b + (jc + j0) * ldb + pc;
+            int p = 0;
+            if (typeof(T) == typeof(double) && nr % 8 == 0 && cols == nr && Avx512F.IsSupported)
             {
-                // op(B)(p, j) = b[j·ldb + p]: rows of b are contiguous in p; transpose 8 columns at a time.
-                T* src = b + (jc + j0) * ldb + pc;
-                int p = 0;
-                if (typeof(T) == typeof(double) && nr % 8 == 0 && cols == nr && Avx512F.IsSupported)
-                {
-                    for (; p + 8 <= kc; p += 8)
-                        for (int g = 0; g < nr; g += 8)
-                            Transpose8x8((double*)(src + g * ldb + p), ldb, (double*)(dst + p * nr + g), nr);
-                }
-                else if (typeof(T) == typeof(float) && nr % 8 == 0 && cols == nr && Avx.IsSupported)
-                {
-                    // Eight rows of b at a time along the whole depth: eight read streams, not NR.
+                for (; p + 8 <= kc; p += 8)
                     for (int g = 0; g < nr; g += 8)
-                        for (int q = 0; q + 8 <= kc; q += 8)
-                            Transpose8x8((float*)(src + g * ldb + q), ldb, (float*)(dst + q * nr + g), nr);
-                    p = kc & ~7;
-                }
-                for (int j = 0; j < cols; j++)
-                {
-                    T* s = src + j * ldb;
-                    for (int q = p; q < kc; q++) dst[q * nr + j] = s[q];
-                }
-                for (int j = cols; j < nr; j++)
-                    for (int q = p; q < kc; q++) dst[q * nr + j] = T.Zero;
+                        Transpose8x8((double*)(src + g * ldb + p), ldb, (double*)(dst + p * nr + g), nr);
             }
+            else if (typeof(T) == typeof(float) && nr % 8 == 0 && cols == nr && Avx.IsSupported)
+            {
+                // Eight rows of b at a time along the whole depth: eight read streams, not NR.
+                for (int g = 0; g < nr; g += 8)
+                    for (int q = 0; q + 8 <= kc; q += 8)
+                        Transpose8x8((float*)(src + g * ldb + q), ldb, (float*)(dst + q * nr + g), nr);
+                p = kc & ~7;
+            }
+            for (int j = 0; j < cols; j++)
+            {
+                T* s = src + j * ldb;
+                for (int q = p; q < kc; q++) dst[q * nr + j] = s[q];
+            }
+            for (int j = cols; j < nr; j++)
+                for (int q = p; q < kc; q++) dst[q * nr + j] = T.Zero;
         }
     }
 

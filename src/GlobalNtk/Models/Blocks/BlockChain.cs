@@ -6,7 +6,7 @@ namespace GlobalNtk.Models.Blocks;
 /// <summary>
 /// A depth chain composed of step blocks (docs/math.md#models-as-chains): z_0 = f_0(x), z_k = f_k(z_{k−1}), one
 /// <see cref="StepBlock"/> per step, each with its own weights. Every step maps rows of the same
-/// width, so the state is [trial, layer, (row axes…), unit]. <see cref="Linearize"/> derives the
+/// width, so the state is [trial, layer, (row axes…), unit]. <see cref="Linearize(ParameterSet, Tensor)"/> derives the
 /// whole <see cref="ChainLinearization"/> (A_k, J_θ, J_θ*, the weight sites and, through the
 /// base class, the J_rest term) from the blocks.
 /// </summary>

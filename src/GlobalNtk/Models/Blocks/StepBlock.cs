@@ -19,7 +19,7 @@ public sealed record ParameterSpec(string Name, int[] Shape)
 /// a <see cref="BlockChainLinearization"/> derives every derivative map of the chain from them.
 /// </summary>
 /// <remarks>
-/// A block is a description (sizes, parameter names); it holds no values. <see cref="Forward"/>
+/// A block is a description (sizes, parameter names); it holds no values. <see cref="Forward(ParameterSet, ReadOnlySpan{double}, int, Span{double})"/>
 /// reads the parameter values from the set it is given (a snapshot) and returns a
 /// <see cref="BlockTrace"/> with the caches its derivatives need. Rows in and out are float64 in
 /// every precision. A block that also has a float32 path says so through <see cref="Supports"/>
