@@ -50,9 +50,10 @@ public class BlockPrecisionTests
             new SequentialBlock(AffineBlock.Linear("layers.0", 6, w), new LayerNormBlock("norms.0", w), new ActivationBlock(w, Activation.Gelu)),
             new ResidualBlock(new SequentialBlock(new LayerNormBlock("norms.1", w), AffineBlock.Linear("layers.1", w, w, bias: false), new ActivationBlock(w, Activation.Tanh))),
             new ResidualBlock(new SequentialBlock(new LayerNormBlock("norms.2", w, elementwiseAffine: false), AffineBlock.Linear("layers.2", w, w), new ActivationBlock(w, Activation.Tanh))));
-        var ps = chain.Initialize(seed: 5);
         var rng = new Random(9);
-        foreach (var p in ps) if (p.Name.StartsWith("norms", StringComparison.Ordinal)) for (int i = 0; i < p.Size; i++) p.Data[i] += 0.3 * TestMath.Gaussian(rng, 1)[0];
+        // LayerNorm γ, β away from 1, 0, so their float32 path is exercised with generic values.
+        var ps = new ParameterSet(chain.Initialize(seed: 5).Select(p => !p.Name.StartsWith("norms", StringComparison.Ordinal) ? p
+            : p.WithValues(p.Values.ToArray().Zip(TestMath.Gaussian(rng, p.Size), (v, g) => v + 0.3 * g).ToArray())));
         var x = new Tensor(TestMath.Gaussian(new Random(4), 5 * 6), new AxisShape(("sample", 5), ("input", 6)));
         var lin64 = chain.Linearize(ps, x);
         var lin32 = chain.Linearize(ps, x, Precision.F32);
