@@ -33,6 +33,7 @@ public sealed class SequentialBlock : StepBlock
     public override IReadOnlyList<ParameterSpec> ParameterSpecs { get; }
     /// <inheritdoc/>
     public override bool RowLocal => _children.All(c => c.RowLocal);
+    internal override int ScratchWidth => _children.Max(c => c.ScratchWidth);
 
     /// <inheritdoc/>
     public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output)
@@ -82,7 +83,23 @@ public sealed class SequentialBlock : StepBlock
 
         public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count) => VjpRange(0, traces.Length - 1, dOut, dIn, count);
 
-        public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> dOut, int count)
+        public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> dOut, int count) => ParamJvpActive(dTheta, dOut, count, default);
+
+        public override void ParamVjp(ReadOnlySpan<double> dOut, Span<double> dTheta, int count) => ParamVjpActive(dOut, dTheta, count, default);
+
+        /// <summary>Child i's flags within the block's <paramref name="active"/> flags (empty = all), and whether any is set.</summary>
+        private ReadOnlySpan<bool> ChildFlags(ReadOnlySpan<bool> active, int i, out bool any)
+        {
+            int mi = blk._children[i].ParameterSpecs.Count;
+            if (active.IsEmpty) { any = mi > 0; return default; }
+            int o = 0;
+            for (int c = 0; c < i; c++) o += blk._children[c].ParameterSpecs.Count;
+            var f = active.Slice(o, mi);
+            any = f.Contains(true);
+            return f;
+        }
+
+        internal override void ParamJvpActive(ReadOnlySpan<double> dTheta, Span<double> dOut, int count, ReadOnlySpan<bool> active)
         {
             int size = blk.ParameterSize;
             long n = (long)count * Rows * MaxWidth;
@@ -95,16 +112,17 @@ public sealed class SequentialBlock : StepBlock
                 var c = blk._children[i];
                 int rowsOut = count * Rows * c.OutputWidth, mi = c.ParameterSize;
                 if (any) traces[i].Jvp(x.Span, y.Span, count);
-                if (mi > 0)
+                var flags = ChildFlags(active, i, out bool on);
+                if (on)
                 {
                     using var dti = new BlockBuffer((long)count * mi);
                     for (int j = 0; j < count; j++) dTheta.Slice(j * size + off, mi).CopyTo(dti.Span.Slice(j * mi, mi));
                     if (any)
                     {
-                        traces[i].ParamJvp(dti.Span, tmp.Span, count);
+                        traces[i].ParamJvpActive(dti.Span, tmp.Span, count, flags);
                         TensorPrimitives.Add(y.Span[..rowsOut], tmp.Span[..rowsOut], y.Span[..rowsOut]);
                     }
-                    else traces[i].ParamJvp(dti.Span, y.Span, count);
+                    else traces[i].ParamJvpActive(dti.Span, y.Span, count, flags);
                     any = true;
                 }
                 off += mi;
@@ -114,27 +132,30 @@ public sealed class SequentialBlock : StepBlock
             if (any) x.Span[..outLen].CopyTo(dOut); else dOut[..outLen].Clear();
         }
 
-        public override void ParamVjp(ReadOnlySpan<double> dOut, Span<double> dTheta, int count)
+        internal override void ParamVjpActive(ReadOnlySpan<double> dOut, Span<double> dTheta, int count, ReadOnlySpan<bool> active)
         {
             int size = blk.ParameterSize;
             long n = (long)count * Rows * MaxWidth;
             using var cur = new BlockBuffer(n); using var nxt = new BlockBuffer(n);
             var (g, h) = (cur, nxt);
             dOut[..(count * Rows * blk.OutputWidth)].CopyTo(g.Span);
+            // Children before `first` have no active parameter: the cotangent need not reach them.
+            int first = traces.Length;
+            for (int i = 0; i < traces.Length; i++) { ChildFlags(active, i, out bool on); if (on) { first = i; break; } }
             int off = size;
-            for (int i = traces.Length - 1; i >= 0; i--)
+            for (int i = traces.Length - 1; i >= first; i--)
             {
                 var c = blk._children[i];
                 int mi = c.ParameterSize;
                 off -= mi;
-                if (mi > 0)
+                var flags = ChildFlags(active, i, out bool on);
+                if (on)
                 {
                     using var dti = new BlockBuffer((long)count * mi);
-                    traces[i].ParamVjp(g.Span, dti.Span, count);
+                    traces[i].ParamVjpActive(g.Span, dti.Span, count, flags);
                     for (int j = 0; j < count; j++) dti.Span.Slice(j * mi, mi).CopyTo(dTheta.Slice(j * size + off, mi));
                 }
-                if (i > 0 && off > 0) { traces[i].Vjp(g.Span, h.Span, count); (g, h) = (h, g); }
-                if (off == 0) break;
+                if (i > first) { traces[i].Vjp(g.Span, h.Span, count); (g, h) = (h, g); }
             }
         }
 
@@ -199,6 +220,7 @@ public sealed class ResidualBlock : StepBlock
     public override IReadOnlyList<ParameterSpec> ParameterSpecs => Inner.ParameterSpecs;
     /// <inheritdoc/>
     public override bool RowLocal => Inner.RowLocal;
+    internal override int ScratchWidth => Inner.ScratchWidth;
 
     /// <inheritdoc/>
     public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output)
@@ -227,6 +249,10 @@ public sealed class ResidualBlock : StepBlock
 
         public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> dOut, int count) => inner.ParamJvp(dTheta, dOut, count);
         public override void ParamVjp(ReadOnlySpan<double> dOut, Span<double> dTheta, int count) => inner.ParamVjp(dOut, dTheta, count);
+        internal override void ParamJvpActive(ReadOnlySpan<double> dTheta, Span<double> dOut, int count, ReadOnlySpan<bool> active) =>
+            inner.ParamJvpActive(dTheta, dOut, count, active);
+        internal override void ParamVjpActive(ReadOnlySpan<double> dOut, Span<double> dTheta, int count, ReadOnlySpan<bool> active) =>
+            inner.ParamVjpActive(dOut, dTheta, count, active);
         public override IReadOnlyList<LocalSite> Sites => inner.Sites;
     }
 }

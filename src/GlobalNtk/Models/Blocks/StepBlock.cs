@@ -38,6 +38,8 @@ public abstract class StepBlock
     /// LayerNorm: yes; attention: no). Declares the row-locality of the weight sites downstream.
     /// </summary>
     public virtual bool RowLocal => true;
+    /// <summary>The widest row anywhere inside the block (sizes scratch blocks of vectors).</summary>
+    internal virtual int ScratchWidth => Math.Max(InputWidth, OutputWidth);
 
     /// <summary>
     /// Runs the block on <paramref name="input"/> [rows, InputWidth] with parameter values from
@@ -86,6 +88,21 @@ public abstract class BlockTrace
         dOut[..(count * Rows * Block.OutputWidth)].Clear();
     /// <summary>dθ = J_θᵀ dOut summed over rows (overwrite), dθ [count, ParameterSize].</summary>
     public virtual void ParamVjp(ReadOnlySpan<double> dOut, Span<double> dTheta, int count) { }
+
+    /// <summary>
+    /// <see cref="ParamJvp"/> for a δθ that is zero outside the parameters flagged in
+    /// <paramref name="active"/> (one flag per entry of the block's ParameterSpecs; empty = all):
+    /// composite blocks skip the children without an active parameter. The default is the full
+    /// <see cref="ParamJvp"/> (correct, since the other entries of dθ are zero).
+    /// </summary>
+    internal virtual void ParamJvpActive(ReadOnlySpan<double> dTheta, Span<double> dOut, int count, ReadOnlySpan<bool> active) =>
+        ParamJvp(dTheta, dOut, count);
+    /// <summary>
+    /// <see cref="ParamVjp"/> where only the entries of the parameters flagged in
+    /// <paramref name="active"/> (empty = all) are wanted; the others are unspecified.
+    /// </summary>
+    internal virtual void ParamVjpActive(ReadOnlySpan<double> dOut, Span<double> dTheta, int count, ReadOnlySpan<bool> active) =>
+        ParamVjp(dOut, dTheta, count);
 
     /// <summary>The affine weight sites inside this block, with D mapping into this block's output.</summary>
     public virtual IReadOnlyList<LocalSite> Sites => [];
