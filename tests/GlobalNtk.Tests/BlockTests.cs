@@ -15,11 +15,13 @@ namespace GlobalNtk.Tests;
 /// </summary>
 public class BlockTests
 {
-    private const int Rows = 3, Count = 2;
+    // Rows: 2 sequences of Tokens tokens for the blocks that group rows by sequence.
+    private const int Tokens = 3, Rows = 2 * Tokens, Count = 2;
 
     public static TheoryData<string> Blocks => new()
     {
         "affine", "affine-nobias", "tanh", "relu", "gelu", "layernorm", "layernorm-plain", "residual", "sequential",
+        "attention", "attention-causal-nobias", "embedding", "positional-sinusoid", "positional-learned",
     };
 
     private static StepBlock Make(string name) => name switch
@@ -33,6 +35,11 @@ public class BlockTests
         "layernorm-plain" => new LayerNormBlock("norm", 4, epsilon: 1e-3, elementwiseAffine: false),
         "residual" => new ResidualBlock(new SequentialBlock(new LayerNormBlock("norm", 4), AffineBlock.Linear("fc", 4, 4), new ActivationBlock(4, Activation.Tanh))),
         "sequential" => new SequentialBlock(AffineBlock.Linear("fc1", 4, 5), new ActivationBlock(5, Activation.Gelu), AffineBlock.Linear("fc2", 5, 3, bias: false), new ActivationBlock(3, Activation.Tanh)),
+        "attention" => new AttentionBlock("attn", 4, 2, Tokens, causal: false),
+        "attention-causal-nobias" => new AttentionBlock("attn", 6, 3, Tokens, causal: true, bias: false),
+        "embedding" => new EmbeddingBlock("embedding.weight", 5, 4),
+        "positional-sinusoid" => PositionalEncodingBlock.Sinusoidal(4, Tokens, scale: 2.0),
+        "positional-learned" => PositionalEncodingBlock.Learned("pos_embedding", 4, Tokens, Tokens + 1, scale: 1.5),
         _ => throw new ArgumentException(name),
     };
 
@@ -63,15 +70,26 @@ public class BlockTests
         var rng = new Random(11);
         var ps = RandomParameters(block, rng);
         int nIn = Rows * block.InputWidth, nOut = Rows * block.OutputWidth, m = block.ParameterSize;
-        var u = DepthChecks.Gaussian(nIn, rng);
+        // Token ids for an embedding: its input is discrete, so J_u = 0 and there is nothing to difference.
+        bool ids = block is EmbeddingBlock;
+        var u = ids ? Enumerable.Range(0, Rows).Select(r => (double)((3 * r + 1) % 5)).ToArray() : DepthChecks.Gaussian(nIn, rng);
         var trace = block.Forward(ps, u, Rows, new double[nOut]);
         const double eps = 1e-6;
+        if (block is AttentionBlock or EmbeddingBlock or PositionalEncodingBlock)
+            Assert.Equal(block is AttentionBlock ? 2 : 0, trace.Sites.Count);
+        if (block is AttentionBlock)
+        {
+            // in_proj's D runs through the softmax over the sequence; out_proj's is the identity.
+            Assert.False(trace.Sites[0].RowLocal);
+            Assert.True(trace.Sites[1].RowLocal);
+        }
 
         // Input JVP, vector by vector of a block of Count, against central differences.
         var v = DepthChecks.Gaussian(Count * nIn, rng);
         var jv = new double[Count * nOut];
         trace.Jvp(v, jv, Count);
-        for (int j = 0; j < Count; j++)
+        for (int j = 0; j < Count && ids; j++) Assert.All(jv, x => Assert.Equal(0.0, x));
+        for (int j = 0; j < Count && !ids; j++)
         {
             var vj = v.AsSpan(j * nIn, nIn).ToArray();
             var fd = Run(block, ps, Shift(u, vj, eps)).Zip(Run(block, ps, Shift(u, vj, -eps)), (a, b) => (a - b) / (2 * eps)).ToArray();
@@ -202,6 +220,20 @@ public class BlockTests
         var ops = new NtkOperators(lin);
         Assert.True(ops.KroneckerCore.RestParameterCount > 0);   // LayerNorm γ, β
         Assert.All(lin.Sites, s => Assert.True(KroneckerCore.IsRowLocal(lin, s)));
+    }
+
+    [Fact]
+    public void BiasFreeAttentionEqualsZeroBiases()
+    {
+        var rng = new Random(12);
+        var free = new AttentionBlock("attn", 6, 3, Tokens, causal: true, bias: false);
+        var full = new AttentionBlock("attn", 6, 3, Tokens, causal: true);
+        var ps = RandomParameters(free, rng);
+        var zero = new ParameterSet(full.ParameterSpecs.Select(s => ps.Contains(s.Name) ? ps[s.Name].Clone() : new Parameter(s.Name, s.Shape)));
+        var u = DepthChecks.Gaussian(Rows * 6, rng);
+        Assert.Equal(Run(full, zero, u), Run(free, ps, u));
+        Assert.Equal(["attn.in_proj_weight", "attn.out_proj.weight"], free.ParameterSpecs.Select(s => s.Name));
+        Assert.Contains("not whole sequences of 3 tokens", Assert.Throws<ArgumentException>(() => free.Forward(ps, u, Rows - 1, new double[Rows * 6])).Message);
     }
 
     [Fact]
