@@ -99,63 +99,68 @@ public sealed class SequentialBlock : StepBlock
             return f;
         }
 
-        internal override void ParamJvpActive(ReadOnlySpan<double> dTheta, Span<double> dOut, int count, ReadOnlySpan<bool> active)
+        internal override void ParamJvpActive(ReadOnlySpan<double> dTheta, Span<double> dOut, int count, ReadOnlySpan<bool> active) =>
+            TangentActive(default, dTheta, dOut, count, active);
+
+        internal override void ParamVjpActive(ReadOnlySpan<double> dOut, Span<double> dTheta, int count, ReadOnlySpan<bool> active) =>
+            CotangentActive(dOut, default, dTheta, count, active);
+
+        /// <summary>Child i's δθ gathered into <paramref name="dst"/> [count, m_i] from the block's dθ [count, ParameterSize] at offset <paramref name="off"/>.</summary>
+        private void ChildTheta(ReadOnlySpan<double> dTheta, int off, int mi, int count, Span<double> dst)
         {
             int size = blk.ParameterSize;
-            long n = (long)count * Rows * MaxWidth;
-            using var cur = new BlockBuffer(n); using var nxt = new BlockBuffer(n); using var tmp = new BlockBuffer(n);
-            var (x, y) = (cur, nxt);
-            bool any = false;
-            int off = 0;
-            for (int i = 0; i < traces.Length; i++)
-            {
-                var c = blk._children[i];
-                int rowsOut = count * Rows * c.OutputWidth, mi = c.ParameterSize;
-                if (any) traces[i].Jvp(x.Span, y.Span, count);
-                var flags = ChildFlags(active, i, out bool on);
-                if (on)
-                {
-                    using var dti = new BlockBuffer((long)count * mi);
-                    for (int j = 0; j < count; j++) dTheta.Slice(j * size + off, mi).CopyTo(dti.Span.Slice(j * mi, mi));
-                    if (any)
-                    {
-                        traces[i].ParamJvpActive(dti.Span, tmp.Span, count, flags);
-                        TensorPrimitives.Add(y.Span[..rowsOut], tmp.Span[..rowsOut], y.Span[..rowsOut]);
-                    }
-                    else traces[i].ParamJvpActive(dti.Span, y.Span, count, flags);
-                    any = true;
-                }
-                off += mi;
-                if (any) (x, y) = (y, x);
-            }
-            int outLen = count * Rows * blk.OutputWidth;
-            if (any) x.Span[..outLen].CopyTo(dOut); else dOut[..outLen].Clear();
+            for (int j = 0; j < count; j++) dTheta.Slice(j * size + off, mi).CopyTo(dst.Slice(j * mi, mi));
         }
 
-        internal override void ParamVjpActive(ReadOnlySpan<double> dOut, Span<double> dTheta, int count, ReadOnlySpan<bool> active)
+        /// <summary>The tangent runs through the children once; each child adds its own J_θ part on the way.</summary>
+        internal override void TangentActive(ReadOnlySpan<double> dIn, ReadOnlySpan<double> dTheta, Span<double> dOut, int count, ReadOnlySpan<bool> active)
+        {
+            long n = (long)count * Rows * MaxWidth;
+            using var cur = new BlockBuffer(n); using var nxt = new BlockBuffer(n);
+            var (x, y) = (cur, nxt);
+            bool have = !dIn.IsEmpty; // whether the running tangent is non-zero
+            int off = 0, last = traces.Length - 1;
+            for (int i = 0; i <= last; i++)
+            {
+                int mi = blk._children[i].ParameterSize;
+                var flags = ChildFlags(active, i, out bool on);
+                if (have || on)
+                {
+                    using var dti = new BlockBuffer(on ? (long)count * mi : 0);
+                    if (on) ChildTheta(dTheta, off, mi, count, dti.Span);
+                    var src = !have ? default : i == 0 ? dIn : (ReadOnlySpan<double>)x.Span;
+                    traces[i].TangentActive(src, on ? dti.Span : default, i == last ? dOut : y.Span, count, flags);
+                    have = true;
+                    (x, y) = (y, x);
+                }
+                off += mi;
+            }
+            if (!have) dOut[..(count * Rows * blk.OutputWidth)].Clear();
+        }
+
+        /// <summary>The cotangent runs back through the children once; it stops at the first child that has an active parameter unless dIn is wanted.</summary>
+        internal override void CotangentActive(ReadOnlySpan<double> g, Span<double> dIn, Span<double> dTheta, int count, ReadOnlySpan<bool> active)
         {
             int size = blk.ParameterSize;
             long n = (long)count * Rows * MaxWidth;
             using var cur = new BlockBuffer(n); using var nxt = new BlockBuffer(n);
-            var (g, h) = (cur, nxt);
-            dOut[..(count * Rows * blk.OutputWidth)].CopyTo(g.Span);
-            // Children before `first` have no active parameter: the cotangent need not reach them.
+            var (x, y) = (cur, nxt);
             int first = traces.Length;
-            for (int i = 0; i < traces.Length; i++) { ChildFlags(active, i, out bool on); if (on) { first = i; break; } }
-            int off = size;
-            for (int i = traces.Length - 1; i >= first; i--)
+            if (!dIn.IsEmpty) first = 0;
+            else for (int i = 0; i < traces.Length; i++) { ChildFlags(active, i, out bool on); if (on) { first = i; break; } }
+            int off = size, last = traces.Length - 1;
+            for (int i = last; i >= first; i--)
             {
-                var c = blk._children[i];
-                int mi = c.ParameterSize;
+                int mi = blk._children[i].ParameterSize;
                 off -= mi;
                 var flags = ChildFlags(active, i, out bool on);
+                using var dti = new BlockBuffer(on ? (long)count * mi : 0);
+                var src = i == last ? g : (ReadOnlySpan<double>)x.Span;
+                var dst = i > first ? y.Span : i == 0 && !dIn.IsEmpty ? dIn : default;
+                traces[i].CotangentActive(src, dst, on ? dti.Span : default, count, flags);
                 if (on)
-                {
-                    using var dti = new BlockBuffer((long)count * mi);
-                    traces[i].ParamVjpActive(g.Span, dti.Span, count, flags);
                     for (int j = 0; j < count; j++) dti.Span.Slice(j * mi, mi).CopyTo(dTheta.Slice(j * size + off, mi));
-                }
-                if (i > first) { traces[i].Vjp(g.Span, h.Span, count); (g, h) = (h, g); }
+                (x, y) = (y, x);
             }
         }
 
@@ -253,6 +258,20 @@ public sealed class ResidualBlock : StepBlock
             inner.ParamJvpActive(dTheta, dOut, count, active);
         internal override void ParamVjpActive(ReadOnlySpan<double> dOut, Span<double> dTheta, int count, ReadOnlySpan<bool> active) =>
             inner.ParamVjpActive(dOut, dTheta, count, active);
+
+        internal override void TangentActive(ReadOnlySpan<double> dIn, ReadOnlySpan<double> dTheta, Span<double> dOut, int count, ReadOnlySpan<bool> active)
+        {
+            inner.TangentActive(dIn, dTheta, dOut, count, active);
+            int n = count * Rows * blk.InputWidth;
+            if (!dIn.IsEmpty) TensorPrimitives.Add(dOut[..n], dIn[..n], dOut[..n]);
+        }
+
+        internal override void CotangentActive(ReadOnlySpan<double> g, Span<double> dIn, Span<double> dTheta, int count, ReadOnlySpan<bool> active)
+        {
+            inner.CotangentActive(g, dIn, dTheta, count, active);
+            int n = count * Rows * blk.InputWidth;
+            if (!dIn.IsEmpty) TensorPrimitives.Add(dIn[..n], g[..n], dIn[..n]);
+        }
         public override IReadOnlyList<LocalSite> Sites => inner.Sites;
     }
 }

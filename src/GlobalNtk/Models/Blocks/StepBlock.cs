@@ -104,6 +104,41 @@ public abstract class BlockTrace
     internal virtual void ParamVjpActive(ReadOnlySpan<double> dOut, Span<double> dTheta, int count, ReadOnlySpan<bool> active) =>
         ParamVjp(dOut, dTheta, count);
 
+    /// <summary>Whether the block has a parameter flagged in <paramref name="active"/> (empty = all).</summary>
+    private protected bool AnyActive(ReadOnlySpan<bool> active) => Block.ParameterSize > 0 && (active.IsEmpty || active.Contains(true));
+
+    /// <summary>
+    /// dOut = J_u dIn + J_θ dθ (overwrite) in one sweep through the block, dθ restricted as in
+    /// <see cref="ParamJvpActive"/>; an empty <paramref name="dIn"/> is a zero input tangent.
+    /// Composite blocks override it so that each child is traversed once (not once for J_u and
+    /// once for J_θ).
+    /// </summary>
+    internal virtual void TangentActive(ReadOnlySpan<double> dIn, ReadOnlySpan<double> dTheta, Span<double> dOut, int count, ReadOnlySpan<bool> active)
+    {
+        int n = count * Rows * Block.OutputWidth;
+        bool any = AnyActive(active);
+        if (dIn.IsEmpty)
+        {
+            if (any) ParamJvpActive(dTheta, dOut, count, active); else dOut[..n].Clear();
+            return;
+        }
+        Jvp(dIn, dOut, count);
+        if (!any) return;
+        using var t = new Operators.BlockBuffer(n);
+        ParamJvpActive(dTheta, t.Span, count, active);
+        System.Numerics.Tensors.TensorPrimitives.Add(dOut[..n], t.Span, dOut[..n]);
+    }
+
+    /// <summary>
+    /// dθ = J_θᵀ g (the entries flagged in <paramref name="active"/>; nothing is written when none
+    /// is) and, unless <paramref name="dIn"/> is empty, dIn = J_uᵀ g (overwrite), in one sweep.
+    /// </summary>
+    internal virtual void CotangentActive(ReadOnlySpan<double> g, Span<double> dIn, Span<double> dTheta, int count, ReadOnlySpan<bool> active)
+    {
+        if (AnyActive(active)) ParamVjpActive(g, dTheta, count, active);
+        if (!dIn.IsEmpty) Vjp(g, dIn, count);
+    }
+
     /// <summary>The affine weight sites inside this block, with D mapping into this block's output.</summary>
     public virtual IReadOnlyList<LocalSite> Sites => [];
 }
