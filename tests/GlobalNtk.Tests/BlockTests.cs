@@ -222,6 +222,55 @@ public class BlockTests
         Assert.All(lin.Sites, s => Assert.True(KroneckerCore.IsRowLocal(lin, s)));
     }
 
+    /// <summary>
+    /// A transformer composed by hand from the blocks — token embedding, √d scale and a learned
+    /// positional table, pre-LN layers with causal bias-free attention and a tanh-GELU MLP, a final
+    /// norm — against the scalar-loop dual-number transformer with the attention biases held at 0.
+    /// </summary>
+    [Fact]
+    public void ComposedTransformerMatchesWholeModelAd()
+    {
+        const int vocab = 5, d = 4, heads = 2, f = 6, seq = 2, tok = 3;
+        var c = new Models.Transformer.TransformerConfig(Models.Transformer.TransformerInput.Embedding, vocab, d, heads, 2, f, Activation.GeluTanh, Causal: true)
+            { Positional = Models.Transformer.TransformerPositional.Learned, MaxPositions = tok + 1, ScaleEmbedding = true, FinalNorm = true, LayerNormEps = 1e-4 };
+        StepBlock Layer(int l, bool last)
+        {
+            string p = $"layers.{l}.";
+            var parts = new List<StepBlock>
+            {
+                new ResidualBlock(new SequentialBlock(new LayerNormBlock(p + "norm1", d, 1e-4), new AttentionBlock(p + "self_attn", d, heads, tok, causal: true, bias: false))),
+                new ResidualBlock(new SequentialBlock(new LayerNormBlock(p + "norm2", d, 1e-4), AffineBlock.Linear(p + "linear1", d, f),
+                    new ActivationBlock(f, Activation.GeluTanh), AffineBlock.Linear(p + "linear2", f, d))),
+            };
+            if (last) parts.Add(new LayerNormBlock("norm", d));
+            return new SequentialBlock(parts.ToArray());
+        }
+        var chain = new BlockChain(1,
+            new SequentialBlock(new EmbeddingBlock("embedding.weight", vocab, d), PositionalEncodingBlock.Learned("pos_embedding", d, tok, tok + 1, Math.Sqrt(d))),
+            Layer(0, false), Layer(1, true));
+        var ps = chain.Initialize(seed: 3);
+        Assert.All(ps.Where(p => p.Name.EndsWith("norm1.weight")), p => Assert.All(p.Data, v => Assert.Equal(1.0, v)));
+        Assert.DoesNotContain(ps, p => p.Name.Contains("in_proj_bias") || p.Name.Contains("out_proj.bias"));
+        var rng = new Random(4);
+        foreach (var p in ps) for (int i = 0; i < p.Size; i++) p.Data[i] += 0.3 * rng.NextDouble() - 0.15;
+        var ids = Enumerable.Range(0, seq * tok).Select(_ => (double)rng.Next(vocab)).ToArray();
+        var x = new Tensor(ids, new AxisShape(("sequence", seq), ("token", tok), ("input", 1)));
+        var lin = chain.Linearize(ps, x);
+        // The reference reads every parameter by name; the absent attention biases are zeros.
+        Dual[] Reference(ReferenceDepthModels.ParameterSource src) =>
+            ReferenceDepthModels.Transformer(c, name => ps.Contains(name) ? src(name) : new Dual[3 * d], ids, seq, tok);
+        Assert.True(DepthChecks.RelErr(lin.States.Span, Reference(DepthChecks.Values(ps)).Select(v => v.V).ToArray()) < 1e-13);
+        DepthChecks.StateAdjoint(lin, 2, 1);
+        DepthChecks.ParamAdjoint(lin, 2, 2);
+        DepthChecks.SiteAdjoint(lin, 2, 3);
+        Assert.True(DepthChecks.SiteFormError(lin, 4) < 1e-13);
+        var jac = DepthChecks.WholeModelJacobian(ps, Reference);
+        // P K P* = whole-model NTK (≤ 1e-10) and every operator's adjoint identity.
+        NtkChecks.All(lin, TransformerNtkTests.DenseJacobian(jac, lin.StateShape.Size), seed: 92);
+        Assert.Equal(["layers.0.self_attn.in_proj", "layers.0.self_attn.out_proj", "layers.0.linear1", "layers.0.linear2"], lin.Sites.Take(4).Select(s => s.Name));
+        Assert.Equal([false, true, true, true], lin.Sites.Take(4).Select(s => KroneckerCore.IsRowLocal(lin, s)));
+    }
+
     [Fact]
     public void BiasFreeAttentionEqualsZeroBiases()
     {

@@ -54,7 +54,9 @@ public sealed class BlockChain
 
     /// <summary>
     /// Fresh parameters from the key <c>RngKey.FromSeed(seed).Fold("init")</c>: weights and biases
-    /// uniform ±1/√fan_in (nn.Linear), LayerNorm γ = 1, β = 0 (nn.LayerNorm).
+    /// uniform ±1/√fan_in (nn.Linear), LayerNorm γ = 1, β = 0 (nn.LayerNorm); attention as
+    /// nn.MultiheadAttention (in_proj weight Xavier-uniform, in_proj and out_proj biases 0);
+    /// embedding and learned positional tables N(0, 1) (nn.Embedding).
     /// </summary>
     public ParameterSet Initialize(int seed)
     {
@@ -64,7 +66,17 @@ public sealed class BlockChain
         {
             var data = new double[spec.Size];
             bool ln = spec.Shape.Length == 1 && _steps.Any(s => Find<LayerNormBlock>(s).Any(b => b.ParameterSpecs.Contains(spec)));
+            var attn = _steps.SelectMany(Find<AttentionBlock>).FirstOrDefault(a => a.ParameterSpecs.Contains(spec));
             if (ln) { if (spec.Name.EndsWith(".weight", StringComparison.Ordinal)) Array.Fill(data, 1.0); }
+            else if (attn != null)
+            {
+                // nn.MultiheadAttention._reset_parameters: xavier_uniform_(in_proj_weight), zero biases; out_proj.weight as nn.Linear.
+                bool outWeight = spec == attn.OutProj.WeightSpec, inWeight = spec == attn.InProj.WeightSpec;
+                double bound = inWeight ? Math.Sqrt(6.0 / (attn.Width + 3 * attn.Width)) : outWeight ? 1.0 / Math.Sqrt(attn.Width) : 0.0;
+                if (bound > 0) for (int i = 0; i < data.Length; i++) data[i] = (2 * rng.NextDouble() - 1) * bound;
+            }
+            else if (_steps.Any(s => Find<EmbeddingBlock>(s).Concat<StepBlock>(Find<PositionalEncodingBlock>(s)).Any(b => b.ParameterSpecs.Contains(spec))))
+                data = RandomProbes.Gaussian(rng, spec.Size);
             else
             {
                 var owner = _steps.SelectMany(Find<AffineBlock>).First(a => a.ParameterSpecs.Contains(spec));
@@ -81,6 +93,7 @@ public sealed class BlockChain
         T t => [t],
         SequentialBlock s => s.Children.SelectMany(Find<T>),
         ResidualBlock r => Find<T>(r.Inner),
+        AttentionBlock a => Find<T>(a.Inner),
         _ => [],
     };
 
