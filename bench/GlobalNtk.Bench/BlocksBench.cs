@@ -74,6 +74,7 @@ internal static class BlocksBench
         for (int round = 0; round <= rounds; round++) // round 0 warms up (JIT) and is not kept
             foreach (var (name, make) in paths)
             {
+                double fwd = Cpu(() => make());
                 NtkOperators ops = null!;
                 double setup = Cpu(() => { ops = new NtkOperators(make()); _ = ops.NtkS; });
                 size = ops.Linearization.StateShape.Size;
@@ -87,11 +88,11 @@ internal static class BlocksBench
                     blk = Cpu(() => ops.NtkS.ApplyBlock(vb, block));
                 }
                 if (round == 0) continue;
-                Keep(name, "setup", setup); Keep(name, "ntk1", one); Keep(name, "k1", k1); Keep(name, "ntkB", blk);
-                Console.WriteLine($"  round {round} {name,-6}: setup {setup,7:F3}  NTK_S 1 vec {one,7:F3}  K 1 vec {k1,7:F3}  NTK_S {block} vec {blk,8:F3}");
+                Keep(name, "forward", fwd); Keep(name, "setup", setup); Keep(name, "ntk1", one); Keep(name, "k1", k1); Keep(name, "ntkB", blk);
+                Console.WriteLine($"  round {round} {name,-6}: forward {fwd,7:F3}  setup {setup,7:F3}  NTK_S 1 vec {one,7:F3}  K 1 vec {k1,7:F3}  NTK_S {block} vec {blk,8:F3}");
             }
         Console.WriteLine($"{"CPU s (best)",-22} {"blocks",9} {"fused",9} {"blocks/fused",13}");
-        foreach (var (what, label) in new[] { ("setup", "setup"), ("ntk1", "NTK_S, 1 vector"), ("k1", "K Kronecker, 1 vector"), ("ntkB", $"NTK_S, block of {block}") })
+        foreach (var (what, label) in new[] { ("forward", "forward (linearise)"), ("setup", "setup (+ operators)"), ("ntk1", "NTK_S, 1 vector"), ("k1", "K Kronecker, 1 vector"), ("ntkB", $"NTK_S, block of {block}") })
         {
             double a = best[("blocks", what)], b = best[("fused", what)];
             Console.WriteLine($"{label,-22} {a,9:F3} {b,9:F3} {(b > 0 ? a / b : double.NaN),13:F3}");

@@ -89,9 +89,18 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
         int groups = rows / tokens, n = tokens, dh = width / heads, ld = 3 * width;
         var qkv = input[..(rows * ld)].ToArray();
         var prob = new double[checked(groups * heads * n * n)];
-        var o = new double[rows * width];
         double scale = 1.0 / Math.Sqrt(dh);
-        Parallel.For(0, groups * heads, gh =>
+        unsafe
+        {
+            fixed (double* po = output)
+            {
+                nint op = (nint)po;
+                Parallel.For(0, groups * heads, gh => Head(gh, new Span<double>((double*)op, rows * width)));
+            }
+        }
+        return new Trace(this, rows, qkv, prob, width, heads, tokens, scale);
+
+        void Head(int gh, Span<double> o)
         {
             int g = gh / heads, h = gh % heads;
             var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
@@ -110,10 +119,8 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
                 row[allowed..].Clear();
             }
             // o_h = P V_h into the head's column block of O
-            Gemm.Multiply(Trans.No, Trans.No, n, dh, n, 1.0, p, n, v, ld, 0.0, o.AsSpan(g * n * width + h * dh), width);
-        });
-        o.CopyTo(output);
-        return new Trace(this, rows, qkv, prob, width, heads, tokens, scale);
+            Gemm.Multiply(Trans.No, Trans.No, n, dh, n, 1.0, p, n, v, ld, 0.0, o[(g * n * width + h * dh)..], width);
+        }
     }
 
     private sealed class Trace(AttentionCoreBlock blk, int rows, double[] qkv, double[] prob, int width, int heads, int n, double scale)

@@ -39,13 +39,16 @@ public sealed class SequentialBlock : StepBlock
     public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output)
     {
         var traces = new BlockTrace[_children.Length];
-        double[]? cur = null;
+        // Intermediate rows live in two pooled buffers, used in turn: a trace cannot hold on to the
+        // span it was given (it copies what its derivatives need).
+        long n = (long)rows * _children.Max(c => c.OutputWidth);
+        using var a = new BlockBuffer(_children.Length > 1 ? n : 0); using var b = new BlockBuffer(_children.Length > 2 ? n : 0);
+        ReadOnlySpan<double> cur = input;
         for (int i = 0; i < _children.Length; i++)
         {
             var c = _children[i];
-            bool last = i == _children.Length - 1;
-            var next = last ? null : new double[checked(rows * c.OutputWidth)];
-            traces[i] = c.Forward(parameters, i == 0 ? input : cur, rows, last ? output : next);
+            var next = i == _children.Length - 1 ? output : (i % 2 == 0 ? a : b).Span[..(rows * c.OutputWidth)];
+            traces[i] = c.Forward(parameters, cur, rows, next);
             cur = next;
         }
         return new Trace(this, rows, traces);
