@@ -311,5 +311,11 @@ public class BlockTests
         var ps = new ParameterSet([new Parameter("a.weight", [4, 3]), new Parameter("a.bias", [4])]);
         Assert.Contains("'a.weight' has shape [4, 3], expected [4, 2]", Assert.Throws<ArgumentException>(() =>
             chain.Linearize(ps, new Tensor(new double[2], new AxisShape(("sample", 1), ("input", 2))))).Message);
+        var attn = new BlockChain(2, new SequentialBlock(AffineBlock.Linear("a", 2, 4), new AttentionBlock("attn", 4, 2, tokens: 3, causal: false)));
+        var pa = attn.Initialize(seed: 1);
+        Assert.Contains("attention 'attn' works on sequences of 3 tokens, but the inputs (sequence=3, token=2, input=2) have 2 tokens per sequence", Assert.Throws<ArgumentException>(() =>
+            attn.Linearize(pa, new Tensor(new double[12], new AxisShape(("sequence", 3), ("token", 2), ("input", 2))))).Message);
+        Assert.Contains("no token axis", Assert.Throws<ArgumentException>(() =>
+            attn.Linearize(pa, new Tensor(new double[6], new AxisShape(("sample", 3), ("input", 2))))).Message);
     }
 }

@@ -107,6 +107,12 @@ public sealed class BlockChain
         var shape = inputs.Shape;
         if (shape.Rank < 2 || shape.Sizes[^1] != InputWidth)
             throw new ArgumentException($"Block chain: inputs must be (trial, …, input) with input = {InputWidth}, got {shape}.");
+        // Attention and positions group rows into sequences: their token count must be the inputs' last row axis.
+        int? tokens = shape.Rank > 2 ? shape.Sizes[^2] : null;
+        foreach (var (what, n) in _steps.SelectMany(s => Find<AttentionBlock>(s).Select(a => ($"attention '{a.Prefix}'", a.Tokens))
+                     .Concat(Find<PositionalEncodingBlock>(s).Select(p => ("the positional encoding", p.Tokens)))))
+            if (tokens != n)
+                throw new ArgumentException($"Block chain: {what} works on sequences of {n} tokens, but the inputs {shape} have {(tokens is null ? "no token axis" : $"{tokens} tokens per sequence")}.");
         inputs.EnsureFinite($"inputs {shape}");
         parameters.EnsureFinite();
         return new BlockChainLinearization(this, parameters.Clone(), inputs);
