@@ -65,7 +65,7 @@ public sealed class AttentionBlock : StepBlock
     public override bool RowLocal => false;
     internal override int ScratchWidth => 3 * Width;
 
-    /// <inheritdoc/>
+    /// <summary>Runs in_proj, the attention core and out_proj; the trace is that of <see cref="Inner"/> (its sites: in_proj, out_proj).</summary>
     public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
         _inner.Forward(parameters, input, rows, output);
 }
@@ -138,7 +138,6 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
                 fixed (double* ps = src, pd = dst)
                 {
                     nint sp = (nint)ps, dp = (nint)pd;
-                    int len = count * Rows;
                     Parallel.For(0, count * groups * heads, sgh =>
                     {
                         int sg = sgh / heads, h = sgh % heads, g = sg % groups;
