@@ -83,7 +83,7 @@ public sealed class BlockChain
                 double bound = 1.0 / Math.Sqrt(owner.InputWidth);
                 for (int i = 0; i < data.Length; i++) data[i] = (2 * rng.NextDouble() - 1) * bound;
             }
-            ps.Add(new Parameter(spec.Name, spec.Shape, data));
+            ps.Add(Parameter.Own(spec.Name, spec.Shape, data));
         }
         return new ParameterSet(ps);
     }
@@ -115,7 +115,7 @@ public sealed class BlockChain
                 throw new ArgumentException($"Block chain: {what} works on sequences of {n} tokens, but the inputs {shape} have {(tokens is null ? "no token axis" : $"{tokens} tokens per sequence")}.");
         inputs.EnsureFinite($"inputs {shape}");
         parameters.EnsureFinite();
-        return new BlockChainLinearization(this, parameters.Clone(), inputs);
+        return new BlockChainLinearization(this, parameters, inputs);  // immutable: the set is the snapshot
     }
 }
 
