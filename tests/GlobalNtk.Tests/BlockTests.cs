@@ -250,7 +250,7 @@ public class BlockTests
         Assert.All(ps.Where(p => p.Name.EndsWith("norm1.weight")), p => Assert.All(p.Data, v => Assert.Equal(1.0, v)));
         Assert.DoesNotContain(ps, p => p.Name.Contains("in_proj_bias") || p.Name.Contains("out_proj.bias"));
         var rng = new Random(4);
-        foreach (var p in ps) for (int i = 0; i < p.Size; i++) p.Data[i] += 0.3 * rng.NextDouble() - 0.15;
+        ps = TestMath.Map(ps, (_, _, v) => v + 0.3 * rng.NextDouble() - 0.15);
         var ids = Enumerable.Range(0, seq * tok).Select(_ => (double)rng.Next(vocab)).ToArray();
         var x = new Tensor(ids, new AxisShape(("sequence", seq), ("token", tok), ("input", 1)));
         var lin = chain.Linearize(ps, x);
@@ -276,7 +276,7 @@ public class BlockTests
         var free = new AttentionBlock("attn", 6, 3, Tokens, causal: true, bias: false);
         var full = new AttentionBlock("attn", 6, 3, Tokens, causal: true);
         var ps = RandomParameters(free, rng);
-        var zero = new ParameterSet(full.ParameterSpecs.Select(s => ps.Contains(s.Name) ? ps[s.Name].Clone() : new Parameter(s.Name, s.Shape)));
+        var zero = new ParameterSet(full.ParameterSpecs.Select(s => ps.Contains(s.Name) ? ps[s.Name] : new Parameter(s.Name, s.Shape)));
         var u = DepthChecks.Gaussian(Rows * 6, rng);
         Assert.Equal(Run(full, zero, u), Run(free, ps, u));
         Assert.Equal(["attn.in_proj_weight", "attn.out_proj.weight"], free.ParameterSpecs.Select(s => s.Name));
