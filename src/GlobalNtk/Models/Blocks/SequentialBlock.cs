@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using GlobalNtk.Dense;
 using GlobalNtk.Operators;
 
 namespace GlobalNtk.Models.Blocks;
@@ -36,7 +37,17 @@ public sealed class SequentialBlock : StepBlock
     internal override int ScratchWidth => _children.Max(c => c.ScratchWidth);
 
     /// <inheritdoc/>
-    public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output)
+    public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
+        Run(parameters, input, rows, output, Precision.F64);
+
+    /// <summary>A precision every child supports.</summary>
+    public override bool Supports(Precision precision) => _children.All(c => c.Supports(precision));
+
+    /// <summary>Every child in float32 (rows between children stay float64).</summary>
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
+        Run(parameters, input, rows, output, Precision.F32);
+
+    private BlockTrace Run(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output, Precision precision)
     {
         var traces = new BlockTrace[_children.Length];
         // Intermediate rows live in two pooled buffers, used in turn: a trace cannot hold on to the
@@ -48,7 +59,7 @@ public sealed class SequentialBlock : StepBlock
         {
             var c = _children[i];
             var next = i == _children.Length - 1 ? output : (i % 2 == 0 ? a : b).Span[..(rows * c.OutputWidth)];
-            traces[i] = c.Forward(parameters, cur, rows, next);
+            traces[i] = c.Forward(parameters, cur, rows, next, precision);
             cur = next;
         }
         return new Trace(this, rows, traces);
@@ -231,10 +242,20 @@ public sealed class ResidualBlock : StepBlock
     internal override int ScratchWidth => Inner.ScratchWidth;
 
     /// <inheritdoc/>
-    public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output)
+    public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
+        Run(parameters, input, rows, output, Precision.F64);
+
+    /// <summary>A precision the inner block supports.</summary>
+    public override bool Supports(Precision precision) => Inner.Supports(precision);
+
+    /// <summary>The inner block in float32; the skip path adds float64 rows.</summary>
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
+        Run(parameters, input, rows, output, Precision.F32);
+
+    private BlockTrace Run(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output, Precision precision)
     {
         int n = rows * InputWidth;
-        var t = Inner.Forward(parameters, input, rows, output);
+        var t = Inner.Forward(parameters, input, rows, output, precision);
         TensorPrimitives.Add(output[..n], input[..n], output[..n]);
         return new Trace(this, rows, t);
     }
