@@ -130,6 +130,15 @@ internal static class NtkBench
         Console.WriteLine($"GEMM ({precision.Name()}) in this run: K-shaped [{big.Rows}×{big.AugmentedWidth}]ᵀ·[{big.Rows}×{big.OutDim}] {gemmK:F1} GFLOP/s ({gemmKCpu:F1} per CPU-second), square n=1000 {gemmSq:F1} GFLOP/s ({gemmSqCpu:F1} per CPU-second)");
         Console.WriteLine($"NTK_S one vector: {ntkFlop / 1e9 / tNtk / gemmSq * 100:F0} % of the square GEMM's wall rate, {ntkFlop / 1e9 / NtkCpu / gemmSqCpu * 100:F0} % of its rate per CPU-second");
         Console.WriteLine($"live heap held by the linearisation and operators: {(liveSetup - heapBefore) / 1e6:F0} MB");
+        if (precision == Precision.F32)
+        {
+            var ops64 = new NtkOperators(model.Linearize(x, Precision.F64));
+            var y64 = ops64.NtkS.Apply(q);
+            var y32 = ops.NtkS.Apply(q);
+            double num = 0, den = 0;
+            for (int i = 0; i < s; i++) { num += (y32[i] - y64[i]) * (y32[i] - y64[i]); den += y64[i] * y64[i]; }
+            Console.WriteLine($"f32 vs f64 on this model: ‖NTK_S q (f32) − NTK_S q (f64)‖ / ‖NTK_S q (f64)‖ = {Math.Sqrt(num / den):E2}");
+        }
         Console.WriteLine($"live GC heap: {liveSetup / 1e6:F0} MB after setup (model, inputs, linearisation, operators), {liveSingle / 1e6:F0} MB after the single-vector applications (incl. pooled scratch)");
         Console.WriteLine($"peak working set: {peakSingle / 1e6:F0} MB after setup + single-vector applications, {peakBlock / 1e6:F0} MB after the block of {block} " +
                           $"(one state block of {block} = {8.0 * s * block / 1e6:F0} MB); GC heap now {GC.GetTotalMemory(false) / 1e6:F0} MB");
