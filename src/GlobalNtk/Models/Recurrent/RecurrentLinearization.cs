@@ -208,9 +208,10 @@ public sealed class RecurrentLinearization : ChainLinearization
             })).ToArray();
         }
 
+        /// <summary>The array in T: float64 shares it (every source is this linearisation's own copy, never written), float32 rounds a copy.</summary>
         private static T[] ToT(double[] src)
         {
-            if (typeof(T) == typeof(double)) return (T[])(object)src.AsSpan().ToArray();
+            if (typeof(T) == typeof(double)) return (T[])(object)src;
             var dst = new T[src.Length];
             Widening.Narrow<T>(src, dst);
             return dst;
