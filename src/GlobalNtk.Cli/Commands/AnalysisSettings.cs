@@ -53,6 +53,7 @@ public class AnalysisSettings : CommonSettings
 
     /// <summary>Compute precision (null: f64).</summary>
     [CommandOption("--precision <P>")]
+    [DefaultValue("f64"), NullWhenOmitted]
     [Description(CliInputs.PrecisionDescription)]
     public string? Precision { get; init; }
 

@@ -41,6 +41,7 @@ public sealed class ForwardSettings : CommonSettings
 
     /// <summary>Compute precision (null: f64).</summary>
     [CommandOption("--precision <P>")]
+    [DefaultValue("f64"), NullWhenOmitted]
     [Description(CliInputs.PrecisionDescription)]
     public string? Precision { get; init; }
 

@@ -113,7 +113,7 @@ public static class CliInputs
 
     /// <summary>Help text of <c>--precision</c>, shared by every command that linearises a model.</summary>
     public const string PrecisionDescription =
-        "f64 (default) or f32: the precision the linearisation computes in. f32 keeps the caches in float32 and runs the products in float32 " +
+        "f64 or f32: the precision the linearisation computes in. f32 keeps the caches in float32 and runs the products in float32 " +
         "(vectors, traces and Krylov reductions stay float64); architectures without a float32 path refuse it.";
 
     /// <summary>The precision named by <c>--precision</c> (f64 when not given).</summary>

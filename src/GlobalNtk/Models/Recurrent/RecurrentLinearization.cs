@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
 using GlobalNtk.Dense;
 using Tensor = GlobalNtk.Dense.Tensor;
 
@@ -280,9 +281,19 @@ public sealed class RecurrentLinearization : ChainLinearization
                     {
                         var row = Row(r % _b, k);
                         var tmp = w[.._s]; var work = w[_s..];
+                        var dz = At(id, (long)r * ts + k * _s, _s);
                         _cell.ApplyD(row, pre.AsSpan(r * _p, _p), tmp, work);
+                        if (typeof(T) == typeof(double))
+                        {
+                            // float64 adds D·δa and E·δz straight into the output row, one after the other.
+                            var d = MemoryMarshal.Cast<double, T>(dz);
+                            T a = T.CreateTruncating(alpha);
+                            TensorPrimitives.MultiplyAdd(tmp, a, d, d);
+                            _cell.ApplyEAdd(row, zs.AsSpan(r * _s, _s), d, a, work);
+                            return;
+                        }
                         _cell.ApplyEAdd(row, zs.AsSpan(r * _s, _s), tmp, T.One, work);
-                        Widening.AddScaled<T>(tmp, alpha, At(id, (long)r * ts + k * _s, _s));
+                        Widening.AddScaled<T>(tmp, alpha, dz);
                     });
                 }
             }
@@ -326,6 +337,12 @@ public sealed class RecurrentLinearization : ChainLinearization
             try
             {
                 for (int r = 0; r < rows; r++) Widening.Narrow(src.Slice(r * ts + k * _s, _s), qs.AsSpan(r * _s, _s));
+                if (typeof(T) == typeof(double))
+                {
+                    // float64 accumulates Eᵀq and W_hhᵀ g_hh straight into the output rows of step k−1.
+                    VjpIntoBlock(k, rows, qs, g, MemoryMarshal.Cast<double, T>(dst), T.CreateTruncating(alpha));
+                    return;
+                }
                 RowLoop.For<T>(rows, 12L * _p, _cell.WorkWidth, (r, work) =>
                 {
                     var row = Row(r % _b, k);
@@ -344,6 +361,42 @@ public sealed class RecurrentLinearization : ChainLinearization
                 ArrayPool<T>.Shared.Return(o);
                 ArrayPool<T>.Shared.Return(g);
             }
+        }
+
+        /// <summary>dst[j, b, k−1] += alpha · A_kᵀ q for a block already in T (float64): no intermediate rows.</summary>
+        private void VjpIntoBlock(int k, int rows, T[] qs, T[] g, Span<T> dst, T alpha)
+        {
+            int ts = _t * _s;
+            fixed (T* pd = dst)
+            {
+                nint id = (nint)pd;
+                RowLoop.For<T>(rows, 12L * _p, _cell.WorkWidth, (r, work) =>
+                {
+                    var row = Row(r % _b, k);
+                    var q = qs.AsSpan(r * _s, _s);
+                    _cell.ApplyDTranspose(row, q, g.AsSpan(r * _p, _p), work);
+                    _cell.ApplyETransposeAdd(row, q, new Span<T>((T*)id + (long)r * ts + (k - 1) * _s, _s), alpha, work);
+                });
+            }
+            if (_cell.RecurrentVariableIsState)
+            {
+                GemmGeneric.Multiply(Trans.No, Trans.No, rows, _h, _gh, alpha, g.AsSpan(_hho), _p, _whh, _h, T.One, dst[((k - 1) * _s)..], ts);
+                return;
+            }
+            var tmp = ArrayPool<T>.Shared.Rent(rows * _h);
+            try
+            {
+                GemmGeneric.Multiply(Trans.No, Trans.No, rows, _h, _gh, T.One, g.AsSpan(_hho), _p, _whh, _h, T.Zero, tmp, _h);
+                var d = new T[_h];
+                for (int r = 0; r < rows; r++)
+                {
+                    _cell.RecurrentDerivative<T>(_v.AsSpan(((r % _b) * _t + k) * _h, _h), d);
+                    TensorPrimitives.Multiply(d, tmp.AsSpan(r * _h, _h), d);
+                    var dh = dst.Slice(r * ts + (k - 1) * _s, _h);
+                    TensorPrimitives.MultiplyAdd(d, alpha, dh, dh);
+                }
+            }
+            finally { ArrayPool<T>.Shared.Return(tmp); }
         }
 
         /// <summary>o[r, h part] += v' ⊙ W_hhᵀ g_hh[r] (the adjoint of <see cref="HhJvp"/>).</summary>
