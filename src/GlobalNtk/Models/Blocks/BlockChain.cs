@@ -71,7 +71,7 @@ public sealed class BlockChain
                 double bound = 1.0 / Math.Sqrt(owner.InputWidth);
                 for (int i = 0; i < data.Length; i++) data[i] = (2 * rng.NextDouble() - 1) * bound;
             }
-            ps.Add(new Parameter(spec.Name, spec.Shape, data));
+            ps.Add(Parameter.Own(spec.Name, spec.Shape, data));
         }
         return new ParameterSet(ps);
     }
@@ -96,7 +96,7 @@ public sealed class BlockChain
             throw new ArgumentException($"Block chain: inputs must be (trial, …, input) with input = {InputWidth}, got {shape}.");
         inputs.EnsureFinite($"inputs {shape}");
         parameters.EnsureFinite();
-        return new BlockChainLinearization(this, parameters.Clone(), inputs);
+        return new BlockChainLinearization(this, parameters, inputs);  // immutable: the set is the snapshot
     }
 }
 

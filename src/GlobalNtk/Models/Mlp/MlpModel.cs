@@ -52,8 +52,8 @@ public sealed class MlpModel : IChainModel
         {
             int fanIn = k == 0 ? inputs : hidden;
             double bound = 1.0 / Math.Sqrt(fanIn);
-            ps.Add(new Parameter(WeightName(k), [hidden, fanIn], Uniform(rng, hidden * fanIn, bound)));
-            ps.Add(new Parameter(BiasName(k), [hidden], Uniform(rng, hidden, bound)));
+            ps.Add(Parameter.Own(WeightName(k), [hidden, fanIn], Uniform(rng, hidden * fanIn, bound)));
+            ps.Add(Parameter.Own(BiasName(k), [hidden], Uniform(rng, hidden, bound)));
         }
         var readout = Readout.Initialize(hidden, outputs, rng, lastStepOnly: true);
         return new MlpModel(inputs, hidden, layers, activation, new ParameterSet(ps), readout);
@@ -92,6 +92,16 @@ public sealed class MlpModel : IChainModel
         ["layers"] = Layers.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["activation"] = Activation.Name(),
     };
+
+    /// <inheritdoc/>
+    IChainModel IChainModel.WithParameters(ParameterSet allParameters) => WithParameters(allParameters);
+
+    /// <summary>This MLP with new values for every tensor (names and shapes of <see cref="AllParameters"/>); this one is unchanged.</summary>
+    public MlpModel WithParameters(ParameterSet allParameters)
+    {
+        AllParameters.RequireSameLayout(allParameters);
+        return new MlpModel(Inputs, Hidden, Layers, Activation, allParameters.Take(Parameters), Readout.WithParameters(allParameters));
+    }
 
     /// <summary>Runs the forward pass on inputs (sample, input) = [B, N_in] and linearises it.</summary>
     public ChainLinearization Linearize(Tensor inputs)
