@@ -525,118 +525,134 @@ public sealed class RecurrentLinearization : ChainLinearization
 
         public double[] Variables(int site) => _uDouble[site].Value;
 
-        /// <summary>g[jr] = Dᵀ q for every (vector, row) of a block: the whole pre-activation row in T.</summary>
-        private void DAdjointRows(ReadOnlySpan<double> q, T[] g, int count)
+        /// <summary>g[r − r0] = Dᵀ q[r] for rows r0 ≤ r &lt; r0 + rc of one state vector q: whole pre-activation rows in T.</summary>
+        private void DAdjointRows(ReadOnlySpan<double> q, T[] g, int r0, int rc)
         {
-            int size = _lin.StateShape.Size;
             fixed (double* pq = q)
             {
                 nint iq = (nint)pq;
-                RowLoop.For<T>(count * _rows, 12L * _p, _s + _cell.WorkWidth, (jr, w) =>
+                RowLoop.For<T>(rc, 12L * _p, _s + _cell.WorkWidth, (i, w) =>
                 {
-                    int row = jr % _rows;
+                    int row = r0 + i;
                     var qr = w[.._s];
-                    Widening.Narrow<T>(At(iq, (long)(jr / _rows) * size + (long)row * _s, _s), qr);
-                    _cell.ApplyDTranspose(Row(row / _t, row % _t), qr, g.AsSpan(jr * _p, _p), w[_s..]);
+                    Widening.Narrow<T>(At(iq, (long)row * _s, _s), qr);
+                    _cell.ApplyDTranspose(Row(row / _t, row % _t), qr, g.AsSpan(i * _p, _p), w[_s..]);
                 });
             }
         }
 
-        /// <summary>dst[j] += D a[j] for whole pre-activation rows a in T.</summary>
-        private void DRowsAdd(T[] a, Span<double> dst, int count)
+        /// <summary>dst[r] += D a[r − r0] for rows r0 ≤ r &lt; r0 + rc of one state vector.</summary>
+        private void DRowsAdd(T[] a, Span<double> dst, int r0, int rc)
         {
-            int size = _lin.StateShape.Size;
             fixed (double* pd = dst)
             {
                 nint id = (nint)pd;
-                RowLoop.For<T>(count * _rows, 12L * _p, _s + _cell.WorkWidth, (jr, w) =>
+                RowLoop.For<T>(rc, 12L * _p, _s + _cell.WorkWidth, (i, w) =>
                 {
-                    int row = jr % _rows;
+                    int row = r0 + i;
                     var tmp = w[.._s];
-                    _cell.ApplyD(Row(row / _t, row % _t), a.AsSpan(jr * _p, _p), tmp, w[_s..]);
-                    Widening.AddScaled<T>(tmp, 1.0, At(id, (long)(jr / _rows) * size + (long)row * _s, _s));
+                    _cell.ApplyD(Row(row / _t, row % _t), a.AsSpan(i * _p, _p), tmp, w[_s..]);
+                    Widening.AddScaled<T>(tmp, 1.0, At(id, (long)row * _s, _s));
                 });
             }
         }
 
-        /// <summary>Vectors per chunk so that a [chunk, B·T, P] block stays within about 64 MiB.</summary>
-        private int Chunk(int count) => (int)Math.Clamp((1L << 26) / ((long)sizeof(T) * _rows * _p), 1, Math.Max(1, count));
-
+        /// <summary>
+        /// y[j] += Σ_s D_s (Û_s Û_sᵀ ⊗ I) D_s* x[j], one vector at a time in two passes over row
+        /// chunks (docs/math.md#kronecker-core): pass 1 computes Dᵀ q on a chunk of rows and accumulates
+        /// C_s = Û_sᵀ A_s (d̂ × G·H, small); pass 2 forms A_s = Û_s C_s on a chunk and applies D. So
+        /// Dᵀ and D run once per row for every site together, the chunk is consumed while it is in
+        /// cache, and the scratch is one row chunk, not a [B·T, P] block per vector.
+        /// </summary>
         public void AddSiteKernel(ReadOnlySpan<double> x, Span<double> y, int count)
         {
-            int size = _lin.StateShape.Size, chunk = Chunk(count), block = _rows * _p;
-            var g = ArrayPool<T>.Shared.Rent(chunk * block);
+            int size = _lin.StateShape.Size, sites = _lin._layout.Length;
+            int rowChunk = (int)Math.Clamp((1L << 22) / _p, 1, _rows);
+            var g = ArrayPool<T>.Shared.Rent(rowChunk * _p);
+            var c = new T[sites][];
+            for (int s = 0; s < sites; s++) c[s] = new T[SiteWidth(s) * _gh];
             try
             {
-                for (int j0 = 0; j0 < count; j0 += chunk)
+                for (int j = 0; j < count; j++)
                 {
-                    int cs = Math.Min(chunk, count - j0);
-                    DAdjointRows(x.Slice(j0 * size, cs * size), g, cs);
-                    for (int s = 0; s < _lin._layout.Length; s++)
-                        GramInPlace(_u[s].Value, _lin._layout[s].Width + _lin._layout[s].Biases.Length, _lin._layout[s].PreOffset, g, cs);
-                    DRowsAdd(g, y.Slice(j0 * size, cs * size), cs);
+                    var xj = x.Slice(j * size, size);
+                    var yj = y.Slice(j * size, size);
+                    for (int s = 0; s < sites; s++) Array.Clear(c[s]);
+                    for (int r0 = 0; r0 < _rows; r0 += rowChunk)
+                    {
+                        int rc = Math.Min(rowChunk, _rows - r0);
+                        DAdjointRows(xj, g, r0, rc);
+                        for (int s = 0; s < sites; s++) AccumulateUtA(s, r0, rc, g, c[s]);
+                    }
+                    for (int r0 = 0; r0 < _rows; r0 += rowChunk)
+                    {
+                        int rc = Math.Min(rowChunk, _rows - r0);
+                        for (int s = 0; s < sites; s++) FormUC(s, r0, rc, c[s], g);
+                        DRowsAdd(g, yj, r0, rc);
+                    }
                 }
             }
             finally { ArrayPool<T>.Shared.Return(g); }
         }
 
+        private int SiteWidth(int s) => _lin._layout[s].Width + _lin._layout[s].Biases.Length;
+
         /// <summary>
-        /// A_j ← Û (Ûᵀ A_j) for the [B·T, G·H] column block at <paramref name="offset"/> of every
-        /// vector's pre-activation rows (docs/math.md#kronecker-core). Narrow Û (a few inputs) is done
-        /// by one streaming pass per product instead of a GEMM, which would pack all of A for d̂ rows.
+        /// c += Û_s[r0 : r0+rc]ᵀ · g[:, site block] (d̂ × G·H). Narrow Û (a few inputs) is one streaming
+        /// pass instead of a GEMM, which would pack all of the block to produce d̂ rows.
         /// </summary>
-        private void GramInPlace(T[] u, int d, int offset, T[] g, int count)
+        private void AccumulateUtA(int s, int r0, int rc, T[] g, T[] c)
         {
-            int block = _rows * _p;
-            var c = ArrayPool<T>.Shared.Rent(count * d * _gh);
-            try
+            int d = SiteWidth(s), offset = _lin._layout[s].PreOffset;
+            var u = _u[s].Value;
+            if (d <= NarrowWidth)
             {
-                if (d <= NarrowWidth)
+                for (int r = 0; r < rc; r++)
                 {
-                    for (int j = 0; j < count; j++)
+                    var ar = g.AsSpan(r * _p + offset, _gh);
+                    for (int i = 0; i < d; i++)
                     {
-                        var cj = c.AsSpan(j * d * _gh, d * _gh);
-                        cj.Clear();
-                        for (int r = 0; r < _rows; r++)
-                        {
-                            var ar = g.AsSpan(j * block + r * _p + offset, _gh);
-                            for (int i = 0; i < d; i++)
-                            {
-                                var ci = cj.Slice(i * _gh, _gh);
-                                TensorPrimitives.MultiplyAdd(ar, u[r * d + i], ci, ci);
-                            }
-                        }
-                        for (int r = 0; r < _rows; r++)
-                        {
-                            var ar = g.AsSpan(j * block + r * _p + offset, _gh);
-                            TensorPrimitives.Multiply(cj[.._gh], u[r * d], ar);
-                            for (int i = 1; i < d; i++) TensorPrimitives.MultiplyAdd(cj.Slice(i * _gh, _gh), u[r * d + i], ar, ar);
-                        }
+                        var ci = c.AsSpan(i * _gh, _gh);
+                        TensorPrimitives.MultiplyAdd(ar, u[(r0 + r) * d + i], ci, ci);
                     }
-                    return;
                 }
-                // C_j = Ûᵀ A_j [d̂, G·H], then A_j = Û C_j: Û shared across the batch (stride 0).
-                GemmGeneric.MultiplyBatched(Trans.Yes, Trans.No, count, d, _gh, _rows, T.One, u, d, 0, g.AsSpan(offset), _p, block, T.Zero, c, _gh, d * _gh);
-                GemmGeneric.MultiplyBatched(Trans.No, Trans.No, count, _rows, _gh, d, T.One, u, d, 0, c, _gh, d * _gh, T.Zero, g.AsSpan(offset), _p, block);
+                return;
             }
-            finally { ArrayPool<T>.Shared.Return(c); }
+            GemmGeneric.Multiply(Trans.Yes, Trans.No, d, _gh, rc, T.One, u.AsSpan(r0 * d), d, g.AsSpan(offset), _p, T.One, c, _gh);
+        }
+
+        /// <summary>g[:, site block] = Û_s[r0 : r0+rc] · c for a chunk of rows.</summary>
+        private void FormUC(int s, int r0, int rc, T[] c, T[] g)
+        {
+            int d = SiteWidth(s), offset = _lin._layout[s].PreOffset;
+            var u = _u[s].Value;
+            if (d <= NarrowWidth)
+            {
+                for (int r = 0; r < rc; r++)
+                {
+                    var ar = g.AsSpan(r * _p + offset, _gh);
+                    TensorPrimitives.Multiply(c.AsSpan(0, _gh), u[(r0 + r) * d], ar);
+                    for (int i = 1; i < d; i++) TensorPrimitives.MultiplyAdd(c.AsSpan(i * _gh, _gh), u[(r0 + r) * d + i], ar, ar);
+                }
+                return;
+            }
+            GemmGeneric.Multiply(Trans.No, Trans.No, rc, _gh, d, T.One, u.AsSpan(r0 * d), d, c, _gh, T.Zero, g.AsSpan(offset), _p);
         }
 
         private const int NarrowWidth = 8;
 
         public void SiteDAdd(int preOffset, ReadOnlySpan<double> a, Span<double> dst, int count)
         {
-            int chunk = Chunk(count), block = _rows * _p, size = _lin.StateShape.Size;
-            var pre = ArrayPool<T>.Shared.Rent(chunk * block);
+            int size = _lin.StateShape.Size, block = _rows * _p;
+            var pre = ArrayPool<T>.Shared.Rent(block);
             try
             {
-                for (int j0 = 0; j0 < count; j0 += chunk)
+                for (int j = 0; j < count; j++)
                 {
-                    int cs = Math.Min(chunk, count - j0);
-                    Array.Clear(pre, 0, cs * block);
-                    for (int jr = 0; jr < cs * _rows; jr++)
-                        Widening.Narrow(a.Slice((j0 * _rows + jr) * _gh, _gh), pre.AsSpan(jr * _p + preOffset, _gh));
-                    DRowsAdd(pre, dst.Slice(j0 * size, cs * size), cs);
+                    Array.Clear(pre, 0, block);
+                    for (int r = 0; r < _rows; r++)
+                        Widening.Narrow(a.Slice((j * _rows + r) * _gh, _gh), pre.AsSpan(r * _p + preOffset, _gh));
+                    DRowsAdd(pre, dst.Slice(j * size, size), 0, _rows);
                 }
             }
             finally { ArrayPool<T>.Shared.Return(pre); }
@@ -644,16 +660,15 @@ public sealed class RecurrentLinearization : ChainLinearization
 
         public void SiteDAdjoint(int preOffset, ReadOnlySpan<double> q, Span<double> a, int count)
         {
-            int chunk = Chunk(count), block = _rows * _p, size = _lin.StateShape.Size;
-            var g = ArrayPool<T>.Shared.Rent(chunk * block);
+            int size = _lin.StateShape.Size;
+            var g = ArrayPool<T>.Shared.Rent(_rows * _p);
             try
             {
-                for (int j0 = 0; j0 < count; j0 += chunk)
+                for (int j = 0; j < count; j++)
                 {
-                    int cs = Math.Min(chunk, count - j0);
-                    DAdjointRows(q.Slice(j0 * size, cs * size), g, cs);
-                    for (int jr = 0; jr < cs * _rows; jr++)
-                        Widening.Widen<T>(g.AsSpan(jr * _p + preOffset, _gh), a.Slice((j0 * _rows + jr) * _gh, _gh));
+                    DAdjointRows(q.Slice(j * size, size), g, 0, _rows);
+                    for (int r = 0; r < _rows; r++)
+                        Widening.Widen<T>(g.AsSpan(r * _p + preOffset, _gh), a.Slice((j * _rows + r) * _gh, _gh));
                 }
             }
             finally { ArrayPool<T>.Shared.Return(g); }
