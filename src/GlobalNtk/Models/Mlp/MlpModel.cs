@@ -104,12 +104,19 @@ public sealed class MlpModel : IChainModel
     }
 
     /// <summary>Runs the forward pass on inputs (sample, input) = [B, N_in] and linearises it.</summary>
-    public ChainLinearization Linearize(Tensor inputs)
+    public ChainLinearization Linearize(Tensor inputs) => Linearize(inputs, Precision.F64);
+
+    /// <summary>
+    /// Runs the forward pass and linearises it in <paramref name="precision"/>: with
+    /// <see cref="Precision.F32"/> the affine, activation and LayerNorm traces keep float32 caches
+    /// and the affine products run as sgemm (see <see cref="BlockChain.Linearize(ParameterSet, Tensor, Precision)"/>).
+    /// </summary>
+    public ChainLinearization Linearize(Tensor inputs, Precision precision)
     {
         if (inputs.Shape.Rank != 2 || inputs.Shape.Sizes[1] != Inputs)
             throw new ArgumentException($"MLP: inputs must be (sample, input) with input = {Inputs}, got {inputs.Shape}.");
         inputs.EnsureFinite("MLP inputs");
-        return Chain.Linearize(Parameters, inputs);
+        return Chain.Linearize(Parameters, inputs, precision);
     }
 
     /// <summary>The hand-fused linearisation (kept to measure the generic block path against).</summary>
