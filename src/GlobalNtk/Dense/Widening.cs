@@ -6,8 +6,9 @@ namespace GlobalNtk.Dense;
 
 /// <summary>
 /// Moves vectors between the operator interface (always float64) and a linearisation's compute
-/// type T (float64, or float32 for <see cref="Precision.F32"/>). For T = double these are plain
-/// copies and axpys; the type tests are JIT-time constants.
+/// type T (float64, or float32 for <see cref="Precision.F32"/>), for code generic over T: float32
+/// goes through <see cref="Float32"/>, float64 is a plain copy or axpy; the type tests are
+/// JIT-time constants.
 /// </summary>
 internal static class Widening
 {
@@ -15,7 +16,7 @@ internal static class Widening
     public static void Narrow<T>(ReadOnlySpan<double> src, Span<T> dst) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (typeof(T) == typeof(double)) src.CopyTo(MemoryMarshal.Cast<T, double>(dst));
-        else if (typeof(T) == typeof(float)) TensorPrimitives.ConvertTruncating(src, MemoryMarshal.Cast<T, float>(dst));
+        else if (typeof(T) == typeof(float)) Float32.Narrow(src, MemoryMarshal.Cast<T, float>(dst));
         else for (int i = 0; i < src.Length; i++) dst[i] = T.CreateTruncating(src[i]);
     }
 
@@ -23,7 +24,7 @@ internal static class Widening
     public static void Widen<T>(ReadOnlySpan<T> src, Span<double> dst) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (typeof(T) == typeof(double)) MemoryMarshal.Cast<T, double>(src).CopyTo(dst);
-        else if (typeof(T) == typeof(float)) TensorPrimitives.ConvertChecked(MemoryMarshal.Cast<T, float>(src), dst[..src.Length]);
+        else if (typeof(T) == typeof(float)) Float32.Widen(MemoryMarshal.Cast<T, float>(src), dst);
         else for (int i = 0; i < src.Length; i++) dst[i] = double.CreateTruncating(src[i]);
     }
 
