@@ -15,11 +15,13 @@ namespace GlobalNtk.Tests;
 /// </summary>
 public class BlockTests
 {
-    private const int Rows = 3, Count = 2;
+    // Rows: 2 sequences of Tokens tokens for the blocks that group rows by sequence.
+    private const int Tokens = 3, Rows = 2 * Tokens, Count = 2;
 
     public static TheoryData<string> Blocks => new()
     {
         "affine", "affine-nobias", "tanh", "relu", "gelu", "layernorm", "layernorm-plain", "residual", "sequential",
+        "attention", "attention-causal-nobias", "embedding", "positional-sinusoid", "positional-learned",
     };
 
     private static StepBlock Make(string name) => name switch
@@ -33,6 +35,11 @@ public class BlockTests
         "layernorm-plain" => new LayerNormBlock("norm", 4, epsilon: 1e-3, elementwiseAffine: false),
         "residual" => new ResidualBlock(new SequentialBlock(new LayerNormBlock("norm", 4), AffineBlock.Linear("fc", 4, 4), new ActivationBlock(4, Activation.Tanh))),
         "sequential" => new SequentialBlock(AffineBlock.Linear("fc1", 4, 5), new ActivationBlock(5, Activation.Gelu), AffineBlock.Linear("fc2", 5, 3, bias: false), new ActivationBlock(3, Activation.Tanh)),
+        "attention" => new AttentionBlock("attn", 4, 2, Tokens, causal: false),
+        "attention-causal-nobias" => new AttentionBlock("attn", 6, 3, Tokens, causal: true, bias: false),
+        "embedding" => new EmbeddingBlock("embedding.weight", 5, 4),
+        "positional-sinusoid" => PositionalEncodingBlock.Sinusoidal(4, Tokens, scale: 2.0),
+        "positional-learned" => PositionalEncodingBlock.Learned("pos_embedding", 4, Tokens, Tokens + 1, scale: 1.5),
         _ => throw new ArgumentException(name),
     };
 
@@ -61,15 +68,26 @@ public class BlockTests
         var rng = new Random(11);
         var ps = RandomParameters(block, rng);
         int nIn = Rows * block.InputWidth, nOut = Rows * block.OutputWidth, m = block.ParameterSize;
-        var u = DepthChecks.Gaussian(nIn, rng);
+        // Token ids for an embedding: its input is discrete, so J_u = 0 and there is nothing to difference.
+        bool ids = block is EmbeddingBlock;
+        var u = ids ? Enumerable.Range(0, Rows).Select(r => (double)((3 * r + 1) % 5)).ToArray() : DepthChecks.Gaussian(nIn, rng);
         var trace = block.Forward(ps, u, Rows, new double[nOut]);
         const double eps = 1e-6;
+        if (block is AttentionBlock or EmbeddingBlock or PositionalEncodingBlock)
+            Assert.Equal(block is AttentionBlock ? 2 : 0, trace.Sites.Count);
+        if (block is AttentionBlock)
+        {
+            // in_proj's D runs through the softmax over the sequence; out_proj's is the identity.
+            Assert.False(trace.Sites[0].RowLocal);
+            Assert.True(trace.Sites[1].RowLocal);
+        }
 
         // Input JVP, vector by vector of a block of Count, against central differences.
         var v = DepthChecks.Gaussian(Count * nIn, rng);
         var jv = new double[Count * nOut];
         trace.Jvp(v, jv, Count);
-        for (int j = 0; j < Count; j++)
+        for (int j = 0; j < Count && ids; j++) Assert.All(jv, x => Assert.Equal(0.0, x));
+        for (int j = 0; j < Count && !ids; j++)
         {
             var vj = v.AsSpan(j * nIn, nIn).ToArray();
             var fd = Run(block, ps, Shift(u, vj, eps)).Zip(Run(block, ps, Shift(u, vj, -eps)), (a, b) => (a - b) / (2 * eps)).ToArray();
@@ -202,6 +220,69 @@ public class BlockTests
         Assert.All(lin.Sites, s => Assert.True(KroneckerCore.IsRowLocal(lin, s)));
     }
 
+    /// <summary>
+    /// A transformer composed by hand from the blocks — token embedding, √d scale and a learned
+    /// positional table, pre-LN layers with causal bias-free attention and a tanh-GELU MLP, a final
+    /// norm — against the scalar-loop dual-number transformer with the attention biases held at 0.
+    /// </summary>
+    [Fact]
+    public void ComposedTransformerMatchesWholeModelAd()
+    {
+        const int vocab = 5, d = 4, heads = 2, f = 6, seq = 2, tok = 3;
+        var c = new Models.Transformer.TransformerConfig(Models.Transformer.TransformerInput.Embedding, vocab, d, heads, 2, f, Activation.GeluTanh, Causal: true)
+            { Positional = Models.Transformer.TransformerPositional.Learned, MaxPositions = tok + 1, ScaleEmbedding = true, FinalNorm = true, LayerNormEps = 1e-4 };
+        StepBlock Layer(int l, bool last)
+        {
+            string p = $"layers.{l}.";
+            var parts = new List<StepBlock>
+            {
+                new ResidualBlock(new SequentialBlock(new LayerNormBlock(p + "norm1", d, 1e-4), new AttentionBlock(p + "self_attn", d, heads, tok, causal: true, bias: false))),
+                new ResidualBlock(new SequentialBlock(new LayerNormBlock(p + "norm2", d, 1e-4), AffineBlock.Linear(p + "linear1", d, f),
+                    new ActivationBlock(f, Activation.GeluTanh), AffineBlock.Linear(p + "linear2", f, d))),
+            };
+            if (last) parts.Add(new LayerNormBlock("norm", d));
+            return new SequentialBlock(parts.ToArray());
+        }
+        var chain = new BlockChain(1,
+            new SequentialBlock(new EmbeddingBlock("embedding.weight", vocab, d), PositionalEncodingBlock.Learned("pos_embedding", d, tok, tok + 1, Math.Sqrt(d))),
+            Layer(0, false), Layer(1, true));
+        var ps = chain.Initialize(seed: 3);
+        Assert.All(ps.Where(p => p.Name.EndsWith("norm1.weight")), p => Assert.All(p.Data, v => Assert.Equal(1.0, v)));
+        Assert.DoesNotContain(ps, p => p.Name.Contains("in_proj_bias") || p.Name.Contains("out_proj.bias"));
+        var rng = new Random(4);
+        ps = TestMath.Map(ps, (_, _, v) => v + 0.3 * rng.NextDouble() - 0.15);
+        var ids = Enumerable.Range(0, seq * tok).Select(_ => (double)rng.Next(vocab)).ToArray();
+        var x = new Tensor(ids, new AxisShape(("sequence", seq), ("token", tok), ("input", 1)));
+        var lin = chain.Linearize(ps, x);
+        // The reference reads every parameter by name; the absent attention biases are zeros.
+        Dual[] Reference(ReferenceDepthModels.ParameterSource src) =>
+            ReferenceDepthModels.Transformer(c, name => ps.Contains(name) ? src(name) : new Dual[3 * d], ids, seq, tok);
+        Assert.True(DepthChecks.RelErr(lin.States.Span, Reference(DepthChecks.Values(ps)).Select(v => v.V).ToArray()) < 1e-13);
+        DepthChecks.StateAdjoint(lin, 2, 1);
+        DepthChecks.ParamAdjoint(lin, 2, 2);
+        DepthChecks.SiteAdjoint(lin, 2, 3);
+        Assert.True(DepthChecks.SiteFormError(lin, 4) < 1e-13);
+        var jac = DepthChecks.WholeModelJacobian(ps, Reference);
+        // P K P* = whole-model NTK (≤ 1e-10) and every operator's adjoint identity.
+        NtkChecks.All(lin, TransformerNtkTests.DenseJacobian(jac, lin.StateShape.Size), seed: 92);
+        Assert.Equal(["layers.0.self_attn.in_proj", "layers.0.self_attn.out_proj", "layers.0.linear1", "layers.0.linear2"], lin.Sites.Take(4).Select(s => s.Name));
+        Assert.Equal([false, true, true, true], lin.Sites.Take(4).Select(s => KroneckerCore.IsRowLocal(lin, s)));
+    }
+
+    [Fact]
+    public void BiasFreeAttentionEqualsZeroBiases()
+    {
+        var rng = new Random(12);
+        var free = new AttentionBlock("attn", 6, 3, Tokens, causal: true, bias: false);
+        var full = new AttentionBlock("attn", 6, 3, Tokens, causal: true);
+        var ps = RandomParameters(free, rng);
+        var zero = new ParameterSet(full.ParameterSpecs.Select(s => ps.Contains(s.Name) ? ps[s.Name] : new Parameter(s.Name, s.Shape)));
+        var u = DepthChecks.Gaussian(Rows * 6, rng);
+        Assert.Equal(Run(full, zero, u), Run(free, ps, u));
+        Assert.Equal(["attn.in_proj_weight", "attn.out_proj.weight"], free.ParameterSpecs.Select(s => s.Name));
+        Assert.Contains("not whole sequences of 3 tokens", Assert.Throws<ArgumentException>(() => free.Forward(ps, u, Rows - 1, new double[Rows * 6])).Message);
+    }
+
     [Fact]
     public void MlpBlockPathEqualsFusedPath()
     {
@@ -228,5 +309,11 @@ public class BlockTests
         var ps = new ParameterSet([new Parameter("a.weight", [4, 3]), new Parameter("a.bias", [4])]);
         Assert.Contains("'a.weight' has shape [4, 3], expected [4, 2]", Assert.Throws<ArgumentException>(() =>
             chain.Linearize(ps, new Tensor(new double[2], new AxisShape(("sample", 1), ("input", 2))))).Message);
+        var attn = new BlockChain(2, new SequentialBlock(AffineBlock.Linear("a", 2, 4), new AttentionBlock("attn", 4, 2, tokens: 3, causal: false)));
+        var pa = attn.Initialize(seed: 1);
+        Assert.Contains("attention 'attn' works on sequences of 3 tokens, but the inputs (sequence=3, token=2, input=2) have 2 tokens per sequence", Assert.Throws<ArgumentException>(() =>
+            attn.Linearize(pa, new Tensor(new double[12], new AxisShape(("sequence", 3), ("token", 2), ("input", 2))))).Message);
+        Assert.Contains("no token axis", Assert.Throws<ArgumentException>(() =>
+            attn.Linearize(pa, new Tensor(new double[6], new AxisShape(("sample", 3), ("input", 2))))).Message);
     }
 }

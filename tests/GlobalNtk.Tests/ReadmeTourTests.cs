@@ -52,13 +52,16 @@ public class ReadmeTourTests
         var x = new Tensor(new double[4 * 6 * 3], new AxisShape(("sequence", 4), ("token", 6), ("input", 3)));
         for (int i = 0; i < x.Length; i++) x.Span[i] = Math.Cos(i);
         // --- README composition snippet begins ---
-        // Each step is a block; blocks compose. Step 0 embeds, steps 1–2 are pre-LN residual MLPs.
-        StepBlock Residual(string p, int d) => new ResidualBlock(new SequentialBlock(
+        // Each step is a block; blocks compose. Step 0 embeds 6-token sequences, step 1 is pre-LN
+        // causal self-attention, step 2 a pre-LN residual MLP.
+        StepBlock Attention(string p, int d) => new ResidualBlock(new SequentialBlock(
+            new LayerNormBlock($"{p}.norm", d), new AttentionBlock($"{p}.self_attn", d, heads: 2, tokens: 6, causal: true)));
+        StepBlock Mlp(string p, int d) => new ResidualBlock(new SequentialBlock(
             new LayerNormBlock($"{p}.norm", d), AffineBlock.Linear($"{p}.fc1", d, 4 * d),
             new ActivationBlock(4 * d, Activation.Gelu), AffineBlock.Linear($"{p}.fc2", 4 * d, d, bias: false)));
         var chain = new BlockChain(inputWidth: 3,
-            new SequentialBlock(AffineBlock.Linear("embed", 3, 8), new ActivationBlock(8, Activation.Tanh)),
-            Residual("layers.0", 8), Residual("layers.1", 8));
+            new SequentialBlock(AffineBlock.Linear("embed", 3, 8), PositionalEncodingBlock.Sinusoidal(8, tokens: 6)),
+            Attention("layers.0", 8), Mlp("layers.1", 8));
         var theta = chain.Initialize(seed: 1);                   // PyTorch names and default init
         var lin = chain.Linearize(theta, x);                     // state (sequence, layer, token, feature)
         var ops = new NtkOperators(lin);                         // the same P, K, NTK_S as every model
@@ -68,7 +71,7 @@ public class ReadmeTourTests
         Assert.Equal(new AxisShape(("sequence", 4), ("layer", 3), ("token", 6), ("feature", 8)), lin.StateShape);
         var e = ops.NtkS.Apply(lin.States.Span);
         Assert.True(Numerics.Dot(e, lin.States.Span) > 0);
-        Assert.Equal(5, lin.Sites.Count);                        // embed, and fc1/fc2 of both layers
+        Assert.Equal(5, lin.Sites.Count);                        // embed, in_proj, out_proj, fc1, fc2
         Assert.Equal(new[] { 2, 16 }, stacked.Parameters["h0"].Shape);
     }
 

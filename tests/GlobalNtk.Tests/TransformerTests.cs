@@ -261,4 +261,38 @@ public class TransformerTests
         Assert.All(model.Parameters["layers.0.norm1.weight"].Data, v => Assert.Equal(1.0, v));
         Assert.All(model.Parameters["layers.0.self_attn.in_proj_bias"].Data, v => Assert.Equal(0.0, v));
     }
+    /// <summary>
+    /// The block chain (the default) and the hand-fused path compute the same linearisation: states,
+    /// A_k, J_θ, the sites (names, Û, D, step, row-locality) and NTK_S, K on blocks of vectors.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Configs))]
+    public void BlockChainEqualsFusedPath(string name)
+    {
+        var (model, x) = Setup(name, chunkRows: N);
+        var a = model.Linearize(x);
+        var b = model.LinearizeFused(x);
+        Assert.Equal(b.StateShape, a.StateShape);
+        Assert.True(DepthChecks.RelErr(a.States.Span, b.States.Span) < 1e-14);
+        Assert.Equal(b.Sites.Select(s => (s.Name, s.StateStep, s.Rows, s.Width, s.OutDim, s.RowShape)), a.Sites.Select(s => (s.Name, s.StateStep, s.Rows, s.Width, s.OutDim, s.RowShape)));
+        for (int i = 0; i < a.Sites.Count; i++)
+        {
+            Assert.Equal(b.Sites[i].WeightParameters, a.Sites[i].WeightParameters);
+            Assert.Equal(b.Sites[i].BiasParameters, a.Sites[i].BiasParameters);
+            Assert.True(DepthChecks.RelErr(a.Sites[i].Variables.Span, b.Sites[i].Variables.Span) < 1e-14, a.Sites[i].Name);
+            Assert.Equal(Ntk.KroneckerCore.IsRowLocal(b, b.Sites[i]), Ntk.KroneckerCore.IsRowLocal(a, a.Sites[i]));
+            Assert.Equal(!a.Sites[i].Name.EndsWith("in_proj"), Ntk.KroneckerCore.IsRowLocal(a, a.Sites[i]));
+        }
+        var rng = new Random(9);
+        int size = a.StateShape.Size;
+        var e = DepthChecks.Gaussian(3 * size, rng);
+        var oa = new Ntk.NtkOperators(a); var ob = new Ntk.NtkOperators(b);
+        Assert.True(DepthChecks.RelErr(oa.NtkS.ApplyBlock(e, 3), ob.NtkS.ApplyBlock(e, 3)) < 1e-12);
+        Assert.True(DepthChecks.RelErr(oa.KKronecker.ApplyBlock(e, 3), ob.KKronecker.ApplyBlock(e, 3)) < 1e-12);
+        Assert.Equal(ob.KroneckerCore.RestParameterCount, oa.KroneckerCore.RestParameterCount);
+        var dt = DepthChecks.Gaussian(2 * a.Parameters.TotalSize, rng);
+        var ja = new double[2 * size]; var jb = new double[2 * size];
+        a.ParamJvp(dt, ja, 2); b.ParamJvp(dt, jb, 2);
+        Assert.True(DepthChecks.RelErr(ja, jb) < 1e-12);
+    }
 }

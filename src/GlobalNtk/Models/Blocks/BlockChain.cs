@@ -54,7 +54,9 @@ public sealed class BlockChain
 
     /// <summary>
     /// Fresh parameters from the key <c>RngKey.FromSeed(seed).Fold("init")</c>: weights and biases
-    /// uniform ±1/√fan_in (nn.Linear), LayerNorm γ = 1, β = 0 (nn.LayerNorm).
+    /// uniform ±1/√fan_in (nn.Linear), LayerNorm γ = 1, β = 0 (nn.LayerNorm); attention as
+    /// nn.MultiheadAttention (in_proj weight Xavier-uniform, in_proj and out_proj biases 0);
+    /// embedding and learned positional tables N(0, 1) (nn.Embedding).
     /// </summary>
     public ParameterSet Initialize(int seed)
     {
@@ -64,7 +66,17 @@ public sealed class BlockChain
         {
             var data = new double[spec.Size];
             bool ln = spec.Shape.Length == 1 && _steps.Any(s => Find<LayerNormBlock>(s).Any(b => b.ParameterSpecs.Contains(spec)));
+            var attn = _steps.SelectMany(Find<AttentionBlock>).FirstOrDefault(a => a.ParameterSpecs.Contains(spec));
             if (ln) { if (spec.Name.EndsWith(".weight", StringComparison.Ordinal)) Array.Fill(data, 1.0); }
+            else if (attn != null)
+            {
+                // nn.MultiheadAttention._reset_parameters: xavier_uniform_(in_proj_weight), zero biases; out_proj.weight as nn.Linear.
+                bool outWeight = spec == attn.OutProj.WeightSpec, inWeight = spec == attn.InProj.WeightSpec;
+                double bound = inWeight ? Math.Sqrt(6.0 / (attn.Width + 3 * attn.Width)) : outWeight ? 1.0 / Math.Sqrt(attn.Width) : 0.0;
+                if (bound > 0) for (int i = 0; i < data.Length; i++) data[i] = (2 * rng.NextDouble() - 1) * bound;
+            }
+            else if (_steps.Any(s => Find<EmbeddingBlock>(s).Concat<StepBlock>(Find<PositionalEncodingBlock>(s)).Any(b => b.ParameterSpecs.Contains(spec))))
+                data = RandomProbes.Gaussian(rng, spec.Size);
             else
             {
                 var owner = _steps.SelectMany(Find<AffineBlock>).First(a => a.ParameterSpecs.Contains(spec));
@@ -81,6 +93,7 @@ public sealed class BlockChain
         T t => [t],
         SequentialBlock s => s.Children.SelectMany(Find<T>),
         ResidualBlock r => Find<T>(r.Inner),
+        AttentionBlock a => Find<T>(a.Inner),
         _ => [],
     };
 
@@ -104,6 +117,12 @@ public sealed class BlockChain
         var shape = inputs.Shape;
         if (shape.Rank < 2 || shape.Sizes[^1] != InputWidth)
             throw new ArgumentException($"Block chain: inputs must be (trial, …, input) with input = {InputWidth}, got {shape}.");
+        // Attention and positions group rows into sequences: their token count must be the inputs' last row axis.
+        int? tokens = shape.Rank > 2 ? shape.Sizes[^2] : null;
+        foreach (var (what, n) in _steps.SelectMany(s => Find<AttentionBlock>(s).Select(a => ($"attention '{a.Prefix}'", a.Tokens))
+                     .Concat(Find<PositionalEncodingBlock>(s).Select(p => ("the positional encoding", p.Tokens)))))
+            if (tokens != n)
+                throw new ArgumentException($"Block chain: {what} works on sequences of {n} tokens, but the inputs {shape} have {(tokens is null ? "no token axis" : $"{tokens} tokens per sequence")}.");
         inputs.EnsureFinite($"inputs {shape}");
         parameters.EnsureFinite();
         return new BlockChainLinearization(this, parameters, inputs, precision); // immutable: the set is the snapshot
@@ -165,7 +184,16 @@ internal sealed class BlockChainLinearization : ChainLinearization
         }
         Numerics.EnsureFinite(_z, $"block-chain states {StateShape} (forward pass overflowed)");
         _sites = new Lazy<WeightSite[]>(BuildSites);
+        long perVector = (long)rows * chain.Steps.Max(st => st.ScratchWidth);
+        _chunk = (int)Math.Clamp(ScratchBudget / Math.Max(1, perVector), 1, int.MaxValue);
     }
+
+    /// <summary>
+    /// Doubles of one scratch row block: a block of vectors is cut into chunks of
+    /// <see cref="_chunk"/> vectors so that the scratch memory of a step stays bounded.
+    /// </summary>
+    private const long ScratchBudget = 1L << 23;
+    private readonly int _chunk;
 
     public override AxisShape StateShape { get; }
     public override Precision Precision { get; }
@@ -203,6 +231,13 @@ internal sealed class BlockChainLinearization : ChainLinearization
     public override void StateJvpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
     {
         CheckStep(step, "StateJvpAdd");
+        int size = StateShape.Size;
+        if (count > _chunk)
+        {
+            for (int j0 = 0; j0 < count; j0 += _chunk)
+                StateJvpAdd(step, src[(j0 * size)..], dst[(j0 * size)..], Math.Min(_chunk, count - j0), alpha);
+            return;
+        }
         long n = (long)count * _b * Group;
         using var a = new BlockBuffer(n); using var b = new BlockBuffer(n);
         Gather(src, step - 1, count, a.Span);
@@ -213,6 +248,13 @@ internal sealed class BlockChainLinearization : ChainLinearization
     public override void StateVjpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
     {
         CheckStep(step, "StateVjpAdd");
+        int size = StateShape.Size;
+        if (count > _chunk)
+        {
+            for (int j0 = 0; j0 < count; j0 += _chunk)
+                StateVjpAdd(step, src[(j0 * size)..], dst[(j0 * size)..], Math.Min(_chunk, count - j0), alpha);
+            return;
+        }
         long n = (long)count * _b * Group;
         using var a = new BlockBuffer(n); using var b = new BlockBuffer(n);
         Gather(src, step, count, a.Span);
@@ -220,50 +262,101 @@ internal sealed class BlockChainLinearization : ChainLinearization
         Scatter(b.Span, dst, step - 1, count, alpha);
     }
 
-    public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count)
+    public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count) =>
+        ParamJvpCore(FullLayout(), _params.TotalSize, dTheta, result, count);
+
+    public override void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count) =>
+        ParamVjpCore(FullLayout(), _params.TotalSize, q, dTheta, count);
+
+    /// <summary>
+    /// Only the listed tensors are injected (e.g. the LayerNorm gains of the Kronecker core's
+    /// J_rest term, docs/math.md#kronecker-core): steps without one are skipped, and inside a step
+    /// the blocks without one (e.g. the weight sites' δW û products) are skipped too.
+    /// </summary>
+    public override void ParamJvpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<double> dThetaSubset, Span<double> result, int count) =>
+        ParamJvpCore(SubsetLayout(parameterIndices, out int k), k, dThetaSubset, result, count);
+
+    /// <inheritdoc/>
+    public override void ParamVjpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<double> q, Span<double> dThetaSubset, int count) =>
+        ParamVjpCore(SubsetLayout(parameterIndices, out int k), k, q, dThetaSubset, count);
+
+    private int[] FullLayout() => _fullLayout ??= Enumerable.Range(0, _params.Count).Select(_params.OffsetOf).ToArray();
+    private int[]? _fullLayout;
+
+    /// <summary>Step k's flags (one per parameter of the step: in <paramref name="layout"/> or not) and whether any is set.</summary>
+    private bool[] Active(int[] layout, int k, out bool any)
     {
-        int m = _params.TotalSize, size = StateShape.Size;
+        var flags = _paramIndex[k].Select(i => layout[i] >= 0).ToArray();
+        any = flags.Contains(true);
+        return flags;
+    }
+
+    /// <summary>J_θ over a δθ laid out by <paramref name="layout"/> (tensor offsets, −1 = absent; <paramref name="m"/> scalars per vector).</summary>
+    private void ParamJvpCore(int[] layout, int m, ReadOnlySpan<double> dTheta, Span<double> result, int count)
+    {
+        int size = StateShape.Size;
+        if (count > _chunk)
+        {
+            for (int j0 = 0; j0 < count; j0 += _chunk)
+                ParamJvpCore(layout, m, dTheta[(j0 * m)..], result[(j0 * size)..], Math.Min(_chunk, count - j0));
+            return;
+        }
         result[..(count * size)].Clear();
         using var rows = new BlockBuffer((long)count * _b * Group);
         for (int k = 0; k < _t; k++)
         {
             int mk = _chain.Steps[k].ParameterSize;
-            if (mk == 0) continue;
+            var flags = Active(layout, k, out bool any);
+            if (!any) continue;
             using var dk = new BlockBuffer((long)count * mk);
             for (int j = 0; j < count; j++)
             {
                 int o = 0;
-                foreach (int i in _paramIndex[k])
+                for (int p = 0; p < flags.Length; p++)
                 {
-                    dTheta.Slice(j * m + _params.OffsetOf(i), _params[i].Size).CopyTo(dk.Span.Slice(j * mk + o));
-                    o += _params[i].Size;
+                    int i = _paramIndex[k][p], n = _params[i].Size;
+                    var d = dk.Span.Slice(j * mk + o, n);
+                    if (flags[p]) dTheta.Slice(j * m + layout[i], n).CopyTo(d); else d.Clear();
+                    o += n;
                 }
             }
-            _traces[k].ParamJvp(dk.Span, rows.Span, count);
+            _traces[k].ParamJvpActive(dk.Span, rows.Span, count, flags);
             Scatter(rows.Span, result, k, count, 1.0, overwrite: true);
         }
     }
 
-    public override void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count)
+    /// <summary>J_θ* into a δθ laid out by <paramref name="layout"/> (the exact adjoint of <see cref="ParamJvpCore"/>).</summary>
+    private void ParamVjpCore(int[] layout, int m, ReadOnlySpan<double> q, Span<double> dTheta, int count)
     {
-        int m = _params.TotalSize;
+        int size = StateShape.Size;
+        if (count > _chunk)
+        {
+            for (int j0 = 0; j0 < count; j0 += _chunk)
+                ParamVjpCore(layout, m, q[(j0 * size)..], dTheta[(j0 * m)..], Math.Min(_chunk, count - j0));
+            return;
+        }
         dTheta[..(count * m)].Clear();
         using var rows = new BlockBuffer((long)count * _b * Group);
         for (int k = 0; k < _t; k++)
         {
             int mk = _chain.Steps[k].ParameterSize;
-            if (mk == 0) continue;
+            var flags = Active(layout, k, out bool any);
+            if (!any) continue;
             using var dk = new BlockBuffer((long)count * mk);
             Gather(q, k, count, rows.Span);
-            _traces[k].ParamVjp(rows.Span, dk.Span, count);
+            _traces[k].ParamVjpActive(rows.Span, dk.Span, count, flags);
             for (int j = 0; j < count; j++)
             {
                 int o = 0;
-                foreach (int i in _paramIndex[k])
+                for (int p = 0; p < flags.Length; p++)
                 {
-                    var d = dTheta.Slice(j * m + _params.OffsetOf(i), _params[i].Size);
-                    System.Numerics.Tensors.TensorPrimitives.Add(d, dk.Span.Slice(j * mk + o, d.Length), d);
-                    o += d.Length;
+                    int i = _paramIndex[k][p], n = _params[i].Size;
+                    if (flags[p])
+                    {
+                        var d = dTheta.Slice(j * m + layout[i], n);
+                        System.Numerics.Tensors.TensorPrimitives.Add(d, dk.Span.Slice(j * mk + o, n), d);
+                    }
+                    o += n;
                 }
             }
         }
@@ -287,6 +380,13 @@ internal sealed class BlockChainLinearization : ChainLinearization
 
         public override void ApplyDAdd(ReadOnlySpan<double> a, Span<double> dst, int count)
         {
+            int n = Rows * OutDim, size = lin.StateShape.Size;
+            if (count > lin._chunk)
+            {
+                for (int j0 = 0; j0 < count; j0 += lin._chunk)
+                    ApplyDAdd(a[(j0 * n)..], dst[(j0 * size)..], Math.Min(lin._chunk, count - j0));
+                return;
+            }
             using var t = new BlockBuffer((long)count * lin._b * lin.Group);
             s.ApplyD(a, t.Span, count);
             lin.Scatter(t.Span, dst, k, count, 1.0);
@@ -294,6 +394,13 @@ internal sealed class BlockChainLinearization : ChainLinearization
 
         public override void ApplyDAdjoint(ReadOnlySpan<double> q, Span<double> a, int count)
         {
+            int n = Rows * OutDim, size = lin.StateShape.Size;
+            if (count > lin._chunk)
+            {
+                for (int j0 = 0; j0 < count; j0 += lin._chunk)
+                    ApplyDAdjoint(q[(j0 * size)..], a[(j0 * n)..], Math.Min(lin._chunk, count - j0));
+                return;
+            }
             using var t = new BlockBuffer((long)count * lin._b * lin.Group);
             lin.Gather(q, k, count, t.Span);
             s.ApplyDAdjoint(t.Span, a, count);

@@ -34,6 +34,7 @@ public sealed class SequentialBlock : StepBlock
     public override IReadOnlyList<ParameterSpec> ParameterSpecs { get; }
     /// <inheritdoc/>
     public override bool RowLocal => _children.All(c => c.RowLocal);
+    internal override int ScratchWidth => _children.Max(c => c.ScratchWidth);
 
     /// <inheritdoc/>
     public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
@@ -49,13 +50,16 @@ public sealed class SequentialBlock : StepBlock
     private BlockTrace Run(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output, Precision precision)
     {
         var traces = new BlockTrace[_children.Length];
-        double[]? cur = null;
+        // Intermediate rows live in two pooled buffers, used in turn: a trace cannot hold on to the
+        // span it was given (it copies what its derivatives need).
+        long n = (long)rows * _children.Max(c => c.OutputWidth);
+        using var a = new BlockBuffer(_children.Length > 1 ? n : 0); using var b = new BlockBuffer(_children.Length > 2 ? n : 0);
+        ReadOnlySpan<double> cur = input;
         for (int i = 0; i < _children.Length; i++)
         {
             var c = _children[i];
-            bool last = i == _children.Length - 1;
-            var next = last ? null : new double[checked(rows * c.OutputWidth)];
-            traces[i] = c.Forward(parameters, i == 0 ? input : cur, rows, last ? output : next, precision);
+            var next = i == _children.Length - 1 ? output : (i % 2 == 0 ? a : b).Span[..(rows * c.OutputWidth)];
+            traces[i] = c.Forward(parameters, cur, rows, next, precision);
             cur = next;
         }
         return new Trace(this, rows, traces);
@@ -93,59 +97,84 @@ public sealed class SequentialBlock : StepBlock
 
         public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count) => VjpRange(0, traces.Length - 1, dOut, dIn, count);
 
-        public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> dOut, int count)
+        public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> dOut, int count) => ParamJvpActive(dTheta, dOut, count, default);
+
+        public override void ParamVjp(ReadOnlySpan<double> dOut, Span<double> dTheta, int count) => ParamVjpActive(dOut, dTheta, count, default);
+
+        /// <summary>Child i's flags within the block's <paramref name="active"/> flags (empty = all), and whether any is set.</summary>
+        private ReadOnlySpan<bool> ChildFlags(ReadOnlySpan<bool> active, int i, out bool any)
         {
-            int size = blk.ParameterSize;
-            long n = (long)count * Rows * MaxWidth;
-            using var cur = new BlockBuffer(n); using var nxt = new BlockBuffer(n); using var tmp = new BlockBuffer(n);
-            var (x, y) = (cur, nxt);
-            bool any = false;
-            int off = 0;
-            for (int i = 0; i < traces.Length; i++)
-            {
-                var c = blk._children[i];
-                int rowsOut = count * Rows * c.OutputWidth, mi = c.ParameterSize;
-                if (any) traces[i].Jvp(x.Span, y.Span, count);
-                if (mi > 0)
-                {
-                    using var dti = new BlockBuffer((long)count * mi);
-                    for (int j = 0; j < count; j++) dTheta.Slice(j * size + off, mi).CopyTo(dti.Span.Slice(j * mi, mi));
-                    if (any)
-                    {
-                        traces[i].ParamJvp(dti.Span, tmp.Span, count);
-                        TensorPrimitives.Add(y.Span[..rowsOut], tmp.Span[..rowsOut], y.Span[..rowsOut]);
-                    }
-                    else traces[i].ParamJvp(dti.Span, y.Span, count);
-                    any = true;
-                }
-                off += mi;
-                if (any) (x, y) = (y, x);
-            }
-            int outLen = count * Rows * blk.OutputWidth;
-            if (any) x.Span[..outLen].CopyTo(dOut); else dOut[..outLen].Clear();
+            int mi = blk._children[i].ParameterSpecs.Count;
+            if (active.IsEmpty) { any = mi > 0; return default; }
+            int o = 0;
+            for (int c = 0; c < i; c++) o += blk._children[c].ParameterSpecs.Count;
+            var f = active.Slice(o, mi);
+            any = f.Contains(true);
+            return f;
         }
 
-        public override void ParamVjp(ReadOnlySpan<double> dOut, Span<double> dTheta, int count)
+        internal override void ParamJvpActive(ReadOnlySpan<double> dTheta, Span<double> dOut, int count, ReadOnlySpan<bool> active) =>
+            TangentActive(default, dTheta, dOut, count, active);
+
+        internal override void ParamVjpActive(ReadOnlySpan<double> dOut, Span<double> dTheta, int count, ReadOnlySpan<bool> active) =>
+            CotangentActive(dOut, default, dTheta, count, active);
+
+        /// <summary>Child i's δθ gathered into <paramref name="dst"/> [count, m_i] from the block's dθ [count, ParameterSize] at offset <paramref name="off"/>.</summary>
+        private void ChildTheta(ReadOnlySpan<double> dTheta, int off, int mi, int count, Span<double> dst)
+        {
+            int size = blk.ParameterSize;
+            for (int j = 0; j < count; j++) dTheta.Slice(j * size + off, mi).CopyTo(dst.Slice(j * mi, mi));
+        }
+
+        /// <summary>The tangent runs through the children once; each child adds its own J_θ part on the way.</summary>
+        internal override void TangentActive(ReadOnlySpan<double> dIn, ReadOnlySpan<double> dTheta, Span<double> dOut, int count, ReadOnlySpan<bool> active)
+        {
+            long n = (long)count * Rows * MaxWidth;
+            using var cur = new BlockBuffer(n); using var nxt = new BlockBuffer(n);
+            var (x, y) = (cur, nxt);
+            bool have = !dIn.IsEmpty; // whether the running tangent is non-zero
+            int off = 0, last = traces.Length - 1;
+            for (int i = 0; i <= last; i++)
+            {
+                int mi = blk._children[i].ParameterSize;
+                var flags = ChildFlags(active, i, out bool on);
+                if (have || on)
+                {
+                    using var dti = new BlockBuffer(on ? (long)count * mi : 0);
+                    if (on) ChildTheta(dTheta, off, mi, count, dti.Span);
+                    var src = !have ? default : i == 0 ? dIn : (ReadOnlySpan<double>)x.Span;
+                    traces[i].TangentActive(src, on ? dti.Span : default, i == last ? dOut : y.Span, count, flags);
+                    have = true;
+                    (x, y) = (y, x);
+                }
+                off += mi;
+            }
+            if (!have) dOut[..(count * Rows * blk.OutputWidth)].Clear();
+        }
+
+        /// <summary>The cotangent runs back through the children once; it stops at the first child that has an active parameter unless dIn is wanted.</summary>
+        internal override void CotangentActive(ReadOnlySpan<double> g, Span<double> dIn, Span<double> dTheta, int count, ReadOnlySpan<bool> active)
         {
             int size = blk.ParameterSize;
             long n = (long)count * Rows * MaxWidth;
             using var cur = new BlockBuffer(n); using var nxt = new BlockBuffer(n);
-            var (g, h) = (cur, nxt);
-            dOut[..(count * Rows * blk.OutputWidth)].CopyTo(g.Span);
-            int off = size;
-            for (int i = traces.Length - 1; i >= 0; i--)
+            var (x, y) = (cur, nxt);
+            int first = traces.Length;
+            if (!dIn.IsEmpty) first = 0;
+            else for (int i = 0; i < traces.Length; i++) { ChildFlags(active, i, out bool on); if (on) { first = i; break; } }
+            int off = size, last = traces.Length - 1;
+            for (int i = last; i >= first; i--)
             {
-                var c = blk._children[i];
-                int mi = c.ParameterSize;
+                int mi = blk._children[i].ParameterSize;
                 off -= mi;
-                if (mi > 0)
-                {
-                    using var dti = new BlockBuffer((long)count * mi);
-                    traces[i].ParamVjp(g.Span, dti.Span, count);
+                var flags = ChildFlags(active, i, out bool on);
+                using var dti = new BlockBuffer(on ? (long)count * mi : 0);
+                var src = i == last ? g : (ReadOnlySpan<double>)x.Span;
+                var dst = i > first ? y.Span : i == 0 && !dIn.IsEmpty ? dIn : default;
+                traces[i].CotangentActive(src, dst, on ? dti.Span : default, count, flags);
+                if (on)
                     for (int j = 0; j < count; j++) dti.Span.Slice(j * mi, mi).CopyTo(dTheta.Slice(j * size + off, mi));
-                }
-                if (i > 0 && off > 0) { traces[i].Vjp(g.Span, h.Span, count); (g, h) = (h, g); }
-                if (off == 0) break;
+                (x, y) = (y, x);
             }
         }
 
@@ -210,6 +239,7 @@ public sealed class ResidualBlock : StepBlock
     public override IReadOnlyList<ParameterSpec> ParameterSpecs => Inner.ParameterSpecs;
     /// <inheritdoc/>
     public override bool RowLocal => Inner.RowLocal;
+    internal override int ScratchWidth => Inner.ScratchWidth;
 
     /// <inheritdoc/>
     public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
@@ -248,6 +278,24 @@ public sealed class ResidualBlock : StepBlock
 
         public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> dOut, int count) => inner.ParamJvp(dTheta, dOut, count);
         public override void ParamVjp(ReadOnlySpan<double> dOut, Span<double> dTheta, int count) => inner.ParamVjp(dOut, dTheta, count);
+        internal override void ParamJvpActive(ReadOnlySpan<double> dTheta, Span<double> dOut, int count, ReadOnlySpan<bool> active) =>
+            inner.ParamJvpActive(dTheta, dOut, count, active);
+        internal override void ParamVjpActive(ReadOnlySpan<double> dOut, Span<double> dTheta, int count, ReadOnlySpan<bool> active) =>
+            inner.ParamVjpActive(dOut, dTheta, count, active);
+
+        internal override void TangentActive(ReadOnlySpan<double> dIn, ReadOnlySpan<double> dTheta, Span<double> dOut, int count, ReadOnlySpan<bool> active)
+        {
+            inner.TangentActive(dIn, dTheta, dOut, count, active);
+            int n = count * Rows * blk.InputWidth;
+            if (!dIn.IsEmpty) TensorPrimitives.Add(dOut[..n], dIn[..n], dOut[..n]);
+        }
+
+        internal override void CotangentActive(ReadOnlySpan<double> g, Span<double> dIn, Span<double> dTheta, int count, ReadOnlySpan<bool> active)
+        {
+            inner.CotangentActive(g, dIn, dTheta, count, active);
+            int n = count * Rows * blk.InputWidth;
+            if (!dIn.IsEmpty) TensorPrimitives.Add(dIn[..n], g[..n], dIn[..n]);
+        }
         public override IReadOnlyList<LocalSite> Sites => inner.Sites;
     }
 }

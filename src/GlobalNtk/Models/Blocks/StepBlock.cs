@@ -41,6 +41,8 @@ public abstract class StepBlock
     /// LayerNorm: yes; attention: no). Declares the row-locality of the weight sites downstream.
     /// </summary>
     public virtual bool RowLocal => true;
+    /// <summary>The widest row anywhere inside the block (sizes scratch blocks of vectors).</summary>
+    internal virtual int ScratchWidth => Math.Max(InputWidth, OutputWidth);
 
     /// <summary>
     /// Runs the block on <paramref name="input"/> [rows, InputWidth] with parameter values from
@@ -115,6 +117,56 @@ public abstract class BlockTrace
         dOut[..(count * Rows * Block.OutputWidth)].Clear();
     /// <summary>dθ = J_θᵀ dOut summed over rows (overwrite), dθ [count, ParameterSize].</summary>
     public virtual void ParamVjp(ReadOnlySpan<double> dOut, Span<double> dTheta, int count) { }
+
+    /// <summary>
+    /// <see cref="ParamJvp"/> for a δθ that is zero outside the parameters flagged in
+    /// <paramref name="active"/> (one flag per entry of the block's ParameterSpecs; empty = all):
+    /// composite blocks skip the children without an active parameter. The default is the full
+    /// <see cref="ParamJvp"/> (correct, since the other entries of dθ are zero).
+    /// </summary>
+    internal virtual void ParamJvpActive(ReadOnlySpan<double> dTheta, Span<double> dOut, int count, ReadOnlySpan<bool> active) =>
+        ParamJvp(dTheta, dOut, count);
+    /// <summary>
+    /// <see cref="ParamVjp"/> where only the entries of the parameters flagged in
+    /// <paramref name="active"/> (empty = all) are wanted; the others are unspecified.
+    /// </summary>
+    internal virtual void ParamVjpActive(ReadOnlySpan<double> dOut, Span<double> dTheta, int count, ReadOnlySpan<bool> active) =>
+        ParamVjp(dOut, dTheta, count);
+
+    /// <summary>Whether the block has a parameter flagged in <paramref name="active"/> (empty = all).</summary>
+    private protected bool AnyActive(ReadOnlySpan<bool> active) => Block.ParameterSize > 0 && (active.IsEmpty || active.Contains(true));
+
+    /// <summary>
+    /// dOut = J_u dIn + J_θ dθ (overwrite) in one sweep through the block, dθ restricted as in
+    /// <see cref="ParamJvpActive"/>; an empty <paramref name="dIn"/> is a zero input tangent.
+    /// Composite blocks override it so that each child is traversed once (not once for J_u and
+    /// once for J_θ).
+    /// </summary>
+    internal virtual void TangentActive(ReadOnlySpan<double> dIn, ReadOnlySpan<double> dTheta, Span<double> dOut, int count, ReadOnlySpan<bool> active)
+    {
+        int n = count * Rows * Block.OutputWidth;
+        bool any = AnyActive(active);
+        if (dIn.IsEmpty)
+        {
+            if (any) ParamJvpActive(dTheta, dOut, count, active); else dOut[..n].Clear();
+            return;
+        }
+        Jvp(dIn, dOut, count);
+        if (!any) return;
+        using var t = new Operators.BlockBuffer(n);
+        ParamJvpActive(dTheta, t.Span, count, active);
+        System.Numerics.Tensors.TensorPrimitives.Add(dOut[..n], t.Span, dOut[..n]);
+    }
+
+    /// <summary>
+    /// dθ = J_θᵀ g (the entries flagged in <paramref name="active"/>; nothing is written when none
+    /// is) and, unless <paramref name="dIn"/> is empty, dIn = J_uᵀ g (overwrite), in one sweep.
+    /// </summary>
+    internal virtual void CotangentActive(ReadOnlySpan<double> g, Span<double> dIn, Span<double> dTheta, int count, ReadOnlySpan<bool> active)
+    {
+        if (AnyActive(active)) ParamVjpActive(g, dTheta, count, active);
+        if (!dIn.IsEmpty) Vjp(g, dIn, count);
+    }
 
     /// <summary>The affine weight sites inside this block, with D mapping into this block's output.</summary>
     public virtual IReadOnlyList<LocalSite> Sites => [];

@@ -237,7 +237,7 @@ public sealed class TransformerModel : IChainModel
     /// <summary>The metadata / command-line spelling of a positional encoding: none, sinusoidal, learned.</summary>
     public static string PositionalName(TransformerPositional p) => p.ToString().ToLowerInvariant();
 
-    /// <summary>(sequence, token) rows per chunk of the derivative maps: bounds their workspace (tests lower it to exercise chunking).</summary>
+    /// <summary>(sequence, token) rows per chunk of the fused path's derivative maps: bounds their workspace (tests lower it to exercise chunking).</summary>
     internal int ChunkRows { get; set; } = 4096;
 
     /// <summary>
@@ -246,6 +246,20 @@ public sealed class TransformerModel : IChainModel
     /// for an embedding (a trailing axis of size 1 is accepted too).
     /// </summary>
     public ChainLinearization Linearize(Tensor inputs)
+    {
+        var rows = Rows(inputs);
+        return TransformerChain.Build(Config, rows.Shape.Sizes[1]).Linearize(Parameters, rows);
+    }
+
+    /// <summary>The hand-fused linearisation (<see cref="TransformerLinearization"/>), kept to measure the block chain against.</summary>
+    internal ChainLinearization LinearizeFused(Tensor inputs)
+    {
+        Rows(inputs);
+        return new TransformerLinearization(this, inputs);
+    }
+
+    /// <summary>Checks the inputs and parameters; returns the inputs as (sequence, token, input) rows (token ids are one input column).</summary>
+    private Tensor Rows(Tensor inputs)
     {
         var s = inputs.Shape;
         if (Config.Input == TransformerInput.Linear)
@@ -267,21 +281,11 @@ public sealed class TransformerModel : IChainModel
             throw new ArgumentException($"Transformer: {s.Sizes[1]} tokens per sequence but the learned positional table '{PositionalWeight}' has {Config.MaxPositions} rows.");
         inputs.EnsureFinite("transformer inputs");
         Parameters.EnsureFinite();
-        return new TransformerLinearization(this, inputs);
+        return new Tensor(inputs.Span.ToArray(), new AxisShape(("sequence", s.Sizes[0]), ("token", s.Sizes[1]), ("input", s.Rank == 3 ? s.Sizes[2] : 1)));
     }
 
     /// <summary>The fixed sinusoidal positional encoding PE[t, 2i] = sin(t/10000^{2i/d}), PE[t, 2i+1] = cos(…), as [N, d].</summary>
-    public static double[] PositionalEncoding(int tokens, int d)
-    {
-        var pe = new double[tokens * d];
-        for (int t = 0; t < tokens; t++)
-            for (int i = 0; i < d; i++)
-            {
-                double freq = Math.Pow(10000.0, -(i - i % 2) / (double)d);
-                pe[t * d + i] = i % 2 == 0 ? Math.Sin(t * freq) : Math.Cos(t * freq);
-            }
-        return pe;
-    }
+    public static double[] PositionalEncoding(int tokens, int d) => Blocks.PositionalEncodingBlock.Sinusoid(tokens, d);
 
 
 }
