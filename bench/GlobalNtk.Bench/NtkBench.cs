@@ -13,7 +13,9 @@ namespace GlobalNtk.Bench;
 /// GEMM throughput of the K-shaped product in the same run, and peak memory. Best of
 /// <c>--reps</c> timed runs after a warm-up (the machine is shared). Options: <c>--arch</c>,
 /// <c>--trials</c>, <c>--steps</c>, <c>--hidden</c>, <c>--inputs</c>, <c>--block</c>, <c>--reps</c>,
-/// <c>--layers</c>, <c>--path fused|blocks</c> (the default linearisation, or the generic block chain).
+/// <c>--precision f64|f32</c> (the linearisation's compute precision; the GEMM rates are measured in
+/// the same precision), <c>--gemm-threads</c>, <c>--detail</c> (per-piece times), <c>--layers</c>,
+/// <c>--path fused|blocks</c> (the default linearisation, or the generic block chain; float64 only).
 /// </summary>
 internal static class NtkBench
 {
@@ -22,6 +24,7 @@ internal static class NtkBench
         string arch = "gru";
         int b = 32, t = 90, h = 256, nIn = 3, block = 30, reps = 3;
         bool detail = false;
+        var precision = Precision.F64;
         int layers = 1;
         string path = "fused";
         for (int i = 0; i < args.Length; i++)
@@ -36,15 +39,20 @@ internal static class NtkBench
                 case "--block": block = int.Parse(args[++i]); break;
                 case "--reps": reps = int.Parse(args[++i]); break;
                 case "--detail": detail = true; break;
+                case "--precision":
+                    if (!PrecisionNames.TryParse(args[++i], out precision)) { Console.Error.WriteLine($"error: --precision '{args[i]}' is not f64 or f32"); return 2; }
+                    break;
+                case "--gemm-threads": Gemm.MaxDegreeOfParallelism = int.Parse(args[++i]); break;
                 case "--layers": layers = int.Parse(args[++i]); break;
                 case "--path" when i + 1 < args.Length && args[i + 1] is "fused" or "blocks": path = args[++i]; break;
                 default: Console.Error.WriteLine($"ntk: unknown option '{args[i]}'"); return 2;
             }
         }
 
-        Console.WriteLine($"ntk: {arch} B={b} T={t} H={h} N_in={nIn}, float64, {Environment.ProcessorCount} processors, GEMM kernel {Gemm.SelectedKernel}, best of {reps}");
+        Console.WriteLine($"ntk: {arch} B={b} T={t} H={h} N_in={nIn}, {precision.Name()}, {Environment.ProcessorCount} processors, GEMM kernel {Gemm.SelectedKernel}, best of {reps}");
+        if (path == "blocks" && precision != Precision.F64) { Console.Error.WriteLine("error: --path blocks has no float32 path"); return 2; }
         var model = RecurrentModel.Create(new RecurrentConfig(arch, nIn, h, 3) { Seed = 1, Layers = layers });
-        Func<Tensor, GlobalNtk.Models.ChainLinearization> linearize = path == "blocks" ? xs => model.LinearizeBlocks(xs) : xs => model.Linearize(xs);
+        Func<Tensor, GlobalNtk.Models.ChainLinearization> linearize = path == "blocks" ? xs => model.LinearizeBlocks(xs) : xs => model.Linearize(xs, precision);
         Console.WriteLine($"path: {path} (L={layers})");
         var rng = new Random(2);
         var x = new Tensor(model.InputShape(b, t));
@@ -53,6 +61,7 @@ internal static class NtkBench
         // Setup: a fresh forward pass plus everything NTK_S needs (sites validated, operators built).
         // The first (cold, JIT) build is reported separately from the best warm one.
         NtkOperators ops = null!;
+        long heapBefore = GC.GetTotalMemory(true);
         double setupCold = Time(() => { ops = new NtkOperators(linearize(x)); _ = ops.NtkS; });
         double setup = double.MaxValue, setupCpu = 0;
         for (int r = 0; r < reps; r++)
@@ -75,7 +84,19 @@ internal static class NtkBench
         double kFlop = lin.Sites.Sum(site => 4.0 * site.Rows * site.AugmentedWidth * site.OutDim);
         double ntkFlop = 2 * pFlop + kFlop;
 
-        if (detail) Components(lin, reps);
+        if (detail)
+        {
+            Components(lin, reps);
+            double tLin = Best(reps, () => _ = model.Linearize(x, precision)); double linCpu = LastCpu;
+            var lin2 = model.Linearize(x, precision);
+            double tOps = Best(reps, () => { var o = new NtkOperators(lin2); _ = o.NtkS; }); double opsCpu = LastCpu;
+            Console.WriteLine($"  setup pieces: Linearize (forward) {tLin * 1e3:F1} ms wall {linCpu * 1e3:F1} ms CPU; operators + NTK_S {tOps * 1e3:F1} ms wall {opsCpu * 1e3:F1} ms CPU");
+            int g = model.Config.GateCount * h;
+            var whh = Random(g * h, 9); var src = Random(b * h, 10); var pre = new double[b * g];
+            double tg1 = Best(reps, () => Gemm.Multiply(Trans.No, Trans.Yes, b, g, h, 1.0, src, h, whh, h, 0.0, pre, g));
+            double tg2 = Best(reps, () => Gemm.Multiply(Trans.No, Trans.No, b, h, g, 1.0, pre, g, whh, h, 0.0, src, h));
+            Console.WriteLine($"  step GEMMs [{b}×{h}]·W_hhᵀ {tg1 * 1e3:F3} ms, [{b}×{g}]·W_hh {tg2 * 1e3:F3} ms ({2.0 * b * g * h / tg1 / 1e9:F1} / {2.0 * b * g * h / tg2 / 1e9:F1} GFLOP/s)");
+        }
 
         var q = Random(s, 3);
         var y = new double[s];
@@ -99,8 +120,8 @@ internal static class NtkBench
 
         // GEMM throughput of the K-shaped product (Ûᵀ A: [N×d̂]ᵀ·[N×m]) and a square one, same run.
         var big = lin.Sites.OrderByDescending(site => site.AugmentedWidth).First();
-        double gemmK = GemmRate(big.AugmentedWidth, big.OutDim, big.Rows, Trans.Yes, reps);
-        double gemmSq = GemmRate(1000, 1000, 1000, Trans.No, reps);
+        var (gemmK, gemmKCpu) = GemmRate(big.AugmentedWidth, big.OutDim, big.Rows, Trans.Yes, reps, precision);
+        var (gemmSq, gemmSqCpu) = GemmRate(1000, 1000, 1000, Trans.No, reps, precision);
 
         Console.WriteLine();
         Console.WriteLine($"{"operation",-28} {"wall (s)",10} {"CPU (s)",9} {"GFLOP",8} {"GFLOP/s",9}");
@@ -114,7 +135,18 @@ internal static class NtkBench
         Row($"P (block of {block})", tPB, PBCpu, pFlop * block);
         Console.WriteLine($"{"per vector in the block:",-28} NTK_S {tNtkB / block:F4} s, K {tKB / block:F4} s, P {tPB / block:F4} s");
         Console.WriteLine($"Kronecker core (SVD of every site, exact tr K, c(r)): {tCore:F3} s wall, {coreCpu:F3} s CPU");
-        Console.WriteLine($"GEMM in this run: K-shaped [{big.Rows}×{big.AugmentedWidth}]ᵀ·[{big.Rows}×{big.OutDim}] {gemmK:F1} GFLOP/s, square n=1000 {gemmSq:F1} GFLOP/s");
+        Console.WriteLine($"GEMM ({precision.Name()}) in this run: K-shaped [{big.Rows}×{big.AugmentedWidth}]ᵀ·[{big.Rows}×{big.OutDim}] {gemmK:F1} GFLOP/s ({gemmKCpu:F1} per CPU-second), square n=1000 {gemmSq:F1} GFLOP/s ({gemmSqCpu:F1} per CPU-second)");
+        Console.WriteLine($"NTK_S one vector: {ntkFlop / 1e9 / tNtk / gemmSq * 100:F0} % of the square GEMM's wall rate, {ntkFlop / 1e9 / NtkCpu / gemmSqCpu * 100:F0} % of its rate per CPU-second");
+        Console.WriteLine($"live heap held by the linearisation and operators: {(liveSetup - heapBefore) / 1e6:F0} MB");
+        if (precision == Precision.F32)
+        {
+            var ops64 = new NtkOperators(model.Linearize(x, Precision.F64));
+            var y64 = ops64.NtkS.Apply(q);
+            var y32 = ops.NtkS.Apply(q);
+            double num = 0, den = 0;
+            for (int i = 0; i < s; i++) { num += (y32[i] - y64[i]) * (y32[i] - y64[i]); den += y64[i] * y64[i]; }
+            Console.WriteLine($"f32 vs f64 on this model: ‖NTK_S q (f32) − NTK_S q (f64)‖ / ‖NTK_S q (f64)‖ = {Math.Sqrt(num / den):E2}");
+        }
         Console.WriteLine($"live GC heap: {liveSetup / 1e6:F0} MB after setup (model, inputs, linearisation, operators), {liveSingle / 1e6:F0} MB after the single-vector applications (incl. pooled scratch)");
         Console.WriteLine($"peak working set: {peakSingle / 1e6:F0} MB after setup + single-vector applications, {peakBlock / 1e6:F0} MB after the block of {block} " +
                           $"(one state block of {block} = {8.0 * s * block / 1e6:F0} MB); GC heap now {GC.GetTotalMemory(false) / 1e6:F0} MB");
@@ -148,15 +180,27 @@ internal static class NtkBench
     private static void Row(string name, double seconds, double cpu, double flop) =>
         Console.WriteLine($"{name,-28} {seconds,10:F4} {cpu,9:F3} {(double.IsNaN(flop) ? "-" : (flop / 1e9).ToString("F2")),8} {(double.IsNaN(flop) ? "-" : (flop / 1e9 / seconds).ToString("F1")),9}");
 
-    private static double GemmRate(int m, int n, int k, Trans ta, int reps)
+    /// <summary>GFLOP/s (wall) and GFLOP per CPU-second of one GEMM shape in the given precision.</summary>
+    private static (double Wall, double PerCpu) GemmRate(int m, int n, int k, Trans ta, int reps, Precision precision)
     {
         var a = Random(m * k, 6);
         var bm = Random(k * n, 7);
-        var c = new double[m * n];
         int lda = ta == Trans.No ? k : m;
-        Gemm.Multiply(ta, Trans.No, m, n, k, 1.0, a, lda, bm, n, 0.0, c, n);
-        double sec = Best(reps, () => Gemm.Multiply(ta, Trans.No, m, n, k, 1.0, a, lda, bm, n, 0.0, c, n));
-        return 2.0 * m * n * k / sec / 1e9;
+        Action run;
+        if (precision == Precision.F32)
+        {
+            float[] af = a.Select(v => (float)v).ToArray(), bf = bm.Select(v => (float)v).ToArray(), cf = new float[m * n];
+            run = () => Gemm.Multiply(ta, Trans.No, m, n, k, 1f, af, lda, bf, n, 0f, cf, n);
+        }
+        else
+        {
+            var c = new double[m * n];
+            run = () => Gemm.Multiply(ta, Trans.No, m, n, k, 1.0, a, lda, bm, n, 0.0, c, n);
+        }
+        run();
+        double sec = Best(reps, run);
+        double flop = 2.0 * m * n * k / 1e9;
+        return (flop / sec, flop / Math.Max(LastCpu, 1e-9));
     }
 
     private static double[] Random(int n, int seed)

@@ -17,7 +17,8 @@ namespace GlobalNtk.Bench;
 /// Kronecker-core rank bound against the state dimension, per-site numerical ranks and PR(Ĝ_s),
 /// and PR(K), PR(NTK_S) from Rademacher probes. Options: <c>--d --heads --layers --ff --seqs
 /// --tokens --block (0: skip the block timing) --probes --reps --no-finding --mode-capture
-/// --post-ln (norm_first=False blocks) --final-norm (nn.TransformerEncoder(norm=…))</c>.
+/// --post-ln (norm_first=False blocks) --final-norm (nn.TransformerEncoder(norm=…)) --precision f64|f32</c>
+/// (f32 where the transformer has a float32 path; otherwise one error line, exit 2).
 /// </summary>
 internal static class TransformerBench
 {
@@ -26,6 +27,7 @@ internal static class TransformerBench
         int d = 128, heads = 4, layers = 4, ff = 0, seqs = 32, tokens = 64, block = 30, probes = 30, reps = 1;
         bool modeCapture = false;
         bool finding = true, postLn = false, finalNorm = false;
+        var precision = Precision.F64;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -43,13 +45,16 @@ internal static class TransformerBench
                 case "--mode-capture": modeCapture = true; break;
                 case "--post-ln": postLn = true; break;
                 case "--final-norm": finalNorm = true; break;
+                case "--precision":
+                    if (!PrecisionNames.TryParse(args[++i], out precision)) { Console.Error.WriteLine($"error: --precision '{args[i]}' is not f64 or f32"); return 2; }
+                    break;
                 default: Console.Error.WriteLine($"transformer: unknown option '{args[i]}'"); return 2;
             }
         }
         if (ff == 0) ff = 4 * d;
         var config = new TransformerConfig(TransformerInput.Linear, 3, d, heads, layers, ff, Activation.Gelu, Causal: true)
             { NormFirst = !postLn, FinalNorm = finalNorm };
-        Console.WriteLine($"transformer: d={d} heads={heads} L={layers} d_ff={ff} causal GELU {(postLn ? "post-LN" : "pre-LN")}{(finalNorm ? " + final norm" : "")}, {seqs} sequences × {tokens} tokens, N_in=3, float64; " +
+        Console.WriteLine($"transformer: d={d} heads={heads} L={layers} d_ff={ff} causal GELU {(postLn ? "post-LN" : "pre-LN")}{(finalNorm ? " + final norm" : "")}, {seqs} sequences × {tokens} tokens, N_in=3, {precision.Name()}; " +
                           $"{Environment.ProcessorCount} processors, GEMM kernel {Gemm.SelectedKernel}, load average {LoadAverage()}");
         var model = TransformerModel.Create(config, 3, seed: 1);
         var rng = new Random(2);
@@ -57,8 +62,11 @@ internal static class TransformerBench
         for (int i = 0; i < x.Length; i++) x.Span[i] = 2 * rng.NextDouble() - 1;
 
         NtkOperators ops = null!;
-        var setupCold = Measure(() => { ops = new NtkOperators(model.Linearize(x)); _ = ops.NtkS; });
-        var setup = Best(reps, () => { ops = new NtkOperators(model.Linearize(x)); _ = ops.NtkS; });
+        IChainModel chain = model;
+        try { _ = chain.Linearize(x, precision); }
+        catch (NotSupportedException ex) { Console.Error.WriteLine($"error: {ex.Message}"); return 2; }
+        var setupCold = Measure(() => { ops = new NtkOperators(chain.Linearize(x, precision)); _ = ops.NtkS; });
+        var setup = Best(reps, () => { ops = new NtkOperators(chain.Linearize(x, precision)); _ = ops.NtkS; });
         var lin = ops.Linearization;
         int s = lin.StateShape.Size;
         Console.WriteLine($"state {lin.StateShape} = {s} scalars, θ = {lin.Parameters.TotalSize} scalars, {lin.Sites.Count} sites");

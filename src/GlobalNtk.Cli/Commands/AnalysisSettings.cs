@@ -51,6 +51,12 @@ public class AnalysisSettings : CommonSettings
     [DefaultValue(CliDefaults.Seed), NullWhenOmitted]
     public int? Seed { get; init; }
 
+    /// <summary>Compute precision (null: f64).</summary>
+    [CommandOption("--precision <P>")]
+    [DefaultValue("f64"), NullWhenOmitted]
+    [Description(CliInputs.PrecisionDescription)]
+    public string? Precision { get; init; }
+
     /// <summary>The seed in effect.</summary>
     public int SeedOrDefault => Seed ?? CliDefaults.Seed;
 
@@ -81,6 +87,7 @@ public class AnalysisSettings : CommonSettings
             SpectrumBudget = CliInputs.AtLeast(SpectrumBudget ?? d.SpectrumBudget, 2, "--spectrum-budget"),
             SpectrumTolerance = tolerance,
             Seed = Seed ?? d.Seed,
+            Precision = CliInputs.ParsePrecision(Precision),
         };
         o.Validate();
         return o;
@@ -90,5 +97,5 @@ public class AnalysisSettings : CommonSettings
     public static string Describe(AnalysisOptions o) =>
         $"Estimators (budget preset `{o.Budget}`): top-{o.TopK} eigenpairs by block Krylov within {o.SpectrumBudget} operator applications per spectrum " +
         $"(relative eigenvalue tolerance {o.SpectrumTolerance:G2}); tr A, tr A² and PR = (tr A)²/tr A² from {o.Probes} Rademacher probes deflated by the top eigenvectors; " +
-        $"partial ranks within {o.PartialBudget} applications each (exact, per-index or Kronecker probes, whichever fits); seed {o.Seed}. ± values are one standard error.";
+        $"partial ranks within {o.PartialBudget} applications each (exact, per-index or Kronecker probes, whichever fits); seed {o.Seed}; {(o.Precision == GlobalNtk.Dense.Precision.F32 ? "float32" : "float64")} operators. ± values are one standard error.";
 }

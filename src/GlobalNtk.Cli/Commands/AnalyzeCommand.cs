@@ -109,7 +109,7 @@ public sealed class AnalyzeCommand : CliCommand<AnalyzeSettings>
         var (inputs, targets, batchText) = Batch(s, first, metadata, isRun);
         // fail fast (one line) if the batch does not fit the model
         ChainLinearization lin;
-        try { lin = first.Linearize(inputs); }
+        try { lin = first.Linearize(inputs, options.Precision); }
         catch (ArgumentException ex) when (ex is not GlobalNtk.Operators.ShapeMismatchException)
         { throw new GlobalNtk.Operators.ShapeMismatchException($"analysis batch ({batchText}): {ex.Message}"); }
         CliInputs.RequireMemory(AnalysisMemory.Estimate(lin.StateShape.Size, options),

@@ -51,6 +51,12 @@ public sealed class ApplySettings : CommonSettings
     [Description("Where to write the result .npy (float64, state-shaped); an existing file only with --force.")]
     public string? Out { get; init; }
 
+    /// <summary>Compute precision (null: f64).</summary>
+    [CommandOption("--precision <P>")]
+    [DefaultValue("f64"), NullWhenOmitted]
+    [Description(CliInputs.PrecisionDescription)]
+    public string? Precision { get; init; }
+
     /// <summary>Replace an earlier globalntk output.</summary>
     [CommandOption("--force")]
     [Description(OutputTarget.ForceDescription)]
@@ -80,6 +86,7 @@ public sealed class ApplyCommand : CliCommand<ApplySettings>
     /// <inheritdoc/>
     protected override CommandOutcome Run(ApplySettings s, CliProgress progress, CancellationToken ct)
     {
+        var precision = CliInputs.ParsePrecision(s.Precision);
         string opName = CliInputs.Required(s.Operator, "--operator");
         if (!Operators.ContainsKey(opName))
             throw new CliInputException($"unknown operator '{opName}' (valid: {string.Join(", ", Operators.Keys)}).");
@@ -89,7 +96,7 @@ public sealed class ApplyCommand : CliCommand<ApplySettings>
             [new("--model", s.Model), new("--inputs", s.Inputs), new("--vector", s.Vector)]));
         var loaded = CliInputs.Model(s.Model, s.Arch, settings: s.Options);
         var inputs = CliInputs.Inputs(s.Inputs, timeMajor: s.TimeMajor);
-        var lin = CliInputs.Linearize(loaded.Model, inputs, s.Inputs!);
+        var lin = CliInputs.Linearize(loaded.Model, inputs, s.Inputs!, precision);
         var q = CliInputs.Matching(s.Vector, lin.StateShape, "--vector", "states");
         var op = Select(new NtkOperators(lin), opName);
         var y = op.Apply(q.Span);

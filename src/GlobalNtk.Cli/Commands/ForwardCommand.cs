@@ -39,6 +39,12 @@ public sealed class ForwardSettings : CommonSettings
     [Description("Where to write the states .npy (float64; [[B, T, S]], LSTM S = 2H as [[h, c]]); an existing file only with --force.")]
     public string? Out { get; init; }
 
+    /// <summary>Compute precision (null: f64).</summary>
+    [CommandOption("--precision <P>")]
+    [DefaultValue("f64"), NullWhenOmitted]
+    [Description(CliInputs.PrecisionDescription)]
+    public string? Precision { get; init; }
+
     /// <summary>Replace an earlier globalntk output.</summary>
     [CommandOption("--force")]
     [Description(OutputTarget.ForceDescription)]
@@ -51,11 +57,12 @@ public sealed class ForwardCommand : CliCommand<ForwardSettings>
     /// <inheritdoc/>
     protected override CommandOutcome Run(ForwardSettings s, CliProgress progress, CancellationToken ct)
     {
+        var precision = CliInputs.ParsePrecision(s.Precision);
         string outPath = CliInputs.Required(s.Out, "--out");
         using var output = OutputFile.Create(new OutputRequest(outPath, "forward", s.Force, [new("--model", s.Model), new("--inputs", s.Inputs)]));
         var loaded = CliInputs.Model(s.Model, s.Arch, settings: s.Options);
         var inputs = CliInputs.Inputs(s.Inputs, timeMajor: s.TimeMajor);
-        var lin = CliInputs.Linearize(loaded.Model, inputs, s.Inputs!);
+        var lin = CliInputs.Linearize(loaded.Model, inputs, s.Inputs!, precision);
         var states = new Tensor(lin.States.ToArray(), lin.StateShape);
         Npy.Write(output.TempPath, states);
         output.Commit();

@@ -97,19 +97,30 @@ public static class CliInputs
     /// Linearises <paramref name="model"/> on <paramref name="inputs"/>, naming the inputs file when
     /// the shapes do not fit, or when the states alone could not fit in memory (checked first).
     /// </summary>
-    public static ChainLinearization Linearize(IChainModel model, Tensor inputs, string inputsPath)
+    public static ChainLinearization Linearize(IChainModel model, Tensor inputs, string inputsPath, Precision precision = Dense.Precision.F64)
     {
         var sizes = inputs.Shape.Sizes;
         double rows = sizes.Count >= 3 ? (double)sizes[0] * sizes[1] : sizes.Count > 0 ? sizes[0] : 1;
         // A lower bound: the states and one more state-sized array (the cells keep more).
         var memory = new MemoryEstimate().AddDoubles("states and linearisation", 2 * rows * model.Readout.InputSize);
         RequireMemory(memory, $"--inputs '{inputsPath}' {inputs.Shape}");
-        try { return model.Linearize(inputs); }
+        try { return model.Linearize(inputs, precision); }
         catch (ArgumentException ex) when (ex is not ShapeMismatchException)
         {
             throw new ShapeMismatchException($"--inputs '{inputsPath}' {inputs.Shape}: {ex.Message}");
         }
     }
+
+    /// <summary>Help text of <c>--precision</c>, shared by every command that linearises a model.</summary>
+    public const string PrecisionDescription =
+        "f64 or f32: the precision the linearisation computes in. f32 keeps the caches in float32 and runs the products in float32 " +
+        "(vectors, traces and Krylov reductions stay float64); architectures without a float32 path refuse it.";
+
+    /// <summary>The precision named by <c>--precision</c> (f64 when not given).</summary>
+    public static Precision ParsePrecision(string? text) =>
+        text is null ? Dense.Precision.F64
+        : PrecisionNames.TryParse(text, out var p) ? p
+        : throw new CliInputException($"--precision must be f64 or f32, got '{text}'.");
 
     /// <summary>Refuses work whose <paramref name="estimate"/> cannot fit in memory; the one-line error starts with <paramref name="what"/> (the option at fault).</summary>
     public static void RequireMemory(MemoryEstimate estimate, string what)

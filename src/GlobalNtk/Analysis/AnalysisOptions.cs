@@ -42,6 +42,12 @@ public sealed record AnalysisOptions
     public int KroneckerProbes { get; init; } = 64;
     /// <summary>Seed of every random draw (same seed → same numbers).</summary>
     public int Seed { get; init; } = 1;
+    /// <summary>
+    /// Compute precision of the linearisation the operators run on (docs/math.md#numerics):
+    /// <see cref="Dense.Precision.F32"/> where the model family has a float32 path; the estimators'
+    /// reductions stay float64 either way.
+    /// </summary>
+    public Dense.Precision Precision { get; init; } = Dense.Precision.F64;
     /// <summary>Largest r of SRB(r) (r = 1..min(this, state vector length)).</summary>
     public int MaxSrbRank { get; init; } = 64;
     /// <summary>Largest r of the mode-capture curve c(r) per site.</summary>

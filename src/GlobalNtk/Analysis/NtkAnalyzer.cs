@@ -56,7 +56,7 @@ public sealed class NtkAnalyzer
         var meter = new StageMeter(progress);
 
         meter.Begin("forward pass", 0);
-        var lin = model.Linearize(_inputs);
+        var lin = model.Linearize(_inputs, o.Precision);
         var ops = new NtkOperators(lin, key.Fold("Kronecker core").Seed, o.KroneckerExactLimit, o.KroneckerProbes);
         var shape = lin.StateShape;
         var readout = model.Readout;

@@ -65,6 +65,15 @@ public abstract class ChainLinearization
     public abstract IReadOnlyList<WeightSite> Sites { get; }
 
     /// <summary>
+    /// The site part of the Kronecker-core K in one fused pass, when the linearisation has one:
+    /// y[j] += Σ_s D_s (Û_s Û_sᵀ ⊗ I) D_s* x[j] over every site of <see cref="Sites"/>
+    /// (docs/math.md#kronecker-core). Returns false (the default) when there is none; K then applies
+    /// the sites one by one through their D_s and D_s*. Models whose sites share one pre-activation
+    /// row (recurrent cells) override it: one D* pass and one D pass serve every site.
+    /// </summary>
+    public virtual bool TryAddSiteKernel(ReadOnlySpan<double> x, Span<double> y, int count) => false;
+
+    /// <summary>
     /// result[j] = J_θ · E dThetaSubset[j] (docs/math.md#global-ntk), where E embeds a compact δθ over only the
     /// parameter tensors <paramref name="parameterIndices"/> into θ with zeros elsewhere. The compact
     /// layout is those tensors concatenated in the order listed (<see cref="SubsetLayout"/>);

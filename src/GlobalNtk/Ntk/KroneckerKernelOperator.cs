@@ -36,7 +36,8 @@ public sealed class KroneckerKernelOperator : CheckedOperator
     protected override void ForwardBlock(ReadOnlySpan<double> x, Span<double> y, int count)
     {
         y.Clear();
-        foreach (var site in _lin.Sites) AddSiteTerm(site, x, y, count);
+        if (!_lin.TryAddSiteKernel(x, y, count))
+            foreach (var site in _lin.Sites) AddSiteTerm(site, x, y, count);
         if (_map.RestSize > 0) AddRestTerm(x, y, count);
     }
 

@@ -1,4 +1,5 @@
 using GlobalNtk.Models.Mlp;
+using System.Numerics;
 using System.Numerics.Tensors;
 
 namespace GlobalNtk.Models.Recurrent;
@@ -16,21 +17,21 @@ public sealed class ElmanCell : RecurrentCell
     internal override int CacheWidth => HiddenSize;
     internal override int WorkWidth => 0;
 
-    internal override void ForwardRow(ReadOnlySpan<double> pre, ReadOnlySpan<double> zPrev, Span<double> z, Span<double> cache)
+    internal override void ForwardRow<T>(ReadOnlySpan<T> pre, ReadOnlySpan<T> zPrev, Span<T> z, Span<T> cache)
     {
         Pointwise.Apply(Nonlinearity, pre, z);
         Pointwise.DerivativeFromOutput(Nonlinearity, z, cache);
     }
 
-    internal override void ApplyD(in StepRow row, ReadOnlySpan<double> da, Span<double> dz, Span<double> work) =>
+    internal override void ApplyD<T>(in StepRow<T> row, ReadOnlySpan<T> da, Span<T> dz, Span<T> work) =>
         TensorPrimitives.Multiply(row.Cache, da, dz);
 
-    internal override void ApplyDTranspose(in StepRow row, ReadOnlySpan<double> q, Span<double> g, Span<double> work) =>
+    internal override void ApplyDTranspose<T>(in StepRow<T> row, ReadOnlySpan<T> q, Span<T> g, Span<T> work) =>
         TensorPrimitives.Multiply(row.Cache, q, g);
 
-    internal override void ApplyEAdd(in StepRow row, ReadOnlySpan<double> src, Span<double> dst, double alpha, Span<double> work) { }
+    internal override void ApplyEAdd<T>(in StepRow<T> row, ReadOnlySpan<T> src, Span<T> dst, T alpha, Span<T> work) { }
 
-    internal override void ApplyETransposeAdd(in StepRow row, ReadOnlySpan<double> q, Span<double> dst, double alpha, Span<double> work) { }
+    internal override void ApplyETransposeAdd<T>(in StepRow<T> row, ReadOnlySpan<T> q, Span<T> dst, T alpha, Span<T> work) { }
 }
 
 /// <summary>
@@ -51,24 +52,24 @@ public sealed class LeakyRnnCell : RecurrentCell
     internal override int CacheWidth => 0;
     internal override int WorkWidth => 0;
     internal override bool RecurrentVariableIsState => false;
-    internal override void RecurrentVariable(ReadOnlySpan<double> h, Span<double> v) => Pointwise.Apply(Nonlinearity, h, v);
-    internal override void RecurrentDerivative(ReadOnlySpan<double> v, Span<double> d) => Pointwise.DerivativeFromOutput(Nonlinearity, v, d);
+    internal override void RecurrentVariable<T>(ReadOnlySpan<T> h, Span<T> v) => Pointwise.Apply(Nonlinearity, h, v);
+    internal override void RecurrentDerivative<T>(ReadOnlySpan<T> v, Span<T> d) => Pointwise.DerivativeFromOutput(Nonlinearity, v, d);
 
-    internal override void ForwardRow(ReadOnlySpan<double> pre, ReadOnlySpan<double> zPrev, Span<double> z, Span<double> cache)
+    internal override void ForwardRow<T>(ReadOnlySpan<T> pre, ReadOnlySpan<T> zPrev, Span<T> z, Span<T> cache)
     {
-        TensorPrimitives.Multiply(zPrev, 1 - Alpha, z);
-        TensorPrimitives.MultiplyAdd(pre, Alpha, z, z);
+        TensorPrimitives.Multiply(zPrev, T.CreateChecked(1 - Alpha), z);
+        TensorPrimitives.MultiplyAdd(pre, T.CreateChecked(Alpha), z, z);
     }
 
-    internal override void ApplyD(in StepRow row, ReadOnlySpan<double> da, Span<double> dz, Span<double> work) =>
-        TensorPrimitives.Multiply(da, Alpha, dz);
+    internal override void ApplyD<T>(in StepRow<T> row, ReadOnlySpan<T> da, Span<T> dz, Span<T> work) =>
+        TensorPrimitives.Multiply(da, T.CreateChecked(Alpha), dz);
 
-    internal override void ApplyDTranspose(in StepRow row, ReadOnlySpan<double> q, Span<double> g, Span<double> work) =>
-        TensorPrimitives.Multiply(q, Alpha, g);
+    internal override void ApplyDTranspose<T>(in StepRow<T> row, ReadOnlySpan<T> q, Span<T> g, Span<T> work) =>
+        TensorPrimitives.Multiply(q, T.CreateChecked(Alpha), g);
 
-    internal override void ApplyEAdd(in StepRow row, ReadOnlySpan<double> src, Span<double> dst, double alpha, Span<double> work) =>
-        TensorPrimitives.MultiplyAdd(src, alpha * (1 - Alpha), dst, dst);
+    internal override void ApplyEAdd<T>(in StepRow<T> row, ReadOnlySpan<T> src, Span<T> dst, T alpha, Span<T> work) =>
+        TensorPrimitives.MultiplyAdd(src, alpha * T.CreateChecked(1 - Alpha), dst, dst);
 
-    internal override void ApplyETransposeAdd(in StepRow row, ReadOnlySpan<double> q, Span<double> dst, double alpha, Span<double> work) =>
-        TensorPrimitives.MultiplyAdd(q, alpha * (1 - Alpha), dst, dst);
+    internal override void ApplyETransposeAdd<T>(in StepRow<T> row, ReadOnlySpan<T> q, Span<T> dst, T alpha, Span<T> work) =>
+        TensorPrimitives.MultiplyAdd(q, alpha * T.CreateChecked(1 - Alpha), dst, dst);
 }

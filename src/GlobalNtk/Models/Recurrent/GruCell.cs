@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Numerics.Tensors;
 
 namespace GlobalNtk.Models.Recurrent;
@@ -18,7 +19,7 @@ public sealed class GruCell : RecurrentCell
     internal override int CacheWidth => 4 * HiddenSize;
     internal override int WorkWidth => 2 * HiddenSize;
 
-    internal override void ForwardRow(ReadOnlySpan<double> pre, ReadOnlySpan<double> zPrev, Span<double> z, Span<double> cache)
+    internal override void ForwardRow<T>(ReadOnlySpan<T> pre, ReadOnlySpan<T> zPrev, Span<T> z, Span<T> cache)
     {
         int h = HiddenSize;
         var r = cache[..h]; var u = cache.Slice(h, h); var n = cache.Slice(2 * h, h); var hn = cache.Slice(3 * h, h);
@@ -34,7 +35,7 @@ public sealed class GruCell : RecurrentCell
         TensorPrimitives.MultiplyAdd(u, z, n, z);
     }
 
-    internal override void ApplyD(in StepRow row, ReadOnlySpan<double> da, Span<double> dz, Span<double> work)
+    internal override void ApplyD<T>(in StepRow<T> row, ReadOnlySpan<T> da, Span<T> dz, Span<T> work)
     {
         int h = HiddenSize;
         var c = row.Cache;
@@ -51,7 +52,7 @@ public sealed class GruCell : RecurrentCell
         Pointwise.OneMinusSquare(n, t2);
         TensorPrimitives.Multiply(t1, t2, t1);
         // dz = (1 − u) dn + (h − n) du
-        TensorPrimitives.Subtract(1.0, u, t2);
+        TensorPrimitives.Subtract(T.One, u, t2);
         TensorPrimitives.Multiply(t1, t2, dz);
         TensorPrimitives.Add(da.Slice(h, h), da.Slice(4 * h, h), t1);
         Pointwise.SigmoidDerivative(u, t2);
@@ -60,7 +61,7 @@ public sealed class GruCell : RecurrentCell
         TensorPrimitives.MultiplyAdd(t1, t2, dz, dz);
     }
 
-    internal override void ApplyDTranspose(in StepRow row, ReadOnlySpan<double> q, Span<double> g, Span<double> work)
+    internal override void ApplyDTranspose<T>(in StepRow<T> row, ReadOnlySpan<T> q, Span<T> g, Span<T> work)
     {
         int h = HiddenSize;
         var c = row.Cache;
@@ -74,7 +75,7 @@ public sealed class GruCell : RecurrentCell
         TensorPrimitives.Multiply(t1, t2, giz);
         giz.CopyTo(g.Slice(4 * h, h));
         // g_in = q ⊙ (1 − u) ⊙ (1 − n²); g_hn = r ⊙ g_in
-        TensorPrimitives.Subtract(1.0, u, t1);
+        TensorPrimitives.Subtract(T.One, u, t1);
         TensorPrimitives.Multiply(t1, q, t1);
         Pointwise.OneMinusSquare(n, t2);
         TensorPrimitives.Multiply(t1, t2, gin);
@@ -86,13 +87,13 @@ public sealed class GruCell : RecurrentCell
         gir.CopyTo(g.Slice(3 * h, h));
     }
 
-    internal override void ApplyEAdd(in StepRow row, ReadOnlySpan<double> src, Span<double> dst, double alpha, Span<double> work)
+    internal override void ApplyEAdd<T>(in StepRow<T> row, ReadOnlySpan<T> src, Span<T> dst, T alpha, Span<T> work)
     {
         var t = work[..HiddenSize];
         TensorPrimitives.Multiply(row.Cache.Slice(HiddenSize, HiddenSize), src, t);
         TensorPrimitives.MultiplyAdd(t, alpha, dst, dst);
     }
 
-    internal override void ApplyETransposeAdd(in StepRow row, ReadOnlySpan<double> q, Span<double> dst, double alpha, Span<double> work) =>
+    internal override void ApplyETransposeAdd<T>(in StepRow<T> row, ReadOnlySpan<T> q, Span<T> dst, T alpha, Span<T> work) =>
         ApplyEAdd(row, q, dst, alpha, work); // E = diag(u) is symmetric
 }

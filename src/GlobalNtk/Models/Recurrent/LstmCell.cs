@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Numerics.Tensors;
 
 namespace GlobalNtk.Models.Recurrent;
@@ -15,7 +16,7 @@ public sealed class LstmCell : RecurrentCell
     internal override int CacheWidth => 5 * HiddenSize;
     internal override int WorkWidth => 2 * HiddenSize;
 
-    internal override void ForwardRow(ReadOnlySpan<double> pre, ReadOnlySpan<double> zPrev, Span<double> z, Span<double> cache)
+    internal override void ForwardRow<T>(ReadOnlySpan<T> pre, ReadOnlySpan<T> zPrev, Span<T> z, Span<T> cache)
     {
         int h = HiddenSize;
         var i = cache[..h]; var f = cache.Slice(h, h); var g = cache.Slice(2 * h, h); var o = cache.Slice(3 * h, h); var tc = cache.Slice(4 * h, h);
@@ -29,7 +30,7 @@ public sealed class LstmCell : RecurrentCell
         TensorPrimitives.Multiply(o, tc, hNew);
     }
 
-    internal override void ApplyD(in StepRow row, ReadOnlySpan<double> da, Span<double> dz, Span<double> work)
+    internal override void ApplyD<T>(in StepRow<T> row, ReadOnlySpan<T> da, Span<T> dz, Span<T> work)
     {
         int h = HiddenSize;
         var cache = row.Cache;
@@ -55,7 +56,7 @@ public sealed class LstmCell : RecurrentCell
         TensorPrimitives.MultiplyAdd(t2, tc, dh, dh);
     }
 
-    internal override void ApplyDTranspose(in StepRow row, ReadOnlySpan<double> q, Span<double> gOut, Span<double> work)
+    internal override void ApplyDTranspose<T>(in StepRow<T> row, ReadOnlySpan<T> q, Span<T> gOut, Span<T> work)
     {
         int h = HiddenSize;
         var cache = row.Cache;
@@ -81,7 +82,7 @@ public sealed class LstmCell : RecurrentCell
         TensorPrimitives.Multiply(t, qh, gOut.Slice(3 * h, h));
     }
 
-    internal override void ApplyEAdd(in StepRow row, ReadOnlySpan<double> src, Span<double> dst, double alpha, Span<double> work)
+    internal override void ApplyEAdd<T>(in StepRow<T> row, ReadOnlySpan<T> src, Span<T> dst, T alpha, Span<T> work)
     {
         int h = HiddenSize;
         var f = row.Cache.Slice(h, h); var o = row.Cache.Slice(3 * h, h); var tc = row.Cache.Slice(4 * h, h);
@@ -94,7 +95,7 @@ public sealed class LstmCell : RecurrentCell
         TensorPrimitives.MultiplyAdd(t1, alpha, dst[..h], dst[..h]);
     }
 
-    internal override void ApplyETransposeAdd(in StepRow row, ReadOnlySpan<double> q, Span<double> dst, double alpha, Span<double> work)
+    internal override void ApplyETransposeAdd<T>(in StepRow<T> row, ReadOnlySpan<T> q, Span<T> dst, T alpha, Span<T> work)
     {
         int h = HiddenSize;
         var f = row.Cache.Slice(h, h); var o = row.Cache.Slice(3 * h, h); var tc = row.Cache.Slice(4 * h, h);

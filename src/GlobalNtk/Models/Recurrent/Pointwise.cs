@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Numerics.Tensors;
 using GlobalNtk.Models.Mlp;
 
@@ -7,32 +8,32 @@ namespace GlobalNtk.Models.Recurrent;
 internal static class Pointwise
 {
     /// <summary>y = φ(x).</summary>
-    public static void Apply(Activation act, ReadOnlySpan<double> x, Span<double> y)
+    public static void Apply<T>(Activation act, ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (act == Activation.Tanh) TensorPrimitives.Tanh(x, y);
-        else if (act == Activation.Relu) TensorPrimitives.Max(x, 0.0, y);
+        else if (act == Activation.Relu) TensorPrimitives.Max(x, T.Zero, y);
         else throw new ArgumentException($"Recurrent cells support tanh and relu, not {act.Name()}.");
     }
 
     /// <summary>d = φ'(x) computed from the output y = φ(x) (tanh: 1 − y², relu: [y &gt; 0]); GELU is not invertible so not allowed here.</summary>
-    public static void DerivativeFromOutput(Activation act, ReadOnlySpan<double> y, Span<double> d)
+    public static void DerivativeFromOutput<T>(Activation act, ReadOnlySpan<T> y, Span<T> d) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (act == Activation.Tanh) OneMinusSquare(y, d);
         else if (act != Activation.Relu) throw new ArgumentException($"Recurrent cells support tanh and relu, not {act.Name()}.");
-        else for (int i = 0; i < y.Length; i++) d[i] = y[i] > 0 ? 1.0 : 0.0;
+        else for (int i = 0; i < y.Length; i++) d[i] = y[i] > T.Zero ? T.One : T.Zero;
     }
 
     /// <summary>d = 1 − y² (tanh' from tanh).</summary>
-    public static void OneMinusSquare(ReadOnlySpan<double> y, Span<double> d)
+    public static void OneMinusSquare<T>(ReadOnlySpan<T> y, Span<T> d) where T : unmanaged, IFloatingPointIeee754<T>
     {
         TensorPrimitives.Multiply(y, y, d);
-        TensorPrimitives.Subtract(1.0, d, d);
+        TensorPrimitives.Subtract(T.One, d, d);
     }
 
     /// <summary>d = y(1 − y) (σ' from σ).</summary>
-    public static void SigmoidDerivative(ReadOnlySpan<double> y, Span<double> d)
+    public static void SigmoidDerivative<T>(ReadOnlySpan<T> y, Span<T> d) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        TensorPrimitives.Subtract(1.0, y, d);
+        TensorPrimitives.Subtract(T.One, y, d);
         TensorPrimitives.Multiply(y, d, d);
     }
 

@@ -1,3 +1,4 @@
+using System.Numerics;
 using GlobalNtk.Operators;
 using GlobalNtk.Models.Mlp;
 
@@ -125,34 +126,56 @@ public abstract class RecurrentCell
     }
 
     // ---- cell math hooks, all per (trial, step) row; spans of width H, S, PreWidth as named ----
+    // Each hook is generic over the element type (float64, or float32 for Precision.F32): the JIT
+    // specialises it per type, so the float64 code is the same as a hand-written one. The
+    // double-typed overloads below the abstract hooks are the original signatures, kept for callers.
 
-    /// <summary>Scalars cached per (trial, step) by <see cref="ForwardRow"/> (gate activations; state-sized).</summary>
+    /// <summary>Scalars cached per (trial, step) by <see cref="ForwardRow{T}"/> (gate activations; state-sized).</summary>
     internal abstract int CacheWidth { get; }
     /// <summary>Scratch needed by the hooks, per thread.</summary>
     internal abstract int WorkWidth { get; }
     /// <summary>Whether the recurrent site variable v is h itself (true) or φ(h) (leaky RNN).</summary>
     internal virtual bool RecurrentVariableIsState => true;
     /// <summary>v = v(h).</summary>
-    internal virtual void RecurrentVariable(ReadOnlySpan<double> h, Span<double> v) => h.CopyTo(v);
+    internal virtual void RecurrentVariable<T>(ReadOnlySpan<T> h, Span<T> v) where T : unmanaged, IFloatingPointIeee754<T> => h.CopyTo(v);
     /// <summary>d = v'(h) computed from v.</summary>
-    internal virtual void RecurrentDerivative(ReadOnlySpan<double> v, Span<double> d) => d.Fill(1.0);
+    internal virtual void RecurrentDerivative<T>(ReadOnlySpan<T> v, Span<T> d) where T : unmanaged, IFloatingPointIeee754<T> => d.Fill(T.One);
 
     /// <summary>z = g(a, zPrev) with a = pre (biases included); fills the row's cache.</summary>
-    internal abstract void ForwardRow(ReadOnlySpan<double> pre, ReadOnlySpan<double> zPrev, Span<double> z, Span<double> cache);
+    internal abstract void ForwardRow<T>(ReadOnlySpan<T> pre, ReadOnlySpan<T> zPrev, Span<T> z, Span<T> cache) where T : unmanaged, IFloatingPointIeee754<T>;
     /// <summary>dz = D·da (overwrite), da of width PreWidth.</summary>
-    internal abstract void ApplyD(in StepRow row, ReadOnlySpan<double> da, Span<double> dz, Span<double> work);
+    internal abstract void ApplyD<T>(in StepRow<T> row, ReadOnlySpan<T> da, Span<T> dz, Span<T> work) where T : unmanaged, IFloatingPointIeee754<T>;
     /// <summary>g = Dᵀ·q (overwrite), g of width PreWidth.</summary>
-    internal abstract void ApplyDTranspose(in StepRow row, ReadOnlySpan<double> q, Span<double> g, Span<double> work);
+    internal abstract void ApplyDTranspose<T>(in StepRow<T> row, ReadOnlySpan<T> q, Span<T> g, Span<T> work) where T : unmanaged, IFloatingPointIeee754<T>;
     /// <summary>dst += alpha·E·src (E = ∂g/∂z with a held fixed).</summary>
-    internal abstract void ApplyEAdd(in StepRow row, ReadOnlySpan<double> src, Span<double> dst, double alpha, Span<double> work);
+    internal abstract void ApplyEAdd<T>(in StepRow<T> row, ReadOnlySpan<T> src, Span<T> dst, T alpha, Span<T> work) where T : unmanaged, IFloatingPointIeee754<T>;
     /// <summary>dst += alpha·Eᵀ·q.</summary>
-    internal abstract void ApplyETransposeAdd(in StepRow row, ReadOnlySpan<double> q, Span<double> dst, double alpha, Span<double> work);
+    internal abstract void ApplyETransposeAdd<T>(in StepRow<T> row, ReadOnlySpan<T> q, Span<T> dst, T alpha, Span<T> work) where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>float64 form of <see cref="ApplyD{T}"/>.</summary>
+    internal void ApplyD(in StepRow row, ReadOnlySpan<double> da, Span<double> dz, Span<double> work) => ApplyD(row.Generic, da, dz, work);
+    /// <summary>float64 form of <see cref="ApplyDTranspose{T}"/>.</summary>
+    internal void ApplyDTranspose(in StepRow row, ReadOnlySpan<double> q, Span<double> g, Span<double> work) => ApplyDTranspose(row.Generic, q, g, work);
+    /// <summary>float64 form of <see cref="ApplyEAdd{T}"/>.</summary>
+    internal void ApplyEAdd(in StepRow row, ReadOnlySpan<double> src, Span<double> dst, double alpha, Span<double> work) => ApplyEAdd(row.Generic, src, dst, alpha, work);
+    /// <summary>float64 form of <see cref="ApplyETransposeAdd{T}"/>.</summary>
+    internal void ApplyETransposeAdd(in StepRow row, ReadOnlySpan<double> q, Span<double> dst, double alpha, Span<double> work) => ApplyETransposeAdd(row.Generic, q, dst, alpha, work);
 }
 
-/// <summary>What the derivative hooks see of one (trial, step): its cache, previous and current state.</summary>
+/// <summary>What the derivative hooks see of one (trial, step): its cache, previous and current state (float64).</summary>
 internal readonly ref struct StepRow(ReadOnlySpan<double> cache, ReadOnlySpan<double> zPrev, ReadOnlySpan<double> z)
 {
     public ReadOnlySpan<double> Cache { get; } = cache;
     public ReadOnlySpan<double> ZPrev { get; } = zPrev;
     public ReadOnlySpan<double> Z { get; } = z;
+    /// <summary>The same row as a <see cref="StepRow{T}"/>.</summary>
+    public StepRow<double> Generic => new(Cache, ZPrev, Z);
+}
+
+/// <summary>What the derivative hooks see of one (trial, step), in the linearisation's element type.</summary>
+internal readonly ref struct StepRow<T>(ReadOnlySpan<T> cache, ReadOnlySpan<T> zPrev, ReadOnlySpan<T> z)
+{
+    public ReadOnlySpan<T> Cache { get; } = cache;
+    public ReadOnlySpan<T> ZPrev { get; } = zPrev;
+    public ReadOnlySpan<T> Z { get; } = z;
 }

@@ -1,5 +1,7 @@
 using System.Buffers;
+using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
 using GlobalNtk.Dense;
 using Tensor = GlobalNtk.Dense.Tensor;
 
@@ -11,47 +13,52 @@ namespace GlobalNtk.Models.Recurrent;
 /// pre-activations a_ih = W_ih x + b_ih and a_hh = W_hh v(h) + b_hh, and the weight sites.
 /// </summary>
 /// <remarks>
-/// Stores only state-sized arrays: the states [B, T, S], the site variables v(h_{k−1}) [B·T, H],
+/// <para>Stores only state-sized arrays: the states [B, T, S], the site variables v(h_{k−1}) [B·T, H],
 /// the cell's gate cache [B·T, cache], a copy of the inputs, and a snapshot of the parameters (so
 /// later parameter updates do not change this linearisation). Row (b, k) of every per-row array is
 /// b·T + k. Block operations treat the rows of one step of a [count, B, T, S] block as
-/// count·B rows with stride T·S, so each step is one GEMM per weight matrix.
+/// count·B rows, so each step is one GEMM per weight matrix.</para>
+/// <para>Precision (docs/math.md#numerics): with <see cref="Dense.Precision.F32"/> the forward pass, the caches and every
+/// product run in float32 (float32 GEMM, float32 cell math); vectors at the operator interface stay
+/// float64 and are rounded to float32 on entry and widened on exit, where the results are added
+/// in float64. <see cref="States"/> are the float32 trajectory widened. Bias gradients (column sums
+/// over the B·T rows) accumulate in float64.</para>
 /// </remarks>
-public sealed unsafe class RecurrentLinearization : ChainLinearization
+public sealed class RecurrentLinearization : ChainLinearization
 {
     private readonly RecurrentCell _cell;
     private readonly ParameterSet _params; // snapshot: later training does not change this linearisation
-    private readonly int _b, _t, _s, _h, _n, _gh, _p, _c;
-    private readonly double[] _x, _states, _initial, _v, _cache, _whh;
-    private readonly int _offWih, _offWhh, _offBih, _offBhh;
+    private readonly double[] _x, _states, _initial;
+    private readonly IEngine _engine;
+    private readonly SiteLayout[] _layout;
     private readonly Lazy<IReadOnlyList<WeightSite>> _sites;
 
-    internal RecurrentLinearization(RecurrentCell cell, Tensor inputs, ReadOnlySpan<double> initialState)
+    internal RecurrentLinearization(RecurrentCell cell, Tensor inputs, ReadOnlySpan<double> initialState, Precision precision = Precision.F64)
     {
         _cell = cell;
-        _b = inputs.Shape.Sizes[0]; _t = inputs.Shape.Sizes[1]; _n = cell.InputSize;
-        _s = cell.StateSize; _h = cell.HiddenSize; _gh = cell.GateWidth; _p = cell.PreWidth; _c = cell.CacheWidth;
-        StateShape = new AxisShape(("trial", _b), ("time", _t), ("unit", _s));
+        int b = inputs.Shape.Sizes[0], t = inputs.Shape.Sizes[1], s = cell.StateSize;
+        StateShape = new AxisShape(("trial", b), ("time", t), ("unit", s));
+        Precision = precision;
         _x = inputs.Span.ToArray();
         _initial = initialState.ToArray();
-        _states = new double[checked(_b * _t * _s)];
-        _v = new double[checked(_b * _t * _h)];
-        _cache = new double[checked(_b * _t * _c)];
-        var ps = _params = cell.Parameters.Clone();
-        _whh = ps[RecurrentCell.WeightHhName].Data;
-        _offWih = ps.OffsetOf(RecurrentCell.WeightIhName);
-        _offWhh = ps.OffsetOf(RecurrentCell.WeightHhName);
-        _offBih = cell.HasBiasIh ? ps.OffsetOf(RecurrentCell.BiasIhName) : -1;
-        _offBhh = ps.OffsetOf(RecurrentCell.BiasHhName);
-        Forward();
-        Numerics.EnsureFinite(_states, $"{cell.Arch} states {StateShape} (forward pass overflowed)");
-        _sites = new Lazy<IReadOnlyList<WeightSite>>(BuildSites);
+        _states = new double[checked(b * t * s)];
+        _params = cell.Parameters.Clone();
+        _layout = BuildLayout(cell);
+        _engine = precision == Precision.F32
+            ? new Engine<float>(this, b, t)
+            : new Engine<double>(this, b, t);
+        Numerics.EnsureFinite(_states, $"{cell.Arch} states {StateShape} (forward pass overflowed{(precision == Precision.F32 ? " in float32" : "")})");
+        _sites = new Lazy<IReadOnlyList<WeightSite>>(() => _layout.Select((l, i) =>
+            (WeightSite)new RecurrentWeightSite(this, i, l.Name, new AxisShape(("trial", b), ("time", t)),
+                l.Weights, l.Biases, l.Width, cell.GateWidth)).ToArray());
     }
 
     /// <inheritdoc/>
     public override AxisShape StateShape { get; }
     /// <inheritdoc/>
     public override ParameterSet Parameters => _params;
+    /// <inheritdoc/>
+    public override Precision Precision { get; }
     /// <inheritdoc/>
     public override ReadOnlyMemory<double> States => _states;
     /// <summary>The states as a (trial, time, unit) tensor (a view of <see cref="States"/>; do not modify).</summary>
@@ -65,58 +72,29 @@ public sealed unsafe class RecurrentLinearization : ChainLinearization
     /// <inheritdoc/>
     public override IReadOnlyList<WeightSite> Sites => _sites.Value;
 
-    /// <summary>Recurrent site variables v(h_{k−1}) as [B·T, H] rows b·T + k.</summary>
-    internal ReadOnlySpan<double> RecurrentVariables => _v;
     internal RecurrentCell CellInternal => _cell;
-    internal int PreWidth => _p;
+    internal int PreWidth => _cell.PreWidth;
 
-    private ReadOnlySpan<double> ZPrev(int b, int k) =>
-        k == 0 ? _initial.AsSpan(b * _s, _s) : _states.AsSpan((b * _t + k - 1) * _s, _s);
+    /// <summary>One weight site: its tensors (U's column blocks), biases, width and pre-activation block.</summary>
+    private sealed record SiteLayout(string Name, (string Name, bool Recurrent)[] Weights, string[] Biases, int Width, int PreOffset);
 
-    internal StepRow Row(int b, int k)
+    private static SiteLayout[] BuildLayout(RecurrentCell cell)
     {
-        int row = b * _t + k;
-        return new StepRow(_cache.AsSpan(row * _c, _c), ZPrev(b, k), _states.AsSpan(row * _s, _s));
-    }
-
-    private void Forward()
-    {
-        var ps = _params;
-        var wih = ps[RecurrentCell.WeightIhName].Data;
-        var bih = _cell.HasBiasIh ? ps[RecurrentCell.BiasIhName].Data : null;
-        var bhh = ps[RecurrentCell.BiasHhName].Data;
-        int rows = _b * _t, hho = _cell.HhOffset, tp = _t * _p;
-        var pre = ArrayPool<double>.Shared.Rent(rows * _p);
-        try
-        {
-            // a_ih for every (b, k) at once; docs/math.md#cells.
-            Gemm.Multiply(Trans.No, Trans.Yes, rows, _gh, _n, 1.0, _x, _n, wih, _n, 0.0, pre, _p);
-            for (int b = 0; b < _b; b++) _cell.RecurrentVariable(_initial.AsSpan(b * _s, _h), _v.AsSpan(b * _t * _h, _h));
-            for (int k = 0; k < _t; k++)
-            {
-                // a_hh for the B rows of step k (stride T·H in v, T·P in pre), accumulated onto a_ih when they share D.
-                Gemm.Multiply(Trans.No, Trans.Yes, _b, _gh, _h, 1.0, _v.AsSpan(k * _h), _t * _h, _whh, _h,
-                    _cell.SplitPreActivation ? 0.0 : 1.0, pre.AsSpan(k * _p + hho), tp);
-                int kk = k;
-                RowLoop.For(_b, 8L * _p, 0, (b, _) =>
-                {
-                    int row = b * _t + kk;
-                    var a = pre.AsSpan(row * _p, _p);
-                    if (bih != null) TensorPrimitives.Add(a[.._gh], bih, a[.._gh]);
-                    TensorPrimitives.Add(a.Slice(hho, _gh), bhh, a.Slice(hho, _gh));
-                    var z = _states.AsSpan(row * _s, _s);
-                    _cell.ForwardRow(a, ZPrev(b, kk), z, _cache.AsSpan(row * _c, _c));
-                    if (kk + 1 < _t) _cell.RecurrentVariable(z[.._h], _v.AsSpan((row + 1) * _h, _h));
-                });
-            }
-        }
-        finally { ArrayPool<double>.Shared.Return(pre); }
+        var biasIh = cell.HasBiasIh ? new[] { RecurrentCell.BiasIhName } : [];
+        int h = cell.HiddenSize, n = cell.InputSize;
+        if (cell.SplitPreActivation)
+            return
+            [
+                new("ih", [(RecurrentCell.WeightIhName, false)], biasIh, n, 0),
+                new("hh", [(RecurrentCell.WeightHhName, true)], [RecurrentCell.BiasHhName], h, cell.HhOffset),
+            ];
+        return [new("rnn", [(RecurrentCell.WeightHhName, true), (RecurrentCell.WeightIhName, false)], [.. biasIh, RecurrentCell.BiasHhName], h + n, 0)];
     }
 
     private void CheckStep(int step, int srcLength, int dstLength, int count, string what)
     {
-        if (step < 1 || step >= _t)
-            throw new ArgumentOutOfRangeException(nameof(step), $"{what}: step {step} outside 1..{_t - 1} for {StateShape}.");
+        if (step < 1 || step >= Steps)
+            throw new ArgumentOutOfRangeException(nameof(step), $"{what}: step {step} outside 1..{Steps - 1} for {StateShape}.");
         long need = (long)count * StateShape.Size;
         if (count < 0 || srcLength < need || dstLength < need)
             throw new ArgumentException($"{what}: blocks of length {srcLength}/{dstLength} cannot hold {count} × {StateShape}.");
@@ -126,188 +104,574 @@ public sealed unsafe class RecurrentLinearization : ChainLinearization
     public override void StateJvpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
     {
         CheckStep(step, src.Length, dst.Length, count, "StateJvpAdd");
-        if (count == 0) return;
-        int rows = count * _b, ts = _t * _s, k = step, hho = _cell.HhOffset;
-        var pre = ArrayPool<double>.Shared.Rent(rows * _p);
-        double[]? dv = null;
-        try
-        {
-            fixed (double* ps = src, pd = dst)
-            {
-                nint isrc = (nint)ps, idst = (nint)pd;
-                if (_cell.SplitPreActivation) Array.Clear(pre, 0, rows * _p);
-                if (_cell.RecurrentVariableIsState)
-                {
-                    // δa_hh = W_hh δh_{k−1}: the h parts of step k−1 of all count·B rows, stride T·S.
-                    Gemm.Multiply(Trans.No, Trans.Yes, rows, _gh, _h, 1.0, src[((k - 1) * _s)..], ts, _whh, _h, 0.0, pre.AsSpan(hho), _p);
-                }
-                else
-                {
-                    dv = ArrayPool<double>.Shared.Rent(rows * _h);
-                    var dvArr = dv;
-                    RowLoop.For(rows, 2L * _h, _h, (r, w) =>
-                    {
-                        int b = r % _b;
-                        var d = w[.._h];
-                        _cell.RecurrentDerivative(_v.AsSpan((b * _t + k) * _h, _h), d);
-                        TensorPrimitives.Multiply(d, new ReadOnlySpan<double>((double*)isrc + (long)r * ts + (k - 1) * _s, _h), dvArr.AsSpan(r * _h, _h));
-                    });
-                    Gemm.Multiply(Trans.No, Trans.Yes, rows, _gh, _h, 1.0, dv, _h, _whh, _h, 0.0, pre.AsSpan(hho), _p);
-                }
-                RowLoop.For(rows, 12L * _p, _s + _cell.WorkWidth, (r, w) =>
-                {
-                    int b = r % _b;
-                    var row = Row(b, k);
-                    var tmp = w[.._s]; var work = w[_s..];
-                    var dz = new Span<double>((double*)idst + (long)r * ts + k * _s, _s);
-                    var zPrevDir = new ReadOnlySpan<double>((double*)isrc + (long)r * ts + (k - 1) * _s, _s);
-                    _cell.ApplyD(row, pre.AsSpan(r * _p, _p), tmp, work);
-                    TensorPrimitives.MultiplyAdd(tmp, alpha, dz, dz);
-                    _cell.ApplyEAdd(row, zPrevDir, dz, alpha, work);
-                });
-            }
-        }
-        finally
-        {
-            ArrayPool<double>.Shared.Return(pre);
-            if (dv != null) ArrayPool<double>.Shared.Return(dv);
-        }
+        if (count > 0) _engine.StateJvpAdd(step, src, dst, count, alpha);
     }
 
     /// <inheritdoc/>
     public override void StateVjpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
     {
         CheckStep(step, src.Length, dst.Length, count, "StateVjpAdd");
-        if (count == 0) return;
-        int rows = count * _b, ts = _t * _s, k = step, hho = _cell.HhOffset;
-        var g = ArrayPool<double>.Shared.Rent(rows * _p);
-        double[]? tmp = null;
-        try
-        {
-            fixed (double* ps = src, pd = dst)
-            {
-                nint isrc = (nint)ps, idst = (nint)pd;
-                RowLoop.For(rows, 12L * _p, _cell.WorkWidth, (r, work) =>
-                {
-                    int b = r % _b;
-                    var row = Row(b, k);
-                    var q = new ReadOnlySpan<double>((double*)isrc + (long)r * ts + k * _s, _s);
-                    _cell.ApplyDTranspose(row, q, g.AsSpan(r * _p, _p), work);
-                    _cell.ApplyETransposeAdd(row, q, new Span<double>((double*)idst + (long)r * ts + (k - 1) * _s, _s), alpha, work);
-                });
-                if (_cell.RecurrentVariableIsState)
-                {
-                    // δh_{k−1} += alpha W_hhᵀ g_hh, written straight into the h parts of step k−1.
-                    Gemm.Multiply(Trans.No, Trans.No, rows, _h, _gh, alpha, g.AsSpan(hho), _p, _whh, _h, 1.0, dst[((k - 1) * _s)..], ts);
-                }
-                else
-                {
-                    tmp = ArrayPool<double>.Shared.Rent(rows * _h);
-                    var tArr = tmp;
-                    Gemm.Multiply(Trans.No, Trans.No, rows, _h, _gh, 1.0, g.AsSpan(hho), _p, _whh, _h, 0.0, tmp, _h);
-                    RowLoop.For(rows, 3L * _h, _h, (r, w) =>
-                    {
-                        int b = r % _b;
-                        var d = w[.._h];
-                        _cell.RecurrentDerivative(_v.AsSpan((b * _t + k) * _h, _h), d);
-                        TensorPrimitives.Multiply(d, tArr.AsSpan(r * _h, _h), d);
-                        var dh = new Span<double>((double*)idst + (long)r * ts + (k - 1) * _s, _h);
-                        TensorPrimitives.MultiplyAdd(d, alpha, dh, dh);
-                    });
-                }
-            }
-        }
-        finally
-        {
-            ArrayPool<double>.Shared.Return(g);
-            if (tmp != null) ArrayPool<double>.Shared.Return(tmp);
-        }
+        if (count > 0) _engine.StateVjpAdd(step, src, dst, count, alpha);
     }
 
     /// <inheritdoc/>
     public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count)
     {
-        int m = Parameters.TotalSize, rows = _b * _t, size = StateShape.Size, hho = _cell.HhOffset;
+        int m = Parameters.TotalSize, size = StateShape.Size;
         if (dTheta.Length < (long)count * m || result.Length < (long)count * size)
             throw new ArgumentException($"ParamJvp: blocks of length {dTheta.Length}/{result.Length} cannot hold {count} × (m={m}) / {count} × {StateShape}.");
-        var pre = ArrayPool<double>.Shared.Rent(rows * _p);
-        try
-        {
-            fixed (double* pr = result)
-            {
-                nint ires = (nint)pr;
-                for (int j = 0; j < count; j++)
-                {
-                    var th = dTheta.Slice(j * m, m);
-                    // δa_ih = δW_ih x + δb_ih and δa_hh = δW_hh v + δb_hh at every (b, k); docs/math.md#global-ntk.
-                    Gemm.Multiply(Trans.No, Trans.Yes, rows, _gh, _n, 1.0, _x, _n, th[_offWih..], _n, 0.0, pre, _p);
-                    Gemm.Multiply(Trans.No, Trans.Yes, rows, _gh, _h, 1.0, _v, _h, th[_offWhh..], _h,
-                        _cell.SplitPreActivation ? 0.0 : 1.0, pre.AsSpan(hho), _p);
-                    var bih = _offBih >= 0 ? th.Slice(_offBih, _gh).ToArray() : null;
-                    var bhh = th.Slice(_offBhh, _gh).ToArray();
-                    long jOff = (long)j * size;
-                    RowLoop.For(rows, 12L * _p, _cell.WorkWidth, (row, work) =>
-                    {
-                        var a = pre.AsSpan(row * _p, _p);
-                        if (bih != null) TensorPrimitives.Add(a[.._gh], bih, a[.._gh]);
-                        TensorPrimitives.Add(a.Slice(hho, _gh), bhh, a.Slice(hho, _gh));
-                        _cell.ApplyD(Row(row / _t, row % _t), a, new Span<double>((double*)ires + jOff + (long)row * _s, _s), work);
-                    });
-                }
-            }
-        }
-        finally { ArrayPool<double>.Shared.Return(pre); }
+        _engine.ParamJvp(dTheta, result, count);
     }
 
     /// <inheritdoc/>
     public override void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count)
     {
-        int m = Parameters.TotalSize, rows = _b * _t, size = StateShape.Size, hho = _cell.HhOffset;
+        int m = Parameters.TotalSize, size = StateShape.Size;
         if (q.Length < (long)count * size || dTheta.Length < (long)count * m)
             throw new ArgumentException($"ParamVjp: blocks of length {q.Length}/{dTheta.Length} cannot hold {count} × {StateShape} / {count} × (m={m}).");
-        var g = ArrayPool<double>.Shared.Rent(rows * _p);
-        try
+        _engine.ParamVjp(q, dTheta, count);
+    }
+
+    /// <summary>
+    /// Every site shares one per-row pre-activation [a_ih | a_hh] and one cell derivative D, so the
+    /// site part of K is one D* pass, the Gram products Û_s(Û_sᵀ ·) on each site's column block, and
+    /// one D pass (instead of a D* and a D pass per site).
+    /// </summary>
+    public override bool TryAddSiteKernel(ReadOnlySpan<double> x, Span<double> y, int count)
+    {
+        long need = (long)count * StateShape.Size;
+        if (count < 0 || x.Length < need || y.Length < need)
+            throw new ArgumentException($"Site kernel: blocks of length {x.Length}/{y.Length} cannot hold {count} × {StateShape}.");
+        if (count > 0) _engine.AddSiteKernel(x, y, count);
+        return true;
+    }
+
+    // ---- what the sites read (RecurrentWeightSite) ----
+
+    internal double[] SiteVariables(int site) => _engine.Variables(site);
+    internal void SiteDAdd(int site, ReadOnlySpan<double> a, Span<double> dst, int count) => _engine.SiteDAdd(_layout[site].PreOffset, a, dst, count);
+    internal void SiteDAdjoint(int site, ReadOnlySpan<double> q, Span<double> a, int count) => _engine.SiteDAdjoint(_layout[site].PreOffset, q, a, count);
+
+    /// <summary>The maps in the compute type; the public members check arguments and forward here.</summary>
+    private interface IEngine
+    {
+        void StateJvpAdd(int k, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha);
+        void StateVjpAdd(int k, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha);
+        void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count);
+        void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count);
+        void AddSiteKernel(ReadOnlySpan<double> x, Span<double> y, int count);
+        double[] Variables(int site);
+        void SiteDAdd(int preOffset, ReadOnlySpan<double> a, Span<double> dst, int count);
+        void SiteDAdjoint(int preOffset, ReadOnlySpan<double> q, Span<double> a, int count);
+    }
+
+    /// <summary>Trajectory, caches, weights and every map in element type T (double or float).</summary>
+    private sealed unsafe class Engine<T> : IEngine where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private readonly RecurrentLinearization _lin;
+        private readonly RecurrentCell _cell;
+        private readonly int _b, _t, _s, _h, _n, _gh, _p, _c, _hho, _rows;
+        private readonly T[] _x, _z, _z0, _v, _cache, _wih, _whh;
+        private readonly T[]? _bih;
+        private readonly T[] _bhh;
+        private readonly int _offWih, _offWhh, _offBih, _offBhh;
+        private readonly Lazy<T[]>[] _u;             // Û per site in T
+        private readonly Lazy<double[]>[] _uDouble;  // Û per site in float64 (the public Variables)
+
+        public Engine(RecurrentLinearization lin, int b, int t)
+        {
+            _lin = lin; _cell = lin._cell;
+            _b = b; _t = t; _n = _cell.InputSize; _s = _cell.StateSize; _h = _cell.HiddenSize;
+            _gh = _cell.GateWidth; _p = _cell.PreWidth; _c = _cell.CacheWidth; _hho = _cell.HhOffset; _rows = b * t;
+            var ps = lin._params;
+            _x = ToT(lin._x);
+            _z0 = ToT(lin._initial);
+            _z = typeof(T) == typeof(double) ? (T[])(object)lin._states : new T[lin._states.Length];
+            _v = new T[checked(_rows * _h)];
+            _cache = new T[checked(_rows * _c)];
+            _wih = ToT(ps[RecurrentCell.WeightIhName].Data);
+            _whh = ToT(ps[RecurrentCell.WeightHhName].Data);
+            _bih = _cell.HasBiasIh ? ToT(ps[RecurrentCell.BiasIhName].Data) : null;
+            _bhh = ToT(ps[RecurrentCell.BiasHhName].Data);
+            _offWih = ps.OffsetOf(RecurrentCell.WeightIhName);
+            _offWhh = ps.OffsetOf(RecurrentCell.WeightHhName);
+            _offBih = _cell.HasBiasIh ? ps.OffsetOf(RecurrentCell.BiasIhName) : -1;
+            _offBhh = ps.OffsetOf(RecurrentCell.BiasHhName);
+            Forward();
+            if (typeof(T) != typeof(double)) Widening.Widen<T>(_z, lin._states);
+            _u = lin._layout.Select(l => new Lazy<T[]>(() => BuildVariables(l))).ToArray();
+            _uDouble = _u.Select(u => new Lazy<double[]>(() =>
+            {
+                if (typeof(T) == typeof(double)) return (double[])(object)u.Value;
+                var d = new double[u.Value.Length];
+                Widening.Widen<T>(u.Value, d);
+                return d;
+            })).ToArray();
+        }
+
+        /// <summary>The array in T: float64 shares it (every source is this linearisation's own copy, never written), float32 rounds a copy.</summary>
+        private static T[] ToT(double[] src)
+        {
+            if (typeof(T) == typeof(double)) return (T[])(object)src;
+            var dst = new T[src.Length];
+            Widening.Narrow<T>(src, dst);
+            return dst;
+        }
+
+        private ReadOnlySpan<T> ZPrev(int b, int k) =>
+            k == 0 ? _z0.AsSpan(b * _s, _s) : _z.AsSpan((b * _t + k - 1) * _s, _s);
+
+        private StepRow<T> Row(int b, int k)
+        {
+            int row = b * _t + k;
+            return new StepRow<T>(_cache.AsSpan(row * _c, _c), ZPrev(b, k), _z.AsSpan(row * _s, _s));
+        }
+
+        /// <summary>
+        /// The forward pass, one step at a time on a [B, P] pre-activation block (it stays in cache):
+        /// a_ih = x_k W_ihᵀ and a_hh = v(h_{k−1}) W_hhᵀ, one GEMM each, then the cell row by row.
+        /// </summary>
+        private void Forward()
+        {
+            int tp = _t * _p;
+            var pre = ArrayPool<T>.Shared.Rent(_b * _p);
+            try
+            {
+                for (int b = 0; b < _b; b++) _cell.RecurrentVariable<T>(_z0.AsSpan(b * _s, _h), _v.AsSpan(b * _t * _h, _h));
+                for (int k = 0; k < _t; k++)
+                {
+                    // Rows b·T + k of x and v have stride T·N and T·H; docs/math.md#cells.
+                    GemmGeneric.Multiply(Trans.No, Trans.Yes, _b, _gh, _n, T.One, _x.AsSpan(k * _n), _t * _n, _wih, _n, T.Zero, pre, _p);
+                    GemmGeneric.Multiply(Trans.No, Trans.Yes, _b, _gh, _h, T.One, _v.AsSpan(k * _h), _t * _h, _whh, _h,
+                        _cell.SplitPreActivation ? T.Zero : T.One, pre.AsSpan(_hho), _p);
+                    int kk = k;
+                    RowLoop.For<T>(_b, 8L * _p, 0, (b, _) =>
+                    {
+                        int row = b * _t + kk;
+                        var a = pre.AsSpan(b * _p, _p);
+                        if (_bih != null) TensorPrimitives.Add(a[.._gh], _bih, a[.._gh]);
+                        TensorPrimitives.Add(a.Slice(_hho, _gh), _bhh, a.Slice(_hho, _gh));
+                        var z = _z.AsSpan(row * _s, _s);
+                        _cell.ForwardRow<T>(a, ZPrev(b, kk), z, _cache.AsSpan(row * _c, _c));
+                        if (kk + 1 < _t) _cell.RecurrentVariable<T>(z[.._h], _v.AsSpan((row + 1) * _h, _h));
+                    });
+                }
+            }
+            finally { ArrayPool<T>.Shared.Return(pre); }
+        }
+
+        // Spans cannot be captured by the row lambdas; the blocks are pinned and passed as addresses.
+        private static Span<double> At(nint p, long offset, int length) => new((double*)p + offset, length);
+
+        /// <summary>dst[j, b, k] += alpha · A_k src[j, b, k−1].</summary>
+        public void StateJvpAdd(int k, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha)
+        {
+            int rows = count * _b, ts = _t * _s;
+            var zs = ArrayPool<T>.Shared.Rent(rows * _s);   // src rows of step k−1, in T
+            var pre = ArrayPool<T>.Shared.Rent(rows * _p);
+            try
+            {
+                for (int r = 0; r < rows; r++) Widening.Narrow(src.Slice(r * ts + (k - 1) * _s, _s), zs.AsSpan(r * _s, _s));
+                if (_cell.SplitPreActivation) Array.Clear(pre, 0, rows * _p);
+                HhJvp(k, rows, zs, pre);
+                fixed (double* pd = dst)
+                {
+                    nint id = (nint)pd;
+                    RowLoop.For<T>(rows, 12L * _p, _s + _cell.WorkWidth, (r, w) =>
+                    {
+                        var row = Row(r % _b, k);
+                        var tmp = w[.._s]; var work = w[_s..];
+                        var dz = At(id, (long)r * ts + k * _s, _s);
+                        _cell.ApplyD(row, pre.AsSpan(r * _p, _p), tmp, work);
+                        if (typeof(T) == typeof(double))
+                        {
+                            // float64 adds D·δa and E·δz straight into the output row, one after the other.
+                            var d = MemoryMarshal.Cast<double, T>(dz);
+                            T a = T.CreateTruncating(alpha);
+                            TensorPrimitives.MultiplyAdd(tmp, a, d, d);
+                            _cell.ApplyEAdd(row, zs.AsSpan(r * _s, _s), d, a, work);
+                            return;
+                        }
+                        _cell.ApplyEAdd(row, zs.AsSpan(r * _s, _s), tmp, T.One, work);
+                        Widening.AddScaled<T>(tmp, alpha, dz);
+                    });
+                }
+            }
+            finally
+            {
+                ArrayPool<T>.Shared.Return(zs);
+                ArrayPool<T>.Shared.Return(pre);
+            }
+        }
+
+        /// <summary>pre[r, hh block] (+)= W_hh (v' ⊙ δh_r) for the rows' step-k variables; accumulates onto a shared block.</summary>
+        private void HhJvp(int k, int rows, T[] zs, T[] pre)
+        {
+            T beta = T.Zero;   // a state JVP has no ih part: the hh product overwrites even a shared block
+            if (_cell.RecurrentVariableIsState)
+            {
+                GemmGeneric.Multiply(Trans.No, Trans.Yes, rows, _gh, _h, T.One, zs, _s, _whh, _h, beta, pre.AsSpan(_hho), _p);
+                return;
+            }
+            var dv = ArrayPool<T>.Shared.Rent(rows * _h);
+            try
+            {
+                var d = new T[_h];
+                for (int r = 0; r < rows; r++)
+                {
+                    _cell.RecurrentDerivative<T>(_v.AsSpan(((r % _b) * _t + k) * _h, _h), d);
+                    TensorPrimitives.Multiply(d, zs.AsSpan(r * _s, _h), dv.AsSpan(r * _h, _h));
+                }
+                GemmGeneric.Multiply(Trans.No, Trans.Yes, rows, _gh, _h, T.One, dv, _h, _whh, _h, beta, pre.AsSpan(_hho), _p);
+            }
+            finally { ArrayPool<T>.Shared.Return(dv); }
+        }
+
+        /// <summary>dst[j, b, k−1] += alpha · A_kᵀ src[j, b, k].</summary>
+        public void StateVjpAdd(int k, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha)
+        {
+            int rows = count * _b, ts = _t * _s;
+            var qs = ArrayPool<T>.Shared.Rent(rows * _s);   // src rows of step k, in T
+            var o = ArrayPool<T>.Shared.Rent(rows * _s);    // A_kᵀ q per row, before alpha
+            var g = ArrayPool<T>.Shared.Rent(rows * _p);
+            try
+            {
+                for (int r = 0; r < rows; r++) Widening.Narrow(src.Slice(r * ts + k * _s, _s), qs.AsSpan(r * _s, _s));
+                if (typeof(T) == typeof(double))
+                {
+                    // float64 accumulates Eᵀq and W_hhᵀ g_hh straight into the output rows of step k−1.
+                    VjpIntoBlock(k, rows, qs, g, MemoryMarshal.Cast<double, T>(dst), T.CreateTruncating(alpha));
+                    return;
+                }
+                RowLoop.For<T>(rows, 12L * _p, _cell.WorkWidth, (r, work) =>
+                {
+                    var row = Row(r % _b, k);
+                    var q = qs.AsSpan(r * _s, _s);
+                    var or = o.AsSpan(r * _s, _s);
+                    or.Clear();
+                    _cell.ApplyDTranspose(row, q, g.AsSpan(r * _p, _p), work);
+                    _cell.ApplyETransposeAdd(row, q, or, T.One, work);
+                });
+                HhVjpAdd(k, rows, g, o);
+                for (int r = 0; r < rows; r++) Widening.AddScaled<T>(o.AsSpan(r * _s, _s), alpha, dst.Slice(r * ts + (k - 1) * _s, _s));
+            }
+            finally
+            {
+                ArrayPool<T>.Shared.Return(qs);
+                ArrayPool<T>.Shared.Return(o);
+                ArrayPool<T>.Shared.Return(g);
+            }
+        }
+
+        /// <summary>dst[j, b, k−1] += alpha · A_kᵀ q for a block already in T (float64): no intermediate rows.</summary>
+        private void VjpIntoBlock(int k, int rows, T[] qs, T[] g, Span<T> dst, T alpha)
+        {
+            int ts = _t * _s;
+            fixed (T* pd = dst)
+            {
+                nint id = (nint)pd;
+                RowLoop.For<T>(rows, 12L * _p, _cell.WorkWidth, (r, work) =>
+                {
+                    var row = Row(r % _b, k);
+                    var q = qs.AsSpan(r * _s, _s);
+                    _cell.ApplyDTranspose(row, q, g.AsSpan(r * _p, _p), work);
+                    _cell.ApplyETransposeAdd(row, q, new Span<T>((T*)id + (long)r * ts + (k - 1) * _s, _s), alpha, work);
+                });
+            }
+            if (_cell.RecurrentVariableIsState)
+            {
+                GemmGeneric.Multiply(Trans.No, Trans.No, rows, _h, _gh, alpha, g.AsSpan(_hho), _p, _whh, _h, T.One, dst[((k - 1) * _s)..], ts);
+                return;
+            }
+            var tmp = ArrayPool<T>.Shared.Rent(rows * _h);
+            try
+            {
+                GemmGeneric.Multiply(Trans.No, Trans.No, rows, _h, _gh, T.One, g.AsSpan(_hho), _p, _whh, _h, T.Zero, tmp, _h);
+                var d = new T[_h];
+                for (int r = 0; r < rows; r++)
+                {
+                    _cell.RecurrentDerivative<T>(_v.AsSpan(((r % _b) * _t + k) * _h, _h), d);
+                    TensorPrimitives.Multiply(d, tmp.AsSpan(r * _h, _h), d);
+                    var dh = dst.Slice(r * ts + (k - 1) * _s, _h);
+                    TensorPrimitives.MultiplyAdd(d, alpha, dh, dh);
+                }
+            }
+            finally { ArrayPool<T>.Shared.Return(tmp); }
+        }
+
+        /// <summary>o[r, h part] += v' ⊙ W_hhᵀ g_hh[r] (the adjoint of <see cref="HhJvp"/>).</summary>
+        private void HhVjpAdd(int k, int rows, T[] g, T[] o)
+        {
+            if (_cell.RecurrentVariableIsState)
+            {
+                GemmGeneric.Multiply(Trans.No, Trans.No, rows, _h, _gh, T.One, g.AsSpan(_hho), _p, _whh, _h, T.One, o, _s);
+                return;
+            }
+            var tmp = ArrayPool<T>.Shared.Rent(rows * _h);
+            try
+            {
+                GemmGeneric.Multiply(Trans.No, Trans.No, rows, _h, _gh, T.One, g.AsSpan(_hho), _p, _whh, _h, T.Zero, tmp, _h);
+                var d = new T[_h];
+                for (int r = 0; r < rows; r++)
+                {
+                    _cell.RecurrentDerivative<T>(_v.AsSpan(((r % _b) * _t + k) * _h, _h), d);
+                    var or = o.AsSpan(r * _s, _h);
+                    TensorPrimitives.MultiplyAdd(d, tmp.AsSpan(r * _h, _h), or, or);
+                }
+            }
+            finally { ArrayPool<T>.Shared.Return(tmp); }
+        }
+
+        /// <summary>result[j] = J_θ dθ[j]: δa_ih = δW_ih x + δb_ih, δa_hh = δW_hh v + δb_hh at every (b, k), then D.</summary>
+        public void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count)
+        {
+            int m = _lin._params.TotalSize, size = _lin.StateShape.Size;
+            var pre = ArrayPool<T>.Shared.Rent(_rows * _p);
+            var th = ArrayPool<T>.Shared.Rent(m);
+            try
+            {
+                fixed (double* pr = result)
+                {
+                    nint ires = (nint)pr;
+                    for (int j = 0; j < count; j++)
+                    {
+                        Widening.Narrow(dTheta.Slice(j * m, m), th.AsSpan(0, m));
+                        // docs/math.md#global-ntk.
+                        GemmGeneric.Multiply(Trans.No, Trans.Yes, _rows, _gh, _n, T.One, _x, _n, th.AsSpan(_offWih), _n, T.Zero, pre, _p);
+                        GemmGeneric.Multiply(Trans.No, Trans.Yes, _rows, _gh, _h, T.One, _v, _h, th.AsSpan(_offWhh), _h,
+                            _cell.SplitPreActivation ? T.Zero : T.One, pre.AsSpan(_hho), _p);
+                        long jOff = (long)j * size;
+                        RowLoop.For<T>(_rows, 12L * _p, _s + _cell.WorkWidth, (row, w) =>
+                        {
+                            var a = pre.AsSpan(row * _p, _p);
+                            if (_offBih >= 0) TensorPrimitives.Add(a[.._gh], th.AsSpan(_offBih, _gh), a[.._gh]);
+                            TensorPrimitives.Add(a.Slice(_hho, _gh), th.AsSpan(_offBhh, _gh), a.Slice(_hho, _gh));
+                            var tmp = w[.._s];
+                            _cell.ApplyD(Row(row / _t, row % _t), a, tmp, w[_s..]);
+                            Widening.Widen<T>(tmp, At(ires, jOff + (long)row * _s, _s));
+                        });
+                    }
+                }
+            }
+            finally
+            {
+                ArrayPool<T>.Shared.Return(pre);
+                ArrayPool<T>.Shared.Return(th);
+            }
+        }
+
+        /// <summary>dθ[j] = J_θ* q[j]: δW = Σ_(b,k) g uᵀ (GEMM in T), δb = Σ_(b,k) g (float64 sums).</summary>
+        public void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count)
+        {
+            int m = _lin._params.TotalSize, size = _lin.StateShape.Size;
+            var g = ArrayPool<T>.Shared.Rent(_rows * _p);
+            var wT = ArrayPool<T>.Shared.Rent(_gh * Math.Max(_n, _h));
+            try
+            {
+                fixed (double* pq = q)
+                {
+                    nint iq = (nint)pq;
+                    for (int j = 0; j < count; j++)
+                    {
+                        long jOff = (long)j * size;
+                        RowLoop.For<T>(_rows, 12L * _p, _s + _cell.WorkWidth, (row, w) =>
+                        {
+                            var qr = w[.._s];
+                            Widening.Narrow<T>(At(iq, jOff + (long)row * _s, _s), qr);
+                            _cell.ApplyDTranspose(Row(row / _t, row % _t), qr, g.AsSpan(row * _p, _p), w[_s..]);
+                        });
+                        // docs/math.md#kronecker-core.
+                        var th = dTheta.Slice(j * m, m);
+                        GemmGeneric.Multiply(Trans.Yes, Trans.No, _gh, _n, _rows, T.One, g, _p, _x, _n, T.Zero, wT, _n);
+                        Widening.Widen<T>(wT.AsSpan(0, _gh * _n), th.Slice(_offWih, _gh * _n));
+                        GemmGeneric.Multiply(Trans.Yes, Trans.No, _gh, _h, _rows, T.One, g.AsSpan(_hho), _p, _v, _h, T.Zero, wT, _h);
+                        Widening.Widen<T>(wT.AsSpan(0, _gh * _h), th.Slice(_offWhh, _gh * _h));
+                        if (_offBih >= 0) ColumnSums(g, 0, th.Slice(_offBih, _gh));
+                        ColumnSums(g, _hho, th.Slice(_offBhh, _gh));
+                    }
+                }
+            }
+            finally
+            {
+                ArrayPool<T>.Shared.Return(g);
+                ArrayPool<T>.Shared.Return(wT);
+            }
+        }
+
+        /// <summary>sum = Σ_rows g[row, offset..offset+G·H], accumulated in float64.</summary>
+        private void ColumnSums(T[] g, int offset, Span<double> sum)
+        {
+            sum.Clear();
+            for (int r = 0; r < _rows; r++) Widening.AddScaled<T>(g.AsSpan(r * _p + offset, _gh), 1.0, sum);
+        }
+
+        private T[] BuildVariables(SiteLayout l)
+        {
+            int w = l.Width + l.Biases.Length;
+            var u = new T[checked(_rows * w)];
+            for (int r = 0; r < _rows; r++)
+            {
+                var dst = u.AsSpan(r * w, w);
+                int c = 0;
+                foreach (var (_, recurrent) in l.Weights)
+                {
+                    if (recurrent) { _v.AsSpan(r * _h, _h).CopyTo(dst.Slice(c, _h)); c += _h; }
+                    else { _x.AsSpan(r * _n, _n).CopyTo(dst.Slice(c, _n)); c += _n; }
+                }
+                dst[c..].Fill(T.One);
+            }
+            return u;
+        }
+
+        public double[] Variables(int site) => _uDouble[site].Value;
+
+        /// <summary>g[r − r0] = Dᵀ q[r] for rows r0 ≤ r &lt; r0 + rc of one state vector q: whole pre-activation rows in T.</summary>
+        private void DAdjointRows(ReadOnlySpan<double> q, T[] g, int r0, int rc)
         {
             fixed (double* pq = q)
             {
                 nint iq = (nint)pq;
-                for (int j = 0; j < count; j++)
+                RowLoop.For<T>(rc, 12L * _p, _s + _cell.WorkWidth, (i, w) =>
                 {
-                    long jOff = (long)j * size;
-                    RowLoop.For(rows, 12L * _p, _cell.WorkWidth, (row, work) =>
-                        _cell.ApplyDTranspose(Row(row / _t, row % _t), new ReadOnlySpan<double>((double*)iq + jOff + (long)row * _s, _s), g.AsSpan(row * _p, _p), work));
-                    // δW = Σ_(b,k) g uᵀ, δb = Σ_(b,k) g; docs/math.md#kronecker-core.
-                    var th = dTheta.Slice(j * m, m);
-                    Gemm.Multiply(Trans.Yes, Trans.No, _gh, _n, rows, 1.0, g, _p, _x, _n, 0.0, th[_offWih..], _n);
-                    Gemm.Multiply(Trans.Yes, Trans.No, _gh, _h, rows, 1.0, g.AsSpan(hho), _p, _v, _h, 0.0, th[_offWhh..], _h);
-                    if (_offBih >= 0) ColumnSums(g, rows, 0, th.Slice(_offBih, _gh));
-                    ColumnSums(g, rows, hho, th.Slice(_offBhh, _gh));
-                }
+                    int row = r0 + i;
+                    var qr = w[.._s];
+                    Widening.Narrow<T>(At(iq, (long)row * _s, _s), qr);
+                    _cell.ApplyDTranspose(Row(row / _t, row % _t), qr, g.AsSpan(i * _p, _p), w[_s..]);
+                });
             }
         }
-        finally { ArrayPool<double>.Shared.Return(g); }
-    }
 
-    private void ColumnSums(double[] g, int rows, int offset, Span<double> sum)
-    {
-        sum.Clear();
-        for (int r = 0; r < rows; r++) TensorPrimitives.Add(sum, g.AsSpan(r * _p + offset, _gh), sum);
-    }
+        /// <summary>dst[r] += D a[r − r0] for rows r0 ≤ r &lt; r0 + rc of one state vector.</summary>
+        private void DRowsAdd(T[] a, Span<double> dst, int r0, int rc)
+        {
+            fixed (double* pd = dst)
+            {
+                nint id = (nint)pd;
+                RowLoop.For<T>(rc, 12L * _p, _s + _cell.WorkWidth, (i, w) =>
+                {
+                    int row = r0 + i;
+                    var tmp = w[.._s];
+                    _cell.ApplyD(Row(row / _t, row % _t), a.AsSpan(i * _p, _p), tmp, w[_s..]);
+                    Widening.AddScaled<T>(tmp, 1.0, At(id, (long)row * _s, _s));
+                });
+            }
+        }
 
-    private IReadOnlyList<WeightSite> BuildSites()
-    {
-        var rowShape = new AxisShape(("trial", _b), ("time", _t));
-        var biasIh = _cell.HasBiasIh ? new[] { RecurrentCell.BiasIhName } : [];
-        if (_cell.SplitPreActivation)
-            return
-            [
-                new RecurrentWeightSite(this, "ih", rowShape, [(RecurrentCell.WeightIhName, false)], biasIh, 0),
-                new RecurrentWeightSite(this, "hh", rowShape, [(RecurrentCell.WeightHhName, true)], [RecurrentCell.BiasHhName], _cell.HhOffset),
-            ];
-        return
-        [
-            new RecurrentWeightSite(this, "rnn", rowShape, [(RecurrentCell.WeightHhName, true), (RecurrentCell.WeightIhName, false)],
-                [.. biasIh, RecurrentCell.BiasHhName], 0),
-        ];
+        /// <summary>
+        /// y[j] += Σ_s D_s (Û_s Û_sᵀ ⊗ I) D_s* x[j], one vector at a time in two passes over row
+        /// chunks (docs/math.md#kronecker-core): pass 1 computes Dᵀ q on a chunk of rows and accumulates
+        /// C_s = Û_sᵀ A_s (d̂ × G·H, small); pass 2 forms A_s = Û_s C_s on a chunk and applies D. So
+        /// Dᵀ and D run once per row for every site together, the chunk is consumed while it is in
+        /// cache, and the scratch is one row chunk, not a [B·T, P] block per vector.
+        /// </summary>
+        public void AddSiteKernel(ReadOnlySpan<double> x, Span<double> y, int count)
+        {
+            int size = _lin.StateShape.Size, sites = _lin._layout.Length;
+            int rowChunk = (int)Math.Clamp((1L << 22) / _p, 1, _rows);
+            var g = ArrayPool<T>.Shared.Rent(rowChunk * _p);
+            var c = new T[sites][];
+            for (int s = 0; s < sites; s++) c[s] = new T[SiteWidth(s) * _gh];
+            try
+            {
+                for (int j = 0; j < count; j++)
+                {
+                    var xj = x.Slice(j * size, size);
+                    var yj = y.Slice(j * size, size);
+                    for (int s = 0; s < sites; s++) Array.Clear(c[s]);
+                    for (int r0 = 0; r0 < _rows; r0 += rowChunk)
+                    {
+                        int rc = Math.Min(rowChunk, _rows - r0);
+                        DAdjointRows(xj, g, r0, rc);
+                        for (int s = 0; s < sites; s++) AccumulateUtA(s, r0, rc, g, c[s]);
+                    }
+                    for (int r0 = 0; r0 < _rows; r0 += rowChunk)
+                    {
+                        int rc = Math.Min(rowChunk, _rows - r0);
+                        for (int s = 0; s < sites; s++) FormUC(s, r0, rc, c[s], g);
+                        DRowsAdd(g, yj, r0, rc);
+                    }
+                }
+            }
+            finally { ArrayPool<T>.Shared.Return(g); }
+        }
+
+        private int SiteWidth(int s) => _lin._layout[s].Width + _lin._layout[s].Biases.Length;
+
+        /// <summary>
+        /// c += Û_s[r0 : r0+rc]ᵀ · g[:, site block] (d̂ × G·H). Narrow Û (a few inputs) is one streaming
+        /// pass instead of a GEMM, which would pack all of the block to produce d̂ rows.
+        /// </summary>
+        private void AccumulateUtA(int s, int r0, int rc, T[] g, T[] c)
+        {
+            int d = SiteWidth(s), offset = _lin._layout[s].PreOffset;
+            var u = _u[s].Value;
+            if (d <= NarrowWidth)
+            {
+                for (int r = 0; r < rc; r++)
+                {
+                    var ar = g.AsSpan(r * _p + offset, _gh);
+                    for (int i = 0; i < d; i++)
+                    {
+                        var ci = c.AsSpan(i * _gh, _gh);
+                        TensorPrimitives.MultiplyAdd(ar, u[(r0 + r) * d + i], ci, ci);
+                    }
+                }
+                return;
+            }
+            GemmGeneric.Multiply(Trans.Yes, Trans.No, d, _gh, rc, T.One, u.AsSpan(r0 * d), d, g.AsSpan(offset), _p, T.One, c, _gh);
+        }
+
+        /// <summary>g[:, site block] = Û_s[r0 : r0+rc] · c for a chunk of rows.</summary>
+        private void FormUC(int s, int r0, int rc, T[] c, T[] g)
+        {
+            int d = SiteWidth(s), offset = _lin._layout[s].PreOffset;
+            var u = _u[s].Value;
+            if (d <= NarrowWidth)
+            {
+                for (int r = 0; r < rc; r++)
+                {
+                    var ar = g.AsSpan(r * _p + offset, _gh);
+                    TensorPrimitives.Multiply(c.AsSpan(0, _gh), u[(r0 + r) * d], ar);
+                    for (int i = 1; i < d; i++) TensorPrimitives.MultiplyAdd(c.AsSpan(i * _gh, _gh), u[(r0 + r) * d + i], ar, ar);
+                }
+                return;
+            }
+            GemmGeneric.Multiply(Trans.No, Trans.No, rc, _gh, d, T.One, u.AsSpan(r0 * d), d, c, _gh, T.Zero, g.AsSpan(offset), _p);
+        }
+
+        private const int NarrowWidth = 8;
+
+        public void SiteDAdd(int preOffset, ReadOnlySpan<double> a, Span<double> dst, int count)
+        {
+            int size = _lin.StateShape.Size, block = _rows * _p;
+            var pre = ArrayPool<T>.Shared.Rent(block);
+            try
+            {
+                for (int j = 0; j < count; j++)
+                {
+                    Array.Clear(pre, 0, block);
+                    for (int r = 0; r < _rows; r++)
+                        Widening.Narrow(a.Slice((j * _rows + r) * _gh, _gh), pre.AsSpan(r * _p + preOffset, _gh));
+                    DRowsAdd(pre, dst.Slice(j * size, size), 0, _rows);
+                }
+            }
+            finally { ArrayPool<T>.Shared.Return(pre); }
+        }
+
+        public void SiteDAdjoint(int preOffset, ReadOnlySpan<double> q, Span<double> a, int count)
+        {
+            int size = _lin.StateShape.Size;
+            var g = ArrayPool<T>.Shared.Rent(_rows * _p);
+            try
+            {
+                for (int j = 0; j < count; j++)
+                {
+                    DAdjointRows(q.Slice(j * size, size), g, 0, _rows);
+                    for (int r = 0; r < _rows; r++)
+                        Widening.Widen<T>(g.AsSpan(r * _p + preOffset, _gh), a.Slice((j * _rows + r) * _gh, _gh));
+                }
+            }
+            finally { ArrayPool<T>.Shared.Return(g); }
+        }
     }
 }

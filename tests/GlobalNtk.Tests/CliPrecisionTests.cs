@@ -1,0 +1,74 @@
+using GlobalNtk.Dense;
+using GlobalNtk.IO;
+using GlobalNtk.Models.Recurrent;
+using GlobalNtk.Ntk;
+using Xunit;
+
+namespace GlobalNtk.Tests;
+
+/// <summary><c>--precision f32|f64</c> on the commands that linearise a model.</summary>
+public class CliPrecisionTests
+{
+    [Theory]
+    [InlineData("NTK")]
+    [InlineData("P")]
+    [InlineData("K")]
+    public void ApplyInFloat32EqualsTheLibrarysFloat32Operator(string op)
+    {
+        using var f = new CliFixture();
+        var r = CliTestHost.Run("apply", "--model", f.ModelPath, "--inputs", f.X, "--operator", op, "--vector", f.Q,
+            "--precision", "f32", "--out", f.Dir.File("a.npy"));
+        Assert.True(r.Exit == 0, r.Err);
+        var y = Npy.Read(f.Dir.File("a.npy")).Data;
+        var ops32 = new NtkOperators(f.Model.Linearize(f.Inputs, Precision.F32));
+        Assert.Equal(GlobalNtk.Cli.Commands.ApplyCommand.Select(ops32, op).Apply(f.Vector.Span), y);
+        // …and it is the float32 path: close to, but not bit-equal to, float64 (tolerance: RecurrentFloat32Tests).
+        var y64 = GlobalNtk.Cli.Commands.ApplyCommand.Select(new NtkOperators(f.Model.Linearize(f.Inputs)), op).Apply(f.Vector.Span);
+        Assert.InRange(TestMath.RelativeError(y, y64), 1e-10, 1e-5);
+    }
+
+    [Fact]
+    public void ForwardDefaultsToFloat64AndTakesFloat32()
+    {
+        using var f = new CliFixture();
+        Assert.Equal(0, CliTestHost.Run("forward", "--model", f.ModelPath, "--inputs", f.X, "--out", f.Dir.File("z64.npy")).Exit);
+        Assert.Equal(0, CliTestHost.Run("forward", "--model", f.ModelPath, "--inputs", f.X, "--precision", "float32", "--out", f.Dir.File("z32.npy")).Exit);
+        Assert.Equal(f.Model.Linearize(f.Inputs).States.ToArray(), Npy.Read(f.Dir.File("z64.npy")).Data);
+        Assert.Equal(f.Model.Linearize(f.Inputs, Precision.F32).States.ToArray(), Npy.Read(f.Dir.File("z32.npy")).Data);
+    }
+
+    [Fact]
+    public void AnalyzeRunsInFloat32()
+    {
+        using var f = new CliFixture();
+        string outDir = f.Dir.File("report");
+        var r = CliTestHost.Run(["analyze", "--model", f.ModelPath, "--inputs", f.X, "--targets", f.Y, "--out", outDir, "--precision", "f32", .. CliFixture.FastAnalysis]);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("float32 operators", File.ReadAllText(Path.Combine(outDir, "report.md")));
+    }
+
+    [Fact]
+    public void AnUnknownPrecisionIsOneErrorLine()
+    {
+        using var f = new CliFixture();
+        string outPath = f.Dir.File("a.npy");
+        var r = CliTestHost.Run("apply", "--model", f.ModelPath, "--inputs", f.X, "--operator", "NTK", "--vector", f.Q, "--precision", "f16", "--out", outPath);
+        CliTestHost.AssertOneLineError(r, "--precision", "f16");
+        Assert.False(File.Exists(outPath));
+    }
+
+    [Fact]
+    public void AnArchitectureWithoutFloat32IsOneErrorLineNamingTheOptionAndArchitecture()
+    {
+        using var f = new CliFixture();
+        var model = RecurrentModel.Create(new RecurrentConfig("lstm", CliFixture.In, 3, CliFixture.O) { Layers = 2 });
+        string modelPath = f.Dir.File("stacked.safetensors"), outPath = f.Dir.File("a.npy"), reportDir = f.Dir.File("rep");
+        ModelFile.Save(modelPath, model);
+        var r = CliTestHost.Run("apply", "--model", modelPath, "--inputs", f.X, "--operator", "NTK", "--vector", f.Q, "--precision", "f32", "--out", outPath);
+        CliTestHost.AssertOneLineError(r, "--precision", "lstm");
+        Assert.False(File.Exists(outPath));
+        var a = CliTestHost.Run(["analyze", "--model", modelPath, "--inputs", f.X, "--out", reportDir, "--precision", "f32", .. CliFixture.FastAnalysis]);
+        CliTestHost.AssertOneLineError(a, "--precision", "lstm");
+        Assert.False(Directory.Exists(reportDir));
+    }
+}
