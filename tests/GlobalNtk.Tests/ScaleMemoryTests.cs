@@ -42,6 +42,19 @@ public class ScratchPoolTests
     }
 
     [Fact]
+    public void SlightlyLargerArraysAreReusedButNotMuchLargerOnes()
+    {
+        var pool = new ScratchPool(1L << 30);
+        var near = pool.Rent(Big + 5);
+        var far = pool.Rent(2 * Big + 2);
+        pool.Return(far);
+        pool.Return(near);
+        Assert.Same(near, pool.Rent(Big));        // smallest that fits, within 2× of the request
+        Assert.NotSame(far, pool.Rent(Big));      // more than twice the request: left for larger ones
+        Assert.Same(far, pool.Rent(2 * Big));
+    }
+
+    [Fact]
     public void AnArrayLargerThanTheCapIsNotRetained()
     {
         var pool = new ScratchPool(8L * Big);

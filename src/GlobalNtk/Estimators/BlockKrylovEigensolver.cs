@@ -45,7 +45,9 @@ internal sealed class BlockKrylovEigensolver
             if (blockSize <= 0) _block = Math.Min(_block, maxApplications - k);
             _strictBudget = true;
         }
-        if (_block < k) throw new ArgumentOutOfRangeException(nameof(blockSize), $"Eigenpairs: block size {blockSize} is smaller than k = {k}.");
+        // A block smaller than k is allowed only under a strict budget (more Krylov steps for the
+        // same applications); restarts then keep the top k Ritz vectors, not just a block.
+        if (_block < k && !_strictBudget) throw new ArgumentOutOfRangeException(nameof(blockSize), $"Eigenpairs: block size {blockSize} is smaller than k = {k}.");
         // Default basis: room for many blocks, but at most ~1 GiB of basis vectors.
         int memoryCap = (int)Math.Clamp((1L << 27) / _n, Math.Min(_n, 2L * _block), int.MaxValue);
         _capacity = Math.Min(_n, maxBasis > 0 ? maxBasis : Math.Min(memoryCap, Math.Max(20 * _block, 4 * k + 100)));
@@ -62,10 +64,11 @@ internal sealed class BlockKrylovEigensolver
         int n = _n, cap = _capacity;
         var q = new double[(long)cap * n];
         var t = new double[cap * cap]; // t[i, j] for i ≤ j (upper part) = q_iᵀ A q_j
-        var w = new double[(long)_block * n];
+        // The expansion block; room for k vectors too: it takes the Ritz vectors at a restart and at the end.
+        var w = new double[(long)Math.Max(_block, _k) * n];
         int applications = 0, restarts = 0;
 
-        RandomProbes.Gaussian(_rng, w);
+        RandomProbes.Gaussian(_rng, w.AsSpan(0, _block * n));
         int s = 0, previous = 0; // previous: start of the block before [s, e)
         int e = Orthonormalizer.Orthonormalize(w, _block, n, ReadOnlySpan<double>.Empty, 0, _rng);
         w.AsSpan(0, e * n).CopyTo(q);
@@ -108,8 +111,8 @@ internal sealed class BlockKrylovEigensolver
             }
             else
             {
-                // Basis full: restart from the best _block Ritz vectors.
-                var keep = Select(theta, Math.Min(_block, e));
+                // Basis full: restart from the best max(block, k) Ritz vectors (leaving room for one block).
+                var keep = Select(theta, Math.Min(Math.Min(Math.Max(_block, _k), cap - _block), e));
                 var v = RitzVectors(q, y, e, keep, w); // W is spent: reuse it
                 int kept = Orthonormalizer.Orthonormalize(v, keep.Length, n, ReadOnlySpan<double>.Empty, 0, _rng);
                 Array.Clear(t);
