@@ -9,7 +9,8 @@ namespace GlobalNtk.Bench;
 /// <summary>
 /// Generic paths against hand-fused ones, in the same run: setup, NTK_S on one vector and on a
 /// block. <c>blocks [B=256] [H=256] [L=8] [N=16] [block=30]</c>: the MLP on the block chain vs the
-/// fused MLP linearisation. <c>blocks rnn [arch=gru] [B=32] [T=90] [H=256] [N=3] [block=30]</c>:
+/// fused MLP linearisation; <c>blocks f32 […]</c>: the same MLP on the block chain in float64 vs
+/// float32 (<see cref="Precision"/>). <c>blocks rnn [arch=gru] [B=32] [T=90] [H=256] [N=3] [block=30]</c>:
 /// a single-layer recurrent net on the stacked (generic over layers) path vs the fused cell path.
 /// </summary>
 internal static class BlocksBench
@@ -17,6 +18,8 @@ internal static class BlocksBench
     public static int Run(string[] args)
     {
         if (args.Length > 0 && args[0] == "rnn") return Recurrent(args[1..]);
+        bool precision = args.Length > 0 && args[0] == "f32";
+        if (precision) args = args[1..];
         int Arg(int i, int d) => args.Length > i ? int.Parse(args[i]) : d;
         int b = Arg(0, 256), h = Arg(1, 256), l = Arg(2, 8), n = Arg(3, 16), block = Arg(4, 30);
         var model = MlpModel.Create(n, h, l, 3, Activation.Tanh, seed: 1);
@@ -24,6 +27,7 @@ internal static class BlocksBench
         var x = new Tensor(Enumerable.Range(0, b * n).Select(_ => rng.NextDouble() * 2 - 1).ToArray(), new AxisShape(("sample", b), ("input", n)));
         Console.WriteLine($"mlp B={b} H={h} L={l} N_in={n} m={model.Parameters.TotalSize} cores={Environment.ProcessorCount}");
 
+        if (precision) return Compare(("f64", () => model.Linearize(x)), ("f32", () => model.Linearize(x, Precision.F32)), block);
         return Compare(("blocks", () => model.Linearize(x)), ("fused", () => model.LinearizeFused(x)), block);
     }
 

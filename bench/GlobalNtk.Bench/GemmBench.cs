@@ -8,7 +8,11 @@ namespace GlobalNtk.Bench;
 /// several timed repetitions after a warm-up (the machine is shared, so the best rep is the least
 /// disturbed one). Options: <c>--reps N</c>, <c>--all</c> (all transpose pairs and NTK shapes),
 /// <c>--kc/--mc/--nc</c> (AVX-512 blocking, for tuning), <c>--threads N</c>, <c>--kernel avx512|avx2|scalar</c>,
-/// <c>--precision f64|f32|both</c> (f32 is compared with OpenBLAS sgemm; default both).
+/// <c>--precision f64|f32|both</c> (f32 is compared with OpenBLAS sgemm; default both),
+/// <c>--kc32/--mc32/--nc32</c> (float32 AVX-512 blocking), <c>--cpu-time</c> (both contenders on one
+/// thread, timed by the thread's CPU time: on a shared, oversubscribed machine this excludes the
+/// time the thread waits for a core, which wall time of a multi-threaded run cannot).
+/// Repetitions of the two contenders alternate, so both see the same background load.
 /// </summary>
 internal static class GemmBench
 {
@@ -30,6 +34,10 @@ internal static class GemmBench
                 case "--mc": GemmTuning.MC512 = int.Parse(args[++i]); break;
                 case "--nc": GemmTuning.NC512 = int.Parse(args[++i]); break;
                 case "--kernel": Gemm.ForcedKernel = Enum.Parse<Gemm.KernelKind>(args[++i], ignoreCase: true); break;
+                case "--kc32": GemmTuning.KC512F32 = int.Parse(args[++i]); break;
+                case "--mc32": GemmTuning.MC512F32 = int.Parse(args[++i]); break;
+                case "--nc32": GemmTuning.NC512F32 = int.Parse(args[++i]); break;
+                case "--cpu-time": s_cpuTime = true; break;
                 case "--threads": Gemm.MaxDegreeOfParallelism = int.Parse(args[++i]); break;
                 default: Console.Error.WriteLine($"gemm: unknown option '{args[i]}'"); return 2;
             }
@@ -55,8 +63,15 @@ internal static class GemmBench
         }
 
         var blas = OpenBlas.TryLoad();
-        Console.WriteLine($"kernel: {Gemm.SelectedKernel}, blocking KC={GemmTuning.KC512} MC={GemmTuning.MC512} NC={GemmTuning.NC512}, " +
-                          $"threads ≤ {Gemm.MaxDegreeOfParallelism}, {Environment.ProcessorCount} processors");
+        if (s_cpuTime)
+        {
+            Gemm.MaxDegreeOfParallelism = 1;
+            if (blas != null && !blas.TrySetThreads(1)) Console.WriteLine("OpenBLAS: cannot set its thread count; set OPENBLAS_NUM_THREADS=1");
+        }
+        Console.WriteLine($"kernel: {Gemm.SelectedKernel}, blocking f64 KC={GemmTuning.KC512} MC={GemmTuning.MC512} NC={GemmTuning.NC512}, " +
+                          $"f32 KC={GemmTuning.KC512F32} MC={GemmTuning.MC512F32} NC={GemmTuning.NC512F32}, " +
+                          $"threads ≤ {Gemm.MaxDegreeOfParallelism}, {Environment.ProcessorCount} processors, " +
+                          (s_cpuTime ? "timed by thread CPU time" : "timed by wall clock"));
         Console.WriteLine(blas is null ? "OpenBLAS: not found (install e.g. libopenblas0-pthread to compare)" : $"OpenBLAS: {blas.Description}");
         if (precision is not ("f64" or "f32" or "both")) { Console.Error.WriteLine($"gemm: --precision must be f64, f32 or both, not '{precision}'"); return 2; }
         Console.WriteLine($"{"shape",-34} {"prec",4} {"managed GF/s",13} {"OpenBLAS GF/s",14} {"ratio",7} {"max rel diff",13}");
@@ -105,11 +120,10 @@ internal static class GemmBench
         double flops = 2.0 * s.M * s.N * s.K;
         // Enough repetitions for ≥ ~0.3 s per contender on the small shapes.
         int r = Math.Max(reps, (int)Math.Min(20000, 3e8 / flops));
-        double managed = Best(r, managedRun);
+        var (managed, t) = Best(r, managedRun, blasRun);
         string blasCol = "-", ratioCol = "-", diffCol = "-";
         if (blasRun is not null)
         {
-            double t = Best(r, blasRun);
             blasCol = $"{flops / t / 1e9:F2}";
             ratioCol = $"{t / managed:P0}";
             double maxDiff = 0, maxAbs = 0; // normwise: max |Δ| / max |C|
@@ -137,18 +151,41 @@ internal static class GemmBench
         return x;
     }
 
-    /// <summary>Best wall time (s) of <paramref name="reps"/> runs after two warm-up runs.</summary>
-    private static double Best(int reps, Action f)
+    private static bool s_cpuTime;
+
+    /// <summary>
+    /// Best time (s) of <paramref name="reps"/> runs of each contender after two warm-up runs, the
+    /// runs alternating between them; wall clock, or the thread's CPU time with --cpu-time.
+    /// </summary>
+    private static (double F, double G) Best(int reps, Action f, Action? g)
     {
-        f(); f();
-        double best = double.MaxValue;
-        var sw = new Stopwatch();
+        f(); f(); g?.Invoke(); g?.Invoke();
+        double bestF = double.MaxValue, bestG = double.MaxValue;
         for (int i = 0; i < reps; i++)
         {
-            sw.Restart();
-            f();
-            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+            bestF = Math.Min(bestF, Time(f));
+            if (g != null) bestG = Math.Min(bestG, Time(g));
         }
-        return best;
+        return (bestF, bestG);
+    }
+
+    private static double Time(Action f)
+    {
+        double t0 = Now();
+        f();
+        return Now() - t0;
+    }
+
+    private static double Now() => s_cpuTime ? ThreadCpuSeconds() : Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern unsafe int ClockGetTime(int clock, long* timespec);
+
+    /// <summary>CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID); Linux only, like the --cpu-time mode.</summary>
+    private static unsafe double ThreadCpuSeconds()
+    {
+        long* ts = stackalloc long[2];
+        if (ClockGetTime(3, ts) != 0) throw new InvalidOperationException("clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+        return ts[0] + ts[1] * 1e-9;
     }
 }

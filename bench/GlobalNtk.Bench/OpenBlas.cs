@@ -36,6 +36,18 @@ internal sealed unsafe class OpenBlas
         if (NativeLibrary.TryGetExport(lib, "openblas_get_num_threads", out nint nt))
             info += $" | {((delegate* unmanaged[Cdecl]<int>)nt)()} threads";
         Description = info;
+        if (NativeLibrary.TryGetExport(lib, "openblas_set_num_threads", out nint st))
+            _setThreads = (delegate* unmanaged[Cdecl]<int, void>)st;
+    }
+
+    private readonly delegate* unmanaged[Cdecl]<int, void> _setThreads;
+
+    /// <summary>Sets OpenBLAS's thread count (openblas_set_num_threads); false when this build lacks it.</summary>
+    public bool TrySetThreads(int threads)
+    {
+        if (_setThreads == null) return false;
+        _setThreads(threads);
+        return true;
     }
 
     public static OpenBlas? TryLoad()

@@ -50,9 +50,7 @@ public class BlockTests
 
     private static ParameterSet ShiftParameters(ParameterSet ps, double[] d, double eps)
     {
-        var c = ps.Clone();
-        c.Assign(Shift(ps.Flatten(), d, eps));
-        return c;
+        return ps.WithValues(Shift(ps.Flatten(), d, eps));
     }
 
     [Theory]
@@ -186,7 +184,7 @@ public class BlockTests
         const int nIn = 3, d = 4, seq = 2, tok = 3;
         var chain = Composed(nIn, d);
         var ps = chain.Initialize(seed: 4);
-        foreach (var p in ps) for (int i = 0; i < p.Size; i++) p.Data[i] = p.Data[i] * 2 + (p.Name.EndsWith("norm.weight") ? 0.3 * Math.Sin(i) : 0);
+        ps = TestMath.Map(ps, (name, i, v) => v * 2 + (name.EndsWith("norm.weight") ? 0.3 * Math.Sin(i) : 0));
         var x = new Tensor(DepthChecks.Gaussian(seq * tok * nIn, new Random(5)), new AxisShape(("sequence", seq), ("token", tok), ("input", nIn)));
         var lin = chain.Linearize(ps, x);
         Assert.Equal(new AxisShape(("sequence", seq), ("layer", 3), ("token", tok), ("feature", d)), lin.StateShape);

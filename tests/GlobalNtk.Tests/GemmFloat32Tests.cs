@@ -47,6 +47,7 @@ public class GemmFloat32Tests
         Check(kernel, rng, Trans.No, Trans.Yes, 150, 170, 130, 1f, 0f, 1);
         Check(kernel, rng, Trans.Yes, Trans.No, 300, 40, 100, 0.5f, 2f, 0);
         Check(kernel, rng, Trans.Yes, Trans.Yes, 260, 77, 290, -1f, 1f, 5);
+        Check(kernel, rng, Trans.No, Trans.No, 200, 200, 410, 1f, 0.5f, 3); // square: split along m on AVX-512
     }
 
     [Theory]
@@ -101,6 +102,37 @@ public class GemmFloat32Tests
                             $"batch {batch}: C_{t}[{i},{j}] = {c[q]}, expected {expected}");
                     }
         }
+    }
+
+    /// <summary>
+    /// Full-height tiles cut by the right edge of C (n mod 48 ≠ 0 on AVX-512) are written straight
+    /// into C under a lane mask: every cut width, a depth of two KC slices (so the second slice
+    /// reads C back under the mask), both β paths, and padded rows whose padding must stay as it was.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Kernels))]
+    public void ColumnEdgeTilesWriteOnlyTheirColumns(string kernel)
+    {
+        var rng = new Random(23);
+        int k = GemmTuning.KC512F32 + 17;
+        foreach (int n in new[] { 2, 15, 16, 17, 33, 47, 49, 63, 64, 65, 95 })
+            foreach (var (alpha, beta) in new[] { (1f, 0f), (-0.5f, 1.25f) })
+                Check(kernel, rng, n % 2 == 0 ? Trans.No : Trans.Yes, Trans.No, 16, n, k, alpha, beta, pad: 5);
+    }
+
+    /// <summary>
+    /// The thread split goes along the side whose whole tiles share out more evenly: n = 1000 in
+    /// 48-wide tiles leaves one of two threads 11 of 21, so a 1000×1000 float32 product splits
+    /// along m (125 eight-row tiles: 63/62), while the float64 kernel's 24-wide tiles (21/21) keep
+    /// the split along n; a product much wider than tall splits along n.
+    /// </summary>
+    [Fact]
+    public void ThreadSplitFollowsTheBetterTileBalance()
+    {
+        Assert.False(Gemm.SplitAlongN(1000, 1000, 1000, mr: 8, nr: 48, threads: 2));
+        Assert.True(Gemm.SplitAlongN(1000, 1000, 1000, mr: 8, nr: 24, threads: 2));
+        Assert.True(Gemm.SplitAlongN(260, 768, 2880, mr: 8, nr: 48, threads: 2));
+        Assert.False(Gemm.SplitAlongN(768, 260, 2880, mr: 8, nr: 48, threads: 2));
     }
 
     [Fact]

@@ -29,8 +29,9 @@ public class IOSafetensorsTests
     {
         using var dir = new TempDir();
         var rng = new Random(1);
-        var a = new Parameter("rnn.weight_hh_l0", [3, 4], Enumerable.Range(0, 12).Select(_ => rng.NextDouble() * 2 - 1).ToArray());
-        a.Data[0] = -0.0; a.Data[1] = double.Epsilon; a.Data[2] = double.MaxValue; a.Data[3] = 1.0 / 3.0;
+        var aData = Enumerable.Range(0, 12).Select(_ => rng.NextDouble() * 2 - 1).ToArray();
+        aData[0] = -0.0; aData[1] = double.Epsilon; aData[2] = double.MaxValue; aData[3] = 1.0 / 3.0;
+        var a = new Parameter("rnn.weight_hh_l0", [3, 4], aData);
         var b = new Parameter("readout.bias", [2], [Math.PI, -Math.E]);
         var s = new Parameter("scalar", [], [42.0]);
         var md = new Dictionary<string, string> { ["arch"] = "gru", ["note"] = "ünïcode \"quoted\"" };

@@ -325,6 +325,11 @@ public class MlpSequentialLoadingTests
         using var d = new TempDir();
         Assert.Contains("no activation between", Refused(d, P("0.weight", 4, 2), P("0.bias", 4), P("1.weight", 4, 4), P("1.bias", 4), P("3.weight", 1, 4), P("3.bias", 1)).Message);
         Assert.Contains("missing tensor '*0.bias'", Refused(d, P("0.weight", 4, 2), P("2.weight", 1, 4), P("2.bias", 1)).Message);
+        // Only the readout may be bias-free: a hidden Linear without a bias, or the Sequential's last one when a separate head follows.
+        Assert.Contains("missing tensor '*2.bias' (the bias of hidden Linear '2' [4]; only the readout may be bias-free)",
+            Refused(d, P("0.weight", 4, 2), P("0.bias", 4), P("2.weight", 4, 4), P("4.weight", 1, 4)).Message);
+        Assert.Contains("missing tensor '*body.2.bias'",
+            Refused(d, P("body.0.weight", 4, 2), P("body.0.bias", 4), P("body.2.weight", 4, 4), P("head.weight", 1, 4), P("head.bias", 1)).Message);
         Assert.Contains("hidden layer 1 of width 4", Refused(d, P("0.weight", 4, 2), P("0.bias", 4), P("2.weight", 3, 4), P("2.bias", 3), P("4.weight", 1, 3), P("4.bias", 1)).Message);
         Assert.Contains("several groups of numbered layers", Refused(d, P("a.0.weight", 4, 2), P("a.0.bias", 4), P("b.0.weight", 4, 2), P("b.0.bias", 4)).Message);
     }

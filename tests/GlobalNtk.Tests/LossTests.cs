@@ -93,9 +93,7 @@ public class LossTests
         double At(double s)
         {
             var th = (double[])theta.Clone(); Numerics.Axpy(s, d, th);
-            model.AllParameters.Assign(th);
-            try { return MseLoss.Value(ModelGradient.Predict(model, x).Span, y.Span); }
-            finally { model.AllParameters.Assign(theta); }
+            return MseLoss.Value(ModelGradient.Predict(model.WithAllValues(th), x).Span, y.Span);
         }
         double fd = (At(h) - At(-h)) / (2 * h);
         Assert.True(TestMath.RelativeDifference(Numerics.Dot(grad, d), fd) < 1e-6, $"∇L·d = {Numerics.Dot(grad, d)}, finite difference {fd}");

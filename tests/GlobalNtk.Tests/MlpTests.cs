@@ -15,7 +15,7 @@ public class MlpTests
         var model = MlpModel.Create(Nin, H, L, 2, act, seed);
         var rng = new Random(seed + 100);
         // Larger weights than the default init so that every nonlinearity is exercised.
-        foreach (var p in model.Parameters) for (int i = 0; i < p.Size; i++) p.Data[i] *= 2.0;
+        model = (MlpModel)model.WithChainValues(model.Parameters.Flatten().Select(v => 2.0 * v).ToArray());
         var x = new Tensor(DepthChecks.Gaussian(B * Nin, rng), new AxisShape(("sample", B), ("input", Nin)));
         return (model, x);
     }
@@ -99,8 +99,7 @@ public class MlpTests
         var theta = model.Parameters.Flatten();
         double[] Immediate(double sign)
         {
-            var ps = model.Parameters.Clone();
-            ps.Assign(theta.Zip(dTheta, (t, d) => t + sign * eps * d).ToArray());
+            var ps = model.Parameters.WithValues(theta.Zip(dTheta, (t, d) => t + sign * eps * d).ToArray());
             var y = new double[z.Length];
             for (int b = 0; b < B; b++)
                 for (int k = 0; k < L; k++)

@@ -32,7 +32,7 @@ public class NtkDepthTests
     {
         const int b = 3, nIn = 2, h = 4, l = 3;
         var model = MlpModel.Create(nIn, h, l, 2, act, 1);
-        foreach (var p in model.Parameters) for (int i = 0; i < p.Size; i++) p.Data[i] *= 2.0;
+        model = (MlpModel)model.WithChainValues(model.Parameters.Flatten().Select(v => 2.0 * v).ToArray());
         var x = new Tensor(DepthChecks.Gaussian(b * nIn, new Random(101)), new AxisShape(("sample", b), ("input", nIn)));
         var lin = model.Linearize(x);
         var jac = DepthChecks.WholeModelJacobian(model.Parameters, src => ReferenceDepthModels.Mlp(nIn, h, l, act, src, x.Span.ToArray(), b));

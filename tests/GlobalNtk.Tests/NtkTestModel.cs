@@ -19,17 +19,13 @@ internal sealed class NtkTinyRnn : IChainModel
         double s = 1.0 / Math.Sqrt(hidden);
         Parameter P(string name, params int[] shape)
         {
-            var p = new Parameter(name, shape);
-            for (int i = 0; i < p.Size; i++) p.Data[i] = s * (2 * rng.NextDouble() - 1) * 1.5;
-            return p;
+            var data = new double[shape.Aggregate(1, (a, b) => a * b)];
+            for (int i = 0; i < data.Length; i++) data[i] = s * (2 * rng.NextDouble() - 1) * 1.5;
+            return new Parameter(name, shape, data);
         }
         var list = new List<Parameter> { P("weight_ih", H, N), P("weight_hh", H, H), P("bias_ih", H), P("bias_hh", H) };
         if (withGain)
-        {
-            var g = new Parameter("gain", [H]);
-            for (int i = 0; i < H; i++) g.Data[i] = 0.8 + 0.4 * rng.NextDouble();
-            list.Add(g);
-        }
+            list.Add(new Parameter("gain", [H], Enumerable.Range(0, H).Select(_ => 0.8 + 0.4 * rng.NextDouble()).ToArray()));
         Parameters = new ParameterSet(list);
         Readout = Readout.Initialize(hidden, 2, rng);
         AllParameters = new ParameterSet(list.Concat(Readout.Parameters));
@@ -50,6 +46,15 @@ internal sealed class NtkTinyRnn : IChainModel
     public double Gain(int i) => Parameters.Contains("gain") ? Parameters["gain"].Data[i] : 1.0;
 
     public ChainLinearization Linearize(Tensor inputs) => new Lin(this, inputs);
+
+    private NtkTinyRnn(NtkTinyRnn m, ParameterSet all)
+    {
+        H = m.H; N = m.N; Alpha = m.Alpha; JointSite = m.JointSite; RowNames = m.RowNames; H0 = m.H0;
+        m.AllParameters.RequireSameLayout(all);
+        Parameters = all.Take(m.Parameters); Readout = m.Readout.WithParameters(all); AllParameters = all;
+    }
+
+    public IChainModel WithParameters(ParameterSet allParameters) => new NtkTinyRnn(this, allParameters);
 
     public static Tensor RandomInputs(int b, int t, int n, int seed)
     {

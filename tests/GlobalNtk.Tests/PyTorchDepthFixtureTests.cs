@@ -22,7 +22,7 @@ public class PyTorchDepthFixtureTests
     public static TheoryData<string> Cases => new()
     {
         "tf_post_relu", "tf_post_gelu_final_learned", "tf_pre_geluTanh_embed_pe", "tf_pre_relu_nopos",
-        "mlp_seq_tanh", "mlp_seq_gelutanh_f16", "mlp_seq_tanh_bf16",
+        "mlp_seq_tanh", "mlp_seq_gelutanh_f16", "mlp_seq_tanh_bf16", "mlp_seq_relu_nobias",
     };
 
     internal static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", "Depth", name);
@@ -49,6 +49,32 @@ public class PyTorchDepthFixtureTests
         var y = loaded.Model.Readout.Forward(lin.States.Span, lin.StateShape).Span.ToArray();
         var expected = reference["outputs"].Data.Select((v, i) => v - bias[i % bias.Length]).ToArray();
         Assert.True(DepthChecks.RelErr(y, expected) < Tol, $"{name}: bias-free outputs");
+    }
+
+    /// <summary>
+    /// An nn.Sequential whose last Linear has no bias (<c>nn.Linear(5, 2, bias=False)</c>) loads with
+    /// a bias-free readout: no bias is invented, and the output NTK Θ_y = C NTK_S C* + Z Zᵀ ⊗ I
+    /// (no 1 1ᵀ term) matches PyTorch's J_y J_yᵀ v over every parameter, the head's weight included.
+    /// </summary>
+    [Fact]
+    public void ASequentialWithABiasFreeLastLinearHasABiasFreeReadoutAndPyTorchsOutputNtk()
+    {
+        var loaded = ModelFile.Load(Fixture("mlp_seq_relu_nobias.safetensors"));
+        var model = Assert.IsType<Models.Mlp.MlpModel>(loaded.Model);
+        Assert.False(model.Readout.HasBias);
+        Assert.Equal((2, 5, 3), (model.Layers, model.Hidden, model.Inputs));
+        Assert.DoesNotContain(model.AllParameters, p => p.Name == Readout.BiasName);
+        var inspection = ModelInspection.Of(loaded);
+        Assert.Equal("net.4.weight", inspection.Tensors.Single(t => t.Name == Readout.WeightName).FileTensor);
+        Assert.Equal("nn.Linear(5, 2, bias=False)", inspection.ReadoutText);
+        Assert.Empty(inspection.Ignored);
+
+        var reference = SafetensorsFile.Read(Fixture("mlp_seq_relu_nobias.ref.safetensors")).Tensors;
+        var xRef = reference["inputs"];
+        var lin = model.Linearize(new Tensor(xRef.Data, new AxisShape(("sample", xRef.Shape[0]), ("input", xRef.Shape[1]))));
+        var y = new Ntk.NtkOperators(lin).OutputNtk(model.Readout).Apply(reference["out_cot"].Data);
+        double err = DepthChecks.RelErr(y, reference["out_ntk"].Data);
+        Assert.True(err < Tol, $"output NTK {err:E2}");
     }
 
     [Theory]
@@ -95,6 +121,7 @@ public class PyTorchDepthFixtureTests
     [InlineData("tf_pre_relu_nopos", "positional", "sinusoidal")]
     [InlineData("tf_pre_relu_nopos", "causal", "false")]
     [InlineData("mlp_seq_tanh", "activation", "relu")]
+    [InlineData("mlp_seq_relu_nobias", "activation", "tanh")]
     public void FlippingASettingBreaksTheMatch(string name, string key, string value)
     {
         var loaded = ModelFile.Load(Fixture(name + ".safetensors"), settings: new Dictionary<string, string> { [key] = value });

@@ -5,6 +5,7 @@ using GlobalNtk.Models.Mlp;
 using GlobalNtk.Models.Recurrent;
 using GlobalNtk.Ntk;
 using GlobalNtk.Tasks;
+using GlobalNtk.Training;
 using Xunit;
 
 namespace GlobalNtk.Tests;
@@ -69,5 +70,24 @@ public class ReadmeTourTests
         Assert.True(Numerics.Dot(e, lin.States.Span) > 0);
         Assert.Equal(5, lin.Sites.Count);                        // embed, and fc1/fc2 of both layers
         Assert.Equal(new[] { 2, 16 }, stacked.Parameters["h0"].Shape);
+    }
+
+    [Fact]
+    public void ValuesTourRuns()
+    {
+        var task = TaskRegistry.Create("sine");
+        var (x, y) = (task.EvaluationSet.Inputs, task.EvaluationSet.Targets);
+        // --- README values snippet begins ---
+        var model = RecurrentModel.Create("gru", task.InputSize, hiddenSize: 8, task.OutputSize, seed: 1);
+        var lin = model.Linearize(x);                            // holds model's θ: nothing can change it
+        var grad = new double[model.AllParameters.TotalSize];
+        ModelGradient.Compute(model, x, y, grad);                // ∇θ of the MSE, through the NTK operators
+        var stepped = new Adam(1e-2).Step(model.AllParameters, grad);  // new values; the old set is untouched
+        var trained = model.WithParameters(stepped);             // a new model; model and lin are as they were
+        // --- README values snippet ends ---
+
+        Assert.Equal(lin.Parameters.Flatten(), model.Parameters.Flatten());
+        Assert.NotEqual(model.AllParameters.Flatten(), trained.AllParameters.Flatten());
+        Assert.Equal(model.Forward(x).Span.ToArray(), lin.States.ToArray());
     }
 }

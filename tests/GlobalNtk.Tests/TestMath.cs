@@ -21,6 +21,18 @@ internal static class TestMath
     /// <summary><paramref name="n"/> entries uniform in [−<paramref name="scale"/>, <paramref name="scale"/>) from a generator seeded with <paramref name="seed"/>.</summary>
     public static double[] Uniform(int n, int seed, double scale = 1.0) => Uniform(new Random(seed), n, scale);
 
+    /// <summary>A copy of <paramref name="p"/> with entry <paramref name="i"/> set to <paramref name="value"/> (parameters are immutable).</summary>
+    public static GlobalNtk.Models.Parameter WithEntry(GlobalNtk.Models.Parameter p, int i, double value)
+    {
+        var a = p.ToArray();
+        a[i] = value;
+        return p.WithValues(a);
+    }
+
+    /// <summary>The parameters with every value mapped by <paramref name="f"/>(name, index, value).</summary>
+    public static GlobalNtk.Models.ParameterSet Map(GlobalNtk.Models.ParameterSet ps, Func<string, int, double, double> f) =>
+        new(ps.Select(p => p.WithValues(p.ToArray().Select((v, i) => f(p.Name, i, v)).ToArray())));
+
     /// <summary>A tensor of the given shape with entries uniform in [−1, 1).</summary>
     public static Tensor Uniform(Random rng, AxisShape shape) => new(Uniform(rng, shape.Size), shape);
 

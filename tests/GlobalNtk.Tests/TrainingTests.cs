@@ -31,16 +31,16 @@ public class TrainingTests
         var all = model.AllParameters;
         var grad = new double[all.TotalSize];
         ModelGradient.Compute(model, x, y, grad);
-        double Loss() => MseLoss.Value(ModelGradient.Predict(model, x).Span, y.Span);
+        double Loss(double[] th) => MseLoss.Value(ModelGradient.Predict(model.WithAllValues(th), x).Span, y.Span);
         var theta = all.Flatten();
         var fd = new double[theta.Length];
         const double h = 1e-5;
         for (int i = 0; i < theta.Length; i++)
         {
             double t0 = theta[i];
-            theta[i] = t0 + h; all.Assign(theta); double lp = Loss();
-            theta[i] = t0 - h; all.Assign(theta); double lm = Loss();
-            theta[i] = t0; all.Assign(theta);
+            theta[i] = t0 + h; double lp = Loss(theta);
+            theta[i] = t0 - h; double lm = Loss(theta);
+            theta[i] = t0;
             fd[i] = (lp - lm) / (2 * h);
         }
         double err = Math.Sqrt(fd.Zip(grad, (a, b) => (a - b) * (a - b)).Sum()) / Math.Sqrt(fd.Sum(a => a * a));
@@ -189,11 +189,11 @@ public class TrainingDepthModelTests
         foreach (int i in new[] { 0, 7, theta.Length / 2, theta.Length - 1 })
         {
             double t0 = theta[i];
-            theta[i] = t0 + 1e-5; all.Assign(theta);
-            double lp = MseLoss.Value(ModelGradient.Predict(mlp, batch.Inputs).Span, batch.Targets.Span);
-            theta[i] = t0 - 1e-5; all.Assign(theta);
-            double lm = MseLoss.Value(ModelGradient.Predict(mlp, batch.Inputs).Span, batch.Targets.Span);
-            theta[i] = t0; all.Assign(theta);
+            theta[i] = t0 + 1e-5;
+            double lp = MseLoss.Value(ModelGradient.Predict(mlp.WithAllValues(theta), batch.Inputs).Span, batch.Targets.Span);
+            theta[i] = t0 - 1e-5;
+            double lm = MseLoss.Value(ModelGradient.Predict(mlp.WithAllValues(theta), batch.Inputs).Span, batch.Targets.Span);
+            theta[i] = t0;
             maxErr = Math.Max(maxErr, Math.Abs((lp - lm) / 2e-5 - grad[i]));
         }
         Assert.True(maxErr < 1e-7 * scale, $"MLP gradient error {maxErr:E2} (scale {scale:E2})");

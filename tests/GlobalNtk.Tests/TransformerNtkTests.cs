@@ -96,7 +96,7 @@ public class MlpNtkTests
     public void OperatorIdentitiesAndWholeModelNtkHold(Activation act)
     {
         var model = MlpModel.Create(2, 4, 3, 2, act, 1);
-        foreach (var p in model.Parameters) for (int i = 0; i < p.Size; i++) p.Data[i] *= 2.0;
+        model = (MlpModel)model.WithChainValues(model.Parameters.Flatten().Select(v => 2.0 * v).ToArray());
         var x = new Tensor(DepthChecks.Gaussian(3 * 2, new Random(4)), new AxisShape(("sample", 3), ("input", 2)));
         var lin = model.Linearize(x);
         var jac = DepthChecks.WholeModelJacobian(model.Parameters,

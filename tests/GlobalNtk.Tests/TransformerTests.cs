@@ -39,11 +39,11 @@ public class TransformerTests
         var model = TransformerModel.Create(c, 2, seed);
         model.ChunkRows = chunkRows;
         var rng = new Random(seed + 50);
-        foreach (var p in model.Parameters)
+        model = model.WithParameters(new ParameterSet(model.Parameters.Select(p =>
         {
             var noise = DepthChecks.Gaussian(p.Size, rng);
-            for (int i = 0; i < p.Size; i++) p.Data[i] += 0.3 * noise[i];
-        }
+            return p.WithValues(p.ToArray().Select((v, i) => v + 0.3 * noise[i]).ToArray());
+        }).Concat(model.Readout.Parameters)));
         Tensor x;
         if (c.Input == TransformerInput.Linear)
             x = new Tensor(DepthChecks.Gaussian(S * N * c.Inputs, rng), new AxisShape(("sequence", S), ("token", N), ("input", c.Inputs)));
@@ -131,8 +131,7 @@ public class TransformerTests
         var theta = model.Parameters.Flatten();
         double[] Immediate(double sign)
         {
-            var ps = model.Parameters.Clone();
-            ps.Assign(theta.Zip(dTheta, (t, d) => t + sign * eps * d).ToArray());
+            var ps = model.Parameters.WithValues(theta.Zip(dTheta, (t, d) => t + sign * eps * d).ToArray());
             var y = new double[z.Length];
             // Step 0 depends on the input only; block l on the unperturbed z_l (docs/math.md#global-ntk).
             SetLayer(y, c, 0, Layer(new TransformerModel(c, ps, model.Readout).Linearize(x).States.Span, c, 0));

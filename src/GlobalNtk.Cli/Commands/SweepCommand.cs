@@ -141,7 +141,7 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
                 };
                 var trainer = CliInputs.WithinMemory($"--hidden {s.Hidden}, --batch {s.Batch}", () => Trainer.Create(arch, s.Hidden, taskName, trainOptions, gain: g, taskOptions: taskOptions));
                 var ev = trainer.Task.EvaluationSet;
-                // Analyse at initialisation before training touches the (live) weights.
+                // The model at initialisation (training makes new models; this one stays as it is).
                 var init = new NtkAnalyzer(ev.Inputs, ev.Targets, options)
                     .Analyze(trainer.Model, $"g={g.ToString(CultureInfo.InvariantCulture)} init", 0, (st, f) => sub($"analysis at init: {st}", 0.5 * f));
                 string runDir = folder.PathOf($"run-g{g.ToString("0.###", CultureInfo.InvariantCulture)}");

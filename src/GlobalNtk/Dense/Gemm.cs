@@ -241,9 +241,10 @@ public static partial class Gemm
         where T : unmanaged, IFloatingPointIeee754<T>
         where K : struct, IGemmKernel<T>
     {
-        bool splitN = n >= m;
+        int threads = Math.Min(maxThreads, Environment.ProcessorCount);
+        bool splitN = SplitAlongN(m, n, k, K.MR, K.NR, threads);
         int unit = splitN ? K.NR : K.MR, length = splitN ? n : m, tiles = (length + unit - 1) / unit;
-        int parts = Math.Min(Math.Min(maxThreads, Environment.ProcessorCount), tiles);
+        int parts = Math.Min(threads, tiles);
         if (parts <= 1 || (long)m * n * k < ParallelThreshold)
         {
             GemmDriver<T, K>.Serial(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -262,6 +263,33 @@ public static partial class Gemm
                 GemmDriver<T, K>.Serial(ta, tb, hi - lo, n, k, alpha, ta == Trans.No ? pa + lo * lda : pa + lo, lda,
                     pb, ldb, beta, pc + lo * ldc, ldc);
         });
+    }
+
+    /// <summary>
+    /// Whether to split C along n (each thread re-packs all of A) rather than m (each re-packs all
+    /// of B). Estimates each way's slowest thread: its share of whole tiles (a wide NR tile can
+    /// leave one thread a whole tile more, e.g. 11 of 21 tiles for n = 1000, NR = 48) plus the
+    /// re-packed operand (≈ 8 multiply-adds of time per element); ties go to the longer side.
+    /// </summary>
+    internal static bool SplitAlongN(int m, int n, int k, int mr, int nr, int threads)
+    {
+        if (threads <= 1) return n >= m;
+        double costN = SlowestShare(n, nr, threads) * m * k + 8.0 * m * k;
+        double costM = SlowestShare(m, mr, threads) * n * k + 8.0 * n * k;
+        return costN < costM || (costN == costM && n >= m);
+    }
+
+    /// <summary>Columns (or rows) the busiest of <paramref name="threads"/> parts gets.</summary>
+    private static double SlowestShare(int length, int unit, int threads)
+    {
+        int tiles = (length + unit - 1) / unit, parts = Math.Min(threads, tiles), most = 0;
+        for (int part = 0; part < parts; part++) // the same cut as Split's
+        {
+            int lo = (int)((long)tiles * part / parts) * unit;
+            int hi = Math.Min(length, (int)((long)tiles * (part + 1) / parts) * unit);
+            most = Math.Max(most, hi - lo);
+        }
+        return most;
     }
 
     /// <summary>Products this small (≈ 5×5×5) finish before packing would have started: plain dot products.</summary>

@@ -9,8 +9,9 @@ namespace GlobalNtk.Dense;
 /// <summary>
 /// Goto/BLIS-style blocked GEMM on raw pointers, generic over the microkernel so that MR/NR are
 /// JIT-time constants. Loop nest: NC column panels of B → KC slices of k (B̄ packed once per slice)
-/// → MC row blocks of A (Ā packed) → NR × MR microkernel tiles. Edge tiles run the same kernel into
-/// a scratch tile (packing pads with zeros) and are copied out.
+/// → MC row blocks of A (Ā packed) → NR × MR microkernel tiles. A full-height tile cut by the right
+/// edge of C goes to the kernel's masked path when it has one (<see cref="IGemmKernel{T}.TryComputeColumnEdge"/>);
+/// other edge tiles run the same kernel into a scratch tile (packing pads with zeros) and are copied out.
 /// </summary>
 /// <remarks>
 /// Generic over the element type as well (<c>double</c> or <c>float</c>): the JIT specialises each
@@ -63,7 +64,8 @@ internal static unsafe class GemmDriver<T, K>
         T beta, T* c, nint ldc)
     {
         int mr = K.MR, nr = K.NR;
-        T* tile = stackalloc T[K.MR * K.NR]; // edge tiles land here first
+        T* tile0 = stackalloc T[K.MR * K.NR + 64 / sizeof(T)]; // edge tiles land here first (64-byte aligned)
+        T* tile = (T*)(((nint)tile0 + 63) & ~(nint)63);
         for (int jr = 0; jr < nc; jr += nr)
         {
             int nrEff = Math.Min(nr, nc - jr);
@@ -74,11 +76,10 @@ internal static unsafe class GemmDriver<T, K>
                 T* ap = pa + (nint)ir * kc;
                 T* cp = c + ir * ldc + jr;
                 if (mrEff == mr && nrEff == nr)
-                {
                     K.Compute(kc, ap, bp, cp, ldc, alpha, beta);
-                }
-                else
+                else if (mrEff < mr || !K.TryComputeColumnEdge(kc, ap, bp, cp, ldc, alpha, beta, nrEff))
                 {
+                    // Scratch tile (packing padded A and B with zeros), then copy out the part inside C.
                     K.Compute(kc, ap, bp, tile, nr, T.One, T.Zero);
                     for (int r = 0; r < mrEff; r++)
                     {
@@ -101,31 +102,36 @@ internal static unsafe class GemmDriver<T, K>
     private static void PackA(Trans ta, T* a, nint lda, int ic, int pc, int mc, int kc, T* dst)
     {
         int mr = K.MR;
+        if (ta == Trans.Yes)
+        {
+            // op(A)(i, p) = a[p·lda + i]: walk each stored row once, across all panels, so every
+            // cache line of A is read whole (panel by panel, an MR-float run is half a line).
+            for (int p = 0; p < kc; p++)
+            {
+                T* src = a + (nint)(pc + p) * lda + ic;
+                T* d = dst + p * mr;
+                for (int i0 = 0; i0 < mc; i0 += mr, d += (nint)mr * kc)
+                    CopyPadded(src + i0, d, Math.Min(mr, mc - i0), mr);
+            }
+            return;
+        }
         for (int i0 = 0; i0 < mc; i0 += mr, dst += (nint)mr * kc)
         {
             int rows = Math.Min(mr, mc - i0);
-            if (ta == Trans.No)
+            // op(A)(i, p) = a[i·lda + p]: rows are contiguous in p; transpose into the panel.
+            T* src = a + (ic + i0) * lda + pc;
+            int p = 0;
+            if (typeof(T) == typeof(double) && mr == 8 && rows == 8 && Avx512F.IsSupported)
+                for (; p + 8 <= kc; p += 8) Transpose8x8((double*)(src + p), lda, (double*)(dst + p * 8), 8);
+            else if (typeof(T) == typeof(float) && mr == 8 && rows == 8 && Avx.IsSupported)
+                for (; p + 8 <= kc; p += 8) Transpose8x8((float*)(src + p), lda, (float*)(dst + p * 8), 8);
+            for (int r = 0; r < rows; r++)
             {
-                // op(A)(i, p) = a[i·lda + p]: rows are contiguous in p; transpose into the panel.
-                T* src = a + (ic + i0) * lda + pc;
-                int p = 0;
-                if (typeof(T) == typeof(double) && mr == 8 && rows == 8 && Avx512F.IsSupported)
-                    for (; p + 8 <= kc; p += 8) Transpose8x8((double*)(src + p), lda, (double*)(dst + p * 8), 8);
-                for (int r = 0; r < rows; r++)
-                {
-                    T* s = src + r * lda;
-                    for (int q = p; q < kc; q++) dst[q * mr + r] = s[q];
-                }
-                for (int r = rows; r < mr; r++)
-                    for (int q = p; q < kc; q++) dst[q * mr + r] = T.Zero;
+                T* s = src + r * lda;
+                for (int q = p; q < kc; q++) dst[q * mr + r] = s[q];
             }
-            else
-            {
-                // op(A)(i, p) = a[p·lda + i]: each k-step is a contiguous run of MR values.
-                T* src = a + (nint)pc * lda + ic + i0;
-                for (int p = 0; p < kc; p++)
-                    CopyPadded(src + p * lda, dst + p * mr, rows, mr);
-            }
+            for (int r = rows; r < mr; r++)
+                for (int q = p; q < kc; q++) dst[q * mr + r] = T.Zero;
         }
     }
 
@@ -136,35 +142,46 @@ internal static unsafe class GemmDriver<T, K>
     private static void PackB(Trans tb, T* b, nint ldb, int pc, int jc, int kc, int nc, T* dst)
     {
         int nr = K.NR;
+        if (tb == Trans.No)
+        {
+            // op(B)(p, j) = b[p·ldb + j]: each k-step is a contiguous run of NR values. Walk each
+            // stored row once, across all panels, so the hardware prefetcher sees one stream.
+            for (int p = 0; p < kc; p++)
+            {
+                T* src = b + (nint)(pc + p) * ldb + jc;
+                T* d = dst + p * nr;
+                for (int j0 = 0; j0 < nc; j0 += nr, d += (nint)nr * kc)
+                    CopyPadded(src + j0, d, Math.Min(nr, nc - j0), nr);
+            }
+            return;
+        }
         for (int j0 = 0; j0 < nc; j0 += nr, dst += (nint)nr * kc)
         {
             int cols = Math.Min(nr, nc - j0);
-            if (tb == Trans.No)
+            // op(B)(p, j) = b[j·ldb + p]: rows of b are contiguous in p; transpose 8 columns at a time.
+            T* src = b + (jc + j0) * ldb + pc;
+            int p = 0;
+            if (typeof(T) == typeof(double) && nr % 8 == 0 && cols == nr && Avx512F.IsSupported)
             {
-                // op(B)(p, j) = b[p·ldb + j]: each k-step is a contiguous run of NR values.
-                T* src = b + (nint)pc * ldb + jc + j0;
-                for (int p = 0; p < kc; p++)
-                    CopyPadded(src + p * ldb, dst + p * nr, cols, nr);
+                for (; p + 8 <= kc; p += 8)
+                    for (int g = 0; g < nr; g += 8)
+                        Transpose8x8((double*)(src + g * ldb + p), ldb, (double*)(dst + p * nr + g), nr);
             }
-            else
+            else if (typeof(T) == typeof(float) && nr % 8 == 0 && cols == nr && Avx.IsSupported)
             {
-                // op(B)(p, j) = b[j·ldb + p]: rows of b are contiguous in p; transpose 8 columns at a time.
-                T* src = b + (jc + j0) * ldb + pc;
-                int p = 0;
-                if (typeof(T) == typeof(double) && nr % 8 == 0 && cols == nr && Avx512F.IsSupported)
-                {
-                    for (; p + 8 <= kc; p += 8)
-                        for (int g = 0; g < nr; g += 8)
-                            Transpose8x8((double*)(src + g * ldb + p), ldb, (double*)(dst + p * nr + g), nr);
-                }
-                for (int j = 0; j < cols; j++)
-                {
-                    T* s = src + j * ldb;
-                    for (int q = p; q < kc; q++) dst[q * nr + j] = s[q];
-                }
-                for (int j = cols; j < nr; j++)
-                    for (int q = p; q < kc; q++) dst[q * nr + j] = T.Zero;
+                // Eight rows of b at a time along the whole depth: eight read streams, not NR.
+                for (int g = 0; g < nr; g += 8)
+                    for (int q = 0; q + 8 <= kc; q += 8)
+                        Transpose8x8((float*)(src + g * ldb + q), ldb, (float*)(dst + q * nr + g), nr);
+                p = kc & ~7;
             }
+            for (int j = 0; j < cols; j++)
+            {
+                T* s = src + j * ldb;
+                for (int q = p; q < kc; q++) dst[q * nr + j] = s[q];
+            }
+            for (int j = cols; j < nr; j++)
+                for (int q = p; q < kc; q++) dst[q * nr + j] = T.Zero;
         }
     }
 
@@ -174,7 +191,7 @@ internal static unsafe class GemmDriver<T, K>
         int j = 0;
         if (Vector512.IsHardwareAccelerated)
             for (; j + Vector512<T>.Count <= count; j += Vector512<T>.Count) Vector512.Store(Vector512.Load(src + j), dst + j);
-        else if (Vector256.IsHardwareAccelerated)
+        if (Vector256.IsHardwareAccelerated) // also the tail of a 512-bit copy (e.g. an 8-float A panel row)
             for (; j + Vector256<T>.Count <= count; j += Vector256<T>.Count) Vector256.Store(Vector256.Load(src + j), dst + j);
         for (; j < count; j++) dst[j] = src[j];
         for (; j < width; j++) dst[j] = T.Zero;
@@ -206,6 +223,33 @@ internal static unsafe class GemmDriver<T, K>
         Vector512.Store(Avx512F.Shuffle4x128(u2, u6, 0xDD), dst + 5 * ldd);
         Vector512.Store(Avx512F.Shuffle4x128(u1, u5, 0xDD), dst + 6 * ldd);
         Vector512.Store(Avx512F.Shuffle4x128(u3, u7, 0xDD), dst + 7 * ldd);
+    }
+
+    /// <summary>dst[q·ldd + r] = src[r·lds + q] for an 8 × 8 float block (unpack, shuffle, lane permute on ymm).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* src, nint lds, float* dst, nint ldd)
+    {
+        Vector256<float> r0 = Vector256.Load(src), r1 = Vector256.Load(src + lds),
+            r2 = Vector256.Load(src + 2 * lds), r3 = Vector256.Load(src + 3 * lds),
+            r4 = Vector256.Load(src + 4 * lds), r5 = Vector256.Load(src + 5 * lds),
+            r6 = Vector256.Load(src + 6 * lds), r7 = Vector256.Load(src + 7 * lds);
+        // t: interleaved pairs of rows; u: columns {c} of rows 0-3 (4-7) per 128-bit lane.
+        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1);
+        Vector256<float> t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+        Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5);
+        Vector256<float> t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+        Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE);
+        Vector256<float> u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE);
+        Vector256<float> u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Vector256.Store(Avx.Permute2x128(u0, u4, 0x20), dst);
+        Vector256.Store(Avx.Permute2x128(u1, u5, 0x20), dst + ldd);
+        Vector256.Store(Avx.Permute2x128(u2, u6, 0x20), dst + 2 * ldd);
+        Vector256.Store(Avx.Permute2x128(u3, u7, 0x20), dst + 3 * ldd);
+        Vector256.Store(Avx.Permute2x128(u0, u4, 0x31), dst + 4 * ldd);
+        Vector256.Store(Avx.Permute2x128(u1, u5, 0x31), dst + 5 * ldd);
+        Vector256.Store(Avx.Permute2x128(u2, u6, 0x31), dst + 6 * ldd);
+        Vector256.Store(Avx.Permute2x128(u3, u7, 0x31), dst + 7 * ldd);
     }
 
     private static int DivUp(int x, int y) => (x + y - 1) / y;
@@ -247,3 +291,4 @@ internal sealed unsafe class GemmBuffers<T> where T : unmanaged
         return (T*)((p + 63) & ~(nint)63);
     }
 }
+

@@ -23,6 +23,12 @@ internal unsafe interface IGemmKernel<T> where T : unmanaged
     /// <summary>Columns of the packed B panel (KC·NC sits in L3).</summary>
     static abstract int NC { get; }
     static abstract void Compute(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta);
+    /// <summary>
+    /// <see cref="Compute"/> for a tile of all MR rows but only the first <paramref name="cols"/> &lt; NR
+    /// columns, written straight into C; false (the default) when the kernel has no such path, and
+    /// the driver runs the tile into scratch and copies it out.
+    /// </summary>
+    static virtual bool TryComputeColumnEdge(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, int cols) => false;
 }
 
 /// <summary>AVX-512 kernel: 8 rows × 24 columns = 24 zmm accumulators + 3 B vectors + 1 broadcast (of 32 registers).</summary>
@@ -300,7 +306,7 @@ internal static class GemmTuning
 
     // Float32: the same byte footprints hold twice the elements along the vector (NR = 48) and
     // the A block (MC); B̄ micro-panel KC·48·4 B = 48 KiB, A block MC·KC·4 B = 384 KiB.
-    internal static int KC512F32 = 256;
+    internal static int KC512F32 = 384;
     internal static int MC512F32 = 384;
     internal static int NC512F32 = 4800;
 }

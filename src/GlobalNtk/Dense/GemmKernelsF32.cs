@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -17,7 +18,21 @@ internal unsafe struct Avx512KernelF32 : IGemmKernel<float>
     public static int MC => GemmTuning.MC512F32;
     public static int NC => GemmTuning.NC512F32;
 
-    public static void Compute(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta)
+    public static void Compute(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta) =>
+        Run(kc, a, b, c, ldc, alpha, beta, NR);
+
+    /// <summary>
+    /// A full-height tile whose last columns fall outside C (<paramref name="cols"/> &lt; 48): the
+    /// same loop, with masked loads and stores of C, so the tile needs no scratch copy.
+    /// </summary>
+    public static bool TryComputeColumnEdge(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, int cols)
+    {
+        Run(kc, a, b, c, ldc, alpha, beta, cols);
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Run(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, int cols)
     {
         Vector512<float> c00 = Vector512<float>.Zero;
         Vector512<float> c01 = Vector512<float>.Zero;
@@ -43,6 +58,13 @@ internal unsafe struct Avx512KernelF32 : IGemmKernel<float>
         Vector512<float> c70 = Vector512<float>.Zero;
         Vector512<float> c71 = Vector512<float>.Zero;
         Vector512<float> c72 = Vector512<float>.Zero;
+        // Fetch the C tile while the k-loop runs: C rarely sits in L1/L2 (it outgrows L2 on large
+        // products), and its 24 lines would otherwise stall the store phase.
+        for (int r = 0; r < 8; r++)
+        {
+            float* cr = c + r * ldc;
+            Sse.Prefetch0(cr); Sse.Prefetch0(cr + 16); Sse.Prefetch0(cr + 32);
+        }
         for (int p = 0; p < kc; p++)
         {
             Vector512<float> b0 = Vector512.Load(b + 0);
@@ -83,60 +105,55 @@ internal unsafe struct Avx512KernelF32 : IGemmKernel<float>
             a += 8; b += 48;
         }
         Vector512<float> va = Vector512.Create(alpha);
-        if (beta == 0)
+        Vector512<float> vb = Vector512.Create(beta);
+        bool full = cols == NR, beta0 = beta == 0; // full: a JIT-time constant from Compute
+        Vector512<float> m0 = default, m1 = default, m2 = default;
+        if (!full)
         {
-            Vector512.Store(va * c00, c + 0 * ldc + 0);
-            Vector512.Store(va * c01, c + 0 * ldc + 16);
-            Vector512.Store(va * c02, c + 0 * ldc + 32);
-            Vector512.Store(va * c10, c + 1 * ldc + 0);
-            Vector512.Store(va * c11, c + 1 * ldc + 16);
-            Vector512.Store(va * c12, c + 1 * ldc + 32);
-            Vector512.Store(va * c20, c + 2 * ldc + 0);
-            Vector512.Store(va * c21, c + 2 * ldc + 16);
-            Vector512.Store(va * c22, c + 2 * ldc + 32);
-            Vector512.Store(va * c30, c + 3 * ldc + 0);
-            Vector512.Store(va * c31, c + 3 * ldc + 16);
-            Vector512.Store(va * c32, c + 3 * ldc + 32);
-            Vector512.Store(va * c40, c + 4 * ldc + 0);
-            Vector512.Store(va * c41, c + 4 * ldc + 16);
-            Vector512.Store(va * c42, c + 4 * ldc + 32);
-            Vector512.Store(va * c50, c + 5 * ldc + 0);
-            Vector512.Store(va * c51, c + 5 * ldc + 16);
-            Vector512.Store(va * c52, c + 5 * ldc + 32);
-            Vector512.Store(va * c60, c + 6 * ldc + 0);
-            Vector512.Store(va * c61, c + 6 * ldc + 16);
-            Vector512.Store(va * c62, c + 6 * ldc + 32);
-            Vector512.Store(va * c70, c + 7 * ldc + 0);
-            Vector512.Store(va * c71, c + 7 * ldc + 16);
-            Vector512.Store(va * c72, c + 7 * ldc + 32);
+            Vector512<int> lane = Vector512<int>.Indices, n = Vector512.Create(cols);
+            m0 = Vector512.LessThan(lane, n).AsSingle();
+            m1 = Vector512.LessThan(lane + Vector512.Create(16), n).AsSingle();
+            m2 = Vector512.LessThan(lane + Vector512.Create(32), n).AsSingle();
+        }
+        Put(c + 0 * ldc + 0, c00, va, vb, beta0, full, m0);
+        Put(c + 0 * ldc + 16, c01, va, vb, beta0, full, m1);
+        Put(c + 0 * ldc + 32, c02, va, vb, beta0, full, m2);
+        Put(c + 1 * ldc + 0, c10, va, vb, beta0, full, m0);
+        Put(c + 1 * ldc + 16, c11, va, vb, beta0, full, m1);
+        Put(c + 1 * ldc + 32, c12, va, vb, beta0, full, m2);
+        Put(c + 2 * ldc + 0, c20, va, vb, beta0, full, m0);
+        Put(c + 2 * ldc + 16, c21, va, vb, beta0, full, m1);
+        Put(c + 2 * ldc + 32, c22, va, vb, beta0, full, m2);
+        Put(c + 3 * ldc + 0, c30, va, vb, beta0, full, m0);
+        Put(c + 3 * ldc + 16, c31, va, vb, beta0, full, m1);
+        Put(c + 3 * ldc + 32, c32, va, vb, beta0, full, m2);
+        Put(c + 4 * ldc + 0, c40, va, vb, beta0, full, m0);
+        Put(c + 4 * ldc + 16, c41, va, vb, beta0, full, m1);
+        Put(c + 4 * ldc + 32, c42, va, vb, beta0, full, m2);
+        Put(c + 5 * ldc + 0, c50, va, vb, beta0, full, m0);
+        Put(c + 5 * ldc + 16, c51, va, vb, beta0, full, m1);
+        Put(c + 5 * ldc + 32, c52, va, vb, beta0, full, m2);
+        Put(c + 6 * ldc + 0, c60, va, vb, beta0, full, m0);
+        Put(c + 6 * ldc + 16, c61, va, vb, beta0, full, m1);
+        Put(c + 6 * ldc + 32, c62, va, vb, beta0, full, m2);
+        Put(c + 7 * ldc + 0, c70, va, vb, beta0, full, m0);
+        Put(c + 7 * ldc + 16, c71, va, vb, beta0, full, m1);
+        Put(c + 7 * ldc + 32, c72, va, vb, beta0, full, m2);
+    }
+
+    /// <summary>C row segment = alpha·acc (+ beta·C); under <paramref name="mask"/> only when not <paramref name="full"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(float* c, Vector512<float> acc, Vector512<float> va, Vector512<float> vb, bool beta0, bool full, Vector512<float> mask)
+    {
+        if (full)
+        {
+            if (beta0) Vector512.Store(va * acc, c);
+            else Vector512.Store(Avx512F.FusedMultiplyAdd(va, acc, vb * Vector512.Load(c)), c);
         }
         else
         {
-            Vector512<float> vb = Vector512.Create(beta);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c00, vb * Vector512.Load(c + 0 * ldc + 0)), c + 0 * ldc + 0);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c01, vb * Vector512.Load(c + 0 * ldc + 16)), c + 0 * ldc + 16);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c02, vb * Vector512.Load(c + 0 * ldc + 32)), c + 0 * ldc + 32);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c10, vb * Vector512.Load(c + 1 * ldc + 0)), c + 1 * ldc + 0);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c11, vb * Vector512.Load(c + 1 * ldc + 16)), c + 1 * ldc + 16);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c12, vb * Vector512.Load(c + 1 * ldc + 32)), c + 1 * ldc + 32);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c20, vb * Vector512.Load(c + 2 * ldc + 0)), c + 2 * ldc + 0);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c21, vb * Vector512.Load(c + 2 * ldc + 16)), c + 2 * ldc + 16);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c22, vb * Vector512.Load(c + 2 * ldc + 32)), c + 2 * ldc + 32);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c30, vb * Vector512.Load(c + 3 * ldc + 0)), c + 3 * ldc + 0);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c31, vb * Vector512.Load(c + 3 * ldc + 16)), c + 3 * ldc + 16);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c32, vb * Vector512.Load(c + 3 * ldc + 32)), c + 3 * ldc + 32);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c40, vb * Vector512.Load(c + 4 * ldc + 0)), c + 4 * ldc + 0);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c41, vb * Vector512.Load(c + 4 * ldc + 16)), c + 4 * ldc + 16);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c42, vb * Vector512.Load(c + 4 * ldc + 32)), c + 4 * ldc + 32);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c50, vb * Vector512.Load(c + 5 * ldc + 0)), c + 5 * ldc + 0);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c51, vb * Vector512.Load(c + 5 * ldc + 16)), c + 5 * ldc + 16);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c52, vb * Vector512.Load(c + 5 * ldc + 32)), c + 5 * ldc + 32);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c60, vb * Vector512.Load(c + 6 * ldc + 0)), c + 6 * ldc + 0);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c61, vb * Vector512.Load(c + 6 * ldc + 16)), c + 6 * ldc + 16);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c62, vb * Vector512.Load(c + 6 * ldc + 32)), c + 6 * ldc + 32);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c70, vb * Vector512.Load(c + 7 * ldc + 0)), c + 7 * ldc + 0);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c71, vb * Vector512.Load(c + 7 * ldc + 16)), c + 7 * ldc + 16);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c72, vb * Vector512.Load(c + 7 * ldc + 32)), c + 7 * ldc + 32);
+            if (beta0) Avx512F.MaskStore(c, mask, va * acc);
+            else Avx512F.MaskStore(c, mask, Avx512F.FusedMultiplyAdd(va, acc, vb * Avx512F.MaskLoad(c, mask, Vector512<float>.Zero)));
         }
     }
 }

@@ -31,3 +31,61 @@ public static class PrecisionNames
         }
     }
 }
+
+/// <summary>
+/// float64 ⇄ float32 conversions and pooled float32 scratch for the float32 paths: their vectors
+/// arrive and leave as float64, so each float32 map narrows its input once and widens its result once.
+/// </summary>
+internal static class Float32
+{
+    /// <summary>dst = (float)src, rounded to nearest.</summary>
+    public static void Narrow(ReadOnlySpan<double> src, Span<float> dst) =>
+        System.Numerics.Tensors.TensorPrimitives.ConvertTruncating(src, dst[..src.Length]);
+
+    /// <summary>dst = (double)src (exact).</summary>
+    public static void Widen(ReadOnlySpan<float> src, Span<double> dst) =>
+        System.Numerics.Tensors.TensorPrimitives.ConvertTruncating(src, dst[..src.Length]);
+
+    /// <summary>A float32 copy of <paramref name="src"/>.</summary>
+    public static float[] ToSingle(ReadOnlySpan<double> src)
+    {
+        var a = new float[src.Length];
+        Narrow(src, a);
+        return a;
+    }
+
+    /// <summary>A float64 copy of <paramref name="src"/>.</summary>
+    public static double[] ToDouble(ReadOnlySpan<float> src)
+    {
+        var a = new double[src.Length];
+        Widen(src, a);
+        return a;
+    }
+}
+
+/// <summary>A pooled float32 scratch block (returned on Dispose); its contents start undefined.</summary>
+internal sealed class Float32Buffer : IDisposable
+{
+    private float[]? _array;
+    private readonly int _length;
+
+    /// <exception cref="MemoryBudgetException">The block exceeds the largest array .NET can allocate.</exception>
+    public Float32Buffer(long length)
+    {
+        if (length > Array.MaxLength)
+            throw new MemoryBudgetException($"A float32 scratch block of {length} values exceeds the largest array ({Array.MaxLength} elements); use fewer vectors per block.");
+        _length = (int)length;
+        _array = System.Buffers.ArrayPool<float>.Shared.Rent(Math.Max(1, _length));
+    }
+
+    /// <summary>The block (its requested length).</summary>
+    public Span<float> Span => (_array ?? throw new ObjectDisposedException(nameof(Float32Buffer))).AsSpan(0, _length);
+
+    /// <summary>Returns the array to the pool (once).</summary>
+    public void Dispose()
+    {
+        var a = _array;
+        _array = null;
+        if (a != null) System.Buffers.ArrayPool<float>.Shared.Return(a);
+    }
+}

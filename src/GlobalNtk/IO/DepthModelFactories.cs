@@ -11,7 +11,8 @@ namespace GlobalNtk.IO;
 /// either an <c>nn.ModuleList</c> <c>layers.{k}.weight/bias</c> (consecutive indices; the readout is
 /// the one other weight/bias pair [O, H], optional) or an <c>nn.Sequential</c> of Linear and
 /// activation modules (<c>0.weight</c>, <c>2.weight</c>, … under any prefix; its last Linear is the
-/// readout unless another weight/bias pair is), sizes from the shapes. The activation is a
+/// readout unless another weight/bias pair is, and may have no bias: <c>nn.Linear(H, O,
+/// bias=False)</c> is a bias-free readout), sizes from the shapes. The activation is a
 /// required setting (metadata or <c>--option activation=…</c>): never assumed.
 /// </summary>
 public sealed class MlpModelFactory : IModelFactory
@@ -39,14 +40,14 @@ public sealed class MlpModelFactory : IModelFactory
             throw t.Error($"several groups of numbered layers ({TensorLookup.Listing(prefixes.Select(p => $"'{p}0.weight'"))}); cannot tell which is the MLP.");
         string prefix = prefixes[0];
         var indices = numbered.Select(x => int.Parse(x.M.Groups["i"].Value, CultureInfo.InvariantCulture)).Distinct().Order().ToList();
-        var linears = new List<(int Index, Parameter W, Parameter B)>();
+        var linears = new List<(int Index, Parameter W, Parameter? B)>();
         foreach (int i in indices)
         {
             var w = t.TryFind($"{prefix}{i}.weight") ?? throw t.Error($"tensor '{prefix}{i}.bias' has no weight '{prefix}{i}.weight'.");
-            var b = t.Find($"{prefix}{i}.bias", $"the bias of Linear '{prefix}{i}' [{(w.Shape.Length > 0 ? w.Shape[0] : 0)}]");
             if (w.Shape.Length != 2 || w.Shape[0] < 1 || w.Shape[1] < 1)
                 throw t.Error($"tensor '{w.Name}' has shape {w.ShapeText}, expected a matrix [out, in].");
-            linears.Add((i, w, b));
+            // Only the last Linear may lack a bias (a bias-free readout); a hidden layer's is checked below.
+            linears.Add((i, w, t.TryFind($"{prefix}{i}.bias")));
         }
         // A ModuleList numbers its Linears 0, 1, 2, …; an nn.Sequential interleaves parameter-free
         // modules (the activation, perhaps Dropout), so its Linears have gaps.
@@ -68,11 +69,13 @@ public sealed class MlpModelFactory : IModelFactory
         var ps = new List<Parameter>();
         for (int k = 0; k < linears.Count; k++)
         {
-            var (_, w, b) = linears[k];
+            var (i, w, b) = linears[k];
+            if (b is null)
+                throw t.Error($"missing tensor '*{prefix}{i}.bias' (the bias of hidden Linear '{prefix}{i}' [{w.Shape[0]}]; only the readout may be bias-free); the file has: {TensorLookup.Listing(t.File.Tensors.Select(x => $"{x.Name} {x.ShapeText}"))}.");
             if (k > 0) t.RequireShape(w, [h, h], $"hidden layer {k} of width {h}");
             t.RequireShape(b, [h], $"layer {k} of width {h}");
-            ps.Add(new Parameter(MlpModel.WeightName(k), w.Shape, w.Data));
-            ps.Add(new Parameter(MlpModel.BiasName(k), b.Shape, b.Data));
+            ps.Add(Parameter.Own(MlpModel.WeightName(k), w.Shape, w.Data));
+            ps.Add(Parameter.Own(MlpModel.BiasName(k), b.Shape, b.Data));
         }
         if (readout is { } ro && readoutFrom.StartsWith("the Sequential", StringComparison.Ordinal))
         {
@@ -89,7 +92,7 @@ public sealed class MlpModelFactory : IModelFactory
         try
         {
             int outputs = readout?.Weight.Shape[0] ?? 1;
-            var r = new Readout(new Parameter(Readout.WeightName, [outputs, h], readout?.Weight.Data),
+            var r = new Readout(Parameter.Own(Readout.WeightName, [outputs, h], readout?.Weight.Data),
                 TensorLookup.CanonicalReadoutBias(readout, outputs), lastStepOnly: true);
             var model = new MlpModel(nIn, h, layers, act, new ParameterSet(ps), r);
             model.Parameters.EnsureFinite();
@@ -245,14 +248,14 @@ public sealed class TransformerModelFactory : IModelFactory
                 _ => t.Find(name, $"[{string.Join(", ", shape)}]"),
             };
             if (name != TransformerModel.PositionalWeight) t.RequireShape(p, shape, $"transformer d = {d}, d_ff = {f}");
-            ps.Add(new Parameter(name, shape, p.Data));
+            ps.Add(Parameter.Own(name, shape, p.Data));
         }
         var readout = t.TryFindReadout(d, allowBiasFree: true);
         t.RequireAllClaimed($"transformer (d {d}, {layers} layers)");
         try
         {
             int outputs = readout?.Weight.Shape[0] ?? 1;
-            var r = new Readout(new Parameter(Readout.WeightName, [outputs, d], readout?.Weight.Data),
+            var r = new Readout(Parameter.Own(Readout.WeightName, [outputs, d], readout?.Weight.Data),
                 TensorLookup.CanonicalReadoutBias(readout, outputs), lastStepOnly: true);
             var model = new TransformerModel(config, new ParameterSet(ps), r);
             model.Parameters.EnsureFinite();

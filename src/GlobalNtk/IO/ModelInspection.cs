@@ -57,8 +57,12 @@ public sealed record ModelInspection(
         {
             if (kv.Key == "family" || settings.Any(s => s.Key == kv.Key)) continue;
             bool fromFile = loaded.Metadata.TryGetValue(kv.Key, out var v) && v.Trim() == kv.Value;
+            // A recurrent net's gain and seed describe how it was initialised, not how it computes:
+            // shown when the file says them, never invented for a bare state dict.
+            bool initOnly = family == "recurrent" && kv.Key is "gain" or "seed";
+            if (initOnly && !fromFile) continue;
             settings.Add(new ModelSetting(kv.Key, kv.Value, fromFile ? SettingSource.Metadata : SettingSource.Tensors,
-                fromFile ? "" : "from the tensor shapes"));
+                initOnly ? "initialisation only (does not change the loaded model)" : fromFile ? "" : "from the tensor shapes"));
         }
 
         var (axes, sizes) = StateLayout(m, md, family);

@@ -1,5 +1,6 @@
 using GlobalNtk.Dense;
 using GlobalNtk.Models;
+using GlobalNtk.Models.Mlp;
 using GlobalNtk.Models.Recurrent;
 
 namespace GlobalNtk.IO;
@@ -10,7 +11,11 @@ namespace GlobalNtk.IO;
 /// bias, <c>bias_ih_l{k}</c>, <c>bias_hh_l{k}</c> under any prefix; the number of layers, the bias
 /// and the sizes come from the tensors; a learnable initial state <c>h0</c> ([L, H] or [H]) is a
 /// parameter; the readout is the one other <c>weight</c> [O, H] (with or without its
-/// <c>bias</c> [O]; optional); gain/alpha/activation/seed come from the metadata when present.
+/// <c>bias</c> [O]; optional). Every setting is recorded with its source: layers, bias and h0
+/// are read off the tensors (a contradicting metadata key or <c>--option</c> is an error); the
+/// leaky RNN's <c>alpha</c> and <c>activation</c> change the mathematics and must be in the
+/// metadata or given as <c>--option KEY=VALUE</c>, else loading fails naming them. gain and seed
+/// only describe the initialisation and are kept from the metadata.
 /// </summary>
 public sealed class RecurrentModelFactory : IModelFactory
 {
@@ -100,15 +105,15 @@ public sealed class RecurrentModelFactory : IModelFactory
             if (k == 0) nIn = wih.Shape[1];
             var whh = Take(t, $"{prefix}weight_hh_l{k}", $"[{gh}, {h}] for {gates} {h}");
             t.RequireShape(whh, [gh, h], $"{gates} {h}, layer {k}");
-            ps.Add(new Parameter($"{canon}weight_ih_l{k}", wih.Shape, wih.Data));
-            ps.Add(new Parameter($"{canon}weight_hh_l{k}", whh.Shape, whh.Data));
+            ps.Add(Parameter.Own($"{canon}weight_ih_l{k}", wih.Shape, wih.Data));
+            ps.Add(Parameter.Own($"{canon}weight_hh_l{k}", whh.Shape, whh.Data));
             foreach (var (leaf, wanted) in new[] { ("bias_ih", hasBiasIh), ("bias_hh", bias) })
             {
                 string name = $"{prefix}{leaf}_l{k}";
                 if (!wanted) continue; // a stray bias (leaky-rnn's bias_ih, or a partial bias) is reported as unexpected below
                 var b = Take(t, name, $"[{gh}] for {gates} {h}");
                 t.RequireShape(b, [gh], $"{gates} {h}, layer {k}");
-                ps.Add(new Parameter($"{canon}{leaf}_l{k}", b.Shape, b.Data));
+                ps.Add(Parameter.Own($"{canon}{leaf}_l{k}", b.Shape, b.Data));
             }
         }
         // A learnable initial state, as users register it: h0 [L, H] (or [H] for one layer).
@@ -117,30 +122,49 @@ public sealed class RecurrentModelFactory : IModelFactory
         {
             bool fits = h0.Shape.SequenceEqual(new[] { layers, h }) || (layers == 1 && h0.Shape.SequenceEqual(new[] { h }));
             if (!fits) throw t.Error($"initial state '{h0.Name}' has shape {h0.ShapeText}, expected [{layers}, {h}]{(layers == 1 ? $" or [{h}]" : "")} (layers × hidden).");
-            ps.Add(new Parameter(RecurrentStack.DefaultInitialStateName, h0.Shape, h0.Data));
+            ps.Add(Parameter.Own(RecurrentStack.DefaultInitialStateName, h0.Shape, h0.Data));
         }
 
         var readout = t.TryFindReadout(h, allowBiasFree: true);
-        t.RequireAllClaimed($"{probe.NormalizedArch} model ({layers} layer{(layers > 1 ? "s" : "")}, hidden {h}, input {nIn}, {(bias ? "with" : "no")} bias)");
+        string described = $"{probe.NormalizedArch} model ({layers} layer{(layers > 1 ? "s" : "")}, hidden {h}, input {nIn}, {(bias ? "with" : "no")} bias)";
+        t.RequireAllClaimed(described);
         int outputs = readout?.Weight.Shape[0] ?? 1;
 
         var c = System.Globalization.CultureInfo.InvariantCulture;
+        var st = t.Settings;
+        const string Bool = "true | false";
+        // Layers, bias and h0 are what the tensors say; a metadata key or option must agree.
+        st.Inferred("layers", layers, layers.ToString(c), layers == 1 ? $"'{prefix}weight_hh_l0'" : $"'{prefix}weight_hh_l0' … '{prefix}weight_hh_l{layers - 1}'",
+            "a positive integer", ModelSettings.ParsePositiveInt);
+        st.Inferred("bias", bias, bias ? "true" : "false",
+            bias ? $"'{prefix}bias_hh_l0'" : $"no '{prefix}bias_ih_l0' or '{prefix}bias_hh_l0' tensor", Bool, ModelSettings.ParseBool);
+        st.Inferred("h0", h0 != null, h0 != null ? "true" : "false",
+            h0 != null ? $"learnable initial state '{h0.Name}' {h0.ShapeText}" : "no '*h0' tensor: z_0 is zero", Bool, ModelSettings.ParseBool);
         var md = new Dictionary<string, string>(t.Metadata, StringComparer.Ordinal)
         {
             ["arch"] = probe.NormalizedArch,
             ["input_size"] = nIn.ToString(c),
             ["hidden_size"] = h.ToString(c),
             ["output_size"] = outputs.ToString(c),
-            // Layers, bias and h0 come from the tensors, whatever the metadata says.
             ["layers"] = layers.ToString(c),
             ["bias"] = bias ? "true" : "false",
             ["h0"] = h0 != null ? "true" : "false",
         };
+        md.Remove("alpha"); md.Remove("activation");
+        if (probe.NormalizedArch == "leaky-rnn")
+        {
+            // The rate model's leak and nonlinearity change the maths: read or given, never defaulted.
+            double alpha = st.Require("alpha", "a number in (0, 1]", "the leak rate α = dt/τ of h' = (1−α) h + α φ(…)", ParseAlpha, 0.1);
+            var act = st.Require("activation", "tanh | relu", "the rate nonlinearity φ", s => ActivationFunctions.Parse(s) is var a && a is Activation.Tanh or Activation.Relu ? a : throw new FormatException(), Activation.Tanh);
+            st.ThrowIfMissing(described);
+            md["alpha"] = alpha.ToString("R", c);
+            md["activation"] = act.Name();
+        }
         try
         {
             var config = RecurrentConfig.FromMetadata(md);
             // Canonical PyTorch names; data shared with the file's tensors (no copy).
-            ps.Add(new Parameter(Readout.WeightName, [outputs, h], readout?.Weight.Data));
+            ps.Add(Parameter.Own(Readout.WeightName, [outputs, h], readout?.Weight.Data));
             // nn.Linear(bias=False) has no bias: none is invented (it would be trained and saved).
             if (TensorLookup.CanonicalReadoutBias(readout, outputs) is { } rb) ps.Add(rb);
             var model = RecurrentModel.FromParameters(config, ps);
@@ -151,6 +175,10 @@ public sealed class RecurrentModelFactory : IModelFactory
             throw t.Error(ex.Message);
         }
     }
+
+    private static double ParseAlpha(string s) =>
+        double.TryParse(s, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double v) && v > 0 && v <= 1
+            ? v : throw new FormatException();
 
     private static Parameter Take(TensorLookup t, string name, string expected)
     {

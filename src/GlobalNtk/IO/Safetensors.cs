@@ -134,7 +134,7 @@ public sealed class SafetensorsFile
                     try { Numerics.EnsureFinite(data, $"tensor '{e.Name}' {ShapeText(e.Shape)}"); }
                     catch (NonFiniteException ex) { throw new DataFileException(path, ex.Message, ex); }
                 }
-                tensors.Add(new Parameter(e.Name, e.Shape, data));
+                tensors.Add(Parameter.Own(e.Name, e.Shape, data));
             }
             return new SafetensorsFile(tensors, metadata);
         }

@@ -144,7 +144,7 @@ public sealed class TensorLookup
     /// (nn.Linear(bias=False)), a zero one when the file has no readout at all.
     /// </summary>
     internal static Parameter? CanonicalReadoutBias((Parameter Weight, Parameter? Bias)? readout, int outputs) =>
-        readout is { Bias: null } ? null : new Parameter(Readout.BiasName, [outputs], readout?.Bias?.Data);
+        readout is { Bias: null } ? null : Parameter.Own(Readout.BiasName, [outputs], readout?.Bias?.Data);
 
     /// <summary>Throws if a tensor was left unclaimed (an unexpected tensor means a different model).</summary>
     public void RequireAllClaimed(string model)

@@ -27,9 +27,9 @@ public abstract class ChainLinearization
     /// <summary>Scalars per (trial, step).</summary>
     public int StateSize => StateShape.Size / Math.Max(1, Trials * Steps);
     /// <summary>
-    /// Parameters θ the Jacobians are taken with respect to (same order as δθ): a snapshot taken
-    /// when the model was linearised, never the model's live tensors, so training the model
-    /// afterwards does not change this linearisation. Treat it as read-only.
+    /// Parameters θ the Jacobians are taken with respect to (same order as δθ): the values the
+    /// model had when it was linearised. Parameters are immutable values, so training (which
+    /// makes new models) never changes this linearisation.
     /// </summary>
     public abstract ParameterSet Parameters { get; }
     /// <summary>The precision the derivative maps compute in (their vectors are float64 either way).</summary>

@@ -41,6 +41,16 @@ public sealed class Readout
     }
 
     /// <summary>
+    /// The same readout (layout, bias or none) with its weight and bias taken by name from
+    /// <paramref name="parameters"/> (e.g. a model's new <c>AllParameters</c>); this one is unchanged.
+    /// </summary>
+    public Readout WithParameters(ParameterSet parameters)
+    {
+        var ps = parameters.Take(Parameters);
+        return new Readout(ps[0], Bias is null ? null : ps[1], FeatureOffset, LastStepOnly);
+    }
+
+    /// <summary>
     /// PyTorch nn.Linear initialisation: W (and b when <paramref name="bias"/>) uniform in ±1/√In,
     /// drawn from <paramref name="rng"/> (W first).
     /// </summary>
@@ -48,20 +58,22 @@ public sealed class Readout
     {
         if (inputSize <= 0 || outputSize <= 0) throw new ArgumentException($"Readout: sizes must be positive, got input {inputSize}, output {outputSize}.");
         double bound = 1.0 / Math.Sqrt(inputSize);
-        var w = new Parameter(WeightName, [outputSize, inputSize]);
-        RandomProbes.Uniform(rng, w.Data, bound);
+        var wData = new double[checked(outputSize * inputSize)];
+        RandomProbes.Uniform(rng, wData, bound);
+        var w = Parameter.Own(WeightName, [outputSize, inputSize], wData);
         Parameter? b = null;
         if (bias)
         {
-            b = new Parameter(BiasName, [outputSize]);
-            RandomProbes.Uniform(rng, b.Data, bound);
+            var bData = new double[outputSize];
+            RandomProbes.Uniform(rng, bData, bound);
+            b = Parameter.Own(BiasName, [outputSize], bData);
         }
         return new Readout(w, b, featureOffset, lastStepOnly);
     }
 
-    /// <summary>W [O, In] (live).</summary>
+    /// <summary>W [O, In].</summary>
     public Parameter Weight { get; }
-    /// <summary>b [O] (live); null for a bias-free readout (nn.Linear(bias=False)).</summary>
+    /// <summary>b [O]; null for a bias-free readout (nn.Linear(bias=False)).</summary>
     public Parameter? Bias { get; }
     /// <summary>Whether the readout has a bias b.</summary>
     public bool HasBias => Bias != null;

@@ -25,7 +25,7 @@ public static class FirstOrderIdentity
 {
     /// <summary>
     /// Takes one step of size <paramref name="eta"/> on the chain parameters of
-    /// <paramref name="model"/> along −(dz/dθ)* e, re-runs the forward pass, restores θ, and
+    /// <paramref name="model"/> along −(dz/dθ)* e, runs the forward pass of the stepped model (a new model: <paramref name="model"/> is unchanged) and
     /// returns actual vs predicted state change.
     /// </summary>
     public static FirstOrderResult Check(IChainModel model, Tensor inputs, ReadOnlySpan<double> stateError, double eta) =>
@@ -57,16 +57,7 @@ public static class FirstOrderIdentity
         var theta0 = model.Parameters.Flatten();
         var theta1 = (double[])theta0.Clone();
         Numerics.Axpy(-eta, grad, theta1);
-        double[] z1;
-        try
-        {
-            model.Parameters.Assign(theta1);
-            z1 = model.Linearize(inputs).States.ToArray();
-        }
-        finally
-        {
-            model.Parameters.Assign(theta0);
-        }
+        var z1 = model.WithChainValues(theta1).Linearize(inputs).States.ToArray();
         var actual = new double[z0.Length];
         for (int i = 0; i < z0.Length; i++) actual[i] = z1[i] - z0[i];
         var diff = (double[])actual.Clone();

@@ -99,29 +99,24 @@ public static class StudyUnitRunner
 
     /// <summary>
     /// ‖<paramref name="ntk"/> − J_fd J_fdᵀ‖_F / ‖J_fd J_fdᵀ‖_F, J_fd[:, j] = (z(θ + h e_j) − z(θ − h e_j)) / 2h from
-    /// the model's own forward pass (dense: for small models only). Restores θ.
+    /// the model's own forward pass (dense: for small models only).
     /// </summary>
     public static double FiniteDifferenceDifference(IChainModel model, Tensor inputs, LinearOperator ntk)
     {
-        var ps = model.Parameters;
-        var theta = ps.Flatten();
+        var theta = model.Parameters.Flatten();
         int m = theta.Length, n = ntk.Domain.Size;
         var jac = new double[m * n]; // row j = column j of J_fd
-        try
+        for (int j = 0; j < m; j++)
         {
-            for (int j = 0; j < m; j++)
-            {
-                double t = theta[j];
-                theta[j] = t + FiniteDifferenceStep; ps.Assign(theta);
-                var plus = model.Linearize(inputs).States.Span.ToArray();
-                theta[j] = t - FiniteDifferenceStep; ps.Assign(theta);
-                var minus = model.Linearize(inputs).States.Span;
-                theta[j] = t;
-                var row = jac.AsSpan(j * n, n);
-                for (int i = 0; i < n; i++) row[i] = (plus[i] - minus[i]) / (2 * FiniteDifferenceStep);
-            }
+            double t = theta[j];
+            theta[j] = t + FiniteDifferenceStep;
+            var plus = model.WithChainValues(theta).Linearize(inputs).States.Span.ToArray();
+            theta[j] = t - FiniteDifferenceStep;
+            var minus = model.WithChainValues(theta).Linearize(inputs).States.Span;
+            theta[j] = t;
+            var row = jac.AsSpan(j * n, n);
+            for (int i = 0; i < n; i++) row[i] = (plus[i] - minus[i]) / (2 * FiniteDifferenceStep);
         }
-        finally { ps.Assign(theta); }
         var reference = new double[n * n];
         Gemm.Multiply(Trans.Yes, Trans.No, n, n, m, 1.0, jac, n, jac, n, 0.0, reference, n);
         double diff = 0, norm = 0;

@@ -6,8 +6,10 @@ using GlobalNtk.Models;
 namespace GlobalNtk.Training;
 
 /// <summary>
-/// A first-order optimizer over a <see cref="ParameterSet"/> (θ updated in place). Its state
-/// (moments, step count) round-trips through tensors so a resumed run continues exactly.
+/// A first-order optimizer over a <see cref="ParameterSet"/>: a step takes θ and a gradient and
+/// returns new values θ' (θ itself is an immutable value and stays as it was). Its own state
+/// (moments, step count) advances with every step and round-trips through tensors so a resumed
+/// run continues exactly.
 /// </summary>
 public abstract class Optimizer
 {
@@ -29,8 +31,20 @@ public abstract class Optimizer
     /// <summary>Updates applied so far.</summary>
     public long StepCount { get; protected set; }
 
-    /// <summary>θ ← update(θ, g); <paramref name="gradient"/> is flat in <paramref name="parameters"/>' order.</summary>
-    public abstract void Step(ParameterSet parameters, ReadOnlySpan<double> gradient);
+    /// <summary>
+    /// θ' = update(θ, g) as a new set with <paramref name="parameters"/>' names and shapes;
+    /// <paramref name="gradient"/> is flat in their order. Advances the optimizer's own state.
+    /// </summary>
+    public ParameterSet Step(ParameterSet parameters, ReadOnlySpan<double> gradient)
+    {
+        CheckLength(parameters, gradient);
+        var theta = parameters.Flatten();
+        Update(theta, gradient);
+        return parameters.WithValues(theta);
+    }
+
+    /// <summary>θ ← update(θ, g) on the flat vector <paramref name="theta"/> (a fresh copy the optimizer owns).</summary>
+    protected abstract void Update(Span<double> theta, ReadOnlySpan<double> gradient);
 
     /// <summary>The state as named tensors (names derived from the parameters').</summary>
     public abstract IEnumerable<Parameter> StateTensors(ParameterSet parameters);
@@ -61,14 +75,9 @@ public sealed class Sgd(double learningRate) : Optimizer(learningRate)
     public override string Name => "sgd";
 
     /// <inheritdoc/>
-    public override void Step(ParameterSet parameters, ReadOnlySpan<double> gradient)
+    protected override void Update(Span<double> theta, ReadOnlySpan<double> gradient)
     {
-        CheckLength(parameters, gradient);
-        for (int i = 0; i < parameters.Count; i++)
-        {
-            var p = parameters[i];
-            TensorPrimitives.MultiplyAdd(gradient.Slice(parameters.OffsetOf(i), p.Size), -LearningRate, p.Data, p.Data);
-        }
+        TensorPrimitives.MultiplyAdd(gradient, -LearningRate, theta, theta);
         StepCount++;
     }
 
@@ -102,25 +111,19 @@ public sealed class Adam(double learningRate, double beta1 = 0.9, double beta2 =
     public double Epsilon { get; } = epsilon;
 
     /// <inheritdoc/>
-    public override void Step(ParameterSet parameters, ReadOnlySpan<double> g)
+    protected override void Update(Span<double> theta, ReadOnlySpan<double> g)
     {
-        CheckLength(parameters, g);
         _m ??= new double[g.Length];
         _v ??= new double[g.Length];
         StepCount++;
         double c1 = 1 - Math.Pow(Beta1, StepCount), c2 = 1 - Math.Pow(Beta2, StepCount);
         double stepSize = LearningRate / c1, sqrtC2 = Math.Sqrt(c2);
-        for (int i = 0; i < parameters.Count; i++)
+        for (int j = 0; j < theta.Length; j++)
         {
-            var p = parameters[i].Data;
-            int off = parameters.OffsetOf(i);
-            for (int j = 0; j < p.Length; j++)
-            {
-                double gj = g[off + j];
-                double m = _m[off + j] = Beta1 * _m[off + j] + (1 - Beta1) * gj;
-                double v = _v[off + j] = Beta2 * _v[off + j] + (1 - Beta2) * gj * gj;
-                p[j] -= stepSize * m / (Math.Sqrt(v) / sqrtC2 + Epsilon);
-            }
+            double gj = g[j];
+            double m = _m[j] = Beta1 * _m[j] + (1 - Beta1) * gj;
+            double v = _v[j] = Beta2 * _v[j] + (1 - Beta2) * gj * gj;
+            theta[j] -= stepSize * m / (Math.Sqrt(v) / sqrtC2 + Epsilon);
         }
     }
 
@@ -133,8 +136,8 @@ public sealed class Adam(double learningRate, double beta1 = 0.9, double beta2 =
         {
             var p = parameters[i];
             int off = parameters.OffsetOf(i);
-            yield return new Parameter(FirstMomentPrefix + p.Name, p.Shape, m.AsSpan(off, p.Size).ToArray());
-            yield return new Parameter(SecondMomentPrefix + p.Name, p.Shape, v.AsSpan(off, p.Size).ToArray());
+            yield return Parameter.Own(FirstMomentPrefix + p.Name, p.Shape, m.AsSpan(off, p.Size).ToArray());
+            yield return Parameter.Own(SecondMomentPrefix + p.Name, p.Shape, v.AsSpan(off, p.Size).ToArray());
         }
     }
 

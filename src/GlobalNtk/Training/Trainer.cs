@@ -96,8 +96,11 @@ public sealed class Trainer
         return new Trainer(loaded.Model, task, options, optimizer, step, log, resumed: true);
     }
 
-    /// <summary>The model being trained (updated in place).</summary>
-    public IChainModel Model { get; }
+    /// <summary>
+    /// The model at the current step. Every update makes a new model from the optimizer's new
+    /// values (<see cref="IChainModel.WithParameters"/>); a model obtained earlier is unchanged.
+    /// </summary>
+    public IChainModel Model { get; private set; }
     /// <summary>The task.</summary>
     public ITask Task { get; }
     /// <summary>Hyper-parameters.</summary>
@@ -143,8 +146,7 @@ public sealed class Trainer
             Directory.CreateDirectory(dir);
         }
         int start = Step;
-        var all = Model.AllParameters;
-        var grad = new double[all.TotalSize];
+        var grad = new double[Model.AllParameters.TotalSize];
         double loss = double.NaN;
         bool stoppedEarly = false;
         double evalLoss, evalAcc, initialEval;
@@ -173,7 +175,7 @@ public sealed class Trainer
                 double coef = Options.ClipNorm / (norm + 1e-6);
                 if (coef < 1) Numerics.Scale(grad, coef);
             }
-            Optimizer.Step(all, grad);
+            Model = Model.WithParameters(Optimizer.Step(Model.AllParameters, grad));
             Step++;
             stoppedEarly = Options.LossTolerance > 0 && loss <= Options.LossTolerance;
             bool checkpoint = Step == Options.Steps || stoppedEarly || (Options.CheckpointEvery > 0 && Step % Options.CheckpointEvery == 0);

@@ -98,7 +98,7 @@ public class PyTorchStackedFixtureTests
     public void GenericStackedPathEqualsFusedSingleLayerPath(string arch)
     {
         var model = RecurrentModel.Create(new RecurrentConfig(arch, 2, 4, 2) { Seed = 3, Gain = 1.5 });
-        model.InitialState = DepthChecks.Gaussian(model.StateSize, new Random(4));
+        model = model.WithInitialState(DepthChecks.Gaussian(model.StateSize, new Random(4)));
         var x = new Tensor(DepthChecks.Gaussian(3 * 5 * 2, new Random(5)), model.InputShape(3, 5));
         var fused = model.Linearize(x);
         var generic = model.LinearizeStacked(x);
@@ -133,7 +133,12 @@ public class PyTorchStackedFixtureTests
         Training.ModelGradient.Compute(model, x, target, grad);
         int off = model.AllParameters.OffsetOf("h0");
         Assert.Contains(grad.AsSpan(off, 2 * h).ToArray(), g => Math.Abs(g) > 1e-6);
-        Assert.NotSame(model.Parameters["h0"], lin.Parameters["h0"]);
+        var h0 = model.Parameters["h0"].ToArray();
+        var stepped = model.WithParameters(new Training.Sgd(0.5).Step(model.AllParameters, grad));
+        Assert.NotEqual(h0, stepped.Parameters["h0"].ToArray());
+        // The step made a new model: this one and its linearisation keep their h0.
+        Assert.Equal(h0, model.Parameters["h0"].ToArray());
+        Assert.Equal(h0, lin.Parameters["h0"].ToArray());
     }
 }
 

@@ -55,11 +55,13 @@ public class RecurrentModelTests
         var rebuilt = RecurrentModel.FromParameters(RecurrentConfig.FromMetadata(md), model.AllParameters.Clone().Reverse());
         var x = Inputs(rebuilt);
         Assert.Equal(model.Predict(x).Span.ToArray(), rebuilt.Predict(x).Span.ToArray());
-        // AllParameters shares the live tensors: Assign changes the model.
+        // New values make a new model; the old one keeps its values.
         var theta = model.AllParameters.Flatten();
+        double w0 = theta[0];
         theta[0] += 1;
-        model.AllParameters.Assign(theta);
-        Assert.Equal(theta[0], model.Parameters["rnn.weight_ih_l0"].Data[0]);
+        var moved = model.WithAllValues(theta);
+        Assert.Equal(theta[0], moved.Parameters["rnn.weight_ih_l0"].Values[0]);
+        Assert.Equal(w0, model.Parameters["rnn.weight_ih_l0"].Values[0]);
     }
 
     [Fact]
@@ -84,15 +86,18 @@ public class RecurrentModelTests
     [Fact]
     public void InitialStateIsZeroOrGiven()
     {
-        var model = Model("gru");
-        var x = Inputs(model);
-        var z0 = Random(model.StateSize, 3);
-        model.InitialState = z0;
+        var zero = Model("gru");
+        var x = Inputs(zero);
+        var z0 = Random(zero.StateSize, 3);
+        var model = zero.WithInitialState(z0);
+        z0[0] += 1;   // the model holds its own copy
         var lin = (RecurrentLinearization)model.Linearize(x);
-        for (int b = 0; b < B; b++) Assert.Equal(z0, lin.InitialState.Span.Slice(b * model.StateSize, model.StateSize).ToArray());
-        model.InitialState = null;
-        Assert.All(((RecurrentLinearization)model.Linearize(x)).InitialState.ToArray(), v => Assert.Equal(0.0, v));
-        Assert.Contains("expected state size 4", Assert.Throws<ArgumentException>(() => model.InitialState = new double[3]).Message);
+        for (int b = 0; b < B; b++) Assert.Equal(model.InitialState.ToArray(), lin.InitialState.Span.Slice(b * model.StateSize, model.StateSize).ToArray());
+        Assert.Equal(z0[0] - 1, model.InitialState[0]);
+        Assert.True(zero.InitialState.IsEmpty);
+        Assert.All(((RecurrentLinearization)zero.Linearize(x)).InitialState.ToArray(), v => Assert.Equal(0.0, v));
+        Assert.All(((RecurrentLinearization)model.WithInitialState(null).Linearize(x)).InitialState.ToArray(), v => Assert.Equal(0.0, v));
+        Assert.Contains("expected state size 4", Assert.Throws<ArgumentException>(() => zero.WithInitialState(new double[3])).Message);
     }
 
     [Fact]
@@ -133,22 +138,20 @@ public class RecurrentModelTests
     public void NonFiniteWeightsAndInputsAreNamed(double bad)
     {
         var model = Model("rnn-tanh");
-        var ps = model.AllParameters.Clone().ToList();
-        ps.First(p => p.Name == "rnn.weight_hh_l0").Data[5] = bad;
+        var ps = model.AllParameters.Select(p => p.Name == "rnn.weight_hh_l0" ? TestMath.WithEntry(p, 5, bad) : p);
         var ex = Assert.Throws<NonFiniteException>(() => RecurrentModel.FromParameters(model.Config, ps));
         Assert.Contains("'rnn.weight_hh_l0' [4, 4]", ex.Message);
-        var ro = model.AllParameters.Clone().ToList();
-        ro.First(p => p.Name == "readout.bias").Data[1] = bad;
+        var ro = model.AllParameters.Select(p => p.Name == "readout.bias" ? TestMath.WithEntry(p, 1, bad) : p);
         Assert.Contains("'readout.bias'", Assert.Throws<NonFiniteException>(() => RecurrentModel.FromParameters(model.Config, ro)).Message);
 
         var x = Inputs(model);
         x.Span[4] = bad;
         Assert.Contains("inputs (trial=3, time=5, input=2)", Assert.Throws<NonFiniteException>(() => model.Linearize(x)).Message);
 
-        // Weights that become non-finite after construction (e.g. a diverged training step) are caught too.
-        var live = Model("gru");
-        live.Parameters["rnn.bias_ih_l0"].Data[0] = bad;
-        Assert.Contains("'rnn.bias_ih_l0'", Assert.Throws<NonFiniteException>(() => live.Linearize(Inputs(live))).Message);
+        // Weights that become non-finite in training (a diverged step: new values, a new model) are caught too.
+        var gru = Model("gru");
+        var diverged = new ParameterSet(gru.AllParameters.Select(p => p.Name == "rnn.bias_ih_l0" ? TestMath.WithEntry(p, 0, bad) : p));
+        Assert.Contains("'rnn.bias_ih_l0'", Assert.Throws<NonFiniteException>(() => gru.WithParameters(diverged).Linearize(Inputs(gru))).Message);
     }
 
     [Fact]

@@ -65,8 +65,7 @@ public class RecurrentReadoutTests
         var shape = new AxisShape(("trial", 2), ("time", 3), ("unit", 4));
         var ex = Assert.Throws<ShapeMismatchException>(() => readout.Forward(new double[shape.Size], shape));
         Assert.Contains("(trial=2, time=3, unit=4)", ex.Message);
-        var bad = new Parameter(Readout.WeightName, [2, 3]);
-        bad.Data[4] = double.NaN;
+        var bad = TestMath.WithEntry(new Parameter(Readout.WeightName, [2, 3]), 4, double.NaN);
         Assert.Throws<NonFiniteException>(() => new Readout(bad, new Parameter(Readout.BiasName, [2])));
     }
 }

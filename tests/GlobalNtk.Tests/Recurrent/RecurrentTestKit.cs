@@ -28,13 +28,8 @@ internal static class RecurrentTestKit
         new(Random(trials * model.StateSize, seed, 0.5), new AxisShape(("trial", trials), ("unit", model.StateSize)));
 
     /// <summary>A copy of the model with chain parameters θ.</summary>
-    public static RecurrentModel WithTheta(RecurrentModel model, ReadOnlySpan<double> theta)
-    {
-        var all = model.AllParameters.Clone();
-        var copy = RecurrentModel.FromParameters(model.Config, all);
-        copy.Parameters.Assign(theta);
-        return copy;
-    }
+    public static RecurrentModel WithTheta(RecurrentModel model, ReadOnlySpan<double> theta) =>
+        (RecurrentModel)model.WithChainValues(theta);
 
     /// <summary>
     /// Every step f_k(z_{k−1}, x_k) evaluated at once from given previous states: the (b, k) pairs

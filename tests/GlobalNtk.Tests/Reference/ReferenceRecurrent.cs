@@ -132,10 +132,10 @@ public static class ReferenceRecurrent
 
     private static double[]? Broadcast(RecurrentModel model, Tensor inputs)
     {
-        if (model.InitialState == null) return null;
+        if (model.InitialState.IsEmpty) return null;
         int trials = inputs.Shape.Sizes[0];
         var z0 = new double[trials * model.StateSize];
-        for (int b = 0; b < trials; b++) model.InitialState.CopyTo(z0, b * model.StateSize);
+        for (int b = 0; b < trials; b++) model.InitialState.CopyTo(z0.AsSpan(b * model.StateSize));
         return z0;
     }
 }

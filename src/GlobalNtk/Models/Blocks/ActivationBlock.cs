@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using GlobalNtk.Dense;
 using GlobalNtk.Models.Mlp;
 
 namespace GlobalNtk.Models.Blocks;
@@ -20,6 +21,34 @@ public sealed class ActivationBlock(int width, Activation activation) : StepBloc
         activation.Evaluate(input[..d.Length], output[..d.Length], d);
         return new DiagonalTrace(this, rows, d);
     }
+
+    /// <inheritdoc/>
+    public override bool Supports(Precision precision) => precision is Precision.F64 or Precision.F32;
+
+    /// <summary>Float32: φ and φ' evaluated in float64, φ'(u) kept in float32.</summary>
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output)
+    {
+        var d = new double[checked(rows * width)];
+        activation.Evaluate(input[..d.Length], output[..d.Length], d);
+        return new DiagonalTrace32(this, rows, Float32.ToSingle(d));
+    }
+}
+
+/// <summary>A <see cref="DiagonalTrace"/> whose diagonal is stored in float32 (each product formed in float64).</summary>
+internal sealed class DiagonalTrace32(StepBlock block, int rows, float[] d) : BlockTrace(block, rows)
+{
+    public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count)
+    {
+        int n = d.Length;
+        for (int j = 0; j < count; j++)
+        {
+            var x = dIn.Slice(j * n, n);
+            var y = dOut.Slice(j * n, n);
+            for (int i = 0; i < n; i++) y[i] = x[i] * d[i];
+        }
+    }
+
+    public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count) => Jvp(dOut, dIn, count);
 }
 
 /// <summary>A trace whose input Jacobian is diag(d) per row (d [Rows, width]); no parameters.</summary>

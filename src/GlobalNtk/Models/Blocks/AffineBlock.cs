@@ -54,6 +54,33 @@ public sealed class AffineBlock : StepBlock
         return new Trace(this, rows, w, u, aw);
     }
 
+    /// <inheritdoc/>
+    public override bool Supports(Precision precision) => precision is Precision.F64 or Precision.F32;
+
+    /// <inheritdoc/>
+    protected override string Describe() => $"affine block '{Name}' ({InputWidth} → {OutputWidth})";
+
+    /// <summary>Float32: Û and W kept in float32, every product an sgemm; the bias is added in float64.</summary>
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output)
+    {
+        var w = Float32.ToSingle(Read(parameters, WeightSpec));
+        var b = BiasSpec == null ? null : Read(parameters, BiasSpec);
+        int n = InputWidth, m = OutputWidth, aw = n + (b == null ? 0 : 1);
+        var u = new float[checked(rows * aw)];
+        for (int r = 0; r < rows; r++)
+        {
+            Float32.Narrow(input.Slice(r * n, n), u.AsSpan(r * aw, n));
+            if (b != null) u[r * aw + n] = 1f;
+        }
+        using (var y = new Float32Buffer((long)rows * m))
+        {
+            Gemm.Multiply(Trans.No, Trans.Yes, rows, m, n, 1f, u, aw, w, n, 0f, y.Span, m);
+            Float32.Widen(y.Span, output[..(rows * m)]);
+        }
+        if (b != null) for (int r = 0; r < rows; r++) TensorPrimitives.Add(output.Slice(r * m, m), b, output.Slice(r * m, m));
+        return new Trace32(this, rows, w, u, aw);
+    }
+
     private sealed class Trace(AffineBlock blk, int rows, double[] w, double[] u, int aw) : BlockTrace(blk, rows)
     {
         private readonly int _n = blk.InputWidth, _m = blk.OutputWidth;
@@ -100,6 +127,80 @@ public sealed class AffineBlock : StepBlock
         public override IReadOnlyList<LocalSite> Sites =>
         [
             new LocalSite(blk.Name, blk.WeightSpec.Name, blk.BiasSpec?.Name, _n, _m, u, RowLocal: true,
+                (src, dst, count) => src[..(count * Rows * _m)].CopyTo(dst),
+                (src, dst, count) => src[..(count * Rows * _m)].CopyTo(dst)),
+        ];
+    }
+
+    /// <summary>
+    /// The float32 trace: the same maps as <see cref="Trace"/>, each narrowing its float64 input
+    /// block once, running one sgemm against the float32 W or Û, and widening the result. Bias
+    /// terms (δb, Σ_rows g) stay in float64, on the float64 vectors.
+    /// </summary>
+    private sealed class Trace32(AffineBlock blk, int rows, float[] w, float[] u, int aw) : BlockTrace(blk, rows)
+    {
+        private readonly int _n = blk.InputWidth, _m = blk.OutputWidth;
+        private readonly bool _bias = blk.BiasSpec != null;
+
+        /// <summary>dst = src · op(W) over <paramref name="rowCount"/> rows (src width k, dst width n).</summary>
+        private void Product(ReadOnlySpan<double> src, Span<double> dst, int rowCount, int k, int n, Trans tw)
+        {
+            using var x = new Float32Buffer((long)rowCount * k);
+            using var y = new Float32Buffer((long)rowCount * n);
+            Float32.Narrow(src[..(rowCount * k)], x.Span);
+            Gemm.Multiply(Trans.No, tw, rowCount, n, k, 1f, x.Span, k, w, _n, 0f, y.Span, n);
+            Float32.Widen(y.Span, dst);
+        }
+
+        public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count) =>
+            Product(dIn, dOut, count * Rows, _n, _m, Trans.Yes);
+
+        public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count) =>
+            Product(dOut, dIn, count * Rows, _m, _n, Trans.No);
+
+        public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> dOut, int count)
+        {
+            int size = blk.ParameterSize, wn = _m * _n;
+            using var dw = new Float32Buffer(wn);
+            using var y = new Float32Buffer((long)Rows * _m);
+            for (int j = 0; j < count; j++)
+            {
+                var dt = dTheta.Slice(j * size, size);
+                var o = dOut.Slice(j * Rows * _m, Rows * _m);
+                // δa = U δWᵀ + δb
+                Float32.Narrow(dt[..wn], dw.Span);
+                Gemm.Multiply(Trans.No, Trans.Yes, Rows, _m, _n, 1f, u, aw, dw.Span, _n, 0f, y.Span, _m);
+                Float32.Widen(y.Span, o);
+                if (_bias) for (int r = 0; r < Rows; r++) TensorPrimitives.Add(o.Slice(r * _m, _m), dt.Slice(wn, _m), o.Slice(r * _m, _m));
+            }
+        }
+
+        public override void ParamVjp(ReadOnlySpan<double> dOut, Span<double> dTheta, int count)
+        {
+            int size = blk.ParameterSize, wn = _m * _n;
+            using var g32 = new Float32Buffer((long)Rows * _m);
+            using var dw = new Float32Buffer(wn);
+            for (int j = 0; j < count; j++)
+            {
+                var dt = dTheta.Slice(j * size, size);
+                var g = dOut.Slice(j * Rows * _m, Rows * _m);
+                // δW = gᵀ U in float32; δb = Σ_rows g in float64.
+                Float32.Narrow(g, g32.Span);
+                Gemm.Multiply(Trans.Yes, Trans.No, _m, _n, Rows, 1f, g32.Span, _m, u, aw, 0f, dw.Span, _n);
+                Float32.Widen(dw.Span, dt[..wn]);
+                if (_bias)
+                {
+                    var db = dt.Slice(wn, _m);
+                    db.Clear();
+                    for (int r = 0; r < Rows; r++) TensorPrimitives.Add(db, g.Slice(r * _m, _m), db);
+                }
+            }
+        }
+
+        /// <summary>The site's Û widened to float64 on demand: the Kronecker core's Gram matrices Ûᵀ Û accumulate in float64.</summary>
+        public override IReadOnlyList<LocalSite> Sites =>
+        [
+            new LocalSite(blk.Name, blk.WeightSpec.Name, blk.BiasSpec?.Name, _n, _m, Float32.ToDouble(u), RowLocal: true,
                 (src, dst, count) => src[..(count * Rows * _m)].CopyTo(dst),
                 (src, dst, count) => src[..(count * Rows * _m)].CopyTo(dst)),
         ];

@@ -6,7 +6,7 @@ namespace GlobalNtk.Models.Blocks;
 /// <summary>
 /// A depth chain composed of step blocks (docs/math.md#models-as-chains): z_0 = f_0(x), z_k = f_k(z_{k−1}), one
 /// <see cref="StepBlock"/> per step, each with its own weights. Every step maps rows of the same
-/// width, so the state is [trial, layer, (row axes…), unit]. <see cref="Linearize"/> derives the
+/// width, so the state is [trial, layer, (row axes…), unit]. <see cref="Linearize(ParameterSet, Tensor)"/> derives the
 /// whole <see cref="ChainLinearization"/> (A_k, J_θ, J_θ*, the weight sites and, through the
 /// base class, the J_rest term) from the blocks.
 /// </summary>
@@ -71,7 +71,7 @@ public sealed class BlockChain
                 double bound = 1.0 / Math.Sqrt(owner.InputWidth);
                 for (int i = 0; i < data.Length; i++) data[i] = (2 * rng.NextDouble() - 1) * bound;
             }
-            ps.Add(new Parameter(spec.Name, spec.Shape, data));
+            ps.Add(Parameter.Own(spec.Name, spec.Shape, data));
         }
         return new ParameterSet(ps);
     }
@@ -89,14 +89,37 @@ public sealed class BlockChain
     /// e.g. (sequence, token, input) — with a snapshot of <paramref name="parameters"/>, and
     /// linearises it. The state is (trial, layer, row axes…, unit).
     /// </summary>
-    public ChainLinearization Linearize(ParameterSet parameters, Tensor inputs)
+    public ChainLinearization Linearize(ParameterSet parameters, Tensor inputs) => Linearize(parameters, inputs, Precision.F64);
+
+    /// <summary>
+    /// <see cref="Linearize(ParameterSet, Tensor)"/> computing in <paramref name="precision"/>:
+    /// with <see cref="Precision.F32"/> every block's trace keeps float32 caches and runs float32
+    /// products, while states and the vectors the linearisation takes and returns stay float64.
+    /// </summary>
+    /// <exception cref="NotSupportedException">A block of the chain has no path in <paramref name="precision"/> (the message names it).</exception>
+    public ChainLinearization Linearize(ParameterSet parameters, Tensor inputs, Precision precision)
     {
+        foreach (var step in _steps)
+            if (!step.Supports(precision)) throw Unsupported(step, precision).Unsupported(precision);
         var shape = inputs.Shape;
         if (shape.Rank < 2 || shape.Sizes[^1] != InputWidth)
             throw new ArgumentException($"Block chain: inputs must be (trial, …, input) with input = {InputWidth}, got {shape}.");
         inputs.EnsureFinite($"inputs {shape}");
         parameters.EnsureFinite();
-        return new BlockChainLinearization(this, parameters.Clone(), inputs);
+        return new BlockChainLinearization(this, parameters, inputs, precision); // immutable: the set is the snapshot
+    }
+
+    /// <summary>The innermost block under <paramref name="b"/> that refuses <paramref name="precision"/> (b itself if none of its children does).</summary>
+    private static StepBlock Unsupported(StepBlock b, Precision precision)
+    {
+        var children = b switch
+        {
+            SequentialBlock s => s.Children,
+            ResidualBlock r => [r.Inner],
+            _ => (IReadOnlyList<StepBlock>)[],
+        };
+        var inner = children.FirstOrDefault(c => !c.Supports(precision));
+        return inner == null ? b : Unsupported(inner, precision);
     }
 }
 
@@ -117,9 +140,9 @@ internal sealed class BlockChainLinearization : ChainLinearization
     private readonly Lazy<WeightSite[]> _sites;
     private readonly AxisShape _rowShape;
 
-    public BlockChainLinearization(BlockChain chain, ParameterSet snapshot, Tensor inputs)
+    public BlockChainLinearization(BlockChain chain, ParameterSet snapshot, Tensor inputs, Precision precision = Precision.F64)
     {
-        _chain = chain; _params = snapshot;
+        _chain = chain; _params = snapshot; Precision = precision;
         var shape = inputs.Shape;
         _b = shape.Sizes[0]; _t = chain.Steps.Count; _w = chain.Width;
         _r = 1;
@@ -136,7 +159,7 @@ internal sealed class BlockChainLinearization : ChainLinearization
         double[] x = inputs.Span.ToArray(), y = new double[checked(rows * _w)];
         for (int k = 0; k < _t; k++)
         {
-            _traces[k] = chain.Steps[k].Forward(snapshot, x, rows, y);
+            _traces[k] = chain.Steps[k].Forward(snapshot, x, rows, y, precision);
             Scatter(y, _z, k, 1, 1.0, overwrite: true);
             (x, y) = (y, k == 0 ? new double[rows * _w] : x);
         }
@@ -145,6 +168,7 @@ internal sealed class BlockChainLinearization : ChainLinearization
     }
 
     public override AxisShape StateShape { get; }
+    public override Precision Precision { get; }
     public override ParameterSet Parameters => _params;
     public override ReadOnlyMemory<double> States => _z;
     public override IReadOnlyList<WeightSite> Sites => _sites.Value;

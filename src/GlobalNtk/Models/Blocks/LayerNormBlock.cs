@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using GlobalNtk.Dense;
 
 namespace GlobalNtk.Models.Blocks;
 
@@ -30,7 +31,20 @@ public sealed class LayerNormBlock : StepBlock
     public override IReadOnlyList<ParameterSpec> ParameterSpecs { get; }
 
     /// <inheritdoc/>
-    public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output)
+    public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
+        Run(parameters, input, rows, output, Precision.F64);
+
+    /// <inheritdoc/>
+    public override bool Supports(Precision precision) => precision is Precision.F64 or Precision.F32;
+
+    /// <summary>
+    /// Float32: x̂ kept in float32. Mean, variance and the two row reductions of the Jacobian
+    /// (mean v, mean x̂ ⊙ v) stay in float64: they subtract nearly equal numbers.
+    /// </summary>
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
+        Run(parameters, input, rows, output, Precision.F32);
+
+    private BlockTrace Run(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output, Precision precision)
     {
         int d = Width;
         double[]? g = null, b = null;
@@ -49,16 +63,28 @@ public sealed class LayerNormBlock : StepBlock
             if (g == null) xr.CopyTo(y);
             else { TensorPrimitives.Multiply(xr, g, y); TensorPrimitives.Add(y, b!, y); }
         }
-        return new Trace(this, rows, g, xhat, rstd);
+        return precision == Precision.F32
+            ? new Trace(this, rows, g, null, Float32.ToSingle(xhat), rstd)
+            : new Trace(this, rows, g, xhat, null, rstd);
     }
 
-    private sealed class Trace(LayerNormBlock blk, int rows, double[]? g, double[] xhat, double[] rstd) : BlockTrace(blk, rows)
+    /// <summary>The trace; x̂ is stored in float64 (<paramref name="xhat"/>) or float32 (<paramref name="xhat32"/>), all arithmetic is float64.</summary>
+    private sealed class Trace(LayerNormBlock blk, int rows, double[]? g, double[]? xhat, float[]? xhat32, double[] rstd) : BlockTrace(blk, rows)
     {
-        /// <summary>dx̂ = (v − mean v − x̂ mean(x̂ ⊙ v)) / σ for one row: the Jacobian of x̂, which is symmetric.</summary>
-        private void Normalize(int r, ReadOnlySpan<double> v, Span<double> dst)
+        /// <summary>x̂ of row r: a view of the float64 cache, or the float32 one widened into <paramref name="scratch"/>.</summary>
+        private ReadOnlySpan<double> XHat(int r, Span<double> scratch)
         {
             int d = blk.Width;
-            var xr = xhat.AsSpan(r * d, d);
+            if (xhat != null) return xhat.AsSpan(r * d, d);
+            Float32.Widen(xhat32.AsSpan(r * d, d), scratch);
+            return scratch[..d];
+        }
+
+        /// <summary>dx̂ = (v − mean v − x̂ mean(x̂ ⊙ v)) / σ for one row: the Jacobian of x̂, which is symmetric.</summary>
+        private void Normalize(int r, ReadOnlySpan<double> v, Span<double> dst, Span<double> scratch)
+        {
+            int d = blk.Width;
+            var xr = XHat(r, scratch);
             double mv = TensorPrimitives.Sum(v) / d, mxv = TensorPrimitives.Dot(xr, v) / d;
             for (int i = 0; i < d; i++) dst[i] = (v[i] - mv - xr[i] * mxv) * rstd[r];
         }
@@ -66,10 +92,11 @@ public sealed class LayerNormBlock : StepBlock
         public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count)
         {
             int d = blk.Width;
+            Span<double> scratch = xhat != null ? default : d <= 512 ? stackalloc double[d] : new double[d];
             for (int jr = 0; jr < count * Rows; jr++)
             {
                 var o = dOut.Slice(jr * d, d);
-                Normalize(jr % Rows, dIn.Slice(jr * d, d), o);
+                Normalize(jr % Rows, dIn.Slice(jr * d, d), o, scratch);
                 if (g != null) TensorPrimitives.Multiply(o, g, o);
             }
         }
@@ -78,11 +105,12 @@ public sealed class LayerNormBlock : StepBlock
         {
             int d = blk.Width;
             Span<double> t = d <= 512 ? stackalloc double[d] : new double[d];
+            Span<double> scratch = xhat != null ? default : d <= 512 ? stackalloc double[d] : new double[d];
             for (int jr = 0; jr < count * Rows; jr++)
             {
                 var q = dOut.Slice(jr * d, d);
-                if (g != null) { TensorPrimitives.Multiply(q, g, t); Normalize(jr % Rows, t, dIn.Slice(jr * d, d)); }
-                else Normalize(jr % Rows, q, dIn.Slice(jr * d, d));
+                if (g != null) { TensorPrimitives.Multiply(q, g, t); Normalize(jr % Rows, t, dIn.Slice(jr * d, d), scratch); }
+                else Normalize(jr % Rows, q, dIn.Slice(jr * d, d), scratch);
             }
         }
 
@@ -94,8 +122,8 @@ public sealed class LayerNormBlock : StepBlock
             {
                 int j = jr / Rows, r = jr % Rows;
                 var o = dOut.Slice(jr * d, d);
-                // δy = δγ ⊙ x̂ + δβ
-                TensorPrimitives.Multiply(xhat.AsSpan(r * d, d), dTheta.Slice(j * 2 * d, d), o);
+                // δy = δγ ⊙ x̂ + δβ (x̂ widened into o first when it is float32)
+                TensorPrimitives.Multiply(XHat(r, o), dTheta.Slice(j * 2 * d, d), o);
                 TensorPrimitives.Add(o, dTheta.Slice(j * 2 * d + d, d), o);
             }
         }
@@ -104,6 +132,7 @@ public sealed class LayerNormBlock : StepBlock
         {
             int d = blk.Width;
             if (g == null) return;
+            Span<double> scratch = xhat != null ? default : d <= 512 ? stackalloc double[d] : new double[d];
             for (int j = 0; j < count; j++)
             {
                 var dg = dTheta.Slice(j * 2 * d, d); var db = dTheta.Slice(j * 2 * d + d, d);
@@ -111,7 +140,7 @@ public sealed class LayerNormBlock : StepBlock
                 for (int r = 0; r < Rows; r++)
                 {
                     var q = dOut.Slice((j * Rows + r) * d, d);
-                    TensorPrimitives.MultiplyAdd(q, xhat.AsSpan(r * d, d), dg, dg);
+                    TensorPrimitives.MultiplyAdd(q, XHat(r, scratch), dg, dg);
                     TensorPrimitives.Add(db, q, db);
                 }
             }

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using GlobalNtk.Dense;
 using GlobalNtk.Operators;
 
 namespace GlobalNtk.Models.Blocks;
@@ -35,7 +36,17 @@ public sealed class SequentialBlock : StepBlock
     public override bool RowLocal => _children.All(c => c.RowLocal);
 
     /// <inheritdoc/>
-    public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output)
+    public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
+        Run(parameters, input, rows, output, Precision.F64);
+
+    /// <summary>A precision every child supports.</summary>
+    public override bool Supports(Precision precision) => _children.All(c => c.Supports(precision));
+
+    /// <summary>Every child in float32 (rows between children stay float64).</summary>
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
+        Run(parameters, input, rows, output, Precision.F32);
+
+    private BlockTrace Run(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output, Precision precision)
     {
         var traces = new BlockTrace[_children.Length];
         double[]? cur = null;
@@ -44,7 +55,7 @@ public sealed class SequentialBlock : StepBlock
             var c = _children[i];
             bool last = i == _children.Length - 1;
             var next = last ? null : new double[checked(rows * c.OutputWidth)];
-            traces[i] = c.Forward(parameters, i == 0 ? input : cur, rows, last ? output : next);
+            traces[i] = c.Forward(parameters, i == 0 ? input : cur, rows, last ? output : next, precision);
             cur = next;
         }
         return new Trace(this, rows, traces);
@@ -201,10 +212,20 @@ public sealed class ResidualBlock : StepBlock
     public override bool RowLocal => Inner.RowLocal;
 
     /// <inheritdoc/>
-    public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output)
+    public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
+        Run(parameters, input, rows, output, Precision.F64);
+
+    /// <summary>A precision the inner block supports.</summary>
+    public override bool Supports(Precision precision) => Inner.Supports(precision);
+
+    /// <summary>The inner block in float32; the skip path adds float64 rows.</summary>
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
+        Run(parameters, input, rows, output, Precision.F32);
+
+    private BlockTrace Run(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output, Precision precision)
     {
         int n = rows * InputWidth;
-        var t = Inner.Forward(parameters, input, rows, output);
+        var t = Inner.Forward(parameters, input, rows, output, precision);
         TensorPrimitives.Add(output[..n], input[..n], output[..n]);
         return new Trace(this, rows, t);
     }

@@ -1,3 +1,5 @@
+using GlobalNtk.Dense;
+
 namespace GlobalNtk.Models.Blocks;
 
 /// <summary>Name and shape of one parameter tensor a block reads (PyTorch name, row-major).</summary>
@@ -17,11 +19,12 @@ public sealed record ParameterSpec(string Name, int[] Shape)
 /// a <see cref="BlockChainLinearization"/> derives every derivative map of the chain from them.
 /// </summary>
 /// <remarks>
-/// A block is a description (sizes, parameter names); it holds no values. <see cref="Forward"/>
+/// A block is a description (sizes, parameter names); it holds no values. <see cref="Forward(ParameterSet, ReadOnlySpan{double}, int, Span{double})"/>
 /// reads the parameter values from the set it is given (a snapshot) and returns a
-/// <see cref="BlockTrace"/> with the caches its derivatives need. All maps work on float64 rows
-/// today; the row-block contract (row-major rows, count·rows rows per call) is what a float32
-/// trace would implement too.
+/// <see cref="BlockTrace"/> with the caches its derivatives need. Rows in and out are float64 in
+/// every precision. A block that also has a float32 path says so through <see cref="Supports"/>
+/// and overrides <see cref="ForwardF32"/>: its trace then keeps its caches in float32 and runs its
+/// products in float32, narrowing each incoming block of rows once and widening its result once.
 /// </remarks>
 public abstract class StepBlock
 {
@@ -45,6 +48,32 @@ public abstract class StepBlock
     /// returns the trace of this evaluation.
     /// </summary>
     public abstract BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output);
+
+    /// <summary>Whether <see cref="Forward(ParameterSet, ReadOnlySpan{double}, int, Span{double}, Precision)"/> runs in <paramref name="precision"/> (float64 always).</summary>
+    public virtual bool Supports(Precision precision) => precision == Precision.F64;
+
+    /// <summary>
+    /// <see cref="Forward(ParameterSet, ReadOnlySpan{double}, int, Span{double})"/> in a given precision:
+    /// <see cref="Precision.F32"/> returns a trace with float32 caches and float32 products.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The block has no path in <paramref name="precision"/>.</exception>
+    public BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output, Precision precision)
+    {
+        if (precision == Precision.F64) return Forward(parameters, input, rows, output);
+        if (!Supports(precision)) throw Unsupported(precision);
+        return ForwardF32(parameters, input, rows, output);
+    }
+
+    /// <summary>The float32 forward pass; blocks that override it also override <see cref="Supports"/>.</summary>
+    protected virtual BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
+        throw Unsupported(Precision.F32);
+
+    /// <summary>The refusal of a precision this block has no path for, naming the block.</summary>
+    public NotSupportedException Unsupported(Precision precision) =>
+        new($"{Describe()} has no {precision.Name()} path; use f64.");
+
+    /// <summary>How errors name this block (its type and widths).</summary>
+    protected virtual string Describe() => $"block {GetType().Name} ({InputWidth} → {OutputWidth})";
 
     /// <summary>Throws naming the parameter when it is missing or has another shape.</summary>
     protected static double[] Read(ParameterSet parameters, ParameterSpec spec)

@@ -52,8 +52,8 @@ public sealed class MlpModel : IChainModel
         {
             int fanIn = k == 0 ? inputs : hidden;
             double bound = 1.0 / Math.Sqrt(fanIn);
-            ps.Add(new Parameter(WeightName(k), [hidden, fanIn], Uniform(rng, hidden * fanIn, bound)));
-            ps.Add(new Parameter(BiasName(k), [hidden], Uniform(rng, hidden, bound)));
+            ps.Add(Parameter.Own(WeightName(k), [hidden, fanIn], Uniform(rng, hidden * fanIn, bound)));
+            ps.Add(Parameter.Own(BiasName(k), [hidden], Uniform(rng, hidden, bound)));
         }
         var readout = Readout.Initialize(hidden, outputs, rng, lastStepOnly: true);
         return new MlpModel(inputs, hidden, layers, activation, new ParameterSet(ps), readout);
@@ -93,13 +93,30 @@ public sealed class MlpModel : IChainModel
         ["activation"] = Activation.Name(),
     };
 
+    /// <inheritdoc/>
+    IChainModel IChainModel.WithParameters(ParameterSet allParameters) => WithParameters(allParameters);
+
+    /// <summary>This MLP with new values for every tensor (names and shapes of <see cref="AllParameters"/>); this one is unchanged.</summary>
+    public MlpModel WithParameters(ParameterSet allParameters)
+    {
+        AllParameters.RequireSameLayout(allParameters);
+        return new MlpModel(Inputs, Hidden, Layers, Activation, allParameters.Take(Parameters), Readout.WithParameters(allParameters));
+    }
+
     /// <summary>Runs the forward pass on inputs (sample, input) = [B, N_in] and linearises it.</summary>
-    public ChainLinearization Linearize(Tensor inputs)
+    public ChainLinearization Linearize(Tensor inputs) => Linearize(inputs, Precision.F64);
+
+    /// <summary>
+    /// Runs the forward pass and linearises it in <paramref name="precision"/>: with
+    /// <see cref="Precision.F32"/> the affine, activation and LayerNorm traces keep float32 caches
+    /// and the affine products run as sgemm (see <see cref="BlockChain.Linearize(ParameterSet, Tensor, Precision)"/>).
+    /// </summary>
+    public ChainLinearization Linearize(Tensor inputs, Precision precision)
     {
         if (inputs.Shape.Rank != 2 || inputs.Shape.Sizes[1] != Inputs)
             throw new ArgumentException($"MLP: inputs must be (sample, input) with input = {Inputs}, got {inputs.Shape}.");
         inputs.EnsureFinite("MLP inputs");
-        return Chain.Linearize(Parameters, inputs);
+        return Chain.Linearize(Parameters, inputs, precision);
     }
 
     /// <summary>The hand-fused linearisation (kept to measure the generic block path against).</summary>

@@ -47,7 +47,7 @@ public abstract class RecurrentCell
     public int GateCount => Config.GateCount;
     /// <summary>S (2H for the LSTM).</summary>
     public int StateSize => Config.StateSize;
-    /// <summary>The cell's parameters in PyTorch order (weight_ih, weight_hh, bias_ih, bias_hh), live.</summary>
+    /// <summary>The cell's parameters in PyTorch order (weight_ih, weight_hh, bias_ih, bias_hh).</summary>
     public ParameterSet Parameters { get; }
     /// <summary>Whether the cell has <c>bias_ih_l0</c> (the leaky RNN has only one bias).</summary>
     public bool HasBiasIh { get; }
@@ -91,12 +91,15 @@ public abstract class RecurrentCell
     {
         config.Validate();
         double bound = 1.0 / Math.Sqrt(config.HiddenSize);
-        var ps = ExpectedShapes(config).Select(e => new Parameter(e.Name, e.Shape)).ToArray();
-        foreach (var p in ps)
-            RandomProbes.Uniform(rng, p.Data, bound);
-        foreach (var p in ps)
-            if (p.Name == WeightHhName)
-                for (int i = 0; i < p.Data.Length; i++) p.Data[i] *= config.Gain;
+        var ps = new List<Parameter>();
+        foreach (var (name, shape) in ExpectedShapes(config))
+        {
+            var data = new double[shape.Aggregate(1, (a, b) => a * b)];
+            RandomProbes.Uniform(rng, data, bound);
+            if (name == WeightHhName)
+                for (int i = 0; i < data.Length; i++) data[i] *= config.Gain;
+            ps.Add(Parameter.Own(name, shape, data));
+        }
         return new ParameterSet(ps);
     }
 

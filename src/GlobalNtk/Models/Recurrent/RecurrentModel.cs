@@ -11,7 +11,7 @@ namespace GlobalNtk.Models.Recurrent;
 /// </summary>
 public sealed class RecurrentModel : IChainModel
 {
-    private double[]? _initialState;
+    private double[]? _initialState;  // never written after construction
 
     private RecurrentModel(RecurrentConfig config, RecurrentStack stack, ParameterSet parameters, RecurrentCell? cell, Readout readout)
     {
@@ -49,7 +49,7 @@ public sealed class RecurrentModel : IChainModel
     /// <c>readout.weight</c> [O, H], <c>readout.bias</c> [O] (optional: absent for nn.Linear(bias=False)). Every shape is checked against the
     /// config; a missing, extra or mis-shaped tensor throws a one-line error naming it and the
     /// expected shape; NaN/Inf throws <see cref="NonFiniteException"/> naming the tensor.
-    /// The tensors are owned by the model (not copied).
+    /// The tensors are shared, not copied (they are immutable values).
     /// </summary>
     public static RecurrentModel FromParameters(RecurrentConfig config, IEnumerable<Parameter> parameters) =>
         FromParameters(config, parameters, RecurrentStack.DefaultPrefix, RecurrentStack.DefaultInitialStateName);
@@ -90,6 +90,40 @@ public sealed class RecurrentModel : IChainModel
         return new RecurrentModel(config, stack, ps, plain ? RecurrentCell.Create(config, ps) : null, readout);
     }
 
+    /// <inheritdoc/>
+    IChainModel IChainModel.WithParameters(ParameterSet allParameters) => WithParameters(allParameters);
+
+    /// <summary>
+    /// This net with new values for every tensor (names and shapes of <see cref="AllParameters"/>)
+    /// and the same fixed initial state; this one is unchanged.
+    /// </summary>
+    public RecurrentModel WithParameters(ParameterSet allParameters)
+    {
+        AllParameters.RequireSameLayout(allParameters);
+        var ps = allParameters.Take(Parameters);
+        return new RecurrentModel(Config, Stack, ps, _cell == null ? null : RecurrentCell.Create(Config, ps), Readout.WithParameters(allParameters))
+        {
+            _initialState = _initialState,
+        };
+    }
+
+    /// <summary>
+    /// This net with the fixed initial state z_0 <paramref name="initialState"/> [S] shared by every
+    /// trial (copied; null: zero); this one is unchanged. Not available when h0 is learnable.
+    /// </summary>
+    public RecurrentModel WithInitialState(double[]? initialState)
+    {
+        if (initialState != null)
+        {
+            if (Config.LearnInitialState)
+                throw new ArgumentException($"This {Arch} model learns its initial state '{Stack.InitialStateName}'; give that parameter new values instead.");
+            if (initialState.Length != StateSize)
+                throw new ArgumentException($"Initial state has length {initialState.Length}, expected state size {StateSize} ({Arch}, hidden {HiddenSize}).");
+            Numerics.EnsureFinite(initialState, "initial state");
+        }
+        return new RecurrentModel(Config, Stack, Parameters, _cell, Readout) { _initialState = (double[]?)initialState?.Clone() };
+    }
+
     /// <summary>Architecture and hyper-parameters.</summary>
     public RecurrentConfig Config { get; }
     /// <summary>The layer layout and names (PyTorch's state-dict names).</summary>
@@ -122,24 +156,9 @@ public sealed class RecurrentModel : IChainModel
 
     /// <summary>
     /// Fixed initial state z_0 [S] shared by every trial (layer-major; LSTM: [h; c] per layer);
-    /// null means zero. Not available when h0 is a learnable parameter.
+    /// empty means zero (see <see cref="WithInitialState"/>).
     /// </summary>
-    public double[]? InitialState
-    {
-        get => _initialState;
-        set
-        {
-            if (value != null)
-            {
-                if (Config.LearnInitialState)
-                    throw new ArgumentException($"This {Arch} model learns its initial state '{Stack.InitialStateName}'; set that parameter instead.");
-                if (value.Length != StateSize)
-                    throw new ArgumentException($"Initial state has length {value.Length}, expected state size {StateSize} ({Arch}, hidden {HiddenSize}).");
-                Numerics.EnsureFinite(value, "initial state");
-            }
-            _initialState = value == null ? null : (double[])value.Clone();
-        }
-    }
+    public ReadOnlySpan<double> InitialState => _initialState;
 
     /// <summary>The input shape (trial, time, input) this model takes.</summary>
     public AxisShape InputShape(int trials, int steps) => new(("trial", trials), ("time", steps), ("input", InputSize));
@@ -184,7 +203,7 @@ public sealed class RecurrentModel : IChainModel
                 for (int k = 0; k < Layers; k++) h0.AsSpan(k * h, h).CopyTo(z0.AsSpan(i * StateSize + k * sc, h));
         }
         if (_cell != null) return new RecurrentLinearization(_cell, inputs, z0);
-        return new StackedRecurrentLinearization(Stack, Parameters.Clone(), inputs, z0);
+        return new StackedRecurrentLinearization(Stack, Parameters, inputs, z0);  // immutable: the set is the snapshot
     }
 
     /// <summary>The stacked (generic) linearisation even for a plain single-layer net (to compare with the fused path).</summary>
@@ -192,7 +211,7 @@ public sealed class RecurrentModel : IChainModel
     {
         var z0 = new double[inputs.Shape.Sizes[0] * StateSize];
         if (_initialState != null) for (int i = 0; i < inputs.Shape.Sizes[0]; i++) _initialState.CopyTo(z0, i * StateSize);
-        return new StackedRecurrentLinearization(Stack, Parameters.Clone(), inputs, z0);
+        return new StackedRecurrentLinearization(Stack, Parameters, inputs, z0);  // immutable: the set is the snapshot
     }
 
     /// <summary>The states (trial, time, unit) for inputs [trial, time, input].</summary>

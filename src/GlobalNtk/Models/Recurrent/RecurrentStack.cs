@@ -81,16 +81,16 @@ public sealed class RecurrentStack
     public ParameterSet Initialize(Random rng)
     {
         double bound = 1.0 / Math.Sqrt(Config.HiddenSize);
-        var ps = ExpectedShapes().Select(e => new Parameter(e.Name, e.Shape)).ToArray();
-        foreach (var p in ps)
+        var whh = Enumerable.Range(0, Layers).Select(WeightHh).ToHashSet();
+        var ps = new List<Parameter>();
+        foreach (var (name, shape) in ExpectedShapes())
         {
-            if (p.Name == InitialStateName) continue;
-            for (int i = 0; i < p.Data.Length; i++) p.Data[i] = (2 * rng.NextDouble() - 1) * bound;
-        }
-        for (int k = 0; k < Layers; k++)
-        {
-            var w = ps.First(p => p.Name == WeightHh(k));
-            for (int i = 0; i < w.Data.Length; i++) w.Data[i] *= Config.Gain;
+            var data = new double[shape.Aggregate(1, (a, b) => a * b)];
+            if (name != InitialStateName)
+                for (int i = 0; i < data.Length; i++) data[i] = (2 * rng.NextDouble() - 1) * bound;
+            if (whh.Contains(name))
+                for (int i = 0; i < data.Length; i++) data[i] *= Config.Gain;
+            ps.Add(Parameter.Own(name, shape, data));
         }
         return new ParameterSet(ps);
     }

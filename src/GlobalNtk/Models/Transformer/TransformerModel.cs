@@ -163,7 +163,7 @@ public sealed class TransformerModel : IChainModel
                 int fanIn = name.StartsWith("input_proj.") ? config.Inputs : name.Contains("linear2") ? f : d;
                 data = MlpModel.Uniform(rng, size, 1.0 / Math.Sqrt(fanIn));
             }
-            ps.Add(new Parameter(name, shape, data));
+            ps.Add(Parameter.Own(name, shape, data));
         }
         var readout = Readout.Initialize(d, outputs, rng, lastStepOnly: true);
         return new TransformerModel(config, new ParameterSet(ps), readout);
@@ -224,6 +224,16 @@ public sealed class TransformerModel : IChainModel
             return md;
         }
     }
+    /// <inheritdoc/>
+    IChainModel IChainModel.WithParameters(ParameterSet allParameters) => WithParameters(allParameters);
+
+    /// <summary>This transformer with new values for every tensor (names and shapes of <see cref="AllParameters"/>); this one is unchanged.</summary>
+    public TransformerModel WithParameters(ParameterSet allParameters)
+    {
+        AllParameters.RequireSameLayout(allParameters);
+        return new TransformerModel(Config, allParameters.Take(Parameters), Readout.WithParameters(allParameters)) { ChunkRows = ChunkRows };
+    }
+
     /// <summary>The metadata / command-line spelling of a positional encoding: none, sinusoidal, learned.</summary>
     public static string PositionalName(TransformerPositional p) => p.ToString().ToLowerInvariant();
 
