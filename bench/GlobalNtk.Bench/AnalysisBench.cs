@@ -16,7 +16,9 @@ namespace GlobalNtk.Bench;
 /// budgeted PartialWithin (default preset, deflated by the budgeted top eigenvectors): values,
 /// standard errors, applications and CPU seconds. <c>--compare presets</c>: the whole analysis
 /// with the quick and the thorough preset, every estimate with its SE and the difference in
-/// combined SEs. Options: <c>--model FILE --task NAME --steps T --trials B --old-probes N</c>.
+/// combined SEs. <c>--compare apply [--block C]</c>: CPU per vector of every operator and of K's
+/// terms. <c>--compare stages [--budget P]</c>: the whole analysis stage by stage (CPU, allocation,
+/// peak memory, applications). Options: <c>--model FILE --task NAME --steps T --trials B --old-probes N</c>.
 /// </summary>
 internal static class AnalysisBench
 {
@@ -26,6 +28,8 @@ internal static class AnalysisBench
         int? steps = null, trials = null;
         int oldProbes = 10;
         long exactLimit = KroneckerCore.DefaultExactApplicationLimit;
+        int block = 4;
+        var budget = AnalysisBudget.Default;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -37,6 +41,8 @@ internal static class AnalysisBench
                 case "--old-probes": oldProbes = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--compare": compare = args[++i]; break;
                 case "--exact-limit": exactLimit = long.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--block": block = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--budget": budget = Enum.Parse<AnalysisBudget>(args[++i], ignoreCase: true); break;
                 default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
             }
         }
@@ -50,11 +56,100 @@ internal static class AnalysisBench
         {
             "presets" => Presets(loaded.Model, ev),
             "kronecker" => Kronecker(loaded.Model, ev, exactLimit),
+            "apply" => Apply(loaded.Model, ev, block),
+            "stages" => Stages(loaded.Model, ev, budget),
             _ => Partial(loaded.Model, ev, oldProbes),
         };
     }
 
     private static double Cpu() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+
+    /// <summary>
+    /// CPU seconds per vector of each operator the analysis applies (NTK_S, K and its site and rest
+    /// terms, P, P*, P P*), for one vector and for a block of <paramref name="block"/>.
+    /// </summary>
+    private static int Apply(GlobalNtk.Models.IChainModel model, TaskBatch ev, int block)
+    {
+        var lin = model.Linearize(ev.Inputs);
+        var ops = new NtkOperators(lin);
+        int n = lin.StateShape.Size;
+        var map = new SiteParameterMap(lin);
+        Console.WriteLine($"state {lin.StateShape} = {n}; {lin.Sites.Count} sites, {map.RestSize} θ scalars outside every site; CPU s per vector");
+        var rng = new Random(5);
+        var x = new double[(long)block * n];
+        for (int i = 0; i < x.Length; i++) x[i] = rng.NextDouble() - 0.5;
+        var y = new double[(long)block * n];
+        var g = new double[(long)block * Math.Max(1, map.RestSize)];
+        var rows = new List<(string, Action<int>)>
+        {
+            ("NTK_S", c => ops.NtkS.ApplyBlock(x.AsSpan(0, c * n), y.AsSpan(0, c * n), c)),
+            ("K (Kronecker form)", c => ops.KKronecker.ApplyBlock(x.AsSpan(0, c * n), y.AsSpan(0, c * n), c)),
+            ("K (generic J_θ J_θ*)", c => ops.K.ApplyBlock(x.AsSpan(0, c * n), y.AsSpan(0, c * n), c)),
+            ("P", c => ops.P.ApplyBlock(x.AsSpan(0, c * n), y.AsSpan(0, c * n), c)),
+            ("P*", c => ops.PAdjoint.ApplyBlock(x.AsSpan(0, c * n), y.AsSpan(0, c * n), c)),
+        };
+        if (map.RestSize > 0)
+        {
+            rows.Add(("  K rest: J_rest* (VJP)", c => lin.ParamVjpSubset(map.Rest, x.AsSpan(0, c * n), g.AsSpan(0, c * map.RestSize), c)));
+            rows.Add(("  K rest: J_rest (JVP)", c => lin.ParamJvpSubset(map.Rest, g.AsSpan(0, c * map.RestSize), y.AsSpan(0, c * n), c)));
+        }
+        foreach (var site in lin.Sites)
+        {
+            var a = new double[(long)block * site.Rows * site.OutDim];
+            rows.Add(($"  K site {site.Name}: D* and D", c =>
+            {
+                site.ApplyDAdjoint(x.AsSpan(0, c * n), a.AsSpan(0, c * site.Rows * site.OutDim), c);
+                site.ApplyDAdd(a.AsSpan(0, c * site.Rows * site.OutDim), y.AsSpan(0, c * n), c);
+            }));
+        }
+        Console.WriteLine($"| operator | 1 vector | block of {block}, per vector |");
+        Console.WriteLine("|---|---|---|");
+        foreach (var (name, run) in rows)
+        {
+            run(1); // warm-up
+            double c0 = Cpu(); run(1); double one = Cpu() - c0;
+            c0 = Cpu(); run(block); double blk = (Cpu() - c0) / block;
+            Console.WriteLine($"| {name} | {one:F3} | {blk:F3} |");
+        }
+        return 0;
+    }
+
+    /// <summary>
+    /// The whole analysis of one checkpoint with a preset, stage by stage: CPU seconds, bytes
+    /// allocated, live heap and the process's peak working set at the end of each stage; then
+    /// the applications each estimate used (results' records).
+    /// </summary>
+    private static int Stages(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget budget)
+    {
+        var options = AnalysisOptions.ForBudget(budget);
+        string? stage = null;
+        double c0 = Cpu(), cStart = c0;
+        long a0 = GC.GetTotalAllocatedBytes();
+        Console.WriteLine($"preset {budget}; | stage | CPU s | allocated GB | heap GB | peak working set GB |");
+        Console.WriteLine("|---|---|---|---|---|");
+        void Close()
+        {
+            if (stage is null) return;
+            var p = Process.GetCurrentProcess();
+            long a = GC.GetTotalAllocatedBytes();
+            Console.WriteLine($"| {stage} | {Cpu() - c0:F1} | {(a - a0) / 1e9:F2} | {GC.GetTotalMemory(false) / 1e9:F2} | {p.PeakWorkingSet64 / 1e9:F2} |");
+            c0 = Cpu(); a0 = a;
+        }
+        var analysis = new NtkAnalyzer(ev.Inputs, ev.Targets, options).Analyze(model, "m", progress: (text, _) =>
+        {
+            string name = text.Split(':')[0];
+            if (name == stage) return;
+            Close();
+            stage = name;
+        });
+        Close();
+        Console.WriteLine($"total {Cpu() - cStart:F1} s CPU, peak working set {Process.GetCurrentProcess().PeakWorkingSet64 / 1e9:F2} GB");
+        foreach (var s in new[] { analysis.NtkSpectrum, analysis.KSpectrum, analysis.PropagationSpectrum })
+            Console.WriteLine($"spectrum {s.Operator}: {s.Applications}/{s.Budget} applications, {s.Status}, top-{s.Eigenvalues.Length}");
+        foreach (var r in new[] { analysis.NtkRank, analysis.KRank })
+            Console.WriteLine($"rank {r.Operator}: {r.Applications} applications; partial: {string.Join(", ", r.Partial.Select(p => $"{p.Axis} {p.Method} {p.Applications}"))}");
+        return 0;
+    }
 
     /// <summary>The Kronecker core's per-site traces: method, cost (CPU s), tr K_s ± SE; then the rest term.</summary>
     private static int Kronecker(GlobalNtk.Models.IChainModel model, TaskBatch ev, long exactLimit)
@@ -73,7 +168,23 @@ internal static class AnalysisBench
         }
         c0 = Cpu();
         double rest = core.RestTrace;
-        Console.WriteLine($"| rest ({core.RestParameterCount} θ) | | | | exact | {rest:G6} | {Cpu() - c0:F2} |");
+        Console.WriteLine($"| rest ({core.RestParameterCount} θ) | | | | exact, {core.RestApplications} JVP vectors | {rest:G6} | {Cpu() - c0:F2} |");
+        // The same trace one scalar per JVP (the previous method), for the before/after in one run.
+        c0 = Cpu();
+        var map = new SiteParameterMap(lin);
+        int k = map.RestSize, n = lin.StateShape.Size, chunk = 8;
+        double single = 0;
+        var e = new double[chunk * k];
+        var yv = new double[(long)chunk * n];
+        for (int p0 = 0; p0 < k; p0 += chunk)
+        {
+            int cs = Math.Min(chunk, k - p0);
+            Array.Clear(e);
+            for (int t = 0; t < cs; t++) e[t * k + p0 + t] = 1.0;
+            lin.ParamJvpSubset(map.Rest, e.AsSpan(0, cs * k), yv.AsSpan(0, cs * n), cs);
+            single += GlobalNtk.Dense.Numerics.Dot(yv.AsSpan(0, cs * n), yv.AsSpan(0, cs * n));
+        }
+        Console.WriteLine($"| rest, one scalar per JVP ({k} JVP vectors) | | | | exact | {single:G6} | {Cpu() - c0:F2} |");
         Console.WriteLine($"tr K = {core.TraceK:G6} ± {core.TraceKStandardError:G2}; c(1..4) = {string.Join(", ", core.ModeCaptureCurve(4).Select(c => c.ToString("G4", CultureInfo.InvariantCulture)))}");
         return 0;
     }

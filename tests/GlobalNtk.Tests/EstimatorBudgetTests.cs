@@ -236,6 +236,34 @@ public class EstimatorBudgetTests
     }
 
     [Fact]
+    public void SmallBudgetedBlocksReachTheTopEigenvaluesWithFewerApplications()
+    {
+        // Top-20 within 120 applications: blocks of (120 − 20)/6 = 16 give ~6 Krylov steps where the
+        // unbudgeted default block (30) gives 3. Checked against the known spectrum.
+        var lambda = KnownSpectra.PowerLaw(2000, 0.7);
+        var a = KnownSpectra.Rotated(AxisShape.Vector(2000), lambda, 4);
+        var small = Spectral.TopEigenpairs(a, 20, 5, new SpectrumBudget(120, 1e-3));
+        var large = Spectral.TopEigenpairs(a, 20, 5, tolerance: 1e-12, blockSize: 30, maxApplications: 120);
+        double ErrorOf(EigenResult r) => Enumerable.Range(0, 20).Max(i => Math.Abs(r.Values[i] - lambda[i])) / lambda[0];
+        Assert.True(small.Applications <= 120);
+        Assert.True(ErrorOf(small) < 0.1 * ErrorOf(large), $"block 16: {ErrorOf(small):G3}, block 30: {ErrorOf(large):G3}");
+    }
+
+    [Fact]
+    public void MemoryCappedBasisWithBlocksSmallerThanKRestartsCorrectly()
+    {
+        // A basis of 10 vectors for k = 5: blocks of 3 and restarts that keep the top 5 Ritz vectors.
+        var lambda = KnownSpectra.PowerLaw(600, 1.0);
+        var a = KnownSpectra.Rotated(AxisShape.Vector(600), lambda, 8);
+        var metered = new MeteredOperator(a, null);
+        var r = Spectral.TopEigenpairs(metered, 5, 3, new SpectrumBudget(300, 1e-3), maxBasis: 10);
+        Assert.True(metered.Applications <= 300);
+        Assert.True(r.Restarts > 0);
+        Assert.Equal(EigenStatus.Converged, r.Status);
+        for (int i = 0; i < 5; i++) Assert.True(Math.Abs(r.Values[i] - lambda[i]) <= 1e-3 * lambda[0], $"λ{i + 1} = {r.Values[i]} vs {lambda[i]}");
+    }
+
+    [Fact]
     public void MeteredOperatorCountsAndReportsWithoutChangingResults()
     {
         var a = KnownSpectra.Rotated(Three, KnownSpectra.PowerLaw(Three.Size), 2);

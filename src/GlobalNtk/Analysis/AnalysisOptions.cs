@@ -30,7 +30,7 @@ public sealed record AnalysisOptions
     /// <summary>Operator applications per partial effective rank (the method is chosen to fit; see PartialRankPlan).</summary>
     public int PartialBudget { get; init; } = 40;
     /// <summary>Memory for a spectrum's Krylov basis in bytes; top-k is lowered for states too large to hold 2k basis vectors.</summary>
-    public long KrylovMemoryBytes { get; init; } = 512L << 20;
+    public long KrylovMemoryBytes { get; init; } = Dense.MemoryBudget.KrylovBasisBytes;
     /// <summary>
     /// Kronecker core: a site that is not row-local (attention's in_proj) gets exact traces only when
     /// they cost at most this many applications of D_s (d̂·m_s); above it, Hutchinson estimates with

@@ -66,8 +66,9 @@ public sealed class NtkAnalyzer
         int partialAxes = shape.Sizes.Count(size => size > 1);
         meter.Planned = o.PlannedApplications(partialAxes) + 1 + readout.OutputSize;
 
-        var ntkS = meter.Wrap(ops.NtkS);
-        var kOp = meter.Wrap(ops.KKronecker);
+        // The cheaper exact form of K (and so of NTK_S) for this model: estimators only apply them.
+        var ntkS = meter.Wrap(ops.NtkSApplied);
+        var kOp = meter.Wrap(ops.KApplied);
         // Each operator's rank right after its spectrum, which it deflates: one set of top
         // eigenvectors alive at a time (they are state-sized; this bounds memory on large states).
         long rankPlan = o.Probes + (long)partialAxes * o.PartialBudget;
@@ -76,7 +77,7 @@ public sealed class NtkAnalyzer
         meter.Begin("effective rank of NTK_S", rankPlan);
         var ntkRank = Rank(ntkS, "NTK_S", key.Fold("NTK_S rank"), ntkEigResult, meter);
         meter.Begin("K spectrum", o.SpectrumBudget);
-        var (kSpec, kEigResult) = Spectrum(kOp, "K", "block Krylov on the Kronecker-core K", key.Fold("K spectrum"));
+        var (kSpec, kEigResult) = Spectrum(kOp, "K", ReferenceEquals(ops.KApplied, ops.K) ? "block Krylov on K = J_θ J_θ*" : "block Krylov on the Kronecker-core K", key.Fold("K spectrum"));
         meter.Begin("effective rank of K", rankPlan);
         var kRank = Rank(kOp, "K", key.Fold("K rank"), kEigResult, meter);
         meter.Begin("P P* spectrum", o.SpectrumBudget);
@@ -85,7 +86,7 @@ public sealed class NtkAnalyzer
         var (pSpec, _) = Spectrum(meter.Wrap(ops.P.Gram()), "P P*", "block Krylov on the Gram P P* (σ² of P)", key.Fold("P P* spectrum"));
         meter.Begin("Kronecker core", 0);
         var kron = Kronecker(ops.KroneckerCore, meter);
-        var layerRanks = LayerRanks(model, ops.NtkS, o.Seed + 50);
+        var layerRanks = LayerRanks(model, ops.NtkSApplied, o.Seed + 50);
 
         meter.Begin("SRB and task modes", 1 + readout.OutputSize);
         var states = lin.States.Span;
@@ -127,7 +128,7 @@ public sealed class NtkAnalyzer
         {
             meter.Begin("alignment with the previous checkpoint", 2L * o.Probes);
             long before = meter.Applications;
-            var a = OperatorComparison.Alignment(meter.Wrap(prev.Ops.NtkS), ntkS, o.Probes, key.Fold("alignment").Seed);
+            var a = OperatorComparison.Alignment(meter.Wrap(prev.Ops.NtkSApplied), ntkS, o.Probes, key.Fold("alignment").Seed);
             align = new AlignmentResult(prev.Label, a.Value, a.StandardError, a.Probes) { Applications = (int)(meter.Applications - before) };
         }
         _previous = (label, ops);

@@ -59,6 +59,34 @@ public static class MemoryBudget
             throw new MemoryBudgetException($"{what} needs at least {estimate} but {Format(available)} of memory is available.");
     }
 
+    // ---- Working-memory budgets of the matrix-free code (the one place they are set) ----
+
+    /// <summary>
+    /// Doubles in one block of probe vectors and their images (128 MiB): estimators apply
+    /// operators to as many probes at once as fit (matrix-matrix work) and loop over such blocks,
+    /// so their memory does not grow with the number of probes.
+    /// </summary>
+    public const long ProbeBlockElements = 1L << 24;
+
+    /// <summary>Doubles in one generic scratch block (32 MiB), e.g. materialising a dense operator column block.</summary>
+    public const long ScratchBlockElements = 1L << 22;
+
+    /// <summary>
+    /// Doubles per site-sized temporary block of the Kronecker core (64 MiB): K's site terms and the
+    /// core's traces run over vectors in chunks that fit.
+    /// </summary>
+    public const long SiteBlockElements = 1L << 23;
+
+    /// <summary>
+    /// Bytes of released scratch blocks kept for reuse (256 MiB). Large scratch blocks are reused
+    /// by exact length, the least recently returned dropped first beyond this cap, so the memory
+    /// held between operator applications stays bounded whatever sizes the operators ask for.
+    /// </summary>
+    public const long ScratchPoolBytes = 256L << 20;
+
+    /// <summary>Bytes for a spectrum's Krylov basis by default (512 MiB): top-k is lowered on states too large to hold it.</summary>
+    public const long KrylovBasisBytes = 512L << 20;
+
     /// <summary>Bytes in decimal units: "512 B", "3.2 MB", "38.4 GB".</summary>
     public static string Format(double bytes)
     {

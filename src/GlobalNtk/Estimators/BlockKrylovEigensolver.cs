@@ -45,7 +45,9 @@ internal sealed class BlockKrylovEigensolver
             if (blockSize <= 0) _block = Math.Min(_block, maxApplications - k);
             _strictBudget = true;
         }
-        if (_block < k) throw new ArgumentOutOfRangeException(nameof(blockSize), $"Eigenpairs: block size {blockSize} is smaller than k = {k}.");
+        // A block smaller than k is allowed only under a strict budget (more Krylov steps for the
+        // same applications); restarts then keep the top k Ritz vectors, not just a block.
+        if (_block < k && !_strictBudget) throw new ArgumentOutOfRangeException(nameof(blockSize), $"Eigenpairs: block size {blockSize} is smaller than k = {k}.");
         // Default basis: room for many blocks, but at most ~1 GiB of basis vectors.
         int memoryCap = (int)Math.Clamp((1L << 27) / _n, Math.Min(_n, 2L * _block), int.MaxValue);
         _capacity = Math.Min(_n, maxBasis > 0 ? maxBasis : Math.Min(memoryCap, Math.Max(20 * _block, 4 * k + 100)));
@@ -62,10 +64,11 @@ internal sealed class BlockKrylovEigensolver
         int n = _n, cap = _capacity;
         var q = new double[(long)cap * n];
         var t = new double[cap * cap]; // t[i, j] for i ≤ j (upper part) = q_iᵀ A q_j
-        var w = new double[(long)_block * n];
+        // The expansion block; room for k vectors too: it takes the Ritz vectors at a restart and at the end.
+        var w = new double[(long)Math.Max(_block, _k) * n];
         int applications = 0, restarts = 0;
 
-        RandomProbes.Gaussian(_rng, w);
+        RandomProbes.Gaussian(_rng, w.AsSpan(0, _block * n));
         int s = 0, previous = 0; // previous: start of the block before [s, e)
         int e = Orthonormalizer.Orthonormalize(w, _block, n, ReadOnlySpan<double>.Empty, 0, _rng);
         w.AsSpan(0, e * n).CopyTo(q);
@@ -93,24 +96,24 @@ internal sealed class BlockKrylovEigensolver
             bool converged = pick.Length == _k && pick.All(i => bound[i] <= _tolerance * Math.Max(norm, double.Epsilon));
 
             // The whole space spanned: Ritz pairs are exact.
-            if (converged || e >= n) return Finish(q, y, theta, pick, e, applications, restarts, EigenStatus.Converged, bound);
+            if (converged || e >= n) return Finish(q, w, y, theta, pick, e, applications, restarts, EigenStatus.Converged, bound);
             // Stop when the next block and the final residual block would not fit the budget.
             // (The next expansion applies at most one block.)
             if (_strictBudget ? applications + _block + _k > _maxApplications : applications >= _maxApplications)
-                return Finish(q, y, theta, pick, e, applications, restarts, EigenStatus.BudgetExhausted, bound);
+                return Finish(q, w, y, theta, pick, e, applications, restarts, EigenStatus.BudgetExhausted, bound);
             if (e + bs <= cap)
             {
                 // Orthonormalise the new block (random directions replace dependent vectors).
                 int added = Orthonormalizer.Orthonormalize(wb, bs, n, q.AsSpan(0, e * n), e, _rng, alreadyProjected: true, scale: scale);
-                if (added == 0) return Finish(q, y, theta, pick, e, applications, restarts, EigenStatus.InvariantSubspace, bound);
+                if (added == 0) return Finish(q, w, y, theta, pick, e, applications, restarts, EigenStatus.InvariantSubspace, bound);
                 wb.Slice(0, added * n).CopyTo(q.AsSpan(e * n, added * n));
                 previous = s; s = e; e += added;
             }
             else
             {
-                // Basis full: restart from the best _block Ritz vectors.
-                var keep = Select(theta, Math.Min(_block, e));
-                var v = RitzVectors(q, y, e, keep);
+                // Basis full: restart from the best max(block, k) Ritz vectors (leaving room for one block).
+                var keep = Select(theta, Math.Min(Math.Min(Math.Max(_block, _k), cap - _block), e));
+                var v = RitzVectors(q, y, e, keep, w); // W is spent: reuse it
                 int kept = Orthonormalizer.Orthonormalize(v, keep.Length, n, ReadOnlySpan<double>.Empty, 0, _rng);
                 Array.Clear(t);
                 v.AsSpan(0, kept * n).CopyTo(q);
@@ -168,13 +171,13 @@ internal sealed class BlockKrylovEigensolver
         return res;
     }
 
-    // V[p] = Σ_i y[i, pick[p]] q_i, as one GEMM: V = Yᵀ_pick · Q.
-    private double[] RitzVectors(double[] q, double[] y, int e, int[] pick)
+    // V[p] = Σ_i y[i, pick[p]] q_i, as one GEMM: V = Yᵀ_pick · Q (into dest when given: it must not overlap Q).
+    private double[] RitzVectors(double[] q, double[] y, int e, int[] pick, double[]? dest = null)
     {
         int n = _n;
         var coef = new double[pick.Length * e];
         for (int p = 0; p < pick.Length; p++) for (int i = 0; i < e; i++) coef[p * e + i] = y[i * e + pick[p]];
-        var v = new double[(long)pick.Length * n];
+        var v = dest ?? new double[(long)pick.Length * n];
         Gemm.Multiply(Trans.No, Trans.No, pick.Length, n, e, 1.0, coef, e, q, n, 0.0, v, n);
         return v;
     }
@@ -194,15 +197,17 @@ internal sealed class BlockKrylovEigensolver
         return bound;
     }
 
-    private EigenResult Finish(double[] q, double[] y, double[] theta, int[] pick, int e, int applications, int restarts, EigenStatus status, double[] bound)
+    // w: the expansion block (at least k vectors), free by now: it holds the Ritz vectors, so the
+    // final residual block costs one state block (the images) instead of two.
+    private EigenResult Finish(double[] q, double[] w, double[] y, double[] theta, int[] pick, int e, int applications, int restarts, EigenStatus status, double[] bound)
     {
         int n = _n, k = pick.Length;
         // Report in descending order of value (by magnitude for LargestMagnitude).
         pick = _order == EigenOrder.LargestMagnitude
             ? pick.OrderByDescending(i => Math.Abs(theta[i])).ToArray()
             : pick.OrderByDescending(i => theta[i]).ToArray();
-        var v = RitzVectors(q, y, e, pick);
-        var av = _op.ApplyBlock(v, k);
+        var v = RitzVectors(q, y, e, pick, w);
+        var av = _op.ApplyBlock(v.AsSpan(0, k * n), k);
         applications += k;
         var values = pick.Select(i => theta[i]).ToArray();
         var vectors = new double[k][];

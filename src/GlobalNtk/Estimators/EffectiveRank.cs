@@ -125,6 +125,7 @@ public static class EffectiveRank
         }
         var t = new double[m];
         var s = new double[m];
+        double[]? image = null;
         ProbeRunner.Run(n, m, exact, seed, (x, first, c) =>
         {
             var xs = x.AsSpan(0, c * n);
@@ -133,10 +134,11 @@ public static class EffectiveRank
                 var xj = xs.Slice(j * n, n);
                 foreach (var v in deflation!.Vectors) Numerics.Axpy(-Numerics.Dot(v, xj), v, xj);
             }
-            var y = op.ApplyBlock(xs, c);
+            var y = ProbeRunner.Reuse(ref image, (long)c * n);
+            op.ApplyBlock(xs, y, c);
             for (int j = 0; j < c; j++)
             {
-                var yj = y.AsSpan(j * n, n);
+                var yj = y.Slice(j * n, n);
                 t[first + j] = ct + Numerics.Dot(xs.Slice(j * n, n), yj);
                 s[first + j] = cs + Numerics.Dot(yj, yj);
             }
@@ -329,8 +331,9 @@ public static class EffectiveRank
         }
 
         var stats = new double[m][];
-        int chunk = BlockBuffer.VectorsPerBlock(n, m, ProbeBlockElements);
+        int chunk = BlockBuffer.VectorsPerBlock(n, m, MemoryBudget.ProbeBlockElements);
         var x = new double[(long)chunk * n];
+        var yBuf = new double[(long)chunk * n];
         var z = new double[nk];
         var w = new double[nk];
         for (int first = 0; first < m; first += chunk)
@@ -339,20 +342,21 @@ public static class EffectiveRank
             var xs = x.AsSpan(0, c * n);
             for (int j = 0; j < c; j++)
                 Embed(psi.AsSpan((first + j) * nk, nk), omega1.AsSpan((first + j) * nt, nt), xs.Slice(j * n, n));
-            var y = op.ApplyBlock(xs, c);
+            var y = yBuf.AsSpan(0, c * n);
+            op.ApplyBlock(xs, y, c);
             var t = new double[c];
             var cross = new double[c];
             for (int j = 0; j < c; j++)
             {
-                t[j] = Numerics.Dot(xs.Slice(j * n, n), y.AsSpan(j * n, n));
-                Contract(y.AsSpan(j * n, n), omega1.AsSpan((first + j) * nt, nt), z);       // M_ω′ ψ
+                t[j] = Numerics.Dot(xs.Slice(j * n, n), y.Slice(j * n, n));
+                Contract(y.Slice(j * n, n), omega1.AsSpan((first + j) * nt, nt), z);       // M_ω′ ψ
                 if (lowRank is { } lr) cross[j] = QuadraticForm(psi.AsSpan((first + j) * nk, nk), lr.Matrix, z, nk);
                 Embed(z, omega2.AsSpan((first + j) * nt, nt), xs.Slice(j * n, n));
             }
             op.ApplyBlock(xs, y, c);
             for (int j = 0; j < c; j++)
             {
-                Contract(y.AsSpan(j * n, n), omega2.AsSpan((first + j) * nt, nt), w);       // M_ω M_ω′ ψ
+                Contract(y.Slice(j * n, n), omega2.AsSpan((first + j) * nt, nt), w);       // M_ω M_ω′ ψ
                 double s2 = Numerics.Dot(psi.AsSpan((first + j) * nk, nk), w);
                 double tj = t[j];
                 if (lowRank is { } lr)
@@ -365,9 +369,6 @@ public static class EffectiveRank
         }
         return stats;
     }
-
-    /// <summary>Doubles per probe block (128 MiB): big blocks keep operator applications matrix-matrix.</summary>
-    internal const long ProbeBlockElements = 1L << 24;
 
     /// <summary>Exact PR = (tr M)² / tr(M²) of a small square dense matrix (tr(M²) = Σ M_ij M_ji).</summary>
     public static double OfMatrix(DenseOperator m)

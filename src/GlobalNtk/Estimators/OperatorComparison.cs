@@ -55,12 +55,15 @@ public static class OperatorComparison
         int n = a.Domain.Size, r = a.Range.Size;
         int m = ProbeRunner.Count(n, probes, out bool exact);
         var stats = new double[m][];
+        double[]? imageA = null, imageB = null;
         ProbeRunner.Run(n, m, exact, seed, (x, first, c) =>
         {
             var xs = x.AsSpan(0, c * n);
-            var ya = a.ApplyBlock(xs, c);
-            var yb = b.ApplyBlock(xs, c);
-            for (int j = 0; j < c; j++) stats[first + j] = stat(ya.AsSpan(j * r, r), yb.AsSpan(j * r, r));
+            var ya = ProbeRunner.Reuse(ref imageA, (long)c * r);
+            var yb = ProbeRunner.Reuse(ref imageB, (long)c * r);
+            a.ApplyBlock(xs, ya, c);
+            b.ApplyBlock(xs, yb, c);
+            for (int j = 0; j < c; j++) stats[first + j] = stat(ya.Slice(j * r, r), yb.Slice(j * r, r));
         }, r);
         return (stats, exact);
     }

@@ -26,7 +26,7 @@ internal static class ProbeRunner
     public static void Run(int dimension, int probes, bool exact, int seed, Action<double[], int, int> onBlock, int extraVectorSize = 0)
     {
         var rng = RngKey.FromSeed(seed).CreateRandom();
-        int chunk = BlockBuffer.VectorsPerBlock(Math.Max(dimension, extraVectorSize), probes, EffectiveRank.ProbeBlockElements);
+        int chunk = BlockBuffer.VectorsPerBlock(Math.Max(dimension, extraVectorSize), probes, MemoryBudget.ProbeBlockElements);
         var x = new double[(long)chunk * dimension];
         for (int first = 0; first < probes; first += chunk)
         {
@@ -42,6 +42,17 @@ internal static class ProbeRunner
         }
     }
 
+    /// <summary>
+    /// The first <paramref name="length"/> doubles of <paramref name="buffer"/>, grown (never
+    /// shrunk) as needed: one image block per estimator, reused across its probe blocks instead of
+    /// a new state-sized array per block.
+    /// </summary>
+    public static Span<double> Reuse(ref double[]? buffer, long length)
+    {
+        if (buffer is null || buffer.LongLength < length) buffer = new double[length];
+        return buffer.AsSpan(0, (int)length);
+    }
+
     /// <summary>A per-probe statistic of a probe ω and its image Aω.</summary>
     public delegate T ProbeStatistic<T>(ReadOnlySpan<double> probe, ReadOnlySpan<double> image);
 
@@ -54,10 +65,12 @@ internal static class ProbeRunner
         int n = op.Domain.Size, r = op.Range.Size;
         int m = Count(n, probes, out bool exact);
         var samples = new T[m];
+        double[]? image = null;
         Run(n, m, exact, seed, (x, first, c) =>
         {
-            var y = op.ApplyBlock(x.AsSpan(0, c * n), c);
-            for (int j = 0; j < c; j++) samples[first + j] = stat(x.AsSpan(j * n, n), y.AsSpan(j * r, r));
+            var y = Reuse(ref image, (long)c * r);
+            op.ApplyBlock(x.AsSpan(0, c * n), y, c);
+            for (int j = 0; j < c; j++) samples[first + j] = stat(x.AsSpan(j * n, n), y.Slice(j * r, r));
         }, r);
         return (samples, exact);
     }

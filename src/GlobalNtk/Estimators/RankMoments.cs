@@ -43,18 +43,20 @@ internal sealed class DeflatedOperator(LinearOperator inner, Deflation deflation
     protected override void ApplyBlockCore(ReadOnlySpan<double> x, Span<double> y, int count)
     {
         int n = Domain.Size;
-        var xt = x.ToArray();
-        Project(xt, count, n);
-        inner.ApplyBlock(xt, y, count);
+        using var xt = new BlockBuffer(x.Length);
+        x.CopyTo(xt.Span);
+        Project(xt.Span, count, n);
+        inner.ApplyBlock(xt.Span, y, count);
         Project(y, count, n);
     }
 
     protected override void ApplyAdjointBlockCore(ReadOnlySpan<double> x, Span<double> y, int count)
     {
         int n = Domain.Size;
-        var xt = x.ToArray();
-        Project(xt, count, n);
-        inner.ApplyAdjointBlock(xt, y, count);
+        using var xt = new BlockBuffer(x.Length);
+        x.CopyTo(xt.Span);
+        Project(xt.Span, count, n);
+        inner.ApplyAdjointBlock(xt.Span, y, count);
         Project(y, count, n);
     }
 

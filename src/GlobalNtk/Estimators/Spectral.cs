@@ -118,11 +118,20 @@ public static class Spectral
         budget.Validate();
         k = Math.Min(k, budget.MaxApplications / 2);
         if (maxBasis > 0) k = Math.Min(k, Math.Max(1, maxBasis / 2));
-        int block = 0;
-        if (maxBasis > 0) block = Math.Max(k, Math.Min(k + Math.Max(3, k / 2), maxBasis / 2));
+        // Block size: small enough for several Krylov steps within the budget (a block of 30 in a
+        // budget of 120 leaves a Krylov degree of 3, far from converged), at least 4 vectors (or k)
+        // so that applications stay matrix-matrix, at most the unbudgeted default k + max(3, k/2),
+        // and at most a third of a capped basis.
+        int block = Math.Min((budget.MaxApplications - k) / TargetKrylovSteps, k + Math.Max(3, k / 2));
+        block = Math.Max(block, Math.Min(k, 4));
+        if (maxBasis > 0) block = Math.Max(1, Math.Min(block, maxBasis / 3));
+        block = Math.Min(block, budget.MaxApplications - k);
         return new BlockKrylovEigensolver(op, k, seed, budget.RelativeTolerance, block, maxBasis, budget.MaxApplications, order,
             eigenvalueTolerance: true).Solve();
     }
+
+    /// <summary>Krylov steps (blocks) a budgeted spectrum aims to afford: sets its block size.</summary>
+    public const int TargetKrylovSteps = 6;
 
     /// <summary>
     /// The top-<paramref name="k"/> singular triplets, by block Krylov on the smaller of A*A and

@@ -27,7 +27,7 @@ namespace GlobalNtk.Ntk;
 /// </remarks>
 public sealed class KroneckerCore
 {
-    private const long BlockBudget = 1L << 23;   // doubles per temporary block (64 MiB)
+    private const long BlockBudget = MemoryBudget.SiteBlockElements;
 
     /// <summary>
     /// Builds every site's core (Gram, spectrum, modes: cheap). The exact traces and mode
@@ -59,7 +59,7 @@ public sealed class KroneckerCore
                 : new SiteCore(site, TraceMethod.Hutchinson, c => HutchinsonTraces(lin, c, probes, siteKeys.Fold(idx)));
         }).ToArray();
         RestParameterCount = map.RestSize;
-        _restTrace = new(() => map.RestSize > 0 ? RestTraceOf(lin, map) : 0.0);
+        _restTrace = new(() => map.RestSize > 0 ? RestTraceOf(lin, map) : (0.0, 0));
         RankBound = RankBoundOf(lin, Sites, map.RestSize);
     }
 
@@ -92,10 +92,12 @@ public sealed class KroneckerCore
     /// <summary>θ scalars handled by the generic J_rest J_rest* term.</summary>
     public int RestParameterCount { get; }
     /// <summary>tr(J_rest J_rest*) (0 when every parameter belongs to a site; computed on first use).</summary>
-    public double RestTrace => _restTrace.Value;
+    public double RestTrace => _restTrace.Value.Trace;
+    /// <summary>JVP vectors spent on <see cref="RestTrace"/> (scalars of different steps share one; computes it on first use).</summary>
+    public int RestApplications => _restTrace.Value.Applications;
     /// <summary>Exact tr K (computed on first use).</summary>
     public double TraceK => Sites.Sum(s => s.TraceK) + RestTrace;
-    private readonly Lazy<double> _restTrace;
+    private readonly Lazy<(double Trace, int Applications)> _restTrace;
     /// <summary>Largest d̂ over the sites: c(r) = 1 for r ≥ this.</summary>
     public int MaxRank => Sites.Count == 0 ? 0 : Sites.Max(s => s.AugmentedWidth);
 
@@ -298,24 +300,106 @@ public sealed class KroneckerCore
         return (contrib, contrib.Sum(), se);
     }
 
-    /// <summary>tr(J_rest J_rest*) = Σ_{p outside sites} ‖J_θ e_p‖², in blocks of unit vectors of the compact rest layout.</summary>
-    private static double RestTraceOf(ChainLinearization lin, SiteParameterMap map)
+    /// <summary>
+    /// tr(J_rest J_rest*) = Σ_{p outside sites} ‖J_θ e_p‖², in blocks of combined unit vectors of
+    /// the compact rest layout. J_θ is the immediate Jacobian (z_{k−1} held fixed), so a tensor of
+    /// a depth chain (one layer's LayerNorm, …) moves only its own step's state slice: scalars of
+    /// tensors confined to different steps have orthogonal images, and one JVP of the sum
+    /// e_p + e_p′ + … (one scalar per step) gives Σ‖J e_p‖² exactly. Tensors that reach several
+    /// steps (shared recurrent weights) keep one JVP per scalar. Each tensor's steps are found by
+    /// one JVP of a random direction on it (a slice of J that is not identically zero is missed
+    /// with probability zero). Returns the trace and the number of JVP vectors used.
+    /// </summary>
+    internal static (double Trace, int Applications) RestTraceOf(ChainLinearization lin, SiteParameterMap map)
     {
         int k = map.RestSize, stateLen = lin.StateShape.Size;
-        int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + k), 1, Math.Max(1, k));
+        var groups = RestGroups(lin, map, out int probeApplications);
+        int g = groups.Count;
+        int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + k), 1, Math.Max(1, g));
         using var eBuf = new BlockBuffer((long)chunk * k);
         using var yBuf = new BlockBuffer((long)chunk * stateLen);
         double total = 0;
-        for (int p0 = 0; p0 < k; p0 += chunk)
+        for (int p0 = 0; p0 < g; p0 += chunk)
         {
-            int cs = Math.Min(chunk, k - p0);
+            int cs = Math.Min(chunk, g - p0);
             var e = eBuf.Span[..(cs * k)];
             e.Clear();
-            for (int t = 0; t < cs; t++) e[t * k + p0 + t] = 1.0;
+            for (int t = 0; t < cs; t++) foreach (int p in groups[p0 + t]) e[t * k + p] = 1.0;
             var y = yBuf.Span[..(cs * stateLen)];
             lin.ParamJvpSubset(map.Rest, e, y, cs);
             total += Numerics.Dot(y, y);
         }
-        return total;
+        return (total, g + probeApplications);
+    }
+
+    /// <summary>
+    /// Groups of compact rest scalars whose J_θ images lie in pairwise different steps (so their
+    /// images are orthogonal): group j holds the j-th scalar of every single-step tensor set of
+    /// each step; scalars of tensors reaching several (or no detectable) steps are groups of one.
+    /// </summary>
+    internal static List<int[]> RestGroups(ChainLinearization lin, SiteParameterMap map, out int applications)
+    {
+        var ps = lin.Parameters;
+        int k = map.RestSize, stateLen = lin.StateShape.Size, steps = lin.Steps, perStep = lin.StateSize;
+        int tensors = map.Rest.Count;
+        var tensorStep = new int[tensors];
+        applications = 0;
+        if (steps > 1)
+        {
+            // One JVP per rest tensor: a Gaussian direction on that tensor only; the steps its image reaches.
+            var rng = RngKey.FromSeed(0).Fold("rest steps").CreateRandom();
+            int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + k), 1, Math.Max(1, tensors));
+            using var eBuf = new BlockBuffer((long)chunk * k);
+            using var yBuf = new BlockBuffer((long)chunk * stateLen);
+            for (int i0 = 0; i0 < tensors; i0 += chunk)
+            {
+                int cs = Math.Min(chunk, tensors - i0);
+                var e = eBuf.Span[..(cs * k)];
+                e.Clear();
+                int offset = 0;
+                for (int i = 0; i < i0; i++) offset += ps[map.Rest[i]].Size;
+                for (int t = 0; t < cs; t++)
+                {
+                    int size = ps[map.Rest[i0 + t]].Size;
+                    RandomProbes.Gaussian(rng, e.Slice(t * k + offset, size));
+                    offset += size;
+                }
+                var y = yBuf.Span[..(cs * stateLen)];
+                lin.ParamJvpSubset(map.Rest, e, y, cs);
+                applications += cs;
+                for (int t = 0; t < cs; t++)
+                {
+                    int found = -1;
+                    var yt = y.Slice(t * stateLen, stateLen);
+                    for (int row = 0; row < stateLen / perStep && found != -2; row++)
+                    {
+                        if (yt.Slice(row * perStep, perStep).IndexOfAnyExcept(0.0) < 0) continue;
+                        int step = row % steps;
+                        found = found == -1 || found == step ? step : -2;
+                    }
+                    tensorStep[i0 + t] = found >= 0 ? found : -1;
+                }
+            }
+        }
+        else Array.Fill(tensorStep, -1);
+
+        var byStep = new Dictionary<int, List<int>>();
+        var groups = new List<int[]>();
+        int at = 0;
+        for (int i = 0; i < tensors; i++)
+        {
+            int size = ps[map.Rest[i]].Size;
+            if (tensorStep[i] < 0) for (int p = 0; p < size; p++) groups.Add([at + p]);
+            else
+            {
+                if (!byStep.TryGetValue(tensorStep[i], out var list)) byStep[tensorStep[i]] = list = [];
+                for (int p = 0; p < size; p++) list.Add(at + p);
+            }
+            at += size;
+        }
+        int longest = byStep.Count == 0 ? 0 : byStep.Values.Max(l => l.Count);
+        for (int j = 0; j < longest; j++)
+            groups.Add(byStep.Values.Where(l => j < l.Count).Select(l => l[j]).ToArray());
+        return groups;
     }
 }

@@ -48,7 +48,7 @@ public sealed class KroneckerKernelOperator : CheckedOperator
     /// Doubles per site-sized temporary block (64 MiB): a block of vectors is done in chunks that
     /// fit. Tests shrink it for their own call only, through <see cref="ScopedSetting{T}.Override"/>.
     /// </summary>
-    internal static readonly ScopedSetting<long> SiteBlockBudget = new(1L << 23);
+    internal static readonly ScopedSetting<long> SiteBlockBudget = new(MemoryBudget.SiteBlockElements);
 
     /// <summary>y += D_s (Û Ûᵀ ⊗ I) D_s* x, in chunks of vectors (memory bounded, not O(count·N·m_s)).</summary>
     private static void AddSiteTerm(WeightSite site, ReadOnlySpan<double> x, Span<double> y, int count)
@@ -73,13 +73,25 @@ public sealed class KroneckerKernelOperator : CheckedOperator
         }
     }
 
-    /// <summary>y += J_rest J_rest* x (θ entries outside every site), through the model's restricted parameter JVP/VJP.</summary>
+    /// <summary>
+    /// y += J_rest J_rest* x (θ entries outside every site), through the model's restricted
+    /// parameter JVP/VJP, in chunks of vectors so that the state-sized image block stays within
+    /// <see cref="SiteBlockBudget"/> (not O(count·N)).
+    /// </summary>
     private void AddRestTerm(ReadOnlySpan<double> x, Span<double> y, int count)
     {
-        using var g = new BlockBuffer((long)count * _map.RestSize);
-        _lin.ParamVjpSubset(_map.Rest, x, g.Span, count);
-        using var t = new BlockBuffer((long)count * Domain.Size);
-        _lin.ParamJvpSubset(_map.Rest, g.Span, t.Span, count);
-        Numerics.Axpy(1.0, t.Span, y);
+        int n = Domain.Size, k = _map.RestSize;
+        int chunk = (int)Math.Clamp(SiteBlockBudget.Value / Math.Max(1, n + k), 1, Math.Max(1, count));
+        using var g = new BlockBuffer((long)chunk * k);
+        using var t = new BlockBuffer((long)chunk * n);
+        for (int j0 = 0; j0 < count; j0 += chunk)
+        {
+            int cs = Math.Min(chunk, count - j0);
+            var gs = g.Span[..(cs * k)];
+            var ts = t.Span[..(cs * n)];
+            _lin.ParamVjpSubset(_map.Rest, x.Slice(j0 * n, cs * n), gs, cs);
+            _lin.ParamJvpSubset(_map.Rest, gs, ts, cs);
+            Numerics.Axpy(1.0, ts, y.Slice(j0 * n, cs * n));
+        }
     }
 }

@@ -16,6 +16,7 @@ public sealed class NtkOperators
     private readonly Lazy<KroneckerKernelOperator> _kKron;
     private readonly Lazy<StateNtkOperator> _ntkS;
     private readonly Lazy<KroneckerCore> _core;
+    private readonly Lazy<LinearOperator> _ntkSApplied;
 
     /// <summary>Operators of <paramref name="linearization"/> (sites are validated on first use of the Kronecker form).</summary>
     /// <param name="linearization">The linearised model on one batch.</param>
@@ -42,6 +43,7 @@ public sealed class NtkOperators
         WholeModelNtk = WholeModelJacobian.Gram();
         _kKron = new(() => new KroneckerKernelOperator(linearization));
         _ntkS = new(() => new StateNtkOperator(linearization, KKronecker));
+        _ntkSApplied = new(() => ReferenceEquals(KApplied, K) ? NtkSWith(K) : NtkS);
         _core = new(() => new KroneckerCore(linearization, kroneckerExactLimit, kroneckerProbes, seed));
 
     }
@@ -66,6 +68,21 @@ public sealed class NtkOperators
     public LinearOperator KKronecker => _kKron.Value;
     /// <summary>NTK_S = P K P* with the Kronecker-core K.</summary>
     public LinearOperator NtkS => _ntkS.Value;
+    /// <summary>
+    /// The cheaper of the two exact forms of K for this model, for estimators that only apply it:
+    /// the generic <see cref="K"/> = J_θ J_θ* when a depth step holds several weight sites (a
+    /// transformer layer: the Kronecker form runs a partial backward and forward pass through the
+    /// layer for each site, the generic form one for all; measured 0.16 against 0.31 s per vector on
+    /// the flip-flop transformer), else <see cref="KKronecker"/> (recurrent cells and MLPs: one
+    /// pass either way, the Kronecker form's GEMMs are the faster).
+    /// </summary>
+    public LinearOperator KApplied => SitesShareSteps(Linearization) ? K : KKronecker;
+    /// <summary>NTK_S = P K P* with <see cref="KApplied"/> (the same operator as <see cref="NtkS"/> up to rounding).</summary>
+    public LinearOperator NtkSApplied => _ntkSApplied.Value;
+
+    private static bool SitesShareSteps(ChainLinearization lin) =>
+        lin.Sites.Where(s => s.StateStep is not null).GroupBy(s => s.StateStep).Any(g => g.Count() > 1);
+
     /// <summary>NTK_S = P K P* for a given K on the state space (e.g. the generic <see cref="K"/>).</summary>
     public LinearOperator NtkSWith(LinearOperator k) => new StateNtkOperator(Linearization, k);
     /// <summary>dz/dθ = P J_θ as one fused tangent sweep; adjoint J_θ* P*.</summary>

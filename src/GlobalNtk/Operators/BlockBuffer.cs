@@ -1,10 +1,11 @@
-using System.Buffers;
+using GlobalNtk.Dense;
 
 namespace GlobalNtk.Operators;
 
 /// <summary>
 /// A pooled scratch block (vector-major) for operators that need intermediates, e.g. the middle
-/// of a composition. Dispose returns it to the pool; the span is exactly the requested length.
+/// of a composition. Dispose returns it to <see cref="ScratchPool.Shared"/> (bounded retention);
+/// the span is exactly the requested length and its contents are undefined.
 /// </summary>
 /// <remarks>
 /// A class, not a struct: a copied struct could return the same array to the pool twice, and two
@@ -15,13 +16,13 @@ internal sealed class BlockBuffer : IDisposable
     private double[]? _array;
     private readonly int _length;
 
-    /// <exception cref="GlobalNtk.Dense.MemoryBudgetException">The block exceeds the largest array .NET can allocate.</exception>
+    /// <exception cref="MemoryBudgetException">The block exceeds the largest array .NET can allocate.</exception>
     public BlockBuffer(long length)
     {
         if (length > Array.MaxLength)
-            throw new GlobalNtk.Dense.MemoryBudgetException($"A scratch block of {length} doubles exceeds the largest array ({Array.MaxLength} elements); use fewer vectors per block.");
+            throw new MemoryBudgetException($"A scratch block of {length} doubles exceeds the largest array ({Array.MaxLength} elements); use fewer vectors per block.");
         _length = (int)length;
-        _array = ArrayPool<double>.Shared.Rent(Math.Max(1, _length));
+        _array = ScratchPool.Shared.Rent(Math.Max(1, _length));
     }
 
     public Span<double> Span => (_array ?? throw new ObjectDisposedException(nameof(BlockBuffer))).AsSpan(0, _length);
@@ -29,7 +30,7 @@ internal sealed class BlockBuffer : IDisposable
     public void Dispose()
     {
         var array = Interlocked.Exchange(ref _array, null);
-        if (array is not null) ArrayPool<double>.Shared.Return(array);
+        if (array is not null) ScratchPool.Shared.Return(array);
     }
 
     /// <summary>
@@ -37,7 +38,7 @@ internal sealed class BlockBuffer : IDisposable
     /// <paramref name="maxElements"/> doubles (at least 1, at most <paramref name="wanted"/>):
     /// estimators chunk their probe blocks with it so memory stays bounded on big states.
     /// </summary>
-    public static int VectorsPerBlock(int vectorSize, int wanted, long maxElements = 1 << 22) =>
+    public static int VectorsPerBlock(int vectorSize, int wanted, long maxElements = MemoryBudget.ScratchBlockElements) =>
         (int)Math.Clamp(maxElements / Math.Max(1, vectorSize), 1, Math.Max(1, wanted));
 
     /// <summary>dst[c, j, i] = src[c, i, j] for each of <paramref name="count"/> rows×cols matrices.</summary>

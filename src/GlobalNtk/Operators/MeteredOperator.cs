@@ -22,7 +22,7 @@ public sealed class MeteredOperator : LinearOperator
     }
 
     /// <summary>Seconds one chunk should take at most (when a single vector is not slower).</summary>
-    public const double TargetChunkSeconds = 1.0;
+    public const double TargetChunkSeconds = 2.5;
 
     /// <summary>The metered operator.</summary>
     public LinearOperator Inner { get; }

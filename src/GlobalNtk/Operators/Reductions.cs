@@ -73,7 +73,7 @@ public static class Reductions
         var sumSq = new double[result.Length];
         int n0 = op.Domain.Size;
         long jobs = (long)m * nk; // job j = (probe p = j / nk, input column k' = j % nk)
-        int chunk = BlockBuffer.VectorsPerBlock(n0, (int)Math.Min(jobs, int.MaxValue), 1L << 24);
+        int chunk = BlockBuffer.VectorsPerBlock(n0, (int)Math.Min(jobs, int.MaxValue), MemoryBudget.ProbeBlockElements);
         using var xb = new BlockBuffer((long)chunk * n0);
         using var yb = new BlockBuffer((long)chunk * n0);
         var col = new double[nk];
@@ -147,7 +147,7 @@ public static class Reductions
         int nk = split.Kept, nt = split.Reduced, n0 = op.Domain.Size;
         var full = split.Full;
         var result = new double[(long)nk * nk];
-        int chunk = BlockBuffer.VectorsPerBlock(n0, nk, 1L << 24);
+        int chunk = BlockBuffer.VectorsPerBlock(n0, nk, MemoryBudget.ProbeBlockElements);
         using var xb = new BlockBuffer((long)chunk * n0);
         using var yb = new BlockBuffer((long)chunk * n0);
         for (int k0 = 0; k0 < nk; k0 += chunk)
