@@ -178,17 +178,14 @@ public sealed class RecurrentModel : IChainModel
 
     /// <summary>
     /// Runs the net and returns a linearisation that computes in <paramref name="precision"/>
-    /// (<see cref="Precision.F32"/>: float32 forward pass, caches and products; see <see cref="RecurrentLinearization"/>).
+    /// (<see cref="Precision.F32"/>: float32 forward pass, caches and products; see <see cref="RecurrentLinearization"/>
+    /// and, for stacked, bias-free or learnable-h0 nets, <see cref="StackedRecurrentLinearization"/>).
     /// </summary>
-    /// <exception cref="NotSupportedException">F32 on a net the fused single-layer path does not serve (stacked, bias-free or learnable h0).</exception>
     public ChainLinearization Linearize(Tensor inputs, Precision precision) => Linearize(inputs, null, precision);
 
     /// <summary>As <see cref="Linearize(Tensor, Tensor?)"/>, computing in <paramref name="precision"/>.</summary>
     public ChainLinearization Linearize(Tensor inputs, Tensor? initialState, Precision precision)
     {
-        if (precision == Precision.F32 && _cell == null)
-            throw new NotSupportedException(
-                $"--precision f32 is not available for this '{Arch}' architecture ({Layers} layer(s){(Config.Bias ? "" : ", no bias")}{(Config.LearnInitialState ? ", learnable h0" : "")}): only single-layer recurrent nets with biases and a fixed initial state have a float32 path; use --precision f64.");
         var shape = inputs.Shape;
         if (shape.Rank != 3 || shape.Sizes[2] != InputSize || shape.Sizes[0] < 1 || shape.Sizes[1] < 1)
             throw new ArgumentException($"Inputs {shape} do not fit the {Arch} model: expected (trial, time, input={InputSize}) with trial, time ≥ 1.");
@@ -216,7 +213,7 @@ public sealed class RecurrentModel : IChainModel
                 for (int k = 0; k < Layers; k++) h0.AsSpan(k * h, h).CopyTo(z0.AsSpan(i * StateSize + k * sc, h));
         }
         if (_cell != null) return new RecurrentLinearization(_cell, inputs, z0, precision);
-        return new StackedRecurrentLinearization(Stack, Parameters, inputs, z0);  // immutable: the set is the snapshot
+        return new StackedRecurrentLinearization(Stack, Parameters, inputs, z0, precision);  // immutable: the set is the snapshot
     }
 
     /// <summary>The stacked (generic) linearisation even for a plain single-layer net (to compare with the fused path).</summary>
