@@ -2,6 +2,7 @@ using GlobalNtk.Dense;
 using GlobalNtk.Models;
 using GlobalNtk.Models.Blocks;
 using GlobalNtk.Models.Mlp;
+using GlobalNtk.Models.Transformer;
 using GlobalNtk.Ntk;
 using GlobalNtk.Operators;
 using Xunit;
@@ -59,6 +60,38 @@ public class BlockPrecisionTests
         var lin32 = chain.Linearize(ps, x, Precision.F32);
         Assert.Equal(Precision.F32, lin32.Precision);
         CompareAll(lin64, lin32, seed: 12);
+    }
+
+    /// <summary>Transformer variants: (pre-LN?, causal?, token embedding?, positional encoding, final norm?, √d scale?).</summary>
+    public static TheoryData<bool, bool, bool, TransformerPositional, bool, bool> Transformers => new()
+    {
+        { true, true, false, TransformerPositional.Sinusoidal, false, false },
+        { false, false, true, TransformerPositional.Sinusoidal, true, false },
+        { true, false, true, TransformerPositional.Learned, false, true },
+        { false, true, false, TransformerPositional.None, false, false },
+    };
+
+    /// <summary>
+    /// The transformer (attention core, embedding, positional encoding, LayerNorm, residuals) in
+    /// float32 against float64: every operator, as for the MLP.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Transformers))]
+    public void TransformerOperatorsInFloat32AgreeWithFloat64(bool preLn, bool causal, bool embedding, TransformerPositional positional, bool finalNorm, bool scale)
+    {
+        const int seqs = 3, tokens = 5, inputs = 4;
+        var config = new TransformerConfig(embedding ? TransformerInput.Embedding : TransformerInput.Linear, embedding ? 7 : inputs, 16, 2, 2, 24,
+            Activation.Gelu, causal) { NormFirst = preLn, FinalNorm = finalNorm, Positional = positional, MaxPositions = 6, ScaleEmbedding = scale };
+        var model = TransformerModel.Create(config, 2, seed: 3);
+        var rng = new Random(5);
+        var x = embedding
+            ? new Tensor(Enumerable.Range(0, seqs * tokens).Select(_ => (double)rng.Next(7)).ToArray(), new AxisShape(("sequence", seqs), ("token", tokens)))
+            : new Tensor(TestMath.Gaussian(rng, seqs * tokens * inputs), new AxisShape(("sequence", seqs), ("token", tokens), ("input", inputs)));
+        var lin64 = model.Linearize(x);
+        var lin32 = ((IChainModel)model).Linearize(x, Precision.F32);
+        Assert.Equal(Precision.F64, lin64.Precision);
+        Assert.Equal(Precision.F32, lin32.Precision);
+        CompareAll(lin64, lin32, seed: 13);
     }
 
     [Fact]
