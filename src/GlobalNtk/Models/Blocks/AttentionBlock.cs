@@ -116,18 +116,7 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
             var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
             var p = prob.AsSpan(gh * n * n, n * n);
             Gemm.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, q, ld, k, ld, 0.0, p, n);
-            for (int t = 0; t < n; t++)
-            {
-                var row = p.Slice(t * n, n);
-                int allowed = causal ? t + 1 : n;
-                double max = double.NegativeInfinity;
-                for (int u = 0; u < allowed; u++) max = Math.Max(max, row[u]);
-                double sum = 0;
-                for (int u = 0; u < allowed; u++) { row[u] = Math.Exp(row[u] - max); sum += row[u]; }
-                double inv = 1.0 / sum;
-                for (int u = 0; u < allowed; u++) row[u] *= inv;
-                row[allowed..].Clear();
-            }
+            Softmax.Rows(p, n, causal);
             // o_h = P V_h into the head's column block of O
             Gemm.Multiply(Trans.No, Trans.No, n, dh, n, 1.0, p, n, v, ld, 0.0, o[(g * n * width + h * dh)..], width);
         }
@@ -172,20 +161,7 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
             var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
             var p = prob.AsSpan(gh * n * n, n * n);
             Gemm.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, q, ld, k, ld, 0f, p, n);
-            var e = System.Buffers.ArrayPool<double>.Shared.Rent(n);
-            for (int t = 0; t < n; t++)
-            {
-                var row = p.Slice(t * n, n);
-                int allowed = causal ? t + 1 : n;
-                double max = double.NegativeInfinity;
-                for (int u = 0; u < allowed; u++) max = Math.Max(max, row[u]);
-                double sum = 0;
-                for (int u = 0; u < allowed; u++) { e[u] = Math.Exp(row[u] - max); sum += e[u]; }
-                double inv = 1.0 / sum;
-                for (int u = 0; u < allowed; u++) row[u] = (float)(e[u] * inv);
-                row[allowed..].Clear();
-            }
-            System.Buffers.ArrayPool<double>.Shared.Return(e);
+            Softmax.Rows(p, n, causal);
             Gemm.Multiply(Trans.No, Trans.No, n, dh, n, 1f, p, n, v, ld, 0f, o[(g * n * width + h * dh)..], width);
         }
     }
