@@ -18,7 +18,7 @@ namespace GlobalNtk.Bench;
 /// and PR(K), PR(NTK_S) from Rademacher probes. Options: <c>--d --heads --layers --ff --seqs
 /// --tokens --block (0: skip the block timing) --probes --reps --no-finding --mode-capture
 /// --post-ln (norm_first=False blocks) --final-norm (nn.TransformerEncoder(norm=…)) --precision f64|f32</c>
-/// (f32 where the transformer has a float32 path; otherwise one error line, exit 2).
+/// (f32: float32 caches and sgemm products through every block; see TransformerModel.Linearize).
 /// </summary>
 internal static class TransformerBench
 {

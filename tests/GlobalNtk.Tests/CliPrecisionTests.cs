@@ -1,6 +1,7 @@
 using GlobalNtk.Dense;
 using GlobalNtk.IO;
 using GlobalNtk.Models.Recurrent;
+using GlobalNtk.Models.Transformer;
 using GlobalNtk.Ntk;
 using Xunit;
 
@@ -45,6 +46,33 @@ public class CliPrecisionTests
         var r = CliTestHost.Run(["analyze", "--model", f.ModelPath, "--inputs", f.X, "--targets", f.Y, "--out", outDir, "--precision", "f32", .. CliFixture.FastAnalysis]);
         Assert.True(r.Exit == 0, r.Err);
         Assert.Contains("float32 operators", File.ReadAllText(Path.Combine(outDir, "report.md")));
+    }
+
+    [Fact]
+    public void TheTransformerRunsInFloat32()
+    {
+        using var d = new TempDir();
+        var config = new TransformerConfig(TransformerInput.Linear, Inputs: 2, Model: 4, Heads: 2, Layers: 2, FeedForward: 6, Causal: true);
+        var model = TransformerModel.Create(config, outputs: 2, seed: 1);
+        ModelFile.Save(d.File("m.safetensors"), model);
+        var x = CliFixture.Random(new Random(1), ("sequence", 2), ("token", 3), ("input", 2));
+        Npy.Write(d.File("x.npy"), x);
+        var lin32 = model.Linearize(x, Precision.F32);
+        var q = TestMath.Uniform(new Random(3), lin32.StateShape);
+        Npy.Write(d.File("q.npy"), q);
+        var r = CliTestHost.Run("apply", "--model", d.File("m.safetensors"), "--inputs", d.File("x.npy"), "--operator", "NTK", "--vector", d.File("q.npy"),
+            "--precision", "f32", "--out", d.File("a.npy"));
+        Assert.True(r.Exit == 0, r.Err);
+        var y = Npy.Read(d.File("a.npy")).Data;
+        Assert.Equal(new NtkOperators(lin32).NtkS.Apply(q.Span), y);
+        // The float32 path (tolerance: BlockPrecisionTests): close to, not bit-equal to, float64.
+        Assert.InRange(TestMath.RelativeError(y, new NtkOperators(model.Linearize(x)).NtkS.Apply(q.Span)), 1e-10, 1e-5);
+        var f = CliTestHost.Run("forward", "--model", d.File("m.safetensors"), "--inputs", d.File("x.npy"), "--precision", "f32", "--out", d.File("z.npy"));
+        Assert.True(f.Exit == 0, f.Err);
+        Assert.Equal(lin32.States.ToArray(), Npy.Read(d.File("z.npy")).Data);
+        var a = CliTestHost.Run(["analyze", "--model", d.File("m.safetensors"), "--inputs", d.File("x.npy"), "--out", d.File("rep"), "--precision", "f32", .. CliFixture.FastAnalysis]);
+        Assert.True(a.Exit == 0, a.Err);
+        Assert.Contains("float32 operators", File.ReadAllText(Path.Combine(d.File("rep"), "report.md")));
     }
 
     [Fact]

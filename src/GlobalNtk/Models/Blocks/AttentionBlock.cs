@@ -68,6 +68,16 @@ public sealed class AttentionBlock : StepBlock
     /// <summary>Runs in_proj, the attention core and out_proj; the trace is that of <see cref="Inner"/> (its sites: in_proj, out_proj).</summary>
     public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
         _inner.Forward(parameters, input, rows, output);
+
+    /// <inheritdoc/>
+    public override bool Supports(Precision precision) => _inner.Supports(precision);
+
+    /// <summary>Float32: in_proj, the attention core and out_proj each in float32 (see <see cref="AttentionCoreBlock"/>).</summary>
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
+        _inner.Forward(parameters, input, rows, output, Precision.F32);
+
+    /// <inheritdoc/>
+    protected override string Describe() => $"attention block '{Prefix}' ({Width} → {Width})";
 }
 
 /// <summary>
@@ -106,20 +116,53 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
             var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
             var p = prob.AsSpan(gh * n * n, n * n);
             Gemm.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, q, ld, k, ld, 0.0, p, n);
-            for (int t = 0; t < n; t++)
-            {
-                var row = p.Slice(t * n, n);
-                int allowed = causal ? t + 1 : n;
-                double max = double.NegativeInfinity;
-                for (int u = 0; u < allowed; u++) max = Math.Max(max, row[u]);
-                double sum = 0;
-                for (int u = 0; u < allowed; u++) { row[u] = Math.Exp(row[u] - max); sum += row[u]; }
-                double inv = 1.0 / sum;
-                for (int u = 0; u < allowed; u++) row[u] *= inv;
-                row[allowed..].Clear();
-            }
+            Softmax.Rows(p, n, causal);
             // o_h = P V_h into the head's column block of O
             Gemm.Multiply(Trans.No, Trans.No, n, dh, n, 1.0, p, n, v, ld, 0.0, o[(g * n * width + h * dh)..], width);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override bool Supports(Precision precision) => precision is Precision.F64 or Precision.F32;
+
+    /// <inheritdoc/>
+    protected override string Describe() => $"attention core ({3 * width} → {width}, {heads} heads)";
+
+    /// <summary>
+    /// Float32: Q, K, V and the softmax probabilities P are cached in float32 and every product is
+    /// an sgemm. The softmax's max and normaliser are float64 (a sum of up to N exponentials), and
+    /// so is the row sum rowsum(P ⊙ x) of its Jacobian, which the Jacobian subtracts from x.
+    /// </summary>
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output)
+    {
+        if (rows % tokens != 0)
+            throw new ArgumentException($"Attention: {rows} rows are not whole sequences of {tokens} tokens.");
+        int groups = rows / tokens, n = tokens, dh = width / heads, ld = 3 * width;
+        var qkv = Float32.ToSingle(input[..(rows * ld)]);
+        var prob = new float[checked(groups * heads * n * n)];
+        float scale = (float)(1.0 / Math.Sqrt(dh));
+        using (var o32 = new Float32Buffer((long)rows * width))
+        {
+            unsafe
+            {
+                fixed (float* po = o32.Span)
+                {
+                    nint op = (nint)po;
+                    Parallel.For(0, groups * heads, gh => Head(gh, new Span<float>((float*)op, rows * width)));
+                }
+            }
+            Float32.Widen(o32.Span, output[..(rows * width)]);
+        }
+        return new Trace32(this, rows, qkv, prob, width, heads, tokens, scale);
+
+        void Head(int gh, Span<float> o)
+        {
+            int g = gh / heads, h = gh % heads;
+            var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
+            var p = prob.AsSpan(gh * n * n, n * n);
+            Gemm.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, q, ld, k, ld, 0f, p, n);
+            Softmax.Rows(p, n, causal);
+            Gemm.Multiply(Trans.No, Trans.No, n, dh, n, 1f, p, n, v, ld, 0f, o[(g * n * width + h * dh)..], width);
         }
     }
 
@@ -194,6 +237,108 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
                 double dot = System.Numerics.Tensors.TensorPrimitives.Dot(pr, xr);
                 for (int u = 0; u < n; u++) xr[u] = pr[u] * (xr[u] - dot);
             }
+        }
+    }
+
+    /// <summary>
+    /// The float32 trace: the maps of <see cref="Trace"/> with float32 Q, K, V, P and sgemm
+    /// products; each map narrows its incoming block once and widens its result once.
+    /// </summary>
+    private sealed class Trace32(AttentionCoreBlock blk, int rows, float[] qkv, float[] prob, int width, int heads, int n, float scale)
+        : BlockTrace(blk, rows)
+    {
+        private readonly int _groups = rows / n, _dh = width / heads;
+
+        public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count)
+        {
+            int ld = 3 * width, dh = _dh, groups = _groups, total = count * Rows;
+            using var x = new Float32Buffer((long)total * ld);
+            using var y = new Float32Buffer((long)total * width);
+            Float32.Narrow(dIn[..(total * ld)], x.Span);
+            unsafe
+            {
+                fixed (float* ps = x.Span, pd = y.Span)
+                {
+                    nint sp = (nint)ps, dp = (nint)pd;
+                    Parallel.For(0, count * groups * heads, sgh =>
+                    {
+                        int sg = sgh / heads, h = sgh % heads, g = sg % groups;
+                        var dqkv = new ReadOnlySpan<float>((float*)sp + sg * n * ld, n * ld);
+                        var o = new Span<float>((float*)dp + sg * n * width, n * width);
+                        var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
+                        var p = prob.AsSpan((g * heads + h) * n * n, n * n);
+                        var ds = System.Buffers.ArrayPool<float>.Shared.Rent(n * n);
+                        Gemm.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, dqkv[(h * dh)..], ld, k, ld, 0f, ds, n);
+                        Gemm.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, q, ld, dqkv[(width + h * dh)..], ld, 1f, ds, n);
+                        SoftmaxBackRows(p, ds, n);
+                        Gemm.Multiply(Trans.No, Trans.No, n, dh, n, 1f, ds, n, v, ld, 0f, o[(h * dh)..], width);
+                        Gemm.Multiply(Trans.No, Trans.No, n, dh, n, 1f, p, n, dqkv[(2 * width + h * dh)..], ld, 1f, o[(h * dh)..], width);
+                        System.Buffers.ArrayPool<float>.Shared.Return(ds);
+                    });
+                }
+            }
+            Float32.Widen(y.Span, dOut[..(total * width)]);
+        }
+
+        public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count)
+        {
+            int ld = 3 * width, dh = _dh, groups = _groups, total = count * Rows;
+            using var x = new Float32Buffer((long)total * width);
+            using var y = new Float32Buffer((long)total * ld);
+            Float32.Narrow(dOut[..(total * width)], x.Span);
+            unsafe
+            {
+                fixed (float* ps = x.Span, pd = y.Span)
+                {
+                    nint sp = (nint)ps, dp = (nint)pd;
+                    Parallel.For(0, count * groups * heads, sgh =>
+                    {
+                        int sg = sgh / heads, h = sgh % heads, g = sg % groups;
+                        var go = new ReadOnlySpan<float>((float*)sp + sg * n * width, n * width)[(h * dh)..];
+                        var gqkv = new Span<float>((float*)dp + sg * n * ld, n * ld);
+                        var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
+                        var p = prob.AsSpan((g * heads + h) * n * n, n * n);
+                        var gs = System.Buffers.ArrayPool<float>.Shared.Rent(n * n);
+                        Gemm.Multiply(Trans.Yes, Trans.No, n, dh, n, 1f, p, n, go, width, 0f, gqkv[(2 * width + h * dh)..], ld);
+                        Gemm.Multiply(Trans.No, Trans.Yes, n, n, dh, 1f, go, width, v, ld, 0f, gs, n);
+                        SoftmaxBackRows(p, gs, n);
+                        Gemm.Multiply(Trans.No, Trans.No, n, dh, n, scale, gs, n, k, ld, 0f, gqkv[(h * dh)..], ld);
+                        Gemm.Multiply(Trans.Yes, Trans.No, n, dh, n, scale, gs, n, q, ld, 0f, gqkv[(width + h * dh)..], ld);
+                        System.Buffers.ArrayPool<float>.Shared.Return(gs);
+                    });
+                }
+            }
+            Float32.Widen(y.Span, dIn[..(total * ld)]);
+        }
+
+        /// <summary>
+        /// x ← P ⊙ (x − rowsum(P ⊙ x)) row by row, with the row sum accumulated and subtracted in
+        /// float64: x − rowsum cancels where P is concentrated on a few tokens.
+        /// </summary>
+        private static void SoftmaxBackRows(ReadOnlySpan<float> p, Span<float> x, int n)
+        {
+            for (int t = 0; t < n; t++)
+            {
+                var pr = p.Slice(t * n, n); var xr = x.Slice(t * n, n);
+                double dot = DotWide(pr, xr);
+                for (int u = 0; u < n; u++) xr[u] = (float)(pr[u] * (xr[u] - dot));
+            }
+        }
+
+        /// <summary>Σ a_i b_i accumulated in float64 (each product of two floats is exact in float64).</summary>
+        private static double DotWide(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+        {
+            var acc = System.Numerics.Vector<double>.Zero;
+            int i = 0, w = System.Numerics.Vector<float>.Count;
+            for (; i <= a.Length - w; i += w)
+            {
+                System.Numerics.Vector.Widen(new System.Numerics.Vector<float>(a[i..]), out var a0, out var a1);
+                System.Numerics.Vector.Widen(new System.Numerics.Vector<float>(b[i..]), out var b0, out var b1);
+                acc += a0 * b0 + a1 * b1;
+            }
+            double s = System.Numerics.Vector.Sum(acc);
+            for (; i < a.Length; i++) s += (double)a[i] * b[i];
+            return s;
         }
     }
 }

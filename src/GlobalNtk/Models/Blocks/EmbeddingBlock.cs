@@ -1,3 +1,4 @@
+using GlobalNtk.Dense;
 using System.Numerics.Tensors;
 
 namespace GlobalNtk.Models.Blocks;
@@ -43,6 +44,20 @@ public sealed class EmbeddingBlock : StepBlock
         }
         return new Trace(this, rows, ids);
     }
+
+    /// <inheritdoc/>
+    public override bool Supports(Precision precision) => precision is Precision.F64 or Precision.F32;
+
+    /// <summary>
+    /// Float32 is the float64 path: the trace caches only the token ids, and its maps copy table
+    /// rows (J_θ) or add rows of g into them (J_θ*, a sum kept in float64). There is no product
+    /// to run in float32 and no cache to halve.
+    /// </summary>
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
+        Forward(parameters, input, rows, output);
+
+    /// <inheritdoc/>
+    protected override string Describe() => $"embedding '{ParameterSpecs[0].Name}' ({Vocabulary} × {OutputWidth})";
 
     private sealed class Trace(EmbeddingBlock blk, int rows, int[] ids) : BlockTrace(blk, rows)
     {
@@ -143,6 +158,16 @@ public sealed class PositionalEncodingBlock : StepBlock
             for (int r = 0; r < rows; r++) TensorPrimitives.Add(output.Slice(r * d, d), pe.AsSpan((r % Tokens) * d, d), output.Slice(r * d, d));
         return new Trace(this, rows);
     }
+
+    /// <inheritdoc/>
+    public override bool Supports(Precision precision) => precision is Precision.F64 or Precision.F32;
+
+    /// <summary>
+    /// Float32 is the float64 path: the trace caches nothing, and its maps scale rows by c (J_u)
+    /// or copy and sum rows of the learned table (J_θ, J_θ*); there is no product to run in float32.
+    /// </summary>
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
+        Forward(parameters, input, rows, output);
 
     private sealed class Trace(PositionalEncodingBlock blk, int rows) : BlockTrace(blk, rows)
     {

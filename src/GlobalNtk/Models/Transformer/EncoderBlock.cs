@@ -125,18 +125,7 @@ internal sealed class EncoderBlock
         var v = Qkv.AsSpan(s * n * ld + 2 * D + h * Dh);
         var p = Prob.AsSpan((s * Heads + h) * n * n, n * n);
         Gemm.Multiply(Trans.No, Trans.Yes, n, n, Dh, Scale, q, ld, k, ld, 0.0, p, n);
-        for (int t = 0; t < n; t++)
-        {
-            var row = p.Slice(t * n, n);
-            int allowed = Causal ? t + 1 : n;
-            double max = double.NegativeInfinity;
-            for (int u = 0; u < allowed; u++) max = Math.Max(max, row[u]);
-            double sum = 0;
-            for (int u = 0; u < allowed; u++) { row[u] = Math.Exp(row[u] - max); sum += row[u]; }
-            double inv = 1.0 / sum;
-            for (int u = 0; u < allowed; u++) row[u] *= inv;
-            row.Slice(allowed).Clear();
-        }
+        Blocks.Softmax.Rows(p, n, Causal);
         // o_h = P V_h, written into the head's column block of O (augmented, ld d+1)
         Gemm.Multiply(Trans.No, Trans.No, n, Dh, n, 1.0, p, n, v, ld, 0.0, O.AsSpan(s * n * (D + 1) + h * Dh), D + 1);
         if (h == 0) for (int t = 0; t < n; t++) O[(s * n + t) * (D + 1) + D] = 1.0;

@@ -245,10 +245,18 @@ public sealed class TransformerModel : IChainModel
     /// for a linear input projection; (sequence, token) = [S, N] of integer token ids in [0, V)
     /// for an embedding (a trailing axis of size 1 is accepted too).
     /// </summary>
-    public ChainLinearization Linearize(Tensor inputs)
+    public ChainLinearization Linearize(Tensor inputs) => Linearize(inputs, Precision.F64);
+
+    /// <summary>
+    /// <see cref="Linearize(Tensor)"/> in <paramref name="precision"/>: with <see cref="Precision.F32"/>
+    /// the affine, attention, activation and LayerNorm traces keep float32 caches and run their
+    /// products as sgemm; softmax and LayerNorm statistics stay float64 (see
+    /// <see cref="Blocks.BlockChain.Linearize(ParameterSet, Tensor, Precision)"/>).
+    /// </summary>
+    public ChainLinearization Linearize(Tensor inputs, Precision precision)
     {
         var rows = Rows(inputs);
-        return TransformerChain.Build(Config, rows.Shape.Sizes[1]).Linearize(Parameters, rows);
+        return TransformerChain.Build(Config, rows.Shape.Sizes[1]).Linearize(Parameters, rows, precision);
     }
 
     /// <summary>The hand-fused linearisation (<see cref="TransformerLinearization"/>), kept to measure the block chain against.</summary>
