@@ -107,6 +107,9 @@ internal static class NtkBench
         double tP = Best(reps, () => ops.P.ApplyBlock(q, y, 1)); double PCpu = LastCpu;
         double tPs = Best(reps, () => ops.PAdjoint.ApplyBlock(q, y, 1)); double PsCpu = LastCpu;
         long peakSingle = Process.GetCurrentProcess().PeakWorkingSet64;
+        // Bytes the GC hands out during one application (scratch that is not pooled), after the warm-ups.
+        long alloc0 = GC.GetTotalAllocatedBytes(true); ops.NtkS.ApplyBlock(q, y, 1); long allocNtk = GC.GetTotalAllocatedBytes(true) - alloc0;
+        alloc0 = GC.GetTotalAllocatedBytes(true); ops.Jtheta.ApplyAdjointBlock(q, new double[lin.Parameters.TotalSize], 1); long allocJ = GC.GetTotalAllocatedBytes(true) - alloc0;
         long liveSingle = GC.GetTotalMemory(true);
 
         var qb = Random(block * s, 4);
@@ -147,6 +150,7 @@ internal static class NtkBench
             for (int i = 0; i < s; i++) { num += (y32[i] - y64[i]) * (y32[i] - y64[i]); den += y64[i] * y64[i]; }
             Console.WriteLine($"f32 vs f64 on this model: ‖NTK_S q (f32) − NTK_S q (f64)‖ / ‖NTK_S q (f64)‖ = {Math.Sqrt(num / den):E2}");
         }
+        Console.WriteLine($"allocated by one application (GC heap, after warm-up): NTK_S {allocNtk / 1e6:F1} MB, J_θ* {allocJ / 1e6:F1} MB (incl. its {lin.Parameters.TotalSize * 8 / 1e6:F1} MB result)");
         Console.WriteLine($"live GC heap: {liveSetup / 1e6:F0} MB after setup (model, inputs, linearisation, operators), {liveSingle / 1e6:F0} MB after the single-vector applications (incl. pooled scratch)");
         Console.WriteLine($"peak working set: {peakSingle / 1e6:F0} MB after setup + single-vector applications, {peakBlock / 1e6:F0} MB after the block of {block} " +
                           $"(one state block of {block} = {8.0 * s * block / 1e6:F0} MB); GC heap now {GC.GetTotalMemory(false) / 1e6:F0} MB");
