@@ -546,7 +546,6 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
             {
                 Array.Clear(pre, 0, rows * _p);
                 for (int r = 0; r < rows; r++) Widening.Narrow(a.Slice(r * _gh, _gh), pre.AsSpan(r * _p + preOffset, _gh));
-                var work = new T[_work];
                 for (int j = k; j < _l; j++)
                 {
                     var cell = _cells[j];
@@ -555,11 +554,12 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                         if (cell.SplitPreActivation) Array.Clear(pre, 0, rows * _p);
                         GemmGeneric.Multiply(Trans.No, Trans.Yes, rows, _gh, _h, T.One, y.AsSpan(Off(j - 1)), _s, _wih[j], _h, T.Zero, pre, _p);
                     }
-                    for (int r = 0; r < rows; r++)
+                    int jj = j;
+                    RowLoop.For<T>(rows, 12L * _p, _work, (r, work) =>
                     {
                         int row = r % _r;
-                        cell.ApplyD(Row(j, row / _t, row % _t), pre.AsSpan(r * _p, _p), y.AsSpan(r * _s + Off(j), _sc), work);
-                    }
+                        cell.ApplyD(Row(jj, row / _t, row % _t), pre.AsSpan(r * _p, _p), y.AsSpan(r * _s + Off(jj), _sc), work);
+                    });
                 }
                 for (int r = 0; r < rows; r++)
                     Widening.AddScaled<T>(y.AsSpan(r * _s + Off(k), _s - Off(k)), 1.0, dst.Slice(r * _s + Off(k), _s - Off(k)));
@@ -573,25 +573,29 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
             int rows = count * _r;
             var g = Rent(checked(rows * _p));
             var carry = Rent(checked(rows * _h));
+            var qk = Rent(checked(rows * _sc));   // layer j's rows of q (+ the carry from above), in T
             try
             {
-                var work = new T[_work];
-                var qk = new T[_sc];
                 for (int j = _l - 1; j >= k; j--)
                 {
                     var cell = _cells[j];
                     for (int r = 0; r < rows; r++)
                     {
-                        int row = r % _r;
-                        Widening.Narrow(q.Slice(r * _s + Off(j), _sc), qk);
-                        if (j < _l - 1) TensorPrimitives.Add(qk.AsSpan(0, _h), carry.AsSpan(r * _h, _h), qk.AsSpan(0, _h));
-                        cell.ApplyDTranspose(Row(j, row / _t, row % _t), qk, g.AsSpan(r * _p, _p), work);
+                        var qr = qk.AsSpan(r * _sc, _sc);
+                        Widening.Narrow(q.Slice(r * _s + Off(j), _sc), qr);
+                        if (j < _l - 1) TensorPrimitives.Add(qr[.._h], carry.AsSpan(r * _h, _h), qr[.._h]);
                     }
+                    int jj = j;
+                    RowLoop.For<T>(rows, 12L * _p, _work, (r, work) =>
+                    {
+                        int row = r % _r;
+                        cell.ApplyDTranspose(Row(jj, row / _t, row % _t), qk.AsSpan(r * _sc, _sc), g.AsSpan(r * _p, _p), work);
+                    });
                     if (j > k) GemmGeneric.Multiply(Trans.No, Trans.No, rows, _h, _gh, T.One, g, _p, _wih[j], _h, T.Zero, carry, _h);
                 }
                 for (int r = 0; r < rows; r++) Widening.Widen<T>(g.AsSpan(r * _p + preOffset, _gh), a.Slice(r * _gh, _gh));
             }
-            finally { Return(g); Return(carry); }
+            finally { Return(g); Return(carry); Return(qk); }
         }
     }
 
