@@ -346,7 +346,6 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
             try
             {
                 Array.Clear(o, 0, rows * _s);
-                var work = new T[_work];
                 for (int k = _l - 1; k >= 0; k--)
                 {
                     var cell = _cells[k];
@@ -355,10 +354,15 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                         var qr = q.AsSpan(r * _sc, _sc);
                         Widening.Narrow(src.Slice(r * ts + t * _s + Off(k), _sc), qr);
                         if (k < _l - 1) TensorPrimitives.Add(qr[.._h], carry.AsSpan(r * _h, _h), qr[.._h]);
-                        var row = Row(k, r % _b, t);
-                        cell.ApplyDTranspose(row, qr, g.AsSpan(r * _p, _p), work);
-                        cell.ApplyETransposeAdd(row, qr, o.AsSpan(r * _s + Off(k), _sc), T.One, work);
                     }
+                    int kk = k;
+                    RowLoop.For<T>(rows, 12L * _p, _work, (r, work) =>
+                    {
+                        var qr = q.AsSpan(r * _sc, _sc);
+                        var row = Row(kk, r % _b, t);
+                        cell.ApplyDTranspose(row, qr, g.AsSpan(r * _p, _p), work);
+                        cell.ApplyETransposeAdd(row, qr, o.AsSpan(r * _s + Off(kk), _sc), T.One, work);
+                    });
                     HhVjpAdd(k, rows, g, o.AsSpan(Off(k)), _s, r => (r % _b) * _t + t);
                     if (k > 0) GemmGeneric.Multiply(Trans.No, Trans.No, rows, _h, _gh, T.One, g, _p, _wih[k], _h, T.Zero, carry, _h);
                 }
@@ -461,8 +465,10 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                             var qr = qk.AsSpan(row * _sc, _sc);
                             Widening.Narrow(qj.Slice(row * _s + Off(k), _sc), qr);
                             if (k < _l - 1) TensorPrimitives.Add(qr[.._h], carry.AsSpan(row * _h, _h), qr[.._h]);
-                            cell.ApplyDTranspose(Row(k, row / _t, row % _t), qr, g.AsSpan(row * _p, _p), work);
                         }
+                        int kk = k;
+                        RowLoop.For<T>(_r, 12L * _p, _work, (row, w) =>
+                            cell.ApplyDTranspose(Row(kk, row / _t, row % _t), qk.AsSpan(row * _sc, _sc), g.AsSpan(row * _p, _p), w));
                         // δW = Σ_(b,t) g uᵀ (GEMM in T), δb = Σ_(b,t) g (float64 sums).
                         WeightGradient(g, 0, _x[k], n, th.Slice(_oWih[k], _gh * n), wT);
                         WeightGradient(g, _hho, _v[k], _h, th.Slice(_oWhh[k], _gh * _h), wT);
