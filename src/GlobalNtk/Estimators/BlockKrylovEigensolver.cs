@@ -21,6 +21,14 @@ internal sealed class BlockKrylovEigensolver
     private readonly Random _rng;
     private readonly bool _strictBudget;
 
+    /// <summary>A solver for the <paramref name="k"/> extreme eigenpairs of the symmetric <paramref name="op"/>.</summary>
+    /// <param name="op">The symmetric operator.</param>
+    /// <param name="k">Number of eigenpairs wanted.</param>
+    /// <param name="seed">Seed of the random starting block.</param>
+    /// <param name="tolerance">Relative convergence tolerance (see <paramref name="eigenvalueTolerance"/>).</param>
+    /// <param name="blockSize">Vectors per Krylov block (one block application per step).</param>
+    /// <param name="maxBasis">Most basis vectors held (then a restart keeps the best Ritz vectors); 0: a default within the memory budget.</param>
+    /// <param name="order">Which end of the spectrum to return.</param>
     /// <param name="eigenvalueTolerance">
     /// Converge on the eigenvalue error bound min(r, r²/gap) ≤ tolerance·max|θ| (r the residual
     /// estimate, gap the distance to the nearest other Ritz value) instead of r ≤ tolerance·max|θ|.

@@ -3,7 +3,7 @@ using GlobalNtk.Operators;
 
 namespace GlobalNtk.Estimators;
 
-/// <summary>Which end of the spectrum <see cref="Spectral.TopEigenpairs"/> returns.</summary>
+/// <summary>Which end of the spectrum <c>Spectral.TopEigenpairs</c> returns.</summary>
 public enum EigenOrder
 {
     /// <summary>The k algebraically largest eigenvalues (the top of a PSD spectrum).</summary>
