@@ -1,3 +1,5 @@
+using System.Numerics;
+
 namespace GlobalNtk.Dense;
 
 /// <summary>
@@ -60,6 +62,63 @@ internal static class Float32
         var a = new double[src.Length];
         Widen(src, a);
         return a;
+    }
+
+    /// <summary>dst += alpha · (double)src: a float32 result added into a float64 block (the sum formed in float64).</summary>
+    public static void AddWidened(ReadOnlySpan<float> src, double alpha, Span<double> dst)
+    {
+        if (dst.Length < src.Length) throw new ArgumentException($"Float32.AddWidened: destination of {dst.Length} for {src.Length} values.");
+        int i = 0, w = Vector<float>.Count;
+        var a = new Vector<double>(alpha);
+        for (; i <= src.Length - w; i += w)
+        {
+            Vector.Widen(new Vector<float>(src[i..]), out var lo, out var hi);
+            var d = dst[i..];
+            (new Vector<double>(d) + a * lo).CopyTo(d);
+            var d2 = dst[(i + Vector<double>.Count)..];
+            (new Vector<double>(d2) + a * hi).CopyTo(d2);
+        }
+        for (; i < src.Length; i++) dst[i] += alpha * src[i];
+    }
+
+    /// <summary>Σ a_i accumulated in float64.</summary>
+    public static double SumWide(ReadOnlySpan<float> a)
+    {
+        var acc = Vector<double>.Zero;
+        int i = 0, w = Vector<float>.Count;
+        for (; i <= a.Length - w; i += w)
+        {
+            Vector.Widen(new Vector<float>(a[i..]), out var a0, out var a1);
+            acc += a0 + a1;
+        }
+        double s = Vector.Sum(acc);
+        for (; i < a.Length; i++) s += a[i];
+        return s;
+    }
+
+    /// <summary>Σ a_i b_i accumulated in float64 (each product of two floats is exact in float64).</summary>
+    public static double DotWide(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        var acc = Vector<double>.Zero;
+        int i = 0, w = Vector<float>.Count;
+        for (; i <= a.Length - w; i += w)
+        {
+            Vector.Widen(new Vector<float>(a[i..]), out var a0, out var a1);
+            Vector.Widen(new Vector<float>(b[i..]), out var b0, out var b1);
+            acc += a0 * b0 + a1 * b1;
+        }
+        double s = Vector.Sum(acc);
+        for (; i < a.Length; i++) s += (double)a[i] * b[i];
+        return s;
+    }
+
+    /// <summary>Throws <see cref="NonFiniteException"/> naming <paramref name="what"/> and the first bad index.</summary>
+    public static void EnsureFinite(ReadOnlySpan<float> x, string what)
+    {
+        if (float.IsFinite(System.Numerics.Tensors.TensorPrimitives.Sum(x))) return;
+        for (int i = 0; i < x.Length; i++)
+            if (!float.IsFinite(x[i]))
+                throw new NonFiniteException($"{what}: element {i} of {x.Length} is {x[i]}.");
     }
 }
 

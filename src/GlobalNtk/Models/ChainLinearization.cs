@@ -177,6 +177,24 @@ public abstract class WeightSite
     /// <summary>Named axes of the rows, e.g. (trial, time) or (sequence, token).</summary>
     public abstract AxisShape RowShape { get; }
 
+    /// <summary>
+    /// Û in float32 when a float32 linearisation keeps it so (then K's applications run on it in
+    /// float32, and <see cref="Variables"/> widens it only when asked); empty otherwise.
+    /// </summary>
+    public virtual ReadOnlyMemory<float> VariablesSingle => default;
+
+    /// <summary>Number of elements of Û (Rows × AugmentedWidth), without widening a float32 Û.</summary>
+    internal int VariablesLength => VariablesSingle.Length > 0 ? VariablesSingle.Length : Variables.Length;
+
+    /// <summary>
+    /// <see cref="ApplyDAdd"/> with a float32 pre-activation block a [count, Rows, OutDim], D applied
+    /// in float32 and the result added in float64; false (nothing done) when the site has no float32 maps.
+    /// </summary>
+    internal virtual bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<double> dst, int count) => false;
+
+    /// <summary><see cref="ApplyDAdjoint"/> into a float32 block a (with <see cref="TryApplyDAddSingle"/>); false when the site has none.</summary>
+    internal virtual bool TryApplyDAdjointSingle(ReadOnlySpan<double> q, Span<float> a, int count) => false;
+
     /// <summary>dst[j] += D_s · a[j], a is [count, Rows, OutDim], dst a full-state block.</summary>
     public abstract void ApplyDAdd(ReadOnlySpan<double> a, Span<double> dst, int count);
 

@@ -21,7 +21,11 @@ public sealed class KroneckerKernelOperator : CheckedOperator
     {
         _lin = lin;
         _map = new SiteParameterMap(lin);
-        foreach (var site in lin.Sites) Numerics.EnsureFinite(site.Variables.Span, $"site '{site.Name}' variables Û");
+        foreach (var site in lin.Sites)
+        {
+            if (site.VariablesSingle.Length > 0) Float32.EnsureFinite(site.VariablesSingle.Span, $"site '{site.Name}' variables Û");
+            else Numerics.EnsureFinite(site.Variables.Span, $"site '{site.Name}' variables Û");
+        }
     }
 
     /// <inheritdoc/>
@@ -57,6 +61,7 @@ public sealed class KroneckerKernelOperator : CheckedOperator
         if (n == 0 || m == 0 || d == 0 || count == 0) return;
         int blockSize = n * m;
         int chunk = (int)Math.Clamp(SiteBlockBudget.Value / blockSize, 1, count);
+        if (site.VariablesSingle.Length > 0 && AddSiteTermSingle(site, x, y, count, chunk)) return;
         using var aBuf = new BlockBuffer((long)chunk * blockSize);
         using var cBuf = new BlockBuffer((long)chunk * d * m);
         var u = site.Variables.Span;
@@ -71,6 +76,32 @@ public sealed class KroneckerKernelOperator : CheckedOperator
             Gemm.MultiplyBatched(Trans.No, Trans.No, cs, n, m, d, 1.0, u, d, 0, c, m, d * m, 0.0, a, m, blockSize);
             site.ApplyDAdd(a, y.Slice(j0 * s, cs * s), cs);
         }
+    }
+
+    /// <summary>
+    /// <see cref="AddSiteTerm"/> of a float32 site: D_s*, the two Gram products and D_s on float32
+    /// blocks against the float32 Û (an application, not a Gram matrix or a trace: no float64
+    /// accumulation needed, docs/math.md#numerics); x and y stay float64. False when the site has no
+    /// float32 maps (nothing is done then).
+    /// </summary>
+    private static bool AddSiteTermSingle(WeightSite site, ReadOnlySpan<double> x, Span<double> y, int count, int chunk)
+    {
+        int n = site.Rows, d = site.AugmentedWidth, m = site.OutDim, s = x.Length / count, blockSize = n * m;
+        using var aBuf = new Float32Buffer((long)chunk * blockSize);
+        using var cBuf = new Float32Buffer((long)chunk * d * m);
+        var u = site.VariablesSingle.Span;
+        for (int j0 = 0; j0 < count; j0 += chunk)
+        {
+            int cs = Math.Min(chunk, count - j0);
+            var a = aBuf.Span[..(cs * blockSize)];
+            var c = cBuf.Span[..(cs * d * m)];
+            if (!site.TryApplyDAdjointSingle(x.Slice(j0 * s, cs * s), a, cs)) return false;
+            Gemm.MultiplyBatched(Trans.Yes, Trans.No, cs, d, m, n, 1f, u, d, 0, a, m, blockSize, 0f, c, m, d * m);
+            Gemm.MultiplyBatched(Trans.No, Trans.No, cs, n, m, d, 1f, u, d, 0, c, m, d * m, 0f, a, m, blockSize);
+            if (!site.TryApplyDAddSingle(a, y.Slice(j0 * s, cs * s), cs))
+                throw new InvalidOperationException($"Site '{site.Name}' has a float32 D* but no float32 D.");
+        }
+        return true;
     }
 
     /// <summary>

@@ -38,8 +38,8 @@ internal sealed class SiteParameterMap
                     throw new ArgumentException($"Site '{site.Name}': bias '{name}' has shape {p.ShapeText}, expected [{site.OutDim}].");
             }
             long expected = (long)site.Rows * site.AugmentedWidth;
-            if (site.Variables.Length != expected)
-                throw new ArgumentException($"Site '{site.Name}': Û has {site.Variables.Length} elements, expected Rows × AugmentedWidth = {site.Rows} × {site.AugmentedWidth}.");
+            if (site.VariablesLength != expected)
+                throw new ArgumentException($"Site '{site.Name}': Û has {site.VariablesLength} elements, expected Rows × AugmentedWidth = {site.Rows} × {site.AugmentedWidth}.");
             if (site.RowShape.Size != site.Rows)
                 throw new ArgumentException($"Site '{site.Name}': row shape {site.RowShape} does not have {site.Rows} rows.");
         }

@@ -49,6 +49,16 @@ internal sealed class DiagonalTrace32(StepBlock block, int rows, float[] d) : Bl
     }
 
     public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count) => Jvp(dOut, dIn, count);
+
+    internal override bool IsSingle => true;
+
+    internal override void Jvp32(ReadOnlySpan<float> dIn, Span<float> dOut, int count)
+    {
+        for (int j = 0; j < count; j++)
+            TensorPrimitives.Multiply(dIn.Slice(j * d.Length, d.Length), d, dOut.Slice(j * d.Length, d.Length));
+    }
+
+    internal override void Vjp32(ReadOnlySpan<float> dOut, Span<float> dIn, int count) => Jvp32(dOut, dIn, count);
 }
 
 /// <summary>A trace whose input Jacobian is diag(d) per row (d [Rows, width]); no parameters.</summary>

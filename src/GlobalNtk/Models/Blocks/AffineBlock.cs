@@ -142,21 +142,18 @@ public sealed class AffineBlock : StepBlock
         private readonly int _n = blk.InputWidth, _m = blk.OutputWidth;
         private readonly bool _bias = blk.BiasSpec != null;
 
-        /// <summary>dst = src · op(W) over <paramref name="rowCount"/> rows (src width k, dst width n).</summary>
-        private void Product(ReadOnlySpan<double> src, Span<double> dst, int rowCount, int k, int n, Trans tw)
-        {
-            using var x = new Float32Buffer((long)rowCount * k);
-            using var y = new Float32Buffer((long)rowCount * n);
-            Float32.Narrow(src[..(rowCount * k)], x.Span);
-            Gemm.Multiply(Trans.No, tw, rowCount, n, k, 1f, x.Span, k, w, _n, 0f, y.Span, n);
-            Float32.Widen(y.Span, dst);
-        }
+        internal override bool IsSingle => true;
 
-        public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count) =>
-            Product(dIn, dOut, count * Rows, _n, _m, Trans.Yes);
+        public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count) => ViaSingle(dIn, _n, dOut, _m, count, Jvp32);
 
-        public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count) =>
-            Product(dOut, dIn, count * Rows, _m, _n, Trans.No);
+        public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count) => ViaSingle(dOut, _m, dIn, _n, count, Vjp32);
+
+        // All count·Rows rows at once: one sgemm against the float32 W.
+        internal override void Jvp32(ReadOnlySpan<float> dIn, Span<float> dOut, int count) =>
+            Gemm.Multiply(Trans.No, Trans.Yes, count * Rows, _m, _n, 1f, dIn, _n, w, _n, 0f, dOut, _m);
+
+        internal override void Vjp32(ReadOnlySpan<float> dOut, Span<float> dIn, int count) =>
+            Gemm.Multiply(Trans.No, Trans.No, count * Rows, _n, _m, 1f, dOut, _m, w, _n, 0f, dIn, _n);
 
         public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> dOut, int count)
         {
@@ -197,12 +194,20 @@ public sealed class AffineBlock : StepBlock
             }
         }
 
-        /// <summary>The site's Û widened to float64 on demand: the Kronecker core's Gram matrices Ûᵀ Û accumulate in float64.</summary>
+        /// <summary>
+        /// The site keeps the float32 Û (K's applications run on it) and widens it to float64 only
+        /// when asked (<see cref="LocalSite.Variables"/>: the Kronecker core's Gram matrices Ûᵀ Û accumulate in float64).
+        /// </summary>
         public override IReadOnlyList<LocalSite> Sites =>
         [
-            new LocalSite(blk.Name, blk.WeightSpec.Name, blk.BiasSpec?.Name, _n, _m, Float32.ToDouble(u), RowLocal: true,
+            new LocalSite(blk.Name, blk.WeightSpec.Name, blk.BiasSpec?.Name, _n, _m, null!, RowLocal: true,
                 (src, dst, count) => src[..(count * Rows * _m)].CopyTo(dst),
-                (src, dst, count) => src[..(count * Rows * _m)].CopyTo(dst)),
+                (src, dst, count) => src[..(count * Rows * _m)].CopyTo(dst))
+            {
+                Variables32 = u,
+                ApplyD32 = (src, dst, count) => src[..(count * Rows * _m)].CopyTo(dst),
+                ApplyDAdjoint32 = (src, dst, count) => src[..(count * Rows * _m)].CopyTo(dst),
+            },
         ];
     }
 }

@@ -249,15 +249,18 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
     {
         private readonly int _groups = rows / n, _dh = width / heads;
 
-        public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count)
+        internal override bool IsSingle => true;
+
+        public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count) => ViaSingle(dIn, 3 * width, dOut, width, count, Jvp32);
+
+        public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count) => ViaSingle(dOut, width, dIn, 3 * width, count, Vjp32);
+
+        internal override void Jvp32(ReadOnlySpan<float> dIn, Span<float> dOut, int count)
         {
-            int ld = 3 * width, dh = _dh, groups = _groups, total = count * Rows;
-            using var x = new Float32Buffer((long)total * ld);
-            using var y = new Float32Buffer((long)total * width);
-            Float32.Narrow(dIn[..(total * ld)], x.Span);
+            int ld = 3 * width, dh = _dh, groups = _groups;
             unsafe
             {
-                fixed (float* ps = x.Span, pd = y.Span)
+                fixed (float* ps = dIn, pd = dOut)
                 {
                     nint sp = (nint)ps, dp = (nint)pd;
                     Parallel.For(0, count * groups * heads, sgh =>
@@ -277,18 +280,14 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
                     });
                 }
             }
-            Float32.Widen(y.Span, dOut[..(total * width)]);
         }
 
-        public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count)
+        internal override void Vjp32(ReadOnlySpan<float> dOut, Span<float> dIn, int count)
         {
-            int ld = 3 * width, dh = _dh, groups = _groups, total = count * Rows;
-            using var x = new Float32Buffer((long)total * width);
-            using var y = new Float32Buffer((long)total * ld);
-            Float32.Narrow(dOut[..(total * width)], x.Span);
+            int ld = 3 * width, dh = _dh, groups = _groups;
             unsafe
             {
-                fixed (float* ps = x.Span, pd = y.Span)
+                fixed (float* ps = dOut, pd = dIn)
                 {
                     nint sp = (nint)ps, dp = (nint)pd;
                     Parallel.For(0, count * groups * heads, sgh =>
@@ -308,7 +307,6 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
                     });
                 }
             }
-            Float32.Widen(y.Span, dIn[..(total * ld)]);
         }
 
         /// <summary>
@@ -320,25 +318,9 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
             for (int t = 0; t < n; t++)
             {
                 var pr = p.Slice(t * n, n); var xr = x.Slice(t * n, n);
-                double dot = DotWide(pr, xr);
+                double dot = Float32.DotWide(pr, xr);
                 for (int u = 0; u < n; u++) xr[u] = (float)(pr[u] * (xr[u] - dot));
             }
-        }
-
-        /// <summary>Σ a_i b_i accumulated in float64 (each product of two floats is exact in float64).</summary>
-        private static double DotWide(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-        {
-            var acc = System.Numerics.Vector<double>.Zero;
-            int i = 0, w = System.Numerics.Vector<float>.Count;
-            for (; i <= a.Length - w; i += w)
-            {
-                System.Numerics.Vector.Widen(new System.Numerics.Vector<float>(a[i..]), out var a0, out var a1);
-                System.Numerics.Vector.Widen(new System.Numerics.Vector<float>(b[i..]), out var b0, out var b1);
-                acc += a0 * b0 + a1 * b1;
-            }
-            double s = System.Numerics.Vector.Sum(acc);
-            for (; i < a.Length; i++) s += (double)a[i] * b[i];
-            return s;
         }
     }
 }

@@ -223,6 +223,23 @@ internal sealed class BlockChainLinearization : ChainLinearization
         }
     }
 
+    /// <summary>rows[j, b, :] = (float)block[j, b, step, :] for j &lt; count.</summary>
+    private void Gather32(ReadOnlySpan<double> block, int step, int count, Span<float> rows)
+    {
+        int g = Group;
+        for (int jb = 0; jb < count * _b; jb++) Float32.Narrow(block.Slice((jb * _t + step) * g, g), rows.Slice(jb * g, g));
+    }
+
+    /// <summary>block[j, b, step, :] += alpha · rows[j, b, :] (float32 rows, sums in float64).</summary>
+    private void Scatter32(ReadOnlySpan<float> rows, Span<double> block, int step, int count, double alpha)
+    {
+        int g = Group;
+        for (int jb = 0; jb < count * _b; jb++) Float32.AddWidened(rows.Slice(jb * g, g), alpha, block.Slice((jb * _t + step) * g, g));
+    }
+
+    /// <summary>Whether step k's trace runs its input maps in float32 (a float32 linearisation): A_k then runs on float32 rows.</summary>
+    private bool Single(int k) => _traces[k].IsSingle;
+
     private void CheckStep(int step, string what)
     {
         if (step < 1 || step >= _t) throw new ArgumentOutOfRangeException(nameof(step), $"{what}: step {step} outside 1..{_t - 1} (step 0 depends on the input only).");
@@ -239,6 +256,14 @@ internal sealed class BlockChainLinearization : ChainLinearization
             return;
         }
         long n = (long)count * _b * Group;
+        if (Single(step))
+        {
+            using var a32 = new Float32Buffer(n); using var b32 = new Float32Buffer(n);
+            Gather32(src, step - 1, count, a32.Span);
+            _traces[step].Jvp32(a32.Span, b32.Span, count);
+            Scatter32(b32.Span, dst, step, count, alpha);
+            return;
+        }
         using var a = new BlockBuffer(n); using var b = new BlockBuffer(n);
         Gather(src, step - 1, count, a.Span);
         _traces[step].Jvp(a.Span, b.Span, count);
@@ -256,6 +281,14 @@ internal sealed class BlockChainLinearization : ChainLinearization
             return;
         }
         long n = (long)count * _b * Group;
+        if (Single(step))
+        {
+            using var a32 = new Float32Buffer(n); using var b32 = new Float32Buffer(n);
+            Gather32(src, step, count, a32.Span);
+            _traces[step].Vjp32(a32.Span, b32.Span, count);
+            Scatter32(b32.Span, dst, step - 1, count, alpha);
+            return;
+        }
         using var a = new BlockBuffer(n); using var b = new BlockBuffer(n);
         Gather(src, step, count, a.Span);
         _traces[step].Vjp(a.Span, b.Span, count);
@@ -375,6 +408,7 @@ internal sealed class BlockChainLinearization : ChainLinearization
         public override int Width => s.Width;
         public override int OutDim => s.OutDim;
         public override ReadOnlyMemory<double> Variables => s.Variables;
+        public override ReadOnlyMemory<float> VariablesSingle => s.Variables32;
         public override AxisShape RowShape => lin._rowShape;
         public override int? StateStep => k;
 
@@ -404,6 +438,34 @@ internal sealed class BlockChainLinearization : ChainLinearization
             using var t = new BlockBuffer((long)count * lin._b * lin.Group);
             lin.Gather(q, k, count, t.Span);
             s.ApplyDAdjoint(t.Span, a, count);
+        }
+
+        internal override bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<double> dst, int count)
+        {
+            if (s.ApplyD32 is not { } d32) return false;
+            int n = Rows * OutDim, size = lin.StateShape.Size;
+            for (int j0 = 0; j0 < count; j0 += lin._chunk)
+            {
+                int cs = Math.Min(lin._chunk, count - j0);
+                using var t = new Float32Buffer((long)cs * lin._b * lin.Group);
+                d32(a.Slice(j0 * n, cs * n), t.Span, cs);
+                lin.Scatter32(t.Span, dst[(j0 * size)..], k, cs, 1.0);
+            }
+            return true;
+        }
+
+        internal override bool TryApplyDAdjointSingle(ReadOnlySpan<double> q, Span<float> a, int count)
+        {
+            if (s.ApplyDAdjoint32 is not { } da32) return false;
+            int n = Rows * OutDim, size = lin.StateShape.Size;
+            for (int j0 = 0; j0 < count; j0 += lin._chunk)
+            {
+                int cs = Math.Min(lin._chunk, count - j0);
+                using var t = new Float32Buffer((long)cs * lin._b * lin.Group);
+                lin.Gather32(q[(j0 * size)..], k, cs, t.Span);
+                da32(t.Span, a.Slice(j0 * n, cs * n), cs);
+            }
+            return true;
         }
 
         /// <summary>Row n = b·R + r lands in state (b, k, r, :) when D is row-local.</summary>

@@ -44,73 +44,100 @@ public sealed class LayerNormBlock : StepBlock
     protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
         Run(parameters, input, rows, output, Precision.F32);
 
-    private BlockTrace Run(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output, Precision precision)
+    private unsafe BlockTrace Run(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output, Precision precision)
     {
         int d = Width;
         double[]? g = null, b = null;
         if (ParameterSpecs.Count > 0) { g = Read(parameters, ParameterSpecs[0]); b = Read(parameters, ParameterSpecs[1]); }
         var xhat = new double[checked(rows * d)];
         var rstd = new double[rows];
-        for (int r = 0; r < rows; r++)
+        double eps = Epsilon;
+        fixed (double* pi = input, po = output)
         {
-            var u = input.Slice(r * d, d);
-            double mean = TensorPrimitives.Sum(u) / d, var = 0;
-            for (int i = 0; i < d; i++) { double c = u[i] - mean; var += c * c; }
-            rstd[r] = 1.0 / Math.Sqrt(var / d + Epsilon);
-            var xr = xhat.AsSpan(r * d, d);
-            for (int i = 0; i < d; i++) xr[i] = (u[i] - mean) * rstd[r];
-            var y = output.Slice(r * d, d);
-            if (g == null) xr.CopyTo(y);
-            else { TensorPrimitives.Multiply(xr, g, y); TensorPrimitives.Add(y, b!, y); }
+            nint ip = (nint)pi, op = (nint)po;
+            // Rows are independent: in parallel (the fused transformer path did this too).
+            ForRows(rows, d, (r0, r1) =>
+            {
+                for (int r = r0; r < r1; r++)
+                {
+                    var u = new ReadOnlySpan<double>((double*)ip + (long)r * d, d);
+                    double mean = TensorPrimitives.Sum(u) / d, var = 0;
+                    for (int i = 0; i < d; i++) { double c = u[i] - mean; var += c * c; }
+                    rstd[r] = 1.0 / Math.Sqrt(var / d + eps);
+                    var xr = xhat.AsSpan(r * d, d);
+                    for (int i = 0; i < d; i++) xr[i] = (u[i] - mean) * rstd[r];
+                    var y = new Span<double>((double*)op + (long)r * d, d);
+                    if (g == null) xr.CopyTo(y);
+                    else { TensorPrimitives.Multiply(xr, g, y); TensorPrimitives.Add(y, b!, y); }
+                }
+            });
         }
         return precision == Precision.F32
-            ? new Trace(this, rows, g, null, Float32.ToSingle(xhat), rstd)
-            : new Trace(this, rows, g, xhat, null, rstd);
+            ? new Trace32(this, rows, g, Float32.ToSingle(xhat), rstd)
+            : new Trace(this, rows, g, xhat, rstd);
     }
 
-    /// <summary>The trace; x̂ is stored in float64 (<paramref name="xhat"/>) or float32 (<paramref name="xhat32"/>), all arithmetic is float64.</summary>
-    private sealed class Trace(LayerNormBlock blk, int rows, double[]? g, double[]? xhat, float[]? xhat32, double[] rstd) : BlockTrace(blk, rows)
+    /// <summary>
+    /// Runs <paramref name="range"/>(r0, r1) over row ranges covering 0..rows−1: in parallel chunks
+    /// when the rows hold enough work to pay for the threads, else in one call.
+    /// </summary>
+    internal static void ForRows(int rows, int width, Action<int, int> range)
     {
-        /// <summary>x̂ of row r: a view of the float64 cache, or the float32 one widened into <paramref name="scratch"/>.</summary>
-        private ReadOnlySpan<double> XHat(int r, Span<double> scratch)
-        {
-            int d = blk.Width;
-            if (xhat != null) return xhat.AsSpan(r * d, d);
-            Float32.Widen(xhat32.AsSpan(r * d, d), scratch);
-            return scratch[..d];
-        }
+        int chunks = (long)rows * width < ParallelElements ? 1 : Math.Min(rows, 4 * Environment.ProcessorCount);
+        if (chunks <= 1) { range(0, rows); return; }
+        Parallel.For(0, chunks, c => range((int)((long)rows * c / chunks), (int)((long)rows * (c + 1) / chunks)));
+    }
 
+    /// <summary>Row elements below which a LayerNorm loop stays on one thread.</summary>
+    private const long ParallelElements = 1 << 15;
+
+    /// <summary>The float64 trace (x̂ in float64), rows in parallel.</summary>
+    private sealed class Trace(LayerNormBlock blk, int rows, double[]? g, double[] xhat, double[] rstd) : BlockTrace(blk, rows)
+    {
         /// <summary>dx̂ = (v − mean v − x̂ mean(x̂ ⊙ v)) / σ for one row: the Jacobian of x̂, which is symmetric.</summary>
-        private void Normalize(int r, ReadOnlySpan<double> v, Span<double> dst, Span<double> scratch)
+        private void Normalize(int r, ReadOnlySpan<double> v, Span<double> dst)
         {
             int d = blk.Width;
-            var xr = XHat(r, scratch);
+            var xr = xhat.AsSpan(r * d, d);
             double mv = TensorPrimitives.Sum(v) / d, mxv = TensorPrimitives.Dot(xr, v) / d;
             for (int i = 0; i < d; i++) dst[i] = (v[i] - mv - xr[i] * mxv) * rstd[r];
         }
 
-        public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count)
+        public override unsafe void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count)
         {
             int d = blk.Width;
-            Span<double> scratch = xhat != null ? default : d <= 512 ? stackalloc double[d] : new double[d];
-            for (int jr = 0; jr < count * Rows; jr++)
+            fixed (double* pi = dIn, po = dOut)
             {
-                var o = dOut.Slice(jr * d, d);
-                Normalize(jr % Rows, dIn.Slice(jr * d, d), o, scratch);
-                if (g != null) TensorPrimitives.Multiply(o, g, o);
+                nint ip = (nint)pi, op = (nint)po;
+                ForRows(count * Rows, d, (r0, r1) =>
+                {
+                    for (int jr = r0; jr < r1; jr++)
+                    {
+                        var o = new Span<double>((double*)op + (long)jr * d, d);
+                        Normalize(jr % Rows, new ReadOnlySpan<double>((double*)ip + (long)jr * d, d), o);
+                        if (g != null) TensorPrimitives.Multiply(o, g, o);
+                    }
+                });
             }
         }
 
-        public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count)
+        public override unsafe void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count)
         {
             int d = blk.Width;
-            Span<double> t = d <= 512 ? stackalloc double[d] : new double[d];
-            Span<double> scratch = xhat != null ? default : d <= 512 ? stackalloc double[d] : new double[d];
-            for (int jr = 0; jr < count * Rows; jr++)
+            fixed (double* po = dOut, pi = dIn)
             {
-                var q = dOut.Slice(jr * d, d);
-                if (g != null) { TensorPrimitives.Multiply(q, g, t); Normalize(jr % Rows, t, dIn.Slice(jr * d, d), scratch); }
-                else Normalize(jr % Rows, q, dIn.Slice(jr * d, d), scratch);
+                nint op = (nint)po, ip = (nint)pi;
+                ForRows(count * Rows, d, (r0, r1) =>
+                {
+                    Span<double> t = d <= 512 ? stackalloc double[d] : new double[d];
+                    for (int jr = r0; jr < r1; jr++)
+                    {
+                        var q = new ReadOnlySpan<double>((double*)op + (long)jr * d, d);
+                        var dst = new Span<double>((double*)ip + (long)jr * d, d);
+                        if (g != null) { TensorPrimitives.Multiply(q, g, t); Normalize(jr % Rows, t, dst); }
+                        else Normalize(jr % Rows, q, dst);
+                    }
+                });
             }
         }
 
@@ -122,8 +149,8 @@ public sealed class LayerNormBlock : StepBlock
             {
                 int j = jr / Rows, r = jr % Rows;
                 var o = dOut.Slice(jr * d, d);
-                // δy = δγ ⊙ x̂ + δβ (x̂ widened into o first when it is float32)
-                TensorPrimitives.Multiply(XHat(r, o), dTheta.Slice(j * 2 * d, d), o);
+                // δy = δγ ⊙ x̂ + δβ
+                TensorPrimitives.Multiply(xhat.AsSpan(r * d, d), dTheta.Slice(j * 2 * d, d), o);
                 TensorPrimitives.Add(o, dTheta.Slice(j * 2 * d + d, d), o);
             }
         }
@@ -132,7 +159,6 @@ public sealed class LayerNormBlock : StepBlock
         {
             int d = blk.Width;
             if (g == null) return;
-            Span<double> scratch = xhat != null ? default : d <= 512 ? stackalloc double[d] : new double[d];
             for (int j = 0; j < count; j++)
             {
                 var dg = dTheta.Slice(j * 2 * d, d); var db = dTheta.Slice(j * 2 * d + d, d);
@@ -140,7 +166,112 @@ public sealed class LayerNormBlock : StepBlock
                 for (int r = 0; r < Rows; r++)
                 {
                     var q = dOut.Slice((j * Rows + r) * d, d);
-                    TensorPrimitives.MultiplyAdd(q, XHat(r, scratch), dg, dg);
+                    TensorPrimitives.MultiplyAdd(q, xhat.AsSpan(r * d, d), dg, dg);
+                    TensorPrimitives.Add(db, q, db);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The float32 trace: x̂ in float32 and the maps on float32 rows. Each row's two reductions
+    /// (mean v, mean x̂ ⊙ v) and the subtraction v − mean v − x̂·mean(x̂ ⊙ v) are formed in float64,
+    /// because they cancel; the result is rounded to float32 once. The parameter maps are float64.
+    /// </summary>
+    private sealed class Trace32(LayerNormBlock blk, int rows, double[]? g, float[] xhat, double[] rstd) : BlockTrace(blk, rows)
+    {
+        private readonly float[]? _g32 = g == null ? null : Float32.ToSingle(g);
+
+        internal override bool IsSingle => true;
+
+        public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count) => ViaSingle(dIn, blk.Width, dOut, blk.Width, count, Jvp32);
+
+        public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count) => ViaSingle(dOut, blk.Width, dIn, blk.Width, count, Vjp32);
+
+        /// <summary>dx̂ of one row in float32 (reductions and the difference in float64).</summary>
+        private void Normalize(int r, ReadOnlySpan<float> v, Span<float> dst)
+        {
+            int d = blk.Width;
+            var xr = xhat.AsSpan(r * d, d);
+            double mv = Float32.SumWide(v) / d, mxv = Float32.DotWide(xr, v) / d, s = rstd[r];
+            int i = 0, w = System.Numerics.Vector<float>.Count;
+            var vmv = new System.Numerics.Vector<double>(mv); var vmx = new System.Numerics.Vector<double>(mxv); var vs = new System.Numerics.Vector<double>(s);
+            for (; i <= d - w; i += w)
+            {
+                System.Numerics.Vector.Widen(new System.Numerics.Vector<float>(v[i..]), out var v0, out var v1);
+                System.Numerics.Vector.Widen(new System.Numerics.Vector<float>(xr[i..]), out var x0, out var x1);
+                System.Numerics.Vector.Narrow((v0 - vmv - x0 * vmx) * vs, (v1 - vmv - x1 * vmx) * vs).CopyTo(dst[i..]);
+            }
+            for (; i < d; i++) dst[i] = (float)((v[i] - mv - xr[i] * mxv) * s);
+        }
+
+        internal override unsafe void Jvp32(ReadOnlySpan<float> dIn, Span<float> dOut, int count)
+        {
+            int d = blk.Width;
+            fixed (float* pi = dIn, po = dOut)
+            {
+                nint ip = (nint)pi, op = (nint)po;
+                ForRows(count * Rows, d, (r0, r1) =>
+                {
+                    for (int jr = r0; jr < r1; jr++)
+                    {
+                        var o = new Span<float>((float*)op + (long)jr * d, d);
+                        Normalize(jr % Rows, new ReadOnlySpan<float>((float*)ip + (long)jr * d, d), o);
+                        if (_g32 != null) TensorPrimitives.Multiply(o, _g32, o);
+                    }
+                });
+            }
+        }
+
+        internal override unsafe void Vjp32(ReadOnlySpan<float> dOut, Span<float> dIn, int count)
+        {
+            int d = blk.Width;
+            fixed (float* po = dOut, pi = dIn)
+            {
+                nint op = (nint)po, ip = (nint)pi;
+                ForRows(count * Rows, d, (r0, r1) =>
+                {
+                    Span<float> t = d <= 1024 ? stackalloc float[d] : new float[d];
+                    for (int jr = r0; jr < r1; jr++)
+                    {
+                        var q = new ReadOnlySpan<float>((float*)op + (long)jr * d, d);
+                        var dst = new Span<float>((float*)ip + (long)jr * d, d);
+                        if (_g32 != null) { TensorPrimitives.Multiply(q, _g32, t); Normalize(jr % Rows, t, dst); }
+                        else Normalize(jr % Rows, q, dst);
+                    }
+                });
+            }
+        }
+
+        public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> dOut, int count)
+        {
+            int d = blk.Width;
+            if (g == null) { dOut[..(count * Rows * d)].Clear(); return; }
+            for (int jr = 0; jr < count * Rows; jr++)
+            {
+                int j = jr / Rows, r = jr % Rows;
+                var o = dOut.Slice(jr * d, d);
+                // δy = δγ ⊙ x̂ + δβ, x̂ widened into o first
+                Float32.Widen(xhat.AsSpan(r * d, d), o);
+                TensorPrimitives.Multiply(o, dTheta.Slice(j * 2 * d, d), o);
+                TensorPrimitives.Add(o, dTheta.Slice(j * 2 * d + d, d), o);
+            }
+        }
+
+        public override void ParamVjp(ReadOnlySpan<double> dOut, Span<double> dTheta, int count)
+        {
+            int d = blk.Width;
+            if (g == null) return;
+            Span<double> x = d <= 512 ? stackalloc double[d] : new double[d];
+            for (int j = 0; j < count; j++)
+            {
+                var dg = dTheta.Slice(j * 2 * d, d); var db = dTheta.Slice(j * 2 * d + d, d);
+                dg.Clear(); db.Clear();
+                for (int r = 0; r < Rows; r++)
+                {
+                    var q = dOut.Slice((j * Rows + r) * d, d);
+                    Float32.Widen(xhat.AsSpan(r * d, d), x);
+                    TensorPrimitives.MultiplyAdd(q, x, dg, dg);
                     TensorPrimitives.Add(db, q, db);
                 }
             }

@@ -62,12 +62,47 @@ public sealed class SequentialBlock : StepBlock
             traces[i] = c.Forward(parameters, cur, rows, next, precision);
             cur = next;
         }
-        return new Trace(this, rows, traces);
+        return new Trace(this, rows, traces, precision == Precision.F32);
     }
 
-    private sealed class Trace(SequentialBlock blk, int rows, BlockTrace[] traces) : BlockTrace(blk, rows)
+    /// <summary>
+    /// The composed trace. A float32 one (<paramref name="single"/>) runs its input maps on float32
+    /// rows from child to child (each child natively in float32 or through its converting default),
+    /// so that a block of vectors is narrowed once on the way in and widened once on the way out.
+    /// </summary>
+    private sealed class Trace(SequentialBlock blk, int rows, BlockTrace[] traces, bool single) : BlockTrace(blk, rows)
     {
         private int MaxWidth => blk._children.Max(c => Math.Max(c.InputWidth, c.OutputWidth));
+
+        internal override bool IsSingle => single;
+
+        /// <summary>float32 <see cref="JvpRange"/>.</summary>
+        private void JvpRange32(int from, int to, ReadOnlySpan<float> src, Span<float> dst, int count)
+        {
+            if (from == to) { traces[from].Jvp32(src, dst, count); return; }
+            long n = (long)count * Rows * MaxWidth;
+            using var a = new Float32Buffer(n); using var b = new Float32Buffer(n);
+            traces[from].Jvp32(src, a.Span, count);
+            var (x, y) = (a, b);
+            for (int i = from + 1; i < to; i++) { traces[i].Jvp32(x.Span, y.Span, count); (x, y) = (y, x); }
+            traces[to].Jvp32(x.Span, dst, count);
+        }
+
+        /// <summary>float32 <see cref="VjpRange"/>.</summary>
+        private void VjpRange32(int from, int to, ReadOnlySpan<float> src, Span<float> dst, int count)
+        {
+            if (from == to) { traces[from].Vjp32(src, dst, count); return; }
+            long n = (long)count * Rows * MaxWidth;
+            using var a = new Float32Buffer(n); using var b = new Float32Buffer(n);
+            traces[to].Vjp32(src, a.Span, count);
+            var (x, y) = (a, b);
+            for (int i = to - 1; i > from; i--) { traces[i].Vjp32(x.Span, y.Span, count); (x, y) = (y, x); }
+            traces[from].Vjp32(x.Span, dst, count);
+        }
+
+        internal override void Jvp32(ReadOnlySpan<float> dIn, Span<float> dOut, int count) => JvpRange32(0, traces.Length - 1, dIn, dOut, count);
+
+        internal override void Vjp32(ReadOnlySpan<float> dOut, Span<float> dIn, int count) => VjpRange32(0, traces.Length - 1, dOut, dIn, count);
 
         /// <summary>dst = J_to ⋯ J_from src (children from..to, inclusive); src has child from's input width.</summary>
         private void JvpRange(int from, int to, ReadOnlySpan<double> src, Span<double> dst, int count)
@@ -93,9 +128,17 @@ public sealed class SequentialBlock : StepBlock
             traces[from].Vjp(x.Span, dst, count);
         }
 
-        public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count) => JvpRange(0, traces.Length - 1, dIn, dOut, count);
+        public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count)
+        {
+            if (single) ViaSingle(dIn, blk.InputWidth, dOut, blk.OutputWidth, count, Jvp32);
+            else JvpRange(0, traces.Length - 1, dIn, dOut, count);
+        }
 
-        public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count) => VjpRange(0, traces.Length - 1, dOut, dIn, count);
+        public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count)
+        {
+            if (single) ViaSingle(dOut, blk.OutputWidth, dIn, blk.InputWidth, count, Vjp32);
+            else VjpRange(0, traces.Length - 1, dOut, dIn, count);
+        }
 
         public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> dOut, int count) => ParamJvpActive(dTheta, dOut, count, default);
 
@@ -191,9 +234,37 @@ public sealed class SequentialBlock : StepBlock
                     {
                         if (ii == traces.Length - 1) { sites.Add(s); continue; }
                         int wi = blk._children[ii].OutputWidth;
+                        if (single && s.ApplyD32 is { } d32 && s.ApplyDAdjoint32 is { } da32)
+                        {
+                            // float32 all the way: D = J_n ⋯ J_{i+1} D_i on float32 rows; the float64 maps convert once.
+                            SpanMap32 apply = (a, dst, count) =>
+                            {
+                                using var t = new Float32Buffer((long)count * Rows * wi);
+                                d32(a, t.Span, count);
+                                JvpRange32(ii + 1, traces.Length - 1, t.Span, dst, count);
+                            };
+                            SpanMap32 adjoint = (q, a, count) =>
+                            {
+                                using var t = new Float32Buffer((long)count * Rows * wi);
+                                VjpRange32(ii + 1, traces.Length - 1, q, t.Span, count);
+                                da32(t.Span, a, count);
+                            };
+                            int m = s.OutDim, w = blk.OutputWidth;
+                            sites.Add(s with
+                            {
+                                RowLocal = s.RowLocal && downstreamLocal,
+                                ApplyD32 = apply,
+                                ApplyDAdjoint32 = adjoint,
+                                ApplyD = (a, dst, count) => ViaSingle(a, m, dst, w, count, apply),
+                                ApplyDAdjoint = (q, a, count) => ViaSingle(q, w, a, m, count, adjoint),
+                            });
+                            continue;
+                        }
                         sites.Add(s with
                         {
                             RowLocal = s.RowLocal && downstreamLocal,
+                            ApplyD32 = null,
+                            ApplyDAdjoint32 = null,
                             ApplyD = (a, dst, count) =>
                             {
                                 using var t = new BlockBuffer((long)count * Rows * wi);
@@ -273,6 +344,22 @@ public sealed class ResidualBlock : StepBlock
         {
             int n = count * Rows * blk.InputWidth;
             inner.Vjp(dOut, dIn, count);
+            TensorPrimitives.Add(dIn[..n], dOut[..n], dIn[..n]);
+        }
+
+        internal override bool IsSingle => inner.IsSingle;
+
+        internal override void Jvp32(ReadOnlySpan<float> dIn, Span<float> dOut, int count)
+        {
+            int n = count * Rows * blk.InputWidth;
+            inner.Jvp32(dIn, dOut, count);
+            TensorPrimitives.Add(dOut[..n], dIn[..n], dOut[..n]);
+        }
+
+        internal override void Vjp32(ReadOnlySpan<float> dOut, Span<float> dIn, int count)
+        {
+            int n = count * Rows * blk.InputWidth;
+            inner.Vjp32(dOut, dIn, count);
             TensorPrimitives.Add(dIn[..n], dOut[..n], dIn[..n]);
         }
 

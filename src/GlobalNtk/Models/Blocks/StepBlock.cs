@@ -110,6 +110,47 @@ public abstract class BlockTrace
     public abstract void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count);
 
     /// <summary>
+    /// Whether <see cref="Jvp32"/> and <see cref="Vjp32"/> run natively in float32 (the trace of a
+    /// float32 forward pass), so that a float32 pipeline keeps float32 rows through this block.
+    /// </summary>
+    internal virtual bool IsSingle => false;
+
+    /// <summary>
+    /// <see cref="Jvp"/> on float32 rows. Default: widens the block, runs the float64 map and
+    /// narrows the result; float32 traces override it with their own float32 products.
+    /// </summary>
+    internal virtual void Jvp32(ReadOnlySpan<float> dIn, Span<float> dOut, int count) =>
+        Converted(dIn, Block.InputWidth, dOut, Block.OutputWidth, count, Jvp);
+
+    /// <summary><see cref="Vjp"/> on float32 rows (default: through the float64 map, as <see cref="Jvp32"/>).</summary>
+    internal virtual void Vjp32(ReadOnlySpan<float> dOut, Span<float> dIn, int count) =>
+        Converted(dOut, Block.OutputWidth, dIn, Block.InputWidth, count, Vjp);
+
+    private void Converted(ReadOnlySpan<float> src, int srcWidth, Span<float> dst, int dstWidth, int count, SpanMap map)
+    {
+        long rows = (long)count * Rows;
+        using var x = new Operators.BlockBuffer(rows * srcWidth);
+        using var y = new Operators.BlockBuffer(rows * dstWidth);
+        Float32.Widen(src[..x.Span.Length], x.Span);
+        map(x.Span, y.Span, count);
+        Float32.Narrow(y.Span, dst);
+    }
+
+    /// <summary>
+    /// The float64 map of a float32 trace: narrows the block once, runs <paramref name="map"/> in
+    /// float32, widens the result once.
+    /// </summary>
+    private protected void ViaSingle(ReadOnlySpan<double> src, int srcWidth, Span<double> dst, int dstWidth, int count, SpanMap32 map)
+    {
+        long rows = (long)count * Rows;
+        using var x = new Float32Buffer(rows * srcWidth);
+        using var y = new Float32Buffer(rows * dstWidth);
+        Float32.Narrow(src[..x.Span.Length], x.Span);
+        map(x.Span, y.Span, count);
+        Float32.Widen(y.Span, dst);
+    }
+
+    /// <summary>
     /// dOut = J_u E dIn (overwrite), where E places dIn [count·Rows, width] at the input columns
     /// [offset, offset + width) with zeros elsewhere: the JVP of a part of the input row, e.g. only
     /// the x of a recurrent cell's [z_prev, x]. Default: embeds and calls <see cref="Jvp"/>; a
@@ -214,6 +255,26 @@ public abstract class BlockTrace
 public sealed record LocalSite(string Name, string Weight, string? Bias, int Width, int OutDim, double[] Variables, bool RowLocal,
     SpanMap ApplyD, SpanMap ApplyDAdjoint)
 {
+    private double[]? _variables = Variables;
+
+    /// <summary>
+    /// Û [Rows, Width + biases] in float64. A float32 site built with <see cref="Variables"/> = null
+    /// keeps only <see cref="Variables32"/> and widens it here on first use (then keeps the copy):
+    /// the Kronecker core's Gram matrices accumulate in float64, K's applications do not need it.
+    /// </summary>
+    public double[] Variables
+    {
+        get => _variables ??= Float32.ToDouble(Variables32 ?? throw new InvalidOperationException($"Site '{Name}' has neither float64 nor float32 variables."));
+        init => _variables = value;
+    }
+
+    /// <summary>Û in float32 when the block's trace keeps it so (float32 precision), else null.</summary>
+    internal float[]? Variables32 { get; init; }
+    /// <summary>D on float32 rows (float32 sites; null when the site has no float32 maps).</summary>
+    internal SpanMap32? ApplyD32 { get; init; }
+    /// <summary>D* on float32 rows (with <see cref="ApplyD32"/>).</summary>
+    internal SpanMap32? ApplyDAdjoint32 { get; init; }
+
     /// <summary>
     /// Every weight tensor whose column blocks form W, in U's column order (default: just
     /// <see cref="Weight"/>). A recurrent cell's site has W = [W_hh, W_ih] with u = [v(h); x].
@@ -228,3 +289,6 @@ public sealed record LocalSite(string Name, string Weight, string? Bias, int Wid
 
 /// <summary>A linear map between two row blocks of <c>count</c> vectors.</summary>
 public delegate void SpanMap(ReadOnlySpan<double> src, Span<double> dst, int count);
+
+/// <summary>A linear map between two float32 row blocks of <c>count</c> vectors.</summary>
+internal delegate void SpanMap32(ReadOnlySpan<float> src, Span<float> dst, int count);
