@@ -80,13 +80,19 @@ internal static class TransformerBench
         var tPs = Best(reps, () => ops.PAdjoint.ApplyBlock(q, y, 1));
         long peakSingle = Process.GetCurrentProcess().PeakWorkingSet64;
         Timing tNtkB = default;
+        long allocBlock = 0;
         if (block > 0)
         {
             var qb = Random(block * s, 4);
             var yb = new double[block * s];
+            long a0 = GC.GetTotalAllocatedBytes(precise: true);
             tNtkB = Best(1, () => ops.NtkS.ApplyBlock(qb, yb, block));
+            allocBlock = GC.GetTotalAllocatedBytes(precise: true) - a0;
         }
         long peakBlock = Process.GetCurrentProcess().PeakWorkingSet64;
+        GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();
+        Console.WriteLine($"GC: {allocBlock / 1e6:F0} MB allocated by the block application; live heap afterwards {GC.GetTotalMemory(false) / 1e6:F0} MB " +
+                          $"(linearisation, operators, pooled scratch, and the bench's own vectors)");
         Console.WriteLine($"NTK_S (1 vector): {tNtk}");
         Console.WriteLine($"K Kronecker (1 vector): {tK}");
         Console.WriteLine($"P (1 vector): {tP}   P* (1 vector): {tPs}");

@@ -121,30 +121,3 @@ internal static class Float32
                 throw new NonFiniteException($"{what}: element {i} of {x.Length} is {x[i]}.");
     }
 }
-
-/// <summary>A pooled float32 scratch block (returned on Dispose); its contents start undefined.</summary>
-internal sealed class Float32Buffer : IDisposable
-{
-    private float[]? _array;
-    private readonly int _length;
-
-    /// <exception cref="MemoryBudgetException">The block exceeds the largest array .NET can allocate.</exception>
-    public Float32Buffer(long length)
-    {
-        if (length > Array.MaxLength)
-            throw new MemoryBudgetException($"A float32 scratch block of {length} values exceeds the largest array ({Array.MaxLength} elements); use fewer vectors per block.");
-        _length = (int)length;
-        _array = System.Buffers.ArrayPool<float>.Shared.Rent(Math.Max(1, _length));
-    }
-
-    /// <summary>The block (its requested length).</summary>
-    public Span<float> Span => (_array ?? throw new ObjectDisposedException(nameof(Float32Buffer))).AsSpan(0, _length);
-
-    /// <summary>Returns the array to the pool (once).</summary>
-    public void Dispose()
-    {
-        var a = _array;
-        _array = null;
-        if (a != null) System.Buffers.ArrayPool<float>.Shared.Return(a);
-    }
-}

@@ -1,3 +1,4 @@
+using GlobalNtk.Operators;
 using GlobalNtk.Dense;
 
 namespace GlobalNtk.Models.Blocks;
