@@ -17,8 +17,10 @@ namespace GlobalNtk.Bench;
 /// Kronecker-core rank bound against the state dimension, per-site numerical ranks and PR(Ĝ_s),
 /// and PR(K), PR(NTK_S) from Rademacher probes. Options: <c>--d --heads --layers --ff --seqs
 /// --tokens --block (0: skip the block timing) --probes --reps --no-finding --mode-capture
-/// --post-ln (norm_first=False blocks) --final-norm (nn.TransformerEncoder(norm=…)) --precision f64|f32</c>
-/// (f32: float32 caches and sgemm products through every block; see TransformerModel.Linearize).
+/// --post-ln (norm_first=False blocks) --final-norm (nn.TransformerEncoder(norm=…)) --precision f64|f32 --f64-vectors</c>
+/// (f32: float32 caches and sgemm products through every block, see TransformerModel.Linearize, and
+/// the timed vectors are float32 blocks applied through the operators' float32 path, unless
+/// <c>--f64-vectors</c> keeps them float64 as the estimators do).
 /// </summary>
 internal static class TransformerBench
 {
@@ -26,7 +28,7 @@ internal static class TransformerBench
     {
         int d = 128, heads = 4, layers = 4, ff = 0, seqs = 32, tokens = 64, block = 30, probes = 30, reps = 1;
         bool modeCapture = false;
-        bool finding = true, postLn = false, finalNorm = false;
+        bool finding = true, postLn = false, finalNorm = false, f64Vectors = false;
         var precision = Precision.F64;
         for (int i = 0; i < args.Length; i++)
         {
@@ -45,6 +47,7 @@ internal static class TransformerBench
                 case "--mode-capture": modeCapture = true; break;
                 case "--post-ln": postLn = true; break;
                 case "--final-norm": finalNorm = true; break;
+                case "--f64-vectors": f64Vectors = true; break;
                 case "--precision":
                     if (!PrecisionNames.TryParse(args[++i], out precision)) { Console.Error.WriteLine($"error: --precision '{args[i]}' is not f64 or f32"); return 2; }
                     break;
@@ -72,21 +75,28 @@ internal static class TransformerBench
         Console.WriteLine($"state {lin.StateShape} = {s} scalars, θ = {lin.Parameters.TotalSize} scalars, {lin.Sites.Count} sites");
         Console.WriteLine($"setup (forward + operators): {setup}   (first, incl. JIT: {setupCold})");
 
+        bool single = precision == Precision.F32 && !f64Vectors;
+        Console.WriteLine($"vectors: {(single ? "float32 blocks (the operators' float32 path)" : "float64 blocks")}");
         var q = Random(s, 3);
         var y = new double[s];
-        var tNtk = Best(reps, () => ops.NtkS.ApplyBlock(q, y, 1));
-        var tK = Best(reps, () => ops.KKronecker.ApplyBlock(q, y, 1));
-        var tP = Best(reps, () => ops.P.ApplyBlock(q, y, 1));
-        var tPs = Best(reps, () => ops.PAdjoint.ApplyBlock(q, y, 1));
+        var q32 = single ? q.Select(v => (float)v).ToArray() : [];
+        var y32 = new float[single ? s : 0];
+        void Apply(LinearOperator op) { if (single) op.ApplyBlock(q32, y32, 1); else op.ApplyBlock(q, y, 1); }
+        var tNtk = Best(reps, () => Apply(ops.NtkS));
+        var tK = Best(reps, () => Apply(ops.KKronecker));
+        var tP = Best(reps, () => Apply(ops.P));
+        var tPs = Best(reps, () => Apply(ops.PAdjoint));
         long peakSingle = Process.GetCurrentProcess().PeakWorkingSet64;
         Timing tNtkB = default;
         long allocBlock = 0;
         if (block > 0)
         {
-            var qb = Random(block * s, 4);
-            var yb = new double[block * s];
+            var qb = Random(single ? 0 : block * s, 4);
+            var yb = new double[single ? 0 : block * s];
+            var qb32 = single ? Random(block * s, 4).Select(v => (float)v).ToArray() : [];
+            var yb32 = new float[single ? block * s : 0];
             long a0 = GC.GetTotalAllocatedBytes(precise: true);
-            tNtkB = Best(1, () => ops.NtkS.ApplyBlock(qb, yb, block));
+            tNtkB = Best(1, () => { if (single) ops.NtkS.ApplyBlock(qb32, yb32, block); else ops.NtkS.ApplyBlock(qb, yb, block); });
             allocBlock = GC.GetTotalAllocatedBytes(precise: true) - a0;
         }
         long peakBlock = Process.GetCurrentProcess().PeakWorkingSet64;
@@ -98,7 +108,7 @@ internal static class TransformerBench
         Console.WriteLine($"P (1 vector): {tP}   P* (1 vector): {tPs}");
         if (block > 0) Console.WriteLine($"NTK_S (block of {block}): {tNtkB}   per vector {tNtkB.Wall / block:F3} s wall");
         Console.WriteLine($"peak working set: {peakSingle / 1e6:F0} MB after setup + single applications, {peakBlock / 1e6:F0} MB after the block of {block} " +
-                          $"(one state vector = {8.0 * s / 1e6:F1} MB, the block = {8.0 * s * block / 1e6:F0} MB)");
+                          $"(one state vector = {(single ? 4.0 : 8.0) * s / 1e6:F1} MB, the block = {(single ? 4.0 : 8.0) * s * block / 1e6:F0} MB)");
         if (modeCapture) ModeCapture(ops);
         if (!finding) return 0;
 

@@ -65,6 +65,22 @@ public abstract class ChainLinearization
     public abstract IReadOnlyList<WeightSite> Sites { get; }
 
     /// <summary>
+    /// Whether the float32 state maps (<see cref="StateJvpAdd(int, ReadOnlySpan{float}, Span{float}, int, double)"/>,
+    /// <see cref="StateVjpAdd(int, ReadOnlySpan{float}, Span{float}, int, double)"/> and the sites'
+    /// float32-state D and D*) run natively: a float32 linearisation whose steps keep float32 rows.
+    /// The NTK operators then apply float32 blocks of state vectors without widening them.
+    /// </summary>
+    internal virtual bool HasSingleStateMaps => false;
+
+    /// <summary><see cref="StateJvpAdd(int, ReadOnlySpan{double}, Span{double}, int, double)"/> on float32 state blocks (only with <see cref="HasSingleStateMaps"/>).</summary>
+    internal virtual void StateJvpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0) =>
+        throw new NotSupportedException($"{GetType().Name} has no float32 state maps.");
+
+    /// <summary><see cref="StateVjpAdd(int, ReadOnlySpan{double}, Span{double}, int, double)"/> on float32 state blocks (only with <see cref="HasSingleStateMaps"/>).</summary>
+    internal virtual void StateVjpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0) =>
+        throw new NotSupportedException($"{GetType().Name} has no float32 state maps.");
+
+    /// <summary>
     /// The site part of the Kronecker-core K in one fused pass, when the linearisation has one:
     /// y[j] += Σ_s D_s (Û_s Û_sᵀ ⊗ I) D_s* x[j] over every site of <see cref="Sites"/>
     /// (docs/math.md#kronecker-core). Returns false (the default) when there is none; K then applies
@@ -192,8 +208,14 @@ public abstract class WeightSite
     /// </summary>
     internal virtual bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<double> dst, int count) => false;
 
-    /// <summary><see cref="ApplyDAdjoint"/> into a float32 block a (with <see cref="TryApplyDAddSingle"/>); false when the site has none.</summary>
+    /// <summary><see cref="ApplyDAdjoint"/> into a float32 block a (with <see cref="TryApplyDAddSingle(ReadOnlySpan{float}, Span{double}, int)"/>); false when the site has none.</summary>
     internal virtual bool TryApplyDAdjointSingle(ReadOnlySpan<double> q, Span<float> a, int count) => false;
+
+    /// <summary>dst[j] += D_s a[j] with float32 a and a float32 state block dst; false (nothing done) when the site has no float32 maps.</summary>
+    internal virtual bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<float> dst, int count) => false;
+
+    /// <summary>a[j] = D_s* q[j] with a float32 state block q; false when the site has no float32 maps.</summary>
+    internal virtual bool TryApplyDAdjointSingle(ReadOnlySpan<float> q, Span<float> a, int count) => false;
 
     /// <summary>dst[j] += D_s · a[j], a is [count, Rows, OutDim], dst a full-state block.</summary>
     public abstract void ApplyDAdd(ReadOnlySpan<double> a, Span<double> dst, int count);

@@ -49,6 +49,66 @@ public sealed class KroneckerKernelOperator : CheckedOperator
     protected override void AdjointBlock(ReadOnlySpan<double> x, Span<double> y, int count) => ForwardBlock(x, y, count);
 
     /// <summary>
+    /// On a float32 linearisation with float32 state maps, K on a float32 block: every site term in
+    /// float32 (D_s*, the two Gram products, D_s); the J_rest term runs on the chunk widened to float64
+    /// and is added in float32.
+    /// </summary>
+    protected override void ForwardBlock(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        if (!_lin.HasSingleStateMaps) { base.ForwardBlock(x, y, count); return; }
+        y.Clear();
+        foreach (var site in _lin.Sites) AddSiteTermSingle(site, x, y, count);
+        if (_map.RestSize > 0) AddRestTerm(x, y, count);
+    }
+
+    /// <inheritdoc/>
+    protected override void AdjointBlock(ReadOnlySpan<float> x, Span<float> y, int count) => ForwardBlock(x, y, count);
+
+    /// <summary>y += D_s (Û Ûᵀ ⊗ I) D_s* x on float32 state blocks (the site has float32 maps: <see cref="ChainLinearization.HasSingleStateMaps"/>).</summary>
+    private static void AddSiteTermSingle(WeightSite site, ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        int n = site.Rows, d = site.AugmentedWidth, m = site.OutDim, s = x.Length / Math.Max(1, count);
+        if (n == 0 || m == 0 || d == 0 || count == 0) return;
+        int blockSize = n * m;
+        int chunk = (int)Math.Clamp(SiteBlockBudget.Value / blockSize, 1, count);
+        using var aBuf = new Float32Buffer((long)chunk * blockSize);
+        using var cBuf = new Float32Buffer((long)chunk * d * m);
+        var u = site.VariablesSingle.Span;
+        for (int j0 = 0; j0 < count; j0 += chunk)
+        {
+            int cs = Math.Min(chunk, count - j0);
+            var a = aBuf.Span[..(cs * blockSize)];
+            var c = cBuf.Span[..(cs * d * m)];
+            if (!site.TryApplyDAdjointSingle(x.Slice(j0 * s, cs * s), a, cs))
+                throw new InvalidOperationException($"Site '{site.Name}' has no float32 D*.");
+            Gemm.MultiplyBatched(Trans.Yes, Trans.No, cs, d, m, n, 1f, u, d, 0, a, m, blockSize, 0f, c, m, d * m);
+            Gemm.MultiplyBatched(Trans.No, Trans.No, cs, n, m, d, 1f, u, d, 0, c, m, d * m, 0f, a, m, blockSize);
+            if (!site.TryApplyDAddSingle((ReadOnlySpan<float>)a, y.Slice(j0 * s, cs * s), cs))
+                throw new InvalidOperationException($"Site '{site.Name}' has no float32 D.");
+        }
+    }
+
+    /// <summary>The J_rest term on a float32 block: each chunk widened, J_rest J_rest* in float64, the result added rounded.</summary>
+    private void AddRestTerm(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        int n = Domain.Size;
+        int chunk = (int)Math.Clamp(SiteBlockBudget.Value / Math.Max(1, 2L * n + _map.RestSize), 1, Math.Max(1, count));
+        using var wx = new BlockBuffer((long)chunk * n);
+        using var wy = new BlockBuffer((long)chunk * n);
+        for (int j0 = 0; j0 < count; j0 += chunk)
+        {
+            int cs = Math.Min(chunk, count - j0);
+            var xs = wx.Span[..(cs * n)];
+            var ys = wy.Span[..(cs * n)];
+            Float32.Widen(x.Slice(j0 * n, cs * n), xs);
+            ys.Clear();
+            AddRestTerm(xs, ys, cs);
+            var dst = y.Slice(j0 * n, cs * n);
+            for (int i = 0; i < dst.Length; i++) dst[i] = (float)(dst[i] + ys[i]);
+        }
+    }
+
+    /// <summary>
     /// Doubles per site-sized temporary block (64 MiB): a block of vectors is done in chunks that
     /// fit. Tests shrink it for their own call only, through <see cref="ScopedSetting{T}.Override"/>.
     /// </summary>

@@ -91,4 +91,21 @@ public sealed class StateNtkOperator : CheckedOperator
 
     /// <inheritdoc/>
     protected override void AdjointBlock(ReadOnlySpan<double> x, Span<double> y, int count) => ForwardBlock(x, y, count);
+
+    /// <summary>
+    /// On a float32 linearisation with float32 state maps: the scratch block and both sweeps in
+    /// float32, and K applied to the float32 block (natively, or through its float64 map).
+    /// </summary>
+    protected override void ForwardBlock(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        if (!_lin.HasSingleStateMaps) { base.ForwardBlock(x, y, count); return; }
+        using var w = new Float32Buffer((long)count * Domain.Size);
+        x.CopyTo(w.Span);
+        Sweeps.PropagateAdjoint(_lin, w.Span, count);
+        _k.ApplyBlock(w.Span, y, count);
+        Sweeps.Propagate(_lin, y, count);
+    }
+
+    /// <inheritdoc/>
+    protected override void AdjointBlock(ReadOnlySpan<float> x, Span<float> y, int count) => ForwardBlock(x, y, count);
 }

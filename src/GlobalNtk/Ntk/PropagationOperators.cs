@@ -27,6 +27,25 @@ public sealed class PropagationOperator : CheckedOperator
     /// <inheritdoc/>
     protected override void AdjointBlock(ReadOnlySpan<double> x, Span<double> y, int count) => Sweep(x, y, count, !_adjoint);
 
+    /// <inheritdoc/>
+    protected override void ForwardBlock(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        if (_lin.HasSingleStateMaps) Sweep(x, y, count, _adjoint); else base.ForwardBlock(x, y, count);
+    }
+
+    /// <inheritdoc/>
+    protected override void AdjointBlock(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        if (_lin.HasSingleStateMaps) Sweep(x, y, count, !_adjoint); else base.AdjointBlock(x, y, count);
+    }
+
+    private void Sweep(ReadOnlySpan<float> x, Span<float> y, int count, bool backward)
+    {
+        x.CopyTo(y);
+        if (backward) Sweeps.PropagateAdjoint(_lin, y, count);
+        else Sweeps.Propagate(_lin, y, count);
+    }
+
     private void Sweep(ReadOnlySpan<double> x, Span<double> y, int count, bool backward)
     {
         x.CopyTo(y);
@@ -49,4 +68,16 @@ public sealed class PropagationInverseOperator : CheckedOperator
     protected override void ForwardBlock(ReadOnlySpan<double> x, Span<double> y, int count) => Sweeps.Inverse(_lin, x, y, count);
     /// <inheritdoc/>
     protected override void AdjointBlock(ReadOnlySpan<double> x, Span<double> y, int count) => Sweeps.InverseAdjoint(_lin, x, y, count);
+
+    /// <inheritdoc/>
+    protected override void ForwardBlock(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        if (_lin.HasSingleStateMaps) Sweeps.Inverse(_lin, x, y, count); else base.ForwardBlock(x, y, count);
+    }
+
+    /// <inheritdoc/>
+    protected override void AdjointBlock(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        if (_lin.HasSingleStateMaps) Sweeps.InverseAdjoint(_lin, x, y, count); else base.AdjointBlock(x, y, count);
+    }
 }

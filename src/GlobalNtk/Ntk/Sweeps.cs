@@ -20,6 +20,32 @@ internal static class Sweeps
         for (int step = lin.Steps - 1; step >= 1; step--) lin.StateVjpAdd(step, w, w, count);
     }
 
+    /// <summary><see cref="Propagate(ChainLinearization, Span{double}, int)"/> on a float32 block (<see cref="ChainLinearization.HasSingleStateMaps"/>).</summary>
+    public static void Propagate(ChainLinearization lin, Span<float> v, int count)
+    {
+        for (int step = 1; step < lin.Steps; step++) lin.StateJvpAdd(step, v, v, count);
+    }
+
+    /// <summary><see cref="PropagateAdjoint(ChainLinearization, Span{double}, int)"/> on a float32 block.</summary>
+    public static void PropagateAdjoint(ChainLinearization lin, Span<float> w, int count)
+    {
+        for (int step = lin.Steps - 1; step >= 1; step--) lin.StateVjpAdd(step, w, w, count);
+    }
+
+    /// <summary><see cref="Inverse(ChainLinearization, ReadOnlySpan{double}, Span{double}, int)"/> on float32 blocks.</summary>
+    public static void Inverse(ChainLinearization lin, ReadOnlySpan<float> q, Span<float> y, int count)
+    {
+        q.CopyTo(y);
+        for (int step = 1; step < lin.Steps; step++) lin.StateJvpAdd(step, q, y, count, -1.0);
+    }
+
+    /// <summary><see cref="InverseAdjoint(ChainLinearization, ReadOnlySpan{double}, Span{double}, int)"/> on float32 blocks.</summary>
+    public static void InverseAdjoint(ChainLinearization lin, ReadOnlySpan<float> q, Span<float> y, int count)
+    {
+        q.CopyTo(y);
+        for (int step = 1; step < lin.Steps; step++) lin.StateVjpAdd(step, q, y, count, -1.0);
+    }
+
     /// <summary>y = P⁻¹ q: y_k = q_k − A_k q_{k−1}.</summary>
     public static void Inverse(ChainLinearization lin, ReadOnlySpan<double> q, Span<double> y, int count)
     {

@@ -48,6 +48,48 @@ public abstract class LinearOperator
         ApplyAdjointBlockCore(x, y, count);
     }
 
+    /// <summary>
+    /// Y = A·X for a block of float32 vectors (vector-major, as the float64 overload); checks lengths.
+    /// Operators with a float32 path (the NTK operators of a float32 linearisation) keep the block in
+    /// float32 end to end, at half the memory; every other operator widens X, applies its float64 map
+    /// and rounds Y.
+    /// </summary>
+    public void ApplyBlock(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        CheckBlock(x.Length, Domain, count, "input");
+        CheckBlock(y.Length, Range, count, "output");
+        ApplyBlockCore(x, y, count);
+    }
+
+    /// <summary>Y = A*·X for a block of float32 vectors; checks lengths (see the float32 <see cref="ApplyBlock(ReadOnlySpan{float}, Span{float}, int)"/>).</summary>
+    public void ApplyAdjointBlock(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        CheckBlock(x.Length, Range, count, "adjoint input");
+        CheckBlock(y.Length, Domain, count, "adjoint output");
+        ApplyAdjointBlockCore(x, y, count);
+    }
+
+    /// <summary>Y = A·X on float32 vectors (Y overwritten). Default: through the float64 map.</summary>
+    protected virtual void ApplyBlockCore(ReadOnlySpan<float> x, Span<float> y, int count) =>
+        Widened(x, Domain.Size, y, Range.Size, count, ApplyBlockCore);
+
+    /// <summary>Y = A*·X on float32 vectors (Y overwritten). Default: through the float64 map.</summary>
+    protected virtual void ApplyAdjointBlockCore(ReadOnlySpan<float> x, Span<float> y, int count) =>
+        Widened(x, Range.Size, y, Domain.Size, count, ApplyAdjointBlockCore);
+
+    /// <summary>A float64 block map applied to float32 vectors: X widened, Y rounded once.</summary>
+    private protected delegate void DoubleBlockMap(ReadOnlySpan<double> x, Span<double> y, int count);
+
+    /// <summary>Runs <paramref name="map"/> on <paramref name="x"/> widened to float64 and rounds its result into <paramref name="y"/>.</summary>
+    private protected static void Widened(ReadOnlySpan<float> x, int xSize, Span<float> y, int ySize, int count, DoubleBlockMap map)
+    {
+        using var wx = new BlockBuffer((long)xSize * count);
+        using var wy = new BlockBuffer((long)ySize * count);
+        Float32.Widen(x, wx.Span);
+        map(wx.Span, wy.Span, count);
+        Float32.Narrow(wy.Span, y);
+    }
+
     /// <summary>A·x as a new array.</summary>
     public double[] Apply(ReadOnlySpan<double> x)
     {

@@ -237,6 +237,59 @@ internal sealed class BlockChainLinearization : ChainLinearization
         for (int jb = 0; jb < count * _b; jb++) Float32.AddWidened(rows.Slice(jb * g, g), alpha, block.Slice((jb * _t + step) * g, g));
     }
 
+    /// <summary>rows[j, b, :] = block[j, b, step, :] for float32 blocks.</summary>
+    private void Gather(ReadOnlySpan<float> block, int step, int count, Span<float> rows)
+    {
+        int g = Group;
+        for (int jb = 0; jb < count * _b; jb++) block.Slice((jb * _t + step) * g, g).CopyTo(rows.Slice(jb * g, g));
+    }
+
+    /// <summary>block[j, b, step, :] += alpha · rows[j, b, :] for float32 blocks.</summary>
+    private void Scatter(ReadOnlySpan<float> rows, Span<float> block, int step, int count, float alpha)
+    {
+        int g = Group;
+        for (int jb = 0; jb < count * _b; jb++)
+        {
+            var d = block.Slice((jb * _t + step) * g, g);
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(rows.Slice(jb * g, g), alpha, d, d);
+        }
+    }
+
+    internal override bool HasSingleStateMaps => _single ??= Precision == Precision.F32 && _traces.Skip(1).All(t => t.IsSingle) && Sites.All(s => s.VariablesSingle.Length > 0);
+    private bool? _single;
+
+    internal override void StateJvpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0)
+    {
+        CheckStep(step, "StateJvpAdd");
+        if (!Single(step)) { base.StateJvpAdd(step, src, dst, count, alpha); return; }
+        int size = StateShape.Size;
+        for (int j0 = 0; j0 < count; j0 += _chunk)
+        {
+            int cs = Math.Min(_chunk, count - j0);
+            long n = (long)cs * _b * Group;
+            using var a = new Float32Buffer(n); using var b = new Float32Buffer(n);
+            Gather(src[(j0 * size)..], step - 1, cs, a.Span);
+            _traces[step].Jvp32(a.Span, b.Span, cs);
+            Scatter(b.Span, dst[(j0 * size)..], step, cs, (float)alpha);
+        }
+    }
+
+    internal override void StateVjpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0)
+    {
+        CheckStep(step, "StateVjpAdd");
+        if (!Single(step)) { base.StateVjpAdd(step, src, dst, count, alpha); return; }
+        int size = StateShape.Size;
+        for (int j0 = 0; j0 < count; j0 += _chunk)
+        {
+            int cs = Math.Min(_chunk, count - j0);
+            long n = (long)cs * _b * Group;
+            using var a = new Float32Buffer(n); using var b = new Float32Buffer(n);
+            Gather(src[(j0 * size)..], step, cs, a.Span);
+            _traces[step].Vjp32(a.Span, b.Span, cs);
+            Scatter(b.Span, dst[(j0 * size)..], step - 1, cs, (float)alpha);
+        }
+    }
+
     /// <summary>Whether step k's trace runs its input maps in float32 (a float32 linearisation): A_k then runs on float32 rows.</summary>
     private bool Single(int k) => _traces[k].IsSingle;
 
@@ -463,6 +516,34 @@ internal sealed class BlockChainLinearization : ChainLinearization
                 int cs = Math.Min(lin._chunk, count - j0);
                 using var t = new Float32Buffer((long)cs * lin._b * lin.Group);
                 lin.Gather32(q[(j0 * size)..], k, cs, t.Span);
+                da32(t.Span, a.Slice(j0 * n, cs * n), cs);
+            }
+            return true;
+        }
+
+        internal override bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<float> dst, int count)
+        {
+            if (s.ApplyD32 is not { } d32) return false;
+            int n = Rows * OutDim, size = lin.StateShape.Size;
+            for (int j0 = 0; j0 < count; j0 += lin._chunk)
+            {
+                int cs = Math.Min(lin._chunk, count - j0);
+                using var t = new Float32Buffer((long)cs * lin._b * lin.Group);
+                d32(a.Slice(j0 * n, cs * n), t.Span, cs);
+                lin.Scatter(t.Span, dst[(j0 * size)..], k, cs, 1f);
+            }
+            return true;
+        }
+
+        internal override bool TryApplyDAdjointSingle(ReadOnlySpan<float> q, Span<float> a, int count)
+        {
+            if (s.ApplyDAdjoint32 is not { } da32) return false;
+            int n = Rows * OutDim, size = lin.StateShape.Size;
+            for (int j0 = 0; j0 < count; j0 += lin._chunk)
+            {
+                int cs = Math.Min(lin._chunk, count - j0);
+                using var t = new Float32Buffer((long)cs * lin._b * lin.Group);
+                lin.Gather(q[(j0 * size)..], k, cs, t.Span);
                 da32(t.Span, a.Slice(j0 * n, cs * n), cs);
             }
             return true;
