@@ -18,7 +18,9 @@ namespace GlobalNtk.Bench;
 /// <c>blocks transformer [d=128] [L=4] [S=32] [N=64] [block=30] [rounds=2] [post-ln]</c>: the
 /// transformer of <c>bench transformer</c> (4 heads, d_ff = 4d, causal GELU) on the block chain vs
 /// the fused TransformerLinearization; setup (forward + operators), NTK_S on one vector and on a
-/// block, process CPU seconds, the two paths alternating for <c>rounds</c> rounds (best kept).
+/// block, process CPU seconds, the two paths alternating for <c>rounds</c> rounds (best kept). With
+/// <c>f32</c>: the block path in float64 against float32 (with float64 vectors, as the estimators
+/// apply it, and with float32 vectors through the operators' float32 path) instead of the fused path.
 /// </summary>
 internal static class BlocksBench
 {
@@ -55,8 +57,8 @@ internal static class BlocksBench
 
     private static int Transformer(string[] args)
     {
-        bool postLn = args.Contains("post-ln");
-        args = args.Where(a => a != "post-ln").ToArray();
+        bool postLn = args.Contains("post-ln"), f32 = args.Contains("f32");
+        args = args.Where(a => a != "post-ln" && a != "f32").ToArray();
         int Arg(int i, int d) => args.Length > i ? int.Parse(args[i]) : d;
         int d = Arg(0, 128), layers = Arg(1, 4), seqs = Arg(2, 32), tokens = Arg(3, 64), block = Arg(4, 30), rounds = Arg(5, 2);
         var config = new Models.Transformer.TransformerConfig(Models.Transformer.TransformerInput.Linear, 3, d, 4, layers, 4 * d, Activation.Gelu, Causal: true)
@@ -67,7 +69,10 @@ internal static class BlocksBench
             new AxisShape(("sequence", seqs), ("token", tokens), ("input", 3)));
         Console.WriteLine($"transformer d={d} heads=4 L={layers} d_ff={4 * d} causal GELU {(postLn ? "post-LN" : "pre-LN")} {seqs}×{tokens} tokens, " +
                           $"θ = {model.Parameters.TotalSize}, cores={Environment.ProcessorCount}; CPU seconds, best of {rounds} alternating rounds");
-        var paths = new (string Name, Func<ChainLinearization> Make)[] { ("blocks", () => model.Linearize(x)), ("fused", () => model.LinearizeFused(x)) };
+        // f32: the block path in float64, in float32 with float64 vectors (as the estimators), and in float32 with float32 vectors.
+        var paths = f32
+            ? new (string Name, Func<ChainLinearization> Make)[] { ("f64", () => model.Linearize(x)), ("f32", () => model.Linearize(x, Precision.F32)), ("f32v32", () => model.Linearize(x, Precision.F32)) }
+            : [("blocks", () => model.Linearize(x)), ("fused", () => model.LinearizeFused(x))];
         static double Cpu(Action run)
         {
             var proc = Process.GetCurrentProcess();
@@ -88,18 +93,31 @@ internal static class BlocksBench
                 double setup = Cpu(() => { ops = new NtkOperators(make()); _ = ops.NtkS; });
                 size = ops.Linearization.StateShape.Size;
                 var v1 = Enumerable.Range(0, size).Select(_ => rng.NextDouble() - 0.5).ToArray();
-                double one = Cpu(() => ops.NtkS.ApplyBlock(v1, 1));
-                double k1 = Cpu(() => ops.KKronecker.ApplyBlock(v1, 1));
+                bool single = name == "f32v32";
+                var s1 = single ? Float32.ToSingle(v1) : []; var y1 = new float[single ? size : 0];
+                double one = Cpu(() => { if (single) ops.NtkS.ApplyBlock(s1, y1, 1); else ops.NtkS.ApplyBlock(v1, 1); });
+                double k1 = Cpu(() => { if (single) ops.KKronecker.ApplyBlock(s1, y1, 1); else ops.KKronecker.ApplyBlock(v1, 1); });
                 double blk = 0;
                 if (block > 0 && round > 0)
                 {
                     var vb = Enumerable.Range(0, block * size).Select(_ => rng.NextDouble() - 0.5).ToArray();
-                    blk = Cpu(() => ops.NtkS.ApplyBlock(vb, block));
+                    var sb = single ? Float32.ToSingle(vb) : []; var yb = new float[single ? block * size : 0];
+                    blk = Cpu(() => { if (single) ops.NtkS.ApplyBlock(sb, yb, block); else ops.NtkS.ApplyBlock(vb, block); });
                 }
                 if (round == 0) continue;
                 Keep(name, "forward", fwd); Keep(name, "setup", setup); Keep(name, "ntk1", one); Keep(name, "k1", k1); Keep(name, "ntkB", blk);
                 Console.WriteLine($"  round {round} {name,-6}: forward {fwd,7:F3}  setup {setup,7:F3}  NTK_S 1 vec {one,7:F3}  K 1 vec {k1,7:F3}  NTK_S {block} vec {blk,8:F3}");
             }
+        if (f32)
+        {
+            Console.WriteLine($"{"CPU s (best)",-22} {"f64",9} {"f32",9} {"f32v32",9} {"f64/f32",9} {"f64/f32v32",11}");
+            foreach (var (what, label) in new[] { ("forward", "forward (linearise)"), ("setup", "setup (+ operators)"), ("ntk1", "NTK_S, 1 vector"), ("k1", "K Kronecker, 1 vector"), ("ntkB", $"NTK_S, block of {block}") })
+            {
+                double a = best[("f64", what)], b = best[("f32", what)], c = best[("f32v32", what)];
+                Console.WriteLine($"{label,-22} {a,9:F3} {b,9:F3} {c,9:F3} {(b > 0 ? a / b : double.NaN),9:F3} {(c > 0 ? a / c : double.NaN),11:F3}");
+            }
+            return 0;
+        }
         Console.WriteLine($"{"CPU s (best)",-22} {"blocks",9} {"fused",9} {"blocks/fused",13}");
         foreach (var (what, label) in new[] { ("forward", "forward (linearise)"), ("setup", "setup (+ operators)"), ("ntk1", "NTK_S, 1 vector"), ("k1", "K Kronecker, 1 vector"), ("ntkB", $"NTK_S, block of {block}") })
         {

@@ -320,7 +320,15 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
             {
                 var pr = p.Slice(t * n, n); var xr = x.Slice(t * n, n);
                 double dot = Float32.DotWide(pr, xr);
-                for (int u = 0; u < n; u++) xr[u] = (float)(pr[u] * (xr[u] - dot));
+                int u = 0, w = System.Numerics.Vector<float>.Count;
+                var vd = new System.Numerics.Vector<double>(dot);
+                for (; u <= n - w; u += w)
+                {
+                    System.Numerics.Vector.Widen(new System.Numerics.Vector<float>(pr[u..]), out var p0, out var p1);
+                    System.Numerics.Vector.Widen(new System.Numerics.Vector<float>(xr[u..]), out var x0, out var x1);
+                    System.Numerics.Vector.Narrow(p0 * (x0 - vd), p1 * (x1 - vd)).CopyTo(xr[u..]);
+                }
+                for (; u < n; u++) xr[u] = (float)(pr[u] * (xr[u] - dot));
             }
         }
     }
