@@ -3,10 +3,11 @@ using System.Numerics;
 namespace GlobalNtk.Dense;
 
 /// <summary>
-/// The floating-point precision an operator computes in. Vectors handed to and returned by the
-/// operators are float64 in both cases; <see cref="F32"/> stores the linearisation's caches and
-/// runs its products in float32, while reductions that cancel (traces, Gram matrices, Krylov
-/// orthogonalisation) stay in float64.
+/// The floating-point precision an operator computes in. <see cref="F32"/> stores the
+/// linearisation's caches and runs its products in float32, while reductions that cancel (traces,
+/// Gram matrices, Krylov orthogonalisation) stay in float64. The estimators hand the operators
+/// float64 vectors in both cases; the operators also take float32 blocks, which the NTK operators
+/// of a float32 block chain keep in float32 end to end.
 /// </summary>
 public enum Precision
 {

@@ -107,7 +107,9 @@ public sealed class BlockChain
     /// <summary>
     /// <see cref="Linearize(ParameterSet, Tensor)"/> computing in <paramref name="precision"/>:
     /// with <see cref="Precision.F32"/> every block's trace keeps float32 caches and runs float32
-    /// products, while states and the vectors the linearisation takes and returns stay float64.
+    /// products, and a step's rows stay float32 from block to block; the states are float64, and so
+    /// are the vectors the linearisation takes and returns, except on its float32 state maps (which
+    /// the NTK operators use for float32 blocks of vectors).
     /// </summary>
     /// <exception cref="NotSupportedException">A block of the chain has no path in <paramref name="precision"/> (the message names it).</exception>
     public ChainLinearization Linearize(ParameterSet parameters, Tensor inputs, Precision precision)

@@ -22,10 +22,11 @@ public sealed record ParameterSpec(string Name, int[] Shape)
 /// <remarks>
 /// A block is a description (sizes, parameter names); it holds no values. <see cref="Forward(ParameterSet, ReadOnlySpan{double}, int, Span{double})"/>
 /// reads the parameter values from the set it is given (a snapshot) and returns a
-/// <see cref="BlockTrace"/> with the caches its derivatives need. Rows in and out are float64 in
-/// every precision. A block that also has a float32 path says so through <see cref="Supports"/>
-/// and overrides <see cref="ForwardF32"/>: its trace then keeps its caches in float32 and runs its
-/// products in float32, narrowing each incoming block of rows once and widening its result once.
+/// <see cref="BlockTrace"/> with the caches its derivatives need. Rows in and out of the forward
+/// pass are float64 in every precision. A block that also has a float32 path says so through
+/// <see cref="Supports"/> and overrides <see cref="ForwardF32"/>: its trace then keeps its caches in
+/// float32 and runs its maps on float32 rows (<see cref="BlockTrace"/>'s float32 maps), so that a
+/// chain of such blocks narrows a block of rows once and widens the result once.
 /// </remarks>
 public abstract class StepBlock
 {
