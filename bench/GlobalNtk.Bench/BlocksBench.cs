@@ -10,7 +10,8 @@ namespace GlobalNtk.Bench;
 /// Generic paths against hand-fused ones, in the same run: setup, NTK_S on one vector and on a
 /// block. <c>blocks [B=256] [H=256] [L=8] [N=16] [block=30]</c>: the MLP on the block chain vs the
 /// fused MLP linearisation; <c>blocks f32 […]</c>: the same MLP on the block chain in float64 vs
-/// float32 (<see cref="Precision"/>). <c>blocks rnn [arch=gru] [B=32] [T=90] [H=256] [N=3] [block=30] [L=1] [h0=0] [stacked=0]</c>:
+/// float32 (<see cref="Precision"/>), the latter with float64 vectors (f32, as the estimators) and
+/// with float32 vectors (f32v32, the operators' float32 path). <c>blocks rnn [arch=gru] [B=32] [T=90] [H=256] [N=3] [block=30] [L=1] [h0=0] [stacked=0]</c>:
 /// a recurrent net on the generic block chain (<c>RecurrentModel.LinearizeBlocks</c>: cell blocks
 /// over time and layers) vs the default path (the fused cell path for one biased layer, else the
 /// fused stacked path), and with <c>stacked=1</c> for one layer also the stacked path; <c>h0=1</c> learns the initial state. Setup = forward, linearisation,
@@ -37,7 +38,8 @@ internal static class BlocksBench
         var x = new Tensor(Enumerable.Range(0, b * n).Select(_ => rng.NextDouble() * 2 - 1).ToArray(), new AxisShape(("sample", b), ("input", n)));
         Console.WriteLine($"mlp B={b} H={h} L={l} N_in={n} m={model.Parameters.TotalSize} cores={Environment.ProcessorCount}");
 
-        if (precision) return Compare(("f64", () => model.Linearize(x)), ("f32", () => model.Linearize(x, Precision.F32)), block);
+        // f32v32: the float32 linearisation applied to float32 vectors (the operators' float32 path).
+        if (precision) return Compare(block, ("f64", () => model.Linearize(x)), ("f32", () => model.Linearize(x, Precision.F32)), ("f32v32", () => model.Linearize(x, Precision.F32)));
         return Compare(("blocks", () => model.Linearize(x)), ("fused", () => model.LinearizeFused(x)), block);
     }
 
@@ -151,7 +153,12 @@ internal static class BlocksBench
         foreach (int count in new[] { 1, block })
         {
             var v = Enumerable.Range(0, count * size).Select(_ => rng.NextDouble() - 0.5).ToArray();
-            rows.Add(($"NTK_S, {count} vec", count == 1, i => () => ops[i].NtkS.ApplyBlock(v, count)));
+            var v32 = Float32.ToSingle(v); var y32 = new float[v.Length];
+            rows.Add(($"NTK_S, {count} vec", count == 1, i => () =>
+            {
+                if (paths[i].Name == "f32v32") ops[i].NtkS.ApplyBlock(v32, y32, count);
+                else ops[i].NtkS.ApplyBlock(v, count);
+            }));
         }
         Console.WriteLine($"  ms, min / median of {rounds} interleaved rounds");
         foreach (var (what, warm, run) in rows)
