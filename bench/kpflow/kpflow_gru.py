@@ -158,6 +158,22 @@ def install_torch2_shims(torch):
     return done
 
 
+def blas_info():
+    """OpenBLAS's core and thread count if torch runs on OpenBLAS (Debian's does), else None."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = sorted({ln.split()[-1] for ln in f if "openblas" in ln and ".so" in ln})
+        import ctypes
+        for path in libs:
+            lib = ctypes.CDLL(path)
+            if hasattr(lib, "openblas_get_corename"):
+                lib.openblas_get_corename.restype = ctypes.c_char_p
+                return f"OpenBLAS {lib.openblas_get_corename().decode()} core, {lib.openblas_get_num_threads()} threads"
+    except Exception:  # noqa: BLE001 - informational only
+        pass
+    return None
+
+
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # ru_maxrss is KiB on Linux
 
@@ -235,7 +251,8 @@ def run_one(a, prec):
     torch = k["torch"]
     torch.set_num_threads(a.threads)
     dtype = torch.float32 if prec == "f32" else torch.float64
-    r = dict(precision=prec, torch=torch.__version__, threads=torch.get_num_threads(), shims=k["shims"], kpflow=k["where"])
+    torch.ones(2, 2) @ torch.ones(2, 2)  # loads the BLAS
+    r = dict(precision=prec, torch=torch.__version__, threads=torch.get_num_threads(), shims=k["shims"], kpflow=k["where"], blas=blas_info())
     no = probe(k, a, dtype)
     if no is not None:
         r["unsupported"] = no
@@ -297,6 +314,9 @@ def print_table(a, results):
     print(f"kpflow GRU B={a.trials} T={a.steps} H={a.hidden} N_in={a.inputs}, torch {first['torch']}, "
           f"{first['threads']} threads, best of {a.reps} (block: best of {min(a.reps, 2)}), load average {la[0]:.1f} {la[1]:.1f} {la[2]:.1f}")
     print(f"kpflow from {first['kpflow']}" + (f"; torch < 2 shims: {', '.join(first['shims'])}" if first["shims"] else ""))
+    if first.get("blas"):
+        generic = any(c in first["blas"] for c in ("Prescott", "Core2", "Nehalem", "Katmai"))
+        print(f"BLAS: {first['blas']}" + ("  <- a generic core: OPENBLAS_CORETYPE=SKYLAKEX (or HASWELL) selects the AVX-512 (AVX2) kernels" if generic else ""))
     for r in results:
         if "unsupported" in r:
             print(f"{r['precision']}: not supported by kpflow: {r['unsupported']}")
