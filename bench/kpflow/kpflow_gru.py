@@ -178,10 +178,12 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # ru_maxrss is KiB on Linux
 
 
-def best(reps, fn):
-    """Best wall time of reps runs, with the process CPU seconds of that run."""
+def best(reps, fn, prepare=None):
+    """Best wall time of reps runs, with the process CPU seconds of that run; prepare() runs untimed before each."""
     bw, bc = float("inf"), float("nan")
     for _ in range(reps):
+        if prepare is not None:
+            prepare()
         c0, w0 = time.process_time(), time.perf_counter()
         fn()
         w, c = time.perf_counter() - w0, time.process_time() - c0
@@ -266,15 +268,14 @@ def run_one(a, prec):
     ops = {}
 
     def setup():
-        ops.clear()
-        gc.collect()  # the previous build is garbage, not part of the next one's peak
         ops["P"], ops["K"], ops["N"] = build(k, model, x)
 
-    c0, w0 = time.process_time(), time.perf_counter()
-    setup()
-    r["setup_cold"] = time.perf_counter() - w0
-    r["setup_cold_cpu"] = time.process_time() - c0
-    r["setup"], r["setup_cpu"] = best(a.reps, setup)
+    def drop():
+        ops.clear()
+        gc.collect()  # the previous build is garbage, not part of the next one's peak
+
+    r["setup_cold"], r["setup_cold_cpu"] = best(1, setup)
+    r["setup"], r["setup_cpu"] = best(a.reps, setup, drop)
     r["rss_setup"] = peak_rss_mb()
     r["jacobians_mb"] = ops["P"].jacs.numel() * ops["P"].jacs.element_size() / 1e6
 
@@ -293,7 +294,8 @@ def run_one(a, prec):
         for mode in modes:
             Op.toggle_vmap(mode == "vmap")
             try:
-                ntk.batched_call(Q)  # warm-up (vmap traces on first use)
+                if mode == "vmap":
+                    ntk.batched_call(Q)  # warm-up: vmap traces on first use (the loop needs none)
                 r[f"blk_{mode}"], r[f"blk_{mode}_cpu"] = best(min(a.reps, 2), lambda: ntk.batched_call(Q))
             except Exception as e:  # noqa: BLE001
                 r[f"blk_{mode}_error"] = why(e)
