@@ -23,9 +23,12 @@ What is timed is what kpflow's own examples do (examples/paper_experiment_1/acti
                                                                   # vectors (kpflow's default; --block-mode
                                                                   # loop times its per-vector fallback)
 
-Timings are the best of --reps runs after one warm-up, wall and process CPU seconds (CPU is the
-fairer figure on a shared machine); peak memory is the process's peak RSS (getrusage). Each
-precision runs in its own process, so each peak is that precision's own.
+Timings are the best of --reps runs after a warm-up (the first setup is reported on its own; the
+loop block needs none), wall and process CPU seconds (CPU is less sensitive to a shared machine's
+load, though OpenMP/OpenBLAS spin-waiting inflates it when cores are oversubscribed); peak memory
+is the process's peak RSS (getrusage). Each precision runs in its own process, so each peak is
+that precision's own. Set OPENBLAS_CORETYPE (e.g. SKYLAKEX) where OpenBLAS would otherwise pick a
+generic core; the table prints the core in use.
 
 float64: kpflow's P casts every vector to float32 (`.float()` in propagation_op.py), so P K P* in
 float64 fails; the script probes that on a tiny GRU and reports the error instead of a time.
@@ -34,7 +37,9 @@ float64 fails; the script probes that on a tiny GRU and reports the error instea
 afterwards (--keep keeps it): kpflow's NTK_S, K and P; an independent PyTorch autograd J Jᵀ q of the
 whole nn.GRU in float64; and, with --cli, GlobalNtk's `apply` (NTK, K, P, Pstar) on the same
 weights (saved as safetensors under PyTorch's names), inputs and vector. All states are
-[trial, time, unit] and exclude h0 = 0 in both libraries.
+[trial, time, unit] and exclude h0 = 0 in both libraries. kpflow's P takes the step Jacobian
+∂f/∂z at (x_t, z_t) where the propagator needs (x_t, z_{t-1}); the check also builds its P on the
+shifted states, which then agrees with ours to float32 rounding.
 
 torch < 2 (Debian's python3-torch 1.13): kpflow uses torch.func, torch.vmap and a bare
 `@torch.no_grad` decorator, which arrived in torch 2. The script maps them onto functorch (shipped
