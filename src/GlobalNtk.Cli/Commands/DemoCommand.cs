@@ -119,40 +119,44 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
             var analysis = Task.Factory.StartNew(() => AnalysisPipeline.Run(sources, ev.Inputs, ev.Targets, options, overall.Analysis, stop.Token),
                 stop.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
             // A failed analysis stops training too (its error is the one to report).
-            analysis.ContinueWith(_ => stop.Cancel(), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            var stopOnFailure = analysis.ContinueWith(t => { if (t.IsFaulted) stop.Cancel(); }, TaskScheduler.Default);
             try
             {
-                trained = trainer.Run(runDir, tp =>
+                try
                 {
-                    gate.Reached(tp.Step);
-                    overall.Training(double.IsFinite(tp.Loss) ? $"step {tp.Step}/{tp.TotalSteps}, loss {AnalysisReportWriter.F(tp.Loss)}" : $"step {tp.Step}/{tp.TotalSteps}",
-                        (double)tp.Step / Math.Max(1, tp.TotalSteps));
-                }, stop.Token);
+                    trained = trainer.Run(runDir, tp =>
+                    {
+                        gate.Reached(tp.Step);
+                        overall.Training(double.IsFinite(tp.Loss) ? $"step {tp.Step}/{tp.TotalSteps}, loss {AnalysisReportWriter.F(tp.Loss)}" : $"step {tp.Step}/{tp.TotalSteps}",
+                            (double)tp.Step / Math.Max(1, tp.TotalSteps));
+                    }, stop.Token);
+                }
+                catch (OperationCanceledException) when (analysis.IsFaulted && !ct.IsCancellationRequested)
+                {
+                    analysis.GetAwaiter().GetResult();  // throws the analysis error that stopped training
+                    throw;
+                }
+                gate.Close();
+                trainSeconds = clock.Elapsed.TotalSeconds;
+                overall.TrainingDone();
+                var written = AnalysisPipeline.RunFolder(runDir, null, s.Checkpoints);
+                if (written.Select(w => w.Step).SequenceEqual(planned.Select(x => (int?)x)))
+                    analyses = analysis.GetAwaiter().GetResult();
+                else
+                {
+                    // Training wrote other checkpoints than planned (it does not today): analyse what is there.
+                    stop.Cancel();
+                    Settle(analysis);
+                    analyses = AnalysisPipeline.Run(written, ev.Inputs, ev.Targets, options, overall.Analysis, ct);
+                }
             }
-            catch (OperationCanceledException) when (analysis.IsFaulted && !ct.IsCancellationRequested)
+            finally
             {
-                analysis.GetAwaiter().GetResult();  // throws the analysis error that stopped training
-                throw;
-            }
-            catch
-            {
+                // Never leave the analysis running: it reads the run folder, which a failure removes.
                 stop.Cancel();
                 gate.Close();
-                try { analysis.Wait(CancellationToken.None); } catch (AggregateException) { }  // training's error is the one to report
-                throw;
-            }
-            finally { gate.Close(); }
-            trainSeconds = clock.Elapsed.TotalSeconds;
-            overall.TrainingDone();
-            var written = AnalysisPipeline.RunFolder(runDir, null, s.Checkpoints);
-            if (written.Select(w => w.Step).SequenceEqual(planned.Select(x => (int?)x)))
-                analyses = analysis.GetAwaiter().GetResult();
-            else
-            {
-                // Training wrote other checkpoints than planned (it never does today): analyse what is there.
-                stop.Cancel();
-                try { analysis.Wait(CancellationToken.None); } catch (AggregateException) { }
-                analyses = AnalysisPipeline.Run(written, ev.Inputs, ev.Targets, options, overall.Analysis, ct);
+                Settle(analysis);
+                Settle(stopOnFailure);
             }
         });
         var first = analyses![0];
@@ -178,6 +182,13 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         return new CommandOutcome(new { reportFolder = folder.Display, report = where, seconds = clock.Elapsed.TotalSeconds,
             training = new { trained.Steps, trained.InitialEvalLoss, trained.EvalLoss, trained.EvalAccuracy, seconds = trainSeconds },
             firstCheckpoint = first, lastCheckpoint = last }, lines);
+    }
+
+    /// <summary>Waits for <paramref name="task"/> to end, ignoring its outcome (an error already being reported wins).</summary>
+    private static void Settle(Task task)
+    {
+        try { task.Wait(CancellationToken.None); }
+        catch (AggregateException) { }
     }
 }
 
