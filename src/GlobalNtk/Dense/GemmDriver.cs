@@ -132,7 +132,9 @@ internal static unsafe class GemmDriver<T, K>
                     K.Compute(kc, ap, bp, cp, ldc, alpha, beta);
                 else if (mrEff < mr || !K.TryComputeColumnEdge(kc, ap, bp, cp, ldc, alpha, beta, nrEff))
                 {
-                    // Scratch tile (packing padded A and B with zeros), then copy out the part inside C.
+                    // Scratch tile (packing padded A and B with zeros), then copy out the part inside C
+                    // with the kernels' own rounding (alpha·t fused with beta·c), so an element's bits do
+                    // not depend on whether its tile is cut by an edge.
                     K.Compute(kc, ap, bp, tile, nr, T.One, T.Zero);
                     for (int r = 0; r < mrEff; r++)
                     {
@@ -141,7 +143,7 @@ internal static unsafe class GemmDriver<T, K>
                         if (beta == T.Zero)
                             for (int j = 0; j < nrEff; j++) crow[j] = alpha * trow[j];
                         else
-                            for (int j = 0; j < nrEff; j++) crow[j] = alpha * trow[j] + beta * crow[j];
+                            for (int j = 0; j < nrEff; j++) crow[j] = T.FusedMultiplyAdd(alpha, trow[j], beta * crow[j]);
                     }
                 }
             }

@@ -287,8 +287,9 @@ internal unsafe struct ScalarKernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         }
         else
         {
-            c[0] = alpha * x0 + beta * c[0]; c[1] = alpha * x1 + beta * c[1];
-            c[2] = alpha * x2 + beta * c[2]; c[3] = alpha * x3 + beta * c[3];
+            // Fused like the vector kernels' epilogue (and the driver's edge tiles).
+            c[0] = T.FusedMultiplyAdd(alpha, x0, beta * c[0]); c[1] = T.FusedMultiplyAdd(alpha, x1, beta * c[1]);
+            c[2] = T.FusedMultiplyAdd(alpha, x2, beta * c[2]); c[3] = T.FusedMultiplyAdd(alpha, x3, beta * c[3]);
         }
     }
 }

@@ -10,7 +10,9 @@ namespace GlobalNtk.Dense;
 /// steps). <see cref="Gemm.MultiplyPacked{T}"/> then skips B's packing, a full read and write of B
 /// that a product with few rows of A cannot amortise. Results are bit-identical to
 /// <see cref="Gemm.Multiply(Trans, Trans, int, int, int, double, ReadOnlySpan{double}, int, ReadOnlySpan{double}, int, double, Span{double}, int)"/>
-/// on the stored operand: the same k-slices and tiles.
+/// on the stored operand (the same k-slices and tiles) wherever that runs its blocked kernel, i.e.
+/// except for a single row of A or a product of at most 128 multiply-adds, which the packed path
+/// also runs through the kernel: a row's result depends only on k and the kernel, never on m.
 /// </summary>
 /// <remarks>
 /// Holds a reference to the stored operand (which must not change afterwards) and uses it, unpacked,
@@ -70,8 +72,10 @@ public static partial class Gemm
     {
         int n = b.N, k = b.K;
         KernelKind kind = SelectedKernel;
-        // The shapes Run sends elsewhere (tiny, vector, alpha = 0) and another kernel use the stored B.
-        if (!b.HasPanels || kind != b.Kernel || m <= 1 || n == 1 || (long)m * n * k <= TinyProduct || alpha == T.Zero)
+        // Another kernel (or alpha = 0) uses the stored B. Every other shape, thin or tiny ones
+        // included, runs the packed kernel, so a row's result never depends on how many rows are
+        // multiplied with it: a caller may split the rows of A any way and get the same bits.
+        if (!b.HasPanels || kind != b.Kernel || alpha == T.Zero)
         {
             Validate("Gemm.MultiplyPacked", ta, b.Trans, m, n, k, a.Length, lda, b.Source.Length, b.Ldb, c.Length, ldc);
             if (m == 0) return;

@@ -239,6 +239,7 @@ public sealed class RecurrentLinearization : ChainLinearization
         private void Forward()
         {
             var pre = ArrayPool<T>.Shared.Rent(_b * _p);
+            var wihT = new PackedOperand<T>(Trans.Yes, _n, _gh, _wih, _n); // packed too, so no part's rows change a result bit
             try
             {
                 for (int b = 0; b < _b; b++) _cell.RecurrentVariable<T>(_z0.AsSpan(b * _s, _h), _v.AsSpan(b * _t * _h, _h));
@@ -250,7 +251,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                         int n = r1 - r0, tn = _t * _n, th = _t * _h;
                         var preRows = pre.AsSpan(r0 * _p, n * _p);
                         // Rows b·T + k of x and v have stride T·N and T·H; docs/math.md#cells.
-                        GemmGeneric.Multiply(Trans.No, Trans.Yes, n, _gh, _n, T.One, _x.AsSpan(r0 * tn + kk * _n), tn, _wih, _n, T.Zero, preRows, _p);
+                        Gemm.MultiplyPacked(Trans.No, n, T.One, _x.AsSpan(r0 * tn + kk * _n), tn, wihT, T.Zero, preRows, _p, threads);
                         Gemm.MultiplyPacked(Trans.No, n, T.One, _v.AsSpan(r0 * th + kk * _h), th, _whhT,
                             _cell.SplitPreActivation ? T.Zero : T.One, preRows[_hho..], _p, threads);
                         for (int b = r0; b < r1; b++)
