@@ -57,6 +57,7 @@ public sealed class NtkAnalyzer
 
         meter.Begin("forward pass", 0);
         var lin = model.Linearize(_inputs, o.Precision);
+        meter.StateLength = lin.StateShape.Size;
         var ops = new NtkOperators(lin, key.Fold("Kronecker core").Seed, o.KroneckerExactLimit, o.KroneckerProbes);
         var shape = lin.StateShape;
         var readout = model.Readout;
@@ -192,6 +193,7 @@ public sealed class NtkAnalyzer
         foreach (var (axis, size) in op.Domain.Names.Zip(op.Domain.Sizes))
         {
             if (size <= 1) continue;
+            MemoryBudget.CollectBetweenEstimators(meter.StateLength);
             long before = meter.Applications;
             var p = EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, key.Fold("partial").Fold(axis).Seed, deflation);
             partial.Add(new PartialRankResult(axis, size, p.ParticipationRatio.Value, p.ParticipationRatio.StandardError, p.ParticipationRatio.Probes)
@@ -247,6 +249,8 @@ public sealed class NtkAnalyzer
 
         public long Planned { get; set; } = 1;
         public long Applications { get; private set; }
+        /// <summary>Values per state vector: large states collect garbage between stages (<see cref="MemoryBudget.CollectBetweenEstimators"/>).</summary>
+        public long StateLength { get; set; }
 
         public LinearOperator Wrap(LinearOperator op)
         {
@@ -257,6 +261,7 @@ public sealed class NtkAnalyzer
         public void Begin(string stage, long planned)
         {
             Close();
+            MemoryBudget.CollectBetweenEstimators(StateLength);
             _stage = stage; _stagePlanned = planned; _stageStart = Applications;
             _clock.Restart();
             Report();
