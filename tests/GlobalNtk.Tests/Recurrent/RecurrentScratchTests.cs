@@ -23,7 +23,7 @@ public class RecurrentScratchTests
         var q = Random(Count * size, 5);
         var pj = new double[Count * size]; lin.ParamJvp(Random(Count * m, 6), pj, Count);
         var th = new double[Count * m]; lin.ParamVjp(q, th, Count);
-        var k = new double[Count * size]; Assert.True(lin.TryAddSiteKernel(q, k, Count));
+        var k = new double[Count * size]; lin.TryAddSiteKernel(q, k, Count);   // stacked: none (zeros)
         var site = lin.Sites[^1];
         var da = new double[Count * size]; site.ApplyDAdd(Random(Count * site.Rows * site.OutDim, 7), da, Count);
         var dt = new double[Count * site.Rows * site.OutDim]; site.ApplyDAdjoint(q, dt, Count);
@@ -61,6 +61,34 @@ public class RecurrentScratchTests
             using (RecurrentLinearization.RowChunkElements.Override((long)rows * p))
                 // Only the order of the J_θ* sums over rows changes: rounding of the compute type.
                 AssertClose(whole, Maps(lin), precision == Precision.F32 ? 1e-5 : 1e-13, $"{arch} {precisionName}, {rows} rows per chunk");
+    }
+
+    [Theory]
+    [InlineData("gru", "f64")][InlineData("lstm", "f32")]
+    public void StackedSitesInRowChunksGiveTheWholeBlockResult(string arch, string precisionName)
+    {
+        Assert.True(PrecisionNames.TryParse(precisionName, out var precision));
+        var model = RecurrentModel.Create(new RecurrentConfig(arch, N, H, O) { Seed = 7, Gain = 1.3, Layers = 2 });
+        var lin = model.Linearize(Inputs(model), null, precision);
+        Assert.IsNotType<RecurrentLinearization>(lin);
+        var whole = Maps(lin);
+        int width = Math.Max(model.Config.GateCount * H * (arch == "gru" ? 2 : 1), lin.StateSize);
+        // The last site is layer 1's: its D* carries q down from layer 2 of the same row.
+        foreach (int rows in new[] { 1, 4 })
+            using (RecurrentLinearization.RowChunkElements.Override((long)rows * width))
+                AssertClose(whole, Maps(lin), precision == Precision.F32 ? 1e-5 : 1e-13, $"stacked {arch} {precisionName}, {rows} rows per chunk");
+        // The first site (layer 0) maps through both layers.
+        var first = lin.Sites[0];
+        var q = Random(Count * lin.StateShape.Size, 9);
+        var a0 = new double[Count * first.Rows * first.OutDim]; first.ApplyDAdjoint(q, a0, Count);
+        var d0 = new double[Count * lin.StateShape.Size]; first.ApplyDAdd(a0, d0, Count);
+        using (RecurrentLinearization.RowChunkElements.Override(3L * width))
+        {
+            var a1 = new double[a0.Length]; first.ApplyDAdjoint(q, a1, Count);
+            var d1 = new double[d0.Length]; first.ApplyDAdd(a0, d1, Count);
+            double tol = precision == Precision.F32 ? 1e-5 : 1e-13;
+            Assert.True(RelErr(a1, a0) <= tol && RelErr(d1, d0) <= tol, $"layer-0 site: D* {RelErr(a1, a0):E2}, D {RelErr(d1, d0):E2}");
+        }
     }
 
     [Fact]
