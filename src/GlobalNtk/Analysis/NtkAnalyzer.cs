@@ -77,10 +77,12 @@ public sealed class NtkAnalyzer
         var (ntkSpec, ntkEigResult) = Spectrum(ntkS, "NTK_S", "block Krylov on NTK_S = P K P*", key.Fold("NTK_S spectrum"));
         meter.Begin("effective rank of NTK_S", rankPlan);
         var ntkRank = Rank(ntkS, "NTK_S", key.Fold("NTK_S rank"), ntkEigResult, meter);
+        ntkEigResult = null!;   // its 2·top-k state vectors are spent: not kept alive through the later stages
         meter.Begin("K spectrum", o.SpectrumBudget);
         var (kSpec, kEigResult) = Spectrum(kOp, "K", ReferenceEquals(ops.KApplied, ops.K) ? "block Krylov on K = J_θ J_θ*" : "block Krylov on the Kronecker-core K", key.Fold("K spectrum"));
         meter.Begin("effective rank of K", rankPlan);
         var kRank = Rank(kOp, "K", key.Fold("K rank"), kEigResult, meter);
+        kEigResult = null!;
         meter.Begin("P P* spectrum", o.SpectrumBudget);
         // The top of P P* is the top of P's singular values squared: block Krylov on the Gram P P*
         // (one application = P* then P), the same cost as the singular-value route for a square P.
