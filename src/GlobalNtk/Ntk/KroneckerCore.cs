@@ -198,7 +198,8 @@ public sealed class KroneckerCore
             var a = aBuf.Span[..(int)(cs * siteLen)];
             if (viaAdjoint)
             {
-                // q_t = e_{b0+t} in every row's slice; (D* q_t)_n = D_nᵀ e_{b0+t} since D is row-local.
+                // q_t = e_{b0+t} (or the sum of colour b0+t's unit vectors) in every row's slice;
+                // (D* q_t)_n = D_nᵀ e_{b0+t} since D is row-local.
                 q.Clear();
                 for (int t = 0; t < cs; t++)
                     for (int r = 0; r < n; r++)
