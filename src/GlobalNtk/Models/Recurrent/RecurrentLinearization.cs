@@ -75,6 +75,13 @@ public sealed class RecurrentLinearization : ChainLinearization
     internal RecurrentCell CellInternal => _cell;
     internal int PreWidth => _cell.PreWidth;
 
+    /// <summary>
+    /// Values per row-chunk scratch block of the maps over all B·T rows (J_θ, J_θ*, K's site
+    /// kernel, the sites' D and D*): <see cref="MemoryBudget.ScratchBlockElements"/>. Tests shrink it
+    /// for their own call only, through <see cref="ScopedSetting{T}.Override"/>.
+    /// </summary>
+    internal static readonly ScopedSetting<long> RowChunkElements = new(MemoryBudget.ScratchBlockElements);
+
     /// <summary>One weight site: its tensors (U's column blocks), biases, width and pre-activation block.</summary>
     private sealed record SiteLayout(string Name, (string Name, bool Recurrent)[] Weights, string[] Biases, int Width, int PreOffset);
 
@@ -480,11 +487,18 @@ public sealed class RecurrentLinearization : ChainLinearization
             finally { ArrayPool<T>.Shared.Return(tmp); }
         }
 
-        /// <summary>result[j] = J_θ dθ[j]: δa_ih = δW_ih x + δb_ih, δa_hh = δW_hh v + δb_hh at every (b, k), then D.</summary>
+        /// <summary>
+        /// Rows of a [rows, P] pre-activation scratch block per chunk: row-local maps over all B·T rows
+        /// run in chunks of at most <see cref="RowChunkElements"/> values, so their scratch stays
+        /// small (a whole [B·T, P] block is 315 MB for B=64, T=200, GRU H=512) and in cache.
+        /// </summary>
+        private int RowChunk => (int)Math.Clamp(RowChunkElements.Value / _p, 1, Math.Max(1, _rows));
+
+        /// <summary>result[j] = J_θ dθ[j]: δa_ih = δW_ih x + δb_ih, δa_hh = δW_hh v + δb_hh at every (b, k), then D; in row chunks.</summary>
         public void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count)
         {
-            int m = _lin._params.TotalSize, size = _lin.StateShape.Size;
-            var pre = ArrayPool<T>.Shared.Rent(_rows * _p);
+            int m = _lin._params.TotalSize, size = _lin.StateShape.Size, chunk = RowChunk;
+            var pre = ArrayPool<T>.Shared.Rent(chunk * _p);
             var th = ArrayPool<T>.Shared.Rent(m);
             try
             {
@@ -494,20 +508,25 @@ public sealed class RecurrentLinearization : ChainLinearization
                     for (int j = 0; j < count; j++)
                     {
                         Widening.Narrow(dTheta.Slice(j * m, m), th.AsSpan(0, m));
-                        // docs/math.md#global-ntk.
-                        GemmGeneric.Multiply(Trans.No, Trans.Yes, _rows, _gh, _n, T.One, _x, _n, th.AsSpan(_offWih), _n, T.Zero, pre, _p);
-                        GemmGeneric.Multiply(Trans.No, Trans.Yes, _rows, _gh, _h, T.One, _v, _h, th.AsSpan(_offWhh), _h,
-                            _cell.SplitPreActivation ? T.Zero : T.One, pre.AsSpan(_hho), _p);
                         long jOff = (long)j * size;
-                        RowLoop.For<T>(_rows, 12L * _p, _s + _cell.WorkWidth, (row, w) =>
+                        for (int r0 = 0; r0 < _rows; r0 += chunk)
                         {
-                            var a = pre.AsSpan(row * _p, _p);
-                            if (_offBih >= 0) TensorPrimitives.Add(a[.._gh], th.AsSpan(_offBih, _gh), a[.._gh]);
-                            TensorPrimitives.Add(a.Slice(_hho, _gh), th.AsSpan(_offBhh, _gh), a.Slice(_hho, _gh));
-                            var tmp = w[.._s];
-                            _cell.ApplyD(Row(row / _t, row % _t), a, tmp, w[_s..]);
-                            Widening.Widen<T>(tmp, At(ires, jOff + (long)row * _s, _s));
-                        });
+                            int rc = Math.Min(chunk, _rows - r0), start = r0;
+                            // docs/math.md#global-ntk.
+                            GemmGeneric.Multiply(Trans.No, Trans.Yes, rc, _gh, _n, T.One, _x.AsSpan(r0 * _n), _n, th.AsSpan(_offWih), _n, T.Zero, pre, _p);
+                            GemmGeneric.Multiply(Trans.No, Trans.Yes, rc, _gh, _h, T.One, _v.AsSpan(r0 * _h), _h, th.AsSpan(_offWhh), _h,
+                                _cell.SplitPreActivation ? T.Zero : T.One, pre.AsSpan(_hho), _p);
+                            RowLoop.For<T>(rc, 12L * _p, _s + _cell.WorkWidth, (i, w) =>
+                            {
+                                int row = start + i;
+                                var a = pre.AsSpan(i * _p, _p);
+                                if (_offBih >= 0) TensorPrimitives.Add(a[.._gh], th.AsSpan(_offBih, _gh), a[.._gh]);
+                                TensorPrimitives.Add(a.Slice(_hho, _gh), th.AsSpan(_offBhh, _gh), a.Slice(_hho, _gh));
+                                var tmp = w[.._s];
+                                _cell.ApplyD(Row(row / _t, row % _t), a, tmp, w[_s..]);
+                                Widening.Widen<T>(tmp, At(ires, jOff + (long)row * _s, _s));
+                            });
+                        }
                     }
                 }
             }
@@ -518,12 +537,16 @@ public sealed class RecurrentLinearization : ChainLinearization
             }
         }
 
-        /// <summary>dθ[j] = J_θ* q[j]: δW = Σ_(b,k) g uᵀ (GEMM in T), δb = Σ_(b,k) g (float64 sums).</summary>
+        /// <summary>
+        /// dθ[j] = J_θ* q[j]: δW = Σ_(b,k) g uᵀ (GEMMs in T accumulated over row chunks), δb = Σ_(b,k) g
+        /// (float64 sums).
+        /// </summary>
         public void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count)
         {
-            int m = _lin._params.TotalSize, size = _lin.StateShape.Size;
-            var g = ArrayPool<T>.Shared.Rent(_rows * _p);
-            var wT = ArrayPool<T>.Shared.Rent(_gh * Math.Max(_n, _h));
+            int m = _lin._params.TotalSize, size = _lin.StateShape.Size, chunk = RowChunk;
+            var g = ArrayPool<T>.Shared.Rent(chunk * _p);
+            var wIh = ArrayPool<T>.Shared.Rent(_gh * _n);
+            var wHh = ArrayPool<T>.Shared.Rent(_gh * _h);
             try
             {
                 fixed (double* pq = q)
@@ -532,35 +555,43 @@ public sealed class RecurrentLinearization : ChainLinearization
                     for (int j = 0; j < count; j++)
                     {
                         long jOff = (long)j * size;
-                        RowLoop.For<T>(_rows, 12L * _p, _s + _cell.WorkWidth, (row, w) =>
-                        {
-                            var qr = w[.._s];
-                            Widening.Narrow<T>(At(iq, jOff + (long)row * _s, _s), qr);
-                            _cell.ApplyDTranspose(Row(row / _t, row % _t), qr, g.AsSpan(row * _p, _p), w[_s..]);
-                        });
-                        // docs/math.md#kronecker-core.
                         var th = dTheta.Slice(j * m, m);
-                        GemmGeneric.Multiply(Trans.Yes, Trans.No, _gh, _n, _rows, T.One, g, _p, _x, _n, T.Zero, wT, _n);
-                        Widening.Widen<T>(wT.AsSpan(0, _gh * _n), th.Slice(_offWih, _gh * _n));
-                        GemmGeneric.Multiply(Trans.Yes, Trans.No, _gh, _h, _rows, T.One, g.AsSpan(_hho), _p, _v, _h, T.Zero, wT, _h);
-                        Widening.Widen<T>(wT.AsSpan(0, _gh * _h), th.Slice(_offWhh, _gh * _h));
-                        if (_offBih >= 0) ColumnSums(g, 0, th.Slice(_offBih, _gh));
-                        ColumnSums(g, _hho, th.Slice(_offBhh, _gh));
+                        if (_offBih >= 0) th.Slice(_offBih, _gh).Clear();
+                        th.Slice(_offBhh, _gh).Clear();
+                        for (int r0 = 0; r0 < _rows; r0 += chunk)
+                        {
+                            int rc = Math.Min(chunk, _rows - r0), start = r0;
+                            RowLoop.For<T>(rc, 12L * _p, _s + _cell.WorkWidth, (i, w) =>
+                            {
+                                int row = start + i;
+                                var qr = w[.._s];
+                                Widening.Narrow<T>(At(iq, jOff + (long)row * _s, _s), qr);
+                                _cell.ApplyDTranspose(Row(row / _t, row % _t), qr, g.AsSpan(i * _p, _p), w[_s..]);
+                            });
+                            // docs/math.md#kronecker-core.
+                            T beta = r0 == 0 ? T.Zero : T.One;
+                            GemmGeneric.Multiply(Trans.Yes, Trans.No, _gh, _n, rc, T.One, g, _p, _x.AsSpan(r0 * _n), _n, beta, wIh, _n);
+                            GemmGeneric.Multiply(Trans.Yes, Trans.No, _gh, _h, rc, T.One, g.AsSpan(_hho), _p, _v.AsSpan(r0 * _h), _h, beta, wHh, _h);
+                            if (_offBih >= 0) ColumnSumsAdd(g, rc, 0, th.Slice(_offBih, _gh));
+                            ColumnSumsAdd(g, rc, _hho, th.Slice(_offBhh, _gh));
+                        }
+                        Widening.Widen<T>(wIh.AsSpan(0, _gh * _n), th.Slice(_offWih, _gh * _n));
+                        Widening.Widen<T>(wHh.AsSpan(0, _gh * _h), th.Slice(_offWhh, _gh * _h));
                     }
                 }
             }
             finally
             {
                 ArrayPool<T>.Shared.Return(g);
-                ArrayPool<T>.Shared.Return(wT);
+                ArrayPool<T>.Shared.Return(wIh);
+                ArrayPool<T>.Shared.Return(wHh);
             }
         }
 
-        /// <summary>sum = Σ_rows g[row, offset..offset+G·H], accumulated in float64.</summary>
-        private void ColumnSums(T[] g, int offset, Span<double> sum)
+        /// <summary>sum += Σ over the first <paramref name="rows"/> rows of g[row, offset..offset+G·H], accumulated in float64.</summary>
+        private void ColumnSumsAdd(T[] g, int rows, int offset, Span<double> sum)
         {
-            sum.Clear();
-            for (int r = 0; r < _rows; r++) Widening.AddScaled<T>(g.AsSpan(r * _p + offset, _gh), 1.0, sum);
+            for (int r = 0; r < rows; r++) Widening.AddScaled<T>(g.AsSpan(r * _p + offset, _gh), 1.0, sum);
         }
 
         private T[] BuildVariables(SiteLayout l)
@@ -625,17 +656,17 @@ public sealed class RecurrentLinearization : ChainLinearization
         public void AddSiteKernel(ReadOnlySpan<double> x, Span<double> y, int count)
         {
             int size = _lin.StateShape.Size, sites = _lin._layout.Length;
-            int rowChunk = (int)Math.Clamp((1L << 22) / _p, 1, _rows);
+            int rowChunk = RowChunk;
             var g = ArrayPool<T>.Shared.Rent(rowChunk * _p);
-            var c = new T[sites][];
-            for (int s = 0; s < sites; s++) c[s] = new T[SiteWidth(s) * _gh];
+            var c = new T[sites][];   // C_s = Û_sᵀ A_s (d̂ × G·H: 6 MB for GRU H=512), pooled: no garbage per call
+            for (int s = 0; s < sites; s++) c[s] = ArrayPool<T>.Shared.Rent(SiteWidth(s) * _gh);
             try
             {
                 for (int j = 0; j < count; j++)
                 {
                     var xj = x.Slice(j * size, size);
                     var yj = y.Slice(j * size, size);
-                    for (int s = 0; s < sites; s++) Array.Clear(c[s]);
+                    for (int s = 0; s < sites; s++) Array.Clear(c[s], 0, SiteWidth(s) * _gh);
                     for (int r0 = 0; r0 < _rows; r0 += rowChunk)
                     {
                         int rc = Math.Min(rowChunk, _rows - r0);
@@ -650,7 +681,11 @@ public sealed class RecurrentLinearization : ChainLinearization
                     }
                 }
             }
-            finally { ArrayPool<T>.Shared.Return(g); }
+            finally
+            {
+                ArrayPool<T>.Shared.Return(g);
+                foreach (var cs in c) if (cs is not null) ArrayPool<T>.Shared.Return(cs);
+            }
         }
 
         private int SiteWidth(int s) => _lin._layout[s].Width + _lin._layout[s].Biases.Length;
@@ -699,35 +734,41 @@ public sealed class RecurrentLinearization : ChainLinearization
 
         private const int NarrowWidth = 8;
 
+        /// <summary>dst[j] += D (a[j] in the site's pre-activation block), in row chunks.</summary>
         public void SiteDAdd(int preOffset, ReadOnlySpan<double> a, Span<double> dst, int count)
         {
-            int size = _lin.StateShape.Size, block = _rows * _p;
-            var pre = ArrayPool<T>.Shared.Rent(block);
+            int size = _lin.StateShape.Size, chunk = RowChunk;
+            var pre = ArrayPool<T>.Shared.Rent(chunk * _p);
             try
             {
                 for (int j = 0; j < count; j++)
-                {
-                    Array.Clear(pre, 0, block);
-                    for (int r = 0; r < _rows; r++)
-                        Widening.Narrow(a.Slice((j * _rows + r) * _gh, _gh), pre.AsSpan(r * _p + preOffset, _gh));
-                    DRowsAdd(pre, dst.Slice(j * size, size), 0, _rows);
-                }
+                    for (int r0 = 0; r0 < _rows; r0 += chunk)
+                    {
+                        int rc = Math.Min(chunk, _rows - r0);
+                        Array.Clear(pre, 0, rc * _p);
+                        for (int i = 0; i < rc; i++)
+                            Widening.Narrow(a.Slice((j * _rows + r0 + i) * _gh, _gh), pre.AsSpan(i * _p + preOffset, _gh));
+                        DRowsAdd(pre, dst.Slice(j * size, size), r0, rc);
+                    }
             }
             finally { ArrayPool<T>.Shared.Return(pre); }
         }
 
+        /// <summary>a[j] = the site's pre-activation block of Dᵀ q[j], in row chunks.</summary>
         public void SiteDAdjoint(int preOffset, ReadOnlySpan<double> q, Span<double> a, int count)
         {
-            int size = _lin.StateShape.Size;
-            var g = ArrayPool<T>.Shared.Rent(_rows * _p);
+            int size = _lin.StateShape.Size, chunk = RowChunk;
+            var g = ArrayPool<T>.Shared.Rent(chunk * _p);
             try
             {
                 for (int j = 0; j < count; j++)
-                {
-                    DAdjointRows(q.Slice(j * size, size), g, 0, _rows);
-                    for (int r = 0; r < _rows; r++)
-                        Widening.Widen<T>(g.AsSpan(r * _p + preOffset, _gh), a.Slice((j * _rows + r) * _gh, _gh));
-                }
+                    for (int r0 = 0; r0 < _rows; r0 += chunk)
+                    {
+                        int rc = Math.Min(chunk, _rows - r0);
+                        DAdjointRows(q.Slice(j * size, size), g, r0, rc);
+                        for (int i = 0; i < rc; i++)
+                            Widening.Widen<T>(g.AsSpan(i * _p + preOffset, _gh), a.Slice((j * _rows + r0 + i) * _gh, _gh));
+                    }
             }
             finally { ArrayPool<T>.Shared.Return(g); }
         }

@@ -559,30 +559,35 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         /// </summary>
         public void SiteDAdd(int k, int preOffset, ReadOnlySpan<double> a, Span<double> dst, int count)
         {
-            int rows = count * _r;
-            var pre = Rent(checked(rows * _p));
-            var y = Rent(checked(rows * _s));
+            // Rows are independent: chunks of rows keep the scratch small (RecurrentLinearization.RowChunkElements).
+            int rows = count * _r, chunk = RowChunk(rows);
+            var pre = Rent(checked(chunk * _p));
+            var y = Rent(checked(chunk * _s));
             try
             {
-                Array.Clear(pre, 0, rows * _p);
-                for (int r = 0; r < rows; r++) Widening.Narrow(a.Slice(r * _gh, _gh), pre.AsSpan(r * _p + preOffset, _gh));
-                for (int j = k; j < _l; j++)
+                for (int r0 = 0; r0 < rows; r0 += chunk)
                 {
-                    var cell = _cells[j];
-                    if (j > k)
+                    int rc = Math.Min(chunk, rows - r0), start = r0;
+                    Array.Clear(pre, 0, rc * _p);
+                    for (int i = 0; i < rc; i++) Widening.Narrow(a.Slice((r0 + i) * _gh, _gh), pre.AsSpan(i * _p + preOffset, _gh));
+                    for (int j = k; j < _l; j++)
                     {
-                        if (cell.SplitPreActivation) Array.Clear(pre, 0, rows * _p);
-                        GemmGeneric.Multiply(Trans.No, Trans.Yes, rows, _gh, _h, T.One, y.AsSpan(Off(j - 1)), _s, _wih[j], _h, T.Zero, pre, _p);
+                        var cell = _cells[j];
+                        if (j > k)
+                        {
+                            if (cell.SplitPreActivation) Array.Clear(pre, 0, rc * _p);
+                            GemmGeneric.Multiply(Trans.No, Trans.Yes, rc, _gh, _h, T.One, y.AsSpan(Off(j - 1)), _s, _wih[j], _h, T.Zero, pre, _p);
+                        }
+                        int jj = j;
+                        RowLoop.For<T>(rc, 12L * _p, _work, (i, work) =>
+                        {
+                            int row = (start + i) % _r;
+                            cell.ApplyD(Row(jj, row / _t, row % _t), pre.AsSpan(i * _p, _p), y.AsSpan(i * _s + Off(jj), _sc), work);
+                        });
                     }
-                    int jj = j;
-                    RowLoop.For<T>(rows, 12L * _p, _work, (r, work) =>
-                    {
-                        int row = r % _r;
-                        cell.ApplyD(Row(jj, row / _t, row % _t), pre.AsSpan(r * _p, _p), y.AsSpan(r * _s + Off(jj), _sc), work);
-                    });
+                    for (int i = 0; i < rc; i++)
+                        Widening.AddScaled<T>(y.AsSpan(i * _s + Off(k), _s - Off(k)), 1.0, dst.Slice((r0 + i) * _s + Off(k), _s - Off(k)));
                 }
-                for (int r = 0; r < rows; r++)
-                    Widening.AddScaled<T>(y.AsSpan(r * _s + Off(k), _s - Off(k)), 1.0, dst.Slice(r * _s + Off(k), _s - Off(k)));
             }
             finally { Return(pre); Return(y); }
         }
@@ -590,33 +595,40 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         /// <summary>The adjoint: a[row] = layer k's pre-activation gradient (width G·H at <paramref name="preOffset"/>) from a full-state block q.</summary>
         public void SiteDAdjoint(int k, int preOffset, ReadOnlySpan<double> q, Span<double> a, int count)
         {
-            int rows = count * _r;
-            var g = Rent(checked(rows * _p));
-            var carry = Rent(checked(rows * _h));
-            var qk = Rent(checked(rows * _sc));   // layer j's rows of q (+ the carry from above), in T
+            int rows = count * _r, chunk = RowChunk(rows);
+            var g = Rent(checked(chunk * _p));
+            var carry = Rent(checked(chunk * _h));
+            var qk = Rent(checked(chunk * _sc));   // layer j's rows of q (+ the carry from above), in T
             try
             {
-                for (int j = _l - 1; j >= k; j--)
+                for (int r0 = 0; r0 < rows; r0 += chunk)
                 {
-                    var cell = _cells[j];
-                    for (int r = 0; r < rows; r++)
+                    int rc = Math.Min(chunk, rows - r0), start = r0;
+                    for (int j = _l - 1; j >= k; j--)
                     {
-                        var qr = qk.AsSpan(r * _sc, _sc);
-                        Widening.Narrow(q.Slice(r * _s + Off(j), _sc), qr);
-                        if (j < _l - 1) TensorPrimitives.Add(qr[.._h], carry.AsSpan(r * _h, _h), qr[.._h]);
+                        var cell = _cells[j];
+                        for (int i = 0; i < rc; i++)
+                        {
+                            var qr = qk.AsSpan(i * _sc, _sc);
+                            Widening.Narrow(q.Slice((r0 + i) * _s + Off(j), _sc), qr);
+                            if (j < _l - 1) TensorPrimitives.Add(qr[.._h], carry.AsSpan(i * _h, _h), qr[.._h]);
+                        }
+                        int jj = j;
+                        RowLoop.For<T>(rc, 12L * _p, _work, (i, work) =>
+                        {
+                            int row = (start + i) % _r;
+                            cell.ApplyDTranspose(Row(jj, row / _t, row % _t), qk.AsSpan(i * _sc, _sc), g.AsSpan(i * _p, _p), work);
+                        });
+                        if (j > k) GemmGeneric.Multiply(Trans.No, Trans.No, rc, _h, _gh, T.One, g, _p, _wih[j], _h, T.Zero, carry, _h);
                     }
-                    int jj = j;
-                    RowLoop.For<T>(rows, 12L * _p, _work, (r, work) =>
-                    {
-                        int row = r % _r;
-                        cell.ApplyDTranspose(Row(jj, row / _t, row % _t), qk.AsSpan(r * _sc, _sc), g.AsSpan(r * _p, _p), work);
-                    });
-                    if (j > k) GemmGeneric.Multiply(Trans.No, Trans.No, rows, _h, _gh, T.One, g, _p, _wih[j], _h, T.Zero, carry, _h);
+                    for (int i = 0; i < rc; i++) Widening.Widen<T>(g.AsSpan(i * _p + preOffset, _gh), a.Slice((r0 + i) * _gh, _gh));
                 }
-                for (int r = 0; r < rows; r++) Widening.Widen<T>(g.AsSpan(r * _p + preOffset, _gh), a.Slice(r * _gh, _gh));
             }
             finally { Return(g); Return(carry); Return(qk); }
         }
+
+        /// <summary>Rows per chunk of the sites' D and D*: a [rows, P] block within <see cref="RecurrentLinearization.RowChunkElements"/>.</summary>
+        private int RowChunk(int rows) => (int)Math.Clamp(RecurrentLinearization.RowChunkElements.Value / Math.Max(_p, _s), 1, Math.Max(1, rows));
     }
 
     // ---- weight sites ----
