@@ -67,7 +67,7 @@ public sealed record AnalysisOptions
     {
         AnalysisBudget.Quick => new AnalysisOptions
         {
-            Budget = "quick", TopK = 8, SpectrumBudget = 32, SpectrumTolerance = 1e-2, Probes = 12, PartialBudget = 20,
+            Budget = "quick", TopK = 8, SpectrumBudget = 32, SpectrumTolerance = 1e-2, Probes = 12, PartialBudget = 24,
             RelativeTarget = 0.1, KroneckerProbes = 16,
         },
         AnalysisBudget.Default => new AnalysisOptions(),

@@ -92,6 +92,8 @@ public sealed record PartialRankResult(string Axis, int Size, double Value, doub
     public double FrobeniusSquaredStandardError { get; init; }
     /// <summary>Most applications allowed.</summary>
     public long Budget { get; init; }
+    /// <summary>Kronecker path: the kept-axis factor drawn, "rademacher" or "index" (see KeptProbe); null otherwise.</summary>
+    public string? KeptProbe { get; init; }
     /// <summary>"target reached", "budget used" or "exact" (see <see cref="RankResult.Status"/>).</summary>
     public string Status { get; init; } = "";
 }

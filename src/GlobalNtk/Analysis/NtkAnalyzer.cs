@@ -196,7 +196,7 @@ public sealed class NtkAnalyzer
             var p = EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, key.Fold("partial").Fold(axis).Seed, deflation, o.RelativeTarget);
             partial.Add(new PartialRankResult(axis, size, p.ParticipationRatio.Value, p.ParticipationRatio.StandardError, p.ParticipationRatio.Probes)
             {
-                Method = p.KeptProbe is { } kp ? $"{p.Plan.Method} ({kp.ToString().ToLowerInvariant()} ψ)" : p.Plan.Method.ToString(),
+                Method = p.Plan.Method.ToString(), KeptProbe = p.KeptProbe?.ToString().ToLowerInvariant(),
                 Applications = meter.Applications - before, Budget = o.PartialBudget,
                 Status = RankStatus(p.ParticipationRatio, p.TargetReached),
                 Trace = p.Trace.Value, TraceStandardError = p.Trace.StandardError,

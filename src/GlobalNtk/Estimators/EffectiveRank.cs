@@ -194,6 +194,15 @@ public static class EffectiveRank
         return new Estimate(Pr(avg, m), SampleStatistics.JackknifeError(stats, mean => Pr(mean, m - 1)), m);
     }
 
+    // PR of Kronecker rows, NaN where the pilot's tr A² estimate is not positive.
+    private static double PairRatioOrNaN(List<double[]> rows)
+    {
+        int m = rows.Count;
+        double t = 0, t2 = 0, s = 0;
+        foreach (var r in rows) { t += r[0] / m; t2 += r[1] / m; s += r[2] / m; }
+        return s > 0 ? (m * t * t - t2) / (m - 1) / s : double.NaN;
+    }
+
     /// <summary>
     /// Partial effective rank along <paramref name="keptAxes"/> within a budget of
     /// <paramref name="budget"/> operator applications: PR(M) with M = tr_other(A), and unbiased
@@ -216,11 +225,13 @@ public static class EffectiveRank
     /// budget stays the cap; see <see cref="AdaptiveProbes"/>); 0 spends the whole budget.
     /// </param>
     /// <remarks>
-    /// The Kronecker path first draws a pilot of <see cref="PartialRankPlan.KroneckerPilot"/> Rademacher
-    /// probes; where they predict that index ψ (<see cref="KeptProbe"/>) halves tr M's variance
-    /// (e.g. exchangeable sequences, M close to rank one), it drops them and draws index ψ instead.
-    /// Every probe is unbiased whatever its kind; the data-dependent choice and stop add a bias
-    /// well below the standard error (tested against exact dense partial traces).
+    /// The Kronecker path first draws a pilot of <see cref="PartialRankPlan.KroneckerPilot"/> probes with
+    /// each kept factor (<see cref="KeptProbe"/>). It keeps drawing index ψ where the Rademacher
+    /// pilot's PR is at most half the kept size (M far from diagonal, e.g. exchangeable sequences)
+    /// and the index pilot is the less variable, dropping the Rademacher pilot; otherwise it pools
+    /// both pilots and draws Rademacher ψ. Every probe is unbiased whatever its kind; the
+    /// data-dependent choice and stop add a bias well below the standard error (tested against
+    /// exact dense partial traces).
     /// </remarks>
     public static PartialRankEstimate PartialWithin(LinearOperator op, IReadOnlyCollection<string> keptAxes, int budget, int seed,
         Deflation? deflation = null, double relativeTarget = 0)
@@ -326,27 +337,31 @@ public static class EffectiveRank
         var rows = new List<double[]>();
         var kind = KeptProbe.Rademacher;
         int pilot = Math.Min(PartialRankPlan.KroneckerPilot, cap / 2);
-        if (nk > 1 && pilot >= 3)
+        if (nk > 1 && pilot >= 3 && cap >= 2 * pilot + 2)
         {
-            // Rademacher pilot; index ψ only where predicted (from these samples) to halve tr M's
-            // variance, and then the pilot is dropped, so no sample is kept because it looked quiet.
-            var diag = new List<(double[] Diagonal, double Square)>();
-            var rad = sampler.Sample(pilot, KeptProbe.Rademacher, diag);
-            drawn = pilot;
-            if (KroneckerPartialSampler.PredictIndex(rad, diag, ml is null ? 0 : Trace(ml, nk)))
+            // Pilot of both kept factors. Index ψ is kept only where the Rademacher pilot shows M far
+            // from diagonal (PR ≤ n/2: Rademacher's kept-axis variance is then of order (tr M)² per
+            // probe, with a heavy tail) and the index pilot is the less variable; the Rademacher
+            // pilot is then dropped. The first test depends on the Rademacher samples only, so the
+            // index samples are rarely kept for having looked quiet.
+            var rad = sampler.Sample(pilot, KeptProbe.Rademacher);
+            var idx = sampler.Sample(pilot, KeptProbe.Index);
+            drawn = 2 * pilot;
+            double prPilot = PairRatioOrNaN(rad);
+            bool farFromDiagonal = prPilot <= nk / 2.0;
+            if (farFromDiagonal && KroneckerPartialSampler.RelativeVariance(idx) < KroneckerPartialSampler.RelativeVariance(rad))
             {
                 kind = KeptProbe.Index;
-                int first = Math.Min(cap - drawn, Math.Max(3, AdaptiveProbes.First(cap - drawn, relativeTarget, PartialRankPlan.MinKroneckerSamples)));
-                rows.AddRange(sampler.Sample(first, kind));
-                drawn += first;
+                rows.AddRange(idx);
             }
             else
             {
                 rows.AddRange(rad);
-                int first = Math.Max(0, AdaptiveProbes.First(cap, relativeTarget, PartialRankPlan.MinKroneckerSamples) - drawn);
-                rows.AddRange(sampler.Sample(first, kind));
-                drawn += first;
+                rows.AddRange(idx);
             }
+            int first = Math.Max(0, Math.Min(cap - drawn, AdaptiveProbes.First(cap, relativeTarget, PartialRankPlan.MinKroneckerSamples) - rows.Count));
+            rows.AddRange(sampler.Sample(first, kind));
+            drawn += first;
         }
         else
         {

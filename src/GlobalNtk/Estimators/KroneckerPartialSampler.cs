@@ -160,11 +160,10 @@ internal sealed class KroneckerPartialSampler
     }
 
     /// <summary>
-    /// Whether index ψ is predicted to give tr M with at most half the variance of Rademacher ψ,
-    /// from Rademacher samples alone (so the choice does not select low-variance index samples):
-    /// with D = Σ_k (M_D)_kk² (a U-statistic over distinct probes of ψ∘M_D,ωψ) and F = tr M_D²,
-    /// Rademacher's kept-axis variance is 2(F − D) and the index one n·D − (tr M_D)²; the rest of the
-    /// measured variance (traced-axes noise) is assumed common to both.
+    /// Whether index ψ is predicted to remove most of tr M's kept-axis variance, from Rademacher
+    /// samples alone (so the choice does not select low-variance index samples): with
+    /// D = Σ_k (M_D)_kk² (a U-statistic over distinct probes of ψ∘M_D,ωψ) and F = tr M_D²,
+    /// Rademacher's kept-axis variance is 2(F − D) and the index one n·D − (tr M_D)².
     /// </summary>
     public static bool PredictIndex(IReadOnlyList<double[]> rows, IReadOnlyList<(double[] Diagonal, double Square)> diag, double lowRankTrace)
     {
@@ -172,16 +171,18 @@ internal sealed class KroneckerPartialSampler
         if (m < 3 || diag.Count != m) return false;
         int nk = diag[0].Diagonal.Length;
         var sum = new double[nk];
-        double self = 0, meanT = 0, meanF = 0, varT = 0;
+        double self = 0, meanT = 0, meanF = 0;
         foreach (var (d, sq) in diag) { Numerics.Axpy(1.0, d, sum); self += Numerics.Dot(d, d); meanF += sq / m; }
         double dd = (Numerics.Dot(sum, sum) - self) / (m * (m - 1.0));
         foreach (var r in rows) meanT += r[0] / m;
-        foreach (var r in rows) varT += (r[0] - meanT) * (r[0] - meanT) / (m - 1);
         double trD = meanT - lowRankTrace;
-        double radPsi = Math.Max(0, 2 * (meanF - dd));
-        double idxPsi = Math.Max(0, nk * dd - trD * trD);
-        double omega = Math.Max(0, varT - radPsi);
-        return idxPsi + omega < 0.5 * varT;
+        if (!(trD > 0)) return false;
+        double radPsi = Math.Max(0, 2 * (meanF - dd)) / (trD * trD);
+        double idxPsi = Math.Max(0, nk * dd - trD * trD) / (trD * trD);
+        // Only where Rademacher's kept-axis noise is large (relative variance ≥ ½: M far from
+        // diagonal) and index ψ removes most of it; elsewhere index ψ's traced-axes noise, which
+        // can be up to n times Rademacher's for incoherent blocks, is not worth the risk.
+        return radPsi >= 0.5 && idxPsi < 0.25 * radPsi;
     }
 
     // uᵀ M v for a row-major n×n M.

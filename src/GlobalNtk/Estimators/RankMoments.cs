@@ -153,7 +153,7 @@ public sealed record PartialRankPlan(PartialRankMethod Method, int Probes, long 
     /// <summary>Fewest Kronecker probes a budget must allow (pairs for the numerator and a jackknife).</summary>
     public const int MinKroneckerProbes = 3;
     /// <summary>Rademacher Kronecker probes in the pilot that decides whether index ψ (<see cref="KeptProbe"/>) is drawn instead.</summary>
-    public const int KroneckerPilot = 4;
+    public const int KroneckerPilot = 3;
     /// <summary>Fewest Kronecker probes before a relative target may stop the probing (a ratio's jackknife SE from fewer is too often optimistic).</summary>
     public const int MinKroneckerSamples = 12;
 
