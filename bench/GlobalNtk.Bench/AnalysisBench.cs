@@ -60,6 +60,7 @@ internal static class AnalysisBench
             "kronecker" => Kronecker(loaded.Model, ev, exactLimit),
             "apply" => Apply(loaded.Model, ev, block),
             "stages" => Stages(loaded.Model, ev, budget),
+            "calibrate" => Calibrate(loaded.Model, ev, budget, oldProbes),
             _ => Partial(loaded.Model, ev, oldProbes),
         };
     }
@@ -221,6 +222,37 @@ internal static class AnalysisBench
             long newApps = a.Applications - before; double newCpu = Cpu() - c0;
             double z = (now.ParticipationRatio.Value - old.Value) / Math.Sqrt(Math.Pow(now.ParticipationRatio.StandardError, 2) + Math.Pow(old.StandardError, 2));
             Console.WriteLine($"| {axis} | {size} | {old.Value:G4} ± {old.StandardError:G2} | {oldApps} | {oldCpu:F1} | {now.Plan.Method} ({now.Plan.Probes}) | {now.ParticipationRatio.Value:G4} ± {now.ParticipationRatio.StandardError:G2} | {newApps} | {newCpu:F1} | {z:F2} |");
+        }
+        return 0;
+    }
+
+    /// <summary>
+    /// <c>--compare calibrate [--budget P] [--old-probes SEEDS]</c>: every partial rank of NTK_S and K
+    /// with the preset's budget over many seeds (deflated as in the analysis), against a
+    /// per-index reference with 10× the budget: the kept factor chosen, the SD of the z-scores and
+    /// how many lie beyond 3.
+    /// </summary>
+    private static int Calibrate(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget budget, int seeds)
+    {
+        var ops = new NtkOperators(model.Linearize(ev.Inputs));
+        var o = AnalysisOptions.ForBudget(budget);
+        Console.WriteLine($"preset {budget}, partial budget {o.PartialBudget}, {seeds} seeds");
+        Console.WriteLine("| operator | axis | reference | method (index ψ / seeds) | mean PR ± mean SE | mean z | SD(z) | beyond 3 |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|");
+        foreach (var (name, op) in new[] { ("NTK_S", ops.NtkSApplied), ("K", ops.KApplied) })
+        {
+            var eig = Spectral.TopEigenpairs(op, o.TopK, o.Seed + 1, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance));
+            var d = Deflation.FromEigenpairs(eig);
+            foreach (var (axis, size) in op.Domain.Names.Zip(op.Domain.Sizes))
+            {
+                if (size <= 1) continue;
+                var reference = EffectiveRank.PartialWithin(op, [axis], Math.Max(10 * o.PartialBudget, 12 * size), 99, d);
+                var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, 1000 + s, d, o.RelativeTarget)).ToArray();
+                var z = ests.Select(e => (e.ParticipationRatio.Value - reference.ParticipationRatio.Value)
+                    / Math.Sqrt(Math.Pow(e.ParticipationRatio.StandardError, 2) + Math.Pow(reference.ParticipationRatio.StandardError, 2))).ToArray();
+                double mz = z.Average(), sd = Math.Sqrt(z.Sum(v => (v - mz) * (v - mz)) / (z.Length - 1));
+                Console.WriteLine($"| {name} | {axis} | {reference.ParticipationRatio.Value:G4} ± {reference.ParticipationRatio.StandardError:G2} ({reference.Plan.Method}) | {ests[0].Plan.Method} ({ests.Count(e => e.KeptProbe == KeptProbe.Index)}/{seeds}) | {ests.Average(e => e.ParticipationRatio.Value):G4} ± {ests.Average(e => e.ParticipationRatio.StandardError):G2} | {mz:F2} | {sd:F2} | {z.Count(v => Math.Abs(v) > 3)} |");
+            }
         }
         return 0;
     }
