@@ -125,6 +125,29 @@ public class CliCommandTests
     }
 
     [Fact]
+    public void DemoAnalysesBesideTrainingGiveTheSameResultsAsAnalyzeAfterwards()
+    {
+        // The demo analyses each checkpoint while training continues; `analyze` of the finished run
+        // folder with the same batch and estimator settings must give exactly the same numbers.
+        using var f = new CliFixture();
+        string demo = f.Dir.File("demo"), report = f.Dir.File("report");
+        string[] settings = ["--trials", "2", "--seed", "4", .. CliFixture.FastAnalysis];
+        var r = CliTestHost.Run(["demo", "--out", demo, "--steps", "6", "--hidden", "3", "--checkpoints", "4", "--trial-steps", "8", .. settings]);
+        Assert.True(r.Exit == 0, r.Err);
+        var a = CliTestHost.Run(["analyze", "--model", Path.Combine(demo, "run"), "--out", report, .. settings]);
+        Assert.True(a.Exit == 0, a.Err);
+        static string Checkpoints(string dir)
+        {
+            var node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "results.json")))!["checkpoints"]!.AsArray();
+            foreach (var c in node) c!.AsObject().Remove("stageSeconds");  // wall-clock timings differ from run to run
+            return node.ToJsonString();
+        }
+        string fromDemo = Checkpoints(demo), fromAnalyze = Checkpoints(report);
+        Assert.Contains("ckpt-000006", fromDemo);
+        Assert.Equal(fromAnalyze, fromDemo);
+    }
+
+    [Fact]
     public void EveryCommandHasHelpWithExamples()
     {
         foreach (var cmd in new[] { "demo", "forward", "apply", "analyze", "sweep" })

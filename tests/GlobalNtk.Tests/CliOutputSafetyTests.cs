@@ -109,7 +109,7 @@ public class CliOutputSafetyTests
         Succeeds(Args(command, f, empty));
         Assert.True(File.Exists(Path.Combine(empty, OutputMarker.FileName)));
         Assert.Empty(HiddenTemps(f.Dir.Path));
-        Assert.Empty(Directory.EnumerateDirectories(empty).Where(d => Path.GetFileName(d).StartsWith('.')));
+        Assert.DoesNotContain(Directory.EnumerateDirectories(empty), d => Path.GetFileName(d).StartsWith('.'));
     }
 
     [Theory]

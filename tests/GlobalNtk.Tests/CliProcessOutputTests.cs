@@ -89,6 +89,6 @@ public class CliProcessOutputTests
         var r = CliTestHost.Run("train", "--resume", "--out", run, "--steps", (last + 2).ToString(System.Globalization.CultureInfo.InvariantCulture), "--quiet");
         Assert.True(r.Exit == 0, r.Err);
         Assert.Equal(last + 2, Checkpoints.List(run)[^1].Step);
-        Assert.Empty(Directory.EnumerateFiles(run).Select(Path.GetFileName).Where(n => AtomicFile.IsTemporaryName(n!)));
+        Assert.DoesNotContain(Directory.EnumerateFiles(run).Select(Path.GetFileName), n => AtomicFile.IsTemporaryName(n!));
     }
 }

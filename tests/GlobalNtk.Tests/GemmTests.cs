@@ -24,6 +24,7 @@ public class GemmTests
     [
         (1, 1, 1), (7, 5, 3), (2, 9, 1), (33, 17, 9), (8, 24, 16), (6, 8, 16), (9, 25, 257),
         (1, 300, 50), (300, 1, 50), (40, 50, 600), (200, 31, 20), (5, 2500, 3), (24, 48, 513),
+        (16, 64, 70), (8, 40, 300), // right-edge tiles of 16 columns (the AVX-512 f64 masked edge), over 1 and 2 KC slices
     ];
 
     private const double Eps = 2.220446049250313e-16; // machine epsilon of float64 (2u)

@@ -32,6 +32,10 @@ public class NtkRecurrentTests
     public void KroneckerCoreTracesAreExact(string arch)
     {
         var (_, _, _, lin) = Setup(arch);
+        // Every cell acts unit by unit: the row-local traces below take one D* per colour (S / H of
+        // them), so this test checks the colouring against the dense K and the mode-by-mode path.
+        var rl = (RecurrentLinearization)lin;
+        Assert.All(lin.Sites, s => Assert.Equal(rl.Cell.StateSize / rl.Cell.HiddenSize, s.SliceColouring(new int[rl.Cell.StateSize])));
         var ops = new NtkOperators(lin);
         var core = ops.KroneckerCore;
         Assert.All(lin.Sites, s => Assert.True(KroneckerCore.IsRowLocal(lin, s)));

@@ -97,6 +97,25 @@ public class TrainingTests
         Assert.Equal(SafetensorsFile.Read(Checkpoints.ModelPath(full, 6)).Tensors.Flatten(), SafetensorsFile.Read(Checkpoints.ModelPath(part, 6)).Tensors.Flatten());
     }
 
+    [Theory]
+    [InlineData(7, 3)]
+    [InlineData(6, 3)]
+    [InlineData(5, 0)]
+    [InlineData(3, 1)]
+    [InlineData(0, 2)]
+    public void PlannedCheckpointStepsAreTheOnesARunWrites(int steps, int every)
+    {
+        using var dir = new TempDir();
+        string run = Path.Combine(dir.Path, "run");
+        var o = Small(steps, every: every);
+        var trainer = SmallRun(o: o);
+        var seen = new List<(int Step, bool OnDisk)>();
+        trainer.Run(run, p => seen.Add((p.Step, File.Exists(Checkpoints.ModelPath(run, p.Step)))));
+        Assert.Equal(o.CheckpointSteps(), Checkpoints.List(run).Select(c => c.Step));
+        // The demo analyses a checkpoint once progress has reported its step: it must be on disk by then.
+        foreach (int step in o.CheckpointSteps()) Assert.Contains((step, true), seen);
+    }
+
     [Fact]
     public void CheckpointsUsePyTorchNamesMetadataAndTrainingOrder()
     {

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using GlobalNtk.Analysis;
 using GlobalNtk.Cli.Common;
 using GlobalNtk.Cli.Reports;
+using GlobalNtk.IO;
 using GlobalNtk.Tasks;
 using GlobalNtk.Training;
 using Spectre.Console.Cli;
@@ -106,13 +107,57 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         double trainSeconds = 0;
         progress.Run("Demo", p =>
         {
-            // Training is about a third of the work at the defaults.
-            var train = CliProgress.Sub(p, 0, 0.35, "training");
-            trained = trainer.Run(runDir, tp => train(double.IsFinite(tp.Loss) ? $"step {tp.Step}/{tp.TotalSteps}, loss {AnalysisReportWriter.F(tp.Loss)}" : $"step {tp.Step}/{tp.TotalSteps}",
-                (double)tp.Step / Math.Max(1, tp.TotalSteps)), ct);
-            trainSeconds = clock.Elapsed.TotalSeconds;
-            var sources = AnalysisPipeline.RunFolder(runDir, null, s.Checkpoints);
-            analyses = AnalysisPipeline.Run(sources, ev.Inputs, ev.Targets, options, CliProgress.Sub(p, 0.35, 1.0, "analysis"), ct);
+            var overall = new OverlapProgress(p);
+            // The analysis of each checkpoint starts as soon as training has written it: training is
+            // sequential (about one core's work), so the other core analyses earlier checkpoints meanwhile.
+            var gate = new StepGate();
+            var steps = trainOptions.CheckpointSteps();
+            var planned = AnalysisPipeline.Thin(steps.Count, s.Checkpoints).Select(i => steps[i]).ToArray();
+            var sources = planned.Select(step => new CheckpointSource(Path.GetFileNameWithoutExtension(GlobalNtk.Training.Checkpoints.ModelPath(runDir, step)), step,
+                () => { gate.WaitFor(step); return ModelFile.Load(GlobalNtk.Training.Checkpoints.ModelPath(runDir, step)).Model; })).ToArray();
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var analysis = Task.Factory.StartNew(() => AnalysisPipeline.Run(sources, ev.Inputs, ev.Targets, options, overall.Analysis, stop.Token),
+                stop.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            // A failed analysis stops training too (its error is the one to report).
+            var stopOnFailure = analysis.ContinueWith(t => { if (t.IsFaulted) stop.Cancel(); }, TaskScheduler.Default);
+            try
+            {
+                try
+                {
+                    trained = trainer.Run(runDir, tp =>
+                    {
+                        gate.Reached(tp.Step);
+                        overall.Training(double.IsFinite(tp.Loss) ? $"step {tp.Step}/{tp.TotalSteps}, loss {AnalysisReportWriter.F(tp.Loss)}" : $"step {tp.Step}/{tp.TotalSteps}",
+                            (double)tp.Step / Math.Max(1, tp.TotalSteps));
+                    }, stop.Token);
+                }
+                catch (OperationCanceledException) when (analysis.IsFaulted && !ct.IsCancellationRequested)
+                {
+                    analysis.GetAwaiter().GetResult();  // throws the analysis error that stopped training
+                    throw;
+                }
+                gate.Close();
+                trainSeconds = clock.Elapsed.TotalSeconds;
+                overall.TrainingDone();
+                var written = AnalysisPipeline.RunFolder(runDir, null, s.Checkpoints);
+                if (written.Select(w => w.Step).SequenceEqual(planned.Select(x => (int?)x)))
+                    analyses = analysis.GetAwaiter().GetResult();
+                else
+                {
+                    // Training wrote other checkpoints than planned (it does not today): analyse what is there.
+                    stop.Cancel();
+                    Settle(analysis);
+                    analyses = AnalysisPipeline.Run(written, ev.Inputs, ev.Targets, options, overall.Analysis, ct);
+                }
+            }
+            finally
+            {
+                // Never leave the analysis running: it reads the run folder, which a failure removes.
+                stop.Cancel();
+                gate.Close();
+                Settle(analysis);
+                Settle(stopOnFailure);
+            }
         });
         var first = analyses![0];
         var last = analyses[^1];
@@ -137,5 +182,78 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         return new CommandOutcome(new { reportFolder = folder.Display, report = where, seconds = clock.Elapsed.TotalSeconds,
             training = new { trained.Steps, trained.InitialEvalLoss, trained.EvalLoss, trained.EvalAccuracy, seconds = trainSeconds },
             firstCheckpoint = first, lastCheckpoint = last }, lines);
+    }
+
+    /// <summary>Waits for <paramref name="task"/> to end, ignoring its outcome (an error already being reported wins).</summary>
+    private static void Settle(Task task)
+    {
+        try { task.Wait(CancellationToken.None); }
+        catch (AggregateException) { }
+    }
+}
+
+/// <summary>
+/// Training steps reached so far, for work that waits on them from another thread: a checkpoint
+/// of step s is on disk once <see cref="Reached"/>(s) has been called.
+/// </summary>
+internal sealed class StepGate
+{
+    private readonly object _lock = new();
+    private int _step = -1;
+    private bool _closed;
+
+    /// <summary>Training has reached <paramref name="step"/> (and written its checkpoint, if any).</summary>
+    public void Reached(int step)
+    {
+        lock (_lock) { _step = Math.Max(_step, step); Monitor.PulseAll(_lock); }
+    }
+
+    /// <summary>Training has ended (finished, failed or cancelled): no further step will come.</summary>
+    public void Close()
+    {
+        lock (_lock) { _closed = true; Monitor.PulseAll(_lock); }
+    }
+
+    /// <summary>Blocks until training has reached <paramref name="step"/>; throws <see cref="OperationCanceledException"/> if it ended before.</summary>
+    public void WaitFor(int step)
+    {
+        lock (_lock)
+        {
+            while (_step < step && !_closed) Monitor.Wait(_lock);
+            if (_step < step) throw new OperationCanceledException($"training ended before step {step}.");
+        }
+    }
+}
+
+/// <summary>One progress bar for training and the analysis running beside it (called from both threads).</summary>
+internal sealed class OverlapProgress(ProgressCallback parent)
+{
+    // Shares of the bar: training is about a third of the work at the demo's defaults.
+    private const double TrainingShare = 0.35;
+    private readonly object _lock = new();
+    private string _training = "", _analysis = "";
+    private double _trainingFraction, _analysisFraction;
+
+    /// <summary>Training progress.</summary>
+    public void Training(string stage, double fraction) =>
+        Update(() => { _training = stage; _trainingFraction = fraction; });
+
+    /// <summary>Training has finished.</summary>
+    public void TrainingDone() => Update(() => { _training = ""; _trainingFraction = 1; });
+
+    /// <summary>Analysis progress (an <see cref="AnalysisPipeline.Run"/> callback).</summary>
+    public void Analysis(string stage, double fraction) =>
+        Update(() => { _analysis = stage; _analysisFraction = fraction; });
+
+    private void Update(Action change)
+    {
+        lock (_lock)
+        {
+            change();
+            string text = _training.Length == 0 ? $"analysis – {_analysis}"
+                : _analysis.Length == 0 ? $"training – {_training}"
+                : $"training – {_training}; analysis – {_analysis}";
+            parent(text, TrainingShare * _trainingFraction + (1 - TrainingShare) * _analysisFraction);
+        }
     }
 }

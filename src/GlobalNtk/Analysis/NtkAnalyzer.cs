@@ -57,6 +57,7 @@ public sealed class NtkAnalyzer
 
         meter.Begin("forward pass", 0);
         var lin = model.Linearize(_inputs, o.Precision);
+        meter.StateLength = lin.StateShape.Size;
         var ops = new NtkOperators(lin, key.Fold("Kronecker core").Seed, o.KroneckerExactLimit, o.KroneckerProbes);
         var shape = lin.StateShape;
         var readout = model.Readout;
@@ -76,10 +77,12 @@ public sealed class NtkAnalyzer
         var (ntkSpec, ntkEigResult) = Spectrum(ntkS, "NTK_S", "block Krylov on NTK_S = P K P*", key.Fold("NTK_S spectrum"));
         meter.Begin("effective rank of NTK_S", rankPlan);
         var ntkRank = Rank(ntkS, "NTK_S", key.Fold("NTK_S rank"), ntkEigResult, meter);
+        ntkEigResult = null!;   // its 2·top-k state vectors are spent: not kept alive through the later stages
         meter.Begin("K spectrum", o.SpectrumBudget);
         var (kSpec, kEigResult) = Spectrum(kOp, "K", ReferenceEquals(ops.KApplied, ops.K) ? "block Krylov on K = J_θ J_θ*" : "block Krylov on the Kronecker-core K", key.Fold("K spectrum"));
         meter.Begin("effective rank of K", rankPlan);
         var kRank = Rank(kOp, "K", key.Fold("K rank"), kEigResult, meter);
+        kEigResult = null!;
         meter.Begin("P P* spectrum", o.SpectrumBudget);
         // The top of P P* is the top of P's singular values squared: block Krylov on the Gram P P*
         // (one application = P* then P), the same cost as the singular-value route for a square P.
@@ -192,6 +195,7 @@ public sealed class NtkAnalyzer
         foreach (var (axis, size) in op.Domain.Names.Zip(op.Domain.Sizes))
         {
             if (size <= 1) continue;
+            MemoryBudget.CollectBetweenEstimators(meter.StateLength);
             long before = meter.Applications;
             var p = EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, key.Fold("partial").Fold(axis).Seed, deflation, o.RelativeTarget);
             partial.Add(new PartialRankResult(axis, size, p.ParticipationRatio.Value, p.ParticipationRatio.StandardError, p.ParticipationRatio.Probes)
@@ -253,6 +257,8 @@ public sealed class NtkAnalyzer
 
         public long Planned { get; set; } = 1;
         public long Applications { get; private set; }
+        /// <summary>Values per state vector: large states collect garbage between stages (<see cref="MemoryBudget.CollectBetweenEstimators"/>).</summary>
+        public long StateLength { get; set; }
 
         public LinearOperator Wrap(LinearOperator op)
         {
@@ -263,6 +269,7 @@ public sealed class NtkAnalyzer
         public void Begin(string stage, long planned)
         {
             Close();
+            MemoryBudget.CollectBetweenEstimators(StateLength);
             _stage = stage; _stagePlanned = planned; _stageStart = Applications;
             _clock.Restart();
             Report();

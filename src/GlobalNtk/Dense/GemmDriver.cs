@@ -27,7 +27,7 @@ internal static unsafe class GemmDriver<T, K>
     {
         int mr = K.MR, nr = K.NR;
         // Even splits (rounded to the tile) avoid a thin last block that would waste a whole pass.
-        int kBlocks = DivUp(k, K.KC), kcMax = DivUp(k, kBlocks);
+        int kcMax = SliceDepth(k);
         int mBlocks = DivUp(m, K.MC), mcMax = RoundUp(DivUp(m, mBlocks), mr);
         int nBlocks = DivUp(n, K.NC), ncMax = RoundUp(DivUp(n, nBlocks), nr);
 
@@ -59,6 +59,59 @@ internal static unsafe class GemmDriver<T, K>
         }
     }
 
+    /// <summary>
+    /// Packs all of op(B) (k × n) once: k-slice by k-slice with the same slice depths as
+    /// <see cref="Serial"/>, each slice in <see cref="PackB"/>'s micro-panel layout over all n columns,
+    /// slice starting at pc·RoundUp(n, NR). <paramref name="dst"/> holds <see cref="PackedLength"/> elements.
+    /// </summary>
+    public static void PackAll(Trans tb, T* b, nint ldb, int k, int n, T* dst)
+    {
+        int kcMax = SliceDepth(k), nPad = RoundUp(n, K.NR);
+        for (int pc = 0; pc < k; pc += kcMax)
+            PackB(tb, b, ldb, pc, 0, Math.Min(kcMax, k - pc), n, dst + (nint)pc * nPad);
+    }
+
+    /// <summary>Elements <see cref="PackAll"/> writes for a k × n operand.</summary>
+    public static long PackedLength(int k, int n) => (long)k * RoundUp(n, K.NR);
+
+    /// <summary>
+    /// <see cref="Serial"/> with op(B) packed beforehand by <see cref="PackAll"/> (all <paramref name="nTotal"/>
+    /// columns): C[0:m, 0:n] = alpha·op(A)·op(B)[:, jc0 : jc0+n] + beta·C, jc0 a multiple of NR. The
+    /// k-slices and tiles are <see cref="Serial"/>'s, so the result is bit-identical to it; only B's
+    /// packing (a full read and write of B per call) is skipped.
+    /// </summary>
+    public static void SerialPacked(Trans ta, int m, int n, int k, T alpha, T* a, nint lda,
+        T* packed, int nTotal, int jc0, T beta, T* c, nint ldc)
+    {
+        int mr = K.MR;
+        int kcMax = SliceDepth(k), nPad = RoundUp(nTotal, K.NR);
+        int mBlocks = DivUp(m, K.MC), mcMax = RoundUp(DivUp(m, mBlocks), mr);
+        var buffers = GemmBuffers<T>.Rent();
+        try
+        {
+            T* pa = buffers.PackA(mcMax * kcMax);
+            for (int pc = 0; pc < k; pc += kcMax)
+            {
+                int kc = Math.Min(kcMax, k - pc);
+                T betaBlock = pc == 0 ? beta : T.One; // later k-slices accumulate
+                T* pb = packed + (nint)pc * nPad + (nint)jc0 * kc;
+                for (int ic = 0; ic < m; ic += mcMax)
+                {
+                    int mc = Math.Min(mcMax, m - ic);
+                    PackA(ta, a, lda, ic, pc, mc, kc, pa);
+                    Macro(mc, n, kc, alpha, pa, pb, betaBlock, c + ic * ldc, ldc);
+                }
+            }
+        }
+        finally
+        {
+            GemmBuffers<T>.Return(buffers);
+        }
+    }
+
+    /// <summary>Depth of every k-slice but the last: even slices of at most KC (a thin last slice would waste a pass).</summary>
+    private static int SliceDepth(int k) => DivUp(k, DivUp(k, K.KC));
+
     [SkipLocalsInit]
     private static void Macro(int mc, int nc, int kc, T alpha, T* pa, T* pb,
         T beta, T* c, nint ldc)
@@ -79,7 +132,9 @@ internal static unsafe class GemmDriver<T, K>
                     K.Compute(kc, ap, bp, cp, ldc, alpha, beta);
                 else if (mrEff < mr || !K.TryComputeColumnEdge(kc, ap, bp, cp, ldc, alpha, beta, nrEff))
                 {
-                    // Scratch tile (packing padded A and B with zeros), then copy out the part inside C.
+                    // Scratch tile (packing padded A and B with zeros), then copy out the part inside C
+                    // with the kernels' own rounding (alpha·t fused with beta·c), so an element's bits do
+                    // not depend on whether its tile is cut by an edge.
                     K.Compute(kc, ap, bp, tile, nr, T.One, T.Zero);
                     for (int r = 0; r < mrEff; r++)
                     {
@@ -88,7 +143,7 @@ internal static unsafe class GemmDriver<T, K>
                         if (beta == T.Zero)
                             for (int j = 0; j < nrEff; j++) crow[j] = alpha * trow[j];
                         else
-                            for (int j = 0; j < nrEff; j++) crow[j] = alpha * trow[j] + beta * crow[j];
+                            for (int j = 0; j < nrEff; j++) crow[j] = T.FusedMultiplyAdd(alpha, trow[j], beta * crow[j]);
                     }
                 }
             }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -162,6 +163,141 @@ internal unsafe struct Avx512Kernel : IGemmKernel<double>
             Vector512.Store(Avx512F.FusedMultiplyAdd(va, c72, vb * Vector512.Load(c + 7 * ldc + 16)), c + 7 * ldc + 16);
         }
     }
+    /// <summary>
+    /// A full-height tile cut by the right edge of C (<paramref name="cols"/> &lt; 24): at most 16
+    /// columns run a narrower loop written straight into C under a lane mask (e.g. n = 256 = 10·24 + 16,
+    /// n = 64 = 2·24 + 16), with each element's fused multiply-adds in the same order as
+    /// <see cref="Compute"/>, so the bits are the same; wider cuts use the driver's scratch tile.
+    /// </summary>
+    public static bool TryComputeColumnEdge(int kc, double* a, double* b, double* c, nint ldc, double alpha, double beta, int cols)
+    {
+        if (cols <= 8) Edge8(kc, a, b, c, ldc, alpha, beta, cols);
+        else if (cols <= 16) Edge16(kc, a, b, c, ldc, alpha, beta, cols);
+        else return false;
+        return true;
+    }
+
+    /// <summary>A full-height tile of at most 16 columns: 2 vectors per row (no work on the zero padding), the last under a lane mask.</summary>
+    private static void Edge16(int kc, double* a, double* b, double* c, nint ldc, double alpha, double beta, int cols)
+    {
+        Vector512<double> c00 = Vector512<double>.Zero;
+        Vector512<double> c01 = Vector512<double>.Zero;
+        Vector512<double> c10 = Vector512<double>.Zero;
+        Vector512<double> c11 = Vector512<double>.Zero;
+        Vector512<double> c20 = Vector512<double>.Zero;
+        Vector512<double> c21 = Vector512<double>.Zero;
+        Vector512<double> c30 = Vector512<double>.Zero;
+        Vector512<double> c31 = Vector512<double>.Zero;
+        Vector512<double> c40 = Vector512<double>.Zero;
+        Vector512<double> c41 = Vector512<double>.Zero;
+        Vector512<double> c50 = Vector512<double>.Zero;
+        Vector512<double> c51 = Vector512<double>.Zero;
+        Vector512<double> c60 = Vector512<double>.Zero;
+        Vector512<double> c61 = Vector512<double>.Zero;
+        Vector512<double> c70 = Vector512<double>.Zero;
+        Vector512<double> c71 = Vector512<double>.Zero;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<double> b0 = Vector512.Load(b + 0);
+            Vector512<double> b1 = Vector512.Load(b + 8);
+            Vector512<double> a0 = Vector512.Create(a[0]);
+            c00 = Avx512F.FusedMultiplyAdd(a0, b0, c00);
+            c01 = Avx512F.FusedMultiplyAdd(a0, b1, c01);
+            Vector512<double> a1 = Vector512.Create(a[1]);
+            c10 = Avx512F.FusedMultiplyAdd(a1, b0, c10);
+            c11 = Avx512F.FusedMultiplyAdd(a1, b1, c11);
+            Vector512<double> a2 = Vector512.Create(a[2]);
+            c20 = Avx512F.FusedMultiplyAdd(a2, b0, c20);
+            c21 = Avx512F.FusedMultiplyAdd(a2, b1, c21);
+            Vector512<double> a3 = Vector512.Create(a[3]);
+            c30 = Avx512F.FusedMultiplyAdd(a3, b0, c30);
+            c31 = Avx512F.FusedMultiplyAdd(a3, b1, c31);
+            Vector512<double> a4 = Vector512.Create(a[4]);
+            c40 = Avx512F.FusedMultiplyAdd(a4, b0, c40);
+            c41 = Avx512F.FusedMultiplyAdd(a4, b1, c41);
+            Vector512<double> a5 = Vector512.Create(a[5]);
+            c50 = Avx512F.FusedMultiplyAdd(a5, b0, c50);
+            c51 = Avx512F.FusedMultiplyAdd(a5, b1, c51);
+            Vector512<double> a6 = Vector512.Create(a[6]);
+            c60 = Avx512F.FusedMultiplyAdd(a6, b0, c60);
+            c61 = Avx512F.FusedMultiplyAdd(a6, b1, c61);
+            Vector512<double> a7 = Vector512.Create(a[7]);
+            c70 = Avx512F.FusedMultiplyAdd(a7, b0, c70);
+            c71 = Avx512F.FusedMultiplyAdd(a7, b1, c71);
+            a += 8; b += 24;
+        }
+        Vector512<double> va = Vector512.Create(alpha), vb = Vector512.Create(beta);
+        Vector512<double> mask = Vector512.LessThan(Vector512<long>.Indices + Vector512.Create(8L), Vector512.Create((long)cols)).AsDouble();
+        bool beta0 = beta == 0;
+        Vector512.Store(beta0 ? va * c00 : Avx512F.FusedMultiplyAdd(va, c00, vb * Vector512.Load(c + 0 * ldc + 0)), c + 0 * ldc + 0);
+        PutMasked(c + 0 * ldc + 8, c01, va, vb, beta0, mask);
+        Vector512.Store(beta0 ? va * c10 : Avx512F.FusedMultiplyAdd(va, c10, vb * Vector512.Load(c + 1 * ldc + 0)), c + 1 * ldc + 0);
+        PutMasked(c + 1 * ldc + 8, c11, va, vb, beta0, mask);
+        Vector512.Store(beta0 ? va * c20 : Avx512F.FusedMultiplyAdd(va, c20, vb * Vector512.Load(c + 2 * ldc + 0)), c + 2 * ldc + 0);
+        PutMasked(c + 2 * ldc + 8, c21, va, vb, beta0, mask);
+        Vector512.Store(beta0 ? va * c30 : Avx512F.FusedMultiplyAdd(va, c30, vb * Vector512.Load(c + 3 * ldc + 0)), c + 3 * ldc + 0);
+        PutMasked(c + 3 * ldc + 8, c31, va, vb, beta0, mask);
+        Vector512.Store(beta0 ? va * c40 : Avx512F.FusedMultiplyAdd(va, c40, vb * Vector512.Load(c + 4 * ldc + 0)), c + 4 * ldc + 0);
+        PutMasked(c + 4 * ldc + 8, c41, va, vb, beta0, mask);
+        Vector512.Store(beta0 ? va * c50 : Avx512F.FusedMultiplyAdd(va, c50, vb * Vector512.Load(c + 5 * ldc + 0)), c + 5 * ldc + 0);
+        PutMasked(c + 5 * ldc + 8, c51, va, vb, beta0, mask);
+        Vector512.Store(beta0 ? va * c60 : Avx512F.FusedMultiplyAdd(va, c60, vb * Vector512.Load(c + 6 * ldc + 0)), c + 6 * ldc + 0);
+        PutMasked(c + 6 * ldc + 8, c61, va, vb, beta0, mask);
+        Vector512.Store(beta0 ? va * c70 : Avx512F.FusedMultiplyAdd(va, c70, vb * Vector512.Load(c + 7 * ldc + 0)), c + 7 * ldc + 0);
+        PutMasked(c + 7 * ldc + 8, c71, va, vb, beta0, mask);
+    }
+
+    /// <summary>A full-height tile of at most 8 columns: 1 vector per row (no work on the zero padding), the last under a lane mask.</summary>
+    private static void Edge8(int kc, double* a, double* b, double* c, nint ldc, double alpha, double beta, int cols)
+    {
+        Vector512<double> c00 = Vector512<double>.Zero;
+        Vector512<double> c10 = Vector512<double>.Zero;
+        Vector512<double> c20 = Vector512<double>.Zero;
+        Vector512<double> c30 = Vector512<double>.Zero;
+        Vector512<double> c40 = Vector512<double>.Zero;
+        Vector512<double> c50 = Vector512<double>.Zero;
+        Vector512<double> c60 = Vector512<double>.Zero;
+        Vector512<double> c70 = Vector512<double>.Zero;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<double> b0 = Vector512.Load(b + 0);
+            Vector512<double> a0 = Vector512.Create(a[0]);
+            c00 = Avx512F.FusedMultiplyAdd(a0, b0, c00);
+            Vector512<double> a1 = Vector512.Create(a[1]);
+            c10 = Avx512F.FusedMultiplyAdd(a1, b0, c10);
+            Vector512<double> a2 = Vector512.Create(a[2]);
+            c20 = Avx512F.FusedMultiplyAdd(a2, b0, c20);
+            Vector512<double> a3 = Vector512.Create(a[3]);
+            c30 = Avx512F.FusedMultiplyAdd(a3, b0, c30);
+            Vector512<double> a4 = Vector512.Create(a[4]);
+            c40 = Avx512F.FusedMultiplyAdd(a4, b0, c40);
+            Vector512<double> a5 = Vector512.Create(a[5]);
+            c50 = Avx512F.FusedMultiplyAdd(a5, b0, c50);
+            Vector512<double> a6 = Vector512.Create(a[6]);
+            c60 = Avx512F.FusedMultiplyAdd(a6, b0, c60);
+            Vector512<double> a7 = Vector512.Create(a[7]);
+            c70 = Avx512F.FusedMultiplyAdd(a7, b0, c70);
+            a += 8; b += 24;
+        }
+        Vector512<double> va = Vector512.Create(alpha), vb = Vector512.Create(beta);
+        Vector512<double> mask = Vector512.LessThan(Vector512<long>.Indices + Vector512.Create(0L), Vector512.Create((long)cols)).AsDouble();
+        bool beta0 = beta == 0;
+        PutMasked(c + 0 * ldc + 0, c00, va, vb, beta0, mask);
+        PutMasked(c + 1 * ldc + 0, c10, va, vb, beta0, mask);
+        PutMasked(c + 2 * ldc + 0, c20, va, vb, beta0, mask);
+        PutMasked(c + 3 * ldc + 0, c30, va, vb, beta0, mask);
+        PutMasked(c + 4 * ldc + 0, c40, va, vb, beta0, mask);
+        PutMasked(c + 5 * ldc + 0, c50, va, vb, beta0, mask);
+        PutMasked(c + 6 * ldc + 0, c60, va, vb, beta0, mask);
+        PutMasked(c + 7 * ldc + 0, c70, va, vb, beta0, mask);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PutMasked(double* c, Vector512<double> acc, Vector512<double> va, Vector512<double> vb, bool beta0, Vector512<double> mask)
+    {
+        if (beta0) Avx512F.MaskStore(c, mask, va * acc);
+        else Avx512F.MaskStore(c, mask, Avx512F.FusedMultiplyAdd(va, acc, vb * Avx512F.MaskLoad(c, mask, Vector512<double>.Zero)));
+    }
 }
 
 /// <summary>AVX2/FMA kernel: 6 rows × 8 columns = 12 ymm accumulators + 2 B vectors + 1 broadcast (of 16 registers).</summary>
@@ -287,8 +423,9 @@ internal unsafe struct ScalarKernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         }
         else
         {
-            c[0] = alpha * x0 + beta * c[0]; c[1] = alpha * x1 + beta * c[1];
-            c[2] = alpha * x2 + beta * c[2]; c[3] = alpha * x3 + beta * c[3];
+            // Fused like the vector kernels' epilogue (and the driver's edge tiles).
+            c[0] = T.FusedMultiplyAdd(alpha, x0, beta * c[0]); c[1] = T.FusedMultiplyAdd(alpha, x1, beta * c[1]);
+            c[2] = T.FusedMultiplyAdd(alpha, x2, beta * c[2]); c[3] = T.FusedMultiplyAdd(alpha, x3, beta * c[3]);
         }
     }
 }

@@ -199,6 +199,16 @@ public abstract class WeightSite
     }
 
     /// <summary>
+    /// For a row-local site: a colouring of the positions 0 … <paramref name="colour"/>.Length − 1
+    /// of a row's state slice such that D_{s,n}ᵀ e_i and D_{s,n}ᵀ e_j have disjoint supports for
+    /// any two positions i ≠ j of one colour (e.g. an elementwise recurrent cell: state unit i
+    /// reaches only unit i's gate entries). Then ‖D_{s,n}‖_F² = Σ_c ‖D_{s,n}ᵀ Σ_{i of colour c} e_i‖²:
+    /// the Kronecker core needs one D* application per colour instead of one per position.
+    /// Fills <paramref name="colour"/> and returns the number of colours; 0 (default): not declared.
+    /// </summary>
+    internal virtual int SliceColouring(Span<int> colour) => 0;
+
+    /// <summary>
     /// The one step (layer) of the state that D_s maps into, for depth chains with per-layer
     /// weights (docs/math.md#transformers: K is then block-diagonal across layers, so the sites of one step add at
     /// most that step's state size to rank K); null (default) when D_s reaches several steps.

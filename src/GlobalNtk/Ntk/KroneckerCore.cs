@@ -183,6 +183,11 @@ public sealed class KroneckerCore
         var rowNorm = new double[n];
         bool viaAdjoint = s <= m;   // fewer applications: one per slice unit, or one per site output
         int basis = viaAdjoint ? s : m;
+        // A declared colouring: one application per colour (sums of same-colour unit vectors) is exact.
+        var colour = new int[s];
+        int colours = viaAdjoint && len.All(l => l == s) ? site.SliceColouring(colour) : 0;
+        if (colours is > 0 && colours < basis) basis = colours;
+        else colours = 0;
         int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + siteLen), 1, Math.Max(1, basis));
         using var qBuf = new BlockBuffer((long)chunk * stateLen);
         using var aBuf = new BlockBuffer(chunk * siteLen);
@@ -193,10 +198,15 @@ public sealed class KroneckerCore
             var a = aBuf.Span[..(int)(cs * siteLen)];
             if (viaAdjoint)
             {
-                // q_t = e_{b0+t} in every row's slice; (D* q_t)_n = D_nᵀ e_{b0+t} since D is row-local.
+                // q_t = e_{b0+t} (or the sum of colour b0+t's unit vectors) in every row's slice;
+                // (D* q_t)_n = D_nᵀ e_{b0+t} since D is row-local.
                 q.Clear();
                 for (int t = 0; t < cs; t++)
-                    for (int r = 0; r < n; r++) if (b0 + t < len[r]) q[t * stateLen + off[r] + b0 + t] = 1.0;
+                    for (int r = 0; r < n; r++)
+                    {
+                        if (colours == 0) { if (b0 + t < len[r]) q[t * stateLen + off[r] + b0 + t] = 1.0; continue; }
+                        for (int i = 0; i < s; i++) if (colour[i] == b0 + t) q[t * stateLen + off[r] + i] = 1.0;
+                    }
                 site.ApplyDAdjoint(q, a, cs);
                 for (int t = 0; t < cs; t++)
                     for (int r = 0; r < n; r++) { var row = a.Slice((int)(t * siteLen) + r * m, m); rowNorm[r] += Numerics.Dot(row, row); }

@@ -131,7 +131,7 @@ public sealed class Trainer
     /// resumable).
     /// </summary>
     /// <param name="dir">Run folder (null: no files).</param>
-    /// <param name="progress">Called after every update.</param>
+    /// <param name="progress">Called once at the start and after every update, when that step's checkpoint (if any) is on disk.</param>
     /// <param name="cancellationToken">Stops between updates.</param>
     /// <param name="journal">Records every file written, so that a caller can undo a failed run.</param>
     public TrainingResult Run(string? dir = null, Action<TrainingProgress>? progress = null, CancellationToken cancellationToken = default,
@@ -178,7 +178,7 @@ public sealed class Trainer
             Model = Model.WithParameters(Optimizer.Step(Model.AllParameters, grad));
             Step++;
             stoppedEarly = Options.LossTolerance > 0 && loss <= Options.LossTolerance;
-            bool checkpoint = Step == Options.Steps || stoppedEarly || (Options.CheckpointEvery > 0 && Step % Options.CheckpointEvery == 0);
+            bool checkpoint = stoppedEarly || Options.IsCheckpointStep(Step);
             double? el = null, ea = null;
             if (checkpoint)
             {

@@ -22,6 +22,15 @@ public sealed record TrainingOptions
     /// <summary>Seed of the model initialisation and of the training batches.</summary>
     public int Seed { get; init; }
 
+    /// <summary>
+    /// Whether the update that reaches <paramref name="step"/> writes a checkpoint: the last one and
+    /// every <see cref="CheckpointEvery"/>-th (an early stop writes one as well). Step 0 always has one.
+    /// </summary>
+    public bool IsCheckpointStep(int step) => step == 0 || step == Steps || (CheckpointEvery > 0 && step % CheckpointEvery == 0);
+
+    /// <summary>The steps of the checkpoints a fresh run writes when it does not stop early, in order.</summary>
+    public IReadOnlyList<int> CheckpointSteps() => Enumerable.Range(0, Steps + 1).Where(IsCheckpointStep).ToArray();
+
     /// <summary>Throws a one-line <see cref="ArgumentException"/> for an out-of-range value.</summary>
     public void Validate()
     {

@@ -16,6 +16,7 @@ public sealed class ElmanCell : RecurrentCell
 
     internal override int CacheWidth => HiddenSize;
     internal override int WorkWidth => 0;
+    internal override bool UnitLocal => true;   // D is diagonal
 
     internal override void ForwardRow<T>(ReadOnlySpan<T> pre, ReadOnlySpan<T> zPrev, Span<T> z, Span<T> cache)
     {
@@ -51,6 +52,7 @@ public sealed class LeakyRnnCell : RecurrentCell
 
     internal override int CacheWidth => 0;
     internal override int WorkWidth => 0;
+    internal override bool UnitLocal => true;   // D is diagonal
     internal override bool RecurrentVariableIsState => false;
     internal override void RecurrentVariable<T>(ReadOnlySpan<T> h, Span<T> v) => Pointwise.Apply(Nonlinearity, h, v);
     internal override void RecurrentDerivative<T>(ReadOnlySpan<T> v, Span<T> d) => Pointwise.DerivativeFromOutput(Nonlinearity, v, d);

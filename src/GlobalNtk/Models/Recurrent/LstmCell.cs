@@ -15,6 +15,7 @@ public sealed class LstmCell : RecurrentCell
 
     internal override int CacheWidth => 5 * HiddenSize;
     internal override int WorkWidth => 2 * HiddenSize;
+    internal override bool UnitLocal => true;   // every gate, c and h: unit i from unit i's entries only
 
     internal override void ForwardRow<T>(ReadOnlySpan<T> pre, ReadOnlySpan<T> zPrev, Span<T> z, Span<T> cache)
     {

@@ -136,6 +136,14 @@ public abstract class RecurrentCell
     internal abstract int WorkWidth { get; }
     /// <summary>Whether the recurrent site variable v is h itself (true) or φ(h) (leaky RNN).</summary>
     internal virtual bool RecurrentVariableIsState => true;
+
+    /// <summary>
+    /// Whether D acts unit by unit: the row of D for state entry t has non-zeros only in
+    /// pre-activation columns j with j ≡ t (mod H) (gates g·H + i of unit i = t mod H). True for
+    /// the elementwise cells here; the Kronecker core then colours a row's state positions by
+    /// t / H (<see cref="WeightSite.SliceColouring"/>).
+    /// </summary>
+    internal virtual bool UnitLocal => false;
     /// <summary>v = v(h).</summary>
     internal virtual void RecurrentVariable<T>(ReadOnlySpan<T> h, Span<T> v) where T : unmanaged, IFloatingPointIeee754<T> => h.CopyTo(v);
     /// <summary>d = v'(h) computed from v.</summary>

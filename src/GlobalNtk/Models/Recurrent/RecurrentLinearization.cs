@@ -75,6 +75,13 @@ public sealed class RecurrentLinearization : ChainLinearization
     internal RecurrentCell CellInternal => _cell;
     internal int PreWidth => _cell.PreWidth;
 
+    /// <summary>
+    /// Values per row-chunk scratch block of the maps over all B·T rows (J_θ, J_θ*, K's site
+    /// kernel, the sites' D and D*): <see cref="MemoryBudget.ScratchBlockElements"/>. Tests shrink it
+    /// for their own call only, through <see cref="ScopedSetting{T}.Override"/>.
+    /// </summary>
+    internal static readonly ScopedSetting<long> RowChunkElements = new(MemoryBudget.ScratchBlockElements);
+
     /// <summary>One weight site: its tensors (U's column blocks), biases, width and pre-activation block.</summary>
     private sealed record SiteLayout(string Name, (string Name, bool Recurrent)[] Weights, string[] Biases, int Width, int PreOffset);
 
@@ -175,6 +182,8 @@ public sealed class RecurrentLinearization : ChainLinearization
         private readonly T[]? _bih;
         private readonly T[] _bhh;
         private readonly int _offWih, _offWhh, _offBih, _offBhh;
+        private readonly PackedOperand<T> _whhT;            // op(B) = W_hhᵀ of a_hh = v W_hhᵀ (forward, P), packed once
+        private readonly Lazy<PackedOperand<T>> _whhN;      // op(B) = W_hh of W_hhᵀ g_hh (P*)
         private readonly Lazy<T[]>[] _u;             // Û per site in T
         private readonly Lazy<double[]>[] _uDouble;  // Û per site in float64 (the public Variables)
 
@@ -197,6 +206,8 @@ public sealed class RecurrentLinearization : ChainLinearization
             _offWhh = ps.OffsetOf(RecurrentCell.WeightHhName);
             _offBih = _cell.HasBiasIh ? ps.OffsetOf(RecurrentCell.BiasIhName) : -1;
             _offBhh = ps.OffsetOf(RecurrentCell.BiasHhName);
+            _whhT = new PackedOperand<T>(Trans.Yes, _h, _gh, _whh, _h);
+            _whhN = new Lazy<PackedOperand<T>>(() => new PackedOperand<T>(Trans.No, _gh, _h, _whh, _h));
             Forward();
             if (typeof(T) != typeof(double)) Widening.Widen<T>(_z, lin._states);
             _u = lin._layout.Select(l => new Lazy<T[]>(() => BuildVariables(l))).ToArray();
@@ -229,100 +240,159 @@ public sealed class RecurrentLinearization : ChainLinearization
 
         /// <summary>
         /// The forward pass, one step at a time on a [B, P] pre-activation block (it stays in cache):
-        /// a_ih = x_k W_ihᵀ and a_hh = v(h_{k−1}) W_hhᵀ, one GEMM each, then the cell row by row.
+        /// a_ih = x_k W_ihᵀ and a_hh = v(h_{k−1}) W_hhᵀ (W_hh packed once), one GEMM each, then the
+        /// cell row by row; each part of the rows does its own GEMMs and rows (one fork per step).
         /// </summary>
         private void Forward()
         {
-            int tp = _t * _p;
             var pre = ArrayPool<T>.Shared.Rent(_b * _p);
+            var wihT = new PackedOperand<T>(Trans.Yes, _n, _gh, _wih, _n); // packed too, so no part's rows change a result bit
             try
             {
                 for (int b = 0; b < _b; b++) _cell.RecurrentVariable<T>(_z0.AsSpan(b * _s, _h), _v.AsSpan(b * _t * _h, _h));
                 for (int k = 0; k < _t; k++)
                 {
-                    // Rows b·T + k of x and v have stride T·N and T·H; docs/math.md#cells.
-                    GemmGeneric.Multiply(Trans.No, Trans.Yes, _b, _gh, _n, T.One, _x.AsSpan(k * _n), _t * _n, _wih, _n, T.Zero, pre, _p);
-                    GemmGeneric.Multiply(Trans.No, Trans.Yes, _b, _gh, _h, T.One, _v.AsSpan(k * _h), _t * _h, _whh, _h,
-                        _cell.SplitPreActivation ? T.Zero : T.One, pre.AsSpan(_hho), _p);
                     int kk = k;
-                    RowLoop.For<T>(_b, 8L * _p, 0, (b, _) =>
+                    StepParts(_b, (r0, r1, threads) =>
                     {
-                        int row = b * _t + kk;
-                        var a = pre.AsSpan(b * _p, _p);
-                        if (_bih != null) TensorPrimitives.Add(a[.._gh], _bih, a[.._gh]);
-                        TensorPrimitives.Add(a.Slice(_hho, _gh), _bhh, a.Slice(_hho, _gh));
-                        var z = _z.AsSpan(row * _s, _s);
-                        _cell.ForwardRow<T>(a, ZPrev(b, kk), z, _cache.AsSpan(row * _c, _c));
-                        if (kk + 1 < _t) _cell.RecurrentVariable<T>(z[.._h], _v.AsSpan((row + 1) * _h, _h));
+                        int n = r1 - r0, tn = _t * _n, th = _t * _h;
+                        var preRows = pre.AsSpan(r0 * _p, n * _p);
+                        // Rows b·T + k of x and v have stride T·N and T·H; docs/math.md#cells.
+                        Gemm.MultiplyPacked(Trans.No, n, T.One, _x.AsSpan(r0 * tn + kk * _n), tn, wihT, T.Zero, preRows, _p, threads);
+                        Gemm.MultiplyPacked(Trans.No, n, T.One, _v.AsSpan(r0 * th + kk * _h), th, _whhT,
+                            _cell.SplitPreActivation ? T.Zero : T.One, preRows[_hho..], _p, threads);
+                        for (int b = r0; b < r1; b++)
+                        {
+                            int row = b * _t + kk;
+                            var a = pre.AsSpan(b * _p, _p);
+                            if (_bih != null) TensorPrimitives.Add(a[.._gh], _bih, a[.._gh]);
+                            TensorPrimitives.Add(a.Slice(_hho, _gh), _bhh, a.Slice(_hho, _gh));
+                            var z = _z.AsSpan(row * _s, _s);
+                            _cell.ForwardRow<T>(a, ZPrev(b, kk), z, _cache.AsSpan(row * _c, _c));
+                            if (kk + 1 < _t) _cell.RecurrentVariable<T>(z[.._h], _v.AsSpan((row + 1) * _h, _h));
+                        }
                     });
                 }
             }
             finally { ArrayPool<T>.Shared.Return(pre); }
         }
 
+        /// <summary>
+        /// Runs one step's rows as parts of whole 8-row groups (the GEMM kernels' MR), in parallel when
+        /// the step's work (a [rows × H]·[H × G·H] product plus the cell rows) is large: each part does
+        /// its own GEMM on the pre-packed W_hh and then its own cell rows, so a step costs one fork and
+        /// its element-wise passes run on every thread. <paramref name="body"/> gets the row range and
+        /// the threads its GEMMs may use (all of them when the step runs as one part).
+        /// </summary>
+        private void StepParts(int rows, Action<int, int, int> body)
+        {
+            int threads = Math.Min(Environment.ProcessorCount, Gemm.MaxDegreeOfParallelism);
+            int groups = (rows + 7) / 8;
+            // A few parts per thread once the rows are many: balance on a shared machine; each part
+            // re-packs only its own rows of A.
+            int parts = Math.Min(groups, Math.Min(4 * threads, Math.Max(threads, rows / 96)));
+            long cost = (long)rows * ((long)_gh * _h + 12L * _p);
+            if (parts < 2 || cost < RowLoop.ParallelThreshold.Value)
+            {
+                body(0, rows, Gemm.MaxDegreeOfParallelism);
+                return;
+            }
+            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = threads }, part =>
+            {
+                int r0 = (int)((long)groups * part / parts) * 8, r1 = Math.Min(rows, (int)((long)groups * (part + 1) / parts) * 8);
+                body(r0, r1, 1);
+            });
+        }
+
         // Spans cannot be captured by the row lambdas; the blocks are pinned and passed as addresses.
         private static Span<double> At(nint p, long offset, int length) => new((double*)p + offset, length);
+
+        /// <summary>Row <paramref name="offset"/>.. of a pinned block in T (float64: the interface block itself).</summary>
+        private static Span<T> AtT(nint p, long offset, int length) => new((T*)p + offset, length);
 
         /// <summary>dst[j, b, k] += alpha · A_k src[j, b, k−1].</summary>
         public void StateJvpAdd(int k, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha)
         {
             int rows = count * _b, ts = _t * _s;
-            var zs = ArrayPool<T>.Shared.Rent(rows * _s);   // src rows of step k−1, in T
+            // float64 reads the src rows of step k−1 in place (stride T·S); float32 rounds a copy.
+            var zs = typeof(T) == typeof(double) ? null : ArrayPool<T>.Shared.Rent(rows * _s);
             var pre = ArrayPool<T>.Shared.Rent(rows * _p);
             try
             {
-                for (int r = 0; r < rows; r++) Widening.Narrow(src.Slice(r * ts + (k - 1) * _s, _s), zs.AsSpan(r * _s, _s));
-                if (_cell.SplitPreActivation) Array.Clear(pre, 0, rows * _p);
-                HhJvp(k, rows, zs, pre);
-                fixed (double* pd = dst)
+                fixed (double* ps = src, pd = dst)
                 {
-                    nint id = (nint)pd;
-                    RowLoop.For<T>(rows, 12L * _p, _s + _cell.WorkWidth, (r, w) =>
+                    nint isrc = (nint)ps, id = (nint)pd;
+                    StepParts(rows, (r0, r1, threads) =>
                     {
-                        var row = Row(r % _b, k);
-                        var tmp = w[.._s]; var work = w[_s..];
-                        var dz = At(id, (long)r * ts + k * _s, _s);
-                        _cell.ApplyD(row, pre.AsSpan(r * _p, _p), tmp, work);
-                        if (typeof(T) == typeof(double))
+                        int n = r1 - r0;
+                        Span<T> z; int ldz;
+                        if (zs == null)
                         {
-                            // float64 adds D·δa and E·δz straight into the output row, one after the other.
-                            var d = MemoryMarshal.Cast<double, T>(dz);
-                            T a = T.CreateTruncating(alpha);
-                            TensorPrimitives.MultiplyAdd(tmp, a, d, d);
-                            _cell.ApplyEAdd(row, zs.AsSpan(r * _s, _s), d, a, work);
-                            return;
+                            z = AtT(isrc, (long)r0 * ts + (k - 1) * _s, (n - 1) * ts + _s);
+                            ldz = ts;
                         }
-                        _cell.ApplyEAdd(row, zs.AsSpan(r * _s, _s), tmp, T.One, work);
-                        Widening.AddScaled<T>(tmp, alpha, dz);
+                        else
+                        {
+                            for (int r = r0; r < r1; r++) Widening.Narrow(At(isrc, (long)r * ts + (k - 1) * _s, _s), zs.AsSpan(r * _s, _s));
+                            z = zs.AsSpan(r0 * _s, n * _s);
+                            ldz = _s;
+                        }
+                        var preRows = pre.AsSpan(r0 * _p, n * _p);
+                        if (_cell.SplitPreActivation) preRows.Clear();
+                        HhJvp(k, r0, n, z, ldz, preRows, threads);
+                        var w = ArrayPool<T>.Shared.Rent(_s + _cell.WorkWidth);
+                        try
+                        {
+                            var tmp = w.AsSpan(0, _s); var work = w.AsSpan(_s, _cell.WorkWidth);
+                            for (int r = r0; r < r1; r++)
+                            {
+                                var row = Row(r % _b, k);
+                                var zr = z.Slice((r - r0) * ldz, _s);
+                                var dz = At(id, (long)r * ts + k * _s, _s);
+                                _cell.ApplyD(row, pre.AsSpan(r * _p, _p), tmp, work);
+                                if (typeof(T) == typeof(double))
+                                {
+                                    // float64 adds D·δa and E·δz straight into the output row, one after the other.
+                                    var d = MemoryMarshal.Cast<double, T>(dz);
+                                    T a = T.CreateTruncating(alpha);
+                                    TensorPrimitives.MultiplyAdd(tmp, a, d, d);
+                                    _cell.ApplyEAdd(row, zr, d, a, work);
+                                    continue;
+                                }
+                                _cell.ApplyEAdd(row, zr, tmp, T.One, work);
+                                Widening.AddScaled<T>(tmp, alpha, dz);
+                            }
+                        }
+                        finally { ArrayPool<T>.Shared.Return(w); }
                     });
                 }
             }
             finally
             {
-                ArrayPool<T>.Shared.Return(zs);
+                if (zs != null) ArrayPool<T>.Shared.Return(zs);
                 ArrayPool<T>.Shared.Return(pre);
             }
         }
 
-        /// <summary>pre[r, hh block] (+)= W_hh (v' ⊙ δh_r) for the rows' step-k variables; accumulates onto a shared block.</summary>
-        private void HhJvp(int k, int rows, T[] zs, T[] pre)
+        /// <summary>preRows[i, hh block] = W_hh (v' ⊙ δh) for rows r0 + i (δh: rows of <paramref name="z"/>, stride <paramref name="ldz"/>).</summary>
+        private void HhJvp(int k, int r0, int n, ReadOnlySpan<T> z, int ldz, Span<T> preRows, int threads)
         {
-            T beta = T.Zero;   // a state JVP has no ih part: the hh product overwrites even a shared block
+            // A state JVP has no ih part: the hh product overwrites even a shared block (beta = 0).
             if (_cell.RecurrentVariableIsState)
             {
-                GemmGeneric.Multiply(Trans.No, Trans.Yes, rows, _gh, _h, T.One, zs, _s, _whh, _h, beta, pre.AsSpan(_hho), _p);
+                Gemm.MultiplyPacked(Trans.No, n, T.One, z, ldz, _whhT, T.Zero, preRows[_hho..], _p, threads);
                 return;
             }
-            var dv = ArrayPool<T>.Shared.Rent(rows * _h);
+            var dv = ArrayPool<T>.Shared.Rent(n * _h + _h);
             try
             {
-                var d = new T[_h];
-                for (int r = 0; r < rows; r++)
+                var d = dv.AsSpan(n * _h, _h);
+                for (int i = 0; i < n; i++)
                 {
-                    _cell.RecurrentDerivative<T>(_v.AsSpan(((r % _b) * _t + k) * _h, _h), d);
-                    TensorPrimitives.Multiply(d, zs.AsSpan(r * _s, _h), dv.AsSpan(r * _h, _h));
+                    _cell.RecurrentDerivative<T>(_v.AsSpan((((r0 + i) % _b) * _t + k) * _h, _h), d);
+                    TensorPrimitives.Multiply(d, z.Slice(i * ldz, _h), dv.AsSpan(i * _h, _h));
                 }
-                GemmGeneric.Multiply(Trans.No, Trans.Yes, rows, _gh, _h, T.One, dv, _h, _whh, _h, beta, pre.AsSpan(_hho), _p);
+                Gemm.MultiplyPacked(Trans.No, n, T.One, dv, _h, _whhT, T.Zero, preRows[_hho..], _p, threads);
             }
             finally { ArrayPool<T>.Shared.Return(dv); }
         }
@@ -331,102 +401,104 @@ public sealed class RecurrentLinearization : ChainLinearization
         public void StateVjpAdd(int k, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha)
         {
             int rows = count * _b, ts = _t * _s;
-            var qs = ArrayPool<T>.Shared.Rent(rows * _s);   // src rows of step k, in T
-            var o = ArrayPool<T>.Shared.Rent(rows * _s);    // A_kᵀ q per row, before alpha
+            bool direct = typeof(T) == typeof(double);   // float64 reads q and accumulates into dst in place
+            var qs = direct ? null : ArrayPool<T>.Shared.Rent(rows * _s);   // src rows of step k, in T
+            var o = direct ? null : ArrayPool<T>.Shared.Rent(rows * _s);    // A_kᵀ q per row, before alpha
             var g = ArrayPool<T>.Shared.Rent(rows * _p);
             try
             {
-                for (int r = 0; r < rows; r++) Widening.Narrow(src.Slice(r * ts + k * _s, _s), qs.AsSpan(r * _s, _s));
-                if (typeof(T) == typeof(double))
+                fixed (double* ps = src, pd = dst)
                 {
-                    // float64 accumulates Eᵀq and W_hhᵀ g_hh straight into the output rows of step k−1.
-                    VjpIntoBlock(k, rows, qs, g, MemoryMarshal.Cast<double, T>(dst), T.CreateTruncating(alpha));
-                    return;
+                    nint isrc = (nint)ps, id = (nint)pd;
+                    StepParts(rows, (r0, r1, threads) =>
+                    {
+                        var w = ArrayPool<T>.Shared.Rent(_cell.WorkWidth);
+                        try
+                        {
+                            var work = w.AsSpan(0, _cell.WorkWidth);
+                            if (qs == null)
+                            {
+                                // float64 accumulates Eᵀq and W_hhᵀ g_hh straight into the output rows of step k−1.
+                                T a = T.CreateTruncating(alpha);
+                                for (int r = r0; r < r1; r++)
+                                {
+                                    var row = Row(r % _b, k);
+                                    var q = AtT(isrc, (long)r * ts + k * _s, _s);
+                                    _cell.ApplyDTranspose(row, q, g.AsSpan(r * _p, _p), work);
+                                    _cell.ApplyETransposeAdd(row, q, AtT(id, (long)r * ts + (k - 1) * _s, _s), a, work);
+                                }
+                                HhVjpAdd(k, r0, r1 - r0, g, AtT(id, (long)r0 * ts + (k - 1) * _s, (r1 - r0 - 1) * ts + _s), ts, a, threads);
+                                return;
+                            }
+                            for (int r = r0; r < r1; r++)
+                            {
+                                var row = Row(r % _b, k);
+                                var q = qs.AsSpan(r * _s, _s);
+                                Widening.Narrow(At(isrc, (long)r * ts + k * _s, _s), q);
+                                var or = o!.AsSpan(r * _s, _s);
+                                or.Clear();
+                                _cell.ApplyDTranspose(row, q, g.AsSpan(r * _p, _p), work);
+                                _cell.ApplyETransposeAdd(row, q, or, T.One, work);
+                            }
+                            HhVjpAdd(k, r0, r1 - r0, g, o.AsSpan(r0 * _s, (r1 - r0) * _s), _s, T.One, threads);
+                            for (int r = r0; r < r1; r++) Widening.AddScaled<T>(o.AsSpan(r * _s, _s), alpha, At(id, (long)r * ts + (k - 1) * _s, _s));
+                        }
+                        finally { ArrayPool<T>.Shared.Return(w); }
+                    });
                 }
-                RowLoop.For<T>(rows, 12L * _p, _cell.WorkWidth, (r, work) =>
-                {
-                    var row = Row(r % _b, k);
-                    var q = qs.AsSpan(r * _s, _s);
-                    var or = o.AsSpan(r * _s, _s);
-                    or.Clear();
-                    _cell.ApplyDTranspose(row, q, g.AsSpan(r * _p, _p), work);
-                    _cell.ApplyETransposeAdd(row, q, or, T.One, work);
-                });
-                HhVjpAdd(k, rows, g, o);
-                for (int r = 0; r < rows; r++) Widening.AddScaled<T>(o.AsSpan(r * _s, _s), alpha, dst.Slice(r * ts + (k - 1) * _s, _s));
             }
             finally
             {
-                ArrayPool<T>.Shared.Return(qs);
-                ArrayPool<T>.Shared.Return(o);
+                if (qs != null) ArrayPool<T>.Shared.Return(qs);
+                if (o != null) ArrayPool<T>.Shared.Return(o);
                 ArrayPool<T>.Shared.Return(g);
             }
         }
 
-        /// <summary>dst[j, b, k−1] += alpha · A_kᵀ q for a block already in T (float64): no intermediate rows.</summary>
-        private void VjpIntoBlock(int k, int rows, T[] qs, T[] g, Span<T> dst, T alpha)
+        /// <summary>
+        /// out[i, h part] += alpha · v' ⊙ W_hhᵀ g_hh[r0 + i] (the adjoint of <see cref="HhJvp"/>), rows of
+        /// <paramref name="dst"/> with stride <paramref name="ld"/>.
+        /// </summary>
+        private void HhVjpAdd(int k, int r0, int n, T[] g, Span<T> dst, int ld, T alpha, int threads)
         {
-            int ts = _t * _s;
-            fixed (T* pd = dst)
-            {
-                nint id = (nint)pd;
-                RowLoop.For<T>(rows, 12L * _p, _cell.WorkWidth, (r, work) =>
-                {
-                    var row = Row(r % _b, k);
-                    var q = qs.AsSpan(r * _s, _s);
-                    _cell.ApplyDTranspose(row, q, g.AsSpan(r * _p, _p), work);
-                    _cell.ApplyETransposeAdd(row, q, new Span<T>((T*)id + (long)r * ts + (k - 1) * _s, _s), alpha, work);
-                });
-            }
             if (_cell.RecurrentVariableIsState)
             {
-                GemmGeneric.Multiply(Trans.No, Trans.No, rows, _h, _gh, alpha, g.AsSpan(_hho), _p, _whh, _h, T.One, dst[((k - 1) * _s)..], ts);
+                Gemm.MultiplyPacked(Trans.No, n, alpha, g.AsSpan(r0 * _p + _hho), _p, _whhN.Value, T.One, dst, ld, threads);
                 return;
             }
-            var tmp = ArrayPool<T>.Shared.Rent(rows * _h);
+            var tmp = ArrayPool<T>.Shared.Rent(n * _h + _h);
             try
             {
-                GemmGeneric.Multiply(Trans.No, Trans.No, rows, _h, _gh, T.One, g.AsSpan(_hho), _p, _whh, _h, T.Zero, tmp, _h);
-                var d = new T[_h];
-                for (int r = 0; r < rows; r++)
+                Gemm.MultiplyPacked(Trans.No, n, T.One, g.AsSpan(r0 * _p + _hho), _p, _whhN.Value, T.Zero, tmp, _h, threads);
+                var d = tmp.AsSpan(n * _h, _h);
+                for (int i = 0; i < n; i++)
                 {
-                    _cell.RecurrentDerivative<T>(_v.AsSpan(((r % _b) * _t + k) * _h, _h), d);
-                    TensorPrimitives.Multiply(d, tmp.AsSpan(r * _h, _h), d);
-                    var dh = dst.Slice(r * ts + (k - 1) * _s, _h);
-                    TensorPrimitives.MultiplyAdd(d, alpha, dh, dh);
+                    _cell.RecurrentDerivative<T>(_v.AsSpan((((r0 + i) % _b) * _t + k) * _h, _h), d);
+                    var dh = dst.Slice(i * ld, _h);
+                    if (typeof(T) == typeof(double))
+                    {
+                        // float64: the product rounded first, then the axpy into the output row.
+                        TensorPrimitives.Multiply(d, tmp.AsSpan(i * _h, _h), d);
+                        TensorPrimitives.MultiplyAdd(d, alpha, dh, dh);
+                    }
+                    else TensorPrimitives.MultiplyAdd(d, tmp.AsSpan(i * _h, _h), dh, dh); // alpha is applied by the caller
                 }
             }
             finally { ArrayPool<T>.Shared.Return(tmp); }
         }
 
-        /// <summary>o[r, h part] += v' ⊙ W_hhᵀ g_hh[r] (the adjoint of <see cref="HhJvp"/>).</summary>
-        private void HhVjpAdd(int k, int rows, T[] g, T[] o)
-        {
-            if (_cell.RecurrentVariableIsState)
-            {
-                GemmGeneric.Multiply(Trans.No, Trans.No, rows, _h, _gh, T.One, g.AsSpan(_hho), _p, _whh, _h, T.One, o, _s);
-                return;
-            }
-            var tmp = ArrayPool<T>.Shared.Rent(rows * _h);
-            try
-            {
-                GemmGeneric.Multiply(Trans.No, Trans.No, rows, _h, _gh, T.One, g.AsSpan(_hho), _p, _whh, _h, T.Zero, tmp, _h);
-                var d = new T[_h];
-                for (int r = 0; r < rows; r++)
-                {
-                    _cell.RecurrentDerivative<T>(_v.AsSpan(((r % _b) * _t + k) * _h, _h), d);
-                    var or = o.AsSpan(r * _s, _h);
-                    TensorPrimitives.MultiplyAdd(d, tmp.AsSpan(r * _h, _h), or, or);
-                }
-            }
-            finally { ArrayPool<T>.Shared.Return(tmp); }
-        }
+        /// <summary>
+        /// Rows of a [rows, P] pre-activation scratch block per chunk: row-local maps over all B·T rows
+        /// run in chunks of at most <see cref="RowChunkElements"/> values, so their scratch stays
+        /// small (a whole [B·T, P] block is 315 MB for B=64, T=200, GRU H=512) and in cache.
+        /// </summary>
+        private int RowChunk => (int)Math.Clamp(RowChunkElements.Value / _p, 1, Math.Max(1, _rows));
 
-        /// <summary>result[j] = J_θ dθ[j]: δa_ih = δW_ih x + δb_ih, δa_hh = δW_hh v + δb_hh at every (b, k), then D.</summary>
+        /// <summary>result[j] = J_θ dθ[j]: δa_ih = δW_ih x + δb_ih, δa_hh = δW_hh v + δb_hh at every (b, k), then D; in row chunks.</summary>
         public void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count)
         {
-            int m = _lin._params.TotalSize, size = _lin.StateShape.Size;
-            var pre = ArrayPool<T>.Shared.Rent(_rows * _p);
+            int m = _lin._params.TotalSize, size = _lin.StateShape.Size, chunk = RowChunk;
+            var pre = ArrayPool<T>.Shared.Rent(chunk * _p);
             var th = ArrayPool<T>.Shared.Rent(m);
             try
             {
@@ -436,20 +508,25 @@ public sealed class RecurrentLinearization : ChainLinearization
                     for (int j = 0; j < count; j++)
                     {
                         Widening.Narrow(dTheta.Slice(j * m, m), th.AsSpan(0, m));
-                        // docs/math.md#global-ntk.
-                        GemmGeneric.Multiply(Trans.No, Trans.Yes, _rows, _gh, _n, T.One, _x, _n, th.AsSpan(_offWih), _n, T.Zero, pre, _p);
-                        GemmGeneric.Multiply(Trans.No, Trans.Yes, _rows, _gh, _h, T.One, _v, _h, th.AsSpan(_offWhh), _h,
-                            _cell.SplitPreActivation ? T.Zero : T.One, pre.AsSpan(_hho), _p);
                         long jOff = (long)j * size;
-                        RowLoop.For<T>(_rows, 12L * _p, _s + _cell.WorkWidth, (row, w) =>
+                        for (int r0 = 0; r0 < _rows; r0 += chunk)
                         {
-                            var a = pre.AsSpan(row * _p, _p);
-                            if (_offBih >= 0) TensorPrimitives.Add(a[.._gh], th.AsSpan(_offBih, _gh), a[.._gh]);
-                            TensorPrimitives.Add(a.Slice(_hho, _gh), th.AsSpan(_offBhh, _gh), a.Slice(_hho, _gh));
-                            var tmp = w[.._s];
-                            _cell.ApplyD(Row(row / _t, row % _t), a, tmp, w[_s..]);
-                            Widening.Widen<T>(tmp, At(ires, jOff + (long)row * _s, _s));
-                        });
+                            int rc = Math.Min(chunk, _rows - r0), start = r0;
+                            // docs/math.md#global-ntk.
+                            GemmGeneric.Multiply(Trans.No, Trans.Yes, rc, _gh, _n, T.One, _x.AsSpan(r0 * _n), _n, th.AsSpan(_offWih), _n, T.Zero, pre, _p);
+                            GemmGeneric.Multiply(Trans.No, Trans.Yes, rc, _gh, _h, T.One, _v.AsSpan(r0 * _h), _h, th.AsSpan(_offWhh), _h,
+                                _cell.SplitPreActivation ? T.Zero : T.One, pre.AsSpan(_hho), _p);
+                            RowLoop.For<T>(rc, 12L * _p, _s + _cell.WorkWidth, (i, w) =>
+                            {
+                                int row = start + i;
+                                var a = pre.AsSpan(i * _p, _p);
+                                if (_offBih >= 0) TensorPrimitives.Add(a[.._gh], th.AsSpan(_offBih, _gh), a[.._gh]);
+                                TensorPrimitives.Add(a.Slice(_hho, _gh), th.AsSpan(_offBhh, _gh), a.Slice(_hho, _gh));
+                                var tmp = w[.._s];
+                                _cell.ApplyD(Row(row / _t, row % _t), a, tmp, w[_s..]);
+                                Widening.Widen<T>(tmp, At(ires, jOff + (long)row * _s, _s));
+                            });
+                        }
                     }
                 }
             }
@@ -460,12 +537,16 @@ public sealed class RecurrentLinearization : ChainLinearization
             }
         }
 
-        /// <summary>dθ[j] = J_θ* q[j]: δW = Σ_(b,k) g uᵀ (GEMM in T), δb = Σ_(b,k) g (float64 sums).</summary>
+        /// <summary>
+        /// dθ[j] = J_θ* q[j]: δW = Σ_(b,k) g uᵀ (GEMMs in T accumulated over row chunks), δb = Σ_(b,k) g
+        /// (float64 sums).
+        /// </summary>
         public void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count)
         {
-            int m = _lin._params.TotalSize, size = _lin.StateShape.Size;
-            var g = ArrayPool<T>.Shared.Rent(_rows * _p);
-            var wT = ArrayPool<T>.Shared.Rent(_gh * Math.Max(_n, _h));
+            int m = _lin._params.TotalSize, size = _lin.StateShape.Size, chunk = RowChunk;
+            var g = ArrayPool<T>.Shared.Rent(chunk * _p);
+            var wIh = ArrayPool<T>.Shared.Rent(_gh * _n);
+            var wHh = ArrayPool<T>.Shared.Rent(_gh * _h);
             try
             {
                 fixed (double* pq = q)
@@ -474,35 +555,43 @@ public sealed class RecurrentLinearization : ChainLinearization
                     for (int j = 0; j < count; j++)
                     {
                         long jOff = (long)j * size;
-                        RowLoop.For<T>(_rows, 12L * _p, _s + _cell.WorkWidth, (row, w) =>
-                        {
-                            var qr = w[.._s];
-                            Widening.Narrow<T>(At(iq, jOff + (long)row * _s, _s), qr);
-                            _cell.ApplyDTranspose(Row(row / _t, row % _t), qr, g.AsSpan(row * _p, _p), w[_s..]);
-                        });
-                        // docs/math.md#kronecker-core.
                         var th = dTheta.Slice(j * m, m);
-                        GemmGeneric.Multiply(Trans.Yes, Trans.No, _gh, _n, _rows, T.One, g, _p, _x, _n, T.Zero, wT, _n);
-                        Widening.Widen<T>(wT.AsSpan(0, _gh * _n), th.Slice(_offWih, _gh * _n));
-                        GemmGeneric.Multiply(Trans.Yes, Trans.No, _gh, _h, _rows, T.One, g.AsSpan(_hho), _p, _v, _h, T.Zero, wT, _h);
-                        Widening.Widen<T>(wT.AsSpan(0, _gh * _h), th.Slice(_offWhh, _gh * _h));
-                        if (_offBih >= 0) ColumnSums(g, 0, th.Slice(_offBih, _gh));
-                        ColumnSums(g, _hho, th.Slice(_offBhh, _gh));
+                        if (_offBih >= 0) th.Slice(_offBih, _gh).Clear();
+                        th.Slice(_offBhh, _gh).Clear();
+                        for (int r0 = 0; r0 < _rows; r0 += chunk)
+                        {
+                            int rc = Math.Min(chunk, _rows - r0), start = r0;
+                            RowLoop.For<T>(rc, 12L * _p, _s + _cell.WorkWidth, (i, w) =>
+                            {
+                                int row = start + i;
+                                var qr = w[.._s];
+                                Widening.Narrow<T>(At(iq, jOff + (long)row * _s, _s), qr);
+                                _cell.ApplyDTranspose(Row(row / _t, row % _t), qr, g.AsSpan(i * _p, _p), w[_s..]);
+                            });
+                            // docs/math.md#kronecker-core.
+                            T beta = r0 == 0 ? T.Zero : T.One;
+                            GemmGeneric.Multiply(Trans.Yes, Trans.No, _gh, _n, rc, T.One, g, _p, _x.AsSpan(r0 * _n), _n, beta, wIh, _n);
+                            GemmGeneric.Multiply(Trans.Yes, Trans.No, _gh, _h, rc, T.One, g.AsSpan(_hho), _p, _v.AsSpan(r0 * _h), _h, beta, wHh, _h);
+                            if (_offBih >= 0) ColumnSumsAdd(g, rc, 0, th.Slice(_offBih, _gh));
+                            ColumnSumsAdd(g, rc, _hho, th.Slice(_offBhh, _gh));
+                        }
+                        Widening.Widen<T>(wIh.AsSpan(0, _gh * _n), th.Slice(_offWih, _gh * _n));
+                        Widening.Widen<T>(wHh.AsSpan(0, _gh * _h), th.Slice(_offWhh, _gh * _h));
                     }
                 }
             }
             finally
             {
                 ArrayPool<T>.Shared.Return(g);
-                ArrayPool<T>.Shared.Return(wT);
+                ArrayPool<T>.Shared.Return(wIh);
+                ArrayPool<T>.Shared.Return(wHh);
             }
         }
 
-        /// <summary>sum = Σ_rows g[row, offset..offset+G·H], accumulated in float64.</summary>
-        private void ColumnSums(T[] g, int offset, Span<double> sum)
+        /// <summary>sum += Σ over the first <paramref name="rows"/> rows of g[row, offset..offset+G·H], accumulated in float64.</summary>
+        private void ColumnSumsAdd(T[] g, int rows, int offset, Span<double> sum)
         {
-            sum.Clear();
-            for (int r = 0; r < _rows; r++) Widening.AddScaled<T>(g.AsSpan(r * _p + offset, _gh), 1.0, sum);
+            for (int r = 0; r < rows; r++) Widening.AddScaled<T>(g.AsSpan(r * _p + offset, _gh), 1.0, sum);
         }
 
         private T[] BuildVariables(SiteLayout l)
@@ -567,17 +656,17 @@ public sealed class RecurrentLinearization : ChainLinearization
         public void AddSiteKernel(ReadOnlySpan<double> x, Span<double> y, int count)
         {
             int size = _lin.StateShape.Size, sites = _lin._layout.Length;
-            int rowChunk = (int)Math.Clamp((1L << 22) / _p, 1, _rows);
+            int rowChunk = RowChunk;
             var g = ArrayPool<T>.Shared.Rent(rowChunk * _p);
-            var c = new T[sites][];
-            for (int s = 0; s < sites; s++) c[s] = new T[SiteWidth(s) * _gh];
+            var c = new T[sites][];   // C_s = Û_sᵀ A_s (d̂ × G·H: 6 MB for GRU H=512), pooled: no garbage per call
+            for (int s = 0; s < sites; s++) c[s] = ArrayPool<T>.Shared.Rent(SiteWidth(s) * _gh);
             try
             {
                 for (int j = 0; j < count; j++)
                 {
                     var xj = x.Slice(j * size, size);
                     var yj = y.Slice(j * size, size);
-                    for (int s = 0; s < sites; s++) Array.Clear(c[s]);
+                    for (int s = 0; s < sites; s++) Array.Clear(c[s], 0, SiteWidth(s) * _gh);
                     for (int r0 = 0; r0 < _rows; r0 += rowChunk)
                     {
                         int rc = Math.Min(rowChunk, _rows - r0);
@@ -592,7 +681,11 @@ public sealed class RecurrentLinearization : ChainLinearization
                     }
                 }
             }
-            finally { ArrayPool<T>.Shared.Return(g); }
+            finally
+            {
+                ArrayPool<T>.Shared.Return(g);
+                foreach (var cs in c) if (cs is not null) ArrayPool<T>.Shared.Return(cs);
+            }
         }
 
         private int SiteWidth(int s) => _lin._layout[s].Width + _lin._layout[s].Biases.Length;
@@ -641,35 +734,41 @@ public sealed class RecurrentLinearization : ChainLinearization
 
         private const int NarrowWidth = 8;
 
+        /// <summary>dst[j] += D (a[j] in the site's pre-activation block), in row chunks.</summary>
         public void SiteDAdd(int preOffset, ReadOnlySpan<double> a, Span<double> dst, int count)
         {
-            int size = _lin.StateShape.Size, block = _rows * _p;
-            var pre = ArrayPool<T>.Shared.Rent(block);
+            int size = _lin.StateShape.Size, chunk = RowChunk;
+            var pre = ArrayPool<T>.Shared.Rent(chunk * _p);
             try
             {
                 for (int j = 0; j < count; j++)
-                {
-                    Array.Clear(pre, 0, block);
-                    for (int r = 0; r < _rows; r++)
-                        Widening.Narrow(a.Slice((j * _rows + r) * _gh, _gh), pre.AsSpan(r * _p + preOffset, _gh));
-                    DRowsAdd(pre, dst.Slice(j * size, size), 0, _rows);
-                }
+                    for (int r0 = 0; r0 < _rows; r0 += chunk)
+                    {
+                        int rc = Math.Min(chunk, _rows - r0);
+                        Array.Clear(pre, 0, rc * _p);
+                        for (int i = 0; i < rc; i++)
+                            Widening.Narrow(a.Slice((j * _rows + r0 + i) * _gh, _gh), pre.AsSpan(i * _p + preOffset, _gh));
+                        DRowsAdd(pre, dst.Slice(j * size, size), r0, rc);
+                    }
             }
             finally { ArrayPool<T>.Shared.Return(pre); }
         }
 
+        /// <summary>a[j] = the site's pre-activation block of Dᵀ q[j], in row chunks.</summary>
         public void SiteDAdjoint(int preOffset, ReadOnlySpan<double> q, Span<double> a, int count)
         {
-            int size = _lin.StateShape.Size;
-            var g = ArrayPool<T>.Shared.Rent(_rows * _p);
+            int size = _lin.StateShape.Size, chunk = RowChunk;
+            var g = ArrayPool<T>.Shared.Rent(chunk * _p);
             try
             {
                 for (int j = 0; j < count; j++)
-                {
-                    DAdjointRows(q.Slice(j * size, size), g, 0, _rows);
-                    for (int r = 0; r < _rows; r++)
-                        Widening.Widen<T>(g.AsSpan(r * _p + preOffset, _gh), a.Slice((j * _rows + r) * _gh, _gh));
-                }
+                    for (int r0 = 0; r0 < _rows; r0 += chunk)
+                    {
+                        int rc = Math.Min(chunk, _rows - r0);
+                        DAdjointRows(q.Slice(j * size, size), g, r0, rc);
+                        for (int i = 0; i < rc; i++)
+                            Widening.Widen<T>(g.AsSpan(i * _p + preOffset, _gh), a.Slice((j * _rows + r0 + i) * _gh, _gh));
+                    }
             }
             finally { ArrayPool<T>.Shared.Return(g); }
         }

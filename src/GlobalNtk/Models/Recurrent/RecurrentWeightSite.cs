@@ -43,6 +43,16 @@ internal sealed class RecurrentWeightSite : WeightSite
         if (count > 0) _lin.SiteDAdd(_index, a, dst, count);
     }
 
+    /// <summary>Colour t / H of state position t when the cell acts unit by unit (<see cref="RecurrentCell.UnitLocal"/>).</summary>
+    internal override int SliceColouring(Span<int> colour)
+    {
+        var cell = _lin.CellInternal;
+        int h = cell.HiddenSize, s = cell.StateSize;
+        if (!cell.UnitLocal || colour.Length != s || s % h != 0) return 0;
+        for (int t = 0; t < s; t++) colour[t] = t / h;
+        return s / h;
+    }
+
     public override void ApplyDAdjoint(ReadOnlySpan<double> q, Span<double> a, int count)
     {
         Check(a.Length, q.Length, count, "ApplyDAdjoint");

@@ -151,6 +151,9 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         private readonly int _b, _t, _l, _sc, _s, _h, _gh, _p, _c, _hho, _r, _work;
         private readonly T[] _z, _z0;
         private readonly T[][] _x, _v, _cache, _wih, _whh;
+        // The per-step weights packed once for the GEMM kernel (as op(B) = Wᵀ and W): the step products
+        // have only count·B rows and cannot amortise packing W every step. Bit-identical products.
+        private readonly Lazy<PackedOperand<T>>[] _whhT, _whhN, _wihT, _wihN;
         private readonly T[]?[] _bih, _bhh;
         private readonly int[] _n, _oWih, _oWhh, _oBih, _oBhh;
         private readonly int _oH0;
@@ -177,6 +180,8 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                 _cache[k] = new T[checked(_r * _c)];
             }
             _oH0 = stack.InitialStateName != null ? snapshot.OffsetOf(stack.InitialStateName) : -1;
+            _whhT = Packs(_whh, Trans.Yes); _whhN = Packs(_whh, Trans.No);
+            _wihT = Packs(_wih, Trans.Yes); _wihN = Packs(_wih, Trans.No);
             _x[0] = ToT(inputs);
             Forward();
             if (!IsDouble) Widening.Widen<T>(_z, lin._z);
@@ -204,6 +209,15 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         private StepRow<T> Row(int k, int b, int t) =>
             new(_cache[k].AsSpan((b * _t + t) * _c, _c), ZPrev(k, b, t), _z.AsSpan((b * _t + t) * _s + Off(k), _sc));
 
+        /// <summary>op(B) = Wᵀ (Trans.Yes) or W of each layer's [G·H × width] weight, packed on first use.</summary>
+        private Lazy<PackedOperand<T>>[] Packs(T[][] w, Trans t) => Enumerable.Range(0, _l).Select(k =>
+        {
+            int width = w[k].Length / _gh;
+            return new Lazy<PackedOperand<T>>(() => t == Trans.Yes
+                ? new PackedOperand<T>(Trans.Yes, width, _gh, w[k], width)
+                : new PackedOperand<T>(Trans.No, _gh, width, w[k], width));
+        }).ToArray();
+
         private void Forward()
         {
             var pre = Rent(checked(_r * _p));
@@ -224,8 +238,8 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                     for (int b = 0; b < _b; b++) cell.RecurrentVariable<T>(_z0.AsSpan(b * _s + Off(k), _h), _v[k].AsSpan(b * _t * _h, _h));
                     for (int t = 0; t < _t; t++)
                     {
-                        GemmGeneric.Multiply(Trans.No, Trans.Yes, _b, _gh, _h, T.One, _v[k].AsSpan(t * _h), _t * _h, _whh[k], _h,
-                            cell.SplitPreActivation ? T.Zero : T.One, pre.AsSpan(t * _p + _hho), _t * _p);
+                        Gemm.MultiplyPacked(Trans.No, _b, T.One, _v[k].AsSpan(t * _h), _t * _h, _whhT[k].Value,
+                            cell.SplitPreActivation ? T.Zero : T.One, pre.AsSpan(t * _p + _hho), _t * _p, Gemm.MaxDegreeOfParallelism);
                         for (int b = 0; b < _b; b++)
                         {
                             int row = b * _t + t;
@@ -251,7 +265,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
             var cell = _cells[k];
             if (cell.RecurrentVariableIsState)
             {
-                GemmGeneric.Multiply(Trans.No, Trans.Yes, rows, _gh, _h, T.One, dh, ld, _whh[k], _h, beta, pre[_hho..], _p);
+                Gemm.MultiplyPacked(Trans.No, rows, T.One, dh, ld, _whhT[k].Value, beta, pre[_hho..], _p, Gemm.MaxDegreeOfParallelism);
                 return;
             }
             var dv = Rent(rows * _h);
@@ -263,7 +277,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                     cell.RecurrentDerivative<T>(_v[k].AsSpan(vRow(r) * _h, _h), d);
                     TensorPrimitives.Multiply(d, dh.Slice(r * ld, _h), dv.AsSpan(r * _h, _h));
                 }
-                GemmGeneric.Multiply(Trans.No, Trans.Yes, rows, _gh, _h, T.One, dv, _h, _whh[k], _h, beta, pre[_hho..], _p);
+                Gemm.MultiplyPacked(Trans.No, rows, T.One, dv, _h, _whhT[k].Value, beta, pre[_hho..], _p, Gemm.MaxDegreeOfParallelism);
             }
             finally { Return(dv); }
         }
@@ -274,13 +288,13 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
             var cell = _cells[k];
             if (cell.RecurrentVariableIsState)
             {
-                GemmGeneric.Multiply(Trans.No, Trans.No, rows, _h, _gh, T.One, g[_hho..], _p, _whh[k], _h, T.One, dst, ld);
+                Gemm.MultiplyPacked(Trans.No, rows, T.One, g[_hho..], _p, _whhN[k].Value, T.One, dst, ld, Gemm.MaxDegreeOfParallelism);
                 return;
             }
             var tmp = Rent(rows * _h);
             try
             {
-                GemmGeneric.Multiply(Trans.No, Trans.No, rows, _h, _gh, T.One, g[_hho..], _p, _whh[k], _h, T.Zero, tmp, _h);
+                Gemm.MultiplyPacked(Trans.No, rows, T.One, g[_hho..], _p, _whhN[k].Value, T.Zero, tmp, _h, Gemm.MaxDegreeOfParallelism);
                 var d = new T[_h];
                 for (int r = 0; r < rows; r++)
                 {
@@ -314,7 +328,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                 for (int k = 0; k < _l; k++)
                 {
                     var cell = _cells[k];
-                    if (k > 0) GemmGeneric.Multiply(Trans.No, Trans.Yes, rows, _gh, _h, T.One, y.AsSpan(Off(k - 1)), _s, _wih[k], _h, T.Zero, pre, _p);
+                    if (k > 0) Gemm.MultiplyPacked(Trans.No, rows, T.One, y.AsSpan(Off(k - 1)), _s, _wihT[k].Value, T.Zero, pre, _p, Gemm.MaxDegreeOfParallelism);
                     else if (cell.SplitPreActivation) Array.Clear(pre, 0, rows * _p);
                     HhJvp(k, rows, z[Off(k)..], ld, r => (r % _b) * _t + t, pre, k > 0 && !cell.SplitPreActivation ? T.One : T.Zero);
                     for (int r = 0; r < rows; r++)
@@ -364,7 +378,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                         cell.ApplyETransposeAdd(row, qr, o.AsSpan(r * _s + Off(kk), _sc), T.One, work);
                     });
                     HhVjpAdd(k, rows, g, o.AsSpan(Off(k)), _s, r => (r % _b) * _t + t);
-                    if (k > 0) GemmGeneric.Multiply(Trans.No, Trans.No, rows, _h, _gh, T.One, g, _p, _wih[k], _h, T.Zero, carry, _h);
+                    if (k > 0) Gemm.MultiplyPacked(Trans.No, rows, T.One, g, _p, _wihN[k].Value, T.Zero, carry, _h, Gemm.MaxDegreeOfParallelism);
                 }
                 for (int r = 0; r < rows; r++) Widening.AddScaled<T>(o.AsSpan(r * _s, _s), alpha, dst.Slice(r * ts + (t - 1) * _s, _s));
             }
@@ -545,30 +559,35 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         /// </summary>
         public void SiteDAdd(int k, int preOffset, ReadOnlySpan<double> a, Span<double> dst, int count)
         {
-            int rows = count * _r;
-            var pre = Rent(checked(rows * _p));
-            var y = Rent(checked(rows * _s));
+            // Rows are independent: chunks of rows keep the scratch small (RecurrentLinearization.RowChunkElements).
+            int rows = count * _r, chunk = RowChunk(rows);
+            var pre = Rent(checked(chunk * _p));
+            var y = Rent(checked(chunk * _s));
             try
             {
-                Array.Clear(pre, 0, rows * _p);
-                for (int r = 0; r < rows; r++) Widening.Narrow(a.Slice(r * _gh, _gh), pre.AsSpan(r * _p + preOffset, _gh));
-                for (int j = k; j < _l; j++)
+                for (int r0 = 0; r0 < rows; r0 += chunk)
                 {
-                    var cell = _cells[j];
-                    if (j > k)
+                    int rc = Math.Min(chunk, rows - r0), start = r0;
+                    Array.Clear(pre, 0, rc * _p);
+                    for (int i = 0; i < rc; i++) Widening.Narrow(a.Slice((r0 + i) * _gh, _gh), pre.AsSpan(i * _p + preOffset, _gh));
+                    for (int j = k; j < _l; j++)
                     {
-                        if (cell.SplitPreActivation) Array.Clear(pre, 0, rows * _p);
-                        GemmGeneric.Multiply(Trans.No, Trans.Yes, rows, _gh, _h, T.One, y.AsSpan(Off(j - 1)), _s, _wih[j], _h, T.Zero, pre, _p);
+                        var cell = _cells[j];
+                        if (j > k)
+                        {
+                            if (cell.SplitPreActivation) Array.Clear(pre, 0, rc * _p);
+                            GemmGeneric.Multiply(Trans.No, Trans.Yes, rc, _gh, _h, T.One, y.AsSpan(Off(j - 1)), _s, _wih[j], _h, T.Zero, pre, _p);
+                        }
+                        int jj = j;
+                        RowLoop.For<T>(rc, 12L * _p, _work, (i, work) =>
+                        {
+                            int row = (start + i) % _r;
+                            cell.ApplyD(Row(jj, row / _t, row % _t), pre.AsSpan(i * _p, _p), y.AsSpan(i * _s + Off(jj), _sc), work);
+                        });
                     }
-                    int jj = j;
-                    RowLoop.For<T>(rows, 12L * _p, _work, (r, work) =>
-                    {
-                        int row = r % _r;
-                        cell.ApplyD(Row(jj, row / _t, row % _t), pre.AsSpan(r * _p, _p), y.AsSpan(r * _s + Off(jj), _sc), work);
-                    });
+                    for (int i = 0; i < rc; i++)
+                        Widening.AddScaled<T>(y.AsSpan(i * _s + Off(k), _s - Off(k)), 1.0, dst.Slice((r0 + i) * _s + Off(k), _s - Off(k)));
                 }
-                for (int r = 0; r < rows; r++)
-                    Widening.AddScaled<T>(y.AsSpan(r * _s + Off(k), _s - Off(k)), 1.0, dst.Slice(r * _s + Off(k), _s - Off(k)));
             }
             finally { Return(pre); Return(y); }
         }
@@ -576,33 +595,40 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         /// <summary>The adjoint: a[row] = layer k's pre-activation gradient (width G·H at <paramref name="preOffset"/>) from a full-state block q.</summary>
         public void SiteDAdjoint(int k, int preOffset, ReadOnlySpan<double> q, Span<double> a, int count)
         {
-            int rows = count * _r;
-            var g = Rent(checked(rows * _p));
-            var carry = Rent(checked(rows * _h));
-            var qk = Rent(checked(rows * _sc));   // layer j's rows of q (+ the carry from above), in T
+            int rows = count * _r, chunk = RowChunk(rows);
+            var g = Rent(checked(chunk * _p));
+            var carry = Rent(checked(chunk * _h));
+            var qk = Rent(checked(chunk * _sc));   // layer j's rows of q (+ the carry from above), in T
             try
             {
-                for (int j = _l - 1; j >= k; j--)
+                for (int r0 = 0; r0 < rows; r0 += chunk)
                 {
-                    var cell = _cells[j];
-                    for (int r = 0; r < rows; r++)
+                    int rc = Math.Min(chunk, rows - r0), start = r0;
+                    for (int j = _l - 1; j >= k; j--)
                     {
-                        var qr = qk.AsSpan(r * _sc, _sc);
-                        Widening.Narrow(q.Slice(r * _s + Off(j), _sc), qr);
-                        if (j < _l - 1) TensorPrimitives.Add(qr[.._h], carry.AsSpan(r * _h, _h), qr[.._h]);
+                        var cell = _cells[j];
+                        for (int i = 0; i < rc; i++)
+                        {
+                            var qr = qk.AsSpan(i * _sc, _sc);
+                            Widening.Narrow(q.Slice((r0 + i) * _s + Off(j), _sc), qr);
+                            if (j < _l - 1) TensorPrimitives.Add(qr[.._h], carry.AsSpan(i * _h, _h), qr[.._h]);
+                        }
+                        int jj = j;
+                        RowLoop.For<T>(rc, 12L * _p, _work, (i, work) =>
+                        {
+                            int row = (start + i) % _r;
+                            cell.ApplyDTranspose(Row(jj, row / _t, row % _t), qk.AsSpan(i * _sc, _sc), g.AsSpan(i * _p, _p), work);
+                        });
+                        if (j > k) GemmGeneric.Multiply(Trans.No, Trans.No, rc, _h, _gh, T.One, g, _p, _wih[j], _h, T.Zero, carry, _h);
                     }
-                    int jj = j;
-                    RowLoop.For<T>(rows, 12L * _p, _work, (r, work) =>
-                    {
-                        int row = r % _r;
-                        cell.ApplyDTranspose(Row(jj, row / _t, row % _t), qk.AsSpan(r * _sc, _sc), g.AsSpan(r * _p, _p), work);
-                    });
-                    if (j > k) GemmGeneric.Multiply(Trans.No, Trans.No, rows, _h, _gh, T.One, g, _p, _wih[j], _h, T.Zero, carry, _h);
+                    for (int i = 0; i < rc; i++) Widening.Widen<T>(g.AsSpan(i * _p + preOffset, _gh), a.Slice((r0 + i) * _gh, _gh));
                 }
-                for (int r = 0; r < rows; r++) Widening.Widen<T>(g.AsSpan(r * _p + preOffset, _gh), a.Slice(r * _gh, _gh));
             }
             finally { Return(g); Return(carry); Return(qk); }
         }
+
+        /// <summary>Rows per chunk of the sites' D and D*: a [rows, P] block within <see cref="RecurrentLinearization.RowChunkElements"/>.</summary>
+        private int RowChunk(int rows) => (int)Math.Clamp(RecurrentLinearization.RowChunkElements.Value / Math.Max(_p, _s), 1, Math.Max(1, rows));
     }
 
     // ---- weight sites ----
