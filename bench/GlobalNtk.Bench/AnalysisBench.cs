@@ -14,8 +14,8 @@ namespace GlobalNtk.Bench;
 /// <c>--compare partial</c> (default): every partial effective rank of NTK_S by the old per-index
 /// path (EffectiveRank.Partial, 10 probes, one application per kept index per probe) against the
 /// budgeted PartialWithin (default preset, deflated by the budgeted top eigenvectors): values,
-/// standard errors, applications and CPU seconds. <c>--compare presets</c>: the whole analysis
-/// with the quick and the thorough preset, every estimate with its SE and the difference in
+/// standard errors, applications and CPU seconds. <c>--compare presets [--presets A,B]</c>: the whole analysis
+/// with two presets (quick and thorough unless given), every estimate with its SE and the difference in
 /// combined SEs. <c>--compare apply [--block C]</c>: CPU per vector of every operator and of K's
 /// terms. <c>--compare stages [--budget P]</c>: the whole analysis stage by stage (CPU, allocation,
 /// peak memory, applications). Options: <c>--model FILE --task NAME --steps T --trials B --old-probes N</c>.
@@ -30,6 +30,7 @@ internal static class AnalysisBench
         long exactLimit = KroneckerCore.DefaultExactApplicationLimit;
         int block = 4;
         var budget = AnalysisBudget.Default;
+        var presets = new[] { AnalysisBudget.Quick, AnalysisBudget.Thorough };
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -43,6 +44,7 @@ internal static class AnalysisBench
                 case "--exact-limit": exactLimit = long.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--block": block = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--budget": budget = Enum.Parse<AnalysisBudget>(args[++i], ignoreCase: true); break;
+                case "--presets": presets = args[++i].Split(',').Select(b => Enum.Parse<AnalysisBudget>(b, ignoreCase: true)).ToArray(); break;
                 default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
             }
         }
@@ -54,10 +56,11 @@ internal static class AnalysisBench
         Console.WriteLine($"model {Path.GetFileName(model)} ({loaded.Model.Arch}), task {task}, batch {ev.Inputs.Shape}");
         return compare switch
         {
-            "presets" => Presets(loaded.Model, ev),
+            "presets" => Presets(loaded.Model, ev, presets),
             "kronecker" => Kronecker(loaded.Model, ev, exactLimit),
             "apply" => Apply(loaded.Model, ev, block),
             "stages" => Stages(loaded.Model, ev, budget),
+            "calibrate" => Calibrate(loaded.Model, ev, budget, oldProbes),
             _ => Partial(loaded.Model, ev, oldProbes),
         };
     }
@@ -147,7 +150,12 @@ internal static class AnalysisBench
         foreach (var s in new[] { analysis.NtkSpectrum, analysis.KSpectrum, analysis.PropagationSpectrum })
             Console.WriteLine($"spectrum {s.Operator}: {s.Applications}/{s.Budget} applications, {s.Status}, top-{s.Eigenvalues.Length}");
         foreach (var r in new[] { analysis.NtkRank, analysis.KRank })
+        {
             Console.WriteLine($"rank {r.Operator}: {r.Applications} applications; partial: {string.Join(", ", r.Partial.Select(p => $"{p.Axis} {p.Method} {p.Applications}"))}");
+            Console.WriteLine($"  tr {r.Operator} = {r.Trace:G4} ± {r.TraceStandardError:G2}, PR = {r.Value:G4} ± {r.StandardError:G2} ({r.Applications}/{r.Budget}, {r.Status})");
+            foreach (var p in r.Partial)
+                Console.WriteLine($"  PR({r.Operator}) {p.Axis} = {p.Value:G4} ± {p.StandardError:G2} ({p.Method} {p.KeptProbe}, {p.Applications}/{p.Budget}, {p.Status})");
+        }
         return 0;
     }
 
@@ -218,18 +226,51 @@ internal static class AnalysisBench
         return 0;
     }
 
-    private static int Presets(GlobalNtk.Models.IChainModel model, TaskBatch ev)
+    /// <summary>
+    /// <c>--compare calibrate [--budget P] [--old-probes SEEDS]</c>: every partial rank of NTK_S and K
+    /// with the preset's budget over many seeds (deflated as in the analysis), against a
+    /// per-index reference with 10× the budget: the kept factor chosen, the SD of the z-scores and
+    /// how many lie beyond 3.
+    /// </summary>
+    private static int Calibrate(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget budget, int seeds)
+    {
+        var ops = new NtkOperators(model.Linearize(ev.Inputs));
+        var o = AnalysisOptions.ForBudget(budget);
+        Console.WriteLine($"preset {budget}, partial budget {o.PartialBudget}, {seeds} seeds");
+        Console.WriteLine("| operator | axis | reference | method (index ψ / seeds) | mean PR ± mean SE | mean z | SD(z) | beyond 3 |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|");
+        foreach (var (name, op) in new[] { ("NTK_S", ops.NtkSApplied), ("K", ops.KApplied) })
+        {
+            var eig = Spectral.TopEigenpairs(op, o.TopK, o.Seed + 1, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance));
+            var d = Deflation.FromEigenpairs(eig);
+            foreach (var (axis, size) in op.Domain.Names.Zip(op.Domain.Sizes))
+            {
+                if (size <= 1) continue;
+                var reference = EffectiveRank.PartialWithin(op, [axis], Math.Max(10 * o.PartialBudget, 12 * size), 99, d);
+                var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, 1000 + s, d, o.RelativeTarget)).ToArray();
+                var z = ests.Select(e => (e.ParticipationRatio.Value - reference.ParticipationRatio.Value)
+                    / Math.Sqrt(Math.Pow(e.ParticipationRatio.StandardError, 2) + Math.Pow(reference.ParticipationRatio.StandardError, 2))).ToArray();
+                double mz = z.Average(), sd = Math.Sqrt(z.Sum(v => (v - mz) * (v - mz)) / (z.Length - 1));
+                Console.WriteLine($"| {name} | {axis} | {reference.ParticipationRatio.Value:G4} ± {reference.ParticipationRatio.StandardError:G2} ({reference.Plan.Method}) | {ests[0].Plan.Method} ({ests.Count(e => e.KeptProbe == KeptProbe.Index)}/{seeds}) | {ests.Average(e => e.ParticipationRatio.Value):G4} ± {ests.Average(e => e.ParticipationRatio.StandardError):G2} | {mz:F2} | {sd:F2} | {z.Count(v => Math.Abs(v) > 3)} |");
+            }
+        }
+        return 0;
+    }
+
+    private static int Presets(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget[] presets)
     {
         var results = new List<(string Name, ModelAnalysis A, double Cpu)>();
-        foreach (var b in new[] { AnalysisBudget.Quick, AnalysisBudget.Thorough })
+        foreach (var b in presets)
         {
             double c0 = Cpu();
             var a = new NtkAnalyzer(ev.Inputs, ev.Targets, AnalysisOptions.ForBudget(b)).Analyze(model, b.ToString());
             results.Add((b.ToString(), a, Cpu() - c0));
         }
-        Console.WriteLine($"quick: {results[0].Cpu:F1} s CPU; thorough: {results[1].Cpu:F1} s CPU");
+        static long Apps(ModelAnalysis m) => m.NtkSpectrum.Applications + m.KSpectrum.Applications + m.PropagationSpectrum.Applications
+            + m.NtkRank.Applications + m.KRank.Applications + m.NtkRank.Partial.Sum(p => p.Applications) + m.KRank.Partial.Sum(p => p.Applications);
+        Console.WriteLine($"{results[0].Name}: {results[0].Cpu:F1} s CPU, {Apps(results[0].A)} applications; {results[1].Name}: {results[1].Cpu:F1} s CPU, {Apps(results[1].A)} applications");
         Console.WriteLine();
-        Console.WriteLine("| estimate | quick | thorough | difference / combined SE |");
+        Console.WriteLine($"| estimate | {results[0].Name} | {results[1].Name} | difference / combined SE |");
         Console.WriteLine("|---|---|---|---|");
         IEnumerable<(string, double, double)> Rows(ModelAnalysis m)
         {

@@ -81,7 +81,13 @@ public class AnalysisBudgetTests
             Assert.Contains(p.GetProperty("method").GetString(), new[] { "Exact", "PerIndex", "Kronecker" });
             Assert.True(p.GetProperty("applications").GetInt64() <= AnalysisOptions.ForBudget(AnalysisBudget.Quick).PartialBudget);
             Assert.True(p.GetProperty("standardError").GetDouble() >= 0);
+            Assert.Equal(AnalysisOptions.ForBudget(AnalysisBudget.Quick).PartialBudget, p.GetProperty("budget").GetInt64());
+            Assert.False(string.IsNullOrEmpty(p.GetProperty("status").GetString()));
+            if (p.GetProperty("method").GetString() == "Kronecker")
+                Assert.Contains(p.GetProperty("keptProbe").GetString(), new[] { "rademacher", "index" });
         }
+        Assert.Equal(6, rank.GetProperty("budget").GetInt32());
+        Assert.True(rank.GetProperty("applications").GetInt32() <= 6);
         Assert.Equal("quick", json.RootElement.GetProperty("options").GetProperty("budget").GetString());
         Assert.Contains("**Estimators at", File.ReadAllText(Path.Combine(rep, "report.md")));
         Assert.True(File.Exists(Path.Combine(rep, "estimators.csv")));

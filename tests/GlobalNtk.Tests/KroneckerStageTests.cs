@@ -39,7 +39,7 @@ public class KroneckerStageTests
     public void PresetsSetTheKroneckerBudgetAndBadValuesAreRejected()
     {
         Assert.Equal(16, AnalysisOptions.ForBudget(AnalysisBudget.Quick).KroneckerProbes);
-        Assert.Equal(KroneckerCore.DefaultProbes, AnalysisOptions.ForBudget(AnalysisBudget.Default).KroneckerProbes);
+        Assert.Equal(32, AnalysisOptions.ForBudget(AnalysisBudget.Default).KroneckerProbes);
         Assert.Equal(KroneckerCore.DefaultExactApplicationLimit, AnalysisOptions.ForBudget(AnalysisBudget.Thorough).KroneckerExactLimit);
         Assert.Throws<ArgumentException>(() => new AnalysisOptions { KroneckerProbes = 1 }.Validate());
         Assert.Throws<ArgumentException>(() => new AnalysisOptions { KroneckerExactLimit = -1 }.Validate());

@@ -20,15 +20,21 @@ public sealed record AnalysisOptions
     /// <summary>Name of the preset these options started from (reported with the results).</summary>
     public string Budget { get; init; } = "default";
     /// <summary>Number of top eigenvalues of NTK_S, K and P P* (lowered when the Krylov memory cap or the spectrum budget cannot hold them).</summary>
-    public int TopK { get; init; } = 20;
+    public int TopK { get; init; } = 10;
     /// <summary>Most operator applications per spectrum (the final residual block included); never exceeded.</summary>
-    public int SpectrumBudget { get; init; } = 120;
+    public int SpectrumBudget { get; init; } = 60;
     /// <summary>Relative eigenvalue tolerance: a spectrum stops when every eigenvalue's error bound is below this times λ₁.</summary>
     public double SpectrumTolerance { get; init; } = 1e-3;
     /// <summary>Probes (one application each) for tr A, tr A² and PR of NTK_S and K (deflated by their top eigenvectors), and for the alignment.</summary>
     public int Probes { get; init; } = 30;
     /// <summary>Operator applications per partial effective rank (the method is chosen to fit; see PartialRankPlan).</summary>
-    public int PartialBudget { get; init; } = 40;
+    public int PartialBudget { get; init; } = 24;
+    /// <summary>
+    /// Relative standard-error target of every effective rank (tr A, tr A², PR and the partial
+    /// ranks): probing stops once PR's SE is at most this fraction of PR, after a pilot; the
+    /// probe budgets stay the cap. 0 spends every budget.
+    /// </summary>
+    public double RelativeTarget { get; init; } = 0.05;
     /// <summary>Memory for a spectrum's Krylov basis in bytes; top-k is lowered for states too large to hold 2k basis vectors.</summary>
     public long KrylovMemoryBytes { get; init; } = Dense.MemoryBudget.KrylovBasisBytes;
     /// <summary>
@@ -39,7 +45,7 @@ public sealed record AnalysisOptions
     /// </summary>
     public long KroneckerExactLimit { get; init; } = 1024;
     /// <summary>Hutchinson probes (one application of D_s* each) per Kronecker-core site above <see cref="KroneckerExactLimit"/>.</summary>
-    public int KroneckerProbes { get; init; } = 64;
+    public int KroneckerProbes { get; init; } = 32;
     /// <summary>Seed of every random draw (same seed → same numbers).</summary>
     public int Seed { get; init; } = 1;
     /// <summary>
@@ -61,14 +67,14 @@ public sealed record AnalysisOptions
     {
         AnalysisBudget.Quick => new AnalysisOptions
         {
-            Budget = "quick", TopK = 10, SpectrumBudget = 40, SpectrumTolerance = 1e-2, Probes = 12, PartialBudget = 16,
-            KroneckerProbes = 16,
+            Budget = "quick", TopK = 8, SpectrumBudget = 32, SpectrumTolerance = 1e-2, Probes = 12, PartialBudget = 24,
+            RelativeTarget = 0.1, KroneckerProbes = 16,
         },
         AnalysisBudget.Default => new AnalysisOptions(),
         AnalysisBudget.Thorough => new AnalysisOptions
         {
             Budget = "thorough", TopK = 20, SpectrumBudget = 600, SpectrumTolerance = 1e-5, Probes = 160, PartialBudget = 240,
-            KroneckerExactLimit = 16_384, KroneckerProbes = 256,
+            RelativeTarget = 0, KroneckerExactLimit = 16_384, KroneckerProbes = 256,
         },
         _ => throw new ArgumentOutOfRangeException(nameof(budget), budget, "unknown analysis budget"),
     };
@@ -84,6 +90,7 @@ public sealed record AnalysisOptions
         if (!(SpectrumTolerance > 0 && SpectrumTolerance < 1)) throw new ArgumentException($"analysis option SpectrumTolerance must be in (0, 1), got {SpectrumTolerance}.");
         if (Probes < 3) throw new ArgumentException($"analysis option Probes must be ≥ 3, got {Probes}.");
         if (PartialBudget < 6) throw new ArgumentException($"analysis option PartialBudget must be ≥ 6, got {PartialBudget}.");
+        if (!(RelativeTarget >= 0 && RelativeTarget < 1)) throw new ArgumentException($"analysis option RelativeTarget must be in [0, 1), got {RelativeTarget}.");
         if (KrylovMemoryBytes < 1 << 20) throw new ArgumentException($"analysis option KrylovMemoryBytes must be ≥ 1 MiB, got {KrylovMemoryBytes}.");
         if (KroneckerExactLimit < 0) throw new ArgumentException($"analysis option KroneckerExactLimit must be ≥ 0, got {KroneckerExactLimit}.");
         if (KroneckerProbes < 2) throw new ArgumentException($"analysis option KroneckerProbes must be ≥ 2, got {KroneckerProbes}.");

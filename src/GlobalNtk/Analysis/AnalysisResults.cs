@@ -69,6 +69,10 @@ public sealed record RankResult(string Operator, int Dimension, double Trace, do
     public int Deflated { get; init; }
     /// <summary>Operator applications used by tr A, tr A² and PR (partial ranks count their own).</summary>
     public int Applications { get; init; }
+    /// <summary>Most applications allowed for tr A, tr A² and PR.</summary>
+    public int Budget { get; init; }
+    /// <summary>"target reached" (PR's SE within the preset's relative target; probing stopped there), "budget used" or "exact".</summary>
+    public string Status { get; init; } = "";
 }
 
 /// <summary>PR of the partial trace that keeps only <paramref name="Axis"/> (docs/math.md#partial-effective-rank).</summary>
@@ -86,6 +90,12 @@ public sealed record PartialRankResult(string Axis, int Size, double Value, doub
     public double FrobeniusSquared { get; init; }
     /// <summary>Standard error of <see cref="FrobeniusSquared"/>.</summary>
     public double FrobeniusSquaredStandardError { get; init; }
+    /// <summary>Most applications allowed.</summary>
+    public long Budget { get; init; }
+    /// <summary>Kronecker path: the kept-axis factor drawn, "rademacher" or "index" (see KeptProbe); null otherwise.</summary>
+    public string? KeptProbe { get; init; }
+    /// <summary>"target reached", "budget used" or "exact" (see <see cref="RankResult.Status"/>).</summary>
+    public string Status { get; init; } = "";
 }
 
 /// <summary>

@@ -190,17 +190,19 @@ public sealed class NtkAnalyzer
         var o = Options;
         // Deflate by the spectrum's top eigenvectors: their exact share of tr A and tr A² is reused.
         var deflation = Deflation.FromEigenpairs(top);
-        var mo = EffectiveRank.Moments(op, o.Probes, key.Fold("moments").Seed, deflation);
+        var mo = EffectiveRank.Moments(op, o.Probes, key.Fold("moments").Seed, deflation, o.RelativeTarget);
         var partial = new List<PartialRankResult>();
         foreach (var (axis, size) in op.Domain.Names.Zip(op.Domain.Sizes))
         {
             if (size <= 1) continue;
             MemoryBudget.CollectBetweenEstimators(meter.StateLength);
             long before = meter.Applications;
-            var p = EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, key.Fold("partial").Fold(axis).Seed, deflation);
+            var p = EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, key.Fold("partial").Fold(axis).Seed, deflation, o.RelativeTarget);
             partial.Add(new PartialRankResult(axis, size, p.ParticipationRatio.Value, p.ParticipationRatio.StandardError, p.ParticipationRatio.Probes)
             {
-                Method = p.Plan.Method.ToString(), Applications = meter.Applications - before,
+                Method = p.Plan.Method.ToString(), KeptProbe = p.KeptProbe?.ToString().ToLowerInvariant(),
+                Applications = meter.Applications - before, Budget = o.PartialBudget,
+                Status = RankStatus(p.ParticipationRatio, p.TargetReached),
                 Trace = p.Trace.Value, TraceStandardError = p.Trace.StandardError,
                 FrobeniusSquared = p.FrobeniusSquared.Value, FrobeniusSquaredStandardError = p.FrobeniusSquared.StandardError,
             });
@@ -211,9 +213,13 @@ public sealed class NtkAnalyzer
             mo.ParticipationRatio.StandardError, mo.ParticipationRatio.Probes, partial)
         {
             Method = method, TraceOfSquare = mo.TraceOfSquare.Value, TraceOfSquareStandardError = mo.TraceOfSquare.StandardError,
-            Deflated = mo.Deflated, Applications = mo.Applications,
+            Deflated = mo.Deflated, Applications = mo.Applications, Budget = o.Probes,
+            Status = RankStatus(mo.ParticipationRatio, mo.TargetReached),
         };
     }
+
+    private string RankStatus(Estimate e, bool reached) =>
+        e.Exact ? "exact" : reached ? $"target reached (SE ≤ {Options.RelativeTarget:0.###} × value)" : "budget used";
 
     private KroneckerResult Kronecker(KroneckerCore core, StageMeter meter)
     {

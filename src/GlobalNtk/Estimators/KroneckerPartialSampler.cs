@@ -1,0 +1,196 @@
+using GlobalNtk.Dense;
+using GlobalNtk.Operators;
+
+namespace GlobalNtk.Estimators;
+
+/// <summary>
+/// Distribution of the kept-axis factor ψ of a Kronecker probe ψ⊗ω. Both have E[ψψᵀ] = I, so
+/// both give unbiased tr M and ‖M‖_F²; they differ in variance (docs/math.md#partial-effective-rank).
+/// </summary>
+public enum KeptProbe
+{
+    /// <summary>Rademacher ψ: no kept-axis noise when M is diagonal; variance 2(‖M‖_F² − Σ M_kk²) per probe of tr M, about 2(tr M)² when M is close to rank one.</summary>
+    Rademacher,
+    /// <summary>ψ = √n·e_k for a uniform index k: variance n·Σ M_kk² − (tr M)², zero when the kept indices are exchangeable (equal diagonal), whatever the off-diagonal coupling.</summary>
+    Index,
+}
+
+/// <summary>
+/// Kronecker probes for a partial trace M = tr_other(A): per probe, two applications give
+/// t = (ψ⊗ω)ᵀA(ψ⊗ω) (unbiased for tr M) and s = ψᵀM_ω′M_ωψ (unbiased for tr M² = ‖M‖_F², ω and
+/// ω′ independent Rademacher on the traced axes). One seeded stream, so more probes can be drawn
+/// later (adaptive budgets) and a rerun is identical.
+/// </summary>
+/// <remarks>
+/// With a low-rank rest (M_L, tr M_L, ‖M_L‖²), the operator is the deflated A_D and t += tr M_L,
+/// s += ‖M_L‖² + 2ψᵀM_L M_D,ω ψ (unbiased for 2 tr(M_L M_D)), so that the probes only carry the
+/// deflated part's variance.
+/// </remarks>
+internal sealed class KroneckerPartialSampler
+{
+    private readonly LinearOperator _op;
+    private readonly int _nk, _nt, _n;
+    private readonly int[] _full;
+    private readonly Random _rng;
+    private readonly (double[] Matrix, double Trace, double Frobenius2)? _lowRank;
+    private double[]? _x, _y;
+
+    public KroneckerPartialSampler(LinearOperator op, AxisSplit split, int seed, (double[] Matrix, double Trace, double Frobenius2)? lowRank)
+    {
+        _op = op; _nk = split.Kept; _nt = split.Reduced; _n = op.Domain.Size; _full = split.Full;
+        _rng = RngKey.FromSeed(seed).CreateRandom();
+        _lowRank = lowRank;
+    }
+
+    /// <summary>Operator applications so far (two per probe).</summary>
+    public long Applications { get; private set; }
+
+    /// <summary>Draws <paramref name="count"/> probes with kept factor <paramref name="kind"/>; returns one row [t, t², s] per probe.</summary>
+    public List<double[]> Sample(int count, KeptProbe kind) => Sample(count, kind, null);
+
+    /// <summary>
+    /// <see cref="Sample(int, KeptProbe)"/>, also returning per probe ψ∘(M_D,ω ψ) (expectation
+    /// diag M_D) and s's deflated part ψᵀM_D,ω′M_D,ωψ, from which <see cref="PredictIndex"/> predicts
+    /// the index factor's variance.
+    /// </summary>
+    public List<double[]> Sample(int count, KeptProbe kind, List<(double[] Diagonal, double Square)>? diagnostics)
+    {
+        int nk = _nk, nt = _nt, n = _n;
+        var psi = new double[(long)count * nk];
+        var omega1 = new double[(long)count * nt];
+        var omega2 = new double[(long)count * nt];
+        if (kind == KeptProbe.Rademacher) RandomProbes.Rademacher(_rng, psi);
+        else
+        {
+            double scale = Math.Sqrt(nk);
+            for (int i = 0; i < count; i++) psi[(long)i * nk + _rng.Next(nk)] = scale;
+        }
+        RandomProbes.Rademacher(_rng, omega1);
+        RandomProbes.Rademacher(_rng, omega2);
+        var full = _full;
+
+        // x = u ⊗ w on the (kept, traced) split; contract(y, w)[k] = Σ_t w_t y[(k,t)].
+        void Embed(ReadOnlySpan<double> u, ReadOnlySpan<double> w, Span<double> x)
+        {
+            for (int k = 0; k < nk; k++)
+            {
+                double uk = u[k];
+                var row = full.AsSpan(k * nt, nt);
+                for (int t = 0; t < nt; t++) x[row[t]] = uk * w[t];
+            }
+        }
+        void Contract(ReadOnlySpan<double> y, ReadOnlySpan<double> w, Span<double> z)
+        {
+            for (int k = 0; k < nk; k++)
+            {
+                double acc = 0;
+                var row = full.AsSpan(k * nt, nt);
+                for (int t = 0; t < nt; t++) acc += w[t] * y[row[t]];
+                z[k] = acc;
+            }
+        }
+
+        var rows = new List<double[]>(count);
+        int chunk = BlockBuffer.VectorsPerBlock(n, Math.Max(1, count), MemoryBudget.ProbeBlockElements);
+        var x = ProbeRunner.Reuse(ref _x, (long)Math.Min(chunk, count) * n);
+        var yAll = ProbeRunner.Reuse(ref _y, (long)Math.Min(chunk, count) * n);
+        var z = new double[nk];
+        var w = new double[nk];
+        for (int first = 0; first < count; first += chunk)
+        {
+            int c = Math.Min(chunk, count - first);
+            var xs = x[..(c * n)];
+            var y = yAll[..(c * n)];
+            for (int j = 0; j < c; j++)
+                Embed(psi.AsSpan((first + j) * nk, nk), omega1.AsSpan((first + j) * nt, nt), xs.Slice(j * n, n));
+            _op.ApplyBlock(xs, y, c);
+            var t = new double[c];
+            var cross = new double[c];
+            for (int j = 0; j < c; j++)
+            {
+                t[j] = Numerics.Dot(xs.Slice(j * n, n), y.Slice(j * n, n));
+                Contract(y.Slice(j * n, n), omega1.AsSpan((first + j) * nt, nt), z);       // M_ω ψ
+                if (_lowRank is { } lr) cross[j] = QuadraticForm(psi.AsSpan((first + j) * nk, nk), lr.Matrix, z, nk);
+                if (diagnostics is not null)
+                {
+                    var d = new double[nk];
+                    for (int k = 0; k < nk; k++) d[k] = psi[(long)(first + j) * nk + k] * z[k];
+                    diagnostics.Add((d, 0));
+                }
+                Embed(z, omega2.AsSpan((first + j) * nt, nt), xs.Slice(j * n, n));
+            }
+            _op.ApplyBlock(xs, y, c);
+            for (int j = 0; j < c; j++)
+            {
+                Contract(y.Slice(j * n, n), omega2.AsSpan((first + j) * nt, nt), w);       // M_ω′ M_ω ψ
+                double s2 = Numerics.Dot(psi.AsSpan((first + j) * nk, nk), w);
+                if (diagnostics is not null) diagnostics[diagnostics.Count - c + j] = (diagnostics[diagnostics.Count - c + j].Diagonal, s2);
+                double tj = t[j];
+                if (_lowRank is { } lr)
+                {
+                    tj += lr.Trace;
+                    s2 += lr.Frobenius2 + 2 * cross[j];
+                }
+                rows.Add([tj, tj * tj, s2]);
+            }
+            Applications += 2L * c;
+        }
+        return rows;
+    }
+
+    /// <summary>
+    /// Relative variance per probe of a set of rows, var(t)/mean(t)² + var(s)/mean(s)²: the
+    /// quantity that decides which kept factor to keep drawing (PR's relative variance is a
+    /// combination of both).
+    /// </summary>
+    public static double RelativeVariance(IReadOnlyList<double[]> rows)
+    {
+        int m = rows.Count;
+        if (m < 2) return double.PositiveInfinity;
+        double Rel(int col)
+        {
+            double mean = 0;
+            foreach (var r in rows) mean += r[col] / m;
+            double v = 0;
+            foreach (var r in rows) v += (r[col] - mean) * (r[col] - mean);
+            v /= m - 1;
+            return mean > 0 ? v / (mean * mean) : double.PositiveInfinity;
+        }
+        return Rel(0) + Rel(2);
+    }
+
+    /// <summary>
+    /// Whether index ψ is predicted to remove most of tr M's kept-axis variance, from Rademacher
+    /// samples alone (so the choice does not select low-variance index samples): with
+    /// D = Σ_k (M_D)_kk² (a U-statistic over distinct probes of ψ∘M_D,ωψ) and F = tr M_D²,
+    /// Rademacher's kept-axis variance is 2(F − D) and the index one n·D − (tr M_D)².
+    /// </summary>
+    public static bool PredictIndex(IReadOnlyList<double[]> rows, IReadOnlyList<(double[] Diagonal, double Square)> diag, double lowRankTrace)
+    {
+        int m = rows.Count;
+        if (m < 3 || diag.Count != m) return false;
+        int nk = diag[0].Diagonal.Length;
+        var sum = new double[nk];
+        double self = 0, meanT = 0, meanF = 0;
+        foreach (var (d, sq) in diag) { Numerics.Axpy(1.0, d, sum); self += Numerics.Dot(d, d); meanF += sq / m; }
+        double dd = (Numerics.Dot(sum, sum) - self) / (m * (m - 1.0));
+        foreach (var r in rows) meanT += r[0] / m;
+        double trD = meanT - lowRankTrace;
+        if (!(trD > 0)) return false;
+        double radPsi = Math.Max(0, 2 * (meanF - dd)) / (trD * trD);
+        double idxPsi = Math.Max(0, nk * dd - trD * trD) / (trD * trD);
+        // Only where Rademacher's kept-axis noise is large (relative variance ≥ ½: M far from
+        // diagonal) and index ψ removes most of it; elsewhere index ψ's traced-axes noise, which
+        // can be up to n times Rademacher's for incoherent blocks, is not worth the risk.
+        return radPsi >= 0.5 && idxPsi < 0.25 * radPsi;
+    }
+
+    // uᵀ M v for a row-major n×n M.
+    private static double QuadraticForm(ReadOnlySpan<double> u, double[] m, ReadOnlySpan<double> v, int n)
+    {
+        double s = 0;
+        for (int i = 0; i < n; i++)
+            if (u[i] != 0) s += u[i] * Numerics.Dot(m.AsSpan(i * n, n), v);
+        return s;
+    }
+}
