@@ -43,5 +43,26 @@ public class KroneckerStageTests
         Assert.Equal(KroneckerCore.DefaultExactApplicationLimit, AnalysisOptions.ForBudget(AnalysisBudget.Thorough).KroneckerExactLimit);
         Assert.Throws<ArgumentException>(() => new AnalysisOptions { KroneckerProbes = 1 }.Validate());
         Assert.Throws<ArgumentException>(() => new AnalysisOptions { KroneckerExactLimit = -1 }.Validate());
+        Assert.Equal(64, AnalysisOptions.ForBudget(AnalysisBudget.Quick).KroneckerRestExactLimit);
+        Assert.Equal(128, AnalysisOptions.ForBudget(AnalysisBudget.Default).KroneckerRestExactLimit);
+        Assert.Equal(long.MaxValue, AnalysisOptions.ForBudget(AnalysisBudget.Thorough).KroneckerRestExactLimit);
+        Assert.Throws<ArgumentException>(() => new AnalysisOptions { KroneckerRestExactLimit = -1 }.Validate());
+    }
+
+    [Fact]
+    public void RestTraceAboveTheLimitIsRecordedAsAnEstimate()
+    {
+        var (model, x) = TransformerTests.Setup("gelu-causal");
+        var small = new AnalysisOptions { TopK = 2, SpectrumBudget = 8, Probes = 4, PartialBudget = 8, KroneckerExactLimit = long.MaxValue };
+        var exact = new NtkAnalyzer(x, null, small with { KroneckerRestExactLimit = long.MaxValue }).Analyze(model, "m").Kronecker;
+        var est = new NtkAnalyzer(x, null, small with { KroneckerRestExactLimit = 0, KroneckerProbes = 200 }).Analyze(model, "m").Kronecker;
+        Assert.True(exact.RestParameterCount > 0);
+        Assert.Equal("Exact", exact.RestTraceMethod);
+        Assert.Equal(0.0, exact.TraceKStandardError);
+        Assert.Equal("Hutchinson", est.RestTraceMethod);
+        Assert.True(est.RestTraceStandardError > 0);
+        Assert.Equal(est.RestTraceStandardError, est.TraceKStandardError, 1e-12 * est.TraceKStandardError);
+        Assert.True(Math.Abs(est.RestTrace - exact.RestTrace) <= 4 * est.RestTraceStandardError,
+            $"estimate {est.RestTrace} vs exact {exact.RestTrace}, standard error {est.RestTraceStandardError}");
     }
 }

@@ -118,6 +118,47 @@ public class RestTraceGroupingTests
         Assert.Equal(trace, new NtkOperators(lin).KroneckerCore.RestTrace, 1e-12 * trace);
     }
 
+    [Theory]
+    [InlineData("gelu-causal")]
+    [InlineData("post-ln-final-learned")]
+    public void RestTraceAboveItsLimitIsAnUnbiasedHutchinsonEstimateWithACalibratedError(string config)
+    {
+        var (model, x) = TransformerTests.Setup(config);
+        var lin = model.Linearize(x);
+        var map = new SiteParameterMap(lin);
+        double exact = KroneckerCore.RestTraceOf(lin, map).Trace;
+        KroneckerCore.RestGroups(lin, map, out int detection);
+        const int seeds = 40, probes = 24;
+        var estimates = new double[seeds];
+        var z = new double[seeds];
+        for (int s = 0; s < seeds; s++)
+        {
+            var r = KroneckerCore.RestTraceOf(lin, map, exactLimit: 0, probes, RngKey.FromSeed(s));
+            Assert.Equal(TraceMethod.Hutchinson, r.Method);
+            Assert.Equal(probes + detection, r.Applications);
+            Assert.True(r.StandardError > 0);
+            estimates[s] = r.Trace;
+            z[s] = (r.Trace - exact) / r.StandardError;
+        }
+        // Unbiased: the mean of 40 independent estimates lies within 4 of its own standard errors of the exact trace.
+        var pooled = SampleStatistics.MeanWithError(estimates);
+        Assert.True(Math.Abs(pooled.Mean - exact) <= 4 * pooled.StandardError, $"mean {pooled.Mean} ± {pooled.StandardError} vs exact {exact}");
+        // Calibrated: z = (estimate − exact)/SE has mean ≈ 0 (±0.5 ≈ 3/√40) and spread ≈ 1 (t with 23
+        // degrees of freedom: 1.05; skewed ‖J v‖² samples widen it a little).
+        double meanZ = z.Average(), sdZ = Math.Sqrt(z.Sum(v => (v - meanZ) * (v - meanZ)) / (seeds - 1));
+        Assert.InRange(meanZ, -0.5, 0.5);
+        Assert.InRange(sdZ, 0.6, 1.6);
+        // Exact below the limit, and the core reports which one it used.
+        var exactCore = new NtkOperators(lin).KroneckerCore;
+        Assert.Equal(TraceMethod.Exact, exactCore.RestTraceMethod);
+        Assert.Equal(0.0, exactCore.RestTraceStandardError);
+        var estCore = new NtkOperators(lin, 3, long.MaxValue, probes, kroneckerRestExactLimit: 0).KroneckerCore;
+        Assert.Equal(TraceMethod.Hutchinson, estCore.RestTraceMethod);
+        Assert.True(estCore.IsEstimated);
+        Assert.Equal(estCore.RestTraceStandardError, estCore.TraceKStandardError, 1e-12 * estCore.TraceKStandardError);
+        Assert.Equal(exactCore.TraceK - exactCore.RestTrace + estCore.RestTrace, estCore.TraceK, 1e-10 * exactCore.TraceK);
+    }
+
     [Fact]
     public void SharedRecurrentGainIsNotGrouped()
     {

@@ -176,7 +176,7 @@ public static class AnalysisReportWriter
             string r90 = string.Join("; ", last.Kronecker.Sites.Select(s => $"{s.Name}: r = {Reach(s.ModeCapture, 0.9)} of {s.ModeCapture.Length}"));
             var mc = last.Kronecker.ModeCapture;
             string model = mc.Length == 0 ? "" : $"For the whole model at {last.Label}: c(1) = {F(mc[0])}{(mc.Length > 1 ? $", c(2) = {F(mc[1])}" : "")}, 90% reached at r = {Reach(mc, 0.9)}. ";
-            Figure("mode_capture.png", $"Mode capture c(r) = tr K_r / tr K: the fraction of tr K ({(last.Kronecker.TraceKStandardError > 0 ? $"tr K = {F(last.Kronecker.TraceK)} ± {F(last.Kronecker.TraceKStandardError)}, Hutchinson-estimated on the sites {string.Join(", ", last.Kronecker.Sites.Where(x => x.TraceMethod == "Hutchinson").Select(x => x.Name))} whose D is not row-local, exact elsewhere" : $"exact, tr K = {F(last.Kronecker.TraceK)}")}) kept when every site's Gram Ĝ_s is truncated to its top r activity modes (the whole model), and each site's own share c_s(r). {model}Per site, modes needed for 90%: {r90}. Data: `kronecker_core.csv`.");
+            Figure("mode_capture.png", $"Mode capture c(r) = tr K_r / tr K: the fraction of tr K ({(last.Kronecker.TraceKStandardError > 0 ? $"tr K = {F(last.Kronecker.TraceK)} ± {F(last.Kronecker.TraceKStandardError)}, Hutchinson-estimated on {EstimatedParts(last.Kronecker)}, exact elsewhere" : $"exact, tr K = {F(last.Kronecker.TraceK)}")}) kept when every site's Gram Ĝ_s is truncated to its top r activity modes (the whole model), and each site's own share c_s(r). {model}Per site, modes needed for 90%: {r90}. Data: `kronecker_core.csv`.");
         }
 
         // SRB
@@ -293,6 +293,17 @@ public static class AnalysisReportWriter
         int i1 = Array.IndexOf(last.Srb.Ranks, 1);
         if (i1 >= 0) sb.Append($"SRB(1) = {F(last.Srb.Index[i1])}.");
         return sb.ToString().TrimEnd();
+    }
+
+    /// <summary>The parts of tr K that were estimated: sites whose D is not row-local, and the θ scalars outside every site.</summary>
+    private static string EstimatedParts(KroneckerResult k)
+    {
+        var parts = new List<string>();
+        var sites = k.Sites.Where(x => x.TraceMethod == "Hutchinson").Select(x => x.Name).ToArray();
+        if (sites.Length > 0) parts.Add($"the sites {string.Join(", ", sites)} whose D is not row-local");
+        if (k.RestTraceMethod == "Hutchinson")
+            parts.Add($"the {k.RestParameterCount} parameters outside every site (tr = {F(k.RestTrace)} ± {F(k.RestTraceStandardError)})");
+        return string.Join(" and ", parts);
     }
 
     private static string SrbSummary(ModelAnalysis c)

@@ -44,8 +44,15 @@ public sealed record AnalysisOptions
     /// applications exactly, minutes on a 614k state, against 64 for the estimate).
     /// </summary>
     public long KroneckerExactLimit { get; init; } = 1024;
-    /// <summary>Hutchinson probes (one application of D_s* each) per Kronecker-core site above <see cref="KroneckerExactLimit"/>.</summary>
+    /// <summary>Hutchinson probes (one application of D_s* each) per Kronecker-core site above <see cref="KroneckerExactLimit"/>, and for the rest term above <see cref="KroneckerRestExactLimit"/>.</summary>
     public int KroneckerProbes { get; init; } = 32;
+    /// <summary>
+    /// Kronecker core: tr(J_rest J_rest*) of the θ scalars outside every site (a transformer's
+    /// LayerNorm gains and biases) is exact when it costs at most this many JVPs, about one per
+    /// scalar of a layer; above it, a Hutchinson estimate with <see cref="KroneckerProbes"/> probes
+    /// and a standard error (four times the probes: exact only while it costs ≤ 4× the estimate).
+    /// </summary>
+    public long KroneckerRestExactLimit { get; init; } = 128;
     /// <summary>Seed of every random draw (same seed → same numbers).</summary>
     public int Seed { get; init; } = 1;
     /// <summary>
@@ -68,13 +75,13 @@ public sealed record AnalysisOptions
         AnalysisBudget.Quick => new AnalysisOptions
         {
             Budget = "quick", TopK = 8, SpectrumBudget = 32, SpectrumTolerance = 1e-2, Probes = 12, PartialBudget = 24,
-            RelativeTarget = 0.1, KroneckerProbes = 16,
+            RelativeTarget = 0.1, KroneckerProbes = 16, KroneckerRestExactLimit = 64,
         },
         AnalysisBudget.Default => new AnalysisOptions(),
         AnalysisBudget.Thorough => new AnalysisOptions
         {
             Budget = "thorough", TopK = 20, SpectrumBudget = 600, SpectrumTolerance = 1e-5, Probes = 160, PartialBudget = 240,
-            RelativeTarget = 0, KroneckerExactLimit = 16_384, KroneckerProbes = 256,
+            RelativeTarget = 0, KroneckerExactLimit = 16_384, KroneckerProbes = 256, KroneckerRestExactLimit = long.MaxValue,
         },
         _ => throw new ArgumentOutOfRangeException(nameof(budget), budget, "unknown analysis budget"),
     };
@@ -93,6 +100,7 @@ public sealed record AnalysisOptions
         if (!(RelativeTarget >= 0 && RelativeTarget < 1)) throw new ArgumentException($"analysis option RelativeTarget must be in [0, 1), got {RelativeTarget}.");
         if (KrylovMemoryBytes < 1 << 20) throw new ArgumentException($"analysis option KrylovMemoryBytes must be ≥ 1 MiB, got {KrylovMemoryBytes}.");
         if (KroneckerExactLimit < 0) throw new ArgumentException($"analysis option KroneckerExactLimit must be ≥ 0, got {KroneckerExactLimit}.");
+        if (KroneckerRestExactLimit < 0) throw new ArgumentException($"analysis option KroneckerRestExactLimit must be ≥ 0, got {KroneckerRestExactLimit}.");
         if (KroneckerProbes < 2) throw new ArgumentException($"analysis option KroneckerProbes must be ≥ 2, got {KroneckerProbes}.");
         if (MaxSrbRank < 1) throw new ArgumentException($"analysis option MaxSrbRank must be ≥ 1, got {MaxSrbRank}.");
         if (MaxCaptureRank < 1) throw new ArgumentException($"analysis option MaxCaptureRank must be ≥ 1, got {MaxCaptureRank}.");

@@ -106,8 +106,16 @@ public sealed record PartialRankResult(string Axis, int Size, double Value, doub
 public sealed record KroneckerResult(long RankBound, int StateDimension, double TraceK, double[] ModeCapture,
     IReadOnlyList<SiteResult> Sites)
 {
-    /// <summary>Standard error of <see cref="TraceK"/>: 0 when every site's trace is exact, else from the Hutchinson-estimated sites.</summary>
+    /// <summary>Standard error of <see cref="TraceK"/>: 0 when every trace is exact, else from the Hutchinson-estimated sites and rest term.</summary>
     public double TraceKStandardError { get; init; }
+    /// <summary>θ scalars outside every site (their J_rest J_rest* term is part of tr K).</summary>
+    public int RestParameterCount { get; init; }
+    /// <summary>tr(J_rest J_rest*), the part of tr K from the θ scalars outside every site.</summary>
+    public double RestTrace { get; init; }
+    /// <summary>How <see cref="RestTrace"/> was computed: "Exact" or "Hutchinson".</summary>
+    public string RestTraceMethod { get; init; } = "Exact";
+    /// <summary>Standard error of <see cref="RestTrace"/> (0 when exact).</summary>
+    public double RestTraceStandardError { get; init; }
 }
 
 /// <summary>

@@ -58,7 +58,7 @@ public sealed class NtkAnalyzer
         meter.Begin("forward pass", 0);
         var lin = model.Linearize(_inputs, o.Precision);
         meter.StateLength = lin.StateShape.Size;
-        var ops = new NtkOperators(lin, key.Fold("Kronecker core").Seed, o.KroneckerExactLimit, o.KroneckerProbes);
+        var ops = new NtkOperators(lin, key.Fold("Kronecker core").Seed, o.KroneckerExactLimit, o.KroneckerProbes, o.KroneckerRestExactLimit);
         var shape = lin.StateShape;
         var readout = model.Readout;
         var outShape = readout.OutputShape(shape);
@@ -241,7 +241,11 @@ public sealed class NtkAnalyzer
         if (core.RestParameterCount > 0) meter.Detail($"parameters outside every site ({core.RestParameterCount})", count / (double)(count + 1));
         _ = core.RestTrace;
         return new KroneckerResult(core.RankBound, core.StateDimension, core.TraceK, core.ModeCaptureCurve(rMax), sites)
-            { TraceKStandardError = core.TraceKStandardError };
+        {
+            TraceKStandardError = core.TraceKStandardError,
+            RestParameterCount = core.RestParameterCount, RestTrace = core.RestTrace,
+            RestTraceMethod = core.RestTraceMethod.ToString(), RestTraceStandardError = core.RestTraceStandardError,
+        };
     }
 
     /// <summary>

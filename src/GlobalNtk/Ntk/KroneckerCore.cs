@@ -41,9 +41,16 @@ public sealed class KroneckerCore
     /// <param name="probes">Hutchinson probes per estimated site (≥ 2; default <see cref="DefaultProbes"/>).</param>
     /// <param name="seed">
     /// Seed of the Rademacher probes (reproducible estimates): site s draws from the key
-    /// <c>RngKey.FromSeed(seed).Fold("site").Fold(s)</c>. The analysis passes a key split from the user's seed.
+    /// <c>RngKey.FromSeed(seed).Fold("site").Fold(s)</c>, the rest term from <c>Fold("rest")</c>. The
+    /// analysis passes a key split from the user's seed.
     /// </param>
-    public KroneckerCore(ChainLinearization lin, long exactApplicationLimit = DefaultExactApplicationLimit, int probes = DefaultProbes, int seed = 0)
+    /// <param name="restExactLimit">
+    /// tr(J_rest J_rest*) of the θ scalars outside every site is exact when it costs at most this many
+    /// JVPs (<see cref="RestGroups"/>); above it, a Hutchinson estimate with <paramref name="probes"/>
+    /// Rademacher parameter probes and a standard error (default: always exact).
+    /// </param>
+    public KroneckerCore(ChainLinearization lin, long exactApplicationLimit = DefaultExactApplicationLimit, int probes = DefaultProbes, int seed = 0,
+        long restExactLimit = long.MaxValue)
     {
         if (probes < 2) throw new ArgumentOutOfRangeException(nameof(probes), $"Kronecker core: {probes} Hutchinson probes; need at least 2 for a standard error.");
         var map = new SiteParameterMap(lin);
@@ -59,7 +66,8 @@ public sealed class KroneckerCore
                 : new SiteCore(site, TraceMethod.Hutchinson, c => HutchinsonTraces(lin, c, probes, siteKeys.Fold(idx)));
         }).ToArray();
         RestParameterCount = map.RestSize;
-        _restTrace = new(() => map.RestSize > 0 ? RestTraceOf(lin, map) : (0.0, 0));
+        var restKey = RngKey.FromSeed(seed).Fold("rest");
+        _restTrace = new(() => map.RestSize > 0 ? RestTraceOf(lin, map, restExactLimit, probes, restKey) : new RestTraceResult(0.0, 0, 0.0, TraceMethod.Exact));
         RankBound = RankBoundOf(lin, Sites, map.RestSize);
     }
 
@@ -83,21 +91,29 @@ public sealed class KroneckerCore
     /// clamped at <see cref="StateDimension"/>.
     /// </summary>
     public long RankBound { get; }
-    /// <summary>True when some site's traces are Hutchinson estimates (then <see cref="TraceK"/> and c(r) are estimates).</summary>
-    public bool IsEstimated => Sites.Any(s => s.Method == TraceMethod.Hutchinson);
+    /// <summary>
+    /// True when some site's traces or the rest term are Hutchinson estimates (then <see cref="TraceK"/>
+    /// and c(r) are estimates; computes the rest term on first use).
+    /// </summary>
+    public bool IsEstimated => Sites.Any(s => s.Method == TraceMethod.Hutchinson) || RestTraceMethod == TraceMethod.Hutchinson;
     /// <summary>Standard error of <see cref="TraceK"/> (0 when every trace is exact).</summary>
-    public double TraceKStandardError => Math.Sqrt(Sites.Sum(s => s.TraceStandardError * s.TraceStandardError));
-    /// <summary>Standard error of tr K_r (sites are probed independently; 0 when exact).</summary>
-    public double TruncatedTraceStandardError(int r) => Math.Sqrt(Sites.Sum(s => { double e = s.CumulativeStandardError(r); return e * e; }));
+    public double TraceKStandardError => Math.Sqrt(Sites.Sum(s => s.TraceStandardError * s.TraceStandardError) + RestTraceStandardError * RestTraceStandardError);
+    /// <summary>Standard error of tr K_r (sites and the rest term are probed independently; 0 when exact).</summary>
+    public double TruncatedTraceStandardError(int r) =>
+        Math.Sqrt(Sites.Sum(s => { double e = s.CumulativeStandardError(r); return e * e; }) + RestTraceStandardError * RestTraceStandardError);
     /// <summary>θ scalars handled by the generic J_rest J_rest* term.</summary>
     public int RestParameterCount { get; }
     /// <summary>tr(J_rest J_rest*) (0 when every parameter belongs to a site; computed on first use).</summary>
     public double RestTrace => _restTrace.Value.Trace;
     /// <summary>JVP vectors spent on <see cref="RestTrace"/> (scalars of different steps share one; computes it on first use).</summary>
     public int RestApplications => _restTrace.Value.Applications;
-    /// <summary>Exact tr K (computed on first use).</summary>
+    /// <summary>How <see cref="RestTrace"/> was computed: <see cref="TraceMethod.Exact"/>, or <see cref="TraceMethod.Hutchinson"/> above the rest limit.</summary>
+    public TraceMethod RestTraceMethod => _restTrace.Value.Method;
+    /// <summary>Standard error of <see cref="RestTrace"/> (0 when exact).</summary>
+    public double RestTraceStandardError => _restTrace.Value.StandardError;
+    /// <summary>tr K: exact unless <see cref="IsEstimated"/> (computed on first use).</summary>
     public double TraceK => Sites.Sum(s => s.TraceK) + RestTrace;
-    private readonly Lazy<(double Trace, int Applications)> _restTrace;
+    private readonly Lazy<RestTraceResult> _restTrace;
     /// <summary>Largest d̂ over the sites: c(r) = 1 for r ≥ this.</summary>
     public int MaxRank => Sites.Count == 0 ? 0 : Sites.Max(s => s.AugmentedWidth);
 
@@ -322,8 +338,20 @@ public sealed class KroneckerCore
     /// </summary>
     internal static (double Trace, int Applications) RestTraceOf(ChainLinearization lin, SiteParameterMap map)
     {
+        var r = RestTraceOf(lin, map, long.MaxValue, DefaultProbes, RngKey.FromSeed(0));
+        return (r.Trace, r.Applications);
+    }
+
+    /// <summary>The rest term: exact when its groups cost at most <paramref name="exactLimit"/> JVPs, else Hutchinson.</summary>
+    internal static RestTraceResult RestTraceOf(ChainLinearization lin, SiteParameterMap map, long exactLimit, int probes, RngKey key)
+    {
         int k = map.RestSize, stateLen = lin.StateShape.Size;
         var groups = RestGroups(lin, map, out int probeApplications);
+        if (groups.Count > exactLimit)
+        {
+            var (mean, se) = RestHutchinson(lin, map, probes, key);
+            return new RestTraceResult(mean, probes + probeApplications, se, TraceMethod.Hutchinson);
+        }
         int g = groups.Count;
         int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + k), 1, Math.Max(1, g));
         using var eBuf = new BlockBuffer((long)chunk * k);
@@ -339,8 +367,36 @@ public sealed class KroneckerCore
             lin.ParamJvpSubset(map.Rest, e, y, cs);
             total += Numerics.Dot(y, y);
         }
-        return (total, g + probeApplications);
+        return new RestTraceResult(total, g + probeApplications, 0.0, TraceMethod.Exact);
     }
+
+    /// <summary>
+    /// Hutchinson estimate of tr(J_rest J_rest*) = tr(J_rest* J_rest) = E‖J_rest v‖² over Rademacher
+    /// v on the rest scalars (unbiased; variance 2(‖J_rest* J_rest‖_F² − Σ_p ‖J_rest e_p‖⁴) per probe),
+    /// with the standard error of the probe mean. Probe p draws from <c>key.Fold(p)</c>.
+    /// </summary>
+    internal static (double Mean, double StandardError) RestHutchinson(ChainLinearization lin, SiteParameterMap map, int probes, RngKey key)
+    {
+        int k = map.RestSize, stateLen = lin.StateShape.Size;
+        int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + k), 1, Math.Max(1, probes));
+        using var eBuf = new BlockBuffer((long)chunk * k);
+        using var yBuf = new BlockBuffer((long)chunk * stateLen);
+        var samples = new double[probes];
+        for (int p0 = 0; p0 < probes; p0 += chunk)
+        {
+            int cs = Math.Min(chunk, probes - p0);
+            var e = eBuf.Span[..(cs * k)];
+            for (int t = 0; t < cs; t++) RandomProbes.Rademacher(key.Fold(p0 + t).CreateRandom(), e.Slice(t * k, k));
+            var y = yBuf.Span[..(cs * stateLen)];
+            lin.ParamJvpSubset(map.Rest, e, y, cs);
+            for (int t = 0; t < cs; t++) { var yt = y.Slice(t * stateLen, stateLen); samples[p0 + t] = Numerics.Dot(yt, yt); }
+        }
+        var stats = SampleStatistics.MeanWithError(samples);
+        return (stats.Mean, stats.StandardError);
+    }
+
+    /// <summary>The rest term's trace, JVP vectors spent, standard error (0 when exact) and method.</summary>
+    internal readonly record struct RestTraceResult(double Trace, int Applications, double StandardError, TraceMethod Method);
 
     /// <summary>
     /// Groups of compact rest scalars whose J_θ images lie in pairwise different steps (so their

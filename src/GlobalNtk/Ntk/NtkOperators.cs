@@ -28,9 +28,14 @@ public sealed class NtkOperators
     /// Passed to <see cref="KroneckerCore"/>: a non-row-local site whose exact traces would cost more than
     /// this many applications of D_s is estimated with Hutchinson probes.
     /// </param>
-    /// <param name="kroneckerProbes">Passed to <see cref="KroneckerCore"/>: Hutchinson probes per estimated site.</param>
+    /// <param name="kroneckerProbes">Passed to <see cref="KroneckerCore"/>: Hutchinson probes per estimated site (and rest term).</param>
+    /// <param name="kroneckerRestExactLimit">
+    /// Passed to <see cref="KroneckerCore"/>: the trace of the θ scalars outside every site is estimated
+    /// when its exact form would cost more than this many JVPs (default: always exact).
+    /// </param>
     public NtkOperators(ChainLinearization linearization, int seed = 0,
-        long kroneckerExactLimit = KroneckerCore.DefaultExactApplicationLimit, int kroneckerProbes = KroneckerCore.DefaultProbes)
+        long kroneckerExactLimit = KroneckerCore.DefaultExactApplicationLimit, int kroneckerProbes = KroneckerCore.DefaultProbes,
+        long kroneckerRestExactLimit = long.MaxValue)
     {
         Linearization = linearization ?? throw new ArgumentNullException(nameof(linearization));
         Numerics.EnsureFinite(linearization.States.Span, "chain states z");
@@ -44,7 +49,7 @@ public sealed class NtkOperators
         _kKron = new(() => new KroneckerKernelOperator(linearization));
         _ntkS = new(() => new StateNtkOperator(linearization, KKronecker));
         _ntkSApplied = new(() => ReferenceEquals(KApplied, K) ? NtkSWith(K) : NtkS);
-        _core = new(() => new KroneckerCore(linearization, kroneckerExactLimit, kroneckerProbes, seed));
+        _core = new(() => new KroneckerCore(linearization, kroneckerExactLimit, kroneckerProbes, seed, kroneckerRestExactLimit));
 
     }
 
