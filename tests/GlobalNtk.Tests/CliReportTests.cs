@@ -40,4 +40,14 @@ public class CliReportTests
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "results.json")));
         Assert.Equal(9.5 / 2, doc.RootElement.GetProperty("checkpoints")[2].GetProperty("ntkRank").GetProperty("value").GetDouble());
     }
+
+    [Fact]
+    public void PartialRankAboveItsAxisSizeIsShownAsNoise()
+    {
+        // The PR of an n×n partial trace is at most n: a larger estimate is ratio noise and says so.
+        var above = new PartialRankResult("feature", 64, 84.06, 19.2, 24);
+        var within = new PartialRankResult("trial", 12, 4.33, 0.05, 20);
+        Assert.Equal("84.1 ± 19.2, above its size 64: estimator noise", AnalysisReportWriter.PartialValue(above));
+        Assert.Equal("4.33", AnalysisReportWriter.PartialValue(within));
+    }
 }

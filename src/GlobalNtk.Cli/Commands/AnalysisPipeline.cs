@@ -54,7 +54,7 @@ public static class AnalysisPipeline
     {
         foreach (var a in analyses)
         {
-            string partial = string.Join(", ", a.NtkRank.Partial.Select(p => $"{p.Axis} {AnalysisReportWriter.F(p.Value)}"));
+            string partial = string.Join(", ", a.NtkRank.Partial.Select(p => $"{p.Axis} {AnalysisReportWriter.PartialValue(p)}"));
             string loss = a.Loss is double l ? $", loss {AnalysisReportWriter.F(l)}" : "";
             string srb = a.Srb.Index.Length > 0 ? $", SRB(1) {AnalysisReportWriter.F(a.Srb.Index[0])}" : "";
             yield return $"{a.Label}: PR(NTK_S) {AnalysisReportWriter.F(a.NtkRank.Value)} ± {AnalysisReportWriter.F(a.NtkRank.StandardError)} ({partial}), λ₁ {AnalysisReportWriter.F(a.NtkSpectrum.Eigenvalues.FirstOrDefault())}, rank bound {a.Kronecker.RankBound}{srb}{loss}";
