@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using GlobalNtk.Dense;
 using GlobalNtk.Operators;
 
@@ -237,6 +238,20 @@ internal sealed class BlockChainLinearization : ChainLinearization
     {
         int g = Group;
         for (int jb = 0; jb < count * _b; jb++) Float32.AddWidened(rows.Slice(jb * g, g), alpha, block.Slice((jb * _t + step) * g, g));
+    }
+
+    /// <summary>block[j, b, step, :] += rows[j, b, :] for a float64 or float32 block (float32 rows).</summary>
+    private void AddRows<T>(ReadOnlySpan<float> rows, Span<T> block, int step, int count) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double)) Scatter32(rows, MemoryMarshal.Cast<T, double>(block), step, count, 1.0);
+        else Scatter(rows, MemoryMarshal.Cast<T, float>(block), step, count, 1f);
+    }
+
+    /// <summary>rows[j, b, :] = block[j, b, step, :] (rounded to float32) from a float64 or float32 block.</summary>
+    private void GatherRows<T>(ReadOnlySpan<T> block, int step, int count, Span<float> rows) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double)) Gather32(MemoryMarshal.Cast<T, double>(block), step, count, rows);
+        else Gather(MemoryMarshal.Cast<T, float>(block), step, count, rows);
     }
 
     /// <summary>rows[j, b, :] = block[j, b, step, :] for float32 blocks.</summary>
@@ -495,7 +510,13 @@ internal sealed class BlockChainLinearization : ChainLinearization
             s.ApplyDAdjoint(t.Span, a, count);
         }
 
-        internal override bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<double> dst, int count)
+        internal override bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<double> dst, int count) => DAddSingle(a, dst, count);
+        internal override bool TryApplyDAdjointSingle(ReadOnlySpan<double> q, Span<float> a, int count) => DAdjointSingle(q, a, count);
+        internal override bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<float> dst, int count) => DAddSingle(a, dst, count);
+        internal override bool TryApplyDAdjointSingle(ReadOnlySpan<float> q, Span<float> a, int count) => DAdjointSingle(q, a, count);
+
+        // The float32 D of the site added into a float64 or float32 state block, chunked through float32 rows.
+        private bool DAddSingle<T>(ReadOnlySpan<float> a, Span<T> dst, int count) where T : unmanaged
         {
             if (s.ApplyD32 is not { } d32) return false;
             int n = Rows * OutDim, size = lin.StateShape.Size;
@@ -504,12 +525,13 @@ internal sealed class BlockChainLinearization : ChainLinearization
                 int cs = Math.Min(lin._chunk, count - j0);
                 using var t = new Float32Buffer((long)cs * lin._b * lin.Group);
                 d32(a.Slice(j0 * n, cs * n), t.Span, cs);
-                lin.Scatter32(t.Span, dst[(j0 * size)..], k, cs, 1.0);
+                lin.AddRows(t.Span, dst[(j0 * size)..], k, cs);
             }
             return true;
         }
 
-        internal override bool TryApplyDAdjointSingle(ReadOnlySpan<double> q, Span<float> a, int count)
+        // The float32 D* of the site from a float64 or float32 state block, chunked through float32 rows.
+        private bool DAdjointSingle<T>(ReadOnlySpan<T> q, Span<float> a, int count) where T : unmanaged
         {
             if (s.ApplyDAdjoint32 is not { } da32) return false;
             int n = Rows * OutDim, size = lin.StateShape.Size;
@@ -517,35 +539,7 @@ internal sealed class BlockChainLinearization : ChainLinearization
             {
                 int cs = Math.Min(lin._chunk, count - j0);
                 using var t = new Float32Buffer((long)cs * lin._b * lin.Group);
-                lin.Gather32(q[(j0 * size)..], k, cs, t.Span);
-                da32(t.Span, a.Slice(j0 * n, cs * n), cs);
-            }
-            return true;
-        }
-
-        internal override bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<float> dst, int count)
-        {
-            if (s.ApplyD32 is not { } d32) return false;
-            int n = Rows * OutDim, size = lin.StateShape.Size;
-            for (int j0 = 0; j0 < count; j0 += lin._chunk)
-            {
-                int cs = Math.Min(lin._chunk, count - j0);
-                using var t = new Float32Buffer((long)cs * lin._b * lin.Group);
-                d32(a.Slice(j0 * n, cs * n), t.Span, cs);
-                lin.Scatter(t.Span, dst[(j0 * size)..], k, cs, 1f);
-            }
-            return true;
-        }
-
-        internal override bool TryApplyDAdjointSingle(ReadOnlySpan<float> q, Span<float> a, int count)
-        {
-            if (s.ApplyDAdjoint32 is not { } da32) return false;
-            int n = Rows * OutDim, size = lin.StateShape.Size;
-            for (int j0 = 0; j0 < count; j0 += lin._chunk)
-            {
-                int cs = Math.Min(lin._chunk, count - j0);
-                using var t = new Float32Buffer((long)cs * lin._b * lin.Group);
-                lin.Gather(q[(j0 * size)..], k, cs, t.Span);
+                lin.GatherRows(q[(j0 * size)..], k, cs, t.Span);
                 da32(t.Span, a.Slice(j0 * n, cs * n), cs);
             }
             return true;
