@@ -27,6 +27,8 @@ internal static class AnalysisBench
         string? model = null, task = null, compare = "partial";
         int? steps = null, trials = null;
         int oldProbes = 10;
+        string? onlyAxis = null;
+        bool tracedIndex = true;
         long exactLimit = KroneckerCore.DefaultExactApplicationLimit;
         int block = 4;
         var budget = AnalysisBudget.Default;
@@ -41,6 +43,8 @@ internal static class AnalysisBench
                 case "--trials": trials = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--old-probes": oldProbes = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--compare": compare = args[++i]; break;
+                case "--axis": onlyAxis = args[++i]; break;
+                case "--no-traced-index": tracedIndex = false; break;
                 case "--exact-limit": exactLimit = long.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--block": block = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--budget": budget = Enum.Parse<AnalysisBudget>(args[++i], ignoreCase: true); break;
@@ -60,7 +64,8 @@ internal static class AnalysisBench
             "kronecker" => Kronecker(loaded.Model, ev, exactLimit),
             "apply" => Apply(loaded.Model, ev, block),
             "stages" => Stages(loaded.Model, ev, budget),
-            "calibrate" => Calibrate(loaded.Model, ev, budget, oldProbes),
+            "calibrate" => Calibrate(loaded.Model, ev, budget, oldProbes, tracedIndex),
+            "traced" => Traced(loaded.Model, ev, budget, oldProbes, onlyAxis),
             _ => Partial(loaded.Model, ev, oldProbes),
         };
     }
@@ -232,26 +237,68 @@ internal static class AnalysisBench
     /// per-index reference with 10× the budget: the kept factor chosen, the SD of the z-scores and
     /// how many lie beyond 3.
     /// </summary>
-    private static int Calibrate(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget budget, int seeds)
+    private static int Calibrate(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget budget, int seeds, bool tracedIndex)
     {
         var ops = new NtkOperators(model.Linearize(ev.Inputs));
         var o = AnalysisOptions.ForBudget(budget);
         Console.WriteLine($"preset {budget}, partial budget {o.PartialBudget}, {seeds} seeds");
-        Console.WriteLine("| operator | axis | reference | method (index ψ / seeds) | mean PR ± mean SE | mean z | SD(z) | beyond 3 |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|");
+        Console.WriteLine("| operator | axis | reference | method (index ψ / seeds) | mean PR ± mean SE | mean z | SD(z) | beyond 2 | beyond 3 | mean applications | index ω on (seeds) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var (name, op) in new[] { ("NTK_S", ops.NtkSApplied), ("K", ops.KApplied) })
         {
             var eig = Spectral.TopEigenpairs(op, o.TopK, o.Seed + 1, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance));
             var d = Deflation.FromEigenpairs(eig);
+            // As in the analysis: each seed's earlier axes tell which traced axes are coherent.
+            var done = Enumerable.Range(0, seeds).Select(_ => new Dictionary<string, double>()).ToArray();
             foreach (var (axis, size) in op.Domain.Names.Zip(op.Domain.Sizes))
             {
                 if (size <= 1) continue;
                 var reference = EffectiveRank.PartialWithin(op, [axis], Math.Max(10 * o.PartialBudget, 12 * size), 99, d);
-                var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, 1000 + s, d, o.RelativeTarget)).ToArray();
+                var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, 1000 + s, d, o.RelativeTarget,
+                    tracedIndex ? done[s] : null)).ToArray();
+                for (int s = 0; s < seeds; s++) done[s][axis] = ests[s].ParticipationRatio.Value;
+                long apps = ests.Sum(e => e.Applications);
+                string ti = string.Join(" ", ests.GroupBy(e => string.Join(",", e.TracedIndexAxes)).Where(g => g.Key.Length > 0).Select(g => $"{g.Key}:{g.Count()}"));
                 var z = ests.Select(e => (e.ParticipationRatio.Value - reference.ParticipationRatio.Value)
                     / Math.Sqrt(Math.Pow(e.ParticipationRatio.StandardError, 2) + Math.Pow(reference.ParticipationRatio.StandardError, 2))).ToArray();
                 double mz = z.Average(), sd = Math.Sqrt(z.Sum(v => (v - mz) * (v - mz)) / (z.Length - 1));
-                Console.WriteLine($"| {name} | {axis} | {reference.ParticipationRatio.Value:G4} ± {reference.ParticipationRatio.StandardError:G2} ({reference.Plan.Method}) | {ests[0].Plan.Method} ({ests.Count(e => e.KeptProbe == KeptProbe.Index)}/{seeds}) | {ests.Average(e => e.ParticipationRatio.Value):G4} ± {ests.Average(e => e.ParticipationRatio.StandardError):G2} | {mz:F2} | {sd:F2} | {z.Count(v => Math.Abs(v) > 3)} |");
+                Console.WriteLine($"| {name} | {axis} | {reference.ParticipationRatio.Value:G4} ± {reference.ParticipationRatio.StandardError:G2} ({reference.Plan.Method}) | {ests[0].Plan.Method} ({ests.Count(e => e.KeptProbe == KeptProbe.Index)}/{seeds}) | {ests.Average(e => e.ParticipationRatio.Value):G4} ± {ests.Average(e => e.ParticipationRatio.StandardError):G2} | {mz:F2} | {sd:F2} | {z.Count(v => Math.Abs(v) > 2)} | {z.Count(v => Math.Abs(v) > 3)} | {(double)apps / seeds:F1} | {(ti.Length == 0 ? "–" : ti)} |");
+            }
+        }
+        return 0;
+    }
+
+    /// <summary>
+    /// <c>--compare traced [--budget P] [--old-probes N]</c>: for every partial rank of NTK_S and K
+    /// (deflated as in the analysis), the relative variance per Kronecker probe of t (tr M) and s
+    /// (‖M‖_F²) for each kept factor and each choice of index factors on the traced axes, from N probes.
+    /// </summary>
+    private static int Traced(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget budget, int probes, string? onlyAxis)
+    {
+        var ops = new NtkOperators(model.Linearize(ev.Inputs));
+        var o = AnalysisOptions.ForBudget(budget);
+        Console.WriteLine($"{probes} probes per row; relative variance per probe of t and s (var/mean²)");
+        Console.WriteLine("| operator | kept axis | ψ | index factors on | rel var t | rel var s |");
+        Console.WriteLine("|---|---|---|---|---|---|");
+        foreach (var (name, op) in new[] { ("NTK_S", ops.NtkSApplied), ("K", ops.KApplied) })
+        {
+            var eig = Spectral.TopEigenpairs(op, o.TopK, o.Seed + 1, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance));
+            var d = Deflation.FromEigenpairs(eig);
+            var probed = new DeflatedOperator(op, d);
+            foreach (var axis in op.Domain.Names.Where(a => onlyAxis is null || a == onlyAxis))
+            {
+                var traced = op.Domain.Names.Where(a => a != axis).ToArray();
+                var split = new AxisSplit(op.Domain, traced, "traced bench");
+                var ml = EffectiveRank.LowRankPartialTraceForBench(d, split);
+                foreach (var kind in new[] { KeptProbe.Rademacher, KeptProbe.Index })
+                    for (int mask = 0; mask < 1 << traced.Length; mask++)
+                    {
+                        var sampler = new KroneckerPartialSampler(probed, split, 7 + mask, ml) { TracedIndexMask = mask };
+                        var rows = sampler.Sample(probes, kind);
+                        double Rel(int c) { double m = rows.Average(r => r[c]); return rows.Sum(r => (r[c] - m) * (r[c] - m)) / (rows.Count - 1) / (m * m); }
+                        string on = string.Join(",", traced.Where((_, i) => (mask >> i & 1) != 0));
+                        Console.WriteLine($"| {name} | {axis} | {kind} | {(on.Length == 0 ? "none" : on)} | {Rel(0):G3} | {Rel(2):G3} |");
+                    }
             }
         }
         return 0;

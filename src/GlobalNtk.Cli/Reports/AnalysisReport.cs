@@ -261,7 +261,7 @@ public static class AnalysisReportWriter
                 Row($"tr {r.Operator}", r.Trace, r.TraceStandardError, r.Method, r.Status, r.Probes, r.Applications, r.Budget);
                 Row($"PR({r.Operator})", r.Value, r.StandardError, r.Method, r.Status, r.Probes, r.Applications, r.Budget);
                 foreach (var p in r.Partial)
-                    Row($"PR({r.Operator}) {p.Axis}", p.Value, p.StandardError, $"{p.Method}{(p.KeptProbe is { } kp ? $" ({kp} ψ)" : "")} partial trace", p.Status, p.Probes, p.Applications, p.Budget);
+                    Row($"PR({r.Operator}) {p.Axis}", p.Value, p.StandardError, $"{p.Method}{(p.KeptProbe is { } kp ? $" ({kp} ψ{(p.TracedIndexAxes is { } ti ? $"; index ω on {ti}" : "")})" : "")} partial trace", p.Status, p.Probes, p.Applications, p.Budget);
             }
             if (c.AlignmentWithPrevious is { } a) Row($"alignment with {a.With}", a.Value, a.StandardError, a.Method, "", a.Probes, a.Applications, 0);
             rows.Add((c.Label, list));

@@ -197,10 +197,13 @@ public sealed class NtkAnalyzer
             if (size <= 1) continue;
             MemoryBudget.CollectBetweenEstimators(meter.StateLength);
             long before = meter.Applications;
-            var p = EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, key.Fold("partial").Fold(axis).Seed, deflation, o.RelativeTarget);
+            // The axes done so far tell which traced axes are coherent (index factors in Kronecker probes).
+            var done = partial.ToDictionary(q => q.Axis, q => q.Value);
+            var p = EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, key.Fold("partial").Fold(axis).Seed, deflation, o.RelativeTarget, done);
             partial.Add(new PartialRankResult(axis, size, p.ParticipationRatio.Value, p.ParticipationRatio.StandardError, p.ParticipationRatio.Probes)
             {
                 Method = p.Plan.Method.ToString(), KeptProbe = p.KeptProbe?.ToString().ToLowerInvariant(),
+                TracedIndexAxes = p.TracedIndexAxes.Count > 0 ? string.Join(",", p.TracedIndexAxes) : null,
                 Applications = meter.Applications - before, Budget = o.PartialBudget,
                 Status = RankStatus(p.ParticipationRatio, p.TargetReached),
                 Trace = p.Trace.Value, TraceStandardError = p.Trace.StandardError,

@@ -242,8 +242,15 @@ public static class EffectiveRank
     /// data-dependent choice and stop add a bias well below the standard error (tested against
     /// exact dense partial traces).
     /// </remarks>
+    /// <param name="tracedRanks">
+    /// Optional partial ranks of (some of) the traced axes, already estimated (e.g. the axes the
+    /// analysis did before this one). The Kronecker path draws an index factor √n_a·e_k on every
+    /// traced axis a with PR_a ≤ n_a/<see cref="PartialRankPlan.CoherentAxisRatio"/> (a coherent axis,
+    /// near rank one: a shared Rademacher factor's quadratic form is then very noisy there) and one
+    /// i.i.d. Rademacher vector on the other traced axes; still unbiased (E[ωωᵀ] = I).
+    /// </param>
     public static PartialRankEstimate PartialWithin(LinearOperator op, IReadOnlyCollection<string> keptAxes, int budget, int seed,
-        Deflation? deflation = null, double relativeTarget = 0)
+        Deflation? deflation = null, double relativeTarget = 0, IReadOnlyDictionary<string, double>? tracedRanks = null)
     {
         var traced = TracedAxes(op, keptAxes);
         if (traced.Length == 0)
@@ -263,7 +270,7 @@ public static class EffectiveRank
         var ml = deflate ? LowRankPartialTrace(deflation!, split) : null;
         var probed = deflate ? new DeflatedOperator(op, deflation!) : op;
         if (plan.Method == PartialRankMethod.Kronecker)
-            return KroneckerPartial(probed, split, plan, seed, ml, relativeTarget, op);
+            return KroneckerPartial(probed, split, plan, seed, ml, relativeTarget, op, CoherentTracedAxes(split, tracedRanks));
 
         if (plan.Method == PartialRankMethod.Exact)
         {
@@ -337,11 +344,11 @@ public static class EffectiveRank
     // The Kronecker path (see PartialWithin's remarks): pilot with both kept factors, then the one
     // with the smaller relative variance until the target or the budget.
     private static PartialRankEstimate KroneckerPartial(LinearOperator probed, AxisSplit split, PartialRankPlan plan, int seed, double[]? ml,
-        double relativeTarget, LinearOperator op)
+        double relativeTarget, LinearOperator op, int tracedIndexMask)
     {
         int nk = split.Kept;
         var sampler = new KroneckerPartialSampler(probed, split, seed,
-            ml is null ? null : (ml, Trace(ml, nk), TraceOfProduct(ml, ml, nk)));
+            ml is null ? null : (ml, Trace(ml, nk), TraceOfProduct(ml, ml, nk))) { TracedIndexMask = tracedIndexMask };
         int cap = plan.Probes, drawn = 0;
         var rows = new List<double[]>();
         var kind = KeptProbe.Rademacher;
@@ -390,7 +397,33 @@ public static class EffectiveRank
         }
         return new PartialRankEstimate(pr, ProbeRunner.MeanEstimate(rows.Select(x => x[0]).ToArray(), false),
             ProbeRunner.MeanEstimate(rows.Select(x => x[2]).ToArray(), false), plan)
-            { Applications = sampler.Applications, KeptProbe = kind, TargetReached = AdaptiveProbes.Reached(pr, relativeTarget) };
+            {
+                Applications = sampler.Applications, KeptProbe = kind, TargetReached = AdaptiveProbes.Reached(pr, relativeTarget),
+                TracedIndexAxes = split.ReducedShape.Names.Where((_, a) => (tracedIndexMask >> a & 1) != 0).ToArray(),
+            };
+    }
+
+    // Bit a set for each traced axis (in the split's order) known to be coherent: PR_a ≤ n_a / ratio.
+    private static int CoherentTracedAxes(AxisSplit split, IReadOnlyDictionary<string, double>? tracedRanks)
+    {
+        if (tracedRanks is null) return 0;
+        int mask = 0;
+        var names = split.ReducedShape.Names;
+        for (int a = 0; a < names.Count && a < 30; a++)
+        {
+            int size = split.ReducedShape.Sizes[a];
+            if (size > 1 && tracedRanks.TryGetValue(names[a], out double pr) && double.IsFinite(pr)
+                && pr <= size / PartialRankPlan.CoherentAxisRatio)
+                mask |= 1 << a;
+        }
+        return mask;
+    }
+
+    // The low-rank rest's (M_L, tr M_L, ‖M_L‖²) for the bench's direct use of the sampler.
+    internal static (double[] Matrix, double Trace, double Frobenius2) LowRankPartialTraceForBench(Deflation d, AxisSplit split)
+    {
+        var ml = LowRankPartialTrace(d, split);
+        return (ml, Trace(ml, split.Kept), TraceOfProduct(ml, ml, split.Kept));
     }
 
     // M_L = tr_other(L) for the low-rank L = A − (I−VVᵀ)A(I−VVᵀ) = W Vᵀ + V Wᵀ with W = AV − ½V(VᵀAV):

@@ -154,6 +154,11 @@ public sealed record PartialRankPlan(PartialRankMethod Method, int Probes, long 
     public const int MinKroneckerProbes = 3;
     /// <summary>Rademacher Kronecker probes in the pilot that decides whether index ψ (<see cref="KeptProbe"/>) is drawn instead.</summary>
     public const int KroneckerPilot = 3;
+    /// <summary>
+    /// A traced axis whose partial rank is at most its size over this ratio counts as coherent and gets
+    /// an index factor in Kronecker probes (<see cref="EffectiveRank.PartialWithin"/>'s tracedRanks).
+    /// </summary>
+    public const double CoherentAxisRatio = 3;
     /// <summary>Fewest Kronecker probes before a relative target may stop the probing (a ratio's jackknife SE from fewer is too often optimistic).</summary>
     public const int MinKroneckerSamples = 12;
 
@@ -186,6 +191,8 @@ public sealed record PartialRankEstimate(Estimate ParticipationRatio, Estimate T
     public long Applications { get; init; }
     /// <summary>The kept factor the Kronecker path kept drawing (null for the other methods).</summary>
     public KeptProbe? KeptProbe { get; init; }
+    /// <summary>Traced axes whose factor of the Kronecker probes was an index factor (empty: one i.i.d. Rademacher vector on all traced axes, and for the other methods).</summary>
+    public IReadOnlyList<string> TracedIndexAxes { get; init; } = [];
     /// <summary>Whether PR's standard error reached the relative target (true when exact).</summary>
     public bool TargetReached { get; init; }
 }
