@@ -20,13 +20,13 @@ public class EstimatorTracedIndexTests
     // rank one, where a shared Rademacher factor's quadratic form (Σω)² has relative variance ≈ 2.
     private static DenseOperator CoherentTracedAxes(double eps, int seed)
     {
-        int n = Shape.Size, nf = 12, r = 12;
+        int n = Shape.Size, nf = 12, r = 24;
         var rng = new Random(seed);
         double Gauss() => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
         var u = new double[5];
         for (int t = 0; t < 5; t++) u[t] = (1 + 0.2 * t) / Math.Sqrt(5);
         var b = new double[nf * r];
-        for (int i = 0; i < b.Length; i++) b[i] = Gauss() * Math.Pow(1 + i % r, -0.4);
+        for (int i = 0; i < b.Length; i++) b[i] = Gauss() * Math.Pow(1 + i % r, -0.1);
         int cols = 2 * r;
         var g = new double[n * cols];
         for (int s = 0; s < 6; s++)
@@ -107,10 +107,12 @@ public class EstimatorTracedIndexTests
             with[s] = EffectiveRank.PartialWithin(op, ["feature"], budget, 500 + s, tracedRanks: hints);
             Assert.True(op.Applications - before <= budget);
             Assert.Equal(PartialRankMethod.Kronecker, with[s].Plan.Method);
-            Assert.Equal(new[] { "seq", "token" }, with[s].TracedIndexAxes);
+            // Index ω goes with Rademacher ψ only (the pilot keeps Rademacher ψ for this generic feature block).
+            Assert.Equal(with[s].KeptProbe == KeptProbe.Rademacher ? new[] { "seq", "token" } : [], with[s].TracedIndexAxes);
             without[s] = EffectiveRank.PartialWithin(op, ["feature"], budget, 500 + s);
             Assert.Empty(without[s].TracedIndexAxes);
         }
+        Assert.True(with.Count(e => e.KeptProbe == KeptProbe.Rademacher) >= 0.9 * seeds, $"Rademacher ψ {with.Count(e => e.KeptProbe == KeptProbe.Rademacher)}/{seeds}");
         // Unbiased tr M and ‖M‖_F² (4 SD/√300) with SEs that match the spread.
         var trs = with.Select(e => e.Trace.Value).ToArray();
         var f2s = with.Select(e => e.FrobeniusSquared.Value).ToArray();
@@ -141,7 +143,17 @@ public class EstimatorTracedIndexTests
         Assert.Empty(EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedRanks: high).TracedIndexAxes);
         var partly = new Dictionary<string, double> { ["seq"] = 1.2 };
         Assert.Equal(new[] { "seq" }, EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedRanks: partly).TracedIndexAxes);
-        // The kept axis itself and non-Kronecker paths ignore hints.
+        // Non-Kronecker paths ignore hints.
         Assert.Empty(EffectiveRank.PartialWithin(op, ["seq"], 240, 1, tracedRanks: partly).TracedIndexAxes);
+        // So does index ψ: with both factors index, probes sample single slices (heavy tails).
+        var coherent = new MeteredOperator(CoherentTracedAxes(0.1, 5), null);
+        var onToken = new Dictionary<string, double> { ["token"] = 1.1 };
+        for (int s = 0; s < 20; s++)
+        {
+            var e = EffectiveRank.PartialWithin(coherent, ["seq"], 24, s, tracedRanks: onToken);
+            Assert.Equal(PartialRankMethod.Kronecker, e.Plan.Method);
+            if (e.KeptProbe == KeptProbe.Index) Assert.Empty(e.TracedIndexAxes);
+            else Assert.Equal(new[] { "token" }, e.TracedIndexAxes);
+        }
     }
 }
