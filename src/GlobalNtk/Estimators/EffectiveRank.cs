@@ -235,10 +235,10 @@ public static class EffectiveRank
     /// </param>
     /// <remarks>
     /// The Kronecker path first draws a pilot of <see cref="PartialRankPlan.KroneckerPilot"/> probes with
-    /// each kept factor (<see cref="KeptProbe"/>). It keeps drawing index ψ where the Rademacher
-    /// pilot's PR is at most half the kept size (M far from diagonal, e.g. exchangeable sequences)
-    /// and the index pilot is the less variable, dropping the Rademacher pilot; otherwise it pools
-    /// both pilots and draws Rademacher ψ. Every probe is unbiased whatever its kind; the
+    /// Rademacher ψ (<see cref="KeptProbe"/>). Only where its PR is at most half the kept size (M far
+    /// from diagonal, e.g. exchangeable sequences) does it draw an index pilot too, and keeps drawing
+    /// index ψ if that pilot is the less variable, dropping the Rademacher pilot; otherwise it pools
+    /// the pilots and draws Rademacher ψ, with index factors on the coherent traced axes (tracedRanks). Every probe is unbiased whatever its kind; the
     /// data-dependent choice and stop add a bias well below the standard error (tested against
     /// exact dense partial traces).
     /// </remarks>
@@ -348,39 +348,44 @@ public static class EffectiveRank
     {
         int nk = split.Kept;
         var sampler = new KroneckerPartialSampler(probed, split, seed,
-            ml is null ? null : (ml, Trace(ml, nk), TraceOfProduct(ml, ml, nk))) { TracedIndexMask = tracedIndexMask };
+            ml is null ? null : (ml, Trace(ml, nk), TraceOfProduct(ml, ml, nk))) { TracedIndexMask = tracedIndexMask }; // Rademacher ψ's traced factors
         int cap = plan.Probes, drawn = 0;
         var rows = new List<double[]>();
         var kind = KeptProbe.Rademacher;
         int pilot = Math.Min(PartialRankPlan.KroneckerPilot, cap / 2);
         if (nk > 1 && pilot >= 3 && cap >= 2 * pilot + 2)
         {
-            // Pilot of both kept factors. Index ψ is kept only where the Rademacher pilot shows M far
+            // Pilot of the kept factor. Index ψ is tried only where the Rademacher pilot shows M far
             // from diagonal (PR ≤ n/2: Rademacher's kept-axis variance is then of order (tr M)² per
-            // probe, with a heavy tail) and the index pilot is the less variable; the Rademacher
-            // pilot is then dropped. The first test depends on the Rademacher samples only, so the
-            // index samples are rarely kept for having looked quiet.
+            // probe, with a heavy tail); it is kept if its pilot is the less variable, and the
+            // Rademacher pilot is then dropped. The first test depends on the Rademacher samples
+            // only, so the index samples are rarely kept for having looked quiet. Elsewhere no index
+            // pilot is drawn (it would only add kept-axis noise to the pool).
             // Index factors on traced axes go with Rademacher ψ only: with index ψ as well, a probe
             // samples single slices and heavy tails made the jackknife SE optimistic (demo GRU, time
             // axis with index ω on trials: SD(z) 2.95 over 40 seeds).
-            sampler.TracedIndexMask = tracedIndexMask;
             var rad = sampler.Sample(pilot, KeptProbe.Rademacher);
-            sampler.TracedIndexMask = 0;
-            var idx = sampler.Sample(pilot, KeptProbe.Index);
-            drawn = 2 * pilot;
+            drawn = pilot;
             double prPilot = PairRatioOrNaN(rad);
             bool farFromDiagonal = prPilot <= nk / 2.0;
-            if (farFromDiagonal && KroneckerPartialSampler.RelativeVariance(idx) < KroneckerPartialSampler.RelativeVariance(rad))
+            if (farFromDiagonal)
             {
-                kind = KeptProbe.Index;
-                rows.AddRange(idx);
+                sampler.TracedIndexMask = 0;
+                var idx = sampler.Sample(pilot, KeptProbe.Index);
+                drawn += pilot;
+                if (KroneckerPartialSampler.RelativeVariance(idx) < KroneckerPartialSampler.RelativeVariance(rad))
+                {
+                    kind = KeptProbe.Index;
+                    rows.AddRange(idx);
+                }
+                else
+                {
+                    sampler.TracedIndexMask = tracedIndexMask;
+                    rows.AddRange(rad);
+                    rows.AddRange(idx);
+                }
             }
-            else
-            {
-                rows.AddRange(rad);
-                rows.AddRange(idx);
-            }
-            if (kind == KeptProbe.Rademacher) sampler.TracedIndexMask = tracedIndexMask;
+            else rows.AddRange(rad);
             int first = Math.Max(0, Math.Min(cap - drawn, AdaptiveProbes.First(cap, relativeTarget, PartialRankPlan.MinKroneckerSamples) - rows.Count));
             rows.AddRange(sampler.Sample(first, kind));
             drawn += first;
