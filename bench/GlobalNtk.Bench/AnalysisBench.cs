@@ -64,7 +64,7 @@ internal static class AnalysisBench
             "kronecker" => Kronecker(loaded.Model, ev, exactLimit),
             "apply" => Apply(loaded.Model, ev, block),
             "stages" => Stages(loaded.Model, ev, budget),
-            "calibrate" => Calibrate(loaded.Model, ev, budget, oldProbes, tracedIndex),
+            "calibrate" => Calibrate(loaded.Model, ev, budget, oldProbes, tracedIndex, onlyAxis),
             "traced" => Traced(loaded.Model, ev, budget, oldProbes, onlyAxis),
             _ => Partial(loaded.Model, ev, oldProbes),
         };
@@ -232,12 +232,14 @@ internal static class AnalysisBench
     }
 
     /// <summary>
-    /// <c>--compare calibrate [--budget P] [--old-probes SEEDS]</c>: every partial rank of NTK_S and K
-    /// with the preset's budget over many seeds (deflated as in the analysis), against a
-    /// per-index reference with 10× the budget: the kept factor chosen, the SD of the z-scores and
-    /// how many lie beyond 3.
+    /// <c>--compare calibrate [--budget P] [--old-probes SEEDS] [--axis A] [--no-traced-index]</c>: every
+    /// partial rank of NTK_S and K (or only axis A; the others then give one estimate each as hints)
+    /// with the preset's budget over many seeds (deflated as in the analysis, each seed's earlier axes
+    /// as the traced-axis hints unless --no-traced-index), against a reference with 10× the budget:
+    /// the kept factor and traced index axes chosen, the SD of the z-scores, how many lie beyond 2
+    /// and 3, and the mean applications.
     /// </summary>
-    private static int Calibrate(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget budget, int seeds, bool tracedIndex)
+    private static int Calibrate(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget budget, int seeds, bool tracedIndex, string? onlyAxis)
     {
         var ops = new NtkOperators(model.Linearize(ev.Inputs));
         var o = AnalysisOptions.ForBudget(budget);
@@ -253,16 +255,28 @@ internal static class AnalysisBench
             foreach (var (axis, size) in op.Domain.Names.Zip(op.Domain.Sizes))
             {
                 if (size <= 1) continue;
+                if (onlyAxis is not null && axis != onlyAxis)
+                {
+                    // Not calibrated here: one estimate (seed 1) serves every seed as the hint.
+                    double hint = EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, 1, d, o.RelativeTarget, done[0]).ParticipationRatio.Value;
+                    foreach (var h in done) h[axis] = hint;
+                    Console.WriteLine($"| {name} | {axis} | (hint only) | | {hint:G4} | | | | | | |");
+                    continue;
+                }
                 var reference = EffectiveRank.PartialWithin(op, [axis], Math.Max(10 * o.PartialBudget, 12 * size), 99, d);
-                var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, 1000 + s, d, o.RelativeTarget,
-                    tracedIndex ? done[s] : null)).ToArray();
-                for (int s = 0; s < seeds; s++) done[s][axis] = ests[s].ParticipationRatio.Value;
-                long apps = ests.Sum(e => e.Applications);
-                string ti = string.Join(" ", ests.GroupBy(e => string.Join(",", e.TracedIndexAxes)).Where(g => g.Key.Length > 0).Select(g => $"{g.Key}:{g.Count()}"));
-                var z = ests.Select(e => (e.ParticipationRatio.Value - reference.ParticipationRatio.Value)
-                    / Math.Sqrt(Math.Pow(e.ParticipationRatio.StandardError, 2) + Math.Pow(reference.ParticipationRatio.StandardError, 2))).ToArray();
-                double mz = z.Average(), sd = Math.Sqrt(z.Sum(v => (v - mz) * (v - mz)) / (z.Length - 1));
-                Console.WriteLine($"| {name} | {axis} | {reference.ParticipationRatio.Value:G4} ± {reference.ParticipationRatio.StandardError:G2} ({reference.Plan.Method}) | {ests[0].Plan.Method} ({ests.Count(e => e.KeptProbe == KeptProbe.Index)}/{seeds}) | {ests.Average(e => e.ParticipationRatio.Value):G4} ± {ests.Average(e => e.ParticipationRatio.StandardError):G2} | {mz:F2} | {sd:F2} | {z.Count(v => Math.Abs(v) > 2)} | {z.Count(v => Math.Abs(v) > 3)} | {(double)apps / seeds:F1} | {(ti.Length == 0 ? "–" : ti)} |");
+                // With --axis, also without hints in the same run (same reference).
+                foreach (bool hints in onlyAxis is not null && tracedIndex ? new[] { true, false } : new[] { tracedIndex })
+                {
+                    var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, 1000 + s, d, o.RelativeTarget,
+                        hints ? done[s] : null)).ToArray();
+                    for (int s = 0; s < seeds; s++) done[s][axis] = ests[s].ParticipationRatio.Value;
+                    long apps = ests.Sum(e => e.Applications);
+                    string ti = string.Join(" ", ests.GroupBy(e => string.Join(",", e.TracedIndexAxes)).Where(g => g.Key.Length > 0).Select(g => $"{g.Key}:{g.Count()}"));
+                    var z = ests.Select(e => (e.ParticipationRatio.Value - reference.ParticipationRatio.Value)
+                        / Math.Sqrt(Math.Pow(e.ParticipationRatio.StandardError, 2) + Math.Pow(reference.ParticipationRatio.StandardError, 2))).ToArray();
+                    double mz = z.Average(), sd = Math.Sqrt(z.Sum(v => (v - mz) * (v - mz)) / (z.Length - 1));
+                    Console.WriteLine($"| {name} | {axis} | {reference.ParticipationRatio.Value:G4} ± {reference.ParticipationRatio.StandardError:G2} ({reference.Plan.Method}) | {ests[0].Plan.Method} ({ests.Count(e => e.KeptProbe == KeptProbe.Index)}/{seeds}) | {ests.Average(e => e.ParticipationRatio.Value):G4} ± {ests.Average(e => e.ParticipationRatio.StandardError):G2} | {mz:F2} | {sd:F2} | {z.Count(v => Math.Abs(v) > 2)} | {z.Count(v => Math.Abs(v) > 3)} | {(double)apps / seeds:F1} | {(ti.Length == 0 ? (hints ? "–" : "off") : ti)} |");
+                }
             }
         }
         return 0;
