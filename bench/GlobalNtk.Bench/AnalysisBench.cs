@@ -239,13 +239,15 @@ internal static class AnalysisBench
     /// the kept factor and traced index axes chosen, the SD of the z-scores, how many lie beyond 2
     /// and 3, and the mean applications.
     /// </summary>
+    private static double Sd(double[] x) { double m = x.Average(); return Math.Sqrt(x.Sum(v => (v - m) * (v - m)) / (x.Length - 1)); }
+
     private static int Calibrate(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget budget, int seeds, bool tracedIndex, string? onlyAxis)
     {
         var ops = new NtkOperators(model.Linearize(ev.Inputs));
         var o = AnalysisOptions.ForBudget(budget);
         Console.WriteLine($"preset {budget}, partial budget {o.PartialBudget}, {seeds} seeds");
-        Console.WriteLine("| operator | axis | reference | method (index ψ / seeds) | mean PR ± mean SE | mean z | SD(z) | beyond 2 | beyond 3 | mean applications | index ω on (seeds) |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
+        Console.WriteLine("| operator | axis | reference | method (index ψ / seeds) | mean PR ± mean SE | mean z | SD(z) | SD(PR)/mean SE | beyond 2 | beyond 3 | mean applications | index ω on (seeds) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var (name, op) in new[] { ("NTK_S", ops.NtkSApplied), ("K", ops.KApplied) })
         {
             var eig = Spectral.TopEigenpairs(op, o.TopK, o.Seed + 1, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance));
@@ -260,7 +262,7 @@ internal static class AnalysisBench
                     // Not calibrated here: one estimate (seed 1) serves every seed as the hint.
                     double hint = EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, 1, d, o.RelativeTarget, done[0]).ParticipationRatio.Value;
                     foreach (var h in done) h[axis] = hint;
-                    Console.WriteLine($"| {name} | {axis} | (hint only) | | {hint:G4} | | | | | | |");
+                    Console.WriteLine($"| {name} | {axis} | (hint only) | | {hint:G4} | | | | | | | |");
                     continue;
                 }
                 var reference = EffectiveRank.PartialWithin(op, [axis], Math.Max(10 * o.PartialBudget, 12 * size), 99, d);
@@ -275,7 +277,7 @@ internal static class AnalysisBench
                     var z = ests.Select(e => (e.ParticipationRatio.Value - reference.ParticipationRatio.Value)
                         / Math.Sqrt(Math.Pow(e.ParticipationRatio.StandardError, 2) + Math.Pow(reference.ParticipationRatio.StandardError, 2))).ToArray();
                     double mz = z.Average(), sd = Math.Sqrt(z.Sum(v => (v - mz) * (v - mz)) / (z.Length - 1));
-                    Console.WriteLine($"| {name} | {axis} | {reference.ParticipationRatio.Value:G4} ± {reference.ParticipationRatio.StandardError:G2} ({reference.Plan.Method}) | {ests[0].Plan.Method} ({ests.Count(e => e.KeptProbe == KeptProbe.Index)}/{seeds}) | {ests.Average(e => e.ParticipationRatio.Value):G4} ± {ests.Average(e => e.ParticipationRatio.StandardError):G2} | {mz:F2} | {sd:F2} | {z.Count(v => Math.Abs(v) > 2)} | {z.Count(v => Math.Abs(v) > 3)} | {(double)apps / seeds:F1} | {(ti.Length == 0 ? (hints ? "–" : "off") : ti)} |");
+                    Console.WriteLine($"| {name} | {axis} | {reference.ParticipationRatio.Value:G4} ± {reference.ParticipationRatio.StandardError:G2} ({reference.Plan.Method}) | {ests[0].Plan.Method} ({ests.Count(e => e.KeptProbe == KeptProbe.Index)}/{seeds}) | {ests.Average(e => e.ParticipationRatio.Value):G4} ± {ests.Average(e => e.ParticipationRatio.StandardError):G2} | {mz:F2} | {sd:F2} | {Sd(ests.Select(e => e.ParticipationRatio.Value).ToArray()) / ests.Average(e => e.ParticipationRatio.StandardError):F2} | {z.Count(v => Math.Abs(v) > 2)} | {z.Count(v => Math.Abs(v) > 3)} | {(double)apps / seeds:F1} | {(ti.Length == 0 ? (hints ? "–" : "off") : ti)} |");
                 }
             }
         }
