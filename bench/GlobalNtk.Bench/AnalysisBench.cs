@@ -29,6 +29,7 @@ internal static class AnalysisBench
         int oldProbes = 10;
         string? onlyAxis = null;
         bool tracedIndex = true;
+        int seedCount = 1;
         long exactLimit = KroneckerCore.DefaultExactApplicationLimit;
         int block = 4;
         var budget = AnalysisBudget.Default;
@@ -45,6 +46,7 @@ internal static class AnalysisBench
                 case "--compare": compare = args[++i]; break;
                 case "--axis": onlyAxis = args[++i]; break;
                 case "--no-traced-index": tracedIndex = false; break;
+                case "--seeds": seedCount = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--exact-limit": exactLimit = long.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--block": block = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--budget": budget = Enum.Parse<AnalysisBudget>(args[++i], ignoreCase: true); break;
@@ -60,7 +62,7 @@ internal static class AnalysisBench
         Console.WriteLine($"model {Path.GetFileName(model)} ({loaded.Model.Arch}), task {task}, batch {ev.Inputs.Shape}");
         return compare switch
         {
-            "presets" => Presets(loaded.Model, ev, presets),
+            "presets" => Presets(loaded.Model, ev, presets, seedCount),
             "kronecker" => Kronecker(loaded.Model, ev, exactLimit),
             "apply" => Apply(loaded.Model, ev, block),
             "stages" => Stages(loaded.Model, ev, budget),
@@ -320,7 +322,7 @@ internal static class AnalysisBench
         return 0;
     }
 
-    private static int Presets(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget[] presets)
+    private static int Presets(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget[] presets, int seeds)
     {
         var results = new List<(string Name, ModelAnalysis A, double Cpu)>();
         foreach (var b in presets)
@@ -332,24 +334,46 @@ internal static class AnalysisBench
         static long Apps(ModelAnalysis m) => m.NtkSpectrum.Applications + m.KSpectrum.Applications + m.PropagationSpectrum.Applications
             + m.NtkRank.Applications + m.KRank.Applications + m.NtkRank.Partial.Sum(p => p.Applications) + m.KRank.Partial.Sum(p => p.Applications);
         Console.WriteLine($"{results[0].Name}: {results[0].Cpu:F1} s CPU, {Apps(results[0].A)} applications; {results[1].Name}: {results[1].Cpu:F1} s CPU, {Apps(results[1].A)} applications");
+        // --seeds N: the first preset again with N − 1 other seeds, for the spread of its z-scores.
+        var more = Enumerable.Range(1, Math.Max(0, seeds - 1)).Select(s =>
+            new NtkAnalyzer(ev.Inputs, ev.Targets, AnalysisOptions.ForBudget(presets[0]) with { Seed = 1 + 7919 * s }).Analyze(model, presets[0].ToString())).ToList();
         Console.WriteLine();
-        Console.WriteLine($"| estimate | {results[0].Name} | {results[1].Name} | difference / combined SE |");
-        Console.WriteLine("|---|---|---|---|");
-        IEnumerable<(string, double, double)> Rows(ModelAnalysis m)
+        string extra = seeds > 1 ? $" mean z over {seeds} seeds | SD(z) | abs z > 2 | abs z > 3 |" : "";
+        Console.WriteLine($"| estimate | {results[0].Name} | {results[1].Name} | difference / combined SE |{extra}");
+        Console.WriteLine(seeds > 1 ? "|---|---|---|---|---|---|---|---|" : "|---|---|---|---|");
+        static List<(string, double, double)> Rows(ModelAnalysis m)
         {
+            var rows = new List<(string, double, double)>();
             foreach (var r in new[] { m.NtkRank, m.KRank })
             {
-                yield return ($"tr {r.Operator}", r.Trace, r.TraceStandardError);
-                yield return ($"PR({r.Operator})", r.Value, r.StandardError);
-                foreach (var p in r.Partial) yield return ($"PR({r.Operator}) {p.Axis}", p.Value, p.StandardError);
+                rows.Add(($"tr {r.Operator}", r.Trace, r.TraceStandardError));
+                rows.Add(($"PR({r.Operator})", r.Value, r.StandardError));
+                foreach (var p in r.Partial) rows.Add(($"PR({r.Operator}) {p.Axis}{(p.TracedIndexAxes is { } ti ? $" [index ω: {ti}]" : "")}", p.Value, p.StandardError));
             }
             foreach (var s in new[] { m.NtkSpectrum, m.KSpectrum, m.PropagationSpectrum })
-                yield return ($"λ₁({s.Operator}) [{s.Status}]", s.Eigenvalues[0], s.ErrorBounds.FirstOrDefault());
+                rows.Add(($"λ₁({s.Operator}) [{s.Status}]", s.Eigenvalues[0], s.ErrorBounds.FirstOrDefault()));
+            return rows;
         }
-        foreach (var (q, th) in Rows(results[0].A).Zip(Rows(results[1].A)))
+        static double Z((string, double, double) q, (string, double, double) th) => (q.Item2 - th.Item2) / Math.Sqrt(q.Item3 * q.Item3 + th.Item3 * th.Item3);
+        var reference = Rows(results[1].A);
+        var others = more.Select(Rows).ToList();
+        var first = Rows(results[0].A);
+        for (int i = 0; i < first.Count; i++)
         {
-            double z = (q.Item2 - th.Item2) / Math.Sqrt(q.Item3 * q.Item3 + th.Item3 * th.Item3);
-            Console.WriteLine($"| {q.Item1} | {q.Item2:G4} ± {q.Item3:G2} | {th.Item2:G4} ± {th.Item3:G2} | {(double.IsFinite(z) ? z.ToString("F2", CultureInfo.InvariantCulture) : "–")} |");
+            var (q, th) = (first[i], reference[i]);
+            double z = Z(q, th);
+            string tail = "";
+            if (seeds > 1)
+            {
+                var zs = others.Select(o => Z(o[i], th)).Prepend(z).Where(double.IsFinite).ToArray();
+                if (zs.Length > 1)
+                {
+                    double mz = zs.Average(), sd = Math.Sqrt(zs.Sum(v => (v - mz) * (v - mz)) / (zs.Length - 1));
+                    tail = $" {mz:F2} | {sd:F2} | {zs.Count(v => Math.Abs(v) > 2)} | {zs.Count(v => Math.Abs(v) > 3)} |";
+                }
+                else tail = " – | – | – | – |";
+            }
+            Console.WriteLine($"| {q.Item1} | {q.Item2:G4} ± {q.Item3:G2} | {th.Item2:G4} ± {th.Item3:G2} | {(double.IsFinite(z) ? z.ToString("F2", CultureInfo.InvariantCulture) : "–")} |{tail}");
         }
         return 0;
     }
