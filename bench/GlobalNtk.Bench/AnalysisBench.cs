@@ -255,16 +255,16 @@ internal static class AnalysisBench
             var eig = Spectral.TopEigenpairs(op, o.TopK, o.Seed + 1, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance));
             var d = Deflation.FromEigenpairs(eig);
             // As in the analysis: each seed's earlier axes tell which traced axes are coherent.
-            var done = Enumerable.Range(0, seeds).Select(_ => new Dictionary<string, double>()).ToArray();
+            var done = Enumerable.Range(0, seeds).Select(_ => new Dictionary<string, TracedAxisHint>()).ToArray();
             foreach (var (axis, size) in op.Domain.Names.Zip(op.Domain.Sizes))
             {
                 if (size <= 1) continue;
                 if (onlyAxis is not null && axis != onlyAxis)
                 {
                     // Not calibrated here: one estimate (seed 1) serves every seed as the hint.
-                    double hint = EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, 1, d, o.RelativeTarget, done[0]).ParticipationRatio.Value;
+                    var hint = TracedAxisHint.Of(EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, 1, d, o.RelativeTarget, done[0]));
                     foreach (var h in done) h[axis] = hint;
-                    Console.WriteLine($"| {name} | {axis} | (hint only) | | {hint:G4} | | | | | | | |");
+                    Console.WriteLine($"| {name} | {axis} | (hint only) | | {hint.ParticipationRatio:G4}, index spread {hint.IndexSpread:G3} | | | | | | | |");
                     continue;
                 }
                 var reference = EffectiveRank.PartialWithin(op, [axis], Math.Max(10 * o.PartialBudget, 12 * size), 99, d);
@@ -273,7 +273,7 @@ internal static class AnalysisBench
                 {
                     var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, 1000 + s, d, o.RelativeTarget,
                         hints ? done[s] : null)).ToArray();
-                    for (int s = 0; s < seeds; s++) done[s][axis] = ests[s].ParticipationRatio.Value;
+                    for (int s = 0; s < seeds; s++) done[s][axis] = TracedAxisHint.Of(ests[s]);
                     long apps = ests.Sum(e => e.Applications);
                     string ti = string.Join(" ", ests.GroupBy(e => string.Join(",", e.TracedIndexAxes)).Where(g => g.Key.Length > 0).Select(g => $"{g.Key}:{g.Count()}"));
                     var z = ests.Select(e => (e.ParticipationRatio.Value - reference.ParticipationRatio.Value)

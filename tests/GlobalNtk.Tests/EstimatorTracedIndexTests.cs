@@ -6,7 +6,7 @@ using Xunit;
 namespace GlobalNtk.Tests;
 
 /// <summary>
-/// Index factors on coherent traced axes of Kronecker probes (PartialWithin's tracedRanks), against
+/// Index factors on coherent traced axes of Kronecker probes (PartialWithin's tracedHints), against
 /// exact dense partial traces: every mask is unbiased, the SEs match the spread over seeds, and on
 /// an operator whose traced axes are near rank one the spread of the partial rank falls a lot.
 /// </summary>
@@ -15,7 +15,7 @@ public class EstimatorTracedIndexTests
     private static readonly AxisShape Shape = new(("seq", 6), ("token", 5), ("feature", 12));
 
     // A = G Gᵀ + δI with G = (1/√6)·1_seq ⊗ u_token ⊗ B + εR: sequences exchangeable and coherent,
-    // tokens coherent with a mildly uneven profile u, and a generic power-law feature block B.
+    // tokens coherent with a slightly uneven profile u, and a generic power-law feature block B.
     // M = tr_{seq,token} A keeps the feature axis (PR well above 1); the traced axes are near
     // rank one, where a shared Rademacher factor's quadratic form (Σω)² has relative variance ≈ 2.
     private static DenseOperator CoherentTracedAxes(double eps, int seed)
@@ -24,7 +24,7 @@ public class EstimatorTracedIndexTests
         var rng = new Random(seed);
         double Gauss() => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
         var u = new double[5];
-        for (int t = 0; t < 5; t++) u[t] = (1 + 0.2 * t) / Math.Sqrt(5);
+        for (int t = 0; t < 5; t++) u[t] = (1 + 0.04 * t) / Math.Sqrt(5);
         var b = new double[nf * r];
         for (int i = 0; i < b.Length; i++) b[i] = Gauss() * Math.Pow(1 + i % r, -0.1);
         int cols = 2 * r;
@@ -39,6 +39,17 @@ public class EstimatorTracedIndexTests
         return new DenseOperator(a, Shape, Shape);
     }
 
+    // The hint an exact partial rank gives: PR and an index factor's relative variance n·ΣM_kk²/(tr M)² − 1.
+    private static TracedAxisHint ExactHint(LinearOperator a, string kept)
+    {
+        var m = Reductions.PartialTrace(a.Materialize(), a.Domain.Names.Where(x => x != kept));
+        int n = m.Rows;
+        double sq = 0;
+        for (int k = 0; k < n; k++) sq += m[k, k] * m[k, k];
+        var (_, _, pr) = ExactPartial(a, kept);
+        return new TracedAxisHint(pr, n * sq / (m.Trace() * m.Trace()) - 1);
+    }
+
     private static (double Tr, double F2, double Pr) ExactPartial(LinearOperator a, string kept)
     {
         var m = Reductions.PartialTrace(a.Materialize(), a.Domain.Names.Where(x => x != kept));
@@ -49,6 +60,23 @@ public class EstimatorTracedIndexTests
     }
 
     private static double Sd(IReadOnlyCollection<double> x) { double m = x.Average(); return Math.Sqrt(x.Sum(v => (v - m) * (v - m)) / (x.Count - 1)); }
+
+    [Fact]
+    public void HintsRecordHowEvenTheKeptAxisIs()
+    {
+        // IndexSpread of an estimate is n·ΣM_kk²/(tr M)² − 1 (exact for the per-index path up to
+        // probe noise; bounded by t's spread for index ψ): small for the exchangeable seq axis.
+        var dense = CoherentTracedAxes(0.1, 5);
+        var exact = ExactHint(dense, "seq");
+        var op = new MeteredOperator(dense, null);
+        var perIndex = EffectiveRank.PartialWithin(op, ["seq"], 240, 3);
+        Assert.Equal(PartialRankMethod.PerIndex, perIndex.Plan.Method);
+        Assert.InRange(perIndex.IndexSpread, 0, exact.IndexSpread + 0.05);
+        var kron = Enumerable.Range(0, 20).Select(s => EffectiveRank.PartialWithin(op, ["seq"], 24, s)).Where(e => e.KeptProbe == KeptProbe.Index).ToList();
+        Assert.NotEmpty(kron);
+        Assert.All(kron, e => Assert.True(e.IndexSpread >= 0 && double.IsFinite(e.IndexSpread)));
+        Assert.True(double.IsPositiveInfinity(EffectiveRank.PartialWithin(op, ["feature"], 24, 1).IndexSpread)); // Rademacher ψ: unknown
+    }
 
     [Theory]
     [InlineData(0)] // i.i.d. Rademacher on (seq, token): the old probe
@@ -92,11 +120,13 @@ public class EstimatorTracedIndexTests
     {
         var dense = CoherentTracedAxes(0.1, 5);
         var (tr, f2, pr) = ExactPartial(dense, "feature");
-        var (_, _, prSeq) = ExactPartial(dense, "seq");
-        var (_, _, prToken) = ExactPartial(dense, "token");
-        Assert.InRange(prSeq, 1.0, 6 / PartialRankPlan.CoherentAxisRatio);
-        Assert.InRange(prToken, 1.0, 5 / PartialRankPlan.CoherentAxisRatio);
-        var hints = new Dictionary<string, double> { ["seq"] = prSeq, ["token"] = prToken };
+        var seqHint = ExactHint(dense, "seq");
+        var tokenHint = ExactHint(dense, "token");
+        Assert.InRange(seqHint.ParticipationRatio, 1.0, 6 / PartialRankPlan.CoherentAxisRatio);
+        Assert.InRange(tokenHint.ParticipationRatio, 1.0, 5 / PartialRankPlan.CoherentAxisRatio);
+        Assert.InRange(seqHint.IndexSpread, 0, PartialRankPlan.EvenAxisSpread);
+        Assert.InRange(tokenHint.IndexSpread, 0, PartialRankPlan.EvenAxisSpread);
+        var hints = new Dictionary<string, TracedAxisHint> { ["seq"] = seqHint, ["token"] = tokenHint };
         var op = new MeteredOperator(dense, null); // matrix-free view (dense operators are exact)
         const int seeds = 300, budget = 24;
         var with = new PartialRankEstimate[seeds];
@@ -104,7 +134,7 @@ public class EstimatorTracedIndexTests
         for (int s = 0; s < seeds; s++)
         {
             long before = op.Applications;
-            with[s] = EffectiveRank.PartialWithin(op, ["feature"], budget, 500 + s, tracedRanks: hints);
+            with[s] = EffectiveRank.PartialWithin(op, ["feature"], budget, 500 + s, tracedHints: hints);
             Assert.True(op.Applications - before <= budget);
             Assert.Equal(PartialRankMethod.Kronecker, with[s].Plan.Method);
             // Index ω goes with Rademacher ψ only (the pilot keeps Rademacher ψ for this generic feature block).
@@ -139,18 +169,21 @@ public class EstimatorTracedIndexTests
         // axes without a hint keep the shared Rademacher factor.
         var a = KnownSpectra.Rotated(Shape, KnownSpectra.PowerLaw(Shape.Size, 0.6), 4).Materialize();
         var op = new MeteredOperator(a, null);
-        var high = new Dictionary<string, double> { ["seq"] = 6 / PartialRankPlan.CoherentAxisRatio + 0.01, ["token"] = 4.0 };
-        Assert.Empty(EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedRanks: high).TracedIndexAxes);
-        var partly = new Dictionary<string, double> { ["seq"] = 1.2 };
-        Assert.Equal(new[] { "seq" }, EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedRanks: partly).TracedIndexAxes);
+        var high = new Dictionary<string, TracedAxisHint> { ["seq"] = new(6 / PartialRankPlan.CoherentAxisRatio + 0.01, 0), ["token"] = new(4.0, 0) };
+        Assert.Empty(EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: high).TracedIndexAxes);
+        // ... and even: a coherent axis whose trace a few indices carry keeps Rademacher (heavy tails otherwise).
+        var uneven = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.5), ["token"] = new(1.1, double.PositiveInfinity) };
+        Assert.Empty(EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: uneven).TracedIndexAxes);
+        var partly = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.01) };
+        Assert.Equal(new[] { "seq" }, EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: partly).TracedIndexAxes);
         // Non-Kronecker paths ignore hints.
-        Assert.Empty(EffectiveRank.PartialWithin(op, ["seq"], 240, 1, tracedRanks: partly).TracedIndexAxes);
+        Assert.Empty(EffectiveRank.PartialWithin(op, ["seq"], 240, 1, tracedHints: partly).TracedIndexAxes);
         // So does index ψ: with both factors index, probes sample single slices (heavy tails).
         var coherent = new MeteredOperator(CoherentTracedAxes(0.1, 5), null);
-        var onToken = new Dictionary<string, double> { ["token"] = 1.1 };
+        var onToken = new Dictionary<string, TracedAxisHint> { ["token"] = new(1.1, 0.01) };
         for (int s = 0; s < 20; s++)
         {
-            var e = EffectiveRank.PartialWithin(coherent, ["seq"], 24, s, tracedRanks: onToken);
+            var e = EffectiveRank.PartialWithin(coherent, ["seq"], 24, s, tracedHints: onToken);
             Assert.Equal(PartialRankMethod.Kronecker, e.Plan.Method);
             if (e.KeptProbe == KeptProbe.Index) Assert.Empty(e.TracedIndexAxes);
             else Assert.Equal(new[] { "token" }, e.TracedIndexAxes);

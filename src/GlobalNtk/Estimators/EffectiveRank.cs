@@ -238,19 +238,22 @@ public static class EffectiveRank
     /// Rademacher ψ (<see cref="KeptProbe"/>). Only where its PR is at most half the kept size (M far
     /// from diagonal, e.g. exchangeable sequences) does it draw an index pilot too, and keeps drawing
     /// index ψ if that pilot is the less variable, dropping the Rademacher pilot; otherwise it pools
-    /// the pilots and draws Rademacher ψ, with index factors on the coherent traced axes (tracedRanks). Every probe is unbiased whatever its kind; the
+    /// the pilots and draws Rademacher ψ, with index factors on the coherent, even traced axes (tracedHints). Every probe is unbiased whatever its kind; the
     /// data-dependent choice and stop add a bias well below the standard error (tested against
     /// exact dense partial traces).
     /// </remarks>
-    /// <param name="tracedRanks">
-    /// Optional partial ranks of (some of) the traced axes, already estimated (e.g. the axes the
-    /// analysis did before this one). Where the Kronecker path draws Rademacher ψ, it draws an index
-    /// factor √n_a·e_k on every traced axis a with PR_a ≤ n_a/<see cref="PartialRankPlan.CoherentAxisRatio"/>
-    /// (a coherent axis, near rank one: a shared Rademacher factor's quadratic form is then very
-    /// noisy there) and one i.i.d. Rademacher vector on the other traced axes; still unbiased (E[ωωᵀ] = I).
+    /// <param name="tracedHints">
+    /// Optional hints on (some of) the traced axes from their own partial ranks, already estimated
+    /// (e.g. the axes the analysis did before this one; <see cref="TracedAxisHint.Of"/>). Where the
+    /// Kronecker path draws Rademacher ψ, it draws an index factor √n_a·e_k on every traced axis a
+    /// that is coherent (PR_a ≤ n_a/<see cref="PartialRankPlan.CoherentAxisRatio"/>: near rank one, where a
+    /// shared Rademacher factor's quadratic form is very noisy) and even (an index factor's relative
+    /// variance at most <see cref="PartialRankPlan.EvenAxisSpread"/>: no few indices carry the trace,
+    /// which would give heavy tails), and one i.i.d. Rademacher vector on the other traced axes;
+    /// still unbiased (E[ωωᵀ] = I).
     /// </param>
     public static PartialRankEstimate PartialWithin(LinearOperator op, IReadOnlyCollection<string> keptAxes, int budget, int seed,
-        Deflation? deflation = null, double relativeTarget = 0, IReadOnlyDictionary<string, double>? tracedRanks = null)
+        Deflation? deflation = null, double relativeTarget = 0, IReadOnlyDictionary<string, TracedAxisHint>? tracedHints = null)
     {
         var traced = TracedAxes(op, keptAxes);
         if (traced.Length == 0)
@@ -270,14 +273,14 @@ public static class EffectiveRank
         var ml = deflate ? LowRankPartialTrace(deflation!, split) : null;
         var probed = deflate ? new DeflatedOperator(op, deflation!) : op;
         if (plan.Method == PartialRankMethod.Kronecker)
-            return KroneckerPartial(probed, split, plan, seed, ml, relativeTarget, op, CoherentTracedAxes(split, tracedRanks));
+            return KroneckerPartial(probed, split, plan, seed, ml, relativeTarget, op, CoherentTracedAxes(split, tracedHints));
 
         if (plan.Method == PartialRankMethod.Exact)
         {
             var ex = Reductions.PartialTraceWithError(probed, traced, Math.Max(1, split.Reduced), seed);
             double tr = ex.Value.Trace(), f2 = TraceOfProduct(ex.Value.Matrix, ex.Value.Matrix, split.Kept);
             return new PartialRankEstimate(new Estimate(Ratio(tr * tr, f2, op), 0, ex.Probes), new Estimate(tr, 0, ex.Probes), new Estimate(f2, 0, ex.Probes), plan)
-                { Applications = plan.Applications, TargetReached = true };
+                { Applications = plan.Applications, TargetReached = true, IndexSpread = IndexSpreadOf(ex.Value.Matrix, split.Kept) };
         }
 
         // Per-index path: independent probe groups M_g (each unbiased for M; with a deflation, the
@@ -306,7 +309,9 @@ public static class EffectiveRank
             if (next <= used) break;
             Run(Math.Min(plan.Probes - used, Math.Max(PartialRankPlan.MinPerIndexProbes, next - used)));
         }
-        return est with { Applications = (long)used * split.Kept, TargetReached = AdaptiveProbes.Reached(est.ParticipationRatio, relativeTarget) };
+        var mean = new double[groups[0].Length];
+        for (int g = 0; g < groups.Count; g++) Numerics.Axpy(weights[g] / weights.Sum(), groups[g], mean);
+        return est with { Applications = (long)used * split.Kept, TargetReached = AdaptiveProbes.Reached(est.ParticipationRatio, relativeTarget), IndexSpread = IndexSpreadOf(mean, split.Kept) };
     }
 
     // Independent probe groups M_g (each unbiased for M): U-statistics over distinct pairs g ≠ h
@@ -410,21 +415,23 @@ public static class EffectiveRank
             ProbeRunner.MeanEstimate(rows.Select(x => x[2]).ToArray(), false), plan)
             {
                 Applications = sampler.Applications, KeptProbe = kind, TargetReached = AdaptiveProbes.Reached(pr, relativeTarget),
+                // Index ψ rows: t's relative variance bounds the index factor's own (it adds the traced noise).
+                IndexSpread = kind == KeptProbe.Index ? RelativeVarianceOfT(rows) : double.PositiveInfinity,
                 TracedIndexAxes = kind == KeptProbe.Rademacher ? split.ReducedShape.Names.Where((_, a) => (tracedIndexMask >> a & 1) != 0).ToArray() : [],
             };
     }
 
-    // Bit a set for each traced axis (in the split's order) known to be coherent: PR_a ≤ n_a / ratio.
-    private static int CoherentTracedAxes(AxisSplit split, IReadOnlyDictionary<string, double>? tracedRanks)
+    // Bit a set for each traced axis (in the split's order) known to be coherent and even (see PartialWithin).
+    private static int CoherentTracedAxes(AxisSplit split, IReadOnlyDictionary<string, TracedAxisHint>? hints)
     {
-        if (tracedRanks is null) return 0;
+        if (hints is null) return 0;
         int mask = 0;
         var names = split.ReducedShape.Names;
         for (int a = 0; a < names.Count && a < 30; a++)
         {
             int size = split.ReducedShape.Sizes[a];
-            if (size > 1 && tracedRanks.TryGetValue(names[a], out double pr) && double.IsFinite(pr)
-                && pr <= size / PartialRankPlan.CoherentAxisRatio)
+            if (size > 1 && hints.TryGetValue(names[a], out var h) && double.IsFinite(h.ParticipationRatio)
+                && h.ParticipationRatio <= size / PartialRankPlan.CoherentAxisRatio && h.IndexSpread <= PartialRankPlan.EvenAxisSpread)
                 mask |= 1 << a;
         }
         return mask;
@@ -460,6 +467,23 @@ public static class EffectiveRank
         var ml = new double[nk * nk];
         for (int a = 0; a < nk; a++) for (int b = 0; b < nk; b++) ml[a * nk + b] = g[a * nk + b] + g[b * nk + a];
         return ml;
+    }
+
+    // Relative variance per probe of an index factor along an axis with partial trace M: n·ΣM_kk²/(tr M)² − 1.
+    private static double IndexSpreadOf(double[] m, int n)
+    {
+        double tr = 0, sq = 0;
+        for (int k = 0; k < n; k++) { double d = m[(long)k * n + k]; tr += d; sq += d * d; }
+        return tr > 0 ? Math.Max(0, n * sq / (tr * tr) - 1) : double.PositiveInfinity;
+    }
+
+    private static double RelativeVarianceOfT(List<double[]> rows)
+    {
+        int m = rows.Count;
+        if (m < 2) return double.PositiveInfinity;
+        double mean = rows.Average(r => r[0]);
+        double v = rows.Sum(r => (r[0] - mean) * (r[0] - mean)) / (m - 1);
+        return mean > 0 ? v / (mean * mean) : double.PositiveInfinity;
     }
 
     private static double Trace(double[] a, int n)
