@@ -174,13 +174,18 @@ public class EstimatorTracedIndexTests
         // ... and even: a coherent axis whose trace a few indices carry keeps Rademacher (heavy tails otherwise).
         var uneven = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.5), ["token"] = new(1.1, double.PositiveInfinity) };
         Assert.Empty(EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: uneven).TracedIndexAxes);
-        var partly = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.01) };
+        var partly = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.01), ["token"] = new(4.0, double.PositiveInfinity) };
         Assert.Equal(new[] { "seq" }, EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: partly).TracedIndexAxes);
+        // All coherent axes or none: a traced axis without a hint, or a coherent one that is uneven, keeps every factor Rademacher.
+        var missing = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.01) };
+        Assert.Empty(EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: missing).TracedIndexAxes);
+        var oneUneven = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.01), ["token"] = new(1.1, 0.5) };
+        Assert.Empty(EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: oneUneven).TracedIndexAxes);
         // Non-Kronecker paths ignore hints.
         Assert.Empty(EffectiveRank.PartialWithin(op, ["seq"], 240, 1, tracedHints: partly).TracedIndexAxes);
         // So does index ψ: with both factors index, probes sample single slices (heavy tails).
         var coherent = new MeteredOperator(CoherentTracedAxes(0.1, 5), null);
-        var onToken = new Dictionary<string, TracedAxisHint> { ["token"] = new(1.1, 0.01) };
+        var onToken = new Dictionary<string, TracedAxisHint> { ["token"] = new(1.1, 0.01), ["feature"] = new(10, double.PositiveInfinity) };
         for (int s = 0; s < 20; s++)
         {
             var e = EffectiveRank.PartialWithin(coherent, ["seq"], 24, s, tracedHints: onToken);
