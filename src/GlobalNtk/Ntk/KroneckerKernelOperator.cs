@@ -15,12 +15,16 @@ public sealed class KroneckerKernelOperator : CheckedOperator
 {
     private readonly ChainLinearization _lin;
     private readonly SiteParameterMap _map;
+    private readonly bool _byStep;
 
     /// <summary>Kronecker-core K of a linearised chain (validates the sites).</summary>
     public KroneckerKernelOperator(ChainLinearization lin) : base(lin.StateShape, lin.StateShape)
     {
         _lin = lin;
         _map = new SiteParameterMap(lin);
+        // Step by step (one sweep through a step for all its sites and LayerNorm gains) when a step
+        // would otherwise be swept more than once: several sites in one step, or a J_rest term.
+        _byStep = _map.RestSize > 0 || lin.Sites.Where(s => s.StateStep is not null).GroupBy(s => s.StateStep).Any(g => g.Count() > 1);
         foreach (var site in lin.Sites)
         {
             if (site.VariablesSingle.Length > 0) Float32.EnsureFinite(site.VariablesSingle.Span, $"site '{site.Name}' variables Û");
@@ -40,6 +44,7 @@ public sealed class KroneckerKernelOperator : CheckedOperator
     protected override void ForwardBlock(ReadOnlySpan<double> x, Span<double> y, int count)
     {
         y.Clear();
+        if (_byStep && _lin.TryAddStepKernel(x, y, count)) return;
         if (!_lin.TryAddSiteKernel(x, y, count))
             foreach (var site in _lin.Sites) AddSiteTerm(site, x, y, count);
         if (_map.RestSize > 0) AddRestTerm(x, y, count);
@@ -57,6 +62,7 @@ public sealed class KroneckerKernelOperator : CheckedOperator
     {
         if (!_lin.HasSingleStateMaps) { base.ForwardBlock(x, y, count); return; }
         y.Clear();
+        if (_byStep && _lin.TryAddStepKernel(x, y, count)) return;
         foreach (var site in _lin.Sites) AddSiteTermSingle(site, x, y, count);
         if (_map.RestSize > 0) AddRestTerm(x, y, count);
     }

@@ -243,6 +243,40 @@ public sealed class LayerNormBlock : StepBlock
             }
         }
 
+        /// <summary>δy = δγ ⊙ x̂ + δβ on float32 rows.</summary>
+        internal override void ParamJvpActive32(ReadOnlySpan<float> dTheta, Span<float> dOut, int count, ReadOnlySpan<bool> active)
+        {
+            int d = blk.Width;
+            if (g == null) { dOut[..(count * Rows * d)].Clear(); return; }
+            for (int jr = 0; jr < count * Rows; jr++)
+            {
+                int j = jr / Rows, r = jr % Rows;
+                var o = dOut.Slice(jr * d, d);
+                TensorPrimitives.FusedMultiplyAdd(xhat.AsSpan(r * d, d), dTheta.Slice(j * 2 * d, d), dTheta.Slice(j * 2 * d + d, d), o);
+            }
+        }
+
+        /// <summary>
+        /// δγ = Σ_rows q ⊙ x̂, δβ = Σ_rows q on float32 rows (float32 sums, as the sgemm products of
+        /// the weight sites: this is an application, not a trace).
+        /// </summary>
+        internal override void ParamVjpActive32(ReadOnlySpan<float> dOut, Span<float> dTheta, int count, ReadOnlySpan<bool> active)
+        {
+            int d = blk.Width;
+            if (g == null) return;
+            for (int j = 0; j < count; j++)
+            {
+                var dg = dTheta.Slice(j * 2 * d, d); var db = dTheta.Slice(j * 2 * d + d, d);
+                dg.Clear(); db.Clear();
+                for (int r = 0; r < Rows; r++)
+                {
+                    var q = dOut.Slice((j * Rows + r) * d, d);
+                    TensorPrimitives.FusedMultiplyAdd(q, xhat.AsSpan(r * d, d), dg, dg);
+                    TensorPrimitives.Add(db, q, db);
+                }
+            }
+        }
+
         public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> dOut, int count)
         {
             int d = blk.Width;
