@@ -481,10 +481,10 @@ internal sealed class BlockChainLinearization : ChainLinearization
     /// </summary>
     private void AddStepKernel<T>(ReadOnlySpan<T> x, Span<T> y, int count) where T : unmanaged
     {
-        int size = StateShape.Size;
-        for (int j0 = 0; j0 < count; j0 += _chunk)
+        int size = StateShape.Size, chunk = Math.Max(1, _chunk / 2);
+        for (int j0 = 0; j0 < count; j0 += chunk)
         {
-            int cs = Math.Min(_chunk, count - j0);
+            int cs = Math.Min(chunk, count - j0);
             long n = (long)cs * _b * Group;
             using var rows = new RowScratch<T>(n);
             for (int k = 0; k < _t; k++)
