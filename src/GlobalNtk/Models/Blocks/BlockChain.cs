@@ -481,6 +481,8 @@ internal sealed class BlockChainLinearization : ChainLinearization
     /// </summary>
     private void AddStepKernel<T>(ReadOnlySpan<T> x, Span<T> y, int count) where T : unmanaged
     {
+        // Half the linearisation's chunk: the sweeps nest several scratch blocks of count·rows·width
+        // (measured on bench transformer: f64 peak 1471-1479 -> 1417 MB, f32 802 -> 712 MB, same CPU).
         int size = StateShape.Size, chunk = Math.Max(1, _chunk / 2);
         for (int j0 = 0; j0 < count; j0 += chunk)
         {
