@@ -199,7 +199,20 @@ public sealed class AffineBlock : StepBlock
         /// δa = Û [δW, δb]ᵀ for float32 δθ: one batched sgemm over the vectors (the bias rides on
         /// Û's ones column, so [δW, δb] is first laid out as [m, n+1] rows when there is a bias).
         /// </summary>
-        internal override void ParamJvpActive32(ReadOnlySpan<float> dTheta, Span<float> dOut, int count, ReadOnlySpan<bool> active)
+        internal override void ParamJvpActive32(ReadOnlySpan<float> dTheta, Span<float> dOut, int count, ReadOnlySpan<bool> active) =>
+            ParamJvp32(dTheta, dOut, count, 0f);
+
+        /// <summary>J_u δu + J_θ δθ: the parameter product accumulates onto the input product (β = 1), no temporary block.</summary>
+        internal override void TangentActive32(ReadOnlySpan<float> dIn, ReadOnlySpan<float> dTheta, Span<float> dOut, int count, ReadOnlySpan<bool> active)
+        {
+            bool any = active.IsEmpty || active.Contains(true);
+            if (dIn.IsEmpty) { if (any) ParamJvp32(dTheta, dOut, count, 0f); else dOut[..(count * Rows * _m)].Clear(); return; }
+            Jvp32(dIn, dOut, count);
+            if (any) ParamJvp32(dTheta, dOut, count, 1f);
+        }
+
+        /// <summary>dOut = β·dOut + Û [δW, δb]ᵀ per vector.</summary>
+        private void ParamJvp32(ReadOnlySpan<float> dTheta, Span<float> dOut, int count, float beta)
         {
             int size = blk.ParameterSize, wn = _m * _n, block = _m * aw;
             using var t = new Float32Buffer(_bias ? (long)count * block : 0);
@@ -215,7 +228,7 @@ public sealed class AffineBlock : StepBlock
                     }
                 wb = ts;
             }
-            Gemm.MultiplyBatched(Trans.No, Trans.Yes, count, Rows, _m, aw, 1f, u, aw, 0, wb, aw, _bias ? block : size, 0f, dOut, _m, Rows * _m);
+            Gemm.MultiplyBatched(Trans.No, Trans.Yes, count, Rows, _m, aw, 1f, u, aw, 0, wb, aw, _bias ? block : size, beta, dOut, _m, Rows * _m);
         }
 
         /// <summary>[δW, δb] = gᵀ Û for float32 g: one batched sgemm over the vectors (the ones column of Û gives δb = Σ_rows g).</summary>
