@@ -161,7 +161,7 @@ internal static class AnalysisBench
             Console.WriteLine($"rank {r.Operator}: {r.Applications} applications; partial: {string.Join(", ", r.Partial.Select(p => $"{p.Axis} {p.Method} {p.Applications}"))}");
             Console.WriteLine($"  tr {r.Operator} = {r.Trace:G4} ± {r.TraceStandardError:G2}, PR = {r.Value:G4} ± {r.StandardError:G2} ({r.Applications}/{r.Budget}, {r.Status})");
             foreach (var p in r.Partial)
-                Console.WriteLine($"  PR({r.Operator}) {p.Axis} = {p.Value:G4} ± {p.StandardError:G2} ({p.Method} {p.KeptProbe}, {p.Applications}/{p.Budget}, {p.Status})");
+                Console.WriteLine($"  PR({r.Operator}) {p.Axis} = {p.Value:G4} ± {p.StandardError:G2} ({p.Method} {p.KeptProbe}{(p.TracedIndexAxes is { } ti ? $" index ω on {ti}" : "")}, {p.Applications}/{p.Budget}, {p.Status})");
         }
         return 0;
     }
