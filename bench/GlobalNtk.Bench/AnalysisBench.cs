@@ -27,7 +27,7 @@ internal static class AnalysisBench
         string? model = null, task = null, compare = "partial";
         int? steps = null, trials = null;
         int oldProbes = 10;
-        string? onlyAxis = null;
+        string? onlyAxis = null, onlyOperator = null;
         bool tracedIndex = true;
         int seedCount = 1;
         long exactLimit = KroneckerCore.DefaultExactApplicationLimit;
@@ -45,6 +45,7 @@ internal static class AnalysisBench
                 case "--old-probes": oldProbes = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--compare": compare = args[++i]; break;
                 case "--axis": onlyAxis = args[++i]; break;
+                case "--operator": onlyOperator = args[++i]; break;
                 case "--no-traced-index": tracedIndex = false; break;
                 case "--seeds": seedCount = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--exact-limit": exactLimit = long.Parse(args[++i], CultureInfo.InvariantCulture); break;
@@ -66,7 +67,7 @@ internal static class AnalysisBench
             "kronecker" => Kronecker(loaded.Model, ev, exactLimit),
             "apply" => Apply(loaded.Model, ev, block),
             "stages" => Stages(loaded.Model, ev, budget),
-            "calibrate" => Calibrate(loaded.Model, ev, budget, oldProbes, tracedIndex, onlyAxis),
+            "calibrate" => Calibrate(loaded.Model, ev, budget, oldProbes, tracedIndex, onlyAxis, onlyOperator),
             "traced" => Traced(loaded.Model, ev, budget, oldProbes, onlyAxis),
             _ => Partial(loaded.Model, ev, oldProbes),
         };
@@ -243,14 +244,14 @@ internal static class AnalysisBench
     /// </summary>
     private static double Sd(double[] x) { double m = x.Average(); return Math.Sqrt(x.Sum(v => (v - m) * (v - m)) / (x.Length - 1)); }
 
-    private static int Calibrate(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget budget, int seeds, bool tracedIndex, string? onlyAxis)
+    private static int Calibrate(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget budget, int seeds, bool tracedIndex, string? onlyAxis, string? onlyOperator)
     {
         var ops = new NtkOperators(model.Linearize(ev.Inputs));
         var o = AnalysisOptions.ForBudget(budget);
         Console.WriteLine($"preset {budget}, partial budget {o.PartialBudget}, {seeds} seeds");
         Console.WriteLine("| operator | axis | reference | method (index ψ / seeds) | mean PR ± mean SE | mean z | SD(z) | SD(PR)/mean SE | beyond 2 | beyond 3 | mean applications | index ω on (seeds) |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
-        foreach (var (name, op) in new[] { ("NTK_S", ops.NtkSApplied), ("K", ops.KApplied) })
+        foreach (var (name, op) in new[] { ("NTK_S", ops.NtkSApplied), ("K", ops.KApplied) }.Where(x => onlyOperator is null || x.Item1 == onlyOperator))
         {
             var eig = Spectral.TopEigenpairs(op, o.TopK, o.Seed + 1, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance));
             var d = Deflation.FromEigenpairs(eig);
@@ -261,8 +262,8 @@ internal static class AnalysisBench
                 if (size <= 1) continue;
                 if (onlyAxis is not null && axis != onlyAxis)
                 {
-                    // Not calibrated here: one estimate (seed 1) serves every seed as the hint.
-                    var hint = TracedAxisHint.Of(EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, 1, d, o.RelativeTarget, done[0]));
+                    // Not calibrated here: one estimate with 10× the budget serves every seed as the hint.
+                    var hint = TracedAxisHint.Of(EffectiveRank.PartialWithin(op, [axis], 10 * o.PartialBudget, 1, d, 0, done[0]));
                     foreach (var h in done) h[axis] = hint;
                     Console.WriteLine($"| {name} | {axis} | (hint only) | | {hint.ParticipationRatio:G4}, index spread {hint.IndexSpread:G3} | | | | | | | |");
                     continue;
