@@ -690,13 +690,13 @@ public sealed class RecurrentLinearization : ChainLinearization
                         nint xj = (nint)(px + (long)j * size), yj = (nint)(py + (long)j * size);
                         for (int s = 0; s < sites; s++)
                         {
-                            Array.Clear(c[s], 0, CRows(s) * _gh);
+                            if (!UsesGemm(s)) Array.Clear(c[s], 0, CRows(s) * _gh);   // a GEMM site's first chunk overwrites C_s
                             if (sums[s] is { } sum) Array.Clear(sum, 0, _gh);
                         }
                         for (int r0 = 0; r0 < _rows; r0 += chunk)
                         {
                             int rc = Math.Min(chunk, _rows - r0), start = r0;
-                            DAdjointRows(At(xj, 0, size), g, r0, rc);
+                            SplitRange(parts, rc, 8, (lo, hi) => DAdjointRange(xj, start, lo, hi, g));
                             SplitRange(parts, _gh, 48, (lo, hi) => AccumulateColumns(start, rc, lo, hi, g, c, sums));
                         }
                         for (int s = 0; s < sites; s++)
@@ -757,6 +757,23 @@ public sealed class RecurrentLinearization : ChainLinearization
                 body((int)((long)tiles * part / parts) * unit, Math.Min(length, (int)((long)tiles * (part + 1) / parts) * unit)));
         }
 
+        /// <summary>g[i] = Dᵀ q[r0 + i] for chunk rows lo ≤ i &lt; hi of the state vector at <paramref name="q"/>.</summary>
+        private void DAdjointRange(nint q, int r0, int lo, int hi, T[] g)
+        {
+            var work = ArrayPool<T>.Shared.Rent(_s + _cell.WorkWidth);
+            try
+            {
+                var qr = work.AsSpan(0, _s);
+                for (int i = lo; i < hi; i++)
+                {
+                    int row = r0 + i;
+                    Widening.Narrow<T>(At(q, (long)row * _s, _s), qr);
+                    _cell.ApplyDTranspose(Row(row / _t, row % _t), qr, g.AsSpan(i * _p, _p), work.AsSpan(_s, _cell.WorkWidth));
+                }
+            }
+            finally { ArrayPool<T>.Shared.Return(work); }
+        }
+
         /// <summary>
         /// Pass 1 on columns [lo, hi) of every site block, for chunk rows r0 ≤ r &lt; r0 + rc held in g:
         /// C_s += Û_s[rows]ᵀ g_s (a GEMM over the weight columns, or axpys for a narrow site) and
@@ -783,7 +800,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                     continue;
                 }
                 Gemm.Multiply<T>(Trans.Yes, Trans.No, _lin._layout[s].Width, w, rc, T.One, u.AsSpan(r0 * d), d,
-                    g.AsSpan(offset), _p, T.One, c[s].AsSpan(lo), _gh, 1);
+                    g.AsSpan(offset), _p, r0 == 0 ? T.Zero : T.One, c[s].AsSpan(lo), _gh, 1);
                 if (sums[s] is { } sum)
                 {
                     var sr = sum.AsSpan(lo, w);
