@@ -27,6 +27,9 @@ internal static class AnalysisBench
         string? model = null, task = null, compare = "partial";
         int? steps = null, trials = null;
         int oldProbes = 10;
+        string? onlyAxis = null, onlyOperator = null;
+        bool tracedIndex = true;
+        int seedCount = 1;
         long exactLimit = KroneckerCore.DefaultExactApplicationLimit;
         int block = 4;
         var budget = AnalysisBudget.Default;
@@ -41,6 +44,10 @@ internal static class AnalysisBench
                 case "--trials": trials = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--old-probes": oldProbes = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--compare": compare = args[++i]; break;
+                case "--axis": onlyAxis = args[++i]; break;
+                case "--operator": onlyOperator = args[++i]; break;
+                case "--no-traced-index": tracedIndex = false; break;
+                case "--seeds": seedCount = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--exact-limit": exactLimit = long.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--block": block = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--budget": budget = Enum.Parse<AnalysisBudget>(args[++i], ignoreCase: true); break;
@@ -56,11 +63,12 @@ internal static class AnalysisBench
         Console.WriteLine($"model {Path.GetFileName(model)} ({loaded.Model.Arch}), task {task}, batch {ev.Inputs.Shape}");
         return compare switch
         {
-            "presets" => Presets(loaded.Model, ev, presets),
+            "presets" => Presets(loaded.Model, ev, presets, seedCount),
             "kronecker" => Kronecker(loaded.Model, ev, exactLimit),
             "apply" => Apply(loaded.Model, ev, block),
             "stages" => Stages(loaded.Model, ev, budget),
-            "calibrate" => Calibrate(loaded.Model, ev, budget, oldProbes),
+            "calibrate" => Calibrate(loaded.Model, ev, budget, oldProbes, tracedIndex, onlyAxis, onlyOperator),
+            "traced" => Traced(loaded.Model, ev, budget, oldProbes, onlyAxis),
             _ => Partial(loaded.Model, ev, oldProbes),
         };
     }
@@ -154,7 +162,7 @@ internal static class AnalysisBench
             Console.WriteLine($"rank {r.Operator}: {r.Applications} applications; partial: {string.Join(", ", r.Partial.Select(p => $"{p.Axis} {p.Method} {p.Applications}"))}");
             Console.WriteLine($"  tr {r.Operator} = {r.Trace:G4} ± {r.TraceStandardError:G2}, PR = {r.Value:G4} ± {r.StandardError:G2} ({r.Applications}/{r.Budget}, {r.Status})");
             foreach (var p in r.Partial)
-                Console.WriteLine($"  PR({r.Operator}) {p.Axis} = {p.Value:G4} ± {p.StandardError:G2} ({p.Method} {p.KeptProbe}, {p.Applications}/{p.Budget}, {p.Status})");
+                Console.WriteLine($"  PR({r.Operator}) {p.Axis} = {p.Value:G4} ± {p.StandardError:G2} ({p.Method} {p.KeptProbe}{(p.TracedIndexAxes is { } ti ? $" index ω on {ti}" : "")}, {p.Applications}/{p.Budget}, {p.Status})");
         }
         return 0;
     }
@@ -227,37 +235,95 @@ internal static class AnalysisBench
     }
 
     /// <summary>
-    /// <c>--compare calibrate [--budget P] [--old-probes SEEDS]</c>: every partial rank of NTK_S and K
-    /// with the preset's budget over many seeds (deflated as in the analysis), against a
-    /// per-index reference with 10× the budget: the kept factor chosen, the SD of the z-scores and
-    /// how many lie beyond 3.
+    /// <c>--compare calibrate [--budget P] [--old-probes SEEDS] [--axis A] [--no-traced-index]</c>: every
+    /// partial rank of NTK_S and K (or only axis A; the others then give one estimate each as hints)
+    /// with the preset's budget over many seeds (deflated as in the analysis, each seed's earlier axes
+    /// as the traced-axis hints unless --no-traced-index), against a reference with 10× the budget:
+    /// the kept factor and traced index axes chosen, the SD of the z-scores, how many lie beyond 2
+    /// and 3, and the mean applications.
     /// </summary>
-    private static int Calibrate(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget budget, int seeds)
+    private static double Sd(double[] x) { double m = x.Average(); return Math.Sqrt(x.Sum(v => (v - m) * (v - m)) / (x.Length - 1)); }
+
+    private static int Calibrate(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget budget, int seeds, bool tracedIndex, string? onlyAxis, string? onlyOperator)
     {
         var ops = new NtkOperators(model.Linearize(ev.Inputs));
         var o = AnalysisOptions.ForBudget(budget);
         Console.WriteLine($"preset {budget}, partial budget {o.PartialBudget}, {seeds} seeds");
-        Console.WriteLine("| operator | axis | reference | method (index ψ / seeds) | mean PR ± mean SE | mean z | SD(z) | beyond 3 |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|");
-        foreach (var (name, op) in new[] { ("NTK_S", ops.NtkSApplied), ("K", ops.KApplied) })
+        Console.WriteLine("| operator | axis | reference | method (index ψ / seeds) | mean PR ± mean SE | mean z | SD(z) | SD(PR)/mean SE | beyond 2 | beyond 3 | mean applications | index ω on (seeds) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var (name, op) in new[] { ("NTK_S", ops.NtkSApplied), ("K", ops.KApplied) }.Where(x => onlyOperator is null || x.Item1 == onlyOperator))
         {
             var eig = Spectral.TopEigenpairs(op, o.TopK, o.Seed + 1, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance));
             var d = Deflation.FromEigenpairs(eig);
+            // As in the analysis: each seed's earlier axes tell which traced axes are coherent.
+            var done = Enumerable.Range(0, seeds).Select(_ => new Dictionary<string, TracedAxisHint>()).ToArray();
             foreach (var (axis, size) in op.Domain.Names.Zip(op.Domain.Sizes))
             {
                 if (size <= 1) continue;
+                if (onlyAxis is not null && axis != onlyAxis)
+                {
+                    // Not calibrated here: one estimate with 10× the budget serves every seed as the hint.
+                    var hint = TracedAxisHint.Of(EffectiveRank.PartialWithin(op, [axis], 10 * o.PartialBudget, 1, d, 0, done[0]));
+                    foreach (var h in done) h[axis] = hint;
+                    Console.WriteLine($"| {name} | {axis} | (hint only) | | {hint.ParticipationRatio:G4}, index spread {hint.IndexSpread:G3} | | | | | | | |");
+                    continue;
+                }
                 var reference = EffectiveRank.PartialWithin(op, [axis], Math.Max(10 * o.PartialBudget, 12 * size), 99, d);
-                var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, 1000 + s, d, o.RelativeTarget)).ToArray();
-                var z = ests.Select(e => (e.ParticipationRatio.Value - reference.ParticipationRatio.Value)
-                    / Math.Sqrt(Math.Pow(e.ParticipationRatio.StandardError, 2) + Math.Pow(reference.ParticipationRatio.StandardError, 2))).ToArray();
-                double mz = z.Average(), sd = Math.Sqrt(z.Sum(v => (v - mz) * (v - mz)) / (z.Length - 1));
-                Console.WriteLine($"| {name} | {axis} | {reference.ParticipationRatio.Value:G4} ± {reference.ParticipationRatio.StandardError:G2} ({reference.Plan.Method}) | {ests[0].Plan.Method} ({ests.Count(e => e.KeptProbe == KeptProbe.Index)}/{seeds}) | {ests.Average(e => e.ParticipationRatio.Value):G4} ± {ests.Average(e => e.ParticipationRatio.StandardError):G2} | {mz:F2} | {sd:F2} | {z.Count(v => Math.Abs(v) > 3)} |");
+                // With --axis, also without hints in the same run (same reference).
+                foreach (bool hints in onlyAxis is not null && tracedIndex ? new[] { true, false } : new[] { tracedIndex })
+                {
+                    var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, 1000 + s, d, o.RelativeTarget,
+                        hints ? done[s] : null)).ToArray();
+                    for (int s = 0; s < seeds; s++) done[s][axis] = TracedAxisHint.Of(ests[s]);
+                    long apps = ests.Sum(e => e.Applications);
+                    string ti = string.Join(" ", ests.GroupBy(e => string.Join(",", e.TracedIndexAxes)).Where(g => g.Key.Length > 0).Select(g => $"{g.Key}:{g.Count()}"));
+                    var z = ests.Select(e => (e.ParticipationRatio.Value - reference.ParticipationRatio.Value)
+                        / Math.Sqrt(Math.Pow(e.ParticipationRatio.StandardError, 2) + Math.Pow(reference.ParticipationRatio.StandardError, 2))).ToArray();
+                    double mz = z.Average(), sd = Math.Sqrt(z.Sum(v => (v - mz) * (v - mz)) / (z.Length - 1));
+                    Console.WriteLine($"| {name} | {axis} | {reference.ParticipationRatio.Value:G4} ± {reference.ParticipationRatio.StandardError:G2} ({reference.Plan.Method}) | {ests[0].Plan.Method} ({ests.Count(e => e.KeptProbe == KeptProbe.Index)}/{seeds}) | {ests.Average(e => e.ParticipationRatio.Value):G4} ± {ests.Average(e => e.ParticipationRatio.StandardError):G2} | {mz:F2} | {sd:F2} | {Sd(ests.Select(e => e.ParticipationRatio.Value).ToArray()) / ests.Average(e => e.ParticipationRatio.StandardError):F2} | {z.Count(v => Math.Abs(v) > 2)} | {z.Count(v => Math.Abs(v) > 3)} | {(double)apps / seeds:F1} | {(ti.Length == 0 ? (hints ? "–" : "off") : ti)} |");
+                }
             }
         }
         return 0;
     }
 
-    private static int Presets(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget[] presets)
+    /// <summary>
+    /// <c>--compare traced [--budget P] [--old-probes N]</c>: for every partial rank of NTK_S and K
+    /// (deflated as in the analysis), the relative variance per Kronecker probe of t (tr M) and s
+    /// (‖M‖_F²) for each kept factor and each choice of index factors on the traced axes, from N probes.
+    /// </summary>
+    private static int Traced(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget budget, int probes, string? onlyAxis)
+    {
+        var ops = new NtkOperators(model.Linearize(ev.Inputs));
+        var o = AnalysisOptions.ForBudget(budget);
+        Console.WriteLine($"{probes} probes per row; relative variance per probe of t and s (var/mean²)");
+        Console.WriteLine("| operator | kept axis | ψ | index factors on | rel var t | rel var s |");
+        Console.WriteLine("|---|---|---|---|---|---|");
+        foreach (var (name, op) in new[] { ("NTK_S", ops.NtkSApplied), ("K", ops.KApplied) })
+        {
+            var eig = Spectral.TopEigenpairs(op, o.TopK, o.Seed + 1, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance));
+            var d = Deflation.FromEigenpairs(eig);
+            var probed = new DeflatedOperator(op, d);
+            foreach (var axis in op.Domain.Names.Where(a => onlyAxis is null || a == onlyAxis))
+            {
+                var traced = op.Domain.Names.Where(a => a != axis).ToArray();
+                var split = new AxisSplit(op.Domain, traced, "traced bench");
+                var ml = EffectiveRank.LowRankPartialTraceForBench(d, split);
+                foreach (var kind in new[] { KeptProbe.Rademacher, KeptProbe.Index })
+                    for (int mask = 0; mask < 1 << traced.Length; mask++)
+                    {
+                        var sampler = new KroneckerPartialSampler(probed, split, 7 + mask, ml) { TracedIndexMask = mask };
+                        var rows = sampler.Sample(probes, kind);
+                        double Rel(int c) { double m = rows.Average(r => r[c]); return rows.Sum(r => (r[c] - m) * (r[c] - m)) / (rows.Count - 1) / (m * m); }
+                        string on = string.Join(",", traced.Where((_, i) => (mask >> i & 1) != 0));
+                        Console.WriteLine($"| {name} | {axis} | {kind} | {(on.Length == 0 ? "none" : on)} | {Rel(0):G3} | {Rel(2):G3} |");
+                    }
+            }
+        }
+        return 0;
+    }
+
+    private static int Presets(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget[] presets, int seeds)
     {
         var results = new List<(string Name, ModelAnalysis A, double Cpu)>();
         foreach (var b in presets)
@@ -269,24 +335,46 @@ internal static class AnalysisBench
         static long Apps(ModelAnalysis m) => m.NtkSpectrum.Applications + m.KSpectrum.Applications + m.PropagationSpectrum.Applications
             + m.NtkRank.Applications + m.KRank.Applications + m.NtkRank.Partial.Sum(p => p.Applications) + m.KRank.Partial.Sum(p => p.Applications);
         Console.WriteLine($"{results[0].Name}: {results[0].Cpu:F1} s CPU, {Apps(results[0].A)} applications; {results[1].Name}: {results[1].Cpu:F1} s CPU, {Apps(results[1].A)} applications");
+        // --seeds N: the first preset again with N − 1 other seeds, for the spread of its z-scores.
+        var more = Enumerable.Range(1, Math.Max(0, seeds - 1)).Select(s =>
+            new NtkAnalyzer(ev.Inputs, ev.Targets, AnalysisOptions.ForBudget(presets[0]) with { Seed = 1 + 7919 * s }).Analyze(model, presets[0].ToString())).ToList();
         Console.WriteLine();
-        Console.WriteLine($"| estimate | {results[0].Name} | {results[1].Name} | difference / combined SE |");
-        Console.WriteLine("|---|---|---|---|");
-        IEnumerable<(string, double, double)> Rows(ModelAnalysis m)
+        string extra = seeds > 1 ? $" mean z over {seeds} seeds | SD(z) | abs z > 2 | abs z > 3 |" : "";
+        Console.WriteLine($"| estimate | {results[0].Name} | {results[1].Name} | difference / combined SE |{extra}");
+        Console.WriteLine(seeds > 1 ? "|---|---|---|---|---|---|---|---|" : "|---|---|---|---|");
+        static List<(string, double, double)> Rows(ModelAnalysis m)
         {
+            var rows = new List<(string, double, double)>();
             foreach (var r in new[] { m.NtkRank, m.KRank })
             {
-                yield return ($"tr {r.Operator}", r.Trace, r.TraceStandardError);
-                yield return ($"PR({r.Operator})", r.Value, r.StandardError);
-                foreach (var p in r.Partial) yield return ($"PR({r.Operator}) {p.Axis}", p.Value, p.StandardError);
+                rows.Add(($"tr {r.Operator}", r.Trace, r.TraceStandardError));
+                rows.Add(($"PR({r.Operator})", r.Value, r.StandardError));
+                foreach (var p in r.Partial) rows.Add(($"PR({r.Operator}) {p.Axis}{(p.TracedIndexAxes is { } ti ? $" [index ω: {ti}]" : "")}", p.Value, p.StandardError));
             }
             foreach (var s in new[] { m.NtkSpectrum, m.KSpectrum, m.PropagationSpectrum })
-                yield return ($"λ₁({s.Operator}) [{s.Status}]", s.Eigenvalues[0], s.ErrorBounds.FirstOrDefault());
+                rows.Add(($"λ₁({s.Operator}) [{s.Status}]", s.Eigenvalues[0], s.ErrorBounds.FirstOrDefault()));
+            return rows;
         }
-        foreach (var (q, th) in Rows(results[0].A).Zip(Rows(results[1].A)))
+        static double Z((string, double, double) q, (string, double, double) th) => (q.Item2 - th.Item2) / Math.Sqrt(q.Item3 * q.Item3 + th.Item3 * th.Item3);
+        var reference = Rows(results[1].A);
+        var others = more.Select(Rows).ToList();
+        var first = Rows(results[0].A);
+        for (int i = 0; i < first.Count; i++)
         {
-            double z = (q.Item2 - th.Item2) / Math.Sqrt(q.Item3 * q.Item3 + th.Item3 * th.Item3);
-            Console.WriteLine($"| {q.Item1} | {q.Item2:G4} ± {q.Item3:G2} | {th.Item2:G4} ± {th.Item3:G2} | {(double.IsFinite(z) ? z.ToString("F2", CultureInfo.InvariantCulture) : "–")} |");
+            var (q, th) = (first[i], reference[i]);
+            double z = Z(q, th);
+            string tail = "";
+            if (seeds > 1)
+            {
+                var zs = others.Select(o => Z(o[i], th)).Prepend(z).Where(double.IsFinite).ToArray();
+                if (zs.Length > 1)
+                {
+                    double mz = zs.Average(), sd = Math.Sqrt(zs.Sum(v => (v - mz) * (v - mz)) / (zs.Length - 1));
+                    tail = $" {mz:F2} | {sd:F2} | {zs.Count(v => Math.Abs(v) > 2)} | {zs.Count(v => Math.Abs(v) > 3)} |";
+                }
+                else tail = " – | – | – | – |";
+            }
+            Console.WriteLine($"| {q.Item1} | {q.Item2:G4} ± {q.Item3:G2} | {th.Item2:G4} ± {th.Item3:G2} | {(double.IsFinite(z) ? z.ToString("F2", CultureInfo.InvariantCulture) : "–")} |{tail}");
         }
         return 0;
     }

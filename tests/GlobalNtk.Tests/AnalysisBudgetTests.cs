@@ -85,6 +85,16 @@ public class AnalysisBudgetTests
             Assert.False(string.IsNullOrEmpty(p.GetProperty("status").GetString()));
             if (p.GetProperty("method").GetString() == "Kronecker")
                 Assert.Contains(p.GetProperty("keptProbe").GetString(), new[] { "rademacher", "index" });
+            // Traced axes drawn with index factors, when any: other axes of the state, with Rademacher ψ only.
+            if (p.TryGetProperty("tracedIndexAxes", out var ti) && ti.ValueKind == JsonValueKind.String)
+            {
+                Assert.Equal("rademacher", p.GetProperty("keptProbe").GetString());
+                foreach (var a in ti.GetString()!.Split(','))
+                {
+                    Assert.NotEqual(p.GetProperty("axis").GetString(), a);
+                    Assert.Contains(a, new[] { "trial", "time", "unit" });
+                }
+            }
         }
         Assert.Equal(6, rank.GetProperty("budget").GetInt32());
         Assert.True(rank.GetProperty("applications").GetInt32() <= 6);

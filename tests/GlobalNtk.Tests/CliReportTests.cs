@@ -42,12 +42,14 @@ public class CliReportTests
     }
 
     [Fact]
-    public void PartialRankAboveItsAxisSizeIsShownAsNoise()
+    public void PartialRankOutsideOneToItsAxisSizeIsShownAsNoise()
     {
-        // The PR of an n×n partial trace is at most n: a larger estimate is ratio noise and says so.
+        // The PR of an n×n PSD partial trace lies in [1, n]: an estimate outside is ratio noise and says so.
         var above = new PartialRankResult("feature", 64, 84.06, 19.2, 24);
+        var below = new PartialRankResult("trial", 12, 0.978, 0.032, 12);
         var within = new PartialRankResult("trial", 12, 4.33, 0.05, 20);
         Assert.Equal("84.1 ± 19.2, above its size 64: estimator noise", AnalysisReportWriter.PartialValue(above));
+        Assert.Equal("0.978 ± 0.032, below 1: estimator noise", AnalysisReportWriter.PartialValue(below));
         Assert.Equal("4.33", AnalysisReportWriter.PartialValue(within));
     }
 }

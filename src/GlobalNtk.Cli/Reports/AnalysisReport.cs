@@ -133,7 +133,7 @@ public static class AnalysisReportWriter
                 series.Add(new($"PR(NTK_S) {p.Axis}", xs, at.Select(q => q?.Value ?? double.NaN).ToArray(), Error: at.Select(q => q?.StandardError ?? double.NaN).ToArray()));
             }
             Plots.Lines(Path.Combine(dir, "effective_ranks.png"), "Effective ranks (participation ratio)", xLabel, "effective rank PR", series, logY: true);
-            string parts = string.Join(", ", last.NtkRank.Partial.Select(p => p.Value > p.Size ? $"{p.Axis} {PartialValue(p)}" : $"{p.Axis} {F(p.Value)} of {p.Size}"));
+            string parts = string.Join(", ", last.NtkRank.Partial.Select(p => p.Value > p.Size || p.Value < 1 ? $"{p.Axis} {PartialValue(p)}" : $"{p.Axis} {F(p.Value)} of {p.Size}"));
             if (last.LayerRanks is { } lr)
                 parts += "; per layer (NTK_S on one layer's units): " + string.Join(", ", lr.Select(l => $"layer {l.Layer} {F(l.Value)} ± {F(l.StandardError)}"));
             string init = trained ? $" (at {first.Label}: {F(first.NtkRank.Value)} ± {F(first.NtkRank.StandardError)})" : "";
@@ -261,7 +261,7 @@ public static class AnalysisReportWriter
                 Row($"tr {r.Operator}", r.Trace, r.TraceStandardError, r.Method, r.Status, r.Probes, r.Applications, r.Budget);
                 Row($"PR({r.Operator})", r.Value, r.StandardError, r.Method, r.Status, r.Probes, r.Applications, r.Budget);
                 foreach (var p in r.Partial)
-                    Row($"PR({r.Operator}) {p.Axis}", p.Value, p.StandardError, $"{p.Method}{(p.KeptProbe is { } kp ? $" ({kp} ψ)" : "")} partial trace", p.Status, p.Probes, p.Applications, p.Budget);
+                    Row($"PR({r.Operator}) {p.Axis}", p.Value, p.StandardError, $"{p.Method}{(p.KeptProbe is { } kp ? $" ({kp} ψ{(p.TracedIndexAxes is { } ti ? $"; index ω on {ti}" : "")})" : "")} partial trace", p.Status, p.Probes, p.Applications, p.Budget);
             }
             if (c.AlignmentWithPrevious is { } a) Row($"alignment with {a.With}", a.Value, a.StandardError, a.Method, "", a.Probes, a.Applications, 0);
             rows.Add((c.Label, list));
@@ -307,11 +307,12 @@ public static class AnalysisReportWriter
     }
 
     /// <summary>
-    /// A partial rank for text: its value, and when the estimate exceeds its axis size (which the true
-    /// PR of an n×n partial trace cannot) its standard error and that bound, so noise is not read as a result.
+    /// A partial rank for text: its value, and when the estimate lies outside [1, axis size] (where the
+    /// true PR of an n×n PSD partial trace lies) its standard error and that bound, so noise is not read as a result.
     /// </summary>
     internal static string PartialValue(PartialRankResult p) =>
-        p.Value > p.Size ? $"{F(p.Value)} ± {F(p.StandardError)}, above its size {p.Size}: estimator noise" : F(p.Value);
+        p.Value > p.Size ? $"{F(p.Value)} ± {F(p.StandardError)}, above its size {p.Size}: estimator noise"
+        : p.Value < 1 ? $"{F(p.Value)} ± {F(p.StandardError)}, below 1: estimator noise" : F(p.Value);
 
     private static string SrbSummary(ModelAnalysis c)
     {

@@ -94,6 +94,8 @@ public sealed record PartialRankResult(string Axis, int Size, double Value, doub
     public long Budget { get; init; }
     /// <summary>Kronecker path: the kept-axis factor drawn, "rademacher" or "index" (see KeptProbe); null otherwise.</summary>
     public string? KeptProbe { get; init; }
+    /// <summary>Kronecker path: the traced axes drawn with an index factor (coherent axes, from the partial ranks estimated before this one), comma-separated; null when none.</summary>
+    public string? TracedIndexAxes { get; init; }
     /// <summary>"target reached", "budget used" or "exact" (see <see cref="RankResult.Status"/>).</summary>
     public string Status { get; init; } = "";
 }

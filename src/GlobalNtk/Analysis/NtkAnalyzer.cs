@@ -192,15 +192,19 @@ public sealed class NtkAnalyzer
         var deflation = Deflation.FromEigenpairs(top);
         var mo = EffectiveRank.Moments(op, o.Probes, key.Fold("moments").Seed, deflation, o.RelativeTarget);
         var partial = new List<PartialRankResult>();
+        var hints = new Dictionary<string, TracedAxisHint>();
         foreach (var (axis, size) in op.Domain.Names.Zip(op.Domain.Sizes))
         {
             if (size <= 1) continue;
             MemoryBudget.CollectBetweenEstimators(meter.StateLength);
             long before = meter.Applications;
-            var p = EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, key.Fold("partial").Fold(axis).Seed, deflation, o.RelativeTarget);
+            var p = EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, key.Fold("partial").Fold(axis).Seed, deflation, o.RelativeTarget, hints);
+            // The axes done so far tell which traced axes are coherent and even (index factors in Kronecker probes).
+            hints[axis] = TracedAxisHint.Of(p);
             partial.Add(new PartialRankResult(axis, size, p.ParticipationRatio.Value, p.ParticipationRatio.StandardError, p.ParticipationRatio.Probes)
             {
                 Method = p.Plan.Method.ToString(), KeptProbe = p.KeptProbe?.ToString().ToLowerInvariant(),
+                TracedIndexAxes = p.TracedIndexAxes.Count > 0 ? string.Join(",", p.TracedIndexAxes) : null,
                 Applications = meter.Applications - before, Budget = o.PartialBudget,
                 Status = RankStatus(p.ParticipationRatio, p.TargetReached),
                 Trace = p.Trace.Value, TraceStandardError = p.Trace.StandardError,

@@ -33,6 +33,8 @@ internal sealed class KroneckerPartialSampler
     private readonly int[] _full;
     private readonly Random _rng;
     private readonly (double[] Matrix, double Trace, double Frobenius2)? _lowRank;
+    private readonly int[] _tracedSizes;
+    private readonly int[][] _tracedCoordinate;
     private double[]? _x, _y;
 
     public KroneckerPartialSampler(LinearOperator op, AxisSplit split, int seed, (double[] Matrix, double Trace, double Frobenius2)? lowRank)
@@ -40,7 +42,29 @@ internal sealed class KroneckerPartialSampler
         _op = op; _nk = split.Kept; _nt = split.Reduced; _n = op.Domain.Size; _full = split.Full;
         _rng = RngKey.FromSeed(seed).CreateRandom();
         _lowRank = lowRank;
+        // Row-major coordinates of every traced position along each traced axis (for index factors).
+        _tracedSizes = split.ReducedShape.Sizes.ToArray();
+        _tracedCoordinate = new int[_tracedSizes.Length][];
+        int stride = _nt;
+        for (int a = 0; a < _tracedSizes.Length; a++)
+        {
+            stride /= _tracedSizes[a];
+            var c = _tracedCoordinate[a] = new int[_nt];
+            for (int r = 0; r < _nt; r++) c[r] = r / stride % _tracedSizes[a];
+        }
     }
+
+    /// <summary>Number of traced axes (the length of a traced-factor mask).</summary>
+    public int TracedAxes => _tracedSizes.Length;
+
+    /// <summary>
+    /// Traced axes (bit a = a-th traced axis in shape order) whose factor of ω is an index factor
+    /// √n_a·e_k (uniform k) instead of Rademacher; the other traced axes share one i.i.d. Rademacher
+    /// vector. E[ωωᵀ] = I either way, so every probe stays unbiased; index factors remove the noise
+    /// of a coherent, exchangeable traced axis (A ≈ J⊗C: a Rademacher quadratic form has relative
+    /// variance up to 2 there, an index one none).
+    /// </summary>
+    public int TracedIndexMask { get; set; }
 
     /// <summary>Operator applications so far (two per probe).</summary>
     public long Applications { get; private set; }
@@ -67,6 +91,12 @@ internal sealed class KroneckerPartialSampler
         }
         RandomProbes.Rademacher(_rng, omega1);
         RandomProbes.Rademacher(_rng, omega2);
+        if (TracedIndexMask != 0)
+            for (int i = 0; i < count; i++)
+            {
+                IndexFactors(omega1.AsSpan((int)((long)i * nt), nt));
+                IndexFactors(omega2.AsSpan((int)((long)i * nt), nt));
+            }
         var full = _full;
 
         // x = u ⊗ w on the (kept, traced) split; contract(y, w)[k] = Σ_t w_t y[(k,t)].
@@ -136,6 +166,23 @@ internal sealed class KroneckerPartialSampler
             Applications += 2L * c;
         }
         return rows;
+    }
+
+    // ω ← ω ∘ Π_{a in mask} √n_a·[coordinate_a = k_a] with a uniform k_a per index axis.
+    private void IndexFactors(Span<double> omega)
+    {
+        double scale = 1;
+        Span<int> pick = stackalloc int[_tracedSizes.Length];
+        for (int a = 0; a < _tracedSizes.Length; a++)
+            if ((TracedIndexMask >> a & 1) != 0) { pick[a] = _rng.Next(_tracedSizes[a]); scale *= _tracedSizes[a]; }
+        scale = Math.Sqrt(scale);
+        for (int r = 0; r < omega.Length; r++)
+        {
+            bool on = true;
+            for (int a = 0; a < _tracedSizes.Length && on; a++)
+                if ((TracedIndexMask >> a & 1) != 0 && _tracedCoordinate[a][r] != pick[a]) on = false;
+            omega[r] = on ? omega[r] * scale : 0;
+        }
     }
 
     /// <summary>

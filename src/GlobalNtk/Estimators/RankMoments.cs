@@ -154,6 +154,17 @@ public sealed record PartialRankPlan(PartialRankMethod Method, int Probes, long 
     public const int MinKroneckerProbes = 3;
     /// <summary>Rademacher Kronecker probes in the pilot that decides whether index ψ (<see cref="KeptProbe"/>) is drawn instead.</summary>
     public const int KroneckerPilot = 3;
+    /// <summary>
+    /// A traced axis whose partial rank is at most its size over this ratio counts as coherent and gets
+    /// an index factor in Kronecker probes (<see cref="EffectiveRank.PartialWithin"/>'s tracedRanks).
+    /// </summary>
+    public const double CoherentAxisRatio = 3;
+    /// <summary>
+    /// Largest relative variance per probe of an index factor along a traced axis (n·ΣM_kk²/(tr M)² − 1)
+    /// for it to get index factors: larger means a few indices carry the trace, and index sampling
+    /// would have heavy tails (the transformer's NTK_S feature axis with index factors on tokens: SD(z) 1.6).
+    /// </summary>
+    public const double EvenAxisSpread = 0.1;
     /// <summary>Fewest Kronecker probes before a relative target may stop the probing (a ratio's jackknife SE from fewer is too often optimistic).</summary>
     public const int MinKroneckerSamples = 12;
 
@@ -186,6 +197,29 @@ public sealed record PartialRankEstimate(Estimate ParticipationRatio, Estimate T
     public long Applications { get; init; }
     /// <summary>The kept factor the Kronecker path kept drawing (null for the other methods).</summary>
     public KeptProbe? KeptProbe { get; init; }
+    /// <summary>
+    /// Relative variance per probe of an index factor along the kept axis, n·ΣM_kk²/(tr M)² − 1: from M for
+    /// the exact and per-index paths, bounded by t's relative variance for index ψ; +∞ when unknown (Rademacher ψ).
+    /// </summary>
+    public double IndexSpread { get; init; } = double.PositiveInfinity;
+    /// <summary>Traced axes whose factor of the Kronecker probes was an index factor (empty: one i.i.d. Rademacher vector on all traced axes, and for the other methods).</summary>
+    public IReadOnlyList<string> TracedIndexAxes { get; init; } = [];
     /// <summary>Whether PR's standard error reached the relative target (true when exact).</summary>
     public bool TargetReached { get; init; }
+}
+
+/// <summary>
+/// What an earlier partial rank tells about its axis when that axis is traced in another one
+/// (<see cref="EffectiveRank.PartialWithin"/>'s tracedHints).
+/// </summary>
+/// <param name="ParticipationRatio">The axis's partial rank PR_a (coherent when small against its size).</param>
+/// <param name="IndexSpread">Relative variance per probe of an index factor along the axis (+∞ when unknown).</param>
+public sealed record TracedAxisHint(double ParticipationRatio, double IndexSpread)
+{
+    /// <summary>The hint from a partial-rank estimate of the axis.</summary>
+    public static TracedAxisHint Of(PartialRankEstimate e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        return new TracedAxisHint(e.ParticipationRatio.Value, e.IndexSpread);
+    }
 }
