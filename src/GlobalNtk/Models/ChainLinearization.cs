@@ -90,6 +90,18 @@ public abstract class ChainLinearization
     public virtual bool TryAddSiteKernel(ReadOnlySpan<double> x, Span<double> y, int count) => false;
 
     /// <summary>
+    /// <see cref="TryAddSiteKernel(ReadOnlySpan{double}, Span{double}, int)"/> on float32 state blocks
+    /// (with <see cref="HasSingleStateMaps"/>); false (the default) when there is no fused float32 kernel.
+    /// </summary>
+    internal virtual bool TryAddSiteKernel(ReadOnlySpan<float> x, Span<float> y, int count) => false;
+
+    /// <summary><see cref="ParamJvp"/> on float32 blocks, natively; false (nothing done, the default) when the model has no float32 J_θ.</summary>
+    internal virtual bool TryParamJvp(ReadOnlySpan<float> dTheta, Span<float> result, int count) => false;
+
+    /// <summary><see cref="ParamVjp"/> on float32 blocks, natively; false (nothing done, the default) when the model has no float32 J_θ*.</summary>
+    internal virtual bool TryParamVjp(ReadOnlySpan<float> q, Span<float> dTheta, int count) => false;
+
+    /// <summary>
     /// result[j] = J_θ · E dThetaSubset[j] (docs/math.md#global-ntk), where E embeds a compact δθ over only the
     /// parameter tensors <paramref name="parameterIndices"/> into θ with zeros elsewhere. The compact
     /// layout is those tensors concatenated in the order listed (<see cref="SubsetLayout"/>);

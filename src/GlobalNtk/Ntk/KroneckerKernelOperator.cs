@@ -49,7 +49,8 @@ public sealed class KroneckerKernelOperator : CheckedOperator
     protected override void AdjointBlock(ReadOnlySpan<double> x, Span<double> y, int count) => ForwardBlock(x, y, count);
 
     /// <summary>
-    /// On a float32 linearisation with float32 state maps, K on a float32 block: every site term in
+    /// On a float32 linearisation with float32 state maps, K on a float32 block: the model's fused
+    /// float32 site kernel when it has one (recurrent cells), else every site term in
     /// float32 (D_s*, the two Gram products, D_s); the J_rest term runs on the chunk widened to float64
     /// and is added in float32.
     /// </summary>
@@ -57,7 +58,8 @@ public sealed class KroneckerKernelOperator : CheckedOperator
     {
         if (!_lin.HasSingleStateMaps) { base.ForwardBlock(x, y, count); return; }
         y.Clear();
-        foreach (var site in _lin.Sites) AddSiteTermSingle(site, x, y, count);
+        if (!_lin.TryAddSiteKernel(x, y, count))
+            foreach (var site in _lin.Sites) AddSiteTermSingle(site, x, y, count);
         if (_map.RestSize > 0) AddRestTerm(x, y, count);
     }
 
