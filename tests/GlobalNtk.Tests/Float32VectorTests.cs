@@ -89,11 +89,11 @@ public class Float32VectorTests
         }
     }
 
-    /// <summary>A recurrent float32 linearisation has no float32 state maps: its operators take float32 blocks through the converting default.</summary>
+    /// <summary>A stacked recurrent float32 linearisation has no float32 state maps: its operators take float32 blocks through the converting default.</summary>
     [Fact]
     public void OperatorsWithoutAFloat32PathConvertFloat32Blocks()
     {
-        var model = RecurrentModel.Create(new RecurrentConfig("gru", 3, 8, 2));
+        var model = RecurrentModel.Create(new RecurrentConfig("gru", 3, 8, 2) { Layers = 2 });
         var x = new Tensor(TestMath.Gaussian(new Random(4), 2 * 5 * 3), model.InputShape(2, 5));
         var lin = model.Linearize(x, Precision.F32);
         Assert.False(lin.HasSingleStateMaps);
