@@ -13,8 +13,8 @@ namespace GlobalNtk.Tests.Recurrent;
 /// Float32 blocks of vectors through the operators of a float32 recurrent linearisation
 /// (<see cref="Precision.F32"/>): on one layer (<see cref="RecurrentLinearization"/>) P, P*, P⁻¹, P⁻*,
 /// K's fused site kernel, NTK_S, J_θ, J_θ* and the sites' D/D* read and write float32 blocks natively;
-/// on the stacked path (<see cref="StackedRecurrentLinearization"/>) the state maps and the sites' D/D*
-/// (so K and NTK_S) do, and J_θ/J_θ* take the converting default.
+/// on the stacked path (<see cref="StackedRecurrentLinearization"/>) the state maps, J_θ, J_θ* and the
+/// sites' D/D* (so K and NTK_S) do.
 /// </summary>
 /// <remarks>
 /// Tolerances. Against the float64 operators of the float64 linearisation: 1e-5 relative (normwise),

@@ -146,6 +146,36 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         if (count > 0) _engine.StateVjpAdd(step, src, dst, count, alpha);
     }
 
+    /// <inheritdoc/>
+    internal override bool TryParamJvp(ReadOnlySpan<float> dTheta, Span<float> result, int count)
+    {
+        if (!HasSingleStateMaps) return false;
+        int m = _params.TotalSize, size = StateShape.Size;
+        if (dTheta.Length < (long)count * m || result.Length < (long)count * size)
+            throw new ArgumentException($"ParamJvp: blocks of length {dTheta.Length}/{result.Length} cannot hold {count} × (m={m}) / {count} × {StateShape}.");
+        _engine.ParamJvp(dTheta, result, count);
+        return true;
+    }
+
+    /// <summary>
+    /// J_θ* on float32 blocks: q is read in float32 in place; each dθ is formed in float64 (its bias
+    /// and h0 entries are sums over B·T rows or B trials that cancel) and rounded once.
+    /// </summary>
+    internal override bool TryParamVjp(ReadOnlySpan<float> q, Span<float> dTheta, int count)
+    {
+        if (!HasSingleStateMaps) return false;
+        int m = _params.TotalSize, size = StateShape.Size;
+        if (q.Length < (long)count * size || dTheta.Length < (long)count * m)
+            throw new ArgumentException($"ParamVjp: blocks of length {q.Length}/{dTheta.Length} cannot hold {count} × {StateShape} / {count} × (m={m}).");
+        var wide = new double[m];
+        for (int j = 0; j < count; j++)
+        {
+            _engine.ParamVjp(q.Slice(j * size, size), wide, 1);
+            Float32.Narrow(wide, dTheta.Slice(j * m, m));
+        }
+        return true;
+    }
+
     /// <summary>The maps in the compute type; the public members check arguments and forward here.</summary>
     /// <remarks>
     /// A block element type TV (TA) is double (the interface's float64 vectors) or the engine's own T
@@ -155,8 +185,8 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
     {
         void StateJvpAdd<TV>(int t, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged;
         void StateVjpAdd<TV>(int t, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged;
-        void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count);
-        void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count);
+        void ParamJvp<TV>(ReadOnlySpan<TV> dTheta, Span<TV> result, int count) where TV : unmanaged;
+        void ParamVjp<TV>(ReadOnlySpan<TV> q, Span<double> dTheta, int count) where TV : unmanaged;
         double[] Variables(int k, (string Name, bool Recurrent)[] weights, int width);
         float[]? VariablesSingle(int k, (string Name, bool Recurrent)[] weights, int width);
         void SiteDAdd<TA, TV>(int k, int preOffset, ReadOnlySpan<TA> a, Span<TV> dst, int count) where TA : unmanaged where TV : unmanaged;
@@ -440,12 +470,13 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         }
 
         /// <inheritdoc cref="IEngine.ParamJvp"/>
-        public void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count)
+        public void ParamJvp<TV>(ReadOnlySpan<TV> dTheta, Span<TV> result, int count) where TV : unmanaged
         {
             int m = _lin._params.TotalSize, size = _lin.StateShape.Size;
+            bool direct = typeof(TV) == typeof(T);   // blocks in T are read and written in place
             var pre = Rent(checked(_r * _p));
-            var th = IsDouble ? null : Rent(m);
-            var res32 = IsDouble ? null : Rent(size);   // float32: one result in T, widened at the end
+            var th = direct ? null : Rent(m);
+            var res32 = direct ? null : Rent(size);   // float64 blocks on the float32 engine: one result in T, widened at the end
             var dh = _oH0 >= 0 ? Rent(_b * _h) : null;
             var hh = _oH0 >= 0 ? Rent(_b * _p) : null;
             try
@@ -455,9 +486,9 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                 for (int j = 0; j < count; j++)
                 {
                     ReadOnlySpan<T> tj;
-                    if (IsDouble) tj = MemoryMarshal.Cast<double, T>(dTheta.Slice(j * m, m));
-                    else { Widening.Narrow(dTheta.Slice(j * m, m), th.AsSpan(0, m)); tj = th.AsSpan(0, m); }
-                    Span<T> res = IsDouble ? MemoryMarshal.Cast<double, T>(result.Slice(j * size, size)) : res32.AsSpan(0, size);
+                    if (direct) tj = MemoryMarshal.Cast<TV, T>(dTheta.Slice(j * m, m));
+                    else { ToT(dTheta.Slice(j * m, m), th.AsSpan(0, m)); tj = th.AsSpan(0, m); }
+                    Span<T> res = direct ? MemoryMarshal.Cast<TV, T>(result.Slice(j * size, size)) : res32.AsSpan(0, size);
                     for (int k = 0; k < _l; k++)
                     {
                         var cell = _cells[k];
@@ -492,7 +523,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                             if (_oH0 >= 0 && t == 0) cell.ApplyEAdd(sr, dz0, o, T.One, work);
                         }
                     }
-                    if (!IsDouble) Widening.Widen<T>(res, result.Slice(j * size, size));
+                    if (!direct) FromT(res, result.Slice(j * size, size));
                 }
             }
             finally
@@ -506,7 +537,8 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         }
 
         /// <inheritdoc cref="IEngine.ParamVjp"/>
-        public void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count)
+        /// <remarks>q is a float64 block or a block in T; dθ is float64 (its bias and h0 entries are sums that cancel).</remarks>
+        public void ParamVjp<TV>(ReadOnlySpan<TV> q, Span<double> dTheta, int count) where TV : unmanaged
         {
             int m = _lin._params.TotalSize, size = _lin.StateShape.Size;
             dTheta[..(count * m)].Clear();
@@ -531,7 +563,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                         for (int row = 0; row < _r; row++)
                         {
                             var qr = qk.AsSpan(row * _sc, _sc);
-                            Widening.Narrow(qj.Slice(row * _s + Off(k), _sc), qr);
+                            ToT(qj.Slice(row * _s + Off(k), _sc), qr);
                             if (k < _l - 1) TensorPrimitives.Add(qr[.._h], carry.AsSpan(row * _h, _h), qr[.._h]);
                         }
                         int kk = k;
