@@ -114,6 +114,29 @@ public class GemmPackedTests
     }
 
     [Fact]
+    public void CallerStorageIsReusedAndSerialProductsKeepTheBits()
+    {
+        // K's site kernel packs a new C_s into the same pinned storage for every vector, and runs its
+        // column parts as serial products: both must give the threaded product's bits.
+        var rng = new Random(17);
+        int k = 256, n = 768, m = 40;
+        var storage = GC.AllocateUninitializedArray<double>((int)PackedOperand<double>.StorageLength(k, n), pinned: true);
+        var a = TestMath.Uniform(rng, m * k);
+        for (int round = 0; round < 2; round++)
+        {
+            var b = TestMath.Uniform(rng, k * n);
+            double[] expected = new double[m * n], packed = new double[m * n], serial = new double[m * n];
+            Gemm.Multiply(Trans.No, Trans.No, m, n, k, 1.0, a, k, b, n, 0.0, expected, n);
+            Gemm.MultiplyPacked(Trans.No, m, 1.0, a, k, new PackedOperand<double>(Trans.No, k, n, b, n, storage), 0.0, packed, n, 1);
+            Gemm.Multiply<double>(Trans.No, Trans.No, m, n, k, 1.0, a, k, b, n, 0.0, serial, n, 1);
+            Assert.Equal(expected, packed);
+            Assert.Equal(expected, serial);
+        }
+        var ex = Assert.Throws<ArgumentException>(() => new PackedOperand<double>(Trans.No, k, n, new double[k * n], n, new double[100]));
+        Assert.Contains("storage of 100 elements", ex.Message);
+    }
+
+    [Fact]
     public void ABadOperandOrShapeThrowsNamingIt()
     {
         var b = new double[10 * 4];

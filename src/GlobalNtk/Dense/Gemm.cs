@@ -68,13 +68,23 @@ public static partial class Gemm
     private static void Multiply<T>(Trans ta, Trans tb, int m, int n, int k, T alpha,
         ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb, T beta, Span<T> c, int ldc)
         where T : unmanaged, IFloatingPointIeee754<T>
+        => Multiply(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, MaxDegreeOfParallelism);
+
+    /// <summary>
+    /// <see cref="Multiply(Trans, Trans, int, int, int, double, ReadOnlySpan{double}, int, ReadOnlySpan{double}, int, double, Span{double}, int)"/>
+    /// on at most <paramref name="maxThreads"/> threads: 1 runs on the calling thread, for callers that
+    /// split their work over threads themselves.
+    /// </summary>
+    internal static void Multiply<T>(Trans ta, Trans tb, int m, int n, int k, T alpha,
+        ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb, T beta, Span<T> c, int ldc, int maxThreads)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         Validate("Gemm.Multiply", ta, tb, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
         if (m == 0 || n == 0) return;
         unsafe
         {
             fixed (T* pa = a, pb = b, pc = c)
-                Run(SelectedKernel, ta, tb, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, MaxDegreeOfParallelism);
+                Run(SelectedKernel, ta, tb, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, maxThreads);
         }
     }
 

@@ -26,7 +26,14 @@ internal sealed unsafe class PackedOperand<T> where T : unmanaged, IFloatingPoin
     private readonly int _offset; // elements from the array start to the 64-byte aligned packed data
 
     /// <summary>Packs op(B) of the stored <paramref name="b"/> (row stride <paramref name="ldb"/>) for the kernel selected now.</summary>
-    public PackedOperand(Trans tb, int k, int n, T[] b, int ldb)
+    public PackedOperand(Trans tb, int k, int n, T[] b, int ldb) : this(tb, k, n, b, ldb, null) { }
+
+    /// <summary>
+    /// Packs op(B) into <paramref name="storage"/> when it is given: a pinned array (never moved by the
+    /// GC) of at least <see cref="StorageLength"/> elements that the caller owns and re-uses for the
+    /// next operand once this one is no longer used (a product's right operand that changes per call).
+    /// </summary>
+    public PackedOperand(Trans tb, int k, int n, T[] b, int ldb, T[]? storage)
     {
         if (k < 1 || n < 1) throw new ArgumentException($"PackedOperand: k = {k} and n = {n} must be positive.");
         (int sr, int sc) = tb == Trans.No ? (k, n) : (n, k);
@@ -36,11 +43,16 @@ internal sealed unsafe class PackedOperand<T> where T : unmanaged, IFloatingPoin
         Kernel = Gemm.SelectedKernel;
         long length = Gemm.PackedLength<T>(Kernel, k, n);
         if (length < 0) { _packed = []; return; } // a kernel without a packed path: always the stored form
-        _packed = GC.AllocateUninitializedArray<T>(checked((int)length + 64 / sizeof(T)), pinned: true);
+        if (storage is not null && storage.Length < length + 64 / sizeof(T))
+            throw new ArgumentException($"PackedOperand: storage of {storage.Length} elements is shorter than the {length + 64 / sizeof(T)} a {k}×{n} operand needs.");
+        _packed = storage ?? GC.AllocateUninitializedArray<T>(checked((int)length + 64 / sizeof(T)), pinned: true);
         nint p = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_packed));
         _offset = (int)((((p + 63) & ~(nint)63) - p) / sizeof(T));
         fixed (T* pb = b) Gemm.PackAll(Kernel, tb, pb, ldb, k, n, Data);
     }
+
+    /// <summary>Elements of pinned storage a k × n operand needs for the kernel selected now (at least 1).</summary>
+    public static long StorageLength(int k, int n) => Math.Max(1, Gemm.PackedLength<T>(Gemm.SelectedKernel, k, n) + 64 / sizeof(T));
 
     /// <summary>Whether B is used transposed.</summary>
     public Trans Trans { get; }
@@ -64,7 +76,7 @@ public static partial class Gemm
 {
     /// <summary>
     /// C = alpha·op(A)·op(B) + beta·C with op(B) pre-packed (<see cref="PackedOperand{T}"/>), on up to
-    /// <paramref name="maxThreads"/> threads; bit-identical to <see cref="Multiply{T}"/> on the stored B.
+    /// <paramref name="maxThreads"/> threads; bit-identical to <see cref="Multiply(Trans, Trans, int, int, int, double, ReadOnlySpan{double}, int, ReadOnlySpan{double}, int, double, Span{double}, int)"/> on the stored B.
     /// </summary>
     internal static unsafe void MultiplyPacked<T>(Trans ta, int m, T alpha, ReadOnlySpan<T> a, int lda,
         PackedOperand<T> b, T beta, Span<T> c, int ldc, int maxThreads)

@@ -102,6 +102,20 @@ public abstract class ChainLinearization
     internal virtual bool TryParamVjp(ReadOnlySpan<float> q, Span<float> dTheta, int count) => false;
 
     /// <summary>
+    /// The whole Kronecker-core K (sites and J_rest) step by step, when the linearisation has it:
+    /// y[j] += Σ_k E_k J_θ,k J_θ,k* E_kᵀ x[j], where J_θ,k is step k's immediate parameter Jacobian
+    /// (K is block-diagonal over steps when every step owns its weights). For a site inside step k,
+    /// J_θ,k J_θ,k* restricted to it is D_s (Û Ûᵀ ⊗ I) D_s* (δW = aᵀ Û, then Û δWᵀ), so this is the same
+    /// operator; it costs one cotangent and one tangent sweep through each step for all of its sites
+    /// and LayerNorm gains together, instead of one partial sweep per site plus one for J_rest.
+    /// Returns false (the default) when there is none.
+    /// </summary>
+    internal virtual bool TryAddStepKernel(ReadOnlySpan<double> x, Span<double> y, int count) => false;
+
+    /// <summary><see cref="TryAddStepKernel(ReadOnlySpan{double}, Span{double}, int)"/> on float32 state blocks (only with <see cref="HasSingleStateMaps"/>).</summary>
+    internal virtual bool TryAddStepKernel(ReadOnlySpan<float> x, Span<float> y, int count) => false;
+
+    /// <summary>
     /// result[j] = J_θ · E dThetaSubset[j] (docs/math.md#global-ntk), where E embeds a compact δθ over only the
     /// parameter tensors <paramref name="parameterIndices"/> into θ with zeros elsewhere. The compact
     /// layout is those tensors concatenated in the order listed (<see cref="SubsetLayout"/>);

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using GlobalNtk.Dense;
 using GlobalNtk.Models;
 
@@ -9,18 +10,25 @@ namespace GlobalNtk.Ntk;
 /// K in Kronecker-core form (docs/math.md#kronecker-core): K = Σ_s D_s (Ĝ_s ⊗ I_{m_s}) D_s* + J_rest J_rest*.
 /// The Gram Ĝ_s = Û Ûᵀ is applied as Û (Ûᵀ A) with two GEMMs per vector ([N, m_s] blocks),
 /// never as an N × N matrix; parameters not covered by any site (LayerNorm gains, …) go
-/// through the generic parameter JVP/VJP restricted to them. Self-adjoint.
+/// through the generic parameter JVP/VJP restricted to them. When a step holds several sites or
+/// J_rest scalars and the linearisation can (block chains: <see cref="ChainLinearization.TryAddStepKernel(ReadOnlySpan{double}, Span{double}, int)"/>),
+/// the same sum is applied step by step: one cotangent and one tangent sweep per step for all of
+/// its sites and LayerNorm gains (docs/math.md#kronecker-core). Self-adjoint.
 /// </summary>
 public sealed class KroneckerKernelOperator : CheckedOperator
 {
     private readonly ChainLinearization _lin;
     private readonly SiteParameterMap _map;
+    private readonly bool _byStep;
 
     /// <summary>Kronecker-core K of a linearised chain (validates the sites).</summary>
     public KroneckerKernelOperator(ChainLinearization lin) : base(lin.StateShape, lin.StateShape)
     {
         _lin = lin;
         _map = new SiteParameterMap(lin);
+        // Step by step (one sweep through a step for all its sites and LayerNorm gains) when a step
+        // would otherwise be swept more than once: several sites in one step, or a J_rest term.
+        _byStep = _map.RestSize > 0 || lin.Sites.Where(s => s.StateStep is not null).GroupBy(s => s.StateStep).Any(g => g.Count() > 1);
         foreach (var site in lin.Sites)
         {
             if (site.VariablesSingle.Length > 0) Float32.EnsureFinite(site.VariablesSingle.Span, $"site '{site.Name}' variables Û");
@@ -40,6 +48,7 @@ public sealed class KroneckerKernelOperator : CheckedOperator
     protected override void ForwardBlock(ReadOnlySpan<double> x, Span<double> y, int count)
     {
         y.Clear();
+        if (_byStep && _lin.TryAddStepKernel(x, y, count)) return;
         if (!_lin.TryAddSiteKernel(x, y, count))
             foreach (var site in _lin.Sites) AddSiteTerm(site, x, y, count);
         if (_map.RestSize > 0) AddRestTerm(x, y, count);
@@ -49,15 +58,16 @@ public sealed class KroneckerKernelOperator : CheckedOperator
     protected override void AdjointBlock(ReadOnlySpan<double> x, Span<double> y, int count) => ForwardBlock(x, y, count);
 
     /// <summary>
-    /// On a float32 linearisation with float32 state maps, K on a float32 block: the model's fused
-    /// float32 site kernel when it has one (recurrent cells), else every site term in
-    /// float32 (D_s*, the two Gram products, D_s); the J_rest term runs on the chunk widened to float64
-    /// and is added in float32.
+    /// On a float32 linearisation with float32 state maps, K on a float32 block: step by step in
+    /// float32 where that path is taken, else the model's fused float32 site kernel when it has one
+    /// (recurrent cells), else every site term in float32 (D_s*, the two Gram products, D_s); the
+    /// J_rest term runs on the chunk widened to float64, added in float32.
     /// </summary>
     protected override void ForwardBlock(ReadOnlySpan<float> x, Span<float> y, int count)
     {
         if (!_lin.HasSingleStateMaps) { base.ForwardBlock(x, y, count); return; }
         y.Clear();
+        if (_byStep && _lin.TryAddStepKernel(x, y, count)) return;
         if (!_lin.TryAddSiteKernel(x, y, count))
             foreach (var site in _lin.Sites) AddSiteTermSingle(site, x, y, count);
         if (_map.RestSize > 0) AddRestTerm(x, y, count);
@@ -69,25 +79,10 @@ public sealed class KroneckerKernelOperator : CheckedOperator
     /// <summary>y += D_s (Û Ûᵀ ⊗ I) D_s* x on float32 state blocks (the site has float32 maps: <see cref="ChainLinearization.HasSingleStateMaps"/>).</summary>
     private static void AddSiteTermSingle(WeightSite site, ReadOnlySpan<float> x, Span<float> y, int count)
     {
-        int n = site.Rows, d = site.AugmentedWidth, m = site.OutDim, s = x.Length / Math.Max(1, count);
+        int n = site.Rows, d = site.AugmentedWidth, m = site.OutDim;
         if (n == 0 || m == 0 || d == 0 || count == 0) return;
-        int blockSize = n * m;
-        int chunk = (int)Math.Clamp(SiteBlockBudget.Value / blockSize, 1, count);
-        using var aBuf = new Float32Buffer((long)chunk * blockSize);
-        using var cBuf = new Float32Buffer((long)chunk * d * m);
-        var u = site.VariablesSingle.Span;
-        for (int j0 = 0; j0 < count; j0 += chunk)
-        {
-            int cs = Math.Min(chunk, count - j0);
-            var a = aBuf.Span[..(cs * blockSize)];
-            var c = cBuf.Span[..(cs * d * m)];
-            if (!site.TryApplyDAdjointSingle(x.Slice(j0 * s, cs * s), a, cs))
-                throw new InvalidOperationException($"Site '{site.Name}' has no float32 D*.");
-            Gemm.MultiplyBatched(Trans.Yes, Trans.No, cs, d, m, n, 1f, u, d, 0, a, m, blockSize, 0f, c, m, d * m);
-            Gemm.MultiplyBatched(Trans.No, Trans.No, cs, n, m, d, 1f, u, d, 0, c, m, d * m, 0f, a, m, blockSize);
-            if (!site.TryApplyDAddSingle((ReadOnlySpan<float>)a, y.Slice(j0 * s, cs * s), cs))
-                throw new InvalidOperationException($"Site '{site.Name}' has no float32 D.");
-        }
+        int chunk = (int)Math.Clamp(SiteBlockBudget.Value / ((long)n * m), 1, count);
+        if (!AddSiteTermSingle(site, x, y, count, chunk)) throw new InvalidOperationException($"Site '{site.Name}' has no float32 D*.");
     }
 
     /// <summary>The J_rest term on a float32 block: each chunk widened, J_rest J_rest* in float64, the result added rounded.</summary>
@@ -141,12 +136,12 @@ public sealed class KroneckerKernelOperator : CheckedOperator
     }
 
     /// <summary>
-    /// <see cref="AddSiteTerm"/> of a float32 site: D_s*, the two Gram products and D_s on float32
-    /// blocks against the float32 Û (an application, not a Gram matrix or a trace: no float64
-    /// accumulation needed, docs/math.md#numerics); x and y stay float64. False when the site has no
-    /// float32 maps (nothing is done then).
+    /// <see cref="AddSiteTerm"/> of a float32 site on a float64 or float32 state block (T): D_s*, the
+    /// two Gram products and D_s on float32 blocks against the float32 Û (an application, not a Gram
+    /// matrix or a trace: no float64 accumulation needed, docs/math.md#numerics). False when the site
+    /// has no float32 maps (nothing is done then).
     /// </summary>
-    private static bool AddSiteTermSingle(WeightSite site, ReadOnlySpan<double> x, Span<double> y, int count, int chunk)
+    private static bool AddSiteTermSingle<T>(WeightSite site, ReadOnlySpan<T> x, Span<T> y, int count, int chunk) where T : unmanaged
     {
         int n = site.Rows, d = site.AugmentedWidth, m = site.OutDim, s = x.Length / count, blockSize = n * m;
         using var aBuf = new Float32Buffer((long)chunk * blockSize);
@@ -157,11 +152,18 @@ public sealed class KroneckerKernelOperator : CheckedOperator
             int cs = Math.Min(chunk, count - j0);
             var a = aBuf.Span[..(cs * blockSize)];
             var c = cBuf.Span[..(cs * d * m)];
-            if (!site.TryApplyDAdjointSingle(x.Slice(j0 * s, cs * s), a, cs)) return false;
+            var xs = x.Slice(j0 * s, cs * s);
+            var ys = y.Slice(j0 * s, cs * s);
+            bool adjoint = typeof(T) == typeof(double)
+                ? site.TryApplyDAdjointSingle(MemoryMarshal.Cast<T, double>(xs), a, cs)
+                : site.TryApplyDAdjointSingle(MemoryMarshal.Cast<T, float>(xs), a, cs);
+            if (!adjoint) return false;
             Gemm.MultiplyBatched(Trans.Yes, Trans.No, cs, d, m, n, 1f, u, d, 0, a, m, blockSize, 0f, c, m, d * m);
             Gemm.MultiplyBatched(Trans.No, Trans.No, cs, n, m, d, 1f, u, d, 0, c, m, d * m, 0f, a, m, blockSize);
-            if (!site.TryApplyDAddSingle(a, y.Slice(j0 * s, cs * s), cs))
-                throw new InvalidOperationException($"Site '{site.Name}' has a float32 D* but no float32 D.");
+            bool applied = typeof(T) == typeof(double)
+                ? site.TryApplyDAddSingle((ReadOnlySpan<float>)a, MemoryMarshal.Cast<T, double>(ys), cs)
+                : site.TryApplyDAddSingle((ReadOnlySpan<float>)a, MemoryMarshal.Cast<T, float>(ys), cs);
+            if (!applied) throw new InvalidOperationException($"Site '{site.Name}' has a float32 D* but no float32 D.");
         }
         return true;
     }

@@ -196,6 +196,62 @@ public sealed class AffineBlock : StepBlock
         }
 
         /// <summary>
+        /// δa = Û [δW, δb]ᵀ for float32 δθ: one batched sgemm over the vectors (the bias rides on
+        /// Û's ones column, so [δW, δb] is first laid out as [m, n+1] rows when there is a bias).
+        /// </summary>
+        internal override void ParamJvpActive32(ReadOnlySpan<float> dTheta, Span<float> dOut, int count, ReadOnlySpan<bool> active) =>
+            ParamJvp32(dTheta, dOut, count, 0f);
+
+        /// <summary>J_u δu + J_θ δθ: the parameter product accumulates onto the input product (β = 1), no temporary block.</summary>
+        internal override void TangentActive32(ReadOnlySpan<float> dIn, ReadOnlySpan<float> dTheta, Span<float> dOut, int count, ReadOnlySpan<bool> active)
+        {
+            bool any = active.IsEmpty || active.Contains(true);
+            if (dIn.IsEmpty) { if (any) ParamJvp32(dTheta, dOut, count, 0f); else dOut[..(count * Rows * _m)].Clear(); return; }
+            Jvp32(dIn, dOut, count);
+            if (any) ParamJvp32(dTheta, dOut, count, 1f);
+        }
+
+        /// <summary>dOut = β·dOut + Û [δW, δb]ᵀ per vector.</summary>
+        private void ParamJvp32(ReadOnlySpan<float> dTheta, Span<float> dOut, int count, float beta)
+        {
+            int size = blk.ParameterSize, wn = _m * _n, block = _m * aw;
+            using var t = new Float32Buffer(_bias ? (long)count * block : 0);
+            ReadOnlySpan<float> wb = dTheta;
+            if (_bias)
+            {
+                var ts = t.Span;
+                for (int j = 0; j < count; j++)
+                    for (int i = 0; i < _m; i++)
+                    {
+                        dTheta.Slice(j * size + i * _n, _n).CopyTo(ts.Slice(j * block + i * aw, _n));
+                        ts[j * block + i * aw + _n] = dTheta[j * size + wn + i];
+                    }
+                wb = ts;
+            }
+            Gemm.MultiplyBatched(Trans.No, Trans.Yes, count, Rows, _m, aw, 1f, u, aw, 0, wb, aw, _bias ? block : size, beta, dOut, _m, Rows * _m);
+        }
+
+        /// <summary>[δW, δb] = gᵀ Û for float32 g: one batched sgemm over the vectors (the ones column of Û gives δb = Σ_rows g).</summary>
+        internal override void ParamVjpActive32(ReadOnlySpan<float> dOut, Span<float> dTheta, int count, ReadOnlySpan<bool> active)
+        {
+            int size = blk.ParameterSize, wn = _m * _n, block = _m * aw;
+            if (!_bias)
+            {
+                Gemm.MultiplyBatched(Trans.Yes, Trans.No, count, _m, _n, Rows, 1f, dOut, _m, Rows * _m, u, aw, 0, 0f, dTheta, _n, size);
+                return;
+            }
+            using var t = new Float32Buffer((long)count * block);
+            var ts = t.Span;
+            Gemm.MultiplyBatched(Trans.Yes, Trans.No, count, _m, aw, Rows, 1f, dOut, _m, Rows * _m, u, aw, 0, 0f, ts, aw, block);
+            for (int j = 0; j < count; j++)
+                for (int i = 0; i < _m; i++)
+                {
+                    ts.Slice(j * block + i * aw, _n).CopyTo(dTheta.Slice(j * size + i * _n, _n));
+                    dTheta[j * size + wn + i] = ts[j * block + i * aw + _n];
+                }
+        }
+
+        /// <summary>
         /// The site keeps the float32 Û (K's applications run on it) and widens it to float64 only
         /// when asked (<see cref="LocalSite.Variables"/>: the Kronecker core's Gram matrices Ûᵀ Û accumulate in float64).
         /// </summary>

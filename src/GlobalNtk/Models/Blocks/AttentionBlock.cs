@@ -1,3 +1,5 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
 using GlobalNtk.Operators;
 using GlobalNtk.Dense;
 
@@ -93,35 +95,8 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
     public override int OutputWidth => width;
     public override bool RowLocal => false;
 
-    public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output)
-    {
-        if (rows % tokens != 0)
-            throw new ArgumentException($"Attention: {rows} rows are not whole sequences of {tokens} tokens.");
-        int groups = rows / tokens, n = tokens, dh = width / heads, ld = 3 * width;
-        var qkv = input[..(rows * ld)].ToArray();
-        var prob = new double[checked(groups * heads * n * n)];
-        double scale = 1.0 / Math.Sqrt(dh);
-        unsafe
-        {
-            fixed (double* po = output)
-            {
-                nint op = (nint)po;
-                Parallel.For(0, groups * heads, gh => Head(gh, new Span<double>((double*)op, rows * width)));
-            }
-        }
-        return new Trace(this, rows, qkv, prob, width, heads, tokens, scale);
-
-        void Head(int gh, Span<double> o)
-        {
-            int g = gh / heads, h = gh % heads;
-            var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
-            var p = prob.AsSpan(gh * n * n, n * n);
-            Gemm.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, q, ld, k, ld, 0.0, p, n);
-            Softmax.Rows(p, n, causal);
-            // o_h = P V_h into the head's column block of O
-            Gemm.Multiply(Trans.No, Trans.No, n, dh, n, 1.0, p, n, v, ld, 0.0, o[(g * n * width + h * dh)..], width);
-        }
-    }
+    public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
+        Run<double>(input, rows, output);
 
     /// <inheritdoc/>
     public override bool Supports(Precision precision) => precision is Precision.F64 or Precision.F32;
@@ -134,191 +109,141 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
     /// an sgemm. The softmax's max and normaliser are float64 (a sum of up to N exponentials), and
     /// so is the row sum rowsum(P ⊙ x) of its Jacobian, which the Jacobian subtracts from x.
     /// </summary>
-    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output)
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
+        Run<float>(input, rows, output);
+
+    /// <summary>The forward pass with Q, K, V, P and the products in T (double, or float for float32).</summary>
+    private unsafe Trace<T> Run<T>(ReadOnlySpan<double> input, int rows, Span<double> output) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (rows % tokens != 0)
             throw new ArgumentException($"Attention: {rows} rows are not whole sequences of {tokens} tokens.");
         int groups = rows / tokens, n = tokens, dh = width / heads, ld = 3 * width;
-        var qkv = Float32.ToSingle(input[..(rows * ld)]);
-        var prob = new float[checked(groups * heads * n * n)];
-        float scale = (float)(1.0 / Math.Sqrt(dh));
-        using (var o32 = new Float32Buffer((long)rows * width))
+        var qkv = new T[rows * ld];
+        Widening.Narrow(input[..(rows * ld)], qkv);
+        var prob = new T[checked(groups * heads * n * n)];
+        var scale = T.CreateTruncating(1.0 / Math.Sqrt(dh));
+        using var o = new RowScratch<T>(typeof(T) == typeof(double) ? 0 : (long)rows * width);
+        var os = typeof(T) == typeof(double) ? MemoryMarshal.Cast<double, T>(output[..(rows * width)]) : o.Span;
+        fixed (T* po = os)
         {
-            unsafe
-            {
-                fixed (float* po = o32.Span)
-                {
-                    nint op = (nint)po;
-                    Parallel.For(0, groups * heads, gh => Head(gh, new Span<float>((float*)op, rows * width)));
-                }
-            }
-            Float32.Widen(o32.Span, output[..(rows * width)]);
+            nint op = (nint)po;
+            Parallel.For(0, groups * heads, gh => Head(gh, new Span<T>((T*)op, rows * width)));
         }
-        return new Trace32(this, rows, qkv, prob, width, heads, tokens, scale);
+        if (typeof(T) != typeof(double)) Widening.Widen<T>(o.Span, output[..(rows * width)]);
+        return new Trace<T>(this, rows, qkv, prob, width, heads, tokens, scale);
 
-        void Head(int gh, Span<float> o)
+        void Head(int gh, Span<T> o)
         {
             int g = gh / heads, h = gh % heads;
             var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
             var p = prob.AsSpan(gh * n * n, n * n);
-            Gemm.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, q, ld, k, ld, 0f, p, n);
+            GemmGeneric.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, q, ld, k, ld, T.Zero, p, n);
             Softmax.Rows(p, n, causal);
-            Gemm.Multiply(Trans.No, Trans.No, n, dh, n, 1f, p, n, v, ld, 0f, o[(g * n * width + h * dh)..], width);
-        }
-    }
-
-    private sealed class Trace(AttentionCoreBlock blk, int rows, double[] qkv, double[] prob, int width, int heads, int n, double scale)
-        : BlockTrace(blk, rows)
-    {
-        private readonly int _groups = rows / n, _dh = width / heads;
-
-        /// <summary>Vector-major row groups: group sg of the block of vectors reads cache group sg % groups.</summary>
-        public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count)
-        {
-            int ld = 3 * width, dh = _dh, groups = _groups;
-            var src = dIn; var dst = dOut;
-            unsafe
-            {
-                fixed (double* ps = src, pd = dst)
-                {
-                    nint sp = (nint)ps, dp = (nint)pd;
-                    Parallel.For(0, count * groups * heads, sgh =>
-                    {
-                        int sg = sgh / heads, h = sgh % heads, g = sg % groups;
-                        var dqkv = new ReadOnlySpan<double>((double*)sp + sg * n * ld, n * ld);
-                        var o = new Span<double>((double*)dp + sg * n * width, n * width);
-                        var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
-                        var p = prob.AsSpan((g * heads + h) * n * n, n * n);
-                        var ds = System.Buffers.ArrayPool<double>.Shared.Rent(n * n);
-                        Gemm.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, dqkv[(h * dh)..], ld, k, ld, 0.0, ds, n);
-                        Gemm.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, q, ld, dqkv[(width + h * dh)..], ld, 1.0, ds, n);
-                        SoftmaxBackRows(p, ds, n);
-                        Gemm.Multiply(Trans.No, Trans.No, n, dh, n, 1.0, ds, n, v, ld, 0.0, o[(h * dh)..], width);
-                        Gemm.Multiply(Trans.No, Trans.No, n, dh, n, 1.0, p, n, dqkv[(2 * width + h * dh)..], ld, 1.0, o[(h * dh)..], width);
-                        System.Buffers.ArrayPool<double>.Shared.Return(ds);
-                    });
-                }
-            }
-        }
-
-        /// <summary>ḡV = Pᵀ ḡO, ḡS = P ⊙ (ḡO Vᵀ − rowsum(P ⊙ ḡO Vᵀ)), ḡQ = c ḡS K, ḡK = c ḡSᵀ Q.</summary>
-        public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count)
-        {
-            int ld = 3 * width, dh = _dh, groups = _groups;
-            unsafe
-            {
-                fixed (double* ps = dOut, pd = dIn)
-                {
-                    nint sp = (nint)ps, dp = (nint)pd;
-                    Parallel.For(0, count * groups * heads, sgh =>
-                    {
-                        int sg = sgh / heads, h = sgh % heads, g = sg % groups;
-                        var go = new ReadOnlySpan<double>((double*)sp + sg * n * width, n * width)[(h * dh)..];
-                        var gqkv = new Span<double>((double*)dp + sg * n * ld, n * ld);
-                        var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
-                        var p = prob.AsSpan((g * heads + h) * n * n, n * n);
-                        var gs = System.Buffers.ArrayPool<double>.Shared.Rent(n * n);
-                        Gemm.Multiply(Trans.Yes, Trans.No, n, dh, n, 1.0, p, n, go, width, 0.0, gqkv[(2 * width + h * dh)..], ld);
-                        Gemm.Multiply(Trans.No, Trans.Yes, n, n, dh, 1.0, go, width, v, ld, 0.0, gs, n);
-                        SoftmaxBackRows(p, gs, n);
-                        Gemm.Multiply(Trans.No, Trans.No, n, dh, n, scale, gs, n, k, ld, 0.0, gqkv[(h * dh)..], ld);
-                        Gemm.Multiply(Trans.Yes, Trans.No, n, dh, n, scale, gs, n, q, ld, 0.0, gqkv[(width + h * dh)..], ld);
-                        System.Buffers.ArrayPool<double>.Shared.Return(gs);
-                    });
-                }
-            }
-        }
-
-        /// <summary>x ← P ⊙ (x − rowsum(P ⊙ x)) row by row (the softmax Jacobian, symmetric per row); masked entries have P = 0.</summary>
-        private static void SoftmaxBackRows(ReadOnlySpan<double> p, Span<double> x, int n)
-        {
-            for (int t = 0; t < n; t++)
-            {
-                var pr = p.Slice(t * n, n); var xr = x.Slice(t * n, n);
-                double dot = System.Numerics.Tensors.TensorPrimitives.Dot(pr, xr);
-                for (int u = 0; u < n; u++) xr[u] = pr[u] * (xr[u] - dot);
-            }
+            // o_h = P V_h into the head's column block of O
+            GemmGeneric.Multiply(Trans.No, Trans.No, n, dh, n, T.One, p, n, v, ld, T.Zero, o[(g * n * width + h * dh)..], width);
         }
     }
 
     /// <summary>
-    /// The float32 trace: the maps of <see cref="Trace"/> with float32 Q, K, V, P and sgemm
-    /// products; each map narrows its incoming block once and widens its result once.
+    /// The trace with Q, K, V and P in T: float64, or float32 (sgemm products; its float64 maps
+    /// narrow the incoming block once and widen the result once).
     /// </summary>
-    private sealed class Trace32(AttentionCoreBlock blk, int rows, float[] qkv, float[] prob, int width, int heads, int n, float scale)
-        : BlockTrace(blk, rows)
+    private sealed class Trace<T>(AttentionCoreBlock blk, int rows, T[] qkv, T[] prob, int width, int heads, int n, T scale)
+        : BlockTrace(blk, rows) where T : unmanaged, IFloatingPointIeee754<T>
     {
         private readonly int _groups = rows / n, _dh = width / heads;
+        private static bool IsDouble => typeof(T) == typeof(double);
 
-        internal override bool IsSingle => true;
+        internal override bool IsSingle => !IsDouble;
 
-        public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count) => ViaSingle(dIn, 3 * width, dOut, width, count, Jvp32);
+        public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count)
+        {
+            if (IsDouble) Map(true, MemoryMarshal.Cast<double, T>(dIn), MemoryMarshal.Cast<double, T>(dOut), count);
+            else ViaSingle(dIn, 3 * width, dOut, width, count, Jvp32);
+        }
 
-        public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count) => ViaSingle(dOut, width, dIn, 3 * width, count, Vjp32);
+        public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count)
+        {
+            if (IsDouble) Map(false, MemoryMarshal.Cast<double, T>(dOut), MemoryMarshal.Cast<double, T>(dIn), count);
+            else ViaSingle(dOut, width, dIn, 3 * width, count, Vjp32);
+        }
 
         internal override void Jvp32(ReadOnlySpan<float> dIn, Span<float> dOut, int count)
         {
-            int ld = 3 * width, dh = _dh, groups = _groups;
-            unsafe
-            {
-                fixed (float* ps = dIn, pd = dOut)
-                {
-                    nint sp = (nint)ps, dp = (nint)pd;
-                    Parallel.For(0, count * groups * heads, sgh =>
-                    {
-                        int sg = sgh / heads, h = sgh % heads, g = sg % groups;
-                        var dqkv = new ReadOnlySpan<float>((float*)sp + sg * n * ld, n * ld);
-                        var o = new Span<float>((float*)dp + sg * n * width, n * width);
-                        var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
-                        var p = prob.AsSpan((g * heads + h) * n * n, n * n);
-                        var ds = System.Buffers.ArrayPool<float>.Shared.Rent(n * n);
-                        Gemm.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, dqkv[(h * dh)..], ld, k, ld, 0f, ds, n);
-                        Gemm.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, q, ld, dqkv[(width + h * dh)..], ld, 1f, ds, n);
-                        SoftmaxBackRows(p, ds, n);
-                        Gemm.Multiply(Trans.No, Trans.No, n, dh, n, 1f, ds, n, v, ld, 0f, o[(h * dh)..], width);
-                        Gemm.Multiply(Trans.No, Trans.No, n, dh, n, 1f, p, n, dqkv[(2 * width + h * dh)..], ld, 1f, o[(h * dh)..], width);
-                        System.Buffers.ArrayPool<float>.Shared.Return(ds);
-                    });
-                }
-            }
+            if (IsDouble) base.Jvp32(dIn, dOut, count);
+            else Map(true, MemoryMarshal.Cast<float, T>(dIn), MemoryMarshal.Cast<float, T>(dOut), count);
         }
 
         internal override void Vjp32(ReadOnlySpan<float> dOut, Span<float> dIn, int count)
         {
+            if (IsDouble) base.Vjp32(dOut, dIn, count);
+            else Map(false, MemoryMarshal.Cast<float, T>(dOut), MemoryMarshal.Cast<float, T>(dIn), count);
+        }
+
+        /// <summary>
+        /// J_u (<paramref name="forward"/>): δS = c(δQ Kᵀ + Q δKᵀ), δP = softmax'(δS), δO = δP V + P δV;
+        /// or J_uᵀ: ḡV = Pᵀ ḡO, ḡS = P ⊙ (ḡO Vᵀ − rowsum(P ⊙ ḡO Vᵀ)), ḡQ = c ḡS K, ḡK = c ḡSᵀ Q.
+        /// Vector-major row groups: group sg of the block of vectors reads cache group sg % groups.
+        /// </summary>
+        private unsafe void Map(bool forward, ReadOnlySpan<T> src, Span<T> dst, int count)
+        {
             int ld = 3 * width, dh = _dh, groups = _groups;
-            unsafe
+            int srcWidth = forward ? ld : width, dstWidth = forward ? width : ld;
+            fixed (T* ps = src, pd = dst)
             {
-                fixed (float* ps = dOut, pd = dIn)
+                nint sp = (nint)ps, dp = (nint)pd;
+                Parallel.For(0, count * groups * heads, sgh =>
                 {
-                    nint sp = (nint)ps, dp = (nint)pd;
-                    Parallel.For(0, count * groups * heads, sgh =>
+                    int sg = sgh / heads, h = sgh % heads, g = sg % groups;
+                    var x = new ReadOnlySpan<T>((T*)sp + sg * n * srcWidth, n * srcWidth);
+                    var y = new Span<T>((T*)dp + sg * n * dstWidth, n * dstWidth);
+                    var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
+                    var p = prob.AsSpan((g * heads + h) * n * n, n * n);
+                    var t = System.Buffers.ArrayPool<T>.Shared.Rent(n * n);
+                    if (forward)
                     {
-                        int sg = sgh / heads, h = sgh % heads, g = sg % groups;
-                        var go = new ReadOnlySpan<float>((float*)sp + sg * n * width, n * width)[(h * dh)..];
-                        var gqkv = new Span<float>((float*)dp + sg * n * ld, n * ld);
-                        var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
-                        var p = prob.AsSpan((g * heads + h) * n * n, n * n);
-                        var gs = System.Buffers.ArrayPool<float>.Shared.Rent(n * n);
-                        Gemm.Multiply(Trans.Yes, Trans.No, n, dh, n, 1f, p, n, go, width, 0f, gqkv[(2 * width + h * dh)..], ld);
-                        Gemm.Multiply(Trans.No, Trans.Yes, n, n, dh, 1f, go, width, v, ld, 0f, gs, n);
-                        SoftmaxBackRows(p, gs, n);
-                        Gemm.Multiply(Trans.No, Trans.No, n, dh, n, scale, gs, n, k, ld, 0f, gqkv[(h * dh)..], ld);
-                        Gemm.Multiply(Trans.Yes, Trans.No, n, dh, n, scale, gs, n, q, ld, 0f, gqkv[(width + h * dh)..], ld);
-                        System.Buffers.ArrayPool<float>.Shared.Return(gs);
-                    });
-                }
+                        GemmGeneric.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, x[(h * dh)..], ld, k, ld, T.Zero, t, n);
+                        GemmGeneric.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, q, ld, x[(width + h * dh)..], ld, T.One, t, n);
+                        SoftmaxBackRows(p, t, n);
+                        GemmGeneric.Multiply(Trans.No, Trans.No, n, dh, n, T.One, t, n, v, ld, T.Zero, y[(h * dh)..], width);
+                        GemmGeneric.Multiply(Trans.No, Trans.No, n, dh, n, T.One, p, n, x[(2 * width + h * dh)..], ld, T.One, y[(h * dh)..], width);
+                    }
+                    else
+                    {
+                        var go = x[(h * dh)..];
+                        GemmGeneric.Multiply(Trans.Yes, Trans.No, n, dh, n, T.One, p, n, go, width, T.Zero, y[(2 * width + h * dh)..], ld);
+                        GemmGeneric.Multiply(Trans.No, Trans.Yes, n, n, dh, T.One, go, width, v, ld, T.Zero, t, n);
+                        SoftmaxBackRows(p, t, n);
+                        GemmGeneric.Multiply(Trans.No, Trans.No, n, dh, n, scale, t, n, k, ld, T.Zero, y[(h * dh)..], ld);
+                        GemmGeneric.Multiply(Trans.Yes, Trans.No, n, dh, n, scale, t, n, q, ld, T.Zero, y[(width + h * dh)..], ld);
+                    }
+                    System.Buffers.ArrayPool<T>.Shared.Return(t);
+                });
             }
         }
 
         /// <summary>
-        /// x ← P ⊙ (x − rowsum(P ⊙ x)) row by row, with the row sum accumulated and subtracted in
-        /// float64: x − rowsum cancels where P is concentrated on a few tokens.
+        /// x ← P ⊙ (x − rowsum(P ⊙ x)) row by row (the softmax Jacobian, symmetric per row; masked
+        /// entries have P = 0). In float32 the row sum is accumulated and subtracted in float64:
+        /// x − rowsum cancels where P is concentrated on a few tokens.
         /// </summary>
-        private static void SoftmaxBackRows(ReadOnlySpan<float> p, Span<float> x, int n)
+        private static void SoftmaxBackRows(ReadOnlySpan<T> p, Span<T> x, int n)
         {
+            if (IsDouble)
+            {
+                var pd = MemoryMarshal.Cast<T, double>(p); var xd = MemoryMarshal.Cast<T, double>(x);
+                for (int t = 0; t < n; t++)
+                {
+                    var pr = pd.Slice(t * n, n); var xr = xd.Slice(t * n, n);
+                    double dot = System.Numerics.Tensors.TensorPrimitives.Dot(pr, xr);
+                    for (int u = 0; u < n; u++) xr[u] = pr[u] * (xr[u] - dot);
+                }
+                return;
+            }
+            var pf = MemoryMarshal.Cast<T, float>(p); var xf = MemoryMarshal.Cast<T, float>(x);
             for (int t = 0; t < n; t++)
             {
-                var pr = p.Slice(t * n, n); var xr = x.Slice(t * n, n);
+                var pr = pf.Slice(t * n, n); var xr = xf.Slice(t * n, n);
                 double dot = Float32.DotWide(pr, xr);
                 int u = 0, w = System.Numerics.Vector<float>.Count;
                 var vd = new System.Numerics.Vector<double>(dot);

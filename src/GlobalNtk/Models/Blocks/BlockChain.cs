@@ -465,6 +465,57 @@ internal sealed class BlockChainLinearization : ChainLinearization
         }
     }
 
+    internal override bool TryAddStepKernel(ReadOnlySpan<double> x, Span<double> y, int count) { AddStepKernel(x, y, count); return true; }
+
+    internal override bool TryAddStepKernel(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        if (!HasSingleStateMaps) return false;
+        AddStepKernel(x, y, count);
+        return true;
+    }
+
+    /// <summary>
+    /// y += Σ_k E_k J_θ,k J_θ,k* E_kᵀ x: per chunk of vectors and step, one cotangent sweep from the
+    /// step's rows into every parameter of the step and one tangent sweep back (T: float on a
+    /// float32 linearisation, each step natively in float32; double otherwise).
+    /// </summary>
+    private void AddStepKernel<T>(ReadOnlySpan<T> x, Span<T> y, int count) where T : unmanaged
+    {
+        // Half the linearisation's chunk: the sweeps nest several scratch blocks of count·rows·width
+        // (measured on bench transformer: f64 peak 1471-1479 -> 1417 MB, f32 802 -> 712 MB, same CPU).
+        int size = StateShape.Size, chunk = Math.Max(1, _chunk / 2);
+        for (int j0 = 0; j0 < count; j0 += chunk)
+        {
+            int cs = Math.Min(chunk, count - j0);
+            long n = (long)cs * _b * Group;
+            using var rows = new RowScratch<T>(n);
+            for (int k = 0; k < _t; k++)
+            {
+                int mk = _chain.Steps[k].ParameterSize;
+                if (mk == 0) continue;
+                using var dk = new RowScratch<T>((long)cs * mk);
+                GatherSame(x[(j0 * size)..], k, cs, rows.Span);
+                _traces[k].CotangentActive<T>(rows.Span, default, dk.Span, cs, default);
+                _traces[k].TangentActive<T>(default, dk.Span, rows.Span, cs, default);
+                AddRowsSame(rows.Span, y[(j0 * size)..], k, cs);
+            }
+        }
+    }
+
+    /// <summary>rows[j, b, :] = block[j, b, step, :] for a block and rows of one element type.</summary>
+    private void GatherSame<T>(ReadOnlySpan<T> block, int step, int count, Span<T> rows) where T : unmanaged
+    {
+        int g = Group;
+        for (int jb = 0; jb < count * _b; jb++) block.Slice((jb * _t + step) * g, g).CopyTo(rows.Slice(jb * g, g));
+    }
+
+    /// <summary>block[j, b, step, :] += rows[j, b, :] for a block and rows of one element type.</summary>
+    private void AddRowsSame<T>(ReadOnlySpan<T> rows, Span<T> block, int step, int count) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double)) Scatter(MemoryMarshal.Cast<T, double>(rows), MemoryMarshal.Cast<T, double>(block), step, count, 1.0);
+        else Scatter(MemoryMarshal.Cast<T, float>(rows), MemoryMarshal.Cast<T, float>(block), step, count, 1f);
+    }
+
     private WeightSite[] BuildSites() =>
         Enumerable.Range(0, _t).SelectMany(k => _traces[k].Sites.Select(s => (WeightSite)new Site(this, k, s))).ToArray();
 

@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Numerics.Tensors;
 using GlobalNtk.Dense;
 
@@ -91,6 +92,62 @@ public sealed class LayerNormBlock : StepBlock
     /// <summary>Row elements below which a LayerNorm loop stays on one thread.</summary>
     private const long ParallelElements = 1 << 15;
 
+    /// <summary>dst = dx̂ of row r for the row v (the Jacobian of x̂, symmetric), one per precision.</summary>
+    private delegate void RowNormalize<T>(int r, ReadOnlySpan<T> v, Span<T> dst);
+
+    /// <summary>
+    /// The input maps, rows in parallel: J_u v = γ ⊙ dx̂(v) and J_uᵀ q = dx̂(γ ⊙ q) (J_u without γ when
+    /// there is no affine part) over count·rows rows of width d; row jr uses the statistics of row jr % rows.
+    /// </summary>
+    private static unsafe void MapRows<T>(bool transpose, int total, int rows, int d, ReadOnlySpan<T> src, Span<T> dst, T[]? gain, RowNormalize<T> normalize)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        fixed (T* pi = src, po = dst)
+        {
+            nint ip = (nint)pi, op = (nint)po;
+            ForRows(total, d, (r0, r1) =>
+            {
+                Span<T> t = !transpose || gain == null ? default : d <= 512 ? stackalloc T[d] : new T[d];
+                for (int jr = r0; jr < r1; jr++)
+                {
+                    var v = new ReadOnlySpan<T>((T*)ip + (long)jr * d, d);
+                    var o = new Span<T>((T*)op + (long)jr * d, d);
+                    if (gain == null) normalize(jr % rows, v, o);
+                    else if (transpose) { TensorPrimitives.Multiply(v, gain, t); normalize(jr % rows, t, o); }
+                    else { normalize(jr % rows, v, o); TensorPrimitives.Multiply(o, gain, o); }
+                }
+            });
+        }
+    }
+
+    /// <summary>J_θ: δy = δγ ⊙ x̂ + δβ per row, δθ [count, 2d] = [δγ, δβ] per vector.</summary>
+    private static void GainJvp<T>(T[] xhat, int rows, int d, ReadOnlySpan<T> dTheta, Span<T> dOut, int count) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int jr = 0; jr < count * rows; jr++)
+        {
+            int j = jr / rows, r = jr % rows;
+            var o = dOut.Slice(jr * d, d);
+            TensorPrimitives.Multiply(xhat.AsSpan(r * d, d), dTheta.Slice(j * 2 * d, d), o);
+            TensorPrimitives.Add(o, dTheta.Slice(j * 2 * d + d, d), o);
+        }
+    }
+
+    /// <summary>J_θᵀ: δγ = Σ_rows q ⊙ x̂, δβ = Σ_rows q per vector (sums in T).</summary>
+    private static void GainVjp<T>(T[] xhat, int rows, int d, ReadOnlySpan<T> dOut, Span<T> dTheta, int count) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int j = 0; j < count; j++)
+        {
+            var dg = dTheta.Slice(j * 2 * d, d); var db = dTheta.Slice(j * 2 * d + d, d);
+            dg.Clear(); db.Clear();
+            for (int r = 0; r < rows; r++)
+            {
+                var q = dOut.Slice((j * rows + r) * d, d);
+                TensorPrimitives.MultiplyAdd(q, xhat.AsSpan(r * d, d), dg, dg);
+                TensorPrimitives.Add(db, q, db);
+            }
+        }
+    }
+
     /// <summary>The float64 trace (x̂ in float64), rows in parallel.</summary>
     private sealed class Trace(LayerNormBlock blk, int rows, double[]? g, double[] xhat, double[] rstd) : BlockTrace(blk, rows)
     {
@@ -103,73 +160,21 @@ public sealed class LayerNormBlock : StepBlock
             for (int i = 0; i < d; i++) dst[i] = (v[i] - mv - xr[i] * mxv) * rstd[r];
         }
 
-        public override unsafe void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count)
-        {
-            int d = blk.Width;
-            fixed (double* pi = dIn, po = dOut)
-            {
-                nint ip = (nint)pi, op = (nint)po;
-                ForRows(count * Rows, d, (r0, r1) =>
-                {
-                    for (int jr = r0; jr < r1; jr++)
-                    {
-                        var o = new Span<double>((double*)op + (long)jr * d, d);
-                        Normalize(jr % Rows, new ReadOnlySpan<double>((double*)ip + (long)jr * d, d), o);
-                        if (g != null) TensorPrimitives.Multiply(o, g, o);
-                    }
-                });
-            }
-        }
+        public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count) =>
+            MapRows(false, count * Rows, Rows, blk.Width, dIn, dOut, g, Normalize);
 
-        public override unsafe void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count)
-        {
-            int d = blk.Width;
-            fixed (double* po = dOut, pi = dIn)
-            {
-                nint op = (nint)po, ip = (nint)pi;
-                ForRows(count * Rows, d, (r0, r1) =>
-                {
-                    Span<double> t = d <= 512 ? stackalloc double[d] : new double[d];
-                    for (int jr = r0; jr < r1; jr++)
-                    {
-                        var q = new ReadOnlySpan<double>((double*)op + (long)jr * d, d);
-                        var dst = new Span<double>((double*)ip + (long)jr * d, d);
-                        if (g != null) { TensorPrimitives.Multiply(q, g, t); Normalize(jr % Rows, t, dst); }
-                        else Normalize(jr % Rows, q, dst);
-                    }
-                });
-            }
-        }
+        public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count) =>
+            MapRows(true, count * Rows, Rows, blk.Width, dOut, dIn, g, Normalize);
 
         public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> dOut, int count)
         {
-            int d = blk.Width;
-            if (g == null) { dOut[..(count * Rows * d)].Clear(); return; }
-            for (int jr = 0; jr < count * Rows; jr++)
-            {
-                int j = jr / Rows, r = jr % Rows;
-                var o = dOut.Slice(jr * d, d);
-                // δy = δγ ⊙ x̂ + δβ
-                TensorPrimitives.Multiply(xhat.AsSpan(r * d, d), dTheta.Slice(j * 2 * d, d), o);
-                TensorPrimitives.Add(o, dTheta.Slice(j * 2 * d + d, d), o);
-            }
+            if (g == null) dOut[..(count * Rows * blk.Width)].Clear();
+            else GainJvp(xhat, Rows, blk.Width, dTheta, dOut, count);
         }
 
         public override void ParamVjp(ReadOnlySpan<double> dOut, Span<double> dTheta, int count)
         {
-            int d = blk.Width;
-            if (g == null) return;
-            for (int j = 0; j < count; j++)
-            {
-                var dg = dTheta.Slice(j * 2 * d, d); var db = dTheta.Slice(j * 2 * d + d, d);
-                dg.Clear(); db.Clear();
-                for (int r = 0; r < Rows; r++)
-                {
-                    var q = dOut.Slice((j * Rows + r) * d, d);
-                    TensorPrimitives.MultiplyAdd(q, xhat.AsSpan(r * d, d), dg, dg);
-                    TensorPrimitives.Add(db, q, db);
-                }
-            }
+            if (g != null) GainVjp(xhat, Rows, blk.Width, dOut, dTheta, count);
         }
     }
 
@@ -205,42 +210,26 @@ public sealed class LayerNormBlock : StepBlock
             for (; i < d; i++) dst[i] = (float)((v[i] - mv - xr[i] * mxv) * s);
         }
 
-        internal override unsafe void Jvp32(ReadOnlySpan<float> dIn, Span<float> dOut, int count)
+        internal override void Jvp32(ReadOnlySpan<float> dIn, Span<float> dOut, int count) =>
+            MapRows(false, count * Rows, Rows, blk.Width, dIn, dOut, _g32, Normalize);
+
+        internal override void Vjp32(ReadOnlySpan<float> dOut, Span<float> dIn, int count) =>
+            MapRows(true, count * Rows, Rows, blk.Width, dOut, dIn, _g32, Normalize);
+
+        /// <summary>δy = δγ ⊙ x̂ + δβ on float32 rows.</summary>
+        internal override void ParamJvpActive32(ReadOnlySpan<float> dTheta, Span<float> dOut, int count, ReadOnlySpan<bool> active)
         {
-            int d = blk.Width;
-            fixed (float* pi = dIn, po = dOut)
-            {
-                nint ip = (nint)pi, op = (nint)po;
-                ForRows(count * Rows, d, (r0, r1) =>
-                {
-                    for (int jr = r0; jr < r1; jr++)
-                    {
-                        var o = new Span<float>((float*)op + (long)jr * d, d);
-                        Normalize(jr % Rows, new ReadOnlySpan<float>((float*)ip + (long)jr * d, d), o);
-                        if (_g32 != null) TensorPrimitives.Multiply(o, _g32, o);
-                    }
-                });
-            }
+            if (g == null) dOut[..(count * Rows * blk.Width)].Clear();
+            else GainJvp(xhat, Rows, blk.Width, dTheta, dOut, count);
         }
 
-        internal override unsafe void Vjp32(ReadOnlySpan<float> dOut, Span<float> dIn, int count)
+        /// <summary>
+        /// δγ = Σ_rows q ⊙ x̂, δβ = Σ_rows q on float32 rows (float32 sums, as the sgemm products of
+        /// the weight sites: this feeds applications, not traces).
+        /// </summary>
+        internal override void ParamVjpActive32(ReadOnlySpan<float> dOut, Span<float> dTheta, int count, ReadOnlySpan<bool> active)
         {
-            int d = blk.Width;
-            fixed (float* po = dOut, pi = dIn)
-            {
-                nint op = (nint)po, ip = (nint)pi;
-                ForRows(count * Rows, d, (r0, r1) =>
-                {
-                    Span<float> t = d <= 1024 ? stackalloc float[d] : new float[d];
-                    for (int jr = r0; jr < r1; jr++)
-                    {
-                        var q = new ReadOnlySpan<float>((float*)op + (long)jr * d, d);
-                        var dst = new Span<float>((float*)ip + (long)jr * d, d);
-                        if (_g32 != null) { TensorPrimitives.Multiply(q, _g32, t); Normalize(jr % Rows, t, dst); }
-                        else Normalize(jr % Rows, q, dst);
-                    }
-                });
-            }
+            if (g != null) GainVjp(xhat, Rows, blk.Width, dOut, dTheta, count);
         }
 
         public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> dOut, int count)

@@ -162,18 +162,56 @@ public sealed class SequentialBlock : StepBlock
         internal override void ParamVjpActive(ReadOnlySpan<double> dOut, Span<double> dTheta, int count, ReadOnlySpan<bool> active) =>
             CotangentActive(dOut, default, dTheta, count, active);
 
+        internal override void ParamJvpActive32(ReadOnlySpan<float> dTheta, Span<float> dOut, int count, ReadOnlySpan<bool> active) =>
+            TangentActive32(default, dTheta, dOut, count, active);
+
+        internal override void ParamVjpActive32(ReadOnlySpan<float> dOut, Span<float> dTheta, int count, ReadOnlySpan<bool> active) =>
+            CotangentActive32(dOut, default, dTheta, count, active);
+
         /// <summary>Child i's δθ gathered into <paramref name="dst"/> [count, m_i] from the block's dθ [count, ParameterSize] at offset <paramref name="off"/>.</summary>
-        private void ChildTheta(ReadOnlySpan<double> dTheta, int off, int mi, int count, Span<double> dst)
+        private void ChildTheta<T>(ReadOnlySpan<T> dTheta, int off, int mi, int count, Span<T> dst)
         {
             int size = blk.ParameterSize;
             for (int j = 0; j < count; j++) dTheta.Slice(j * size + off, mi).CopyTo(dst.Slice(j * mi, mi));
         }
 
-        /// <summary>The tangent runs through the children once; each child adds its own J_θ part on the way.</summary>
+        /// <summary>
+        /// The float64 sweeps of a float32 trace narrow the vectors (and δθ) once, sweep the children
+        /// in float32 and widen once, instead of converting at every child.
+        /// </summary>
         internal override void TangentActive(ReadOnlySpan<double> dIn, ReadOnlySpan<double> dTheta, Span<double> dOut, int count, ReadOnlySpan<bool> active)
         {
+            if (!single) { Tangent(dIn, dTheta, dOut, count, active); return; }
+            using var i32 = new Float32Buffer(dIn.Length); using var t32 = new Float32Buffer(dTheta.Length);
+            using var o32 = new Float32Buffer((long)count * Rows * blk.OutputWidth);
+            Float32.Narrow(dIn, i32.Span); Float32.Narrow(dTheta, t32.Span);
+            Tangent<float>(dIn.IsEmpty ? default : i32.Span, t32.Span, o32.Span, count, active);
+            Float32.Widen(o32.Span, dOut);
+        }
+
+        internal override void CotangentActive(ReadOnlySpan<double> g, Span<double> dIn, Span<double> dTheta, int count, ReadOnlySpan<bool> active)
+        {
+            if (!single) { Cotangent(g, dIn, dTheta, count, active); return; }
+            using var g32 = new Float32Buffer(g.Length); using var i32 = new Float32Buffer(dIn.Length);
+            using var t32 = new Float32Buffer(dTheta.Length);
+            Float32.Narrow(g, g32.Span);
+            t32.Span.Clear(); // entries of inactive parameters are unspecified; keep them finite
+            Cotangent<float>(g32.Span, dIn.IsEmpty ? default : i32.Span, t32.Span, count, active);
+            if (!dIn.IsEmpty) Float32.Widen(i32.Span, dIn);
+            Float32.Widen(t32.Span, dTheta);
+        }
+
+        internal override void TangentActive32(ReadOnlySpan<float> dIn, ReadOnlySpan<float> dTheta, Span<float> dOut, int count, ReadOnlySpan<bool> active) =>
+            Tangent(dIn, dTheta, dOut, count, active);
+
+        internal override void CotangentActive32(ReadOnlySpan<float> g, Span<float> dIn, Span<float> dTheta, int count, ReadOnlySpan<bool> active) =>
+            Cotangent(g, dIn, dTheta, count, active);
+
+        /// <summary>The tangent runs through the children once; each child adds its own J_θ part on the way (T: float or double).</summary>
+        private void Tangent<T>(ReadOnlySpan<T> dIn, ReadOnlySpan<T> dTheta, Span<T> dOut, int count, ReadOnlySpan<bool> active) where T : unmanaged
+        {
             long n = (long)count * Rows * MaxWidth;
-            using var cur = new BlockBuffer(n); using var nxt = new BlockBuffer(n);
+            using var cur = new RowScratch<T>(n); using var nxt = new RowScratch<T>(n);
             var (x, y) = (cur, nxt);
             bool have = !dIn.IsEmpty; // whether the running tangent is non-zero
             int off = 0, last = traces.Length - 1;
@@ -183,9 +221,9 @@ public sealed class SequentialBlock : StepBlock
                 var flags = ChildFlags(active, i, out bool on);
                 if (have || on)
                 {
-                    using var dti = new BlockBuffer(on ? (long)count * mi : 0);
+                    using var dti = new RowScratch<T>(on ? (long)count * mi : 0);
                     if (on) ChildTheta(dTheta, off, mi, count, dti.Span);
-                    var src = !have ? default : i == 0 ? dIn : (ReadOnlySpan<double>)x.Span;
+                    var src = !have ? default : i == 0 ? dIn : (ReadOnlySpan<T>)x.Span;
                     traces[i].TangentActive(src, on ? dti.Span : default, i == last ? dOut : y.Span, count, flags);
                     have = true;
                     (x, y) = (y, x);
@@ -196,11 +234,11 @@ public sealed class SequentialBlock : StepBlock
         }
 
         /// <summary>The cotangent runs back through the children once; it stops at the first child that has an active parameter unless dIn is wanted.</summary>
-        internal override void CotangentActive(ReadOnlySpan<double> g, Span<double> dIn, Span<double> dTheta, int count, ReadOnlySpan<bool> active)
+        private void Cotangent<T>(ReadOnlySpan<T> g, Span<T> dIn, Span<T> dTheta, int count, ReadOnlySpan<bool> active) where T : unmanaged
         {
             int size = blk.ParameterSize;
             long n = (long)count * Rows * MaxWidth;
-            using var cur = new BlockBuffer(n); using var nxt = new BlockBuffer(n);
+            using var cur = new RowScratch<T>(n); using var nxt = new RowScratch<T>(n);
             var (x, y) = (cur, nxt);
             int first = traces.Length;
             if (!dIn.IsEmpty) first = 0;
@@ -211,8 +249,8 @@ public sealed class SequentialBlock : StepBlock
                 int mi = blk._children[i].ParameterSize;
                 off -= mi;
                 var flags = ChildFlags(active, i, out bool on);
-                using var dti = new BlockBuffer(on ? (long)count * mi : 0);
-                var src = i == last ? g : (ReadOnlySpan<double>)x.Span;
+                using var dti = new RowScratch<T>(on ? (long)count * mi : 0);
+                var src = i == last ? g : (ReadOnlySpan<T>)x.Span;
                 var dst = i > first ? y.Span : i == 0 && !dIn.IsEmpty ? dIn : default;
                 traces[i].CotangentActive(src, dst, on ? dti.Span : default, count, flags);
                 if (on)
@@ -383,6 +421,26 @@ public sealed class ResidualBlock : StepBlock
             int n = count * Rows * blk.InputWidth;
             if (!dIn.IsEmpty) TensorPrimitives.Add(dIn[..n], g[..n], dIn[..n]);
         }
+
+        internal override void ParamJvpActive32(ReadOnlySpan<float> dTheta, Span<float> dOut, int count, ReadOnlySpan<bool> active) =>
+            inner.ParamJvpActive32(dTheta, dOut, count, active);
+        internal override void ParamVjpActive32(ReadOnlySpan<float> dOut, Span<float> dTheta, int count, ReadOnlySpan<bool> active) =>
+            inner.ParamVjpActive32(dOut, dTheta, count, active);
+
+        internal override void TangentActive32(ReadOnlySpan<float> dIn, ReadOnlySpan<float> dTheta, Span<float> dOut, int count, ReadOnlySpan<bool> active)
+        {
+            inner.TangentActive32(dIn, dTheta, dOut, count, active);
+            int n = count * Rows * blk.InputWidth;
+            if (!dIn.IsEmpty) TensorPrimitives.Add(dOut[..n], dIn[..n], dOut[..n]);
+        }
+
+        internal override void CotangentActive32(ReadOnlySpan<float> g, Span<float> dIn, Span<float> dTheta, int count, ReadOnlySpan<bool> active)
+        {
+            inner.CotangentActive32(g, dIn, dTheta, count, active);
+            int n = count * Rows * blk.InputWidth;
+            if (!dIn.IsEmpty) TensorPrimitives.Add(dIn[..n], g[..n], dIn[..n]);
+        }
+
         public override IReadOnlyList<LocalSite> Sites => inner.Sites;
     }
 }

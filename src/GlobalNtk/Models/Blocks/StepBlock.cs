@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using GlobalNtk.Operators;
 using GlobalNtk.Dense;
 
@@ -237,6 +238,73 @@ public abstract class BlockTrace
         if (!dIn.IsEmpty) Vjp(g, dIn, count);
     }
 
+    /// <summary>
+    /// <see cref="ParamJvpActive"/> on float32 blocks (dθ [count, ParameterSize], dOut [count·Rows, Out]).
+    /// Default: widens dθ, runs the float64 map and narrows the result; float32 traces with
+    /// parameters override it with their own float32 products.
+    /// </summary>
+    internal virtual void ParamJvpActive32(ReadOnlySpan<float> dTheta, Span<float> dOut, int count, ReadOnlySpan<bool> active)
+    {
+        long m = (long)count * Block.ParameterSize, n = (long)count * Rows * Block.OutputWidth;
+        using var t = new Operators.BlockBuffer(m); using var y = new Operators.BlockBuffer(n);
+        Float32.Widen(dTheta[..(int)m], t.Span);
+        ParamJvpActive(t.Span, y.Span, count, active);
+        Float32.Narrow(y.Span, dOut);
+    }
+
+    /// <summary><see cref="ParamVjpActive"/> on float32 blocks (default: through the float64 map, as <see cref="ParamJvpActive32"/>).</summary>
+    internal virtual void ParamVjpActive32(ReadOnlySpan<float> dOut, Span<float> dTheta, int count, ReadOnlySpan<bool> active)
+    {
+        long m = (long)count * Block.ParameterSize, n = (long)count * Rows * Block.OutputWidth;
+        using var g = new Operators.BlockBuffer(n); using var t = new Operators.BlockBuffer(m);
+        Float32.Widen(dOut[..(int)n], g.Span);
+        t.Span.Clear(); // entries outside active stay unspecified but finite
+        ParamVjpActive(g.Span, t.Span, count, active);
+        Float32.Narrow(t.Span, dTheta);
+    }
+
+    /// <summary><see cref="TangentActive"/> on float32 blocks (composite blocks override it to sweep their children once).</summary>
+    internal virtual void TangentActive32(ReadOnlySpan<float> dIn, ReadOnlySpan<float> dTheta, Span<float> dOut, int count, ReadOnlySpan<bool> active)
+    {
+        int n = count * Rows * Block.OutputWidth;
+        bool any = AnyActive(active);
+        if (dIn.IsEmpty)
+        {
+            if (any) ParamJvpActive32(dTheta, dOut, count, active); else dOut[..n].Clear();
+            return;
+        }
+        Jvp32(dIn, dOut, count);
+        if (!any) return;
+        using var t = new Float32Buffer(n);
+        ParamJvpActive32(dTheta, t.Span, count, active);
+        System.Numerics.Tensors.TensorPrimitives.Add(dOut[..n], t.Span, dOut[..n]);
+    }
+
+    /// <summary><see cref="CotangentActive"/> on float32 blocks.</summary>
+    internal virtual void CotangentActive32(ReadOnlySpan<float> g, Span<float> dIn, Span<float> dTheta, int count, ReadOnlySpan<bool> active)
+    {
+        if (AnyActive(active)) ParamVjpActive32(g, dTheta, count, active);
+        if (!dIn.IsEmpty) Vjp32(g, dIn, count);
+    }
+
+    /// <summary><see cref="TangentActive"/> or <see cref="TangentActive32"/> by element type (T is float or double).</summary>
+    internal void TangentActive<T>(ReadOnlySpan<T> dIn, ReadOnlySpan<T> dTheta, Span<T> dOut, int count, ReadOnlySpan<bool> active) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double))
+            TangentActive(MemoryMarshal.Cast<T, double>(dIn), MemoryMarshal.Cast<T, double>(dTheta), MemoryMarshal.Cast<T, double>(dOut), count, active);
+        else
+            TangentActive32(MemoryMarshal.Cast<T, float>(dIn), MemoryMarshal.Cast<T, float>(dTheta), MemoryMarshal.Cast<T, float>(dOut), count, active);
+    }
+
+    /// <summary><see cref="CotangentActive"/> or <see cref="CotangentActive32"/> by element type (T is float or double).</summary>
+    internal void CotangentActive<T>(ReadOnlySpan<T> g, Span<T> dIn, Span<T> dTheta, int count, ReadOnlySpan<bool> active) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double))
+            CotangentActive(MemoryMarshal.Cast<T, double>(g), MemoryMarshal.Cast<T, double>(dIn), MemoryMarshal.Cast<T, double>(dTheta), count, active);
+        else
+            CotangentActive32(MemoryMarshal.Cast<T, float>(g), MemoryMarshal.Cast<T, float>(dIn), MemoryMarshal.Cast<T, float>(dTheta), count, active);
+    }
+
     /// <summary>The affine weight sites inside this block, with D mapping into this block's output.</summary>
     public virtual IReadOnlyList<LocalSite> Sites => [];
 }
@@ -294,3 +362,27 @@ public delegate void SpanMap(ReadOnlySpan<double> src, Span<double> dst, int cou
 
 /// <summary>A linear map between two float32 row blocks of <c>count</c> vectors.</summary>
 internal delegate void SpanMap32(ReadOnlySpan<float> src, Span<float> dst, int count);
+
+/// <summary>
+/// A pooled scratch block of T (double: <see cref="BlockBuffer"/>, float: <see cref="Float32Buffer"/>)
+/// for block maps written once for both element types. Contents start undefined.
+/// </summary>
+internal readonly struct RowScratch<T> : IDisposable where T : unmanaged
+{
+    private readonly BlockBuffer? _d;
+    private readonly Float32Buffer? _f;
+
+    /// <summary>Rents <paramref name="length"/> elements.</summary>
+    public RowScratch(long length)
+    {
+        if (typeof(T) == typeof(double)) _d = new BlockBuffer(length);
+        else if (typeof(T) == typeof(float)) _f = new Float32Buffer(length);
+        else throw new NotSupportedException($"No scratch for {typeof(T).Name}.");
+    }
+
+    /// <summary>The block.</summary>
+    public Span<T> Span => typeof(T) == typeof(double) ? MemoryMarshal.Cast<double, T>(_d!.Span) : MemoryMarshal.Cast<float, T>(_f!.Span);
+
+    /// <summary>Returns the storage to the pool.</summary>
+    public void Dispose() { _d?.Dispose(); _f?.Dispose(); }
+}

@@ -84,6 +84,14 @@ public sealed class RecurrentLinearization : ChainLinearization
     /// </summary>
     internal static readonly ScopedSetting<long> RowChunkElements = new(MemoryBudget.ScratchBlockElements);
 
+    /// <summary>
+    /// Bytes per row chunk of K's site kernel (at most <see cref="RowChunkElements"/> values): about
+    /// two cores' L2 caches, so the D* rows are still cached when the Ûᵀ GEMM packs them and the Û C
+    /// rows when D reads them (a whole-budget chunk, 33 MB, ran K at half its GEMMs' speed). Tests
+    /// shrink it for their own call only, through <see cref="ScopedSetting{T}.Override"/>.
+    /// </summary>
+    internal static readonly ScopedSetting<long> KernelChunkBytes = new(3L << 20);
+
     /// <summary>One weight site: its tensors (U's column blocks), biases, width and pre-activation block.</summary>
     private sealed record SiteLayout(string Name, (string Name, bool Recurrent)[] Weights, string[] Biases, int Width, int PreOffset);
 
@@ -756,37 +764,61 @@ public sealed class RecurrentLinearization : ChainLinearization
         }
 
         /// <summary>
-        /// y[j] += Σ_s D_s (Û_s Û_sᵀ ⊗ I) D_s* x[j], one vector at a time in two passes over row
-        /// chunks (docs/math.md#kronecker-core): pass 1 computes Dᵀ q on a chunk of rows and accumulates
-        /// C_s = Û_sᵀ A_s (d̂ × G·H, small); pass 2 forms A_s = Û_s C_s on a chunk and applies D. So
-        /// Dᵀ and D run once per row for every site together, the chunk is consumed while it is in
-        /// cache, and the scratch is one row chunk, not a [B·T, P] block per vector.
+        /// y[j] += Σ_s D_s (Û_s Û_sᵀ ⊗ I) D_s* x[j], one vector at a time in two passes over chunks of
+        /// rows that stay in cache (docs/math.md#kronecker-core). Pass 1 forms g = D* x on a chunk (its
+        /// rows split over threads), then accumulates C_s = Û_sᵀ g_s (the columns split over threads,
+        /// one serial GEMM each). Pass 2 forms A_s = Û_s C_s and applies D, each thread on its own rows
+        /// of the chunk, so a row goes from the GEMM to D while it is in that thread's cache; C_s is
+        /// packed once per vector for it. A site's columns of ones (its biases) stay out of the GEMMs:
+        /// their rows of C_s all equal the column sums S_s of g_s, so pass 2 adds (biases)·S_s to every
+        /// row, and the GEMMs keep k = the site's width (H = 256: one k-slice instead of two for 257).
         /// </summary>
         public void AddSiteKernel<TV>(ReadOnlySpan<TV> x, Span<TV> y, int count) where TV : unmanaged
         {
-            int size = _lin.StateShape.Size, sites = _lin._layout.Length;
-            int rowChunk = RowChunk;
-            var g = ArrayPool<T>.Shared.Rent(rowChunk * _p);
-            var c = new T[sites][];   // C_s = Û_sᵀ A_s (d̂ × G·H: 6 MB for GRU H=512), pooled: no garbage per call
-            for (int s = 0; s < sites; s++) c[s] = ArrayPool<T>.Shared.Rent(SiteWidth(s) * _gh);
+            int size = _lin.StateShape.Size, sites = _lin._layout.Length, chunk = KernelChunkRows;
+            int threads = Math.Min(Environment.ProcessorCount, Gemm.MaxDegreeOfParallelism);
+            long rowCost = 12L * _p;
+            for (int s = 0; s < sites; s++) rowCost += 4L * SiteWidth(s) * _gh;
+            int parts = threads > 1 && chunk * rowCost >= RowLoop.ParallelThreshold.Value ? threads : 1;
+            var g = ArrayPool<T>.Shared.Rent(chunk * _p);
+            var c = new T[sites][];     // C_s: all d̂ rows for a narrow site, the weight rows for a GEMM site
+            var sums = new T[sites][];  // S_s: a GEMM site's column sums of g_s, if it has biases
+            var packed = new PackedOperand<T>?[sites];
+            var scratch = PinnedScratch<T>.Rent();
             try
             {
-                for (int j = 0; j < count; j++)
+                for (int s = 0; s < sites; s++)
                 {
-                    var xj = x.Slice(j * size, size);
-                    var yj = y.Slice(j * size, size);
-                    for (int s = 0; s < sites; s++) Array.Clear(c[s], 0, SiteWidth(s) * _gh);
-                    for (int r0 = 0; r0 < _rows; r0 += rowChunk)
+                    c[s] = ArrayPool<T>.Shared.Rent(CRows(s) * _gh);   // pooled: no garbage per call
+                    if (UsesGemm(s) && _lin._layout[s].Biases.Length > 0) sums[s] = ArrayPool<T>.Shared.Rent(_gh);
+                }
+                fixed (TV* px = x, py = y)
+                {
+                    for (int j = 0; j < count; j++)
                     {
-                        int rc = Math.Min(rowChunk, _rows - r0);
-                        DAdjointRows(xj, g, r0, rc);
-                        for (int s = 0; s < sites; s++) AccumulateUtA(s, r0, rc, g, c[s]);
-                    }
-                    for (int r0 = 0; r0 < _rows; r0 += rowChunk)
-                    {
-                        int rc = Math.Min(rowChunk, _rows - r0);
-                        for (int s = 0; s < sites; s++) FormUC(s, r0, rc, c[s], g);
-                        DRowsAdd(g, yj, r0, rc);
+                        nint xj = (nint)(px + (long)j * size), yj = (nint)(py + (long)j * size);
+                        for (int s = 0; s < sites; s++)
+                        {
+                            if (!UsesGemm(s)) Array.Clear(c[s], 0, CRows(s) * _gh);   // a GEMM site's first chunk overwrites C_s
+                            if (sums[s] is { } sum) Array.Clear(sum, 0, _gh);
+                        }
+                        for (int r0 = 0; r0 < _rows; r0 += chunk)
+                        {
+                            int rc = Math.Min(chunk, _rows - r0), start = r0;
+                            SplitRange(parts, rc, 8, (lo, hi) => DAdjointRange<TV>(xj, start, lo, hi, g));
+                            SplitRange(parts, _gh, 48, (lo, hi) => AccumulateColumns(start, rc, lo, hi, g, c, sums));
+                        }
+                        for (int s = 0; s < sites; s++)
+                        {
+                            if (!UsesGemm(s)) continue;
+                            int w = _lin._layout[s].Width;
+                            packed[s] = new PackedOperand<T>(Trans.No, w, _gh, c[s], _gh, scratch.Get(s, PackedOperand<T>.StorageLength(w, _gh)));
+                        }
+                        for (int r0 = 0; r0 < _rows; r0 += chunk)
+                        {
+                            int rc = Math.Min(chunk, _rows - r0), start = r0;
+                            SplitRange(parts, rc, 8, (lo, hi) => FormAndApplyD<TV>(start, lo, hi, g, c, sums, packed, yj));
+                        }
                     }
                 }
             }
@@ -794,51 +826,134 @@ public sealed class RecurrentLinearization : ChainLinearization
             {
                 ArrayPool<T>.Shared.Return(g);
                 foreach (var cs in c) if (cs is not null) ArrayPool<T>.Shared.Return(cs);
+                foreach (var ss in sums) if (ss is not null) ArrayPool<T>.Shared.Return(ss);
+                PinnedScratch<T>.Return(scratch);
+            }
+        }
+
+        /// <summary>
+        /// Rows per chunk of K's site kernel: <see cref="KernelChunkBytes"/> of pre-activation rows, in
+        /// whole 8-row groups (the kernels' MR), and never more than <see cref="RowChunk"/>.
+        /// </summary>
+        private int KernelChunkRows
+        {
+            get
+            {
+                long rows = KernelChunkBytes.Value / ((long)_p * sizeof(T));
+                if (rows >= 16) rows -= rows % 8;
+                return (int)Math.Clamp(rows, 1, Math.Min(RowChunk, Math.Max(1, _rows)));
             }
         }
 
         private int SiteWidth(int s) => _lin._layout[s].Width + _lin._layout[s].Biases.Length;
 
+        /// <summary>Whether site s runs its Û products as GEMMs (else, for a few inputs, as streaming axpys).</summary>
+        private bool UsesGemm(int s) => SiteWidth(s) > NarrowWidth;
+
+        /// <summary>Rows of C_s kept: every column of Û for a narrow site, the weight columns for a GEMM site.</summary>
+        private int CRows(int s) => UsesGemm(s) ? _lin._layout[s].Width : SiteWidth(s);
+
         /// <summary>
-        /// c += Û_s[r0 : r0+rc]ᵀ · g[:, site block] (d̂ × G·H). Narrow Û (a few inputs) is one streaming
-        /// pass instead of a GEMM, which would pack all of the block to produce d̂ rows.
+        /// Runs body(lo, hi) on up to <paramref name="parts"/> ranges that split [0, length) at multiples
+        /// of <paramref name="unit"/>, one per thread (one part: on the calling thread).
         /// </summary>
-        private void AccumulateUtA(int s, int r0, int rc, T[] g, T[] c)
+        private static void SplitRange(int parts, int length, int unit, Action<int, int> body)
         {
-            int d = SiteWidth(s), offset = _lin._layout[s].PreOffset;
-            var u = _u[s].Value;
-            if (d <= NarrowWidth)
-            {
-                for (int r = 0; r < rc; r++)
-                {
-                    var ar = g.AsSpan(r * _p + offset, _gh);
-                    for (int i = 0; i < d; i++)
-                    {
-                        var ci = c.AsSpan(i * _gh, _gh);
-                        TensorPrimitives.MultiplyAdd(ar, u[(r0 + r) * d + i], ci, ci);
-                    }
-                }
-                return;
-            }
-            GemmGeneric.Multiply(Trans.Yes, Trans.No, d, _gh, rc, T.One, u.AsSpan(r0 * d), d, g.AsSpan(offset), _p, T.One, c, _gh);
+            int tiles = (length + unit - 1) / unit;
+            parts = Math.Min(parts, tiles);
+            if (parts <= 1) { body(0, length); return; }
+            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+                body((int)((long)tiles * part / parts) * unit, Math.Min(length, (int)((long)tiles * (part + 1) / parts) * unit)));
         }
 
-        /// <summary>g[:, site block] = Û_s[r0 : r0+rc] · c for a chunk of rows.</summary>
-        private void FormUC(int s, int r0, int rc, T[] c, T[] g)
+        /// <summary>g[i] = Dᵀ q[r0 + i] for chunk rows lo ≤ i &lt; hi of the state vector at <paramref name="q"/> (elements TV: double, or T).</summary>
+        private void DAdjointRange<TV>(nint q, int r0, int lo, int hi, T[] g) where TV : unmanaged
         {
-            int d = SiteWidth(s), offset = _lin._layout[s].PreOffset;
-            var u = _u[s].Value;
-            if (d <= NarrowWidth)
+            var work = ArrayPool<T>.Shared.Rent(_s + _cell.WorkWidth);
+            try
             {
-                for (int r = 0; r < rc; r++)
+                var qr = work.AsSpan(0, _s);
+                for (int i = lo; i < hi; i++)
                 {
-                    var ar = g.AsSpan(r * _p + offset, _gh);
-                    TensorPrimitives.Multiply(c.AsSpan(0, _gh), u[(r0 + r) * d], ar);
-                    for (int i = 1; i < d; i++) TensorPrimitives.MultiplyAdd(c.AsSpan(i * _gh, _gh), u[(r0 + r) * d + i], ar, ar);
+                    int row = r0 + i;
+                    ToT<TV>(AtV<TV>(q, (long)row * _s, _s), qr);
+                    _cell.ApplyDTranspose(Row(row / _t, row % _t), qr, g.AsSpan(i * _p, _p), work.AsSpan(_s, _cell.WorkWidth));
                 }
-                return;
             }
-            GemmGeneric.Multiply(Trans.No, Trans.No, rc, _gh, d, T.One, u.AsSpan(r0 * d), d, c, _gh, T.Zero, g.AsSpan(offset), _p);
+            finally { ArrayPool<T>.Shared.Return(work); }
+        }
+
+        /// <summary>
+        /// Pass 1 on columns [lo, hi) of every site block, for chunk rows r0 ≤ r &lt; r0 + rc held in g:
+        /// C_s += Û_s[rows]ᵀ g_s (a GEMM over the weight columns, or axpys for a narrow site) and
+        /// S_s += the column sums of g_s. Each element's sum runs in row order, whatever the split.
+        /// </summary>
+        private void AccumulateColumns(int r0, int rc, int lo, int hi, T[] g, T[][] c, T[][] sums)
+        {
+            int w = hi - lo;
+            for (int s = 0; s < c.Length; s++)
+            {
+                int d = SiteWidth(s), offset = _lin._layout[s].PreOffset + lo;
+                var u = _u[s].Value;
+                if (!UsesGemm(s))
+                {
+                    for (int r = 0; r < rc; r++)
+                    {
+                        var ar = g.AsSpan(r * _p + offset, w);
+                        for (int i = 0; i < d; i++)
+                        {
+                            var ci = c[s].AsSpan(i * _gh + lo, w);
+                            TensorPrimitives.MultiplyAdd(ar, u[(r0 + r) * d + i], ci, ci);
+                        }
+                    }
+                    continue;
+                }
+                Gemm.Multiply<T>(Trans.Yes, Trans.No, _lin._layout[s].Width, w, rc, T.One, u.AsSpan(r0 * d), d,
+                    g.AsSpan(offset), _p, r0 == 0 ? T.Zero : T.One, c[s].AsSpan(lo), _gh, 1);
+                if (sums[s] is { } sum)
+                {
+                    var sr = sum.AsSpan(lo, w);
+                    for (int r = 0; r < rc; r++) TensorPrimitives.Add(sr, g.AsSpan(r * _p + offset, w), sr);
+                }
+            }
+        }
+
+        /// <summary>
+        /// Pass 2 on chunk rows r0 + lo ≤ r &lt; r0 + hi: A_s = Û_s C_s into g (a GEMM on the packed weight
+        /// rows of C_s plus (biases)·S_s, or axpys for a narrow site), then y[r] += D A[r], row by row.
+        /// </summary>
+        private void FormAndApplyD<TV>(int r0, int lo, int hi, T[] g, T[][] c, T[][] sums, PackedOperand<T>?[] packed, nint y) where TV : unmanaged
+        {
+            for (int s = 0; s < c.Length; s++)
+                if (packed[s] is { } pc)
+                    Gemm.MultiplyPacked<T>(Trans.No, hi - lo, T.One, _u[s].Value.AsSpan((r0 + lo) * SiteWidth(s)), SiteWidth(s), pc,
+                        T.Zero, g.AsSpan(lo * _p + _lin._layout[s].PreOffset), _p, 1);
+            var work = ArrayPool<T>.Shared.Rent(_s + _cell.WorkWidth);
+            try
+            {
+                var tmp = work.AsSpan(0, _s);
+                for (int i = lo; i < hi; i++)
+                {
+                    int row = r0 + i;
+                    var a = g.AsSpan(i * _p, _p);
+                    for (int s = 0; s < c.Length; s++)
+                    {
+                        var block = a.Slice(_lin._layout[s].PreOffset, _gh);
+                        if (UsesGemm(s))
+                        {
+                            if (sums[s] is { } sum) TensorPrimitives.MultiplyAdd(sum.AsSpan(0, _gh), T.CreateTruncating(_lin._layout[s].Biases.Length), block, block);
+                            continue;
+                        }
+                        int d = SiteWidth(s);
+                        var u = _u[s].Value;
+                        TensorPrimitives.Multiply(c[s].AsSpan(0, _gh), u[row * d], block);
+                        for (int k = 1; k < d; k++) TensorPrimitives.MultiplyAdd(c[s].AsSpan(k * _gh, _gh), u[row * d + k], block, block);
+                    }
+                    _cell.ApplyD(Row(row / _t, row % _t), a, tmp, work.AsSpan(_s, _cell.WorkWidth));
+                    AddFromT<TV>(tmp, AtV<TV>(y, (long)row * _s, _s));
+                }
+            }
+            finally { ArrayPool<T>.Shared.Return(work); }
         }
 
         private const int NarrowWidth = 8;
