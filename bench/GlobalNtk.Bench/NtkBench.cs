@@ -14,7 +14,8 @@ namespace GlobalNtk.Bench;
 /// <c>--reps</c> timed runs after a warm-up (the machine is shared). Options: <c>--arch</c>,
 /// <c>--trials</c>, <c>--steps</c>, <c>--hidden</c>, <c>--inputs</c>, <c>--block</c>, <c>--reps</c>,
 /// <c>--precision f64|f32</c> (the linearisation's compute precision; the GEMM rates are measured in
-/// the same precision), <c>--gemm-threads</c>, <c>--detail</c> (per-piece times), <c>--layers</c>,
+/// the same precision; with f32 the timed vectors are float32 blocks, as a float32 caller's, and
+/// <c>--f64-vectors</c> keeps them float64 as the estimators do), <c>--gemm-threads</c>, <c>--detail</c> (per-piece times), <c>--layers</c>,
 /// <c>--path fused|blocks</c> (the default linearisation, or the generic block chain; float64 only).
 /// </summary>
 internal static class NtkBench
@@ -27,6 +28,7 @@ internal static class NtkBench
         var precision = Precision.F64;
         int layers = 1;
         string path = "fused";
+        bool f64Vectors = false;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -39,6 +41,7 @@ internal static class NtkBench
                 case "--block": block = int.Parse(args[++i]); break;
                 case "--reps": reps = int.Parse(args[++i]); break;
                 case "--detail": detail = true; break;
+                case "--f64-vectors": f64Vectors = true; break;
                 case "--precision":
                     if (!PrecisionNames.TryParse(args[++i], out precision)) { Console.Error.WriteLine($"error: --precision '{args[i]}' is not f64 or f32"); return 2; }
                     break;
@@ -53,7 +56,8 @@ internal static class NtkBench
         if (path == "blocks" && precision != Precision.F64) { Console.Error.WriteLine("error: --path blocks has no float32 path"); return 2; }
         var model = RecurrentModel.Create(new RecurrentConfig(arch, nIn, h, 3) { Seed = 1, Layers = layers });
         Func<Tensor, GlobalNtk.Models.ChainLinearization> linearize = path == "blocks" ? xs => model.LinearizeBlocks(xs) : xs => model.Linearize(xs, precision);
-        Console.WriteLine($"path: {path} (L={layers})");
+        bool f32v = precision == Precision.F32 && !f64Vectors;
+        Console.WriteLine($"path: {path} (L={layers}), {(f32v ? "float32" : "float64")} vectors");
         var rng = new Random(2);
         var x = new Tensor(model.InputShape(b, t));
         for (int i = 0; i < x.Length; i++) x.Span[i] = 2 * rng.NextDouble() - 1;
@@ -98,33 +102,54 @@ internal static class NtkBench
             Console.WriteLine($"  step GEMMs [{b}×{h}]·W_hhᵀ {tg1 * 1e3:F3} ms, [{b}×{g}]·W_hh {tg2 * 1e3:F3} ms ({2.0 * b * g * h / tg1 / 1e9:F1} / {2.0 * b * g * h / tg2 / 1e9:F1} GFLOP/s)");
         }
 
+        // The vector blocks in the timed element type only: a float32 run holds no float64 block
+        // (the peak working set below is the float32 path's own).
         var q = Random(s, 3);
         var y = new double[s];
-        ops.NtkS.ApplyBlock(q, y, 1);   // warm-up (JIT)
-        double tNtk = Best(reps, () => ops.NtkS.ApplyBlock(q, y, 1)); double NtkCpu = LastCpu;
-        double tK = Best(reps, () => ops.KKronecker.ApplyBlock(q, y, 1)); double KCpu = LastCpu;
-        double tKg = Best(reps, () => ops.K.ApplyBlock(q, y, 1)); double KgCpu = LastCpu;
-        double tP = Best(reps, () => ops.P.ApplyBlock(q, y, 1)); double PCpu = LastCpu;
-        double tPs = Best(reps, () => ops.PAdjoint.ApplyBlock(q, y, 1)); double PsCpu = LastCpu;
+        var qf = f32v ? Narrow(q) : null;
+        var yf = f32v ? new float[s] : null;
+        Action One(LinearOperator op) => f32v ? () => op.ApplyBlock(qf, yf, 1) : () => op.ApplyBlock(q, y, 1);
+        One(ops.NtkS)();   // warm-up (JIT)
+        double tNtk = Best(reps, One(ops.NtkS)); double NtkCpu = LastCpu;
+        double tK = Best(reps, One(ops.KKronecker)); double KCpu = LastCpu;
+        double tKg = Best(reps, One(ops.K)); double KgCpu = LastCpu;
+        double tP = Best(reps, One(ops.P)); double PCpu = LastCpu;
+        double tPs = Best(reps, One(ops.PAdjoint)); double PsCpu = LastCpu;
         long peakSingle = Process.GetCurrentProcess().PeakWorkingSet64;
         // Bytes the GC hands out during one application (scratch that is not pooled), after the warm-ups.
-        long alloc0 = GC.GetTotalAllocatedBytes(true); ops.NtkS.ApplyBlock(q, y, 1); long allocNtk = GC.GetTotalAllocatedBytes(true) - alloc0;
-        alloc0 = GC.GetTotalAllocatedBytes(true); ops.Jtheta.ApplyAdjointBlock(q, new double[lin.Parameters.TotalSize], 1); long allocJ = GC.GetTotalAllocatedBytes(true) - alloc0;
+        long alloc0 = GC.GetTotalAllocatedBytes(true); One(ops.NtkS)(); long allocNtk = GC.GetTotalAllocatedBytes(true) - alloc0;
+        int m = lin.Parameters.TotalSize;
+        alloc0 = GC.GetTotalAllocatedBytes(true);
+        if (f32v) ops.Jtheta.ApplyAdjointBlock(qf, new float[m], 1); else ops.Jtheta.ApplyAdjointBlock(q, new double[m], 1);
+        long allocJ = GC.GetTotalAllocatedBytes(true) - alloc0;
         long liveSingle = GC.GetTotalMemory(true);
 
-        var qb = Random(block * s, 4);
-        var yb = new double[block * s];
-        double tNtkB = Best(Math.Min(reps, 2), () => ops.NtkS.ApplyBlock(qb, yb, block)); double NtkBCpu = LastCpu;
-        double tKB = Best(Math.Min(reps, 2), () => ops.KKronecker.ApplyBlock(qb, yb, block)); double KBCpu = LastCpu;
-        double tPB = Best(Math.Min(reps, 2), () => ops.P.ApplyBlock(qb, yb, block)); double PBCpu = LastCpu;
+        double[]? qb = null, yb = null; float[]? qbf = null, ybf = null;
+        if (f32v) { qbf = RandomSingle(block * s, 4); ybf = new float[block * s]; }
+        else { qb = Random(block * s, 4); yb = new double[block * s]; }
+        Action Block(LinearOperator op) => f32v ? () => op.ApplyBlock(qbf, ybf, block) : () => op.ApplyBlock(qb, yb, block);
+        double tNtkB = Best(Math.Min(reps, 2), Block(ops.NtkS)); double NtkBCpu = LastCpu;
+        double tKB = Best(Math.Min(reps, 2), Block(ops.KKronecker)); double KBCpu = LastCpu;
+        double tPB = Best(Math.Min(reps, 2), Block(ops.P)); double PBCpu = LastCpu;
         long peakBlock = Process.GetCurrentProcess().PeakWorkingSet64;
+        qb = yb = null; qbf = ybf = null;
+        // An aggressive collection hands the freed blocks back to the OS, so the phases below start
+        // from the setup's footprint instead of adding to the blocks' (a plain collection keeps them committed).
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        long wsAfterBlock = Process.GetCurrentProcess().WorkingSet64;
 
+        // The Kronecker core and the GEMM rates after the vector blocks are garbage, so the peak working
+        // set is the larger of the two phases, not their sum.
         double tCore = Time(() => _ = new KroneckerCore(lin).ModeCaptureCurve()); double coreCpu = LastCpu;
 
         // GEMM throughput of the K-shaped product (Ûᵀ A: [N×d̂]ᵀ·[N×m]) and a square one, same run.
         var big = lin.Sites.OrderByDescending(site => site.AugmentedWidth).First();
         var (gemmK, gemmKCpu) = GemmRate(big.AugmentedWidth, big.OutDim, big.Rows, Trans.Yes, reps, precision);
         var (gemmSq, gemmSqCpu) = GemmRate(1000, 1000, 1000, Trans.No, reps, precision);
+
+        GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();
+        long peakCore = Process.GetCurrentProcess().PeakWorkingSet64;
+
 
         Console.WriteLine();
         Console.WriteLine($"{"operation",-28} {"wall (s)",10} {"CPU (s)",9} {"GFLOP",8} {"GFLOP/s",9}");
@@ -141,19 +166,24 @@ internal static class NtkBench
         Console.WriteLine($"GEMM ({precision.Name()}) in this run: K-shaped [{big.Rows}×{big.AugmentedWidth}]ᵀ·[{big.Rows}×{big.OutDim}] {gemmK:F1} GFLOP/s ({gemmKCpu:F1} per CPU-second), square n=1000 {gemmSq:F1} GFLOP/s ({gemmSqCpu:F1} per CPU-second)");
         Console.WriteLine($"NTK_S one vector: {ntkFlop / 1e9 / tNtk / gemmSq * 100:F0} % of the square GEMM's wall rate, {ntkFlop / 1e9 / NtkCpu / gemmSqCpu * 100:F0} % of its rate per CPU-second");
         Console.WriteLine($"live heap held by the linearisation and operators: {(liveSetup - heapBefore) / 1e6:F0} MB");
-        if (precision == Precision.F32)
-        {
-            var ops64 = new NtkOperators(model.Linearize(x, Precision.F64));
-            var y64 = ops64.NtkS.Apply(q);
-            var y32 = ops.NtkS.Apply(q);
-            double num = 0, den = 0;
-            for (int i = 0; i < s; i++) { num += (y32[i] - y64[i]) * (y32[i] - y64[i]); den += y64[i] * y64[i]; }
-            Console.WriteLine($"f32 vs f64 on this model: ‖NTK_S q (f32) − NTK_S q (f64)‖ / ‖NTK_S q (f64)‖ = {Math.Sqrt(num / den):E2}");
-        }
-        Console.WriteLine($"allocated by one application (GC heap, after warm-up): NTK_S {allocNtk / 1e6:F1} MB, J_θ* {allocJ / 1e6:F1} MB (incl. its {lin.Parameters.TotalSize * 8 / 1e6:F1} MB result)");
+        Console.WriteLine($"allocated by one application (GC heap, after warm-up): NTK_S {allocNtk / 1e6:F1} MB, J_θ* {allocJ / 1e6:F1} MB (incl. its {m * (f32v ? 4 : 8) / 1e6:F1} MB result)");
         Console.WriteLine($"live GC heap: {liveSetup / 1e6:F0} MB after setup (model, inputs, linearisation, operators), {liveSingle / 1e6:F0} MB after the single-vector applications (incl. pooled scratch)");
         Console.WriteLine($"peak working set: {peakSingle / 1e6:F0} MB after setup + single-vector applications, {peakBlock / 1e6:F0} MB after the block of {block} " +
-                          $"(one state block of {block} = {8.0 * s * block / 1e6:F0} MB); GC heap now {GC.GetTotalMemory(false) / 1e6:F0} MB");
+                          $"(one state block of {block} = {(f32v ? 4.0 : 8.0) * s * block / 1e6:F0} MB), {peakCore / 1e6:F0} MB after the Kronecker core and GEMM rates (working set {wsAfterBlock / 1e6:F0} MB before them); GC heap now {GC.GetTotalMemory(false) / 1e6:F0} MB");
+        if (precision == Precision.F32)
+        {
+            // After the peak figure: the float64 reference linearisation is built only now, and is small
+            // next to the blocks, which are gone (the process's peak stays the figure above).
+            var ops64 = new NtkOperators(model.Linearize(x, Precision.F64));
+            var y64 = ops64.NtkS.Apply(q);
+            double[] y32;
+            if (f32v) { ops.NtkS.ApplyBlock(qf, yf, 1); y32 = yf!.Select(v => (double)v).ToArray(); }
+            else y32 = ops.NtkS.Apply(q);
+            double num = 0, den = 0;
+            for (int i = 0; i < s; i++) { num += (y32[i] - y64[i]) * (y32[i] - y64[i]); den += y64[i] * y64[i]; }
+            Console.WriteLine($"f32 vs f64 on this model ({(f32v ? "float32" : "float64")} vectors): ‖NTK_S q (f32) − NTK_S q (f64)‖ / ‖NTK_S q (f64)‖ = {Math.Sqrt(num / den):E2}; " +
+                              $"peak working set after this check {Process.GetCurrentProcess().PeakWorkingSet64 / 1e6:F0} MB");
+        }
         return 0;
     }
 
@@ -205,6 +235,17 @@ internal static class NtkBench
         double sec = Best(reps, run);
         double flop = 2.0 * m * n * k / 1e9;
         return (flop / sec, flop / Math.Max(LastCpu, 1e-9));
+    }
+
+    private static float[] Narrow(double[] v) => v.Select(e => (float)e).ToArray();
+
+    /// <summary>The values of <see cref="Random"/> rounded to float32, without a float64 block.</summary>
+    private static float[] RandomSingle(int n, int seed)
+    {
+        var rng = new Random(seed);
+        var v = new float[n];
+        for (int i = 0; i < n; i++) v[i] = (float)(2 * rng.NextDouble() - 1);
+        return v;
     }
 
     private static double[] Random(int n, int seed)

@@ -89,13 +89,13 @@ public class Float32VectorTests
         }
     }
 
-    /// <summary>A recurrent float32 linearisation has no float32 state maps: its operators take float32 blocks through the converting default.</summary>
+    /// <summary>A float64 linearisation has no float32 state maps: its operators take float32 blocks through the converting default.</summary>
     [Fact]
     public void OperatorsWithoutAFloat32PathConvertFloat32Blocks()
     {
-        var model = RecurrentModel.Create(new RecurrentConfig("gru", 3, 8, 2));
+        var model = RecurrentModel.Create(new RecurrentConfig("gru", 3, 8, 2) { Layers = 2 });
         var x = new Tensor(TestMath.Gaussian(new Random(4), 2 * 5 * 3), model.InputShape(2, 5));
-        var lin = model.Linearize(x, Precision.F32);
+        var lin = model.Linearize(x, Precision.F64);
         Assert.False(lin.HasSingleStateMaps);
         var ops = new NtkOperators(lin);
         var dense = new DenseOperator(TestMath.Gaussian(new Random(5), 4 * 3), 4, 3);

@@ -90,6 +90,18 @@ public abstract class ChainLinearization
     public virtual bool TryAddSiteKernel(ReadOnlySpan<double> x, Span<double> y, int count) => false;
 
     /// <summary>
+    /// <see cref="TryAddSiteKernel(ReadOnlySpan{double}, Span{double}, int)"/> on float32 state blocks
+    /// (with <see cref="HasSingleStateMaps"/>); false (the default) when there is no fused float32 kernel.
+    /// </summary>
+    internal virtual bool TryAddSiteKernel(ReadOnlySpan<float> x, Span<float> y, int count) => false;
+
+    /// <summary><see cref="ParamJvp"/> on float32 blocks, natively; false (nothing done, the default) when the model has no float32 J_θ.</summary>
+    internal virtual bool TryParamJvp(ReadOnlySpan<float> dTheta, Span<float> result, int count) => false;
+
+    /// <summary><see cref="ParamVjp"/> on float32 blocks, natively; false (nothing done, the default) when the model has no float32 J_θ*.</summary>
+    internal virtual bool TryParamVjp(ReadOnlySpan<float> q, Span<float> dTheta, int count) => false;
+
+    /// <summary>
     /// The whole Kronecker-core K (sites and J_rest) step by step, when the linearisation has it:
     /// y[j] += Σ_k E_k J_θ,k J_θ,k* E_kᵀ x[j], where J_θ,k is step k's immediate parameter Jacobian
     /// (K is block-diagonal over steps when every step owns its weights). For a site inside step k,

@@ -59,15 +59,17 @@ public sealed class KroneckerKernelOperator : CheckedOperator
 
     /// <summary>
     /// On a float32 linearisation with float32 state maps, K on a float32 block: step by step in
-    /// float32 where that path is taken, else every site term in float32 (D_s*, the two Gram
-    /// products, D_s) and the J_rest term on the chunk widened to float64, added in float32.
+    /// float32 where that path is taken, else the model's fused float32 site kernel when it has one
+    /// (recurrent cells), else every site term in float32 (D_s*, the two Gram products, D_s); the
+    /// J_rest term runs on the chunk widened to float64, added in float32.
     /// </summary>
     protected override void ForwardBlock(ReadOnlySpan<float> x, Span<float> y, int count)
     {
         if (!_lin.HasSingleStateMaps) { base.ForwardBlock(x, y, count); return; }
         y.Clear();
         if (_byStep && _lin.TryAddStepKernel(x, y, count)) return;
-        foreach (var site in _lin.Sites) AddSiteTermSingle(site, x, y, count);
+        if (!_lin.TryAddSiteKernel(x, y, count))
+            foreach (var site in _lin.Sites) AddSiteTermSingle(site, x, y, count);
         if (_map.RestSize > 0) AddRestTerm(x, y, count);
     }
 

@@ -22,6 +22,18 @@ public sealed class ParameterJacobianOperator : CheckedOperator
     protected override void ForwardBlock(ReadOnlySpan<double> x, Span<double> y, int count) => _lin.ParamJvp(x, y, count);
     /// <inheritdoc/>
     protected override void AdjointBlock(ReadOnlySpan<double> x, Span<double> y, int count) => _lin.ParamVjp(x, y, count);
+
+    /// <summary>J_θ on float32 blocks: natively when the linearisation has a float32 J_θ, else through the float64 map.</summary>
+    protected override void ForwardBlock(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        if (!_lin.TryParamJvp(x, y, count)) base.ForwardBlock(x, y, count);
+    }
+
+    /// <summary>J_θ* on float32 blocks: natively when the linearisation has a float32 J_θ*, else through the float64 map.</summary>
+    protected override void AdjointBlock(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        if (!_lin.TryParamVjp(x, y, count)) base.AdjointBlock(x, y, count);
+    }
 }
 
 /// <summary>

@@ -21,8 +21,10 @@ namespace GlobalNtk.Models.Recurrent;
 /// <para>Precision (docs/math.md#numerics): with <see cref="Dense.Precision.F32"/> the forward pass, the caches and every
 /// product run in float32 (float32 GEMM, float32 cell math); vectors at the operator interface stay
 /// float64 and are rounded to float32 on entry and widened on exit, where the results are added
-/// in float64. <see cref="States"/> are the float32 trajectory widened. Bias gradients (column sums
-/// over the B·T rows) accumulate in float64.</para>
+/// in float64. float32 vectors (the operators' float32 block overloads) run natively: the state maps,
+/// J_θ, J_θ*, the sites' D/D* and K's fused site kernel read and write float32 blocks in place, so
+/// an f32 NTK_S application holds no float64 state block. <see cref="States"/> are the float32 trajectory widened. Bias gradients (column sums
+/// over the B·T rows) accumulate in float64 and are rounded once.</para>
 /// </remarks>
 public sealed class RecurrentLinearization : ChainLinearization
 {
@@ -161,23 +163,90 @@ public sealed class RecurrentLinearization : ChainLinearization
         return true;
     }
 
+    // ---- float32 blocks (a float32 linearisation: read and written in float32, no float64 block) ----
+
+    /// <summary>A float32 linearisation applies float32 state blocks natively (P, P*, P⁻¹, K, NTK_S, J_θ, J_θ*, the sites' D/D*).</summary>
+    internal override bool HasSingleStateMaps => Precision == Precision.F32;
+
+    /// <inheritdoc/>
+    internal override void StateJvpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0)
+    {
+        if (!HasSingleStateMaps) { base.StateJvpAdd(step, src, dst, count, alpha); return; }
+        CheckStep(step, src.Length, dst.Length, count, "StateJvpAdd");
+        if (count > 0) _engine.StateJvpAdd(step, src, dst, count, alpha);
+    }
+
+    /// <inheritdoc/>
+    internal override void StateVjpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0)
+    {
+        if (!HasSingleStateMaps) { base.StateVjpAdd(step, src, dst, count, alpha); return; }
+        CheckStep(step, src.Length, dst.Length, count, "StateVjpAdd");
+        if (count > 0) _engine.StateVjpAdd(step, src, dst, count, alpha);
+    }
+
+    /// <inheritdoc/>
+    internal override bool TryAddSiteKernel(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        if (!HasSingleStateMaps) return false;
+        long need = (long)count * StateShape.Size;
+        if (count < 0 || x.Length < need || y.Length < need)
+            throw new ArgumentException($"Site kernel: blocks of length {x.Length}/{y.Length} cannot hold {count} × {StateShape}.");
+        if (count > 0) _engine.AddSiteKernel(x, y, count);
+        return true;
+    }
+
+    /// <inheritdoc/>
+    internal override bool TryParamJvp(ReadOnlySpan<float> dTheta, Span<float> result, int count)
+    {
+        if (!HasSingleStateMaps) return false;
+        int m = Parameters.TotalSize, size = StateShape.Size;
+        if (dTheta.Length < (long)count * m || result.Length < (long)count * size)
+            throw new ArgumentException($"ParamJvp: blocks of length {dTheta.Length}/{result.Length} cannot hold {count} × (m={m}) / {count} × {StateShape}.");
+        _engine.ParamJvp(dTheta, result, count);
+        return true;
+    }
+
+    /// <inheritdoc/>
+    internal override bool TryParamVjp(ReadOnlySpan<float> q, Span<float> dTheta, int count)
+    {
+        if (!HasSingleStateMaps) return false;
+        int m = Parameters.TotalSize, size = StateShape.Size;
+        if (q.Length < (long)count * size || dTheta.Length < (long)count * m)
+            throw new ArgumentException($"ParamVjp: blocks of length {q.Length}/{dTheta.Length} cannot hold {count} × {StateShape} / {count} × (m={m}).");
+        _engine.ParamVjp(q, dTheta, count);
+        return true;
+    }
+
     // ---- what the sites read (RecurrentWeightSite) ----
 
     internal double[] SiteVariables(int site) => _engine.Variables(site);
-    internal void SiteDAdd(int site, ReadOnlySpan<double> a, Span<double> dst, int count) => _engine.SiteDAdd(_layout[site].PreOffset, a, dst, count);
-    internal void SiteDAdjoint(int site, ReadOnlySpan<double> q, Span<double> a, int count) => _engine.SiteDAdjoint(_layout[site].PreOffset, q, a, count);
+    /// <summary>Û of a site in float32 (the float32 engine's own array), null on a float64 linearisation.</summary>
+    internal float[]? SiteVariablesSingle(int site) => _engine.VariablesSingle(site);
+    /// <summary>dst[j] += D a[j]; a and dst each float64 or, on a float32 linearisation only, float32.</summary>
+    internal void SiteDAdd<TA, TV>(int site, ReadOnlySpan<TA> a, Span<TV> dst, int count) where TA : unmanaged where TV : unmanaged =>
+        _engine.SiteDAdd(_layout[site].PreOffset, a, dst, count);
+    /// <summary>a[j] = the site's block of Dᵀ q[j]; q and a each float64 or, on a float32 linearisation only, float32.</summary>
+    internal void SiteDAdjoint<TV, TA>(int site, ReadOnlySpan<TV> q, Span<TA> a, int count) where TV : unmanaged where TA : unmanaged =>
+        _engine.SiteDAdjoint(_layout[site].PreOffset, q, a, count);
 
     /// <summary>The maps in the compute type; the public members check arguments and forward here.</summary>
+    /// <remarks>
+    /// Every block element type TV (TA) is either double (the operator interface's float64 vectors)
+    /// or the engine's own compute type T (float32 vectors on a float32 engine: read and written in
+    /// place, no conversion). Rows of a double block on a float32 engine are rounded on entry and
+    /// widened on exit.
+    /// </remarks>
     private interface IEngine
     {
-        void StateJvpAdd(int k, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha);
-        void StateVjpAdd(int k, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha);
-        void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count);
-        void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count);
-        void AddSiteKernel(ReadOnlySpan<double> x, Span<double> y, int count);
+        void StateJvpAdd<TV>(int k, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged;
+        void StateVjpAdd<TV>(int k, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged;
+        void ParamJvp<TV>(ReadOnlySpan<TV> dTheta, Span<TV> result, int count) where TV : unmanaged;
+        void ParamVjp<TV>(ReadOnlySpan<TV> q, Span<TV> dTheta, int count) where TV : unmanaged;
+        void AddSiteKernel<TV>(ReadOnlySpan<TV> x, Span<TV> y, int count) where TV : unmanaged;
         double[] Variables(int site);
-        void SiteDAdd(int preOffset, ReadOnlySpan<double> a, Span<double> dst, int count);
-        void SiteDAdjoint(int preOffset, ReadOnlySpan<double> q, Span<double> a, int count);
+        float[]? VariablesSingle(int site);
+        void SiteDAdd<TA, TV>(int preOffset, ReadOnlySpan<TA> a, Span<TV> dst, int count) where TA : unmanaged where TV : unmanaged;
+        void SiteDAdjoint<TV, TA>(int preOffset, ReadOnlySpan<TV> q, Span<TA> a, int count) where TV : unmanaged where TA : unmanaged;
     }
 
     /// <summary>Trajectory, caches, weights and every map in element type T (double or float).</summary>
@@ -318,16 +387,45 @@ public sealed class RecurrentLinearization : ChainLinearization
         /// <summary>Row <paramref name="offset"/>.. of a pinned block in T (float64: the interface block itself).</summary>
         private static Span<T> AtT(nint p, long offset, int length) => new((T*)p + offset, length);
 
+        /// <summary>Row <paramref name="offset"/>.. of a pinned interface block of element type TV.</summary>
+        private static Span<TV> AtV<TV>(nint p, long offset, int length) where TV : unmanaged => new((TV*)p + offset, length);
+
+        /// <summary>dst = src in T: a copy when TV is T, else src (double) rounded.</summary>
+        private static void ToT<TV>(ReadOnlySpan<TV> src, Span<T> dst) where TV : unmanaged
+        {
+            if (typeof(TV) == typeof(double)) Widening.Narrow(MemoryMarshal.Cast<TV, double>(src), dst);
+            else if (typeof(TV) == typeof(T)) MemoryMarshal.Cast<TV, T>(src).CopyTo(dst);
+            else throw new NotSupportedException($"{typeof(TV).Name} blocks on a {typeof(T).Name} engine.");
+        }
+
+        /// <summary>dst = src: a copy when TV is T, else src widened to double (exact).</summary>
+        private static void FromT<TV>(ReadOnlySpan<T> src, Span<TV> dst) where TV : unmanaged
+        {
+            if (typeof(TV) == typeof(double)) Widening.Widen(src, MemoryMarshal.Cast<TV, double>(dst));
+            else if (typeof(TV) == typeof(T)) src.CopyTo(MemoryMarshal.Cast<TV, T>(dst));
+            else throw new NotSupportedException($"{typeof(TV).Name} blocks on a {typeof(T).Name} engine.");
+        }
+
+        /// <summary>dst += src: in T when TV is T, else added in float64.</summary>
+        private static void AddFromT<TV>(ReadOnlySpan<T> src, Span<TV> dst) where TV : unmanaged
+        {
+            if (typeof(TV) == typeof(double)) Widening.AddScaled(src, 1.0, MemoryMarshal.Cast<TV, double>(dst));
+            else if (typeof(TV) == typeof(T)) { var d = MemoryMarshal.Cast<TV, T>(dst); TensorPrimitives.Add(d, src, d); }
+            else throw new NotSupportedException($"{typeof(TV).Name} blocks on a {typeof(T).Name} engine.");
+        }
+
         /// <summary>dst[j, b, k] += alpha · A_k src[j, b, k−1].</summary>
-        public void StateJvpAdd(int k, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha)
+        public void StateJvpAdd<TV>(int k, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged
         {
             int rows = count * _b, ts = _t * _s;
-            // float64 reads the src rows of step k−1 in place (stride T·S); float32 rounds a copy.
-            var zs = typeof(T) == typeof(double) ? null : ArrayPool<T>.Shared.Rent(rows * _s);
+            // Blocks in T (float64, or float32 blocks on the float32 engine) are read in place (src rows of
+            // step k−1, stride T·S) and accumulated into in place; float64 blocks on the float32 engine round a copy.
+            bool direct = typeof(TV) == typeof(T);
+            var zs = direct ? null : ArrayPool<T>.Shared.Rent(rows * _s);
             var pre = ArrayPool<T>.Shared.Rent(rows * _p);
             try
             {
-                fixed (double* ps = src, pd = dst)
+                fixed (TV* ps = src, pd = dst)
                 {
                     nint isrc = (nint)ps, id = (nint)pd;
                     StepParts(rows, (r0, r1, threads) =>
@@ -356,19 +454,18 @@ public sealed class RecurrentLinearization : ChainLinearization
                             {
                                 var row = Row(r % _b, k);
                                 var zr = z.Slice((r - r0) * ldz, _s);
-                                var dz = At(id, (long)r * ts + k * _s, _s);
                                 _cell.ApplyD(row, pre.AsSpan(r * _p, _p), tmp, work);
-                                if (typeof(T) == typeof(double))
+                                if (direct)
                                 {
-                                    // float64 adds D·δa and E·δz straight into the output row, one after the other.
-                                    var d = MemoryMarshal.Cast<double, T>(dz);
+                                    // In T, D·δa and E·δz are added straight into the output row, one after the other.
+                                    var d = AtT(id, (long)r * ts + k * _s, _s);
                                     T a = T.CreateTruncating(alpha);
                                     TensorPrimitives.MultiplyAdd(tmp, a, d, d);
                                     _cell.ApplyEAdd(row, zr, d, a, work);
                                     continue;
                                 }
                                 _cell.ApplyEAdd(row, zr, tmp, T.One, work);
-                                Widening.AddScaled<T>(tmp, alpha, dz);
+                                Widening.AddScaled<T>(tmp, alpha, At(id, (long)r * ts + k * _s, _s));
                             }
                         }
                         finally { ArrayPool<T>.Shared.Return(w); }
@@ -406,16 +503,16 @@ public sealed class RecurrentLinearization : ChainLinearization
         }
 
         /// <summary>dst[j, b, k−1] += alpha · A_kᵀ src[j, b, k].</summary>
-        public void StateVjpAdd(int k, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha)
+        public void StateVjpAdd<TV>(int k, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged
         {
             int rows = count * _b, ts = _t * _s;
-            bool direct = typeof(T) == typeof(double);   // float64 reads q and accumulates into dst in place
+            bool direct = typeof(TV) == typeof(T);   // blocks in T: q is read and dst accumulated into in place
             var qs = direct ? null : ArrayPool<T>.Shared.Rent(rows * _s);   // src rows of step k, in T
             var o = direct ? null : ArrayPool<T>.Shared.Rent(rows * _s);    // A_kᵀ q per row, before alpha
             var g = ArrayPool<T>.Shared.Rent(rows * _p);
             try
             {
-                fixed (double* ps = src, pd = dst)
+                fixed (TV* ps = src, pd = dst)
                 {
                     nint isrc = (nint)ps, id = (nint)pd;
                     StepParts(rows, (r0, r1, threads) =>
@@ -426,7 +523,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                             var work = w.AsSpan(0, _cell.WorkWidth);
                             if (qs == null)
                             {
-                                // float64 accumulates Eᵀq and W_hhᵀ g_hh straight into the output rows of step k−1.
+                                // In T, Eᵀq and W_hhᵀ g_hh are accumulated straight into the output rows of step k−1.
                                 T a = T.CreateTruncating(alpha);
                                 for (int r = r0; r < r1; r++)
                                 {
@@ -483,13 +580,13 @@ public sealed class RecurrentLinearization : ChainLinearization
                 {
                     _cell.RecurrentDerivative<T>(_v.AsSpan((((r0 + i) % _b) * _t + k) * _h, _h), d);
                     var dh = dst.Slice(i * ld, _h);
-                    if (typeof(T) == typeof(double))
+                    if (typeof(T) == typeof(double) || alpha != T.One)
                     {
-                        // float64: the product rounded first, then the axpy into the output row.
+                        // float64 (and float32 with alpha ≠ 1): the product rounded first, then the axpy into the output row.
                         TensorPrimitives.Multiply(d, tmp.AsSpan(i * _h, _h), d);
                         TensorPrimitives.MultiplyAdd(d, alpha, dh, dh);
                     }
-                    else TensorPrimitives.MultiplyAdd(d, tmp.AsSpan(i * _h, _h), dh, dh); // alpha is applied by the caller
+                    else TensorPrimitives.MultiplyAdd(d, tmp.AsSpan(i * _h, _h), dh, dh); // alpha = 1 (or applied by the caller)
                 }
             }
             finally { ArrayPool<T>.Shared.Return(tmp); }
@@ -503,19 +600,19 @@ public sealed class RecurrentLinearization : ChainLinearization
         private int RowChunk => (int)Math.Clamp(RowChunkElements.Value / _p, 1, Math.Max(1, _rows));
 
         /// <summary>result[j] = J_θ dθ[j]: δa_ih = δW_ih x + δb_ih, δa_hh = δW_hh v + δb_hh at every (b, k), then D; in row chunks.</summary>
-        public void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count)
+        public void ParamJvp<TV>(ReadOnlySpan<TV> dTheta, Span<TV> result, int count) where TV : unmanaged
         {
             int m = _lin._params.TotalSize, size = _lin.StateShape.Size, chunk = RowChunk;
             var pre = ArrayPool<T>.Shared.Rent(chunk * _p);
             var th = ArrayPool<T>.Shared.Rent(m);
             try
             {
-                fixed (double* pr = result)
+                fixed (TV* pr = result)
                 {
                     nint ires = (nint)pr;
                     for (int j = 0; j < count; j++)
                     {
-                        Widening.Narrow(dTheta.Slice(j * m, m), th.AsSpan(0, m));
+                        ToT(dTheta.Slice(j * m, m), th.AsSpan(0, m));
                         long jOff = (long)j * size;
                         for (int r0 = 0; r0 < _rows; r0 += chunk)
                         {
@@ -532,7 +629,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                                 TensorPrimitives.Add(a.Slice(_hho, _gh), th.AsSpan(_offBhh, _gh), a.Slice(_hho, _gh));
                                 var tmp = w[.._s];
                                 _cell.ApplyD(Row(row / _t, row % _t), a, tmp, w[_s..]);
-                                Widening.Widen<T>(tmp, At(ires, jOff + (long)row * _s, _s));
+                                FromT<TV>(tmp, AtV<TV>(ires, jOff + (long)row * _s, _s));
                             });
                         }
                     }
@@ -547,25 +644,30 @@ public sealed class RecurrentLinearization : ChainLinearization
 
         /// <summary>
         /// dθ[j] = J_θ* q[j]: δW = Σ_(b,k) g uᵀ (GEMMs in T accumulated over row chunks), δb = Σ_(b,k) g
-        /// (float64 sums).
+        /// (float64 sums: a bias gradient sums B·T rows whose terms cancel, so it is accumulated in float64
+        /// and rounded once even for a float32 dθ block).
         /// </summary>
-        public void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count)
+        public void ParamVjp<TV>(ReadOnlySpan<TV> q, Span<TV> dTheta, int count) where TV : unmanaged
         {
             int m = _lin._params.TotalSize, size = _lin.StateShape.Size, chunk = RowChunk;
             var g = ArrayPool<T>.Shared.Rent(chunk * _p);
             var wIh = ArrayPool<T>.Shared.Rent(_gh * _n);
             var wHh = ArrayPool<T>.Shared.Rent(_gh * _h);
+            // float64 dθ: the bias sums go straight into it; otherwise into this float64 scratch, rounded once.
+            var bias = typeof(TV) == typeof(double) ? null : new double[2 * _gh];
             try
             {
-                fixed (double* pq = q)
+                fixed (TV* pq = q)
                 {
                     nint iq = (nint)pq;
                     for (int j = 0; j < count; j++)
                     {
                         long jOff = (long)j * size;
                         var th = dTheta.Slice(j * m, m);
-                        if (_offBih >= 0) th.Slice(_offBih, _gh).Clear();
-                        th.Slice(_offBhh, _gh).Clear();
+                        Span<double> sumIh = bias == null ? (_offBih >= 0 ? MemoryMarshal.Cast<TV, double>(th.Slice(_offBih, _gh)) : default) : bias.AsSpan(0, _gh);
+                        Span<double> sumHh = bias == null ? MemoryMarshal.Cast<TV, double>(th.Slice(_offBhh, _gh)) : bias.AsSpan(_gh, _gh);
+                        if (_offBih >= 0) sumIh.Clear();
+                        sumHh.Clear();
                         for (int r0 = 0; r0 < _rows; r0 += chunk)
                         {
                             int rc = Math.Min(chunk, _rows - r0), start = r0;
@@ -573,18 +675,23 @@ public sealed class RecurrentLinearization : ChainLinearization
                             {
                                 int row = start + i;
                                 var qr = w[.._s];
-                                Widening.Narrow<T>(At(iq, jOff + (long)row * _s, _s), qr);
+                                ToT<TV>(AtV<TV>(iq, jOff + (long)row * _s, _s), qr);
                                 _cell.ApplyDTranspose(Row(row / _t, row % _t), qr, g.AsSpan(i * _p, _p), w[_s..]);
                             });
                             // docs/math.md#kronecker-core.
                             T beta = r0 == 0 ? T.Zero : T.One;
                             GemmGeneric.Multiply(Trans.Yes, Trans.No, _gh, _n, rc, T.One, g, _p, _x.AsSpan(r0 * _n), _n, beta, wIh, _n);
                             GemmGeneric.Multiply(Trans.Yes, Trans.No, _gh, _h, rc, T.One, g.AsSpan(_hho), _p, _v.AsSpan(r0 * _h), _h, beta, wHh, _h);
-                            if (_offBih >= 0) ColumnSumsAdd(g, rc, 0, th.Slice(_offBih, _gh));
-                            ColumnSumsAdd(g, rc, _hho, th.Slice(_offBhh, _gh));
+                            if (_offBih >= 0) ColumnSumsAdd(g, rc, 0, sumIh);
+                            ColumnSumsAdd(g, rc, _hho, sumHh);
                         }
-                        Widening.Widen<T>(wIh.AsSpan(0, _gh * _n), th.Slice(_offWih, _gh * _n));
-                        Widening.Widen<T>(wHh.AsSpan(0, _gh * _h), th.Slice(_offWhh, _gh * _h));
+                        FromT<TV>(wIh.AsSpan(0, _gh * _n), th.Slice(_offWih, _gh * _n));
+                        FromT<TV>(wHh.AsSpan(0, _gh * _h), th.Slice(_offWhh, _gh * _h));
+                        if (bias != null)
+                        {
+                            if (_offBih >= 0) Float32.Narrow(sumIh, MemoryMarshal.Cast<TV, float>(th.Slice(_offBih, _gh)));
+                            Float32.Narrow(sumHh, MemoryMarshal.Cast<TV, float>(th.Slice(_offBhh, _gh)));
+                        }
                     }
                 }
             }
@@ -622,26 +729,28 @@ public sealed class RecurrentLinearization : ChainLinearization
 
         public double[] Variables(int site) => _uDouble[site].Value;
 
+        public float[]? VariablesSingle(int site) => typeof(T) == typeof(float) ? (float[])(object)_u[site].Value : null;
+
         /// <summary>g[r − r0] = Dᵀ q[r] for rows r0 ≤ r &lt; r0 + rc of one state vector q: whole pre-activation rows in T.</summary>
-        private void DAdjointRows(ReadOnlySpan<double> q, T[] g, int r0, int rc)
+        private void DAdjointRows<TV>(ReadOnlySpan<TV> q, T[] g, int r0, int rc) where TV : unmanaged
         {
-            fixed (double* pq = q)
+            fixed (TV* pq = q)
             {
                 nint iq = (nint)pq;
                 RowLoop.For<T>(rc, 12L * _p, _s + _cell.WorkWidth, (i, w) =>
                 {
                     int row = r0 + i;
                     var qr = w[.._s];
-                    Widening.Narrow<T>(At(iq, (long)row * _s, _s), qr);
+                    ToT<TV>(AtV<TV>(iq, (long)row * _s, _s), qr);
                     _cell.ApplyDTranspose(Row(row / _t, row % _t), qr, g.AsSpan(i * _p, _p), w[_s..]);
                 });
             }
         }
 
         /// <summary>dst[r] += D a[r − r0] for rows r0 ≤ r &lt; r0 + rc of one state vector.</summary>
-        private void DRowsAdd(T[] a, Span<double> dst, int r0, int rc)
+        private void DRowsAdd<TV>(T[] a, Span<TV> dst, int r0, int rc) where TV : unmanaged
         {
-            fixed (double* pd = dst)
+            fixed (TV* pd = dst)
             {
                 nint id = (nint)pd;
                 RowLoop.For<T>(rc, 12L * _p, _s + _cell.WorkWidth, (i, w) =>
@@ -649,7 +758,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                     int row = r0 + i;
                     var tmp = w[.._s];
                     _cell.ApplyD(Row(row / _t, row % _t), a.AsSpan(i * _p, _p), tmp, w[_s..]);
-                    Widening.AddScaled<T>(tmp, 1.0, At(id, (long)row * _s, _s));
+                    AddFromT<TV>(tmp, AtV<TV>(id, (long)row * _s, _s));
                 });
             }
         }
@@ -664,7 +773,7 @@ public sealed class RecurrentLinearization : ChainLinearization
         /// their rows of C_s all equal the column sums S_s of g_s, so pass 2 adds (biases)·S_s to every
         /// row, and the GEMMs keep k = the site's width (H = 256: one k-slice instead of two for 257).
         /// </summary>
-        public void AddSiteKernel(ReadOnlySpan<double> x, Span<double> y, int count)
+        public void AddSiteKernel<TV>(ReadOnlySpan<TV> x, Span<TV> y, int count) where TV : unmanaged
         {
             int size = _lin.StateShape.Size, sites = _lin._layout.Length, chunk = KernelChunkRows;
             int threads = Math.Min(Environment.ProcessorCount, Gemm.MaxDegreeOfParallelism);
@@ -683,7 +792,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                     c[s] = ArrayPool<T>.Shared.Rent(CRows(s) * _gh);   // pooled: no garbage per call
                     if (UsesGemm(s) && _lin._layout[s].Biases.Length > 0) sums[s] = ArrayPool<T>.Shared.Rent(_gh);
                 }
-                fixed (double* px = x, py = y)
+                fixed (TV* px = x, py = y)
                 {
                     for (int j = 0; j < count; j++)
                     {
@@ -696,7 +805,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                         for (int r0 = 0; r0 < _rows; r0 += chunk)
                         {
                             int rc = Math.Min(chunk, _rows - r0), start = r0;
-                            SplitRange(parts, rc, 8, (lo, hi) => DAdjointRange(xj, start, lo, hi, g));
+                            SplitRange(parts, rc, 8, (lo, hi) => DAdjointRange<TV>(xj, start, lo, hi, g));
                             SplitRange(parts, _gh, 48, (lo, hi) => AccumulateColumns(start, rc, lo, hi, g, c, sums));
                         }
                         for (int s = 0; s < sites; s++)
@@ -708,7 +817,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                         for (int r0 = 0; r0 < _rows; r0 += chunk)
                         {
                             int rc = Math.Min(chunk, _rows - r0), start = r0;
-                            SplitRange(parts, rc, 8, (lo, hi) => FormAndApplyD(start, lo, hi, g, c, sums, packed, yj));
+                            SplitRange(parts, rc, 8, (lo, hi) => FormAndApplyD<TV>(start, lo, hi, g, c, sums, packed, yj));
                         }
                     }
                 }
@@ -757,8 +866,8 @@ public sealed class RecurrentLinearization : ChainLinearization
                 body((int)((long)tiles * part / parts) * unit, Math.Min(length, (int)((long)tiles * (part + 1) / parts) * unit)));
         }
 
-        /// <summary>g[i] = Dᵀ q[r0 + i] for chunk rows lo ≤ i &lt; hi of the state vector at <paramref name="q"/>.</summary>
-        private void DAdjointRange(nint q, int r0, int lo, int hi, T[] g)
+        /// <summary>g[i] = Dᵀ q[r0 + i] for chunk rows lo ≤ i &lt; hi of the state vector at <paramref name="q"/> (elements TV: double, or T).</summary>
+        private void DAdjointRange<TV>(nint q, int r0, int lo, int hi, T[] g) where TV : unmanaged
         {
             var work = ArrayPool<T>.Shared.Rent(_s + _cell.WorkWidth);
             try
@@ -767,7 +876,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                 for (int i = lo; i < hi; i++)
                 {
                     int row = r0 + i;
-                    Widening.Narrow<T>(At(q, (long)row * _s, _s), qr);
+                    ToT<TV>(AtV<TV>(q, (long)row * _s, _s), qr);
                     _cell.ApplyDTranspose(Row(row / _t, row % _t), qr, g.AsSpan(i * _p, _p), work.AsSpan(_s, _cell.WorkWidth));
                 }
             }
@@ -813,7 +922,7 @@ public sealed class RecurrentLinearization : ChainLinearization
         /// Pass 2 on chunk rows r0 + lo ≤ r &lt; r0 + hi: A_s = Û_s C_s into g (a GEMM on the packed weight
         /// rows of C_s plus (biases)·S_s, or axpys for a narrow site), then y[r] += D A[r], row by row.
         /// </summary>
-        private void FormAndApplyD(int r0, int lo, int hi, T[] g, T[][] c, T[][] sums, PackedOperand<T>?[] packed, nint y)
+        private void FormAndApplyD<TV>(int r0, int lo, int hi, T[] g, T[][] c, T[][] sums, PackedOperand<T>?[] packed, nint y) where TV : unmanaged
         {
             for (int s = 0; s < c.Length; s++)
                 if (packed[s] is { } pc)
@@ -841,7 +950,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                         for (int k = 1; k < d; k++) TensorPrimitives.MultiplyAdd(c[s].AsSpan(k * _gh, _gh), u[row * d + k], block, block);
                     }
                     _cell.ApplyD(Row(row / _t, row % _t), a, tmp, work.AsSpan(_s, _cell.WorkWidth));
-                    Widening.AddScaled<T>(tmp, 1.0, At(y, (long)row * _s, _s));
+                    AddFromT<TV>(tmp, AtV<TV>(y, (long)row * _s, _s));
                 }
             }
             finally { ArrayPool<T>.Shared.Return(work); }
@@ -850,7 +959,7 @@ public sealed class RecurrentLinearization : ChainLinearization
         private const int NarrowWidth = 8;
 
         /// <summary>dst[j] += D (a[j] in the site's pre-activation block), in row chunks.</summary>
-        public void SiteDAdd(int preOffset, ReadOnlySpan<double> a, Span<double> dst, int count)
+        public void SiteDAdd<TA, TV>(int preOffset, ReadOnlySpan<TA> a, Span<TV> dst, int count) where TA : unmanaged where TV : unmanaged
         {
             int size = _lin.StateShape.Size, chunk = RowChunk;
             var pre = ArrayPool<T>.Shared.Rent(chunk * _p);
@@ -862,7 +971,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                         int rc = Math.Min(chunk, _rows - r0);
                         Array.Clear(pre, 0, rc * _p);
                         for (int i = 0; i < rc; i++)
-                            Widening.Narrow(a.Slice((j * _rows + r0 + i) * _gh, _gh), pre.AsSpan(i * _p + preOffset, _gh));
+                            ToT(a.Slice((j * _rows + r0 + i) * _gh, _gh), pre.AsSpan(i * _p + preOffset, _gh));
                         DRowsAdd(pre, dst.Slice(j * size, size), r0, rc);
                     }
             }
@@ -870,7 +979,7 @@ public sealed class RecurrentLinearization : ChainLinearization
         }
 
         /// <summary>a[j] = the site's pre-activation block of Dᵀ q[j], in row chunks.</summary>
-        public void SiteDAdjoint(int preOffset, ReadOnlySpan<double> q, Span<double> a, int count)
+        public void SiteDAdjoint<TV, TA>(int preOffset, ReadOnlySpan<TV> q, Span<TA> a, int count) where TV : unmanaged where TA : unmanaged
         {
             int size = _lin.StateShape.Size, chunk = RowChunk;
             var g = ArrayPool<T>.Shared.Rent(chunk * _p);
@@ -882,7 +991,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                         int rc = Math.Min(chunk, _rows - r0);
                         DAdjointRows(q.Slice(j * size, size), g, r0, rc);
                         for (int i = 0; i < rc; i++)
-                            Widening.Widen<T>(g.AsSpan(i * _p + preOffset, _gh), a.Slice((j * _rows + r0 + i) * _gh, _gh));
+                            FromT<TA>(g.AsSpan(i * _p + preOffset, _gh), a.Slice((j * _rows + r0 + i) * _gh, _gh));
                     }
             }
             finally { ArrayPool<T>.Shared.Return(g); }

@@ -29,6 +29,42 @@ internal sealed class RecurrentWeightSite : WeightSite
     public override int OutDim { get; }
     public override AxisShape RowShape { get; }
     public override ReadOnlyMemory<double> Variables => _lin.SiteVariables(_index);
+    /// <summary>Û in float32 on a float32 linearisation (K's site terms then run on it in float32), else empty.</summary>
+    public override ReadOnlyMemory<float> VariablesSingle => _lin.SiteVariablesSingle(_index) ?? default(ReadOnlyMemory<float>);
+
+    private bool Single => _lin.Precision == Precision.F32;
+
+    internal override bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<double> dst, int count)
+    {
+        if (!Single) return false;
+        Check(a.Length, dst.Length, count, "ApplyDAdd");
+        if (count > 0) _lin.SiteDAdd(_index, a, dst, count);
+        return true;
+    }
+
+    internal override bool TryApplyDAdjointSingle(ReadOnlySpan<double> q, Span<float> a, int count)
+    {
+        if (!Single) return false;
+        Check(a.Length, q.Length, count, "ApplyDAdjoint");
+        if (count > 0) _lin.SiteDAdjoint(_index, q, a, count);
+        return true;
+    }
+
+    internal override bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<float> dst, int count)
+    {
+        if (!Single) return false;
+        Check(a.Length, dst.Length, count, "ApplyDAdd");
+        if (count > 0) _lin.SiteDAdd(_index, a, dst, count);
+        return true;
+    }
+
+    internal override bool TryApplyDAdjointSingle(ReadOnlySpan<float> q, Span<float> a, int count)
+    {
+        if (!Single) return false;
+        Check(a.Length, q.Length, count, "ApplyDAdjoint");
+        if (count > 0) _lin.SiteDAdjoint(_index, q, a, count);
+        return true;
+    }
 
     private void Check(int aLength, int qLength, int count, string what)
     {

@@ -125,16 +125,72 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         _engine.ParamVjp(q, dTheta, count);
     }
 
+    // ---- float32 blocks (a float32 linearisation: the state maps and the sites' D/D* read and write them natively) ----
+
+    /// <summary>A float32 linearisation applies float32 state blocks natively (P, P*, P⁻¹, the sites' D/D*, so K and NTK_S).</summary>
+    internal override bool HasSingleStateMaps => Precision == Precision.F32;
+
+    /// <inheritdoc/>
+    internal override void StateJvpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0)
+    {
+        if (!HasSingleStateMaps) { base.StateJvpAdd(step, src, dst, count, alpha); return; }
+        CheckStep(step, src.Length, dst.Length, count, "StateJvpAdd");
+        if (count > 0) _engine.StateJvpAdd(step, src, dst, count, alpha);
+    }
+
+    /// <inheritdoc/>
+    internal override void StateVjpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0)
+    {
+        if (!HasSingleStateMaps) { base.StateVjpAdd(step, src, dst, count, alpha); return; }
+        CheckStep(step, src.Length, dst.Length, count, "StateVjpAdd");
+        if (count > 0) _engine.StateVjpAdd(step, src, dst, count, alpha);
+    }
+
+    /// <inheritdoc/>
+    internal override bool TryParamJvp(ReadOnlySpan<float> dTheta, Span<float> result, int count)
+    {
+        if (!HasSingleStateMaps) return false;
+        int m = _params.TotalSize, size = StateShape.Size;
+        if (dTheta.Length < (long)count * m || result.Length < (long)count * size)
+            throw new ArgumentException($"ParamJvp: blocks of length {dTheta.Length}/{result.Length} cannot hold {count} × (m={m}) / {count} × {StateShape}.");
+        _engine.ParamJvp(dTheta, result, count);
+        return true;
+    }
+
+    /// <summary>
+    /// J_θ* on float32 blocks: q is read in float32 in place; each dθ is formed in float64 (its bias
+    /// and h0 entries are sums over B·T rows or B trials that cancel) and rounded once.
+    /// </summary>
+    internal override bool TryParamVjp(ReadOnlySpan<float> q, Span<float> dTheta, int count)
+    {
+        if (!HasSingleStateMaps) return false;
+        int m = _params.TotalSize, size = StateShape.Size;
+        if (q.Length < (long)count * size || dTheta.Length < (long)count * m)
+            throw new ArgumentException($"ParamVjp: blocks of length {q.Length}/{dTheta.Length} cannot hold {count} × {StateShape} / {count} × (m={m}).");
+        var wide = new double[m];
+        for (int j = 0; j < count; j++)
+        {
+            _engine.ParamVjp(q.Slice(j * size, size), wide, 1);
+            Float32.Narrow(wide, dTheta.Slice(j * m, m));
+        }
+        return true;
+    }
+
     /// <summary>The maps in the compute type; the public members check arguments and forward here.</summary>
+    /// <remarks>
+    /// A block element type TV (TA) is double (the interface's float64 vectors) or the engine's own T
+    /// (float32 blocks on a float32 engine, read and written in place without conversion).
+    /// </remarks>
     private interface IEngine
     {
-        void StateJvpAdd(int t, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha);
-        void StateVjpAdd(int t, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha);
-        void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count);
-        void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count);
+        void StateJvpAdd<TV>(int t, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged;
+        void StateVjpAdd<TV>(int t, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged;
+        void ParamJvp<TV>(ReadOnlySpan<TV> dTheta, Span<TV> result, int count) where TV : unmanaged;
+        void ParamVjp<TV>(ReadOnlySpan<TV> q, Span<double> dTheta, int count) where TV : unmanaged;
         double[] Variables(int k, (string Name, bool Recurrent)[] weights, int width);
-        void SiteDAdd(int k, int preOffset, ReadOnlySpan<double> a, Span<double> dst, int count);
-        void SiteDAdjoint(int k, int preOffset, ReadOnlySpan<double> q, Span<double> a, int count);
+        float[]? VariablesSingle(int k, (string Name, bool Recurrent)[] weights, int width);
+        void SiteDAdd<TA, TV>(int k, int preOffset, ReadOnlySpan<TA> a, Span<TV> dst, int count) where TA : unmanaged where TV : unmanaged;
+        void SiteDAdjoint<TV, TA>(int k, int preOffset, ReadOnlySpan<TV> q, Span<TA> a, int count) where TV : unmanaged where TA : unmanaged;
     }
 
     /// <summary>Trajectory, caches, weights and every map in element type T (double or float).</summary>
@@ -146,6 +202,32 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
     private sealed class Engine<T> : IEngine where T : unmanaged, IFloatingPointIeee754<T>
     {
         private static bool IsDouble => typeof(T) == typeof(double);
+
+        /// <summary>dst = src in T: a copy when TV is T, else src (double) rounded.</summary>
+        private static void ToT<TV>(ReadOnlySpan<TV> src, Span<T> dst) where TV : unmanaged
+        {
+            if (typeof(TV) == typeof(double)) Widening.Narrow(MemoryMarshal.Cast<TV, double>(src), dst);
+            else if (typeof(TV) == typeof(T)) MemoryMarshal.Cast<TV, T>(src).CopyTo(dst);
+            else throw new NotSupportedException($"{typeof(TV).Name} blocks on a {typeof(T).Name} engine.");
+        }
+
+        /// <summary>dst = src: a copy when TV is T, else widened (exact).</summary>
+        private static void FromT<TV>(ReadOnlySpan<T> src, Span<TV> dst) where TV : unmanaged
+        {
+            if (typeof(TV) == typeof(double)) Widening.Widen(src, MemoryMarshal.Cast<TV, double>(dst));
+            else if (typeof(TV) == typeof(T)) src.CopyTo(MemoryMarshal.Cast<TV, T>(dst));
+            else throw new NotSupportedException($"{typeof(TV).Name} blocks on a {typeof(T).Name} engine.");
+        }
+
+        /// <summary>dst += alpha · src: in float64 for a double block, in T for a block in T.</summary>
+        private static void AddScaled<TV>(ReadOnlySpan<T> src, double alpha, Span<TV> dst) where TV : unmanaged
+        {
+            if (typeof(TV) == typeof(double)) { Widening.AddScaled(src, alpha, MemoryMarshal.Cast<TV, double>(dst)); return; }
+            if (typeof(TV) != typeof(T)) throw new NotSupportedException($"{typeof(TV).Name} blocks on a {typeof(T).Name} engine.");
+            var d = MemoryMarshal.Cast<TV, T>(dst);
+            if (alpha == 1.0) TensorPrimitives.Add(d, src, d);
+            else TensorPrimitives.MultiplyAdd(src, T.CreateTruncating(alpha), d, d);
+        }
         private readonly StackedRecurrentLinearization _lin;
         private readonly RecurrentCell[] _cells;
         private readonly int _b, _t, _l, _sc, _s, _h, _gh, _p, _c, _hho, _r, _work;
@@ -308,20 +390,22 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         }
 
         /// <summary>dst[j, b, t] += alpha · A_t src[j, b, t−1].</summary>
-        public void StateJvpAdd(int t, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha)
+        public void StateJvpAdd<TV>(int t, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged
         {
             int rows = count * _b, ts = _t * _s;
-            // The rows of step t−1: float64 reads them in place (stride T·S), float32 rounds a copy (stride S).
-            var zs = IsDouble ? null : Rent(rows * _s);
+            // The rows of step t−1: a block in T is read in place (stride T·S), a float64 block on the
+            // float32 engine is rounded into a copy (stride S).
+            bool direct = typeof(TV) == typeof(T);
+            var zs = direct ? null : Rent(rows * _s);
             var y = Rent(rows * _s);      // this application's A_t src, row r = (j, b)
             var pre = Rent(rows * _p);
             try
             {
                 ReadOnlySpan<T> z; int ld;
-                if (IsDouble) { z = MemoryMarshal.Cast<double, T>(src[((t - 1) * _s)..]); ld = ts; }
+                if (direct) { z = MemoryMarshal.Cast<TV, T>(src[((t - 1) * _s)..]); ld = ts; }
                 else
                 {
-                    for (int r = 0; r < rows; r++) Widening.Narrow(src.Slice(r * ts + (t - 1) * _s, _s), zs.AsSpan(r * _s, _s));
+                    for (int r = 0; r < rows; r++) ToT(src.Slice(r * ts + (t - 1) * _s, _s), zs.AsSpan(r * _s, _s));
                     z = zs; ld = _s;
                 }
                 var work = new T[_work];
@@ -340,7 +424,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                         cell.ApplyEAdd(row, z.Slice(r * ld + Off(k), _sc), o, T.One, work);
                     }
                 }
-                for (int r = 0; r < rows; r++) Widening.AddScaled<T>(y.AsSpan(r * _s, _s), alpha, dst.Slice(r * ts + t * _s, _s));
+                for (int r = 0; r < rows; r++) AddScaled(y.AsSpan(r * _s, _s), alpha, dst.Slice(r * ts + t * _s, _s));
             }
             finally
             {
@@ -350,7 +434,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         }
 
         /// <summary>dst[j, b, t−1] += alpha · A_tᵀ src[j, b, t].</summary>
-        public void StateVjpAdd(int t, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha)
+        public void StateVjpAdd<TV>(int t, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged
         {
             int rows = count * _b, ts = _t * _s;
             var o = Rent(rows * _s);       // A_tᵀ q, row r = (j, b), before alpha
@@ -366,7 +450,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                     for (int r = 0; r < rows; r++)
                     {
                         var qr = q.AsSpan(r * _sc, _sc);
-                        Widening.Narrow(src.Slice(r * ts + t * _s + Off(k), _sc), qr);
+                        ToT(src.Slice(r * ts + t * _s + Off(k), _sc), qr);
                         if (k < _l - 1) TensorPrimitives.Add(qr[.._h], carry.AsSpan(r * _h, _h), qr[.._h]);
                     }
                     int kk = k;
@@ -380,18 +464,19 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                     HhVjpAdd(k, rows, g, o.AsSpan(Off(k)), _s, r => (r % _b) * _t + t);
                     if (k > 0) Gemm.MultiplyPacked(Trans.No, rows, T.One, g, _p, _wihN[k].Value, T.Zero, carry, _h, Gemm.MaxDegreeOfParallelism);
                 }
-                for (int r = 0; r < rows; r++) Widening.AddScaled<T>(o.AsSpan(r * _s, _s), alpha, dst.Slice(r * ts + (t - 1) * _s, _s));
+                for (int r = 0; r < rows; r++) AddScaled(o.AsSpan(r * _s, _s), alpha, dst.Slice(r * ts + (t - 1) * _s, _s));
             }
             finally { Return(o); Return(q); Return(g); Return(carry); }
         }
 
         /// <inheritdoc cref="IEngine.ParamJvp"/>
-        public void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count)
+        public void ParamJvp<TV>(ReadOnlySpan<TV> dTheta, Span<TV> result, int count) where TV : unmanaged
         {
             int m = _lin._params.TotalSize, size = _lin.StateShape.Size;
+            bool direct = typeof(TV) == typeof(T);   // blocks in T are read and written in place
             var pre = Rent(checked(_r * _p));
-            var th = IsDouble ? null : Rent(m);
-            var res32 = IsDouble ? null : Rent(size);   // float32: one result in T, widened at the end
+            var th = direct ? null : Rent(m);
+            var res32 = direct ? null : Rent(size);   // float64 blocks on the float32 engine: one result in T, widened at the end
             var dh = _oH0 >= 0 ? Rent(_b * _h) : null;
             var hh = _oH0 >= 0 ? Rent(_b * _p) : null;
             try
@@ -401,9 +486,9 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                 for (int j = 0; j < count; j++)
                 {
                     ReadOnlySpan<T> tj;
-                    if (IsDouble) tj = MemoryMarshal.Cast<double, T>(dTheta.Slice(j * m, m));
-                    else { Widening.Narrow(dTheta.Slice(j * m, m), th.AsSpan(0, m)); tj = th.AsSpan(0, m); }
-                    Span<T> res = IsDouble ? MemoryMarshal.Cast<double, T>(result.Slice(j * size, size)) : res32.AsSpan(0, size);
+                    if (direct) tj = MemoryMarshal.Cast<TV, T>(dTheta.Slice(j * m, m));
+                    else { ToT(dTheta.Slice(j * m, m), th.AsSpan(0, m)); tj = th.AsSpan(0, m); }
+                    Span<T> res = direct ? MemoryMarshal.Cast<TV, T>(result.Slice(j * size, size)) : res32.AsSpan(0, size);
                     for (int k = 0; k < _l; k++)
                     {
                         var cell = _cells[k];
@@ -438,7 +523,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                             if (_oH0 >= 0 && t == 0) cell.ApplyEAdd(sr, dz0, o, T.One, work);
                         }
                     }
-                    if (!IsDouble) Widening.Widen<T>(res, result.Slice(j * size, size));
+                    if (!direct) FromT(res, result.Slice(j * size, size));
                 }
             }
             finally
@@ -452,7 +537,8 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         }
 
         /// <inheritdoc cref="IEngine.ParamVjp"/>
-        public void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count)
+        /// <remarks>q is a float64 block or a block in T; dθ is float64 (its bias and h0 entries are sums that cancel).</remarks>
+        public void ParamVjp<TV>(ReadOnlySpan<TV> q, Span<double> dTheta, int count) where TV : unmanaged
         {
             int m = _lin._params.TotalSize, size = _lin.StateShape.Size;
             dTheta[..(count * m)].Clear();
@@ -477,7 +563,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                         for (int row = 0; row < _r; row++)
                         {
                             var qr = qk.AsSpan(row * _sc, _sc);
-                            Widening.Narrow(qj.Slice(row * _s + Off(k), _sc), qr);
+                            ToT(qj.Slice(row * _s + Off(k), _sc), qr);
                             if (k < _l - 1) TensorPrimitives.Add(qr[.._h], carry.AsSpan(row * _h, _h), qr[.._h]);
                         }
                         int kk = k;
@@ -533,6 +619,20 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         /// <inheritdoc cref="IEngine.Variables"/>
         public double[] Variables(int k, (string Name, bool Recurrent)[] weights, int width)
         {
+            var u = VariablesT(k, weights, width);
+            if (IsDouble) return (double[])(object)u;
+            var wide = new double[u.Length];
+            Widening.Widen<T>(u, wide);
+            return wide;
+        }
+
+        /// <inheritdoc cref="IEngine.VariablesSingle"/>
+        public float[]? VariablesSingle(int k, (string Name, bool Recurrent)[] weights, int width) =>
+            typeof(T) == typeof(float) ? (float[])(object)VariablesT(k, weights, width) : null;
+
+        /// <summary>Û of layer k's site in T.</summary>
+        private T[] VariablesT(int k, (string Name, bool Recurrent)[] weights, int width)
+        {
             int w = width, n = _n[k];
             var u = new T[checked(_r * w)];
             for (int r = 0; r < _r; r++)
@@ -546,10 +646,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                 }
                 dst[c..].Fill(T.One);
             }
-            if (IsDouble) return (double[])(object)u;
-            var wide = new double[u.Length];
-            Widening.Widen<T>(u, wide);
-            return wide;
+            return u;
         }
 
         /// <summary>
@@ -557,7 +654,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         /// a (width G·H at <paramref name="preOffset"/>) of layer k: D_k a, then up through W_ih of the
         /// layers above (same step). Rows are count·B·T; dst is a full-state block.
         /// </summary>
-        public void SiteDAdd(int k, int preOffset, ReadOnlySpan<double> a, Span<double> dst, int count)
+        public void SiteDAdd<TA, TV>(int k, int preOffset, ReadOnlySpan<TA> a, Span<TV> dst, int count) where TA : unmanaged where TV : unmanaged
         {
             // Rows are independent: chunks of rows keep the scratch small (RecurrentLinearization.RowChunkElements).
             int rows = count * _r, chunk = RowChunk(rows);
@@ -569,7 +666,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                 {
                     int rc = Math.Min(chunk, rows - r0), start = r0;
                     Array.Clear(pre, 0, rc * _p);
-                    for (int i = 0; i < rc; i++) Widening.Narrow(a.Slice((r0 + i) * _gh, _gh), pre.AsSpan(i * _p + preOffset, _gh));
+                    for (int i = 0; i < rc; i++) ToT(a.Slice((r0 + i) * _gh, _gh), pre.AsSpan(i * _p + preOffset, _gh));
                     for (int j = k; j < _l; j++)
                     {
                         var cell = _cells[j];
@@ -586,14 +683,14 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                         });
                     }
                     for (int i = 0; i < rc; i++)
-                        Widening.AddScaled<T>(y.AsSpan(i * _s + Off(k), _s - Off(k)), 1.0, dst.Slice((r0 + i) * _s + Off(k), _s - Off(k)));
+                        AddScaled(y.AsSpan(i * _s + Off(k), _s - Off(k)), 1.0, dst.Slice((r0 + i) * _s + Off(k), _s - Off(k)));
                 }
             }
             finally { Return(pre); Return(y); }
         }
 
         /// <summary>The adjoint: a[row] = layer k's pre-activation gradient (width G·H at <paramref name="preOffset"/>) from a full-state block q.</summary>
-        public void SiteDAdjoint(int k, int preOffset, ReadOnlySpan<double> q, Span<double> a, int count)
+        public void SiteDAdjoint<TV, TA>(int k, int preOffset, ReadOnlySpan<TV> q, Span<TA> a, int count) where TV : unmanaged where TA : unmanaged
         {
             int rows = count * _r, chunk = RowChunk(rows);
             var g = Rent(checked(chunk * _p));
@@ -610,7 +707,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                         for (int i = 0; i < rc; i++)
                         {
                             var qr = qk.AsSpan(i * _sc, _sc);
-                            Widening.Narrow(q.Slice((r0 + i) * _s + Off(j), _sc), qr);
+                            ToT(q.Slice((r0 + i) * _s + Off(j), _sc), qr);
                             if (j < _l - 1) TensorPrimitives.Add(qr[.._h], carry.AsSpan(i * _h, _h), qr[.._h]);
                         }
                         int jj = j;
@@ -621,7 +718,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
                         });
                         if (j > k) GemmGeneric.Multiply(Trans.No, Trans.No, rc, _h, _gh, T.One, g, _p, _wih[j], _h, T.Zero, carry, _h);
                     }
-                    for (int i = 0; i < rc; i++) Widening.Widen<T>(g.AsSpan(i * _p + preOffset, _gh), a.Slice((r0 + i) * _gh, _gh));
+                    for (int i = 0; i < rc; i++) FromT(g.AsSpan(i * _p + preOffset, _gh), a.Slice((r0 + i) * _gh, _gh));
                 }
             }
             finally { Return(g); Return(carry); Return(qk); }
@@ -658,6 +755,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         private readonly StackedRecurrentLinearization _lin;
         private readonly int _k, _preOffset;
         private readonly Lazy<double[]> _variables;
+        private readonly Lazy<float[]?> _variablesSingle;
 
         public Site(StackedRecurrentLinearization lin, int k, string name, (string Name, bool Recurrent)[] weights, string[] biases, int preOffset)
         {
@@ -666,6 +764,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
             Width = weights.Sum(w => w.Recurrent ? lin._h : lin._n[k]);
             RowShape = new AxisShape(("trial", lin._b), ("time", lin._t));
             _variables = new Lazy<double[]>(() => lin._engine.Variables(k, weights, AugmentedWidth));
+            _variablesSingle = new Lazy<float[]?>(() => lin._engine.VariablesSingle(k, weights, AugmentedWidth));
         }
 
         public override string Name { get; }
@@ -682,6 +781,49 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
 
         public override void ApplyDAdjoint(ReadOnlySpan<double> q, Span<double> a, int count) =>
             _lin._engine.SiteDAdjoint(_k, _preOffset, q, a, count);
+
+        /// <summary>Û in float32 on a float32 linearisation (K's site terms then run on it in float32), else empty.</summary>
+        public override ReadOnlyMemory<float> VariablesSingle => _variablesSingle.Value ?? default(ReadOnlyMemory<float>);
+
+        private bool Single => _lin.Precision == Precision.F32;
+
+        private void Check(int aLength, int qLength, int count, string what)
+        {
+            if (count < 0 || aLength < (long)count * Rows * OutDim || qLength < (long)count * _lin.StateShape.Size)
+                throw new ArgumentException($"Site '{Name}' {what}: blocks of length {aLength}/{qLength} cannot hold {count} × [{Rows}, {OutDim}] / {count} × {_lin.StateShape}.");
+        }
+
+        internal override bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<double> dst, int count)
+        {
+            if (!Single) return false;
+            Check(a.Length, dst.Length, count, "ApplyDAdd");
+            if (count > 0) _lin._engine.SiteDAdd(_k, _preOffset, a, dst, count);
+            return true;
+        }
+
+        internal override bool TryApplyDAdjointSingle(ReadOnlySpan<double> q, Span<float> a, int count)
+        {
+            if (!Single) return false;
+            Check(a.Length, q.Length, count, "ApplyDAdjoint");
+            if (count > 0) _lin._engine.SiteDAdjoint(_k, _preOffset, q, a, count);
+            return true;
+        }
+
+        internal override bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<float> dst, int count)
+        {
+            if (!Single) return false;
+            Check(a.Length, dst.Length, count, "ApplyDAdd");
+            if (count > 0) _lin._engine.SiteDAdd(_k, _preOffset, a, dst, count);
+            return true;
+        }
+
+        internal override bool TryApplyDAdjointSingle(ReadOnlySpan<float> q, Span<float> a, int count)
+        {
+            if (!Single) return false;
+            Check(a.Length, q.Length, count, "ApplyDAdjoint");
+            if (count > 0) _lin._engine.SiteDAdjoint(_k, _preOffset, q, a, count);
+            return true;
+        }
 
         /// <summary>Row (b, t) reaches only layers k.. of state (b, t).</summary>
         public override bool TryGetRowSlice(int row, out int offset, out int length)
