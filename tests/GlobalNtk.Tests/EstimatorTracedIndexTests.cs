@@ -24,7 +24,7 @@ public class EstimatorTracedIndexTests
         var rng = new Random(seed);
         double Gauss() => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
         var u = new double[5];
-        for (int t = 0; t < 5; t++) u[t] = (1 + 0.04 * t) / Math.Sqrt(5);
+        for (int t = 0; t < 5; t++) u[t] = (1 + 0.02 * t) / Math.Sqrt(5);
         var b = new double[nf * r];
         for (int i = 0; i < b.Length; i++) b[i] = Gauss() * Math.Pow(1 + i % r, -0.1);
         int cols = 2 * r;
@@ -174,18 +174,24 @@ public class EstimatorTracedIndexTests
         // ... and even: a coherent axis whose trace a few indices carry keeps Rademacher (heavy tails otherwise).
         var uneven = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.5), ["token"] = new(1.1, double.PositiveInfinity) };
         Assert.Empty(EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: uneven).TracedIndexAxes);
-        var partly = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.01), ["token"] = new(4.0, double.PositiveInfinity) };
+        var partly = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.005), ["token"] = new(4.0, double.PositiveInfinity) };
         Assert.Equal(new[] { "seq" }, EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: partly).TracedIndexAxes);
         // All coherent axes or none: a traced axis without a hint, or a coherent one that is uneven, keeps every factor Rademacher.
-        var missing = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.01) };
+        var missing = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.005) };
         Assert.Empty(EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: missing).TracedIndexAxes);
-        var oneUneven = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.01), ["token"] = new(1.1, 0.5) };
+        var oneUneven = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.005), ["token"] = new(1.1, 0.5) };
         Assert.Empty(EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: oneUneven).TracedIndexAxes);
+        // The transformer proxy's token axis (spread 0.025, index ω miscalibrated on its NTK_S feature
+        // axis) is not even enough; just below the bound is.
+        var tokenLike = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.06, 0.0001), ["token"] = new(1.1, 0.025) };
+        Assert.Empty(EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: tokenLike).TracedIndexAxes);
+        var justEven = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.06, 0.0001), ["token"] = new(1.1, 0.9 * PartialRankPlan.EvenAxisSpread) };
+        Assert.Equal(new[] { "seq", "token" }, EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: justEven).TracedIndexAxes);
         // Non-Kronecker paths ignore hints.
         Assert.Empty(EffectiveRank.PartialWithin(op, ["seq"], 240, 1, tracedHints: partly).TracedIndexAxes);
         // So does index ψ: with both factors index, probes sample single slices (heavy tails).
         var coherent = new MeteredOperator(CoherentTracedAxes(0.1, 5), null);
-        var onToken = new Dictionary<string, TracedAxisHint> { ["token"] = new(1.1, 0.01), ["feature"] = new(10, double.PositiveInfinity) };
+        var onToken = new Dictionary<string, TracedAxisHint> { ["token"] = new(1.1, 0.005), ["feature"] = new(10, double.PositiveInfinity) };
         for (int s = 0; s < 20; s++)
         {
             var e = EffectiveRank.PartialWithin(coherent, ["seq"], 24, s, tracedHints: onToken);
