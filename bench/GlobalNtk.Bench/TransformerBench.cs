@@ -84,6 +84,7 @@ internal static class TransformerBench
         void Apply(LinearOperator op) { if (single) op.ApplyBlock(q32, y32, 1); else op.ApplyBlock(q, y, 1); }
         var tNtk = Best(reps, () => Apply(ops.NtkS));
         var tK = Best(reps, () => Apply(ops.KKronecker));
+        var tKg = Best(reps, () => Apply(ops.K));
         var tP = Best(reps, () => Apply(ops.P));
         var tPs = Best(reps, () => Apply(ops.PAdjoint));
         long peakSingle = Process.GetCurrentProcess().PeakWorkingSet64;
@@ -104,7 +105,7 @@ internal static class TransformerBench
         Console.WriteLine($"GC: {allocBlock / 1e6:F0} MB allocated by the block application; live heap afterwards {GC.GetTotalMemory(false) / 1e6:F0} MB " +
                           $"(linearisation, operators, pooled scratch, and the bench's own vectors)");
         Console.WriteLine($"NTK_S (1 vector): {tNtk}");
-        Console.WriteLine($"K Kronecker (1 vector): {tK}");
+        Console.WriteLine($"K Kronecker (1 vector): {tK}   K generic J J* (1 vector): {tKg}");
         Console.WriteLine($"P (1 vector): {tP}   P* (1 vector): {tPs}");
         if (block > 0) Console.WriteLine($"NTK_S (block of {block}): {tNtkB}   per vector {tNtkB.Wall / block:F3} s wall");
         Console.WriteLine($"peak working set: {peakSingle / 1e6:F0} MB after setup + single applications, {peakBlock / 1e6:F0} MB after the block of {block} " +

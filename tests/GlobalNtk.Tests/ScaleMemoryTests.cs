@@ -172,15 +172,18 @@ public class RestTraceGroupingTests
     }
 
     [Fact]
-    public void AppliedFormOfKIsGenericForTransformersAndEqualsKroneckerK()
+    public void AppliedFormOfKIsKroneckerStepByStepOnBlockChainsGenericOnTheFusedTransformer()
     {
         var (model, x) = TransformerTests.Setup("gelu-causal");
         var ops = new NtkOperators(model.Linearize(x));
-        Assert.Same(ops.K, ops.KApplied);
+        Assert.Same(ops.KKronecker, ops.KApplied);   // block chain: the step kernel, one sweep pair per layer
+        Assert.Same(ops.NtkS, ops.NtkSApplied);
+        var fused = new NtkOperators(model.LinearizeFused(x));
+        Assert.Same(fused.K, fused.KApplied);        // no step kernel: one generic pass beats a pass per site
         int s = ops.NtkS.Domain.Size;
         var q = NtkChecks.Random(3 * s, 12);
-        Assert.True(NtkChecks.RelDiff(ops.NtkSApplied.ApplyBlock(q, 3), ops.NtkS.ApplyBlock(q, 3)) <= 1e-12);
-        Assert.True(NtkChecks.RelDiff(ops.KApplied.ApplyBlock(q, 3), ops.KKronecker.ApplyBlock(q, 3)) <= 1e-12);
+        Assert.True(NtkChecks.RelDiff(fused.NtkSApplied.ApplyBlock(q, 3), ops.NtkS.ApplyBlock(q, 3)) <= 1e-12);
+        Assert.True(NtkChecks.RelDiff(fused.KApplied.ApplyBlock(q, 3), ops.KApplied.ApplyBlock(q, 3)) <= 1e-12);
 
         var rnn = new NtkTinyRnn(4, 2, 0.5, 5, jointSite: false);
         var rops = new NtkOperators(rnn.Linearize(NtkTinyRnn.RandomInputs(2, 4, 2, 6)));

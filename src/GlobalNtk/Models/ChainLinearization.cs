@@ -112,6 +112,9 @@ public abstract class ChainLinearization
     /// </summary>
     internal virtual bool TryAddStepKernel(ReadOnlySpan<double> x, Span<double> y, int count) => false;
 
+    /// <summary>Whether <see cref="TryAddStepKernel(ReadOnlySpan{double}, Span{double}, int)"/> applies K step by step (block chains).</summary>
+    internal virtual bool HasStepKernel => false;
+
     /// <summary><see cref="TryAddStepKernel(ReadOnlySpan{double}, Span{double}, int)"/> on float32 state blocks (only with <see cref="HasSingleStateMaps"/>).</summary>
     internal virtual bool TryAddStepKernel(ReadOnlySpan<float> x, Span<float> y, int count) => false;
 

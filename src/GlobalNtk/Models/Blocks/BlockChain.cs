@@ -465,6 +465,8 @@ internal sealed class BlockChainLinearization : ChainLinearization
         }
     }
 
+    internal override bool HasStepKernel => true;
+
     internal override bool TryAddStepKernel(ReadOnlySpan<double> x, Span<double> y, int count) { AddStepKernel(x, y, count); return true; }
 
     internal override bool TryAddStepKernel(ReadOnlySpan<float> x, Span<float> y, int count)
