@@ -7,11 +7,11 @@ public static class AnalysisMemory
 {
     /// <summary>
     /// A lower bound for one checkpoint's analysis on states of <paramref name="stateLength"/>
-    /// values: a spectrum's Krylov basis (2·TopK state vectors, capped at
-    /// <see cref="AnalysisOptions.KrylovMemoryBytes"/>, where top-k is lowered instead) and a few
-    /// state vectors for the probes and their images.
+    /// values: a spectrum (a Krylov basis of at least k + 1 vectors, the k eigenvectors and their
+    /// images, capped at <see cref="AnalysisOptions.KrylovMemoryBytes"/>, where top-k is lowered
+    /// instead) and a few state vectors for the probes and their images.
     /// </summary>
     public static MemoryEstimate Estimate(long stateLength, AnalysisOptions options) => new MemoryEstimate()
-        .AddBytes("Krylov basis", Math.Min(8.0 * 2 * options.TopK * stateLength, options.KrylovMemoryBytes))
+        .AddBytes("Krylov spectrum", Math.Min(8.0 * (3 * options.TopK + 1) * stateLength, options.KrylovMemoryBytes))
         .AddDoubles("probe vectors", 4.0 * stateLength);
 }

@@ -35,8 +35,12 @@ public sealed record AnalysisOptions
     /// probe budgets stay the cap. 0 spends every budget.
     /// </summary>
     public double RelativeTarget { get; init; } = 0.05;
-    /// <summary>Memory for a spectrum's Krylov basis in bytes; top-k is lowered for states too large to hold 2k basis vectors.</summary>
-    public long KrylovMemoryBytes { get; init; } = Dense.MemoryBudget.KrylovBasisBytes;
+    /// <summary>
+    /// Memory a spectrum may hold, in bytes: its Krylov basis, block, and the top eigenvectors with
+    /// their images (kept to deflate the effective rank). A full basis is thick-restarted (no
+    /// application is repeated); top-k is lowered for states too large to hold 4·top-k vectors.
+    /// </summary>
+    public long KrylovMemoryBytes { get; init; } = Dense.MemoryBudget.KrylovSpectrumBytes;
     /// <summary>
     /// Kronecker core: a site that is not row-local (attention's in_proj) gets exact traces only when
     /// they cost at most this many applications of D_s (d̂·m_s); above it, Hutchinson estimates with

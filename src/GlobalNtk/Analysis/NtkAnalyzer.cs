@@ -168,10 +168,9 @@ public sealed class NtkAnalyzer
     {
         var o = Options;
         int n = op.Domain.Size;
-        // Memory cap: the basis holds at least 2k vectors, so k shrinks for very large states.
-        int maxBasis = (int)Math.Clamp(o.KrylovMemoryBytes / (8L * n), 2, Math.Max(2, Math.Min(n, o.SpectrumBudget)));
-        int k = Math.Max(1, Math.Min(Math.Min(o.TopK, n), maxBasis / 2));
-        var r = Spectral.TopEigenpairs(op, k, key.Seed, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance), maxBasis);
+        // Memory cap: everything the solve holds (basis, block, eigenvectors and their images) fits
+        // KrylovMemoryBytes; k shrinks for very large states, and a full basis is thick-restarted.
+        var r = Spectral.TopEigenpairs(op, o.TopK, key.Seed, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance), SpectrumVectors(n, o));
         string status = r.Status switch
         {
             EigenStatus.Converged => "converged",
@@ -184,6 +183,10 @@ public sealed class NtkAnalyzer
             Tolerance = o.SpectrumTolerance, ErrorBounds = r.ErrorBounds,
         }, r);
     }
+
+    /// <summary>State vectors a spectrum may hold on states of <paramref name="stateLength"/> values (its memory cap).</summary>
+    internal static int SpectrumVectors(long stateLength, AnalysisOptions options) =>
+        (int)Math.Clamp(options.KrylovMemoryBytes / (8L * Math.Max(1, stateLength)), Spectral.MinVectors, int.MaxValue);
 
     private RankResult Rank(LinearOperator op, string name, RngKey key, EigenResult top, StageMeter meter)
     {

@@ -84,8 +84,12 @@ public static class MemoryBudget
     /// </summary>
     public const long ScratchPoolBytes = 256L << 20;
 
-    /// <summary>Bytes for a spectrum's Krylov basis by default (512 MiB): top-k is lowered on states too large to hold it.</summary>
-    public const long KrylovBasisBytes = 512L << 20;
+    /// <summary>
+    /// Bytes a top-k spectrum may hold by default (1 GiB): its Krylov basis, expansion block, and
+    /// the eigenvectors with their images that it returns. A full basis is thick-restarted, and
+    /// top-k is lowered on states too large for 4k vectors.
+    /// </summary>
+    public const long KrylovSpectrumBytes = 1L << 30;
 
     /// <summary>
     /// Bytes of one state vector from which an analysis collects garbage between its estimators

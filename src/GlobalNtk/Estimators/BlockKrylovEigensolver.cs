@@ -7,9 +7,11 @@ namespace GlobalNtk.Estimators;
 /// <summary>
 /// Block Lanczos / block Krylov for the extreme eigenpairs of a self-adjoint operator, with full
 /// re-orthogonalisation (every new block is projected twice against the whole basis) and
-/// Rayleigh–Ritz on T = QᵀAQ after every block. When the basis is full it restarts from the
-/// current best Ritz vectors. Residual estimates ‖(I−QQᵀ)A Q y‖ drive convergence; the returned
-/// residuals ‖A v − λ v‖ are recomputed with one final block application.
+/// Rayleigh–Ritz on T = QᵀAQ after every block. The basis is capped (the memory bound): when it is
+/// full, a thick restart keeps the best Ritz vectors, computed in place, and continues from the
+/// newest block's residual directions, so no application is repeated. Residual estimates
+/// ‖(I−QQᵀ)A Q y‖ drive convergence; the returned residuals and images A v come from the
+/// recurrence A Q = Q T + W E_sᵀ, without another application.
 /// </summary>
 internal sealed class BlockKrylovEigensolver
 {
@@ -27,15 +29,15 @@ internal sealed class BlockKrylovEigensolver
     /// <param name="seed">Seed of the random starting block.</param>
     /// <param name="tolerance">Relative convergence tolerance (see <paramref name="eigenvalueTolerance"/>).</param>
     /// <param name="blockSize">Vectors per Krylov block (one block application per step).</param>
-    /// <param name="maxBasis">Most basis vectors held (then a restart keeps the best Ritz vectors); 0: a default within the memory budget.</param>
+    /// <param name="maxBasis">Most basis vectors held (then a thick restart keeps the best Ritz vectors); 0: a default within the memory budget.</param>
     /// <param name="order">Which end of the spectrum to return.</param>
     /// <param name="eigenvalueTolerance">
     /// Converge on the eigenvalue error bound min(r, r²/gap) ≤ tolerance·max|θ| (r the residual
     /// estimate, gap the distance to the nearest other Ritz value) instead of r ≤ tolerance·max|θ|.
     /// </param>
     /// <param name="maxApplications">
-    /// Budget of operator applications including the final residual block; never exceeded when
-    /// positive (0: a generous default that may be passed by the last block).
+    /// Budget of operator applications; never exceeded when positive (0: a generous default that may
+    /// be passed by the last block).
     /// </param>
     public BlockKrylovEigensolver(LinearOperator op, int k, int seed, double tolerance, int blockSize, int maxBasis, int maxApplications, EigenOrder order,
         bool eigenvalueTolerance = false)
@@ -48,8 +50,8 @@ internal sealed class BlockKrylovEigensolver
         _block = Math.Min(_n, blockSize > 0 ? blockSize : k + Math.Max(3, k / 2));
         if (maxApplications > 0)
         {
-            // A strict budget must hold one block and the final residual block of k.
-            if (maxApplications < 2 * k) throw new ArgumentOutOfRangeException(nameof(maxApplications), $"Eigenpairs: a budget of {maxApplications} applications cannot hold the first block and the final residuals of k = {k} (needs at least {2 * k}).");
+            // A strict budget must hold a basis of k vectors and at least one more block.
+            if (maxApplications < 2 * k) throw new ArgumentOutOfRangeException(nameof(maxApplications), $"Eigenpairs: a budget of {maxApplications} applications cannot hold a Krylov basis of twice k = {k} (needs at least {2 * k}).");
             if (blockSize <= 0) _block = Math.Min(_block, maxApplications - k);
             _strictBudget = true;
         }
@@ -59,7 +61,7 @@ internal sealed class BlockKrylovEigensolver
         // Default basis: room for many blocks, but at most ~1 GiB of basis vectors.
         int memoryCap = (int)Math.Clamp((1L << 27) / _n, Math.Min(_n, 2L * _block), int.MaxValue);
         _capacity = Math.Min(_n, maxBasis > 0 ? maxBasis : Math.Min(memoryCap, Math.Max(20 * _block, 4 * k + 100)));
-        if (_capacity < Math.Min(_n, 2 * _block)) throw new ArgumentOutOfRangeException(nameof(maxBasis), $"Eigenpairs: basis size {maxBasis} must be at least two blocks ({2 * _block}).");
+        if (_capacity < Math.Min(_n, Math.Max(2 * _block, _k + _block))) throw new ArgumentOutOfRangeException(nameof(maxBasis), $"Eigenpairs: basis size {maxBasis} must hold two blocks and k plus a block ({Math.Max(2 * _block, _k + _block)}).");
         _maxApplications = maxApplications > 0 ? maxApplications : Math.Max(50 * _capacity, 2000);
         _tolerance = tolerance;
         _eigenvalueTolerance = eigenvalueTolerance;
@@ -67,12 +69,33 @@ internal sealed class BlockKrylovEigensolver
         _rng = RngKey.FromSeed(seed).CreateRandom();
     }
 
+    /// <summary>Basis vectors the solver holds at most (the memory cap of <see cref="Solve"/>'s basis).</summary>
+    internal int Capacity => _capacity;
+    /// <summary>Eigenpairs wanted.</summary>
+    internal int K => _k;
+    /// <summary>Vectors per Krylov block.</summary>
+    internal int BlockSize => _block;
+
+    /// <summary>
+    /// State vectors a solve holds at most: the basis, the expansion block (at least k: it takes
+    /// the images at the end) and the k returned eigenvectors.
+    /// </summary>
+    internal long HeldVectors => (long)_capacity + Math.Max(_block, _k) + _k;
+
+    /// <summary>
+    /// Ritz vectors a thick restart keeps from a full basis of <paramref name="e"/> vectors: at
+    /// least k (the wanted pairs), about half the basis (the next-best Ritz vectors speed up the
+    /// wanted ones' convergence), and room for at least one new block before the next restart.
+    /// </summary>
+    internal static int RestartKeep(int capacity, int block, int k, int e) =>
+        Math.Min(e, Math.Max(Math.Min(k, capacity - block), Math.Min(capacity - block, Math.Max(k + block, capacity / 2))));
+
     public EigenResult Solve()
     {
         int n = _n, cap = _capacity;
         var q = new double[(long)cap * n];
         var t = new double[cap * cap]; // t[i, j] for i ≤ j (upper part) = q_iᵀ A q_j
-        // The expansion block; room for k vectors too: it takes the Ritz vectors at a restart and at the end.
+        // The expansion block; room for k vectors too: it takes the images A·v at the end.
         var w = new double[(long)Math.Max(_block, _k) * n];
         int applications = 0, restarts = 0;
 
@@ -83,7 +106,8 @@ internal sealed class BlockKrylovEigensolver
 
         while (true)
         {
-            // Expand: W = A Q[s:e], T[0:e, s:e] = Q[0:e]ᵀ W, W ← (I − QQᵀ) W.
+            // Expand: W = A Q[s:e], T[0:e, s:e] = Q[0:e]ᵀ W, W ← (I − QQᵀ) W. Then A Q = Q T + W E_sᵀ
+            // (the newest block's projected image W is the only part of A Q outside span Q).
             int bs = e - s;
             var wb = w.AsSpan(0, bs * n);
             _op.ApplyBlock(q.AsSpan(s * n, bs * n), wb, bs);
@@ -104,29 +128,26 @@ internal sealed class BlockKrylovEigensolver
             bool converged = pick.Length == _k && pick.All(i => bound[i] <= _tolerance * Math.Max(norm, double.Epsilon));
 
             // The whole space spanned: Ritz pairs are exact.
-            if (converged || e >= n) return Finish(q, w, y, theta, pick, e, applications, restarts, EigenStatus.Converged, bound);
-            // Stop when the next block and the final residual block would not fit the budget.
-            // (The next expansion applies at most one block.)
-            if (_strictBudget ? applications + _block + _k > _maxApplications : applications >= _maxApplications)
-                return Finish(q, w, y, theta, pick, e, applications, restarts, EigenStatus.BudgetExhausted, bound);
-            if (e + bs <= cap)
+            if (converged || e >= n) return Finish(q, w, y, theta, pick, e, s, bs, applications, restarts, EigenStatus.Converged, bound);
+            // Stop when the next block would not fit the budget (it applies at most one block).
+            if (_strictBudget ? applications + _block > _maxApplications : applications >= _maxApplications)
+                return Finish(q, w, y, theta, pick, e, s, bs, applications, restarts, EigenStatus.BudgetExhausted, bound);
+            // Orthonormalise the new block (random directions replace dependent vectors).
+            int added = Orthonormalizer.Orthonormalize(wb, bs, n, q.AsSpan(0, e * n), e, _rng, alreadyProjected: true, scale: scale);
+            if (added == 0) return Finish(q, w, y, theta, pick, e, s, bs, applications, restarts, EigenStatus.InvariantSubspace, bound);
+            previous = s;
+            if (e + added > cap)
             {
-                // Orthonormalise the new block (random directions replace dependent vectors).
-                int added = Orthonormalizer.Orthonormalize(wb, bs, n, q.AsSpan(0, e * n), e, _rng, alreadyProjected: true, scale: scale);
-                if (added == 0) return Finish(q, w, y, theta, pick, e, applications, restarts, EigenStatus.InvariantSubspace, bound);
-                wb.Slice(0, added * n).CopyTo(q.AsSpan(e * n, added * n));
-                previous = s; s = e; e += added;
-            }
-            else
-            {
-                // Basis full: restart from the best max(block, k) Ritz vectors (leaving room for one block).
-                var keep = Select(theta, Math.Min(Math.Min(Math.Max(_block, _k), cap - _block), e));
-                var v = RitzVectors(q, y, e, keep, w); // W is spent: reuse it
-                int kept = Orthonormalizer.Orthonormalize(v, keep.Length, n, ReadOnlySpan<double>.Empty, 0, _rng);
+                // Thick restart: Q ← the best Ritz vectors V (in place). A V = V Θ + W Y_s with W ⊥ V,
+                // so T restarts as diag(Θ) and W is the next block: no application is repeated.
+                var keep = Select(theta, RestartKeep(cap, added, _k, e));
+                CombineRows(q, e, n, y, e, keep, q);
                 Array.Clear(t);
-                v.AsSpan(0, kept * n).CopyTo(q);
-                previous = s = 0; e = kept; restarts++;
+                for (int i = 0; i < keep.Length; i++) t[i * cap + i] = theta[keep[i]];
+                previous = 0; e = keep.Length; restarts++;
             }
+            wb.Slice(0, added * n).CopyTo(q.AsSpan(e * n, added * n));
+            s = e; e += added;
         }
     }
 
@@ -170,24 +191,59 @@ internal sealed class BlockKrylovEigensolver
     private static double[] EstimateResiduals(double[] y, int e, int s, int bs, ReadOnlySpan<double> wProj, int[] pick)
     {
         int n = wProj.Length / Math.Max(1, bs);
-        var coef = new double[pick.Length * bs];
-        for (int p = 0; p < pick.Length; p++) for (int j = 0; j < bs; j++) coef[p * bs + j] = y[(s + j) * e + pick[p]];
-        var r = new double[pick.Length * n];
-        Gemm.Multiply(Trans.No, Trans.No, pick.Length, n, bs, 1.0, coef, bs, wProj, n, 0.0, r, n);
+        var sq = new double[pick.Length];
+        CombineColumns(wProj, bs, n, BlockCoefficients(y, e, s, bs, pick), pick.Length, (col, cols, block) =>
+        {
+            for (int p = 0; p < pick.Length; p++) { var r = block.Slice(p * cols, cols); sq[p] += Numerics.Dot(r, r); }
+        });
         var res = new double[e];
-        for (int p = 0; p < pick.Length; p++) res[pick[p]] = Numerics.Norm(r.AsSpan(p * n, n));
+        for (int p = 0; p < pick.Length; p++) res[pick[p]] = Math.Sqrt(sq[p]);
         return res;
     }
 
-    // V[p] = Σ_i y[i, pick[p]] q_i, as one GEMM: V = Yᵀ_pick · Q (into dest when given: it must not overlap Q).
-    private double[] RitzVectors(double[] q, double[] y, int e, int[] pick, double[]? dest = null)
+    // coef[p, j] = y[s + j, pick[p]]: the newest block's share of each picked Ritz vector.
+    private static double[] BlockCoefficients(double[] y, int e, int s, int bs, int[] pick)
     {
-        int n = _n;
+        var coef = new double[pick.Length * bs];
+        for (int p = 0; p < pick.Length; p++) for (int j = 0; j < bs; j++) coef[p * bs + j] = y[(s + j) * e + pick[p]];
+        return coef;
+    }
+
+    /// <summary>Receives columns [col, col + cols) of a row-combination (rows × cols, row-major).</summary>
+    internal delegate void ColumnSink(int col, int cols, ReadOnlySpan<double> block);
+
+    /// <summary>Columns of the combination coef·src, a few at a time.</summary>
+    internal const int CombineColumnChunk = 2048;
+
+    /// <summary>
+    /// Hands <paramref name="sink"/> the product coef·src ([rows, srcRows] times [srcRows, n], both
+    /// row-major) in chunks of columns through a small scratch: every source column chunk is read
+    /// before the sink sees it, so the sink may overwrite those columns of src (in-place updates
+    /// without a second state-sized block).
+    /// </summary>
+    internal static void CombineColumns(ReadOnlySpan<double> src, int srcRows, int n, ReadOnlySpan<double> coef, int rows, ColumnSink sink)
+    {
+        if (rows == 0 || n == 0) return;
+        int chunk = Math.Min(n, CombineColumnChunk);
+        var scratch = new double[rows * chunk];
+        for (int col = 0; col < n; col += chunk)
+        {
+            int cols = Math.Min(chunk, n - col);
+            var block = scratch.AsSpan(0, rows * cols);
+            Gemm.Multiply(Trans.No, Trans.No, rows, cols, srcRows, 1.0, coef, srcRows, src.Slice(col, (srcRows - 1) * n + cols), n, 0.0, block, cols);
+            sink(col, cols, block);
+        }
+    }
+
+    // dst[p] = Σ_i y[i, pick[p]] src_i for the first pick.Length rows of dst (dst may be src: in place).
+    private static void CombineRows(double[] src, int e, int n, double[] y, int yCols, int[] pick, double[] dst)
+    {
         var coef = new double[pick.Length * e];
-        for (int p = 0; p < pick.Length; p++) for (int i = 0; i < e; i++) coef[p * e + i] = y[i * e + pick[p]];
-        var v = dest ?? new double[(long)pick.Length * n];
-        Gemm.Multiply(Trans.No, Trans.No, pick.Length, n, e, 1.0, coef, e, q, n, 0.0, v, n);
-        return v;
+        for (int p = 0; p < pick.Length; p++) for (int i = 0; i < e; i++) coef[p * e + i] = y[i * yCols + pick[p]];
+        CombineColumns(src, e, n, coef, pick.Length, (col, cols, block) =>
+        {
+            for (int p = 0; p < pick.Length; p++) block.Slice(p * cols, cols).CopyTo(dst.AsSpan(p * n + col, cols));
+        });
     }
 
     // Eigenvalue error bounds of the picked Ritz values: |λ − θ| ≤ r always, and ≤ r²/gap when the
@@ -205,35 +261,41 @@ internal sealed class BlockKrylovEigensolver
         return bound;
     }
 
-    // w: the expansion block (at least k vectors), free by now: it holds the Ritz vectors, so the
-    // final residual block costs one state block (the images) instead of two.
-    private EigenResult Finish(double[] q, double[] w, double[] y, double[] theta, int[] pick, int e, int applications, int restarts, EigenStatus status, double[] bound)
+    // The picked Ritz pairs without another application: V = Q Y_pick (in place in Q) and
+    // A V = V Θ + W Y_s,pick (in place in W, which has room for k vectors), so the images for a
+    // deflation and the residuals ‖A v − θ v‖ = ‖W y_s‖ come from the recurrence A Q = Q T + W E_sᵀ.
+    private EigenResult Finish(double[] q, double[] w, double[] y, double[] theta, int[] pick, int e, int s, int bs, int applications, int restarts,
+        EigenStatus status, double[] bound)
     {
         int n = _n, k = pick.Length;
         // Report in descending order of value (by magnitude for LargestMagnitude).
         pick = _order == EigenOrder.LargestMagnitude
             ? pick.OrderByDescending(i => Math.Abs(theta[i])).ToArray()
             : pick.OrderByDescending(i => theta[i]).ToArray();
-        var v = RitzVectors(q, y, e, pick, w);
-        var av = _op.ApplyBlock(v.AsSpan(0, k * n), k);
-        applications += k;
         var values = pick.Select(i => theta[i]).ToArray();
-        var vectors = new double[k][];
-        var residuals = new double[k];
-        for (int p = 0; p < k; p++)
-        {
-            vectors[p] = v.AsSpan(p * n, n).ToArray();
-            var r = av.AsSpan(p * n, n).ToArray();
-            Numerics.Axpy(-values[p], vectors[p], r);
-            residuals[p] = Numerics.Norm(r);
-        }
         Numerics.EnsureFinite(values, $"Eigenvalues of {_op.Name}");
-        return new EigenResult(values, vectors, residuals, applications, status != EigenStatus.BudgetExhausted, restarts)
+        CombineRows(q, e, n, y, e, pick, q);
+        var sq = new double[k];
+        CombineColumns(w.AsSpan(0, bs * n), bs, n, BlockCoefficients(y, e, s, bs, pick), k, (col, cols, block) =>
+        {
+            for (int p = 0; p < k; p++)
+            {
+                var r = block.Slice(p * cols, cols);
+                sq[p] += Numerics.Dot(r, r);
+                var image = w.AsSpan(p * n + col, cols);
+                r.CopyTo(image);
+                Numerics.Axpy(values[p], q.AsSpan(p * n + col, cols), image);
+            }
+        });
+        var vectors = new double[k][];
+        for (int p = 0; p < k; p++) vectors[p] = q.AsSpan(p * n, n).ToArray();
+        var images = w.Length == (long)k * n ? w : w.AsSpan(0, k * n).ToArray();
+        return new EigenResult(values, vectors, sq.Select(Math.Sqrt).ToArray(), applications, status != EigenStatus.BudgetExhausted, restarts)
         {
             Status = status,
             Budget = _strictBudget ? _maxApplications : 0,
             ErrorBounds = pick.Select(i => bound[i]).ToArray(),
-            Images = av,
+            Images = images,
         };
     }
 }

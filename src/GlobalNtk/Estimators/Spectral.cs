@@ -90,7 +90,7 @@ public static class Spectral
     /// <param name="seed">Seed of the random start block (same seed → same answer).</param>
     /// <param name="tolerance">Relative residual tolerance.</param>
     /// <param name="blockSize">Krylov block size (default k + max(3, k/2)).</param>
-    /// <param name="maxBasis">Basis vectors kept before a restart (default ~20 blocks, capped at ~1 GiB).</param>
+    /// <param name="maxBasis">Basis vectors held before a thick restart (default ~20 blocks, capped at ~1 GiB).</param>
     /// <param name="maxApplications">Budget of operator applications (default 50 × basis size).</param>
     /// <param name="order">Which end of the spectrum.</param>
     public static EigenResult TopEigenpairs(LinearOperator op, int k, int seed, double tolerance = 1e-10,
@@ -107,30 +107,70 @@ public static class Spectral
     /// tolerance (<see cref="EigenStatus.Converged"/>) or when the next block would not fit
     /// (<see cref="EigenStatus.BudgetExhausted"/>); never applies the operator more than
     /// <see cref="SpectrumBudget.MaxApplications"/> times. k is lowered to half the budget when the
-    /// budget is smaller than 2k, and to half of <paramref name="maxBasis"/> (the memory cap in basis vectors; 0 = default).
+    /// budget is smaller than 2k, and to a quarter of <paramref name="maxVectors"/>.
     /// </summary>
-    public static EigenResult TopEigenpairs(LinearOperator op, int k, int seed, SpectrumBudget budget, int maxBasis = 0,
+    /// <param name="op">A self-adjoint operator.</param>
+    /// <param name="k">Number of eigenpairs.</param>
+    /// <param name="seed">Seed of the random start block.</param>
+    /// <param name="budget">Most applications and the relative eigenvalue tolerance.</param>
+    /// <param name="maxVectors">
+    /// Memory cap: the most state-sized vectors the solve holds at once (Krylov basis, expansion
+    /// block and the returned eigenvectors); a full basis is thick-restarted. 0: no cap beyond the
+    /// budget's own (a basis never needs more vectors than applications) and ~1 GiB of basis.
+    /// </param>
+    /// <param name="order">Which end of the spectrum.</param>
+    public static EigenResult TopEigenpairs(LinearOperator op, int k, int seed, SpectrumBudget budget, int maxVectors = 0,
         EigenOrder order = EigenOrder.LargestAlgebraic)
     {
         ArgumentNullException.ThrowIfNull(op);
         ArgumentNullException.ThrowIfNull(budget);
         op.RequireSquare("TopEigenpairs");
         budget.Validate();
-        k = Math.Min(k, budget.MaxApplications / 2);
-        if (maxBasis > 0) k = Math.Min(k, Math.Max(1, maxBasis / 2));
-        // Block size: small enough for several Krylov steps within the budget (a block of 30 in a
-        // budget of 120 leaves a Krylov degree of 3, far from converged), at least 4 vectors (or k)
-        // so that applications stay matrix-matrix, at most the unbudgeted default k + max(3, k/2),
-        // and at most a third of a capped basis.
-        int block = Math.Min((budget.MaxApplications - k) / TargetKrylovSteps, k + Math.Max(3, k / 2));
-        block = Math.Max(block, Math.Min(k, 4));
-        if (maxBasis > 0) block = Math.Max(1, Math.Min(block, maxBasis / 3));
-        block = Math.Min(block, budget.MaxApplications - k);
-        return new BlockKrylovEigensolver(op, k, seed, budget.RelativeTolerance, block, maxBasis, budget.MaxApplications, order,
-            eigenvalueTolerance: true).Solve();
+        return Budgeted(op, k, seed, budget, maxVectors, order).Solve();
     }
 
-    /// <summary>Krylov steps (blocks) a budgeted spectrum aims to afford: sets its block size.</summary>
+    /// <summary>
+    /// The solver of a budgeted spectrum (the one place its k, block and basis are chosen), so
+    /// that its memory plan can be checked without solving: it holds at most
+    /// <paramref name="maxVectors"/> state vectors when that is at least 4.
+    /// </summary>
+    internal static BlockKrylovEigensolver Budgeted(LinearOperator op, int k, int seed, SpectrumBudget budget, int maxVectors, EigenOrder order)
+    {
+        int n = op.Domain.Size, apps = budget.MaxApplications;
+        if (maxVectors is > 0 and < MinVectors) throw new ArgumentOutOfRangeException(nameof(maxVectors), $"Eigenpairs: a memory cap of {maxVectors} state vectors cannot hold a basis, a block and the eigenvectors (needs at least {MinVectors}).");
+        k = Math.Min(Math.Min(k, n), apps / 2);
+        if (maxVectors > 0) k = Math.Min(k, Math.Max(1, maxVectors / 4));
+        // Block size: small, for a high Krylov degree per application. On slowly decaying spectra
+        // like NTK_S's, top-10 to 1e-3 took 45 applications with blocks of 4 and 60 (not converged)
+        // with blocks of 10; top-20 to 1e-5, 80 with blocks of 4 against 210 with blocks of 30. At
+        // least SmallBlock vectors (or k) so that applications stay matrix-matrix (the transformer's
+        // NTK_S costs the same CPU per vector in blocks of 4 and 25), growing as k/4 so that a block
+        // still holds a few copies of a repeated eigenvalue, and at most a sixth of the budget.
+        // Under a memory cap, at most a third of what the basis may hold beyond the 2k vectors of
+        // eigenvectors and images (so the basis holds two blocks and k plus a block).
+        int block = Math.Min(apps / TargetKrylovSteps, Math.Max(SmallBlock, (k + 3) / 4));
+        block = Math.Max(block, Math.Min(k, SmallBlock));
+        if (maxVectors > 0) block = Math.Max(1, Math.Min(block, (maxVectors - 2 * k) / 3));
+        block = Math.Min(Math.Min(block, apps - k), n);
+        // A basis never needs more vectors than the budget has applications; without a cap, at most
+        // ~1 GiB of basis (but always two blocks and k plus a block).
+        int basis = Math.Min(n, apps);
+        basis = maxVectors > 0
+            ? Math.Min(basis, maxVectors - Math.Max(block, k) - k)
+            : (int)Math.Min(basis, Math.Max(Math.Max(2L * block, k + block), DefaultBasisBytes / (8L * n)));
+        return new BlockKrylovEigensolver(op, k, seed, budget.RelativeTolerance, block, basis, apps, order, eigenvalueTolerance: true);
+    }
+
+    // The basis of an uncapped solve: at most this many bytes (then thick restarts).
+    private const long DefaultBasisBytes = 1L << 30;
+
+    /// <summary>The smallest memory cap (state vectors) of a budgeted spectrum: a basis of two, a block and an eigenvector.</summary>
+    public const int MinVectors = 4;
+
+    /// <summary>Vectors per block of a budgeted spectrum for k ≤ 16 (k/4 above): see <see cref="TopEigenpairs(LinearOperator, int, int, SpectrumBudget, int, EigenOrder)"/>.</summary>
+    public const int SmallBlock = 4;
+
+    /// <summary>Fewest Krylov steps (blocks) a budgeted spectrum affords: a small budget lowers its block size.</summary>
     public const int TargetKrylovSteps = 6;
 
     /// <summary>
