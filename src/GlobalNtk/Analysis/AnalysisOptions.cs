@@ -21,7 +21,7 @@ public sealed record AnalysisOptions
     public string Budget { get; init; } = "default";
     /// <summary>Number of top eigenvalues of NTK_S, K and P P* (lowered when the Krylov memory cap or the spectrum budget cannot hold them).</summary>
     public int TopK { get; init; } = 10;
-    /// <summary>Most operator applications per spectrum (the final residual block included); never exceeded.</summary>
+    /// <summary>Most operator applications per spectrum; never exceeded.</summary>
     public int SpectrumBudget { get; init; } = 60;
     /// <summary>Relative eigenvalue tolerance: a spectrum stops when every eigenvalue's error bound is below this times λ₁.</summary>
     public double SpectrumTolerance { get; init; } = 1e-3;

@@ -15,7 +15,7 @@ public enum EigenOrder
 /// <summary>Top eigenpairs of a self-adjoint operator.</summary>
 /// <param name="Values">Eigenvalues, descending (by magnitude for <see cref="EigenOrder.LargestMagnitude"/>).</param>
 /// <param name="Vectors">Unit eigenvectors, one array per value (laid out as the operator's Domain).</param>
-/// <param name="Residuals">‖A v − λ v‖ for each pair, recomputed from a final application.</param>
+/// <param name="Residuals">‖A v − λ v‖ for each pair, from the Krylov recurrence (A v − θ v = W y_s, the newest block's residual directions; equal to a recomputation up to rounding).</param>
 /// <param name="Applications">Operator applications (vectors) used.</param>
 /// <param name="Converged">Whether every estimated residual reached the tolerance (or the space was exhausted).</param>
 /// <param name="Restarts">Basis restarts performed.</param>
@@ -31,7 +31,7 @@ public sealed record EigenResult(double[] Values, double[][] Vectors, double[] R
     /// solve used a residual tolerance).
     /// </summary>
     public double[] ErrorBounds { get; init; } = [];
-    /// <summary>A·vᵢ for the returned vectors, vector-major (the final residual block, kept for deflation).</summary>
+    /// <summary>A·vᵢ for the returned vectors, vector-major, from the Krylov recurrence A v = θ v + W y (kept for deflation; at least k·n values).</summary>
     internal double[]? Images { get; init; }
 }
 
@@ -48,7 +48,7 @@ public enum EigenStatus
 
 /// <summary>
 /// A budget for a top-eigenpair solve: at most <paramref name="MaxApplications"/> operator
-/// applications (the final residual block included), stopping earlier when every eigenvalue's
+/// applications, stopping earlier when every eigenvalue's
 /// error bound min(r, r²/gap) is at most <paramref name="RelativeTolerance"/>·max|λ|.
 /// </summary>
 public sealed record SpectrumBudget(int MaxApplications, double RelativeTolerance = 1e-3)
