@@ -195,6 +195,11 @@ public static partial class Gemm
             ScaleC(m, n, beta, c, ldc);
             return;
         }
+        if (kind == KernelKind.Avx512 && m > 1 && n > 1 && UseDirect<T>(tb, m, n, k))
+        {
+            Avx512Kernel<T>.Direct(ta, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
         if ((long)m * n * k <= TinyProduct)
         {
             Tiny(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -217,7 +222,7 @@ public static partial class Gemm
             double dAlpha = double.CreateTruncating(alpha), dBeta = double.CreateTruncating(beta);
             switch (kind)
             {
-                case KernelKind.Avx512: Split<double, Avx512Kernel>(ta, tb, m, n, k, dAlpha, da, lda, db, ldb, dBeta, dc, ldc, maxThreads); break;
+                case KernelKind.Avx512: Split<double, Avx512Kernel<double>>(ta, tb, m, n, k, dAlpha, da, lda, db, ldb, dBeta, dc, ldc, maxThreads); break;
                 case KernelKind.Avx2: Split<double, Avx2Kernel>(ta, tb, m, n, k, dAlpha, da, lda, db, ldb, dBeta, dc, ldc, maxThreads); break;
                 default: Split<double, ScalarKernel<double>>(ta, tb, m, n, k, dAlpha, da, lda, db, ldb, dBeta, dc, ldc, maxThreads); break;
             }
@@ -228,7 +233,7 @@ public static partial class Gemm
             float fAlpha = float.CreateTruncating(alpha), fBeta = float.CreateTruncating(beta);
             switch (kind)
             {
-                case KernelKind.Avx512: Split<float, Avx512KernelF32>(ta, tb, m, n, k, fAlpha, fa, lda, fb, ldb, fBeta, fc, ldc, maxThreads); break;
+                case KernelKind.Avx512: Split<float, Avx512Kernel<float>>(ta, tb, m, n, k, fAlpha, fa, lda, fb, ldb, fBeta, fc, ldc, maxThreads); break;
                 case KernelKind.Avx2: Split<float, Avx2KernelF32>(ta, tb, m, n, k, fAlpha, fa, lda, fb, ldb, fBeta, fc, ldc, maxThreads); break;
                 default: Split<float, ScalarKernel<float>>(ta, tb, m, n, k, fAlpha, fa, lda, fb, ldb, fBeta, fc, ldc, maxThreads); break;
             }
@@ -252,10 +257,15 @@ public static partial class Gemm
         where K : struct, IGemmKernel<T>
     {
         int threads = Math.Min(maxThreads, Environment.ProcessorCount);
+        if (threads <= 1 || (long)m * n * k < ParallelThreshold)
+        {
+            GemmDriver<T, K>.Serial(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
         bool splitN = SplitAlongN(m, n, k, K.MR, K.NR, threads);
         int unit = splitN ? K.NR : K.MR, length = splitN ? n : m, tiles = (length + unit - 1) / unit;
         int parts = Math.Min(threads, tiles);
-        if (parts <= 1 || (long)m * n * k < ParallelThreshold)
+        if (parts <= 1)
         {
             GemmDriver<T, K>.Serial(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
@@ -301,6 +311,19 @@ public static partial class Gemm
         }
         return most;
     }
+
+    /// <summary>
+    /// Whether the AVX-512 kernel runs the product on the stored operands (<see cref="Avx512Kernel{T}.Direct"/>):
+    /// B not transposed, one k-slice (so the bits are the packed path's), and at most
+    /// <see cref="DirectProduct"/> multiply-adds, where packing A and B costs a large share of the
+    /// work and the operands stay in L1/L2 while they are re-read.
+    /// </summary>
+    internal static bool UseDirect<T>(Trans tb, int m, int n, int k) where T : unmanaged, IFloatingPointIeee754<T>
+        => (typeof(T) == typeof(double) || typeof(T) == typeof(float)) && tb == Trans.No
+           && k <= Avx512Kernel<T>.KC && (long)m * n * k <= DirectProduct;
+
+    /// <summary>Largest m·n·k run by <see cref="Avx512Kernel{T}.Direct"/> (mutable for the benchmark's tuning only).</summary>
+    internal static long DirectProduct = 1L << 19;
 
     /// <summary>Products this small (≈ 5×5×5) finish before packing would have started: plain dot products.</summary>
     private const long TinyProduct = 128;

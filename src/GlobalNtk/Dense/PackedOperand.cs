@@ -102,7 +102,7 @@ public static partial class Gemm
             {
                 switch (kind)
                 {
-                    case KernelKind.Avx512: SplitPacked<double, Avx512Kernel>(ta, m, n, k, double.CreateTruncating(alpha), (double*)pa, lda, (PackedOperand<double>)(object)b, double.CreateTruncating(beta), (double*)pc, ldc, maxThreads); break;
+                    case KernelKind.Avx512: SplitPacked<double, Avx512Kernel<double>>(ta, m, n, k, double.CreateTruncating(alpha), (double*)pa, lda, (PackedOperand<double>)(object)b, double.CreateTruncating(beta), (double*)pc, ldc, maxThreads); break;
                     case KernelKind.Avx2: SplitPacked<double, Avx2Kernel>(ta, m, n, k, double.CreateTruncating(alpha), (double*)pa, lda, (PackedOperand<double>)(object)b, double.CreateTruncating(beta), (double*)pc, ldc, maxThreads); break;
                     default: SplitPacked<double, ScalarKernel<double>>(ta, m, n, k, double.CreateTruncating(alpha), (double*)pa, lda, (PackedOperand<double>)(object)b, double.CreateTruncating(beta), (double*)pc, ldc, maxThreads); break;
                 }
@@ -111,7 +111,7 @@ public static partial class Gemm
             {
                 switch (kind)
                 {
-                    case KernelKind.Avx512: SplitPacked<float, Avx512KernelF32>(ta, m, n, k, float.CreateTruncating(alpha), (float*)pa, lda, (PackedOperand<float>)(object)b, float.CreateTruncating(beta), (float*)pc, ldc, maxThreads); break;
+                    case KernelKind.Avx512: SplitPacked<float, Avx512Kernel<float>>(ta, m, n, k, float.CreateTruncating(alpha), (float*)pa, lda, (PackedOperand<float>)(object)b, float.CreateTruncating(beta), (float*)pc, ldc, maxThreads); break;
                     case KernelKind.Avx2: SplitPacked<float, Avx2KernelF32>(ta, m, n, k, float.CreateTruncating(alpha), (float*)pa, lda, (PackedOperand<float>)(object)b, float.CreateTruncating(beta), (float*)pc, ldc, maxThreads); break;
                     default: SplitPacked<float, ScalarKernel<float>>(ta, m, n, k, float.CreateTruncating(alpha), (float*)pa, lda, (PackedOperand<float>)(object)b, float.CreateTruncating(beta), (float*)pc, ldc, maxThreads); break;
                 }
@@ -126,14 +126,14 @@ public static partial class Gemm
         if (typeof(T) == typeof(double))
             return kind switch
             {
-                KernelKind.Avx512 => GemmDriver<double, Avx512Kernel>.PackedLength(k, n),
+                KernelKind.Avx512 => GemmDriver<double, Avx512Kernel<double>>.PackedLength(k, n),
                 KernelKind.Avx2 => GemmDriver<double, Avx2Kernel>.PackedLength(k, n),
                 _ => GemmDriver<double, ScalarKernel<double>>.PackedLength(k, n),
             };
         if (typeof(T) == typeof(float))
             return kind switch
             {
-                KernelKind.Avx512 => GemmDriver<float, Avx512KernelF32>.PackedLength(k, n),
+                KernelKind.Avx512 => GemmDriver<float, Avx512Kernel<float>>.PackedLength(k, n),
                 KernelKind.Avx2 => GemmDriver<float, Avx2KernelF32>.PackedLength(k, n),
                 _ => GemmDriver<float, ScalarKernel<float>>.PackedLength(k, n),
             };
@@ -148,7 +148,7 @@ public static partial class Gemm
             double* db = (double*)b, dd = (double*)dst;
             switch (kind)
             {
-                case KernelKind.Avx512: GemmDriver<double, Avx512Kernel>.PackAll(tb, db, ldb, k, n, dd); break;
+                case KernelKind.Avx512: GemmDriver<double, Avx512Kernel<double>>.PackAll(tb, db, ldb, k, n, dd); break;
                 case KernelKind.Avx2: GemmDriver<double, Avx2Kernel>.PackAll(tb, db, ldb, k, n, dd); break;
                 default: GemmDriver<double, ScalarKernel<double>>.PackAll(tb, db, ldb, k, n, dd); break;
             }
@@ -158,7 +158,7 @@ public static partial class Gemm
             float* fb = (float*)b, fd = (float*)dst;
             switch (kind)
             {
-                case KernelKind.Avx512: GemmDriver<float, Avx512KernelF32>.PackAll(tb, fb, ldb, k, n, fd); break;
+                case KernelKind.Avx512: GemmDriver<float, Avx512Kernel<float>>.PackAll(tb, fb, ldb, k, n, fd); break;
                 case KernelKind.Avx2: GemmDriver<float, Avx2KernelF32>.PackAll(tb, fb, ldb, k, n, fd); break;
                 default: GemmDriver<float, ScalarKernel<float>>.PackAll(tb, fb, ldb, k, n, fd); break;
             }

@@ -1,0 +1,217 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace GlobalNtk.Dense;
+
+/// <summary>
+/// AVX-512 kernel in either precision: 8 rows × 3 vectors (24 float64 or 48 float32 columns) =
+/// 24 zmm accumulators + 3 B vectors + 1 broadcast (of 32 registers). Accumulation is in T, as in
+/// BLAS dgemm/sgemm; callers that need float64 sums (traces, Gram matrices, Krylov
+/// orthogonalisation) keep those in float64 themselves.
+/// </summary>
+/// <remarks>
+/// One loop body (<see cref="Tile"/>) serves every use, specialised by the JIT through constant
+/// arguments: full packed tiles, packed tiles cut by the right edge of C (1, 2 or 3 vectors, the last
+/// under a lane mask, so no work is spent on padding), and <see cref="Direct"/>, which reads small
+/// operands where they are stored instead of packing them. Each element of C is the same chain of
+/// fused multiply-adds over p = 0, 1, …, k−1 in all of them, so a product's bits do not depend on the
+/// path (for k ≤ KC, a single k-slice).
+/// </remarks>
+internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private static int L => Vector512<T>.Count;
+    public static int MR => 8;
+    public static int NR => 3 * Vector512<T>.Count;
+    public static int KC => typeof(T) == typeof(float) ? GemmTuning.KC512F32 : GemmTuning.KC512;
+    public static int MC => typeof(T) == typeof(float) ? GemmTuning.MC512F32 : GemmTuning.MC512;
+    public static int NC => typeof(T) == typeof(float) ? GemmTuning.NC512F32 : GemmTuning.NC512;
+
+    public static void Compute(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta) =>
+        Tile(kc, a, 1, 8, b, 3 * Vector512<T>.Count, c, ldc, alpha, beta, 3, false, false, 0, 8);
+
+    /// <summary>
+    /// A full-height tile whose last columns fall outside C (<paramref name="cols"/> &lt; NR): only the
+    /// vectors that hold columns of C are computed, the last one stored under a lane mask, straight
+    /// into C (no scratch copy).
+    /// </summary>
+    public static bool TryComputeColumnEdge(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, int cols)
+    {
+        int nr = 3 * Vector512<T>.Count;
+        if (cols <= Vector512<T>.Count) Tile(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, 1, true, false, cols, 8);
+        else if (cols <= 2 * Vector512<T>.Count) Tile(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, 2, true, false, cols - Vector512<T>.Count, 8);
+        else Tile(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, 3, true, false, cols - 2 * Vector512<T>.Count, 8);
+        return true;
+    }
+
+    /// <summary>
+    /// C[0:m, 0:n] = alpha·op(A)·B + beta·C with B not transposed, A and B read where they are stored
+    /// (no packing): A's elements are broadcast from their rows (or columns), B's rows loaded as
+    /// vectors, the last under a lane mask. For small products, where packing costs as much as the
+    /// multiply-adds. Requires k ≤ <see cref="KC"/> so that the sums match the packed path's bits.
+    /// </summary>
+    public static void Direct(Trans ta, int m, int n, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
+    {
+        nint ars = ta == Trans.No ? lda : 1, aps = ta == Trans.No ? 1 : lda; // op(A)(i, p) = a[i·ars + p·aps]
+        int l = Vector512<T>.Count, nr = 3 * l;
+        for (int i0 = 0; i0 < m; i0 += 8)
+        {
+            int rows = Math.Min(8, m - i0);
+            T* ai = a + i0 * ars;
+            T* ci = c + i0 * ldc;
+            for (int j0 = 0; j0 < n; j0 += nr)
+            {
+                int cols = n - j0;
+                if (cols >= nr) Tile(k, ai, ars, aps, b + j0, ldb, ci + j0, ldc, alpha, beta, 3, false, true, 0, rows);
+                else if (cols <= l) Tile(k, ai, ars, aps, b + j0, ldb, ci + j0, ldc, alpha, beta, 1, true, true, cols, rows);
+                else if (cols <= 2 * l) Tile(k, ai, ars, aps, b + j0, ldb, ci + j0, ldc, alpha, beta, 2, true, true, cols - l, rows);
+                else Tile(k, ai, ars, aps, b + j0, ldb, ci + j0, ldc, alpha, beta, 3, true, true, cols - 2 * l, rows);
+            }
+        }
+    }
+
+    /// <summary>
+    /// C[0:rows, 0:(nv−1)·L + last] = alpha·Σ_p A(:, p)·B(p, :) + beta·C over p &lt; kc, where
+    /// A(r, p) = a[r·ars + p·aps] and B(p, :) starts at b + p·bps. Constant arguments select the
+    /// variant: <paramref name="nv"/> vectors per row; <paramref name="masked"/>: the last vector
+    /// holds only <paramref name="last"/> columns of C; <paramref name="direct"/>: B is stored (not
+    /// packed and padded), so that vector is also loaded under the mask; rows &lt; 8 repeat the last
+    /// row's broadcasts (so the loop has no branches) and store only their own rows.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile(int kc, T* a, nint ars, nint aps, T* b, nint bps, T* c, nint ldc, T alpha, T beta,
+        int nv, bool masked, bool direct, int last, int rows)
+    {
+        int l = Vector512<T>.Count;
+        nint o1 = Row(1, rows, ars), o2 = Row(2, rows, ars), o3 = Row(3, rows, ars), o4 = Row(4, rows, ars);
+        nint o5 = Row(5, rows, ars), o6 = Row(6, rows, ars), o7 = Row(7, rows, ars);
+        Vector512<T> mask = masked ? LaneMask(last) : default;
+        // Fetch the C tile while the k-loop runs: C rarely sits in L1 (it outgrows L2 on large
+        // products), and its lines would otherwise stall the store phase.
+        for (int r = 0; r < rows; r++)
+        {
+            T* cr = c + r * ldc;
+            Sse.Prefetch0(cr);
+            if (nv > 1) Sse.Prefetch0(cr + l);
+            if (nv > 2) Sse.Prefetch0(cr + 2 * l);
+        }
+        Vector512<T> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default;
+        Vector512<T> c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
+        Vector512<T> c40 = default, c41 = default, c42 = default, c50 = default, c51 = default, c52 = default;
+        Vector512<T> c60 = default, c61 = default, c62 = default, c70 = default, c71 = default, c72 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<T> b0 = nv == 1 && masked && direct ? MaskLoad(b, mask) : Vector512.Load(b);
+            Vector512<T> b1 = nv < 2 ? default : nv == 2 && masked && direct ? MaskLoad(b + l, mask) : Vector512.Load(b + l);
+            Vector512<T> b2 = nv < 3 ? default : masked && direct ? MaskLoad(b + 2 * l, mask) : Vector512.Load(b + 2 * l);
+            Vector512<T> x = Vector512.Create(a[0]);
+            c00 = Fma(x, b0, c00);
+            if (nv > 1) c01 = Fma(x, b1, c01);
+            if (nv > 2) c02 = Fma(x, b2, c02);
+            x = Vector512.Create(a[o1]);
+            c10 = Fma(x, b0, c10);
+            if (nv > 1) c11 = Fma(x, b1, c11);
+            if (nv > 2) c12 = Fma(x, b2, c12);
+            x = Vector512.Create(a[o2]);
+            c20 = Fma(x, b0, c20);
+            if (nv > 1) c21 = Fma(x, b1, c21);
+            if (nv > 2) c22 = Fma(x, b2, c22);
+            x = Vector512.Create(a[o3]);
+            c30 = Fma(x, b0, c30);
+            if (nv > 1) c31 = Fma(x, b1, c31);
+            if (nv > 2) c32 = Fma(x, b2, c32);
+            x = Vector512.Create(a[o4]);
+            c40 = Fma(x, b0, c40);
+            if (nv > 1) c41 = Fma(x, b1, c41);
+            if (nv > 2) c42 = Fma(x, b2, c42);
+            x = Vector512.Create(a[o5]);
+            c50 = Fma(x, b0, c50);
+            if (nv > 1) c51 = Fma(x, b1, c51);
+            if (nv > 2) c52 = Fma(x, b2, c52);
+            x = Vector512.Create(a[o6]);
+            c60 = Fma(x, b0, c60);
+            if (nv > 1) c61 = Fma(x, b1, c61);
+            if (nv > 2) c62 = Fma(x, b2, c62);
+            x = Vector512.Create(a[o7]);
+            c70 = Fma(x, b0, c70);
+            if (nv > 1) c71 = Fma(x, b1, c71);
+            if (nv > 2) c72 = Fma(x, b2, c72);
+            a += aps; b += bps;
+        }
+        Vector512<T> va = Vector512.Create(alpha), vb = Vector512.Create(beta);
+        bool beta0 = beta == T.Zero;
+        PutRow(c, c00, c01, c02, va, vb, beta0, nv, masked, mask);
+        if (rows > 1) PutRow(c + ldc, c10, c11, c12, va, vb, beta0, nv, masked, mask);
+        if (rows > 2) PutRow(c + 2 * ldc, c20, c21, c22, va, vb, beta0, nv, masked, mask);
+        if (rows > 3) PutRow(c + 3 * ldc, c30, c31, c32, va, vb, beta0, nv, masked, mask);
+        if (rows > 4) PutRow(c + 4 * ldc, c40, c41, c42, va, vb, beta0, nv, masked, mask);
+        if (rows > 5) PutRow(c + 5 * ldc, c50, c51, c52, va, vb, beta0, nv, masked, mask);
+        if (rows > 6) PutRow(c + 6 * ldc, c60, c61, c62, va, vb, beta0, nv, masked, mask);
+        if (rows > 7) PutRow(c + 7 * ldc, c70, c71, c72, va, vb, beta0, nv, masked, mask);
+    }
+
+    /// <summary>Offset of row r's broadcasts: rows past the last valid one repeat it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static nint Row(int r, int rows, nint ars) => (r < rows ? r : rows - 1) * ars;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PutRow(T* c, Vector512<T> x0, Vector512<T> x1, Vector512<T> x2, Vector512<T> va, Vector512<T> vb,
+        bool beta0, int nv, bool masked, Vector512<T> mask)
+    {
+        int l = Vector512<T>.Count;
+        Put(c, x0, va, vb, beta0, masked && nv == 1, mask);
+        if (nv > 1) Put(c + l, x1, va, vb, beta0, masked && nv == 2, mask);
+        if (nv > 2) Put(c + 2 * l, x2, va, vb, beta0, masked, mask);
+    }
+
+    /// <summary>C segment = alpha·acc (+ beta·C, fused as alpha·acc + (beta·C)); under <paramref name="mask"/> when <paramref name="masked"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(T* c, Vector512<T> acc, Vector512<T> va, Vector512<T> vb, bool beta0, bool masked, Vector512<T> mask)
+    {
+        if (!masked)
+        {
+            if (beta0) Vector512.Store(va * acc, c);
+            else Vector512.Store(Fma(va, acc, vb * Vector512.Load(c)), c);
+        }
+        else
+        {
+            if (beta0) MaskStore(c, mask, va * acc);
+            else MaskStore(c, mask, Fma(va, acc, vb * MaskLoad(c, mask)));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> Fma(Vector512<T> x, Vector512<T> y, Vector512<T> z)
+    {
+        if (typeof(T) == typeof(double)) return Avx512F.FusedMultiplyAdd(x.AsDouble(), y.AsDouble(), z.AsDouble()).As<double, T>();
+        if (typeof(T) == typeof(float)) return Avx512F.FusedMultiplyAdd(x.AsSingle(), y.AsSingle(), z.AsSingle()).As<float, T>();
+        throw new NotSupportedException();
+    }
+
+    /// <summary>All ones in the first <paramref name="count"/> lanes (1 ≤ count ≤ L).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> LaneMask(int count)
+    {
+        if (typeof(T) == typeof(double)) return Vector512.LessThan(Vector512<long>.Indices, Vector512.Create((long)count)).As<long, T>();
+        if (typeof(T) == typeof(float)) return Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).As<int, T>();
+        throw new NotSupportedException();
+    }
+
+    /// <summary>Loads the masked lanes (zero elsewhere); masked-off lanes are not read, so they may lie past the end of an array.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> MaskLoad(T* p, Vector512<T> mask)
+    {
+        if (typeof(T) == typeof(double)) return Avx512F.MaskLoad((double*)p, mask.AsDouble(), Vector512<double>.Zero).As<double, T>();
+        if (typeof(T) == typeof(float)) return Avx512F.MaskLoad((float*)p, mask.AsSingle(), Vector512<float>.Zero).As<float, T>();
+        throw new NotSupportedException();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MaskStore(T* p, Vector512<T> mask, Vector512<T> x)
+    {
+        if (typeof(T) == typeof(double)) Avx512F.MaskStore((double*)p, mask.AsDouble(), x.AsDouble());
+        else if (typeof(T) == typeof(float)) Avx512F.MaskStore((float*)p, mask.AsSingle(), x.AsSingle());
+        else throw new NotSupportedException();
+    }
+}
