@@ -29,7 +29,7 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     public static int NC => typeof(T) == typeof(float) ? GemmTuning.NC512F32 : GemmTuning.NC512;
 
     public static void Compute(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta) =>
-        Tile(kc, a, 1, 8, b, 3 * Vector512<T>.Count, c, ldc, alpha, beta, 3, false, false, 0, 8);
+        Tile<Packed3>(kc, a, 1, 8, b, 3 * Vector512<T>.Count, c, ldc, alpha, beta, 0, 8);
 
     /// <summary>
     /// A full-height tile whose last columns fall outside C (<paramref name="cols"/> &lt; NR): only the
@@ -39,9 +39,9 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     public static bool TryComputeColumnEdge(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, int cols)
     {
         int nr = 3 * Vector512<T>.Count;
-        if (cols <= Vector512<T>.Count) Tile(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, 1, true, false, cols, 8);
-        else if (cols <= 2 * Vector512<T>.Count) Tile(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, 2, true, false, cols - Vector512<T>.Count, 8);
-        else Tile(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, 3, true, false, cols - 2 * Vector512<T>.Count, 8);
+        if (cols <= Vector512<T>.Count) Tile<PackedEdge1>(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, cols, 8);
+        else if (cols <= 2 * Vector512<T>.Count) Tile<PackedEdge2>(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, cols - Vector512<T>.Count, 8);
+        else Tile<PackedEdge3>(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, cols - 2 * Vector512<T>.Count, 8);
         return true;
     }
 
@@ -63,27 +63,30 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
             for (int j0 = 0; j0 < n; j0 += nr)
             {
                 int cols = n - j0;
-                if (cols >= nr) Tile(k, ai, ars, aps, b + j0, ldb, ci + j0, ldc, alpha, beta, 3, false, true, 0, rows);
-                else if (cols <= l) Tile(k, ai, ars, aps, b + j0, ldb, ci + j0, ldc, alpha, beta, 1, true, true, cols, rows);
-                else if (cols <= 2 * l) Tile(k, ai, ars, aps, b + j0, ldb, ci + j0, ldc, alpha, beta, 2, true, true, cols - l, rows);
-                else Tile(k, ai, ars, aps, b + j0, ldb, ci + j0, ldc, alpha, beta, 3, true, true, cols - 2 * l, rows);
+                if (cols >= nr) Tile<Direct3>(k, ai, ars, aps, b + j0, ldb, ci + j0, ldc, alpha, beta, 0, rows);
+                else if (cols <= l) Tile<DirectEdge1>(k, ai, ars, aps, b + j0, ldb, ci + j0, ldc, alpha, beta, cols, rows);
+                else if (cols <= 2 * l) Tile<DirectEdge2>(k, ai, ars, aps, b + j0, ldb, ci + j0, ldc, alpha, beta, cols - l, rows);
+                else Tile<DirectEdge3>(k, ai, ars, aps, b + j0, ldb, ci + j0, ldc, alpha, beta, cols - 2 * l, rows);
             }
         }
     }
 
     /// <summary>
     /// C[0:rows, 0:(nv−1)·L + last] = alpha·Σ_p A(:, p)·B(p, :) + beta·C over p &lt; kc, where
-    /// A(r, p) = a[r·ars + p·aps] and B(p, :) starts at b + p·bps. Constant arguments select the
-    /// variant: <paramref name="nv"/> vectors per row; <paramref name="masked"/>: the last vector
-    /// holds only <paramref name="last"/> columns of C; <paramref name="direct"/>: B is stored (not
-    /// packed and padded), so that vector is also loaded under the mask; rows &lt; 8 repeat the last
-    /// row's broadcasts (so the loop has no branches) and store only their own rows.
+    /// A(r, p) = a[r·ars + p·aps] and B(p, :) starts at b + p·bps. <typeparamref name="S"/> selects the
+    /// variant: nv = <see cref="ITileShape.Vectors"/> vectors per row; masked: the last vector
+    /// holds only <paramref name="last"/> columns of C; direct: A and B are stored (strided, not
+    /// packed and padded), so B's last vector is also loaded under the mask, and rows &lt; 8 repeat the
+    /// last row's broadcasts (so the loop has no branches) and store only their own rows.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Tile(int kc, T* a, nint ars, nint aps, T* b, nint bps, T* c, nint ldc, T alpha, T beta,
-        int nv, bool masked, bool direct, int last, int rows)
+    private static void Tile<S>(int kc, T* a, nint ars, nint aps, T* b, nint bps, T* c, nint ldc, T alpha, T beta,
+        int last, int rows) where S : struct, ITileShape
     {
-        int l = Vector512<T>.Count;
+        // The variant is a type argument, so the JIT compiles each one with its constants folded
+        // (the body is too large to rely on inlining for that).
+        int l = Vector512<T>.Count, nv = S.Vectors;
+        bool masked = S.Masked, direct = S.Direct;
+        if (!direct) { ars = 1; aps = 8; bps = 3 * l; rows = 8; } // packed panels: constant strides
         nint o1 = Row(1, rows, ars), o2 = Row(2, rows, ars), o3 = Row(3, rows, ars), o4 = Row(4, rows, ars);
         nint o5 = Row(5, rows, ars), o6 = Row(6, rows, ars), o7 = Row(7, rows, ars);
         Vector512<T> mask = masked ? LaneMask(last) : default;
@@ -215,3 +218,23 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         else throw new NotSupportedException();
     }
 }
+
+/// <summary>Compile-time choice of an <see cref="Avx512Kernel{T}"/> tile variant.</summary>
+internal interface ITileShape
+{
+    /// <summary>Vectors of C per row (1–3).</summary>
+    static abstract int Vectors { get; }
+    /// <summary>The last vector is cut by the right edge of C (masked loads and stores).</summary>
+    static abstract bool Masked { get; }
+    /// <summary>Operands read where they are stored (strided) rather than from packed panels.</summary>
+    static abstract bool Direct { get; }
+}
+
+internal struct Packed3 : ITileShape { public static int Vectors => 3; public static bool Masked => false; public static bool Direct => false; }
+internal struct PackedEdge1 : ITileShape { public static int Vectors => 1; public static bool Masked => true; public static bool Direct => false; }
+internal struct PackedEdge2 : ITileShape { public static int Vectors => 2; public static bool Masked => true; public static bool Direct => false; }
+internal struct PackedEdge3 : ITileShape { public static int Vectors => 3; public static bool Masked => true; public static bool Direct => false; }
+internal struct Direct3 : ITileShape { public static int Vectors => 3; public static bool Masked => false; public static bool Direct => true; }
+internal struct DirectEdge1 : ITileShape { public static int Vectors => 1; public static bool Masked => true; public static bool Direct => true; }
+internal struct DirectEdge2 : ITileShape { public static int Vectors => 2; public static bool Masked => true; public static bool Direct => true; }
+internal struct DirectEdge3 : ITileShape { public static int Vectors => 3; public static bool Masked => true; public static bool Direct => true; }
