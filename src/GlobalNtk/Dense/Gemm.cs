@@ -15,8 +15,10 @@ public enum Trans { No, Yes }
 /// <remarks>
 /// Implementation: packed A/B panels, cache blocking and a register-blocked FMA microkernel
 /// (float64: AVX-512 8×24, else AVX2 6×8; float32: AVX-512 8×48, else AVX2 6×16; else scalar 4×4;
-/// see <c>GemmKernels.cs</c> and <c>GemmKernelsF32.cs</c>); one generic driver serves both precisions; m = 1 or n = 1
-/// runs as dot products / axpys instead, and tiny products (m·n·k ≤ 128) as plain loops. Products with at
+/// see <c>GemmKernels.cs</c> and <c>GemmKernelAvx512.cs</c>); one generic driver and one generic kernel
+/// per instruction set serve both precisions; m = 1 or n = 1 runs as dot products / axpys instead.
+/// With AVX-512, small products with B as stored (m·n·k ≤ 2¹⁹, k ≤ KC) skip packing and give the same
+/// bits as the packed path; other tiny products (m·n·k ≤ 128) run as plain loops. Products with at
 /// least <see cref="ParallelThreshold"/> multiply-adds are split into column (or row) panels run on
 /// up to <see cref="MaxDegreeOfParallelism"/> threads; smaller ones run on the calling thread and
 /// allocate nothing once the thread's packing buffers exist. C must not overlap A or B.
@@ -216,26 +218,13 @@ public static partial class Gemm
             return;
         }
         // typeof(T) tests are JIT-time constants: each instantiation keeps only its own branch.
-        if (typeof(T) == typeof(double))
+        if (typeof(T) == typeof(double) || typeof(T) == typeof(float))
         {
-            double* da = (double*)a, db = (double*)b, dc = (double*)c;
-            double dAlpha = double.CreateTruncating(alpha), dBeta = double.CreateTruncating(beta);
             switch (kind)
             {
-                case KernelKind.Avx512: Split<double, Avx512Kernel<double>>(ta, tb, m, n, k, dAlpha, da, lda, db, ldb, dBeta, dc, ldc, maxThreads); break;
-                case KernelKind.Avx2: Split<double, Avx2Kernel>(ta, tb, m, n, k, dAlpha, da, lda, db, ldb, dBeta, dc, ldc, maxThreads); break;
-                default: Split<double, ScalarKernel<double>>(ta, tb, m, n, k, dAlpha, da, lda, db, ldb, dBeta, dc, ldc, maxThreads); break;
-            }
-        }
-        else if (typeof(T) == typeof(float))
-        {
-            float* fa = (float*)a, fb = (float*)b, fc = (float*)c;
-            float fAlpha = float.CreateTruncating(alpha), fBeta = float.CreateTruncating(beta);
-            switch (kind)
-            {
-                case KernelKind.Avx512: Split<float, Avx512Kernel<float>>(ta, tb, m, n, k, fAlpha, fa, lda, fb, ldb, fBeta, fc, ldc, maxThreads); break;
-                case KernelKind.Avx2: Split<float, Avx2KernelF32>(ta, tb, m, n, k, fAlpha, fa, lda, fb, ldb, fBeta, fc, ldc, maxThreads); break;
-                default: Split<float, ScalarKernel<float>>(ta, tb, m, n, k, fAlpha, fa, lda, fb, ldb, fBeta, fc, ldc, maxThreads); break;
+                case KernelKind.Avx512: Split<T, Avx512Kernel<T>>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, maxThreads); break;
+                case KernelKind.Avx2: Split<T, Avx2Kernel<T>>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, maxThreads); break;
+                default: Split<T, ScalarKernel<T>>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, maxThreads); break;
             }
         }
         else
