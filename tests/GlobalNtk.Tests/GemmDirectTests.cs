@@ -20,8 +20,8 @@ public class GemmDirectTests
     /// <summary>
     /// Every m in 2..17 and n in 2..(3L + 1) (L lanes per vector: every cut of a tile's last vector
     /// and every row count of the last 8-row block), small depths, both transposes of A and of B,
-    /// padded strides and a start one element past a 64-byte boundary. With AVX-512 these run
-    /// <c>Direct</c> for B as stored and the packed path for B transposed.
+    /// padded strides and starts one or two elements into their arrays. With AVX-512 these run
+    /// <c>Direct</c> (B read in place when stored, packed first when transposed).
     /// </summary>
     [Theory]
     [MemberData(nameof(Precisions))]
@@ -92,20 +92,21 @@ public class GemmDirectTests
         int kc = Avx512Kernel<T>.KC, caseIndex = 0;
         foreach (var (m, n, k) in new[] { (2, 2, 1), (7, 9, 13), (8, 48, 16), (17, 50, 33), (64, 64, 64), (33, 97, kc) })
             foreach (Trans ta in new[] { Trans.No, Trans.Yes })
-                foreach (var (alpha, beta) in Scalars)
-                {
-                    int pad = caseIndex++ % 3;
-                    int lda = (ta == Trans.No ? k : m) + pad, ldb = n + pad, ldc = n + pad;
-                    T[] a = Random<T>(rng, (ta == Trans.No ? m : k) * lda), b = Random<T>(rng, k * ldb);
-                    T[] c1 = Random<T>(rng, m * ldc), c2 = (T[])c1.Clone();
-                    fixed (T* pa = a, pb = b, p1 = c1, p2 = c2)
+                foreach (Trans tb in new[] { Trans.No, Trans.Yes })
+                    foreach (var (alpha, beta) in Scalars)
                     {
-                        Avx512Kernel<T>.Direct(ta, m, n, k, T.CreateTruncating(alpha), pa, lda, pb, ldb, T.CreateTruncating(beta), p1, ldc);
-                        GemmDriver<T, Avx512Kernel<T>>.Serial(ta, Trans.No, m, n, k, T.CreateTruncating(alpha), pa, lda, pb, ldb, T.CreateTruncating(beta), p2, ldc);
+                        int pad = caseIndex++ % 3;
+                        int lda = (ta == Trans.No ? k : m) + pad, ldb = (tb == Trans.No ? n : k) + pad, ldc = n + pad;
+                        T[] a = Random<T>(rng, (ta == Trans.No ? m : k) * lda), b = Random<T>(rng, (tb == Trans.No ? k : n) * ldb);
+                        T[] c1 = Random<T>(rng, m * ldc), c2 = (T[])c1.Clone();
+                        fixed (T* pa = a, pb = b, p1 = c1, p2 = c2)
+                        {
+                            Avx512Kernel<T>.Direct(ta, tb, m, n, k, T.CreateTruncating(alpha), pa, lda, pb, ldb, T.CreateTruncating(beta), p1, ldc);
+                            GemmDriver<T, Avx512Kernel<T>>.Serial(ta, tb, m, n, k, T.CreateTruncating(alpha), pa, lda, pb, ldb, T.CreateTruncating(beta), p2, ldc);
+                        }
+                        for (int q = 0; q < c1.Length; q++)
+                            Assert.True(c1[q] == c2[q], $"{typeof(T).Name} {ta}/{tb} m={m} n={n} k={k} α={alpha} β={beta}: element {q} direct {c1[q]}, packed {c2[q]}");
                     }
-                    for (int q = 0; q < c1.Length; q++)
-                        Assert.True(c1[q] == c2[q], $"{typeof(T).Name} {ta} m={m} n={n} k={k} α={alpha} β={beta}: element {q} direct {c1[q]}, packed {c2[q]}");
-                }
     }
 
     /// <summary>

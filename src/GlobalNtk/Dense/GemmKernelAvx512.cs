@@ -46,12 +46,36 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     }
 
     /// <summary>
-    /// C[0:m, 0:n] = alpha·op(A)·B + beta·C with B not transposed, A and B read where they are stored
-    /// (no packing): A's elements are broadcast from their rows (or columns), B's rows loaded as
-    /// vectors, the last under a lane mask. For small products, where packing costs as much as the
-    /// multiply-adds. Requires k ≤ <see cref="KC"/> so that the sums match the packed path's bits.
+    /// C[0:m, 0:n] = alpha·op(A)·op(B) + beta·C on the stored A, without packing it: A's elements are
+    /// broadcast from their rows (or columns). B as stored is read in place, its rows loaded as
+    /// vectors (the last under a lane mask); a transposed B is packed first (k × n, cheap next to the
+    /// multiply-adds). For small products, where packing A costs as much as the multiply-adds.
+    /// Requires k ≤ <see cref="KC"/> so that the sums match the packed path's bits.
     /// </summary>
-    public static void Direct(Trans ta, int m, int n, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
+    public static void Direct(Trans ta, Trans tb, int m, int n, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
+    {
+        if (tb == Trans.No)
+        {
+            DirectOn<Direct3, DirectEdge1, DirectEdge2, DirectEdge3>(ta, m, n, k, alpha, a, lda, b, ldb, 1, beta, c, ldc);
+            return;
+        }
+        var buffers = GemmBuffers<T>.Rent();
+        try
+        {
+            T* packed = buffers.PackB((int)GemmDriver<T, Avx512Kernel<T>>.PackedLength(k, n));
+            GemmDriver<T, Avx512Kernel<T>>.PackAll(tb, b, ldb, k, n, packed); // one slice: panel q at q·NR·k
+            DirectOn<DirectA3, DirectAEdge1, DirectAEdge2, DirectAEdge3>(ta, m, n, k, alpha, a, lda, packed, 3 * Vector512<T>.Count, k, beta, c, ldc);
+        }
+        finally
+        {
+            GemmBuffers<T>.Return(buffers);
+        }
+    }
+
+    /// <summary>Runs <see cref="Direct"/>'s tiles: B row p of the column block at j0 starts at b + j0·bjs + p·bps.</summary>
+    private static void DirectOn<SFull, SEdge1, SEdge2, SEdge3>(Trans ta, int m, int n, int k, T alpha, T* a, nint lda,
+        T* b, nint bps, nint bjs, T beta, T* c, nint ldc)
+        where SFull : struct, ITileShape where SEdge1 : struct, ITileShape where SEdge2 : struct, ITileShape where SEdge3 : struct, ITileShape
     {
         nint ars = ta == Trans.No ? lda : 1, aps = ta == Trans.No ? 1 : lda; // op(A)(i, p) = a[i·ars + p·aps]
         int l = Vector512<T>.Count, nr = 3 * l;
@@ -63,10 +87,11 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
             for (int j0 = 0; j0 < n; j0 += nr)
             {
                 int cols = n - j0;
-                if (cols >= nr) Tile<Direct3>(k, ai, ars, aps, b + j0, ldb, ci + j0, ldc, alpha, beta, 0, rows);
-                else if (cols <= l) Tile<DirectEdge1>(k, ai, ars, aps, b + j0, ldb, ci + j0, ldc, alpha, beta, cols, rows);
-                else if (cols <= 2 * l) Tile<DirectEdge2>(k, ai, ars, aps, b + j0, ldb, ci + j0, ldc, alpha, beta, cols - l, rows);
-                else Tile<DirectEdge3>(k, ai, ars, aps, b + j0, ldb, ci + j0, ldc, alpha, beta, cols - 2 * l, rows);
+                T* bj = b + j0 * bjs;
+                if (cols >= nr) Tile<SFull>(k, ai, ars, aps, bj, bps, ci + j0, ldc, alpha, beta, 0, rows);
+                else if (cols <= l) Tile<SEdge1>(k, ai, ars, aps, bj, bps, ci + j0, ldc, alpha, beta, cols, rows);
+                else if (cols <= 2 * l) Tile<SEdge2>(k, ai, ars, aps, bj, bps, ci + j0, ldc, alpha, beta, cols - l, rows);
+                else Tile<SEdge3>(k, ai, ars, aps, bj, bps, ci + j0, ldc, alpha, beta, cols - 2 * l, rows);
             }
         }
     }
@@ -75,9 +100,10 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     /// C[0:rows, 0:(nv−1)·L + last] = alpha·Σ_p A(:, p)·B(p, :) + beta·C over p &lt; kc, where
     /// A(r, p) = a[r·ars + p·aps] and B(p, :) starts at b + p·bps. <typeparamref name="S"/> selects the
     /// variant: nv = <see cref="ITileShape.Vectors"/> vectors per row; masked: the last vector
-    /// holds only <paramref name="last"/> columns of C; direct: A and B are stored (strided, not
-    /// packed and padded), so B's last vector is also loaded under the mask, and rows &lt; 8 repeat the
-    /// last row's broadcasts (so the loop has no branches) and store only their own rows.
+    /// holds only <paramref name="last"/> columns of C; direct: A is read as stored (strided, not
+    /// packed and padded), and rows &lt; 8 repeat the last row's broadcasts (so the loop has no
+    /// branches) and store only their own rows; stored B: B too, so its last vector is also loaded
+    /// under the mask.
     /// </summary>
     private static void Tile<S>(int kc, T* a, nint ars, nint aps, T* b, nint bps, T* c, nint ldc, T alpha, T beta,
         int last, int rows) where S : struct, ITileShape
@@ -85,8 +111,9 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         // The variant is a type argument, so the JIT compiles each one with its constants folded
         // (the body is too large to rely on inlining for that).
         int l = Vector512<T>.Count, nv = S.Vectors;
-        bool masked = S.Masked, direct = S.Direct;
-        if (!direct) { ars = 1; aps = 8; bps = 3 * l; rows = 8; } // packed panels: constant strides
+        bool masked = S.Masked, direct = S.Direct, storedB = S.Direct && S.StoredB;
+        if (!direct) { ars = 1; aps = 8; rows = 8; } // packed A panels: constant strides
+        if (!storedB) bps = 3 * l; // packed B panels
         nint o1 = Row(1, rows, ars), o2 = Row(2, rows, ars), o3 = Row(3, rows, ars), o4 = Row(4, rows, ars);
         nint o5 = Row(5, rows, ars), o6 = Row(6, rows, ars), o7 = Row(7, rows, ars);
         Vector512<T> mask = masked ? LaneMask(last) : default;
@@ -105,9 +132,9 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         Vector512<T> c60 = default, c61 = default, c62 = default, c70 = default, c71 = default, c72 = default;
         for (int p = 0; p < kc; p++)
         {
-            Vector512<T> b0 = nv == 1 && masked && direct ? MaskLoad(b, mask) : Vector512.Load(b);
-            Vector512<T> b1 = nv < 2 ? default : nv == 2 && masked && direct ? MaskLoad(b + l, mask) : Vector512.Load(b + l);
-            Vector512<T> b2 = nv < 3 ? default : masked && direct ? MaskLoad(b + 2 * l, mask) : Vector512.Load(b + 2 * l);
+            Vector512<T> b0 = nv == 1 && masked && storedB ? MaskLoad(b, mask) : Vector512.Load(b);
+            Vector512<T> b1 = nv < 2 ? default : nv == 2 && masked && storedB ? MaskLoad(b + l, mask) : Vector512.Load(b + l);
+            Vector512<T> b2 = nv < 3 ? default : masked && storedB ? MaskLoad(b + 2 * l, mask) : Vector512.Load(b + 2 * l);
             Vector512<T> x = Vector512.Create(a[0]);
             c00 = Fma(x, b0, c00);
             if (nv > 1) c01 = Fma(x, b1, c01);
@@ -226,8 +253,10 @@ internal interface ITileShape
     static abstract int Vectors { get; }
     /// <summary>The last vector is cut by the right edge of C (masked loads and stores).</summary>
     static abstract bool Masked { get; }
-    /// <summary>Operands read where they are stored (strided) rather than from packed panels.</summary>
+    /// <summary>A read where it is stored (strided, any row count) rather than from packed panels.</summary>
     static abstract bool Direct { get; }
+    /// <summary>With <see cref="Direct"/>: B read where it is stored as well (its last vector under the mask).</summary>
+    static virtual bool StoredB => true;
 }
 
 internal struct Packed3 : ITileShape { public static int Vectors => 3; public static bool Masked => false; public static bool Direct => false; }
@@ -238,3 +267,7 @@ internal struct Direct3 : ITileShape { public static int Vectors => 3; public st
 internal struct DirectEdge1 : ITileShape { public static int Vectors => 1; public static bool Masked => true; public static bool Direct => true; }
 internal struct DirectEdge2 : ITileShape { public static int Vectors => 2; public static bool Masked => true; public static bool Direct => true; }
 internal struct DirectEdge3 : ITileShape { public static int Vectors => 3; public static bool Masked => true; public static bool Direct => true; }
+internal struct DirectA3 : ITileShape { public static int Vectors => 3; public static bool Masked => false; public static bool Direct => true; public static bool StoredB => false; }
+internal struct DirectAEdge1 : ITileShape { public static int Vectors => 1; public static bool Masked => true; public static bool Direct => true; public static bool StoredB => false; }
+internal struct DirectAEdge2 : ITileShape { public static int Vectors => 2; public static bool Masked => true; public static bool Direct => true; public static bool StoredB => false; }
+internal struct DirectAEdge3 : ITileShape { public static int Vectors => 3; public static bool Masked => true; public static bool Direct => true; public static bool StoredB => false; }
