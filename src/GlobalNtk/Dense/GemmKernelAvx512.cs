@@ -12,8 +12,8 @@ namespace GlobalNtk.Dense;
 /// orthogonalisation) keep those in float64 themselves.
 /// </summary>
 /// <remarks>
-/// One loop body (<see cref="Tile"/>) serves every use, specialised by the JIT through constant
-/// arguments: full packed tiles, packed tiles cut by the right edge of C (1, 2 or 3 vectors, the last
+/// One loop body (<c>Tile</c>) serves every use, compiled by the JIT once per variant, which a struct
+/// type argument (<see cref="ITileShape"/>) selects: full packed tiles, packed tiles cut by the right edge of C (1, 2 or 3 vectors, the last
 /// under a lane mask, so no work is spent on padding), and <see cref="Direct"/>, which reads small
 /// operands where they are stored instead of packing them. Each element of C is the same chain of
 /// fused multiply-adds over p = 0, 1, …, k−1 in all of them, so a product's bits do not depend on the
@@ -21,7 +21,6 @@ namespace GlobalNtk.Dense;
 /// </remarks>
 internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private static int L => Vector512<T>.Count;
     public static int MR => 8;
     public static int NR => 3 * Vector512<T>.Count;
     public static int KC => typeof(T) == typeof(float) ? GemmTuning.KC512F32 : GemmTuning.KC512;
