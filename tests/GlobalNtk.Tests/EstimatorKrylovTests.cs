@@ -62,6 +62,7 @@ public class EstimatorKrylovTests
             Assert.True(r.Values[i] <= lambda[i] + 1e-12 * lambda[0], $"λ{i + 1}: Ritz {r.Values[i]} above {lambda[i]}");
             // The stop rule: every error bound below tol·λ₁, and the true error with it.
             Assert.True(r.ErrorBounds[i] <= tol * r.Values[0], $"bound {r.ErrorBounds[i]}");
+            Assert.True(r.ErrorBounds[i] >= 2.2e-16 * r.Values[0], $"bound {r.ErrorBounds[i]} below rounding");
             Assert.True(lambda[i] - r.Values[i] <= tol * lambda[0], $"λ{i + 1} = {lambda[i]}, Ritz {r.Values[i]} (tol {tol})");
             // Rigorous for a symmetric A: some eigenvalue lies within the residual of each Ritz value.
             double nearest = lambda.Min(l => Math.Abs(l - r.Values[i]));

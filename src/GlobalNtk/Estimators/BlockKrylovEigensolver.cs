@@ -247,16 +247,23 @@ internal sealed class BlockKrylovEigensolver
     }
 
     // Eigenvalue error bounds of the picked Ritz values: |λ − θ| ≤ r always, and ≤ r²/gap when the
-    // gap to the rest of the spectrum is approximated by the nearest other Ritz value.
+    // gap to the rest of the spectrum is approximated by the nearest other Ritz value. Never below
+    // rounding: T's entries are length-n dot products (relative error ~ε), so the eigenvalues of
+    // the e×e T carry about e·ε·max|θ| (r²/gap alone fell to 1e-16 of λ₁, and a converged λ₁ of the
+    // transformer's NTK_S then differed from the thorough run's by 7 such "bounds", at 1e-15).
+    // float64 machine epsilon (double.Epsilon is the smallest subnormal, not this).
+    private const double MachineEpsilon = 2.220446049250313e-16;
+
     private static double[] ErrorBounds(double[] theta, double[] residual, int[] pick)
     {
         var bound = new double[theta.Length];
+        double floor = theta.Length * MachineEpsilon * theta.Max(Math.Abs);
         foreach (int i in pick)
         {
             double gap = double.PositiveInfinity;
             for (int j = 0; j < theta.Length; j++) if (j != i) gap = Math.Min(gap, Math.Abs(theta[i] - theta[j]));
             double r = residual[i];
-            bound[i] = gap > 0 && double.IsFinite(gap) ? Math.Min(r, r * r / gap) : r;
+            bound[i] = Math.Max(floor, gap > 0 && double.IsFinite(gap) ? Math.Min(r, r * r / gap) : r);
         }
         return bound;
     }
