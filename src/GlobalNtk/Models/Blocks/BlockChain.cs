@@ -532,6 +532,54 @@ internal sealed class BlockChainLinearization : ChainLinearization
         }
     }
 
+    internal override bool TryApplyStateNtk(ReadOnlySpan<double> x, Span<double> y, int count) { ApplyStateNtk(x, y, count); return true; }
+
+    internal override bool TryApplyStateNtk(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        if (!HasSingleStateMaps) return false;
+        ApplyStateNtk(x, y, count);
+        return true;
+    }
+
+    /// <summary>
+    /// y = P K P* x with K = Σ_k E_k J_θ,k J_θ,k* E_kᵀ, in place on y, per chunk of vectors: back
+    /// through the steps, one cotangent sweep of w_k (complete once step k is reached) gives
+    /// δθ_k = J_θ,k* w_k and A_kᵀ w_k, added into w_{k−1}; then forward, one tangent sweep gives
+    /// v_k = A_k v_{k−1} + J_θ,k δθ_k over w_k (T: float on a float32 linearisation, else double).
+    /// The same sums as P* (BPTT), the step kernel and P (docs/math.md#global-ntk).
+    /// </summary>
+    private void ApplyStateNtk<T>(ReadOnlySpan<T> x, Span<T> y, int count) where T : unmanaged
+    {
+        int size = StateShape.Size, chunk = Math.Max(1, _chunk / 2);
+        var offsets = new int[_t + 1];
+        for (int k = 0; k < _t; k++) offsets[k + 1] = offsets[k] + _chain.Steps[k].ParameterSize;
+        int m = offsets[_t];
+        x[..(count * size)].CopyTo(y);
+        for (int j0 = 0; j0 < count; j0 += chunk)
+        {
+            int cs = Math.Min(chunk, count - j0);
+            var yc = y[(j0 * size)..];
+            long n = (long)cs * _b * Group;
+            using var rows = new RowScratch<T>(n); using var inRows = new RowScratch<T>(n);
+            using var dTheta = new RowScratch<T>((long)cs * m);
+            for (int k = _t - 1; k >= 0; k--)
+            {
+                int mk = offsets[k + 1] - offsets[k];
+                if (mk == 0 && k == 0) continue;
+                GatherSame(yc, k, cs, rows.Span);
+                _traces[k].CotangentActive<T>(rows.Span, k > 0 ? inRows.Span : default, dTheta.Span.Slice(cs * offsets[k], cs * mk), cs, default);
+                if (k > 0) AddRowsSame(inRows.Span, yc, k - 1, cs);
+            }
+            for (int k = 0; k < _t; k++)
+            {
+                int mk = offsets[k + 1] - offsets[k];
+                if (k > 0) GatherSame(yc, k - 1, cs, inRows.Span);
+                _traces[k].TangentActive<T>(k > 0 ? inRows.Span : default, dTheta.Span.Slice(cs * offsets[k], cs * mk), rows.Span, cs, default);
+                ScatterCore(rows.Span, yc, k, cs, 1.0, overwrite: true);
+            }
+        }
+    }
+
     /// <summary>rows[j, b, :] = block[j, b, step, :] for a block and rows of one element type.</summary>
     private void GatherSame<T>(ReadOnlySpan<T> block, int step, int count, Span<T> rows) where T : unmanaged => GatherCore(block, step, count, rows);
 
