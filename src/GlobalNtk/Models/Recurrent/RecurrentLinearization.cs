@@ -876,8 +876,10 @@ public sealed class RecurrentLinearization : ChainLinearization
                 for (int i = lo; i < hi; i++)
                 {
                     int row = r0 + i;
-                    ToT<TV>(AtV<TV>(q, (long)row * _s, _s), qr);
-                    _cell.ApplyDTranspose(Row(row / _t, row % _t), qr, g.AsSpan(i * _p, _p), work.AsSpan(_s, _cell.WorkWidth));
+                    // A block in T is read in place; a float64 block on the float32 engine is rounded first.
+                    Span<T> src = typeof(TV) == typeof(T) ? AtT(q, (long)row * _s, _s) : qr;
+                    if (typeof(TV) != typeof(T)) ToT<TV>(AtV<TV>(q, (long)row * _s, _s), qr);
+                    _cell.ApplyDTranspose(Row(row / _t, row % _t), src, g.AsSpan(i * _p, _p), work.AsSpan(_s, _cell.WorkWidth));
                 }
             }
             finally { ArrayPool<T>.Shared.Return(work); }
@@ -897,15 +899,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                 var u = _u[s].Value;
                 if (!UsesGemm(s))
                 {
-                    for (int r = 0; r < rc; r++)
-                    {
-                        var ar = g.AsSpan(r * _p + offset, w);
-                        for (int i = 0; i < d; i++)
-                        {
-                            var ci = c[s].AsSpan(i * _gh + lo, w);
-                            TensorPrimitives.MultiplyAdd(ar, u[(r0 + r) * d + i], ci, ci);
-                        }
-                    }
+                    NarrowSite.Accumulate<T>(g, _p, _lin._layout[s].PreOffset, rc, u.AsSpan(r0 * d, rc * d), d, c[s], _gh, lo, w);
                     continue;
                 }
                 Gemm.Multiply<T>(Trans.Yes, Trans.No, _lin._layout[s].Width, w, rc, T.One, u.AsSpan(r0 * d), d,
@@ -945,9 +939,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                             continue;
                         }
                         int d = SiteWidth(s);
-                        var u = _u[s].Value;
-                        TensorPrimitives.Multiply(c[s].AsSpan(0, _gh), u[row * d], block);
-                        for (int k = 1; k < d; k++) TensorPrimitives.MultiplyAdd(c[s].AsSpan(k * _gh, _gh), u[row * d + k], block, block);
+                        NarrowSite.Combine<T>(c[s], _gh, _u[s].Value.AsSpan(row * d, d), d, block, _gh);
                     }
                     _cell.ApplyD(Row(row / _t, row % _t), a, tmp, work.AsSpan(_s, _cell.WorkWidth));
                     AddFromT<TV>(tmp, AtV<TV>(y, (long)row * _s, _s));
