@@ -78,17 +78,20 @@ public sealed class RecurrentLinearization : ChainLinearization
     internal int PreWidth => _cell.PreWidth;
 
     /// <summary>
-    /// Values per row-chunk scratch block of the maps over all B·T rows (J_θ, J_θ*, K's site
-    /// kernel, the sites' D and D*): <see cref="MemoryBudget.ScratchBlockElements"/>. Tests shrink it
-    /// for their own call only, through <see cref="ScopedSetting{T}.Override"/>.
+    /// Most values per row-chunk scratch block of the maps over all B·T rows (J_θ, J_θ*, K's site
+    /// kernel, the sites' D and D*): <see cref="MemoryBudget.ScratchBlockElements"/>; the chunks are
+    /// normally the smaller <see cref="KernelChunkBytes"/>. Tests shrink it for their own call only,
+    /// through <see cref="ScopedSetting{T}.Override"/>.
     /// </summary>
     internal static readonly ScopedSetting<long> RowChunkElements = new(MemoryBudget.ScratchBlockElements);
 
     /// <summary>
-    /// Bytes per row chunk of K's site kernel (at most <see cref="RowChunkElements"/> values): about
-    /// two cores' L2 caches, so the D* rows are still cached when the Ûᵀ GEMM packs them and the Û C
-    /// rows when D reads them (a whole-budget chunk, 33 MB, ran K at half its GEMMs' speed). Tests
-    /// shrink it for their own call only, through <see cref="ScopedSetting{T}.Override"/>.
+    /// Bytes per row chunk of K's site kernel, J_θ, J_θ* and the sites' D and D* (at most
+    /// <see cref="RowChunkElements"/> values): about two cores' L2 caches, so the D* rows are still
+    /// cached when the Ûᵀ GEMM packs them and the Û C rows when D reads them (a whole-budget chunk,
+    /// 33 MB, ran K at half its GEMMs' speed). For J_θ and J_θ* it keeps the pooled scratch small:
+    /// whole-budget chunks left 16–33 MB arrays in the pool after one application. Tests shrink it
+    /// for their own call only, through <see cref="ScopedSetting{T}.Override"/>.
     /// </summary>
     internal static readonly ScopedSetting<long> KernelChunkBytes = new(3L << 20);
 
@@ -602,7 +605,7 @@ public sealed class RecurrentLinearization : ChainLinearization
         /// <summary>result[j] = J_θ dθ[j]: δa_ih = δW_ih x + δb_ih, δa_hh = δW_hh v + δb_hh at every (b, k), then D; in row chunks.</summary>
         public void ParamJvp<TV>(ReadOnlySpan<TV> dTheta, Span<TV> result, int count) where TV : unmanaged
         {
-            int m = _lin._params.TotalSize, size = _lin.StateShape.Size, chunk = RowChunk;
+            int m = _lin._params.TotalSize, size = _lin.StateShape.Size, chunk = KernelChunkRows;
             var pre = ArrayPool<T>.Shared.Rent(chunk * _p);
             var th = ArrayPool<T>.Shared.Rent(m);
             try
@@ -649,7 +652,7 @@ public sealed class RecurrentLinearization : ChainLinearization
         /// </summary>
         public void ParamVjp<TV>(ReadOnlySpan<TV> q, Span<TV> dTheta, int count) where TV : unmanaged
         {
-            int m = _lin._params.TotalSize, size = _lin.StateShape.Size, chunk = RowChunk;
+            int m = _lin._params.TotalSize, size = _lin.StateShape.Size, chunk = KernelChunkRows;
             var g = ArrayPool<T>.Shared.Rent(chunk * _p);
             var wIh = ArrayPool<T>.Shared.Rent(_gh * _n);
             var wHh = ArrayPool<T>.Shared.Rent(_gh * _h);
@@ -832,8 +835,9 @@ public sealed class RecurrentLinearization : ChainLinearization
         }
 
         /// <summary>
-        /// Rows per chunk of K's site kernel: <see cref="KernelChunkBytes"/> of pre-activation rows, in
-        /// whole 8-row groups (the kernels' MR), and never more than <see cref="RowChunk"/>.
+        /// Rows per chunk of the row maps (K's site kernel, J_θ, J_θ*, the sites' D and D*):
+        /// <see cref="KernelChunkBytes"/> of pre-activation rows, in whole 8-row groups (the kernels'
+        /// MR), and never more than <see cref="RowChunk"/>.
         /// </summary>
         private int KernelChunkRows
         {
@@ -953,7 +957,7 @@ public sealed class RecurrentLinearization : ChainLinearization
         /// <summary>dst[j] += D (a[j] in the site's pre-activation block), in row chunks.</summary>
         public void SiteDAdd<TA, TV>(int preOffset, ReadOnlySpan<TA> a, Span<TV> dst, int count) where TA : unmanaged where TV : unmanaged
         {
-            int size = _lin.StateShape.Size, chunk = RowChunk;
+            int size = _lin.StateShape.Size, chunk = KernelChunkRows;
             var pre = ArrayPool<T>.Shared.Rent(chunk * _p);
             try
             {
@@ -973,7 +977,7 @@ public sealed class RecurrentLinearization : ChainLinearization
         /// <summary>a[j] = the site's pre-activation block of Dᵀ q[j], in row chunks.</summary>
         public void SiteDAdjoint<TV, TA>(int preOffset, ReadOnlySpan<TV> q, Span<TA> a, int count) where TV : unmanaged where TA : unmanaged
         {
-            int size = _lin.StateShape.Size, chunk = RowChunk;
+            int size = _lin.StateShape.Size, chunk = KernelChunkRows;
             var g = ArrayPool<T>.Shared.Rent(chunk * _p);
             try
             {
