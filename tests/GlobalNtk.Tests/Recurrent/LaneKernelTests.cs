@@ -17,14 +17,17 @@ public class LaneKernelTests
     private static T[] Random<T>(Random rng, int n, double lo = -1, double hi = 1) where T : IFloatingPointIeee754<T> =>
         Enumerable.Range(0, n).Select(_ => T.CreateTruncating(lo + (hi - lo) * rng.NextDouble())).ToArray();
 
-    private static (RecurrentCell Cell, T[] Cache, T[] ZPrev, T[] Z) GruRow<T>(int h, int seed) where T : unmanaged, IFloatingPointIeee754<T>
+    private static (RecurrentCell Cell, T[] Cache, T[] ZPrev, T[] Z) GruRow<T>(int h, int seed) where T : unmanaged, IFloatingPointIeee754<T> =>
+        CellRow<T>("gru", h, seed);
+
+    private static (RecurrentCell Cell, T[] Cache, T[] ZPrev, T[] Z) CellRow<T>(string arch, int h, int seed) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var config = new RecurrentConfig("gru", 2, h, 1) { Seed = seed };
+        var config = new RecurrentConfig(arch, 2, h, 1) { Seed = seed };
         var cell = RecurrentCell.Create(config, RecurrentCell.Initialize(config, new Random(seed)));
         var rng = new Random(seed + 1);
         var pre = Random<T>(rng, cell.PreWidth, -2, 2);
-        var zPrev = Random<T>(rng, h);
-        var z = new T[h];
+        var zPrev = Random<T>(rng, cell.StateSize);
+        var z = new T[cell.StateSize];
         var cache = new T[cell.CacheWidth];
         cell.ForwardRow<T>(pre, zPrev, z, cache);
         return (cell, cache, zPrev, z);
@@ -72,14 +75,68 @@ public class LaneKernelTests
                 Assert.Equal(gin, g[2 * h + i]);
                 Assert.Equal(gin * r, g[5 * h + i]);
             }
-            // Adjoint identity ⟨D da, q⟩ = ⟨da, Dᵀ q⟩, in float64 sums.
-            double lhs = 0, rhs = 0, scale = 0;
-            for (int i = 0; i < h; i++) { lhs += double.CreateTruncating(dz[i]) * double.CreateTruncating(q[i]); scale += Math.Abs(double.CreateTruncating(dz[i]) * double.CreateTruncating(q[i])); }
-            for (int j = 0; j < g.Length; j++) { rhs += double.CreateTruncating(da[j]) * double.CreateTruncating(g[j]); scale += Math.Abs(double.CreateTruncating(da[j]) * double.CreateTruncating(g[j])); }
-            // Both sides round the same products differently: a few ulps of T per term.
-            double eps = typeof(T) == typeof(float) ? 1e-6 : 1e-14;
-            Assert.True(Math.Abs(lhs - rhs) <= eps * scale, $"H={h} {typeof(T).Name}: ⟨D da, q⟩ = {lhs}, ⟨da, Dᵀq⟩ = {rhs}");
+            AssertAdjoint(da, dz, q, g, $"gru H={h}");
         }
+    }
+
+    [Theory, MemberData(nameof(Widths))]
+    public void LstmDMatchesTheStepByStepFormulaBitForBit(int h)
+    {
+        Check<double>(h);
+        Check<float>(h);
+
+        static void Check<T>(int h) where T : unmanaged, IFloatingPointIeee754<T>
+        {
+            var (cell, cache, zPrev, z) = CellRow<T>("lstm", h, 5 + h);
+            var rng = new Random(h + 1);
+            var da = Random<T>(rng, cell.PreWidth);
+            var q = Random<T>(rng, cell.StateSize);
+            var dz = new T[cell.StateSize];
+            var g = new T[cell.PreWidth];
+            var work = new T[cell.WorkWidth];
+            cell.ApplyD(new StepRow<T>(cache, zPrev, z), da, dz, work);
+            cell.ApplyDTranspose(new StepRow<T>(cache, zPrev, z), q, g, work);
+            T one = T.One;
+            for (int j = 0; j < h; j++)
+            {
+                T i = cache[j], f = cache[h + j], gg = cache[2 * h + j], o = cache[3 * h + j], tc = cache[4 * h + j], c = zPrev[h + j];
+                // D, as the former TensorPrimitives sequence: each line one rounded operation
+                T t1 = f * (one - f);
+                t1 = t1 * da[h + j];
+                T dc = t1 * c;
+                t1 = i * (one - i);
+                t1 = t1 * da[j];
+                dc = t1 * gg + dc;
+                t1 = one - gg * gg;
+                t1 = t1 * da[2 * h + j];
+                dc = t1 * i + dc;
+                t1 = one - tc * tc;
+                t1 = t1 * o;
+                T dh = t1 * dc;
+                T t2 = o * (one - o);
+                t2 = t2 * da[3 * h + j];
+                dh = t2 * tc + dh;
+                Assert.Equal(dh, dz[j]);
+                Assert.Equal(dc, dz[h + j]);
+                // Dᵀ
+                T gc = (one - tc * tc) * o * q[j] + q[h + j];
+                Assert.Equal(i * (one - i) * gg * gc, g[j]);
+                Assert.Equal(f * (one - f) * c * gc, g[h + j]);
+                Assert.Equal((one - gg * gg) * i * gc, g[2 * h + j]);
+                Assert.Equal(o * (one - o) * tc * q[j], g[3 * h + j]);
+            }
+            AssertAdjoint(da, dz, q, g, $"lstm H={h}");
+        }
+    }
+
+    /// <summary>⟨D da, q⟩ = ⟨da, Dᵀ q⟩ in float64 sums; both sides round the same products differently: a few ulps of T per term.</summary>
+    private static void AssertAdjoint<T>(T[] da, T[] dz, T[] q, T[] g, string what) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        double lhs = 0, rhs = 0, scale = 0;
+        for (int i = 0; i < dz.Length; i++) { double t = double.CreateTruncating(dz[i]) * double.CreateTruncating(q[i]); lhs += t; scale += Math.Abs(t); }
+        for (int j = 0; j < g.Length; j++) { double t = double.CreateTruncating(da[j]) * double.CreateTruncating(g[j]); rhs += t; scale += Math.Abs(t); }
+        double eps = typeof(T) == typeof(float) ? 1e-6 : 1e-14;
+        Assert.True(Math.Abs(lhs - rhs) <= eps * scale, $"{what} {typeof(T).Name}: ⟨D da, q⟩ = {lhs}, ⟨da, Dᵀq⟩ = {rhs}");
     }
 
     [Theory, MemberData(nameof(Widths))]
