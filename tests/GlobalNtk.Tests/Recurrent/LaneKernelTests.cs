@@ -129,6 +129,53 @@ public class LaneKernelTests
         }
     }
 
+    public static TheoryData<string, int> CellsAndWidths()
+    {
+        var data = new TheoryData<string, int>();
+        foreach (var arch in RecurrentConfig.Architectures)
+            foreach (int h in new[] { 1, 13, 24 })
+                data.Add(arch, h);
+        return data;
+    }
+
+    /// <summary>
+    /// The state maps' hh-only forms: D on a row whose ih block is zero, given its hh block, and the hh
+    /// block of Dᵀq, equal the whole-row maps bit for bit (including a −0 entry, whose sign the
+    /// whole-row form turns into +0 through the zero ih entry).
+    /// </summary>
+    [Theory, MemberData(nameof(CellsAndWidths))]
+    public void HhOnlyFormsEqualTheWholeRowMaps(string arch, int h)
+    {
+        Check<double>(arch, h);
+        Check<float>(arch, h);
+
+        static void Check<T>(string arch, int h) where T : unmanaged, IFloatingPointIeee754<T>
+        {
+            var (cell, cache, zPrev, z) = CellRow<T>(arch, h, 11 + h);
+            var row = new StepRow<T>(cache, zPrev, z);
+            var rng = new Random(h + 2);
+            int gh = cell.GateWidth, off = cell.HhOffset;
+            var hh = Random<T>(rng, gh);
+            hh[0] = -T.Zero;
+            var whole = new T[cell.PreWidth];
+            hh.CopyTo(whole, off);
+            var work = new T[cell.WorkWidth];
+            var expected = new T[cell.StateSize];
+            var actual = new T[cell.StateSize];
+            cell.ApplyD(row, whole, expected, work);
+            cell.ApplyDHh(row, hh, actual, work);
+            Assert.Equal(expected.Select(v => double.CreateTruncating(v)).Select(BitConverter.DoubleToInt64Bits),
+                         actual.Select(v => double.CreateTruncating(v)).Select(BitConverter.DoubleToInt64Bits));
+
+            var q = Random<T>(rng, cell.StateSize);
+            var g = new T[cell.PreWidth];
+            var gHh = new T[gh];
+            cell.ApplyDTranspose(row, q, g, work);
+            cell.ApplyDTransposeHh(row, q, gHh, work);
+            Assert.Equal(g.Skip(off).Take(gh).ToArray(), gHh);
+        }
+    }
+
     /// <summary>⟨D da, q⟩ = ⟨da, Dᵀ q⟩ in float64 sums; both sides round the same products differently: a few ulps of T per term.</summary>
     private static void AssertAdjoint<T>(T[] da, T[] dz, T[] q, T[] g, string what) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -53,6 +53,83 @@ public sealed class GruCell : RecurrentCell
         Lanes.For<T, DTransposeKernel<T>>(HiddenSize, ref k);
     }
 
+    // The state maps see only the hh block: a state JVP's ih pre-activations are zero, and a state
+    // VJP reads only the hh part of Dᵀq. So P skips clearing and reading a zero ih block, and P*
+    // writes 3H values per row instead of 6H. The zeros still enter D as additions (0 + x is x, and
+    // keeps the sign of a zero as the whole-row form does), so the bits are those of ApplyD.
+
+    internal override void ApplyDHh<T>(in StepRow<T> row, ReadOnlySpan<T> daHh, Span<T> dz, Span<T> work)
+    {
+        var k = new DHhKernel<T>(row, daHh, dz, HiddenSize);
+        Lanes.For<T, DHhKernel<T>>(HiddenSize, ref k);
+    }
+
+    internal override void ApplyDTransposeHh<T>(in StepRow<T> row, ReadOnlySpan<T> q, Span<T> gHh, Span<T> work)
+    {
+        var k = new DTransposeHhKernel<T>(row, q, gHh, HiddenSize);
+        Lanes.For<T, DTransposeHhKernel<T>>(HiddenSize, ref k);
+    }
+
+    /// <summary><see cref="DKernel{T}"/> with da_ir = da_iz = da_in = 0.</summary>
+    private readonly ref struct DHhKernel<T> : ILaneKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private readonly ReadOnlySpan<T> _r, _u, _n, _hn, _zPrev, _hr, _hz, _hnDa;
+        private readonly Span<T> _dz;
+
+        public DHhKernel(in StepRow<T> row, ReadOnlySpan<T> daHh, Span<T> dz, int h)
+        {
+            var c = row.Cache;
+            _r = c[..h]; _u = c.Slice(h, h); _n = c.Slice(2 * h, h); _hn = c.Slice(3 * h, h); _zPrev = row.ZPrev[..h];
+            _hr = daHh[..h]; _hz = daHh.Slice(h, h); _hnDa = daHh.Slice(2 * h, h);
+            _dz = dz[..h];
+        }
+
+        public void Run<TL>(int from, int to) where TL : struct, ILanes<TL, T>
+        {
+            var one = TL.Splat(T.One);
+            var zero = TL.Splat(T.Zero);
+            for (int i = from; i < to; i += TL.Count)
+            {
+                var r = TL.Load(_r, i); var u = TL.Load(_u, i); var n = TL.Load(_n, i);
+                var t1 = (zero + TL.Load(_hr, i)) * (r * (one - r));
+                t1 = t1 * TL.Load(_hn, i);
+                t1 = r * TL.Load(_hnDa, i) + t1;
+                t1 = t1 + zero;
+                t1 = t1 * (one - n * n);
+                var dz = t1 * (one - u);
+                var du = (zero + TL.Load(_hz, i)) * (u * (one - u));
+                (du * (TL.Load(_zPrev, i) - n) + dz).Store(_dz, i);
+            }
+        }
+    }
+
+    /// <summary>The hh block [g_r, g_z, g_hn] of <see cref="DTransposeKernel{T}"/>.</summary>
+    private readonly ref struct DTransposeHhKernel<T> : ILaneKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private readonly ReadOnlySpan<T> _r, _u, _n, _hn, _zPrev, _q;
+        private readonly Span<T> _hr, _hz, _hnG;
+
+        public DTransposeHhKernel(in StepRow<T> row, ReadOnlySpan<T> q, Span<T> gHh, int h)
+        {
+            var c = row.Cache;
+            _r = c[..h]; _u = c.Slice(h, h); _n = c.Slice(2 * h, h); _hn = c.Slice(3 * h, h); _zPrev = row.ZPrev[..h]; _q = q[..h];
+            _hr = gHh[..h]; _hz = gHh.Slice(h, h); _hnG = gHh.Slice(2 * h, h);
+        }
+
+        public void Run<TL>(int from, int to) where TL : struct, ILanes<TL, T>
+        {
+            var one = TL.Splat(T.One);
+            for (int i = from; i < to; i += TL.Count)
+            {
+                var r = TL.Load(_r, i); var u = TL.Load(_u, i); var n = TL.Load(_n, i); var q = TL.Load(_q, i);
+                ((TL.Load(_zPrev, i) - n) * q * (u * (one - u))).Store(_hz, i);
+                var gin = (one - u) * q * (one - n * n);
+                (gin * r).Store(_hnG, i);
+                (gin * TL.Load(_hn, i) * (r * (one - r))).Store(_hr, i);
+            }
+        }
+    }
+
     /// <summary>
     /// dz = D da per unit: dr = σ'(r)(da_ir + da_hr), dn = (1 − n²)(dr a_hn + r da_hn + da_in),
     /// du = σ'(u)(da_iz + da_hz), dz = (1 − u) dn + (h − n) du.

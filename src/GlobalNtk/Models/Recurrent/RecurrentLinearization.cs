@@ -425,7 +425,7 @@ public sealed class RecurrentLinearization : ChainLinearization
             // step k−1, stride T·S) and accumulated into in place; float64 blocks on the float32 engine round a copy.
             bool direct = typeof(TV) == typeof(T);
             var zs = direct ? null : ArrayPool<T>.Shared.Rent(rows * _s);
-            var pre = ArrayPool<T>.Shared.Rent(rows * _p);
+            var pre = ArrayPool<T>.Shared.Rent(rows * _gh);   // hh pre-activations only: the ih part of a state JVP is zero
             try
             {
                 fixed (TV* ps = src, pd = dst)
@@ -446,8 +446,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                             z = zs.AsSpan(r0 * _s, n * _s);
                             ldz = _s;
                         }
-                        var preRows = pre.AsSpan(r0 * _p, n * _p);
-                        if (_cell.SplitPreActivation) preRows.Clear();
+                        var preRows = pre.AsSpan(r0 * _gh, n * _gh);
                         HhJvp(k, r0, n, z, ldz, preRows, threads);
                         var w = ArrayPool<T>.Shared.Rent(_s + _cell.WorkWidth);
                         try
@@ -457,7 +456,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                             {
                                 var row = Row(r % _b, k);
                                 var zr = z.Slice((r - r0) * ldz, _s);
-                                _cell.ApplyD(row, pre.AsSpan(r * _p, _p), tmp, work);
+                                _cell.ApplyDHh(row, pre.AsSpan(r * _gh, _gh), tmp, work);
                                 if (direct)
                                 {
                                     // In T, D·δa and E·δz are added straight into the output row, one after the other.
@@ -482,13 +481,13 @@ public sealed class RecurrentLinearization : ChainLinearization
             }
         }
 
-        /// <summary>preRows[i, hh block] = W_hh (v' ⊙ δh) for rows r0 + i (δh: rows of <paramref name="z"/>, stride <paramref name="ldz"/>).</summary>
+        /// <summary>preRows[i] = W_hh (v' ⊙ δh), the hh pre-activations (stride G·H) of rows r0 + i (δh: rows of <paramref name="z"/>, stride <paramref name="ldz"/>).</summary>
         private void HhJvp(int k, int r0, int n, ReadOnlySpan<T> z, int ldz, Span<T> preRows, int threads)
         {
             // A state JVP has no ih part: the hh product overwrites even a shared block (beta = 0).
             if (_cell.RecurrentVariableIsState)
             {
-                Gemm.MultiplyPacked(Trans.No, n, T.One, z, ldz, _whhT, T.Zero, preRows[_hho..], _p, threads);
+                Gemm.MultiplyPacked(Trans.No, n, T.One, z, ldz, _whhT, T.Zero, preRows, _gh, threads);
                 return;
             }
             var dv = ArrayPool<T>.Shared.Rent(n * _h + _h);
@@ -500,7 +499,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                     _cell.RecurrentDerivative<T>(_v.AsSpan((((r0 + i) % _b) * _t + k) * _h, _h), d);
                     TensorPrimitives.Multiply(d, z.Slice(i * ldz, _h), dv.AsSpan(i * _h, _h));
                 }
-                Gemm.MultiplyPacked(Trans.No, n, T.One, dv, _h, _whhT, T.Zero, preRows[_hho..], _p, threads);
+                Gemm.MultiplyPacked(Trans.No, n, T.One, dv, _h, _whhT, T.Zero, preRows, _gh, threads);
             }
             finally { ArrayPool<T>.Shared.Return(dv); }
         }
@@ -512,7 +511,7 @@ public sealed class RecurrentLinearization : ChainLinearization
             bool direct = typeof(TV) == typeof(T);   // blocks in T: q is read and dst accumulated into in place
             var qs = direct ? null : ArrayPool<T>.Shared.Rent(rows * _s);   // src rows of step k, in T
             var o = direct ? null : ArrayPool<T>.Shared.Rent(rows * _s);    // A_kᵀ q per row, before alpha
-            var g = ArrayPool<T>.Shared.Rent(rows * _p);
+            var g = ArrayPool<T>.Shared.Rent(rows * _gh);   // the hh block of Dᵀq per row: all W_hhᵀ reads
             try
             {
                 fixed (TV* ps = src, pd = dst)
@@ -532,7 +531,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                                 {
                                     var row = Row(r % _b, k);
                                     var q = AtT(isrc, (long)r * ts + k * _s, _s);
-                                    _cell.ApplyDTranspose(row, q, g.AsSpan(r * _p, _p), work);
+                                    _cell.ApplyDTransposeHh(row, q, g.AsSpan(r * _gh, _gh), work);
                                     _cell.ApplyETransposeAdd(row, q, AtT(id, (long)r * ts + (k - 1) * _s, _s), a, work);
                                 }
                                 HhVjpAdd(k, r0, r1 - r0, g, AtT(id, (long)r0 * ts + (k - 1) * _s, (r1 - r0 - 1) * ts + _s), ts, a, threads);
@@ -545,7 +544,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                                 Widening.Narrow(At(isrc, (long)r * ts + k * _s, _s), q);
                                 var or = o!.AsSpan(r * _s, _s);
                                 or.Clear();
-                                _cell.ApplyDTranspose(row, q, g.AsSpan(r * _p, _p), work);
+                                _cell.ApplyDTransposeHh(row, q, g.AsSpan(r * _gh, _gh), work);
                                 _cell.ApplyETransposeAdd(row, q, or, T.One, work);
                             }
                             HhVjpAdd(k, r0, r1 - r0, g, o.AsSpan(r0 * _s, (r1 - r0) * _s), _s, T.One, threads);
@@ -564,20 +563,20 @@ public sealed class RecurrentLinearization : ChainLinearization
         }
 
         /// <summary>
-        /// out[i, h part] += alpha · v' ⊙ W_hhᵀ g_hh[r0 + i] (the adjoint of <see cref="HhJvp"/>), rows of
-        /// <paramref name="dst"/> with stride <paramref name="ld"/>.
+        /// out[i, h part] += alpha · v' ⊙ W_hhᵀ g_hh[r0 + i] (the adjoint of <see cref="HhJvp"/>; g holds
+        /// hh blocks, stride G·H), rows of <paramref name="dst"/> with stride <paramref name="ld"/>.
         /// </summary>
         private void HhVjpAdd(int k, int r0, int n, T[] g, Span<T> dst, int ld, T alpha, int threads)
         {
             if (_cell.RecurrentVariableIsState)
             {
-                Gemm.MultiplyPacked(Trans.No, n, alpha, g.AsSpan(r0 * _p + _hho), _p, _whhN.Value, T.One, dst, ld, threads);
+                Gemm.MultiplyPacked(Trans.No, n, alpha, g.AsSpan(r0 * _gh), _gh, _whhN.Value, T.One, dst, ld, threads);
                 return;
             }
             var tmp = ArrayPool<T>.Shared.Rent(n * _h + _h);
             try
             {
-                Gemm.MultiplyPacked(Trans.No, n, T.One, g.AsSpan(r0 * _p + _hho), _p, _whhN.Value, T.Zero, tmp, _h, threads);
+                Gemm.MultiplyPacked(Trans.No, n, T.One, g.AsSpan(r0 * _gh), _gh, _whhN.Value, T.Zero, tmp, _h, threads);
                 var d = tmp.AsSpan(n * _h, _h);
                 for (int i = 0; i < n; i++)
                 {
