@@ -370,16 +370,24 @@ public static class EffectiveRank
             // Index factors on traced axes go with Rademacher ψ only: with index ψ as well, a probe
             // samples single slices and heavy tails made the jackknife SE optimistic (demo GRU, time
             // axis with index ω on trials: SD(z) 2.95 over 40 seeds).
-            var rad = sampler.Sample(pilot, KeptProbe.Rademacher);
+            var radDiagnostics = new List<(double[] Diagonal, double Square)>();
+            var rad = sampler.Sample(pilot, KeptProbe.Rademacher, radDiagnostics);
             drawn = pilot;
             double prPilot = PairRatioOrNaN(rad);
             bool farFromDiagonal = prPilot <= nk / 2.0;
             if (farFromDiagonal)
             {
                 sampler.TracedIndexMask = 0;
-                var idx = sampler.Sample(pilot, KeptProbe.Index);
+                var idxDiagnostics = new List<(double[] Diagonal, double Square)>();
+                var idx = sampler.Sample(pilot, KeptProbe.Index, idxDiagnostics);
                 drawn += pilot;
-                if (KroneckerPartialSampler.RelativeVariance(idx) < KroneckerPartialSampler.RelativeVariance(rad))
+                // Rademacher's side is not its 3-row sample variance alone: near rank one its t is about
+                // (tr M/n)(Σψ)², whose few values (Σψ = 0, ±2, … for n = 12) let three rows agree by chance
+                // (0.39³ ≈ 6 % of pilots) and look quiet; those seeds then had SD(z) 1.7–1.9 on the demo's
+                // trial axis. Its theoretical kept-axis variance (RademacherKeptFloor) bounds it below.
+                double radVariance = Math.Max(KroneckerPartialSampler.RelativeVariance(rad),
+                    KroneckerPartialSampler.RelativeVarianceOfS(rad) + KroneckerPartialSampler.RademacherKeptFloor(rad, radDiagnostics, idx, idxDiagnostics, sampler.LowRankTrace, nk));
+                if (KroneckerPartialSampler.RelativeVariance(idx) < radVariance)
                 {
                     kind = KeptProbe.Index;
                     rows.AddRange(idx);
@@ -415,7 +423,7 @@ public static class EffectiveRank
         return new PartialRankEstimate(pr, ProbeRunner.MeanEstimate(rows.Select(x => x[0]).ToArray(), false),
             ProbeRunner.MeanEstimate(rows.Select(x => x[2]).ToArray(), false), plan)
             {
-                Applications = sampler.Applications, KeptProbe = kind, TargetReached = AdaptiveProbes.Reached(pr, relativeTarget),
+                Applications = sampler.Applications, KeptProbe = kind, TargetReached = AdaptiveProbes.Reached(pr, relativeTarget), Rows = rows,
                 // Index ψ rows: t's relative variance bounds the index factor's own (it adds the traced noise).
                 IndexSpread = kind == KeptProbe.Index ? RelativeVarianceOfT(rows) : double.PositiveInfinity,
                 TracedIndexAxes = kind == KeptProbe.Rademacher ? split.ReducedShape.Names.Where((_, a) => (tracedIndexMask >> a & 1) != 0).ToArray() : [],
