@@ -455,12 +455,15 @@ internal static class AnalysisBench
             var eig = Spectral.TopEigenpairs(op, o.TopK, o.Seed + 1, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance));
             var d = Deflation.FromEigenpairs(eig);
             c0 = Cpu();
-            var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, 1000 + s, d, o.RelativeTarget)).ToArray();
+            var rowsOf = new IReadOnlyList<double[]>?[seeds];
+            var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, 1000 + s, d, o.RelativeTarget, null, r => rowsOf[s] = r)).ToArray();
+            var rowIndex = ests.Select((e, i) => (e, i)).ToDictionary(x => x.e, x => x.i, ReferenceEqualityComparer.Instance);
+            IReadOnlyList<double[]>? Rows(PartialRankEstimate e) => rowsOf[rowIndex[e]];
             if (cache is not null)
                 File.WriteAllLines($"{cache}-{Path.GetFileNameWithoutExtension(modelPath)}-{name}-{axis}-rows.txt", ests.Select(e =>
                     FormattableString.Invariant($"{exact:R} {e.KeptProbe} {e.ParticipationRatio.Value:R} {e.ParticipationRatio.StandardError:R} ")
-                    + string.Join(" ", (e.Rows ?? []).Select(r => FormattableString.Invariant($"{r[0]:R},{r[2]:R}")))));
-            Console.WriteLine($"  {seeds} estimates in {Cpu() - c0:F1} s CPU; method {ests[0].Plan.Method}, index ψ {ests.Count(e => e.KeptProbe == KeptProbe.Index)}/{seeds}, rows {ests.Average(e => e.Rows?.Count ?? 0):F1}, applications {ests.Average(e => e.Applications):F1}");
+                    + string.Join(" ", (Rows(e) ?? []).Select(r => FormattableString.Invariant($"{r[0]:R},{r[2]:R}")))));
+            Console.WriteLine($"  {seeds} estimates in {Cpu() - c0:F1} s CPU; method {ests[0].Plan.Method}, index ψ {ests.Count(e => e.KeptProbe == KeptProbe.Index)}/{seeds}, rows {ests.Average(e => Rows(e)?.Count ?? 0):F1}, applications {ests.Average(e => e.Applications):F1}");
             Console.WriteLine("  | SE variant | mean PR | mean z | SD(z) | SD(PR)/RMS SE | beyond 2 | beyond 3 | min z | max z | corr(err, SE) |");
             Console.WriteLine("  |---|---|---|---|---|---|---|---|---|---|");
             void Row(string label, Func<PartialRankEstimate, (double Value, double Se)> f)
@@ -475,11 +478,11 @@ internal static class AnalysisBench
                 Console.WriteLine($"  | {label} | {v.Average(x => x.Value):G5} | {mz:F2} | {Sd(z):F2} | {Sd(v.Select(x => x.Value).ToArray()) / rmsSe:F2} | {z.Count(q => Math.Abs(q) > 2)} | {z.Count(q => Math.Abs(q) > 3)} | {z.Min():F2} | {z.Max():F2} | {corr:F2} |");
             }
             Row("shipped", e => (e.ParticipationRatio.Value, e.ParticipationRatio.StandardError));
-            if (ests.All(e => e.Rows is not null))
+            if (ests.All(e => Rows(e) is not null))
             {
-                Row("jackknife, no t factor", e => (e.ParticipationRatio.Value, e.ParticipationRatio.StandardError / EffectiveRank.SmallSample(e.Rows!.Count)));
-                Row("delta method × t factor", e => Delta(e.Rows!));
-                Row("bias-corrected jackknife × t factor", e => BiasCorrected(e.Rows!));
+                Row("jackknife, no t factor", e => (e.ParticipationRatio.Value, e.ParticipationRatio.StandardError / EffectiveRank.SmallSample(Rows(e)!.Count)));
+                Row("delta method × t factor", e => Delta(Rows(e)!));
+                Row("bias-corrected jackknife × t factor", e => BiasCorrected(Rows(e)!));
             }
         }
         return 0;

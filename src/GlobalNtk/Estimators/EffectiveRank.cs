@@ -254,7 +254,12 @@ public static class EffectiveRank
     /// heavy tails); otherwise all traced axes stay Rademacher.
     /// </param>
     public static PartialRankEstimate PartialWithin(LinearOperator op, IReadOnlyCollection<string> keptAxes, int budget, int seed,
-        Deflation? deflation = null, double relativeTarget = 0, IReadOnlyDictionary<string, TracedAxisHint>? tracedHints = null)
+        Deflation? deflation = null, double relativeTarget = 0, IReadOnlyDictionary<string, TracedAxisHint>? tracedHints = null) =>
+        PartialWithin(op, keptAxes, budget, seed, deflation, relativeTarget, tracedHints, null);
+
+    // The same, handing the Kronecker path's probe rows [t, t², s] to onRows (the bench's calibration).
+    internal static PartialRankEstimate PartialWithin(LinearOperator op, IReadOnlyCollection<string> keptAxes, int budget, int seed,
+        Deflation? deflation, double relativeTarget, IReadOnlyDictionary<string, TracedAxisHint>? tracedHints, Action<IReadOnlyList<double[]>>? onRows)
     {
         var traced = TracedAxes(op, keptAxes);
         if (traced.Length == 0)
@@ -274,7 +279,7 @@ public static class EffectiveRank
         var ml = deflate ? LowRankPartialTrace(deflation!, split) : null;
         var probed = deflate ? new DeflatedOperator(op, deflation!) : op;
         if (plan.Method == PartialRankMethod.Kronecker)
-            return KroneckerPartial(probed, split, plan, seed, ml, relativeTarget, op, CoherentTracedAxes(split, tracedHints));
+            return KroneckerPartial(probed, split, plan, seed, ml, relativeTarget, op, CoherentTracedAxes(split, tracedHints), onRows);
 
         if (plan.Method == PartialRankMethod.Exact)
         {
@@ -350,7 +355,7 @@ public static class EffectiveRank
     // The Kronecker path (see PartialWithin's remarks): pilot with both kept factors, then the one
     // with the smaller relative variance until the target or the budget.
     private static PartialRankEstimate KroneckerPartial(LinearOperator probed, AxisSplit split, PartialRankPlan plan, int seed, double[]? ml,
-        double relativeTarget, LinearOperator op, int tracedIndexMask)
+        double relativeTarget, LinearOperator op, int tracedIndexMask, Action<IReadOnlyList<double[]>>? onRows)
     {
         int nk = split.Kept;
         var sampler = new KroneckerPartialSampler(probed, split, seed,
@@ -420,10 +425,11 @@ public static class EffectiveRank
             rows.AddRange(sampler.Sample(more, kind));
             drawn += more;
         }
+        onRows?.Invoke(rows);
         return new PartialRankEstimate(pr, ProbeRunner.MeanEstimate(rows.Select(x => x[0]).ToArray(), false),
             ProbeRunner.MeanEstimate(rows.Select(x => x[2]).ToArray(), false), plan)
             {
-                Applications = sampler.Applications, KeptProbe = kind, TargetReached = AdaptiveProbes.Reached(pr, relativeTarget), Rows = rows,
+                Applications = sampler.Applications, KeptProbe = kind, TargetReached = AdaptiveProbes.Reached(pr, relativeTarget),
                 // Index ψ rows: t's relative variance bounds the index factor's own (it adds the traced noise).
                 IndexSpread = kind == KeptProbe.Index ? RelativeVarianceOfT(rows) : double.PositiveInfinity,
                 TracedIndexAxes = kind == KeptProbe.Rademacher ? split.ReducedShape.Names.Where((_, a) => (tracedIndexMask >> a & 1) != 0).ToArray() : [],

@@ -210,8 +210,6 @@ public sealed record PartialRankEstimate(Estimate ParticipationRatio, Estimate T
     public IReadOnlyList<string> TracedIndexAxes { get; init; } = [];
     /// <summary>Whether PR's standard error reached the relative target (true when exact).</summary>
     public bool TargetReached { get; init; }
-    /// <summary>The Kronecker path's probe rows [t, t², s] (null for the other methods), for the bench's calibration.</summary>
-    internal IReadOnlyList<double[]>? Rows { get; init; }
 }
 
 /// <summary>
