@@ -456,7 +456,7 @@ internal static class AnalysisBench
             var d = Deflation.FromEigenpairs(eig);
             c0 = Cpu();
             var rowsOf = new IReadOnlyList<double[]>?[seeds];
-            var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithin(op, [axis], o.PartialBudget, 1000 + s, d, o.RelativeTarget, null, r => rowsOf[s] = r)).ToArray();
+            var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithinRows(op, [axis], o.PartialBudget, 1000 + s, d, o.RelativeTarget, null, r => rowsOf[s] = r)).ToArray();
             var rowIndex = ests.Select((e, i) => (e, i)).ToDictionary(x => x.e, x => x.i, ReferenceEqualityComparer.Instance);
             IReadOnlyList<double[]>? Rows(PartialRankEstimate e) => rowsOf[rowIndex[e]];
             if (cache is not null)

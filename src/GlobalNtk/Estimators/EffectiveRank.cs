@@ -255,10 +255,10 @@ public static class EffectiveRank
     /// </param>
     public static PartialRankEstimate PartialWithin(LinearOperator op, IReadOnlyCollection<string> keptAxes, int budget, int seed,
         Deflation? deflation = null, double relativeTarget = 0, IReadOnlyDictionary<string, TracedAxisHint>? tracedHints = null) =>
-        PartialWithin(op, keptAxes, budget, seed, deflation, relativeTarget, tracedHints, null);
+        PartialWithinRows(op, keptAxes, budget, seed, deflation, relativeTarget, tracedHints, null);
 
     // The same, handing the Kronecker path's probe rows [t, t², s] to onRows (the bench's calibration).
-    internal static PartialRankEstimate PartialWithin(LinearOperator op, IReadOnlyCollection<string> keptAxes, int budget, int seed,
+    internal static PartialRankEstimate PartialWithinRows(LinearOperator op, IReadOnlyCollection<string> keptAxes, int budget, int seed,
         Deflation? deflation, double relativeTarget, IReadOnlyDictionary<string, TracedAxisHint>? tracedHints, Action<IReadOnlyList<double[]>>? onRows)
     {
         var traced = TracedAxes(op, keptAxes);
