@@ -456,7 +456,10 @@ internal static class AnalysisBench
             var d = Deflation.FromEigenpairs(eig);
             c0 = Cpu();
             var rowsOf = new IReadOnlyList<double[]>?[seeds];
-            var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithinRows(op, [axis], o.PartialBudget, 1000 + s, d, o.RelativeTarget, null, r => rowsOf[s] = r)).ToArray();
+            // TRIALCAL_VARY_DEFLATION=1: a fresh spectrum (so a fresh deflation) per seed, as in separate analyses.
+            bool vary = Environment.GetEnvironmentVariable("TRIALCAL_VARY_DEFLATION") == "1";
+            Deflation DeflationFor(int s) => !vary ? d : Deflation.FromEigenpairs(Spectral.TopEigenpairs(op, o.TopK, o.Seed + 2 + s, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance)));
+            var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithinRows(op, [axis], o.PartialBudget, 1000 + s, DeflationFor(s), o.RelativeTarget, null, r => rowsOf[s] = r)).ToArray();
             var rowIndex = ests.Select((e, i) => (e, i)).ToDictionary(x => x.e, x => x.i, ReferenceEqualityComparer.Instance);
             IReadOnlyList<double[]>? Rows(PartialRankEstimate e) => rowsOf[rowIndex[e]];
             if (cache is not null)
