@@ -9,7 +9,9 @@ namespace GlobalNtk.Bench;
 /// disturbed one). Options: <c>--reps N</c>, <c>--all</c> (all transpose pairs and NTK shapes),
 /// <c>--kc/--mc/--nc</c> (AVX-512 blocking, for tuning), <c>--threads N</c>, <c>--kernel avx512|avx2|scalar</c>,
 /// <c>--precision f64|f32|both</c> (f32 is compared with OpenBLAS sgemm; default both),
-/// <c>--kc32/--mc32/--nc32</c> (float32 AVX-512 blocking), <c>--cpu-time</c> (both contenders on one
+/// <c>--kc32/--mc32/--nc32</c> (float32 AVX-512 blocking), <c>--direct N</c> (largest m·n·k
+/// multiplied without packing), <c>--only TEXT</c> (shapes whose name contains TEXT), <c>--shape MxNxK[:NN|TN|NT|TT]</c>
+/// (an extra shape), <c>--cpu-time</c> (both contenders on one
 /// thread, timed by the thread's CPU time: on a shared, oversubscribed machine this excludes the
 /// time the thread waits for a core, which wall time of a multi-threaded run cannot).
 /// Repetitions of the two contenders alternate, so both see the same background load.
@@ -23,6 +25,8 @@ internal static class GemmBench
         int reps = 7;
         bool all = false;
         string precision = "both";
+        string? only = null;
+        var extra = new List<Shape>();
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -38,6 +42,9 @@ internal static class GemmBench
                 case "--mc32": GemmTuning.MC512F32 = int.Parse(args[++i]); break;
                 case "--nc32": GemmTuning.NC512F32 = int.Parse(args[++i]); break;
                 case "--cpu-time": s_cpuTime = true; break;
+                case "--direct": Gemm.DirectProduct = long.Parse(args[++i]); break;
+                case "--only": only = args[++i]; break;
+                case "--shape": extra.Add(ParseShape(args[++i])); break;
                 case "--threads": Gemm.MaxDegreeOfParallelism = int.Parse(args[++i]); break;
                 default: Console.Error.WriteLine($"gemm: unknown option '{args[i]}'"); return 2;
             }
@@ -61,6 +68,9 @@ internal static class GemmBench
             shapes.Add(new("gemv [1000×1000]ᵀ·v", Trans.Yes, Trans.No, 1000, 1, 1000));
             shapes.Add(new("vᵀ·[1000×1000]", Trans.No, Trans.No, 1, 1000, 1000));
         }
+
+        shapes.AddRange(extra);
+        if (only != null) shapes.RemoveAll(s => !s.Name.Contains(only, StringComparison.Ordinal));
 
         var blas = OpenBlas.TryLoad();
         if (s_cpuTime)
@@ -103,6 +113,15 @@ internal static class GemmBench
         Report(s, "f32", reps, () => Gemm.Multiply(s.Ta, s.Tb, s.M, s.N, s.K, 1f, a, aCols, b, bCols, 0f, c1, s.N),
             blas is null ? null : () => blas.Sgemm(s.Ta == Trans.Yes, s.Tb == Trans.Yes, s.M, s.N, s.K, 1f, a, aCols, b, bCols, 0f, c2, s.N),
             c1.Length, i => c1[i], i => c2[i]);
+    }
+
+    /// <summary>A shape from "MxNxK" with an optional transpose pair suffix ":NN", ":TN", ":NT" or ":TT".</summary>
+    private static Shape ParseShape(string text)
+    {
+        string[] parts = text.Split(':');
+        int[] d = parts[0].Split('x').Select(int.Parse).ToArray();
+        string t = parts.Length > 1 ? parts[1] : "NN";
+        return new Shape($"{parts[0]} {t}", t[0] == 'T' ? Trans.Yes : Trans.No, t[1] == 'T' ? Trans.Yes : Trans.No, d[0], d[1], d[2]);
     }
 
     /// <summary>Row strides and lengths of the stored A and B of a shape.</summary>

@@ -15,8 +15,10 @@ public enum Trans { No, Yes }
 /// <remarks>
 /// Implementation: packed A/B panels, cache blocking and a register-blocked FMA microkernel
 /// (float64: AVX-512 8×24, else AVX2 6×8; float32: AVX-512 8×48, else AVX2 6×16; else scalar 4×4;
-/// see <c>GemmKernels.cs</c> and <c>GemmKernelsF32.cs</c>); one generic driver serves both precisions; m = 1 or n = 1
-/// runs as dot products / axpys instead, and tiny products (m·n·k ≤ 128) as plain loops. Products with at
+/// see <c>GemmKernels.cs</c> and <c>GemmKernelAvx512.cs</c>); one generic driver and one generic kernel
+/// per instruction set serve both precisions; m = 1 or n = 1 runs as dot products / axpys instead.
+/// With AVX-512, small products (m·n·k ≤ 2¹⁹, k ≤ KC) skip packing A (and B when it is not transposed) and give the same
+/// bits as the packed path; other tiny products (m·n·k ≤ 128) run as plain loops. Products with at
 /// least <see cref="ParallelThreshold"/> multiply-adds are split into column (or row) panels run on
 /// up to <see cref="MaxDegreeOfParallelism"/> threads; smaller ones run on the calling thread and
 /// allocate nothing once the thread's packing buffers exist. C must not overlap A or B.
@@ -195,6 +197,11 @@ public static partial class Gemm
             ScaleC(m, n, beta, c, ldc);
             return;
         }
+        if (kind == KernelKind.Avx512 && m > 1 && n > 1 && UseDirect<T>(m, n, k))
+        {
+            Avx512Kernel<T>.Direct(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
         if ((long)m * n * k <= TinyProduct)
         {
             Tiny(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -211,26 +218,13 @@ public static partial class Gemm
             return;
         }
         // typeof(T) tests are JIT-time constants: each instantiation keeps only its own branch.
-        if (typeof(T) == typeof(double))
+        if (typeof(T) == typeof(double) || typeof(T) == typeof(float))
         {
-            double* da = (double*)a, db = (double*)b, dc = (double*)c;
-            double dAlpha = double.CreateTruncating(alpha), dBeta = double.CreateTruncating(beta);
             switch (kind)
             {
-                case KernelKind.Avx512: Split<double, Avx512Kernel>(ta, tb, m, n, k, dAlpha, da, lda, db, ldb, dBeta, dc, ldc, maxThreads); break;
-                case KernelKind.Avx2: Split<double, Avx2Kernel>(ta, tb, m, n, k, dAlpha, da, lda, db, ldb, dBeta, dc, ldc, maxThreads); break;
-                default: Split<double, ScalarKernel<double>>(ta, tb, m, n, k, dAlpha, da, lda, db, ldb, dBeta, dc, ldc, maxThreads); break;
-            }
-        }
-        else if (typeof(T) == typeof(float))
-        {
-            float* fa = (float*)a, fb = (float*)b, fc = (float*)c;
-            float fAlpha = float.CreateTruncating(alpha), fBeta = float.CreateTruncating(beta);
-            switch (kind)
-            {
-                case KernelKind.Avx512: Split<float, Avx512KernelF32>(ta, tb, m, n, k, fAlpha, fa, lda, fb, ldb, fBeta, fc, ldc, maxThreads); break;
-                case KernelKind.Avx2: Split<float, Avx2KernelF32>(ta, tb, m, n, k, fAlpha, fa, lda, fb, ldb, fBeta, fc, ldc, maxThreads); break;
-                default: Split<float, ScalarKernel<float>>(ta, tb, m, n, k, fAlpha, fa, lda, fb, ldb, fBeta, fc, ldc, maxThreads); break;
+                case KernelKind.Avx512: Split<T, Avx512Kernel<T>>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, maxThreads); break;
+                case KernelKind.Avx2: Split<T, Avx2Kernel<T>>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, maxThreads); break;
+                default: Split<T, ScalarKernel<T>>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, maxThreads); break;
             }
         }
         else
@@ -252,10 +246,15 @@ public static partial class Gemm
         where K : struct, IGemmKernel<T>
     {
         int threads = Math.Min(maxThreads, Environment.ProcessorCount);
+        if (threads <= 1 || (long)m * n * k < ParallelThreshold)
+        {
+            GemmDriver<T, K>.Serial(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
         bool splitN = SplitAlongN(m, n, k, K.MR, K.NR, threads);
         int unit = splitN ? K.NR : K.MR, length = splitN ? n : m, tiles = (length + unit - 1) / unit;
         int parts = Math.Min(threads, tiles);
-        if (parts <= 1 || (long)m * n * k < ParallelThreshold)
+        if (parts <= 1)
         {
             GemmDriver<T, K>.Serial(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
@@ -301,6 +300,19 @@ public static partial class Gemm
         }
         return most;
     }
+
+    /// <summary>
+    /// Whether the AVX-512 kernel runs the product on the stored A (<see cref="Avx512Kernel{T}.Direct"/>):
+    /// one k-slice (so the bits are the packed path's) and at most <see cref="DirectProduct"/>
+    /// multiply-adds, where packing costs a large share of the work and the operands stay in L1/L2
+    /// while they are re-read.
+    /// </summary>
+    internal static bool UseDirect<T>(int m, int n, int k) where T : unmanaged, IFloatingPointIeee754<T>
+        => (typeof(T) == typeof(double) || typeof(T) == typeof(float))
+           && k <= Avx512Kernel<T>.KC && (long)m * n * k <= DirectProduct;
+
+    /// <summary>Largest m·n·k run by <see cref="Avx512Kernel{T}.Direct"/> (mutable for the benchmark's tuning only).</summary>
+    internal static long DirectProduct = 1L << 19;
 
     /// <summary>Products this small (≈ 5×5×5) finish before packing would have started: plain dot products.</summary>
     private const long TinyProduct = 128;

@@ -32,353 +32,65 @@ internal unsafe interface IGemmKernel<T> where T : unmanaged
     static virtual bool TryComputeColumnEdge(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, int cols) => false;
 }
 
-/// <summary>AVX-512 kernel: 8 rows × 24 columns = 24 zmm accumulators + 3 B vectors + 1 broadcast (of 32 registers).</summary>
-internal unsafe struct Avx512Kernel : IGemmKernel<double>
+/// <summary>
+/// AVX2/FMA kernel in either precision: 6 rows × 2 vectors (8 float64 or 16 float32 columns) =
+/// 12 ymm accumulators + 2 B vectors + 1 broadcast (of 16 registers). Accumulation is in T, as in BLAS.
+/// </summary>
+internal unsafe struct Avx2Kernel<T> : IGemmKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    public static int MR => 8;
-    public static int NR => 24;
-    public static int KC => GemmTuning.KC512;
-    public static int MC => GemmTuning.MC512;
-    public static int NC => GemmTuning.NC512;
+    public static int MR => 6;
+    public static int NR => 2 * Vector256<T>.Count;
+    public static int KC => 256;
+    public static int MC => 96;
+    public static int NC => typeof(T) == typeof(float) ? 4096 : 2048;
 
-    public static void Compute(int kc, double* a, double* b, double* c, nint ldc, double alpha, double beta)
+    public static void Compute(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta)
     {
-        Vector512<double> c00 = Vector512<double>.Zero;
-        Vector512<double> c01 = Vector512<double>.Zero;
-        Vector512<double> c02 = Vector512<double>.Zero;
-        Vector512<double> c10 = Vector512<double>.Zero;
-        Vector512<double> c11 = Vector512<double>.Zero;
-        Vector512<double> c12 = Vector512<double>.Zero;
-        Vector512<double> c20 = Vector512<double>.Zero;
-        Vector512<double> c21 = Vector512<double>.Zero;
-        Vector512<double> c22 = Vector512<double>.Zero;
-        Vector512<double> c30 = Vector512<double>.Zero;
-        Vector512<double> c31 = Vector512<double>.Zero;
-        Vector512<double> c32 = Vector512<double>.Zero;
-        Vector512<double> c40 = Vector512<double>.Zero;
-        Vector512<double> c41 = Vector512<double>.Zero;
-        Vector512<double> c42 = Vector512<double>.Zero;
-        Vector512<double> c50 = Vector512<double>.Zero;
-        Vector512<double> c51 = Vector512<double>.Zero;
-        Vector512<double> c52 = Vector512<double>.Zero;
-        Vector512<double> c60 = Vector512<double>.Zero;
-        Vector512<double> c61 = Vector512<double>.Zero;
-        Vector512<double> c62 = Vector512<double>.Zero;
-        Vector512<double> c70 = Vector512<double>.Zero;
-        Vector512<double> c71 = Vector512<double>.Zero;
-        Vector512<double> c72 = Vector512<double>.Zero;
+        int l = Vector256<T>.Count;
+        Vector256<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<T> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         for (int p = 0; p < kc; p++)
         {
-            Vector512<double> b0 = Vector512.Load(b + 0);
-            Vector512<double> b1 = Vector512.Load(b + 8);
-            Vector512<double> b2 = Vector512.Load(b + 16);
-            Vector512<double> a0 = Vector512.Create(a[0]);
-            c00 = Avx512F.FusedMultiplyAdd(a0, b0, c00);
-            c01 = Avx512F.FusedMultiplyAdd(a0, b1, c01);
-            c02 = Avx512F.FusedMultiplyAdd(a0, b2, c02);
-            Vector512<double> a1 = Vector512.Create(a[1]);
-            c10 = Avx512F.FusedMultiplyAdd(a1, b0, c10);
-            c11 = Avx512F.FusedMultiplyAdd(a1, b1, c11);
-            c12 = Avx512F.FusedMultiplyAdd(a1, b2, c12);
-            Vector512<double> a2 = Vector512.Create(a[2]);
-            c20 = Avx512F.FusedMultiplyAdd(a2, b0, c20);
-            c21 = Avx512F.FusedMultiplyAdd(a2, b1, c21);
-            c22 = Avx512F.FusedMultiplyAdd(a2, b2, c22);
-            Vector512<double> a3 = Vector512.Create(a[3]);
-            c30 = Avx512F.FusedMultiplyAdd(a3, b0, c30);
-            c31 = Avx512F.FusedMultiplyAdd(a3, b1, c31);
-            c32 = Avx512F.FusedMultiplyAdd(a3, b2, c32);
-            Vector512<double> a4 = Vector512.Create(a[4]);
-            c40 = Avx512F.FusedMultiplyAdd(a4, b0, c40);
-            c41 = Avx512F.FusedMultiplyAdd(a4, b1, c41);
-            c42 = Avx512F.FusedMultiplyAdd(a4, b2, c42);
-            Vector512<double> a5 = Vector512.Create(a[5]);
-            c50 = Avx512F.FusedMultiplyAdd(a5, b0, c50);
-            c51 = Avx512F.FusedMultiplyAdd(a5, b1, c51);
-            c52 = Avx512F.FusedMultiplyAdd(a5, b2, c52);
-            Vector512<double> a6 = Vector512.Create(a[6]);
-            c60 = Avx512F.FusedMultiplyAdd(a6, b0, c60);
-            c61 = Avx512F.FusedMultiplyAdd(a6, b1, c61);
-            c62 = Avx512F.FusedMultiplyAdd(a6, b2, c62);
-            Vector512<double> a7 = Vector512.Create(a[7]);
-            c70 = Avx512F.FusedMultiplyAdd(a7, b0, c70);
-            c71 = Avx512F.FusedMultiplyAdd(a7, b1, c71);
-            c72 = Avx512F.FusedMultiplyAdd(a7, b2, c72);
-            a += 8; b += 24;
+            Vector256<T> b0 = Vector256.Load(b);
+            Vector256<T> b1 = Vector256.Load(b + l);
+            Vector256<T> x = Vector256.Create(a[0]);
+            c00 = Fma(x, b0, c00); c01 = Fma(x, b1, c01);
+            x = Vector256.Create(a[1]);
+            c10 = Fma(x, b0, c10); c11 = Fma(x, b1, c11);
+            x = Vector256.Create(a[2]);
+            c20 = Fma(x, b0, c20); c21 = Fma(x, b1, c21);
+            x = Vector256.Create(a[3]);
+            c30 = Fma(x, b0, c30); c31 = Fma(x, b1, c31);
+            x = Vector256.Create(a[4]);
+            c40 = Fma(x, b0, c40); c41 = Fma(x, b1, c41);
+            x = Vector256.Create(a[5]);
+            c50 = Fma(x, b0, c50); c51 = Fma(x, b1, c51);
+            a += 6; b += 2 * l;
         }
-        Vector512<double> va = Vector512.Create(alpha);
-        if (beta == 0)
-        {
-            Vector512.Store(va * c00, c + 0 * ldc + 0);
-            Vector512.Store(va * c01, c + 0 * ldc + 8);
-            Vector512.Store(va * c02, c + 0 * ldc + 16);
-            Vector512.Store(va * c10, c + 1 * ldc + 0);
-            Vector512.Store(va * c11, c + 1 * ldc + 8);
-            Vector512.Store(va * c12, c + 1 * ldc + 16);
-            Vector512.Store(va * c20, c + 2 * ldc + 0);
-            Vector512.Store(va * c21, c + 2 * ldc + 8);
-            Vector512.Store(va * c22, c + 2 * ldc + 16);
-            Vector512.Store(va * c30, c + 3 * ldc + 0);
-            Vector512.Store(va * c31, c + 3 * ldc + 8);
-            Vector512.Store(va * c32, c + 3 * ldc + 16);
-            Vector512.Store(va * c40, c + 4 * ldc + 0);
-            Vector512.Store(va * c41, c + 4 * ldc + 8);
-            Vector512.Store(va * c42, c + 4 * ldc + 16);
-            Vector512.Store(va * c50, c + 5 * ldc + 0);
-            Vector512.Store(va * c51, c + 5 * ldc + 8);
-            Vector512.Store(va * c52, c + 5 * ldc + 16);
-            Vector512.Store(va * c60, c + 6 * ldc + 0);
-            Vector512.Store(va * c61, c + 6 * ldc + 8);
-            Vector512.Store(va * c62, c + 6 * ldc + 16);
-            Vector512.Store(va * c70, c + 7 * ldc + 0);
-            Vector512.Store(va * c71, c + 7 * ldc + 8);
-            Vector512.Store(va * c72, c + 7 * ldc + 16);
-        }
-        else
-        {
-            Vector512<double> vb = Vector512.Create(beta);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c00, vb * Vector512.Load(c + 0 * ldc + 0)), c + 0 * ldc + 0);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c01, vb * Vector512.Load(c + 0 * ldc + 8)), c + 0 * ldc + 8);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c02, vb * Vector512.Load(c + 0 * ldc + 16)), c + 0 * ldc + 16);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c10, vb * Vector512.Load(c + 1 * ldc + 0)), c + 1 * ldc + 0);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c11, vb * Vector512.Load(c + 1 * ldc + 8)), c + 1 * ldc + 8);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c12, vb * Vector512.Load(c + 1 * ldc + 16)), c + 1 * ldc + 16);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c20, vb * Vector512.Load(c + 2 * ldc + 0)), c + 2 * ldc + 0);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c21, vb * Vector512.Load(c + 2 * ldc + 8)), c + 2 * ldc + 8);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c22, vb * Vector512.Load(c + 2 * ldc + 16)), c + 2 * ldc + 16);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c30, vb * Vector512.Load(c + 3 * ldc + 0)), c + 3 * ldc + 0);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c31, vb * Vector512.Load(c + 3 * ldc + 8)), c + 3 * ldc + 8);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c32, vb * Vector512.Load(c + 3 * ldc + 16)), c + 3 * ldc + 16);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c40, vb * Vector512.Load(c + 4 * ldc + 0)), c + 4 * ldc + 0);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c41, vb * Vector512.Load(c + 4 * ldc + 8)), c + 4 * ldc + 8);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c42, vb * Vector512.Load(c + 4 * ldc + 16)), c + 4 * ldc + 16);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c50, vb * Vector512.Load(c + 5 * ldc + 0)), c + 5 * ldc + 0);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c51, vb * Vector512.Load(c + 5 * ldc + 8)), c + 5 * ldc + 8);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c52, vb * Vector512.Load(c + 5 * ldc + 16)), c + 5 * ldc + 16);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c60, vb * Vector512.Load(c + 6 * ldc + 0)), c + 6 * ldc + 0);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c61, vb * Vector512.Load(c + 6 * ldc + 8)), c + 6 * ldc + 8);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c62, vb * Vector512.Load(c + 6 * ldc + 16)), c + 6 * ldc + 16);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c70, vb * Vector512.Load(c + 7 * ldc + 0)), c + 7 * ldc + 0);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c71, vb * Vector512.Load(c + 7 * ldc + 8)), c + 7 * ldc + 8);
-            Vector512.Store(Avx512F.FusedMultiplyAdd(va, c72, vb * Vector512.Load(c + 7 * ldc + 16)), c + 7 * ldc + 16);
-        }
-    }
-    /// <summary>
-    /// A full-height tile cut by the right edge of C (<paramref name="cols"/> &lt; 24): at most 16
-    /// columns run a narrower loop written straight into C under a lane mask (e.g. n = 256 = 10·24 + 16,
-    /// n = 64 = 2·24 + 16), with each element's fused multiply-adds in the same order as
-    /// <see cref="Compute"/>, so the bits are the same; wider cuts use the driver's scratch tile.
-    /// </summary>
-    public static bool TryComputeColumnEdge(int kc, double* a, double* b, double* c, nint ldc, double alpha, double beta, int cols)
-    {
-        if (cols <= 8) Edge8(kc, a, b, c, ldc, alpha, beta, cols);
-        else if (cols <= 16) Edge16(kc, a, b, c, ldc, alpha, beta, cols);
-        else return false;
-        return true;
+        Vector256<T> va = Vector256.Create(alpha), vb = Vector256.Create(beta);
+        bool beta0 = beta == T.Zero;
+        Put(c, c00, va, vb, beta0); Put(c + l, c01, va, vb, beta0);
+        Put(c + ldc, c10, va, vb, beta0); Put(c + ldc + l, c11, va, vb, beta0);
+        Put(c + 2 * ldc, c20, va, vb, beta0); Put(c + 2 * ldc + l, c21, va, vb, beta0);
+        Put(c + 3 * ldc, c30, va, vb, beta0); Put(c + 3 * ldc + l, c31, va, vb, beta0);
+        Put(c + 4 * ldc, c40, va, vb, beta0); Put(c + 4 * ldc + l, c41, va, vb, beta0);
+        Put(c + 5 * ldc, c50, va, vb, beta0); Put(c + 5 * ldc + l, c51, va, vb, beta0);
     }
 
-    /// <summary>A full-height tile of at most 16 columns: 2 vectors per row (no work on the zero padding), the last under a lane mask.</summary>
-    private static void Edge16(int kc, double* a, double* b, double* c, nint ldc, double alpha, double beta, int cols)
+    /// <summary>C segment = alpha·acc (+ beta·C, fused as alpha·acc + (beta·C)).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(T* c, Vector256<T> acc, Vector256<T> va, Vector256<T> vb, bool beta0)
     {
-        Vector512<double> c00 = Vector512<double>.Zero;
-        Vector512<double> c01 = Vector512<double>.Zero;
-        Vector512<double> c10 = Vector512<double>.Zero;
-        Vector512<double> c11 = Vector512<double>.Zero;
-        Vector512<double> c20 = Vector512<double>.Zero;
-        Vector512<double> c21 = Vector512<double>.Zero;
-        Vector512<double> c30 = Vector512<double>.Zero;
-        Vector512<double> c31 = Vector512<double>.Zero;
-        Vector512<double> c40 = Vector512<double>.Zero;
-        Vector512<double> c41 = Vector512<double>.Zero;
-        Vector512<double> c50 = Vector512<double>.Zero;
-        Vector512<double> c51 = Vector512<double>.Zero;
-        Vector512<double> c60 = Vector512<double>.Zero;
-        Vector512<double> c61 = Vector512<double>.Zero;
-        Vector512<double> c70 = Vector512<double>.Zero;
-        Vector512<double> c71 = Vector512<double>.Zero;
-        for (int p = 0; p < kc; p++)
-        {
-            Vector512<double> b0 = Vector512.Load(b + 0);
-            Vector512<double> b1 = Vector512.Load(b + 8);
-            Vector512<double> a0 = Vector512.Create(a[0]);
-            c00 = Avx512F.FusedMultiplyAdd(a0, b0, c00);
-            c01 = Avx512F.FusedMultiplyAdd(a0, b1, c01);
-            Vector512<double> a1 = Vector512.Create(a[1]);
-            c10 = Avx512F.FusedMultiplyAdd(a1, b0, c10);
-            c11 = Avx512F.FusedMultiplyAdd(a1, b1, c11);
-            Vector512<double> a2 = Vector512.Create(a[2]);
-            c20 = Avx512F.FusedMultiplyAdd(a2, b0, c20);
-            c21 = Avx512F.FusedMultiplyAdd(a2, b1, c21);
-            Vector512<double> a3 = Vector512.Create(a[3]);
-            c30 = Avx512F.FusedMultiplyAdd(a3, b0, c30);
-            c31 = Avx512F.FusedMultiplyAdd(a3, b1, c31);
-            Vector512<double> a4 = Vector512.Create(a[4]);
-            c40 = Avx512F.FusedMultiplyAdd(a4, b0, c40);
-            c41 = Avx512F.FusedMultiplyAdd(a4, b1, c41);
-            Vector512<double> a5 = Vector512.Create(a[5]);
-            c50 = Avx512F.FusedMultiplyAdd(a5, b0, c50);
-            c51 = Avx512F.FusedMultiplyAdd(a5, b1, c51);
-            Vector512<double> a6 = Vector512.Create(a[6]);
-            c60 = Avx512F.FusedMultiplyAdd(a6, b0, c60);
-            c61 = Avx512F.FusedMultiplyAdd(a6, b1, c61);
-            Vector512<double> a7 = Vector512.Create(a[7]);
-            c70 = Avx512F.FusedMultiplyAdd(a7, b0, c70);
-            c71 = Avx512F.FusedMultiplyAdd(a7, b1, c71);
-            a += 8; b += 24;
-        }
-        Vector512<double> va = Vector512.Create(alpha), vb = Vector512.Create(beta);
-        Vector512<double> mask = Vector512.LessThan(Vector512<long>.Indices + Vector512.Create(8L), Vector512.Create((long)cols)).AsDouble();
-        bool beta0 = beta == 0;
-        Vector512.Store(beta0 ? va * c00 : Avx512F.FusedMultiplyAdd(va, c00, vb * Vector512.Load(c + 0 * ldc + 0)), c + 0 * ldc + 0);
-        PutMasked(c + 0 * ldc + 8, c01, va, vb, beta0, mask);
-        Vector512.Store(beta0 ? va * c10 : Avx512F.FusedMultiplyAdd(va, c10, vb * Vector512.Load(c + 1 * ldc + 0)), c + 1 * ldc + 0);
-        PutMasked(c + 1 * ldc + 8, c11, va, vb, beta0, mask);
-        Vector512.Store(beta0 ? va * c20 : Avx512F.FusedMultiplyAdd(va, c20, vb * Vector512.Load(c + 2 * ldc + 0)), c + 2 * ldc + 0);
-        PutMasked(c + 2 * ldc + 8, c21, va, vb, beta0, mask);
-        Vector512.Store(beta0 ? va * c30 : Avx512F.FusedMultiplyAdd(va, c30, vb * Vector512.Load(c + 3 * ldc + 0)), c + 3 * ldc + 0);
-        PutMasked(c + 3 * ldc + 8, c31, va, vb, beta0, mask);
-        Vector512.Store(beta0 ? va * c40 : Avx512F.FusedMultiplyAdd(va, c40, vb * Vector512.Load(c + 4 * ldc + 0)), c + 4 * ldc + 0);
-        PutMasked(c + 4 * ldc + 8, c41, va, vb, beta0, mask);
-        Vector512.Store(beta0 ? va * c50 : Avx512F.FusedMultiplyAdd(va, c50, vb * Vector512.Load(c + 5 * ldc + 0)), c + 5 * ldc + 0);
-        PutMasked(c + 5 * ldc + 8, c51, va, vb, beta0, mask);
-        Vector512.Store(beta0 ? va * c60 : Avx512F.FusedMultiplyAdd(va, c60, vb * Vector512.Load(c + 6 * ldc + 0)), c + 6 * ldc + 0);
-        PutMasked(c + 6 * ldc + 8, c61, va, vb, beta0, mask);
-        Vector512.Store(beta0 ? va * c70 : Avx512F.FusedMultiplyAdd(va, c70, vb * Vector512.Load(c + 7 * ldc + 0)), c + 7 * ldc + 0);
-        PutMasked(c + 7 * ldc + 8, c71, va, vb, beta0, mask);
-    }
-
-    /// <summary>A full-height tile of at most 8 columns: 1 vector per row (no work on the zero padding), the last under a lane mask.</summary>
-    private static void Edge8(int kc, double* a, double* b, double* c, nint ldc, double alpha, double beta, int cols)
-    {
-        Vector512<double> c00 = Vector512<double>.Zero;
-        Vector512<double> c10 = Vector512<double>.Zero;
-        Vector512<double> c20 = Vector512<double>.Zero;
-        Vector512<double> c30 = Vector512<double>.Zero;
-        Vector512<double> c40 = Vector512<double>.Zero;
-        Vector512<double> c50 = Vector512<double>.Zero;
-        Vector512<double> c60 = Vector512<double>.Zero;
-        Vector512<double> c70 = Vector512<double>.Zero;
-        for (int p = 0; p < kc; p++)
-        {
-            Vector512<double> b0 = Vector512.Load(b + 0);
-            Vector512<double> a0 = Vector512.Create(a[0]);
-            c00 = Avx512F.FusedMultiplyAdd(a0, b0, c00);
-            Vector512<double> a1 = Vector512.Create(a[1]);
-            c10 = Avx512F.FusedMultiplyAdd(a1, b0, c10);
-            Vector512<double> a2 = Vector512.Create(a[2]);
-            c20 = Avx512F.FusedMultiplyAdd(a2, b0, c20);
-            Vector512<double> a3 = Vector512.Create(a[3]);
-            c30 = Avx512F.FusedMultiplyAdd(a3, b0, c30);
-            Vector512<double> a4 = Vector512.Create(a[4]);
-            c40 = Avx512F.FusedMultiplyAdd(a4, b0, c40);
-            Vector512<double> a5 = Vector512.Create(a[5]);
-            c50 = Avx512F.FusedMultiplyAdd(a5, b0, c50);
-            Vector512<double> a6 = Vector512.Create(a[6]);
-            c60 = Avx512F.FusedMultiplyAdd(a6, b0, c60);
-            Vector512<double> a7 = Vector512.Create(a[7]);
-            c70 = Avx512F.FusedMultiplyAdd(a7, b0, c70);
-            a += 8; b += 24;
-        }
-        Vector512<double> va = Vector512.Create(alpha), vb = Vector512.Create(beta);
-        Vector512<double> mask = Vector512.LessThan(Vector512<long>.Indices + Vector512.Create(0L), Vector512.Create((long)cols)).AsDouble();
-        bool beta0 = beta == 0;
-        PutMasked(c + 0 * ldc + 0, c00, va, vb, beta0, mask);
-        PutMasked(c + 1 * ldc + 0, c10, va, vb, beta0, mask);
-        PutMasked(c + 2 * ldc + 0, c20, va, vb, beta0, mask);
-        PutMasked(c + 3 * ldc + 0, c30, va, vb, beta0, mask);
-        PutMasked(c + 4 * ldc + 0, c40, va, vb, beta0, mask);
-        PutMasked(c + 5 * ldc + 0, c50, va, vb, beta0, mask);
-        PutMasked(c + 6 * ldc + 0, c60, va, vb, beta0, mask);
-        PutMasked(c + 7 * ldc + 0, c70, va, vb, beta0, mask);
+        if (beta0) Vector256.Store(va * acc, c);
+        else Vector256.Store(Fma(va, acc, vb * Vector256.Load(c)), c);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PutMasked(double* c, Vector512<double> acc, Vector512<double> va, Vector512<double> vb, bool beta0, Vector512<double> mask)
+    private static Vector256<T> Fma(Vector256<T> x, Vector256<T> y, Vector256<T> z)
     {
-        if (beta0) Avx512F.MaskStore(c, mask, va * acc);
-        else Avx512F.MaskStore(c, mask, Avx512F.FusedMultiplyAdd(va, acc, vb * Avx512F.MaskLoad(c, mask, Vector512<double>.Zero)));
-    }
-}
-
-/// <summary>AVX2/FMA kernel: 6 rows × 8 columns = 12 ymm accumulators + 2 B vectors + 1 broadcast (of 16 registers).</summary>
-internal unsafe struct Avx2Kernel : IGemmKernel<double>
-{
-    public static int MR => 6;
-    public static int NR => 8;
-    public static int KC => 256;
-    public static int MC => 96;
-    public static int NC => 2048;
-
-    public static void Compute(int kc, double* a, double* b, double* c, nint ldc, double alpha, double beta)
-    {
-        Vector256<double> c00 = Vector256<double>.Zero;
-        Vector256<double> c01 = Vector256<double>.Zero;
-        Vector256<double> c10 = Vector256<double>.Zero;
-        Vector256<double> c11 = Vector256<double>.Zero;
-        Vector256<double> c20 = Vector256<double>.Zero;
-        Vector256<double> c21 = Vector256<double>.Zero;
-        Vector256<double> c30 = Vector256<double>.Zero;
-        Vector256<double> c31 = Vector256<double>.Zero;
-        Vector256<double> c40 = Vector256<double>.Zero;
-        Vector256<double> c41 = Vector256<double>.Zero;
-        Vector256<double> c50 = Vector256<double>.Zero;
-        Vector256<double> c51 = Vector256<double>.Zero;
-        for (int p = 0; p < kc; p++)
-        {
-            Vector256<double> b0 = Vector256.Load(b + 0);
-            Vector256<double> b1 = Vector256.Load(b + 4);
-            Vector256<double> a0 = Vector256.Create(a[0]);
-            c00 = Fma.MultiplyAdd(a0, b0, c00);
-            c01 = Fma.MultiplyAdd(a0, b1, c01);
-            Vector256<double> a1 = Vector256.Create(a[1]);
-            c10 = Fma.MultiplyAdd(a1, b0, c10);
-            c11 = Fma.MultiplyAdd(a1, b1, c11);
-            Vector256<double> a2 = Vector256.Create(a[2]);
-            c20 = Fma.MultiplyAdd(a2, b0, c20);
-            c21 = Fma.MultiplyAdd(a2, b1, c21);
-            Vector256<double> a3 = Vector256.Create(a[3]);
-            c30 = Fma.MultiplyAdd(a3, b0, c30);
-            c31 = Fma.MultiplyAdd(a3, b1, c31);
-            Vector256<double> a4 = Vector256.Create(a[4]);
-            c40 = Fma.MultiplyAdd(a4, b0, c40);
-            c41 = Fma.MultiplyAdd(a4, b1, c41);
-            Vector256<double> a5 = Vector256.Create(a[5]);
-            c50 = Fma.MultiplyAdd(a5, b0, c50);
-            c51 = Fma.MultiplyAdd(a5, b1, c51);
-            a += 6; b += 8;
-        }
-        Vector256<double> va = Vector256.Create(alpha);
-        if (beta == 0)
-        {
-            Vector256.Store(va * c00, c + 0 * ldc + 0);
-            Vector256.Store(va * c01, c + 0 * ldc + 4);
-            Vector256.Store(va * c10, c + 1 * ldc + 0);
-            Vector256.Store(va * c11, c + 1 * ldc + 4);
-            Vector256.Store(va * c20, c + 2 * ldc + 0);
-            Vector256.Store(va * c21, c + 2 * ldc + 4);
-            Vector256.Store(va * c30, c + 3 * ldc + 0);
-            Vector256.Store(va * c31, c + 3 * ldc + 4);
-            Vector256.Store(va * c40, c + 4 * ldc + 0);
-            Vector256.Store(va * c41, c + 4 * ldc + 4);
-            Vector256.Store(va * c50, c + 5 * ldc + 0);
-            Vector256.Store(va * c51, c + 5 * ldc + 4);
-        }
-        else
-        {
-            Vector256<double> vb = Vector256.Create(beta);
-            Vector256.Store(Fma.MultiplyAdd(va, c00, vb * Vector256.Load(c + 0 * ldc + 0)), c + 0 * ldc + 0);
-            Vector256.Store(Fma.MultiplyAdd(va, c01, vb * Vector256.Load(c + 0 * ldc + 4)), c + 0 * ldc + 4);
-            Vector256.Store(Fma.MultiplyAdd(va, c10, vb * Vector256.Load(c + 1 * ldc + 0)), c + 1 * ldc + 0);
-            Vector256.Store(Fma.MultiplyAdd(va, c11, vb * Vector256.Load(c + 1 * ldc + 4)), c + 1 * ldc + 4);
-            Vector256.Store(Fma.MultiplyAdd(va, c20, vb * Vector256.Load(c + 2 * ldc + 0)), c + 2 * ldc + 0);
-            Vector256.Store(Fma.MultiplyAdd(va, c21, vb * Vector256.Load(c + 2 * ldc + 4)), c + 2 * ldc + 4);
-            Vector256.Store(Fma.MultiplyAdd(va, c30, vb * Vector256.Load(c + 3 * ldc + 0)), c + 3 * ldc + 0);
-            Vector256.Store(Fma.MultiplyAdd(va, c31, vb * Vector256.Load(c + 3 * ldc + 4)), c + 3 * ldc + 4);
-            Vector256.Store(Fma.MultiplyAdd(va, c40, vb * Vector256.Load(c + 4 * ldc + 0)), c + 4 * ldc + 0);
-            Vector256.Store(Fma.MultiplyAdd(va, c41, vb * Vector256.Load(c + 4 * ldc + 4)), c + 4 * ldc + 4);
-            Vector256.Store(Fma.MultiplyAdd(va, c50, vb * Vector256.Load(c + 5 * ldc + 0)), c + 5 * ldc + 0);
-            Vector256.Store(Fma.MultiplyAdd(va, c51, vb * Vector256.Load(c + 5 * ldc + 4)), c + 5 * ldc + 4);
-        }
+        if (typeof(T) == typeof(double)) return System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(x.AsDouble(), y.AsDouble(), z.AsDouble()).As<double, T>();
+        if (typeof(T) == typeof(float)) return System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(x.AsSingle(), y.AsSingle(), z.AsSingle()).As<float, T>();
+        throw new NotSupportedException();
     }
 }
 

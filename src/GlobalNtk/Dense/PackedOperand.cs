@@ -98,70 +98,38 @@ public static partial class Gemm
         Validate("Gemm.MultiplyPacked", ta, b.Trans, m, n, k, a.Length, lda, long.MaxValue, b.Ldb, c.Length, ldc);
         fixed (T* pa = a, pc = c)
         {
-            if (typeof(T) == typeof(double))
+            if (typeof(T) != typeof(double) && typeof(T) != typeof(float))
+                throw new NotSupportedException($"GEMM in {typeof(T).Name} is not available (float64 and float32 only).");
+            switch (kind)
             {
-                switch (kind)
-                {
-                    case KernelKind.Avx512: SplitPacked<double, Avx512Kernel>(ta, m, n, k, double.CreateTruncating(alpha), (double*)pa, lda, (PackedOperand<double>)(object)b, double.CreateTruncating(beta), (double*)pc, ldc, maxThreads); break;
-                    case KernelKind.Avx2: SplitPacked<double, Avx2Kernel>(ta, m, n, k, double.CreateTruncating(alpha), (double*)pa, lda, (PackedOperand<double>)(object)b, double.CreateTruncating(beta), (double*)pc, ldc, maxThreads); break;
-                    default: SplitPacked<double, ScalarKernel<double>>(ta, m, n, k, double.CreateTruncating(alpha), (double*)pa, lda, (PackedOperand<double>)(object)b, double.CreateTruncating(beta), (double*)pc, ldc, maxThreads); break;
-                }
+                case KernelKind.Avx512: SplitPacked<T, Avx512Kernel<T>>(ta, m, n, k, alpha, pa, lda, b, beta, pc, ldc, maxThreads); break;
+                case KernelKind.Avx2: SplitPacked<T, Avx2Kernel<T>>(ta, m, n, k, alpha, pa, lda, b, beta, pc, ldc, maxThreads); break;
+                default: SplitPacked<T, ScalarKernel<T>>(ta, m, n, k, alpha, pa, lda, b, beta, pc, ldc, maxThreads); break;
             }
-            else if (typeof(T) == typeof(float))
-            {
-                switch (kind)
-                {
-                    case KernelKind.Avx512: SplitPacked<float, Avx512KernelF32>(ta, m, n, k, float.CreateTruncating(alpha), (float*)pa, lda, (PackedOperand<float>)(object)b, float.CreateTruncating(beta), (float*)pc, ldc, maxThreads); break;
-                    case KernelKind.Avx2: SplitPacked<float, Avx2KernelF32>(ta, m, n, k, float.CreateTruncating(alpha), (float*)pa, lda, (PackedOperand<float>)(object)b, float.CreateTruncating(beta), (float*)pc, ldc, maxThreads); break;
-                    default: SplitPacked<float, ScalarKernel<float>>(ta, m, n, k, float.CreateTruncating(alpha), (float*)pa, lda, (PackedOperand<float>)(object)b, float.CreateTruncating(beta), (float*)pc, ldc, maxThreads); break;
-                }
-            }
-            else throw new NotSupportedException($"GEMM in {typeof(T).Name} is not available (float64 and float32 only).");
         }
     }
 
     /// <summary>Elements of the packed form of a k × n operand for <paramref name="kind"/> (−1: no packed path for T).</summary>
     internal static long PackedLength<T>(KernelKind kind, int k, int n) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (typeof(T) == typeof(double))
-            return kind switch
-            {
-                KernelKind.Avx512 => GemmDriver<double, Avx512Kernel>.PackedLength(k, n),
-                KernelKind.Avx2 => GemmDriver<double, Avx2Kernel>.PackedLength(k, n),
-                _ => GemmDriver<double, ScalarKernel<double>>.PackedLength(k, n),
-            };
-        if (typeof(T) == typeof(float))
-            return kind switch
-            {
-                KernelKind.Avx512 => GemmDriver<float, Avx512KernelF32>.PackedLength(k, n),
-                KernelKind.Avx2 => GemmDriver<float, Avx2KernelF32>.PackedLength(k, n),
-                _ => GemmDriver<float, ScalarKernel<float>>.PackedLength(k, n),
-            };
-        return -1;
+        if (typeof(T) != typeof(double) && typeof(T) != typeof(float)) return -1;
+        return kind switch
+        {
+            KernelKind.Avx512 => GemmDriver<T, Avx512Kernel<T>>.PackedLength(k, n),
+            KernelKind.Avx2 => GemmDriver<T, Avx2Kernel<T>>.PackedLength(k, n),
+            _ => GemmDriver<T, ScalarKernel<T>>.PackedLength(k, n),
+        };
     }
 
     /// <summary>Packs op(B) for <paramref name="kind"/> into <paramref name="dst"/> (<see cref="PackedLength{T}"/> elements).</summary>
     internal static unsafe void PackAll<T>(KernelKind kind, Trans tb, T* b, nint ldb, int k, int n, T* dst) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (typeof(T) == typeof(double))
+        if (typeof(T) != typeof(double) && typeof(T) != typeof(float)) return;
+        switch (kind)
         {
-            double* db = (double*)b, dd = (double*)dst;
-            switch (kind)
-            {
-                case KernelKind.Avx512: GemmDriver<double, Avx512Kernel>.PackAll(tb, db, ldb, k, n, dd); break;
-                case KernelKind.Avx2: GemmDriver<double, Avx2Kernel>.PackAll(tb, db, ldb, k, n, dd); break;
-                default: GemmDriver<double, ScalarKernel<double>>.PackAll(tb, db, ldb, k, n, dd); break;
-            }
-        }
-        else if (typeof(T) == typeof(float))
-        {
-            float* fb = (float*)b, fd = (float*)dst;
-            switch (kind)
-            {
-                case KernelKind.Avx512: GemmDriver<float, Avx512KernelF32>.PackAll(tb, fb, ldb, k, n, fd); break;
-                case KernelKind.Avx2: GemmDriver<float, Avx2KernelF32>.PackAll(tb, fb, ldb, k, n, fd); break;
-                default: GemmDriver<float, ScalarKernel<float>>.PackAll(tb, fb, ldb, k, n, fd); break;
-            }
+            case KernelKind.Avx512: GemmDriver<T, Avx512Kernel<T>>.PackAll(tb, b, ldb, k, n, dst); break;
+            case KernelKind.Avx2: GemmDriver<T, Avx2Kernel<T>>.PackAll(tb, b, ldb, k, n, dst); break;
+            default: GemmDriver<T, ScalarKernel<T>>.PackAll(tb, b, ldb, k, n, dst); break;
         }
     }
 

@@ -1,0 +1,272 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace GlobalNtk.Dense;
+
+/// <summary>
+/// AVX-512 kernel in either precision: 8 rows × 3 vectors (24 float64 or 48 float32 columns) =
+/// 24 zmm accumulators + 3 B vectors + 1 broadcast (of 32 registers). Accumulation is in T, as in
+/// BLAS dgemm/sgemm; callers that need float64 sums (traces, Gram matrices, Krylov
+/// orthogonalisation) keep those in float64 themselves.
+/// </summary>
+/// <remarks>
+/// One loop body (<c>Tile</c>) serves every use, compiled by the JIT once per variant, which a struct
+/// type argument (<see cref="ITileShape"/>) selects: full packed tiles, packed tiles cut by the right edge of C (1, 2 or 3 vectors, the last
+/// under a lane mask, so no work is spent on padding), and <see cref="Direct"/>, which reads small
+/// operands where they are stored instead of packing them. Each element of C is the same chain of
+/// fused multiply-adds over p = 0, 1, …, k−1 in all of them, so a product's bits do not depend on the
+/// path (for k ≤ KC, a single k-slice).
+/// </remarks>
+internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public static int MR => 8;
+    public static int NR => 3 * Vector512<T>.Count;
+    public static int KC => typeof(T) == typeof(float) ? GemmTuning.KC512F32 : GemmTuning.KC512;
+    public static int MC => typeof(T) == typeof(float) ? GemmTuning.MC512F32 : GemmTuning.MC512;
+    public static int NC => typeof(T) == typeof(float) ? GemmTuning.NC512F32 : GemmTuning.NC512;
+
+    public static void Compute(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta) =>
+        Tile<Packed3>(kc, a, 1, 8, b, 3 * Vector512<T>.Count, c, ldc, alpha, beta, 0, 8);
+
+    /// <summary>
+    /// A full-height tile whose last columns fall outside C (<paramref name="cols"/> &lt; NR): only the
+    /// vectors that hold columns of C are computed, the last one stored under a lane mask, straight
+    /// into C (no scratch copy).
+    /// </summary>
+    public static bool TryComputeColumnEdge(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, int cols)
+    {
+        int nr = 3 * Vector512<T>.Count;
+        if (cols <= Vector512<T>.Count) Tile<PackedEdge1>(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, cols, 8);
+        else if (cols <= 2 * Vector512<T>.Count) Tile<PackedEdge2>(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, cols - Vector512<T>.Count, 8);
+        else Tile<PackedEdge3>(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, cols - 2 * Vector512<T>.Count, 8);
+        return true;
+    }
+
+    /// <summary>
+    /// C[0:m, 0:n] = alpha·op(A)·op(B) + beta·C on the stored A, without packing it: A's elements are
+    /// broadcast from their rows (or columns). B as stored is read in place, its rows loaded as
+    /// vectors (the last under a lane mask); a transposed B is packed first (k × n, cheap next to the
+    /// multiply-adds). For small products, where packing A costs as much as the multiply-adds.
+    /// Requires k ≤ <see cref="KC"/> so that the sums match the packed path's bits.
+    /// </summary>
+    public static void Direct(Trans ta, Trans tb, int m, int n, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
+    {
+        if (tb == Trans.No)
+        {
+            DirectOn<Direct3, DirectEdge1, DirectEdge2, DirectEdge3>(ta, m, n, k, alpha, a, lda, b, ldb, 1, beta, c, ldc);
+            return;
+        }
+        var buffers = GemmBuffers<T>.Rent();
+        try
+        {
+            T* packed = buffers.PackB((int)GemmDriver<T, Avx512Kernel<T>>.PackedLength(k, n));
+            GemmDriver<T, Avx512Kernel<T>>.PackAll(tb, b, ldb, k, n, packed); // one slice: panel q at q·NR·k
+            DirectOn<DirectA3, DirectAEdge1, DirectAEdge2, DirectAEdge3>(ta, m, n, k, alpha, a, lda, packed, 3 * Vector512<T>.Count, k, beta, c, ldc);
+        }
+        finally
+        {
+            GemmBuffers<T>.Return(buffers);
+        }
+    }
+
+    /// <summary>Runs <see cref="Direct"/>'s tiles: B row p of the column block at j0 starts at b + j0·bjs + p·bps.</summary>
+    private static void DirectOn<SFull, SEdge1, SEdge2, SEdge3>(Trans ta, int m, int n, int k, T alpha, T* a, nint lda,
+        T* b, nint bps, nint bjs, T beta, T* c, nint ldc)
+        where SFull : struct, ITileShape where SEdge1 : struct, ITileShape where SEdge2 : struct, ITileShape where SEdge3 : struct, ITileShape
+    {
+        nint ars = ta == Trans.No ? lda : 1, aps = ta == Trans.No ? 1 : lda; // op(A)(i, p) = a[i·ars + p·aps]
+        int l = Vector512<T>.Count, nr = 3 * l;
+        for (int i0 = 0; i0 < m; i0 += 8)
+        {
+            int rows = Math.Min(8, m - i0);
+            T* ai = a + i0 * ars;
+            T* ci = c + i0 * ldc;
+            for (int j0 = 0; j0 < n; j0 += nr)
+            {
+                int cols = n - j0;
+                T* bj = b + j0 * bjs;
+                if (cols >= nr) Tile<SFull>(k, ai, ars, aps, bj, bps, ci + j0, ldc, alpha, beta, 0, rows);
+                else if (cols <= l) Tile<SEdge1>(k, ai, ars, aps, bj, bps, ci + j0, ldc, alpha, beta, cols, rows);
+                else if (cols <= 2 * l) Tile<SEdge2>(k, ai, ars, aps, bj, bps, ci + j0, ldc, alpha, beta, cols - l, rows);
+                else Tile<SEdge3>(k, ai, ars, aps, bj, bps, ci + j0, ldc, alpha, beta, cols - 2 * l, rows);
+            }
+        }
+    }
+
+    /// <summary>
+    /// C[0:rows, 0:(nv−1)·L + last] = alpha·Σ_p A(:, p)·B(p, :) + beta·C over p &lt; kc, where
+    /// A(r, p) = a[r·ars + p·aps] and B(p, :) starts at b + p·bps. <typeparamref name="S"/> selects the
+    /// variant: nv = <see cref="ITileShape.Vectors"/> vectors per row; masked: the last vector
+    /// holds only <paramref name="last"/> columns of C; direct: A is read as stored (strided, not
+    /// packed and padded), and rows &lt; 8 repeat the last row's broadcasts (so the loop has no
+    /// branches) and store only their own rows; stored B: B too, so its last vector is also loaded
+    /// under the mask.
+    /// </summary>
+    private static void Tile<S>(int kc, T* a, nint ars, nint aps, T* b, nint bps, T* c, nint ldc, T alpha, T beta,
+        int last, int rows) where S : struct, ITileShape
+    {
+        // The variant is a type argument, so the JIT compiles each one with its constants folded
+        // (the body is too large to rely on inlining for that).
+        int l = Vector512<T>.Count, nv = S.Vectors;
+        bool masked = S.Masked, direct = S.Direct, storedB = S.Direct && S.StoredB;
+        if (!direct) { ars = 1; aps = 8; rows = 8; } // packed A panels: constant strides
+        if (!storedB) bps = 3 * l; // packed B panels
+        nint o1 = Row(1, rows, ars), o2 = Row(2, rows, ars), o3 = Row(3, rows, ars), o4 = Row(4, rows, ars);
+        nint o5 = Row(5, rows, ars), o6 = Row(6, rows, ars), o7 = Row(7, rows, ars);
+        Vector512<T> mask = masked ? LaneMask(last) : default;
+        // Fetch the C tile while the k-loop runs: C rarely sits in L1 (it outgrows L2 on large
+        // products), and its lines would otherwise stall the store phase.
+        for (int r = 0; r < rows; r++)
+        {
+            T* cr = c + r * ldc;
+            Sse.Prefetch0(cr);
+            if (nv > 1) Sse.Prefetch0(cr + l);
+            if (nv > 2) Sse.Prefetch0(cr + 2 * l);
+        }
+        Vector512<T> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default;
+        Vector512<T> c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
+        Vector512<T> c40 = default, c41 = default, c42 = default, c50 = default, c51 = default, c52 = default;
+        Vector512<T> c60 = default, c61 = default, c62 = default, c70 = default, c71 = default, c72 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<T> b0 = nv == 1 && masked && storedB ? MaskLoad(b, mask) : Vector512.Load(b);
+            Vector512<T> b1 = nv < 2 ? default : nv == 2 && masked && storedB ? MaskLoad(b + l, mask) : Vector512.Load(b + l);
+            Vector512<T> b2 = nv < 3 ? default : masked && storedB ? MaskLoad(b + 2 * l, mask) : Vector512.Load(b + 2 * l);
+            Vector512<T> x = Vector512.Create(a[0]);
+            c00 = Fma(x, b0, c00);
+            if (nv > 1) c01 = Fma(x, b1, c01);
+            if (nv > 2) c02 = Fma(x, b2, c02);
+            x = Vector512.Create(a[o1]);
+            c10 = Fma(x, b0, c10);
+            if (nv > 1) c11 = Fma(x, b1, c11);
+            if (nv > 2) c12 = Fma(x, b2, c12);
+            x = Vector512.Create(a[o2]);
+            c20 = Fma(x, b0, c20);
+            if (nv > 1) c21 = Fma(x, b1, c21);
+            if (nv > 2) c22 = Fma(x, b2, c22);
+            x = Vector512.Create(a[o3]);
+            c30 = Fma(x, b0, c30);
+            if (nv > 1) c31 = Fma(x, b1, c31);
+            if (nv > 2) c32 = Fma(x, b2, c32);
+            x = Vector512.Create(a[o4]);
+            c40 = Fma(x, b0, c40);
+            if (nv > 1) c41 = Fma(x, b1, c41);
+            if (nv > 2) c42 = Fma(x, b2, c42);
+            x = Vector512.Create(a[o5]);
+            c50 = Fma(x, b0, c50);
+            if (nv > 1) c51 = Fma(x, b1, c51);
+            if (nv > 2) c52 = Fma(x, b2, c52);
+            x = Vector512.Create(a[o6]);
+            c60 = Fma(x, b0, c60);
+            if (nv > 1) c61 = Fma(x, b1, c61);
+            if (nv > 2) c62 = Fma(x, b2, c62);
+            x = Vector512.Create(a[o7]);
+            c70 = Fma(x, b0, c70);
+            if (nv > 1) c71 = Fma(x, b1, c71);
+            if (nv > 2) c72 = Fma(x, b2, c72);
+            a += aps; b += bps;
+        }
+        Vector512<T> va = Vector512.Create(alpha), vb = Vector512.Create(beta);
+        bool beta0 = beta == T.Zero;
+        PutRow(c, c00, c01, c02, va, vb, beta0, nv, masked, mask);
+        if (rows > 1) PutRow(c + ldc, c10, c11, c12, va, vb, beta0, nv, masked, mask);
+        if (rows > 2) PutRow(c + 2 * ldc, c20, c21, c22, va, vb, beta0, nv, masked, mask);
+        if (rows > 3) PutRow(c + 3 * ldc, c30, c31, c32, va, vb, beta0, nv, masked, mask);
+        if (rows > 4) PutRow(c + 4 * ldc, c40, c41, c42, va, vb, beta0, nv, masked, mask);
+        if (rows > 5) PutRow(c + 5 * ldc, c50, c51, c52, va, vb, beta0, nv, masked, mask);
+        if (rows > 6) PutRow(c + 6 * ldc, c60, c61, c62, va, vb, beta0, nv, masked, mask);
+        if (rows > 7) PutRow(c + 7 * ldc, c70, c71, c72, va, vb, beta0, nv, masked, mask);
+    }
+
+    /// <summary>Offset of row r's broadcasts: rows past the last valid one repeat it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static nint Row(int r, int rows, nint ars) => (r < rows ? r : rows - 1) * ars;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PutRow(T* c, Vector512<T> x0, Vector512<T> x1, Vector512<T> x2, Vector512<T> va, Vector512<T> vb,
+        bool beta0, int nv, bool masked, Vector512<T> mask)
+    {
+        int l = Vector512<T>.Count;
+        Put(c, x0, va, vb, beta0, masked && nv == 1, mask);
+        if (nv > 1) Put(c + l, x1, va, vb, beta0, masked && nv == 2, mask);
+        if (nv > 2) Put(c + 2 * l, x2, va, vb, beta0, masked, mask);
+    }
+
+    /// <summary>C segment = alpha·acc (+ beta·C, fused as alpha·acc + (beta·C)); under <paramref name="mask"/> when <paramref name="masked"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(T* c, Vector512<T> acc, Vector512<T> va, Vector512<T> vb, bool beta0, bool masked, Vector512<T> mask)
+    {
+        if (!masked)
+        {
+            if (beta0) Vector512.Store(va * acc, c);
+            else Vector512.Store(Fma(va, acc, vb * Vector512.Load(c)), c);
+        }
+        else
+        {
+            if (beta0) MaskStore(c, mask, va * acc);
+            else MaskStore(c, mask, Fma(va, acc, vb * MaskLoad(c, mask)));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> Fma(Vector512<T> x, Vector512<T> y, Vector512<T> z)
+    {
+        if (typeof(T) == typeof(double)) return Avx512F.FusedMultiplyAdd(x.AsDouble(), y.AsDouble(), z.AsDouble()).As<double, T>();
+        if (typeof(T) == typeof(float)) return Avx512F.FusedMultiplyAdd(x.AsSingle(), y.AsSingle(), z.AsSingle()).As<float, T>();
+        throw new NotSupportedException();
+    }
+
+    /// <summary>All ones in the first <paramref name="count"/> lanes (1 ≤ count ≤ L).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> LaneMask(int count)
+    {
+        if (typeof(T) == typeof(double)) return Vector512.LessThan(Vector512<long>.Indices, Vector512.Create((long)count)).As<long, T>();
+        if (typeof(T) == typeof(float)) return Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).As<int, T>();
+        throw new NotSupportedException();
+    }
+
+    /// <summary>Loads the masked lanes (zero elsewhere); masked-off lanes are not read, so they may lie past the end of an array.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> MaskLoad(T* p, Vector512<T> mask)
+    {
+        if (typeof(T) == typeof(double)) return Avx512F.MaskLoad((double*)p, mask.AsDouble(), Vector512<double>.Zero).As<double, T>();
+        if (typeof(T) == typeof(float)) return Avx512F.MaskLoad((float*)p, mask.AsSingle(), Vector512<float>.Zero).As<float, T>();
+        throw new NotSupportedException();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MaskStore(T* p, Vector512<T> mask, Vector512<T> x)
+    {
+        if (typeof(T) == typeof(double)) Avx512F.MaskStore((double*)p, mask.AsDouble(), x.AsDouble());
+        else if (typeof(T) == typeof(float)) Avx512F.MaskStore((float*)p, mask.AsSingle(), x.AsSingle());
+        else throw new NotSupportedException();
+    }
+}
+
+/// <summary>Compile-time choice of an <see cref="Avx512Kernel{T}"/> tile variant.</summary>
+internal interface ITileShape
+{
+    /// <summary>Vectors of C per row (1–3).</summary>
+    static abstract int Vectors { get; }
+    /// <summary>The last vector is cut by the right edge of C (masked loads and stores).</summary>
+    static abstract bool Masked { get; }
+    /// <summary>A read where it is stored (strided, any row count) rather than from packed panels.</summary>
+    static abstract bool Direct { get; }
+    /// <summary>With <see cref="Direct"/>: B read where it is stored as well (its last vector under the mask).</summary>
+    static virtual bool StoredB => true;
+}
+
+internal struct Packed3 : ITileShape { public static int Vectors => 3; public static bool Masked => false; public static bool Direct => false; }
+internal struct PackedEdge1 : ITileShape { public static int Vectors => 1; public static bool Masked => true; public static bool Direct => false; }
+internal struct PackedEdge2 : ITileShape { public static int Vectors => 2; public static bool Masked => true; public static bool Direct => false; }
+internal struct PackedEdge3 : ITileShape { public static int Vectors => 3; public static bool Masked => true; public static bool Direct => false; }
+internal struct Direct3 : ITileShape { public static int Vectors => 3; public static bool Masked => false; public static bool Direct => true; }
+internal struct DirectEdge1 : ITileShape { public static int Vectors => 1; public static bool Masked => true; public static bool Direct => true; }
+internal struct DirectEdge2 : ITileShape { public static int Vectors => 2; public static bool Masked => true; public static bool Direct => true; }
+internal struct DirectEdge3 : ITileShape { public static int Vectors => 3; public static bool Masked => true; public static bool Direct => true; }
+internal struct DirectA3 : ITileShape { public static int Vectors => 3; public static bool Masked => false; public static bool Direct => true; public static bool StoredB => false; }
+internal struct DirectAEdge1 : ITileShape { public static int Vectors => 1; public static bool Masked => true; public static bool Direct => true; public static bool StoredB => false; }
+internal struct DirectAEdge2 : ITileShape { public static int Vectors => 2; public static bool Masked => true; public static bool Direct => true; public static bool StoredB => false; }
+internal struct DirectAEdge3 : ITileShape { public static int Vectors => 3; public static bool Masked => true; public static bool Direct => true; public static bool StoredB => false; }

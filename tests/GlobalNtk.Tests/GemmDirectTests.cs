@@ -1,0 +1,228 @@
+using System.Numerics;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using GlobalNtk.Dense;
+using Xunit;
+
+namespace GlobalNtk.Tests;
+
+/// <summary>
+/// The AVX-512 kernel's paths in both precisions: small products multiplied on the stored operands
+/// (<c>Avx512Kernel.Direct</c>, no packing) and packed tiles cut by the right edge of C (1, 2 or 3
+/// vectors, the last under a lane mask). Every size from 1 up past a tile in each direction, both
+/// transposes of A, B stored or transposed, unaligned starts and strides, against a naive product
+/// and, for the direct path, bit for bit against the packed path.
+/// </summary>
+public class GemmDirectTests
+{
+    public static IEnumerable<object[]> Precisions() => [["f64"], ["f32"]];
+
+    /// <summary>
+    /// Every m in 2..17 and n in 2..(3L + 1) (L lanes per vector: every cut of a tile's last vector
+    /// and every row count of the last 8-row block), small depths, both transposes of A and of B,
+    /// padded strides and starts one or two elements into their arrays. With AVX-512 these run
+    /// <c>Direct</c> (B read in place when stored, packed first when transposed).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void SmallProductsMatchNaiveForEveryEdgeSize(string precision)
+    {
+        if (precision == "f64") EverySize<double>(); else EverySize<float>();
+    }
+
+    private static void EverySize<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(31);
+        int lanes = Vector512<T>.Count, caseIndex = 0;
+        int[] depths = [1, 2, 3, 5, 8, 17];
+        for (int m = 2; m <= 17; m++)
+            for (int n = 2; n <= 3 * lanes + 1; n++)
+            {
+                int k = depths[caseIndex % depths.Length];
+                Trans ta = (caseIndex & 1) == 0 ? Trans.No : Trans.Yes;
+                Trans tb = (caseIndex & 2) == 0 ? Trans.No : Trans.Yes;
+                var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
+                Check<T>(rng, ta, tb, m, n, k, alpha, beta, pad: caseIndex % 3, offset: 1 + caseIndex % 2);
+                caseIndex++;
+            }
+    }
+
+    /// <summary>Depths up to one k-slice (KC), the largest products below the direct limit, all transposes.</summary>
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void DirectDepthsUpToOneSliceMatchNaive(string precision)
+    {
+        if (precision == "f64") Depths<double>(); else Depths<float>();
+    }
+
+    private static void Depths<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(32);
+        int kc = Avx512Kernel<T>.KC, caseIndex = 0;
+        foreach (var (m, n, k) in new[] { (64, 64, 64), (8, 8, 8), (17, 49, kc), (9, 3 * Vector512<T>.Count, kc - 1), (80, 80, 80), (3, 100, 200) })
+            foreach (Trans ta in new[] { Trans.No, Trans.Yes })
+                foreach (Trans tb in new[] { Trans.No, Trans.Yes })
+                {
+                    var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
+                    Check<T>(rng, ta, tb, m, n, k, alpha, beta, pad: 1 + caseIndex % 2, offset: caseIndex % 3);
+                    caseIndex++;
+                }
+    }
+
+    /// <summary>
+    /// The direct path gives the packed path's bits: each element is the same chain of fused
+    /// multiply-adds over p = 0..k−1 (one k-slice) and the same α/β epilogue. So a product's result
+    /// does not depend on its size class, and a caller that splits rows gets the same bits.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void DirectIsBitIdenticalToThePackedPath(string precision)
+    {
+        if (!Avx512F.IsSupported)
+        {
+            Assert.False(Gemm.SelectedKernel == Gemm.KernelKind.Avx512); // nothing to compare: Direct never runs here
+            return;
+        }
+        if (precision == "f64") BitIdentical<double>(); else BitIdentical<float>();
+    }
+
+    private static unsafe void BitIdentical<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(33);
+        int kc = Avx512Kernel<T>.KC, caseIndex = 0;
+        foreach (var (m, n, k) in new[] { (2, 2, 1), (7, 9, 13), (8, 48, 16), (17, 50, 33), (64, 64, 64), (33, 97, kc) })
+            foreach (Trans ta in new[] { Trans.No, Trans.Yes })
+                foreach (Trans tb in new[] { Trans.No, Trans.Yes })
+                    foreach (var (alpha, beta) in Scalars)
+                    {
+                        int pad = caseIndex++ % 3;
+                        int lda = (ta == Trans.No ? k : m) + pad, ldb = (tb == Trans.No ? n : k) + pad, ldc = n + pad;
+                        T[] a = Random<T>(rng, (ta == Trans.No ? m : k) * lda), b = Random<T>(rng, (tb == Trans.No ? k : n) * ldb);
+                        T[] c1 = Random<T>(rng, m * ldc), c2 = (T[])c1.Clone();
+                        fixed (T* pa = a, pb = b, p1 = c1, p2 = c2)
+                        {
+                            Avx512Kernel<T>.Direct(ta, tb, m, n, k, T.CreateTruncating(alpha), pa, lda, pb, ldb, T.CreateTruncating(beta), p1, ldc);
+                            GemmDriver<T, Avx512Kernel<T>>.Serial(ta, tb, m, n, k, T.CreateTruncating(alpha), pa, lda, pb, ldb, T.CreateTruncating(beta), p2, ldc);
+                        }
+                        for (int q = 0; q < c1.Length; q++)
+                            Assert.True(c1[q] == c2[q], $"{typeof(T).Name} {ta}/{tb} m={m} n={n} k={k} α={alpha} β={beta}: element {q} direct {c1[q]}, packed {c2[q]}");
+                    }
+    }
+
+    /// <summary>
+    /// β = 0 overwrites NaN in C; nothing outside C is written (row padding, the elements after the
+    /// last row), with B's last row ending at the end of its array (the masked loads of its last
+    /// vector reach past it).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void DirectWritesOnlyInsideCAndReadsOnlyInsideB(string precision)
+    {
+        if (precision == "f64") Bounds<double>(); else Bounds<float>();
+    }
+
+    private static void Bounds<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(34);
+        int lanes = Vector512<T>.Count;
+        foreach (var (m, n, k) in new[] { (9, lanes + 3, 7), (3, 2, 5), (16, 3 * lanes - 1, 12), (5, 3 * lanes + 5, 4) })
+            foreach (Trans ta in new[] { Trans.No, Trans.Yes })
+            {
+                int ldc = n + 3;
+                T[] a = Random<T>(rng, m * k), b = Random<T>(rng, k * n);
+                T[] c = new T[m * ldc + 5];
+                Array.Fill(c, T.NaN);
+                GemmGeneric.Multiply(ta, Trans.No, m, n, k, T.CreateTruncating(1.5), a, ta == Trans.No ? k : m, b, n, T.Zero, c.AsSpan(), ldc);
+                for (int i = 0; i < m; i++)
+                {
+                    for (int j = 0; j < n; j++)
+                    {
+                        double s = 0, scale = 0;
+                        for (int p = 0; p < k; p++)
+                        {
+                            double term = double.CreateTruncating(ta == Trans.No ? a[i * k + p] : a[p * m + i]) * double.CreateTruncating(b[p * n + j]);
+                            s += term; scale += Math.Abs(term);
+                        }
+                        double got = double.CreateTruncating(c[i * ldc + j]);
+                        Assert.True(Math.Abs(got - 1.5 * s) <= 4.0 * (k + 2) * Eps<T>() * 1.5 * scale,
+                            $"{typeof(T).Name} {ta} m={m} n={n} k={k}: C[{i},{j}] = {got}, expected {1.5 * s}");
+                    }
+                    for (int j = n; j < ldc; j++) Assert.True(T.IsNaN(c[i * ldc + j]), $"padding C[{i},{j}] was written");
+                }
+                for (int q = m * ldc; q < c.Length; q++) Assert.True(T.IsNaN(c[q]), $"element {q} past C was written");
+            }
+    }
+
+    /// <summary>
+    /// Packed tiles cut by the right edge of C, for every cut width 1..NR−1 (and NR, NR + 1) at a
+    /// depth of two k-slices (the second reads C back under the mask), both β paths.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void PackedColumnEdgesOfEveryWidthMatchNaive(string precision)
+    {
+        if (precision == "f64") Edges<double>(); else Edges<float>();
+    }
+
+    private static void Edges<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(35);
+        int nr = 3 * Vector512<T>.Count, k = Avx512Kernel<T>.KC + 17;
+        for (int n = 2; n <= nr + 1; n++)
+        {
+            var (alpha, beta) = n % 2 == 0 ? (1.0, 0.0) : (-0.5, 1.25);
+            Check<T>(rng, n % 3 == 0 ? Trans.Yes : Trans.No, Trans.No, 16, n, k, alpha, beta, pad: n % 4, offset: 1);
+        }
+    }
+
+    private static readonly (double Alpha, double Beta)[] Scalars = [(1, 0), (-0.7, 1.3), (2, 1), (1, -1)];
+
+    /// <summary>Machine epsilon (2u) of T.</summary>
+    private static double Eps<T>() => typeof(T) == typeof(float) ? 1.1920928955078125e-7 : 2.220446049250313e-16;
+
+    /// <summary>
+    /// Tolerance: the result's rounding error is ≤ γ_{k+2}·(|α|·|A||B| + |β|·|C|) with
+    /// γ_j ≈ j·u (k products and sums, then α and β), while the float64 reference of the same inputs
+    /// carries at most k·u₆₄ relative to the same scale; 4·(k+2)·ε (ε = 2u of T) covers both with
+    /// margin. Operands start <paramref name="offset"/> elements into their arrays and have row
+    /// strides <paramref name="pad"/> past their widths, so nothing is 64-byte aligned.
+    /// </summary>
+    private static void Check<T>(Random rng, Trans ta, Trans tb, int m, int n, int k, double alpha, double beta, int pad, int offset)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int aRows = ta == Trans.No ? m : k, aCols = ta == Trans.No ? k : m;
+        int bRows = tb == Trans.No ? k : n, bCols = tb == Trans.No ? n : k;
+        int lda = aCols + pad, ldb = bCols + pad, ldc = n + pad;
+        T[] a = Random<T>(rng, offset + (aRows - 1) * lda + aCols), b = Random<T>(rng, offset + (bRows - 1) * ldb + bCols);
+        T[] c = Random<T>(rng, offset + (m - 1) * ldc + n), c0 = (T[])c.Clone();
+        GemmGeneric.Multiply(ta, tb, m, n, k, T.CreateTruncating(alpha), a.AsSpan(offset), lda, b.AsSpan(offset), ldb,
+            T.CreateTruncating(beta), c.AsSpan(offset), ldc);
+        double tol = 4.0 * (k + 2) * Eps<T>();
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = 0, scale = 0;
+                for (int p = 0; p < k; p++)
+                {
+                    T x = ta == Trans.No ? a[offset + i * lda + p] : a[offset + p * lda + i];
+                    T y = tb == Trans.No ? b[offset + p * ldb + j] : b[offset + j * ldb + p];
+                    double term = double.CreateTruncating(x) * double.CreateTruncating(y);
+                    s += term; scale += Math.Abs(term);
+                }
+                int q = offset + i * ldc + j;
+                double old = double.CreateTruncating(c0[q]);
+                double expected = beta == 0 ? alpha * s : alpha * s + beta * old;
+                double bound = tol * (Math.Abs(alpha) * scale + Math.Abs(beta) * Math.Abs(old)) + 1e-300;
+                double got = double.CreateTruncating(c[q]);
+                Assert.True(Math.Abs(got - expected) <= bound,
+                    $"{typeof(T).Name} {ta}/{tb} m={m} n={n} k={k} α={alpha} β={beta} pad={pad}: C[{i},{j}] = {got}, reference {expected}");
+            }
+        for (int q = 0; q < offset; q++) Assert.Equal(c0[q], c[q]);
+        for (int i = 0; i < m - 1; i++)
+            for (int j = n; j < ldc; j++)
+                Assert.Equal(c0[offset + i * ldc + j], c[offset + i * ldc + j]);
+    }
+
+    private static T[] Random<T>(Random rng, int count) where T : IFloatingPointIeee754<T>
+        => Array.ConvertAll(TestMath.Uniform(rng, count), v => T.CreateTruncating(v));
+}
