@@ -76,8 +76,8 @@ internal sealed class KroneckerPartialSampler
 
     /// <summary>
     /// <see cref="Sample(int, KeptProbe)"/>, also returning per probe ψ∘(M_D,ω ψ) (expectation
-    /// diag M_D) and s's deflated part ψᵀM_D,ω′M_D,ωψ, from which <see cref="PredictIndex"/> predicts
-    /// the index factor's variance.
+    /// diag M_D) and s's deflated part ψᵀM_D,ω′M_D,ωψ, from which <see cref="RademacherKeptFloor"/> bounds
+    /// Rademacher's kept-axis variance.
     /// </summary>
     public List<double[]> Sample(int count, KeptProbe kind, List<(double[] Diagonal, double Square)>? diagnostics)
     {
@@ -254,32 +254,6 @@ internal sealed class KroneckerPartialSampler
         foreach (var d in idxDiagnostics) frob += d.Square / m;
         if (!(meanT > 0)) return 0;
         return Math.Max(0, 2 * (frob - diag)) / (meanT * meanT);
-    }
-
-    /// <summary>
-    /// Whether index ψ is predicted to remove most of tr M's kept-axis variance, from Rademacher
-    /// samples alone (so the choice does not select low-variance index samples): with
-    /// D = Σ_k (M_D)_kk² (a U-statistic over distinct probes of ψ∘M_D,ωψ) and F = tr M_D²,
-    /// Rademacher's kept-axis variance is 2(F − D) and the index one n·D − (tr M_D)².
-    /// </summary>
-    public static bool PredictIndex(IReadOnlyList<double[]> rows, IReadOnlyList<(double[] Diagonal, double Square)> diag, double lowRankTrace)
-    {
-        int m = rows.Count;
-        if (m < 3 || diag.Count != m) return false;
-        int nk = diag[0].Diagonal.Length;
-        var sum = new double[nk];
-        double self = 0, meanT = 0, meanF = 0;
-        foreach (var (d, sq) in diag) { Numerics.Axpy(1.0, d, sum); self += Numerics.Dot(d, d); meanF += sq / m; }
-        double dd = (Numerics.Dot(sum, sum) - self) / (m * (m - 1.0));
-        foreach (var r in rows) meanT += r[0] / m;
-        double trD = meanT - lowRankTrace;
-        if (!(trD > 0)) return false;
-        double radPsi = Math.Max(0, 2 * (meanF - dd)) / (trD * trD);
-        double idxPsi = Math.Max(0, nk * dd - trD * trD) / (trD * trD);
-        // Only where Rademacher's kept-axis noise is large (relative variance ≥ ½: M far from
-        // diagonal) and index ψ removes most of it; elsewhere index ψ's traced-axes noise, which
-        // can be up to n times Rademacher's for incoherent blocks, is not worth the risk.
-        return radPsi >= 0.5 && idxPsi < 0.25 * radPsi;
     }
 
     // uᵀ M v for a row-major n×n M.
