@@ -460,7 +460,8 @@ internal static class AnalysisBench
             bool vary = Environment.GetEnvironmentVariable("TRIALCAL_VARY_DEFLATION") == "1";
             Deflation DeflationFor(int s) => !vary ? d : Deflation.FromEigenpairs(Spectral.TopEigenpairs(op, o.TopK, o.Seed + 2 + s, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance)));
             var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithinRows(op, [axis], o.PartialBudget, 1000 + s, DeflationFor(s), o.RelativeTarget, null, r => rowsOf[s] = r)).ToArray();
-            var rowIndex = ests.Select((e, i) => (e, i)).ToDictionary(x => x.e, x => x.i, ReferenceEqualityComparer.Instance);
+            var rowIndex = new Dictionary<PartialRankEstimate, int>(ReferenceEqualityComparer.Instance);
+            for (int i = 0; i < ests.Length; i++) rowIndex[ests[i]] = i;
             IReadOnlyList<double[]>? Rows(PartialRankEstimate e) => rowsOf[rowIndex[e]];
             if (cache is not null)
                 File.WriteAllLines($"{cache}-{Path.GetFileNameWithoutExtension(modelPath)}-{name}-{axis}-rows.txt", ests.Select(e =>
