@@ -27,7 +27,7 @@ internal static class AnalysisBench
         string? model = null, task = null, compare = "partial";
         int? steps = null, trials = null;
         int oldProbes = 10;
-        string? onlyAxis = null, onlyOperator = null;
+        string? onlyAxis = null, onlyOperator = null, cache = null;
         bool tracedIndex = true;
         int seedCount = 1;
         long exactLimit = KroneckerCore.DefaultExactApplicationLimit;
@@ -47,6 +47,7 @@ internal static class AnalysisBench
                 case "--axis": onlyAxis = args[++i]; break;
                 case "--operator": onlyOperator = args[++i]; break;
                 case "--no-traced-index": tracedIndex = false; break;
+                case "--exact-cache": cache = args[++i]; break;
                 case "--seeds": seedCount = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--exact-limit": exactLimit = long.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--block": block = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
@@ -69,6 +70,7 @@ internal static class AnalysisBench
             "stages" => Stages(loaded.Model, ev, budget),
             "calibrate" => Calibrate(loaded.Model, ev, budget, oldProbes, tracedIndex, onlyAxis, onlyOperator),
             "traced" => Traced(loaded.Model, ev, budget, oldProbes, onlyAxis),
+            "trialcal" => TrialCal(loaded.Model, ev, budget, oldProbes, onlyAxis ?? "trial", onlyOperator, cache, model),
             _ => Partial(loaded.Model, ev, oldProbes),
         };
     }
@@ -377,5 +379,146 @@ internal static class AnalysisBench
             Console.WriteLine($"| {q.Item1} | {q.Item2:G4} ± {q.Item3:G2} | {th.Item2:G4} ± {th.Item3:G2} | {(double.IsFinite(z) ? z.ToString("F2", CultureInfo.InvariantCulture) : "–")} |{tail}");
         }
         return 0;
+    }
+
+    /// <summary>
+    /// The exact partial trace M = tr_other(A) along every axis, from A applied to every unit vector
+    /// (n applications; M_a[k,l] = Σ_r A[(k,r),(l,r)]), cached as text in <paramref name="file"/> when given.
+    /// </summary>
+    private static Dictionary<string, double[]> ExactPartials(LinearOperator op, string? file)
+    {
+        var shape = op.Domain;
+        var result = new Dictionary<string, double[]>();
+        if (file is not null && File.Exists(file))
+        {
+            foreach (var line in File.ReadAllLines(file))
+            {
+                var parts = line.Split(' ');
+                result[parts[0]] = parts.Skip(1).Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+            }
+            return result;
+        }
+        int n = shape.Size, rank = shape.Rank;
+        var strides = shape.Strides();
+        var ms = Enumerable.Range(0, rank).Select(a => new double[shape.Sizes[a] * shape.Sizes[a]]).ToArray();
+        int chunk = 64;
+        var x = new double[(long)chunk * n];
+        var y = new double[(long)chunk * n];
+        for (int j0 = 0; j0 < n; j0 += chunk)
+        {
+            int c = Math.Min(chunk, n - j0);
+            Array.Clear(x);
+            for (int j = 0; j < c; j++) x[(long)j * n + j0 + j] = 1;
+            op.ApplyBlock(x.AsSpan(0, c * n), y.AsSpan(0, c * n), c);
+            for (int j = 0; j < c; j++)
+            {
+                int col = j0 + j;
+                for (int a = 0; a < rank; a++)
+                {
+                    int na = shape.Sizes[a], l = col / strides[a] % na;
+                    var m = ms[a];
+                    for (int k = 0; k < na; k++) m[k * na + l] += y[(long)j * n + col + (k - l) * strides[a]];
+                }
+            }
+        }
+        for (int a = 0; a < rank; a++) result[shape.Names[a]] = ms[a];
+        if (file is not null)
+            File.WriteAllLines(file, result.Select(kv => kv.Key + " " + string.Join(" ", kv.Value.Select(v => v.ToString("R", CultureInfo.InvariantCulture)))));
+        return result;
+    }
+
+    private static double PrOf(double[] m)
+    {
+        int n = (int)Math.Round(Math.Sqrt(m.Length));
+        double tr = 0, f2 = 0;
+        for (int i = 0; i < n; i++) { tr += m[i * n + i]; for (int j = 0; j < n; j++) f2 += m[i * n + j] * m[j * n + i]; }
+        return tr * tr / f2;
+    }
+
+    /// <summary>
+    /// <c>--compare trialcal [--axis A] [--operator O] [--old-probes SEEDS] [--exact-cache PREFIX]</c>: the
+    /// preset's partial rank along one axis over many seeds against the EXACT partial trace (A applied to
+    /// every unit vector), deflated as in the analysis; z-score summaries of the shipped SE and of
+    /// alternative SEs computed from the same Kronecker rows.
+    /// </summary>
+    private static int TrialCal(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget budget, int seeds, string axis, string? onlyOperator, string? cache, string modelPath)
+    {
+        var ops = new NtkOperators(model.Linearize(ev.Inputs));
+        var o = AnalysisOptions.ForBudget(budget);
+        Console.WriteLine($"preset {budget}, partial budget {o.PartialBudget}, {seeds} seeds, axis {axis}");
+        foreach (var (name, op) in new[] { ("NTK_S", ops.NtkSApplied), ("K", ops.KApplied) }.Where(x => onlyOperator is null || x.Item1 == onlyOperator))
+        {
+            double c0 = Cpu();
+            var exactM = ExactPartials(op, cache is null ? null : $"{cache}-{Path.GetFileNameWithoutExtension(modelPath)}-{name}.txt");
+            double exact = PrOf(exactM[axis]);
+            Console.WriteLine($"{name}: exact partial traces ({Cpu() - c0:F1} s CPU): " + string.Join(", ", exactM.Select(kv => $"PR {kv.Key} = {PrOf(kv.Value):G6}")));
+            var eig = Spectral.TopEigenpairs(op, o.TopK, o.Seed + 1, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance));
+            var d = Deflation.FromEigenpairs(eig);
+            c0 = Cpu();
+            var rowsOf = new IReadOnlyList<double[]>?[seeds];
+            // TRIALCAL_VARY_DEFLATION=1: a fresh spectrum (so a fresh deflation) per seed, as in separate analyses.
+            bool vary = Environment.GetEnvironmentVariable("TRIALCAL_VARY_DEFLATION") == "1";
+            Deflation DeflationFor(int s) => !vary ? d : Deflation.FromEigenpairs(Spectral.TopEigenpairs(op, o.TopK, o.Seed + 2 + s, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance)));
+            var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithinRows(op, [axis], o.PartialBudget, 1000 + s, DeflationFor(s), o.RelativeTarget, null, r => rowsOf[s] = r)).ToArray();
+            var rowIndex = new Dictionary<PartialRankEstimate, int>(ReferenceEqualityComparer.Instance);
+            for (int i = 0; i < ests.Length; i++) rowIndex[ests[i]] = i;
+            IReadOnlyList<double[]>? Rows(PartialRankEstimate e) => rowsOf[rowIndex[e]];
+            if (cache is not null)
+                File.WriteAllLines($"{cache}-{Path.GetFileNameWithoutExtension(modelPath)}-{name}-{axis}-rows.txt", ests.Select(e =>
+                    FormattableString.Invariant($"{exact:R} {e.KeptProbe} {e.ParticipationRatio.Value:R} {e.ParticipationRatio.StandardError:R} ")
+                    + string.Join(" ", (Rows(e) ?? []).Select(r => FormattableString.Invariant($"{r[0]:R},{r[2]:R}")))));
+            Console.WriteLine($"  {seeds} estimates in {Cpu() - c0:F1} s CPU; method {ests[0].Plan.Method}, index ψ {ests.Count(e => e.KeptProbe == KeptProbe.Index)}/{seeds}, rows {ests.Average(e => Rows(e)?.Count ?? 0):F1}, applications {ests.Average(e => e.Applications):F1}");
+            Console.WriteLine("  | SE variant | mean PR | mean z | SD(z) | SD(PR)/RMS SE | beyond 2 | beyond 3 | min z | max z | corr(err, SE) |");
+            Console.WriteLine("  |---|---|---|---|---|---|---|---|---|---|");
+            void Row(string label, Func<PartialRankEstimate, (double Value, double Se)> f)
+            {
+                var v = ests.Select(f).ToArray();
+                var z = v.Select(x => (x.Value - exact) / x.Se).ToArray();
+                double mz = z.Average(), rmsSe = Math.Sqrt(v.Average(x => x.Se * x.Se));
+                var err = v.Select(x => x.Value - exact).ToArray();
+                var se = v.Select(x => x.Se).ToArray();
+                double me = err.Average(), ms = se.Average();
+                double corr = err.Zip(se).Sum(p => (p.First - me) * (p.Second - ms)) / Math.Sqrt(err.Sum(e => (e - me) * (e - me)) * se.Sum(q => (q - ms) * (q - ms)));
+                Console.WriteLine($"  | {label} | {v.Average(x => x.Value):G5} | {mz:F2} | {Sd(z):F2} | {Sd(v.Select(x => x.Value).ToArray()) / rmsSe:F2} | {z.Count(q => Math.Abs(q) > 2)} | {z.Count(q => Math.Abs(q) > 3)} | {z.Min():F2} | {z.Max():F2} | {corr:F2} |");
+            }
+            Row("shipped", e => (e.ParticipationRatio.Value, e.ParticipationRatio.StandardError));
+            if (ests.All(e => Rows(e) is not null))
+            {
+                Row("jackknife, no t factor", e => (e.ParticipationRatio.Value, e.ParticipationRatio.StandardError / EffectiveRank.SmallSample(Rows(e)!.Count)));
+                Row("delta method × t factor", e => Delta(Rows(e)!));
+                Row("bias-corrected jackknife × t factor", e => BiasCorrected(Rows(e)!));
+            }
+        }
+        return 0;
+    }
+
+    private static double PairPr(IEnumerable<double[]> rows)
+    {
+        var r = rows.ToArray();
+        int m = r.Length;
+        double t = r.Average(x => x[0]), t2 = r.Average(x => x[1]), s = r.Average(x => x[2]);
+        return (m * t * t - t2) / (m - 1) / s;
+    }
+
+    private static (double, double) Delta(IReadOnlyList<double[]> rows)
+    {
+        int m = rows.Count;
+        double t = rows.Average(x => x[0]), s = rows.Average(x => x[2]);
+        double vt = rows.Sum(x => (x[0] - t) * (x[0] - t)) / (m - 1), vs = rows.Sum(x => (x[2] - s) * (x[2] - s)) / (m - 1);
+        double cts = rows.Sum(x => (x[0] - t) * (x[2] - s)) / (m - 1);
+        double gt = 2 * t / s, gs = -t * t / (s * s);
+        double var = (gt * gt * vt + gs * gs * vs + 2 * gt * gs * cts) / m;
+        return (PairPr(rows), EffectiveRank.SmallSample(m) * Math.Sqrt(Math.Max(0, var)));
+    }
+
+    private static (double, double) BiasCorrected(IReadOnlyList<double[]> rows)
+    {
+        int m = rows.Count;
+        double full = PairPr(rows);
+        var loo = Enumerable.Range(0, m).Select(i => PairPr(rows.Where((_, j) => j != i))).ToArray();
+        double lm = loo.Average();
+        double bc = m * full - (m - 1) * lm;
+        double se = Math.Sqrt((m - 1.0) / m * loo.Sum(x => (x - lm) * (x - lm)));
+        return (bc, EffectiveRank.SmallSample(m) * se);
     }
 }

@@ -300,4 +300,50 @@ public class StepKernelTests
         ops32.NtkS.ApplyBlock(x32, ntk32, Count);
         Assert.True(TestMath.RelativeError(Double(ntk32), whole) <= F32Tolerance, $"{name}: float32 NTK_S vs whole-model NTK {TestMath.RelativeError(Double(ntk32), whole):E2}");
     }
+
+    /// <summary>
+    /// The fused NTK_S of block chains (one cotangent sweep back, one tangent sweep forward) is
+    /// P K P* applied stage by stage (P*, the Kronecker K, P as separate operators), and symmetric.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Chains))]
+    public void FusedStateNtkIsPKPStarInBothPrecisions(string name)
+    {
+        var (linearize, hasRest) = MakeChain(name);
+        var lin64 = linearize(Precision.F64);
+        var lin32 = linearize(Precision.F32);
+        int n = lin64.StateShape.Size;
+        var rng = new Random(11);
+        var x = Double(Single(TestMath.Gaussian(rng, Count * n)));
+        var ops64 = new NtkOperators(lin64);
+        var w = new double[Count * n]; var kw = new double[Count * n]; var staged = new double[Count * n];
+        ops64.PAdjoint.ApplyBlock(x, w, Count);
+        ops64.KKronecker.ApplyBlock(w, kw, Count);
+        ops64.P.ApplyBlock(kw, staged, Count);
+
+        var fused = new double[Count * n];
+        Assert.True(lin64.TryApplyStateNtk(x, fused, Count));
+        Assert.True(TestMath.RelativeError(fused, staged) < 1e-12, $"{name}: fused NTK_S vs P K P* stage by stage {TestMath.RelativeError(fused, staged):E2}");
+        var viaOperator = new double[Count * n];
+        ops64.NtkS.ApplyBlock(x, viaOperator, Count);
+        Assert.True(TestMath.RelativeError(viaOperator, staged) < 1e-12, $"{name}: NTK_S operator {TestMath.RelativeError(viaOperator, staged):E2}");
+        // A chain with one site per step and no J_rest keeps K's per-site path, so NTK_S is not fused there.
+        Assert.Equal(hasRest || name.StartsWith("transformer"), new KroneckerKernelOperator(lin64).ByStep);
+
+        // Symmetric: ⟨NTK_S x, u⟩ = ⟨x, NTK_S u⟩.
+        var u = TestMath.Gaussian(rng, n);
+        var nu = new double[n];
+        Assert.True(lin64.TryApplyStateNtk(u, nu, 1));
+        double l = Dot(fused.AsSpan(0, n), u), r = Dot(x.AsSpan(0, n), nu);
+        Assert.True(Math.Abs(l - r) <= 1e-12 * (Norm(fused.AsSpan(0, n)) * Norm(u) + Norm(x.AsSpan(0, n)) * Norm(nu)), $"{name}: symmetry {l} vs {r}");
+
+        // Float32 state blocks and float64 vectors through the float32 linearisation.
+        var fused32 = new float[Count * n];
+        Assert.True(lin32.TryApplyStateNtk(Single(x), fused32, Count));
+        double e32 = TestMath.RelativeError(Double(fused32), staged);
+        Assert.True(e32 is <= F32Tolerance and > 1e-10, $"{name}: float32 fused NTK_S {e32:E2}");
+        var fused32w = new double[Count * n];
+        Assert.True(lin32.TryApplyStateNtk(x, fused32w, Count));
+        Assert.True(TestMath.RelativeError(fused32w, staged) <= F32Tolerance, $"{name}: float32 fused NTK_S on float64 vectors {TestMath.RelativeError(fused32w, staged):E2}");
+    }
 }

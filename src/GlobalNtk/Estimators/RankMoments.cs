@@ -60,12 +60,22 @@ internal sealed class DeflatedOperator(LinearOperator inner, Deflation deflation
         Project(y, count, n);
     }
 
-    private void Project(Span<double> block, int count, int n)
+    // x_j ← (I − VVᵀ) x_j: the vectors of a block split over the processors (each projected
+    // exactly as by the serial loop), since these 2k state-sized passes per vector otherwise run on
+    // one thread between the operator's parallel sweeps.
+    private unsafe void Project(Span<double> block, int count, int n)
     {
-        for (int j = 0; j < count; j++)
+        fixed (double* pb = block)
         {
-            var xj = block.Slice(j * n, n);
-            foreach (var v in deflation.Vectors) Numerics.Axpy(-Numerics.Dot(v, xj), v, xj);
+            nint ib = (nint)pb;
+            Elementwise.For(count, (long)count * n * deflation.Vectors.Length, (j0, j1) =>
+            {
+                for (int j = j0; j < j1; j++)
+                {
+                    var xj = new Span<double>((double*)ib + (long)j * n, n);
+                    foreach (var v in deflation.Vectors) Numerics.Axpy(-Numerics.Dot(v, xj), v, xj);
+                }
+            });
         }
     }
 }

@@ -119,6 +119,20 @@ public abstract class ChainLinearization
     internal virtual bool TryAddStepKernel(ReadOnlySpan<float> x, Span<float> y, int count) => false;
 
     /// <summary>
+    /// NTK_S = P K P* with K applied step by step (<see cref="TryAddStepKernel(ReadOnlySpan{double}, Span{double}, int)"/>),
+    /// fused, when the linearisation has it: y = P K P* x (overwrite). P* and K read the same
+    /// cotangent w_k at step k, and K's tangent and P's recurrence meet at the same step output, so
+    /// one cotangent sweep back through the steps gives both w_{k−1} = x_{k−1} + A_kᵀ w_k and
+    /// δθ_k = J_θ,k* w_k, and one tangent sweep forward gives v_k = A_k v_{k−1} + J_θ,k δθ_k: each
+    /// step is traversed twice per vector instead of four times. Returns false (the default) when
+    /// there is none.
+    /// </summary>
+    internal virtual bool TryApplyStateNtk(ReadOnlySpan<double> x, Span<double> y, int count) => false;
+
+    /// <summary><see cref="TryApplyStateNtk(ReadOnlySpan{double}, Span{double}, int)"/> on float32 state blocks (only with <see cref="HasSingleStateMaps"/>).</summary>
+    internal virtual bool TryApplyStateNtk(ReadOnlySpan<float> x, Span<float> y, int count) => false;
+
+    /// <summary>
     /// result[j] = J_θ · E dThetaSubset[j] (docs/math.md#global-ntk), where E embeds a compact δθ over only the
     /// parameter tensors <paramref name="parameterIndices"/> into θ with zeros elsewhere. The compact
     /// layout is those tensors concatenated in the order listed (<see cref="SubsetLayout"/>);

@@ -41,6 +41,9 @@ public sealed class KroneckerKernelOperator : CheckedOperator
     /// <inheritdoc/>
     public override bool IsSelfAdjoint => true;
 
+    /// <summary>Whether K is applied step by step (<see cref="ChainLinearization.TryAddStepKernel(ReadOnlySpan{double}, Span{double}, int)"/>), so that NTK_S can fuse it with P and P*.</summary>
+    internal bool ByStep => _byStep && _lin.HasStepKernel;
+
     /// <summary>Number of θ scalars handled by the generic J_rest J_rest* term.</summary>
     public int RestParameterCount => _map.RestSize;
 

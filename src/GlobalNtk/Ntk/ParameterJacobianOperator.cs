@@ -84,7 +84,14 @@ public sealed class StateNtkOperator : CheckedOperator
             throw new Operators.ShapeMismatchException($"NTK_S: K maps {k.Domain} -> {k.Range}, expected the state shape {lin.StateShape}.");
         _lin = lin;
         _k = k;
+        _fused = k is KroneckerKernelOperator { ByStep: true };
     }
+
+    /// <summary>
+    /// Whether K is the step-by-step Kronecker K of a block chain: then P K P* runs as one fused
+    /// cotangent and one tangent sweep (<see cref="ChainLinearization.TryApplyStateNtk(ReadOnlySpan{double}, Span{double}, int)"/>).
+    /// </summary>
+    private readonly bool _fused;
 
     /// <inheritdoc/>
     public override string Name => "NTK_S";
@@ -94,6 +101,7 @@ public sealed class StateNtkOperator : CheckedOperator
     /// <inheritdoc/>
     protected override void ForwardBlock(ReadOnlySpan<double> x, Span<double> y, int count)
     {
+        if (_fused && _lin.TryApplyStateNtk(x, y, count)) return;
         using var w = new BlockBuffer((long)count * Domain.Size);
         x.CopyTo(w.Span);
         Sweeps.PropagateAdjoint(_lin, w.Span, count);
@@ -111,6 +119,7 @@ public sealed class StateNtkOperator : CheckedOperator
     protected override void ForwardBlock(ReadOnlySpan<float> x, Span<float> y, int count)
     {
         if (!_lin.HasSingleStateMaps) { base.ForwardBlock(x, y, count); return; }
+        if (_fused && _lin.TryApplyStateNtk(x, y, count)) return;
         using var w = new Float32Buffer((long)count * Domain.Size);
         x.CopyTo(w.Span);
         Sweeps.PropagateAdjoint(_lin, w.Span, count);

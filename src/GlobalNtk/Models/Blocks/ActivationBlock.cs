@@ -52,11 +52,8 @@ internal sealed class DiagonalTrace32(StepBlock block, int rows, float[] d) : Bl
 
     internal override bool IsSingle => true;
 
-    internal override void Jvp32(ReadOnlySpan<float> dIn, Span<float> dOut, int count)
-    {
-        for (int j = 0; j < count; j++)
-            TensorPrimitives.Multiply(dIn.Slice(j * d.Length, d.Length), d, dOut.Slice(j * d.Length, d.Length));
-    }
+    internal override void Jvp32(ReadOnlySpan<float> dIn, Span<float> dOut, int count) =>
+        Operators.Elementwise.MultiplyRows(dIn[..(count * d.Length)], d, dOut[..(count * d.Length)]);
 
     internal override void Vjp32(ReadOnlySpan<float> dOut, Span<float> dIn, int count) => Jvp32(dOut, dIn, count);
 }
@@ -64,11 +61,8 @@ internal sealed class DiagonalTrace32(StepBlock block, int rows, float[] d) : Bl
 /// <summary>A trace whose input Jacobian is diag(d) per row (d [Rows, width]); no parameters.</summary>
 internal sealed class DiagonalTrace(StepBlock block, int rows, double[] d) : BlockTrace(block, rows)
 {
-    public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count)
-    {
-        for (int j = 0; j < count; j++)
-            TensorPrimitives.Multiply(dIn.Slice(j * d.Length, d.Length), d, dOut.Slice(j * d.Length, d.Length));
-    }
+    public override void Jvp(ReadOnlySpan<double> dIn, Span<double> dOut, int count) =>
+        Operators.Elementwise.MultiplyRows(dIn[..(count * d.Length)], d, dOut[..(count * d.Length)]);
 
     public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count) => Jvp(dOut, dIn, count);
 }

@@ -1,6 +1,8 @@
 using GlobalNtk.Operators;
 using GlobalNtk.Dense;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace GlobalNtk.Models.Blocks;
 
@@ -94,35 +96,21 @@ public sealed class AffineBlock : StepBlock
         public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count) =>
             Gemm.Multiply(Trans.No, Trans.No, count * Rows, _n, _m, 1.0, dOut, _m, w, _n, 0.0, dIn, _n);
 
-        public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> dOut, int count)
-        {
-            int size = blk.ParameterSize, wn = _m * _n;
-            for (int j = 0; j < count; j++)
-            {
-                var dt = dTheta.Slice(j * size, size);
-                var o = dOut.Slice(j * Rows * _m, Rows * _m);
-                // δa = U δWᵀ + δb (docs/math.md#kronecker-core)
-                Gemm.Multiply(Trans.No, Trans.Yes, Rows, _m, _n, 1.0, u, aw, dt[..wn], _n, 0.0, o, _m);
-                if (_bias) for (int r = 0; r < Rows; r++) TensorPrimitives.Add(o.Slice(r * _m, _m), dt.Slice(wn, _m), o.Slice(r * _m, _m));
-            }
-        }
+        // δa = Û [δW, δb]ᵀ and [δW, δb] = gᵀ Û (docs/math.md#kronecker-core): one batched GEMM over the
+        // vectors each, the bias riding on Û's ones column (no serial per-row bias loops).
+        public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> dOut, int count) =>
+            ParamJvpBatched(blk, Rows, u, aw, dTheta, dOut, count, 0.0);
 
-        public override void ParamVjp(ReadOnlySpan<double> dOut, Span<double> dTheta, int count)
+        public override void ParamVjp(ReadOnlySpan<double> dOut, Span<double> dTheta, int count) =>
+            ParamVjpBatched(blk, Rows, u, aw, dOut, dTheta, count);
+
+        /// <summary>J_u δu + J_θ δθ: the parameter product accumulates onto the input product (β = 1), no temporary block.</summary>
+        internal override void TangentActive(ReadOnlySpan<double> dIn, ReadOnlySpan<double> dTheta, Span<double> dOut, int count, ReadOnlySpan<bool> active)
         {
-            int size = blk.ParameterSize, wn = _m * _n;
-            for (int j = 0; j < count; j++)
-            {
-                var dt = dTheta.Slice(j * size, size);
-                var g = dOut.Slice(j * Rows * _m, Rows * _m);
-                // [δW, δb] = gᵀ Û: δW = gᵀ U, δb = Σ_rows g.
-                Gemm.Multiply(Trans.Yes, Trans.No, _m, _n, Rows, 1.0, g, _m, u, aw, 0.0, dt[..wn], _n);
-                if (_bias)
-                {
-                    var db = dt.Slice(wn, _m);
-                    db.Clear();
-                    for (int r = 0; r < Rows; r++) TensorPrimitives.Add(db, g.Slice(r * _m, _m), db);
-                }
-            }
+            bool any = active.IsEmpty || active.Contains(true);
+            if (dIn.IsEmpty) { if (any) ParamJvp(dTheta, dOut, count); else dOut[..(count * Rows * _m)].Clear(); return; }
+            Jvp(dIn, dOut, count);
+            if (any) ParamJvpBatched(blk, Rows, u, aw, dTheta, dOut, count, 1.0);
         }
 
         public override IReadOnlyList<LocalSite> Sites =>
@@ -212,44 +200,12 @@ public sealed class AffineBlock : StepBlock
         }
 
         /// <summary>dOut = β·dOut + Û [δW, δb]ᵀ per vector.</summary>
-        private void ParamJvp32(ReadOnlySpan<float> dTheta, Span<float> dOut, int count, float beta)
-        {
-            int size = blk.ParameterSize, wn = _m * _n, block = _m * aw;
-            using var t = new Float32Buffer(_bias ? (long)count * block : 0);
-            ReadOnlySpan<float> wb = dTheta;
-            if (_bias)
-            {
-                var ts = t.Span;
-                for (int j = 0; j < count; j++)
-                    for (int i = 0; i < _m; i++)
-                    {
-                        dTheta.Slice(j * size + i * _n, _n).CopyTo(ts.Slice(j * block + i * aw, _n));
-                        ts[j * block + i * aw + _n] = dTheta[j * size + wn + i];
-                    }
-                wb = ts;
-            }
-            Gemm.MultiplyBatched(Trans.No, Trans.Yes, count, Rows, _m, aw, 1f, u, aw, 0, wb, aw, _bias ? block : size, beta, dOut, _m, Rows * _m);
-        }
+        private void ParamJvp32(ReadOnlySpan<float> dTheta, Span<float> dOut, int count, float beta) =>
+            ParamJvpBatched(blk, Rows, u, aw, dTheta, dOut, count, beta);
 
         /// <summary>[δW, δb] = gᵀ Û for float32 g: one batched sgemm over the vectors (the ones column of Û gives δb = Σ_rows g).</summary>
-        internal override void ParamVjpActive32(ReadOnlySpan<float> dOut, Span<float> dTheta, int count, ReadOnlySpan<bool> active)
-        {
-            int size = blk.ParameterSize, wn = _m * _n, block = _m * aw;
-            if (!_bias)
-            {
-                Gemm.MultiplyBatched(Trans.Yes, Trans.No, count, _m, _n, Rows, 1f, dOut, _m, Rows * _m, u, aw, 0, 0f, dTheta, _n, size);
-                return;
-            }
-            using var t = new Float32Buffer((long)count * block);
-            var ts = t.Span;
-            Gemm.MultiplyBatched(Trans.Yes, Trans.No, count, _m, aw, Rows, 1f, dOut, _m, Rows * _m, u, aw, 0, 0f, ts, aw, block);
-            for (int j = 0; j < count; j++)
-                for (int i = 0; i < _m; i++)
-                {
-                    ts.Slice(j * block + i * aw, _n).CopyTo(dTheta.Slice(j * size + i * _n, _n));
-                    dTheta[j * size + wn + i] = ts[j * block + i * aw + _n];
-                }
-        }
+        internal override void ParamVjpActive32(ReadOnlySpan<float> dOut, Span<float> dTheta, int count, ReadOnlySpan<bool> active) =>
+            ParamVjpBatched(blk, Rows, u, aw, dOut, dTheta, count);
 
         /// <summary>
         /// The site keeps the float32 Û (K's applications run on it) and widens it to float64 only
@@ -266,5 +222,64 @@ public sealed class AffineBlock : StepBlock
                 ApplyDAdjoint32 = (src, dst, count) => src[..(count * Rows * _m)].CopyTo(dst),
             },
         ];
+    }
+
+    /// <summary>
+    /// dOut = β·dOut + Û [δW, δb]ᵀ for each of <paramref name="count"/> vectors (T: float or double):
+    /// one batched GEMM; with a bias, [δW, δb] is first laid out as [m, n+1] rows so that δb rides
+    /// on Û's ones column.
+    /// </summary>
+    private static void ParamJvpBatched<T>(AffineBlock blk, int rows, T[] u, int aw, ReadOnlySpan<T> dTheta, Span<T> dOut, int count, T beta)
+        where T : unmanaged
+    {
+        int n = blk.InputWidth, m = blk.OutputWidth, size = blk.ParameterSize, wn = m * n, block = m * aw;
+        bool bias = blk.BiasSpec != null;
+        using var t = new RowScratch<T>(bias ? (long)count * block : 0);
+        ReadOnlySpan<T> wb = dTheta;
+        if (bias)
+        {
+            var ts = t.Span;
+            for (int j = 0; j < count; j++)
+                for (int i = 0; i < m; i++)
+                {
+                    dTheta.Slice(j * size + i * n, n).CopyTo(ts.Slice(j * block + i * aw, n));
+                    ts[j * block + i * aw + n] = dTheta[j * size + wn + i];
+                }
+            wb = ts;
+        }
+        Batched(Trans.No, Trans.Yes, count, rows, m, aw, u, aw, 0, wb, aw, bias ? block : size, beta, dOut, m, rows * m);
+    }
+
+    /// <summary>[δW, δb] = gᵀ Û for each of <paramref name="count"/> vectors (T: float or double): one batched GEMM (the ones column of Û gives δb = Σ_rows g).</summary>
+    private static void ParamVjpBatched<T>(AffineBlock blk, int rows, T[] u, int aw, ReadOnlySpan<T> dOut, Span<T> dTheta, int count)
+        where T : unmanaged
+    {
+        int n = blk.InputWidth, m = blk.OutputWidth, size = blk.ParameterSize, wn = m * n, block = m * aw;
+        if (blk.BiasSpec == null)
+        {
+            Batched(Trans.Yes, Trans.No, count, m, n, rows, dOut, m, rows * m, u, aw, 0, default, dTheta, n, size);
+            return;
+        }
+        using var t = new RowScratch<T>((long)count * block);
+        var ts = t.Span;
+        Batched(Trans.Yes, Trans.No, count, m, aw, rows, dOut, m, rows * m, u, aw, 0, default, ts, aw, block);
+        for (int j = 0; j < count; j++)
+            for (int i = 0; i < m; i++)
+            {
+                ts.Slice(j * block + i * aw, n).CopyTo(dTheta.Slice(j * size + i * n, n));
+                dTheta[j * size + wn + i] = ts[j * block + i * aw + n];
+            }
+    }
+
+    /// <summary><see cref="Gemm.MultiplyBatched(Trans, Trans, int, int, int, int, double, ReadOnlySpan{double}, int, int, ReadOnlySpan{double}, int, int, double, Span{double}, int, int)"/> with α = 1 for T = double or float.</summary>
+    private static void Batched<T>(Trans ta, Trans tb, int batch, int m, int n, int k, ReadOnlySpan<T> a, int lda, int strideA,
+        ReadOnlySpan<T> b, int ldb, int strideB, T beta, Span<T> c, int ldc, int strideC) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double))
+            Gemm.MultiplyBatched(ta, tb, batch, m, n, k, 1.0, MemoryMarshal.Cast<T, double>(a), lda, strideA, MemoryMarshal.Cast<T, double>(b), ldb, strideB,
+                Unsafe.As<T, double>(ref beta), MemoryMarshal.Cast<T, double>(c), ldc, strideC);
+        else
+            Gemm.MultiplyBatched(ta, tb, batch, m, n, k, 1f, MemoryMarshal.Cast<T, float>(a), lda, strideA, MemoryMarshal.Cast<T, float>(b), ldb, strideB,
+                Unsafe.As<T, float>(ref beta), MemoryMarshal.Cast<T, float>(c), ldc, strideC);
     }
 }

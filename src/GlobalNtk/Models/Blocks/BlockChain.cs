@@ -207,68 +207,96 @@ internal sealed class BlockChainLinearization : ChainLinearization
     private int Group => _r * _w; // scalars of one (vector, trial) at one step
 
     /// <summary>rows[j, b, :] = block[j, b, step, :] for j &lt; count.</summary>
-    private void Gather(ReadOnlySpan<double> block, int step, int count, Span<double> rows)
-    {
-        int g = Group;
-        for (int jb = 0; jb < count * _b; jb++) block.Slice((jb * _t + step) * g, g).CopyTo(rows.Slice(jb * g, g));
-    }
+    private void Gather(ReadOnlySpan<double> block, int step, int count, Span<double> rows) => GatherCore(block, step, count, rows);
 
     /// <summary>block[j, b, step, :] (+)= alpha · rows[j, b, :].</summary>
-    private void Scatter(ReadOnlySpan<double> rows, Span<double> block, int step, int count, double alpha, bool overwrite = false)
+    private void Scatter(ReadOnlySpan<double> rows, Span<double> block, int step, int count, double alpha, bool overwrite = false) =>
+        ScatterCore(rows, block, step, count, alpha, overwrite);
+
+    /// <summary>rows[j, b, :] = (float)block[j, b, step, :] for j &lt; count.</summary>
+    private void Gather32(ReadOnlySpan<double> block, int step, int count, Span<float> rows) => GatherCore(block, step, count, rows);
+
+    /// <summary>block[j, b, step, :] += alpha · rows[j, b, :] (float32 rows, sums in float64).</summary>
+    private void Scatter32(ReadOnlySpan<float> rows, Span<double> block, int step, int count, double alpha) =>
+        ScatterCore(rows, block, step, count, alpha, false);
+
+    /// <summary>block[j, b, step, :] += rows[j, b, :] for a float64 or float32 block (float32 rows).</summary>
+    private void AddRows<T>(ReadOnlySpan<float> rows, Span<T> block, int step, int count) where T : unmanaged =>
+        ScatterCore(rows, block, step, count, 1.0, false);
+
+    /// <summary>rows[j, b, :] = block[j, b, step, :] (rounded to float32) from a float64 or float32 block.</summary>
+    private void GatherRows<T>(ReadOnlySpan<T> block, int step, int count, Span<float> rows) where T : unmanaged =>
+        GatherCore(block, step, count, rows);
+
+    /// <summary>rows[j, b, :] = block[j, b, step, :] for float32 blocks.</summary>
+    private void Gather(ReadOnlySpan<float> block, int step, int count, Span<float> rows) => GatherCore(block, step, count, rows);
+
+    /// <summary>block[j, b, step, :] += alpha · rows[j, b, :] for float32 blocks.</summary>
+    private void Scatter(ReadOnlySpan<float> rows, Span<float> block, int step, int count, float alpha) =>
+        ScatterCore(rows, block, step, count, alpha, false);
+
+    /// <summary>
+    /// rows[j, b, :] = block[j, b, step, :] for j &lt; count (S, R: float or double; rounded when
+    /// narrowing). The (vector, trial) groups are copied in parallel parts on large blocks: a
+    /// state-sized memory pass that would otherwise run on one thread.
+    /// </summary>
+    private unsafe void GatherCore<S, R>(ReadOnlySpan<S> block, int step, int count, Span<R> rows) where S : unmanaged where R : unmanaged
     {
-        int g = Group;
-        for (int jb = 0; jb < count * _b; jb++)
+        int g = Group, t = _t, groups = count * _b;
+        if (block.Length < (long)((groups - 1) * t + step + 1) * g || rows.Length < (long)groups * g)
+            throw new ArgumentException($"Block chain: a block of {count} vectors does not fit the spans ({block.Length}, {rows.Length}).");
+        fixed (S* pb = block) fixed (R* pr = rows)
         {
-            var d = block.Slice((jb * _t + step) * g, g);
-            var s = rows.Slice(jb * g, g);
-            if (overwrite) s.CopyTo(d);
-            else System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(s, alpha, d, d);
+            nint ib = (nint)pb, ir = (nint)pr;
+            Elementwise.For(groups, (long)groups * g, (j0, j1) =>
+            {
+                for (int jb = j0; jb < j1; jb++)
+                {
+                    var src = new ReadOnlySpan<S>((S*)ib + (long)(jb * t + step) * g, g);
+                    var dst = new Span<R>((R*)ir + (long)jb * g, g);
+                    if (typeof(S) == typeof(R)) MemoryMarshal.Cast<S, R>(src).CopyTo(dst);
+                    else if (typeof(S) == typeof(double)) Float32.Narrow(MemoryMarshal.Cast<S, double>(src), MemoryMarshal.Cast<R, float>(dst));
+                    else throw new NotSupportedException($"Block chain: no gather from {typeof(S).Name} to {typeof(R).Name}.");
+                }
+            });
         }
     }
 
-    /// <summary>rows[j, b, :] = (float)block[j, b, step, :] for j &lt; count.</summary>
-    private void Gather32(ReadOnlySpan<double> block, int step, int count, Span<float> rows)
+    /// <summary>
+    /// block[j, b, step, :] = rows[j, b, :] (<paramref name="overwrite"/>) or += alpha · rows[j, b, :]
+    /// (R, S: float or double; float rows add into a double block widened, in float64), the groups in
+    /// parallel parts on large blocks.
+    /// </summary>
+    private unsafe void ScatterCore<R, S>(ReadOnlySpan<R> rows, Span<S> block, int step, int count, double alpha, bool overwrite) where R : unmanaged where S : unmanaged
     {
-        int g = Group;
-        for (int jb = 0; jb < count * _b; jb++) Float32.Narrow(block.Slice((jb * _t + step) * g, g), rows.Slice(jb * g, g));
-    }
-
-    /// <summary>block[j, b, step, :] += alpha · rows[j, b, :] (float32 rows, sums in float64).</summary>
-    private void Scatter32(ReadOnlySpan<float> rows, Span<double> block, int step, int count, double alpha)
-    {
-        int g = Group;
-        for (int jb = 0; jb < count * _b; jb++) Float32.AddWidened(rows.Slice(jb * g, g), alpha, block.Slice((jb * _t + step) * g, g));
-    }
-
-    /// <summary>block[j, b, step, :] += rows[j, b, :] for a float64 or float32 block (float32 rows).</summary>
-    private void AddRows<T>(ReadOnlySpan<float> rows, Span<T> block, int step, int count) where T : unmanaged
-    {
-        if (typeof(T) == typeof(double)) Scatter32(rows, MemoryMarshal.Cast<T, double>(block), step, count, 1.0);
-        else Scatter(rows, MemoryMarshal.Cast<T, float>(block), step, count, 1f);
-    }
-
-    /// <summary>rows[j, b, :] = block[j, b, step, :] (rounded to float32) from a float64 or float32 block.</summary>
-    private void GatherRows<T>(ReadOnlySpan<T> block, int step, int count, Span<float> rows) where T : unmanaged
-    {
-        if (typeof(T) == typeof(double)) Gather32(MemoryMarshal.Cast<T, double>(block), step, count, rows);
-        else Gather(MemoryMarshal.Cast<T, float>(block), step, count, rows);
-    }
-
-    /// <summary>rows[j, b, :] = block[j, b, step, :] for float32 blocks.</summary>
-    private void Gather(ReadOnlySpan<float> block, int step, int count, Span<float> rows)
-    {
-        int g = Group;
-        for (int jb = 0; jb < count * _b; jb++) block.Slice((jb * _t + step) * g, g).CopyTo(rows.Slice(jb * g, g));
-    }
-
-    /// <summary>block[j, b, step, :] += alpha · rows[j, b, :] for float32 blocks.</summary>
-    private void Scatter(ReadOnlySpan<float> rows, Span<float> block, int step, int count, float alpha)
-    {
-        int g = Group;
-        for (int jb = 0; jb < count * _b; jb++)
+        int g = Group, t = _t, groups = count * _b;
+        if (block.Length < (long)((groups - 1) * t + step + 1) * g || rows.Length < (long)groups * g)
+            throw new ArgumentException($"Block chain: a block of {count} vectors does not fit the spans ({rows.Length}, {block.Length}).");
+        fixed (R* pr = rows) fixed (S* pb = block)
         {
-            var d = block.Slice((jb * _t + step) * g, g);
-            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(rows.Slice(jb * g, g), alpha, d, d);
+            nint ib = (nint)pb, ir = (nint)pr;
+            Elementwise.For(groups, (long)groups * g, (j0, j1) =>
+            {
+                for (int jb = j0; jb < j1; jb++)
+                {
+                    var src = new ReadOnlySpan<R>((R*)ir + (long)jb * g, g);
+                    var dst = new Span<S>((S*)ib + (long)(jb * t + step) * g, g);
+                    if (typeof(R) == typeof(S) && overwrite) MemoryMarshal.Cast<R, S>(src).CopyTo(dst);
+                    else if (typeof(R) == typeof(double) && typeof(S) == typeof(double))
+                    {
+                        var d = MemoryMarshal.Cast<S, double>(dst);
+                        System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(MemoryMarshal.Cast<R, double>(src), alpha, d, d);
+                    }
+                    else if (typeof(R) == typeof(float) && typeof(S) == typeof(float))
+                    {
+                        var d = MemoryMarshal.Cast<S, float>(dst);
+                        System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(MemoryMarshal.Cast<R, float>(src), (float)alpha, d, d);
+                    }
+                    else if (typeof(R) == typeof(float) && typeof(S) == typeof(double) && !overwrite)
+                        Float32.AddWidened(MemoryMarshal.Cast<R, float>(src), alpha, MemoryMarshal.Cast<S, double>(dst));
+                    else throw new NotSupportedException($"Block chain: no scatter from {typeof(R).Name} to {typeof(S).Name}.");
+                }
+            });
         }
     }
 
@@ -504,19 +532,60 @@ internal sealed class BlockChainLinearization : ChainLinearization
         }
     }
 
-    /// <summary>rows[j, b, :] = block[j, b, step, :] for a block and rows of one element type.</summary>
-    private void GatherSame<T>(ReadOnlySpan<T> block, int step, int count, Span<T> rows) where T : unmanaged
+    internal override bool TryApplyStateNtk(ReadOnlySpan<double> x, Span<double> y, int count) { ApplyStateNtk(x, y, count); return true; }
+
+    internal override bool TryApplyStateNtk(ReadOnlySpan<float> x, Span<float> y, int count)
     {
-        int g = Group;
-        for (int jb = 0; jb < count * _b; jb++) block.Slice((jb * _t + step) * g, g).CopyTo(rows.Slice(jb * g, g));
+        if (!HasSingleStateMaps) return false;
+        ApplyStateNtk(x, y, count);
+        return true;
     }
 
-    /// <summary>block[j, b, step, :] += rows[j, b, :] for a block and rows of one element type.</summary>
-    private void AddRowsSame<T>(ReadOnlySpan<T> rows, Span<T> block, int step, int count) where T : unmanaged
+    /// <summary>
+    /// y = P K P* x with K = Σ_k E_k J_θ,k J_θ,k* E_kᵀ, in place on y, per chunk of vectors: back
+    /// through the steps, one cotangent sweep of w_k (complete once step k is reached) gives
+    /// δθ_k = J_θ,k* w_k and A_kᵀ w_k, added into w_{k−1}; then forward, one tangent sweep gives
+    /// v_k = A_k v_{k−1} + J_θ,k δθ_k over w_k (T: float on a float32 linearisation, else double).
+    /// The same sums as P* (BPTT), the step kernel and P (docs/math.md#global-ntk).
+    /// </summary>
+    private void ApplyStateNtk<T>(ReadOnlySpan<T> x, Span<T> y, int count) where T : unmanaged
     {
-        if (typeof(T) == typeof(double)) Scatter(MemoryMarshal.Cast<T, double>(rows), MemoryMarshal.Cast<T, double>(block), step, count, 1.0);
-        else Scatter(MemoryMarshal.Cast<T, float>(rows), MemoryMarshal.Cast<T, float>(block), step, count, 1f);
+        int size = StateShape.Size, chunk = Math.Max(1, _chunk / 2);
+        var offsets = new int[_t + 1];
+        for (int k = 0; k < _t; k++) offsets[k + 1] = offsets[k] + _chain.Steps[k].ParameterSize;
+        int m = offsets[_t];
+        x[..(count * size)].CopyTo(y);
+        for (int j0 = 0; j0 < count; j0 += chunk)
+        {
+            int cs = Math.Min(chunk, count - j0);
+            var yc = y[(j0 * size)..];
+            long n = (long)cs * _b * Group;
+            using var rows = new RowScratch<T>(n); using var inRows = new RowScratch<T>(n);
+            using var dTheta = new RowScratch<T>((long)cs * m);
+            for (int k = _t - 1; k >= 0; k--)
+            {
+                int mk = offsets[k + 1] - offsets[k];
+                if (mk == 0 && k == 0) continue;
+                GatherSame(yc, k, cs, rows.Span);
+                _traces[k].CotangentActive<T>(rows.Span, k > 0 ? inRows.Span : default, dTheta.Span.Slice(cs * offsets[k], cs * mk), cs, default);
+                if (k > 0) AddRowsSame(inRows.Span, yc, k - 1, cs);
+            }
+            for (int k = 0; k < _t; k++)
+            {
+                int mk = offsets[k + 1] - offsets[k];
+                if (k > 0) GatherSame(yc, k - 1, cs, inRows.Span);
+                _traces[k].TangentActive<T>(k > 0 ? inRows.Span : default, dTheta.Span.Slice(cs * offsets[k], cs * mk), rows.Span, cs, default);
+                ScatterCore(rows.Span, yc, k, cs, 1.0, overwrite: true);
+            }
+        }
     }
+
+    /// <summary>rows[j, b, :] = block[j, b, step, :] for a block and rows of one element type.</summary>
+    private void GatherSame<T>(ReadOnlySpan<T> block, int step, int count, Span<T> rows) where T : unmanaged => GatherCore(block, step, count, rows);
+
+    /// <summary>block[j, b, step, :] += rows[j, b, :] for a block and rows of one element type.</summary>
+    private void AddRowsSame<T>(ReadOnlySpan<T> rows, Span<T> block, int step, int count) where T : unmanaged =>
+        ScatterCore(rows, block, step, count, 1.0, false);
 
     private WeightSite[] BuildSites() =>
         Enumerable.Range(0, _t).SelectMany(k => _traces[k].Sites.Select(s => (WeightSite)new Site(this, k, s))).ToArray();

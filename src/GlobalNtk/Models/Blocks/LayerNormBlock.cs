@@ -121,14 +121,24 @@ public sealed class LayerNormBlock : StepBlock
     }
 
     /// <summary>J_θ: δy = δγ ⊙ x̂ + δβ per row, δθ [count, 2d] = [δγ, δβ] per vector.</summary>
-    private static void GainJvp<T>(T[] xhat, int rows, int d, ReadOnlySpan<T> dTheta, Span<T> dOut, int count) where T : unmanaged, IFloatingPointIeee754<T>
+    private static unsafe void GainJvp<T>(T[] xhat, int rows, int d, ReadOnlySpan<T> dTheta, Span<T> dOut, int count) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        for (int jr = 0; jr < count * rows; jr++)
+        if (dTheta.Length < count * 2 * d || dOut.Length < count * rows * d)
+            throw new ArgumentException($"LayerNorm J_θ: spans of {dTheta.Length} and {dOut.Length} do not hold {count} vectors.");
+        fixed (T* pt = dTheta, po = dOut)
         {
-            int j = jr / rows, r = jr % rows;
-            var o = dOut.Slice(jr * d, d);
-            TensorPrimitives.Multiply(xhat.AsSpan(r * d, d), dTheta.Slice(j * 2 * d, d), o);
-            TensorPrimitives.Add(o, dTheta.Slice(j * 2 * d + d, d), o);
+            nint it = (nint)pt, io = (nint)po;
+            // Rows are independent: in parallel, like the input maps.
+            ForRows(count * rows, d, (r0, r1) =>
+            {
+                for (int jr = r0; jr < r1; jr++)
+                {
+                    int j = jr / rows, r = jr % rows;
+                    var o = new Span<T>((T*)io + (long)jr * d, d);
+                    TensorPrimitives.Multiply(xhat.AsSpan(r * d, d), new ReadOnlySpan<T>((T*)it + (long)j * 2 * d, d), o);
+                    TensorPrimitives.Add(o, new ReadOnlySpan<T>((T*)it + (long)j * 2 * d + d, d), o);
+                }
+            });
         }
     }
 

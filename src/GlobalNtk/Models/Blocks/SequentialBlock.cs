@@ -365,7 +365,7 @@ public sealed class ResidualBlock : StepBlock
     {
         int n = rows * InputWidth;
         var t = Inner.Forward(parameters, input, rows, output, precision);
-        TensorPrimitives.Add(output[..n], input[..n], output[..n]);
+        Elementwise.Add(output[..n], input[..n], output[..n]);
         return new Trace(this, rows, t);
     }
 
@@ -375,14 +375,14 @@ public sealed class ResidualBlock : StepBlock
         {
             int n = count * Rows * blk.InputWidth;
             inner.Jvp(dIn, dOut, count);
-            TensorPrimitives.Add(dOut[..n], dIn[..n], dOut[..n]);
+            Elementwise.Add(dOut[..n], dIn[..n], dOut[..n]);
         }
 
         public override void Vjp(ReadOnlySpan<double> dOut, Span<double> dIn, int count)
         {
             int n = count * Rows * blk.InputWidth;
             inner.Vjp(dOut, dIn, count);
-            TensorPrimitives.Add(dIn[..n], dOut[..n], dIn[..n]);
+            Elementwise.Add(dIn[..n], dOut[..n], dIn[..n]);
         }
 
         internal override bool IsSingle => inner.IsSingle;
@@ -391,14 +391,14 @@ public sealed class ResidualBlock : StepBlock
         {
             int n = count * Rows * blk.InputWidth;
             inner.Jvp32(dIn, dOut, count);
-            TensorPrimitives.Add(dOut[..n], dIn[..n], dOut[..n]);
+            Elementwise.Add(dOut[..n], dIn[..n], dOut[..n]);
         }
 
         internal override void Vjp32(ReadOnlySpan<float> dOut, Span<float> dIn, int count)
         {
             int n = count * Rows * blk.InputWidth;
             inner.Vjp32(dOut, dIn, count);
-            TensorPrimitives.Add(dIn[..n], dOut[..n], dIn[..n]);
+            Elementwise.Add(dIn[..n], dOut[..n], dIn[..n]);
         }
 
         public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> dOut, int count) => inner.ParamJvp(dTheta, dOut, count);
@@ -412,14 +412,14 @@ public sealed class ResidualBlock : StepBlock
         {
             inner.TangentActive(dIn, dTheta, dOut, count, active);
             int n = count * Rows * blk.InputWidth;
-            if (!dIn.IsEmpty) TensorPrimitives.Add(dOut[..n], dIn[..n], dOut[..n]);
+            if (!dIn.IsEmpty) Elementwise.Add(dOut[..n], dIn[..n], dOut[..n]);
         }
 
         internal override void CotangentActive(ReadOnlySpan<double> g, Span<double> dIn, Span<double> dTheta, int count, ReadOnlySpan<bool> active)
         {
             inner.CotangentActive(g, dIn, dTheta, count, active);
             int n = count * Rows * blk.InputWidth;
-            if (!dIn.IsEmpty) TensorPrimitives.Add(dIn[..n], g[..n], dIn[..n]);
+            if (!dIn.IsEmpty) Elementwise.Add(dIn[..n], g[..n], dIn[..n]);
         }
 
         internal override void ParamJvpActive32(ReadOnlySpan<float> dTheta, Span<float> dOut, int count, ReadOnlySpan<bool> active) =>
@@ -431,14 +431,14 @@ public sealed class ResidualBlock : StepBlock
         {
             inner.TangentActive32(dIn, dTheta, dOut, count, active);
             int n = count * Rows * blk.InputWidth;
-            if (!dIn.IsEmpty) TensorPrimitives.Add(dOut[..n], dIn[..n], dOut[..n]);
+            if (!dIn.IsEmpty) Elementwise.Add(dOut[..n], dIn[..n], dOut[..n]);
         }
 
         internal override void CotangentActive32(ReadOnlySpan<float> g, Span<float> dIn, Span<float> dTheta, int count, ReadOnlySpan<bool> active)
         {
             inner.CotangentActive32(g, dIn, dTheta, count, active);
             int n = count * Rows * blk.InputWidth;
-            if (!dIn.IsEmpty) TensorPrimitives.Add(dIn[..n], g[..n], dIn[..n]);
+            if (!dIn.IsEmpty) Elementwise.Add(dIn[..n], g[..n], dIn[..n]);
         }
 
         public override IReadOnlyList<LocalSite> Sites => inner.Sites;

@@ -225,7 +225,7 @@ public abstract class BlockTrace
         if (!any) return;
         using var t = new Operators.BlockBuffer(n);
         ParamJvpActive(dTheta, t.Span, count, active);
-        System.Numerics.Tensors.TensorPrimitives.Add(dOut[..n], t.Span, dOut[..n]);
+        Operators.Elementwise.Add(dOut[..n], t.Span, dOut[..n]);
     }
 
     /// <summary>
@@ -277,7 +277,7 @@ public abstract class BlockTrace
         if (!any) return;
         using var t = new Float32Buffer(n);
         ParamJvpActive32(dTheta, t.Span, count, active);
-        System.Numerics.Tensors.TensorPrimitives.Add(dOut[..n], t.Span, dOut[..n]);
+        Operators.Elementwise.Add(dOut[..n], t.Span, dOut[..n]);
     }
 
     /// <summary><see cref="CotangentActive"/> on float32 blocks.</summary>

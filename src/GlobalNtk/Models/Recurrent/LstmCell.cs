@@ -31,56 +31,88 @@ public sealed class LstmCell : RecurrentCell
         TensorPrimitives.Multiply(o, tc, hNew);
     }
 
+    // D and Dᵀ are one pass over the row's units (Lanes), as for the GRU: each cache entry is read
+    // once; the per-unit formulas keep the operations and order of the step-by-step form, so the
+    // results are the same bits.
+
     internal override void ApplyD<T>(in StepRow<T> row, ReadOnlySpan<T> da, Span<T> dz, Span<T> work)
     {
-        int h = HiddenSize;
-        var cache = row.Cache;
-        var i = cache[..h]; var f = cache.Slice(h, h); var g = cache.Slice(2 * h, h); var o = cache.Slice(3 * h, h); var tc = cache.Slice(4 * h, h);
-        var t1 = work[..h]; var t2 = work.Slice(h, h);
-        var dh = dz[..h]; var dc = dz.Slice(h, h);
-        // dc' = c σ'(f) da_f + g σ'(i) da_i + i (1 − g²) da_g
-        Pointwise.SigmoidDerivative(f, t1);
-        TensorPrimitives.Multiply(t1, da.Slice(h, h), t1);
-        TensorPrimitives.Multiply(t1, row.ZPrev.Slice(h, h), dc);
-        Pointwise.SigmoidDerivative(i, t1);
-        TensorPrimitives.Multiply(t1, da[..h], t1);
-        TensorPrimitives.MultiplyAdd(t1, g, dc, dc);
-        Pointwise.OneMinusSquare(g, t1);
-        TensorPrimitives.Multiply(t1, da.Slice(2 * h, h), t1);
-        TensorPrimitives.MultiplyAdd(t1, i, dc, dc);
-        // dh' = o (1 − tc²) dc' + tc σ'(o) da_o
-        Pointwise.OneMinusSquare(tc, t1);
-        TensorPrimitives.Multiply(t1, o, t1);
-        TensorPrimitives.Multiply(t1, dc, dh);
-        Pointwise.SigmoidDerivative(o, t2);
-        TensorPrimitives.Multiply(t2, da.Slice(3 * h, h), t2);
-        TensorPrimitives.MultiplyAdd(t2, tc, dh, dh);
+        var k = new DKernel<T>(row, da, dz, HiddenSize);
+        Lanes.For<T, DKernel<T>>(HiddenSize, ref k);
     }
 
     internal override void ApplyDTranspose<T>(in StepRow<T> row, ReadOnlySpan<T> q, Span<T> gOut, Span<T> work)
     {
-        int h = HiddenSize;
-        var cache = row.Cache;
-        var i = cache[..h]; var f = cache.Slice(h, h); var g = cache.Slice(2 * h, h); var o = cache.Slice(3 * h, h); var tc = cache.Slice(4 * h, h);
-        var gc = work[..h]; var t = work.Slice(h, h);
-        var qh = q[..h]; var qc = q.Slice(h, h);
-        // gc = qc + qh ⊙ o ⊙ (1 − tc²)
-        Pointwise.OneMinusSquare(tc, gc);
-        TensorPrimitives.Multiply(gc, o, gc);
-        TensorPrimitives.MultiplyAdd(gc, qh, qc, gc);
-        // g_i = gc g σ'(i), g_f = gc c σ'(f), g_g = gc i (1 − g²), g_o = qh tc σ'(o)
-        Pointwise.SigmoidDerivative(i, t);
-        TensorPrimitives.Multiply(t, g, t);
-        TensorPrimitives.Multiply(t, gc, gOut[..h]);
-        Pointwise.SigmoidDerivative(f, t);
-        TensorPrimitives.Multiply(t, row.ZPrev.Slice(h, h), t);
-        TensorPrimitives.Multiply(t, gc, gOut.Slice(h, h));
-        Pointwise.OneMinusSquare(g, t);
-        TensorPrimitives.Multiply(t, i, t);
-        TensorPrimitives.Multiply(t, gc, gOut.Slice(2 * h, h));
-        Pointwise.SigmoidDerivative(o, t);
-        TensorPrimitives.Multiply(t, tc, t);
-        TensorPrimitives.Multiply(t, qh, gOut.Slice(3 * h, h));
+        var k = new DTransposeKernel<T>(row, q, gOut, HiddenSize);
+        Lanes.For<T, DTransposeKernel<T>>(HiddenSize, ref k);
+    }
+
+    /// <summary>
+    /// dz = D da per unit: dc' = c σ'(f) da_f + g σ'(i) da_i + i (1 − g²) da_g,
+    /// dh' = o (1 − tc²) dc' + tc σ'(o) da_o.
+    /// </summary>
+    private readonly ref struct DKernel<T> : ILaneKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private readonly ReadOnlySpan<T> _i, _f, _g, _o, _tc, _c, _di, _df, _dg, _do;
+        private readonly Span<T> _dh, _dc;
+
+        public DKernel(in StepRow<T> row, ReadOnlySpan<T> da, Span<T> dz, int h)
+        {
+            var cache = row.Cache;
+            _i = cache[..h]; _f = cache.Slice(h, h); _g = cache.Slice(2 * h, h); _o = cache.Slice(3 * h, h); _tc = cache.Slice(4 * h, h);
+            _c = row.ZPrev.Slice(h, h);
+            _di = da[..h]; _df = da.Slice(h, h); _dg = da.Slice(2 * h, h); _do = da.Slice(3 * h, h);
+            _dh = dz[..h]; _dc = dz.Slice(h, h);
+        }
+
+        public void Run<TL>(int from, int to) where TL : struct, ILanes<TL, T>
+        {
+            var one = TL.Splat(T.One);
+            for (int j = from; j < to; j += TL.Count)
+            {
+                var i = TL.Load(_i, j); var f = TL.Load(_f, j); var g = TL.Load(_g, j); var o = TL.Load(_o, j); var tc = TL.Load(_tc, j);
+                var dc = f * (one - f) * TL.Load(_df, j) * TL.Load(_c, j);
+                dc = i * (one - i) * TL.Load(_di, j) * g + dc;
+                dc = (one - g * g) * TL.Load(_dg, j) * i + dc;
+                dc.Store(_dc, j);
+                var dh = (one - tc * tc) * o * dc;
+                (o * (one - o) * TL.Load(_do, j) * tc + dh).Store(_dh, j);
+            }
+        }
+    }
+
+    /// <summary>
+    /// g = Dᵀ q per unit: gc = qc + qh o (1 − tc²); g_i = gc g σ'(i), g_f = gc c σ'(f),
+    /// g_g = gc i (1 − g²), g_o = qh tc σ'(o).
+    /// </summary>
+    private readonly ref struct DTransposeKernel<T> : ILaneKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private readonly ReadOnlySpan<T> _i, _f, _g, _o, _tc, _c, _qh, _qc;
+        private readonly Span<T> _gi, _gf, _gg, _go;
+
+        public DTransposeKernel(in StepRow<T> row, ReadOnlySpan<T> q, Span<T> gOut, int h)
+        {
+            var cache = row.Cache;
+            _i = cache[..h]; _f = cache.Slice(h, h); _g = cache.Slice(2 * h, h); _o = cache.Slice(3 * h, h); _tc = cache.Slice(4 * h, h);
+            _c = row.ZPrev.Slice(h, h);
+            _qh = q[..h]; _qc = q.Slice(h, h);
+            _gi = gOut[..h]; _gf = gOut.Slice(h, h); _gg = gOut.Slice(2 * h, h); _go = gOut.Slice(3 * h, h);
+        }
+
+        public void Run<TL>(int from, int to) where TL : struct, ILanes<TL, T>
+        {
+            var one = TL.Splat(T.One);
+            for (int j = from; j < to; j += TL.Count)
+            {
+                var i = TL.Load(_i, j); var f = TL.Load(_f, j); var g = TL.Load(_g, j); var o = TL.Load(_o, j); var tc = TL.Load(_tc, j);
+                var qh = TL.Load(_qh, j);
+                var gc = (one - tc * tc) * o * qh + TL.Load(_qc, j);
+                (i * (one - i) * g * gc).Store(_gi, j);
+                (f * (one - f) * TL.Load(_c, j) * gc).Store(_gf, j);
+                ((one - g * g) * i * gc).Store(_gg, j);
+                (o * (one - o) * tc * qh).Store(_go, j);
+            }
+        }
     }
 
     internal override void ApplyEAdd<T>(in StepRow<T> row, ReadOnlySpan<T> src, Span<T> dst, T alpha, Span<T> work)

@@ -155,6 +155,27 @@ public abstract class RecurrentCell
     internal abstract void ApplyD<T>(in StepRow<T> row, ReadOnlySpan<T> da, Span<T> dz, Span<T> work) where T : unmanaged, IFloatingPointIeee754<T>;
     /// <summary>g = Dᵀ·q (overwrite), g of width PreWidth.</summary>
     internal abstract void ApplyDTranspose<T>(in StepRow<T> row, ReadOnlySpan<T> q, Span<T> g, Span<T> work) where T : unmanaged, IFloatingPointIeee754<T>;
+    /// <summary>
+    /// dz = D·da for a row whose ih pre-activations are zero (a state JVP), given only its hh block
+    /// <paramref name="daHh"/> (width G·H): the same result as <see cref="ApplyD{T}"/> on the whole row.
+    /// Cells whose ih and hh share one block (all but the GRU) use <see cref="ApplyD{T}"/> as it is.
+    /// </summary>
+    internal virtual void ApplyDHh<T>(in StepRow<T> row, ReadOnlySpan<T> daHh, Span<T> dz, Span<T> work) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (SplitPreActivation) throw new InvalidOperationException($"{GetType().Name} keeps ih and hh apart and must override {nameof(ApplyDHh)}.");
+        ApplyD(row, daHh, dz, work);
+    }
+
+    /// <summary>
+    /// gHh = the hh block of Dᵀ·q (width G·H), all a state VJP reads: the same values as that block of
+    /// <see cref="ApplyDTranspose{T}"/>.
+    /// </summary>
+    internal virtual void ApplyDTransposeHh<T>(in StepRow<T> row, ReadOnlySpan<T> q, Span<T> gHh, Span<T> work) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (SplitPreActivation) throw new InvalidOperationException($"{GetType().Name} keeps ih and hh apart and must override {nameof(ApplyDTransposeHh)}.");
+        ApplyDTranspose(row, q, gHh, work);
+    }
+
     /// <summary>dst += alpha·E·src (E = ∂g/∂z with a held fixed).</summary>
     internal abstract void ApplyEAdd<T>(in StepRow<T> row, ReadOnlySpan<T> src, Span<T> dst, T alpha, Span<T> work) where T : unmanaged, IFloatingPointIeee754<T>;
     /// <summary>dst += alpha·Eᵀ·q.</summary>

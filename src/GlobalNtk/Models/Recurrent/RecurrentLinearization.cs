@@ -78,17 +78,20 @@ public sealed class RecurrentLinearization : ChainLinearization
     internal int PreWidth => _cell.PreWidth;
 
     /// <summary>
-    /// Values per row-chunk scratch block of the maps over all B·T rows (J_θ, J_θ*, K's site
-    /// kernel, the sites' D and D*): <see cref="MemoryBudget.ScratchBlockElements"/>. Tests shrink it
-    /// for their own call only, through <see cref="ScopedSetting{T}.Override"/>.
+    /// Most values per row-chunk scratch block of the maps over all B·T rows (J_θ, J_θ*, K's site
+    /// kernel, the sites' D and D*): <see cref="MemoryBudget.ScratchBlockElements"/>; the chunks are
+    /// normally the smaller <see cref="KernelChunkBytes"/>. Tests shrink it for their own call only,
+    /// through <see cref="ScopedSetting{T}.Override"/>.
     /// </summary>
     internal static readonly ScopedSetting<long> RowChunkElements = new(MemoryBudget.ScratchBlockElements);
 
     /// <summary>
-    /// Bytes per row chunk of K's site kernel (at most <see cref="RowChunkElements"/> values): about
-    /// two cores' L2 caches, so the D* rows are still cached when the Ûᵀ GEMM packs them and the Û C
-    /// rows when D reads them (a whole-budget chunk, 33 MB, ran K at half its GEMMs' speed). Tests
-    /// shrink it for their own call only, through <see cref="ScopedSetting{T}.Override"/>.
+    /// Bytes per row chunk of K's site kernel, J_θ, J_θ* and the sites' D and D* (at most
+    /// <see cref="RowChunkElements"/> values): about two cores' L2 caches, so the D* rows are still
+    /// cached when the Ûᵀ GEMM packs them and the Û C rows when D reads them (a whole-budget chunk,
+    /// 33 MB, ran K at half its GEMMs' speed). For J_θ and J_θ* it keeps the pooled scratch small:
+    /// whole-budget chunks left 16–33 MB arrays in the pool after one application. Tests shrink it
+    /// for their own call only, through <see cref="ScopedSetting{T}.Override"/>.
     /// </summary>
     internal static readonly ScopedSetting<long> KernelChunkBytes = new(3L << 20);
 
@@ -422,7 +425,7 @@ public sealed class RecurrentLinearization : ChainLinearization
             // step k−1, stride T·S) and accumulated into in place; float64 blocks on the float32 engine round a copy.
             bool direct = typeof(TV) == typeof(T);
             var zs = direct ? null : ArrayPool<T>.Shared.Rent(rows * _s);
-            var pre = ArrayPool<T>.Shared.Rent(rows * _p);
+            var pre = ArrayPool<T>.Shared.Rent(rows * _gh);   // hh pre-activations only: the ih part of a state JVP is zero
             try
             {
                 fixed (TV* ps = src, pd = dst)
@@ -443,8 +446,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                             z = zs.AsSpan(r0 * _s, n * _s);
                             ldz = _s;
                         }
-                        var preRows = pre.AsSpan(r0 * _p, n * _p);
-                        if (_cell.SplitPreActivation) preRows.Clear();
+                        var preRows = pre.AsSpan(r0 * _gh, n * _gh);
                         HhJvp(k, r0, n, z, ldz, preRows, threads);
                         var w = ArrayPool<T>.Shared.Rent(_s + _cell.WorkWidth);
                         try
@@ -454,7 +456,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                             {
                                 var row = Row(r % _b, k);
                                 var zr = z.Slice((r - r0) * ldz, _s);
-                                _cell.ApplyD(row, pre.AsSpan(r * _p, _p), tmp, work);
+                                _cell.ApplyDHh(row, pre.AsSpan(r * _gh, _gh), tmp, work);
                                 if (direct)
                                 {
                                     // In T, D·δa and E·δz are added straight into the output row, one after the other.
@@ -479,13 +481,13 @@ public sealed class RecurrentLinearization : ChainLinearization
             }
         }
 
-        /// <summary>preRows[i, hh block] = W_hh (v' ⊙ δh) for rows r0 + i (δh: rows of <paramref name="z"/>, stride <paramref name="ldz"/>).</summary>
+        /// <summary>preRows[i] = W_hh (v' ⊙ δh), the hh pre-activations (stride G·H) of rows r0 + i (δh: rows of <paramref name="z"/>, stride <paramref name="ldz"/>).</summary>
         private void HhJvp(int k, int r0, int n, ReadOnlySpan<T> z, int ldz, Span<T> preRows, int threads)
         {
             // A state JVP has no ih part: the hh product overwrites even a shared block (beta = 0).
             if (_cell.RecurrentVariableIsState)
             {
-                Gemm.MultiplyPacked(Trans.No, n, T.One, z, ldz, _whhT, T.Zero, preRows[_hho..], _p, threads);
+                Gemm.MultiplyPacked(Trans.No, n, T.One, z, ldz, _whhT, T.Zero, preRows, _gh, threads);
                 return;
             }
             var dv = ArrayPool<T>.Shared.Rent(n * _h + _h);
@@ -497,7 +499,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                     _cell.RecurrentDerivative<T>(_v.AsSpan((((r0 + i) % _b) * _t + k) * _h, _h), d);
                     TensorPrimitives.Multiply(d, z.Slice(i * ldz, _h), dv.AsSpan(i * _h, _h));
                 }
-                Gemm.MultiplyPacked(Trans.No, n, T.One, dv, _h, _whhT, T.Zero, preRows[_hho..], _p, threads);
+                Gemm.MultiplyPacked(Trans.No, n, T.One, dv, _h, _whhT, T.Zero, preRows, _gh, threads);
             }
             finally { ArrayPool<T>.Shared.Return(dv); }
         }
@@ -509,7 +511,7 @@ public sealed class RecurrentLinearization : ChainLinearization
             bool direct = typeof(TV) == typeof(T);   // blocks in T: q is read and dst accumulated into in place
             var qs = direct ? null : ArrayPool<T>.Shared.Rent(rows * _s);   // src rows of step k, in T
             var o = direct ? null : ArrayPool<T>.Shared.Rent(rows * _s);    // A_kᵀ q per row, before alpha
-            var g = ArrayPool<T>.Shared.Rent(rows * _p);
+            var g = ArrayPool<T>.Shared.Rent(rows * _gh);   // the hh block of Dᵀq per row: all W_hhᵀ reads
             try
             {
                 fixed (TV* ps = src, pd = dst)
@@ -529,7 +531,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                                 {
                                     var row = Row(r % _b, k);
                                     var q = AtT(isrc, (long)r * ts + k * _s, _s);
-                                    _cell.ApplyDTranspose(row, q, g.AsSpan(r * _p, _p), work);
+                                    _cell.ApplyDTransposeHh(row, q, g.AsSpan(r * _gh, _gh), work);
                                     _cell.ApplyETransposeAdd(row, q, AtT(id, (long)r * ts + (k - 1) * _s, _s), a, work);
                                 }
                                 HhVjpAdd(k, r0, r1 - r0, g, AtT(id, (long)r0 * ts + (k - 1) * _s, (r1 - r0 - 1) * ts + _s), ts, a, threads);
@@ -542,7 +544,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                                 Widening.Narrow(At(isrc, (long)r * ts + k * _s, _s), q);
                                 var or = o!.AsSpan(r * _s, _s);
                                 or.Clear();
-                                _cell.ApplyDTranspose(row, q, g.AsSpan(r * _p, _p), work);
+                                _cell.ApplyDTransposeHh(row, q, g.AsSpan(r * _gh, _gh), work);
                                 _cell.ApplyETransposeAdd(row, q, or, T.One, work);
                             }
                             HhVjpAdd(k, r0, r1 - r0, g, o.AsSpan(r0 * _s, (r1 - r0) * _s), _s, T.One, threads);
@@ -561,20 +563,20 @@ public sealed class RecurrentLinearization : ChainLinearization
         }
 
         /// <summary>
-        /// out[i, h part] += alpha · v' ⊙ W_hhᵀ g_hh[r0 + i] (the adjoint of <see cref="HhJvp"/>), rows of
-        /// <paramref name="dst"/> with stride <paramref name="ld"/>.
+        /// out[i, h part] += alpha · v' ⊙ W_hhᵀ g_hh[r0 + i] (the adjoint of <see cref="HhJvp"/>; g holds
+        /// hh blocks, stride G·H), rows of <paramref name="dst"/> with stride <paramref name="ld"/>.
         /// </summary>
         private void HhVjpAdd(int k, int r0, int n, T[] g, Span<T> dst, int ld, T alpha, int threads)
         {
             if (_cell.RecurrentVariableIsState)
             {
-                Gemm.MultiplyPacked(Trans.No, n, alpha, g.AsSpan(r0 * _p + _hho), _p, _whhN.Value, T.One, dst, ld, threads);
+                Gemm.MultiplyPacked(Trans.No, n, alpha, g.AsSpan(r0 * _gh), _gh, _whhN.Value, T.One, dst, ld, threads);
                 return;
             }
             var tmp = ArrayPool<T>.Shared.Rent(n * _h + _h);
             try
             {
-                Gemm.MultiplyPacked(Trans.No, n, T.One, g.AsSpan(r0 * _p + _hho), _p, _whhN.Value, T.Zero, tmp, _h, threads);
+                Gemm.MultiplyPacked(Trans.No, n, T.One, g.AsSpan(r0 * _gh), _gh, _whhN.Value, T.Zero, tmp, _h, threads);
                 var d = tmp.AsSpan(n * _h, _h);
                 for (int i = 0; i < n; i++)
                 {
@@ -602,7 +604,7 @@ public sealed class RecurrentLinearization : ChainLinearization
         /// <summary>result[j] = J_θ dθ[j]: δa_ih = δW_ih x + δb_ih, δa_hh = δW_hh v + δb_hh at every (b, k), then D; in row chunks.</summary>
         public void ParamJvp<TV>(ReadOnlySpan<TV> dTheta, Span<TV> result, int count) where TV : unmanaged
         {
-            int m = _lin._params.TotalSize, size = _lin.StateShape.Size, chunk = RowChunk;
+            int m = _lin._params.TotalSize, size = _lin.StateShape.Size, chunk = KernelChunkRows;
             var pre = ArrayPool<T>.Shared.Rent(chunk * _p);
             var th = ArrayPool<T>.Shared.Rent(m);
             try
@@ -649,7 +651,7 @@ public sealed class RecurrentLinearization : ChainLinearization
         /// </summary>
         public void ParamVjp<TV>(ReadOnlySpan<TV> q, Span<TV> dTheta, int count) where TV : unmanaged
         {
-            int m = _lin._params.TotalSize, size = _lin.StateShape.Size, chunk = RowChunk;
+            int m = _lin._params.TotalSize, size = _lin.StateShape.Size, chunk = KernelChunkRows;
             var g = ArrayPool<T>.Shared.Rent(chunk * _p);
             var wIh = ArrayPool<T>.Shared.Rent(_gh * _n);
             var wHh = ArrayPool<T>.Shared.Rent(_gh * _h);
@@ -832,8 +834,9 @@ public sealed class RecurrentLinearization : ChainLinearization
         }
 
         /// <summary>
-        /// Rows per chunk of K's site kernel: <see cref="KernelChunkBytes"/> of pre-activation rows, in
-        /// whole 8-row groups (the kernels' MR), and never more than <see cref="RowChunk"/>.
+        /// Rows per chunk of the row maps (K's site kernel, J_θ, J_θ*, the sites' D and D*):
+        /// <see cref="KernelChunkBytes"/> of pre-activation rows, in whole 8-row groups (the kernels'
+        /// MR), and never more than <see cref="RowChunk"/>.
         /// </summary>
         private int KernelChunkRows
         {
@@ -876,8 +879,10 @@ public sealed class RecurrentLinearization : ChainLinearization
                 for (int i = lo; i < hi; i++)
                 {
                     int row = r0 + i;
-                    ToT<TV>(AtV<TV>(q, (long)row * _s, _s), qr);
-                    _cell.ApplyDTranspose(Row(row / _t, row % _t), qr, g.AsSpan(i * _p, _p), work.AsSpan(_s, _cell.WorkWidth));
+                    // A block in T is read in place; a float64 block on the float32 engine is rounded first.
+                    Span<T> src = typeof(TV) == typeof(T) ? AtT(q, (long)row * _s, _s) : qr;
+                    if (typeof(TV) != typeof(T)) ToT<TV>(AtV<TV>(q, (long)row * _s, _s), qr);
+                    _cell.ApplyDTranspose(Row(row / _t, row % _t), src, g.AsSpan(i * _p, _p), work.AsSpan(_s, _cell.WorkWidth));
                 }
             }
             finally { ArrayPool<T>.Shared.Return(work); }
@@ -897,15 +902,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                 var u = _u[s].Value;
                 if (!UsesGemm(s))
                 {
-                    for (int r = 0; r < rc; r++)
-                    {
-                        var ar = g.AsSpan(r * _p + offset, w);
-                        for (int i = 0; i < d; i++)
-                        {
-                            var ci = c[s].AsSpan(i * _gh + lo, w);
-                            TensorPrimitives.MultiplyAdd(ar, u[(r0 + r) * d + i], ci, ci);
-                        }
-                    }
+                    NarrowSite.Accumulate<T>(g, _p, _lin._layout[s].PreOffset, rc, u.AsSpan(r0 * d, rc * d), d, c[s], _gh, lo, w);
                     continue;
                 }
                 Gemm.Multiply<T>(Trans.Yes, Trans.No, _lin._layout[s].Width, w, rc, T.One, u.AsSpan(r0 * d), d,
@@ -945,9 +942,7 @@ public sealed class RecurrentLinearization : ChainLinearization
                             continue;
                         }
                         int d = SiteWidth(s);
-                        var u = _u[s].Value;
-                        TensorPrimitives.Multiply(c[s].AsSpan(0, _gh), u[row * d], block);
-                        for (int k = 1; k < d; k++) TensorPrimitives.MultiplyAdd(c[s].AsSpan(k * _gh, _gh), u[row * d + k], block, block);
+                        NarrowSite.Combine<T>(c[s], _gh, _u[s].Value.AsSpan(row * d, d), d, block, _gh);
                     }
                     _cell.ApplyD(Row(row / _t, row % _t), a, tmp, work.AsSpan(_s, _cell.WorkWidth));
                     AddFromT<TV>(tmp, AtV<TV>(y, (long)row * _s, _s));
@@ -961,7 +956,7 @@ public sealed class RecurrentLinearization : ChainLinearization
         /// <summary>dst[j] += D (a[j] in the site's pre-activation block), in row chunks.</summary>
         public void SiteDAdd<TA, TV>(int preOffset, ReadOnlySpan<TA> a, Span<TV> dst, int count) where TA : unmanaged where TV : unmanaged
         {
-            int size = _lin.StateShape.Size, chunk = RowChunk;
+            int size = _lin.StateShape.Size, chunk = KernelChunkRows;
             var pre = ArrayPool<T>.Shared.Rent(chunk * _p);
             try
             {
@@ -981,7 +976,7 @@ public sealed class RecurrentLinearization : ChainLinearization
         /// <summary>a[j] = the site's pre-activation block of Dᵀ q[j], in row chunks.</summary>
         public void SiteDAdjoint<TV, TA>(int preOffset, ReadOnlySpan<TV> q, Span<TA> a, int count) where TV : unmanaged where TA : unmanaged
         {
-            int size = _lin.StateShape.Size, chunk = RowChunk;
+            int size = _lin.StateShape.Size, chunk = KernelChunkRows;
             var g = ArrayPool<T>.Shared.Rent(chunk * _p);
             try
             {
