@@ -25,12 +25,21 @@ public sealed class ActivationBlock(int width, Activation activation) : StepBloc
     /// <inheritdoc/>
     public override bool Supports(Precision precision) => precision is Precision.F64 or Precision.F32;
 
-    /// <summary>Float32: φ and φ' evaluated in float64, φ'(u) kept in float32.</summary>
+    /// <summary>
+    /// Float32: φ and φ' evaluated in float64, φ'(u) kept in float32 (narrowed chunk by chunk: a
+    /// float64 copy of the whole diagonal would be garbage twice the size of the cache).
+    /// </summary>
     protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output)
     {
-        var d = new double[checked(rows * width)];
-        activation.Evaluate(input[..d.Length], output[..d.Length], d);
-        return new DiagonalTrace32(this, rows, Float32.ToSingle(d));
+        var d = new float[checked(rows * width)];
+        Span<double> chunk = stackalloc double[1024];
+        for (int i = 0; i < d.Length; i += chunk.Length)
+        {
+            int n = Math.Min(chunk.Length, d.Length - i);
+            activation.Evaluate(input.Slice(i, n), output.Slice(i, n), chunk[..n]);
+            Float32.Narrow(chunk[..n], d.AsSpan(i, n));
+        }
+        return new DiagonalTrace32(this, rows, d);
     }
 }
 

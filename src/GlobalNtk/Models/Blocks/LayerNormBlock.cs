@@ -50,7 +50,10 @@ public sealed class LayerNormBlock : StepBlock
         int d = Width;
         double[]? g = null, b = null;
         if (ParameterSpecs.Count > 0) { g = Read(parameters, ParameterSpecs[0]); b = Read(parameters, ParameterSpecs[1]); }
-        var xhat = new double[checked(rows * d)];
+        // Float32 keeps x̂ in float32 only: each row is formed in float64 and narrowed (no float64 copy of x̂ as garbage).
+        bool single = precision == Precision.F32;
+        var xhat = new double[single ? 0 : checked(rows * d)];
+        var xhat32 = new float[single ? checked(rows * d) : 0];
         var rstd = new double[rows];
         double eps = Epsilon;
         fixed (double* pi = input, po = output)
@@ -59,22 +62,24 @@ public sealed class LayerNormBlock : StepBlock
             // Rows are independent: in parallel (the fused transformer path did this too).
             ForRows(rows, d, (r0, r1) =>
             {
+                var row = single ? new double[d] : null;
                 for (int r = r0; r < r1; r++)
                 {
                     var u = new ReadOnlySpan<double>((double*)ip + (long)r * d, d);
                     double mean = TensorPrimitives.Sum(u) / d, var = 0;
                     for (int i = 0; i < d; i++) { double c = u[i] - mean; var += c * c; }
                     rstd[r] = 1.0 / Math.Sqrt(var / d + eps);
-                    var xr = xhat.AsSpan(r * d, d);
+                    var xr = single ? row.AsSpan() : xhat.AsSpan(r * d, d);
                     for (int i = 0; i < d; i++) xr[i] = (u[i] - mean) * rstd[r];
                     var y = new Span<double>((double*)op + (long)r * d, d);
                     if (g == null) xr.CopyTo(y);
                     else { TensorPrimitives.Multiply(xr, g, y); TensorPrimitives.Add(y, b!, y); }
+                    if (single) Float32.Narrow(xr, xhat32.AsSpan(r * d, d));
                 }
             });
         }
         return precision == Precision.F32
-            ? new Trace32(this, rows, g, Float32.ToSingle(xhat), rstd)
+            ? new Trace32(this, rows, g, xhat32, rstd)
             : new Trace(this, rows, g, xhat, rstd);
     }
 
