@@ -96,7 +96,7 @@ internal static class NtkBench
             double tOps = Best(reps, () => { var o = new NtkOperators(lin2); _ = o.NtkS; }); double opsCpu = LastCpu;
             Console.WriteLine($"  setup pieces: Linearize (forward) {tLin * 1e3:F1} ms wall {linCpu * 1e3:F1} ms CPU; operators + NTK_S {tOps * 1e3:F1} ms wall {opsCpu * 1e3:F1} ms CPU");
             int g = model.Config.GateCount * h;
-            var whh = Random(g * h, 9); var src = Random(b * h, 10); var pre = new double[b * g];
+            var whh = BenchVectors.Uniform(g * h, 9); var src = BenchVectors.Uniform(b * h, 10); var pre = new double[b * g];
             double tg1 = Best(reps, () => Gemm.Multiply(Trans.No, Trans.Yes, b, g, h, 1.0, src, h, whh, h, 0.0, pre, g));
             double tg2 = Best(reps, () => Gemm.Multiply(Trans.No, Trans.No, b, h, g, 1.0, pre, g, whh, h, 0.0, src, h));
             Console.WriteLine($"  step GEMMs [{b}×{h}]·W_hhᵀ {tg1 * 1e3:F3} ms, [{b}×{g}]·W_hh {tg2 * 1e3:F3} ms ({2.0 * b * g * h / tg1 / 1e9:F1} / {2.0 * b * g * h / tg2 / 1e9:F1} GFLOP/s)");
@@ -104,7 +104,7 @@ internal static class NtkBench
 
         // The vector blocks in the timed element type only: a float32 run holds no float64 block
         // (the peak working set below is the float32 path's own).
-        var q = Random(s, 3);
+        var q = BenchVectors.Uniform(s, 3);
         var y = new double[s];
         var qf = f32v ? Narrow(q) : null;
         var yf = f32v ? new float[s] : null;
@@ -125,8 +125,8 @@ internal static class NtkBench
         long liveSingle = GC.GetTotalMemory(true);
 
         double[]? qb = null, yb = null; float[]? qbf = null, ybf = null;
-        if (f32v) { qbf = RandomSingle(block * s, 4); ybf = new float[block * s]; }
-        else { qb = Random(block * s, 4); yb = new double[block * s]; }
+        if (f32v) { qbf = BenchVectors.UniformSingle(block * s, 4); ybf = new float[block * s]; }
+        else { qb = BenchVectors.Uniform(block * s, 4); yb = new double[block * s]; }
         Action Block(LinearOperator op) => f32v ? () => op.ApplyBlock(qbf, ybf, block) : () => op.ApplyBlock(qb, yb, block);
         double tNtkB = Best(Math.Min(reps, 2), Block(ops.NtkS)); double NtkBCpu = LastCpu;
         double tKB = Best(Math.Min(reps, 2), Block(ops.KKronecker)); double KBCpu = LastCpu;
@@ -191,7 +191,7 @@ internal static class NtkBench
     private static void Components(GlobalNtk.Models.ChainLinearization lin, int reps)
     {
         int s = lin.StateShape.Size;
-        var q = Random(s, 8);
+        var q = BenchVectors.Uniform(s, 8);
         var y = new double[s];
         lin.StateJvpAdd(1, q, y, 1);
         Console.WriteLine($"  one step A_k JVP {Best(reps, () => lin.StateJvpAdd(1, q, y, 1)) * 1e3:F2} ms, VJP {Best(reps, () => lin.StateVjpAdd(1, q, y, 1)) * 1e3:F2} ms (×{lin.Steps - 1} steps)");
@@ -217,8 +217,8 @@ internal static class NtkBench
     /// <summary>GFLOP/s (wall) and GFLOP per CPU-second of one GEMM shape in the given precision.</summary>
     private static (double Wall, double PerCpu) GemmRate(int m, int n, int k, Trans ta, int reps, Precision precision)
     {
-        var a = Random(m * k, 6);
-        var bm = Random(k * n, 7);
+        var a = BenchVectors.Uniform(m * k, 6);
+        var bm = BenchVectors.Uniform(k * n, 7);
         int lda = ta == Trans.No ? k : m;
         Action run;
         if (precision == Precision.F32)
@@ -239,22 +239,7 @@ internal static class NtkBench
 
     private static float[] Narrow(double[] v) => v.Select(e => (float)e).ToArray();
 
-    /// <summary>The values of <see cref="Random"/> rounded to float32, without a float64 block.</summary>
-    private static float[] RandomSingle(int n, int seed)
-    {
-        var rng = new Random(seed);
-        var v = new float[n];
-        for (int i = 0; i < n; i++) v[i] = (float)(2 * rng.NextDouble() - 1);
-        return v;
-    }
 
-    private static double[] Random(int n, int seed)
-    {
-        var rng = new Random(seed);
-        var v = new double[n];
-        for (int i = 0; i < n; i++) v[i] = 2 * rng.NextDouble() - 1;
-        return v;
-    }
 
     private static double Time(Action a)
     {

@@ -87,9 +87,9 @@ internal static class TransformerBench
 
         bool single = precision == Precision.F32 && !f64Vectors;
         Console.WriteLine($"vectors: {(single ? "float32 blocks (the operators' float32 path)" : "float64 blocks")}");
-        var q = single ? [] : Random(s, 3);
+        var q = single ? [] : BenchVectors.Uniform(s, 3);
         var y = new double[single ? 0 : s];
-        var q32 = single ? RandomSingle(s, 3) : [];
+        var q32 = single ? BenchVectors.UniformSingle(s, 3) : [];
         var y32 = new float[single ? s : 0];
         void Apply(LinearOperator op) { if (single) op.ApplyBlock(q32, y32, 1); else op.ApplyBlock(q, y, 1); }
         var tNtk = Best(reps, () => Apply(ops.NtkS));
@@ -102,9 +102,9 @@ internal static class TransformerBench
         long allocBlock = 0;
         if (block > 0)
         {
-            var qb = Random(single ? 0 : block * s, 4);
+            var qb = BenchVectors.Uniform(single ? 0 : block * s, 4);
             var yb = new double[single ? 0 : block * s];
-            var qb32 = single ? RandomSingle(block * s, 4) : []; // no float64 block as garbage before the float32 one
+            var qb32 = single ? BenchVectors.UniformSingle(block * s, 4) : []; // no float64 block as garbage before the float32 one
             var yb32 = new float[single ? block * s : 0];
             long a0 = GC.GetTotalAllocatedBytes(precise: true);
             tNtkB = Best(1, () => { if (single) ops.NtkS.ApplyBlock(qb32, yb32, block); else ops.NtkS.ApplyBlock(qb, yb, block); });
@@ -172,7 +172,7 @@ internal static class TransformerBench
             var t = Measure(() => _ = sc.TraceK);
             var site = sc.Site;
             const int cs = 8;
-            var a = Random(cs * site.Rows * site.OutDim, 9);
+            var a = BenchVectors.Uniform(cs * site.Rows * site.OutDim, 9);
             var q = new double[cs * lin.StateShape.Size];
             var tApply = Measure(() => site.ApplyDAdd(a, q, cs));
             double general = tApply.Wall / cs * site.AugmentedWidth * site.OutDim;
@@ -218,20 +218,5 @@ internal static class TransformerBench
         try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; } catch (IOException) { return "?"; }
     }
 
-    /// <summary><see cref="Random"/>'s values rounded to float32, without a float64 copy.</summary>
-    private static float[] RandomSingle(int n, int seed)
-    {
-        var rng = new Random(seed);
-        var v = new float[n];
-        for (int i = 0; i < n; i++) v[i] = (float)(2 * rng.NextDouble() - 1);
-        return v;
-    }
 
-    private static double[] Random(int n, int seed)
-    {
-        var rng = new Random(seed);
-        var v = new double[n];
-        for (int i = 0; i < n; i++) v[i] = 2 * rng.NextDouble() - 1;
-        return v;
-    }
 }
