@@ -71,6 +71,12 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         }
     }
 
+    public static bool MultipliesStoredA => true;
+
+    /// <summary>The driver's blocks with A as stored: <see cref="Direct"/>'s tiles on a packed B̄ block.</summary>
+    public static void MultiplyStoredA(int m, int nc, int kc, T alpha, T* a, nint lda, T* pb, T beta, T* c, nint ldc) =>
+        DirectOn<DirectA3, DirectAEdge1, DirectAEdge2, DirectAEdge3>(Trans.No, m, nc, kc, alpha, a, lda, pb, 3 * Vector512<T>.Count, kc, beta, c, ldc);
+
     /// <summary>Runs <see cref="Direct"/>'s tiles: B row p of the column block at j0 starts at b + j0·bjs + p·bps.</summary>
     private static void DirectOn<SFull, SEdge1, SEdge2, SEdge3>(Trans ta, int m, int n, int k, T alpha, T* a, nint lda,
         T* b, nint bps, nint bjs, T beta, T* c, nint ldc)
