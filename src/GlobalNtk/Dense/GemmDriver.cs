@@ -188,16 +188,12 @@ internal static unsafe class GemmDriver<T, K>
         {
             // op(A)(i, p) = a[p·lda + i]: walk each stored row once, across all panels, so every
             // cache line of A is read whole (panel by panel, an MR-float run is half a line).
-            for (int p0 = 0; p0 < kc; p0 += 8)
+            for (int p = 0; p < kc; p++)
             {
-                int pEnd = Math.Min(kc, p0 + 8);
-                T* d = dst + p0 * mr;
+                T* src = a + (nint)(pc + p) * lda + ic;
+                T* d = dst + p * mr;
                 for (int i0 = 0; i0 < mc; i0 += mr, d += (nint)mr * kc)
-                {
-                    int rows = Math.Min(mr, mc - i0);
-                    for (int p = p0; p < pEnd; p++)
-                        CopyPadded(a + (nint)(pc + p) * lda + ic + i0, d + (p - p0) * mr, rows, mr);
-                }
+                    CopyPadded(src + i0, d, Math.Min(mr, mc - i0), mr);
             }
             return;
         }
@@ -232,16 +228,12 @@ internal static unsafe class GemmDriver<T, K>
         {
             // op(B)(p, j) = b[p·ldb + j]: each k-step is a contiguous run of NR values. Walk each
             // stored row once, across all panels, so the hardware prefetcher sees one stream.
-            for (int p0 = 0; p0 < kc; p0 += 8)
+            for (int p = 0; p < kc; p++)
             {
-                int pEnd = Math.Min(kc, p0 + 8);
-                T* d = dst + p0 * nr;
+                T* src = b + (nint)(pc + p) * ldb + jc;
+                T* d = dst + p * nr;
                 for (int j0 = 0; j0 < nc; j0 += nr, d += (nint)nr * kc)
-                {
-                    int cols = Math.Min(nr, nc - j0);
-                    for (int p = p0; p < pEnd; p++)
-                        CopyPadded(b + (nint)(pc + p) * ldb + jc + j0, d + (p - p0) * nr, cols, nr);
-                }
+                    CopyPadded(src + j0, d, Math.Min(nr, nc - j0), nr);
             }
             return;
         }
