@@ -102,11 +102,11 @@ internal static class NtkBench
             Console.WriteLine($"  step GEMMs [{b}×{h}]·W_hhᵀ {tg1 * 1e3:F3} ms, [{b}×{g}]·W_hh {tg2 * 1e3:F3} ms ({2.0 * b * g * h / tg1 / 1e9:F1} / {2.0 * b * g * h / tg2 / 1e9:F1} GFLOP/s)");
         }
 
-        // The vector blocks in the timed element type only: a float32 run holds no float64 block
+        // The vectors and blocks in the timed element type only: a float32 run holds no float64 vector
         // (the peak working set below is the float32 path's own).
-        var q = BenchVectors.Uniform(s, 3);
-        var y = new double[s];
-        var qf = f32v ? Narrow(q) : null;
+        var q = f32v ? null : BenchVectors.Uniform(s, 3);
+        var y = f32v ? null : new double[s];
+        var qf = f32v ? BenchVectors.UniformSingle(s, 3) : null;
         var yf = f32v ? new float[s] : null;
         Action One(LinearOperator op) => f32v ? () => op.ApplyBlock(qf, yf, 1) : () => op.ApplyBlock(q, y, 1);
         One(ops.NtkS)();   // warm-up (JIT)
@@ -175,6 +175,7 @@ internal static class NtkBench
             // After the peak figure: the float64 reference linearisation is built only now, and is small
             // next to the blocks, which are gone (the process's peak stays the figure above).
             var ops64 = new NtkOperators(model.Linearize(x, Precision.F64));
+            q ??= BenchVectors.Uniform(s, 3);   // qf's values before rounding
             var y64 = ops64.NtkS.Apply(q);
             double[] y32;
             if (f32v) { ops.NtkS.ApplyBlock(qf, yf, 1); y32 = yf!.Select(v => (double)v).ToArray(); }
@@ -236,8 +237,6 @@ internal static class NtkBench
         double flop = 2.0 * m * n * k / 1e9;
         return (flop / sec, flop / Math.Max(LastCpu, 1e-9));
     }
-
-    private static float[] Narrow(double[] v) => v.Select(e => (float)e).ToArray();
 
 
 

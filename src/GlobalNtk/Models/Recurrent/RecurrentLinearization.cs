@@ -13,9 +13,9 @@ namespace GlobalNtk.Models.Recurrent;
 /// pre-activations a_ih = W_ih x + b_ih and a_hh = W_hh v(h) + b_hh, and the weight sites.
 /// </summary>
 /// <remarks>
-/// <para>Stores only state-sized arrays: the states [B, T, S], the site variables v(h_{k−1}) [B·T, H],
-/// the cell's gate cache [B·T, cache], a copy of the inputs, and a snapshot of the parameters (so
-/// later parameter updates do not change this linearisation). Row (b, k) of every per-row array is
+/// <para>Stores only state-sized arrays, in its compute precision: the states [B, T, S], the site
+/// variables v(h_{k−1}) [B·T, H], the cell's gate cache [B·T, cache] and a copy of the inputs; the
+/// parameters are the cell's own (immutable values, so nothing can change this linearisation). Row (b, k) of every per-row array is
 /// b·T + k. Block operations treat the rows of one step of a [count, B, T, S] block as
 /// count·B rows, so each step is one GEMM per weight matrix.</para>
 /// <para>Precision (docs/math.md#numerics): with <see cref="Dense.Precision.F32"/> the forward pass, the caches and every
@@ -23,14 +23,15 @@ namespace GlobalNtk.Models.Recurrent;
 /// float64 and are rounded to float32 on entry and widened on exit, where the results are added
 /// in float64. float32 vectors (the operators' float32 block overloads) run natively: the state maps,
 /// J_θ, J_θ*, the sites' D/D* and K's fused site kernel read and write float32 blocks in place, so
-/// an f32 NTK_S application holds no float64 state block. <see cref="States"/> are the float32 trajectory widened. Bias gradients (column sums
+/// an f32 NTK_S application holds no float64 state block. The trajectory is kept in float32
+/// (<see cref="ChainLinearization.StatesSingle"/>); <see cref="States"/> widens it on first use. Bias gradients (column sums
 /// over the B·T rows) accumulate in float64 and are rounded once.</para>
 /// </remarks>
 public sealed class RecurrentLinearization : ChainLinearization
 {
     private readonly RecurrentCell _cell;
-    private readonly ParameterSet _params; // snapshot: later training does not change this linearisation
-    private readonly double[] _x, _states, _initial;
+    private readonly ParameterSet _params; // immutable values: later training does not change this linearisation
+    private readonly double[] _x, _initial;
     private readonly IEngine _engine;
     private readonly SiteLayout[] _layout;
     private readonly Lazy<IReadOnlyList<WeightSite>> _sites;
@@ -43,13 +44,12 @@ public sealed class RecurrentLinearization : ChainLinearization
         Precision = precision;
         _x = inputs.Span.ToArray();
         _initial = initialState.ToArray();
-        _states = new double[checked(b * t * s)];
-        _params = cell.Parameters.Clone();
+        _params = cell.Parameters;
         _layout = BuildLayout(cell);
         _engine = precision == Precision.F32
             ? new Engine<float>(this, b, t)
             : new Engine<double>(this, b, t);
-        Numerics.EnsureFinite(_states, $"{cell.Arch} states {StateShape} (forward pass overflowed{(precision == Precision.F32 ? " in float32" : "")})");
+        _engine.States.EnsureFinite($"{cell.Arch} states {StateShape} (forward pass overflowed{(precision == Precision.F32 ? " in float32" : "")})");
         _sites = new Lazy<IReadOnlyList<WeightSite>>(() => _layout.Select((l, i) =>
             (WeightSite)new RecurrentWeightSite(this, i, l.Name, new AxisShape(("trial", b), ("time", t)),
                 l.Weights, l.Biases, l.Width, cell.GateWidth)).ToArray());
@@ -62,9 +62,11 @@ public sealed class RecurrentLinearization : ChainLinearization
     /// <inheritdoc/>
     public override Precision Precision { get; }
     /// <inheritdoc/>
-    public override ReadOnlyMemory<double> States => _states;
+    public override ReadOnlyMemory<double> States => _engine.States.Wide;
+    /// <inheritdoc/>
+    public override ReadOnlyMemory<float> StatesSingle => _engine.States.Single;
     /// <summary>The states as a (trial, time, unit) tensor (a view of <see cref="States"/>; do not modify).</summary>
-    public Tensor StatesTensor => new(_states, StateShape);
+    public Tensor StatesTensor => new(_engine.States.Wide, StateShape);
     /// <summary>The cell this linearisation belongs to.</summary>
     public RecurrentCell Cell => _cell;
     /// <summary>The inputs [trial, time, input] (a copy).</summary>
@@ -171,6 +173,9 @@ public sealed class RecurrentLinearization : ChainLinearization
     /// <summary>A float32 linearisation applies float32 state blocks natively (P, P*, P⁻¹, K, NTK_S, J_θ, J_θ*, the sites' D/D*).</summary>
     internal override bool HasSingleStateMaps => Precision == Precision.F32;
 
+    /// <summary>A float32 linearisation's J_θ and J_θ* read and write float32 blocks natively.</summary>
+    internal override bool HasSingleParamMaps => HasSingleStateMaps;
+
     /// <inheritdoc/>
     internal override void StateJvpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0)
     {
@@ -246,6 +251,8 @@ public sealed class RecurrentLinearization : ChainLinearization
         void ParamJvp<TV>(ReadOnlySpan<TV> dTheta, Span<TV> result, int count) where TV : unmanaged;
         void ParamVjp<TV>(ReadOnlySpan<TV> q, Span<TV> dTheta, int count) where TV : unmanaged;
         void AddSiteKernel<TV>(ReadOnlySpan<TV> x, Span<TV> y, int count) where TV : unmanaged;
+        /// <summary>The forward trajectory, stored in the compute type.</summary>
+        Trajectory States { get; }
         double[] Variables(int site);
         float[]? VariablesSingle(int site);
         void SiteDAdd<TA, TV>(int preOffset, ReadOnlySpan<TA> a, Span<TV> dst, int count) where TA : unmanaged where TV : unmanaged;
@@ -266,6 +273,7 @@ public sealed class RecurrentLinearization : ChainLinearization
         private readonly Lazy<PackedOperand<T>> _whhN;      // op(B) = W_hh of W_hhᵀ g_hh (P*)
         private readonly Lazy<T[]>[] _u;             // Û per site in T
         private readonly Lazy<double[]>[] _uDouble;  // Û per site in float64 (the public Variables)
+        private readonly Trajectory<T> _states;      // z: its values are _z
 
         public Engine(RecurrentLinearization lin, int b, int t)
         {
@@ -275,7 +283,8 @@ public sealed class RecurrentLinearization : ChainLinearization
             var ps = lin._params;
             _x = ToT(lin._x);
             _z0 = ToT(lin._initial);
-            _z = typeof(T) == typeof(double) ? (T[])(object)lin._states : new T[lin._states.Length];
+            _states = new Trajectory<T>(checked(_rows * _s));
+            _z = _states.Values;
             _v = new T[checked(_rows * _h)];
             _cache = new T[checked(_rows * _c)];
             _wih = ToT(ps[RecurrentCell.WeightIhName].Data);
@@ -289,16 +298,20 @@ public sealed class RecurrentLinearization : ChainLinearization
             _whhT = new PackedOperand<T>(Trans.Yes, _h, _gh, _whh, _h);
             _whhN = new Lazy<PackedOperand<T>>(() => new PackedOperand<T>(Trans.No, _gh, _h, _whh, _h));
             Forward();
-            if (typeof(T) != typeof(double)) Widening.Widen<T>(_z, lin._states);
             _u = lin._layout.Select(l => new Lazy<T[]>(() => BuildVariables(l))).ToArray();
-            _uDouble = _u.Select(u => new Lazy<double[]>(() =>
-            {
-                if (typeof(T) == typeof(double)) return (double[])(object)u.Value;
-                var d = new double[u.Value.Length];
-                Widening.Widen<T>(u.Value, d);
-                return d;
-            })).ToArray();
+            _uDouble = _u.Select(u => new Lazy<double[]>(() => Widened(u.Value))).ToArray();
         }
+
+        /// <summary>The array in float64: itself (float64), or a widened copy (exact).</summary>
+        private static double[] Widened(T[] src)
+        {
+            if (typeof(T) == typeof(double)) return (double[])(object)src;
+            var d = new double[src.Length];
+            Widening.Widen<T>(src, d);
+            return d;
+        }
+
+        public Trajectory States => _states;
 
         /// <summary>The array in T: float64 shares it (every source is this linearisation's own copy, never written), float32 rounds a copy.</summary>
         private static T[] ToT(double[] src)

@@ -28,14 +28,14 @@ namespace GlobalNtk.Models.Recurrent;
 /// <see cref="Dense.Precision.F32"/> the forward pass, the caches, the weights and every product
 /// (float32 GEMM, float32 cell math) are float32; vectors at the operator interface stay float64
 /// (rounded on entry, widened and added in float64 on exit); bias and h0 gradients (sums over the
-/// B·T or B rows) accumulate in float64. <see cref="States"/> and the sites'
-/// <see cref="WeightSite.Variables"/> are the float32 values widened.</para>
+/// B·T or B rows) accumulate in float64. The trajectory is kept in float32 only
+/// (<see cref="ChainLinearization.StatesSingle"/>); <see cref="States"/> and the sites'
+/// <see cref="WeightSite.Variables"/> are the float32 values widened, on first use.</para>
 /// </remarks>
 public sealed class StackedRecurrentLinearization : ChainLinearization
 {
     private readonly RecurrentStack _stack;
     private readonly ParameterSet _params;
-    private readonly double[] _z;
     private readonly IEngine _engine;
     private readonly int _b, _t, _l, _sc, _s, _h, _gh, _p, _r;
     private readonly int[] _n;
@@ -52,7 +52,6 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         _r = _b * _t;
         StateShape = new AxisShape(("trial", _b), ("time", _t), ("unit", _s));
         Precision = precision;
-        _z = new double[checked(_r * _s)];
         _n = new int[_l]; _oBih = new int[_l]; _oBhh = new int[_l];
         for (int k = 0; k < _l; k++)
         {
@@ -63,7 +62,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         _engine = precision == Precision.F32
             ? new Engine<float>(this, inputs.Span, initialState)
             : new Engine<double>(this, inputs.Span, initialState);
-        Numerics.EnsureFinite(_z, $"{stack.Arch} states {StateShape} (forward pass overflowed{(precision == Precision.F32 ? " in float32" : "")})");
+        _engine.States.EnsureFinite($"{stack.Arch} states {StateShape} (forward pass overflowed{(precision == Precision.F32 ? " in float32" : "")})");
         _sites = new Lazy<WeightSite[]>(BuildSites);
     }
 
@@ -74,7 +73,9 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
     /// <inheritdoc/>
     public override Precision Precision { get; }
     /// <inheritdoc/>
-    public override ReadOnlyMemory<double> States => _z;
+    public override ReadOnlyMemory<double> States => _engine.States.Wide;
+    /// <inheritdoc/>
+    public override ReadOnlyMemory<float> StatesSingle => _engine.States.Single;
     /// <inheritdoc/>
     public override IReadOnlyList<WeightSite> Sites => _sites.Value;
     /// <summary>Number of layers L.</summary>
@@ -130,6 +131,9 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
     /// <summary>A float32 linearisation applies float32 state blocks natively (P, P*, P⁻¹, the sites' D/D*, so K and NTK_S).</summary>
     internal override bool HasSingleStateMaps => Precision == Precision.F32;
 
+    /// <summary>A float32 linearisation's J_θ and J_θ* read and write float32 blocks natively.</summary>
+    internal override bool HasSingleParamMaps => HasSingleStateMaps;
+
     /// <inheritdoc/>
     internal override void StateJvpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0)
     {
@@ -183,6 +187,8 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
     /// </remarks>
     private interface IEngine
     {
+        /// <summary>The forward trajectory, stored in the compute type.</summary>
+        Trajectory States { get; }
         void StateJvpAdd<TV>(int t, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged;
         void StateVjpAdd<TV>(int t, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged;
         void ParamJvp<TV>(ReadOnlySpan<TV> dTheta, Span<TV> result, int count) where TV : unmanaged;
@@ -232,6 +238,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         private readonly RecurrentCell[] _cells;
         private readonly int _b, _t, _l, _sc, _s, _h, _gh, _p, _c, _hho, _r, _work;
         private readonly T[] _z, _z0;
+        private readonly Trajectory<T> _states;   // z: its values are _z
         private readonly T[][] _x, _v, _cache, _wih, _whh;
         // The per-step weights packed once for the GEMM kernel (as op(B) = Wᵀ and W): the step products
         // have only count·B rows and cannot amortise packing W every step. Bit-identical products.
@@ -247,7 +254,8 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
             _cells = stack.Cells;
             _b = lin._b; _t = lin._t; _l = lin._l; _sc = lin._sc; _s = lin._s; _h = lin._h; _gh = lin._gh; _p = lin._p; _r = lin._r;
             _c = _cells[0].CacheWidth; _hho = _cells[0].HhOffset; _work = _cells[0].WorkWidth + 1;
-            _z = IsDouble ? (T[])(object)lin._z : new T[lin._z.Length];
+            _states = new Trajectory<T>(checked(_r * _s));
+            _z = _states.Values;
             _z0 = ToT(initialState);
             _x = new T[_l][]; _v = new T[_l][]; _cache = new T[_l][];
             _wih = new T[_l][]; _whh = new T[_l][]; _bih = new T[]?[_l]; _bhh = new T[]?[_l];
@@ -266,8 +274,9 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
             _wihT = Packs(_wih, Trans.Yes); _wihN = Packs(_wih, Trans.No);
             _x[0] = ToT(inputs);
             Forward();
-            if (!IsDouble) Widening.Widen<T>(_z, lin._z);
         }
+
+        public Trajectory States => _states;
 
         /// <summary>A copy in T (rounded for float32).</summary>
         private static T[] ToT(ReadOnlySpan<double> src)
