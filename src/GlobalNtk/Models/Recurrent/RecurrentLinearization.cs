@@ -77,6 +77,8 @@ public sealed class RecurrentLinearization : ChainLinearization
     public override IReadOnlyList<WeightSite> Sites => _sites.Value;
 
     internal RecurrentCell CellInternal => _cell;
+    /// <summary>The stored trajectory (what <see cref="States"/> and <see cref="ChainLinearization.StatesSingle"/> read).</summary>
+    internal Trajectory Trajectory => _engine.States;
     internal int PreWidth => _cell.PreWidth;
 
     /// <summary>

@@ -78,6 +78,8 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
     public override ReadOnlyMemory<float> StatesSingle => _engine.States.Single;
     /// <inheritdoc/>
     public override IReadOnlyList<WeightSite> Sites => _sites.Value;
+    /// <summary>The stored trajectory (what <see cref="States"/> and <see cref="ChainLinearization.StatesSingle"/> read).</summary>
+    internal Trajectory Trajectory => _engine.States;
     /// <summary>Number of layers L.</summary>
     public int Layers => _l;
     /// <summary>Units per layer in the state (H, or 2H for the LSTM).</summary>

@@ -15,6 +15,8 @@ internal abstract class Trajectory
     public abstract double[] Wide { get; }
     /// <summary>The stored float32 array; null when the states are float64.</summary>
     public abstract float[]? Single { get; }
+    /// <summary>Whether float32 states have been widened (<see cref="Wide"/> was asked for); always true for float64.</summary>
+    public abstract bool IsWidened { get; }
     /// <summary>Throws <see cref="NonFiniteException"/> naming <paramref name="what"/> at the first NaN/Inf state (in the stored precision).</summary>
     public abstract void EnsureFinite(string what);
 }
@@ -42,6 +44,9 @@ internal sealed class Trajectory<T> : Trajectory where T : unmanaged, IFloatingP
 
     /// <inheritdoc/>
     public override double[] Wide => _wide.Value;
+
+    /// <inheritdoc/>
+    public override bool IsWidened => typeof(T) == typeof(double) || _wide.IsValueCreated;
 
     /// <inheritdoc/>
     public override float[]? Single => typeof(T) == typeof(float) ? (float[])(object)Values : null;
