@@ -24,10 +24,10 @@ namespace GlobalNtk.Models.Recurrent;
 /// in float64. float32 vectors (the operators' float32 block overloads) run natively: the state maps,
 /// J_θ, J_θ*, the sites' D/D* and K's fused site kernel read and write float32 blocks in place, so
 /// an f32 NTK_S application holds no float64 state block. The trajectory is kept in float32
-/// (<see cref="ChainLinearization.StatesSingle"/>); <see cref="States"/> widens it on first use. Bias gradients (column sums
+/// (<see cref="ChainLinearization.StatesSingle"/>); <see cref="ChainLinearization.States"/> widens it on first use. Bias gradients (column sums
 /// over the B·T rows) accumulate in float64 and are rounded once.</para>
 /// </remarks>
-public sealed class RecurrentLinearization : ChainLinearization
+public sealed class RecurrentLinearization : RecurrentChainLinearization
 {
     private readonly RecurrentCell _cell;
     private readonly ParameterSet _params; // immutable values: later training does not change this linearisation
@@ -37,11 +37,10 @@ public sealed class RecurrentLinearization : ChainLinearization
     private readonly Lazy<IReadOnlyList<WeightSite>> _sites;
 
     internal RecurrentLinearization(RecurrentCell cell, Tensor inputs, ReadOnlySpan<double> initialState, Precision precision = Precision.F64)
+        : base(new AxisShape(("trial", inputs.Shape.Sizes[0]), ("time", inputs.Shape.Sizes[1]), ("unit", cell.StateSize)), precision)
     {
         _cell = cell;
-        int b = inputs.Shape.Sizes[0], t = inputs.Shape.Sizes[1], s = cell.StateSize;
-        StateShape = new AxisShape(("trial", b), ("time", t), ("unit", s));
-        Precision = precision;
+        int b = inputs.Shape.Sizes[0], t = inputs.Shape.Sizes[1];
         _x = inputs.Span.ToArray();
         _initial = initialState.ToArray();
         _params = cell.Parameters;
@@ -56,16 +55,8 @@ public sealed class RecurrentLinearization : ChainLinearization
     }
 
     /// <inheritdoc/>
-    public override AxisShape StateShape { get; }
-    /// <inheritdoc/>
     public override ParameterSet Parameters => _params;
-    /// <inheritdoc/>
-    public override Precision Precision { get; }
-    /// <inheritdoc/>
-    public override ReadOnlyMemory<double> States => _engine.States.Wide;
-    /// <inheritdoc/>
-    public override ReadOnlyMemory<float> StatesSingle => _engine.States.Single;
-    /// <summary>The states as a (trial, time, unit) tensor (a view of <see cref="States"/>; do not modify).</summary>
+    /// <summary>The states as a (trial, time, unit) tensor (a view of <see cref="ChainLinearization.States"/>; do not modify).</summary>
     public Tensor StatesTensor => new(_engine.States.Wide, StateShape);
     /// <summary>The cell this linearisation belongs to.</summary>
     public RecurrentCell Cell => _cell;
@@ -77,8 +68,7 @@ public sealed class RecurrentLinearization : ChainLinearization
     public override IReadOnlyList<WeightSite> Sites => _sites.Value;
 
     internal RecurrentCell CellInternal => _cell;
-    /// <summary>The stored trajectory (what <see cref="States"/> and <see cref="ChainLinearization.StatesSingle"/> read).</summary>
-    internal Trajectory Trajectory => _engine.States;
+    private protected override IRecurrentMaps Maps => _engine;
     internal int PreWidth => _cell.PreWidth;
 
     /// <summary>
@@ -115,115 +105,37 @@ public sealed class RecurrentLinearization : ChainLinearization
         return [new("rnn", [(RecurrentCell.WeightHhName, true), (RecurrentCell.WeightIhName, false)], [.. biasIh, RecurrentCell.BiasHhName], h + n, 0)];
     }
 
-    private void CheckStep(int step, int srcLength, int dstLength, int count, string what)
-    {
-        if (step < 1 || step >= Steps)
-            throw new ArgumentOutOfRangeException(nameof(step), $"{what}: step {step} outside 1..{Steps - 1} for {StateShape}.");
-        long need = (long)count * StateShape.Size;
-        if (count < 0 || srcLength < need || dstLength < need)
-            throw new ArgumentException($"{what}: blocks of length {srcLength}/{dstLength} cannot hold {count} × {StateShape}.");
-    }
-
     /// <inheritdoc/>
-    public override void StateJvpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
-    {
-        CheckStep(step, src.Length, dst.Length, count, "StateJvpAdd");
-        if (count > 0) _engine.StateJvpAdd(step, src, dst, count, alpha);
-    }
-
-    /// <inheritdoc/>
-    public override void StateVjpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
-    {
-        CheckStep(step, src.Length, dst.Length, count, "StateVjpAdd");
-        if (count > 0) _engine.StateVjpAdd(step, src, dst, count, alpha);
-    }
-
-    /// <inheritdoc/>
-    public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count)
-    {
-        int m = Parameters.TotalSize, size = StateShape.Size;
-        if (dTheta.Length < (long)count * m || result.Length < (long)count * size)
-            throw new ArgumentException($"ParamJvp: blocks of length {dTheta.Length}/{result.Length} cannot hold {count} × (m={m}) / {count} × {StateShape}.");
-        _engine.ParamJvp(dTheta, result, count);
-    }
-
-    /// <inheritdoc/>
-    public override void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count)
-    {
-        int m = Parameters.TotalSize, size = StateShape.Size;
-        if (q.Length < (long)count * size || dTheta.Length < (long)count * m)
-            throw new ArgumentException($"ParamVjp: blocks of length {q.Length}/{dTheta.Length} cannot hold {count} × {StateShape} / {count} × (m={m}).");
-        _engine.ParamVjp(q, dTheta, count);
-    }
+    public override void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count) => RunParamVjp(q, dTheta, count);
 
     /// <summary>
     /// Every site shares one per-row pre-activation [a_ih | a_hh] and one cell derivative D, so the
     /// site part of K is one D* pass, the Gram products Û_s(Û_sᵀ ·) on each site's column block, and
     /// one D pass (instead of a D* and a D pass per site).
     /// </summary>
-    public override bool TryAddSiteKernel(ReadOnlySpan<double> x, Span<double> y, int count)
-    {
-        long need = (long)count * StateShape.Size;
-        if (count < 0 || x.Length < need || y.Length < need)
-            throw new ArgumentException($"Site kernel: blocks of length {x.Length}/{y.Length} cannot hold {count} × {StateShape}.");
-        if (count > 0) _engine.AddSiteKernel(x, y, count);
-        return true;
-    }
+    public override bool TryAddSiteKernel(ReadOnlySpan<double> x, Span<double> y, int count) => RunSiteKernel(x, y, count);
 
-    // ---- float32 blocks (a float32 linearisation: read and written in float32, no float64 block) ----
-
-    /// <summary>A float32 linearisation applies float32 state blocks natively (P, P*, P⁻¹, K, NTK_S, J_θ, J_θ*, the sites' D/D*).</summary>
-    internal override bool HasSingleStateMaps => Precision == Precision.F32;
-
-    /// <summary>A float32 linearisation's J_θ and J_θ* read and write float32 blocks natively.</summary>
-    internal override bool HasSingleParamMaps => HasSingleStateMaps;
+    // float32 blocks on a float32 linearisation: read and written in float32, no float64 block.
 
     /// <inheritdoc/>
-    internal override void StateJvpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0)
-    {
-        if (!HasSingleStateMaps) { base.StateJvpAdd(step, src, dst, count, alpha); return; }
-        CheckStep(step, src.Length, dst.Length, count, "StateJvpAdd");
-        if (count > 0) _engine.StateJvpAdd(step, src, dst, count, alpha);
-    }
+    internal override bool TryAddSiteKernel(ReadOnlySpan<float> x, Span<float> y, int count) => HasSingleStateMaps && RunSiteKernel(x, y, count);
 
     /// <inheritdoc/>
-    internal override void StateVjpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0)
-    {
-        if (!HasSingleStateMaps) { base.StateVjpAdd(step, src, dst, count, alpha); return; }
-        CheckStep(step, src.Length, dst.Length, count, "StateVjpAdd");
-        if (count > 0) _engine.StateVjpAdd(step, src, dst, count, alpha);
-    }
+    internal override bool TryParamVjp(ReadOnlySpan<float> q, Span<float> dTheta, int count) => HasSingleStateMaps && RunParamVjp(q, dTheta, count);
 
-    /// <inheritdoc/>
-    internal override bool TryAddSiteKernel(ReadOnlySpan<float> x, Span<float> y, int count)
+    private bool RunParamVjp<TV>(ReadOnlySpan<TV> q, Span<TV> dTheta, int count) where TV : unmanaged
     {
-        if (!HasSingleStateMaps) return false;
-        long need = (long)count * StateShape.Size;
-        if (count < 0 || x.Length < need || y.Length < need)
-            throw new ArgumentException($"Site kernel: blocks of length {x.Length}/{y.Length} cannot hold {count} × {StateShape}.");
-        if (count > 0) _engine.AddSiteKernel(x, y, count);
-        return true;
-    }
-
-    /// <inheritdoc/>
-    internal override bool TryParamJvp(ReadOnlySpan<float> dTheta, Span<float> result, int count)
-    {
-        if (!HasSingleStateMaps) return false;
-        int m = Parameters.TotalSize, size = StateShape.Size;
-        if (dTheta.Length < (long)count * m || result.Length < (long)count * size)
-            throw new ArgumentException($"ParamJvp: blocks of length {dTheta.Length}/{result.Length} cannot hold {count} × (m={m}) / {count} × {StateShape}.");
-        _engine.ParamJvp(dTheta, result, count);
-        return true;
-    }
-
-    /// <inheritdoc/>
-    internal override bool TryParamVjp(ReadOnlySpan<float> q, Span<float> dTheta, int count)
-    {
-        if (!HasSingleStateMaps) return false;
-        int m = Parameters.TotalSize, size = StateShape.Size;
-        if (q.Length < (long)count * size || dTheta.Length < (long)count * m)
-            throw new ArgumentException($"ParamVjp: blocks of length {q.Length}/{dTheta.Length} cannot hold {count} × {StateShape} / {count} × (m={m}).");
+        CheckParamVjp(q.Length, dTheta.Length, count);
         _engine.ParamVjp(q, dTheta, count);
+        return true;
+    }
+
+    private bool RunSiteKernel<TV>(ReadOnlySpan<TV> x, Span<TV> y, int count) where TV : unmanaged
+    {
+        long need = (long)count * StateShape.Size;
+        if (count < 0 || x.Length < need || y.Length < need)
+            throw new ArgumentException($"Site kernel: blocks of length {x.Length}/{y.Length} cannot hold {count} × {StateShape}.");
+        if (count > 0) _engine.AddSiteKernel(x, y, count);
         return true;
     }
 
@@ -246,15 +158,10 @@ public sealed class RecurrentLinearization : ChainLinearization
     /// place, no conversion). Rows of a double block on a float32 engine are rounded on entry and
     /// widened on exit.
     /// </remarks>
-    private interface IEngine
+    private interface IEngine : IRecurrentMaps
     {
-        void StateJvpAdd<TV>(int k, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged;
-        void StateVjpAdd<TV>(int k, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged;
-        void ParamJvp<TV>(ReadOnlySpan<TV> dTheta, Span<TV> result, int count) where TV : unmanaged;
         void ParamVjp<TV>(ReadOnlySpan<TV> q, Span<TV> dTheta, int count) where TV : unmanaged;
         void AddSiteKernel<TV>(ReadOnlySpan<TV> x, Span<TV> y, int count) where TV : unmanaged;
-        /// <summary>The forward trajectory, stored in the compute type.</summary>
-        Trajectory States { get; }
         double[] Variables(int site);
         float[]? VariablesSingle(int site);
         void SiteDAdd<TA, TV>(int preOffset, ReadOnlySpan<TA> a, Span<TV> dst, int count) where TA : unmanaged where TV : unmanaged;

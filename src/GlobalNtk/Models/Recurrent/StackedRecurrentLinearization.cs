@@ -29,10 +29,10 @@ namespace GlobalNtk.Models.Recurrent;
 /// (float32 GEMM, float32 cell math) are float32; vectors at the operator interface stay float64
 /// (rounded on entry, widened and added in float64 on exit); bias and h0 gradients (sums over the
 /// B·T or B rows) accumulate in float64. The trajectory is kept in float32 only
-/// (<see cref="ChainLinearization.StatesSingle"/>); <see cref="States"/> and the sites'
+/// (<see cref="ChainLinearization.StatesSingle"/>); <see cref="ChainLinearization.States"/> and the sites'
 /// <see cref="WeightSite.Variables"/> are the float32 values widened, on first use.</para>
 /// </remarks>
-public sealed class StackedRecurrentLinearization : ChainLinearization
+public sealed class StackedRecurrentLinearization : RecurrentChainLinearization
 {
     private readonly RecurrentStack _stack;
     private readonly ParameterSet _params;
@@ -44,14 +44,13 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
 
     internal StackedRecurrentLinearization(RecurrentStack stack, ParameterSet snapshot, Tensor inputs, ReadOnlySpan<double> initialState,
         Precision precision = Precision.F64)
+        : base(new AxisShape(("trial", inputs.Shape.Sizes[0]), ("time", inputs.Shape.Sizes[1]), ("unit", stack.Layers * stack.Cells[0].StateSize)), precision)
     {
         _stack = stack; _params = snapshot;
         var c0 = stack.Cells[0];
         _b = inputs.Shape.Sizes[0]; _t = inputs.Shape.Sizes[1]; _l = stack.Layers;
         _h = c0.HiddenSize; _sc = c0.StateSize; _s = _l * _sc; _gh = c0.GateWidth; _p = c0.PreWidth;
         _r = _b * _t;
-        StateShape = new AxisShape(("trial", _b), ("time", _t), ("unit", _s));
-        Precision = precision;
         _n = new int[_l]; _oBih = new int[_l]; _oBhh = new int[_l];
         for (int k = 0; k < _l; k++)
         {
@@ -67,19 +66,10 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
     }
 
     /// <inheritdoc/>
-    public override AxisShape StateShape { get; }
-    /// <inheritdoc/>
     public override ParameterSet Parameters => _params;
     /// <inheritdoc/>
-    public override Precision Precision { get; }
-    /// <inheritdoc/>
-    public override ReadOnlyMemory<double> States => _engine.States.Wide;
-    /// <inheritdoc/>
-    public override ReadOnlyMemory<float> StatesSingle => _engine.States.Single;
-    /// <inheritdoc/>
     public override IReadOnlyList<WeightSite> Sites => _sites.Value;
-    /// <summary>The stored trajectory (what <see cref="States"/> and <see cref="ChainLinearization.StatesSingle"/> read).</summary>
-    internal Trajectory Trajectory => _engine.States;
+    private protected override IRecurrentMaps Maps => _engine;
     /// <summary>Number of layers L.</summary>
     public int Layers => _l;
     /// <summary>Units per layer in the state (H, or 2H for the LSTM).</summary>
@@ -87,80 +77,11 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
 
     private int Off(int k) => k * _sc;
 
-    private void CheckStep(int step, int srcLength, int dstLength, int count, string what)
-    {
-        if (step < 1 || step >= _t)
-            throw new ArgumentOutOfRangeException(nameof(step), $"{what}: step {step} outside 1..{_t - 1} for {StateShape}.");
-        long need = (long)count * StateShape.Size;
-        if (count < 0 || srcLength < need || dstLength < need)
-            throw new ArgumentException($"{what}: blocks of length {srcLength}/{dstLength} cannot hold {count} × {StateShape}.");
-    }
-
-    /// <inheritdoc/>
-    public override void StateJvpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
-    {
-        CheckStep(step, src.Length, dst.Length, count, "StateJvpAdd");
-        if (count > 0) _engine.StateJvpAdd(step, src, dst, count, alpha);
-    }
-
-    /// <inheritdoc/>
-    public override void StateVjpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
-    {
-        CheckStep(step, src.Length, dst.Length, count, "StateVjpAdd");
-        if (count > 0) _engine.StateVjpAdd(step, src, dst, count, alpha);
-    }
-
-    /// <inheritdoc/>
-    public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count)
-    {
-        int m = _params.TotalSize, size = StateShape.Size;
-        if (dTheta.Length < (long)count * m || result.Length < (long)count * size)
-            throw new ArgumentException($"ParamJvp: blocks of length {dTheta.Length}/{result.Length} cannot hold {count} × (m={m}) / {count} × {StateShape}.");
-        _engine.ParamJvp(dTheta, result, count);
-    }
-
     /// <inheritdoc/>
     public override void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count)
     {
-        int m = _params.TotalSize, size = StateShape.Size;
-        if (q.Length < (long)count * size || dTheta.Length < (long)count * m)
-            throw new ArgumentException($"ParamVjp: blocks of length {q.Length}/{dTheta.Length} cannot hold {count} × {StateShape} / {count} × (m={m}).");
+        CheckParamVjp(q.Length, dTheta.Length, count);
         _engine.ParamVjp(q, dTheta, count);
-    }
-
-    // ---- float32 blocks (a float32 linearisation: the state maps and the sites' D/D* read and write them natively) ----
-
-    /// <summary>A float32 linearisation applies float32 state blocks natively (P, P*, P⁻¹, the sites' D/D*, so K and NTK_S).</summary>
-    internal override bool HasSingleStateMaps => Precision == Precision.F32;
-
-    /// <summary>A float32 linearisation's J_θ and J_θ* read and write float32 blocks natively.</summary>
-    internal override bool HasSingleParamMaps => HasSingleStateMaps;
-
-    /// <inheritdoc/>
-    internal override void StateJvpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0)
-    {
-        if (!HasSingleStateMaps) { base.StateJvpAdd(step, src, dst, count, alpha); return; }
-        CheckStep(step, src.Length, dst.Length, count, "StateJvpAdd");
-        if (count > 0) _engine.StateJvpAdd(step, src, dst, count, alpha);
-    }
-
-    /// <inheritdoc/>
-    internal override void StateVjpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0)
-    {
-        if (!HasSingleStateMaps) { base.StateVjpAdd(step, src, dst, count, alpha); return; }
-        CheckStep(step, src.Length, dst.Length, count, "StateVjpAdd");
-        if (count > 0) _engine.StateVjpAdd(step, src, dst, count, alpha);
-    }
-
-    /// <inheritdoc/>
-    internal override bool TryParamJvp(ReadOnlySpan<float> dTheta, Span<float> result, int count)
-    {
-        if (!HasSingleStateMaps) return false;
-        int m = _params.TotalSize, size = StateShape.Size;
-        if (dTheta.Length < (long)count * m || result.Length < (long)count * size)
-            throw new ArgumentException($"ParamJvp: blocks of length {dTheta.Length}/{result.Length} cannot hold {count} × (m={m}) / {count} × {StateShape}.");
-        _engine.ParamJvp(dTheta, result, count);
-        return true;
     }
 
     /// <summary>
@@ -170,9 +91,8 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
     internal override bool TryParamVjp(ReadOnlySpan<float> q, Span<float> dTheta, int count)
     {
         if (!HasSingleStateMaps) return false;
+        CheckParamVjp(q.Length, dTheta.Length, count);
         int m = _params.TotalSize, size = StateShape.Size;
-        if (q.Length < (long)count * size || dTheta.Length < (long)count * m)
-            throw new ArgumentException($"ParamVjp: blocks of length {q.Length}/{dTheta.Length} cannot hold {count} × {StateShape} / {count} × (m={m}).");
         var wide = new double[m];
         for (int j = 0; j < count; j++)
         {
@@ -187,13 +107,8 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
     /// A block element type TV (TA) is double (the interface's float64 vectors) or the engine's own T
     /// (float32 blocks on a float32 engine, read and written in place without conversion).
     /// </remarks>
-    private interface IEngine
+    private interface IEngine : IRecurrentMaps
     {
-        /// <summary>The forward trajectory, stored in the compute type.</summary>
-        Trajectory States { get; }
-        void StateJvpAdd<TV>(int t, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged;
-        void StateVjpAdd<TV>(int t, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged;
-        void ParamJvp<TV>(ReadOnlySpan<TV> dTheta, Span<TV> result, int count) where TV : unmanaged;
         void ParamVjp<TV>(ReadOnlySpan<TV> q, Span<double> dTheta, int count) where TV : unmanaged;
         double[] Variables(int k, (string Name, bool Recurrent)[] weights, int width);
         float[]? VariablesSingle(int k, (string Name, bool Recurrent)[] weights, int width);
@@ -480,7 +395,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
             finally { Return(o); Return(q); Return(g); Return(carry); }
         }
 
-        /// <inheritdoc cref="IEngine.ParamJvp"/>
+        /// <inheritdoc cref="IRecurrentMaps.ParamJvp"/>
         public void ParamJvp<TV>(ReadOnlySpan<TV> dTheta, Span<TV> result, int count) where TV : unmanaged
         {
             int m = _lin._params.TotalSize, size = _lin.StateShape.Size;
