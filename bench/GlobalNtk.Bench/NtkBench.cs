@@ -172,14 +172,17 @@ internal static class NtkBench
                           $"(one state block of {block} = {(f32v ? 4.0 : 8.0) * s * block / 1e6:F0} MB), {peakCore / 1e6:F0} MB after the Kronecker core and GEMM rates (working set {wsAfterBlock / 1e6:F0} MB before them); GC heap now {GC.GetTotalMemory(false) / 1e6:F0} MB");
         if (precision == Precision.F32)
         {
-            // After the peak figure: the float64 reference linearisation is built only now, and is small
-            // next to the blocks, which are gone (the process's peak stays the figure above).
-            var ops64 = new NtkOperators(model.Linearize(x, Precision.F64));
+            // After the peak figure, one linearisation at a time: the float32 result first, then the float32
+            // operators are dropped and only then the float64 reference is built (a stacked net's float64
+            // linearisation is larger than the blocks were, so building it next to the float32 one set the peak).
             q ??= BenchVectors.Uniform(s, 3);   // qf's values before rounding
-            var y64 = ops64.NtkS.Apply(q);
             double[] y32;
             if (f32v) { ops.NtkS.ApplyBlock(qf, yf, 1); y32 = yf!.Select(v => (double)v).ToArray(); }
             else y32 = ops.NtkS.Apply(q);
+            ops = null!; lin = null!; big = null!;
+            GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();
+            var ops64 = new NtkOperators(model.Linearize(x, Precision.F64));
+            var y64 = ops64.NtkS.Apply(q);
             double num = 0, den = 0;
             for (int i = 0; i < s; i++) { num += (y32[i] - y64[i]) * (y32[i] - y64[i]); den += y64[i] * y64[i]; }
             Console.WriteLine($"f32 vs f64 on this model ({(f32v ? "float32" : "float64")} vectors): ‖NTK_S q (f32) − NTK_S q (f64)‖ / ‖NTK_S q (f64)‖ = {Math.Sqrt(num / den):E2}; " +

@@ -22,15 +22,17 @@ public class RecurrentTrajectoryTests
     {
         var model = RecurrentModel.Create(new RecurrentConfig(arch, 3, 12, 2) { Seed = 7, Layers = layers });
         var x = new Tensor(TestMath.Uniform(3 * 10 * 3, 8), model.InputShape(3, 10));
-        return (model.Linearize(x, Precision.F64), model.Linearize(x, Precision.F32));
+        var (lin64, lin32) = (model.Linearize(x, Precision.F64), model.Linearize(x, Precision.F32));
+        var type = layers == 1 ? typeof(RecurrentLinearization) : typeof(StackedRecurrentLinearization);
+        Assert.IsType(type, lin64);
+        Assert.IsType(type, lin32);
+        Assert.Equal(Precision.F32, lin32.Precision);
+        return (lin64, lin32);
     }
 
-    private static Trajectory TrajectoryOf(ChainLinearization lin) => lin switch
-    {
-        RecurrentLinearization r => r.Trajectory,
-        StackedRecurrentLinearization s => s.Trajectory,
-        _ => throw new ArgumentException(lin.GetType().Name),
-    };
+    /// <summary>Both recurrent linearisations keep their trajectory through the shared <see cref="RecurrentChainLinearization"/>.</summary>
+    private static Trajectory TrajectoryOf(ChainLinearization lin)
+        => Assert.IsAssignableFrom<RecurrentChainLinearization>(lin).Trajectory;
 
     private static double[] ArrayOf(ReadOnlyMemory<double> m)
     {
