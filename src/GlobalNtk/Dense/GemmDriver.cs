@@ -186,13 +186,19 @@ internal static unsafe class GemmDriver<T, K>
         int mr = K.MR;
         if (ta == Trans.Yes)
         {
+            int i1 = 0; // columns of op(A)ᵀ's rows packed by the pair-of-rows path
+            if (typeof(T) == typeof(float) && mr == 8 && Avx512F.IsSupported)
+            {
+                i1 = mc & ~15;
+                PackTransposedPairs((float*)(a + (nint)pc * lda + ic), lda, i1, kc, (float*)dst);
+            }
             // op(A)(i, p) = a[p·lda + i]: walk each stored row once, across all panels, so every
             // cache line of A is read whole (panel by panel, an MR-float run is half a line).
-            for (int p = 0; p < kc; p++)
+            for (int p = 0; p < kc && i1 < mc; p++)
             {
                 T* src = a + (nint)(pc + p) * lda + ic;
-                T* d = dst + p * mr;
-                for (int i0 = 0; i0 < mc; i0 += mr, d += (nint)mr * kc)
+                T* d = dst + p * mr + (nint)i1 * kc;
+                for (int i0 = i1; i0 < mc; i0 += mr, d += (nint)mr * kc)
                     CopyPadded(src + i0, d, Math.Min(mr, mc - i0), mr);
             }
             return;
@@ -264,6 +270,44 @@ internal static unsafe class GemmDriver<T, K>
             }
             for (int j = cols; j < nr; j++)
                 for (int q = p; q < kc; q++) dst[q * nr + j] = T.Zero;
+        }
+    }
+
+    /// <summary>
+    /// Float 8-row Ā panels of a transposed A, for its first <paramref name="cols"/> (a multiple of 16)
+    /// rows of op(A): op(A)(i, p) = src[p·lds + i] goes to dst[(i / 8)·8·kc + p·8 + i % 8], as
+    /// <see cref="PackA"/> lays it out. Two k-rows at a time, so that each panel receives 16 contiguous
+    /// values (a whole cache line) per store instead of two half-line stores; and 128 columns (16
+    /// panels) at a time over the whole depth, so that the stores go to 16 streams, not one per panel
+    /// of the block (a page apart each, which cost a TLB miss per store).
+    /// </summary>
+    private static void PackTransposedPairs(float* src, nint lds, int cols, int kc, float* dst)
+    {
+        const int group = 128;
+        nint panel = 8 * (nint)kc;
+        for (int g0 = 0; g0 < cols; g0 += group)
+        {
+            int gEnd = Math.Min(g0 + group, cols);
+            float* dg = dst + (g0 / 8) * panel;
+            int p = 0;
+            for (; p + 2 <= kc; p += 2)
+            {
+                float* s0 = src + p * lds, s1 = s0 + lds;
+                float* d = dg + p * 8;
+                for (int i0 = g0; i0 < gEnd; i0 += 16, d += 2 * panel)
+                {
+                    Vector512<float> r0 = Vector512.Load(s0 + i0), r1 = Vector512.Load(s1 + i0);
+                    Vector512.Store(Avx512F.Shuffle4x128(r0, r1, 0x44), d);          // [row p | row p+1] of panel i0/8
+                    Vector512.Store(Avx512F.Shuffle4x128(r0, r1, 0xEE), d + panel);  // the same for panel i0/8 + 1
+                }
+            }
+            if (p < kc) // odd depth: the last k-row alone
+            {
+                float* s0 = src + p * lds;
+                float* d = dg + p * 8;
+                for (int i0 = g0; i0 < gEnd; i0 += 8, d += panel)
+                    Vector256.Store(Vector256.Load(s0 + i0), d);
+            }
         }
     }
 
