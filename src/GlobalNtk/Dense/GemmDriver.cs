@@ -11,7 +11,7 @@ namespace GlobalNtk.Dense;
 /// JIT-time constants. Loop nest: MC row blocks of A → KC slices of k (Ā packed once per slice,
 /// or read where it is stored) → NC column blocks of B (B̄ packed, L2-sized) → MR-row panels of Ā →
 /// NR-column panels of B̄ (the microkernel tiles). A full-height tile cut by the right
-/// edge of C goes to the kernel's masked path when it has one (<see cref="IGemmKernel{T}.TryComputeColumnEdge"/>);
+/// or bottom edge of C goes to the kernel's edge path when it has one (<see cref="IGemmKernel{T}.TryComputeEdge"/>);
 /// other edge tiles run the same kernel into a scratch tile (packing pads with zeros) and are copied out.
 /// </summary>
 /// <remarks>
@@ -157,7 +157,7 @@ internal static unsafe class GemmDriver<T, K>
                 T* cp = c + ir * ldc + jr;
                 if (mrEff == mr && nrEff == nr)
                     K.Compute(kc, ap, bp, cp, ldc, alpha, beta);
-                else if (mrEff < mr || !K.TryComputeColumnEdge(kc, ap, bp, cp, ldc, alpha, beta, nrEff))
+                else if (!K.TryComputeEdge(kc, ap, bp, cp, ldc, alpha, beta, mrEff, nrEff))
                 {
                     // Scratch tile (packing padded A and B with zeros), then copy out the part inside C
                     // with the kernels' own rounding (alpha·t fused with beta·c), so an element's bits do

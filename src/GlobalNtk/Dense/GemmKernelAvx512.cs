@@ -31,17 +31,27 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         Tile<Packed3>(kc, a, 1, 8, b, 3 * Vector512<T>.Count, c, ldc, alpha, beta, 0, 8);
 
     /// <summary>
-    /// A full-height tile whose last columns fall outside C (<paramref name="cols"/> &lt; NR): only the
-    /// vectors that hold columns of C are computed, the last one stored under a lane mask, straight
-    /// into C (no scratch copy).
+    /// A tile cut by the edges of C (<paramref name="rows"/> ≤ 8, <paramref name="cols"/> ≤ NR), written
+    /// straight into C (no scratch copy): only the vectors that hold columns of C are computed, the
+    /// last one stored under a lane mask, and a tile of at most 4 rows runs a 4-row body (half the
+    /// multiply-adds; the panel's padding rows are not multiplied).
     /// </summary>
-    public static bool TryComputeColumnEdge(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, int cols)
+    public static bool TryComputeEdge(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, int rows, int cols)
     {
-        int nr = 3 * Vector512<T>.Count;
-        if (cols <= Vector512<T>.Count) Tile<PackedEdge1>(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, cols, 8);
-        else if (cols <= 2 * Vector512<T>.Count) Tile<PackedEdge2>(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, cols - Vector512<T>.Count, 8);
-        else Tile<PackedEdge3>(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, cols - 2 * Vector512<T>.Count, 8);
+        if (rows <= 4) PackedTile<Rows4<Packed3>, Rows4<PackedEdge1>, Rows4<PackedEdge2>, Rows4<PackedEdge3>>(kc, a, b, c, ldc, alpha, beta, rows, cols);
+        else PackedTile<Packed3, PackedEdge1, PackedEdge2, PackedEdge3>(kc, a, b, c, ldc, alpha, beta, rows, cols);
         return true;
+    }
+
+    private static void PackedTile<SFull, SEdge1, SEdge2, SEdge3>(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, int rows, int cols)
+        where SFull : struct, ITileShape where SEdge1 : struct, ITileShape where SEdge2 : struct, ITileShape where SEdge3 : struct, ITileShape
+    {
+        int l = Vector512<T>.Count, nr = 3 * l;
+        // The unmasked 8-row body stores all 8 rows; a full-width tile of 5–7 rows takes the masked one.
+        if (cols >= nr && (rows == 8 || SFull.Rows == 4)) Tile<SFull>(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, 0, rows);
+        else if (cols <= l) Tile<SEdge1>(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, cols, rows);
+        else if (cols <= 2 * l) Tile<SEdge2>(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, cols - l, rows);
+        else Tile<SEdge3>(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, cols - 2 * l, rows);
     }
 
     /// <summary>
@@ -87,17 +97,26 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         for (int i0 = 0; i0 < m; i0 += 8)
         {
             int rows = Math.Min(8, m - i0);
-            T* ai = a + i0 * ars;
-            T* ci = c + i0 * ldc;
-            for (int j0 = 0; j0 < n; j0 += nr)
-            {
-                int cols = n - j0;
-                T* bj = b + j0 * bjs;
-                if (cols >= nr) Tile<SFull>(k, ai, ars, aps, bj, bps, ci + j0, ldc, alpha, beta, 0, rows);
-                else if (cols <= l) Tile<SEdge1>(k, ai, ars, aps, bj, bps, ci + j0, ldc, alpha, beta, cols, rows);
-                else if (cols <= 2 * l) Tile<SEdge2>(k, ai, ars, aps, bj, bps, ci + j0, ldc, alpha, beta, cols - l, rows);
-                else Tile<SEdge3>(k, ai, ars, aps, bj, bps, ci + j0, ldc, alpha, beta, cols - 2 * l, rows);
-            }
+            // A last block of at most 4 rows runs the 4-row body (half the multiply-adds).
+            if (rows <= 4) DirectRow<Rows4<SFull>, Rows4<SEdge1>, Rows4<SEdge2>, Rows4<SEdge3>>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
+            else DirectRow<SFull, SEdge1, SEdge2, SEdge3>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
+        }
+    }
+
+    /// <summary>One row block of <see cref="DirectOn"/>: its tiles across all n columns.</summary>
+    private static void DirectRow<SFull, SEdge1, SEdge2, SEdge3>(int n, int k, T alpha, T* ai, nint ars, nint aps,
+        T* b, nint bps, nint bjs, T beta, T* ci, nint ldc, int rows)
+        where SFull : struct, ITileShape where SEdge1 : struct, ITileShape where SEdge2 : struct, ITileShape where SEdge3 : struct, ITileShape
+    {
+        int l = Vector512<T>.Count, nr = 3 * l;
+        for (int j0 = 0; j0 < n; j0 += nr)
+        {
+            int cols = n - j0;
+            T* bj = b + j0 * bjs;
+            if (cols >= nr) Tile<SFull>(k, ai, ars, aps, bj, bps, ci + j0, ldc, alpha, beta, 0, rows);
+            else if (cols <= l) Tile<SEdge1>(k, ai, ars, aps, bj, bps, ci + j0, ldc, alpha, beta, cols, rows);
+            else if (cols <= 2 * l) Tile<SEdge2>(k, ai, ars, aps, bj, bps, ci + j0, ldc, alpha, beta, cols - l, rows);
+            else Tile<SEdge3>(k, ai, ars, aps, bj, bps, ci + j0, ldc, alpha, beta, cols - 2 * l, rows);
         }
     }
 
@@ -117,10 +136,16 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         // (the body is too large to rely on inlining for that).
         int l = Vector512<T>.Count, nv = S.Vectors;
         bool masked = S.Masked, direct = S.Direct, storedB = S.Direct && S.StoredB;
-        if (!direct) { ars = 1; aps = 8; rows = 8; } // packed A panels: constant strides
+        bool four = S.Rows == 4; // rows 4–7 are neither multiplied nor stored
+        if (!direct) // packed A panels: constant strides (rows past C's edge are zero padding)
+        {
+            ars = 1; aps = 8;
+            if (!masked && !four) rows = 8; // Compute's full tile: a constant for the JIT
+        }
         if (!storedB) bps = 3 * l; // packed B panels
-        nint o1 = Row(1, rows, ars), o2 = Row(2, rows, ars), o3 = Row(3, rows, ars), o4 = Row(4, rows, ars);
-        nint o5 = Row(5, rows, ars), o6 = Row(6, rows, ars), o7 = Row(7, rows, ars);
+        nint o1 = direct ? Row(1, rows, ars) : 1, o2 = direct ? Row(2, rows, ars) : 2, o3 = direct ? Row(3, rows, ars) : 3;
+        nint o4 = direct ? Row(4, rows, ars) : 4, o5 = direct ? Row(5, rows, ars) : 5, o6 = direct ? Row(6, rows, ars) : 6;
+        nint o7 = direct ? Row(7, rows, ars) : 7;
         Vector512<T> mask = masked ? LaneMask(last) : default;
         // Fetch the C tile while the k-loop runs: C rarely sits in L1 (it outgrows L2 on large
         // products), and its lines would otherwise stall the store phase.
@@ -159,22 +184,25 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
             c30 = Fma(x, b0, c30);
             if (nv > 1) c31 = Fma(x, b1, c31);
             if (nv > 2) c32 = Fma(x, b2, c32);
-            x = Vector512.Create(a[o4]);
-            c40 = Fma(x, b0, c40);
-            if (nv > 1) c41 = Fma(x, b1, c41);
-            if (nv > 2) c42 = Fma(x, b2, c42);
-            x = Vector512.Create(a[o5]);
-            c50 = Fma(x, b0, c50);
-            if (nv > 1) c51 = Fma(x, b1, c51);
-            if (nv > 2) c52 = Fma(x, b2, c52);
-            x = Vector512.Create(a[o6]);
-            c60 = Fma(x, b0, c60);
-            if (nv > 1) c61 = Fma(x, b1, c61);
-            if (nv > 2) c62 = Fma(x, b2, c62);
-            x = Vector512.Create(a[o7]);
-            c70 = Fma(x, b0, c70);
-            if (nv > 1) c71 = Fma(x, b1, c71);
-            if (nv > 2) c72 = Fma(x, b2, c72);
+            if (!four)
+            {
+                x = Vector512.Create(a[o4]);
+                c40 = Fma(x, b0, c40);
+                if (nv > 1) c41 = Fma(x, b1, c41);
+                if (nv > 2) c42 = Fma(x, b2, c42);
+                x = Vector512.Create(a[o5]);
+                c50 = Fma(x, b0, c50);
+                if (nv > 1) c51 = Fma(x, b1, c51);
+                if (nv > 2) c52 = Fma(x, b2, c52);
+                x = Vector512.Create(a[o6]);
+                c60 = Fma(x, b0, c60);
+                if (nv > 1) c61 = Fma(x, b1, c61);
+                if (nv > 2) c62 = Fma(x, b2, c62);
+                x = Vector512.Create(a[o7]);
+                c70 = Fma(x, b0, c70);
+                if (nv > 1) c71 = Fma(x, b1, c71);
+                if (nv > 2) c72 = Fma(x, b2, c72);
+            }
             a += aps;
         }
         Vector512<T> va = Vector512.Create(alpha), vb = Vector512.Create(beta);
@@ -183,6 +211,7 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         if (rows > 1) PutRow(c + ldc, c10, c11, c12, va, vb, beta0, nv, masked, mask);
         if (rows > 2) PutRow(c + 2 * ldc, c20, c21, c22, va, vb, beta0, nv, masked, mask);
         if (rows > 3) PutRow(c + 3 * ldc, c30, c31, c32, va, vb, beta0, nv, masked, mask);
+        if (four) return;
         if (rows > 4) PutRow(c + 4 * ldc, c40, c41, c42, va, vb, beta0, nv, masked, mask);
         if (rows > 5) PutRow(c + 5 * ldc, c50, c51, c52, va, vb, beta0, nv, masked, mask);
         if (rows > 6) PutRow(c + 6 * ldc, c60, c61, c62, va, vb, beta0, nv, masked, mask);
@@ -265,6 +294,18 @@ internal interface ITileShape
     static abstract bool Direct { get; }
     /// <summary>With <see cref="Direct"/>: B read where it is stored as well (its last vector under the mask).</summary>
     static virtual bool StoredB => true;
+    /// <summary>Rows the body multiplies: 8, or 4 for a last block of at most 4 rows.</summary>
+    static virtual int Rows => 8;
+}
+
+/// <summary><typeparamref name="S"/> with a 4-row body (rows 4–7 neither multiplied nor stored).</summary>
+internal struct Rows4<S> : ITileShape where S : struct, ITileShape
+{
+    public static int Vectors => S.Vectors;
+    public static bool Masked => S.Masked;
+    public static bool Direct => S.Direct;
+    public static bool StoredB => S.StoredB;
+    public static int Rows => 4;
 }
 
 internal struct Packed3 : ITileShape { public static int Vectors => 3; public static bool Masked => false; public static bool Direct => false; }

@@ -25,11 +25,11 @@ internal unsafe interface IGemmKernel<T> where T : unmanaged
     static abstract int NC { get; }
     static abstract void Compute(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta);
     /// <summary>
-    /// <see cref="Compute"/> for a tile of all MR rows but only the first <paramref name="cols"/> &lt; NR
-    /// columns, written straight into C; false (the default) when the kernel has no such path, and
-    /// the driver runs the tile into scratch and copies it out.
+    /// <see cref="Compute"/> for a tile cut by the edges of C: only its first <paramref name="rows"/> ≤ MR
+    /// rows and <paramref name="cols"/> ≤ NR columns are written, straight into C; false (the default)
+    /// when the kernel has no such path, and the driver runs the tile into scratch and copies it out.
     /// </summary>
-    static virtual bool TryComputeColumnEdge(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, int cols) => false;
+    static virtual bool TryComputeEdge(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, int rows, int cols) => false;
     /// <summary>Whether the kernel has <see cref="MultiplyStoredA"/>.</summary>
     static virtual bool MultipliesStoredA => false;
     /// <summary>
