@@ -207,6 +207,41 @@ public class GemmDirectTests
                 }
     }
 
+    /// <summary>
+    /// The blocked driver's tiles cut by the bottom edge of C, for every height of the last row panel
+    /// (1–8 rows: the 4-row body for ≤ 4, the 8-row body under a row limit for 5–7) and both a full and a
+    /// masked last column tile, over two k-slices (the second of odd depth), with A packed (transposed)
+    /// or read as stored.
+    /// </summary>
+    [Theory]
+    [InlineData("f64")]
+    [InlineData("f32")]
+    public void EdgeTilesOfEveryHeightMatchNaive(string precision)
+    {
+        if (!Avx512F.IsSupported)
+        {
+            Assert.False(Gemm.SelectedKernel == Gemm.KernelKind.Avx512);
+            return;
+        }
+        if (precision == "f64") EveryHeight<double>(); else EveryHeight<float>();
+    }
+
+    private static void EveryHeight<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(37);
+        int l = Vector512<T>.Count, kc = Avx512Kernel<T>.KC, caseIndex = 0;
+        // 149 rows of a transposed A: more than one 128-row group of the pair-of-rows packing, then 5 rows.
+        foreach (int m in new[] { 9, 10, 11, 12, 13, 14, 15, 16, 149 })
+            foreach (int n in new[] { 6 * l, 3 * l + 5 })
+                foreach (Trans ta in new[] { Trans.No, Trans.Yes })
+                {
+                    var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
+                    Check<T>(rng, ta, caseIndex % 3 == 0 ? Trans.Yes : Trans.No, m, n, kc + 3, alpha, beta,
+                        pad: 1 + caseIndex % 2, offset: caseIndex % 3, serial: true);
+                    caseIndex++;
+                }
+    }
+
     private static readonly (double Alpha, double Beta)[] Scalars = [(1, 0), (-0.7, 1.3), (2, 1), (1, -1)];
 
     /// <summary>Machine epsilon (2u) of T.</summary>
@@ -229,7 +264,8 @@ public class GemmDirectTests
         int bRows = tb == Trans.No ? k : n, bCols = tb == Trans.No ? n : k;
         int lda = aCols + pad, ldb = bCols + pad, ldc = n + pad;
         T[] a = Random<T>(rng, offset + (aRows - 1) * lda + aCols), b = Random<T>(rng, offset + (bRows - 1) * ldb + bCols);
-        T[] c = Random<T>(rng, offset + (m - 1) * ldc + n), c0 = (T[])c.Clone();
+        int cEnd = offset + (m - 1) * ldc + n; // 8 guard rows follow C: a tile that stores rows past m shows there
+        T[] c = Random<T>(rng, cEnd + 8 * ldc), c0 = (T[])c.Clone();
         if (serial)
             fixed (T* pa = a, pb = b, pc = c)
                 GemmDriver<T, Avx512Kernel<T>>.Serial(ta, tb, m, n, k, T.CreateTruncating(alpha), pa + offset, lda, pb + offset, ldb,
@@ -258,6 +294,7 @@ public class GemmDirectTests
                     $"{typeof(T).Name} {ta}/{tb} m={m} n={n} k={k} α={alpha} β={beta} pad={pad}: C[{i},{j}] = {got}, reference {expected}");
             }
         for (int q = 0; q < offset; q++) Assert.Equal(c0[q], c[q]);
+        for (int q = cEnd; q < c.Length; q++) Assert.Equal(c0[q], c[q]);
         for (int i = 0; i < m - 1; i++)
             for (int j = n; j < ldc; j++)
                 Assert.Equal(c0[offset + i * ldc + j], c[offset + i * ldc + j]);
