@@ -122,6 +122,7 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
         Widening.Narrow(input[..(rows * ld)], qkv);
         var prob = new T[checked(groups * heads * n * n)];
         var scale = T.CreateTruncating(1.0 / Math.Sqrt(dh));
+        int tile = causal ? CausalProducts.TileFor(n) : n; // one block: the dense products
         using var o = new RowScratch<T>(typeof(T) == typeof(double) ? 0 : (long)rows * width);
         var os = typeof(T) == typeof(double) ? MemoryMarshal.Cast<double, T>(output[..(rows * width)]) : o.Span;
         fixed (T* po = os)
@@ -130,25 +131,29 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
             Parallel.For(0, groups * heads, gh => Head(gh, new Span<T>((T*)op, rows * width)));
         }
         if (typeof(T) != typeof(double)) Widening.Widen<T>(o.Span, output[..(rows * width)]);
-        return new Trace<T>(this, rows, qkv, prob, width, heads, tokens, scale);
+        return new Trace<T>(this, rows, qkv, prob, width, heads, tokens, scale, causal, tile);
 
         void Head(int gh, Span<T> o)
         {
             int g = gh / heads, h = gh % heads;
             var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
             var p = prob.AsSpan(gh * n * n, n * n);
-            GemmGeneric.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, q, ld, k, ld, T.Zero, p, n);
+            // Scores on the causal region only; the softmax zeroes the rest of each row (the array is fresh).
+            CausalProducts.ABt(n, dh, tile, scale, q, ld, k, ld, T.Zero, p, n);
             Softmax.Rows(p, n, causal);
             // o_h = P V_h into the head's column block of O
-            GemmGeneric.Multiply(Trans.No, Trans.No, n, dh, n, T.One, p, n, v, ld, T.Zero, o[(g * n * width + h * dh)..], width);
+            CausalProducts.LB(n, dh, tile, T.One, p, n, v, ld, T.Zero, o[(g * n * width + h * dh)..], width);
         }
     }
 
     /// <summary>
     /// The trace with Q, K, V and P in T: float64, or float32 (sgemm products; its float64 maps
-    /// narrow the incoming block once and widen the result once).
+    /// narrow the incoming block once and widen the result once). With a causal mask every n×n
+    /// product (scores, P, their tangents and cotangents) runs on the causal region of
+    /// <see cref="CausalProducts"/> with row blocks of <paramref name="tile"/> (= n without a mask).
     /// </summary>
-    private sealed class Trace<T>(AttentionCoreBlock blk, int rows, T[] qkv, T[] prob, int width, int heads, int n, T scale)
+    private sealed class Trace<T>(AttentionCoreBlock blk, int rows, T[] qkv, T[] prob, int width, int heads, int n, T scale,
+        bool causal, int tile)
         : BlockTrace(blk, rows) where T : unmanaged, IFloatingPointIeee754<T>
     {
         private readonly int _groups = rows / n, _dh = width / heads;
@@ -200,22 +205,23 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
                     var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
                     var p = prob.AsSpan((g * heads + h) * n * n, n * n);
                     var t = System.Buffers.ArrayPool<T>.Shared.Rent(n * n);
+                    // t (n×n, pooled, stale outside the causal region) is written on that region first, then read only there.
                     if (forward)
                     {
-                        GemmGeneric.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, x[(h * dh)..], ld, k, ld, T.Zero, t, n);
-                        GemmGeneric.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, q, ld, x[(width + h * dh)..], ld, T.One, t, n);
-                        SoftmaxBackRows(p, t, n);
-                        GemmGeneric.Multiply(Trans.No, Trans.No, n, dh, n, T.One, t, n, v, ld, T.Zero, y[(h * dh)..], width);
-                        GemmGeneric.Multiply(Trans.No, Trans.No, n, dh, n, T.One, p, n, x[(2 * width + h * dh)..], ld, T.One, y[(h * dh)..], width);
+                        CausalProducts.ABt(n, dh, tile, scale, x[(h * dh)..], ld, k, ld, T.Zero, t, n);
+                        CausalProducts.ABt(n, dh, tile, scale, q, ld, x[(width + h * dh)..], ld, T.One, t, n);
+                        SoftmaxBackRows(p, t, n, causal, tile);
+                        CausalProducts.LB(n, dh, tile, T.One, t, n, v, ld, T.Zero, y[(h * dh)..], width);
+                        CausalProducts.LB(n, dh, tile, T.One, p, n, x[(2 * width + h * dh)..], ld, T.One, y[(h * dh)..], width);
                     }
                     else
                     {
                         var go = x[(h * dh)..];
-                        GemmGeneric.Multiply(Trans.Yes, Trans.No, n, dh, n, T.One, p, n, go, width, T.Zero, y[(2 * width + h * dh)..], ld);
-                        GemmGeneric.Multiply(Trans.No, Trans.Yes, n, n, dh, T.One, go, width, v, ld, T.Zero, t, n);
-                        SoftmaxBackRows(p, t, n);
-                        GemmGeneric.Multiply(Trans.No, Trans.No, n, dh, n, scale, t, n, k, ld, T.Zero, y[(h * dh)..], ld);
-                        GemmGeneric.Multiply(Trans.Yes, Trans.No, n, dh, n, scale, t, n, q, ld, T.Zero, y[(width + h * dh)..], ld);
+                        CausalProducts.LtB(n, dh, tile, T.One, p, n, go, width, T.Zero, y[(2 * width + h * dh)..], ld);
+                        CausalProducts.ABt(n, dh, tile, T.One, go, width, v, ld, T.Zero, t, n);
+                        SoftmaxBackRows(p, t, n, causal, tile);
+                        CausalProducts.LB(n, dh, tile, scale, t, n, k, ld, T.Zero, y[(h * dh)..], ld);
+                        CausalProducts.LtB(n, dh, tile, scale, t, n, q, ld, T.Zero, y[(width + h * dh)..], ld);
                     }
                     System.Buffers.ArrayPool<T>.Shared.Return(t);
                 });
@@ -223,37 +229,43 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
         }
 
         /// <summary>
-        /// x ← P ⊙ (x − rowsum(P ⊙ x)) row by row (the softmax Jacobian, symmetric per row; masked
-        /// entries have P = 0). In float32 the row sum is accumulated and subtracted in float64:
-        /// x − rowsum cancels where P is concentrated on a few tokens.
+        /// x ← P ⊙ (x − rowsum(P ⊙ x)) row by row (the softmax Jacobian, symmetric per row) on the
+        /// unmasked entries u ≤ t only (masked entries have P = 0); the masked entries of the causal
+        /// region (u &gt; t inside row t's tile) are set to 0, and x beyond the region is neither read
+        /// nor written. In float32 the row sum is accumulated and subtracted in float64: x − rowsum
+        /// cancels where P is concentrated on a few tokens.
         /// </summary>
-        private static void SoftmaxBackRows(ReadOnlySpan<T> p, Span<T> x, int n)
+        private static void SoftmaxBackRows(ReadOnlySpan<T> p, Span<T> x, int n, bool causal, int tile)
         {
             if (IsDouble)
             {
                 var pd = MemoryMarshal.Cast<T, double>(p); var xd = MemoryMarshal.Cast<T, double>(x);
                 for (int t = 0; t < n; t++)
                 {
-                    var pr = pd.Slice(t * n, n); var xr = xd.Slice(t * n, n);
+                    int allowed = causal ? t + 1 : n;
+                    var pr = pd.Slice(t * n, allowed); var xr = xd.Slice(t * n, allowed);
                     double dot = System.Numerics.Tensors.TensorPrimitives.Dot(pr, xr);
-                    for (int u = 0; u < n; u++) xr[u] = pr[u] * (xr[u] - dot);
+                    for (int u = 0; u < allowed; u++) xr[u] = pr[u] * (xr[u] - dot);
+                    xd[(t * n + allowed)..(t * n + CausalProducts.RowEnd(t, n, tile))].Clear();
                 }
                 return;
             }
             var pf = MemoryMarshal.Cast<T, float>(p); var xf = MemoryMarshal.Cast<T, float>(x);
             for (int t = 0; t < n; t++)
             {
-                var pr = pf.Slice(t * n, n); var xr = xf.Slice(t * n, n);
+                int allowed = causal ? t + 1 : n;
+                var pr = pf.Slice(t * n, allowed); var xr = xf.Slice(t * n, allowed);
                 double dot = Float32.DotWide(pr, xr);
                 int u = 0, w = System.Numerics.Vector<float>.Count;
                 var vd = new System.Numerics.Vector<double>(dot);
-                for (; u <= n - w; u += w)
+                for (; u <= allowed - w; u += w)
                 {
                     System.Numerics.Vector.Widen(new System.Numerics.Vector<float>(pr[u..]), out var p0, out var p1);
                     System.Numerics.Vector.Widen(new System.Numerics.Vector<float>(xr[u..]), out var x0, out var x1);
                     System.Numerics.Vector.Narrow(p0 * (x0 - vd), p1 * (x1 - vd)).CopyTo(xr[u..]);
                 }
-                for (; u < n; u++) xr[u] = (float)(pr[u] * (xr[u] - dot));
+                for (; u < allowed; u++) xr[u] = (float)(pr[u] * (xr[u] - dot));
+                xf[(t * n + allowed)..(t * n + CausalProducts.RowEnd(t, n, tile))].Clear();
             }
         }
     }
