@@ -69,6 +69,13 @@ public class CausalProductsTests
                 if (c < n) dense[t * n + c] = c <= t ? l[t * ldL + c] : T.Zero;
             }
 
+        // Bᵀ stored k × n with row stride n + 2, written here element by element; and the helper's transpose.
+        var bt = new T[k * (n + 2)];
+        for (int p = 0; p < k; p++) for (int c = 0; c < n; c++) bt[p * (n + 2) + c] = b[c * ldb + p];
+        var tr = new T[k * n];
+        CausalProducts.Transpose(n, k, b, ldb, tr);
+        for (int p = 0; p < k; p++) for (int c = 0; c < n; c++) Assert.Equal(bt[p * (n + 2) + c], tr[p * n + c]);
+
         foreach (double beta in new[] { 0.0, 1.0 })
         {
             // C = α A Bᵀ + β C on the region; sentinel outside it must survive.
@@ -76,7 +83,7 @@ public class CausalProductsTests
             var sentinel = T.CreateTruncating(12345.0);
             for (int t = 0; t < n; t++) for (int c = 0; c < n; c++) if (!InRegion(t, c)) c0[t * n + c] = sentinel;
             var got = (T[])c0.Clone();
-            CausalProducts.ABt(n, k, tile, T.CreateTruncating(alpha), a, lda, b, ldb, T.CreateTruncating(beta), got, n);
+            CausalProducts.ABt(n, k, tile, T.CreateTruncating(alpha), a, lda, bt, n + 2, T.CreateTruncating(beta), got, n);
             for (int t = 0; t < n; t++)
                 for (int c = 0; c < n; c++)
                 {

@@ -1,5 +1,7 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using GlobalNtk.Operators;
 using GlobalNtk.Dense;
 
@@ -87,10 +89,14 @@ public sealed class AttentionBlock : StepBlock
 /// The parameter-free core of <see cref="AttentionBlock"/>: rows [q, k, v] (width 3d) → the
 /// concatenated head outputs (width d), sequence by sequence. Its maps are per (sequence, head)
 /// GEMMs (docs/math.md#transformers): δS = c(δQ Kᵀ + Q δKᵀ), δP = P ⊙ (δS − rowsum(P ⊙ δS)),
-/// δO = δP V + P δV, and their adjoints.
+/// δO = δP V + P δV, and their adjoints. With a causal mask they run on the unmasked half
+/// (<see cref="CausalProducts"/>) in row blocks of <paramref name="tile"/> tokens
+/// (default <see cref="CausalProducts.TileFor"/>; a test or benchmark may choose another).
 /// </summary>
-internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool causal) : StepBlock
+internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool causal, int tile = 0) : StepBlock
 {
+    private readonly int _tile = !causal ? tokens : tile > 0 ? Math.Min(tile, tokens) : CausalProducts.TileFor(tokens);
+
     public override int InputWidth => 3 * width;
     public override int OutputWidth => width;
     public override bool RowLocal => false;
@@ -121,8 +127,8 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
         var qkv = new T[rows * ld];
         Widening.Narrow(input[..(rows * ld)], qkv);
         var prob = new T[checked(groups * heads * n * n)];
+        var kvT = new T[checked(groups * heads * 2 * dh * n)]; // per (sequence, head): Kᵀ then Vᵀ, each dh × n
         var scale = T.CreateTruncating(1.0 / Math.Sqrt(dh));
-        int tile = causal ? CausalProducts.TileFor(n) : n; // one block: the dense products
         using var o = new RowScratch<T>(typeof(T) == typeof(double) ? 0 : (long)rows * width);
         var os = typeof(T) == typeof(double) ? MemoryMarshal.Cast<double, T>(output[..(rows * width)]) : o.Span;
         fixed (T* po = os)
@@ -131,18 +137,21 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
             Parallel.For(0, groups * heads, gh => Head(gh, new Span<T>((T*)op, rows * width)));
         }
         if (typeof(T) != typeof(double)) Widening.Widen<T>(o.Span, output[..(rows * width)]);
-        return new Trace<T>(this, rows, qkv, prob, width, heads, tokens, scale, causal, tile);
+        return new Trace<T>(this, rows, qkv, prob, kvT, width, heads, tokens, scale, causal, _tile);
 
         void Head(int gh, Span<T> o)
         {
             int g = gh / heads, h = gh % heads;
             var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
             var p = prob.AsSpan(gh * n * n, n * n);
+            var kt = kvT.AsSpan(gh * 2 * dh * n, dh * n);
+            CausalProducts.Transpose(n, dh, k, ld, kt);
+            CausalProducts.Transpose(n, dh, v, ld, kvT.AsSpan((gh * 2 + 1) * dh * n, dh * n));
             // Scores on the causal region only; the softmax zeroes the rest of each row (the array is fresh).
-            CausalProducts.ABt(n, dh, tile, scale, q, ld, k, ld, T.Zero, p, n);
+            CausalProducts.ABt(n, dh, _tile, scale, q, ld, kt, n, T.Zero, p, n);
             Softmax.Rows(p, n, causal);
             // o_h = P V_h into the head's column block of O
-            CausalProducts.LB(n, dh, tile, T.One, p, n, v, ld, T.Zero, o[(g * n * width + h * dh)..], width);
+            CausalProducts.LB(n, dh, _tile, T.One, p, n, v, ld, T.Zero, o[(g * n * width + h * dh)..], width);
         }
     }
 
@@ -152,7 +161,7 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
     /// product (scores, P, their tangents and cotangents) runs on the causal region of
     /// <see cref="CausalProducts"/> with row blocks of <paramref name="tile"/> (= n without a mask).
     /// </summary>
-    private sealed class Trace<T>(AttentionCoreBlock blk, int rows, T[] qkv, T[] prob, int width, int heads, int n, T scale,
+    private sealed class Trace<T>(AttentionCoreBlock blk, int rows, T[] qkv, T[] prob, T[] kvT, int width, int heads, int n, T scale,
         bool causal, int tile)
         : BlockTrace(blk, rows) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -203,13 +212,18 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
                     var x = new ReadOnlySpan<T>((T*)sp + sg * n * srcWidth, n * srcWidth);
                     var y = new Span<T>((T*)dp + sg * n * dstWidth, n * dstWidth);
                     var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
-                    var p = prob.AsSpan((g * heads + h) * n * n, n * n);
-                    var t = System.Buffers.ArrayPool<T>.Shared.Rent(n * n);
+                    int gh = g * heads + h;
+                    var p = prob.AsSpan(gh * n * n, n * n);
+                    var kt = kvT.AsSpan(gh * 2 * dh * n, dh * n); var vt = kvT.AsSpan((gh * 2 + 1) * dh * n, dh * n);
+                    var scratch = System.Buffers.ArrayPool<T>.Shared.Rent(n * n + (forward ? dh * n : 0));
                     // t (n×n, pooled, stale outside the causal region) is written on that region first, then read only there.
+                    var t = scratch.AsSpan(0, n * n);
                     if (forward)
                     {
-                        CausalProducts.ABt(n, dh, tile, scale, x[(h * dh)..], ld, k, ld, T.Zero, t, n);
-                        CausalProducts.ABt(n, dh, tile, scale, q, ld, x[(width + h * dh)..], ld, T.One, t, n);
+                        var dkt = scratch.AsSpan(n * n, dh * n);
+                        CausalProducts.Transpose(n, dh, x[(width + h * dh)..], ld, dkt);
+                        CausalProducts.ABt(n, dh, tile, scale, x[(h * dh)..], ld, kt, n, T.Zero, t, n);
+                        CausalProducts.ABt(n, dh, tile, scale, q, ld, dkt, n, T.One, t, n);
                         SoftmaxBackRows(p, t, n, causal, tile);
                         CausalProducts.LB(n, dh, tile, T.One, t, n, v, ld, T.Zero, y[(h * dh)..], width);
                         CausalProducts.LB(n, dh, tile, T.One, p, n, x[(2 * width + h * dh)..], ld, T.One, y[(h * dh)..], width);
@@ -218,12 +232,12 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
                     {
                         var go = x[(h * dh)..];
                         CausalProducts.LtB(n, dh, tile, T.One, p, n, go, width, T.Zero, y[(2 * width + h * dh)..], ld);
-                        CausalProducts.ABt(n, dh, tile, T.One, go, width, v, ld, T.Zero, t, n);
+                        CausalProducts.ABt(n, dh, tile, T.One, go, width, vt, n, T.Zero, t, n);
                         SoftmaxBackRows(p, t, n, causal, tile);
                         CausalProducts.LB(n, dh, tile, scale, t, n, k, ld, T.Zero, y[(h * dh)..], ld);
                         CausalProducts.LtB(n, dh, tile, scale, t, n, q, ld, T.Zero, y[(width + h * dh)..], ld);
                     }
-                    System.Buffers.ArrayPool<T>.Shared.Return(t);
+                    System.Buffers.ArrayPool<T>.Shared.Return(scratch);
                 });
             }
         }
@@ -245,7 +259,9 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
                     int allowed = causal ? t + 1 : n;
                     var pr = pd.Slice(t * n, allowed); var xr = xd.Slice(t * n, allowed);
                     double dot = System.Numerics.Tensors.TensorPrimitives.Dot(pr, xr);
-                    for (int u = 0; u < allowed; u++) xr[u] = pr[u] * (xr[u] - dot);
+                    // x ← p ⊙ (x − dot), each element as the scalar expression (no fused multiply-add).
+                    System.Numerics.Tensors.TensorPrimitives.Subtract(xr, dot, xr);
+                    System.Numerics.Tensors.TensorPrimitives.Multiply(pr, xr, xr);
                     xd[(t * n + allowed)..(t * n + CausalProducts.RowEnd(t, n, tile))].Clear();
                 }
                 return;
@@ -254,19 +270,52 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
             for (int t = 0; t < n; t++)
             {
                 int allowed = causal ? t + 1 : n;
-                var pr = pf.Slice(t * n, allowed); var xr = xf.Slice(t * n, allowed);
-                double dot = Float32.DotWide(pr, xr);
-                int u = 0, w = System.Numerics.Vector<float>.Count;
-                var vd = new System.Numerics.Vector<double>(dot);
-                for (; u <= allowed - w; u += w)
-                {
-                    System.Numerics.Vector.Widen(new System.Numerics.Vector<float>(pr[u..]), out var p0, out var p1);
-                    System.Numerics.Vector.Widen(new System.Numerics.Vector<float>(xr[u..]), out var x0, out var x1);
-                    System.Numerics.Vector.Narrow(p0 * (x0 - vd), p1 * (x1 - vd)).CopyTo(xr[u..]);
-                }
-                for (; u < allowed; u++) xr[u] = (float)(pr[u] * (xr[u] - dot));
+                SoftmaxBackRow(pf.Slice(t * n, allowed), xf.Slice(t * n, allowed));
                 xf[(t * n + allowed)..(t * n + CausalProducts.RowEnd(t, n, tile))].Clear();
             }
+        }
+
+        /// <summary>
+        /// One float32 row: x ← p ⊙ (x − Σ p x), the sum and the difference in float64. With AVX-512,
+        /// 16 lanes at a time widened to two float64 vectors, the row's last partial vector under a
+        /// lane mask (masked-off lanes are neither read nor written).
+        /// </summary>
+        private static unsafe void SoftmaxBackRow(ReadOnlySpan<float> p, Span<float> x)
+        {
+            int len = p.Length;
+            if (Avx512F.IsSupported)
+            {
+                fixed (float* pp = p, px = x)
+                {
+                    Vector512<double> a0 = default, a1 = default;
+                    for (int u = 0; u < len; u += 16)
+                    {
+                        var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(len - u)).AsSingle();
+                        var pv = Avx512F.MaskLoad(pp + u, mask, Vector512<float>.Zero); var xv = Avx512F.MaskLoad(px + u, mask, Vector512<float>.Zero);
+                        a0 = Vector512.FusedMultiplyAdd(Vector512.WidenLower(pv), Vector512.WidenLower(xv), a0);
+                        a1 = Vector512.FusedMultiplyAdd(Vector512.WidenUpper(pv), Vector512.WidenUpper(xv), a1);
+                    }
+                    var vd = Vector512.Create(Vector512.Sum(a0 + a1));
+                    for (int u = 0; u < len; u += 16)
+                    {
+                        var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(len - u)).AsSingle();
+                        var pv = Avx512F.MaskLoad(pp + u, mask, Vector512<float>.Zero); var xv = Avx512F.MaskLoad(px + u, mask, Vector512<float>.Zero);
+                        var r = Vector512.Narrow(Vector512.WidenLower(pv) * (Vector512.WidenLower(xv) - vd), Vector512.WidenUpper(pv) * (Vector512.WidenUpper(xv) - vd));
+                        Avx512F.MaskStore(px + u, mask, r);
+                    }
+                }
+                return;
+            }
+            double dot = Float32.DotWide(p, x);
+            var vdot = new Vector<double>(dot);
+            int i = 0;
+            for (int w = Vector<float>.Count; i <= len - w; i += w)
+            {
+                Vector.Widen(new Vector<float>(p[i..]), out var p0, out var p1);
+                Vector.Widen(new Vector<float>(x[i..]), out var x0, out var x1);
+                Vector.Narrow(p0 * (x0 - vdot), p1 * (x1 - vdot)).CopyTo(x[i..]);
+            }
+            for (; i < len; i++) x[i] = (float)(p[i] * (x[i] - dot));
         }
     }
 }

@@ -34,14 +34,28 @@ internal static class CausalProducts
     /// <summary>The end (exclusive) of row <paramref name="t"/>'s column prefix in the causal region.</summary>
     public static int RowEnd(int t, int n, int tile) => Math.Min(n, (t / tile + 1) * tile);
 
-    /// <summary>C = α·A·Bᵀ + β·C on the causal region of the n×n C; A and B are n×k (rows t of A against rows u ≤ t₁ of B).</summary>
-    public static void ABt<T>(int n, int k, int tile, T alpha, ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb,
+    /// <summary>
+    /// C = α·A·Bᵀ + β·C on the causal region of the n×n C, for the n×k A and B given transposed:
+    /// <paramref name="bt"/> = Bᵀ stored k×n (see <see cref="Transpose"/>), so that each row block
+    /// reads its column prefix in place (a transposed B would be packed again for every block).
+    /// </summary>
+    public static void ABt<T>(int n, int k, int tile, T alpha, ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> bt, int ldbt,
         T beta, Span<T> c, int ldc) where T : unmanaged, IFloatingPointIeee754<T>
     {
         for (int t0 = 0; t0 < n; t0 += tile)
         {
             int t1 = Math.Min(n, t0 + tile);
-            GemmGeneric.Multiply(Trans.No, Trans.Yes, t1 - t0, t1, k, alpha, a[(t0 * lda)..], lda, b, ldb, beta, c[(t0 * ldc)..], ldc);
+            GemmGeneric.Multiply(Trans.No, Trans.No, t1 - t0, t1, k, alpha, a[(t0 * lda)..], lda, bt, ldbt, beta, c[(t0 * ldc)..], ldc);
+        }
+    }
+
+    /// <summary>dst (k×n, row stride n) = the transpose of the n×k <paramref name="src"/> (row stride <paramref name="lds"/>).</summary>
+    public static void Transpose<T>(int n, int k, ReadOnlySpan<T> src, int lds, Span<T> dst) where T : unmanaged
+    {
+        for (int t = 0; t < n; t++)
+        {
+            var row = src.Slice(t * lds, k);
+            for (int i = 0; i < k; i++) dst[i * n + t] = row[i];
         }
     }
 
