@@ -127,23 +127,25 @@ public class CausalProductsTests
         Assert.True(Math.Abs(g - want) <= tol, $"{what}: {g} vs {want} (tolerance {tol:g3})");
     }
 
-    public static TheoryData<int, bool> CoreShapes() => new()
+    /// <summary>(tokens, causal, tile; 0 = the default <see cref="CausalProducts.TileFor"/>).</summary>
+    public static TheoryData<int, bool, int> CoreShapes() => new()
     {
-        { 1, true }, { 2, true }, { 17, true }, { 37, true }, { 50, true }, { 37, false },
+        { 1, true, 0 }, { 2, true, 0 }, { 17, true, 0 }, { 37, true, 0 }, { 50, true, 0 }, { 37, false, 0 },
+        { 5, true, 2 }, { 9, true, 4 }, { 24, true, 8 },
     };
 
     /// <summary>
     /// The attention core on tokens spanning several row blocks (T = 37, 50 → blocks of 16, the
-    /// last partial) and on a single block: forward, J_u and J_uᵀ in both precisions against the
-    /// loops below, J_u against central differences, and the adjoint identity.
+    /// last partial; small T with small tiles) and on a single block: forward, J_u and J_uᵀ in both
+    /// precisions against the loops below, J_u against central differences, and the adjoint identity.
     /// </summary>
     [Theory]
     [MemberData(nameof(CoreShapes))]
-    public void AttentionCoreMatchesTheDenseMaskedFormulas(int n, bool causal)
+    public void AttentionCoreMatchesTheDenseMaskedFormulas(int n, bool causal, int tile)
     {
         const int width = 6, heads = 2, groups = 2, count = 2;
         int rows = groups * n, nIn = rows * 3 * width, nOut = rows * width;
-        var core = new AttentionCoreBlock(width, heads, n, causal);
+        var core = new AttentionCoreBlock(width, heads, n, causal, tile);
         var rng = new Random(n + (causal ? 0 : 100));
         // Inputs representable in float32, so that both precisions see the same values.
         double[] Rand(int len) => Float32.ToDouble(Float32.ToSingle(TestMath.Gaussian(rng, len)));
