@@ -10,8 +10,8 @@ namespace GlobalNtk.Dense;
 /// Goto/BLIS-style blocked GEMM on raw pointers, generic over the microkernel so that MR/NR are
 /// JIT-time constants. Loop nest: MC row blocks of A → KC slices of k (Ā packed once per slice,
 /// or read where it is stored) → NC column blocks of B (B̄ packed, L2-sized) → MR-row panels of Ā →
-/// NR-column panels of B̄ (the microkernel tiles). A full-height tile cut by the right
-/// or bottom edge of C goes to the kernel's edge path when it has one (<see cref="IGemmKernel{T}.TryComputeEdge"/>);
+/// NR-column panels of B̄ (the microkernel tiles). A tile cut by the right or bottom edge of C
+/// goes to the kernel's edge path when it has one (<see cref="IGemmKernel{T}.TryComputeEdge"/>);
 /// other edge tiles run the same kernel into a scratch tile (packing pads with zeros) and are copied out.
 /// </summary>
 /// <remarks>
@@ -192,8 +192,9 @@ internal static unsafe class GemmDriver<T, K>
                 i1 = mc & ~15;
                 PackTransposedPairs((float*)(a + (nint)pc * lda + ic), lda, i1, kc, (float*)dst);
             }
-            // op(A)(i, p) = a[p·lda + i]: walk each stored row once, across all panels, so every
-            // cache line of A is read whole (panel by panel, an MR-float run is half a line).
+            // The other panels (all of them for other types and kernels): op(A)(i, p) = a[p·lda + i];
+            // walk each stored row once, across all panels, so every cache line of A is read whole
+            // (panel by panel, an MR-float run is half a line).
             for (int p = 0; p < kc && i1 < mc; p++)
             {
                 T* src = a + (nint)(pc + p) * lda + ic;
