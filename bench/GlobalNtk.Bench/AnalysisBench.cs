@@ -471,7 +471,20 @@ internal static class AnalysisBench
             Dictionary<string, TracedAxisHint>? hints = Environment.GetEnvironmentVariable("TRIALCAL_EXACT_HINTS") != "1" ? null
                 : exactM.Where(kv => kv.Key != axis).ToDictionary(kv => kv.Key, kv => new TracedAxisHint(PrOf(kv.Value), SpreadOf(kv.Value)));
             if (hints is not null) Console.WriteLine("  hints: " + string.Join(", ", hints.Select(h => $"{h.Key} PR {h.Value.ParticipationRatio:G4} spread {h.Value.IndexSpread:G3}")));
-            var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithinRows(op, [axis], o.PartialBudget, 1000 + s, DeflationFor(s), o.RelativeTarget, hints, r => rowsOf[s] = r)).ToArray();
+            // TRIALCAL_HINTS=estimated: per seed, the axes before this one (shape order) estimated first and passed on, as the analysis does.
+            bool estimated = Environment.GetEnvironmentVariable("TRIALCAL_HINTS") == "estimated";
+            var masked = 0;
+            Dictionary<string, TracedAxisHint>? HintsFor(int s)
+            {
+                if (!estimated) return hints;
+                var h = new Dictionary<string, TracedAxisHint>();
+                foreach (var a in op.Domain.Names.TakeWhile(a => a != axis))
+                    h[a] = TracedAxisHint.Of(EffectiveRank.PartialWithin(op, [a], o.PartialBudget, 5000 + 7 * s + a.Length, DeflationFor(s), o.RelativeTarget, h));
+                return h;
+            }
+            var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithinRows(op, [axis], o.PartialBudget, 1000 + s, DeflationFor(s), o.RelativeTarget, HintsFor(s), r => rowsOf[s] = r)).ToArray();
+            masked = ests.Count(e => e.TracedIndexAxes.Count > 0);
+            Console.WriteLine($"  traced index factors in {masked}/{seeds} seeds");
             var rowIndex = new Dictionary<PartialRankEstimate, int>(ReferenceEqualityComparer.Instance);
             for (int i = 0; i < ests.Length; i++) rowIndex[ests[i]] = i;
             IReadOnlyList<double[]>? Rows(PartialRankEstimate e) => rowsOf[rowIndex[e]];
