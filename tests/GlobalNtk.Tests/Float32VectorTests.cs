@@ -104,9 +104,11 @@ public class Float32VectorTests
         var lin = model.Linearize(x, Precision.F64);
         Assert.False(lin.HasSingleStateMaps);
         var ops = new NtkOperators(lin);
+        Assert.False(ops.K.AppliesFloat32Natively);
         var dense = new DenseOperator(TestMath.Gaussian(new Random(5), 4 * 3), 4, 3);
         var rng = new Random(6);
-        foreach (var op in new[] { ops.NtkS, ops.P, ops.KKronecker, dense, dense.Adjoint })
+        // Composites of such operators (a Gram, K = J_θJ_θ*) widen once for the whole composite.
+        foreach (var op in new[] { ops.NtkS, ops.P, ops.KKronecker, ops.K, dense, dense.Adjoint, dense.Gram(), dense.Adjoint.Gram() })
         {
             var v = Float32.ToSingle(TestMath.Gaussian(rng, 2 * op.Domain.Size));
             var y = new float[2 * op.Range.Size];

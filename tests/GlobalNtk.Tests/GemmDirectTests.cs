@@ -175,6 +175,38 @@ public class GemmDirectTests
         }
     }
 
+    /// <summary>
+    /// The blocked driver on one thread across each of its block boundaries: two MC-row blocks of A
+    /// (the second ragged, ending in a partial 8-row panel), three NC-column blocks of B̄ (the last
+    /// ragged, ending in a masked tile), three k-slices, every transpose pair. An untransposed A is
+    /// read where it is stored, at the offsets of its row block and k-slice; a transposed one is packed.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void BlockBoundariesMatchNaive(string precision)
+    {
+        if (!Avx512F.IsSupported)
+        {
+            Assert.False(Gemm.SelectedKernel == Gemm.KernelKind.Avx512); // the driver never runs this kernel here
+            return;
+        }
+        if (precision == "f64") Blocks<double>(); else Blocks<float>();
+    }
+
+    private static void Blocks<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(36);
+        int mc = Avx512Kernel<T>.MC, nc = Avx512Kernel<T>.NC, kc = Avx512Kernel<T>.KC, caseIndex = 0;
+        foreach (var (m, n, k) in new[] { (mc + 13, 2 * Vector512<T>.Count + 5, kc + 3), (21, 2 * nc + 7, 2 * kc + 5) })
+            foreach (Trans ta in new[] { Trans.No, Trans.Yes })
+                foreach (Trans tb in new[] { Trans.No, Trans.Yes })
+                {
+                    var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
+                    Check<T>(rng, ta, tb, m, n, k, alpha, beta, pad: 1 + caseIndex % 2, offset: caseIndex % 3, serial: true);
+                    caseIndex++;
+                }
+    }
+
     private static readonly (double Alpha, double Beta)[] Scalars = [(1, 0), (-0.7, 1.3), (2, 1), (1, -1)];
 
     /// <summary>Machine epsilon (2u) of T.</summary>
@@ -185,9 +217,12 @@ public class GemmDirectTests
     /// γ_j ≈ j·u (k products and sums, then α and β), while the float64 reference of the same inputs
     /// carries at most k·u₆₄ relative to the same scale; 4·(k+2)·ε (ε = 2u of T) covers both with
     /// margin. Operands start <paramref name="offset"/> elements into their arrays and have row
-    /// strides <paramref name="pad"/> past their widths, so nothing is 64-byte aligned.
+    /// strides <paramref name="pad"/> past their widths, so nothing is 64-byte aligned. With
+    /// <paramref name="serial"/>, the product runs on the AVX-512 blocked driver on one thread (no
+    /// direct path, no thread split); otherwise on <see cref="GemmGeneric.Multiply"/>.
     /// </summary>
-    private static void Check<T>(Random rng, Trans ta, Trans tb, int m, int n, int k, double alpha, double beta, int pad, int offset)
+    private static unsafe void Check<T>(Random rng, Trans ta, Trans tb, int m, int n, int k, double alpha, double beta, int pad, int offset,
+        bool serial = false)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int aRows = ta == Trans.No ? m : k, aCols = ta == Trans.No ? k : m;
@@ -195,8 +230,13 @@ public class GemmDirectTests
         int lda = aCols + pad, ldb = bCols + pad, ldc = n + pad;
         T[] a = Random<T>(rng, offset + (aRows - 1) * lda + aCols), b = Random<T>(rng, offset + (bRows - 1) * ldb + bCols);
         T[] c = Random<T>(rng, offset + (m - 1) * ldc + n), c0 = (T[])c.Clone();
-        GemmGeneric.Multiply(ta, tb, m, n, k, T.CreateTruncating(alpha), a.AsSpan(offset), lda, b.AsSpan(offset), ldb,
-            T.CreateTruncating(beta), c.AsSpan(offset), ldc);
+        if (serial)
+            fixed (T* pa = a, pb = b, pc = c)
+                GemmDriver<T, Avx512Kernel<T>>.Serial(ta, tb, m, n, k, T.CreateTruncating(alpha), pa + offset, lda, pb + offset, ldb,
+                    T.CreateTruncating(beta), pc + offset, ldc);
+        else
+            GemmGeneric.Multiply(ta, tb, m, n, k, T.CreateTruncating(alpha), a.AsSpan(offset), lda, b.AsSpan(offset), ldb,
+                T.CreateTruncating(beta), c.AsSpan(offset), ldc);
         double tol = 4.0 * (k + 2) * Eps<T>();
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)

@@ -8,8 +8,9 @@ namespace GlobalNtk.Dense;
 
 /// <summary>
 /// Goto/BLIS-style blocked GEMM on raw pointers, generic over the microkernel so that MR/NR are
-/// JIT-time constants. Loop nest: NC column panels of B → KC slices of k (B̄ packed once per slice)
-/// → MC row blocks of A (Ā packed) → NR × MR microkernel tiles. A full-height tile cut by the right
+/// JIT-time constants. Loop nest: MC row blocks of A → KC slices of k (Ā packed once per slice,
+/// or read where it is stored) → NC column blocks of B (B̄ packed, L2-sized) → MR-row panels of Ā →
+/// NR-column panels of B̄ (the microkernel tiles). A full-height tile cut by the right
 /// edge of C goes to the kernel's masked path when it has one (<see cref="IGemmKernel{T}.TryComputeColumnEdge"/>);
 /// other edge tiles run the same kernel into a scratch tile (packing pads with zeros) and are copied out.
 /// </summary>
@@ -30,25 +31,26 @@ internal static unsafe class GemmDriver<T, K>
         int kcMax = SliceDepth(k);
         int mBlocks = DivUp(m, K.MC), mcMax = RoundUp(DivUp(m, mBlocks), mr);
         int nBlocks = DivUp(n, K.NC), ncMax = RoundUp(DivUp(n, nBlocks), nr);
+        bool storedA = ReadsStoredA(ta);
 
         var buffers = GemmBuffers<T>.Rent();
         try
         {
-            T* pa = buffers.PackA(mcMax * kcMax);
+            T* pa = storedA ? null : buffers.PackA(mcMax * kcMax);
             T* pb = buffers.PackB(ncMax * kcMax);
-            for (int jc = 0; jc < n; jc += ncMax)
+            for (int ic = 0; ic < m; ic += mcMax)
             {
-                int nc = Math.Min(ncMax, n - jc);
+                int mc = Math.Min(mcMax, m - ic);
                 for (int pc = 0; pc < k; pc += kcMax)
                 {
                     int kc = Math.Min(kcMax, k - pc);
                     T betaBlock = pc == 0 ? beta : T.One; // later k-slices accumulate
-                    PackB(tb, b, ldb, pc, jc, kc, nc, pb);
-                    for (int ic = 0; ic < m; ic += mcMax)
+                    if (!storedA) PackA(ta, a, lda, ic, pc, mc, kc, pa);
+                    for (int jc = 0; jc < n; jc += ncMax)
                     {
-                        int mc = Math.Min(mcMax, m - ic);
-                        PackA(ta, a, lda, ic, pc, mc, kc, pa);
-                        Macro(mc, nc, kc, alpha, pa, pb, betaBlock, c + ic * ldc + jc, ldc);
+                        int nc = Math.Min(ncMax, n - jc);
+                        PackB(tb, b, ldb, pc, jc, kc, nc, pb);
+                        Block(storedA, mc, nc, kc, alpha, a + ic * lda + pc, lda, pa, pb, betaBlock, c + ic * ldc + jc, ldc);
                     }
                 }
             }
@@ -86,20 +88,24 @@ internal static unsafe class GemmDriver<T, K>
         int mr = K.MR;
         int kcMax = SliceDepth(k), nPad = RoundUp(nTotal, K.NR);
         int mBlocks = DivUp(m, K.MC), mcMax = RoundUp(DivUp(m, mBlocks), mr);
+        int nBlocks = DivUp(n, K.NC), ncMax = RoundUp(DivUp(n, nBlocks), K.NR);
         var buffers = GemmBuffers<T>.Rent();
         try
         {
-            T* pa = buffers.PackA(mcMax * kcMax);
-            for (int pc = 0; pc < k; pc += kcMax)
+            bool storedA = ReadsStoredA(ta);
+            T* pa = storedA ? null : buffers.PackA(mcMax * kcMax);
+            for (int ic = 0; ic < m; ic += mcMax)
             {
-                int kc = Math.Min(kcMax, k - pc);
-                T betaBlock = pc == 0 ? beta : T.One; // later k-slices accumulate
-                T* pb = packed + (nint)pc * nPad + (nint)jc0 * kc;
-                for (int ic = 0; ic < m; ic += mcMax)
+                int mc = Math.Min(mcMax, m - ic);
+                for (int pc = 0; pc < k; pc += kcMax)
                 {
-                    int mc = Math.Min(mcMax, m - ic);
-                    PackA(ta, a, lda, ic, pc, mc, kc, pa);
-                    Macro(mc, n, kc, alpha, pa, pb, betaBlock, c + ic * ldc, ldc);
+                    int kc = Math.Min(kcMax, k - pc);
+                    T betaBlock = pc == 0 ? beta : T.One; // later k-slices accumulate
+                    T* pb = packed + (nint)pc * nPad + (nint)jc0 * kc;
+                    if (!storedA) PackA(ta, a, lda, ic, pc, mc, kc, pa);
+                    for (int jc = 0; jc < n; jc += ncMax) // B̄ in L2-sized blocks, as in Serial
+                        Block(storedA, mc, Math.Min(ncMax, n - jc), kc, alpha, a + ic * lda + pc, lda, pa,
+                            pb + (nint)jc * kc, betaBlock, c + ic * ldc + jc, ldc);
                 }
             }
         }
@@ -112,6 +118,27 @@ internal static unsafe class GemmDriver<T, K>
     /// <summary>Depth of every k-slice but the last: even slices of at most KC (a thin last slice would waste a pass).</summary>
     private static int SliceDepth(int k) => DivUp(k, DivUp(k, K.KC));
 
+    /// <summary>A kernel reads op(A) where it is stored (no packing) when it can and A is not transposed.</summary>
+    private static bool ReadsStoredA(Trans ta) => ta == Trans.No && K.MultipliesStoredA;
+
+    /// <summary>
+    /// One packed B̄ block (kc × nc) against the mc rows of A's slice: from A's packed panels
+    /// <paramref name="pa"/>, or from the stored rows at <paramref name="ak"/> (A(i, p) = ak[i·lda + p])
+    /// when <paramref name="storedA"/>.
+    /// </summary>
+    private static void Block(bool storedA, int mc, int nc, int kc, T alpha, T* ak, nint lda, T* pa, T* pb,
+        T beta, T* c, nint ldc)
+    {
+        if (storedA) K.MultiplyStoredA(mc, nc, kc, alpha, ak, lda, pb, beta, c, ldc);
+        else Macro(mc, nc, kc, alpha, pa, pb, beta, c, ldc);
+    }
+
+    /// <summary>
+    /// Row panels of Ā outer, column panels of B̄ inner: an MR-row Ā panel (MR·KC values) stays in
+    /// L1 while B̄'s panels stream from L2, where the whole B̄ block (KC·NC) sits. The other order
+    /// keeps an NR-column B̄ panel in L1 instead, but on AVX-512 that panel (KC·NR values, 48–72 KiB)
+    /// does not fit L1, and the kernel then stalled on it.
+    /// </summary>
     [SkipLocalsInit]
     private static void Macro(int mc, int nc, int kc, T alpha, T* pa, T* pb,
         T beta, T* c, nint ldc)
@@ -119,14 +146,14 @@ internal static unsafe class GemmDriver<T, K>
         int mr = K.MR, nr = K.NR;
         T* tile0 = stackalloc T[K.MR * K.NR + 64 / sizeof(T)]; // edge tiles land here first (64-byte aligned)
         T* tile = (T*)(((nint)tile0 + 63) & ~(nint)63);
-        for (int jr = 0; jr < nc; jr += nr)
+        for (int ir = 0; ir < mc; ir += mr)
         {
-            int nrEff = Math.Min(nr, nc - jr);
-            T* bp = pb + (nint)jr * kc;
-            for (int ir = 0; ir < mc; ir += mr)
+            int mrEff = Math.Min(mr, mc - ir);
+            T* ap = pa + (nint)ir * kc;
+            for (int jr = 0; jr < nc; jr += nr)
             {
-                int mrEff = Math.Min(mr, mc - ir);
-                T* ap = pa + (nint)ir * kc;
+                int nrEff = Math.Min(nr, nc - jr);
+                T* bp = pb + (nint)jr * kc;
                 T* cp = c + ir * ldc + jr;
                 if (mrEff == mr && nrEff == nr)
                     K.Compute(kc, ap, bp, cp, ldc, alpha, beta);

@@ -71,6 +71,12 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         }
     }
 
+    public static bool MultipliesStoredA => true;
+
+    /// <summary>The driver's blocks with A as stored: <see cref="Direct"/>'s tiles on a packed B̄ block.</summary>
+    public static void MultiplyStoredA(int m, int nc, int kc, T alpha, T* a, nint lda, T* pb, T beta, T* c, nint ldc) =>
+        DirectOn<DirectA3, DirectAEdge1, DirectAEdge2, DirectAEdge3>(Trans.No, m, nc, kc, alpha, a, lda, pb, 3 * Vector512<T>.Count, kc, beta, c, ldc);
+
     /// <summary>Runs <see cref="Direct"/>'s tiles: B row p of the column block at j0 starts at b + j0·bjs + p·bps.</summary>
     private static void DirectOn<SFull, SEdge1, SEdge2, SEdge3>(Trans ta, int m, int n, int k, T alpha, T* a, nint lda,
         T* b, nint bps, nint bjs, T beta, T* c, nint ldc)
@@ -129,7 +135,10 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         Vector512<T> c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
         Vector512<T> c40 = default, c41 = default, c42 = default, c50 = default, c51 = default, c52 = default;
         Vector512<T> c60 = default, c61 = default, c62 = default, c70 = default, c71 = default, c72 = default;
-        for (int p = 0; p < kc; p++)
+        // The loop runs on B's pointer alone (no counter), which leaves the direct variants enough
+        // general registers for A's seven row offsets (with a counter, two were reloaded from the stack
+        // at every step).
+        for (T* bEnd = b + kc * bps; b < bEnd; b += bps)
         {
             Vector512<T> b0 = nv == 1 && masked && storedB ? MaskLoad(b, mask) : Vector512.Load(b);
             Vector512<T> b1 = nv < 2 ? default : nv == 2 && masked && storedB ? MaskLoad(b + l, mask) : Vector512.Load(b + l);
@@ -166,7 +175,7 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
             c70 = Fma(x, b0, c70);
             if (nv > 1) c71 = Fma(x, b1, c71);
             if (nv > 2) c72 = Fma(x, b2, c72);
-            a += aps; b += bps;
+            a += aps;
         }
         Vector512<T> va = Vector512.Create(alpha), vb = Vector512.Create(beta);
         bool beta0 = beta == T.Zero;

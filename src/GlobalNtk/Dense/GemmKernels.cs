@@ -17,11 +17,11 @@ internal unsafe interface IGemmKernel<T> where T : unmanaged
     static abstract int MR { get; }
     /// <summary>Columns of C per microkernel call (vector dimension).</summary>
     static abstract int NR { get; }
-    /// <summary>Depth of a packed panel pair (B̄ micro-panel KC·NR should sit in L1).</summary>
+    /// <summary>Depth of a k-slice (the Ā micro-panel MR·KC should sit in L1); it fixes the order of the sums, so the bits.</summary>
     static abstract int KC { get; }
-    /// <summary>Rows of the packed A block (MC·KC should sit in L2).</summary>
+    /// <summary>Rows of A per pass over B (the packed Ā block MC·KC sits in L3).</summary>
     static abstract int MC { get; }
-    /// <summary>Columns of the packed B panel (KC·NC sits in L3).</summary>
+    /// <summary>Columns of the packed B̄ block (KC·NC should sit in L2; its panels stream from there).</summary>
     static abstract int NC { get; }
     static abstract void Compute(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta);
     /// <summary>
@@ -30,6 +30,14 @@ internal unsafe interface IGemmKernel<T> where T : unmanaged
     /// the driver runs the tile into scratch and copies it out.
     /// </summary>
     static virtual bool TryComputeColumnEdge(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, int cols) => false;
+    /// <summary>Whether the kernel has <see cref="MultiplyStoredA"/>.</summary>
+    static virtual bool MultipliesStoredA => false;
+    /// <summary>
+    /// C[0:m, 0:nc] = alpha·A·B̄ + beta·C, A(i, p) = a[i·lda + p] read where it is stored (p &lt; kc),
+    /// B̄ a packed block of nc columns; every edge handled, with the same bits as the packed-A path.
+    /// </summary>
+    static virtual void MultiplyStoredA(int m, int nc, int kc, T alpha, T* a, nint lda, T* pb, T beta, T* c, nint ldc) =>
+        throw new NotSupportedException();
 }
 
 /// <summary>
@@ -41,8 +49,8 @@ internal unsafe struct Avx2Kernel<T> : IGemmKernel<T> where T : unmanaged, IFloa
     public static int MR => 6;
     public static int NR => 2 * Vector256<T>.Count;
     public static int KC => 256;
-    public static int MC => 96;
-    public static int NC => typeof(T) == typeof(float) ? 4096 : 2048;
+    public static int MC => typeof(T) == typeof(float) ? 4096 : 2048;
+    public static int NC => typeof(T) == typeof(float) ? 512 : 256; // B̄ block 512 KiB
 
     public static void Compute(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta)
     {
@@ -100,8 +108,8 @@ internal unsafe struct ScalarKernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     public static int MR => 4;
     public static int NR => 4;
     public static int KC => 256;
-    public static int MC => 64;
-    public static int NC => 1024;
+    public static int MC => 1024;
+    public static int NC => 256;
 
     public static void Compute(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta)
     {
@@ -145,17 +153,17 @@ internal unsafe struct ScalarKernel<T> : IGemmKernel<T> where T : unmanaged, IFl
 /// <summary>Blocking sizes of the AVX-512 path (mutable only so the benchmark can tune them).</summary>
 internal static class GemmTuning
 {
-    // From the Zen 5 caches (48 KiB L1d, 1 MiB L2 per core, 32 MiB L3): the B̄ micro-panel KC·24·8 B =
-    // 48 KiB is L1-sized, the packed A block MC·KC·8 B = 384 KiB sits in L2, the packed B panel
-    // NC·KC·8 B ≈ 4.7 MiB in L3. A sweep of KC ∈ {128…384} × MC ∈ {96…384} on the shared build
-    // machine (load average ≈ 40) was all noise, so these stay at the cache-derived values.
+    // Per core: 48 KiB L1d, 2 MiB L2 (Sapphire Rapids; Zen 5 has 1 MiB). The Ā panel in L1 is
+    // 8·KC values (16 KiB f64, 12 KiB f32); the B̄ block KC·NC (≈ 1 MiB in either precision) sits in
+    // L2, and the MC-row Ā block (MC·KC) in L3. KC sets the k-slices, and with them the bits of a
+    // product, so it stays where it was. Swept with the bench's --kc/--mc/--nc options: f32 NC 336–1008
+    // and KC 256–1000 were within the noise of these; a B̄ block past L2 (KC 720, NC 768) lost 30 %;
+    // an L2-sized Ā block (MC 192–768) lost 2–15 % on Aᵀ products.
     internal static int KC512 = 256;
-    internal static int MC512 = 192;
-    internal static int NC512 = 2400;
+    internal static int MC512 = 4800;
+    internal static int NC512 = 480;
 
-    // Float32: the same byte footprints hold twice the elements along the vector (NR = 48) and
-    // the A block (MC); B̄ micro-panel KC·48·4 B = 48 KiB, A block MC·KC·4 B = 384 KiB.
     internal static int KC512F32 = 384;
-    internal static int MC512F32 = 384;
-    internal static int NC512F32 = 4800;
+    internal static int MC512F32 = 4800;
+    internal static int NC512F32 = 528;
 }

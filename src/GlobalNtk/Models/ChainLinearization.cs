@@ -34,8 +34,28 @@ public abstract class ChainLinearization
     public abstract ParameterSet Parameters { get; }
     /// <summary>The precision the derivative maps compute in (their vectors are float64 either way).</summary>
     public virtual Precision Precision => Precision.F64;
-    /// <summary>The forward trajectory z, laid out as <see cref="StateShape"/>.</summary>
+    /// <summary>
+    /// The forward trajectory z, laid out as <see cref="StateShape"/>, in float64. A linearisation that
+    /// keeps its trajectory in float32 (<see cref="StatesSingle"/>) widens it here on first use and
+    /// keeps the widened copy.
+    /// </summary>
     public abstract ReadOnlyMemory<double> States { get; }
+
+    /// <summary>
+    /// The forward trajectory in float32, when a float32 linearisation keeps it so (laid out as
+    /// <see cref="StateShape"/>; <see cref="States"/> is these values widened, exactly); empty
+    /// otherwise. The trajectory is stored once, in the compute precision: float32 callers read it
+    /// here without the float64 copy.
+    /// </summary>
+    public virtual ReadOnlyMemory<float> StatesSingle => default;
+
+    /// <summary>Throws <see cref="NonFiniteException"/> naming <paramref name="what"/> at the first NaN/Inf state, reading the trajectory in its stored precision.</summary>
+    internal void EnsureFiniteStates(string what)
+    {
+        var single = StatesSingle;
+        if (single.Length > 0) Float32.EnsureFinite(single.Span, what);
+        else Numerics.EnsureFinite(States.Span, what);
+    }
 
     /// <summary>
     /// dst[j, b, step, :] += alpha · A_step · src[j, b, step−1, :] for j &lt; count, all trials
@@ -94,6 +114,13 @@ public abstract class ChainLinearization
     /// (with <see cref="HasSingleStateMaps"/>); false (the default) when there is no fused float32 kernel.
     /// </summary>
     internal virtual bool TryAddSiteKernel(ReadOnlySpan<float> x, Span<float> y, int count) => false;
+
+    /// <summary>
+    /// Whether <see cref="TryParamJvp"/> and <see cref="TryParamVjp"/> run natively (J_θ and J_θ* on
+    /// float32 blocks, rounding dθ to float32 as the float64 J_θ of this linearisation's float32
+    /// engine does on entry), so the generic K = J_θ J_θ* keeps its dθ block in float32.
+    /// </summary>
+    internal virtual bool HasSingleParamMaps => false;
 
     /// <summary><see cref="ParamJvp"/> on float32 blocks, natively; false (nothing done, the default) when the model has no float32 J_θ.</summary>
     internal virtual bool TryParamJvp(ReadOnlySpan<float> dTheta, Span<float> result, int count) => false;

@@ -38,7 +38,7 @@ public sealed class NtkOperators
         long kroneckerRestExactLimit = long.MaxValue)
     {
         Linearization = linearization ?? throw new ArgumentNullException(nameof(linearization));
-        Numerics.EnsureFinite(linearization.States.Span, "chain states z");
+        linearization.EnsureFiniteStates("chain states z");
         P = new PropagationOperator(linearization);
         PAdjoint = new PropagationOperator(linearization, adjoint: true);
         PInverse = new PropagationInverseOperator(linearization);

@@ -23,6 +23,9 @@ public sealed class ParameterJacobianOperator : CheckedOperator
     /// <inheritdoc/>
     protected override void AdjointBlock(ReadOnlySpan<double> x, Span<double> y, int count) => _lin.ParamVjp(x, y, count);
 
+    /// <inheritdoc/>
+    internal override bool AppliesFloat32Natively => _lin.HasSingleParamMaps;
+
     /// <summary>J_θ on float32 blocks: natively when the linearisation has a float32 J_θ, else through the float64 map.</summary>
     protected override void ForwardBlock(ReadOnlySpan<float> x, Span<float> y, int count)
     {

@@ -21,6 +21,8 @@ public sealed class PropagationOperator : CheckedOperator
 
     /// <inheritdoc/>
     public override string Name => _adjoint ? "P*" : "P";
+    /// <inheritdoc/>
+    internal override bool AppliesFloat32Natively => _lin.HasSingleStateMaps;
 
     /// <inheritdoc/>
     protected override void ForwardBlock(ReadOnlySpan<double> x, Span<double> y, int count) => Sweep(x, y, count, _adjoint);
@@ -64,6 +66,8 @@ public sealed class PropagationInverseOperator : CheckedOperator
 
     /// <inheritdoc/>
     public override string Name => "P⁻¹";
+    /// <inheritdoc/>
+    internal override bool AppliesFloat32Natively => _lin.HasSingleStateMaps;
     /// <inheritdoc/>
     protected override void ForwardBlock(ReadOnlySpan<double> x, Span<double> y, int count) => Sweeps.Inverse(_lin, x, y, count);
     /// <inheritdoc/>

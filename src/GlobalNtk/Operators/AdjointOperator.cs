@@ -16,4 +16,10 @@ public sealed class AdjointOperator : LinearOperator
     protected override void ApplyBlockCore(ReadOnlySpan<double> x, Span<double> y, int count) => Inner.ApplyAdjointBlock(x, y, count);
     /// <inheritdoc/>
     protected override void ApplyAdjointBlockCore(ReadOnlySpan<double> x, Span<double> y, int count) => Inner.ApplyBlock(x, y, count);
+    /// <inheritdoc/>
+    internal override bool AppliesFloat32Natively => Inner.AppliesFloat32Natively;
+    /// <summary>Float32 blocks go to the inner operator's float32 adjoint (native, or its own widening: the same values).</summary>
+    protected override void ApplyBlockCore(ReadOnlySpan<float> x, Span<float> y, int count) => Inner.ApplyAdjointBlock(x, y, count);
+    /// <summary>Float32 blocks go to the inner operator's float32 map.</summary>
+    protected override void ApplyAdjointBlockCore(ReadOnlySpan<float> x, Span<float> y, int count) => Inner.ApplyBlock(x, y, count);
 }

@@ -77,6 +77,15 @@ public abstract class LinearOperator
     protected virtual void ApplyAdjointBlockCore(ReadOnlySpan<float> x, Span<float> y, int count) =>
         Widened(x, Range.Size, y, Domain.Size, count, ApplyAdjointBlockCore);
 
+    /// <summary>
+    /// Whether the float32 block overloads run the operator's own float32 computation (float32 blocks
+    /// in and out, no float64 block), rather than the default: X widened, the float64 map, Y rounded
+    /// once. A composite (<see cref="GramOperator"/>) keeps its intermediate block in float32 only
+    /// when its factor does this, since rounding the intermediate is then what the factor's float32
+    /// maps do anyway; otherwise it widens once for the whole composite.
+    /// </summary>
+    internal virtual bool AppliesFloat32Natively => false;
+
     /// <summary>A float64 block map applied to float32 vectors: X widened, Y rounded once.</summary>
     private protected delegate void DoubleBlockMap(ReadOnlySpan<double> x, Span<double> y, int count);
 

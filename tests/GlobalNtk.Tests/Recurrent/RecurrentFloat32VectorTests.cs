@@ -88,7 +88,11 @@ public class RecurrentFloat32VectorTests
             ("P⁻*", o64.PInverse.Adjoint, o32.PInverse.Adjoint, sweepsExact), ("NTK_S", o64.NtkS, o32.NtkS, false),
             ("K (Kronecker core)", o64.KKronecker, o32.KKronecker, variant == ""),   // the fused kernel (one layer)
             ("J_θ", o64.Jtheta, o32.Jtheta, true), ("J_θ*", o64.Jtheta.Adjoint, o32.Jtheta.Adjoint, true),
+            // The generic K keeps its dθ block in float32: J_θ* rounds it once, as J_θ does on entry on the float64 path.
+            ("K = J_θJ_θ*", o64.K, o32.K, true),
         };
+        Assert.True(o32.K.AppliesFloat32Natively);
+        Assert.False(o64.K.AppliesFloat32Natively);
         var rng = new Random(12);
         const int count = 3;
         double largestOwn = 0;

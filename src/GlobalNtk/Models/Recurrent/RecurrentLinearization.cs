@@ -13,9 +13,9 @@ namespace GlobalNtk.Models.Recurrent;
 /// pre-activations a_ih = W_ih x + b_ih and a_hh = W_hh v(h) + b_hh, and the weight sites.
 /// </summary>
 /// <remarks>
-/// <para>Stores only state-sized arrays: the states [B, T, S], the site variables v(h_{k−1}) [B·T, H],
-/// the cell's gate cache [B·T, cache], a copy of the inputs, and a snapshot of the parameters (so
-/// later parameter updates do not change this linearisation). Row (b, k) of every per-row array is
+/// <para>Stores only state-sized arrays, in its compute precision: the states [B, T, S], the site
+/// variables v(h_{k−1}) [B·T, H], the cell's gate cache [B·T, cache] and a copy of the inputs; the
+/// parameters are the cell's own (immutable values, so nothing can change this linearisation). Row (b, k) of every per-row array is
 /// b·T + k. Block operations treat the rows of one step of a [count, B, T, S] block as
 /// count·B rows, so each step is one GEMM per weight matrix.</para>
 /// <para>Precision (docs/math.md#numerics): with <see cref="Dense.Precision.F32"/> the forward pass, the caches and every
@@ -23,48 +23,41 @@ namespace GlobalNtk.Models.Recurrent;
 /// float64 and are rounded to float32 on entry and widened on exit, where the results are added
 /// in float64. float32 vectors (the operators' float32 block overloads) run natively: the state maps,
 /// J_θ, J_θ*, the sites' D/D* and K's fused site kernel read and write float32 blocks in place, so
-/// an f32 NTK_S application holds no float64 state block. <see cref="States"/> are the float32 trajectory widened. Bias gradients (column sums
+/// an f32 NTK_S application holds no float64 state block. The trajectory is kept in float32
+/// (<see cref="ChainLinearization.StatesSingle"/>); <see cref="ChainLinearization.States"/> widens it on first use. Bias gradients (column sums
 /// over the B·T rows) accumulate in float64 and are rounded once.</para>
 /// </remarks>
-public sealed class RecurrentLinearization : ChainLinearization
+public sealed class RecurrentLinearization : RecurrentChainLinearization
 {
     private readonly RecurrentCell _cell;
-    private readonly ParameterSet _params; // snapshot: later training does not change this linearisation
-    private readonly double[] _x, _states, _initial;
+    private readonly ParameterSet _params; // immutable values: later training does not change this linearisation
+    private readonly double[] _x, _initial;
     private readonly IEngine _engine;
     private readonly SiteLayout[] _layout;
     private readonly Lazy<IReadOnlyList<WeightSite>> _sites;
 
     internal RecurrentLinearization(RecurrentCell cell, Tensor inputs, ReadOnlySpan<double> initialState, Precision precision = Precision.F64)
+        : base(new AxisShape(("trial", inputs.Shape.Sizes[0]), ("time", inputs.Shape.Sizes[1]), ("unit", cell.StateSize)), precision)
     {
         _cell = cell;
-        int b = inputs.Shape.Sizes[0], t = inputs.Shape.Sizes[1], s = cell.StateSize;
-        StateShape = new AxisShape(("trial", b), ("time", t), ("unit", s));
-        Precision = precision;
+        int b = inputs.Shape.Sizes[0], t = inputs.Shape.Sizes[1];
         _x = inputs.Span.ToArray();
         _initial = initialState.ToArray();
-        _states = new double[checked(b * t * s)];
-        _params = cell.Parameters.Clone();
+        _params = cell.Parameters;
         _layout = BuildLayout(cell);
         _engine = precision == Precision.F32
             ? new Engine<float>(this, b, t)
             : new Engine<double>(this, b, t);
-        Numerics.EnsureFinite(_states, $"{cell.Arch} states {StateShape} (forward pass overflowed{(precision == Precision.F32 ? " in float32" : "")})");
+        _engine.States.EnsureFinite($"{cell.Arch} states {StateShape} (forward pass overflowed{(precision == Precision.F32 ? " in float32" : "")})");
         _sites = new Lazy<IReadOnlyList<WeightSite>>(() => _layout.Select((l, i) =>
             (WeightSite)new RecurrentWeightSite(this, i, l.Name, new AxisShape(("trial", b), ("time", t)),
                 l.Weights, l.Biases, l.Width, cell.GateWidth)).ToArray());
     }
 
     /// <inheritdoc/>
-    public override AxisShape StateShape { get; }
-    /// <inheritdoc/>
     public override ParameterSet Parameters => _params;
-    /// <inheritdoc/>
-    public override Precision Precision { get; }
-    /// <inheritdoc/>
-    public override ReadOnlyMemory<double> States => _states;
-    /// <summary>The states as a (trial, time, unit) tensor (a view of <see cref="States"/>; do not modify).</summary>
-    public Tensor StatesTensor => new(_states, StateShape);
+    /// <summary>The states as a (trial, time, unit) tensor (a view of <see cref="ChainLinearization.States"/>; do not modify).</summary>
+    public Tensor StatesTensor => new(_engine.States.Wide, StateShape);
     /// <summary>The cell this linearisation belongs to.</summary>
     public RecurrentCell Cell => _cell;
     /// <summary>The inputs [trial, time, input] (a copy).</summary>
@@ -75,6 +68,7 @@ public sealed class RecurrentLinearization : ChainLinearization
     public override IReadOnlyList<WeightSite> Sites => _sites.Value;
 
     internal RecurrentCell CellInternal => _cell;
+    private protected override IRecurrentMaps Maps => _engine;
     internal int PreWidth => _cell.PreWidth;
 
     /// <summary>
@@ -111,112 +105,37 @@ public sealed class RecurrentLinearization : ChainLinearization
         return [new("rnn", [(RecurrentCell.WeightHhName, true), (RecurrentCell.WeightIhName, false)], [.. biasIh, RecurrentCell.BiasHhName], h + n, 0)];
     }
 
-    private void CheckStep(int step, int srcLength, int dstLength, int count, string what)
-    {
-        if (step < 1 || step >= Steps)
-            throw new ArgumentOutOfRangeException(nameof(step), $"{what}: step {step} outside 1..{Steps - 1} for {StateShape}.");
-        long need = (long)count * StateShape.Size;
-        if (count < 0 || srcLength < need || dstLength < need)
-            throw new ArgumentException($"{what}: blocks of length {srcLength}/{dstLength} cannot hold {count} × {StateShape}.");
-    }
-
     /// <inheritdoc/>
-    public override void StateJvpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
-    {
-        CheckStep(step, src.Length, dst.Length, count, "StateJvpAdd");
-        if (count > 0) _engine.StateJvpAdd(step, src, dst, count, alpha);
-    }
-
-    /// <inheritdoc/>
-    public override void StateVjpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
-    {
-        CheckStep(step, src.Length, dst.Length, count, "StateVjpAdd");
-        if (count > 0) _engine.StateVjpAdd(step, src, dst, count, alpha);
-    }
-
-    /// <inheritdoc/>
-    public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count)
-    {
-        int m = Parameters.TotalSize, size = StateShape.Size;
-        if (dTheta.Length < (long)count * m || result.Length < (long)count * size)
-            throw new ArgumentException($"ParamJvp: blocks of length {dTheta.Length}/{result.Length} cannot hold {count} × (m={m}) / {count} × {StateShape}.");
-        _engine.ParamJvp(dTheta, result, count);
-    }
-
-    /// <inheritdoc/>
-    public override void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count)
-    {
-        int m = Parameters.TotalSize, size = StateShape.Size;
-        if (q.Length < (long)count * size || dTheta.Length < (long)count * m)
-            throw new ArgumentException($"ParamVjp: blocks of length {q.Length}/{dTheta.Length} cannot hold {count} × {StateShape} / {count} × (m={m}).");
-        _engine.ParamVjp(q, dTheta, count);
-    }
+    public override void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count) => RunParamVjp(q, dTheta, count);
 
     /// <summary>
     /// Every site shares one per-row pre-activation [a_ih | a_hh] and one cell derivative D, so the
     /// site part of K is one D* pass, the Gram products Û_s(Û_sᵀ ·) on each site's column block, and
     /// one D pass (instead of a D* and a D pass per site).
     /// </summary>
-    public override bool TryAddSiteKernel(ReadOnlySpan<double> x, Span<double> y, int count)
-    {
-        long need = (long)count * StateShape.Size;
-        if (count < 0 || x.Length < need || y.Length < need)
-            throw new ArgumentException($"Site kernel: blocks of length {x.Length}/{y.Length} cannot hold {count} × {StateShape}.");
-        if (count > 0) _engine.AddSiteKernel(x, y, count);
-        return true;
-    }
+    public override bool TryAddSiteKernel(ReadOnlySpan<double> x, Span<double> y, int count) => RunSiteKernel(x, y, count);
 
-    // ---- float32 blocks (a float32 linearisation: read and written in float32, no float64 block) ----
-
-    /// <summary>A float32 linearisation applies float32 state blocks natively (P, P*, P⁻¹, K, NTK_S, J_θ, J_θ*, the sites' D/D*).</summary>
-    internal override bool HasSingleStateMaps => Precision == Precision.F32;
+    // float32 blocks on a float32 linearisation: read and written in float32, no float64 block.
 
     /// <inheritdoc/>
-    internal override void StateJvpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0)
-    {
-        if (!HasSingleStateMaps) { base.StateJvpAdd(step, src, dst, count, alpha); return; }
-        CheckStep(step, src.Length, dst.Length, count, "StateJvpAdd");
-        if (count > 0) _engine.StateJvpAdd(step, src, dst, count, alpha);
-    }
+    internal override bool TryAddSiteKernel(ReadOnlySpan<float> x, Span<float> y, int count) => HasSingleStateMaps && RunSiteKernel(x, y, count);
 
     /// <inheritdoc/>
-    internal override void StateVjpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0)
-    {
-        if (!HasSingleStateMaps) { base.StateVjpAdd(step, src, dst, count, alpha); return; }
-        CheckStep(step, src.Length, dst.Length, count, "StateVjpAdd");
-        if (count > 0) _engine.StateVjpAdd(step, src, dst, count, alpha);
-    }
+    internal override bool TryParamVjp(ReadOnlySpan<float> q, Span<float> dTheta, int count) => HasSingleStateMaps && RunParamVjp(q, dTheta, count);
 
-    /// <inheritdoc/>
-    internal override bool TryAddSiteKernel(ReadOnlySpan<float> x, Span<float> y, int count)
+    private bool RunParamVjp<TV>(ReadOnlySpan<TV> q, Span<TV> dTheta, int count) where TV : unmanaged
     {
-        if (!HasSingleStateMaps) return false;
-        long need = (long)count * StateShape.Size;
-        if (count < 0 || x.Length < need || y.Length < need)
-            throw new ArgumentException($"Site kernel: blocks of length {x.Length}/{y.Length} cannot hold {count} × {StateShape}.");
-        if (count > 0) _engine.AddSiteKernel(x, y, count);
-        return true;
-    }
-
-    /// <inheritdoc/>
-    internal override bool TryParamJvp(ReadOnlySpan<float> dTheta, Span<float> result, int count)
-    {
-        if (!HasSingleStateMaps) return false;
-        int m = Parameters.TotalSize, size = StateShape.Size;
-        if (dTheta.Length < (long)count * m || result.Length < (long)count * size)
-            throw new ArgumentException($"ParamJvp: blocks of length {dTheta.Length}/{result.Length} cannot hold {count} × (m={m}) / {count} × {StateShape}.");
-        _engine.ParamJvp(dTheta, result, count);
-        return true;
-    }
-
-    /// <inheritdoc/>
-    internal override bool TryParamVjp(ReadOnlySpan<float> q, Span<float> dTheta, int count)
-    {
-        if (!HasSingleStateMaps) return false;
-        int m = Parameters.TotalSize, size = StateShape.Size;
-        if (q.Length < (long)count * size || dTheta.Length < (long)count * m)
-            throw new ArgumentException($"ParamVjp: blocks of length {q.Length}/{dTheta.Length} cannot hold {count} × {StateShape} / {count} × (m={m}).");
+        CheckParamVjp(q.Length, dTheta.Length, count);
         _engine.ParamVjp(q, dTheta, count);
+        return true;
+    }
+
+    private bool RunSiteKernel<TV>(ReadOnlySpan<TV> x, Span<TV> y, int count) where TV : unmanaged
+    {
+        long need = (long)count * StateShape.Size;
+        if (count < 0 || x.Length < need || y.Length < need)
+            throw new ArgumentException($"Site kernel: blocks of length {x.Length}/{y.Length} cannot hold {count} × {StateShape}.");
+        if (count > 0) _engine.AddSiteKernel(x, y, count);
         return true;
     }
 
@@ -239,11 +158,8 @@ public sealed class RecurrentLinearization : ChainLinearization
     /// place, no conversion). Rows of a double block on a float32 engine are rounded on entry and
     /// widened on exit.
     /// </remarks>
-    private interface IEngine
+    private interface IEngine : IRecurrentMaps
     {
-        void StateJvpAdd<TV>(int k, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged;
-        void StateVjpAdd<TV>(int k, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged;
-        void ParamJvp<TV>(ReadOnlySpan<TV> dTheta, Span<TV> result, int count) where TV : unmanaged;
         void ParamVjp<TV>(ReadOnlySpan<TV> q, Span<TV> dTheta, int count) where TV : unmanaged;
         void AddSiteKernel<TV>(ReadOnlySpan<TV> x, Span<TV> y, int count) where TV : unmanaged;
         double[] Variables(int site);
@@ -266,6 +182,7 @@ public sealed class RecurrentLinearization : ChainLinearization
         private readonly Lazy<PackedOperand<T>> _whhN;      // op(B) = W_hh of W_hhᵀ g_hh (P*)
         private readonly Lazy<T[]>[] _u;             // Û per site in T
         private readonly Lazy<double[]>[] _uDouble;  // Û per site in float64 (the public Variables)
+        private readonly Trajectory<T> _states;      // z: its values are _z
 
         public Engine(RecurrentLinearization lin, int b, int t)
         {
@@ -275,7 +192,8 @@ public sealed class RecurrentLinearization : ChainLinearization
             var ps = lin._params;
             _x = ToT(lin._x);
             _z0 = ToT(lin._initial);
-            _z = typeof(T) == typeof(double) ? (T[])(object)lin._states : new T[lin._states.Length];
+            _states = new Trajectory<T>(checked(_rows * _s));
+            _z = _states.Values;
             _v = new T[checked(_rows * _h)];
             _cache = new T[checked(_rows * _c)];
             _wih = ToT(ps[RecurrentCell.WeightIhName].Data);
@@ -289,16 +207,20 @@ public sealed class RecurrentLinearization : ChainLinearization
             _whhT = new PackedOperand<T>(Trans.Yes, _h, _gh, _whh, _h);
             _whhN = new Lazy<PackedOperand<T>>(() => new PackedOperand<T>(Trans.No, _gh, _h, _whh, _h));
             Forward();
-            if (typeof(T) != typeof(double)) Widening.Widen<T>(_z, lin._states);
             _u = lin._layout.Select(l => new Lazy<T[]>(() => BuildVariables(l))).ToArray();
-            _uDouble = _u.Select(u => new Lazy<double[]>(() =>
-            {
-                if (typeof(T) == typeof(double)) return (double[])(object)u.Value;
-                var d = new double[u.Value.Length];
-                Widening.Widen<T>(u.Value, d);
-                return d;
-            })).ToArray();
+            _uDouble = _u.Select(u => new Lazy<double[]>(() => Widened(u.Value))).ToArray();
         }
+
+        /// <summary>The array in float64: itself (float64), or a widened copy (exact).</summary>
+        private static double[] Widened(T[] src)
+        {
+            if (typeof(T) == typeof(double)) return (double[])(object)src;
+            var d = new double[src.Length];
+            Widening.Widen<T>(src, d);
+            return d;
+        }
+
+        public Trajectory States => _states;
 
         /// <summary>The array in T: float64 shares it (every source is this linearisation's own copy, never written), float32 rounds a copy.</summary>
         private static T[] ToT(double[] src)

@@ -34,33 +34,25 @@ internal sealed class RecurrentWeightSite : WeightSite
 
     private bool Single => _lin.Precision == Precision.F32;
 
-    internal override bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<double> dst, int count)
+    // Float32 blocks (a or the state block) only on a float32 linearisation; float64 always.
+    internal override bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<double> dst, int count) => Single && AddD(a, dst, count);
+    internal override bool TryApplyDAdjointSingle(ReadOnlySpan<double> q, Span<float> a, int count) => Single && DAdjoint(q, a, count);
+    internal override bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<float> dst, int count) => Single && AddD(a, dst, count);
+    internal override bool TryApplyDAdjointSingle(ReadOnlySpan<float> q, Span<float> a, int count) => Single && DAdjoint(q, a, count);
+    public override void ApplyDAdd(ReadOnlySpan<double> a, Span<double> dst, int count) => AddD(a, dst, count);
+    public override void ApplyDAdjoint(ReadOnlySpan<double> q, Span<double> a, int count) => DAdjoint(q, a, count);
+
+    /// <summary>dst[j] += D a[j] after checking the blocks (a: [count, Rows, OutDim], dst: count states); true.</summary>
+    private bool AddD<TA, TV>(ReadOnlySpan<TA> a, Span<TV> dst, int count) where TA : unmanaged where TV : unmanaged
     {
-        if (!Single) return false;
         Check(a.Length, dst.Length, count, "ApplyDAdd");
         if (count > 0) _lin.SiteDAdd(_index, a, dst, count);
         return true;
     }
 
-    internal override bool TryApplyDAdjointSingle(ReadOnlySpan<double> q, Span<float> a, int count)
+    /// <summary>a[j] = D* q[j] after checking the blocks; true.</summary>
+    private bool DAdjoint<TV, TA>(ReadOnlySpan<TV> q, Span<TA> a, int count) where TV : unmanaged where TA : unmanaged
     {
-        if (!Single) return false;
-        Check(a.Length, q.Length, count, "ApplyDAdjoint");
-        if (count > 0) _lin.SiteDAdjoint(_index, q, a, count);
-        return true;
-    }
-
-    internal override bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<float> dst, int count)
-    {
-        if (!Single) return false;
-        Check(a.Length, dst.Length, count, "ApplyDAdd");
-        if (count > 0) _lin.SiteDAdd(_index, a, dst, count);
-        return true;
-    }
-
-    internal override bool TryApplyDAdjointSingle(ReadOnlySpan<float> q, Span<float> a, int count)
-    {
-        if (!Single) return false;
         Check(a.Length, q.Length, count, "ApplyDAdjoint");
         if (count > 0) _lin.SiteDAdjoint(_index, q, a, count);
         return true;
@@ -73,12 +65,6 @@ internal sealed class RecurrentWeightSite : WeightSite
             throw new ArgumentException($"Site '{Name}' {what}: blocks of length {aLength}/{qLength} cannot hold {count} × [{Rows}, {OutDim}] / {count} × {_lin.StateShape}.");
     }
 
-    public override void ApplyDAdd(ReadOnlySpan<double> a, Span<double> dst, int count)
-    {
-        Check(a.Length, dst.Length, count, "ApplyDAdd");
-        if (count > 0) _lin.SiteDAdd(_index, a, dst, count);
-    }
-
     /// <summary>Colour t / H of state position t when the cell acts unit by unit (<see cref="RecurrentCell.UnitLocal"/>).</summary>
     internal override int SliceColouring(Span<int> colour)
     {
@@ -87,11 +73,5 @@ internal sealed class RecurrentWeightSite : WeightSite
         if (!cell.UnitLocal || colour.Length != s || s % h != 0) return 0;
         for (int t = 0; t < s; t++) colour[t] = t / h;
         return s / h;
-    }
-
-    public override void ApplyDAdjoint(ReadOnlySpan<double> q, Span<double> a, int count)
-    {
-        Check(a.Length, q.Length, count, "ApplyDAdjoint");
-        if (count > 0) _lin.SiteDAdjoint(_index, q, a, count);
     }
 }

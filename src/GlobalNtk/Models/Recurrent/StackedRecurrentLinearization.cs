@@ -28,14 +28,14 @@ namespace GlobalNtk.Models.Recurrent;
 /// <see cref="Dense.Precision.F32"/> the forward pass, the caches, the weights and every product
 /// (float32 GEMM, float32 cell math) are float32; vectors at the operator interface stay float64
 /// (rounded on entry, widened and added in float64 on exit); bias and h0 gradients (sums over the
-/// B·T or B rows) accumulate in float64. <see cref="States"/> and the sites'
-/// <see cref="WeightSite.Variables"/> are the float32 values widened.</para>
+/// B·T or B rows) accumulate in float64. The trajectory is kept in float32 only
+/// (<see cref="ChainLinearization.StatesSingle"/>); <see cref="ChainLinearization.States"/> and the sites'
+/// <see cref="WeightSite.Variables"/> are the float32 values widened, on first use.</para>
 /// </remarks>
-public sealed class StackedRecurrentLinearization : ChainLinearization
+public sealed class StackedRecurrentLinearization : RecurrentChainLinearization
 {
     private readonly RecurrentStack _stack;
     private readonly ParameterSet _params;
-    private readonly double[] _z;
     private readonly IEngine _engine;
     private readonly int _b, _t, _l, _sc, _s, _h, _gh, _p, _r;
     private readonly int[] _n;
@@ -44,15 +44,13 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
 
     internal StackedRecurrentLinearization(RecurrentStack stack, ParameterSet snapshot, Tensor inputs, ReadOnlySpan<double> initialState,
         Precision precision = Precision.F64)
+        : base(new AxisShape(("trial", inputs.Shape.Sizes[0]), ("time", inputs.Shape.Sizes[1]), ("unit", stack.Layers * stack.Cells[0].StateSize)), precision)
     {
         _stack = stack; _params = snapshot;
         var c0 = stack.Cells[0];
         _b = inputs.Shape.Sizes[0]; _t = inputs.Shape.Sizes[1]; _l = stack.Layers;
         _h = c0.HiddenSize; _sc = c0.StateSize; _s = _l * _sc; _gh = c0.GateWidth; _p = c0.PreWidth;
         _r = _b * _t;
-        StateShape = new AxisShape(("trial", _b), ("time", _t), ("unit", _s));
-        Precision = precision;
-        _z = new double[checked(_r * _s)];
         _n = new int[_l]; _oBih = new int[_l]; _oBhh = new int[_l];
         for (int k = 0; k < _l; k++)
         {
@@ -63,20 +61,15 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         _engine = precision == Precision.F32
             ? new Engine<float>(this, inputs.Span, initialState)
             : new Engine<double>(this, inputs.Span, initialState);
-        Numerics.EnsureFinite(_z, $"{stack.Arch} states {StateShape} (forward pass overflowed{(precision == Precision.F32 ? " in float32" : "")})");
+        _engine.States.EnsureFinite($"{stack.Arch} states {StateShape} (forward pass overflowed{(precision == Precision.F32 ? " in float32" : "")})");
         _sites = new Lazy<WeightSite[]>(BuildSites);
     }
 
     /// <inheritdoc/>
-    public override AxisShape StateShape { get; }
-    /// <inheritdoc/>
     public override ParameterSet Parameters => _params;
     /// <inheritdoc/>
-    public override Precision Precision { get; }
-    /// <inheritdoc/>
-    public override ReadOnlyMemory<double> States => _z;
-    /// <inheritdoc/>
     public override IReadOnlyList<WeightSite> Sites => _sites.Value;
+    private protected override IRecurrentMaps Maps => _engine;
     /// <summary>Number of layers L.</summary>
     public int Layers => _l;
     /// <summary>Units per layer in the state (H, or 2H for the LSTM).</summary>
@@ -84,77 +77,11 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
 
     private int Off(int k) => k * _sc;
 
-    private void CheckStep(int step, int srcLength, int dstLength, int count, string what)
-    {
-        if (step < 1 || step >= _t)
-            throw new ArgumentOutOfRangeException(nameof(step), $"{what}: step {step} outside 1..{_t - 1} for {StateShape}.");
-        long need = (long)count * StateShape.Size;
-        if (count < 0 || srcLength < need || dstLength < need)
-            throw new ArgumentException($"{what}: blocks of length {srcLength}/{dstLength} cannot hold {count} × {StateShape}.");
-    }
-
-    /// <inheritdoc/>
-    public override void StateJvpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
-    {
-        CheckStep(step, src.Length, dst.Length, count, "StateJvpAdd");
-        if (count > 0) _engine.StateJvpAdd(step, src, dst, count, alpha);
-    }
-
-    /// <inheritdoc/>
-    public override void StateVjpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
-    {
-        CheckStep(step, src.Length, dst.Length, count, "StateVjpAdd");
-        if (count > 0) _engine.StateVjpAdd(step, src, dst, count, alpha);
-    }
-
-    /// <inheritdoc/>
-    public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count)
-    {
-        int m = _params.TotalSize, size = StateShape.Size;
-        if (dTheta.Length < (long)count * m || result.Length < (long)count * size)
-            throw new ArgumentException($"ParamJvp: blocks of length {dTheta.Length}/{result.Length} cannot hold {count} × (m={m}) / {count} × {StateShape}.");
-        _engine.ParamJvp(dTheta, result, count);
-    }
-
     /// <inheritdoc/>
     public override void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count)
     {
-        int m = _params.TotalSize, size = StateShape.Size;
-        if (q.Length < (long)count * size || dTheta.Length < (long)count * m)
-            throw new ArgumentException($"ParamVjp: blocks of length {q.Length}/{dTheta.Length} cannot hold {count} × {StateShape} / {count} × (m={m}).");
+        CheckParamVjp(q.Length, dTheta.Length, count);
         _engine.ParamVjp(q, dTheta, count);
-    }
-
-    // ---- float32 blocks (a float32 linearisation: the state maps and the sites' D/D* read and write them natively) ----
-
-    /// <summary>A float32 linearisation applies float32 state blocks natively (P, P*, P⁻¹, the sites' D/D*, so K and NTK_S).</summary>
-    internal override bool HasSingleStateMaps => Precision == Precision.F32;
-
-    /// <inheritdoc/>
-    internal override void StateJvpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0)
-    {
-        if (!HasSingleStateMaps) { base.StateJvpAdd(step, src, dst, count, alpha); return; }
-        CheckStep(step, src.Length, dst.Length, count, "StateJvpAdd");
-        if (count > 0) _engine.StateJvpAdd(step, src, dst, count, alpha);
-    }
-
-    /// <inheritdoc/>
-    internal override void StateVjpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0)
-    {
-        if (!HasSingleStateMaps) { base.StateVjpAdd(step, src, dst, count, alpha); return; }
-        CheckStep(step, src.Length, dst.Length, count, "StateVjpAdd");
-        if (count > 0) _engine.StateVjpAdd(step, src, dst, count, alpha);
-    }
-
-    /// <inheritdoc/>
-    internal override bool TryParamJvp(ReadOnlySpan<float> dTheta, Span<float> result, int count)
-    {
-        if (!HasSingleStateMaps) return false;
-        int m = _params.TotalSize, size = StateShape.Size;
-        if (dTheta.Length < (long)count * m || result.Length < (long)count * size)
-            throw new ArgumentException($"ParamJvp: blocks of length {dTheta.Length}/{result.Length} cannot hold {count} × (m={m}) / {count} × {StateShape}.");
-        _engine.ParamJvp(dTheta, result, count);
-        return true;
     }
 
     /// <summary>
@@ -164,9 +91,8 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
     internal override bool TryParamVjp(ReadOnlySpan<float> q, Span<float> dTheta, int count)
     {
         if (!HasSingleStateMaps) return false;
+        CheckParamVjp(q.Length, dTheta.Length, count);
         int m = _params.TotalSize, size = StateShape.Size;
-        if (q.Length < (long)count * size || dTheta.Length < (long)count * m)
-            throw new ArgumentException($"ParamVjp: blocks of length {q.Length}/{dTheta.Length} cannot hold {count} × {StateShape} / {count} × (m={m}).");
         var wide = new double[m];
         for (int j = 0; j < count; j++)
         {
@@ -181,11 +107,8 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
     /// A block element type TV (TA) is double (the interface's float64 vectors) or the engine's own T
     /// (float32 blocks on a float32 engine, read and written in place without conversion).
     /// </remarks>
-    private interface IEngine
+    private interface IEngine : IRecurrentMaps
     {
-        void StateJvpAdd<TV>(int t, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged;
-        void StateVjpAdd<TV>(int t, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged;
-        void ParamJvp<TV>(ReadOnlySpan<TV> dTheta, Span<TV> result, int count) where TV : unmanaged;
         void ParamVjp<TV>(ReadOnlySpan<TV> q, Span<double> dTheta, int count) where TV : unmanaged;
         double[] Variables(int k, (string Name, bool Recurrent)[] weights, int width);
         float[]? VariablesSingle(int k, (string Name, bool Recurrent)[] weights, int width);
@@ -232,6 +155,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
         private readonly RecurrentCell[] _cells;
         private readonly int _b, _t, _l, _sc, _s, _h, _gh, _p, _c, _hho, _r, _work;
         private readonly T[] _z, _z0;
+        private readonly Trajectory<T> _states;   // z: its values are _z
         private readonly T[][] _x, _v, _cache, _wih, _whh;
         // The per-step weights packed once for the GEMM kernel (as op(B) = Wᵀ and W): the step products
         // have only count·B rows and cannot amortise packing W every step. Bit-identical products.
@@ -247,7 +171,8 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
             _cells = stack.Cells;
             _b = lin._b; _t = lin._t; _l = lin._l; _sc = lin._sc; _s = lin._s; _h = lin._h; _gh = lin._gh; _p = lin._p; _r = lin._r;
             _c = _cells[0].CacheWidth; _hho = _cells[0].HhOffset; _work = _cells[0].WorkWidth + 1;
-            _z = IsDouble ? (T[])(object)lin._z : new T[lin._z.Length];
+            _states = new Trajectory<T>(checked(_r * _s));
+            _z = _states.Values;
             _z0 = ToT(initialState);
             _x = new T[_l][]; _v = new T[_l][]; _cache = new T[_l][];
             _wih = new T[_l][]; _whh = new T[_l][]; _bih = new T[]?[_l]; _bhh = new T[]?[_l];
@@ -266,8 +191,9 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
             _wihT = Packs(_wih, Trans.Yes); _wihN = Packs(_wih, Trans.No);
             _x[0] = ToT(inputs);
             Forward();
-            if (!IsDouble) Widening.Widen<T>(_z, lin._z);
         }
+
+        public Trajectory States => _states;
 
         /// <summary>A copy in T (rounded for float32).</summary>
         private static T[] ToT(ReadOnlySpan<double> src)
@@ -469,7 +395,7 @@ public sealed class StackedRecurrentLinearization : ChainLinearization
             finally { Return(o); Return(q); Return(g); Return(carry); }
         }
 
-        /// <inheritdoc cref="IEngine.ParamJvp"/>
+        /// <inheritdoc cref="IRecurrentMaps.ParamJvp"/>
         public void ParamJvp<TV>(ReadOnlySpan<TV> dTheta, Span<TV> result, int count) where TV : unmanaged
         {
             int m = _lin._params.TotalSize, size = _lin.StateShape.Size;
