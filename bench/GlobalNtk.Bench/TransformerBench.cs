@@ -2,6 +2,7 @@ using System.Diagnostics;
 using GlobalNtk.Dense;
 using GlobalNtk.Estimators;
 using GlobalNtk.Models;
+using GlobalNtk.Models.Blocks;
 using GlobalNtk.Models.Mlp;
 using GlobalNtk.Models.Transformer;
 using GlobalNtk.Ntk;
@@ -20,14 +21,16 @@ namespace GlobalNtk.Bench;
 /// --post-ln (norm_first=False blocks) --final-norm (nn.TransformerEncoder(norm=…)) --precision f64|f32 --f64-vectors</c>
 /// (f32: float32 caches and sgemm products through every block, see TransformerModel.Linearize, and
 /// the timed vectors are float32 blocks applied through the operators' float32 path, unless
-/// <c>--f64-vectors</c> keeps them float64 as the estimators do).
+/// <c>--f64-vectors</c> keeps them float64 as the estimators do). <c>--attention</c> times only the
+/// causal attention core of one layer (its forward pass, then J_u and J_uᵀ on the block of vectors)
+/// with dense products (tile = tokens) and with row blocks of 8, 16, 24, 32 and the default tile.
 /// </summary>
 internal static class TransformerBench
 {
     public static int Run(string[] args)
     {
         int d = 128, heads = 4, layers = 4, ff = 0, seqs = 32, tokens = 64, block = 30, probes = 30, reps = 1;
-        bool modeCapture = false;
+        bool modeCapture = false, attentionOnly = false;
         bool finding = true, postLn = false, finalNorm = false, f64Vectors = false;
         var precision = Precision.F64;
         for (int i = 0; i < args.Length; i++)
@@ -48,6 +51,7 @@ internal static class TransformerBench
                 case "--post-ln": postLn = true; break;
                 case "--final-norm": finalNorm = true; break;
                 case "--f64-vectors": f64Vectors = true; break;
+                case "--attention": attentionOnly = true; break;
                 case "--precision":
                     if (!PrecisionNames.TryParse(args[++i], out precision)) { Console.Error.WriteLine($"error: --precision '{args[i]}' is not f64 or f32"); return 2; }
                     break;
@@ -55,6 +59,7 @@ internal static class TransformerBench
             }
         }
         if (ff == 0) ff = 4 * d;
+        if (attentionOnly) return AttentionTiles(d, heads, seqs, tokens, Math.Max(block, 1), reps, precision);
         var config = new TransformerConfig(TransformerInput.Linear, 3, d, heads, layers, ff, Activation.Gelu, Causal: true)
             { NormFirst = !postLn, FinalNorm = finalNorm };
         Console.WriteLine($"transformer: d={d} heads={heads} L={layers} d_ff={ff} causal GELU {(postLn ? "post-LN" : "pre-LN")}{(finalNorm ? " + final norm" : "")}, {seqs} sequences × {tokens} tokens, N_in=3, {precision.Name()}; " +
@@ -185,6 +190,34 @@ internal static class TransformerBench
 
     /// <summary>State layer a site feeds: 0 for the input projection, l+1 for block l's sites (<c>layers.{l}.…</c>).</summary>
     private static int LayerOf(string site) => site.StartsWith("layers.") ? int.Parse(site.Split('.')[1]) + 1 : 0;
+
+    /// <summary>The attention core alone, per tile size (<c>--attention</c>): CPU seconds of J_u and J_uᵀ on a block.</summary>
+    private static int AttentionTiles(int d, int heads, int seqs, int tokens, int block, int reps, Precision precision)
+    {
+        Console.WriteLine($"attention core: d={d} heads={heads} causal, {seqs} sequences × {tokens} tokens, block of {block}, {precision.Name()}; " +
+                          $"{Environment.ProcessorCount} processors, load average {LoadAverage()}");
+        int rows = seqs * tokens;
+        var input = BenchVectors.Uniform(rows * 3 * d, 5);
+        var v = BenchVectors.Uniform(block * rows * 3 * d, 6);
+        var w = BenchVectors.Uniform(block * rows * d, 7);
+        var jv = new double[block * rows * d];
+        var jtw = new double[block * rows * 3 * d];
+        bool single = precision == Precision.F32; // float32 blocks through the float32 maps, as a float32 linearisation runs them
+        var v32 = Float32.ToSingle(v); var w32 = Float32.ToSingle(w);
+        var jv32 = new float[single ? jv.Length : 0]; var jtw32 = new float[single ? jtw.Length : 0];
+        var tiles = new[] { tokens, 8, 16, 24, 32, CausalProducts.TileFor(tokens) }.Where(t => t <= tokens).Distinct();
+        foreach (int tile in tiles)
+        {
+            var core = new AttentionCoreBlock(d, heads, tokens, causal: true, tile);
+            BlockTrace trace = null!;
+            var tf = Best(reps, () => trace = core.Forward(new ParameterSet([]), input, rows, new double[rows * d], precision));
+            var tj = Best(reps, () => { if (single) trace.Jvp32(v32, jv32, block); else trace.Jvp(v, jv, block); });
+            var tv = Best(reps, () => { if (single) trace.Vjp32(w32, jtw32, block); else trace.Vjp(w, jtw, block); });
+            Console.WriteLine($"tile {tile,3}{(tile == tokens ? " (dense)" : tile == CausalProducts.TileFor(tokens) ? " (default)" : "")}: forward {tf}; J_u {tj}; J_uᵀ {tv}; " +
+                              $"J_u + J_uᵀ {tj.Cpu + tv.Cpu:F3} s CPU");
+        }
+        return 0;
+    }
 
     private readonly record struct Timing(double Wall, double Cpu)
     {

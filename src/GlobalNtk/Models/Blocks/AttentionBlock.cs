@@ -1,5 +1,7 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using GlobalNtk.Operators;
 using GlobalNtk.Dense;
 
@@ -87,10 +89,14 @@ public sealed class AttentionBlock : StepBlock
 /// The parameter-free core of <see cref="AttentionBlock"/>: rows [q, k, v] (width 3d) → the
 /// concatenated head outputs (width d), sequence by sequence. Its maps are per (sequence, head)
 /// GEMMs (docs/math.md#transformers): δS = c(δQ Kᵀ + Q δKᵀ), δP = P ⊙ (δS − rowsum(P ⊙ δS)),
-/// δO = δP V + P δV, and their adjoints.
+/// δO = δP V + P δV, and their adjoints. With a causal mask they run on the unmasked half
+/// (<see cref="CausalProducts"/>) in row blocks of <paramref name="tile"/> tokens
+/// (default <see cref="CausalProducts.TileFor"/>; a test or benchmark may choose another).
 /// </summary>
-internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool causal) : StepBlock
+internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool causal, int tile = 0) : StepBlock
 {
+    private readonly int _tile = !causal ? tokens : tile > 0 ? Math.Min(tile, tokens) : CausalProducts.TileFor(tokens);
+
     public override int InputWidth => 3 * width;
     public override int OutputWidth => width;
     public override bool RowLocal => false;
@@ -121,6 +127,7 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
         var qkv = new T[rows * ld];
         Widening.Narrow(input[..(rows * ld)], qkv);
         var prob = new T[checked(groups * heads * n * n)];
+        var kvT = new T[checked(groups * heads * 2 * dh * n)]; // per (sequence, head): Kᵀ then Vᵀ, each dh × n
         var scale = T.CreateTruncating(1.0 / Math.Sqrt(dh));
         using var o = new RowScratch<T>(typeof(T) == typeof(double) ? 0 : (long)rows * width);
         var os = typeof(T) == typeof(double) ? MemoryMarshal.Cast<double, T>(output[..(rows * width)]) : o.Span;
@@ -130,25 +137,32 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
             Parallel.For(0, groups * heads, gh => Head(gh, new Span<T>((T*)op, rows * width)));
         }
         if (typeof(T) != typeof(double)) Widening.Widen<T>(o.Span, output[..(rows * width)]);
-        return new Trace<T>(this, rows, qkv, prob, width, heads, tokens, scale);
+        return new Trace<T>(this, rows, qkv, prob, kvT, width, heads, tokens, scale, causal, _tile);
 
         void Head(int gh, Span<T> o)
         {
             int g = gh / heads, h = gh % heads;
             var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
             var p = prob.AsSpan(gh * n * n, n * n);
-            GemmGeneric.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, q, ld, k, ld, T.Zero, p, n);
+            var kt = kvT.AsSpan(gh * 2 * dh * n, dh * n);
+            CausalProducts.Transpose(n, dh, k, ld, kt);
+            CausalProducts.Transpose(n, dh, v, ld, kvT.AsSpan((gh * 2 + 1) * dh * n, dh * n));
+            // Scores on the causal region only; the softmax zeroes the rest of each row (the array is fresh).
+            CausalProducts.ABt(n, dh, _tile, scale, q, ld, kt, n, T.Zero, p, n);
             Softmax.Rows(p, n, causal);
             // o_h = P V_h into the head's column block of O
-            GemmGeneric.Multiply(Trans.No, Trans.No, n, dh, n, T.One, p, n, v, ld, T.Zero, o[(g * n * width + h * dh)..], width);
+            CausalProducts.LB(n, dh, _tile, T.One, p, n, v, ld, T.Zero, o[(g * n * width + h * dh)..], width);
         }
     }
 
     /// <summary>
     /// The trace with Q, K, V and P in T: float64, or float32 (sgemm products; its float64 maps
-    /// narrow the incoming block once and widen the result once).
+    /// narrow the incoming block once and widen the result once). With a causal mask every n×n
+    /// product (scores, P, their tangents and cotangents) runs on the causal region of
+    /// <see cref="CausalProducts"/> with row blocks of <paramref name="tile"/> (= n without a mask).
     /// </summary>
-    private sealed class Trace<T>(AttentionCoreBlock blk, int rows, T[] qkv, T[] prob, int width, int heads, int n, T scale)
+    private sealed class Trace<T>(AttentionCoreBlock blk, int rows, T[] qkv, T[] prob, T[] kvT, int width, int heads, int n, T scale,
+        bool causal, int tile)
         : BlockTrace(blk, rows) where T : unmanaged, IFloatingPointIeee754<T>
     {
         private readonly int _groups = rows / n, _dh = width / heads;
@@ -198,63 +212,110 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
                     var x = new ReadOnlySpan<T>((T*)sp + sg * n * srcWidth, n * srcWidth);
                     var y = new Span<T>((T*)dp + sg * n * dstWidth, n * dstWidth);
                     var q = qkv.AsSpan(g * n * ld + h * dh); var k = qkv.AsSpan(g * n * ld + width + h * dh); var v = qkv.AsSpan(g * n * ld + 2 * width + h * dh);
-                    var p = prob.AsSpan((g * heads + h) * n * n, n * n);
-                    var t = System.Buffers.ArrayPool<T>.Shared.Rent(n * n);
+                    int gh = g * heads + h;
+                    var p = prob.AsSpan(gh * n * n, n * n);
+                    var kt = kvT.AsSpan(gh * 2 * dh * n, dh * n); var vt = kvT.AsSpan((gh * 2 + 1) * dh * n, dh * n);
+                    var scratch = System.Buffers.ArrayPool<T>.Shared.Rent(n * n + (forward ? dh * n : 0));
+                    // t (n×n, pooled, stale outside the causal region) is written on that region first, then read only there.
+                    var t = scratch.AsSpan(0, n * n);
                     if (forward)
                     {
-                        GemmGeneric.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, x[(h * dh)..], ld, k, ld, T.Zero, t, n);
-                        GemmGeneric.Multiply(Trans.No, Trans.Yes, n, n, dh, scale, q, ld, x[(width + h * dh)..], ld, T.One, t, n);
-                        SoftmaxBackRows(p, t, n);
-                        GemmGeneric.Multiply(Trans.No, Trans.No, n, dh, n, T.One, t, n, v, ld, T.Zero, y[(h * dh)..], width);
-                        GemmGeneric.Multiply(Trans.No, Trans.No, n, dh, n, T.One, p, n, x[(2 * width + h * dh)..], ld, T.One, y[(h * dh)..], width);
+                        var dkt = scratch.AsSpan(n * n, dh * n);
+                        CausalProducts.Transpose(n, dh, x[(width + h * dh)..], ld, dkt);
+                        CausalProducts.ABt(n, dh, tile, scale, x[(h * dh)..], ld, kt, n, T.Zero, t, n);
+                        CausalProducts.ABt(n, dh, tile, scale, q, ld, dkt, n, T.One, t, n);
+                        SoftmaxBackRows(p, t, n, causal, tile);
+                        CausalProducts.LB(n, dh, tile, T.One, t, n, v, ld, T.Zero, y[(h * dh)..], width);
+                        CausalProducts.LB(n, dh, tile, T.One, p, n, x[(2 * width + h * dh)..], ld, T.One, y[(h * dh)..], width);
                     }
                     else
                     {
                         var go = x[(h * dh)..];
-                        GemmGeneric.Multiply(Trans.Yes, Trans.No, n, dh, n, T.One, p, n, go, width, T.Zero, y[(2 * width + h * dh)..], ld);
-                        GemmGeneric.Multiply(Trans.No, Trans.Yes, n, n, dh, T.One, go, width, v, ld, T.Zero, t, n);
-                        SoftmaxBackRows(p, t, n);
-                        GemmGeneric.Multiply(Trans.No, Trans.No, n, dh, n, scale, t, n, k, ld, T.Zero, y[(h * dh)..], ld);
-                        GemmGeneric.Multiply(Trans.Yes, Trans.No, n, dh, n, scale, t, n, q, ld, T.Zero, y[(width + h * dh)..], ld);
+                        CausalProducts.LtB(n, dh, tile, T.One, p, n, go, width, T.Zero, y[(2 * width + h * dh)..], ld);
+                        CausalProducts.ABt(n, dh, tile, T.One, go, width, vt, n, T.Zero, t, n);
+                        SoftmaxBackRows(p, t, n, causal, tile);
+                        CausalProducts.LB(n, dh, tile, scale, t, n, k, ld, T.Zero, y[(h * dh)..], ld);
+                        CausalProducts.LtB(n, dh, tile, scale, t, n, q, ld, T.Zero, y[(width + h * dh)..], ld);
                     }
-                    System.Buffers.ArrayPool<T>.Shared.Return(t);
+                    System.Buffers.ArrayPool<T>.Shared.Return(scratch);
                 });
             }
         }
 
         /// <summary>
-        /// x ← P ⊙ (x − rowsum(P ⊙ x)) row by row (the softmax Jacobian, symmetric per row; masked
-        /// entries have P = 0). In float32 the row sum is accumulated and subtracted in float64:
-        /// x − rowsum cancels where P is concentrated on a few tokens.
+        /// x ← P ⊙ (x − rowsum(P ⊙ x)) row by row (the softmax Jacobian, symmetric per row) on the
+        /// unmasked entries u ≤ t only (masked entries have P = 0); the masked entries of the causal
+        /// region (u &gt; t inside row t's tile) are set to 0, and x beyond the region is neither read
+        /// nor written. In float32 the row sum is accumulated and subtracted in float64: x − rowsum
+        /// cancels where P is concentrated on a few tokens.
         /// </summary>
-        private static void SoftmaxBackRows(ReadOnlySpan<T> p, Span<T> x, int n)
+        private static void SoftmaxBackRows(ReadOnlySpan<T> p, Span<T> x, int n, bool causal, int tile)
         {
             if (IsDouble)
             {
                 var pd = MemoryMarshal.Cast<T, double>(p); var xd = MemoryMarshal.Cast<T, double>(x);
                 for (int t = 0; t < n; t++)
                 {
-                    var pr = pd.Slice(t * n, n); var xr = xd.Slice(t * n, n);
+                    int allowed = causal ? t + 1 : n;
+                    var pr = pd.Slice(t * n, allowed); var xr = xd.Slice(t * n, allowed);
                     double dot = System.Numerics.Tensors.TensorPrimitives.Dot(pr, xr);
-                    for (int u = 0; u < n; u++) xr[u] = pr[u] * (xr[u] - dot);
+                    // x ← p ⊙ (x − dot), each element as the scalar expression (no fused multiply-add).
+                    System.Numerics.Tensors.TensorPrimitives.Subtract(xr, dot, xr);
+                    System.Numerics.Tensors.TensorPrimitives.Multiply(pr, xr, xr);
+                    xd[(t * n + allowed)..(t * n + CausalProducts.RowEnd(t, n, tile))].Clear();
                 }
                 return;
             }
             var pf = MemoryMarshal.Cast<T, float>(p); var xf = MemoryMarshal.Cast<T, float>(x);
             for (int t = 0; t < n; t++)
             {
-                var pr = pf.Slice(t * n, n); var xr = xf.Slice(t * n, n);
-                double dot = Float32.DotWide(pr, xr);
-                int u = 0, w = System.Numerics.Vector<float>.Count;
-                var vd = new System.Numerics.Vector<double>(dot);
-                for (; u <= n - w; u += w)
-                {
-                    System.Numerics.Vector.Widen(new System.Numerics.Vector<float>(pr[u..]), out var p0, out var p1);
-                    System.Numerics.Vector.Widen(new System.Numerics.Vector<float>(xr[u..]), out var x0, out var x1);
-                    System.Numerics.Vector.Narrow(p0 * (x0 - vd), p1 * (x1 - vd)).CopyTo(xr[u..]);
-                }
-                for (; u < n; u++) xr[u] = (float)(pr[u] * (xr[u] - dot));
+                int allowed = causal ? t + 1 : n;
+                SoftmaxBackRow(pf.Slice(t * n, allowed), xf.Slice(t * n, allowed));
+                xf[(t * n + allowed)..(t * n + CausalProducts.RowEnd(t, n, tile))].Clear();
             }
+        }
+
+        /// <summary>
+        /// One float32 row: x ← p ⊙ (x − Σ p x), the sum and the difference in float64. With AVX-512,
+        /// 16 lanes at a time widened to two float64 vectors, the row's last partial vector under a
+        /// lane mask (masked-off lanes are neither read nor written).
+        /// </summary>
+        private static unsafe void SoftmaxBackRow(ReadOnlySpan<float> p, Span<float> x)
+        {
+            int len = p.Length;
+            if (Avx512F.IsSupported)
+            {
+                fixed (float* pp = p, px = x)
+                {
+                    Vector512<double> a0 = default, a1 = default;
+                    for (int u = 0; u < len; u += 16)
+                    {
+                        var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(len - u)).AsSingle();
+                        var pv = Avx512F.MaskLoad(pp + u, mask, Vector512<float>.Zero); var xv = Avx512F.MaskLoad(px + u, mask, Vector512<float>.Zero);
+                        a0 = Vector512.FusedMultiplyAdd(Vector512.WidenLower(pv), Vector512.WidenLower(xv), a0);
+                        a1 = Vector512.FusedMultiplyAdd(Vector512.WidenUpper(pv), Vector512.WidenUpper(xv), a1);
+                    }
+                    var vd = Vector512.Create(Vector512.Sum(a0 + a1));
+                    for (int u = 0; u < len; u += 16)
+                    {
+                        var mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(len - u)).AsSingle();
+                        var pv = Avx512F.MaskLoad(pp + u, mask, Vector512<float>.Zero); var xv = Avx512F.MaskLoad(px + u, mask, Vector512<float>.Zero);
+                        var r = Vector512.Narrow(Vector512.WidenLower(pv) * (Vector512.WidenLower(xv) - vd), Vector512.WidenUpper(pv) * (Vector512.WidenUpper(xv) - vd));
+                        Avx512F.MaskStore(px + u, mask, r);
+                    }
+                }
+                return;
+            }
+            double dot = Float32.DotWide(p, x);
+            var vdot = new Vector<double>(dot);
+            int i = 0;
+            for (int w = Vector<float>.Count; i <= len - w; i += w)
+            {
+                Vector.Widen(new Vector<float>(p[i..]), out var p0, out var p1);
+                Vector.Widen(new Vector<float>(x[i..]), out var x0, out var x1);
+                Vector.Narrow(p0 * (x0 - vdot), p1 * (x1 - vdot)).CopyTo(x[i..]);
+            }
+            for (; i < len; i++) x[i] = (float)(p[i] * (x[i] - dot));
         }
     }
 }
