@@ -427,6 +427,14 @@ internal static class AnalysisBench
         return result;
     }
 
+    private static double SpreadOf(double[] m)
+    {
+        int n = (int)Math.Round(Math.Sqrt(m.Length));
+        double tr = 0, sq = 0;
+        for (int i = 0; i < n; i++) { tr += m[i * n + i]; sq += m[i * n + i] * m[i * n + i]; }
+        return n * sq / (tr * tr) - 1;
+    }
+
     private static double PrOf(double[] m)
     {
         int n = (int)Math.Round(Math.Sqrt(m.Length));
@@ -459,7 +467,24 @@ internal static class AnalysisBench
             // TRIALCAL_VARY_DEFLATION=1: a fresh spectrum (so a fresh deflation) per seed, as in separate analyses.
             bool vary = Environment.GetEnvironmentVariable("TRIALCAL_VARY_DEFLATION") == "1";
             Deflation DeflationFor(int s) => !vary ? d : Deflation.FromEigenpairs(Spectral.TopEigenpairs(op, o.TopK, o.Seed + 2 + s, new SpectrumBudget(o.SpectrumBudget, o.SpectrumTolerance)));
-            var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithinRows(op, [axis], o.PartialBudget, 1000 + s, DeflationFor(s), o.RelativeTarget, null, r => rowsOf[s] = r)).ToArray();
+            // TRIALCAL_EXACT_HINTS=1: traced-axis hints from the exact partial traces (the analysis passes estimated ones).
+            Dictionary<string, TracedAxisHint>? hints = Environment.GetEnvironmentVariable("TRIALCAL_EXACT_HINTS") != "1" ? null
+                : exactM.Where(kv => kv.Key != axis).ToDictionary(kv => kv.Key, kv => new TracedAxisHint(PrOf(kv.Value), SpreadOf(kv.Value)));
+            if (hints is not null) Console.WriteLine("  hints: " + string.Join(", ", hints.Select(h => $"{h.Key} PR {h.Value.ParticipationRatio:G4} spread {h.Value.IndexSpread:G3}")));
+            // TRIALCAL_HINTS=estimated: per seed, the axes before this one (shape order) estimated first and passed on, as the analysis does.
+            bool estimated = Environment.GetEnvironmentVariable("TRIALCAL_HINTS") == "estimated";
+            var masked = 0;
+            Dictionary<string, TracedAxisHint>? HintsFor(int s)
+            {
+                if (!estimated) return hints;
+                var h = new Dictionary<string, TracedAxisHint>();
+                foreach (var a in op.Domain.Names.TakeWhile(a => a != axis))
+                    h[a] = TracedAxisHint.Of(EffectiveRank.PartialWithin(op, [a], o.PartialBudget, 5000 + 7 * s + a.Length, DeflationFor(s), o.RelativeTarget, h));
+                return h;
+            }
+            var ests = Enumerable.Range(0, seeds).Select(s => EffectiveRank.PartialWithinRows(op, [axis], o.PartialBudget, 1000 + s, DeflationFor(s), o.RelativeTarget, HintsFor(s), r => rowsOf[s] = r)).ToArray();
+            masked = ests.Count(e => e.TracedIndexAxes.Count > 0);
+            Console.WriteLine($"  traced index factors in {masked}/{seeds} seeds");
             var rowIndex = new Dictionary<PartialRankEstimate, int>(ReferenceEqualityComparer.Instance);
             for (int i = 0; i < ests.Length; i++) rowIndex[ests[i]] = i;
             IReadOnlyList<double[]>? Rows(PartialRankEstimate e) => rowsOf[rowIndex[e]];

@@ -174,30 +174,34 @@ public class EstimatorTracedIndexTests
         // ... and even: a coherent axis whose trace a few indices carry keeps Rademacher (heavy tails otherwise).
         var uneven = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.5), ["token"] = new(1.1, double.PositiveInfinity) };
         Assert.Empty(EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: uneven).TracedIndexAxes);
+        // All traced axes or none: a traced axis whose spread is unknown, or without a hint, or uneven (the
+        // transformer proxy's layer axis, spread 0.71, left as a Rademacher factor under indexed sequences and
+        // tokens: NTK_S feature axis miscalibrated), keeps every factor Rademacher.
         var partly = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.005), ["token"] = new(4.0, double.PositiveInfinity) };
-        Assert.Equal(new[] { "seq" }, EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: partly).TracedIndexAxes);
-        // All coherent axes or none: a traced axis without a hint, or a coherent one that is uneven, keeps every factor Rademacher.
+        Assert.Empty(EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: partly).TracedIndexAxes);
         var missing = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.005) };
         Assert.Empty(EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: missing).TracedIndexAxes);
         var oneUneven = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.005), ["token"] = new(1.1, 0.5) };
         Assert.Empty(EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: oneUneven).TracedIndexAxes);
-        // The transformer proxy's token axis (spread 0.025, index ω miscalibrated on its NTK_S feature
-        // axis) is not even enough; just below the bound is.
-        var tokenLike = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.06, 0.0001), ["token"] = new(1.1, 0.025) };
-        Assert.Empty(EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: tokenLike).TracedIndexAxes);
+        // An even axis that is not coherent is indexed with the coherent ones (its index factor is quiet).
+        var evenIncoherent = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.2, 0.005), ["token"] = new(4.0, 0.01) };
+        Assert.Equal(new[] { "seq", "token" }, EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: evenIncoherent).TracedIndexAxes);
+        // The bound: just above it stays Rademacher, just below it is indexed.
+        var justUneven = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.06, 0.0001), ["token"] = new(1.1, 1.1 * PartialRankPlan.EvenAxisSpread) };
+        Assert.Empty(EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: justUneven).TracedIndexAxes);
         var justEven = new Dictionary<string, TracedAxisHint> { ["seq"] = new(1.06, 0.0001), ["token"] = new(1.1, 0.9 * PartialRankPlan.EvenAxisSpread) };
         Assert.Equal(new[] { "seq", "token" }, EffectiveRank.PartialWithin(op, ["feature"], 24, 1, tracedHints: justEven).TracedIndexAxes);
-        // Non-Kronecker paths ignore hints.
+        // The per-index path has no index factors (without them the hints leave it alone).
         Assert.Empty(EffectiveRank.PartialWithin(op, ["seq"], 240, 1, tracedHints: partly).TracedIndexAxes);
         // So does index ψ: with both factors index, probes sample single slices (heavy tails).
         var coherent = new MeteredOperator(CoherentTracedAxes(0.1, 5), null);
-        var onToken = new Dictionary<string, TracedAxisHint> { ["token"] = new(1.1, 0.005), ["feature"] = new(10, double.PositiveInfinity) };
+        var onToken = new Dictionary<string, TracedAxisHint> { ["token"] = new(1.1, 0.005), ["feature"] = new(10, 0.02) };
         for (int s = 0; s < 20; s++)
         {
             var e = EffectiveRank.PartialWithin(coherent, ["seq"], 24, s, tracedHints: onToken);
             Assert.Equal(PartialRankMethod.Kronecker, e.Plan.Method);
             if (e.KeptProbe == KeptProbe.Index) Assert.Empty(e.TracedIndexAxes);
-            else Assert.Equal(new[] { "token" }, e.TracedIndexAxes);
+            else Assert.Equal(new[] { "token", "feature" }, e.TracedIndexAxes);
         }
     }
 }

@@ -236,9 +236,10 @@ public static class EffectiveRank
     /// <remarks>
     /// The Kronecker path first draws a pilot of <see cref="PartialRankPlan.KroneckerPilot"/> probes with
     /// Rademacher ψ (<see cref="KeptProbe"/>). Only where its PR is at most half the kept size (M far
-    /// from diagonal, e.g. exchangeable sequences) does it draw an index pilot too, and keeps drawing
-    /// index ψ if that pilot is the less variable, dropping the Rademacher pilot; otherwise it pools
-    /// the pilots and draws Rademacher ψ, with index factors on the coherent, even traced axes (tracedHints). Every probe is unbiased whatever its kind; the
+    /// from diagonal, e.g. exchangeable sequences) and the traced axes get no index factors does it draw an
+    /// index pilot too, and keeps drawing index ψ if that pilot is the less variable, dropping the
+    /// Rademacher pilot; otherwise it pools the pilots and draws Rademacher ψ, with index factors on every
+    /// traced axis where tracedHints allow them. Every probe is unbiased whatever its kind; the
     /// data-dependent choice and stop add a bias well below the standard error (tested against
     /// exact dense partial traces).
     /// </remarks>
@@ -278,8 +279,16 @@ public static class EffectiveRank
             throw new ShapeMismatchException($"Partial effective rank: deflation vectors have length {deflation.Dimension}, but {op.Name} acts on {op.Domain}.");
         var ml = deflate ? LowRankPartialTrace(deflation!, split) : null;
         var probed = deflate ? new DeflatedOperator(op, deflation!) : op;
+        int tracedMask = plan.Method == PartialRankMethod.Exact ? 0 : CoherentTracedAxes(split, tracedHints);
+        // Where the traced axes take index factors, Kronecker probes replace the per-index path at the same cost:
+        // the per-index path's Rademacher ω gives every group a χ²₁-like factor (νᵀω)² on near-rank-one traced
+        // axes, whose heavy tail made its jackknife SE optimistic (demo GRU unit axis, thorough: 6 of 100 seeds
+        // beyond 3 SE, min −9.3); per-index groups of single traced slices were accurate but, being nearly
+        // proportional to one another, gave a jackknife SE that vanished in some seeds (z down to −80).
+        if (plan.Method == PartialRankMethod.PerIndex && tracedMask != 0)
+            plan = new PartialRankPlan(PartialRankMethod.Kronecker, (int)(plan.Applications / 2), 2 * (plan.Applications / 2));
         if (plan.Method == PartialRankMethod.Kronecker)
-            return KroneckerPartial(probed, split, plan, seed, ml, relativeTarget, op, CoherentTracedAxes(split, tracedHints), onRows);
+            return KroneckerPartial(probed, split, plan, seed, ml, relativeTarget, op, tracedMask, onRows);
 
         if (plan.Method == PartialRankMethod.Exact)
         {
@@ -379,7 +388,11 @@ public static class EffectiveRank
             var rad = sampler.Sample(pilot, KeptProbe.Rademacher, radDiagnostics);
             drawn = pilot;
             double prPilot = PairRatioOrNaN(rad);
-            bool farFromDiagonal = prPilot <= nk / 2.0;
+            // With index factors on the traced axes no index pilot is drawn: index ψ would have to drop them
+            // (never both), and the traced axes' Rademacher factor then brings back its χ²₁-like tail (demo
+            // GRU ckpt 120, NTK_S unit axis, PR 3.5 of 32: index-ψ seeds SD(z) 1.60 with 6 of 63 beyond 3 SE,
+            // Rademacher ψ with index ω 1.10 with 1 of 137).
+            bool farFromDiagonal = prPilot <= nk / 2.0 && tracedIndexMask == 0;
             if (farFromDiagonal)
             {
                 sampler.TracedIndexMask = 0;
@@ -436,25 +449,28 @@ public static class EffectiveRank
             };
     }
 
-    // Bits of the coherent traced axes (in the split's order), all or none: every traced axis needs a
-    // hint, and every coherent one must be even. Indexing only some coherent axes leaves the others in
-    // the shared Rademacher factor, whose noise then grows (transformer NTK_S feature axis with index
-    // factors on tokens but not sequences: relative variance of t 0.85 per probe against 0.23).
+    // Bits of the traced axes that get index factors: every traced axis (of size > 1) or none. Each needs a
+    // hint and must be even (index spread at most EvenAxisSpread), and at least one must be coherent
+    // (PR_a ≤ n_a/CoherentAxisRatio: near rank one, where a Rademacher factor's quadratic form has a
+    // χ²₁-like tail). All or none: an axis left with a Rademacher factor keeps that factor's noise, and a
+    // single indexed slice can make it larger (transformer NTK_S feature axis with index factors on
+    // sequences and tokens but a Rademacher layer factor, layer spread 0.71: SD(z) 1.52–1.61 over 20 seeds).
     private static int CoherentTracedAxes(AxisSplit split, IReadOnlyDictionary<string, TracedAxisHint>? hints)
     {
         if (hints is null) return 0;
         int mask = 0;
+        bool coherent = false;
         var names = split.ReducedShape.Names;
         for (int a = 0; a < names.Count; a++)
         {
             int size = split.ReducedShape.Sizes[a];
             if (size <= 1) continue;
             if (a >= 30 || !hints.TryGetValue(names[a], out var h) || !double.IsFinite(h.ParticipationRatio)) return 0;
-            if (h.ParticipationRatio > size / PartialRankPlan.CoherentAxisRatio) continue;
             if (!(h.IndexSpread <= PartialRankPlan.EvenAxisSpread)) return 0;
+            coherent |= h.ParticipationRatio <= size / PartialRankPlan.CoherentAxisRatio;
             mask |= 1 << a;
         }
-        return mask;
+        return coherent ? mask : 0;
     }
 
     // The low-rank rest's (M_L, tr M_L, ‖M_L‖²) for the bench's direct use of the sampler.
