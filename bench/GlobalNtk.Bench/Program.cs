@@ -4,6 +4,7 @@ using GlobalNtk.Bench;
 var benches = new Dictionary<string, (string Help, Func<string[], int> Run)>
 {
     ["gemm"] = ("dense dgemm/sgemm: managed kernel vs OpenBLAS (if installed) in GFLOP/s", GemmBench.Run),
+    ["gemmkernel"] = ("the AVX-512 GEMM microkernel alone: operands in L1, B̄ from L2, stored A; GFLOP/s by thread CPU time (--hash: output bits)", GemmKernelBench.Run),
     ["ntk"] = ("NTK operators on a GRU (B=32, T=90, H=256): setup, NTK_S/K/P per vector and per block, GFLOP/s, memory", NtkBench.Run),
     ["transformer"] = ("NTK operators on a pre-LN transformer (d=128, 4 heads, L=4, 32×64 tokens): setup, NTK_S per vector/block, memory, rank bound, PR(K), PR(NTK_S)", TransformerBench.Run),
     ["blocks"] = ("generic block chains vs fused linearisations: MLP (args: B H L N block); 'blocks rnn' recurrent (args: arch B T H N block L h0 stacked); 'blocks transformer [d L S N block rounds] [post-ln]'", BlocksBench.Run),
