@@ -7,17 +7,25 @@ using GlobalNtk.Dense;
 namespace GlobalNtk.Bench;
 
 /// <summary>
-/// <c>gemmkernel</c>: the AVX-512 microkernel alone (one thread, GFLOP/s by the thread's CPU time),
-/// to tell the kernel's compute rate from its feed. Cases, each a full 8-row tile of 3 vectors:
+/// <c>gemmkernel</c>: the AVX-512 microkernel alone (one thread, GFLOP/s by the thread's CPU time, best of
+/// <c>--reps</c> timings of ≈ 0.1 s), to tell the kernel's compute rate from its feed and from the rest of
+/// the product. Cases, from the inside out:
 /// <list type="bullet">
-/// <item><c>L1</c>: Ā panel and one B̄ panel both in L1 (kc 128 f32 / 64 f64), the same C tile each call;</item>
-/// <item><c>1 panel KC</c>: one B̄ panel of depth KC called repeatedly (B̄ panel 72 KiB f32 / 48 KiB f64);</item>
-/// <item><c>macro</c>: the driver's pattern: one Ā panel (8·KC) in L1 against every panel of an L2-sized
-/// B̄ block (KC·NC), C a row of tiles with stride 1000;</item>
-/// <item><c>stored A</c>: the same, A's 8 rows read where they are stored (stride 1000), the 2000³/n=1000 NN path.</item>
+/// <item><c>FMA only</c>: 24 independent FMA chains without memory operands: the core's FMA ceiling;</item>
+/// <item><c>L1</c>: one 8-row tile, Ā panel and one B̄ panel both in L1 (kc 128 f32 / 64 f64), the same C tile;</item>
+/// <item><c>1 panel, kc KC</c>: one B̄ panel of a whole slice's depth, called repeatedly;</item>
+/// <item><c>macro</c>: the driver's order: one Ā panel (8·KC) in L1 against every panel of an L2-sized B̄ block (KC·NC);</item>
+/// <item><c>stored A</c>: the same, A's 8 rows read where they are stored (stride 1000), the NN path;</item>
+/// <item><c>block</c>: one block of a square n = 1000 product as the driver cuts it (1000 rows, first slice and
+/// column block), A and C as stored, B̄ packed; also through <c>MultiplyStoredA</c>, and with B read in place;</item>
+/// <item>f32 only: the whole n = 1000 product (ours, <c>GemmDriver.Serial</c>, <c>SerialPacked</c> on a B packed
+/// beforehand, OpenBLAS sgemm when installed), the cost of packing all of B, the six blocks of that product
+/// with one operand's addresses frozen at a time (which operand's cache misses cost), and a probe of a
+/// 12 × 2-vector tile against the 8 × 3 one.</item>
 /// </list>
-/// Options: <c>--precision f32|f64|both</c>, <c>--reps N</c> (best of N timings of ≈ 0.1 s), <c>--hash</c> (prints a
-/// hash of Gemm.Multiply's output for a fixed set of shapes, to check that a kernel change keeps the bits).
+/// Options: <c>--precision f32|f64|both</c>, <c>--reps N</c>, <c>--hash</c> (instead: a hash of
+/// <c>Gemm.Multiply</c>'s output bits for a fixed set of shapes, transposes and both precisions, to check
+/// that a kernel change keeps the bits).
 /// </summary>
 internal static unsafe class GemmKernelBench
 {
@@ -42,6 +50,7 @@ internal static unsafe class GemmKernelBench
         Console.WriteLine($"{"case",-34} {"prec",4} {"variant",-10} {"GF/s",8}");
         if (precision != "f64") Cases<float>(reps);
         if (precision != "f64") Whole(reps);
+        if (precision != "f64") Probe12x2(reps);
         if (precision != "f32") Cases<double>(reps);
         return 0;
     }
@@ -52,54 +61,126 @@ internal static unsafe class GemmKernelBench
         int kc = Avx512Kernel<T>.KC, nc = Avx512Kernel<T>.NC, nr = Avx512Kernel<T>.NR;
         int kcL1 = typeof(T) == typeof(float) ? 128 : 64;
         int panels = nc / nr;
-        nint lda = 1000, ldc = 1000;
-        T* pa = Alloc<T>(8 * kc), pb = Alloc<T>(Math.Max(kc * nc, 334 * 528)), a = Alloc<T>(8 * (int)lda), c = Alloc<T>(8 * (int)ldc);
+        // One block of a square n=1000 product as the driver cuts it (first k-slice, first column block): A and C as stored.
+        const int big = 1000;
+        int kcBig = DivUp(big, DivUp(big, kc)), ncBig = DivUp(DivUp(big, DivUp(big, nc)), nr) * nr;
+        nint lda = big, ldc = big;
+        int pbLength = Math.Max(kc * nc, kcBig * ncBig);
+        T* pa = Alloc<T>(8 * kc), pb = Alloc<T>(pbLength), c = Alloc<T>(8 * big);
+        T* aBig = Alloc<T>(big * big), bBig = Alloc<T>(big * big), cBig = Alloc<T>(big * big), paBig = Alloc<T>(big * kcBig);
         var rng = new Random(1);
-        Fill(pa, 8 * kc, rng); Fill(pb, Math.Max(kc * nc, 334 * 528), rng); Fill(a, 8 * (int)lda, rng);
-        for (int i = 0; i < 8 * ldc; i++) c[i] = T.Zero;
+        Fill(pa, 8 * kc, rng); Fill(pb, pbLength, rng); Fill(c, 8 * big, rng);
+        Fill(aBig, big * big, rng); Fill(bBig, big * big, rng); Fill(cBig, big * big, rng); Fill(paBig, big * kcBig, rng);
         T one = T.One;
-        const int big = 1000; // a square n=1000 product's block: its C (1000 × nc) and A (1000 × kc) as stored
-        int kcBig = 334, ncBig = 528;
-        T* aBig = Alloc<T>(big * big), cBig = Alloc<T>(big * big), paBig = Alloc<T>(big * kcBig);
-        Fill(aBig, big * big, rng); Fill(cBig, big * big, rng); Fill(paBig, big * kcBig, rng);
+        double blockFlops = 2.0 * big * ncBig * kcBig;
         try
         {
             Report("FMA only (24 chains, no loads)", prec, "-", 2.0 * 24 * Vector512<T>.Count * 1000, reps, () => FmaOnly<T>(1000));
-            Report($"block m={big} nc={ncBig} kc={kcBig}, stored A", prec, "MSA", 2.0 * big * ncBig * kcBig, reps,
-                () => Avx512Kernel<T>.MultiplyStoredA(big, ncBig, kcBig, one, aBig, big, pb, one, cBig, big));
-            T* bBig = aBig; // B as stored: rows of 1000, its kc × nc block read in place
-            Report($"block m={big} nc={ncBig} kc={kcBig}, stored A+B", prec, "Direct3", 2.0 * big * ncBig * kcBig, reps, () =>
-            {
-                for (int i = 0; i < big; i += 8)
-                    for (int j = 0; j < ncBig; j += nr)
-                        Avx512Kernel<T>.StoredABAs<Direct3>(kcBig, aBig + i * big, big, bBig + j, big, cBig + i * big + j, big, one, one);
-            });
-            Report($"block m={big} nc={ncBig} kc={kcBig}, stored A+B", prec, "D3ct48", 2.0 * big * ncBig * kcBig, reps, () =>
-            {
-                for (int i = 0; i < big; i += 8)
-                    for (int j = 0; j < ncBig; j += nr)
-                        Avx512Kernel<T>.StoredABAs<Var<Direct3, CTail48>>(kcBig, aBig + i * big, big, bBig + j, big, cBig + i * big + j, big, one, one);
-            });
-            foreach (var (name, variant, run) in Variants<T>())
+            foreach (var (name, _, run) in Variants<T>())
             {
                 Report($"L1 (kc {kcL1}, 1 panel)", prec, name, 2.0 * 8 * nr * kcL1, reps, () => run(kcL1, pa, pb, c, ldc, one, one, 1, 0));
                 Report($"1 panel, kc {kc}", prec, name, 2.0 * 8 * nr * kc, reps, () => run(kc, pa, pb, c, ldc, one, one, 1, 0));
                 Report($"macro (kc {kc}, {panels} panels)", prec, name, 2.0 * 8 * nr * kc * panels, reps, () => run(kc, pa, pb, c, ldc, one, one, panels, 0));
-                Report($"stored A (kc {kc}, {panels} panels)", prec, name, 2.0 * 8 * nr * kc * panels, reps, () => run(kc, a, pb, c, ldc, one, one, panels, lda));
-                Report($"block m={big} nc={ncBig} kc={kcBig}, stored A", prec, name, 2.0 * big * ncBig * kcBig, reps, () =>
+                Report($"stored A (kc {kc}, {panels} panels)", prec, name, 2.0 * 8 * nr * kc * panels, reps, () => run(kc, aBig, pb, c, ldc, one, one, panels, lda));
+                Report($"block m={big} nc={ncBig} kc={kcBig}, stored A", prec, name, blockFlops, reps, () =>
                 {
-                    for (int i = 0; i < big; i += 8) run(kcBig, aBig + i * big, pb, cBig + i * big, big, one, one, ncBig / nr, big);
+                    for (int i = 0; i < big; i += 8) run(kcBig, aBig + i * lda, pb, cBig + i * ldc, ldc, one, one, ncBig / nr, lda);
                 });
-                Report($"block m={big} nc={ncBig} kc={kcBig}, packed A", prec, name, 2.0 * big * ncBig * kcBig, reps, () =>
+                Report($"block m={big} nc={ncBig} kc={kcBig}, packed A", prec, name, blockFlops, reps, () =>
                 {
-                    for (int i = 0; i < big; i += 8) run(kcBig, paBig + i * kcBig, pb, cBig + i * big, big, one, one, ncBig / nr, 0);
+                    for (int i = 0; i < big; i += 8) run(kcBig, paBig + i * kcBig, pb, cBig + i * ldc, ldc, one, one, ncBig / nr, 0);
                 });
             }
+            // The same block through the driver's stored-A entry, and with B read where it is stored instead of packed.
+            Report($"block m={big} nc={ncBig} kc={kcBig}, stored A", prec, "MultStorA", blockFlops, reps,
+                () => Avx512Kernel<T>.MultiplyStoredA(big, ncBig, kcBig, one, aBig, lda, pb, one, cBig, ldc));
+            Report($"block m={big} nc={ncBig} kc={kcBig}, stored A, B", prec, "Direct", blockFlops, reps,
+                () => Avx512Kernel<T>.Direct(Trans.No, Trans.No, big, ncBig, kcBig, one, aBig, lda, bBig, big, one, cBig, ldc));
         }
         finally
         {
-            NativeMemory.AlignedFree(aBig); NativeMemory.AlignedFree(cBig); NativeMemory.AlignedFree(paBig);
-            NativeMemory.AlignedFree(pa); NativeMemory.AlignedFree(pb); NativeMemory.AlignedFree(a); NativeMemory.AlignedFree(c);
+            foreach (nint x in new[] { (nint)pa, (nint)pb, (nint)c, (nint)aBig, (nint)bBig, (nint)cBig, (nint)paBig })
+                NativeMemory.AlignedFree((void*)x);
+        }
+    }
+
+    private static int DivUp(int a, int b) => (a + b - 1) / b;
+
+    /// <summary>
+    /// Probe of another tile shape with the same 24 accumulators: 12 rows × 2 vectors (32 float32 columns), 12 broadcasts and
+    /// 2 loads per k-step (B̄ panel kc·128 B instead of kc·192 B), on 12 stored rows of A and a packed 32-column B̄ panel;
+    /// C += A·B̄ with the kernel's epilogue. Not in the library: this measures whether the shape would pay.
+    /// </summary>
+    private static void Tile12x2(int kc, float* a, nint lda, float* b, float* c, nint ldc)
+    {
+        for (int r = 0; r < 12; r++) { Sse.Prefetch0(c + r * ldc); Sse.Prefetch0(c + r * ldc + 16); }
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        Vector512<float> c80 = default, c81 = default, c90 = default, c91 = default, ca0 = default, ca1 = default, cb0 = default, cb1 = default;
+        float* a0 = a, a3 = a + 3 * lda, a6 = a + 6 * lda, a9 = a + 9 * lda;
+        nint l2 = 2 * lda;
+        for (float* bEnd = b + kc * 32; b < bEnd; b += 32)
+        {
+            var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + 16);
+            var x = Vector512.Create(a0[0]); c00 = Avx512F.FusedMultiplyAdd(x, b0, c00); c01 = Avx512F.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a0[lda]); c10 = Avx512F.FusedMultiplyAdd(x, b0, c10); c11 = Avx512F.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a0[l2]); c20 = Avx512F.FusedMultiplyAdd(x, b0, c20); c21 = Avx512F.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a3[0]); c30 = Avx512F.FusedMultiplyAdd(x, b0, c30); c31 = Avx512F.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a3[lda]); c40 = Avx512F.FusedMultiplyAdd(x, b0, c40); c41 = Avx512F.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a3[l2]); c50 = Avx512F.FusedMultiplyAdd(x, b0, c50); c51 = Avx512F.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(a6[0]); c60 = Avx512F.FusedMultiplyAdd(x, b0, c60); c61 = Avx512F.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(a6[lda]); c70 = Avx512F.FusedMultiplyAdd(x, b0, c70); c71 = Avx512F.FusedMultiplyAdd(x, b1, c71);
+            x = Vector512.Create(a6[l2]); c80 = Avx512F.FusedMultiplyAdd(x, b0, c80); c81 = Avx512F.FusedMultiplyAdd(x, b1, c81);
+            x = Vector512.Create(a9[0]); c90 = Avx512F.FusedMultiplyAdd(x, b0, c90); c91 = Avx512F.FusedMultiplyAdd(x, b1, c91);
+            x = Vector512.Create(a9[lda]); ca0 = Avx512F.FusedMultiplyAdd(x, b0, ca0); ca1 = Avx512F.FusedMultiplyAdd(x, b1, ca1);
+            x = Vector512.Create(a9[l2]); cb0 = Avx512F.FusedMultiplyAdd(x, b0, cb0); cb1 = Avx512F.FusedMultiplyAdd(x, b1, cb1);
+            a0++; a3++; a6++; a9++;
+        }
+        var va = Vector512.Create(1f); var vb = Vector512.Create(1f);
+        Put2(c, c00, c01, va, vb); Put2(c + ldc, c10, c11, va, vb); Put2(c + 2 * ldc, c20, c21, va, vb);
+        Put2(c + 3 * ldc, c30, c31, va, vb); Put2(c + 4 * ldc, c40, c41, va, vb); Put2(c + 5 * ldc, c50, c51, va, vb);
+        Put2(c + 6 * ldc, c60, c61, va, vb); Put2(c + 7 * ldc, c70, c71, va, vb); Put2(c + 8 * ldc, c80, c81, va, vb);
+        Put2(c + 9 * ldc, c90, c91, va, vb); Put2(c + 10 * ldc, ca0, ca1, va, vb); Put2(c + 11 * ldc, cb0, cb1, va, vb);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void Put2(float* c, Vector512<float> x0, Vector512<float> x1, Vector512<float> va, Vector512<float> vb)
+    {
+        Vector512.Store(Avx512F.FusedMultiplyAdd(va, x0, vb * Vector512.Load(c)), c);
+        Vector512.Store(Avx512F.FusedMultiplyAdd(va, x1, vb * Vector512.Load(c + 16)), c + 16);
+    }
+
+    /// <summary>The 12×2 probe against the library's 8×3 tile on the same patterns (f32, stored A).</summary>
+    private static void Probe12x2(int reps)
+    {
+        const int big = 1000, kc = 334;
+        float* a = Alloc<float>(big * big), c = Alloc<float>(big * big), pb = Alloc<float>(kc * 528);
+        var rng = new Random(3);
+        Fill(a, big * big, rng); Fill(c, big * big, rng); Fill(pb, kc * 528, rng);
+        try
+        {
+            Report($"stored A, 1 strip (kc {kc}, 11 panels)", "f32", "8x3", 2.0 * 8 * 48 * kc * 11, reps, () =>
+            {
+                for (int j = 0; j < 528; j += 48) Avx512Kernel<float>.StoredAs<DirectA3>(kc, a, big, pb + j * kc, c + j, big, 1f, 1f);
+            });
+            Report($"stored A, 1 strip (kc {kc}, 16 panels)", "f32", "12x2", 2.0 * 12 * 32 * kc * 16, reps, () =>
+            {
+                for (int j = 0; j < 512; j += 32) Tile12x2(kc, a, big, pb + j * kc, c + j, big);
+            });
+            Report($"block m={big} nc=528 kc={kc}, stored A", "f32", "8x3", 2.0 * big * 528 * kc, reps, () =>
+            {
+                for (int i = 0; i < big; i += 8)
+                    for (int j = 0; j < 528; j += 48) Avx512Kernel<float>.StoredAs<DirectA3>(kc, a + i * big, big, pb + j * kc, c + i * big + j, big, 1f, 1f);
+            });
+            Report($"block m=996 nc=512 kc={kc}, stored A", "f32", "12x2", 2.0 * 996 * 512 * kc, reps, () =>
+            {
+                for (int i = 0; i + 12 <= big; i += 12)
+                    for (int j = 0; j < 512; j += 32) Tile12x2(kc, a + i * big, big, pb + j * kc, c + i * big + j, big);
+            });
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(a); NativeMemory.AlignedFree(c); NativeMemory.AlignedFree(pb);
         }
     }
 
@@ -198,18 +279,10 @@ internal static unsafe class GemmKernelBench
     /// <summary>A run over <c>panels</c> consecutive B̄ panels (C tiles side by side); lda 0: packed Ā panel, else 8 stored rows.</summary>
     private unsafe delegate void Runner<T>(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, int panels, nint lda) where T : unmanaged;
 
+    /// <summary>Kernel variants measured side by side (the tile shapes as the driver runs them; add a shape here to compare one).</summary>
     private static (string Name, int Id, Runner<T> Run)[] Variants<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
     [
         ("base", 0, Sweep<T, Packed3, DirectA3>),
-        ("ctail32", 7, Sweep<T, Var<Packed3, CTail32>, Var<DirectA3, CTail32>>),
-        ("cboth32", 8, Sweep<T, Var<Packed3, CBoth32>, Var<DirectA3, CBoth32>>),
-        ("cboth64", 9, Sweep<T, Var<Packed3, CBoth64>, Var<DirectA3, CBoth64>>),
-        ("ctail16", 1, Sweep<T, Var<Packed3, CTail16>, Var<DirectA3, CTail16>>),
-        ("ctail48", 2, Sweep<T, Var<Packed3, CTail48>, Var<DirectA3, CTail48>>),
-        ("ctail128", 3, Sweep<T, Var<Packed3, CTail128>, Var<DirectA3, CTail128>>),
-        ("bpf512", 4, Sweep<T, Var<Packed3, BPf512>, Var<DirectA3, BPf512>>),
-        ("bpf1024", 5, Sweep<T, Var<Packed3, BPf1024>, Var<DirectA3, BPf1024>>),
-        ("bpf512ct48", 6, Sweep<T, Var<Packed3, BPf512CTail48>, Var<DirectA3, BPf512CTail48>>),
     ];
 
     private static void Sweep<T, SP, SD>(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, int panels, nint lda)

@@ -30,17 +30,13 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     public static void Compute(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta) =>
         Tile<Packed3>(kc, a, 1, 8, b, 3 * Vector512<T>.Count, c, ldc, alpha, beta, 0, 8);
 
-    /// <summary>A full packed tile with the variant <typeparamref name="S"/> (bench: kernel variants side by side).</summary>
+    /// <summary>Compute's full tile with the variant <typeparamref name="S"/> (for the kernel-only benchmark).</summary>
     internal static void ComputeAs<S>(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta) where S : struct, ITileShape =>
         Tile<S>(kc, a, 1, 8, b, 3 * Vector512<T>.Count, c, ldc, alpha, beta, 0, 8);
 
-    /// <summary>A full tile on 8 stored rows of A (A(r, p) = a[r·lda + p]) with the variant <typeparamref name="S"/> (bench).</summary>
+    /// <summary>A full tile on 8 stored rows of A (A(r, p) = a[r·lda + p]) and a packed B̄ panel, with the variant <typeparamref name="S"/> (for the kernel-only benchmark).</summary>
     internal static void StoredAs<S>(int kc, T* a, nint lda, T* b, T* c, nint ldc, T alpha, T beta) where S : struct, ITileShape =>
         Tile<S>(kc, a, lda, 1, b, 3 * Vector512<T>.Count, c, ldc, alpha, beta, 0, 8);
-
-    /// <summary>A full tile on 8 stored rows of A and B as stored (B(p, j) = b[p·ldb + j]) with the variant <typeparamref name="S"/> (bench).</summary>
-    internal static void StoredABAs<S>(int kc, T* a, nint lda, T* b, nint ldb, T* c, nint ldc, T alpha, T beta) where S : struct, ITileShape =>
-        Tile<S>(kc, a, lda, 1, b, ldb, c, ldc, alpha, beta, 0, 8);
 
     /// <summary>
     /// A tile cut by the edges of C (<paramref name="rows"/> ≤ 8, <paramref name="cols"/> ≤ NR), written
@@ -161,24 +157,13 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         Vector512<T> mask = masked ? LaneMask(last) : default;
         // Fetch the C tile while the k-loop runs: C rarely sits in L1 (it outgrows L2 on large
         // products), and its lines would otherwise stall the store phase.
-        int cTail = S.CPrefetchTail, bPf = S.BPrefetch;
-        if (cTail == 0)
-            for (int r = 0; r < rows; r++)
-            {
-                T* cr = c + r * ldc;
-                Sse.Prefetch0(cr);
-                if (nv > 1) Sse.Prefetch0(cr + l);
-                if (nv > 2) Sse.Prefetch0(cr + 2 * l);
-            }
-        else if (S.CPrefetchStartL2)
-            for (int r = 0; r < rows; r++)
-            {
-                T* cr = c + r * ldc;
-                Sse.Prefetch1(cr);
-                if (nv > 1) Sse.Prefetch1(cr + l);
-                if (nv > 2) Sse.Prefetch1(cr + 2 * l);
-            }
-        T* bC = cTail > 0 ? b + Math.Max(0, kc - cTail) * bps : null;
+        for (int r = 0; r < rows; r++)
+        {
+            T* cr = c + r * ldc;
+            Sse.Prefetch0(cr);
+            if (nv > 1) Sse.Prefetch0(cr + l);
+            if (nv > 2) Sse.Prefetch0(cr + 2 * l);
+        }
         Vector512<T> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default;
         Vector512<T> c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
         Vector512<T> c40 = default, c41 = default, c42 = default, c50 = default, c51 = default, c52 = default;
@@ -188,20 +173,6 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         // at every step).
         for (T* bEnd = b + kc * bps; b < bEnd; b += bps)
         {
-            if (cTail > 0 && b == bC)
-                for (int r = 0; r < rows; r++)
-                {
-                    T* cr = c + r * ldc;
-                    Sse.Prefetch0(cr);
-                    if (nv > 1) Sse.Prefetch0(cr + l);
-                    if (nv > 2) Sse.Prefetch0(cr + 2 * l);
-                }
-            if (bPf > 0)
-            {
-                Sse.Prefetch0((byte*)b + bPf);
-                if (nv > 1) Sse.Prefetch0((byte*)b + bPf + 64);
-                if (nv > 2 && sizeof(T) * 3 * l > 128) Sse.Prefetch0((byte*)b + bPf + 128);
-            }
             Vector512<T> b0 = nv == 1 && masked && storedB ? MaskLoad(b, mask) : Vector512.Load(b);
             Vector512<T> b1 = nv < 2 ? default : nv == 2 && masked && storedB ? MaskLoad(b + l, mask) : Vector512.Load(b + l);
             Vector512<T> b2 = nv < 3 ? default : masked && storedB ? MaskLoad(b + 2 * l, mask) : Vector512.Load(b + 2 * l);
@@ -333,44 +304,7 @@ internal interface ITileShape
     static virtual bool StoredB => true;
     /// <summary>Rows the body multiplies: 8, or 4 for a last block of at most 4 rows.</summary>
     static virtual int Rows => 8;
-    /// <summary>0: C's tile is prefetched before the k-loop; n &gt; 0: n k-steps before its end.</summary>
-    static virtual int CPrefetchTail => 0;
-    /// <summary>Bytes ahead of B's row that each k-step prefetches (0: none).</summary>
-    static virtual int BPrefetch => 0;
-    /// <summary>With <see cref="CPrefetchTail"/>: C's tile is also prefetched into L2 before the k-loop.</summary>
-    static virtual bool CPrefetchStartL2 => false;
 }
-
-/// <summary>Kernel tuning knobs of a bench variant (<see cref="Var{S, V}"/>).</summary>
-internal interface ITileVariant
-{
-    static virtual int CPrefetchTail => 0;
-    static virtual int BPrefetch => 0;
-    static virtual bool CPrefetchStartL2 => false;
-}
-
-/// <summary><typeparamref name="S"/> with the knobs of <typeparamref name="V"/> (bench: kernel variants side by side).</summary>
-internal struct Var<S, V> : ITileShape where S : struct, ITileShape where V : struct, ITileVariant
-{
-    public static int Vectors => S.Vectors;
-    public static bool Masked => S.Masked;
-    public static bool Direct => S.Direct;
-    public static bool StoredB => S.StoredB;
-    public static int Rows => S.Rows;
-    public static int CPrefetchTail => V.CPrefetchTail;
-    public static int BPrefetch => V.BPrefetch;
-    public static bool CPrefetchStartL2 => V.CPrefetchStartL2;
-}
-internal struct CBoth32 : ITileVariant { public static int CPrefetchTail => 32; public static bool CPrefetchStartL2 => true; }
-internal struct CBoth64 : ITileVariant { public static int CPrefetchTail => 64; public static bool CPrefetchStartL2 => true; }
-
-internal struct CTail16 : ITileVariant { public static int CPrefetchTail => 16; }
-internal struct CTail32 : ITileVariant { public static int CPrefetchTail => 32; }
-internal struct CTail48 : ITileVariant { public static int CPrefetchTail => 48; }
-internal struct CTail128 : ITileVariant { public static int CPrefetchTail => 128; }
-internal struct BPf512 : ITileVariant { public static int BPrefetch => 512; }
-internal struct BPf1024 : ITileVariant { public static int BPrefetch => 1024; }
-internal struct BPf512CTail48 : ITileVariant { public static int BPrefetch => 512; public static int CPrefetchTail => 48; }
 
 /// <summary><typeparamref name="S"/> with a 4-row body (rows 4–7 neither multiplied nor stored).</summary>
 internal struct Rows4<S> : ITileShape where S : struct, ITileShape
