@@ -90,6 +90,12 @@ internal static unsafe class GemmKernelBench
                 {
                     for (int i = 0; i < big; i += 8) run(kcBig, paBig + i * kcBig, pb, cBig + i * ldc, ldc, one, one, ncBig / nr, 0);
                 });
+                // C 8 bytes past a line (as a managed array's data may start): every row of the tile spans one more line.
+                Report($"block m={big} nc={ncBig} kc={kcBig}, stored A, C +8 B", prec, name, blockFlops, reps, () =>
+                {
+                    T* c8 = (T*)((byte*)cBig + 8);
+                    for (int i = 0; i < big - 1; i += 8) run(kcBig, aBig + i * lda, pb, c8 + i * ldc, ldc, one, one, ncBig / nr, lda);
+                });
             }
             // The same block through the driver's stored-A entry, and with B read where it is stored instead of packed.
             Report($"block m={big} nc={ncBig} kc={kcBig}, stored A", prec, "MultStorA", blockFlops, reps,
@@ -283,6 +289,7 @@ internal static unsafe class GemmKernelBench
     private static (string Name, int Id, Runner<T> Run)[] Variants<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
     [
         ("base", 0, Sweep<T, Packed3, DirectA3>),
+        ("lastline", 1, Sweep<T, LastLine<Packed3>, LastLine<DirectA3>>),
     ];
 
     private static void Sweep<T, SP, SD>(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, int panels, nint lda)
