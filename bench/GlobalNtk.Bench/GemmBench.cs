@@ -9,8 +9,7 @@ namespace GlobalNtk.Bench;
 /// disturbed one). Options: <c>--reps N</c>, <c>--all</c> (all transpose pairs and NTK shapes),
 /// <c>--kc/--mc/--nc</c> (AVX-512 blocking, for tuning), <c>--threads N</c>, <c>--kernel avx512|avx2|scalar</c>,
 /// <c>--precision f64|f32|both</c> (f32 is compared with OpenBLAS sgemm; default both),
-/// <c>--kc32/--mc32/--nc32</c> (float32 AVX-512 blocking), <c>--huge-pages on|off</c> (packing buffers
-/// in transparent huge pages where the system grants them; default on), <c>--direct N</c> (largest m·n·k
+/// <c>--kc32/--mc32/--nc32</c> (float32 AVX-512 blocking), <c>--direct N</c> (largest m·n·k
 /// multiplied without packing), <c>--only TEXT</c> (shapes whose name contains TEXT), <c>--shape MxNxK[:NN|TN|NT|TT]</c>
 /// (an extra shape), <c>--cpu-time</c> (both contenders on one
 /// thread, timed by the thread's CPU time: on a shared, oversubscribed machine this excludes the
@@ -43,11 +42,6 @@ internal static class GemmBench
                 case "--mc32": GemmTuning.MC512F32 = int.Parse(args[++i]); break;
                 case "--nc32": GemmTuning.NC512F32 = int.Parse(args[++i]); break;
                 case "--cpu-time": s_cpuTime = true; break;
-                case "--huge-pages":
-                    string huge = args[++i];
-                    if (huge is not ("on" or "off")) { Console.Error.WriteLine($"gemm: --huge-pages must be on or off, not '{huge}'"); return 2; }
-                    GemmBuffers<float>.HugePagesByDefault = GemmBuffers<double>.HugePagesByDefault = huge == "on";
-                    break;
                 case "--direct": Gemm.DirectProduct = long.Parse(args[++i]); break;
                 case "--only": only = args[++i]; break;
                 case "--shape": extra.Add(ParseShape(args[++i])); break;
@@ -96,58 +90,7 @@ internal static class GemmBench
             if (precision != "f32") RunF64(s, reps, blas);
             if (precision != "f64") RunF32(s, reps, blas);
         }
-        Console.WriteLine($"packing buffers of this thread: f64 {HugePageReport<double>()}; f32 {HugePageReport<float>()}");
         return 0;
-    }
-
-    /// <summary>
-    /// Where the calling thread's packing buffers live, and how much of their huge-page memory the
-    /// kernel actually backs with huge pages (AnonHugePages of their mappings in /proc/self/smaps).
-    /// </summary>
-    private static unsafe string HugePageReport<T>() where T : unmanaged
-    {
-        var set = GemmBuffers<T>.Rent();
-        try
-        {
-            string Describe(string name, HugePageBlock? block) => block is null
-                ? $"{name} managed"
-                : $"{name} {block.Bytes >> 10} KiB huge-page memory, {AnonHugeKiB((nint)block.Pointer, block.Bytes)} KiB in huge pages";
-            return $"{Describe("A", set.ABlock)}, {Describe("B", set.BBlock)}";
-        }
-        finally
-        {
-            GemmBuffers<T>.Return(set);
-        }
-    }
-
-    /// <summary>Sum of AnonHugePages (KiB) over the mappings that overlap [start, start + bytes); -1 when smaps is unreadable.</summary>
-    private static long AnonHugeKiB(nint start, nuint bytes)
-    {
-        try
-        {
-            ulong lo = (ulong)start, hi = lo + bytes;
-            long sum = 0;
-            bool inRange = false;
-            foreach (string line in File.ReadLines("/proc/self/smaps"))
-            {
-                int dash = line.IndexOf('-');
-                int space = line.IndexOf(' ');
-                if (dash > 0 && space > dash && ulong.TryParse(line.AsSpan(0, dash), System.Globalization.NumberStyles.HexNumber, null, out ulong a)
-                    && ulong.TryParse(line.AsSpan(dash + 1, space - dash - 1), System.Globalization.NumberStyles.HexNumber, null, out ulong b))
-                    inRange = a < hi && b > lo; // a mapping's header line
-                else if (inRange && line.StartsWith("AnonHugePages:", StringComparison.Ordinal))
-                    sum += long.Parse(line["AnonHugePages:".Length..].Trim().Split(' ')[0]);
-            }
-            return sum;
-        }
-        catch (IOException)
-        {
-            return -1;
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return -1;
-        }
     }
 
     private static void RunF64(Shape s, int reps, OpenBlas? blas)

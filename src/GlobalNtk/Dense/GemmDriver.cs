@@ -384,90 +384,33 @@ internal static unsafe class GemmDriver<T, K>
 }
 
 /// <summary>
-/// Per-thread packing buffers (64-byte aligned, grown on demand and kept), so a GEMM call allocates
-/// nothing once its thread has warmed up. Rent/Return hands the set out exclusively, so a re-entrant
-/// call on the same thread gets a fresh set instead of clobbering one in use. A buffer of at least
-/// <see cref="HugePageMinBytes"/> lives in <see cref="HugePageBlock"/> memory where the system grants
-/// it (every Ā panel sweeps the whole B̄ block, ~200 small pages, so huge pages save TLB misses);
-/// smaller ones, and every buffer where huge pages are unavailable, are pinned managed arrays.
+/// Per-thread packing buffers (pinned, 64-byte aligned, grown on demand and kept), so a GEMM call
+/// allocates nothing once its thread has warmed up. Rent/Return hands the set out exclusively, so
+/// a re-entrant call on the same thread gets a fresh set instead of clobbering one in use.
 /// </summary>
-internal sealed unsafe class GemmBuffers<T> : IDisposable where T : unmanaged
+internal sealed unsafe class GemmBuffers<T> where T : unmanaged
 {
-    /// <summary>Smallest buffer put in huge-page memory (rounding it up to 2 MiB wastes at most 3/4 of it).</summary>
-    public const nuint HugePageMinBytes = 512u << 10;
-
-    /// <summary>Whether new per-thread sets use huge pages (a switch for the benchmark; tests use their own sets).</summary>
-    internal static bool HugePagesByDefault = true;
-
     [ThreadStatic] private static GemmBuffers<T>? t_cached;
 
-    private readonly bool _hugePages;
-    private readonly nuint _hugePageMinBytes;
     private T[] _a = [], _b = [];
-    private HugePageBlock? _aBlock, _bBlock;
-    private bool _inUse, _private;
 
-    /// <summary>A set that puts buffers of at least <paramref name="hugePageMinBytes"/> in huge-page memory when <paramref name="hugePages"/>.</summary>
-    internal GemmBuffers(bool hugePages, nuint hugePageMinBytes = HugePageMinBytes)
-    {
-        _hugePages = hugePages;
-        _hugePageMinBytes = hugePageMinBytes;
-    }
+    private bool _inUse;
 
     public static GemmBuffers<T> Rent()
     {
-        var set = t_cached ??= new GemmBuffers<T>(HugePagesByDefault);
-        if (set._inUse) return new GemmBuffers<T>(set._hugePages, set._hugePageMinBytes) { _inUse = true, _private = true }; // re-entrant call
+        var set = t_cached ??= new GemmBuffers<T>();
+        if (set._inUse) return new GemmBuffers<T> { _inUse = true }; // re-entrant call: a private set
         set._inUse = true;
         return set;
     }
 
-    public static void Return(GemmBuffers<T> set)
+    public static void Return(GemmBuffers<T> set) => set._inUse = false;
+
+    public T* PackA(int length) => Aligned(ref _a, length);
+    public T* PackB(int length) => Aligned(ref _b, length);
+
+    private static T* Aligned(ref T[] array, int length)
     {
-        set._inUse = false;
-        if (set._private) set.Dispose(); // a re-entrant call's set is not kept
-    }
-
-    /// <summary>
-    /// Makes <paramref name="set"/> the calling thread's set and returns the previous one (for tests,
-    /// which run the driver on their own thread with a set of their choice, then put the old one back).
-    /// </summary>
-    internal static GemmBuffers<T>? SwapThreadSet(GemmBuffers<T>? set)
-    {
-        var old = t_cached;
-        t_cached = set;
-        return old;
-    }
-
-    public T* PackA(int length) => Buffer(ref _a, ref _aBlock, length);
-    public T* PackB(int length) => Buffer(ref _b, ref _bBlock, length);
-
-    /// <summary>The huge-page block behind the A buffer, if it has one.</summary>
-    internal HugePageBlock? ABlock => _aBlock;
-    /// <summary>The huge-page block behind the B buffer, if it has one.</summary>
-    internal HugePageBlock? BBlock => _bBlock;
-
-    /// <summary>Frees the huge-page blocks now (the managed arrays go with the set).</summary>
-    public void Dispose()
-    {
-        _aBlock?.Dispose();
-        _bBlock?.Dispose();
-        _aBlock = _bBlock = null;
-    }
-
-    private T* Buffer(ref T[] array, ref HugePageBlock? block, int length)
-    {
-        nuint bytes = (nuint)length * (nuint)sizeof(T);
-        if (block != null && block.Bytes >= bytes) return (T*)block.Pointer;
-        if (_hugePages && bytes >= _hugePageMinBytes && HugePageBlock.TryAllocate(bytes) is { } grown)
-        {
-            block?.Dispose();
-            block = grown;
-            array = [];
-            return (T*)grown.Pointer;
-        }
-        block?.Dispose(); // too small, and no larger one to be had: back to a managed array
-        block = null;
         int pad = 64 / sizeof(T); // room to round the start up to a 64-byte boundary
         if (array.Length < length + pad)
             array = GC.AllocateUninitializedArray<T>(length + pad, pinned: true);
@@ -475,3 +418,4 @@ internal sealed unsafe class GemmBuffers<T> : IDisposable where T : unmanaged
         return (T*)((p + 63) & ~(nint)63);
     }
 }
+
