@@ -196,11 +196,14 @@ public class GemmDirectTests
     private static void Blocks<T>() where T : unmanaged, IFloatingPointIeee754<T>
     {
         var rng = new Random(36);
-        int mc = Avx512Kernel<T>.MC, nc = Avx512Kernel<T>.NC, kc = Avx512Kernel<T>.KC, caseIndex = 0;
-        foreach (var (m, n, k) in new[] { (mc + 13, 2 * Vector512<T>.Count + 5, kc + 3), (21, 2 * nc + 7, 2 * kc + 5) })
+        int mc = Avx512Kernel<T>.MC, kc = Avx512Kernel<T>.KC, caseIndex = 0;
+        foreach (int shape in new[] { 0, 1 })
             foreach (Trans ta in new[] { Trans.No, Trans.Yes })
                 foreach (Trans tb in new[] { Trans.No, Trans.Yes })
                 {
+                    // The B̄ block is wider for an untransposed B (NCStoredB), so its three blocks come later.
+                    int nc = GemmDriver<T, Avx512Kernel<T>>.BlockColumns(tb);
+                    var (m, n, k) = shape == 0 ? (mc + 13, 2 * Vector512<T>.Count + 5, kc + 3) : (21, 2 * nc + 7, 2 * kc + 5);
                     var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
                     Check<T>(rng, ta, tb, m, n, k, alpha, beta, pad: 1 + caseIndex % 2, offset: caseIndex % 3, serial: true);
                     caseIndex++;
