@@ -169,8 +169,9 @@ internal static class GemmTuning
     internal static int MC512F32 = 4800;
     internal static int NC512F32 = 528;
     // An untransposed B is packed into wider blocks (KC·768 floats, 1.2 MiB): the K-shape
-    // [2880×260]ᵀ·[2880×768] then runs in one block and gains 2–3 points against OpenBLAS, and small-m
-    // products (m = 32–64, n = 768) 1–4; a transposed B keeps 528, because a 768-column block cost the
-    // NTK step [32×256]·[768×256]ᵀ 10–14 points. Only shapes with 528 < n ≤ 768 or n > 1056 see a change.
+    // [2880×260]ᵀ·[2880×768] then runs in one block: +2 to +8 points against OpenBLAS in five of six
+    // runs (one three-round run showed −3), and small-m products (m = 32–64, n = 768) gain 1–4. A
+    // transposed B keeps 528: a 768-column block cost the NTK step [32×256]·[768×256]ᵀ 10–14 points.
+    // Only shapes with 528 < n ≤ 768 or n > 1056 block differently; the bits do not depend on NC.
     internal static int NC512F32StoredB = 768;
 }
