@@ -438,78 +438,23 @@ internal sealed class BlockChainLinearization : ChainLinearization
     internal override bool HasSingleParamMaps => HasSingleStateMaps;
 
     /// <summary>
-    /// J_θ on float32 blocks, step by step in float32 (each step's δθ gathered from the full layout,
-    /// its state slice written once), so the generic K = J_θ J_θ* of a float32 linearisation keeps
-    /// δθ and the state blocks in float32.
+    /// J_θ on float32 blocks, step by step in float32 (<see cref="ParamJvpCore{T}"/>), so the generic
+    /// K = J_θ J_θ* of a float32 linearisation keeps δθ and the state blocks in float32.
     /// </summary>
     internal override bool TryParamJvp(ReadOnlySpan<float> dTheta, Span<float> result, int count)
     {
         if (!HasSingleParamMaps) return false;
-        int size = StateShape.Size, m = _params.TotalSize;
         CheckParamBlocks(dTheta.Length, result.Length, count, "TryParamJvp");
-        var layout = FullLayout();
-        for (int j0 = 0; j0 < count; j0 += _chunk)
-        {
-            int cs = Math.Min(_chunk, count - j0);
-            var res = result.Slice(j0 * size, cs * size);
-            res.Clear();
-            using var rows = new Float32Buffer((long)cs * _b * Group);
-            for (int k = 0; k < _t; k++)
-            {
-                int mk = _chain.Steps[k].ParameterSize;
-                var flags = Active(layout, k, out bool any);
-                if (!any) continue;
-                using var dk = new Float32Buffer((long)cs * mk);
-                for (int j = 0; j < cs; j++)
-                {
-                    int o = 0;
-                    foreach (int i in _paramIndex[k])
-                    {
-                        int n = _params[i].Size;
-                        dTheta.Slice((j0 + j) * m + layout[i], n).CopyTo(dk.Span.Slice(j * mk + o, n));
-                        o += n;
-                    }
-                }
-                _traces[k].ParamJvpActive32(dk.Span, rows.Span, cs, flags);
-                ScatterCore<float, float>(rows.Span, res, k, cs, 1.0, overwrite: true);
-            }
-        }
+        ParamJvpCore(FullLayout(), _params.TotalSize, dTheta, result, count);
         return true;
     }
 
-    /// <summary>J_θ* on float32 blocks, step by step in float32 (the adjoint of <see cref="TryParamJvp(ReadOnlySpan{float}, Span{float}, int)"/>).</summary>
+    /// <summary>J_θ* on float32 blocks, step by step in float32 (<see cref="ParamVjpCore{T}"/>).</summary>
     internal override bool TryParamVjp(ReadOnlySpan<float> q, Span<float> dTheta, int count)
     {
         if (!HasSingleParamMaps) return false;
-        int size = StateShape.Size, m = _params.TotalSize;
         CheckParamBlocks(dTheta.Length, q.Length, count, "TryParamVjp");
-        var layout = FullLayout();
-        dTheta[..(count * m)].Clear();
-        for (int j0 = 0; j0 < count; j0 += _chunk)
-        {
-            int cs = Math.Min(_chunk, count - j0);
-            using var rows = new Float32Buffer((long)cs * _b * Group);
-            for (int k = 0; k < _t; k++)
-            {
-                int mk = _chain.Steps[k].ParameterSize;
-                var flags = Active(layout, k, out bool any);
-                if (!any) continue;
-                using var dk = new Float32Buffer((long)cs * mk);
-                Gather(q.Slice(j0 * size, cs * size), k, cs, rows.Span);
-                _traces[k].ParamVjpActive32(rows.Span, dk.Span, cs, flags);
-                for (int j = 0; j < cs; j++)
-                {
-                    int o = 0;
-                    foreach (int i in _paramIndex[k])
-                    {
-                        int n = _params[i].Size;
-                        var d = dTheta.Slice((j0 + j) * m + layout[i], n);
-                        System.Numerics.Tensors.TensorPrimitives.Add(d, dk.Span.Slice(j * mk + o, n), d);
-                        o += n;
-                    }
-                }
-            }
-        }
+        ParamVjpCore(FullLayout(), _params.TotalSize, q, dTheta, count);
         return true;
     }
 
@@ -520,8 +465,11 @@ internal sealed class BlockChainLinearization : ChainLinearization
             throw new ArgumentException($"Block chain {what}: blocks of {thetaLength} parameters / {stateLength} state values cannot hold {count} vectors of θ ({_params.TotalSize}) / {StateShape}.");
     }
 
-    /// <summary>J_θ over a δθ laid out by <paramref name="layout"/> (tensor offsets, −1 = absent; <paramref name="m"/> scalars per vector).</summary>
-    private void ParamJvpCore(int[] layout, int m, ReadOnlySpan<double> dTheta, Span<double> result, int count)
+    /// <summary>
+    /// J_θ over a δθ laid out by <paramref name="layout"/> (tensor offsets, −1 = absent; <paramref name="m"/> scalars per vector);
+    /// T is double, or float on a float32 linearisation (each step through its float32 map).
+    /// </summary>
+    private void ParamJvpCore<T>(int[] layout, int m, ReadOnlySpan<T> dTheta, Span<T> result, int count) where T : unmanaged
     {
         int size = StateShape.Size;
         if (count > _chunk)
@@ -531,13 +479,13 @@ internal sealed class BlockChainLinearization : ChainLinearization
             return;
         }
         result[..(count * size)].Clear();
-        using var rows = new BlockBuffer((long)count * _b * Group);
+        using var rows = new RowScratch<T>((long)count * _b * Group);
         for (int k = 0; k < _t; k++)
         {
             int mk = _chain.Steps[k].ParameterSize;
             var flags = Active(layout, k, out bool any);
             if (!any) continue;
-            using var dk = new BlockBuffer((long)count * mk);
+            using var dk = new RowScratch<T>((long)count * mk);
             for (int j = 0; j < count; j++)
             {
                 int o = 0;
@@ -549,13 +497,14 @@ internal sealed class BlockChainLinearization : ChainLinearization
                     o += n;
                 }
             }
-            _traces[k].ParamJvpActive(dk.Span, rows.Span, count, flags);
-            Scatter(rows.Span, result, k, count, 1.0, overwrite: true);
+            if (typeof(T) == typeof(double)) _traces[k].ParamJvpActive(Cast<T, double>(dk.Span), Cast<T, double>(rows.Span), count, flags);
+            else _traces[k].ParamJvpActive32(Cast<T, float>(dk.Span), Cast<T, float>(rows.Span), count, flags);
+            ScatterCore<T, T>(rows.Span, result, k, count, 1.0, overwrite: true);
         }
     }
 
-    /// <summary>J_θ* into a δθ laid out by <paramref name="layout"/> (the exact adjoint of <see cref="ParamJvpCore"/>).</summary>
-    private void ParamVjpCore(int[] layout, int m, ReadOnlySpan<double> q, Span<double> dTheta, int count)
+    /// <summary>J_θ* into a δθ laid out by <paramref name="layout"/> (the exact adjoint of <see cref="ParamJvpCore{T}"/>).</summary>
+    private void ParamVjpCore<T>(int[] layout, int m, ReadOnlySpan<T> q, Span<T> dTheta, int count) where T : unmanaged
     {
         int size = StateShape.Size;
         if (count > _chunk)
@@ -565,29 +514,43 @@ internal sealed class BlockChainLinearization : ChainLinearization
             return;
         }
         dTheta[..(count * m)].Clear();
-        using var rows = new BlockBuffer((long)count * _b * Group);
+        using var rows = new RowScratch<T>((long)count * _b * Group);
         for (int k = 0; k < _t; k++)
         {
             int mk = _chain.Steps[k].ParameterSize;
             var flags = Active(layout, k, out bool any);
             if (!any) continue;
-            using var dk = new BlockBuffer((long)count * mk);
-            Gather(q, k, count, rows.Span);
-            _traces[k].ParamVjpActive(rows.Span, dk.Span, count, flags);
+            using var dk = new RowScratch<T>((long)count * mk);
+            GatherCore<T, T>(q, k, count, rows.Span);
+            if (typeof(T) == typeof(double)) _traces[k].ParamVjpActive(Cast<T, double>(rows.Span), Cast<T, double>(dk.Span), count, flags);
+            else _traces[k].ParamVjpActive32(Cast<T, float>(rows.Span), Cast<T, float>(dk.Span), count, flags);
             for (int j = 0; j < count; j++)
             {
                 int o = 0;
                 for (int p = 0; p < flags.Length; p++)
                 {
                     int i = _paramIndex[k][p], n = _params[i].Size;
-                    if (flags[p])
-                    {
-                        var d = dTheta.Slice(j * m + layout[i], n);
-                        System.Numerics.Tensors.TensorPrimitives.Add(d, dk.Span.Slice(j * mk + o, n), d);
-                    }
+                    if (flags[p]) AddInPlace(dTheta.Slice(j * m + layout[i], n), dk.Span.Slice(j * mk + o, n));
                     o += n;
                 }
             }
+        }
+    }
+
+    private static Span<TTo> Cast<TFrom, TTo>(Span<TFrom> x) where TFrom : unmanaged where TTo : unmanaged => MemoryMarshal.Cast<TFrom, TTo>(x);
+
+    /// <summary>d += x elementwise (double or float).</summary>
+    private static void AddInPlace<T>(Span<T> d, ReadOnlySpan<T> x) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double))
+        {
+            var dd = MemoryMarshal.Cast<T, double>(d);
+            System.Numerics.Tensors.TensorPrimitives.Add(dd, MemoryMarshal.Cast<T, double>(x), dd);
+        }
+        else
+        {
+            var df = MemoryMarshal.Cast<T, float>(d);
+            System.Numerics.Tensors.TensorPrimitives.Add(df, MemoryMarshal.Cast<T, float>(x), df);
         }
     }
 
