@@ -36,37 +36,16 @@ public class BlockChainFloat32StorageTests
 
     private static Trajectory TrajectoryOf(ChainLinearization lin) => Assert.IsType<Models.Blocks.BlockChainLinearization>(lin).Trajectory;
 
-    private static double[] ArrayOf(ReadOnlyMemory<double> m)
-    {
-        Assert.True(MemoryMarshal.TryGetArray(m, out var segment));
-        return segment.Array!;
-    }
+    private static double[] ArrayOf(ReadOnlyMemory<double> m) => TrajectoryAssertions.ArrayOf(m);
 
     [Theory]
     [MemberData(nameof(Chains))]
     public void Float32StatesAreStoredOnceAndWidenedExactlyOnRequest(string name)
     {
         var (lin64, lin32) = Linearize(name);
-        var single = lin32.StatesSingle;
-        Assert.Equal(lin32.StateShape.Size, single.Length);
-        var trajectory = TrajectoryOf(lin32);
-        Assert.False(trajectory.IsWidened);
-
-        // The NTK operators on float32 blocks never ask for float64 states.
-        var ops = new NtkOperators(lin32);
-        int n = lin32.StateShape.Size;
-        var v = Float32.ToSingle(TestMath.Gaussian(new Random(3), 2 * n));
-        foreach (var op in new[] { ops.NtkS, ops.K, ops.P, ops.PAdjoint, ops.KKronecker }) op.ApplyBlock(v, new float[2 * n], 2);
-        Assert.False(trajectory.IsWidened);
-
-        // States: the float32 values widened (exactly), made once and kept.
-        var wide = lin32.States;
-        Assert.True(trajectory.IsWidened);
-        Assert.Equal(Float32.ToDouble(single.ToArray()), wide.ToArray());
-        Assert.Same(ArrayOf(wide), ArrayOf(lin32.States));
         // Each state is the float32 forward pass's float64 row rounded once (relative 6e-8), and that pass
         // tracks the float64 one to ~1e-6 on these nets (docs/math.md#numerics): 1e-5 has margin.
-        Assert.True(TestMath.RelativeError(wide.ToArray(), lin64.States.ToArray()) <= 1e-5);
+        TrajectoryAssertions.StoredOnceAndWidenedOnRequest(lin64, lin32, TrajectoryOf(lin32), 1e-5);
 
         // Float64: no float32 view, and States is the stored array itself.
         Assert.Equal(0, lin64.StatesSingle.Length);

@@ -82,7 +82,7 @@ public class NtkKroneckerCoreFloat32Tests
         // A low exact limit sends the transformer's attention sites (and nothing row-local) to Hutchinson.
         long limit = name == "transformer" ? 10 : KroneckerCore.DefaultExactApplicationLimit;
         var native = new KroneckerCore(lin32, limit, probes: 5, seed: 3);
-        var widened = new KroneckerCore(new Float64View(lin32), limit, probes: 5, seed: 3);
+        var widened = new KroneckerCore(new Float64SiteView(lin32), limit, probes: 5, seed: 3);
         if (name == "transformer") Assert.Contains(native.Sites, s => s.Method == TraceMethod.Hutchinson);
         AssertSameCore(widened, native, OrderTolerance);
         // The native path never asked for the widened Û (the view did, through its own sites).
@@ -96,7 +96,7 @@ public class NtkKroneckerCoreFloat32Tests
     {
         var (_, lin32) = Linearize(name);
         long limit = name == "transformer" ? 10 : KroneckerCore.DefaultExactApplicationLimit;
-        var whole = new KroneckerCore(new Float64View(lin32), limit, probes: 4, seed: 1);
+        var whole = new KroneckerCore(new Float64SiteView(lin32), limit, probes: 4, seed: 1);
         KroneckerCore chunked;
         using (SiteCore.WideChunkElements.Override(50))   // a few rows per chunk, and a ragged last one
             chunked = new KroneckerCore(lin32, limit, probes: 4, seed: 1);
@@ -119,7 +119,7 @@ public class NtkKroneckerCoreFloat32Tests
         var (lin64, _) = Linearize(name);
         Assert.All(lin64.Sites, s => Assert.False(KroneckerCore.AppliesSingle(s)));
         long limit = name == "transformer" ? 10 : KroneckerCore.DefaultExactApplicationLimit;
-        AssertSameCore(new KroneckerCore(new Float64View(lin64), limit, probes: 5, seed: 3), new KroneckerCore(lin64, limit, probes: 5, seed: 3), 0.0);
+        AssertSameCore(new KroneckerCore(new Float64SiteView(lin64), limit, probes: 5, seed: 3), new KroneckerCore(lin64, limit, probes: 5, seed: 3), 0.0);
     }
 
     /// <summary>
@@ -135,41 +135,5 @@ public class NtkKroneckerCoreFloat32Tests
         AssertClose(c64.TraceK, c32.TraceK, 1e-4, "tr K");
         var (k64, k32) = (c64.ModeCaptureCurve(), c32.ModeCaptureCurve());
         for (int r = 0; r < k64.Length; r++) Assert.True(Math.Abs(k64[r] - k32[r]) <= 1e-4, $"c({r + 1}): {k32[r]:R} against {k64[r]:R}");
-    }
-
-    /// <summary>
-    /// A linearisation seen through float64-only sites (the inner sites' float64 Û and float64-block D, D*),
-    /// so that the Kronecker core takes its float64-block path on any linearisation.
-    /// </summary>
-    private sealed class Float64View(ChainLinearization inner) : ChainLinearization
-    {
-        private readonly WeightSite[] _sites = inner.Sites.Select(s => (WeightSite)new Site(s)).ToArray();
-        public override AxisShape StateShape => inner.StateShape;
-        public override ParameterSet Parameters => inner.Parameters;
-        public override ReadOnlyMemory<double> States => inner.States;
-        public override IReadOnlyList<WeightSite> Sites => _sites;
-        public override void StateJvpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0) => inner.StateJvpAdd(step, src, dst, count, alpha);
-        public override void StateVjpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0) => inner.StateVjpAdd(step, src, dst, count, alpha);
-        public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count) => inner.ParamJvp(dTheta, result, count);
-        public override void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count) => inner.ParamVjp(q, dTheta, count);
-        public override void ParamJvpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<double> dThetaSubset, Span<double> result, int count) =>
-            inner.ParamJvpSubset(parameterIndices, dThetaSubset, result, count);
-
-        private sealed class Site(WeightSite s) : WeightSite
-        {
-            public override string Name => s.Name;
-            public override IReadOnlyList<string> WeightParameters => s.WeightParameters;
-            public override IReadOnlyList<string> BiasParameters => s.BiasParameters;
-            public override int Rows => s.Rows;
-            public override int Width => s.Width;
-            public override int OutDim => s.OutDim;
-            public override ReadOnlyMemory<double> Variables => s.Variables;
-            public override AxisShape RowShape => s.RowShape;
-            public override int? StateStep => s.StateStep;
-            public override void ApplyDAdd(ReadOnlySpan<double> a, Span<double> dst, int count) => s.ApplyDAdd(a, dst, count);
-            public override void ApplyDAdjoint(ReadOnlySpan<double> q, Span<double> a, int count) => s.ApplyDAdjoint(q, a, count);
-            public override bool TryGetRowSlice(int row, out int offset, out int length) => s.TryGetRowSlice(row, out offset, out length);
-            internal override int SliceColouring(Span<int> colour) => s.SliceColouring(colour);
-        }
     }
 }
