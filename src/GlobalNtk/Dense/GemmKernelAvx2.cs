@@ -25,13 +25,13 @@ internal unsafe struct Avx2Kernel<T> : IGemmKernel<T> where T : unmanaged, IFloa
     public static int MR => 6;
     public static int NR => 2 * Vector256<T>.Count;
     public static int KC => 256;
-    // The B̄ block KC·NC (1 MiB in either precision) is what the panels stream from: larger than the
-    // L2 of most AVX2-only CPUs (256 KiB – 1 MiB), but it halves the passes over the stored A, and on
-    // the 2 MiB-L2 machine it was measured on, 512 KiB blocks lost 4–5 points on 1000² and 2000²
-    // products (and 256 KiB blocks 5–10). MC, rows of A per pass, bounds the Ā buffer of a transposed
-    // A; 252–504 rows lost 5–25 points on Aᵀ products (the pack then reads short runs of A's rows).
+    // The B̄ block KC·NC is what the panels stream from: 1 MiB in float64 (512 KiB lost 4–8 points on
+    // 1000² and 2000² products, in two runs on the 2 MiB-L2 machine it was tuned on), 512 KiB in float32
+    // (1 MiB was within the noise there, and most AVX2-only CPUs have 256 KiB – 1 MiB of L2); 256 KiB
+    // blocks lost 5–10 points in both. MC, rows of A per pass, bounds the Ā buffer of a transposed A;
+    // 252–504 rows lost 5–25 points on Aᵀ products (the pack then reads short runs of A's rows).
     public static int MC => typeof(T) == typeof(float) ? 4096 : 2048;
-    public static int NC => typeof(T) == typeof(float) ? 1024 : 512;
+    public static int NC => 512;
 
     public static void Compute(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta) =>
         Tile<Avx2Full>(kc, a, 0, b, c, ldc, alpha, beta, 0, 6);
