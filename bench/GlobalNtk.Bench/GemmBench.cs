@@ -9,7 +9,8 @@ namespace GlobalNtk.Bench;
 /// disturbed one). Options: <c>--reps N</c>, <c>--all</c> (all transpose pairs and NTK shapes),
 /// <c>--kc/--mc/--nc</c> (AVX-512 blocking, for tuning), <c>--threads N</c>, <c>--kernel avx512|avx2|scalar</c>,
 /// <c>--precision f64|f32|both</c> (f32 is compared with OpenBLAS sgemm; default both),
-/// <c>--kc32/--mc32/--nc32</c> (float32 AVX-512 blocking), <c>--direct N</c> (largest m·n·k
+/// <c>--kc32/--mc32/--nc32</c> (float32 AVX-512 blocking), <c>--nc32b</c> (float32 B̄ block width for
+/// an untransposed B), <c>--direct N</c> (largest m·n·k
 /// multiplied without packing), <c>--only TEXT</c> (shapes whose name contains TEXT), <c>--shape MxNxK[:NN|TN|NT|TT]</c>
 /// (an extra shape), <c>--cpu-time</c> (both contenders on one
 /// thread, timed by the thread's CPU time: on a shared, oversubscribed machine this excludes the
@@ -41,6 +42,7 @@ internal static class GemmBench
                 case "--kc32": GemmTuning.KC512F32 = int.Parse(args[++i]); break;
                 case "--mc32": GemmTuning.MC512F32 = int.Parse(args[++i]); break;
                 case "--nc32": GemmTuning.NC512F32 = int.Parse(args[++i]); break;
+                case "--nc32b": GemmTuning.NC512F32StoredB = int.Parse(args[++i]); break;
                 case "--cpu-time": s_cpuTime = true; break;
                 case "--direct": Gemm.DirectProduct = long.Parse(args[++i]); break;
                 case "--only": only = args[++i]; break;
@@ -79,7 +81,7 @@ internal static class GemmBench
             if (blas != null && !blas.TrySetThreads(1)) Console.WriteLine("OpenBLAS: cannot set its thread count; set OPENBLAS_NUM_THREADS=1");
         }
         Console.WriteLine($"kernel: {Gemm.SelectedKernel}, blocking f64 KC={GemmTuning.KC512} MC={GemmTuning.MC512} NC={GemmTuning.NC512}, " +
-                          $"f32 KC={GemmTuning.KC512F32} MC={GemmTuning.MC512F32} NC={GemmTuning.NC512F32}, " +
+                          $"f32 KC={GemmTuning.KC512F32} MC={GemmTuning.MC512F32} NC={GemmTuning.NC512F32} (stored B {GemmTuning.NC512F32StoredB}), " +
                           $"threads ≤ {Gemm.MaxDegreeOfParallelism}, {Environment.ProcessorCount} processors, " +
                           (s_cpuTime ? "timed by thread CPU time" : "timed by wall clock"));
         Console.WriteLine(blas is null ? "OpenBLAS: not found (install e.g. libopenblas0-pthread to compare)" : $"OpenBLAS: {blas.Description}");

@@ -177,8 +177,8 @@ public class GemmDirectTests
 
     /// <summary>
     /// The blocked driver on one thread across each of its block boundaries: two MC-row blocks of A
-    /// (the second ragged, ending in a partial 8-row panel), three NC-column blocks of B̄ (the last
-    /// ragged, ending in a masked tile), three k-slices, every transpose pair. An untransposed A is
+    /// (the second ragged, ending in a partial 8-row panel), three B̄ blocks of the full block width
+    /// (the last ragged, ending in a masked tile), three k-slices, every transpose pair. An untransposed A is
     /// read where it is stored, at the offsets of its row block and k-slice; a transposed one is packed.
     /// </summary>
     [Theory]
@@ -196,11 +196,15 @@ public class GemmDirectTests
     private static void Blocks<T>() where T : unmanaged, IFloatingPointIeee754<T>
     {
         var rng = new Random(36);
-        int mc = Avx512Kernel<T>.MC, nc = Avx512Kernel<T>.NC, kc = Avx512Kernel<T>.KC, caseIndex = 0;
-        foreach (var (m, n, k) in new[] { (mc + 13, 2 * Vector512<T>.Count + 5, kc + 3), (21, 2 * nc + 7, 2 * kc + 5) })
+        int mc = Avx512Kernel<T>.MC, kc = Avx512Kernel<T>.KC, caseIndex = 0;
+        foreach (int shape in new[] { 0, 1 })
             foreach (Trans ta in new[] { Trans.No, Trans.Yes })
                 foreach (Trans tb in new[] { Trans.No, Trans.Yes })
                 {
+                    // n = 3·NC − 5 splits into three blocks of exactly NC columns (the last 5 short, so
+                    // masked); NC is wider for an untransposed B (NCStoredB).
+                    int nc = GemmDriver<T, Avx512Kernel<T>>.BlockColumns(tb);
+                    var (m, n, k) = shape == 0 ? (mc + 13, 2 * Vector512<T>.Count + 5, kc + 3) : (21, 3 * nc - 5, 2 * kc + 5);
                     var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
                     Check<T>(rng, ta, tb, m, n, k, alpha, beta, pad: 1 + caseIndex % 2, offset: caseIndex % 3, serial: true);
                     caseIndex++;

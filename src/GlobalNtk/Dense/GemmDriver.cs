@@ -30,7 +30,7 @@ internal static unsafe class GemmDriver<T, K>
         // Even splits (rounded to the tile) avoid a thin last block that would waste a whole pass.
         int kcMax = SliceDepth(k);
         int mBlocks = DivUp(m, K.MC), mcMax = RoundUp(DivUp(m, mBlocks), mr);
-        int nBlocks = DivUp(n, K.NC), ncMax = RoundUp(DivUp(n, nBlocks), nr);
+        int nBlocks = DivUp(n, BlockColumns(tb)), ncMax = RoundUp(DivUp(n, nBlocks), nr);
         bool storedA = ReadsStoredA(ta);
 
         var buffers = GemmBuffers<T>.Rent();
@@ -114,6 +114,9 @@ internal static unsafe class GemmDriver<T, K>
             GemmBuffers<T>.Return(buffers);
         }
     }
+
+    /// <summary>Most columns of a B̄ block: the kernel's <see cref="IGemmKernel{T}.NCStoredB"/> for an untransposed B, if it has one.</summary>
+    internal static int BlockColumns(Trans tb) => tb == Trans.No && K.NCStoredB > 0 ? K.NCStoredB : K.NC;
 
     /// <summary>Depth of every k-slice but the last: even slices of at most KC (a thin last slice would waste a pass).</summary>
     private static int SliceDepth(int k) => DivUp(k, DivUp(k, K.KC));

@@ -26,6 +26,7 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     public static int KC => typeof(T) == typeof(float) ? GemmTuning.KC512F32 : GemmTuning.KC512;
     public static int MC => typeof(T) == typeof(float) ? GemmTuning.MC512F32 : GemmTuning.MC512;
     public static int NC => typeof(T) == typeof(float) ? GemmTuning.NC512F32 : GemmTuning.NC512;
+    public static int NCStoredB => typeof(T) == typeof(float) ? GemmTuning.NC512F32StoredB : GemmTuning.NC512;
 
     public static void Compute(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta) =>
         Tile<Packed3>(kc, a, 1, 8, b, 3 * Vector512<T>.Count, c, ldc, alpha, beta, 0, 8);

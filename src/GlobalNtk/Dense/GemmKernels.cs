@@ -23,6 +23,8 @@ internal unsafe interface IGemmKernel<T> where T : unmanaged
     static abstract int MC { get; }
     /// <summary>Columns of the packed B̄ block (KC·NC should sit in L2; its panels stream from there).</summary>
     static abstract int NC { get; }
+    /// <summary>Columns of the B̄ block when B is stored untransposed, where that differs from <see cref="NC"/> (0: NC).</summary>
+    static virtual int NCStoredB => 0;
     static abstract void Compute(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta);
     /// <summary>
     /// <see cref="Compute"/> for a tile cut by the edges of C: only its first <paramref name="rows"/> ≤ MR
@@ -104,4 +106,10 @@ internal static class GemmTuning
     internal static int KC512F32 = 384;
     internal static int MC512F32 = 4800;
     internal static int NC512F32 = 528;
+    // An untransposed B is packed into wider blocks (KC·768 floats, 1.2 MiB): the K-shape
+    // [2880×260]ᵀ·[2880×768] then runs in one block: +2 to +8 points against OpenBLAS in five of six
+    // runs (one three-round run showed −3), and small-m products (m = 32–64, n = 768) gain 1–4. A
+    // transposed B keeps 528: a 768-column block cost the NTK step [32×256]·[768×256]ᵀ 10–14 points.
+    // Only shapes with 528 < n ≤ 768 or n > 1056 block differently; the bits do not depend on NC.
+    internal static int NC512F32StoredB = 768;
 }
