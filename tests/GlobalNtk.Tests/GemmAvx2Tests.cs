@@ -75,8 +75,9 @@ public class GemmAvx2Tests
 
     /// <summary>
     /// Across the driver's block boundaries: two MC-row blocks of A (the stored A read at the second
-    /// block's offset; the second block ragged), three NC-column blocks of B̄ (the last ragged, ending in
-    /// a masked tile), three k-slices, every transpose pair.
+    /// block's offset; the second block ragged), B̄ blocks of the full width NC and a ragged last one ending
+    /// in a masked tile (the driver splits n evenly, so n = 3·NC − 5 gives NC, NC, NC − 5), three
+    /// k-slices, every transpose pair.
     /// </summary>
     [Theory]
     [MemberData(nameof(Precisions))]
@@ -90,7 +91,7 @@ public class GemmAvx2Tests
     {
         var rng = new Random(43);
         int mc = Avx2Kernel<T>.MC, nc = Avx2Kernel<T>.NC, kc = Avx2Kernel<T>.KC, caseIndex = 0;
-        foreach (var (m, n, k) in new[] { (mc + 13, Vector256<T>.Count + 3, 40), (mc + 4, 2, kc + 9), (9, 2 * nc + 7, 2 * kc + 5) })
+        foreach (var (m, n, k) in new[] { (mc + 13, Vector256<T>.Count + 3, 40), (mc + 4, 2, kc + 9), (9, 3 * nc - 5, 2 * kc + 5) })
             foreach (Trans ta in new[] { Trans.No, Trans.Yes })
                 foreach (Trans tb in new[] { Trans.No, Trans.Yes })
                 {
