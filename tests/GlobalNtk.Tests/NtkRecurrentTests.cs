@@ -45,7 +45,7 @@ public class NtkRecurrentTests
         Assert.Equal(tr, core.TraceK, 1e-12 * tr);
         Assert.Equal(1.0, core.ModeCapture(core.MaxRank), 1e-12);
         // The general (mode-by-mode) path gives the same per-mode contributions.
-        var renamed = new RenamedRows(lin);
+        var renamed = new Float64SiteView(lin, renameRows: true);
         Assert.All(renamed.Sites, s => Assert.False(KroneckerCore.IsRowLocal(renamed, s)));
         var general = new KroneckerCore(renamed);
         for (int s = 0; s < core.Sites.Count; s++)
@@ -96,33 +96,5 @@ public class NtkRecurrentTests
         var model = RecurrentTestKit.Model(arch);
         NtkChecks.FirstOrderOnReadoutLoss(model, RecurrentTestKit.Inputs(model), 61);
 
-    }
-
-    /// <summary>The same linearisation with its sites' row axes renamed: forces the Kronecker core's general path.</summary>
-    private sealed class RenamedRows(ChainLinearization inner) : ChainLinearization
-    {
-        private readonly WeightSite[] _sites = inner.Sites.Select(s => (WeightSite)new Site(s)).ToArray();
-        public override AxisShape StateShape => inner.StateShape;
-        public override ParameterSet Parameters => inner.Parameters;
-        public override ReadOnlyMemory<double> States => inner.States;
-        public override IReadOnlyList<WeightSite> Sites => _sites;
-        public override void StateJvpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1) => inner.StateJvpAdd(step, src, dst, count, alpha);
-        public override void StateVjpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1) => inner.StateVjpAdd(step, src, dst, count, alpha);
-        public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count) => inner.ParamJvp(dTheta, result, count);
-        public override void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count) => inner.ParamVjp(q, dTheta, count);
-
-        private sealed class Site(WeightSite s) : WeightSite
-        {
-            public override string Name => s.Name;
-            public override IReadOnlyList<string> WeightParameters => s.WeightParameters;
-            public override IReadOnlyList<string> BiasParameters => s.BiasParameters;
-            public override int Rows => s.Rows;
-            public override int Width => s.Width;
-            public override int OutDim => s.OutDim;
-            public override ReadOnlyMemory<double> Variables => s.Variables;
-            public override AxisShape RowShape => new(("row", s.Rows));
-            public override void ApplyDAdd(ReadOnlySpan<double> a, Span<double> dst, int count) => s.ApplyDAdd(a, dst, count);
-            public override void ApplyDAdjoint(ReadOnlySpan<double> q, Span<double> a, int count) => s.ApplyDAdjoint(q, a, count);
-        }
     }
 }

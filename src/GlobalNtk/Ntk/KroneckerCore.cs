@@ -1,6 +1,8 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
 using GlobalNtk.Dense;
 using GlobalNtk.Models;
-
+using GlobalNtk.Models.Blocks;
 using GlobalNtk.Operators;
 
 namespace GlobalNtk.Ntk;
@@ -189,11 +191,74 @@ public sealed class KroneckerCore
         return Math.Min(bound, lin.StateShape.Size);
     }
 
+    /// <summary>
+    /// True when the site's Û is float32 and its D and D* take float32 blocks (a float32
+    /// linearisation): the traces then apply D_s to float32 blocks. They hold the same values a
+    /// float64 block would (D rounds its input to float32 on entry and forms its result in
+    /// float32), and every norm, Gram and trace is still accumulated in float64 from them, so no
+    /// state- or site-sized float64 block is made (docs/math.md#numerics).
+    /// </summary>
+    internal static bool AppliesSingle(WeightSite site) =>
+        site.VariablesSingle.Length > 0
+        && site.TryApplyDAdjointSingle(ReadOnlySpan<float>.Empty, Span<float>.Empty, 0)
+        && site.TryApplyDAddSingle(ReadOnlySpan<float>.Empty, Span<float>.Empty, 0);
+
+    /// <summary>a[j] = D_s* q[j] on blocks of T (double, or float on a site that <see cref="AppliesSingle"/>).</summary>
+    private static void DAdjoint<T>(WeightSite site, ReadOnlySpan<T> q, Span<T> a, int count) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double)) site.ApplyDAdjoint(MemoryMarshal.Cast<T, double>(q), MemoryMarshal.Cast<T, double>(a), count);
+        else if (!site.TryApplyDAdjointSingle(MemoryMarshal.Cast<T, float>(q), MemoryMarshal.Cast<T, float>(a), count))
+            throw new InvalidOperationException($"Site '{site.Name}' has no float32 D*.");
+    }
+
+    /// <summary>dst[j] += D_s a[j] on blocks of T (double, or float on a site that <see cref="AppliesSingle"/>).</summary>
+    private static void DAdd<T>(WeightSite site, ReadOnlySpan<T> a, Span<T> dst, int count) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double)) site.ApplyDAdd(MemoryMarshal.Cast<T, double>(a), MemoryMarshal.Cast<T, double>(dst), count);
+        else if (!site.TryApplyDAddSingle(MemoryMarshal.Cast<T, float>(a), MemoryMarshal.Cast<T, float>(dst), count))
+            throw new InvalidOperationException($"Site '{site.Name}' has no float32 D.");
+    }
+
+    /// <summary>
+    /// Entries per float64 piece of a float32 probe block: <see cref="RandomProbes.Rademacher"/> draws
+    /// 256 random bytes per 2048 entries, so pieces of 2048 continue one stream exactly as one call
+    /// on the whole block does.
+    /// </summary>
+    internal const int RademacherPiece = 2048;
+
+    /// <summary>Σ x_i² accumulated in float64 (float32 values squared exactly in float64).</summary>
+    private static double SumSquares<T>(ReadOnlySpan<T> x) where T : unmanaged =>
+        typeof(T) == typeof(double) ? Numerics.Dot(MemoryMarshal.Cast<T, double>(x), MemoryMarshal.Cast<T, double>(x))
+            : Float32.DotWide(MemoryMarshal.Cast<T, float>(x), MemoryMarshal.Cast<T, float>(x));
+
     /// <summary>Row-local site: ‖D_n‖_F² per row, then Σ_n Ĝ[n,n]‖D_n‖² and per-mode Σ_n (Ûw_i)[n]²‖D_n‖².</summary>
     private static SiteTraces RowLocalTraces(ChainLinearization lin, SiteCore core, int[] off, int[] len)
     {
         var site = core.Site;
-        int n = site.Rows, m = site.OutDim, s = len.Max(), d = site.AugmentedWidth;
+        var rowNorm = AppliesSingle(site) ? RowNorms<float>(lin, site, off, len) : RowNorms<double>(lin, site, off, len);
+        int n = site.Rows, d = site.AugmentedWidth;
+        double trace = 0;
+        var contrib = new double[d];
+        var rightModes = core.RightModesView;
+        double[]? uw = null;   // [rows, d̂] of the chunk: Û W
+        core.ForEachRowChunk((r0, rows, u) =>
+        {
+            for (int r = 0; r < rows; r++) { var ur = u.Slice(r * d, d); trace += Numerics.Dot(ur, ur) * rowNorm[r0 + r]; }
+            if (uw is null || uw.Length < rows * d) uw = new double[(long)rows * d];
+            Gemm.Multiply(Trans.No, Trans.Yes, rows, d, d, 1.0, u, d, rightModes, d, 0.0, uw, d);
+            for (int r = 0; r < rows; r++)
+                for (int i = 0; i < d; i++) { double x = uw[r * d + i]; contrib[i] += x * x * rowNorm[r0 + r]; }
+        });
+        return (contrib, trace, null);
+    }
+
+    /// <summary>
+    /// ‖D_n‖_F² of every row n of a row-local site, from D* (or D) applied to unit blocks in T: the
+    /// unit entries are exact in float32, and each squared norm accumulates in float64.
+    /// </summary>
+    private static double[] RowNorms<T>(ChainLinearization lin, WeightSite site, int[] off, int[] len) where T : unmanaged, INumberBase<T>
+    {
+        int n = site.Rows, m = site.OutDim, s = len.Max();
         int stateLen = lin.StateShape.Size;
         long siteLen = (long)n * m;
         var rowNorm = new double[n];
@@ -205,8 +270,8 @@ public sealed class KroneckerCore
         if (colours is > 0 && colours < basis) basis = colours;
         else colours = 0;
         int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + siteLen), 1, Math.Max(1, basis));
-        using var qBuf = new BlockBuffer((long)chunk * stateLen);
-        using var aBuf = new BlockBuffer(chunk * siteLen);
+        using var qBuf = new RowScratch<T>((long)chunk * stateLen);
+        using var aBuf = new RowScratch<T>(chunk * siteLen);
         for (int b0 = 0; b0 < basis; b0 += chunk)
         {
             int cs = Math.Min(chunk, basis - b0);
@@ -220,36 +285,36 @@ public sealed class KroneckerCore
                 for (int t = 0; t < cs; t++)
                     for (int r = 0; r < n; r++)
                     {
-                        if (colours == 0) { if (b0 + t < len[r]) q[t * stateLen + off[r] + b0 + t] = 1.0; continue; }
-                        for (int i = 0; i < s; i++) if (colour[i] == b0 + t) q[t * stateLen + off[r] + i] = 1.0;
+                        if (colours == 0) { if (b0 + t < len[r]) q[t * stateLen + off[r] + b0 + t] = T.One; continue; }
+                        for (int i = 0; i < s; i++) if (colour[i] == b0 + t) q[t * stateLen + off[r] + i] = T.One;
                     }
-                site.ApplyDAdjoint(q, a, cs);
+                DAdjoint<T>(site, q, a, cs);
                 for (int t = 0; t < cs; t++)
-                    for (int r = 0; r < n; r++) { var row = a.Slice((int)(t * siteLen) + r * m, m); rowNorm[r] += Numerics.Dot(row, row); }
+                    for (int r = 0; r < n; r++) rowNorm[r] += SumSquares<T>(a.Slice((int)(t * siteLen) + r * m, m));
             }
             else
             {
                 a.Clear();
                 for (int t = 0; t < cs; t++)
-                    for (int r = 0; r < n; r++) a[(int)(t * siteLen) + r * m + b0 + t] = 1.0;
+                    for (int r = 0; r < n; r++) a[(int)(t * siteLen) + r * m + b0 + t] = T.One;
                 q.Clear();
-                site.ApplyDAdd(a, q, cs);
+                DAdd<T>(site, a, q, cs);
                 for (int t = 0; t < cs; t++)
-                    for (int r = 0; r < n; r++) { var row = q.Slice(t * stateLen + off[r], len[r]); rowNorm[r] += Numerics.Dot(row, row); }
+                    for (int r = 0; r < n; r++) rowNorm[r] += SumSquares<T>(q.Slice(t * stateLen + off[r], len[r]));
             }
         }
-        var u = site.Variables.Span;
-        double trace = 0;
-        for (int r = 0; r < n; r++) { var ur = u.Slice(r * d, d); trace += Numerics.Dot(ur, ur) * rowNorm[r]; }
-        var uw = core.UnnormalisedLeftModes(d);   // [N, d̂]
-        var contrib = new double[d];
-        for (int r = 0; r < n; r++)
-            for (int i = 0; i < d; i++) { double x = uw[r * d + i]; contrib[i] += x * x * rowNorm[r]; }
-        return (contrib, trace, null);
+        return rowNorm;
     }
 
     /// <summary>General site: contribution_i = Σ_c ‖D((Ûw_i) ⊗ e_c)‖², in blocks of unit vectors e_c.</summary>
-    internal static SiteTraces GeneralTraces(ChainLinearization lin, SiteCore core)
+    internal static SiteTraces GeneralTraces(ChainLinearization lin, SiteCore core) =>
+        AppliesSingle(core.Site) ? GeneralTraces<float>(lin, core) : GeneralTraces<double>(lin, core);
+
+    /// <summary>
+    /// <see cref="GeneralTraces(ChainLinearization, SiteCore)"/> on blocks of T: a float32 block holds
+    /// (Ûw_i)[n] rounded, as D's float32 entry would round it, and ‖·‖² accumulates in float64.
+    /// </summary>
+    private static SiteTraces GeneralTraces<T>(ChainLinearization lin, SiteCore core) where T : unmanaged, INumberBase<T>
     {
         var site = core.Site;
         int n = site.Rows, m = site.OutDim, d = site.AugmentedWidth;
@@ -262,7 +327,7 @@ public sealed class KroneckerCore
         // parallel loops block the body, so without a cap the thread pool keeps injecting bodies
         // (30 threads and 4.2 GB on the 8-sequence flip-flop transformer, against 1.5 GB).
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount };
-        Parallel.For(0, d, parallel, () => (a: new double[chunk * siteLen], q: new double[(long)chunk * stateLen]), (i, _, buf) =>
+        Parallel.For(0, d, parallel, () => (a: new T[chunk * siteLen], q: new T[(long)chunk * stateLen]), (i, _, buf) =>
         {
             var (a, q) = buf;
             double acc = 0;
@@ -271,11 +336,10 @@ public sealed class KroneckerCore
                 int cs = Math.Min(chunk, m - c0);
                 Array.Clear(a);
                 for (int t = 0; t < cs; t++)
-                    for (int r = 0; r < n; r++) a[t * siteLen + r * m + c0 + t] = uw[r * d + i];
+                    for (int r = 0; r < n; r++) a[t * siteLen + r * m + c0 + t] = T.CreateTruncating(uw[r * d + i]);
                 Array.Clear(q);
-                site.ApplyDAdd(a.AsSpan(0, (int)(cs * siteLen)), q.AsSpan(0, cs * stateLen), cs);
-                var qs = q.AsSpan(0, cs * stateLen);
-                acc += Numerics.Dot(qs, qs);
+                DAdd<T>(site, a.AsSpan(0, (int)(cs * siteLen)), q.AsSpan(0, cs * stateLen), cs);
+                acc += SumSquares<T>(q.AsSpan(0, cs * stateLen));
             }
             contrib[i] = acc;
             return buf;
@@ -289,7 +353,15 @@ public sealed class KroneckerCore
     /// probe means and, per r, the standard error of Σ_{i≤r} (sample deviation of the per-probe
     /// partial sums / √probes).
     /// </summary>
-    private static SiteTraces HutchinsonTraces(ChainLinearization lin, SiteCore core, int probes, RngKey key)
+    private static SiteTraces HutchinsonTraces(ChainLinearization lin, SiteCore core, int probes, RngKey key) =>
+        AppliesSingle(core.Site) ? HutchinsonTraces<float>(lin, core, probes, key) : HutchinsonTraces<double>(lin, core, probes, key);
+
+    /// <summary>
+    /// <see cref="HutchinsonTraces(ChainLinearization, SiteCore, int, RngKey)"/> with D* on blocks of T
+    /// (the ±1 probes are exact in float32); the projections (Ûw_i)ᵀ D* q accumulate in float64, a
+    /// float32 D* q widened a few rows at a time.
+    /// </summary>
+    private static SiteTraces HutchinsonTraces<T>(ChainLinearization lin, SiteCore core, int probes, RngKey key) where T : unmanaged
     {
         var site = core.Site;
         int n = site.Rows, m = site.OutDim, d = site.AugmentedWidth;
@@ -300,20 +372,46 @@ public sealed class KroneckerCore
         int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + siteLen), 1, probes);
         var rng = key.CreateRandom();
 
-        using var qBuf = new BlockBuffer((long)chunk * stateLen);
-        using var aBuf = new BlockBuffer(chunk * siteLen);
+        using var qBuf = new RowScratch<T>((long)chunk * stateLen);
+        using var aBuf = new RowScratch<T>(chunk * siteLen);
         var proj = new double[(long)d * m];
+        bool single = typeof(T) == typeof(float);
+        int wideRows = single ? (int)Math.Clamp(SiteCore.WideChunkElements.Value / Math.Max(1, m), 1, Math.Max(1, n)) : 0;
+        var wide = single ? new double[(long)wideRows * m] : [];
+        // Probes drawn in float64 pieces of RademacherPiece entries, the same stream as one float64 block.
+        var qd = single ? new double[RademacherPiece] : [];
         for (int p0 = 0; p0 < probes; p0 += chunk)
         {
             int cs = Math.Min(chunk, probes - p0);
             var q = qBuf.Span[..(cs * stateLen)];
-            RandomProbes.Rademacher(rng, q);
+            if (single)
+            {
+                var qf = MemoryMarshal.Cast<T, float>(q);
+                for (int i0 = 0; i0 < qf.Length; i0 += RademacherPiece)
+                {
+                    var piece = qd.AsSpan(0, Math.Min(RademacherPiece, qf.Length - i0));
+                    RandomProbes.Rademacher(rng, piece);
+                    Float32.Narrow(piece, qf.Slice(i0, piece.Length));
+                }
+            }
+            else RandomProbes.Rademacher(rng, MemoryMarshal.Cast<T, double>(q));
             var a = aBuf.Span[..(int)(cs * siteLen)];
-            site.ApplyDAdjoint(q, a, cs);
+            DAdjoint<T>(site, q, a, cs);
             for (int t = 0; t < cs; t++)
             {
                 // proj = (Û W)ᵀ A_t: row i = ((Ûw_i)ᵀ ⊗ I) D* q_t.
-                Gemm.Multiply(Trans.Yes, Trans.No, d, m, n, 1.0, uw, d, a.Slice((int)(t * siteLen), (int)siteLen), m, 0.0, proj, m);
+                if (!single)
+                    Gemm.Multiply(Trans.Yes, Trans.No, d, m, n, 1.0, uw, d, MemoryMarshal.Cast<T, double>(a).Slice((int)(t * siteLen), (int)siteLen), m, 0.0, proj, m);
+                else
+                {
+                    var at = MemoryMarshal.Cast<T, float>(a).Slice((int)(t * siteLen), (int)siteLen);
+                    for (int r0 = 0; r0 < n; r0 += wideRows)
+                    {
+                        int rows = Math.Min(wideRows, n - r0);
+                        Float32.Widen(at.Slice(r0 * m, rows * m), wide.AsSpan(0, rows * m));
+                        Gemm.Multiply(Trans.Yes, Trans.No, d, m, rows, 1.0, uw.AsSpan(r0 * d, rows * d), d, wide, m, r0 == 0 ? 0.0 : 1.0, proj, m);
+                    }
+                }
                 for (int i = 0; i < d; i++) { var row = proj.AsSpan(i * m, m); perProbe[(long)(p0 + t) * d + i] = Numerics.Dot(row, row); }
             }
         }

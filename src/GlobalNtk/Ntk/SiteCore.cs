@@ -38,10 +38,16 @@ public sealed class SiteCore
         Method = method;
         Site = site;
         int n = site.Rows, d = site.AugmentedWidth;
-        var u = site.Variables.Span;
-        Numerics.EnsureFinite(u, $"site '{site.Name}' variables Û");
+        if (site.VariablesSingle.Length > 0) Float32.EnsureFinite(site.VariablesSingle.Span, $"site '{site.Name}' variables Û");
+        else Numerics.EnsureFinite(site.Variables.Span, $"site '{site.Name}' variables Û");
         var gram = new double[d * d];
-        if (n > 0 && d > 0) Gemm.Multiply(Trans.Yes, Trans.No, d, d, n, 1.0, u, d, u, d, 0.0, gram, d);
+        double trace = 0;
+        if (n > 0 && d > 0)
+            ForEachRowChunk((r0, rows, u) =>
+            {
+                Gemm.Multiply(Trans.Yes, Trans.No, d, d, rows, 1.0, u, d, u, d, r0 == 0 ? 0.0 : 1.0, gram, d);
+                trace += Numerics.Dot(u, u);
+            });
         // Symmetrise (the GEMM may round the two triangles differently) before the symmetric solver.
         var g = Matrix<double>.Build.Dense(d, d, (i, j) => 0.5 * (gram[i * d + j] + gram[j * d + i]));
         var evd = g.Evd(Symmetricity.Symmetric);
@@ -50,7 +56,7 @@ public sealed class SiteCore
         _rightModes = new double[d * d];
         for (int r = 0; r < d; r++)
             for (int c = 0; c < d; c++) _rightModes[r * d + c] = evd.EigenVectors[c, order[r]];
-        Trace = Numerics.Dot(u, u);   // tr Ĝ = ‖Û‖_F², exact (not via the eigenvalues)
+        Trace = trace;   // tr Ĝ = ‖Û‖_F², exact (not via the eigenvalues)
         double s4 = Spectrum.Sum(s => s * s), s2 = Spectrum.Sum();
         ParticipationRatio = s4 > 0 ? s2 * s2 / s4 : 0.0;
         double tol = Math.Max(n, d) * Eps * (d > 0 ? Spectrum[0] : 0.0);
@@ -58,6 +64,34 @@ public sealed class SiteCore
     }
 
     private const double Eps = 2.220446049250313e-16;
+
+    /// <summary>Float64 elements of one widened row chunk of a float32 Û (2 MiB).</summary>
+    internal static readonly ScopedSetting<long> WideChunkElements = new(1L << 18);
+
+    /// <summary>A row chunk of Û in float64: the first row, the number of rows and the rows [rows, d̂].</summary>
+    internal delegate void RowChunkAction(int firstRow, int rows, ReadOnlySpan<double> u);
+
+    /// <summary>
+    /// Visits Û in float64, in row order: a float64 Û as one chunk (itself); a float32 Û
+    /// (<see cref="WeightSite.VariablesSingle"/>) widened (exactly) a few rows at a time into one
+    /// small buffer, so the Gram, traces and left modes accumulate in float64 without a float64
+    /// copy of the whole Û (docs/math.md#numerics).
+    /// </summary>
+    internal void ForEachRowChunk(RowChunkAction action)
+    {
+        int n = Rows, d = AugmentedWidth;
+        var single = Site.VariablesSingle;
+        if (single.Length == 0) { action(0, n, Site.Variables.Span); return; }
+        int chunk = (int)Math.Clamp(WideChunkElements.Value / Math.Max(1, d), 1, Math.Max(1, n));
+        var buf = new double[(long)chunk * d];
+        for (int r0 = 0; r0 < n; r0 += chunk)
+        {
+            int rows = Math.Min(chunk, n - r0);
+            var wide = buf.AsSpan(0, rows * d);
+            Float32.Widen(single.Span.Slice(r0 * d, rows * d), wide);
+            action(r0, rows, wide);
+        }
+    }
 
     /// <summary>The site.</summary>
     public WeightSite Site { get; }
@@ -93,6 +127,9 @@ public sealed class SiteCore
     /// <summary>Right modes w_i (over units/inputs, then bias columns) as [d̂, d̂], row i = w_i.</summary>
     public double[] RightModes() => (double[])_rightModes.Clone();
 
+    /// <summary>The right modes themselves (not a copy; never written): [d̂, d̂], row i = w_i.</summary>
+    internal double[] RightModesView => _rightModes;
+
     /// <summary>
     /// Left modes v_i = Û w_i / σ_i (over the site's rows, e.g. trial × time; unit norm) for
     /// i &lt; <paramref name="r"/> ≤ <see cref="NumericalRank"/>, as [r, Rows] (row i = v_i).
@@ -117,7 +154,8 @@ public sealed class SiteCore
     {
         int n = Rows, d = AugmentedWidth;
         var uw = new double[(long)n * r];
-        if (r > 0 && n > 0) Gemm.Multiply(Trans.No, Trans.Yes, n, r, d, 1.0, Site.Variables.Span, d, _rightModes, d, 0.0, uw, r);
+        if (r > 0 && n > 0)
+            ForEachRowChunk((r0, rows, u) => Gemm.Multiply(Trans.No, Trans.Yes, rows, r, d, 1.0, u, d, _rightModes, d, 0.0, uw.AsSpan(r0 * r, rows * r), r));
         return uw;
     }
 

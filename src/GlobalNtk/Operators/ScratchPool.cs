@@ -93,6 +93,16 @@ internal sealed class ScratchPool(long capacityBytes)
         GC.Collect(2, GCCollectionMode.Forced, blocking: false);
     }
 
+    /// <summary>Drops every retained array (for the GC to reclaim), e.g. between unrelated phases of a benchmark.</summary>
+    public void Trim()
+    {
+        lock (_gate)
+        {
+            _free.Clear();
+            _retainedBytes = 0;
+        }
+    }
+
     /// <summary>Bytes of dropped arrays after which a collection is requested (the cap, at least 256 MiB).</summary>
     public long CollectAfterBytes => Math.Max(CapacityBytes, 256L << 20);
     private long _droppedBytes;

@@ -34,36 +34,15 @@ public class RecurrentTrajectoryTests
     private static Trajectory TrajectoryOf(ChainLinearization lin)
         => Assert.IsAssignableFrom<RecurrentChainLinearization>(lin).Trajectory;
 
-    private static double[] ArrayOf(ReadOnlyMemory<double> m)
-    {
-        Assert.True(MemoryMarshal.TryGetArray(m, out var segment));
-        return segment.Array!;
-    }
+    private static double[] ArrayOf(ReadOnlyMemory<double> m) => TrajectoryAssertions.ArrayOf(m);
 
     [Theory]
     [MemberData(nameof(Nets))]
     public void Float32StatesAreStoredOnceAndWidenedExactlyOnRequest(string arch, int layers)
     {
         var (lin64, lin32) = Linearize(arch, layers);
-        var single = lin32.StatesSingle;
-        Assert.Equal(lin32.StateShape.Size, single.Length);
-        var trajectory = TrajectoryOf(lin32);
-        Assert.False(trajectory.IsWidened);
-
-        // The NTK operators, K = J_θJ_θ* among them, on float32 blocks never ask for float64 states.
-        var ops = new NtkOperators(lin32);
-        int n = lin32.StateShape.Size;
-        var v = Float32.ToSingle(TestMath.Gaussian(new Random(3), 2 * n));
-        foreach (var op in new[] { ops.NtkS, ops.K, ops.P, ops.PAdjoint, ops.KKronecker }) op.ApplyBlock(v, new float[2 * n], 2);
-        Assert.False(trajectory.IsWidened);
-
-        // States: the float32 values widened (exactly), made once and kept.
-        var wide = lin32.States;
-        Assert.True(trajectory.IsWidened);
-        Assert.Equal(Float32.ToDouble(single.ToArray()), wide.ToArray());
-        Assert.Same(ArrayOf(wide), ArrayOf(lin32.States));
-        // ... and the float32 forward pass tracks the float64 one (docs/math.md#numerics; see RecurrentFloat32Tests).
-        Assert.True(TestMath.RelativeError(wide.ToArray(), lin64.States.ToArray()) <= 1e-5);
+        // The float32 forward pass tracks the float64 one to 1e-5 (docs/math.md#numerics; see RecurrentFloat32Tests).
+        TrajectoryAssertions.StoredOnceAndWidenedOnRequest(lin64, lin32, TrajectoryOf(lin32), 1e-5);
     }
 
     [Theory]

@@ -108,9 +108,10 @@ public sealed class BlockChain
     /// <summary>
     /// <see cref="Linearize(ParameterSet, Tensor)"/> computing in <paramref name="precision"/>:
     /// with <see cref="Precision.F32"/> every block's trace keeps float32 caches and runs float32
-    /// products, and a step's rows stay float32 from block to block; the states are float64, and so
-    /// are the vectors the linearisation takes and returns, except on its float32 state maps (which
-    /// the NTK operators use for float32 blocks of vectors).
+    /// products, and a step's rows stay float32 from block to block; the states are kept in float32
+    /// (<see cref="ChainLinearization.StatesSingle"/>; <see cref="ChainLinearization.States"/> widens
+    /// them on first use); the vectors the linearisation takes and returns are float64, except on its
+    /// float32 state and parameter maps (which the NTK operators use for float32 blocks of vectors).
     /// </summary>
     /// <exception cref="NotSupportedException">A block of the chain has no path in <paramref name="precision"/> (the message names it).</exception>
     public ChainLinearization Linearize(ParameterSet parameters, Tensor inputs, Precision precision)
@@ -156,7 +157,7 @@ internal sealed class BlockChainLinearization : ChainLinearization
     private readonly BlockChain _chain;
     private readonly ParameterSet _params;
     private readonly int _b, _r, _t, _w;
-    private readonly double[] _z;
+    private readonly Trajectory _states;   // z, stored in the compute precision
     private readonly BlockTrace[] _traces;
     private readonly int[][] _paramIndex; // per step: indices in _params of its ParameterSpecs
     private readonly Lazy<WeightSite[]> _sites;
@@ -174,7 +175,8 @@ internal sealed class BlockChainLinearization : ChainLinearization
         axes.Add((shape.Rank > 2 ? "feature" : "unit", _w));
         StateShape = new AxisShape(axes.ToArray());
         _rowShape = new AxisShape(axes.Where((_, i) => i != 1 && i != axes.Count - 1).ToArray());
-        _z = new double[StateShape.Size];
+        Trajectory states = precision == Precision.F32 ? new Trajectory<float>(StateShape.Size) : new Trajectory<double>(StateShape.Size);
+        _states = states;
         _traces = new BlockTrace[_t];
         _paramIndex = chain.Steps.Select(s => s.ParameterSpecs.Select(p => snapshot.IndexOf(p.Name)).ToArray()).ToArray();
         int rows = _b * _r;
@@ -182,10 +184,11 @@ internal sealed class BlockChainLinearization : ChainLinearization
         for (int k = 0; k < _t; k++)
         {
             _traces[k] = chain.Steps[k].Forward(snapshot, x, rows, y, precision);
-            Scatter(y, _z, k, 1, 1.0, overwrite: true);
+            if (states is Trajectory<double> z64) Scatter(y, z64.Values, k, 1, 1.0, overwrite: true);
+            else ScatterCore<double, float>(y, ((Trajectory<float>)states).Values, k, 1, 1.0, overwrite: true);
             (x, y) = (y, k == 0 ? new double[rows * _w] : x);
         }
-        Numerics.EnsureFinite(_z, $"block-chain states {StateShape} (forward pass overflowed)");
+        states.EnsureFinite($"block-chain states {StateShape} (forward pass overflowed)");
         _sites = new Lazy<WeightSite[]>(BuildSites);
         long perVector = (long)rows * chain.Steps.Max(st => st.ScratchWidth);
         _chunk = (int)Math.Clamp(ScratchBudget / Math.Max(1, perVector), 1, int.MaxValue);
@@ -201,7 +204,15 @@ internal sealed class BlockChainLinearization : ChainLinearization
     public override AxisShape StateShape { get; }
     public override Precision Precision { get; }
     public override ParameterSet Parameters => _params;
-    public override ReadOnlyMemory<double> States => _z;
+    /// <summary>
+    /// The states in float64: on a float32 linearisation the float32 trajectory widened (exactly) on first
+    /// use, so that the NTK operators on float32 blocks hold no float64 trajectory.
+    /// </summary>
+    public override ReadOnlyMemory<double> States => _states.Wide;
+    /// <summary>The trajectory in float32 on a float32 linearisation (each step's rows rounded once), else empty.</summary>
+    public override ReadOnlyMemory<float> StatesSingle => _states.Single;
+    /// <summary>The stored trajectory (what <see cref="States"/> and <see cref="StatesSingle"/> read).</summary>
+    internal Trajectory Trajectory => _states;
     public override IReadOnlyList<WeightSite> Sites => _sites.Value;
 
     private int Group => _r * _w; // scalars of one (vector, trial) at one step
@@ -292,6 +303,8 @@ internal sealed class BlockChainLinearization : ChainLinearization
                         var d = MemoryMarshal.Cast<S, float>(dst);
                         System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(MemoryMarshal.Cast<R, float>(src), (float)alpha, d, d);
                     }
+                    else if (typeof(R) == typeof(double) && typeof(S) == typeof(float) && overwrite)
+                        Float32.Narrow(MemoryMarshal.Cast<R, double>(src), MemoryMarshal.Cast<S, float>(dst));
                     else if (typeof(R) == typeof(float) && typeof(S) == typeof(double) && !overwrite)
                         Float32.AddWidened(MemoryMarshal.Cast<R, float>(src), alpha, MemoryMarshal.Cast<S, double>(dst));
                     else throw new NotSupportedException($"Block chain: no scatter from {typeof(R).Name} to {typeof(S).Name}.");
@@ -422,8 +435,41 @@ internal sealed class BlockChainLinearization : ChainLinearization
         return flags;
     }
 
-    /// <summary>J_θ over a δθ laid out by <paramref name="layout"/> (tensor offsets, −1 = absent; <paramref name="m"/> scalars per vector).</summary>
-    private void ParamJvpCore(int[] layout, int m, ReadOnlySpan<double> dTheta, Span<double> result, int count)
+    internal override bool HasSingleParamMaps => HasSingleStateMaps;
+
+    /// <summary>
+    /// J_θ on float32 blocks, step by step in float32 (<see cref="ParamJvpCore{T}"/>), so the generic
+    /// K = J_θ J_θ* of a float32 linearisation keeps δθ and the state blocks in float32.
+    /// </summary>
+    internal override bool TryParamJvp(ReadOnlySpan<float> dTheta, Span<float> result, int count)
+    {
+        if (!HasSingleParamMaps) return false;
+        CheckParamBlocks(dTheta.Length, result.Length, count, "TryParamJvp");
+        ParamJvpCore(FullLayout(), _params.TotalSize, dTheta, result, count);
+        return true;
+    }
+
+    /// <summary>J_θ* on float32 blocks, step by step in float32 (<see cref="ParamVjpCore{T}"/>).</summary>
+    internal override bool TryParamVjp(ReadOnlySpan<float> q, Span<float> dTheta, int count)
+    {
+        if (!HasSingleParamMaps) return false;
+        CheckParamBlocks(dTheta.Length, q.Length, count, "TryParamVjp");
+        ParamVjpCore(FullLayout(), _params.TotalSize, q, dTheta, count);
+        return true;
+    }
+
+    /// <summary>Throws when dθ and state blocks cannot hold <paramref name="count"/> vectors.</summary>
+    private void CheckParamBlocks(int thetaLength, int stateLength, int count, string what)
+    {
+        if (count < 0 || thetaLength < (long)count * _params.TotalSize || stateLength < (long)count * StateShape.Size)
+            throw new ArgumentException($"Block chain {what}: blocks of {thetaLength} parameters / {stateLength} state values cannot hold {count} vectors of θ ({_params.TotalSize}) / {StateShape}.");
+    }
+
+    /// <summary>
+    /// J_θ over a δθ laid out by <paramref name="layout"/> (tensor offsets, −1 = absent; <paramref name="m"/> scalars per vector);
+    /// T is double, or float on a float32 linearisation (each step through its float32 map).
+    /// </summary>
+    private void ParamJvpCore<T>(int[] layout, int m, ReadOnlySpan<T> dTheta, Span<T> result, int count) where T : unmanaged
     {
         int size = StateShape.Size;
         if (count > _chunk)
@@ -433,13 +479,13 @@ internal sealed class BlockChainLinearization : ChainLinearization
             return;
         }
         result[..(count * size)].Clear();
-        using var rows = new BlockBuffer((long)count * _b * Group);
+        using var rows = new RowScratch<T>((long)count * _b * Group);
         for (int k = 0; k < _t; k++)
         {
             int mk = _chain.Steps[k].ParameterSize;
             var flags = Active(layout, k, out bool any);
             if (!any) continue;
-            using var dk = new BlockBuffer((long)count * mk);
+            using var dk = new RowScratch<T>((long)count * mk);
             for (int j = 0; j < count; j++)
             {
                 int o = 0;
@@ -451,13 +497,14 @@ internal sealed class BlockChainLinearization : ChainLinearization
                     o += n;
                 }
             }
-            _traces[k].ParamJvpActive(dk.Span, rows.Span, count, flags);
-            Scatter(rows.Span, result, k, count, 1.0, overwrite: true);
+            if (typeof(T) == typeof(double)) _traces[k].ParamJvpActive(Cast<T, double>(dk.Span), Cast<T, double>(rows.Span), count, flags);
+            else _traces[k].ParamJvpActive32(Cast<T, float>(dk.Span), Cast<T, float>(rows.Span), count, flags);
+            ScatterCore<T, T>(rows.Span, result, k, count, 1.0, overwrite: true);
         }
     }
 
-    /// <summary>J_θ* into a δθ laid out by <paramref name="layout"/> (the exact adjoint of <see cref="ParamJvpCore"/>).</summary>
-    private void ParamVjpCore(int[] layout, int m, ReadOnlySpan<double> q, Span<double> dTheta, int count)
+    /// <summary>J_θ* into a δθ laid out by <paramref name="layout"/> (the exact adjoint of <see cref="ParamJvpCore{T}"/>).</summary>
+    private void ParamVjpCore<T>(int[] layout, int m, ReadOnlySpan<T> q, Span<T> dTheta, int count) where T : unmanaged
     {
         int size = StateShape.Size;
         if (count > _chunk)
@@ -467,29 +514,43 @@ internal sealed class BlockChainLinearization : ChainLinearization
             return;
         }
         dTheta[..(count * m)].Clear();
-        using var rows = new BlockBuffer((long)count * _b * Group);
+        using var rows = new RowScratch<T>((long)count * _b * Group);
         for (int k = 0; k < _t; k++)
         {
             int mk = _chain.Steps[k].ParameterSize;
             var flags = Active(layout, k, out bool any);
             if (!any) continue;
-            using var dk = new BlockBuffer((long)count * mk);
-            Gather(q, k, count, rows.Span);
-            _traces[k].ParamVjpActive(rows.Span, dk.Span, count, flags);
+            using var dk = new RowScratch<T>((long)count * mk);
+            GatherCore<T, T>(q, k, count, rows.Span);
+            if (typeof(T) == typeof(double)) _traces[k].ParamVjpActive(Cast<T, double>(rows.Span), Cast<T, double>(dk.Span), count, flags);
+            else _traces[k].ParamVjpActive32(Cast<T, float>(rows.Span), Cast<T, float>(dk.Span), count, flags);
             for (int j = 0; j < count; j++)
             {
                 int o = 0;
                 for (int p = 0; p < flags.Length; p++)
                 {
                     int i = _paramIndex[k][p], n = _params[i].Size;
-                    if (flags[p])
-                    {
-                        var d = dTheta.Slice(j * m + layout[i], n);
-                        System.Numerics.Tensors.TensorPrimitives.Add(d, dk.Span.Slice(j * mk + o, n), d);
-                    }
+                    if (flags[p]) AddInPlace(dTheta.Slice(j * m + layout[i], n), dk.Span.Slice(j * mk + o, n));
                     o += n;
                 }
             }
+        }
+    }
+
+    private static Span<TTo> Cast<TFrom, TTo>(Span<TFrom> x) where TFrom : unmanaged where TTo : unmanaged => MemoryMarshal.Cast<TFrom, TTo>(x);
+
+    /// <summary>d += x elementwise (double or float).</summary>
+    private static void AddInPlace<T>(Span<T> d, ReadOnlySpan<T> x) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double))
+        {
+            var dd = MemoryMarshal.Cast<T, double>(d);
+            System.Numerics.Tensors.TensorPrimitives.Add(dd, MemoryMarshal.Cast<T, double>(x), dd);
+        }
+        else
+        {
+            var df = MemoryMarshal.Cast<T, float>(d);
+            System.Numerics.Tensors.TensorPrimitives.Add(df, MemoryMarshal.Cast<T, float>(x), df);
         }
     }
 

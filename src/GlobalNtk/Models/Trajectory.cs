@@ -1,10 +1,11 @@
 using System.Numerics;
 using GlobalNtk.Dense;
 
-namespace GlobalNtk.Models.Recurrent;
+namespace GlobalNtk.Models;
 
 /// <summary>
-/// A recurrent linearisation's forward trajectory z, stored once in the engine's compute type, with
+/// A linearisation's forward trajectory z (recurrent nets and block chains: transformers, MLPs),
+/// stored once in the compute type, with
 /// the views <see cref="ChainLinearization.States"/> and <see cref="ChainLinearization.StatesSingle"/>
 /// read: float64 shares the array; float32 keeps only float32 values and widens them (exactly) on
 /// the first request for float64 states, so a float32 NTK computation holds no float64 trajectory.
