@@ -42,68 +42,6 @@ internal unsafe interface IGemmKernel<T> where T : unmanaged
         throw new NotSupportedException();
 }
 
-/// <summary>
-/// AVX2/FMA kernel in either precision: 6 rows × 2 vectors (8 float64 or 16 float32 columns) =
-/// 12 ymm accumulators + 2 B vectors + 1 broadcast (of 16 registers). Accumulation is in T, as in BLAS.
-/// </summary>
-internal unsafe struct Avx2Kernel<T> : IGemmKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    public static int MR => 6;
-    public static int NR => 2 * Vector256<T>.Count;
-    public static int KC => 256;
-    public static int MC => typeof(T) == typeof(float) ? 4096 : 2048;
-    public static int NC => typeof(T) == typeof(float) ? 512 : 256; // B̄ block 512 KiB
-
-    public static void Compute(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta)
-    {
-        int l = Vector256<T>.Count;
-        Vector256<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-        Vector256<T> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            Vector256<T> b0 = Vector256.Load(b);
-            Vector256<T> b1 = Vector256.Load(b + l);
-            Vector256<T> x = Vector256.Create(a[0]);
-            c00 = Fma(x, b0, c00); c01 = Fma(x, b1, c01);
-            x = Vector256.Create(a[1]);
-            c10 = Fma(x, b0, c10); c11 = Fma(x, b1, c11);
-            x = Vector256.Create(a[2]);
-            c20 = Fma(x, b0, c20); c21 = Fma(x, b1, c21);
-            x = Vector256.Create(a[3]);
-            c30 = Fma(x, b0, c30); c31 = Fma(x, b1, c31);
-            x = Vector256.Create(a[4]);
-            c40 = Fma(x, b0, c40); c41 = Fma(x, b1, c41);
-            x = Vector256.Create(a[5]);
-            c50 = Fma(x, b0, c50); c51 = Fma(x, b1, c51);
-            a += 6; b += 2 * l;
-        }
-        Vector256<T> va = Vector256.Create(alpha), vb = Vector256.Create(beta);
-        bool beta0 = beta == T.Zero;
-        Put(c, c00, va, vb, beta0); Put(c + l, c01, va, vb, beta0);
-        Put(c + ldc, c10, va, vb, beta0); Put(c + ldc + l, c11, va, vb, beta0);
-        Put(c + 2 * ldc, c20, va, vb, beta0); Put(c + 2 * ldc + l, c21, va, vb, beta0);
-        Put(c + 3 * ldc, c30, va, vb, beta0); Put(c + 3 * ldc + l, c31, va, vb, beta0);
-        Put(c + 4 * ldc, c40, va, vb, beta0); Put(c + 4 * ldc + l, c41, va, vb, beta0);
-        Put(c + 5 * ldc, c50, va, vb, beta0); Put(c + 5 * ldc + l, c51, va, vb, beta0);
-    }
-
-    /// <summary>C segment = alpha·acc (+ beta·C, fused as alpha·acc + (beta·C)).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Put(T* c, Vector256<T> acc, Vector256<T> va, Vector256<T> vb, bool beta0)
-    {
-        if (beta0) Vector256.Store(va * acc, c);
-        else Vector256.Store(Fma(va, acc, vb * Vector256.Load(c)), c);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<T> Fma(Vector256<T> x, Vector256<T> y, Vector256<T> z)
-    {
-        if (typeof(T) == typeof(double)) return System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(x.AsDouble(), y.AsDouble(), z.AsDouble()).As<double, T>();
-        if (typeof(T) == typeof(float)) return System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(x.AsSingle(), y.AsSingle(), z.AsSingle()).As<float, T>();
-        throw new NotSupportedException();
-    }
-}
-
 /// <summary>Portable scalar kernel (4 × 4) for CPUs without FMA vectors; same packing contract, either precision.</summary>
 internal unsafe struct ScalarKernel<T> : IGemmKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
