@@ -323,6 +323,8 @@ internal static unsafe class GemmDriver<T, K>
             for (; j + Vector512<T>.Count <= count; j += Vector512<T>.Count) Vector512.Store(Vector512.Load(src + j), dst + j);
         if (Vector256.IsHardwareAccelerated) // also the tail of a 512-bit copy (e.g. an 8-float A panel row)
             for (; j + Vector256<T>.Count <= count; j += Vector256<T>.Count) Vector256.Store(Vector256.Load(src + j), dst + j);
+        if (Vector128.IsHardwareAccelerated) // e.g. the rest of the AVX2 kernel's 6-value Ā panel rows
+            for (; j + Vector128<T>.Count <= count; j += Vector128<T>.Count) Vector128.Store(Vector128.Load(src + j), dst + j);
         for (; j < count; j++) dst[j] = src[j];
         for (; j < width; j++) dst[j] = T.Zero;
     }
