@@ -289,7 +289,6 @@ internal static unsafe class GemmKernelBench
     private static (string Name, int Id, Runner<T> Run)[] Variants<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
     [
         ("base", 0, Sweep<T, Packed3, DirectA3>),
-        ("lastline", 1, Sweep<T, LastLine<Packed3>, LastLine<DirectA3>>),
     ];
 
     private static void Sweep<T, SP, SD>(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, int panels, nint lda)

@@ -164,9 +164,6 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
             Sse.Prefetch0(cr);
             if (nv > 1) Sse.Prefetch0(cr + l);
             if (nv > 2) Sse.Prefetch0(cr + 2 * l);
-            // A row of C that does not start on a 64-byte line spans one line more than its nv vectors; this
-            // variant fetches that line too (off: not shown to pay on this machine yet, see LastLine).
-            if (S.PrefetchLastLine) Sse.Prefetch0((byte*)(cr + nv * l) - 1);
         }
         Vector512<T> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default;
         Vector512<T> c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
@@ -308,22 +305,6 @@ internal interface ITileShape
     static virtual bool StoredB => true;
     /// <summary>Rows the body multiplies: 8, or 4 for a last block of at most 4 rows.</summary>
     static virtual int Rows => 8;
-    /// <summary>The C prefetch also fetches the line of each row's last element (a row not aligned to 64 bytes spans one line more).</summary>
-    static virtual bool PrefetchLastLine => false;
-}
-
-/// <summary>
-/// <typeparamref name="S"/> with <see cref="ITileShape.PrefetchLastLine"/>: for the kernel benchmark, which times it against
-/// the tiles the driver runs (bits are the same: a prefetch only). Not used by the driver until it is shown to pay.
-/// </summary>
-internal struct LastLine<S> : ITileShape where S : struct, ITileShape
-{
-    public static int Vectors => S.Vectors;
-    public static bool Masked => S.Masked;
-    public static bool Direct => S.Direct;
-    public static bool StoredB => S.StoredB;
-    public static int Rows => S.Rows;
-    public static bool PrefetchLastLine => true;
 }
 
 /// <summary><typeparamref name="S"/> with a 4-row body (rows 4–7 neither multiplied nor stored).</summary>
