@@ -253,7 +253,15 @@ internal static unsafe class GemmDriver<T, K>
             // op(B)(p, j) = b[j·ldb + p]: rows of b are contiguous in p; transpose 8 columns at a time.
             T* src = b + (jc + j0) * ldb + pc;
             int p = 0;
-            if (typeof(T) == typeof(double) && nr % 8 == 0 && cols == nr && Avx512F.IsSupported)
+            if (typeof(T) == typeof(double) && typeof(K) == typeof(Avx2Kernel<T>) && nr % 4 == 0 && cols == nr && Avx.IsSupported)
+            {
+                // The AVX2 kernel's 8-column panels, 4 × 4 blocks on ymm (also where AVX-512 is present,
+                // so that its tests run this path).
+                for (; p + 4 <= kc; p += 4)
+                    for (int g = 0; g < nr; g += 4)
+                        Transpose4x4((double*)(src + g * ldb + p), ldb, (double*)(dst + p * nr + g), nr);
+            }
+            else if (typeof(T) == typeof(double) && nr % 8 == 0 && cols == nr && Avx512F.IsSupported)
             {
                 for (; p + 8 <= kc; p += 8)
                     for (int g = 0; g < nr; g += 8)
@@ -355,6 +363,21 @@ internal static unsafe class GemmDriver<T, K>
         Vector512.Store(Avx512F.Shuffle4x128(u2, u6, 0xDD), dst + 5 * ldd);
         Vector512.Store(Avx512F.Shuffle4x128(u1, u5, 0xDD), dst + 6 * ldd);
         Vector512.Store(Avx512F.Shuffle4x128(u3, u7, 0xDD), dst + 7 * ldd);
+    }
+
+    /// <summary>dst[q·ldd + r] = src[r·lds + q] for a 4 × 4 float64 block (unpack, then 128-bit lane permute on ymm).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose4x4(double* src, nint lds, double* dst, nint ldd)
+    {
+        Vector256<double> r0 = Vector256.Load(src), r1 = Vector256.Load(src + lds),
+            r2 = Vector256.Load(src + 2 * lds), r3 = Vector256.Load(src + 3 * lds);
+        // t0 = (r0[0], r1[0], r0[2], r1[2]), t1 = (r0[1], r1[1], r0[3], r1[3]); t2, t3 the same for r2, r3.
+        Vector256<double> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1);
+        Vector256<double> t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+        Vector256.Store(Avx.Permute2x128(t0, t2, 0x20), dst);
+        Vector256.Store(Avx.Permute2x128(t1, t3, 0x20), dst + ldd);
+        Vector256.Store(Avx.Permute2x128(t0, t2, 0x31), dst + 2 * ldd);
+        Vector256.Store(Avx.Permute2x128(t1, t3, 0x31), dst + 3 * ldd);
     }
 
     /// <summary>dst[q·ldd + r] = src[r·lds + q] for an 8 × 8 float block (unpack, shuffle, lane permute on ymm).</summary>
