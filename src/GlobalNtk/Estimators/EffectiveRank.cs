@@ -20,7 +20,8 @@ public static class EffectiveRank
         ArgumentNullException.ThrowIfNull(op);
         op.RequireSquare("ParticipationRatio");
         if (op.Domain.Size > probes && probes < 3) throw new ArgumentOutOfRangeException(nameof(probes), $"ParticipationRatio needs at least 3 probes, got {probes}.");
-        var (samples, exact) = ProbeRunner.Collect(op, probes, seed, (x, y) => new[] { Numerics.Dot(x, y), Numerics.Dot(y, y) });
+        var (products, exact) = ProbeRunner.Collect(op, probes, seed, probeImage: true, imageImage: true);
+        var samples = products.Select(p => new[] { p.ProbeImage, p.ImageImage }).ToArray();
         int m = samples.Length;
         if (exact)
         {
@@ -130,35 +131,15 @@ public static class EffectiveRank
         }
         var t = new List<double>(m);
         var s = new List<double>(m);
+        // Probe and image blocks in float32 when the operator applies float32 natively (ProbeBlock).
+        bool single = ProbeBlock.UsesFloat32(op);
         double[]? image = null, block = null;
+        float[]? image32 = null, block32 = null;
         var rng = RngKey.FromSeed(seed).CreateRandom();
         void Draw(int count)
         {
-            int chunk = BlockBuffer.VectorsPerBlock(n, count, MemoryBudget.ProbeBlockElements);
-            for (int done = 0; done < count; done += chunk)
-            {
-                int c = Math.Min(chunk, count - done);
-                var xs = ProbeRunner.Reuse(ref block, (long)c * n);
-                if (exact)
-                {
-                    xs.Clear();
-                    for (int j = 0; j < c; j++) xs[j * n + t.Count + j] = 1.0;
-                }
-                else RandomProbes.Rademacher(rng, xs);
-                for (int j = 0; j < c && r > 0; j++)
-                {
-                    var xj = xs.Slice(j * n, n);
-                    foreach (var v in deflation!.Vectors) Numerics.Axpy(-Numerics.Dot(v, xj), v, xj);
-                }
-                var y = ProbeRunner.Reuse(ref image, (long)c * n);
-                op.ApplyBlock(xs, y, c);
-                for (int j = 0; j < c; j++)
-                {
-                    var yj = y.Slice(j * n, n);
-                    t.Add(ct + Numerics.Dot(xs.Slice(j * n, n), yj));
-                    s.Add(cs + Numerics.Dot(yj, yj));
-                }
-            }
+            if (single) DrawMoments(op, rng, count, exact, r > 0 ? deflation : null, ct, cs, t, s, ref block32, ref image32);
+            else DrawMoments(op, rng, count, exact, r > 0 ? deflation : null, ct, cs, t, s, ref block, ref image);
         }
         if (exact)
         {
@@ -179,6 +160,39 @@ public static class EffectiveRank
         var trace = ProbeRunner.MeanEstimate(t.ToArray(), false);
         var square = ProbeRunner.MeanEstimate(s.ToArray(), false);
         return new RankMoments(trace, square, pr, t.Count, r) { Budget = m, TargetReached = AdaptiveProbes.Reached(pr, relativeTarget) };
+    }
+
+    // Moments' probes: count more rows of t = ω̃ᵀAω̃ + ct and s = ‖Aω̃‖² + cs (ω̃ = (I−VVᵀ)ω), in
+    // blocks of T; unit vectors from index t.Count on when exact. Sums accumulate in float64.
+    private static void DrawMoments<T>(LinearOperator op, Random rng, int count, bool exact, Deflation? deflation, double ct, double cs,
+        List<double> t, List<double> s, ref T[]? block, ref T[]? image) where T : unmanaged
+    {
+        int n = op.Domain.Size;
+        int chunk = ProbeBlock.VectorsPerBlock<T>(n, count);
+        for (int done = 0; done < count; done += chunk)
+        {
+            int c = Math.Min(chunk, count - done);
+            var xs = ProbeRunner.Reuse(ref block, (long)c * n);
+            if (exact)
+            {
+                xs.Clear();
+                for (int j = 0; j < c; j++) ProbeBlock.Set(xs, j * n + t.Count + j, 1.0);
+            }
+            else ProbeBlock.Rademacher(rng, xs);
+            for (int j = 0; j < c && deflation is not null; j++)
+            {
+                var xj = xs.Slice(j * n, n);
+                foreach (var v in deflation.Vectors) ProbeBlock.Axpy(-ProbeBlock.Dot<T>(v, xj), v, xj);
+            }
+            var y = ProbeRunner.Reuse(ref image, (long)c * n);
+            ProbeBlock.Apply<T>(op, xs, y, c);
+            for (int j = 0; j < c; j++)
+            {
+                ReadOnlySpan<T> yj = y.Slice(j * n, n);
+                t.Add(ct + ProbeBlock.Dot<T>(xs.Slice(j * n, n), yj));
+                s.Add(cs + ProbeBlock.Dot(yj, yj));
+            }
+        }
     }
 
     /// <summary>

@@ -36,6 +36,7 @@ internal sealed class KroneckerPartialSampler
     private readonly int[] _tracedSizes;
     private readonly int[][] _tracedCoordinate;
     private double[]? _x, _y;
+    private float[]? _x32, _y32;
     private int[]? _permutation;
     private int _permutationUsed;
 
@@ -99,33 +100,44 @@ internal sealed class KroneckerPartialSampler
                 IndexFactors(omega1.AsSpan((int)((long)i * nt), nt));
                 IndexFactors(omega2.AsSpan((int)((long)i * nt), nt));
             }
+        var rows = new List<double[]>(count);
+        // Probe and image blocks in float32 when the operator applies float32 natively (ProbeBlock):
+        // ψ⊗ω and its images are formed and contracted in float64, each element rounded once into the block.
+        if (ProbeBlock.UsesFloat32(_op)) SampleBlocks(count, psi, omega1, omega2, diagnostics, rows, ref _x32, ref _y32);
+        else SampleBlocks(count, psi, omega1, omega2, diagnostics, rows, ref _x, ref _y);
+        return rows;
+    }
+
+    private void SampleBlocks<T>(int count, double[] psi, double[] omega1, double[] omega2, List<(double[] Diagonal, double Square)>? diagnostics,
+        List<double[]> rows, ref T[]? xBuffer, ref T[]? yBuffer) where T : unmanaged
+    {
+        int nk = _nk, nt = _nt, n = _n;
         var full = _full;
 
         // x = u ⊗ w on the (kept, traced) split; contract(y, w)[k] = Σ_t w_t y[(k,t)].
-        void Embed(ReadOnlySpan<double> u, ReadOnlySpan<double> w, Span<double> x)
+        void Embed(ReadOnlySpan<double> u, ReadOnlySpan<double> w, Span<T> x)
         {
             for (int k = 0; k < nk; k++)
             {
                 double uk = u[k];
                 var row = full.AsSpan(k * nt, nt);
-                for (int t = 0; t < nt; t++) x[row[t]] = uk * w[t];
+                for (int t = 0; t < nt; t++) ProbeBlock.Set(x, row[t], uk * w[t]);
             }
         }
-        void Contract(ReadOnlySpan<double> y, ReadOnlySpan<double> w, Span<double> z)
+        void Contract(ReadOnlySpan<T> y, ReadOnlySpan<double> w, Span<double> z)
         {
             for (int k = 0; k < nk; k++)
             {
                 double acc = 0;
                 var row = full.AsSpan(k * nt, nt);
-                for (int t = 0; t < nt; t++) acc += w[t] * y[row[t]];
+                for (int t = 0; t < nt; t++) acc += w[t] * ProbeBlock.Get(y, row[t]);
                 z[k] = acc;
             }
         }
 
-        var rows = new List<double[]>(count);
-        int chunk = BlockBuffer.VectorsPerBlock(n, Math.Max(1, count), MemoryBudget.ProbeBlockElements);
-        var x = ProbeRunner.Reuse(ref _x, (long)Math.Min(chunk, count) * n);
-        var yAll = ProbeRunner.Reuse(ref _y, (long)Math.Min(chunk, count) * n);
+        int chunk = ProbeBlock.VectorsPerBlock<T>(n, Math.Max(1, count));
+        var x = ProbeRunner.Reuse(ref xBuffer, (long)Math.Min(chunk, count) * n);
+        var yAll = ProbeRunner.Reuse(ref yBuffer, (long)Math.Min(chunk, count) * n);
         var z = new double[nk];
         var w = new double[nk];
         for (int first = 0; first < count; first += chunk)
@@ -135,12 +147,12 @@ internal sealed class KroneckerPartialSampler
             var y = yAll[..(c * n)];
             for (int j = 0; j < c; j++)
                 Embed(psi.AsSpan((first + j) * nk, nk), omega1.AsSpan((first + j) * nt, nt), xs.Slice(j * n, n));
-            _op.ApplyBlock(xs, y, c);
+            ProbeBlock.Apply<T>(_op, xs, y, c);
             var t = new double[c];
             var cross = new double[c];
             for (int j = 0; j < c; j++)
             {
-                t[j] = Numerics.Dot(xs.Slice(j * n, n), y.Slice(j * n, n));
+                t[j] = ProbeBlock.Dot<T>(xs.Slice(j * n, n), y.Slice(j * n, n));
                 Contract(y.Slice(j * n, n), omega1.AsSpan((first + j) * nt, nt), z);       // M_ω ψ
                 if (_lowRank is { } lr) cross[j] = QuadraticForm(psi.AsSpan((first + j) * nk, nk), lr.Matrix, z, nk);
                 if (diagnostics is not null)
@@ -151,7 +163,7 @@ internal sealed class KroneckerPartialSampler
                 }
                 Embed(z, omega2.AsSpan((first + j) * nt, nt), xs.Slice(j * n, n));
             }
-            _op.ApplyBlock(xs, y, c);
+            ProbeBlock.Apply<T>(_op, xs, y, c);
             for (int j = 0; j < c; j++)
             {
                 Contract(y.Slice(j * n, n), omega2.AsSpan((first + j) * nt, nt), w);       // M_ω′ M_ω ψ
@@ -167,7 +179,6 @@ internal sealed class KroneckerPartialSampler
             }
             Applications += 2L * c;
         }
-        return rows;
     }
 
     // Index ψ's kept indices run through random permutations of 0..n−1, a fresh one every n draws

@@ -13,8 +13,7 @@ public static class OperatorComparison
     /// </summary>
     public static Estimate Alignment(LinearOperator a, LinearOperator b, int probes, int seed)
     {
-        var (stats, exact) = Samples(a, b, probes, seed, "Alignment", (ya, yb) =>
-            [Numerics.Dot(ya, yb), Numerics.Dot(ya, ya), Numerics.Dot(yb, yb)]);
+        var (stats, exact) = Samples(a, b, probes, seed, "Alignment", Products.Alignment);
         static double F(double[] mean)
         {
             double den = Math.Sqrt(mean[1] * mean[2]);
@@ -30,12 +29,7 @@ public static class OperatorComparison
     /// </summary>
     public static Estimate RelativeDifference(LinearOperator a, LinearOperator b, int probes, int seed)
     {
-        var (stats, exact) = Samples(a, b, probes, seed, "RelativeDifference", (ya, yb) =>
-        {
-            double d2 = 0;
-            for (int i = 0; i < ya.Length; i++) { double d = ya[i] - yb[i]; d2 += d * d; }
-            return [d2, Numerics.Dot(yb, yb)];
-        });
+        var (stats, exact) = Samples(a, b, probes, seed, "RelativeDifference", Products.Difference);
         static double F(double[] mean)
         {
             if (!(mean[1] > 0)) throw new InvalidOperationException("RelativeDifference: the reference operator B has zero Frobenius norm.");
@@ -44,26 +38,43 @@ public static class OperatorComparison
         return Finish(stats, exact, F);
     }
 
-    private delegate double[] PairStatistic(ReadOnlySpan<double> ya, ReadOnlySpan<double> yb);
+    private enum Products { Alignment, Difference }
 
-    private static (double[][] Stats, bool Exact) Samples(LinearOperator a, LinearOperator b, int probes, int seed, string what, PairStatistic stat)
+    // Per probe [⟨Aω, Bω⟩, ‖Aω‖², ‖Bω‖²] or [‖(A−B)ω‖², ‖Bω‖²], accumulated in float64 from image
+    // blocks of T (float32 when both operators apply float32 natively).
+    private static double[] Statistic<T>(ReadOnlySpan<T> ya, ReadOnlySpan<T> yb, Products which) where T : unmanaged
+    {
+        if (which == Products.Alignment) return [ProbeBlock.Dot(ya, yb), ProbeBlock.Dot(ya, ya), ProbeBlock.Dot(yb, yb)];
+        double d2 = 0;
+        for (int i = 0; i < ya.Length; i++) { double d = ProbeBlock.Get(ya, i) - ProbeBlock.Get(yb, i); d2 += d * d; }
+        return [d2, ProbeBlock.Dot(yb, yb)];
+    }
+
+    private static (double[][] Stats, bool Exact) Samples(LinearOperator a, LinearOperator b, int probes, int seed, string what, Products which)
     {
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(b);
         LinearOperator.RequireSameShape(a.Domain, b.Domain, $"{what}: domain of {b.Name} vs {a.Name}");
         LinearOperator.RequireSameShape(a.Range, b.Range, $"{what}: range of {b.Name} vs {a.Name}");
+        return ProbeBlock.UsesFloat32(a) && ProbeBlock.UsesFloat32(b)
+            ? Samples<float>(a, b, probes, seed, which)
+            : Samples<double>(a, b, probes, seed, which);
+    }
+
+    private static (double[][] Stats, bool Exact) Samples<T>(LinearOperator a, LinearOperator b, int probes, int seed, Products which) where T : unmanaged
+    {
         int n = a.Domain.Size, r = a.Range.Size;
         int m = ProbeRunner.Count(n, probes, out bool exact);
         var stats = new double[m][];
-        double[]? imageA = null, imageB = null;
-        ProbeRunner.Run(n, m, exact, seed, (x, first, c) =>
+        T[]? imageA = null, imageB = null;
+        ProbeRunner.Run<T>(n, m, exact, seed, (x, first, c) =>
         {
             var xs = x.AsSpan(0, c * n);
             var ya = ProbeRunner.Reuse(ref imageA, (long)c * r);
             var yb = ProbeRunner.Reuse(ref imageB, (long)c * r);
-            a.ApplyBlock(xs, ya, c);
-            b.ApplyBlock(xs, yb, c);
-            for (int j = 0; j < c; j++) stats[first + j] = stat(ya.Slice(j * r, r), yb.Slice(j * r, r));
+            ProbeBlock.Apply<T>(a, xs, ya, c);
+            ProbeBlock.Apply<T>(b, xs, yb, c);
+            for (int j = 0; j < c; j++) stats[first + j] = Statistic<T>(ya.Slice(j * r, r), yb.Slice(j * r, r), which);
         }, r);
         return (stats, exact);
     }

@@ -60,20 +60,44 @@ internal sealed class DeflatedOperator(LinearOperator inner, Deflation deflation
         Project(y, count, n);
     }
 
+    // Float32 blocks stay float32 around a native float32 operator: the projections' dot products
+    // accumulate in float64 against the float64 deflation vectors, each element rounded once per vector.
+    internal override bool AppliesFloat32Natively => inner.AppliesFloat32Natively;
+
+    protected override void ApplyBlockCore(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        int n = Domain.Size;
+        using var xt = new Float32Buffer(x.Length);
+        x.CopyTo(xt.Span);
+        Project(xt.Span, count, n);
+        inner.ApplyBlock(xt.Span, y, count);
+        Project(y, count, n);
+    }
+
+    protected override void ApplyAdjointBlockCore(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        int n = Domain.Size;
+        using var xt = new Float32Buffer(x.Length);
+        x.CopyTo(xt.Span);
+        Project(xt.Span, count, n);
+        inner.ApplyAdjointBlock(xt.Span, y, count);
+        Project(y, count, n);
+    }
+
     // x_j ← (I − VVᵀ) x_j: the vectors of a block split over the processors (each projected
     // exactly as by the serial loop), since these 2k state-sized passes per vector otherwise run on
     // one thread between the operator's parallel sweeps.
-    private unsafe void Project(Span<double> block, int count, int n)
+    private unsafe void Project<T>(Span<T> block, int count, int n) where T : unmanaged
     {
-        fixed (double* pb = block)
+        fixed (T* pb = block)
         {
             nint ib = (nint)pb;
             Elementwise.For(count, (long)count * n * deflation.Vectors.Length, (j0, j1) =>
             {
                 for (int j = j0; j < j1; j++)
                 {
-                    var xj = new Span<double>((double*)ib + (long)j * n, n);
-                    foreach (var v in deflation.Vectors) Numerics.Axpy(-Numerics.Dot(v, xj), v, xj);
+                    var xj = new Span<T>((T*)ib + (long)j * n, n);
+                    foreach (var v in deflation.Vectors) ProbeBlock.Axpy(-ProbeBlock.Dot<T>(v, xj), v, xj);
                 }
             });
         }

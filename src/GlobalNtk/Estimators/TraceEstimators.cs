@@ -15,8 +15,8 @@ public static class TraceEstimators
     {
         ArgumentNullException.ThrowIfNull(op);
         op.RequireSquare("Hutchinson trace");
-        var (samples, exact) = ProbeRunner.Collect(op, probes, seed, (x, y) => Numerics.Dot(x, y));
-        return ProbeRunner.MeanEstimate(samples, exact);
+        var (samples, exact) = ProbeRunner.Collect(op, probes, seed, probeImage: true, imageImage: false);
+        return ProbeRunner.MeanEstimate(samples.Select(p => p.ProbeImage).ToArray(), exact);
     }
 
     /// <summary>
@@ -66,8 +66,8 @@ public static class TraceEstimators
     public static Estimate FrobeniusNormSquared(LinearOperator op, int probes, int seed)
     {
         ArgumentNullException.ThrowIfNull(op);
-        var (samples, exact) = ProbeRunner.Collect(op, probes, seed, (_, y) => Numerics.Dot(y, y));
-        return ProbeRunner.MeanEstimate(samples, exact);
+        var (samples, exact) = ProbeRunner.Collect(op, probes, seed, probeImage: false, imageImage: true);
+        return ProbeRunner.MeanEstimate(samples.Select(p => p.ImageImage).ToArray(), exact);
     }
 
     /// <summary>

@@ -37,15 +37,27 @@ public sealed class MeteredOperator : LinearOperator
 
     /// <inheritdoc/>
     protected override void ApplyBlockCore(ReadOnlySpan<double> x, Span<double> y, int count) =>
-        Chunked(x, y, count, Domain.Size, Range.Size, Inner.ApplyBlock);
+        Chunked<double>(x, y, count, Domain.Size, Range.Size, Inner.ApplyBlock);
 
     /// <inheritdoc/>
     protected override void ApplyAdjointBlockCore(ReadOnlySpan<double> x, Span<double> y, int count) =>
-        Chunked(x, y, count, Range.Size, Domain.Size, Inner.ApplyAdjointBlock);
+        Chunked<double>(x, y, count, Range.Size, Domain.Size, Inner.ApplyAdjointBlock);
 
-    private delegate void BlockApply(ReadOnlySpan<double> x, Span<double> y, int count);
+    /// <inheritdoc/>
+    internal override bool AppliesFloat32Natively => Inner.AppliesFloat32Natively;
 
-    private void Chunked(ReadOnlySpan<double> x, Span<double> y, int count, int nIn, int nOut, BlockApply apply)
+    /// <inheritdoc/>
+    protected override void ApplyBlockCore(ReadOnlySpan<float> x, Span<float> y, int count) =>
+        Chunked<float>(x, y, count, Domain.Size, Range.Size, Inner.ApplyBlock);
+
+    /// <inheritdoc/>
+    protected override void ApplyAdjointBlockCore(ReadOnlySpan<float> x, Span<float> y, int count) =>
+        Chunked<float>(x, y, count, Range.Size, Domain.Size, Inner.ApplyAdjointBlock);
+
+    private delegate void BlockApply<T>(ReadOnlySpan<T> x, Span<T> y, int count);
+
+    // Either precision: the inner operator's own map of that precision (float32 blocks stay float32).
+    private void Chunked<T>(ReadOnlySpan<T> x, Span<T> y, int count, int nIn, int nOut, BlockApply<T> apply)
     {
         int done = 0;
         while (done < count)

@@ -9,7 +9,13 @@ namespace GlobalNtk.Operators;
 public static class RandomProbes
 {
     /// <summary>Fills <paramref name="x"/> with independent ±1 (Rademacher) entries.</summary>
-    public static void Rademacher(Random rng, Span<double> x)
+    public static void Rademacher(Random rng, Span<double> x) => RademacherOf(rng, x);
+
+    /// <summary>
+    /// Independent ±1 entries of any number type (float32 probe blocks): the same values, from the
+    /// same draws of <paramref name="rng"/>, as <see cref="Rademacher(Random, Span{double})"/>.
+    /// </summary>
+    internal static void RademacherOf<T>(Random rng, Span<T> x) where T : System.Numerics.INumber<T>
     {
         Span<byte> bytes = stackalloc byte[256];
         for (int i = 0; i < x.Length; i += 8 * bytes.Length)
@@ -19,7 +25,7 @@ public static class RandomProbes
             for (int j = i; j < end; j++)
             {
                 int bit = (bytes[(j - i) >> 3] >> ((j - i) & 7)) & 1;
-                x[j] = bit == 0 ? 1.0 : -1.0;
+                x[j] = bit == 0 ? T.One : -T.One;
             }
         }
     }

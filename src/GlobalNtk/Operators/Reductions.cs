@@ -71,51 +71,10 @@ public static class Reductions
         var groupSums = Enumerable.Range(0, groups).Select(_ => new double[result.Length]).ToArray();
         var groupCounts = new int[groups];
         var sumSq = new double[result.Length];
-        int n0 = op.Domain.Size;
-        long jobs = (long)m * nk; // job j = (probe p = j / nk, input column k' = j % nk)
-        int chunk = BlockBuffer.VectorsPerBlock(n0, (int)Math.Min(jobs, int.MaxValue), MemoryBudget.ProbeBlockElements);
-        using var xb = new BlockBuffer((long)chunk * n0);
-        using var yb = new BlockBuffer((long)chunk * n0);
-        var col = new double[nk];
-        for (long j0 = 0; j0 < jobs; j0 += chunk)
-        {
-            int c = (int)Math.Min(chunk, jobs - j0);
-            var x = xb.Span.Slice(0, c * n0);
-            var y = yb.Span.Slice(0, c * n0);
-            x.Clear();
-            for (int i = 0; i < c; i++)
-            {
-                long j = j0 + i; int p = (int)(j / nk), k2 = (int)(j % nk);
-                var w = omega.AsSpan((int)((long)p * nt), nt);
-                var xi = x.Slice(i * n0, n0);
-                for (int t = 0; t < nt; t++) xi[full[k2 * nt + t]] = w[t];
-            }
-            op.ApplyBlock(x, y, c);
-            for (int i = 0; i < c; i++)
-            {
-                long j = j0 + i; int p = (int)(j / nk), k2 = (int)(j % nk);
-                var w = omega.AsSpan((int)((long)p * nt), nt);
-                var yi = y.Slice(i * n0, n0);
-                for (int k = 0; k < nk; k++)
-                {
-                    double s = 0;
-                    int baseK = k * nt;
-                    for (int t = 0; t < nt; t++) s += w[t] * yi[full[baseK + t]];
-                    col[k] = s;
-                }
-                for (int k = 0; k < nk; k++)
-                {
-                    long idx = (long)k * nk + k2;
-                    result[idx] += col[k];
-                    if (!exact)
-                    {
-                        sumSq[idx] += col[k] * col[k];
-                        groupSums[p % groups][idx] += col[k];
-                    }
-                }
-                if (!exact && k2 == 0) groupCounts[p % groups]++;
-            }
-        }
+        // Probe and image blocks in float32 when the operator applies float32 natively (ProbeBlock);
+        // the contractions and sums stay float64.
+        if (ProbeBlock.UsesFloat32(op)) PartialTraceProbes<float>(op, split, omega, m, exact, result, sumSq, groupSums, groupCounts);
+        else PartialTraceProbes<double>(op, split, omega, m, exact, result, sumSq, groupSums, groupCounts);
 
         var se = new double[result.Length];
         if (!exact)
@@ -133,6 +92,59 @@ public static class Reductions
         return new(new DenseOperator(result, split.KeptShape, split.KeptShape), se, m, exact) { GroupMeans = groupSums };
     }
 
+    // Sums of the partial trace's columns over m probes (job j = probe j / nk on input column j % nk), in blocks of T.
+    private static void PartialTraceProbes<T>(LinearOperator op, AxisSplit split, double[] omega, int m, bool exact,
+        double[] result, double[] sumSq, double[][] groupSums, int[] groupCounts) where T : unmanaged
+    {
+        int nk = split.Kept, nt = split.Reduced, groups = groupSums.Length;
+        var full = split.Full;
+        int n0 = op.Domain.Size;
+        long jobs = (long)m * nk; // job j = (probe p = j / nk, input column k' = j % nk)
+        int chunk = ProbeBlock.VectorsPerBlock<T>(n0, (int)Math.Min(jobs, int.MaxValue));
+        using var xb = new ScratchBlock<T>((long)chunk * n0);
+        using var yb = new ScratchBlock<T>((long)chunk * n0);
+        var col = new double[nk];
+        for (long j0 = 0; j0 < jobs; j0 += chunk)
+        {
+            int c = (int)Math.Min(chunk, jobs - j0);
+            var x = xb.Span.Slice(0, c * n0);
+            var y = yb.Span.Slice(0, c * n0);
+            x.Clear();
+            for (int i = 0; i < c; i++)
+            {
+                long j = j0 + i; int p = (int)(j / nk), k2 = (int)(j % nk);
+                var w = omega.AsSpan((int)((long)p * nt), nt);
+                var xi = x.Slice(i * n0, n0);
+                for (int t = 0; t < nt; t++) ProbeBlock.Set(xi, full[k2 * nt + t], w[t]);
+            }
+            ProbeBlock.Apply<T>(op, x, y, c);
+            for (int i = 0; i < c; i++)
+            {
+                long j = j0 + i; int p = (int)(j / nk), k2 = (int)(j % nk);
+                var w = omega.AsSpan((int)((long)p * nt), nt);
+                ReadOnlySpan<T> yi = y.Slice(i * n0, n0);
+                for (int k = 0; k < nk; k++)
+                {
+                    double s = 0;
+                    int baseK = k * nt;
+                    for (int t = 0; t < nt; t++) s += w[t] * ProbeBlock.Get(yi, full[baseK + t]);
+                    col[k] = s;
+                }
+                for (int k = 0; k < nk; k++)
+                {
+                    long idx = (long)k * nk + k2;
+                    result[idx] += col[k];
+                    if (!exact)
+                    {
+                        sumSq[idx] += col[k] * col[k];
+                        groupSums[p % groups][idx] += col[k];
+                    }
+                }
+                if (!exact && k2 == 0) groupCounts[p % groups]++;
+            }
+        }
+    }
+
     /// <summary>
     /// The axis average over <paramref name="averagedAxes"/>: (Eᵀ A E)/n with E = ones ⊗ I the map
     /// that copies a kept-axes vector along the averaged axes and n their total size, i.e.
@@ -147,9 +159,20 @@ public static class Reductions
         int nk = split.Kept, nt = split.Reduced, n0 = op.Domain.Size;
         var full = split.Full;
         var result = new double[(long)nk * nk];
-        int chunk = BlockBuffer.VectorsPerBlock(n0, nk, MemoryBudget.ProbeBlockElements);
-        using var xb = new BlockBuffer((long)chunk * n0);
-        using var yb = new BlockBuffer((long)chunk * n0);
+        if (ProbeBlock.UsesFloat32(op)) AxisAverageColumns<float>(op, split, result);
+        else AxisAverageColumns<double>(op, split, result);
+        Numerics.EnsureFinite(result, $"AxisAverage({op.Name})");
+        return new DenseOperator(result, split.KeptShape, split.KeptShape);
+    }
+
+    // Columns of the axis average, in blocks of T (float32 for a native float32 operator); sums in float64.
+    private static void AxisAverageColumns<T>(LinearOperator op, AxisSplit split, double[] result) where T : unmanaged
+    {
+        int nk = split.Kept, nt = split.Reduced, n0 = op.Domain.Size;
+        var full = split.Full;
+        int chunk = ProbeBlock.VectorsPerBlock<T>(n0, nk);
+        using var xb = new ScratchBlock<T>((long)chunk * n0);
+        using var yb = new ScratchBlock<T>((long)chunk * n0);
         for (int k0 = 0; k0 < nk; k0 += chunk)
         {
             int c = Math.Min(chunk, nk - k0);
@@ -157,20 +180,18 @@ public static class Reductions
             var y = yb.Span.Slice(0, c * n0);
             x.Clear();
             for (int i = 0; i < c; i++)
-                for (int t = 0; t < nt; t++) x[i * n0 + full[(k0 + i) * nt + t]] = 1.0;
-            op.ApplyBlock(x, y, c);
+                for (int t = 0; t < nt; t++) ProbeBlock.Set(x, i * n0 + full[(k0 + i) * nt + t], 1.0);
+            ProbeBlock.Apply<T>(op, x, y, c);
             for (int i = 0; i < c; i++)
             {
-                var yi = y.Slice(i * n0, n0);
+                ReadOnlySpan<T> yi = y.Slice(i * n0, n0);
                 for (int k = 0; k < nk; k++)
                 {
                     double s = 0;
-                    for (int t = 0; t < nt; t++) s += yi[full[k * nt + t]];
+                    for (int t = 0; t < nt; t++) s += ProbeBlock.Get(yi, full[k * nt + t]);
                     result[(long)k * nk + k0 + i] = s / nt;
                 }
             }
         }
-        Numerics.EnsureFinite(result, $"AxisAverage({op.Name})");
-        return new DenseOperator(result, split.KeptShape, split.KeptShape);
     }
 }

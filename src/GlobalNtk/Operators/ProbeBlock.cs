@@ -1,0 +1,131 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using GlobalNtk.Dense;
+
+namespace GlobalNtk.Operators;
+
+/// <summary>
+/// Blocks of probe vectors and their images in an estimator's element type T: float64, or float32
+/// when the operator applies float32 natively (<see cref="UsesFloat32"/>), so that an f32 analysis
+/// carries no float64 probe or image block and converts nothing around the operator. Probes are
+/// exact in float32 (±1, unit vectors). Whatever is reduced from a block (dot products, sums of
+/// squares, contractions) is accumulated in float64 (docs/math.md#numerics). The type tests are
+/// JIT-time constants, and the float64 instantiation calls exactly what the float64-only code did,
+/// so f64 results are unchanged bit for bit.
+/// </summary>
+internal static class ProbeBlock
+{
+    /// <summary>
+    /// Whether estimators should keep <paramref name="op"/>'s probe and image blocks in float32: it
+    /// applies float32 natively (a float64 block would be narrowed and widened around it anyway).
+    /// </summary>
+    public static bool UsesFloat32(LinearOperator op) => op.AppliesFloat32Natively;
+
+    /// <summary>
+    /// Vectors of <paramref name="vectorSize"/> elements of T in one probe block (at least 1, at most
+    /// <paramref name="wanted"/>). The budget <see cref="MemoryBudget.ProbeBlockElements"/> counts
+    /// float64 values, i.e. bytes / 8: a float32 block holds twice the vectors in the same bytes.
+    /// </summary>
+    public static int VectorsPerBlock<T>(int vectorSize, int wanted) where T : unmanaged =>
+        BlockBuffer.VectorsPerBlock(vectorSize, wanted, MemoryBudget.ProbeBlockElements * sizeof(double) / Unsafe.SizeOf<T>());
+
+    /// <summary>Y = A·X on a block of T (the float32 overload for float).</summary>
+    public static void Apply<T>(LinearOperator op, ReadOnlySpan<T> x, Span<T> y, int count) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double)) op.ApplyBlock(MemoryMarshal.Cast<T, double>(x), MemoryMarshal.Cast<T, double>(y), count);
+        else op.ApplyBlock(MemoryMarshal.Cast<T, float>(x), MemoryMarshal.Cast<T, float>(y), count);
+    }
+
+    /// <summary>Y = A*·X on a block of T.</summary>
+    public static void ApplyAdjoint<T>(LinearOperator op, ReadOnlySpan<T> x, Span<T> y, int count) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double)) op.ApplyAdjointBlock(MemoryMarshal.Cast<T, double>(x), MemoryMarshal.Cast<T, double>(y), count);
+        else op.ApplyAdjointBlock(MemoryMarshal.Cast<T, float>(x), MemoryMarshal.Cast<T, float>(y), count);
+    }
+
+    /// <summary>Σ aᵢbᵢ accumulated in float64 (float32 products are exact in float64).</summary>
+    public static double Dot<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double)) return Numerics.Dot(MemoryMarshal.Cast<T, double>(a), MemoryMarshal.Cast<T, double>(b));
+        return Float32.DotWide(MemoryMarshal.Cast<T, float>(a), MemoryMarshal.Cast<T, float>(b));
+    }
+
+    /// <summary>Σ vᵢxᵢ of a float64 vector and a block vector, accumulated in float64.</summary>
+    public static double Dot<T>(ReadOnlySpan<double> v, ReadOnlySpan<T> x) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double)) return Numerics.Dot(v, MemoryMarshal.Cast<T, double>(x));
+        var xf = MemoryMarshal.Cast<T, float>(x);
+        var acc = Vector<double>.Zero;
+        int i = 0, w = Vector<float>.Count, h = Vector<double>.Count;
+        for (; i <= xf.Length - w; i += w)
+        {
+            Vector.Widen(new Vector<float>(xf[i..]), out var x0, out var x1);
+            acc += new Vector<double>(v[i..]) * x0 + new Vector<double>(v[(i + h)..]) * x1;
+        }
+        double s = Vector.Sum(acc);
+        for (; i < xf.Length; i++) s += v[i] * xf[i];
+        return s;
+    }
+
+    /// <summary>x ← x + alpha·v for a float64 v, each element formed in float64 and rounded once into T.</summary>
+    public static void Axpy<T>(double alpha, ReadOnlySpan<double> v, Span<T> x) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double)) { Numerics.Axpy(alpha, v, MemoryMarshal.Cast<T, double>(x)); return; }
+        var xf = MemoryMarshal.Cast<T, float>(x);
+        for (int i = 0; i < xf.Length; i++) xf[i] = (float)(xf[i] + alpha * v[i]);
+    }
+
+    /// <summary>Element <paramref name="i"/> of a block, widened (exact).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static double Get<T>(ReadOnlySpan<T> x, int i) where T : unmanaged =>
+        typeof(T) == typeof(double) ? MemoryMarshal.Cast<T, double>(x)[i] : MemoryMarshal.Cast<T, float>(x)[i];
+
+    /// <summary>Sets element <paramref name="i"/> of a block to <paramref name="value"/> (rounded to nearest for float32).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Set<T>(Span<T> x, int i, double value) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double)) MemoryMarshal.Cast<T, double>(x)[i] = value;
+        else MemoryMarshal.Cast<T, float>(x)[i] = (float)value;
+    }
+
+    /// <summary>Independent ±1 entries, the same values from the same stream for either element type.</summary>
+    public static void Rademacher<T>(Random rng, Span<T> x) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double)) RandomProbes.Rademacher(rng, MemoryMarshal.Cast<T, double>(x));
+        else RandomProbes.RademacherOf(rng, MemoryMarshal.Cast<T, float>(x));
+    }
+
+    /// <summary>Throws <see cref="NonFiniteException"/> naming <paramref name="what"/> at the first non-finite value.</summary>
+    public static void EnsureFinite<T>(ReadOnlySpan<T> x, string what) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double)) Numerics.EnsureFinite(MemoryMarshal.Cast<T, double>(x), what);
+        else Float32.EnsureFinite(MemoryMarshal.Cast<T, float>(x), what);
+    }
+}
+
+/// <summary>
+/// A pooled scratch block of T: a <see cref="BlockBuffer"/> for float64, a <see cref="Float32Buffer"/>
+/// for float32 (both from <see cref="ScratchPool.Shared"/>). Contents start undefined.
+/// </summary>
+internal sealed class ScratchBlock<T> : IDisposable where T : unmanaged
+{
+    private readonly BlockBuffer? _double;
+    private readonly Float32Buffer? _single;
+
+    public ScratchBlock(long length)
+    {
+        if (typeof(T) == typeof(double)) _double = new BlockBuffer(length);
+        else if (typeof(T) == typeof(float)) _single = new Float32Buffer(length);
+        else throw new NotSupportedException($"ScratchBlock of {typeof(T).Name}.");
+    }
+
+    /// <summary>The block (its requested length).</summary>
+    public Span<T> Span => _double is not null ? MemoryMarshal.Cast<double, T>(_double.Span) : MemoryMarshal.Cast<float, T>(_single!.Span);
+
+    public void Dispose()
+    {
+        _double?.Dispose();
+        _single?.Dispose();
+    }
+}
