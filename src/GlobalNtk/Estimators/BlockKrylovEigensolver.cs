@@ -110,7 +110,7 @@ internal sealed class BlockKrylovEigensolver
             // (the newest block's projected image W is the only part of A Q outside span Q).
             int bs = e - s;
             var wb = w.AsSpan(0, bs * n);
-            _op.ApplyBlock(q.AsSpan(s * n, bs * n), wb, bs);
+            ApplyToBlock(q.AsSpan(s * n, bs * n), wb, bs);
             applications += bs;
             Numerics.EnsureFinite(wb, $"Eigenpairs: {_op.Name} applied to a Krylov block");
             double scale = 0;
@@ -149,6 +149,23 @@ internal sealed class BlockKrylovEigensolver
             wb.Slice(0, added * n).CopyTo(q.AsSpan(e * n, added * n));
             s = e; e += added;
         }
+    }
+
+    // W = A·X for a block of the basis. The basis stays float64 for every operator: it is what the
+    // full re-orthogonalisation (GEMMs against the whole basis, twice) and T = QᵀAQ are accumulated
+    // from, which needs float64 (docs/math.md#numerics), and the Ritz vectors with their images are
+    // returned (and deflate the effective ranks) in float64. An operator that applies float32
+    // natively gets a float32 copy of the block and returns a float32 image, widened into W: two
+    // float32 blocks of the Krylov block size (4 vectors by default) instead of the operator's
+    // float64-vector path.
+    private void ApplyToBlock(ReadOnlySpan<double> x, Span<double> y, int count)
+    {
+        if (!ProbeBlock.UsesFloat32(_op)) { _op.ApplyBlock(x, y, count); return; }
+        using var x32 = new Float32Buffer(x.Length);
+        using var y32 = new Float32Buffer(y.Length);
+        Float32.Narrow(x, x32.Span);
+        _op.ApplyBlock(x32.Span, y32.Span, count);
+        Float32.Widen(y32.Span, y);
     }
 
     private static (double[] Theta, double[] Y) RayleighRitz(double[] t, int cap, int e, int s, int previous)

@@ -60,6 +60,9 @@ public sealed class KroneckerKernelOperator : CheckedOperator
     /// <inheritdoc/>
     protected override void AdjointBlock(ReadOnlySpan<double> x, Span<double> y, int count) => ForwardBlock(x, y, count);
 
+    /// <summary>Float32 blocks stay float32 on a linearisation with float32 state maps (see the float32 <c>ForwardBlock</c>).</summary>
+    internal override bool AppliesFloat32Natively => _lin.HasSingleStateMaps;
+
     /// <summary>
     /// On a float32 linearisation with float32 state maps, K on a float32 block: step by step in
     /// float32 where that path is taken, else the model's fused float32 site kernel when it has one

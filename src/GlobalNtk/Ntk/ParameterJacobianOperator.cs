@@ -115,6 +115,9 @@ public sealed class StateNtkOperator : CheckedOperator
     /// <inheritdoc/>
     protected override void AdjointBlock(ReadOnlySpan<double> x, Span<double> y, int count) => ForwardBlock(x, y, count);
 
+    /// <summary>Float32 blocks stay float32 on a linearisation with float32 state maps (K inside may widen its own part).</summary>
+    internal override bool AppliesFloat32Natively => _lin.HasSingleStateMaps;
+
     /// <summary>
     /// On a float32 linearisation with float32 state maps: the scratch block and both sweeps in
     /// float32, and K applied to the float32 block (natively, or through its float64 map).
