@@ -21,7 +21,7 @@ namespace GlobalNtk.Bench;
 /// the fused TransformerLinearization; setup (forward + operators), NTK_S on one vector and on a
 /// block, process CPU seconds, the two paths alternating for <c>rounds</c> rounds (best kept). With
 /// <c>f32</c>: the block path in float64 against float32 (with float64 vectors, as the Krylov spectrum
-/// apply it, and with float32 vectors through the operators' float32 path) instead of the fused path.
+/// applies it, and with float32 vectors through the operators' float32 path) instead of the fused path.
 /// </summary>
 internal static class BlocksBench
 {
