@@ -153,11 +153,51 @@ public class EstimatorFloat32Tests
     }
 
     [Fact]
-    public void ABlockOfFloat32ProbesHoldsTwiceTheVectorsInTheSameBytes()
+    public void AFloat32ProbeBlockHoldsTheSameVectorsAsAFloat64OneInHalfTheBytes()
     {
+        // The budget counts values: the same split into blocks (so the same probes) in either precision.
         int n = 1 << 20;
-        Assert.Equal(2 * ProbeBlock.VectorsPerBlock<double>(n, 1000), ProbeBlock.VectorsPerBlock<float>(n, 1000));
-        Assert.Equal(MemoryBudget.ProbeBlockElements * 8, (long)ProbeBlock.VectorsPerBlock<float>(n, 1000) * n * 4);
+        int vectors = ProbeBlock.VectorsPerBlock<float>(n, 1000);
+        Assert.Equal(ProbeBlock.VectorsPerBlock<double>(n, 1000), vectors);
+        Assert.Equal(MemoryBudget.ProbeBlockElements, (long)vectors * n);
+        Assert.Equal(7, ProbeBlock.VectorsPerBlock<float>(n, 7));
+    }
+
+    [Fact]
+    public void Float32ProbesSplitIntoSeveralBlocksGiveTheFloat64Estimate()
+    {
+        // 30 probes of 2²¹ + 1 values: 7 per block (ProbeBlockElements = 2²⁴ values), 5 blocks in either
+        // precision, each ending inside a chunk of the Rademacher stream (so another split would draw
+        // other probes). y_i = 2x_i + x_(i+1): exact in float32 and float64, ωᵀAω depends on the probe.
+        var shape = AxisShape.Vector((1 << 21) + 1);
+        var a64 = new ShiftOperator(shape, native: false);
+        var a32 = new ShiftOperator(shape, native: true);
+        var e64 = TraceEstimators.Hutchinson(a64, 30, 9);
+        var e32 = TraceEstimators.Hutchinson(a32, 30, 9);
+        Assert.Equal(5, a32.Float32Calls);
+        Assert.Equal(5, a64.Float64Calls);
+        Assert.Equal(0, a32.Float64Calls);
+        Assert.NotEqual(0, e64.StandardError);
+        Assert.Equal(e64.Value, e32.Value);
+        Assert.Equal(e64.StandardError, e32.StandardError);
+    }
+
+    // y_i = 2x_i + x_(i+1 mod n) in either precision (exact: small integers).
+    private sealed class ShiftOperator(AxisShape shape, bool native) : LinearOperator(shape, shape)
+    {
+        public int Float32Calls, Float64Calls;
+        internal override bool AppliesFloat32Natively => native;
+        protected override void ApplyBlockCore(ReadOnlySpan<double> x, Span<double> y, int count) { Float64Calls++; Shift(x, y, count); }
+        protected override void ApplyAdjointBlockCore(ReadOnlySpan<double> x, Span<double> y, int count) => throw new NotSupportedException();
+        protected override void ApplyBlockCore(ReadOnlySpan<float> x, Span<float> y, int count) { Float32Calls++; Shift(x, y, count); }
+        protected override void ApplyAdjointBlockCore(ReadOnlySpan<float> x, Span<float> y, int count) => throw new NotSupportedException();
+
+        private void Shift<T>(ReadOnlySpan<T> x, Span<T> y, int count) where T : System.Numerics.INumber<T>
+        {
+            int n = Domain.Size;
+            for (int j = 0; j < count; j++)
+                for (int i = 0; i < n; i++) y[j * n + i] = x[j * n + i] + x[j * n + i] + x[j * n + (i + 1) % n];
+        }
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using GlobalNtk.Dense;
 using GlobalNtk.Operators;
 using MathNet.Numerics.LinearAlgebra;
@@ -90,18 +91,30 @@ internal sealed class BlockKrylovEigensolver
     internal static int RestartKeep(int capacity, int block, int k, int e) =>
         Math.Min(e, Math.Max(Math.Min(k, capacity - block), Math.Min(capacity - block, Math.Max(k + block, capacity / 2))));
 
-    public EigenResult Solve()
+    /// <summary>
+    /// Solves. The basis and the expansion block are float32 for an operator that applies float32
+    /// natively (<see cref="ProbeBlock.UsesFloat32"/>), at half the memory: the operator then sees
+    /// float32 blocks, and every reduction of the basis (the coefficients QᵀW of the full
+    /// re-orthogonalisation, T = QᵀAQ, norms, the Ritz combinations QY) is a float64 sum over float32
+    /// entries widened a column chunk at a time (docs/math.md#numerics). Each stored basis vector is
+    /// rounded once to float32 (relative 6e-8, below the float32 operator's own error), so the
+    /// Ritz values carry that rounding, not a float32 accumulation. The returned vectors and
+    /// images are float64 either way.
+    /// </summary>
+    public EigenResult Solve() => ProbeBlock.UsesFloat32(_op) ? Solve<float>() : Solve<double>();
+
+    private EigenResult Solve<TV>() where TV : unmanaged
     {
         int n = _n, cap = _capacity;
-        var q = new double[(long)cap * n];
+        var q = new TV[(long)cap * n];
         var t = new double[cap * cap]; // t[i, j] for i ≤ j (upper part) = q_iᵀ A q_j
         // The expansion block; room for k vectors too: it takes the images A·v at the end.
-        var w = new double[(long)Math.Max(_block, _k) * n];
+        var w = new TV[(long)Math.Max(_block, _k) * n];
         int applications = 0, restarts = 0;
 
-        RandomProbes.Gaussian(_rng, w.AsSpan(0, _block * n));
+        Orthonormalizer.Gaussian(_rng, w.AsSpan(0, _block * n));
         int s = 0, previous = 0; // previous: start of the block before [s, e)
-        int e = Orthonormalizer.Orthonormalize(w, _block, n, ReadOnlySpan<double>.Empty, 0, _rng);
+        int e = Orthonormalizer.Orthonormalize<TV>(w, _block, n, ReadOnlySpan<TV>.Empty, 0, _rng);
         w.AsSpan(0, e * n).CopyTo(q);
 
         while (true)
@@ -110,13 +123,13 @@ internal sealed class BlockKrylovEigensolver
             // (the newest block's projected image W is the only part of A Q outside span Q).
             int bs = e - s;
             var wb = w.AsSpan(0, bs * n);
-            ApplyToBlock(q.AsSpan(s * n, bs * n), wb, bs);
+            ProbeBlock.Apply<TV>(_op, q.AsSpan(s * n, bs * n), wb, bs);
             applications += bs;
-            Numerics.EnsureFinite(wb, $"Eigenpairs: {_op.Name} applied to a Krylov block");
+            ProbeBlock.EnsureFinite<TV>(wb, $"Eigenpairs: {_op.Name} applied to a Krylov block");
             double scale = 0;
-            for (int j = 0; j < bs; j++) scale = Math.Max(scale, Numerics.Norm(wb.Slice(j * n, n)));
+            for (int j = 0; j < bs; j++) scale = Math.Max(scale, Orthonormalizer.Norm<TV>(wb.Slice(j * n, n)));
             var c = new double[e * bs];
-            Orthonormalizer.ProjectOut(q.AsSpan(0, e * n), e, n, wb, bs, c);
+            Orthonormalizer.ProjectOut<TV>(q.AsSpan(0, e * n), e, n, wb, bs, c);
             for (int i = 0; i < e; i++) for (int j = 0; j < bs; j++) t[i * cap + s + j] = c[i * bs + j];
 
             // Rayleigh–Ritz on the e-dimensional basis.
@@ -133,7 +146,7 @@ internal sealed class BlockKrylovEigensolver
             if (_strictBudget ? applications + _block > _maxApplications : applications >= _maxApplications)
                 return Finish(q, w, y, theta, pick, e, s, bs, applications, restarts, EigenStatus.BudgetExhausted, bound);
             // Orthonormalise the new block (random directions replace dependent vectors).
-            int added = Orthonormalizer.Orthonormalize(wb, bs, n, q.AsSpan(0, e * n), e, _rng, alreadyProjected: true, scale: scale);
+            int added = Orthonormalizer.Orthonormalize<TV>(wb, bs, n, q.AsSpan(0, e * n), e, _rng, alreadyProjected: true, scale: scale);
             if (added == 0) return Finish(q, w, y, theta, pick, e, s, bs, applications, restarts, EigenStatus.InvariantSubspace, bound);
             previous = s;
             if (e + added > cap)
@@ -149,23 +162,6 @@ internal sealed class BlockKrylovEigensolver
             wb.Slice(0, added * n).CopyTo(q.AsSpan(e * n, added * n));
             s = e; e += added;
         }
-    }
-
-    // W = A·X for a block of the basis. The basis stays float64 for every operator: it is what the
-    // full re-orthogonalisation (GEMMs against the whole basis, twice) and T = QᵀAQ are accumulated
-    // from, which needs float64 (docs/math.md#numerics), and the Ritz vectors with their images are
-    // returned (and deflate the effective ranks) in float64. An operator that applies float32
-    // natively gets a float32 copy of the block and returns a float32 image, widened into W: two
-    // float32 blocks of the Krylov block size (4 vectors by default) instead of the operator's
-    // float64-vector path.
-    private void ApplyToBlock(ReadOnlySpan<double> x, Span<double> y, int count)
-    {
-        if (!ProbeBlock.UsesFloat32(_op)) { _op.ApplyBlock(x, y, count); return; }
-        using var x32 = new Float32Buffer(x.Length);
-        using var y32 = new Float32Buffer(y.Length);
-        Float32.Narrow(x, x32.Span);
-        _op.ApplyBlock(x32.Span, y32.Span, count);
-        Float32.Widen(y32.Span, y);
     }
 
     private static (double[] Theta, double[] Y) RayleighRitz(double[] t, int cap, int e, int s, int previous)
@@ -205,7 +201,11 @@ internal sealed class BlockKrylovEigensolver
     }
 
     // ‖A Q y − θ Q y‖ = ‖W_proj · y[s:e]‖: only the newest block's residual leaves span(Q).
-    private static double[] EstimateResiduals(double[] y, int e, int s, int bs, ReadOnlySpan<double> wProj, int[] pick)
+    // A float64 copy of a basis vector (exact).
+    private static double[] Widened<TV>(ReadOnlySpan<TV> v) where TV : unmanaged =>
+        typeof(TV) == typeof(double) ? MemoryMarshal.Cast<TV, double>(v).ToArray() : Float32.ToDouble(MemoryMarshal.Cast<TV, float>(v));
+
+    private static double[] EstimateResiduals<TV>(double[] y, int e, int s, int bs, ReadOnlySpan<TV> wProj, int[] pick) where TV : unmanaged
     {
         int n = wProj.Length / Math.Max(1, bs);
         var sq = new double[pick.Length];
@@ -238,29 +238,53 @@ internal sealed class BlockKrylovEigensolver
     /// before the sink sees it, so the sink may overwrite those columns of src (in-place updates
     /// without a second state-sized block).
     /// </summary>
-    internal static void CombineColumns(ReadOnlySpan<double> src, int srcRows, int n, ReadOnlySpan<double> coef, int rows, ColumnSink sink)
+    internal static void CombineColumns(ReadOnlySpan<double> src, int srcRows, int n, ReadOnlySpan<double> coef, int rows, ColumnSink sink) =>
+        CombineColumns<double>(src, srcRows, n, coef, rows, sink);
+
+    /// <summary>
+    /// <see cref="CombineColumns(ReadOnlySpan{double}, int, int, ReadOnlySpan{double}, int, ColumnSink)"/>
+    /// for a source stored in T: a float32 source's column chunk is widened first, so the
+    /// combination is a float64 GEMM (the sink sees float64 columns either way).
+    /// </summary>
+    internal static void CombineColumns<TV>(ReadOnlySpan<TV> src, int srcRows, int n, ReadOnlySpan<double> coef, int rows, ColumnSink sink)
+        where TV : unmanaged
     {
         if (rows == 0 || n == 0) return;
         int chunk = Math.Min(n, CombineColumnChunk);
         var scratch = new double[rows * chunk];
+        var wide = typeof(TV) == typeof(double) ? [] : new double[(long)srcRows * chunk];
         for (int col = 0; col < n; col += chunk)
         {
             int cols = Math.Min(chunk, n - col);
             var block = scratch.AsSpan(0, rows * cols);
-            Gemm.Multiply(Trans.No, Trans.No, rows, cols, srcRows, 1.0, coef, srcRows, src.Slice(col, (srcRows - 1) * n + cols), n, 0.0, block, cols);
+            if (typeof(TV) == typeof(double))
+                Gemm.Multiply(Trans.No, Trans.No, rows, cols, srcRows, 1.0, coef, srcRows,
+                    MemoryMarshal.Cast<TV, double>(src).Slice(col, (srcRows - 1) * n + cols), n, 0.0, block, cols);
+            else
+            {
+                Orthonormalizer.Widen(MemoryMarshal.Cast<TV, float>(src), srcRows, n, col, cols, wide);
+                Gemm.Multiply(Trans.No, Trans.No, rows, cols, srcRows, 1.0, coef, srcRows, wide, cols, 0.0, block, cols);
+            }
             sink(col, cols, block);
         }
     }
 
     // dst[p] = Σ_i y[i, pick[p]] src_i for the first pick.Length rows of dst (dst may be src: in place).
-    private static void CombineRows(double[] src, int e, int n, double[] y, int yCols, int[] pick, double[] dst)
+    private static void CombineRows<TV>(TV[] src, int e, int n, double[] y, int yCols, int[] pick, TV[] dst) where TV : unmanaged
     {
         var coef = new double[pick.Length * e];
         for (int p = 0; p < pick.Length; p++) for (int i = 0; i < e; i++) coef[p * e + i] = y[i * yCols + pick[p]];
-        CombineColumns(src, e, n, coef, pick.Length, (col, cols, block) =>
+        CombineColumns<TV>(src, e, n, coef, pick.Length, (col, cols, block) =>
         {
-            for (int p = 0; p < pick.Length; p++) block.Slice(p * cols, cols).CopyTo(dst.AsSpan(p * n + col, cols));
+            for (int p = 0; p < pick.Length; p++) Store(block.Slice(p * cols, cols), dst.AsSpan(p * n + col, cols));
         });
+    }
+
+    // dst = src, rounded once for float32.
+    private static void Store<TV>(ReadOnlySpan<double> src, Span<TV> dst) where TV : unmanaged
+    {
+        if (typeof(TV) == typeof(double)) src.CopyTo(MemoryMarshal.Cast<TV, double>(dst));
+        else Float32.Narrow(src, MemoryMarshal.Cast<TV, float>(dst));
     }
 
     // Eigenvalue error bounds of the picked Ritz values: |λ − θ| ≤ r always, and ≤ r²/gap when the
@@ -288,8 +312,8 @@ internal sealed class BlockKrylovEigensolver
     // The picked Ritz pairs without another application: V = Q Y_pick (in place in Q) and
     // A V = V Θ + W Y_s,pick (in place in W, which has room for k vectors), so the images for a
     // deflation and the residuals ‖A v − θ v‖ = ‖W y_s‖ come from the recurrence A Q = Q T + W E_sᵀ.
-    private EigenResult Finish(double[] q, double[] w, double[] y, double[] theta, int[] pick, int e, int s, int bs, int applications, int restarts,
-        EigenStatus status, double[] bound)
+    private EigenResult Finish<TV>(TV[] q, TV[] w, double[] y, double[] theta, int[] pick, int e, int s, int bs, int applications, int restarts,
+        EigenStatus status, double[] bound) where TV : unmanaged
     {
         int n = _n, k = pick.Length;
         // Report in descending order of value (by magnitude for LargestMagnitude).
@@ -300,20 +324,44 @@ internal sealed class BlockKrylovEigensolver
         Numerics.EnsureFinite(values, $"Eigenvalues of {_op.Name}");
         CombineRows(q, e, n, y, e, pick, q);
         var sq = new double[k];
-        CombineColumns(w.AsSpan(0, bs * n), bs, n, BlockCoefficients(y, e, s, bs, pick), k, (col, cols, block) =>
+        double[] images;
+        if (typeof(TV) == typeof(double))
         {
-            for (int p = 0; p < k; p++)
+            var qd = (double[])(object)q;
+            var wd = (double[])(object)w;
+            CombineColumns<double>(wd.AsSpan(0, bs * n), bs, n, BlockCoefficients(y, e, s, bs, pick), k, (col, cols, block) =>
             {
-                var r = block.Slice(p * cols, cols);
-                sq[p] += Numerics.Dot(r, r);
-                var image = w.AsSpan(p * n + col, cols);
-                r.CopyTo(image);
-                Numerics.Axpy(values[p], q.AsSpan(p * n + col, cols), image);
-            }
-        });
+                for (int p = 0; p < k; p++)
+                {
+                    var r = block.Slice(p * cols, cols);
+                    sq[p] += Numerics.Dot(r, r);
+                    var image = wd.AsSpan(p * n + col, cols);
+                    r.CopyTo(image);
+                    Numerics.Axpy(values[p], qd.AsSpan(p * n + col, cols), image);
+                }
+            });
+            images = wd.Length == (long)k * n ? wd : wd.AsSpan(0, k * n).ToArray();
+        }
+        else
+        {
+            // The images A v = θ v + W y_s formed in float64 from the float32 v and W, returned in float64.
+            var qf = (float[])(object)q;
+            var im = images = new double[(long)k * n];
+            CombineColumns<TV>(w.AsSpan(0, bs * n), bs, n, BlockCoefficients(y, e, s, bs, pick), k, (col, cols, block) =>
+            {
+                for (int p = 0; p < k; p++)
+                {
+                    var r = block.Slice(p * cols, cols);
+                    sq[p] += Numerics.Dot(r, r);
+                    var image = im.AsSpan(p * n + col, cols);
+                    Float32.Widen(qf.AsSpan(p * n + col, cols), image);
+                    Numerics.Scale(image, values[p]);
+                    Numerics.Axpy(1.0, r, image);
+                }
+            });
+        }
         var vectors = new double[k][];
-        for (int p = 0; p < k; p++) vectors[p] = q.AsSpan(p * n, n).ToArray();
-        var images = w.Length == (long)k * n ? w : w.AsSpan(0, k * n).ToArray();
+        for (int p = 0; p < k; p++) vectors[p] = Widened<TV>(q.AsSpan(p * n, n));
         return new EigenResult(values, vectors, sq.Select(Math.Sqrt).ToArray(), applications, status != EigenStatus.BudgetExhausted, restarts)
         {
             Status = status,
