@@ -62,9 +62,10 @@ public static class MemoryBudget
     // ---- Working-memory budgets of the matrix-free code (the one place they are set) ----
 
     /// <summary>
-    /// Doubles in one block of probe vectors and their images (128 MiB): estimators apply
-    /// operators to as many probes at once as fit (matrix-matrix work) and loop over such blocks,
-    /// so their memory does not grow with the number of probes.
+    /// Values in one block of probe vectors and their images (128 MiB of doubles; a float32 block of
+    /// the same vectors takes half): estimators apply operators to as many probes at once as fit
+    /// (matrix-matrix work) and loop over such blocks, so their memory does not grow with the number
+    /// of probes.
     /// </summary>
     public const long ProbeBlockElements = 1L << 24;
 
