@@ -17,8 +17,8 @@ namespace GlobalNtk.Bench;
 /// standard errors, applications and CPU seconds. <c>--compare presets [--presets A,B]</c>: the whole analysis
 /// with two presets (quick and thorough unless given), every estimate with its SE and the difference in
 /// combined SEs. <c>--compare apply [--block C]</c>: CPU per vector of every operator and of K's
-/// terms. <c>--compare stages [--budget P]</c>: the whole analysis stage by stage (CPU, allocation,
-/// peak memory, applications). Options: <c>--model FILE --task NAME --steps T --trials B --old-probes N</c>.
+/// terms. <c>--compare stages [--budget P] [--precision f64|f32]</c>: the whole analysis stage by stage (CPU, allocation,
+/// peak memory, applications; f32: the float32 linearisation, whose estimators run on float32 blocks). Options: <c>--model FILE --task NAME --steps T --trials B --old-probes N</c>.
 /// </summary>
 internal static class AnalysisBench
 {
@@ -33,6 +33,7 @@ internal static class AnalysisBench
         long exactLimit = KroneckerCore.DefaultExactApplicationLimit;
         int block = 4;
         var budget = AnalysisBudget.Default;
+        var precision = GlobalNtk.Dense.Precision.F64;
         var presets = new[] { AnalysisBudget.Quick, AnalysisBudget.Thorough };
         for (int i = 0; i < args.Length; i++)
         {
@@ -52,6 +53,9 @@ internal static class AnalysisBench
                 case "--exact-limit": exactLimit = long.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--block": block = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--budget": budget = Enum.Parse<AnalysisBudget>(args[++i], ignoreCase: true); break;
+                case "--precision":
+                    if (!GlobalNtk.Dense.PrecisionNames.TryParse(args[++i], out precision)) { Console.Error.WriteLine($"error: --precision '{args[i]}' is not f64 or f32"); return 2; }
+                    break;
                 case "--presets": presets = args[++i].Split(',').Select(b => Enum.Parse<AnalysisBudget>(b, ignoreCase: true)).ToArray(); break;
                 default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
             }
@@ -67,7 +71,7 @@ internal static class AnalysisBench
             "presets" => Presets(loaded.Model, ev, presets, seedCount),
             "kronecker" => Kronecker(loaded.Model, ev, exactLimit),
             "apply" => Apply(loaded.Model, ev, block),
-            "stages" => Stages(loaded.Model, ev, budget),
+            "stages" => Stages(loaded.Model, ev, budget, precision),
             "calibrate" => Calibrate(loaded.Model, ev, budget, oldProbes, tracedIndex, onlyAxis, onlyOperator),
             "traced" => Traced(loaded.Model, ev, budget, oldProbes, onlyAxis),
             "trialcal" => TrialCal(loaded.Model, ev, budget, oldProbes, onlyAxis ?? "trial", onlyOperator, cache, model),
@@ -132,13 +136,13 @@ internal static class AnalysisBench
     /// allocated, live heap and the process's peak working set at the end of each stage; then
     /// the applications each estimate used (results' records).
     /// </summary>
-    private static int Stages(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget budget)
+    private static int Stages(GlobalNtk.Models.IChainModel model, TaskBatch ev, AnalysisBudget budget, GlobalNtk.Dense.Precision precision)
     {
-        var options = AnalysisOptions.ForBudget(budget);
+        var options = AnalysisOptions.ForBudget(budget) with { Precision = precision };
         string? stage = null;
         double c0 = Cpu(), cStart = c0;
         long a0 = GC.GetTotalAllocatedBytes();
-        Console.WriteLine($"preset {budget}; | stage | CPU s | allocated GB | heap GB | peak working set GB |");
+        Console.WriteLine($"preset {budget}, {GlobalNtk.Dense.PrecisionNames.Name(precision)}; | stage | CPU s | allocated GB | heap GB | peak working set GB |");
         Console.WriteLine("|---|---|---|---|---|");
         void Close()
         {
