@@ -200,11 +200,11 @@ internal sealed class BlockKrylovEigensolver
         return idx.Take(count).ToArray();
     }
 
-    // ‖A Q y − θ Q y‖ = ‖W_proj · y[s:e]‖: only the newest block's residual leaves span(Q).
     // A float64 copy of a basis vector (exact).
     private static double[] Widened<TV>(ReadOnlySpan<TV> v) where TV : unmanaged =>
         typeof(TV) == typeof(double) ? MemoryMarshal.Cast<TV, double>(v).ToArray() : Float32.ToDouble(MemoryMarshal.Cast<TV, float>(v));
 
+    // ‖A Q y − θ Q y‖ = ‖W_proj · y[s:e]‖: only the newest block's residual leaves span(Q).
     private static double[] EstimateResiduals<TV>(double[] y, int e, int s, int bs, ReadOnlySpan<TV> wProj, int[] pick) where TV : unmanaged
     {
         int n = wProj.Length / Math.Max(1, bs);
@@ -293,6 +293,9 @@ internal sealed class BlockKrylovEigensolver
     // the e×e T carry about e·ε·max|θ| (r²/gap alone fell to 1e-16 of λ₁, and a converged λ₁ of the
     // transformer's NTK_S then differed from the thorough run's by 7 such "bounds", at 1e-15).
     // float64 machine epsilon (double.Epsilon is the smallest subnormal, not this).
+    // The floor stays float64's with a float32 basis: these bounds do not model float32 rounding
+    // (the basis's, 6e-8 per entry, nor a float32 operator's own, about 1e-6 relative; see
+    // docs/math.md#numerics), which limits an f32 eigenvalue's accuracy to about that, whatever its bound.
     private const double MachineEpsilon = 2.220446049250313e-16;
 
     private static double[] ErrorBounds(double[] theta, double[] residual, int[] pick)
