@@ -10,7 +10,7 @@ namespace GlobalNtk.Bench;
 /// Generic paths against hand-fused ones, in the same run: setup, NTK_S on one vector and on a
 /// block. <c>blocks [B=256] [H=256] [L=8] [N=16] [block=30]</c>: the MLP on the block chain vs the
 /// fused MLP linearisation; <c>blocks f32 […]</c>: the same MLP on the block chain in float64 vs
-/// float32 (<see cref="Precision"/>), the latter with float64 vectors (f32, as the Krylov spectrum passes them) and
+/// float32 (<see cref="Precision"/>), the latter with float64 vectors (f32, as a float64 caller passes them) and
 /// with float32 vectors (f32v32, the operators' float32 path). <c>blocks rnn [arch=gru] [B=32] [T=90] [H=256] [N=3] [block=30] [L=1] [h0=0] [stacked=0]</c>:
 /// a recurrent net on the generic block chain (<c>RecurrentModel.LinearizeBlocks</c>: cell blocks
 /// over time and layers) vs the default path (the fused cell path for one biased layer, else the
@@ -20,7 +20,7 @@ namespace GlobalNtk.Bench;
 /// transformer of <c>bench transformer</c> (4 heads, d_ff = 4d, causal GELU) on the block chain vs
 /// the fused TransformerLinearization; setup (forward + operators), NTK_S on one vector and on a
 /// block, process CPU seconds, the two paths alternating for <c>rounds</c> rounds (best kept). With
-/// <c>f32</c>: the block path in float64 against float32 (with float64 vectors, as the Krylov spectrum
+/// <c>f32</c>: the block path in float64 against float32 (with float64 vectors, as a float64 caller
 /// applies it, and with float32 vectors through the operators' float32 path) instead of the fused path.
 /// </summary>
 internal static class BlocksBench
@@ -71,7 +71,7 @@ internal static class BlocksBench
             new AxisShape(("sequence", seqs), ("token", tokens), ("input", 3)));
         Console.WriteLine($"transformer d={d} heads=4 L={layers} d_ff={4 * d} causal GELU {(postLn ? "post-LN" : "pre-LN")} {seqs}×{tokens} tokens, " +
                           $"θ = {model.Parameters.TotalSize}, cores={Environment.ProcessorCount}; CPU seconds, best of {rounds} alternating rounds");
-        // f32: the block path in float64, in float32 with float64 vectors (as the Krylov spectrum), and in float32 with float32 vectors.
+        // f32: the block path in float64, in float32 with float64 vectors (as a float64 caller), and in float32 with float32 vectors.
         var paths = f32
             ? new (string Name, Func<ChainLinearization> Make)[] { ("f64", () => model.Linearize(x)), ("f32", () => model.Linearize(x, Precision.F32)), ("f32v32", () => model.Linearize(x, Precision.F32)) }
             : [("blocks", () => model.Linearize(x)), ("fused", () => model.LinearizeFused(x))];

@@ -15,7 +15,7 @@ namespace GlobalNtk.Bench;
 /// <c>--trials</c>, <c>--steps</c>, <c>--hidden</c>, <c>--inputs</c>, <c>--block</c>, <c>--reps</c>,
 /// <c>--precision f64|f32</c> (the linearisation's compute precision; the GEMM rates are measured in
 /// the same precision; with f32 the timed vectors are float32 blocks, as a float32 caller's, and
-/// <c>--f64-vectors</c> keeps them float64 as the Krylov spectrum passes them), <c>--gemm-threads</c>, <c>--detail</c> (per-piece times), <c>--layers</c>,
+/// <c>--f64-vectors</c> keeps them float64, as a float64 caller passes them), <c>--gemm-threads</c>, <c>--detail</c> (per-piece times), <c>--layers</c>,
 /// <c>--path fused|blocks</c> (the default linearisation, or the generic block chain; float64 only).
 /// </summary>
 internal static class NtkBench

@@ -21,7 +21,7 @@ namespace GlobalNtk.Bench;
 /// --post-ln (norm_first=False blocks) --final-norm (nn.TransformerEncoder(norm=…)) --precision f64|f32 --f64-vectors</c>
 /// (f32: float32 caches and sgemm products through every block, see TransformerModel.Linearize, and
 /// the timed vectors are float32 blocks applied through the operators' float32 path, unless
-/// <c>--f64-vectors</c> keeps them float64 as the Krylov spectrum passes them; the finding step's
+/// <c>--f64-vectors</c> keeps them float64, as a float64 caller passes them; the finding step's
 /// estimators use float32 blocks). <c>--attention</c> times only the
 /// causal attention core of one layer (its forward pass, then J_u and J_uᵀ on the block of vectors)
 /// with dense products (tile = tokens) and with row blocks of 8, 16, 24, 32 and the default tile.
