@@ -24,7 +24,7 @@ internal static class ProbeRunner
     /// (Rademacher, or unit vectors when <paramref name="exact"/>) of length <paramref name="dimension"/>,
     /// with elements of T: float32 when the operator applies float32 natively
     /// (<see cref="ProbeBlock.UsesFloat32"/>; the probes are exact in float32, and the same values
-    /// from the same stream), float64 otherwise. A float32 block holds twice the vectors in the same bytes.
+    /// from the same stream), float64 otherwise. Blocks hold the same vectors in either precision (<see cref="ProbeBlock.VectorsPerBlock"/>).
     /// </summary>
     public static void Run<T>(int dimension, int probes, bool exact, int seed, Action<T[], int, int> onBlock, int extraVectorSize = 0)
         where T : unmanaged
