@@ -195,6 +195,11 @@ internal static unsafe class GemmDriver<T, K>
                 i1 = mc & ~15;
                 PackTransposedPairs((float*)(a + (nint)pc * lda + ic), lda, i1, kc, (float*)dst);
             }
+            else if (typeof(T) == typeof(double) && mr == 8 && Avx512F.IsSupported)
+            {
+                i1 = mc & ~7;
+                PackTransposedEights((double*)(a + (nint)pc * lda + ic), lda, i1, kc, (double*)dst);
+            }
             else if (typeof(K) == typeof(Avx2Kernel<T>) && mr == 6 && Avx.IsSupported)
             {
                 // The AVX2 kernel's 6-row panels (also where AVX-512 is present, so that its tests run this path).
@@ -325,6 +330,41 @@ internal static unsafe class GemmDriver<T, K>
                 float* d = dg + p * 8;
                 for (int i0 = g0; i0 < gEnd; i0 += 8, d += panel)
                     Vector256.Store(Vector256.Load(s0 + i0), d);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Float64 8-row Ā panels of a transposed A, for its first <paramref name="cols"/> (a multiple of 8)
+    /// rows of op(A), laid out as <see cref="PackA"/> does: each panel's k-row is one whole cache line;
+    /// 128 columns (16 panels) at a time over the whole depth, two k-rows per visit, so that the stores
+    /// go to 16 streams, not one per panel of the block (a page or more apart each).
+    /// </summary>
+    private static void PackTransposedEights(double* src, nint lds, int cols, int kc, double* dst)
+    {
+        const int group = 128;
+        nint panel = 8 * (nint)kc;
+        for (int g0 = 0; g0 < cols; g0 += group)
+        {
+            int gEnd = Math.Min(g0 + group, cols);
+            double* dg = dst + (g0 / 8) * panel;
+            int p = 0;
+            for (; p + 2 <= kc; p += 2)
+            {
+                double* s0 = src + p * lds, s1 = s0 + lds;
+                double* d = dg + p * 8;
+                for (int i0 = g0; i0 < gEnd; i0 += 8, d += panel)
+                {
+                    Vector512.Store(Vector512.Load(s0 + i0), d);
+                    Vector512.Store(Vector512.Load(s1 + i0), d + 8);
+                }
+            }
+            if (p < kc) // odd depth: the last k-row alone
+            {
+                double* s0 = src + p * lds;
+                double* d = dg + p * 8;
+                for (int i0 = g0; i0 < gEnd; i0 += 8, d += panel)
+                    Vector512.Store(Vector512.Load(s0 + i0), d);
             }
         }
     }
