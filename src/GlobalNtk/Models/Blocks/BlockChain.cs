@@ -180,13 +180,30 @@ internal sealed class BlockChainLinearization : ChainLinearization
         _traces = new BlockTrace[_t];
         _paramIndex = chain.Steps.Select(s => s.ParameterSpecs.Select(p => snapshot.IndexOf(p.Name)).ToArray()).ToArray();
         int rows = _b * _r;
-        double[] x = inputs.Span.ToArray(), y = new double[checked(rows * _w)];
-        for (int k = 0; k < _t; k++)
+        if (states is Trajectory<double> z64)
         {
-            _traces[k] = chain.Steps[k].Forward(snapshot, x, rows, y, precision);
-            if (states is Trajectory<double> z64) Scatter(y, z64.Values, k, 1, 1.0, overwrite: true);
-            else ScatterCore<double, float>(y, ((Trajectory<float>)states).Values, k, 1, 1.0, overwrite: true);
-            (x, y) = (y, k == 0 ? new double[rows * _w] : x);
+            double[] x = inputs.Span.ToArray(), y = new double[checked(rows * _w)];
+            for (int k = 0; k < _t; k++)
+            {
+                _traces[k] = chain.Steps[k].Forward(snapshot, x, rows, y);
+                Scatter(y, z64.Values, k, 1, 1.0, overwrite: true);
+                (x, y) = (y, k == 0 ? new double[rows * _w] : x);
+            }
+        }
+        else
+        {
+            // float32 rows from step to step (each step's output is its state, stored as is); the
+            // first step reads the float64 inputs.
+            var z32 = ((Trajectory<float>)states).Values;
+            float[] x = new float[checked(rows * _w)], y = new float[rows * _w];
+            _traces[0] = chain.Steps[0].Forward32(snapshot, inputs.Span, rows, y);
+            ScatterCore<float, float>(y, z32, 0, 1, 1.0, overwrite: true);
+            for (int k = 1; k < _t; k++)
+            {
+                (x, y) = (y, x);
+                _traces[k] = chain.Steps[k].Forward32(snapshot, x, rows, y);
+                ScatterCore<float, float>(y, z32, k, 1, 1.0, overwrite: true);
+            }
         }
         states.EnsureFinite($"block-chain states {StateShape} (forward pass overflowed)");
         _sites = new Lazy<WeightSite[]>(BuildSites);
@@ -303,8 +320,6 @@ internal sealed class BlockChainLinearization : ChainLinearization
                         var d = MemoryMarshal.Cast<S, float>(dst);
                         System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(MemoryMarshal.Cast<R, float>(src), (float)alpha, d, d);
                     }
-                    else if (typeof(R) == typeof(double) && typeof(S) == typeof(float) && overwrite)
-                        Float32.Narrow(MemoryMarshal.Cast<R, double>(src), MemoryMarshal.Cast<S, float>(dst));
                     else if (typeof(R) == typeof(float) && typeof(S) == typeof(double) && !overwrite)
                         Float32.AddWidened(MemoryMarshal.Cast<R, float>(src), alpha, MemoryMarshal.Cast<S, double>(dst));
                     else throw new NotSupportedException($"Block chain: no scatter from {typeof(R).Name} to {typeof(S).Name}.");
