@@ -108,7 +108,8 @@ public sealed class BlockChain
     /// <summary>
     /// <see cref="Linearize(ParameterSet, Tensor)"/> computing in <paramref name="precision"/>:
     /// with <see cref="Precision.F32"/> every block's trace keeps float32 caches and runs float32
-    /// products, and a step's rows stay float32 from block to block; the states are kept in float32
+    /// products, and the forward pass keeps its rows float32 from block to block and from step to step
+    /// (no float64 row scratch); the states are kept in float32
     /// (<see cref="ChainLinearization.StatesSingle"/>; <see cref="ChainLinearization.States"/> widens
     /// them on first use); the vectors the linearisation takes and returns are float64, except on its
     /// float32 state and parameter maps (which the NTK operators use for float32 blocks of vectors).
@@ -226,7 +227,7 @@ internal sealed class BlockChainLinearization : ChainLinearization
     /// use, so that the NTK operators on float32 blocks hold no float64 trajectory.
     /// </summary>
     public override ReadOnlyMemory<double> States => _states.Wide;
-    /// <summary>The trajectory in float32 on a float32 linearisation (each step's rows rounded once), else empty.</summary>
+    /// <summary>The trajectory in float32 on a float32 linearisation (each step's float32 output rows), else empty.</summary>
     public override ReadOnlyMemory<float> StatesSingle => _states.Single;
     /// <summary>The stored trajectory (what <see cref="States"/> and <see cref="StatesSingle"/> read).</summary>
     internal Trajectory Trajectory => _states;
