@@ -474,11 +474,32 @@ internal sealed class BlockChainLinearization : ChainLinearization
         return true;
     }
 
-    /// <summary>Throws when dθ and state blocks cannot hold <paramref name="count"/> vectors.</summary>
-    private void CheckParamBlocks(int thetaLength, int stateLength, int count, string what)
+    /// <summary>The restricted J_θ on float32 blocks (the Kronecker core's J_rest term): only the steps and blocks with a listed tensor run.</summary>
+    internal override bool TryParamJvpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<float> dThetaSubset, Span<float> result, int count)
     {
-        if (count < 0 || thetaLength < (long)count * _params.TotalSize || stateLength < (long)count * StateShape.Size)
-            throw new ArgumentException($"Block chain {what}: blocks of {thetaLength} parameters / {stateLength} state values cannot hold {count} vectors of θ ({_params.TotalSize}) / {StateShape}.");
+        if (!HasSingleParamMaps) return false;
+        var layout = SubsetLayout(parameterIndices, out int k);
+        CheckParamBlocks(dThetaSubset.Length, result.Length, count, "TryParamJvpSubset", k);
+        ParamJvpCore(layout, k, dThetaSubset, result, count);
+        return true;
+    }
+
+    /// <summary>The restricted J_θ* on float32 blocks.</summary>
+    internal override bool TryParamVjpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<float> q, Span<float> dThetaSubset, int count)
+    {
+        if (!HasSingleParamMaps) return false;
+        var layout = SubsetLayout(parameterIndices, out int k);
+        CheckParamBlocks(dThetaSubset.Length, q.Length, count, "TryParamVjpSubset", k);
+        ParamVjpCore(layout, k, q, dThetaSubset, count);
+        return true;
+    }
+
+    /// <summary>Throws when dθ (<paramref name="m"/> scalars per vector, default all of θ) and state blocks cannot hold <paramref name="count"/> vectors.</summary>
+    private void CheckParamBlocks(int thetaLength, int stateLength, int count, string what, int m = -1)
+    {
+        if (m < 0) m = _params.TotalSize;
+        if (count < 0 || thetaLength < (long)count * m || stateLength < (long)count * StateShape.Size)
+            throw new ArgumentException($"Block chain {what}: blocks of {thetaLength} parameters / {stateLength} state values cannot hold {count} vectors of θ ({m}) / {StateShape}.");
     }
 
     /// <summary>

@@ -24,7 +24,7 @@ public sealed record ParameterSpec(string Name, int[] Shape)
 /// A block is a description (sizes, parameter names); it holds no values. <see cref="Forward(ParameterSet, ReadOnlySpan{double}, int, Span{double})"/>
 /// reads the parameter values from the set it is given (a snapshot) and returns a
 /// <see cref="BlockTrace"/> with the caches its derivatives need. A block that also has a float32
-/// path says so through <see cref="Supports"/> and overrides <see cref="ForwardF32"/>: its forward
+/// path says so through <see cref="Supports"/> and overrides <see cref="ForwardF32(ParameterSet, ReadOnlySpan{float}, int, Span{float})"/>: its forward
 /// pass then takes and gives float32 rows, its trace keeps its caches in float32 and runs its maps
 /// on float32 rows (<see cref="BlockTrace"/>'s float32 maps). A chain of such blocks keeps its rows
 /// float32 from block to block in the forward pass as in the derivative maps (no float64 row
