@@ -377,7 +377,8 @@ public sealed class KroneckerCore
         var proj = new double[(long)d * m];
         bool single = typeof(T) == typeof(float);
         int wideRows = single ? (int)Math.Clamp(SiteCore.WideChunkElements.Value / Math.Max(1, m), 1, Math.Max(1, n)) : 0;
-        var wide = single ? new double[(long)wideRows * m] : [];
+        using var wideBuf = new BlockBuffer(single ? (long)wideRows * m : 0);
+        var wide = wideBuf.Span;
         // Probes drawn in float64 pieces of RademacherPiece entries, the same stream as one float64 block.
         var qd = single ? new double[RademacherPiece] : [];
         for (int p0 = 0; p0 < probes; p0 += chunk)
@@ -408,7 +409,7 @@ public sealed class KroneckerCore
                     for (int r0 = 0; r0 < n; r0 += wideRows)
                     {
                         int rows = Math.Min(wideRows, n - r0);
-                        Float32.Widen(at.Slice(r0 * m, rows * m), wide.AsSpan(0, rows * m));
+                        Float32.Widen(at.Slice(r0 * m, rows * m), wide[..(rows * m)]);
                         Gemm.Multiply(Trans.Yes, Trans.No, d, m, rows, 1.0, uw.AsSpan(r0 * d, rows * d), d, wide, m, r0 == 0 ? 0.0 : 1.0, proj, m);
                     }
                 }
