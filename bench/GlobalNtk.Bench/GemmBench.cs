@@ -14,7 +14,9 @@ namespace GlobalNtk.Bench;
 /// multiplied without packing), <c>--only TEXT</c> (shapes whose name contains TEXT), <c>--shape MxNxK[:NN|TN|NT|TT]</c>
 /// (an extra shape), <c>--cpu-time</c> (both contenders on one
 /// thread, timed by the thread's CPU time: on a shared, oversubscribed machine this excludes the
-/// time the thread waits for a core, which wall time of a multi-threaded run cannot).
+/// time the thread waits for a core, which wall time of a multi-threaded run cannot), <c>--process-cpu</c> (the
+/// process's CPU time, all threads: what a multi-threaded product costs in CPU, its re-packing, spinning and
+/// fork/join included; OpenBLAS's idle threads spin, so set OPENBLAS_NUM_THREADS=1 to read its column).
 /// Repetitions of the two contenders alternate, so both see the same background load.
 /// </summary>
 internal static class GemmBench
@@ -44,6 +46,7 @@ internal static class GemmBench
                 case "--nc32": GemmTuning.NC512F32 = int.Parse(args[++i]); break;
                 case "--nc32b": GemmTuning.NC512F32StoredB = int.Parse(args[++i]); break;
                 case "--cpu-time": s_cpuTime = true; break;
+                case "--process-cpu": s_processCpu = true; break;
                 case "--direct": Gemm.DirectProduct = long.Parse(args[++i]); break;
                 case "--only": only = args[++i]; break;
                 case "--shape": extra.Add(ParseShape(args[++i])); break;
@@ -83,7 +86,7 @@ internal static class GemmBench
         Console.WriteLine($"kernel: {Gemm.SelectedKernel}, blocking f64 KC={GemmTuning.KC512} MC={GemmTuning.MC512} NC={GemmTuning.NC512}, " +
                           $"f32 KC={GemmTuning.KC512F32} MC={GemmTuning.MC512F32} NC={GemmTuning.NC512F32} (stored B {GemmTuning.NC512F32StoredB}), " +
                           $"threads ≤ {Gemm.MaxDegreeOfParallelism}, {Environment.ProcessorCount} processors, " +
-                          (s_cpuTime ? "timed by thread CPU time" : "timed by wall clock"));
+                          (s_cpuTime ? "timed by thread CPU time" : s_processCpu ? "timed by process CPU time" : "timed by wall clock"));
         Console.WriteLine(blas is null ? "OpenBLAS: not found (install e.g. libopenblas0-pthread to compare)" : $"OpenBLAS: {blas.Description}");
         if (precision is not ("f64" or "f32" or "both")) { Console.Error.WriteLine($"gemm: --precision must be f64, f32 or both, not '{precision}'"); return 2; }
         Console.WriteLine($"{"shape",-34} {"prec",4} {"managed GF/s",13} {"OpenBLAS GF/s",14} {"ratio",7} {"max rel diff",13}");
@@ -172,7 +175,7 @@ internal static class GemmBench
         return x;
     }
 
-    private static bool s_cpuTime;
+    private static bool s_cpuTime, s_processCpu;
 
     /// <summary>
     /// Best time (s) of <paramref name="reps"/> runs of each contender after two warm-up runs, the
@@ -197,16 +200,16 @@ internal static class GemmBench
         return Now() - t0;
     }
 
-    private static double Now() => s_cpuTime ? ThreadCpuSeconds() : Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
+    private static double Now() => s_cpuTime ? CpuSeconds(3) : s_processCpu ? CpuSeconds(2) : Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
     private static extern unsafe int ClockGetTime(int clock, long* timespec);
 
-    /// <summary>CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID); Linux only, like the --cpu-time mode.</summary>
-    private static unsafe double ThreadCpuSeconds()
+    /// <summary>CPU time of the calling thread (clock 3, CLOCK_THREAD_CPUTIME_ID) or of the process (2, all its threads); Linux only.</summary>
+    private static unsafe double CpuSeconds(int clock)
     {
         long* ts = stackalloc long[2];
-        if (ClockGetTime(3, ts) != 0) throw new InvalidOperationException("clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+        if (ClockGetTime(clock, ts) != 0) throw new InvalidOperationException($"clock_gettime({clock}) failed");
         return ts[0] + ts[1] * 1e-9;
     }
 }

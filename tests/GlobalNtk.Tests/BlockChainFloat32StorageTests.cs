@@ -43,7 +43,7 @@ public class BlockChainFloat32StorageTests
     public void Float32StatesAreStoredOnceAndWidenedExactlyOnRequest(string name)
     {
         var (lin64, lin32) = Linearize(name);
-        // Each state is the float32 forward pass's float64 row rounded once (relative 6e-8), and that pass
+        // Each state is a row of the float32 forward pass (float32 rows from block to block), and that pass
         // tracks the float64 one to ~1e-6 on these nets (docs/math.md#numerics): 1e-5 has margin.
         TrajectoryAssertions.StoredOnceAndWidenedOnRequest(lin64, lin32, TrajectoryOf(lin32), 1e-5);
 

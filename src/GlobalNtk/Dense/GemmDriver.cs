@@ -195,6 +195,17 @@ internal static unsafe class GemmDriver<T, K>
                 i1 = mc & ~15;
                 PackTransposedPairs((float*)(a + (nint)pc * lda + ic), lda, i1, kc, (float*)dst);
             }
+            else if (typeof(T) == typeof(double) && mr == 8 && Avx512F.IsSupported)
+            {
+                i1 = mc & ~7;
+                PackTransposedEights((double*)(a + (nint)pc * lda + ic), lda, i1, kc, (double*)dst);
+            }
+            else if (typeof(K) == typeof(Avx2Kernel<T>) && mr == 6 && Avx.IsSupported)
+            {
+                // The AVX2 kernel's 6-row panels (also where AVX-512 is present, so that its tests run this path).
+                i1 = mc - mc % 6;
+                PackTransposedSix(a + (nint)pc * lda + ic, lda, i1, kc, dst);
+            }
             // The other panels (all of them for other types and kernels): op(A)(i, p) = a[p·lda + i];
             // walk each stored row once, across all panels, so every cache line of A is read whole
             // (panel by panel, an MR-float run is half a line).
@@ -319,6 +330,92 @@ internal static unsafe class GemmDriver<T, K>
                 float* d = dg + p * 8;
                 for (int i0 = g0; i0 < gEnd; i0 += 8, d += panel)
                     Vector256.Store(Vector256.Load(s0 + i0), d);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Float64 8-row Ā panels of a transposed A, for its first <paramref name="cols"/> (a multiple of 8)
+    /// rows of op(A), laid out as <see cref="PackA"/> does: each panel's k-row is one whole cache line;
+    /// 128 columns (16 panels) at a time over the whole depth, two k-rows per visit, so that the stores
+    /// go to 16 streams, not one per panel of the block (a page or more apart each).
+    /// </summary>
+    private static void PackTransposedEights(double* src, nint lds, int cols, int kc, double* dst)
+    {
+        const int group = 128;
+        nint panel = 8 * (nint)kc;
+        for (int g0 = 0; g0 < cols; g0 += group)
+        {
+            int gEnd = Math.Min(g0 + group, cols);
+            double* dg = dst + (g0 / 8) * panel;
+            int p = 0;
+            for (; p + 2 <= kc; p += 2)
+            {
+                double* s0 = src + p * lds, s1 = s0 + lds;
+                double* d = dg + p * 8;
+                for (int i0 = g0; i0 < gEnd; i0 += 8, d += panel)
+                {
+                    Vector512.Store(Vector512.Load(s0 + i0), d);
+                    Vector512.Store(Vector512.Load(s1 + i0), d + 8);
+                }
+            }
+            if (p < kc) // odd depth: the last k-row alone
+            {
+                double* s0 = src + p * lds;
+                double* d = dg + p * 8;
+                for (int i0 = g0; i0 < gEnd; i0 += 8, d += panel)
+                    Vector512.Store(Vector512.Load(s0 + i0), d);
+            }
+        }
+    }
+
+    /// <summary>
+    /// 6-row Ā panels of a transposed A (the AVX2 kernel's), for its first <paramref name="cols"/> (a
+    /// multiple of 6) rows of op(A): op(A)(i, p) = src[p·lds + i] goes to dst[(i / 6)·6·kc + p·6 + i % 6],
+    /// as <see cref="PackA"/> lays it out. Two k-rows at a time, so that each panel receives 12
+    /// contiguous values in whole-vector stores (float64: three ymm; float32: a ymm and an xmm) instead
+    /// of a vector and a remainder per row; and 16 panels at a time over the whole depth, so that the
+    /// stores go to 16 streams, not one per panel of the block (a page or more apart each). Loads read
+    /// only the 6 values of a panel's row, never past the columns of A.
+    /// </summary>
+    private static void PackTransposedSix(T* src, nint lds, int cols, int kc, T* dst)
+    {
+        const int group = 96; // columns: 16 panels
+        nint panel = 6 * (nint)kc;
+        for (int g0 = 0; g0 < cols; g0 += group)
+        {
+            int gEnd = Math.Min(g0 + group, cols);
+            T* dg = dst + (g0 / 6) * panel;
+            int p = 0;
+            for (; p + 2 <= kc; p += 2)
+            {
+                T* s0 = src + p * lds, s1 = s0 + lds;
+                T* d = dg + p * 6;
+                for (int i0 = g0; i0 < gEnd; i0 += 6, d += panel)
+                {
+                    if (typeof(T) == typeof(double))
+                    {
+                        double* x0 = (double*)(s0 + i0), x1 = (double*)(s1 + i0), y = (double*)d;
+                        Vector256.Store(Vector256.Load(x0), y);                                            // row p, 0-3
+                        Vector256.Store(Vector256.Create(Vector128.Load(x0 + 4), Vector128.Load(x1)), y + 4); // row p, 4-5 | row p+1, 0-1
+                        Vector256.Store(Vector256.Load(x1 + 2), y + 8);                                    // row p+1, 2-5
+                    }
+                    else
+                    {
+                        float* x0 = (float*)(s0 + i0), x1 = (float*)(s1 + i0), y = (float*)d;
+                        // row p, 0-3 | row p, 4-5 and row p+1, 0-1 (two 8-byte loads); then row p+1, 2-5
+                        Vector128<float> pair = Vector128.Create(*(double*)(x0 + 4), *(double*)x1).AsSingle();
+                        Vector256.Store(Vector256.Create(Vector128.Load(x0), pair), y);
+                        Vector128.Store(Vector128.Load(x1 + 2), y + 8);
+                    }
+                }
+            }
+            if (p < kc) // odd depth: the last k-row alone
+            {
+                T* s0 = src + p * lds;
+                T* d = dg + p * 6;
+                for (int i0 = g0; i0 < gEnd; i0 += 6, d += panel)
+                    CopyPadded(s0 + i0, d, 6, 6);
             }
         }
     }

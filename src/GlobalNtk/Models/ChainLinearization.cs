@@ -129,6 +129,43 @@ public abstract class ChainLinearization
     internal virtual bool TryParamVjp(ReadOnlySpan<float> q, Span<float> dTheta, int count) => false;
 
     /// <summary>
+    /// <see cref="ParamJvpSubset"/> on float32 blocks, natively (<see cref="HasSingleParamMaps"/>); false
+    /// (nothing done) otherwise. The default scatters into a full float32 δθ and calls
+    /// <see cref="TryParamJvp"/>; models override it where the restricted Jacobian is cheaper.
+    /// </summary>
+    internal virtual bool TryParamJvpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<float> dThetaSubset, Span<float> result, int count)
+    {
+        if (!HasSingleParamMaps) return false;
+        var offsets = SubsetLayout(parameterIndices, out int k);
+        var ps = Parameters; int m = ps.TotalSize;
+        using var full = new Operators.Float32Buffer((long)count * m);
+        var f = full.Span;
+        f.Clear();
+        for (int j = 0; j < count; j++)
+            for (int i = 0; i < ps.Count; i++)
+                if (offsets[i] >= 0) dThetaSubset.Slice(j * k + offsets[i], ps[i].Size).CopyTo(f.Slice(j * m + ps.OffsetOf(i), ps[i].Size));
+        return TryParamJvp(f, result, count);
+    }
+
+    /// <summary>
+    /// <see cref="ParamVjpSubset"/> on float32 blocks, natively (<see cref="HasSingleParamMaps"/>); false
+    /// (nothing done) otherwise. The default runs the full <see cref="TryParamVjp"/> and gathers.
+    /// </summary>
+    internal virtual bool TryParamVjpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<float> q, Span<float> dThetaSubset, int count)
+    {
+        if (!HasSingleParamMaps) return false;
+        var offsets = SubsetLayout(parameterIndices, out int k);
+        var ps = Parameters; int m = ps.TotalSize;
+        using var full = new Operators.Float32Buffer((long)count * m);
+        var f = full.Span;
+        if (!TryParamVjp(q, f, count)) return false;
+        for (int j = 0; j < count; j++)
+            for (int i = 0; i < ps.Count; i++)
+                if (offsets[i] >= 0) f.Slice(j * m + ps.OffsetOf(i), ps[i].Size).CopyTo(dThetaSubset.Slice(j * k + offsets[i], ps[i].Size));
+        return true;
+    }
+
+    /// <summary>
     /// The whole Kronecker-core K (sites and J_rest) step by step, when the linearisation has it:
     /// y[j] += Σ_k E_k J_θ,k J_θ,k* E_kᵀ x[j], where J_θ,k is step k's immediate parameter Jacobian
     /// (K is block-diagonal over steps when every step owns its weights). For a site inside step k,

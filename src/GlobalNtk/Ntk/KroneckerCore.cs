@@ -377,7 +377,8 @@ public sealed class KroneckerCore
         var proj = new double[(long)d * m];
         bool single = typeof(T) == typeof(float);
         int wideRows = single ? (int)Math.Clamp(SiteCore.WideChunkElements.Value / Math.Max(1, m), 1, Math.Max(1, n)) : 0;
-        var wide = single ? new double[(long)wideRows * m] : [];
+        using var wideBuf = new BlockBuffer(single ? (long)wideRows * m : 0);
+        var wide = wideBuf.Span;
         // Probes drawn in float64 pieces of RademacherPiece entries, the same stream as one float64 block.
         var qd = single ? new double[RademacherPiece] : [];
         for (int p0 = 0; p0 < probes; p0 += chunk)
@@ -408,7 +409,7 @@ public sealed class KroneckerCore
                     for (int r0 = 0; r0 < n; r0 += wideRows)
                     {
                         int rows = Math.Min(wideRows, n - r0);
-                        Float32.Widen(at.Slice(r0 * m, rows * m), wide.AsSpan(0, rows * m));
+                        Float32.Widen(at.Slice(r0 * m, rows * m), wide[..(rows * m)]);
                         Gemm.Multiply(Trans.Yes, Trans.No, d, m, rows, 1.0, uw.AsSpan(r0 * d, rows * d), d, wide, m, r0 == 0 ? 0.0 : 1.0, proj, m);
                     }
                 }
@@ -456,18 +457,16 @@ public sealed class KroneckerCore
         }
         int g = groups.Count;
         int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + k), 1, Math.Max(1, g));
-        using var eBuf = new BlockBuffer((long)chunk * k);
-        using var yBuf = new BlockBuffer((long)chunk * stateLen);
+        using var images = new RestImages(lin, map, chunk);
         double total = 0;
         for (int p0 = 0; p0 < g; p0 += chunk)
         {
             int cs = Math.Min(chunk, g - p0);
-            var e = eBuf.Span[..(cs * k)];
+            var e = images.Directions(cs);
             e.Clear();
             for (int t = 0; t < cs; t++) foreach (int p in groups[p0 + t]) e[t * k + p] = 1.0;
-            var y = yBuf.Span[..(cs * stateLen)];
-            lin.ParamJvpSubset(map.Rest, e, y, cs);
-            total += Numerics.Dot(y, y);
+            images.Apply(cs);
+            total += images.SquaredNorm(0, cs);
         }
         return new RestTraceResult(total, g + probeApplications, 0.0, TraceMethod.Exact);
     }
@@ -481,17 +480,15 @@ public sealed class KroneckerCore
     {
         int k = map.RestSize, stateLen = lin.StateShape.Size;
         int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + k), 1, Math.Max(1, probes));
-        using var eBuf = new BlockBuffer((long)chunk * k);
-        using var yBuf = new BlockBuffer((long)chunk * stateLen);
+        using var images = new RestImages(lin, map, chunk);
         var samples = new double[probes];
         for (int p0 = 0; p0 < probes; p0 += chunk)
         {
             int cs = Math.Min(chunk, probes - p0);
-            var e = eBuf.Span[..(cs * k)];
+            var e = images.Directions(cs);
             for (int t = 0; t < cs; t++) RandomProbes.Rademacher(key.Fold(p0 + t).CreateRandom(), e.Slice(t * k, k));
-            var y = yBuf.Span[..(cs * stateLen)];
-            lin.ParamJvpSubset(map.Rest, e, y, cs);
-            for (int t = 0; t < cs; t++) { var yt = y.Slice(t * stateLen, stateLen); samples[p0 + t] = Numerics.Dot(yt, yt); }
+            images.Apply(cs);
+            for (int t = 0; t < cs; t++) samples[p0 + t] = images.SquaredNorm(t, 1);
         }
         var stats = SampleStatistics.MeanWithError(samples);
         return (stats.Mean, stats.StandardError);
@@ -517,12 +514,11 @@ public sealed class KroneckerCore
             // One JVP per rest tensor: a Gaussian direction on that tensor only; the steps its image reaches.
             var rng = RngKey.FromSeed(0).Fold("rest steps").CreateRandom();
             int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + k), 1, Math.Max(1, tensors));
-            using var eBuf = new BlockBuffer((long)chunk * k);
-            using var yBuf = new BlockBuffer((long)chunk * stateLen);
+            using var images = new RestImages(lin, map, chunk);
             for (int i0 = 0; i0 < tensors; i0 += chunk)
             {
                 int cs = Math.Min(chunk, tensors - i0);
-                var e = eBuf.Span[..(cs * k)];
+                var e = images.Directions(cs);
                 e.Clear();
                 int offset = 0;
                 for (int i = 0; i < i0; i++) offset += ps[map.Rest[i]].Size;
@@ -532,16 +528,14 @@ public sealed class KroneckerCore
                     RandomProbes.Gaussian(rng, e.Slice(t * k + offset, size));
                     offset += size;
                 }
-                var y = yBuf.Span[..(cs * stateLen)];
-                lin.ParamJvpSubset(map.Rest, e, y, cs);
+                images.Apply(cs);
                 applications += cs;
                 for (int t = 0; t < cs; t++)
                 {
                     int found = -1;
-                    var yt = y.Slice(t * stateLen, stateLen);
                     for (int row = 0; row < stateLen / perStep && found != -2; row++)
                     {
-                        if (yt.Slice(row * perStep, perStep).IndexOfAnyExcept(0.0) < 0) continue;
+                        if (images.IsZero(t, row * perStep, perStep)) continue;
                         int step = row % steps;
                         found = found == -1 || found == step ? step : -2;
                     }
@@ -569,5 +563,61 @@ public sealed class KroneckerCore
         for (int j = 0; j < longest; j++)
             groups.Add(byStep.Values.Where(l => j < l.Count).Select(l => l[j]).ToArray());
         return groups;
+    }
+
+    /// <summary>
+    /// J_rest applied to chunks of directions e [count, rest size] (unit, ±1 or Gaussian, drawn in
+    /// float64), for the rest term's traces. On a linearisation with float32 parameter maps the
+    /// directions are rounded to float32 (exactly, for unit and ±1 entries; a Gaussian direction only
+    /// locates the steps its image reaches) and the state-sized images are float32 blocks, squared
+    /// and summed in float64: the values a float32 J_rest forms anyway, without a float64 image block
+    /// (docs/math.md#numerics). Otherwise the float64 J_rest on float64 blocks.
+    /// </summary>
+    private sealed class RestImages : IDisposable
+    {
+        private readonly ChainLinearization _lin;
+        private readonly SiteParameterMap _map;
+        private readonly int _k, _stateLen;
+        private readonly bool _single;
+        private readonly BlockBuffer _e, _y;
+        private readonly Float32Buffer _e32, _y32;
+
+        public RestImages(ChainLinearization lin, SiteParameterMap map, int chunk)
+        {
+            _lin = lin; _map = map; _k = map.RestSize; _stateLen = lin.StateShape.Size;
+            _single = lin.HasSingleParamMaps;
+            _e = new BlockBuffer((long)chunk * _k);
+            _y = new BlockBuffer(_single ? 0 : (long)chunk * _stateLen);
+            _e32 = new Float32Buffer(_single ? (long)chunk * _k : 0);
+            _y32 = new Float32Buffer(_single ? (long)chunk * _stateLen : 0);
+        }
+
+        /// <summary>The float64 directions of the next <paramref name="count"/> vectors, to fill.</summary>
+        public Span<double> Directions(int count) => _e.Span[..(count * _k)];
+
+        /// <summary>The images J_rest e of the first <paramref name="count"/> directions.</summary>
+        public void Apply(int count)
+        {
+            if (!_single) { _lin.ParamJvpSubset(_map.Rest, _e.Span[..(count * _k)], _y.Span[..(count * _stateLen)], count); return; }
+            var e = _e32.Span[..(count * _k)];
+            Float32.Narrow(_e.Span[..(count * _k)], e);
+            if (!_lin.TryParamJvpSubset(_map.Rest, e, _y32.Span[..(count * _stateLen)], count))
+                throw new InvalidOperationException("The linearisation declares float32 parameter maps but has no float32 J_rest.");
+        }
+
+        /// <summary>Σ ‖J_rest e_t‖² over the <paramref name="count"/> images from t, accumulated in float64 (one sum over their entries).</summary>
+        public double SquaredNorm(int t, int count)
+        {
+            if (!_single) { var y = _y.Span.Slice(t * _stateLen, count * _stateLen); return Numerics.Dot(y, y); }
+            var y32 = _y32.Span.Slice(t * _stateLen, count * _stateLen);
+            return Float32.DotWide(y32, y32);
+        }
+
+        /// <summary>Whether the image of direction t is zero on state entries [offset, offset + length).</summary>
+        public bool IsZero(int t, int offset, int length) => _single
+            ? _y32.Span.Slice(t * _stateLen + offset, length).IndexOfAnyExcept(0f) < 0
+            : _y.Span.Slice(t * _stateLen + offset, length).IndexOfAnyExcept(0.0) < 0;
+
+        public void Dispose() { _e.Dispose(); _y.Dispose(); _e32.Dispose(); _y32.Dispose(); }
     }
 }

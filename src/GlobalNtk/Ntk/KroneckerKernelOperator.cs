@@ -67,7 +67,8 @@ public sealed class KroneckerKernelOperator : CheckedOperator
     /// On a float32 linearisation with float32 state maps, K on a float32 block: step by step in
     /// float32 where that path is taken, else the model's fused float32 site kernel when it has one
     /// (recurrent cells), else every site term in float32 (D_s*, the two Gram products, D_s); the
-    /// J_rest term runs on the chunk widened to float64, added in float32.
+    /// J_rest term through the model's float32 restricted maps (or, without them, on the chunk
+    /// widened to float64, added in float32).
     /// </summary>
     protected override void ForwardBlock(ReadOnlySpan<float> x, Span<float> y, int count)
     {
@@ -91,9 +92,14 @@ public sealed class KroneckerKernelOperator : CheckedOperator
         if (!AddSiteTermSingle(site, x, y, count, chunk)) throw new InvalidOperationException($"Site '{site.Name}' has no float32 D*.");
     }
 
-    /// <summary>The J_rest term on a float32 block: each chunk widened, J_rest J_rest* in float64, the result added rounded.</summary>
+    /// <summary>
+    /// The J_rest term on a float32 block. With float32 parameter maps: J_rest* and J_rest on float32
+    /// chunks, added in float32 (an application, like the site terms: no float64 accumulation
+    /// needed). Otherwise each chunk widened, J_rest J_rest* in float64, the result added rounded.
+    /// </summary>
     private void AddRestTerm(ReadOnlySpan<float> x, Span<float> y, int count)
     {
+        if (_lin.HasSingleParamMaps) { AddRestTermSingle(x, y, count); return; }
         int n = Domain.Size;
         int chunk = (int)Math.Clamp(SiteBlockBudget.Value / Math.Max(1, 2L * n + _map.RestSize), 1, Math.Max(1, count));
         using var wx = new BlockBuffer((long)chunk * n);
@@ -172,6 +178,25 @@ public sealed class KroneckerKernelOperator : CheckedOperator
             if (!applied) throw new InvalidOperationException($"Site '{site.Name}' has a float32 D* but no float32 D.");
         }
         return true;
+    }
+
+    /// <summary>y += J_rest J_rest* x on float32 blocks through the model's float32 restricted maps, in chunks as <see cref="AddRestTerm(ReadOnlySpan{double}, Span{double}, int)"/>.</summary>
+    private void AddRestTermSingle(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        int n = Domain.Size, k = _map.RestSize;
+        int chunk = (int)Math.Clamp(SiteBlockBudget.Value / Math.Max(1, n + k), 1, Math.Max(1, count));
+        using var g = new Float32Buffer((long)chunk * k);
+        using var t = new Float32Buffer((long)chunk * n);
+        for (int j0 = 0; j0 < count; j0 += chunk)
+        {
+            int cs = Math.Min(chunk, count - j0);
+            var gs = g.Span[..(cs * k)];
+            var ts = t.Span[..(cs * n)];
+            if (!_lin.TryParamVjpSubset(_map.Rest, x.Slice(j0 * n, cs * n), gs, cs) || !_lin.TryParamJvpSubset(_map.Rest, gs, ts, cs))
+                throw new InvalidOperationException("The linearisation declares float32 parameter maps but has no float32 J_rest.");
+            var dst = y.Slice(j0 * n, cs * n);
+            System.Numerics.Tensors.TensorPrimitives.Add(dst, ts, dst);
+        }
     }
 
     /// <summary>

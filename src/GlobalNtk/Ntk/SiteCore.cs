@@ -1,5 +1,6 @@
 using GlobalNtk.Dense;
 using GlobalNtk.Models;
+using GlobalNtk.Operators;
 using MathNet.Numerics.LinearAlgebra;
 using MathNet.Numerics.LinearAlgebra.Factorization;
 
@@ -83,11 +84,12 @@ public sealed class SiteCore
         var single = Site.VariablesSingle;
         if (single.Length == 0) { action(0, n, Site.Variables.Span); return; }
         int chunk = (int)Math.Clamp(WideChunkElements.Value / Math.Max(1, d), 1, Math.Max(1, n));
-        var buf = new double[(long)chunk * d];
+        using var pooled = new BlockBuffer((long)chunk * d);   // pooled: the core visits Û many times, each a 2 MiB array otherwise
+        var buf = pooled.Span;
         for (int r0 = 0; r0 < n; r0 += chunk)
         {
             int rows = Math.Min(chunk, n - r0);
-            var wide = buf.AsSpan(0, rows * d);
+            var wide = buf[..(rows * d)];
             Float32.Widen(single.Span.Slice(r0 * d, rows * d), wide);
             action(r0, rows, wide);
         }

@@ -26,18 +26,22 @@ public sealed class ActivationBlock(int width, Activation activation) : StepBloc
     public override bool Supports(Precision precision) => precision is Precision.F64 or Precision.F32;
 
     /// <summary>
-    /// Float32: φ and φ' evaluated in float64, φ'(u) kept in float32 (narrowed chunk by chunk: a
-    /// float64 copy of the whole diagonal would be garbage twice the size of the cache).
+    /// Float32: float32 rows in and out, φ and φ' evaluated in float64 on each float32 input and
+    /// rounded once; φ'(u) kept in float32. Chunk by chunk through a stack buffer: no float64 copy of
+    /// the rows or of the diagonal.
     /// </summary>
-    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output)
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<float> input, int rows, Span<float> output)
     {
         var d = new float[checked(rows * width)];
-        Span<double> chunk = stackalloc double[1024];
-        for (int i = 0; i < d.Length; i += chunk.Length)
+        const int Chunk = 512;
+        Span<double> u = stackalloc double[Chunk], y = stackalloc double[Chunk], dy = stackalloc double[Chunk];
+        for (int i = 0; i < d.Length; i += Chunk)
         {
-            int n = Math.Min(chunk.Length, d.Length - i);
-            activation.Evaluate(input.Slice(i, n), output.Slice(i, n), chunk[..n]);
-            Float32.Narrow(chunk[..n], d.AsSpan(i, n));
+            int n = Math.Min(Chunk, d.Length - i);
+            Float32.Widen(input.Slice(i, n), u[..n]);
+            activation.Evaluate(u[..n], y[..n], dy[..n]);
+            Float32.Narrow(y[..n], output.Slice(i, n));
+            Float32.Narrow(dy[..n], d.AsSpan(i, n));
         }
         return new DiagonalTrace32(this, rows, d);
     }

@@ -63,23 +63,19 @@ public sealed class AffineBlock : StepBlock
     /// <inheritdoc/>
     protected override string Describe() => $"affine block '{Name}' ({InputWidth} → {OutputWidth})";
 
-    /// <summary>Float32: Û and W kept in float32, every product an sgemm; the bias is added in float64.</summary>
-    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output)
+    /// <summary>Float32: Û, W and b kept in float32, the product an sgemm, the bias added in float32 (as a float32 nn.Linear).</summary>
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<float> input, int rows, Span<float> output)
     {
         var w = Float32.ToSingle(Read(parameters, WeightSpec));
-        var b = BiasSpec == null ? null : Read(parameters, BiasSpec);
+        var b = BiasSpec == null ? null : Float32.ToSingle(Read(parameters, BiasSpec));
         int n = InputWidth, m = OutputWidth, aw = n + (b == null ? 0 : 1);
         var u = new float[checked(rows * aw)];
         for (int r = 0; r < rows; r++)
         {
-            Float32.Narrow(input.Slice(r * n, n), u.AsSpan(r * aw, n));
+            input.Slice(r * n, n).CopyTo(u.AsSpan(r * aw, n));
             if (b != null) u[r * aw + n] = 1f;
         }
-        using (var y = new Float32Buffer((long)rows * m))
-        {
-            Gemm.Multiply(Trans.No, Trans.Yes, rows, m, n, 1f, u, aw, w, n, 0f, y.Span, m);
-            Float32.Widen(y.Span, output[..(rows * m)]);
-        }
+        Gemm.Multiply(Trans.No, Trans.Yes, rows, m, n, 1f, u, aw, w, n, 0f, output, m);
         if (b != null) for (int r = 0; r < rows; r++) TensorPrimitives.Add(output.Slice(r * m, m), b, output.Slice(r * m, m));
         return new Trace32(this, rows, w, u, aw);
     }

@@ -78,8 +78,8 @@ public sealed class AttentionBlock : StepBlock
     public override bool Supports(Precision precision) => _inner.Supports(precision);
 
     /// <summary>Float32: in_proj, the attention core and out_proj each in float32 (see <see cref="AttentionCoreBlock"/>).</summary>
-    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
-        _inner.Forward(parameters, input, rows, output, Precision.F32);
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<float> input, int rows, Span<float> output) =>
+        _inner.Forward32(parameters, input, rows, output);
 
     /// <inheritdoc/>
     protected override string Describe() => $"attention block '{Prefix}' ({Width} → {Width})";
@@ -115,28 +115,25 @@ internal sealed class AttentionCoreBlock(int width, int heads, int tokens, bool 
     /// an sgemm. The softmax's max and normaliser are float64 (a sum of up to N exponentials), and
     /// so is the row sum rowsum(P ⊙ x) of its Jacobian, which the Jacobian subtracts from x.
     /// </summary>
-    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<float> input, int rows, Span<float> output) =>
         Run<float>(input, rows, output);
 
-    /// <summary>The forward pass with Q, K, V, P and the products in T (double, or float for float32).</summary>
-    private unsafe Trace<T> Run<T>(ReadOnlySpan<double> input, int rows, Span<double> output) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>The forward pass on rows of T, with Q, K, V, P and the products in T (double, or float for float32).</summary>
+    private unsafe Trace<T> Run<T>(ReadOnlySpan<T> input, int rows, Span<T> output) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (rows % tokens != 0)
             throw new ArgumentException($"Attention: {rows} rows are not whole sequences of {tokens} tokens.");
         int groups = rows / tokens, n = tokens, dh = width / heads, ld = 3 * width;
         var qkv = new T[rows * ld];
-        Widening.Narrow(input[..(rows * ld)], qkv);
+        input[..(rows * ld)].CopyTo(qkv);
         var prob = new T[checked(groups * heads * n * n)];
         var kvT = new T[checked(groups * heads * 2 * dh * n)]; // per (sequence, head): Kᵀ then Vᵀ, each dh × n
         var scale = T.CreateTruncating(1.0 / Math.Sqrt(dh));
-        using var o = new RowScratch<T>(typeof(T) == typeof(double) ? 0 : (long)rows * width);
-        var os = typeof(T) == typeof(double) ? MemoryMarshal.Cast<double, T>(output[..(rows * width)]) : o.Span;
-        fixed (T* po = os)
+        fixed (T* po = output[..(rows * width)])
         {
             nint op = (nint)po;
             Parallel.For(0, groups * heads, gh => Head(gh, new Span<T>((T*)op, rows * width)));
         }
-        if (typeof(T) != typeof(double)) Widening.Widen<T>(o.Span, output[..(rows * width)]);
         return new Trace<T>(this, rows, qkv, prob, kvT, width, heads, tokens, scale, causal, _tile);
 
         void Head(int gh, Span<T> o)

@@ -108,7 +108,8 @@ public sealed class BlockChain
     /// <summary>
     /// <see cref="Linearize(ParameterSet, Tensor)"/> computing in <paramref name="precision"/>:
     /// with <see cref="Precision.F32"/> every block's trace keeps float32 caches and runs float32
-    /// products, and a step's rows stay float32 from block to block; the states are kept in float32
+    /// products, and the forward pass keeps its rows float32 from block to block and from step to step
+    /// (no float64 row scratch); the states are kept in float32
     /// (<see cref="ChainLinearization.StatesSingle"/>; <see cref="ChainLinearization.States"/> widens
     /// them on first use); the vectors the linearisation takes and returns are float64, except on its
     /// float32 state and parameter maps (which the NTK operators use for float32 blocks of vectors).
@@ -180,13 +181,30 @@ internal sealed class BlockChainLinearization : ChainLinearization
         _traces = new BlockTrace[_t];
         _paramIndex = chain.Steps.Select(s => s.ParameterSpecs.Select(p => snapshot.IndexOf(p.Name)).ToArray()).ToArray();
         int rows = _b * _r;
-        double[] x = inputs.Span.ToArray(), y = new double[checked(rows * _w)];
-        for (int k = 0; k < _t; k++)
+        if (states is Trajectory<double> z64)
         {
-            _traces[k] = chain.Steps[k].Forward(snapshot, x, rows, y, precision);
-            if (states is Trajectory<double> z64) Scatter(y, z64.Values, k, 1, 1.0, overwrite: true);
-            else ScatterCore<double, float>(y, ((Trajectory<float>)states).Values, k, 1, 1.0, overwrite: true);
-            (x, y) = (y, k == 0 ? new double[rows * _w] : x);
+            double[] x = inputs.Span.ToArray(), y = new double[checked(rows * _w)];
+            for (int k = 0; k < _t; k++)
+            {
+                _traces[k] = chain.Steps[k].Forward(snapshot, x, rows, y);
+                Scatter(y, z64.Values, k, 1, 1.0, overwrite: true);
+                (x, y) = (y, k == 0 ? new double[rows * _w] : x);
+            }
+        }
+        else
+        {
+            // float32 rows from step to step (each step's output is its state, stored as is); the
+            // first step reads the float64 inputs.
+            var z32 = ((Trajectory<float>)states).Values;
+            float[] x = new float[checked(rows * _w)], y = new float[rows * _w];
+            _traces[0] = chain.Steps[0].Forward32(snapshot, inputs.Span, rows, y);
+            ScatterCore<float, float>(y, z32, 0, 1, 1.0, overwrite: true);
+            for (int k = 1; k < _t; k++)
+            {
+                (x, y) = (y, x);
+                _traces[k] = chain.Steps[k].Forward32(snapshot, x, rows, y);
+                ScatterCore<float, float>(y, z32, k, 1, 1.0, overwrite: true);
+            }
         }
         states.EnsureFinite($"block-chain states {StateShape} (forward pass overflowed)");
         _sites = new Lazy<WeightSite[]>(BuildSites);
@@ -209,7 +227,7 @@ internal sealed class BlockChainLinearization : ChainLinearization
     /// use, so that the NTK operators on float32 blocks hold no float64 trajectory.
     /// </summary>
     public override ReadOnlyMemory<double> States => _states.Wide;
-    /// <summary>The trajectory in float32 on a float32 linearisation (each step's rows rounded once), else empty.</summary>
+    /// <summary>The trajectory in float32 on a float32 linearisation (each step's float32 output rows), else empty.</summary>
     public override ReadOnlyMemory<float> StatesSingle => _states.Single;
     /// <summary>The stored trajectory (what <see cref="States"/> and <see cref="StatesSingle"/> read).</summary>
     internal Trajectory Trajectory => _states;
@@ -303,8 +321,6 @@ internal sealed class BlockChainLinearization : ChainLinearization
                         var d = MemoryMarshal.Cast<S, float>(dst);
                         System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(MemoryMarshal.Cast<R, float>(src), (float)alpha, d, d);
                     }
-                    else if (typeof(R) == typeof(double) && typeof(S) == typeof(float) && overwrite)
-                        Float32.Narrow(MemoryMarshal.Cast<R, double>(src), MemoryMarshal.Cast<S, float>(dst));
                     else if (typeof(R) == typeof(float) && typeof(S) == typeof(double) && !overwrite)
                         Float32.AddWidened(MemoryMarshal.Cast<R, float>(src), alpha, MemoryMarshal.Cast<S, double>(dst));
                     else throw new NotSupportedException($"Block chain: no scatter from {typeof(R).Name} to {typeof(S).Name}.");
@@ -458,11 +474,32 @@ internal sealed class BlockChainLinearization : ChainLinearization
         return true;
     }
 
-    /// <summary>Throws when dθ and state blocks cannot hold <paramref name="count"/> vectors.</summary>
-    private void CheckParamBlocks(int thetaLength, int stateLength, int count, string what)
+    /// <summary>The restricted J_θ on float32 blocks (the Kronecker core's J_rest term): only the steps and blocks with a listed tensor run.</summary>
+    internal override bool TryParamJvpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<float> dThetaSubset, Span<float> result, int count)
     {
-        if (count < 0 || thetaLength < (long)count * _params.TotalSize || stateLength < (long)count * StateShape.Size)
-            throw new ArgumentException($"Block chain {what}: blocks of {thetaLength} parameters / {stateLength} state values cannot hold {count} vectors of θ ({_params.TotalSize}) / {StateShape}.");
+        if (!HasSingleParamMaps) return false;
+        var layout = SubsetLayout(parameterIndices, out int k);
+        CheckParamBlocks(dThetaSubset.Length, result.Length, count, "TryParamJvpSubset", k);
+        ParamJvpCore(layout, k, dThetaSubset, result, count);
+        return true;
+    }
+
+    /// <summary>The restricted J_θ* on float32 blocks.</summary>
+    internal override bool TryParamVjpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<float> q, Span<float> dThetaSubset, int count)
+    {
+        if (!HasSingleParamMaps) return false;
+        var layout = SubsetLayout(parameterIndices, out int k);
+        CheckParamBlocks(dThetaSubset.Length, q.Length, count, "TryParamVjpSubset", k);
+        ParamVjpCore(layout, k, q, dThetaSubset, count);
+        return true;
+    }
+
+    /// <summary>Throws when dθ (<paramref name="m"/> scalars per vector, default all of θ) and state blocks cannot hold <paramref name="count"/> vectors.</summary>
+    private void CheckParamBlocks(int thetaLength, int stateLength, int count, string what, int m = -1)
+    {
+        if (m < 0) m = _params.TotalSize;
+        if (count < 0 || thetaLength < (long)count * m || stateLength < (long)count * StateShape.Size)
+            throw new ArgumentException($"Block chain {what}: blocks of {thetaLength} parameters / {stateLength} state values cannot hold {count} vectors of θ ({m}) / {StateShape}.");
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using System.Numerics;
 using GlobalNtk.Dense;
 using System.Numerics.Tensors;
 
@@ -33,28 +34,47 @@ public sealed class EmbeddingBlock : StepBlock
     {
         var table = Read(parameters, ParameterSpecs[0]);
         int d = OutputWidth;
+        var ids = TokenIds(input, rows);
+        for (int r = 0; r < rows; r++) table.AsSpan(ids[r] * d, d).CopyTo(output.Slice(r * d, d));
+        return new Trace(this, rows, ids);
+    }
+
+    /// <summary>The token id of every row, each checked to be an integer in [0, V).</summary>
+    private int[] TokenIds<T>(ReadOnlySpan<T> input, int rows) where T : unmanaged, IFloatingPointIeee754<T>
+    {
         var ids = new int[rows];
         for (int r = 0; r < rows; r++)
         {
-            double x = input[r];
+            double x = double.CreateTruncating(input[r]);
             if (x != Math.Floor(x) || x < 0 || x >= Vocabulary)
                 throw new ArgumentException($"Embedding '{ParameterSpecs[0].Name}': token id {x} at row {r} is not an integer in [0, {Vocabulary}).");
             ids[r] = (int)x;
-            table.AsSpan(ids[r] * d, d).CopyTo(output.Slice(r * d, d));
         }
-        return new Trace(this, rows, ids);
+        return ids;
     }
 
     /// <inheritdoc/>
     public override bool Supports(Precision precision) => precision is Precision.F64 or Precision.F32;
 
     /// <summary>
-    /// Float32 is the float64 path: the trace caches only the token ids, and its maps copy table
-    /// rows (J_θ) or add rows of g into them (J_θ*, a sum kept in float64). There is no product
-    /// to run in float32 and no cache to halve.
+    /// Float32: the table rows rounded to float32; the trace is the float64 one (it caches only the
+    /// token ids, and its maps copy table rows (J_θ) or add rows of g into them (J_θ*, a sum kept in
+    /// float64): there is no product to run in float32 and no cache to halve).
     /// </summary>
-    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
-        Forward(parameters, input, rows, output);
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<float> input, int rows, Span<float> output) =>
+        Lookup32(parameters, TokenIds(input, rows), output);
+
+    /// <summary>The token ids checked before any rounding (an id above 2²⁴ or a near-integer would round in float32).</summary>
+    private protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<float> output) =>
+        Lookup32(parameters, TokenIds(input, rows), output);
+
+    private Trace Lookup32(ParameterSet parameters, int[] ids, Span<float> output)
+    {
+        var table = Read(parameters, ParameterSpecs[0]);
+        int d = OutputWidth;
+        for (int r = 0; r < ids.Length; r++) Float32.Narrow(table.AsSpan(ids[r] * d, d), output.Slice(r * d, d));
+        return new Trace(this, ids.Length, ids);
+    }
 
     /// <inheritdoc/>
     protected override string Describe() => $"embedding '{ParameterSpecs[0].Name}' ({Vocabulary} × {OutputWidth})";
@@ -163,11 +183,25 @@ public sealed class PositionalEncodingBlock : StepBlock
     public override bool Supports(Precision precision) => precision is Precision.F64 or Precision.F32;
 
     /// <summary>
-    /// Float32 is the float64 path: the trace caches nothing, and its maps scale rows by c (J_u)
-    /// or copy and sum rows of the learned table (J_θ, J_θ*); there is no product to run in float32.
+    /// Float32: each row formed in float64 from its float32 input and rounded once; the trace is the
+    /// float64 one (it caches nothing, and its maps scale rows by c (J_u) or copy and sum rows of the
+    /// learned table (J_θ, J_θ*); there is no product to run in float32).
     /// </summary>
-    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
-        Forward(parameters, input, rows, output);
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<float> input, int rows, Span<float> output)
+    {
+        if (rows % Tokens != 0) throw new ArgumentException($"Positional encoding: {rows} rows are not whole sequences of {Tokens} tokens.");
+        int d = Width;
+        var pe = ParameterSpecs.Count > 0 ? Read(parameters, ParameterSpecs[0]) : _fixed;
+        var row = new double[d];
+        for (int r = 0; r < rows; r++)
+        {
+            Float32.Widen(input.Slice(r * d, d), row);
+            TensorPrimitives.Multiply(row, Scale, row);
+            if (pe != null) TensorPrimitives.Add(row, pe.AsSpan((r % Tokens) * d, d), row);
+            Float32.Narrow(row, output.Slice(r * d, d));
+        }
+        return new Trace(this, rows);
+    }
 
     private sealed class Trace(PositionalEncodingBlock blk, int rows) : BlockTrace(blk, rows)
     {

@@ -33,19 +33,25 @@ public sealed class LayerNormBlock : StepBlock
 
     /// <inheritdoc/>
     public override BlockTrace Forward(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
-        Run(parameters, input, rows, output, Precision.F64);
+        Run<double>(parameters, input, rows, output, Precision.F64);
 
     /// <inheritdoc/>
     public override bool Supports(Precision precision) => precision is Precision.F64 or Precision.F32;
 
     /// <summary>
-    /// Float32: x̂ kept in float32. Mean, variance and the two row reductions of the Jacobian
-    /// (mean v, mean x̂ ⊙ v) stay in float64: they subtract nearly equal numbers.
+    /// Float32: float32 rows in and out, x̂ kept in float32. Mean, variance and the two row
+    /// reductions of the Jacobian (mean v, mean x̂ ⊙ v) stay in float64: they subtract nearly equal
+    /// numbers.
     /// </summary>
-    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
-        Run(parameters, input, rows, output, Precision.F32);
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<float> input, int rows, Span<float> output) =>
+        Run<float>(parameters, input, rows, output, Precision.F32);
 
-    private unsafe BlockTrace Run(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output, Precision precision)
+    /// <summary>
+    /// The forward pass on rows of T (double for float64; float for float32, each row formed in
+    /// float64 from its float32 input and rounded once into x̂ and y).
+    /// </summary>
+    private unsafe BlockTrace Run<T>(ParameterSet parameters, ReadOnlySpan<T> input, int rows, Span<T> output, Precision precision)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         int d = Width;
         double[]? g = null, b = null;
@@ -56,25 +62,33 @@ public sealed class LayerNormBlock : StepBlock
         var xhat32 = new float[single ? checked(rows * d) : 0];
         var rstd = new double[rows];
         double eps = Epsilon;
-        fixed (double* pi = input, po = output)
+        fixed (T* pi = input, po = output)
         {
             nint ip = (nint)pi, op = (nint)po;
             // Rows are independent: in parallel (the fused transformer path did this too).
             ForRows(rows, d, (r0, r1) =>
             {
                 var row = single ? new double[d] : null;
+                var wide = single ? new double[d] : null;
+                var ywide = single ? new double[d] : null;
                 for (int r = r0; r < r1; r++)
                 {
-                    var u = new ReadOnlySpan<double>((double*)ip + (long)r * d, d);
+                    ReadOnlySpan<double> u;
+                    if (single) { Float32.Widen(new ReadOnlySpan<float>((float*)ip + (long)r * d, d), wide); u = wide; }
+                    else u = new ReadOnlySpan<double>((double*)ip + (long)r * d, d);
                     double mean = TensorPrimitives.Sum(u) / d, var = 0;
                     for (int i = 0; i < d; i++) { double c = u[i] - mean; var += c * c; }
                     rstd[r] = 1.0 / Math.Sqrt(var / d + eps);
                     var xr = single ? row.AsSpan() : xhat.AsSpan(r * d, d);
                     for (int i = 0; i < d; i++) xr[i] = (u[i] - mean) * rstd[r];
-                    var y = new Span<double>((double*)op + (long)r * d, d);
+                    var y = single ? ywide.AsSpan() : new Span<double>((double*)op + (long)r * d, d);
                     if (g == null) xr.CopyTo(y);
                     else { TensorPrimitives.Multiply(xr, g, y); TensorPrimitives.Add(y, b!, y); }
-                    if (single) Float32.Narrow(xr, xhat32.AsSpan(r * d, d));
+                    if (single)
+                    {
+                        Float32.Narrow(xr, xhat32.AsSpan(r * d, d));
+                        Float32.Narrow(y, new Span<float>((float*)op + (long)r * d, d));
+                    }
                 }
             });
         }

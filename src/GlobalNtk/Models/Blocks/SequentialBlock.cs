@@ -43,9 +43,13 @@ public sealed class SequentialBlock : StepBlock
     /// <summary>A precision every child supports.</summary>
     public override bool Supports(Precision precision) => _children.All(c => c.Supports(precision));
 
-    /// <summary>Every child in float32 (rows between children stay float64).</summary>
-    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
-        Run(parameters, input, rows, output, Precision.F32);
+    /// <summary>Every child in float32, the rows between children float32.</summary>
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<float> input, int rows, Span<float> output) =>
+        Run32(parameters, [], input, rows, output);
+
+    /// <summary>The first child reads the float64 rows (e.g. an embedding its token ids), the rest as above.</summary>
+    private protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<float> output) =>
+        Run32(parameters, input, [], rows, output);
 
     private BlockTrace Run(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output, Precision precision)
     {
@@ -63,6 +67,27 @@ public sealed class SequentialBlock : StepBlock
             cur = next;
         }
         return new Trace(this, rows, traces, precision == Precision.F32);
+    }
+
+    /// <summary>
+    /// The float32 forward pass: the first child reads <paramref name="input64"/> when it is not
+    /// empty (else <paramref name="input"/>); the intermediate rows live in two pooled float32
+    /// buffers, used in turn.
+    /// </summary>
+    private BlockTrace Run32(ParameterSet parameters, ReadOnlySpan<double> input64, ReadOnlySpan<float> input, int rows, Span<float> output)
+    {
+        var traces = new BlockTrace[_children.Length];
+        long n = (long)rows * _children.Max(c => c.OutputWidth);
+        using var a = new Float32Buffer(_children.Length > 1 ? n : 0); using var b = new Float32Buffer(_children.Length > 2 ? n : 0);
+        ReadOnlySpan<float> cur = input;
+        for (int i = 0; i < _children.Length; i++)
+        {
+            var c = _children[i];
+            var next = i == _children.Length - 1 ? output : (i % 2 == 0 ? a : b).Span[..(rows * c.OutputWidth)];
+            traces[i] = i == 0 && !input64.IsEmpty ? c.Forward32(parameters, input64, rows, next) : c.Forward32(parameters, cur, rows, next);
+            cur = next;
+        }
+        return new Trace(this, rows, traces, true);
     }
 
     /// <summary>
@@ -357,9 +382,14 @@ public sealed class ResidualBlock : StepBlock
     /// <summary>A precision the inner block supports.</summary>
     public override bool Supports(Precision precision) => Inner.Supports(precision);
 
-    /// <summary>The inner block in float32; the skip path adds float64 rows.</summary>
-    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
-        Run(parameters, input, rows, output, Precision.F32);
+    /// <summary>The inner block in float32; the skip path adds the float32 rows (as a float32 model adds them).</summary>
+    protected override BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<float> input, int rows, Span<float> output)
+    {
+        int n = rows * InputWidth;
+        var t = Inner.Forward32(parameters, input, rows, output);
+        Elementwise.Add(output[..n], input[..n], output[..n]);
+        return new Trace(this, rows, t);
+    }
 
     private BlockTrace Run(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output, Precision precision)
     {

@@ -23,11 +23,13 @@ public sealed record ParameterSpec(string Name, int[] Shape)
 /// <remarks>
 /// A block is a description (sizes, parameter names); it holds no values. <see cref="Forward(ParameterSet, ReadOnlySpan{double}, int, Span{double})"/>
 /// reads the parameter values from the set it is given (a snapshot) and returns a
-/// <see cref="BlockTrace"/> with the caches its derivatives need. Rows in and out of the forward
-/// pass are float64 in every precision. A block that also has a float32 path says so through
-/// <see cref="Supports"/> and overrides <see cref="ForwardF32"/>: its trace then keeps its caches in
-/// float32 and runs its maps on float32 rows (<see cref="BlockTrace"/>'s float32 maps), so that a
-/// chain of such blocks narrows a block of rows once and widens the result once.
+/// <see cref="BlockTrace"/> with the caches its derivatives need. A block that also has a float32
+/// path says so through <see cref="Supports"/> and overrides <see cref="ForwardF32(ParameterSet, ReadOnlySpan{float}, int, Span{float})"/>: its forward
+/// pass then takes and gives float32 rows, its trace keeps its caches in float32 and runs its maps
+/// on float32 rows (<see cref="BlockTrace"/>'s float32 maps). A chain of such blocks keeps its rows
+/// float32 from block to block in the forward pass as in the derivative maps (no float64 row
+/// scratch in a float32 linearisation), and a float64 caller's rows are narrowed once on the way
+/// in and widened once on the way out.
 /// </remarks>
 public abstract class StepBlock
 {
@@ -66,11 +68,49 @@ public abstract class StepBlock
     {
         if (precision == Precision.F64) return Forward(parameters, input, rows, output);
         if (!Supports(precision)) throw Unsupported(precision);
-        return ForwardF32(parameters, input, rows, output);
+        // float32 rows throughout: the float32 output widened once.
+        int nOut = checked(rows * OutputWidth);
+        using var y = new Float32Buffer(nOut);
+        var trace = ForwardF32(parameters, input, rows, y.Span);
+        Float32.Widen(y.Span, output[..nOut]);
+        return trace;
     }
 
-    /// <summary>The float32 forward pass; blocks that override it also override <see cref="Supports"/>.</summary>
-    protected virtual BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<double> output) =>
+    /// <summary>
+    /// The float32 forward pass on float64 input rows (a chain's inputs): by default the rows are
+    /// rounded once to float32 and <see cref="ForwardF32(ParameterSet, ReadOnlySpan{float}, int, Span{float})"/>
+    /// runs; a block that reads its input as data rather than values (an embedding's token ids)
+    /// overrides it to see them unrounded.
+    /// </summary>
+    private protected virtual BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<float> output)
+    {
+        int nIn = checked(rows * InputWidth);
+        using var x = new Float32Buffer(nIn);
+        Float32.Narrow(input[..nIn], x.Span);
+        return ForwardF32(parameters, x.Span, rows, output);
+    }
+
+    /// <summary>
+    /// The float32 forward pass from float64 input rows to float32 output rows (the first step of a
+    /// float32 chain).
+    /// </summary>
+    /// <exception cref="NotSupportedException">The block has no float32 path.</exception>
+    internal BlockTrace Forward32(ParameterSet parameters, ReadOnlySpan<double> input, int rows, Span<float> output) =>
+        Supports(Precision.F32) ? ForwardF32(parameters, input, rows, output) : throw Unsupported(Precision.F32);
+
+    /// <summary>
+    /// The float32 forward pass on float32 rows (what a float32 composite or chain calls for each
+    /// child): <paramref name="input"/> [rows, InputWidth], <paramref name="output"/> [rows, OutputWidth].
+    /// </summary>
+    /// <exception cref="NotSupportedException">The block has no float32 path.</exception>
+    internal BlockTrace Forward32(ParameterSet parameters, ReadOnlySpan<float> input, int rows, Span<float> output) =>
+        Supports(Precision.F32) ? ForwardF32(parameters, input, rows, output) : throw Unsupported(Precision.F32);
+
+    /// <summary>
+    /// The float32 forward pass on float32 rows (input [rows, InputWidth], output [rows,
+    /// OutputWidth]); blocks that override it also override <see cref="Supports"/>.
+    /// </summary>
+    protected virtual BlockTrace ForwardF32(ParameterSet parameters, ReadOnlySpan<float> input, int rows, Span<float> output) =>
         throw Unsupported(Precision.F32);
 
     /// <summary>The refusal of a precision this block has no path for, naming the block.</summary>

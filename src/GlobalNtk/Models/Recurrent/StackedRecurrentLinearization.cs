@@ -93,7 +93,9 @@ public sealed class StackedRecurrentLinearization : RecurrentChainLinearization
         if (!HasSingleStateMaps) return false;
         CheckParamVjp(q.Length, dTheta.Length, count);
         int m = _params.TotalSize, size = StateShape.Size;
-        var wide = new double[m];
+        // One θ-sized float64 row, pooled (not a fresh array per application).
+        using var buffer = new Operators.BlockBuffer(m);
+        var wide = buffer.Span;
         for (int j = 0; j < count; j++)
         {
             _engine.ParamVjp(q.Slice(j * size, size), wide, 1);
