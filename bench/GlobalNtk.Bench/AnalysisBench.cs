@@ -18,7 +18,7 @@ namespace GlobalNtk.Bench;
 /// with two presets (quick and thorough unless given), every estimate with its SE and the difference in
 /// combined SEs. <c>--compare apply [--block C]</c>: CPU per vector of every operator and of K's
 /// terms. <c>--compare stages [--budget P] [--precision f64|f32]</c>: the whole analysis stage by stage (CPU, allocation,
-/// peak memory, applications; f32: the float32 linearisation, whose estimators run on float32 blocks). Options: <c>--model FILE --task NAME --steps T --trials B --old-probes N</c>.
+/// peak memory, the scratch pools' high-water marks, applications; f32: the float32 linearisation, whose estimators run on float32 blocks). Options: <c>--model FILE --task NAME --steps T --trials B --old-probes N</c>.
 /// </summary>
 internal static class AnalysisBench
 {
@@ -142,14 +142,14 @@ internal static class AnalysisBench
         string? stage = null;
         double c0 = Cpu(), cStart = c0;
         long a0 = GC.GetTotalAllocatedBytes();
-        Console.WriteLine($"preset {budget}, {GlobalNtk.Dense.PrecisionNames.Name(precision)}; | stage | CPU s | allocated GB | heap GB | peak working set GB |");
-        Console.WriteLine("|---|---|---|---|---|");
+        Console.WriteLine($"preset {budget}, {GlobalNtk.Dense.PrecisionNames.Name(precision)}; | stage | CPU s | allocated GB | heap GB | peak working set GB | scratch pools' high-water GB (f64 + f32) |");
+        Console.WriteLine("|---|---|---|---|---|---|");
         void Close()
         {
             if (stage is null) return;
             var p = Process.GetCurrentProcess();
             long a = GC.GetTotalAllocatedBytes();
-            Console.WriteLine($"| {stage} | {Cpu() - c0:F1} | {(a - a0) / 1e9:F2} | {GC.GetTotalMemory(false) / 1e9:F2} | {p.PeakWorkingSet64 / 1e9:F2} |");
+            Console.WriteLine($"| {stage} | {Cpu() - c0:F1} | {(a - a0) / 1e9:F2} | {GC.GetTotalMemory(false) / 1e9:F2} | {p.PeakWorkingSet64 / 1e9:F2} | {GlobalNtk.Operators.ScratchPool.Shared.PeakRetainedBytes / 1e9:F2} + {GlobalNtk.Operators.ScratchPool.Float32Shared.PeakRetainedBytes / 1e9:F2} |");
             c0 = Cpu(); a0 = a;
         }
         var analysis = new NtkAnalyzer(ev.Inputs, ev.Targets, options).Analyze(model, "m", progress: (text, _) =>

@@ -137,7 +137,7 @@ internal static class ProbeBlock
 
 /// <summary>
 /// A pooled scratch block of T: a <see cref="BlockBuffer"/> for float64, a <see cref="Float32Buffer"/>
-/// for float32 (both from <see cref="ScratchPool.Shared"/>). Contents start undefined.
+/// for float32 (from <see cref="ScratchPool.Shared"/> and <see cref="ScratchPool.Float32Shared"/>). Contents start undefined.
 /// </summary>
 internal sealed class ScratchBlock<T> : IDisposable where T : unmanaged
 {

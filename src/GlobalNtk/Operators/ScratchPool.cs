@@ -24,6 +24,14 @@ internal sealed class ScratchPool(long capacityBytes)
     /// <summary>The process-wide pool that <see cref="BlockBuffer"/> uses, capped at <see cref="MemoryBudget.ScratchPoolBytes"/>.</summary>
     public static ScratchPool Shared { get; } = new(MemoryBudget.ScratchPoolBytes);
 
+    /// <summary>
+    /// The process-wide pool of <see cref="Float32Buffer"/>, capped at half of
+    /// <see cref="MemoryBudget.ScratchPoolBytes"/>: it retains as many values as <see cref="Shared"/>,
+    /// in half the bytes, so a float32 analysis keeps half the float64 one's scratch (one shared
+    /// byte cap let float32 retain twice the blocks, and the cap was most of its peak).
+    /// </summary>
+    public static ScratchPool Float32Shared { get; } = new(MemoryBudget.ScratchPoolBytes / 2);
+
     private readonly object _gate = new();
     private readonly LinkedList<double[]> _free = []; // most recently returned first
     private long _retainedBytes;
@@ -33,6 +41,10 @@ internal sealed class ScratchPool(long capacityBytes)
 
     /// <summary>Bytes of large arrays retained now (always at most <see cref="CapacityBytes"/>).</summary>
     public long RetainedBytes { get { lock (_gate) return _retainedBytes; } }
+
+    /// <summary>The most bytes retained at any time so far (its high-water mark, for benchmarks).</summary>
+    public long PeakRetainedBytes { get { lock (_gate) return _peakRetainedBytes; } }
+    private long _peakRetainedBytes;
 
     /// <summary>
     /// An array of at least <paramref name="length"/> doubles; above <see cref="SmallLength"/> the
@@ -85,6 +97,7 @@ internal sealed class ScratchPool(long capacityBytes)
                 }
                 _free.AddFirst(array);
                 _retainedBytes += bytes;
+                _peakRetainedBytes = Math.Max(_peakRetainedBytes, _retainedBytes);
             }
             _droppedBytes += dropped;
             if (_droppedBytes < CollectAfterBytes) return;
