@@ -270,8 +270,8 @@ public sealed class KroneckerCore
         if (colours is > 0 && colours < basis) basis = colours;
         else colours = 0;
         int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + siteLen), 1, Math.Max(1, basis));
-        using var qBuf = new RowScratch<T>((long)chunk * stateLen);
-        using var aBuf = new RowScratch<T>(chunk * siteLen);
+        using var qBuf = new ScratchBlock<T>((long)chunk * stateLen);
+        using var aBuf = new ScratchBlock<T>(chunk * siteLen);
         for (int b0 = 0; b0 < basis; b0 += chunk)
         {
             int cs = Math.Min(chunk, basis - b0);
@@ -372,8 +372,8 @@ public sealed class KroneckerCore
         int chunk = (int)Math.Clamp(BlockBudget / Math.Max(1, stateLen + siteLen), 1, probes);
         var rng = key.CreateRandom();
 
-        using var qBuf = new RowScratch<T>((long)chunk * stateLen);
-        using var aBuf = new RowScratch<T>(chunk * siteLen);
+        using var qBuf = new ScratchBlock<T>((long)chunk * stateLen);
+        using var aBuf = new ScratchBlock<T>(chunk * siteLen);
         var proj = new double[(long)d * m];
         bool single = typeof(T) == typeof(float);
         int wideRows = single ? (int)Math.Clamp(SiteCore.WideChunkElements.Value / Math.Max(1, m), 1, Math.Max(1, n)) : 0;

@@ -134,29 +134,3 @@ internal static class ProbeBlock
         else Float32.EnsureFinite(MemoryMarshal.Cast<T, float>(x), what);
     }
 }
-
-/// <summary>
-/// A pooled scratch block of T: a <see cref="BlockBuffer"/> for float64, a <see cref="Float32Buffer"/>
-/// for float32 (from <see cref="ScratchPool.Shared"/> and <see cref="ScratchPool.Float32Shared"/>). Contents start undefined.
-/// </summary>
-internal sealed class ScratchBlock<T> : IDisposable where T : unmanaged
-{
-    private readonly BlockBuffer? _double;
-    private readonly Float32Buffer? _single;
-
-    public ScratchBlock(long length)
-    {
-        if (typeof(T) == typeof(double)) _double = new BlockBuffer(length);
-        else if (typeof(T) == typeof(float)) _single = new Float32Buffer(length);
-        else throw new NotSupportedException($"ScratchBlock of {typeof(T).Name}.");
-    }
-
-    /// <summary>The block (its requested length).</summary>
-    public Span<T> Span => _double is not null ? MemoryMarshal.Cast<double, T>(_double.Span) : MemoryMarshal.Cast<float, T>(_single!.Span);
-
-    public void Dispose()
-    {
-        _double?.Dispose();
-        _single?.Dispose();
-    }
-}

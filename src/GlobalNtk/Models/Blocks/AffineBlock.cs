@@ -230,7 +230,7 @@ public sealed class AffineBlock : StepBlock
     {
         int n = blk.InputWidth, m = blk.OutputWidth, size = blk.ParameterSize, wn = m * n, block = m * aw;
         bool bias = blk.BiasSpec != null;
-        using var t = new RowScratch<T>(bias ? (long)count * block : 0);
+        using var t = new ScratchBlock<T>(bias ? (long)count * block : 0);
         ReadOnlySpan<T> wb = dTheta;
         if (bias)
         {
@@ -256,7 +256,7 @@ public sealed class AffineBlock : StepBlock
             Batched(Trans.Yes, Trans.No, count, m, n, rows, dOut, m, rows * m, u, aw, 0, default, dTheta, n, size);
             return;
         }
-        using var t = new RowScratch<T>((long)count * block);
+        using var t = new ScratchBlock<T>((long)count * block);
         var ts = t.Span;
         Batched(Trans.Yes, Trans.No, count, m, aw, rows, dOut, m, rows * m, u, aw, 0, default, ts, aw, block);
         for (int j = 0; j < count; j++)

@@ -516,13 +516,13 @@ internal sealed class BlockChainLinearization : ChainLinearization
             return;
         }
         result[..(count * size)].Clear();
-        using var rows = new RowScratch<T>((long)count * _b * Group);
+        using var rows = new ScratchBlock<T>((long)count * _b * Group);
         for (int k = 0; k < _t; k++)
         {
             int mk = _chain.Steps[k].ParameterSize;
             var flags = Active(layout, k, out bool any);
             if (!any) continue;
-            using var dk = new RowScratch<T>((long)count * mk);
+            using var dk = new ScratchBlock<T>((long)count * mk);
             for (int j = 0; j < count; j++)
             {
                 int o = 0;
@@ -551,13 +551,13 @@ internal sealed class BlockChainLinearization : ChainLinearization
             return;
         }
         dTheta[..(count * m)].Clear();
-        using var rows = new RowScratch<T>((long)count * _b * Group);
+        using var rows = new ScratchBlock<T>((long)count * _b * Group);
         for (int k = 0; k < _t; k++)
         {
             int mk = _chain.Steps[k].ParameterSize;
             var flags = Active(layout, k, out bool any);
             if (!any) continue;
-            using var dk = new RowScratch<T>((long)count * mk);
+            using var dk = new ScratchBlock<T>((long)count * mk);
             GatherCore<T, T>(q, k, count, rows.Span);
             if (typeof(T) == typeof(double)) _traces[k].ParamVjpActive(Cast<T, double>(rows.Span), Cast<T, double>(dk.Span), count, flags);
             else _traces[k].ParamVjpActive32(Cast<T, float>(rows.Span), Cast<T, float>(dk.Span), count, flags);
@@ -616,12 +616,12 @@ internal sealed class BlockChainLinearization : ChainLinearization
         {
             int cs = Math.Min(chunk, count - j0);
             long n = (long)cs * _b * Group;
-            using var rows = new RowScratch<T>(n);
+            using var rows = new ScratchBlock<T>(n);
             for (int k = 0; k < _t; k++)
             {
                 int mk = _chain.Steps[k].ParameterSize;
                 if (mk == 0) continue;
-                using var dk = new RowScratch<T>((long)cs * mk);
+                using var dk = new ScratchBlock<T>((long)cs * mk);
                 GatherSame(x[(j0 * size)..], k, cs, rows.Span);
                 _traces[k].CotangentActive<T>(rows.Span, default, dk.Span, cs, default);
                 _traces[k].TangentActive<T>(default, dk.Span, rows.Span, cs, default);
@@ -658,8 +658,8 @@ internal sealed class BlockChainLinearization : ChainLinearization
             int cs = Math.Min(chunk, count - j0);
             var yc = y[(j0 * size)..];
             long n = (long)cs * _b * Group;
-            using var rows = new RowScratch<T>(n); using var inRows = new RowScratch<T>(n);
-            using var dTheta = new RowScratch<T>((long)cs * m);
+            using var rows = new ScratchBlock<T>(n); using var inRows = new ScratchBlock<T>(n);
+            using var dTheta = new ScratchBlock<T>((long)cs * m);
             for (int k = _t - 1; k >= 0; k--)
             {
                 int mk = offsets[k + 1] - offsets[k];

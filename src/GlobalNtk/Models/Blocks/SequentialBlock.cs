@@ -236,7 +236,7 @@ public sealed class SequentialBlock : StepBlock
         private void Tangent<T>(ReadOnlySpan<T> dIn, ReadOnlySpan<T> dTheta, Span<T> dOut, int count, ReadOnlySpan<bool> active) where T : unmanaged
         {
             long n = (long)count * Rows * MaxWidth;
-            using var cur = new RowScratch<T>(n); using var nxt = new RowScratch<T>(n);
+            using var cur = new ScratchBlock<T>(n); using var nxt = new ScratchBlock<T>(n);
             var (x, y) = (cur, nxt);
             bool have = !dIn.IsEmpty; // whether the running tangent is non-zero
             int off = 0, last = traces.Length - 1;
@@ -246,7 +246,7 @@ public sealed class SequentialBlock : StepBlock
                 var flags = ChildFlags(active, i, out bool on);
                 if (have || on)
                 {
-                    using var dti = new RowScratch<T>(on ? (long)count * mi : 0);
+                    using var dti = new ScratchBlock<T>(on ? (long)count * mi : 0);
                     if (on) ChildTheta(dTheta, off, mi, count, dti.Span);
                     var src = !have ? default : i == 0 ? dIn : (ReadOnlySpan<T>)x.Span;
                     traces[i].TangentActive(src, on ? dti.Span : default, i == last ? dOut : y.Span, count, flags);
@@ -263,7 +263,7 @@ public sealed class SequentialBlock : StepBlock
         {
             int size = blk.ParameterSize;
             long n = (long)count * Rows * MaxWidth;
-            using var cur = new RowScratch<T>(n); using var nxt = new RowScratch<T>(n);
+            using var cur = new ScratchBlock<T>(n); using var nxt = new ScratchBlock<T>(n);
             var (x, y) = (cur, nxt);
             int first = traces.Length;
             if (!dIn.IsEmpty) first = 0;
@@ -274,7 +274,7 @@ public sealed class SequentialBlock : StepBlock
                 int mi = blk._children[i].ParameterSize;
                 off -= mi;
                 var flags = ChildFlags(active, i, out bool on);
-                using var dti = new RowScratch<T>(on ? (long)count * mi : 0);
+                using var dti = new ScratchBlock<T>(on ? (long)count * mi : 0);
                 var src = i == last ? g : (ReadOnlySpan<T>)x.Span;
                 var dst = i > first ? y.Span : i == 0 && !dIn.IsEmpty ? dIn : default;
                 traces[i].CotangentActive(src, dst, on ? dti.Span : default, count, flags);

@@ -402,27 +402,3 @@ public delegate void SpanMap(ReadOnlySpan<double> src, Span<double> dst, int cou
 
 /// <summary>A linear map between two float32 row blocks of <c>count</c> vectors.</summary>
 internal delegate void SpanMap32(ReadOnlySpan<float> src, Span<float> dst, int count);
-
-/// <summary>
-/// A pooled scratch block of T (double: <see cref="BlockBuffer"/>, float: <see cref="Float32Buffer"/>)
-/// for block maps written once for both element types. Contents start undefined.
-/// </summary>
-internal readonly struct RowScratch<T> : IDisposable where T : unmanaged
-{
-    private readonly BlockBuffer? _d;
-    private readonly Float32Buffer? _f;
-
-    /// <summary>Rents <paramref name="length"/> elements.</summary>
-    public RowScratch(long length)
-    {
-        if (typeof(T) == typeof(double)) _d = new BlockBuffer(length);
-        else if (typeof(T) == typeof(float)) _f = new Float32Buffer(length);
-        else throw new NotSupportedException($"No scratch for {typeof(T).Name}.");
-    }
-
-    /// <summary>The block.</summary>
-    public Span<T> Span => typeof(T) == typeof(double) ? MemoryMarshal.Cast<double, T>(_d!.Span) : MemoryMarshal.Cast<float, T>(_f!.Span);
-
-    /// <summary>Returns the storage to the pool.</summary>
-    public void Dispose() { _d?.Dispose(); _f?.Dispose(); }
-}
