@@ -40,47 +40,27 @@ internal sealed class DeflatedOperator(LinearOperator inner, Deflation deflation
     public override string Name => $"deflated {inner.Name}";
     public override bool IsSelfAdjoint => inner.IsSelfAdjoint;
 
-    protected override void ApplyBlockCore(ReadOnlySpan<double> x, Span<double> y, int count)
-    {
-        int n = Domain.Size;
-        using var xt = new BlockBuffer(x.Length);
-        x.CopyTo(xt.Span);
-        Project(xt.Span, count, n);
-        inner.ApplyBlock(xt.Span, y, count);
-        Project(y, count, n);
-    }
+    protected override void ApplyBlockCore(ReadOnlySpan<double> x, Span<double> y, int count) => Sandwich(x, y, count, adjoint: false);
 
-    protected override void ApplyAdjointBlockCore(ReadOnlySpan<double> x, Span<double> y, int count)
-    {
-        int n = Domain.Size;
-        using var xt = new BlockBuffer(x.Length);
-        x.CopyTo(xt.Span);
-        Project(xt.Span, count, n);
-        inner.ApplyAdjointBlock(xt.Span, y, count);
-        Project(y, count, n);
-    }
+    protected override void ApplyAdjointBlockCore(ReadOnlySpan<double> x, Span<double> y, int count) => Sandwich(x, y, count, adjoint: true);
 
     // Float32 blocks stay float32 around a native float32 operator: the projections' dot products
     // accumulate in float64 against the float64 deflation vectors, each element rounded once per vector.
     internal override bool AppliesFloat32Natively => inner.AppliesFloat32Natively;
 
-    protected override void ApplyBlockCore(ReadOnlySpan<float> x, Span<float> y, int count)
-    {
-        int n = Domain.Size;
-        using var xt = new Float32Buffer(x.Length);
-        x.CopyTo(xt.Span);
-        Project(xt.Span, count, n);
-        inner.ApplyBlock(xt.Span, y, count);
-        Project(y, count, n);
-    }
+    protected override void ApplyBlockCore(ReadOnlySpan<float> x, Span<float> y, int count) => Sandwich(x, y, count, adjoint: false);
 
-    protected override void ApplyAdjointBlockCore(ReadOnlySpan<float> x, Span<float> y, int count)
+    protected override void ApplyAdjointBlockCore(ReadOnlySpan<float> x, Span<float> y, int count) => Sandwich(x, y, count, adjoint: true);
+
+    // Y = (I−VVᵀ) A (I−VVᵀ) X (A* for the adjoint) on a block of T, X left as it was.
+    private void Sandwich<T>(ReadOnlySpan<T> x, Span<T> y, int count, bool adjoint) where T : unmanaged
     {
         int n = Domain.Size;
-        using var xt = new Float32Buffer(x.Length);
+        using var xt = new ScratchBlock<T>(x.Length);
         x.CopyTo(xt.Span);
         Project(xt.Span, count, n);
-        inner.ApplyAdjointBlock(xt.Span, y, count);
+        if (adjoint) ProbeBlock.ApplyAdjoint<T>(inner, xt.Span, y, count);
+        else ProbeBlock.Apply<T>(inner, xt.Span, y, count);
         Project(y, count, n);
     }
 
