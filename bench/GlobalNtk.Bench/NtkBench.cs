@@ -183,7 +183,7 @@ internal static class NtkBench
             if (f32v) { ops.NtkS.ApplyBlock(qf, yf, 1); y32 = yf!.Select(v => (double)v).ToArray(); }
             else y32 = ops.NtkS.Apply(q);
             ops = null!; lin = null!; big = null!;
-            ScratchPool.Shared.Trim();   // the float32 run's pooled scratch is not the reference's
+            ScratchPool.Float32Shared.Trim(); ScratchPool.Shared.Trim();   // the float32 run's pooled scratch is not the reference's
             GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
             var ops64 = new NtkOperators(model.Linearize(x, Precision.F64));
             var y64 = ops64.NtkS.Apply(q);
