@@ -494,23 +494,27 @@ public static class EffectiveRank
         int nk = split.Kept, nt = split.Reduced, k = d.Count, n = d.Dimension;
         var full = split.Full;
         var tm = new double[k * k];
-        // float32 vectors and images (a float32 solve's) are widened one at a time, exactly, so
-        // every sum below is the float64 one over their values.
-        for (int i = 0; i < k; i++)
-        {
-            var vi = d.Vector(i);
-            for (int j = 0; j < k; j++) tm[i * k + j] = Numerics.Dot(vi, d.Image(j));
-        }
+        // float32 vectors and images (a float32 solve's) enter every sum widened (exactly), so the
+        // sums below are float64 ones over their values.
+        for (int i = 0; i < k; i++) for (int j = 0; j < k; j++) tm[i * k + j] = d.VectorDotImage(i, j);
         var g = new double[nk * nk];
         var w = new double[n];
         var wm = new double[(long)nk * nt];
         var vm = new double[(long)nk * nt];
         for (int i = 0; i < k; i++)
         {
-            d.Image(i).CopyTo(w);
-            for (int j = 0; j < k; j++) Numerics.Axpy(-0.25 * (tm[j * k + i] + tm[i * k + j]), d.Vector(j), w);
-            var v = d.Vector(i);
-            for (int q = 0; q < wm.Length; q++) { wm[q] = w[full[q]]; vm[q] = v[full[q]]; }
+            d.ImageInto(i, w);
+            for (int j = 0; j < k; j++) d.AddVector(-0.25 * (tm[j * k + i] + tm[i * k + j]), j, w);
+            if (d.SingleVectors is { } single)
+            {
+                var vf = single[i];
+                for (int q = 0; q < wm.Length; q++) { wm[q] = w[full[q]]; vm[q] = vf[full[q]]; }
+            }
+            else
+            {
+                var v = d.Vectors![i];
+                for (int q = 0; q < wm.Length; q++) { wm[q] = w[full[q]]; vm[q] = v[full[q]]; }
+            }
             Gemm.Multiply(Trans.No, Trans.Yes, nk, nk, nt, 1.0, wm, nt, vm, nt, 1.0, g, nk);
         }
         var ml = new double[nk * nk];

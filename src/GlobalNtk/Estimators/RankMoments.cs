@@ -41,13 +41,29 @@ public sealed class Deflation
         return new Deflation(eig.Vectors, eig.Images, null, null, eig.Vectors.Length, eig.Vectors[0].Length);
     }
 
-    /// <summary>Vector <paramref name="i"/> in float64 (a widened copy when stored in float32).</summary>
-    internal double[] Vector(int i) => Vectors is { } v ? v[i] : Float32.ToDouble(SingleVectors![i]);
+    /// <summary>vᵢᵀ(A vⱼ), summed in float64.</summary>
+    internal double VectorDotImage(int i, int j)
+    {
+        int n = Dimension;
+        return Vectors is { } v
+            ? Numerics.Dot(v[i], Images.AsSpan((int)((long)j * n), n))
+            : Float32.DotWide(SingleVectors![i], SingleImages.AsSpan((int)((long)j * n), n));
+    }
 
-    /// <summary>Image A·vᵢ in float64 (a widened copy when stored in float32).</summary>
-    internal ReadOnlySpan<double> Image(int i) => Images is { } im
-        ? im.AsSpan((int)((long)i * Dimension), Dimension)
-        : Float32.ToDouble(SingleImages.AsSpan((int)((long)i * Dimension), Dimension));
+    /// <summary>dst = A·vᵢ in float64 (widened exactly from float32).</summary>
+    internal void ImageInto(int i, Span<double> dst)
+    {
+        int n = Dimension;
+        if (Images is { } im) im.AsSpan((int)((long)i * n), n).CopyTo(dst);
+        else Float32.Widen(SingleImages.AsSpan((int)((long)i * n), n), dst);
+    }
+
+    /// <summary>dst += alpha·vᵢ, formed in float64.</summary>
+    internal void AddVector(double alpha, int i, Span<double> dst)
+    {
+        if (Vectors is { } v) Numerics.Axpy(alpha, v[i], dst);
+        else Float32.AddWidened(SingleVectors![i], alpha, dst);
+    }
 
     /// <summary>(tr VᵀAV, ‖AV‖_F²) = (Σ vᵢᵀ(A vᵢ), Σ ‖A vᵢ‖²) over the first <paramref name="count"/> vectors, summed in float64.</summary>
     internal (double Trace, double Square) ExactShares(int count)
