@@ -113,6 +113,7 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     /// and 10 % for m = 8 (a 6-row and a 4-row body against one 8-row block). So multiples of 3 vectors
     /// stay with the 8 × 3 tiles, 5 or 6 vectors left over go to them as 3 + 2 or 3 + 3, and so does m = 7 or 8.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static int StripVectors(int m, int n)
     {
         int v = (n + Vector512<T>.Count - 1) / Vector512<T>.Count, groups = v / 4, rest = v % 4;
