@@ -41,6 +41,7 @@ public static partial class Gemm
     /// <summary>Per calling thread, so a test forcing a kernel does not slow down concurrent tests.</summary>
     internal static KernelKind ForcedKernel
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get => s_anyForced ? t_forced : KernelKind.Auto; // skip the thread-static read in production
         set { s_anyForced = true; t_forced = value; }
     }
@@ -163,6 +164,7 @@ public static partial class Gemm
     private static long Remaining(int length, long offset) => Math.Max(0, length - offset);
 
     /// <summary>Elements spanned by a rows×cols row-major block with row stride ld (0 if empty).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static long Footprint(int rows, int cols, int ld) => rows == 0 || cols == 0 ? 0 : (long)(rows - 1) * ld + cols;
 
     /// <remarks>

@@ -25,7 +25,7 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
 {
     public static int MR => 8;
     public static int NR => 3 * Vector512<T>.Count;
-    public static int KC => typeof(T) == typeof(float) ? GemmTuning.KC512F32 : GemmTuning.KC512;
+    public static int KC { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => typeof(T) == typeof(float) ? GemmTuning.KC512F32 : GemmTuning.KC512; }
     public static int MC => typeof(T) == typeof(float) ? GemmTuning.MC512F32 : GemmTuning.MC512;
     public static int NC => typeof(T) == typeof(float) ? GemmTuning.NC512F32 : GemmTuning.NC512;
     public static int NCStoredB => typeof(T) == typeof(float) ? GemmTuning.NC512F32StoredB : GemmTuning.NC512;
