@@ -141,7 +141,8 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         nint ars = ta == Trans.No ? lda : 1, aps = ta == Trans.No ? 1 : lda; // op(A)(i, p) = a[i·ars + p·aps]
         int l = Vector512<T>.Count, groups = n / (4 * l), rest = n - groups * 4 * l;
         Debug.Assert(rest == 0 || rest > 3 * l, "a partial last group has 4 vectors");
-        if (beta == T.Zero) StripRows<ZeroBeta<Strip4>, ZeroBeta<Strip4M>>(m, k, alpha, a, ars, aps, b, ldb, beta, c, ldc, groups, rest - 3 * l);
+        if (beta == T.Zero && alpha == T.One) StripRows<SumsOnly<Strip4>, SumsOnly<Strip4M>>(m, k, alpha, a, ars, aps, b, ldb, beta, c, ldc, groups, rest - 3 * l);
+        else if (beta == T.Zero) StripRows<ZeroBeta<Strip4>, ZeroBeta<Strip4M>>(m, k, alpha, a, ars, aps, b, ldb, beta, c, ldc, groups, rest - 3 * l);
         else StripRows<Strip4, Strip4M>(m, k, alpha, a, ars, aps, b, ldb, beta, c, ldc, groups, rest - 3 * l);
     }
 
@@ -231,6 +232,17 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
                 }
                 ap += aps;
             }
+            if (S.UnitAlpha) // alpha = 1, beta = 0: the sums as they are (the same bits as 1·sum)
+            {
+                StoreRow4(c, c00, c01, c02, c03, nv, masked, mask);
+                if (rows > 1) StoreRow4(c + ldc, c10, c11, c12, c13, nv, masked, mask);
+                if (rows > 2) StoreRow4(c + 2 * ldc, c20, c21, c22, c23, nv, masked, mask);
+                if (rows > 3) StoreRow4(c + 3 * ldc, c30, c31, c32, c33, nv, masked, mask);
+                if (four) continue;
+                if (rows > 4) StoreRow4(c + 4 * ldc, c40, c41, c42, c43, nv, masked, mask);
+                if (rows > 5) StoreRow4(c + 5 * ldc, c50, c51, c52, c53, nv, masked, mask);
+                continue;
+            }
             Vector512<T> va = Vector512.Create(alpha), vb = Vector512.Create(beta);
             PutRow4(c, c00, c01, c02, c03, va, vb, beta0, nv, masked, mask);
             if (rows > 1) PutRow4(c + ldc, c10, c11, c12, c13, va, vb, beta0, nv, masked, mask);
@@ -240,6 +252,17 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
             if (rows > 4) PutRow4(c + 4 * ldc, c40, c41, c42, c43, va, vb, beta0, nv, masked, mask);
             if (rows > 5) PutRow4(c + 5 * ldc, c50, c51, c52, c53, va, vb, beta0, nv, masked, mask);
         }
+    }
+
+    /// <summary>Stores up to 4 vectors of a row of C as they are (the last under the mask when <paramref name="masked"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow4(T* c, Vector512<T> x0, Vector512<T> x1, Vector512<T> x2, Vector512<T> x3, int nv, bool masked, Vector512<T> mask)
+    {
+        int l = Vector512<T>.Count;
+        if (masked && nv == 1) MaskStore(c, mask, x0); else Vector512.Store(x0, c);
+        if (nv > 1) { if (masked && nv == 2) MaskStore(c + l, mask, x1); else Vector512.Store(x1, c + l); }
+        if (nv > 2) { if (masked && nv == 3) MaskStore(c + 2 * l, mask, x2); else Vector512.Store(x2, c + 2 * l); }
+        if (nv > 3) { if (masked) MaskStore(c + 3 * l, mask, x3); else Vector512.Store(x3, c + 3 * l); }
     }
 
     /// <summary><see cref="PutRow"/> for up to 4 vectors (the last one masked when <paramref name="masked"/>).</summary>
@@ -471,6 +494,8 @@ internal interface ITileShape
     static virtual int Rows => 8;
     /// <summary>beta is known to be 0: C is only written (a compile-time fact, so no test per stored vector).</summary>
     static virtual bool Beta0 => false;
+    /// <summary>With <see cref="Beta0"/>, alpha is known to be 1: the sums are stored as they are (strips only).</summary>
+    static virtual bool UnitAlpha => false;
 }
 
 /// <summary><typeparamref name="S"/> with a 4-row body (rows 4–7 neither multiplied nor stored).</summary>
@@ -482,6 +507,19 @@ internal struct Rows4<S> : ITileShape where S : struct, ITileShape
     public static bool StoredB => S.StoredB;
     public static int Rows => 4;
     public static bool Beta0 => S.Beta0;
+    public static bool UnitAlpha => S.UnitAlpha;
+}
+
+/// <summary><typeparamref name="S"/> for alpha = 1 and beta = 0.</summary>
+internal struct SumsOnly<S> : ITileShape where S : struct, ITileShape
+{
+    public static int Vectors => S.Vectors;
+    public static bool Masked => S.Masked;
+    public static bool Direct => S.Direct;
+    public static bool StoredB => S.StoredB;
+    public static int Rows => S.Rows;
+    public static bool Beta0 => true;
+    public static bool UnitAlpha => true;
 }
 
 /// <summary><typeparamref name="S"/> for beta = 0.</summary>
