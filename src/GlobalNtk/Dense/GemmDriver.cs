@@ -73,6 +73,28 @@ internal static unsafe class GemmDriver<T, K>
             PackB(tb, b, ldb, pc, 0, Math.Min(kcMax, k - pc), n, dst + (nint)pc * nPad);
     }
 
+    /// <summary>
+    /// dst[c·ldd + r] = src[r·lds + c] for r &lt; rows, c &lt; cols: a plain transpose (8 × 8 blocks on
+    /// vectors where the instruction set has them, scalars at the edges).
+    /// </summary>
+    internal static void Transpose(T* src, nint lds, int rows, int cols, T* dst, nint ldd)
+    {
+        int r8 = 0, c8 = 0;
+        if ((typeof(T) == typeof(float) && Avx.IsSupported) || (typeof(T) == typeof(double) && Avx512F.IsSupported))
+        {
+            r8 = rows & ~7; c8 = cols & ~7;
+            for (int r = 0; r < r8; r += 8)
+                for (int c = 0; c < c8; c += 8)
+                {
+                    if (typeof(T) == typeof(float)) Transpose8x8((float*)(src + r * lds + c), lds, (float*)(dst + c * ldd + r), ldd);
+                    else Transpose8x8((double*)(src + r * lds + c), lds, (double*)(dst + c * ldd + r), ldd);
+                }
+        }
+        for (int r = 0; r < rows; r++)
+            for (int c = r < r8 ? c8 : 0; c < cols; c++)
+                dst[c * ldd + r] = src[r * lds + c];
+    }
+
     /// <summary>Elements <see cref="PackAll"/> writes for a k × n operand.</summary>
     public static long PackedLength(int k, int n) => (long)k * RoundUp(n, K.NR);
 
