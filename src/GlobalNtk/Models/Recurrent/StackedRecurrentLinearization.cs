@@ -124,35 +124,10 @@ public sealed class StackedRecurrentLinearization : RecurrentChainLinearization
     /// same order (the <c>sine</c> training test is sensitive to the last bit of the gradients):
     /// blocks at the interface are read and written in place through <see cref="MemoryMarshal.Cast{TFrom, TTo}(Span{TFrom})"/>.
     /// </remarks>
-    private sealed class Engine<T> : IEngine where T : unmanaged, IFloatingPointIeee754<T>
+    private sealed class Engine<T> : EngineBlocks<T>, IEngine where T : unmanaged, IFloatingPointIeee754<T>
     {
         private static bool IsDouble => typeof(T) == typeof(double);
 
-        /// <summary>dst = src in T: a copy when TV is T, else src (double) rounded.</summary>
-        private static void ToT<TV>(ReadOnlySpan<TV> src, Span<T> dst) where TV : unmanaged
-        {
-            if (typeof(TV) == typeof(double)) Widening.Narrow(MemoryMarshal.Cast<TV, double>(src), dst);
-            else if (typeof(TV) == typeof(T)) MemoryMarshal.Cast<TV, T>(src).CopyTo(dst);
-            else throw new NotSupportedException($"{typeof(TV).Name} blocks on a {typeof(T).Name} engine.");
-        }
-
-        /// <summary>dst = src: a copy when TV is T, else widened (exact).</summary>
-        private static void FromT<TV>(ReadOnlySpan<T> src, Span<TV> dst) where TV : unmanaged
-        {
-            if (typeof(TV) == typeof(double)) Widening.Widen(src, MemoryMarshal.Cast<TV, double>(dst));
-            else if (typeof(TV) == typeof(T)) src.CopyTo(MemoryMarshal.Cast<TV, T>(dst));
-            else throw new NotSupportedException($"{typeof(TV).Name} blocks on a {typeof(T).Name} engine.");
-        }
-
-        /// <summary>dst += alpha · src: in float64 for a double block, in T for a block in T.</summary>
-        private static void AddScaled<TV>(ReadOnlySpan<T> src, double alpha, Span<TV> dst) where TV : unmanaged
-        {
-            if (typeof(TV) == typeof(double)) { Widening.AddScaled(src, alpha, MemoryMarshal.Cast<TV, double>(dst)); return; }
-            if (typeof(TV) != typeof(T)) throw new NotSupportedException($"{typeof(TV).Name} blocks on a {typeof(T).Name} engine.");
-            var d = MemoryMarshal.Cast<TV, T>(dst);
-            if (alpha == 1.0) TensorPrimitives.Add(d, src, d);
-            else TensorPrimitives.MultiplyAdd(src, T.CreateTruncating(alpha), d, d);
-        }
         private readonly StackedRecurrentLinearization _lin;
         private readonly RecurrentCell[] _cells;
         private readonly int _b, _t, _l, _sc, _s, _h, _gh, _p, _c, _hho, _r, _work;
@@ -204,9 +179,6 @@ public sealed class StackedRecurrentLinearization : RecurrentChainLinearization
             Widening.Narrow(src, dst);
             return dst;
         }
-
-        /// <summary>The snapshot's array in T: float64 shares it (the snapshot is immutable), float32 rounds a copy.</summary>
-        private static T[] Shared(double[] src) => IsDouble ? (T[])(object)src : ToT(src);
 
         private static T[] Rent(int length) => ArrayPool<T>.Shared.Rent(Math.Max(1, length));
         private static void Return(T[] a) => ArrayPool<T>.Shared.Return(a);
