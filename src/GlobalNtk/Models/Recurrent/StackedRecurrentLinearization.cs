@@ -650,7 +650,7 @@ public sealed class StackedRecurrentLinearization : RecurrentChainLinearization
     }
 
     /// <summary>Layer k's site: Û = [v and/or x, 1…] at every (trial, time), D = the stack's response at that row.</summary>
-    private sealed class Site : WeightSite
+    private sealed class Site : RecurrentSite
     {
         private readonly StackedRecurrentLinearization _lin;
         private readonly int _k, _preOffset;
@@ -676,54 +676,16 @@ public sealed class StackedRecurrentLinearization : RecurrentChainLinearization
         public override AxisShape RowShape { get; }
         public override ReadOnlyMemory<double> Variables => _variables.Value;
 
-        public override void ApplyDAdd(ReadOnlySpan<double> a, Span<double> dst, int count) =>
-            _lin._engine.SiteDAdd(_k, _preOffset, a, dst, count);
-
-        public override void ApplyDAdjoint(ReadOnlySpan<double> q, Span<double> a, int count) =>
-            _lin._engine.SiteDAdjoint(_k, _preOffset, q, a, count);
-
         /// <summary>Û in float32 on a float32 linearisation (K's site terms then run on it in float32), else empty.</summary>
         public override ReadOnlyMemory<float> VariablesSingle => _variablesSingle.Value ?? default(ReadOnlyMemory<float>);
 
-        private bool Single => _lin.Precision == Precision.F32;
+        private protected override ChainLinearization Linearization => _lin;
 
-        private void Check(int aLength, int qLength, int count, string what)
-        {
-            if (count < 0 || aLength < (long)count * Rows * OutDim || qLength < (long)count * _lin.StateShape.Size)
-                throw new ArgumentException($"Site '{Name}' {what}: blocks of length {aLength}/{qLength} cannot hold {count} × [{Rows}, {OutDim}] / {count} × {_lin.StateShape}.");
-        }
+        private protected override void SiteDAdd<TA, TV>(ReadOnlySpan<TA> a, Span<TV> dst, int count) =>
+            _lin._engine.SiteDAdd(_k, _preOffset, a, dst, count);
 
-        internal override bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<double> dst, int count)
-        {
-            if (!Single) return false;
-            Check(a.Length, dst.Length, count, "ApplyDAdd");
-            if (count > 0) _lin._engine.SiteDAdd(_k, _preOffset, a, dst, count);
-            return true;
-        }
-
-        internal override bool TryApplyDAdjointSingle(ReadOnlySpan<double> q, Span<float> a, int count)
-        {
-            if (!Single) return false;
-            Check(a.Length, q.Length, count, "ApplyDAdjoint");
-            if (count > 0) _lin._engine.SiteDAdjoint(_k, _preOffset, q, a, count);
-            return true;
-        }
-
-        internal override bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<float> dst, int count)
-        {
-            if (!Single) return false;
-            Check(a.Length, dst.Length, count, "ApplyDAdd");
-            if (count > 0) _lin._engine.SiteDAdd(_k, _preOffset, a, dst, count);
-            return true;
-        }
-
-        internal override bool TryApplyDAdjointSingle(ReadOnlySpan<float> q, Span<float> a, int count)
-        {
-            if (!Single) return false;
-            Check(a.Length, q.Length, count, "ApplyDAdjoint");
-            if (count > 0) _lin._engine.SiteDAdjoint(_k, _preOffset, q, a, count);
-            return true;
-        }
+        private protected override void SiteDAdjoint<TV, TA>(ReadOnlySpan<TV> q, Span<TA> a, int count) =>
+            _lin._engine.SiteDAdjoint(_k, _preOffset, q, a, count);
 
         /// <summary>Row (b, t) reaches only layers k.. of state (b, t).</summary>
         public override bool TryGetRowSlice(int row, out int offset, out int length)
