@@ -1,11 +1,9 @@
 using GlobalNtk.Dense;
 using GlobalNtk.Models;
-using GlobalNtk.Models.Mlp;
 using GlobalNtk.Models.Recurrent;
 using GlobalNtk.Ntk;
 using GlobalNtk.Operators;
 using Xunit;
-using Tensor = GlobalNtk.Dense.Tensor;
 
 namespace GlobalNtk.Tests.Recurrent;
 
@@ -53,12 +51,8 @@ public class RecurrentFloat32VectorTests
 
     private static (ChainLinearization Lin64, ChainLinearization Lin32) Linearize(string arch, string variant = "")
     {
-        var model = RecurrentModel.Create(new RecurrentConfig(arch, 3, 16, 2)
-        {
-            Seed = 5, Activation = Activation.Tanh, Alpha = 0.3,
-            Layers = variant == "2 layers" ? 2 : 1, Bias = variant != "no bias", LearnInitialState = variant == "learnable h0",
-        });
-        var x = new Tensor(TestMath.Uniform(4 * 12 * 3, 21), model.InputShape(4, 12));
+        var model = RecurrentFloat32Tests.Model(arch, variant);
+        var x = RecurrentFloat32Tests.Inputs(model);
         var (lin64, lin32) = (model.Linearize(x, Precision.F64), model.Linearize(x, Precision.F32));
         Assert.IsType(variant == "" ? typeof(RecurrentLinearization) : typeof(StackedRecurrentLinearization), lin32);
         return (lin64, lin32);
