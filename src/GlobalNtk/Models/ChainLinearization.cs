@@ -137,13 +137,11 @@ public abstract class ChainLinearization
     {
         if (!HasSingleParamMaps) return false;
         var offsets = SubsetLayout(parameterIndices, out int k);
-        var ps = Parameters; int m = ps.TotalSize;
+        int m = Parameters.TotalSize;
         using var full = new Operators.Float32Buffer((long)count * m);
         var f = full.Span;
         f.Clear();
-        for (int j = 0; j < count; j++)
-            for (int i = 0; i < ps.Count; i++)
-                if (offsets[i] >= 0) dThetaSubset.Slice(j * k + offsets[i], ps[i].Size).CopyTo(f.Slice(j * m + ps.OffsetOf(i), ps[i].Size));
+        ScatterSubset(offsets, k, dThetaSubset, f, count);
         return TryParamJvp(f, result, count);
     }
 
@@ -155,13 +153,11 @@ public abstract class ChainLinearization
     {
         if (!HasSingleParamMaps) return false;
         var offsets = SubsetLayout(parameterIndices, out int k);
-        var ps = Parameters; int m = ps.TotalSize;
+        int m = Parameters.TotalSize;
         using var full = new Operators.Float32Buffer((long)count * m);
         var f = full.Span;
         if (!TryParamVjp(q, f, count)) return false;
-        for (int j = 0; j < count; j++)
-            for (int i = 0; i < ps.Count; i++)
-                if (offsets[i] >= 0) f.Slice(j * m + ps.OffsetOf(i), ps[i].Size).CopyTo(dThetaSubset.Slice(j * k + offsets[i], ps[i].Size));
+        GatherSubset(offsets, k, f, dThetaSubset, count);
         return true;
     }
 
@@ -210,13 +206,11 @@ public abstract class ChainLinearization
     public virtual void ParamJvpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<double> dThetaSubset, Span<double> result, int count)
     {
         var offsets = SubsetLayout(parameterIndices, out int k);
-        var ps = Parameters; int m = ps.TotalSize;
+        int m = Parameters.TotalSize;
         using var full = new Operators.BlockBuffer((long)count * m);
         var f = full.Span;
         f.Clear();
-        for (int j = 0; j < count; j++)
-            for (int i = 0; i < ps.Count; i++)
-                if (offsets[i] >= 0) dThetaSubset.Slice(j * k + offsets[i], ps[i].Size).CopyTo(f.Slice(j * m + ps.OffsetOf(i), ps[i].Size));
+        ScatterSubset(offsets, k, dThetaSubset, f, count);
         ParamJvp(f, result, count);
     }
 
@@ -229,13 +223,29 @@ public abstract class ChainLinearization
     public virtual void ParamVjpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<double> q, Span<double> dThetaSubset, int count)
     {
         var offsets = SubsetLayout(parameterIndices, out int k);
-        var ps = Parameters; int m = ps.TotalSize;
+        int m = Parameters.TotalSize;
         using var full = new Operators.BlockBuffer((long)count * m);
         var f = full.Span;
         ParamVjp(q, f, count);
+        GatherSubset(offsets, k, f, dThetaSubset, count);
+    }
+
+    /// <summary>Each listed tensor of compact[j] (the layout <paramref name="offsets"/> of <see cref="SubsetLayout"/>, k scalars per vector) copied to its place in full[j]: full = E compact where full was cleared.</summary>
+    private void ScatterSubset<T>(int[] offsets, int k, ReadOnlySpan<T> compact, Span<T> full, int count)
+    {
+        var ps = Parameters; int m = ps.TotalSize;
         for (int j = 0; j < count; j++)
             for (int i = 0; i < ps.Count; i++)
-                if (offsets[i] >= 0) f.Slice(j * m + ps.OffsetOf(i), ps[i].Size).CopyTo(dThetaSubset.Slice(j * k + offsets[i], ps[i].Size));
+                if (offsets[i] >= 0) compact.Slice(j * k + offsets[i], ps[i].Size).CopyTo(full.Slice(j * m + ps.OffsetOf(i), ps[i].Size));
+    }
+
+    /// <summary>compact[j] = Eᵀ full[j]: the listed tensors of θ copied into the compact layout (the adjoint of <see cref="ScatterSubset{T}"/>).</summary>
+    private void GatherSubset<T>(int[] offsets, int k, ReadOnlySpan<T> full, Span<T> compact, int count)
+    {
+        var ps = Parameters; int m = ps.TotalSize;
+        for (int j = 0; j < count; j++)
+            for (int i = 0; i < ps.Count; i++)
+                if (offsets[i] >= 0) full.Slice(j * m + ps.OffsetOf(i), ps[i].Size).CopyTo(compact.Slice(j * k + offsets[i], ps[i].Size));
     }
 
     /// <summary>
