@@ -248,6 +248,10 @@ public abstract class ChainLinearization
                 if (offsets[i] >= 0) full.Slice(j * m + ps.OffsetOf(i), ps[i].Size).CopyTo(compact.Slice(j * k + offsets[i], ps[i].Size));
     }
 
+    /// <summary>Offsets of every parameter tensor in the full θ: the identity layout, in the form of <see cref="SubsetLayout"/> (computed once).</summary>
+    private protected int[] FullLayout() => _fullLayout ??= Enumerable.Range(0, Parameters.Count).Select(Parameters.OffsetOf).ToArray();
+    private int[]? _fullLayout;
+
     /// <summary>
     /// The compact layout of a parameter subset: for every tensor of <see cref="Parameters"/> its
     /// offset in the compact δθ (−1 when not in the subset), and the compact size. Throws on an

@@ -431,9 +431,6 @@ internal sealed class BlockChainLinearization : ChainLinearization
     public override void ParamVjpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<double> q, Span<double> dThetaSubset, int count) =>
         ParamVjpCore(SubsetLayout(parameterIndices, out int k), k, q, dThetaSubset, count);
 
-    private int[] FullLayout() => _fullLayout ??= Enumerable.Range(0, _params.Count).Select(_params.OffsetOf).ToArray();
-    private int[]? _fullLayout;
-
     /// <summary>Step k's flags (one per parameter of the step: in <paramref name="layout"/> or not) and whether any is set.</summary>
     private bool[] Active(int[] layout, int k, out bool any)
     {

@@ -178,14 +178,6 @@ internal sealed class TransformerLinearization : ChainLinearization
     public override void ParamVjpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<double> q, Span<double> dThetaSubset, int count) =>
         ParamVjpCore(SubsetLayout(parameterIndices, out int k), k, q, dThetaSubset, count);
 
-    /// <summary>Offsets of every parameter tensor in the full θ (the identity layout).</summary>
-    private int[] FullLayout()
-    {
-        var ps = Parameters;
-        return _fullLayout ??= Enumerable.Range(0, ps.Count).Select(ps.OffsetOf).ToArray();
-    }
-    private int[]? _fullLayout;
-
     /// <summary>The slice of one δθ vector (laid out by <paramref name="layout"/>) holding parameter <paramref name="name"/>; empty when not in the layout.</summary>
     private ReadOnlySpan<double> Part(ReadOnlySpan<double> dt, int[] layout, string name)
     {
