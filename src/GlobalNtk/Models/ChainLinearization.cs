@@ -26,6 +26,13 @@ public abstract class ChainLinearization
     public int Steps => StateShape.Sizes[1];
     /// <summary>Scalars per (trial, step).</summary>
     public int StateSize => StateShape.Size / Math.Max(1, Trials * Steps);
+
+    /// <summary>Throws unless 1 ≤ <paramref name="step"/> &lt; <see cref="Steps"/>: A_step maps step − 1 to step, and step 0 depends on the input only.</summary>
+    private protected void CheckStep(int step, string what)
+    {
+        if (step < 1 || step >= Steps)
+            throw new ArgumentOutOfRangeException(nameof(step), $"{what}: step {step} outside 1..{Steps - 1} for {StateShape} (step 0 depends on the input only).");
+    }
     /// <summary>
     /// Parameters θ the Jacobians are taken with respect to (same order as δθ): the values the
     /// model had when it was linearised. Parameters are immutable values, so training (which

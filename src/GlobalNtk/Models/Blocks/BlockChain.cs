@@ -369,11 +369,6 @@ internal sealed class BlockChainLinearization : ChainLinearization
     /// <summary>Whether step k's trace runs its input maps in float32 (a float32 linearisation): A_k then runs on float32 rows.</summary>
     private bool Single(int k) => _traces[k].IsSingle;
 
-    private void CheckStep(int step, string what)
-    {
-        if (step < 1 || step >= _t) throw new ArgumentOutOfRangeException(nameof(step), $"{what}: step {step} outside 1..{_t - 1} (step 0 depends on the input only).");
-    }
-
     public override void StateJvpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0) =>
         StateMapAdd(adjoint: false, step, src, dst, count, alpha);
 

@@ -240,11 +240,6 @@ internal sealed class RecurrentBlockChainLinearization : ChainLinearization
             throw new ArgumentException($"{what}: blocks of length {srcLength}/{dstLength} cannot hold {count} × {StateShape}.");
     }
 
-    private void CheckStep(int step, string what)
-    {
-        if (step < 1 || step >= _t) throw new ArgumentOutOfRangeException(nameof(step), $"{what}: step {step} outside 1..{_t - 1} for {StateShape}.");
-    }
-
     /// <summary>
     /// y[r, layers from..] = the same-step response of layers from..L−1 when layer <paramref name="from"/>'s
     /// state changes by y[r, layer from] (already in y): each layer above reads the new h below.

@@ -40,8 +40,7 @@ public abstract class RecurrentChainLinearization : ChainLinearization
 
     private protected void CheckStep(int step, int srcLength, int dstLength, int count, string what)
     {
-        if (step < 1 || step >= Steps)
-            throw new ArgumentOutOfRangeException(nameof(step), $"{what}: step {step} outside 1..{Steps - 1} for {StateShape}.");
+        CheckStep(step, what);
         long need = (long)count * StateShape.Size;
         if (count < 0 || srcLength < need || dstLength < need)
             throw new ArgumentException($"{what}: blocks of length {srcLength}/{dstLength} cannot hold {count} × {StateShape}.");

@@ -124,11 +124,6 @@ internal sealed class TransformerLinearization : ChainLinearization
     private BlockTangent Rent() => _pool.TryTake(out var ws) ? ws : new BlockTangent(_blocks[0], _chunkSeq, _c.FinalNorm);
     private void Return(BlockTangent ws) => _pool.Add(ws);
 
-    private void CheckStep(int step)
-    {
-        if (step < 1 || step >= _steps) throw new ArgumentOutOfRangeException(nameof(step), $"Transformer: step {step} outside 1..{_steps - 1} (step 0, the embedding, depends on the input only).");
-    }
-
     public override void StateJvpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0) =>
         StateMapAdd(adjoint: false, step, src, dst, count, alpha);
 
@@ -142,7 +137,7 @@ internal sealed class TransformerLinearization : ChainLinearization
     /// </summary>
     private void StateMapAdd(bool adjoint, int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha)
     {
-        CheckStep(step);
+        CheckStep(step, adjoint ? "StateVjpAdd" : "StateJvpAdd");
         var blk = _blocks[step - 1];
         var (inStage, outStage) = adjoint ? (blk.OutputStage, BlockStage.Input) : (BlockStage.Input, blk.OutputStage);
         int from = adjoint ? step : step - 1, to = adjoint ? step - 1 : step;
