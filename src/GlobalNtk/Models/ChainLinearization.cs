@@ -33,6 +33,30 @@ public abstract class ChainLinearization
         if (step < 1 || step >= Steps)
             throw new ArgumentOutOfRangeException(nameof(step), $"{what}: step {step} outside 1..{Steps - 1} for {StateShape} (step 0 depends on the input only).");
     }
+
+    /// <summary>Throws unless both state blocks hold <paramref name="count"/> ≥ 0 state vectors.</summary>
+    private protected void CheckStateBlocks(int srcLength, int dstLength, int count, string what)
+    {
+        long need = (long)count * StateShape.Size;
+        if (count < 0 || srcLength < need || dstLength < need)
+            throw new ArgumentException($"{what}: blocks of length {srcLength}/{dstLength} cannot hold {count} × {StateShape}.");
+    }
+
+    /// <summary>Throws unless dθ holds <paramref name="count"/> parameter vectors and the result as many state vectors (J_θ).</summary>
+    private protected void CheckParamJvp(int dThetaLength, int resultLength, int count)
+    {
+        int m = Parameters.TotalSize, size = StateShape.Size;
+        if (dThetaLength < (long)count * m || resultLength < (long)count * size)
+            throw new ArgumentException($"ParamJvp: blocks of length {dThetaLength}/{resultLength} cannot hold {count} × (m={m}) / {count} × {StateShape}.");
+    }
+
+    /// <summary>Throws unless q holds <paramref name="count"/> state vectors and dθ as many parameter vectors (J_θ*).</summary>
+    private protected void CheckParamVjp(int qLength, int dThetaLength, int count)
+    {
+        int m = Parameters.TotalSize, size = StateShape.Size;
+        if (qLength < (long)count * size || dThetaLength < (long)count * m)
+            throw new ArgumentException($"ParamVjp: blocks of length {qLength}/{dThetaLength} cannot hold {count} × {StateShape} / {count} × (m={m}).");
+    }
     /// <summary>
     /// Parameters θ the Jacobians are taken with respect to (same order as δθ): the values the
     /// model had when it was linearised. Parameters are immutable values, so training (which
