@@ -186,6 +186,28 @@ public class RecurrentFloat32VectorTests
         }
     }
 
+    /// <summary>Every recurrent site (single-layer and stacked) refuses a too-short block in float64 and float32, naming the site.</summary>
+    [Theory]
+    [InlineData("gru", "")]
+    [InlineData("lstm", "2 layers")]
+    public void SitesCheckTheirBlocks(string arch, string variant)
+    {
+        var (lin64, lin32) = Linearize(arch, variant);
+        int size = lin64.StateShape.Size;
+        foreach (var s in lin64.Sites)
+        {
+            int n = s.Rows * s.OutDim;
+            Assert.Contains($"Site '{s.Name}' ApplyDAdd", Assert.Throws<ArgumentException>(() => s.ApplyDAdd(new double[n - 1], new double[size], 1)).Message);
+            Assert.Contains($"Site '{s.Name}' ApplyDAdjoint", Assert.Throws<ArgumentException>(() => s.ApplyDAdjoint(new double[size - 1], new double[n], 1)).Message);
+        }
+        foreach (var s in lin32.Sites)
+        {
+            int n = s.Rows * s.OutDim;
+            Assert.Throws<ArgumentException>(() => s.TryApplyDAddSingle((ReadOnlySpan<float>)new float[n], new float[size - 1], 1));
+            Assert.Throws<ArgumentException>(() => s.TryApplyDAdjointSingle(new double[size], new float[n - 1], 1));
+        }
+    }
+
     [Fact]
     public void Float32StateMapsCheckTheirBlocks()
     {
