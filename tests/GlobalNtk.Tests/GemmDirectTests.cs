@@ -91,8 +91,10 @@ public class GemmDirectTests
         var rng = new Random(33);
         int kc = Avx512Kernel<T>.KC, caseIndex = 0;
         int l = Vector512<T>.Count;
-        // (13, 10L, 40): 4 vectors of strips and 6 of 8 × 3 tiles; (5, 4L − 3, 9): one masked strip group.
-        foreach (var (m, n, k) in new[] { (2, 2, 1), (7, 9, 13), (8, 48, 16), (17, 50, 33), (64, 64, 64), (33, 97, kc), (13, 10 * l, 40), (5, 4 * l - 3, 9) })
+        // (13, 10L, 40): 4 vectors of strips and 6 of 8 × 3 tiles; (5, 4L − 3, 9): one masked strip group;
+        // 100³ and 8 × 4096 × 30 lie between 2¹⁹ and 2²⁰ multiply-adds, which Gemm sends to Direct.
+        foreach (var (m, n, k) in new[] { (2, 2, 1), (7, 9, 13), (8, 48, 16), (17, 50, 33), (64, 64, 64), (33, 97, kc), (13, 10 * l, 40), (5, 4 * l - 3, 9),
+            (100, 100, 100), (8, 4096, 30) })
             foreach (Trans ta in new[] { Trans.No, Trans.Yes })
                 foreach (Trans tb in new[] { Trans.No, Trans.Yes })
                     foreach (var (alpha, beta) in Scalars)
@@ -109,6 +111,21 @@ public class GemmDirectTests
                         for (int q = 0; q < c1.Length; q++)
                             Assert.True(c1[q] == c2[q], $"{typeof(T).Name} {ta}/{tb} m={m} n={n} k={k} α={alpha} β={beta}: element {q} direct {c1[q]}, packed {c2[q]}");
                     }
+    }
+
+    /// <summary>
+    /// Direct takes every one-slice product that runs on one thread anyway (under 2²⁰ multiply-adds,
+    /// the default parallel threshold) and none that the driver could split over threads.
+    /// </summary>
+    [Fact]
+    public void DirectTakesOneSliceProductsBelowTheParallelThreshold()
+    {
+        Assert.True(Gemm.UseDirect<float>(100, 100, 100));
+        Assert.True(Gemm.UseDirect<double>(8, 4096, 30));
+        Assert.True(Gemm.UseDirect<double>(64, 128, 128 - 1));
+        Assert.False(Gemm.UseDirect<double>(64, 128, 128));       // 2²⁰: split over threads
+        Assert.False(Gemm.UseDirect<float>(2, 2, Avx512Kernel<float>.KC + 1));  // two k-slices
+        Assert.True(Gemm.DirectProduct < Gemm.ParallelThreshold);
     }
 
     /// <summary>
