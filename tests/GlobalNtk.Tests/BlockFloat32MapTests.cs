@@ -24,7 +24,7 @@ namespace GlobalNtk.Tests;
 /// </remarks>
 public class BlockFloat32MapTests
 {
-    private const int Tokens = 3, Rows = 2 * Tokens, Count = 2;
+    private const int Tokens = TestBlocks.Tokens, Rows = 2 * Tokens, Count = 2;
     private const double Tolerance = 1e-6;
 
     public static TheoryData<string> Blocks => new()
@@ -33,26 +33,6 @@ public class BlockFloat32MapTests
         "attention", "attention-causal-nobias", "positional-sinusoid", "encoder-layer",
     };
 
-    private static StepBlock Make(string name) => name switch
-    {
-        "affine" => AffineBlock.Linear("fc", 4, 3),
-        "affine-nobias" => AffineBlock.Linear("fc", 4, 3, bias: false),
-        "tanh" => new ActivationBlock(4, Activation.Tanh),
-        "gelu" => new ActivationBlock(4, Activation.Gelu),
-        "layernorm" => new LayerNormBlock("norm", 4),
-        "layernorm-plain" => new LayerNormBlock("norm", 4, epsilon: 1e-3, elementwiseAffine: false),
-        "residual" => new ResidualBlock(new SequentialBlock(new LayerNormBlock("norm", 4), AffineBlock.Linear("fc", 4, 4), new ActivationBlock(4, Activation.Tanh))),
-        "sequential" => new SequentialBlock(AffineBlock.Linear("fc1", 4, 5), new ActivationBlock(5, Activation.Gelu), AffineBlock.Linear("fc2", 5, 3, bias: false), new ActivationBlock(3, Activation.Tanh)),
-        "attention" => new AttentionBlock("attn", 4, 2, Tokens, causal: false),
-        "attention-causal-nobias" => new AttentionBlock("attn", 6, 3, Tokens, causal: true, bias: false),
-        // No float32 arithmetic of its own (copies and sums): the float32 maps are the converting defaults.
-        "positional-sinusoid" => PositionalEncodingBlock.Sinusoidal(4, Tokens, scale: 2.0),
-        "encoder-layer" => new SequentialBlock(
-            new ResidualBlock(new SequentialBlock(new LayerNormBlock("norm1", 4), new AttentionBlock("attn", 4, 2, Tokens, causal: true))),
-            new ResidualBlock(new SequentialBlock(new LayerNormBlock("norm2", 4), AffineBlock.Linear("linear1", 4, 8),
-                new ActivationBlock(8, Activation.Gelu), AffineBlock.Linear("linear2", 8, 4)))),
-        _ => throw new ArgumentException(name),
-    };
 
     /// <summary>Gaussian values of scale 1/2 (LayerNorm gains around 1): O(1) activations, softmax rows not saturated.</summary>
     private static ParameterSet RandomParameters(StepBlock block, Random rng) =>
@@ -63,7 +43,7 @@ public class BlockFloat32MapTests
     [MemberData(nameof(Blocks))]
     public void Float32MapsMatchFloat64AndAreAdjoint(string name)
     {
-        var block = Make(name);
+        var block = TestBlocks.Make(name);
         var rng = new Random(5);
         var ps = RandomParameters(block, rng);
         int nIn = Rows * block.InputWidth, nOut = Rows * block.OutputWidth;

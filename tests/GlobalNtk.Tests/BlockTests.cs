@@ -17,7 +17,7 @@ namespace GlobalNtk.Tests;
 public class BlockTests
 {
     // Rows: 2 sequences of Tokens tokens for the blocks that group rows by sequence.
-    private const int Tokens = 3, Rows = 2 * Tokens, Count = 2;
+    private const int Tokens = TestBlocks.Tokens, Rows = 2 * Tokens, Count = 2;
 
     public static TheoryData<string> Blocks => new()
     {
@@ -26,32 +26,6 @@ public class BlockTests
         "cell-rnn-tanh", "cell-rnn-relu-nobias", "cell-leaky-rnn", "cell-gru", "cell-gru-nobias", "cell-lstm", "cell-lstm-nobias",
     };
 
-    private static StepBlock Make(string name) => name switch
-    {
-        "affine" => AffineBlock.Linear("fc", 4, 3),
-        "affine-nobias" => AffineBlock.Linear("fc", 4, 3, bias: false),
-        "tanh" => new ActivationBlock(4, Activation.Tanh),
-        "relu" => new ActivationBlock(4, Activation.Relu),
-        "gelu" => new ActivationBlock(4, Activation.Gelu),
-        "layernorm" => new LayerNormBlock("norm", 4),
-        "layernorm-plain" => new LayerNormBlock("norm", 4, epsilon: 1e-3, elementwiseAffine: false),
-        "residual" => new ResidualBlock(new SequentialBlock(new LayerNormBlock("norm", 4), AffineBlock.Linear("fc", 4, 4), new ActivationBlock(4, Activation.Tanh))),
-        "sequential" => new SequentialBlock(AffineBlock.Linear("fc1", 4, 5), new ActivationBlock(5, Activation.Gelu), AffineBlock.Linear("fc2", 5, 3, bias: false), new ActivationBlock(3, Activation.Tanh)),
-        "attention" => new AttentionBlock("attn", 4, 2, Tokens, causal: false),
-        "attention-causal-nobias" => new AttentionBlock("attn", 6, 3, Tokens, causal: true, bias: false),
-        "embedding" => new EmbeddingBlock("embedding.weight", 5, 4),
-        "positional-sinusoid" => PositionalEncodingBlock.Sinusoidal(4, Tokens, scale: 2.0),
-        "positional-learned" => PositionalEncodingBlock.Learned("pos_embedding", 4, Tokens, Tokens + 1, scale: 1.5),
-        // Recurrent cells: rows [z_prev, x] → z (docs/math.md#cells), 2 inputs, 3 hidden units, layer 1's names.
-        "cell-rnn-tanh" => CellBlock.Create("rnn-tanh", 2, 3, layer: 1),
-        "cell-rnn-relu-nobias" => CellBlock.Create("rnn-relu", 2, 3, bias: false),
-        "cell-leaky-rnn" => CellBlock.Create(new RecurrentConfig("leaky-rnn", 2, 3, 1) { Alpha = 0.3, Activation = Activation.Tanh }),
-        "cell-gru" => CellBlock.Create("gru", 2, 3),
-        "cell-gru-nobias" => CellBlock.Create("gru", 2, 3, bias: false),
-        "cell-lstm" => CellBlock.Create("lstm", 2, 3),
-        "cell-lstm-nobias" => CellBlock.Create(new RecurrentConfig("lstm", 2, 3, 1) { Layers = 2, Bias = false }, layer: 1),
-        _ => throw new ArgumentException(name),
-    };
 
     private static ParameterSet RandomParameters(StepBlock block, Random rng) =>
         new(block.ParameterSpecs.Select(s => new Parameter(s.Name, s.Shape, DepthChecks.Gaussian(s.Size, rng).Select(v => v + (s.Name.EndsWith("norm.weight") ? 1 : 0)).ToArray())));
@@ -74,7 +48,7 @@ public class BlockTests
     [MemberData(nameof(Blocks))]
     public void DerivativesMatchFiniteDifferencesAndAreAdjoint(string name)
     {
-        var block = Make(name);
+        var block = TestBlocks.Make(name);
         var rng = new Random(11);
         var ps = RandomParameters(block, rng);
         int nIn = Rows * block.InputWidth, nOut = Rows * block.OutputWidth, m = block.ParameterSize;

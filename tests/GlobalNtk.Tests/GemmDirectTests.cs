@@ -90,7 +90,11 @@ public class GemmDirectTests
     {
         var rng = new Random(33);
         int kc = Avx512Kernel<T>.KC, caseIndex = 0;
-        foreach (var (m, n, k) in new[] { (2, 2, 1), (7, 9, 13), (8, 48, 16), (17, 50, 33), (64, 64, 64), (33, 97, kc) })
+        int l = Vector512<T>.Count;
+        // (13, 10L, 40): 4 vectors of strips and 6 of 8 × 3 tiles; (5, 4L − 3, 9): one masked strip group;
+        // 100³ and 8 × 4096 × 30 lie between 2¹⁹ and 2²⁰ multiply-adds, which Gemm sends to Direct.
+        foreach (var (m, n, k) in new[] { (2, 2, 1), (7, 9, 13), (8, 48, 16), (17, 50, 33), (64, 64, 64), (33, 97, kc), (13, 10 * l, 40), (5, 4 * l - 3, 9),
+            (100, 100, 100), (8, 4096, 30) })
             foreach (Trans ta in new[] { Trans.No, Trans.Yes })
                 foreach (Trans tb in new[] { Trans.No, Trans.Yes })
                     foreach (var (alpha, beta) in Scalars)
@@ -107,6 +111,21 @@ public class GemmDirectTests
                         for (int q = 0; q < c1.Length; q++)
                             Assert.True(c1[q] == c2[q], $"{typeof(T).Name} {ta}/{tb} m={m} n={n} k={k} α={alpha} β={beta}: element {q} direct {c1[q]}, packed {c2[q]}");
                     }
+    }
+
+    /// <summary>
+    /// Direct takes every one-slice product that runs on one thread anyway (under 2²⁰ multiply-adds,
+    /// the default parallel threshold) and none that the driver could split over threads.
+    /// </summary>
+    [Fact]
+    public void DirectTakesOneSliceProductsBelowTheParallelThreshold()
+    {
+        Assert.True(Gemm.UseDirect<float>(100, 100, 100));
+        Assert.True(Gemm.UseDirect<double>(8, 4096, 30));
+        Assert.True(Gemm.UseDirect<double>(64, 128, 128 - 1));
+        Assert.False(Gemm.UseDirect<double>(64, 128, 128));       // 2²⁰: split over threads
+        Assert.False(Gemm.UseDirect<float>(2, 2, Avx512Kernel<float>.KC + 1));  // two k-slices
+        Assert.True(Gemm.DirectProduct < Gemm.ParallelThreshold);
     }
 
     /// <summary>
@@ -246,6 +265,43 @@ public class GemmDirectTests
                 }
     }
 
+    /// <summary>
+    /// The 6 × 4-vector strips of small products with B as stored (<c>StoredBProduct</c>), called directly
+    /// so that every strip height meets every kind of column group: m = 1..14 (one to three strips, the
+    /// last of 1–6 rows, so the 4-row body for ≤ 4 rows and the 6-row body under a row limit for 5), one or
+    /// two whole groups of 4 vectors, a single partial group (its last vector cut to 1 or L − 1 columns)
+    /// and a whole group followed by a partial one; depths 1 to KC, both transposes of A, padded strides,
+    /// unaligned starts. Checked against the naive product, bit for bit against the packed path (same
+    /// FMA chain, same epilogue), and with β = 0 on a C full of NaN (which must not leak in).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void StripsMatchNaiveAndThePackedPathBits(string precision)
+    {
+        if (!Avx512F.IsSupported)
+        {
+            Assert.False(Gemm.SelectedKernel == Gemm.KernelKind.Avx512); // the strips never run here
+            return;
+        }
+        if (precision == "f64") Strips<double>(); else Strips<float>();
+    }
+
+    private static void Strips<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(38);
+        int l = Vector512<T>.Count, kc = Avx512Kernel<T>.KC, caseIndex = 0;
+        int[] widths = [4 * l, 8 * l, 3 * l + 1, 4 * l - 1, 7 * l + 5];
+        int[] depths = [1, 5, 64, kc, 17];
+        for (int m = 1; m <= 14; m++)
+            foreach (int n in widths)
+            {
+                var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
+                Check<T>(rng, caseIndex % 3 == 0 ? Trans.Yes : Trans.No, Trans.No, m, n, depths[caseIndex % depths.Length], alpha, beta,
+                    pad: caseIndex % 3, offset: 1 + caseIndex % 2, strips: true);
+                caseIndex++;
+            }
+    }
+
     private static readonly (double Alpha, double Beta)[] Scalars = [(1, 0), (-0.7, 1.3), (2, 1), (1, -1)];
 
     /// <summary>Machine epsilon (2u) of T.</summary>
@@ -261,7 +317,7 @@ public class GemmDirectTests
     /// direct path, no thread split); otherwise on <see cref="GemmGeneric.Multiply"/>.
     /// </summary>
     private static unsafe void Check<T>(Random rng, Trans ta, Trans tb, int m, int n, int k, double alpha, double beta, int pad, int offset,
-        bool serial = false)
+        bool serial = false, bool strips = false)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int aRows = ta == Trans.No ? m : k, aCols = ta == Trans.No ? k : m;
@@ -269,8 +325,24 @@ public class GemmDirectTests
         int lda = aCols + pad, ldb = bCols + pad, ldc = n + pad;
         T[] a = Random<T>(rng, offset + (aRows - 1) * lda + aCols), b = Random<T>(rng, offset + (bRows - 1) * ldb + bCols);
         int cEnd = offset + (m - 1) * ldc + n; // 8 guard rows follow C: a tile that stores rows past m shows there
-        T[] c = Random<T>(rng, cEnd + 8 * ldc), c0 = (T[])c.Clone();
-        if (serial)
+        T[] c = Random<T>(rng, cEnd + 8 * ldc);
+        if (strips && beta == 0) // β = 0 must overwrite C without reading it
+            for (int i = 0; i < m; i++) c.AsSpan(offset + i * ldc, n).Fill(T.NaN);
+        T[] c0 = (T[])c.Clone();
+        if (strips)
+        {
+            T[] packed = (T[])c.Clone();
+            fixed (T* pa = a, pb = b, pc = c, pp = packed)
+            {
+                Avx512Kernel<T>.StoredBProduct(ta, m, n, k, T.CreateTruncating(alpha), pa + offset, lda, pb + offset, ldb,
+                    T.CreateTruncating(beta), pc + offset, ldc);
+                GemmDriver<T, Avx512Kernel<T>>.Serial(ta, tb, m, n, k, T.CreateTruncating(alpha), pa + offset, lda, pb + offset, ldb,
+                    T.CreateTruncating(beta), pp + offset, ldc);
+            }
+            for (int q = 0; q < c.Length; q++)
+                Assert.True(c[q].Equals(packed[q]), $"{typeof(T).Name} {ta} m={m} n={n} k={k} α={alpha} β={beta}: element {q} strips {c[q]}, packed {packed[q]}");
+        }
+        else if (serial)
             fixed (T* pa = a, pb = b, pc = c)
                 GemmDriver<T, Avx512Kernel<T>>.Serial(ta, tb, m, n, k, T.CreateTruncating(alpha), pa + offset, lda, pb + offset, ldb,
                     T.CreateTruncating(beta), pc + offset, ldc);
@@ -290,7 +362,7 @@ public class GemmDirectTests
                     s += term; scale += Math.Abs(term);
                 }
                 int q = offset + i * ldc + j;
-                double old = double.CreateTruncating(c0[q]);
+                double old = beta == 0 ? 0 : double.CreateTruncating(c0[q]);
                 double expected = beta == 0 ? alpha * s : alpha * s + beta * old;
                 double bound = tol * (Math.Abs(alpha) * scale + Math.Abs(beta) * Math.Abs(old)) + 1e-300;
                 double got = double.CreateTruncating(c[q]);

@@ -117,6 +117,42 @@ public class GemmTests
         }
     }
 
+    /// <summary>
+    /// The inline validation (<c>Gemm.Validate</c>, which builds no message unless a check fails) draws the
+    /// same line as the detailed checks: for each operand, stored plain or transposed, a span of exactly
+    /// its footprint passes and one element less throws naming it; a row stride below the stored width
+    /// throws unless the operand has a single stored row; a padded stride needs its padding only between rows.
+    /// </summary>
+    [Fact]
+    public void ValidationAcceptsExactFitsAndRejectsOneElementShort()
+    {
+        foreach (var (m, n, k) in new[] { (3, 4, 5), (1, 4, 5), (3, 1, 5), (3, 4, 1), (2, 2, 2) })
+            foreach (Trans ta in new[] { Trans.No, Trans.Yes })
+                foreach (Trans tb in new[] { Trans.No, Trans.Yes })
+                    foreach (int pad in new[] { 0, 2 })
+                    {
+                        (int ar, int ac) = ta == Trans.No ? (m, k) : (k, m);
+                        (int br, int bc) = tb == Trans.No ? (k, n) : (n, k);
+                        int lda = ac + pad, ldb = bc + pad, ldc = n + pad;
+                        int aLen = (ar - 1) * lda + ac, bLen = (br - 1) * ldb + bc, cLen = (m - 1) * ldc + n;
+                        void Run(int la, int lb, int lc, int a = -1, int b = -1, int c = -1) =>
+                            Gemm.Multiply(ta, tb, m, n, k, 1.0, new double[la], a < 0 ? lda : a, new double[lb], b < 0 ? ldb : b,
+                                0.0, new double[lc], c < 0 ? ldc : c);
+
+                        Run(aLen, bLen, cLen); // exact fits: no exception
+                        Assert.Contains("A is stored", Assert.Throws<ArgumentException>(() => Run(aLen - 1, bLen, cLen)).Message);
+                        Assert.Contains("B is stored", Assert.Throws<ArgumentException>(() => Run(aLen, bLen - 1, cLen)).Message);
+                        Assert.Contains("C is stored", Assert.Throws<ArgumentException>(() => Run(aLen, bLen, cLen - 1)).Message);
+                        if (ar > 1) Assert.Contains("A is stored", Assert.Throws<ArgumentException>(() => Run(aLen + 99, bLen, cLen, a: ac - 1)).Message);
+                        else Run(aLen, bLen, cLen, a: Math.Max(ac - 1, 0)); // one stored row: its stride is never used
+                        if (br > 1) Assert.Contains("B is stored", Assert.Throws<ArgumentException>(() => Run(aLen, bLen + 99, cLen, b: bc - 1)).Message);
+                        else Run(aLen, bLen, cLen, b: Math.Max(bc - 1, 0));
+                        if (m > 1) Assert.Contains("C is stored", Assert.Throws<ArgumentException>(() => Run(aLen, bLen, cLen + 99, c: n - 1)).Message);
+                        else Run(aLen, bLen, cLen, c: Math.Max(n - 1, 0));
+
+                    }
+    }
+
     [Fact]
     public void BadShapesThrowNamingTheOperand()
     {

@@ -44,7 +44,7 @@ public class IOModelFileTests
     public void SavedAndReloadedModelGivesIdenticalStates(string arch)
     {
         using var dir = new TempDir();
-        var model = (RecurrentModel)ModelRegistry.Create(new ModelSpec(arch, 2, 5, 3) { Seed = 4, Gain = 1.3, Options = new Dictionary<string, string> { ["alpha"] = "0.25" } });
+        var model = (RecurrentModel)ModelRegistry.Create(new ModelSpec(arch, 2, 5, 3) { Seed = 4, Gain = 1.3, Options = arch == "leaky-rnn" ? new Dictionary<string, string> { ["alpha"] = "0.25" } : new Dictionary<string, string>() });
         string path = dir.File("m.safetensors");
         ModelFile.Save(path, model, new Dictionary<string, string> { ["step"] = "7", ["arch"] = "ignored" });
         var loaded = ModelFile.Load(path);
@@ -178,7 +178,8 @@ public class IODepthModelFileTests
     {
         using var dir = new TempDir();
         string run = dir.File("run");
-        var opts = new Dictionary<string, string> { ["layers"] = "2", ["heads"] = "2", ["causal"] = "true" };
+        var opts = arch == "transformer" ? new Dictionary<string, string> { ["layers"] = "2", ["heads"] = "2", ["causal"] = "true" }
+            : new Dictionary<string, string> { ["layers"] = "2" };
         var trainer = GlobalNtk.Training.Trainer.Create(arch, 8, task,
             new GlobalNtk.Training.TrainingOptions { Steps = 2, BatchSize = 3, LearningRate = 0.01, CheckpointEvery = 0, Seed = 3 },
             taskOptions: new GlobalNtk.Tasks.TaskOptions { Steps = task == "n-back" ? 6 : null, EvaluationTrials = 4 }, modelOptions: opts);

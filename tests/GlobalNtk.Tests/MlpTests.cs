@@ -91,15 +91,8 @@ public class MlpTests
         var (model, x) = Setup(act);
         var lin = model.Linearize(x);
         var z = lin.States.Span.ToArray();
-        var rng = new Random(6);
-        var dTheta = DepthChecks.Gaussian(model.Parameters.TotalSize, rng);
-        var jvp = new double[z.Length];
-        lin.ParamJvp(dTheta, jvp, 1);
-        const double eps = 1e-6;
-        var theta = model.Parameters.Flatten();
-        double[] Immediate(double sign)
+        double[] Immediate(ParameterSet ps)
         {
-            var ps = model.Parameters.WithValues(theta.Zip(dTheta, (t, d) => t + sign * eps * d).ToArray());
             var y = new double[z.Length];
             for (int b = 0; b < B; b++)
                 for (int k = 0; k < L; k++)
@@ -110,13 +103,7 @@ public class MlpTests
                 }
             return y;
         }
-        var fp = Immediate(+1); var fm = Immediate(-1);
-        var fd = fp.Zip(fm, (a, c) => (a - c) / (2 * eps)).ToArray();
-        Assert.True(DepthChecks.RelErr(jvp, fd) < 1e-6, $"J_θ JVP error {DepthChecks.RelErr(jvp, fd):E2}");
-        var q = DepthChecks.Gaussian(z.Length, rng);
-        var vjp = new double[theta.Length];
-        lin.ParamVjp(q, vjp, 1);
-        Assert.True(Math.Abs(Numerics.Dot(vjp, dTheta) - Numerics.Dot(fd, q)) < 1e-6 * Numerics.Norm(vjp) * Numerics.Norm(dTheta));
+        DepthChecks.ParamJacobianMatchesFiniteDifferences(lin, model.Parameters, Immediate, new Random(6));
     }
 
     [Theory]

@@ -53,6 +53,9 @@ public class TrainingCliTests
         CliTestHost.AssertOneLineError(CliTestHost.Run("train", "--task", "sine", "--optimizer", "rmsprop", "--out", run), "Unknown optimizer 'rmsprop'");
         CliTestHost.AssertOneLineError(CliTestHost.Run("train", "--task", "sine", "--hidden", "0", "--out", run), "--hidden must be");
         CliTestHost.AssertOneLineError(CliTestHost.Run("train", "--task", "sine", "--option", "alpha", "--out", run), "KEY=VALUE");
+        // An option the architecture does not read (a typo, or another cell's setting) is refused, not ignored.
+        CliTestHost.AssertOneLineError(CliTestHost.Run(["train", "--task", "sine", "--arch", "leaky-rnn", "--option", "alpah=0.5", "--out", run, .. Tiny]), "alpah", "not used by a leaky-rnn model", "alpha");
+        CliTestHost.AssertOneLineError(CliTestHost.Run(["train", "--task", "sine", "--arch", "gru", "--option", "Alpha=0.5", "--out", run, .. Tiny]), "alpha", "not used by a gru model");
         CliTestHost.AssertOneLineError(CliTestHost.Run("train", "--task", "sine"), "--out DIR is required");
         CliTestHost.AssertOneLineError(CliTestHost.Run("train", "--resume", "--out", run), "does not exist");
         Assert.False(Directory.Exists(run));

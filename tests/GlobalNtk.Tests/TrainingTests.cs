@@ -9,6 +9,29 @@ namespace GlobalNtk.Tests;
 
 public class TrainingTests
 {
+    [Theory]
+    [InlineData("gru", "alpha", "layers")]
+    [InlineData("lstm", "activation", "h0")]
+    [InlineData("leaky-rnn", "alpah", "alpha")]
+    [InlineData("mlp", "heads", "activation")]
+    [InlineData("transformer", "bias", "heads")]
+    public void CreateRefusesAnOptionTheArchitectureDoesNotRead(string arch, string unused, string read)
+    {
+        var given = new Dictionary<string, string> { [unused] = "1" };
+        var ex = Assert.Throws<ArgumentException>(() => ModelRegistry.Create(new ModelSpec(arch, 2, 4, 2) { Options = given }));
+        Assert.Contains($"option {unused} given but not used by a {arch} model", ex.Message);
+        Assert.Contains(read, ex.Message);  // names what it does read
+    }
+
+    [Fact]
+    public void CreateAcceptsTheOptionsEachArchitectureReads()
+    {
+        var leaky = ModelRegistry.Create(new ModelSpec("leaky-rnn", 2, 4, 2) { Options = new Dictionary<string, string> { ["alpha"] = "0.5", ["activation"] = "relu", ["layers"] = "1" } });
+        Assert.Equal("leaky-rnn", leaky.Arch);
+        var tf = ModelRegistry.Create(new ModelSpec("transformer", 2, 8, 2) { Options = new Dictionary<string, string> { ["heads"] = "2", ["layers"] = "1", ["norm_first"] = "false" } });
+        Assert.Equal("transformer", tf.Arch);
+    }
+
     private static TrainingOptions Small(int steps = 6, string optimizer = "adam", int every = 3) => new()
     {
         Steps = steps, BatchSize = 4, LearningRate = 0.01, Optimizer = optimizer, CheckpointEvery = every, Seed = 5,

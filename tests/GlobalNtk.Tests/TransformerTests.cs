@@ -123,29 +123,15 @@ public class TransformerTests
         var c = model.Config;
         var lin = model.Linearize(x);
         var z = lin.States.Span.ToArray();
-        var rng = new Random(8);
-        var dTheta = DepthChecks.Gaussian(model.Parameters.TotalSize, rng);
-        var jvp = new double[z.Length];
-        lin.ParamJvp(dTheta, jvp, 1);
-        const double eps = 1e-6;
-        var theta = model.Parameters.Flatten();
-        double[] Immediate(double sign)
+        double[] Immediate(ParameterSet ps)
         {
-            var ps = model.Parameters.WithValues(theta.Zip(dTheta, (t, d) => t + sign * eps * d).ToArray());
             var y = new double[z.Length];
             // Step 0 depends on the input only; block l on the unperturbed z_l (docs/math.md#global-ntk).
             SetLayer(y, c, 0, Layer(new TransformerModel(c, ps, model.Readout).Linearize(x).States.Span, c, 0));
             for (int l = 0; l < c.Layers; l++) SetLayer(y, c, l + 1, Block(c, ps, l, Layer(z, c, l)));
             return y;
         }
-        var fp = Immediate(+1); var fm = Immediate(-1);
-        var fd = fp.Zip(fm, (a, b) => (a - b) / (2 * eps)).ToArray();
-        double err = DepthChecks.RelErr(jvp, fd);
-        Assert.True(err < 1e-6, $"J_θ JVP vs finite differences: {err:E2}");
-        var q = DepthChecks.Gaussian(z.Length, rng);
-        var vjp = new double[theta.Length];
-        lin.ParamVjp(q, vjp, 1);
-        Assert.True(Math.Abs(Numerics.Dot(vjp, dTheta) - Numerics.Dot(fd, q)) < 1e-6 * Numerics.Norm(vjp) * Numerics.Norm(dTheta));
+        DepthChecks.ParamJacobianMatchesFiniteDifferences(lin, model.Parameters, Immediate, new Random(8));
     }
 
     [Theory]

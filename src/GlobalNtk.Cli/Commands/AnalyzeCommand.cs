@@ -27,7 +27,7 @@ public sealed class AnalyzeSettings : AnalysisSettings
 
     /// <summary>Model settings overriding the file's metadata.</summary>
     [CommandOption("--option <KEY=VALUE>")]
-    [Description("Model setting, repeatable; overrides the file's metadata (e.g. norm_first=false, layer_norm_eps=1e-6). 'globalntk inspect' lists what a file needs.")]
+    [Description(ModelInputSettings.ModelOptionSeeInspectDescription)]
     public string[]? Options { get; init; }
 
     /// <summary>Task for the analysis batch.</summary>
@@ -47,7 +47,7 @@ public sealed class AnalyzeSettings : AnalysisSettings
 
     /// <summary>Inputs are [time, trial, input].</summary>
     [CommandOption("--time-major")]
-    [Description("The inputs .npy is [[steps, trials, inputs]] (PyTorch's batch_first=False) instead of [[trials, steps, inputs]].")]
+    [Description(ModelInputSettings.TimeMajorDescription)]
     public bool TimeMajor { get; init; }
 
     /// <summary>Targets file.</summary>

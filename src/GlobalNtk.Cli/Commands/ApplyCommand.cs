@@ -9,33 +9,8 @@ using Spectre.Console.Cli;
 namespace GlobalNtk.Cli.Commands;
 
 /// <summary>Options of <c>apply</c>.</summary>
-public sealed class ApplySettings : CommonSettings
+public sealed class ApplySettings : ModelInputSettings
 {
-    /// <summary>Model file.</summary>
-    [CommandOption("-m|--model <FILE>")]
-    [Description("Model weights (.safetensors).")]
-    public string? Model { get; init; }
-
-    /// <summary>Architecture override.</summary>
-    [CommandOption("--arch <ARCH>")]
-    [ArchListDescription("Architecture when the file's metadata has none.")]
-    public string? Arch { get; init; }
-
-    /// <summary>Model settings overriding the file's metadata.</summary>
-    [CommandOption("--option <KEY=VALUE>")]
-    [Description("Model setting, repeatable; overrides the file's metadata (e.g. norm_first=false, layer_norm_eps=1e-6). 'globalntk inspect' lists what a file needs.")]
-    public string[]? Options { get; init; }
-
-    /// <summary>Inputs file.</summary>
-    [CommandOption("-i|--inputs <FILE>")]
-    [Description("Inputs .npy [[trials, steps, inputs]]: the trajectory the operators are linearised on.")]
-    public string? Inputs { get; init; }
-
-    /// <summary>Inputs are [time, trial, input].</summary>
-    [CommandOption("--time-major")]
-    [Description("The inputs .npy is [[steps, trials, inputs]] (PyTorch's batch_first=False) instead of [[trials, steps, inputs]].")]
-    public bool TimeMajor { get; init; }
-
     /// <summary>Operator name.</summary>
     [CommandOption("--operator <OP>")]
     [Description("P (propagation), Pstar (P*, BPTT), Pinv (P⁻¹), K (J_θ J_θ*), NTK (NTK_S = P K P*).")]
@@ -94,9 +69,7 @@ public sealed class ApplyCommand : CliCommand<ApplySettings>
         CliInputs.ExistingFile(s.Vector, "--vector");
         using var output = OutputFile.Create(new OutputRequest(outPath, "apply", s.Force,
             [new("--model", s.Model), new("--inputs", s.Inputs), new("--vector", s.Vector)]));
-        var loaded = CliInputs.Model(s.Model, s.Arch, settings: s.Options);
-        var inputs = CliInputs.Inputs(s.Inputs, timeMajor: s.TimeMajor);
-        var lin = CliInputs.Linearize(loaded.Model, inputs, s.Inputs!, precision);
+        var (_, lin) = s.Linearize(precision);
         var q = CliInputs.Matching(s.Vector, lin.StateShape, "--vector", "states");
         var op = Select(new NtkOperators(lin), opName);
         var y = op.Apply(q.Span);

@@ -7,33 +7,8 @@ using Spectre.Console.Cli;
 namespace GlobalNtk.Cli.Commands;
 
 /// <summary>Options of <c>forward</c>.</summary>
-public sealed class ForwardSettings : CommonSettings
+public sealed class ForwardSettings : ModelInputSettings
 {
-    /// <summary>Model file.</summary>
-    [CommandOption("-m|--model <FILE>")]
-    [Description("Model weights (.safetensors, PyTorch names; arch from metadata or --arch).")]
-    public string? Model { get; init; }
-
-    /// <summary>Architecture override.</summary>
-    [CommandOption("--arch <ARCH>")]
-    [ArchListDescription("Architecture when the file's metadata has none.")]
-    public string? Arch { get; init; }
-
-    /// <summary>Model settings overriding the file's metadata.</summary>
-    [CommandOption("--option <KEY=VALUE>")]
-    [Description("Model setting, repeatable; overrides the file's metadata (e.g. norm_first=false, layer_norm_eps=1e-6). 'globalntk inspect' lists what a file needs.")]
-    public string[]? Options { get; init; }
-
-    /// <summary>Inputs file.</summary>
-    [CommandOption("-i|--inputs <FILE>")]
-    [Description("Inputs .npy [[trials, steps, inputs]] (float or integer, C order; a transformer with an embedding takes integer token ids [[sequences, tokens]]).")]
-    public string? Inputs { get; init; }
-
-    /// <summary>Inputs are [time, trial, input].</summary>
-    [CommandOption("--time-major")]
-    [Description("The inputs .npy is [[steps, trials, inputs]] (PyTorch's batch_first=False) instead of [[trials, steps, inputs]].")]
-    public bool TimeMajor { get; init; }
-
     /// <summary>Output file.</summary>
     [CommandOption("-o|--out <FILE>")]
     [Description("Where to write the states .npy (float64; [[B, T, S]], LSTM S = 2H as [[h, c]]); an existing file only with --force.")]
@@ -60,9 +35,7 @@ public sealed class ForwardCommand : CliCommand<ForwardSettings>
         var precision = CliInputs.ParsePrecision(s.Precision);
         string outPath = CliInputs.Required(s.Out, "--out");
         using var output = OutputFile.Create(new OutputRequest(outPath, "forward", s.Force, [new("--model", s.Model), new("--inputs", s.Inputs)]));
-        var loaded = CliInputs.Model(s.Model, s.Arch, settings: s.Options);
-        var inputs = CliInputs.Inputs(s.Inputs, timeMajor: s.TimeMajor);
-        var lin = CliInputs.Linearize(loaded.Model, inputs, s.Inputs!, precision);
+        var (loaded, lin) = s.Linearize(precision);
         var states = new Tensor(lin.States.ToArray(), lin.StateShape);
         Npy.Write(output.TempPath, states);
         output.Commit();

@@ -15,12 +15,12 @@ public sealed class InspectSettings : CommonSettings
 
     /// <summary>Architecture override.</summary>
     [CommandOption("--arch <ARCH>")]
-    [Description("Architecture when the file's metadata has none (e.g. gru, lstm, mlp, transformer).")]
+    [ArchListDescription("Architecture when the file's metadata has none.")]
     public string? Arch { get; init; }
 
     /// <summary>Model settings overriding the file's metadata.</summary>
     [CommandOption("--option <KEY=VALUE>")]
-    [Description("Model setting, repeatable; overrides the file's metadata (e.g. norm_first=false).")]
+    [Description(ModelInputSettings.ModelOptionDescription)]
     public string[]? Options { get; init; }
 }
 

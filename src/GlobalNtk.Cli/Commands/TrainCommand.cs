@@ -170,7 +170,7 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
             };
             int hidden = s.Hidden ?? CliDefaults.Hidden;
             if (hidden < 1) throw new CliInputException($"train: --hidden must be ≥ 1, got {hidden}.");
-            var modelOptions = ParseOptions(s.ModelOptions);
+            var modelOptions = CliInputs.KeyValues(s.ModelOptions, "--option");
             if (s.Layers is int layers)
             {
                 if (layers < 1) throw new CliInputException($"train: --layers must be ≥ 1, got {layers}.");
@@ -238,16 +238,4 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
             : $"step {p.Step}/{p.TotalSteps}, loss {p.Loss.ToString("G3", CultureInfo.InvariantCulture)}";
 
     private static double? Finite(double v) => double.IsFinite(v) ? v : null;
-
-    private static Dictionary<string, string> ParseOptions(string[]? options)
-    {
-        var d = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var o in options ?? [])
-        {
-            int eq = o.IndexOf('=');
-            if (eq <= 0 || eq == o.Length - 1) throw new CliInputException($"train: --option '{o}' must look like KEY=VALUE.");
-            d[o[..eq].Trim()] = o[(eq + 1)..].Trim();
-        }
-        return d;
-    }
 }

@@ -73,6 +73,28 @@ internal static unsafe class GemmDriver<T, K>
             PackB(tb, b, ldb, pc, 0, Math.Min(kcMax, k - pc), n, dst + (nint)pc * nPad);
     }
 
+    /// <summary>
+    /// dst[c·ldd + r] = src[r·lds + c] for r &lt; rows, c &lt; cols: a plain transpose (8 × 8 blocks on
+    /// vectors where the instruction set has them, scalars at the edges).
+    /// </summary>
+    internal static void Transpose(T* src, nint lds, int rows, int cols, T* dst, nint ldd)
+    {
+        int r8 = 0, c8 = 0;
+        if ((typeof(T) == typeof(float) && Avx.IsSupported) || (typeof(T) == typeof(double) && Avx512F.IsSupported))
+        {
+            r8 = rows & ~7; c8 = cols & ~7;
+            for (int r = 0; r < r8; r += 8)
+                for (int c = 0; c < c8; c += 8)
+                {
+                    if (typeof(T) == typeof(float)) Transpose8x8((float*)(src + r * lds + c), lds, (float*)(dst + c * ldd + r), ldd);
+                    else Transpose8x8((double*)(src + r * lds + c), lds, (double*)(dst + c * ldd + r), ldd);
+                }
+        }
+        for (int r = 0; r < rows; r++)
+            for (int c = r < r8 ? c8 : 0; c < cols; c++)
+                dst[c * ldd + r] = src[r * lds + c];
+    }
+
     /// <summary>Elements <see cref="PackAll"/> writes for a k × n operand.</summary>
     public static long PackedLength(int k, int n) => (long)k * RoundUp(n, K.NR);
 
@@ -263,36 +285,46 @@ internal static unsafe class GemmDriver<T, K>
             int cols = Math.Min(nr, nc - j0);
             // op(B)(p, j) = b[j·ldb + p]: rows of b are contiguous in p; transpose 8 columns at a time.
             T* src = b + (jc + j0) * ldb + pc;
-            int p = 0;
-            if (typeof(T) == typeof(double) && typeof(K) == typeof(Avx2Kernel<T>) && nr % 4 == 0 && cols == nr && Avx.IsSupported)
+            // Blocks of whole column groups go by vector transposes over the depth's first p rows (also in
+            // a ragged last panel: a small product's panel of 16 of 48 columns is a third of its B).
+            int p = 0, vcols = 0;
+            if (typeof(T) == typeof(double) && typeof(K) == typeof(Avx2Kernel<T>) && nr % 4 == 0 && Avx.IsSupported)
             {
                 // The AVX2 kernel's 8-column panels, 4 × 4 blocks on ymm (also where AVX-512 is present,
                 // so that its tests run this path).
-                for (; p + 4 <= kc; p += 4)
-                    for (int g = 0; g < nr; g += 4)
+                vcols = cols & ~3;
+                for (; p + 4 <= kc && vcols > 0; p += 4)
+                    for (int g = 0; g < vcols; g += 4)
                         Transpose4x4((double*)(src + g * ldb + p), ldb, (double*)(dst + p * nr + g), nr);
             }
-            else if (typeof(T) == typeof(double) && nr % 8 == 0 && cols == nr && Avx512F.IsSupported)
+            else if (typeof(T) == typeof(double) && nr % 8 == 0 && Avx512F.IsSupported)
             {
-                for (; p + 8 <= kc; p += 8)
-                    for (int g = 0; g < nr; g += 8)
+                vcols = cols & ~7;
+                for (; p + 8 <= kc && vcols > 0; p += 8)
+                    for (int g = 0; g < vcols; g += 8)
                         Transpose8x8((double*)(src + g * ldb + p), ldb, (double*)(dst + p * nr + g), nr);
             }
-            else if (typeof(T) == typeof(float) && nr % 8 == 0 && cols == nr && Avx.IsSupported)
+            else if (typeof(T) == typeof(float) && nr % 8 == 0 && Avx.IsSupported)
             {
                 // Eight rows of b at a time along the whole depth: eight read streams, not NR.
-                for (int g = 0; g < nr; g += 8)
+                vcols = cols & ~7;
+                for (int g = 0; g < vcols; g += 8)
                     for (int q = 0; q + 8 <= kc; q += 8)
                         Transpose8x8((float*)(src + g * ldb + q), ldb, (float*)(dst + q * nr + g), nr);
-                p = kc & ~7;
+                if (vcols > 0) p = kc & ~7;
             }
-            for (int j = 0; j < cols; j++)
+            for (int j = vcols; j < cols; j++) // the columns past the last whole group, down to depth p
+            {
+                T* s = src + j * ldb;
+                for (int q = 0; q < p; q++) dst[q * nr + j] = s[q];
+            }
+            for (int j = 0; j < cols; j++) // every column below depth p
             {
                 T* s = src + j * ldb;
                 for (int q = p; q < kc; q++) dst[q * nr + j] = s[q];
             }
-            for (int j = cols; j < nr; j++)
-                for (int q = p; q < kc; q++) dst[q * nr + j] = T.Zero;
+            if (cols < nr) // zero padding of a ragged last panel
+                for (int q = 0; q < kc; q++) new Span<T>(dst + q * nr + cols, nr - cols).Clear();
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -15,15 +16,16 @@ namespace GlobalNtk.Dense;
 /// One loop body (<c>Tile</c>) serves every use, compiled by the JIT once per variant, which a struct
 /// type argument (<see cref="ITileShape"/>) selects: full packed tiles, packed tiles cut by the right edge of C (1, 2 or 3 vectors, the last
 /// under a lane mask, so no work is spent on padding), and <see cref="Direct"/>, which reads small
-/// operands where they are stored instead of packing them. Each element of C is the same chain of
-/// fused multiply-adds over p = 0, 1, …, k−1 in all of them, so a product's bits do not depend on the
-/// path (for k ≤ KC, a single k-slice).
+/// operands where they are stored instead of packing them. Small products with B as stored also use a
+/// second body, <c>Strip</c> (6 rows × 4 vectors; see <see cref="StoredBProduct"/>). Each element of C is
+/// the same chain of fused multiply-adds over p = 0, 1, …, k−1 and the same epilogue in all of them, so a
+/// product's bits do not depend on the path (for k ≤ KC, a single k-slice).
 /// </remarks>
 internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     public static int MR => 8;
     public static int NR => 3 * Vector512<T>.Count;
-    public static int KC => typeof(T) == typeof(float) ? GemmTuning.KC512F32 : GemmTuning.KC512;
+    public static int KC { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => typeof(T) == typeof(float) ? GemmTuning.KC512F32 : GemmTuning.KC512; }
     public static int MC => typeof(T) == typeof(float) ? GemmTuning.MC512F32 : GemmTuning.MC512;
     public static int NC => typeof(T) == typeof(float) ? GemmTuning.NC512F32 : GemmTuning.NC512;
     public static int NCStoredB => typeof(T) == typeof(float) ? GemmTuning.NC512F32StoredB : GemmTuning.NC512;
@@ -66,15 +68,34 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     /// <summary>
     /// C[0:m, 0:n] = alpha·op(A)·op(B) + beta·C on the stored A, without packing it: A's elements are
     /// broadcast from their rows (or columns). B as stored is read in place, its rows loaded as
-    /// vectors (the last under a lane mask); a transposed B is packed first (k × n, cheap next to the
-    /// multiply-adds). For small products, where packing A costs as much as the multiply-adds.
+    /// vectors (the last under a lane mask), by 6 × 4-vector strips and 8 × 3-vector tiles
+    /// (<see cref="StripVectors"/> splits the columns); a transposed B is packed first (k × n, cheap
+    /// next to the multiply-adds). For small products, where packing A costs as much as the multiply-adds.
     /// Requires k ≤ <see cref="KC"/> so that the sums match the packed path's bits.
     /// </summary>
     public static void Direct(Trans ta, Trans tb, int m, int n, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
     {
         if (tb == Trans.No)
         {
-            DirectOn<Direct3, DirectEdge1, DirectEdge2, DirectEdge3>(ta, m, n, k, alpha, a, lda, b, ldb, 1, beta, c, ldc);
+            StoredB(ta, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
+        if (StripVectors(m, n) * Vector512<T>.Count >= n)
+        {
+            // The strips take all of it: transpose B once (as cheap as packing it) and run them. (Where
+            // the 8 × 3 tiles take part, e.g. 13×100×50 in float64, this measured 13 % slower than
+            // packing B for them.)
+            var plain = GemmBuffers<T>.Rent();
+            try
+            {
+                T* bt = plain.PackB(k * n);
+                GemmDriver<T, Avx512Kernel<T>>.Transpose(b, ldb, n, k, bt, n);
+                StoredB(ta, m, n, k, alpha, a, lda, bt, n, beta, c, ldc);
+            }
+            finally
+            {
+                GemmBuffers<T>.Return(plain);
+            }
             return;
         }
         var buffers = GemmBuffers<T>.Rent();
@@ -82,12 +103,202 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         {
             T* packed = buffers.PackB((int)GemmDriver<T, Avx512Kernel<T>>.PackedLength(k, n));
             GemmDriver<T, Avx512Kernel<T>>.PackAll(tb, b, ldb, k, n, packed); // one slice: panel q at q·NR·k
-            DirectOn<DirectA3, DirectAEdge1, DirectAEdge2, DirectAEdge3>(ta, m, n, k, alpha, a, lda, packed, 3 * Vector512<T>.Count, k, beta, c, ldc);
+            nint bps = 3 * Vector512<T>.Count;
+            if (beta == T.Zero)
+                DirectOn<ZeroBeta<DirectA3>, ZeroBeta<DirectAEdge1>, ZeroBeta<DirectAEdge2>, ZeroBeta<DirectAEdge3>>(ta, m, n, k, alpha, a, lda, packed, bps, k, beta, c, ldc);
+            else
+                DirectOn<DirectA3, DirectAEdge1, DirectAEdge2, DirectAEdge3>(ta, m, n, k, alpha, a, lda, packed, bps, k, beta, c, ldc);
         }
         finally
         {
             GemmBuffers<T>.Return(buffers);
         }
+    }
+
+    /// <summary><see cref="Direct"/> on B as stored (B(p, j) = b[p·ldb + j]): strips and 8 × 3 tiles, as <see cref="StripVectors"/> splits the columns.</summary>
+    private static void StoredB(Trans ta, int m, int n, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
+    {
+        int wide = Math.Min(n, StripVectors(m, n) * Vector512<T>.Count);
+        if (wide > 0) StoredBProduct(ta, m, wide, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (wide == n) return;
+        // beta = 0 as a compile-time variant: each row's stores are straight-line code (a test of
+        // beta per stored vector costs a taken branch each, which weighs on short k-loops).
+        if (beta == T.Zero)
+            DirectOn<ZeroBeta<Direct3>, ZeroBeta<DirectEdge1>, ZeroBeta<DirectEdge2>, ZeroBeta<DirectEdge3>>(ta, m, n - wide, k, alpha, a, lda, b + wide, ldb, 1, beta, c + wide, ldc);
+        else
+            DirectOn<Direct3, DirectEdge1, DirectEdge2, DirectEdge3>(ta, m, n - wide, k, alpha, a, lda, b + wide, ldb, 1, beta, c + wide, ldc);
+    }
+
+    /// <summary>
+    /// How many of the ⌈n / L⌉ column vectors of a stored-B <see cref="Direct"/> product go to the 6 × 4
+    /// strips (<see cref="StoredBProduct"/>, a multiple of 4; the rest go to 8 × 3 tiles). Measured on
+    /// m × n × 64 float32 products: the strips win where they replace the 1- or 2-vector 8-row tile
+    /// that 8 × 3 leaves (4 or 8 vectors: 7–12 % faster), lose 2 % against two 3-vector tiles (6 vectors)
+    /// and 10 % for m = 8 (a 6-row and a 4-row body against one 8-row block). So multiples of 3 vectors
+    /// stay with the 8 × 3 tiles, 5 or 6 vectors left over go to them as 3 + 2 or 3 + 3, and so does m = 7 or 8.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int StripVectors(int m, int n)
+    {
+        int v = (n + Vector512<T>.Count - 1) / Vector512<T>.Count, groups = v / 4, rest = v % 4;
+        if (m is 7 or 8 || v % 3 == 0) return 0;
+        if (rest is 1 or 2 && groups > 0) groups--;
+        return 4 * groups;
+    }
+
+    /// <summary>
+    /// C = alpha·op(A)·B + beta·C with A and B as stored, for n a multiple of 4 vectors (4·L columns) or
+    /// one partial group of 4 at the end (its last vector masked): strips of 6 rows × 4 vectors (64
+    /// float32 or 32 float64 columns), the last strip of at most 4 rows with a 4-row body.
+    /// </summary>
+    /// <remarks>
+    /// Why a second tile shape next to <see cref="Tile{S}"/>'s 8 × 3: a small product's k-loops are short,
+    /// so each tile's set-up and store phase weigh. 6 × 4 has the same 24 accumulators and the same
+    /// loads per FMA, but 64³ in float32 takes 11 of its tiles against 16 of 8 × 3 (whose 64 columns
+    /// split into 48 + 16, and a 1-vector tile has 8 FMAs per 9 loads, so it is bound by the loads),
+    /// and it skips the C prefetch (a small product's C is in cache). Each element of C is the same FMA
+    /// chain from zero over p = 0, 1, …, k−1 and the same epilogue (<see cref="Put"/>), so the bits are
+    /// those of every other path.
+    /// </remarks>
+    internal static void StoredBProduct(Trans ta, int m, int n, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
+    {
+        nint ars = ta == Trans.No ? lda : 1, aps = ta == Trans.No ? 1 : lda; // op(A)(i, p) = a[i·ars + p·aps]
+        int l = Vector512<T>.Count, groups = n / (4 * l), rest = n - groups * 4 * l;
+        Debug.Assert(rest == 0 || rest > 3 * l, "a partial last group has 4 vectors");
+        if (beta == T.Zero && alpha == T.One) StripRows<SumsOnly<Strip4>, SumsOnly<Strip4M>>(m, k, alpha, a, ars, aps, b, ldb, beta, c, ldc, groups, rest - 3 * l);
+        else if (beta == T.Zero) StripRows<ZeroBeta<Strip4>, ZeroBeta<Strip4M>>(m, k, alpha, a, ars, aps, b, ldb, beta, c, ldc, groups, rest - 3 * l);
+        else StripRows<Strip4, Strip4M>(m, k, alpha, a, ars, aps, b, ldb, beta, c, ldc, groups, rest - 3 * l);
+    }
+
+    /// <summary><see cref="StoredBProduct"/>'s strips, 6 rows at a time: <paramref name="groups"/> whole groups of 4 vectors, then a masked one when <paramref name="last"/> &gt; 0.</summary>
+    private static void StripRows<SFull, SMasked>(int m, int k, T alpha, T* a, nint ars, nint aps, T* b, nint ldb, T beta, T* c, nint ldc,
+        int groups, int last) where SFull : struct, ITileShape where SMasked : struct, ITileShape
+    {
+        int width = 4 * Vector512<T>.Count;
+        T* bLast = b + groups * width;
+        for (int i0 = 0; i0 < m; i0 += 6)
+        {
+            int rows = Math.Min(6, m - i0);
+            T* ai = a + i0 * ars, ci = c + i0 * ldc, cLast = ci + groups * width;
+            if (rows > 4)
+            {
+                if (groups > 0) Strip<SFull>(groups, k, ai, ars, aps, b, ldb, ci, ldc, alpha, beta, 0, rows);
+                if (last > 0) Strip<SMasked>(1, k, ai, ars, aps, bLast, ldb, cLast, ldc, alpha, beta, last, rows);
+            }
+            else
+            {
+                if (groups > 0) Strip<Rows4<SFull>>(groups, k, ai, ars, aps, b, ldb, ci, ldc, alpha, beta, 0, rows);
+                if (last > 0) Strip<Rows4<SMasked>>(1, k, ai, ars, aps, bLast, ldb, cLast, ldc, alpha, beta, last, rows);
+            }
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="tiles"/> tiles side by side, each C[0:rows, 0:nv·L] = alpha·Σ_p A(:, p)·B(p, :) + beta·C
+    /// over p &lt; k, where A(r, p) = a[r·ars + p·aps] and B(p, :) = b + p·ldb (both as stored), nv =
+    /// <see cref="ITileShape.Vectors"/> ≤ 4 and rows ≤ 6 (≤ 4 with a 4-row body). Rows past
+    /// <paramref name="rows"/> repeat the last row's broadcasts and are not stored; when masked, the last
+    /// vector holds <paramref name="last"/> columns and B and C are read and written under the mask.
+    /// </summary>
+    private static void Strip<S>(int tiles, int k, T* a, nint ars, nint aps, T* b, nint ldb, T* c, nint ldc, T alpha, T beta,
+        int last, int rows) where S : struct, ITileShape
+    {
+        int l = Vector512<T>.Count, nv = S.Vectors;
+        bool masked = S.Masked, four = S.Rows == 4;
+        nint o1 = Row(1, rows, ars), o2 = Row(2, rows, ars), o3 = Row(3, rows, ars);
+        nint o4 = four ? 0 : Row(4, rows, ars), o5 = four ? 0 : Row(5, rows, ars);
+        Vector512<T> mask = masked ? LaneMask(last) : default;
+        bool beta0 = S.Beta0 || beta == T.Zero;
+        for (int t = 0; t < tiles; t++, b += nv * l, c += nv * l)
+        {
+            Vector512<T> c00 = default, c01 = default, c02 = default, c03 = default, c10 = default, c11 = default, c12 = default, c13 = default;
+            Vector512<T> c20 = default, c21 = default, c22 = default, c23 = default, c30 = default, c31 = default, c32 = default, c33 = default;
+            Vector512<T> c40 = default, c41 = default, c42 = default, c43 = default, c50 = default, c51 = default, c52 = default, c53 = default;
+            T* ap = a;
+            for (T* bp = b, bEnd = b + k * ldb; bp < bEnd; bp += ldb)
+            {
+                Vector512<T> b0 = nv == 1 && masked ? MaskLoad(bp, mask) : Vector512.Load(bp);
+                Vector512<T> b1 = nv < 2 ? default : nv == 2 && masked ? MaskLoad(bp + l, mask) : Vector512.Load(bp + l);
+                Vector512<T> b2 = nv < 3 ? default : nv == 3 && masked ? MaskLoad(bp + 2 * l, mask) : Vector512.Load(bp + 2 * l);
+                Vector512<T> b3 = nv < 4 ? default : masked ? MaskLoad(bp + 3 * l, mask) : Vector512.Load(bp + 3 * l);
+                Vector512<T> x = Vector512.Create(ap[0]);
+                c00 = Fma(x, b0, c00);
+                if (nv > 1) c01 = Fma(x, b1, c01);
+                if (nv > 2) c02 = Fma(x, b2, c02);
+                if (nv > 3) c03 = Fma(x, b3, c03);
+                x = Vector512.Create(ap[o1]);
+                c10 = Fma(x, b0, c10);
+                if (nv > 1) c11 = Fma(x, b1, c11);
+                if (nv > 2) c12 = Fma(x, b2, c12);
+                if (nv > 3) c13 = Fma(x, b3, c13);
+                x = Vector512.Create(ap[o2]);
+                c20 = Fma(x, b0, c20);
+                if (nv > 1) c21 = Fma(x, b1, c21);
+                if (nv > 2) c22 = Fma(x, b2, c22);
+                if (nv > 3) c23 = Fma(x, b3, c23);
+                x = Vector512.Create(ap[o3]);
+                c30 = Fma(x, b0, c30);
+                if (nv > 1) c31 = Fma(x, b1, c31);
+                if (nv > 2) c32 = Fma(x, b2, c32);
+                if (nv > 3) c33 = Fma(x, b3, c33);
+                if (!four)
+                {
+                    x = Vector512.Create(ap[o4]);
+                    c40 = Fma(x, b0, c40);
+                    if (nv > 1) c41 = Fma(x, b1, c41);
+                    if (nv > 2) c42 = Fma(x, b2, c42);
+                    if (nv > 3) c43 = Fma(x, b3, c43);
+                    x = Vector512.Create(ap[o5]);
+                    c50 = Fma(x, b0, c50);
+                    if (nv > 1) c51 = Fma(x, b1, c51);
+                    if (nv > 2) c52 = Fma(x, b2, c52);
+                    if (nv > 3) c53 = Fma(x, b3, c53);
+                }
+                ap += aps;
+            }
+            if (S.UnitAlpha) // alpha = 1, beta = 0: the sums as they are (the same bits as 1·sum)
+            {
+                StoreRow4(c, c00, c01, c02, c03, nv, masked, mask);
+                if (rows > 1) StoreRow4(c + ldc, c10, c11, c12, c13, nv, masked, mask);
+                if (rows > 2) StoreRow4(c + 2 * ldc, c20, c21, c22, c23, nv, masked, mask);
+                if (rows > 3) StoreRow4(c + 3 * ldc, c30, c31, c32, c33, nv, masked, mask);
+                if (four) continue;
+                if (rows > 4) StoreRow4(c + 4 * ldc, c40, c41, c42, c43, nv, masked, mask);
+                if (rows > 5) StoreRow4(c + 5 * ldc, c50, c51, c52, c53, nv, masked, mask);
+                continue;
+            }
+            Vector512<T> va = Vector512.Create(alpha), vb = Vector512.Create(beta);
+            PutRow4(c, c00, c01, c02, c03, va, vb, beta0, nv, masked, mask);
+            if (rows > 1) PutRow4(c + ldc, c10, c11, c12, c13, va, vb, beta0, nv, masked, mask);
+            if (rows > 2) PutRow4(c + 2 * ldc, c20, c21, c22, c23, va, vb, beta0, nv, masked, mask);
+            if (rows > 3) PutRow4(c + 3 * ldc, c30, c31, c32, c33, va, vb, beta0, nv, masked, mask);
+            if (four) continue;
+            if (rows > 4) PutRow4(c + 4 * ldc, c40, c41, c42, c43, va, vb, beta0, nv, masked, mask);
+            if (rows > 5) PutRow4(c + 5 * ldc, c50, c51, c52, c53, va, vb, beta0, nv, masked, mask);
+        }
+    }
+
+    /// <summary>Stores up to 4 vectors of a row of C as they are (the last under the mask when <paramref name="masked"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow4(T* c, Vector512<T> x0, Vector512<T> x1, Vector512<T> x2, Vector512<T> x3, int nv, bool masked, Vector512<T> mask)
+    {
+        int l = Vector512<T>.Count;
+        if (masked && nv == 1) MaskStore(c, mask, x0); else Vector512.Store(x0, c);
+        if (nv > 1) { if (masked && nv == 2) MaskStore(c + l, mask, x1); else Vector512.Store(x1, c + l); }
+        if (nv > 2) { if (masked && nv == 3) MaskStore(c + 2 * l, mask, x2); else Vector512.Store(x2, c + 2 * l); }
+        if (nv > 3) { if (masked) MaskStore(c + 3 * l, mask, x3); else Vector512.Store(x3, c + 3 * l); }
+    }
+
+    /// <summary><see cref="PutRow"/> for up to 4 vectors (the last one masked when <paramref name="masked"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PutRow4(T* c, Vector512<T> x0, Vector512<T> x1, Vector512<T> x2, Vector512<T> x3, Vector512<T> va, Vector512<T> vb,
+        bool beta0, int nv, bool masked, Vector512<T> mask)
+    {
+        int l = Vector512<T>.Count;
+        Put(c, x0, va, vb, beta0, masked && nv == 1, mask);
+        if (nv > 1) Put(c + l, x1, va, vb, beta0, masked && nv == 2, mask);
+        if (nv > 2) Put(c + 2 * l, x2, va, vb, beta0, masked && nv == 3, mask);
+        if (nv > 3) Put(c + 3 * l, x3, va, vb, beta0, masked, mask);
     }
 
     public static bool MultipliesStoredA => true;
@@ -215,7 +426,7 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
             a += aps;
         }
         Vector512<T> va = Vector512.Create(alpha), vb = Vector512.Create(beta);
-        bool beta0 = beta == T.Zero;
+        bool beta0 = S.Beta0 || beta == T.Zero;
         PutRow(c, c00, c01, c02, va, vb, beta0, nv, masked, mask);
         if (rows > 1) PutRow(c + ldc, c10, c11, c12, va, vb, beta0, nv, masked, mask);
         if (rows > 2) PutRow(c + 2 * ldc, c20, c21, c22, va, vb, beta0, nv, masked, mask);
@@ -305,6 +516,10 @@ internal interface ITileShape
     static virtual bool StoredB => true;
     /// <summary>Rows the body multiplies: 8, or 4 for a last block of at most 4 rows.</summary>
     static virtual int Rows => 8;
+    /// <summary>beta is known to be 0: C is only written (a compile-time fact, so no test per stored vector).</summary>
+    static virtual bool Beta0 => false;
+    /// <summary>With <see cref="Beta0"/>, alpha is known to be 1: the sums are stored as they are (strips only).</summary>
+    static virtual bool UnitAlpha => false;
 }
 
 /// <summary><typeparamref name="S"/> with a 4-row body (rows 4–7 neither multiplied nor stored).</summary>
@@ -315,8 +530,35 @@ internal struct Rows4<S> : ITileShape where S : struct, ITileShape
     public static bool Direct => S.Direct;
     public static bool StoredB => S.StoredB;
     public static int Rows => 4;
+    public static bool Beta0 => S.Beta0;
+    public static bool UnitAlpha => S.UnitAlpha;
 }
 
+/// <summary><typeparamref name="S"/> for alpha = 1 and beta = 0.</summary>
+internal struct SumsOnly<S> : ITileShape where S : struct, ITileShape
+{
+    public static int Vectors => S.Vectors;
+    public static bool Masked => S.Masked;
+    public static bool Direct => S.Direct;
+    public static bool StoredB => S.StoredB;
+    public static int Rows => S.Rows;
+    public static bool Beta0 => true;
+    public static bool UnitAlpha => true;
+}
+
+/// <summary><typeparamref name="S"/> for beta = 0.</summary>
+internal struct ZeroBeta<S> : ITileShape where S : struct, ITileShape
+{
+    public static int Vectors => S.Vectors;
+    public static bool Masked => S.Masked;
+    public static bool Direct => S.Direct;
+    public static bool StoredB => S.StoredB;
+    public static int Rows => S.Rows;
+    public static bool Beta0 => true;
+}
+
+internal struct Strip4 : ITileShape { public static int Vectors => 4; public static bool Masked => false; public static bool Direct => true; }
+internal struct Strip4M : ITileShape { public static int Vectors => 4; public static bool Masked => true; public static bool Direct => true; }
 internal struct Packed3 : ITileShape { public static int Vectors => 3; public static bool Masked => false; public static bool Direct => false; }
 internal struct PackedEdge1 : ITileShape { public static int Vectors => 1; public static bool Masked => true; public static bool Direct => false; }
 internal struct PackedEdge2 : ITileShape { public static int Vectors => 2; public static bool Masked => true; public static bool Direct => false; }

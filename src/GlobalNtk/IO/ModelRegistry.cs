@@ -83,6 +83,42 @@ public static class ModelRegistry
     /// <summary>Whether <paramref name="arch"/> is registered.</summary>
     public static bool Contains(string arch) { lock (Gate) return Entries.ContainsKey((arch ?? "").Trim().ToLowerInvariant()); }
 
-    /// <summary>A freshly initialised model of <paramref name="spec"/>'s architecture.</summary>
-    public static IChainModel Create(ModelSpec spec) => Get(spec.Arch).Create(spec);
+    /// <summary>
+    /// A freshly initialised model of <paramref name="spec"/>'s architecture. An option the
+    /// architecture does not read throws naming it and the options it does read: a mistyped key
+    /// (<c>alpah=0.5</c>) would otherwise train the default model without a word, as loading a
+    /// file with an unused option already refuses.
+    /// </summary>
+    public static IChainModel Create(ModelSpec spec)
+    {
+        var factory = Get(spec.Arch);
+        var options = new ConsultedOptions(spec.Options);
+        var model = factory.Create(spec with { Options = options });
+        var unused = spec.Options.Keys.Where(k => !options.Consulted.Contains(k)).ToList();
+        if (unused.Count > 0)
+            throw new ArgumentException($"Model option{(unused.Count > 1 ? "s" : "")} {string.Join(", ", unused)} given but not used by a {spec.Arch.Trim().ToLowerInvariant()} model" +
+                (options.Consulted.Count > 0 ? $" (it reads: {string.Join(", ", options.Consulted)})." : " (it reads none)."));
+        return model;
+    }
+
+    /// <summary>The options, recording every key a factory asks for (in the order asked).</summary>
+    private sealed class ConsultedOptions(IReadOnlyDictionary<string, string> inner) : IReadOnlyDictionary<string, string>
+    {
+        private readonly List<string> _order = [];
+
+        /// <summary>Keys asked for, whether present or not, in the order first asked.</summary>
+        public IReadOnlyList<string> Consulted => _order;
+
+        private void Note(string key) { if (!_order.Contains(key)) _order.Add(key); }
+
+        public string this[string key] { get { Note(key); return inner[key]; } }
+        public IEnumerable<string> Keys => inner.Keys;
+        public IEnumerable<string> Values { get { foreach (var k in inner.Keys) Note(k); return inner.Values; } }
+        public int Count => inner.Count;
+        public bool ContainsKey(string key) { Note(key); return inner.ContainsKey(key); }
+        public bool TryGetValue(string key, [System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out string value) { Note(key); return inner.TryGetValue(key, out value); }
+        // A factory that walks every option has read them all.
+        public IEnumerator<KeyValuePair<string, string>> GetEnumerator() { foreach (var k in inner.Keys) Note(k); return inner.GetEnumerator(); }
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+    }
 }

@@ -26,6 +26,37 @@ public abstract class ChainLinearization
     public int Steps => StateShape.Sizes[1];
     /// <summary>Scalars per (trial, step).</summary>
     public int StateSize => StateShape.Size / Math.Max(1, Trials * Steps);
+
+    /// <summary>Throws unless 1 ≤ <paramref name="step"/> &lt; <see cref="Steps"/>: A_step maps step − 1 to step, and step 0 depends on the input only.</summary>
+    private protected void CheckStep(int step, string what)
+    {
+        if (step < 1 || step >= Steps)
+            throw new ArgumentOutOfRangeException(nameof(step), $"{what}: step {step} outside 1..{Steps - 1} for {StateShape} (step 0 depends on the input only).");
+    }
+
+    /// <summary>Throws unless both state blocks hold <paramref name="count"/> ≥ 0 state vectors.</summary>
+    private protected void CheckStateBlocks(int srcLength, int dstLength, int count, string what)
+    {
+        long need = (long)count * StateShape.Size;
+        if (count < 0 || srcLength < need || dstLength < need)
+            throw new ArgumentException($"{what}: blocks of length {srcLength}/{dstLength} cannot hold {count} × {StateShape}.");
+    }
+
+    /// <summary>Throws unless dθ holds <paramref name="count"/> parameter vectors and the result as many state vectors (J_θ).</summary>
+    private protected void CheckParamJvp(int dThetaLength, int resultLength, int count)
+    {
+        int m = Parameters.TotalSize, size = StateShape.Size;
+        if (dThetaLength < (long)count * m || resultLength < (long)count * size)
+            throw new ArgumentException($"ParamJvp: blocks of length {dThetaLength}/{resultLength} cannot hold {count} × (m={m}) / {count} × {StateShape}.");
+    }
+
+    /// <summary>Throws unless q holds <paramref name="count"/> state vectors and dθ as many parameter vectors (J_θ*).</summary>
+    private protected void CheckParamVjp(int qLength, int dThetaLength, int count)
+    {
+        int m = Parameters.TotalSize, size = StateShape.Size;
+        if (qLength < (long)count * size || dThetaLength < (long)count * m)
+            throw new ArgumentException($"ParamVjp: blocks of length {qLength}/{dThetaLength} cannot hold {count} × {StateShape} / {count} × (m={m}).");
+    }
     /// <summary>
     /// Parameters θ the Jacobians are taken with respect to (same order as δθ): the values the
     /// model had when it was linearised. Parameters are immutable values, so training (which
@@ -137,13 +168,11 @@ public abstract class ChainLinearization
     {
         if (!HasSingleParamMaps) return false;
         var offsets = SubsetLayout(parameterIndices, out int k);
-        var ps = Parameters; int m = ps.TotalSize;
+        int m = Parameters.TotalSize;
         using var full = new Operators.Float32Buffer((long)count * m);
         var f = full.Span;
         f.Clear();
-        for (int j = 0; j < count; j++)
-            for (int i = 0; i < ps.Count; i++)
-                if (offsets[i] >= 0) dThetaSubset.Slice(j * k + offsets[i], ps[i].Size).CopyTo(f.Slice(j * m + ps.OffsetOf(i), ps[i].Size));
+        ScatterSubset(offsets, k, dThetaSubset, f, count);
         return TryParamJvp(f, result, count);
     }
 
@@ -155,13 +184,11 @@ public abstract class ChainLinearization
     {
         if (!HasSingleParamMaps) return false;
         var offsets = SubsetLayout(parameterIndices, out int k);
-        var ps = Parameters; int m = ps.TotalSize;
+        int m = Parameters.TotalSize;
         using var full = new Operators.Float32Buffer((long)count * m);
         var f = full.Span;
         if (!TryParamVjp(q, f, count)) return false;
-        for (int j = 0; j < count; j++)
-            for (int i = 0; i < ps.Count; i++)
-                if (offsets[i] >= 0) f.Slice(j * m + ps.OffsetOf(i), ps[i].Size).CopyTo(dThetaSubset.Slice(j * k + offsets[i], ps[i].Size));
+        GatherSubset(offsets, k, f, dThetaSubset, count);
         return true;
     }
 
@@ -210,13 +237,11 @@ public abstract class ChainLinearization
     public virtual void ParamJvpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<double> dThetaSubset, Span<double> result, int count)
     {
         var offsets = SubsetLayout(parameterIndices, out int k);
-        var ps = Parameters; int m = ps.TotalSize;
+        int m = Parameters.TotalSize;
         using var full = new Operators.BlockBuffer((long)count * m);
         var f = full.Span;
         f.Clear();
-        for (int j = 0; j < count; j++)
-            for (int i = 0; i < ps.Count; i++)
-                if (offsets[i] >= 0) dThetaSubset.Slice(j * k + offsets[i], ps[i].Size).CopyTo(f.Slice(j * m + ps.OffsetOf(i), ps[i].Size));
+        ScatterSubset(offsets, k, dThetaSubset, f, count);
         ParamJvp(f, result, count);
     }
 
@@ -229,14 +254,34 @@ public abstract class ChainLinearization
     public virtual void ParamVjpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<double> q, Span<double> dThetaSubset, int count)
     {
         var offsets = SubsetLayout(parameterIndices, out int k);
-        var ps = Parameters; int m = ps.TotalSize;
+        int m = Parameters.TotalSize;
         using var full = new Operators.BlockBuffer((long)count * m);
         var f = full.Span;
         ParamVjp(q, f, count);
+        GatherSubset(offsets, k, f, dThetaSubset, count);
+    }
+
+    /// <summary>Each listed tensor of compact[j] (the layout <paramref name="offsets"/> of <see cref="SubsetLayout"/>, k scalars per vector) copied to its place in full[j]: full = E compact where full was cleared.</summary>
+    private void ScatterSubset<T>(int[] offsets, int k, ReadOnlySpan<T> compact, Span<T> full, int count)
+    {
+        var ps = Parameters; int m = ps.TotalSize;
         for (int j = 0; j < count; j++)
             for (int i = 0; i < ps.Count; i++)
-                if (offsets[i] >= 0) f.Slice(j * m + ps.OffsetOf(i), ps[i].Size).CopyTo(dThetaSubset.Slice(j * k + offsets[i], ps[i].Size));
+                if (offsets[i] >= 0) compact.Slice(j * k + offsets[i], ps[i].Size).CopyTo(full.Slice(j * m + ps.OffsetOf(i), ps[i].Size));
     }
+
+    /// <summary>compact[j] = Eᵀ full[j]: the listed tensors of θ copied into the compact layout (the adjoint of <see cref="ScatterSubset{T}"/>).</summary>
+    private void GatherSubset<T>(int[] offsets, int k, ReadOnlySpan<T> full, Span<T> compact, int count)
+    {
+        var ps = Parameters; int m = ps.TotalSize;
+        for (int j = 0; j < count; j++)
+            for (int i = 0; i < ps.Count; i++)
+                if (offsets[i] >= 0) full.Slice(j * m + ps.OffsetOf(i), ps[i].Size).CopyTo(compact.Slice(j * k + offsets[i], ps[i].Size));
+    }
+
+    /// <summary>Offsets of every parameter tensor in the full θ: the identity layout, in the form of <see cref="SubsetLayout"/> (computed once).</summary>
+    private protected int[] FullLayout() => _fullLayout ??= Enumerable.Range(0, Parameters.Count).Select(Parameters.OffsetOf).ToArray();
+    private int[]? _fullLayout;
 
     /// <summary>
     /// The compact layout of a parameter subset: for every tensor of <see cref="Parameters"/> its

@@ -33,6 +33,20 @@ public class LaneKernelTests
         return (cell, cache, zPrev, z);
     }
 
+    /// <summary>dz = D da and g = Dᵀ q on the cell's row, da (pre-activation width) then q (state width) drawn from <paramref name="rng"/>.</summary>
+    private static (T[] Da, T[] Dz, T[] Q, T[] G) DAndDTranspose<T>(RecurrentCell cell, T[] cache, T[] zPrev, T[] z, Random rng)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var da = Random<T>(rng, cell.PreWidth);
+        var q = Random<T>(rng, cell.StateSize);
+        var dz = new T[cell.StateSize];
+        var g = new T[cell.PreWidth];
+        var work = new T[cell.WorkWidth];
+        cell.ApplyD(new StepRow<T>(cache, zPrev, z), da, dz, work);
+        cell.ApplyDTranspose(new StepRow<T>(cache, zPrev, z), q, g, work);
+        return (da, dz, q, g);
+    }
+
     [Theory, MemberData(nameof(Widths))]
     public void GruDMatchesTheStepByStepFormulaBitForBit(int h)
     {
@@ -42,14 +56,7 @@ public class LaneKernelTests
         static void Check<T>(int h) where T : unmanaged, IFloatingPointIeee754<T>
         {
             var (cell, cache, zPrev, z) = GruRow<T>(h, 3 + h);
-            var rng = new Random(h);
-            var da = Random<T>(rng, cell.PreWidth);
-            var q = Random<T>(rng, h);
-            var dz = new T[h];
-            var g = new T[cell.PreWidth];
-            var work = new T[cell.WorkWidth];
-            cell.ApplyD(new StepRow<T>(cache, zPrev, z), da, dz, work);
-            cell.ApplyDTranspose(new StepRow<T>(cache, zPrev, z), q, g, work);
+            var (da, dz, q, g) = DAndDTranspose(cell, cache, zPrev, z, new Random(h));
             T one = T.One;
             for (int i = 0; i < h; i++)
             {
@@ -88,14 +95,7 @@ public class LaneKernelTests
         static void Check<T>(int h) where T : unmanaged, IFloatingPointIeee754<T>
         {
             var (cell, cache, zPrev, z) = CellRow<T>("lstm", h, 5 + h);
-            var rng = new Random(h + 1);
-            var da = Random<T>(rng, cell.PreWidth);
-            var q = Random<T>(rng, cell.StateSize);
-            var dz = new T[cell.StateSize];
-            var g = new T[cell.PreWidth];
-            var work = new T[cell.WorkWidth];
-            cell.ApplyD(new StepRow<T>(cache, zPrev, z), da, dz, work);
-            cell.ApplyDTranspose(new StepRow<T>(cache, zPrev, z), q, g, work);
+            var (da, dz, q, g) = DAndDTranspose(cell, cache, zPrev, z, new Random(h + 1));
             T one = T.One;
             for (int j = 0; j < h; j++)
             {

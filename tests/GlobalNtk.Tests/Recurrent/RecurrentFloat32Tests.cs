@@ -35,14 +35,16 @@ public class RecurrentFloat32Tests
     private const double SpectrumTolerance = 1e-4;
     private const double ProvesFloat32 = 1e-9;
 
-    private static RecurrentModel Model(string arch, string variant = "") =>
+    /// <summary>The test net of <paramref name="arch"/> (3 inputs, 16 units, 2 outputs) in a variant: "", "2 layers", "no bias" or "learnable h0".</summary>
+    internal static RecurrentModel Model(string arch, string variant = "") =>
         RecurrentModel.Create(new RecurrentConfig(arch, 3, 16, 2)
         {
             Seed = 5, Activation = Activation.Tanh, Alpha = 0.3,
             Layers = variant == "2 layers" ? 2 : 1, Bias = variant != "no bias", LearnInitialState = variant == "learnable h0",
         });
 
-    private static Tensor Inputs(RecurrentModel m, int b = 4, int t = 12) =>
+    /// <summary>Fixed uniform inputs of <paramref name="b"/> trials of <paramref name="t"/> steps.</summary>
+    internal static Tensor Inputs(RecurrentModel m, int b = 4, int t = 12) =>
         new(TestMath.Uniform(b * t * m.InputSize, 21), m.InputShape(b, t));
 
     /// <summary>

@@ -1,11 +1,9 @@
 using GlobalNtk.Dense;
 using GlobalNtk.Models;
-using GlobalNtk.Models.Mlp;
 using GlobalNtk.Models.Recurrent;
 using GlobalNtk.Ntk;
 using GlobalNtk.Operators;
 using Xunit;
-using Tensor = GlobalNtk.Dense.Tensor;
 
 namespace GlobalNtk.Tests.Recurrent;
 
@@ -53,12 +51,8 @@ public class RecurrentFloat32VectorTests
 
     private static (ChainLinearization Lin64, ChainLinearization Lin32) Linearize(string arch, string variant = "")
     {
-        var model = RecurrentModel.Create(new RecurrentConfig(arch, 3, 16, 2)
-        {
-            Seed = 5, Activation = Activation.Tanh, Alpha = 0.3,
-            Layers = variant == "2 layers" ? 2 : 1, Bias = variant != "no bias", LearnInitialState = variant == "learnable h0",
-        });
-        var x = new Tensor(TestMath.Uniform(4 * 12 * 3, 21), model.InputShape(4, 12));
+        var model = RecurrentFloat32Tests.Model(arch, variant);
+        var x = RecurrentFloat32Tests.Inputs(model);
         var (lin64, lin32) = (model.Linearize(x, Precision.F64), model.Linearize(x, Precision.F32));
         Assert.IsType(variant == "" ? typeof(RecurrentLinearization) : typeof(StackedRecurrentLinearization), lin32);
         return (lin64, lin32);
@@ -189,6 +183,28 @@ public class RecurrentFloat32VectorTests
 
             // A float64 linearisation's sites have no float32 maps.
             Assert.False(s64.TryApplyDAdjointSingle((ReadOnlySpan<float>)q, a, count));
+        }
+    }
+
+    /// <summary>Every recurrent site (single-layer and stacked) refuses a too-short block in float64 and float32, naming the site.</summary>
+    [Theory]
+    [InlineData("gru", "")]
+    [InlineData("lstm", "2 layers")]
+    public void SitesCheckTheirBlocks(string arch, string variant)
+    {
+        var (lin64, lin32) = Linearize(arch, variant);
+        int size = lin64.StateShape.Size;
+        foreach (var s in lin64.Sites)
+        {
+            int n = s.Rows * s.OutDim;
+            Assert.Contains($"Site '{s.Name}' ApplyDAdd", Assert.Throws<ArgumentException>(() => s.ApplyDAdd(new double[n - 1], new double[size], 1)).Message);
+            Assert.Contains($"Site '{s.Name}' ApplyDAdjoint", Assert.Throws<ArgumentException>(() => s.ApplyDAdjoint(new double[size - 1], new double[n], 1)).Message);
+        }
+        foreach (var s in lin32.Sites)
+        {
+            int n = s.Rows * s.OutDim;
+            Assert.Throws<ArgumentException>(() => s.TryApplyDAddSingle((ReadOnlySpan<float>)new float[n], new float[size - 1], 1));
+            Assert.Throws<ArgumentException>(() => s.TryApplyDAdjointSingle(new double[size], new float[n - 1], 1));
         }
     }
 

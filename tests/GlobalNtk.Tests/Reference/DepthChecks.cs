@@ -61,6 +61,31 @@ public static class DepthChecks
     }
 
     /// <summary>
+    /// J_θ δθ against central differences (step 1e-6) of <paramref name="immediate"/>, the states of a
+    /// parameter set with every z_{k−1} held at the unperturbed trajectory (the immediate Jacobian,
+    /// docs/math.md#global-ntk), to 1e-6 relative; then J_θ* against that J_θ on the same δθ
+    /// (⟨J_θ* q, δθ⟩ = ⟨J_θ δθ, q⟩ to 1e-6 of ‖J_θ* q‖‖δθ‖). δθ, then q, are Gaussian from <paramref name="rng"/>.
+    /// </summary>
+    public static void ParamJacobianMatchesFiniteDifferences(ChainLinearization lin, ParameterSet ps, Func<ParameterSet, double[]> immediate, Random rng)
+    {
+        int n = lin.StateShape.Size;
+        var dTheta = Gaussian(ps.TotalSize, rng);
+        var jvp = new double[n];
+        lin.ParamJvp(dTheta, jvp, 1);
+        const double eps = 1e-6;
+        var theta = ps.Flatten();
+        double[] Shifted(double sign) => immediate(ps.WithValues(theta.Zip(dTheta, (t, d) => t + sign * eps * d).ToArray()));
+        var fp = Shifted(+1); var fm = Shifted(-1);
+        var fd = fp.Zip(fm, (a, b) => (a - b) / (2 * eps)).ToArray();
+        double err = RelErr(jvp, fd);
+        Assert.True(err < 1e-6, $"J_θ JVP vs finite differences: {err:E2}");
+        var q = Gaussian(n, rng);
+        var vjp = new double[theta.Length];
+        lin.ParamVjp(q, vjp, 1);
+        Assert.True(Math.Abs(Numerics.Dot(vjp, dTheta) - Numerics.Dot(fd, q)) < 1e-6 * Numerics.Norm(vjp) * Numerics.Norm(dTheta));
+    }
+
+    /// <summary>
     /// docs/math.md#kronecker-core: Σ_s D_s (δW_s û_s) + J_rest δθ_rest = J_θ δθ, where J_rest is J_θ restricted to
     /// the parameters that belong to no site. Returns the relative error.
     /// </summary>

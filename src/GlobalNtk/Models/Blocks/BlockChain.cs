@@ -332,94 +332,80 @@ internal sealed class BlockChainLinearization : ChainLinearization
     internal override bool HasSingleStateMaps => _single ??= Precision == Precision.F32 && _traces.Skip(1).All(t => t.IsSingle) && Sites.All(s => s.VariablesSingle.Length > 0);
     private bool? _single;
 
-    internal override void StateJvpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0)
-    {
-        CheckStep(step, "StateJvpAdd");
-        if (!Single(step)) { base.StateJvpAdd(step, src, dst, count, alpha); return; }
-        int size = StateShape.Size;
-        for (int j0 = 0; j0 < count; j0 += _chunk)
-        {
-            int cs = Math.Min(_chunk, count - j0);
-            long n = (long)cs * _b * Group;
-            using var a = new Float32Buffer(n); using var b = new Float32Buffer(n);
-            Gather(src[(j0 * size)..], step - 1, cs, a.Span);
-            _traces[step].Jvp32(a.Span, b.Span, cs);
-            Scatter(b.Span, dst[(j0 * size)..], step, cs, (float)alpha);
-        }
-    }
+    internal override void StateJvpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0) =>
+        StateMapAdd(adjoint: false, step, src, dst, count, alpha);
 
-    internal override void StateVjpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0)
+    internal override void StateVjpAdd(int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha = 1.0) =>
+        StateMapAdd(adjoint: true, step, src, dst, count, alpha);
+
+    /// <summary>
+    /// On float32 blocks: dst += alpha · A_step src, from the rows of step − 1 into those of step, or
+    /// (<paramref name="adjoint"/>) dst += alpha · A_stepᵀ src, from step into step − 1; in float32
+    /// chunk by chunk when the step runs in float32, else the converting default.
+    /// </summary>
+    private void StateMapAdd(bool adjoint, int step, ReadOnlySpan<float> src, Span<float> dst, int count, double alpha)
     {
-        CheckStep(step, "StateVjpAdd");
-        if (!Single(step)) { base.StateVjpAdd(step, src, dst, count, alpha); return; }
-        int size = StateShape.Size;
+        string what = adjoint ? "StateVjpAdd" : "StateJvpAdd";
+        CheckStep(step, what);
+        if (!Single(step))
+        {
+            if (adjoint) base.StateVjpAdd(step, src, dst, count, alpha);
+            else base.StateJvpAdd(step, src, dst, count, alpha);
+            return;
+        }
+        int size = StateShape.Size, from = adjoint ? step : step - 1, to = adjoint ? step - 1 : step;
         for (int j0 = 0; j0 < count; j0 += _chunk)
         {
             int cs = Math.Min(_chunk, count - j0);
             long n = (long)cs * _b * Group;
             using var a = new Float32Buffer(n); using var b = new Float32Buffer(n);
-            Gather(src[(j0 * size)..], step, cs, a.Span);
-            _traces[step].Vjp32(a.Span, b.Span, cs);
-            Scatter(b.Span, dst[(j0 * size)..], step - 1, cs, (float)alpha);
+            Gather(src[(j0 * size)..], from, cs, a.Span);
+            if (adjoint) _traces[step].Vjp32(a.Span, b.Span, cs);
+            else _traces[step].Jvp32(a.Span, b.Span, cs);
+            Scatter(b.Span, dst[(j0 * size)..], to, cs, (float)alpha);
         }
     }
 
     /// <summary>Whether step k's trace runs its input maps in float32 (a float32 linearisation): A_k then runs on float32 rows.</summary>
     private bool Single(int k) => _traces[k].IsSingle;
 
-    private void CheckStep(int step, string what)
-    {
-        if (step < 1 || step >= _t) throw new ArgumentOutOfRangeException(nameof(step), $"{what}: step {step} outside 1..{_t - 1} (step 0 depends on the input only).");
-    }
+    public override void StateJvpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0) =>
+        StateMapAdd(adjoint: false, step, src, dst, count, alpha);
 
-    public override void StateJvpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
+    public override void StateVjpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0) =>
+        StateMapAdd(adjoint: true, step, src, dst, count, alpha);
+
+    /// <summary>
+    /// dst += alpha · A_step src, from the rows of step − 1 into those of step, or (<paramref name="adjoint"/>)
+    /// dst += alpha · A_stepᵀ src, from step into step − 1; at most a chunk of vectors at a time, through
+    /// float32 rows (summed into dst in float64) when the step runs in float32.
+    /// </summary>
+    private void StateMapAdd(bool adjoint, int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha)
     {
-        CheckStep(step, "StateJvpAdd");
-        int size = StateShape.Size;
+        CheckStep(step, adjoint ? "StateVjpAdd" : "StateJvpAdd");
+        int size = StateShape.Size, from = adjoint ? step : step - 1, to = adjoint ? step - 1 : step;
         if (count > _chunk)
         {
             for (int j0 = 0; j0 < count; j0 += _chunk)
-                StateJvpAdd(step, src[(j0 * size)..], dst[(j0 * size)..], Math.Min(_chunk, count - j0), alpha);
+                StateMapAdd(adjoint, step, src[(j0 * size)..], dst[(j0 * size)..], Math.Min(_chunk, count - j0), alpha);
             return;
         }
         long n = (long)count * _b * Group;
+        var trace = _traces[step];
         if (Single(step))
         {
             using var a32 = new Float32Buffer(n); using var b32 = new Float32Buffer(n);
-            Gather32(src, step - 1, count, a32.Span);
-            _traces[step].Jvp32(a32.Span, b32.Span, count);
-            Scatter32(b32.Span, dst, step, count, alpha);
+            Gather32(src, from, count, a32.Span);
+            if (adjoint) trace.Vjp32(a32.Span, b32.Span, count);
+            else trace.Jvp32(a32.Span, b32.Span, count);
+            Scatter32(b32.Span, dst, to, count, alpha);
             return;
         }
         using var a = new BlockBuffer(n); using var b = new BlockBuffer(n);
-        Gather(src, step - 1, count, a.Span);
-        _traces[step].Jvp(a.Span, b.Span, count);
-        Scatter(b.Span, dst, step, count, alpha);
-    }
-
-    public override void StateVjpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
-    {
-        CheckStep(step, "StateVjpAdd");
-        int size = StateShape.Size;
-        if (count > _chunk)
-        {
-            for (int j0 = 0; j0 < count; j0 += _chunk)
-                StateVjpAdd(step, src[(j0 * size)..], dst[(j0 * size)..], Math.Min(_chunk, count - j0), alpha);
-            return;
-        }
-        long n = (long)count * _b * Group;
-        if (Single(step))
-        {
-            using var a32 = new Float32Buffer(n); using var b32 = new Float32Buffer(n);
-            Gather32(src, step, count, a32.Span);
-            _traces[step].Vjp32(a32.Span, b32.Span, count);
-            Scatter32(b32.Span, dst, step - 1, count, alpha);
-            return;
-        }
-        using var a = new BlockBuffer(n); using var b = new BlockBuffer(n);
-        Gather(src, step, count, a.Span);
-        _traces[step].Vjp(a.Span, b.Span, count);
-        Scatter(b.Span, dst, step - 1, count, alpha);
+        Gather(src, from, count, a.Span);
+        if (adjoint) trace.Vjp(a.Span, b.Span, count);
+        else trace.Jvp(a.Span, b.Span, count);
+        Scatter(b.Span, dst, to, count, alpha);
     }
 
     public override void ParamJvp(ReadOnlySpan<double> dTheta, Span<double> result, int count) =>
@@ -439,9 +425,6 @@ internal sealed class BlockChainLinearization : ChainLinearization
     /// <inheritdoc/>
     public override void ParamVjpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<double> q, Span<double> dThetaSubset, int count) =>
         ParamVjpCore(SubsetLayout(parameterIndices, out int k), k, q, dThetaSubset, count);
-
-    private int[] FullLayout() => _fullLayout ??= Enumerable.Range(0, _params.Count).Select(_params.OffsetOf).ToArray();
-    private int[]? _fullLayout;
 
     /// <summary>Step k's flags (one per parameter of the step: in <paramref name="layout"/> or not) and whether any is set.</summary>
     private bool[] Active(int[] layout, int k, out bool any)

@@ -233,18 +233,6 @@ internal sealed class RecurrentBlockChainLinearization : ChainLinearization
     /// <summary>Offset of vector j, trial b, time t in a block of state vectors (row r = j·B + b).</summary>
     private int At(int r, int t) => (r * _t + t) * _s;
 
-    private void CheckBlock(int srcLength, int dstLength, int count, string what)
-    {
-        long need = (long)count * StateShape.Size;
-        if (count < 0 || srcLength < need || dstLength < need)
-            throw new ArgumentException($"{what}: blocks of length {srcLength}/{dstLength} cannot hold {count} × {StateShape}.");
-    }
-
-    private void CheckStep(int step, string what)
-    {
-        if (step < 1 || step >= _t) throw new ArgumentOutOfRangeException(nameof(step), $"{what}: step {step} outside 1..{_t - 1} for {StateShape}.");
-    }
-
     /// <summary>
     /// y[r, layers from..] = the same-step response of layers from..L−1 when layer <paramref name="from"/>'s
     /// state changes by y[r, layer from] (already in y): each layer above reads the new h below.
@@ -292,7 +280,7 @@ internal sealed class RecurrentBlockChainLinearization : ChainLinearization
     public override void StateJvpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
     {
         CheckStep(step, "StateJvpAdd");
-        CheckBlock(src.Length, dst.Length, count, "StateJvpAdd");
+        CheckStateBlocks(src.Length, dst.Length, count, "StateJvpAdd");
         if (count == 0) return;
         int rows = count * _b, t = step;
         using var yb = new BlockBuffer((long)rows * _s);
@@ -323,7 +311,7 @@ internal sealed class RecurrentBlockChainLinearization : ChainLinearization
     public override void StateVjpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
     {
         CheckStep(step, "StateVjpAdd");
-        CheckBlock(src.Length, dst.Length, count, "StateVjpAdd");
+        CheckStateBlocks(src.Length, dst.Length, count, "StateVjpAdd");
         if (count == 0) return;
         int rows = count * _b, t = step;
         using var ob = new BlockBuffer((long)rows * _s);
@@ -367,9 +355,8 @@ internal sealed class RecurrentBlockChainLinearization : ChainLinearization
     /// </summary>
     public override void ParamVjp(ReadOnlySpan<double> q, Span<double> dTheta, int count)
     {
-        int m = _params.TotalSize, size = StateShape.Size;
-        if (q.Length < (long)count * size || dTheta.Length < (long)count * m)
-            throw new ArgumentException($"ParamVjp: blocks of length {q.Length}/{dTheta.Length} cannot hold {count} × {StateShape} / {count} × (m={m}).");
+        int m = _params.TotalSize;
+        CheckParamVjp(q.Length, dTheta.Length, count);
         var (covered, restLayers, restH0) = _split.Value;
         // Step by step for the rest only; the covered tensors are then replaced by their site gradients.
         ParamVjpCore(q, dTheta, count, restLayers, restH0);
@@ -480,8 +467,7 @@ internal sealed class RecurrentBlockChainLinearization : ChainLinearization
     private void ParamJvpCore(ReadOnlySpan<double> dTheta, Span<double> result, int count, bool[] active, bool h0Active)
     {
         int m = _params.TotalSize, size = StateShape.Size, rows = count * _b;
-        if (dTheta.Length < (long)count * m || result.Length < (long)count * size)
-            throw new ArgumentException($"ParamJvp: blocks of length {dTheta.Length}/{result.Length} cannot hold {count} × (m={m}) / {count} × {StateShape}.");
+        CheckParamJvp(dTheta.Length, result.Length, count);
         result[..(count * size)].Clear();
         if (count == 0) return;
         var compact = new double[_l][];
@@ -531,8 +517,7 @@ internal sealed class RecurrentBlockChainLinearization : ChainLinearization
     private void ParamVjpCore(ReadOnlySpan<double> q, Span<double> dTheta, int count, bool[] active, bool h0Active)
     {
         int m = _params.TotalSize, size = StateShape.Size, rows = count * _b;
-        if (q.Length < (long)count * size || dTheta.Length < (long)count * m)
-            throw new ArgumentException($"ParamVjp: blocks of length {q.Length}/{dTheta.Length} cannot hold {count} × {StateShape} / {count} × (m={m}).");
+        CheckParamVjp(q.Length, dTheta.Length, count);
         dTheta[..(count * m)].Clear();
         if (count == 0) return;
         int lowest = Array.IndexOf(active, true);

@@ -95,7 +95,7 @@ internal sealed class MlpLinearization : ChainLinearization
 
     public override void StateJvpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
     {
-        CheckStep(step);
+        CheckStep(step, "StateJvpAdd");
         int m = count * _b;
         var tmp = new double[m * _h];
         // All (vector, sample) rows of layer step−1 are equally strided: one GEMM.
@@ -105,7 +105,7 @@ internal sealed class MlpLinearization : ChainLinearization
 
     public override void StateVjpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
     {
-        CheckStep(step);
+        CheckStep(step, "StateVjpAdd");
         int m = count * _b;
         var tmp = new double[m * _h];
         GatherScaled(step, src, tmp, count);
@@ -152,11 +152,6 @@ internal sealed class MlpLinearization : ChainLinearization
                 for (int b = 0; b < _b; b++) Numerics.Axpy(1.0, g.AsSpan(b * _h, _h), db);
             }
         }
-    }
-
-    private void CheckStep(int step)
-    {
-        if (step < 1 || step >= _l) throw new ArgumentOutOfRangeException(nameof(step), $"MLP: step {step} outside 1..{_l - 1} (layer 0 depends on the input only).");
     }
 
     /// <summary>Layer k's site: a = W_k z_{k−1} + b_k with D = diag(φ'(a)) (docs/math.md#kronecker-core).</summary>

@@ -40,25 +40,8 @@ public abstract class RecurrentChainLinearization : ChainLinearization
 
     private protected void CheckStep(int step, int srcLength, int dstLength, int count, string what)
     {
-        if (step < 1 || step >= Steps)
-            throw new ArgumentOutOfRangeException(nameof(step), $"{what}: step {step} outside 1..{Steps - 1} for {StateShape}.");
-        long need = (long)count * StateShape.Size;
-        if (count < 0 || srcLength < need || dstLength < need)
-            throw new ArgumentException($"{what}: blocks of length {srcLength}/{dstLength} cannot hold {count} × {StateShape}.");
-    }
-
-    private protected void CheckParamJvp(int dThetaLength, int resultLength, int count)
-    {
-        int m = Parameters.TotalSize, size = StateShape.Size;
-        if (dThetaLength < (long)count * m || resultLength < (long)count * size)
-            throw new ArgumentException($"ParamJvp: blocks of length {dThetaLength}/{resultLength} cannot hold {count} × (m={m}) / {count} × {StateShape}.");
-    }
-
-    private protected void CheckParamVjp(int qLength, int dThetaLength, int count)
-    {
-        int m = Parameters.TotalSize, size = StateShape.Size;
-        if (qLength < (long)count * size || dThetaLength < (long)count * m)
-            throw new ArgumentException($"ParamVjp: blocks of length {qLength}/{dThetaLength} cannot hold {count} × {StateShape} / {count} × (m={m}).");
+        CheckStep(step, what);
+        CheckStateBlocks(srcLength, dstLength, count, what);
     }
 
     /// <inheritdoc/>

@@ -169,7 +169,7 @@ public sealed class RecurrentLinearization : RecurrentChainLinearization
     }
 
     /// <summary>Trajectory, caches, weights and every map in element type T (double or float).</summary>
-    private sealed unsafe class Engine<T> : IEngine where T : unmanaged, IFloatingPointIeee754<T>
+    private sealed unsafe class Engine<T> : EngineBlocks<T>, IEngine where T : unmanaged, IFloatingPointIeee754<T>
     {
         private readonly RecurrentLinearization _lin;
         private readonly RecurrentCell _cell;
@@ -190,16 +190,16 @@ public sealed class RecurrentLinearization : RecurrentChainLinearization
             _b = b; _t = t; _n = _cell.InputSize; _s = _cell.StateSize; _h = _cell.HiddenSize;
             _gh = _cell.GateWidth; _p = _cell.PreWidth; _c = _cell.CacheWidth; _hho = _cell.HhOffset; _rows = b * t;
             var ps = lin._params;
-            _x = ToT(lin._x);
-            _z0 = ToT(lin._initial);
+            _x = Shared(lin._x);
+            _z0 = Shared(lin._initial);
             _states = new Trajectory<T>(checked(_rows * _s));
             _z = _states.Values;
             _v = new T[checked(_rows * _h)];
             _cache = new T[checked(_rows * _c)];
-            _wih = ToT(ps[RecurrentCell.WeightIhName].Data);
-            _whh = ToT(ps[RecurrentCell.WeightHhName].Data);
-            _bih = _cell.HasBiasIh ? ToT(ps[RecurrentCell.BiasIhName].Data) : null;
-            _bhh = ToT(ps[RecurrentCell.BiasHhName].Data);
+            _wih = Shared(ps[RecurrentCell.WeightIhName].Data);
+            _whh = Shared(ps[RecurrentCell.WeightHhName].Data);
+            _bih = _cell.HasBiasIh ? Shared(ps[RecurrentCell.BiasIhName].Data) : null;
+            _bhh = Shared(ps[RecurrentCell.BiasHhName].Data);
             _offWih = ps.OffsetOf(RecurrentCell.WeightIhName);
             _offWhh = ps.OffsetOf(RecurrentCell.WeightHhName);
             _offBih = _cell.HasBiasIh ? ps.OffsetOf(RecurrentCell.BiasIhName) : -1;
@@ -221,15 +221,6 @@ public sealed class RecurrentLinearization : RecurrentChainLinearization
         }
 
         public Trajectory States => _states;
-
-        /// <summary>The array in T: float64 shares it (every source is this linearisation's own copy, never written), float32 rounds a copy.</summary>
-        private static T[] ToT(double[] src)
-        {
-            if (typeof(T) == typeof(double)) return (T[])(object)src;
-            var dst = new T[src.Length];
-            Widening.Narrow<T>(src, dst);
-            return dst;
-        }
 
         private ReadOnlySpan<T> ZPrev(int b, int k) =>
             k == 0 ? _z0.AsSpan(b * _s, _s) : _z.AsSpan((b * _t + k - 1) * _s, _s);
@@ -315,29 +306,6 @@ public sealed class RecurrentLinearization : RecurrentChainLinearization
         /// <summary>Row <paramref name="offset"/>.. of a pinned interface block of element type TV.</summary>
         private static Span<TV> AtV<TV>(nint p, long offset, int length) where TV : unmanaged => new((TV*)p + offset, length);
 
-        /// <summary>dst = src in T: a copy when TV is T, else src (double) rounded.</summary>
-        private static void ToT<TV>(ReadOnlySpan<TV> src, Span<T> dst) where TV : unmanaged
-        {
-            if (typeof(TV) == typeof(double)) Widening.Narrow(MemoryMarshal.Cast<TV, double>(src), dst);
-            else if (typeof(TV) == typeof(T)) MemoryMarshal.Cast<TV, T>(src).CopyTo(dst);
-            else throw new NotSupportedException($"{typeof(TV).Name} blocks on a {typeof(T).Name} engine.");
-        }
-
-        /// <summary>dst = src: a copy when TV is T, else src widened to double (exact).</summary>
-        private static void FromT<TV>(ReadOnlySpan<T> src, Span<TV> dst) where TV : unmanaged
-        {
-            if (typeof(TV) == typeof(double)) Widening.Widen(src, MemoryMarshal.Cast<TV, double>(dst));
-            else if (typeof(TV) == typeof(T)) src.CopyTo(MemoryMarshal.Cast<TV, T>(dst));
-            else throw new NotSupportedException($"{typeof(TV).Name} blocks on a {typeof(T).Name} engine.");
-        }
-
-        /// <summary>dst += src: in T when TV is T, else added in float64.</summary>
-        private static void AddFromT<TV>(ReadOnlySpan<T> src, Span<TV> dst) where TV : unmanaged
-        {
-            if (typeof(TV) == typeof(double)) Widening.AddScaled(src, 1.0, MemoryMarshal.Cast<TV, double>(dst));
-            else if (typeof(TV) == typeof(T)) { var d = MemoryMarshal.Cast<TV, T>(dst); TensorPrimitives.Add(d, src, d); }
-            else throw new NotSupportedException($"{typeof(TV).Name} blocks on a {typeof(T).Name} engine.");
-        }
 
         /// <summary>dst[j, b, k] += alpha · A_k src[j, b, k−1].</summary>
         public void StateJvpAdd<TV>(int k, ReadOnlySpan<TV> src, Span<TV> dst, int count, double alpha) where TV : unmanaged
@@ -682,7 +650,7 @@ public sealed class RecurrentLinearization : RecurrentChainLinearization
                     int row = r0 + i;
                     var tmp = w[.._s];
                     _cell.ApplyD(Row(row / _t, row % _t), a.AsSpan(i * _p, _p), tmp, w[_s..]);
-                    AddFromT<TV>(tmp, AtV<TV>(id, (long)row * _s, _s));
+                    AddScaled<TV>(tmp, 1.0, AtV<TV>(id, (long)row * _s, _s));
                 });
             }
         }
@@ -867,7 +835,7 @@ public sealed class RecurrentLinearization : RecurrentChainLinearization
                         NarrowSite.Combine<T>(c[s], _gh, _u[s].Value.AsSpan(row * d, d), d, block, _gh);
                     }
                     _cell.ApplyD(Row(row / _t, row % _t), a, tmp, work.AsSpan(_s, _cell.WorkWidth));
-                    AddFromT<TV>(tmp, AtV<TV>(y, (long)row * _s, _s));
+                    AddScaled<TV>(tmp, 1.0, AtV<TV>(y, (long)row * _s, _s));
                 }
             }
             finally { ArrayPool<T>.Shared.Return(work); }

@@ -124,35 +124,10 @@ public sealed class StackedRecurrentLinearization : RecurrentChainLinearization
     /// same order (the <c>sine</c> training test is sensitive to the last bit of the gradients):
     /// blocks at the interface are read and written in place through <see cref="MemoryMarshal.Cast{TFrom, TTo}(Span{TFrom})"/>.
     /// </remarks>
-    private sealed class Engine<T> : IEngine where T : unmanaged, IFloatingPointIeee754<T>
+    private sealed class Engine<T> : EngineBlocks<T>, IEngine where T : unmanaged, IFloatingPointIeee754<T>
     {
         private static bool IsDouble => typeof(T) == typeof(double);
 
-        /// <summary>dst = src in T: a copy when TV is T, else src (double) rounded.</summary>
-        private static void ToT<TV>(ReadOnlySpan<TV> src, Span<T> dst) where TV : unmanaged
-        {
-            if (typeof(TV) == typeof(double)) Widening.Narrow(MemoryMarshal.Cast<TV, double>(src), dst);
-            else if (typeof(TV) == typeof(T)) MemoryMarshal.Cast<TV, T>(src).CopyTo(dst);
-            else throw new NotSupportedException($"{typeof(TV).Name} blocks on a {typeof(T).Name} engine.");
-        }
-
-        /// <summary>dst = src: a copy when TV is T, else widened (exact).</summary>
-        private static void FromT<TV>(ReadOnlySpan<T> src, Span<TV> dst) where TV : unmanaged
-        {
-            if (typeof(TV) == typeof(double)) Widening.Widen(src, MemoryMarshal.Cast<TV, double>(dst));
-            else if (typeof(TV) == typeof(T)) src.CopyTo(MemoryMarshal.Cast<TV, T>(dst));
-            else throw new NotSupportedException($"{typeof(TV).Name} blocks on a {typeof(T).Name} engine.");
-        }
-
-        /// <summary>dst += alpha · src: in float64 for a double block, in T for a block in T.</summary>
-        private static void AddScaled<TV>(ReadOnlySpan<T> src, double alpha, Span<TV> dst) where TV : unmanaged
-        {
-            if (typeof(TV) == typeof(double)) { Widening.AddScaled(src, alpha, MemoryMarshal.Cast<TV, double>(dst)); return; }
-            if (typeof(TV) != typeof(T)) throw new NotSupportedException($"{typeof(TV).Name} blocks on a {typeof(T).Name} engine.");
-            var d = MemoryMarshal.Cast<TV, T>(dst);
-            if (alpha == 1.0) TensorPrimitives.Add(d, src, d);
-            else TensorPrimitives.MultiplyAdd(src, T.CreateTruncating(alpha), d, d);
-        }
         private readonly StackedRecurrentLinearization _lin;
         private readonly RecurrentCell[] _cells;
         private readonly int _b, _t, _l, _sc, _s, _h, _gh, _p, _c, _hho, _r, _work;
@@ -204,9 +179,6 @@ public sealed class StackedRecurrentLinearization : RecurrentChainLinearization
             Widening.Narrow(src, dst);
             return dst;
         }
-
-        /// <summary>The snapshot's array in T: float64 shares it (the snapshot is immutable), float32 rounds a copy.</summary>
-        private static T[] Shared(double[] src) => IsDouble ? (T[])(object)src : ToT(src);
 
         private static T[] Rent(int length) => ArrayPool<T>.Shared.Rent(Math.Max(1, length));
         private static void Return(T[] a) => ArrayPool<T>.Shared.Return(a);
@@ -678,7 +650,7 @@ public sealed class StackedRecurrentLinearization : RecurrentChainLinearization
     }
 
     /// <summary>Layer k's site: Û = [v and/or x, 1…] at every (trial, time), D = the stack's response at that row.</summary>
-    private sealed class Site : WeightSite
+    private sealed class Site : RecurrentSite
     {
         private readonly StackedRecurrentLinearization _lin;
         private readonly int _k, _preOffset;
@@ -704,54 +676,16 @@ public sealed class StackedRecurrentLinearization : RecurrentChainLinearization
         public override AxisShape RowShape { get; }
         public override ReadOnlyMemory<double> Variables => _variables.Value;
 
-        public override void ApplyDAdd(ReadOnlySpan<double> a, Span<double> dst, int count) =>
-            _lin._engine.SiteDAdd(_k, _preOffset, a, dst, count);
-
-        public override void ApplyDAdjoint(ReadOnlySpan<double> q, Span<double> a, int count) =>
-            _lin._engine.SiteDAdjoint(_k, _preOffset, q, a, count);
-
         /// <summary>Û in float32 on a float32 linearisation (K's site terms then run on it in float32), else empty.</summary>
         public override ReadOnlyMemory<float> VariablesSingle => _variablesSingle.Value ?? default(ReadOnlyMemory<float>);
 
-        private bool Single => _lin.Precision == Precision.F32;
+        private protected override ChainLinearization Linearization => _lin;
 
-        private void Check(int aLength, int qLength, int count, string what)
-        {
-            if (count < 0 || aLength < (long)count * Rows * OutDim || qLength < (long)count * _lin.StateShape.Size)
-                throw new ArgumentException($"Site '{Name}' {what}: blocks of length {aLength}/{qLength} cannot hold {count} × [{Rows}, {OutDim}] / {count} × {_lin.StateShape}.");
-        }
+        private protected override void SiteDAdd<TA, TV>(ReadOnlySpan<TA> a, Span<TV> dst, int count) =>
+            _lin._engine.SiteDAdd(_k, _preOffset, a, dst, count);
 
-        internal override bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<double> dst, int count)
-        {
-            if (!Single) return false;
-            Check(a.Length, dst.Length, count, "ApplyDAdd");
-            if (count > 0) _lin._engine.SiteDAdd(_k, _preOffset, a, dst, count);
-            return true;
-        }
-
-        internal override bool TryApplyDAdjointSingle(ReadOnlySpan<double> q, Span<float> a, int count)
-        {
-            if (!Single) return false;
-            Check(a.Length, q.Length, count, "ApplyDAdjoint");
-            if (count > 0) _lin._engine.SiteDAdjoint(_k, _preOffset, q, a, count);
-            return true;
-        }
-
-        internal override bool TryApplyDAddSingle(ReadOnlySpan<float> a, Span<float> dst, int count)
-        {
-            if (!Single) return false;
-            Check(a.Length, dst.Length, count, "ApplyDAdd");
-            if (count > 0) _lin._engine.SiteDAdd(_k, _preOffset, a, dst, count);
-            return true;
-        }
-
-        internal override bool TryApplyDAdjointSingle(ReadOnlySpan<float> q, Span<float> a, int count)
-        {
-            if (!Single) return false;
-            Check(a.Length, q.Length, count, "ApplyDAdjoint");
-            if (count > 0) _lin._engine.SiteDAdjoint(_k, _preOffset, q, a, count);
-            return true;
-        }
+        private protected override void SiteDAdjoint<TV, TA>(ReadOnlySpan<TV> q, Span<TA> a, int count) =>
+            _lin._engine.SiteDAdjoint(_k, _preOffset, q, a, count);
 
         /// <summary>Row (b, t) reaches only layers k.. of state (b, t).</summary>
         public override bool TryGetRowSlice(int row, out int offset, out int length)

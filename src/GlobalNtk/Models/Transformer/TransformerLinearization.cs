@@ -124,41 +124,33 @@ internal sealed class TransformerLinearization : ChainLinearization
     private BlockTangent Rent() => _pool.TryTake(out var ws) ? ws : new BlockTangent(_blocks[0], _chunkSeq, _c.FinalNorm);
     private void Return(BlockTangent ws) => _pool.Add(ws);
 
-    private void CheckStep(int step)
-    {
-        if (step < 1 || step >= _steps) throw new ArgumentOutOfRangeException(nameof(step), $"Transformer: step {step} outside 1..{_steps - 1} (step 0, the embedding, depends on the input only).");
-    }
+    public override void StateJvpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0) =>
+        StateMapAdd(adjoint: false, step, src, dst, count, alpha);
 
-    public override void StateJvpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
+    public override void StateVjpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0) =>
+        StateMapAdd(adjoint: true, step, src, dst, count, alpha);
+
+    /// <summary>
+    /// dst += alpha · A_step src: layer step − 1 through the block's tangent from its input stage to its
+    /// output, into layer step; or (<paramref name="adjoint"/>) dst += alpha · A_stepᵀ src: layer step
+    /// back from the output stage to the input, into layer step − 1. Chunk by chunk of sequences.
+    /// </summary>
+    private void StateMapAdd(bool adjoint, int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha)
     {
-        CheckStep(step);
+        CheckStep(step, adjoint ? "StateVjpAdd" : "StateJvpAdd");
         var blk = _blocks[step - 1];
+        var (inStage, outStage) = adjoint ? (blk.OutputStage, BlockStage.Input) : (BlockStage.Input, blk.OutputStage);
+        int from = adjoint ? step : step - 1, to = adjoint ? step - 1 : step;
         var ws = Rent();
         for (int j = 0; j < count; j++)
             for (int s0 = 0; s0 < _s; s0 += _chunkSeq)
             {
                 int ns = Math.Min(_chunkSeq, _s - s0);
-                ws.Begin(blk, s0, ns, BlockStage.Input);
-                GatherLayer(src, j, s0, ns, step - 1, ws.Buffer(BlockStage.Input));
-                ws.Forward(BlockStage.Input);
-                ScatterLayer(ws.Buffer(blk.OutputStage), dst, j, s0, ns, step, alpha);
-            }
-        Return(ws);
-    }
-
-    public override void StateVjpAdd(int step, ReadOnlySpan<double> src, Span<double> dst, int count, double alpha = 1.0)
-    {
-        CheckStep(step);
-        var blk = _blocks[step - 1];
-        var ws = Rent();
-        for (int j = 0; j < count; j++)
-            for (int s0 = 0; s0 < _s; s0 += _chunkSeq)
-            {
-                int ns = Math.Min(_chunkSeq, _s - s0);
-                ws.Begin(blk, s0, ns, blk.OutputStage);
-                GatherLayer(src, j, s0, ns, step, ws.Buffer(blk.OutputStage));
-                ws.Backward(BlockStage.Input);
-                ScatterLayer(ws.Buffer(BlockStage.Input), dst, j, s0, ns, step - 1, alpha);
+                ws.Begin(blk, s0, ns, inStage);
+                GatherLayer(src, j, s0, ns, from, ws.Buffer(inStage));
+                if (adjoint) ws.Backward(BlockStage.Input);
+                else ws.Forward(BlockStage.Input);
+                ScatterLayer(ws.Buffer(outStage), dst, j, s0, ns, to, alpha);
             }
         Return(ws);
     }
@@ -180,14 +172,6 @@ internal sealed class TransformerLinearization : ChainLinearization
     /// <inheritdoc/>
     public override void ParamVjpSubset(IReadOnlyList<int> parameterIndices, ReadOnlySpan<double> q, Span<double> dThetaSubset, int count) =>
         ParamVjpCore(SubsetLayout(parameterIndices, out int k), k, q, dThetaSubset, count);
-
-    /// <summary>Offsets of every parameter tensor in the full θ (the identity layout).</summary>
-    private int[] FullLayout()
-    {
-        var ps = Parameters;
-        return _fullLayout ??= Enumerable.Range(0, ps.Count).Select(ps.OffsetOf).ToArray();
-    }
-    private int[]? _fullLayout;
 
     /// <summary>The slice of one δθ vector (laid out by <paramref name="layout"/>) holding parameter <paramref name="name"/>; empty when not in the layout.</summary>
     private ReadOnlySpan<double> Part(ReadOnlySpan<double> dt, int[] layout, string name)
