@@ -34,7 +34,7 @@ public class EstimatorFloat32Tests
     /// A dense operator with a native float32 path (its matrix rounded to float32; float32 products
     /// summed in float64, each result rounded once) that counts the vectors each overload received.
     /// </summary>
-    private sealed class CountingFloat32Operator(DenseOperator dense) : LinearOperator(dense.Domain, dense.Range)
+    internal sealed class CountingFloat32Operator(DenseOperator dense) : LinearOperator(dense.Domain, dense.Range)
     {
         private readonly float[] _a = Float32.ToSingle(dense.Matrix);
         public long Float64Vectors, Float32Vectors;
@@ -70,15 +70,16 @@ public class EstimatorFloat32Tests
         }
     }
 
-    private static readonly AxisShape Shape = new(("trial", 4), ("time", 6), ("unit", 12));
+    internal static readonly AxisShape Shape = new(("trial", 4), ("time", 6), ("unit", 12));
 
-    private static DenseOperator Psd(int seed) => KnownSpectra.Dense(KnownSpectra.PowerLaw(Shape.Size, 0.8), seed).View(Shape, Shape).Materialize();
+    internal static DenseOperator Psd(int seed) => KnownSpectra.Dense(KnownSpectra.PowerLaw(Shape.Size, 0.8), seed).View(Shape, Shape).Materialize();
 
     /// <summary>Every estimator with a float32 path, as (name, run): each returns the numbers it estimated.</summary>
     public static TheoryData<string> Estimators => new()
     {
         "hutchinson", "frobenius", "participation ratio", "moments", "moments deflated", "partial per-index", "partial kronecker",
         "partial trace", "axis average", "alignment", "relative difference", "spectrum", "metered moments",
+        "hutch++", "partial deflated",
     };
 
     private static double[] Run(string name, LinearOperator a, LinearOperator b)
@@ -120,6 +121,19 @@ public class EstimatorFloat32Tests
             {
                 var m = EffectiveRank.Moments(new MeteredOperator(a, null), 20, 3);
                 return [m.Trace.Value, m.ParticipationRatio.Value];
+            }
+            case "hutch++":
+            {
+                var h = TraceEstimators.HutchPlusPlus(a, 60, 3); // 60 < n = 288: sketch, projections and probes
+                return [h.Value, h.StandardError];
+            }
+            case "partial deflated":
+            {
+                // Deflated by the spectrum's eigenvectors (float32 ones for a float32 operator): the
+                // low-rank partial trace and the projected probes both use them.
+                var eig = Spectral.TopEigenpairs(a, 4, 2, new SpectrumBudget(40, 1e-6));
+                var p = EffectiveRank.PartialWithin(a, ["time"], 120, 3, Deflation.FromEigenpairs(eig));
+                return [p.ParticipationRatio.Value, p.Trace.Value, p.FrobeniusSquared.Value];
             }
             default: throw new ArgumentException(name);
         }
@@ -230,7 +244,7 @@ public class EstimatorFloat32Tests
 
     public static TheoryData<string> Models => new() { "transformer", "gru" };
 
-    private static (NtkOperators Ops32, DenseOperator Dense64) Model(string which)
+    internal static (NtkOperators Ops32, DenseOperator Dense64) Model(string which)
     {
         IChainModel model;
         Tensor x;

@@ -53,12 +53,7 @@ public sealed class PrincipalDirections
     /// </summary>
     public double[] CapturedFractions(ReadOnlySpan<double> x, IReadOnlyList<int> ranks)
     {
-        if (x.Length % Dimension != 0)
-            throw new ArgumentException($"PrincipalDirections: {x.Length} values are not rows of width {Dimension}.");
-        int n = x.Length / Dimension;
-        int rMax = ranks.Count == 0 ? 0 : ranks.Max();
-        if (rMax > Dimension || (ranks.Count > 0 && ranks.Min() < 0))
-            throw new ArgumentOutOfRangeException(nameof(ranks), $"ranks must lie in [0, {Dimension}], got up to {rMax}.");
+        var (n, rMax) = CheckFractions(x.Length, ranks);
         // coefficients C = X V_rᵀ ([n, rMax]); energy in the top-r directions is the sum of the first r squared columns
         var coef = new double[Math.Max(1, n * rMax)];
         if (rMax > 0) Gemm.Multiply(Trans.No, Trans.Yes, n, rMax, Dimension, 1.0, x, Dimension, _vectors, Dimension, 0.0, coef, rMax);
@@ -69,5 +64,47 @@ public sealed class PrincipalDirections
         var cumulative = new double[rMax + 1];
         for (int r = 0; r < rMax; r++) cumulative[r + 1] = cumulative[r] + perDirection[r];
         return ranks.Select(r => total > 0 ? cumulative[r] / total : double.NaN).ToArray();
+    }
+
+    /// <summary>
+    /// <see cref="CapturedFractions(ReadOnlySpan{double}, IReadOnlyList{int})"/> for float32 rows
+    /// (e.g. a float32 NTK_S image): rows are widened (exactly) a chunk at a time, so the
+    /// coefficients and every sum of squares are float64, without a float64 copy of X.
+    /// </summary>
+    public double[] CapturedFractions(ReadOnlySpan<float> x, IReadOnlyList<int> ranks)
+    {
+        var (n, rMax) = CheckFractions(x.Length, ranks);
+        var perDirection = new double[rMax];
+        double total = 0;
+        int chunk = Math.Max(1, Math.Min(n, WidenedValues / Dimension));
+        var wide = new double[(long)Math.Min(n, chunk) * Dimension];
+        var coef = new double[Math.Max(1, chunk * rMax)];
+        for (int row = 0; row < n; row += chunk)
+        {
+            int rows = Math.Min(chunk, n - row);
+            var xs = wide.AsSpan(0, rows * Dimension);
+            Float32.Widen(x.Slice(row * Dimension, rows * Dimension), xs);
+            total += Numerics.Dot(xs, xs);
+            if (rMax == 0) continue;
+            Gemm.Multiply(Trans.No, Trans.Yes, rows, rMax, Dimension, 1.0, xs, Dimension, _vectors, Dimension, 0.0, coef, rMax);
+            for (int i = 0; i < rows; i++)
+                for (int r = 0; r < rMax; r++) { double c = coef[i * rMax + r]; perDirection[r] += c * c; }
+        }
+        var cumulative = new double[rMax + 1];
+        for (int r = 0; r < rMax; r++) cumulative[r + 1] = cumulative[r] + perDirection[r];
+        return ranks.Select(r => total > 0 ? cumulative[r] / total : double.NaN).ToArray();
+    }
+
+    // Values of float32 rows widened at a time (a few hundred KB of scratch).
+    private const int WidenedValues = 1 << 15;
+
+    private (int Rows, int MaxRank) CheckFractions(int length, IReadOnlyList<int> ranks)
+    {
+        if (length % Dimension != 0)
+            throw new ArgumentException($"PrincipalDirections: {length} values are not rows of width {Dimension}.");
+        int rMax = ranks.Count == 0 ? 0 : ranks.Max();
+        if (rMax > Dimension || (ranks.Count > 0 && ranks.Min() < 0))
+            throw new ArgumentOutOfRangeException(nameof(ranks), $"ranks must lie in [0, {Dimension}], got up to {rMax}.");
+        return (length / Dimension, rMax);
     }
 }

@@ -8,7 +8,8 @@ namespace GlobalNtk.Analysis;
 /// <c>SRB(r) = (‖Π_r Δz‖² / ‖Δz‖²) / (‖Π_r e‖² / ‖e‖²)</c> with <c>Δz = −NTK_S e</c> and Π_r the
 /// projection of every state vector (last state axis) onto the top-r principal directions of the
 /// model's own activity. SRB &gt; 1: gradient descent moves the state preferentially inside the
-/// modes the model already uses.
+/// modes the model already uses. For an NTK_S that applies float32 natively (<c>--precision f32</c>)
+/// Δz is computed and held in float32, its projections summed in float64.
 /// </summary>
 public static class SelfReferentialBias
 {
@@ -30,15 +31,33 @@ public static class SelfReferentialBias
         Numerics.EnsureFinite(error, "SRB error vector e");
         int dim = shape.Sizes[^1];
         var pcs = PrincipalDirections.Of(states, dim);
-        var dz = ntk.Apply(error);
-        Numerics.Scale(dz, -1.0);
-        Numerics.EnsureFinite(dz, "SRB update Δz = −NTK_S e");
-        var fz = pcs.CapturedFractions(dz, ranks);
+        var fz = ProbeBlock.UsesFloat32(ntk) ? UpdateFractionsSingle(ntk, error, pcs, ranks) : UpdateFractions(ntk, error, pcs, ranks);
         var fe = pcs.CapturedFractions(error, ranks);
         var index = fz.Zip(fe, (a, b) => b > 0 ? a / b : double.NaN).ToArray();
         var explained = Cumulative(pcs.Variances);
         return new SrbResult(shape.Names[^1], ranks.ToArray(), index, fz, fe,
             ranks.Select(r => r == 0 ? 0.0 : explained[r - 1]).ToArray(), errorSource);
+    }
+
+    // ‖Π_r Δz‖² / ‖Δz‖² with Δz = −NTK_S e in float64.
+    private static double[] UpdateFractions(LinearOperator ntk, ReadOnlySpan<double> error, PrincipalDirections pcs, IReadOnlyList<int> ranks)
+    {
+        var dz = ntk.Apply(error);
+        Numerics.Scale(dz, -1.0);
+        Numerics.EnsureFinite(dz, "SRB update Δz = −NTK_S e");
+        return pcs.CapturedFractions(dz, ranks);
+    }
+
+    // The same for an NTK_S that applies float32 natively: e rounded once to float32 (relative 6e-8,
+    // below the float32 operator's own error), Δz kept in float32, and its projections summed in
+    // float64 (PrincipalDirections.CapturedFractions). The fractions are squares, so Δz's sign is not applied.
+    private static double[] UpdateFractionsSingle(LinearOperator ntk, ReadOnlySpan<double> error, PrincipalDirections pcs, IReadOnlyList<int> ranks)
+    {
+        var e = Float32.ToSingle(error);
+        var dz = new float[e.Length];
+        ntk.ApplyBlock(e, dz, 1);
+        Float32.EnsureFinite(dz, "SRB update Δz = −NTK_S e");
+        return pcs.CapturedFractions(dz, ranks);
     }
 
     /// <summary>Default rank grid: 1..min(dim, maxRank).</summary>

@@ -98,8 +98,9 @@ internal sealed class BlockKrylovEigensolver
     /// re-orthogonalisation, T = QᵀAQ, norms, the Ritz combinations QY) is a float64 sum over float32
     /// entries widened a column chunk at a time (docs/math.md#numerics). Each stored basis vector is
     /// rounded once to float32 (relative 6e-8, below the float32 operator's own error), so the
-    /// Ritz values carry that rounding, not a float32 accumulation. The returned vectors and
-    /// images are float64 either way.
+    /// Ritz values carry that rounding, not a float32 accumulation. The returned eigenvectors and
+    /// their images stay in the solve's precision (<see cref="EigenResult.SingleVectors"/> for
+    /// float32), so the deflation that reuses them holds no float64 state vector either.
     /// </summary>
     public EigenResult Solve() => ProbeBlock.UsesFloat32(_op) ? Solve<float>() : Solve<double>();
 
@@ -199,10 +200,6 @@ internal sealed class BlockKrylovEigensolver
             : idx.OrderByDescending(i => theta[i]);
         return idx.Take(count).ToArray();
     }
-
-    // A float64 copy of a basis vector (exact).
-    private static double[] Widened<TV>(ReadOnlySpan<TV> v) where TV : unmanaged =>
-        typeof(TV) == typeof(double) ? MemoryMarshal.Cast<TV, double>(v).ToArray() : Float32.ToDouble(MemoryMarshal.Cast<TV, float>(v));
 
     // ‖A Q y − θ Q y‖ = ‖W_proj · y[s:e]‖: only the newest block's residual leaves span(Q).
     private static double[] EstimateResiduals<TV>(double[] y, int e, int s, int bs, ReadOnlySpan<TV> wProj, int[] pick) where TV : unmanaged
@@ -327,50 +324,51 @@ internal sealed class BlockKrylovEigensolver
         Numerics.EnsureFinite(values, $"Eigenvalues of {_op.Name}");
         CombineRows(q, e, n, y, e, pick, q);
         var sq = new double[k];
-        double[] images;
-        if (typeof(TV) == typeof(double))
+        // A v = θ v + W y_s, in place in W (each column chunk of W is read before its images are
+        // written); formed in float64 and, for a float32 solve, rounded once into float32.
+        CombineColumns<TV>(w.AsSpan(0, bs * n), bs, n, BlockCoefficients(y, e, s, bs, pick), k, (col, cols, block) =>
         {
-            var qd = (double[])(object)q;
-            var wd = (double[])(object)w;
-            CombineColumns<double>(wd.AsSpan(0, bs * n), bs, n, BlockCoefficients(y, e, s, bs, pick), k, (col, cols, block) =>
+            for (int p = 0; p < k; p++)
             {
-                for (int p = 0; p < k; p++)
-                {
-                    var r = block.Slice(p * cols, cols);
-                    sq[p] += Numerics.Dot(r, r);
-                    var image = wd.AsSpan(p * n + col, cols);
-                    r.CopyTo(image);
-                    Numerics.Axpy(values[p], qd.AsSpan(p * n + col, cols), image);
-                }
-            });
-            images = wd.Length == (long)k * n ? wd : wd.AsSpan(0, k * n).ToArray();
-        }
-        else
-        {
-            // The images A v = θ v + W y_s formed in float64 from the float32 v and W, returned in float64.
-            var qf = (float[])(object)q;
-            var im = images = new double[(long)k * n];
-            CombineColumns<TV>(w.AsSpan(0, bs * n), bs, n, BlockCoefficients(y, e, s, bs, pick), k, (col, cols, block) =>
-            {
-                for (int p = 0; p < k; p++)
-                {
-                    var r = block.Slice(p * cols, cols);
-                    sq[p] += Numerics.Dot(r, r);
-                    var image = im.AsSpan(p * n + col, cols);
-                    Float32.Widen(qf.AsSpan(p * n + col, cols), image);
-                    Numerics.Scale(image, values[p]);
-                    Numerics.Axpy(1.0, r, image);
-                }
-            });
-        }
-        var vectors = new double[k][];
-        for (int p = 0; p < k; p++) vectors[p] = Widened<TV>(q.AsSpan(p * n, n));
-        return new EigenResult(values, vectors, sq.Select(Math.Sqrt).ToArray(), applications, status != EigenStatus.BudgetExhausted, restarts)
+                var r = block.Slice(p * cols, cols);
+                sq[p] += Numerics.Dot(r, r);
+                StoreImage(values[p], q.AsSpan(p * n + col, cols), r, w.AsSpan(p * n + col, cols));
+            }
+        });
+        var images = w.Length == (long)k * n ? w : w.AsSpan(0, k * n).ToArray();
+        var result = new EigenResult(values, null!, sq.Select(Math.Sqrt).ToArray(), applications, status != EigenStatus.BudgetExhausted, restarts)
         {
             Status = status,
             Budget = _strictBudget ? _maxApplications : 0,
             ErrorBounds = pick.Select(i => bound[i]).ToArray(),
-            Images = images,
         };
+        // The vectors stay in the solve's precision: an f32 analysis holds no float64 state vector.
+        var vectors = new TV[k][];
+        for (int p = 0; p < k; p++) vectors[p] = q.AsSpan(p * n, n).ToArray();
+        return typeof(TV) == typeof(double)
+            ? result with { Vectors = (double[][])(object)vectors, Images = (double[])(object)images }
+            : result with { SingleVectors = (float[][])(object)vectors, SingleImages = (float[])(object)images };
+    }
+
+    // image = θ v + r (v the Ritz vector, r = W y_s): float64 as before; float32 v widened, the sum rounded once.
+    private static void StoreImage<TV>(double theta, ReadOnlySpan<TV> v, ReadOnlySpan<double> r, Span<TV> image) where TV : unmanaged
+    {
+        if (typeof(TV) == typeof(double))
+        {
+            var im = MemoryMarshal.Cast<TV, double>(image);
+            r.CopyTo(im);
+            Numerics.Axpy(theta, MemoryMarshal.Cast<TV, double>(v), im);
+            return;
+        }
+        var vf = MemoryMarshal.Cast<TV, float>(v);
+        var imf = MemoryMarshal.Cast<TV, float>(image);
+        int i = 0, wf = System.Numerics.Vector<float>.Count, h = System.Numerics.Vector<double>.Count;
+        var t = new System.Numerics.Vector<double>(theta);
+        for (; i <= vf.Length - wf; i += wf)
+        {
+            System.Numerics.Vector.Widen(new System.Numerics.Vector<float>(vf[i..]), out var v0, out var v1);
+            System.Numerics.Vector.Narrow(new System.Numerics.Vector<double>(r[i..]) + t * v0, new System.Numerics.Vector<double>(r[(i + h)..]) + t * v1).CopyTo(imf[i..]);
+        }
+        for (; i < vf.Length; i++) imf[i] = (float)(r[i] + theta * vf[i]);
     }
 }

@@ -121,14 +121,7 @@ public static class EffectiveRank
         if (deflation is not null && deflation.Dimension != n)
             throw new ShapeMismatchException($"Effective rank: deflation vectors have length {deflation.Dimension}, but {op.Name} acts on {op.Domain}.");
         int r = exact || deflation is null ? 0 : deflation.Count;
-        double ct = 0, cs = 0;
-        for (int i = 0; i < r; i++)
-        {
-            var v = deflation!.Vectors[i];
-            var av = deflation.Images.AsSpan((int)((long)i * n), n);
-            ct += Numerics.Dot(v, av);
-            cs += Numerics.Dot(av, av);
-        }
+        var (ct, cs) = r > 0 ? deflation!.ExactShares(r) : (0.0, 0.0);
         var t = new List<double>(m);
         var s = new List<double>(m);
         // Probe and image blocks in float32 when the operator applies float32 natively (ProbeBlock).
@@ -182,7 +175,7 @@ public static class EffectiveRank
             for (int j = 0; j < c && deflation is not null; j++)
             {
                 var xj = xs.Slice(j * n, n);
-                foreach (var v in deflation.Vectors) ProbeBlock.Axpy(-ProbeBlock.Dot<T>(v, xj), v, xj);
+                deflation.Project(xj);
             }
             var y = ProbeRunner.Reuse(ref image, (long)c * n);
             ProbeBlock.Apply<T>(op, xs, y, c);
@@ -501,17 +494,27 @@ public static class EffectiveRank
         int nk = split.Kept, nt = split.Reduced, k = d.Count, n = d.Dimension;
         var full = split.Full;
         var tm = new double[k * k];
-        for (int i = 0; i < k; i++) for (int j = 0; j < k; j++) tm[i * k + j] = Numerics.Dot(d.Vectors[i], d.Images.AsSpan((int)((long)j * n), n));
+        // float32 vectors and images (a float32 solve's) enter every sum widened (exactly), so the
+        // sums below are float64 ones over their values.
+        for (int i = 0; i < k; i++) for (int j = 0; j < k; j++) tm[i * k + j] = d.VectorDotImage(i, j);
         var g = new double[nk * nk];
         var w = new double[n];
         var wm = new double[(long)nk * nt];
         var vm = new double[(long)nk * nt];
         for (int i = 0; i < k; i++)
         {
-            d.Images.AsSpan((int)((long)i * n), n).CopyTo(w);
-            for (int j = 0; j < k; j++) Numerics.Axpy(-0.25 * (tm[j * k + i] + tm[i * k + j]), d.Vectors[j], w);
-            var v = d.Vectors[i];
-            for (int q = 0; q < wm.Length; q++) { wm[q] = w[full[q]]; vm[q] = v[full[q]]; }
+            d.ImageInto(i, w);
+            for (int j = 0; j < k; j++) d.AddVector(-0.25 * (tm[j * k + i] + tm[i * k + j]), j, w);
+            if (d.SingleVectors is { } single)
+            {
+                var vf = single[i];
+                for (int q = 0; q < wm.Length; q++) { wm[q] = w[full[q]]; vm[q] = vf[full[q]]; }
+            }
+            else
+            {
+                var v = d.Vectors![i];
+                for (int q = 0; q < wm.Length; q++) { wm[q] = w[full[q]]; vm[q] = v[full[q]]; }
+            }
             Gemm.Multiply(Trans.No, Trans.Yes, nk, nk, nt, 1.0, wm, nt, vm, nt, 1.0, g, nk);
         }
         var ml = new double[nk * nk];

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using GlobalNtk.Dense;
 using GlobalNtk.Operators;
 
@@ -10,24 +11,108 @@ namespace GlobalNtk.Estimators;
 /// </summary>
 public sealed class Deflation
 {
-    private Deflation(double[][] vectors, double[] images, int count, int dimension)
+    private Deflation(double[][]? vectors, double[]? images, float[][]? single, float[]? singleImages, int count, int dimension)
     {
-        Vectors = vectors; Images = images; Count = count; Dimension = dimension;
+        Vectors = vectors; Images = images; SingleVectors = single; SingleImages = singleImages; Count = count; Dimension = dimension;
     }
 
-    internal double[][] Vectors { get; }
-    internal double[] Images { get; }
+    // One pair is set: float64 vectors and images, or float32 ones (from a float32 solve, half the memory).
+    internal double[][]? Vectors { get; }
+    internal double[]? Images { get; }
+    internal float[][]? SingleVectors { get; }
+    internal float[]? SingleImages { get; }
+    /// <summary>Whether the vectors and images are stored in float32 (they came from a float32 solve).</summary>
+    public bool IsSingle => SingleVectors is not null;
     /// <summary>Number of deflation vectors.</summary>
     public int Count { get; }
     /// <summary>Length of each vector.</summary>
     public int Dimension { get; }
 
-    /// <summary>Deflation by the eigenvectors of a top-eigenpair solve (no new applications: their images are kept by the solver).</summary>
+    /// <summary>
+    /// Deflation by the eigenvectors of a top-eigenpair solve (no new applications: their images
+    /// are kept by the solver), in the precision the solve stored them (<see cref="EigenResult.IsSingle"/>).
+    /// </summary>
     public static Deflation FromEigenpairs(EigenResult eig)
     {
         ArgumentNullException.ThrowIfNull(eig);
-        if (eig.Images is null || eig.Vectors.Length == 0) throw new ArgumentException("Deflation needs the images A·v of a budgeted top-eigenpair solve.", nameof(eig));
-        return new Deflation(eig.Vectors, eig.Images, eig.Vectors.Length, eig.Vectors[0].Length);
+        if (eig.SingleVectors is { Length: > 0 } single && eig.SingleImages is { } singleImages)
+            return new Deflation(null, null, single, singleImages, single.Length, single[0].Length);
+        if (eig.Images is null || eig.IsSingle || eig.Vectors.Length == 0) throw new ArgumentException("Deflation needs the images A·v of a budgeted top-eigenpair solve.", nameof(eig));
+        return new Deflation(eig.Vectors, eig.Images, null, null, eig.Vectors.Length, eig.Vectors[0].Length);
+    }
+
+    /// <summary>vᵢᵀ(A vⱼ), summed in float64.</summary>
+    internal double VectorDotImage(int i, int j)
+    {
+        int n = Dimension;
+        return Vectors is { } v
+            ? Numerics.Dot(v[i], Images.AsSpan((int)((long)j * n), n))
+            : Float32.DotWide(SingleVectors![i], SingleImages.AsSpan((int)((long)j * n), n));
+    }
+
+    /// <summary>dst = A·vᵢ in float64 (widened exactly from float32).</summary>
+    internal void ImageInto(int i, Span<double> dst)
+    {
+        int n = Dimension;
+        if (Images is { } im) im.AsSpan((int)((long)i * n), n).CopyTo(dst);
+        else Float32.Widen(SingleImages.AsSpan((int)((long)i * n), n), dst);
+    }
+
+    /// <summary>dst += alpha·vᵢ, formed in float64.</summary>
+    internal void AddVector(double alpha, int i, Span<double> dst)
+    {
+        if (Vectors is { } v) Numerics.Axpy(alpha, v[i], dst);
+        else Float32.AddWidened(SingleVectors![i], alpha, dst);
+    }
+
+    /// <summary>(tr VᵀAV, ‖AV‖_F²) = (Σ vᵢᵀ(A vᵢ), Σ ‖A vᵢ‖²) over the first <paramref name="count"/> vectors, summed in float64.</summary>
+    internal (double Trace, double Square) ExactShares(int count)
+    {
+        double ct = 0, cs = 0;
+        int n = Dimension;
+        for (int i = 0; i < count; i++)
+        {
+            if (Vectors is { } v)
+            {
+                var av = Images.AsSpan((int)((long)i * n), n);
+                ct += Numerics.Dot(v[i], av);
+                cs += Numerics.Dot(av, av);
+            }
+            else
+            {
+                ReadOnlySpan<float> av = SingleImages.AsSpan((int)((long)i * n), n);
+                ct += Float32.DotWide(SingleVectors![i], av);
+                cs += Float32.DotWide(av, av);
+            }
+        }
+        return (ct, cs);
+    }
+
+    /// <summary>
+    /// x ← (I − VVᵀ)x, one vector at a time (modified Gram–Schmidt): each coefficient vᵀx is summed
+    /// in float64 and each element of x formed in float64 and rounded once into T, whichever
+    /// precision V and x are stored in. Float64 V on float64 x is the plain float64 loop.
+    /// </summary>
+    internal void Project<T>(Span<T> x) where T : unmanaged
+    {
+        if (Vectors is { } vectors)
+        {
+            foreach (var v in vectors) ProbeBlock.Axpy(-ProbeBlock.Dot<T>(v, x), v, x);
+            return;
+        }
+        foreach (var v in SingleVectors!)
+        {
+            if (typeof(T) == typeof(float))
+            {
+                var xf = MemoryMarshal.Cast<T, float>(x);
+                ProbeBlock.AxpyWide(-Float32.DotWide(v, xf), v, xf);
+            }
+            else
+            {
+                var xd = MemoryMarshal.Cast<T, double>(x);
+                Float32.AddWidened(v, -ProbeBlock.Dot<float>(xd, v), xd);
+            }
+        }
     }
 }
 
@@ -45,7 +130,8 @@ internal sealed class DeflatedOperator(LinearOperator inner, Deflation deflation
     protected override void ApplyAdjointBlockCore(ReadOnlySpan<double> x, Span<double> y, int count) => Sandwich(x, y, count, adjoint: true);
 
     // Float32 blocks stay float32 around a native float32 operator: the projections' dot products
-    // accumulate in float64 against the float64 deflation vectors, each element rounded once per vector.
+    // accumulate in float64 against the deflation vectors (float32 from a float32 solve), each
+    // element rounded once per vector.
     internal override bool AppliesFloat32Natively => inner.AppliesFloat32Natively;
 
     protected override void ApplyBlockCore(ReadOnlySpan<float> x, Span<float> y, int count) => Sandwich(x, y, count, adjoint: false);
@@ -72,12 +158,12 @@ internal sealed class DeflatedOperator(LinearOperator inner, Deflation deflation
         fixed (T* pb = block)
         {
             nint ib = (nint)pb;
-            Elementwise.For(count, (long)count * n * deflation.Vectors.Length, (j0, j1) =>
+            Elementwise.For(count, (long)count * n * deflation.Count, (j0, j1) =>
             {
                 for (int j = j0; j < j1; j++)
                 {
                     var xj = new Span<T>((T*)ib + (long)j * n, n);
-                    foreach (var v in deflation.Vectors) ProbeBlock.Axpy(-ProbeBlock.Dot<T>(v, xj), v, xj);
+                    deflation.Project(xj);
                 }
             });
         }

@@ -13,14 +13,43 @@ public enum EigenOrder
 }
 
 /// <summary>Top eigenpairs of a self-adjoint operator.</summary>
+/// <remarks>
+/// The eigenvectors are stored in the precision the solve ran in. A solve on an operator that
+/// applies float32 natively (e.g. NTK_S of an <c>--precision f32</c> linearisation) keeps them in
+/// float32 (<see cref="SingleVectors"/>, half the memory; each entry a float64 Ritz combination
+/// rounded once), and <see cref="Vectors"/> widens them to float64 on first use (exactly: every
+/// float32 value is a float64 value). A float64 solve stores <see cref="Vectors"/> only.
+/// </remarks>
 /// <param name="Values">Eigenvalues, descending (by magnitude for <see cref="EigenOrder.LargestMagnitude"/>).</param>
-/// <param name="Vectors">Unit eigenvectors, one array per value (laid out as the operator's Domain).</param>
+/// <param name="Vectors">Unit eigenvectors, one array per value (laid out as the operator's Domain); for a float32 solve, the float32 vectors widened on first access.</param>
 /// <param name="Residuals">‖A v − λ v‖ for each pair, from the Krylov recurrence (A v − θ v = W y_s, the newest block's residual directions; equal to a recomputation up to rounding).</param>
 /// <param name="Applications">Operator applications (vectors) used.</param>
 /// <param name="Converged">Whether every estimated residual reached the tolerance (or the space was exhausted).</param>
 /// <param name="Restarts">Basis restarts performed.</param>
 public sealed record EigenResult(double[] Values, double[][] Vectors, double[] Residuals, int Applications, bool Converged, int Restarts)
 {
+    private double[][]? _vectors = Vectors;
+
+    /// <summary>
+    /// Unit eigenvectors in float64, one array per value. For a float32 solve (<see cref="SingleVectors"/>
+    /// set) they are widened from the float32 vectors on first access and then kept (k more
+    /// float64 state vectors; the analysis never asks for them).
+    /// </summary>
+    public double[][] Vectors
+    {
+        get => _vectors ??= SingleVectors is { } single ? single.Select(v => Float32.ToDouble(v)).ToArray() : [];
+        init => _vectors = value;
+    }
+
+    /// <summary>
+    /// The eigenvectors as a float32 solve stored them (one array per value, unit norm up to
+    /// float32 rounding, about 6e-8 per entry), or null when the solve ran in float64.
+    /// </summary>
+    public float[][]? SingleVectors { get; init; }
+
+    /// <summary>Whether the eigenvectors (and their images) are stored in float32 (<see cref="SingleVectors"/>).</summary>
+    public bool IsSingle => SingleVectors is not null;
+
     /// <summary>Why the solver stopped.</summary>
     public EigenStatus Status { get; init; } = EigenStatus.Converged;
     /// <summary>The strict budget of applications the solve ran under (0 when none was given).</summary>
@@ -31,8 +60,10 @@ public sealed record EigenResult(double[] Values, double[][] Vectors, double[] R
     /// solve used a residual tolerance).
     /// </summary>
     public double[] ErrorBounds { get; init; } = [];
-    /// <summary>A·vᵢ for the returned vectors, vector-major, from the Krylov recurrence A v = θ v + W y (kept for deflation; at least k·n values).</summary>
+    /// <summary>A·vᵢ for the returned vectors, vector-major, from the Krylov recurrence A v = θ v + W y (kept for deflation; at least k·n values); null for a float32 solve.</summary>
     internal double[]? Images { get; init; }
+    /// <summary>The images of a float32 solve (<see cref="Images"/>' layout), each entry formed in float64 and rounded once.</summary>
+    internal float[]? SingleImages { get; init; }
 }
 
 /// <summary>Why a top-eigenpair solve stopped.</summary>
