@@ -89,6 +89,23 @@ public class Float32EigenvectorTests
         }
     }
 
+    /// <summary>A copy made before the first widening shares it: the same arrays, and still Equal.</summary>
+    [Fact]
+    public void CopiesShareTheWidenedVectors()
+    {
+        var eig = Spectral.TopEigenpairs(new Counting(EstimatorFloat32Tests.Psd(7)), 3, 2, Budget);
+        var copy = eig with { };
+        var wide = copy.Vectors;
+        Assert.Same(wide, eig.Vectors);
+        Assert.Equal(eig, copy);
+        // Setting float32 vectors replaces float64 ones given before; float64 ones replace the widening.
+        var other = eig with { SingleVectors = [.. eig.SingleVectors!.Select(v => v.Select(x => -x).ToArray())] };
+        Assert.Equal(-wide[0][0], other.Vectors[0][0]);
+        var given = eig with { Vectors = [[1.0, 2.0]] };
+        Assert.Equal([1.0, 2.0], given.Vectors[0]);
+        Assert.Same(wide, eig.Vectors);
+    }
+
     [Fact]
     public void AFloat32DeflationOnFloat64ProbesEqualsTheWidenedDeflation()
     {

@@ -28,7 +28,10 @@ public enum EigenOrder
 /// <param name="Restarts">Basis restarts performed.</param>
 public sealed record EigenResult(double[] Values, double[][] Vectors, double[] Residuals, int Applications, bool Converged, int Restarts)
 {
-    private double[][]? _vectors = Vectors;
+    // The float64 vectors live in a holder that copies (`with`) share, so a copy made before the
+    // first widening sees the same vectors, widens nothing twice, and stays Equal to the original.
+    private VectorHolder _vectors = new(Vectors);
+    private readonly float[][]? _single;
 
     /// <summary>
     /// Unit eigenvectors in float64, one array per value. For a float32 solve (<see cref="SingleVectors"/>
@@ -37,15 +40,28 @@ public sealed record EigenResult(double[] Values, double[][] Vectors, double[] R
     /// </summary>
     public double[][] Vectors
     {
-        get => _vectors ??= SingleVectors is { } single ? single.Select(v => Float32.ToDouble(v)).ToArray() : [];
-        init => _vectors = value;
+        get
+        {
+            var holder = _vectors;
+            if (holder.Value is { } v) return v;
+            var widened = _single is { } single ? single.Select(v => Float32.ToDouble(v)).ToArray() : [];
+            return Interlocked.CompareExchange(ref holder.Value, widened, null) ?? widened;
+        }
+        init => _vectors = new VectorHolder(value);
     }
 
     /// <summary>
     /// The eigenvectors as a float32 solve stored them (one array per value, unit norm up to
-    /// float32 rounding, about 6e-8 per entry), or null when the solve ran in float64.
+    /// float32 rounding, about 6e-8 per entry), or null when the solve ran in float64. Setting it
+    /// drops float64 vectors set before (they are widened from these on first access).
     /// </summary>
-    public float[][]? SingleVectors { get; init; }
+    public float[][]? SingleVectors
+    {
+        get => _single;
+        init { _single = value; if (value is not null) _vectors = new VectorHolder(null); }
+    }
+
+    private sealed class VectorHolder(double[][]? value) { public double[][]? Value = value; }
 
     /// <summary>Whether the eigenvectors (and their images) are stored in float32 (<see cref="SingleVectors"/>).</summary>
     public bool IsSingle => SingleVectors is not null;
