@@ -114,17 +114,59 @@ public class GemmDirectTests
     }
 
     /// <summary>
-    /// Direct takes every one-slice product that runs on one thread anyway (under 2²⁰ multiply-adds,
-    /// the default parallel threshold) and none that the driver could split over threads.
+    /// A deep product (k over KC) run k-slice by k-slice through Direct gives the packed path's bits:
+    /// the same slices, the later ones accumulating with beta = 1.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void DeepSlicedDirectIsBitIdenticalToThePackedPath(string precision)
+    {
+        if (!Avx512F.IsSupported)
+        {
+            Assert.False(Gemm.SelectedKernel == Gemm.KernelKind.Avx512); // nothing to compare: Direct never runs here
+            return;
+        }
+        if (precision == "f64") DeepBitIdentical<double>(); else DeepBitIdentical<float>();
+    }
+
+    private static unsafe void DeepBitIdentical<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(34);
+        int kc = Avx512Kernel<T>.KC, caseIndex = 0;
+        // Two, three and eight slices (2880 = the Kronecker core's rows), even and uneven splits.
+        foreach (var (m, n, k) in new[] { (4, 4, 2880), (3, 5, 2 * kc + 7), (9, 17, 3 * kc), (2, 40, kc + 1) })
+            foreach (Trans ta in new[] { Trans.No, Trans.Yes })
+                foreach (Trans tb in new[] { Trans.No, Trans.Yes })
+                    foreach (var (alpha, beta) in Scalars)
+                    {
+                        int pad = caseIndex++ % 3;
+                        int lda = (ta == Trans.No ? k : m) + pad, ldb = (tb == Trans.No ? n : k) + pad, ldc = n + pad;
+                        T[] a = Random<T>(rng, (ta == Trans.No ? m : k) * lda), b = Random<T>(rng, (tb == Trans.No ? k : n) * ldb);
+                        T[] c1 = Random<T>(rng, m * ldc), c2 = (T[])c1.Clone();
+                        fixed (T* pa = a, pb = b, p1 = c1, p2 = c2)
+                        {
+                            Avx512Kernel<T>.DirectSliced(ta, tb, m, n, k, T.CreateTruncating(alpha), pa, lda, pb, ldb, T.CreateTruncating(beta), p1, ldc);
+                            GemmDriver<T, Avx512Kernel<T>>.Serial(ta, tb, m, n, k, T.CreateTruncating(alpha), pa, lda, pb, ldb, T.CreateTruncating(beta), p2, ldc);
+                        }
+                        for (int q = 0; q < c1.Length; q++)
+                            Assert.True(c1[q] == c2[q], $"{typeof(T).Name} {ta}/{tb} m={m} n={n} k={k} α={alpha} β={beta}: element {q} sliced {c1[q]}, packed {c2[q]}");
+                    }
+    }
+
+    /// <summary>
+    /// Direct takes every product that runs on one thread anyway (under 2²⁰ multiply-adds, the
+    /// default parallel threshold), deep ones slice by slice, and none that the driver could split
+    /// over threads.
     /// </summary>
     [Fact]
-    public void DirectTakesOneSliceProductsBelowTheParallelThreshold()
+    public void DirectTakesProductsBelowTheParallelThreshold()
     {
         Assert.True(Gemm.UseDirect<float>(100, 100, 100));
         Assert.True(Gemm.UseDirect<double>(8, 4096, 30));
         Assert.True(Gemm.UseDirect<double>(64, 128, 128 - 1));
         Assert.False(Gemm.UseDirect<double>(64, 128, 128));       // 2²⁰: split over threads
-        Assert.False(Gemm.UseDirect<float>(2, 2, Avx512Kernel<float>.KC + 1));  // two k-slices
+        Assert.True(Gemm.UseDirect<float>(4, 4, 2880));                          // deep: k-slice by k-slice
+        Assert.False(Gemm.UseDirect<double>(64, 128, 300));
         Assert.True(Gemm.DirectProduct < Gemm.ParallelThreshold);
     }
 

@@ -18,7 +18,7 @@ public enum Trans { No, Yes }
 /// (float64: AVX-512 8×24, else AVX2 6×8; float32: AVX-512 8×48, else AVX2 6×16; else scalar 4×4;
 /// see <c>GemmKernels.cs</c>, <c>GemmKernelAvx512.cs</c> and <c>GemmKernelAvx2.cs</c>); one generic driver and one generic kernel
 /// per instruction set serve both precisions; m = 1 or n = 1 runs as dot products / axpys instead.
-/// With AVX-512, small products (m·n·k < 2²⁰, k ≤ KC) skip packing A (and B when it is not transposed) and give the same
+/// With AVX-512, small products (m·n·k < 2²⁰) skip packing A (and B when it is not transposed) and give the same
 /// bits as the packed path; other tiny products (m·n·k ≤ 128) run as plain loops. Products with at
 /// least <see cref="ParallelThreshold"/> multiply-adds are split into column (or row) panels run on
 /// up to <see cref="MaxDegreeOfParallelism"/> threads; smaller ones run on the calling thread and
@@ -225,7 +225,7 @@ public static partial class Gemm
         }
         if (kind == KernelKind.Avx512 && m > 1 && n > 1 && UseDirect<T>(m, n, k))
         {
-            Avx512Kernel<T>.Direct(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            Avx512Kernel<T>.DirectSliced(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
         }
         if ((long)m * n * k <= TinyProduct)
@@ -328,14 +328,14 @@ public static partial class Gemm
     }
 
     /// <summary>
-    /// Whether the AVX-512 kernel runs the product on the stored A (<see cref="Avx512Kernel{T}.Direct"/>):
-    /// one k-slice (so the bits are the packed path's) and at most <see cref="DirectProduct"/>
-    /// multiply-adds, where packing costs a large share of the work and the operands stay in L1/L2
-    /// while they are re-read.
+    /// Whether the AVX-512 kernel runs the product on the stored A (<see cref="Avx512Kernel{T}.DirectSliced"/>,
+    /// k-slice by k-slice as the packed path cuts k, so the bits are the packed path's): at most
+    /// <see cref="DirectProduct"/> multiply-adds, where packing costs a large share of the work and
+    /// the operands stay in L1/L2 while they are re-read.
     /// </summary>
     internal static bool UseDirect<T>(int m, int n, int k) where T : unmanaged, IFloatingPointIeee754<T>
         => (typeof(T) == typeof(double) || typeof(T) == typeof(float))
-           && k <= Avx512Kernel<T>.KC && (long)m * n * k <= DirectProduct;
+           && (long)m * n * k <= DirectProduct;
 
     /// <summary>
     /// Largest m·n·k run by <see cref="Avx512Kernel{T}.Direct"/> (mutable for the benchmark's tuning

@@ -141,7 +141,7 @@ internal static unsafe class GemmDriver<T, K>
     internal static int BlockColumns(Trans tb) => tb == Trans.No && K.NCStoredB > 0 ? K.NCStoredB : K.NC;
 
     /// <summary>Depth of every k-slice but the last: even slices of at most KC (a thin last slice would waste a pass).</summary>
-    private static int SliceDepth(int k) => DivUp(k, DivUp(k, K.KC));
+    internal static int SliceDepth(int k) => DivUp(k, DivUp(k, K.KC));
 
     /// <summary>A kernel reads op(A) where it is stored (no packing) when it can and A is not transposed.</summary>
     private static bool ReadsStoredA(Trans ta) => ta == Trans.No && K.MultipliesStoredA;

@@ -66,6 +66,23 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     }
 
     /// <summary>
+    /// <see cref="Direct"/> over k in the packed path's slices (<see cref="GemmDriver{T, K}.SliceDepth"/>
+    /// deep; the later ones accumulate with beta = 1, as there), so a deep product with a small C
+    /// (a 4 × 4 Gram over 2880 rows) skips packing and still gives the packed path's bits. For
+    /// k ≤ <see cref="KC"/> it is <see cref="Direct"/>.
+    /// </summary>
+    public static void DirectSliced(Trans ta, Trans tb, int m, int n, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
+    {
+        int depth = GemmDriver<T, Avx512Kernel<T>>.SliceDepth(k);
+        for (int pc = 0; pc < k; pc += depth)
+        {
+            T* ap = ta == Trans.No ? a + pc : a + (nint)pc * lda;   // op(A)(i, p) columns pc…
+            T* bp = tb == Trans.No ? b + (nint)pc * ldb : b + pc;   // op(B)(p, j) rows pc…
+            Direct(ta, tb, m, n, Math.Min(depth, k - pc), alpha, ap, lda, bp, ldb, pc == 0 ? beta : T.One, c, ldc);
+        }
+    }
+
+    /// <summary>
     /// C[0:m, 0:n] = alpha·op(A)·op(B) + beta·C on the stored A, without packing it: A's elements are
     /// broadcast from their rows (or columns). B as stored is read in place, its rows loaded as
     /// vectors (the last under a lane mask), by 6 × 4-vector strips and 8 × 3-vector tiles
