@@ -86,15 +86,23 @@ public class GemmDirectTests
         if (precision == "f64") BitIdentical<double>(); else BitIdentical<float>();
     }
 
-    private static unsafe void BitIdentical<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    private static void BitIdentical<T>() where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var rng = new Random(33);
-        int kc = Avx512Kernel<T>.KC, caseIndex = 0;
-        int l = Vector512<T>.Count;
+        int kc = Avx512Kernel<T>.KC, l = Vector512<T>.Count;
         // (13, 10L, 40): 4 vectors of strips and 6 of 8 × 3 tiles; (5, 4L − 3, 9): one masked strip group;
         // 100³ and 8 × 4096 × 30 lie between 2¹⁹ and 2²⁰ multiply-adds, which Gemm sends to Direct.
-        foreach (var (m, n, k) in new[] { (2, 2, 1), (7, 9, 13), (8, 48, 16), (17, 50, 33), (64, 64, 64), (33, 97, kc), (13, 10 * l, 40), (5, 4 * l - 3, 9),
-            (100, 100, 100), (8, 4096, 30) })
+        SameBitsAsPacked<T>(new Random(33), sliced: false, [(2, 2, 1), (7, 9, 13), (8, 48, 16), (17, 50, 33), (64, 64, 64), (33, 97, kc),
+            (13, 10 * l, 40), (5, 4 * l - 3, 9), (100, 100, 100), (8, 4096, 30)]);
+    }
+
+    /// <summary>
+    /// Direct (or, <paramref name="sliced"/>, DirectSliced) against the packed path, bit for bit, on
+    /// every transpose pair and (α, β) of <see cref="Scalars"/>, with padded strides.
+    /// </summary>
+    private static unsafe void SameBitsAsPacked<T>(Random rng, bool sliced, (int M, int N, int K)[] shapes) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int caseIndex = 0;
+        foreach (var (m, n, k) in shapes)
             foreach (Trans ta in new[] { Trans.No, Trans.Yes })
                 foreach (Trans tb in new[] { Trans.No, Trans.Yes })
                     foreach (var (alpha, beta) in Scalars)
@@ -103,10 +111,12 @@ public class GemmDirectTests
                         int lda = (ta == Trans.No ? k : m) + pad, ldb = (tb == Trans.No ? n : k) + pad, ldc = n + pad;
                         T[] a = Random<T>(rng, (ta == Trans.No ? m : k) * lda), b = Random<T>(rng, (tb == Trans.No ? k : n) * ldb);
                         T[] c1 = Random<T>(rng, m * ldc), c2 = (T[])c1.Clone();
+                        T al = T.CreateTruncating(alpha), be = T.CreateTruncating(beta);
                         fixed (T* pa = a, pb = b, p1 = c1, p2 = c2)
                         {
-                            Avx512Kernel<T>.Direct(ta, tb, m, n, k, T.CreateTruncating(alpha), pa, lda, pb, ldb, T.CreateTruncating(beta), p1, ldc);
-                            GemmDriver<T, Avx512Kernel<T>>.Serial(ta, tb, m, n, k, T.CreateTruncating(alpha), pa, lda, pb, ldb, T.CreateTruncating(beta), p2, ldc);
+                            if (sliced) Avx512Kernel<T>.DirectSliced(ta, tb, m, n, k, al, pa, lda, pb, ldb, be, p1, ldc);
+                            else Avx512Kernel<T>.Direct(ta, tb, m, n, k, al, pa, lda, pb, ldb, be, p1, ldc);
+                            GemmDriver<T, Avx512Kernel<T>>.Serial(ta, tb, m, n, k, al, pa, lda, pb, ldb, be, p2, ldc);
                         }
                         for (int q = 0; q < c1.Length; q++)
                             Assert.True(c1[q] == c2[q], $"{typeof(T).Name} {ta}/{tb} m={m} n={n} k={k} α={alpha} β={beta}: element {q} direct {c1[q]}, packed {c2[q]}");
@@ -129,28 +139,11 @@ public class GemmDirectTests
         if (precision == "f64") DeepBitIdentical<double>(); else DeepBitIdentical<float>();
     }
 
-    private static unsafe void DeepBitIdentical<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    private static void DeepBitIdentical<T>() where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var rng = new Random(34);
-        int kc = Avx512Kernel<T>.KC, caseIndex = 0;
+        int kc = Avx512Kernel<T>.KC;
         // Two, three and eight slices (2880 = the Kronecker core's rows), even and uneven splits.
-        foreach (var (m, n, k) in new[] { (4, 4, 2880), (3, 5, 2 * kc + 7), (9, 17, 3 * kc), (2, 40, kc + 1) })
-            foreach (Trans ta in new[] { Trans.No, Trans.Yes })
-                foreach (Trans tb in new[] { Trans.No, Trans.Yes })
-                    foreach (var (alpha, beta) in Scalars)
-                    {
-                        int pad = caseIndex++ % 3;
-                        int lda = (ta == Trans.No ? k : m) + pad, ldb = (tb == Trans.No ? n : k) + pad, ldc = n + pad;
-                        T[] a = Random<T>(rng, (ta == Trans.No ? m : k) * lda), b = Random<T>(rng, (tb == Trans.No ? k : n) * ldb);
-                        T[] c1 = Random<T>(rng, m * ldc), c2 = (T[])c1.Clone();
-                        fixed (T* pa = a, pb = b, p1 = c1, p2 = c2)
-                        {
-                            Avx512Kernel<T>.DirectSliced(ta, tb, m, n, k, T.CreateTruncating(alpha), pa, lda, pb, ldb, T.CreateTruncating(beta), p1, ldc);
-                            GemmDriver<T, Avx512Kernel<T>>.Serial(ta, tb, m, n, k, T.CreateTruncating(alpha), pa, lda, pb, ldb, T.CreateTruncating(beta), p2, ldc);
-                        }
-                        for (int q = 0; q < c1.Length; q++)
-                            Assert.True(c1[q] == c2[q], $"{typeof(T).Name} {ta}/{tb} m={m} n={n} k={k} α={alpha} β={beta}: element {q} sliced {c1[q]}, packed {c2[q]}");
-                    }
+        SameBitsAsPacked<T>(new Random(34), sliced: true, [(4, 4, 2880), (3, 5, 2 * kc + 7), (9, 17, 3 * kc), (2, 40, kc + 1)]);
     }
 
     /// <summary>
