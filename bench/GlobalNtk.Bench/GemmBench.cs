@@ -197,9 +197,9 @@ internal static class GemmBench
         int length, Func<int, double> c1, Func<int, double> c2)
     {
         double flops = 2.0 * s.M * s.N * s.K;
-        // Each timing runs a batch of ≥ ~1e6 flops (a single tiny product lasts less than the clock's own
-        // cost), and enough batches for ≥ ~3e8 flops per contender on the small shapes.
-        int batch = (int)Math.Clamp(1e6 / flops, 1, 10000);
+        // Each timing runs a batch of ≥ ~4e6 flops (a single tiny product lasts less than the clock's own
+        // cost and step), and enough batches for ≥ ~3e8 flops per contender on the small shapes.
+        int batch = (int)Math.Clamp(4e6 / flops, 1, 40000);
         int r = Math.Max(reps, (int)Math.Min(20000, 3e8 / (flops * batch)));
         var (managed, t) = Best(r, batch, managedRun, blasRun);
         string blasCol = "-", ratioCol = "-", diffCol = "-";

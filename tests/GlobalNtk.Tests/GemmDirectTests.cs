@@ -318,6 +318,41 @@ public class GemmDirectTests
     }
 
     /// <summary>
+    /// A narrow C (n ≤ L/2 columns, m ≥ 2L rows) that Direct runs transposed (Cᵀ = op(B)ᵀ·op(A)ᵀ block by
+    /// block of 12L rows, then the α/β epilogue per element): every n that takes that path, m from the
+    /// smallest such up past two blocks (a partial last block, one of under 9 rows), depths 1 to two k-slices,
+    /// all transposes, padded strides, unaligned starts, β = 0 on a C full of NaN, the rows after C untouched.
+    /// Checked against the naive product and bit for bit against the packed path.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void NarrowCMatchesNaiveAndThePackedPathBits(string precision)
+    {
+        if (!Avx512Runs()) return;
+        if (precision == "f64") Narrow<double>(); else Narrow<float>();
+    }
+
+    private static void Narrow<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(39);
+        int l = Vector512<T>.Count, kc = Avx512Kernel<T>.KC, caseIndex = 0, transposed = 0;
+        int[] heights = [2 * l, 2 * l + 1, 12 * l - 1, 12 * l, 24 * l + 5, 24 * l + 9];
+        int[] depths = [1, 7, 40, kc, 2 * kc + 3];
+        foreach (Trans ta in new[] { Trans.No, Trans.Yes })
+            foreach (Trans tb in new[] { Trans.No, Trans.Yes })
+                for (int n = 1; n <= l / 2; n++)
+                    foreach (int m in heights)
+                    {
+                        var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
+                        if (Avx512Kernel<T>.NarrowC(ta, m, n)) transposed++;
+                        Check<T>(rng, ta, tb, m, n, depths[caseIndex % depths.Length], alpha, beta,
+                            pad: caseIndex % 3, offset: 1 + caseIndex % 2, direct: true);
+                        caseIndex++;
+                    }
+        Assert.True(transposed >= 2 * heights.Length * (l / 2), $"only {transposed} of the cases run transposed"); // every Aᵀ case at least
+    }
+
+    /// <summary>
     /// Whether the AVX-512 kernel runs on this machine; where it cannot, checks that the driver never
     /// selects it (so the AVX-512-only cases have nothing to compare, and say so).
     /// </summary>
@@ -343,7 +378,7 @@ public class GemmDirectTests
     /// direct path, no thread split); otherwise on <see cref="GemmGeneric.Multiply"/>.
     /// </summary>
     private static unsafe void Check<T>(Random rng, Trans ta, Trans tb, int m, int n, int k, double alpha, double beta, int pad, int offset,
-        bool serial = false, bool strips = false)
+        bool serial = false, bool strips = false, bool direct = false)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int aRows = ta == Trans.No ? m : k, aCols = ta == Trans.No ? k : m;
@@ -352,21 +387,25 @@ public class GemmDirectTests
         T[] a = Random<T>(rng, offset + (aRows - 1) * lda + aCols), b = Random<T>(rng, offset + (bRows - 1) * ldb + bCols);
         int cEnd = offset + (m - 1) * ldc + n; // 8 guard rows follow C: a tile that stores rows past m shows there
         T[] c = Random<T>(rng, cEnd + 8 * ldc);
-        if (strips && beta == 0) // β = 0 must overwrite C without reading it
+        if ((strips || direct) && beta == 0) // β = 0 must overwrite C without reading it
             for (int i = 0; i < m; i++) c.AsSpan(offset + i * ldc, n).Fill(T.NaN);
         T[] c0 = (T[])c.Clone();
-        if (strips)
+        if (strips || direct)
         {
             T[] packed = (T[])c.Clone();
             fixed (T* pa = a, pb = b, pc = c, pp = packed)
             {
-                Avx512Kernel<T>.StoredBProduct(ta, m, n, k, T.CreateTruncating(alpha), pa + offset, lda, pb + offset, ldb,
-                    T.CreateTruncating(beta), pc + offset, ldc);
+                if (strips)
+                    Avx512Kernel<T>.StoredBProduct(ta, m, n, k, T.CreateTruncating(alpha), pa + offset, lda, pb + offset, ldb,
+                        T.CreateTruncating(beta), pc + offset, ldc);
+                else
+                    Avx512Kernel<T>.DirectSliced(ta, tb, m, n, k, T.CreateTruncating(alpha), pa + offset, lda, pb + offset, ldb,
+                        T.CreateTruncating(beta), pc + offset, ldc);
                 GemmDriver<T, Avx512Kernel<T>>.Serial(ta, tb, m, n, k, T.CreateTruncating(alpha), pa + offset, lda, pb + offset, ldb,
                     T.CreateTruncating(beta), pp + offset, ldc);
             }
             for (int q = 0; q < c.Length; q++)
-                Assert.True(c[q].Equals(packed[q]), $"{typeof(T).Name} {ta} m={m} n={n} k={k} α={alpha} β={beta}: element {q} strips {c[q]}, packed {packed[q]}");
+                Assert.True(c[q].Equals(packed[q]), $"{typeof(T).Name} {ta}/{tb} m={m} n={n} k={k} α={alpha} β={beta}: element {q} {(strips ? "strips" : "direct")} {c[q]}, packed {packed[q]}");
         }
         else if (serial)
             fixed (T* pa = a, pb = b, pc = c)
