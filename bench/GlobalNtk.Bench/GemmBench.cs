@@ -11,7 +11,7 @@ namespace GlobalNtk.Bench;
 /// <c>--precision f64|f32|both</c> (f32 is compared with OpenBLAS sgemm; default both),
 /// <c>--kc32/--mc32/--nc32</c> (float32 AVX-512 blocking), <c>--nc32b</c> (float32 B̄ block width for
 /// an untransposed B), <c>--direct N</c> (largest m·n·k
-/// multiplied without packing), <c>--only TEXT</c> (shapes whose name contains TEXT), <c>--shape MxNxK[:NN|TN|NT|TT]</c>
+/// multiplied without packing), <c>--narrow-depth N</c> (least k for the direct path's transposed narrow C), <c>--only TEXT</c> (shapes whose name contains TEXT), <c>--shape MxNxK[:NN|TN|NT|TT]</c>
 /// (an extra shape), <c>--cpu-time</c> (both contenders on one
 /// thread, timed by the thread's CPU time: on a shared, oversubscribed machine this excludes the
 /// time the thread waits for a core, which wall time of a multi-threaded run cannot), <c>--process-cpu</c> (the
@@ -61,6 +61,7 @@ internal static class GemmBench
                 case "--seed": seed = int.Parse(args[++i]); break;
                 case "--count": count = int.Parse(args[++i]); break;
                 case "--max-product": maxProduct = long.Parse(args[++i]); break;
+                case "--narrow-depth": Avx512Kernel<double>.NarrowDepth = Avx512Kernel<float>.NarrowDepth = int.Parse(args[++i]); break;
                 default: Console.Error.WriteLine($"gemm: unknown option '{args[i]}'"); return 2;
             }
         }

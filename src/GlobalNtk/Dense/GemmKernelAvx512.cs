@@ -92,7 +92,7 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     /// </summary>
     public static void Direct(Trans ta, Trans tb, int m, int n, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
     {
-        if (NarrowC(ta, m, n))
+        if (NarrowC(ta, m, n, k))
         {
             Transposed(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
@@ -147,9 +147,17 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     /// and for 6–8 float32 columns (1978×6×17 68–70 → 54–64).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static bool NarrowC(Trans ta, int m, int n) =>
-        m >= 2 * Vector512<T>.Count
+    internal static bool NarrowC(Trans ta, int m, int n, int k) =>
+        m >= 2 * Vector512<T>.Count && k >= NarrowDepth
         && (ta == Trans.Yes ? n <= Vector512<T>.Count / 2 : typeof(T) == typeof(float) && n <= 4);
+
+    /// <summary>
+    /// Least depth for <see cref="Transposed"/>: below it the transposed epilogue (and the transposed
+    /// blocks of a stored A) outweigh the multiply-adds (k = 5 lost, e.g. 153×3×5 A·Bᵀ f32 107–114 → 60–72 %,
+    /// 2471×3×5 A·B f32 43–44 → 22–24 %; k = 8 won or tied: 2471×3×8 A·B f32 53–54 → 69–93 %). Mutable for
+    /// the benchmark's tuning only.
+    /// </summary>
+    internal static int NarrowDepth = 8;
 
     /// <summary>Columns of Cᵀ per block of <see cref="Transposed"/>: 12 vectors (a multiple of both the strips' 4 and the tiles' 3).</summary>
     private static int TransposedBlock => 12 * Vector512<T>.Count;
@@ -157,28 +165,88 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     /// <summary>
     /// <see cref="Direct"/> for a narrow C: Cᵀ = op(B)ᵀ·op(A)ᵀ, block by block of <see cref="TransposedBlock"/>
     /// rows of C, into a stack buffer (alpha = 1, beta = 0: the plain sums), then C = alpha·sum + beta·C
-    /// element by element. Each element of C is still one FMA chain from zero over p = 0, 1, …, k−1 and the
+    /// by 4 × 4 transposes in registers (<see cref="PutTransposed4"/>; the last rows element by element). Each element of C is still one FMA chain from zero over p = 0, 1, …, k−1 and the
     /// epilogue of <see cref="Put"/> (alpha·sum + (beta·C), fused), so the bits are the packed path's.
     /// </summary>
+    [SkipLocalsInit]
     private static void Transposed(Trans ta, Trans tb, int m, int n, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
     {
-        int block = TransposedBlock;
-        T* ct = stackalloc T[n * block];
+        int block = TransposedBlock, height = (n + 3) / 4 * 4;
+        T* ct = stackalloc T[height * block];
+        // The rows past n are multiplied by the 4 × 4 transposes but never stored: zeros, since stale
+        // stack bits can be subnormal, which costs a microcode assist per lane (measured 10× slower).
+        new Span<T>(ct + (nint)n * block, (height - n) * block).Clear();
         Trans ta2 = tb == Trans.No ? Trans.Yes : Trans.No, tb2 = ta == Trans.No ? Trans.Yes : Trans.No;
         for (int i0 = 0; i0 < m; i0 += block)
         {
             int rows = Math.Min(block, m - i0);
             T* ai = ta == Trans.No ? a + (nint)i0 * lda : a + i0;
             Direct(ta2, tb2, n, rows, k, T.One, b, ldb, ai, lda, T.Zero, ct, block);
-            for (int i = 0; i < rows; i++)
+            T* ci = c + (nint)i0 * ldc;
+            int i = 0;
+            for (; i + 4 <= rows; i += 4)
+                for (int j = 0; j < n; j += 4)
+                    PutTransposed4(ct + (nint)j * block + i, block, ci + (nint)i * ldc + j, ldc, Math.Min(4, n - j), alpha, beta);
+            for (; i < rows; i++)
             {
-                T* ci = c + (nint)(i0 + i) * ldc, s = ct + i;
+                T* cr = ci + (nint)i * ldc, s = ct + i;
                 if (beta == T.Zero)
-                    for (int j = 0; j < n; j++) ci[j] = alpha * s[(nint)j * block];
+                    for (int j = 0; j < n; j++) cr[j] = alpha * s[(nint)j * block];
                 else
-                    for (int j = 0; j < n; j++) ci[j] = T.FusedMultiplyAdd(alpha, s[(nint)j * block], beta * ci[j]);
+                    for (int j = 0; j < n; j++) cr[j] = T.FusedMultiplyAdd(alpha, s[(nint)j * block], beta * cr[j]);
             }
         }
+    }
+
+    /// <summary>
+    /// Rows r &lt; 4 of C (<paramref name="cols"/> ≤ 4 columns from <paramref name="c"/>) = alpha·s + beta·C
+    /// (fused as <see cref="Put"/>), where s(r, j) = <paramref name="t"/>[j·ldt + r]: a 4 × 4 transpose in
+    /// registers (all 4 rows of t are read), the columns past <paramref name="cols"/> neither read nor written.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PutTransposed4(T* t, nint ldt, T* c, nint ldc, int cols, T alpha, T beta)
+    {
+        if (typeof(T) == typeof(float))
+        {
+            float* f = (float*)t;
+            Vector128<float> r0 = Sse.LoadVector128(f), r1 = Sse.LoadVector128(f + ldt), r2 = Sse.LoadVector128(f + 2 * ldt), r3 = Sse.LoadVector128(f + 3 * ldt);
+            Vector128<float> t0 = Sse.UnpackLow(r0, r1), t1 = Sse.UnpackLow(r2, r3), t2 = Sse.UnpackHigh(r0, r1), t3 = Sse.UnpackHigh(r2, r3);
+            Vector128<float> mask = Vector128.LessThan(Vector128<int>.Indices, Vector128.Create(cols)).AsSingle();
+            float al = float.CreateTruncating(alpha), be = float.CreateTruncating(beta);
+            PutRow128((float*)c, Sse.MoveLowToHigh(t0, t1), mask, al, be);
+            PutRow128((float*)(c + ldc), Sse.MoveHighToLow(t1, t0), mask, al, be);
+            PutRow128((float*)(c + 2 * ldc), Sse.MoveLowToHigh(t2, t3), mask, al, be);
+            PutRow128((float*)(c + 3 * ldc), Sse.MoveHighToLow(t3, t2), mask, al, be);
+        }
+        else if (typeof(T) == typeof(double))
+        {
+            double* d = (double*)t;
+            Vector256<double> r0 = Avx.LoadVector256(d), r1 = Avx.LoadVector256(d + ldt), r2 = Avx.LoadVector256(d + 2 * ldt), r3 = Avx.LoadVector256(d + 3 * ldt);
+            Vector256<double> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1), t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+            Vector256<double> mask = Vector256.LessThan(Vector256<long>.Indices, Vector256.Create((long)cols)).AsDouble();
+            double al = double.CreateTruncating(alpha), be = double.CreateTruncating(beta);
+            PutRow256((double*)c, Avx.Permute2x128(t0, t2, 0x20), mask, al, be);
+            PutRow256((double*)(c + ldc), Avx.Permute2x128(t1, t3, 0x20), mask, al, be);
+            PutRow256((double*)(c + 2 * ldc), Avx.Permute2x128(t0, t2, 0x31), mask, al, be);
+            PutRow256((double*)(c + 3 * ldc), Avx.Permute2x128(t1, t3, 0x31), mask, al, be);
+        }
+        else throw new NotSupportedException();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PutRow128(float* c, Vector128<float> s, Vector128<float> mask, float alpha, float beta)
+    {
+        Vector128<float> va = Vector128.Create(alpha);
+        Vector128<float> x = beta == 0 ? va * s : System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(va, s, Vector128.Create(beta) * Avx.MaskLoad(c, mask));
+        Avx.MaskStore(c, mask, x);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PutRow256(double* c, Vector256<double> s, Vector256<double> mask, double alpha, double beta)
+    {
+        Vector256<double> va = Vector256.Create(alpha);
+        Vector256<double> x = beta == 0 ? va * s : System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(va, s, Vector256.Create(beta) * Avx.MaskLoad(c, mask));
+        Avx.MaskStore(c, mask, x);
     }
 
     /// <summary><see cref="Direct"/> on B as stored (B(p, j) = b[p·ldb + j]): strips and 8 × 3 tiles, as <see cref="StripVectors"/> splits the columns.</summary>
