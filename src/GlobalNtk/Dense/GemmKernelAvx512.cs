@@ -102,11 +102,14 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
             StoredB(ta, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
         }
-        if (StripVectors(m, n) * Vector512<T>.Count >= n)
+        if (StripVectors(m, n) * Vector512<T>.Count >= n || (m <= 8 && n <= 5 * Vector512<T>.Count))
         {
-            // The strips take all of it: transpose B once (as cheap as packing it) and run them. (Where
-            // the 8 × 3 tiles take part, e.g. 13×100×50 in float64, this measured 13 % slower than
-            // packing B for them.)
+            // The strips take all of it, or C is small (at most 8 rows, 5 vectors): transpose B once (as
+            // cheap as packing it) and run B as stored. (Where the 8 × 3 tiles take part on more rows, e.g.
+            // 13×100×50 in float64, this measured 13 % slower than packing B for them. On at most 8 rows and
+            // 5 vectors it won, two alternating rounds, % of OpenBLAS: 4×8×34 Aᵀ·Bᵀ f32 24 → 83, f64 22–24 → 71;
+            // 3×9×1577 Aᵀ·Bᵀ f32 29–30 → 104–109; 8×40×200 A·Bᵀ f64 56–59 → 76–77; it lost on wider C:
+            // 3×226×728 A·Bᵀ f32 46–52 → 30–32, 6×92×6 Aᵀ·Bᵀ 60–64 → 53–55.)
             var plain = GemmBuffers<T>.Rent();
             try
             {
