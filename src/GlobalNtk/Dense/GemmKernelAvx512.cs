@@ -74,11 +74,13 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     public static void DirectSliced(Trans ta, Trans tb, int m, int n, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
     {
         int depth = GemmDriver<T, Avx512Kernel<T>>.SliceDepth(k);
+        bool narrow = NarrowC(ta, m, n, Math.Min(depth, k)); // here, not in Direct: kept out of the path of every other product
         for (int pc = 0; pc < k; pc += depth)
         {
             T* ap = ta == Trans.No ? a + pc : a + (nint)pc * lda;   // op(A)(i, p) columns pc…
             T* bp = tb == Trans.No ? b + (nint)pc * ldb : b + pc;   // op(B)(p, j) rows pc…
-            Direct(ta, tb, m, n, Math.Min(depth, k - pc), alpha, ap, lda, bp, ldb, pc == 0 ? beta : T.One, c, ldc);
+            if (narrow) Transposed(ta, tb, m, n, Math.Min(depth, k - pc), alpha, ap, lda, bp, ldb, pc == 0 ? beta : T.One, c, ldc);
+            else Direct(ta, tb, m, n, Math.Min(depth, k - pc), alpha, ap, lda, bp, ldb, pc == 0 ? beta : T.One, c, ldc);
         }
     }
 
@@ -92,11 +94,6 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     /// </summary>
     public static void Direct(Trans ta, Trans tb, int m, int n, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
     {
-        if (NarrowC(ta, m, n, k))
-        {
-            Transposed(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-            return;
-        }
         if (tb == Trans.No)
         {
             StoredB(ta, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -142,7 +139,7 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
 
     /// <summary>
     /// Whether C is too narrow for vectors along its rows while tall enough to fill them along its
-    /// columns, so <see cref="Direct"/> runs <see cref="Transposed"/>: at most half a vector of columns
+    /// columns, so <see cref="DirectSliced"/> runs <see cref="Transposed"/>: at most half a vector of columns
     /// with a transposed A (read in place there); with A as stored (whose blocks <see cref="Transposed"/>
     /// must transpose first) only float32 with at most 4 columns. Measured (% of OpenBLAS, before → after,
     /// two alternating rounds): 732×4×173 Aᵀ·B f32 25–28 → 81, f64 47 → 87–90; 2880×3×80 Aᵀ·B f32 38–49 →
@@ -166,7 +163,7 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     private static int TransposedBlock => 12 * Vector512<T>.Count;
 
     /// <summary>
-    /// <see cref="Direct"/> for a narrow C: Cᵀ = op(B)ᵀ·op(A)ᵀ, block by block of <see cref="TransposedBlock"/>
+    /// <see cref="Direct"/> for a narrow C (k ≤ <see cref="KC"/>): Cᵀ = op(B)ᵀ·op(A)ᵀ, block by block of <see cref="TransposedBlock"/>
     /// rows of C, into a stack buffer (alpha = 1, beta = 0: the plain sums), then C = alpha·sum + beta·C
     /// by 4 × 4 transposes in registers (<see cref="PutTransposed4"/>; the last rows element by element). Each element of C is still one FMA chain from zero over p = 0, 1, …, k−1 and the
     /// epilogue of <see cref="Put"/> (alpha·sum + (beta·C), fused), so the bits are the packed path's.
