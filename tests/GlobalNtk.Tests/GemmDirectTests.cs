@@ -387,6 +387,48 @@ public class GemmDirectTests
     }
 
     /// <summary>
+    /// One row of C over a B as stored (Gemm sends those of at least a vector's width and at most 2¹⁵
+    /// elements of B to the direct path, the rest to its dots and axpys): widths around both limits, both
+    /// transposes of A (and a transposed B, which stays with the axpys), through Gemm.Multiply against the
+    /// naive product, β = 0 on NaN, and bit for bit against the packed path where Gemm takes the direct path.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void OneRowProductsMatchNaiveAndTheDirectOnesThePackedPathBits(string precision)
+    {
+        if (precision == "f64") OneRow<double>(); else OneRow<float>();
+    }
+
+    private static void OneRow<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(41);
+        int l = Vector512<T>.Count, caseIndex = 0;
+        foreach (var (n, k) in new[] { (l - 1, 9), (l, 9), (3 * l + 5, 40), (43, 501), (1 << 10, 32), (1 << 10, 33), (463, 9) })
+            foreach (Trans ta in new[] { Trans.No, Trans.Yes })
+                foreach (Trans tb in new[] { Trans.No, Trans.Yes })
+                {
+                    var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
+                    Check<T>(rng, ta, tb, 1, n, k, alpha, beta, pad: caseIndex % 3, offset: 1 + caseIndex % 2);
+                    if (Avx512Runs() && tb == Trans.No && n >= l && n * k <= 1 << 15)
+                        RoutedBitsArePacked<T>(rng, ta, n, k, alpha, beta);
+                    caseIndex++;
+                }
+    }
+
+    /// <summary>A 1 × n product through Gemm.Multiply gives the packed path's bits (so it ran the direct path, not the axpys).</summary>
+    private static unsafe void RoutedBitsArePacked<T>(Random rng, Trans ta, int n, int k, double alpha, double beta) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int lda = ta == Trans.No ? k : 1;
+        T[] a = Random<T>(rng, k), b = Random<T>(rng, k * n), c1 = Random<T>(rng, n), c2 = (T[])c1.Clone();
+        T al = T.CreateTruncating(alpha), be = T.CreateTruncating(beta);
+        GemmGeneric.Multiply(ta, Trans.No, 1, n, k, al, a, lda, b, n, be, c1.AsSpan(), n);
+        fixed (T* pa = a, pb = b, p2 = c2)
+            GemmDriver<T, Avx512Kernel<T>>.Serial(ta, Trans.No, 1, n, k, al, pa, lda, pb, n, be, p2, n);
+        for (int j = 0; j < n; j++)
+            Assert.True(c1[j] == c2[j], $"{typeof(T).Name} {ta} 1×{n}×{k} α={alpha} β={beta}: C[{j}] = {c1[j]}, packed {c2[j]}");
+    }
+
+    /// <summary>
     /// Whether the AVX-512 kernel runs on this machine; where it cannot, checks that the driver never
     /// selects it (so the AVX-512-only cases have nothing to compare, and say so).
     /// </summary>
