@@ -44,12 +44,13 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     /// <summary>
     /// A tile cut by the edges of C (<paramref name="rows"/> ≤ 8, <paramref name="cols"/> ≤ NR), written
     /// straight into C (no scratch copy): only the vectors that hold columns of C are computed, the
-    /// last one stored under a lane mask, and a tile of at most 4 (6) rows runs a 4-row (6-row) body
-    /// (the panel's padding rows are not multiplied).
+    /// last one stored under a lane mask, and a tile of at most 2, 4 or 6 rows runs a 2-, 4- or 6-row
+    /// body (the panel's padding rows are not multiplied).
     /// </summary>
     public static bool TryComputeEdge(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, int rows, int cols)
     {
-        if (rows <= 4) PackedTile<Rows4<Packed3>, Rows4<PackedEdge1>, Rows4<PackedEdge2>, Rows4<PackedEdge3>>(kc, a, b, c, ldc, alpha, beta, rows, cols);
+        if (rows <= 2) PackedTile<Rows2<Packed3>, Rows2<PackedEdge1>, Rows2<PackedEdge2>, Rows2<PackedEdge3>>(kc, a, b, c, ldc, alpha, beta, rows, cols);
+        else if (rows <= 4) PackedTile<Rows4<Packed3>, Rows4<PackedEdge1>, Rows4<PackedEdge2>, Rows4<PackedEdge3>>(kc, a, b, c, ldc, alpha, beta, rows, cols);
         else if (rows <= 6) PackedTile<Rows6<Packed3>, Rows6<PackedEdge1>, Rows6<PackedEdge2>, Rows6<PackedEdge3>>(kc, a, b, c, ldc, alpha, beta, rows, cols);
         else PackedTile<Packed3, PackedEdge1, PackedEdge2, PackedEdge3>(kc, a, b, c, ldc, alpha, beta, rows, cols);
         return true;
@@ -335,8 +336,9 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         for (int i0 = 0; i0 < m; i0 += 8)
         {
             int rows = Math.Min(8, m - i0);
-            // A last block of at most 4 (6) rows runs the 4-row (6-row) body: no multiply-adds on repeated rows.
-            if (rows <= 4) DirectRow<Rows4<SFull>, Rows4<SEdge1>, Rows4<SEdge2>, Rows4<SEdge3>>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
+            // A last block of at most 2, 4 or 6 rows runs the 2-, 4- or 6-row body: fewer multiply-adds on repeated rows.
+            if (rows <= 2) DirectRow<Rows2<SFull>, Rows2<SEdge1>, Rows2<SEdge2>, Rows2<SEdge3>>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
+            else if (rows <= 4) DirectRow<Rows4<SFull>, Rows4<SEdge1>, Rows4<SEdge2>, Rows4<SEdge3>>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
             else if (rows <= 6) DirectRow<Rows6<SFull>, Rows6<SEdge1>, Rows6<SEdge2>, Rows6<SEdge3>>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
             else DirectRow<SFull, SEdge1, SEdge2, SEdge3>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
         }
@@ -375,7 +377,7 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         // (the body is too large to rely on inlining for that).
         int l = Vector512<T>.Count, nv = S.Vectors;
         bool masked = S.Masked, direct = S.Direct, storedB = S.Direct && S.StoredB;
-        bool four = S.Rows == 4, six = S.Rows == 6; // rows 4–7 (6–7) are neither multiplied nor stored
+        bool two = S.Rows == 2, four = S.Rows <= 4, six = S.Rows == 6; // rows 2–7 (4–7, 6–7) are neither multiplied nor stored
         if (!direct) // packed A panels: constant strides (rows past C's edge are zero padding)
         {
             ars = 1; aps = 8;
@@ -415,14 +417,17 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
             c10 = Fma(x, b0, c10);
             if (nv > 1) c11 = Fma(x, b1, c11);
             if (nv > 2) c12 = Fma(x, b2, c12);
-            x = Vector512.Create(a[o2]);
-            c20 = Fma(x, b0, c20);
-            if (nv > 1) c21 = Fma(x, b1, c21);
-            if (nv > 2) c22 = Fma(x, b2, c22);
-            x = Vector512.Create(a[o3]);
-            c30 = Fma(x, b0, c30);
-            if (nv > 1) c31 = Fma(x, b1, c31);
-            if (nv > 2) c32 = Fma(x, b2, c32);
+            if (!two)
+            {
+                x = Vector512.Create(a[o2]);
+                c20 = Fma(x, b0, c20);
+                if (nv > 1) c21 = Fma(x, b1, c21);
+                if (nv > 2) c22 = Fma(x, b2, c22);
+                x = Vector512.Create(a[o3]);
+                c30 = Fma(x, b0, c30);
+                if (nv > 1) c31 = Fma(x, b1, c31);
+                if (nv > 2) c32 = Fma(x, b2, c32);
+            }
             if (!four)
             {
                 x = Vector512.Create(a[o4]);
@@ -451,6 +456,7 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         bool beta0 = S.Beta0 || beta == T.Zero;
         PutRow(c, c00, c01, c02, va, vb, beta0, nv, masked, mask);
         if (rows > 1) PutRow(c + ldc, c10, c11, c12, va, vb, beta0, nv, masked, mask);
+        if (two) return;
         if (rows > 2) PutRow(c + 2 * ldc, c20, c21, c22, va, vb, beta0, nv, masked, mask);
         if (rows > 3) PutRow(c + 3 * ldc, c30, c31, c32, va, vb, beta0, nv, masked, mask);
         if (four) return;
@@ -537,7 +543,7 @@ internal interface ITileShape
     static abstract bool Direct { get; }
     /// <summary>With <see cref="Direct"/>: B read where it is stored as well (its last vector under the mask).</summary>
     static virtual bool StoredB => true;
-    /// <summary>Rows the body multiplies: 8, or 4 (6) for a last block of at most 4 (6) rows.</summary>
+    /// <summary>Rows the body multiplies: 8, or 2, 4 or 6 for a last block of at most that many rows.</summary>
     static virtual int Rows => 8;
     /// <summary>beta is known to be 0: C is only written (a compile-time fact, so no test per stored vector).</summary>
     static virtual bool Beta0 => false;
@@ -553,6 +559,18 @@ internal struct Rows4<S> : ITileShape where S : struct, ITileShape
     public static bool Direct => S.Direct;
     public static bool StoredB => S.StoredB;
     public static int Rows => 4;
+    public static bool Beta0 => S.Beta0;
+    public static bool UnitAlpha => S.UnitAlpha;
+}
+
+/// <summary><typeparamref name="S"/> with a 2-row body (rows 2–7 neither multiplied nor stored).</summary>
+internal struct Rows2<S> : ITileShape where S : struct, ITileShape
+{
+    public static int Vectors => S.Vectors;
+    public static bool Masked => S.Masked;
+    public static bool Direct => S.Direct;
+    public static bool StoredB => S.StoredB;
+    public static int Rows => 2;
     public static bool Beta0 => S.Beta0;
     public static bool UnitAlpha => S.UnitAlpha;
 }
