@@ -96,19 +96,28 @@ public class GemmRowBlockTests
     /// <summary>
     /// <c>PackAll</c>'s ragged last panel: every k-row holds op(B)'s columns, then zeros up to the end of
     /// the vector that holds the last column (the edge tiles multiply those lanes; they must be finite);
-    /// whole panels are copied whole. Both transposes, one and two k-slices, a buffer full of NaN.
+    /// whole panels are copied whole. Both transposes, one and two k-slices, a buffer full of NaN; the
+    /// AVX-512 kernel's panels (3 zmm wide) and the AVX2 kernel's (2 ymm wide).
     /// </summary>
     [Theory]
     [MemberData(nameof(Precisions))]
     public void RaggedPanelsHoldTheColumnsThenZerosToTheVectorEnd(string precision)
     {
-        if (!Avx512F.IsSupported) return;
-        if (precision == "f64") RaggedPanels<double>(); else RaggedPanels<float>();
+        if (Avx512F.IsSupported)
+        {
+            if (precision == "f64") RaggedPanels<double, Avx512Kernel<double>>(Vector512<double>.Count);
+            else RaggedPanels<float, Avx512Kernel<float>>(Vector512<float>.Count);
+        }
+        if (Avx2.IsSupported && Fma.IsSupported)
+        {
+            if (precision == "f64") RaggedPanels<double, Avx2Kernel<double>>(Vector256<double>.Count);
+            else RaggedPanels<float, Avx2Kernel<float>>(Vector256<float>.Count);
+        }
     }
 
-    private static unsafe void RaggedPanels<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    private static unsafe void RaggedPanels<T, K>(int l) where T : unmanaged, IFloatingPointIeee754<T> where K : struct, IGemmKernel<T>
     {
-        int l = Vector512<T>.Count, nr = 3 * l, kc = Avx512Kernel<T>.KC;
+        int nr = K.NR, kc = K.KC;
         var rng = new Random(122);
         foreach (int n in new[] { 1, 5, l - 1, l, l + 1, 2 * l + 3, nr - 1, nr + 5, 2 * nr + l + 2 })
             foreach (int k in new[] { 7, kc + 5 })
@@ -116,12 +125,12 @@ public class GemmRowBlockTests
                 {
                     int ldb = (tb == Trans.No ? n : k) + 2;
                     T[] b = Random<T>(rng, (tb == Trans.No ? k : n) * ldb);
-                    long length = GemmDriver<T, Avx512Kernel<T>>.PackedLength(k, n);
+                    long length = GemmDriver<T, K>.PackedLength(k, n);
                     T[] packed = new T[length];
                     Array.Fill(packed, T.NaN);
                     fixed (T* pb = b, pp = packed)
-                        GemmDriver<T, Avx512Kernel<T>>.PackAll(tb, pb, ldb, k, n, pp);
-                    int depth = GemmDriver<T, Avx512Kernel<T>>.SliceDepth(k), nPad = (n + nr - 1) / nr * nr;
+                        GemmDriver<T, K>.PackAll(tb, pb, ldb, k, n, pp);
+                    int depth = GemmDriver<T, K>.SliceDepth(k), nPad = (n + nr - 1) / nr * nr;
                     int reach = Math.Min(nr, (n % nr + l - 1) / l * l); // lanes the last panel's edge tiles read
                     for (int pc = 0; pc < k; pc += depth)
                     {
@@ -131,7 +140,7 @@ public class GemmRowBlockTests
                             {
                                 int panel = j / nr, lane = j % nr;
                                 T got = packed[(long)pc * nPad + (long)panel * nr * kcs + p * nr + lane];
-                                string at = $"{typeof(T).Name} {tb} n={n} k={k}: row {pc + p} column {j}";
+                                string at = $"{typeof(K).Name} {typeof(T).Name} {tb} n={n} k={k}: row {pc + p} column {j}";
                                 if (j < n)
                                     Assert.True(got == (tb == Trans.No ? b[(pc + p) * ldb + j] : b[j * ldb + pc + p]), $"{at} is {got}");
                                 else if (n % nr == 0 || lane < reach)

@@ -455,17 +455,19 @@ internal static unsafe class GemmDriver<T, K>
 
     /// <summary>
     /// Values of a B̄ panel's k-row that the kernel reads when the panel holds only <paramref name="cols"/>
-    /// columns: the AVX-512 kernel's edge tiles load only the vectors that hold columns of C (the rest of
-    /// the last one is multiplied but not stored, and is kept zero); other kernels read all NR.
+    /// columns: the AVX-512 and AVX2 kernels' edge tiles load only the vectors that hold columns of C (the
+    /// rest of the last one is multiplied but not stored, and is kept zero); the scalar kernel reads all NR.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static int PanelReach(int cols) =>
-        typeof(K) == typeof(Avx512Kernel<T>) ? Math.Min(K.NR, RoundUp(cols, Vector512<T>.Count)) : K.NR;
+        typeof(K) == typeof(Avx512Kernel<T>) ? Math.Min(K.NR, RoundUp(cols, Vector512<T>.Count))
+        : typeof(K) == typeof(Avx2Kernel<T>) ? Math.Min(K.NR, RoundUp(cols, Vector256<T>.Count))
+        : K.NR;
 
     /// <summary>
     /// One k-row of a B̄ panel from an untransposed B: <paramref name="count"/> ≤ NR values, zero-padded
-    /// to <see cref="PanelReach"/>. The AVX-512 kernel's rows are whole vectors, the last loaded under a
-    /// lane mask (which reads nothing past the count), so a ragged panel costs one masked load per row.
+    /// to <see cref="PanelReach"/>. The AVX-512 and AVX2 kernels' rows are whole vectors, the last loaded
+    /// under a lane mask (which reads nothing past the count), so a ragged panel costs one masked load per row.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void CopyPanelRow(T* src, T* dst, int count)
@@ -477,7 +479,25 @@ internal static unsafe class GemmDriver<T, K>
             if (j < count) Vector512.Store(MaskLoad(src + j, count - j), dst + j);
             return;
         }
+        if (typeof(K) == typeof(Avx2Kernel<T>) && Avx.IsSupported && (typeof(T) == typeof(float) || typeof(T) == typeof(double)))
+        {
+            int l = Vector256<T>.Count, j = 0;
+            for (; j + l <= count; j += l) Vector256.Store(Vector256.Load(src + j), dst + j);
+            if (j < count) Vector256.Store(MaskLoad256(src + j, count - j), dst + j);
+            return;
+        }
         CopyPadded(src, dst, count, K.NR);
+    }
+
+    /// <summary><see cref="MaskLoad"/> on 256-bit vectors (AVX's masked move, which reads nothing under a clear lane).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<T> MaskLoad256(T* p, int count)
+    {
+        if (typeof(T) == typeof(float))
+            return Avx.MaskLoad((float*)p, Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(count)).AsSingle()).As<float, T>();
+        if (typeof(T) == typeof(double))
+            return Avx.MaskLoad((double*)p, Vector256.LessThan(Vector256<long>.Indices, Vector256.Create((long)count)).AsDouble()).As<double, T>();
+        throw new NotSupportedException();
     }
 
     /// <summary>The first <paramref name="count"/> (1 ≤ count &lt; L) values at <paramref name="p"/>, zero in the other lanes; reads nothing past them.</summary>
