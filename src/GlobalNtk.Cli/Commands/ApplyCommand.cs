@@ -26,12 +26,6 @@ public sealed class ApplySettings : ModelInputSettings
     [Description("Where to write the result .npy (float64, state-shaped); an existing file only with --force.")]
     public string? Out { get; init; }
 
-    /// <summary>Compute precision (null: f64).</summary>
-    [CommandOption("--precision <P>")]
-    [DefaultValue("f64"), NullWhenOmitted]
-    [Description(CliInputs.PrecisionDescription)]
-    public string? Precision { get; init; }
-
     /// <summary>Replace an earlier globalntk output.</summary>
     [CommandOption("--force")]
     [Description(OutputTarget.ForceDescription)]

@@ -14,12 +14,6 @@ public sealed class ForwardSettings : ModelInputSettings
     [Description("Where to write the states .npy (float64; [[B, T, S]], LSTM S = 2H as [[h, c]]); an existing file only with --force.")]
     public string? Out { get; init; }
 
-    /// <summary>Compute precision (null: f64).</summary>
-    [CommandOption("--precision <P>")]
-    [DefaultValue("f64"), NullWhenOmitted]
-    [Description(CliInputs.PrecisionDescription)]
-    public string? Precision { get; init; }
-
     /// <summary>Replace an earlier globalntk output.</summary>
     [CommandOption("--force")]
     [Description(OutputTarget.ForceDescription)]
