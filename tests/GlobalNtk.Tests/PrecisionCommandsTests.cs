@@ -52,7 +52,7 @@ public class PrecisionCommandsTests
             Assert.Contains(precision.Name(), r.Name);
         }
         // The float32 rows measure float32 rounding: the NTK_S and dz/dθ rows sit above float64's level.
-        var ntk = rows.Where(r => r.Name.Contains("NTK_S q")).Select(r => r.Estimate).ToArray();
+        var ntk = rows.Where(r => r.Name.Contains("NTK_S q vs")).Select(r => r.Estimate).ToArray();
         if (precision == Precision.F32) Assert.All(ntk, d => Assert.InRange(d, 1e-9, 1e-5));
         else Assert.All(ntk, d => Assert.InRange(d, 0, 1e-10));
     }

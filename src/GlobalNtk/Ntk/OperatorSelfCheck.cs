@@ -90,7 +90,7 @@ public static class OperatorSelfCheck
         var q = Vector(lin.StateShape.Size);
         var reference = ops64.WholeModelNtk.Apply(q);
         var ntk = Apply(ops.NtkS, q);
-        yield return new SelfCheckRow($"{tag}: ‖NTK_S q − (dz/dθ)(dz/dθ)* q‖ / ‖(dz/dθ)(dz/dθ)* q‖ (float64 reference)",
+        yield return new SelfCheckRow($"{tag}: NTK_S q vs float64 (dz/dθ)(dz/dθ)* q, rel. difference",
             Numerics.Norm(Difference(ntk, reference)) / Numerics.Norm(reference), 0, 0) { Tolerance = ntkTol };
 
         // dz/dθ·v against central differences of the float64 forward pass.
@@ -103,7 +103,7 @@ public static class OperatorSelfCheck
         var fd = m.WithChainValues(plus).Linearize(inputs).States.ToArray();
         Numerics.Axpy(-1.0, m.WithChainValues(minus).Linearize(inputs).States.Span, fd);
         Numerics.Scale(fd, 0.5 / FiniteDifferenceStep);
-        yield return new SelfCheckRow($"{tag}: ‖dz/dθ v − central difference‖ / ‖central difference‖ (h = {FiniteDifferenceStep:0e0}, float64 forward pass)",
+        yield return new SelfCheckRow($"{tag}: dz/dθ v vs central difference (h = {FiniteDifferenceStep:0e0}), rel. difference",
             Numerics.Norm(Difference(jv, fd)) / Numerics.Norm(fd), 0, 0) { Tolerance = fdTol };
     }
 
