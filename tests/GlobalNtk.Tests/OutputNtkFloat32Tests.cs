@@ -48,6 +48,13 @@ public class OutputNtkFloat32Tests
                 var x = new Tensor(TestMath.Gaussian(new Random(8), 3 * 5 * 3), model.InputShape(3, 5));
                 return (model, model.Linearize(x), model.Linearize(x, Precision.F32));
             }
+            case "stacked":
+            {
+                // Two layers: the readout reads the top layer's h at a feature offset > 0.
+                var model = RecurrentModel.Create(new RecurrentConfig("gru", 3, 6, 2) { Seed = 5, Layers = 2 });
+                var x = new Tensor(TestMath.Gaussian(new Random(9), 2 * 4 * 3), model.InputShape(2, 4));
+                return (model, model.Linearize(x), model.Linearize(x, Precision.F32));
+            }
             case "transformer":
             {
                 var config = new TransformerConfig(TransformerInput.Linear, 3, 8, 2, 2, 12, Activation.Gelu, Causal: true);
@@ -64,7 +71,7 @@ public class OutputNtkFloat32Tests
         }
     }
 
-    public static TheoryData<string> Models => new() { "gru", "transformer", "mlp" };
+    public static TheoryData<string> Models => new() { "gru", "stacked", "transformer", "mlp" };
 
     [Theory, MemberData(nameof(Models))]
     public void Float32OutputNtkAgreesWithFloat64AndKeepsFloat32Blocks(string which)
