@@ -18,6 +18,9 @@ namespace GlobalNtk.Bench;
 /// process's CPU time, all threads: what a multi-threaded product costs in CPU, its re-packing, spinning and
 /// fork/join included; OpenBLAS's idle threads spin, so set OPENBLAS_NUM_THREADS=1 to read its column).
 /// Repetitions of the two contenders alternate, so both see the same background load.
+/// <c>--sweep</c> replaces the shapes by a reproducible random grid (<c>--seed S</c>, default 1; <c>--count N</c>
+/// shapes, default 160; <c>--max-product P</c>, largest m·n·k, default 2²⁰ − 1 = the direct path) and ends
+/// with a summary per precision; see <see cref="SweepShapes"/>.
 /// </summary>
 internal static class GemmBench
 {
@@ -30,6 +33,9 @@ internal static class GemmBench
         string precision = "both";
         string? only = null;
         var extra = new List<Shape>();
+        bool sweep = false;
+        int seed = 1, count = 160;
+        long maxProduct = (1L << 20) - 1;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -51,6 +57,10 @@ internal static class GemmBench
                 case "--only": only = args[++i]; break;
                 case "--shape": extra.Add(ParseShape(args[++i])); break;
                 case "--threads": Gemm.MaxDegreeOfParallelism = int.Parse(args[++i]); break;
+                case "--sweep": sweep = true; break;
+                case "--seed": seed = int.Parse(args[++i]); break;
+                case "--count": count = int.Parse(args[++i]); break;
+                case "--max-product": maxProduct = long.Parse(args[++i]); break;
                 default: Console.Error.WriteLine($"gemm: unknown option '{args[i]}'"); return 2;
             }
         }
@@ -74,6 +84,7 @@ internal static class GemmBench
             shapes.Add(new("vᵀ·[1000×1000]", Trans.No, Trans.No, 1, 1000, 1000));
         }
 
+        if (sweep) shapes = SweepShapes(seed, count, maxProduct);
         shapes.AddRange(extra);
         if (only != null) shapes.RemoveAll(s => !s.Name.Contains(only, StringComparison.Ordinal));
 
@@ -90,32 +101,73 @@ internal static class GemmBench
         Console.WriteLine(blas is null ? "OpenBLAS: not found (install e.g. libopenblas0-pthread to compare)" : $"OpenBLAS: {blas.Description}");
         if (precision is not ("f64" or "f32" or "both")) { Console.Error.WriteLine($"gemm: --precision must be f64, f32 or both, not '{precision}'"); return 2; }
         Console.WriteLine($"{"shape",-34} {"prec",4} {"managed GF/s",13} {"OpenBLAS GF/s",14} {"ratio",7} {"max rel diff",13}");
+        var ratios = new Dictionary<string, List<(Shape S, double Ratio)>> { ["f64"] = [], ["f32"] = [] };
         foreach (var s in shapes)
         {
-            if (precision != "f32") RunF64(s, reps, blas);
-            if (precision != "f64") RunF32(s, reps, blas);
+            if (precision != "f32" && RunF64(s, reps, blas) is double r64) ratios["f64"].Add((s, r64));
+            if (precision != "f64" && RunF32(s, reps, blas) is double r32) ratios["f32"].Add((s, r32));
         }
+        if (sweep) foreach (var (p, list) in ratios) Summarise(p, list);
         return 0;
     }
 
-    private static void RunF64(Shape s, int reps, OpenBlas? blas)
+    /// <summary>
+    /// The sweep's shapes, reproducible from the seed: each of m, n, k log-uniform in 1..3000, drawn again
+    /// until m·n·k ≤ <paramref name="maxProduct"/>; every third shape has a narrow C (m or n in 1..8, the
+    /// other of the two log-uniform in 64..3000); the transpose pairs NN, TN, NT, TT take turns.
+    /// </summary>
+    private static List<Shape> SweepShapes(int seed, int count, long maxProduct)
+    {
+        var rng = new Random(seed);
+        int Log(int lo, int hi) => (int)Math.Round(Math.Exp(Math.Log(lo) + rng.NextDouble() * (Math.Log(hi) - Math.Log(lo))));
+        string[] pairs = ["NN", "TN", "NT", "TT"];
+        var shapes = new List<Shape>(count);
+        for (int i = 0; i < count; i++)
+        {
+            int m, n, k;
+            do
+            {
+                if (i % 3 == 2)
+                {
+                    int narrow = rng.Next(1, 9), wide = Log(64, 3000);
+                    (m, n) = rng.Next(2) == 0 ? (wide, narrow) : (narrow, wide);
+                }
+                else (m, n) = (Log(1, 3000), Log(1, 3000));
+                k = Log(1, 3000);
+            } while ((long)m * n * k > maxProduct);
+            shapes.Add(ParseShape($"{m}x{n}x{k}:{pairs[i % 4]}"));
+        }
+        return shapes;
+    }
+
+    /// <summary>The sweep's summary of one precision: shapes below 100 % and 95 % of OpenBLAS, the geometric mean, the worst ten.</summary>
+    private static void Summarise(string precision, List<(Shape S, double Ratio)> list)
+    {
+        if (list.Count == 0) return;
+        double geo = Math.Exp(list.Average(x => Math.Log(x.Ratio)));
+        Console.WriteLine($"{precision}: {list.Count} shapes, {list.Count(x => x.Ratio < 1)} below 100 %, " +
+                          $"{list.Count(x => x.Ratio < 0.95)} below 95 % of OpenBLAS, geometric mean {geo:P1}; worst: " +
+                          string.Join(", ", list.OrderBy(x => x.Ratio).Take(10).Select(x => $"{x.S.Name} {x.Ratio:P0}")));
+    }
+
+    private static double? RunF64(Shape s, int reps, OpenBlas? blas)
     {
         var rng = new Random(1);
         var (aCols, bCols, aLength, bLength) = Operands(s);
         double[] a = Random(rng, aLength), b = Random(rng, bLength);
         double[] c1 = new double[s.M * s.N], c2 = new double[s.M * s.N];
-        Report(s, "f64", reps, () => Gemm.Multiply(s.Ta, s.Tb, s.M, s.N, s.K, 1.0, a, aCols, b, bCols, 0.0, c1, s.N),
+        return Report(s, "f64", reps, () => Gemm.Multiply(s.Ta, s.Tb, s.M, s.N, s.K, 1.0, a, aCols, b, bCols, 0.0, c1, s.N),
             blas is null ? null : () => blas.Dgemm(s.Ta == Trans.Yes, s.Tb == Trans.Yes, s.M, s.N, s.K, 1.0, a, aCols, b, bCols, 0.0, c2, s.N),
             c1.Length, i => c1[i], i => c2[i]);
     }
 
-    private static void RunF32(Shape s, int reps, OpenBlas? blas)
+    private static double? RunF32(Shape s, int reps, OpenBlas? blas)
     {
         var rng = new Random(1);
         var (aCols, bCols, aLength, bLength) = Operands(s);
         float[] a = RandomF32(rng, aLength), b = RandomF32(rng, bLength);
         float[] c1 = new float[s.M * s.N], c2 = new float[s.M * s.N];
-        Report(s, "f32", reps, () => Gemm.Multiply(s.Ta, s.Tb, s.M, s.N, s.K, 1f, a, aCols, b, bCols, 0f, c1, s.N),
+        return Report(s, "f32", reps, () => Gemm.Multiply(s.Ta, s.Tb, s.M, s.N, s.K, 1f, a, aCols, b, bCols, 0f, c1, s.N),
             blas is null ? null : () => blas.Sgemm(s.Ta == Trans.Yes, s.Tb == Trans.Yes, s.M, s.N, s.K, 1f, a, aCols, b, bCols, 0f, c2, s.N),
             c1.Length, i => c1[i], i => c2[i]);
     }
@@ -137,14 +189,19 @@ internal static class GemmBench
         return (aCols, bCols, aRows * aCols, bRows * bCols);
     }
 
-    /// <summary>Times both contenders and prints one row (C of the managed and the OpenBLAS run read through c1/c2).</summary>
-    private static void Report(Shape s, string precision, int reps, Action managedRun, Action? blasRun,
+    /// <summary>
+    /// Times both contenders and prints one row (C of the managed and the OpenBLAS run read through c1/c2);
+    /// returns OpenBLAS's time over ours, or null without OpenBLAS.
+    /// </summary>
+    private static double? Report(Shape s, string precision, int reps, Action managedRun, Action? blasRun,
         int length, Func<int, double> c1, Func<int, double> c2)
     {
         double flops = 2.0 * s.M * s.N * s.K;
-        // Enough repetitions for ≥ ~0.3 s per contender on the small shapes.
-        int r = Math.Max(reps, (int)Math.Min(20000, 3e8 / flops));
-        var (managed, t) = Best(r, managedRun, blasRun);
+        // Each timing runs a batch of ≥ ~1e6 flops (a single tiny product lasts less than the clock's own
+        // cost), and enough batches for ≥ ~3e8 flops per contender on the small shapes.
+        int batch = (int)Math.Clamp(1e6 / flops, 1, 10000);
+        int r = Math.Max(reps, (int)Math.Min(20000, 3e8 / (flops * batch)));
+        var (managed, t) = Best(r, batch, managedRun, blasRun);
         string blasCol = "-", ratioCol = "-", diffCol = "-";
         if (blasRun is not null)
         {
@@ -159,6 +216,7 @@ internal static class GemmBench
             diffCol = $"{maxDiff / maxAbs:E1}";
         }
         Console.WriteLine($"{s.Name,-34} {precision,4} {flops / managed / 1e9,13:F2} {blasCol,14} {ratioCol,7} {diffCol,13}");
+        return blasRun is null ? null : t / managed;
     }
 
     private static float[] RandomF32(Random rng, int count)
@@ -178,26 +236,27 @@ internal static class GemmBench
     private static bool s_cpuTime, s_processCpu;
 
     /// <summary>
-    /// Best time (s) of <paramref name="reps"/> runs of each contender after two warm-up runs, the
-    /// runs alternating between them; wall clock, or the thread's CPU time with --cpu-time.
+    /// Best time (s) per run of <paramref name="reps"/> timings of <paramref name="batch"/> runs of each
+    /// contender after two warm-up runs, the timings alternating between them; wall clock, or the
+    /// thread's CPU time with --cpu-time.
     /// </summary>
-    private static (double F, double G) Best(int reps, Action f, Action? g)
+    private static (double F, double G) Best(int reps, int batch, Action f, Action? g)
     {
         f(); f(); g?.Invoke(); g?.Invoke();
         double bestF = double.MaxValue, bestG = double.MaxValue;
         for (int i = 0; i < reps; i++)
         {
-            bestF = Math.Min(bestF, Time(f));
-            if (g != null) bestG = Math.Min(bestG, Time(g));
+            bestF = Math.Min(bestF, Time(f, batch));
+            if (g != null) bestG = Math.Min(bestG, Time(g, batch));
         }
         return (bestF, bestG);
     }
 
-    private static double Time(Action f)
+    private static double Time(Action f, int batch)
     {
         double t0 = Now();
-        f();
-        return Now() - t0;
+        for (int i = 0; i < batch; i++) f();
+        return (Now() - t0) / batch;
     }
 
     private static double Now() => s_cpuTime ? CpuSeconds(3) : s_processCpu ? CpuSeconds(2) : Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
