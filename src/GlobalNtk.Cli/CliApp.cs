@@ -126,7 +126,7 @@ public static class CliApp
             .WithExample("reproduce", "--scale", "paper", "--shard", "0/8", "-o", "shard-0")
             .WithExample("reproduce", "--scale", "paper", "--merge", "shard-0", "shard-1", "-o", "study");
         c.AddCommand<VersionCommand>("version").WithDescription("Print the version (also: globalntk --version).").WithExample("version");
-        c.AddCommand<Commands.SelfCheckCommand>("selfcheck").WithDescription("Run the randomised estimators against exact values on random operators with known spectra, and check the NTK operators of two small models (f64 or f32).").WithExample("selfcheck", "--seed", "1");
+        c.AddCommand<Commands.SelfCheckCommand>("selfcheck").WithDescription("Run the randomised estimators against exact values on random operators with known spectra, and check the NTK operators of two small models (f64 or f32).").WithExample("selfcheck", "--seed", "1").WithExample("selfcheck", "--precision", "f32");
     }
 }
 
