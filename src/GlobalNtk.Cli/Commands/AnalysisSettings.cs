@@ -94,7 +94,7 @@ public class AnalysisSettings : PrecisionSettings
             SpectrumBudget = CliInputs.AtLeast(SpectrumBudget ?? d.SpectrumBudget, 2, "--spectrum-budget"),
             SpectrumTolerance = tolerance,
             Seed = Seed ?? d.Seed,
-            Precision = CliInputs.ParsePrecision(Precision),
+            Precision = ComputePrecision,
         };
         o.Validate();
         return o;

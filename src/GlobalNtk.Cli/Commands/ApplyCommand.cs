@@ -55,7 +55,7 @@ public sealed class ApplyCommand : CliCommand<ApplySettings>
     /// <inheritdoc/>
     protected override CommandOutcome Run(ApplySettings s, CliProgress progress, CancellationToken ct)
     {
-        var precision = CliInputs.ParsePrecision(s.Precision);
+        var precision = s.ComputePrecision;
         string opName = CliInputs.Required(s.Operator, "--operator");
         if (!Operators.ContainsKey(opName))
             throw new CliInputException($"unknown operator '{opName}' (valid: {string.Join(", ", Operators.Keys)}).");

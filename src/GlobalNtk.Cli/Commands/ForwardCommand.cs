@@ -26,7 +26,7 @@ public sealed class ForwardCommand : CliCommand<ForwardSettings>
     /// <inheritdoc/>
     protected override CommandOutcome Run(ForwardSettings s, CliProgress progress, CancellationToken ct)
     {
-        var precision = CliInputs.ParsePrecision(s.Precision);
+        var precision = s.ComputePrecision;
         string outPath = CliInputs.Required(s.Out, "--out");
         using var output = OutputFile.Create(new OutputRequest(outPath, "forward", s.Force, [new("--model", s.Model), new("--inputs", s.Inputs)]));
         var (loaded, lin) = s.Linearize(precision);
