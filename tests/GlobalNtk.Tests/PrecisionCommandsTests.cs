@@ -75,6 +75,23 @@ public class PrecisionCommandsTests
         Assert.DoesNotContain("| NO", text.Out);
     }
 
+    [Fact]
+    public void AFailedSelfCheckRowIsOneLineNamingItAndExit70()
+    {
+        var rows = SelfCheck.Run(0).Take(3).ToList();
+        Assert.Null(GlobalNtk.Cli.Commands.SelfCheckCommand.FailureLine(rows));
+        // The same rows, one moved outside its allowance: 4 standard errors plus the tolerance, and a little more.
+        var bad = rows[1] with { Estimate = rows[1].Exact + 4 * rows[1].StandardError + rows[1].Tolerance + 1e-3 * Math.Abs(rows[1].Exact) + 1e-3 };
+        Assert.False(bad.Passed);
+        string? line = GlobalNtk.Cli.Commands.SelfCheckCommand.FailureLine([rows[0], bad, rows[2]]);
+        Assert.NotNull(line);
+        Assert.StartsWith("error: selfcheck: 1 of 3 rows", line);
+        Assert.Contains(bad.Name, line);
+        Assert.DoesNotContain(rows[0].Name + ";", line);
+        Assert.DoesNotContain('\n', line);
+        Assert.Equal(70, GlobalNtk.Cli.Common.CliErrors.Internal);
+    }
+
     [Theory]
     [InlineData("selfcheck")]
     [InlineData("train")]

@@ -13,7 +13,7 @@ namespace GlobalNtk.Cli.Commands;
 /// <c>globalntk selfcheck [--seed N] [--precision f64|f32]</c>: the randomised estimators against exact
 /// values on random operators with known spectra, then the NTK operators of two small models (adjoint
 /// identities, P K P* against the whole-model NTK, dz/dθ against finite differences), in the chosen
-/// precision, printed as a table (or JSON rows with <c>--json</c>).
+/// precision, printed as a table (or JSON rows with <c>--json</c>). Exits 70 if a row fails.
 /// </summary>
 public sealed class SelfCheckCommand : CliCommand<SelfCheckCommand.Settings>
 {
@@ -51,7 +51,18 @@ public sealed class SelfCheckCommand : CliCommand<SelfCheckCommand.Settings>
         var lines = text.ToString().TrimEnd().Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
         lines = [.. lines, "A row passes when |estimate − exact| ≤ 4 × std. error + its rounding tolerance (tolerances: docs/math.md#numerics)."];
         var data = rows.Select(r => new { r.Name, r.Estimate, r.Exact, r.StandardError, RelativeError = RelativeError(r), r.Tolerance, r.Passed }).ToArray();
-        return new CommandOutcome(new { seed = settings.Seed, precision = precision.Name(), rows = data }, lines);
+        return new CommandOutcome(new { seed = settings.Seed, precision = precision.Name(), rows = data }, lines) { Failure = FailureLine(rows) };
+    }
+
+    /// <summary>
+    /// Null when every row passed; otherwise the one stderr line that names the failed rows (a failed row
+    /// means a wrong operator or estimator in this build, so the command exits 70 like any other bug).
+    /// </summary>
+    internal static string? FailureLine(IReadOnlyList<SelfCheckRow> rows)
+    {
+        var failed = rows.Where(r => !r.Passed).Select(r => r.Name).ToList();
+        return failed.Count == 0 ? null
+            : $"error: selfcheck: {failed.Count} of {rows.Count} rows outside their tolerance: {string.Join("; ", failed)}. This is a bug; please report it with this table.";
     }
 
     // Rows whose exact value is 0 (relative differences of two operators) report the difference itself.
