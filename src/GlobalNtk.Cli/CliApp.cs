@@ -121,12 +121,12 @@ public static class CliApp
             .WithDescription("Train at each initial recurrent gain and relate NTK_S's effective rank at init to what gets learned.")
             .WithExample("sweep", "--task", "flip-flop", "--arch", "gru", "--gains", "0,0.5,1,1.5,2", "--out", "sweep");
         c.AddCommand<ReproduceCommand>("reproduce")
-            .WithDescription("The paper's claims as a pre-registered study: runs every unit (or one --shard), states each criterion, gives verdicts with bootstrap CIs; writes report.md, figures, CSVs and results.json.")
+            .WithDescription("The paper's claims as a pre-registered study: runs every unit (or one --shard), states each criterion, gives verdicts with bootstrap CIs; writes report.md, figures, CSVs and results.json. float64 only (no --precision): claim C1 holds the operators to 1e-10 of each other, a float64 rounding level; float32 is checked by selfcheck --precision f32.")
             .WithExample("reproduce", "--scale", "quick", "-o", "study")
             .WithExample("reproduce", "--scale", "paper", "--shard", "0/8", "-o", "shard-0")
             .WithExample("reproduce", "--scale", "paper", "--merge", "shard-0", "shard-1", "-o", "study");
         c.AddCommand<VersionCommand>("version").WithDescription("Print the version (also: globalntk --version).").WithExample("version");
-        c.AddCommand<Commands.SelfCheckCommand>("selfcheck").WithDescription("Run the randomised estimators against exact values on random operators with known spectra.").WithExample("selfcheck", "--seed", "1");
+        c.AddCommand<Commands.SelfCheckCommand>("selfcheck").WithDescription("Run the randomised estimators against exact values on random operators with known spectra, and check the NTK operators of two small models (f64 or f32).").WithExample("selfcheck", "--seed", "1").WithExample("selfcheck", "--precision", "f32");
     }
 }
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using GlobalNtk.Cli;
 using GlobalNtk.Estimators;
+using GlobalNtk.Ntk;
 using Xunit;
 
 namespace GlobalNtk.Tests;
@@ -29,7 +30,7 @@ public class EstimatorSelfCheckTests
         using var doc = JsonDocument.Parse(r.Out);
         Assert.Equal("selfcheck", doc.RootElement.GetProperty("command").GetString());
         var rows = doc.RootElement.GetProperty("rows").EnumerateArray().ToArray();
-        Assert.Equal(SelfCheck.Run(3).Count, rows.Length);
+        Assert.Equal(SelfCheck.Run(3).Count + OperatorSelfCheck.Run(3, GlobalNtk.Dense.Precision.F64).Count, rows.Length);
         Assert.Contains(rows, r => r.GetProperty("name").GetString()!.StartsWith("λ_1"));
 
         r = CliTestHost.Run("selfcheck");

@@ -7,7 +7,7 @@ using Spectre.Console.Cli;
 namespace GlobalNtk.Cli.Commands;
 
 /// <summary>Budgets and seed shared by the commands that analyse (analyze, demo, sweep; docs/math.md#estimators).</summary>
-public class AnalysisSettings : CommonSettings
+public class AnalysisSettings : PrecisionSettings
 {
     /// <summary>Preset of budgets (null: not given).</summary>
     [CommandOption("--budget <PRESET>")]
@@ -57,12 +57,6 @@ public class AnalysisSettings : CommonSettings
     [DefaultValue(CliDefaults.Seed), NullWhenOmitted]
     public int? Seed { get; init; }
 
-    /// <summary>Compute precision (null: f64).</summary>
-    [CommandOption("--precision <P>")]
-    [DefaultValue("f64"), NullWhenOmitted]
-    [Description(CliInputs.PrecisionDescription)]
-    public string? Precision { get; init; }
-
     /// <summary>The seed in effect.</summary>
     public int SeedOrDefault => Seed ?? CliDefaults.Seed;
 
@@ -100,7 +94,7 @@ public class AnalysisSettings : CommonSettings
             SpectrumBudget = CliInputs.AtLeast(SpectrumBudget ?? d.SpectrumBudget, 2, "--spectrum-budget"),
             SpectrumTolerance = tolerance,
             Seed = Seed ?? d.Seed,
-            Precision = CliInputs.ParsePrecision(Precision),
+            Precision = ComputePrecision,
         };
         o.Validate();
         return o;

@@ -26,12 +26,6 @@ public sealed class ApplySettings : ModelInputSettings
     [Description("Where to write the result .npy (float64, state-shaped); an existing file only with --force.")]
     public string? Out { get; init; }
 
-    /// <summary>Compute precision (null: f64).</summary>
-    [CommandOption("--precision <P>")]
-    [DefaultValue("f64"), NullWhenOmitted]
-    [Description(CliInputs.PrecisionDescription)]
-    public string? Precision { get; init; }
-
     /// <summary>Replace an earlier globalntk output.</summary>
     [CommandOption("--force")]
     [Description(OutputTarget.ForceDescription)]
@@ -61,7 +55,7 @@ public sealed class ApplyCommand : CliCommand<ApplySettings>
     /// <inheritdoc/>
     protected override CommandOutcome Run(ApplySettings s, CliProgress progress, CancellationToken ct)
     {
-        var precision = CliInputs.ParsePrecision(s.Precision);
+        var precision = s.ComputePrecision;
         string opName = CliInputs.Required(s.Operator, "--operator");
         if (!Operators.ContainsKey(opName))
             throw new CliInputException($"unknown operator '{opName}' (valid: {string.Join(", ", Operators.Keys)}).");

@@ -14,12 +14,6 @@ public sealed class ForwardSettings : ModelInputSettings
     [Description("Where to write the states .npy (float64; [[B, T, S]], LSTM S = 2H as [[h, c]]); an existing file only with --force.")]
     public string? Out { get; init; }
 
-    /// <summary>Compute precision (null: f64).</summary>
-    [CommandOption("--precision <P>")]
-    [DefaultValue("f64"), NullWhenOmitted]
-    [Description(CliInputs.PrecisionDescription)]
-    public string? Precision { get; init; }
-
     /// <summary>Replace an earlier globalntk output.</summary>
     [CommandOption("--force")]
     [Description(OutputTarget.ForceDescription)]
@@ -32,7 +26,7 @@ public sealed class ForwardCommand : CliCommand<ForwardSettings>
     /// <inheritdoc/>
     protected override CommandOutcome Run(ForwardSettings s, CliProgress progress, CancellationToken ct)
     {
-        var precision = CliInputs.ParsePrecision(s.Precision);
+        var precision = s.ComputePrecision;
         string outPath = CliInputs.Required(s.Out, "--out");
         using var output = OutputFile.Create(new OutputRequest(outPath, "forward", s.Force, [new("--model", s.Model), new("--inputs", s.Inputs)]));
         var (loaded, lin) = s.Linearize(precision);

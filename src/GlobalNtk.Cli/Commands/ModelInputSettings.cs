@@ -11,7 +11,7 @@ namespace GlobalNtk.Cli.Commands;
 /// Options shared by the commands that run one model file on one inputs file (forward, apply):
 /// the model, how to read it, and the inputs. Derived settings add their own options after these.
 /// </summary>
-public abstract class ModelInputSettings : CommonSettings
+public abstract class ModelInputSettings : PrecisionSettings
 {
     /// <summary>Help text of <c>--option</c> where it sets a model file's settings.</summary>
     public const string ModelOptionDescription =

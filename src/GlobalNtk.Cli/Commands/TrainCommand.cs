@@ -16,7 +16,7 @@ namespace GlobalNtk.Cli.Commands;
 public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
 {
     /// <summary>Options of <c>train</c> (null = default, so <c>--resume</c> can tell what was given).</summary>
-    public sealed class Settings : CommonSettings
+    public sealed class Settings : PrecisionSettings
     {
         /// <summary>Task name.</summary>
         [CommandOption("--task <NAME>")]
@@ -145,7 +145,7 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
                 ("--task", s.Task), ("--arch", s.Arch), ("--hidden", s.Hidden), ("--lr", s.LearningRate), ("--optimizer", s.Optimizer),
                 ("--gain", s.Gain), ("--seed", s.Seed), ("--batch", s.Batch), ("--checkpoint-every", s.CheckpointEvery), ("--clip", s.Clip),
                 ("--loss-tolerance", s.LossTolerance), ("--trial-steps", s.TrialSteps), ("--noise", s.Noise), ("--option", s.ModelOptions),
-                ("--layers", s.Layers), ("--no-bias", s.NoBias),
+                ("--layers", s.Layers), ("--no-bias", s.NoBias), ("--precision", s.Precision),
             }.Where(g => g.Value is not null).Select(g => g.Name).ToList();
             if (given.Count > 0)
                 throw new CliInputException($"train --resume continues with the checkpoint's settings; only --steps may change (got {string.Join(", ", given)}).");
@@ -167,6 +167,7 @@ public sealed class TrainCommand : CliCommand<TrainCommand.Settings>
                 Steps = s.Steps ?? CliDefaults.Steps, BatchSize = s.Batch ?? CliDefaults.Batch, LearningRate = s.LearningRate ?? CliDefaults.LearningRate,
                 Optimizer = s.Optimizer ?? CliDefaults.Optimizer, ClipNorm = s.Clip ?? CliDefaults.Clip, LossTolerance = s.LossTolerance ?? CliDefaults.LossTolerance,
                 CheckpointEvery = s.CheckpointEvery ?? CliDefaults.CheckpointEvery, Seed = s.Seed ?? CliDefaults.Seed,
+                Precision = s.ComputePrecision,
             };
             int hidden = s.Hidden ?? CliDefaults.Hidden;
             if (hidden < 1) throw new CliInputException($"train: --hidden must be ≥ 1, got {hidden}.");

@@ -18,11 +18,19 @@ public class CommonSettings : CommandSettings
 }
 
 /// <summary>What a command produced: a value for <c>--json</c> and lines for humans.</summary>
-public sealed record CommandOutcome(object Data, IReadOnlyList<string> Lines);
+public sealed record CommandOutcome(object Data, IReadOnlyList<string> Lines)
+{
+    /// <summary>
+    /// Set when the command ran to the end but found the library at fault (a self-check row outside its
+    /// tolerance): the results are still printed, then this one line goes to stderr and the exit code is
+    /// <see cref="CliErrors.Internal"/>, so scripts and CI see the failure.
+    /// </summary>
+    public string? Failure { get; init; }
+}
 
 /// <summary>
 /// Base of every <c>globalntk</c> command: runs <see cref="Run"/>, prints its outcome as text or
-/// JSON, and returns 0. Errors propagate to <see cref="CliApp"/>, which prints one line.
+/// JSON, and returns 0 (or 70 after the one line of a <see cref="CommandOutcome.Failure"/>). Errors propagate to <see cref="CliApp"/>, which prints one line.
 /// </summary>
 public abstract class CliCommand<TSettings> : Command<TSettings> where TSettings : CommonSettings
 {
@@ -37,6 +45,9 @@ public abstract class CliCommand<TSettings> : Command<TSettings> where TSettings
         if (settings.Json) io.Out.WriteLine(CliJson.Document(context.Name, outcome.Data));
         else foreach (var line in outcome.Lines) io.Out.WriteLine(line);
         io.Out.Flush();
-        return 0;
+        if (outcome.Failure is null) return 0;
+        io.Err.WriteLine(outcome.Failure);
+        io.Err.Flush();
+        return CliErrors.Internal;
     }
 }

@@ -92,29 +92,58 @@ public sealed class NtkAnalyzer
         var layerRanks = LayerRanks(model, ops.NtkSApplied, o.Seed + 50);
 
         meter.Begin("SRB and task modes", 1 + readout.OutputSize);
-        var states = lin.States.Span;
         double? loss = null;
-        double[] e;
-        string source;
-        var yhat = readout.Forward(states, shape);
-        if (_targets is not null)
+        Tensor yhat;
+        SrbResult srb;
+        var srbRanks = SelfReferentialBias.DefaultRanks(shape.Sizes[^1], o.MaxSrbRank);
+        if (lin.StatesSingle.Length > 0)
         {
-            (loss, e, _) = MseLoss.StateError(readout, states, shape, _targets.Span);
-            source = TargetErrorSource;
+            // A float32 trajectory: outputs, e and SRB read it directly, without the widened float64 states.
+            var states = lin.StatesSingle.Span;
+            yhat = readout.Forward(states, shape);
+            float[] e;
+            string source;
+            if (_targets is not null)
+            {
+                (loss, e, _) = MseLoss.StateError(readout, states, shape, _targets.Span);
+                source = TargetErrorSource;
+            }
+            else
+            {
+                e = GaussianSingle(key.Fold("SRB error").CreateRandom(), shape.Size);
+                source = DefaultErrorSource;
+            }
+            if (Float32.DotWide(e, e) == 0)
+            {
+                e = GaussianSingle(key.Fold("SRB error").CreateRandom(), shape.Size);
+                source = DefaultErrorSource + " (the task error is exactly zero)";
+            }
+            srb = SelfReferentialBias.Compute(ntkS, states, e, srbRanks, source);
         }
         else
         {
-            e = RandomProbes.Gaussian(key.Fold("SRB error").CreateRandom(), shape.Size);
-            source = DefaultErrorSource;
+            var states = lin.States.Span;
+            double[] e;
+            string source;
+            yhat = readout.Forward(states, shape);
+            if (_targets is not null)
+            {
+                (loss, e, _) = MseLoss.StateError(readout, states, shape, _targets.Span);
+                source = TargetErrorSource;
+            }
+            else
+            {
+                e = RandomProbes.Gaussian(key.Fold("SRB error").CreateRandom(), shape.Size);
+                source = DefaultErrorSource;
+            }
+            if (Numerics.Norm(e) == 0)
+            {
+                // Perfect fit: the task error vanishes, fall back to the documented default.
+                e = RandomProbes.Gaussian(key.Fold("SRB error").CreateRandom(), shape.Size);
+                source = DefaultErrorSource + " (the task error is exactly zero)";
+            }
+            srb = SelfReferentialBias.Compute(ntkS, states, e, srbRanks, source);
         }
-        if (Numerics.Norm(e) == 0)
-        {
-            // Perfect fit: the task error vanishes, fall back to the documented default.
-            e = RandomProbes.Gaussian(key.Fold("SRB error").CreateRandom(), shape.Size);
-            source = DefaultErrorSource + " (the task error is exactly zero)";
-        }
-        var srb = SelfReferentialBias.Compute(ntkS, states, e,
-            SelfReferentialBias.DefaultRanks(shape.Sizes[^1], o.MaxSrbRank), source);
 
         LearnabilityResult? tm = null;
         if (_targets is not null)
@@ -140,6 +169,23 @@ public sealed class NtkAnalyzer
         return new ModelAnalysis(label, step, model.Arch,
             shape.Names.Zip(shape.Sizes, (n, s) => new AxisSize(n, s)).ToArray(), lin.Parameters.TotalSize, loss,
             ntkSpec, kSpec, pSpec, ntkRank, kRank, kron, srb, tm, align, timings) { LayerRanks = layerRanks };
+    }
+
+    /// <summary>
+    /// The float64 Gaussian draws of <see cref="RandomProbes.Gaussian(Random, int)"/> (the same values
+    /// from the same generator), each rounded once to float32, drawn a slice at a time.
+    /// </summary>
+    private static float[] GaussianSingle(Random rng, int n)
+    {
+        var x = new float[n];
+        var d = new double[Math.Min(n, 1 << 14)]; // even: Box–Muller pairs are not split across slices
+        for (int i = 0; i < n; i += d.Length)
+        {
+            var part = d.AsSpan(0, Math.Min(d.Length, n - i));
+            RandomProbes.Gaussian(rng, part);
+            Float32.Narrow(part, x.AsSpan(i, part.Length));
+        }
+        return x;
     }
 
     /// <summary>

@@ -37,6 +37,40 @@ public sealed class PrincipalDirections
         for (int i = 0; i < n; i++) Numerics.Axpy(-1.0, mean, centred.AsSpan(i * dim, dim));
         var scatter = new double[dim * dim];
         Gemm.Multiply(Trans.Yes, Trans.No, dim, dim, n, 1.0, centred, dim, centred, dim, 0.0, scatter, dim);
+        return FromScatter(dim, n, scatter);
+    }
+
+    /// <summary>
+    /// PCA of float32 <paramref name="rows"/> (a float32 linearisation's states): the mean and the
+    /// centred scatter are summed in float64 (the scatter is a Gram matrix and cancels) from rows
+    /// widened a chunk at a time, so no float64 copy of the rows is made.
+    /// </summary>
+    public static PrincipalDirections Of(ReadOnlySpan<float> rows, int dim)
+    {
+        if (dim <= 0 || rows.Length % dim != 0)
+            throw new ArgumentException($"PrincipalDirections: {rows.Length} values are not rows of width {dim}.");
+        int n = rows.Length / dim;
+        if (n == 0) throw new ArgumentException("PrincipalDirections: no rows.");
+        var mean = new double[dim];
+        for (int i = 0; i < n; i++) Float32.AddWidened(rows.Slice(i * dim, dim), 1.0, mean);
+        Numerics.Scale(mean, 1.0 / n);
+        var scatter = new double[dim * dim];
+        int chunk = Math.Max(1, Math.Min(n, WidenedValues / dim));
+        var centred = new double[(long)chunk * dim];
+        for (int row = 0; row < n; row += chunk)
+        {
+            int count = Math.Min(chunk, n - row);
+            var cs = centred.AsSpan(0, count * dim);
+            Float32.Widen(rows.Slice(row * dim, count * dim), cs);
+            for (int i = 0; i < count; i++) Numerics.Axpy(-1.0, mean, cs.Slice(i * dim, dim));
+            Gemm.Multiply(Trans.Yes, Trans.No, dim, dim, count, 1.0, cs, dim, cs, dim, row == 0 ? 0.0 : 1.0, scatter, dim);
+        }
+        return FromScatter(dim, n, scatter);
+    }
+
+    // Eigen-decomposition of the (symmetrised) scatter of n rows: directions by decreasing variance.
+    private static PrincipalDirections FromScatter(int dim, int n, double[] scatter)
+    {
         var m = MathNet.Numerics.LinearAlgebra.Matrix<double>.Build.Dense(dim, dim, (i, j) => 0.5 * (scatter[i * dim + j] + scatter[j * dim + i]));
         var evd = m.Evd(MathNet.Numerics.LinearAlgebra.Symmetricity.Symmetric);
         var order = Enumerable.Range(0, dim).OrderByDescending(i => evd.EigenValues[i].Real).ToArray();

@@ -33,6 +33,38 @@ public static class SelfReferentialBias
         var pcs = PrincipalDirections.Of(states, dim);
         var fz = ProbeBlock.UsesFloat32(ntk) ? UpdateFractionsSingle(ntk, error, pcs, ranks) : UpdateFractions(ntk, error, pcs, ranks);
         var fe = pcs.CapturedFractions(error, ranks);
+        return Result(shape, pcs, ranks, fz, fe, errorSource);
+    }
+
+    /// <summary>
+    /// SRB(r) on a float32 trajectory with a float32 error (<c>--precision f32</c>): the principal
+    /// directions are summed in float64 from the float32 states, Δz = −NTK_S e is applied to the
+    /// float32 e and held in float32, and every projection is summed in float64; no state-sized
+    /// float64 vector is made.
+    /// </summary>
+    public static SrbResult Compute(LinearOperator ntk, ReadOnlySpan<float> states, ReadOnlySpan<float> error,
+        IReadOnlyList<int> ranks, string errorSource)
+    {
+        var shape = ntk.Domain;
+        if (!ntk.IsSquare)
+            throw new ShapeMismatchException($"SRB: NTK_S must map a state space to itself, got {ntk.Domain} -> {ntk.Range}.");
+        if (states.Length != shape.Size)
+            throw new ShapeMismatchException($"SRB: states have {states.Length} values, NTK_S's state space is {shape}.");
+        if (error.Length != shape.Size)
+            throw new ShapeMismatchException($"SRB: error has {error.Length} values, NTK_S's state space is {shape}.");
+        Float32.EnsureFinite(error, "SRB error vector e");
+        int dim = shape.Sizes[^1];
+        var pcs = PrincipalDirections.Of(states, dim);
+        var dz = new float[error.Length];
+        ntk.ApplyBlock(error, dz, 1);
+        Float32.EnsureFinite(dz, "SRB update Δz = −NTK_S e");
+        var fz = pcs.CapturedFractions(dz, ranks);
+        var fe = pcs.CapturedFractions(error, ranks);
+        return Result(shape, pcs, ranks, fz, fe, errorSource);
+    }
+
+    private static SrbResult Result(AxisShape shape, PrincipalDirections pcs, IReadOnlyList<int> ranks, double[] fz, double[] fe, string errorSource)
+    {
         var index = fz.Zip(fe, (a, b) => b > 0 ? a / b : double.NaN).ToArray();
         var explained = Cumulative(pcs.Variances);
         return new SrbResult(shape.Names[^1], ranks.ToArray(), index, fz, fe,

@@ -75,13 +75,18 @@ public sealed class TaskModes
         return mi;
     }
 
-    /// <summary>ρ_i = ⟨M_i, Θ_y M_i⟩ / ⟨M_i, M_i⟩ for every mode (one block application of Θ_y).</summary>
+    /// <summary>
+    /// ρ_i = ⟨M_i, Θ_y M_i⟩ / ⟨M_i, M_i⟩ for every mode (one block application of Θ_y). For a Θ_y that
+    /// applies float32 natively (<c>--precision f32</c>) the block is float32 (each M_i entry formed in
+    /// float64 and rounded once) and both inner products are summed in float64.
+    /// </summary>
     public double[] Learnability(LinearOperator outputNtk)
     {
         int size = Rows * Outputs;
         if (outputNtk.Domain.Size != size || outputNtk.Range.Size != size)
             throw new ShapeMismatchException($"Task modes: targets are [{Rows}, {Outputs}] but the output NTK maps {outputNtk.Domain} -> {outputNtk.Range}.");
         if (Count == 0) return [];
+        if (ProbeBlock.UsesFloat32(outputNtk)) return LearnabilitySingle(outputNtk, size);
         var block = new double[Count * size];
         for (int i = 0; i < Count; i++) ModeMatrix(i).CopyTo(block, i * size);
         var image = outputNtk.ApplyBlock(block, Count);
@@ -90,6 +95,22 @@ public sealed class TaskModes
         {
             var mi = block.AsSpan(i * size, size);
             rho[i] = Numerics.Dot(mi, image.AsSpan(i * size, size)) / Numerics.Dot(mi, mi);
+        }
+        Numerics.EnsureFinite(rho, "task-mode learnability ρ");
+        return rho;
+    }
+
+    private double[] LearnabilitySingle(LinearOperator outputNtk, int size)
+    {
+        var block = new float[Count * size];
+        for (int i = 0; i < Count; i++) Float32.Narrow(ModeMatrix(i), block.AsSpan(i * size, size));
+        var image = new float[Count * size];
+        outputNtk.ApplyBlock(block, image, Count);
+        var rho = new double[Count];
+        for (int i = 0; i < Count; i++)
+        {
+            var mi = block.AsSpan(i * size, size);
+            rho[i] = Float32.DotWide(mi, image.AsSpan(i * size, size)) / Float32.DotWide(mi, mi);
         }
         Numerics.EnsureFinite(rho, "task-mode learnability ρ");
         return rho;

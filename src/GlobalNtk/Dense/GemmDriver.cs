@@ -276,7 +276,7 @@ internal static unsafe class GemmDriver<T, K>
                 T* src = b + (nint)(pc + p) * ldb + jc;
                 T* d = dst + p * nr;
                 for (int j0 = 0; j0 < nc; j0 += nr, d += (nint)nr * kc)
-                    CopyPadded(src + j0, d, Math.Min(nr, nc - j0), nr);
+                    CopyPanelRow(src + j0, d, Math.Min(nr, nc - j0));
             }
             return;
         }
@@ -323,8 +323,9 @@ internal static unsafe class GemmDriver<T, K>
                 T* s = src + j * ldb;
                 for (int q = p; q < kc; q++) dst[q * nr + j] = s[q];
             }
-            if (cols < nr) // zero padding of a ragged last panel
-                for (int q = 0; q < kc; q++) new Span<T>(dst + q * nr + cols, nr - cols).Clear();
+            int reach = PanelReach(cols);
+            if (cols < reach) // zero padding of a ragged last panel, as far as the kernel reads it
+                for (int q = 0; q < kc; q++) new Span<T>(dst + q * nr + cols, reach - cols).Clear();
         }
     }
 
@@ -450,6 +451,70 @@ internal static unsafe class GemmDriver<T, K>
                     CopyPadded(s0 + i0, d, 6, 6);
             }
         }
+    }
+
+    /// <summary>
+    /// Values of a B̄ panel's k-row that the kernel reads when the panel holds only <paramref name="cols"/>
+    /// columns: the AVX-512 and AVX2 kernels' edge tiles load only the vectors that hold columns of C (the
+    /// rest of the last one is multiplied but not stored, and is kept zero); the scalar kernel reads all NR.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int PanelReach(int cols) =>
+        typeof(K) == typeof(Avx512Kernel<T>) ? Math.Min(K.NR, RoundUp(cols, Vector512<T>.Count))
+        : typeof(K) == typeof(Avx2Kernel<T>) ? Math.Min(K.NR, RoundUp(cols, Vector256<T>.Count))
+        : K.NR;
+
+    /// <summary>
+    /// One k-row of a B̄ panel from an untransposed B: <paramref name="count"/> ≤ NR values, zero-padded
+    /// to <see cref="PanelReach"/>. The AVX-512 and AVX2 kernels' rows are whole vectors, the last loaded
+    /// under a lane mask (which reads nothing past the count), so a ragged panel costs one masked load per row.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyPanelRow(T* src, T* dst, int count)
+    {
+        if (typeof(K) == typeof(Avx512Kernel<T>) && Avx512F.IsSupported && (typeof(T) == typeof(float) || typeof(T) == typeof(double)))
+        {
+            int l = Vector512<T>.Count, j = 0;
+            for (; j + l <= count; j += l) Vector512.Store(Vector512.Load(src + j), dst + j);
+            if (j < count) Vector512.Store(MaskLoad(src + j, count - j), dst + j);
+            return;
+        }
+        if (typeof(K) == typeof(Avx2Kernel<T>) && Avx.IsSupported && (typeof(T) == typeof(float) || typeof(T) == typeof(double)))
+        {
+            int l = Vector256<T>.Count, j = 0;
+            for (; j + l <= count; j += l) Vector256.Store(Vector256.Load(src + j), dst + j);
+            if (j < count) Vector256.Store(MaskLoad256(src + j, count - j), dst + j);
+            return;
+        }
+        CopyPadded(src, dst, count, K.NR);
+    }
+
+    /// <summary><see cref="MaskLoad"/> on 256-bit vectors (AVX's masked move, which reads nothing under a clear lane).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<T> MaskLoad256(T* p, int count)
+    {
+        if (typeof(T) == typeof(float))
+            return Avx.MaskLoad((float*)p, Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(count)).AsSingle()).As<float, T>();
+        if (typeof(T) == typeof(double))
+            return Avx.MaskLoad((double*)p, Vector256.LessThan(Vector256<long>.Indices, Vector256.Create((long)count)).AsDouble()).As<double, T>();
+        throw new NotSupportedException();
+    }
+
+    /// <summary>The first <paramref name="count"/> (1 ≤ count &lt; L) values at <paramref name="p"/>, zero in the other lanes; reads nothing past them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> MaskLoad(T* p, int count)
+    {
+        if (typeof(T) == typeof(float))
+        {
+            Vector512<float> mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).AsSingle();
+            return Avx512F.MaskLoad((float*)p, mask, Vector512<float>.Zero).As<float, T>();
+        }
+        if (typeof(T) == typeof(double))
+        {
+            Vector512<double> mask = Vector512.LessThan(Vector512<long>.Indices, Vector512.Create((long)count)).AsDouble();
+            return Avx512F.MaskLoad((double*)p, mask, Vector512<double>.Zero).As<double, T>();
+        }
+        throw new NotSupportedException();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

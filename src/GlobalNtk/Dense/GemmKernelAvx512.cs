@@ -44,12 +44,14 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     /// <summary>
     /// A tile cut by the edges of C (<paramref name="rows"/> ≤ 8, <paramref name="cols"/> ≤ NR), written
     /// straight into C (no scratch copy): only the vectors that hold columns of C are computed, the
-    /// last one stored under a lane mask, and a tile of at most 4 rows runs a 4-row body (half the
-    /// multiply-adds; the panel's padding rows are not multiplied).
+    /// last one stored under a lane mask, and a tile of at most 2, 4 or 6 rows runs a 2-, 4- or 6-row
+    /// body (the panel's padding rows are not multiplied).
     /// </summary>
     public static bool TryComputeEdge(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, int rows, int cols)
     {
-        if (rows <= 4) PackedTile<Rows4<Packed3>, Rows4<PackedEdge1>, Rows4<PackedEdge2>, Rows4<PackedEdge3>>(kc, a, b, c, ldc, alpha, beta, rows, cols);
+        if (rows <= 2) PackedTile<Rows2<Packed3>, Rows2<PackedEdge1>, Rows2<PackedEdge2>, Rows2<PackedEdge3>>(kc, a, b, c, ldc, alpha, beta, rows, cols);
+        else if (rows <= 4) PackedTile<Rows4<Packed3>, Rows4<PackedEdge1>, Rows4<PackedEdge2>, Rows4<PackedEdge3>>(kc, a, b, c, ldc, alpha, beta, rows, cols);
+        else if (rows <= 6) PackedTile<Rows6<Packed3>, Rows6<PackedEdge1>, Rows6<PackedEdge2>, Rows6<PackedEdge3>>(kc, a, b, c, ldc, alpha, beta, rows, cols);
         else PackedTile<Packed3, PackedEdge1, PackedEdge2, PackedEdge3>(kc, a, b, c, ldc, alpha, beta, rows, cols);
         return true;
     }
@@ -58,8 +60,8 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         where SFull : struct, ITileShape where SEdge1 : struct, ITileShape where SEdge2 : struct, ITileShape where SEdge3 : struct, ITileShape
     {
         int l = Vector512<T>.Count, nr = 3 * l;
-        // The unmasked 8-row body stores all 8 rows; a full-width tile of 5–7 rows takes the masked one.
-        if (cols >= nr && (rows == 8 || SFull.Rows == 4)) Tile<SFull>(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, 0, rows);
+        // The unmasked 8-row body stores all 8 rows; a full-width tile of 7 rows takes the masked one.
+        if (cols >= nr && (rows == 8 || SFull.Rows < 8)) Tile<SFull>(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, 0, rows);
         else if (cols <= l) Tile<SEdge1>(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, cols, rows);
         else if (cols <= 2 * l) Tile<SEdge2>(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, cols - l, rows);
         else Tile<SEdge3>(kc, a, 1, 8, b, nr, c, ldc, alpha, beta, cols - 2 * l, rows);
@@ -451,8 +453,10 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         for (int i0 = 0; i0 < m; i0 += 8)
         {
             int rows = Math.Min(8, m - i0);
-            // A last block of at most 4 rows runs the 4-row body (half the multiply-adds).
-            if (rows <= 4) DirectRow<Rows4<SFull>, Rows4<SEdge1>, Rows4<SEdge2>, Rows4<SEdge3>>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
+            // A last block of at most 2, 4 or 6 rows runs the 2-, 4- or 6-row body: fewer multiply-adds on repeated rows.
+            if (rows <= 2) DirectRow<Rows2<SFull>, Rows2<SEdge1>, Rows2<SEdge2>, Rows2<SEdge3>>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
+            else if (rows <= 4) DirectRow<Rows4<SFull>, Rows4<SEdge1>, Rows4<SEdge2>, Rows4<SEdge3>>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
+            else if (rows <= 6) DirectRow<Rows6<SFull>, Rows6<SEdge1>, Rows6<SEdge2>, Rows6<SEdge3>>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
             else DirectRow<SFull, SEdge1, SEdge2, SEdge3>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
         }
     }
@@ -490,11 +494,11 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         // (the body is too large to rely on inlining for that).
         int l = Vector512<T>.Count, nv = S.Vectors;
         bool masked = S.Masked, direct = S.Direct, storedB = S.Direct && S.StoredB;
-        bool four = S.Rows == 4; // rows 4–7 are neither multiplied nor stored
+        bool two = S.Rows == 2, four = S.Rows <= 4, six = S.Rows == 6; // rows 2–7 (4–7, 6–7) are neither multiplied nor stored
         if (!direct) // packed A panels: constant strides (rows past C's edge are zero padding)
         {
             ars = 1; aps = 8;
-            if (!masked && !four) rows = 8; // Compute's full tile: a constant for the JIT
+            if (!masked && S.Rows == 8) rows = 8; // Compute's full tile: a constant for the JIT
         }
         if (!storedB) bps = 3 * l; // packed B panels
         nint o1 = direct ? Row(1, rows, ars) : 1, o2 = direct ? Row(2, rows, ars) : 2, o3 = direct ? Row(3, rows, ars) : 3;
@@ -530,14 +534,17 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
             c10 = Fma(x, b0, c10);
             if (nv > 1) c11 = Fma(x, b1, c11);
             if (nv > 2) c12 = Fma(x, b2, c12);
-            x = Vector512.Create(a[o2]);
-            c20 = Fma(x, b0, c20);
-            if (nv > 1) c21 = Fma(x, b1, c21);
-            if (nv > 2) c22 = Fma(x, b2, c22);
-            x = Vector512.Create(a[o3]);
-            c30 = Fma(x, b0, c30);
-            if (nv > 1) c31 = Fma(x, b1, c31);
-            if (nv > 2) c32 = Fma(x, b2, c32);
+            if (!two)
+            {
+                x = Vector512.Create(a[o2]);
+                c20 = Fma(x, b0, c20);
+                if (nv > 1) c21 = Fma(x, b1, c21);
+                if (nv > 2) c22 = Fma(x, b2, c22);
+                x = Vector512.Create(a[o3]);
+                c30 = Fma(x, b0, c30);
+                if (nv > 1) c31 = Fma(x, b1, c31);
+                if (nv > 2) c32 = Fma(x, b2, c32);
+            }
             if (!four)
             {
                 x = Vector512.Create(a[o4]);
@@ -548,6 +555,9 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
                 c50 = Fma(x, b0, c50);
                 if (nv > 1) c51 = Fma(x, b1, c51);
                 if (nv > 2) c52 = Fma(x, b2, c52);
+            }
+            if (!four && !six)
+            {
                 x = Vector512.Create(a[o6]);
                 c60 = Fma(x, b0, c60);
                 if (nv > 1) c61 = Fma(x, b1, c61);
@@ -563,11 +573,13 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         bool beta0 = S.Beta0 || beta == T.Zero;
         PutRow(c, c00, c01, c02, va, vb, beta0, nv, masked, mask);
         if (rows > 1) PutRow(c + ldc, c10, c11, c12, va, vb, beta0, nv, masked, mask);
+        if (two) return;
         if (rows > 2) PutRow(c + 2 * ldc, c20, c21, c22, va, vb, beta0, nv, masked, mask);
         if (rows > 3) PutRow(c + 3 * ldc, c30, c31, c32, va, vb, beta0, nv, masked, mask);
         if (four) return;
         if (rows > 4) PutRow(c + 4 * ldc, c40, c41, c42, va, vb, beta0, nv, masked, mask);
         if (rows > 5) PutRow(c + 5 * ldc, c50, c51, c52, va, vb, beta0, nv, masked, mask);
+        if (six) return;
         if (rows > 6) PutRow(c + 6 * ldc, c60, c61, c62, va, vb, beta0, nv, masked, mask);
         if (rows > 7) PutRow(c + 7 * ldc, c70, c71, c72, va, vb, beta0, nv, masked, mask);
     }
@@ -648,7 +660,7 @@ internal interface ITileShape
     static abstract bool Direct { get; }
     /// <summary>With <see cref="Direct"/>: B read where it is stored as well (its last vector under the mask).</summary>
     static virtual bool StoredB => true;
-    /// <summary>Rows the body multiplies: 8, or 4 for a last block of at most 4 rows.</summary>
+    /// <summary>Rows the body multiplies: 8, or 2, 4 or 6 for a last block of at most that many rows.</summary>
     static virtual int Rows => 8;
     /// <summary>beta is known to be 0: C is only written (a compile-time fact, so no test per stored vector).</summary>
     static virtual bool Beta0 => false;
@@ -664,6 +676,30 @@ internal struct Rows4<S> : ITileShape where S : struct, ITileShape
     public static bool Direct => S.Direct;
     public static bool StoredB => S.StoredB;
     public static int Rows => 4;
+    public static bool Beta0 => S.Beta0;
+    public static bool UnitAlpha => S.UnitAlpha;
+}
+
+/// <summary><typeparamref name="S"/> with a 2-row body (rows 2–7 neither multiplied nor stored).</summary>
+internal struct Rows2<S> : ITileShape where S : struct, ITileShape
+{
+    public static int Vectors => S.Vectors;
+    public static bool Masked => S.Masked;
+    public static bool Direct => S.Direct;
+    public static bool StoredB => S.StoredB;
+    public static int Rows => 2;
+    public static bool Beta0 => S.Beta0;
+    public static bool UnitAlpha => S.UnitAlpha;
+}
+
+/// <summary><typeparamref name="S"/> with a 6-row body (rows 6–7 neither multiplied nor stored).</summary>
+internal struct Rows6<S> : ITileShape where S : struct, ITileShape
+{
+    public static int Vectors => S.Vectors;
+    public static bool Masked => S.Masked;
+    public static bool Direct => S.Direct;
+    public static bool StoredB => S.StoredB;
+    public static int Rows => 6;
     public static bool Beta0 => S.Beta0;
     public static bool UnitAlpha => S.UnitAlpha;
 }

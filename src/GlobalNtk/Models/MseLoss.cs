@@ -58,4 +58,24 @@ public static class MseLoss
         double loss = Evaluate(y.Span, targets, dy);
         return (loss, readout.AsOperator(stateShape).ApplyAdjoint(dy), dy);
     }
+
+    /// <summary>
+    /// <see cref="StateError(Readout, ReadOnlySpan{double}, AxisShape, ReadOnlySpan{double})"/> on a float32
+    /// trajectory: the outputs from the float32 readout product, the loss and ∂L/∂y in float64, and
+    /// e = Cᵀ ∂L/∂y applied in float32 (∂L/∂y rounded once), so no float64 state-sized vector is made.
+    /// </summary>
+    public static (double Loss, float[] StateError, double[] OutputError) StateError(
+        Readout readout, ReadOnlySpan<float> states, AxisShape stateShape, ReadOnlySpan<double> targets)
+    {
+        ArgumentNullException.ThrowIfNull(readout);
+        var y = readout.Forward(states, stateShape);
+        if (targets.Length != y.Length)
+            throw new ShapeMismatchException($"MSE loss: targets have length {targets.Length}, expected the readout's output shape {y.Shape}.");
+        Numerics.EnsureFinite(targets, "MSE targets");
+        var dy = new double[y.Length];
+        double loss = Evaluate(y.Span, targets, dy);
+        var e = new float[stateShape.Size];
+        readout.AsOperator(stateShape, Precision.F32).ApplyAdjointBlock(Float32.ToSingle(dy), e, 1);
+        return (loss, e, dy);
+    }
 }

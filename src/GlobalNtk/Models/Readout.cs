@@ -113,12 +113,17 @@ public sealed class Readout
     }
 
     /// <summary>The readout's input rows Z [N, In] (for the readout's own NTK term (Z Zᵀ + 1 1ᵀ) ⊗ I, Z Zᵀ ⊗ I without a bias, docs/math.md#output-ntk).</summary>
-    public double[] Features(ReadOnlySpan<double> states, AxisShape stateShape)
+    public double[] Features(ReadOnlySpan<double> states, AxisShape stateShape) => FeaturesOf(states, stateShape);
+
+    /// <summary>Z [N, In] read from a float32 trajectory (a float32 linearisation's states), in float32.</summary>
+    public float[] Features(ReadOnlySpan<float> states, AxisShape stateShape) => FeaturesOf(states, stateShape);
+
+    private T[] FeaturesOf<T>(ReadOnlySpan<T> states, AxisShape stateShape)
     {
         int f = stateShape.Sizes[^1], n = InputSize, r0 = 0;
         var groups = Layout(stateShape);
         CheckLength(states.Length, stateShape.Size, "states");
-        var z = new double[checked(groups.Sum(g => g.Rows) * n)];
+        var z = new T[checked(groups.Sum(g => g.Rows) * n)];
         foreach (var (offset, rows) in groups)
         {
             for (int r = 0; r < rows; r++) states.Slice(offset + r * f + FeatureOffset, n).CopyTo(z.AsSpan((r0 + r) * n, n));
@@ -128,7 +133,36 @@ public sealed class Readout
     }
 
     /// <summary>The linear part C: state → output (no bias), with its adjoint (docs/math.md#global-ntk).</summary>
-    public LinearOperator AsOperator(AxisShape stateShape) => new ReadoutOperator(this, stateShape);
+    public LinearOperator AsOperator(AxisShape stateShape) => new ReadoutOperator(this, stateShape, single: false);
+
+    /// <summary>
+    /// C for <paramref name="precision"/>: with <see cref="Precision.F32"/> the operator applies float32
+    /// blocks natively (float32 GEMMs with W rounded once to float32, no float64 block), so a float32
+    /// composite around it (the output NTK of a float32 linearisation) stays float32 end to end. Its
+    /// float64 blocks run the float64 map either way.
+    /// </summary>
+    public LinearOperator AsOperator(AxisShape stateShape, Precision precision) =>
+        new ReadoutOperator(this, stateShape, single: precision == Precision.F32);
+
+    /// <summary>
+    /// y = W z_f + b for every row read of a float32 trajectory: the product in float32 (as the float32
+    /// linearisation's own products), the result widened and the bias added in float64.
+    /// </summary>
+    public Tensor Forward(ReadOnlySpan<float> states, AxisShape stateShape)
+    {
+        var y = new Tensor(OutputShape(stateShape));
+        var y32 = new float[y.Length];
+        ApplyLinear(states, stateShape, y32);
+        var d = y.Span;
+        Float32.Widen(y32, d);
+        if (Bias is null) return y;
+        for (int r = 0; r < d.Length; r += OutputSize) TensorPrimitives.Add(d.Slice(r, OutputSize), Bias.Data, d.Slice(r, OutputSize));
+        return y;
+    }
+
+    // W rounded once to float32, for the float32 products (made on first use; the readout is immutable).
+    private float[] Weight32 => _weight32 ??= Float32.ToSingle(Weight.Data);
+    private float[]? _weight32;
 
     /// <summary>
     /// Gradients of ⟨dOutput, y⟩: dWeight = Σ_rows dy z_fᵀ [O, In], dBias = Σ_rows dy [O] (both overwritten).
@@ -160,6 +194,29 @@ public sealed class Readout
         {
             Gemm.Multiply(Trans.No, Trans.Yes, rows, OutputSize, InputSize, 1.0, states[(offset + FeatureOffset)..], f,
                 Weight.Data, InputSize, 0.0, y[(r0 * OutputSize)..], OutputSize);
+            r0 += rows;
+        }
+    }
+
+    private void ApplyLinear(ReadOnlySpan<float> states, AxisShape stateShape, Span<float> y)
+    {
+        int f = stateShape.Sizes[^1], r0 = 0;
+        foreach (var (offset, rows) in Layout(stateShape))
+        {
+            Gemm.Multiply(Trans.No, Trans.Yes, rows, OutputSize, InputSize, 1f, states[(offset + FeatureOffset)..], f,
+                Weight32, InputSize, 0f, y[(r0 * OutputSize)..], OutputSize);
+            r0 += rows;
+        }
+    }
+
+    private void ApplyLinearAdjoint(ReadOnlySpan<float> y, AxisShape stateShape, Span<float> states)
+    {
+        int f = stateShape.Sizes[^1], r0 = 0;
+        states.Clear();
+        foreach (var (offset, rows) in Layout(stateShape))
+        {
+            Gemm.Multiply(Trans.No, Trans.No, rows, InputSize, OutputSize, 1f, y[(r0 * OutputSize)..], OutputSize,
+                Weight32, InputSize, 0f, states[(offset + FeatureOffset)..], f);
             r0 += rows;
         }
     }
@@ -196,10 +253,40 @@ public sealed class Readout
         if (length != expected) throw new ShapeMismatchException($"Readout: {what} has length {length}, expected {expected}.");
     }
 
-    private sealed class ReadoutOperator(Readout readout, AxisShape stateShape)
+    private sealed class ReadoutOperator(Readout readout, AxisShape stateShape, bool single)
         : LinearOperator(stateShape, readout.OutputShape(stateShape))
     {
         public override string Name => $"Readout C ({readout.Weight.ShapeText})";
+
+        internal override bool AppliesFloat32Natively => single;
+
+        // The float32 maps: the same GEMMs as the float64 ones below, on float32 blocks and W in float32.
+        protected override void ApplyBlockCore(ReadOnlySpan<float> x, Span<float> y, int count)
+        {
+            if (!readout.LastStepOnly)
+            {
+                int f = Domain.Sizes[^1];
+                Gemm.Multiply(Trans.No, Trans.Yes, count * (Domain.Size / f), readout.OutputSize, readout.InputSize, 1f,
+                    x[readout.FeatureOffset..], f, readout.Weight32, readout.InputSize, 0f, y, readout.OutputSize);
+                return;
+            }
+            for (int j = 0; j < count; j++)
+                readout.ApplyLinear(x.Slice(j * Domain.Size, Domain.Size), Domain, y.Slice(j * Range.Size, Range.Size));
+        }
+
+        protected override void ApplyAdjointBlockCore(ReadOnlySpan<float> x, Span<float> y, int count)
+        {
+            if (!readout.LastStepOnly)
+            {
+                int f = Domain.Sizes[^1];
+                y.Clear();
+                Gemm.Multiply(Trans.No, Trans.No, count * (Domain.Size / f), readout.InputSize, readout.OutputSize, 1f,
+                    x, readout.OutputSize, readout.Weight32, readout.InputSize, 0f, y[readout.FeatureOffset..], f);
+                return;
+            }
+            for (int j = 0; j < count; j++)
+                readout.ApplyLinearAdjoint(x.Slice(j * Range.Size, Range.Size), Domain, y.Slice(j * Domain.Size, Domain.Size));
+        }
 
         protected override void ApplyBlockCore(ReadOnlySpan<double> x, Span<double> y, int count)
         {

@@ -98,10 +98,17 @@ public sealed class NtkOperators
     public LinearOperator WholeModelNtk { get; }
     /// <summary>
     /// The output NTK Θ_y = C NTK_S Cᵀ + (Z Zᵀ + 1 1ᵀ) ⊗ I_out (no 1 1ᵀ without a readout bias) of a readout on these states
-    /// (docs/math.md#global-ntk), using the Kronecker-core NTK_S.
+    /// (docs/math.md#global-ntk), using the Kronecker-core NTK_S. On a float32 linearisation it reads the
+    /// float32 trajectory and applies float32 blocks natively (see <see cref="OutputNtkOperator"/>).
     /// </summary>
-    public LinearOperator OutputNtk(Readout readout) =>
-        new OutputNtkOperator(NtkS, readout ?? throw new ArgumentNullException(nameof(readout)), Linearization.States.Span, Linearization.StateShape);
+    public LinearOperator OutputNtk(Readout readout)
+    {
+        ArgumentNullException.ThrowIfNull(readout);
+        var single = Linearization.StatesSingle;
+        return single.Length > 0
+            ? new OutputNtkOperator(NtkS, readout, single.Span, Linearization.StateShape)
+            : new OutputNtkOperator(NtkS, readout, Linearization.States.Span, Linearization.StateShape);
+    }
 
     /// <summary>Per-site Kronecker cores (Û, spectra, modes) and the model-level summary (built once, on first use).</summary>
     public KroneckerCore KroneckerCore => _core.Value;

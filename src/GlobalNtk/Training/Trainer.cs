@@ -118,7 +118,7 @@ public sealed class Trainer
     public (double Loss, double Accuracy) Evaluate()
     {
         var ev = Task.EvaluationSet;
-        var y = ModelGradient.Predict(Model, ev.Inputs);
+        var y = ModelGradient.Predict(Model, ev.Inputs, Options.Precision);
         ModelGradient.CheckTargets(y, ev.Targets);
         return (MseLoss.Value(y.Span, ev.Targets.Span), Task.Accuracy(ev, y));
     }
@@ -166,7 +166,7 @@ public sealed class Trainer
         {
             cancellationToken.ThrowIfCancellationRequested();
             var batch = Task.TrainBatch(Step, Options.BatchSize);
-            (loss, _) = ModelGradient.Compute(Model, batch.Inputs, batch.Targets, grad);
+            (loss, _) = ModelGradient.Compute(Model, batch.Inputs, batch.Targets, grad, Options.Precision);
             double norm = Numerics.Norm(grad);
             Numerics.EnsureFinite([norm], $"gradient at step {Step + 1}");
             // torch.nn.utils.clip_grad_norm_: scale by max/(‖g‖ + 1e-6) when that is < 1.

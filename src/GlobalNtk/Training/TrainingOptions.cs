@@ -1,4 +1,6 @@
 using System.Globalization;
+using GlobalNtk.Dense;
+using GlobalNtk.Models;
 
 namespace GlobalNtk.Training;
 
@@ -21,6 +23,12 @@ public sealed record TrainingOptions
     public int CheckpointEvery { get; init; } = 100;
     /// <summary>Seed of the model initialisation and of the training batches.</summary>
     public int Seed { get; init; }
+    /// <summary>
+    /// The precision each gradient is computed in (<see cref="ModelGradient.Compute(IChainModel, Tensor, Tensor, Span{double}, Precision)"/>):
+    /// with <see cref="Precision.F32"/> the forward pass, e = Cᵀ ∂L/∂y, P* and J_θ* run in float32. The
+    /// parameters, the optimiser's state and every update stay float64.
+    /// </summary>
+    public Precision Precision { get; init; } = Precision.F64;
 
     /// <summary>
     /// Whether the update that reaches <paramref name="step"/> writes a checkpoint: the last one and
@@ -48,7 +56,7 @@ public sealed record TrainingOptions
     public IReadOnlyDictionary<string, string> ToMetadata()
     {
         var c = CultureInfo.InvariantCulture;
-        return new Dictionary<string, string>
+        return WithPrecision(new Dictionary<string, string>
         {
             ["steps"] = Steps.ToString(c),
             ["batch"] = BatchSize.ToString(c),
@@ -58,7 +66,14 @@ public sealed record TrainingOptions
             ["loss_tolerance"] = LossTolerance.ToString("R", c),
             ["checkpoint_every"] = CheckpointEvery.ToString(c),
             ["train_seed"] = Seed.ToString(c),
-        };
+        });
+    }
+
+    // The precision is recorded only when it is not the default, so float64 runs write the metadata they always wrote.
+    private IReadOnlyDictionary<string, string> WithPrecision(Dictionary<string, string> md)
+    {
+        if (Precision != Precision.F64) md["precision"] = Precision.Name();
+        return md;
     }
 
     /// <summary>Parses <see cref="ToMetadata"/>'s keys; a missing or malformed key throws naming it.</summary>
@@ -72,6 +87,9 @@ public sealed record TrainingOptions
         {
             Steps = Int("steps"), BatchSize = Int("batch"), LearningRate = Real("lr"), Optimizer = Get("optimizer"),
             ClipNorm = Real("clip_norm"), LossTolerance = Real("loss_tolerance"), CheckpointEvery = Int("checkpoint_every"), Seed = Int("train_seed"),
+            Precision = !md.TryGetValue("precision", out var p) ? Precision.F64
+                : PrecisionNames.TryParse(p, out var precision) ? precision
+                : throw new ArgumentException($"checkpoint metadata 'precision' = '{p}' is not f64 or f32."),
         };
         o.Validate();
         return o;
