@@ -387,8 +387,8 @@ public class GemmDirectTests
     }
 
     /// <summary>
-    /// One row of C over a B as stored (Gemm sends those of at least a vector's width and at most 2¹⁵
-    /// elements of B to the direct path, the rest to its dots and axpys): widths around both limits, both
+    /// One row of C over a B as stored (Gemm sends those over 128 and at most 2¹⁵ elements of B to the direct
+    /// path, the rest to its plain loops or axpys): sizes around both limits, both
     /// transposes of A (and a transposed B, which stays with the axpys), through Gemm.Multiply against the
     /// naive product, β = 0 on NaN, and bit for bit against the packed path where Gemm takes the direct path.
     /// </summary>
@@ -402,17 +402,21 @@ public class GemmDirectTests
     private static void OneRow<T>() where T : unmanaged, IFloatingPointIeee754<T>
     {
         var rng = new Random(41);
-        int l = Vector512<T>.Count, caseIndex = 0;
-        foreach (var (n, k) in new[] { (l - 1, 9), (l, 9), (3 * l + 5, 40), (43, 501), (1 << 10, 32), (1 << 10, 33), (463, 9) })
+        int l = Vector512<T>.Count, caseIndex = 0, routed = 0;
+        foreach (var (n, k) in new[] { (3, 6), (3, 60), (l - 1, 9), (l, 9), (3 * l + 5, 40), (43, 501), (1 << 10, 32), (1 << 10, 33), (463, 9) })
             foreach (Trans ta in new[] { Trans.No, Trans.Yes })
                 foreach (Trans tb in new[] { Trans.No, Trans.Yes })
                 {
                     var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
                     Check<T>(rng, ta, tb, 1, n, k, alpha, beta, pad: caseIndex % 3, offset: 1 + caseIndex % 2);
-                    if (Avx512Runs() && tb == Trans.No && n >= l && n * k <= 1 << 15)
+                    if (Avx512Runs() && Gemm.DirectTakesVector(tb, 1, n, k))
+                    {
                         RoutedBitsArePacked<T>(rng, ta, n, k, alpha, beta);
+                        routed++;
+                    }
                     caseIndex++;
                 }
+        Assert.True(routed >= 8 || !Avx512F.IsSupported, $"only {routed} one-row cases take the direct path");
     }
 
     /// <summary>A 1 × n product through Gemm.Multiply gives the packed path's bits (so it ran the direct path, not the axpys).</summary>

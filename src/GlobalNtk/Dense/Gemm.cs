@@ -224,7 +224,7 @@ public static partial class Gemm
             ScaleC(m, n, beta, c, ldc);
             return;
         }
-        if (kind == KernelKind.Avx512 && UseDirect<T>(m, n, k) && ((m > 1 && n > 1) || DirectTakesVector<T>(tb, m, n, k)))
+        if (kind == KernelKind.Avx512 && UseDirect<T>(m, n, k) && ((m > 1 && n > 1) || DirectTakesVector(tb, m, n, k)))
         {
             Avx512Kernel<T>.DirectSliced(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
@@ -339,16 +339,18 @@ public static partial class Gemm
            && (long)m * n * k <= DirectProduct;
 
     /// <summary>
-    /// Whether a one-row product (else <see cref="GemmVector.RowResult"/>'s axpys) runs on the direct path:
-    /// B as stored, at least a vector wide and at most 2¹⁵ elements (its FMA chains stay in registers, where
-    /// the axpys re-read and re-write the row of C per p; on a larger B the axpys' memory-bound stream wins
-    /// over the direct path's 4-row body, which has 3 idle rows). Measured (% of OpenBLAS, two alternating
-    /// rounds, f64 / f32): 1×463×9 Aᵀ·B 18 / 13 → 53–57 / 54–59; 1×43×501 Aᵀ·B 63–81 / 76–94 → 116–117 /
-    /// 252–256; it lost at 1×894×612 (103–106 / 99–103 → 87–91 / 75). One column through the transposed
-    /// narrow path lost as well (2711×1×167 A·B f32 73 → 35, 1000×1×1000 Aᵀ·B 100–110 → 73–76).
+    /// Whether a one-row product (else <see cref="GemmVector.RowResult"/>'s axpys, or <see cref="Tiny"/>) runs
+    /// on the direct path: B as stored, over <see cref="TinyProduct"/> and at most 2¹⁵ elements (its FMA chains
+    /// stay in registers, where the axpys re-read and re-write the row of C per p; on a larger B the axpys'
+    /// memory-bound stream wins over the direct path's 4-row body, which has 3 idle rows). Measured (% of
+    /// OpenBLAS, two alternating rounds, f64 / f32): 1×463×9 Aᵀ·B 18 / 13 → 53–57 / 54–59; 1×43×501 Aᵀ·B
+    /// 63–81 / 76–94 → 116–117 / 252–256; 1×15×900 Aᵀ·B f32 14–19 → 68–71; 1×4×41 A·B 46–51 / 28–29 →
+    /// 114–129 / 78–79; it lost at 1×894×612 (103–106 / 99–103 → 87–91 / 75) and on the tiny 1×3×6 (143 / 163 →
+    /// 102 / 115). One column through the transposed narrow path lost as well (2711×1×167 A·B f32 73 → 35,
+    /// 1000×1×1000 Aᵀ·B 100–110 → 73–76).
     /// </summary>
-    private static bool DirectTakesVector<T>(Trans tb, int m, int n, int k) where T : unmanaged, IFloatingPointIeee754<T>
-        => m == 1 && tb == Trans.No && n >= System.Runtime.Intrinsics.Vector512<T>.Count && (long)n * k <= 1 << 15;
+    internal static bool DirectTakesVector(Trans tb, int m, int n, int k)
+        => m == 1 && tb == Trans.No && n >= 2 && (long)n * k > TinyProduct && (long)n * k <= 1 << 15;
 
     /// <summary>
     /// Largest m·n·k run by <see cref="Avx512Kernel{T}.Direct"/> (mutable for the benchmark's tuning
