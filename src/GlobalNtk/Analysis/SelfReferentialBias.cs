@@ -21,13 +21,7 @@ public static class SelfReferentialBias
     public static SrbResult Compute(LinearOperator ntk, ReadOnlySpan<double> states, ReadOnlySpan<double> error,
         IReadOnlyList<int> ranks, string errorSource)
     {
-        var shape = ntk.Domain;
-        if (!ntk.IsSquare)
-            throw new ShapeMismatchException($"SRB: NTK_S must map a state space to itself, got {ntk.Domain} -> {ntk.Range}.");
-        if (states.Length != shape.Size)
-            throw new ShapeMismatchException($"SRB: states have {states.Length} values, NTK_S's state space is {shape}.");
-        if (error.Length != shape.Size)
-            throw new ShapeMismatchException($"SRB: error has {error.Length} values, NTK_S's state space is {shape}.");
+        var shape = StateSpace(ntk, states.Length, error.Length);
         Numerics.EnsureFinite(error, "SRB error vector e");
         int dim = shape.Sizes[^1];
         var pcs = PrincipalDirections.Of(states, dim);
@@ -45,13 +39,7 @@ public static class SelfReferentialBias
     public static SrbResult Compute(LinearOperator ntk, ReadOnlySpan<float> states, ReadOnlySpan<float> error,
         IReadOnlyList<int> ranks, string errorSource)
     {
-        var shape = ntk.Domain;
-        if (!ntk.IsSquare)
-            throw new ShapeMismatchException($"SRB: NTK_S must map a state space to itself, got {ntk.Domain} -> {ntk.Range}.");
-        if (states.Length != shape.Size)
-            throw new ShapeMismatchException($"SRB: states have {states.Length} values, NTK_S's state space is {shape}.");
-        if (error.Length != shape.Size)
-            throw new ShapeMismatchException($"SRB: error has {error.Length} values, NTK_S's state space is {shape}.");
+        var shape = StateSpace(ntk, states.Length, error.Length);
         Float32.EnsureFinite(error, "SRB error vector e");
         int dim = shape.Sizes[^1];
         var pcs = PrincipalDirections.Of(states, dim);
@@ -61,6 +49,19 @@ public static class SelfReferentialBias
         var fz = pcs.CapturedFractions(dz, ranks);
         var fe = pcs.CapturedFractions(error, ranks);
         return Result(shape, pcs, ranks, fz, fe, errorSource);
+    }
+
+    // NTK_S's state space, after checking that the states and the error lie in it.
+    private static AxisShape StateSpace(LinearOperator ntk, int states, int error)
+    {
+        var shape = ntk.Domain;
+        if (!ntk.IsSquare)
+            throw new ShapeMismatchException($"SRB: NTK_S must map a state space to itself, got {ntk.Domain} -> {ntk.Range}.");
+        if (states != shape.Size)
+            throw new ShapeMismatchException($"SRB: states have {states} values, NTK_S's state space is {shape}.");
+        if (error != shape.Size)
+            throw new ShapeMismatchException($"SRB: error has {error} values, NTK_S's state space is {shape}.");
+        return shape;
     }
 
     private static SrbResult Result(AxisShape shape, PrincipalDirections pcs, IReadOnlyList<int> ranks, double[] fz, double[] fe, string errorSource)

@@ -70,7 +70,8 @@ public static partial class Gemm
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
         => Multiply<float>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 
-    private static void Multiply<T>(Trans ta, Trans tb, int m, int n, int k, T alpha,
+    /// <summary>The float64 or float32 product, for code written once for both precisions.</summary>
+    internal static void Multiply<T>(Trans ta, Trans tb, int m, int n, int k, T alpha,
         ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb, T beta, Span<T> c, int ldc)
         where T : unmanaged, IFloatingPointIeee754<T>
         => Multiply(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, MaxDegreeOfParallelism);

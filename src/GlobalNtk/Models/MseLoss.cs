@@ -41,6 +41,16 @@ public static class MseLoss
         return n == 0 ? 0 : sum / n;
     }
 
+    // The loss of outputs y against targets and ∂L/∂y, after checking the targets' length and values.
+    private static (double Loss, double[] OutputError) OutputLoss(Tensor y, ReadOnlySpan<double> targets)
+    {
+        if (targets.Length != y.Length)
+            throw new ShapeMismatchException($"MSE loss: targets have length {targets.Length}, expected the readout's output shape {y.Shape}.");
+        Numerics.EnsureFinite(targets, "MSE targets");
+        var dy = new double[y.Length];
+        return (Evaluate(y.Span, targets, dy), dy);
+    }
+
     /// <summary>
     /// The loss of <paramref name="readout"/>'s outputs on <paramref name="states"/> against
     /// <paramref name="targets"/> (the readout's output shape) and the error on the state
@@ -50,12 +60,7 @@ public static class MseLoss
         Readout readout, ReadOnlySpan<double> states, AxisShape stateShape, ReadOnlySpan<double> targets)
     {
         ArgumentNullException.ThrowIfNull(readout);
-        var y = readout.Forward(states, stateShape);
-        if (targets.Length != y.Length)
-            throw new ShapeMismatchException($"MSE loss: targets have length {targets.Length}, expected the readout's output shape {y.Shape}.");
-        Numerics.EnsureFinite(targets, "MSE targets");
-        var dy = new double[y.Length];
-        double loss = Evaluate(y.Span, targets, dy);
+        var (loss, dy) = OutputLoss(readout.Forward(states, stateShape), targets);
         return (loss, readout.AsOperator(stateShape).ApplyAdjoint(dy), dy);
     }
 
@@ -68,12 +73,7 @@ public static class MseLoss
         Readout readout, ReadOnlySpan<float> states, AxisShape stateShape, ReadOnlySpan<double> targets)
     {
         ArgumentNullException.ThrowIfNull(readout);
-        var y = readout.Forward(states, stateShape);
-        if (targets.Length != y.Length)
-            throw new ShapeMismatchException($"MSE loss: targets have length {targets.Length}, expected the readout's output shape {y.Shape}.");
-        Numerics.EnsureFinite(targets, "MSE targets");
-        var dy = new double[y.Length];
-        double loss = Evaluate(y.Span, targets, dy);
+        var (loss, dy) = OutputLoss(readout.Forward(states, stateShape), targets);
         var e = new float[stateShape.Size];
         readout.AsOperator(stateShape, Precision.F32).ApplyAdjointBlock(Float32.ToSingle(dy), e, 1);
         return (loss, e, dy);

@@ -1,3 +1,5 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
 using System.Numerics.Tensors;
 using GlobalNtk.Dense;
 using GlobalNtk.Operators;
@@ -187,48 +189,29 @@ public sealed class Readout
         for (int r = 0; r < r0; r++) TensorPrimitives.Add(dBias, dOutput.Slice(r * o, o), dBias);
     }
 
-    private void ApplyLinear(ReadOnlySpan<double> states, AxisShape stateShape, Span<double> y)
+    // W as T: the stored float64, or rounded once to float32 (Weight32).
+    private ReadOnlySpan<T> WeightAs<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
+        typeof(T) == typeof(float) ? MemoryMarshal.Cast<float, T>(Weight32) : MemoryMarshal.Cast<double, T>(Weight.Data);
+
+    private void ApplyLinear<T>(ReadOnlySpan<T> states, AxisShape stateShape, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int f = stateShape.Sizes[^1], r0 = 0;
         foreach (var (offset, rows) in Layout(stateShape))
         {
-            Gemm.Multiply(Trans.No, Trans.Yes, rows, OutputSize, InputSize, 1.0, states[(offset + FeatureOffset)..], f,
-                Weight.Data, InputSize, 0.0, y[(r0 * OutputSize)..], OutputSize);
+            Gemm.Multiply(Trans.No, Trans.Yes, rows, OutputSize, InputSize, T.One, states[(offset + FeatureOffset)..], f,
+                WeightAs<T>(), InputSize, T.Zero, y[(r0 * OutputSize)..], OutputSize);
             r0 += rows;
         }
     }
 
-    private void ApplyLinear(ReadOnlySpan<float> states, AxisShape stateShape, Span<float> y)
-    {
-        int f = stateShape.Sizes[^1], r0 = 0;
-        foreach (var (offset, rows) in Layout(stateShape))
-        {
-            Gemm.Multiply(Trans.No, Trans.Yes, rows, OutputSize, InputSize, 1f, states[(offset + FeatureOffset)..], f,
-                Weight32, InputSize, 0f, y[(r0 * OutputSize)..], OutputSize);
-            r0 += rows;
-        }
-    }
-
-    private void ApplyLinearAdjoint(ReadOnlySpan<float> y, AxisShape stateShape, Span<float> states)
+    private void ApplyLinearAdjoint<T>(ReadOnlySpan<T> y, AxisShape stateShape, Span<T> states) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int f = stateShape.Sizes[^1], r0 = 0;
         states.Clear();
         foreach (var (offset, rows) in Layout(stateShape))
         {
-            Gemm.Multiply(Trans.No, Trans.No, rows, InputSize, OutputSize, 1f, y[(r0 * OutputSize)..], OutputSize,
-                Weight32, InputSize, 0f, states[(offset + FeatureOffset)..], f);
-            r0 += rows;
-        }
-    }
-
-    private void ApplyLinearAdjoint(ReadOnlySpan<double> y, AxisShape stateShape, Span<double> states)
-    {
-        int f = stateShape.Sizes[^1], r0 = 0;
-        states.Clear();
-        foreach (var (offset, rows) in Layout(stateShape))
-        {
-            Gemm.Multiply(Trans.No, Trans.No, rows, InputSize, OutputSize, 1.0, y[(r0 * OutputSize)..], OutputSize,
-                Weight.Data, InputSize, 0.0, states[(offset + FeatureOffset)..], f);
+            Gemm.Multiply(Trans.No, Trans.No, rows, InputSize, OutputSize, T.One, y[(r0 * OutputSize)..], OutputSize,
+                WeightAs<T>(), InputSize, T.Zero, states[(offset + FeatureOffset)..], f);
             r0 += rows;
         }
     }
@@ -260,56 +243,34 @@ public sealed class Readout
 
         internal override bool AppliesFloat32Natively => single;
 
-        // The float32 maps: the same GEMMs as the float64 ones below, on float32 blocks and W in float32.
-        protected override void ApplyBlockCore(ReadOnlySpan<float> x, Span<float> y, int count)
-        {
-            if (!readout.LastStepOnly)
-            {
-                int f = Domain.Sizes[^1];
-                Gemm.Multiply(Trans.No, Trans.Yes, count * (Domain.Size / f), readout.OutputSize, readout.InputSize, 1f,
-                    x[readout.FeatureOffset..], f, readout.Weight32, readout.InputSize, 0f, y, readout.OutputSize);
-                return;
-            }
-            for (int j = 0; j < count; j++)
-                readout.ApplyLinear(x.Slice(j * Domain.Size, Domain.Size), Domain, y.Slice(j * Range.Size, Range.Size));
-        }
+        // float32 blocks run the same GEMMs as float64 ones, on W rounded once to float32.
+        protected override void ApplyBlockCore(ReadOnlySpan<float> x, Span<float> y, int count) => Map(x, y, count);
+        protected override void ApplyAdjointBlockCore(ReadOnlySpan<float> x, Span<float> y, int count) => MapAdjoint(x, y, count);
+        protected override void ApplyBlockCore(ReadOnlySpan<double> x, Span<double> y, int count) => Map(x, y, count);
+        protected override void ApplyAdjointBlockCore(ReadOnlySpan<double> x, Span<double> y, int count) => MapAdjoint(x, y, count);
 
-        protected override void ApplyAdjointBlockCore(ReadOnlySpan<float> x, Span<float> y, int count)
-        {
-            if (!readout.LastStepOnly)
-            {
-                int f = Domain.Sizes[^1];
-                y.Clear();
-                Gemm.Multiply(Trans.No, Trans.No, count * (Domain.Size / f), readout.InputSize, readout.OutputSize, 1f,
-                    x, readout.OutputSize, readout.Weight32, readout.InputSize, 0f, y[readout.FeatureOffset..], f);
-                return;
-            }
-            for (int j = 0; j < count; j++)
-                readout.ApplyLinearAdjoint(x.Slice(j * Range.Size, Range.Size), Domain, y.Slice(j * Domain.Size, Domain.Size));
-        }
-
-        protected override void ApplyBlockCore(ReadOnlySpan<double> x, Span<double> y, int count)
+        private void Map<T>(ReadOnlySpan<T> x, Span<T> y, int count) where T : unmanaged, IFloatingPointIeee754<T>
         {
             if (!readout.LastStepOnly)
             {
                 // Every row is read: the whole block is one [count·rows, feature] matrix, one GEMM.
                 int f = Domain.Sizes[^1];
-                Gemm.Multiply(Trans.No, Trans.Yes, count * (Domain.Size / f), readout.OutputSize, readout.InputSize, 1.0,
-                    x[readout.FeatureOffset..], f, readout.Weight.Data, readout.InputSize, 0.0, y, readout.OutputSize);
+                Gemm.Multiply(Trans.No, Trans.Yes, count * (Domain.Size / f), readout.OutputSize, readout.InputSize, T.One,
+                    x[readout.FeatureOffset..], f, readout.WeightAs<T>(), readout.InputSize, T.Zero, y, readout.OutputSize);
                 return;
             }
             for (int j = 0; j < count; j++)
                 readout.ApplyLinear(x.Slice(j * Domain.Size, Domain.Size), Domain, y.Slice(j * Range.Size, Range.Size));
         }
 
-        protected override void ApplyAdjointBlockCore(ReadOnlySpan<double> x, Span<double> y, int count)
+        private void MapAdjoint<T>(ReadOnlySpan<T> x, Span<T> y, int count) where T : unmanaged, IFloatingPointIeee754<T>
         {
             if (!readout.LastStepOnly)
             {
                 int f = Domain.Sizes[^1];
                 y.Clear();
-                Gemm.Multiply(Trans.No, Trans.No, count * (Domain.Size / f), readout.InputSize, readout.OutputSize, 1.0,
-                    x, readout.OutputSize, readout.Weight.Data, readout.InputSize, 0.0, y[readout.FeatureOffset..], f);
+                Gemm.Multiply(Trans.No, Trans.No, count * (Domain.Size / f), readout.InputSize, readout.OutputSize, T.One,
+                    x, readout.OutputSize, readout.WeightAs<T>(), readout.InputSize, T.Zero, y[readout.FeatureOffset..], f);
                 return;
             }
             for (int j = 0; j < count; j++)
