@@ -19,7 +19,8 @@ namespace GlobalNtk.Bench;
 /// fork/join included; OpenBLAS's idle threads spin, so set OPENBLAS_NUM_THREADS=1 to read its column).
 /// Repetitions of the two contenders alternate, so both see the same background load.
 /// <c>--sweep</c> replaces the shapes by a reproducible random grid (<c>--seed S</c>, default 1; <c>--count N</c>
-/// shapes, default 160; <c>--max-product P</c>, largest m·n·k, default 2²⁰ − 1 = the direct path) and ends
+/// shapes, default 160; <c>--max-product P</c>, largest m·n·k, default 2²⁰ − 1 = the direct path; <c>--min-product P</c>, smallest, default 1:
+/// <c>--min-product 1048576</c> samples the packed path) and ends
 /// with a summary per precision; see <see cref="SweepShapes"/>.
 /// </summary>
 internal static class GemmBench
@@ -35,7 +36,7 @@ internal static class GemmBench
         var extra = new List<Shape>();
         bool sweep = false;
         int seed = 1, count = 160;
-        long maxProduct = (1L << 20) - 1;
+        long maxProduct = (1L << 20) - 1, minProduct = 1;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -61,6 +62,7 @@ internal static class GemmBench
                 case "--seed": seed = int.Parse(args[++i]); break;
                 case "--count": count = int.Parse(args[++i]); break;
                 case "--max-product": maxProduct = long.Parse(args[++i]); break;
+                case "--min-product": minProduct = long.Parse(args[++i]); break;
                 case "--narrow-depth": Avx512Kernel<double>.NarrowDepth = Avx512Kernel<float>.NarrowDepth = int.Parse(args[++i]); break;
                 default: Console.Error.WriteLine($"gemm: unknown option '{args[i]}'"); return 2;
             }
@@ -85,7 +87,12 @@ internal static class GemmBench
             shapes.Add(new("vᵀ·[1000×1000]", Trans.No, Trans.No, 1, 1000, 1000));
         }
 
-        if (sweep) shapes = SweepShapes(seed, count, maxProduct);
+        if (sweep && (minProduct < 1 || minProduct > Math.Min(maxProduct, 3000L * 3000 * 3000)))
+        {
+            Console.Error.WriteLine($"gemm: --min-product {minProduct} must lie in 1..min(--max-product, 3000³) (the sweep's dimensions stop at 3000)");
+            return 2;
+        }
+        if (sweep) shapes = SweepShapes(seed, count, minProduct, maxProduct);
         shapes.AddRange(extra);
         if (only != null) shapes.RemoveAll(s => !s.Name.Contains(only, StringComparison.Ordinal));
 
@@ -114,10 +121,10 @@ internal static class GemmBench
 
     /// <summary>
     /// The sweep's shapes, reproducible from the seed: each of m, n, k log-uniform in 1..3000, drawn again
-    /// until m·n·k ≤ <paramref name="maxProduct"/>; every third shape has a narrow C (m or n in 1..8, the
+    /// until <paramref name="minProduct"/> ≤ m·n·k ≤ <paramref name="maxProduct"/>; every third shape has a narrow C (m or n in 1..8, the
     /// other of the two log-uniform in 64..3000); the transpose pairs NN, TN, NT, TT take turns.
     /// </summary>
-    private static List<Shape> SweepShapes(int seed, int count, long maxProduct)
+    private static List<Shape> SweepShapes(int seed, int count, long minProduct, long maxProduct)
     {
         var rng = new Random(seed);
         int Log(int lo, int hi) => (int)Math.Round(Math.Exp(Math.Log(lo) + rng.NextDouble() * (Math.Log(hi) - Math.Log(lo))));
@@ -135,7 +142,7 @@ internal static class GemmBench
                 }
                 else (m, n) = (Log(1, 3000), Log(1, 3000));
                 k = Log(1, 3000);
-            } while ((long)m * n * k > maxProduct);
+            } while ((long)m * n * k > maxProduct || (long)m * n * k < minProduct);
             shapes.Add(ParseShape($"{m}x{n}x{k}:{pairs[i % 4]}"));
         }
         return shapes;
