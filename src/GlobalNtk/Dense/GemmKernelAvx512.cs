@@ -49,9 +49,9 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     /// </summary>
     public static bool TryComputeEdge(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, int rows, int cols)
     {
-        if (rows <= 2) PackedTile<Rows2<Packed3>, Rows2<PackedEdge1>, Rows2<PackedEdge2>, Rows2<PackedEdge3>>(kc, a, b, c, ldc, alpha, beta, rows, cols);
-        else if (rows <= 4) PackedTile<Rows4<Packed3>, Rows4<PackedEdge1>, Rows4<PackedEdge2>, Rows4<PackedEdge3>>(kc, a, b, c, ldc, alpha, beta, rows, cols);
-        else if (rows <= 6) PackedTile<Rows6<Packed3>, Rows6<PackedEdge1>, Rows6<PackedEdge2>, Rows6<PackedEdge3>>(kc, a, b, c, ldc, alpha, beta, rows, cols);
+        if (rows <= 2) PackedTile<FewRows<Packed3, R2>, FewRows<PackedEdge1, R2>, FewRows<PackedEdge2, R2>, FewRows<PackedEdge3, R2>>(kc, a, b, c, ldc, alpha, beta, rows, cols);
+        else if (rows <= 4) PackedTile<FewRows<Packed3, R4>, FewRows<PackedEdge1, R4>, FewRows<PackedEdge2, R4>, FewRows<PackedEdge3, R4>>(kc, a, b, c, ldc, alpha, beta, rows, cols);
+        else if (rows <= 6) PackedTile<FewRows<Packed3, R6>, FewRows<PackedEdge1, R6>, FewRows<PackedEdge2, R6>, FewRows<PackedEdge3, R6>>(kc, a, b, c, ldc, alpha, beta, rows, cols);
         else PackedTile<Packed3, PackedEdge1, PackedEdge2, PackedEdge3>(kc, a, b, c, ldc, alpha, beta, rows, cols);
         return true;
     }
@@ -323,8 +323,8 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
             }
             else
             {
-                if (groups > 0) Strip<Rows4<SFull>>(groups, k, ai, ars, aps, b, ldb, ci, ldc, alpha, beta, 0, rows);
-                if (last > 0) Strip<Rows4<SMasked>>(1, k, ai, ars, aps, bLast, ldb, cLast, ldc, alpha, beta, last, rows);
+                if (groups > 0) Strip<FewRows<SFull, R4>>(groups, k, ai, ars, aps, b, ldb, ci, ldc, alpha, beta, 0, rows);
+                if (last > 0) Strip<FewRows<SMasked, R4>>(1, k, ai, ars, aps, bLast, ldb, cLast, ldc, alpha, beta, last, rows);
             }
         }
     }
@@ -454,9 +454,9 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
         {
             int rows = Math.Min(8, m - i0);
             // A last block of at most 2, 4 or 6 rows runs the 2-, 4- or 6-row body: fewer multiply-adds on repeated rows.
-            if (rows <= 2) DirectRow<Rows2<SFull>, Rows2<SEdge1>, Rows2<SEdge2>, Rows2<SEdge3>>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
-            else if (rows <= 4) DirectRow<Rows4<SFull>, Rows4<SEdge1>, Rows4<SEdge2>, Rows4<SEdge3>>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
-            else if (rows <= 6) DirectRow<Rows6<SFull>, Rows6<SEdge1>, Rows6<SEdge2>, Rows6<SEdge3>>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
+            if (rows <= 2) DirectRow<FewRows<SFull, R2>, FewRows<SEdge1, R2>, FewRows<SEdge2, R2>, FewRows<SEdge3, R2>>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
+            else if (rows <= 4) DirectRow<FewRows<SFull, R4>, FewRows<SEdge1, R4>, FewRows<SEdge2, R4>, FewRows<SEdge3, R4>>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
+            else if (rows <= 6) DirectRow<FewRows<SFull, R6>, FewRows<SEdge1, R6>, FewRows<SEdge2, R6>, FewRows<SEdge3, R6>>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
             else DirectRow<SFull, SEdge1, SEdge2, SEdge3>(n, k, alpha, a + i0 * ars, ars, aps, b, bps, bjs, beta, c + i0 * ldc, ldc, rows);
         }
     }
@@ -668,38 +668,28 @@ internal interface ITileShape
     static virtual bool UnitAlpha => false;
 }
 
-/// <summary><typeparamref name="S"/> with a 4-row body (rows 4–7 neither multiplied nor stored).</summary>
-internal struct Rows4<S> : ITileShape where S : struct, ITileShape
+/// <summary>A row count known at compile time: how many rows a short last block's body multiplies.</summary>
+internal interface IRowCount
 {
-    public static int Vectors => S.Vectors;
-    public static bool Masked => S.Masked;
-    public static bool Direct => S.Direct;
-    public static bool StoredB => S.StoredB;
-    public static int Rows => 4;
-    public static bool Beta0 => S.Beta0;
-    public static bool UnitAlpha => S.UnitAlpha;
+    /// <summary>The rows multiplied and stored (the rest, up to 8, are neither).</summary>
+    static abstract int Rows { get; }
 }
 
-/// <summary><typeparamref name="S"/> with a 2-row body (rows 2–7 neither multiplied nor stored).</summary>
-internal struct Rows2<S> : ITileShape where S : struct, ITileShape
-{
-    public static int Vectors => S.Vectors;
-    public static bool Masked => S.Masked;
-    public static bool Direct => S.Direct;
-    public static bool StoredB => S.StoredB;
-    public static int Rows => 2;
-    public static bool Beta0 => S.Beta0;
-    public static bool UnitAlpha => S.UnitAlpha;
-}
+/// <summary>2 rows.</summary>
+internal struct R2 : IRowCount { public static int Rows => 2; }
+/// <summary>4 rows.</summary>
+internal struct R4 : IRowCount { public static int Rows => 4; }
+/// <summary>6 rows.</summary>
+internal struct R6 : IRowCount { public static int Rows => 6; }
 
-/// <summary><typeparamref name="S"/> with a 6-row body (rows 6–7 neither multiplied nor stored).</summary>
-internal struct Rows6<S> : ITileShape where S : struct, ITileShape
+/// <summary><typeparamref name="S"/> with an <typeparamref name="R"/>-row body (rows R–7 neither multiplied nor stored).</summary>
+internal struct FewRows<S, R> : ITileShape where S : struct, ITileShape where R : struct, IRowCount
 {
     public static int Vectors => S.Vectors;
     public static bool Masked => S.Masked;
     public static bool Direct => S.Direct;
     public static bool StoredB => S.StoredB;
-    public static int Rows => 6;
+    public static int Rows => R.Rows;
     public static bool Beta0 => S.Beta0;
     public static bool UnitAlpha => S.UnitAlpha;
 }
