@@ -67,4 +67,20 @@ internal static class TestMath
         double scale = Numerics.Norm(ax) * Numerics.Norm(y) + Numerics.Norm(x) * Numerics.Norm(aty);
         return Math.Abs(lhs - rhs) / scale;
     }
+
+    /// <summary>
+    /// Relative gap of the adjoint identity ⟨A x, w⟩ = ⟨x, A* w⟩ on float32 blocks of <paramref name="count"/>
+    /// vectors, A* applied by <paramref name="adjoint"/>'s forward map, or (null) by A's own adjoint map:
+    /// |⟨Ax, w⟩ − ⟨x, A*w⟩| / (‖Ax‖‖w‖), every sum in float64.
+    /// </summary>
+    public static double Float32AdjointGap(LinearOperator a, LinearOperator? adjoint, float[] x, float[] w, int count = 1)
+    {
+        var ax = new float[w.Length];
+        var aw = new float[x.Length];
+        a.ApplyBlock(x, ax, count);
+        if (adjoint is null) a.ApplyAdjointBlock(w, aw, count);
+        else adjoint.ApplyBlock(w, aw, count);
+        double lhs = Float32.DotWide(ax, w), rhs = Float32.DotWide(x, aw);
+        return Math.Abs(lhs - rhs) / Math.Sqrt(Float32.DotWide(ax, ax) * Float32.DotWide(w, w));
+    }
 }
