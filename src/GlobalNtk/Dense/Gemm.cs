@@ -225,6 +225,11 @@ public static partial class Gemm
             ScaleC(m, n, beta, c, ldc);
             return;
         }
+        if (kind == KernelKind.Avx512 && UseDot<T>(ta, tb, m, n, k))
+        {
+            GemmDot.Run(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
         if (kind == KernelKind.Avx512 && UseDirect<T>(m, n, k) && ((m > 1 && n > 1) || DirectTakesVector(tb, m, n, k)))
         {
             Avx512Kernel<T>.DirectSliced(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -352,6 +357,14 @@ public static partial class Gemm
     /// </summary>
     internal static bool DirectTakesVector(Trans tb, int m, int n, int k)
         => m == 1 && tb == Trans.No && n >= 2 && (long)n * k > TinyProduct && (long)n * k <= 1 << 15;
+
+    /// <summary>
+    /// Whether the AVX-512 product runs in <see cref="GemmDot"/>'s dot / axpy form: one column of C, one row with B
+    /// transposed (both ran on one thread before as well), or A·Bᵀ with few rows up to <see cref="DirectProduct"/>.
+    /// </summary>
+    internal static bool UseDot<T>(Trans ta, Trans tb, int m, int n, int k) where T : unmanaged, IFloatingPointIeee754<T>
+        => (typeof(T) == typeof(double) || typeof(T) == typeof(float))
+           && GemmDot.Takes(ta, tb, m, n, k) && (n == 1 || m == 1 || (long)m * n * k <= DirectProduct);
 
     /// <summary>
     /// Largest m·n·k run by <see cref="Avx512Kernel{T}.Direct"/> (mutable for the benchmark's tuning

@@ -1,0 +1,396 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace GlobalNtk.Dense;
+
+/// <summary>
+/// AVX-512 products whose operands both run contiguously along k, or a single column of C:
+/// <list type="bullet">
+/// <item>dot form, out(r, s) = Σ_p u[r·ldu + p]·v[s·ldv + p]: a tile of up to 4 rows of u against 4 rows
+/// of v keeps 4–16 vector accumulators along k (masked tail, nothing read past the rows) and sums each
+/// horizontally once at the end. A·Bᵀ with few rows (u = A, v = B), one row of A against a transposed B,
+/// and one column A·x (u = x, v = A);</item>
+/// <item>axpy form for one column of Aᵀ·x: 4 vectors of C held in registers while p runs over the rows of
+/// the stored A.</item>
+/// </list>
+/// No packing, no buffer unless a strided vector must be gathered. The sums run in another order than
+/// the packed path's, so these products do not have its bits.
+/// </summary>
+internal static unsafe class GemmDot
+{
+    /// <summary>Below this many elements a strided vector is gathered on the stack, not into a rented buffer.</summary>
+    private const int StackGather = 2048;
+
+    /// <summary>
+    /// Whether <see cref="Run{T}"/> takes the product (the AVX-512 kernel only): every n = 1 product, m = 1 with
+    /// B transposed, and A·Bᵀ with few rows; see <c>bench gemm --cpu-time</c> figures in the notes of
+    /// <see cref="Gemm"/>'s routing.
+    /// </summary>
+    public static bool Takes(Trans ta, Trans tb, int m, int n, int k)
+    {
+        if (n == 1) return true;
+        if (tb != Trans.Yes) return false;
+        if (m == 1) return true;
+        return ta == Trans.No && m <= MaxDotRows && k >= (m <= 4 ? MinDotDepth : m <= 8 ? 96 : 512);
+    }
+
+    /// <summary>
+    /// Most rows of A for which A·Bᵀ runs in dot form (mutable for the benchmark's tuning only). Each tile's
+    /// horizontal sums cost about as much as 2–4 vector steps along k, so the dot form needs a deeper k the more
+    /// rows the direct path could fill its tiles with: k ≥ 16 up to 4 rows, ≥ 96 up to 8, ≥ 512 up to 15. Measured
+    /// (% of OpenBLAS, bench gemm --cpu-time, f64 / f32, direct → dot): 2×100×16 105 / 128 → 169 / 171,
+    /// 5×40×100 62 / 67 → 94 / 83, 6×50×200 50 / 44 → 84 / 86, 12×30×600 69 / 37 → 85 / 83, 15×22×1280
+    /// 82 / 52 → 108 / 104; the direct path kept 4×500×12 (81 / 119 → 78 / 81), 7×90×33 (84 / 115 → 80 / 76),
+    /// 8×106×50, 10×200×64 and 16×64×256 (94 / 72 → 79 / 71).
+    /// </summary>
+    internal static int MaxDotRows = 15;
+
+    /// <summary>Least k for which A·Bᵀ with up to 4 rows runs in dot form (mutable for the benchmark's tuning only).</summary>
+    internal static int MinDotDepth = 16;
+
+    /// <summary>C = alpha·op(A)·op(B) + beta·C for a product that <see cref="Takes"/> accepts (m, n, k ≥ 1, alpha ≠ 0).</summary>
+    public static void Run<T>(Trans ta, Trans tb, int m, int n, int k, T alpha,
+        T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (n == 1)
+        {
+            // op(B)(p, 0) = b[p·ldb] (No) or b[p] (Yes).
+            nint sx = tb == Trans.No && k > 1 ? ldb : 1;
+            if (ta == Trans.Yes)
+            {
+                // op(A)(i, p) = a[p·lda + i]. A stored A larger than L2 runs in slabs of rows that stay there
+                // across the passes of the row blocks; later slabs add to C (beta = 1).
+                int slab = Math.Max(1, (int)Math.Min(k, AxpySlabBytes / sizeof(T) / Math.Max(lda, m)));
+                for (int p = 0; p < k; p += slab)
+                    Axpy(m, Math.Min(slab, k - p), alpha, a + p * lda, lda, b + p * sx, sx, p == 0 ? beta : T.One, c, ldc);
+                return;
+            }
+            if (k < ScalarDepth)
+            {
+                ShallowColumn(m, k, alpha, a, lda, b, sx, beta, c, ldc);
+                return;
+            }
+            VectorDots(b, sx, k, m, alpha, a, lda, beta, c, ldc);
+            return;
+        }
+        // tb == Yes: op(B)(p, j) = b[j·ldb + p], rows of the stored B.
+        if (m == 1 && ta == Trans.Yes && k > 1)
+        {
+            VectorDots(a, lda, k, n, alpha, b, ldb, beta, c, 1);
+            return;
+        }
+        Dots(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1);
+    }
+
+    /// <summary>Bytes of the stored A per slab of <see cref="Axpy"/> (well inside L2).</summary>
+    private const int AxpySlabBytes = 512 << 10;
+
+    /// <summary>Below this k one column A·x runs as scalar FMA chains, one row per chain (a horizontal sum per row costs more).</summary>
+    internal static int ScalarDepth = 4;
+
+    /// <summary>c[i·ldc] = alpha·Σ_p a[i·lda + p]·x[p·sx] + beta·c[i·ldc] for a short k, one scalar chain per row.</summary>
+    private static void ShallowColumn<T>(int m, int k, T alpha, T* a, nint lda, T* x, nint sx, T beta, T* c, nint ldc)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (k == 1)
+        {
+            T ax = alpha * x[0];
+            int i = 0;
+            if (lda == 1 && ldc == 1) // a scaled vector
+            {
+                int w = Vector512<T>.Count;
+                var vax = Vector512.Create(ax);
+                for (; i + w <= m; i += w)
+                    Put(Vector512.Load(a + i) * vax, w, T.One, beta, c + i, 1);
+            }
+            for (; i < m; i++) Store(c + i * ldc, ax * a[i * lda], beta);
+            return;
+        }
+        T x0 = x[0], x1 = x[sx];
+        if (k == 2)
+        {
+            for (int i = 0; i < m; i++)
+            {
+                T* ai = a + i * lda;
+                Store(c + i * ldc, alpha * T.FusedMultiplyAdd(ai[1], x1, ai[0] * x0), beta);
+            }
+            return;
+        }
+        for (int i = 0; i < m; i++)
+        {
+            T* ai = a + i * lda;
+            T sum = T.FusedMultiplyAdd(ai[1], x1, ai[0] * x0);
+            for (int p = 2; p < k; p++) sum = T.FusedMultiplyAdd(ai[p], x[p * sx], sum);
+            Store(c + i * ldc, alpha * sum, beta);
+        }
+    }
+
+    /// <summary>out[s·cs] = alpha·Σ_p x[p·sx]·v[s·ldv + p] + beta·out[s·cs], s &lt; rv; x is gathered first unless sx is 1.</summary>
+    private static void VectorDots<T>(T* x, nint sx, int k, int rv, T alpha, T* v, nint ldv, T beta, T* c, nint cs)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (sx == 1)
+        {
+            Dots(1, rv, k, alpha, x, 0, v, ldv, beta, c, 0, cs);
+            return;
+        }
+        if (k <= StackGather)
+        {
+            T* g = stackalloc T[k];
+            for (int p = 0; p < k; p++) g[p] = x[p * sx];
+            Dots(1, rv, k, alpha, g, 0, v, ldv, beta, c, 0, cs);
+            return;
+        }
+        var buffers = GemmBuffers<T>.Rent();
+        try
+        {
+            T* g = buffers.PackB(k);
+            for (int p = 0; p < k; p++) g[p] = x[p * sx];
+            Dots(1, rv, k, alpha, g, 0, v, ldv, beta, c, 0, cs);
+        }
+        finally
+        {
+            GemmBuffers<T>.Return(buffers);
+        }
+    }
+
+    /// <summary>
+    /// out(r, s) = alpha·Σ_p u[r·ldu + p]·v[s·ldv + p] + beta·out(r, s), out(r, s) = c[r·cr + s·cs]: tiles of
+    /// 4 rows of u (fewer at the end) by 4 rows of v; each tile sweeps all of v while its rows of u stay in L1.
+    /// </summary>
+    private static void Dots<T>(int ru, int rv, int k, T alpha, T* u, nint ldu, T* v, nint ldv,
+        T beta, T* c, nint cr, nint cs)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int r = 0;
+        for (; r + 4 <= ru; r += 4) Rows<T, R4>(rv, k, alpha, u + r * ldu, ldu, v, ldv, beta, c + r * cr, cr, cs);
+        switch (ru - r)
+        {
+            case 3: Rows<T, R3>(rv, k, alpha, u + r * ldu, ldu, v, ldv, beta, c + r * cr, cr, cs); break;
+            case 2: Rows<T, R2>(rv, k, alpha, u + r * ldu, ldu, v, ldv, beta, c + r * cr, cr, cs); break;
+            case 1: Rows<T, R1>(rv, k, alpha, u + r * ldu, ldu, v, ldv, beta, c + r * cr, cr, cs); break;
+        }
+    }
+
+    private interface IRows { static abstract int R { get; } }
+    private struct R1 : IRows { public static int R => 1; }
+    private struct R2 : IRows { public static int R => 2; }
+    private struct R3 : IRows { public static int R => 3; }
+    private struct R4 : IRows { public static int R => 4; }
+
+    /// <summary>R rows of u against every row of v, 4 rows of v at a time (the last group repeats its last row).</summary>
+    private static void Rows<T, RR>(int rv, int k, T alpha, T* u, nint ldu, T* v, nint ldv,
+        T beta, T* c, nint cr, nint cs)
+        where T : unmanaged, IFloatingPointIeee754<T>
+        where RR : struct, IRows
+    {
+        int R = RR.R, W = Vector512<T>.Count;
+        T* u0 = u, u1 = u + (R > 1 ? ldu : 0), u2 = u + (R > 2 ? 2 * ldu : 0), u3 = u + (R > 3 ? 3 * ldu : 0);
+        int full = k - k % W, tail = k - full;
+        Vector512<T> tailMask = TailMask<T>(tail);
+        for (int s = 0; s < rv; s += 4)
+        {
+            int count = Math.Min(4, rv - s);
+            T* v0 = v + s * ldv, v1 = v0 + (count > 1 ? ldv : 0), v2 = v0 + (count > 2 ? 2 * ldv : 0), v3 = v0 + (count > 3 ? 3 * ldv : 0);
+            Vector512<T> c00 = default, c01 = default, c02 = default, c03 = default;
+            Vector512<T> c10 = default, c11 = default, c12 = default, c13 = default;
+            Vector512<T> c20 = default, c21 = default, c22 = default, c23 = default;
+            Vector512<T> c30 = default, c31 = default, c32 = default, c33 = default;
+            int p = 0;
+            if (R == 1)
+            {
+                // One row of u has only 4 FMA chains: a second set (c1x) hides the FMA latency.
+                for (; p + 2 * W <= full; p += 2 * W)
+                {
+                    Vector512<T> x0 = Vector512.Load(u0 + p), x1 = Vector512.Load(u0 + p + W);
+                    c00 = Fma(x0, Vector512.Load(v0 + p), c00);
+                    c01 = Fma(x0, Vector512.Load(v1 + p), c01);
+                    c02 = Fma(x0, Vector512.Load(v2 + p), c02);
+                    c03 = Fma(x0, Vector512.Load(v3 + p), c03);
+                    c10 = Fma(x1, Vector512.Load(v0 + p + W), c10);
+                    c11 = Fma(x1, Vector512.Load(v1 + p + W), c11);
+                    c12 = Fma(x1, Vector512.Load(v2 + p + W), c12);
+                    c13 = Fma(x1, Vector512.Load(v3 + p + W), c13);
+                }
+            }
+            for (; p < full; p += W)
+            {
+                Vector512<T> b0 = Vector512.Load(v0 + p), b1 = Vector512.Load(v1 + p), b2 = Vector512.Load(v2 + p), b3 = Vector512.Load(v3 + p);
+                Step(Vector512.Load(u0 + p), b0, b1, b2, b3, ref c00, ref c01, ref c02, ref c03);
+                if (R > 1) Step(Vector512.Load(u1 + p), b0, b1, b2, b3, ref c10, ref c11, ref c12, ref c13);
+                if (R > 2) Step(Vector512.Load(u2 + p), b0, b1, b2, b3, ref c20, ref c21, ref c22, ref c23);
+                if (R > 3) Step(Vector512.Load(u3 + p), b0, b1, b2, b3, ref c30, ref c31, ref c32, ref c33);
+            }
+            if (tail != 0)
+            {
+                // Masked loads read nothing past the rows; the cleared lanes are zero in both factors.
+                Vector512<T> b0 = MaskLoad(v0 + p, tailMask), b1 = MaskLoad(v1 + p, tailMask), b2 = MaskLoad(v2 + p, tailMask), b3 = MaskLoad(v3 + p, tailMask);
+                Step(MaskLoad(u0 + p, tailMask), b0, b1, b2, b3, ref c00, ref c01, ref c02, ref c03);
+                if (R > 1) Step(MaskLoad(u1 + p, tailMask), b0, b1, b2, b3, ref c10, ref c11, ref c12, ref c13);
+                if (R > 2) Step(MaskLoad(u2 + p, tailMask), b0, b1, b2, b3, ref c20, ref c21, ref c22, ref c23);
+                if (R > 3) Step(MaskLoad(u3 + p, tailMask), b0, b1, b2, b3, ref c30, ref c31, ref c32, ref c33);
+            }
+            T* cs0 = c + s * cs;
+            if (R == 1)
+            {
+                Finish(c00 + c10, c01 + c11, c02 + c12, c03 + c13, alpha, beta, cs0, cs, count);
+            }
+            else
+            {
+                Finish(c00, c01, c02, c03, alpha, beta, cs0, cs, count);
+                Finish(c10, c11, c12, c13, alpha, beta, cs0 + cr, cs, count);
+                if (R > 2) Finish(c20, c21, c22, c23, alpha, beta, cs0 + 2 * cr, cs, count);
+                if (R > 3) Finish(c30, c31, c32, c33, alpha, beta, cs0 + 3 * cr, cs, count);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Step<T>(Vector512<T> x, Vector512<T> b0, Vector512<T> b1, Vector512<T> b2, Vector512<T> b3,
+        ref Vector512<T> c0, ref Vector512<T> c1, ref Vector512<T> c2, ref Vector512<T> c3)
+        where T : unmanaged
+    {
+        c0 = Fma(x, b0, c0);
+        c1 = Fma(x, b1, c1);
+        c2 = Fma(x, b2, c2);
+        c3 = Fma(x, b3, c3);
+    }
+
+    /// <summary>Sums each accumulator's lanes and stores out[s·cs] = alpha·sum_s + beta·out[s·cs] for s &lt; count.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Finish<T>(Vector512<T> s0, Vector512<T> s1, Vector512<T> s2, Vector512<T> s3,
+        T alpha, T beta, T* c, nint cs, int count)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T r0, r1, r2, r3;
+        if (typeof(T) == typeof(double))
+        {
+            Vector256<double> h0 = Half(s0.AsDouble()), h1 = Half(s1.AsDouble()), h2 = Half(s2.AsDouble()), h3 = Half(s3.AsDouble());
+            Vector256<double> t0 = Avx.HorizontalAdd(h0, h1), t1 = Avx.HorizontalAdd(h2, h3); // pairs, per 128-bit lane
+            Vector256<double> sum = Avx.Permute2x128(t0, t1, 0x20) + Avx.Permute2x128(t0, t1, 0x31);
+            Vector256<T> r = sum.As<double, T>();
+            r0 = r.GetElement(0); r1 = r.GetElement(1); r2 = r.GetElement(2); r3 = r.GetElement(3);
+        }
+        else
+        {
+            Vector128<float> q0 = Quarter(s0.AsSingle()), q1 = Quarter(s1.AsSingle()), q2 = Quarter(s2.AsSingle()), q3 = Quarter(s3.AsSingle());
+            Vector128<T> r = Sse3.HorizontalAdd(Sse3.HorizontalAdd(q0, q1), Sse3.HorizontalAdd(q2, q3)).As<float, T>();
+            r0 = r.GetElement(0); r1 = r.GetElement(1); r2 = r.GetElement(2); r3 = r.GetElement(3);
+        }
+        Store(c, alpha * r0, beta);
+        if (count > 1) Store(c + cs, alpha * r1, beta);
+        if (count > 2) Store(c + 2 * cs, alpha * r2, beta);
+        if (count > 3) Store(c + 3 * cs, alpha * r3, beta);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<double> Half(Vector512<double> x) => x.GetLower() + x.GetUpper();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Quarter(Vector512<float> x)
+    {
+        Vector256<float> h = x.GetLower() + x.GetUpper();
+        return h.GetLower() + h.GetUpper();
+    }
+
+    /// <summary>
+    /// One column of Aᵀ·x: c[i·ldc] = alpha·Σ_p a[p·lda + i]·x[p·sx] + beta·c[i·ldc], 4 vectors of rows at a time
+    /// (then 1, then a masked one) held in registers over all of p.
+    /// </summary>
+    private static void Axpy<T>(int m, int k, T alpha, T* a, nint lda, T* x, nint sx, T beta, T* c, nint ldc)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int W = Vector512<T>.Count, i = 0;
+        for (; i + 4 * W <= m; i += 4 * W)
+        {
+            Vector512<T> y0 = default, y1 = default, y2 = default, y3 = default;
+            T* ap = a + i;
+            for (int p = 0; p < k; p++, ap += lda)
+            {
+                var xp = Vector512.Create(x[p * sx]);
+                y0 = Fma(Vector512.Load(ap), xp, y0);
+                y1 = Fma(Vector512.Load(ap + W), xp, y1);
+                y2 = Fma(Vector512.Load(ap + 2 * W), xp, y2);
+                y3 = Fma(Vector512.Load(ap + 3 * W), xp, y3);
+            }
+            Put(y0, W, alpha, beta, c + i * ldc, ldc);
+            Put(y1, W, alpha, beta, c + (i + W) * ldc, ldc);
+            Put(y2, W, alpha, beta, c + (i + 2 * W) * ldc, ldc);
+            Put(y3, W, alpha, beta, c + (i + 3 * W) * ldc, ldc);
+        }
+        for (; i < m; i += W)
+        {
+            int count = Math.Min(W, m - i);
+            Vector512<T> mask = TailMask<T>(count == W ? 0 : count);
+            // Two chains over p (even, odd) against the FMA latency.
+            Vector512<T> y0 = default, y1 = default;
+            T* ap = a + i;
+            int p = 0;
+            for (; p + 2 <= k; p += 2, ap += 2 * lda)
+            {
+                y0 = Fma(Load(ap, mask, count == W), Vector512.Create(x[p * sx]), y0);
+                y1 = Fma(Load(ap + lda, mask, count == W), Vector512.Create(x[(p + 1) * sx]), y1);
+            }
+            if (p < k) y0 = Fma(Load(ap, mask, count == W), Vector512.Create(x[p * sx]), y0);
+            Put(y0 + y1, count, alpha, beta, c + i * ldc, ldc);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> Load<T>(T* p, Vector512<T> mask, bool whole) where T : unmanaged
+        => whole ? Vector512.Load(p) : MaskLoad(p, mask);
+
+    /// <summary>c[l·ldc] = alpha·y[l] + beta·c[l·ldc] for the first <paramref name="count"/> lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put<T>(Vector512<T> y, int count, T alpha, T beta, T* c, nint ldc)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        y *= Vector512.Create(alpha);
+        if (ldc == 1 && count == Vector512<T>.Count)
+        {
+            if (beta != T.Zero) y = Fma(Vector512.Create(beta), Vector512.Load(c), y);
+            Vector512.Store(y, c);
+            return;
+        }
+        for (int l = 0; l < count; l++)
+        {
+            T* cl = c + l * ldc;
+            *cl = beta == T.Zero ? y.GetElement(l) : T.FusedMultiplyAdd(beta, *cl, y.GetElement(l));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store<T>(T* c, T value, T beta) where T : unmanaged, IFloatingPointIeee754<T>
+        => *c = beta == T.Zero ? value : T.FusedMultiplyAdd(beta, *c, value);
+
+    /// <summary>All lanes set below <paramref name="count"/> (0: none needed, all clear).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> TailMask<T>(int count) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float))
+            return Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).As<int, T>();
+        return Vector512.LessThan(Vector512<long>.Indices, Vector512.Create((long)count)).As<long, T>();
+    }
+
+    /// <summary>The lanes of p under <paramref name="mask"/>, zero elsewhere; reads nothing under a clear lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> MaskLoad<T>(T* p, Vector512<T> mask) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float))
+            return Avx512F.MaskLoad((float*)p, mask.AsSingle(), Vector512<float>.Zero).As<float, T>();
+        if (typeof(T) == typeof(double))
+            return Avx512F.MaskLoad((double*)p, mask.AsDouble(), Vector512<double>.Zero).As<double, T>();
+        throw new NotSupportedException();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> Fma<T>(Vector512<T> x, Vector512<T> y, Vector512<T> z) where T : unmanaged
+    {
+        if (typeof(T) == typeof(double)) return Avx512F.FusedMultiplyAdd(x.AsDouble(), y.AsDouble(), z.AsDouble()).As<double, T>();
+        if (typeof(T) == typeof(float)) return Avx512F.FusedMultiplyAdd(x.AsSingle(), y.AsSingle(), z.AsSingle()).As<float, T>();
+        throw new NotSupportedException();
+    }
+}
