@@ -11,7 +11,7 @@ namespace GlobalNtk.Bench;
 /// <c>--precision f64|f32|both</c> (f32 is compared with OpenBLAS sgemm; default both),
 /// <c>--kc32/--mc32/--nc32</c> (float32 AVX-512 blocking), <c>--nc32b</c> (float32 B̄ block width for
 /// an untransposed B), <c>--direct N</c> (largest m·n·k
-/// multiplied without packing), <c>--narrow-depth N</c> (least k for the direct path's transposed narrow C), <c>--dot-rows N</c> / <c>--dot-depth N</c> (most m, least k of A·Bᵀ in dot form), <c>--dot-scalar N</c> (below which k one column A·x runs as scalar chains), <c>--only TEXT</c> (shapes whose name contains TEXT), <c>--shape MxNxK[:NN|TN|NT|TT]</c>
+/// multiplied without packing), <c>--narrow-depth N</c> (least k for the direct path's transposed narrow C), <c>--dot-rows N</c> / <c>--dot-depth K4,K8,K15</c> (most m, least k of A·Bᵀ in dot form up to 4, 8, 15 rows), <c>--dot-scalar N</c> (below which k one column A·x runs as scalar chains), <c>--only TEXT</c> (shapes whose name contains TEXT), <c>--shape MxNxK[:NN|TN|NT|TT]</c>
 /// (an extra shape), <c>--cpu-time</c> (both contenders on one
 /// thread, timed by the thread's CPU time: on a shared, oversubscribed machine this excludes the
 /// time the thread waits for a core, which wall time of a multi-threaded run cannot), <c>--process-cpu</c> (the
@@ -65,7 +65,7 @@ internal static class GemmBench
                 case "--min-product": minProduct = long.Parse(args[++i]); break;
                 case "--narrow-depth": SetNarrowDepth(int.Parse(args[++i])); break;
                 case "--dot-rows": SetDotRows(int.Parse(args[++i])); break;
-                case "--dot-depth": SetDotDepth(int.Parse(args[++i])); break;
+                case "--dot-depth": SetDotDepth(args[++i]); break;
                 case "--dot-scalar": SetDotScalar(int.Parse(args[++i])); break;
                 default: Console.Error.WriteLine($"gemm: unknown option '{args[i]}'"); return 2;
             }
@@ -130,8 +130,13 @@ internal static class GemmBench
     /// <summary>Most rows of A for which A·Bᵀ runs in dot form (0: none); its own method, as <see cref="SetNarrowDepth"/>.</summary>
     private static void SetDotRows(int rows) => GemmDot.MaxDotRows = rows;
 
-    /// <summary>Least k for which A·Bᵀ with few rows runs in dot form.</summary>
-    private static void SetDotDepth(int depth) => GemmDot.MinDotDepth = depth;
+    /// <summary>Least k for which A·Bᵀ with up to 4, 8 and 15 rows runs in dot form ("16,32,192"), both precisions.</summary>
+    private static void SetDotDepth(string depths)
+    {
+        var d = depths.Split(',').Select(int.Parse).ToArray();
+        d.CopyTo(GemmDot.MinDotDepth64, 0);
+        d.CopyTo(GemmDot.MinDotDepth32, 0);
+    }
 
     /// <summary>Below which k one column A·x runs as scalar chains.</summary>
     private static void SetDotScalar(int depth) => GemmDot.ScalarDepth = depth;

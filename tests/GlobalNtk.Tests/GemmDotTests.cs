@@ -140,7 +140,10 @@ public class GemmDotTests
         Assert.True(Gemm.UseDot<double>(Trans.Yes, Trans.Yes, 1, 844, 291));
         Assert.True(Gemm.UseDot<float>(Trans.No, Trans.Yes, 2, 20, 482));
         Assert.True(Gemm.UseDot<float>(Trans.No, Trans.Yes, 15, 22, 1280));
-        Assert.False(Gemm.UseDot<double>(Trans.No, Trans.Yes, 4, 500, 12)); // shallow: the direct path
+        Assert.True(Gemm.UseDot<double>(Trans.No, Trans.Yes, 4, 500, 12));
+        Assert.False(Gemm.UseDot<float>(Trans.No, Trans.Yes, 4, 500, 12)); // one 16-lane step: the direct path
+        Assert.True(Gemm.UseDot<double>(Trans.No, Trans.Yes, 7, 90, 33));
+        Assert.False(Gemm.UseDot<float>(Trans.No, Trans.Yes, 7, 90, 33));
         Assert.False(Gemm.UseDot<double>(Trans.No, Trans.Yes, 16, 64, 256)); // a full 16-row tile
         Assert.False(Gemm.UseDot<double>(Trans.Yes, Trans.Yes, 3, 226, 728)); // rows of Aᵀ are not contiguous
         Assert.False(Gemm.UseDot<double>(Trans.No, Trans.No, 2, 20, 482));

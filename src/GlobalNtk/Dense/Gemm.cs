@@ -364,7 +364,7 @@ public static partial class Gemm
     /// </summary>
     internal static bool UseDot<T>(Trans ta, Trans tb, int m, int n, int k) where T : unmanaged, IFloatingPointIeee754<T>
         => (typeof(T) == typeof(double) || typeof(T) == typeof(float))
-           && GemmDot.Takes(ta, tb, m, n, k) && (n == 1 || m == 1 || (long)m * n * k <= DirectProduct);
+           && GemmDot.Takes<T>(ta, tb, m, n, k) && (n == 1 || m == 1 || (long)m * n * k <= DirectProduct);
 
     /// <summary>
     /// Largest m·n·k run by <see cref="Avx512Kernel{T}.Direct"/> (mutable for the benchmark's tuning

@@ -25,30 +25,36 @@ internal static unsafe class GemmDot
 
     /// <summary>
     /// Whether <see cref="Run{T}"/> takes the product (the AVX-512 kernel only): every n = 1 product, m = 1 with
-    /// B transposed, and A·Bᵀ with few rows; see <c>bench gemm --cpu-time</c> figures in the notes of
-    /// <see cref="Gemm"/>'s routing.
+    /// B transposed, and A·Bᵀ with at most <see cref="MaxDotRows"/> rows and k at least <see cref="MinDotDepth64"/>
+    /// (float64) or <see cref="MinDotDepth32"/> (float32) for up to 4, 8 and 15 rows.
     /// </summary>
-    public static bool Takes(Trans ta, Trans tb, int m, int n, int k)
+    public static bool Takes<T>(Trans ta, Trans tb, int m, int n, int k) where T : unmanaged
     {
         if (n == 1) return true;
         if (tb != Trans.Yes) return false;
         if (m == 1) return true;
-        return ta == Trans.No && m <= MaxDotRows && k >= (m <= 4 ? MinDotDepth : m <= 8 ? 96 : 512);
+        if (ta != Trans.No || m > MaxDotRows) return false;
+        int[] depth = typeof(T) == typeof(float) ? MinDotDepth32 : MinDotDepth64;
+        return k >= depth[m <= 4 ? 0 : m <= 8 ? 1 : 2];
     }
 
     /// <summary>
-    /// Most rows of A for which A·Bᵀ runs in dot form (mutable for the benchmark's tuning only). Each tile's
-    /// horizontal sums cost about as much as 2–4 vector steps along k, so the dot form needs a deeper k the more
-    /// rows the direct path could fill its tiles with: k ≥ 16 up to 4 rows, ≥ 96 up to 8, ≥ 512 up to 15. Measured
-    /// (% of OpenBLAS, bench gemm --cpu-time, f64 / f32, direct → dot): 2×100×16 105 / 128 → 169 / 171,
-    /// 5×40×100 62 / 67 → 94 / 83, 6×50×200 50 / 44 → 84 / 86, 12×30×600 69 / 37 → 85 / 83, 15×22×1280
-    /// 82 / 52 → 108 / 104; the direct path kept 4×500×12 (81 / 119 → 78 / 81), 7×90×33 (84 / 115 → 80 / 76),
-    /// 8×106×50, 10×200×64 and 16×64×256 (94 / 72 → 79 / 71).
+    /// Most rows of A for which A·Bᵀ runs in dot form (mutable for the benchmark's tuning only). A tile's horizontal
+    /// sums cost about as much as a few vector steps along k, so the dot form needs more steps the more rows the
+    /// direct path could fill its tiles with. Measured (% of OpenBLAS, bench gemm --cpu-time, two rounds, f64 / f32,
+    /// direct → dot): 5×40×100 60 / 70 → 102–107 / 96–106, 6×50×200 51 / 40 → 78 / 95–98, 12×100×200 57–61 / 65–72 →
+    /// 92 / 81–82, 12×30×600 48–72 / 43–48 → 87 / 80, 7×90×33 f64 83–85 → 100–112, 4×500×12 f64 81–85 → 97–98,
+    /// 4×100×24 121–126 / 120–139 → 188 / 144; the direct path kept 7×90×33 f32 (113–115 → 87–93), 8×40×64 f32,
+    /// 6×80×40 f32 (125 → 85–94), 4×500×12 f32 (102–124 → 97), 3×300×16 f32, 10×200×64 (136 / 171–189 → 126 / 159)
+    /// and 16×64×256 f64 (93–98 → 81).
     /// </summary>
     internal static int MaxDotRows = 15;
 
-    /// <summary>Least k for which A·Bᵀ with up to 4 rows runs in dot form (mutable for the benchmark's tuning only).</summary>
-    internal static int MinDotDepth = 16;
+    /// <summary>Least float64 k for A·Bᵀ in dot form with up to 4, 8 and 15 rows (mutable for the benchmark's tuning only).</summary>
+    internal static readonly int[] MinDotDepth64 = [12, 32, 192];
+
+    /// <summary>Least float32 k for A·Bᵀ in dot form with up to 4, 8 and 15 rows (one 16-lane step is too few; mutable for tuning).</summary>
+    internal static readonly int[] MinDotDepth32 = [17, 96, 192];
 
     /// <summary>C = alpha·op(A)·op(B) + beta·C for a product that <see cref="Takes"/> accepts (m, n, k ≥ 1, alpha ≠ 0).</summary>
     public static void Run<T>(Trans ta, Trans tb, int m, int n, int k, T alpha,
@@ -89,7 +95,7 @@ internal static unsafe class GemmDot
     private const int AxpySlabBytes = 512 << 10;
 
     /// <summary>Below this k one column A·x runs as scalar FMA chains, one row per chain (a horizontal sum per row costs more).</summary>
-    internal static int ScalarDepth = 4;
+    internal static int ScalarDepth = 5;
 
     /// <summary>c[i·ldc] = alpha·Σ_p a[i·lda + p]·x[p·sx] + beta·c[i·ldc] for a short k, one scalar chain per row.</summary>
     private static void ShallowColumn<T>(int m, int k, T alpha, T* a, nint lda, T* x, nint sx, T beta, T* c, nint ldc)
@@ -119,11 +125,12 @@ internal static unsafe class GemmDot
             }
             return;
         }
+        T x2 = x[2 * sx];
         for (int i = 0; i < m; i++)
         {
             T* ai = a + i * lda;
-            T sum = T.FusedMultiplyAdd(ai[1], x1, ai[0] * x0);
-            for (int p = 2; p < k; p++) sum = T.FusedMultiplyAdd(ai[p], x[p * sx], sum);
+            T sum = T.FusedMultiplyAdd(ai[2], x2, T.FusedMultiplyAdd(ai[1], x1, ai[0] * x0));
+            for (int p = 3; p < k; p++) sum = T.FusedMultiplyAdd(ai[p], x[p * sx], sum);
             Store(c + i * ldc, alpha * sum, beta);
         }
     }
@@ -265,25 +272,51 @@ internal static unsafe class GemmDot
         T alpha, T beta, T* c, nint cs, int count)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        T r0, r1, r2, r3;
         if (typeof(T) == typeof(double))
         {
             Vector256<double> h0 = Half(s0.AsDouble()), h1 = Half(s1.AsDouble()), h2 = Half(s2.AsDouble()), h3 = Half(s3.AsDouble());
             Vector256<double> t0 = Avx.HorizontalAdd(h0, h1), t1 = Avx.HorizontalAdd(h2, h3); // pairs, per 128-bit lane
             Vector256<double> sum = Avx.Permute2x128(t0, t1, 0x20) + Avx.Permute2x128(t0, t1, 0x31);
-            Vector256<T> r = sum.As<double, T>();
-            r0 = r.GetElement(0); r1 = r.GetElement(1); r2 = r.GetElement(2); r3 = r.GetElement(3);
+            Vector256<double> va = Vector256.Create(double.CreateTruncating(alpha));
+            if (cs == 1 && count == 4) // 4 neighbours in C: one vector epilogue
+            {
+                double* cd = (double*)c;
+                sum *= va;
+                if (beta != T.Zero) sum = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.Create(double.CreateTruncating(beta)), Vector256.Load(cd), sum);
+                Vector256.Store(sum, cd);
+                return;
+            }
+            Put4(sum.As<double, T>().GetLower(), sum.As<double, T>().GetUpper(), alpha, beta, c, cs, count);
         }
         else
         {
             Vector128<float> q0 = Quarter(s0.AsSingle()), q1 = Quarter(s1.AsSingle()), q2 = Quarter(s2.AsSingle()), q3 = Quarter(s3.AsSingle());
-            Vector128<T> r = Sse3.HorizontalAdd(Sse3.HorizontalAdd(q0, q1), Sse3.HorizontalAdd(q2, q3)).As<float, T>();
-            r0 = r.GetElement(0); r1 = r.GetElement(1); r2 = r.GetElement(2); r3 = r.GetElement(3);
+            Vector128<float> sum = Sse3.HorizontalAdd(Sse3.HorizontalAdd(q0, q1), Sse3.HorizontalAdd(q2, q3));
+            if (cs == 1 && count == 4)
+            {
+                float* cf = (float*)c;
+                sum *= Vector128.Create(float.CreateTruncating(alpha));
+                if (beta != T.Zero) sum = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector128.Create(float.CreateTruncating(beta)), Vector128.Load(cf), sum);
+                Vector128.Store(sum, cf);
+                return;
+            }
+            Vector128<T> r = sum.As<float, T>();
+            Store(c, alpha * r.GetElement(0), beta);
+            if (count > 1) Store(c + cs, alpha * r.GetElement(1), beta);
+            if (count > 2) Store(c + 2 * cs, alpha * r.GetElement(2), beta);
+            if (count > 3) Store(c + 3 * cs, alpha * r.GetElement(3), beta);
         }
-        Store(c, alpha * r0, beta);
-        if (count > 1) Store(c + cs, alpha * r1, beta);
-        if (count > 2) Store(c + 2 * cs, alpha * r2, beta);
-        if (count > 3) Store(c + 3 * cs, alpha * r3, beta);
+    }
+
+    /// <summary>The scalar epilogue of <see cref="Finish"/> for float64 sums (two per half).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put4<T>(Vector128<T> lo, Vector128<T> hi, T alpha, T beta, T* c, nint cs, int count)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Store(c, alpha * lo.GetElement(0), beta);
+        if (count > 1) Store(c + cs, alpha * lo.GetElement(1), beta);
+        if (count > 2) Store(c + 2 * cs, alpha * hi.GetElement(0), beta);
+        if (count > 3) Store(c + 3 * cs, alpha * hi.GetElement(1), beta);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
