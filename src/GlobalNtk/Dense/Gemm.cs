@@ -17,7 +17,9 @@ public enum Trans { No, Yes }
 /// Implementation: packed A/B panels, cache blocking and a register-blocked FMA microkernel
 /// (float64: AVX-512 8×24, else AVX2 6×8; float32: AVX-512 8×48, else AVX2 6×16; else scalar 4×4;
 /// see <c>GemmKernels.cs</c>, <c>GemmKernelAvx512.cs</c> and <c>GemmKernelAvx2.cs</c>); one generic driver and one generic kernel
-/// per instruction set serve both precisions; m = 1 or n = 1 runs as dot products / axpys instead.
+/// per instruction set serve both precisions; m = 1 or n = 1 runs as dot products / axpys instead, and with
+/// AVX-512 so does A·Bᵀ with few rows over a deep enough k (<c>GemmDot.cs</c>; its sums run in another order,
+/// so those products do not have the packed path's bits).
 /// With AVX-512, small products (m·n·k &lt; 2²⁰; with m = 1 only over a small stored B) skip packing A (and B
 /// when it is not transposed; a narrow C runs as Cᵀ = op(B)ᵀ·op(A)ᵀ) and give the same bits as the packed
 /// path; other tiny products (m·n·k ≤ 128) run as plain loops. Products with at

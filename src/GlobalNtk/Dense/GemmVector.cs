@@ -5,7 +5,8 @@ namespace GlobalNtk.Dense;
 
 /// <summary>
 /// Matrix–vector products (m = 1 or n = 1): a packed microkernel would waste MR−1 rows or NR−1
-/// columns of every tile, so these run as dots / axpys over the stored rows (memory-bound anyway).
+/// columns of every tile, so these run as dots / axpys over the stored rows (memory-bound anyway). With AVX-512,
+/// <see cref="GemmDot"/> runs one column of C and one row over a transposed B instead (no buffer, several rows per pass).
 /// </summary>
 internal static unsafe class GemmVector
 {
