@@ -67,6 +67,7 @@ internal static class GemmBench
                 case "--dot-rows": SetDotRows(int.Parse(args[++i])); break;
                 case "--dot-depth": SetDotDepth(args[++i]); break;
                 case "--dot-scalar": SetDotScalar(int.Parse(args[++i])); break;
+                case "--dot-stream": SetDotStream(long.Parse(args[++i])); break;
                 default: Console.Error.WriteLine($"gemm: unknown option '{args[i]}'"); return 2;
             }
         }
@@ -140,6 +141,9 @@ internal static class GemmBench
 
     /// <summary>Below which k one column A·x runs as scalar chains.</summary>
     private static void SetDotScalar(int depth) => GemmDot.ScalarDepth = depth;
+
+    /// <summary>Above how many bytes of stored A one column of Aᵀ·x streams A row by row.</summary>
+    private static void SetDotStream(long bytes) => GemmDot.StreamingColumnBytes = bytes;
 
     /// <summary>
     /// The sweep's shapes, reproducible from the seed: each of m, n, k log-uniform in 1..3000, drawn again

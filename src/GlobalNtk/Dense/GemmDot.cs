@@ -65,6 +65,11 @@ internal static unsafe class GemmDot
         {
             // op(B)(p, 0) = b[p·ldb] (No) or b[p] (Yes).
             nint sx = tb == Trans.No && k > 1 ? ldb : 1;
+            if (ta == Trans.Yes && (long)k * Math.Max(lda, m) * sizeof(T) > StreamingColumnBytes && m * sizeof(T) <= StreamingRowBytes)
+            {
+                GemmVector.ColumnResult(ta, tb, m, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                return;
+            }
             if (ta == Trans.Yes)
             {
                 // op(A)(i, p) = a[p·lda + i]. A stored A larger than L2 runs in slabs of rows that stay there
@@ -90,6 +95,18 @@ internal static unsafe class GemmDot
         }
         Dots(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1);
     }
+
+    /// <summary>
+    /// One column of Aᵀ·x over a stored A beyond L2 (more bytes than this) with short rows (at most
+    /// <see cref="StreamingRowBytes"/>) streams A row by row through <see cref="GemmVector.ColumnResult"/>: the
+    /// slabs' strided passes prefetch badly there. Measured (% of OpenBLAS, f64 / f32, slabs → stream):
+    /// 300×1×3000 Aᵀ·x 127 / 121 → 131 / 139, 100×1×10000 161 / 145 → 176 / 168; the slabs kept the wide rows
+    /// (3000×1×300 105 / 104 → 95 / 100, 2000×1×500 Aᵀ·Bᵀ 102 → 94 / 99, 700×1×1400 f64 108 → 101). Tuning knobs.
+    /// </summary>
+    internal static long StreamingColumnBytes = 2 << 20;
+
+    /// <inheritdoc cref="StreamingColumnBytes"/>
+    internal static int StreamingRowBytes = 3 << 10;
 
     /// <summary>Bytes of the stored A per slab of <see cref="Axpy"/> (well inside L2).</summary>
     private const int AxpySlabBytes = 512 << 10;
