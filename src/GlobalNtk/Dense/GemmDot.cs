@@ -205,7 +205,7 @@ internal static unsafe class GemmDot
     private struct R3 : IRows { public static int R => 3; }
     private struct R4 : IRows { public static int R => 4; }
 
-    /// <summary>R rows of u against every row of v, 4 rows of v at a time (the last group repeats its last row).</summary>
+    /// <summary>R rows of u against every row of v, 4 rows of v at a time (a last group of fewer rows repeats its first row in the missing ones, whose sums are dropped).</summary>
     private static void Rows<T, RR>(int rv, int k, T alpha, T* u, nint ldu, T* v, nint ldv,
         T beta, T* c, nint cr, nint cs)
         where T : unmanaged, IFloatingPointIeee754<T>
