@@ -21,7 +21,7 @@ namespace GlobalNtk.Dense;
 /// the same chain of fused multiply-adds over p = 0, 1, …, k−1 and the same epilogue in all of them, so a
 /// product's bits do not depend on the path (for k ≤ KC, a single k-slice).
 /// </remarks>
-internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
+internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     public static int MR => 8;
     public static int NR => 3 * Vector512<T>.Count;
