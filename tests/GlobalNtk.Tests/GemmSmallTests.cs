@@ -7,8 +7,8 @@ using Xunit;
 namespace GlobalNtk.Tests;
 
 /// <summary>
-/// Shallow and tiny products (k ≤ 8, m·n·k ≤ 128, 8 × 8 × 8): the AVX-512 <c>Avx512Kernel.Shallow</c>
-/// kernel (B's k rows of a strip held in registers) called directly and through <see cref="Gemm.Multiply(Trans, Trans, int, int, int, double, ReadOnlySpan{double}, int, ReadOnlySpan{double}, int, double, Span{double}, int)"/>,
+/// Shallow and tiny products (k ≤ 8, m·n·k ≤ 128, 8 × 8 × 8) and deeper ones over one vector of columns (k ≤ 24): the
+/// AVX-512 <c>Avx512Kernel.Shallow</c> and <c>Deep</c> kernels (B's k rows of a strip held in registers) called directly and through <see cref="Gemm.Multiply(Trans, Trans, int, int, int, double, ReadOnlySpan{double}, int, ReadOnlySpan{double}, int, double, Span{double}, int)"/>,
 /// in both precisions and every transpose pair, with padded strides, starts off 64-byte alignment,
 /// guard elements around C and β = 0 on a NaN-filled C. Each result is checked against a naive float64
 /// product and, where the AVX-512 kernel runs, bit for bit against the packed path (the shallow kernel
@@ -80,6 +80,37 @@ public class GemmSmallTests
                 }
     }
 
+    /// <summary>
+    /// One vector of columns at depths 9..24 (<c>Avx512Kernel.Deep</c>: B's k rows in registers; Gemm routes float32 with
+    /// 9–16 columns there, and the kernel is also run directly on float64's up to 8): every depth, widths at the vector's
+    /// cuts, heights from 2 to several 8-row blocks, all transposes and (α, β).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void DeepSingleVectorProductsMatchNaiveAndThePackedPathBits(string precision)
+    {
+        if (precision == "f64") Deep<double>(); else Deep<float>();
+    }
+
+    private static void Deep<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(65);
+        int l = Vector512<T>.Count, caseIndex = 0, routed = 0;
+        int[] heights = [2, 3, 5, 9, 17, 40];
+        int[] widths = typeof(T) == typeof(float) ? [9, 12, 15, 16] : [2, 5, 7, 8];
+        for (int k = 9; k <= 24; k++)
+            foreach (int m in heights)
+                foreach (int n in widths)
+                {
+                    Trans ta = (caseIndex & 1) == 0 ? Trans.No : Trans.Yes;
+                    Trans tb = (caseIndex & 2) == 0 ? Trans.No : Trans.Yes;
+                    var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
+                    if (Check<T>(rng, ta, tb, m, n, k, alpha, beta, pad: caseIndex % 3, offset: 1 + caseIndex % 2)) routed++;
+                    caseIndex++;
+                }
+        Assert.True(typeof(T) == typeof(double) || routed == caseIndex || !Avx512F.IsSupported, $"only {routed} of {caseIndex} cases take the deep kernel");
+    }
+
     /// <summary>The AVX2 and scalar kernels on shallow products (forced on this thread only) against the naive product.</summary>
     [Theory]
     [InlineData("f64", "Avx2")]
@@ -96,7 +127,7 @@ public class GemmSmallTests
         {
             var rng = new Random(63);
             int caseIndex = 0;
-            foreach (var (m, n, k) in new[] { (2471, 3, 2), (45, 11, 3), (7, 60, 5), (8, 8, 8), (3, 8, 4), (17, 33, 7), (5, 2, 1) })
+            foreach (var (m, n, k) in new[] { (2471, 3, 2), (45, 11, 3), (7, 60, 5), (8, 8, 8), (3, 8, 4), (17, 33, 7), (5, 2, 1), (20, 16, 14), (300, 12, 9) })
                 foreach (Trans ta in new[] { Trans.No, Trans.Yes })
                     foreach (Trans tb in new[] { Trans.No, Trans.Yes })
                     {
@@ -142,11 +173,13 @@ public class GemmSmallTests
         bool shallow = false;
         if (Avx512F.IsSupported && Gemm.SelectedKernel == Gemm.KernelKind.Avx512)
         {
-            shallow = Avx512Kernel<T>.TakesShallow(ta, m, n, k) && (long)m * n * k <= Gemm.DirectProduct;
+            shallow = (Avx512Kernel<T>.TakesShallow(ta, tb, m, n, k) || Avx512Kernel<T>.TakesDeep(m, n, k)) && (long)m * n * k <= Gemm.DirectProduct;
             T[] direct = (T[])c0.Clone(), packed = (T[])c0.Clone();
             fixed (T* pa = a, pb = b, pd = direct, pp = packed)
             {
-                if (k <= Avx512Kernel<T>.ShallowDepth)
+                if (k > Avx512Kernel<T>.ShallowDepth && k <= Avx512Kernel<T>.DeepDepth && n <= Vector512<T>.Count)
+                    Avx512Kernel<T>.Deep(ta, tb, m, n, k, al, pa + offset, lda, pb + offset, ldb, be, pd + offset, ldc);
+                else if (k <= Avx512Kernel<T>.ShallowDepth)
                     Avx512Kernel<T>.Shallow(ta, tb, m, n, k, al, pa + offset, lda, pb + offset, ldb, be, pd + offset, ldc);
                 else
                     Avx512Kernel<T>.DirectSliced(ta, tb, m, n, k, al, pa + offset, lda, pb + offset, ldb, be, pd + offset, ldc);

@@ -227,9 +227,14 @@ public static partial class Gemm
         }
         if (kind == KernelKind.Avx512 && UseDirect<T>(m, n, k) && ((m > 1 && n > 1) || DirectTakesVector(tb, m, n, k)))
         {
-            if (m > 1 && n > 1 && Avx512Kernel<T>.TakesShallow(ta, m, n, k))
+            if (m > 1 && n > 1 && Avx512Kernel<T>.TakesShallow(ta, tb, m, n, k))
             {
                 Avx512Kernel<T>.Shallow(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                return;
+            }
+            if (m > 1 && Avx512Kernel<T>.TakesDeep(m, n, k))
+            {
+                Avx512Kernel<T>.Deep(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
                 return;
             }
             Avx512Kernel<T>.DirectSliced(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

@@ -75,7 +75,7 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
     /// </summary>
     public static void DirectSliced(Trans ta, Trans tb, int m, int n, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
     {
-        int depth = GemmDriver<T, Avx512Kernel<T>>.SliceDepth(k);
+        int depth = k <= KC ? k : GemmDriver<T, Avx512Kernel<T>>.SliceDepth(k); // one slice: skip the divisions
         bool narrow = NarrowC(ta, m, n, Math.Min(depth, k)); // here, not in Direct: kept out of the path of every other product
         for (int pc = 0; pc < k; pc += depth)
         {
