@@ -20,7 +20,9 @@ public enum Trans { No, Yes }
 /// per instruction set serve both precisions; m = 1 or n = 1 runs as dot products / axpys instead.
 /// With AVX-512, small products (m·n·k &lt; 2²⁰; with m = 1 only over a small stored B) skip packing A (and B
 /// when it is not transposed; a narrow C runs as Cᵀ = op(B)ᵀ·op(A)ᵀ) and give the same bits as the packed
-/// path; other tiny products (m·n·k ≤ 128) run as plain loops. Products with at
+/// path (shallow ones, k ≤ 8, and float32 ones over a single vector of columns with k ≤ 24, hold B's k rows of a
+/// strip in registers and run C row by row: <c>GemmKernelAvx512Shallow.cs</c>); other tiny products (m·n·k ≤ 128)
+/// run as plain loops. Products with at
 /// least <see cref="ParallelThreshold"/> multiply-adds are split into column (or row) panels run on
 /// up to <see cref="MaxDegreeOfParallelism"/> threads; smaller ones run on the calling thread and
 /// allocate nothing once the thread's packing buffers exist. C must not overlap A or B.
