@@ -22,7 +22,9 @@ public enum Trans { No, Yes }
 /// so those products do not have the packed path's bits).
 /// With AVX-512, small products (m·n·k &lt; 2²⁰; with m = 1 only over a small stored B) skip packing A (and B
 /// when it is not transposed; a narrow C runs as Cᵀ = op(B)ᵀ·op(A)ᵀ) and give the same bits as the packed
-/// path; other tiny products (m·n·k ≤ 128) run as plain loops. Products with at
+/// path (shallow ones, k ≤ 8, and float32 ones over a single vector of columns with k ≤ 24, hold B's k rows of a
+/// strip in registers and run C row by row: <c>GemmKernelAvx512Shallow.cs</c>); other tiny products (m·n·k ≤ 128)
+/// run as plain loops. Products with at
 /// least <see cref="ParallelThreshold"/> multiply-adds are split into column (or row) panels run on
 /// up to <see cref="MaxDegreeOfParallelism"/> threads; smaller ones run on the calling thread and
 /// allocate nothing once the thread's packing buffers exist. C must not overlap A or B.
@@ -234,6 +236,16 @@ public static partial class Gemm
         }
         if (kind == KernelKind.Avx512 && UseDirect<T>(m, n, k) && ((m > 1 && n > 1) || DirectTakesVector(tb, m, n, k)))
         {
+            if (m > 1 && n > 1 && Avx512Kernel<T>.TakesShallow(ta, tb, m, n, k))
+            {
+                Avx512Kernel<T>.Shallow(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                return;
+            }
+            if (m > 1 && Avx512Kernel<T>.TakesDeep(m, n, k))
+            {
+                Avx512Kernel<T>.Deep(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                return;
+            }
             Avx512Kernel<T>.DirectSliced(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
         }

@@ -21,7 +21,7 @@ namespace GlobalNtk.Dense;
 /// the same chain of fused multiply-adds over p = 0, 1, …, k−1 and the same epilogue in all of them, so a
 /// product's bits do not depend on the path (for k ≤ KC, a single k-slice).
 /// </remarks>
-internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
+internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     public static int MR => 8;
     public static int NR => 3 * Vector512<T>.Count;
@@ -75,7 +75,7 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     /// </summary>
     public static void DirectSliced(Trans ta, Trans tb, int m, int n, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
     {
-        int depth = GemmDriver<T, Avx512Kernel<T>>.SliceDepth(k);
+        int depth = k <= KC ? k : GemmDriver<T, Avx512Kernel<T>>.SliceDepth(k); // one slice: skip the divisions
         bool narrow = NarrowC(ta, m, n, Math.Min(depth, k)); // here, not in Direct: kept out of the path of every other product
         for (int pc = 0; pc < k; pc += depth)
         {
