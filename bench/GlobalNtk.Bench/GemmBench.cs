@@ -11,7 +11,7 @@ namespace GlobalNtk.Bench;
 /// <c>--precision f64|f32|both</c> (f32 is compared with OpenBLAS sgemm; default both),
 /// <c>--kc32/--mc32/--nc32</c> (float32 AVX-512 blocking), <c>--nc32b</c> (float32 B̄ block width for
 /// an untransposed B), <c>--direct N</c> (largest m·n·k
-/// multiplied without packing), <c>--narrow-depth N</c> (least k for the direct path's transposed narrow C), <c>--only TEXT</c> (shapes whose name contains TEXT), <c>--shape MxNxK[:NN|TN|NT|TT]</c>
+/// multiplied without packing), <c>--narrow-depth N</c> (least k for the direct path's transposed narrow C), <c>--narrow-dot V</c> (least k, in vectors, of the narrow dot form; 0 = off), <c>--narrow-packed on|off</c>, <c>--only TEXT</c> (shapes whose name contains TEXT), <c>--shape MxNxK[:NN|TN|NT|TT]</c>
 /// (an extra shape), <c>--cpu-time</c> (both contenders on one
 /// thread, timed by the thread's CPU time: on a shared, oversubscribed machine this excludes the
 /// time the thread waits for a core, which wall time of a multi-threaded run cannot), <c>--process-cpu</c> (the
@@ -64,6 +64,8 @@ internal static class GemmBench
                 case "--max-product": maxProduct = long.Parse(args[++i]); break;
                 case "--min-product": minProduct = long.Parse(args[++i]); break;
                 case "--narrow-depth": SetNarrowDepth(int.Parse(args[++i])); break;
+                case "--narrow-dot": SetNarrowDot(int.Parse(args[++i])); break;
+                case "--narrow-packed": SetNarrowPacked(args[++i] == "on"); break;
                 default: Console.Error.WriteLine($"gemm: unknown option '{args[i]}'"); return 2;
             }
         }
@@ -123,6 +125,14 @@ internal static class GemmBench
     // swap an older library under this bench, and the JIT resolves a field when it compiles the method.
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static void SetNarrowDepth(int depth) => Avx512Kernel<double>.NarrowDepth = Avx512Kernel<float>.NarrowDepth = depth;
+
+    // --narrow-dot V: the narrow dot form from k ≥ V vectors (0 = off); --narrow-packed on|off: the narrow route
+    // with A transposed past the direct path. Own methods, as SetNarrowDepth.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void SetNarrowDot(int vectors) => Avx512NarrowDot<double>.DepthVectors = Avx512NarrowDot<float>.DepthVectors = vectors;
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void SetNarrowPacked(bool on) => Gemm.NarrowPacked = on;
 
     /// <summary>
     /// The sweep's shapes, reproducible from the seed: each of m, n, k log-uniform in 1..3000, drawn again

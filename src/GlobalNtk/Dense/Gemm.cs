@@ -225,6 +225,8 @@ public static partial class Gemm
             ScaleC(m, n, beta, c, ldc);
             return;
         }
+        if (kind == KernelKind.Avx512 && RunNarrow(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, maxThreads))
+            return;
         if (kind == KernelKind.Avx512 && UseDirect<T>(m, n, k) && ((m > 1 && n > 1) || DirectTakesVector(tb, m, n, k)))
         {
             Avx512Kernel<T>.DirectSliced(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -328,6 +330,55 @@ public static partial class Gemm
         }
         return most;
     }
+
+    /// <summary>
+    /// The AVX-512 routes for a narrow C (n ≤ 8, m over 8): returns false where the product is left to the others.
+    /// With A as stored, the dot form (<see cref="Avx512NarrowDot{T}"/>, vectors along k; it changes the bits,
+    /// see there). With A transposed, <see cref="Avx512Kernel{T}.DirectSliced"/>'s transposed narrow route
+    /// (the packed path's bits) on products of any size, not only the direct path's: on the packed path a C of
+    /// n ≤ L/2 columns fills at most half of each NR-wide tile. Large products are split along m across threads.
+    /// Measured: see <see cref="Avx512NarrowDot{T}.Takes"/> and <see cref="NarrowPacked"/>.
+    /// </summary>
+    private static unsafe bool RunNarrow<T>(Trans ta, Trans tb, int m, int n, int k, T alpha,
+        T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc, int maxThreads)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (n > 8 || n < 2 || m <= 8 || !(typeof(T) == typeof(double) || typeof(T) == typeof(float))) return false;
+        bool dot = Avx512NarrowDot<T>.Takes(ta, tb, n, k);
+        if (!dot && !(ta == Trans.Yes && !UseDirect<T>(m, n, k) && NarrowPacked
+                      && Avx512Kernel<T>.NarrowC(ta, m, n, Math.Min(k, GemmDriver<T, Avx512Kernel<T>>.SliceDepth(k)))))
+            return false;
+        int threads = Math.Min(maxThreads, Environment.ProcessorCount);
+        int parts = (long)m * n * k < ParallelThreshold ? 1 : Math.Min(threads, m / 64);
+        if (parts <= 1)
+        {
+            NarrowRows(dot, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return true;
+        }
+        nint ia = (nint)a, ib = (nint)b, ic = (nint)c;
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+        {
+            int lo = (int)((long)m * part / parts), hi = (int)((long)m * (part + 1) / parts);
+            T* pa = (T*)ia + (ta == Trans.No ? lo * lda : lo);
+            NarrowRows(dot, ta, tb, hi - lo, n, k, alpha, pa, lda, (T*)ib, ldb, beta, (T*)ic + lo * ldc, ldc);
+        });
+        return true;
+    }
+
+    private static unsafe void NarrowRows<T>(bool dot, Trans ta, Trans tb, int m, int n, int k, T alpha,
+        T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (dot) Avx512NarrowDot<T>.Run(tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        else Avx512Kernel<T>.DirectSliced(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+
+    /// <summary>
+    /// Whether <see cref="RunNarrow"/> takes narrow products with A transposed past the direct path (mutable for the
+    /// benchmark only). Measured (% of OpenBLAS, one thread, packed → transposed route): 1347×8×232 Aᵀ·B f32 68 → 205;
+    /// 2052×3×1685 Aᵀ·B f32 75 → 223, f64 118 → 230; 592×8×585 Aᵀ·Bᵀ f32 71 → 206.
+    /// </summary>
+    internal static bool NarrowPacked = true;
 
     /// <summary>
     /// Whether the AVX-512 kernel runs the product on the stored A (<see cref="Avx512Kernel{T}.DirectSliced"/>,
