@@ -28,8 +28,9 @@ internal static unsafe class Avx512NarrowDot<T> where T : unmanaged, IFloatingPo
     /// twice that for 6–8 columns: 72×4×2856 A·Bᵀ f64 49 → 109–113, f32 35 → 111; 184×2×475 f64 40 → 103, f32 29 →
     /// 90; 67×3×225 f32 35 → 95–106; 107×5×234 f64 76 → 106, f32 42 → 78; it lost on shorter k or wider C
     /// (500×8×100 A·Bᵀ f32 111 → 64, 300×6×40 127 → 60, 300×3×20 f64 180 → 136). With B as stored (transposed
-    /// first) only float64 with at most 4 columns and 6 vectors of k: 2880×2×80 A·B f64 42 → 70–74, 1973×3×51 77 →
-    /// 85; float32 lost throughout (2880×4×80 51 → 35, 1978×6×17 70 → 20).
+    /// first) only float64 with 2 columns and 8 vectors of k: 2880×2×80 A·B f64 39–49 → 72–73; it tied or lost
+    /// with more columns (2880×4×80 f64 61–65 → 63, 1973×3×51 f64 97 → 85–90) and in float32 throughout
+    /// (2880×4×80 51 → 35, 1978×6×17 70 → 20).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool Takes(Trans ta, Trans tb, int n, int k)
@@ -37,7 +38,7 @@ internal static unsafe class Avx512NarrowDot<T> where T : unmanaged, IFloatingPo
         int vectors = k / Vector512<T>.Count;
         return ta == Trans.No && n >= 2 && n <= 8 && DepthVectors > 0
                && (tb == Trans.Yes ? vectors >= DepthVectors && (n <= 5 || vectors >= 2 * DepthVectors)
-                                   : typeof(T) == typeof(double) && n <= 4 && vectors >= 6);
+                                   : typeof(T) == typeof(double) && n == 2 && vectors >= 8);
     }
 
     /// <summary>Least depth of <see cref="Takes"/> with B transposed, in vectors of k; 0 switches the dot form off. Mutable for the benchmark's tuning only.</summary>
