@@ -20,7 +20,9 @@ public enum Trans { No, Yes }
 /// per instruction set serve both precisions; m = 1 or n = 1 runs as dot products / axpys instead.
 /// With AVX-512, small products (m·n·k &lt; 2²⁰; with m = 1 only over a small stored B) skip packing A (and B
 /// when it is not transposed; a narrow C runs as Cᵀ = op(B)ᵀ·op(A)ᵀ) and give the same bits as the packed
-/// path; other tiny products (m·n·k ≤ 128) run as plain loops. Products with at
+/// path; other tiny products (m·n·k ≤ 128) run as plain loops. A narrow C (2 ≤ n ≤ 8, m &gt; 8) with A
+/// transposed runs as Cᵀ at any size (the packed path's bits), and with A as stored and a long k as dot products
+/// along k (<c>GemmNarrow.cs</c>; other bits, see <c>Avx512NarrowDot.Takes</c> for which products). Products with at
 /// least <see cref="ParallelThreshold"/> multiply-adds are split into column (or row) panels run on
 /// up to <see cref="MaxDegreeOfParallelism"/> threads; smaller ones run on the calling thread and
 /// allocate nothing once the thread's packing buffers exist. C must not overlap A or B.
