@@ -25,6 +25,36 @@ public class AnalysisModelTests
     private static double Pr(Matrix<double> a) { double t = a.Trace(); return t * t / (a * a).Trace(); }
 
     [Fact]
+    public void StackedLayerRanksMatchDenseAndFloat32RunsOnFloat32Blocks()
+    {
+        // Per-layer rank of a 2-layer GRU: PR of NTK_S masked to one layer's units, against the dense
+        // matrix with exact budgets (Probes = n); then the f32 analysis, whose masked NTK_S must apply
+        // float32 blocks natively and agree within 1e-4 relative (issue 12's bound for ranks).
+        var model = RecurrentModel.Create(new RecurrentConfig("gru", In, H, O) { Seed = 2, Layers = 2 });
+        var rng = new Random(3);
+        var x = CliFixture.Random(rng, ("trial", B), ("time", T), ("input", In));
+        var lin = model.Linearize(x);
+        int n = lin.StateShape.Size, s = model.StateSize, sc = model.Config.LayerStateSize;
+        var options = new AnalysisOptions { TopK = 2, Probes = 24, PartialBudget = 6, Seed = 9 };
+        var r64 = new NtkAnalyzer(x, null, options).Analyze(model, "m");
+        var r32 = new NtkAnalyzer(x, null, options with { Precision = Precision.F32 }).Analyze(model, "m");
+        var ntk = Dense(new NtkOperators(lin).NtkS);
+        Assert.Equal(2, r64.LayerRanks!.Count);
+        for (int k = 0; k < 2; k++)
+        {
+            var rows = Enumerable.Range(0, n).Where(i => i % s >= k * sc && i % s < (k + 1) * sc).ToArray();
+            var block = Matrix<double>.Build.Dense(rows.Length, rows.Length, (i, j) => ntk[rows[i], rows[j]]);
+            var l64 = r64.LayerRanks[k];
+            Assert.InRange(Pr(block), l64.Value - 4 * l64.StandardError - 1e-9, l64.Value + 4 * l64.StandardError + 1e-9);
+            double rel = Math.Abs(r32.LayerRanks![k].Value - l64.Value) / l64.Value;
+            Assert.True(rel <= 1e-4 && rel > 0, $"layer {k}: f32 {r32.LayerRanks[k].Value} vs f64 {l64.Value}");
+        }
+        var lin32 = model.Linearize(x, Precision.F32);
+        var mask = new DiagonalOperator(lin32.StateShape, Enumerable.Range(0, n).Select(i => i % s < sc ? 1.0 : 0.0).ToArray());
+        Assert.True(ProbeBlock.UsesFloat32(mask.Then(new NtkOperators(lin32).NtkSApplied).Then(mask)));
+    }
+
+    [Fact]
     public void RecurrentAnalysisMatchesDenseMatrices()
     {
         var model = RecurrentModel.Create("gru", In, H, O, seed: 2);

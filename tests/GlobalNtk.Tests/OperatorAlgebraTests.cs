@@ -105,6 +105,38 @@ public class OperatorAlgebraTests
         Check(Enumerable.Range(0, 24 * 24).Select(i => i / 24 == i % 24 ? 1.0 : 0.0).ToArray(), LinearOperator.Identity(S3));
     }
 
+    [Fact]
+    public void Float32BlocksStayFloat32ThroughDiagonalsAndCompositionsOfThem()
+    {
+        var rng = new Random(6);
+        var d1 = new DiagonalOperator(S3, RandomArray(rng, 24));
+        var d2 = new DiagonalOperator(S3, RandomArray(rng, 24));
+        var dense = RandomDense(rng, S3, S3);
+        var x = RandomArray(rng, 24 * 3).Select(v => (float)v).ToArray();
+
+        // A diagonal forms each product in float64 and rounds it once (the float64 diagonal is not rounded first).
+        var y1 = new float[x.Length];
+        d1.ApplyBlock(x, y1, 3);
+        Assert.Equal(x.Select((v, i) => (float)(v * d1.Diagonal[i % 24])).ToArray(), y1);
+
+        // A composition of float32-native factors rounds between them, as each factor's own map does.
+        var both = d1.Then(d2);
+        Assert.True(ProbeBlock.UsesFloat32(both));
+        var y2 = new float[x.Length];
+        both.ApplyBlock(x, y2, 3);
+        Assert.Equal(y1.Select((v, i) => (float)(v * d2.Diagonal[i % 24])).ToArray(), y2);
+        both.ApplyAdjointBlock(x, y2, 3); // d1* ∘ d2*: d2 first
+        Assert.Equal(x.Select((v, i) => (float)((float)(v * d2.Diagonal[i % 24]) * d1.Diagonal[i % 24])).ToArray(), y2);
+
+        // With one factor that has no float32 map, the whole composition widens once and rounds once.
+        var mixed = d1.Then(dense);
+        Assert.False(ProbeBlock.UsesFloat32(mixed));
+        var y3 = new float[x.Length];
+        mixed.ApplyBlock(x, y3, 3);
+        var wide = mixed.ApplyBlock(x.Select(v => (double)v).ToArray(), 3);
+        Assert.Equal(wide.Select(v => (float)v).ToArray(), y3);
+    }
+
     private static void Check(double[] expected, LinearOperator op)
     {
         var m = op.Materialize().Matrix;

@@ -131,6 +131,32 @@ public class PrecisionCommandsTests
     }
 
     [Fact]
+    public void DemoAndSweepInFloat32TrainInFloat32()
+    {
+        // --precision f32 on demo and sweep covers their training too: every checkpoint records it.
+        using var dir = new TempDir();
+        string demo = dir.File("demo"), sweep = dir.File("sweep");
+        var d = CliTestHost.Run(["demo", "--out", demo, "--steps", "2", "--hidden", "3", "--checkpoints", "2", "--trial-steps", "6", "--trials", "2",
+            "--precision", "f32", .. CliFixture.FastAnalysis]);
+        Assert.True(d.Exit == 0, d.Err);
+        var demoCheckpoints = Checkpoints.List(Path.Combine(demo, "run"));
+        Assert.NotEmpty(demoCheckpoints);
+        Assert.All(demoCheckpoints, c => Assert.Equal("f32", Checkpoints.ReadMetadata(c.Path)["precision"]));
+
+        var w = CliTestHost.Run(["sweep", "--task", "flip-flop", "--arch", "gru", "--gains", "0.5,1", "--hidden", "3", "--steps", "2",
+            "--trials", "2", "--trial-steps", "6", "--out", sweep, "--precision", "f32", .. CliFixture.FastAnalysis]);
+        Assert.True(w.Exit == 0, w.Err);
+        var runs = Directory.GetDirectories(sweep, "run-g*");
+        Assert.Equal(2, runs.Length);
+        foreach (var run in runs)
+        {
+            var list = Checkpoints.List(run);
+            Assert.NotEmpty(list);
+            Assert.All(list, c => Assert.Equal("f32", Checkpoints.ReadMetadata(c.Path)["precision"]));
+        }
+    }
+
+    [Fact]
     public void Float32GradientAgreesWithFloat64()
     {
         var model = RecurrentModel.Create(new RecurrentConfig("gru", 3, 10, 2) { Seed = 4 });

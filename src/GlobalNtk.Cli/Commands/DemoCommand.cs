@@ -97,6 +97,7 @@ public sealed class DemoCommand : CliCommand<DemoSettings>
         {
             Steps = s.Steps, BatchSize = DemoDefaults.Batch, LearningRate = DemoDefaults.LearningRate, Optimizer = "adam",
             CheckpointEvery = Math.Max(1, s.Steps / (s.Checkpoints - 1)), Seed = seed,
+            Precision = options.Precision, // --precision f32 trains through the float32 operators too
         };
         var taskOptions = new TaskOptions { Steps = s.TrialSteps, EvaluationTrials = s.Trials };
         var trainer = CliInputs.WithinMemory($"--hidden {s.Hidden}", () => Trainer.Create("gru", s.Hidden, "flip-flop", trainOptions, gain: 1.0, taskOptions: taskOptions));

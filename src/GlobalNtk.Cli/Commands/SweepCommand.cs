@@ -138,6 +138,7 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
                 {
                     Steps = s.Steps, BatchSize = s.Batch, LearningRate = s.LearningRate, Optimizer = "adam",
                     CheckpointEvery = 0, Seed = seed,
+                    Precision = options.Precision, // --precision f32 trains through the float32 operators too
                 };
                 var trainer = CliInputs.WithinMemory($"--hidden {s.Hidden}, --batch {s.Batch}", () => Trainer.Create(arch, s.Hidden, taskName, trainOptions, gain: g, taskOptions: taskOptions));
                 var ev = trainer.Task.EvaluationSet;
@@ -146,7 +147,7 @@ public sealed class SweepCommand : CliCommand<SweepSettings>
                     .Analyze(trainer.Model, $"g={g.ToString(CultureInfo.InvariantCulture)} init", 0, (st, f) => sub($"analysis at init: {st}", 0.5 * f));
                 string runDir = folder.PathOf($"run-g{g.ToString("0.###", CultureInfo.InvariantCulture)}");
                 var result = trainer.Run(runDir, tp => sub($"training step {tp.Step}/{tp.TotalSteps}", 0.5 + 0.5 * tp.Step / Math.Max(1, tp.TotalSteps)), ct);
-                var yhat = ModelGradient.Predict(trainer.Model, ev.Inputs);
+                var yhat = ModelGradient.Predict(trainer.Model, ev.Inputs, options.Precision);
                 var learned = TaskModes.Of(ev.Targets.Span, trainer.Task.OutputSize).LearnedFractions(yhat.Span);
                 var point = new SweepPoint(g, init, result.InitialEvalLoss, result.EvalLoss, result.EvalAccuracy, learned, Path.GetFileName(runDir));
                 File.WriteAllText(Path.Combine(runDir, SweepShards.PointFile), CliJson.Serialize(point) + "\n");

@@ -8,7 +8,16 @@ public sealed class ComposedOperator : LinearOperator
 {
     private readonly LinearOperator[] _factors; // in application order
 
-    private ComposedOperator(LinearOperator[] factors) : base(factors[0].Domain, factors[^1].Range) => _factors = factors;
+    private ComposedOperator(LinearOperator[] factors) : base(factors[0].Domain, factors[^1].Range)
+    {
+        _factors = factors;
+        _float32 = factors.All(f => f.AppliesFloat32Natively);
+    }
+
+    // Whether every factor maps float32 blocks natively: then the intermediates are float32 blocks
+    // too (rounding them is what each factor's float32 map does anyway); otherwise the composition
+    // widens once and runs its float64 map (the default).
+    private readonly bool _float32;
 
     /// <summary>The factors in application order (first applied first).</summary>
     public IReadOnlyList<LinearOperator> Factors => _factors;
@@ -40,21 +49,36 @@ public sealed class ComposedOperator : LinearOperator
     /// <inheritdoc/>
     protected override void ApplyAdjointBlockCore(ReadOnlySpan<double> x, Span<double> y, int count) => Run(x, y, count, adjoint: true);
 
+    /// <inheritdoc/>
+    internal override bool AppliesFloat32Natively => _float32;
+
+    /// <inheritdoc/>
+    protected override void ApplyBlockCore(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        if (_float32) Run(x, y, count, adjoint: false); else base.ApplyBlockCore(x, y, count);
+    }
+
+    /// <inheritdoc/>
+    protected override void ApplyAdjointBlockCore(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        if (_float32) Run(x, y, count, adjoint: true); else base.ApplyAdjointBlockCore(x, y, count);
+    }
+
     // Ping-pong between two pooled scratch blocks; the last factor writes straight into y.
-    private void Run(ReadOnlySpan<double> x, Span<double> y, int count, bool adjoint)
+    private void Run<T>(ReadOnlySpan<T> x, Span<T> y, int count, bool adjoint) where T : unmanaged
     {
         int n = _factors.Length;
         long maxMid = 0;
         for (int i = 0; i < n - 1; i++) maxMid = Math.Max(maxMid, (long)_factors[i].Range.Size * count);
-        using var a = new BlockBuffer(maxMid);
-        using var b = new BlockBuffer(n > 2 ? maxMid : 0);
-        ReadOnlySpan<double> src = x;
+        using var a = new ScratchBlock<T>(maxMid);
+        using var b = new ScratchBlock<T>(n > 2 ? maxMid : 0);
+        ReadOnlySpan<T> src = x;
         for (int step = 0; step < n; step++)
         {
             var f = adjoint ? _factors[n - 1 - step] : _factors[step];
             int outSize = adjoint ? f.Domain.Size : f.Range.Size;
-            Span<double> dst = step == n - 1 ? y : (step % 2 == 0 ? a.Span : b.Span).Slice(0, outSize * count);
-            if (adjoint) f.ApplyAdjointBlock(src, dst, count); else f.ApplyBlock(src, dst, count);
+            Span<T> dst = step == n - 1 ? y : (step % 2 == 0 ? a.Span : b.Span).Slice(0, outSize * count);
+            if (adjoint) ProbeBlock.ApplyAdjoint<T>(f, src, dst, count); else ProbeBlock.Apply<T>(f, src, dst, count);
             src = dst;
         }
     }

@@ -34,4 +34,23 @@ public sealed class DiagonalOperator : LinearOperator
 
     /// <inheritdoc/>
     protected override void ApplyAdjointBlockCore(ReadOnlySpan<double> x, Span<double> y, int count) => ApplyBlockCore(x, y, count);
+
+    // Float32 blocks stay float32 (a mask around a float32 NTK_S keeps the whole sandwich float32):
+    // each product x·d is formed in float64 and rounded once, so the float64 diagonal is not rounded first.
+    internal override bool AppliesFloat32Natively => true;
+
+    /// <inheritdoc/>
+    protected override void ApplyBlockCore(ReadOnlySpan<float> x, Span<float> y, int count)
+    {
+        int n = _diagonal.Length;
+        for (int c = 0; c < count; c++)
+        {
+            var xc = x.Slice(c * n, n);
+            var yc = y.Slice(c * n, n);
+            for (int i = 0; i < n; i++) yc[i] = (float)(xc[i] * _diagonal[i]);
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void ApplyAdjointBlockCore(ReadOnlySpan<float> x, Span<float> y, int count) => ApplyBlockCore(x, y, count);
 }
