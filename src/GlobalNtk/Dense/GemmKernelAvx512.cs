@@ -146,12 +146,15 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, IFl
     /// must transpose first) only float32 with at most 4 columns. Measured (% of OpenBLAS, before → after,
     /// two alternating rounds): 732×4×173 Aᵀ·B f32 25–28 → 81, f64 47 → 87–90; 2880×3×80 Aᵀ·B f32 38–49 →
     /// 106–125; 2880×4×80 A·B f32 28–34 → 44–47; with A as stored it lost for float64 (2880×2×80 47–53 → 46)
-    /// and for 6–8 float32 columns (1978×6×17 68–70 → 54–64).
+    /// and for 6–8 float32 columns (1978×6×17 68–70 → 54–64). Float64 with a transposed A takes 5–8 columns too
+    /// from k = 16 (two alternating rounds, % of OpenBLAS: 1347×8×232 Aᵀ·B 105–108 → 141–159, 592×8×585 Aᵀ·Bᵀ 111–131 →
+    /// 173–178, 2000×5×100 Aᵀ·Bᵀ 75–96 → 103–125, 300×6×40 Aᵀ·B 67–75 → 77–91, 646×7×19 Aᵀ·B 56–57 → 63–64; at k = 9 it
+    /// lost: 169×5×9 Aᵀ·B 59–72 → 48–57).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool NarrowC(Trans ta, int m, int n, int k) =>
         m >= 2 * Vector512<T>.Count && k >= NarrowDepth
-        && (ta == Trans.Yes ? n <= Vector512<T>.Count / 2 : typeof(T) == typeof(float) && n <= 4);
+        && (ta == Trans.Yes ? n <= Vector512<T>.Count / 2 || (typeof(T) == typeof(double) && n <= 8 && k >= 16) : typeof(T) == typeof(float) && n <= 4);
 
     /// <summary>
     /// Least depth for <see cref="Transposed"/>: below it the transposed epilogue (and the transposed
