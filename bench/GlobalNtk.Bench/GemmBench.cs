@@ -11,7 +11,7 @@ namespace GlobalNtk.Bench;
 /// <c>--precision f64|f32|both</c> (f32 is compared with OpenBLAS sgemm; default both),
 /// <c>--kc32/--mc32/--nc32</c> (float32 AVX-512 blocking), <c>--nc32b</c> (float32 B̄ block width for
 /// an untransposed B), <c>--direct N</c> (largest m·n·k
-/// multiplied without packing), <c>--narrow-depth N</c> (least k for the direct path's transposed narrow C), <c>--dot-rows N</c> / <c>--dot-depth K4,K8,K15</c> (most m, least k of A·Bᵀ in dot form up to 4, 8, 15 rows), <c>--dot-scalar N</c> (below which k one column A·x runs as scalar chains), <c>--only TEXT</c> (shapes whose name contains TEXT), <c>--shape MxNxK[:NN|TN|NT|TT]</c>
+/// multiplied without packing), <c>--narrow-depth N</c> (least k for the direct path's transposed narrow C), <c>--dot-rows N</c> / <c>--dot-depth K4,K8,K15</c> (most m, least k of A·Bᵀ in dot form up to 4, 8, 15 rows), <c>--dot-scalar N</c> (below which k one column A·x runs as scalar chains), <c>--narrow-dot V</c> (least k, in vectors, of the narrow dot form; 0 = off), <c>--narrow-packed on|off</c>, <c>--only TEXT</c> (shapes whose name contains TEXT), <c>--shape MxNxK[:NN|TN|NT|TT]</c>
 /// (an extra shape), <c>--cpu-time</c> (both contenders on one
 /// thread, timed by the thread's CPU time: on a shared, oversubscribed machine this excludes the
 /// time the thread waits for a core, which wall time of a multi-threaded run cannot), <c>--process-cpu</c> (the
@@ -68,6 +68,8 @@ internal static class GemmBench
                 case "--dot-depth": SetDotDepth(args[++i]); break;
                 case "--dot-scalar": SetDotScalar(int.Parse(args[++i])); break;
                 case "--dot-stream": SetDotStream(long.Parse(args[++i])); break;
+                case "--narrow-dot": SetNarrowDot(int.Parse(args[++i])); break;
+                case "--narrow-packed": SetNarrowPacked(args[++i] == "on"); break;
                 default: Console.Error.WriteLine($"gemm: unknown option '{args[i]}'"); return 2;
             }
         }
@@ -129,9 +131,11 @@ internal static class GemmBench
     private static void SetNarrowDepth(int depth) => Avx512Kernel<double>.NarrowDepth = Avx512Kernel<float>.NarrowDepth = depth;
 
     /// <summary>Most rows of A for which A·Bᵀ runs in dot form (0: none); its own method, as <see cref="SetNarrowDepth"/>.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static void SetDotRows(int rows) => GemmDot.MaxDotRows = rows;
 
     /// <summary>Least k for which A·Bᵀ with up to 4, 8 and 15 rows runs in dot form ("16,32,192"), both precisions.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static void SetDotDepth(string depths)
     {
         var d = depths.Split(',').Select(int.Parse).ToArray();
@@ -140,10 +144,19 @@ internal static class GemmBench
     }
 
     /// <summary>Below which k one column A·x runs as scalar chains.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static void SetDotScalar(int depth) => GemmDot.ScalarDepth = depth;
 
     /// <summary>Above how many bytes of stored A one column of Aᵀ·x streams A row by row.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static void SetDotStream(long bytes) => GemmDot.StreamingColumnBytes = bytes;
+    // --narrow-dot V: the narrow dot form from k ≥ V vectors (0 = off); --narrow-packed on|off: the narrow route
+    // with A transposed past the direct path. Own methods, as SetNarrowDepth.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void SetNarrowDot(int vectors) => Avx512NarrowDot<double>.DepthVectors = Avx512NarrowDot<float>.DepthVectors = vectors;
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void SetNarrowPacked(bool on) => Gemm.NarrowPacked = on;
 
     /// <summary>
     /// The sweep's shapes, reproducible from the seed: each of m, n, k log-uniform in 1..3000, drawn again

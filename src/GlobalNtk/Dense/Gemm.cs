@@ -24,7 +24,9 @@ public enum Trans { No, Yes }
 /// when it is not transposed; a narrow C runs as Cᵀ = op(B)ᵀ·op(A)ᵀ) and give the same bits as the packed
 /// path (shallow ones, k ≤ 8, and float32 ones over a single vector of columns with k ≤ 24, hold B's k rows of a
 /// strip in registers and run C row by row: <c>GemmKernelAvx512Shallow.cs</c>); other tiny products (m·n·k ≤ 128)
-/// run as plain loops. Products with at
+/// run as plain loops. A narrow C (2 ≤ n ≤ 8, m &gt; 8) with A
+/// transposed runs as Cᵀ at any size (the packed path's bits), and with A as stored and a long k as dot products
+/// along k (<c>GemmNarrow.cs</c>; other bits, see <c>Avx512NarrowDot.Takes</c> for which products). Products with at
 /// least <see cref="ParallelThreshold"/> multiply-adds are split into column (or row) panels run on
 /// up to <see cref="MaxDegreeOfParallelism"/> threads; smaller ones run on the calling thread and
 /// allocate nothing once the thread's packing buffers exist. C must not overlap A or B.
@@ -234,6 +236,9 @@ public static partial class Gemm
             GemmDot.Run(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
         }
+        if (kind == KernelKind.Avx512 && (uint)(n - 2) <= 6 && m > 8 && k >= 8 && RunNarrow( // 2 ≤ n ≤ 8: cheap tests first, the call is not free
+            ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, maxThreads))
+            return;
         if (kind == KernelKind.Avx512 && UseDirect<T>(m, n, k) && ((m > 1 && n > 1) || DirectTakesVector(tb, m, n, k)))
         {
             if (m > 1 && n > 1 && Avx512Kernel<T>.TakesShallow(ta, tb, m, n, k))
@@ -347,6 +352,63 @@ public static partial class Gemm
         }
         return most;
     }
+
+    /// <summary>
+    /// The AVX-512 routes for a narrow C (n ≤ 8, m over 8): returns false where the product is left to the others.
+    /// With A as stored, the dot form (<see cref="Avx512NarrowDot{T}"/>, vectors along k; it changes the bits,
+    /// see there). With A transposed, <see cref="Avx512Kernel{T}.DirectSliced"/>'s transposed narrow route
+    /// (the packed path's bits) on products of any size, not only the direct path's: on the packed path a C of
+    /// n ≤ L/2 columns fills at most half of each NR-wide tile. Large products are split along m across threads.
+    /// Measured: see <see cref="Avx512NarrowDot{T}.Takes"/> and <see cref="NarrowPacked"/>.
+    /// </summary>
+    private static unsafe bool RunNarrow<T>(Trans ta, Trans tb, int m, int n, int k, T alpha,
+        T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc, int maxThreads)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (n > 8 || n < 2 || m <= 8 || !(typeof(T) == typeof(double) || typeof(T) == typeof(float))) return false;
+        bool dot = Avx512NarrowDot<T>.Takes(ta, tb, n, k);
+        if (!dot && !(ta == Trans.Yes && !UseDirect<T>(m, n, k) && NarrowPacked
+                      && Avx512Kernel<T>.NarrowC(ta, m, n, Math.Min(k, GemmDriver<T, Avx512Kernel<T>>.SliceDepth(k)))))
+            return false;
+        int threads = Math.Min(maxThreads, Environment.ProcessorCount);
+        int parts = (long)m * n * k < ParallelThreshold ? 1 : Math.Min(threads, m / 64);
+        if (parts <= 1) NarrowRows(dot, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        else NarrowParts(parts, dot, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return true;
+    }
+
+    /// <summary>
+    /// <see cref="NarrowRows"/> on <paramref name="parts"/> row ranges in parallel (each element of C is computed
+    /// the same way whatever the split). Its own method: the lambda's captured parameters would make every call of
+    /// <see cref="RunNarrow"/> allocate their closure on entry (measured: tiny products 30 % slower).
+    /// </summary>
+    private static unsafe void NarrowParts<T>(int parts, bool dot, Trans ta, Trans tb, int m, int n, int k, T alpha,
+        T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        nint ia = (nint)a, ib = (nint)b, ic = (nint)c;
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+        {
+            int lo = (int)((long)m * part / parts), hi = (int)((long)m * (part + 1) / parts);
+            T* pa = (T*)ia + (ta == Trans.No ? lo * lda : lo);
+            NarrowRows(dot, ta, tb, hi - lo, n, k, alpha, pa, lda, (T*)ib, ldb, beta, (T*)ic + lo * ldc, ldc);
+        });
+    }
+
+    private static unsafe void NarrowRows<T>(bool dot, Trans ta, Trans tb, int m, int n, int k, T alpha,
+        T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (dot) Avx512NarrowDot<T>.Run(tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        else Avx512Kernel<T>.DirectSliced(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+
+    /// <summary>
+    /// Whether <see cref="RunNarrow"/> takes narrow products with A transposed past the direct path (mutable for the
+    /// benchmark only). Measured (% of OpenBLAS, one thread, packed → transposed route): 1347×8×232 Aᵀ·B f32 68 → 205;
+    /// 2052×3×1685 Aᵀ·B f32 75 → 223, f64 118 → 230; 592×8×585 Aᵀ·Bᵀ f32 71 → 206.
+    /// </summary>
+    internal static bool NarrowPacked = true;
 
     /// <summary>
     /// Whether the AVX-512 kernel runs the product on the stored A (<see cref="Avx512Kernel{T}.DirectSliced"/>,

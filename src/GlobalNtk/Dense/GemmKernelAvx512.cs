@@ -146,12 +146,15 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
     /// must transpose first) only float32 with at most 4 columns. Measured (% of OpenBLAS, before → after,
     /// two alternating rounds): 732×4×173 Aᵀ·B f32 25–28 → 81, f64 47 → 87–90; 2880×3×80 Aᵀ·B f32 38–49 →
     /// 106–125; 2880×4×80 A·B f32 28–34 → 44–47; with A as stored it lost for float64 (2880×2×80 47–53 → 46)
-    /// and for 6–8 float32 columns (1978×6×17 68–70 → 54–64).
+    /// and for 6–8 float32 columns (1978×6×17 68–70 → 54–64). Float64 with a transposed A takes 5–8 columns too
+    /// from k = 16 (two alternating rounds, % of OpenBLAS: 1347×8×232 Aᵀ·B 105–108 → 141–159, 592×8×585 Aᵀ·Bᵀ 111–131 →
+    /// 173–178, 2000×5×100 Aᵀ·Bᵀ 75–96 → 103–125, 300×6×40 Aᵀ·B 67–75 → 77–91, 646×7×19 Aᵀ·B 56–57 → 63–64; at k = 9 it
+    /// lost: 169×5×9 Aᵀ·B 59–72 → 48–57).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool NarrowC(Trans ta, int m, int n, int k) =>
         m >= 2 * Vector512<T>.Count && k >= NarrowDepth
-        && (ta == Trans.Yes ? n <= Vector512<T>.Count / 2 : typeof(T) == typeof(float) && n <= 4);
+        && (ta == Trans.Yes ? n <= Vector512<T>.Count / 2 || (typeof(T) == typeof(double) && n <= 8 && k >= 16) : typeof(T) == typeof(float) && n <= 4);
 
     /// <summary>
     /// Least depth for <see cref="Transposed"/>: below it the transposed epilogue (and the transposed
@@ -185,7 +188,7 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
             T* ai = ta == Trans.No ? a + (nint)i0 * lda : a + i0;
             Direct(ta2, tb2, n, rows, k, T.One, b, ldb, ai, lda, T.Zero, ct, block);
             T* ci = c + (nint)i0 * ldc;
-            int i = 0;
+            int i = ldc == n && (n == 2 || n == 4) ? PutContiguous(ct, block, ci, n, rows, alpha, beta) : 0;
             for (; i + 4 <= rows; i += 4)
                 for (int j = 0; j < n; j += 4)
                     PutTransposed4(ct + (nint)j * block + i, block, ci + (nint)i * ldc + j, ldc, Math.Min(4, n - j), alpha, beta);
@@ -198,6 +201,72 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
                     for (int j = 0; j < n; j++) cr[j] = T.FusedMultiplyAdd(alpha, s[(nint)j * block], beta * cr[j]);
             }
         }
+    }
+
+    /// <summary>
+    /// For a contiguous C (ldc = n, n = 2 or 4): its first rows, a multiple of L, = alpha·s + beta·C (fused as
+    /// <see cref="Put"/>), where s(r, j) = <paramref name="t"/>[j·ldt + r]; returns how many rows it wrote. Those rows
+    /// of C are one run of L·n-element vectors, so the transpose is a zip of t's rows by two-source lane permutes
+    /// (2 or 8 per L rows) and every load and store is a whole vector: measured (% of OpenBLAS, two
+    /// alternating rounds) 2670×2×19 Aᵀ·B f32 58 → 96–99, f64 61–62 → 78–80; 1102×2×17 Aᵀ·Bᵀ f32 57 → 92–94, f64 60 → 77–78;
+    /// 267×2×19 Aᵀ·B f32 43–51 → 74–80. (4 columns gained little: 68×4×16 Aᵀ·Bᵀ f32 70–73 → 71.)
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int PutContiguous(T* t, nint ldt, T* c, int n, int rows, T alpha, T beta)
+    {
+        int l = Vector512<T>.Count, i = 0;
+        Vector512<T> va = Vector512.Create(alpha), vb = Vector512.Create(beta);
+        bool beta0 = beta == T.Zero;
+        Vector512<T> lo1 = ZipIndex(false, 0), hi1 = ZipIndex(true, 0), lo2 = ZipIndex(false, 1), hi2 = ZipIndex(true, 1);
+        for (; i + l <= rows; i += l, c += n * l)
+        {
+            Vector512<T> r0 = Vector512.Load(t + i), r1 = Vector512.Load(t + ldt + i);
+            if (n == 2)
+            {
+                Put(c, Zip(r0, r1, lo1), va, vb, beta0, false, default);
+                Put(c + l, Zip(r0, r1, hi1), va, vb, beta0, false, default);
+            }
+            else
+            {
+                Vector512<T> r2 = Vector512.Load(t + 2 * ldt + i), r3 = Vector512.Load(t + 3 * ldt + i);
+                Vector512<T> a0 = Zip(r0, r1, lo1), a1 = Zip(r0, r1, hi1), b0 = Zip(r2, r3, lo1), b1 = Zip(r2, r3, hi1);
+                Put(c, Zip(a0, b0, lo2), va, vb, beta0, false, default);
+                Put(c + l, Zip(a0, b0, hi2), va, vb, beta0, false, default);
+                Put(c + 2 * l, Zip(a1, b1, lo2), va, vb, beta0, false, default);
+                Put(c + 3 * l, Zip(a1, b1, hi2), va, vb, beta0, false, default);
+            }
+        }
+        return i;
+    }
+
+    /// <summary>
+    /// The index (as bits of a T vector) of <see cref="Zip"/>: units of 2^<paramref name="shift"/> lanes taken
+    /// alternately from x and y, from the lower (or, with <paramref name="high"/>, the upper) half of each:
+    /// x₀ y₀ x₁ y₁ … for units of one lane. Lane q: unit u = q ≫ shift, from y when u is odd (the index bit L),
+    /// at half + (u ≫ 1)·2^shift + q mod 2^shift.
+    /// </summary>
+    private static Vector512<T> ZipIndex(bool high, int shift)
+    {
+        if (typeof(T) == typeof(float))
+        {
+            Vector512<int> q = Vector512<int>.Indices, u = q >> shift;
+            return ((high ? Vector512.Create(8) : Vector512<int>.Zero) + ((u >> 1) << shift) + (q - (u << shift)) + ((u & Vector512<int>.One) << 4)).As<int, T>();
+        }
+        if (typeof(T) == typeof(double))
+        {
+            Vector512<long> q = Vector512<long>.Indices, u = q >> shift;
+            return ((high ? Vector512.Create(4L) : Vector512<long>.Zero) + ((u >> 1) << shift) + (q - (u << shift)) + ((u & Vector512<long>.One) << 3)).As<long, T>();
+        }
+        throw new NotSupportedException();
+    }
+
+    /// <summary>Lanes of x (index below L) and y (index L and up) as <paramref name="index"/> (from <see cref="ZipIndex"/>) picks them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> Zip(Vector512<T> x, Vector512<T> y, Vector512<T> index)
+    {
+        if (typeof(T) == typeof(float)) return Avx512F.PermuteVar16x32x2(x.AsSingle(), index.AsInt32(), y.AsSingle()).As<float, T>();
+        if (typeof(T) == typeof(double)) return Avx512F.PermuteVar8x64x2(x.AsDouble(), index.AsInt64(), y.AsDouble()).As<double, T>();
+        throw new NotSupportedException();
     }
 
     /// <summary>
