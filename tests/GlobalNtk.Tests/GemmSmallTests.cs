@@ -143,8 +143,6 @@ public class GemmSmallTests
         }
     }
 
-    /// <summary>Machine epsilon (2u) of T.</summary>
-    private static double Eps<T>() => typeof(T) == typeof(float) ? 1.1920928955078125e-7 : 2.220446049250313e-16;
 
     /// <summary>
     /// Runs one product through Gemm (the selected kernel) and, where AVX-512 runs and Gemm selects it,
@@ -194,32 +192,7 @@ public class GemmSmallTests
                 Assert.True(dotForm || c[q].Equals(packed[q]), $"{typeof(T).Name} {ta}/{tb} {m}×{n}×{k} α={alpha} β={beta}: element {q} Gemm {c[q]}, packed {packed[q]}");
             }
         }
-        double tol = 4.0 * (k + 2) * Eps<T>();
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-            {
-                double s = 0, scale = 0;
-                for (int p = 0; p < k; p++)
-                {
-                    T x = ta == Trans.No ? a[offset + i * lda + p] : a[offset + p * lda + i];
-                    T y = tb == Trans.No ? b[offset + p * ldb + j] : b[offset + j * ldb + p];
-                    double term = double.CreateTruncating(x) * double.CreateTruncating(y);
-                    s += term; scale += Math.Abs(term);
-                }
-                int q = offset + i * ldc + j;
-                double old = beta == 0 ? 0 : double.CreateTruncating(c0[q]);
-                double expected = alpha * s + beta * old;
-                double bound = tol * (Math.Abs(alpha) * scale + Math.Abs(beta) * Math.Abs(old)) + 1e-300;
-                double got = double.CreateTruncating(c[q]);
-                Assert.True(Math.Abs(got - expected) <= bound,
-                    $"{typeof(T).Name} {ta}/{tb} {m}×{n}×{k} α={alpha} β={beta} pad={pad}: C[{i},{j}] = {got}, reference {expected}");
-            }
-        // Guards before and after C and the padding between its rows are untouched.
-        for (int q = 0; q < offset; q++) Assert.Equal(c0[q], c[q]);
-        for (int q = cEnd; q < c.Length; q++) Assert.Equal(c0[q], c[q]);
-        for (int i = 0; i < m - 1; i++)
-            for (int j = n; j < ldc; j++)
-                Assert.Equal(c0[offset + i * ldc + j], c[offset + i * ldc + j]);
+        GemmReference.AssertNaive(ta, tb, m, n, k, alpha, beta, a, lda, b, ldb, c0, c, ldc, offset, cEnd, $"pad={pad}");
         return shallow;
     }
 
