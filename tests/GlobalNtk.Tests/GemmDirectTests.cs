@@ -190,7 +190,7 @@ public class GemmDirectTests
                             s += term; scale += Math.Abs(term);
                         }
                         double got = double.CreateTruncating(c[i * ldc + j]);
-                        Assert.True(Math.Abs(got - 1.5 * s) <= 4.0 * (k + 2) * Eps<T>() * 1.5 * scale,
+                        Assert.True(Math.Abs(got - 1.5 * s) <= 4.0 * (k + 2) * GemmReference.Eps<T>() * 1.5 * scale,
                             $"{typeof(T).Name} {ta} m={m} n={n} k={k}: C[{i},{j}] = {got}, expected {1.5 * s}");
                     }
                     for (int j = n; j < ldc; j++) Assert.True(T.IsNaN(c[i * ldc + j]), $"padding C[{i},{j}] was written");
@@ -445,8 +445,6 @@ public class GemmDirectTests
 
     private static readonly (double Alpha, double Beta)[] Scalars = [(1, 0), (-0.7, 1.3), (2, 1), (1, -1)];
 
-    /// <summary>Machine epsilon (2u) of T.</summary>
-    private static double Eps<T>() => typeof(T) == typeof(float) ? 1.1920928955078125e-7 : 2.220446049250313e-16;
 
     /// <summary>
     /// Tolerance: the result's rounding error is ≤ γ_{k+2}·(|α|·|A||B| + |β|·|C|) with
@@ -494,7 +492,7 @@ public class GemmDirectTests
         else
             GemmGeneric.Multiply(ta, tb, m, n, k, T.CreateTruncating(alpha), a.AsSpan(offset), lda, b.AsSpan(offset), ldb,
                 T.CreateTruncating(beta), c.AsSpan(offset), ldc);
-        double tol = 4.0 * (k + 2) * Eps<T>();
+        double tol = 4.0 * (k + 2) * GemmReference.Eps<T>();
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
             {

@@ -88,8 +88,6 @@ public class GemmNarrowTests
 
     private enum Route { Dot, GemmDot, GemmPackedBits }
 
-    /// <summary>Machine epsilon (2u) of T.</summary>
-    private static double Eps<T>() => typeof(T) == typeof(float) ? 1.1920928955078125e-7 : 2.220446049250313e-16;
 
     /// <summary>
     /// Runs the product by <paramref name="route"/> and checks it. Tolerance: in the dot form each term of C(i, j)
@@ -129,7 +127,7 @@ public class GemmNarrowTests
                 Assert.True(c[q].Equals(packed[q]), $"{what}: element {q} = {c[q]}, packed path {packed[q]}");
         }
         int l = Vector512<T>.Count, depth = route == Route.GemmPackedBits ? k : (k + l - 1) / l + l;
-        double tol = 2.0 * (depth + 2) * Eps<T>();
+        double tol = 2.0 * (depth + 2) * GemmReference.Eps<T>();
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
             {
