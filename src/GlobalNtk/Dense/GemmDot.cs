@@ -3,6 +3,8 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
+using static GlobalNtk.Dense.Avx512Lanes;
+
 namespace GlobalNtk.Dense;
 
 /// <summary>
@@ -214,7 +216,7 @@ internal static unsafe class GemmDot
         int R = RR.R, W = Vector512<T>.Count;
         T* u0 = u, u1 = u + (R > 1 ? ldu : 0), u2 = u + (R > 2 ? 2 * ldu : 0), u3 = u + (R > 3 ? 3 * ldu : 0);
         int full = k - k % W, tail = k - full;
-        Vector512<T> tailMask = TailMask<T>(tail);
+        Vector512<T> tailMask = LaneMask<T>(tail);
         for (int s = 0; s < rv; s += 4)
         {
             int count = Math.Min(4, rv - s);
@@ -374,7 +376,7 @@ internal static unsafe class GemmDot
         for (; i < m; i += W)
         {
             int count = Math.Min(W, m - i);
-            Vector512<T> mask = TailMask<T>(count == W ? 0 : count);
+            Vector512<T> mask = LaneMask<T>(count == W ? 0 : count);
             // Two chains over p (even, odd) against the FMA latency.
             Vector512<T> y0 = default, y1 = default;
             T* ap = a + i;
@@ -416,31 +418,6 @@ internal static unsafe class GemmDot
     private static void Store<T>(T* c, T value, T beta) where T : unmanaged, IFloatingPointIeee754<T>
         => *c = beta == T.Zero ? value : T.FusedMultiplyAdd(beta, *c, value);
 
-    /// <summary>All lanes set below <paramref name="count"/> (0: none needed, all clear).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<T> TailMask<T>(int count) where T : unmanaged
-    {
-        if (typeof(T) == typeof(float))
-            return Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).As<int, T>();
-        return Vector512.LessThan(Vector512<long>.Indices, Vector512.Create((long)count)).As<long, T>();
-    }
 
-    /// <summary>The lanes of p under <paramref name="mask"/>, zero elsewhere; reads nothing under a clear lane.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<T> MaskLoad<T>(T* p, Vector512<T> mask) where T : unmanaged
-    {
-        if (typeof(T) == typeof(float))
-            return Avx512F.MaskLoad((float*)p, mask.AsSingle(), Vector512<float>.Zero).As<float, T>();
-        if (typeof(T) == typeof(double))
-            return Avx512F.MaskLoad((double*)p, mask.AsDouble(), Vector512<double>.Zero).As<double, T>();
-        throw new NotSupportedException();
-    }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<T> Fma<T>(Vector512<T> x, Vector512<T> y, Vector512<T> z) where T : unmanaged
-    {
-        if (typeof(T) == typeof(double)) return Avx512F.FusedMultiplyAdd(x.AsDouble(), y.AsDouble(), z.AsDouble()).As<double, T>();
-        if (typeof(T) == typeof(float)) return Avx512F.FusedMultiplyAdd(x.AsSingle(), y.AsSingle(), z.AsSingle()).As<float, T>();
-        throw new NotSupportedException();
-    }
 }

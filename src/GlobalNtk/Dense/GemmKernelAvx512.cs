@@ -4,6 +4,8 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
+using static GlobalNtk.Dense.Avx512Lanes;
+
 namespace GlobalNtk.Dense;
 
 /// <summary>
@@ -412,7 +414,7 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
         bool masked = S.Masked, four = S.Rows == 4;
         nint o1 = Row(1, rows, ars), o2 = Row(2, rows, ars), o3 = Row(3, rows, ars);
         nint o4 = four ? 0 : Row(4, rows, ars), o5 = four ? 0 : Row(5, rows, ars);
-        Vector512<T> mask = masked ? LaneMask(last) : default;
+        Vector512<T> mask = masked ? LaneMask<T>(last) : default;
         bool beta0 = S.Beta0 || beta == T.Zero;
         for (int t = 0; t < tiles; t++, b += nv * l, c += nv * l)
         {
@@ -573,7 +575,7 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
         nint o1 = direct ? Row(1, rows, ars) : 1, o2 = direct ? Row(2, rows, ars) : 2, o3 = direct ? Row(3, rows, ars) : 3;
         nint o4 = direct ? Row(4, rows, ars) : 4, o5 = direct ? Row(5, rows, ars) : 5, o6 = direct ? Row(6, rows, ars) : 6;
         nint o7 = direct ? Row(7, rows, ars) : 7;
-        Vector512<T> mask = masked ? LaneMask(last) : default;
+        Vector512<T> mask = masked ? LaneMask<T>(last) : default;
         // Fetch the C tile while the k-loop runs: C rarely sits in L1 (it outgrows L2 on large
         // products), and its lines would otherwise stall the store phase.
         for (int r = 0; r < rows; r++)
@@ -683,39 +685,9 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<T> Fma(Vector512<T> x, Vector512<T> y, Vector512<T> z)
-    {
-        if (typeof(T) == typeof(double)) return Avx512F.FusedMultiplyAdd(x.AsDouble(), y.AsDouble(), z.AsDouble()).As<double, T>();
-        if (typeof(T) == typeof(float)) return Avx512F.FusedMultiplyAdd(x.AsSingle(), y.AsSingle(), z.AsSingle()).As<float, T>();
-        throw new NotSupportedException();
-    }
 
-    /// <summary>All ones in the first <paramref name="count"/> lanes (1 ≤ count ≤ L).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<T> LaneMask(int count)
-    {
-        if (typeof(T) == typeof(double)) return Vector512.LessThan(Vector512<long>.Indices, Vector512.Create((long)count)).As<long, T>();
-        if (typeof(T) == typeof(float)) return Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).As<int, T>();
-        throw new NotSupportedException();
-    }
 
-    /// <summary>Loads the masked lanes (zero elsewhere); masked-off lanes are not read, so they may lie past the end of an array.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<T> MaskLoad(T* p, Vector512<T> mask)
-    {
-        if (typeof(T) == typeof(double)) return Avx512F.MaskLoad((double*)p, mask.AsDouble(), Vector512<double>.Zero).As<double, T>();
-        if (typeof(T) == typeof(float)) return Avx512F.MaskLoad((float*)p, mask.AsSingle(), Vector512<float>.Zero).As<float, T>();
-        throw new NotSupportedException();
-    }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void MaskStore(T* p, Vector512<T> mask, Vector512<T> x)
-    {
-        if (typeof(T) == typeof(double)) Avx512F.MaskStore((double*)p, mask.AsDouble(), x.AsDouble());
-        else if (typeof(T) == typeof(float)) Avx512F.MaskStore((float*)p, mask.AsSingle(), x.AsSingle());
-        else throw new NotSupportedException();
-    }
 }
 
 /// <summary>Compile-time choice of an <see cref="Avx512Kernel{T}"/> tile variant.</summary>

@@ -2,6 +2,8 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
+using static GlobalNtk.Dense.Avx512Lanes;
+
 namespace GlobalNtk.Dense;
 
 /// <summary>
@@ -102,7 +104,7 @@ internal unsafe partial struct Avx512Kernel<T>
     {
         int l = Vector512<T>.Count, nv = S.Vectors, k = D.K;
         bool masked = S.Masked;
-        Vector512<T> mask = masked ? LaneMask(last) : default;
+        Vector512<T> mask = masked ? LaneMask<T>(last) : default;
         Vector512<T> b00 = Part(b, 0, nv, masked, mask), b01 = Part(b + l, 1, nv, masked, mask), b02 = Part(b + 2 * l, 2, nv, masked, mask);
         T* bp = b + bps;
         Vector512<T> b10 = default, b11 = default, b12 = default, b20 = default, b21 = default, b22 = default;
@@ -220,7 +222,7 @@ internal unsafe partial struct Avx512Kernel<T>
         where D : struct, IDepth where S : struct, ITileShape
     {
         int k = D.K;
-        Vector512<T> mask = LaneMask(last);
+        Vector512<T> mask = LaneMask<T>(last);
         Vector512<T> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default, b8 = default, b9 = default, b10 = default, b11 = default, b12 = default, b13 = default, b14 = default, b15 = default, b16 = default, b17 = default, b18 = default, b19 = default, b20 = default, b21 = default, b22 = default, b23 = default;
         T* bp = b;
         b0 = MaskLoad(bp, mask); bp += bps;

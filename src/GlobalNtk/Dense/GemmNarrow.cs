@@ -3,6 +3,8 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
+using static GlobalNtk.Dense.Avx512Lanes;
+
 namespace GlobalNtk.Dense;
 
 /// <summary>
@@ -134,7 +136,7 @@ internal static unsafe class Avx512NarrowDot<T> where T : unmanaged, IFloatingPo
         // more fit in the 32 registers.
         for (int p = 0; p < k; p += l, ap += l, bp += l)
         {
-            Vector512<T> mask = LaneMask(Math.Min(l, k - p));
+            Vector512<T> mask = LaneMask<T>(Math.Min(l, k - p));
             if (N.Count <= R.Count)
             {
                 Vector512<T> b0 = MaskLoad(bp, mask);
@@ -258,31 +260,8 @@ internal static unsafe class Avx512NarrowDot<T> where T : unmanaged, IFloatingPo
             }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<T> Fma(Vector512<T> x, Vector512<T> y, Vector512<T> z)
-    {
-        if (typeof(T) == typeof(double)) return Avx512F.FusedMultiplyAdd(x.AsDouble(), y.AsDouble(), z.AsDouble()).As<double, T>();
-        if (typeof(T) == typeof(float)) return Avx512F.FusedMultiplyAdd(x.AsSingle(), y.AsSingle(), z.AsSingle()).As<float, T>();
-        throw new NotSupportedException();
-    }
 
-    /// <summary>All ones in the first <paramref name="count"/> lanes (1 ≤ count ≤ L).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<T> LaneMask(int count)
-    {
-        if (typeof(T) == typeof(double)) return Vector512.LessThan(Vector512<long>.Indices, Vector512.Create((long)count)).As<long, T>();
-        if (typeof(T) == typeof(float)) return Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).As<int, T>();
-        throw new NotSupportedException();
-    }
 
-    /// <summary>The masked lanes (zero elsewhere); masked-off lanes are not read, so they may lie past the end of an array.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<T> MaskLoad(T* p, Vector512<T> mask)
-    {
-        if (typeof(T) == typeof(double)) return Avx512F.MaskLoad((double*)p, mask.AsDouble(), Vector512<double>.Zero).As<double, T>();
-        if (typeof(T) == typeof(float)) return Avx512F.MaskLoad((float*)p, mask.AsSingle(), Vector512<float>.Zero).As<float, T>();
-        throw new NotSupportedException();
-    }
 }
 
 /// <summary>A count known at compile time (rows or columns of an <see cref="Avx512NarrowDot{T}"/> tile).</summary>
