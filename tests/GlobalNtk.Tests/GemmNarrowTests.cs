@@ -78,7 +78,8 @@ public class GemmNarrowTests
                 foreach (Trans tb in new[] { Trans.No, Trans.Yes })
                 {
                     var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
-                    bool takes = Avx512F.IsSupported && m > 8 && Avx512NarrowDot<T>.Takes(ta, tb, n, k);
+                    bool takes = Avx512F.IsSupported && m > 8 && (Avx512NarrowDot<T>.Takes(ta, tb, n, k)
+                        || GemmTransposedCopy.ChangesBits<T>(ta, tb, m, n, k)); // Bᵀ copied, then the dot form
                     if (takes) dot++;
                     Check<T>(rng, ta, tb, m, n, k, alpha, beta, pad: caseIndex % 2, offset: caseIndex % 3, takes ? Route.GemmDot : Route.GemmPackedBits);
                     caseIndex++;

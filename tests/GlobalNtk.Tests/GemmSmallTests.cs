@@ -185,7 +185,8 @@ public class GemmSmallTests
             }
             // Gemm itself keeps the packed path's bits except where it routes to a dot form (GemmDot, the narrow
             // dot form), which sums along k in another order: those are held to the naive bound below only.
-            bool dotForm = Gemm.UseDot<T>(ta, tb, m, n, k) || (m > 8 && k >= 8 && Avx512NarrowDot<T>.Takes(ta, tb, n, k));
+            bool dotForm = Gemm.UseDot<T>(ta, tb, m, n, k) || (m > 8 && k >= 8 && Avx512NarrowDot<T>.Takes(ta, tb, n, k))
+                           || GemmTransposedCopy.ChangesBits<T>(ta, tb, m, n, k);
             for (int q = 0; q < c.Length; q++)
             {
                 Assert.True(direct[q].Equals(packed[q]), $"{typeof(T).Name} {ta}/{tb} {m}×{n}×{k} α={alpha} β={beta}: element {q} shallow/direct {direct[q]}, packed {packed[q]}");

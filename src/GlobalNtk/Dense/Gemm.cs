@@ -26,7 +26,9 @@ public enum Trans { No, Yes }
 /// strip in registers and run C row by row: <c>GemmKernelAvx512Shallow.cs</c>); other tiny products (m·n·k ≤ 128)
 /// run as plain loops. A narrow C (2 ≤ n ≤ 8, m &gt; 8) with A
 /// transposed runs as Cᵀ at any size (the packed path's bits), and with A as stored and a long k as dot products
-/// along k (<c>GemmNarrow.cs</c>; other bits, see <c>Avx512NarrowDot.Takes</c> for which products). Products with at
+/// along k (<c>GemmNarrow.cs</c>; other bits, see <c>Avx512NarrowDot.Takes</c> for which products). With AVX-512, small
+/// products whose operand runs the wrong way for one of these routes (Aᵀ·Bᵀ with few rows, a shallow k over a transposed
+/// B, a narrow float32 A·B) run there on a transposed copy of it (<c>GemmTransposedCopy.cs</c>). Products with at
 /// least <see cref="ParallelThreshold"/> multiply-adds are split into column (or row) panels run on
 /// up to <see cref="MaxDegreeOfParallelism"/> threads; smaller ones run on the calling thread and
 /// allocate nothing once the thread's packing buffers exist. C must not overlap A or B.
@@ -231,6 +233,9 @@ public static partial class Gemm
             ScaleC(m, n, beta, c, ldc);
             return;
         }
+        // Products whose operand runs the wrong way for a fast route: transposed once into scratch (GemmTransposedCopy.cs).
+        if (kind == KernelKind.Avx512 && GemmTransposedCopy.TryRun(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+            return;
         if (kind == KernelKind.Avx512 && UseDot<T>(ta, tb, m, n, k))
         {
             GemmDot.Run(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
