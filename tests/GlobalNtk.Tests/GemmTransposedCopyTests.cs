@@ -85,7 +85,9 @@ public class GemmTransposedCopyTests
             (Trans.No, Trans.Yes, 34, 555, 4, shallow, shallow),
             (Trans.No, Trans.Yes, 30, 200, 2, shallow, shallow),
             (Trans.No, Trans.Yes, 10, 40, 5, shallow, shallow), // one strip (f32), few rows
-            (Trans.No, Trans.Yes, 30, 200, 1, none, none), // k = 1
+            (Trans.No, Trans.Yes, 30, 200, 1, shallow, shallow), // an outer product
+            (Trans.Yes, Trans.Yes, 7, 368, 1, shallow, shallow),
+            (Trans.Yes, Trans.Yes, 7, 67, 17, none, none), // 7 rows below k = 32: neither
             (Trans.No, Trans.Yes, 30, 200, 9, none, none), // past ShallowDepth
             (Trans.No, Trans.Yes, 100, 500, 4, none, none), // Shallow takes it with B transposed, over 64 rows
             (Trans.No, Trans.Yes, 8, 8, 8, none, none), // one strip at k = 8: Shallow's own transpose is vectorised
@@ -112,7 +114,7 @@ public class GemmTransposedCopyTests
 
     /// <summary>
     /// Through <see cref="Gemm"/>: Aᵀ·Bᵀ with 2..15 rows over n ≥ 16 and k across the vector tails (the dot form, or
-    /// None where Choose says so), shallow A·Bᵀ and Aᵀ·Bᵀ for k = 2..8 over several strips and few rows, narrow float32
+    /// None where Choose says so), shallow A·Bᵀ and Aᵀ·Bᵀ for k = 1..8 over several strips and few rows, narrow float32
     /// A·B around m = 16 and the least k; each case asserts the route it takes.
     /// </summary>
     [Theory]
@@ -138,7 +140,7 @@ public class GemmTransposedCopyTests
         foreach (int m in new[] { 2, 3, 4, 5, 8, 9, 15 })
             foreach (int n in new[] { 16, 17, 45 })
                 Run(Trans.Yes, Trans.Yes, m, n, dotDepths[caseIndex % dotDepths.Length]);
-        for (int k = 2; k <= 8; k++)
+        for (int k = 1; k <= 8; k++)
             foreach (var (m, n) in new[] { (5, 3 * l + 1), (7, 7 * l + 3), (30, 100), (63, 9), (2, 10 * l) })
             {
                 Run(Trans.Yes, Trans.Yes, m, n, k);

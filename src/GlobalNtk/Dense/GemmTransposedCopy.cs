@@ -60,12 +60,14 @@ internal static unsafe class GemmTransposedCopy
     /// k = 8 (f64) or 12 (f32) (2×832×9 f64 75 → 114, f32 lost 146 → 116; 3×500×14 47 / 70 → 92 / 102–128). 3×2787×47
     /// 58 / 109 → 154 / 210, 2×88×44 91 / 138 → 168 / 213, 10×138×281 116 / 92 → 140 / 109, 3×20×500 59–73 / 78–88 →
     /// 134–192 / 198–276, 8×70×100 56–60 / 90–95 → 86–98 / 117–139;</item>
-    /// <item><see cref="TransposedCopyRoute.TransposedBShallow"/>: B transposed, 2 ≤ k ≤ 8, where
+    /// <item><see cref="TransposedCopyRoute.TransposedBShallow"/>: B transposed, k ≤ 8, where
     /// <see cref="Avx512Kernel{T}.TakesShallow"/> takes the product with B as stored but not transposed (several strips
     /// under 64 rows: it would transpose each strip by scalars), or see <see cref="ShallowCopyRows"/>; the packed path's
     /// bits. 6×92×6 Aᵀ·Bᵀ 30–34 / 61 → 56–66 / 156, 7×60×5 Aᵀ·Bᵀ 39–45 / 58 → 66–72 / 150, 12×100×5 Aᵀ·Bᵀ f64 50–52 →
     /// 96–98, 30×200×2 Aᵀ·Bᵀ 60–64 / 93 → 119–121 / 166–180, 34×555×4 A·Bᵀ 109 / 99–101 → 209–213 / 215–218, 6×92×6
-    /// A·Bᵀ 80 / 76–80 → 136 / 222–229, 12×100×8 A·Bᵀ 127–146 / 124 → 156–180 / 185–194;</item>
+    /// A·Bᵀ 80 / 76–80 → 136 / 222–229, 12×100×8 A·Bᵀ 127–146 / 124 → 156–180 / 185–194, 6×695×1 A·Bᵀ 85 / 54 → 114–118 /
+    /// 103–104, 7×368×1 Aᵀ·Bᵀ 63 / 60–62 → 90–94 / 118–122; the dot form did not pay on 7–8 rows below k = 32 (7×67×17 Aᵀ·Bᵀ
+    /// f64 77–87 → 61–63 at k ≥ 12);</item>
     /// <item><see cref="TransposedCopyRoute.NarrowBNarrowDot"/>: float32 A·B with 2 ≤ n ≤ 8, m ≥ 16 and k as long as
     /// <see cref="Avx512NarrowDot{T}.Takes"/> asks of a transposed B (float64 runs as fast as OpenBLAS there already):
     /// 126×7×911 f32 58 → 132, 38×7×660 f32 70 → 117.</item>
@@ -79,7 +81,7 @@ internal static unsafe class GemmTransposedCopy
         {
             if (m < 2 || n < 2 || (long)m * n * k > Gemm.DirectProduct) return TransposedCopyRoute.None;
             if (ta == Trans.Yes && TakesDot<T>(m, n, k)) return TransposedCopyRoute.TransposedADot;
-            if (k >= 2 && k <= Avx512Kernel<T>.ShallowDepth && Avx512Kernel<T>.TakesShallow(ta, Trans.No, m, n, k)
+            if (k <= Avx512Kernel<T>.ShallowDepth && Avx512Kernel<T>.TakesShallow(ta, Trans.No, m, n, k)
                 && (!Avx512Kernel<T>.TakesShallow(ta, Trans.Yes, m, n, k) || (m < ShallowCopyRows && n >= 8 && k < Avx512Kernel<T>.ShallowDepth)))
                 return TransposedCopyRoute.TransposedBShallow;
             return TransposedCopyRoute.None;
