@@ -79,12 +79,22 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
     {
         int depth = k <= KC ? k : GemmDriver<T, Avx512Kernel<T>>.SliceDepth(k); // one slice: skip the divisions
         bool narrow = NarrowC(ta, m, n, Math.Min(depth, k)); // here, not in Direct: kept out of the path of every other product
+        int edge = narrow ? 0 : EdgeColumns(ta, m, n, Math.Min(depth, k)), main = n - edge;
+        if (narrow && m < 2 * Vector512<T>.Count) DirectNarrowRoutes.Note(DirectNarrowRoutes.Route.NarrowFewRows);
+        if (edge > 0) DirectNarrowRoutes.Note(DirectNarrowRoutes.Route.EdgeColumns);
         for (int pc = 0; pc < k; pc += depth)
         {
             T* ap = ta == Trans.No ? a + pc : a + (nint)pc * lda;   // op(A)(i, p) columns pc…
             T* bp = tb == Trans.No ? b + (nint)pc * ldb : b + pc;   // op(B)(p, j) rows pc…
-            if (narrow) Transposed(ta, tb, m, n, Math.Min(depth, k - pc), alpha, ap, lda, bp, ldb, pc == 0 ? beta : T.One, c, ldc);
-            else Direct(ta, tb, m, n, Math.Min(depth, k - pc), alpha, ap, lda, bp, ldb, pc == 0 ? beta : T.One, c, ldc);
+            int kp = Math.Min(depth, k - pc);
+            T bet = pc == 0 ? beta : T.One;
+            if (narrow) Transposed(ta, tb, m, n, kp, alpha, ap, lda, bp, ldb, bet, c, ldc);
+            else if (edge == 0) Direct(ta, tb, m, n, kp, alpha, ap, lda, bp, ldb, bet, c, ldc);
+            else
+            {
+                Direct(ta, tb, m, main, kp, alpha, ap, lda, bp, ldb, bet, c, ldc);
+                Transposed(ta, tb, m, edge, kp, alpha, ap, lda, tb == Trans.No ? bp + main : bp + (nint)main * ldb, ldb, bet, c + main, ldc);
+            }
         }
     }
 
@@ -155,7 +165,7 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool NarrowC(Trans ta, int m, int n, int k) =>
-        m >= 2 * Vector512<T>.Count && k >= NarrowDepth
+        (m >= 2 * Vector512<T>.Count || (ta == Trans.Yes && m > 8 && k > DeepDepth && DirectNarrowRoutes.On)) && k >= NarrowDepth
         && (ta == Trans.Yes ? n <= Vector512<T>.Count / 2 || (typeof(T) == typeof(double) && n <= 8 && k >= 16) : typeof(T) == typeof(float) && n <= 4);
 
     /// <summary>
@@ -392,10 +402,16 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
                 if (groups > 0) Strip<SFull>(groups, k, ai, ars, aps, b, ldb, ci, ldc, alpha, beta, 0, rows);
                 if (last > 0) Strip<SMasked>(1, k, ai, ars, aps, bLast, ldb, cLast, ldc, alpha, beta, last, rows);
             }
-            else
+            else if (rows > 2 || !DirectNarrowRoutes.On)
             {
                 if (groups > 0) Strip<FewRows<SFull, R4>>(groups, k, ai, ars, aps, b, ldb, ci, ldc, alpha, beta, 0, rows);
                 if (last > 0) Strip<FewRows<SMasked, R4>>(1, k, ai, ars, aps, bLast, ldb, cLast, ldc, alpha, beta, last, rows);
+            }
+            else // 1–2 rows: a 2-row body, not 4 rows of which 2–3 repeat the last one
+            {
+                DirectNarrowRoutes.Note(DirectNarrowRoutes.Route.TwoRowStrip);
+                if (groups > 0) Strip<FewRows<SFull, R2>>(groups, k, ai, ars, aps, b, ldb, ci, ldc, alpha, beta, 0, rows);
+                if (last > 0) Strip<FewRows<SMasked, R2>>(1, k, ai, ars, aps, bLast, ldb, cLast, ldc, alpha, beta, last, rows);
             }
         }
     }
@@ -411,8 +427,8 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
         int last, int rows) where S : struct, ITileShape
     {
         int l = Vector512<T>.Count, nv = S.Vectors;
-        bool masked = S.Masked, four = S.Rows == 4;
-        nint o1 = Row(1, rows, ars), o2 = Row(2, rows, ars), o3 = Row(3, rows, ars);
+        bool masked = S.Masked, two = S.Rows == 2, four = S.Rows <= 4;
+        nint o1 = Row(1, rows, ars), o2 = two ? 0 : Row(2, rows, ars), o3 = two ? 0 : Row(3, rows, ars);
         nint o4 = four ? 0 : Row(4, rows, ars), o5 = four ? 0 : Row(5, rows, ars);
         Vector512<T> mask = masked ? LaneMask<T>(last) : default;
         bool beta0 = S.Beta0 || beta == T.Zero;
@@ -438,16 +454,19 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
                 if (nv > 1) c11 = Fma(x, b1, c11);
                 if (nv > 2) c12 = Fma(x, b2, c12);
                 if (nv > 3) c13 = Fma(x, b3, c13);
-                x = Vector512.Create(ap[o2]);
-                c20 = Fma(x, b0, c20);
-                if (nv > 1) c21 = Fma(x, b1, c21);
-                if (nv > 2) c22 = Fma(x, b2, c22);
-                if (nv > 3) c23 = Fma(x, b3, c23);
-                x = Vector512.Create(ap[o3]);
-                c30 = Fma(x, b0, c30);
-                if (nv > 1) c31 = Fma(x, b1, c31);
-                if (nv > 2) c32 = Fma(x, b2, c32);
-                if (nv > 3) c33 = Fma(x, b3, c33);
+                if (!two)
+                {
+                    x = Vector512.Create(ap[o2]);
+                    c20 = Fma(x, b0, c20);
+                    if (nv > 1) c21 = Fma(x, b1, c21);
+                    if (nv > 2) c22 = Fma(x, b2, c22);
+                    if (nv > 3) c23 = Fma(x, b3, c23);
+                    x = Vector512.Create(ap[o3]);
+                    c30 = Fma(x, b0, c30);
+                    if (nv > 1) c31 = Fma(x, b1, c31);
+                    if (nv > 2) c32 = Fma(x, b2, c32);
+                    if (nv > 3) c33 = Fma(x, b3, c33);
+                }
                 if (!four)
                 {
                     x = Vector512.Create(ap[o4]);
@@ -467,6 +486,7 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
             {
                 StoreRow4(c, c00, c01, c02, c03, nv, masked, mask);
                 if (rows > 1) StoreRow4(c + ldc, c10, c11, c12, c13, nv, masked, mask);
+                if (two) continue;
                 if (rows > 2) StoreRow4(c + 2 * ldc, c20, c21, c22, c23, nv, masked, mask);
                 if (rows > 3) StoreRow4(c + 3 * ldc, c30, c31, c32, c33, nv, masked, mask);
                 if (four) continue;
@@ -477,6 +497,7 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
             Vector512<T> va = Vector512.Create(alpha), vb = Vector512.Create(beta);
             PutRow4(c, c00, c01, c02, c03, va, vb, beta0, nv, masked, mask);
             if (rows > 1) PutRow4(c + ldc, c10, c11, c12, c13, va, vb, beta0, nv, masked, mask);
+            if (two) continue;
             if (rows > 2) PutRow4(c + 2 * ldc, c20, c21, c22, c23, va, vb, beta0, nv, masked, mask);
             if (rows > 3) PutRow4(c + 3 * ldc, c30, c31, c32, c33, va, vb, beta0, nv, masked, mask);
             if (four) continue;

@@ -172,8 +172,11 @@ internal unsafe partial struct Avx512Kernel<T>
     /// The 8-row tiles of <see cref="Direct"/> on one vector are FMA-latency bound per tile; rows here are independent chains.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static bool TakesDeep(int m, int n, int k) =>
-        typeof(T) == typeof(float) && n > 8 && n <= Vector512<T>.Count && k > ShallowDepth && k <= DeepDepth && (long)m * n <= 1 << 16;
+    internal static bool TakesDeep(Trans ta, int m, int n, int k) =>
+        k > ShallowDepth && k <= DeepDepth && n <= Vector512<T>.Count && (long)m * n <= 1 << 16
+        && (DirectNarrowRoutes.On
+            ? n >= 2 && (n > 4 || !NarrowC(ta, m, n, k))
+            : typeof(T) == typeof(float) && n > 8);
 
     /// <summary>C = alpha·op(A)·op(B) + beta·C for n ≤ L and k ≤ <see cref="DeepDepth"/>: one masked strip, row by row (the same chains and epilogue as every path).</summary>
     [SkipLocalsInit]
@@ -181,6 +184,7 @@ internal unsafe partial struct Avx512Kernel<T>
     {
         nint ars = ta == Trans.No ? lda : 1, aps = ta == Trans.No ? 1 : lda; // op(A)(i, p) = a[i·ars + p·aps]
         nint bps = ldb;
+        DirectNarrowRoutes.Note(DirectNarrowRoutes.Route.Deep);
         T* block = stackalloc T[DeepDepth * 64 / sizeof(T)];
         if (tb == Trans.Yes)
         {
