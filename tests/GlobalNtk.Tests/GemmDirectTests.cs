@@ -550,8 +550,9 @@ public class GemmDirectTests
     }
 
     /// <summary>
-    /// The 2-row strip body for the last 1–2 rows of a product with B as stored, through Gemm: one row (1×463×9 and
-    /// widths around 4 vectors), two rows, and 6-row strips followed by 1 or 2 rows; both transposes of A, β = 0 on
+    /// The 2-row strip body for the last 1–2 rows of a product with B as stored, and the 8-vector one-row body for a C
+    /// of one row (pairs of 4-vector groups), through Gemm: one row (1×463×9, one pair and a group left over, widths
+    /// around 4 vectors), two rows, and 6-row strips followed by 1 or 2 rows; both transposes of A, β = 0 on
     /// NaN; naive and packed bits, and the body taken (the strip test above runs it on every strip shape directly).
     /// </summary>
     [Theory]
@@ -565,7 +566,7 @@ public class GemmDirectTests
     {
         var rng = new Random(45);
         int l = Vector512<T>.Count, caseIndex = 0;
-        foreach (var (m, n, k) in new[] { (1, 463, 9), (1, 4 * l, 40), (1, 8 * l - 3, 33), (2, 4 * l - 1, 30), (2, 8 * l, 64), (13, 4 * l, 30), (14, 4 * l - 1, 20) })
+        foreach (var (m, n, k) in new[] { (1, 463, 9), (1, 12 * l + 5, 17), (1, 4 * l, 40), (1, 8 * l - 3, 33), (2, 4 * l - 1, 30), (2, 8 * l, 64), (13, 4 * l, 30), (14, 4 * l - 1, 20) })
             foreach (Trans ta in new[] { Trans.No, Trans.Yes })
             {
                 var (alpha, beta) = Scalars[caseIndex % Scalars.Length];

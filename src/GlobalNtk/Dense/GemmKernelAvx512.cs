@@ -410,8 +410,49 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
             else // 1–2 rows: a 2-row body, not 4 rows of which 2–3 repeat the last one
             {
                 DirectNarrowRoutes.Note(DirectNarrowRoutes.Route.TwoRowStrip);
-                if (groups > 0) Strip<FewRows<SFull, R2>>(groups, k, ai, ars, aps, b, ldb, ci, ldc, alpha, beta, 0, rows);
+                int paired = m == 1 ? groups & ~1 : 0; // one row in all: 8 vectors per pass, none repeated
+                if (paired > 0) OneRowPairs<SFull>(paired / 2, k, alpha, ai, aps, b, ldb, beta, ci);
+                if (groups > paired) Strip<FewRows<SFull, R2>>(groups - paired, k, ai, ars, aps, b + paired * width, ldb, ci + paired * width, ldc, alpha, beta, 0, rows);
                 if (last > 0) Strip<FewRows<SMasked, R2>>(1, k, ai, ars, aps, bLast, ldb, cLast, ldc, alpha, beta, last, rows);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A C of one row, <paramref name="pairs"/> × 8 vectors of it: C(0, :) = alpha·Σ_p A(0, p)·B(p, :) + beta·C over p &lt; k
+    /// (A(0, p) = a[p·aps], B(p, :) = b + p·ldb), 8 accumulators per pass, so every multiply-add is one of C's (the 2-row
+    /// strip would repeat the row: half its multiply-adds idle). The same chain and epilogue as <see cref="Strip{S}"/>.
+    /// </summary>
+    private static void OneRowPairs<S>(int pairs, int k, T alpha, T* a, nint aps, T* b, nint ldb, T beta, T* c) where S : struct, ITileShape
+    {
+        int l = Vector512<T>.Count;
+        Vector512<T> va = Vector512.Create(alpha), vb = Vector512.Create(beta);
+        bool beta0 = S.Beta0 || beta == T.Zero;
+        for (int t = 0; t < pairs; t++, b += 8 * l, c += 8 * l)
+        {
+            Vector512<T> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
+            T* ap = a;
+            for (T* bp = b, bEnd = b + k * ldb; bp < bEnd; bp += ldb, ap += aps)
+            {
+                Vector512<T> x = Vector512.Create(ap[0]);
+                s0 = Fma(x, Vector512.Load(bp), s0);
+                s1 = Fma(x, Vector512.Load(bp + l), s1);
+                s2 = Fma(x, Vector512.Load(bp + 2 * l), s2);
+                s3 = Fma(x, Vector512.Load(bp + 3 * l), s3);
+                s4 = Fma(x, Vector512.Load(bp + 4 * l), s4);
+                s5 = Fma(x, Vector512.Load(bp + 5 * l), s5);
+                s6 = Fma(x, Vector512.Load(bp + 6 * l), s6);
+                s7 = Fma(x, Vector512.Load(bp + 7 * l), s7);
+            }
+            if (S.UnitAlpha)
+            {
+                StoreRow4(c, s0, s1, s2, s3, 4, false, default);
+                StoreRow4(c + 4 * l, s4, s5, s6, s7, 4, false, default);
+            }
+            else
+            {
+                PutRow4(c, s0, s1, s2, s3, va, vb, beta0, 4, false, default);
+                PutRow4(c + 4 * l, s4, s5, s6, s7, va, vb, beta0, 4, false, default);
             }
         }
     }
