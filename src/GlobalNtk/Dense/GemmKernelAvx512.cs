@@ -161,7 +161,10 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
     /// and for 6–8 float32 columns (1978×6×17 68–70 → 54–64). Float64 with a transposed A takes 5–8 columns too
     /// from k = 16 (two alternating rounds, % of OpenBLAS: 1347×8×232 Aᵀ·B 105–108 → 141–159, 592×8×585 Aᵀ·Bᵀ 111–131 →
     /// 173–178, 2000×5×100 Aᵀ·Bᵀ 75–96 → 103–125, 300×6×40 Aᵀ·B 67–75 → 77–91, 646×7×19 Aᵀ·B 56–57 → 63–64; at k = 9 it
-    /// lost: 169×5×9 Aᵀ·B 59–72 → 48–57).
+    /// lost: 169×5×9 Aᵀ·B 59–72 → 48–57). With <see cref="DirectNarrowRoutes.On"/>, A transposed and k &gt; <see cref="DeepDepth"/>
+    /// it takes 8 &lt; m &lt; 2L as well (Cᵀ is then at most 8 rows of 1–2 vectors, and A's stored rows are read in place):
+    /// 13×2×43 Aᵀ·B f32 44–47 → 57–63, f64 63–65 → 83–86. (Shallower products of 5..L columns go to <see cref="Deep"/>
+    /// first; with A as stored, computing Cᵀ for 5–8 float32 columns at k &gt; 24 lost: 300×8×30 A·B 85 → 53, 101×6×63 63–72 → 48–51.)
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool NarrowC(Trans ta, int m, int n, int k) =>
@@ -407,8 +410,8 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
                 if (groups > 0) Strip<FewRows<SFull, R4>>(groups, k, ai, ars, aps, b, ldb, ci, ldc, alpha, beta, 0, rows);
                 if (last > 0) Strip<FewRows<SMasked, R4>>(1, k, ai, ars, aps, bLast, ldb, cLast, ldc, alpha, beta, last, rows);
             }
-            else // 1–2 rows: a 2-row body, not 4 rows of which 2–3 repeat the last one
-            {
+            else // 1–2 rows: a 2-row body, not 4 rows of which 2–3 repeat the last one (DirectNarrowRoutes; measured
+            {    // % of OpenBLAS, off → on: 2×1022×9 A·B f32 99–108 → 117–141; 2×832×9 Aᵀ·B f32 91–94 → 110–115, f64 96–99 → 102–109)
                 DirectNarrowRoutes.Note(DirectNarrowRoutes.Route.TwoRowStrip);
                 int paired = m == 1 ? groups & ~1 : 0; // one row in all: 8 vectors per pass, none repeated
                 if (paired > 0) OneRowPairs<SFull>(paired / 2, k, alpha, ai, aps, b, ldb, beta, ci);
@@ -422,6 +425,8 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
     /// A C of one row, <paramref name="pairs"/> × 8 vectors of it: C(0, :) = alpha·Σ_p A(0, p)·B(p, :) + beta·C over p &lt; k
     /// (A(0, p) = a[p·aps], B(p, :) = b + p·ldb), 8 accumulators per pass, so every multiply-add is one of C's (the 2-row
     /// strip would repeat the row: half its multiply-adds idle). The same chain and epilogue as <see cref="Strip{S}"/>.
+    /// Measured (% of OpenBLAS, three alternating rounds, off → on, with the 2-row strips): 1×463×9 Aᵀ·B f32 68–73 → 87–94,
+    /// f64 73–81 → 100–104; 1×300×60 A·B f32 89–93 → 99–110, f64 78–96 → 103–120.
     /// </summary>
     private static void OneRowPairs<S>(int pairs, int k, T alpha, T* a, nint aps, T* b, nint ldb, T beta, T* c) where S : struct, ITileShape
     {
@@ -460,7 +465,7 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
     /// <summary>
     /// <paramref name="tiles"/> tiles side by side, each C[0:rows, 0:nv·L] = alpha·Σ_p A(:, p)·B(p, :) + beta·C
     /// over p &lt; k, where A(r, p) = a[r·ars + p·aps] and B(p, :) = b + p·ldb (both as stored), nv =
-    /// <see cref="ITileShape.Vectors"/> ≤ 4 and rows ≤ 6 (≤ 4 with a 4-row body). Rows past
+    /// <see cref="ITileShape.Vectors"/> ≤ 4 and rows ≤ 6 (≤ 4 with a 4-row body, ≤ 2 with a 2-row one). Rows past
     /// <paramref name="rows"/> repeat the last row's broadcasts and are not stored; when masked, the last
     /// vector holds <paramref name="last"/> columns and B and C are read and written under the mask.
     /// </summary>
