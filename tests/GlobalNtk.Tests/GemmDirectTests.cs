@@ -433,6 +433,186 @@ public class GemmDirectTests
     }
 
     /// <summary>
+    /// <c>Deep</c> on 2..L columns (rows held as independent FMA chains, B's k ≤ 24 rows in registers), through Gemm:
+    /// every n of one vector, depths around both of its limits (8 goes to Shallow, 25 to the tiles), row counts
+    /// from 2 up past 2L and to the 2¹⁶-element limit of C, all transposes, padded strides, unaligned starts,
+    /// β = 0 on a C full of NaN. Against the naive product and bit for bit against the packed path; the route must
+    /// be taken where C is not narrow-transposed, and over it for 5..L columns in float64 and in float32 up to k = 16.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void DeepOnNarrowColumnsMatchesNaiveAndThePackedPathBits(string precision)
+    {
+        if (precision == "f64") DeepNarrow<double>(); else DeepNarrow<float>();
+    }
+
+    private static void DeepNarrow<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(42);
+        int l = Vector512<T>.Count, caseIndex = 0, deep = 0;
+        int[] depths = [9, 24, 13, 8, 25, 17];
+        int[] heights = [2, 3, 9, 2 * l - 1, 2 * l, 169];
+        for (int n = 2; n <= l; n++)
+            foreach (int m in heights)
+            {
+                int k = depths[caseIndex % depths.Length];
+                Trans ta = (caseIndex & 1) == 0 ? Trans.Yes : Trans.No, tb = (caseIndex & 2) == 0 ? Trans.No : Trans.Yes;
+                var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
+                var route = Routed<T>(rng, ta, tb, m, n, k, alpha, beta, pad: caseIndex % 3, offset: 1 + caseIndex % 2);
+                bool expected = k is > 8 and <= 24 && !Gemm.UseDot<T>(ta, tb, m, n, k)
+                                && (!Avx512Kernel<T>.NarrowC(ta, m, n, k) || (n > 4 && (typeof(T) == typeof(double) || k <= 16)));
+                if (Avx512Runs()) Assert.True(expected == route.HasFlag(DirectNarrowRoutes.Route.Deep), $"{typeof(T).Name} {m}×{n}×{k} {ta}/{tb}: {route}, expected Deep {expected}");
+                if (expected) deep++;
+                caseIndex++;
+            }
+        // The shapes the route was made for (% of OpenBLAS in its remarks) take it.
+        foreach (var (ta, tb, m, n, k) in new[] { (Trans.Yes, Trans.No, 169, 5, 9), (Trans.No, Trans.No, 16, 3, 13), (Trans.No, Trans.No, 1978, 6, 17), (Trans.Yes, Trans.No, 1000, 5, 10) })
+        {
+            var route = Routed<T>(rng, ta, tb, m, n, k, 2, 1, pad: 1, offset: 1);
+            if (Avx512Runs()) Assert.True(route.HasFlag(DirectNarrowRoutes.Route.Deep), $"{typeof(T).Name} {m}×{n}×{k} {ta}/{tb}: {route}");
+        }
+        Assert.True(deep >= (l - 1) * 2, $"only {deep} cases take Deep");
+    }
+
+    /// <summary>
+    /// A narrow C of 8 &lt; m &lt; 2L rows with A transposed and k &gt; 24, computed as Cᵀ: every such m and one on each
+    /// side (8, 2L), every n it takes, depths 24 (left to Deep or the tiles) and 25 up to two k-slices, both B
+    /// transposes, padded strides, unaligned starts, β = 0 on NaN; naive and packed bits, and the route taken.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void NarrowCOnFewRowsMatchesNaiveAndThePackedPathBits(string precision)
+    {
+        if (precision == "f64") NarrowFewRows<double>(); else NarrowFewRows<float>();
+    }
+
+    private static void NarrowFewRows<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(43);
+        int l = Vector512<T>.Count, kc = Avx512Kernel<T>.KC, caseIndex = 0, taken = 0;
+        int[] depths = [25, 43, 24, kc, 2 * kc + 3, 100];
+        int widest = typeof(T) == typeof(double) ? 8 : l / 2;
+        for (int m = 8; m <= 2 * l; m++)
+            for (int n = 1; n <= widest + 1; n++)
+            {
+                int k = depths[caseIndex % depths.Length];
+                Trans tb = (caseIndex & 1) == 0 ? Trans.No : Trans.Yes;
+                var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
+                var route = Routed<T>(rng, Trans.Yes, tb, m, n, k, alpha, beta, pad: caseIndex % 3, offset: 1 + caseIndex % 2);
+                bool expected = m > 8 && m < 2 * l && k > 24 && n >= 2 && Avx512Kernel<T>.NarrowC(Trans.Yes, m, n, Math.Min(k, GemmDriver<T, Avx512Kernel<T>>.SliceDepth(k)))
+                                && Gemm.UseDirect<T>(m, n, k) && !Gemm.UseDot<T>(Trans.Yes, tb, m, n, k);
+                if (Avx512Runs()) Assert.True(expected == route.HasFlag(DirectNarrowRoutes.Route.NarrowFewRows), $"{typeof(T).Name} {m}×{n}×{k} Yes/{tb}: {route}, expected Cᵀ {expected}");
+                if (expected) taken++;
+                caseIndex++;
+            }
+        Assert.True(taken >= (2 * l - 9) * (widest - 1) / 2, $"only {taken} cases take the route");
+        var named = Routed<T>(rng, Trans.Yes, Trans.No, 13, 2, 43, 1, 0, pad: 0, offset: 0);
+        if (Avx512Runs()) Assert.True(named.HasFlag(DirectNarrowRoutes.Route.NarrowFewRows), $"13×2×43: {named}");
+    }
+
+    /// <summary>
+    /// The last n mod L ≤ L/4 columns of Aᵀ·op(B) computed as Cᵀ: every remainder 0..5 past one to three whole vectors,
+    /// m around 2L and larger, depths around the least one (EdgeDepth − 1, EdgeDepth), 8, up past a k-slice, both B
+    /// transposes, padded strides, unaligned starts, β = 0 on NaN; naive and packed bits, and the route taken
+    /// exactly where <c>EdgeColumns</c> says (so a product with A as stored never takes it).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void EdgeColumnsMatchNaiveAndThePackedPathBits(string precision)
+    {
+        if (precision == "f64") EdgeColumnsCases<double>(); else EdgeColumnsCases<float>();
+    }
+
+    private static void EdgeColumnsCases<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(44);
+        int l = Vector512<T>.Count, kc = Avx512Kernel<T>.KC, e = Avx512Kernel<T>.EdgeDepth, caseIndex = 0, taken = 0;
+        int[] depths = [e, 40, e - 1, kc + 5, 64, 8];
+        foreach (int m in new[] { 2 * l - 1, 2 * l, 100 })
+            foreach (int vectors in new[] { 1, 2, 3 })
+                for (int r = 0; r <= 5; r++)
+                {
+                    int n = vectors * l + r, k = depths[caseIndex % depths.Length];
+                    Trans ta = caseIndex % 5 == 4 ? Trans.No : Trans.Yes, tb = (caseIndex & 1) == 0 ? Trans.No : Trans.Yes;
+                    var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
+                    var route = Routed<T>(rng, ta, tb, m, n, k, alpha, beta, pad: caseIndex % 3, offset: 1 + caseIndex % 2);
+                    bool expected = ta == Trans.Yes && r >= 1 && r <= l / 4 && m >= 2 * l && k >= e && Gemm.UseDirect<T>(m, n, k)
+                                    && !Avx512Kernel<T>.TakesShallow(ta, tb, m, n, k); // k ≤ 8 over few strips: Shallow
+                    if (Avx512Runs()) Assert.True(expected == route.HasFlag(DirectNarrowRoutes.Route.EdgeColumns), $"{typeof(T).Name} {m}×{n}×{k} {ta}/{tb}: {route}, expected edge columns {expected}");
+                    if (expected) taken++;
+                    caseIndex++;
+                }
+        Assert.True(taken >= 4, $"only {taken} cases take the route");
+        foreach (var (tb, m, n, k) in new[] { (Trans.No, 300, l + 2, 40), (Trans.Yes, 2 * l, 2 * l + l / 4, 64), (Trans.No, 40, 3 * l + 1, kc + 5) })
+        {
+            var route = Routed<T>(rng, Trans.Yes, tb, m, n, k, -0.7, 1.3, pad: 2, offset: 1);
+            if (Avx512Runs()) Assert.True(route.HasFlag(DirectNarrowRoutes.Route.EdgeColumns), $"{typeof(T).Name} {m}×{n}×{k} Yes/{tb}: {route}");
+        }
+    }
+
+    /// <summary>
+    /// The 2-row strip body for the last 1–2 rows of a product with B as stored, and the 8-vector one-row body for a C
+    /// of one row (pairs of 4-vector groups), through Gemm: one row (1×463×9, one pair and a group left over, widths
+    /// around 4 vectors), two rows, and 6-row strips followed by 1 or 2 rows; both transposes of A, β = 0 on
+    /// NaN; naive and packed bits, and the body taken (the strip test above runs it on every strip shape directly).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void TwoRowStripsMatchNaiveAndThePackedPathBits(string precision)
+    {
+        if (precision == "f64") TwoRows<double>(); else TwoRows<float>();
+    }
+
+    private static void TwoRows<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(45);
+        int l = Vector512<T>.Count, caseIndex = 0;
+        foreach (var (m, n, k) in new[] { (1, 463, 9), (1, 12 * l + 5, 17), (1, 4 * l, 40), (1, 8 * l - 3, 33), (2, 4 * l - 1, 30), (2, 8 * l, 64), (13, 4 * l, 30), (14, 4 * l - 1, 20) })
+            foreach (Trans ta in new[] { Trans.No, Trans.Yes })
+            {
+                var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
+                var route = Routed<T>(rng, ta, Trans.No, m, n, k, alpha, beta, pad: caseIndex % 3, offset: 1 + caseIndex % 2);
+                if (Avx512Runs() && !Gemm.UseDot<T>(ta, Trans.No, m, n, k))
+                    Assert.True(route.HasFlag(DirectNarrowRoutes.Route.TwoRowStrip), $"{typeof(T).Name} {m}×{n}×{k} {ta}: {route}");
+                caseIndex++;
+            }
+    }
+
+    /// <summary>
+    /// One product through Gemm (the selected kernel), recording which of <see cref="DirectNarrowRoutes"/>' routes it
+    /// took: against the naive product, and where AVX-512 runs (and Gemm does not choose a dot form, which sums in
+    /// another order) bit for bit against the packed path over the whole array (C, its padding and guard rows).
+    /// </summary>
+    private static unsafe DirectNarrowRoutes.Route Routed<T>(Random rng, Trans ta, Trans tb, int m, int n, int k, double alpha, double beta, int pad, int offset)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int aRows = ta == Trans.No ? m : k, aCols = ta == Trans.No ? k : m;
+        int bRows = tb == Trans.No ? k : n, bCols = tb == Trans.No ? n : k;
+        int lda = aCols + pad, ldb = bCols + pad, ldc = n + pad;
+        T[] a = Random<T>(rng, offset + (aRows - 1) * lda + aCols), b = Random<T>(rng, offset + (bRows - 1) * ldb + bCols);
+        int cEnd = offset + (m - 1) * ldc + n;
+        T[] c = Random<T>(rng, cEnd + 8 * ldc);
+        if (beta == 0) // β = 0 must overwrite C without reading it
+            for (int i = 0; i < m; i++) c.AsSpan(offset + i * ldc, n).Fill(T.NaN);
+        T[] c0 = (T[])c.Clone();
+        T al = T.CreateTruncating(alpha), be = T.CreateTruncating(beta);
+        DirectNarrowRoutes.Trace();
+        GemmGeneric.Multiply(ta, tb, m, n, k, al, a.AsSpan(offset), lda, b.AsSpan(offset), ldb, be, c.AsSpan(offset), ldc);
+        var route = DirectNarrowRoutes.Trace();
+        if (Avx512F.IsSupported && Gemm.SelectedKernel == Gemm.KernelKind.Avx512
+            && !Gemm.UseDot<T>(ta, tb, m, n, k) && !(m > 8 && k >= 8 && Avx512NarrowDot<T>.Takes(ta, tb, n, k)))
+        {
+            T[] packed = (T[])c0.Clone();
+            fixed (T* pa = a, pb = b, pp = packed)
+                GemmDriver<T, Avx512Kernel<T>>.Serial(ta, tb, m, n, k, al, pa + offset, lda, pb + offset, ldb, be, pp + offset, ldc);
+            for (int q = 0; q < c.Length; q++)
+                Assert.True(c[q].Equals(packed[q]), $"{typeof(T).Name} {ta}/{tb} {m}×{n}×{k} α={alpha} β={beta} ({route}): element {q} Gemm {c[q]}, packed {packed[q]}");
+        }
+        GemmReference.AssertNaive(ta, tb, m, n, k, alpha, beta, a, lda, b, ldb, c0, c, ldc, offset, cEnd, $"pad={pad} {route}");
+        return route;
+    }
+
+    /// <summary>
     /// Whether the AVX-512 kernel runs on this machine; where it cannot, checks that the driver never
     /// selects it (so the AVX-512-only cases have nothing to compare, and say so).
     /// </summary>

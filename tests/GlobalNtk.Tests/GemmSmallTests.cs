@@ -171,7 +171,7 @@ public class GemmSmallTests
         bool shallow = false;
         if (Avx512F.IsSupported && Gemm.SelectedKernel == Gemm.KernelKind.Avx512)
         {
-            shallow = (Avx512Kernel<T>.TakesShallow(ta, tb, m, n, k) || Avx512Kernel<T>.TakesDeep(m, n, k)) && (long)m * n * k <= Gemm.DirectProduct;
+            shallow = (Avx512Kernel<T>.TakesShallow(ta, tb, m, n, k) || Avx512Kernel<T>.TakesDeep(ta, m, n, k)) && (long)m * n * k <= Gemm.DirectProduct;
             T[] direct = (T[])c0.Clone(), packed = (T[])c0.Clone();
             fixed (T* pa = a, pb = b, pd = direct, pp = packed)
             {

@@ -251,7 +251,7 @@ public static partial class Gemm
                 Avx512Kernel<T>.Shallow(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
                 return;
             }
-            if (m > 1 && Avx512Kernel<T>.TakesDeep(m, n, k))
+            if (m > 1 && Avx512Kernel<T>.TakesDeep(ta, m, n, k))
             {
                 Avx512Kernel<T>.Deep(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
                 return;

@@ -79,12 +79,22 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
     {
         int depth = k <= KC ? k : GemmDriver<T, Avx512Kernel<T>>.SliceDepth(k); // one slice: skip the divisions
         bool narrow = NarrowC(ta, m, n, Math.Min(depth, k)); // here, not in Direct: kept out of the path of every other product
+        int edge = narrow ? 0 : EdgeColumns(ta, m, n, Math.Min(depth, k)), main = n - edge;
+        if (narrow && m < 2 * Vector512<T>.Count) DirectNarrowRoutes.Note(DirectNarrowRoutes.Route.NarrowFewRows);
+        if (edge > 0) DirectNarrowRoutes.Note(DirectNarrowRoutes.Route.EdgeColumns);
         for (int pc = 0; pc < k; pc += depth)
         {
             T* ap = ta == Trans.No ? a + pc : a + (nint)pc * lda;   // op(A)(i, p) columns pc…
             T* bp = tb == Trans.No ? b + (nint)pc * ldb : b + pc;   // op(B)(p, j) rows pc…
-            if (narrow) Transposed(ta, tb, m, n, Math.Min(depth, k - pc), alpha, ap, lda, bp, ldb, pc == 0 ? beta : T.One, c, ldc);
-            else Direct(ta, tb, m, n, Math.Min(depth, k - pc), alpha, ap, lda, bp, ldb, pc == 0 ? beta : T.One, c, ldc);
+            int kp = Math.Min(depth, k - pc);
+            T bet = pc == 0 ? beta : T.One;
+            if (narrow) Transposed(ta, tb, m, n, kp, alpha, ap, lda, bp, ldb, bet, c, ldc);
+            else if (edge == 0) Direct(ta, tb, m, n, kp, alpha, ap, lda, bp, ldb, bet, c, ldc);
+            else
+            {
+                Direct(ta, tb, m, main, kp, alpha, ap, lda, bp, ldb, bet, c, ldc);
+                Transposed(ta, tb, m, edge, kp, alpha, ap, lda, tb == Trans.No ? bp + main : bp + (nint)main * ldb, ldb, bet, c + main, ldc);
+            }
         }
     }
 
@@ -151,11 +161,14 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
     /// and for 6–8 float32 columns (1978×6×17 68–70 → 54–64). Float64 with a transposed A takes 5–8 columns too
     /// from k = 16 (two alternating rounds, % of OpenBLAS: 1347×8×232 Aᵀ·B 105–108 → 141–159, 592×8×585 Aᵀ·Bᵀ 111–131 →
     /// 173–178, 2000×5×100 Aᵀ·Bᵀ 75–96 → 103–125, 300×6×40 Aᵀ·B 67–75 → 77–91, 646×7×19 Aᵀ·B 56–57 → 63–64; at k = 9 it
-    /// lost: 169×5×9 Aᵀ·B 59–72 → 48–57).
+    /// lost: 169×5×9 Aᵀ·B 59–72 → 48–57). With <see cref="DirectNarrowRoutes.On"/>, A transposed and k &gt; <see cref="DeepDepth"/>
+    /// it takes 8 &lt; m &lt; 2L as well (Cᵀ is then at most 8 rows of 1–2 vectors, and A's stored rows are read in place):
+    /// 13×2×43 Aᵀ·B f32 44–47 → 57–63, f64 63–65 → 83–86. (Shallower products of 5..L columns go to <see cref="Deep"/>
+    /// first; with A as stored, computing Cᵀ for 5–8 float32 columns at k &gt; 24 lost: 300×8×30 A·B 85 → 53, 101×6×63 63–72 → 48–51.)
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool NarrowC(Trans ta, int m, int n, int k) =>
-        m >= 2 * Vector512<T>.Count && k >= NarrowDepth
+        (m >= 2 * Vector512<T>.Count || (ta == Trans.Yes && m > 8 && k > DeepDepth && DirectNarrowRoutes.On)) && k >= NarrowDepth
         && (ta == Trans.Yes ? n <= Vector512<T>.Count / 2 || (typeof(T) == typeof(double) && n <= 8 && k >= 16) : typeof(T) == typeof(float) && n <= 4);
 
     /// <summary>
@@ -392,10 +405,59 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
                 if (groups > 0) Strip<SFull>(groups, k, ai, ars, aps, b, ldb, ci, ldc, alpha, beta, 0, rows);
                 if (last > 0) Strip<SMasked>(1, k, ai, ars, aps, bLast, ldb, cLast, ldc, alpha, beta, last, rows);
             }
-            else
+            else if (rows > 2 || !DirectNarrowRoutes.On)
             {
                 if (groups > 0) Strip<FewRows<SFull, R4>>(groups, k, ai, ars, aps, b, ldb, ci, ldc, alpha, beta, 0, rows);
                 if (last > 0) Strip<FewRows<SMasked, R4>>(1, k, ai, ars, aps, bLast, ldb, cLast, ldc, alpha, beta, last, rows);
+            }
+            else // 1–2 rows: a 2-row body, not 4 rows of which 2–3 repeat the last one (DirectNarrowRoutes; measured
+            {    // % of OpenBLAS, off → on: 2×1022×9 A·B f32 99–108 → 117–141; 2×832×9 Aᵀ·B f32 91–94 → 110–115, f64 96–99 → 102–109)
+                DirectNarrowRoutes.Note(DirectNarrowRoutes.Route.TwoRowStrip);
+                int paired = m == 1 ? groups & ~1 : 0; // one row in all: 8 vectors per pass, none repeated
+                if (paired > 0) OneRowPairs<SFull>(paired / 2, k, alpha, ai, aps, b, ldb, beta, ci);
+                if (groups > paired) Strip<FewRows<SFull, R2>>(groups - paired, k, ai, ars, aps, b + paired * width, ldb, ci + paired * width, ldc, alpha, beta, 0, rows);
+                if (last > 0) Strip<FewRows<SMasked, R2>>(1, k, ai, ars, aps, bLast, ldb, cLast, ldc, alpha, beta, last, rows);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A C of one row, <paramref name="pairs"/> × 8 vectors of it: C(0, :) = alpha·Σ_p A(0, p)·B(p, :) + beta·C over p &lt; k
+    /// (A(0, p) = a[p·aps], B(p, :) = b + p·ldb), 8 accumulators per pass, so every multiply-add is one of C's (the 2-row
+    /// strip would repeat the row: half its multiply-adds idle). The same chain and epilogue as <see cref="Strip{S}"/>.
+    /// Measured (% of OpenBLAS, three alternating rounds, off → on, with the 2-row strips): 1×463×9 Aᵀ·B f32 68–73 → 87–94,
+    /// f64 73–81 → 100–104; 1×300×60 A·B f32 89–93 → 99–110, f64 78–96 → 103–120.
+    /// </summary>
+    private static void OneRowPairs<S>(int pairs, int k, T alpha, T* a, nint aps, T* b, nint ldb, T beta, T* c) where S : struct, ITileShape
+    {
+        int l = Vector512<T>.Count;
+        Vector512<T> va = Vector512.Create(alpha), vb = Vector512.Create(beta);
+        bool beta0 = S.Beta0 || beta == T.Zero;
+        for (int t = 0; t < pairs; t++, b += 8 * l, c += 8 * l)
+        {
+            Vector512<T> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
+            T* ap = a;
+            for (T* bp = b, bEnd = b + k * ldb; bp < bEnd; bp += ldb, ap += aps)
+            {
+                Vector512<T> x = Vector512.Create(ap[0]);
+                s0 = Fma(x, Vector512.Load(bp), s0);
+                s1 = Fma(x, Vector512.Load(bp + l), s1);
+                s2 = Fma(x, Vector512.Load(bp + 2 * l), s2);
+                s3 = Fma(x, Vector512.Load(bp + 3 * l), s3);
+                s4 = Fma(x, Vector512.Load(bp + 4 * l), s4);
+                s5 = Fma(x, Vector512.Load(bp + 5 * l), s5);
+                s6 = Fma(x, Vector512.Load(bp + 6 * l), s6);
+                s7 = Fma(x, Vector512.Load(bp + 7 * l), s7);
+            }
+            if (S.UnitAlpha)
+            {
+                StoreRow4(c, s0, s1, s2, s3, 4, false, default);
+                StoreRow4(c + 4 * l, s4, s5, s6, s7, 4, false, default);
+            }
+            else
+            {
+                PutRow4(c, s0, s1, s2, s3, va, vb, beta0, 4, false, default);
+                PutRow4(c + 4 * l, s4, s5, s6, s7, va, vb, beta0, 4, false, default);
             }
         }
     }
@@ -403,7 +465,7 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
     /// <summary>
     /// <paramref name="tiles"/> tiles side by side, each C[0:rows, 0:nv·L] = alpha·Σ_p A(:, p)·B(p, :) + beta·C
     /// over p &lt; k, where A(r, p) = a[r·ars + p·aps] and B(p, :) = b + p·ldb (both as stored), nv =
-    /// <see cref="ITileShape.Vectors"/> ≤ 4 and rows ≤ 6 (≤ 4 with a 4-row body). Rows past
+    /// <see cref="ITileShape.Vectors"/> ≤ 4 and rows ≤ 6 (≤ 4 with a 4-row body, ≤ 2 with a 2-row one). Rows past
     /// <paramref name="rows"/> repeat the last row's broadcasts and are not stored; when masked, the last
     /// vector holds <paramref name="last"/> columns and B and C are read and written under the mask.
     /// </summary>
@@ -411,8 +473,8 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
         int last, int rows) where S : struct, ITileShape
     {
         int l = Vector512<T>.Count, nv = S.Vectors;
-        bool masked = S.Masked, four = S.Rows == 4;
-        nint o1 = Row(1, rows, ars), o2 = Row(2, rows, ars), o3 = Row(3, rows, ars);
+        bool masked = S.Masked, two = S.Rows == 2, four = S.Rows <= 4;
+        nint o1 = Row(1, rows, ars), o2 = two ? 0 : Row(2, rows, ars), o3 = two ? 0 : Row(3, rows, ars);
         nint o4 = four ? 0 : Row(4, rows, ars), o5 = four ? 0 : Row(5, rows, ars);
         Vector512<T> mask = masked ? LaneMask<T>(last) : default;
         bool beta0 = S.Beta0 || beta == T.Zero;
@@ -438,16 +500,19 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
                 if (nv > 1) c11 = Fma(x, b1, c11);
                 if (nv > 2) c12 = Fma(x, b2, c12);
                 if (nv > 3) c13 = Fma(x, b3, c13);
-                x = Vector512.Create(ap[o2]);
-                c20 = Fma(x, b0, c20);
-                if (nv > 1) c21 = Fma(x, b1, c21);
-                if (nv > 2) c22 = Fma(x, b2, c22);
-                if (nv > 3) c23 = Fma(x, b3, c23);
-                x = Vector512.Create(ap[o3]);
-                c30 = Fma(x, b0, c30);
-                if (nv > 1) c31 = Fma(x, b1, c31);
-                if (nv > 2) c32 = Fma(x, b2, c32);
-                if (nv > 3) c33 = Fma(x, b3, c33);
+                if (!two)
+                {
+                    x = Vector512.Create(ap[o2]);
+                    c20 = Fma(x, b0, c20);
+                    if (nv > 1) c21 = Fma(x, b1, c21);
+                    if (nv > 2) c22 = Fma(x, b2, c22);
+                    if (nv > 3) c23 = Fma(x, b3, c23);
+                    x = Vector512.Create(ap[o3]);
+                    c30 = Fma(x, b0, c30);
+                    if (nv > 1) c31 = Fma(x, b1, c31);
+                    if (nv > 2) c32 = Fma(x, b2, c32);
+                    if (nv > 3) c33 = Fma(x, b3, c33);
+                }
                 if (!four)
                 {
                     x = Vector512.Create(ap[o4]);
@@ -467,6 +532,7 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
             {
                 StoreRow4(c, c00, c01, c02, c03, nv, masked, mask);
                 if (rows > 1) StoreRow4(c + ldc, c10, c11, c12, c13, nv, masked, mask);
+                if (two) continue;
                 if (rows > 2) StoreRow4(c + 2 * ldc, c20, c21, c22, c23, nv, masked, mask);
                 if (rows > 3) StoreRow4(c + 3 * ldc, c30, c31, c32, c33, nv, masked, mask);
                 if (four) continue;
@@ -477,6 +543,7 @@ internal unsafe partial struct Avx512Kernel<T> : IGemmKernel<T> where T : unmana
             Vector512<T> va = Vector512.Create(alpha), vb = Vector512.Create(beta);
             PutRow4(c, c00, c01, c02, c03, va, vb, beta0, nv, masked, mask);
             if (rows > 1) PutRow4(c + ldc, c10, c11, c12, c13, va, vb, beta0, nv, masked, mask);
+            if (two) continue;
             if (rows > 2) PutRow4(c + 2 * ldc, c20, c21, c22, c23, va, vb, beta0, nv, masked, mask);
             if (rows > 3) PutRow4(c + 3 * ldc, c30, c31, c32, c33, va, vb, beta0, nv, masked, mask);
             if (four) continue;

@@ -167,20 +167,31 @@ internal unsafe partial struct Avx512Kernel<T>
     internal const int DeepDepth = 24;
 
     /// <summary>
-    /// Whether <see cref="Deep"/> runs the product (m, n ≥ 2): float32, one vector of columns but more than 8 of them (at most 8
-    /// with k ≥ 8 is the narrow-C routing's), <see cref="ShallowDepth"/> &lt; k ≤ <see cref="DeepDepth"/>, C of at most 2¹⁶ elements.
-    /// The 8-row tiles of <see cref="Direct"/> on one vector are FMA-latency bound per tile; rows here are independent chains.
+    /// Whether <see cref="Deep"/> runs the product (m, n ≥ 2): one vector of columns, <see cref="ShallowDepth"/> &lt; k ≤
+    /// <see cref="DeepDepth"/>, C of at most 2¹⁶ elements. The 8-row tiles of <see cref="Direct"/> on one vector are FMA-latency
+    /// bound per tile; rows here are independent chains. With <see cref="DirectNarrowRoutes.On"/>: 2..L columns in both
+    /// precisions, except where <see cref="NarrowC"/> computes Cᵀ on at most 4 columns (Deep spends a whole FMA per row on
+    /// them: 68×4×16 Aᵀ·Bᵀ f64 63–67 → 52–55 %) or, in float32, from k = 17 (646×7×19 Aᵀ·B 110–125 → 98–114, 300×6×20 85–97 →
+    /// 68–82, 200×5×24 75–87 → 51–64); without it, float32 with 9..L columns only. Measured (% of OpenBLAS, one thread, two
+    /// or three alternating rounds, off → on): 169×5×9 Aᵀ·B f64 76–81 → 170–177, f32 72–78 → 129–145; 1000×5×10 Aᵀ·B f64
+    /// 73–93 → 192–200, f32 74–92 → 120–147; 500×8×12 Aᵀ·B f32 97–118 → 145–177; 16×3×13 A·B f64 65–71 → 97–147, f32 54–71 →
+    /// 84–121; 1978×6×17 A·B f64 56–73 → 92–116, f32 58–74 → 90–112; 646×7×19 Aᵀ·B f64 60–76 → 79–108; 886×5×16 Aᵀ·B f64
+    /// 84–97 → 123–139; 2000×3×20 A·B f64 92–98 → 131–134.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static bool TakesDeep(int m, int n, int k) =>
-        typeof(T) == typeof(float) && n > 8 && n <= Vector512<T>.Count && k > ShallowDepth && k <= DeepDepth && (long)m * n <= 1 << 16;
+    internal static bool TakesDeep(Trans ta, int m, int n, int k) =>
+        k > ShallowDepth && k <= DeepDepth && n <= Vector512<T>.Count && (long)m * n <= 1 << 16
+        && (DirectNarrowRoutes.On
+            ? n >= 2 && (!NarrowC(ta, m, n, k) || (n > 4 && (typeof(T) == typeof(double) || k <= 16)))
+            : typeof(T) == typeof(float) && n > 8);
 
-    /// <summary>C = alpha·op(A)·op(B) + beta·C for n ≤ L and k ≤ <see cref="DeepDepth"/>: one masked strip, row by row (the same chains and epilogue as every path).</summary>
+    /// <summary>C = alpha·op(A)·op(B) + beta·C for n ≤ L and <see cref="ShallowDepth"/> &lt; k ≤ <see cref="DeepDepth"/>: one masked strip, row by row (the same chains and epilogue as every path).</summary>
     [SkipLocalsInit]
     public static void Deep(Trans ta, Trans tb, int m, int n, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
     {
         nint ars = ta == Trans.No ? lda : 1, aps = ta == Trans.No ? 1 : lda; // op(A)(i, p) = a[i·ars + p·aps]
         nint bps = ldb;
+        DirectNarrowRoutes.Note(DirectNarrowRoutes.Route.Deep);
         T* block = stackalloc T[DeepDepth * 64 / sizeof(T)];
         if (tb == Trans.Yes)
         {
