@@ -537,7 +537,8 @@ public class GemmDirectTests
                     var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
                     var route = Routed<T>(rng, ta, tb, m, n, k, alpha, beta, pad: caseIndex % 3, offset: 1 + caseIndex % 2);
                     bool expected = ta == Trans.Yes && r >= 1 && r <= l / 4 && m >= 2 * l && k >= e && Gemm.UseDirect<T>(m, n, k)
-                                    && !Avx512Kernel<T>.TakesShallow(ta, tb, m, n, k); // k ≤ 8 over few strips: Shallow
+                                    && !Avx512Kernel<T>.TakesShallow(ta, tb, m, n, k) // k ≤ 8 over few strips: Shallow
+                                    && GemmTransposedCopy.Choose<T>(ta, tb, m, n, k) == TransposedCopyRoute.None; // else a copy's route
                     if (Avx512Runs()) Assert.True(expected == route.HasFlag(DirectNarrowRoutes.Route.EdgeColumns), $"{typeof(T).Name} {m}×{n}×{k} {ta}/{tb}: {route}, expected edge columns {expected}");
                     if (expected) taken++;
                     caseIndex++;
@@ -600,7 +601,8 @@ public class GemmDirectTests
         GemmGeneric.Multiply(ta, tb, m, n, k, al, a.AsSpan(offset), lda, b.AsSpan(offset), ldb, be, c.AsSpan(offset), ldc);
         var route = DirectNarrowRoutes.Trace();
         if (Avx512F.IsSupported && Gemm.SelectedKernel == Gemm.KernelKind.Avx512
-            && !Gemm.UseDot<T>(ta, tb, m, n, k) && !(m > 8 && k >= 8 && Avx512NarrowDot<T>.Takes(ta, tb, n, k)))
+            && !Gemm.UseDot<T>(ta, tb, m, n, k) && !(m > 8 && k >= 8 && Avx512NarrowDot<T>.Takes(ta, tb, n, k))
+            && !GemmTransposedCopy.ChangesBits<T>(ta, tb, m, n, k))
         {
             T[] packed = (T[])c0.Clone();
             fixed (T* pa = a, pb = b, pp = packed)
