@@ -61,7 +61,8 @@ public class GemmTransposedCopyTests
     public void ChooseGivesTheIntendedRoutes()
     {
         const TransposedCopyRoute none = TransposedCopyRoute.None, dot = TransposedCopyRoute.TransposedADot,
-            shallow = TransposedCopyRoute.TransposedBShallow, narrow = TransposedCopyRoute.NarrowBNarrowDot;
+            shallow = TransposedCopyRoute.TransposedBShallow, direct = TransposedCopyRoute.TransposedBDirect,
+            narrow = TransposedCopyRoute.NarrowBNarrowDot;
         (Trans Ta, Trans Tb, int M, int N, int K, TransposedCopyRoute F64, TransposedCopyRoute F32)[] cases =
         [
             // Aᵀ·Bᵀ with few rows: the dot form.
@@ -69,7 +70,7 @@ public class GemmTransposedCopyTests
             (Trans.Yes, Trans.Yes, 2, 88, 44, dot, dot),
             (Trans.Yes, Trans.Yes, 10, 138, 281, dot, dot),
             (Trans.Yes, Trans.Yes, 15, 138, 281, dot, dot),
-            (Trans.Yes, Trans.Yes, 16, 138, 281, none, none), // past GemmDot.MaxDotRows
+            (Trans.Yes, Trans.Yes, 16, 138, 281, direct, direct), // past GemmDot.MaxDotRows: the direct path on a copy
             (Trans.Yes, Trans.Yes, 2, 832, 9, dot, none), // float32 from k = 12 on 2–3 rows
             (Trans.Yes, Trans.Yes, 2, 832, 12, dot, dot),
             (Trans.Yes, Trans.Yes, 2, 832, 7, none, none), // below the dot form's depth; 2 rows over many strips are not shallow
@@ -88,11 +89,24 @@ public class GemmTransposedCopyTests
             (Trans.No, Trans.Yes, 30, 200, 1, shallow, shallow), // an outer product
             (Trans.Yes, Trans.Yes, 7, 368, 1, shallow, shallow),
             (Trans.Yes, Trans.Yes, 7, 67, 17, none, none), // 7 rows below k = 32: neither
-            (Trans.No, Trans.Yes, 30, 200, 9, none, none), // past ShallowDepth
+            (Trans.No, Trans.Yes, 30, 200, 9, direct, direct), // past ShallowDepth: the direct path on a copy
             (Trans.No, Trans.Yes, 100, 500, 4, none, none), // Shallow takes it with B transposed, over 64 rows
             (Trans.No, Trans.Yes, 8, 8, 8, none, none), // one strip at k = 8: Shallow's own transpose is vectorised
             (Trans.No, Trans.Yes, 30, 7, 5, none, none), // n < 8, one strip
             (Trans.No, Trans.Yes, 400, 200, 4, none, none), // C over 2¹⁶ elements: not shallow either way
+            // Past ShallowDepth on enough rows: the direct path on a copy of op(B).
+            (Trans.Yes, Trans.Yes, 44, 14, 1319, direct, direct),
+            (Trans.No, Trans.Yes, 44, 14, 1319, direct, direct),
+            (Trans.Yes, Trans.Yes, 8, 2540, 13, none, direct), // float64 from 16 rows
+            (Trans.Yes, Trans.Yes, 16, 2540, 13, direct, direct),
+            (Trans.Yes, Trans.Yes, 7, 67, 17, none, none), // float32 Aᵀ·Bᵀ from 8 rows
+            (Trans.No, Trans.Yes, 8, 106, 50, none, none), // A·Bᵀ from 16 rows
+            (Trans.No, Trans.Yes, 17, 7, 10, direct, direct), // a narrow C with A as stored
+            (Trans.Yes, Trans.Yes, 114, 3, 1222, none, none), // a narrow C with A transposed: the direct path's own route
+            (Trans.Yes, Trans.Yes, 94, 2, 31, none, none),
+            (Trans.No, Trans.Yes, 15, 22, 1280, none, none), // A·Bᵀ with few rows: GemmDot
+            (Trans.No, Trans.Yes, 72, 4, 2856, none, none), // narrow A·Bᵀ: Avx512NarrowDot in place
+            (Trans.Yes, Trans.Yes, 100, 100, 200, none, none), // over the direct limit
             // Narrow float32 A·B with a long k: the dot form on a copy of Bᵀ.
             (Trans.No, Trans.No, 126, 7, 911, none, narrow),
             (Trans.No, Trans.No, 38, 7, 660, none, narrow),
@@ -114,7 +128,8 @@ public class GemmTransposedCopyTests
 
     /// <summary>
     /// Through <see cref="Gemm"/>: Aᵀ·Bᵀ with 2..15 rows over n ≥ 16 and k across the vector tails (the dot form, or
-    /// None where Choose says so), shallow A·Bᵀ and Aᵀ·Bᵀ for k = 1..8 over several strips and few rows, narrow float32
+    /// None where Choose says so), shallow A·Bᵀ and Aᵀ·Bᵀ for k = 1..8 over several strips and few rows, deeper ones on
+    /// the direct path (every width of its last tile's vectors; a narrow C), narrow float32
     /// A·B around m = 16 and the least k; each case asserts the route it takes.
     /// </summary>
     [Theory]
@@ -146,18 +161,24 @@ public class GemmTransposedCopyTests
                 Run(Trans.Yes, Trans.Yes, m, n, k);
                 Run(Trans.No, Trans.Yes, m, n, k);
             }
+        foreach (var (m, n, k) in new[] { (16, 20, 9), (17, 3 * l + 5, 40), (40, 9, 300), (8, 70, 13), (44, 14, 1319), (17, 7, 10), (70, 3, 20) })
+        {
+            Run(Trans.Yes, Trans.Yes, m, n, k);
+            Run(Trans.No, Trans.Yes, m, n, k);
+        }
         foreach (var (m, n, k) in new[] { (16, 7, 24 * 16), (17, 2, 12 * 16 + 5), (126, 7, 911), (38, 5, 660), (15, 3, 300), (40, 8, 24 * 16 - 1) })
             Run(Trans.No, Trans.No, m, n, k);
         if (typeof(T) == typeof(float))
-            Assert.Equal(4, seen.Count); // all three routes and None
+            Assert.Equal(5, seen.Count); // all four routes and None
         else
-            Assert.Equal(new[] { TransposedCopyRoute.None, TransposedCopyRoute.TransposedADot, TransposedCopyRoute.TransposedBShallow }, seen.Order());
+            Assert.Equal(new[] { TransposedCopyRoute.None, TransposedCopyRoute.TransposedADot, TransposedCopyRoute.TransposedBShallow,
+                TransposedCopyRoute.TransposedBDirect }, seen.Order());
     }
 
     /// <summary>
     /// Each route run directly (AVX-512 only) on shapes the routing leaves to others: the dot form of Aᵀ·Bᵀ for 1..9
     /// rows (every height of GemmDot's last tile) and small n, the shallow one for every k ≤ 8 on one strip and on
-    /// many rows, the narrow dot form for every m of its last row tile and every n in 2..8 in both precisions.
+    /// many rows, the direct one on one row, few rows and a narrow C, the narrow dot form for every m of its last row tile and every n in 2..8 in both precisions.
     /// </summary>
     [Theory]
     [MemberData(nameof(Precisions))]
@@ -186,6 +207,11 @@ public class GemmTransposedCopyTests
                 Run(TransposedCopyRoute.TransposedBShallow, Trans.Yes, Trans.Yes, m, n, k);
                 Run(TransposedCopyRoute.TransposedBShallow, Trans.No, Trans.Yes, m, n, k);
             }
+        foreach (var (m, n, k) in new[] { (1, 5, 9), (3, 50, 20), (9, 3, 40), (20, 2 * l + 1, 300) })
+        {
+            Run(TransposedCopyRoute.TransposedBDirect, Trans.Yes, Trans.Yes, m, n, k);
+            Run(TransposedCopyRoute.TransposedBDirect, Trans.No, Trans.Yes, m, n, k);
+        }
         for (int n = 2; n <= 8; n++)
             foreach (int m in new[] { 1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 50 })
                 Run(TransposedCopyRoute.NarrowBNarrowDot, Trans.No, Trans.No, m, n, 1 + (caseIndex * 13) % (5 * l));
@@ -197,8 +223,7 @@ public class GemmTransposedCopyTests
     /// own bound: each term passes through at most ⌈k/L⌉ fused multiply-adds of its lane's chain, the L − 1 additions of the
     /// lane sum and one more where GemmDot's one-row tile adds two sets of accumulators, then α and β, so depth =
     /// min(k, ⌈k/L⌉ + L + 1) and 2·(depth + 2)·ε covers it and the float64 reference (as in GemmNarrowTests). On the shallow
-    /// route (and any product Choose leaves alone that runs on the direct or packed path's order) bit for bit against the
-    /// packed path. With AVX-512 a routed product runs on that kernel, checked to be the route Choose gives.
+    /// route and the direct one bit for bit against the packed path. With AVX-512 a routed product runs on that kernel, checked to be the route Choose gives.
     /// </summary>
     private static unsafe void Check<T>(Random rng, Trans ta, Trans tb, int m, int n, int k, double alpha, double beta,
         int pad, int offset, TransposedCopyRoute? forced)
@@ -255,7 +280,7 @@ public class GemmTransposedCopyTests
                     Assert.True(Math.Abs(got - expected) <= bound, $"{what}: C[{i},{j}] = {got}, reference {expected}, bound {bound}");
                 }
         }
-        else if (route == TransposedCopyRoute.TransposedBShallow)
+        else if (route is TransposedCopyRoute.TransposedBShallow or TransposedCopyRoute.TransposedBDirect)
         {
             T[] packed = (T[])c0.Clone();
             fixed (T* pa = a, pb = b, pp = packed)

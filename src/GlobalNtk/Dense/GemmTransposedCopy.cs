@@ -20,6 +20,12 @@ internal enum TransposedCopyRoute
     /// <summary>A·Bᵀ or Aᵀ·Bᵀ with a shallow k: op(B) copied as stored rows, then <see cref="Avx512Kernel{T}.Shallow"/> (the packed path's bits).</summary>
     TransposedBShallow,
 
+    /// <summary>
+    /// A·Bᵀ or Aᵀ·Bᵀ on the direct path: op(B) copied as stored rows, then <see cref="Avx512Kernel{T}.Deep"/> or
+    /// <see cref="Avx512Kernel{T}.DirectSliced"/> with B as stored (the packed path's bits).
+    /// </summary>
+    TransposedBDirect,
+
     /// <summary>Float32 A·B with a narrow C: op(B)ᵀ copied (n rows along k), then <see cref="Avx512NarrowDot{T}"/>'s dot form (other bits).</summary>
     NarrowBNarrowDot,
 }
@@ -70,6 +76,12 @@ internal static unsafe class GemmTransposedCopy
     /// A·Bᵀ 80 / 76–80 → 136 / 222–229, 12×100×8 A·Bᵀ 127–146 / 124 → 156–180 / 185–194, 6×695×1 A·Bᵀ 85 / 54 → 114–118 /
     /// 103–104, 7×368×1 Aᵀ·Bᵀ 63 / 60–62 → 90–94 / 118–122; the dot form did not pay on 7–8 rows below k = 32 (7×67×17 Aᵀ·Bᵀ
     /// f64 77–87 → 61–63 at k ≥ 12);</item>
+    /// <item><see cref="TransposedCopyRoute.TransposedBDirect"/>: B transposed past <see cref="Avx512Kernel{T}.ShallowDepth"/> on
+    /// at least 16 rows (8 for float32 Aᵀ·Bᵀ, <see cref="DirectCopyRows{T}"/>), unless GemmDot, the narrow dot form or the
+    /// direct path's transposed narrow C (<see cref="Avx512Kernel{T}.NarrowC"/>, faster on a transposed B: 114×3×1222 Aᵀ·Bᵀ
+    /// 150 / 170 → 126 / 142, 94×2×31 Aᵀ·Bᵀ 95 / 103 → 78 / 81 when taken) takes it: the direct path reads a stored B at about
+    /// twice the speed it packs a transposed one. 8×2540×13 Aᵀ·Bᵀ f32 79 → 140, A·Bᵀ
+    /// f32 103 → 172, 44×14×1319 Aᵀ·Bᵀ 85 / 64 → 91 / 81, A·Bᵀ 110 / 65 → 131 / 83, 8×11×14 Aᵀ·Bᵀ f32 97 → 125, 17×7×10 A·Bᵀ 157 / 112 → 195 / 134, 44×7×17 A·Bᵀ 200 / 122 → 231 / 150;</item>
     /// <item><see cref="TransposedCopyRoute.NarrowBNarrowDot"/>: float32 A·B with 2 ≤ n ≤ 8, m ≥ 16 and k as long as
     /// <see cref="Avx512NarrowDot{T}.Takes"/> asks of a transposed B (float64 runs as fast as OpenBLAS there already):
     /// 126×7×911 f32 58 → 132, 38×7×660 f32 70 → 117.</item>
@@ -86,6 +98,9 @@ internal static unsafe class GemmTransposedCopy
             if (k <= Avx512Kernel<T>.ShallowDepth && Avx512Kernel<T>.TakesShallow(ta, Trans.No, m, n, k)
                 && (!Avx512Kernel<T>.TakesShallow(ta, Trans.Yes, m, n, k) || (m < ShallowCopyRows && n >= 8 && k < Avx512Kernel<T>.ShallowDepth)))
                 return TransposedCopyRoute.TransposedBShallow;
+            if (m >= DirectCopyRows<T>(ta) && k > Avx512Kernel<T>.ShallowDepth && !Gemm.UseDot<T>(ta, tb, m, n, k)
+                && !Avx512Kernel<T>.NarrowC(ta, m, n, k) && !(ta == Trans.No && m > 8 && Avx512NarrowDot<T>.Takes(Trans.No, Trans.Yes, n, k)))
+                return TransposedCopyRoute.TransposedBDirect;
             return TransposedCopyRoute.None;
         }
         if (typeof(T) == typeof(float) && ta == Trans.No && (uint)(n - 2) <= 6 && m >= 16
@@ -93,6 +108,13 @@ internal static unsafe class GemmTransposedCopy
             return TransposedCopyRoute.NarrowBNarrowDot;
         return TransposedCopyRoute.None;
     }
+
+    /// <summary>
+    /// Least m for <see cref="TransposedCopyRoute.TransposedBDirect"/>: the copy costs about one vector operation per L elements
+    /// of B, the product m/L vector FMAs per element, so fewer rows do not pay for it (7×67×17 Aᵀ·Bᵀ lost: 73 / 114 → 55 / 95;
+    /// 8×106×50 A·Bᵀ f32 94 → 76, while 8×2540×13 Aᵀ·Bᵀ f32 won 81 → 138).
+    /// </summary>
+    private static int DirectCopyRows<T>(Trans ta) => typeof(T) == typeof(float) && ta == Trans.Yes ? 8 : 16;
 
     /// <summary>Whether the product runs on a dot-form route here (so its bits are not the packed path's; tests ask).</summary>
     internal static bool ChangesBits<T>(Trans ta, Trans tb, int m, int n, int k) where T : unmanaged, IFloatingPointIeee754<T>
@@ -151,6 +173,17 @@ internal static unsafe class GemmTransposedCopy
                     T* bt = scratch.Get(k * ld);
                     NarrowTranspose.Copy(b, ldb, n, k, bt, ld);
                     Avx512Kernel<T>.Shallow(ta, Trans.No, m, n, k, alpha, a, lda, bt, ld, beta, c, ldc);
+                    break;
+                }
+                case TransposedCopyRoute.TransposedBDirect:
+                {
+                    nint ld = (n + l - 1) / l * l;
+                    T* bt = scratch.Get(k * ld);
+                    NarrowTranspose.Copy(b, ldb, n, k, bt, ld);
+                    if (Avx512Kernel<T>.TakesDeep(m, n, k))
+                        Avx512Kernel<T>.Deep(ta, Trans.No, m, n, k, alpha, a, lda, bt, ld, beta, c, ldc);
+                    else
+                        Avx512Kernel<T>.DirectSliced(ta, Trans.No, m, n, k, alpha, a, lda, bt, ld, beta, c, ldc);
                     break;
                 }
                 case TransposedCopyRoute.NarrowBNarrowDot:
