@@ -231,6 +231,11 @@ public static partial class Gemm
             ScaleC(m, n, beta, c, ldc);
             return;
         }
+        if (kind == KernelKind.Avx512 && GemmOuter.Takes(tb, m, n, k))
+        {
+            GemmOuter.Run(ta, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
         if (kind == KernelKind.Avx512 && UseDot<T>(ta, tb, m, n, k))
         {
             GemmDot.Run(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
