@@ -172,67 +172,20 @@ public class GemmDotTests
     }
 
     /// <summary>
-    /// Checks one product against the naive float64 product of the same (rounded) inputs.
-    /// Bound: every element is a sum of k exact products (fused into their additions, or rounded once) in some
-    /// order (lane accumulators, horizontal sums, axpy slabs added into C, or a scalar chain), then scaled by α
-    /// and combined with β·C: each product takes part in at most k roundings in the sum (a summation tree of k
-    /// terms has at most k − 1 additions above a leaf, plus the product's own rounding without FMA; adding the zero
-    /// lanes of a masked tail is exact) and 2 after it, so |ĉ − c| ≤ γ_{k+2}·(|α|·Σ|a||b| + |β|·|c|), with
-    /// γ_j = j·u/(1 − j·u), u the unit roundoff of T. The float64 reference carries at most γ_{k+2} in u₆₄ of
-    /// the same scale. 2.5·(k+2)·u_T covers both for every k here (j·u ≤ 0.02). A wrong tail mask, a dropped or
-    /// repeated row or lane, or a wrong stride is off by about one term, |a||b| ≈ Σ|a||b|/k, far outside it.
-    /// Operands start <paramref name="offset"/> elements into their arrays, rows are <paramref name="pad"/>
-    /// elements longer than their widths; C is preceded by its offset and followed by 8 guard rows, and neither
-    /// they nor the padding between C's rows may change. β = 0 runs on a C full of NaN.
+    /// Checks one product against <see cref="GemmReference.AssertNaive"/> (any summation order of the lane
+    /// accumulators, horizontal sums, axpy slabs added into C, or a scalar chain is within its bound; a wrong tail
+    /// mask, a dropped or repeated row or lane, or a wrong stride is off by about one term, far outside it), on
+    /// padded, offset operands with guards around C (<see cref="GemmCase{T}"/>).
     /// </summary>
     private static unsafe void Check<T>(Random rng, Trans ta, Trans tb, int m, int n, int k, double alpha, double beta,
         int pad, int offset, bool kernelDirectly, string kernel = "Avx512 GemmDot")
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int aRows = ta == Trans.No ? m : k, aCols = ta == Trans.No ? k : m;
-        int bRows = tb == Trans.No ? k : n, bCols = tb == Trans.No ? n : k;
-        int lda = aCols + pad, ldb = bCols + pad, ldc = n + pad;
-        T[] a = Random<T>(rng, offset + (aRows - 1) * lda + aCols), b = Random<T>(rng, offset + (bRows - 1) * ldb + bCols);
-        int cEnd = offset + (m - 1) * ldc + n;
-        T[] c = Random<T>(rng, cEnd + 8 * ldc);
-        if (beta == 0)
-            for (int i = 0; i < m; i++) c.AsSpan(offset + i * ldc, n).Fill(T.NaN);
-        T[] c0 = (T[])c.Clone();
-        T al = T.CreateTruncating(alpha), be = T.CreateTruncating(beta);
+        var g = new GemmCase<T>(rng, ta, tb, m, n, k, alpha, beta, pad, offset);
         if (kernelDirectly)
-            fixed (T* pa = a, pb = b, pc = c)
-                GemmDot.Run(ta, tb, m, n, k, al, pa + offset, lda, pb + offset, ldb, be, pc + offset, ldc);
+            g.Run((a, b, c) => GemmDot.Run(ta, tb, m, n, k, g.Al, a, g.Lda, b, g.Ldb, g.Be, c, g.Ldc));
         else
-            GemmGeneric.Multiply(ta, tb, m, n, k, al, a.AsSpan(offset), lda, b.AsSpan(offset), ldb, be, c.AsSpan(offset), ldc);
-
-        double u = typeof(T) == typeof(float) ? 5.9604644775390625e-8 : 1.1102230246251565e-16; // 2⁻²⁴, 2⁻⁵³
-        double tol = 2.5 * (k + 2) * u;
-        string where = $"{typeof(T).Name} {kernel} {ta}/{tb} m={m} n={n} k={k} α={alpha} β={beta} pad={pad} offset={offset}";
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-            {
-                double s = 0, scale = 0;
-                for (int p = 0; p < k; p++)
-                {
-                    T x = ta == Trans.No ? a[offset + i * lda + p] : a[offset + p * lda + i];
-                    T y = tb == Trans.No ? b[offset + p * ldb + j] : b[offset + j * ldb + p];
-                    double term = double.CreateTruncating(x) * double.CreateTruncating(y);
-                    s += term; scale += Math.Abs(term);
-                }
-                int q = offset + i * ldc + j;
-                double old = beta == 0 ? 0 : double.CreateTruncating(c0[q]);
-                double expected = alpha * s + beta * old;
-                double bound = tol * (Math.Abs(alpha) * scale + Math.Abs(beta) * Math.Abs(old)) + 1e-300;
-                double got = double.CreateTruncating(c[q]);
-                Assert.True(Math.Abs(got - expected) <= bound, $"{where}: C[{i},{j}] = {got}, reference {expected}, bound {bound}");
-            }
-        for (int q = 0; q < offset; q++) Assert.True(c0[q].Equals(c[q]), $"{where}: guard {q} before C changed");
-        for (int q = cEnd; q < c.Length; q++) Assert.True(c0[q].Equals(c[q]), $"{where}: guard {q - cEnd} after C changed");
-        for (int i = 0; i < m - 1; i++)
-            for (int j = n; j < ldc; j++)
-                Assert.True(c0[offset + i * ldc + j].Equals(c[offset + i * ldc + j]), $"{where}: padding C[{i},{j}] changed");
+            GemmGeneric.Multiply(ta, tb, m, n, k, g.Al, g.A.AsSpan(offset), g.Lda, g.B.AsSpan(offset), g.Ldb, g.Be, g.C.AsSpan(offset), g.Ldc);
+        g.AssertNaive($"{kernel} pad={pad} offset={offset}");
     }
-
-    private static T[] Random<T>(Random rng, int count) where T : IFloatingPointIeee754<T>
-        => Array.ConvertAll(TestMath.Uniform(rng, count), v => T.CreateTruncating(v));
 }

@@ -91,69 +91,28 @@ public class GemmNarrowTests
 
 
     /// <summary>
-    /// Runs the product by <paramref name="route"/> and checks it. Tolerance: in the dot form each term of C(i, j)
-    /// passes through at most ⌈k/L⌉ fused multiply-adds (its lane's chain) and L − 1 additions (the lane sum, in any
-    /// order), then α and β: error ≤ γ_{⌈k/L⌉+L+1}·(|α|·Σ|a||b| + |β|·|C|), γ_j ≈ j·u; the packed path's chains are
-    /// k + 2 deep. The float64 reference of the same inputs carries at most k·u₆₄ on the same scale, so
-    /// 2·(depth + 2)·ε (ε = 2u) covers both, with depth = ⌈k/L⌉ + L for the dot form and k otherwise.
-    /// With <see cref="Route.GemmPackedBits"/> and AVX-512, also bit for bit against the packed path
-    /// (<c>GemmDriver.Serial</c>) on the same inputs, guards included. C starts <paramref name="offset"/> elements into
-    /// its array, rows <paramref name="pad"/> apart past n, with 8 guard rows after it: all must stay untouched.
+    /// Runs the product by <paramref name="route"/> and checks it against <see cref="GemmReference.AssertNaive"/>, with
+    /// the dot form's depth: each term of C(i, j) passes through at most ⌈k/L⌉ fused multiply-adds (its lane's chain)
+    /// and L − 1 additions (the lane sum), so depth = ⌈k/L⌉ + L there and k otherwise. With
+    /// <see cref="Route.GemmPackedBits"/> and AVX-512, also bit for bit against the packed path on the same inputs,
+    /// guards included (<see cref="GemmCase{T}"/>: padded, offset operands, guard rows after C).
     /// </summary>
     private static unsafe void Check<T>(Random rng, Trans ta, Trans tb, int m, int n, int k, double alpha, double beta, int pad, int offset, Route route)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int aRows = ta == Trans.No ? m : k, aCols = ta == Trans.No ? k : m;
-        int bRows = tb == Trans.No ? k : n, bCols = tb == Trans.No ? n : k;
-        int lda = aCols + pad, ldb = bCols + pad, ldc = n + pad;
-        T[] a = Random<T>(rng, offset + (aRows - 1) * lda + aCols), b = Random<T>(rng, offset + (bRows - 1) * ldb + bCols);
-        int cEnd = offset + (m - 1) * ldc + n;
-        T[] c = Random<T>(rng, cEnd + 8 * ldc);
-        if (beta == 0) // β = 0 must overwrite C without reading it
-            for (int i = 0; i < m; i++) c.AsSpan(offset + i * ldc, n).Fill(T.NaN);
-        T[] c0 = (T[])c.Clone();
-        T al = T.CreateTruncating(alpha), be = T.CreateTruncating(beta);
+        var g = new GemmCase<T>(rng, ta, tb, m, n, k, alpha, beta, pad, offset);
         if (route == Route.Dot)
-            fixed (T* pa = a, pb = b, pc = c)
-                Avx512NarrowDot<T>.Run(tb, m, n, k, al, pa + offset, lda, pb + offset, ldb, be, pc + offset, ldc);
+            g.Run((a, b, c) => Avx512NarrowDot<T>.Run(tb, m, n, k, g.Al, a, g.Lda, b, g.Ldb, g.Be, c, g.Ldc));
         else
-            Gemm.Multiply(ta, tb, m, n, k, al, a.AsSpan(offset), lda, b.AsSpan(offset), ldb, be, c.AsSpan(offset), ldc);
-        string what = $"{typeof(T).Name} {ta}/{tb} {m}×{n}×{k} α={alpha} β={beta} pad={pad} offset={offset} {route}";
+            g.Multiply();
+        string what = $"pad={pad} offset={offset} {route}";
         if (route == Route.GemmPackedBits && Avx512F.IsSupported)
         {
-            T[] packed = (T[])c0.Clone();
-            fixed (T* pa = a, pb = b, pp = packed)
-                GemmDriver<T, Avx512Kernel<T>>.Serial(ta, tb, m, n, k, al, pa + offset, lda, pb + offset, ldb, be, pp + offset, ldc);
-            for (int q = 0; q < c.Length; q++)
-                Assert.True(c[q].Equals(packed[q]), $"{what}: element {q} = {c[q]}, packed path {packed[q]}");
+            T[] packed = g.Packed();
+            for (int q = 0; q < g.C.Length; q++)
+                Assert.True(g.C[q].Equals(packed[q]), $"{typeof(T).Name} {ta}/{tb} {m}×{n}×{k} {what}: element {q} = {g.C[q]}, packed path {packed[q]}");
         }
-        int l = Vector512<T>.Count, depth = route == Route.GemmPackedBits ? k : (k + l - 1) / l + l;
-        double tol = 2.0 * (depth + 2) * GemmReference.Eps<T>();
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-            {
-                double s = 0, scale = 0;
-                for (int p = 0; p < k; p++)
-                {
-                    T x = ta == Trans.No ? a[offset + i * lda + p] : a[offset + p * lda + i];
-                    T y = tb == Trans.No ? b[offset + p * ldb + j] : b[offset + j * ldb + p];
-                    double term = double.CreateTruncating(x) * double.CreateTruncating(y);
-                    s += term; scale += Math.Abs(term);
-                }
-                int q = offset + i * ldc + j;
-                double old = beta == 0 ? 0 : double.CreateTruncating(c0[q]);
-                double expected = alpha * s + beta * old;
-                double bound = tol * (Math.Abs(alpha) * scale + Math.Abs(beta) * Math.Abs(old)) + 1e-300;
-                double got = double.CreateTruncating(c[q]);
-                Assert.True(Math.Abs(got - expected) <= bound, $"{what}: C[{i},{j}] = {got}, reference {expected}, bound {bound}");
-            }
-        for (int q = 0; q < offset; q++) Assert.Equal(c0[q], c[q]);
-        for (int q = cEnd; q < c.Length; q++) Assert.Equal(c0[q], c[q]);
-        for (int i = 0; i < m - 1; i++)
-            for (int j = n; j < ldc; j++)
-                Assert.Equal(c0[offset + i * ldc + j], c[offset + i * ldc + j]);
+        int l = Vector512<T>.Count;
+        g.AssertNaive(what, route == Route.GemmPackedBits ? k : (k + l - 1) / l + l);
     }
-
-    private static T[] Random<T>(Random rng, int count) where T : IFloatingPointIeee754<T>
-        => Array.ConvertAll(TestMath.Uniform(rng, count), v => T.CreateTruncating(v));
 }

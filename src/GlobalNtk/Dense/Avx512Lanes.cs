@@ -7,7 +7,8 @@ namespace GlobalNtk.Dense;
 /// <summary>
 /// The AVX-512 lane operations the GEMM kernels share, for either precision (float64 or float32; the
 /// typeof tests are JIT-time constants, so each instantiation is one instruction). Written once here for
-/// <see cref="Avx512Kernel{T}"/>, <see cref="Avx512NarrowDot{T}"/> and <see cref="GemmDot"/>.
+/// <see cref="Avx512Kernel{T}"/>, <see cref="DotTile{T}"/> (the dot forms of <see cref="Avx512NarrowDot{T}"/> and
+/// <see cref="GemmDot"/>) and GemmDot's axpy form.
 /// </summary>
 internal static unsafe class Avx512Lanes
 {

@@ -233,6 +233,11 @@ public static partial class Gemm
             ScaleC(m, n, beta, c, ldc);
             return;
         }
+        if (kind == KernelKind.Avx512 && GemmOuter.Takes(tb, m, n, k))
+        {
+            GemmOuter.Run(ta, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
         // Products whose operand runs the wrong way for a fast route: transposed once into scratch (GemmTransposedCopy.cs).
         if (kind == KernelKind.Avx512 && GemmTransposedCopy.TryRun(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
             return;

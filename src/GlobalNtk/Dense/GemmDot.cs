@@ -10,7 +10,7 @@ namespace GlobalNtk.Dense;
 /// <summary>
 /// AVX-512 products whose operands both run contiguously along k, or a single column of C:
 /// <list type="bullet">
-/// <item>dot form, out(r, s) = Σ_p u[r·ldu + p]·v[s·ldv + p]: a tile of up to 4 rows of u against 4 rows
+/// <item>dot form, out(r, s) = Σ_p u[r·ldu + p]·v[s·ldv + p]: a <see cref="DotTile{T}"/> of up to 4 rows of u against 4 rows
 /// of v keeps 4–16 vector accumulators along k (masked tail, nothing read past the rows) and sums each
 /// horizontally once at the end. A·Bᵀ with few rows (u = A, v = B), one row of A against a transposed B,
 /// and one column A·x (u = x, v = A);</item>
@@ -184,105 +184,46 @@ internal static unsafe class GemmDot
     }
 
     /// <summary>
-    /// out(r, s) = alpha·Σ_p u[r·ldu + p]·v[s·ldv + p] + beta·out(r, s), out(r, s) = c[r·cr + s·cs]: tiles of
-    /// 4 rows of u (fewer at the end) by 4 rows of v; each tile sweeps all of v while its rows of u stay in L1.
+    /// out(r, s) = alpha·Σ_p u[r·ldu + p]·v[s·ldv + p] + beta·out(r, s), out(r, s) = c[r·cr + s·cs]: <see cref="DotTile{T}"/>
+    /// tiles of 4 rows of u (fewer at the end; one row in two chains per sum) by 4 rows of v (fewer at the end); each
+    /// tile sweeps all of v while its rows of u stay in L1.
     /// </summary>
     private static void Dots<T>(int ru, int rv, int k, T alpha, T* u, nint ldu, T* v, nint ldv,
         T beta, T* c, nint cr, nint cs)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int r = 0;
-        for (; r + 4 <= ru; r += 4) Rows<T, R4>(rv, k, alpha, u + r * ldu, ldu, v, ldv, beta, c + r * cr, cr, cs);
+        for (; r + 4 <= ru; r += 4) Rows<T, C4>(rv, k, alpha, u + r * ldu, ldu, v, ldv, beta, c + r * cr, cr, cs);
         switch (ru - r)
         {
-            case 3: Rows<T, R3>(rv, k, alpha, u + r * ldu, ldu, v, ldv, beta, c + r * cr, cr, cs); break;
-            case 2: Rows<T, R2>(rv, k, alpha, u + r * ldu, ldu, v, ldv, beta, c + r * cr, cr, cs); break;
-            case 1: Rows<T, R1>(rv, k, alpha, u + r * ldu, ldu, v, ldv, beta, c + r * cr, cr, cs); break;
+            case 3: Rows<T, C3>(rv, k, alpha, u + r * ldu, ldu, v, ldv, beta, c + r * cr, cr, cs); break;
+            case 2: Rows<T, C2>(rv, k, alpha, u + r * ldu, ldu, v, ldv, beta, c + r * cr, cr, cs); break;
+            case 1: Rows<T, C1>(rv, k, alpha, u + r * ldu, ldu, v, ldv, beta, c + r * cr, cr, cs); break;
         }
     }
 
-    private interface IRows { static abstract int R { get; } }
-    private struct R1 : IRows { public static int R => 1; }
-    private struct R2 : IRows { public static int R => 2; }
-    private struct R3 : IRows { public static int R => 3; }
-    private struct R4 : IRows { public static int R => 4; }
-
-    /// <summary>R rows of u against every row of v, 4 rows of v at a time (a last group of fewer rows repeats its first row in the missing ones, whose sums are dropped).</summary>
-    private static void Rows<T, RR>(int rv, int k, T alpha, T* u, nint ldu, T* v, nint ldv,
-        T beta, T* c, nint cr, nint cs)
-        where T : unmanaged, IFloatingPointIeee754<T>
-        where RR : struct, IRows
+    /// <summary>R rows of u against all rows of v: groups of 4, then the last 1–3 rows.</summary>
+    private static void Rows<T, R>(int rv, int k, T alpha, T* u, nint ldu, T* v, nint ldv, T beta, T* c, nint cr, nint cs)
+        where T : unmanaged, IFloatingPointIeee754<T> where R : struct, ICount
     {
-        int R = RR.R, W = Vector512<T>.Count;
-        T* u0 = u, u1 = u + (R > 1 ? ldu : 0), u2 = u + (R > 2 ? 2 * ldu : 0), u3 = u + (R > 3 ? 3 * ldu : 0);
-        int full = k - k % W, tail = k - full;
-        Vector512<T> tailMask = LaneMask<T>(tail);
-        for (int s = 0; s < rv; s += 4)
+        int whole = rv & ~3;
+        DotTile<T>.Tiles<R, C4, Sums<T>>(whole, k, alpha, u, ldu, v, ldv, beta, c, cr, cs, pairs: true);
+        T* vr = v + whole * ldv, cw = c + whole * cs;
+        switch (rv - whole)
         {
-            int count = Math.Min(4, rv - s);
-            T* v0 = v + s * ldv, v1 = v0 + (count > 1 ? ldv : 0), v2 = v0 + (count > 2 ? 2 * ldv : 0), v3 = v0 + (count > 3 ? 3 * ldv : 0);
-            Vector512<T> c00 = default, c01 = default, c02 = default, c03 = default;
-            Vector512<T> c10 = default, c11 = default, c12 = default, c13 = default;
-            Vector512<T> c20 = default, c21 = default, c22 = default, c23 = default;
-            Vector512<T> c30 = default, c31 = default, c32 = default, c33 = default;
-            int p = 0;
-            if (R == 1)
-            {
-                // One row of u has only 4 FMA chains: a second set (c1x) hides the FMA latency.
-                for (; p + 2 * W <= full; p += 2 * W)
-                {
-                    Vector512<T> x0 = Vector512.Load(u0 + p), x1 = Vector512.Load(u0 + p + W);
-                    c00 = Fma(x0, Vector512.Load(v0 + p), c00);
-                    c01 = Fma(x0, Vector512.Load(v1 + p), c01);
-                    c02 = Fma(x0, Vector512.Load(v2 + p), c02);
-                    c03 = Fma(x0, Vector512.Load(v3 + p), c03);
-                    c10 = Fma(x1, Vector512.Load(v0 + p + W), c10);
-                    c11 = Fma(x1, Vector512.Load(v1 + p + W), c11);
-                    c12 = Fma(x1, Vector512.Load(v2 + p + W), c12);
-                    c13 = Fma(x1, Vector512.Load(v3 + p + W), c13);
-                }
-            }
-            for (; p < full; p += W)
-            {
-                Vector512<T> b0 = Vector512.Load(v0 + p), b1 = Vector512.Load(v1 + p), b2 = Vector512.Load(v2 + p), b3 = Vector512.Load(v3 + p);
-                Step(Vector512.Load(u0 + p), b0, b1, b2, b3, ref c00, ref c01, ref c02, ref c03);
-                if (R > 1) Step(Vector512.Load(u1 + p), b0, b1, b2, b3, ref c10, ref c11, ref c12, ref c13);
-                if (R > 2) Step(Vector512.Load(u2 + p), b0, b1, b2, b3, ref c20, ref c21, ref c22, ref c23);
-                if (R > 3) Step(Vector512.Load(u3 + p), b0, b1, b2, b3, ref c30, ref c31, ref c32, ref c33);
-            }
-            if (tail != 0)
-            {
-                // Masked loads read nothing past the rows; the cleared lanes are zero in both factors.
-                Vector512<T> b0 = MaskLoad(v0 + p, tailMask), b1 = MaskLoad(v1 + p, tailMask), b2 = MaskLoad(v2 + p, tailMask), b3 = MaskLoad(v3 + p, tailMask);
-                Step(MaskLoad(u0 + p, tailMask), b0, b1, b2, b3, ref c00, ref c01, ref c02, ref c03);
-                if (R > 1) Step(MaskLoad(u1 + p, tailMask), b0, b1, b2, b3, ref c10, ref c11, ref c12, ref c13);
-                if (R > 2) Step(MaskLoad(u2 + p, tailMask), b0, b1, b2, b3, ref c20, ref c21, ref c22, ref c23);
-                if (R > 3) Step(MaskLoad(u3 + p, tailMask), b0, b1, b2, b3, ref c30, ref c31, ref c32, ref c33);
-            }
-            T* cs0 = c + s * cs;
-            if (R == 1)
-            {
-                Finish(c00 + c10, c01 + c11, c02 + c12, c03 + c13, alpha, beta, cs0, cs, count);
-            }
-            else
-            {
-                Finish(c00, c01, c02, c03, alpha, beta, cs0, cs, count);
-                Finish(c10, c11, c12, c13, alpha, beta, cs0 + cr, cs, count);
-                if (R > 2) Finish(c20, c21, c22, c23, alpha, beta, cs0 + 2 * cr, cs, count);
-                if (R > 3) Finish(c30, c31, c32, c33, alpha, beta, cs0 + 3 * cr, cs, count);
-            }
+            case 3: DotTile<T>.Tiles<R, C3, Sums<T>>(3, k, alpha, u, ldu, vr, ldv, beta, cw, cr, cs, pairs: true); break;
+            case 2: DotTile<T>.Tiles<R, C2, Sums<T>>(2, k, alpha, u, ldu, vr, ldv, beta, cw, cr, cs, pairs: true); break;
+            case 1: DotTile<T>.Tiles<R, C1, Sums<T>>(1, k, alpha, u, ldu, vr, ldv, beta, cw, cr, cs, pairs: true); break;
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Step<T>(Vector512<T> x, Vector512<T> b0, Vector512<T> b1, Vector512<T> b2, Vector512<T> b3,
-        ref Vector512<T> c0, ref Vector512<T> c1, ref Vector512<T> c2, ref Vector512<T> c3)
-        where T : unmanaged
+    /// <summary>GemmDot's lane sums and epilogue for <see cref="DotTile{T}"/>: <see cref="Finish"/> on each row of (up to) 4 sums, in registers.</summary>
+    private struct Sums<T> : IDotFinish<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
-        c0 = Fma(x, b0, c0);
-        c1 = Fma(x, b1, c1);
-        c2 = Fma(x, b2, c2);
-        c3 = Fma(x, b3, c3);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Row(int cols, Vector512<T> s0, Vector512<T> s1, Vector512<T> s2, Vector512<T> s3, Vector512<T> s4, Vector512<T> s5,
+            Vector512<T> s6, Vector512<T> s7, int r, int rows, T* sums, T alpha, T beta, T* c, nint cr, nint cs)
+            => Finish(s0, s1, s2, s3, alpha, beta, c + r * cr, cs, cols);
     }
 
     /// <summary>Sums each accumulator's lanes and stores out[s·cs] = alpha·sum_s + beta·out[s·cs] for s &lt; count.</summary>
