@@ -180,7 +180,7 @@ internal static unsafe class GemmTransposedCopy
                     nint ld = (n + l - 1) / l * l;
                     T* bt = scratch.Get(k * ld);
                     NarrowTranspose.Copy(b, ldb, n, k, bt, ld);
-                    if (Avx512Kernel<T>.TakesDeep(m, n, k))
+                    if (Avx512Kernel<T>.TakesDeep(ta, m, n, k))
                         Avx512Kernel<T>.Deep(ta, Trans.No, m, n, k, alpha, a, lda, bt, ld, beta, c, ldc);
                     else
                         Avx512Kernel<T>.DirectSliced(ta, Trans.No, m, n, k, alpha, a, lda, bt, ld, beta, c, ldc);
