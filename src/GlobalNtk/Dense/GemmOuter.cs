@@ -16,11 +16,13 @@ namespace GlobalNtk.Dense;
 /// multiply-adds, s = fma(a₁, b₁, fma(a₀, b₀, 0)) (the fma with +0, not a product, so that a −0 product gives +0 as
 /// there), then C = alpha·s (beta = 0, C not read) or fma(alpha, s, beta·C), as its epilogue.
 /// Why: at k ≤ 2 the packed and direct paths spend their time packing and in per-tile overheads for one or two
-/// multiply-adds per element of C; here each element costs one or two FMAs and its store. Measured (% of OpenBLAS, one
-/// thread, f64 / f32, off → on, medians of three alternated rounds): 6×695×1 A·Bᵀ 84 / 56 → 190 / 330, 4×325×2 A·Bᵀ
-/// 86 / 69 → 176 / 148, 7×368×1 Aᵀ·Bᵀ 64 / 68 → 165 / 348, 3×19×1 Aᵀ·Bᵀ 116 / 184 → 202 / 361, 2×2000×2 Aᵀ·Bᵀ
-/// 47 / 62 → 133 / 141, 32×500×2 A·Bᵀ 122 / 124 → 155 / 128, 8×64×2 116 / 103 → 209 / 223, 2×8×1 253 / 254 → 430 / 353;
-/// the 160-shape sweep's geometric mean 124.0 / 134.1 → 125.9 / 139.1 %.
+/// multiply-adds per element of C; here each element costs one or two FMAs and its store, four rows of C per load of
+/// B. Measured (% of OpenBLAS, one thread, f64 / f32, off → on, medians of alternated rounds): 6×695×1 A·Bᵀ 70 / 55 →
+/// 204 / 264, 4×325×2 A·Bᵀ 82 / 71 → 188 / 146, 7×368×1 Aᵀ·Bᵀ 53 / 86 → 154 / 286, 2×2000×2 Aᵀ·Bᵀ 50 / 63 → 126 / 143,
+/// 32×500×2 A·Bᵀ 122 / 123 → 184 / 170, 16×40×2 Aᵀ·Bᵀ 56 / 165 → 100 / 210, 20×3000×1 96 / 86 → 156 / 208, 8×64×2
+/// 115 / 104 → 226 / 233, 2×8×1 256 / 254 → 396 / 380; the 160-shape sweep (three rounds each) 121.3 / 132.9 →
+/// 123.7 / 135.3 % geometric mean, no shape it takes slower. With B as stored (rows of op(B) in place) it lost to the
+/// direct path's shallow kernel (64×64×2 A·B 126 → 56, 236×1510×2 86 → 61, one row per pass), so it stays off there.
 /// </remarks>
 internal static unsafe class GemmOuter
 {
@@ -88,32 +90,68 @@ internal static unsafe class GemmOuter
         }
     }
 
-    /// <summary>Each row i of C from op(A)(i, 0..k−1) broadcast against the rows b0 (and b1 for k = 2) of op(B).</summary>
+    /// <summary>
+    /// Each row i of C from op(A)(i, 0..k−1) broadcast against the rows b0 (and b1 for k = 2) of op(B), four rows of C
+    /// per pass (each vector of B loaded once for them).
+    /// </summary>
     private static void Rows<T>(Trans ta, int m, int n, int k, T alpha, T* a, nint lda, T* b0, T* b1, T beta, T* c, nint ldc)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         // op(A)(i, p) = a[i·lda + p] (No) or a[p·lda + i] (Yes).
         nint si = ta == Trans.No ? lda : 1, sp = ta == Trans.No ? 1 : lda;
-        int l = Vector512<T>.Count, whole = n - n % l;
-        Vector512<T> va = Vector512.Create(alpha), vb = Vector512.Create(beta), tailMask = LaneMask<T>(n - whole);
-        bool beta0 = beta == T.Zero;
-        for (int i = 0; i < m; i++, c += ldc)
+        int i = 0;
+        for (; i + 4 <= m; i += 4) Block<T, C4>(n, k, alpha, a + i * si, si, sp, b0, b1, beta, c + i * ldc, ldc);
+        switch (m - i)
         {
-            T* ai = a + i * si;
-            Vector512<T> x0 = Vector512.Create(ai[0]), x1 = Vector512.Create(k == 2 ? ai[sp] : T.Zero);
-            int j = 0;
-            for (; j < whole; j += l)
-            {
-                Vector512<T> s = Fma(x0, Vector512.Load(b0 + j), Vector512<T>.Zero);
-                if (k == 2) s = Fma(x1, Vector512.Load(b1 + j), s);
-                Vector512.Store(beta0 ? va * s : Fma(va, s, vb * Vector512.Load(c + j)), c + j);
-            }
-            if (j < n)
-            {
-                Vector512<T> s = Fma(x0, MaskLoad(b0 + j, tailMask), Vector512<T>.Zero);
-                if (k == 2) s = Fma(x1, MaskLoad(b1 + j, tailMask), s);
-                MaskStore(c + j, tailMask, beta0 ? va * s : Fma(va, s, vb * MaskLoad(c + j, tailMask)));
-            }
+            case 3: Block<T, C3>(n, k, alpha, a + i * si, si, sp, b0, b1, beta, c + i * ldc, ldc); break;
+            case 2: Block<T, C2>(n, k, alpha, a + i * si, si, sp, b0, b1, beta, c + i * ldc, ldc); break;
+            case 1: Block<T, C1>(n, k, alpha, a + i * si, si, sp, b0, b1, beta, c + i * ldc, ldc); break;
         }
     }
+
+    /// <summary>R rows of C (row r: op(A)(r, ·) at a + r·si, p apart by sp), whole vectors along n, then a masked one.</summary>
+    private static void Block<T, R>(int n, int k, T alpha, T* a, nint si, nint sp, T* b0, T* b1, T beta, T* c, nint ldc)
+        where T : unmanaged, IFloatingPointIeee754<T> where R : struct, ICount
+    {
+        int nr = R.Count, l = Vector512<T>.Count, whole = n - n % l;
+        bool two = k == 2;
+        Vector512<T> x00 = X(a, sp, two, 0), x01 = X(a, sp, two, 1);
+        Vector512<T> x10 = nr > 1 ? X(a + si, sp, two, 0) : default, x11 = nr > 1 ? X(a + si, sp, two, 1) : default;
+        Vector512<T> x20 = nr > 2 ? X(a + 2 * si, sp, two, 0) : default, x21 = nr > 2 ? X(a + 2 * si, sp, two, 1) : default;
+        Vector512<T> x30 = nr > 3 ? X(a + 3 * si, sp, two, 0) : default, x31 = nr > 3 ? X(a + 3 * si, sp, two, 1) : default;
+        Vector512<T> va = Vector512.Create(alpha), vb = Vector512.Create(beta), mask = Vector512<T>.AllBitsSet;
+        bool beta0 = beta == T.Zero;
+        for (int j = 0, end = whole; ; end = n, mask = LaneMask<T>(n - whole))
+        {
+            for (; j < end; j += l)
+            {
+                // Whole vectors under an all-lanes mask, then the last, partial one: one step, written once.
+                Vector512<T> y0 = MaskLoad(b0 + j, mask), y1 = two ? MaskLoad(b1 + j, mask) : default;
+                Put(Sum(x00, x01, y0, y1, two), va, vb, beta0, c + j, mask);
+                if (nr > 1) Put(Sum(x10, x11, y0, y1, two), va, vb, beta0, c + ldc + j, mask);
+                if (nr > 2) Put(Sum(x20, x21, y0, y1, two), va, vb, beta0, c + 2 * ldc + j, mask);
+                if (nr > 3) Put(Sum(x30, x31, y0, y1, two), va, vb, beta0, c + 3 * ldc + j, mask);
+            }
+            if (end == n) break;
+        }
+    }
+
+    /// <summary>op(A)(r, p) broadcast (zero for p = 1 of a k = 1 product).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> X<T>(T* ar, nint sp, bool two, int p) where T : unmanaged, IFloatingPointIeee754<T>
+        => p == 0 ? Vector512.Create(ar[0]) : Vector512.Create(two ? ar[sp] : T.Zero);
+
+    /// <summary>The packed path's accumulator: fma(x₁, y₁, fma(x₀, y₀, 0)) (the first with +0, as there).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> Sum<T>(Vector512<T> x0, Vector512<T> x1, Vector512<T> y0, Vector512<T> y1, bool two) where T : unmanaged
+    {
+        Vector512<T> s = Fma(x0, y0, Vector512<T>.Zero);
+        return two ? Fma(x1, y1, s) : s;
+    }
+
+    /// <summary>The packed path's epilogue on the masked lanes: alpha·s (beta = 0, C not read) or fma(alpha, s, beta·C).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put<T>(Vector512<T> s, Vector512<T> va, Vector512<T> vb, bool beta0, T* c, Vector512<T> mask)
+        where T : unmanaged, IFloatingPointIeee754<T>
+        => MaskStore(c, mask, beta0 ? va * s : Fma(va, s, vb * MaskLoad(c, mask)));
 }
