@@ -32,14 +32,15 @@ internal enum TransposedCopyRoute
 
 /// <summary>
 /// Small AVX-512 products that lose to OpenBLAS only because an operand runs the wrong way for the route that
-/// would be fast: the operand is transposed once into a per-thread scratch (<see cref="NarrowTranspose"/>, a few
-/// percent of the product's time) and the product runs on that route (<see cref="Choose{T}"/> says which).
+/// would be fast: the operand is transposed once into a per-thread scratch (<see cref="NarrowTranspose"/>, about one
+/// vector operation per L elements; <see cref="Choose{T}"/> takes only products where that is small next to the
+/// work it saves) and the product runs on that route (<see cref="Choose{T}"/> says which).
 /// </summary>
 /// <remarks>
 /// Measured: bench gemm --cpu-time --threads 1 --sweep (160 shapes, m·n·k &lt; 2²⁰), --transposed-copy off → on, three
-/// alternated rounds, geometric mean of each shape's median, % of OpenBLAS: f32 136.9 → 145.3 (48 → 38 shapes below
-/// 100 %), f64 126.0 → 131.0 (55 → 50); no shape the routes take lost (those that moved otherwise moved back when run
-/// alone). Per route see <see cref="Choose{T}"/>.
+/// alternated rounds, geometric mean of each shape's median, % of OpenBLAS: f32 134.8 → 145.6 (47 → 37 shapes below
+/// 100 %), f64 124.2 → 131.7 (58 → 51); no shape the routes take lost (the few that moved down are ones they do not take,
+/// tiny or one-column products, and moved back when run alone). Per route see <see cref="Choose{T}"/>.
 /// </remarks>
 internal static unsafe class GemmTransposedCopy
 {
