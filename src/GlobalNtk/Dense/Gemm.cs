@@ -27,8 +27,11 @@ public enum Trans { No, Yes }
 /// run as plain loops. A narrow C (2 ≤ n ≤ 8, m &gt; 8) with A
 /// transposed runs as Cᵀ at any size (the packed path's bits), and with A as stored and a long k as dot products
 /// along k (<c>GemmNarrow.cs</c>; other bits, see <c>Avx512NarrowDot.Takes</c> for which products). With AVX-512, small
-/// products whose operand runs the wrong way for one of these routes (Aᵀ·Bᵀ with few rows, a shallow k over a transposed
-/// B, a narrow float32 A·B) run there on a transposed copy of it (<c>GemmTransposedCopy.cs</c>). Products with at
+/// products whose operand runs the wrong way for one of these routes (Aᵀ·Bᵀ with few rows, a transposed B on the direct
+/// path, shallow or not, a narrow float32 A·B) run there on a transposed copy of it (<c>GemmTransposedCopy.cs</c>);
+/// those of depth k ≤ 2 with B transposed and 2–32 rows run as one or two outer products along n (<c>GemmOuter.cs</c>,
+/// the packed path's bits); on the direct path a C of few rows or few columns takes bodies cut to its size
+/// (<c>GemmDirectNarrow.cs</c>, the packed path's bits). Products with at
 /// least <see cref="ParallelThreshold"/> multiply-adds are split into column (or row) panels run on
 /// up to <see cref="MaxDegreeOfParallelism"/> threads; smaller ones run on the calling thread and
 /// allocate nothing once the thread's packing buffers exist. C must not overlap A or B.
