@@ -586,33 +586,22 @@ public class GemmDirectTests
     /// took: against the naive product, and where AVX-512 runs (and Gemm does not choose a dot form, which sums in
     /// another order) bit for bit against the packed path over the whole array (C, its padding and guard rows).
     /// </summary>
-    private static unsafe DirectNarrowRoutes.Route Routed<T>(Random rng, Trans ta, Trans tb, int m, int n, int k, double alpha, double beta, int pad, int offset)
+    private static DirectNarrowRoutes.Route Routed<T>(Random rng, Trans ta, Trans tb, int m, int n, int k, double alpha, double beta, int pad, int offset)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int aRows = ta == Trans.No ? m : k, aCols = ta == Trans.No ? k : m;
-        int bRows = tb == Trans.No ? k : n, bCols = tb == Trans.No ? n : k;
-        int lda = aCols + pad, ldb = bCols + pad, ldc = n + pad;
-        T[] a = Random<T>(rng, offset + (aRows - 1) * lda + aCols), b = Random<T>(rng, offset + (bRows - 1) * ldb + bCols);
-        int cEnd = offset + (m - 1) * ldc + n;
-        T[] c = Random<T>(rng, cEnd + 8 * ldc);
-        if (beta == 0) // β = 0 must overwrite C without reading it
-            for (int i = 0; i < m; i++) c.AsSpan(offset + i * ldc, n).Fill(T.NaN);
-        T[] c0 = (T[])c.Clone();
-        T al = T.CreateTruncating(alpha), be = T.CreateTruncating(beta);
+        var g = new GemmCase<T>(rng, ta, tb, m, n, k, alpha, beta, pad, offset);
         DirectNarrowRoutes.Trace();
-        GemmGeneric.Multiply(ta, tb, m, n, k, al, a.AsSpan(offset), lda, b.AsSpan(offset), ldb, be, c.AsSpan(offset), ldc);
+        GemmGeneric.Multiply(ta, tb, m, n, k, g.Al, g.A.AsSpan(offset), g.Lda, g.B.AsSpan(offset), g.Ldb, g.Be, g.C.AsSpan(offset), g.Ldc);
         var route = DirectNarrowRoutes.Trace();
         if (Avx512F.IsSupported && Gemm.SelectedKernel == Gemm.KernelKind.Avx512
             && !Gemm.UseDot<T>(ta, tb, m, n, k) && !(m > 8 && k >= 8 && Avx512NarrowDot<T>.Takes(ta, tb, n, k))
             && !GemmTransposedCopy.ChangesBits<T>(ta, tb, m, n, k))
         {
-            T[] packed = (T[])c0.Clone();
-            fixed (T* pa = a, pb = b, pp = packed)
-                GemmDriver<T, Avx512Kernel<T>>.Serial(ta, tb, m, n, k, al, pa + offset, lda, pb + offset, ldb, be, pp + offset, ldc);
-            for (int q = 0; q < c.Length; q++)
-                Assert.True(c[q].Equals(packed[q]), $"{typeof(T).Name} {ta}/{tb} {m}×{n}×{k} α={alpha} β={beta} ({route}): element {q} Gemm {c[q]}, packed {packed[q]}");
+            T[] packed = g.Packed();
+            for (int q = 0; q < g.C.Length; q++)
+                Assert.True(g.C[q].Equals(packed[q]), $"{typeof(T).Name} {ta}/{tb} {m}×{n}×{k} α={alpha} β={beta} ({route}): element {q} Gemm {g.C[q]}, packed {packed[q]}");
         }
-        GemmReference.AssertNaive(ta, tb, m, n, k, alpha, beta, a, lda, b, ldb, c0, c, ldc, offset, cEnd, $"pad={pad} {route}");
+        g.AssertNaive($"pad={pad} {route}");
         return route;
     }
 

@@ -225,25 +225,15 @@ public class GemmTransposedCopyTests
     /// min(k, ⌈k/L⌉ + L + 1) and GemmReference.AssertNaive's 4·(depth + 2)·ε covers it and the float64 reference (as in GemmNarrowTests). On the shallow
     /// route and the direct one bit for bit against the packed path. With AVX-512 a routed product runs on that kernel, checked to be the route Choose gives.
     /// </summary>
-    private static unsafe void Check<T>(Random rng, Trans ta, Trans tb, int m, int n, int k, double alpha, double beta,
+    private static void Check<T>(Random rng, Trans ta, Trans tb, int m, int n, int k, double alpha, double beta,
         int pad, int offset, TransposedCopyRoute? forced)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int aRows = ta == Trans.No ? m : k, aCols = ta == Trans.No ? k : m;
-        int bRows = tb == Trans.No ? k : n, bCols = tb == Trans.No ? n : k;
-        int lda = aCols + pad, ldb = bCols + pad, ldc = n + pad;
-        T[] a = Random<T>(rng, offset + (aRows - 1) * lda + aCols), b = Random<T>(rng, offset + (bRows - 1) * ldb + bCols);
-        int cEnd = offset + (m - 1) * ldc + n;
-        T[] c = Random<T>(rng, cEnd + 8 * ldc);
-        if (beta == 0) // β = 0 must overwrite C without reading it
-            for (int i = 0; i < m; i++) c.AsSpan(offset + i * ldc, n).Fill(T.NaN);
-        T[] c0 = (T[])c.Clone();
-        T al = T.CreateTruncating(alpha), be = T.CreateTruncating(beta);
+        var g = new GemmCase<T>(rng, ta, tb, m, n, k, alpha, beta, pad, offset);
         TransposedCopyRoute route = forced ?? (Avx512F.IsSupported ? GemmTransposedCopy.Choose<T>(ta, tb, m, n, k) : TransposedCopyRoute.None);
         if (forced is TransposedCopyRoute f)
         {
-            fixed (T* pa = a, pb = b, pc = c)
-                GemmTransposedCopy.Run(f, ta, m, n, k, al, pa + offset, lda, pb + offset, ldb, be, pc + offset, ldc);
+            unsafe { g.Run((a, b, c) => GemmTransposedCopy.Run(f, ta, m, n, k, g.Al, a, g.Lda, b, g.Ldb, g.Be, c, g.Ldc)); }
         }
         else
         {
@@ -251,7 +241,7 @@ public class GemmTransposedCopyTests
             try
             {
                 if (Avx512F.IsSupported) Gemm.ForcedKernel = Gemm.KernelKind.Avx512;
-                Gemm.Multiply(ta, tb, m, n, k, al, a.AsSpan(offset), lda, b.AsSpan(offset), ldb, be, c.AsSpan(offset), ldc);
+                g.Multiply();
             }
             finally { Gemm.ForcedKernel = saved; }
         }
@@ -260,15 +250,12 @@ public class GemmTransposedCopyTests
         // that depth; the other routes at depth k, and bit for bit against the packed path below.
         int l = Vector512<T>.Count;
         bool dotForm = route is TransposedCopyRoute.TransposedADot or TransposedCopyRoute.NarrowBNarrowDot;
-        GemmReference.AssertNaive(ta, tb, m, n, k, alpha, beta, a, lda, b, ldb, c0, c, ldc, offset, cEnd, what,
-            depth: dotForm ? Math.Min(k, (k + l - 1) / l + l + 1) : -1);
+        g.AssertNaive(what, depth: dotForm ? Math.Min(k, (k + l - 1) / l + l + 1) : -1);
         if (route is TransposedCopyRoute.TransposedBShallow or TransposedCopyRoute.TransposedBDirect)
         {
-            T[] packed = (T[])c0.Clone();
-            fixed (T* pa = a, pb = b, pp = packed)
-                GemmDriver<T, Avx512Kernel<T>>.Serial(ta, tb, m, n, k, al, pa + offset, lda, pb + offset, ldb, be, pp + offset, ldc);
-            for (int q = 0; q < c.Length; q++)
-                Assert.True(c[q].Equals(packed[q]), $"{what}: element {q} = {c[q]}, packed path {packed[q]}");
+            T[] packed = g.Packed();
+            for (int q = 0; q < g.C.Length; q++)
+                Assert.True(g.C[q].Equals(packed[q]), $"{what}: element {q} = {g.C[q]}, packed path {packed[q]}");
         }
     }
 
