@@ -168,20 +168,15 @@ internal static unsafe class GemmTransposedCopy
                     break;
                 }
                 case TransposedCopyRoute.TransposedBShallow:
-                {
-                    // op(B) = (stored n × k)ᵀ as k rows along n.
-                    nint ld = (n + l - 1) / l * l;
-                    T* bt = scratch.Get(k * ld);
-                    NarrowTranspose.Copy(b, ldb, n, k, bt, ld);
-                    Avx512Kernel<T>.Shallow(ta, Trans.No, m, n, k, alpha, a, lda, bt, ld, beta, c, ldc);
-                    break;
-                }
                 case TransposedCopyRoute.TransposedBDirect:
                 {
+                    // op(B) = (stored n × k)ᵀ as k rows along n; then the kernel that takes a stored B.
                     nint ld = (n + l - 1) / l * l;
                     T* bt = scratch.Get(k * ld);
                     NarrowTranspose.Copy(b, ldb, n, k, bt, ld);
-                    if (Avx512Kernel<T>.TakesDeep(ta, m, n, k))
+                    if (route == TransposedCopyRoute.TransposedBShallow)
+                        Avx512Kernel<T>.Shallow(ta, Trans.No, m, n, k, alpha, a, lda, bt, ld, beta, c, ldc);
+                    else if (Avx512Kernel<T>.TakesDeep(ta, m, n, k))
                         Avx512Kernel<T>.Deep(ta, Trans.No, m, n, k, alpha, a, lda, bt, ld, beta, c, ldc);
                     else
                         Avx512Kernel<T>.DirectSliced(ta, Trans.No, m, n, k, alpha, a, lda, bt, ld, beta, c, ldc);
