@@ -70,6 +70,7 @@ internal static class GemmBench
                 case "--dot-stream": SetDotStream(long.Parse(args[++i])); break;
                 case "--narrow-dot": SetNarrowDot(int.Parse(args[++i])); break;
                 case "--narrow-packed": SetNarrowPacked(args[++i] == "on"); break;
+                case "--narrow-tree": SetNarrowTree(args[++i] == "on"); break;
                 case "--transposed-copy": SetTransposedCopy(args[++i] == "on"); break;
                 case "--direct-narrow": SetDirectNarrow(args[++i] == "on"); break;
                 case "--outer": SetOuter(args[++i] == "on"); break;
@@ -160,6 +161,9 @@ internal static class GemmBench
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static void SetNarrowPacked(bool on) => Gemm.NarrowPacked = on;
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void SetNarrowTree(bool on) => Avx512NarrowDot<double>.Tree = Avx512NarrowDot<float>.Tree = on;
 
     /// <summary>--transposed-copy on|off: the routes of GemmTransposedCopy (an operand transposed into scratch first).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]

@@ -21,8 +21,8 @@ public class GemmNarrowTests
     private static readonly (double Alpha, double Beta)[] Scalars = [(1, 0), (-0.7, 1.3), (2, 1), (1.5, 0), (1, -1)];
 
     /// <summary>
-    /// The dot form on its own (both layouts of B): m = 1..17 (every last row block of every tile height, 3 to 8
-    /// rows) and 50, n = 2..8, k from 1 to 13 vectors and 7, each cut of the last vector.
+    /// The dot form on its own, both its forms (tree and lane sums) and both layouts of B: m = 1..17 (every last row
+    /// block of every tile height, 2 to 8 rows) and 50, n = 2..8, k from 1 to 13 vectors and 7, each cut of the last vector.
     /// </summary>
     [Theory]
     [MemberData(nameof(Precisions))]
@@ -38,15 +38,80 @@ public class GemmNarrowTests
         int l = Vector512<T>.Count, caseIndex = 0;
         int[] depths = [1, l - 1, l, l + 1, 2 * l + 3, 3 * l, 13 * l + 7];
         int[] heights = [.. Enumerable.Range(1, 17), 50];
+        foreach (Route form in new[] { Route.Dot, Route.DotTree })
+            foreach (Trans tb in new[] { Trans.No, Trans.Yes })
+                for (int n = 2; n <= 8; n++)
+                    foreach (int m in heights)
+                    {
+                        var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
+                        int k = depths[caseIndex % depths.Length];
+                        Check<T>(rng, Trans.No, tb, m, n, k, alpha, beta, pad: caseIndex % 3, offset: 1 + caseIndex % 2, form);
+                        caseIndex++;
+                    }
+    }
+
+    /// <summary>
+    /// The tree form's bits are its documented summation order (<c>Avx512Lanes.SumLanes16</c>), emulated here in scalars:
+    /// each lane a chain of fused multiply-adds along k (the lanes past k adding 0·0), the lanes added pairwise in the
+    /// tree's order, then alpha·sum and beta·C fused. Bit for bit, over every tile height's last row block, n = 2..8,
+    /// k across the vector tails, both layouts of B, padded strides (C's rows not contiguous) and unpadded ones.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void TreeFormSumsInItsDocumentedOrder(string precision)
+    {
+        if (!Avx512F.IsSupported) return; // AVX-512 instructions only
+        if (precision == "f64") Tree<double>(); else Tree<float>();
+    }
+
+    private static unsafe void Tree<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(14);
+        int l = Vector512<T>.Count, caseIndex = 0, checkedElements = 0;
+        int[] depths = [1, 3, l - 1, l, l + 5, 2 * l, 3 * l + 1, 7 * l - 2];
         foreach (Trans tb in new[] { Trans.No, Trans.Yes })
             for (int n = 2; n <= 8; n++)
-                foreach (int m in heights)
+                foreach (int m in new[] { 1, 2, 3, 5, 7, 8, 9, 11, 16, 17 })
                 {
                     var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
                     int k = depths[caseIndex % depths.Length];
-                    Check<T>(rng, Trans.No, tb, m, n, k, alpha, beta, pad: caseIndex % 3, offset: 1 + caseIndex % 2, Route.Dot);
+                    var g = new GemmCase<T>(rng, Trans.No, tb, m, n, k, alpha, beta, pad: caseIndex % 2 * 3, offset: caseIndex % 3);
+                    g.Run((a, b, c) => Avx512NarrowDot<T>.Run(true, tb, m, n, k, g.Al, a, g.Lda, b, g.Ldb, g.Be, c, g.Ldc));
+                    var lanes = new T[l];
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < n; j++)
+                        {
+                            for (int lane = 0; lane < l; lane++)
+                            {
+                                T acc = T.Zero;
+                                for (int p = lane; p - lane < k; p += l) // the masked lanes past k add 0·0, as the vector code does
+                                    acc = p < k
+                                        ? T.FusedMultiplyAdd(g.A[g.Offset + i * g.Lda + p], g.B[g.Offset + (tb == Trans.No ? p * g.Ldb + j : j * g.Ldb + p)], acc)
+                                        : T.FusedMultiplyAdd(T.Zero, T.Zero, acc);
+                                lanes[lane] = acc;
+                            }
+                            T sum = TreeSum(lanes);
+                            int q = g.Offset + i * g.Ldc + j;
+                            T expected = g.Be == T.Zero ? g.Al * sum : T.FusedMultiplyAdd(g.Be, g.C0[q], g.Al * sum);
+                            Assert.True(expected.Equals(g.C[q]), $"{typeof(T).Name} {tb} {m}×{n}×{k}: C({i}, {j}) = {g.C[q]}, the documented order gives {expected}");
+                            checkedElements++;
+                        }
+                    for (int q = g.CEnd; q < g.C.Length; q++) Assert.True(g.C[q].Equals(g.C0[q]), $"{m}×{n}×{k}: guard element {q} changed");
                     caseIndex++;
                 }
+        Assert.True(checkedElements > 1000, $"only {checkedElements} elements checked");
+    }
+
+    /// <summary>
+    /// The tree's order for one vector of lanes: float32 adds lanes ℓ and ℓ + 2 of each 128-bit quarter, then those two
+    /// sums; float64 adds the quarter's two lanes; then quarters 0 + 1 and 2 + 3, then those two.
+    /// </summary>
+    private static T TreeSum<T>(T[] x) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var quarter = new T[4];
+        for (int q = 0; q < 4; q++)
+            quarter[q] = x.Length == 16 ? (x[4 * q] + x[4 * q + 2]) + (x[4 * q + 1] + x[4 * q + 3]) : x[2 * q] + x[2 * q + 1];
+        return (quarter[0] + quarter[1]) + (quarter[2] + quarter[3]);
     }
 
     /// <summary>
@@ -87,7 +152,7 @@ public class GemmNarrowTests
         if (Avx512F.IsSupported) Assert.True(dot >= 5, $"only {dot} shapes take the dot form");
     }
 
-    private enum Route { Dot, GemmDot, GemmPackedBits }
+    private enum Route { Dot, DotTree, GemmDot, GemmPackedBits }
 
 
     /// <summary>
@@ -101,8 +166,8 @@ public class GemmNarrowTests
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var g = new GemmCase<T>(rng, ta, tb, m, n, k, alpha, beta, pad, offset);
-        if (route == Route.Dot)
-            g.Run((a, b, c) => Avx512NarrowDot<T>.Run(tb, m, n, k, g.Al, a, g.Lda, b, g.Ldb, g.Be, c, g.Ldc));
+        if (route is Route.Dot or Route.DotTree)
+            g.Run((a, b, c) => Avx512NarrowDot<T>.Run(route == Route.DotTree, tb, m, n, k, g.Al, a, g.Lda, b, g.Ldb, g.Be, c, g.Ldc));
         else
             g.Multiply();
         string what = $"pad={pad} offset={offset} {route}";

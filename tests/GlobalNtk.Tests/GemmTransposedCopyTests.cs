@@ -107,14 +107,18 @@ public class GemmTransposedCopyTests
             (Trans.No, Trans.Yes, 15, 22, 1280, none, none), // A·Bᵀ with few rows: GemmDot
             (Trans.No, Trans.Yes, 72, 4, 2856, none, none), // narrow A·Bᵀ: Avx512NarrowDot in place
             (Trans.Yes, Trans.Yes, 100, 100, 200, none, none), // over the direct limit
-            // Narrow float32 A·B with a long k: the dot form on a copy of Bᵀ.
+            // Narrow float32 A·B from the tree form's depths: the dot form on a copy of Bᵀ.
             (Trans.No, Trans.No, 126, 7, 911, none, narrow),
             (Trans.No, Trans.No, 38, 7, 660, none, narrow),
             (Trans.No, Trans.No, 16, 7, 384, none, narrow),
             (Trans.No, Trans.No, 15, 7, 384, none, none), // m < 16
-            (Trans.No, Trans.No, 16, 7, 383, none, none), // 23 vectors of k: 6–8 columns need 24
-            (Trans.No, Trans.No, 16, 4, 192, none, narrow),
-            (Trans.No, Trans.No, 16, 4, 191, none, none), // 11 vectors of k
+            (Trans.No, Trans.No, 16, 7, 32, none, narrow),
+            (Trans.No, Trans.No, 16, 7, 31, none, none), // 6–7 columns from k = 32
+            (Trans.No, Trans.No, 2880, 4, 80, none, narrow),
+            (Trans.No, Trans.No, 16, 4, 16, none, narrow),
+            (Trans.No, Trans.No, 16, 4, 15, none, none), // 2–5 columns from k = 16
+            (Trans.No, Trans.No, 16, 8, 48, none, narrow),
+            (Trans.No, Trans.No, 16, 8, 47, none, none), // 8 columns from k = 48
             (Trans.No, Trans.No, 16, 9, 2000, none, none), // not narrow
             (Trans.Yes, Trans.No, 126, 7, 911, none, none), // Aᵀ·B: the transposed narrow route
             (Trans.No, Trans.No, 2000, 7, 2000, none, none), // over the direct limit

@@ -35,8 +35,10 @@ internal static unsafe class DotTile<T> where T : unmanaged, IFloatingPointIeee7
     public static void Tiles<R, N, F>(int rv, int k, T alpha, T* u, nint ldu, T* v, nint ldv, T beta, T* c, nint cr, nint cs, bool pairs)
         where R : struct, ICount where N : struct, ICount where F : struct, IDotFinish<T>
     {
-        // The counts once, as locals: each use of R.Count is a call for the JIT to inline, and a method this size
-        // runs out of the JIT's inlining budget (calls left in place would spill the accumulators in the loop).
+        // A method this size runs out of the JIT's inlining budget (calls left in place would spill the accumulators in
+        // the loop). So the counts are locals where they are values (each use of R.Count is a call to inline), and
+        // R.Count / N.Count where they choose a branch: there they are constants when the JIT imports the method, so it
+        // imports (and spends its inlining budget on) only the branches this tile shape takes.
         int nr = R.Count, nc = N.Count;
         int l = Vector512<T>.Count, full = k - k % l, tail = k - full;
         T* sums = stackalloc T[nr * nc * l];
@@ -60,15 +62,15 @@ internal static unsafe class DotTile<T> where T : unmanaged, IFloatingPointIeee7
             nint lu = ldu, lv = ldv;
             int steps = full / l;
             Vector512<T> mask = Vector512<T>.AllBitsSet;
-            if (nr == 1 && pairs)
+            if (R.Count == 1 && pairs)
                 for (; steps >= 2; steps -= 2, ub += 2 * l, vb += 2 * l)
                 {
-                    Fan(nc, Vector512.Load(ub), Vector512.Load(vb), Ld(nc, 1, vb, lv), Ld(nc, 2, vb, lv), Ld(nc, 3, vb, lv),
-                        Ld(nc, 4, vb, lv), Ld(nc, 5, vb, lv), Ld(nc, 6, vb, lv), Ld(nc, 7, vb, lv),
+                    Fan(N.Count, Vector512.Load(ub), Vector512.Load(vb), Ld(N.Count, 1, vb, lv), Ld(N.Count, 2, vb, lv), Ld(N.Count, 3, vb, lv),
+                        Ld(N.Count, 4, vb, lv), Ld(N.Count, 5, vb, lv), Ld(N.Count, 6, vb, lv), Ld(N.Count, 7, vb, lv),
                         ref c00, ref c01, ref c02, ref c03, ref c04, ref c05, ref c06, ref c07);
                     T* uq = ub + l, vq = vb + l;
-                    Fan(nc, Vector512.Load(uq), Vector512.Load(vq), Ld(nc, 1, vq, lv), Ld(nc, 2, vq, lv), Ld(nc, 3, vq, lv),
-                        Ld(nc, 4, vq, lv), Ld(nc, 5, vq, lv), Ld(nc, 6, vq, lv), Ld(nc, 7, vq, lv),
+                    Fan(N.Count, Vector512.Load(uq), Vector512.Load(vq), Ld(N.Count, 1, vq, lv), Ld(N.Count, 2, vq, lv), Ld(N.Count, 3, vq, lv),
+                        Ld(N.Count, 4, vq, lv), Ld(N.Count, 5, vq, lv), Ld(N.Count, 6, vq, lv), Ld(N.Count, 7, vq, lv),
                         ref c10, ref c11, ref c12, ref c13, ref c14, ref c15, ref c16, ref c17);
                 }
             for (int stage = 0; ; stage++)
@@ -76,31 +78,31 @@ internal static unsafe class DotTile<T> where T : unmanaged, IFloatingPointIeee7
                 for (; steps > 0; steps--, ub += l, vb += l)
                 {
                     // Load the smaller operand set once per step; the larger one streams a vector at a time.
-                    if (nc <= nr)
+                    if (N.Count <= R.Count)
                     {
-                        Vector512<T> b0 = MaskLoad(vb, mask), b1 = Ld(nc, 1, vb, lv, mask), b2 = Ld(nc, 2, vb, lv, mask), b3 = Ld(nc, 3, vb, lv, mask);
-                        Vector512<T> b4 = Ld(nc, 4, vb, lv, mask), b5 = Ld(nc, 5, vb, lv, mask), b6 = Ld(nc, 6, vb, lv, mask), b7 = Ld(nc, 7, vb, lv, mask);
-                        Fan(nc, MaskLoad(ub, mask), b0, b1, b2, b3, b4, b5, b6, b7, ref c00, ref c01, ref c02, ref c03, ref c04, ref c05, ref c06, ref c07);
-                        if (nr > 1) Fan(nc, MaskLoad(ub + lu, mask), b0, b1, b2, b3, b4, b5, b6, b7, ref c10, ref c11, ref c12, ref c13, ref c14, ref c15, ref c16, ref c17);
-                        if (nr > 2) Fan(nc, MaskLoad(ub + 2 * lu, mask), b0, b1, b2, b3, b4, b5, b6, b7, ref c20, ref c21, ref c22, ref c23, ref c24, ref c25, ref c26, ref c27);
-                        if (nr > 3) Fan(nc, MaskLoad(ub + 3 * lu, mask), b0, b1, b2, b3, b4, b5, b6, b7, ref c30, ref c31, ref c32, ref c33, ref c34, ref c35, ref c36, ref c37);
-                        if (nr > 4) Fan(nc, MaskLoad(ub + 4 * lu, mask), b0, b1, b2, b3, b4, b5, b6, b7, ref c40, ref c41, ref c42, ref c43, ref c44, ref c45, ref c46, ref c47);
-                        if (nr > 5) Fan(nc, MaskLoad(ub + 5 * lu, mask), b0, b1, b2, b3, b4, b5, b6, b7, ref c50, ref c51, ref c52, ref c53, ref c54, ref c55, ref c56, ref c57);
-                        if (nr > 6) Fan(nc, MaskLoad(ub + 6 * lu, mask), b0, b1, b2, b3, b4, b5, b6, b7, ref c60, ref c61, ref c62, ref c63, ref c64, ref c65, ref c66, ref c67);
-                        if (nr > 7) Fan(nc, MaskLoad(ub + 7 * lu, mask), b0, b1, b2, b3, b4, b5, b6, b7, ref c70, ref c71, ref c72, ref c73, ref c74, ref c75, ref c76, ref c77);
+                        Vector512<T> b0 = MaskLoad(vb, mask), b1 = Ld(N.Count, 1, vb, lv, mask), b2 = Ld(N.Count, 2, vb, lv, mask), b3 = Ld(N.Count, 3, vb, lv, mask);
+                        Vector512<T> b4 = Ld(N.Count, 4, vb, lv, mask), b5 = Ld(N.Count, 5, vb, lv, mask), b6 = Ld(N.Count, 6, vb, lv, mask), b7 = Ld(N.Count, 7, vb, lv, mask);
+                        Fan(N.Count, MaskLoad(ub, mask), b0, b1, b2, b3, b4, b5, b6, b7, ref c00, ref c01, ref c02, ref c03, ref c04, ref c05, ref c06, ref c07);
+                        if (R.Count > 1) Fan(N.Count, MaskLoad(ub + lu, mask), b0, b1, b2, b3, b4, b5, b6, b7, ref c10, ref c11, ref c12, ref c13, ref c14, ref c15, ref c16, ref c17);
+                        if (R.Count > 2) Fan(N.Count, MaskLoad(ub + 2 * lu, mask), b0, b1, b2, b3, b4, b5, b6, b7, ref c20, ref c21, ref c22, ref c23, ref c24, ref c25, ref c26, ref c27);
+                        if (R.Count > 3) Fan(N.Count, MaskLoad(ub + 3 * lu, mask), b0, b1, b2, b3, b4, b5, b6, b7, ref c30, ref c31, ref c32, ref c33, ref c34, ref c35, ref c36, ref c37);
+                        if (R.Count > 4) Fan(N.Count, MaskLoad(ub + 4 * lu, mask), b0, b1, b2, b3, b4, b5, b6, b7, ref c40, ref c41, ref c42, ref c43, ref c44, ref c45, ref c46, ref c47);
+                        if (R.Count > 5) Fan(N.Count, MaskLoad(ub + 5 * lu, mask), b0, b1, b2, b3, b4, b5, b6, b7, ref c50, ref c51, ref c52, ref c53, ref c54, ref c55, ref c56, ref c57);
+                        if (R.Count > 6) Fan(N.Count, MaskLoad(ub + 6 * lu, mask), b0, b1, b2, b3, b4, b5, b6, b7, ref c60, ref c61, ref c62, ref c63, ref c64, ref c65, ref c66, ref c67);
+                        if (R.Count > 7) Fan(N.Count, MaskLoad(ub + 7 * lu, mask), b0, b1, b2, b3, b4, b5, b6, b7, ref c70, ref c71, ref c72, ref c73, ref c74, ref c75, ref c76, ref c77);
                     }
                     else
                     {
-                        Vector512<T> x0 = MaskLoad(ub, mask), x1 = Ld(nr, 1, ub, lu, mask), x2 = Ld(nr, 2, ub, lu, mask), x3 = Ld(nr, 3, ub, lu, mask);
-                        Vector512<T> x4 = Ld(nr, 4, ub, lu, mask), x5 = Ld(nr, 5, ub, lu, mask), x6 = Ld(nr, 6, ub, lu, mask), x7 = Ld(nr, 7, ub, lu, mask);
-                        Fan(nr, MaskLoad(vb, mask), x0, x1, x2, x3, x4, x5, x6, x7, ref c00, ref c10, ref c20, ref c30, ref c40, ref c50, ref c60, ref c70);
-                        if (nc > 1) Fan(nr, MaskLoad(vb + lv, mask), x0, x1, x2, x3, x4, x5, x6, x7, ref c01, ref c11, ref c21, ref c31, ref c41, ref c51, ref c61, ref c71);
-                        if (nc > 2) Fan(nr, MaskLoad(vb + 2 * lv, mask), x0, x1, x2, x3, x4, x5, x6, x7, ref c02, ref c12, ref c22, ref c32, ref c42, ref c52, ref c62, ref c72);
-                        if (nc > 3) Fan(nr, MaskLoad(vb + 3 * lv, mask), x0, x1, x2, x3, x4, x5, x6, x7, ref c03, ref c13, ref c23, ref c33, ref c43, ref c53, ref c63, ref c73);
-                        if (nc > 4) Fan(nr, MaskLoad(vb + 4 * lv, mask), x0, x1, x2, x3, x4, x5, x6, x7, ref c04, ref c14, ref c24, ref c34, ref c44, ref c54, ref c64, ref c74);
-                        if (nc > 5) Fan(nr, MaskLoad(vb + 5 * lv, mask), x0, x1, x2, x3, x4, x5, x6, x7, ref c05, ref c15, ref c25, ref c35, ref c45, ref c55, ref c65, ref c75);
-                        if (nc > 6) Fan(nr, MaskLoad(vb + 6 * lv, mask), x0, x1, x2, x3, x4, x5, x6, x7, ref c06, ref c16, ref c26, ref c36, ref c46, ref c56, ref c66, ref c76);
-                        if (nc > 7) Fan(nr, MaskLoad(vb + 7 * lv, mask), x0, x1, x2, x3, x4, x5, x6, x7, ref c07, ref c17, ref c27, ref c37, ref c47, ref c57, ref c67, ref c77);
+                        Vector512<T> x0 = MaskLoad(ub, mask), x1 = Ld(R.Count, 1, ub, lu, mask), x2 = Ld(R.Count, 2, ub, lu, mask), x3 = Ld(R.Count, 3, ub, lu, mask);
+                        Vector512<T> x4 = Ld(R.Count, 4, ub, lu, mask), x5 = Ld(R.Count, 5, ub, lu, mask), x6 = Ld(R.Count, 6, ub, lu, mask), x7 = Ld(R.Count, 7, ub, lu, mask);
+                        Fan(R.Count, MaskLoad(vb, mask), x0, x1, x2, x3, x4, x5, x6, x7, ref c00, ref c10, ref c20, ref c30, ref c40, ref c50, ref c60, ref c70);
+                        if (N.Count > 1) Fan(R.Count, MaskLoad(vb + lv, mask), x0, x1, x2, x3, x4, x5, x6, x7, ref c01, ref c11, ref c21, ref c31, ref c41, ref c51, ref c61, ref c71);
+                        if (N.Count > 2) Fan(R.Count, MaskLoad(vb + 2 * lv, mask), x0, x1, x2, x3, x4, x5, x6, x7, ref c02, ref c12, ref c22, ref c32, ref c42, ref c52, ref c62, ref c72);
+                        if (N.Count > 3) Fan(R.Count, MaskLoad(vb + 3 * lv, mask), x0, x1, x2, x3, x4, x5, x6, x7, ref c03, ref c13, ref c23, ref c33, ref c43, ref c53, ref c63, ref c73);
+                        if (N.Count > 4) Fan(R.Count, MaskLoad(vb + 4 * lv, mask), x0, x1, x2, x3, x4, x5, x6, x7, ref c04, ref c14, ref c24, ref c34, ref c44, ref c54, ref c64, ref c74);
+                        if (N.Count > 5) Fan(R.Count, MaskLoad(vb + 5 * lv, mask), x0, x1, x2, x3, x4, x5, x6, x7, ref c05, ref c15, ref c25, ref c35, ref c45, ref c55, ref c65, ref c75);
+                        if (N.Count > 6) Fan(R.Count, MaskLoad(vb + 6 * lv, mask), x0, x1, x2, x3, x4, x5, x6, x7, ref c06, ref c16, ref c26, ref c36, ref c46, ref c56, ref c66, ref c76);
+                        if (N.Count > 7) Fan(R.Count, MaskLoad(vb + 7 * lv, mask), x0, x1, x2, x3, x4, x5, x6, x7, ref c07, ref c17, ref c27, ref c37, ref c47, ref c57, ref c67, ref c77);
                     }
                 }
                 if (stage == 1 || tail == 0) break;
@@ -108,11 +110,28 @@ internal static unsafe class DotTile<T> where T : unmanaged, IFloatingPointIeee7
             }
             // Every row is finished before any call (the last row's F.Row may call out): accumulators live across a call
             // would be spilled in the loop.
-            if (nr == 1 && pairs)
+            if (R.Count == 1 && pairs)
             {
                 c00 += c10; c01 += c11; c02 += c12; c03 += c13; c04 += c14; c05 += c15; c06 += c16; c07 += c17;
             }
             T* co = c + s * cs;
+            if (F.Whole)
+            {
+                // The whole tile at once, its sums in the order of v's rows, then u's (R·N ≤ 16; the sums past R·N are
+                // zero). On R.Count, a constant where the JIT imports this (unlike nr), so that only one case is imported.
+                switch (R.Count)
+                {
+                    case 1: F.Tile(nc, nr, c00, c01, c02, c03, c04, c05, c06, c07, default, default, default, default, default, default, default, default, alpha, beta, co, cs); break;
+                    case 2: F.Tile(nc, nr, c00, c10, c01, c11, c02, c12, c03, c13, c04, c14, c05, c15, c06, c16, c07, c17, alpha, beta, co, cs); break;
+                    case 3: F.Tile(nc, nr, c00, c10, c20, c01, c11, c21, c02, c12, c22, c03, c13, c23, c04, c14, c24, default, alpha, beta, co, cs); break;
+                    case 4: F.Tile(nc, nr, c00, c10, c20, c30, c01, c11, c21, c31, c02, c12, c22, c32, c03, c13, c23, c33, alpha, beta, co, cs); break;
+                    case 5: F.Tile(nc, nr, c00, c10, c20, c30, c40, c01, c11, c21, c31, c41, c02, c12, c22, c32, c42, default, alpha, beta, co, cs); break;
+                    case 6: F.Tile(nc, nr, c00, c10, c20, c30, c40, c50, c01, c11, c21, c31, c41, c51, default, default, default, default, alpha, beta, co, cs); break;
+                    case 7: F.Tile(nc, nr, c00, c10, c20, c30, c40, c50, c60, c01, c11, c21, c31, c41, c51, c61, default, default, alpha, beta, co, cs); break;
+                    default: F.Tile(nc, nr, c00, c10, c20, c30, c40, c50, c60, c70, c01, c11, c21, c31, c41, c51, c61, c71, alpha, beta, co, cs); break;
+                }
+                continue;
+            }
             F.Row(nc, c00, c01, c02, c03, c04, c05, c06, c07, 0, nr, sums, alpha, beta, co, cr, cs);
             if (nr > 1) F.Row(nc, c10, c11, c12, c13, c14, c15, c16, c17, 1, nr, sums, alpha, beta, co, cr, cs);
             if (nr > 2) F.Row(nc, c20, c21, c22, c23, c24, c25, c26, c27, 2, nr, sums, alpha, beta, co, cr, cs);
@@ -169,6 +188,19 @@ internal static unsafe class DotTile<T> where T : unmanaged, IFloatingPointIeee7
 /// <summary>How a <see cref="DotTile{T}"/> caller turns the accumulators into C (its lane-sum order and epilogue: its bits).</summary>
 internal unsafe interface IDotFinish<T> where T : unmanaged
 {
+    /// <summary>Whether the finish takes the whole tile at once (<see cref="Tile"/>, R·N ≤ 16) rather than row by row (<see cref="Row"/>).</summary>
+    static virtual bool Whole => false;
+
+    /// <summary>
+    /// The whole tile's sums in the order of v's rows, then u's: s_(j·R + r) for the N rows j of v and the R rows r of u
+    /// (R·N ≤ 16; the s past them are zero), so that with cr = 1 they run as C's rows: out(j, r) = alpha·ΣLanes(s_(j·R + r)) +
+    /// beta·out(j, r), out(j, r) = c[j·cs + r] (beta = 0 never reads C). <paramref name="rows"/> = N, <paramref name="cols"/> = R.
+    /// </summary>
+    static virtual void Tile(int rows, int cols, Vector512<T> s0, Vector512<T> s1, Vector512<T> s2, Vector512<T> s3,
+        Vector512<T> s4, Vector512<T> s5, Vector512<T> s6, Vector512<T> s7, Vector512<T> s8, Vector512<T> s9,
+        Vector512<T> s10, Vector512<T> s11, Vector512<T> s12, Vector512<T> s13, Vector512<T> s14, Vector512<T> s15,
+        T alpha, T beta, T* c, nint cs) => throw new System.Diagnostics.UnreachableException();
+
     /// <summary>
     /// Row r of the tile's sums, s_j for j &lt; cols, the tile's N (s_j past it unused): out(r, j) = alpha·ΣLanes(s_j) +
     /// beta·out(r, j), out(r, j) = c[r·cr + j·cs] (beta = 0 never reads C), now, or kept at sums + (r·cols + j)·L and

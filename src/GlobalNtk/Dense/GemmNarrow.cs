@@ -14,31 +14,61 @@ namespace GlobalNtk.Dense;
 /// </summary>
 /// <remarks>
 /// Why: with n ≤ 8 a row of C fills at most half a vector, so the broadcast kernels (vectors along n) waste most
-/// lanes, and their transposed form (vectors along m) must transpose A first. Along k every lane works. Each tile (a <see cref="DotTile{T}"/>)
-/// holds R rows × N columns of accumulators (R·N ≤ 24), one vector per element of C, and reduces them once at the
-/// end, so the route pays off only for k of several vectors (<see cref="Takes"/>).
+/// lanes, and their transposed form (vectors along m) must transpose A first. Along k every lane works. Each tile (a
+/// <see cref="DotTile{T}"/>) holds one accumulator vector per element of C and reduces them once at the end, in one
+/// of two forms:
+/// <list type="bullet">
+/// <item>the tree form (<see cref="TakesTree"/>): tiles of R rows of A with n·R ≤ 16, whose 16 sums are reduced
+/// together by <see cref="Avx512Lanes.SumLanes16"/> (about 3 vector operations per element of C) and stored as one or two
+/// masked vectors;</item>
+/// <item>the lane form: tiles of R·n ≤ 24, each sum reduced by <see cref="Vector512.Sum{T}(Vector512{T})"/> (about 8
+/// operations per element), kept for deep products with 6–8 columns in float64, where the tree form's narrower tiles
+/// lost.</item>
+/// </list>
 /// Summation order (not the packed path's, so the bits differ from it): lane ℓ of an accumulator sums the terms
-/// p ≡ ℓ (mod L) in order of p by fused multiply-adds, then <see cref="Vector512.Sum{T}(Vector512{T})"/> adds the
-/// L lanes; every term passes through at most ⌈k/L⌉ + log₂L roundings.
+/// p ≡ ℓ (mod L) in order of p by fused multiply-adds, then the L lanes are added in the form's order (the tree's:
+/// see <see cref="Avx512Lanes.SumLanes16"/>); every term passes through at most ⌈k/L⌉ + log₂L roundings.
 /// </remarks>
 internal static unsafe class Avx512NarrowDot<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    /// <summary>
-    /// Whether the dot form takes C = alpha·op(A)·op(B) + beta·C (2 ≤ n ≤ 8, A as stored): it pays off only where
-    /// k is long enough to outweigh one reduction per element of C. Measured against the other routes (% of
-    /// OpenBLAS, one thread, two rounds): with B transposed from <see cref="DepthVectors"/> (12) vectors of k, or
-    /// twice that for 6–8 columns: 72×4×2856 A·Bᵀ f64 49 → 109–113, f32 35 → 111; 184×2×475 f64 40 → 103, f32 29 →
-    /// 90; 67×3×225 f32 35 → 95–106; 107×5×234 f64 76 → 106, f32 42 → 78; it lost on shorter k or wider C
-    /// (500×8×100 A·Bᵀ f32 111 → 64, 300×6×40 127 → 60, 300×3×20 f64 180 → 136). With B as stored (transposed
-    /// first) only float64 with 2 columns and 8 vectors of k: 2880×2×80 A·B f64 39–49 → 72–73; it tied or lost
-    /// with more columns (2880×4×80 f64 61–65 → 63, 1973×3×51 f64 97 → 85–90) and in float32 throughout
-    /// (2880×4×80 51 → 35, 1978×6×17 70 → 20).
-    /// </summary>
+    /// <summary>Whether the dot form takes C = alpha·op(A)·op(B) + beta·C (2 ≤ n ≤ 8, A as stored): <see cref="TakesTree"/> or <see cref="TakesLanes"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool Takes(Trans ta, Trans tb, int n, int k)
+        => ta == Trans.No && n >= 2 && n <= 8 && (TakesTree(n, k) || TakesLanes(tb, n, k));
+
+    /// <summary>
+    /// Whether the tree form takes a product with n columns over k (A as stored, either layout of B): float32 with
+    /// 2–5 columns from k = 16, 6–7 from 32, 8 from 48; float64 with 2–4 columns from k = 16, 5 from 24. Measured
+    /// (% of OpenBLAS, one thread, <c>--narrow-tree off → on</c>, m = 700, k = 16 … 256): A·B float32 2880×4×80 49 → 75,
+    /// 700×2×80 38 → 116, 700×3×80 59 → 162, 700×5×80 45 → 128, 700×6×80 50 → 103, 700×7×80 68 → 139, 700×8×80
+    /// 54 → 81, float64 700×2×48 38 → 109, 700×3×80 74 → 155, 700×4×80 49 → 80, 700×5×80 96 → 136; A·Bᵀ float32
+    /// 700×4×80 146 → 301, 700×8×80 113 → 153, float64 700×3×80 284 → 590. It lost below those depths (700×8×16 A·B
+    /// f32 117 → 53, 700×6×16 A·Bᵀ f32 176 → 147) and on float64 with 6–8 columns (700×6×128 A·B 100 → 93, 700×8×80
+    /// A·Bᵀ 206 → 184).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool TakesTree(int n, int k)
+        => Tree && k >= (typeof(T) == typeof(float) ? (n <= 5 ? 16 : n <= 7 ? 32 : 48)
+                                                    : (n <= 4 ? 16 : n == 5 ? 24 : int.MaxValue));
+
+    /// <summary>Whether the tree form may run (mutable for the benchmark's comparisons only).</summary>
+    internal static bool Tree = true;
+
+    /// <summary>
+    /// Whether the lane form takes a product the tree form leaves: it pays off only where k is long enough to outweigh
+    /// one reduction per element of C. Measured against the other routes (% of OpenBLAS, one thread, two rounds), before
+    /// the tree form: with B transposed from <see cref="DepthVectors"/> (12) vectors of k, or twice that for 6–8
+    /// columns: 72×4×2856 A·Bᵀ f64 49 → 109–113, f32 35 → 111; 184×2×475 f64 40 → 103, f32 29 → 90; 67×3×225 f32 35 →
+    /// 95–106; 107×5×234 f64 76 → 106, f32 42 → 78; it lost on shorter k or wider C (500×8×100 A·Bᵀ f32 111 → 64,
+    /// 300×6×40 127 → 60, 300×3×20 f64 180 → 136). With B as stored (transposed first) only float64 with 2 columns and
+    /// 8 vectors of k: 2880×2×80 A·B f64 39–49 → 72–73; it tied or lost with more columns (2880×4×80 f64 61–65 → 63,
+    /// 1973×3×51 f64 97 → 85–90) and in float32 throughout (2880×4×80 51 → 35, 1978×6×17 70 → 20).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool TakesLanes(Trans tb, int n, int k)
     {
         int vectors = k / Vector512<T>.Count;
-        return ta == Trans.No && n >= 2 && n <= 8 && DepthVectors > 0
+        return DepthVectors > 0
                && (tb == Trans.Yes ? vectors >= DepthVectors && (n <= 5 || vectors >= 2 * DepthVectors)
                                    : typeof(T) == typeof(double) && n == 2 && vectors >= 8);
     }
@@ -47,12 +77,16 @@ internal static unsafe class Avx512NarrowDot<T> where T : unmanaged, IFloatingPo
     internal static int DepthVectors = 12;
 
     /// <summary>C = alpha·A·op(B) + beta·C for A as stored (m × k, row stride lda), 2 ≤ n ≤ 8; beta = 0 never reads C.</summary>
-    [SkipLocalsInit]
     public static void Run(Trans tb, int m, int n, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
+        => Run(TakesTree(n, k), tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+
+    /// <summary>The product in the tree form (<paramref name="tree"/>) or the lane form, whichever the product's shape (tests run both).</summary>
+    [SkipLocalsInit]
+    internal static void Run(bool tree, Trans tb, int m, int n, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
     {
         if (tb == Trans.Yes)
         {
-            Rows(n, m, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            Rows(tree, n, m, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
         }
         // B (k × n) as stored: its columns are strided, so transpose it once (n × k, as long as one row of A per column).
@@ -61,7 +95,7 @@ internal static unsafe class Avx512NarrowDot<T> where T : unmanaged, IFloatingPo
         {
             T* bt = stackalloc T[n * k];
             GemmDriver<T, Avx512Kernel<T>>.Transpose(b, ldb, k, n, bt, k);
-            Rows(n, m, k, alpha, a, lda, bt, k, beta, c, ldc);
+            Rows(tree, n, m, k, alpha, a, lda, bt, k, beta, c, ldc);
             return;
         }
         var buffers = GemmBuffers<T>.Rent();
@@ -69,7 +103,7 @@ internal static unsafe class Avx512NarrowDot<T> where T : unmanaged, IFloatingPo
         {
             T* bt = buffers.PackB(n * k);
             GemmDriver<T, Avx512Kernel<T>>.Transpose(b, ldb, k, n, bt, k);
-            Rows(n, m, k, alpha, a, lda, bt, k, beta, c, ldc);
+            Rows(tree, n, m, k, alpha, a, lda, bt, k, beta, c, ldc);
         }
         finally
         {
@@ -77,9 +111,14 @@ internal static unsafe class Avx512NarrowDot<T> where T : unmanaged, IFloatingPo
         }
     }
 
-    /// <summary>Rows per tile for n columns: R·n ≤ 24 accumulators, R ≤ 8 (with min(R, n) operand vectors and one more, within 32 registers).</summary>
-    private static void Rows(int n, int m, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
+    /// <summary>Rows per tile for n columns: the tree form's, or the lane form's R·n ≤ 24 accumulators, R ≤ 8 (with min(R, n) operand vectors and one more, within 32 registers).</summary>
+    private static void Rows(bool tree, int n, int m, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
     {
+        if (tree)
+        {
+            TreeRows(n, m, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
         switch (n)
         {
             case 2: Rows<C2, C8>(m, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
@@ -89,6 +128,47 @@ internal static unsafe class Avx512NarrowDot<T> where T : unmanaged, IFloatingPo
             case 6: Rows<C6, C4>(m, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
             case 7: Rows<C7, C3>(m, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
             default: Rows<C8, C3>(m, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+        }
+    }
+
+    /// <summary>
+    /// Tiles whose sums are reduced at once (<see cref="TileSums"/>): B̃'s n rows as the tile's u, A's rows as its v,
+    /// R rows of A at a time with n·R ≤ 16, all of them in one call of <see cref="DotTile{T}.Tiles"/>.
+    /// </summary>
+    private static void TreeRows(int n, int m, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
+    {
+        switch (n)
+        {
+            case 2: TreeRows<C2, C8>(m, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+            case 3: TreeRows<C3, C5>(m, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+            case 4: TreeRows<C4, C4>(m, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+            case 5: TreeRows<C5, C3>(m, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+            case 6: TreeRows<C6, C2>(m, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+            case 7: TreeRows<C7, C2>(m, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+            default: // as two halves of 4 columns: an 8 × 2 tile's body exceeds the JIT's inlining budget
+                TreeRows<C4, C4>(m, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                TreeRows<C4, C4>(m, k, alpha, a, lda, b + 4 * ldb, ldb, beta, c + 4, ldc);
+                break;
+        }
+    }
+
+    /// <summary>The whole tiles of <typeparamref name="R"/> rows of A, then the last rows with a tile of their own height.</summary>
+    private static void TreeRows<N, R>(int m, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
+        where N : struct, ICount where R : struct, ICount
+    {
+        int whole = m - m % R.Count;
+        DotTile<T>.Tiles<N, R, TileSums>(whole, k, alpha, b, ldb, a, lda, beta, c, 1, ldc, pairs: false);
+        T* ai = a + whole * lda, ci = c + whole * ldc;
+        switch (m - whole)
+        {
+            case 0: break;
+            case 1: DotTile<T>.Tiles<N, C1, TileSums>(1, k, alpha, b, ldb, ai, lda, beta, ci, 1, ldc, pairs: false); break;
+            case 2: DotTile<T>.Tiles<N, C2, TileSums>(2, k, alpha, b, ldb, ai, lda, beta, ci, 1, ldc, pairs: false); break;
+            case 3: DotTile<T>.Tiles<N, C3, TileSums>(3, k, alpha, b, ldb, ai, lda, beta, ci, 1, ldc, pairs: false); break;
+            case 4: DotTile<T>.Tiles<N, C4, TileSums>(4, k, alpha, b, ldb, ai, lda, beta, ci, 1, ldc, pairs: false); break;
+            case 5: DotTile<T>.Tiles<N, C5, TileSums>(5, k, alpha, b, ldb, ai, lda, beta, ci, 1, ldc, pairs: false); break;
+            case 6: DotTile<T>.Tiles<N, C6, TileSums>(6, k, alpha, b, ldb, ai, lda, beta, ci, 1, ldc, pairs: false); break;
+            default: DotTile<T>.Tiles<N, C7, TileSums>(7, k, alpha, b, ldb, ai, lda, beta, ci, 1, ldc, pairs: false); break;
         }
     }
 
@@ -109,6 +189,81 @@ internal static unsafe class Avx512NarrowDot<T> where T : unmanaged, IFloatingPo
             case 5: DotTile<T>.Tiles<C5, N, LaneSums>(N.Count, k, alpha, ai, lda, b, ldb, beta, ci, ldc, 1, pairs: false); break;
             case 6: DotTile<T>.Tiles<C6, N, LaneSums>(N.Count, k, alpha, ai, lda, b, ldb, beta, ci, ldc, 1, pairs: false); break;
             default: DotTile<T>.Tiles<C7, N, LaneSums>(N.Count, k, alpha, ai, lda, b, ldb, beta, ci, ldc, 1, pairs: false); break;
+        }
+    }
+
+    /// <summary>
+    /// The whole tile's lane sums at once (<see cref="Avx512Lanes.SumLanes16"/>), rows·cols ≤ 16, then C(i, j) =
+    /// alpha·sum + beta·C(i, j) as vectors: one (float32) or two (float64) masked vectors where the tile's rows of C are
+    /// contiguous (ldc = n), row by row otherwise.
+    /// </summary>
+    private struct TileSums : IDotFinish<T>
+    {
+        public static bool Whole => true;
+
+        public static void Row(int cols, Vector512<T> s0, Vector512<T> s1, Vector512<T> s2, Vector512<T> s3, Vector512<T> s4, Vector512<T> s5,
+            Vector512<T> s6, Vector512<T> s7, int r, int rows, T* sums, T alpha, T beta, T* c, nint cr, nint cs)
+            => throw new System.Diagnostics.UnreachableException();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Tile(int rows, int cols, Vector512<T> s0, Vector512<T> s1, Vector512<T> s2, Vector512<T> s3,
+            Vector512<T> s4, Vector512<T> s5, Vector512<T> s6, Vector512<T> s7, Vector512<T> s8, Vector512<T> s9,
+            Vector512<T> s10, Vector512<T> s11, Vector512<T> s12, Vector512<T> s13, Vector512<T> s14, Vector512<T> s15,
+            T alpha, T beta, T* c, nint cr)
+        {
+            // Here the tile's v is A and its u is B̃: rows and cols are C's, and cr is C's row stride (ldc).
+            SumLanes16(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15, out Vector512<T> lo, out Vector512<T> hi);
+            Store(rows, cols, lo, hi, alpha, beta, c, cr);
+        }
+
+        /// <summary>C(i, j) = alpha·sum + beta·C(i, j) from the sums (row-major, lo then hi).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Store(int rows, int cols, Vector512<T> lo, Vector512<T> hi, T alpha, T beta, T* c, nint cr)
+        {
+            int l = Vector512<T>.Count, count = rows * cols;
+            Vector512<T> va = Vector512.Create(alpha);
+            lo *= va;
+            hi *= va;
+            if (cr == cols) // the tile's rows of C are contiguous: one or two masked vectors
+            {
+                Vector512<T> m0 = LaneMask<T>(count < l ? count : l);
+                if (beta != T.Zero) lo = Fma(Vector512.Create(beta), MaskLoad(c, m0), lo);
+                MaskStore(c, m0, lo);
+                if (count > l)
+                {
+                    Vector512<T> m1 = LaneMask<T>(count - l);
+                    if (beta != T.Zero) hi = Fma(Vector512.Create(beta), MaskLoad(c + l, m1), hi);
+                    MaskStore(c + l, m1, hi);
+                }
+                return;
+            }
+            Scatter(rows, cols, lo, hi, beta, c, cr);
+        }
+
+        /// <summary>
+        /// The scaled sums into rows of C that are not contiguous. Its own method: inlined, it would take the tile's
+        /// JIT inlining room (the helpers of the tiles of 6 and 7 columns were left as calls).
+        /// </summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void Scatter(int rows, int cols, Vector512<T> lo, Vector512<T> hi, T beta, T* c, nint cr)
+        {
+            // Row r's sums are lanes r·cols … r·cols + cols − 1 of (lo, hi): moved to the front, stored under a mask.
+            Vector512<T> mask = LaneMask<T>(cols);
+            for (int r = 0; r < rows; r++, c += cr)
+            {
+                Vector512<T> x = Lanes(lo, hi, r * cols);
+                if (beta != T.Zero) x = Fma(Vector512.Create(beta), MaskLoad(c, mask), x);
+                MaskStore(c, mask, x);
+            }
+        }
+
+        /// <summary>Lanes first … first + L − 1 of the 2L lanes (lo, hi), those past 2L undefined.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector512<T> Lanes(Vector512<T> lo, Vector512<T> hi, int first)
+        {
+            if (typeof(T) == typeof(float))
+                return Avx512F.PermuteVar16x32x2(lo.AsSingle(), Vector512<int>.Indices + Vector512.Create(first), hi.AsSingle()).As<float, T>();
+            return Avx512F.PermuteVar8x64x2(lo.AsDouble(), Vector512<long>.Indices + Vector512.Create((long)first), hi.AsDouble()).As<double, T>();
         }
     }
 
