@@ -437,7 +437,7 @@ public class GemmDirectTests
     /// every n of one vector, depths around both of its limits (8 goes to Shallow, 25 to the tiles), row counts
     /// from 2 up past 2L and to the 2¹⁶-element limit of C, all transposes, padded strides, unaligned starts,
     /// β = 0 on a C full of NaN. Against the naive product and bit for bit against the packed path; the route must
-    /// be taken where C is not narrow-transposed and the narrow dot form (A as stored, m over 8) does not run first, and over it for 5..L columns in float64 and in float32 up to k = 16.
+    /// be taken where C is not narrow-transposed and the narrow dot form does not run first, and over it for 5..L columns in float64 and in float32 up to k = 16.
     /// </summary>
     [Theory]
     [MemberData(nameof(Precisions))]
@@ -460,7 +460,7 @@ public class GemmDirectTests
                 var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
                 var route = Routed<T>(rng, ta, tb, m, n, k, alpha, beta, pad: caseIndex % 3, offset: 1 + caseIndex % 2);
                 bool expected = k is > 8 and <= 24 && !Gemm.UseDot<T>(ta, tb, m, n, k)
-                                && !(m > 8 && Avx512NarrowDot<T>.Takes(ta, tb, n, k)) // the narrow dot form runs first
+                                && !Avx512NarrowDot<T>.TakesProduct(ta, tb, m, n, k) // the narrow dot form runs first
                                 && (!Avx512Kernel<T>.NarrowC(ta, m, n, k) || (n > 4 && (typeof(T) == typeof(double) || k <= 16)));
                 if (Avx512Runs()) Assert.True(expected == route.HasFlag(DirectNarrowRoutes.Route.Deep), $"{typeof(T).Name} {m}×{n}×{k} {ta}/{tb}: {route}, expected Deep {expected}");
                 if (expected) deep++;

@@ -115,10 +115,10 @@ public class GemmNarrowTests
     }
 
     /// <summary>
-    /// Through <c>Gemm.Multiply</c>, shapes the narrow routes take (and neighbours they leave), all four transposes,
-    /// against the naive product; with AVX-512 also that each shape the dot form takes really ran it (its bits differ
-    /// from the packed path's only there) and that every other one has the packed path's bits. Some are over the
-    /// parallel threshold, so on a machine with several cores they run split along m.
+    /// Through <c>Gemm.Multiply</c>, shapes the narrow routes take (and neighbours they leave; among them the tree form's
+    /// few-row A·Bᵀ shapes), all four transposes, against the naive product; with AVX-512 also that each shape a dot form
+    /// takes really ran it (its bits differ from the packed path's only there) and that every other one has the packed
+    /// path's bits. Some are over the parallel threshold, so on a machine with several cores they run split along m.
     /// </summary>
     [Theory]
     [MemberData(nameof(Precisions))]
@@ -136,6 +136,7 @@ public class GemmNarrowTests
             (72, 4, 2856), (184, 2, 475), (67, 3, 225), (107, 5, 234), (41, 8, 24 * l + 3), (37, 6, 12 * l - 1),
             (300, 3, 6 * 8 + 1), (2880, 2, 80), (30, 7, 40),
             (2052, 3, 171), (1347, 8, 101), (590, 8, 230), (267, 2, 19), (1102, 2, 17), (646, 7, 19), (100, 5, 16), (37, 6, 15),
+            (2880, 4, 80), (1973, 3, 51), (700, 8, 80), (6, 4, 64), (7, 2, 42), (5, 3, 40), (8, 7, 64), (4, 4, 64),
         ];
         int dot = 0;
         foreach (var (m, n, k) in shapes)
@@ -143,8 +144,9 @@ public class GemmNarrowTests
                 foreach (Trans tb in new[] { Trans.No, Trans.Yes })
                 {
                     var (alpha, beta) = Scalars[caseIndex % Scalars.Length];
-                    bool takes = Avx512F.IsSupported && m > 8 && (Avx512NarrowDot<T>.Takes(ta, tb, n, k)
-                        || GemmTransposedCopy.ChangesBits<T>(ta, tb, m, n, k)); // Bᵀ copied, then the dot form
+                    bool takes = Avx512F.IsSupported && (Avx512NarrowDot<T>.TakesProduct(ta, tb, m, n, k)
+                        || GemmTransposedCopy.ChangesBits<T>(ta, tb, m, n, k) // Bᵀ copied, then the dot form
+                        || Gemm.UseDot<T>(ta, tb, m, n, k)); // few rows: GemmDot's dot form, first
                     if (takes) dot++;
                     Check<T>(rng, ta, tb, m, n, k, alpha, beta, pad: caseIndex % 2, offset: caseIndex % 3, takes ? Route.GemmDot : Route.GemmPackedBits);
                     caseIndex++;

@@ -25,8 +25,9 @@ public enum Trans { No, Yes }
 /// path (shallow ones, k ≤ 8, and float32 ones over a single vector of columns with k ≤ 24, hold B's k rows of a
 /// strip in registers and run C row by row: <c>GemmKernelAvx512Shallow.cs</c>); other tiny products (m·n·k ≤ 128)
 /// run as plain loops. A narrow C (2 ≤ n ≤ 8, m &gt; 8) with A
-/// transposed runs as Cᵀ at any size (the packed path's bits), and with A as stored and a long k as dot products
-/// along k (<c>GemmNarrow.cs</c>; other bits, see <c>Avx512NarrowDot.Takes</c> for which products). With AVX-512, small
+/// transposed runs as Cᵀ at any size (the packed path's bits), and with A as stored (from 5 rows with B transposed) as
+/// dot products along k, whose tiles' sums are reduced together (<c>GemmNarrow.cs</c>; other bits, see
+/// <c>Avx512NarrowDot.TakesProduct</c> for which products). With AVX-512, small
 /// products whose operand runs the wrong way for one of these routes (Aᵀ·Bᵀ with few rows, a transposed B on the direct
 /// path, shallow or not, a narrow float32 A·B) run there on a transposed copy of it (<c>GemmTransposedCopy.cs</c>);
 /// those of depth k ≤ 2 with B transposed and 2–32 rows run as one or two outer products along n (<c>GemmOuter.cs</c>,
@@ -249,7 +250,7 @@ public static partial class Gemm
             GemmDot.Run(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
         }
-        if (kind == KernelKind.Avx512 && (uint)(n - 2) <= 6 && m > 8 && k >= 8 && RunNarrow( // 2 ≤ n ≤ 8: cheap tests first, the call is not free
+        if (kind == KernelKind.Avx512 && (uint)(n - 2) <= 6 && m >= 5 && k >= 8 && RunNarrow( // 2 ≤ n ≤ 8: cheap tests first, the call is not free
             ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, maxThreads))
             return;
         if (kind == KernelKind.Avx512 && UseDirect<T>(m, n, k) && ((m > 1 && n > 1) || DirectTakesVector(tb, m, n, k)))
@@ -367,9 +368,10 @@ public static partial class Gemm
     }
 
     /// <summary>
-    /// The AVX-512 routes for a narrow C (n ≤ 8, m over 8): returns false where the product is left to the others.
-    /// With A as stored, the dot form (<see cref="Avx512NarrowDot{T}"/>, vectors along k; it changes the bits,
-    /// see there). With A transposed, <see cref="Avx512Kernel{T}.DirectSliced"/>'s transposed narrow route
+    /// The AVX-512 routes for a narrow C (n ≤ 8, m over 8, or from 5 rows in the dot form's tree form with B transposed):
+    /// returns false where the product is left to the others. With A as stored, the dot form (<see cref="Avx512NarrowDot{T}"/>,
+    /// vectors along k; it changes the bits, see there and <see cref="Avx512NarrowDot{T}.TakesProduct"/>). With A transposed
+    /// and m over 8, <see cref="Avx512Kernel{T}.DirectSliced"/>'s transposed narrow route
     /// (the packed path's bits) on products of any size, not only the direct path's: on the packed path a C of
     /// n ≤ L/2 columns fills at most half of each NR-wide tile. Large products are split along m across threads.
     /// Measured: see <see cref="Avx512NarrowDot{T}.Takes"/> and <see cref="NarrowPacked"/>.
@@ -378,9 +380,9 @@ public static partial class Gemm
         T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc, int maxThreads)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (n > 8 || n < 2 || m <= 8 || !(typeof(T) == typeof(double) || typeof(T) == typeof(float))) return false;
-        bool dot = Avx512NarrowDot<T>.Takes(ta, tb, n, k);
-        if (!dot && !(ta == Trans.Yes && !UseDirect<T>(m, n, k) && NarrowPacked
+        if (n > 8 || n < 2 || !(typeof(T) == typeof(double) || typeof(T) == typeof(float))) return false;
+        bool dot = Avx512NarrowDot<T>.TakesProduct(ta, tb, m, n, k);
+        if (!dot && !(m > 8 && ta == Trans.Yes && !UseDirect<T>(m, n, k) && NarrowPacked
                       && Avx512Kernel<T>.NarrowC(ta, m, n, Math.Min(k, GemmDriver<T, Avx512Kernel<T>>.SliceDepth(k)))))
             return false;
         int threads = Math.Min(maxThreads, Environment.ProcessorCount);

@@ -37,6 +37,18 @@ internal static unsafe class Avx512NarrowDot<T> where T : unmanaged, IFloatingPo
         => ta == Trans.No && n >= 2 && n <= 8 && (TakesTree(n, k) || TakesLanes(tb, n, k));
 
     /// <summary>
+    /// Whether <see cref="Gemm"/> runs C = alpha·op(A)·op(B) + beta·C here: <see cref="Takes"/> over 8 rows of C, and the
+    /// tree form from 5 rows with B transposed (B̃ read in place; the routes left to those products ran at a fraction of
+    /// OpenBLAS on some: % of OpenBLAS, one thread, before → after, f32 / f64: 6×4×64 A·Bᵀ 20 / 83 → 78 / 84, 8×7×64 A·Bᵀ
+    /// 28 → 115, 7×3×40 A·Bᵀ 35 / 103 → 114 / 114, 8×2×24 A·Bᵀ 132 / 126 → 298 / 444). With B as stored, the transposing
+    /// copy costs more than the few rows win (8×4×64 A·B f32 71 → 32), and on 2–4 rows the products mostly run on
+    /// <see cref="GemmDot"/> first.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool TakesProduct(Trans ta, Trans tb, int m, int n, int k)
+        => m > 8 ? Takes(ta, tb, n, k) : m >= 5 && tb == Trans.Yes && ta == Trans.No && n >= 2 && n <= 8 && TakesTree(n, k);
+
+    /// <summary>
     /// Whether the tree form takes a product with n columns over k (A as stored, either layout of B): float32 with
     /// 2–5 columns from k = 16, 6–7 from 32, 8 from 48; float64 with 2–4 columns from k = 16, 5 from 24. Measured
     /// (% of OpenBLAS, one thread, <c>--narrow-tree off → on</c>, m = 700, k = 16 … 256): A·B float32 2880×4×80 49 → 75,
