@@ -11,7 +11,7 @@ namespace GlobalNtk.Bench;
 /// <c>--precision f64|f32|both</c> (f32 is compared with OpenBLAS sgemm; default both),
 /// <c>--kc32/--mc32/--nc32</c> (float32 AVX-512 blocking), <c>--nc32b</c> (float32 B̄ block width for
 /// an untransposed B), <c>--direct N</c> (largest m·n·k
-/// multiplied without packing), <c>--narrow-depth N</c> (least k for the direct path's transposed narrow C), <c>--dot-rows N</c> / <c>--dot-depth K4,K8,K15</c> (most m, least k of A·Bᵀ in dot form up to 4, 8, 15 rows), <c>--dot-scalar N</c> (below which k one column A·x runs as scalar chains), <c>--narrow-dot V</c> (least k, in vectors, of the narrow dot form; 0 = off), <c>--narrow-packed on|off</c>, <c>--transposed-copy on|off</c>, <c>--direct-narrow on|off</c> (the direct path's narrow-C and few-row routes), <c>--outer on|off</c> (the outer-product route for k ≤ 2), <c>--only TEXT</c> (shapes whose name contains TEXT), <c>--shape MxNxK[:NN|TN|NT|TT]</c>
+/// multiplied without packing), <c>--narrow-depth N</c> (least k for the direct path's transposed narrow C), <c>--dot-rows N</c> / <c>--dot-depth K4,K8,K15</c> (most m, least k of A·Bᵀ in dot form up to 4, 8, 15 rows), <c>--dot-scalar N</c> (below which k one column A·x runs as scalar chains), <c>--narrow-dot V</c> (least k, in vectors, of the narrow dot form's lane sums; 0 = off), <c>--narrow-tree on|off</c> (its tree form), <c>--narrow-packed on|off</c>, <c>--transposed-copy on|off</c>, <c>--direct-narrow on|off</c> (the direct path's narrow-C and few-row routes), <c>--outer on|off</c> (the outer-product route for k ≤ 2), <c>--only TEXT</c> (shapes whose name contains TEXT), <c>--shape MxNxK[:NN|TN|NT|TT]</c>
 /// (an extra shape), <c>--cpu-time</c> (both contenders on one
 /// thread, timed by the thread's CPU time: on a shared, oversubscribed machine this excludes the
 /// time the thread waits for a core, which wall time of a multi-threaded run cannot), <c>--process-cpu</c> (the
@@ -154,7 +154,7 @@ internal static class GemmBench
     /// <summary>Above how many bytes of stored A one column of Aᵀ·x streams A row by row.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static void SetDotStream(long bytes) => GemmDot.StreamingColumnBytes = bytes;
-    // --narrow-dot V: the narrow dot form from k ≥ V vectors (0 = off); --narrow-packed on|off: the narrow route
+    // --narrow-dot V: the narrow dot form's lane sums from k ≥ V vectors (0 = off); --narrow-tree on|off: its tree form; --narrow-packed on|off: the narrow route
     // with A transposed past the direct path. Own methods, as SetNarrowDepth.
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static void SetNarrowDot(int vectors) => Avx512NarrowDot<double>.DepthVectors = Avx512NarrowDot<float>.DepthVectors = vectors;
