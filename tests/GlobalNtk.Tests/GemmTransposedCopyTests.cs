@@ -112,13 +112,13 @@ public class GemmTransposedCopyTests
             (Trans.No, Trans.No, 38, 7, 660, none, narrow),
             (Trans.No, Trans.No, 16, 7, 384, none, narrow),
             (Trans.No, Trans.No, 15, 7, 384, none, none), // m < 16
-            (Trans.No, Trans.No, 16, 7, 32, none, narrow),
-            (Trans.No, Trans.No, 16, 7, 31, none, none), // 6–7 columns from k = 32
+            (Trans.No, Trans.No, 16, 7, 24, none, narrow),
+            (Trans.No, Trans.No, 16, 7, 23, none, none), // 6–7 columns from k = 24
             (Trans.No, Trans.No, 2880, 4, 80, none, narrow),
             (Trans.No, Trans.No, 16, 4, 16, none, narrow),
             (Trans.No, Trans.No, 16, 4, 15, none, none), // 2–5 columns from k = 16
-            (Trans.No, Trans.No, 16, 8, 48, none, narrow),
-            (Trans.No, Trans.No, 16, 8, 47, none, none), // 8 columns from k = 48
+            (Trans.No, Trans.No, 16, 8, 32, none, narrow),
+            (Trans.No, Trans.No, 16, 8, 31, none, none), // 8 columns from k = 32
             (Trans.No, Trans.No, 16, 9, 2000, none, none), // not narrow
             (Trans.Yes, Trans.No, 126, 7, 911, none, none), // Aᵀ·B: the transposed narrow route
             (Trans.No, Trans.No, 2000, 7, 2000, none, none), // over the direct limit

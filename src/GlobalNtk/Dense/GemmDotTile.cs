@@ -118,17 +118,18 @@ internal static unsafe class DotTile<T> where T : unmanaged, IFloatingPointIeee7
             if (F.Whole)
             {
                 // The whole tile at once, its sums in the order of v's rows, then u's (R·N ≤ 16; the sums past R·N are
-                // zero). On R.Count, a constant where the JIT imports this (unlike nr), so that only one case is imported.
+                // zero). On R.Count, a constant where the JIT imports this (unlike nr), so that only one case is imported;
+                // each case passes its R as a literal, a constant for the finish's own branches.
                 switch (R.Count)
                 {
-                    case 1: F.Tile(nc, nr, c00, c01, c02, c03, c04, c05, c06, c07, default, default, default, default, default, default, default, default, alpha, beta, co, cs); break;
-                    case 2: F.Tile(nc, nr, c00, c10, c01, c11, c02, c12, c03, c13, c04, c14, c05, c15, c06, c16, c07, c17, alpha, beta, co, cs); break;
-                    case 3: F.Tile(nc, nr, c00, c10, c20, c01, c11, c21, c02, c12, c22, c03, c13, c23, c04, c14, c24, default, alpha, beta, co, cs); break;
-                    case 4: F.Tile(nc, nr, c00, c10, c20, c30, c01, c11, c21, c31, c02, c12, c22, c32, c03, c13, c23, c33, alpha, beta, co, cs); break;
-                    case 5: F.Tile(nc, nr, c00, c10, c20, c30, c40, c01, c11, c21, c31, c41, c02, c12, c22, c32, c42, default, alpha, beta, co, cs); break;
-                    case 6: F.Tile(nc, nr, c00, c10, c20, c30, c40, c50, c01, c11, c21, c31, c41, c51, default, default, default, default, alpha, beta, co, cs); break;
-                    case 7: F.Tile(nc, nr, c00, c10, c20, c30, c40, c50, c60, c01, c11, c21, c31, c41, c51, c61, default, default, alpha, beta, co, cs); break;
-                    default: F.Tile(nc, nr, c00, c10, c20, c30, c40, c50, c60, c70, c01, c11, c21, c31, c41, c51, c61, c71, alpha, beta, co, cs); break;
+                    case 1: F.Tile(nc, 1, c00, c01, c02, c03, c04, c05, c06, c07, default, default, default, default, default, default, default, default, alpha, beta, co, cs); break;
+                    case 2: F.Tile(nc, 2, c00, c10, c01, c11, c02, c12, c03, c13, c04, c14, c05, c15, c06, c16, c07, c17, alpha, beta, co, cs); break;
+                    case 3: F.Tile(nc, 3, c00, c10, c20, c01, c11, c21, c02, c12, c22, c03, c13, c23, c04, c14, c24, default, alpha, beta, co, cs); break;
+                    case 4: F.Tile(nc, 4, c00, c10, c20, c30, c01, c11, c21, c31, c02, c12, c22, c32, c03, c13, c23, c33, alpha, beta, co, cs); break;
+                    case 5: F.Tile(nc, 5, c00, c10, c20, c30, c40, c01, c11, c21, c31, c41, c02, c12, c22, c32, c42, default, alpha, beta, co, cs); break;
+                    case 6: F.Tile(nc, 6, c00, c10, c20, c30, c40, c50, c01, c11, c21, c31, c41, c51, default, default, default, default, alpha, beta, co, cs); break;
+                    case 7: F.Tile(nc, 7, c00, c10, c20, c30, c40, c50, c60, c01, c11, c21, c31, c41, c51, c61, default, default, alpha, beta, co, cs); break;
+                    default: F.Tile(nc, 8, c00, c10, c20, c30, c40, c50, c60, c70, c01, c11, c21, c31, c41, c51, c61, c71, alpha, beta, co, cs); break;
                 }
                 continue;
             }

@@ -50,17 +50,17 @@ internal static unsafe class Avx512NarrowDot<T> where T : unmanaged, IFloatingPo
 
     /// <summary>
     /// Whether the tree form takes a product with n columns over k (A as stored, either layout of B): float32 with
-    /// 2–5 columns from k = 16, 6–7 from 32, 8 from 48; float64 with 2–4 columns from k = 16, 5 from 24. Measured
+    /// 2–5 columns from k = 16, 6–7 from 24, 8 from 32; float64 with 2–4 columns from k = 16, 5 from 24. Measured
     /// (% of OpenBLAS, one thread, <c>--narrow-tree off → on</c>, m = 700, k = 16 … 256): A·B float32 2880×4×80 49 → 75,
-    /// 700×2×80 38 → 116, 700×3×80 59 → 162, 700×5×80 45 → 128, 700×6×80 50 → 103, 700×7×80 68 → 139, 700×8×80
-    /// 54 → 81, float64 700×2×48 38 → 109, 700×3×80 74 → 155, 700×4×80 49 → 80, 700×5×80 96 → 136; A·Bᵀ float32
-    /// 700×4×80 146 → 301, 700×8×80 113 → 153, float64 700×3×80 284 → 590. It lost below those depths (700×8×16 A·B
-    /// f32 117 → 53, 700×6×16 A·Bᵀ f32 176 → 147) and on float64 with 6–8 columns (700×6×128 A·B 100 → 93, 700×8×80
-    /// A·Bᵀ 206 → 184).
+    /// 700×2×80 38 → 116, 700×3×80 59 → 162, 700×5×80 45 → 128, 700×6×32 59 → 97, 700×7×32 78 → 123, 700×8×40
+    /// 78–86 → 106–107, float64 700×2×48 38 → 109, 700×3×80 74 → 155, 700×4×80 49 → 80, 700×5×48 92 → 129–134; A·Bᵀ
+    /// float32 700×4×80 146 → 301, 700×8×80 110–113 → 143–165, float64 700×3×80 284 → 590, 700×5×128 266–296 →
+    /// 447–458. It lost below those depths (700×8×16 A·B f32 118 → 68, 700×6×16 A·Bᵀ f32 169–176 → 142–143, 700×5×16
+    /// A·B f64 116 → 75–101) and on float64 with 6–8 columns (700×7×48 A·B 92 → 70, 700×8×128 A·Bᵀ 209 → 164–168).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool TakesTree(int n, int k)
-        => Tree && k >= (typeof(T) == typeof(float) ? (n <= 5 ? 16 : n <= 7 ? 32 : 48)
+        => Tree && k >= (typeof(T) == typeof(float) ? (n <= 5 ? 16 : n <= 7 ? 24 : 32)
                                                     : (n <= 4 ? 16 : n == 5 ? 24 : int.MaxValue));
 
     /// <summary>Whether the tree form may run (mutable for the benchmark's comparisons only).</summary>
@@ -246,6 +246,17 @@ internal static unsafe class Avx512NarrowDot<T> where T : unmanaged, IFloatingPo
                     Vector512<T> m1 = LaneMask<T>(count - l);
                     if (beta != T.Zero) hi = Fma(Vector512.Create(beta), MaskLoad(c + l, m1), hi);
                     MaskStore(c + l, m1, hi);
+                }
+                return;
+            }
+            if (cols == 4) // 8 columns run as two halves of 4 (TreeRows): their rows in place, inlined
+            {
+                Vector512<T> mask = LaneMask<T>(4);
+                for (int r = 0; r < rows; r++, c += cr)
+                {
+                    Vector512<T> x = Lanes(lo, hi, r * 4);
+                    if (beta != T.Zero) x = Fma(Vector512.Create(beta), MaskLoad(c, mask), x);
+                    MaskStore(c, mask, x);
                 }
                 return;
             }
