@@ -250,7 +250,7 @@ public static partial class Gemm
             GemmDot.Run(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
         }
-        if (kind == KernelKind.Avx512 && (uint)(n - 2) <= 6 && m >= 5 && k >= 8 && RunNarrow( // 2 ≤ n ≤ 8: cheap tests first, the call is not free
+        if (kind == KernelKind.Avx512 && (uint)(n - 2) <= 6 && (m > 8 ? k >= 8 : m >= 5 && k >= 16 && tb == Trans.Yes) && RunNarrow( // 2 ≤ n ≤ 8: cheap tests first, the call is not free
             ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, maxThreads))
             return;
         if (kind == KernelKind.Avx512 && UseDirect<T>(m, n, k) && ((m > 1 && n > 1) || DirectTakesVector(tb, m, n, k)))
