@@ -22,8 +22,8 @@ namespace GlobalNtk.Dense;
 /// together by <see cref="Avx512Lanes.SumLanes16"/> (about 3 vector operations per element of C) and stored as one or two
 /// masked vectors;</item>
 /// <item>the lane form: tiles of R·n ≤ 24, each sum reduced by <see cref="Vector512.Sum{T}(Vector512{T})"/> (about 8
-/// operations per element), kept for deep products with 6–8 columns in float64, where the tree form's narrower tiles
-/// lost.</item>
+/// operations per element), kept for deep products with B transposed (<see cref="UsesTree"/>) and for float64 with 6–8
+/// columns, where the tree form's lower tiles lost.</item>
 /// </list>
 /// Summation order (not the packed path's, so the bits differ from it): lane ℓ of an accumulator sums the terms
 /// p ≡ ℓ (mod L) in order of p by fused multiply-adds, then the L lanes are added in the form's order (the tree's:
@@ -88,9 +88,20 @@ internal static unsafe class Avx512NarrowDot<T> where T : unmanaged, IFloatingPo
     /// <summary>Least depth of <see cref="Takes"/> with B transposed, in vectors of k; 0 switches the dot form off. Mutable for the benchmark's tuning only.</summary>
     internal static int DepthVectors = 12;
 
+    /// <summary>
+    /// Which form runs a product <see cref="Takes"/> takes: the tree form where <see cref="TakesTree"/>, except from 96
+    /// vectors of k with 3–8 columns where <see cref="TakesLanes"/> too: there the lane form's taller tiles (6 rows of 4
+    /// columns, against 4) read fewer operand vectors per fused multiply-add, and the reductions no longer count.
+    /// Measured (% of OpenBLAS, one thread, lane → tree form, two rounds, f32 / f64): 72×4×2856 A·Bᵀ 117–118 / 117–121 →
+    /// 96–99 / 97–101, 100×5×2000 145–154 / 156–158 → 123–125 / 135–140, 72×4×1024 (64 / 128 vectors) 84–85 / 111–118 →
+    /// 88–97 / 86–93, 72×2×2856 (2 columns: tiles of 8 rows either way) 102–124 / 110–111 → 121–124 / 117.
+    /// </summary>
+    internal static bool UsesTree(Trans tb, int n, int k)
+        => TakesTree(n, k) && !(n >= 3 && k >= 96 * Vector512<T>.Count && TakesLanes(tb, n, k));
+
     /// <summary>C = alpha·A·op(B) + beta·C for A as stored (m × k, row stride lda), 2 ≤ n ≤ 8; beta = 0 never reads C.</summary>
     public static void Run(Trans tb, int m, int n, int k, T alpha, T* a, nint lda, T* b, nint ldb, T beta, T* c, nint ldc)
-        => Run(TakesTree(n, k), tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        => Run(UsesTree(tb, n, k), tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 
     /// <summary>The product in the tree form (<paramref name="tree"/>) or the lane form, whichever the product's shape (tests run both).</summary>
     [SkipLocalsInit]
