@@ -260,25 +260,18 @@ internal static unsafe class Avx512NarrowDot<T> where T : unmanaged, IFloatingPo
                 }
                 return;
             }
-            if (cols == 4) // 8 columns run as two halves of 4 (TreeRows): their rows in place, inlined
-            {
-                Vector512<T> mask = LaneMask<T>(4);
-                for (int r = 0; r < rows; r++, c += cr)
-                {
-                    Vector512<T> x = Lanes(lo, hi, r * 4);
-                    if (beta != T.Zero) x = Fma(Vector512.Create(beta), MaskLoad(c, mask), x);
-                    MaskStore(c, mask, x);
-                }
-                return;
-            }
-            Scatter(rows, cols, lo, hi, beta, c, cr);
+            // Rows of C that are not contiguous: inlined for 4 columns (the two halves of 8 columns in TreeRows, every
+            // tile), a call otherwise (inlined there, it would take the JIT inlining room of the tiles of 6 and 7 columns).
+            if (cols == 4) Scatter(rows, 4, lo, hi, beta, c, cr);
+            else ScatterCall(rows, cols, lo, hi, beta, c, cr);
         }
 
-        /// <summary>
-        /// The scaled sums into rows of C that are not contiguous. Its own method: inlined, it would take the tile's
-        /// JIT inlining room (the helpers of the tiles of 6 and 7 columns were left as calls).
-        /// </summary>
         [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void ScatterCall(int rows, int cols, Vector512<T> lo, Vector512<T> hi, T beta, T* c, nint cr)
+            => Scatter(rows, cols, lo, hi, beta, c, cr);
+
+        /// <summary>The scaled sums (row-major, lo then hi) into rows of C that are not contiguous.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void Scatter(int rows, int cols, Vector512<T> lo, Vector512<T> hi, T beta, T* c, nint cr)
         {
             // Row r's sums are lanes r·cols … r·cols + cols − 1 of (lo, hi): moved to the front, stored under a mask.
